@@ -1,0 +1,120 @@
+#!/usr/bin/env python3
+"""factorules: compile matrix-factorization specs into tested differentiation rules.
+
+    python cli.py generate [--check]   write generated/ from spec/ (or diff against it)
+    python cli.py list [--json]        specs, variants, cases and backends
+    python cli.py verify [--json]      cross-backend verification table (the main job)
+    python cli.py bench [NAME]         generated vs native autodiff, as time ratios
+
+Exit codes: 0 success, 1 a failed check, 2 bad input (a spec error or bad arguments).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT))
+
+from generator.spec import SpecError  # noqa: E402
+
+
+def cmd_generate(args) -> int:
+    from generator import pipeline
+
+    files = pipeline.render(Path(args.spec_dir))
+    if args.check:
+        diff = pipeline.drift(files)
+        if diff:
+            sys.stdout.write(diff)
+            print("generated/ is stale: run `python cli.py generate`", file=sys.stderr)
+            return 1
+        print(f"generated/ is up to date ({len(files)} files)")
+        return 0
+    pipeline.write(files)
+    print(f"wrote {len(files)} files to generated/")
+    return 0
+
+
+def cmd_list(args) -> int:
+    from generator import pipeline
+    from generator.printers import BACKENDS
+    from generator.render import load_checked
+
+    rows = []
+    for checked in load_checked(pipeline.spec_paths(Path(args.spec_dir))):
+        for cv in checked.variants:
+            rows.append({
+                "spec": checked.spec.name, "variant": cv.variant.label,
+                "cases": [c.condition.text for c in cv.cases],
+                "outputs": [o.name for o in cv.differentiable_outputs],
+                "backends": list(BACKENDS)})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    widths = (10, 18, 22, 10)
+    print(f"{'spec':<{widths[0]}} {'variant':<{widths[1]}} {'cases':<{widths[2]}} "
+          f"{'outputs':<{widths[3]}} backends")
+    for r in rows:
+        print(f"{r['spec']:<{widths[0]}} {r['variant']:<{widths[1]}} "
+              f"{' | '.join(r['cases']):<{widths[2]}} {','.join(r['outputs']):<{widths[3]}} "
+              f"{', '.join(r['backends'])}")
+    return 0
+
+
+def cmd_verify(args) -> int:
+    from generator import verify
+
+    return verify.main(args)
+
+
+def cmd_bench(args) -> int:
+    from generator import bench
+
+    return bench.main(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cli.py", description=__doc__.split("\n")[0])
+    parser.add_argument("--spec-dir", default=str(ROOT / "spec"), help="folder of spec YAML files")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("generate", help="write generated/ from spec/")
+    p.add_argument("--check", action="store_true",
+                   help="write nothing; print a diff and exit 1 if generated/ is stale")
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("list", help="list specs, variants, cases and backends")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("verify", help="regenerate, then check every rule across backends")
+    p.add_argument("names", nargs="*", help="specs to verify (default: all)")
+    p.add_argument("--json", action="store_true", help="print the table as JSON")
+    p.add_argument("--no-generate", action="store_true", help="use generated/ as it is")
+    p.add_argument("-v", "--verbose", action="store_true", help="print every check")
+    p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("bench", help="time generated rules against native autodiff")
+    p.add_argument("names", nargs="*", help="specs to benchmark (default: all)")
+    p.add_argument("--repeats", type=int, default=7, help="timed runs per row (median)")
+    p.add_argument("--json", action="store_true", help="print the table as JSON")
+    p.add_argument("--quick", action="store_true", help="small sizes (for smoke tests)")
+    p.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except SpecError as err:
+        print(err, file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

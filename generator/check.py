@@ -1,0 +1,256 @@
+"""Static checks: names, shapes and structure of every rule in a spec.
+
+Turns a loaded ``Spec`` into a ``CheckedSpec``: the dimension table, and for every variant
+and case the parsed defining equations and the JVP/VJP as straight-line programs whose
+shapes agree under the case's condition (e.g. ``k = min(m, n) = n`` when ``m >= n``).
+"""
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+
+import sympy as sp
+
+from . import expr as expr_mod
+from .program import Program, build_program
+from .spec import Case, Spec, SpecError, Tensor, Text, Variant
+
+# The primitive dimensions are the input's rows and columns; a dimension symbol is a
+# non-negative integer, which is what lets zero-size matrices through every rule.
+_DIM_FUNCS = {"min": sp.Min, "max": sp.Max}
+_COMPARE = {ast.GtE: ">=", ast.Gt: ">", ast.LtE: "<=", ast.Lt: "<", ast.Eq: "=="}
+
+
+@dataclass(frozen=True)
+class DimDef:
+    name: str
+    source: tuple[str, int] | None  # (input name, axis -2/-1) for primitive dims
+    expr: sp.Expr                   # SymPy value in terms of the primitive dims
+
+
+@dataclass(frozen=True)
+class Condition:
+    lhs: sp.Expr
+    op: str
+    rhs: sp.Expr
+    text: str
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One JVP or VJP program of one case."""
+
+    kind: str  # 'jvp' or 'vjp'
+    program: Program
+
+
+@dataclass(frozen=True)
+class CheckedCase:
+    condition: Condition
+    dims: tuple[tuple[str, sp.Expr], ...]  # every dim's value under the condition
+    jvp: Rule
+    vjp: Rule
+    line: int
+
+
+@dataclass(frozen=True)
+class CheckedVariant:
+    variant: Variant
+    defining: tuple[expr_mod.Equation, ...]
+    cases: tuple[CheckedCase, ...]
+
+    @property
+    def differentiable_outputs(self) -> tuple[Tensor, ...]:
+        return tuple(o for o in self.variant.outputs if o.returned == "value")
+
+
+@dataclass(frozen=True)
+class CheckedSpec:
+    spec: Spec
+    dims: tuple[DimDef, ...]
+    variants: tuple[CheckedVariant, ...]
+
+
+def _dim_expr(node, known: dict[str, sp.Expr], inputs: dict[str, Tensor], fail):
+    if isinstance(node, ast.Name):
+        if node.id not in known:
+            fail(f"unknown dimension '{node.id}'")
+        return known[node.id], None
+    if isinstance(node, ast.Constant) and type(node.value) is int:
+        return sp.Integer(node.value), None
+    if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub)):
+        a, _ = _dim_expr(node.left, known, inputs, fail)
+        b, _ = _dim_expr(node.right, known, inputs, fail)
+        return (a + b if isinstance(node.op, ast.Add) else a - b), None
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and not node.keywords:
+        func = node.func.id
+        if func in ("rows", "cols") and len(node.args) == 1 and isinstance(node.args[0], ast.Name):
+            name = node.args[0].id
+            if name not in inputs:
+                fail(f"{func}({name}): '{name}' is not an input")
+            return None, (name, -2 if func == "rows" else -1)
+        if func in _DIM_FUNCS and len(node.args) == 2:
+            args = [_dim_expr(a, known, inputs, fail)[0] for a in node.args]
+            return _DIM_FUNCS[func](*args), None
+    fail(f"'{ast.unparse(node)}' is not a dimension definition "
+         f"(use rows(X), cols(X), min(a, b), max(a, b), +, -)")
+
+
+def _dims(spec: Spec) -> tuple[DimDef, ...]:
+    line = spec.line_of.get("dims", 1)
+
+    def fail(msg):
+        raise SpecError(spec.path, line, f"dims: {msg}")
+
+    inputs = {t.name: t for t in spec.inputs}
+    known: dict[str, sp.Expr] = {}
+    out = []
+    for name, text in spec.dims:
+        if not name.isidentifier() or name.startswith("_"):
+            fail(f"'{name}' is not a valid dimension name")
+        try:
+            node = ast.parse(text, mode="eval").body
+        except SyntaxError:
+            fail(f"cannot parse '{text}'")
+        value, source = _dim_expr(node, known, inputs, fail)
+        if source is not None:
+            value = sp.Symbol(name, integer=True, nonnegative=True)
+        known[name] = value
+        out.append(DimDef(name, source, value))
+    for t in spec.inputs:
+        for d in t.shape:
+            if d not in known:
+                raise SpecError(spec.path, t.line, f"input {t.name}: unknown dimension '{d}'")
+    return tuple(out)
+
+
+def _condition(spec: Spec, case: Case, dims: dict[str, sp.Expr]) -> Condition:
+    def fail(msg):
+        raise SpecError(spec.path, case.line, f"case condition '{case.when}': {msg}")
+
+    try:
+        node = ast.parse(case.when, mode="eval").body
+    except SyntaxError:
+        fail("cannot parse it")
+    if not (isinstance(node, ast.Compare) and len(node.ops) == 1
+            and type(node.ops[0]) in _COMPARE):
+        fail("expected one comparison such as 'm >= n'")
+    lhs, _ = _dim_expr(node.left, dims, {}, fail)
+    rhs, _ = _dim_expr(node.comparators[0], dims, {}, fail)
+    return Condition(lhs, _COMPARE[type(node.ops[0])], rhs, case.when.strip())
+
+
+def _under(cond: Condition, value: sp.Expr) -> sp.Expr:
+    """Resolve min/max of the condition's two sides, knowing the condition holds."""
+    if cond.op in (">=", ">", "=="):
+        big, small = cond.lhs, cond.rhs
+    else:
+        big, small = cond.rhs, cond.lhs
+    return value.replace(
+        lambda e: isinstance(e, (sp.Min, sp.Max)) and set(e.args) == {big, small},
+        lambda e: small if isinstance(e, sp.Min) else big)
+
+
+def _case_dims(dims: tuple[DimDef, ...], cond: Condition) -> dict[str, sp.Expr]:
+    values = {d.name: _under(cond, d.expr) for d in dims}
+    if cond.op == "==" and isinstance(cond.rhs, sp.Symbol):  # e.g. m == n: write n as m
+        values = {k: sp.sympify(v).subs(cond.rhs, cond.lhs) for k, v in values.items()}
+    return values
+
+
+def _matrix(t: Tensor, dims: dict[str, sp.Expr], name: str | None = None) -> sp.MatrixSymbol:
+    rows, cols = (dims[d] for d in t.shape)
+    return sp.MatrixSymbol(name or t.name, rows, cols)
+
+
+def _parse_program(spec: Spec, text: Text, names, dims, what: str):
+    try:
+        return expr_mod.Parser(names, dims).program(text.text)
+    except expr_mod.ExprError as err:
+        raise SpecError(spec.path, text.line + err.line - 1, f"{what}: {err}") from None
+
+
+def _rule(spec, variant, case, kind, text, names, dims, results: dict[str, sp.MatrixSymbol]):
+    what = f"{kind} of {variant.label} when {case.when}"
+    statements = _parse_program(spec, text, names, dims, what)
+    assigned = {s.name: s for s in statements}
+    for name, expected in results.items():
+        if name not in assigned:
+            raise SpecError(spec.path, text.line, f"{what}: never assigns '{name}'")
+        got = assigned[name].expr
+        if not all(sp.simplify(a - b) == 0 for a, b in zip(got.shape, expected.shape)):
+            raise SpecError(spec.path, text.line + assigned[name].line - 1,
+                            f"{what}: '{name}' is {got.rows}x{got.cols} but must be "
+                            f"{expected.rows}x{expected.cols}")
+    params = tuple(names)
+    return Rule(kind, build_program(params, statements, tuple(results)))
+
+
+def _variant(spec: Spec, dims: tuple[DimDef, ...], variant: Variant) -> CheckedVariant:
+    declared = {t.name for t in spec.inputs} | {t.name for t in variant.outputs}
+    for t in variant.outputs:
+        for d in t.shape:
+            if d not in {x.name for x in dims}:
+                raise SpecError(spec.path, t.line, f"output {t.name}: unknown dimension '{d}'")
+    for t in (*spec.inputs, *variant.outputs):
+        for prefix in ("d", "g"):
+            if prefix + t.name in declared:
+                raise SpecError(spec.path, t.line, f"'{prefix}{t.name}' would name both a "
+                                                   f"matrix and the derivative of '{t.name}'")
+    diff_outputs = [o for o in variant.outputs if o.returned == "value"]
+
+    cases = []
+    defining = None
+    for case in variant.cases:
+        cond = _condition(spec, case, {d.name: d.expr for d in dims})
+        cdims = _case_dims(dims, cond)
+        primal = {t.name: _matrix(t, cdims) for t in (*spec.inputs, *variant.outputs)}
+        if defining is None:
+            defining = []
+            for eq in variant.defining:
+                try:
+                    defining.append(expr_mod.Parser(primal, cdims).equation(eq.text))
+                except expr_mod.ExprError as err:
+                    raise SpecError(spec.path, eq.line, f"defining equation: {err}") from None
+        jvp_names = dict(primal)
+        jvp_names.update({"d" + t.name: _matrix(t, cdims, "d" + t.name) for t in spec.inputs})
+        jvp_results = {"d" + t.name: _matrix(t, cdims, "d" + t.name) for t in diff_outputs}
+        vjp_names = dict(primal)
+        vjp_names.update({"g" + t.name: _matrix(t, cdims, "g" + t.name) for t in diff_outputs})
+        vjp_results = {"g" + t.name: _matrix(t, cdims, "g" + t.name) for t in spec.inputs}
+        jvp = _rule(spec, variant, case, "jvp", case.jvp, jvp_names, cdims, jvp_results)
+        vjp = _rule(spec, variant, case, "vjp", case.vjp, vjp_names, cdims, vjp_results)
+        cases.append(CheckedCase(cond, tuple(cdims.items()), jvp, vjp, case.line))
+    return CheckedVariant(variant, tuple(defining), tuple(cases))
+
+
+def check_spec(spec: Spec) -> CheckedSpec:
+    dims = _dims(spec)
+    seen = set()
+    for v in spec.variants:
+        key = v.when
+        if key in seen:
+            raise SpecError(spec.path, v.line, f"two variants for {v.label}")
+        seen.add(key)
+    for opt in spec.options:
+        covered = {dict(v.when).get(opt.name) for v in spec.variants}
+        missing = [x for x in opt.values if x not in covered]
+        if missing:
+            raise SpecError(spec.path, opt.line,
+                            f"option {opt.name}: no variant for {', '.join(missing)}")
+    names = [o.name for o in spec.variants[0].outputs]
+    for v in spec.variants:
+        if [o.name for o in v.outputs] != names:
+            raise SpecError(spec.path, v.line, f"every variant must list the outputs "
+                                               f"{', '.join(names)} in this order")
+        empty = [o.name for o in v.outputs if o.returned == "empty"]
+        if empty:
+            native = dict(v.native)
+            full = next((w for w in spec.variants if all(native.get(k) == x for k, x in w.when)),
+                        None)
+            if full is None or any(o.returned == "empty" for o in full.outputs):
+                raise SpecError(spec.path, v.line,
+                                f"variant {v.label} returns {', '.join(empty)} empty, so its "
+                                f"'native' options must select a variant that returns every "
+                                f"output (the frameworks differentiate that one)")
+    return CheckedSpec(spec, dims, tuple(_variant(spec, dims, v) for v in spec.variants))

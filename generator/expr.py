@@ -1,0 +1,327 @@
+"""Safe parser: equation text -> SymPy matrix expressions.
+
+Spec text is data.  It is parsed with Python's ``ast`` module (``ast.parse`` only builds a
+tree; nothing is evaluated) and every node is checked against a whitelist.  The grammar
+(docs/spec-language.md has it in full):
+
+    program    := { NAME "=" expr NEWLINE }            # comments start with '#'
+    equation   := expr "=" expr
+    expr       := expr ("+" | "-") expr | expr "@" expr
+                | scalar "*" expr | expr "*" scalar | expr "/" scalar
+                | "-" expr | "+" expr | postfix
+    postfix    := atom { ".H" | ".T" | ".conj" | "[" slice "," slice "]" }
+    atom       := NAME | NUMBER | FUNC "(" args ")" | "(" expr ")"
+    slice      := [dim] ":" [dim]
+    dim        := DIMNAME | INT | dim ("+" | "-") dim
+
+Names must be declared (inputs, outputs, their tangents/cotangents, dims, earlier
+assignments); functions are those of ``FUNCTIONS`` below.
+"""
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+
+import sympy as sp
+from sympy import Adjoint, HadamardProduct, Identity, MatAdd, MatMul, MatrixExpr, Transpose
+
+from . import ops
+
+
+class ExprError(ValueError):
+    """A problem in equation text; ``line`` counts from 1 within the text."""
+
+    def __init__(self, message: str, line: int = 1):
+        super().__init__(message)
+        self.line = line
+
+
+@dataclass(frozen=True)
+class Assignment:
+    name: str
+    expr: MatrixExpr
+    line: int  # 1-based line within the program text
+
+
+@dataclass(frozen=True)
+class Equation:
+    lhs: MatrixExpr
+    rhs: MatrixExpr
+    text: str
+
+
+class _IdentityOfContext:
+    """``I`` before its size is known: resolved against the other operand."""
+
+
+_I = _IdentityOfContext()
+
+# function name -> (positional matrix operands, positional non-matrix args, keywords)
+FUNCTIONS = {
+    "tril": (1, ("offset",), ()),
+    "triu": (1, ("offset",), ()),
+    "copyltu": (1, (), ()),
+    "sym": (1, (), ()),
+    "skew": (1, (), ()),
+    "re": (1, (), ()),
+    "im": (1, (), ()),
+    "diagonal": (1, (), ()),
+    "diag": (1, (), ()),
+    "hadamard": (2, (), ()),
+    "solve_triangular": (2, (), ("upper", "left", "unit")),
+    "solve": (2, (), ("left",)),
+    "hstack": ("*", (), ()),
+    "vstack": ("*", (), ()),
+    "eye": (0, ("rows", "cols"), ()),
+    "zeros": (0, ("rows", "cols"), ()),
+}
+_REQUIRED_KEYWORDS = {"solve_triangular": ("upper",)}
+_ATTRIBUTES = {"H": Adjoint, "T": Transpose, "conj": ops.Conj}
+
+
+def _describe(node: ast.AST) -> str:
+    kinds = {
+        ast.Lambda: "a lambda", ast.Attribute: "attribute access", ast.Call: "this call",
+        ast.Compare: "a comparison", ast.BoolOp: "a boolean operator", ast.IfExp: "a conditional",
+        ast.ListComp: "a comprehension", ast.GeneratorExp: "a generator", ast.Dict: "a dict",
+        ast.List: "a list", ast.Tuple: "a tuple", ast.Subscript: "indexing",
+        ast.Import: "an import", ast.ImportFrom: "an import", ast.FunctionDef: "a function definition",
+        ast.Await: "await", ast.Starred: "unpacking", ast.JoinedStr: "an f-string",
+    }
+    return kinds.get(type(node), f"'{type(node).__name__}'")
+
+
+class Parser:
+    """Parses one text block against a namespace of declared names.
+
+    names: declared matrix names -> MatrixExpr; dims: dimension names -> SymPy expressions.
+    """
+
+    def __init__(self, names: dict[str, MatrixExpr], dims: dict[str, sp.Expr]):
+        self.names = dict(names)
+        self.dims = dict(dims)
+
+    # -- entry points --------------------------------------------------------------------
+    def program(self, text: str) -> list[Assignment]:
+        tree = self._parse(text, "exec")
+        out: list[Assignment] = []
+        assigned: set[str] = set()
+        for stmt in tree.body:
+            if not isinstance(stmt, ast.Assign):
+                raise ExprError(f"expected 'NAME = expression', found {_describe(stmt)}",
+                                stmt.lineno)
+            if len(stmt.targets) != 1 or not isinstance(stmt.targets[0], ast.Name):
+                raise ExprError("the left side of an assignment must be a single name",
+                                stmt.lineno)
+            name = stmt.targets[0].id
+            if name in self.dims:
+                raise ExprError(f"'{name}' is a dimension and cannot be assigned", stmt.lineno)
+            if name in self.names and name not in assigned:
+                raise ExprError(f"'{name}' is already declared and cannot be assigned",
+                                stmt.lineno)
+            if name in assigned:
+                raise ExprError(f"'{name}' is assigned twice", stmt.lineno)
+            if name.startswith("_"):
+                raise ExprError(f"names starting with '_' are reserved: '{name}'", stmt.lineno)
+            value = self._matrix(self._expr(stmt.value), stmt.value)
+            self.names[name] = sp.MatrixSymbol(name, *value.shape)
+            assigned.add(name)
+            out.append(Assignment(name, value, stmt.lineno))
+        return out
+
+    def equation(self, text: str) -> Equation:
+        if text.count("=") != 1:
+            raise ExprError(f"an equation has exactly one '=': {text!r}")
+        left, right = text.split("=")
+        lhs = self._expr(self._parse(left.strip(), "eval").body)
+        rhs = self._expr(self._parse(right.strip(), "eval").body)
+        lhs, rhs = _resolve_identity(lhs, rhs), _resolve_identity(rhs, lhs)
+        if isinstance(lhs, _IdentityOfContext):
+            raise ExprError("cannot tell the size of I in this equation")
+        try:
+            ops.require_same_shape("=", lhs, rhs)
+        except ops.ShapeError as err:
+            raise ExprError(f"{err} in {text!r}") from None
+        return Equation(lhs, rhs, text.strip())
+
+    # -- internals -----------------------------------------------------------------------
+    @staticmethod
+    def _parse(text: str, mode: str) -> ast.AST:
+        try:
+            return ast.parse(text, mode=mode)
+        except SyntaxError as err:
+            raise ExprError(f"syntax error: {err.msg}", err.lineno or 1) from None
+
+    def _matrix(self, value, node):
+        if isinstance(value, _IdentityOfContext):
+            raise ExprError("cannot tell the size of I here; write eye(rows, cols)", node.lineno)
+        if not isinstance(value, MatrixExpr):
+            raise ExprError("expected a matrix, found a scalar", node.lineno)
+        return value
+
+    def _expr(self, node: ast.AST):
+        try:
+            return self._expr_unchecked(node)
+        except ops.ShapeError as err:
+            raise ExprError(str(err), getattr(node, "lineno", 1)) from None
+
+    def _expr_unchecked(self, node: ast.AST):
+        if isinstance(node, ast.Name):
+            return self._name(node)
+        if isinstance(node, ast.Constant):
+            if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
+                raise ExprError(f"constant {node.value!r} is not a number", node.lineno)
+            return sp.Rational(str(node.value))
+        if isinstance(node, ast.UnaryOp):
+            if isinstance(node.op, ast.USub):
+                return -self._expr(node.operand)
+            if isinstance(node.op, ast.UAdd):
+                return self._expr(node.operand)
+            raise ExprError(f"operator {type(node.op).__name__} is not allowed", node.lineno)
+        if isinstance(node, ast.BinOp):
+            return self._binop(node)
+        if isinstance(node, ast.Attribute):
+            if node.attr not in _ATTRIBUTES:
+                raise ExprError(f"attribute access '.{node.attr}' is not allowed "
+                                f"(only .H, .T and .conj)", node.lineno)
+            base = self._matrix(self._expr(node.value), node)
+            return _ATTRIBUTES[node.attr](base)
+        if isinstance(node, ast.Subscript):
+            return self._block(node)
+        if isinstance(node, ast.Call):
+            return self._call(node)
+        raise ExprError(f"{_describe(node)} is not allowed in an equation",
+                        getattr(node, "lineno", 1))
+
+    def _name(self, node: ast.Name):
+        if node.id == "I":
+            return _I
+        if node.id in self.names:
+            return self.names[node.id]
+        if node.id in self.dims:
+            raise ExprError(f"dimension '{node.id}' used as a matrix", node.lineno)
+        raise ExprError(f"undeclared name '{node.id}'", node.lineno)
+
+    def _binop(self, node: ast.BinOp):
+        left, right = self._expr(node.left), self._expr(node.right)
+        op = node.op
+        if isinstance(op, (ast.Add, ast.Sub)):
+            left, right = _resolve_identity(left, right), _resolve_identity(right, left)
+            left, right = self._matrix(left, node), self._matrix(right, node)
+            ops.require_same_shape("+" if isinstance(op, ast.Add) else "-", left, right)
+            return MatAdd(left, right if isinstance(op, ast.Add) else -right)
+        if isinstance(op, ast.MatMult):
+            if isinstance(left, _IdentityOfContext):
+                return self._matrix(right, node)
+            if isinstance(right, _IdentityOfContext):
+                return self._matrix(left, node)
+            left, right = self._matrix(left, node), self._matrix(right, node)
+            if not ops.dims_equal(left.cols, right.rows):
+                raise ops.ShapeError(f"@: {ops.fmt_shape(left)} times {ops.fmt_shape(right)}")
+            return MatMul(left, right)
+        if isinstance(op, ast.Mult):
+            if isinstance(left, MatrixExpr) and isinstance(right, MatrixExpr):
+                raise ExprError("'*' of two matrices: use '@' for the matrix product or "
+                                "hadamard(X, Y) for the elementwise one", node.lineno)
+            return MatMul(left, right) if (isinstance(left, MatrixExpr)
+                                           or isinstance(right, MatrixExpr)) else left * right
+        if isinstance(op, ast.Div):
+            if isinstance(right, MatrixExpr) or isinstance(right, _IdentityOfContext):
+                raise ExprError("division by a matrix: use solve(A, B)", node.lineno)
+            if right == 0:
+                raise ExprError("division by zero", node.lineno)
+            return MatMul(1 / right, left) if isinstance(left, MatrixExpr) else left / right
+        raise ExprError(f"operator {type(op).__name__} is not allowed", node.lineno)
+
+    def _dim(self, node: ast.AST) -> sp.Expr:
+        if isinstance(node, ast.Name):
+            if node.id not in self.dims:
+                raise ExprError(f"'{node.id}' is not a dimension", node.lineno)
+            return self.dims[node.id]
+        if isinstance(node, ast.Constant) and type(node.value) is int:
+            return sp.Integer(node.value)
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+            return -self._dim(node.operand)
+        if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub)):
+            a, b = self._dim(node.left), self._dim(node.right)
+            return a + b if isinstance(node.op, ast.Add) else a - b
+        raise ExprError(f"{_describe(node)} is not a dimension expression",
+                        getattr(node, "lineno", 1))
+
+    def _slice(self, node: ast.AST, size) -> tuple[sp.Expr, sp.Expr]:
+        if not isinstance(node, ast.Slice) or node.step is not None:
+            raise ExprError("block indices are slices 'start:stop' (no steps, no single "
+                            "indices)", getattr(node, "lineno", 1))
+        lo = self._dim(node.lower) if node.lower is not None else sp.Integer(0)
+        hi = self._dim(node.upper) if node.upper is not None else size
+        return lo, hi
+
+    def _block(self, node: ast.Subscript):
+        base = self._matrix(self._expr(node.value), node)
+        index = node.slice
+        if not isinstance(index, ast.Tuple) or len(index.elts) != 2:
+            raise ExprError("a block is X[rows, cols] with two slices", node.lineno)
+        r0, r1 = self._slice(index.elts[0], base.rows)
+        c0, c1 = self._slice(index.elts[1], base.cols)
+        return ops.Block(base, r0, r1, c0, c1)
+
+    def _flag(self, node: ast.AST, name: str, func: str) -> bool:
+        if isinstance(node, ast.Constant) and isinstance(node.value, bool):
+            return node.value
+        raise ExprError(f"{func}: {name}= takes True or False", node.lineno)
+
+    def _call(self, node: ast.Call):
+        if not isinstance(node.func, ast.Name):
+            raise ExprError(f"{_describe(node.func)} cannot be called; only the spec "
+                            f"language's functions can", node.lineno)
+        func = node.func.id
+        if func not in FUNCTIONS:
+            known = ", ".join(sorted(FUNCTIONS))
+            raise ExprError(f"unknown function '{func}' (known: {known})", node.lineno)
+        n_mat, extra, keywords = FUNCTIONS[func]
+        args = list(node.args)
+        if any(isinstance(a, ast.Starred) for a in args):
+            raise ExprError("unpacking is not allowed in an equation", node.lineno)
+        kw = {}
+        for k in node.keywords:
+            if k.arg not in keywords:
+                raise ExprError(f"{func}: unknown keyword '{k.arg}'", node.lineno)
+            kw[k.arg] = self._flag(k.value, k.arg, func)
+        for k in _REQUIRED_KEYWORDS.get(func, ()):
+            if k not in kw:
+                raise ExprError(f"{func}: keyword {k}= is required", node.lineno)
+        if n_mat == "*":
+            mats = [self._matrix(self._expr(a), a) for a in args]
+            return ops.STRUCTURAL_OPS[func](*mats)
+        if not (n_mat <= len(args) <= n_mat + len(extra)) or (func in ("eye", "zeros")
+                                                               and not args):
+            raise ExprError(f"{func}: expected {n_mat} matrix argument(s)"
+                            + (f" and optional {', '.join(extra)}" if extra else ""),
+                            node.lineno)
+        mats = [self._matrix(self._expr(a), a) for a in args[:n_mat]]
+        rest = args[n_mat:]
+        if func in ("eye", "zeros"):
+            rows = self._dim(rest[0])
+            cols = self._dim(rest[1]) if len(rest) > 1 else rows
+            return ops.Eye(rows, cols) if func == "eye" else sp.ZeroMatrix(rows, cols)
+        if func in ("tril", "triu"):
+            offset = self._dim(rest[0]) if rest else sp.Integer(0)
+            if not offset.is_Integer:
+                raise ExprError(f"{func}: the diagonal offset must be an integer", node.lineno)
+            return ops.STRUCTURAL_OPS[func](mats[0], offset)
+        if func == "hadamard":
+            ops.require_same_shape("hadamard", *mats)
+            return HadamardProduct(*mats)
+        if func == "solve_triangular":
+            return ops.SolveTriangular(*mats, upper=kw["upper"], left=kw.get("left", True),
+                                       unit=kw.get("unit", False))
+        if func == "solve":
+            return ops.Solve(*mats, left=kw.get("left", True))
+        return ops.STRUCTURAL_OPS[func](*mats)
+
+
+def _resolve_identity(value, other):
+    if isinstance(value, _IdentityOfContext) and isinstance(other, MatrixExpr):
+        ops.require_square("I", other)
+        return Identity(other.rows)
+    return value

@@ -1,0 +1,323 @@
+"""Structural matrix operations as SymPy expression classes.
+
+Every operation the spec language offers beyond SymPy's own MatMul/MatAdd/Adjoint/Transpose
+is a ``MatrixExpr`` subclass here.  Each class checks its operands' shapes when it is built
+(raising ``ShapeError``) and knows its own shape; printers render it with ``_print_<Class>``.
+The classes are pure data: no backend knows anything about them beyond its printer.
+
+Vectors (``diagonal(X)``) are ``k x 1`` column matrices.
+"""
+from __future__ import annotations
+
+import sympy as sp
+from sympy import Basic, Integer, MatrixExpr, ZeroMatrix
+from sympy.logic.boolalg import BooleanAtom
+
+
+class ShapeError(ValueError):
+    """Operand shapes that do not fit together."""
+
+
+def dims_equal(a, b) -> bool:
+    """True when two symbolic dimensions are provably equal."""
+    return sp.simplify(sp.sympify(a) - sp.sympify(b)) == 0
+
+
+def fmt_shape(x) -> str:
+    return f"{x.rows}x{x.cols}"
+
+
+def require_same_shape(op: str, x, y) -> None:
+    if not (dims_equal(x.rows, y.rows) and dims_equal(x.cols, y.cols)):
+        raise ShapeError(f"{op}: operands have shapes {fmt_shape(x)} and {fmt_shape(y)}")
+
+
+def require_square(op: str, x) -> None:
+    if not dims_equal(x.rows, x.cols):
+        raise ShapeError(f"{op}: needs a square matrix, got {fmt_shape(x)}")
+
+
+def _flag(value) -> BooleanAtom:
+    return sp.true if value else sp.false
+
+
+class _Unary(MatrixExpr):
+    """An operation of one matrix operand that keeps its shape."""
+
+    is_commutative = False
+
+    def __new__(cls, arg):
+        return super().__new__(cls, arg)
+
+    @property
+    def arg(self):
+        return self.args[0]
+
+    @property
+    def shape(self):
+        return self.arg.shape
+
+
+class _Band(MatrixExpr):
+    """tril/triu: keep the entries on and below/above diagonal ``offset``."""
+
+    is_commutative = False
+
+    def __new__(cls, arg, offset=0):
+        if isinstance(arg, ZeroMatrix):
+            return arg
+        return super().__new__(cls, arg, Integer(offset))
+
+    @property
+    def arg(self):
+        return self.args[0]
+
+    @property
+    def offset(self) -> int:
+        return int(self.args[1])
+
+    @property
+    def shape(self):
+        return self.arg.shape
+
+
+class Tril(_Band):
+    """tril(X, k): entries X[i, j] with j - i <= k, zero elsewhere."""
+
+
+class Triu(_Band):
+    """triu(X, k): entries X[i, j] with j - i >= k, zero elsewhere."""
+
+
+class CopyLtu(_Unary):
+    """copyltu(X) = tril(X, -1) + tril(X, -1)^H + diag(re(diagonal(X))).
+
+    The Hermitian matrix whose lower triangle is that of X (with a real diagonal); the
+    adjoint of "take the upper triangle of X + X^H" (Walter & Lehmann 2018, eq. for QR).
+    """
+
+    def __new__(cls, arg):
+        if isinstance(arg, ZeroMatrix):
+            return arg
+        require_square("copyltu", arg)
+        return super().__new__(cls, arg)
+
+
+class Sym(_Unary):
+    """sym(X) = (X + X^H) / 2, the Hermitian part."""
+
+    def __new__(cls, arg):
+        if isinstance(arg, ZeroMatrix):
+            return arg
+        require_square("sym", arg)
+        return super().__new__(cls, arg)
+
+
+class Skew(_Unary):
+    """skew(X) = (X - X^H) / 2, the skew-Hermitian part."""
+
+    def __new__(cls, arg):
+        if isinstance(arg, ZeroMatrix):
+            return arg
+        require_square("skew", arg)
+        return super().__new__(cls, arg)
+
+
+class Re(_Unary):
+    """re(X): elementwise real part."""
+
+    def __new__(cls, arg):
+        if isinstance(arg, ZeroMatrix):
+            return arg
+        return super().__new__(cls, arg)
+
+
+class Im(_Unary):
+    """im(X): elementwise imaginary part (zero for real X)."""
+
+    def __new__(cls, arg):
+        if isinstance(arg, ZeroMatrix):
+            return arg
+        return super().__new__(cls, arg)
+
+
+class Conj(_Unary):
+    """X.conj: elementwise complex conjugate."""
+
+    def __new__(cls, arg):
+        if isinstance(arg, ZeroMatrix):
+            return arg
+        return super().__new__(cls, arg)
+
+
+class Diagonal(MatrixExpr):
+    """diagonal(X): the main diagonal of X as a min(rows, cols) x 1 column."""
+
+    is_commutative = False
+
+    def __new__(cls, arg):
+        return super().__new__(cls, arg)
+
+    @property
+    def arg(self):
+        return self.args[0]
+
+    @property
+    def shape(self):
+        return (sp.Min(self.arg.rows, self.arg.cols), Integer(1))
+
+
+class Diag(MatrixExpr):
+    """diag(v): the square diagonal matrix with the column v on its diagonal."""
+
+    is_commutative = False
+
+    def __new__(cls, arg):
+        if not dims_equal(arg.cols, 1):
+            raise ShapeError(f"diag: needs a column vector, got {fmt_shape(arg)}")
+        return super().__new__(cls, arg)
+
+    @property
+    def arg(self):
+        return self.args[0]
+
+    @property
+    def shape(self):
+        return (self.arg.rows, self.arg.rows)
+
+
+class SolveTriangular(MatrixExpr):
+    """solve_triangular(T, B, upper=, left=True, unit=False).
+
+    left=True gives T^{-1} B, left=False gives B T^{-1}; T is read from its upper (lower)
+    triangle only, with a unit diagonal assumed when unit=True.
+    """
+
+    is_commutative = False
+
+    def __new__(cls, tri, rhs, upper, left=True, unit=False):
+        require_square("solve_triangular", tri)
+        inner = rhs.rows if left else rhs.cols
+        if not dims_equal(tri.rows, inner):
+            side = "rows" if left else "columns"
+            raise ShapeError(
+                f"solve_triangular: T is {fmt_shape(tri)} but B has {inner} {side} "
+                f"(B is {fmt_shape(rhs)}, left={bool(left)})")
+        return super().__new__(cls, tri, rhs, _flag(upper), _flag(left), _flag(unit))
+
+    tri = property(lambda self: self.args[0])
+    rhs = property(lambda self: self.args[1])
+    upper = property(lambda self: bool(self.args[2]))
+    left = property(lambda self: bool(self.args[3]))
+    unit = property(lambda self: bool(self.args[4]))
+
+    @property
+    def shape(self):
+        return self.rhs.shape
+
+
+class Solve(MatrixExpr):
+    """solve(A, B, left=True): A^{-1} B, or B A^{-1} when left=False, A square."""
+
+    is_commutative = False
+
+    def __new__(cls, mat, rhs, left=True):
+        require_square("solve", mat)
+        inner = rhs.rows if left else rhs.cols
+        if not dims_equal(mat.rows, inner):
+            raise ShapeError(f"solve: A is {fmt_shape(mat)} but B is {fmt_shape(rhs)} "
+                             f"(left={bool(left)})")
+        return super().__new__(cls, mat, rhs, _flag(left))
+
+    mat = property(lambda self: self.args[0])
+    rhs = property(lambda self: self.args[1])
+    left = property(lambda self: bool(self.args[2]))
+
+    @property
+    def shape(self):
+        return self.rhs.shape
+
+
+class Block(MatrixExpr):
+    """X[r0:r1, c0:c1] with symbolic bounds."""
+
+    is_commutative = False
+
+    def __new__(cls, arg, r0, r1, c0, c1):
+        return super().__new__(cls, arg, *(sp.sympify(b) for b in (r0, r1, c0, c1)))
+
+    arg = property(lambda self: self.args[0])
+    bounds = property(lambda self: self.args[1:])
+
+    @property
+    def shape(self):
+        r0, r1, c0, c1 = self.bounds
+        return (r1 - r0, c1 - c0)
+
+
+class _Stack(MatrixExpr):
+    is_commutative = False
+
+    def __new__(cls, *blocks):
+        if len(blocks) < 2:
+            raise ShapeError(f"{cls.spec_name}: needs at least two blocks")
+        for b in blocks[1:]:
+            if not dims_equal(cls._shared(b), cls._shared(blocks[0])):
+                shapes = ", ".join(fmt_shape(x) for x in blocks)
+                raise ShapeError(f"{cls.spec_name}: blocks do not line up ({shapes})")
+        return super().__new__(cls, *blocks)
+
+
+class HStack(_Stack):
+    """hstack(X, Y, ...): blocks side by side (same number of rows)."""
+
+    spec_name = "hstack"
+    _shared = staticmethod(lambda b: b.rows)
+
+    @property
+    def shape(self):
+        return (self.args[0].rows, sp.Add(*(b.cols for b in self.args)))
+
+
+class VStack(_Stack):
+    """vstack(X, Y, ...): blocks one above the other (same number of columns)."""
+
+    spec_name = "vstack"
+    _shared = staticmethod(lambda b: b.cols)
+
+    @property
+    def shape(self):
+        return (sp.Add(*(b.rows for b in self.args)), self.args[0].cols)
+
+
+class Eye(MatrixExpr):
+    """eye(r, c): the r x c matrix with ones on its main diagonal."""
+
+    is_commutative = False
+
+    def __new__(cls, rows, cols):
+        return super().__new__(cls, sp.sympify(rows), sp.sympify(cols))
+
+    @property
+    def shape(self):
+        return (self.args[0], self.args[1])
+
+
+# Names of the spec language's functions -> how many matrix operands they take.
+# (The parser maps keyword arguments; this table is the single list of what exists.)
+STRUCTURAL_OPS: dict[str, type[Basic]] = {
+    "tril": Tril,
+    "triu": Triu,
+    "copyltu": CopyLtu,
+    "sym": Sym,
+    "skew": Skew,
+    "re": Re,
+    "im": Im,
+    "diagonal": Diagonal,
+    "diag": Diag,
+    "solve_triangular": SolveTriangular,
+    "solve": Solve,
+    "hstack": HStack,
+    "vstack": VStack,
+    "eye": Eye,
+}

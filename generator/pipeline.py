@@ -1,0 +1,73 @@
+"""The whole pipeline from spec files to files on disk: generate, check for drift."""
+from __future__ import annotations
+
+import difflib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from .render import ROOT, load_checked, render_tree
+
+SPEC_DIR = ROOT / "spec"
+GENERATED = "generated"
+
+
+def spec_paths(spec_dir: Path = SPEC_DIR) -> list[Path]:
+    return sorted(spec_dir.glob("*.yaml"))
+
+
+def render(spec_dir: Path = SPEC_DIR) -> dict[str, str]:
+    """{path relative to the repository root: text} for every generated file."""
+    return render_tree(load_checked(spec_paths(spec_dir)))
+
+
+def write(files: dict[str, str], root: Path = ROOT) -> None:
+    """Replace ``generated/`` with exactly ``files``: all of them or, on any error, none.
+
+    The new tree is written next to the old one and swapped in with two renames.
+    """
+    target = root / GENERATED
+    staging = Path(tempfile.mkdtemp(prefix=".generated-", dir=root))
+    try:
+        for rel, text in files.items():
+            rel_path = Path(rel)
+            if rel_path.parts[0] != GENERATED:
+                raise ValueError(f"refusing to write outside {GENERATED}/: {rel}")
+            path = staging / Path(*rel_path.parts[1:])
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+        old = None
+        if target.exists():
+            old = root / f".generated-old-{os.getpid()}"
+            target.rename(old)
+        staging.rename(target)
+        if old is not None:
+            shutil.rmtree(old)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+
+
+def on_disk(root: Path = ROOT) -> dict[str, str]:
+    target = root / GENERATED
+    out = {}
+    if target.exists():
+        for path in sorted(target.rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts:
+                out[str(path.relative_to(root))] = path.read_text(encoding="utf-8")
+    return out
+
+
+def drift(files: dict[str, str], root: Path = ROOT) -> str:
+    """Unified diff from what is on disk to what the specs generate ('' when in sync)."""
+    current = on_disk(root)
+    chunks = []
+    for rel in sorted(set(files) | set(current)):
+        old, new = current.get(rel, ""), files.get(rel, "")
+        if old != new:
+            chunks.extend(difflib.unified_diff(
+                old.splitlines(keepends=True), new.splitlines(keepends=True),
+                fromfile=f"a/{rel}" if rel in current else "/dev/null",
+                tofile=f"b/{rel}" if rel in files else "/dev/null"))
+    return "".join(chunks)

@@ -1,0 +1,205 @@
+"""What every backend printer shares: batch-aware printing of matrix expressions.
+
+SymPy's stock array printers are not batch-aware (``.dot``, ``transpose`` over every axis,
+no ``Adjoint`` in TorchPrinter).  ``BatchedMatrixPrinter`` is mixed in front of a stock
+printer and prints every matrix operation on ``(..., rows, cols)`` stacks from the backend's
+table ``OPS``: operation name -> format string.  An operation the table lacks is an error,
+never a silent fallback.  This module knows no backend.
+"""
+from __future__ import annotations
+
+import sympy as sp
+from sympy import HadamardProduct, MatAdd, MatMul, MatrixExpr, ZeroMatrix
+
+
+class PrinterError(Exception):
+    """An expression this printer cannot render."""
+
+
+class BatchedMatrixPrinter:
+    """Mixin: put it before a SymPy printer class.  Subclasses set ``OPS`` and ``ALIASES``."""
+
+    OPS: dict[str, str] = {}
+    ALIASES: dict[str, str] = {}  # python module -> alias used in the generated code
+
+    def __init__(self, dtype_ref: str = "A", settings=None):
+        super().__init__(settings or {})
+        self.dtype_ref = dtype_ref
+
+    # -- helpers -------------------------------------------------------------------------
+    def _operand(self, name: str, e) -> str:
+        """An operand: parenthesised only where the backend writes the op as a postfix."""
+        if self.OPS.get(name, "").startswith("{x}"):
+            return self._arg(e)
+        return self._print(e)
+
+    def _op(self, name: str, **fields) -> str:
+        if name not in self.OPS:
+            raise PrinterError(f"{type(self).__name__} has no rule for '{name}'")
+        return self.OPS[name].format(ref=self.dtype_ref, **fields)
+
+    def _arg(self, e) -> str:
+        """Print an operand of '@', '*' or a postfix: parenthesised unless atomic."""
+        text = self._print(e)
+        if isinstance(e, (MatAdd, MatMul, HadamardProduct)) or text.startswith("-"):
+            return f"({text})"
+        return text
+
+    def _dim(self, e) -> str:
+        e = sp.sympify(e)
+        if e.has(sp.Min, sp.Max):
+            raise PrinterError(f"dimension {e} still has min/max after the case condition")
+        return str(e)
+
+    def _scalar(self, c) -> str:
+        c = sp.sympify(c)
+        if c.is_Integer:
+            return str(int(c))
+        if c.is_Rational:
+            return f"({c.p} / {c.q})"
+        if c.is_Float:
+            return repr(float(c))
+        raise PrinterError(f"scalar {c} is not a number")
+
+    # -- SymPy node types --------------------------------------------------------------------
+    def _print_MatrixSymbol(self, e):
+        return str(e.name)
+
+    def _print_Symbol(self, e):
+        return str(e.name)
+
+    @staticmethod
+    def _split(e):
+        """(scalar coefficient, matrix factors) of a product; (1, [e]) otherwise."""
+        if not isinstance(e, MatMul):
+            return sp.Integer(1), [e]
+        coeff, mats = sp.Integer(1), []
+        for a in e.args:
+            if isinstance(a, MatrixExpr):
+                mats.append(a)
+            else:
+                coeff *= a
+        return coeff, mats
+
+    def _product(self, coeff, mats) -> str:
+        body = " @ ".join(self._arg(a) for a in mats)
+        if coeff == 1:
+            return body
+        if len(mats) > 1:
+            body = f"({body})"
+        if coeff == -1:
+            return f"-{body}"
+        return f"{self._scalar(coeff)} * {body}"
+
+    def _print_MatMul(self, e):
+        return self._product(*self._split(e))
+
+    def _print_MatAdd(self, e):
+        out = []
+        for t in e.args:
+            coeff, mats = self._split(t)
+            negative = coeff.is_negative
+            text = self._product(-coeff if negative else coeff, mats)
+            if not out:
+                out.append(f"-{self._paren(text)}" if negative else text)
+            else:
+                out.append(("- " if negative else "+ ") + text)
+        return " ".join(out)
+
+    @staticmethod
+    def _paren(text: str) -> str:
+        return text if text.replace(".", "").replace("_", "").isalnum() else f"({text})"
+
+    def _print_HadamardProduct(self, e):
+        return " * ".join(self._arg(a) for a in e.args)
+
+    def _print_Adjoint(self, e):
+        return self._op("adjoint", x=self._operand("adjoint", e.arg))
+
+    def _print_Transpose(self, e):
+        return self._op("transpose", x=self._operand("transpose", e.arg))
+
+    def _print_Conj(self, e):
+        return self._op("conj", x=self._operand("conj", e.arg))
+
+    def _print_Tril(self, e):
+        return self._op("tril", x=self._operand("tril", e.arg), offset=e.offset)
+
+    def _print_Triu(self, e):
+        return self._op("triu", x=self._operand("triu", e.arg), offset=e.offset)
+
+    def _print_CopyLtu(self, e):
+        return self._op("copyltu", x=self._operand("copyltu", e.arg))
+
+    def _print_Sym(self, e):
+        return self._op("sym", x=self._operand("sym", e.arg))
+
+    def _print_Skew(self, e):
+        return self._op("skew", x=self._operand("skew", e.arg))
+
+    def _print_Re(self, e):
+        return self._op("re", x=self._operand("re", e.arg))
+
+    def _print_Im(self, e):
+        return self._op("im", x=self._operand("im", e.arg))
+
+    def _print_Diagonal(self, e):
+        return self._op("diagonal", x=self._operand("diagonal", e.arg))
+
+    def _print_Diag(self, e):
+        return self._op("diag", v=self._arg(e.arg), n=self._dim(e.rows))
+
+    def _print_SolveTriangular(self, e):
+        return self._op("solve_triangular", t=self._print(e.tri), b=self._print(e.rhs),
+                        upper=e.upper, left=e.left, unit=e.unit)
+
+    def _print_Solve(self, e):
+        return self._op("solve", a=self._print(e.mat), b=self._print(e.rhs), left=e.left)
+
+    def _print_Block(self, e):
+        r0, r1, c0, c1 = e.bounds
+        rows, cols = e.arg.shape
+
+        def piece(lo, hi, size):
+            lo_text = "" if sp.simplify(lo) == 0 else self._dim(lo)
+            hi_text = "" if sp.simplify(hi - size) == 0 else self._dim(hi)
+            return f"{lo_text}:{hi_text}"
+
+        return f"{self._arg(e.arg)}[..., {piece(r0, r1, rows)}, {piece(c0, c1, cols)}]"
+
+    def _stack(self, e, axis: str):
+        blocks = list(e.args)
+        if isinstance(blocks[-1], ZeroMatrix) and len(blocks) == 2:
+            size = blocks[-1].rows if axis == "rows" else blocks[-1].cols
+            return self._op(f"pad_{axis}", x=self._print(blocks[0]), extra=self._dim(size))
+        if any(isinstance(b, ZeroMatrix) for b in blocks):
+            raise PrinterError("a zero block is only supported as the last of two blocks")
+        return self._op("vstack" if axis == "rows" else "hstack",
+                        xs=", ".join(self._print(b) for b in blocks))
+
+    def _print_VStack(self, e):
+        return self._stack(e, "rows")
+
+    def _print_HStack(self, e):
+        return self._stack(e, "cols")
+
+    def _print_Eye(self, e):
+        return self._op("eye", rows=self._dim(e.rows), cols=self._dim(e.cols))
+
+    def _print_Identity(self, e):
+        return self._op("eye", rows=self._dim(e.rows), cols=self._dim(e.cols))
+
+    def _print_ZeroMatrix(self, e):
+        raise PrinterError("a zero matrix on its own; it can only pad a vstack/hstack")
+
+    def _print_Min(self, e):  # dimensions are Python ints
+        return f"min({', '.join(self._print(a) for a in e.args)})"
+
+    def _print_Max(self, e):
+        return f"max({', '.join(self._print(a) for a in e.args)})"
+
+    def _print_Integer(self, e):
+        return str(int(e))
+
+    def emptyPrinter(self, e):  # noqa: N802 (SymPy's name)
+        raise PrinterError(f"{type(self).__name__} cannot print {type(e).__name__}: {e}")

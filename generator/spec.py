@@ -1,0 +1,358 @@
+"""Load a spec YAML file into frozen dataclasses.
+
+Each mapping is read by popping the keys the loader knows; a key left over, a missing
+required key or a value of the wrong kind is a ``SpecError`` that names ``file:line``.
+Nothing in a spec is evaluated: equation text stays text here and is parsed by
+``generator.expr`` later.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+
+class SpecError(Exception):
+    """A problem in a spec file, reported as one line ``path:line: message``."""
+
+    def __init__(self, path: str, line: int, message: str):
+        super().__init__(f"{path}:{line}: {message}")
+        self.path, self.line, self.message = path, line, message
+
+
+# -- YAML with line numbers -------------------------------------------------------------------
+class _Map(dict):
+    """A YAML mapping that remembers the line of itself, of each key and of each value."""
+
+    line: int
+    key_lines: dict
+    value_lines: dict
+
+
+class _List(list):
+    line: int
+    item_lines: list
+
+
+class _Loader(yaml.SafeLoader):
+    pass
+
+
+def _value_line(node: yaml.Node) -> int:
+    line = node.start_mark.line + 1
+    if isinstance(node, yaml.ScalarNode) and node.style in ("|", ">"):
+        line += 1  # block scalar text starts on the line after the indicator
+    return line
+
+
+def _construct_mapping(loader, node, deep=False):
+    loader.flatten_mapping(node)
+    out = _Map()
+    out.line, out.key_lines, out.value_lines = node.start_mark.line + 1, {}, {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if not isinstance(key, str):
+            raise yaml.constructor.ConstructorError(
+                None, None, f"mapping keys must be strings, found {key!r}", key_node.start_mark)
+        if key in out:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key '{key}'", key_node.start_mark)
+        out[key] = loader.construct_object(value_node, deep=True)
+        out.key_lines[key] = key_node.start_mark.line + 1
+        out.value_lines[key] = _value_line(value_node)
+    return out
+
+
+def _construct_sequence(loader, node, deep=False):
+    out = _List(loader.construct_object(child, deep=True) for child in node.value)
+    out.line = node.start_mark.line + 1
+    out.item_lines = [_value_line(child) for child in node.value]
+    return out
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
+
+
+class _Reader:
+    """Pops keys from one mapping, raising SpecError with the right line."""
+
+    def __init__(self, path: str, data, what: str, line: int):
+        if not isinstance(data, _Map):
+            raise SpecError(path, getattr(data, "line", line), f"{what} must be a mapping")
+        self.path, self.data, self.what = path, data, what
+        self.remaining = dict(data)
+
+    def line_of(self, key: str) -> int:
+        return self.data.value_lines.get(key, self.data.line)
+
+    def error(self, key: str | None, message: str) -> SpecError:
+        line = self.data.key_lines.get(key, self.data.line) if key else self.data.line
+        return SpecError(self.path, line, message)
+
+    def pop(self, key: str, kind=None, default=..., required=True):
+        if key not in self.remaining:
+            if default is not ... or not required:
+                return None if default is ... else default
+            raise self.error(None, f"{self.what}: missing required key '{key}'")
+        value = self.remaining.pop(key)
+        if kind is not None and not isinstance(value, kind):
+            names = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
+            names = names.replace("_Map", "mapping").replace("_List", "list")
+            raise SpecError(self.path, self.line_of(key),
+                            f"{self.what}.{key} must be a {names}, found {type(value).__name__}")
+        return value
+
+    def done(self) -> None:
+        for key in self.remaining:
+            raise self.error(key, f"{self.what}: unknown key '{key}'")
+
+
+# -- the spec model ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Reference:
+    key: str
+    cite: str
+
+
+@dataclass(frozen=True)
+class Tensor:
+    """An input or output matrix."""
+
+    name: str
+    shape: tuple[str, str]
+    line: int
+    structure: str | None = None
+    diagonal: str | None = None
+    returned: str = "value"  # 'value', or 'empty': returned as an empty array, not differentiated
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str
+    values: tuple[str, ...]
+    default: str
+    line: int
+
+
+@dataclass(frozen=True)
+class Text:
+    """A block of equation text and the file line its first line sits on."""
+
+    text: str
+    line: int
+
+
+@dataclass(frozen=True)
+class Case:
+    when: str
+    line: int
+    jvp: Text
+    vjp: Text
+
+
+@dataclass(frozen=True)
+class Variant:
+    when: tuple[tuple[str, str], ...]
+    native: tuple[tuple[str, str], ...]  # option values the primal is computed with
+    outputs: tuple[Tensor, ...]
+    defining: tuple[Text, ...]
+    cases: tuple[Case, ...]
+    line: int
+
+    @property
+    def label(self) -> str:
+        return ",".join(f"{k}={v}" for k, v in self.when) or "default"
+
+
+@dataclass(frozen=True)
+class Signature:
+    backend: str
+    call: str
+    line: int
+    since: str | None = None
+    until: str | None = None
+
+
+@dataclass(frozen=True)
+class Spec:
+    name: str
+    path: str
+    sha256: str
+    summary: str
+    references: tuple[Reference, ...]
+    dims: tuple[tuple[str, str], ...]
+    inputs: tuple[Tensor, ...]
+    options: tuple[Option, ...]
+    variants: tuple[Variant, ...]
+    signatures: tuple[Signature, ...]
+    notes: str = ""
+    line_of: dict = field(default_factory=dict, compare=False, hash=False, repr=False)
+
+    def option(self, name: str) -> Option:
+        return next(o for o in self.options if o.name == name)
+
+
+BACKENDS = ("numpy", "torch", "jax", "cupy")
+STRUCTURES = ("general", "orthonormal_columns", "unitary", "upper_triangular",
+              "lower_triangular", "hermitian", "diagonal")
+DIAGONALS = ("any", "real", "unit", "positive")
+
+
+def _tensor(path, name, data, line, what) -> Tensor:
+    r = _Reader(path, data, f"{what}.{name}", line)
+    shape = r.pop("shape", _List)
+    if len(shape) != 2 or not all(isinstance(d, str) for d in shape):
+        raise SpecError(path, r.line_of("shape"),
+                        f"{what}.{name}.shape must be a list of two dimension names")
+    structure = r.pop("structure", str, default="general")
+    if structure not in STRUCTURES:
+        raise SpecError(path, r.line_of("structure"),
+                        f"unknown structure '{structure}' (known: {', '.join(STRUCTURES)})")
+    diagonal = r.pop("diagonal", str, default="any")
+    if diagonal not in DIAGONALS:
+        raise SpecError(path, r.line_of("diagonal"),
+                        f"unknown diagonal '{diagonal}' (known: {', '.join(DIAGONALS)})")
+    returned = r.pop("returned", str, default="value")
+    if returned not in ("value", "empty"):
+        raise SpecError(path, r.line_of("returned"), "returned must be 'value' or 'empty'")
+    r.done()
+    return Tensor(name, tuple(shape), line, structure, diagonal, returned)
+
+
+def _tensors(path, data, line, what) -> tuple[Tensor, ...]:
+    if not isinstance(data, _Map) or not data:
+        raise SpecError(path, line, f"{what} must be a non-empty mapping of name: {{shape: ...}}")
+    return tuple(_tensor(path, k, v, data.value_lines[k], what) for k, v in data.items())
+
+
+def _text(path, value, line, what) -> Text:
+    if not isinstance(value, str):
+        raise SpecError(path, line, f"{what} must be text")
+    return Text(value, line)
+
+
+def _option_values(path, r: _Reader, key: str, options: tuple[Option, ...]):
+    data = r.pop(key, _Map, default=_Map())
+    out = []
+    for k, v in data.items():
+        opt = next((o for o in options if o.name == k), None)
+        line = data.value_lines[k]
+        if opt is None:
+            raise SpecError(path, data.key_lines[k], f"{r.what}.{key}: unknown option '{k}'")
+        if str(v) not in opt.values:
+            raise SpecError(path, line, f"option {k} has no value '{v}' "
+                                        f"(values: {', '.join(opt.values)})")
+        out.append((k, str(v)))
+    return tuple(out)
+
+
+def _variant(path, data, line, options) -> Variant:
+    r = _Reader(path, data, "variant", line)
+    when = _option_values(path, r, "when", options)
+    native = _option_values(path, r, "native", options) or when
+    outputs = _tensors(path, r.pop("outputs", _Map), r.line_of("outputs"), "outputs")
+    defining_data = r.pop("defining", _List)
+    if not defining_data:
+        raise SpecError(path, r.line_of("defining"), "variant: 'defining' needs at least one "
+                                                     "equation")
+    defining = tuple(_text(path, t, defining_data.item_lines[i], "defining equation")
+                     for i, t in enumerate(defining_data))
+    cases_data = r.pop("cases", _List)
+    cases = []
+    for i, c in enumerate(cases_data):
+        cr = _Reader(path, c, "case", cases_data.item_lines[i])
+        case_when = cr.pop("when", str)
+        jvp = _text(path, cr.pop("jvp", str), cr.line_of("jvp"), "jvp")
+        vjp = _text(path, cr.pop("vjp", str), cr.line_of("vjp"), "vjp")
+        cr.done()
+        cases.append(Case(case_when, cases_data.item_lines[i], jvp, vjp))
+    if not cases:
+        raise SpecError(path, r.line_of("cases"), "variant: 'cases' needs at least one case")
+    r.done()
+    return Variant(when, native, outputs, defining, tuple(cases), line)
+
+
+def load_spec(path: str | Path, display_path: str | None = None) -> Spec:
+    """Read and structurally validate one spec file."""
+    path = Path(path)
+    shown = display_path or str(path)
+    raw = path.read_bytes()
+    try:
+        data = yaml.load(raw.decode("utf-8"), Loader=_Loader)
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        line = mark.line + 1 if mark else 1
+        raise SpecError(shown, line, f"malformed YAML: {err.problem or err.context}") from None
+    except yaml.YAMLError as err:
+        raise SpecError(shown, 1, f"malformed YAML: {err}") from None
+    except UnicodeDecodeError:
+        raise SpecError(shown, 1, "a spec must be UTF-8 text") from None
+    if not isinstance(data, _Map):
+        raise SpecError(shown, 1, "a spec must be a YAML mapping")
+
+    r = _Reader(shown, data, "spec", 1)
+    name = r.pop("name", str)
+    if not name.isidentifier() or name.startswith("_"):
+        raise SpecError(shown, r.line_of("name"), f"spec name '{name}' is not a valid identifier")
+    if name != path.stem:
+        raise SpecError(shown, r.line_of("name"), f"spec name '{name}' differs from its file "
+                                                  f"name '{path.stem}'")
+    summary = r.pop("summary", str)
+    notes = r.pop("notes", str, default="")
+    refs_data = r.pop("references", _List)
+    references = []
+    for i, ref in enumerate(refs_data):
+        rr = _Reader(shown, ref, "reference", refs_data.item_lines[i])
+        references.append(Reference(rr.pop("key", str), rr.pop("cite", str)))
+        rr.done()
+    dims_data = r.pop("dims", _Map)
+    dims = tuple((k, str(v)) for k, v in dims_data.items())
+    inputs = _tensors(shown, r.pop("inputs", _Map), r.line_of("inputs"), "inputs")
+
+    options_data = r.pop("options", _Map, default=_Map())
+    options = []
+    for k, v in options_data.items():
+        orr = _Reader(shown, v, f"options.{k}", options_data.value_lines[k])
+        values = orr.pop("values", _List)
+        default = orr.pop("default", str)
+        if default not in values:
+            raise SpecError(shown, orr.line_of("default"),
+                            f"options.{k}: default '{default}' is not one of its values")
+        orr.done()
+        options.append(Option(k, tuple(str(x) for x in values), default,
+                              options_data.value_lines[k]))
+    options = tuple(options)
+
+    variants_data = r.pop("variants", _List)
+    variants = tuple(_variant(shown, v, variants_data.item_lines[i], options)
+                     for i, v in enumerate(variants_data))
+
+    sig_data = r.pop("signatures", _Map)
+    signatures = []
+    for backend, entries in sig_data.items():
+        if backend not in BACKENDS:
+            raise SpecError(shown, sig_data.key_lines[backend],
+                            f"signatures: unknown backend '{backend}' "
+                            f"(known: {', '.join(BACKENDS)})")
+        if not isinstance(entries, _List) or not entries:
+            raise SpecError(shown, sig_data.value_lines[backend],
+                            f"signatures.{backend} must be a non-empty list")
+        for i, entry in enumerate(entries):
+            sr = _Reader(shown, entry, f"signatures.{backend}", entries.item_lines[i])
+            signatures.append(Signature(backend, sr.pop("call", str), entries.item_lines[i],
+                                        sr.pop("since", str, required=False),
+                                        sr.pop("until", str, required=False)))
+            sr.done()
+    missing = [b for b in BACKENDS if b not in sig_data]
+    if missing:
+        raise SpecError(shown, data.key_lines["signatures"],
+                        f"signatures: no entry for backend(s) {', '.join(missing)}")
+    r.done()
+    return Spec(name=name, path=shown, sha256=hashlib.sha256(raw).hexdigest(), summary=summary,
+                references=tuple(references), dims=dims, inputs=inputs, options=options,
+                variants=variants, signatures=tuple(signatures), notes=notes,
+                line_of={"dims": data.value_lines["dims"],
+                         "variants": data.value_lines["variants"]})
