@@ -1,0 +1,381 @@
+"""`cli.py verify`: the cross-backend verification table (the main job).
+
+For every spec, variant and shape class (tall, square, wide; real and complex) it measures,
+per backend, the worst relative error of:
+
+  fd        the JVP against central finite differences of the backend's own forward (float64)
+  adjoint   the dot-product test <gA, dA> = sum <gY, dY> between the VJP and the JVP
+  numpy     the backend's outputs, tangents and cotangents against the NumPy reference
+  autodiff  the framework's AD through the generated function (torch.autograd / torch.func,
+            jax.vjp / jax.jvp) against the backend's own explicit rules
+  native    against the framework's native autodiff of torch.linalg / jax.numpy.linalg,
+            where one exists ("refuses" where the native rule raises)
+
+A cell passes when its error is below the tolerance of its check and dtype.
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+import time
+import zlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .render import ROOT, load_checked
+
+SHAPES = {"tall": (6, 4), "square": (4, 4), "wide": (3, 5)}
+DTYPES = {"real": np.float64, "complex": np.complex128}
+BATCH = (2,)
+STEP = 1e-6
+TOLERANCE = {"fd": 1e-6, "adjoint": 1e-12, "numpy": 1e-12, "autodiff": 1e-12, "native": 1e-10}
+CHECKS = tuple(TOLERANCE)
+BACKENDS = ("numpy", "torch", "jax", "cupy")
+
+
+def well_conditioned(rng, shape, dtype, batch=()):
+    """A random matrix whose leading min(m, n) columns have singular values in [1, 2].
+
+    Rules of factorizations divide by those singular values, so finite differences and
+    comparisons measure the rule, not the conditioning of a random draw.
+    """
+    m, n = shape
+    k = min(m, n)
+    complex_ = np.issubdtype(dtype, np.complexfloating)
+
+    def gauss(*s):
+        x = rng.standard_normal(batch + s)
+        return x + 1j * rng.standard_normal(batch + s) if complex_ else x
+
+    u, _ = np.linalg.qr(gauss(m, k))
+    v, _ = np.linalg.qr(gauss(k, k))
+    s = rng.uniform(1.0, 2.0, batch + (k,))
+    lead = (u * s[..., None, :]) @ np.conj(np.swapaxes(v, -1, -2))
+    rest = gauss(m, n - k) if n > k else np.zeros(batch + (m, 0))
+    return np.concatenate([lead, rest], axis=-1).astype(dtype)
+
+
+def random_like(rng, x):
+    out = rng.standard_normal(x.shape)
+    if np.iscomplexobj(x):
+        out = out + 1j * rng.standard_normal(x.shape)
+    return out.astype(x.dtype)
+
+
+def inner(a, b) -> float:
+    """Re <a, b> = Re sum conj(a) b."""
+    return float(np.sum(np.conj(np.asarray(a)) * np.asarray(b)).real)
+
+
+def rel_err(x, ref) -> float:
+    x, ref = np.asarray(x), np.asarray(ref)
+    if ref.size == 0:
+        return 0.0
+    return float(np.max(np.abs(x - ref)) / max(1.0, float(np.max(np.abs(ref)))))
+
+
+@dataclass
+class Cell:
+    errors: list = field(default_factory=list)
+    notes: set = field(default_factory=set)
+
+    def add(self, value):
+        self.errors.append(value)
+
+    @property
+    def worst(self):
+        return max(self.errors) if self.errors else None
+
+
+# -- backend adapters: NumPy in, NumPy out ---------------------------------------------------
+class Backend:
+    name = ""
+
+    def __init__(self):
+        self.module = importlib.import_module(f"generated.{self.name}")
+
+    def to(self, x):
+        return x
+
+    def back(self, x):
+        return None if x is None else np.asarray(x)
+
+    def jvp(self, op, x, dx, opts):
+        outs, tans = getattr(self.module, f"{op}_jvp")(self.to(x), self.to(dx), **opts)
+        return [self.back(o) for o in outs], [self.back(t) for t in tans]
+
+    def vjp(self, op, x, cots, opts):
+        outs, pullback = getattr(self.module, f"{op}_vjp")(self.to(x), **opts)
+        return self.back(pullback(*(None if g is None else self.to(g) for g in cots)))
+
+    def forward(self, op, x, opts):
+        return [self.back(o) for o in getattr(self.module, op)(self.to(x), **opts)]
+
+    def autodiff(self, op, x, dx, cots, opts):
+        """(tangents, input cotangent) from the framework's own AD, or None."""
+        return None
+
+    def native(self, op, x, dx, cots, opts):
+        """(tangents, input cotangent) from the framework's native rule, None, or 'refuses'."""
+        return None
+
+
+class NumpyBackend(Backend):
+    name = "numpy"
+
+
+class TorchBackend(Backend):
+    name = "torch"
+
+    def __init__(self):
+        super().__init__()
+        import torch
+        self.torch = torch
+
+    def to(self, x):
+        return self.torch.from_numpy(np.ascontiguousarray(x))
+
+    def back(self, x):
+        return None if x is None else x.detach().resolve_conj().numpy()
+
+    def _both(self, fn, x, dx, cots):
+        torch = self.torch
+        xt = self.to(x)
+        _, tangents = torch.func.jvp(lambda a: tuple(fn(a)), (xt,), (self.to(dx),))
+        xg = xt.clone().requires_grad_(True)
+        outs = fn(xg)
+        pairs = [(o, self.to(g)) for o, g in zip(outs, cots) if g is not None]
+        (grad,) = torch.autograd.grad([o for o, _ in pairs], [xg], [g for _, g in pairs])
+        return [self.back(t) for t in tangents], self.back(grad)
+
+    def autodiff(self, op, x, dx, cots, opts):
+        return self._both(lambda a: getattr(self.module, op)(a, **opts), x, dx, cots)
+
+    def native(self, op, x, dx, cots, opts):
+        native = {"qr": self.torch.linalg.qr}.get(op)
+        if native is None:
+            return None
+        try:
+            return self._both(lambda a: native(a, **opts), x, dx, cots)
+        except RuntimeError:
+            return "refuses"
+
+
+class JaxBackend(Backend):
+    name = "jax"
+
+    def __init__(self):
+        import jax
+        jax.config.update("jax_enable_x64", True)
+        super().__init__()
+        self.jax = jax
+
+    def to(self, x):
+        return self.jax.numpy.asarray(x)
+
+    def vjp(self, op, x, cots, opts):
+        # JAX's cotangents are the complex conjugates of PyTorch's (the reference convention)
+        conj = [None if g is None else np.conj(g) for g in cots]
+        return np.conj(super().vjp(op, x, conj, opts))
+
+    def _both(self, fn, x, dx, cots):
+        jax = self.jax
+        _, tangents = jax.jvp(lambda a: tuple(fn(a)), (self.to(x),), (self.to(dx),))
+        outs, pullback = jax.vjp(lambda a: tuple(fn(a)), self.to(x))
+        full = tuple(self.jax.numpy.zeros_like(o) if g is None else self.to(np.conj(g))
+                     for o, g in zip(outs, cots))
+        (grad,) = pullback(full)
+        # JAX's cotangents are the complex conjugates of PyTorch's (the reference convention)
+        return [self.back(t) for t in tangents], np.conj(self.back(grad))
+
+    def autodiff(self, op, x, dx, cots, opts):
+        return self._both(lambda a: getattr(self.module, op)(a, **opts), x, dx, cots)
+
+    def native(self, op, x, dx, cots, opts):
+        native = {"qr": self.jax.numpy.linalg.qr}.get(op)
+        if native is None:
+            return None
+
+        def fn(a):
+            out = native(a, **opts)
+            if opts.get("mode") == "r":  # numpy-style: R alone; ours returns (empty, R)
+                return (self.jax.numpy.zeros((0,), a.dtype), out)
+            return tuple(out)
+
+        try:
+            return self._both(fn, x, dx, cots)
+        except NotImplementedError:
+            return "refuses"
+
+
+def cupy_backend():
+    """The CuPy backend when a CUDA device is present, else None and the reason."""
+    try:
+        import cupy
+        if cupy.cuda.runtime.getDeviceCount() < 1:
+            return None, "no CUDA device"
+    except Exception as err:  # noqa: BLE001 (any failure to reach a device means: none)
+        return None, f"no CUDA device ({type(err).__name__})"
+
+    class CupyBackend(Backend):
+        name = "cupy"
+
+        def to(self, x):
+            return cupy.asarray(x)
+
+        def back(self, x):
+            return None if x is None else cupy.asnumpy(x)
+
+    return CupyBackend(), ""
+
+
+# -- the checks -----------------------------------------------------------------------------
+def check_case(backend, reference, op, opts, x, rng, table, key, shape_name=""):
+    dx = random_like(rng, x)
+    outs, tans = backend.jvp(op, x, dx, opts)
+    cots = [None if t is None else random_like(rng, t) for t in tans]
+    grad = backend.vjp(op, x, cots, opts)
+
+    plus = backend.forward(op, x + STEP * dx, opts)
+    minus = backend.forward(op, x - STEP * dx, opts)
+    fd = max((rel_err(t, (p - q) / (2 * STEP)) for t, p, q in zip(tans, plus, minus)
+              if t is not None), default=0.0)
+    table[key + ("fd",)].add(fd)
+
+    lhs = inner(grad, dx)
+    rhs = sum(inner(g, t) for g, t in zip(cots, tans) if t is not None)
+    table[key + ("adjoint",)].add(abs(lhs - rhs) / max(1.0, abs(lhs)))
+
+    ref_outs, ref_tans = reference.jvp(op, x, dx, opts)
+    ref_grad = reference.vjp(op, x, cots, opts)
+    err = max([rel_err(o, r) for o, r in zip(outs, ref_outs)]
+              + [rel_err(t, r) for t, r in zip(tans, ref_tans) if t is not None]
+              + [rel_err(grad, ref_grad)])
+    table[key + ("numpy",)].add(err)
+
+    for check, fn in (("autodiff", backend.autodiff), ("native", backend.native)):
+        got = fn(op, x, dx, cots, opts)
+        if got is None:
+            continue
+        if isinstance(got, str):
+            table[key + (check,)].notes.add(shape_name)
+            continue
+        g_tans, g_grad = got
+        diff_tans = [t for t in g_tans if t is not None and t.size]
+        mine = [t for t in tans if t is not None and t.size]
+        err = max([rel_err(a, b) for a, b in zip(diff_tans, mine)] + [rel_err(g_grad, grad)])
+        table[key + (check,)].add(err)
+
+
+def variant_options(checked, variant) -> dict:
+    return dict(variant.when)
+
+
+def run(names=(), progress=True):
+    """Measure every cell; returns (rows, notes about backends that could not run)."""
+    specs = load_checked(sorted((ROOT / "spec").glob("*.yaml")))
+    if names:
+        unknown = set(names) - {c.spec.name for c in specs}
+        if unknown:
+            raise SystemExit(f"unknown spec(s): {', '.join(sorted(unknown))}")
+        specs = [c for c in specs if c.spec.name in names]
+    reference = NumpyBackend()
+    backends = [reference, TorchBackend(), JaxBackend()]
+    skipped = {}
+    cupy, reason = cupy_backend()
+    if cupy is None:
+        skipped["cupy"] = reason
+    else:
+        backends.append(cupy)
+
+    table = {}
+    jobs = [(c, v, shape, dt) for c in specs for v in c.variants for shape in SHAPES
+            for dt in DTYPES]
+    for i, (checked, cv, shape_name, dtype_name) in enumerate(jobs):
+        opts = variant_options(checked, cv.variant)
+        if progress:
+            print(f"\rverify {i + 1}/{len(jobs)}: {checked.spec.name} {cv.variant.label} "
+                  f"{shape_name} {dtype_name}".ljust(70), end="", file=sys.stderr, flush=True)
+        for b in backends:
+            rng = np.random.default_rng(zlib.crc32(f"{shape_name}/{dtype_name}".encode()))
+            x = well_conditioned(rng, SHAPES[shape_name], DTYPES[dtype_name], BATCH)
+            key = (checked.spec.name, cv.variant.label, b.name)
+            for check in CHECKS:
+                table.setdefault(key + (check,), Cell())
+            check_case(b, reference, checked.spec.name, opts, x, rng, table, key, shape_name)
+    if progress:
+        print("\r" + " " * 78 + "\r", end="", file=sys.stderr, flush=True)
+
+    rows = []
+    for (spec, variant, backend, check), cell in table.items():
+        worst = cell.worst
+        rows.append({
+            "spec": spec, "variant": variant, "backend": backend, "check": check,
+            "max_rel_err": worst, "tolerance": TOLERANCE[check],
+            "native_refuses": sorted(cell.notes),
+            "status": ("refuses" if cell.notes and worst is None else
+                       "n/a" if worst is None else
+                       "pass" if worst <= TOLERANCE[check] else "FAIL"),
+        })
+    return rows, skipped
+
+
+def format_table(rows, skipped) -> str:
+    backends = [b for b in BACKENDS if b not in skipped]
+    by_key = {(r["spec"], r["variant"], r["check"], r["backend"]): r for r in rows}
+    lines = []
+    header = f"{'spec':<6} {'variant':<14} {'check':<9} " + " ".join(f"{b:>10}" for b in backends)
+    lines += [header, "-" * len(header)]
+    keys = sorted({(r["spec"], r["variant"], r["check"]) for r in rows},
+                  key=lambda k: (k[0], k[1], CHECKS.index(k[2])))
+    for spec, variant, check in keys:
+        cells = []
+        for b in backends:
+            r = by_key.get((spec, variant, check, b))
+            if r is None or r["status"] == "n/a":
+                cells.append("-")
+            elif r["status"] == "refuses":
+                cells.append("refuses")
+            else:
+                mark = "" if r["status"] == "pass" else " FAIL"
+                mark += "*" if r["native_refuses"] else ""
+                cells.append(f"{r['max_rel_err']:.1e}{mark}")
+        lines.append(f"{spec:<6} {variant:<14} {check:<9} " + " ".join(f"{c:>10}" for c in cells))
+    lines.append("")
+    lines.append("max relative error over shapes " + ", ".join(
+        f"{k} {m}x{n}" for k, (m, n) in SHAPES.items()) + f", batch {BATCH}, float64 and "
+        "complex128; tolerances: " + ", ".join(f"{c} {t:g}" for c, t in TOLERANCE.items()))
+    lines.append("'-': no such check for this backend; 'refuses': the native rule raises")
+    refusals = sorted({(r["variant"], r["backend"], s) for r in rows if r["status"] != "refuses"
+                       for s in r["native_refuses"]})
+    if refusals:
+        lines.append("*: the native rule refuses some shapes, measured on the others: " + "; ".join(
+            f"{b} {v} {s}" for v, b, s in refusals))
+    for b, why in skipped.items():
+        lines.append(f"{b}: not run here ({why}); its kernels are compiled and executed on the "
+                     f"CPU by the test suite")
+    return "\n".join(lines)
+
+
+def main(args) -> int:
+    from . import pipeline
+
+    start = time.perf_counter()
+    if not args.no_generate:
+        files = pipeline.render()
+        pipeline.write(files)
+        print(f"generated {len(files)} files from spec/", file=sys.stderr)
+    rows, skipped = run(args.names, progress=not args.json)
+    failed = [r for r in rows if r["status"] == "FAIL"]
+    if args.json:
+        print(json.dumps({"rows": rows, "skipped": skipped}, indent=2))
+    else:
+        print(format_table(rows, skipped))
+        print(f"{len(rows) - len(failed)} checks passed, {len(failed)} failed "
+              f"in {time.perf_counter() - start:.0f} s")
+    for r in failed:
+        print(f"FAIL {r['spec']} {r['variant']} {r['backend']} {r['check']}: "
+              f"{r['max_rel_err']:.2e} > {r['tolerance']:g}", file=sys.stderr)
+    return 1 if failed else 0
