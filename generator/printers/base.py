@@ -62,6 +62,25 @@ class BatchedMatrixPrinter:
         raise PrinterError(f"scalar {c} is not a number")
 
     # -- SymPy node types --------------------------------------------------------------------
+    _SCALAR_NODES = ("Symbol", "Integer", "Rational", "Float", "Half", "One", "NegativeOne",
+                     "Zero", "Add", "Mul", "Min", "Max")
+
+    def _print(self, expr, **kwargs):
+        """Only the node types this mixin prints are allowed; the stock printers' other rules
+        (matrix_power, inv, .dot, ...) are not batch-aware and must never be reached."""
+        if isinstance(expr, sp.Basic):
+            name = type(expr).__name__
+            own = f"_print_{name}" in BatchedMatrixPrinter.__dict__
+            if not own and not (name in self._SCALAR_NODES and not isinstance(expr, MatrixExpr)):
+                raise PrinterError(f"{type(self).__name__} cannot print {name}: {expr}")
+        return super()._print(expr, **kwargs)
+
+    def _print_MatPow(self, e):
+        exp = sp.sympify(e.exp)
+        if not (exp.is_Integer and exp >= 1):
+            raise PrinterError(f"matrix power {exp} (only positive integer powers are printed)")
+        return " @ ".join([self._arg(e.base)] * int(exp))
+
     def _print_MatrixSymbol(self, e):
         return str(e.name)
 
