@@ -11,6 +11,8 @@ import itertools
 import numpy as np
 import pytest
 
+from generator import verify
+
 DTYPES = (np.float32, np.float64, np.complex64, np.complex128)
 # Relative error allowed between two backends, per dtype.
 RTOL = {np.dtype(np.float32): 1e-5, np.dtype(np.complex64): 1e-5,
@@ -122,22 +124,9 @@ def qr_cases():
                                                                DTYPES)]
 
 
-def _unitary(rng, n, dtype):
-    q, r = np.linalg.qr(random_array(rng, (n, n), dtype))
-    return q * (np.diagonal(r) / np.abs(np.diagonal(r)))
-
-
 def well_conditioned(rng, batch, shape, dtype):
     """A random A whose leading min(m, n) columns have singular values in [1, 2]."""
-    m, n = shape
-    k = min(m, n)
-    work = np.complex128 if np.dtype(dtype).kind == "c" else np.float64
-    out = np.empty(batch + shape, work)
-    for index in np.ndindex(*batch):
-        u = _unitary(rng, m, work)[:, :k]
-        core = (u * np.linspace(1.0, 2.0, k)) @ _adjoint(_unitary(rng, k, work))   # m x k
-        out[index] = np.concatenate([core, random_array(rng, (m, n - k), work)], axis=-1)
-    return out.astype(dtype)
+    return verify.well_conditioned(rng, shape, dtype, batch)
 
 
 def assert_close(got, want, dtype, what):
