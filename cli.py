@@ -106,10 +106,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def check_specs(spec_dir: Path) -> None:
+    """Load and check every spec, before the printers (and the frameworks they import) load.
+
+    A bad spec fails here, quickly, and before any command writes anything.
+    """
+    from generator.check import check_spec
+    from generator.spec import load_spec
+
+    for path in sorted(spec_dir.glob("*.yaml")):
+        try:
+            shown = str(path.resolve().relative_to(ROOT))
+        except ValueError:
+            shown = str(path)
+        check_spec(load_spec(path, display_path=shown))
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    spec_dir = Path(args.spec_dir)
+    if not spec_dir.is_dir() or not any(spec_dir.glob("*.yaml")):
+        # Nothing to generate from: never let a mistyped --spec-dir empty generated/.
+        print(f"{args.spec_dir}: no spec files (*.yaml) in this folder", file=sys.stderr)
+        return 2
     try:
+        check_specs(spec_dir)
         return args.func(args)
     except SpecError as err:
         print(err, file=sys.stderr)

@@ -7,11 +7,13 @@ shapes agree under the case's condition (e.g. ``k = min(m, n) = n`` when ``m >= 
 from __future__ import annotations
 
 import ast
+import keyword
 from dataclasses import dataclass
 
 import sympy as sp
 
 from . import expr as expr_mod
+from . import ops
 from .program import Program, build_program
 from .spec import Case, Spec, SpecError, Tensor, Text, Variant
 
@@ -72,6 +74,13 @@ class CheckedSpec:
 
 
 def _dim_expr(node, known: dict[str, sp.Expr], inputs: dict[str, Tensor], fail):
+    def operand(sub):
+        value, source = _dim_expr(sub, known, inputs, fail)
+        if source is not None:
+            fail(f"{ast.unparse(sub)} must be a dimension's whole definition; name it and "
+                 f"use the name")
+        return value
+
     if isinstance(node, ast.Name):
         if node.id not in known:
             fail(f"unknown dimension '{node.id}'")
@@ -79,8 +88,7 @@ def _dim_expr(node, known: dict[str, sp.Expr], inputs: dict[str, Tensor], fail):
     if isinstance(node, ast.Constant) and type(node.value) is int:
         return sp.Integer(node.value), None
     if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub)):
-        a, _ = _dim_expr(node.left, known, inputs, fail)
-        b, _ = _dim_expr(node.right, known, inputs, fail)
+        a, b = operand(node.left), operand(node.right)
         return (a + b if isinstance(node.op, ast.Add) else a - b), None
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and not node.keywords:
         func = node.func.id
@@ -90,10 +98,25 @@ def _dim_expr(node, known: dict[str, sp.Expr], inputs: dict[str, Tensor], fail):
                 fail(f"{func}({name}): '{name}' is not an input")
             return None, (name, -2 if func == "rows" else -1)
         if func in _DIM_FUNCS and len(node.args) == 2:
-            args = [_dim_expr(a, known, inputs, fail)[0] for a in node.args]
+            args = [operand(a) for a in node.args]
             return _DIM_FUNCS[func](*args), None
     fail(f"'{ast.unparse(node)}' is not a dimension definition "
          f"(use rows(X), cols(X), min(a, b), max(a, b), +, -)")
+
+
+def _parse_python_expression(text: str, fail, message: str) -> ast.AST:
+    """A dimension, case condition or signature call as an ``ast`` tree, never evaluated."""
+    try:
+        return ast.parse(text, mode="eval").body
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        fail(message)
+
+
+def _dim_value(node, known, inputs, fail):
+    try:
+        return _dim_expr(node, known, inputs, fail)
+    except RecursionError:
+        fail("nested too deeply")
 
 
 def _dims(spec: Spec) -> tuple[DimDef, ...]:
@@ -106,13 +129,14 @@ def _dims(spec: Spec) -> tuple[DimDef, ...]:
     known: dict[str, sp.Expr] = {}
     out = []
     for name, text in spec.dims:
-        if not name.isidentifier() or name.startswith("_"):
+        line = spec.line_of.get(f"dims.{name}", spec.line_of.get("dims", 1))
+        if not name.isidentifier() or keyword.iskeyword(name) or name.startswith("_") \
+                or name == "I":
             fail(f"'{name}' is not a valid dimension name")
-        try:
-            node = ast.parse(text, mode="eval").body
-        except SyntaxError:
-            fail(f"cannot parse '{text}'")
-        value, source = _dim_expr(node, known, inputs, fail)
+        if name in inputs:
+            fail(f"'{name}' names both a dimension and an input")
+        node = _parse_python_expression(text, fail, f"cannot parse '{text}'")
+        value, source = _dim_value(node, known, inputs, fail)
         if source is not None:
             value = sp.Symbol(name, integer=True, nonnegative=True)
         known[name] = value
@@ -121,6 +145,15 @@ def _dims(spec: Spec) -> tuple[DimDef, ...]:
         for d in t.shape:
             if d not in known:
                 raise SpecError(spec.path, t.line, f"input {t.name}: unknown dimension '{d}'")
+    for d in out:
+        if d.source is not None:
+            name, axis = d.source
+            given = inputs[name].shape[axis]
+            if given != d.name:
+                func = "rows" if axis == -2 else "cols"
+                raise SpecError(spec.path, inputs[name].line,
+                                f"input {name}: its {func} are '{given}', but dims says "
+                                f"{d.name} = {func}({name})")
     return tuple(out)
 
 
@@ -128,15 +161,12 @@ def _condition(spec: Spec, case: Case, dims: dict[str, sp.Expr]) -> Condition:
     def fail(msg):
         raise SpecError(spec.path, case.line, f"case condition '{case.when}': {msg}")
 
-    try:
-        node = ast.parse(case.when, mode="eval").body
-    except SyntaxError:
-        fail("cannot parse it")
+    node = _parse_python_expression(case.when, fail, "cannot parse it")
     if not (isinstance(node, ast.Compare) and len(node.ops) == 1
             and type(node.ops[0]) in _COMPARE):
         fail("expected one comparison such as 'm >= n'")
-    lhs, _ = _dim_expr(node.left, dims, {}, fail)
-    rhs, _ = _dim_expr(node.comparators[0], dims, {}, fail)
+    lhs, _ = _dim_value(node.left, dims, {}, fail)
+    rhs, _ = _dim_value(node.comparators[0], dims, {}, fail)
     return Condition(lhs, _COMPARE[type(node.ops[0])], rhs, case.when.strip())
 
 
@@ -170,9 +200,31 @@ def _parse_program(spec: Spec, text: Text, names, dims, what: str):
         raise SpecError(spec.path, text.line + err.line - 1, f"{what}: {err}") from None
 
 
+def _unprintable(e, zero_ok: bool = False) -> str | None:
+    """What no backend prints: a zero block other than the last of two stacked blocks, and a
+    size that is still a min/max once the case condition has been applied."""
+    if isinstance(e, sp.ZeroMatrix) and not zero_ok:
+        return "zeros(rows, cols) can only be the last of two blocks of hstack/vstack"
+    if isinstance(e, sp.MatrixExpr):
+        for size in (*e.shape, *(e.bounds if isinstance(e, ops.Block) else ())):
+            if sp.sympify(size).has(sp.Min, sp.Max):
+                shown = str(size).replace("Min(", "min(").replace("Max(", "max(")
+                return f"the size {shown} is a min/max that the case condition does not settle"
+    pair = isinstance(e, (ops.HStack, ops.VStack)) and len(e.args) == 2
+    for i, arg in enumerate(e.args):
+        problem = _unprintable(arg, pair and i == 1)
+        if problem:
+            return problem
+    return None
+
+
 def _rule(spec, variant, case, kind, text, names, dims, results: dict[str, sp.MatrixSymbol]):
     what = f"{kind} of {variant.label} when {case.when}"
     statements = _parse_program(spec, text, names, dims, what)
+    for s in statements:
+        problem = _unprintable(s.expr)
+        if problem:
+            raise SpecError(spec.path, text.line + s.line - 1, f"{what}: {problem}")
     assigned = {s.name: s for s in statements}
     for name, expected in results.items():
         if name not in assigned:
@@ -189,6 +241,10 @@ def _rule(spec, variant, case, kind, text, names, dims, results: dict[str, sp.Ma
 def _variant(spec: Spec, dims: tuple[DimDef, ...], variant: Variant) -> CheckedVariant:
     declared = {t.name for t in spec.inputs} | {t.name for t in variant.outputs}
     for t in variant.outputs:
+        if t.name in {x.name for x in dims}:
+            raise SpecError(spec.path, t.line, f"'{t.name}' names both a dimension and an output")
+        if t.name in {x.name for x in spec.inputs}:
+            raise SpecError(spec.path, t.line, f"'{t.name}' names both an input and an output")
         for d in t.shape:
             if d not in {x.name for x in dims}:
                 raise SpecError(spec.path, t.line, f"output {t.name}: unknown dimension '{d}'")
@@ -224,8 +280,37 @@ def _variant(spec: Spec, dims: tuple[DimDef, ...], variant: Variant) -> CheckedV
     return CheckedVariant(variant, tuple(defining), tuple(cases))
 
 
+def _signature_calls(spec: Spec) -> None:
+    """Each backend's current call: 'dotted.func(INPUT, ..., keyword=OPTION, ...)'."""
+    inputs = {t.name for t in spec.inputs}
+    options = {o.name for o in spec.options}
+    for sig in spec.signatures:
+        if sig.until is not None:
+            continue
+
+        def fail(msg, sig=sig):
+            raise SpecError(spec.path, sig.line, f"signatures.{sig.backend}: {msg}: {sig.call!r}")
+
+        node = _parse_python_expression(sig.call, fail, "cannot parse the call")
+        if not isinstance(node, ast.Call):
+            fail("expected a call such as 'module.func(A, mode=mode)'")
+        func = node.func
+        while isinstance(func, ast.Attribute):
+            func = func.value
+        if not isinstance(func, ast.Name):
+            fail("the function must be a dotted name")
+        if not all(isinstance(a, ast.Name) and a.id in inputs for a in node.args):
+            fail("positional arguments must be input names")
+        for k in node.keywords:
+            if k.arg is None:
+                fail("'**' unpacking is not allowed")
+            if not (isinstance(k.value, ast.Name) and k.value.id in options):
+                fail(f"keyword {k.arg}= must be given an option name")
+
+
 def check_spec(spec: Spec) -> CheckedSpec:
     dims = _dims(spec)
+    _signature_calls(spec)
     seen = set()
     for v in spec.variants:
         key = v.when

@@ -20,6 +20,8 @@ assignments); functions are those of ``FUNCTIONS`` below.
 from __future__ import annotations
 
 import ast
+import math
+import warnings
 from dataclasses import dataclass
 
 import sympy as sp
@@ -76,6 +78,10 @@ FUNCTIONS = {
     "zeros": (0, ("rows", "cols"), ()),
 }
 _REQUIRED_KEYWORDS = {"solve_triangular": ("upper",)}
+_OPERATORS = {
+    ast.Pow: "**", ast.Mod: "%", ast.FloorDiv: "//", ast.BitAnd: "&", ast.BitOr: "|",
+    ast.BitXor: "^", ast.LShift: "<<", ast.RShift: ">>", ast.Invert: "~", ast.Not: "not",
+}
 _ATTRIBUTES = {"H": Adjoint, "T": Transpose, "conj": ops.Conj}
 
 
@@ -123,34 +129,63 @@ class Parser:
                 raise ExprError(f"'{name}' is assigned twice", stmt.lineno)
             if name.startswith("_"):
                 raise ExprError(f"names starting with '_' are reserved: '{name}'", stmt.lineno)
-            value = self._matrix(self._expr(stmt.value), stmt.value)
+            if name == "I":
+                raise ExprError("'I' is the identity matrix and cannot be assigned", stmt.lineno)
+            value = self._matrix(self._top(stmt.value), stmt.value)
             self.names[name] = sp.MatrixSymbol(name, *value.shape)
             assigned.add(name)
             out.append(Assignment(name, value, stmt.lineno))
         return out
 
     def equation(self, text: str) -> Equation:
-        if text.count("=") != 1:
-            raise ExprError(f"an equation has exactly one '=': {text!r}")
-        left, right = text.split("=")
-        lhs = self._expr(self._parse(left.strip(), "eval").body)
-        rhs = self._expr(self._parse(right.strip(), "eval").body)
-        lhs, rhs = _resolve_identity(lhs, rhs), _resolve_identity(rhs, lhs)
-        if isinstance(lhs, _IdentityOfContext):
-            raise ExprError("cannot tell the size of I in this equation")
+        # the '=' outside brackets (those inside are keyword arguments)
+        depth, splits = 0, []
+        for i, c in enumerate(text):
+            depth += (c in "([{") - (c in ")]}")
+            if c == "=" and depth == 0 and text[i - 1:i] not in ("=", "<", ">", "!") \
+                    and text[i + 1:i + 2] != "=":
+                splits.append(i)
+        if len(splits) != 1:
+            raise ExprError(f"an equation has exactly one '=' outside brackets: {text!r}")
+        left, right = text[:splits[0]], text[splits[0] + 1:]
+        lhs = self._top(self._parse(left.strip(), "eval").body)
+        rhs = self._top(self._parse(right.strip(), "eval").body)
         try:
+            lhs, rhs = _resolve_identity(lhs, rhs), _resolve_identity(rhs, lhs)
+            if isinstance(lhs, _IdentityOfContext):
+                raise ExprError("cannot tell the size of I in this equation")
+            for side in (lhs, rhs):
+                if not isinstance(side, MatrixExpr):
+                    raise ExprError(f"both sides of an equation must be matrices: "
+                                    f"{text.strip()!r}")
             ops.require_same_shape("=", lhs, rhs)
         except ops.ShapeError as err:
-            raise ExprError(f"{err} in {text!r}") from None
+            raise ExprError(f"{err} in {text.strip()!r}") from None
         return Equation(lhs, rhs, text.strip())
 
     # -- internals -----------------------------------------------------------------------
     @staticmethod
     def _parse(text: str, mode: str) -> ast.AST:
         try:
-            return ast.parse(text, mode=mode)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # e.g. SyntaxWarning for "\d" in a string
+                return ast.parse(text, mode=mode)
         except SyntaxError as err:
             raise ExprError(f"syntax error: {err.msg}", err.lineno or 1) from None
+        except (ValueError, RecursionError, MemoryError):
+            raise ExprError("cannot parse this text") from None
+
+    def _top(self, node: ast.AST):
+        """One whole expression."""
+        try:
+            return self._expr(node)
+        except RecursionError:
+            raise ExprError("expression nested too deeply", node.lineno) from None
+
+    def _no_bare_identity(self, value, node):
+        if isinstance(value, _IdentityOfContext):
+            raise ExprError("cannot tell the size of I here; write eye(rows, cols)", node.lineno)
+        return value
 
     def _matrix(self, value, node):
         if isinstance(value, _IdentityOfContext):
@@ -171,13 +206,16 @@ class Parser:
         if isinstance(node, ast.Constant):
             if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
                 raise ExprError(f"constant {node.value!r} is not a number", node.lineno)
+            if not math.isfinite(node.value):
+                raise ExprError(f"constant {ast.unparse(node)} is not a finite number",
+                                node.lineno)
             return sp.Rational(str(node.value))
         if isinstance(node, ast.UnaryOp):
             if isinstance(node.op, ast.USub):
-                return -self._expr(node.operand)
+                return -self._no_bare_identity(self._expr(node.operand), node)
             if isinstance(node.op, ast.UAdd):
                 return self._expr(node.operand)
-            raise ExprError(f"operator {type(node.op).__name__} is not allowed", node.lineno)
+            raise ExprError(f"operator {_operator(node.op)} is not allowed", node.lineno)
         if isinstance(node, ast.BinOp):
             return self._binop(node)
         if isinstance(node, ast.Attribute):
@@ -217,8 +255,11 @@ class Parser:
                 return self._matrix(left, node)
             left, right = self._matrix(left, node), self._matrix(right, node)
             if not ops.dims_equal(left.cols, right.rows):
-                raise ops.ShapeError(f"@: {ops.fmt_shape(left)} times {ops.fmt_shape(right)}")
+                raise ops.ShapeError(f"@: {ops.fmt_shape(left)} times {ops.fmt_shape(right)} "
+                                     f"(inner dimensions {left.cols} and {right.rows} differ)")
             return MatMul(left, right)
+        if isinstance(op, (ast.Mult, ast.Div)):
+            left, right = self._no_bare_identity(left, node), self._no_bare_identity(right, node)
         if isinstance(op, ast.Mult):
             if isinstance(left, MatrixExpr) and isinstance(right, MatrixExpr):
                 raise ExprError("'*' of two matrices: use '@' for the matrix product or "
@@ -226,12 +267,12 @@ class Parser:
             return MatMul(left, right) if (isinstance(left, MatrixExpr)
                                            or isinstance(right, MatrixExpr)) else left * right
         if isinstance(op, ast.Div):
-            if isinstance(right, MatrixExpr) or isinstance(right, _IdentityOfContext):
+            if isinstance(right, MatrixExpr):
                 raise ExprError("division by a matrix: use solve(A, B)", node.lineno)
             if right == 0:
                 raise ExprError("division by zero", node.lineno)
             return MatMul(1 / right, left) if isinstance(left, MatrixExpr) else left / right
-        raise ExprError(f"operator {type(op).__name__} is not allowed", node.lineno)
+        raise ExprError(f"operator {_operator(op)} is not allowed", node.lineno)
 
     def _dim(self, node: ast.AST) -> sp.Expr:
         if isinstance(node, ast.Name):
@@ -248,12 +289,16 @@ class Parser:
         raise ExprError(f"{_describe(node)} is not a dimension expression",
                         getattr(node, "lineno", 1))
 
-    def _slice(self, node: ast.AST, size) -> tuple[sp.Expr, sp.Expr]:
+    def _slice(self, node: ast.AST, size, axis: str) -> tuple[sp.Expr, sp.Expr]:
         if not isinstance(node, ast.Slice) or node.step is not None:
             raise ExprError("block indices are slices 'start:stop' (no steps, no single "
                             "indices)", getattr(node, "lineno", 1))
         lo = self._dim(node.lower) if node.lower is not None else sp.Integer(0)
         hi = self._dim(node.upper) if node.upper is not None else size
+        # Bounds are positions, not Python's negative indices; reject what provably falls
+        # outside 0 <= lo <= hi <= size (what depends on the case condition passes).
+        if lo.is_negative or (lo - hi).is_positive or (hi - size).is_positive:
+            raise ExprError(f"block {lo}:{hi} does not fit in {size} {axis}", node.lineno)
         return lo, hi
 
     def _block(self, node: ast.Subscript):
@@ -261,8 +306,8 @@ class Parser:
         index = node.slice
         if not isinstance(index, ast.Tuple) or len(index.elts) != 2:
             raise ExprError("a block is X[rows, cols] with two slices", node.lineno)
-        r0, r1 = self._slice(index.elts[0], base.rows)
-        c0, c1 = self._slice(index.elts[1], base.cols)
+        r0, r1 = self._slice(index.elts[0], base.rows, "rows")
+        c0, c1 = self._slice(index.elts[1], base.cols, "columns")
         return ops.Block(base, r0, r1, c0, c1)
 
     def _flag(self, node: ast.AST, name: str, func: str) -> bool:
@@ -284,6 +329,8 @@ class Parser:
             raise ExprError("unpacking is not allowed in an equation", node.lineno)
         kw = {}
         for k in node.keywords:
+            if k.arg is None:
+                raise ExprError("unpacking is not allowed in an equation", node.lineno)
             if k.arg not in keywords:
                 raise ExprError(f"{func}: unknown keyword '{k.arg}'", node.lineno)
             kw[k.arg] = self._flag(k.value, k.arg, func)
@@ -318,6 +365,10 @@ class Parser:
         if func == "solve":
             return ops.Solve(*mats, left=kw.get("left", True))
         return ops.STRUCTURAL_OPS[func](*mats)
+
+
+def _operator(op: ast.AST) -> str:
+    return f"'{_OPERATORS[type(op)]}'" if type(op) in _OPERATORS else type(op).__name__
 
 
 def _resolve_identity(value, other):

@@ -8,6 +8,7 @@ Nothing in a spec is evaluated: equation text stays text here and is parsed by
 from __future__ import annotations
 
 import hashlib
+import keyword
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,8 +19,14 @@ class SpecError(Exception):
     """A problem in a spec file, reported as one line ``path:line: message``."""
 
     def __init__(self, path: str, line: int, message: str):
+        message = _one_line(message)
         super().__init__(f"{path}:{line}: {message}")
         self.path, self.line, self.message = path, line, message
+
+
+def _one_line(text: str) -> str:
+    """Spec text quoted in a message, with line breaks and other control characters escaped."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 # -- YAML with line numbers -------------------------------------------------------------------
@@ -48,17 +55,24 @@ def _value_line(node: yaml.Node) -> int:
 
 
 def _construct_mapping(loader, node, deep=False):
+    # A merge key ('<<: *anchor') puts the merged pairs first; keys written in the mapping
+    # itself override them, as YAML specifies.  A key written twice is an error.
+    own = sum(1 for key_node, _ in node.value if key_node.tag != "tag:yaml.org,2002:merge")
     loader.flatten_mapping(node)
+    merged = len(node.value) - own
     out = _Map()
     out.line, out.key_lines, out.value_lines = node.start_mark.line + 1, {}, {}
-    for key_node, value_node in node.value:
+    written = set()
+    for i, (key_node, value_node) in enumerate(node.value):
         key = loader.construct_object(key_node, deep=True)
         if not isinstance(key, str):
             raise yaml.constructor.ConstructorError(
                 None, None, f"mapping keys must be strings, found {key!r}", key_node.start_mark)
-        if key in out:
+        if key in written:
             raise yaml.constructor.ConstructorError(
                 None, None, f"duplicate key '{key}'", key_node.start_mark)
+        if i >= merged:
+            written.add(key)
         out[key] = loader.construct_object(value_node, deep=True)
         out.key_lines[key] = key_node.start_mark.line + 1
         out.value_lines[key] = _value_line(value_node)
@@ -100,9 +114,11 @@ class _Reader:
         value = self.remaining.pop(key)
         if kind is not None and not isinstance(value, kind):
             names = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
-            names = names.replace("_Map", "mapping").replace("_List", "list")
+            found = type(value).__name__
+            names, found = (x.replace("_Map", "mapping").replace("_List", "list")
+                            for x in (names, found))
             raise SpecError(self.path, self.line_of(key),
-                            f"{self.what}.{key} must be a {names}, found {type(value).__name__}")
+                            f"{self.what}.{key} must be a {names}, found {found}")
         return value
 
     def done(self) -> None:
@@ -148,7 +164,7 @@ class Text:
 @dataclass(frozen=True)
 class Case:
     when: str
-    line: int
+    line: int  # the line of the case's condition
     jvp: Text
     vjp: Text
 
@@ -201,6 +217,14 @@ STRUCTURES = ("general", "orthonormal_columns", "unitary", "upper_triangular",
 DIAGONALS = ("any", "real", "unit", "positive")
 
 
+def _check_name(path, name, line, what) -> None:
+    """Names of matrices and options become Python names in the generated code."""
+    if not name.isidentifier() or keyword.iskeyword(name) or name.startswith("_") \
+            or name == "I":
+        raise SpecError(path, line, f"{what}: '{name}' is not a valid name (a Python "
+                                    f"identifier, not a keyword, not 'I', not starting with '_')")
+
+
 def _tensor(path, name, data, line, what) -> Tensor:
     r = _Reader(path, data, f"{what}.{name}", line)
     shape = r.pop("shape", _List)
@@ -225,6 +249,8 @@ def _tensor(path, name, data, line, what) -> Tensor:
 def _tensors(path, data, line, what) -> tuple[Tensor, ...]:
     if not isinstance(data, _Map) or not data:
         raise SpecError(path, line, f"{what} must be a non-empty mapping of name: {{shape: ...}}")
+    for k in data:
+        _check_name(path, k, data.key_lines[k], what)
     return tuple(_tensor(path, k, v, data.value_lines[k], what) for k, v in data.items())
 
 
@@ -268,7 +294,7 @@ def _variant(path, data, line, options) -> Variant:
         jvp = _text(path, cr.pop("jvp", str), cr.line_of("jvp"), "jvp")
         vjp = _text(path, cr.pop("vjp", str), cr.line_of("vjp"), "vjp")
         cr.done()
-        cases.append(Case(case_when, cases_data.item_lines[i], jvp, vjp))
+        cases.append(Case(case_when, cr.line_of("when"), jvp, vjp))
     if not cases:
         raise SpecError(path, r.line_of("cases"), "variant: 'cases' needs at least one case")
     r.done()
@@ -279,17 +305,34 @@ def load_spec(path: str | Path, display_path: str | None = None) -> Spec:
     """Read and structurally validate one spec file."""
     path = Path(path)
     shown = display_path or str(path)
-    raw = path.read_bytes()
     try:
-        data = yaml.load(raw.decode("utf-8"), Loader=_Loader)
+        raw = path.read_bytes()
+        text = raw.decode("utf-8")
+    except OSError as err:
+        raise SpecError(shown, 1, f"cannot read the spec: {err.strerror or err}") from None
+    except UnicodeDecodeError as err:
+        line = raw[:err.start].count(b"\n") + 1
+        raise SpecError(shown, line, "a spec must be UTF-8 text") from None
+    loader = None
+    try:
+        loader = _Loader(text)  # checks every character first (yaml.reader.ReaderError)
+        data = loader.get_single_data()
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         line = mark.line + 1 if mark else 1
         raise SpecError(shown, line, f"malformed YAML: {err.problem or err.context}") from None
+    except yaml.reader.ReaderError as err:
+        line = text[:err.position].count("\n") + 1
+        raise SpecError(shown, line, f"malformed YAML: unacceptable character "
+                                     f"#x{err.character:04x}: {err.reason}") from None
     except yaml.YAMLError as err:
         raise SpecError(shown, 1, f"malformed YAML: {err}") from None
-    except UnicodeDecodeError:
-        raise SpecError(shown, 1, "a spec must be UTF-8 text") from None
+    except RecursionError:
+        raise SpecError(shown, loader.get_mark().line + 1,
+                        "malformed YAML: nested too deeply") from None
+    finally:
+        if loader is not None:
+            loader.dispose()
     if not isinstance(data, _Map):
         raise SpecError(shown, 1, "a spec must be a YAML mapping")
 
@@ -310,11 +353,13 @@ def load_spec(path: str | Path, display_path: str | None = None) -> Spec:
         rr.done()
     dims_data = r.pop("dims", _Map)
     dims = tuple((k, str(v)) for k, v in dims_data.items())
+    dim_lines = {f"dims.{k}": dims_data.value_lines[k] for k in dims_data}
     inputs = _tensors(shown, r.pop("inputs", _Map), r.line_of("inputs"), "inputs")
 
     options_data = r.pop("options", _Map, default=_Map())
     options = []
     for k, v in options_data.items():
+        _check_name(shown, k, options_data.key_lines[k], "options")
         orr = _Reader(shown, v, f"options.{k}", options_data.value_lines[k])
         values = orr.pop("values", _List)
         default = orr.pop("default", str)
@@ -327,6 +372,9 @@ def load_spec(path: str | Path, display_path: str | None = None) -> Spec:
     options = tuple(options)
 
     variants_data = r.pop("variants", _List)
+    if not variants_data:
+        raise SpecError(shown, r.line_of("variants"), "spec: 'variants' needs at least one "
+                                                      "variant")
     variants = tuple(_variant(shown, v, variants_data.item_lines[i], options)
                      for i, v in enumerate(variants_data))
 
@@ -346,6 +394,9 @@ def load_spec(path: str | Path, display_path: str | None = None) -> Spec:
                                         sr.pop("since", str, required=False),
                                         sr.pop("until", str, required=False)))
             sr.done()
+        if all(s.until is not None for s in signatures if s.backend == backend):
+            raise SpecError(shown, sig_data.value_lines[backend],
+                            f"signatures.{backend}: no current entry (one without 'until')")
     missing = [b for b in BACKENDS if b not in sig_data]
     if missing:
         raise SpecError(shown, data.key_lines["signatures"],
@@ -354,5 +405,5 @@ def load_spec(path: str | Path, display_path: str | None = None) -> Spec:
     return Spec(name=name, path=shown, sha256=hashlib.sha256(raw).hexdigest(), summary=summary,
                 references=tuple(references), dims=dims, inputs=inputs, options=options,
                 variants=variants, signatures=tuple(signatures), notes=notes,
-                line_of={"dims": data.value_lines["dims"],
+                line_of={"dims": data.value_lines["dims"], **dim_lines,
                          "variants": data.value_lines["variants"]})

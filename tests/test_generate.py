@@ -62,3 +62,35 @@ def test_write_is_all_or_nothing(tmp_path):
         pipeline.write(broken, tmp_path)
     assert pipeline.on_disk(tmp_path) == before
     assert not list(tmp_path.glob(".generated-*"))
+
+
+def test_a_spec_without_options_generates_working_code(tmp_path):
+    """One variant, no `when`: the generated functions take no option arguments."""
+    text = (ROOT / "spec" / "qr.yaml").read_text()
+    head, rest = text.split("options:", 1)
+    variants = rest[rest.index("variants:"):]
+    reduced = variants[:variants.index("  - when: {mode: complete}")]
+    reduced = reduced.replace("  - when: {mode: reduced}\n    outputs:", "  - outputs:")
+    signatures = rest[rest.index("signatures:"):].replace(", mode=mode", "")
+    spec_dir = tmp_path / "spec"
+    spec_dir.mkdir()
+    (spec_dir / "qr.yaml").write_text(head + reduced + "\n" + signatures)
+    files = pipeline.render(spec_dir)
+    pipeline.write(files, tmp_path)
+    sys.path.insert(0, str(tmp_path))
+    saved = {k: v for k, v in sys.modules.items() if k == "generated" or k.startswith("generated.")}
+    for k in saved:
+        del sys.modules[k]
+    try:
+        import numpy as np
+        from generated import numpy as fr
+        a = np.random.default_rng(0).standard_normal((5, 3))
+        q, r = fr.qr(a)
+        assert np.allclose(q @ r, a)
+        (_, _), (dq, dr) = fr.qr_jvp(a, a)
+        assert np.allclose(dq @ r + q @ dr, a)  # d(QR) = dA along dA = A
+    finally:
+        sys.path.remove(str(tmp_path))
+        for k in [k for k in sys.modules if k == "generated" or k.startswith("generated.")]:
+            del sys.modules[k]
+        sys.modules.update(saved)
