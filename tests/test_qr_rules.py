@@ -157,7 +157,7 @@ def test_complete_mode_of_a_tall_matrix_is_the_householder_q():
     assert np.abs(omega22).max() > 1e-3
 
 
-@pytest.mark.parametrize("name", ["torch", "jax"])
+@pytest.mark.parametrize("name", ["numpy", "torch", "jax"])
 def test_seed_example_full_q_times_m_vector_plus_thin_q_times_k_vector(name):
     """y = Q w + Q[:, :k] v with Q the m x m complete Q (SEED.md); the gradient of a loss of y
     with respect to A matches finite differences of the NumPy forward."""
@@ -177,7 +177,14 @@ def test_seed_example_full_q_times_m_vector_plus_thin_q_times_k_vector(name):
             e[i, j] = h
             fd[i, j] = (loss_numpy(a + e) - loss_numpy(a - e)) / (2 * h)
 
-    if name == "torch":
+    if name == "numpy":
+        from generated import numpy as fr
+        _, pullback = fr.qr_vjp(a, mode="complete")
+        # dL/dQ of L = c^T (Q w + Q[:, :n] v): c w^T, plus c v^T on the first n columns
+        g_q = np.outer(c, w)
+        g_q[:, :n] += np.outer(c, v)
+        grad = pullback(g_q, None)
+    elif name == "torch":
         import torch
         from generated import torch as fr
         at = torch.tensor(a, requires_grad=True)
