@@ -157,6 +157,19 @@ def test_complete_mode_of_a_tall_matrix_is_the_householder_q():
     assert np.abs(omega22).max() > 1e-3
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.complex128], ids=["f64", "c128"])
+def test_lapack_q2_is_a_function_of_q1(dtype):
+    """docs/qr-complete-mode.md: Q2 = E2 + (E1 - Q1) (I - Q11)^-H Q21^H for Householder Q."""
+    m, n = 7, 3
+    _, a = sample(8, (m, n), dtype, (2,))
+    q = np.linalg.qr(a, mode="complete")[0]
+    q1 = q[..., :, :n]
+    z = np.linalg.solve(np.conj(np.swapaxes(np.eye(n) - q1[..., :n, :], -1, -2)),
+                        np.conj(np.swapaxes(q1[..., n:, :], -1, -2)))
+    q2 = np.eye(m)[:, n:] + (np.eye(m, n) - q1) @ z
+    assert rel_err(q2, q[..., :, n:]) < 1e-13
+
+
 @pytest.mark.parametrize("name", ["numpy", "torch", "jax"])
 def test_seed_example_full_q_times_m_vector_plus_thin_q_times_k_vector(name):
     """y = Q w + Q[:, :k] v with Q the m x m complete Q (SEED.md); the gradient of a loss of y
