@@ -16,8 +16,9 @@ import jax as _jax
 import jax.numpy as _jnp
 
 from ._runtime import (  # noqa: F401  (the printed rules use some of these)
-    _check_input, _check_tangent, _copyltu, _cotangent_in, _cotangent_out, _diag, _empty_like,
-    _pad_cols, _pad_rows, _skew, _solve, _solve_triangular, _sym, _zeros_like)
+    _check_input, _check_tangent, _copyltu, _cotangent_in, _cotangent_out, _diag, _diag_part,
+    _empty_like, _neg_mm, _pad_cols, _pad_rows, _skew, _solve, _solve_triangular, _sym,
+    _zeros_like)
 
 QRResult = _collections.namedtuple("QRResult", ["Q", "R"])
 
@@ -54,8 +55,8 @@ def _jvp_rule(A, Q, R, dA, mode):
         if m >= n:
             C = _solve_triangular(R, dA, upper=True, left=False, unit=False)
             B = Q.mT.conj() @ C
-            U = _jnp.triu(B + B.mT.conj(), 1) + _diag(_jnp.real(_jnp.diagonal(B, 0, -2, -1)[..., :, None]))
-            dQ = C - Q @ U
+            U = _jnp.triu(B + B.mT.conj(), 1) + _diag_part(_jnp.real(B))
+            dQ = C + _neg_mm(Q, U)
             dR = U @ R
             return (dQ, dR,)
         if m < n:
@@ -63,8 +64,8 @@ def _jvp_rule(A, Q, R, dA, mode):
             C = _solve_triangular(R1, dA[..., :, :m], upper=True, left=False, unit=False)
             _c0 = Q.mT.conj()
             B = _c0 @ C
-            U = _jnp.triu(B + B.mT.conj(), 1) + _diag(_jnp.real(_jnp.diagonal(B, 0, -2, -1)[..., :, None]))
-            dQ = C - Q @ U
+            U = _jnp.triu(B + B.mT.conj(), 1) + _diag_part(_jnp.real(B))
+            dQ = C + _neg_mm(Q, U)
             dR = _jnp.concatenate([U @ R1, dQ.mT.conj() @ A[..., :, m:] + _c0 @ dA[..., :, m:]], axis=-1)
             return (dQ, dR,)
     if mode == "complete":
@@ -73,20 +74,20 @@ def _jvp_rule(A, Q, R, dA, mode):
             R1 = R[..., :n, :]
             C = _solve_triangular(R1, dA, upper=True, left=False, unit=False)
             B = Q1.mT.conj() @ C
-            U = _jnp.triu(B + B.mT.conj(), 1) + _diag(_jnp.real(_jnp.diagonal(B, 0, -2, -1)[..., :, None]))
-            dQ1 = C - Q1 @ U
+            U = _jnp.triu(B + B.mT.conj(), 1) + _diag_part(_jnp.real(B))
+            dQ1 = C + _neg_mm(Q1, U)
             N = _jnp.eye(n, n, dtype=A.dtype) - Q1[..., :n, :]
             _c0 = N.mT.conj()
             Z = _solve(_c0, Q1[..., n:, :].mT.conj(), left=True)
-            dQ2 = (_jnp.eye(m, n, dtype=A.dtype) - Q1) @ _solve(_c0, dQ1[..., :n, :].mT.conj() @ Z + dQ1[..., n:, :].mT.conj(), left=True) - dQ1 @ Z
+            dQ2 = (_jnp.eye(m, n, dtype=A.dtype) - Q1) @ _solve(_c0, dQ1[..., :n, :].mT.conj() @ Z + dQ1[..., n:, :].mT.conj(), left=True) + _neg_mm(dQ1, Z)
             dQ = _jnp.concatenate([dQ1, dQ2], axis=-1)
             dR = _pad_rows(U @ R1, m - n)
             return (dQ, dR,)
         if m == n:
             C = _solve_triangular(R, dA, upper=True, left=False, unit=False)
             B = Q.mT.conj() @ C
-            U = _jnp.triu(B + B.mT.conj(), 1) + _diag(_jnp.real(_jnp.diagonal(B, 0, -2, -1)[..., :, None]))
-            dQ = C - Q @ U
+            U = _jnp.triu(B + B.mT.conj(), 1) + _diag_part(_jnp.real(B))
+            dQ = C + _neg_mm(Q, U)
             dR = U @ R
             return (dQ, dR,)
         if m < n:
@@ -94,15 +95,15 @@ def _jvp_rule(A, Q, R, dA, mode):
             C = _solve_triangular(R1, dA[..., :, :m], upper=True, left=False, unit=False)
             _c0 = Q.mT.conj()
             B = _c0 @ C
-            U = _jnp.triu(B + B.mT.conj(), 1) + _diag(_jnp.real(_jnp.diagonal(B, 0, -2, -1)[..., :, None]))
-            dQ = C - Q @ U
+            U = _jnp.triu(B + B.mT.conj(), 1) + _diag_part(_jnp.real(B))
+            dQ = C + _neg_mm(Q, U)
             dR = _jnp.concatenate([U @ R1, dQ.mT.conj() @ A[..., :, m:] + _c0 @ dA[..., :, m:]], axis=-1)
             return (dQ, dR,)
     if mode == "r":
         if m >= n:
             C = _solve_triangular(R, dA, upper=True, left=False, unit=False)
             B = Q.mT.conj() @ C
-            U = _jnp.triu(B + B.mT.conj(), 1) + _diag(_jnp.real(_jnp.diagonal(B, 0, -2, -1)[..., :, None]))
+            U = _jnp.triu(B + B.mT.conj(), 1) + _diag_part(_jnp.real(B))
             dR = U @ R
             return (dR,)
         if m < n:
@@ -110,8 +111,8 @@ def _jvp_rule(A, Q, R, dA, mode):
             C = _solve_triangular(R1, dA[..., :, :m], upper=True, left=False, unit=False)
             _c0 = Q.mT.conj()
             B = _c0 @ C
-            U = _jnp.triu(B + B.mT.conj(), 1) + _diag(_jnp.real(_jnp.diagonal(B, 0, -2, -1)[..., :, None]))
-            dQ = C - Q @ U
+            U = _jnp.triu(B + B.mT.conj(), 1) + _diag_part(_jnp.real(B))
+            dQ = C + _neg_mm(Q, U)
             dR = _jnp.concatenate([U @ R1, dQ.mT.conj() @ A[..., :, m:] + _c0 @ dA[..., :, m:]], axis=-1)
             return (dR,)
     raise ValueError(f"qr: no jvp rule for mode={mode!r} "
@@ -126,14 +127,14 @@ def _vjp_rule(A, Q, R, gQ, gR, mode):
 
     if mode == "reduced":
         if m >= n:
-            M = R @ gR.mT.conj() - gQ.mT.conj() @ Q
+            M = R @ gR.mT.conj() + _neg_mm(gQ.mT.conj(), Q)
             gA = _solve_triangular(R.mT.conj(), gQ + Q @ _copyltu(M), upper=False, left=False, unit=False)
             return (gA,)
         if m < n:
             R1 = R[..., :, :m]
             gR2 = gR[..., :, m:]
             gQ1 = gQ + A[..., :, m:] @ gR2.mT.conj()
-            M = R1 @ gR[..., :, :m].mT.conj() - gQ1.mT.conj() @ Q
+            M = R1 @ gR[..., :, :m].mT.conj() + _neg_mm(gQ1.mT.conj(), Q)
             gX = _solve_triangular(R1.mT.conj(), gQ1 + Q @ _copyltu(M), upper=False, left=False, unit=False)
             gA = _jnp.concatenate([gX, Q @ gR2], axis=-1)
             return (gA,)
@@ -146,19 +147,19 @@ def _vjp_rule(A, Q, R, gQ, gR, mode):
             G = gQ[..., :, n:]
             W = _solve(N, (_jnp.eye(m, n, dtype=A.dtype) - Q1).mT.conj() @ G, left=True)
             _c0 = W.mT.conj()
-            gQ1 = (gQ[..., :, :n] - G @ Z.mT.conj()) + _jnp.concatenate([Z @ _c0, _c0], axis=-2)
-            M = R1 @ gR[..., :n, :].mT.conj() - gQ1.mT.conj() @ Q1
+            gQ1 = (gQ[..., :, :n] + _neg_mm(G, Z.mT.conj())) + _jnp.concatenate([Z @ _c0, _c0], axis=-2)
+            M = R1 @ gR[..., :n, :].mT.conj() + _neg_mm(gQ1.mT.conj(), Q1)
             gA = _solve_triangular(R1.mT.conj(), gQ1 + Q1 @ _copyltu(M), upper=False, left=False, unit=False)
             return (gA,)
         if m == n:
-            M = R @ gR.mT.conj() - gQ.mT.conj() @ Q
+            M = R @ gR.mT.conj() + _neg_mm(gQ.mT.conj(), Q)
             gA = _solve_triangular(R.mT.conj(), gQ + Q @ _copyltu(M), upper=False, left=False, unit=False)
             return (gA,)
         if m < n:
             R1 = R[..., :, :m]
             gR2 = gR[..., :, m:]
             gQ1 = gQ + A[..., :, m:] @ gR2.mT.conj()
-            M = R1 @ gR[..., :, :m].mT.conj() - gQ1.mT.conj() @ Q
+            M = R1 @ gR[..., :, :m].mT.conj() + _neg_mm(gQ1.mT.conj(), Q)
             gX = _solve_triangular(R1.mT.conj(), gQ1 + Q @ _copyltu(M), upper=False, left=False, unit=False)
             gA = _jnp.concatenate([gX, Q @ gR2], axis=-1)
             return (gA,)
@@ -170,7 +171,7 @@ def _vjp_rule(A, Q, R, gQ, gR, mode):
             R1 = R[..., :, :m]
             gR2 = gR[..., :, m:]
             gQ1 = A[..., :, m:] @ gR2.mT.conj()
-            M = R1 @ gR[..., :, :m].mT.conj() - gQ1.mT.conj() @ Q
+            M = R1 @ gR[..., :, :m].mT.conj() + _neg_mm(gQ1.mT.conj(), Q)
             gX = _solve_triangular(R1.mT.conj(), gQ1 + Q @ _copyltu(M), upper=False, left=False, unit=False)
             gA = _jnp.concatenate([gX, Q @ gR2], axis=-1)
             return (gA,)

@@ -14,8 +14,8 @@ import collections as _collections
 import torch as _torch
 
 from ._runtime import (  # noqa: F401  (the printed rules use some of these)
-    _check_input, _check_tangent, _copyltu, _cotangent_in, _cotangent_out, _empty_like, _im,
-    _pad_cols, _pad_rows, _re, _skew, _sym, _zeros_like)
+    _addmm, _check_input, _check_tangent, _copyltu, _cotangent_in, _cotangent_out, _empty_like,
+    _im, _mm, _pad_cols, _pad_rows, _re, _skew, _sym, _triu_herm, _zeros_like)
 
 QRResult = _collections.namedtuple("QRResult", ["Q", "R"])
 
@@ -51,66 +51,66 @@ def _jvp_rule(A, Q, R, dA, mode):
     if mode == "reduced":
         if m >= n:
             C = _torch.linalg.solve_triangular(R, dA, upper=True, left=False, unitriangular=False)
-            B = Q.mH @ C
-            U = (B + B.mH).triu(1) + _torch.diag_embed(_re(B.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)).squeeze(-1))
-            dQ = C - Q @ U
-            dR = U @ R
+            B = _mm(Q.mH, C)
+            U = _triu_herm(B)
+            dQ = _addmm(C, Q, U, alpha=-1)
+            dR = _mm(U, R)
             return (dQ, dR,)
         if m < n:
             R1 = R[..., :, :m]
             C = _torch.linalg.solve_triangular(R1, dA[..., :, :m], upper=True, left=False, unitriangular=False)
             _c0 = Q.mH
-            B = _c0 @ C
-            U = (B + B.mH).triu(1) + _torch.diag_embed(_re(B.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)).squeeze(-1))
-            dQ = C - Q @ U
-            dR = _torch.cat([U @ R1, dQ.mH @ A[..., :, m:] + _c0 @ dA[..., :, m:]], dim=-1)
+            B = _mm(_c0, C)
+            U = _triu_herm(B)
+            dQ = _addmm(C, Q, U, alpha=-1)
+            dR = _torch.cat([_mm(U, R1), _addmm(_mm(dQ.mH, A[..., :, m:]), _c0, dA[..., :, m:])], dim=-1)
             return (dQ, dR,)
     if mode == "complete":
         if m > n:
             Q1 = Q[..., :, :n]
             R1 = R[..., :n, :]
             C = _torch.linalg.solve_triangular(R1, dA, upper=True, left=False, unitriangular=False)
-            B = Q1.mH @ C
-            U = (B + B.mH).triu(1) + _torch.diag_embed(_re(B.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)).squeeze(-1))
-            dQ1 = C - Q1 @ U
+            B = _mm(Q1.mH, C)
+            U = _triu_herm(B)
+            dQ1 = _addmm(C, Q1, U, alpha=-1)
             N = _torch.eye(n, n, dtype=A.dtype, device=A.device) - Q1[..., :n, :]
             _c0 = N.mH
             Z = _torch.linalg.solve(_c0, Q1[..., n:, :].mH, left=True)
-            dQ2 = (_torch.eye(m, n, dtype=A.dtype, device=A.device) - Q1) @ _torch.linalg.solve(_c0, dQ1[..., :n, :].mH @ Z + dQ1[..., n:, :].mH, left=True) - dQ1 @ Z
+            dQ2 = _addmm(_mm(_torch.eye(m, n, dtype=A.dtype, device=A.device) - Q1, _torch.linalg.solve(_c0, _addmm(dQ1[..., n:, :].mH, dQ1[..., :n, :].mH, Z), left=True)), dQ1, Z, alpha=-1)
             dQ = _torch.cat([dQ1, dQ2], dim=-1)
-            dR = _pad_rows(U @ R1, m - n)
+            dR = _pad_rows(_mm(U, R1), m - n)
             return (dQ, dR,)
         if m == n:
             C = _torch.linalg.solve_triangular(R, dA, upper=True, left=False, unitriangular=False)
-            B = Q.mH @ C
-            U = (B + B.mH).triu(1) + _torch.diag_embed(_re(B.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)).squeeze(-1))
-            dQ = C - Q @ U
-            dR = U @ R
+            B = _mm(Q.mH, C)
+            U = _triu_herm(B)
+            dQ = _addmm(C, Q, U, alpha=-1)
+            dR = _mm(U, R)
             return (dQ, dR,)
         if m < n:
             R1 = R[..., :, :m]
             C = _torch.linalg.solve_triangular(R1, dA[..., :, :m], upper=True, left=False, unitriangular=False)
             _c0 = Q.mH
-            B = _c0 @ C
-            U = (B + B.mH).triu(1) + _torch.diag_embed(_re(B.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)).squeeze(-1))
-            dQ = C - Q @ U
-            dR = _torch.cat([U @ R1, dQ.mH @ A[..., :, m:] + _c0 @ dA[..., :, m:]], dim=-1)
+            B = _mm(_c0, C)
+            U = _triu_herm(B)
+            dQ = _addmm(C, Q, U, alpha=-1)
+            dR = _torch.cat([_mm(U, R1), _addmm(_mm(dQ.mH, A[..., :, m:]), _c0, dA[..., :, m:])], dim=-1)
             return (dQ, dR,)
     if mode == "r":
         if m >= n:
             C = _torch.linalg.solve_triangular(R, dA, upper=True, left=False, unitriangular=False)
-            B = Q.mH @ C
-            U = (B + B.mH).triu(1) + _torch.diag_embed(_re(B.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)).squeeze(-1))
-            dR = U @ R
+            B = _mm(Q.mH, C)
+            U = _triu_herm(B)
+            dR = _mm(U, R)
             return (dR,)
         if m < n:
             R1 = R[..., :, :m]
             C = _torch.linalg.solve_triangular(R1, dA[..., :, :m], upper=True, left=False, unitriangular=False)
             _c0 = Q.mH
-            B = _c0 @ C
-            U = (B + B.mH).triu(1) + _torch.diag_embed(_re(B.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)).squeeze(-1))
-            dQ = C - Q @ U
-            dR = _torch.cat([U @ R1, dQ.mH @ A[..., :, m:] + _c0 @ dA[..., :, m:]], dim=-1)
+            B = _mm(_c0, C)
+            U = _triu_herm(B)
+            dQ = _addmm(C, Q, U, alpha=-1)
+            dR = _torch.cat([_mm(U, R1), _addmm(_mm(dQ.mH, A[..., :, m:]), _c0, dA[..., :, m:])], dim=-1)
             return (dR,)
     raise ValueError(f"qr: no jvp rule for mode={mode!r} "
                      f"and a {m}x{n} matrix")
@@ -124,16 +124,16 @@ def _vjp_rule(A, Q, R, gQ, gR, mode):
 
     if mode == "reduced":
         if m >= n:
-            M = R @ gR.mH - gQ.mH @ Q
-            gA = _torch.linalg.solve_triangular(R.mH, gQ + Q @ _copyltu(M), upper=False, left=False, unitriangular=False)
+            M = _addmm(_mm(R, gR.mH), gQ.mH, Q, alpha=-1)
+            gA = _torch.linalg.solve_triangular(R.mH, _addmm(gQ, Q, _copyltu(M)), upper=False, left=False, unitriangular=False)
             return (gA,)
         if m < n:
             R1 = R[..., :, :m]
             gR2 = gR[..., :, m:]
-            gQ1 = gQ + A[..., :, m:] @ gR2.mH
-            M = R1 @ gR[..., :, :m].mH - gQ1.mH @ Q
-            gX = _torch.linalg.solve_triangular(R1.mH, gQ1 + Q @ _copyltu(M), upper=False, left=False, unitriangular=False)
-            gA = _torch.cat([gX, Q @ gR2], dim=-1)
+            gQ1 = _addmm(gQ, A[..., :, m:], gR2.mH)
+            M = _addmm(_mm(R1, gR[..., :, :m].mH), gQ1.mH, Q, alpha=-1)
+            gX = _torch.linalg.solve_triangular(R1.mH, _addmm(gQ1, Q, _copyltu(M)), upper=False, left=False, unitriangular=False)
+            gA = _torch.cat([gX, _mm(Q, gR2)], dim=-1)
             return (gA,)
     if mode == "complete":
         if m > n:
@@ -142,35 +142,35 @@ def _vjp_rule(A, Q, R, gQ, gR, mode):
             N = _torch.eye(n, n, dtype=A.dtype, device=A.device) - Q1[..., :n, :]
             Z = _torch.linalg.solve(N.mH, Q1[..., n:, :].mH, left=True)
             G = gQ[..., :, n:]
-            W = _torch.linalg.solve(N, (_torch.eye(m, n, dtype=A.dtype, device=A.device) - Q1).mH @ G, left=True)
+            W = _torch.linalg.solve(N, _mm((_torch.eye(m, n, dtype=A.dtype, device=A.device) - Q1).mH, G), left=True)
             _c0 = W.mH
-            gQ1 = (gQ[..., :, :n] - G @ Z.mH) + _torch.cat([Z @ _c0, _c0], dim=-2)
-            M = R1 @ gR[..., :n, :].mH - gQ1.mH @ Q1
-            gA = _torch.linalg.solve_triangular(R1.mH, gQ1 + Q1 @ _copyltu(M), upper=False, left=False, unitriangular=False)
+            gQ1 = (_addmm(gQ[..., :, :n], G, Z.mH, alpha=-1)) + _torch.cat([_mm(Z, _c0), _c0], dim=-2)
+            M = _addmm(_mm(R1, gR[..., :n, :].mH), gQ1.mH, Q1, alpha=-1)
+            gA = _torch.linalg.solve_triangular(R1.mH, _addmm(gQ1, Q1, _copyltu(M)), upper=False, left=False, unitriangular=False)
             return (gA,)
         if m == n:
-            M = R @ gR.mH - gQ.mH @ Q
-            gA = _torch.linalg.solve_triangular(R.mH, gQ + Q @ _copyltu(M), upper=False, left=False, unitriangular=False)
+            M = _addmm(_mm(R, gR.mH), gQ.mH, Q, alpha=-1)
+            gA = _torch.linalg.solve_triangular(R.mH, _addmm(gQ, Q, _copyltu(M)), upper=False, left=False, unitriangular=False)
             return (gA,)
         if m < n:
             R1 = R[..., :, :m]
             gR2 = gR[..., :, m:]
-            gQ1 = gQ + A[..., :, m:] @ gR2.mH
-            M = R1 @ gR[..., :, :m].mH - gQ1.mH @ Q
-            gX = _torch.linalg.solve_triangular(R1.mH, gQ1 + Q @ _copyltu(M), upper=False, left=False, unitriangular=False)
-            gA = _torch.cat([gX, Q @ gR2], dim=-1)
+            gQ1 = _addmm(gQ, A[..., :, m:], gR2.mH)
+            M = _addmm(_mm(R1, gR[..., :, :m].mH), gQ1.mH, Q, alpha=-1)
+            gX = _torch.linalg.solve_triangular(R1.mH, _addmm(gQ1, Q, _copyltu(M)), upper=False, left=False, unitriangular=False)
+            gA = _torch.cat([gX, _mm(Q, gR2)], dim=-1)
             return (gA,)
     if mode == "r":
         if m >= n:
-            gA = _torch.linalg.solve_triangular(R.mH, Q @ _copyltu(R @ gR.mH), upper=False, left=False, unitriangular=False)
+            gA = _torch.linalg.solve_triangular(R.mH, _mm(Q, _copyltu(_mm(R, gR.mH))), upper=False, left=False, unitriangular=False)
             return (gA,)
         if m < n:
             R1 = R[..., :, :m]
             gR2 = gR[..., :, m:]
-            gQ1 = A[..., :, m:] @ gR2.mH
-            M = R1 @ gR[..., :, :m].mH - gQ1.mH @ Q
-            gX = _torch.linalg.solve_triangular(R1.mH, gQ1 + Q @ _copyltu(M), upper=False, left=False, unitriangular=False)
-            gA = _torch.cat([gX, Q @ gR2], dim=-1)
+            gQ1 = _mm(A[..., :, m:], gR2.mH)
+            M = _addmm(_mm(R1, gR[..., :, :m].mH), gQ1.mH, Q, alpha=-1)
+            gX = _torch.linalg.solve_triangular(R1.mH, _addmm(gQ1, Q, _copyltu(M)), upper=False, left=False, unitriangular=False)
+            gA = _torch.cat([gX, _mm(Q, gR2)], dim=-1)
             return (gA,)
     raise ValueError(f"qr: no vjp rule for mode={mode!r} "
                      f"and a {m}x{n} matrix")

@@ -1,9 +1,41 @@
-"""PyTorch backend: SymPy's TorchPrinter made batch-aware (``.mH``, ``@``, linalg solves)."""
+"""PyTorch backend: SymPy's TorchPrinter made batch-aware (``.mH``, ``@``, linalg solves).
+
+Sums are printed for speed, with the same arithmetic:
+
+* ``C + a * (X @ Y)`` becomes one BLAS call, ``_addmm(C, X, Y, alpha=a)`` (``addmm`` /
+  ``baddbmm``): no separate elementwise pass, which also matters because ``C`` (a solve's
+  result, an autograd cotangent) is often column-major while a product is row-major, and an
+  elementwise op over operands of different layouts is slow.
+* ``X @ Y`` becomes ``_mm(X, Y)``, which multiplies two column-major operands (LAPACK's
+  results, cotangents shaped like them) as ``(Y^T X^T)^T``: same arithmetic, but MKL's GEMM
+  with both operands transposed runs at about half speed on large real matrices.
+* ``triu(X + X^H, 1) + diag(re(diagonal(X)))`` becomes ``_triu_herm(X)``: the upper triangle
+  of ``X + X^H`` with its (real, doubled) diagonal halved in place, as torch's own QR rules
+  compute it; bit-for-bit the same result without building and adding a diagonal matrix.
+"""
+from sympy import Adjoint, MatAdd
 from sympy.printing.pytorch import TorchPrinter
 
+from ..ops import Diag, Diagonal, Re, Triu
 from .base import BatchedMatrixPrinter
 
 RUNTIME_FILES = ("__init__.py.jinja", "_runtime.py.jinja")
+
+
+def _herm_upper_pair(terms):
+    """(i, j, X) when terms[i] = triu(X + X^H, 1) and terms[j] = diag(re(diagonal(X)))."""
+    for i, t in enumerate(terms):
+        if not (isinstance(t, Triu) and t.offset == 1 and isinstance(t.arg, MatAdd)
+                and len(t.arg.args) == 2):
+            continue
+        a, b = t.arg.args
+        for x, y in ((a, b), (b, a)):
+            if isinstance(y, Adjoint) and y.arg == x:
+                for j, d in enumerate(terms):
+                    if (isinstance(d, Diag) and isinstance(d.arg, Re)
+                            and isinstance(d.arg.arg, Diagonal) and d.arg.arg.arg == x):
+                        return i, j, x
+    return None
 
 
 class Printer(BatchedMatrixPrinter, TorchPrinter):
@@ -29,4 +61,63 @@ class Printer(BatchedMatrixPrinter, TorchPrinter):
         "pad_rows": "_pad_rows({x}, {extra})",
         "pad_cols": "_pad_cols({x}, {extra})",
         "eye": "_torch.eye({rows}, {cols}, dtype={ref}.dtype, device={ref}.device)",
+        "triu_herm": "_triu_herm({x})",
+        "addmm": "_addmm({c}, {a}, {b}{alpha})",
+        "mm": "_mm({a}, {b})",
     }
+
+    def _product(self, coeff, mats) -> str:
+        # Products go through _mm, which picks the faster GEMM orientation at run time.
+        if len(mats) < 2:
+            return super()._product(coeff, mats)
+        body = self._print(mats[0])
+        for m in mats[1:]:
+            body = self._op("mm", a=body, b=self._print(m))
+        if coeff == 1:
+            return body
+        if coeff == -1:
+            return f"-{body}"
+        return f"{self._scalar(coeff)} * {body}"
+
+    def _print_MatAdd(self, e):
+        # Parts of the sum: ("expr", coefficient, matrix factors) or ("text", False, text).
+        terms = list(e.args)
+        parts = []
+        pair = _herm_upper_pair(terms)
+        if pair is not None:
+            i, j, x = pair
+            parts.append(("text", False, self._op("triu_herm", x=self._print(x))))
+            terms = [t for k, t in enumerate(terms) if k not in (i, j)]
+        parts += [("expr", *self._split(t)) for t in terms]
+        return self._sum(parts)
+
+    def _sum(self, parts) -> str:
+        products = [i for i, p in enumerate(parts) if p[0] == "expr" and len(p[2]) >= 2]
+        if len(parts) >= 2 and products:
+            # Fuse one product into a BLAS call; prefer one that leaves a positive term
+            # first among the rest, so the rest needs no negation of its own.
+            def rest_of(i):
+                return [p for k, p in enumerate(parts) if k != i]
+
+            def positive_lead(rest):
+                return rest[0][0] == "text" or not rest[0][1].is_negative
+
+            pick = next((i for i in reversed(products) if positive_lead(rest_of(i))),
+                        products[-1])
+            _, coeff, mats = parts[pick]
+            alpha = "" if coeff == 1 else f", alpha={self._scalar(coeff)}"
+            return self._op("addmm", c=self._sum(rest_of(pick)),
+                            a=self._product(1, mats[:-1]), b=self._print(mats[-1]),
+                            alpha=alpha)
+        out = []
+        for kind, coeff, body in parts:
+            if kind == "text":
+                negative, text = False, body
+            else:
+                negative = coeff.is_negative
+                text = self._product(-coeff if negative else coeff, body)
+            if not out:
+                out.append(f"-{self._paren(text)}" if negative else text)
+            else:
+                out.append(("- " if negative else "+ ") + text)
+        return " ".join(out)

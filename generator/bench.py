@@ -1,0 +1,480 @@
+"""``cli.py bench``: generated rules against native autodiff, timed side by side.
+
+Every row times one derivative (VJP: forward and backward of a scalar loss; JVP: forward-mode
+derivative) of a generated function and of the framework's own, in one process, with the
+generated and native runs interleaved so that machine noise hits both alike.  A row reports
+the median time of each over the repeats and the median of the ratios generated / native of
+the samples taken back to back (below 1: generated is faster).
+
+Before timing, every row checks that the generated derivative is right: against native
+autodiff, or, where native refuses (QR in complete mode with more rows than columns), against
+central finite differences in float64.  The relative error is a column of the table; a row
+whose error exceeds its tolerance makes the command exit 1.
+"""
+from __future__ import annotations
+
+import faulthandler
+import json
+import math
+import os
+import statistics
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .pipeline import spec_paths
+
+# Tolerances on the relative error of the generated derivative: against native autodiff
+# (both rounding errors, the rules' conditioning is that of R), and against finite
+# differences (truncation and cancellation of a central difference with step FD_STEP).
+TOLERANCE = {"float32": 1e-3, "complex64": 1e-3, "float64": 1e-8, "complex128": 1e-8}
+FD_TOLERANCE = 1e-6
+FD_STEP = 1e-6
+MIN_SAMPLE_S = 0.05  # a timed sample repeats a fast call until it lasts about this long
+ROW_TIMEOUT_S = 900  # a row still running after this long is taken to hang
+
+
+@dataclass(frozen=True)
+class Case:
+    backend: str          # torch | jax
+    mode: str             # option of the operation
+    shape: tuple          # input shape, batch dims first
+    dtype: str            # float32 | float64 | complex64 | complex128
+    direction: str        # vjp | jvp
+
+
+@dataclass
+class Row:
+    spec: str
+    backend: str
+    mode: str
+    shape: list
+    dtype: str
+    direction: str
+    generated_ms: float
+    native_ms: float | None
+    ratio: float | None
+    native: str            # "ok" or "refuses"
+    rel_err: float
+    reference: str         # what the derivative was checked against: "native" or "fd"
+    ok: bool
+    repeats: int
+    inner: int             # calls per timed sample
+    note: str = field(default="")
+
+
+# -- the cases ---------------------------------------------------------------------------------
+
+def _qr_cases(quick: bool) -> list[Case]:
+    if quick:
+        sizes = [("reduced", (24, 8), "float64"), ("reduced", (12, 6), "complex128"),
+                 ("reduced", (16, 4, 4), "float32"), ("complete", (12, 5), "float64")]
+    else:
+        sizes = [("reduced", (2048, 512), "float64"), ("reduced", (1024, 256), "complex128"),
+                 ("reduced", (4096, 8, 8), "float32"), ("complete", (2048, 512), "float64")]
+    return [Case(backend, mode, shape, dtype, direction)
+            for mode, shape, dtype in sizes
+            for backend in ("torch", "jax")
+            for direction in ("vjp", "jvp")]
+
+
+SUITES = {"qr": _qr_cases}
+
+
+# -- inputs --------------------------------------------------------------------------------------
+
+def _random(rng: np.random.Generator, shape, dtype: str) -> np.ndarray:
+    x = rng.standard_normal(shape)
+    if dtype.startswith("complex"):
+        x = x + 1j * rng.standard_normal(shape)
+    return x.astype(dtype)
+
+
+def _rel(a: np.ndarray, b: np.ndarray) -> float:
+    a = np.asarray(a, dtype=np.complex128)
+    b = np.asarray(b, dtype=np.complex128)
+    scale = np.linalg.norm(b.ravel())
+    diff = np.linalg.norm((a - b).ravel())
+    return float(diff / scale) if scale > 0 else float(diff)
+
+
+# -- one backend's derivative functions -------------------------------------------------------
+
+class _Torch:
+    name = "torch"
+
+    def __init__(self, op: str):
+        import torch
+
+        import generated.torch as gen
+
+        self.torch = torch
+        self.generated = getattr(gen, op)
+        self.native = getattr(torch.linalg, op)
+
+    def sync(self, x):
+        return x
+
+    def to_numpy(self, x):
+        return x.detach().cpu().resolve_conj().numpy()
+
+    def setup(self, case: Case, rng):
+        """(generated callable, native callable, data) for one row."""
+        torch = self.torch
+        mode = case.mode
+        A = torch.from_numpy(_random(rng, case.shape, case.dtype))
+        outs = self.native(A, mode=mode)
+        cot = [torch.from_numpy(_random(rng, tuple(y.shape), case.dtype)) for y in outs]
+        dA = torch.from_numpy(_random(rng, case.shape, case.dtype))
+        data = {"A": A, "dA": dA, "cot": cot, "mode": mode}
+
+        def fn_of(f):
+            return lambda X: tuple(f(X, mode=mode))
+
+        def vjp(f):
+            g = fn_of(f)
+            Ar = A.clone().requires_grad_()
+
+            def run():
+                loss = sum((y * c).real.sum() for y, c in zip(g(Ar), cot))
+                return torch.autograd.grad(loss, Ar)[0]
+            return run
+
+        def jvp(f):
+            g = fn_of(f)
+
+            def run():
+                return torch.func.jvp(g, (A,), (dA,))
+            return run
+
+        make = vjp if case.direction == "vjp" else jvp
+        return make(self.generated), make(self.native), data
+
+    def derivative(self, case, result):
+        """The numbers to compare: gA (vjp) or the output tangents (jvp)."""
+        if case.direction == "vjp":
+            return [self.to_numpy(result)]
+        return [self.to_numpy(t) for t in result[1]]
+
+    def fd(self, case, data):
+        """Finite-difference reference in float64 (complex128) for the same numbers."""
+        torch = self.torch
+        wide = torch.complex128 if case.dtype.startswith("complex") else torch.float64
+        A, dA = data["A"].to(wide), data["dA"].to(wide)
+        cot = [c.to(wide) for c in data["cot"]]
+
+        def outs(X):
+            return tuple(self.native(X, mode=data["mode"]))
+
+        plus, minus = outs(A + FD_STEP * dA), outs(A - FD_STEP * dA)
+        tangents = [self.to_numpy((p - q) / (2 * FD_STEP)) for p, q in zip(plus, minus)]
+        if case.direction == "jvp":
+            return tangents, None
+        # vjp: the directional derivative of the loss along dA, <gA, dA> (real part)
+        slope = sum(float((torch.from_numpy(t) * c).real.sum()) for t, c in zip(tangents, cot))
+        return slope, self.to_numpy(dA)
+
+
+# jaxlib runs a batched LAPACK call (QR, triangular solve) on XLA's intra-op thread pool and
+# blocks a worker of that pool until its batch is done; with two such calls in flight on a
+# two-core machine both workers wait and the process hangs (seen with the JVP of a batch of
+# QRs, generated and native alike).  XLA's memory-oriented scheduler does not start them
+# concurrently.  Set before jax creates its CPU client; a user's own setting wins.
+XLA_SCHEDULER_FLAG = "--xla_cpu_enable_concurrency_optimized_scheduler=false"
+
+
+def _serialize_xla_cpu():
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "xla_cpu_enable_concurrency_optimized_scheduler" not in flags:
+        os.environ["XLA_FLAGS"] = (flags + " " + XLA_SCHEDULER_FLAG).strip()
+
+
+class _Jax:
+    name = "jax"
+
+    def __init__(self, op: str):
+        _serialize_xla_cpu()
+        import jax
+
+        jax.config.update("jax_enable_x64", True)
+        import jax.numpy as jnp
+
+        import generated.jax as gen
+
+        self.jax = jax
+        self.jnp = jnp
+        self.generated = getattr(gen, op)
+        self.native = getattr(jnp.linalg, op)
+
+    def sync(self, x):
+        return self.jax.block_until_ready(x)
+
+    def to_numpy(self, x):
+        return np.asarray(x)
+
+    def setup(self, case: Case, rng):
+        jax, jnp = self.jax, self.jnp
+        mode = case.mode
+        A = jnp.asarray(_random(rng, case.shape, case.dtype))
+        outs = self.native(A, mode=mode)
+        cot = tuple(jnp.asarray(_random(rng, y.shape, case.dtype)) for y in outs)
+        dA = jnp.asarray(_random(rng, case.shape, case.dtype))
+        data = {"A": A, "dA": dA, "cot": cot, "mode": mode}
+
+        def fn_of(f):
+            return lambda X: tuple(f(X, mode=mode))
+
+        def vjp(f):
+            g = fn_of(f)
+
+            @jax.jit
+            def pulled(X, cts):
+                _, pullback = jax.vjp(g, X)
+                return pullback(cts)[0]
+            return lambda: pulled(A, cot)
+
+        def jvp(f):
+            g = fn_of(f)
+            pushed = jax.jit(lambda X, dX: jax.jvp(g, (X,), (dX,)))
+            return lambda: pushed(A, dA)
+
+        make = vjp if case.direction == "vjp" else jvp
+        return make(self.generated), make(self.native), data
+
+    def derivative(self, case, result):
+        if case.direction == "vjp":
+            return [self.to_numpy(result)]
+        return [self.to_numpy(t) for t in result[1]]
+
+    def fd(self, case, data):
+        wide = np.complex128 if case.dtype.startswith("complex") else np.float64
+        A = np.asarray(data["A"]).astype(wide)
+        dA = np.asarray(data["dA"]).astype(wide)
+
+        def outs(X):
+            return [np.asarray(y) for y in self.native(self.jnp.asarray(X), mode=data["mode"])]
+
+        plus, minus = outs(A + FD_STEP * dA), outs(A - FD_STEP * dA)
+        tangents = [(p - q) / (2 * FD_STEP) for p, q in zip(plus, minus)]
+        if case.direction == "jvp":
+            return tangents, None
+        # JAX's convention: the pullback transposes the JVP under Re sum(x * y) (no conjugate)
+        slope = sum(float(np.real(np.sum(t * np.asarray(c))))
+                    for t, c in zip(tangents, data["cot"]))
+        return slope, dA
+
+
+BACKENDS = {"torch": _Torch, "jax": _Jax}
+
+
+# -- checking and timing -----------------------------------------------------------------------
+
+def _check(backend, case: Case, data, gen_result, nat_result) -> tuple[float, str]:
+    """(relative error of the generated derivative, reference used)."""
+    got = backend.derivative(case, gen_result)
+    if nat_result is not None:
+        want = backend.derivative(case, nat_result)
+        return max(_rel(g, w) for g, w in zip(got, want)), "native"
+    ref, dA = backend.fd(case, data)
+    if case.direction == "jvp":
+        return max(_rel(g, w) for g, w in zip(got, ref)), "fd"
+    gA = got[0].astype(np.complex128)
+    if backend.name == "torch":   # PyTorch: d loss = Re <gA, dA> = Re sum(conj(gA) dA)
+        slope = float(np.real(np.sum(np.conj(gA) * dA)))
+        return abs(slope - ref) / max(abs(ref), 1e-300), "fd"
+    slope = float(np.real(np.sum(gA * dA)))  # JAX: d loss = Re sum(gA * dA)
+    return abs(slope - ref) / max(abs(ref), 1e-300), "fd"
+
+
+def _once(backend, f):
+    t0 = time.perf_counter()
+    out = backend.sync(f())
+    return time.perf_counter() - t0, out
+
+
+def _inner_count(seconds: float, quick: bool) -> int:
+    if quick or seconds <= 0:
+        return 1
+    return max(1, min(1000, math.ceil(MIN_SAMPLE_S / seconds)))
+
+
+def _sample(backend, f, inner: int) -> float:
+    t0 = time.perf_counter()
+    for _ in range(inner):
+        backend.sync(f())
+    return (time.perf_counter() - t0) / inner
+
+
+def _time(backend, gen, nat, repeats: int, quick: bool):
+    """Medians (seconds) of interleaved samples of gen and nat (nat may be None), and the
+    median over the repeats of the ratio of the two samples taken back to back (None
+    without nat): a drift in the machine's load between repeats cancels in each ratio."""
+    warm = [_once(backend, gen)[0]]
+    if nat is not None:
+        warm.append(_once(backend, nat)[0])
+    inner = _inner_count(min(warm), quick)
+    times = {"gen": [], "nat": []}
+    pair = [("gen", gen)] + ([("nat", nat)] if nat is not None else [])
+    for i in range(repeats):
+        for key, f in (pair if i % 2 == 0 else pair[::-1]):
+            times[key].append(_sample(backend, f, inner))
+    gen_s = statistics.median(times["gen"])
+    if nat is None:
+        return gen_s, None, None, inner
+    ratio = statistics.median(g / n for g, n in zip(times["gen"], times["nat"]))
+    return gen_s, statistics.median(times["nat"]), ratio, inner
+
+
+def run_case(spec: str, backend, case: Case, repeats: int, quick: bool, seed: int) -> Row:
+    rng = np.random.default_rng(seed)
+    gen, nat, data = backend.setup(case, rng)
+    _, gen_result = _once(backend, gen)         # compiles (jax) and warms up
+    try:
+        _, nat_result = _once(backend, nat)
+        native = "ok"
+    except Exception as err:  # noqa: BLE001 (any refusal by the framework is reported)
+        nat, nat_result, native = None, None, "refuses"
+        refusal = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+    err, reference = _check(backend, case, data, gen_result, nat_result)
+    ok = err <= (TOLERANCE[case.dtype] if reference == "native" else FD_TOLERANCE)
+    gen_s, nat_s, ratio, inner = _time(backend, gen, nat, repeats, quick)
+    return Row(spec=spec, backend=case.backend, mode=case.mode, shape=list(case.shape),
+               dtype=case.dtype, direction=case.direction, generated_ms=gen_s * 1e3,
+               native_ms=None if nat_s is None else nat_s * 1e3,
+               ratio=ratio, native=native, rel_err=err,
+               reference=reference, ok=ok, repeats=repeats, inner=inner,
+               note=refusal if native == "refuses" else "")
+
+
+# -- output --------------------------------------------------------------------------------------
+
+COLUMNS = ("backend", "mode", "shape", "dtype", "dir", "generated ms", "native ms", "ratio",
+           "rel err", "vs")
+
+
+def _cells(r: Row) -> list[str]:
+    return [r.backend, r.mode, "x".join(map(str, r.shape)), r.dtype, r.direction,
+            f"{r.generated_ms:.3f}",
+            "refuses" if r.native_ms is None else f"{r.native_ms:.3f}",
+            "-" if r.ratio is None else f"{r.ratio:.2f}",
+            f"{r.rel_err:.1e}" + ("" if r.ok else " FAIL"), r.reference]
+
+
+def format_table(rows: list[Row]) -> str:
+    cells = [list(COLUMNS)] + [_cells(r) for r in rows]
+    widths = [max(len(c[i]) for c in cells) for i in range(len(COLUMNS))]
+    numeric = {5, 6, 7, 8}
+    lines = []
+    for j, row in enumerate(cells):
+        parts = [c.rjust(w) if i in numeric else c.ljust(w)
+                 for i, (c, w) in enumerate(zip(row, widths))]
+        lines.append("  ".join(parts).rstrip())
+        if j == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+class _Progress:
+    """One line on stderr, rewritten in place; silent when stderr is not a terminal."""
+
+    def __init__(self, total: int):
+        self.total = total
+        self.live = sys.stderr.isatty()
+        self.width = 0
+
+    def show(self, i: int, text: str):
+        if self.live:
+            line = f"bench [{i}/{self.total}] {text}"
+            sys.stderr.write("\r" + line.ljust(self.width))
+            sys.stderr.flush()
+            self.width = len(line)
+
+    def done(self):
+        if self.live:
+            sys.stderr.write("\r" + " " * self.width + "\r")
+            sys.stderr.flush()
+
+
+def _footnote(rows, repeats: int, backends) -> str:
+    lines = [f"ms: median of {repeats} interleaved samples after a warm-up; ratio: median over "
+             f"the {repeats} repeats of generated / native timed back to back (below 1: generated "
+             f"is faster); rel err: the generated derivative against native autodiff, or against "
+             f"central differences (fd) where native refuses."]
+    env = []
+    for b in {type(b): b for b in backends.values()}.values():
+        module = getattr(b, b.name)
+        env.append(f"{b.name} {module.__version__}")
+        if b.name == "torch":
+            env[-1] += f" ({module.get_num_threads()} threads)"
+        if b.name == "jax":
+            env[-1] += f" (XLA_FLAGS={os.environ.get('XLA_FLAGS', '')})"
+    if env:
+        lines.append("; ".join(env) + ".")
+    seen = set()
+    for r in rows:
+        if r.native == "refuses" and (r.backend, r.note) not in seen:
+            seen.add((r.backend, r.note))
+            lines.append(f"native {r.backend} refuses {r.mode} mode for "
+                         f"{'x'.join(map(str, r.shape))}: {r.note}")
+    return "\n".join(lines)
+
+
+# -- entry point ---------------------------------------------------------------------------------
+
+def main(args) -> int:
+    spec_dir = Path(getattr(args, "spec_dir", None)
+                    or Path(__file__).resolve().parent.parent / "spec")
+    known = [p.stem for p in spec_paths(spec_dir)]
+    names = list(args.names) or known
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        print(f"bench: no spec named {', '.join(map(repr, unknown))} in {spec_dir} "
+              f"(have: {', '.join(known)})", file=sys.stderr)
+        return 2
+    if args.repeats < 1:
+        print(f"bench: --repeats must be at least 1, got {args.repeats}", file=sys.stderr)
+        return 2
+    repeats = min(args.repeats, 2) if args.quick else args.repeats
+
+    plan = []
+    for name in names:
+        if name not in SUITES:
+            print(f"bench: spec {name!r} has no benchmark cases; skipped", file=sys.stderr)
+            continue
+        plan.extend((name, case) for case in SUITES[name](args.quick))
+
+    backends: dict[str, object] = {}
+    progress = _Progress(len(plan))
+    rows = []
+    try:
+        for i, (name, case) in enumerate(plan, 1):
+            key = (case.backend, name)
+            if key not in backends:
+                backends[key] = BACKENDS[case.backend](name)
+            progress.show(i, f"{name} {case.backend} {case.direction} {case.mode} "
+                             f"{'x'.join(map(str, case.shape))} {case.dtype}")
+            # A row that hangs (a deadlock inside a framework) ends the run with tracebacks
+            # on stderr instead of blocking forever.
+            faulthandler.dump_traceback_later(ROW_TIMEOUT_S, exit=True)
+            try:
+                rows.append(run_case(name, backends[key], case, repeats, args.quick, seed=i))
+            finally:
+                faulthandler.cancel_dump_traceback_later()
+    finally:
+        progress.done()
+
+    if args.json:
+        print(json.dumps([asdict(r) for r in rows], indent=2))
+    else:
+        print(format_table(rows))
+        print()
+        print(_footnote(rows, repeats, backends))
+    failed = [r for r in rows if not r.ok]
+    if failed:
+        print(f"bench: {len(failed)} row(s) with a derivative error over tolerance",
+              file=sys.stderr)
+        return 1
+    return 0

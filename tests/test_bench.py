@@ -1,0 +1,72 @@
+"""Smoke test of `cli.py bench`: it runs, its JSON rows are well formed and every generated
+derivative agrees with its reference.  No timing is asserted (these machines are noisy)."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from generator.render import ROOT
+
+KEYS = {"spec", "backend", "mode", "shape", "dtype", "direction", "generated_ms", "native_ms",
+        "ratio", "native", "rel_err", "reference", "ok", "repeats", "inner", "note"}
+
+
+@pytest.fixture(scope="module")
+def rows():
+    result = subprocess.run([sys.executable, "cli.py", "bench", "qr", "--quick", "--json"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return json.loads(result.stdout)
+
+
+def test_rows_cover_both_frameworks_directions_dtypes_and_modes(rows):
+    assert all(set(r) == KEYS for r in rows)
+    seen = {(r["backend"], r["direction"]) for r in rows}
+    assert seen == {("torch", "vjp"), ("torch", "jvp"), ("jax", "vjp"), ("jax", "jvp")}
+    assert {r["dtype"] for r in rows} >= {"float64", "complex128", "float32"}
+    assert {r["mode"] for r in rows} == {"reduced", "complete"}
+    assert any(len(r["shape"]) == 3 for r in rows)  # a batch of matrices
+    assert all(r["spec"] == "qr" and r["repeats"] >= 1 for r in rows)
+
+
+def test_timings_and_ratios_are_positive_numbers(rows):
+    for r in rows:
+        assert r["generated_ms"] > 0
+        if r["native"] == "ok":
+            assert r["native_ms"] > 0 and r["ratio"] > 0
+        else:
+            assert r["native"] == "refuses"
+            assert r["native_ms"] is None and r["ratio"] is None and r["note"]
+
+
+def test_torch_refuses_complete_mode_of_a_tall_matrix_and_fd_is_the_reference(rows):
+    complete = [r for r in rows if r["backend"] == "torch" and r["mode"] == "complete"]
+    assert complete and all(r["native"] == "refuses" and r["reference"] == "fd"
+                            for r in complete)
+
+
+def test_generated_derivatives_agree_with_their_reference(rows):
+    for r in rows:
+        limit = 1e-4 if r["dtype"] in ("float32", "complex64") else 1e-7
+        assert r["ok"], r
+        assert 0 <= r["rel_err"] < limit, r
+
+
+def test_table_output_has_a_header_and_one_line_per_row():
+    result = subprocess.run([sys.executable, "cli.py", "bench", "qr", "--quick", "--repeats", "1"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    header = lines[0].split()
+    assert header[:5] == ["backend", "mode", "shape", "dtype", "dir"]
+    assert "ratio" in header and "err" in header
+    body = lines[2:lines.index("")]
+    assert len(body) == 16
+
+
+def test_unknown_spec_is_bad_input():
+    result = subprocess.run([sys.executable, "cli.py", "bench", "no_such_spec", "--quick"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "no_such_spec" in result.stderr
