@@ -6,9 +6,11 @@ Sums are printed for speed, with the same arithmetic:
   ``baddbmm``): no separate elementwise pass, which also matters because ``C`` (a solve's
   result, an autograd cotangent) is often column-major while a product is row-major, and an
   elementwise op over operands of different layouts is slow.
-* ``X @ Y`` becomes ``_mm(X, Y)``, which multiplies two column-major operands (LAPACK's
-  results, cotangents shaped like them) as ``(Y^T X^T)^T``: same arithmetic, but MKL's GEMM
-  with both operands transposed runs at about half speed on large real matrices.
+* ``X @ Y`` becomes ``_mm(X, Y)``, computed as ``(Y^T X^T)^T`` when Y is column-major (as
+  LAPACK's results are): same arithmetic, but two column-major operands reach BLAS as two
+  row-major ones (MKL's GEMM with both operands transposed runs at about half speed on large
+  real matrices), and a tangent such as ``dR = U @ R`` comes out laid out like its primal R,
+  which spares torch's forward AD a copy.
 * ``triu(X + X^H, 1) + diag(re(diagonal(X)))`` becomes ``_triu_herm(X)``: the upper triangle
   of ``X + X^H`` with its (real, doubled) diagonal halved in place, as torch's own QR rules
   compute it; bit-for-bit the same result without building and adding a diagonal matrix.
