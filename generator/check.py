@@ -184,7 +184,7 @@ def _under(cond: Condition, value: sp.Expr) -> sp.Expr:
 def _case_dims(dims: tuple[DimDef, ...], cond: Condition) -> dict[str, sp.Expr]:
     values = {d.name: _under(cond, d.expr) for d in dims}
     if cond.op == "==" and isinstance(cond.rhs, sp.Symbol):  # e.g. m == n: write n as m
-        values = {k: sp.sympify(v).subs(cond.rhs, cond.lhs) for k, v in values.items()}
+        values = {k: ops.as_expr(v).subs(cond.rhs, cond.lhs) for k, v in values.items()}
     return values
 
 
@@ -207,7 +207,7 @@ def _unprintable(e, zero_ok: bool = False) -> str | None:
         return "zeros(rows, cols) can only be the last of two blocks of hstack/vstack"
     if isinstance(e, sp.MatrixExpr):
         for size in (*e.shape, *(e.bounds if isinstance(e, ops.Block) else ())):
-            if sp.sympify(size).has(sp.Min, sp.Max):
+            if ops.as_expr(size).has(sp.Min, sp.Max):
                 shown = str(size).replace("Min(", "min(").replace("Max(", "max(")
                 return f"the size {shown} is a min/max that the case condition does not settle"
     pair = isinstance(e, (ops.HStack, ops.VStack)) and len(e.args) == 2

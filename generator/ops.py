@@ -18,9 +18,18 @@ class ShapeError(ValueError):
     """Operand shapes that do not fit together."""
 
 
+def as_expr(value) -> sp.Expr:
+    """A SymPy expression from a SymPy object or a Python int; never parses text."""
+    if isinstance(value, Basic):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return Integer(value)
+    raise TypeError(f"expected a SymPy expression or an int, got {type(value).__name__}")
+
+
 def dims_equal(a, b) -> bool:
     """True when two symbolic dimensions are provably equal."""
-    return sp.simplify(sp.sympify(a) - sp.sympify(b)) == 0
+    return sp.simplify(as_expr(a) - as_expr(b)) == 0
 
 
 def fmt_shape(x) -> str:
@@ -244,7 +253,7 @@ class Block(MatrixExpr):
     is_commutative = False
 
     def __new__(cls, arg, r0, r1, c0, c1):
-        return super().__new__(cls, arg, *(sp.sympify(b) for b in (r0, r1, c0, c1)))
+        return super().__new__(cls, arg, *(as_expr(b) for b in (r0, r1, c0, c1)))
 
     arg = property(lambda self: self.args[0])
     bounds = property(lambda self: self.args[1:])
@@ -296,7 +305,7 @@ class Eye(MatrixExpr):
     is_commutative = False
 
     def __new__(cls, rows, cols):
-        return super().__new__(cls, sp.sympify(rows), sp.sympify(cols))
+        return super().__new__(cls, as_expr(rows), as_expr(cols))
 
     @property
     def shape(self):

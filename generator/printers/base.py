@@ -11,6 +11,8 @@ from __future__ import annotations
 import sympy as sp
 from sympy import HadamardProduct, MatAdd, MatMul, MatrixExpr, ZeroMatrix
 
+from ..ops import as_expr
+
 
 class PrinterError(Exception):
     """An expression this printer cannot render."""
@@ -46,13 +48,13 @@ class BatchedMatrixPrinter:
         return text
 
     def _dim(self, e) -> str:
-        e = sp.sympify(e)
+        e = as_expr(e)
         if e.has(sp.Min, sp.Max):
             raise PrinterError(f"dimension {e} still has min/max after the case condition")
         return str(e)
 
     def _scalar(self, c) -> str:
-        c = sp.sympify(c)
+        c = as_expr(c)
         if c.is_Integer:
             return str(int(c))
         if c.is_Rational:
@@ -76,7 +78,7 @@ class BatchedMatrixPrinter:
         return super()._print(expr, **kwargs)
 
     def _print_MatPow(self, e):
-        exp = sp.sympify(e.exp)
+        exp = as_expr(e.exp)
         if not (exp.is_Integer and exp >= 1):
             raise PrinterError(f"matrix power {exp} (only positive integer powers are printed)")
         return " @ ".join([self._arg(e.base)] * int(exp))
