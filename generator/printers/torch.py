@@ -2,10 +2,11 @@
 
 Sums are printed for speed, with the same arithmetic:
 
-* ``C + a * (X @ Y)`` becomes one BLAS call, ``_addmm(C, X, Y, alpha=a)`` (``addmm`` /
-  ``baddbmm``): no separate elementwise pass, which also matters because ``C`` (a solve's
-  result, an autograd cotangent) is often column-major while a product is row-major, and an
-  elementwise op over operands of different layouts is slow.
+* ``C + a * (X @ Y)`` becomes ``_addmm(C, X, Y, alpha=a)``, which lays the product out like
+  ``C`` (a solve's result, an autograd cotangent: often column-major, while a product is
+  row-major) where that costs GEMM nothing: an elementwise op over operands of different
+  layouts is slow.  The sum stays a separate operation (see ``_addmm``: folding it into
+  the GEMM costs accuracy).
 * ``X @ Y`` becomes ``_mm(X, Y)``, computed as ``(Y^T X^T)^T`` when Y is column-major (as
   LAPACK's results are): same arithmetic, but two column-major operands reach BLAS as two
   row-major ones (MKL's GEMM with both operands transposed runs at about half speed on large
@@ -96,7 +97,7 @@ class Printer(BatchedMatrixPrinter, TorchPrinter):
     def _sum(self, parts) -> str:
         products = [i for i, p in enumerate(parts) if p[0] == "expr" and len(p[2]) >= 2]
         if len(parts) >= 2 and products:
-            # Fuse one product into a BLAS call; prefer one that leaves a positive term
+            # One product becomes _addmm(rest, ...); prefer one that leaves a positive term
             # first among the rest, so the rest needs no negation of its own.
             def rest_of(i):
                 return [p for k, p in enumerate(parts) if k != i]
