@@ -4,6 +4,9 @@
     python cli.py generate [--check]   write generated/ from spec/ (or diff against it)
     python cli.py list [--json]        specs, variants, cases and backends
     python cli.py verify [--json]      cross-backend verification table (the main job)
+    python cli.py audit [NAME ...]     check every derivation in high precision (mpmath)
+    python cli.py audit --report       ... and write docs/derivations/<name>.md
+    python cli.py audit --mutate NAME  mutation testing: does the audit catch wrong rules?
     python cli.py bench [NAME]         generated vs native autodiff, as time ratios
 
 Exit codes: 0 success, 1 a failed check, 2 bad input (a spec error or bad arguments).
@@ -26,13 +29,26 @@ def cmd_generate(args) -> int:
 
     files = pipeline.render(Path(args.spec_dir))
     if args.check:
+        from generator import derivation
+        from generator.render import load_checked
+
+        stale = 0
         diff = pipeline.drift(files)
         if diff:
             sys.stdout.write(diff)
             print("generated/ is stale: run `python cli.py generate`", file=sys.stderr)
-            return 1
-        print(f"generated/ is up to date ({len(files)} files)")
-        return 0
+            stale = 1
+        pages = derivation.render(load_checked(pipeline.spec_paths(Path(args.spec_dir))))
+        diff = pipeline.drift(pages, folder=derivation.FOLDER)
+        if diff:
+            sys.stdout.write(diff)
+            print(f"{derivation.FOLDER}/ is stale: run `python cli.py audit --report`",
+                  file=sys.stderr)
+            stale = 1
+        if not stale:
+            print(f"generated/ is up to date ({len(files)} files), and so is "
+                  f"{derivation.FOLDER}/ ({len(pages)} pages)")
+        return stale
     pipeline.write(files)
     print(f"wrote {len(files)} files to generated/")
     return 0
@@ -70,6 +86,16 @@ def cmd_verify(args) -> int:
     return verify.main(args)
 
 
+def cmd_audit(args) -> int:
+    if args.mutate:
+        from generator import mutate
+
+        return mutate.main(args)
+    from generator import audit
+
+    return audit.main(args)
+
+
 def cmd_bench(args) -> int:
     from generator import bench
 
@@ -96,6 +122,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-generate", action="store_true", help="use generated/ as it is")
     p.add_argument("-v", "--verbose", action="store_true", help="print every check")
     p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("audit", help="check every derivation against its defining equations "
+                                     "in high precision")
+    p.add_argument("names", nargs="*", help="specs to audit (default: all)")
+    p.add_argument("--json", action="store_true", help="print every check as JSON")
+    p.add_argument("--report", action="store_true",
+                   help="also write the derivation pages docs/derivations/<name>.md")
+    p.add_argument("--mutate", metavar="NAME",
+                   help="mutation testing of one spec: apply the mutation catalogue to its "
+                        "rules and report which check catches each mutant")
+    p.add_argument("-v", "--verbose", action="store_true", help="print every check")
+    p.set_defaults(func=cmd_audit)
 
     p = sub.add_parser("bench", help="time generated rules against native autodiff")
     p.add_argument("names", nargs="*", help="specs to benchmark (default: all)")

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 
+from . import derive
 from . import expr as expr_mod
 from . import ops
 from .program import Program, build_program
@@ -43,7 +44,9 @@ class Rule:
     """One JVP or VJP program of one case."""
 
     kind: str  # 'jvp' or 'vjp'
-    program: Program
+    program: Program  # after dead-code and common-subexpression elimination
+    statements: tuple = ()  # the statements as written (or as derived), before elimination
+    derived: bool = False  # True: transposed from the JVP, the spec gives none
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,8 @@ class CheckedCase:
     jvp: Rule
     vjp: Rule
     line: int
+    defining: tuple[expr_mod.Equation, ...] = ()  # the variant's and the case's own
+    case: Case | None = None
 
 
 @dataclass(frozen=True)
@@ -235,7 +240,40 @@ def _rule(spec, variant, case, kind, text, names, dims, results: dict[str, sp.Ma
                             f"{what}: '{name}' is {got.rows}x{got.cols} but must be "
                             f"{expected.rows}x{expected.cols}")
     params = tuple(names)
-    return Rule(kind, build_program(params, statements, tuple(results)))
+    return Rule(kind, build_program(params, statements, tuple(results)), tuple(statements))
+
+
+def _derived_vjp(spec, variant, case, jvp: Rule, diff_outputs, jvp_names, vjp_names,
+                 results) -> Rule:
+    """The VJP of a case that gives none: the JVP transposed (generator.derive)."""
+    jvp_steps = [(s.name, s.expr) for s in jvp.statements]
+    tangent_inputs = {"d" + t.name: jvp_names["d" + t.name] for t in spec.inputs}
+    cotangents = {"d" + t.name: vjp_names["g" + t.name] for t in diff_outputs}
+    try:
+        steps = derive.transpose_program(
+            jvp_steps, tangent_inputs, cotangents,
+            {"d" + t.name: "g" + t.name for t in spec.inputs})
+    except derive.DeriveError as err:
+        raise SpecError(spec.path, case.jvp.line, f"jvp of {variant.label} when {case.when}: "
+                                                  f"no vjp given and the jvp cannot be "
+                                                  f"transposed: {err}") from None
+    if any(step.expr.has(sp.I) for step in steps):
+        raise SpecError(spec.path, case.jvp.line, f"jvp of {variant.label} when {case.when}: "
+                                                  f"no vjp given, and the transpose of im() "
+                                                  f"(i re(G)) is not printed for real inputs; "
+                                                  f"write the vjp")
+    params = tuple(vjp_names)
+    return Rule("vjp", build_program(params, steps, tuple(results)), tuple(steps), True)
+
+
+def _defining(spec, texts, names, dims) -> list:
+    out = []
+    for eq in texts:
+        try:
+            out.append(expr_mod.Parser(names, dims).equation(eq.text))
+        except expr_mod.ExprError as err:
+            raise SpecError(spec.path, eq.line, f"defining equation: {err}") from None
+    return out
 
 
 def _variant(spec: Spec, dims: tuple[DimDef, ...], variant: Variant) -> CheckedVariant:
@@ -261,13 +299,16 @@ def _variant(spec: Spec, dims: tuple[DimDef, ...], variant: Variant) -> CheckedV
         cond = _condition(spec, case, {d.name: d.expr for d in dims})
         cdims = _case_dims(dims, cond)
         primal = {t.name: _matrix(t, cdims) for t in (*spec.inputs, *variant.outputs)}
+        case_defining = _defining(spec, (*variant.defining, *case.defining), primal, cdims)
         if defining is None:
-            defining = []
-            for eq in variant.defining:
-                try:
-                    defining.append(expr_mod.Parser(primal, cdims).equation(eq.text))
-                except expr_mod.ExprError as err:
-                    raise SpecError(spec.path, eq.line, f"defining equation: {err}") from None
+            defining = case_defining[:len(variant.defining)]
+        for t in variant.outputs:
+            if not any(t.name in {s.name for s in (eq.lhs - eq.rhs).atoms(sp.MatrixSymbol)}
+                       for eq in case_defining):
+                raise SpecError(spec.path, t.line,
+                                f"output {t.name} of {variant.label} appears in no defining "
+                                f"equation{' when ' + case.when if case.defining else ''}; "
+                                f"state what it is (e.g. 'A = Q @ R')")
         jvp_names = dict(primal)
         jvp_names.update({"d" + t.name: _matrix(t, cdims, "d" + t.name) for t in spec.inputs})
         jvp_results = {"d" + t.name: _matrix(t, cdims, "d" + t.name) for t in diff_outputs}
@@ -275,8 +316,13 @@ def _variant(spec: Spec, dims: tuple[DimDef, ...], variant: Variant) -> CheckedV
         vjp_names.update({"g" + t.name: _matrix(t, cdims, "g" + t.name) for t in diff_outputs})
         vjp_results = {"g" + t.name: _matrix(t, cdims, "g" + t.name) for t in spec.inputs}
         jvp = _rule(spec, variant, case, "jvp", case.jvp, jvp_names, cdims, jvp_results)
-        vjp = _rule(spec, variant, case, "vjp", case.vjp, vjp_names, cdims, vjp_results)
-        cases.append(CheckedCase(cond, tuple(cdims.items()), jvp, vjp, case.line))
+        if case.vjp is None:
+            vjp = _derived_vjp(spec, variant, case, jvp, diff_outputs, jvp_names, vjp_names,
+                               vjp_results)
+        else:
+            vjp = _rule(spec, variant, case, "vjp", case.vjp, vjp_names, cdims, vjp_results)
+        cases.append(CheckedCase(cond, tuple(cdims.items()), jvp, vjp, case.line,
+                                 tuple(case_defining), case))
     return CheckedVariant(variant, tuple(defining), tuple(cases))
 
 

@@ -32,6 +32,23 @@ def dims_equal(a, b) -> bool:
     return sp.simplify(as_expr(a) - as_expr(b)) == 0
 
 
+def split_product(e) -> tuple[sp.Expr, list]:
+    """(scalar coefficient, matrix factors) of a product, nested products flattened;
+    (1, [e]) for anything else."""
+    if not isinstance(e, sp.MatMul):
+        return Integer(1), [e]
+    coeff, mats = Integer(1), []
+    for a in e.args:
+        if isinstance(a, sp.MatMul):
+            c, m = split_product(a)
+            coeff, mats = coeff * c, mats + m
+        elif isinstance(a, MatrixExpr):
+            mats.append(a)
+        else:
+            coeff *= a
+    return coeff, mats
+
+
 def fmt_shape(x) -> str:
     return f"{x.rows}x{x.cols}"
 
@@ -258,6 +275,18 @@ class Block(MatrixExpr):
     arg = property(lambda self: self.args[0])
     bounds = property(lambda self: self.args[1:])
 
+    def slices(self, dim) -> tuple[str, str]:
+        """Python-style 'lo:hi' for rows and columns, bounds printed by ``dim``; a start at 0
+        and a stop at the full size are left out."""
+        r0, r1, c0, c1 = self.bounds
+
+        def piece(lo, hi, size):
+            lo_text = "" if sp.simplify(lo) == 0 else dim(lo)
+            hi_text = "" if sp.simplify(hi - size) == 0 else dim(hi)
+            return f"{lo_text}:{hi_text}"
+
+        return piece(r0, r1, self.arg.rows), piece(c0, c1, self.arg.cols)
+
     @property
     def shape(self):
         r0, r1, c0, c1 = self.bounds
@@ -310,6 +339,38 @@ class Eye(MatrixExpr):
     @property
     def shape(self):
         return (self.args[0], self.args[1])
+
+
+class Embed(MatrixExpr):
+    """embed(X, r, c, r0, c0): the r x c matrix that is X at [r0:r0+rows(X), c0:c0+cols(X)]
+    and zero elsewhere; the adjoint of taking that block.
+
+    Not spec-language syntax: derived rules produce it (a block's cotangent).
+    """
+
+    is_commutative = False
+
+    def __new__(cls, arg, rows, cols, row0, col0):
+        rows, cols, row0, col0 = (as_expr(b) for b in (rows, cols, row0, col0))
+        # Reject what provably does not fit; what depends on the case condition passes.
+        for lo, size, inner, axis in ((row0, rows, arg.rows, "rows"),
+                                      (col0, cols, arg.cols, "columns")):
+            lo_s = sp.simplify(lo)
+            over = sp.simplify(lo + inner - size)
+            if lo_s.is_negative or over.is_positive:
+                raise ShapeError(f"embed: a {fmt_shape(arg)} block at {axis} {lo}:{lo + inner} "
+                                 f"does not fit in {size} {axis}")
+        if isinstance(arg, ZeroMatrix):
+            return ZeroMatrix(rows, cols)
+        return super().__new__(cls, arg, rows, cols, row0, col0)
+
+    arg = property(lambda self: self.args[0])
+    row0 = property(lambda self: self.args[3])
+    col0 = property(lambda self: self.args[4])
+
+    @property
+    def shape(self):
+        return (self.args[1], self.args[2])
 
 
 # Names of the spec language's functions -> how many matrix operands they take.

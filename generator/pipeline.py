@@ -49,19 +49,20 @@ def write(files: dict[str, str], root: Path = ROOT) -> None:
             shutil.rmtree(staging)
 
 
-def on_disk(root: Path = ROOT) -> dict[str, str]:
-    target = root / GENERATED
+def on_disk(root: Path = ROOT, folder: str = GENERATED) -> dict[str, str]:
+    target = root / folder
     out = {}
     if target.exists():
         for path in sorted(target.rglob("*")):
-            if path.is_file() and "__pycache__" not in path.parts:
+            if path.is_file() and "__pycache__" not in path.parts \
+                    and not path.name.startswith("."):
                 out[str(path.relative_to(root))] = path.read_text(encoding="utf-8")
     return out
 
 
-def drift(files: dict[str, str], root: Path = ROOT) -> str:
-    """Unified diff from what is on disk to what the specs generate ('' when in sync)."""
-    current = on_disk(root)
+def drift(files: dict[str, str], root: Path = ROOT, folder: str = GENERATED) -> str:
+    """Unified diff from what is on disk under ``folder`` to ``files`` ('' when in sync)."""
+    current = on_disk(root, folder)
     chunks = []
     for rel in sorted(set(files) | set(current)):
         old, new = current.get(rel, ""), files.get(rel, "")

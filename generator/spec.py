@@ -166,7 +166,8 @@ class Case:
     when: str
     line: int  # the line of the case's condition
     jvp: Text
-    vjp: Text
+    vjp: Text | None  # None: derived by transposing the JVP (generator.derive)
+    defining: tuple[Text, ...] = ()  # equations that hold only under this case's condition
 
 
 @dataclass(frozen=True)
@@ -260,6 +261,11 @@ def _text(path, value, line, what) -> Text:
     return Text(value, line)
 
 
+def _defining(path, data) -> tuple[Text, ...]:
+    return tuple(_text(path, t, data.item_lines[i], "defining equation")
+                 for i, t in enumerate(data))
+
+
 def _option_values(path, r: _Reader, key: str, options: tuple[Option, ...]):
     data = r.pop(key, _Map, default=_Map())
     out = []
@@ -284,17 +290,18 @@ def _variant(path, data, line, options) -> Variant:
     if not defining_data:
         raise SpecError(path, r.line_of("defining"), "variant: 'defining' needs at least one "
                                                      "equation")
-    defining = tuple(_text(path, t, defining_data.item_lines[i], "defining equation")
-                     for i, t in enumerate(defining_data))
+    defining = _defining(path, defining_data)
     cases_data = r.pop("cases", _List)
     cases = []
     for i, c in enumerate(cases_data):
         cr = _Reader(path, c, "case", cases_data.item_lines[i])
         case_when = cr.pop("when", str)
         jvp = _text(path, cr.pop("jvp", str), cr.line_of("jvp"), "jvp")
-        vjp = _text(path, cr.pop("vjp", str), cr.line_of("vjp"), "vjp")
+        vjp_text = cr.pop("vjp", str, required=False)
+        vjp = None if vjp_text is None else _text(path, vjp_text, cr.line_of("vjp"), "vjp")
+        case_defining = _defining(path, cr.pop("defining", _List, default=_List()))
         cr.done()
-        cases.append(Case(case_when, cr.line_of("when"), jvp, vjp))
+        cases.append(Case(case_when, cr.line_of("when"), jvp, vjp, case_defining))
     if not cases:
         raise SpecError(path, r.line_of("cases"), "variant: 'cases' needs at least one case")
     r.done()

@@ -268,6 +268,11 @@ class FakeCupy:
         def concatenate(arrays, axis=0):
             return DeviceArray(np.concatenate([_device(a, "concatenate") for a in arrays], axis))
 
+        def pad(array, pad_width, mode="constant", **kwargs):
+            if mode != "constant":
+                raise NotImplementedError("the fake pads with mode='constant' only")
+            return DeviceArray(np.pad(_device(array, "pad"), pad_width, mode, **kwargs))
+
         def swapaxes(a, axis1, axis2):
             return DeviceArray(np.swapaxes(_device(a, "swapaxes"), axis1, axis2))
 
@@ -339,11 +344,11 @@ class FakeCupy:
         for name, value in dict(
                 ndarray=DeviceArray, RawModule=RawModule, asarray=asarray, array=asarray,
                 ascontiguousarray=ascontiguousarray, empty=empty, zeros=zeros,
-                zeros_like=zeros_like, eye=eye, concatenate=concatenate, swapaxes=swapaxes,
-                conj=conj, conjugate=conj, diagonal=diagonal, broadcast_to=broadcast_to,
-                result_type=result_type, asnumpy=asnumpy, dtype=np.dtype, float32=np.float32,
-                float64=np.float64, complex64=np.complex64, complex128=np.complex128,
-                linalg=linalg).items():
+                zeros_like=zeros_like, eye=eye, concatenate=concatenate, pad=pad,
+                swapaxes=swapaxes, conj=conj, conjugate=conj, diagonal=diagonal,
+                broadcast_to=broadcast_to, result_type=result_type, asnumpy=asnumpy,
+                dtype=np.dtype, float32=np.float32, float64=np.float64, complex64=np.complex64,
+                complex128=np.complex128, linalg=linalg).items():
             setattr(cupy, name, value)
         linalg.qr, linalg.solve = qr, solve
         cupyx.scipy, cupyx_scipy.linalg = cupyx_scipy, cupyx_linalg

@@ -133,14 +133,16 @@ CASES = [
     # -- keys
     Bad("unknown-top-level-key", 33, "notes: |", "notse: |", 33,
         ("spec: unknown key 'notse'",)),
-    Bad("unknown-variant-key", 131, "native:", "nativ:", 131,
+    Bad("unknown-variant-key", 134, "native:", "nativ:", 134,
         ("variant: unknown key 'nativ'",)),
     Bad("unknown-output-key", 57, "structure:", "structur:", 57,
         ("outputs.Q: unknown key 'structur'",)),
     Bad("missing-option-default", 52, ", default: reduced}", "}", 52,
         ("options.mode: missing required key 'default'",)),
-    Bad("missing-case-vjp", 70, "vjp: &tall_vjp |", "vjq: &tall_vjp |", 61,
-        ("case: missing required key 'vjp'",)),
+    Bad("misspelt-case-vjp", 70, "vjp: &tall_vjp |", "vjq: &tall_vjp |", 70,
+        ("case: unknown key 'vjq'",)),
+    Bad("missing-case-jvp", 62, "jvp: &tall_jvp |", "jvq: &tall_jvp |", 61,
+        ("case: missing required key 'jvp'",)),
     Bad("unknown-option-value", 55, "{mode: reduced}", "{mode: reducd}", 55,
         ("option mode has no value 'reducd'", "reduced, complete, r")),
     Bad("unknown-structure", 57, "orthonormal_columns", "orthonormal", 57,
@@ -172,8 +174,8 @@ CASES = [
         ("jvp of mode=reduced when m < n", "block 0:-1 does not fit in m rows")),
     Bad("number-too-large", 66, "B = Q.H @ C", "B = 1e400 * Q.H @ C", 66,
         ("is not a finite number",)),
-    Bad("zeros-not-last-block", 111, "vstack(U @ R1, zeros(m - n, n))",
-        "vstack(zeros(m - n, n), U @ R1)", 111,
+    Bad("zeros-not-last-block", 114, "vstack(U @ R1, zeros(m - n, n))",
+        "vstack(zeros(m - n, n), U @ R1)", 114,
         ("jvp of mode=complete when m > n", "can only be the last of two blocks")),
     Bad("size-left-as-min", 69, "dR = U @ R", "dR = diag(diagonal(C))", 69,
         ("the size min(m, n) is a min/max that the case condition does not settle",)),
@@ -205,6 +207,13 @@ CASES = [
         ("defining equation: both sides of an equation must be matrices",)),
     Bad("defining-identity-not-square", 59, '"Q.H @ Q = I"', '"A = I"', 59,
         ("defining equation: I: needs a square matrix, got mxn",)),
+    Bad("output-without-defining-equation", 59, '"A = Q @ R", "Q.H @ Q = I"',
+        '"Q.H @ Q = I"', 58,
+        ("output R of mode=reduced appears in no defining equation",)),
+    Bad("no-defining-equations", 59, '["A = Q @ R", "Q.H @ Q = I"]', "[]", 59,
+        ("variant: 'defining' needs at least one equation",)),
+    Bad("case-defining-equation-unparsable", 101, 'Q[:, n:] = ', 'Q[:, n:] == ', 101,
+        ("defining equation:",)),
     Bad("defining-two-equals", 59, '"A = Q @ R"', '"A = Q = R"', 59,
         ("an equation has exactly one '='",)),
     Bad("case-condition-not-a-comparison", 61, '"m >= n"', '"m"', 61,
@@ -222,12 +231,12 @@ CASES = [
     Bad("input-shape-contradicts-dims", 50, "[m, n]", "[n, m]", 50,
         ("input A: its rows are 'n', but dims says m = rows(A)",)),
     # -- signatures
-    Bad("signature-without-current-entry", 154, '(A, mode=mode)"}',
-        '(A, mode=mode)", until: "2.0"}', 154,
+    Bad("signature-without-current-entry", 157, '(A, mode=mode)"}',
+        '(A, mode=mode)", until: "2.0"}', 157,
         ("signatures.torch: no current entry (one without 'until')",)),
-    Bad("signature-call-argument", 154, "qr(A, mode=mode)", "qr(B, mode=mode)", 154,
+    Bad("signature-call-argument", 157, "qr(A, mode=mode)", "qr(B, mode=mode)", 157,
         ("signatures.torch: positional arguments must be input names",)),
-    Bad("signature-unknown-backend", 154, "torch:", "tensorflow:", 154,
+    Bad("signature-unknown-backend", 157, "torch:", "tensorflow:", 157,
         ("signatures: unknown backend 'tensorflow'",)),
     # -- text that would print on two lines, or that no editor shows
     Bad("newline-in-name", 1, "name: qr", 'name: "q\\nr"', 1,
@@ -367,7 +376,7 @@ def test_checking_a_spec_compiles_no_source_and_evaluates_nothing(monkeypatch):
 
 def test_a_merge_key_is_overridden_not_duplicated(tmp_path):
     """'<<: *case' then 'when:' reuses a case with another condition (YAML merge semantics)."""
-    text = edited_qr(123, '- when: "m == n"', '- <<: *tall_case\n        when: "m == n"')
+    text = edited_qr(126, '- when: "m == n"', '- <<: *tall_case\n        when: "m == n"')
     for old, new in [
             ('      - when: "m >= n"\n        jvp: &tall_jvp',
              '      - &tall_case\n        when: "m >= n"\n        jvp: &tall_jvp'),

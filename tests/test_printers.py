@@ -80,3 +80,105 @@ def test_shapes_are_checked_when_expressions_are_built():
     with pytest.raises(ops.ShapeError):
         ops.HStack(NAMES["X"], NAMES["Y"].T)
     assert ops.VStack(NAMES["Y"], sp.ZeroMatrix(n - m, n)).shape == (n, n)
+
+
+# -- embed: the zero padding derived rules produce (a block's cotangent) ---------------------
+K = sp.MatrixSymbol("K", m - 3, n - 4)
+EMBEDS = {  # name -> (expression, (m, n) -> its rows, cols, row0, col0 as ints)
+    "fixed": (ops.Embed(K, m, n, 1, 2), lambda m, n: (m, n, 1, 2)),
+    "symbolic": (ops.Embed(NAMES["Y"], m + 2, 2 * n + 1, 1, n),
+                 lambda m, n: (m + 2, 2 * n + 1, 1, n)),
+}
+EMBED_SIZES = [  # (m, n, batch): zero-size operands and batches included
+    (7, 9, (2,)), (3, 9, (2,)), (7, 4, (3, 1)), (3, 4, ()), (6, 5, (0,)), (5, 6, ()),
+]
+
+
+def _embed_reference(x, rows, cols, r0, c0):
+    out = np.zeros(x.shape[:-2] + (rows, cols), x.dtype)
+    out[..., r0:r0 + x.shape[-2], c0:c0 + x.shape[-1]] = x
+    return out
+
+
+def _runtime_env(backend, tmp_path_factory):
+    """(namespace for printed code, host array -> backend array, backend array -> host)."""
+    if backend == "numpy":
+        from generated.numpy import _runtime as rt
+        env, to, back = {"_np": np}, (lambda a: a), np.asarray
+    elif backend == "torch":
+        import torch
+        from generated.torch import _runtime as rt
+        env, to, back = {"_torch": torch}, torch.from_numpy, (lambda t: t.numpy())
+    elif backend == "jax":
+        import jax
+        import jax.numpy as jnp
+        from generated.jax import _runtime as rt
+        env, to, back = {"_jax": jax, "_jnp": jnp}, jnp.asarray, np.asarray
+    else:
+        from fake_cupy import FakeCupy
+        fake = FakeCupy(lambda: tmp_path_factory.mktemp("cuda-host"))
+        rt = fake.load_backend()["_runtime"]
+        env, to, back = {"_cp": fake.cupy}, fake.cupy.asarray, (lambda a: a.get())
+    env.update({k: getattr(rt, k) for k in dir(rt) if k.startswith("_") and k[1:2] != "_"})
+    return env, to, back
+
+
+@pytest.mark.parametrize("backend", list(BACKENDS))
+def test_embed_prints_as_zero_padding_that_evaluates_on_stacks(backend, tmp_path_factory):
+    env, to, back = _runtime_env(backend, tmp_path_factory)
+    rng = np.random.default_rng(1)
+    for name, (expr, placement) in EMBEDS.items():
+        (operand,) = expr.arg.free_symbols
+        code = BACKENDS[backend].Printer(dtype_ref=operand.name).doprint(expr)
+        for size_m, size_n, batch in EMBED_SIZES:
+            dims = {m: size_m, n: size_n}
+            shape = tuple(int(d.subs(dims)) for d in expr.arg.shape)
+            for dtype in (np.float64, np.complex128):
+                x = rng.standard_normal(batch + shape).astype(dtype)
+                if dtype == np.complex128:
+                    x = x + 1j * rng.standard_normal(batch + shape)
+                scope = {**env, operand.name: to(x), "m": size_m, "n": size_n}
+                got = back(eval(code, scope))  # printed from a fixed test expression
+                want = _embed_reference(x, *placement(size_m, size_n))
+                case = (name, code, size_m, size_n, batch, dtype)
+                assert got.shape == want.shape, case
+                np.testing.assert_array_equal(got, want.astype(got.dtype), err_msg=str(case))
+
+
+def test_embed_printed_code_per_backend():
+    expr = EMBEDS["symbolic"][0]
+    printed = {b: BACKENDS[b].Printer(dtype_ref="Y").doprint(expr) for b in BACKENDS}
+    assert printed == {"numpy": "_pad(Y, 1, 1, n, 1)", "jax": "_pad(Y, 1, 1, n, 1)",
+                       "cupy": "_pad(Y, 1, 1, n, 1)",
+                       "torch": "_torch.nn.functional.pad(Y, (n, 1, 1, 1))"}
+    product = ops.Embed(sp.MatMul(NAMES["X"], NAMES["Y"]), m + 1, n, 1, 0)
+    assert BACKENDS["numpy"].Printer().doprint(product) == "_pad(X @ Y, 1, 0, 0, 0)"
+
+
+def test_embed_torch_pad_is_differentiable_to_second_order_and_under_vmap():
+    import torch
+    env, _, _ = _runtime_env("torch", None)
+    code = BACKENDS["torch"].Printer(dtype_ref="K").doprint(EMBEDS["fixed"][0])
+
+    def f(k):
+        return eval(code, {**env, "K": k, "m": k.shape[-2] + 3, "n": k.shape[-1] + 4})
+
+    for dtype in (torch.float64, torch.complex128):
+        k = torch.randn(2, 2, 3, dtype=dtype, requires_grad=True)
+        assert torch.autograd.gradcheck(f, (k,), check_forward_ad=True)
+        assert torch.autograd.gradgradcheck(f, (k,))
+    batch = torch.randn(4, 2, 2, 3, dtype=torch.float64)
+    assert torch.equal(torch.vmap(f)(batch), f(batch))
+
+
+def test_embed_checks_its_placement():
+    y = NAMES["Y"]
+    for args in ((K, m, n, 4, 0), (K, m, n, 0, 5), (K, m, n, -1, 0), (K, m, n, 0, -1),
+                 (y, m, n, 1, 0), (y, m - 1, n, 0, 0), (y, m, n, 0, n + 1)):
+        with pytest.raises(ops.ShapeError, match="embed"):
+            ops.Embed(*args)
+    embedded = ops.Embed(K, m, n, 1, 2)
+    assert embedded.shape == (m, n) and embedded.arg == K
+    assert (embedded.row0, embedded.col0) == (1, 2)
+    assert ops.Embed(y, n, n, 0, 0).shape == (n, n)  # fits when n >= m: not provably wrong
+    assert ops.Embed(sp.ZeroMatrix(m - 3, n), m, n, 2, 0) == sp.ZeroMatrix(m, n)

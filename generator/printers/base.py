@@ -11,7 +11,7 @@ from __future__ import annotations
 import sympy as sp
 from sympy import HadamardProduct, MatAdd, MatMul, MatrixExpr, ZeroMatrix
 
-from ..ops import as_expr
+from ..ops import as_expr, split_product
 
 
 class PrinterError(Exception):
@@ -89,18 +89,7 @@ class BatchedMatrixPrinter:
     def _print_Symbol(self, e):
         return str(e.name)
 
-    @staticmethod
-    def _split(e):
-        """(scalar coefficient, matrix factors) of a product; (1, [e]) otherwise."""
-        if not isinstance(e, MatMul):
-            return sp.Integer(1), [e]
-        coeff, mats = sp.Integer(1), []
-        for a in e.args:
-            if isinstance(a, MatrixExpr):
-                mats.append(a)
-            else:
-                coeff *= a
-        return coeff, mats
+    _split = staticmethod(split_product)
 
     def _product(self, coeff, mats) -> str:
         body = " @ ".join(self._arg(a) for a in mats)
@@ -178,15 +167,8 @@ class BatchedMatrixPrinter:
         return self._op("solve", a=self._print(e.mat), b=self._print(e.rhs), left=e.left)
 
     def _print_Block(self, e):
-        r0, r1, c0, c1 = e.bounds
-        rows, cols = e.arg.shape
-
-        def piece(lo, hi, size):
-            lo_text = "" if sp.simplify(lo) == 0 else self._dim(lo)
-            hi_text = "" if sp.simplify(hi - size) == 0 else self._dim(hi)
-            return f"{lo_text}:{hi_text}"
-
-        return f"{self._arg(e.arg)}[..., {piece(r0, r1, rows)}, {piece(c0, c1, cols)}]"
+        rows, cols = e.slices(self._dim)
+        return f"{self._arg(e.arg)}[..., {rows}, {cols}]"
 
     def _stack(self, e, axis: str):
         blocks = list(e.args)
@@ -203,6 +185,15 @@ class BatchedMatrixPrinter:
 
     def _print_HStack(self, e):
         return self._stack(e, "cols")
+
+    def _print_Embed(self, e):
+        def pad(lo, size, inner):
+            return self._dim(sp.simplify(lo)), self._dim(sp.simplify(size - lo - inner))
+
+        top, bottom = pad(e.row0, e.rows, e.arg.rows)
+        left, right = pad(e.col0, e.cols, e.arg.cols)
+        return self._op("pad", x=self._operand("pad", e.arg), top=top, bottom=bottom,
+                        left=left, right=right)
 
     def _print_Eye(self, e):
         return self._op("eye", rows=self._dim(e.rows), cols=self._dim(e.cols))

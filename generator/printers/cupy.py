@@ -34,5 +34,6 @@ class Printer(BatchedMatrixPrinter, CuPyPrinter):
         "vstack": "_cp.concatenate([{xs}], axis=-2)",
         "pad_rows": "_pad_rows({x}, {extra})",
         "pad_cols": "_pad_cols({x}, {extra})",
+        "pad": "_pad({x}, {top}, {bottom}, {left}, {right})",
         "eye": "_cp.eye({rows}, {cols}, dtype={ref}.dtype)",
     }

@@ -41,6 +41,7 @@ class Printer(BatchedMatrixPrinter, JaxPrinter):
         "vstack": "_jnp.concatenate([{xs}], axis=-2)",
         "pad_rows": "_pad_rows({x}, {extra})",
         "pad_cols": "_pad_cols({x}, {extra})",
+        "pad": "_pad({x}, {top}, {bottom}, {left}, {right})",
         "eye": "_jnp.eye({rows}, {cols}, dtype={ref}.dtype)",
     }
 

@@ -27,5 +27,6 @@ class Printer(BatchedMatrixPrinter, NumPyPrinter):
         "vstack": "_np.concatenate([{xs}], axis=-2)",
         "pad_rows": "_pad_rows({x}, {extra})",
         "pad_cols": "_pad_cols({x}, {extra})",
+        "pad": "_pad({x}, {top}, {bottom}, {left}, {right})",
         "eye": "_np.eye({rows}, {cols}, dtype={ref}.dtype)",
     }

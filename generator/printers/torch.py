@@ -63,6 +63,7 @@ class Printer(BatchedMatrixPrinter, TorchPrinter):
         "vstack": "_torch.cat([{xs}], dim=-2)",
         "pad_rows": "_pad_rows({x}, {extra})",
         "pad_cols": "_pad_cols({x}, {extra})",
+        "pad": "_torch.nn.functional.pad({x}, ({left}, {right}, {top}, {bottom}))",
         "eye": "_torch.eye({rows}, {cols}, dtype={ref}.dtype, device={ref}.device)",
         "triu_herm": "_triu_herm({x})",
         "addmm": "_addmm({c}, {a}, {b}{alpha})",

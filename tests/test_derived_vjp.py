@@ -1,0 +1,128 @@
+"""A case that gives no VJP: the generator transposes its JVP, and every backend runs that.
+
+spec/qr.yaml without the hand-written VJP of complete mode on tall matrices (the Householder
+completion, whose transpose needs block slices of the cotangent, zero padding and solves)
+is generated into a temporary folder; each backend's derived pullback must equal the
+committed backend's hand-written one.
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import itertools
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fake_cupy import FakeCupy
+from generator import pipeline
+from generator.check import check_spec
+from generator.spec import load_spec
+
+ROOT = Path(__file__).resolve().parent.parent
+_ids = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def derived_tree(tmp_path_factory):
+    text = (ROOT / "spec" / "qr.yaml").read_text()
+    start = text.index("        vjp: |\n          # Transpose of the completion")
+    end = text.index('      - when: "m == n"')
+    root = tmp_path_factory.mktemp("derived")
+    (root / "spec").mkdir()
+    (root / "spec" / "qr.yaml").write_text(text[:start] + text[end:])
+    case = check_spec(load_spec(root / "spec" / "qr.yaml")).variants[1].cases[0]
+    assert case.vjp.derived
+    files = pipeline.render(root / "spec")
+    pipeline.write(files, root)
+    return root, files
+
+
+def load_package(package_dir: Path) -> dict:
+    """Import a generated backend package under a private name: {submodule: module}."""
+    name = f"_factorules_derived_{next(_ids)}"
+    spec = importlib.util.spec_from_file_location(
+        name, package_dir / "__init__.py", submodule_search_locations=[str(package_dir)])
+    package = importlib.util.module_from_spec(spec)
+    sys.modules[name] = package
+    try:
+        spec.loader.exec_module(package)
+        prefix = name + "."
+        return {k[len(prefix):]: m for k, m in sys.modules.items() if k.startswith(prefix)}
+    finally:
+        for key in [k for k in sys.modules if k == name or k.startswith(name + ".")]:
+            del sys.modules[key]
+
+
+def test_the_derived_rule_is_printed_with_zero_padding(derived_tree):
+    _, files = derived_tree
+    numpy_source = files["generated/numpy/qr.py"]
+    assert "_pad(" in numpy_source
+    assert "_torch.nn.functional.pad(" in files["generated/torch/qr.py"]
+
+
+def _inputs(dtype):
+    rng = np.random.default_rng(7)
+    a = rng.standard_normal((2, 6, 4))
+    gq = rng.standard_normal((2, 6, 6))
+    gr = rng.standard_normal((2, 6, 4))
+    if np.dtype(dtype).kind == "c":
+        a = a + 1j * rng.standard_normal(a.shape)
+        gq = gq + 1j * rng.standard_normal(gq.shape)
+        gr = gr + 1j * rng.standard_normal(gr.shape)
+    return a.astype(dtype), gq.astype(dtype), gr.astype(dtype)
+
+
+def _close(x, y):
+    x, y = np.asarray(x), np.asarray(y)
+    assert np.linalg.norm(x - y) <= 1e-12 * np.linalg.norm(y)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.complex128])
+def test_numpy_torch_jax_pullbacks_equal_the_hand_written_ones(derived_tree, dtype):
+    root, _ = derived_tree
+    a, gq, gr = _inputs(dtype)
+    reference = importlib.import_module("generated.numpy.qr")
+    _, pullback = reference.qr_vjp(a, mode="complete")
+    expected = pullback(gq, gr)
+
+    derived = load_package(root / "generated" / "numpy")["qr"]
+    _, pullback = derived.qr_vjp(a, mode="complete")
+    _close(pullback(gq, gr), expected)
+
+    import torch
+    derived = load_package(root / "generated" / "torch")["qr"]
+    _, pullback = derived.qr_vjp(torch.from_numpy(a), mode="complete")
+    _close(pullback(torch.from_numpy(gq), torch.from_numpy(gr)).numpy(), expected)
+    # and through autograd: backward of the generated autograd.Function uses the same rule
+    at = torch.from_numpy(a).requires_grad_()
+    q, r = derived.qr(at, mode="complete")
+    torch.autograd.backward((q, r), (torch.from_numpy(gq), torch.from_numpy(gr)))
+    _close(at.grad.numpy(), expected)
+
+    import jax
+    jax.config.update("jax_enable_x64", True)
+    derived = load_package(root / "generated" / "jax")["qr"]
+    _, pullback = derived.qr_vjp(jax.numpy.asarray(a), mode="complete")
+    # JAX's convention is the conjugate of PyTorch's for complex cotangents
+    got = pullback(jax.numpy.asarray(gq.conj()), jax.numpy.asarray(gr.conj()))
+    _close(np.conj(np.asarray(got)), expected)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.complex128])
+def test_cupy_pullback_on_the_cpu_equals_the_hand_written_one(derived_tree, dtype,
+                                                               tmp_path_factory):
+    root, _ = derived_tree
+    a, gq, gr = _inputs(dtype)
+    reference = importlib.import_module("generated.numpy.qr")
+    _, pullback = reference.qr_vjp(a, mode="complete")
+    expected = pullback(gq, gr)
+    fake = FakeCupy(lambda: tmp_path_factory.mktemp("cuda-host"))
+    modules = fake.load_backend(root / "generated" / "cupy")
+    with fake.installed():
+        cp = modules["qr"]._cp
+        _, pullback = modules["qr"].qr_vjp(cp.asarray(a), mode="complete")
+        got = pullback(cp.asarray(gq), cp.asarray(gr)).get()
+    _close(got, expected)
