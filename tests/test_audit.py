@@ -124,6 +124,33 @@ def test_a_wrong_vjp_fails_adjointness_and_transposition(tmp_path):
                       ("mode=complete", "adjointness"), ("mode=complete", "transposition")}
 
 
+def test_a_free_gauge_is_reported_by_fd(tmp_path):
+    """Without the Householder completion, A = QR and Q unitary leave Q's last m - n columns
+    free: fd says it cannot be measured, and the sample (a random completion, not LAPACK's)
+    no longer fits the JVP, which differentiates the Householder one."""
+    text = (ROOT / "spec" / "qr.yaml").read_text()
+    start = text.index("        defining:\n          # LAPACK's Householder Q")
+    end = text.index("        jvp: |\n          # Thin part as in WLL2012")
+    (tmp_path / "qr.yaml").write_text(text[:start] + text[end:])
+    results = audit.audit_spec(check_spec(load_spec(tmp_path / "qr.yaml")))
+    failed = [r for r in results if not r.passed]
+    assert {(r.variant, r.case, r.check) for r in failed} == {
+        ("mode=complete", "m > n", "fd"), ("mode=complete", "m > n", "linearization")}
+    assert all("do not determine the outputs" in r.note and "gauge freedom" in r.note
+               for r in failed if r.check == "fd")
+    assert {r.equation for r in failed if r.check == "linearization"} == {"Q.H @ Q = I",
+                                                                         "Q @ Q.H = I"}
+
+
+def test_a_spec_that_gives_no_input_cannot_be_sampled(tmp_path):
+    spec_dir = _qr_with(tmp_path, 'defining: ["A = Q @ R", "Q.H @ Q = I"]',
+                        'defining: ["Q.H @ A = R", "Q.H @ Q = I"]')
+    results = audit.audit_spec(check_spec(load_spec(spec_dir / "qr.yaml")))
+    failed = {(r.variant, r.check, r.note) for r in results if not r.passed}
+    assert failed == {("mode=reduced", "sample", "no defining equation gives the input(s) A as "
+                                                 "'INPUT = expression of the outputs'")}
+
+
 # -- the primitives ---------------------------------------------------------------------------
 N = 4
 DIMS = {"n": N}
