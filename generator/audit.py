@@ -20,18 +20,16 @@ Nothing here knows a particular factorization.
 """
 from __future__ import annotations
 
-import math
 import zlib
 from dataclasses import dataclass, field, replace
 
 import mpmath
 import numpy as np
-import sympy as sp
 from sympy import MatAdd, MatrixSymbol
 
 from . import derive
 from . import numeric as num
-from . import ops
+from . import sample
 from .check import CheckedCase, CheckedSpec, CheckedVariant
 
 DPS = 50
@@ -84,91 +82,8 @@ def shape_classes(checked: CheckedSpec) -> list[tuple[str, dict[str, int]]]:
             ("wide 3x5", {first: 3, **{r: 5 for r in rest}})]
 
 
-def _holds(case: CheckedCase, dims: dict[sp.Symbol, int]) -> bool:
-    c = case.condition
-    lhs, rhs = (int(ops.as_expr(x).subs(dims)) for x in (c.lhs, c.rhs))
-    return {">=": lhs >= rhs, ">": lhs > rhs, "<=": lhs <= rhs, "<": lhs < rhs,
-            "==": lhs == rhs}[c.op]
-
-
-def _dim_values(checked: CheckedSpec, prims: dict[str, int]) -> dict[sp.Symbol, int]:
-    symbols = {d.name: d.expr for d in checked.dims if d.source is not None}
-    return {symbols[k]: v for k, v in prims.items()}
-
-
-# -- sampling -------------------------------------------------------------------------------
-def _gaussian(rng, shape, complex_field: bool):
-    x = rng.standard_normal(shape)
-    if complex_field:
-        x = (x + 1j * rng.standard_normal(shape)) / math.sqrt(2)
-    return x
-
-
-def _orthonormalize(x, f: num.Field):
-    """Gram-Schmidt, twice, on the columns of an mp array (rows >= cols)."""
-    x = x.copy()
-    for _ in range(2):
-        for j in range(x.shape[1]):
-            for i in range(j):
-                proj = num.inner_c(x[:, i], x[:, j])
-                x[:, j] = x[:, j] - proj * x[:, i]
-            x[:, j] = x[:, j] / num.norm(x[:, j])
-    return x
-
-
-def sample_structured(rng, rows, cols, structure, diagonal, complex_field, f: num.Field):
-    """A well-conditioned random matrix with the declared structure."""
-    g = _gaussian(rng, (rows, cols), complex_field)
-    if structure in ("orthonormal_columns", "unitary"):
-        if rows < cols:
-            raise AuditError(f"cannot draw {rows}x{cols} orthonormal columns")
-        return _orthonormalize(f.array(g), f)
-    if structure == "upper_triangular":
-        g = np.triu(g)
-    elif structure == "lower_triangular":
-        g = np.tril(g)
-    elif structure == "hermitian":
-        g = (g + g.conj().T) / 2
-    elif structure == "diagonal":
-        g = np.diag(np.diag(g)) if rows == cols else np.eye(rows, cols) * g
-    k = min(rows, cols)
-    magnitude = 1 + rng.uniform(size=k)
-    if diagonal == "unit":
-        d = np.ones(k)
-    elif diagonal == "positive":
-        d = magnitude
-    elif diagonal == "real":
-        d = magnitude * rng.choice([-1.0, 1.0], size=k)
-    elif structure in ("upper_triangular", "lower_triangular", "diagonal"):
-        phase = (np.exp(2j * np.pi * rng.uniform(size=k)) if complex_field
-                 else rng.choice([-1.0, 1.0], size=k))
-        d = magnitude * phase
-    else:
-        d = None
-    if d is not None:
-        g = g.astype(complex if complex_field else float)
-        g[np.arange(k), np.arange(k)] = d
-    return f.array(g)
-
-
-def sample_tangent(rng, rows, cols, structure, complex_field, f: num.Field):
-    """A random element of the tangent space of an input with this structure."""
-    g = _gaussian(rng, (rows, cols), complex_field)
-    if structure == "hermitian":
-        g = (g + g.conj().T) / 2
-    elif structure == "upper_triangular":
-        g = np.triu(g)
-    elif structure == "lower_triangular":
-        g = np.tril(g)
-    return f.array(g)
-
-
-def _is_symbol_or_block_of(e, names: set[str]) -> str | None:
-    if isinstance(e, MatrixSymbol) and e.name in names:
-        return e.name
-    if isinstance(e, ops.Block) and isinstance(e.arg, MatrixSymbol) and e.arg.name in names:
-        return e.arg.name
-    return None
+_holds = sample.holds
+_dim_values = sample.primitive_dims
 
 
 @dataclass
@@ -242,47 +157,20 @@ def prepare(checked: CheckedSpec, cv: CheckedVariant, case: CheckedCase, shape: 
     setup = Setup(checked, cv, case, shape, field_name, dims, mp_ev, fl_ev, {}, {}, {},
                   residuals, linearized)
     with mpmath.workdps(DPS):
-        primal = {}
-        for t in cv.variant.outputs:
-            primal[t.name] = sample_structured(rng, *size(t), t.structure, t.diagonal,
-                                               complex_field, mp_field)
-        outputs = {t.name for t in cv.variant.outputs}
-        inputs = {t.name for t in spec.inputs}
-        assigned_inputs = set()
-        equations = list(case.defining)
-        for target_kind in ("output", "input"):
-            for eq in equations:
-                for lhs, rhs in ((eq.lhs, eq.rhs), (eq.rhs, eq.lhs)):
-                    names = outputs if target_kind == "output" else inputs - assigned_inputs
-                    name = _is_symbol_or_block_of(lhs, names)
-                    if name is None or (target_kind == "input" and
-                                        not isinstance(lhs, MatrixSymbol)):
-                        continue
-                    if target_kind == "output" and isinstance(lhs, MatrixSymbol):
-                        continue  # 'X = ...' of a whole output is a constraint here
-                    value = mp_ev(rhs, primal)
-                    if isinstance(lhs, ops.Block):
-                        r0, r1, c0, c1 = (mp_ev.dim(b) for b in lhs.bounds)
-                        primal[name] = primal[name].copy()
-                        primal[name][r0:r1, c0:c1] = value
-                    else:
-                        primal[name] = value
-                        assigned_inputs.add(name)
-                    break
-        missing = inputs - assigned_inputs
-        if missing:
-            raise AuditError(f"no defining equation gives the input(s) {', '.join(sorted(missing))} "
-                             f"as 'INPUT = expression of the outputs'")
+        try:
+            primal = sample.factorization(checked, cv, case, mp_ev, complex_field, rng)
+        except sample.SampleError as err:
+            raise AuditError(str(err)) from None
         setup.primal = primal
         for r in residuals:
             res = _residual_norm(mp_ev, r.expr, primal)
             setup.sample_results.append((r.text, res))
         for t in spec.inputs:
-            setup.tangents["d" + t.name] = sample_tangent(rng, *size(t), t.structure,
+            setup.tangents["d" + t.name] = sample.tangent(rng, *size(t), t.structure,
                                                           complex_field, mp_field)
         for t in cv.differentiable_outputs:
             setup.cotangents["g" + t.name] = mp_field.array(
-                _gaussian(rng, size(t), complex_field))
+                sample.gaussian(rng, size(t), complex_field))
         try:
             setup.fd = _finite_differences(setup, complex_field)
         except (AuditError, num.EvalError) as err:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ast
 import keyword
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import sympy as sp
 
@@ -16,7 +16,7 @@ from . import derive
 from . import expr as expr_mod
 from . import ops
 from .program import Program, build_program
-from .spec import Case, Spec, SpecError, Tensor, Text, Variant
+from .spec import ALWAYS, Case, Spec, SpecError, Tensor, Text, Variant
 
 # The primitive dimensions are the input's rows and columns; a dimension symbol is a
 # non-negative integer, which is what lets zero-size matrices through every rule.
@@ -65,6 +65,7 @@ class CheckedVariant:
     variant: Variant
     defining: tuple[expr_mod.Equation, ...]
     cases: tuple[CheckedCase, ...]
+    from_native: tuple[tuple[str, sp.MatrixExpr], ...] = ()  # parsed 'from_native'
 
     @property
     def differentiable_outputs(self) -> tuple[Tensor, ...]:
@@ -166,6 +167,9 @@ def _condition(spec: Spec, case: Case, dims: dict[str, sp.Expr]) -> Condition:
     def fail(msg):
         raise SpecError(spec.path, case.line, f"case condition '{case.when}': {msg}")
 
+    if case.when.strip() == ALWAYS:
+        zero = sp.Integer(0)
+        return Condition(zero, "==", zero, ALWAYS)
     node = _parse_python_expression(case.when, fail, "cannot parse it")
     if not (isinstance(node, ast.Compare) and len(node.ops) == 1
             and type(node.ops[0]) in _COMPARE):
@@ -368,7 +372,7 @@ def check_spec(spec: Spec) -> CheckedSpec:
         missing = [x for x in opt.values if x not in covered]
         if missing:
             raise SpecError(spec.path, opt.line,
-                            f"option {opt.name}: no variant for {', '.join(missing)}")
+                            f"option {opt.name}: no variant for {', '.join(map(str, missing))}")
     names = [o.name for o in spec.variants[0].outputs]
     for v in spec.variants:
         if [o.name for o in v.outputs] != names:
@@ -376,12 +380,47 @@ def check_spec(spec: Spec) -> CheckedSpec:
                                                f"{', '.join(names)} in this order")
         empty = [o.name for o in v.outputs if o.returned == "empty"]
         if empty:
-            native = dict(v.native)
-            full = next((w for w in spec.variants if all(native.get(k) == x for k, x in w.when)),
-                        None)
+            full = native_variant(spec, v)
             if full is None or any(o.returned == "empty" for o in full.outputs):
                 raise SpecError(spec.path, v.line,
                                 f"variant {v.label} returns {', '.join(empty)} empty, so its "
                                 f"'native' options must select a variant that returns every "
                                 f"output (the frameworks differentiate that one)")
-    return CheckedSpec(spec, dims, tuple(_variant(spec, dims, v) for v in spec.variants))
+    checked = tuple(_variant(spec, dims, v) for v in spec.variants)
+    return CheckedSpec(spec, dims, tuple(_from_native(spec, checked, cv) for cv in checked))
+
+
+def native_variant(spec: Spec, variant: Variant) -> Variant | None:
+    """The variant whose options are ``variant``'s native options."""
+    native = dict(variant.native)
+    return next((w for w in spec.variants if all(native.get(k) == x for k, x in w.when)), None)
+
+
+def _from_native(spec: Spec, variants, cv: CheckedVariant) -> CheckedVariant:
+    """Parse 'from_native': each output as an expression of the native variant's outputs."""
+    v = cv.variant
+    if not v.from_native:
+        return cv
+    line = v.from_native[0][1].line
+    full = native_variant(spec, v)
+    if full is None or full is v:
+        raise SpecError(spec.path, line, f"variant {v.label}: 'from_native' needs 'native' "
+                                         f"options that select another variant")
+    cdims = dict(cv.cases[0].dims)
+    names = {t.name: _matrix(t, cdims) for t in full.outputs}
+    out = []
+    for name, text in v.from_native:
+        target = next((t for t in v.outputs if t.name == name), None)
+        if target is None:
+            raise SpecError(spec.path, text.line, f"from_native: '{name}' is not an output")
+        try:
+            value = expr_mod.Parser(names, cdims).equation(f"{name} = {text.text}").rhs
+        except expr_mod.ExprError as err:
+            raise SpecError(spec.path, text.line, f"from_native: {err}") from None
+        want = _matrix(target, cdims)
+        if not (ops.dims_equal(value.rows, want.rows) and ops.dims_equal(value.cols, want.cols)):
+            raise SpecError(spec.path, text.line, f"from_native: '{name}' would be "
+                                                  f"{value.rows}x{value.cols}, not "
+                                                  f"{want.rows}x{want.cols}")
+        out.append((name, value))
+    return replace(cv, from_native=tuple(out))

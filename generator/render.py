@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import jinja2
 
 from .check import CheckedSpec, CheckedVariant, check_spec
 from .printers import BACKENDS
-from .spec import Spec, SpecError, load_spec
+from .spec import ALWAYS, Spec, SpecError, load_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = ROOT / "templates"
@@ -32,7 +33,19 @@ def _environment() -> jinja2.Environment:
     env.filters["tangent"] = lambda name, kind: ("d" if kind == "jvp" else "g") + name
     env.filters["format_option"] = lambda opt: f"{opt}={{{opt}!r}}"
     env.filters["result_type"] = result_type
+    env.filters["py"] = py_literal
     return env
+
+
+def py_literal(value) -> str:
+    """An option value (or a list of them) as Python source: "text", True, False."""
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(py_literal(v) for v in value) + "]"
+    if isinstance(value, bool):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    raise TypeError(f"not an option value: {value!r}")
 
 
 def result_type(name: str) -> str:
@@ -102,12 +115,17 @@ def _variant_context(printer_cls, checked: CheckedSpec, cv: CheckedVariant, call
     func = printer_cls.ALIASES.get(root, root) + ("." + rest if rest else "")
     kwargs = ", ".join(f"{k}={native[opt]!r}" for k, opt in call.keywords)
     native_call = f"{func}({', '.join(call.args)}{', ' if kwargs else ''}{kwargs})"
+    if len(cv.variant.outputs) == 1:
+        native_call = f"({native_call},)"
+    from_printer = printer_cls(dtype_ref=ref)
+    from_native = {name: from_printer.doprint(e) for name, e in cv.from_native}
     cases = []
     for case in cv.cases:
         printer = printer_cls(dtype_ref=ref)
         cond = case.condition
         cases.append({
-            "condition": f"{printer._dim(cond.lhs)} {cond.op} {printer._dim(cond.rhs)}",
+            "condition": ("True" if cond.text == ALWAYS else
+                          f"{printer._dim(cond.lhs)} {cond.op} {printer._dim(cond.rhs)}"),
             "when": cond.text,
             "jvp": [(s.name, printer.doprint(s.expr)) for s in case.jvp.program.statements],
             "vjp": [(s.name, printer.doprint(s.expr)) for s in case.vjp.program.statements],
@@ -120,6 +138,7 @@ def _variant_context(printer_cls, checked: CheckedSpec, cv: CheckedVariant, call
         "native_options": {o.name: native.get(o.name, dict(cv.variant.when).get(o.name))
                            for o in spec.options},
         "native_call": native_call,
+        "from_native": from_native,
         "outputs": [o.name for o in cv.variant.outputs],
         "returned": [(o.name, o.returned) for o in cv.variant.outputs],
         "differentiable": [o.name for o in cv.differentiable_outputs],
@@ -143,6 +162,9 @@ def spec_context(backend: str, checked: CheckedSpec) -> dict:
         "dims": [(d.name, d.source, printer_cls().doprint(d.expr) if d.source is None else None)
                  for d in checked.dims],
         "outputs": [o.name for o in spec.variants[0].outputs],
+        "returns_text": (spec.variants[0].outputs[0].name if len(spec.variants[0].outputs) == 1
+                         else "a named tuple (" + ", ".join(o.name for o in spec.variants[0].outputs)
+                         + ")"),
         "variants": [_variant_context(printer_cls, checked, v, call) for v in checked.variants],
     }
 

@@ -148,8 +148,8 @@ class Tensor:
 @dataclass(frozen=True)
 class Option:
     name: str
-    values: tuple[str, ...]
-    default: str
+    values: tuple  # all str, or all bool (e.g. cholesky's upper: [false, true])
+    default: str | bool
     line: int
 
 
@@ -173,11 +173,13 @@ class Case:
 @dataclass(frozen=True)
 class Variant:
     when: tuple[tuple[str, str], ...]
-    native: tuple[tuple[str, str], ...]  # option values the primal is computed with
+    native: tuple[tuple[str, str | bool], ...]  # option values the primal is computed with
     outputs: tuple[Tensor, ...]
     defining: tuple[Text, ...]
     cases: tuple[Case, ...]
     line: int
+    # output -> expression of the native variant's outputs (e.g. cholesky upper: L = L.H)
+    from_native: tuple[tuple[str, Text], ...] = ()
 
     @property
     def label(self) -> str:
@@ -213,6 +215,8 @@ class Spec:
 
 
 BACKENDS = ("numpy", "torch", "jax", "cupy")
+ALWAYS = "always"  # the condition of a case without 'when'
+
 STRUCTURES = ("general", "orthonormal_columns", "unitary", "upper_triangular",
               "lower_triangular", "hermitian", "diagonal")
 DIAGONALS = ("any", "real", "unit", "positive")
@@ -266,6 +270,15 @@ def _defining(path, data) -> tuple[Text, ...]:
                  for i, t in enumerate(data))
 
 
+def _is_value(v, values) -> bool:
+    """``v`` is one of ``values``, type included (True is not 1, 'true' is not True)."""
+    return any(type(v) is type(x) and v == x for x in values)
+
+
+def _show(v) -> str:
+    return repr(v) if isinstance(v, bool) else f"'{v}'"
+
+
 def _option_values(path, r: _Reader, key: str, options: tuple[Option, ...]):
     data = r.pop(key, _Map, default=_Map())
     out = []
@@ -274,10 +287,10 @@ def _option_values(path, r: _Reader, key: str, options: tuple[Option, ...]):
         line = data.value_lines[k]
         if opt is None:
             raise SpecError(path, data.key_lines[k], f"{r.what}.{key}: unknown option '{k}'")
-        if str(v) not in opt.values:
-            raise SpecError(path, line, f"option {k} has no value '{v}' "
-                                        f"(values: {', '.join(opt.values)})")
-        out.append((k, str(v)))
+        if not _is_value(v, opt.values):
+            raise SpecError(path, line, f"option {k} has no value {_show(v)} "
+                                        f"(values: {', '.join(map(str, opt.values))})")
+        out.append((k, v))
     return tuple(out)
 
 
@@ -291,11 +304,14 @@ def _variant(path, data, line, options) -> Variant:
         raise SpecError(path, r.line_of("defining"), "variant: 'defining' needs at least one "
                                                      "equation")
     defining = _defining(path, defining_data)
+    from_native_data = r.pop("from_native", _Map, default=_Map())
+    from_native = tuple((k, _text(path, v, from_native_data.value_lines[k], "from_native"))
+                        for k, v in from_native_data.items())
     cases_data = r.pop("cases", _List)
     cases = []
     for i, c in enumerate(cases_data):
         cr = _Reader(path, c, "case", cases_data.item_lines[i])
-        case_when = cr.pop("when", str)
+        case_when = cr.pop("when", str, default=ALWAYS)
         jvp = _text(path, cr.pop("jvp", str), cr.line_of("jvp"), "jvp")
         vjp_text = cr.pop("vjp", str, required=False)
         vjp = None if vjp_text is None else _text(path, vjp_text, cr.line_of("vjp"), "vjp")
@@ -305,7 +321,7 @@ def _variant(path, data, line, options) -> Variant:
     if not cases:
         raise SpecError(path, r.line_of("cases"), "variant: 'cases' needs at least one case")
     r.done()
-    return Variant(when, native, outputs, defining, tuple(cases), line)
+    return Variant(when, native, outputs, defining, tuple(cases), line, from_native)
 
 
 def load_spec(path: str | Path, display_path: str | None = None) -> Spec:
@@ -369,12 +385,17 @@ def load_spec(path: str | Path, display_path: str | None = None) -> Spec:
         _check_name(shown, k, options_data.key_lines[k], "options")
         orr = _Reader(shown, v, f"options.{k}", options_data.value_lines[k])
         values = orr.pop("values", _List)
-        default = orr.pop("default", str)
-        if default not in values:
+        if not values or not (all(type(x) is str for x in values)
+                              or all(type(x) is bool for x in values)):
+            raise SpecError(shown, orr.line_of("values"),
+                            f"options.{k}.values must be a non-empty list of strings or of "
+                            f"booleans")
+        default = orr.pop("default", (str, bool))
+        if not _is_value(default, values):
             raise SpecError(shown, orr.line_of("default"),
-                            f"options.{k}: default '{default}' is not one of its values")
+                            f"options.{k}: default {_show(default)} is not one of its values")
         orr.done()
-        options.append(Option(k, tuple(str(x) for x in values), default,
+        options.append(Option(k, tuple(values), default,
                               options_data.value_lines[k]))
     options = tuple(options)
 

@@ -24,9 +24,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import sample
 from .render import ROOT, load_checked
 
-SHAPES = {"tall": (6, 4), "square": (4, 4), "wide": (3, 5)}
+SHAPES = {"tall": (6, 4), "square": (4, 4), "wide": (3, 5), "n=4": (4,)}
 DTYPES = {"real": np.float64, "complex": np.complex128}
 BATCH = (2,)
 STEP = 1e-6
@@ -55,6 +56,11 @@ def well_conditioned(rng, shape, dtype, batch=()):
     lead = (u * s[..., None, :]) @ np.conj(np.swapaxes(v, -1, -2))
     rest = gauss(m, n - k) if n > k else np.zeros(batch + (m, 0))
     return np.concatenate([lead, rest], axis=-1).astype(dtype)
+
+
+def as_tuple(result) -> tuple:
+    """An operation's outputs as a tuple: a named tuple as it is, a single array as (array,)."""
+    return tuple(result) if isinstance(result, tuple) else (result,)
 
 
 def random_like(rng, x):
@@ -104,14 +110,14 @@ class Backend:
 
     def jvp(self, op, x, dx, opts):
         outs, tans = getattr(self.module, f"{op}_jvp")(self.to(x), self.to(dx), **opts)
-        return [self.back(o) for o in outs], [self.back(t) for t in tans]
+        return [self.back(o) for o in as_tuple(outs)], [self.back(t) for t in as_tuple(tans)]
 
     def vjp(self, op, x, cots, opts):
         outs, pullback = getattr(self.module, f"{op}_vjp")(self.to(x), **opts)
         return self.back(pullback(*(None if g is None else self.to(g) for g in cots)))
 
     def forward(self, op, x, opts):
-        return [self.back(o) for o in getattr(self.module, op)(self.to(x), **opts)]
+        return [self.back(o) for o in as_tuple(getattr(self.module, op)(self.to(x), **opts))]
 
     def autodiff(self, op, x, dx, cots, opts):
         """(tangents, input cotangent) from the framework's own AD, or None."""
@@ -143,9 +149,9 @@ class TorchBackend(Backend):
     def _both(self, fn, x, dx, cots):
         torch = self.torch
         xt = self.to(x)
-        _, tangents = torch.func.jvp(lambda a: tuple(fn(a)), (xt,), (self.to(dx),))
+        _, tangents = torch.func.jvp(lambda a: as_tuple(fn(a)), (xt,), (self.to(dx),))
         xg = xt.clone().requires_grad_(True)
-        outs = fn(xg)
+        outs = as_tuple(fn(xg))
         pairs = [(o, self.to(g)) for o, g in zip(outs, cots) if g is not None]
         (grad,) = torch.autograd.grad([o for o, _ in pairs], [xg], [g for _, g in pairs])
         return [self.back(t) for t in tangents], self.back(grad)
@@ -154,7 +160,7 @@ class TorchBackend(Backend):
         return self._both(lambda a: getattr(self.module, op)(a, **opts), x, dx, cots)
 
     def native(self, op, x, dx, cots, opts):
-        native = {"qr": self.torch.linalg.qr}.get(op)
+        native = {"qr": self.torch.linalg.qr, "cholesky": self.torch.linalg.cholesky}.get(op)
         if native is None:
             return None
         try:
@@ -182,8 +188,8 @@ class JaxBackend(Backend):
 
     def _both(self, fn, x, dx, cots):
         jax = self.jax
-        _, tangents = jax.jvp(lambda a: tuple(fn(a)), (self.to(x),), (self.to(dx),))
-        outs, pullback = jax.vjp(lambda a: tuple(fn(a)), self.to(x))
+        _, tangents = jax.jvp(lambda a: as_tuple(fn(a)), (self.to(x),), (self.to(dx),))
+        outs, pullback = jax.vjp(lambda a: as_tuple(fn(a)), self.to(x))
         full = tuple(self.jax.numpy.zeros_like(o) if g is None else self.to(np.conj(g))
                      for o, g in zip(outs, cots))
         (grad,) = pullback(full)
@@ -194,7 +200,8 @@ class JaxBackend(Backend):
         return self._both(lambda a: getattr(self.module, op)(a, **opts), x, dx, cots)
 
     def native(self, op, x, dx, cots, opts):
-        native = {"qr": self.jax.numpy.linalg.qr}.get(op)
+        native = {"qr": self.jax.numpy.linalg.qr,
+                  "cholesky": self.jax.numpy.linalg.cholesky}.get(op)
         if native is None:
             return None
 
@@ -202,7 +209,7 @@ class JaxBackend(Backend):
             out = native(a, **opts)
             if opts.get("mode") == "r":  # numpy-style: R alone; ours returns (empty, R)
                 return (self.jax.numpy.zeros((0,), a.dtype), out)
-            return tuple(out)
+            return as_tuple(out)
 
         try:
             return self._both(fn, x, dx, cots)
@@ -232,8 +239,11 @@ def cupy_backend():
 
 
 # -- the checks -----------------------------------------------------------------------------
-def check_case(backend, reference, op, opts, x, rng, table, key, shape_name=""):
-    dx = random_like(rng, x)
+def check_case(backend, reference, op, opts, x, rng, table, key, shape_name="",
+               structure="general"):
+    """One input through one backend; ``structure`` is the input's (tangents and native
+    gradients are projected onto its tangent space, e.g. Hermitian matrices)."""
+    dx = sample.project(random_like(rng, x), structure)
     outs, tans = backend.jvp(op, x, dx, opts)
     cots = [None if t is None else random_like(rng, t) for t in tans]
     grad = backend.vjp(op, x, cots, opts)
@@ -263,10 +273,17 @@ def check_case(backend, reference, op, opts, x, rng, table, key, shape_name=""):
             table[key + (check,)].notes.add(shape_name)
             continue
         g_tans, g_grad = got
+        g_grad = sample.project(g_grad, structure)
         diff_tans = [t for t in g_tans if t is not None and t.size]
         mine = [t for t in tans if t is not None and t.size]
         err = max([rel_err(a, b) for a, b in zip(diff_tans, mine)] + [rel_err(g_grad, grad)])
         table[key + (check,)].add(err)
+
+
+def shapes(checked) -> list[str]:
+    """Shape classes of a spec: tall/square/wide for an m x n input, square for n x n."""
+    prims = [d for d in checked.dims if d.source is not None]
+    return ["n=4"] if len(prims) == 1 else ["tall", "square", "wide"]
 
 
 def variant_options(checked, variant) -> dict:
@@ -291,7 +308,7 @@ def run(names=(), progress=True):
         backends.append(cupy)
 
     table = {}
-    jobs = [(c, v, shape, dt) for c in specs for v in c.variants for shape in SHAPES
+    jobs = [(c, v, shape, dt) for c in specs for v in c.variants for shape in shapes(c)
             for dt in DTYPES]
     for i, (checked, cv, shape_name, dtype_name) in enumerate(jobs):
         opts = variant_options(checked, cv.variant)
@@ -300,11 +317,13 @@ def run(names=(), progress=True):
                   f"{shape_name} {dtype_name}".ljust(70), end="", file=sys.stderr, flush=True)
         for b in backends:
             rng = np.random.default_rng(zlib.crc32(f"{shape_name}/{dtype_name}".encode()))
-            x = well_conditioned(rng, SHAPES[shape_name], DTYPES[dtype_name], BATCH)
+            (x,) = sample.inputs(checked, cv, SHAPES[shape_name], DTYPES[dtype_name], BATCH,
+                                 rng).values()
             key = (checked.spec.name, cv.variant.label, b.name)
             for check in CHECKS:
                 table.setdefault(key + (check,), Cell())
-            check_case(b, reference, checked.spec.name, opts, x, rng, table, key, shape_name)
+            check_case(b, reference, checked.spec.name, opts, x, rng, table, key, shape_name,
+                       checked.spec.inputs[0].structure)
     if progress:
         print("\r" + " " * 78 + "\r", end="", file=sys.stderr, flush=True)
 
@@ -326,7 +345,8 @@ def format_table(rows, skipped) -> str:
     backends = [b for b in BACKENDS if b not in skipped]
     by_key = {(r["spec"], r["variant"], r["check"], r["backend"]): r for r in rows}
     lines = []
-    header = f"{'spec':<6} {'variant':<14} {'check':<9} " + " ".join(f"{b:>10}" for b in backends)
+    w = max([4] + [len(r["spec"]) for r in rows])
+    header = f"{'spec':<{w}} {'variant':<14} {'check':<9} " + " ".join(f"{b:>10}" for b in backends)
     lines += [header, "-" * len(header)]
     keys = sorted({(r["spec"], r["variant"], r["check"]) for r in rows},
                   key=lambda k: (k[0], k[1], CHECKS.index(k[2])))
@@ -342,10 +362,11 @@ def format_table(rows, skipped) -> str:
                 mark = "" if r["status"] == "pass" else " FAIL"
                 mark += "*" if r["native_refuses"] else ""
                 cells.append(f"{r['max_rel_err']:.1e}{mark}")
-        lines.append(f"{spec:<6} {variant:<14} {check:<9} " + " ".join(f"{c:>10}" for c in cells))
+        lines.append(f"{spec:<{w}} {variant:<14} {check:<9} " + " ".join(f"{c:>10}" for c in cells))
     lines.append("")
     lines.append("max relative error over shapes " + ", ".join(
-        f"{k} {m}x{n}" for k, (m, n) in SHAPES.items()) + f", batch {BATCH}, float64 and "
+        f"{k} {'x'.join(map(str, s)) if len(s) > 1 else f'{s[0]}x{s[0]}'}"
+        for k, s in SHAPES.items()) + f", batch {BATCH}, float64 and "
         "complex128; tolerances: " + ", ".join(f"{c} {t:g}" for c, t in TOLERANCE.items()))
     lines.append("'-': no such check for this backend; 'refuses': the native rule raises")
     refusals = sorted({(r["variant"], r["backend"], s) for r in rows if r["status"] != "refuses"
@@ -367,7 +388,7 @@ def main(args) -> int:
         files = pipeline.render()
         pipeline.write(files)
         print(f"generated {len(files)} files from spec/", file=sys.stderr)
-    rows, skipped = run(args.names, progress=not args.json)
+    rows, skipped = run(args.names, progress=not args.json and sys.stderr.isatty())
     failed = [r for r in rows if r["status"] == "FAIL"]
     if args.json:
         print(json.dumps({"rows": rows, "skipped": skipped}, indent=2))

@@ -27,7 +27,7 @@ _OPTIONS = {
 
 def _check_options(mode):
     for _name, _value in (("mode", mode), ):
-        if _value not in _OPTIONS[_name]:
+        if not any(type(_value) is type(_v) and _value == _v for _v in _OPTIONS[_name]):
             raise ValueError(f"qr: {_name} must be one of {_OPTIONS[_name]}, got {_value!r}")
 
 
@@ -35,12 +35,17 @@ def _check_options(mode):
 def _primal(A, mode):
     """Every output of the variant, including those returned empty (rules need them)."""
     if mode == "reduced":
-        return _cp.linalg.qr(A, mode='reduced')
+        return _from_native(A, _cp.linalg.qr(A, mode='reduced'), mode)
     if mode == "complete":
-        return _cp.linalg.qr(A, mode='complete')
+        return _from_native(A, _cp.linalg.qr(A, mode='complete'), mode)
     if mode == "r":
-        return _cp.linalg.qr(A, mode='reduced')
+        return _from_native(A, _cp.linalg.qr(A, mode='reduced'), mode)
     raise AssertionError("unreachable: options were checked")
+
+
+def _from_native(A, outputs, mode):
+    """The variant's outputs from those of its native variant (the spec's 'from_native')."""
+    return tuple(outputs)
 
 
 def _jvp_rule(A, Q, R, dA, mode):
@@ -114,7 +119,7 @@ def _jvp_rule(A, Q, R, dA, mode):
             dR = _cp.concatenate([U @ R1, _cp.conj(_cp.swapaxes(dQ, -1, -2)) @ A[..., :, m:] + _c0 @ dA[..., :, m:]], axis=-1)
             return (dR,)
     raise ValueError(f"qr: no jvp rule for mode={mode!r} "
-                     f"and a {m}x{n} matrix")
+                     f"and A of shape {tuple(A.shape)}")
 
 
 def _vjp_rule(A, Q, R, gQ, gR, mode):
@@ -174,7 +179,7 @@ def _vjp_rule(A, Q, R, gQ, gR, mode):
             gA = _cp.concatenate([gX, Q @ gR2], axis=-1)
             return (gA,)
     raise ValueError(f"qr: no vjp rule for mode={mode!r} "
-                     f"and a {m}x{n} matrix")
+                     f"and A of shape {tuple(A.shape)}")
 
 
 def _returned(A, outputs, mode):

@@ -29,7 +29,7 @@ _OPTIONS = {
 
 def _check_options(mode):
     for _name, _value in (("mode", mode), ):
-        if _value not in _OPTIONS[_name]:
+        if not any(type(_value) is type(_v) and _value == _v for _v in _OPTIONS[_name]):
             raise ValueError(f"qr: {_name} must be one of {_OPTIONS[_name]}, got {_value!r}")
 
 
@@ -37,12 +37,17 @@ def _check_options(mode):
 def _primal(A, mode):
     """Every output of the variant, including those returned empty (rules need them)."""
     if mode == "reduced":
-        return _jax.numpy.linalg.qr(A, mode='reduced')
+        return _from_native(A, _jax.numpy.linalg.qr(A, mode='reduced'), mode)
     if mode == "complete":
-        return _jax.numpy.linalg.qr(A, mode='complete')
+        return _from_native(A, _jax.numpy.linalg.qr(A, mode='complete'), mode)
     if mode == "r":
-        return _jax.numpy.linalg.qr(A, mode='reduced')
+        return _from_native(A, _jax.numpy.linalg.qr(A, mode='reduced'), mode)
     raise AssertionError("unreachable: options were checked")
+
+
+def _from_native(A, outputs, mode):
+    """The variant's outputs from those of its native variant (the spec's 'from_native')."""
+    return tuple(outputs)
 
 
 def _jvp_rule(A, Q, R, dA, mode):
@@ -116,7 +121,7 @@ def _jvp_rule(A, Q, R, dA, mode):
             dR = _jnp.concatenate([U @ R1, dQ.mT.conj() @ A[..., :, m:] + _c0 @ dA[..., :, m:]], axis=-1)
             return (dR,)
     raise ValueError(f"qr: no jvp rule for mode={mode!r} "
-                     f"and a {m}x{n} matrix")
+                     f"and A of shape {tuple(A.shape)}")
 
 
 def _vjp_rule(A, Q, R, gQ, gR, mode):
@@ -176,7 +181,7 @@ def _vjp_rule(A, Q, R, gQ, gR, mode):
             gA = _jnp.concatenate([gX, Q @ gR2], axis=-1)
             return (gA,)
     raise ValueError(f"qr: no vjp rule for mode={mode!r} "
-                     f"and a {m}x{n} matrix")
+                     f"and A of shape {tuple(A.shape)}")
 
 
 def _returned(A, outputs, mode):
@@ -240,6 +245,7 @@ def qr(A, mode="reduced"):
     A = _check_input("qr", "A", A)
     _check_options(mode)
     outputs = _qr_differentiable(A, *_native_options(mode))
+    outputs = _from_native(A, outputs, mode)
     return _returned(A, outputs, mode)
 
 

@@ -1,0 +1,191 @@
+"""Draw random factorizations from a spec, outputs first.
+
+Each output is drawn from its declared structure (orthonormal columns by Gram-Schmidt or
+QR, triangular with a diagonal of modulus in [1, 2], real, unit or positive where declared),
+then the defining equations of the form ``OUTPUT[block] = ...`` are applied, then those of
+the form ``INPUT = ...``.  The inputs so made are well conditioned for the factorization by
+construction, whatever it is: the audit draws its high-precision samples this way and the
+verification and tests draw their inputs this way.  Only transcendental-free arithmetic is
+used on the random numbers (sqrt, not exp/cos), so draws are the same on every machine.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from sympy import MatrixSymbol
+
+from . import numeric as num
+from . import ops
+
+
+class SampleError(ValueError):
+    """A spec whose factorization cannot be drawn."""
+
+
+def gaussian(rng, shape, complex_field: bool):
+    x = rng.standard_normal(shape)
+    if complex_field:
+        x = (x + 1j * rng.standard_normal(shape)) / math.sqrt(2)
+    return x
+
+
+def orthonormalize(x, f: num.Field):
+    """Orthonormal columns spanning those of x (rows >= cols)."""
+    if f.kind == "float":
+        q, r = np.linalg.qr(x)
+        d = np.diagonal(r).copy()
+        d[d == 0] = 1
+        return q * (d / np.abs(d))  # a deterministic phase per column
+    x = x.copy()
+    for _ in range(2):  # Gram-Schmidt, twice, in mpmath
+        for j in range(x.shape[1]):
+            for i in range(j):
+                x[:, j] = x[:, j] - num.inner_c(x[:, i], x[:, j]) * x[:, i]
+            x[:, j] = x[:, j] / num.norm(x[:, j])
+    return x
+
+
+def _phases(rng, k: int, complex_field: bool):
+    if not complex_field:
+        return rng.choice([-1.0, 1.0], size=k)
+    z = gaussian(rng, (k,), True)
+    return z / np.abs(z)
+
+
+def structured(rng, rows, cols, structure, diagonal, complex_field, f: num.Field):
+    """A well-conditioned random matrix with the declared structure."""
+    g = gaussian(rng, (rows, cols), complex_field)
+    if structure in ("orthonormal_columns", "unitary"):
+        if rows < cols:
+            raise SampleError(f"cannot draw {rows}x{cols} orthonormal columns")
+        return orthonormalize(f.array(g), f)
+    if structure == "upper_triangular":
+        g = np.triu(g)
+    elif structure == "lower_triangular":
+        g = np.tril(g)
+    elif structure == "hermitian":
+        g = (g + g.conj().T) / 2
+    elif structure == "diagonal":
+        g = np.diag(np.diag(g)) if rows == cols else np.eye(rows, cols) * g
+    k = min(rows, cols)
+    magnitude = 1 + rng.uniform(size=k)
+    if diagonal == "unit":
+        d = np.ones(k)
+    elif diagonal == "positive":
+        d = magnitude
+    elif diagonal == "real":
+        d = magnitude * rng.choice([-1.0, 1.0], size=k)
+    elif structure in ("upper_triangular", "lower_triangular", "diagonal"):
+        d = magnitude * _phases(rng, k, complex_field)
+    else:
+        d = None
+    if d is not None:
+        g = g.astype(complex if complex_field else float)
+        g[np.arange(k), np.arange(k)] = d
+    return f.array(g)
+
+
+def tangent(rng, rows, cols, structure, complex_field, f: num.Field):
+    """A random element of the tangent space of an input with this structure."""
+    g = gaussian(rng, (rows, cols), complex_field)
+    if structure == "hermitian":
+        g = (g + g.conj().T) / 2
+    elif structure == "upper_triangular":
+        g = np.triu(g)
+    elif structure == "lower_triangular":
+        g = np.tril(g)
+    return f.array(g)
+
+
+def _symbol_or_block_of(e, names) -> str | None:
+    if isinstance(e, MatrixSymbol) and e.name in names:
+        return e.name
+    if isinstance(e, ops.Block) and isinstance(e.arg, MatrixSymbol) and e.arg.name in names:
+        return e.arg.name
+    return None
+
+
+def factorization(checked, cv, case, ev: num.Evaluator, complex_field: bool, rng) -> dict:
+    """{name: value} of every output and input of one drawn factorization (unbatched)."""
+    cdims = dict(case.dims)
+    primal = {}
+    for t in cv.variant.outputs:
+        rows, cols = (ev.dim(cdims[d]) for d in t.shape)
+        primal[t.name] = structured(rng, rows, cols, t.structure, t.diagonal, complex_field,
+                                    ev.field)
+    outputs = {t.name for t in cv.variant.outputs}
+    inputs = {t.name for t in checked.spec.inputs}
+    assigned = set()
+    for target in ("output", "input"):
+        for eq in case.defining:
+            for lhs, rhs in ((eq.lhs, eq.rhs), (eq.rhs, eq.lhs)):
+                if target == "output":
+                    name = _symbol_or_block_of(lhs, outputs)
+                    if name is None or not isinstance(lhs, ops.Block):
+                        continue  # 'X = ...' of a whole output is a constraint here
+                    r0, r1, c0, c1 = (ev.dim(b) for b in lhs.bounds)
+                    primal[name] = primal[name].copy()
+                    primal[name][r0:r1, c0:c1] = ev(rhs, primal)
+                else:
+                    if not (isinstance(lhs, MatrixSymbol) and lhs.name in inputs - assigned):
+                        continue
+                    primal[lhs.name] = ev(rhs, primal)
+                    assigned.add(lhs.name)
+                break
+    missing = inputs - assigned
+    if missing:
+        raise SampleError(f"no defining equation gives the input(s) {', '.join(sorted(missing))} "
+                          f"as 'INPUT = expression of the outputs'")
+    return primal
+
+
+def holds(case, dims: dict) -> bool:
+    """Whether a case's condition holds for integer dimensions {symbol: int}."""
+    c = case.condition
+    lhs, rhs = (int(ops.as_expr(x).subs(dims)) for x in (c.lhs, c.rhs))
+    return {">=": lhs >= rhs, ">": lhs > rhs, "<=": lhs <= rhs, "<": lhs < rhs,
+            "==": lhs == rhs}[c.op]
+
+
+def primitive_dims(checked, values: dict[str, int]) -> dict:
+    """{dimension symbol: int} from values of the primitive dimensions by name."""
+    symbols = {d.name: d.expr for d in checked.dims if d.source is not None}
+    return {symbols[k]: v for k, v in values.items()}
+
+
+def inputs(checked, cv, shape: tuple[int, ...], dtype, batch=(), rng=None) -> dict:
+    """{input name: array of batch + its shape, dtype} for one variant, drawn outputs-first.
+
+    ``shape`` gives the primitive dimensions in the order of the spec's ``dims``.
+    """
+    rng = rng if rng is not None else np.random.default_rng(0)
+    prims = [d.name for d in checked.dims if d.source is not None]
+    dims = primitive_dims(checked, dict(zip(prims, shape)))
+    case = next((c for c in cv.cases if holds(c, dims)), None)
+    if case is None:
+        raise SampleError(f"no case of {cv.variant.label} covers {shape}")
+    ev = num.Evaluator(dims, num.Field("float"))
+    complex_field = np.issubdtype(dtype, np.complexfloating)
+    cdims = dict(case.dims)
+    out = {}
+    for t in checked.spec.inputs:
+        size = tuple(ev.dim(cdims[d]) for d in t.shape)
+        out[t.name] = np.zeros(tuple(batch) + size, dtype=np.complex128)
+    for index in np.ndindex(*batch):
+        drawn = factorization(checked, cv, case, ev, complex_field, rng)
+        for name in out:
+            out[name][index] = drawn[name]
+    return {k: (v if complex_field else v.real).astype(dtype) for k, v in out.items()}
+
+
+def project(x, structure: str):
+    """A batched NumPy array projected onto the tangent space of an input's structure
+    (Hermitian part for 'hermitian', a triangle for triangular, itself otherwise)."""
+    if structure == "hermitian":
+        return (x + np.conj(np.swapaxes(x, -1, -2))) / 2
+    if structure == "upper_triangular":
+        return np.triu(x)
+    if structure == "lower_triangular":
+        return np.tril(x)
+    return x
