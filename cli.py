@@ -8,6 +8,7 @@
     python cli.py audit --report       ... and write docs/derivations/<name>.md
     python cli.py audit --mutate NAME  mutation testing: does the audit catch wrong rules?
     python cli.py bench [NAME]         generated vs native autodiff, as time ratios
+    python cli.py new NAME             scaffold spec/NAME.yaml (commented, working example)
 
 Exit codes: 0 success, 1 a failed check, 2 bad input (a spec error or bad arguments).
 """
@@ -96,6 +97,27 @@ def cmd_audit(args) -> int:
     return audit.main(args)
 
 
+def cmd_new(args) -> int:
+    import jinja2
+
+    name = args.name
+    if not name.isidentifier() or name.startswith("_") or name != name.lower():
+        print(f"new: '{name}' is not a valid spec name (a lower-case Python identifier, not "
+              f"starting with '_')", file=sys.stderr)
+        return 2
+    target = Path(args.spec_dir) / f"{name}.yaml"
+    if target.exists():
+        print(f"new: {target} already exists", file=sys.stderr)
+        return 2
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(ROOT / "templates")),
+                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    target.write_text(env.get_template("new_spec.yaml.jinja").render(name=name),
+                      encoding="utf-8")
+    print(f"wrote {target}: a working spec (the Cholesky factorization, as an example) to "
+          f"edit; then run `python cli.py audit {name}` (docs/adding-a-factorization.md)")
+    return 0
+
+
 def cmd_bench(args) -> int:
     from generator import bench
 
@@ -135,6 +157,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="print every check")
     p.set_defaults(func=cmd_audit)
 
+    p = sub.add_parser("new", help="scaffold spec/NAME.yaml: every field, commented, working")
+    p.add_argument("name", help="the operation's name (a lower-case Python identifier)")
+    p.set_defaults(func=cmd_new)
+
     p = sub.add_parser("bench", help="time generated rules against native autodiff")
     p.add_argument("names", nargs="*", help="specs to benchmark (default: all)")
     p.add_argument("--repeats", type=int, default=7, help="timed runs per row (median)")
@@ -164,6 +190,11 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     spec_dir = Path(args.spec_dir)
+    if args.command == "new":
+        if not spec_dir.is_dir():
+            print(f"{args.spec_dir}: no such folder", file=sys.stderr)
+            return 2
+        return args.func(args)
     if not spec_dir.is_dir() or not any(spec_dir.glob("*.yaml")):
         # Nothing to generate from: never let a mistyped --spec-dir empty generated/.
         print(f"{args.spec_dir}: no spec files (*.yaml) in this folder", file=sys.stderr)

@@ -7,8 +7,9 @@ the median time of each over the repeats and the median of the ratios generated 
 the samples taken back to back (below 1: generated is faster).
 
 Before timing, every row checks that the generated derivative is right: against native
-autodiff, or, where native refuses (QR in complete mode with more rows than columns), against
-central finite differences in float64.  The relative error is a column of the table; a row
+autodiff, or, where native refuses (QR in complete mode with more rows than columns) or the
+framework has no such operation, against central finite differences in float64.  The rows
+are each spec's ``benchmarks``; inputs are drawn from the spec (generator/sample.py).  The relative error is a column of the table; a row
 whose error exceeds its tolerance makes the command exit 1.
 """
 from __future__ import annotations
@@ -25,7 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
+from . import sample
 from .pipeline import spec_paths
+from .verify import as_tuple
 
 # Tolerances on the relative error of the generated derivative: against native autodiff
 # (both rounding errors, the rules' conditioning is that of R), and against finite
@@ -40,24 +43,28 @@ ROW_TIMEOUT_S = 900  # a row still running after this long is taken to hang
 @dataclass(frozen=True)
 class Case:
     backend: str          # torch | jax
-    mode: str             # option of the operation
+    options: tuple        # (option, value) pairs of the operation
     shape: tuple          # input shape, batch dims first
     dtype: str            # float32 | float64 | complex64 | complex128
     direction: str        # vjp | jvp
+
+    @property
+    def label(self) -> str:
+        return ",".join(f"{k}={v}" for k, v in self.options) or "default"
 
 
 @dataclass
 class Row:
     spec: str
     backend: str
-    mode: str
+    options: str
     shape: list
     dtype: str
     direction: str
     generated_ms: float
     native_ms: float | None
     ratio: float | None
-    native: str            # "ok" or "refuses"
+    native: str            # "ok", "refuses", or "none" (the framework has no such op)
     rel_err: float
     reference: str         # what the derivative was checked against: "native" or "fd"
     ok: bool
@@ -68,20 +75,24 @@ class Row:
 
 # -- the cases ---------------------------------------------------------------------------------
 
-def _qr_cases(quick: bool) -> list[Case]:
-    if quick:
-        sizes = [("reduced", (24, 8), "float64"), ("reduced", (12, 6), "complex128"),
-                 ("reduced", (16, 4, 4), "float32"), ("complete", (12, 5), "float64")]
-    else:
-        sizes = [("reduced", (2048, 512), "float64"), ("reduced", (1024, 256), "complex128"),
-                 ("reduced", (4096, 8, 8), "float32"), ("complete", (2048, 512), "float64")]
-    return [Case(backend, mode, shape, dtype, direction)
-            for mode, shape, dtype in sizes
+def cases(checked, quick: bool) -> list[Case]:
+    """The spec's benchmark rows (its 'benchmarks' list), for both frameworks and directions."""
+    return [Case(backend, b.options, b.quick if quick else b.shape, b.dtype, direction)
+            for b in checked.spec.benchmarks
             for backend in ("torch", "jax")
             for direction in ("vjp", "jvp")]
 
 
-SUITES = {"qr": _qr_cases}
+def _inputs(checked, case: Case, rng):
+    """(A, dA) drawn from the spec: well conditioned for the factorization, and a tangent in
+    the input's tangent space (e.g. Hermitian for a Hermitian input)."""
+    variant = next(v for v in checked.variants if dict(v.variant.when) == dict(case.options))
+    prims = tuple(case.shape[d.source[1]] for d in checked.dims if d.source is not None)
+    complex_ = case.dtype.startswith("complex")
+    (A,) = sample.inputs(checked, variant, prims, np.complex128 if complex_ else np.float64,
+                         tuple(case.shape[:-2]), rng).values()
+    dA = sample.project(_random(rng, case.shape, case.dtype), checked.spec.inputs[0].structure)
+    return A.astype(case.dtype), dA.astype(case.dtype)
 
 
 # -- inputs --------------------------------------------------------------------------------------
@@ -106,14 +117,17 @@ def _rel(a: np.ndarray, b: np.ndarray) -> float:
 class _Torch:
     name = "torch"
 
-    def __init__(self, op: str):
+    def __init__(self, checked):
         import torch
 
         import generated.torch as gen
 
+        op = checked.spec.name
+        self.checked = checked
         self.torch = torch
         self.generated = getattr(gen, op)
-        self.native = getattr(torch.linalg, op)
+        self.native = getattr(torch.linalg, op, None)  # None: torch.linalg has no such op
+        self.forward = self.native or self.generated
 
     def sync(self, x):
         return x
@@ -124,15 +138,14 @@ class _Torch:
     def setup(self, case: Case, rng):
         """(generated callable, native callable, data) for one row."""
         torch = self.torch
-        mode = case.mode
-        A = torch.from_numpy(_random(rng, case.shape, case.dtype))
-        outs = self.native(A, mode=mode)
+        opts = dict(case.options)
+        A, dA = (torch.from_numpy(x) for x in _inputs(self.checked, case, rng))
+        outs = as_tuple(self.forward(A, **opts))
         cot = [torch.from_numpy(_random(rng, tuple(y.shape), case.dtype)) for y in outs]
-        dA = torch.from_numpy(_random(rng, case.shape, case.dtype))
-        data = {"A": A, "dA": dA, "cot": cot, "mode": mode}
+        data = {"A": A, "dA": dA, "cot": cot, "opts": opts}
 
         def fn_of(f):
-            return lambda X: tuple(f(X, mode=mode))
+            return lambda X: as_tuple(f(X, **opts))
 
         def vjp(f):
             g = fn_of(f)
@@ -151,7 +164,7 @@ class _Torch:
             return run
 
         make = vjp if case.direction == "vjp" else jvp
-        return make(self.generated), make(self.native), data
+        return make(self.generated), self.native and make(self.native), data
 
     def derivative(self, case, result):
         """The numbers to compare: gA (vjp) or the output tangents (jvp)."""
@@ -167,7 +180,7 @@ class _Torch:
         cot = [c.to(wide) for c in data["cot"]]
 
         def outs(X):
-            return tuple(self.native(X, mode=data["mode"]))
+            return as_tuple(self.forward(X, **data["opts"]))
 
         plus, minus = outs(A + FD_STEP * dA), outs(A - FD_STEP * dA)
         tangents = [self.to_numpy((p - q) / (2 * FD_STEP)) for p, q in zip(plus, minus)]
@@ -195,7 +208,9 @@ def _serialize_xla_cpu():
 class _Jax:
     name = "jax"
 
-    def __init__(self, op: str):
+    def __init__(self, checked):
+        op = checked.spec.name
+        self.checked = checked
         _serialize_xla_cpu()
         import jax
 
@@ -207,7 +222,8 @@ class _Jax:
         self.jax = jax
         self.jnp = jnp
         self.generated = getattr(gen, op)
-        self.native = getattr(jnp.linalg, op)
+        self.native = getattr(jnp.linalg, op, None)  # None: jax.numpy.linalg has no such op
+        self.forward = self.native or self.generated
 
     def sync(self, x):
         return self.jax.block_until_ready(x)
@@ -217,15 +233,14 @@ class _Jax:
 
     def setup(self, case: Case, rng):
         jax, jnp = self.jax, self.jnp
-        mode = case.mode
-        A = jnp.asarray(_random(rng, case.shape, case.dtype))
-        outs = self.native(A, mode=mode)
+        opts = dict(case.options)
+        A, dA = (jnp.asarray(x) for x in _inputs(self.checked, case, rng))
+        outs = as_tuple(self.forward(A, **opts))
         cot = tuple(jnp.asarray(_random(rng, y.shape, case.dtype)) for y in outs)
-        dA = jnp.asarray(_random(rng, case.shape, case.dtype))
-        data = {"A": A, "dA": dA, "cot": cot, "mode": mode}
+        data = {"A": A, "dA": dA, "cot": cot, "opts": opts}
 
         def fn_of(f):
-            return lambda X: tuple(f(X, mode=mode))
+            return lambda X: as_tuple(f(X, **opts))
 
         def vjp(f):
             g = fn_of(f)
@@ -242,7 +257,7 @@ class _Jax:
             return lambda: pushed(A, dA)
 
         make = vjp if case.direction == "vjp" else jvp
-        return make(self.generated), make(self.native), data
+        return make(self.generated), self.native and make(self.native), data
 
     def derivative(self, case, result):
         if case.direction == "vjp":
@@ -255,7 +270,8 @@ class _Jax:
         dA = np.asarray(data["dA"]).astype(wide)
 
         def outs(X):
-            return [np.asarray(y) for y in self.native(self.jnp.asarray(X), mode=data["mode"])]
+            return [np.asarray(y) for y in as_tuple(self.forward(self.jnp.asarray(X),
+                                                               **data["opts"]))]
 
         plus, minus = outs(A + FD_STEP * dA), outs(A - FD_STEP * dA)
         tangents = [(p - q) / (2 * FD_STEP) for p, q in zip(plus, minus)]
@@ -277,6 +293,11 @@ def _check(backend, case: Case, data, gen_result, nat_result) -> tuple[float, st
     got = backend.derivative(case, gen_result)
     if nat_result is not None:
         want = backend.derivative(case, nat_result)
+        if case.direction == "vjp":
+            # compared on the input's tangent space: for a Hermitian input, torch's native
+            # complex Cholesky gradient has a non-Hermitian part ours (like JAX's) projects out
+            structure = backend.checked.spec.inputs[0].structure
+            got, want = ([sample.project(x, structure) for x in xs] for xs in (got, want))
         return max(_rel(g, w) for g, w in zip(got, want)), "native"
     ref, dA = backend.fd(case, data)
     if case.direction == "jvp":
@@ -332,33 +353,38 @@ def run_case(spec: str, backend, case: Case, repeats: int, quick: bool, seed: in
     rng = np.random.default_rng(seed)
     gen, nat, data = backend.setup(case, rng)
     _, gen_result = _once(backend, gen)         # compiles (jax) and warms up
-    try:
-        _, nat_result = _once(backend, nat)
-        native = "ok"
-    except Exception as err:  # noqa: BLE001 (any refusal by the framework is reported)
-        nat, nat_result, native = None, None, "refuses"
-        refusal = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+    refusal = ""
+    if nat is None:
+        nat_result, native = None, "none"
+    else:
+        try:
+            _, nat_result = _once(backend, nat)
+            native = "ok"
+        except Exception as err:  # noqa: BLE001 (any refusal by the framework is reported)
+            nat, nat_result, native = None, None, "refuses"
+            refusal = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
     err, reference = _check(backend, case, data, gen_result, nat_result)
     ok = err <= (TOLERANCE[case.dtype] if reference == "native" else FD_TOLERANCE)
     gen_s, nat_s, ratio, inner = _time(backend, gen, nat, repeats, quick)
-    return Row(spec=spec, backend=case.backend, mode=case.mode, shape=list(case.shape),
+    return Row(spec=spec, backend=case.backend, options=case.label, shape=list(case.shape),
                dtype=case.dtype, direction=case.direction, generated_ms=gen_s * 1e3,
                native_ms=None if nat_s is None else nat_s * 1e3,
                ratio=ratio, native=native, rel_err=err,
                reference=reference, ok=ok, repeats=repeats, inner=inner,
-               note=refusal if native == "refuses" else "")
+               note=refusal)
 
 
 # -- output --------------------------------------------------------------------------------------
 
-COLUMNS = ("backend", "mode", "shape", "dtype", "dir", "generated ms", "native ms", "ratio",
+COLUMNS = ("spec", "backend", "options", "shape", "dtype", "dir", "generated ms", "native ms", "ratio",
            "rel err", "vs")
 
 
 def _cells(r: Row) -> list[str]:
-    return [r.backend, r.mode, "x".join(map(str, r.shape)), r.dtype, r.direction,
+    return [r.spec, r.backend, r.options, "x".join(map(str, r.shape)), r.dtype, r.direction,
             f"{r.generated_ms:.3f}",
-            "refuses" if r.native_ms is None else f"{r.native_ms:.3f}",
+            ("refuses" if r.native == "refuses" else "-") if r.native_ms is None
+            else f"{r.native_ms:.3f}",
             "-" if r.ratio is None else f"{r.ratio:.2f}",
             f"{r.rel_err:.1e}" + ("" if r.ok else " FAIL"), r.reference]
 
@@ -366,7 +392,7 @@ def _cells(r: Row) -> list[str]:
 def format_table(rows: list[Row]) -> str:
     cells = [list(COLUMNS)] + [_cells(r) for r in rows]
     widths = [max(len(c[i]) for c in cells) for i in range(len(COLUMNS))]
-    numeric = {5, 6, 7, 8}
+    numeric = {6, 7, 8, 9}
     lines = []
     for j, row in enumerate(cells):
         parts = [c.rjust(w) if i in numeric else c.ljust(w)
@@ -417,7 +443,7 @@ def _footnote(rows, repeats: int, backends) -> str:
     for r in rows:
         if r.native == "refuses" and (r.backend, r.note) not in seen:
             seen.add((r.backend, r.note))
-            lines.append(f"native {r.backend} refuses {r.mode} mode for "
+            lines.append(f"native {r.backend} refuses {r.spec} {r.options} for "
                          f"{'x'.join(map(str, r.shape))}: {r.note}")
     return "\n".join(lines)
 
@@ -439,12 +465,15 @@ def main(args) -> int:
         return 2
     repeats = min(args.repeats, 2) if args.quick else args.repeats
 
+    from .render import load_checked
+
+    checked_specs = {c.spec.name: c for c in load_checked(spec_paths(spec_dir))}
     plan = []
     for name in names:
-        if name not in SUITES:
-            print(f"bench: spec {name!r} has no benchmark cases; skipped", file=sys.stderr)
+        if not checked_specs[name].spec.benchmarks:
+            print(f"bench: spec {name!r} has no 'benchmarks'; skipped", file=sys.stderr)
             continue
-        plan.extend((name, case) for case in SUITES[name](args.quick))
+        plan.extend((name, case) for case in cases(checked_specs[name], args.quick))
 
     backends: dict[str, object] = {}
     progress = _Progress(len(plan))
@@ -453,8 +482,8 @@ def main(args) -> int:
         for i, (name, case) in enumerate(plan, 1):
             key = (case.backend, name)
             if key not in backends:
-                backends[key] = BACKENDS[case.backend](name)
-            progress.show(i, f"{name} {case.backend} {case.direction} {case.mode} "
+                backends[key] = BACKENDS[case.backend](checked_specs[name])
+            progress.show(i, f"{name} {case.backend} {case.direction} {case.label} "
                              f"{'x'.join(map(str, case.shape))} {case.dtype}")
             # A row that hangs (a deadlock inside a framework) ends the run with tracebacks
             # on stderr instead of blocking forever.

@@ -118,7 +118,7 @@ def _variant_context(printer_cls, checked: CheckedSpec, cv: CheckedVariant, call
     if len(cv.variant.outputs) == 1:
         native_call = f"({native_call},)"
     from_printer = printer_cls(dtype_ref=ref)
-    from_native = {name: from_printer.doprint(e) for name, e in cv.from_native}
+    from_native = {name: from_printer.doprint_output(e) for name, e in cv.from_native}
     cases = []
     for case in cv.cases:
         printer = printer_cls(dtype_ref=ref)
@@ -147,6 +147,25 @@ def _variant_context(printer_cls, checked: CheckedSpec, cv: CheckedVariant, call
     }
 
 
+def shape_equalities(spec: Spec) -> list[tuple[str, str, str]]:
+    """(axis, axis, f-string message) for every two input axes the spec names alike."""
+    shapes = {t.name: f"(..., {', '.join(t.shape)})" for t in spec.inputs}
+    carriers: dict[str, list[tuple[str, int]]] = {}
+    for t in spec.inputs:
+        for axis, d in zip((-2, -1), t.shape):
+            carriers.setdefault(d, []).append((t.name, axis))
+    out = []
+    for d, ((x0, a0), *rest) in carriers.items():
+        for x, a in rest:
+            if x == x0:
+                message = f"{spec.name}: {x} must have shape {shapes[x]}, got {{tuple({x}.shape)}}"
+            else:
+                message = (f"{spec.name}: {x0} {shapes[x0]} and {x} {shapes[x]} must agree on "
+                           f"{d}, got {{tuple({x0}.shape)}} and {{tuple({x}.shape)}}")
+            out.append((f"{x0}.shape[{a0}]", f"{x}.shape[{a}]", message))
+    return out
+
+
 def spec_context(backend: str, checked: CheckedSpec) -> dict:
     printer_cls = BACKENDS[backend].Printer
     spec = checked.spec
@@ -158,6 +177,7 @@ def spec_context(backend: str, checked: CheckedSpec) -> dict:
         "references": [(r.key, " ".join(r.cite.split())) for r in spec.references],
         "inputs": [t.name for t in spec.inputs],
         "options": [(o.name, list(o.values), o.default) for o in spec.options],
+        "shape_equalities": shape_equalities(spec),
         "option_names": [o.name for o in spec.options],
         "dims": [(d.name, d.source, printer_cls().doprint(d.expr) if d.source is None else None)
                  for d in checked.dims],

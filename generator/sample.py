@@ -60,10 +60,11 @@ def structured(rng, rows, cols, structure, diagonal, complex_field, f: num.Field
         if rows < cols:
             raise SampleError(f"cannot draw {rows}x{cols} orthonormal columns")
         return orthonormalize(f.array(g), f)
-    if structure == "upper_triangular":
-        g = np.triu(g)
-    elif structure == "lower_triangular":
-        g = np.tril(g)
+    if structure in ("upper_triangular", "lower_triangular"):
+        # off-diagonal entries of variance 1/size keep a triangular draw well conditioned at
+        # any size (with unit variance its condition number grows exponentially with size)
+        g = g / math.sqrt(max(rows, cols, 1))
+        g = np.triu(g) if structure == "upper_triangular" else np.tril(g)
     elif structure == "hermitian":
         g = (g + g.conj().T) / 2
     elif structure == "diagonal":

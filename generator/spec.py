@@ -196,6 +196,21 @@ class Signature:
 
 
 @dataclass(frozen=True)
+class Benchmark:
+    """One row of `cli.py bench`: options, an input shape (batch dims first), a dtype."""
+
+    options: tuple[tuple[str, str | bool], ...]
+    shape: tuple[int, ...]
+    quick: tuple[int, ...]  # the shape used by `bench --quick` (smoke tests)
+    dtype: str
+    line: int
+
+    @property
+    def label(self) -> str:
+        return ",".join(f"{k}={v}" for k, v in self.options) or "default"
+
+
+@dataclass(frozen=True)
 class Spec:
     name: str
     path: str
@@ -208,6 +223,7 @@ class Spec:
     variants: tuple[Variant, ...]
     signatures: tuple[Signature, ...]
     notes: str = ""
+    benchmarks: tuple[Benchmark, ...] = ()
     line_of: dict = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     def option(self, name: str) -> Option:
@@ -324,6 +340,31 @@ def _variant(path, data, line, options) -> Variant:
     return Variant(when, native, outputs, defining, tuple(cases), line, from_native)
 
 
+DTYPES = ("float32", "float64", "complex64", "complex128")
+
+
+def _items(data: _List):
+    return zip(data, getattr(data, "item_lines", []))
+
+
+def _benchmark(path, data, line, options) -> Benchmark:
+    r = _Reader(path, data, "benchmark", line)
+    chosen = _option_values(path, r, "options", options)
+    shapes = []
+    for key in ("shape", "quick"):
+        value = r.pop(key, _List)
+        if len(value) < 2 or not all(type(d) is int and d >= 0 for d in value):
+            raise SpecError(path, r.line_of(key), f"benchmark.{key} must be a list of at least "
+                                                  f"two non-negative integers (batch dims first)")
+        shapes.append(tuple(value))
+    dtype = r.pop("dtype", str)
+    if dtype not in DTYPES:
+        raise SpecError(path, r.line_of("dtype"), f"benchmark.dtype must be one of "
+                                                  f"{', '.join(DTYPES)}, not '{dtype}'")
+    r.done()
+    return Benchmark(chosen, shapes[0], shapes[1], dtype, line)
+
+
 def load_spec(path: str | Path, display_path: str | None = None) -> Spec:
     """Read and structurally validate one spec file."""
     path = Path(path)
@@ -429,9 +470,12 @@ def load_spec(path: str | Path, display_path: str | None = None) -> Spec:
     if missing:
         raise SpecError(shown, data.key_lines["signatures"],
                         f"signatures: no entry for backend(s) {', '.join(missing)}")
+    benchmarks = tuple(_benchmark(shown, b, line, options)
+                       for b, line in _items(r.pop("benchmarks", _List, default=_List())))
     r.done()
     return Spec(name=name, path=shown, sha256=hashlib.sha256(raw).hexdigest(), summary=summary,
                 references=tuple(references), dims=dims, inputs=inputs, options=options,
                 variants=variants, signatures=tuple(signatures), notes=notes,
+                benchmarks=benchmarks,
                 line_of={"dims": data.value_lines["dims"], **dim_lines,
                          "variants": data.value_lines["variants"]})

@@ -160,7 +160,7 @@ class TorchBackend(Backend):
         return self._both(lambda a: getattr(self.module, op)(a, **opts), x, dx, cots)
 
     def native(self, op, x, dx, cots, opts):
-        native = {"qr": self.torch.linalg.qr, "cholesky": self.torch.linalg.cholesky}.get(op)
+        native = getattr(self.torch.linalg, op, None)  # torch.linalg's function of that name
         if native is None:
             return None
         try:
@@ -200,8 +200,7 @@ class JaxBackend(Backend):
         return self._both(lambda a: getattr(self.module, op)(a, **opts), x, dx, cots)
 
     def native(self, op, x, dx, cots, opts):
-        native = {"qr": self.jax.numpy.linalg.qr,
-                  "cholesky": self.jax.numpy.linalg.cholesky}.get(op)
+        native = getattr(self.jax.numpy.linalg, op, None)
         if native is None:
             return None
 

@@ -1,8 +1,9 @@
 """Cases and comparisons shared by the CuPy backend tests.
 
 The same checks run the generated CuPy backend on the CPU (tests/fake_cupy.py) and on a GPU
-(real CuPy): structural kernels against NumPy (exactly), and qr / qr_jvp / qr_vjp against
-the generated NumPy backend and against PyTorch's autograd (to a dtype's tolerance).
+(real CuPy): structural kernels against NumPy (exactly), and, for every spec in spec/
+(tests/spec_cases.py), op / op_jvp / op_vjp against the generated NumPy backend and against
+PyTorch's autograd (to a dtype's tolerance).
 """
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import itertools
 import numpy as np
 import pytest
 
-from generator import verify
+import spec_cases
+from generator import sample, verify
 
 DTYPES = (np.float32, np.float64, np.complex64, np.complex128)
 # Relative error allowed between two backends, per dtype.
@@ -110,23 +112,19 @@ def check_structural_op(runtime, to_host, op, scalars, batch, shape, dtype):
     return got
 
 
-# -- QR ----------------------------------------------------------------------------------------
+# -- the rules of every spec ------------------------------------------------------------------
 
-QR_MODES = ("reduced", "complete", "r")
-QR_SHAPES = ((5, 3), (3, 3), (3, 5), (5, 0), (0, 5), (0, 0))
-QR_BATCHES = ((), (2,))
-
-
-def qr_cases():
-    return [pytest.param(mode, batch, shape, dtype,
-                         id=f"{mode}-{'x'.join(map(str, batch + shape))}-{np.dtype(dtype).name}")
-            for mode, batch, shape, dtype in itertools.product(QR_MODES, QR_BATCHES, QR_SHAPES,
-                                                               DTYPES)]
+def rule_cases():
+    """pytest params (one spec_cases.Case) over every spec, variant, small and zero-size shape
+    class, dtype and batch (), (2,)."""
+    return spec_cases.cases(("regular", "zero"), tuple(spec_cases.DTYPES), ("unbatched", "b2"),
+                            small=True)
 
 
-def well_conditioned(rng, batch, shape, dtype):
-    """A random A whose leading min(m, n) columns have singular values in [1, 2]."""
-    return verify.well_conditioned(rng, shape, dtype, batch)
+def torch_rule_cases():
+    """rule_cases() where torch's native rule exists and differentiates
+    (spec_cases.NATIVE_REFUSES: not qr mode='r', not qr mode='complete' with m > n)."""
+    return [p for p in rule_cases() if p.values[0].native("torch") == "rule"]
 
 
 def assert_close(got, want, dtype, what):
@@ -138,81 +136,87 @@ def assert_close(got, want, dtype, what):
         f"{what}: relative error {err / scale if scale else err:.3e} > {RTOL[np.dtype(dtype)]}"
 
 
-def _assert_all_close(got, want, device_type, to_host, dtype, what):
-    assert len(got) == len(want), what
-    for name, g, w in zip(("Q", "R"), got, want):
+def _assert_all_close(got, want, names, device_type, to_host, dtype, what):
+    got, want = verify.as_tuple(got), verify.as_tuple(want)
+    assert len(got) == len(want) == len(names), what
+    for name, g, w in zip(names, got, want):
         assert (g is None) == (w is None), f"{what} {name}: None on one side only"
         if w is not None:
             assert isinstance(g, device_type), f"{what} {name}: {type(g)} is not on the device"
             assert_close(to_host(g), w, dtype, f"{what} {name}")
 
 
-def qr_problem(seed, mode, batch, shape, dtype, numpy_qr):
-    """(A, dA, gQ, gR): well-conditioned A, random tangent and cotangents (gQ None for 'r')."""
+def rule_problem(case, seed, numpy_module):
+    """(A, dA, cotangents): a well-conditioned A drawn from the spec, a random tangent on its
+    structure, random cotangents of the outputs (None for one returned empty, qr mode='r')."""
     rng = np.random.default_rng(seed)
-    a = well_conditioned(rng, batch, shape, dtype)
-    q, r = numpy_qr.qr(a, mode=mode)
-    g_q = None if mode == "r" else random_array(rng, q.shape, dtype)
-    return a, random_array(rng, a.shape, dtype), g_q, random_array(rng, r.shape, dtype)
+    a = case.input(rng)
+    d_a = case.tangent(rng, a)
+    outputs = verify.as_tuple(getattr(numpy_module, case.op)(a, **case.options))
+    cotangents = [random_array(rng, o.shape, case.dtype) if d else None
+                  for o, d in zip(outputs, case.differentiable)]
+    return a, d_a, cotangents
 
 
-def check_qr_against_numpy(cupy_qr, numpy_qr, device_type, to_host, mode, batch, shape, dtype,
-                           seed=0):
-    """qr, qr_jvp and qr_vjp's pullback of the CuPy backend against the NumPy backend."""
-    a, d_a, g_q, g_r = qr_problem(seed, mode, batch, shape, dtype, numpy_qr)
-    _assert_all_close(cupy_qr.qr(a, mode=mode), numpy_qr.qr(a, mode=mode), device_type,
-                      to_host, dtype, "qr")
+def check_against_numpy(cupy_module, numpy_module, device_type, to_host, case, seed=0):
+    """op, op_jvp and op_vjp's pullback of the CuPy backend against the NumPy backend."""
+    a, d_a, cotangents = rule_problem(case, seed, numpy_module)
+    op, opts, names, dtype = case.op, case.options, case.outputs, case.dtype
+    _assert_all_close(getattr(cupy_module, op)(a, **opts), getattr(numpy_module, op)(a, **opts),
+                      names, device_type, to_host, dtype, op)
 
-    (got_out, got_tan), (want_out, want_tan) = (b.qr_jvp(a, d_a, mode=mode)
-                                                for b in (cupy_qr, numpy_qr))
-    _assert_all_close(got_out, want_out, device_type, to_host, dtype, "qr_jvp outputs")
-    _assert_all_close(got_tan, want_tan, device_type, to_host, dtype, "qr_jvp tangents")
+    (got_out, got_tan), (want_out, want_tan) = (getattr(b, f"{op}_jvp")(a, d_a, **opts)
+                                                for b in (cupy_module, numpy_module))
+    _assert_all_close(got_out, want_out, names, device_type, to_host, dtype, f"{op}_jvp outputs")
+    _assert_all_close(got_tan, want_tan, names, device_type, to_host, dtype, f"{op}_jvp tangents")
 
-    (got_out, got_pullback), (want_out, want_pullback) = (b.qr_vjp(a, mode=mode)
-                                                          for b in (cupy_qr, numpy_qr))
-    _assert_all_close(got_out, want_out, device_type, to_host, dtype, "qr_vjp outputs")
-    for args, what in (((g_q, g_r), "pullback"), ((), "pullback of zero cotangents")):
+    (got_out, got_pullback), (want_out, want_pullback) = (getattr(b, f"{op}_vjp")(a, **opts)
+                                                          for b in (cupy_module, numpy_module))
+    _assert_all_close(got_out, want_out, names, device_type, to_host, dtype, f"{op}_vjp outputs")
+    for args, what in ((cotangents, "pullback"), ((), "pullback of zero cotangents")):
         got, want = got_pullback(*args), want_pullback(*args)
         assert isinstance(got, device_type), f"{what}: {type(got)} is not on the device"
         assert_close(to_host(got), want, dtype, what)
 
 
-def torch_supports(mode, shape):
-    """Whether torch.linalg.qr has derivatives here (not mode='r', not complete with m > n)."""
-    return mode == "reduced" or (mode == "complete" and shape[0] <= shape[1])
-
-
-def torch_qr_reference(a, d_a, g_q, g_r, mode, device):
-    """PyTorch's (Q, R), (dQ, dR) by forward AD and gA by autograd, as NumPy arrays."""
+def torch_reference(case, a, d_a, cotangents, device):
+    """PyTorch's outputs and tangents by forward AD and gA by autograd, as NumPy arrays; gA
+    projected onto the input's structure (torch's complex cholesky gradient is not Hermitian,
+    ours is its Hermitian part: spec/cholesky.yaml, notes)."""
     import torch
     import torch.autograd.forward_ad as fwad
+
+    fn = spec_cases.native_function("torch", case.op)
 
     def host(t):
         return t.detach().cpu().resolve_conj().numpy()
 
     a_t = torch.as_tensor(a, device=device)
     with fwad.dual_level():
-        q, r = torch.linalg.qr(fwad.make_dual(a_t, torch.as_tensor(d_a, device=device)),
-                               mode=mode)
-        (q, d_q), (r, d_r) = fwad.unpack_dual(q), fwad.unpack_dual(r)
-        outputs, tangents = (host(q), host(r)), (host(d_q), host(d_r))
+        duals = verify.as_tuple(fn(fwad.make_dual(a_t, torch.as_tensor(d_a, device=device)),
+                                   **case.options))
+        unpacked = [fwad.unpack_dual(y) for y in duals]
+        outputs = tuple(host(y.primal) for y in unpacked)
+        tangents = tuple(host(y.tangent) for y in unpacked)
     leaf = a_t.clone().requires_grad_(True)
-    q, r = torch.linalg.qr(leaf, mode=mode)
-    torch.autograd.backward([q, r], [torch.as_tensor(g_q, device=device),
-                                     torch.as_tensor(g_r, device=device)])
-    return outputs, tangents, host(leaf.grad)
+    pairs = [(y, torch.as_tensor(g, device=device))
+             for y, g in zip(verify.as_tuple(fn(leaf, **case.options)), cotangents)
+             if g is not None]
+    torch.autograd.backward([y for y, _ in pairs], [g for _, g in pairs])
+    return outputs, tangents, sample.project(host(leaf.grad), case.structure)
 
 
-def check_qr_against_torch(cupy_qr, numpy_qr, device_type, to_host, mode, batch, shape, dtype,
-                           torch_device, seed=0):
-    """qr, qr_jvp and the pullback of the CuPy backend against PyTorch's autograd."""
-    a, d_a, g_q, g_r = qr_problem(seed, mode, batch, shape, dtype, numpy_qr)
-    outputs, tangents, g_a = torch_qr_reference(a, d_a, g_q, g_r, mode, torch_device)
-    got_out, got_tan = cupy_qr.qr_jvp(a, d_a, mode=mode)
-    _assert_all_close(got_out, outputs, device_type, to_host, dtype, "torch: outputs")
-    _assert_all_close(got_tan, tangents, device_type, to_host, dtype, "torch: tangents")
-    _, pullback = cupy_qr.qr_vjp(a, mode=mode)
-    assert_close(to_host(pullback(g_q, g_r)), g_a, dtype, "torch: pullback")
+def check_against_torch(cupy_module, numpy_module, device_type, to_host, case, torch_device,
+                        seed=0):
+    """op_jvp and op_vjp's pullback of the CuPy backend against PyTorch's autograd."""
+    a, d_a, cotangents = rule_problem(case, seed, numpy_module)
+    outputs, tangents, g_a = torch_reference(case, a, d_a, cotangents, torch_device)
+    names, dtype = case.outputs, case.dtype
+    got_out, got_tan = getattr(cupy_module, f"{case.op}_jvp")(a, d_a, **case.options)
+    _assert_all_close(got_out, outputs, names, device_type, to_host, dtype, "torch: outputs")
+    _assert_all_close(got_tan, tangents, names, device_type, to_host, dtype, "torch: tangents")
+    _, pullback = getattr(cupy_module, f"{case.op}_vjp")(a, **case.options)
+    assert_close(to_host(pullback(*cotangents)), g_a, dtype, "torch: pullback")
 
 
 # -- solves ------------------------------------------------------------------------------------

@@ -6,8 +6,9 @@ It lets the generated host code (generated/cupy/*.py) run on a machine without a
   to NumPy and refuse NumPy arrays as operands (``.get()`` copies to the host);
 * ``RawModule(code=...).get_function(name)`` returns a kernel that runs on the CPU through
   tests/cuda_host.py, from the same CUDA source, with every launch logged;
-* ``linalg.qr``, ``linalg.solve`` and ``cupyx.scipy.linalg.solve_triangular`` run NumPy/SciPy
-  after the argument checks and dtype rules of the CuPy functions they stand for;
+* ``linalg.qr``, ``linalg.cholesky``, ``linalg.solve`` and ``cupyx.scipy.linalg.solve_triangular``
+  run NumPy/SciPy after the argument checks and dtype rules of the CuPy functions they stand
+  for;
 * ``empty`` fills with NaN, so an element a kernel fails to write shows up in a comparison.
 
 ``FakeCupy.installed()`` puts the fake into ``sys.modules`` (and takes it out again);
@@ -298,6 +299,17 @@ class FakeCupy:
                 raise ValueError(f"Unrecognized mode {mode!r}")
             return _wrap(np.linalg.qr(data, mode=mode))
 
+        def cholesky(a):
+            # The checks of cupy.linalg.cholesky (stacked since CuPy 9); like LAPACK's potrf
+            # it reads the lower triangle.
+            data = _device(a, "linalg.cholesky")
+            if data.ndim < 2:
+                raise np.linalg.LinAlgError(f"{data.ndim}-dimensional array given. Array must "
+                                            f"be at least two-dimensional")
+            if data.shape[-1] != data.shape[-2]:
+                raise np.linalg.LinAlgError("Last 2 dimensions of the array must be square")
+            return DeviceArray(np.linalg.cholesky(data))
+
         def solve(a, b):
             a, b = _device(a, "linalg.solve"), _device(b, "linalg.solve")
             if a.ndim < 2 or a.shape[-1] != a.shape[-2]:
@@ -350,7 +362,7 @@ class FakeCupy:
                 dtype=np.dtype, float32=np.float32, float64=np.float64, complex64=np.complex64,
                 complex128=np.complex128, linalg=linalg).items():
             setattr(cupy, name, value)
-        linalg.qr, linalg.solve = qr, solve
+        linalg.qr, linalg.solve, linalg.cholesky = qr, solve, cholesky
         cupyx.scipy, cupyx_scipy.linalg = cupyx_scipy, cupyx_linalg
         cupyx_linalg.solve_triangular = solve_triangular
 

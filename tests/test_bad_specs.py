@@ -202,6 +202,17 @@ CASES = [
         ("expected 'NAME = expression', found an import",)),
     Bad("python-syntax", 68, "dQ = C - Q @ U", "dQ = C - Q @@ U", 68,
         ("syntax error",)),
+    # -- option types, benchmarks
+    Bad("option-values-of-two-types", 52, "[reduced, complete, r]", "[reduced, true]", 52,
+        ("options.mode.values must be a non-empty list of strings or of booleans",)),
+    Bad("option-value-of-the-wrong-type", 55, "{mode: reduced}", "{mode: true}", 55,
+        ("option mode has no value True",)),
+    Bad("benchmark-dtype", 163, "dtype: float64}", "dtype: float16}", 163,
+        ("benchmark.dtype must be one of float32, float64, complex64, complex128",)),
+    Bad("benchmark-unknown-option", 163, "{mode: reduced}", "{pivot: reduced}", 163,
+        ("benchmark.options: unknown option 'pivot'",)),
+    Bad("benchmark-shape", 163, "shape: [2048, 512]", "shape: [2048]", 163,
+        ("benchmark.shape must be a list of at least two non-negative integers",)),
     # -- defining equations, case conditions, dims
     Bad("defining-equation-of-scalars", 59, '"A = Q @ R"', '"1 = 1"', 59,
         ("defining equation: both sides of an equation must be matrices",)),

@@ -13,7 +13,8 @@ def cli(*args, check=False):
                           text=True, check=check)
 
 
-@pytest.mark.parametrize("command", [[], ["generate"], ["list"], ["verify"], ["bench"]])
+@pytest.mark.parametrize("command", [[], ["generate"], ["list"], ["verify"], ["bench"],
+                                     ["audit"], ["new"]])
 def test_every_command_has_help(command):
     result = cli(*command, "--help")
     assert result.returncode == 0
@@ -48,3 +49,45 @@ def test_verify_passes_every_check_and_reports_json():
     assert checks[("mode=r", "torch", "native")]["status"] == "refuses"
     assert checks[("mode=complete", "torch", "native")]["native_refuses"] == ["tall"]
     assert all(r["status"] in ("pass", "refuses", "n/a") for r in rows)
+    cholesky = {(r["variant"], r["backend"], r["check"]): r for r in rows
+                if r["spec"] == "cholesky"}
+    for variant in ("upper=False", "upper=True"):
+        for backend in ("torch", "jax"):
+            for check in ("fd", "adjoint", "numpy", "autodiff", "native"):
+                assert cholesky[(variant, backend, check)]["status"] == "pass"
+
+
+# -- cli.py new --------------------------------------------------------------------------------
+def test_new_scaffolds_a_working_commented_spec(tmp_path):
+    from generator import audit, mutate, pipeline
+    from generator.check import check_spec
+    from generator.spec import load_spec
+
+    result = cli("--spec-dir", str(tmp_path), "new", "mychol")
+    assert result.returncode == 0, result.stderr
+    path = tmp_path / "mychol.yaml"
+    text = path.read_text()
+    for key in ("name:", "summary:", "references:", "notes:", "dims:", "inputs:", "options:",
+                "variants:", "outputs:", "defining:", "cases:", "jvp:", "vjp:", "signatures:",
+                "benchmarks:"):
+        assert f"\n{key}" in text or f" {key}" in text, key
+    assert text.count("\n#") >= 5  # commented
+    spec = load_spec(path)
+    checked = check_spec(spec)
+    assert spec.name == "mychol"
+    results = audit.audit_spec(checked)
+    assert results and all(r.passed for r in results)
+    assert all(o.killed for o in mutate.run(spec))
+    files = pipeline.render(tmp_path)
+    assert {"generated/numpy/mychol.py", "generated/torch/mychol.py", "generated/jax/mychol.py",
+            "generated/cupy/mychol.py"} <= set(files)
+
+
+def test_new_refuses_a_bad_name_an_existing_spec_and_a_missing_folder(tmp_path):
+    assert cli("--spec-dir", str(tmp_path), "new", "mychol").returncode == 0
+    again = cli("--spec-dir", str(tmp_path), "new", "mychol")
+    assert again.returncode == 2 and "already exists" in again.stderr
+    bad = cli("--spec-dir", str(tmp_path), "new", "My-Op")
+    assert bad.returncode == 2 and "not a valid spec name" in bad.stderr
+    missing = cli("--spec-dir", str(tmp_path / "nope"), "new", "x")
+    assert missing.returncode == 2 and "no such folder" in missing.stderr

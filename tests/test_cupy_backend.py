@@ -1,6 +1,6 @@
-"""The generated CuPy backend's host code on the CPU: generated/cupy/{qr,_runtime}.py imported
-with a NumPy-backed fake CuPy (tests/fake_cupy.py) whose kernels run the real CUDA source on
-the host, compared with the generated NumPy backend and with PyTorch's autograd.
+"""The generated CuPy backend's host code on the CPU: generated/cupy/{<every spec>,_runtime}.py
+imported with a NumPy-backed fake CuPy (tests/fake_cupy.py) whose kernels run the real CUDA
+source on the host, compared with the generated NumPy backend and with PyTorch's autograd.
 """
 import importlib
 import sys
@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 
 import cupy_checks
+import spec_cases
 from fake_cupy import DeviceArray, FakeCupy
 
-numpy_qr = importlib.import_module("generated.numpy.qr")
+numpy_modules = {c.spec.name: importlib.import_module(f"generated.numpy.{c.spec.name}")
+                 for c in spec_cases.SPECS}
 numpy_runtime = importlib.import_module("generated.numpy._runtime")
 
 
@@ -56,20 +58,22 @@ def test_kernels_come_from_one_module_with_the_runtime_source_and_options(fake, 
     assert [launch.name for launch in fake.launches] == ["fr_triu_f64", "fr_re_c64"]
 
 
-@pytest.mark.parametrize("mode, batch, shape, dtype", cupy_checks.qr_cases())
-def test_qr_jvp_vjp_match_the_numpy_backend(fake, on_cpu, mode, batch, shape, dtype):
-    cupy_checks.check_qr_against_numpy(on_cpu["qr"], numpy_qr, DeviceArray, to_host, mode,
-                                       batch, shape, dtype)
+@pytest.mark.parametrize("case", cupy_checks.rule_cases())
+def test_jvp_vjp_match_the_numpy_backend(fake, on_cpu, case):
+    cupy_checks.check_against_numpy(on_cpu[case.op], numpy_modules[case.op], DeviceArray,
+                                    to_host, case)
     # Every structural step ran as a kernel, and none was launched on an empty array.
-    assert bool(fake.launches) == (min(shape) > 0)
+    assert bool(fake.launches) == (0 not in case.shape)
 
 
-@pytest.mark.parametrize("mode, batch, shape, dtype", [
-    case for case in cupy_checks.qr_cases()
-    if cupy_checks.torch_supports(case.values[0], case.values[2])])
-def test_qr_jvp_vjp_match_torch(on_cpu, mode, batch, shape, dtype):
-    cupy_checks.check_qr_against_torch(on_cpu["qr"], numpy_qr, DeviceArray, to_host, mode,
-                                       batch, shape, dtype, torch_device="cpu")
+@pytest.mark.parametrize("case", cupy_checks.torch_rule_cases())
+def test_jvp_vjp_match_torch(on_cpu, case):
+    cupy_checks.check_against_torch(on_cpu[case.op], numpy_modules[case.op], DeviceArray,
+                                    to_host, case, torch_device="cpu")
+
+
+def test_every_spec_has_a_cupy_module(backend):
+    assert {c.spec.name for c in spec_cases.SPECS} <= set(backend)
 
 
 @pytest.mark.parametrize("a_dtype, b_dtype, a_batch, b_batch, left, upper, unit",
@@ -87,13 +91,17 @@ def test_solve_matches_the_numpy_backend(on_cpu, a_dtype, b_dtype, a_batch, b_ba
                             b_dtype, a_batch, b_batch, left)
 
 
-def test_inputs_are_checked(on_cpu):
-    qr = on_cpu["qr"]
-    with pytest.raises(ValueError, match="ndim >= 2"):
-        qr.qr(np.ones(3))
+@pytest.mark.parametrize("checked", spec_cases.SPECS, ids=lambda c: c.spec.name)
+def test_inputs_are_checked(on_cpu, checked):
+    name = checked.spec.name
+    module = on_cpu[name]
+    op, op_jvp = getattr(module, name), getattr(module, f"{name}_jvp")
+    with pytest.raises(ValueError, match=f"{name}: A must be a matrix .*ndim >= 2"):
+        op(np.ones(3))
     with pytest.raises(TypeError, match="float32, float64, complex64 or complex128"):
-        qr.qr(np.ones((3, 3), np.int64))
-    with pytest.raises(ValueError, match="mode"):
-        qr.qr(np.ones((3, 3)), mode="economic")
+        op(np.eye(3, dtype=np.int64))
+    for option in checked.spec.options:
+        with pytest.raises(ValueError, match=f"{name}: {option.name} must be one of"):
+            op(np.eye(3), **{option.name: "no such value"})
     with pytest.raises(TypeError, match="dtype"):
-        qr.qr_jvp(np.ones((3, 3)), np.ones((3, 3), np.float32))
+        op_jvp(np.eye(3), np.eye(3, dtype=np.float32))

@@ -1,12 +1,14 @@
-"""The generated CuPy backend on a real GPU: its kernels against NumPy (exactly), and qr,
-qr_jvp and qr_vjp against the generated NumPy backend and PyTorch's autograd (on CUDA when
-torch has it).  Skipped without a CUDA device; scripts/gpu_check.sh runs it.
+"""The generated CuPy backend on a real GPU: its kernels against NumPy (exactly), and, for every
+spec in spec/, op, op_jvp and op_vjp against the generated NumPy backend and PyTorch's
+autograd (on CUDA when torch has it).  Skipped without a CUDA device; scripts/gpu_check.sh
+runs it.
 """
 import importlib
 
 import pytest
 
 import cupy_checks
+import spec_cases
 
 
 def _no_device_reason():
@@ -29,15 +31,17 @@ def cupy():
     return cupy
 
 
+MODULES = tuple(c.spec.name for c in spec_cases.SPECS) + ("_runtime",)
+
+
 @pytest.fixture(scope="module")
 def backend():
-    return {name: importlib.import_module(f"generated.cupy.{name}") for name in ("qr", "_runtime")}
+    return {name: importlib.import_module(f"generated.cupy.{name}") for name in MODULES}
 
 
 @pytest.fixture(scope="module")
 def numpy_backend():
-    return {name: importlib.import_module(f"generated.numpy.{name}")
-            for name in ("qr", "_runtime")}
+    return {name: importlib.import_module(f"generated.numpy.{name}") for name in MODULES}
 
 
 @pytest.fixture(scope="module")
@@ -65,20 +69,16 @@ def test_kernel_on_zero_size_input(cupy, backend, op, scalars, batch, shape, dty
     assert got.size == 0
 
 
-@pytest.mark.parametrize("mode, batch, shape, dtype", cupy_checks.qr_cases())
-def test_qr_jvp_vjp_match_the_numpy_backend(cupy, backend, numpy_backend, mode, batch, shape,
-                                            dtype):
-    cupy_checks.check_qr_against_numpy(backend["qr"], numpy_backend["qr"], cupy.ndarray,
-                                       cupy.asnumpy, mode, batch, shape, dtype)
+@pytest.mark.parametrize("case", cupy_checks.rule_cases())
+def test_jvp_vjp_match_the_numpy_backend(cupy, backend, numpy_backend, case):
+    cupy_checks.check_against_numpy(backend[case.op], numpy_backend[case.op], cupy.ndarray,
+                                    cupy.asnumpy, case)
 
 
-@pytest.mark.parametrize("mode, batch, shape, dtype", [
-    case for case in cupy_checks.qr_cases()
-    if cupy_checks.torch_supports(case.values[0], case.values[2])])
-def test_qr_jvp_vjp_match_torch(cupy, backend, numpy_backend, torch_device, mode, batch, shape,
-                                dtype):
-    cupy_checks.check_qr_against_torch(backend["qr"], numpy_backend["qr"], cupy.ndarray,
-                                       cupy.asnumpy, mode, batch, shape, dtype, torch_device)
+@pytest.mark.parametrize("case", cupy_checks.torch_rule_cases())
+def test_jvp_vjp_match_torch(cupy, backend, numpy_backend, torch_device, case):
+    cupy_checks.check_against_torch(backend[case.op], numpy_backend[case.op], cupy.ndarray,
+                                    cupy.asnumpy, case, torch_device)
 
 
 @pytest.mark.parametrize("a_dtype, b_dtype, a_batch, b_batch, left, upper, unit",

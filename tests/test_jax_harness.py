@@ -1,5 +1,7 @@
-"""JAX's own harness on the generated jax.custom_jvp function: check_grads to second order in
-both modes, and jit, vmap and grad."""
+"""JAX's own harness on the generated jax.custom_jvp function of every spec: check_grads to
+second order in both modes, and jit, vmap and grad.  An input with a structure (cholesky's
+Hermitian A) is differentiated through X -> op(project(X)), so that the numerical derivatives
+see a function of every entry."""
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -7,57 +9,90 @@ import pytest
 from jax.test_util import check_grads
 
 from generated import jax as fr
-from generator.verify import well_conditioned
+from generator.verify import as_tuple
+from spec_cases import cases
 
 jax.config.update("jax_enable_x64", True)
 
-SHAPES = {"tall": (5, 3), "square": (3, 3), "wide": (3, 5)}
+
+def matrix(case, seed=0):
+    return jnp.asarray(case.input(np.random.default_rng(seed)))
 
 
-def matrix(shape, dtype, batch=(2,), seed=0):
-    return jnp.asarray(well_conditioned(np.random.default_rng(seed), SHAPES[shape], dtype, batch))
+def project(x, structure):
+    """The input's structure imposed on any X, in JAX (generator.sample.project's)."""
+    if structure == "hermitian":
+        return (x + jnp.conj(jnp.swapaxes(x, -1, -2))) / 2
+    if structure == "upper_triangular":
+        return jnp.triu(x)
+    if structure == "lower_triangular":
+        return jnp.tril(x)
+    assert structure in (None, "general"), f"no jax projection for structure {structure!r}"
+    return x
 
 
-@pytest.mark.parametrize("shape", list(SHAPES))
-@pytest.mark.parametrize("mode", ["reduced", "complete", "r"])
-@pytest.mark.parametrize("dtype", [np.float64, np.complex128], ids=["f64", "c128"])
-def test_check_grads_order_two_forward_and_reverse(dtype, mode, shape):
-    def f(a):
-        return tuple(x for x in fr.qr(a, mode=mode) if x.size)
-    check_grads(f, (matrix(shape, dtype),), order=2, modes=("fwd", "rev"))
+def op(case):
+    return getattr(fr, case.op)
 
 
-@pytest.mark.parametrize("mode", ["reduced", "complete", "r"])
-def test_jit_and_vmap_match_the_eager_batched_call(mode):
-    a = matrix("tall", np.float64, batch=(4,))
-    eager = fr.qr(a, mode=mode)
-    jitted = jax.jit(fr.qr, static_argnames="mode")(a, mode=mode)
-    mapped = jax.vmap(lambda x: fr.qr(x, mode=mode))(a)
+@pytest.mark.parametrize("case", cases(("regular",), ("f64", "c128"), ("b2",), small=True))
+def test_check_grads_order_two_forward_and_reverse(case):
+    f = op(case)
+
+    def g(a):
+        outs = as_tuple(f(project(a, case.structure), **case.options))
+        return tuple(x for x in outs if x.size)
+    check_grads(g, (matrix(case),), order=2, modes=("fwd", "rev"))
+
+
+@pytest.mark.parametrize("case", cases(("first",), ("f64",), ("b2",), small=True))
+def test_jit_and_vmap_match_the_eager_batched_call(case):
+    a = matrix(case)
+    a = jnp.concatenate([a, 2 * a])  # a batch of four
+    f = op(case)
+    eager = as_tuple(f(a, **case.options))
+    jitted = as_tuple(jax.jit(f, static_argnames=tuple(case.options))(a, **case.options))
+    mapped = as_tuple(jax.vmap(lambda x: f(x, **case.options))(a))
     for got in (jitted, mapped):
-        assert np.allclose(got.R, eager.R, rtol=0, atol=1e-13)
-        if mode != "r":
-            assert np.allclose(got.Q, eager.Q, rtol=0, atol=1e-13)
+        assert len(got) == len(eager) == len(case.outputs)
+        for differentiable, g, e in zip(case.differentiable, got, eager):
+            if differentiable:  # an output returned empty is empty in both, in its own way
+                assert np.allclose(g, e, rtol=0, atol=1e-13)
 
 
-def test_grad_under_jit_and_vmap_equals_eager_grad():
-    a = matrix("tall", np.complex128, batch=(3,))
+@pytest.mark.parametrize("case", cases(("first",), ("c128",), ("b2",), small=True))
+def test_grad_under_jit_and_vmap_equals_eager_grad(case):
+    a = matrix(case)
+    a = jnp.concatenate([a, a[:1]])  # a batch of three
+    f = op(case)
+    rng = np.random.default_rng(5)  # fixed weights per entry: |Q|^2 alone would be constant
+    weights = [jnp.asarray(rng.uniform(0.5, 2.0, o.shape[-2:])) if d else None
+               for o, d in zip(as_tuple(f(a, **case.options)), case.differentiable)]
 
     def loss(x):
-        q, r = fr.qr(x, mode="complete")
-        return jnp.sum(jnp.abs(q[..., :, -1]) ** 2 * jnp.arange(5)) + jnp.sum(jnp.abs(r) ** 2)
+        outs = as_tuple(f(x, **case.options))
+        return sum(jnp.sum(jnp.abs(o) ** 2 * w) for o, w in zip(outs, weights) if w is not None)
 
     eager = jax.grad(loss)(a)
     jitted = jax.jit(jax.grad(loss))(a)
     mapped = jax.vmap(jax.grad(loss))(a)
+    assert np.abs(eager).max() > 0.1
     assert np.allclose(jitted, eager, rtol=0, atol=1e-12)
     assert np.allclose(mapped, eager, rtol=0, atol=1e-12)
 
 
-def test_qr_vjp_uses_jax_cotangent_convention():
-    """qr_vjp's pullback is jax.vjp's, complex conjugation included."""
-    a = matrix("wide", np.complex128, batch=())
+@pytest.mark.parametrize("case", cases(("first",), ("c128",), ("unbatched",), small=True))
+def test_vjp_uses_jax_cotangent_convention(case):
+    """<op>_vjp's pullback is jax.vjp's, complex conjugation included."""
+    a = matrix(case)
+    f = op(case)
     rng = np.random.default_rng(1)
-    g_r = jnp.asarray(rng.standard_normal((3, 5)) + 1j * rng.standard_normal((3, 5)))
-    _, pullback = fr.qr_vjp(a)
-    _, reference = jax.vjp(lambda x: fr.qr(x).R, a)
-    assert np.allclose(pullback(None, g_r), reference(g_r)[0], rtol=0, atol=1e-12)
+    outs = as_tuple(f(a, **case.options))
+    cotangents = [jnp.asarray(rng.standard_normal(o.shape) + 1j * rng.standard_normal(o.shape))
+                  if d else None for o, d in zip(outs, case.differentiable)]
+    _, pullback = getattr(fr, f"{case.op}_vjp")(a, **case.options)
+    _, reference = jax.vjp(
+        lambda x: tuple(o for o, d in zip(as_tuple(f(x, **case.options)), case.differentiable)
+                        if d), a)
+    (want,) = reference(tuple(g for g in cotangents if g is not None))
+    assert np.allclose(pullback(*cotangents), want, rtol=0, atol=1e-12)

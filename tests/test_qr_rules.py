@@ -1,18 +1,11 @@
-"""The generated QR rules: finite differences, adjointness, cross-backend agreement and
-native autodiff, over modes, shapes (tall, square, wide, zero-size), batches and dtypes."""
+"""What is specific to QR: the Householder completion of complete mode, the seed example, input
+checks and named tuples.  The generic ladder (finite differences, adjointness, cross-backend
+agreement, native autodiff) runs over every spec in tests/test_rules.py."""
 import numpy as np
 import pytest
 
-from generator.verify import (JaxBackend, NumpyBackend, TorchBackend, inner, random_like,
-                              rel_err, well_conditioned)
-
-MODES = ("reduced", "complete", "r")
-SHAPES = {"tall": (6, 4), "square": (4, 4), "wide": (3, 5),
-          "5x0": (5, 0), "0x5": (0, 5), "0x0": (0, 0)}
-BATCHES = {"single": (), "b2": (2,), "b2x3": (2, 3), "b0": (0,)}
-DTYPES = (np.float32, np.float64, np.complex64, np.complex128)
-# relative error allowed against a float64 computation of the same quantity
-TOL = {np.float32: 2e-4, np.complex64: 2e-4, np.float64: 1e-11, np.complex128: 1e-11}
+from generator.verify import (JaxBackend, NumpyBackend, TorchBackend, random_like, rel_err,
+                              well_conditioned)
 
 _BACKENDS = {}
 
@@ -32,113 +25,6 @@ def sample(seed, shape, dtype, batch):
     rng = np.random.default_rng(seed)
     x = well_conditioned(rng, shape, wide64(dtype), batch)
     return rng, x
-
-
-@pytest.mark.parametrize("shape", ["tall", "square", "wide", "5x0", "0x5"])
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("dtype", [np.float64, np.complex128], ids=["f64", "c128"])
-@pytest.mark.parametrize("name", ["numpy", "torch", "jax"])
-def test_jvp_matches_central_finite_differences(name, dtype, mode, shape):
-    b = backend(name)
-    rng, x = sample(1, SHAPES[shape], dtype, (2,))
-    dx = random_like(rng, x)
-    _, tangents = b.jvp("qr", x, dx, {"mode": mode})
-    h = 1e-6
-    plus = b.forward("qr", x + h * dx, {"mode": mode})
-    minus = b.forward("qr", x - h * dx, {"mode": mode})
-    checked = 0
-    for t, p, q in zip(tangents, plus, minus):
-        if t is None:
-            assert p.size == 0  # mode='r' returns Q empty and gives it no tangent
-            continue
-        assert rel_err(t, (p - q) / (2 * h)) < 1e-7
-        checked += 1
-    assert checked == (1 if mode == "r" else 2)
-
-
-@pytest.mark.parametrize("batch", list(BATCHES), ids=list(BATCHES))
-@pytest.mark.parametrize("shape", list(SHAPES))
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64", "c64", "c128"])
-@pytest.mark.parametrize("name", ["numpy", "torch", "jax"])
-def test_vjp_is_the_adjoint_of_the_jvp(name, dtype, mode, shape, batch):
-    """Dot-product test: Re<gA, dA> = sum over outputs of Re<gY, dY>."""
-    b = backend(name)
-    rng, x = sample(2, SHAPES[shape], dtype, BATCHES[batch])
-    x = x.astype(dtype)
-    dx = random_like(rng, x)
-    outputs, tangents = b.jvp("qr", x, dx, {"mode": mode})
-    cotangents = [None if t is None else random_like(rng, t) for t in tangents]
-    grad = b.vjp("qr", x, cotangents, {"mode": mode})
-    assert grad.shape == x.shape and grad.dtype == x.dtype
-    for o, t in zip(outputs, tangents):
-        assert o.dtype == x.dtype
-        assert t is None or (t.shape == o.shape and t.dtype == o.dtype)
-    lhs = inner(grad, dx)
-    rhs = sum(inner(g, t) for g, t in zip(cotangents, tangents) if t is not None)
-    scale = max(1.0, float(np.sqrt(inner(grad, grad) * inner(dx, dx))))
-    assert abs(lhs - rhs) <= TOL[dtype] * scale
-
-
-@pytest.mark.parametrize("batch", ["single", "b2x3", "b0"])
-@pytest.mark.parametrize("shape", list(SHAPES))
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64", "c64", "c128"])
-@pytest.mark.parametrize("name", ["torch", "jax"])
-def test_backend_agrees_with_the_numpy_reference(name, dtype, mode, shape, batch):
-    """Same inputs in every backend; low precision is compared with the float64 reference."""
-    b = backend(name)
-    rng, x64 = sample(3, SHAPES[shape], dtype, BATCHES[batch])
-    x = x64.astype(dtype)
-    dx = random_like(rng, x)
-    outputs, tangents = b.jvp("qr", x, dx, {"mode": mode})
-    cotangents = [None if t is None else random_like(rng, t) for t in tangents]
-    grad = b.vjp("qr", x, cotangents, {"mode": mode})
-
-    ref = backend("numpy")
-    up = [None if g is None else g.astype(wide64(dtype)) for g in cotangents]
-    ref_outputs, ref_tangents = ref.jvp("qr", x.astype(wide64(dtype)), dx.astype(wide64(dtype)),
-                                        {"mode": mode})
-    ref_grad = ref.vjp("qr", x.astype(wide64(dtype)), up, {"mode": mode})
-    for o, r in zip(outputs, ref_outputs):
-        assert rel_err(o, r) < TOL[dtype]
-    for t, r in zip(tangents, ref_tangents):
-        assert (t is None) == (r is None)
-        if t is not None:
-            assert rel_err(t, r) < TOL[dtype]
-    assert rel_err(grad, ref_grad) < TOL[dtype]
-
-
-@pytest.mark.parametrize("shape", ["tall", "square", "wide"])
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("dtype", [np.float64, np.complex128], ids=["f64", "c128"])
-@pytest.mark.parametrize("name", ["torch", "jax"])
-def test_framework_autodiff_and_native_rules(name, dtype, mode, shape):
-    """AD through the generated function equals the explicit rules, and equals the native
-    rule of torch.linalg.qr / jnp.linalg.qr wherever that exists."""
-    b = backend(name)
-    rng, x = sample(4, SHAPES[shape], dtype, (2,))
-    dx = random_like(rng, x)
-    _, tangents = b.jvp("qr", x, dx, {"mode": mode})
-    cotangents = [None if t is None else random_like(rng, t) for t in tangents]
-    grad = b.vjp("qr", x, cotangents, {"mode": mode})
-
-    ad_tangents, ad_grad = b.autodiff("qr", x, dx, cotangents, {"mode": mode})
-    for t, a in zip(tangents, ad_tangents):
-        if t is not None:
-            assert rel_err(a, t) < 1e-12
-    assert rel_err(ad_grad, grad) < 1e-12
-
-    native = b.native("qr", x, dx, cotangents, {"mode": mode})
-    refuses = (name == "torch" and (mode == "r" or (mode == "complete" and shape == "tall")))
-    if refuses:
-        assert native == "refuses"
-        return
-    native_tangents, native_grad = native
-    for t, n in zip(tangents, native_tangents):
-        if t is not None:
-            assert rel_err(n, t) < 1e-10
-    assert rel_err(native_grad, grad) < 1e-10
 
 
 def test_complete_mode_of_a_tall_matrix_is_the_householder_q():

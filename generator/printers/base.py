@@ -28,6 +28,11 @@ class BatchedMatrixPrinter:
         super().__init__(settings or {})
         self.dtype_ref = dtype_ref
 
+    def doprint_output(self, expr) -> str:
+        """An output computed from the native call's outputs ('from_native'), outside the
+        framework's differentiable function; backends that need it print it differently."""
+        return self.doprint(expr)
+
     # -- helpers -------------------------------------------------------------------------
     def _operand(self, name: str, e) -> str:
         """An operand: parenthesised only where the backend writes the op as a postfix."""

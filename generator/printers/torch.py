@@ -43,6 +43,22 @@ def _herm_upper_pair(terms):
 
 class Printer(BatchedMatrixPrinter, TorchPrinter):
     ALIASES = {"torch": "_torch"}
+    _physical = False
+
+    def doprint_output(self, expr) -> str:
+        """Adjoints materialized (conj_physical): a lazy conjugate view (``.mH``) returned
+        from outside the autograd.Function breaks torch's batched forward AD."""
+        self._physical = True
+        try:
+            return self.doprint(expr)
+        finally:
+            self._physical = False
+
+    def _print_Adjoint(self, e):
+        if self._physical:
+            return f"_torch.conj_physical({self._arg(e.arg)}.mT)"
+        return super()._print_Adjoint(e)
+
     OPS = {
         "adjoint": "{x}.mH",
         "transpose": "{x}.mT",
