@@ -12,7 +12,7 @@ import torch as _torch
 
 from ._runtime import (  # noqa: F401  (the printed rules use some of these)
     _addmm, _check_input, _check_tangent, _copyltu, _cotangent_in, _cotangent_out, _empty_like,
-    _im, _mm, _pad_cols, _pad_rows, _re, _skew, _sym, _triu_herm, _zeros_like)
+    _im, _mm, _pad_cols, _pad_rows, _re, _skew, _sym, _tril_diag, _triu_herm, _zeros_like)
 
 CholeskyResult = _collections.namedtuple("CholeskyResult", ["L"])
 
@@ -58,11 +58,11 @@ def _jvp_rule(A, L, dA, upper):
 
     if upper is False:
         X = _torch.linalg.solve_triangular(L.mH, _torch.linalg.solve_triangular(L, _sym(dA), upper=False, left=True, unitriangular=False), upper=True, left=False, unitriangular=False)
-        dL = _mm(L, X.tril(-1) + (1 / 2) * _torch.diag_embed(_re(X.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)).squeeze(-1)))
+        dL = _mm(L, _tril_diag(X, (1 / 2)))
         return (dL,)
     if upper is True:
         X = _torch.linalg.solve_triangular(L, _torch.linalg.solve_triangular(L.mH, _sym(dA), upper=False, left=True, unitriangular=False), upper=True, left=False, unitriangular=False)
-        dL = _mm((X.tril(-1) + (1 / 2) * _torch.diag_embed(_re(X.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)).squeeze(-1))).mH, L)
+        dL = _mm((_tril_diag(X, (1 / 2))).mH, L)
         return (dL,)
     raise ValueError(f"cholesky: no jvp rule for upper={upper!r} "
                      f"and A of shape {tuple(A.shape)}")
@@ -75,12 +75,12 @@ def _vjp_rule(A, L, gL, upper):
     if upper is False:
         _c0 = L.mH
         Y = _mm(_c0, gL)
-        P = Y.tril(-1) + (1 / 2) * _torch.diag_embed(_re(Y.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)).squeeze(-1))
+        P = _tril_diag(Y, (1 / 2))
         gA = _sym(_torch.linalg.solve_triangular(_c0, _torch.linalg.solve_triangular(L, P, upper=False, left=False, unitriangular=False), upper=True, left=True, unitriangular=False))
         return (gA,)
     if upper is True:
         Y = _mm(L, gL.mH)
-        P = Y.tril(-1) + (1 / 2) * _torch.diag_embed(_re(Y.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)).squeeze(-1))
+        P = _tril_diag(Y, (1 / 2))
         gA = _sym(_torch.linalg.solve_triangular(L, _torch.linalg.solve_triangular(L.mH, P, upper=False, left=False, unitriangular=False), upper=True, left=True, unitriangular=False))
         return (gA,)
     raise ValueError(f"cholesky: no vjp rule for upper={upper!r} "

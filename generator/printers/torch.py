@@ -15,11 +15,13 @@ Sums are printed for speed, with the same arithmetic:
 * ``triu(X + X^H, 1) + diag(re(diagonal(X)))`` becomes ``_triu_herm(X)``: the upper triangle
   of ``X + X^H`` with its (real, doubled) diagonal halved in place, as torch's own QR rules
   compute it; bit-for-bit the same result without building and adding a diagonal matrix.
+* ``tril(X, -1) + c * diag(re(diagonal(X)))`` becomes ``_tril_diag(X, c)``: the lower
+  triangle with its diagonal made real and scaled in place (Cholesky's Phi), likewise.
 """
 from sympy import Adjoint, MatAdd
 from sympy.printing.pytorch import TorchPrinter
 
-from ..ops import Diag, Diagonal, Re, Triu
+from ..ops import Diag, Diagonal, Re, Tril, Triu, split_product
 from .base import BatchedMatrixPrinter
 
 RUNTIME_FILES = ("__init__.py.jinja", "_runtime.py.jinja")
@@ -38,6 +40,19 @@ def _herm_upper_pair(terms):
                     if (isinstance(d, Diag) and isinstance(d.arg, Re)
                             and isinstance(d.arg.arg, Diagonal) and d.arg.arg.arg == x):
                         return i, j, x
+    return None
+
+
+def _tril_diag_pair(terms):
+    """(i, j, X, c) when terms[i] = tril(X, -1) and terms[j] = c * diag(re(diagonal(X)))."""
+    for i, t in enumerate(terms):
+        if not (isinstance(t, Tril) and t.offset == -1):
+            continue
+        for j, d in enumerate(terms):
+            coeff, mats = split_product(d)
+            if (len(mats) == 1 and isinstance(mats[0], Diag) and isinstance(mats[0].arg, Re)
+                    and isinstance(mats[0].arg.arg, Diagonal) and mats[0].arg.arg.arg == t.arg):
+                return i, j, t.arg, coeff
     return None
 
 
@@ -82,6 +97,7 @@ class Printer(BatchedMatrixPrinter, TorchPrinter):
         "pad": "_torch.nn.functional.pad({x}, ({left}, {right}, {top}, {bottom}))",
         "eye": "_torch.eye({rows}, {cols}, dtype={ref}.dtype, device={ref}.device)",
         "triu_herm": "_triu_herm({x})",
+        "tril_diag": "_tril_diag({x}, {scale})",
         "addmm": "_addmm({c}, {a}, {b}{alpha})",
         "mm": "_mm({a}, {b})",
     }
@@ -107,6 +123,12 @@ class Printer(BatchedMatrixPrinter, TorchPrinter):
         if pair is not None:
             i, j, x = pair
             parts.append(("text", False, self._op("triu_herm", x=self._print(x))))
+            terms = [t for k, t in enumerate(terms) if k not in (i, j)]
+        pair = _tril_diag_pair(terms)
+        if pair is not None:
+            i, j, x, coeff = pair
+            parts.append(("text", False, self._op("tril_diag", x=self._print(x),
+                                                  scale=self._scalar(coeff))))
             terms = [t for k, t in enumerate(terms) if k not in (i, j)]
         parts += [("expr", *self._split(t)) for t in terms]
         return self._sum(parts)
