@@ -21,7 +21,7 @@ Nothing here knows a particular factorization.
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import mpmath
 import numpy as np
@@ -380,16 +380,6 @@ def audit_spec(checked: CheckedSpec) -> list[Result]:
     for s in setups:
         results.extend(run_checks(s))
     return results
-
-
-def with_case(checked: CheckedSpec, variant_index: int, case_index: int,
-              new_case: CheckedCase) -> CheckedSpec:
-    cv = checked.variants[variant_index]
-    cases = list(cv.cases)
-    cases[case_index] = new_case
-    variants = list(checked.variants)
-    variants[variant_index] = replace(cv, cases=tuple(cases))
-    return replace(checked, variants=tuple(variants))
 
 
 # -- the command ----------------------------------------------------------------------------

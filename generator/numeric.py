@@ -30,10 +30,6 @@ class Field:
     kind: str  # 'mp' or 'float'
     dps: int = 50
 
-    @property
-    def dtype(self):
-        return object if self.kind == "mp" else np.complex128
-
     def scalar(self, c):
         c = sp.nsimplify(c) if isinstance(c, sp.Float) else c
         if self.kind == "float":
@@ -263,8 +259,7 @@ def _solve(a, b):
         raise EvalError("solve: the matrix must not be batched here")
     n = a.shape[0]
     a = a.copy()
-    batch = b.shape[:-2]
-    b = np.array(np.broadcast_to(b, b.shape), dtype=np.result_type(a.dtype, b.dtype))
+    b = np.array(b, dtype=np.result_type(a.dtype, b.dtype))
     size = _abs if a.dtype == object else np.abs
     for k in range(n):
         p = k + int(np.argmax([float(v) for v in size(a[k:, k])]))
@@ -277,7 +272,6 @@ def _solve(a, b):
             factor = a[i, k] / a[k, k]
             a[i, k:] = a[i, k:] - factor * a[k, k:]
             b[..., i, :] = b[..., i, :] - factor * b[..., k, :]
-    del batch
     return _solve_triangular(a, b, upper=True, unit=False)
 
 
