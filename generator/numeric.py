@@ -125,10 +125,10 @@ class Evaluator:
         return self.dim(e.rows), self.dim(e.cols)
 
     def __call__(self, e, env: dict):
-        return self.eval(e, env)
+        return self.evaluate(e, env)
 
-    def eval(self, e, env):  # noqa: C901 (one dispatch over the op vocabulary)
-        ev = lambda x: self.eval(x, env)  # noqa: E731
+    def evaluate(self, e, env):  # noqa: C901 (one dispatch over the op vocabulary)
+        ev = lambda x: self.evaluate(x, env)  # noqa: E731
         f = self.field
         if isinstance(e, MatrixSymbol):
             if e.name not in env:
