@@ -66,6 +66,7 @@ class CheckedVariant:
     defining: tuple[expr_mod.Equation, ...]
     cases: tuple[CheckedCase, ...]
     from_native: tuple[tuple[str, sp.MatrixExpr], ...] = ()  # parsed 'from_native'
+    primal_outputs: tuple[tuple[str, sp.MatrixExpr], ...] = ()  # parsed 'primal.outputs'
 
     @property
     def differentiable_outputs(self) -> tuple[Tensor, ...]:
@@ -330,6 +331,13 @@ def _variant(spec: Spec, dims: tuple[DimDef, ...], variant: Variant) -> CheckedV
     return CheckedVariant(variant, tuple(defining), tuple(cases))
 
 
+def _input_arg(node, inputs) -> bool:
+    """An input name, or one with .H / .T / .conj applied (e.g. 'A.H' for LQ through QR)."""
+    while isinstance(node, ast.Attribute) and node.attr in ("H", "T", "conj"):
+        node = node.value
+    return isinstance(node, ast.Name) and node.id in inputs
+
+
 def _signature_calls(spec: Spec) -> None:
     """Each backend's current call: 'dotted.func(INPUT, ..., keyword=OPTION, ...)'."""
     inputs = {t.name for t in spec.inputs}
@@ -349,8 +357,8 @@ def _signature_calls(spec: Spec) -> None:
             func = func.value
         if not isinstance(func, ast.Name):
             fail("the function must be a dotted name")
-        if not all(isinstance(a, ast.Name) and a.id in inputs for a in node.args):
-            fail("positional arguments must be input names")
+        if not all(_input_arg(a, inputs) for a in node.args):
+            fail("positional arguments must be input names, optionally with .H, .T or .conj")
         for k in node.keywords:
             if k.arg is None:
                 fail("'**' unpacking is not allowed")
@@ -386,8 +394,41 @@ def check_spec(spec: Spec) -> CheckedSpec:
                                 f"variant {v.label} returns {', '.join(empty)} empty, so its "
                                 f"'native' options must select a variant that returns every "
                                 f"output (the frameworks differentiate that one)")
-    checked = tuple(_variant(spec, dims, v) for v in spec.variants)
+    checked = tuple(_primal_outputs(spec, _variant(spec, dims, v)) for v in spec.variants)
     return CheckedSpec(spec, dims, tuple(_from_native(spec, checked, cv) for cv in checked))
+
+
+def _primal_outputs(spec: Spec, cv: CheckedVariant) -> CheckedVariant:
+    """Parse 'primal': the outputs as expressions of what the native call returns."""
+    v = cv.variant
+    if not v.primal_returns:
+        return cv
+    cdims = dict(cv.cases[0].dims)
+    line = v.primal_outputs[0][1].line if v.primal_outputs else v.line
+    names = {}
+    for name, shape in v.primal_returns:
+        if any(d not in cdims for d in shape):
+            raise SpecError(spec.path, line, f"primal.returns.{name}: unknown dimension in "
+                                             f"{list(shape)}")
+        names[name] = sp.MatrixSymbol(name, *(cdims[d] for d in shape))
+    given = [n for n, _ in v.primal_outputs]
+    if sorted(given) != sorted(t.name for t in v.outputs):
+        raise SpecError(spec.path, line, f"primal.outputs must give every output "
+                                         f"({', '.join(t.name for t in v.outputs)})")
+    out = []
+    for t in v.outputs:
+        text = dict(v.primal_outputs)[t.name]
+        try:
+            value = expr_mod.Parser(names, cdims).expression(text.text)
+        except expr_mod.ExprError as err:
+            raise SpecError(spec.path, text.line, f"primal.outputs: {err}") from None
+        want = _matrix(t, cdims)
+        if not (ops.dims_equal(value.rows, want.rows) and ops.dims_equal(value.cols, want.cols)):
+            raise SpecError(spec.path, text.line, f"primal.outputs: '{t.name}' would be "
+                                                  f"{value.rows}x{value.cols}, not "
+                                                  f"{want.rows}x{want.cols}")
+        out.append((t.name, value))
+    return replace(cv, primal_outputs=tuple(out))
 
 
 def native_variant(spec: Spec, variant: Variant) -> Variant | None:

@@ -102,6 +102,8 @@ def structure_equations(symbol: MatrixSymbol, structure: str, diagonal: str) -> 
     out = []
     if structure == "orthonormal_columns":
         out.append(Residual(f"{name}.H @ {name} = I", mul(adjoint(x), x) - Identity(x.cols)))
+    elif structure == "orthonormal_rows":
+        out.append(Residual(f"{name} @ {name}.H = I", mul(x, adjoint(x)) - Identity(x.rows)))
     elif structure == "unitary":
         out.append(Residual(f"{name}.H @ {name} = I", mul(adjoint(x), x) - Identity(x.cols)))
         out.append(Residual(f"{name} @ {name}.H = I", mul(x, adjoint(x)) - Identity(x.rows)))

@@ -137,6 +137,11 @@ class Parser:
             out.append(Assignment(name, value, stmt.lineno))
         return out
 
+    def expression(self, text: str) -> MatrixExpr:
+        """One matrix expression (e.g. a signature call's argument 'A.H')."""
+        node = self._parse(text.strip(), "eval").body
+        return self._matrix(self._top(node), node)
+
     def equation(self, text: str) -> Equation:
         # the '=' outside brackets (those inside are keyword arguments)
         depth, splits = 0, []

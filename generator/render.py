@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
+import sympy as sp
 
 from .check import CheckedSpec, CheckedVariant, check_spec
+from .expr import Parser
 from .printers import BACKENDS
 from .spec import ALWAYS, Spec, SpecError, load_spec
 
@@ -57,7 +59,7 @@ def result_type(name: str) -> str:
 @dataclass(frozen=True)
 class NativeCall:
     func: str                      # dotted path as written in the spec
-    args: tuple[str, ...]          # input names, positional
+    args: tuple[str, ...]          # inputs, positional: 'A' or e.g. 'A.H' (spec-language text)
     keywords: tuple[tuple[str, str], ...]  # native keyword -> option name
 
 
@@ -89,9 +91,12 @@ def parse_native_call(spec: Spec, backend: str) -> NativeCall:
     options = {o.name for o in spec.options}
     args = []
     for a in node.args:
-        if not (isinstance(a, ast.Name) and a.id in inputs):
-            fail("positional arguments must be input names")
-        args.append(a.id)
+        base = a
+        while isinstance(base, ast.Attribute) and base.attr in ("H", "T", "conj"):
+            base = base.value
+        if not (isinstance(base, ast.Name) and base.id in inputs):
+            fail("positional arguments must be input names, optionally with .H, .T or .conj")
+        args.append(ast.unparse(a))
     keywords = []
     for k in node.keywords:
         if not (isinstance(k.value, ast.Name) and k.value.id in options):
@@ -114,8 +119,13 @@ def _variant_context(printer_cls, checked: CheckedSpec, cv: CheckedVariant, call
     root, _, rest = call.func.partition(".")
     func = printer_cls.ALIASES.get(root, root) + ("." + rest if rest else "")
     kwargs = ", ".join(f"{k}={native[opt]!r}" for k, opt in call.keywords)
-    native_call = f"{func}({', '.join(call.args)}{', ' if kwargs else ''}{kwargs})"
-    if len(cv.variant.outputs) == 1:
+    cdims = dict(cv.cases[0].dims)
+    inputs = {t.name: sp.MatrixSymbol(t.name, *(cdims[d] for d in t.shape)) for t in spec.inputs}
+    args = [printer_cls(dtype_ref=ref).doprint(Parser(inputs, cdims).expression(a))
+            for a in call.args]
+    native_call = f"{func}({', '.join(args)}{', ' if kwargs else ''}{kwargs})"
+    returns = [name for name, _ in cv.variant.primal_returns]
+    if len(returns or cv.variant.outputs) == 1:
         native_call = f"({native_call},)"
     from_printer = printer_cls(dtype_ref=ref)
     from_native = {name: from_printer.doprint_output(e) for name, e in cv.from_native}
@@ -138,6 +148,9 @@ def _variant_context(printer_cls, checked: CheckedSpec, cv: CheckedVariant, call
         "native_options": {o.name: native.get(o.name, dict(cv.variant.when).get(o.name))
                            for o in spec.options},
         "native_call": native_call,
+        "primal_returns": returns,
+        "primal_outputs": {name: printer_cls(dtype_ref=ref).doprint_output(e)
+                           for name, e in cv.primal_outputs},
         "from_native": from_native,
         "outputs": [o.name for o in cv.variant.outputs],
         "returned": [(o.name, o.returned) for o in cv.variant.outputs],

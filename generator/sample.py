@@ -60,6 +60,10 @@ def structured(rng, rows, cols, structure, diagonal, complex_field, f: num.Field
         if rows < cols:
             raise SampleError(f"cannot draw {rows}x{cols} orthonormal columns")
         return orthonormalize(f.array(g), f)
+    if structure == "orthonormal_rows":
+        if rows > cols:
+            raise SampleError(f"cannot draw {rows}x{cols} orthonormal rows")
+        return num.adjoint(orthonormalize(f.array(g.conj().T), f))
     if structure in ("upper_triangular", "lower_triangular"):
         # off-diagonal entries of variance 1/size keep a triangular draw well conditioned at
         # any size (with unit variance its condition number grows exponentially with size)

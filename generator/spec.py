@@ -180,6 +180,10 @@ class Variant:
     line: int
     # output -> expression of the native variant's outputs (e.g. cholesky upper: L = L.H)
     from_native: tuple[tuple[str, Text], ...] = ()
+    # what the native call returns, when that is not the outputs themselves: names and
+    # shapes of its results, and each output as an expression of them ('primal' key)
+    primal_returns: tuple[tuple[str, tuple[str, str]], ...] = ()
+    primal_outputs: tuple[tuple[str, Text], ...] = ()
 
     @property
     def label(self) -> str:
@@ -233,8 +237,8 @@ class Spec:
 BACKENDS = ("numpy", "torch", "jax", "cupy")
 ALWAYS = "always"  # the condition of a case without 'when'
 
-STRUCTURES = ("general", "orthonormal_columns", "unitary", "upper_triangular",
-              "lower_triangular", "hermitian", "diagonal")
+STRUCTURES = ("general", "orthonormal_columns", "orthonormal_rows", "unitary",
+              "upper_triangular", "lower_triangular", "hermitian", "diagonal")
 DIAGONALS = ("any", "real", "unit", "positive")
 
 
@@ -244,6 +248,13 @@ def _check_name(path, name, line, what) -> None:
             or name == "I":
         raise SpecError(path, line, f"{what}: '{name}' is not a valid name (a Python "
                                     f"identifier, not a keyword, not 'I', not starting with '_')")
+
+
+def _shape(path, value, line, what) -> list:
+    if not (isinstance(value, _List) and len(value) == 2
+            and all(isinstance(d, str) for d in value)):
+        raise SpecError(path, line, f"{what} must be a list of two dimension names")
+    return value
 
 
 def _tensor(path, name, data, line, what) -> Tensor:
@@ -323,6 +334,17 @@ def _variant(path, data, line, options) -> Variant:
     from_native_data = r.pop("from_native", _Map, default=_Map())
     from_native = tuple((k, _text(path, v, from_native_data.value_lines[k], "from_native"))
                         for k, v in from_native_data.items())
+    primal_data = r.pop("primal", _Map, default=None, required=False)
+    primal_returns, primal_outputs = (), ()
+    if primal_data is not None:
+        pr = _Reader(path, primal_data, "primal", r.line_of("primal"))
+        returns = pr.pop("returns", _Map)
+        primal_returns = tuple((k, tuple(_shape(path, v, returns.value_lines[k], f"primal.returns.{k}")))
+                               for k, v in returns.items())
+        outs = pr.pop("outputs", _Map)
+        primal_outputs = tuple((k, _text(path, v, outs.value_lines[k], "primal.outputs"))
+                               for k, v in outs.items())
+        pr.done()
     cases_data = r.pop("cases", _List)
     cases = []
     for i, c in enumerate(cases_data):
@@ -337,7 +359,8 @@ def _variant(path, data, line, options) -> Variant:
     if not cases:
         raise SpecError(path, r.line_of("cases"), "variant: 'cases' needs at least one case")
     r.done()
-    return Variant(when, native, outputs, defining, tuple(cases), line, from_native)
+    return Variant(when, native, outputs, defining, tuple(cases), line, from_native,
+                   primal_returns, primal_outputs)
 
 
 DTYPES = ("float32", "float64", "complex64", "complex128")

@@ -367,7 +367,8 @@ def format_table(rows, skipped) -> str:
         f"{k} {'x'.join(map(str, s)) if len(s) > 1 else f'{s[0]}x{s[0]}'}"
         for k, s in SHAPES.items()) + f", batch {BATCH}, float64 and "
         "complex128; tolerances: " + ", ".join(f"{c} {t:g}" for c, t in TOLERANCE.items()))
-    lines.append("'-': no such check for this backend; 'refuses': the native rule raises")
+    lines.append("'-': no such check (numpy has no autodiff; the framework has no function of "
+                 "that name, as for LQ); 'refuses': the native rule raises")
     refusals = sorted({(r["variant"], r["backend"], s) for r in rows if r["status"] != "refuses"
                        for s in r["native_refuses"]})
     if refusals:

@@ -416,3 +416,27 @@ def test_a_spec_without_variants(tmp_path):
 def test_spec_error_is_always_one_line():
     err = SpecError("spec/x.yaml", 3, "bad 'a\nb\r\x00' here")
     assert str(err) == "spec/x.yaml:3: bad 'a\\nb\\r\\x00' here"
+
+
+# -- a variant whose native call returns something else (spec/lq.yaml, QR of A.H) ------------
+LQ = ROOT / "spec" / "lq.yaml"
+
+
+@pytest.mark.parametrize("old, new, line, words", [
+    ('outputs: {L: "Rh.H", Q: "Qh.H"}', 'outputs: {L: "Rh.H"}', 42,
+     "primal.outputs must give every output (L, Q)"),
+    ('outputs: {L: "Rh.H", Q: "Qh.H"}', 'outputs: {L: "Rh.H", Q: "Qh"}', 42,
+     "primal.outputs: 'Q' would be n x m, not m x n"),
+    ('outputs: {L: "Rh.H", Q: "Qh.H"}', 'outputs: {L: "Rx.H", Q: "Qh.H"}', 42,
+     "primal.outputs: undeclared name 'Rx'"),
+    ('"torch.linalg.qr(A.H, mode=mode)"', '"torch.linalg.qr(A.X, mode=mode)"', 67,
+     "positional arguments must be input names, optionally with .H, .T or .conj"),
+])
+def test_bad_primal_mapping_is_one_line_with_its_line(old, new, line, words, tmp_path):
+    text = LQ.read_text(encoding="utf-8")
+    assert text.count(old) == 1, old
+    (tmp_path / "lq.yaml").write_text(text.replace(old, new), encoding="utf-8")
+    with pytest.raises(SpecError) as err:
+        check_spec(load_spec(tmp_path / "lq.yaml"))
+    assert err.value.line == line, str(err.value)
+    assert words.replace(" x ", "x") in str(err.value), str(err.value)

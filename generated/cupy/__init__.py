@@ -2,9 +2,11 @@
 # Do not edit: change the source and run `python cli.py generate`.
 """CuPy backend (structural steps as generated CUDA kernels): one function per operation, plus <op>_jvp and <op>_vjp."""
 from .cholesky import cholesky, cholesky_jvp, cholesky_vjp
+from .lq import lq, lq_jvp, lq_vjp
 from .qr import qr, qr_jvp, qr_vjp
 
 __all__ = [
     "cholesky", "cholesky_jvp", "cholesky_vjp",
+    "lq", "lq_jvp", "lq_vjp",
     "qr", "qr_jvp", "qr_vjp",
 ]

@@ -12,7 +12,8 @@ import torch as _torch
 
 from ._runtime import (  # noqa: F401  (the printed rules use some of these)
     _addmm, _check_input, _check_tangent, _copyltu, _cotangent_in, _cotangent_out, _empty_like,
-    _im, _mm, _pad_cols, _pad_rows, _re, _skew, _sym, _tril_diag, _triu_herm, _zeros_like)
+    _im, _materialized, _mm, _pad_cols, _pad_rows, _re, _skew, _sym, _tril_diag, _triu_herm,
+    _zeros_like)
 
 CholeskyResult = _collections.namedtuple("CholeskyResult", ["L"])
 
@@ -48,7 +49,7 @@ def _from_native(A, outputs, upper):
     """The variant's outputs from those of its native variant (the spec's 'from_native')."""
     if upper is True:
         L, = outputs
-        return (_torch.conj_physical(L.mT), )
+        return (_materialized(_torch.conj_physical(L.mT)), )
     return tuple(outputs)
 
 

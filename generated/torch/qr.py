@@ -15,7 +15,8 @@ import torch as _torch
 
 from ._runtime import (  # noqa: F401  (the printed rules use some of these)
     _addmm, _check_input, _check_tangent, _copyltu, _cotangent_in, _cotangent_out, _empty_like,
-    _im, _mm, _pad_cols, _pad_rows, _re, _skew, _sym, _tril_diag, _triu_herm, _zeros_like)
+    _im, _materialized, _mm, _pad_cols, _pad_rows, _re, _skew, _sym, _tril_diag, _triu_herm,
+    _zeros_like)
 
 QRResult = _collections.namedtuple("QRResult", ["Q", "R"])
 

@@ -17,6 +17,10 @@ Sums are printed for speed, with the same arithmetic:
   compute it; bit-for-bit the same result without building and adding a diagonal matrix.
 * ``tril(X, -1) + c * diag(re(diagonal(X)))`` becomes ``_tril_diag(X, c)``: the lower
   triangle with its diagonal made real and scaled in place (Cholesky's Phi), likewise.
+
+Outputs made from the native call's results (a spec's ``primal`` / ``from_native``, e.g.
+LQ's ``L = Rh^H``) are printed as tensors of their own (``doprint_output``): a view returned
+as an output breaks torch's batched forward AD.
 """
 from sympy import Adjoint, MatAdd
 from sympy.printing.pytorch import TorchPrinter
@@ -58,14 +62,16 @@ def _tril_diag_pair(terms):
 
 class Printer(BatchedMatrixPrinter, TorchPrinter):
     ALIASES = {"torch": "_torch"}
+
     _physical = False
 
     def doprint_output(self, expr) -> str:
-        """Adjoints materialized (conj_physical): a lazy conjugate view (``.mH``) returned
-        from outside the autograd.Function breaks torch's batched forward AD."""
+        """An output made from the native call's results, as a tensor of its own: one that
+        is a view (a transpose, a lazy conjugate) breaks torch's batched forward AD, so
+        adjoints are conj_physical and a remaining view is copied."""
         self._physical = True
         try:
-            return self.doprint(expr)
+            return self._op("materialized", x=self.doprint(expr))
         finally:
             self._physical = False
 
@@ -98,6 +104,7 @@ class Printer(BatchedMatrixPrinter, TorchPrinter):
         "eye": "_torch.eye({rows}, {cols}, dtype={ref}.dtype, device={ref}.device)",
         "triu_herm": "_triu_herm({x})",
         "tril_diag": "_tril_diag({x}, {scale})",
+        "materialized": "_materialized({x})",
         "addmm": "_addmm({c}, {a}, {b}{alpha})",
         "mm": "_mm({a}, {b})",
     }
