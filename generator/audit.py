@@ -82,8 +82,6 @@ def shape_classes(checked: CheckedSpec) -> list[tuple[str, dict[str, int]]]:
             ("wide 3x5", {first: 3, **{r: 5 for r in rest}})]
 
 
-_holds = sample.holds
-_dim_values = sample.primitive_dims
 
 
 @dataclass
@@ -142,7 +140,7 @@ def prepare(checked: CheckedSpec, cv: CheckedVariant, case: CheckedCase, shape: 
     seed = zlib.crc32(f"{spec.name}|{cv.variant.label}|{shape}|{field_name}".encode())
     rng = np.random.default_rng(seed)
     complex_field = field_name == "complex"
-    dims = _dim_values(checked, prims)
+    dims = sample.primitive_dims(checked, prims)
     mp_field, fl_field = num.Field("mp", DPS), num.Field("float")
     mp_ev, fl_ev = num.Evaluator(dims, mp_field), num.Evaluator(dims, fl_field)
     cdims = dict(case.dims)
@@ -351,8 +349,8 @@ def configurations(checked: CheckedSpec):
     """(variant, case, shape name, primitive dims, field) for every drawn configuration."""
     for cv in checked.variants:
         for shape, prims in shape_classes(checked):
-            dims = _dim_values(checked, prims)
-            case = next((c for c in cv.cases if _holds(c, dims)), None)
+            dims = sample.primitive_dims(checked, prims)
+            case = next((c for c in cv.cases if sample.holds(c, dims)), None)
             for field_name in FIELDS:
                 yield cv, case, shape, prims, field_name
 
