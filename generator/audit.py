@@ -82,8 +82,6 @@ def shape_classes(checked: CheckedSpec) -> list[tuple[str, dict[str, int]]]:
             ("wide 3x5", {first: 3, **{r: 5 for r in rest}})]
 
 
-
-
 @dataclass
 class Setup:
     """One drawn configuration: what every check of one case at one shape and field uses."""
