@@ -71,13 +71,12 @@ def cmd_list(args) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    widths = (10, 18, 22, 10)
-    print(f"{'spec':<{widths[0]}} {'variant':<{widths[1]}} {'cases':<{widths[2]}} "
-          f"{'outputs':<{widths[3]}} backends")
-    for r in rows:
-        print(f"{r['spec']:<{widths[0]}} {r['variant']:<{widths[1]}} "
-              f"{' | '.join(r['cases']):<{widths[2]}} {','.join(r['outputs']):<{widths[3]}} "
-              f"{', '.join(r['backends'])}")
+    cells = [[r["spec"], r["variant"], " | ".join(r["cases"]), ",".join(r["outputs"]),
+              ", ".join(r["backends"])] for r in rows]
+    header = ["spec", "variant", "cases", "outputs", "backends"]
+    widths = [max(len(c[i]) for c in [header, *cells]) for i in range(4)]
+    for c in [header, *cells]:
+        print(" ".join(f"{x:<{w}}" for x, w in zip(c, widths)) + " " + c[4])
     return 0
 
 
@@ -166,6 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=7, help="timed runs per row (median)")
     p.add_argument("--json", action="store_true", help="print the table as JSON")
     p.add_argument("--quick", action="store_true", help="small sizes (for smoke tests)")
+    p.add_argument("--row-timeout", type=float, metavar="SECONDS",
+                   help="each row runs in a process of its own; one still running after this "
+                        "long is killed and reported (default: 300, or 60 with --quick)")
     p.set_defaults(func=cmd_bench)
     return parser
 

@@ -30,7 +30,7 @@ from sympy import MatAdd, MatrixSymbol
 from . import derive
 from . import numeric as num
 from . import sample
-from .check import CheckedCase, CheckedSpec, CheckedVariant
+from .check import CheckedCase, CheckedSpec, CheckedVariant, matrix_symbol
 
 DPS = 50
 FD_STEP = "1e-15"
@@ -108,7 +108,7 @@ def _residuals(cv: CheckedVariant, case: CheckedCase) -> list[derive.Residual]:
     out = [derive.Residual(eq.text, eq.lhs - eq.rhs) for eq in case.defining]
     cdims = dict(case.dims)
     for t in cv.variant.outputs:
-        sym = MatrixSymbol(t.name, *(cdims[d] for d in t.shape))
+        sym = matrix_symbol(t, cdims)
         for r in derive.structure_equations(sym, t.structure, t.diagonal):
             if not any(r.expr == known.expr for known in out):  # already a defining equation
                 out.append(r)
@@ -144,10 +144,10 @@ def prepare(checked: CheckedSpec, cv: CheckedVariant, case: CheckedCase, shape: 
     cdims = dict(case.dims)
 
     def size(t):
-        return tuple(mp_ev.dim(cdims[d]) for d in t.shape)
+        return mp_ev.shape(matrix_symbol(t, cdims))
 
     residuals = _residuals(cv, case)
-    tangent_map = {t.name: MatrixSymbol("d" + t.name, *(cdims[d] for d in t.shape))
+    tangent_map = {t.name: matrix_symbol(t, cdims, "d" + t.name)
                    for t in (*spec.inputs, *cv.variant.outputs)}
     linearized = [derive.linearize_residual(r, tangent_map) for r in residuals]
     setup = Setup(checked, cv, case, shape, field_name, dims, mp_ev, fl_ev, {}, {}, {},
@@ -212,8 +212,10 @@ def _finite_differences(s: Setup, complex_field: bool) -> dict:
         env["d" + t.name] = batch
     for t in spec.inputs:
         env["d" + t.name] = np.zeros((1,) + s.primal[t.name].shape, dtype=np.complex128)
-    columns = [np.broadcast_to(s.fl(r.expr, env), (count,) + s.fl(r.expr, env).shape[-2:])
-               for r in s.linearized]
+    gauge = cv.gauge_tangents
+    conditions = [r.expr for r in s.linearized] + list(gauge)
+    columns = [np.broadcast_to(s.fl(e, env), (count,) + s.fl(e, env).shape[-2:])
+               for e in conditions]
     jac = np.real(_flatten(columns, complex_field)).T  # rows: residual entries
     rank = np.linalg.matrix_rank(jac)
     if rank < count:
@@ -230,7 +232,13 @@ def _finite_differences(s: Setup, complex_field: bool) -> dict:
         for t in spec.inputs:
             point[t.name] = s.primal[t.name] + sign * h * s.tangents["d" + t.name]
         for _ in range(12):
-            res = _flatten([s.mp(r.expr, point) for r in s.residuals], complex_field)
+            values = [s.mp(r.expr, point) for r in s.residuals]
+            if gauge:
+                # the gauge conditions the JVP meets, applied to the step from the sample:
+                # they pick the point of the gauge orbit the derivative refers to
+                steps = {"d" + t.name: point[t.name] - s.primal[t.name] for t in outputs}
+                values += [s.mp(e, {**point, **steps}) for e in gauge]
+            res = _flatten(values, complex_field)
             worst = max((abs(v) for v in res), default=0)
             if worst < converged:
                 return point
@@ -263,9 +271,9 @@ def run_statements(ev: num.Evaluator, statements, env: dict) -> dict:
 def derived_vjp(checked: CheckedSpec, cv: CheckedVariant, case: CheckedCase):
     spec = checked.spec
     cdims = dict(case.dims)
-    tangent_inputs = {"d" + t.name: MatrixSymbol("d" + t.name, *(cdims[d] for d in t.shape))
+    tangent_inputs = {"d" + t.name: matrix_symbol(t, cdims, "d" + t.name)
                       for t in spec.inputs}
-    cotangents = {"d" + t.name: MatrixSymbol("g" + t.name, *(cdims[d] for d in t.shape))
+    cotangents = {"d" + t.name: matrix_symbol(t, cdims, "g" + t.name)
                   for t in cv.differentiable_outputs}
     return derive.transpose_program([(s.name, s.expr) for s in case.jvp.statements],
                                     tangent_inputs, cotangents,
@@ -306,6 +314,15 @@ def run_checks(s: Setup, case: CheckedCase | None = None) -> list[Result]:
                     f"not checked: the JVP does not compute {', '.join(sorted(needed))}")
                 continue
             add("linearization", r.text, _residual_norm(s.mp, lin.expr, jvp_env))
+        for condition, source in zip(cv.gauge_tangents, cv.variant.gauge.tangent
+                                     if cv.variant.gauge else ()):
+            text = f"gauge: {source.text.strip()} = 0"
+            needed = {x.name for x in condition.atoms(MatrixSymbol)} - set(jvp_env)
+            if needed:
+                add("linearization", text, None,
+                    f"not checked: the JVP does not compute {', '.join(sorted(needed))}")
+            else:
+                add("linearization", text, _residual_norm(s.mp, condition, jvp_env))
         # fd
         if s.fd:
             for name, ref in s.fd.items():

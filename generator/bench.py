@@ -11,6 +11,12 @@ autodiff, or, where native refuses (QR in complete mode with more rows than colu
 framework has no such operation, against central finite differences in float64.  The rows
 are each spec's ``benchmarks``; inputs are drawn from the spec (generator/sample.py).  The relative error is a column of the table; a row
 whose error exceeds its tolerance makes the command exit 1.
+
+Each row runs in a process of its own (``python -m generator.bench REQUEST``: the row as
+JSON on the command line, its result as one JSON line on stdout), generated and native side
+by side in it as before.  A row that outlives ``--row-timeout`` is killed, and one whose
+process dies is reported; either is a line of the table, the other rows still run, and the
+command exits 1.
 """
 from __future__ import annotations
 
@@ -18,7 +24,9 @@ import faulthandler
 import json
 import math
 import os
+import signal
 import statistics
+import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -26,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import sample
+from . import gauge, natives, sample
 from .pipeline import spec_paths
 from .verify import as_tuple
 
@@ -37,7 +45,11 @@ TOLERANCE = {"float32": 1e-3, "complex64": 1e-3, "float64": 1e-8, "complex128": 
 FD_TOLERANCE = 1e-6
 FD_STEP = 1e-6
 MIN_SAMPLE_S = 0.05  # a timed sample repeats a fast call until it lasts about this long
-ROW_TIMEOUT_S = 900  # a row still running after this long is taken to hang
+# a row still running after this long is taken to hang (--row-timeout; smaller for --quick)
+ROW_TIMEOUT_S = 300
+QUICK_ROW_TIMEOUT_S = 60
+RESULT_TAG = "factorules-bench-row "  # the row process's result line: this tag, then JSON
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass(frozen=True)
@@ -61,16 +73,21 @@ class Row:
     shape: list
     dtype: str
     direction: str
-    generated_ms: float
+    generated_ms: float | None   # None (and rel_err None): the row did not finish, see note
     native_ms: float | None
     ratio: float | None
-    native: str            # "ok", "refuses", or "none" (the framework has no such op)
-    rel_err: float
-    reference: str         # what the derivative was checked against: "native" or "fd"
+    native: str | None     # "ok", "refuses", "wrong" (generator.natives: timed, checked
+                           # against fd instead), or "none" (the framework has no such op)
+    rel_err: float | None
+    reference: str | None  # what the derivative was checked against: "native" or "fd"
     ok: bool
     repeats: int
     inner: int             # calls per timed sample
-    note: str = field(default="")
+    note: str = field(default="")  # native's refusal, or why the row did not finish
+
+    @property
+    def finished(self) -> bool:
+        return self.rel_err is not None
 
 
 # -- the cases ---------------------------------------------------------------------------------
@@ -83,10 +100,28 @@ def cases(checked, quick: bool) -> list[Case]:
             for direction in ("vjp", "jvp")]
 
 
+def _variant(checked, case: Case):
+    return next(v for v in checked.variants if dict(v.variant.when) == dict(case.options))
+
+
+def _cotangents(checked, case: Case, outs, rng, convention: str) -> list:
+    """Random cotangents of the returned outputs, of their dtypes (real eigenvalues of a
+    complex input, complex eigenvectors of a real one), projected so that the loss does not depend on a gauge (generator.gauge)."""
+    drawn = []
+    for y in outs:
+        y = np.asarray(y)
+        drawn.append(_random(rng, y.shape, y.dtype.name))  # real for real outputs
+    cv = _variant(checked, case)
+    if cv.variant.gauge is None:
+        return drawn
+    projected = gauge.invariant_cotangent([np.asarray(y) for y in outs], drawn, cv, convention)
+    return [np.asarray(g).astype(d.dtype) for g, d in zip(projected, drawn)]
+
+
 def _inputs(checked, case: Case, rng):
     """(A, dA) drawn from the spec: well conditioned for the factorization, and a tangent in
     the input's tangent space (e.g. Hermitian for a Hermitian input)."""
-    variant = next(v for v in checked.variants if dict(v.variant.when) == dict(case.options))
+    variant = _variant(checked, case)
     prims = tuple(case.shape[d.source[1]] for d in checked.dims if d.source is not None)
     complex_ = case.dtype.startswith("complex")
     (A,) = sample.inputs(checked, variant, prims, np.complex128 if complex_ else np.float64,
@@ -105,6 +140,13 @@ def _random(rng: np.random.Generator, shape, dtype: str) -> np.ndarray:
     if dtype.startswith("complex"):
         x = x + 1j * rng.standard_normal(shape)
     return x.astype(dtype)
+
+
+def _aligned(checked, case: Case, outputs, reference) -> list:
+    """Outputs in the order and gauge of ``reference`` (finite differences of
+    eigenvectors; eig's eigenvalues have no order of their own)."""
+    cv = _variant(checked, case)
+    return list(outputs) if cv.variant.gauge is None else gauge.align(outputs, reference, cv)
 
 
 def _rel(a: np.ndarray, b: np.ndarray) -> float:
@@ -144,7 +186,10 @@ class _Torch:
         opts = dict(case.options)
         A, dA = (torch.from_numpy(x) for x in _inputs(self.checked, case, rng))
         outs = as_tuple(self.forward(A, **opts))
-        cot = [torch.from_numpy(_random(rng, tuple(y.shape), case.dtype)) for y in outs]
+        # the loss below is Re sum(y * c): its PyTorch cotangent is conj(c), which is JAX's
+        # convention for c
+        cot = [torch.from_numpy(c) for c in _cotangents(
+            self.checked, case, [self.to_numpy(y) for y in outs], rng, "jax")]
         data = {"A": A, "dA": dA, "cot": cot, "opts": opts}
 
         def fn_of(f):
@@ -185,8 +230,11 @@ class _Torch:
         def outs(X):
             return as_tuple(self.forward(X, **data["opts"]))
 
-        plus, minus = outs(A + FD_STEP * dA), outs(A - FD_STEP * dA)
-        tangents = [self.to_numpy((p - q) / (2 * FD_STEP)) for p, q in zip(plus, minus)]
+        # in the gauge of the outputs at the row's own dtype, which the derivative refers to
+        here = [self.to_numpy(y) for y in outs(data["A"])]
+        plus, minus = (_aligned(self.checked, case, [self.to_numpy(y) for y in outs(X)], here)
+                       for X in (A + FD_STEP * dA, A - FD_STEP * dA))
+        tangents = [(p - q) / (2 * FD_STEP) for p, q in zip(plus, minus)]
         if case.direction == "jvp":
             return tangents, None
         # vjp: the directional derivative of the loss along dA, <gA, dA> (real part)
@@ -194,18 +242,28 @@ class _Torch:
         return slope, self.to_numpy(dA)
 
 
-# jaxlib runs a batched LAPACK call (QR, triangular solve) on XLA's intra-op thread pool and
-# blocks a worker of that pool until its batch is done; with two such calls in flight on a
-# two-core machine both workers wait and the process hangs (seen with the JVP of a batch of
-# QRs, generated and native alike).  XLA's memory-oriented scheduler does not start them
-# concurrently.  Set before jax creates its CPU client; a user's own setting wins.
-XLA_SCHEDULER_FLAG = "--xla_cpu_enable_concurrency_optimized_scheduler=false"
+# jaxlib 0.10 runs a batched LAPACK call (geqrf, orgqr, trsm, ...) on a worker of XLA's
+# intra-op thread pool, splits the batch into tasks on that same pool and blocks the worker
+# until they are done (jax::ParallelBatchMap).  When as many such calls are in flight as the
+# pool has workers (XLA runs independent thunks concurrently: two on a two-core machine, e.g.
+# the orgqr and the trsm of the JVP of a batch of LQs), every worker waits and the process
+# hangs in block_until_ready.  XLA sizes the pool from the CPUs it may use unless PJRT_NPROC
+# (or NPROC) says otherwise: a pool of at least JAX_POOL_MIN workers, more than any of these
+# rules has LAPACK calls in flight, always leaves workers free for the batches.  (Neither
+# --xla_cpu_enable_concurrency_optimized_scheduler=false nor --xla_cpu_multi_thread_eigen=false
+# prevents the hang.)  A user's own setting wins.
+JAX_POOL_MIN = 8
 
 
-def _serialize_xla_cpu():
-    flags = os.environ.get("XLA_FLAGS", "")
-    if "xla_cpu_enable_concurrency_optimized_scheduler" not in flags:
-        os.environ["XLA_FLAGS"] = (flags + " " + XLA_SCHEDULER_FLAG).strip()
+def _jax_pool_env(env) -> None:
+    """Size XLA's CPU pool so that batched LAPACK calls cannot exhaust it: in env (a mapping
+    such as os.environ), before jax creates its CPU client."""
+    if "PJRT_NPROC" not in env and "NPROC" not in env:
+        try:
+            cpus = len(os.sched_getaffinity(0))
+        except AttributeError:  # not Linux
+            cpus = os.cpu_count() or 1
+        env["PJRT_NPROC"] = str(max(JAX_POOL_MIN, cpus))
 
 
 class _Jax:
@@ -214,7 +272,7 @@ class _Jax:
     def __init__(self, checked):
         op = checked.spec.name
         self.checked = checked
-        _serialize_xla_cpu()
+        _jax_pool_env(os.environ)
         import jax
 
         jax.config.update("jax_enable_x64", True)
@@ -239,7 +297,8 @@ class _Jax:
         opts = dict(case.options)
         A, dA = (jnp.asarray(x) for x in _inputs(self.checked, case, rng))
         outs = as_tuple(self.forward(A, **opts))
-        cot = tuple(jnp.asarray(_random(rng, y.shape, case.dtype)) for y in outs)
+        cot = tuple(jnp.asarray(c) for c in _cotangents(
+            self.checked, case, [np.asarray(y) for y in outs], rng, "jax"))
         data = {"A": A, "dA": dA, "cot": cot, "opts": opts}
 
         def fn_of(f):
@@ -276,7 +335,10 @@ class _Jax:
             return [np.asarray(y) for y in as_tuple(self.forward(self.jnp.asarray(X),
                                                                **data["opts"]))]
 
-        plus, minus = outs(A + FD_STEP * dA), outs(A - FD_STEP * dA)
+        # in the gauge of the outputs at the row's own dtype, which the derivative refers to
+        here = outs(np.asarray(data["A"]))
+        plus, minus = (_aligned(self.checked, case, outs(X), here)
+                       for X in (A + FD_STEP * dA, A - FD_STEP * dA))
         tangents = [(p - q) / (2 * FD_STEP) for p, q in zip(plus, minus)]
         if case.direction == "jvp":
             return tangents, None
@@ -294,8 +356,17 @@ BACKENDS = {"torch": _Torch, "jax": _Jax}
 def _check(backend, case: Case, data, gen_result, nat_result) -> tuple[float, str]:
     """(relative error of the generated derivative, reference used)."""
     got = backend.derivative(case, gen_result)
+    cv = _variant(backend.checked, case)
+    if case.direction == "jvp" and cv.variant.gauge is not None:
+        # tangents of gauge outputs are compared without their gauge component: another
+        # rule (a framework's) may pick another gauge
+        outs = [backend.to_numpy(y) for y in gen_result[0]] if isinstance(
+            gen_result[0], (tuple, list)) else [backend.to_numpy(gen_result[0])]
+        got = gauge.project_tangent(outs, got, cv)
     if nat_result is not None:
         want = backend.derivative(case, nat_result)
+        if case.direction == "jvp" and cv.variant.gauge is not None:
+            want = gauge.project_tangent(outs, want, cv)
         if case.direction == "vjp":
             # compared on the input's tangent space: for a Hermitian input, torch's native
             # complex Cholesky gradient has a non-Hermitian part ours (like JAX's) projects out
@@ -304,13 +375,18 @@ def _check(backend, case: Case, data, gen_result, nat_result) -> tuple[float, st
         return max(_rel(g, w) for g, w in zip(got, want)), "native"
     ref, dA = backend.fd(case, data)
     if case.direction == "jvp":
+        if cv.variant.gauge is not None:
+            ref = gauge.project_tangent(outs, ref, cv)
         return max(_rel(g, w) for g, w in zip(got, ref)), "fd"
     gA = got[0].astype(np.complex128)
     if backend.name == "torch":   # PyTorch: d loss = Re <gA, dA> = Re sum(conj(gA) dA)
         slope = float(np.real(np.sum(np.conj(gA) * dA)))
-        return abs(slope - ref) / max(abs(ref), 1e-300), "fd"
-    slope = float(np.real(np.sum(gA * dA)))  # JAX: d loss = Re sum(gA * dA)
-    return abs(slope - ref) / max(abs(ref), 1e-300), "fd"
+    else:
+        slope = float(np.real(np.sum(gA * dA)))  # JAX: d loss = Re sum(gA * dA)
+    # relative to |gA| |dA|, the largest the slope can be: a slope that happens to be small
+    # (cancellation among its terms) would otherwise measure the difference's rounding
+    scale = max(abs(ref), float(np.linalg.norm(gA) * np.linalg.norm(dA)), 1e-300)
+    return abs(slope - ref) / scale, "fd"
 
 
 def _once(backend, f):
@@ -366,7 +442,12 @@ def run_case(spec: str, backend, case: Case, repeats: int, quick: bool, seed: in
         except Exception as err:  # noqa: BLE001 (any refusal by the framework is reported)
             nat, nat_result, native = None, None, "refuses"
             refusal = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
-    err, reference = _check(backend, case, data, gen_result, nat_result)
+    wrong = natives.native_wrong(spec, case.backend, dict(case.options), case.shape)
+    if wrong and nat_result is not None:
+        # timed, but not a reference: the generated derivative is checked against fd
+        native, refusal = "wrong", wrong
+    err, reference = _check(backend, case, data, gen_result,
+                            None if native == "wrong" else nat_result)
     # against fd the tolerance is the larger of the difference's own and the dtype's
     ok = err <= (TOLERANCE[case.dtype] if reference == "native"
                  else max(FD_TOLERANCE, TOLERANCE[case.dtype]))
@@ -386,23 +467,28 @@ COLUMNS = ("spec", "backend", "options", "shape", "dtype", "dir", "generated ms"
 
 
 def _cells(r: Row) -> list[str]:
-    return [r.spec, r.backend, r.options, "x".join(map(str, r.shape)), r.dtype, r.direction,
-            f"{r.generated_ms:.3f}",
+    head = [r.spec, r.backend, r.options, "x".join(map(str, r.shape)), r.dtype, r.direction]
+    if not r.finished:
+        return head
+    return head + [f"{r.generated_ms:.3f}",
             ("refuses" if r.native == "refuses" else "-") if r.native_ms is None
             else f"{r.native_ms:.3f}",
             "-" if r.ratio is None else f"{r.ratio:.2f}",
-            f"{r.rel_err:.1e}" + ("" if r.ok else " FAIL"), r.reference]
+            f"{r.rel_err:.1e}" + ("" if r.ok else " FAIL"),
+            r.reference + ("*" if r.native == "wrong" else "")]
 
 
 def format_table(rows: list[Row]) -> str:
+    """The table; a row that did not finish says why after its first six columns."""
     cells = [list(COLUMNS)] + [_cells(r) for r in rows]
-    widths = [max(len(c[i]) for c in cells) for i in range(len(COLUMNS))]
+    notes = [""] + [("" if r.finished else r.note) for r in rows]
+    widths = [max(len(c[i]) for c in cells if i < len(c)) for i in range(len(COLUMNS))]
     numeric = {6, 7, 8, 9}
     lines = []
     for j, row in enumerate(cells):
         parts = [c.rjust(w) if i in numeric else c.ljust(w)
                  for i, (c, w) in enumerate(zip(row, widths))]
-        lines.append("  ".join(parts).rstrip())
+        lines.append("  ".join(parts + ([notes[j]] if notes[j] else [])).rstrip())
         if j == 0:
             lines.append("  ".join("-" * w for w in widths))
     return "\n".join(lines)
@@ -429,28 +515,139 @@ class _Progress:
             sys.stderr.flush()
 
 
-def _footnote(rows, repeats: int, backends) -> str:
+def _environment(backend) -> str:
+    """The framework's version and threads, for the footnote (in the row's process, where
+    the framework is loaded)."""
+    module = getattr(backend, backend.name)
+    text = f"{backend.name} {module.__version__}"
+    if backend.name == "torch":
+        text += f" ({module.get_num_threads()} threads)"
+    if backend.name == "jax":
+        text += (f" (XLA_FLAGS={os.environ.get('XLA_FLAGS', '')}, "
+                 f"PJRT_NPROC={os.environ.get('PJRT_NPROC', '')})")
+    return text
+
+
+def _footnote(rows, repeats: int, environments) -> str:
     lines = [f"ms: median of {repeats} interleaved samples after a warm-up; ratio: median over "
              f"the {repeats} repeats of generated / native timed back to back (below 1: generated "
              f"is faster); rel err: the generated derivative against native autodiff, or against "
-             f"central differences (fd) where native refuses."]
-    env = []
-    for b in {type(b): b for b in backends.values()}.values():
-        module = getattr(b, b.name)
-        env.append(f"{b.name} {module.__version__}")
-        if b.name == "torch":
-            env[-1] += f" ({module.get_num_threads()} threads)"
-        if b.name == "jax":
-            env[-1] += f" (XLA_FLAGS={os.environ.get('XLA_FLAGS', '')})"
-    if env:
-        lines.append("; ".join(env) + ".")
+             f"central differences (fd) where native refuses (a vjp as the directional "
+             f"derivative <gA, dA>, relative to |gA| |dA|)."]
+    if environments:
+        lines.append("; ".join(environments) + ".")
     seen = set()
     for r in rows:
         if r.native == "refuses" and (r.backend, r.note) not in seen:
             seen.add((r.backend, r.note))
             lines.append(f"native {r.backend} refuses {r.spec} {r.options} for "
                          f"{'x'.join(map(str, r.shape))}: {r.note}")
+        if r.native == "wrong" and (r.backend, r.note) not in seen:
+            seen.add((r.backend, r.note))
+            lines.append(f"fd*: native {r.backend} is timed but wrong for {r.spec} {r.options} "
+                         f"({'x'.join(map(str, r.shape))}), checked against fd: {r.note}")
     return "\n".join(lines)
+
+
+# -- one row, in a process of its own -----------------------------------------------------------
+
+def _request(spec_path: Path, name: str, case: Case, repeats: int, quick: bool, seed: int,
+             timeout: float) -> dict:
+    """Everything the row's process needs, as JSON (no pickled functions)."""
+    return {"spec_path": str(Path(spec_path).resolve()), "spec": name, "backend": case.backend,
+            "options": [list(pair) for pair in case.options], "shape": list(case.shape),
+            "dtype": case.dtype, "direction": case.direction, "repeats": repeats,
+            "quick": quick, "seed": seed, "timeout": timeout}
+
+
+def _child_command(request: dict) -> list[str]:
+    """The row's process: this module (run from the repository root) on one request."""
+    return [sys.executable, "-m", "generator.bench", json.dumps(request)]
+
+
+def _child_env() -> dict:
+    env = dict(os.environ)  # the caller's thread and XLA settings travel with the row
+    _jax_pool_env(env)
+    return env
+
+
+def _signal(proc, sig) -> None:
+    try:
+        if hasattr(os, "killpg"):
+            os.killpg(proc.pid, sig)  # the row's own session (start_new_session)
+        else:
+            proc.kill()
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _run_child(request: dict, timeout: float):
+    """(result, failure, stderr) of one row's process: result its JSON (None if it did not
+    finish), failure why not ("timeout after N s", "crashed (rc=N)"), stderr its stderr."""
+    posix = hasattr(os, "killpg")
+    proc = subprocess.Popen(_child_command(request), cwd=ROOT, env=_child_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=posix)
+    try:
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            # a hang: ask for its Python stacks (faulthandler, see _child), then kill it
+            if posix:
+                _signal(proc, signal.SIGUSR1)
+                try:
+                    proc.communicate(timeout=2)
+                except subprocess.TimeoutExpired:
+                    pass
+                _signal(proc, signal.SIGKILL)
+            else:
+                proc.kill()
+            out, err = proc.communicate()
+            return None, f"timeout after {timeout:g} s", err
+    except BaseException:  # e.g. Ctrl-C, which the row's session does not get from a terminal
+        if posix:
+            _signal(proc, signal.SIGKILL)
+        else:
+            proc.kill()
+        proc.wait()
+        raise
+    lines = [line for line in out.splitlines() if line.startswith(RESULT_TAG)]
+    if proc.returncode != 0 or not lines:
+        return None, f"crashed (rc={proc.returncode})", err
+    return json.loads(lines[-1][len(RESULT_TAG):]), "", err
+
+
+def _unfinished(name: str, case: Case, repeats: int, why: str) -> Row:
+    return Row(spec=name, backend=case.backend, options=case.label, shape=list(case.shape),
+               dtype=case.dtype, direction=case.direction, generated_ms=None, native_ms=None,
+               ratio=None, native=None, rel_err=None, reference=None, ok=False,
+               repeats=repeats, inner=0, note=why)
+
+
+def _child(argv: list[str]) -> int:
+    """The row's process: run the one row of the request, print its result line."""
+    request = json.loads(argv[0])
+    if hasattr(signal, "SIGUSR1"):
+        faulthandler.register(signal.SIGUSR1, all_threads=True)  # the parent's "where?"
+    # should the parent be gone, a hang still ends, with tracebacks on stderr
+    faulthandler.dump_traceback_later(request["timeout"] + 60, exit=True)
+    from .render import load_checked
+
+    (checked,) = load_checked([Path(request["spec_path"])])
+    case = Case(backend=request["backend"],
+                options=tuple(tuple(pair) for pair in request["options"]),
+                shape=tuple(request["shape"]), dtype=request["dtype"],
+                direction=request["direction"])
+    backend = BACKENDS[case.backend](checked)
+    row = run_case(request["spec"], backend, case, request["repeats"], request["quick"],
+                   seed=request["seed"])
+    print(RESULT_TAG + json.dumps({"row": asdict(row), "environment": _environment(backend)}),
+          flush=True)
+    return 0
+
+
+def _tail(err: str, lines: int = 30) -> str:
+    return "\n".join("    " + line for line in err.rstrip().splitlines()[-lines:])
 
 
 # -- entry point ---------------------------------------------------------------------------------
@@ -458,7 +655,8 @@ def _footnote(rows, repeats: int, backends) -> str:
 def main(args) -> int:
     spec_dir = Path(getattr(args, "spec_dir", None)
                     or Path(__file__).resolve().parent.parent / "spec")
-    known = [p.stem for p in spec_paths(spec_dir)]
+    paths = {p.stem: p for p in spec_paths(spec_dir)}
+    known = list(paths)
     names = list(args.names) or known
     unknown = [n for n in names if n not in known]
     if unknown:
@@ -467,6 +665,12 @@ def main(args) -> int:
         return 2
     if args.repeats < 1:
         print(f"bench: --repeats must be at least 1, got {args.repeats}", file=sys.stderr)
+        return 2
+    timeout = getattr(args, "row_timeout", None)
+    if timeout is None:
+        timeout = QUICK_ROW_TIMEOUT_S if args.quick else ROW_TIMEOUT_S
+    if not timeout > 0:
+        print(f"bench: --row-timeout must be positive, got {timeout:g}", file=sys.stderr)
         return 2
     repeats = min(args.repeats, 2) if args.quick else args.repeats
 
@@ -480,23 +684,25 @@ def main(args) -> int:
             continue
         plan.extend((name, case) for case in cases(checked_specs[name], args.quick))
 
-    backends: dict[str, object] = {}
+    environments: dict[str, str] = {}  # backend: its footnote text, from its first row
     progress = _Progress(len(plan))
     rows = []
     try:
         for i, (name, case) in enumerate(plan, 1):
-            key = (case.backend, name)
-            if key not in backends:
-                backends[key] = BACKENDS[case.backend](checked_specs[name])
-            progress.show(i, f"{name} {case.backend} {case.direction} {case.label} "
-                             f"{'x'.join(map(str, case.shape))} {case.dtype}")
-            # A row that hangs (a deadlock inside a framework) ends the run with tracebacks
-            # on stderr instead of blocking forever.
-            faulthandler.dump_traceback_later(ROW_TIMEOUT_S, exit=True)
-            try:
-                rows.append(run_case(name, backends[key], case, repeats, args.quick, seed=i))
-            finally:
-                faulthandler.cancel_dump_traceback_later()
+            text = (f"{name} {case.backend} {case.direction} {case.label} "
+                    f"{'x'.join(map(str, case.shape))} {case.dtype}")
+            progress.show(i, text)
+            request = _request(paths[name], name, case, repeats, args.quick, i, timeout)
+            result, failure, err = _run_child(request, timeout)
+            if result is None:
+                rows.append(_unfinished(name, case, repeats, failure))
+                progress.done()
+                print(f"bench: {text}: {failure}"
+                      + (f"; its stderr ends:\n{_tail(err)}" if err.strip() else ""),
+                      file=sys.stderr)
+                continue
+            rows.append(Row(**result["row"]))
+            environments.setdefault(case.backend, result["environment"])
     finally:
         progress.done()
 
@@ -505,10 +711,20 @@ def main(args) -> int:
     else:
         print(format_table(rows))
         print()
-        print(_footnote(rows, repeats, backends))
-    failed = [r for r in rows if not r.ok]
+        print(_footnote(rows, repeats, list(environments.values())))
+    status = 0
+    unfinished = [r for r in rows if not r.finished]
+    if unfinished:
+        print(f"bench: {len(unfinished)} row(s) did not finish: "
+              + ", ".join(sorted({r.note for r in unfinished})), file=sys.stderr)
+        status = 1
+    failed = [r for r in rows if r.finished and not r.ok]
     if failed:
         print(f"bench: {len(failed)} row(s) with a derivative error over tolerance",
               file=sys.stderr)
-        return 1
-    return 0
+        status = 1
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(_child(sys.argv[1:]))

@@ -67,6 +67,22 @@ class CheckedVariant:
     cases: tuple[CheckedCase, ...]
     from_native: tuple[tuple[str, sp.MatrixExpr], ...] = ()  # parsed 'from_native'
     primal_outputs: tuple[tuple[str, sp.MatrixExpr], ...] = ()  # parsed 'primal.outputs'
+    # the gauge (spec.Gauge) parsed with the variant's dims (k = min(m, n) unsettled): the
+    # tangent and cotangent conditions, and the blocks carrying phases and rotations
+    gauge_tangents: tuple[sp.MatrixExpr, ...] = ()
+    gauge_cotangents: tuple[sp.MatrixExpr, ...] = ()
+    gauge_phases: tuple[sp.MatrixExpr, ...] = ()
+    gauge_rotations: tuple[sp.MatrixExpr, ...] = ()
+
+    @property
+    def gauge_tangent(self):
+        """The first tangent condition, or None without a gauge."""
+        return self.gauge_tangents[0] if self.gauge_tangents else None
+
+    @property
+    def gauge_cotangent(self):
+        """The first cotangent condition, or None when nothing is checked at run time."""
+        return self.gauge_cotangents[0] if self.gauge_cotangents else None
 
     @property
     def differentiable_outputs(self) -> tuple[Tensor, ...]:
@@ -198,9 +214,13 @@ def _case_dims(dims: tuple[DimDef, ...], cond: Condition) -> dict[str, sp.Expr]:
     return values
 
 
-def _matrix(t: Tensor, dims: dict[str, sp.Expr], name: str | None = None) -> sp.MatrixSymbol:
-    rows, cols = (dims[d] for d in t.shape)
+def matrix_symbol(t: Tensor, dims: dict[str, sp.Expr], name: str | None = None) -> sp.MatrixSymbol:
+    """A matrix, or a vector as a column (the backends hold it as a (..., n) array)."""
+    rows, cols = (dims[d] for d in t.shape) if not t.is_vector else (dims[t.shape[0]], 1)
     return sp.MatrixSymbol(name or t.name, rows, cols)
+
+
+_matrix = matrix_symbol
 
 
 def _parse_program(spec: Spec, text: Text, names, dims, what: str):
@@ -328,7 +348,75 @@ def _variant(spec: Spec, dims: tuple[DimDef, ...], variant: Variant) -> CheckedV
             vjp = _rule(spec, variant, case, "vjp", case.vjp, vjp_names, cdims, vjp_results)
         cases.append(CheckedCase(cond, tuple(cdims.items()), jvp, vjp, case.line,
                                  tuple(case_defining), case))
-    return CheckedVariant(variant, tuple(defining), tuple(cases))
+    gauge = (_gauge(spec, variant, diff_outputs, {d.name: d.expr for d in dims})
+             if variant.gauge else ())
+    return CheckedVariant(variant, tuple(defining), tuple(cases), (), (), *gauge)
+
+
+GAUGE_OPTION = "check_gauge"
+
+
+def _gauge_block(e, outputs) -> bool:
+    """An output, a block of one, or the adjoint of either."""
+    if isinstance(e, sp.Adjoint):
+        e = e.arg
+    if isinstance(e, ops.Block):
+        e = e.arg
+    return isinstance(e, sp.MatrixSymbol) and e.name in outputs
+
+
+def _gauge(spec: Spec, variant: Variant, diff_outputs, vdims):
+    """Parse a variant's gauge; a run-time checked one needs the switch ``check_gauge``."""
+    g = variant.gauge
+    outputs = {t.name for t in variant.outputs}
+    primal = {t.name: _matrix(t, vdims) for t in (*spec.inputs, *variant.outputs)}
+
+    def parse(text: Text, names):
+        try:
+            return expr_mod.Parser(names, vdims).expression(text.text)
+        except (expr_mod.ExprError, ops.ShapeError) as err:
+            raise SpecError(spec.path, text.line, f"gauge: {err}") from None
+
+    blocks = []
+    for key, texts in (("phases", g.phases), ("rotations", g.rotations)):
+        parsed = []
+        for text in texts:
+            e = parse(Text(text, g.line), {t.name: primal[t.name] for t in variant.outputs})
+            if not _gauge_block(e, outputs):
+                raise SpecError(spec.path, g.line, f"gauge.{key}: '{text}' is not an output, "
+                                                   f"a block of one, or its .H")
+            parsed.append(e)
+        blocks.append(tuple(parsed))
+    carried = {s.name for e in (*blocks[0], *blocks[1]) for s in e.atoms(sp.MatrixSymbol)}
+    diff = {t.name for t in diff_outputs}
+    if not g.cotangent and diff & carried:
+        raise SpecError(spec.path, g.line, f"gauge: {', '.join(sorted(diff & carried))} "
+                                           f"carries the gauge and is differentiated: give the "
+                                           f"'cotangent' expression the run-time check tests")
+    if g.cotangent:
+        opt = next((o for o in spec.options if o.name == GAUGE_OPTION), None)
+        if opt is None or opt.selects or set(opt.values) != {True, False}:
+            raise SpecError(spec.path, g.line, f"a gauge with a run-time check needs the option "
+                                               f"'{GAUGE_OPTION}: {{values: [true, false], "
+                                               f"default: true, selects: false}}'")
+        if not g.message:
+            raise SpecError(spec.path, g.line, "gauge: 'message' (the error a gauge-dependent "
+                                               "loss raises) is missing")
+    conditions = []
+    for texts, prefix, of in ((g.tangent, "d", variant.outputs), (g.cotangent, "g", diff_outputs)):
+        names = dict(primal)
+        names.update({prefix + t.name: _matrix(t, vdims, prefix + t.name) for t in of})
+        parsed = []
+        for text in texts:
+            e = parse(text, names)
+            if not any(n.name.startswith(prefix) and n.name[1:] in outputs
+                       for n in e.atoms(sp.MatrixSymbol)):
+                raise SpecError(spec.path, text.line,
+                                f"gauge: '{text.text.strip()}' uses no "
+                                f"{'tangent' if prefix == 'd' else 'cotangent'} of an output")
+            parsed.append(e)
+        conditions.append(tuple(parsed))
+    return conditions[0], conditions[1], blocks[0], blocks[1]
 
 
 def _input_arg(node, inputs) -> bool:
@@ -362,13 +450,46 @@ def _signature_calls(spec: Spec) -> None:
         for k in node.keywords:
             if k.arg is None:
                 fail("'**' unpacking is not allowed")
+            if isinstance(k.value, ast.Constant) and type(k.value.value) in (bool, str, int):
+                continue
             if not (isinstance(k.value, ast.Name) and k.value.id in options):
-                fail(f"keyword {k.arg}= must be given an option name")
+                fail(f"keyword {k.arg}= must be given an option name or a constant")
+
+
+def framework_call(spec: Spec) -> tuple[str, list[str], list[tuple[str, str]]] | None:
+    """The 'framework' call parsed without evaluating it: (spec name, positional input
+    names, [(keyword, option name or Python literal source)])."""
+    if spec.framework is None:
+        return None
+    text, _, line = spec.framework
+
+    def fail(msg):
+        raise SpecError(spec.path, line, f"framework: {msg}: {text!r}")
+
+    node = _parse_python_expression(text, fail, "cannot parse the call")
+    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)):
+        fail("expected a call of another spec's operation, such as 'eigh(A, UPLO=UPLO)'")
+    inputs = [t.name for t in spec.inputs]
+    if [a.id if isinstance(a, ast.Name) else None for a in node.args] != inputs:
+        fail(f"the positional arguments must be the inputs ({', '.join(inputs)})")
+    options = {o.name for o in spec.options}
+    keywords = []
+    for k in node.keywords:
+        if isinstance(k.value, ast.Constant) and type(k.value.value) in (bool, str, int):
+            keywords.append((k.arg, repr(k.value.value)))
+        elif isinstance(k.value, ast.Name) and k.value.id in options and k.arg is not None:
+            keywords.append((k.arg, k.value.id))
+        else:
+            fail(f"keyword {k.arg}= must be given an option name or a constant")
+    if node.func.id == spec.name:
+        fail("an operation cannot be its own framework")
+    return node.func.id, inputs, keywords
 
 
 def check_spec(spec: Spec) -> CheckedSpec:
     dims = _dims(spec)
     _signature_calls(spec)
+    framework_call(spec)
     seen = set()
     for v in spec.variants:
         key = v.when
@@ -376,6 +497,8 @@ def check_spec(spec: Spec) -> CheckedSpec:
             raise SpecError(spec.path, v.line, f"two variants for {v.label}")
         seen.add(key)
     for opt in spec.options:
+        if not opt.selects:
+            continue
         covered = {dict(v.when).get(opt.name) for v in spec.variants}
         missing = [x for x in opt.values if x not in covered]
         if missing:
@@ -386,6 +509,12 @@ def check_spec(spec: Spec) -> CheckedSpec:
         if [o.name for o in v.outputs] != names:
             raise SpecError(spec.path, v.line, f"every variant must list the outputs "
                                                f"{', '.join(names)} in this order")
+        kinds = [o.returned == "hidden" for o in v.outputs]
+        if kinds != sorted(kinds):
+            raise SpecError(spec.path, v.line, f"variant {v.label}: hidden outputs must come "
+                                               f"after the others")
+        if all(kinds):
+            raise SpecError(spec.path, v.line, f"variant {v.label}: every output is hidden")
         empty = [o.name for o in v.outputs if o.returned == "empty"]
         if empty:
             full = native_variant(spec, v)
@@ -410,7 +539,8 @@ def _primal_outputs(spec: Spec, cv: CheckedVariant) -> CheckedVariant:
         if any(d not in cdims for d in shape):
             raise SpecError(spec.path, line, f"primal.returns.{name}: unknown dimension in "
                                              f"{list(shape)}")
-        names[name] = sp.MatrixSymbol(name, *(cdims[d] for d in shape))
+        names[name] = sp.MatrixSymbol(name, *(cdims[d] for d in shape), *((1,) if len(shape) == 1
+                                                                          else ()))
     given = [n for n, _ in v.primal_outputs]
     if sorted(given) != sorted(t.name for t in v.outputs):
         raise SpecError(spec.path, line, f"primal.outputs must give every output "

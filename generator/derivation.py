@@ -15,7 +15,7 @@ from pathlib import Path
 from sympy import MatrixSymbol
 
 from . import audit, derive
-from .check import CheckedCase, CheckedSpec, CheckedVariant
+from .check import CheckedCase, CheckedSpec, CheckedVariant, matrix_symbol
 from .latex import latex
 from .render import ROOT
 
@@ -84,14 +84,27 @@ def page(checked: CheckedSpec, results: list[audit.Result]) -> str:
     for cv in checked.variants:
         out += [f"## Variant `{cv.variant.label}`", ""]
         outputs = ", ".join(f"${t.name}$ ({t.structure.replace('_', ' ')}"
+                            + (" vector" if t.is_vector else "")
+                            + (f", {t.order}" if t.order else "")
                             + (f", {t.diagonal} diagonal" if t.diagonal != "any" else "")
-                            + (", not returned" if t.returned == "empty" else "") + ")"
+                            + (", not returned" if t.returned in ("empty", "hidden") else "")
+                            + ")"
                             for t in cv.variant.outputs)
         out += [f"Outputs: {outputs}.", ""]
+        if cv.gauge_tangents:
+            free = ", ".join(f"${latex(b)}$" for b in cv.gauge_phases)
+            rotated = ", ".join(f"${latex(b)}$" for b in cv.gauge_rotations)
+            conditions = ", ".join(f"${latex(e)} = 0$" for e in cv.gauge_tangents)
+            checks = ", ".join(f"${latex(e)}$" for e in cv.gauge_cotangents)
+            out += [f"Gauge: a unit factor per column of {free} is free"
+                    + (f", and a unitary rotation of the columns of {rotated}" if rotated else "")
+                    + f"; the JVP makes {conditions}"
+                    + (f", and a cotangent with {checks} not zero raises an error "
+                       f"(check_gauge)." if checks else "."), ""]
         for case in cv.cases:
             residuals = audit._residuals(cv, case)
             cdims = dict(case.dims)
-            tangents = {t.name: MatrixSymbol("d" + t.name, *(cdims[d] for d in t.shape))
+            tangents = {t.name: matrix_symbol(t, cdims, "d" + t.name)
                         for t in (*spec.inputs, *cv.variant.outputs)}
             out += [f"### Case `{case.condition.text}`", "",
                     "**Defining equations and structure**", ""]

@@ -116,6 +116,11 @@ def structure_equations(symbol: MatrixSymbol, structure: str, diagonal: str) -> 
     elif structure == "diagonal":
         out.append(Residual(f"{name} = diag(diagonal({name}))",
                             x - embed(ops.Diag(ops.Diagonal(x)), x.rows, x.cols, 0, 0)))
+    elif structure == "unit_columns":
+        out.append(Residual(f"diagonal({name}.H @ {name}) = 1",
+                            ops.Diagonal(mul(adjoint(x), x)) - ops.Diagonal(Identity(x.cols))))
+    elif structure in ("real", "positive"):  # vectors
+        out.append(Residual(f"im({name}) = 0", ops.Im(x)))
     if diagonal in ("real", "positive"):
         out.append(Residual(f"im(diagonal({name})) = 0", ops.Im(ops.Diagonal(x))))
     elif diagonal == "unit":

@@ -69,6 +69,8 @@ FUNCTIONS = {
     "im": (1, (), ()),
     "diagonal": (1, (), ()),
     "diag": (1, (), ()),
+    "pairwise_inv": (1, (), ()),
+    "recip": (1, (), ()),
     "hadamard": (2, (), ()),
     "solve_triangular": (2, (), ("upper", "left", "unit")),
     "solve": (2, (), ("left",)),

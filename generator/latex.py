@@ -209,6 +209,18 @@ class LatexPrinter(_SympyLatexPrinter):
     def _print_Diag(self, e):
         return self._function("diag", e.arg)
 
+    def _print_ScaleCols(self, e):
+        return self._print(sp.MatMul(e.arg, ops.Diag(e.vector)))
+
+    def _print_ScaleRows(self, e):
+        return self._print(sp.MatMul(ops.Diag(e.vector), e.arg))
+
+    def _print_Recip(self, e):
+        return self._function("recip", e.arg)
+
+    def _print_PairwiseInv(self, e):
+        return self._function("pairwise\\_inv", e.arg)
+
     def _solve(self, m, rhs, left: bool) -> str:
         inv = self._inverse(m)
         b = self._factor(rhs)

@@ -183,6 +183,15 @@ class Evaluator:
             return _diagonal(ev(e.arg))
         if isinstance(e, ops.Diag):
             return _diag(ev(e.arg), f)
+        if isinstance(e, ops.Recip):
+            return f.scalar(sp.Integer(1)) / ev(e.arg)
+        if isinstance(e, ops.PairwiseInv):
+            v = ev(e.arg)
+            gaps = np.swapaxes(v, -1, -2) - v
+            out = f.zeros(gaps.shape)
+            nonzero = gaps != 0
+            out[nonzero] = 1 / gaps[nonzero]
+            return out
         if isinstance(e, ops.Block):
             r0, r1, c0, c1 = (self.dim(b) for b in e.bounds)
             return ev(e.arg)[..., r0:r1, c0:c1]

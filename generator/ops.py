@@ -212,6 +212,56 @@ class Diag(MatrixExpr):
         return (self.arg.rows, self.arg.rows)
 
 
+def is_vector(x) -> bool:
+    """A vector: a column whose width is the literal 1 (matrix dimensions are symbols)."""
+    return as_expr(x.cols) == 1
+
+
+class _OfVector(MatrixExpr):
+    """An operation of one vector (an n x 1 column)."""
+
+    is_commutative = False
+    spec_name = ""
+    hint = ""
+
+    def __new__(cls, arg):
+        if not is_vector(arg):
+            raise ShapeError(f"{cls.spec_name}: needs a vector, got {fmt_shape(arg)}{cls.hint}")
+        return super().__new__(cls, arg)
+
+    @property
+    def arg(self):
+        return self.args[0]
+
+
+class PairwiseInv(_OfVector):
+    """pairwise_inv(v): the n x n matrix F with F[i, j] = 1 / (v[j] - v[i]), and 0 at ties:
+    the diagonal, and values equal up to rounding (|v[j] - v[i]| <= n eps max|v| in the
+    backends, where eps is the dtype's; exactly equal in the high-precision audit).
+
+    The factor of eigenvector and singular-vector derivatives (e.g. Giles 2008, Sec. 3.1).
+    Rules use it as a constant of the primal: it is never differentiated.
+    """
+
+    spec_name = "pairwise_inv"
+
+    @property
+    def shape(self):
+        return (self.arg.rows, self.arg.rows)
+
+
+class Recip(_OfVector):
+    """recip(v): the elementwise reciprocal 1 / v of a vector (v without zeros), e.g. S^-1
+    as diag(recip(S)).  A constant of the primal in rules: never differentiated."""
+
+    spec_name = "recip"
+    hint = " (for a matrix use solve)"
+
+    @property
+    def shape(self):
+        return self.arg.shape
+
+
 class SolveTriangular(MatrixExpr):
     """solve_triangular(T, B, upper=, left=True, unit=False).
 
@@ -270,7 +320,10 @@ class Block(MatrixExpr):
     is_commutative = False
 
     def __new__(cls, arg, r0, r1, c0, c1):
-        return super().__new__(cls, arg, *(as_expr(b) for b in (r0, r1, c0, c1)))
+        bounds = [as_expr(b) for b in (r0, r1, c0, c1)]
+        if all(dims_equal(b, full) for b, full in zip(bounds, (0, arg.rows, 0, arg.cols))):
+            return arg  # the whole matrix (e.g. U[:, :n] of an n x n U when m == n)
+        return super().__new__(cls, arg, *bounds)
 
     arg = property(lambda self: self.args[0])
     bounds = property(lambda self: self.args[1:])
@@ -373,6 +426,61 @@ class Embed(MatrixExpr):
         return (self.args[1], self.args[2])
 
 
+class _Scale(MatrixExpr):
+    """Not spec-language syntax: what the printers make of a product with diag(v)
+    (``fold_diagonal_products``), so that no backend builds the diagonal matrix."""
+
+    is_commutative = False
+
+    def __new__(cls, arg, vector):
+        return super().__new__(cls, arg, vector)
+
+    arg = property(lambda self: self.args[0])
+    vector = property(lambda self: self.args[1])
+
+    @property
+    def shape(self):
+        return self.arg.shape
+
+
+class ScaleCols(_Scale):
+    """X @ diag(v): column j of X times v[j]."""
+
+
+class ScaleRows(_Scale):
+    """diag(v) @ X: row i of X times v[i]."""
+
+
+def fold_diagonal_products(e):
+    """``e`` with every matrix product by diag(v) written as ScaleCols / ScaleRows (the
+    same value; printing only: the audit and the derivations see the products)."""
+    if not isinstance(e, Basic) or not e.args:
+        return e
+    args = [fold_diagonal_products(a) for a in e.args]
+    if isinstance(e, sp.MatMul):
+        coeff, mats = split_product(e.func(*args))
+        if not any(isinstance(m, Diag) for m in mats) or len(mats) < 2:
+            return e.func(*args)
+        out, pending = [], []
+        for m in mats:
+            if isinstance(m, Diag) and out:
+                out[-1] = ScaleCols(out[-1], m.arg)
+            elif isinstance(m, Diag):
+                pending.append(m.arg)
+            else:
+                for v in pending:
+                    m = ScaleRows(m, v)
+                out.append(m)
+                pending = []
+        for v in pending:  # only diagonals: their product, scaled
+            out[-1] = ScaleCols(out[-1], v) if out else Diag(v)
+        product = out[0] if len(out) == 1 else sp.MatMul(*out)
+        return product if coeff == 1 else sp.MatMul(coeff, product)
+    if isinstance(e, MatrixExpr) or any(isinstance(a, MatrixExpr) for a in args):
+        return e.func(*args)
+    return e
+
+
 # Names of the spec language's functions -> how many matrix operands they take.
 # (The parser maps keyword arguments; this table is the single list of what exists.)
 STRUCTURAL_OPS: dict[str, type[Basic]] = {
@@ -385,6 +493,8 @@ STRUCTURAL_OPS: dict[str, type[Basic]] = {
     "im": Im,
     "diagonal": Diagonal,
     "diag": Diag,
+    "pairwise_inv": PairwiseInv,
+    "recip": Recip,
     "solve_triangular": SolveTriangular,
     "solve": Solve,
     "hstack": HStack,

@@ -14,8 +14,9 @@ from pathlib import Path
 import jinja2
 import sympy as sp
 
-from .check import CheckedSpec, CheckedVariant, check_spec
+from .check import CheckedSpec, CheckedVariant, check_spec, framework_call
 from .expr import Parser
+from .ops import fold_diagonal_products
 from .printers import BACKENDS
 from .spec import ALWAYS, Spec, SpecError, load_spec
 
@@ -60,7 +61,9 @@ def result_type(name: str) -> str:
 class NativeCall:
     func: str                      # dotted path as written in the spec
     args: tuple[str, ...]          # inputs, positional: 'A' or e.g. 'A.H' (spec-language text)
-    keywords: tuple[tuple[str, str], ...]  # native keyword -> option name
+    # native keyword -> option name, or -> a constant (('full_matrices', False) as
+    # ('full_matrices', None, False))
+    keywords: tuple[tuple[str, str | None, object], ...]
 
 
 def parse_native_call(spec: Spec, backend: str) -> NativeCall:
@@ -99,9 +102,12 @@ def parse_native_call(spec: Spec, backend: str) -> NativeCall:
         args.append(ast.unparse(a))
     keywords = []
     for k in node.keywords:
+        if isinstance(k.value, ast.Constant) and type(k.value.value) in (bool, str, int):
+            keywords.append((k.arg, None, k.value.value))
+            continue
         if not (isinstance(k.value, ast.Name) and k.value.id in options):
-            fail(f"keyword {k.arg}= must be given an option name")
-        keywords.append((k.arg, k.value.id))
+            fail(f"keyword {k.arg}= must be given an option name or a constant")
+        keywords.append((k.arg, k.value.id, None))
     return NativeCall(".".join(reversed(parts)), tuple(args), tuple(keywords))
 
 
@@ -118,7 +124,8 @@ def _variant_context(printer_cls, checked: CheckedSpec, cv: CheckedVariant, call
     native = dict(cv.variant.native)
     root, _, rest = call.func.partition(".")
     func = printer_cls.ALIASES.get(root, root) + ("." + rest if rest else "")
-    kwargs = ", ".join(f"{k}={native[opt]!r}" for k, opt in call.keywords)
+    kwargs = ", ".join(f"{k}={native[opt]!r}" if opt else f"{k}={value!r}"
+                       for k, opt, value in call.keywords)
     cdims = dict(cv.cases[0].dims)
     inputs = {t.name: sp.MatrixSymbol(t.name, *(cdims[d] for d in t.shape)) for t in spec.inputs}
     args = [printer_cls(dtype_ref=ref).doprint(Parser(inputs, cdims).expression(a))
@@ -137,18 +144,25 @@ def _variant_context(printer_cls, checked: CheckedSpec, cv: CheckedVariant, call
             "condition": ("True" if cond.text == ALWAYS else
                           f"{printer._dim(cond.lhs)} {cond.op} {printer._dim(cond.rhs)}"),
             "when": cond.text,
-            "jvp": [(s.name, printer.doprint(s.expr)) for s in case.jvp.program.statements],
-            "vjp": [(s.name, printer.doprint(s.expr)) for s in case.vjp.program.statements],
+            "jvp": [(s.name, printer.doprint(fold_diagonal_products(s.expr)))
+                    for s in case.jvp.program.statements],
+            "vjp": [(s.name, printer.doprint(fold_diagonal_products(s.expr)))
+                    for s in case.vjp.program.statements],
             "jvp_results": list(case.jvp.program.results),
             "vjp_results": list(case.vjp.program.results),
         })
     return {
         "label": cv.variant.label,
         "when": dict(cv.variant.when),
-        "native_options": {o.name: native.get(o.name, dict(cv.variant.when).get(o.name))
+        # Python source of each option's value for the native variant; an option that
+        # selects no variant (check_gauge) is passed on as it is
+        "native_options": {o.name: (py_literal(native.get(o.name, dict(cv.variant.when).get(o.name)))
+                                    if o.selects else o.name)
                            for o in spec.options},
+        "gauge": _gauge_context(printer_cls, ref, cv),
         "native_call": native_call,
         "primal_returns": returns,
+        "primal_return_vectors": [len(shape) == 1 for _, shape in cv.variant.primal_returns],
         "primal_outputs": {name: printer_cls(dtype_ref=ref).doprint_output(e)
                            for name, e in cv.primal_outputs},
         "from_native": from_native,
@@ -158,6 +172,20 @@ def _variant_context(printer_cls, checked: CheckedSpec, cv: CheckedVariant, call
         "cases": cases,
         "line": cv.variant.line,
     }
+
+
+def _gauge_context(printer_cls, ref: str, cv: CheckedVariant) -> dict | None:
+    """The run-time check of a variant's gauge: the printed cotangent conditions (sizes may
+    be min/max of the input's: the check runs before a case is chosen), the cotangents they
+    read and the spec's message."""
+    if not cv.gauge_cotangents:
+        return None
+    outputs = {t.name for t in cv.variant.outputs}
+    names = sorted({s.name for e in cv.gauge_cotangents for s in e.atoms(sp.MatrixSymbol)
+                    if s.name.startswith("g") and s.name[1:] in outputs})
+    printer = printer_cls(dtype_ref=ref, min_max_sizes=True)
+    return {"values": [printer.doprint(e) for e in cv.gauge_cotangents],
+            "cotangents": names, "message": cv.variant.gauge.message}
 
 
 def shape_equalities(spec: Spec) -> list[tuple[str, str, str]]:
@@ -195,11 +223,31 @@ def spec_context(backend: str, checked: CheckedSpec) -> dict:
         "dims": [(d.name, d.source, printer_cls().doprint(d.expr) if d.source is None else None)
                  for d in checked.dims],
         "outputs": [o.name for o in spec.variants[0].outputs],
-        "returns_text": (spec.variants[0].outputs[0].name if len(spec.variants[0].outputs) == 1
-                         else "a named tuple (" + ", ".join(o.name for o in spec.variants[0].outputs)
-                         + ")"),
+        "shown": [o.name for o in spec.variants[0].outputs if o.returned != "hidden"],
+        "fields": [o.result_field for o in spec.variants[0].outputs if o.returned != "hidden"],
+        "vectors": [o.is_vector for o in spec.variants[0].outputs],
+        "complexes": [o.complex_valued for o in spec.variants[0].outputs],
+        "returns_text": _returns_text(spec),
         "variants": [_variant_context(printer_cls, checked, v, call) for v in checked.variants],
+        "framework": _framework_context(spec),
     }
+
+
+def _framework_context(spec: Spec) -> dict | None:
+    parsed = framework_call(spec)
+    if parsed is None:
+        return None
+    op, args, keywords = parsed
+    kwargs = "".join(f", {k}={v}" for k, v in keywords)
+    return {"op": op, "call": f"_framework_{op}({', '.join(args)}{kwargs})",
+            "result": spec.framework[1]}
+
+
+def _returns_text(spec: Spec) -> str:
+    shown = [o for o in spec.variants[0].outputs if o.returned != "hidden"]
+    if len(shown) == 1:
+        return shown[0].result_field
+    return "a named tuple (" + ", ".join(o.result_field for o in shown) + ")"
 
 
 def load_checked(paths) -> list[CheckedSpec]:
@@ -218,6 +266,24 @@ def load_checked(paths) -> list[CheckedSpec]:
     return out
 
 
+def check_frameworks(specs: list[CheckedSpec]) -> None:
+    """Every 'framework' call names a spec among ``specs`` and a field of its result."""
+    for c in specs:
+        parsed = framework_call(c.spec)
+        if parsed is None:
+            continue
+        target = next((d for d in specs if d.spec.name == parsed[0]), None)
+        line = c.spec.framework[2]
+        if target is None:
+            raise SpecError(c.spec.path, line, f"framework: no spec named '{parsed[0]}'")
+        fields = [t.result_field for t in target.spec.variants[0].outputs
+                  if t.returned != "hidden"]
+        if c.spec.framework[1] not in fields:
+            raise SpecError(c.spec.path, line, f"framework: {parsed[0]} returns "
+                                               f"{', '.join(fields)}, not "
+                                               f"'{c.spec.framework[1]}'")
+
+
 def _template_hash(backend: str) -> str:
     digest = hashlib.sha256()
     for path in sorted((TEMPLATES / backend).glob("*.jinja")):
@@ -228,6 +294,7 @@ def _template_hash(backend: str) -> str:
 
 def render_tree(specs: list[CheckedSpec]) -> dict[str, str]:
     """Every generated file, as {path relative to the repository root: text}."""
+    check_frameworks(specs)
     env = _environment()
     files: dict[str, str] = {}
     files["generated/__init__.py"] = env.get_template("package_init.py.jinja").render(

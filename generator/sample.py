@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import sympy as sp
 from sympy import MatrixSymbol
 
 from . import numeric as num
@@ -60,6 +61,17 @@ def structured(rng, rows, cols, structure, diagonal, complex_field, f: num.Field
         if rows < cols:
             raise SampleError(f"cannot draw {rows}x{cols} orthonormal columns")
         return orthonormalize(f.array(g), f)
+    if structure == "unit_columns":
+        # eigenvectors of a non-normal matrix: columns of norm 1, not orthogonal, but a
+        # unitary plus a perturbation of norm ~1/2, so that the matrix is well conditioned
+        # (random unit columns can be nearly dependent: ill-conditioned eigenproblems)
+        if rows != cols:
+            raise SampleError(f"cannot draw {rows}x{cols} eigenvectors (square only)")
+        x = orthonormalize(f.array(g), f) + f.array(
+            gaussian(rng, (rows, cols), complex_field) / (2 * math.sqrt(max(rows, 1))))
+        for j in range(cols):
+            x[:, j] = x[:, j] / num.norm(x[:, j])
+        return x
     if structure == "orthonormal_rows":
         if rows > cols:
             raise SampleError(f"cannot draw {rows}x{cols} orthonormal rows")
@@ -91,6 +103,29 @@ def structured(rng, rows, cols, structure, diagonal, complex_field, f: num.Field
     return f.array(g)
 
 
+def vector(rng, size, structure, order, complex_field, f: num.Field):
+    """A random (size, 1) column: values at least 1 apart (well-separated eigenvalues or
+    singular values), real, positive (in [1, size + 2)) or complex as declared, in the
+    declared order."""
+    gaps = 1 + rng.uniform(size=size)
+    values = np.cumsum(gaps)
+    if structure == "positive":
+        values = values - values[0] + 1 if size else values
+    elif structure == "real":
+        values = values - values.mean() if size else values
+    else:  # general: complex values spread in the plane when the field is complex
+        values = values - values.mean() if size else values
+        if complex_field:
+            values = values + 1j * gaussian(rng, (size,), False)
+    if order in ("ascending", "descending") and structure in ("real", "positive"):
+        values = np.sort(values)
+        if order == "descending":
+            values = values[::-1]
+    else:
+        values = rng.permutation(values)
+    return f.array(np.asarray(values).reshape(size, 1))
+
+
 def tangent(rng, rows, cols, structure, complex_field, f: num.Field):
     """A random element of the tangent space of an input with this structure."""
     g = gaussian(rng, (rows, cols), complex_field)
@@ -116,6 +151,10 @@ def factorization(checked, cv, case, ev: num.Evaluator, complex_field: bool, rng
     cdims = dict(case.dims)
     primal = {}
     for t in cv.variant.outputs:
+        if t.is_vector:
+            primal[t.name] = vector(rng, ev.dim(cdims[t.shape[0]]), t.structure, t.order,
+                                    complex_field, ev.field)
+            continue
         rows, cols = (ev.dim(cdims[d]) for d in t.shape)
         primal[t.name] = structured(rng, rows, cols, t.structure, t.diagonal, complex_field,
                                     ev.field)
@@ -135,7 +174,12 @@ def factorization(checked, cv, case, ev: num.Evaluator, complex_field: bool, rng
                 else:
                     if not (isinstance(lhs, MatrixSymbol) and lhs.name in inputs - assigned):
                         continue
-                    primal[lhs.name] = ev(rhs, primal)
+                    value = ev(rhs, primal)
+                    structure = next(t.structure for t in checked.spec.inputs
+                                     if t.name == lhs.name)
+                    if structure == "hermitian":  # exactly, not up to rounding
+                        value = (value + num.adjoint(value)) * ev.field.scalar(sp.Rational(1, 2))
+                    primal[lhs.name] = value
                     assigned.add(lhs.name)
                 break
     missing = inputs - assigned

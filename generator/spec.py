@@ -135,14 +135,27 @@ class Reference:
 
 @dataclass(frozen=True)
 class Tensor:
-    """An input or output matrix."""
+    """An input or output: a matrix (two dimension names) or a vector (one)."""
 
     name: str
-    shape: tuple[str, str]
+    shape: tuple[str, ...]
     line: int
     structure: str | None = None
     diagonal: str | None = None
-    returned: str = "value"  # 'value', or 'empty': returned as an empty array, not differentiated
+    # 'value'; 'empty': returned as an empty array, not differentiated; 'hidden': computed for
+    # the rules only, neither returned nor differentiated
+    returned: str = "value"
+    field: str | None = None  # its name in the result's named tuple (default: its own name)
+    order: str | None = None  # a vector's order as computed: 'ascending' or 'descending'
+    complex_valued: bool = False  # complex even for real input (eig): 'dtype: complex'
+
+    @property
+    def is_vector(self) -> bool:
+        return len(self.shape) == 1
+
+    @property
+    def result_field(self) -> str:
+        return self.field or self.name
 
 
 @dataclass(frozen=True)
@@ -151,6 +164,7 @@ class Option:
     values: tuple  # all str, or all bool (e.g. cholesky's upper: [false, true])
     default: str | bool
     line: int
+    selects: bool = True  # False: passed to the rules (check_gauge), chooses no variant
 
 
 @dataclass(frozen=True)
@@ -171,6 +185,28 @@ class Case:
 
 
 @dataclass(frozen=True)
+class Gauge:
+    """A continuous freedom of the outputs (the phase of complex eigen/singular vectors).
+
+    tangent: expressions of the outputs and their tangents that the JVP makes zero (the
+    derivative the rules choose); cotangent: expressions of the outputs and cotangents that
+    are zero exactly when the loss does not depend on the gauge (checked at run time);
+    phases: blocks of outputs ('Q', 'U[:, :k]', 'Vh[:k, :].H') whose columns carry one free
+    unit factor each, the same j-th factor in every block (SVD: U -> U D, Vh -> D^H Vh);
+    rotations: blocks whose columns are any orthonormal basis of their span (the completion
+    of a full SVD), each free up to its own unitary rotation.  Tests align both before
+    comparing outputs.
+    """
+
+    tangent: tuple[Text, ...]
+    cotangent: tuple[Text, ...]  # empty: no differentiable output carries the gauge
+    phases: tuple[str, ...]
+    message: str
+    line: int
+    rotations: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Variant:
     when: tuple[tuple[str, str], ...]
     native: tuple[tuple[str, str | bool], ...]  # option values the primal is computed with
@@ -184,6 +220,7 @@ class Variant:
     # shapes of its results, and each output as an expression of them ('primal' key)
     primal_returns: tuple[tuple[str, tuple[str, str]], ...] = ()
     primal_outputs: tuple[tuple[str, Text], ...] = ()
+    gauge: Gauge | None = None
 
     @property
     def label(self) -> str:
@@ -228,6 +265,10 @@ class Spec:
     signatures: tuple[Signature, ...]
     notes: str = ""
     benchmarks: tuple[Benchmark, ...] = ()
+    # 'framework': the op's torch/jax function is another spec's, one field of its result
+    # (eigvalsh is eigh's eigenvalues there), so that the frameworks' AD has the derivatives
+    # of every output the rules use (second derivatives need those of the hidden ones)
+    framework: tuple[str, str, int] | None = None  # (call text, result field, line)
     line_of: dict = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     def option(self, name: str) -> Option:
@@ -238,8 +279,10 @@ BACKENDS = ("numpy", "torch", "jax", "cupy")
 ALWAYS = "always"  # the condition of a case without 'when'
 
 STRUCTURES = ("general", "orthonormal_columns", "orthonormal_rows", "unitary",
-              "upper_triangular", "lower_triangular", "hermitian", "diagonal")
+              "upper_triangular", "lower_triangular", "hermitian", "diagonal", "unit_columns")
+VECTOR_STRUCTURES = ("general", "real", "positive")
 DIAGONALS = ("any", "real", "unit", "positive")
+ORDERS = ("ascending", "descending")
 
 
 def _check_name(path, name, line, what) -> None:
@@ -251,31 +294,51 @@ def _check_name(path, name, line, what) -> None:
 
 
 def _shape(path, value, line, what) -> list:
-    if not (isinstance(value, _List) and len(value) == 2
+    if not (isinstance(value, _List) and len(value) in (1, 2)
             and all(isinstance(d, str) for d in value)):
-        raise SpecError(path, line, f"{what} must be a list of two dimension names")
+        raise SpecError(path, line, f"{what} must be a list of two dimension names (a matrix) "
+                                    f"or of one (a vector)")
     return value
 
 
 def _tensor(path, name, data, line, what) -> Tensor:
     r = _Reader(path, data, f"{what}.{name}", line)
     shape = r.pop("shape", _List)
-    if len(shape) != 2 or not all(isinstance(d, str) for d in shape):
+    if len(shape) not in (1, 2) or not all(isinstance(d, str) for d in shape):
         raise SpecError(path, r.line_of("shape"),
-                        f"{what}.{name}.shape must be a list of two dimension names")
+                        f"{what}.{name}.shape must be a list of two dimension names (a matrix) "
+                        f"or of one (a vector)")
+    vector = len(shape) == 1
+    known = VECTOR_STRUCTURES if vector else STRUCTURES
     structure = r.pop("structure", str, default="general")
-    if structure not in STRUCTURES:
+    if structure not in known:
         raise SpecError(path, r.line_of("structure"),
-                        f"unknown structure '{structure}' (known: {', '.join(STRUCTURES)})")
+                        f"unknown {'vector ' if vector else ''}structure '{structure}' "
+                        f"(known: {', '.join(known)})")
     diagonal = r.pop("diagonal", str, default="any")
     if diagonal not in DIAGONALS:
         raise SpecError(path, r.line_of("diagonal"),
                         f"unknown diagonal '{diagonal}' (known: {', '.join(DIAGONALS)})")
+    if vector and diagonal != "any":
+        raise SpecError(path, r.line_of("diagonal"), "a vector has no diagonal (use structure)")
     returned = r.pop("returned", str, default="value")
-    if returned not in ("value", "empty"):
-        raise SpecError(path, r.line_of("returned"), "returned must be 'value' or 'empty'")
+    if returned not in ("value", "empty", "hidden"):
+        raise SpecError(path, r.line_of("returned"),
+                        "returned must be 'value', 'empty' or 'hidden'")
+    result_field = r.pop("field", str, required=False)
+    if result_field is not None:
+        _check_name(path, result_field, r.line_of("field"), f"{what}.{name}.field")
+    order = r.pop("order", str, required=False)
+    if order is not None and (not vector or order not in ORDERS):
+        raise SpecError(path, r.line_of("order"),
+                        f"order is for vectors: one of {', '.join(ORDERS)}")
+    dtype = r.pop("dtype", str, required=False)
+    if dtype is not None and dtype != "complex":
+        raise SpecError(path, r.line_of("dtype"), "dtype can only be 'complex' (an output "
+                                                  "that is complex for real input too)")
     r.done()
-    return Tensor(name, tuple(shape), line, structure, diagonal, returned)
+    return Tensor(name, tuple(shape), line, structure, diagonal, returned, result_field, order,
+                  dtype == "complex")
 
 
 def _tensors(path, data, line, what) -> tuple[Tensor, ...]:
@@ -290,6 +353,19 @@ def _text(path, value, line, what) -> Text:
     if not isinstance(value, str):
         raise SpecError(path, line, f"{what} must be text")
     return Text(value, line)
+
+
+def _texts(path, r: _Reader, key: str, required: bool) -> tuple[Text, ...]:
+    """One text or a list of texts (gauge expressions)."""
+    value = r.pop(key, (str, _List), required=required)
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (_text(path, value, r.line_of(key), f"gauge.{key}"),)
+    if not value or not all(isinstance(x, str) for x in value):
+        raise SpecError(path, r.line_of(key), f"gauge.{key} must be text or a non-empty list "
+                                              f"of texts")
+    return tuple(_text(path, x, value.item_lines[i], f"gauge.{key}") for i, x in enumerate(value))
 
 
 def _defining(path, data) -> tuple[Text, ...]:
@@ -314,6 +390,9 @@ def _option_values(path, r: _Reader, key: str, options: tuple[Option, ...]):
         line = data.value_lines[k]
         if opt is None:
             raise SpecError(path, data.key_lines[k], f"{r.what}.{key}: unknown option '{k}'")
+        if not opt.selects:
+            raise SpecError(path, data.key_lines[k], f"{r.what}.{key}: option '{k}' selects "
+                                                     f"no variant (selects: false)")
         if not _is_value(v, opt.values):
             raise SpecError(path, line, f"option {k} has no value {_show(v)} "
                                         f"(values: {', '.join(map(str, opt.values))})")
@@ -345,6 +424,25 @@ def _variant(path, data, line, options) -> Variant:
         primal_outputs = tuple((k, _text(path, v, outs.value_lines[k], "primal.outputs"))
                                for k, v in outs.items())
         pr.done()
+    gauge = None
+    gauge_data = r.pop("gauge", _Map, default=None, required=False)
+    if gauge_data is not None:
+        gr = _Reader(path, gauge_data, "gauge", r.line_of("gauge"))
+        tangent = _texts(path, gr, "tangent", required=True)
+        cotangent = _texts(path, gr, "cotangent", required=False)
+        blocks = {}
+        for key in ("phases", "rotations"):
+            value = gr.pop(key, _List, default=_List(), required=key == "phases")
+            if (key == "phases" and not value) or not all(isinstance(x, str) for x in value):
+                raise SpecError(path, gr.line_of(key), f"gauge.{key} must be a "
+                                                       f"{'non-empty ' if key == 'phases' else ''}"
+                                                       f"list of outputs or output blocks")
+            blocks[key] = tuple(value)
+        phases = blocks["phases"]
+        message = " ".join(gr.pop("message", str, default="").split())
+        gr.done()
+        gauge = Gauge(tangent, cotangent, phases, message, r.line_of("gauge"),
+                      blocks["rotations"])
     cases_data = r.pop("cases", _List)
     cases = []
     for i, c in enumerate(cases_data):
@@ -360,7 +458,7 @@ def _variant(path, data, line, options) -> Variant:
         raise SpecError(path, r.line_of("cases"), "variant: 'cases' needs at least one case")
     r.done()
     return Variant(when, native, outputs, defining, tuple(cases), line, from_native,
-                   primal_returns, primal_outputs)
+                   primal_returns, primal_outputs, gauge)
 
 
 DTYPES = ("float32", "float64", "complex64", "complex128")
@@ -458,9 +556,10 @@ def load_spec(path: str | Path, display_path: str | None = None) -> Spec:
         if not _is_value(default, values):
             raise SpecError(shown, orr.line_of("default"),
                             f"options.{k}: default {_show(default)} is not one of its values")
+        selects = orr.pop("selects", bool, default=True)
         orr.done()
         options.append(Option(k, tuple(values), default,
-                              options_data.value_lines[k]))
+                              options_data.value_lines[k], selects))
     options = tuple(options)
 
     variants_data = r.pop("variants", _List)
@@ -495,10 +594,16 @@ def load_spec(path: str | Path, display_path: str | None = None) -> Spec:
                         f"signatures: no entry for backend(s) {', '.join(missing)}")
     benchmarks = tuple(_benchmark(shown, b, line, options)
                        for b, line in _items(r.pop("benchmarks", _List, default=_List())))
+    framework = None
+    framework_data = r.pop("framework", _Map, default=None, required=False)
+    if framework_data is not None:
+        fr = _Reader(shown, framework_data, "framework", r.line_of("framework"))
+        framework = (fr.pop("call", str), fr.pop("result", str), r.line_of("framework"))
+        fr.done()
     r.done()
     return Spec(name=name, path=shown, sha256=hashlib.sha256(raw).hexdigest(), summary=summary,
                 references=tuple(references), dims=dims, inputs=inputs, options=options,
                 variants=variants, signatures=tuple(signatures), notes=notes,
-                benchmarks=benchmarks,
+                benchmarks=benchmarks, framework=framework,
                 line_of={"dims": data.value_lines["dims"], **dim_lines,
                          "variants": data.value_lines["variants"]})

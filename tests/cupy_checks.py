@@ -3,7 +3,8 @@
 The same checks run the generated CuPy backend on the CPU (tests/fake_cupy.py) and on a GPU
 (real CuPy): structural kernels against NumPy (exactly), and, for every spec in spec/
 (tests/spec_cases.py), op / op_jvp / op_vjp against the generated NumPy backend and against
-PyTorch's autograd (to a dtype's tolerance).
+PyTorch's autograd (to a dtype's tolerance), outputs with a gauge aligned first
+(generator.gauge), and the pullbacks' gauge check.
 """
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ import numpy as np
 import pytest
 
 import spec_cases
-from generator import sample, verify
+from generator import gauge, sample, verify
+from generator.check import GAUGE_OPTION
 
 DTYPES = (np.float32, np.float64, np.complex64, np.complex128)
 # Relative error allowed between two backends, per dtype.
@@ -57,8 +59,8 @@ STRUCTURAL_OPS = {
     "copyltu": _copyltu,
     "sym": lambda x: (x + _adjoint(x)) / 2,
     "skew": lambda x: (x - _adjoint(x)) / 2,
-    "re": lambda x: np.real(x).astype(x.dtype),
-    "im": lambda x: np.imag(x).astype(x.dtype),
+    "re": np.real,  # real dtype for complex x, as NumPy's (the runtime takes the kernel's
+    "im": np.imag,  # complex result's real part)
     "diag": _diag_of_column,
 }
 OFFSETS = (-1, 0, 1, 2)
@@ -107,7 +109,7 @@ def check_structural_op(runtime, to_host, op, scalars, batch, shape, dtype):
     want = STRUCTURAL_OPS[op](x, *scalars)
     got = getattr(runtime, f"_{op}")(runtime._cp.asarray(x), *scalars)
     host = to_host(got)
-    assert host.shape == want.shape and host.dtype == np.dtype(dtype), (host.shape, host.dtype)
+    assert host.shape == want.shape and host.dtype == want.dtype, (host.shape, host.dtype)
     assert np.array_equal(host, want), f"{op}{scalars}: max |diff| {np.max(np.abs(host - want))}"
     return got
 
@@ -136,53 +138,82 @@ def assert_close(got, want, dtype, what):
         f"{what}: relative error {err / scale if scale else err:.3e} > {RTOL[np.dtype(dtype)]}"
 
 
-def _assert_all_close(got, want, names, device_type, to_host, dtype, what):
-    got, want = verify.as_tuple(got), verify.as_tuple(want)
+def _host(values, names, device_type, to_host, what):
+    """Device results as host arrays (None stays None); each must be on the device."""
+    values = verify.as_tuple(values)
+    assert len(values) == len(names), f"{what}: {len(values)} results for outputs {names}"
+    out = []
+    for name, v in zip(names, values):
+        if v is not None:
+            assert isinstance(v, device_type), f"{what} {name}: {type(v)} is not on the device"
+            v = to_host(v)
+        out.append(v)
+    return out
+
+
+def _assert_all_close(got, want, names, dtype, what):
+    """Host results against the reference's, output by output (None on both sides or none)."""
+    want = list(want) if isinstance(want, (list, tuple)) else [want]
     assert len(got) == len(want) == len(names), what
     for name, g, w in zip(names, got, want):
         assert (g is None) == (w is None), f"{what} {name}: None on one side only"
         if w is not None:
-            assert isinstance(g, device_type), f"{what} {name}: {type(g)} is not on the device"
-            assert_close(to_host(g), w, dtype, f"{what} {name}")
+            assert_close(g, np.asarray(w), dtype, f"{what} {name}")
 
 
 def rule_problem(case, seed, numpy_module):
-    """(A, dA, cotangents): a well-conditioned A drawn from the spec, a random tangent on its
-    structure, random cotangents of the outputs (None for one returned empty, qr mode='r')."""
+    """(A, dA, cotangents, outputs): a well-conditioned A drawn from the spec, a random
+    tangent on its structure, the NumPy backend's outputs and random cotangents of them
+    (None for one returned empty, qr mode='r'; real for a real output; gauge invariant)."""
     rng = np.random.default_rng(seed)
     a = case.input(rng)
     d_a = case.tangent(rng, a)
     outputs = verify.as_tuple(getattr(numpy_module, case.op)(a, **case.options))
-    cotangents = [random_array(rng, o.shape, case.dtype) if d else None
-                  for o, d in zip(outputs, case.differentiable)]
-    return a, d_a, cotangents
+    return a, d_a, case.cotangents(rng, outputs), outputs
 
 
 def check_against_numpy(cupy_module, numpy_module, device_type, to_host, case, seed=0):
-    """op, op_jvp and op_vjp's pullback of the CuPy backend against the NumPy backend."""
-    a, d_a, cotangents = rule_problem(case, seed, numpy_module)
-    op, opts, names, dtype = case.op, case.options, case.outputs, case.dtype
-    _assert_all_close(getattr(cupy_module, op)(a, **opts), getattr(numpy_module, op)(a, **opts),
-                      names, device_type, to_host, dtype, op)
+    """op, op_jvp and op_vjp's pullback of the CuPy backend against the NumPy backend.
+
+    Outputs with a gauge (eigenvectors: cuSOLVER may pick other phases than LAPACK) are
+    aligned with NumPy's, their tangents alike, and the cotangents are carried into the
+    CuPy outputs' gauge before its pullback (generator.gauge)."""
+    a, d_a, cotangents, reference = rule_problem(case, seed, numpy_module)
+    op, opts, names, dtype, cv = case.op, case.options, case.outputs, case.dtype, case.cv
+    got = _host(getattr(cupy_module, op)(a, **opts), names, device_type, to_host, op)
+    for g, want_dtype in zip(got, case.output_dtypes()):
+        assert g.dtype == want_dtype, f"{op}: dtype {g.dtype}, expected {want_dtype}"
+    _assert_all_close(gauge.align(got, reference, cv), reference, names, dtype, op)
 
     (got_out, got_tan), (want_out, want_tan) = (getattr(b, f"{op}_jvp")(a, d_a, **opts)
                                                 for b in (cupy_module, numpy_module))
-    _assert_all_close(got_out, want_out, names, device_type, to_host, dtype, f"{op}_jvp outputs")
-    _assert_all_close(got_tan, want_tan, names, device_type, to_host, dtype, f"{op}_jvp tangents")
+    got_out = _host(got_out, names, device_type, to_host, f"{op}_jvp outputs")
+    got_tan = _host(got_tan, names, device_type, to_host, f"{op}_jvp tangents")
+    factors = gauge.phases(got_out, verify.as_tuple(want_out), cv)
+    _assert_all_close(gauge.rotate(got_out, factors, cv), want_out, names, dtype,
+                      f"{op}_jvp outputs")
+    _assert_all_close(gauge.rotate(got_tan, factors, cv), want_tan, names, dtype,
+                      f"{op}_jvp tangents")
 
     (got_out, got_pullback), (want_out, want_pullback) = (getattr(b, f"{op}_vjp")(a, **opts)
                                                           for b in (cupy_module, numpy_module))
-    _assert_all_close(got_out, want_out, names, device_type, to_host, dtype, f"{op}_vjp outputs")
-    for args, what in ((cotangents, "pullback"), ((), "pullback of zero cotangents")):
-        got, want = got_pullback(*args), want_pullback(*args)
+    got_out = _host(got_out, names, device_type, to_host, f"{op}_vjp outputs")
+    factors = gauge.phases(got_out, verify.as_tuple(want_out), cv)
+    _assert_all_close(gauge.rotate(got_out, factors, cv), want_out, names, dtype,
+                      f"{op}_vjp outputs")
+    mine = gauge.rotate(cotangents, factors, cv, inverse=True)  # in the CuPy outputs' gauge
+    for args, want_args, what in ((mine, cotangents, "pullback"),
+                                  ((), (), "pullback of zero cotangents")):
+        got, want = got_pullback(*args), want_pullback(*want_args)
         assert isinstance(got, device_type), f"{what}: {type(got)} is not on the device"
         assert_close(to_host(got), want, dtype, what)
 
 
-def torch_reference(case, a, d_a, cotangents, device):
-    """PyTorch's outputs and tangents by forward AD and gA by autograd, as NumPy arrays; gA
-    projected onto the input's structure (torch's complex cholesky gradient is not Hermitian,
-    ours is its Hermitian part: spec/cholesky.yaml, notes)."""
+def torch_reference(case, a, d_a, cotangents, reference, device):
+    """PyTorch's outputs and tangents by forward AD and gA by autograd of the cotangents, as
+    NumPy arrays, in the gauge of ``reference`` (the NumPy backend's outputs, which the
+    cotangents belong to); gA projected onto the input's structure (torch's complex cholesky
+    gradient is not Hermitian, ours is its Hermitian part: spec/cholesky.yaml, notes)."""
     import torch
     import torch.autograd.forward_ad as fwad
 
@@ -196,27 +227,70 @@ def torch_reference(case, a, d_a, cotangents, device):
         duals = verify.as_tuple(fn(fwad.make_dual(a_t, torch.as_tensor(d_a, device=device)),
                                    **case.options))
         unpacked = [fwad.unpack_dual(y) for y in duals]
-        outputs = tuple(host(y.primal) for y in unpacked)
-        tangents = tuple(host(y.tangent) for y in unpacked)
+        outputs = [host(y.primal) for y in unpacked]
+        tangents = [host(y.tangent) for y in unpacked]
+    factors = gauge.phases(outputs, reference, case.cv)
+    theirs = gauge.rotate(cotangents, factors, case.cv, inverse=True)  # in torch's gauge
     leaf = a_t.clone().requires_grad_(True)
     pairs = [(y, torch.as_tensor(g, device=device))
-             for y, g in zip(verify.as_tuple(fn(leaf, **case.options)), cotangents)
+             for y, g in zip(verify.as_tuple(fn(leaf, **case.options)), theirs)
              if g is not None]
     torch.autograd.backward([y for y, _ in pairs], [g for _, g in pairs])
-    return outputs, tangents, sample.project(host(leaf.grad), case.structure)
+    return (gauge.rotate(outputs, factors, case.cv), gauge.rotate(tangents, factors, case.cv),
+            sample.project(host(leaf.grad), case.structure))
 
 
 def check_against_torch(cupy_module, numpy_module, device_type, to_host, case, torch_device,
                         seed=0):
-    """op_jvp and op_vjp's pullback of the CuPy backend against PyTorch's autograd."""
-    a, d_a, cotangents = rule_problem(case, seed, numpy_module)
-    outputs, tangents, g_a = torch_reference(case, a, d_a, cotangents, torch_device)
-    names, dtype = case.outputs, case.dtype
+    """op_jvp and op_vjp's pullback of the CuPy backend against PyTorch's autograd, both in
+    the gauge of the NumPy backend's outputs."""
+    a, d_a, cotangents, reference = rule_problem(case, seed, numpy_module)
+    outputs, tangents, g_a = torch_reference(case, a, d_a, cotangents, reference, torch_device)
+    names, dtype, cv = case.outputs, case.dtype, case.cv
     got_out, got_tan = getattr(cupy_module, f"{case.op}_jvp")(a, d_a, **case.options)
-    _assert_all_close(got_out, outputs, names, device_type, to_host, dtype, "torch: outputs")
-    _assert_all_close(got_tan, tangents, names, device_type, to_host, dtype, "torch: tangents")
-    _, pullback = getattr(cupy_module, f"{case.op}_vjp")(a, **case.options)
-    assert_close(to_host(pullback(*cotangents)), g_a, dtype, "torch: pullback")
+    got_out = _host(got_out, names, device_type, to_host, "torch: outputs")
+    got_tan = _host(got_tan, names, device_type, to_host, "torch: tangents")
+    factors = gauge.phases(got_out, reference, cv)
+    _assert_all_close(gauge.rotate(got_out, factors, cv), outputs, names, dtype,
+                      "torch: outputs")
+    # torch's rule may pick another derivative along the gauge: compared without it
+    _assert_all_close(gauge.project_tangent(reference, gauge.rotate(got_tan, factors, cv), cv),
+                      gauge.project_tangent(reference, tangents, cv), names, dtype,
+                      "torch: tangents")
+    got_out, pullback = getattr(cupy_module, f"{case.op}_vjp")(a, **case.options)
+    got_out = _host(got_out, names, device_type, to_host, "torch: vjp outputs")
+    mine = gauge.rotate(cotangents, gauge.phases(got_out, reference, cv), cv, inverse=True)
+    assert_close(to_host(pullback(*mine)), g_a, dtype, "torch: pullback")
+
+
+def gauge_cases():
+    """rule_cases() of complex dtypes and variants whose pullbacks check the gauge."""
+    return [p for p in spec_cases.cases(("regular",), ("c64", "c128"), ("b2",), small=True)
+            if p.values[0].gauge_check]
+
+
+def check_gauge(cupy_module, device_type, to_host, case, seed=0):
+    """The CuPy pullback raises on a cotangent along the gauge (a loss that depends on it),
+    and with check_gauge=False returns the gradient of the cotangent's invariant part."""
+    import re
+
+    rng = np.random.default_rng(seed)
+    a = case.input(rng)
+    outputs, pullback = getattr(cupy_module, f"{case.op}_vjp")(a, **case.options)
+    outputs = _host(outputs, case.outputs, device_type, to_host, "outputs")
+    invariant = case.cotangents(rng, outputs)
+    along = gauge.dependent_cotangent(outputs, rng, case.cv)
+    dependent = [g if d is None else g + d for g, d in zip(invariant, along)]
+    assert gauge.residual(outputs, dependent, case.cv) > 0.5
+    message = re.escape(f"{case.op}: {case.cv.variant.gauge.message}")
+    with pytest.raises(ValueError, match=message):
+        pullback(*dependent)
+    _, unchecked = getattr(cupy_module, f"{case.op}_vjp")(a, **case.options,
+                                                          **{GAUGE_OPTION: False})
+    got, want = unchecked(*dependent), pullback(*invariant)
+    assert isinstance(got, device_type) and isinstance(want, device_type)
+    assert np.abs(to_host(want)).max() > 0.1
+    assert_close(to_host(got), to_host(want), case.dtype, "pullback with check_gauge=False")
 
 
 # -- solves ------------------------------------------------------------------------------------

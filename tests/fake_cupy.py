@@ -6,9 +6,9 @@ It lets the generated host code (generated/cupy/*.py) run on a machine without a
   to NumPy and refuse NumPy arrays as operands (``.get()`` copies to the host);
 * ``RawModule(code=...).get_function(name)`` returns a kernel that runs on the CPU through
   tests/cuda_host.py, from the same CUDA source, with every launch logged;
-* ``linalg.qr``, ``linalg.cholesky``, ``linalg.solve`` and ``cupyx.scipy.linalg.solve_triangular``
-  run NumPy/SciPy after the argument checks and dtype rules of the CuPy functions they stand
-  for;
+* ``linalg.qr``, ``linalg.cholesky``, ``linalg.eigh``, ``linalg.eig``, ``linalg.svd``,
+  ``linalg.solve`` and ``cupyx.scipy.linalg.solve_triangular`` run NumPy/SciPy after the
+  argument checks and dtype rules of the CuPy functions they stand for;
 * ``empty`` fills with NaN, so an element a kernel fails to write shows up in a comparison.
 
 ``FakeCupy.installed()`` puts the fake into ``sys.modules`` (and takes it out again);
@@ -99,6 +99,15 @@ class DeviceArray(NDArrayOperatorsMixin):
     def get(self):
         """A NumPy copy on the host (cupy.ndarray.get)."""
         return self._data.copy()
+
+    def max(self, axis=None, keepdims=False):
+        return DeviceArray(np.asarray(self._data.max(axis=axis, keepdims=keepdims)))
+
+    def __float__(self):
+        # like cupy.ndarray: a one-element array converts to a Python scalar (a device sync)
+        if self._data.size != 1:
+            raise TypeError("only length-1 arrays can be converted to Python scalars")
+        return float(self._data.reshape(()))
 
     # -- NumPy protocols -----------------------------------------------------------------
     def __array__(self, dtype=None, copy=None):
@@ -293,6 +302,19 @@ class FakeCupy:
         def asnumpy(a):
             return _device(a, "asnumpy").copy()
 
+        def abs_(a):
+            return DeviceArray(np.asarray(np.abs(_device(a, "abs"))))
+
+        def real(a):
+            return DeviceArray(np.asarray(np.real(_device(a, "real"))).copy())
+
+        def iscomplexobj(a):
+            return np.iscomplexobj(_device(a, "iscomplexobj"))
+
+        def where(condition, x, y):
+            return DeviceArray(np.asarray(np.where(_device(condition, "where"),
+                                                   _operand(x, "where"), _operand(y, "where"))))
+
         def qr(a, mode="reduced"):
             data = _device(a, "linalg.qr")
             if mode not in ("reduced", "complete", "r"):
@@ -309,6 +331,39 @@ class FakeCupy:
             if data.shape[-1] != data.shape[-2]:
                 raise np.linalg.LinAlgError("Last 2 dimensions of the array must be square")
             return DeviceArray(np.linalg.cholesky(data))
+
+        def eigh(a, UPLO="L"):
+            # The checks of cupy.linalg.eigh (stacked since CuPy 9): eigenvalues real, in the
+            # real dtype of A's precision, eigenvectors in A's dtype.
+            data = _device(a, "linalg.eigh")
+            if UPLO not in ("L", "U"):
+                raise ValueError("UPLO argument must be 'L' or 'U'")
+            if data.ndim < 2:
+                raise np.linalg.LinAlgError(f"{data.ndim}-dimensional array given. Array must "
+                                            f"be at least two-dimensional")
+            if data.shape[-1] != data.shape[-2]:
+                raise np.linalg.LinAlgError("Last 2 dimensions of the array must be square")
+            return _wrap(tuple(np.linalg.eigh(data, UPLO=UPLO)))
+
+        def eig(a):
+            # cupy.linalg.eig (CuPy 14, cuSOLVER geev); NumPy's result, which is real when
+            # every eigenvalue is (the generated code casts to complex itself)
+            data = _device(a, "linalg.eig")
+            if data.ndim < 2:
+                raise np.linalg.LinAlgError(f"{data.ndim}-dimensional array given. Array must "
+                                            f"be at least two-dimensional")
+            if data.shape[-1] != data.shape[-2]:
+                raise np.linalg.LinAlgError("Last 2 dimensions of the array must be square")
+            return _wrap(tuple(np.linalg.eig(data)))
+
+        def svd(a, full_matrices=True, compute_uv=True):
+            data = _device(a, "linalg.svd")
+            if data.ndim < 2:
+                raise np.linalg.LinAlgError(f"{data.ndim}-dimensional array given. Array must "
+                                            f"be at least two-dimensional")
+            return _wrap(tuple(np.linalg.svd(data, full_matrices=full_matrices,
+                                             compute_uv=True)) if compute_uv
+                         else np.linalg.svd(data, compute_uv=False))
 
         def solve(a, b):
             a, b = _device(a, "linalg.solve"), _device(b, "linalg.solve")
@@ -359,10 +414,12 @@ class FakeCupy:
                 zeros_like=zeros_like, eye=eye, concatenate=concatenate, pad=pad,
                 swapaxes=swapaxes, conj=conj, conjugate=conj, diagonal=diagonal,
                 broadcast_to=broadcast_to, result_type=result_type, asnumpy=asnumpy,
+                abs=abs_, absolute=abs_, real=real, iscomplexobj=iscomplexobj, where=where,
                 dtype=np.dtype, float32=np.float32, float64=np.float64, complex64=np.complex64,
                 complex128=np.complex128, linalg=linalg).items():
             setattr(cupy, name, value)
         linalg.qr, linalg.solve, linalg.cholesky = qr, solve, cholesky
+        linalg.eigh, linalg.eig, linalg.svd = eigh, eig, svd
         cupyx.scipy, cupyx_scipy.linalg = cupyx_scipy, cupyx_linalg
         cupyx_linalg.solve_triangular = solve_triangular
 

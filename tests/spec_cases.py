@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from generator import sample
+from generator import gauge, natives, sample
 from generator.render import ROOT, load_checked
-from generator.verify import random_like
+from generator.verify import output_dtype, random_like
 
 SPECS = load_checked(sorted((ROOT / "spec").glob("*.yaml")))
 
@@ -47,6 +47,10 @@ BATCHES = {"unbatched": (), "b2": (2,), "b2x3": (2, 3), "b0": (0,)}
 NATIVE_REFUSES = {
     # torch.linalg.qr has no derivative for mode='r' nor for mode='complete' when m > n
     "qr": {"torch": lambda o, s: o["mode"] == "r" or (o["mode"] == "complete" and s[0] > s[1])},
+    # jax.numpy.linalg.svd has no JVP for full_matrices=True unless A is square
+    "svd": {"jax": lambda o, s: o["full_matrices"] and s[0] != s[1]},
+    # jax.numpy.linalg.eig differentiates eigenvalues only (jax-ml/jax#2748)
+    "eig": {"jax": lambda o, s: True},
 }
 
 
@@ -62,11 +66,14 @@ def native_function(framework, op):
 
 
 def native_rule(framework, op, options, shape) -> str:
-    """'absent', 'refuses' or 'rule': what ``framework``'s native autodiff of ``op`` does."""
+    """'absent', 'refuses', 'wrong' (generator.natives: it differentiates, and disagrees
+    with finite differences) or 'rule': what ``framework``'s native autodiff of ``op`` does."""
     if native_function(framework, op) is None:
         return "absent"
     refuses = NATIVE_REFUSES.get(op, {}).get(framework)
-    return "refuses" if refuses is not None and refuses(options, shape) else "rule"
+    if refuses is not None and refuses(options, shape):
+        return "refuses"
+    return "wrong" if natives.native_wrong(op, framework, options, shape) else "rule"
 
 
 def wide64(dtype):
@@ -106,13 +113,38 @@ class Case:
         return BATCHES[self.batch_name]
 
     @property
+    def returned(self) -> tuple:
+        """The spec Tensors of the outputs the operation returns (hidden ones left out)."""
+        return gauge.returned(self.cv)
+
+    @property
     def outputs(self) -> tuple[str, ...]:
-        return tuple(t.name for t in self.cv.variant.outputs)
+        return tuple(t.name for t in self.returned)
 
     @property
     def differentiable(self) -> tuple[bool, ...]:
-        """Per output: whether it carries a tangent (not one a variant returns empty)."""
-        return tuple(t.returned != "empty" for t in self.cv.variant.outputs)
+        """Per returned output: whether it carries a tangent (not one returned empty)."""
+        return tuple(t.returned == "value" for t in self.returned)
+
+    def output_dtypes(self, dtype=None) -> tuple:
+        """Per returned output, its dtype for an input of ``dtype`` (by default the case's),
+        as generator.verify.output_dtype derives it from the spec (real eigenvalues of a
+        complex A, complex eigenvalues of a real one)."""
+        dtype = self.dtype if dtype is None else dtype
+        return tuple(output_dtype(t, dtype) for t in self.returned)
+
+    @property
+    def gauge_check(self) -> bool:
+        """Whether the pullbacks check the gauge (and take check_gauge)."""
+        return gauge.has_gauge_cotangent(self.cv)
+
+    def cotangents(self, rng, outputs, convention="torch"):
+        """Random cotangents of the returned outputs (None for one returned empty), real
+        for a real output, projected so that the loss does not depend on the gauge
+        (``convention``: 'torch', or 'jax' for cotangents a JAX pullback takes)."""
+        drawn = [random_like(rng, np.asarray(o)) if d else None
+                 for o, d in zip(outputs, self.differentiable)]
+        return gauge.invariant_cotangent(outputs, drawn, self.cv, convention)
 
     @property
     def id(self) -> str:

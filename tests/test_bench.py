@@ -81,3 +81,83 @@ def test_unknown_spec_is_bad_input():
                             cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert "no_such_spec" in result.stderr
+
+
+# -- one process per row: a row that hangs or crashes is reported, the others still run ------------
+
+def _bench_args(*argv):
+    import cli
+
+    return cli.build_parser().parse_args(["bench", *argv])
+
+
+def _only(monkeypatch, keep):
+    """Restrict the plan to the cases for which keep(case) holds."""
+    from generator import bench
+
+    real = bench.cases
+    monkeypatch.setattr(bench, "cases", lambda checked, quick: [c for c in real(checked, quick)
+                                                                if keep(c)])
+
+
+def test_a_row_that_hangs_or_crashes_is_reported_and_the_others_still_run(monkeypatch, capsys):
+    from generator import bench
+
+    real = bench._child_command
+
+    def command(request):
+        if request["backend"] == "jax" and request["direction"] == "jvp":
+            return [sys.executable, "-c", "import time; time.sleep(600)"]
+        if request["backend"] == "jax":
+            return [sys.executable, "-c", "import os; os.abort()"]
+        return real(request)
+
+    monkeypatch.setattr(bench, "_child_command", command)
+    _only(monkeypatch, lambda c: c.shape == (16, 4, 4) and (c.backend, c.direction) != ("torch",
+                                                                                         "jvp"))
+    assert bench.main(_bench_args("cholesky", "--quick", "--row-timeout", "20")) == 1
+    out, err = capsys.readouterr()
+    body = out.splitlines()[2:out.splitlines().index("")]
+    lines = {(line.split()[1], line.split()[5]): line for line in body}  # (backend, dir)
+    assert lines[("jax", "jvp")].endswith("timeout after 20 s"), out + err
+    assert "crashed (rc=" in lines[("jax", "vjp")], out + err
+    torch = lines[("torch", "vjp")].split()
+    assert float(torch[6]) > 0 and float(torch[8]) > 0, out + err  # generated ms, ratio
+    assert "2 row(s) did not finish" in err and "timeout after 20 s" in err
+
+
+def test_rows_that_did_not_finish_keep_the_json_keys(monkeypatch, capsys):
+    from generator import bench
+
+    monkeypatch.setattr(bench, "_child_command",
+                        lambda request: [sys.executable, "-c", "raise SystemExit(3)"])
+    assert bench.main(_bench_args("qr", "--quick", "--json")) == 1
+    rows = json.loads(capsys.readouterr().out)
+    assert rows and all(set(r) == KEYS for r in rows)
+    assert all(r["note"] == "crashed (rc=3)" and not r["ok"] and r["rel_err"] is None
+               for r in rows)
+
+
+def test_a_tiny_row_timeout_times_every_row_out_and_exits_1():
+    result = subprocess.run([sys.executable, "cli.py", "bench", "lq", "--quick",
+                             "--row-timeout", "0.01"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1, result.stdout + result.stderr
+    body = result.stdout.splitlines()[2:result.stdout.splitlines().index("")]
+    assert len(body) == 4 * len(load_spec(ROOT / "spec" / "lq.yaml").benchmarks)
+    assert all(line.endswith("timeout after 0.01 s") for line in body), body
+    assert "did not finish" in result.stderr
+
+
+def test_bad_row_timeout_is_bad_input():
+    result = subprocess.run([sys.executable, "cli.py", "bench", "qr", "--quick",
+                             "--row-timeout", "0"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "--row-timeout" in result.stderr
+
+
+def test_quick_rows_each_in_their_own_process_finish_and_give_ratios(rows):
+    assert all(r["rel_err"] is not None and "timeout" not in r["note"]
+               and "crashed" not in r["note"] for r in rows)
+    for backend in ("torch", "jax"):
+        assert any(r["backend"] == backend and r["ratio"] and r["ratio"] > 0 for r in rows)

@@ -6,6 +6,7 @@ import sys
 import pytest
 
 from generator.render import ROOT
+from spec_cases import SPECS, native_function
 
 
 def cli(*args, check=False):
@@ -55,6 +56,22 @@ def test_verify_passes_every_check_and_reports_json():
         for backend in ("torch", "jax"):
             for check in ("fd", "adjoint", "numpy", "autodiff", "native"):
                 assert cholesky[(variant, backend, check)]["status"] == "pass"
+    # every spec and variant is in the table; where torch.linalg / jax.numpy.linalg has a
+    # function of the spec's name (eigh, eigvalsh: gauge outputs aligned), it is compared
+    by_spec = {(r["spec"], r["variant"], r["backend"], r["check"]): r for r in rows}
+    for checked in SPECS:
+        name = checked.spec.name
+        for cv in checked.variants:
+            for backend in ("numpy", "torch", "jax"):
+                for check in ("fd", "adjoint", "numpy"):
+                    assert by_spec[(name, cv.variant.label, backend, check)]["status"] == "pass"
+            for backend in ("torch", "jax"):
+                native = by_spec[(name, cv.variant.label, backend, "native")]
+                if native_function(backend, name) is None:
+                    assert native["status"] == "n/a"
+                else:
+                    assert native["status"] in ("pass", "refuses"), native
+                    assert native["max_rel_err"] is not None or native["native_refuses"]
 
 
 # -- cli.py new --------------------------------------------------------------------------------

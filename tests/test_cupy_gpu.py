@@ -1,7 +1,8 @@
 """The generated CuPy backend on a real GPU: its kernels against NumPy (exactly), and, for every
 spec in spec/, op, op_jvp and op_vjp against the generated NumPy backend and PyTorch's
-autograd (on CUDA when torch has it).  Skipped without a CUDA device; scripts/gpu_check.sh
-runs it.
+autograd (on CUDA when torch has it), gauge outputs aligned first (cuSOLVER's eigenvector
+phases are its own), and the pullbacks' gauge check.  Skipped without a CUDA device;
+scripts/gpu_check.sh runs it.
 """
 import importlib
 
@@ -79,6 +80,11 @@ def test_jvp_vjp_match_the_numpy_backend(cupy, backend, numpy_backend, case):
 def test_jvp_vjp_match_torch(cupy, backend, numpy_backend, torch_device, case):
     cupy_checks.check_against_torch(backend[case.op], numpy_backend[case.op], cupy.ndarray,
                                     cupy.asnumpy, case, torch_device)
+
+
+@pytest.mark.parametrize("case", cupy_checks.gauge_cases())
+def test_a_gauge_dependent_cotangent_raises(cupy, backend, case):
+    cupy_checks.check_gauge(backend[case.op], cupy.ndarray, cupy.asnumpy, case)
 
 
 @pytest.mark.parametrize("a_dtype, b_dtype, a_batch, b_batch, left, upper, unit",

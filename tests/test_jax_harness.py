@@ -1,7 +1,9 @@
 """JAX's own harness on the generated jax.custom_jvp function of every spec: check_grads to
 second order in both modes, and jit, vmap and grad.  An input with a structure (cholesky's
 Hermitian A) is differentiated through X -> op(project(X)), so that the numerical derivatives
-see a function of every entry."""
+see a function of every entry; outputs with a gauge (eigh's eigenvectors) are composed with
+generator.gauge.fix, the alignment to their value at the checked point, so that the checked
+function is gauge invariant and has a derivative."""
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -9,6 +11,7 @@ import pytest
 from jax.test_util import check_grads
 
 from generated import jax as fr
+from generator import gauge
 from generator.verify import as_tuple
 from spec_cases import cases
 
@@ -38,11 +41,14 @@ def op(case):
 @pytest.mark.parametrize("case", cases(("regular",), ("f64", "c128"), ("b2",), small=True))
 def test_check_grads_order_two_forward_and_reverse(case):
     f = op(case)
+    a = matrix(case)
+    reference = as_tuple(f(project(a, case.structure), **case.options))
 
-    def g(a):
-        outs = as_tuple(f(project(a, case.structure), **case.options))
-        return tuple(x for x in outs if x.size)
-    check_grads(g, (matrix(case),), order=2, modes=("fwd", "rev"))
+    def g(x):
+        outs = gauge.fix(as_tuple(f(project(x, case.structure), **case.options)), reference,
+                         case.cv)
+        return tuple(y for y, d in zip(outs, case.differentiable) if d)
+    check_grads(g, (a,), order=2, modes=("fwd", "rev"))
 
 
 @pytest.mark.parametrize("case", cases(("first",), ("f64",), ("b2",), small=True))
@@ -66,7 +72,9 @@ def test_grad_under_jit_and_vmap_equals_eager_grad(case):
     a = jnp.concatenate([a, a[:1]])  # a batch of three
     f = op(case)
     rng = np.random.default_rng(5)  # fixed weights per entry: |Q|^2 alone would be constant
-    weights = [jnp.asarray(rng.uniform(0.5, 2.0, o.shape[-2:])) if d else None
+    # (|entry|^2 does not depend on a phase: the loss is gauge invariant); the weights are
+    # those of one matrix of the batch, shared under vmap
+    weights = [jnp.asarray(rng.uniform(0.5, 2.0, o.shape[1:])) if d else None
                for o, d in zip(as_tuple(f(a, **case.options)), case.differentiable)]
 
     def loss(x):
@@ -83,13 +91,18 @@ def test_grad_under_jit_and_vmap_equals_eager_grad(case):
 
 @pytest.mark.parametrize("case", cases(("first",), ("c128",), ("unbatched",), small=True))
 def test_vjp_uses_jax_cotangent_convention(case):
-    """<op>_vjp's pullback is jax.vjp's, complex conjugation included."""
+    """<op>_vjp's pullback is jax.vjp's, complex conjugation included.  The cotangents of
+    outputs with a gauge are made invariant in JAX's convention (generator.gauge): the
+    pullback checks them in that convention and raises if they were not."""
     a = matrix(case)
     f = op(case)
     rng = np.random.default_rng(1)
     outs = as_tuple(f(a, **case.options))
-    cotangents = [jnp.asarray(rng.standard_normal(o.shape) + 1j * rng.standard_normal(o.shape))
-                  if d else None for o, d in zip(outs, case.differentiable)]
+    drawn = [rng.standard_normal(o.shape) + 1j * rng.standard_normal(o.shape)
+             if np.iscomplexobj(o) else rng.standard_normal(o.shape) for o in outs]
+    projected = gauge.invariant_cotangent([np.asarray(o) for o in outs], drawn, case.cv, "jax")
+    cotangents = [jnp.asarray(g.astype(o.dtype)) if d else None
+                  for o, g, d in zip(outs, projected, case.differentiable)]
     _, pullback = getattr(fr, f"{case.op}_vjp")(a, **case.options)
     _, reference = jax.vjp(
         lambda x: tuple(o for o, d in zip(as_tuple(f(x, **case.options)), case.differentiable)

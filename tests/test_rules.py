@@ -2,12 +2,14 @@
 agreement and native autodiff, over variants (options), shape classes (zero-size included),
 batches and dtypes.  The cases come from the specs (tests/spec_cases.py); a new spec is tested
 here without new test code."""
+import re
+
 import numpy as np
 import pytest
 
-from generator import sample
-from generator.verify import (JaxBackend, NumpyBackend, TorchBackend, inner, random_like,
-                              rel_err)
+from generator import gauge, sample
+from generator.check import GAUGE_OPTION
+from generator.verify import JaxBackend, NumpyBackend, TorchBackend, inner, rel_err
 from spec_cases import DTYPES, cases, wide64
 
 # relative error allowed against a float64 computation of the same quantity
@@ -30,19 +32,17 @@ def problem(case, seed, dtype=None):
     return rng, x, case.tangent(rng, x)
 
 
-def random_cotangents(rng, tangents):
-    return [None if t is None else random_like(rng, t) for t in tangents]
-
-
 @pytest.mark.parametrize("case", cases(("regular", "zero"), ("f64", "c128"), ("b2",)))
 @pytest.mark.parametrize("name", ["numpy", "torch", "jax"])
 def test_jvp_matches_central_finite_differences(name, case):
+    """Outputs with a gauge (eigenvectors) at A +- h dA are aligned with those at A first:
+    the derivative is taken in their gauge (generator.gauge)."""
     b = backend(name)
     rng, x, dx = problem(case, 1)
-    _, tangents = b.jvp(case.op, x, dx, case.options)
+    outputs, tangents = b.jvp(case.op, x, dx, case.options)
     h = 1e-6
-    plus = b.forward(case.op, x + h * dx, case.options)
-    minus = b.forward(case.op, x - h * dx, case.options)
+    plus = gauge.align(b.forward(case.op, x + h * dx, case.options), outputs, case.cv)
+    minus = gauge.align(b.forward(case.op, x - h * dx, case.options), outputs, case.cv)
     assert len(tangents) == len(plus) == len(case.outputs)
     for differentiable, t, p, q in zip(case.differentiable, tangents, plus, minus):
         if not differentiable:
@@ -55,16 +55,18 @@ def test_jvp_matches_central_finite_differences(name, case):
                                        ("unbatched", "b2", "b2x3", "b0")))
 @pytest.mark.parametrize("name", ["numpy", "torch", "jax"])
 def test_vjp_is_the_adjoint_of_the_jvp(name, case):
-    """Dot-product test: Re<gA, dA> = sum over outputs of Re<gY, dY>."""
+    """Dot-product test: Re<gA, dA> = sum over outputs of Re<gY, dY> (cotangents of gauge
+    outputs made gauge invariant, as a loss must be)."""
     b = backend(name)
     rng, x, dx = problem(case, 2)
     outputs, tangents = b.jvp(case.op, x, dx, case.options)
-    cotangents = random_cotangents(rng, tangents)
+    cotangents = case.cotangents(rng, outputs)
     grad = b.vjp(case.op, x, cotangents, case.options)
     assert grad.shape == x.shape and grad.dtype == x.dtype
     assert [t is not None for t in tangents] == list(case.differentiable)
-    for o, t in zip(outputs, tangents):
-        assert o.dtype == x.dtype
+    assert len(outputs) == len(case.outputs)
+    for o, t, dtype in zip(outputs, tangents, case.output_dtypes()):
+        assert o.dtype == dtype
         assert t is None or (t.shape == o.shape and t.dtype == o.dtype)
     lhs = inner(grad, dx)
     rhs = sum(inner(g, t) for g, t in zip(cotangents, tangents) if t is not None)
@@ -76,21 +78,30 @@ def test_vjp_is_the_adjoint_of_the_jvp(name, case):
                                        ("unbatched", "b2x3", "b0")))
 @pytest.mark.parametrize("name", ["torch", "jax"])
 def test_backend_agrees_with_the_numpy_reference(name, case):
-    """Same inputs in every backend; low precision is compared with the float64 reference."""
+    """Same inputs in every backend; low precision is compared with the float64 reference.
+    Outputs with a gauge (eigenvectors), their tangents and the cotangents are carried into
+    the reference's gauge first (generator.gauge)."""
     b = backend(name)
     rng, x, dx = problem(case, 3)
     outputs, tangents = b.jvp(case.op, x, dx, case.options)
-    cotangents = random_cotangents(rng, tangents)
+    cotangents = case.cotangents(rng, outputs)
     grad = b.vjp(case.op, x, cotangents, case.options)
 
     ref = backend("numpy")
     wide = wide64(case.dtype)
-    up = [None if g is None else g.astype(wide) for g in cotangents]
     ref_outputs, ref_tangents = ref.jvp(case.op, x.astype(wide), dx.astype(wide), case.options)
-    ref_grad = ref.vjp(case.op, x.astype(wide), up, case.options)
     assert len(outputs) == len(ref_outputs) and len(tangents) == len(ref_tangents)
     for o, r in zip(outputs, ref_outputs):
         assert o.shape == r.shape
+    factors = gauge.phases(outputs, ref_outputs, case.cv)
+    outputs, tangents, cotangents = (gauge.rotate(v, factors, case.cv)
+                                     for v in (outputs, tangents, cotangents))
+    # widened, and gauge invariant at the reference's outputs to double precision
+    up = gauge.invariant_cotangent(
+        ref_outputs, [None if g is None else g.astype(wide64(g.dtype)) for g in cotangents],
+        case.cv)
+    ref_grad = ref.vjp(case.op, x.astype(wide), up, case.options)
+    for o, r in zip(outputs, ref_outputs):
         assert rel_err(o, r) < TOL[case.dtype]
     for t, r in zip(tangents, ref_tangents):
         assert (t is None) == (r is None)
@@ -108,11 +119,13 @@ def test_framework_autodiff_and_native_rules(name, case):
 
     A native gradient is compared after projection onto the input's structure: for a
     Hermitian input (cholesky) torch's complex gradient is not Hermitian, ours (like JAX's)
-    is its Hermitian part (spec/cholesky.yaml, notes)."""
+    is its Hermitian part (spec/cholesky.yaml, notes).  Native tangents of outputs with a
+    gauge are compared without their component along it (gauge.project_tangent): a native
+    rule may split a phase differently (JAX's svd)."""
     b = backend(name)
     rng, x, dx = problem(case, 4)
-    _, tangents = b.jvp(case.op, x, dx, case.options)
-    cotangents = random_cotangents(rng, tangents)
+    outputs, tangents = b.jvp(case.op, x, dx, case.options)
+    cotangents = case.cotangents(rng, outputs)
     grad = b.vjp(case.op, x, cotangents, case.options)
 
     ad_tangents, ad_grad = b.autodiff(case.op, x, dx, cotangents, case.options)
@@ -129,13 +142,113 @@ def test_framework_autodiff_and_native_rules(name, case):
     if expected == "refuses":
         assert native == "refuses"
         return
+    if expected == "wrong":  # generator.natives: the native gradient is not this one
+        assert native not in (None, "refuses")
+        assert rel_err(native[1], grad) > 1e-3, "generator.natives lists a native rule " \
+                                                "that agrees here: remove the entry"
+        return
     assert native not in (None, "refuses"), \
         f"the native {name} rule of {case.op} gives {native!r} here: spec_cases.NATIVE_REFUSES"
     native_tangents, native_grad = native
-    for t, n in zip(tangents, native_tangents):
+    # a native rule may pick another derivative along the gauge (generator.gauge)
+    native_tangents = gauge.project_tangent(outputs, list(native_tangents), case.cv)
+    own = gauge.project_tangent(outputs, tangents, case.cv)
+    assert len(native_tangents) == len(own)
+    for t, n in zip(own, native_tangents):
         if t is not None:
             assert rel_err(n, t) < 1e-10
     assert rel_err(sample.project(native_grad, case.structure), grad) < 1e-10
+
+
+def gauge_cases():
+    """Complex cases of every variant whose pullbacks check the gauge (spec.Gauge
+    'cotangent'): a real gauge is signs, along which no cotangent moves."""
+    return [p for p in cases(("regular",), ("c64", "c128"), ("b2",)) if p.values[0].gauge_check]
+
+
+def _dependent(case, rng, outputs):
+    """(invariant, dependent) cotangents: random ones made gauge invariant, and the same plus
+    a part along the gauge; the spec's gauge expression tells them apart."""
+    invariant = case.cotangents(rng, outputs)
+    along = gauge.dependent_cotangent(outputs, rng, case.cv)
+    dependent = [g if a is None else g + a for g, a in zip(invariant, along)]
+    assert gauge.residual(outputs, invariant, case.cv) < 1e-5 * max(
+        1.0, max(float(np.abs(g).max()) for g in invariant if g is not None and g.size))
+    assert gauge.residual(outputs, dependent, case.cv) > 0.5
+    return invariant, dependent
+
+
+def _gauge_error(case):
+    return re.escape(f"{case.op}: {case.cv.variant.gauge.message}")
+
+
+@pytest.mark.parametrize("case", gauge_cases())
+@pytest.mark.parametrize("name", ["numpy", "torch", "jax"])
+def test_a_gauge_dependent_cotangent_raises_unless_check_gauge_is_false(name, case):
+    """The pullback rejects a loss that depends on the gauge; with check_gauge=False it
+    returns the gradient of the loss's gauge-invariant part (the JVP has no component along
+    the gauge, so its adjoint ignores the cotangent's)."""
+    b = backend(name)
+    rng, x, _ = problem(case, 6)
+    outputs = b.forward(case.op, x, case.options)
+    invariant, dependent = _dependent(case, rng, outputs)
+    with pytest.raises(ValueError, match=_gauge_error(case)):
+        b.vjp(case.op, x, dependent, case.options)
+    unchecked = b.vjp(case.op, x, dependent, {**case.options, GAUGE_OPTION: False})
+    expected = b.vjp(case.op, x, invariant, case.options)
+    assert np.isfinite(unchecked).all() and np.abs(expected).max() > 0.1
+    assert rel_err(unchecked, expected) < TOL[case.dtype]
+
+
+@pytest.mark.parametrize("case", gauge_cases())
+def test_torch_backward_checks_the_gauge(case):
+    """The same check in backward of the generated torch.autograd.Function."""
+    import torch
+
+    import generated.torch as frt
+    from generator.verify import as_tuple
+
+    rng, x, _ = problem(case, 7)
+    b = backend("torch")
+    invariant, dependent = _dependent(case, rng, b.forward(case.op, x, case.options))
+    grads = {}
+    for options, cotangents in ((case.options, invariant), (case.options, dependent),
+                                ({**case.options, GAUGE_OPTION: False}, dependent)):
+        a = torch.from_numpy(x).requires_grad_(True)
+        outs = as_tuple(getattr(frt, case.op)(a, **options))
+        pairs = [(o, torch.from_numpy(g)) for o, g in zip(outs, cotangents) if g is not None]
+        try:
+            torch.autograd.backward([o for o, _ in pairs], [g for _, g in pairs])
+        except ValueError as error:
+            assert re.search(_gauge_error(case), str(error)), error
+            grads[options.get(GAUGE_OPTION, True), cotangents is dependent] = "raised"
+            continue
+        grads[options.get(GAUGE_OPTION, True), cotangents is dependent] = a.grad.numpy()
+    assert grads[True, True] == "raised"
+    assert not isinstance(grads[True, False], str) and not isinstance(grads[False, True], str)
+    assert rel_err(grads[False, True], grads[True, False]) < TOL[case.dtype]
+    assert rel_err(grads[True, False], b.vjp(case.op, x, invariant, case.options)) \
+        < TOL[case.dtype]
+
+
+def tangent_gauge_cases():
+    return [p for p in cases(("regular",), ("f64", "c128"), ("b2",))
+            if gauge.tangent_observable(p.values[0].cv)]
+
+
+@pytest.mark.parametrize("case", tangent_gauge_cases())
+@pytest.mark.parametrize("name", ["numpy", "torch", "jax"])
+def test_the_jvp_picks_the_declared_gauge(name, case):
+    """The spec's gauge tangent expression (eigh: im(diagonal(Q^H dQ))) is 0 on the JVP."""
+    rng, x, dx = problem(case, 8)
+    outputs, tangents = backend(name).jvp(case.op, x, dx, case.options)
+    scale = max(1.0, max(float(np.abs(t).max()) for t in tangents if t is not None))
+    assert gauge.tangent_residual(outputs, tangents, case.cv) < 1e-12 * scale
+    # and the check can fail: a tangent with a component along the gauge
+    along = gauge.dependent_cotangent(outputs, rng, case.cv)
+    if any(a is not None for a in along):
+        moved = [t if a is None else t + a for t, a in zip(tangents, along)]
+        assert gauge.tangent_residual(outputs, moved, case.cv) > 0.5
 
 
 def test_every_spec_and_variant_is_in_the_ladder():

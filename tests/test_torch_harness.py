@@ -1,12 +1,16 @@
 """PyTorch's own harnesses on the generated torch.autograd.Function of every spec: gradcheck
 and gradgradcheck (forward AD, batched gradients, forward-over-reverse), torch.vmap,
 torch.func.  An input with a structure (cholesky's Hermitian A) is differentiated through
-X -> op(project(X)), so that the numerical Jacobian sees a function of every entry."""
+X -> op(project(X)), so that the numerical Jacobian sees a function of every entry; outputs
+with a gauge (eigh's eigenvectors) are composed with generator.gauge.fix, the alignment to
+their value at the checked point, so that the checked function is gauge invariant (a loss of
+the raw eigenvectors has no derivative, and the pullbacks reject it)."""
 import numpy as np
 import pytest
 import torch
 
 import generated.torch as fr
+from generator import gauge
 from generator.verify import as_tuple
 from spec_cases import cases, wide64
 
@@ -40,27 +44,39 @@ def op(case):
     return getattr(fr, case.op)
 
 
-def differentiable_outputs(case):
-    """X -> the non-empty outputs of op(project(X)) at the case's options."""
-    f = op(case)
+def as_real(y):
+    """y, or its real and imaginary parts stacked when it is complex (eig's outputs are complex
+    for real input; jacrev and a real loss need real outputs)."""
+    return torch.stack((y.real, y.imag), -1) if y.is_complex() else y
 
-    def g(a):
-        outs = as_tuple(f(project(a, case.structure), **case.options))
-        return tuple(x for x in outs if x.numel() > 0)
+
+def differentiable_outputs(case, a):
+    """X -> the differentiable outputs of op(project(X)) at the case's options, those with a
+    gauge aligned with their value at ``a`` (a gauge-invariant function of X)."""
+    f = op(case)
+    with torch.no_grad():
+        reference = as_tuple(f(project(a.detach(), case.structure), **case.options))
+
+    def g(x):
+        outs = gauge.fix(as_tuple(f(project(x, case.structure), **case.options)), reference,
+                         case.cv)
+        return tuple(y for y, d in zip(outs, case.differentiable) if d)
     return g
 
 
 @pytest.mark.parametrize("case", cases(("regular",), ("f64", "c128"), ("b2",), small=True))
 def test_gradcheck_forward_and_reverse_batched(case):
+    a = matrix(case)
     assert torch.autograd.gradcheck(
-        differentiable_outputs(case), (matrix(case),), check_forward_ad=True,
+        differentiable_outputs(case, a), (a,), check_forward_ad=True,
         check_backward_ad=True, check_batched_grad=True, check_batched_forward_grad=True)
 
 
 @pytest.mark.parametrize("case", cases(("regular",), ("f64", "c128"), ("b2",), small=True))
 def test_gradgradcheck_second_order(case):
+    a = matrix(case)
     assert torch.autograd.gradgradcheck(
-        differentiable_outputs(case), (matrix(case),), check_fwd_over_rev=True,
+        differentiable_outputs(case, a), (a,), check_fwd_over_rev=True,
         check_rev_over_rev=True, check_batched_grad=True)
 
 
@@ -88,7 +104,7 @@ def test_torch_func_jacrev_equals_jacfwd(case):
             continue
 
         def output(x, i=i):
-            return as_tuple(f(x, **case.options))[i]
+            return as_real(as_tuple(f(x, **case.options))[i])
 
         rev = torch.func.jacrev(output)(a)
         fwd = torch.func.jacfwd(output)(a)
@@ -98,10 +114,15 @@ def test_torch_func_jacrev_equals_jacfwd(case):
 
 @pytest.mark.parametrize("case", cases(("regular",), ("f32",), ("b2",), small=True))
 def test_float32_gradients_flow_and_keep_their_dtype(case):
+    """The sum of the outputs' entries, those with a gauge aligned first (the sum of a full
+    SVD's completion U[:, k:] depends on its rotation, and has no derivative)."""
     a = matrix(case)
-    outs = as_tuple(op(case)(a, **case.options))
-    sum(x.sum() for x, d in zip(outs, case.differentiable) if d).backward()
+    with torch.no_grad():
+        reference = as_tuple(op(case)(a, **case.options))
+    outs = gauge.fix(as_tuple(op(case)(a, **case.options)), reference, case.cv)
+    sum(as_real(x).sum() for x, d in zip(outs, case.differentiable) if d).backward()
     assert a.grad.dtype == torch.float32 and torch.isfinite(a.grad).all()
+    assert a.grad.abs().max() > 0
 
 
 @pytest.mark.parametrize("case", cases(("zero",), ("f64",), ("b2",)))
@@ -109,5 +130,5 @@ def test_zero_size_matrices_backpropagate_zero_size_gradients(case):
     a = torch.tensor(case.input(np.random.default_rng(0)), requires_grad=True)
     assert a.numel() == 0
     outs = as_tuple(op(case)(a, **case.options))
-    sum(x.sum() for x, d in zip(outs, case.differentiable) if d).backward()
+    sum(as_real(x).sum() for x, d in zip(outs, case.differentiable) if d).backward()
     assert a.grad.shape == a.shape

@@ -11,8 +11,9 @@ import collections as _collections
 import cupy as _cp  # noqa: F401  (used by the printed rules)
 
 from ._runtime import (  # noqa: F401  (the printed rules use some of these)
-    _check_input, _check_tangent, _copyltu, _cotangent_in, _cotangent_out, _diag, _empty_like,
-    _im, _pad, _pad_cols, _pad_rows, _re, _skew, _solve, _solve_triangular, _sym, _tril, _triu,
+    _check_input, _check_tangent, _columns, _complex, _copyltu, _cotangent_in, _cotangent_out,
+    _diag, _empty_like, _gauge_check, _gauge_checked, _im, _pad, _pad_cols, _pad_rows,
+    _pairwise_inv, _re, _skew, _solve, _solve_triangular, _sym, _to_field, _tril, _triu,
     _zeros_like)
 
 LQResult = _collections.namedtuple("LQResult", ["L", "Q"])
@@ -106,7 +107,8 @@ def _vjp_rule(A, L, Q, gL, gQ, mode):
 
 
 def _returned(A, outputs, mode):
-    """The user-facing tuple: outputs a variant returns empty are empty arrays."""
+    """The user-facing result: outputs a variant returns empty are empty arrays, vectors
+    lose the column axis the rules hold them with, hidden outputs are left out."""
     if mode == "reduced":
         return LQResult(outputs[0], outputs[1], )
     raise AssertionError("unreachable: options were checked")

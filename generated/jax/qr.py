@@ -16,9 +16,9 @@ import jax as _jax
 import jax.numpy as _jnp
 
 from ._runtime import (  # noqa: F401  (the printed rules use some of these)
-    _check_input, _check_tangent, _copyltu, _cotangent_in, _cotangent_out, _diag, _diag_part,
-    _empty_like, _neg_mm, _pad, _pad_cols, _pad_rows, _skew, _solve, _solve_triangular, _sym,
-    _zeros_like)
+    _check_input, _check_tangent, _columns, _complex, _copyltu, _cotangent_in, _cotangent_out,
+    _diag, _diag_part, _empty_like, _gauge_check, _gauge_checked, _neg_mm, _pad, _pad_cols,
+    _pad_rows, _pairwise_inv, _skew, _solve, _solve_triangular, _sym, _to_field, _zeros_like)
 
 QRResult = _collections.namedtuple("QRResult", ["Q", "R"])
 
@@ -191,7 +191,8 @@ def _vjp_rule(A, Q, R, gQ, gR, mode):
 
 
 def _returned(A, outputs, mode):
-    """The user-facing tuple: outputs a variant returns empty are empty arrays."""
+    """The user-facing result: outputs a variant returns empty are empty arrays, vectors
+    lose the column axis the rules hold them with, hidden outputs are left out."""
     if mode == "reduced":
         return QRResult(outputs[0], outputs[1], )
     if mode == "complete":

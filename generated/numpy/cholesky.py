@@ -11,8 +11,9 @@ import collections as _collections
 import numpy as _np  # noqa: F401  (used by the printed rules)
 
 from ._runtime import (  # noqa: F401  (the printed rules use some of these)
-    _adjoint, _check_input, _check_tangent, _copyltu, _cotangent_in, _cotangent_out, _diag,
-    _empty_like, _pad, _pad_cols, _pad_rows, _skew, _solve, _solve_triangular, _sym, _zeros_like)
+    _adjoint, _check_input, _check_tangent, _columns, _complex, _copyltu, _cotangent_in,
+    _cotangent_out, _diag, _empty_like, _gauge_check, _gauge_checked, _pad, _pad_cols,
+    _pad_rows, _pairwise_inv, _skew, _solve, _solve_triangular, _sym, _to_field, _zeros_like)
 
 CholeskyResult = _collections.namedtuple("CholeskyResult", ["L"])
 
@@ -88,7 +89,8 @@ def _vjp_rule(A, L, gL, upper):
 
 
 def _returned(A, outputs, upper):
-    """The user-facing tuple: outputs a variant returns empty are empty arrays."""
+    """The user-facing result: outputs a variant returns empty are empty arrays, vectors
+    lose the column axis the rules hold them with, hidden outputs are left out."""
     return outputs[0]
 
 

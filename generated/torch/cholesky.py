@@ -11,9 +11,10 @@ import collections as _collections
 import torch as _torch
 
 from ._runtime import (  # noqa: F401  (the printed rules use some of these)
-    _addmm, _check_input, _check_tangent, _copyltu, _cotangent_in, _cotangent_out, _empty_like,
-    _im, _materialized, _mm, _pad_cols, _pad_rows, _re, _skew, _sym, _tril_diag, _triu_herm,
-    _zeros_like)
+    _addmm, _check_input, _check_tangent, _columns, _complex, _copyltu, _cotangent_in,
+    _cotangent_out, _empty_like, _gauge_check, _gauge_checked, _im, _laid_out_like,
+    _materialized, _mm, _pad_cols, _pad_rows, _pairwise_inv, _re, _skew, _sym, _to_field,
+    _tril_diag, _triu_herm, _zeros_like)
 
 CholeskyResult = _collections.namedtuple("CholeskyResult", ["L"])
 
@@ -89,7 +90,8 @@ def _vjp_rule(A, L, gL, upper):
 
 
 def _returned(A, outputs, upper):
-    """The user-facing tuple: outputs a variant returns empty are empty arrays."""
+    """The user-facing result: outputs a variant returns empty are empty arrays, vectors
+    lose the column axis the rules hold them with, hidden outputs are left out."""
     return outputs[0]
 
 
@@ -131,7 +133,7 @@ class _CholeskyFunction(_torch.autograd.Function):
     @staticmethod
     def setup_context(ctx, inputs, output):
         *_, upper = inputs
-        ctx.options = (upper,)
+        ctx.options = (upper, )
         flags = _differentiable(upper)
         ctx.mark_non_differentiable(*(y for y, f in zip(output, flags) if not f))
         ctx.save_for_backward(*inputs[:1], *output)
@@ -149,7 +151,8 @@ class _CholeskyFunction(_torch.autograd.Function):
         flags = _differentiable(*ctx.options)
         saved = ctx.saved_tensors
         rule = iter(_jvp_rule(*saved, *tangents[:1], *ctx.options))
-        return tuple(next(rule) if f else None for f in flags)
+        outputs = saved[1:]
+        return tuple(_laid_out_like(next(rule), y) if f else None for f, y in zip(flags, outputs))
 
 
 def cholesky(A, upper=False):

@@ -14,9 +14,10 @@ import collections as _collections
 import torch as _torch
 
 from ._runtime import (  # noqa: F401  (the printed rules use some of these)
-    _addmm, _check_input, _check_tangent, _copyltu, _cotangent_in, _cotangent_out, _empty_like,
-    _im, _materialized, _mm, _pad_cols, _pad_rows, _re, _skew, _sym, _tril_diag, _triu_herm,
-    _zeros_like)
+    _addmm, _check_input, _check_tangent, _columns, _complex, _copyltu, _cotangent_in,
+    _cotangent_out, _empty_like, _gauge_check, _gauge_checked, _im, _laid_out_like,
+    _materialized, _mm, _pad_cols, _pad_rows, _pairwise_inv, _re, _skew, _sym, _to_field,
+    _tril_diag, _triu_herm, _zeros_like)
 
 QRResult = _collections.namedtuple("QRResult", ["Q", "R"])
 
@@ -189,7 +190,8 @@ def _vjp_rule(A, Q, R, gQ, gR, mode):
 
 
 def _returned(A, outputs, mode):
-    """The user-facing tuple: outputs a variant returns empty are empty arrays."""
+    """The user-facing result: outputs a variant returns empty are empty arrays, vectors
+    lose the column axis the rules hold them with, hidden outputs are left out."""
     if mode == "reduced":
         return QRResult(outputs[0], outputs[1], )
     if mode == "complete":
@@ -241,7 +243,7 @@ class _QRFunction(_torch.autograd.Function):
     @staticmethod
     def setup_context(ctx, inputs, output):
         *_, mode = inputs
-        ctx.options = (mode,)
+        ctx.options = (mode, )
         flags = _differentiable(mode)
         ctx.mark_non_differentiable(*(y for y, f in zip(output, flags) if not f))
         ctx.save_for_backward(*inputs[:1], *output)
@@ -259,7 +261,8 @@ class _QRFunction(_torch.autograd.Function):
         flags = _differentiable(*ctx.options)
         saved = ctx.saved_tensors
         rule = iter(_jvp_rule(*saved, *tangents[:1], *ctx.options))
-        return tuple(next(rule) if f else None for f in flags)
+        outputs = saved[1:]
+        return tuple(_laid_out_like(next(rule), y) if f else None for f, y in zip(flags, outputs))
 
 
 def qr(A, mode="reduced"):

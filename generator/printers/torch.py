@@ -93,6 +93,10 @@ class Printer(BatchedMatrixPrinter, TorchPrinter):
         "im": "_im({x})",
         "diagonal": "{x}.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)",
         "diag": "_torch.diag_embed({v}.squeeze(-1))",
+        "pairwise_inv": "_pairwise_inv({x})",
+        "recip": "{x}.reciprocal()",
+        "scale_cols": "{x} * {v}.mT",
+        "scale_rows": "{v} * {x}",
         "solve_triangular": "_torch.linalg.solve_triangular({t}, {b}, upper={upper}, "
                             "left={left}, unitriangular={unit})",
         "solve": "_torch.linalg.solve({a}, {b}, left={left})",

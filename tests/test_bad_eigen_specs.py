@@ -1,0 +1,66 @@
+"""Errors of the spec language's vector, hidden-output, gauge and pairwise_inv features:
+one edit of spec/eigh.yaml (or eigvalsh.yaml) each, the message and its line pinned."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from generator.check import check_spec
+from generator.spec import SpecError, load_spec
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# (id, spec, old text, new text, line of the error, words of the message)
+CASES = [
+    ("no-check-gauge-option", "eigh",
+     '  check_gauge: {values: [true, false], default: true, selects: false}\n', "", 55,
+     "a gauge with a run-time check needs the option 'check_gauge"),
+    ("check-gauge-selects", "eigh", "default: true, selects: false}", "default: true}", 48,
+     "option check_gauge: no variant for True, False"),
+    ("selecting-by-a-switch", "eigh", '- when: {UPLO: "L"}', '- when: {UPLO: "L", check_gauge: true}',
+     51, "variant.when: option 'check_gauge' selects no variant (selects: false)"),
+    ("phases-of-no-output", "eigh", "phases: [Q]", "phases: [V]", 56,
+     "gauge: undeclared name 'V'"),
+    ("phases-of-an-expression", "eigh", "phases: [Q]", 'phases: ["Q @ Q"]', 56,
+     "gauge.phases: 'Q @ Q' is not an output, a block of one, or its .H"),
+    ("gauge-without-cotangent", "eigh", '      cotangent: "im(diagonal(Q.H @ gQ))"\n', "", 56,
+     "gauge: Q carries the gauge and is differentiated"),
+    ("gauge-tangent-of-no-output", "eigh", 'tangent: "im(diagonal(Q.H @ dQ))"',
+     'tangent: "im(diagonal(Q.H @ Q))"', 57, "uses no tangent of an output"),
+    ("vector-with-a-diagonal", "eigh", "structure: real, order: ascending,",
+     "structure: real, diagonal: real, order: ascending,", 53, "a vector has no diagonal"),
+    ("unknown-vector-structure", "eigh", "structure: real, order", "structure: unitary, order",
+     53, "unknown vector structure 'unitary'"),
+    ("order-of-a-matrix", "eigh", "structure: unitary, field", "structure: unitary, order: ascending, field",
+     54, "order is for vectors"),
+    ("pairwise-inv-of-a-matrix", "eigh", "dQ = Q @ hadamard(pairwise_inv(L), X)",
+     "dQ = Q @ hadamard(pairwise_inv(Q), X)", 68, "pairwise_inv: needs a vector, got nxn"),
+    ("hidden-output-first", "eigvalsh",
+     "      L: {shape: [n], structure: real, order: ascending}\n"
+     "      Q: {shape: [n, n], structure: unitary, returned: hidden}\n",
+     "      Q: {shape: [n, n], structure: unitary, returned: hidden}\n"
+     "      L: {shape: [n], structure: real, order: ascending}\n", 34,
+     "hidden outputs must come after the others"),
+    ("unknown-returned", "eigvalsh", "returned: hidden", "returned: secret", 37,
+     "returned must be 'value', 'empty' or 'hidden'"),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_bad_eigen_spec(case, tmp_path):
+    _, name, old, new, line, words = case
+    text = (ROOT / "spec" / f"{name}.yaml").read_text(encoding="utf-8")
+    assert text.count(old) >= 1, old
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    with pytest.raises(SpecError) as err:
+        check_spec(load_spec(path, display_path=f"spec/{name}.yaml"))
+    assert err.value.line == line, str(err.value)
+    assert words in err.value.message, str(err.value)
+    assert str(err.value).startswith(f"spec/{name}.yaml:{line}: ")
+
+
+@pytest.mark.parametrize("name", ["eigh", "eigvalsh"])
+def test_the_unedited_specs_pass(name):
+    check_spec(load_spec(ROOT / "spec" / f"{name}.yaml"))
