@@ -46,6 +46,10 @@ def test_timings_and_ratios_are_positive_numbers(rows):
             assert r["native_ms"] > 0 and r["ratio"] > 0
         elif r["native"] == "refuses":
             assert r["native_ms"] is None and r["ratio"] is None and r["note"]
+        elif r["native"] == "wrong":  # generator.natives: timed, but fd is the reference
+            assert r["native_ms"] > 0 and r["ratio"] > 0 and r["reference"] == "fd"
+            assert (r["spec"], r["backend"], r["options"]) == ("svd", "torch",
+                                                               "full_matrices=True"), r
         else:  # the framework has no such operation (LQ): finite differences are the reference
             assert r["native"] == "none" and r["spec"] == "lq", r
             assert r["native_ms"] is None and r["ratio"] is None and r["reference"] == "fd"

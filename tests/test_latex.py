@@ -190,7 +190,8 @@ def test_ops_built_directly():
     assert latex(sp.Identity(m)) == "I"
     assert latex(sp.ZeroMatrix(m, n)) == "0"
     assert latex(ops.HStack(X, Y, Y)) == r"\begin{bmatrix} X & Y & Y \end{bmatrix}"
-    assert latex(ops.Block(X, 0, m, 0, m)) == r"X_{[:,\, :]}"
+    assert ops.Block(X, 0, m, 0, m) == X  # a block covering the matrix is the matrix
+    assert latex(ops.Block(X, 0, m, 1, m)) == r"X_{[:,\, 1:]}"
     assert latex(sp.Inverse(X)) == r"X^{-1}"
     assert latex_equation("_g_R1", sp.Adjoint(X)) == r"\bar{R}_{1} = X^{H}"
     assert latex_equation(X, ops.Sym(X)) == r"X = \operatorname{sym}(X)"
