@@ -1,11 +1,25 @@
-"""What the frameworks' own derivative rules get wrong, measured (tests/test_svd.py pins each
-entry against finite differences): op -> {framework: (predicate(options, shape), reason)}.
+"""What the frameworks' own derivative rules refuse and get wrong: the one place that names
+operations for this.
 
-Where an entry holds, `cli.py bench` and `cli.py verify` still time the native rule but check
-the generated derivative against finite differences instead.  Where a native rule refuses
-(raises), the callers find out by calling it; that needs no table.
+NATIVE_REFUSES: where a native rule raises (the tests pin that it does; bench and verify find
+out by calling it).  NATIVE_WRONG: where it differentiates and disagrees with finite
+differences (tests/test_svd.py and tests/test_rules.py pin it); bench and verify still time
+it but check the generated derivative against finite differences instead.
 """
 from __future__ import annotations
+
+# Where a framework's native rule refuses to differentiate: op -> {framework: refuses(options,
+# values of the primitive dims)}.  Whether a native rule exists at all is not tabulated: it is
+# torch.linalg.<op> / jax.numpy.linalg.<op> if there is one (native_function, as in
+# generator.verify), and it is expected to differentiate every variant and shape not listed.
+NATIVE_REFUSES = {
+    # torch.linalg.qr has no derivative for mode='r' nor for mode='complete' when m > n
+    "qr": {"torch": lambda o, s: o["mode"] == "r" or (o["mode"] == "complete" and s[0] > s[1])},
+    # jax.numpy.linalg.svd has no JVP for full_matrices=True unless A is square
+    "svd": {"jax": lambda o, s: o["full_matrices"] and s[0] != s[1]},
+    # jax.numpy.linalg.eig differentiates eigenvalues only (jax-ml/jax#2748)
+    "eig": {"jax": lambda o, s: True},
+}
 
 NATIVE_WRONG = {
     "svd": {

@@ -2,10 +2,10 @@
 class x dtype x batch, shared by the rule ladder (test_rules.py), the framework harnesses
 (test_torch_harness.py, test_jax_harness.py) and the CuPy checks (cupy_checks.py).
 
-Nothing here names an operation except NATIVE_REFUSES, the one per-op table: where the native
-rule of torch.linalg / jax.numpy.linalg refuses to differentiate.  A new spec/<name>.yaml is
+Nothing here names an operation; generator.natives holds the per-op tables: where the native
+rule of torch.linalg / jax.numpy.linalg refuses to differentiate or is wrong.  A new spec/<name>.yaml is
 picked up by every parametrized test as it is; it needs an entry there only if its native
-rule refuses some variant or shape.
+rule refuses or is wrong for some variant or shape.
 """
 from __future__ import annotations
 
@@ -40,18 +40,9 @@ DTYPES = {"f32": np.float32, "f64": np.float64, "c64": np.complex64, "c128": np.
 BATCHES = {"unbatched": (), "b2": (2,), "b2x3": (2, 3), "b0": (0,)}
 
 
-# Where a framework's native rule refuses to differentiate: op -> {framework: refuses(options,
-# values of the primitive dims)}.  Whether a native rule exists at all is not tabulated: it is
-# torch.linalg.<op> / jax.numpy.linalg.<op> if there is one (native_function, as in
-# generator.verify), and it is expected to differentiate every variant and shape not listed.
-NATIVE_REFUSES = {
-    # torch.linalg.qr has no derivative for mode='r' nor for mode='complete' when m > n
-    "qr": {"torch": lambda o, s: o["mode"] == "r" or (o["mode"] == "complete" and s[0] > s[1])},
-    # jax.numpy.linalg.svd has no JVP for full_matrices=True unless A is square
-    "svd": {"jax": lambda o, s: o["full_matrices"] and s[0] != s[1]},
-    # jax.numpy.linalg.eig differentiates eigenvalues only (jax-ml/jax#2748)
-    "eig": {"jax": lambda o, s: True},
-}
+# Where a framework's native rule refuses (generator.natives.NATIVE_REFUSES) or is wrong
+# (generator.natives.NATIVE_WRONG): the one place that names operations.
+NATIVE_REFUSES = natives.NATIVE_REFUSES
 
 
 def native_function(framework, op):
