@@ -108,6 +108,8 @@ def _residuals(cv: CheckedVariant, case: CheckedCase) -> list[derive.Residual]:
     out = [derive.Residual(eq.text, eq.lhs - eq.rhs) for eq in case.defining]
     cdims = dict(case.dims)
     for t in cv.variant.outputs:
+        if t.is_index:
+            continue
         sym = matrix_symbol(t, cdims)
         for r in derive.structure_equations(sym, t.structure, t.diagonal):
             if not any(r.expr == known.expr for known in out):  # already a defining equation
@@ -147,8 +149,9 @@ def prepare(checked: CheckedSpec, cv: CheckedVariant, case: CheckedCase, shape: 
         return mp_ev.shape(matrix_symbol(t, cdims))
 
     residuals = _residuals(cv, case)
+    # permutations and pivots are locally constant: they have no tangent
     tangent_map = {t.name: matrix_symbol(t, cdims, "d" + t.name)
-                   for t in (*spec.inputs, *cv.variant.outputs)}
+                   for t in (*spec.inputs, *cv.variant.outputs) if not t.constant}
     linearized = [derive.linearize_residual(r, tangent_map) for r in residuals]
     setup = Setup(checked, cv, case, shape, field_name, dims, mp_ev, fl_ev, {}, {}, {},
                   residuals, linearized)
@@ -192,7 +195,7 @@ def _flatten(values, complex_field):
 def _finite_differences(s: Setup, complex_field: bool) -> dict:
     """Central differences (X(A + h dA) - X(A - h dA)) / 2h of every output."""
     spec, cv = s.checked.spec, s.variant
-    outputs = list(cv.variant.outputs)
+    outputs = [t for t in cv.variant.outputs if not t.constant]  # unknowns; P stays fixed
     sizes = {t.name: s.primal[t.name].shape for t in outputs}
     # Jacobian of the residuals with respect to the outputs (real parameters), in float64:
     # a chord iteration only needs an approximate inverse; the residual itself is mp.

@@ -104,6 +104,14 @@ def _variant(checked, case: Case):
     return next(v for v in checked.variants if dict(v.variant.when) == dict(case.options))
 
 
+def _differentiated(checked, case: Case, outputs) -> tuple:
+    """The outputs a row differentiates: all returned ones but permutations and pivots
+    (locally constant; the frameworks differ in their dtypes: JAX's P of a complex A is
+    real, torch's complex)."""
+    return tuple(y for y, t in zip(outputs, gauge.returned(_variant(checked, case)))
+                 if not t.constant)
+
+
 def _cotangents(checked, case: Case, outs, rng, convention: str) -> list:
     """Random cotangents of the returned outputs, of their dtypes (real eigenvalues of a
     complex input, complex eigenvectors of a real one), projected so that the loss does not depend on a gauge (generator.gauge)."""
@@ -171,7 +179,7 @@ class _Torch:
         self.checked = checked
         self.torch = torch
         self.generated = getattr(gen, op)
-        self.native = getattr(torch.linalg, op, None)  # None: torch.linalg has no such op
+        self.native = natives.native_function("torch", op)  # None: it has none
         self.forward = self.native or self.generated
 
     def sync(self, x):
@@ -185,7 +193,7 @@ class _Torch:
         torch = self.torch
         opts = dict(case.options)
         A, dA = (torch.from_numpy(x) for x in _inputs(self.checked, case, rng))
-        outs = as_tuple(self.forward(A, **opts))
+        outs = _differentiated(self.checked, case, as_tuple(self.forward(A, **opts)))
         # the loss below is Re sum(y * c): its PyTorch cotangent is conj(c), which is JAX's
         # convention for c
         cot = [torch.from_numpy(c) for c in _cotangents(
@@ -193,7 +201,7 @@ class _Torch:
         data = {"A": A, "dA": dA, "cot": cot, "opts": opts}
 
         def fn_of(f):
-            return lambda X: as_tuple(f(X, **opts))
+            return lambda X: _differentiated(self.checked, case, as_tuple(f(X, **opts)))
 
         def vjp(f):
             g = fn_of(f)
@@ -228,7 +236,7 @@ class _Torch:
         cot = [c.to(wide) for c in data["cot"]]
 
         def outs(X):
-            return as_tuple(self.forward(X, **data["opts"]))
+            return _differentiated(self.checked, case, as_tuple(self.forward(X, **data["opts"])))
 
         # in the gauge of the outputs at the row's own dtype, which the derivative refers to
         here = [self.to_numpy(y) for y in outs(data["A"])]
@@ -283,7 +291,7 @@ class _Jax:
         self.jax = jax
         self.jnp = jnp
         self.generated = getattr(gen, op)
-        self.native = getattr(jnp.linalg, op, None)  # None: jax.numpy.linalg has no such op
+        self.native = natives.native_function("jax", op)  # None: it has none
         self.forward = self.native or self.generated
 
     def sync(self, x):
@@ -296,13 +304,13 @@ class _Jax:
         jax, jnp = self.jax, self.jnp
         opts = dict(case.options)
         A, dA = (jnp.asarray(x) for x in _inputs(self.checked, case, rng))
-        outs = as_tuple(self.forward(A, **opts))
+        outs = _differentiated(self.checked, case, as_tuple(self.forward(A, **opts)))
         cot = tuple(jnp.asarray(c) for c in _cotangents(
             self.checked, case, [np.asarray(y) for y in outs], rng, "jax"))
         data = {"A": A, "dA": dA, "cot": cot, "opts": opts}
 
         def fn_of(f):
-            return lambda X: as_tuple(f(X, **opts))
+            return lambda X: _differentiated(self.checked, case, as_tuple(f(X, **opts)))
 
         def vjp(f):
             g = fn_of(f)
@@ -332,8 +340,8 @@ class _Jax:
         dA = np.asarray(data["dA"]).astype(wide)
 
         def outs(X):
-            return [np.asarray(y) for y in as_tuple(self.forward(self.jnp.asarray(X),
-                                                               **data["opts"]))]
+            return [np.asarray(y) for y in _differentiated(
+                self.checked, case, as_tuple(self.forward(self.jnp.asarray(X), **data["opts"])))]
 
         # in the gauge of the outputs at the row's own dtype, which the derivative refers to
         here = outs(np.asarray(data["A"]))

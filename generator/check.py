@@ -86,7 +86,8 @@ class CheckedVariant:
 
     @property
     def differentiable_outputs(self) -> tuple[Tensor, ...]:
-        return tuple(o for o in self.variant.outputs if o.returned == "value")
+        return tuple(o for o in self.variant.outputs
+                     if o.returned == "value" and not o.constant)
 
 
 @dataclass(frozen=True)
@@ -316,18 +317,29 @@ def _variant(spec: Spec, dims: tuple[DimDef, ...], variant: Variant) -> CheckedV
             if prefix + t.name in declared:
                 raise SpecError(spec.path, t.line, f"'{prefix}{t.name}' would name both a "
                                                    f"matrix and the derivative of '{t.name}'")
-    diff_outputs = [o for o in variant.outputs if o.returned == "value"]
+        if t.structure == "permutation" and t.shape[0] != t.shape[1]:
+            raise SpecError(spec.path, t.line, f"output {t.name}: a permutation is square")
+        if t.from_pivots is not None and not any(
+                o.name == t.from_pivots and o.is_index for o in variant.outputs) and not any(
+                name == t.from_pivots and len(shape) == 1
+                for name, shape in variant.primal_returns):
+            raise SpecError(spec.path, t.line, f"output {t.name}: from_pivots must name a "
+                                               f"pivots output of the variant or a vector the "
+                                               f"primal call returns")
+    diff_outputs = [o for o in variant.outputs if o.returned == "value" and not o.constant]
+    # pivots are integer data for users; the rules see the permutation they encode
+    matrices = [t for t in variant.outputs if not t.is_index]
 
     cases = []
     defining = None
     for case in variant.cases:
         cond = _condition(spec, case, {d.name: d.expr for d in dims})
         cdims = _case_dims(dims, cond)
-        primal = {t.name: _matrix(t, cdims) for t in (*spec.inputs, *variant.outputs)}
+        primal = {t.name: _matrix(t, cdims) for t in (*spec.inputs, *matrices)}
         case_defining = _defining(spec, (*variant.defining, *case.defining), primal, cdims)
         if defining is None:
             defining = case_defining[:len(variant.defining)]
-        for t in variant.outputs:
+        for t in matrices:
             if not any(t.name in {s.name for s in (eq.lhs - eq.rhs).atoms(sp.MatrixSymbol)}
                        for eq in case_defining):
                 raise SpecError(spec.path, t.line,
@@ -523,33 +535,46 @@ def check_spec(spec: Spec) -> CheckedSpec:
                                 f"variant {v.label} returns {', '.join(empty)} empty, so its "
                                 f"'native' options must select a variant that returns every "
                                 f"output (the frameworks differentiate that one)")
-    checked = tuple(_primal_outputs(spec, _variant(spec, dims, v)) for v in spec.variants)
+    vdims = {d.name: d.expr for d in dims}
+    checked = tuple(_primal_outputs(spec, _variant(spec, dims, v), vdims) for v in spec.variants)
     return CheckedSpec(spec, dims, tuple(_from_native(spec, checked, cv) for cv in checked))
 
 
-def _primal_outputs(spec: Spec, cv: CheckedVariant) -> CheckedVariant:
-    """Parse 'primal': the outputs as expressions of what the native call returns."""
+def _primal_outputs(spec: Spec, cv: CheckedVariant, vdims: dict) -> CheckedVariant:
+    """Parse 'primal': the outputs as expressions of what the native call returns.  Shapes
+    are checked under the first case's dimensions; the expressions kept for printing are
+    parsed with the variant's (sizes may be min/max: the primal runs before a case is
+    chosen).  A permutation 'from_pivots' is built from the pivots the call returns."""
     v = cv.variant
     if not v.primal_returns:
         return cv
-    cdims = dict(cv.cases[0].dims)
     line = v.primal_outputs[0][1].line if v.primal_outputs else v.line
-    names = {}
-    for name, shape in v.primal_returns:
-        if any(d not in cdims for d in shape):
-            raise SpecError(spec.path, line, f"primal.returns.{name}: unknown dimension in "
-                                             f"{list(shape)}")
-        names[name] = sp.MatrixSymbol(name, *(cdims[d] for d in shape), *((1,) if len(shape) == 1
-                                                                          else ()))
+
+    def returned(dims):
+        names = {}
+        for name, shape in v.primal_returns:
+            if any(d not in dims for d in shape):
+                raise SpecError(spec.path, line, f"primal.returns.{name}: unknown dimension in "
+                                                 f"{list(shape)}")
+            names[name] = sp.MatrixSymbol(name, *(dims[d] for d in shape),
+                                          *((1,) if len(shape) == 1 else ()))
+        return names
+
     given = [n for n, _ in v.primal_outputs]
-    if sorted(given) != sorted(t.name for t in v.outputs):
+    expressed = [t for t in v.outputs if t.from_pivots is None]
+    if sorted(given) != sorted(t.name for t in expressed):
+        built = [t.name for t in v.outputs if t.from_pivots is not None]
         raise SpecError(spec.path, line, f"primal.outputs must give every output "
-                                         f"({', '.join(t.name for t in v.outputs)})")
+                                         f"({', '.join(t.name for t in expressed)}"
+                                         + (f"; {', '.join(built)} from pivots" if built else "")
+                                         + ")")
+    cdims = dict(cv.cases[0].dims)
+    checked_names, names = returned(cdims), returned(vdims)
     out = []
-    for t in v.outputs:
+    for t in expressed:
         text = dict(v.primal_outputs)[t.name]
         try:
-            value = expr_mod.Parser(names, cdims).expression(text.text)
+            value = expr_mod.Parser(checked_names, cdims).expression(text.text)
         except expr_mod.ExprError as err:
             raise SpecError(spec.path, text.line, f"primal.outputs: {err}") from None
         want = _matrix(t, cdims)
@@ -557,7 +582,7 @@ def _primal_outputs(spec: Spec, cv: CheckedVariant) -> CheckedVariant:
             raise SpecError(spec.path, text.line, f"primal.outputs: '{t.name}' would be "
                                                   f"{value.rows}x{value.cols}, not "
                                                   f"{want.rows}x{want.cols}")
-        out.append((t.name, value))
+        out.append((t.name, expr_mod.Parser(names, vdims).expression(text.text)))
     return replace(cv, primal_outputs=tuple(out))
 
 

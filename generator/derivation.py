@@ -104,8 +104,8 @@ def page(checked: CheckedSpec, results: list[audit.Result]) -> str:
         for case in cv.cases:
             residuals = audit._residuals(cv, case)
             cdims = dict(case.dims)
-            tangents = {t.name: matrix_symbol(t, cdims, "d" + t.name)
-                        for t in (*spec.inputs, *cv.variant.outputs)}
+            tangents = {t.name: matrix_symbol(t, cdims, "d" + t.name)  # none of P, pivots
+                        for t in (*spec.inputs, *cv.variant.outputs) if not t.constant}
             out += [f"### Case `{case.condition.text}`", "",
                     "**Defining equations and structure**", ""]
             lines = [_equation(eq.lhs, eq.rhs) for eq in case.defining]

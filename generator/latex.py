@@ -215,6 +215,9 @@ class LatexPrinter(_SympyLatexPrinter):
     def _print_ScaleRows(self, e):
         return self._print(sp.MatMul(ops.Diag(e.vector), e.arg))
 
+    def _print_PermuteRows(self, e):
+        return self._print(sp.MatMul(sp.Transpose(e.perm) if e.transpose else e.perm, e.arg))
+
     def _print_Recip(self, e):
         return self._function("recip", e.arg)
 
@@ -227,6 +230,9 @@ class LatexPrinter(_SympyLatexPrinter):
         return f"{inv} {b}" if left else f"{b} {inv}"
 
     def _print_SolveTriangular(self, e):
+        if e.unit:  # the triangle it reads, with ones on the diagonal: (tril_{-1}(T) + I)^{-1}
+            band = ops.Triu(e.tri, 1) if e.upper else ops.Tril(e.tri, -1)
+            return self._solve(sp.MatAdd(band, sp.Identity(e.tri.rows)), e.rhs, e.left)
         return self._solve(e.tri, e.rhs, e.left)
 
     def _print_Solve(self, e):

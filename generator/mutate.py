@@ -48,8 +48,10 @@ class Outcome:
         return bool(self.caught_by)
 
 
-def _edits(node: ast.AST, stmt_value: bool):
-    """(kind, function that edits a copy of the node in place or returns a replacement)."""
+def _edits(node: ast.AST, stmt_value: bool, real: frozenset = frozenset()):
+    """(kind, function that edits a copy of the node in place or returns a replacement).
+    ``real`` names matrices that are real for every input (permutations): H<->T and
+    drop-conj of them would be equivalent mutants, which no check can catch."""
     if stmt_value:
         yield "flip-sign", lambda n: ast.UnaryOp(ast.USub(), n)
     if isinstance(node, ast.BinOp):
@@ -65,7 +67,8 @@ def _edits(node: ast.AST, stmt_value: bool):
             yield "swap-product", lambda n: ast.BinOp(n.right, ast.MatMult(), n.left)
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
         yield "flip-sign", lambda n: n.operand
-    if isinstance(node, ast.Attribute):
+    if isinstance(node, ast.Attribute) and not (isinstance(node.value, ast.Name)
+                                                and node.value.id in real):
         if node.attr in ("H", "T"):
             other = "T" if node.attr == "H" else "H"
             yield "H<->T", lambda n, o=other: ast.Attribute(n.value, o, ast.Load())
@@ -118,12 +121,12 @@ def _replace_node(stmt: ast.Assign, index: int, edit) -> None:
                 return
 
 
-def mutants_of(text: Text, rule: str) -> list[Mutant]:
+def mutants_of(text: Text, rule: str, real: frozenset = frozenset()) -> list[Mutant]:
     tree = ast.parse(text.text)
     lines = text.text.splitlines()
     out = []
     for si, ni, node, is_value in _sites(tree):
-        for kind, edit in _edits(node, is_value):
+        for kind, edit in _edits(node, is_value, real):
             mutated = copy.deepcopy(tree)
             _replace_node(mutated.body[si], ni, edit)
             stmt = tree.body[si]
@@ -148,7 +151,9 @@ def _rule_texts(spec: Spec) -> list[tuple[str, Text]]:
 
 
 def all_mutants(spec: Spec) -> list[Mutant]:
-    return [m for rule, text in _rule_texts(spec) for m in mutants_of(text, rule)]
+    real = frozenset(t.name for v in spec.variants for t in v.outputs
+                     if t.structure == "permutation")
+    return [m for rule, text in _rule_texts(spec) for m in mutants_of(text, rule, real)]
 
 
 def apply(spec: Spec, m: Mutant) -> Spec:

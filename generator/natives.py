@@ -9,9 +9,9 @@ it but check the generated derivative against finite differences instead.
 from __future__ import annotations
 
 # Where a framework's native rule refuses to differentiate: op -> {framework: refuses(options,
-# values of the primitive dims)}.  Whether a native rule exists at all is not tabulated: it is
-# torch.linalg.<op> / jax.numpy.linalg.<op> if there is one (native_function, as in
-# generator.verify), and it is expected to differentiate every variant and shape not listed.
+# values of the primitive dims)}.  Whether a native rule exists at all: native_function
+# below (torch.linalg.<op> / jax.numpy.linalg.<op>, or NATIVE_ELSEWHERE); it is expected to
+# differentiate every variant and shape not listed.
 NATIVE_REFUSES = {
     # torch.linalg.qr has no derivative for mode='r' nor for mode='complete' when m > n
     "qr": {"torch": lambda o, s: o["mode"] == "r" or (o["mode"] == "complete" and s[0] > s[1])},
@@ -42,3 +42,48 @@ def native_wrong(op: str, framework: str, options: dict, shape) -> str | None:
         return None
     predicate, reason = entry
     return reason if predicate(dict(options), tuple(shape)) else None
+
+
+def _jax_lu():
+    # jax.scipy.linalg.lu takes one matrix: vectorized over batch axes (its JVP is JAX's
+    # _lu_jvp_rule, for rectangular matrices too); pivot=True is torch.linalg.lu's keyword
+    import jax
+    lu = jax.numpy.vectorize(jax.scipy.linalg.lu, signature="(m,n)->(m,m),(m,k),(k,n)")
+
+    def native(a, pivot=True):
+        assert pivot is True
+        return lu(a)
+    return native
+
+
+def _jax_lu_factor():
+    # batched already; its pivots count from 0 (ours from 1): not differentiated, not compared
+    import jax.scipy.linalg
+
+    def native(a, pivot=True):
+        assert pivot is True
+        return jax.scipy.linalg.lu_factor(a)
+    return native
+
+
+# Native functions outside torch.linalg / jax.numpy.linalg: op -> {framework: () -> function
+# with our outputs in our order}.
+NATIVE_ELSEWHERE = {
+    "lu": {"jax": _jax_lu},
+    "lu_factor": {"jax": _jax_lu_factor},
+}
+
+
+def native_function(framework: str, op: str):
+    """The framework's own function for ``op`` (differentiated by its native rule), or None:
+    torch.linalg.<op>, jax.numpy.linalg.<op>, or NATIVE_ELSEWHERE's."""
+    elsewhere = NATIVE_ELSEWHERE.get(op, {}).get(framework)
+    if elsewhere is not None:
+        return elsewhere()
+    if framework == "torch":
+        import torch
+        return getattr(torch.linalg, op, None)
+    if framework == "jax":
+        import jax.numpy
+        return getattr(jax.numpy.linalg, op, None)
+    raise ValueError(f"no native functions for {framework!r}")

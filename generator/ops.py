@@ -481,6 +481,61 @@ def fold_diagonal_products(e):
     return e
 
 
+class PermuteRows(MatrixExpr):
+    """Not spec-language syntax: P @ X, or P^T @ X when ``transpose``, for a permutation
+    matrix P (``fold_permutation_products``): a gather of X's rows, no m x m product."""
+
+    is_commutative = False
+
+    def __new__(cls, perm, arg, transpose):
+        return super().__new__(cls, perm, arg, _flag(transpose))
+
+    perm = property(lambda self: self.args[0])
+    arg = property(lambda self: self.args[1])
+    transpose = property(lambda self: bool(self.args[2]))
+
+    @property
+    def shape(self):
+        return self.arg.shape
+
+
+def _permutation_factor(m, names: frozenset) -> tuple[sp.MatrixSymbol, bool] | None:
+    """(P, transposed) when ``m`` is a permutation P, P.T, P.H or conj(P) (P is real)."""
+    transposed = False
+    while True:
+        if isinstance(m, (sp.Transpose, sp.Adjoint)):
+            transposed, m = not transposed, m.arg
+        elif isinstance(m, Conj):
+            m = m.arg
+        else:
+            break
+    if isinstance(m, sp.MatrixSymbol) and m.name in names:
+        return m, transposed
+    return None
+
+
+def fold_permutation_products(e, names: frozenset):
+    """``e`` with every product P @ X, P^T @ X of a permutation output P (named in
+    ``names``) written as PermuteRows (the same value; printing only, like
+    fold_diagonal_products)."""
+    if not names or not isinstance(e, Basic) or not e.args:
+        return e
+    args = [fold_permutation_products(a, names) for a in e.args]
+    if isinstance(e, sp.MatMul):
+        coeff, mats = split_product(e.func(*args))
+        found = [_permutation_factor(m, names) for m in mats[:-1]]
+        if not any(found):
+            return e.func(*args)
+        # right to left: a permutation factor gathers the rows of everything after it
+        out = mats[-1]
+        for m, perm in zip(reversed(mats[:-1]), reversed(found)):
+            out = PermuteRows(perm[0], out, perm[1]) if perm else sp.MatMul(m, out)
+        return out if coeff == 1 else sp.MatMul(coeff, out)
+    if isinstance(e, MatrixExpr) or any(isinstance(a, MatrixExpr) for a in args):
+        return e.func(*args)
+    return e
+
+
 # Names of the spec language's functions -> how many matrix operands they take.
 # (The parser maps keyword arguments; this table is the single list of what exists.)
 STRUCTURAL_OPS: dict[str, type[Basic]] = {

@@ -8,6 +8,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import sympy as sp
 
 from .check import CheckedSpec, CheckedVariant, check_spec, framework_call
 from .expr import Parser
-from .ops import fold_diagonal_products
+from .ops import fold_diagonal_products, fold_permutation_products
 from .printers import BACKENDS
 from .spec import ALWAYS, Spec, SpecError, load_spec
 
@@ -64,6 +65,8 @@ class NativeCall:
     # native keyword -> option name, or -> a constant (('full_matrices', False) as
     # ('full_matrices', None, False))
     keywords: tuple[tuple[str, str | None, object], ...]
+    batched: bool = True       # False: the call takes one matrix (mapped over batch axes)
+    pivots_base: int = 1       # 0: its pivots count rows from 0 (shifted to LAPACK's 1)
 
 
 def parse_native_call(spec: Spec, backend: str) -> NativeCall:
@@ -108,7 +111,8 @@ def parse_native_call(spec: Spec, backend: str) -> NativeCall:
         if not (isinstance(k.value, ast.Name) and k.value.id in options):
             fail(f"keyword {k.arg}= must be given an option name or a constant")
         keywords.append((k.arg, k.value.id, None))
-    return NativeCall(".".join(reversed(parts)), tuple(args), tuple(keywords))
+    return NativeCall(".".join(reversed(parts)), tuple(args), tuple(keywords), sig.batched,
+                      sig.pivots_base)
 
 
 def header(source: str, sha256: str) -> list[str]:
@@ -130,12 +134,26 @@ def _variant_context(printer_cls, checked: CheckedSpec, cv: CheckedVariant, call
     inputs = {t.name: sp.MatrixSymbol(t.name, *(cdims[d] for d in t.shape)) for t in spec.inputs}
     args = [printer_cls(dtype_ref=ref).doprint(Parser(inputs, cdims).expression(a))
             for a in call.args]
-    native_call = f"{func}({', '.join(args)}{', ' if kwargs else ''}{kwargs})"
     returns = [name for name, _ in cv.variant.primal_returns]
-    if len(returns or cv.variant.outputs) == 1:
-        native_call = f"({native_call},)"
+    computed = [t for t in cv.variant.outputs if t.from_pivots is None]
+    if call.batched:
+        native_call = f"{func}({', '.join(args)}{', ' if kwargs else ''}{kwargs})"
+        if len(returns or computed) == 1:
+            native_call = f"({native_call},)"
+    else:  # one matrix at a time: _unbatched maps it over the batch axes, returns a tuple
+        native_call = (f"_unbatched(lambda *_m: {func}(*_m{', ' if kwargs else ''}{kwargs}), "
+                       f"{', '.join(args)})")
+    names = [t.name for t in cv.variant.outputs]
+    primal_texts = [printer_cls(dtype_ref=ref, min_max_sizes=True).doprint_output(e)
+                    for _, e in cv.primal_outputs]
     from_printer = printer_cls(dtype_ref=ref)
     from_native = {name: from_printer.doprint_output(e) for name, e in cv.from_native}
+    permutations = frozenset(t.name for t in cv.variant.outputs if t.structure == "permutation")
+
+    def printed(e):
+        return printer.doprint(fold_permutation_products(fold_diagonal_products(e),
+                                                         permutations))
+
     cases = []
     for case in cv.cases:
         printer = printer_cls(dtype_ref=ref)
@@ -144,10 +162,8 @@ def _variant_context(printer_cls, checked: CheckedSpec, cv: CheckedVariant, call
             "condition": ("True" if cond.text == ALWAYS else
                           f"{printer._dim(cond.lhs)} {cond.op} {printer._dim(cond.rhs)}"),
             "when": cond.text,
-            "jvp": [(s.name, printer.doprint(fold_diagonal_products(s.expr)))
-                    for s in case.jvp.program.statements],
-            "vjp": [(s.name, printer.doprint(fold_diagonal_products(s.expr)))
-                    for s in case.vjp.program.statements],
+            "jvp": [(s.name, printed(s.expr)) for s in case.jvp.program.statements],
+            "vjp": [(s.name, printed(s.expr)) for s in case.vjp.program.statements],
             "jvp_results": list(case.jvp.program.results),
             "vjp_results": list(case.vjp.program.results),
         })
@@ -163,11 +179,26 @@ def _variant_context(printer_cls, checked: CheckedSpec, cv: CheckedVariant, call
         "native_call": native_call,
         "primal_returns": returns,
         "primal_return_vectors": [len(shape) == 1 for _, shape in cv.variant.primal_returns],
-        "primal_outputs": {name: printer_cls(dtype_ref=ref).doprint_output(e)
-                           for name, e in cv.primal_outputs},
+        "primal_outputs": {**{name: text for (name, _), text in zip(cv.primal_outputs,
+                                                                    primal_texts)},
+                           **{t.name: f"_pivots_permutation({t.from_pivots}, {ref})"
+                              for t in cv.variant.outputs if t.from_pivots and returns}},
+        # the primal's expressions use sizes (m, n, min(m, n)): it computes them first
+        "primal_dims": any(re.search(rf"\b{d.name}\b", text) for d in checked.dims
+                           for text in primal_texts),
+        "shift_returns": [t.from_pivots for t in cv.variant.outputs
+                          if t.from_pivots in returns and call.pivots_base == 0],
         "from_native": from_native,
         "outputs": [o.name for o in cv.variant.outputs],
         "returned": [(o.name, o.returned) for o in cv.variant.outputs],
+        "flags": [o.returned == "value" and not o.constant for o in cv.variant.outputs],
+        # integer pivots: those the call numbers from 0 are shifted to LAPACK's numbering;
+        # permutations 'from_pivots' are built from them after the call
+        "pivots": [t.is_index for t in computed],
+        "computed_vectors": [t.is_vector for t in computed],
+        "shift_pivots": [i for i, t in enumerate(computed) if t.is_index and call.pivots_base == 0],
+        "from_pivots": [names.index(t.from_pivots) for t in cv.variant.outputs
+                        if t.from_pivots in names],
         "differentiable": [o.name for o in cv.differentiable_outputs],
         "cases": cases,
         "line": cv.variant.line,

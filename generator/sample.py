@@ -55,8 +55,11 @@ def _phases(rng, k: int, complex_field: bool):
 
 
 def structured(rng, rows, cols, structure, diagonal, complex_field, f: num.Field):
-    """A well-conditioned random matrix with the declared structure."""
+    """A well-conditioned random matrix with the declared structure (a general one: a
+    diagonal of modulus in [1, 2] and small off-diagonal entries)."""
     g = gaussian(rng, (rows, cols), complex_field)
+    if structure == "permutation":
+        return f.array(np.eye(rows)[:, rng.permutation(rows)])
     if structure in ("orthonormal_columns", "unitary"):
         if rows < cols:
             raise SampleError(f"cannot draw {rows}x{cols} orthonormal columns")
@@ -76,11 +79,13 @@ def structured(rng, rows, cols, structure, diagonal, complex_field, f: num.Field
         if rows > cols:
             raise SampleError(f"cannot draw {rows}x{cols} orthonormal rows")
         return num.adjoint(orthonormalize(f.array(g.conj().T), f))
-    if structure in ("upper_triangular", "lower_triangular"):
+    if structure in ("upper_triangular", "lower_triangular", "general"):
         # off-diagonal entries of variance 1/size keep a triangular draw well conditioned at
-        # any size (with unit variance its condition number grows exponentially with size)
+        # any size (with unit variance its condition number grows exponentially with size);
+        # a general output (lu_factor's LU: both triangles of one) is drawn the same way
         g = g / math.sqrt(max(rows, cols, 1))
-        g = np.triu(g) if structure == "upper_triangular" else np.tril(g)
+        if structure != "general":
+            g = np.triu(g) if structure == "upper_triangular" else np.tril(g)
     elif structure == "hermitian":
         g = (g + g.conj().T) / 2
     elif structure == "diagonal":
@@ -93,7 +98,7 @@ def structured(rng, rows, cols, structure, diagonal, complex_field, f: num.Field
         d = magnitude
     elif diagonal == "real":
         d = magnitude * rng.choice([-1.0, 1.0], size=k)
-    elif structure in ("upper_triangular", "lower_triangular", "diagonal"):
+    elif structure in ("upper_triangular", "lower_triangular", "diagonal", "general"):
         d = magnitude * _phases(rng, k, complex_field)
     else:
         d = None
@@ -151,6 +156,8 @@ def factorization(checked, cv, case, ev: num.Evaluator, complex_field: bool, rng
     cdims = dict(case.dims)
     primal = {}
     for t in cv.variant.outputs:
+        if t.is_index:  # integer data for users (pivots): no equation reads it
+            continue
         if t.is_vector:
             primal[t.name] = vector(rng, ev.dim(cdims[t.shape[0]]), t.structure, t.order,
                                     complex_field, ev.field)

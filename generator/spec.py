@@ -148,10 +148,23 @@ class Tensor:
     field: str | None = None  # its name in the result's named tuple (default: its own name)
     order: str | None = None  # a vector's order as computed: 'ascending' or 'descending'
     complex_valued: bool = False  # complex even for real input (eig): 'dtype: complex'
+    # a 'permutation' output computed from a 'pivots' output of the same variant (lu_factor's
+    # hidden P), not returned by the native call
+    from_pivots: str | None = None
 
     @property
     def is_vector(self) -> bool:
         return len(self.shape) == 1
+
+    @property
+    def constant(self) -> bool:
+        """Locally constant: a permutation or pivots (no tangent, cotangent None)."""
+        return self.structure in ("permutation", "pivots")
+
+    @property
+    def is_index(self) -> bool:
+        """Integer data (LAPACK pivots), never a matrix of the rules."""
+        return self.structure == "pivots"
 
     @property
     def result_field(self) -> str:
@@ -234,6 +247,8 @@ class Signature:
     line: int
     since: str | None = None
     until: str | None = None
+    batched: bool = True          # False: the call takes one matrix; the code maps it over batches
+    pivots_base: int = 1          # the first row's number in the call's pivots (SciPy, JAX: 0)
 
 
 @dataclass(frozen=True)
@@ -279,8 +294,9 @@ BACKENDS = ("numpy", "torch", "jax", "cupy")
 ALWAYS = "always"  # the condition of a case without 'when'
 
 STRUCTURES = ("general", "orthonormal_columns", "orthonormal_rows", "unitary",
-              "upper_triangular", "lower_triangular", "hermitian", "diagonal", "unit_columns")
-VECTOR_STRUCTURES = ("general", "real", "positive")
+              "upper_triangular", "lower_triangular", "hermitian", "diagonal", "unit_columns",
+              "permutation")
+VECTOR_STRUCTURES = ("general", "real", "positive", "pivots")
 DIAGONALS = ("any", "real", "unit", "positive")
 ORDERS = ("ascending", "descending")
 
@@ -336,9 +352,17 @@ def _tensor(path, name, data, line, what) -> Tensor:
     if dtype is not None and dtype != "complex":
         raise SpecError(path, r.line_of("dtype"), "dtype can only be 'complex' (an output "
                                                   "that is complex for real input too)")
+    from_pivots = r.pop("from_pivots", str, required=False)
+    if from_pivots is not None and structure != "permutation":
+        raise SpecError(path, r.line_of("from_pivots"), "from_pivots is for a permutation "
+                                                        "output")
+    if what == "inputs" and structure in ("permutation", "pivots"):
+        raise SpecError(path, r.line_of("structure"), f"an input cannot be a {structure}")
+    if structure in ("permutation", "pivots") and (diagonal != "any" or dtype is not None):
+        raise SpecError(path, line, f"{what}.{name}: a {structure} has no diagonal or dtype")
     r.done()
     return Tensor(name, tuple(shape), line, structure, diagonal, returned, result_field, order,
-                  dtype == "complex")
+                  dtype == "complex", from_pivots)
 
 
 def _tensors(path, data, line, what) -> tuple[Tensor, ...]:
@@ -581,9 +605,15 @@ def load_spec(path: str | Path, display_path: str | None = None) -> Spec:
                             f"signatures.{backend} must be a non-empty list")
         for i, entry in enumerate(entries):
             sr = _Reader(shown, entry, f"signatures.{backend}", entries.item_lines[i])
-            signatures.append(Signature(backend, sr.pop("call", str), entries.item_lines[i],
-                                        sr.pop("since", str, required=False),
-                                        sr.pop("until", str, required=False)))
+            call = sr.pop("call", str)
+            since = sr.pop("since", str, required=False)
+            until = sr.pop("until", str, required=False)
+            batched = sr.pop("batched", bool, default=True)
+            base = sr.pop("pivots_base", int, default=1)
+            if base not in (0, 1):
+                raise SpecError(shown, sr.line_of("pivots_base"), "pivots_base must be 0 or 1")
+            signatures.append(Signature(backend, call, entries.item_lines[i], since, until,
+                                        batched, base))
             sr.done()
         if all(s.until is not None for s in signatures if s.backend == backend):
             raise SpecError(shown, sig_data.value_lines[backend],

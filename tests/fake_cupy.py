@@ -7,8 +7,8 @@ It lets the generated host code (generated/cupy/*.py) run on a machine without a
 * ``RawModule(code=...).get_function(name)`` returns a kernel that runs on the CPU through
   tests/cuda_host.py, from the same CUDA source, with every launch logged;
 * ``linalg.qr``, ``linalg.cholesky``, ``linalg.eigh``, ``linalg.eig``, ``linalg.svd``,
-  ``linalg.solve`` and ``cupyx.scipy.linalg.solve_triangular`` run NumPy/SciPy after the
-  argument checks and dtype rules of the CuPy functions they stand for;
+  ``linalg.solve`` and ``cupyx.scipy.linalg``'s ``solve_triangular`` and ``lu_factor`` run
+  NumPy/SciPy after the argument checks and dtype rules of the CuPy functions they stand for;
 * ``empty`` fills with NaN, so an element a kernel fails to write shows up in a comparison.
 
 ``FakeCupy.installed()`` puts the fake into ``sys.modules`` (and takes it out again);
@@ -275,6 +275,16 @@ class FakeCupy:
         def eye(N, M=None, k=0, dtype=float):
             return DeviceArray(np.eye(N, M, k, dtype=dtype))
 
+        def argmax(a, axis=None):
+            return DeviceArray(np.asarray(np.argmax(_device(a, "argmax"), axis=axis)))
+
+        def take_along_axis(a, indices, axis):
+            return DeviceArray(np.take_along_axis(_device(a, "take_along_axis"),
+                                                  _device(indices, "take_along_axis"), axis))
+
+        def stack(arrays, axis=0):
+            return DeviceArray(np.stack([_device(a, "stack") for a in arrays], axis))
+
         def concatenate(arrays, axis=0):
             return DeviceArray(np.concatenate([_device(a, "concatenate") for a in arrays], axis))
 
@@ -408,8 +418,20 @@ class FakeCupy:
                                               unit_diagonal=unit_diagonal, check_finite=False)
             return DeviceArray(x.astype(dtype, copy=False))
 
+        def lu_factor(a, overwrite_a=False, check_finite=True):
+            # cupyx.scipy.linalg.lu_factor (cuSOLVER getrf): one (M, N) matrix, pivots
+            # numbered from 0 as in SciPy
+            data = _device(a, "lu_factor")
+            if data.ndim != 2:
+                raise ValueError(f"expected a matrix, got a {data.ndim}-dimensional array")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", scipy.linalg.LinAlgWarning)
+                lu, piv = scipy.linalg.lu_factor(data, check_finite=False)
+            return DeviceArray(lu), DeviceArray(piv.astype(np.int32))
+
         for name, value in dict(
-                ndarray=DeviceArray, RawModule=RawModule, asarray=asarray, array=asarray,
+                ndarray=DeviceArray, stack=stack, argmax=argmax, take_along_axis=take_along_axis,
+                RawModule=RawModule, asarray=asarray, array=asarray,
                 ascontiguousarray=ascontiguousarray, empty=empty, zeros=zeros,
                 zeros_like=zeros_like, eye=eye, concatenate=concatenate, pad=pad,
                 swapaxes=swapaxes, conj=conj, conjugate=conj, diagonal=diagonal,
@@ -421,7 +443,7 @@ class FakeCupy:
         linalg.qr, linalg.solve, linalg.cholesky = qr, solve, cholesky
         linalg.eigh, linalg.eig, linalg.svd = eigh, eig, svd
         cupyx.scipy, cupyx_scipy.linalg = cupyx_scipy, cupyx_linalg
-        cupyx_linalg.solve_triangular = solve_triangular
+        cupyx_linalg.solve_triangular, cupyx_linalg.lu_factor = solve_triangular, lu_factor
 
         def missing(module_name):
             def __getattr__(attr):

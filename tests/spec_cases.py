@@ -45,15 +45,7 @@ BATCHES = {"unbatched": (), "b2": (2,), "b2x3": (2, 3), "b0": (0,)}
 NATIVE_REFUSES = natives.NATIVE_REFUSES
 
 
-def native_function(framework, op):
-    """torch.linalg.<op> or jax.numpy.linalg.<op>, or None when there is none."""
-    if framework == "torch":
-        import torch
-        return getattr(torch.linalg, op, None)
-    if framework == "jax":
-        import jax.numpy
-        return getattr(jax.numpy.linalg, op, None)
-    raise ValueError(f"no native functions for {framework!r}")
+native_function = natives.native_function
 
 
 def native_rule(framework, op, options, shape) -> str:
@@ -114,8 +106,9 @@ class Case:
 
     @property
     def differentiable(self) -> tuple[bool, ...]:
-        """Per returned output: whether it carries a tangent (not one returned empty)."""
-        return tuple(t.returned == "value" for t in self.returned)
+        """Per returned output: whether it carries a tangent (not one returned empty, nor a
+        locally constant permutation or pivots)."""
+        return tuple(t.returned == "value" and not t.constant for t in self.returned)
 
     def output_dtypes(self, dtype=None) -> tuple:
         """Per returned output, its dtype for an input of ``dtype`` (by default the case's),

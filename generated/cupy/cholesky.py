@@ -12,9 +12,9 @@ import cupy as _cp  # noqa: F401  (used by the printed rules)
 
 from ._runtime import (  # noqa: F401  (the printed rules use some of these)
     _check_input, _check_tangent, _columns, _complex, _copyltu, _cotangent_in, _cotangent_out,
-    _diag, _empty_like, _gauge_check, _gauge_checked, _im, _pad, _pad_cols, _pad_rows,
-    _pairwise_inv, _re, _skew, _solve, _solve_triangular, _sym, _to_field, _tril, _triu,
-    _zeros_like)
+    _cupyx, _diag, _empty_like, _gauge_check, _gauge_checked, _im, _pad, _pad_cols, _pad_rows,
+    _pairwise_inv, _permute_rows, _pivots_permutation, _re, _skew, _solve, _solve_triangular,
+    _sym, _to_field, _tril, _triu, _unbatched, _zeros_like)
 
 CholeskyResult = _collections.namedtuple("CholeskyResult", ["L"])
 
@@ -96,7 +96,8 @@ def _returned(A, outputs, upper):
 
 
 def _differentiable(upper):
-    """Which outputs carry tangents and cotangents."""
+    """Which outputs carry tangents and cotangents (not those returned empty or hidden, nor
+    the locally constant permutations and pivots)."""
     if upper is False:
         return (True, )
     if upper is True:

@@ -15,7 +15,8 @@ import jax.numpy as _jnp
 from ._runtime import (  # noqa: F401  (the printed rules use some of these)
     _check_input, _check_tangent, _columns, _complex, _copyltu, _cotangent_in, _cotangent_out,
     _diag, _diag_part, _empty_like, _gauge_check, _gauge_checked, _neg_mm, _pad, _pad_cols,
-    _pad_rows, _pairwise_inv, _skew, _solve, _solve_triangular, _sym, _to_field, _zeros_like)
+    _pad_rows, _pairwise_inv, _permute_rows, _pivots_permutation, _skew, _solve,
+    _solve_triangular, _sym, _to_field, _unbatched, _zero_tangent, _zeros_like)
 
 CholeskyResult = _collections.namedtuple("CholeskyResult", ["L"])
 
@@ -97,7 +98,8 @@ def _returned(A, outputs, upper):
 
 
 def _differentiable(upper):
-    """Which outputs carry tangents and cotangents."""
+    """Which outputs carry tangents and cotangents (not those returned empty or hidden, nor
+    the locally constant permutations and pivots)."""
     if upper is False:
         return (True, )
     if upper is True:
@@ -130,7 +132,7 @@ def _cholesky_jvp_rule(upper, primals, tangents):
     outputs = _cholesky_differentiable(*primals, upper)
     rule = iter(_jvp_rule(*primals, *outputs, *tangents, upper))
     flags = _differentiable(upper)
-    return outputs, tuple(next(rule) if f else _jnp.zeros_like(y) for y, f in zip(outputs, flags))
+    return outputs, tuple(next(rule) if f else _zero_tangent(y) for y, f in zip(outputs, flags))
 
 
 def cholesky(A, upper=False):

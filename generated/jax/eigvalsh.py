@@ -15,7 +15,8 @@ import jax.numpy as _jnp
 from ._runtime import (  # noqa: F401  (the printed rules use some of these)
     _check_input, _check_tangent, _columns, _complex, _copyltu, _cotangent_in, _cotangent_out,
     _diag, _diag_part, _empty_like, _gauge_check, _gauge_checked, _neg_mm, _pad, _pad_cols,
-    _pad_rows, _pairwise_inv, _skew, _solve, _solve_triangular, _sym, _to_field, _zeros_like)
+    _pad_rows, _pairwise_inv, _permute_rows, _pivots_permutation, _skew, _solve,
+    _solve_triangular, _sym, _to_field, _unbatched, _zero_tangent, _zeros_like)
 
 from .eigh import eigh as _framework_eigh
 
@@ -89,7 +90,8 @@ def _returned(A, outputs, UPLO):
 
 
 def _differentiable(UPLO):
-    """Which outputs carry tangents and cotangents."""
+    """Which outputs carry tangents and cotangents (not those returned empty or hidden, nor
+    the locally constant permutations and pivots)."""
     if UPLO == "L":
         return (True, False, )
     if UPLO == "U":
@@ -122,7 +124,7 @@ def _eigvalsh_jvp_rule(UPLO, primals, tangents):
     outputs = _eigvalsh_differentiable(*primals, UPLO)
     rule = iter(_jvp_rule(*primals, *outputs, *tangents, UPLO))
     flags = _differentiable(UPLO)
-    return outputs, tuple(next(rule) if f else _jnp.zeros_like(y) for y, f in zip(outputs, flags))
+    return outputs, tuple(next(rule) if f else _zero_tangent(y) for y, f in zip(outputs, flags))
 
 
 def eigvalsh(A, UPLO="L"):

@@ -15,7 +15,8 @@ import jax.numpy as _jnp
 from ._runtime import (  # noqa: F401  (the printed rules use some of these)
     _check_input, _check_tangent, _columns, _complex, _copyltu, _cotangent_in, _cotangent_out,
     _diag, _diag_part, _empty_like, _gauge_check, _gauge_checked, _neg_mm, _pad, _pad_cols,
-    _pad_rows, _pairwise_inv, _skew, _solve, _solve_triangular, _sym, _to_field, _zeros_like)
+    _pad_rows, _pairwise_inv, _permute_rows, _pivots_permutation, _skew, _solve,
+    _solve_triangular, _sym, _to_field, _unbatched, _zero_tangent, _zeros_like)
 
 LQResult = _collections.namedtuple("LQResult", ["L", "Q"])
 
@@ -116,7 +117,8 @@ def _returned(A, outputs, mode):
 
 
 def _differentiable(mode):
-    """Which outputs carry tangents and cotangents."""
+    """Which outputs carry tangents and cotangents (not those returned empty or hidden, nor
+    the locally constant permutations and pivots)."""
     if mode == "reduced":
         return (True, True, )
     raise AssertionError("unreachable: options were checked")
@@ -145,7 +147,7 @@ def _lq_jvp_rule(mode, primals, tangents):
     outputs = _lq_differentiable(*primals, mode)
     rule = iter(_jvp_rule(*primals, *outputs, *tangents, mode))
     flags = _differentiable(mode)
-    return outputs, tuple(next(rule) if f else _jnp.zeros_like(y) for y, f in zip(outputs, flags))
+    return outputs, tuple(next(rule) if f else _zero_tangent(y) for y, f in zip(outputs, flags))
 
 
 def lq(A, mode="reduced"):

@@ -16,7 +16,8 @@ import jax.numpy as _jnp
 from ._runtime import (  # noqa: F401  (the printed rules use some of these)
     _check_input, _check_tangent, _columns, _complex, _copyltu, _cotangent_in, _cotangent_out,
     _diag, _diag_part, _empty_like, _gauge_check, _gauge_checked, _neg_mm, _pad, _pad_cols,
-    _pad_rows, _pairwise_inv, _skew, _solve, _solve_triangular, _sym, _to_field, _zeros_like)
+    _pad_rows, _pairwise_inv, _permute_rows, _pivots_permutation, _skew, _solve,
+    _solve_triangular, _sym, _to_field, _unbatched, _zero_tangent, _zeros_like)
 
 SVDResult = _collections.namedtuple("SVDResult", ["U", "S", "Vh"])
 
@@ -249,7 +250,8 @@ def _returned(A, outputs, full_matrices, check_gauge):
 
 
 def _differentiable(full_matrices, check_gauge):
-    """Which outputs carry tangents and cotangents."""
+    """Which outputs carry tangents and cotangents (not those returned empty or hidden, nor
+    the locally constant permutations and pivots)."""
     if full_matrices is False:
         return (True, True, True, )
     if full_matrices is True:
@@ -282,7 +284,7 @@ def _svd_jvp_rule(full_matrices, check_gauge, primals, tangents):
     outputs = _svd_differentiable(*primals, full_matrices, check_gauge)
     rule = iter(_jvp_rule(*primals, *outputs, *tangents, full_matrices, check_gauge))
     flags = _differentiable(full_matrices, check_gauge)
-    return outputs, tuple(next(rule) if f else _jnp.zeros_like(y) for y, f in zip(outputs, flags))
+    return outputs, tuple(next(rule) if f else _zero_tangent(y) for y, f in zip(outputs, flags))
 
 
 def svd(A, full_matrices=True, check_gauge=True):

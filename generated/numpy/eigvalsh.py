@@ -13,7 +13,8 @@ import numpy as _np  # noqa: F401  (used by the printed rules)
 from ._runtime import (  # noqa: F401  (the printed rules use some of these)
     _adjoint, _check_input, _check_tangent, _columns, _complex, _copyltu, _cotangent_in,
     _cotangent_out, _diag, _empty_like, _gauge_check, _gauge_checked, _pad, _pad_cols,
-    _pad_rows, _pairwise_inv, _skew, _solve, _solve_triangular, _sym, _to_field, _zeros_like)
+    _pad_rows, _pairwise_inv, _permute_rows, _pivots_permutation, _scipy, _skew, _solve,
+    _solve_triangular, _sym, _to_field, _unbatched, _zeros_like)
 
 EigvalshResult = _collections.namedtuple("EigvalshResult", ["L"])
 
@@ -85,7 +86,8 @@ def _returned(A, outputs, UPLO):
 
 
 def _differentiable(UPLO):
-    """Which outputs carry tangents and cotangents."""
+    """Which outputs carry tangents and cotangents (not those returned empty or hidden, nor
+    the locally constant permutations and pivots)."""
     if UPLO == "L":
         return (True, False, )
     if UPLO == "U":

@@ -176,6 +176,10 @@ class BatchedMatrixPrinter:
     def _print_ScaleRows(self, e):
         return self._op("scale_rows", x=self._arg(e.arg), v=self._arg(e.vector))
 
+    def _print_PermuteRows(self, e):
+        return self._op("permute_rows", p=self._arg(e.perm), x=self._arg(e.arg),
+                        transpose=str(e.transpose))
+
     def _print_Recip(self, e):
         return self._op("recip", x=self._arg(e.arg))
 

@@ -14,7 +14,7 @@ KERNEL_OPS = ("tril", "triu", "copyltu", "sym", "skew", "re", "im", "diag")
 
 
 class Printer(BatchedMatrixPrinter, CuPyPrinter):
-    ALIASES = {"cupy": "_cp"}
+    ALIASES = {"cupy": "_cp", "cupyx": "_cupyx"}
     OPS = {
         "adjoint": "_cp.conj(_cp.swapaxes({x}, -1, -2))",
         "transpose": "_cp.swapaxes({x}, -1, -2)",
@@ -32,6 +32,7 @@ class Printer(BatchedMatrixPrinter, CuPyPrinter):
         "recip": "1 / {x}",
         "scale_cols": "{x} * _cp.swapaxes({v}, -1, -2)",
         "scale_rows": "{v} * {x}",
+        "permute_rows": "_permute_rows({p}, {x}, {transpose})",
         "solve_triangular": "_solve_triangular({t}, {b}, upper={upper}, left={left}, unit={unit})",
         "solve": "_solve({a}, {b}, left={left})",
         "hstack": "_cp.concatenate([{xs}], axis=-1)",

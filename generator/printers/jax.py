@@ -37,6 +37,7 @@ class Printer(BatchedMatrixPrinter, JaxPrinter):
         "recip": "1 / {x}",
         "scale_cols": "{x} * _jnp.swapaxes({v}, -1, -2)",
         "scale_rows": "{v} * {x}",
+        "permute_rows": "_permute_rows({p}, {x}, {transpose})",
         "diag_part": "_diag_part({x})",
         "neg_mm": "_neg_mm({a}, {b})",
         "solve_triangular": "_solve_triangular({t}, {b}, upper={upper}, left={left}, unit={unit})",

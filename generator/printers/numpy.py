@@ -7,7 +7,7 @@ RUNTIME_FILES = ("__init__.py.jinja", "_runtime.py.jinja")
 
 
 class Printer(BatchedMatrixPrinter, NumPyPrinter):
-    ALIASES = {"numpy": "_np"}
+    ALIASES = {"numpy": "_np", "scipy": "_scipy"}
     OPS = {
         "adjoint": "_adjoint({x})",
         "transpose": "_np.swapaxes({x}, -1, -2)",
@@ -25,6 +25,7 @@ class Printer(BatchedMatrixPrinter, NumPyPrinter):
         "recip": "1 / {x}",
         "scale_cols": "{x} * _np.swapaxes({v}, -1, -2)",
         "scale_rows": "{v} * {x}",
+        "permute_rows": "_permute_rows({p}, {x}, {transpose})",
         "solve_triangular": "_solve_triangular({t}, {b}, upper={upper}, left={left}, unit={unit})",
         "solve": "_solve({a}, {b}, left={left})",
         "hstack": "_np.concatenate([{xs}], axis=-1)",

@@ -97,6 +97,7 @@ class Printer(BatchedMatrixPrinter, TorchPrinter):
         "recip": "{x}.reciprocal()",
         "scale_cols": "{x} * {v}.mT",
         "scale_rows": "{v} * {x}",
+        "permute_rows": "_permute_rows({p}, {x}, {transpose})",
         "solve_triangular": "_torch.linalg.solve_triangular({t}, {b}, upper={upper}, "
                             "left={left}, unitriangular={unit})",
         "solve": "_torch.linalg.solve({a}, {b}, left={left})",
