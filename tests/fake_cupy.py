@@ -275,8 +275,11 @@ class FakeCupy:
         def eye(N, M=None, k=0, dtype=float):
             return DeviceArray(np.eye(N, M, k, dtype=dtype))
 
-        def argmax(a, axis=None):
-            return DeviceArray(np.asarray(np.argmax(_device(a, "argmax"), axis=axis)))
+        def arange(*args, dtype=None):
+            return DeviceArray(np.arange(*args, dtype=dtype))
+
+        def rint(a):
+            return DeviceArray(np.asarray(np.rint(_device(a, "rint"))))
 
         def take_along_axis(a, indices, axis):
             return DeviceArray(np.take_along_axis(_device(a, "take_along_axis"),
@@ -430,7 +433,7 @@ class FakeCupy:
             return DeviceArray(lu), DeviceArray(piv.astype(np.int32))
 
         for name, value in dict(
-                ndarray=DeviceArray, stack=stack, argmax=argmax, take_along_axis=take_along_axis,
+                ndarray=DeviceArray, stack=stack, arange=arange, rint=rint, take_along_axis=take_along_axis,
                 RawModule=RawModule, asarray=asarray, array=asarray,
                 ascontiguousarray=ascontiguousarray, empty=empty, zeros=zeros,
                 zeros_like=zeros_like, eye=eye, concatenate=concatenate, pad=pad,
