@@ -27,7 +27,7 @@ CASES = [
     ("permutation-input", "lu_factor", "A: {shape: [m, n]}",
      "A: {shape: [m, n], structure: permutation}", 30, "an input cannot be a permutation"),
     ("permutation-with-a-diagonal", "lu", "structure: permutation, from_pivots",
-     "structure: permutation, diagonal: unit, from_pivots", 56,
+     "structure: permutation, diagonal: unit, from_pivots", 58,
      "outputs.P: a permutation has no diagonal or dtype"),
     ("pivots-base-two", "lu_factor", '"jax.scipy.linalg.lu_factor(A)", pivots_base: 0',
      '"jax.scipy.linalg.lu_factor(A)", pivots_base: 2', 63, "pivots_base must be 0 or 1"),
@@ -35,7 +35,7 @@ CASES = [
      '"scipy.linalg.lu_factor(A)", pivots_base: 0, batched: "no"', 64,
      "signatures.numpy.batched must be a bool, found str"),
     ("primal-output-from-pivots-given", "lu", 'outputs: {L: "tril(LU[:, :k], -1) + eye(m, k)",',
-     'outputs: {P: "eye(m, m)", L: "tril(LU[:, :k], -1) + eye(m, k)",', 54,
+     'outputs: {P: "eye(m, m)", L: "tril(LU[:, :k], -1) + eye(m, k)",', 56,
      "primal.outputs must give every output (L, U; P from pivots)"),
 ]
 
