@@ -610,7 +610,7 @@ def load_spec(path: str | Path, display_path: str | None = None) -> Spec:
             until = sr.pop("until", str, required=False)
             batched = sr.pop("batched", bool, default=True)
             base = sr.pop("pivots_base", int, default=1)
-            if base not in (0, 1):
+            if type(base) is not int or base not in (0, 1):
                 raise SpecError(shown, sr.line_of("pivots_base"), "pivots_base must be 0 or 1")
             signatures.append(Signature(backend, call, entries.item_lines[i], since, until,
                                         batched, base))

@@ -31,6 +31,8 @@ CASES = [
      "outputs.P: a permutation has no diagonal or dtype"),
     ("pivots-base-two", "lu_factor", '"jax.scipy.linalg.lu_factor(A)", pivots_base: 0',
      '"jax.scipy.linalg.lu_factor(A)", pivots_base: 2', 63, "pivots_base must be 0 or 1"),
+    ("pivots-base-a-bool", "lu_factor", '"jax.scipy.linalg.lu_factor(A)", pivots_base: 0',
+     '"jax.scipy.linalg.lu_factor(A)", pivots_base: true', 63, "pivots_base must be 0 or 1"),
     ("batched-not-a-bool", "lu_factor", '"scipy.linalg.lu_factor(A)", pivots_base: 0, batched: false',
      '"scipy.linalg.lu_factor(A)", pivots_base: 0, batched: "no"', 64,
      "signatures.numpy.batched must be a bool, found str"),

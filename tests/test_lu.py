@@ -191,3 +191,24 @@ def test_permute_rows_is_the_product_with_the_permutation(shape, transpose):
                       ("torch", tr._permute_rows(torch.tensor(p), torch.tensor(x),
                                                  transpose))):
         np.testing.assert_array_equal(np.asarray(got), want, err_msg=name)
+
+
+@pytest.mark.parametrize("batch", [(), (3,), (2, 2), (0,)], ids=str)
+def test_unbatched_maps_a_one_matrix_call_over_the_batch_in_every_runtime(batch):
+    """signatures' `batched: false`: each runtime's _unbatched equals the batched call, empty
+    stacks included (lu_factor's numpy and cupy signatures use it; torch and jax have it for
+    specs whose calls take one matrix)."""
+    from generated.jax import _runtime as jr
+    from generated.numpy import _runtime as nr
+    from generated.torch import _runtime as tr
+    a = _random(batch + (4, 3), 14)
+    want = torch.linalg.qr(torch.tensor(a))
+    for name, got in (
+            ("numpy", nr._unbatched(lambda x: np.linalg.qr(x), a)),
+            ("torch", tr._unbatched(lambda x: torch.linalg.qr(x), torch.tensor(a))),
+            ("jax", jr._unbatched(lambda x: jnp.linalg.qr(x), jnp.asarray(a)))):
+        assert isinstance(got, tuple) and len(got) == 2, name
+        for g, w in zip(got, want):
+            assert np.asarray(g).shape == tuple(w.shape), name
+            np.testing.assert_allclose(np.abs(np.asarray(g)), np.abs(w.numpy()), atol=1e-12,
+                                       err_msg=name)
