@@ -197,8 +197,9 @@ def _variant_context(printer_cls, checked: CheckedSpec, cv: CheckedVariant, call
         "pivots": [t.is_index for t in computed],
         "computed_vectors": [t.is_vector for t in computed],
         "shift_pivots": [i for i, t in enumerate(computed) if t.is_index and call.pivots_base == 0],
-        "from_pivots": [names.index(t.from_pivots) for t in cv.variant.outputs
-                        if t.from_pivots in names],
+        # (position among the outputs, position of its pivots among the call's results)
+        "from_pivots": [(names.index(t.name), [c.name for c in computed].index(t.from_pivots))
+                        for t in cv.variant.outputs if t.from_pivots in names],
         "differentiable": [o.name for o in cv.differentiable_outputs],
         "cases": cases,
         "line": cv.variant.line,

@@ -212,3 +212,41 @@ def test_unbatched_maps_a_one_matrix_call_over_the_batch_in_every_runtime(batch)
             assert np.asarray(g).shape == tuple(w.shape), name
             np.testing.assert_allclose(np.abs(np.asarray(g)), np.abs(w.numpy()), atol=1e-12,
                                        err_msg=name)
+
+
+def test_a_permutation_from_pivots_takes_its_place_among_the_outputs(tmp_path):
+    """lu_factor with its P returned and listed first: built from the pivots after the call
+    and put where the spec lists it (generated into a temporary tree, then run)."""
+    import sys
+
+    from generator import pipeline
+    root = Path(__file__).resolve().parent.parent
+    text = (root / "spec" / "lu_factor.yaml").read_text()
+    listed = ("      LU: {shape: [m, n]}\n      pivots: {shape: [k], structure: pivots}\n"
+              "      P: {shape: [m, m], structure: permutation, from_pivots: pivots, "
+              "returned: hidden}\n")
+    assert listed in text
+    text = text.replace(listed, "      P: {shape: [m, m], structure: permutation, "
+                                "from_pivots: pivots}\n      LU: {shape: [m, n]}\n"
+                                "      pivots: {shape: [k], structure: pivots}\n")
+    spec_dir = tmp_path / "spec"
+    spec_dir.mkdir()
+    (spec_dir / "lu_factor.yaml").write_text(text)
+    pipeline.write(pipeline.render(spec_dir), tmp_path)
+    saved = {k: v for k, v in sys.modules.items() if k == "generated" or k.startswith("generated.")}
+    for k in saved:
+        del sys.modules[k]
+    sys.path.insert(0, str(tmp_path))
+    try:
+        from generated import numpy as fr
+        a = _random((2, 5, 4), 15)
+        (p, lu, pivots), tangents = fr.lu_factor_jvp(a, _random((2, 5, 4), 16))
+        want = torch.linalg.lu_factor(torch.tensor(a))
+        np.testing.assert_array_equal(pivots, want.pivots.numpy())
+        np.testing.assert_array_equal(p, torch.lu_unpack(want.LU, want.pivots)[0].numpy())
+        assert tangents[0] is None and tangents[2] is None and tangents[1].shape == lu.shape
+    finally:
+        sys.path.remove(str(tmp_path))
+        for k in [k for k in sys.modules if k == "generated" or k.startswith("generated.")]:
+            del sys.modules[k]
+        sys.modules.update(saved)

@@ -41,7 +41,8 @@ def _primal(A, pivot):
     if pivot is True:
         outputs = list(_columns(_unbatched(lambda *_m: _cupyx.scipy.linalg.lu_factor(*_m), A), [False, True]))
         outputs[1] = outputs[1] + 1  # the call numbers rows from 0, LAPACK from 1
-        outputs.append(_pivots_permutation(outputs[1], A))
+        permutation0 = _pivots_permutation(outputs[1], A)
+        outputs.insert(2, permutation0)
         return _from_native(A, tuple(outputs), pivot)
     raise AssertionError("unreachable: options were checked")
 

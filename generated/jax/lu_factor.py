@@ -43,7 +43,8 @@ def _primal(A, pivot):
     if pivot is True:
         outputs = list(_columns(_jax.scipy.linalg.lu_factor(A), [False, True]))
         outputs[1] = outputs[1] + 1  # the call numbers rows from 0, LAPACK from 1
-        outputs.append(_pivots_permutation(outputs[1], A))
+        permutation0 = _pivots_permutation(outputs[1], A)
+        outputs.insert(2, permutation0)
         return _from_native(A, tuple(outputs), pivot)
     raise AssertionError("unreachable: options were checked")
 

@@ -41,7 +41,8 @@ def _primal(A, pivot):
     """Every output of the variant, including those returned empty (rules need them)."""
     if pivot is True:
         outputs = list(_columns(_torch.linalg.lu_factor(A), [False, True]))
-        outputs.append(_pivots_permutation(outputs[1], A))
+        permutation0 = _pivots_permutation(outputs[1], A)
+        outputs.insert(2, permutation0)
         return _from_native(A, tuple(outputs), pivot)
     raise AssertionError("unreachable: options were checked")
 
