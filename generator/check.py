@@ -73,6 +73,7 @@ class CheckedVariant:
     gauge_cotangents: tuple[sp.MatrixExpr, ...] = ()
     gauge_phases: tuple[sp.MatrixExpr, ...] = ()
     gauge_rotations: tuple[sp.MatrixExpr, ...] = ()
+    sample: tuple[tuple[str, sp.MatrixExpr], ...] = ()  # parsed 'sample'
 
     @property
     def gauge_tangent(self):
@@ -212,6 +213,8 @@ def _case_dims(dims: tuple[DimDef, ...], cond: Condition) -> dict[str, sp.Expr]:
     values = {d.name: _under(cond, d.expr) for d in dims}
     if cond.op == "==" and isinstance(cond.rhs, sp.Symbol):  # e.g. m == n: write n as m
         values = {k: ops.as_expr(v).subs(cond.rhs, cond.lhs) for k, v in values.items()}
+    elif cond.op == "==" and isinstance(cond.lhs, sp.Symbol) and cond.rhs.is_Integer:
+        values = {k: ops.as_expr(v).subs(cond.lhs, cond.rhs) for k, v in values.items()}
     return values
 
 
@@ -459,6 +462,10 @@ def _signature_calls(spec: Spec) -> None:
             fail("the function must be a dotted name")
         if not all(_input_arg(a, inputs) for a in node.args):
             fail("positional arguments must be input names, optionally with .H, .T or .conj")
+        matrices = {t.name for v in spec.variants for t in v.outputs if not t.is_vector}
+        for name in sig.transposed:
+            if name not in matrices:
+                fail(f"transposed: '{name}' is not a matrix output")
         for k in node.keywords:
             if k.arg is None:
                 fail("'**' unpacking is not allowed")
@@ -536,7 +543,8 @@ def check_spec(spec: Spec) -> CheckedSpec:
                                 f"'native' options must select a variant that returns every "
                                 f"output (the frameworks differentiate that one)")
     vdims = {d.name: d.expr for d in dims}
-    checked = tuple(_primal_outputs(spec, _variant(spec, dims, v), vdims) for v in spec.variants)
+    checked = tuple(_sample(spec, _primal_outputs(spec, _variant(spec, dims, v), vdims), vdims)
+                    for v in spec.variants)
     return CheckedSpec(spec, dims, tuple(_from_native(spec, checked, cv) for cv in checked))
 
 
@@ -584,6 +592,32 @@ def _primal_outputs(spec: Spec, cv: CheckedVariant, vdims: dict) -> CheckedVaria
                                                   f"{want.rows}x{want.cols}")
         out.append((t.name, expr_mod.Parser(names, vdims).expression(text.text)))
     return replace(cv, primal_outputs=tuple(out))
+
+
+def _sample(spec: Spec, cv: CheckedVariant, vdims: dict) -> CheckedVariant:
+    """Parse 'sample': outputs the random draws compute from other outputs, in order."""
+    v = cv.variant
+    outputs = {t.name: t for t in v.outputs}
+    out = []
+    for name, text in v.sample:
+        if name not in outputs or outputs[name].constant:
+            raise SpecError(spec.path, text.line, f"sample: '{name}' is not a differentiable "
+                                                  f"output")
+        for dims in (dict(c.dims) for c in cv.cases):
+            names = {t.name: _matrix(t, dims) for t in v.outputs}
+            try:
+                value = expr_mod.Parser(names, dims).expression(text.text)
+            except (expr_mod.ExprError, ops.ShapeError) as err:
+                raise SpecError(spec.path, text.line, f"sample: {err}") from None
+            want = names[name]
+            if not (ops.dims_equal(value.rows, want.rows)
+                    and ops.dims_equal(value.cols, want.cols)):
+                raise SpecError(spec.path, text.line, f"sample: '{name}' would be "
+                                                      f"{value.rows}x{value.cols}, not "
+                                                      f"{want.rows}x{want.cols}")
+        names = {t.name: _matrix(t, vdims) for t in v.outputs}
+        out.append((name, expr_mod.Parser(names, vdims).expression(text.text)))
+    return replace(cv, sample=tuple(out))
 
 
 def native_variant(spec: Spec, variant: Variant) -> Variant | None:

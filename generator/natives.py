@@ -19,6 +19,8 @@ NATIVE_REFUSES = {
     "svd": {"jax": lambda o, s: o["full_matrices"] and s[0] != s[1]},
     # jax.numpy.linalg.eig differentiates eigenvalues only (jax-ml/jax#2748)
     "eig": {"jax": lambda o, s: True},
+    # torch.geqrf's derivative is marked not implemented; JAX's geqrf has no JVP rule
+    "geqrf": {"torch": lambda o, s: True, "jax": lambda o, s: True},
 }
 
 NATIVE_WRONG = {
@@ -66,11 +68,23 @@ def _jax_lu_factor():
     return native
 
 
+def _torch_geqrf():
+    import torch
+    return torch.geqrf
+
+
+def _jax_geqrf():
+    # jax.lax.linalg exports householder_product and ormqr; geqrf itself lives in jax._src
+    from jax._src.lax.linalg import geqrf
+    return geqrf
+
+
 # Native functions outside torch.linalg / jax.numpy.linalg: op -> {framework: () -> function
 # with our outputs in our order}.
 NATIVE_ELSEWHERE = {
     "lu": {"jax": _jax_lu},
     "lu_factor": {"jax": _jax_lu_factor},
+    "geqrf": {"torch": _torch_geqrf, "jax": _jax_geqrf},
 }
 
 

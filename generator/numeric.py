@@ -256,9 +256,9 @@ def _solve_triangular(t, b, upper: bool, unit: bool):
     for i in order:
         rest = slice(i + 1, n) if upper else slice(0, i)
         acc = b[..., i, :] - (t[i:i + 1, rest] @ x[..., rest, :])[..., 0, :]
-        x[..., i, :] = acc if unit else acc / t[i, i]
         if not unit and t[i, i] == 0:
             raise EvalError("solve_triangular: a zero on the diagonal")
+        x[..., i, :] = acc if unit else acc / t[i, i]
     return x
 
 

@@ -9,6 +9,8 @@ Vectors (``diagonal(X)``) are ``k x 1`` column matrices.
 """
 from __future__ import annotations
 
+import functools
+
 import sympy as sp
 from sympy import Basic, Integer, MatrixExpr, ZeroMatrix
 from sympy.logic.boolalg import BooleanAtom
@@ -29,7 +31,18 @@ def as_expr(value) -> sp.Expr:
 
 def dims_equal(a, b) -> bool:
     """True when two symbolic dimensions are provably equal."""
-    return sp.simplify(as_expr(a) - as_expr(b)) == 0
+    return _difference_is_zero(as_expr(a) - as_expr(b))
+
+
+@functools.lru_cache(maxsize=4096)
+def _difference_is_zero(d: sp.Expr) -> bool:
+    if d == 0:
+        return True
+    if d.is_Number:
+        return False
+    if not d.has(sp.Min, sp.Max):  # a polynomial in the sizes: expanding decides
+        return sp.expand(d) == 0
+    return sp.simplify(d) == 0
 
 
 def split_product(e) -> tuple[sp.Expr, list]:
@@ -314,19 +327,38 @@ class Solve(MatrixExpr):
         return self.rhs.shape
 
 
+class Size(sp.Atom):
+    """A block bound held as an atom, so that common-subexpression elimination does not name
+    it (generator.program): a block whose bound became a name would no longer line up with
+    the matrices whose shapes keep the expression (m - 1)."""
+
+    def __new__(cls, value):
+        obj = sp.Atom.__new__(cls)
+        obj.value = as_expr(value)
+        return obj
+
+    def _hashable_content(self):
+        return (self.value,)
+
+
+def _bound(b) -> sp.Expr:
+    return b.value if isinstance(b, Size) else as_expr(b)
+
+
 class Block(MatrixExpr):
     """X[r0:r1, c0:c1] with symbolic bounds."""
 
     is_commutative = False
 
     def __new__(cls, arg, r0, r1, c0, c1):
-        bounds = [as_expr(b) for b in (r0, r1, c0, c1)]
+        given = [b if isinstance(b, Size) else as_expr(b) for b in (r0, r1, c0, c1)]
+        bounds = [_bound(b) for b in given]
         if all(dims_equal(b, full) for b, full in zip(bounds, (0, arg.rows, 0, arg.cols))):
             return arg  # the whole matrix (e.g. U[:, :n] of an n x n U when m == n)
-        return super().__new__(cls, arg, *bounds)
+        return super().__new__(cls, arg, *given)
 
     arg = property(lambda self: self.args[0])
-    bounds = property(lambda self: self.args[1:])
+    bounds = property(lambda self: tuple(_bound(b) for b in self.args[1:]))
 
     def slices(self, dim) -> tuple[str, str]:
         """Python-style 'lo:hi' for rows and columns, bounds printed by ``dim``; a start at 0
@@ -387,11 +419,12 @@ class Eye(MatrixExpr):
     is_commutative = False
 
     def __new__(cls, rows, cols):
-        return super().__new__(cls, as_expr(rows), as_expr(cols))
+        return super().__new__(cls, *(b if isinstance(b, Size) else as_expr(b)
+                                      for b in (rows, cols)))
 
     @property
     def shape(self):
-        return (self.args[0], self.args[1])
+        return (_bound(self.args[0]), _bound(self.args[1]))
 
 
 class Embed(MatrixExpr):
@@ -404,7 +437,8 @@ class Embed(MatrixExpr):
     is_commutative = False
 
     def __new__(cls, arg, rows, cols, row0, col0):
-        rows, cols, row0, col0 = (as_expr(b) for b in (rows, cols, row0, col0))
+        given = [b if isinstance(b, Size) else as_expr(b) for b in (rows, cols, row0, col0)]
+        rows, cols, row0, col0 = (_bound(b) for b in given)
         # Reject what provably does not fit; what depends on the case condition passes.
         for lo, size, inner, axis in ((row0, rows, arg.rows, "rows"),
                                       (col0, cols, arg.cols, "columns")):
@@ -415,15 +449,15 @@ class Embed(MatrixExpr):
                                  f"does not fit in {size} {axis}")
         if isinstance(arg, ZeroMatrix):
             return ZeroMatrix(rows, cols)
-        return super().__new__(cls, arg, rows, cols, row0, col0)
+        return super().__new__(cls, arg, *given)
 
     arg = property(lambda self: self.args[0])
-    row0 = property(lambda self: self.args[3])
-    col0 = property(lambda self: self.args[4])
+    row0 = property(lambda self: _bound(self.args[3]))
+    col0 = property(lambda self: _bound(self.args[4]))
 
     @property
     def shape(self):
-        return (self.args[1], self.args[2])
+        return (_bound(self.args[1]), _bound(self.args[2]))
 
 
 class _Scale(MatrixExpr):

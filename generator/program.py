@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import sympy as sp
 from sympy import MatrixExpr, MatrixSymbol
 
+from . import ops
+
 
 @dataclass(frozen=True)
 class Statement:
@@ -51,13 +53,31 @@ def _temporaries():
         i += 1
 
 
+def _sizes_as_atoms(e, wrap: bool):
+    """``e`` with every block's bounds held as ``ops.Size`` atoms (or back), so that
+    common-subexpression elimination never names a size such as m - 1."""
+    if not isinstance(e, sp.Basic) or e.is_Atom or isinstance(e, MatrixSymbol):
+        return e
+    if isinstance(e, (ops.Block, ops.Embed, ops.Eye)):  # their sizes and bounds
+        def size(a):
+            if getattr(a, "is_Matrix", False):
+                return _sizes_as_atoms(a, wrap)
+            plain = a.value if isinstance(a, ops.Size) else a
+            return ops.Size(plain) if wrap else plain
+        return e.func(*(size(a) for a in e.args))
+    args = [_sizes_as_atoms(a, wrap) for a in e.args]
+    return e.func(*args) if args != list(e.args) else e
+
+
 def build_program(params, assignments, results) -> Program:
     """Program from parsed assignments (``generator.expr.Assignment``)."""
     statements = _live([Statement(a.name, a.expr) for a in assignments], results)
     if not statements:
         return Program(tuple(params), (), tuple(results))
-    replacements, reduced = sp.cse([s.expr for s in statements], symbols=_temporaries(),
-                                   order="none")
+    replacements, reduced = sp.cse([_sizes_as_atoms(s.expr, True) for s in statements],
+                                   symbols=_temporaries(), order="none")
+    replacements = [(sym, _sizes_as_atoms(value, False)) for sym, value in replacements]
+    reduced = [_sizes_as_atoms(e, False) for e in reduced]
     # Temporaries go right before the first statement that uses them, so each statement is
     # computed once and in order.
     ordered: list[Statement] = []

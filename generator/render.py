@@ -67,6 +67,7 @@ class NativeCall:
     keywords: tuple[tuple[str, str | None, object], ...]
     batched: bool = True       # False: the call takes one matrix (mapped over batch axes)
     pivots_base: int = 1       # 0: its pivots count rows from 0 (shifted to LAPACK's 1)
+    transposed: tuple[str, ...] = ()  # outputs it returns transposed
 
 
 def parse_native_call(spec: Spec, backend: str) -> NativeCall:
@@ -112,7 +113,7 @@ def parse_native_call(spec: Spec, backend: str) -> NativeCall:
             fail(f"keyword {k.arg}= must be given an option name or a constant")
         keywords.append((k.arg, k.value.id, None))
     return NativeCall(".".join(reversed(parts)), tuple(args), tuple(keywords), sig.batched,
-                      sig.pivots_base)
+                      sig.pivots_base, sig.transposed)
 
 
 def header(source: str, sha256: str) -> list[str]:
@@ -143,6 +144,9 @@ def _variant_context(printer_cls, checked: CheckedSpec, cv: CheckedVariant, call
     else:  # one matrix at a time: _unbatched maps it over the batch axes, returns a tuple
         native_call = (f"_unbatched(lambda *_m: {func}(*_m{', ' if kwargs else ''}{kwargs}), "
                        f"{', '.join(args)})")
+    if call.transposed:
+        flags = [name in call.transposed for name in (returns or [t.name for t in computed])]
+        native_call = f"_transposed({native_call}, {py_literal(flags)})"
     names = [t.name for t in cv.variant.outputs]
     primal_texts = [printer_cls(dtype_ref=ref, min_max_sizes=True).doprint_output(e)
                     for _, e in cv.primal_outputs]

@@ -165,6 +165,8 @@ def factorization(checked, cv, case, ev: num.Evaluator, complex_field: bool, rng
         rows, cols = (ev.dim(cdims[d]) for d in t.shape)
         primal[t.name] = structured(rng, rows, cols, t.structure, t.diagonal, complex_field,
                                     ev.field)
+    for name, e in cv.sample:  # outputs the spec computes from the others ('sample')
+        primal[name] = ev(e, primal)
     outputs = {t.name for t in cv.variant.outputs}
     inputs = {t.name for t in checked.spec.inputs}
     assigned = set()

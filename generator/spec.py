@@ -234,6 +234,9 @@ class Variant:
     primal_returns: tuple[tuple[str, tuple[str, str]], ...] = ()
     primal_outputs: tuple[tuple[str, Text], ...] = ()
     gauge: Gauge | None = None
+    # output -> expression of other outputs that the random draws of samples use (not an
+    # equation the factorization must meet: e.g. geqrf's tau making each reflector unitary)
+    sample: tuple[tuple[str, Text], ...] = ()
 
     @property
     def label(self) -> str:
@@ -249,6 +252,7 @@ class Signature:
     until: str | None = None
     batched: bool = True          # False: the call takes one matrix; the code maps it over batches
     pivots_base: int = 1          # the first row's number in the call's pivots (SciPy, JAX: 0)
+    transposed: tuple[str, ...] = ()  # outputs the call returns transposed (NumPy's raw QR)
 
 
 @dataclass(frozen=True)
@@ -448,6 +452,9 @@ def _variant(path, data, line, options) -> Variant:
         primal_outputs = tuple((k, _text(path, v, outs.value_lines[k], "primal.outputs"))
                                for k, v in outs.items())
         pr.done()
+    sample_data = r.pop("sample", _Map, default=_Map())
+    sample = tuple((k, _text(path, v, sample_data.value_lines[k], "sample"))
+                   for k, v in sample_data.items())
     gauge = None
     gauge_data = r.pop("gauge", _Map, default=None, required=False)
     if gauge_data is not None:
@@ -482,7 +489,7 @@ def _variant(path, data, line, options) -> Variant:
         raise SpecError(path, r.line_of("cases"), "variant: 'cases' needs at least one case")
     r.done()
     return Variant(when, native, outputs, defining, tuple(cases), line, from_native,
-                   primal_returns, primal_outputs, gauge)
+                   primal_returns, primal_outputs, gauge, sample)
 
 
 DTYPES = ("float32", "float64", "complex64", "complex128")
@@ -612,8 +619,12 @@ def load_spec(path: str | Path, display_path: str | None = None) -> Spec:
             base = sr.pop("pivots_base", int, default=1)
             if type(base) is not int or base not in (0, 1):
                 raise SpecError(shown, sr.line_of("pivots_base"), "pivots_base must be 0 or 1")
+            transposed = sr.pop("transposed", _List, default=_List())
+            if not all(isinstance(x, str) for x in transposed):
+                raise SpecError(shown, sr.line_of("transposed"),
+                                "transposed must be a list of output names")
             signatures.append(Signature(backend, call, entries.item_lines[i], since, until,
-                                        batched, base))
+                                        batched, base, tuple(transposed)))
             sr.done()
         if all(s.until is not None for s in signatures if s.backend == backend):
             raise SpecError(shown, sig_data.value_lines[backend],

@@ -330,8 +330,11 @@ class FakeCupy:
 
         def qr(a, mode="reduced"):
             data = _device(a, "linalg.qr")
-            if mode not in ("reduced", "complete", "r"):
+            if mode not in ("reduced", "complete", "r", "raw"):
                 raise ValueError(f"Unrecognized mode {mode!r}")
+            if mode == "raw" and data.ndim != 2:
+                # spec/geqrf.yaml calls raw mode one matrix at a time (batched: false)
+                raise ValueError("raw mode only supports 2-D input")
             return _wrap(np.linalg.qr(data, mode=mode))
 
         def cholesky(a):

@@ -1,0 +1,40 @@
+"""Errors of the spec language's 'sample' and 'transposed' keys and of cases on an empty
+input: one edit of spec/geqrf.yaml each, the message and its line pinned."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from generator.check import check_spec
+from generator.spec import SpecError, load_spec
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_TAU = '      tau: "2 * recip('
+
+# (id, old text, new text, line of the error, words of the message)
+CASES = [
+    ("sample-of-an-input", SAMPLE_TAU, '      A: "2 * recip(', 73,
+     "sample: 'A' is not a differentiable output"),
+    ("sample-of-the-wrong-shape", SAMPLE_TAU, '      tau: "a + 2 * recip(', 73,
+     "sample: +: operands have shapes"),
+    ("sample-not-text", SAMPLE_TAU, "      tau: [1]\n      x: \"2 * recip(", 73,
+     "sample must be text"),
+    ("transposed-vector", "transposed: [a]}", "transposed: [tau]}", 127,
+     "transposed: 'tau' is not a matrix output"),
+    ("transposed-not-a-list", "transposed: [a]}", "transposed: a}", 127,
+     "signatures.numpy.transposed must be a list"),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_bad_geqrf_spec(case, tmp_path):
+    _, old, new, line, words = case
+    text = (ROOT / "spec" / "geqrf.yaml").read_text(encoding="utf-8")
+    assert text.count(old) >= 1, old
+    path = tmp_path / "geqrf.yaml"
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    with pytest.raises(SpecError) as err:
+        check_spec(load_spec(path, display_path="spec/geqrf.yaml"))
+    assert err.value.line == line, str(err.value)
+    assert words in err.value.message, str(err.value)
