@@ -5,10 +5,13 @@
     python3 run.py test      run the full test suite
     python3 run.py cli ARGS  any `cli.py` command inside the environment
 
-Needs only a Python 3.11+ with venv; everything else comes from requirements.txt.
+Needs only a Python 3.11+ with venv; everything else comes from requirements.txt, except
+SuiteSparseQR's C library and headers (Debian's libsuitesparse-dev), which the sparseqr binding in
+requirements.txt builds against: run.py installs them with apt-get when the header is missing.
 """
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -19,9 +22,33 @@ VENV = ROOT / ".venv"
 PYTHON = VENV / "bin" / "python"
 REQUIREMENTS = ROOT / "requirements.txt"
 STAMP = VENV / ".requirements.sha256"
+SUITESPARSE_PACKAGE = "libsuitesparse-dev"
+# Where Debian's libsuitesparse-dev puts it, and where sparseqr's build looks for it.
+SPQR_HEADER = Path("/usr/include/suitesparse/SuiteSparseQR_C.h")
+
+
+def ensure_suitesparse() -> None:
+    """Install libsuitesparse-dev with apt-get when SuiteSparseQR's header is missing."""
+    if SPQR_HEADER.exists():
+        return
+    apt = shutil.which("apt-get")
+    if apt is None or os.geteuid() != 0:
+        why = "apt-get is not available" if apt is None else "not running as root"
+        sys.exit(f"run.py: {SPQR_HEADER} is missing and {why}: install the Debian package "
+                 f"{SUITESPARSE_PACKAGE} (SuiteSparseQR, which the sparseqr package in "
+                 f"requirements.txt builds against), then rerun")
+    print(f"installing {SUITESPARSE_PACKAGE} with apt-get ({SPQR_HEADER} is missing)", flush=True)
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    for command in ([apt, "-q", "update"],
+                    [apt, "-q", "install", "-y", "--no-install-recommends", SUITESPARSE_PACKAGE]):
+        done = subprocess.run(command, env=env, capture_output=True, text=True)
+        if done.returncode != 0:
+            sys.exit(f"run.py: `{' '.join(command)}` failed (exit {done.returncode}):\n"
+                     f"{done.stdout}{done.stderr}")
 
 
 def ensure_environment() -> None:
+    ensure_suitesparse()
     if not PYTHON.exists():
         print("creating .venv", flush=True)
         venv.EnvBuilder(with_pip=True).create(VENV)

@@ -3,7 +3,7 @@ from sympy.printing.numpy import NumPyPrinter
 
 from .base import BatchedMatrixPrinter
 
-RUNTIME_FILES = ("__init__.py.jinja", "_runtime.py.jinja")
+RUNTIME_FILES = ("__init__.py.jinja", "_runtime.py.jinja", "sparse_qr.py.jinja")
 
 
 class Printer(BatchedMatrixPrinter, NumPyPrinter):
