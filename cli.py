@@ -8,6 +8,7 @@
     python cli.py audit --report       ... and write docs/derivations/<name>.md
     python cli.py audit --mutate NAME  mutation testing: does the audit catch wrong rules?
     python cli.py bench [NAME]         generated vs native autodiff, as time ratios
+    python cli.py bench-memory         peak memory of Q as an operator (geqrf -> ormqr) vs dense
     python cli.py new NAME             scaffold spec/NAME.yaml (commented, working example)
 
 Exit codes: 0 success, 1 a failed check, 2 bad input (a spec error or bad arguments).
@@ -123,6 +124,12 @@ def cmd_bench(args) -> int:
     return bench.main(args)
 
 
+def cmd_bench_memory(args) -> int:
+    from generator import memory
+
+    return memory.main(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cli.py", description=__doc__.split("\n")[0])
     parser.add_argument("--spec-dir", default=str(ROOT / "spec"), help="folder of spec YAML files")
@@ -169,6 +176,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="each row runs in a process of its own; one still running after this "
                         "long is killed and reported (default: 300, or 60 with --quick)")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("bench-memory", help="peak memory of a gradient through geqrf -> ormqr: "
+                                            "Q as an operator against Q formed densely")
+    p.add_argument("--m", type=int, default=200000, help="rows of A (default: 200000)")
+    p.add_argument("--n", type=int, default=32, help="columns of A (default: 32)")
+    p.add_argument("--backend", choices=["numpy", "torch"],
+                   help="one backend (default: both)")
+    p.add_argument("--dense-m", type=int, default=4000,
+                   help="rows at which the dense-Q path is measured beside the operator path "
+                        "(default: 4000)")
+    p.add_argument("--json", action="store_true", help="print the table as JSON")
+    p.set_defaults(func=cmd_bench_memory)
     return parser
 
 

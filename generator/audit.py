@@ -74,6 +74,9 @@ class Result:
 def shape_classes(checked: CheckedSpec) -> list[tuple[str, dict[str, int]]]:
     """Values of the primitive dimensions: tall/square/wide for two, square for one."""
     prims = [d.name for d in checked.dims if d.source is not None]
+    if checked.spec.shapes:  # the spec's own (several inputs): those with no zero size
+        return [(label, dict(values)) for label, values in checked.spec.shapes
+                if all(v > 0 for _, v in values)]
     if len(prims) == 1:
         return [("square 4x4", {prims[0]: 4})]
     first, rest = prims[0], prims[1:]
@@ -368,6 +371,8 @@ def configurations(checked: CheckedSpec):
     for cv in checked.variants:
         for shape, prims in shape_classes(checked):
             dims = sample.primitive_dims(checked, prims)
+            if not sample.allowed(cv, dims):  # not an input of this variant (ormqr's sides)
+                continue
             case = next((c for c in cv.cases if sample.holds(c, dims)), None)
             for field_name in FIELDS:
                 yield cv, case, shape, prims, field_name

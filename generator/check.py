@@ -74,6 +74,7 @@ class CheckedVariant:
     gauge_phases: tuple[sp.MatrixExpr, ...] = ()
     gauge_rotations: tuple[sp.MatrixExpr, ...] = ()
     sample: tuple[tuple[str, sp.MatrixExpr], ...] = ()  # parsed 'sample'
+    requires: tuple = ()  # parsed 'requires' (Condition)
 
     @property
     def gauge_tangent(self):
@@ -173,7 +174,10 @@ def _dims(spec: Spec) -> tuple[DimDef, ...]:
     for d in out:
         if d.source is not None:
             name, axis = d.source
-            given = inputs[name].shape[axis]
+            if inputs[name].is_vector and axis == -1:
+                raise SpecError(spec.path, inputs[name].line,
+                                f"input {name} is a vector: its size is rows({name})")
+            given = inputs[name].shape[0 if inputs[name].is_vector else axis]
             if given != d.name:
                 func = "rows" if axis == -2 else "cols"
                 raise SpecError(spec.path, inputs[name].line,
@@ -446,7 +450,7 @@ def _signature_calls(spec: Spec) -> None:
     inputs = {t.name for t in spec.inputs}
     options = {o.name for o in spec.options}
     for sig in spec.signatures:
-        if sig.until is not None:
+        if sig.until is not None or sig.compute:
             continue
 
         def fail(msg, sig=sig):
@@ -542,9 +546,25 @@ def check_spec(spec: Spec) -> CheckedSpec:
                                 f"variant {v.label} returns {', '.join(empty)} empty, so its "
                                 f"'native' options must select a variant that returns every "
                                 f"output (the frameworks differentiate that one)")
+    primitive = [d.name for d in dims if d.source is not None]
+    for label, values in spec.shapes:
+        if sorted(k for k, _ in values) != sorted(primitive):
+            raise SpecError(spec.path, spec.line_of.get("shapes", 1),
+                            f"shapes.{label} must give every primitive dimension "
+                            f"({', '.join(primitive)})")
     vdims = {d.name: d.expr for d in dims}
-    checked = tuple(_sample(spec, _primal_outputs(spec, _variant(spec, dims, v), vdims), vdims)
+    checked = tuple(_requires(spec, _sample(spec, _primal_outputs(spec, _variant(spec, dims, v),
+                                                                  vdims), vdims), vdims)
                     for v in spec.variants)
+    for sig in spec.signatures:
+        if sig.compute and sig.until is None:
+            lacking = [cv.variant.label for cv in checked
+                       if not cv.primal_outputs or cv.variant.primal_returns]
+            if lacking:
+                raise SpecError(spec.path, sig.line,
+                                f"signatures.{sig.backend}: 'compute: true' needs every "
+                                f"variant's primal.outputs as expressions of the inputs "
+                                f"(missing in {', '.join(lacking)})")
     return CheckedSpec(spec, dims, tuple(_from_native(spec, checked, cv) for cv in checked))
 
 
@@ -554,6 +574,8 @@ def _primal_outputs(spec: Spec, cv: CheckedVariant, vdims: dict) -> CheckedVaria
     parsed with the variant's (sizes may be min/max: the primal runs before a case is
     chosen).  A permutation 'from_pivots' is built from the pivots the call returns."""
     v = cv.variant
+    if v.primal_outputs and not v.primal_returns:
+        return _computed_primal(spec, cv, vdims)
     if not v.primal_returns:
         return cv
     line = v.primal_outputs[0][1].line if v.primal_outputs else v.line
@@ -594,17 +616,56 @@ def _primal_outputs(spec: Spec, cv: CheckedVariant, vdims: dict) -> CheckedVaria
     return replace(cv, primal_outputs=tuple(out))
 
 
+def _computed_primal(spec: Spec, cv: CheckedVariant, vdims: dict) -> CheckedVariant:
+    """'primal.outputs' without 'returns': every output as an expression of the inputs, which
+    backends without a native function ('compute: true') evaluate."""
+    v = cv.variant
+    given = [n for n, _ in v.primal_outputs]
+    if sorted(given) != sorted(t.name for t in v.outputs):
+        raise SpecError(spec.path, v.primal_outputs[0][1].line,
+                        f"primal.outputs must give every output "
+                        f"({', '.join(t.name for t in v.outputs)})")
+    out = []
+    for t in v.outputs:
+        text = dict(v.primal_outputs)[t.name]
+        for dims in [dict(c.dims) for c in cv.cases]:
+            names = {x.name: _matrix(x, dims) for x in spec.inputs}
+            try:
+                value = expr_mod.Parser(names, dims).expression(text.text)
+            except (expr_mod.ExprError, ops.ShapeError) as err:
+                raise SpecError(spec.path, text.line, f"primal.outputs: {err}") from None
+            want = _matrix(t, dims)
+            if not (ops.dims_equal(value.rows, want.rows)
+                    and ops.dims_equal(value.cols, want.cols)):
+                raise SpecError(spec.path, text.line, f"primal.outputs: '{t.name}' would be "
+                                                      f"{value.rows}x{value.cols}, not "
+                                                      f"{want.rows}x{want.cols}")
+        # printed with the variant's sizes, or its one case's (ormqr's left variant has
+        # rows(a) == rows(C) there, and requires it at run time)
+        dims = dict(cv.cases[0].dims) if len(cv.cases) == 1 else vdims
+        names = {x.name: _matrix(x, dims) for x in spec.inputs}
+        out.append((t.name, expr_mod.Parser(names, dims).expression(text.text)))
+    return replace(cv, primal_outputs=tuple(out))
+
+
+def _requires(spec: Spec, cv: CheckedVariant, dims: dict) -> CheckedVariant:
+    """Parse 'requires': conditions on the sizes, checked at run time."""
+    conditions = tuple(_condition(spec, Case(t.text, t.line, t, None), dims)
+                       for t in cv.variant.requires)
+    return replace(cv, requires=conditions)
+
+
 def _sample(spec: Spec, cv: CheckedVariant, vdims: dict) -> CheckedVariant:
     """Parse 'sample': outputs the random draws compute from other outputs, in order."""
     v = cv.variant
-    outputs = {t.name: t for t in v.outputs}
+    tensors = {t.name: t for t in (*spec.inputs, *v.outputs)}
     out = []
     for name, text in v.sample:
-        if name not in outputs or outputs[name].constant:
-            raise SpecError(spec.path, text.line, f"sample: '{name}' is not a differentiable "
-                                                  f"output")
+        if name not in tensors or tensors[name].constant:
+            raise SpecError(spec.path, text.line, f"sample: '{name}' is not an input or a "
+                                                  f"differentiable output")
         for dims in (dict(c.dims) for c in cv.cases):
-            names = {t.name: _matrix(t, dims) for t in v.outputs}
+            names = {t.name: _matrix(t, dims) for t in tensors.values()}
             try:
                 value = expr_mod.Parser(names, dims).expression(text.text)
             except (expr_mod.ExprError, ops.ShapeError) as err:
@@ -615,7 +676,7 @@ def _sample(spec: Spec, cv: CheckedVariant, vdims: dict) -> CheckedVariant:
                 raise SpecError(spec.path, text.line, f"sample: '{name}' would be "
                                                       f"{value.rows}x{value.cols}, not "
                                                       f"{want.rows}x{want.cols}")
-        names = {t.name: _matrix(t, vdims) for t in v.outputs}
+        names = {t.name: _matrix(t, vdims) for t in tensors.values()}
         out.append((name, expr_mod.Parser(names, vdims).expression(text.text)))
     return replace(cv, sample=tuple(out))
 

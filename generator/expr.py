@@ -99,6 +99,14 @@ def _describe(node: ast.AST) -> str:
     return kinds.get(type(node), f"'{type(node).__name__}'")
 
 
+def _negated(x):
+    """-x, keeping a product's grouping (``-(V @ (T @ W))`` must not become the chain
+    ``-V @ T @ W``, which is multiplied left to right)."""
+    if isinstance(x, MatMul):
+        return MatMul(sp.S.NegativeOne, x)
+    return -x
+
+
 class Parser:
     """Parses one text block against a namespace of declared names.
 
@@ -219,7 +227,7 @@ class Parser:
             return sp.Rational(str(node.value))
         if isinstance(node, ast.UnaryOp):
             if isinstance(node.op, ast.USub):
-                return -self._no_bare_identity(self._expr(node.operand), node)
+                return _negated(self._no_bare_identity(self._expr(node.operand), node))
             if isinstance(node.op, ast.UAdd):
                 return self._expr(node.operand)
             raise ExprError(f"operator {_operator(node.op)} is not allowed", node.lineno)
@@ -254,7 +262,7 @@ class Parser:
             left, right = _resolve_identity(left, right), _resolve_identity(right, left)
             left, right = self._matrix(left, node), self._matrix(right, node)
             ops.require_same_shape("+" if isinstance(op, ast.Add) else "-", left, right)
-            return MatAdd(left, right if isinstance(op, ast.Add) else -right)
+            return MatAdd(left, right if isinstance(op, ast.Add) else _negated(right))
         if isinstance(op, ast.MatMult):
             if isinstance(left, _IdentityOfContext):
                 return self._matrix(right, node)

@@ -15,7 +15,7 @@ from pathlib import Path
 import jinja2
 import sympy as sp
 
-from .check import CheckedSpec, CheckedVariant, check_spec, framework_call
+from .check import CheckedSpec, CheckedVariant, check_spec, framework_call, matrix_symbol
 from .expr import Parser
 from .ops import fold_diagonal_products, fold_permutation_products
 from .printers import BACKENDS
@@ -68,6 +68,7 @@ class NativeCall:
     batched: bool = True       # False: the call takes one matrix (mapped over batch axes)
     pivots_base: int = 1       # 0: its pivots count rows from 0 (shifted to LAPACK's 1)
     transposed: tuple[str, ...] = ()  # outputs it returns transposed
+    compute: bool = False      # no call: the spec's primal expressions of the inputs
 
 
 def parse_native_call(spec: Spec, backend: str) -> NativeCall:
@@ -77,6 +78,8 @@ def parse_native_call(spec: Spec, backend: str) -> NativeCall:
         raise SpecError(spec.path, 1, f"signatures.{backend}: no current entry (one without "
                                       f"'until')")
     sig = entries[-1]
+    if sig.compute:
+        return NativeCall("", (), (), compute=True)
 
     def fail(msg):
         raise SpecError(spec.path, sig.line, f"signatures.{backend}: {msg}: {sig.call!r}")
@@ -127,13 +130,18 @@ def _variant_context(printer_cls, checked: CheckedSpec, cv: CheckedVariant, call
     spec = checked.spec
     ref = spec.inputs[0].name
     native = dict(cv.variant.native)
+    if call.compute:
+        return _computed_context(printer_cls, checked, cv)
     root, _, rest = call.func.partition(".")
     func = printer_cls.ALIASES.get(root, root) + ("." + rest if rest else "")
     kwargs = ", ".join(f"{k}={native[opt]!r}" if opt else f"{k}={value!r}"
                        for k, opt, value in call.keywords)
     cdims = dict(cv.cases[0].dims)
-    inputs = {t.name: sp.MatrixSymbol(t.name, *(cdims[d] for d in t.shape)) for t in spec.inputs}
-    args = [printer_cls(dtype_ref=ref).doprint(Parser(inputs, cdims).expression(a))
+    inputs = {t.name: matrix_symbol(t, cdims) for t in spec.inputs}
+    vectors = {t.name for t in spec.inputs if t.is_vector}
+    # a vector input is held as a column: the call gets it back as a vector
+    args = [f"{a}[..., 0]" if a in vectors else
+            printer_cls(dtype_ref=ref).doprint(Parser(inputs, cdims).expression(a))
             for a in call.args]
     returns = [name for name, _ in cv.variant.primal_returns]
     computed = [t for t in cv.variant.outputs if t.from_pivots is None]
@@ -154,32 +162,13 @@ def _variant_context(printer_cls, checked: CheckedSpec, cv: CheckedVariant, call
     from_native = {name: from_printer.doprint_output(e) for name, e in cv.from_native}
     permutations = frozenset(t.name for t in cv.variant.outputs if t.structure == "permutation")
 
-    def printed(e):
+    def printed(printer, e):
         return printer.doprint(fold_permutation_products(fold_diagonal_products(e),
                                                          permutations))
 
-    cases = []
-    for case in cv.cases:
-        printer = printer_cls(dtype_ref=ref)
-        cond = case.condition
-        cases.append({
-            "condition": ("True" if cond.text == ALWAYS else
-                          f"{printer._dim(cond.lhs)} {cond.op} {printer._dim(cond.rhs)}"),
-            "when": cond.text,
-            "jvp": [(s.name, printed(s.expr)) for s in case.jvp.program.statements],
-            "vjp": [(s.name, printed(s.expr)) for s in case.vjp.program.statements],
-            "jvp_results": list(case.jvp.program.results),
-            "vjp_results": list(case.vjp.program.results),
-        })
     return {
-        "label": cv.variant.label,
-        "when": dict(cv.variant.when),
-        # Python source of each option's value for the native variant; an option that
-        # selects no variant (check_gauge) is passed on as it is
-        "native_options": {o.name: (py_literal(native.get(o.name, dict(cv.variant.when).get(o.name)))
-                                    if o.selects else o.name)
-                           for o in spec.options},
-        "gauge": _gauge_context(printer_cls, ref, cv),
+        **_common_variant_context(printer_cls, checked, cv, printed),
+        "computed_primal": None,
         "native_call": native_call,
         "primal_returns": returns,
         "primal_return_vectors": [len(shape) == 1 for _, shape in cv.variant.primal_returns],
@@ -193,9 +182,6 @@ def _variant_context(printer_cls, checked: CheckedSpec, cv: CheckedVariant, call
         "shift_returns": [t.from_pivots for t in cv.variant.outputs
                           if t.from_pivots in returns and call.pivots_base == 0],
         "from_native": from_native,
-        "outputs": [o.name for o in cv.variant.outputs],
-        "returned": [(o.name, o.returned) for o in cv.variant.outputs],
-        "flags": [o.returned == "value" and not o.constant for o in cv.variant.outputs],
         # integer pivots: those the call numbers from 0 are shifted to LAPACK's numbering;
         # permutations 'from_pivots' are built from them after the call
         "pivots": [t.is_index for t in computed],
@@ -204,8 +190,77 @@ def _variant_context(printer_cls, checked: CheckedSpec, cv: CheckedVariant, call
         # (position among the outputs, position of its pivots among the call's results)
         "from_pivots": [(names.index(t.name), [c.name for c in computed].index(t.from_pivots))
                         for t in cv.variant.outputs if t.from_pivots in names],
+    }
+
+
+def _computed_context(printer_cls, checked: CheckedSpec, cv: CheckedVariant) -> dict:
+    """A variant computed by the spec's primal expressions of the inputs (no native call)."""
+    ref = checked.spec.inputs[0].name
+    printer = printer_cls(dtype_ref=ref, sizes=chain_sizes(checked))
+    permutations = frozenset(t.name for t in cv.variant.outputs if t.structure == "permutation")
+
+    def printed(printer, e):
+        return printer.doprint(fold_permutation_products(fold_diagonal_products(e),
+                                                         permutations))
+
+    return {
+        **_common_variant_context(printer_cls, checked, cv, printed),
+        "computed_primal": {name: printer.doprint_output(fold_diagonal_products(e))
+                            for name, e in cv.primal_outputs},
+        "native_call": None, "primal_returns": [], "primal_return_vectors": [],
+        "primal_outputs": {}, "primal_dims": True, "shift_returns": [], "from_native": {},
+        "pivots": [], "computed_vectors": [], "shift_pivots": [], "from_pivots": [],
+    }
+
+
+def chain_sizes(checked: CheckedSpec) -> dict | None:
+    """Representative dimension values for ordering chains of products: the spec's first
+    'shapes' entry without a zero (None without 'shapes': left to right)."""
+    for _, values in checked.spec.shapes:
+        if all(v > 0 for _, v in values):
+            symbols = {d.name: d.expr for d in checked.dims if d.source is not None}
+            return {symbols[k]: v for k, v in values}
+    return None
+
+
+def _common_variant_context(printer_cls, checked: CheckedSpec, cv: CheckedVariant, printed):
+    spec = checked.spec
+    ref = spec.inputs[0].name
+    native = dict(cv.variant.native)
+    cases = []
+    for case in cv.cases:
+        printer = printer_cls(dtype_ref=ref, sizes=chain_sizes(checked))
+        cond = case.condition
+        cases.append({
+            "condition": ("True" if cond.text == ALWAYS else
+                          f"{printer._dim(cond.lhs)} {cond.op} {printer._dim(cond.rhs)}"),
+            "when": cond.text,
+            "jvp": [(s.name, printed(printer, s.expr)) for s in case.jvp.program.statements],
+            "vjp": [(s.name, printed(printer, s.expr)) for s in case.vjp.program.statements],
+            "jvp_results": list(case.jvp.program.results),
+            "vjp_results": list(case.vjp.program.results),
+        })
+    printer = printer_cls(dtype_ref=ref)
+    requires = [(f"{printer._dim(c.lhs)} {c.op} {printer._dim(c.rhs)}", c.text,
+                 f"{spec.name}: needs {c.text} for {cv.variant.label} (sizes: "
+                 + ", ".join(f"{d.name} = {{{d.name}}}" for d in checked.dims
+                             if d.source is not None) + ")")
+                for c in cv.requires]
+    return {
+        "label": cv.variant.label,
+        "when": dict(cv.variant.when),
+        # Python source of each option's value for the native variant; an option that
+        # selects no variant (check_gauge) is passed on as it is
+        "native_options": {o.name: (py_literal(native.get(o.name, dict(cv.variant.when).get(o.name)))
+                                    if o.selects else o.name)
+                           for o in spec.options},
+        "gauge": _gauge_context(printer_cls, ref, cv),
+        "outputs": [o.name for o in cv.variant.outputs],
+        "returned": [(o.name, o.returned) for o in cv.variant.outputs],
+        "flags": [o.returned == "value" and not o.constant for o in cv.variant.outputs],
         "differentiable": [o.name for o in cv.differentiable_outputs],
         "cases": cases,
+        "requires": requires,
         "line": cv.variant.line,
     }
 
@@ -253,6 +308,9 @@ def spec_context(backend: str, checked: CheckedSpec) -> dict:
         "summary": " ".join(spec.summary.split()),
         "references": [(r.key, " ".join(r.cite.split())) for r in spec.references],
         "inputs": [t.name for t in spec.inputs],
+        "vector_inputs": [t.name for t in spec.inputs if t.is_vector],
+        "input_vectors": [t.is_vector for t in spec.inputs],
+        "requires": any(v.requires for v in checked.variants),
         "options": [(o.name, list(o.values), o.default) for o in spec.options],
         "shape_equalities": shape_equalities(spec),
         "option_names": [o.name for o in spec.options],

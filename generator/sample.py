@@ -165,10 +165,29 @@ def factorization(checked, cv, case, ev: num.Evaluator, complex_field: bool, rng
         rows, cols = (ev.dim(cdims[d]) for d in t.shape)
         primal[t.name] = structured(rng, rows, cols, t.structure, t.diagonal, complex_field,
                                     ev.field)
-    for name, e in cv.sample:  # outputs the spec computes from the others ('sample')
-        primal[name] = ev(e, primal)
     outputs = {t.name for t in cv.variant.outputs}
     inputs = {t.name for t in checked.spec.inputs}
+    # an operation whose outputs are explicit functions of its inputs ('Y = f(a, tau, C)',
+    # ormqr) is drawn inputs first: each input from its structure, then the outputs
+    explicit = {eq.lhs.name: eq.rhs for eq in case.defining
+                if isinstance(eq.lhs, MatrixSymbol) and eq.lhs.name in outputs
+                and not {s.name for s in eq.rhs.atoms(MatrixSymbol)} & outputs}
+    inputs_first = set(explicit) == outputs
+    if inputs_first:
+        for t in checked.spec.inputs:
+            if t.is_vector:
+                primal[t.name] = vector(rng, ev.dim(cdims[t.shape[0]]), t.structure, t.order,
+                                        complex_field, ev.field)
+            else:
+                rows, cols = (ev.dim(cdims[d]) for d in t.shape)
+                primal[t.name] = structured(rng, rows, cols, t.structure, t.diagonal,
+                                            complex_field, ev.field)
+    for name, e in cv.sample:  # values the spec computes from the others ('sample')
+        primal[name] = ev(e, primal)
+    if inputs_first:
+        for name, e in explicit.items():
+            primal[name] = ev(e, primal)
+        return primal
     assigned = set()
     for target in ("output", "input"):
         for eq in case.defining:
@@ -194,13 +213,22 @@ def factorization(checked, cv, case, ev: num.Evaluator, complex_field: bool, rng
     missing = inputs - assigned
     if missing:
         raise SampleError(f"no defining equation gives the input(s) {', '.join(sorted(missing))} "
-                          f"as 'INPUT = expression of the outputs'")
+                          f"as 'INPUT = expression of the outputs' (nor every output as "
+                          f"'OUTPUT = expression of the inputs')")
     return primal
+
+
+def allowed(cv, dims: dict) -> bool:
+    """Whether integer dimensions {symbol: int} meet a variant's 'requires'."""
+    return all(_compare(c, dims) for c in cv.requires)
 
 
 def holds(case, dims: dict) -> bool:
     """Whether a case's condition holds for integer dimensions {symbol: int}."""
-    c = case.condition
+    return _compare(case.condition, dims)
+
+
+def _compare(c, dims: dict) -> bool:
     lhs, rhs = (int(ops.as_expr(x).subs(dims)) for x in (c.lhs, c.rhs))
     return {">=": lhs >= rhs, ">": lhs > rhs, "<=": lhs <= rhs, "<": lhs < rhs,
             "==": lhs == rhs}[c.op]
@@ -232,8 +260,8 @@ def inputs(checked, cv, shape: tuple[int, ...], dtype, batch=(), rng=None) -> di
         out[t.name] = np.zeros(tuple(batch) + size, dtype=np.complex128)
     for index in np.ndindex(*batch):
         drawn = factorization(checked, cv, case, ev, complex_field, rng)
-        for name in out:
-            out[name][index] = drawn[name]
+        for name in out:  # a vector input is drawn as a column
+            out[name][index] = drawn[name].reshape(out[name][index].shape)
     return {k: (v if complex_field else v.real).astype(dtype) for k, v in out.items()}
 
 

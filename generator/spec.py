@@ -237,6 +237,8 @@ class Variant:
     # output -> expression of other outputs that the random draws of samples use (not an
     # equation the factorization must meet: e.g. geqrf's tau making each reflector unitary)
     sample: tuple[tuple[str, Text], ...] = ()
+    # conditions on the input sizes checked at run time before anything is computed
+    requires: tuple[Text, ...] = ()
 
     @property
     def label(self) -> str:
@@ -253,6 +255,7 @@ class Signature:
     batched: bool = True          # False: the call takes one matrix; the code maps it over batches
     pivots_base: int = 1          # the first row's number in the call's pivots (SciPy, JAX: 0)
     transposed: tuple[str, ...] = ()  # outputs the call returns transposed (NumPy's raw QR)
+    compute: bool = False         # no native call: the variants' primal expressions compute it
 
 
 @dataclass(frozen=True)
@@ -288,6 +291,9 @@ class Spec:
     # (eigvalsh is eigh's eigenvalues there), so that the frameworks' AD has the derivatives
     # of every output the rules use (second derivatives need those of the hidden ones)
     framework: tuple[str, str, int] | None = None  # (call text, result field, line)
+    # named values of the primitive dimensions that the audit and tests use when they are
+    # not one m x n (or n x n) input's: {name: ((dim, value), ...)}, zero-size ones too
+    shapes: tuple[tuple[str, tuple[tuple[str, int], ...]], ...] = ()
     line_of: dict = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     def option(self, name: str) -> Option:
@@ -445,13 +451,18 @@ def _variant(path, data, line, options) -> Variant:
     primal_returns, primal_outputs = (), ()
     if primal_data is not None:
         pr = _Reader(path, primal_data, "primal", r.line_of("primal"))
-        returns = pr.pop("returns", _Map)
+        returns = pr.pop("returns", _Map, default=_Map())
         primal_returns = tuple((k, tuple(_shape(path, v, returns.value_lines[k], f"primal.returns.{k}")))
                                for k, v in returns.items())
         outs = pr.pop("outputs", _Map)
         primal_outputs = tuple((k, _text(path, v, outs.value_lines[k], "primal.outputs"))
                                for k, v in outs.items())
         pr.done()
+    requires_data = r.pop("requires", _List, default=_List())
+    if not all(isinstance(x, str) for x in requires_data):
+        raise SpecError(path, r.line_of("requires"), "requires must be a list of conditions "
+                                                     "such as 'k <= n'")
+    requires = tuple(Text(x, requires_data.item_lines[i]) for i, x in enumerate(requires_data))
     sample_data = r.pop("sample", _Map, default=_Map())
     sample = tuple((k, _text(path, v, sample_data.value_lines[k], "sample"))
                    for k, v in sample_data.items())
@@ -489,7 +500,7 @@ def _variant(path, data, line, options) -> Variant:
         raise SpecError(path, r.line_of("cases"), "variant: 'cases' needs at least one case")
     r.done()
     return Variant(when, native, outputs, defining, tuple(cases), line, from_native,
-                   primal_returns, primal_outputs, gauge, sample)
+                   primal_returns, primal_outputs, gauge, sample, requires)
 
 
 DTYPES = ("float32", "float64", "complex64", "complex128")
@@ -612,7 +623,15 @@ def load_spec(path: str | Path, display_path: str | None = None) -> Spec:
                             f"signatures.{backend} must be a non-empty list")
         for i, entry in enumerate(entries):
             sr = _Reader(shown, entry, f"signatures.{backend}", entries.item_lines[i])
-            call = sr.pop("call", str)
+            compute = sr.pop("compute", bool, default=False)
+            call = sr.pop("call", str, required=not compute)
+            if compute and call is not None:
+                raise SpecError(shown, entries.item_lines[i],
+                                f"signatures.{backend}: give 'call' or 'compute: true', not both")
+            if compute is False and "compute" in entry:
+                raise SpecError(shown, entries.item_lines[i],
+                                f"signatures.{backend}: 'compute' can only be true (or left out)")
+            call = call or ""
             since = sr.pop("since", str, required=False)
             until = sr.pop("until", str, required=False)
             batched = sr.pop("batched", bool, default=True)
@@ -624,7 +643,7 @@ def load_spec(path: str | Path, display_path: str | None = None) -> Spec:
                 raise SpecError(shown, sr.line_of("transposed"),
                                 "transposed must be a list of output names")
             signatures.append(Signature(backend, call, entries.item_lines[i], since, until,
-                                        batched, base, tuple(transposed)))
+                                        batched, base, tuple(transposed), compute))
             sr.done()
         if all(s.until is not None for s in signatures if s.backend == backend):
             raise SpecError(shown, sig_data.value_lines[backend],
@@ -636,6 +655,15 @@ def load_spec(path: str | Path, display_path: str | None = None) -> Spec:
     benchmarks = tuple(_benchmark(shown, b, line, options)
                        for b, line in _items(r.pop("benchmarks", _List, default=_List())))
     framework = None
+    shapes_data = r.pop("shapes", _Map, default=_Map())
+    shapes = []
+    for label, values in shapes_data.items():
+        line = shapes_data.value_lines[label]
+        if not (isinstance(values, _Map) and values
+                and all(type(v) is int and v >= 0 for v in values.values())):
+            raise SpecError(shown, line, f"shapes.{label} must map dimension names to "
+                                         f"non-negative integers")
+        shapes.append((str(label), tuple((str(k), v) for k, v in values.items())))
     framework_data = r.pop("framework", _Map, default=None, required=False)
     if framework_data is not None:
         fr = _Reader(shown, framework_data, "framework", r.line_of("framework"))
@@ -645,6 +673,7 @@ def load_spec(path: str | Path, display_path: str | None = None) -> Spec:
     return Spec(name=name, path=shown, sha256=hashlib.sha256(raw).hexdigest(), summary=summary,
                 references=tuple(references), dims=dims, inputs=inputs, options=options,
                 variants=variants, signatures=tuple(signatures), notes=notes,
-                benchmarks=benchmarks, framework=framework,
+                benchmarks=benchmarks, framework=framework, shapes=tuple(shapes),
                 line_of={"dims": data.value_lines["dims"], **dim_lines,
+                         **({"shapes": data.value_lines["shapes"]} if "shapes" in data else {}),
                          "variants": data.value_lines["variants"]})

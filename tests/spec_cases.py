@@ -171,6 +171,8 @@ def cases(shapes=("regular",), dtypes=("f64", "c128"), batches=("b2",), small=Fa
     """
     out = []
     for checked in SPECS:
+        if len(checked.spec.inputs) > 1:
+            continue  # several inputs (householder_product, ormqr): tests/test_householder.py
         count = _primitive_count(checked)
         regular = (SMALL_SHAPES if small else SHAPES)[count]
         classes = {}

@@ -14,8 +14,8 @@ SAMPLE_TAU = '      tau: "2 * recip('
 
 # (id, old text, new text, line of the error, words of the message)
 CASES = [
-    ("sample-of-an-input", SAMPLE_TAU, '      A: "2 * recip(', 73,
-     "sample: 'A' is not a differentiable output"),
+    ("sample-of-nothing", SAMPLE_TAU, '      X: "2 * recip(', 73,
+     "sample: 'X' is not an input or a differentiable output"),
     ("sample-of-the-wrong-shape", SAMPLE_TAU, '      tau: "a + 2 * recip(', 73,
      "sample: +: operands have shapes"),
     ("sample-not-text", SAMPLE_TAU, "      tau: [1]\n      x: \"2 * recip(", 73,

@@ -97,8 +97,10 @@ def test_solve_matches_the_numpy_backend(on_cpu, a_dtype, b_dtype, a_batch, b_ba
                             b_dtype, a_batch, b_batch, left)
 
 
-@pytest.mark.parametrize("checked", spec_cases.SPECS, ids=lambda c: c.spec.name)
+@pytest.mark.parametrize("checked", [c for c in spec_cases.SPECS if len(c.spec.inputs) == 1],
+                         ids=lambda c: c.spec.name)
 def test_inputs_are_checked(on_cpu, checked):
+    """(Several inputs: tests/test_householder.py.)"""
     name = checked.spec.name
     module = on_cpu[name]
     op, op_jvp = getattr(module, name), getattr(module, f"{name}_jvp")

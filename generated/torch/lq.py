@@ -14,7 +14,7 @@ from ._runtime import (  # noqa: F401  (the printed rules use some of these)
     _addmm, _check_input, _check_tangent, _columns, _complex, _copyltu, _cotangent_in,
     _cotangent_out, _empty_like, _gauge_check, _gauge_checked, _im, _laid_out_like,
     _materialized, _mm, _pad_cols, _pad_rows, _pairwise_inv, _permute_rows,
-    _pivots_permutation, _re, _skew, _sym, _to_field, _transposed, _tril_diag, _triu_herm, _unbatched,
+    _pivots_permutation, _re, _skew, _sym, _to_field, _transposed, _tril_diag, _triu_herm, _unbatched, _unpacked,
     _zeros_like)
 
 LQResult = _collections.namedtuple("LQResult", ["L", "Q"])
@@ -178,7 +178,7 @@ def lq(A, mode="reduced"):
     Returns a named tuple (L, Q) like torch.linalg; differentiable in both
     modes and to any order by the spec's rules.
     """
-    _check_input("lq", "A", A)
+    A = _check_input("lq", "A", A)
     _check_options(mode)
     _check_shapes(A)
     outputs = _LQFunction.apply(A, *_native_options(mode))

@@ -15,7 +15,7 @@ from ._runtime import (  # noqa: F401  (the printed rules use some of these)
     _addmm, _check_input, _check_tangent, _columns, _complex, _copyltu, _cotangent_in,
     _cotangent_out, _empty_like, _gauge_check, _gauge_checked, _im, _laid_out_like,
     _materialized, _mm, _pad_cols, _pad_rows, _pairwise_inv, _permute_rows,
-    _pivots_permutation, _re, _skew, _sym, _to_field, _transposed, _tril_diag, _triu_herm, _unbatched,
+    _pivots_permutation, _re, _skew, _sym, _to_field, _transposed, _tril_diag, _triu_herm, _unbatched, _unpacked,
     _zeros_like)
 
 SVDResult = _collections.namedtuple("SVDResult", ["U", "S", "Vh"])
@@ -315,7 +315,7 @@ def svd(A, full_matrices=True, check_gauge=True):
     Returns a named tuple (U, S, Vh) like torch.linalg; differentiable in both
     modes and to any order by the spec's rules.
     """
-    _check_input("svd", "A", A)
+    A = _check_input("svd", "A", A)
     _check_options(full_matrices, check_gauge)
     _check_shapes(A)
     outputs = _SVDFunction.apply(A, *_native_options(full_matrices, check_gauge))

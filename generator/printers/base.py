@@ -24,9 +24,14 @@ class BatchedMatrixPrinter:
     OPS: dict[str, str] = {}
     ALIASES: dict[str, str] = {}  # python module -> alias used in the generated code
 
-    def __init__(self, dtype_ref: str = "A", settings=None, min_max_sizes: bool = False):
+    def __init__(self, dtype_ref: str = "A", settings=None, min_max_sizes: bool = False,
+                 sizes: dict | None = None):
         super().__init__(settings or {})
         self.dtype_ref = dtype_ref
+        # representative values of the dimensions ({symbol: int}, from the spec's 'shapes'):
+        # with them, a chain of three or more factors is multiplied in the cheapest order
+        # (a derived ormqr rule must not form C gY^H, m x m); without, left to right
+        self.sizes = sizes
         # rules are printed per case, whose condition settles min/max sizes; a gauge check
         # runs before a case is chosen and may print them as Python's min/max
         self.min_max_sizes = min_max_sizes
@@ -97,9 +102,67 @@ class BatchedMatrixPrinter:
     def _print_Symbol(self, e):
         return str(e.name)
 
-    _split = staticmethod(split_product)
+    @staticmethod
+    def _split(e):
+        """(coefficient, factors) of a product, multiplied left to right: a product nested
+        on the left is flattened (``A @ B @ C`` parses as ``(A @ B) @ C``), one nested
+        further right stays one factor, so that the spec's grouping is kept (ormqr's
+        ``V @ (T @ (V.H @ C))`` must not form the m x m ``V T V^H``)."""
+        if not isinstance(e, MatMul):
+            return sp.Integer(1), [e]
+        coeff, mats = sp.Integer(1), []
+        for a in e.args:
+            inner = [x for x in a.args if isinstance(x, MatrixExpr)] \
+                if isinstance(a, MatMul) else []
+            if isinstance(a, MatMul) and (not mats or len(inner) < 2):
+                c, m = BatchedMatrixPrinter._split(a)
+                coeff, mats = coeff * c, mats + m
+            elif isinstance(a, MatMul):  # a group: its scalar factors move out of it
+                for x in a.args:
+                    if not isinstance(x, MatrixExpr):
+                        coeff *= x
+                mats.append(MatMul(*inner))
+            elif isinstance(a, MatrixExpr):
+                mats.append(a)
+            else:
+                coeff *= a
+        return coeff, mats
+
+    def _chain_order(self, mats):
+        """mats as a tree of two-factor products, cheapest first (matrix-chain order under
+        ``self.sizes``), or None to multiply left to right."""
+        if not self.sizes or len(mats) < 3:
+            return None
+        try:
+            dims = [int(as_expr(mats[0].rows).subs(self.sizes))] + \
+                   [int(as_expr(x.cols).subs(self.sizes)) for x in mats]
+        except (TypeError, ValueError):
+            return None
+        n = len(mats)
+        cost = {(i, i): (0, mats[i]) for i in range(n)}
+        for span in range(1, n):
+            for i in range(n - span):
+                j = i + span
+                best = None
+                for s in range(i, j):  # ties keep the left-to-right split (s = j - 1)
+                    c = cost[(i, s)][0] + cost[(s + 1, j)][0] + dims[i] * dims[s + 1] * dims[j + 1]
+                    if best is None or c <= best[0]:
+                        best = (c, MatMul(cost[(i, s)][1], cost[(s + 1, j)][1]))
+                cost[(i, j)] = best
+        return cost[(0, n - 1)][1]
+
+    def _last_product(self, mats) -> tuple[str, str]:
+        """(a, b) of the last multiplication of a chain of two or more factors (a fused
+        multiply-add takes it as its product): the cheapest order's top split."""
+        tree = self._chain_order(mats)
+        if tree is not None:
+            return self._print(tree.args[0]), self._print(tree.args[1])
+        return self._product(1, mats[:-1]), self._print(mats[-1])
 
     def _product(self, coeff, mats) -> str:
+        tree = self._chain_order(mats)
+        if tree is not None:
+            mats = [tree.args[0], tree.args[1]]
         body = " @ ".join(self._arg(a) for a in mats)
         if coeff == 1:
             return body

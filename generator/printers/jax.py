@@ -64,7 +64,8 @@ class Printer(BatchedMatrixPrinter, JaxPrinter):
         """-(X @ ... @ Y) as _neg_mm(X @ ..., Y); None for other products."""
         if coeff != -1 or len(mats) < 2:
             return None
-        return self._op("neg_mm", a=self._product(1, mats[:-1]), b=self._print(mats[-1]))
+        a, b = self._last_product(mats)
+        return self._op("neg_mm", a=a, b=b)
 
     def _print_MatMul(self, e):
         return self._neg_product(*self._split(e)) or super()._print_MatMul(e)

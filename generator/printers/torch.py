@@ -118,6 +118,9 @@ class Printer(BatchedMatrixPrinter, TorchPrinter):
         # Products go through _mm, which picks the faster GEMM orientation at run time.
         if len(mats) < 2:
             return super()._product(coeff, mats)
+        tree = self._chain_order(mats)
+        if tree is not None:
+            mats = [tree.args[0], tree.args[1]]
         body = self._print(mats[0])
         for m in mats[1:]:
             body = self._op("mm", a=body, b=self._print(m))
@@ -160,9 +163,8 @@ class Printer(BatchedMatrixPrinter, TorchPrinter):
                         products[-1])
             _, coeff, mats = parts[pick]
             alpha = "" if coeff == 1 else f", alpha={self._scalar(coeff)}"
-            return self._op("addmm", c=self._sum(rest_of(pick)),
-                            a=self._product(1, mats[:-1]), b=self._print(mats[-1]),
-                            alpha=alpha)
+            a, b = self._last_product(mats)
+            return self._op("addmm", c=self._sum(rest_of(pick)), a=a, b=b, alpha=alpha)
         out = []
         for kind, coeff, body in parts:
             if kind == "text":
