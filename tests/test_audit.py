@@ -161,7 +161,9 @@ def test_a_spec_that_gives_no_input_cannot_be_sampled(tmp_path):
     results = audit.audit_spec(check_spec(load_spec(spec_dir / "qr.yaml")))
     failed = {(r.variant, r.check, r.note) for r in results if not r.passed}
     assert failed == {("mode=reduced", "sample", "no defining equation gives the input(s) A as "
-                                                 "'INPUT = expression of the outputs'")}
+                                                 "'INPUT = expression of the outputs' (nor "
+                                                 "every output as 'OUTPUT = expression of the "
+                                                 "inputs')")}
 
 
 # -- the primitives ---------------------------------------------------------------------------
