@@ -21,6 +21,9 @@ NATIVE_REFUSES = {
     "eig": {"jax": lambda o, s: True},
     # torch.geqrf's derivative is marked not implemented; JAX's geqrf has no JVP rule
     "geqrf": {"torch": lambda o, s: True, "jax": lambda o, s: True},
+    # jax.lax.linalg's householder_product and ormqr have no JVP rule
+    "householder_product": {"jax": lambda o, s: True},
+    "ormqr": {"jax": lambda o, s: True},
 }
 
 NATIVE_WRONG = {
@@ -79,12 +82,36 @@ def _jax_geqrf():
     return geqrf
 
 
+def _torch_ormqr():
+    # torch.ormqr takes exactly len(tau) columns of a (LAPACK's ormqr reads only those)
+    import torch
+
+    def native(a, tau, c, left=True, transpose=False):
+        return torch.ormqr(a[..., :tau.shape[-1]], tau, c, left=left, transpose=transpose)
+    return native
+
+
+def _jax_householder_product():
+    from jax.lax.linalg import householder_product
+    return householder_product
+
+
+def _jax_ormqr():
+    from jax.lax.linalg import ormqr
+
+    def native(a, tau, c, left=True, transpose=False):
+        return ormqr(a, tau, c, left=left, transpose=transpose)
+    return native
+
+
 # Native functions outside torch.linalg / jax.numpy.linalg: op -> {framework: () -> function
 # with our outputs in our order}.
 NATIVE_ELSEWHERE = {
     "lu": {"jax": _jax_lu},
     "lu_factor": {"jax": _jax_lu_factor},
     "geqrf": {"torch": _torch_geqrf, "jax": _jax_geqrf},
+    "householder_product": {"jax": _jax_householder_product},
+    "ormqr": {"torch": _torch_ormqr, "jax": _jax_ormqr},
 }
 
 

@@ -124,16 +124,24 @@ class Backend:
     def back(self, x):
         return None if x is None else np.asarray(x)
 
-    def jvp(self, op, x, dx, opts):
-        outs, tans = getattr(self.module, f"{op}_jvp")(self.to(x), self.to(dx), **opts)
+    def _packed(self, xs):
+        """The inputs as an operation's _jvp/_vjp take them: one array, or a tuple."""
+        return self.to(xs[0]) if len(xs) == 1 else tuple(self.to(x) for x in xs)
+
+    def jvp(self, op, xs, dxs, opts):
+        outs, tans = getattr(self.module, f"{op}_jvp")(self._packed(xs), self._packed(dxs),
+                                                       **opts)
         return [self.back(o) for o in as_tuple(outs)], [self.back(t) for t in as_tuple(tans)]
 
-    def vjp(self, op, x, cots, opts):
-        outs, pullback = getattr(self.module, f"{op}_vjp")(self.to(x), **opts)
-        return self.back(pullback(*(None if g is None else self.to(g) for g in cots)))
+    def vjp(self, op, xs, cots, opts):
+        """The cotangents of the inputs, a tuple."""
+        outs, pullback = getattr(self.module, f"{op}_vjp")(self._packed(xs), **opts)
+        grads = pullback(*(None if g is None else self.to(g) for g in cots))
+        return tuple(self.back(g) for g in (grads if len(xs) > 1 else (grads,)))
 
-    def forward(self, op, x, opts):
-        return [self.back(o) for o in as_tuple(getattr(self.module, op)(self.to(x), **opts))]
+    def forward(self, op, xs, opts):
+        return [self.back(o) for o in as_tuple(getattr(self.module, op)(
+            *(self.to(x) for x in xs), **opts))]
 
     def autodiff(self, op, x, dx, cots, opts):
         """(tangents, input cotangent) from the framework's own AD, or None."""
@@ -162,25 +170,26 @@ class TorchBackend(Backend):
     def back(self, x):
         return None if x is None else x.detach().resolve_conj().numpy()
 
-    def _both(self, fn, x, dx, cots):
+    def _both(self, fn, xs, dxs, cots):
         torch = self.torch
-        xt = self.to(x)
-        _, tangents = torch.func.jvp(lambda a: as_tuple(fn(a)), (xt,), (self.to(dx),))
-        xg = xt.clone().requires_grad_(True)
-        outs = as_tuple(fn(xg))
+        xt = tuple(self.to(x) for x in xs)
+        _, tangents = torch.func.jvp(lambda *a: as_tuple(fn(*a)), xt,
+                                     tuple(self.to(d) for d in dxs))
+        xg = [x.clone().requires_grad_(True) for x in xt]
+        outs = as_tuple(fn(*xg))
         pairs = [(o, self.to(g)) for o, g in zip(outs, cots) if g is not None]
-        (grad,) = torch.autograd.grad([o for o, _ in pairs], [xg], [g for _, g in pairs])
-        return [self.back(t) for t in tangents], self.back(grad)
+        grads = torch.autograd.grad([o for o, _ in pairs], xg, [g for _, g in pairs])
+        return [self.back(t) for t in tangents], tuple(self.back(g) for g in grads)
 
-    def autodiff(self, op, x, dx, cots, opts):
-        return self._both(lambda a: getattr(self.module, op)(a, **opts), x, dx, cots)
+    def autodiff(self, op, xs, dx, cots, opts):
+        return self._both(lambda *a: getattr(self.module, op)(*a, **opts), xs, dx, cots)
 
-    def native(self, op, x, dx, cots, opts):
+    def native(self, op, xs, dx, cots, opts):
         native = natives.native_function("torch", op)
         if native is None:
             return None
         try:
-            return self._both(lambda a: native(a, **opts), x, dx, cots)
+            return self._both(lambda *a: native(*a, **opts), xs, dx, cots)
         except RuntimeError:
             return "refuses"
 
@@ -197,37 +206,39 @@ class JaxBackend(Backend):
     def to(self, x):
         return self.jax.numpy.asarray(x)
 
-    def vjp(self, op, x, cots, opts):
+    def vjp(self, op, xs, cots, opts):
         # JAX's cotangents are the complex conjugates of PyTorch's (the reference convention)
         conj = [None if g is None else np.conj(g) for g in cots]
-        return np.conj(super().vjp(op, x, conj, opts))
+        return tuple(np.conj(g) for g in super().vjp(op, xs, conj, opts))
 
-    def _both(self, fn, x, dx, cots):
+    def _both(self, fn, xs, dxs, cots):
         jax = self.jax
-        _, tangents = jax.jvp(lambda a: as_tuple(fn(a)), (self.to(x),), (self.to(dx),))
-        outs, pullback = jax.vjp(lambda a: as_tuple(fn(a)), self.to(x))
+        args = tuple(self.to(x) for x in xs)
+        _, tangents = jax.jvp(lambda *a: as_tuple(fn(*a)), args,
+                              tuple(self.to(d) for d in dxs))
+        outs, pullback = jax.vjp(lambda *a: as_tuple(fn(*a)), *args)
         full = tuple(self.jax.numpy.zeros_like(o) if g is None else self.to(np.conj(g))
                      for o, g in zip(outs, cots))
-        (grad,) = pullback(full)
+        grads = pullback(full)
         # JAX's cotangents are the complex conjugates of PyTorch's (the reference convention)
-        return [self.back(t) for t in tangents], np.conj(self.back(grad))
+        return [self.back(t) for t in tangents], tuple(np.conj(self.back(g)) for g in grads)
 
-    def autodiff(self, op, x, dx, cots, opts):
-        return self._both(lambda a: getattr(self.module, op)(a, **opts), x, dx, cots)
+    def autodiff(self, op, xs, dx, cots, opts):
+        return self._both(lambda *a: getattr(self.module, op)(*a, **opts), xs, dx, cots)
 
-    def native(self, op, x, dx, cots, opts):
+    def native(self, op, xs, dx, cots, opts):
         native = natives.native_function("jax", op)
         if native is None:
             return None
 
-        def fn(a):
-            out = native(a, **opts)
+        def fn(*a):
+            out = native(*a, **opts)
             if opts.get("mode") == "r":  # numpy-style: R alone; ours returns (empty, R)
-                return (self.jax.numpy.zeros((0,), a.dtype), out)
+                return (self.jax.numpy.zeros((0,), a[0].dtype), out)
             return as_tuple(out)
 
         try:
-            return self._both(fn, x, dx, cots)
+            return self._both(fn, xs, dx, cots)
         except NotImplementedError:
             return "refuses"
 
@@ -254,55 +265,56 @@ def cupy_backend():
 
 
 # -- the checks -----------------------------------------------------------------------------
-def check_case(backend, reference, op, opts, x, rng, table, key, shape_name="",
-               structure="general", cv=None):
-    """One input through one backend; ``structure`` is the input's (tangents and native
-    gradients are projected onto its tangent space, e.g. Hermitian matrices); ``cv`` the
-    variant: its gauge outputs (eigenvectors) are aligned with the reference's
-    (generator.gauge) before a comparison, and random cotangents are made invariant."""
-    dx = sample.project(random_like(rng, x), structure)
-    outs, tans = backend.jvp(op, x, dx, opts)
+def check_case(backend, reference, op, opts, xs, rng, table, key, shape_name="",
+               structures=("general",), cv=None):
+    """One input (a tuple of arrays: an operation's inputs) through one backend;
+    ``structures`` are the inputs' (tangents and native gradients are projected onto their
+    tangent spaces, e.g. Hermitian matrices); ``cv`` the variant: its gauge outputs
+    (eigenvectors) are aligned with the reference's (generator.gauge) before a comparison,
+    and random cotangents are made invariant."""
+    dxs = tuple(sample.project(random_like(rng, x), s) for x, s in zip(xs, structures))
+    outs, tans = backend.jvp(op, xs, dxs, opts)
     cots = [None if t is None else random_like(rng, t) for t in tans]
     if cv is not None:
         cots = gauge.invariant_cotangent(outs, cots, cv)
-    grad = backend.vjp(op, x, cots, opts)
+    grads = backend.vjp(op, xs, cots, opts)
 
-    plus = backend.forward(op, x + STEP * dx, opts)
-    minus = backend.forward(op, x - STEP * dx, opts)
+    plus = backend.forward(op, tuple(x + STEP * d for x, d in zip(xs, dxs)), opts)
+    minus = backend.forward(op, tuple(x - STEP * d for x, d in zip(xs, dxs)), opts)
     if cv is not None:  # the derivative of the outputs in the gauge of those at x
         plus, minus = gauge.align(plus, outs, cv), gauge.align(minus, outs, cv)
     fd = max((rel_err(t, (p - q) / (2 * STEP)) for t, p, q in zip(tans, plus, minus)
               if t is not None), default=0.0)
     table[key + ("fd",)].add(fd)
 
-    lhs = inner(grad, dx)
+    lhs = sum(inner(g, d) for g, d in zip(grads, dxs))
     rhs = sum(inner(g, t) for g, t in zip(cots, tans) if t is not None)
     table[key + ("adjoint",)].add(abs(lhs - rhs) / max(1.0, abs(lhs)))
 
-    ref_outs, ref_tans = reference.jvp(op, x, dx, opts)
+    ref_outs, ref_tans = reference.jvp(op, xs, dxs, opts)
     here = outs, tans, cots
     if cv is not None:  # this backend's outputs, tangents, cotangents in the reference gauge
         factors = gauge.phases(outs, ref_outs, cv)
         here = tuple(gauge.rotate(v, factors, cv) for v in here)
-    ref_grad = reference.vjp(op, x, here[2], opts)
+    ref_grads = reference.vjp(op, xs, here[2], opts)
     err = max([rel_err(o, r) for o, r in zip(here[0], ref_outs)]
               + [rel_err(t, r) for t, r in zip(here[1], ref_tans) if t is not None]
-              + [rel_err(grad, ref_grad)])
+              + [rel_err(g, r) for g, r in zip(grads, ref_grads)])
     table[key + ("numpy",)].add(err)
 
     for check, fn in (("autodiff", backend.autodiff), ("native", backend.native)):
-        if check == "native" and natives.native_wrong(op, backend.name, opts, x.shape):
+        if check == "native" and natives.native_wrong(op, backend.name, opts, xs[0].shape):
             # a native rule known to be wrong here (generator.natives) is no reference
             table[key + (check,)].notes.add(f"{shape_name} (wrong)")
             continue
-        got = fn(op, x, dx, cots, opts)
+        got = fn(op, xs, dxs, cots, opts)
         if got is None:
             continue
         if isinstance(got, str):
             table[key + (check,)].notes.add(shape_name)
             continue
-        g_tans, g_grad = got
-        g_grad = sample.project(g_grad, structure)
+        g_tans, g_grads = got
+        g_grads = [sample.project(g, s) for g, s in zip(g_grads, structures)]
         if cv is not None:  # a native rule may pick another derivative along the gauge
             g_tans = gauge.project_tangent(outs, list(g_tans), cv)
             own = gauge.project_tangent(outs, list(tans), cv)
@@ -310,14 +322,27 @@ def check_case(backend, reference, op, opts, x, rng, table, key, shape_name="",
             own = tans
         # output by output, where ours has a tangent (a framework may give zeros for P)
         err = max([rel_err(a, b) for a, b in zip(g_tans, own)
-                   if b is not None and b.size] + [rel_err(g_grad, grad)])
+                   if b is not None and b.size] + [rel_err(g, r) for g, r in zip(g_grads, grads)])
         table[key + (check,)].add(err)
 
 
-def shapes(checked) -> list[str]:
-    """Shape classes of a spec: tall/square/wide for an m x n input, square for n x n."""
+def shapes(checked, cv) -> list[tuple[str, tuple]]:
+    """(name, values of the primitive dimensions) of a variant: tall/square/wide for an
+    m x n input, square for n x n, the spec's own 'shapes' (those without a zero that the
+    variant takes) for several inputs."""
+    if checked.spec.shapes:
+        prims = [d.name for d in checked.dims if d.source is not None]
+        out = []
+        for label, values in checked.spec.shapes:
+            values = dict(values)
+            if 0 in values.values() or \
+                    not sample.allowed(cv, sample.primitive_dims(checked, values)):
+                continue
+            out.append((label, tuple(values[p] for p in prims)))
+        return out
     prims = [d for d in checked.dims if d.source is not None]
-    return ["n=4"] if len(prims) == 1 else ["tall", "square", "wide"]
+    names = ["n=4"] if len(prims) == 1 else ["tall", "square", "wide"]
+    return [(n, SHAPES[n]) for n in names]
 
 
 def variant_options(checked, variant) -> dict:
@@ -341,31 +366,26 @@ def run(names=(), progress=True):
     else:
         backends.append(cupy)
 
-    several = [c.spec.name for c in specs if len(c.spec.inputs) > 1]
-    if several:  # this table draws one input; tests/test_householder.py runs these rungs
-        skipped[", ".join(several)] = ("several inputs: verified by tests/test_householder.py "
-                                       "(fd, adjoint, numpy, autodiff, native), not this table")
-        specs = [c for c in specs if len(c.spec.inputs) == 1]
     table = {}
-    jobs = [(c, v, shape, dt) for c in specs for v in c.variants for shape in shapes(c)
+    jobs = [(c, v, shape, dt) for c in specs for v in c.variants for shape in shapes(c, v)
             for dt in DTYPES]
-    for i, (checked, cv, shape_name, dtype_name) in enumerate(jobs):
+    for i, (checked, cv, (shape_name, shape), dtype_name) in enumerate(jobs):
         opts = variant_options(checked, cv.variant)
         if progress:
             print(f"\rverify {i + 1}/{len(jobs)}: {checked.spec.name} {cv.variant.label} "
                   f"{shape_name} {dtype_name}".ljust(70), end="", file=sys.stderr, flush=True)
         for b in backends:
             rng = np.random.default_rng(zlib.crc32(f"{shape_name}/{dtype_name}".encode()))
-            (x,) = sample.inputs(checked, cv, SHAPES[shape_name], DTYPES[dtype_name], BATCH,
-                                 rng).values()
+            drawn = sample.inputs(checked, cv, shape, DTYPES[dtype_name], BATCH, rng)
+            xs = tuple(drawn[t.name] for t in checked.spec.inputs)
             key = (checked.spec.name, cv.variant.label, b.name)
             for check in CHECKS:
                 table.setdefault(key + (check,), Cell())
             before = {c: (len(table[key + (c,)].errors), len(table[key + (c,)].notes))
                       for c in CHECKS}
             try:
-                check_case(b, reference, checked.spec.name, opts, x, rng, table, key,
-                           shape_name, checked.spec.inputs[0].structure, cv)
+                check_case(b, reference, checked.spec.name, opts, xs, rng, table, key,
+                           shape_name, tuple(t.structure for t in checked.spec.inputs), cv)
             except Exception as err:  # noqa: BLE001 (a generated function that raises fails)
                 # the checks this case did not reach fail, with the exception as the reason
                 why = f"{shape_name} {dtype_name}: {type(err).__name__}: {err}".splitlines()[0]
@@ -421,7 +441,8 @@ def format_table(rows, skipped) -> str:
     lines.append("")
     lines.append("max relative error over shapes " + ", ".join(
         f"{k} {'x'.join(map(str, s)) if len(s) > 1 else f'{s[0]}x{s[0]}'}"
-        for k, s in SHAPES.items()) + f", batch {BATCH}, float64 and "
+        for k, s in SHAPES.items()) + " (several inputs: the spec's 'shapes')"
+        + f", batch {BATCH}, float64 and "
         "complex128; tolerances: " + ", ".join(f"{c} {t:g}" for c, t in TOLERANCE.items()))
     lines.append("'-': no such check (numpy has no autodiff; the framework has no function of "
                  "that name, as for LQ); 'refuses': the native rule raises; 'raised': the "
