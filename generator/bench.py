@@ -127,18 +127,32 @@ def _cotangents(checked, case: Case, outs, rng, convention: str) -> list:
 
 
 def _inputs(checked, case: Case, rng):
-    """(A, dA) drawn from the spec: well conditioned for the factorization, and a tangent in
-    the input's tangent space (e.g. Hermitian for a Hermitian input)."""
+    """(inputs, tangents), tuples, drawn from the spec: well conditioned for the
+    factorization, and tangents in the inputs' tangent spaces (e.g. Hermitian for a
+    Hermitian input).  A row's shape is the input's (batch dimensions first), or, for an
+    operation with several inputs, the batch dimensions then every primitive dimension in
+    the order of the spec's dims."""
     variant = _variant(checked, case)
-    prims = tuple(case.shape[d.source[1]] for d in checked.dims if d.source is not None)
+    primitive = [d for d in checked.dims if d.source is not None]
+    if len(checked.spec.inputs) > 1:
+        prims = tuple(case.shape[len(case.shape) - len(primitive):])
+        batch = tuple(case.shape[:len(case.shape) - len(primitive)])
+    else:
+        prims = tuple(case.shape[d.source[1]] for d in primitive)
+        batch = tuple(case.shape[:-2])
     complex_ = case.dtype.startswith("complex")
-    (A,) = sample.inputs(checked, variant, prims, np.complex128 if complex_ else np.float64,
-                         tuple(case.shape[:-2]), rng).values()
-    dA = sample.project(_random(rng, case.shape, case.dtype), checked.spec.inputs[0].structure)
-    # a tangent as large as A itself: the finite-difference step is then relative to A (a
-    # draw with orthonormal factors has entries ~ 1/sqrt(n), far smaller than dA's)
-    scale = np.linalg.norm(A) / max(np.linalg.norm(dA), 1e-300)
-    return A.astype(case.dtype), (dA * scale).astype(case.dtype)
+    drawn = sample.inputs(checked, variant, prims, np.complex128 if complex_ else np.float64,
+                          batch, rng)
+    xs, dxs = [], []
+    for t in checked.spec.inputs:
+        x = drawn[t.name]
+        dx = sample.project(_random(rng, x.shape, case.dtype), t.structure)
+        # a tangent as large as the input itself: the finite-difference step is then
+        # relative to it (a draw with orthonormal factors has entries ~ 1/sqrt(n))
+        scale = np.linalg.norm(x) / max(np.linalg.norm(dx), 1e-300)
+        xs.append(x.astype(case.dtype))
+        dxs.append((dx * scale).astype(case.dtype))
+    return tuple(xs), tuple(dxs)
 
 
 # -- inputs --------------------------------------------------------------------------------------
@@ -192,8 +206,9 @@ class _Torch:
         """(generated callable, native callable, data) for one row."""
         torch = self.torch
         opts = dict(case.options)
-        A, dA = (torch.from_numpy(x) for x in _inputs(self.checked, case, rng))
-        outs = _differentiated(self.checked, case, as_tuple(self.forward(A, **opts)))
+        xs, dxs = _inputs(self.checked, case, rng)
+        A, dA = tuple(map(torch.from_numpy, xs)), tuple(map(torch.from_numpy, dxs))
+        outs = _differentiated(self.checked, case, as_tuple(self.forward(*A, **opts)))
         # the loss below is Re sum(y * c): its PyTorch cotangent is conj(c), which is JAX's
         # convention for c
         cot = [torch.from_numpy(c) for c in _cotangents(
@@ -201,53 +216,55 @@ class _Torch:
         data = {"A": A, "dA": dA, "cot": cot, "opts": opts}
 
         def fn_of(f):
-            return lambda X: _differentiated(self.checked, case, as_tuple(f(X, **opts)))
+            return lambda *X: _differentiated(self.checked, case, as_tuple(f(*X, **opts)))
 
         def vjp(f):
             g = fn_of(f)
-            Ar = A.clone().requires_grad_()
+            Ar = [x.clone().requires_grad_() for x in A]
 
             def run():
-                loss = sum((y * c).real.sum() for y, c in zip(g(Ar), cot))
-                return torch.autograd.grad(loss, Ar)[0]
+                loss = sum((y * c).real.sum() for y, c in zip(g(*Ar), cot))
+                return torch.autograd.grad(loss, Ar)
             return run
 
         def jvp(f):
             g = fn_of(f)
 
             def run():
-                return torch.func.jvp(g, (A,), (dA,))
+                return torch.func.jvp(g, A, dA)
             return run
 
         make = vjp if case.direction == "vjp" else jvp
         return make(self.generated), self.native and make(self.native), data
 
     def derivative(self, case, result):
-        """The numbers to compare: gA (vjp) or the output tangents (jvp)."""
+        """The numbers to compare: the inputs' cotangents (vjp) or the output tangents (jvp)."""
         if case.direction == "vjp":
-            return [self.to_numpy(result)]
+            return [self.to_numpy(g) for g in result]
         return [self.to_numpy(t) for t in result[1]]
 
     def fd(self, case, data):
         """Finite-difference reference in float64 (complex128) for the same numbers."""
         torch = self.torch
         wide = torch.complex128 if case.dtype.startswith("complex") else torch.float64
-        A, dA = data["A"].to(wide), data["dA"].to(wide)
+        A, dA = [x.to(wide) for x in data["A"]], [x.to(wide) for x in data["dA"]]
         cot = [c.to(wide) for c in data["cot"]]
 
         def outs(X):
-            return _differentiated(self.checked, case, as_tuple(self.forward(X, **data["opts"])))
+            return _differentiated(self.checked, case,
+                                   as_tuple(self.forward(*X, **data["opts"])))
 
         # in the gauge of the outputs at the row's own dtype, which the derivative refers to
         here = [self.to_numpy(y) for y in outs(data["A"])]
         plus, minus = (_aligned(self.checked, case, [self.to_numpy(y) for y in outs(X)], here)
-                       for X in (A + FD_STEP * dA, A - FD_STEP * dA))
+                       for X in ([x + FD_STEP * d for x, d in zip(A, dA)],
+                                 [x - FD_STEP * d for x, d in zip(A, dA)]))
         tangents = [(p - q) / (2 * FD_STEP) for p, q in zip(plus, minus)]
         if case.direction == "jvp":
             return tangents, None
         # vjp: the directional derivative of the loss along dA, <gA, dA> (real part)
         slope = sum(float((torch.from_numpy(t) * c).real.sum()) for t, c in zip(tangents, cot))
-        return slope, self.to_numpy(dA)
+        return slope, [self.to_numpy(d) for d in dA]
 
 
 # jaxlib 0.10 runs a batched LAPACK call (geqrf, orgqr, trsm, ...) on a worker of XLA's
@@ -303,27 +320,28 @@ class _Jax:
     def setup(self, case: Case, rng):
         jax, jnp = self.jax, self.jnp
         opts = dict(case.options)
-        A, dA = (jnp.asarray(x) for x in _inputs(self.checked, case, rng))
-        outs = _differentiated(self.checked, case, as_tuple(self.forward(A, **opts)))
+        xs, dxs = _inputs(self.checked, case, rng)
+        A, dA = tuple(map(jnp.asarray, xs)), tuple(map(jnp.asarray, dxs))
+        outs = _differentiated(self.checked, case, as_tuple(self.forward(*A, **opts)))
         cot = tuple(jnp.asarray(c) for c in _cotangents(
             self.checked, case, [np.asarray(y) for y in outs], rng, "jax"))
         data = {"A": A, "dA": dA, "cot": cot, "opts": opts}
 
         def fn_of(f):
-            return lambda X: _differentiated(self.checked, case, as_tuple(f(X, **opts)))
+            return lambda *X: _differentiated(self.checked, case, as_tuple(f(*X, **opts)))
 
         def vjp(f):
             g = fn_of(f)
 
             @jax.jit
             def pulled(X, cts):
-                _, pullback = jax.vjp(g, X)
-                return pullback(cts)[0]
+                _, pullback = jax.vjp(g, *X)
+                return pullback(cts)
             return lambda: pulled(A, cot)
 
         def jvp(f):
             g = fn_of(f)
-            pushed = jax.jit(lambda X, dX: jax.jvp(g, (X,), (dX,)))
+            pushed = jax.jit(lambda X, dX: jax.jvp(g, X, dX))
             return lambda: pushed(A, dA)
 
         make = vjp if case.direction == "vjp" else jvp
@@ -331,22 +349,24 @@ class _Jax:
 
     def derivative(self, case, result):
         if case.direction == "vjp":
-            return [self.to_numpy(result)]
+            return [self.to_numpy(g) for g in result]
         return [self.to_numpy(t) for t in result[1]]
 
     def fd(self, case, data):
         wide = np.complex128 if case.dtype.startswith("complex") else np.float64
-        A = np.asarray(data["A"]).astype(wide)
-        dA = np.asarray(data["dA"]).astype(wide)
+        A = [np.asarray(x).astype(wide) for x in data["A"]]
+        dA = [np.asarray(x).astype(wide) for x in data["dA"]]
 
         def outs(X):
             return [np.asarray(y) for y in _differentiated(
-                self.checked, case, as_tuple(self.forward(self.jnp.asarray(X), **data["opts"])))]
+                self.checked, case, as_tuple(self.forward(*map(self.jnp.asarray, X),
+                                                          **data["opts"])))]
 
         # in the gauge of the outputs at the row's own dtype, which the derivative refers to
-        here = outs(np.asarray(data["A"]))
+        here = outs([np.asarray(x) for x in data["A"]])
         plus, minus = (_aligned(self.checked, case, outs(X), here)
-                       for X in (A + FD_STEP * dA, A - FD_STEP * dA))
+                       for X in ([x + FD_STEP * d for x, d in zip(A, dA)],
+                                 [x - FD_STEP * d for x, d in zip(A, dA)]))
         tangents = [(p - q) / (2 * FD_STEP) for p, q in zip(plus, minus)]
         if case.direction == "jvp":
             return tangents, None
@@ -378,22 +398,24 @@ def _check(backend, case: Case, data, gen_result, nat_result) -> tuple[float, st
         if case.direction == "vjp":
             # compared on the input's tangent space: for a Hermitian input, torch's native
             # complex Cholesky gradient has a non-Hermitian part ours (like JAX's) projects out
-            structure = backend.checked.spec.inputs[0].structure
-            got, want = ([sample.project(x, structure) for x in xs] for xs in (got, want))
+            structures = [t.structure for t in backend.checked.spec.inputs]
+            got, want = ([sample.project(x, s) for x, s in zip(xs, structures)]
+                         for xs in (got, want))
         return max(_rel(g, w) for g, w in zip(got, want)), "native"
     ref, dA = backend.fd(case, data)
     if case.direction == "jvp":
         if cv.variant.gauge is not None:
             ref = gauge.project_tangent(outs, ref, cv)
         return max(_rel(g, w) for g, w in zip(got, ref)), "fd"
-    gA = got[0].astype(np.complex128)
+    grads = [g.astype(np.complex128) for g in got]
     if backend.name == "torch":   # PyTorch: d loss = Re <gA, dA> = Re sum(conj(gA) dA)
-        slope = float(np.real(np.sum(np.conj(gA) * dA)))
+        slope = sum(float(np.real(np.sum(np.conj(g) * d))) for g, d in zip(grads, dA))
     else:
-        slope = float(np.real(np.sum(gA * dA)))  # JAX: d loss = Re sum(gA * dA)
+        slope = sum(float(np.real(np.sum(g * d))) for g, d in zip(grads, dA))  # JAX's
     # relative to |gA| |dA|, the largest the slope can be: a slope that happens to be small
     # (cancellation among its terms) would otherwise measure the difference's rounding
-    scale = max(abs(ref), float(np.linalg.norm(gA) * np.linalg.norm(dA)), 1e-300)
+    scale = max(abs(ref), sum(float(np.linalg.norm(g) * np.linalg.norm(d))
+                              for g, d in zip(grads, dA)), 1e-300)
     return abs(slope - ref) / scale, "fd"
 
 
