@@ -124,24 +124,29 @@ class Backend:
     def back(self, x):
         return None if x is None else np.asarray(x)
 
-    def _packed(self, xs):
+    # An operation's input is one array, or a tuple of arrays for an operation with several
+    # (ormqr's (a, tau, C)); its cotangent comes back in the same form.
+    def _packed(self, x):
         """The inputs as an operation's _jvp/_vjp take them: one array, or a tuple."""
-        return self.to(xs[0]) if len(xs) == 1 else tuple(self.to(x) for x in xs)
+        return tuple(self.to(v) for v in x) if isinstance(x, tuple) else self.to(x)
 
-    def jvp(self, op, xs, dxs, opts):
-        outs, tans = getattr(self.module, f"{op}_jvp")(self._packed(xs), self._packed(dxs),
+    def jvp(self, op, x, dx, opts):
+        outs, tans = getattr(self.module, f"{op}_jvp")(self._packed(x), self._packed(dx),
                                                        **opts)
         return [self.back(o) for o in as_tuple(outs)], [self.back(t) for t in as_tuple(tans)]
 
-    def vjp(self, op, xs, cots, opts):
-        """The cotangents of the inputs, a tuple."""
-        outs, pullback = getattr(self.module, f"{op}_vjp")(self._packed(xs), **opts)
+    def vjp(self, op, x, cots, opts):
+        """The cotangent of the input (a tuple of them for several inputs)."""
+        outs, pullback = getattr(self.module, f"{op}_vjp")(self._packed(x), **opts)
         grads = pullback(*(None if g is None else self.to(g) for g in cots))
-        return tuple(self.back(g) for g in (grads if len(xs) > 1 else (grads,)))
+        if isinstance(x, tuple):
+            return tuple(self.back(g) for g in grads)
+        return self.back(grads)
 
-    def forward(self, op, xs, opts):
+    def forward(self, op, x, opts):
+        xs = x if isinstance(x, tuple) else (x,)
         return [self.back(o) for o in as_tuple(getattr(self.module, op)(
-            *(self.to(x) for x in xs), **opts))]
+            *(self.to(v) for v in xs), **opts))]
 
     def autodiff(self, op, x, dx, cots, opts):
         """(tangents, input cotangent) from the framework's own AD, or None."""
@@ -170,16 +175,20 @@ class TorchBackend(Backend):
     def back(self, x):
         return None if x is None else x.detach().resolve_conj().numpy()
 
-    def _both(self, fn, xs, dxs, cots):
+    def _both(self, fn, x, dx, cots):
+        """(tangents, cotangent of the input(s), in the input's form)."""
+        single = not isinstance(x, tuple)
+        xs, dxs = ((x,), (dx,)) if single else (x, dx)
         torch = self.torch
-        xt = tuple(self.to(x) for x in xs)
+        xt = tuple(self.to(v) for v in xs)
         _, tangents = torch.func.jvp(lambda *a: as_tuple(fn(*a)), xt,
                                      tuple(self.to(d) for d in dxs))
         xg = [x.clone().requires_grad_(True) for x in xt]
         outs = as_tuple(fn(*xg))
         pairs = [(o, self.to(g)) for o, g in zip(outs, cots) if g is not None]
         grads = torch.autograd.grad([o for o, _ in pairs], xg, [g for _, g in pairs])
-        return [self.back(t) for t in tangents], tuple(self.back(g) for g in grads)
+        grads = tuple(self.back(g) for g in grads)
+        return [self.back(t) for t in tangents], grads[0] if single else grads
 
     def autodiff(self, op, xs, dx, cots, opts):
         return self._both(lambda *a: getattr(self.module, op)(*a, **opts), xs, dx, cots)
@@ -206,12 +215,15 @@ class JaxBackend(Backend):
     def to(self, x):
         return self.jax.numpy.asarray(x)
 
-    def vjp(self, op, xs, cots, opts):
+    def vjp(self, op, x, cots, opts):
         # JAX's cotangents are the complex conjugates of PyTorch's (the reference convention)
         conj = [None if g is None else np.conj(g) for g in cots]
-        return tuple(np.conj(g) for g in super().vjp(op, xs, conj, opts))
+        grads = super().vjp(op, x, conj, opts)
+        return tuple(np.conj(g) for g in grads) if isinstance(x, tuple) else np.conj(grads)
 
-    def _both(self, fn, xs, dxs, cots):
+    def _both(self, fn, x, dx, cots):
+        single = not isinstance(x, tuple)
+        xs, dxs = ((x,), (dx,)) if single else (x, dx)
         jax = self.jax
         args = tuple(self.to(x) for x in xs)
         _, tangents = jax.jvp(lambda *a: as_tuple(fn(*a)), args,
@@ -221,7 +233,8 @@ class JaxBackend(Backend):
                      for o, g in zip(outs, cots))
         grads = pullback(full)
         # JAX's cotangents are the complex conjugates of PyTorch's (the reference convention)
-        return [self.back(t) for t in tangents], tuple(np.conj(self.back(g)) for g in grads)
+        grads = tuple(np.conj(self.back(g)) for g in grads)
+        return [self.back(t) for t in tangents], grads[0] if single else grads
 
     def autodiff(self, op, xs, dx, cots, opts):
         return self._both(lambda *a: getattr(self.module, op)(*a, **opts), xs, dx, cots)
@@ -273,14 +286,21 @@ def check_case(backend, reference, op, opts, xs, rng, table, key, shape_name="",
     (eigenvectors) are aligned with the reference's (generator.gauge) before a comparison,
     and random cotangents are made invariant."""
     dxs = tuple(sample.project(random_like(rng, x), s) for x, s in zip(xs, structures))
-    outs, tans = backend.jvp(op, xs, dxs, opts)
+
+    def one(v):  # an operation with one input takes the array itself
+        return v[0] if len(v) == 1 else tuple(v)
+
+    def several(g):
+        return (g,) if len(xs) == 1 else tuple(g)
+
+    outs, tans = backend.jvp(op, one(xs), one(dxs), opts)
     cots = [None if t is None else random_like(rng, t) for t in tans]
     if cv is not None:
         cots = gauge.invariant_cotangent(outs, cots, cv)
-    grads = backend.vjp(op, xs, cots, opts)
+    grads = several(backend.vjp(op, one(xs), cots, opts))
 
-    plus = backend.forward(op, tuple(x + STEP * d for x, d in zip(xs, dxs)), opts)
-    minus = backend.forward(op, tuple(x - STEP * d for x, d in zip(xs, dxs)), opts)
+    plus = backend.forward(op, one([x + STEP * d for x, d in zip(xs, dxs)]), opts)
+    minus = backend.forward(op, one([x - STEP * d for x, d in zip(xs, dxs)]), opts)
     if cv is not None:  # the derivative of the outputs in the gauge of those at x
         plus, minus = gauge.align(plus, outs, cv), gauge.align(minus, outs, cv)
     fd = max((rel_err(t, (p - q) / (2 * STEP)) for t, p, q in zip(tans, plus, minus)
@@ -291,12 +311,12 @@ def check_case(backend, reference, op, opts, xs, rng, table, key, shape_name="",
     rhs = sum(inner(g, t) for g, t in zip(cots, tans) if t is not None)
     table[key + ("adjoint",)].add(abs(lhs - rhs) / max(1.0, abs(lhs)))
 
-    ref_outs, ref_tans = reference.jvp(op, xs, dxs, opts)
+    ref_outs, ref_tans = reference.jvp(op, one(xs), one(dxs), opts)
     here = outs, tans, cots
     if cv is not None:  # this backend's outputs, tangents, cotangents in the reference gauge
         factors = gauge.phases(outs, ref_outs, cv)
         here = tuple(gauge.rotate(v, factors, cv) for v in here)
-    ref_grads = reference.vjp(op, xs, here[2], opts)
+    ref_grads = several(reference.vjp(op, one(xs), here[2], opts))
     err = max([rel_err(o, r) for o, r in zip(here[0], ref_outs)]
               + [rel_err(t, r) for t, r in zip(here[1], ref_tans) if t is not None]
               + [rel_err(g, r) for g, r in zip(grads, ref_grads)])
@@ -307,14 +327,14 @@ def check_case(backend, reference, op, opts, xs, rng, table, key, shape_name="",
             # a native rule known to be wrong here (generator.natives) is no reference
             table[key + (check,)].notes.add(f"{shape_name} (wrong)")
             continue
-        got = fn(op, xs, dxs, cots, opts)
+        got = fn(op, one(xs), one(dxs), cots, opts)
         if got is None:
             continue
         if isinstance(got, str):
             table[key + (check,)].notes.add(shape_name)
             continue
         g_tans, g_grads = got
-        g_grads = [sample.project(g, s) for g, s in zip(g_grads, structures)]
+        g_grads = [sample.project(g, s) for g, s in zip(several(g_grads), structures)]
         if cv is not None:  # a native rule may pick another derivative along the gauge
             g_tans = gauge.project_tangent(outs, list(g_tans), cv)
             own = gauge.project_tangent(outs, list(tans), cv)
