@@ -20,6 +20,7 @@ command exits 1.
 """
 from __future__ import annotations
 
+import concurrent.futures
 import faulthandler
 import json
 import math
@@ -676,6 +677,13 @@ def _child(argv: list[str]) -> int:
     return 0
 
 
+def _quick_workers() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
 def _tail(err: str, lines: int = 30) -> str:
     return "\n".join("    " + line for line in err.rstrip().splitlines()[-lines:])
 
@@ -717,22 +725,35 @@ def main(args) -> int:
     environments: dict[str, str] = {}  # backend: its footnote text, from its first row
     progress = _Progress(len(plan))
     rows = []
+    # --quick (a smoke test, its times mean little) runs a row per CPU at once; timed runs
+    # one at a time, so that rows do not slow each other
+    workers = _quick_workers() if args.quick else 1
+
+    def text_of(name, case):
+        return (f"{name} {case.backend} {case.direction} {case.label} "
+                f"{'x'.join(map(str, case.shape))} {case.dtype}")
+
+    def run(i, name, case):
+        request = _request(paths[name], name, case, repeats, args.quick, i, timeout)
+        return _run_child(request, timeout)
+
     try:
-        for i, (name, case) in enumerate(plan, 1):
-            text = (f"{name} {case.backend} {case.direction} {case.label} "
-                    f"{'x'.join(map(str, case.shape))} {case.dtype}")
-            progress.show(i, text)
-            request = _request(paths[name], name, case, repeats, args.quick, i, timeout)
-            result, failure, err = _run_child(request, timeout)
-            if result is None:
-                rows.append(_unfinished(name, case, repeats, failure))
-                progress.done()
-                print(f"bench: {text}: {failure}"
-                      + (f"; its stderr ends:\n{_tail(err)}" if err.strip() else ""),
-                      file=sys.stderr)
-                continue
-            rows.append(Row(**result["row"]))
-            environments.setdefault(case.backend, result["environment"])
+        with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+            futures = [pool.submit(run, i, name, case)
+                       for i, (name, case) in enumerate(plan, 1)]
+            for i, ((name, case), future) in enumerate(zip(plan, futures), 1):
+                text = text_of(name, case)
+                progress.show(i, text)
+                result, failure, err = future.result()
+                if result is None:
+                    rows.append(_unfinished(name, case, repeats, failure))
+                    progress.done()
+                    print(f"bench: {text}: {failure}"
+                          + (f"; its stderr ends:\n{_tail(err)}" if err.strip() else ""),
+                          file=sys.stderr)
+                    continue
+                rows.append(Row(**result["row"]))
+                environments.setdefault(case.backend, result["environment"])
     finally:
         progress.done()
 

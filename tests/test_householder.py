@@ -107,17 +107,17 @@ def test_jvp_agrees_with_finite_differences_and_the_vjp_is_its_transpose(name, c
     np.testing.assert_array_equal(y2, y)
 
 
-def _with_fake_cupy(fn):
-    fake = FakeCupy(lambda: __import__("tempfile").mkdtemp(prefix="cuda-host-"))
-    modules = fake.load_backend()
-    with fake.installed():
-        return fn(modules, fake)
+@pytest.fixture(scope="module")
+def fake_cupy(tmp_path_factory):
+    """The CuPy backend imported once against the NumPy-backed fake (tests/fake_cupy.py)."""
+    fake = FakeCupy(lambda: tmp_path_factory.mktemp("cuda-host"))
+    return fake, fake.load_backend()
 
 
 @pytest.mark.parametrize("name,cv,prims", REGULAR + ZERO)
 @pytest.mark.parametrize("dt", list(DTYPES))
 @pytest.mark.parametrize("batch", list(BATCHES))
-def test_backends_agree_with_the_numpy_reference(name, cv, prims, dt, batch):
+def test_backends_agree_with_the_numpy_reference(name, cv, prims, dt, batch, fake_cupy):
     xs, dxs = _inputs(name, cv, prims, DTYPES[dt], BATCHES[batch])
     opts = _options(cv)
     rng = np.random.default_rng(2)
@@ -144,7 +144,9 @@ def test_backends_agree_with_the_numpy_reference(name, cv, prims, dt, batch):
         for gc, gr in zip(grads, ref):
             assert _rel(gc.get(), gr) < tol
 
-    _with_fake_cupy(on_cupy)
+    fake, modules = fake_cupy
+    with fake.installed():
+        on_cupy(modules, fake)
 
 
 @pytest.mark.parametrize("name,cv,prims", REGULAR)
