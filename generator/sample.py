@@ -154,17 +154,19 @@ def _symbol_or_block_of(e, names) -> str | None:
 def factorization(checked, cv, case, ev: num.Evaluator, complex_field: bool, rng) -> dict:
     """{name: value} of every output and input of one drawn factorization (unbatched)."""
     cdims = dict(case.dims)
+
+    def draw(t):
+        """A tensor of the spec drawn from its structure."""
+        if t.is_vector:
+            return vector(rng, ev.dim(cdims[t.shape[0]]), t.structure, t.order,
+                          complex_field, ev.field)
+        rows, cols = (ev.dim(cdims[d]) for d in t.shape)
+        return structured(rng, rows, cols, t.structure, t.diagonal, complex_field, ev.field)
+
     primal = {}
     for t in cv.variant.outputs:
-        if t.is_index:  # integer data for users (pivots): no equation reads it
-            continue
-        if t.is_vector:
-            primal[t.name] = vector(rng, ev.dim(cdims[t.shape[0]]), t.structure, t.order,
-                                    complex_field, ev.field)
-            continue
-        rows, cols = (ev.dim(cdims[d]) for d in t.shape)
-        primal[t.name] = structured(rng, rows, cols, t.structure, t.diagonal, complex_field,
-                                    ev.field)
+        if not t.is_index:  # integer data for users (pivots): no equation reads it
+            primal[t.name] = draw(t)
     outputs = {t.name for t in cv.variant.outputs}
     inputs = {t.name for t in checked.spec.inputs}
     # an operation whose outputs are explicit functions of its inputs ('Y = f(a, tau, C)',
@@ -175,13 +177,7 @@ def factorization(checked, cv, case, ev: num.Evaluator, complex_field: bool, rng
     inputs_first = set(explicit) == outputs
     if inputs_first:
         for t in checked.spec.inputs:
-            if t.is_vector:
-                primal[t.name] = vector(rng, ev.dim(cdims[t.shape[0]]), t.structure, t.order,
-                                        complex_field, ev.field)
-            else:
-                rows, cols = (ev.dim(cdims[d]) for d in t.shape)
-                primal[t.name] = structured(rng, rows, cols, t.structure, t.diagonal,
-                                            complex_field, ev.field)
+            primal[t.name] = draw(t)
     for name, e in cv.sample:  # values the spec computes from the others ('sample')
         primal[name] = ev(e, primal)
     if inputs_first:
