@@ -12,11 +12,12 @@ framework has no such operation, against central finite differences in float64. 
 are each spec's ``benchmarks``; inputs are drawn from the spec (generator/sample.py).  The relative error is a column of the table; a row
 whose error exceeds its tolerance makes the command exit 1.
 
-Each row runs in a process of its own (``python -m generator.bench REQUEST``: the row as
-JSON on the command line, its result as one JSON line on stdout), generated and native side
-by side in it as before.  A row that outlives ``--row-timeout`` is killed, and one whose
-process dies is reported; either is a line of the table, the other rows still run, and the
-command exits 1.
+Each row runs in a process of its own (``python -m generator.bench REQUEST``: the rows as
+JSON on the command line, each result as one JSON line on stdout), generated and native side
+by side in it as before; ``--quick`` runs the rows of one spec and backend in one process.
+A row that outlives ``--row-timeout`` is killed, and one whose process dies is reported;
+either is a line of the table, the other rows still run (those after it in a new process),
+and the command exits 1.
 """
 from __future__ import annotations
 
@@ -25,10 +26,12 @@ import faulthandler
 import json
 import math
 import os
+import queue
 import signal
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -580,19 +583,21 @@ def _footnote(rows, repeats: int, environments) -> str:
     return "\n".join(lines)
 
 
-# -- one row, in a process of its own -----------------------------------------------------------
+# -- rows, in processes of their own ------------------------------------------------------------
 
-def _request(spec_path: Path, name: str, case: Case, repeats: int, quick: bool, seed: int,
-             timeout: float) -> dict:
-    """Everything the row's process needs, as JSON (no pickled functions)."""
-    return {"spec_path": str(Path(spec_path).resolve()), "spec": name, "backend": case.backend,
-            "options": [list(pair) for pair in case.options], "shape": list(case.shape),
-            "dtype": case.dtype, "direction": case.direction, "repeats": repeats,
-            "quick": quick, "seed": seed, "timeout": timeout}
+def _request(spec_path: Path, name: str, rows: list[tuple[int, Case]], repeats: int,
+             quick: bool, timeout: float) -> dict:
+    """Everything the rows' process needs, as JSON (no pickled functions): rows of one spec
+    and backend, each with its seed."""
+    return {"spec_path": str(Path(spec_path).resolve()), "spec": name,
+            "rows": [{"backend": case.backend, "options": [list(pair) for pair in case.options],
+                      "shape": list(case.shape), "dtype": case.dtype,
+                      "direction": case.direction, "seed": seed} for seed, case in rows],
+            "repeats": repeats, "quick": quick, "timeout": timeout}
 
 
 def _child_command(request: dict) -> list[str]:
-    """The row's process: this module (run from the repository root) on one request."""
+    """The rows' process: this module (run from the repository root) on one request."""
     return [sys.executable, "-m", "generator.bench", json.dumps(request)]
 
 
@@ -612,40 +617,81 @@ def _signal(proc, sig) -> None:
         pass
 
 
-def _run_child(request: dict, timeout: float):
-    """(result, failure, stderr) of one row's process: result its JSON (None if it did not
-    finish), failure why not ("timeout after N s", "crashed (rc=N)"), stderr its stderr."""
-    posix = hasattr(os, "killpg")
-    proc = subprocess.Popen(_child_command(request), cwd=ROOT, env=_child_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=posix)
-    try:
+def _stop(proc, posix: bool) -> None:
+    """A hang: ask for its Python stacks (faulthandler, see _child), then kill it."""
+    if posix:
+        _signal(proc, signal.SIGUSR1)
         try:
-            out, err = proc.communicate(timeout=timeout)
+            proc.wait(timeout=2)
         except subprocess.TimeoutExpired:
-            # a hang: ask for its Python stacks (faulthandler, see _child), then kill it
-            if posix:
-                _signal(proc, signal.SIGUSR1)
+            pass
+        _signal(proc, signal.SIGKILL)
+    else:
+        proc.kill()
+    proc.wait()
+
+
+def _run_child(request: dict, timeout: float) -> list[tuple[dict | None, str, str]]:
+    """(result, failure, stderr) of each row of the request, in order: result its JSON (None
+    if it did not finish), failure why not ("timeout after N s", "crashed (rc=N)"), stderr
+    that of the process it ran in.  A row gets ``timeout`` seconds from the end of the one
+    before; a row that hangs or kills its process is reported, and the rows after it run in
+    a new process."""
+    posix = hasattr(os, "killpg")
+    rows = list(request["rows"])
+    out: list[tuple[dict | None, str, str]] = []
+    while rows:
+        proc = subprocess.Popen(_child_command({**request, "rows": rows}), cwd=ROOT,
+                                env=_child_env(), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, start_new_session=posix)
+        lines: queue.Queue = queue.Queue()
+        err_parts: list[str] = []
+        readers = [threading.Thread(target=_pump, args=(proc.stdout, lines.put, True),
+                                    daemon=True),
+                   threading.Thread(target=_pump, args=(proc.stderr, err_parts.append, False),
+                                    daemon=True)]
+        for reader in readers:
+            reader.start()
+        failure = ""
+        try:
+            while rows:
                 try:
-                    proc.communicate(timeout=2)
-                except subprocess.TimeoutExpired:
-                    pass
+                    line = lines.get(timeout=timeout)
+                except queue.Empty:
+                    _stop(proc, posix)
+                    failure = f"timeout after {timeout:g} s"
+                    break
+                if line is None:  # the process ended with rows left
+                    failure = f"crashed (rc={proc.wait()})"
+                    break
+                if line.startswith(RESULT_TAG):
+                    rows.pop(0)
+                    out.append((json.loads(line[len(RESULT_TAG):]), "", ""))
+        except BaseException:  # e.g. Ctrl-C, which the row's session does not get from a terminal
+            if posix:
                 _signal(proc, signal.SIGKILL)
             else:
                 proc.kill()
-            out, err = proc.communicate()
-            return None, f"timeout after {timeout:g} s", err
-    except BaseException:  # e.g. Ctrl-C, which the row's session does not get from a terminal
-        if posix:
-            _signal(proc, signal.SIGKILL)
-        else:
-            proc.kill()
+            proc.wait()
+            raise
         proc.wait()
-        raise
-    lines = [line for line in out.splitlines() if line.startswith(RESULT_TAG)]
-    if proc.returncode != 0 or not lines:
-        return None, f"crashed (rc={proc.returncode})", err
-    return json.loads(lines[-1][len(RESULT_TAG):]), "", err
+        for reader in readers:
+            reader.join(timeout=5)
+        err = "".join(err_parts)
+        if failure:  # the first row left is the one that hung or crashed
+            rows.pop(0)
+            out.append((None, failure, err))
+        elif proc.returncode != 0 and out:  # every row printed, then it failed on exit
+            out[-1] = (None, f"crashed (rc={proc.returncode})", err)
+    return out
+
+
+def _pump(stream, put, end: bool) -> None:
+    """Every line of ``stream`` to ``put``, then None when ``end`` (the end of stdout)."""
+    for line in stream:
+        put(line)
+    if end:
+        put(None)
 
 
 def _unfinished(name: str, case: Case, repeats: int, why: str) -> Row:
@@ -656,24 +702,29 @@ def _unfinished(name: str, case: Case, repeats: int, why: str) -> Row:
 
 
 def _child(argv: list[str]) -> int:
-    """The row's process: run the one row of the request, print its result line."""
+    """The rows' process: run the rows of the request in order, print a result line each."""
     request = json.loads(argv[0])
     if hasattr(signal, "SIGUSR1"):
         faulthandler.register(signal.SIGUSR1, all_threads=True)  # the parent's "where?"
-    # should the parent be gone, a hang still ends, with tracebacks on stderr
-    faulthandler.dump_traceback_later(request["timeout"] + 60, exit=True)
     from .render import load_checked
 
     (checked,) = load_checked([Path(request["spec_path"])])
-    case = Case(backend=request["backend"],
-                options=tuple(tuple(pair) for pair in request["options"]),
-                shape=tuple(request["shape"]), dtype=request["dtype"],
-                direction=request["direction"])
-    backend = BACKENDS[case.backend](checked)
-    row = run_case(request["spec"], backend, case, request["repeats"], request["quick"],
-                   seed=request["seed"])
-    print(RESULT_TAG + json.dumps({"row": asdict(row), "environment": _environment(backend)}),
-          flush=True)
+    backends = {}
+    for item in request["rows"]:
+        # should the parent be gone, a hang still ends, with tracebacks on stderr
+        faulthandler.dump_traceback_later(request["timeout"] + 60, exit=True)
+        case = Case(backend=item["backend"],
+                    options=tuple(tuple(pair) for pair in item["options"]),
+                    shape=tuple(item["shape"]), dtype=item["dtype"],
+                    direction=item["direction"])
+        if case.backend not in backends:
+            backends[case.backend] = BACKENDS[case.backend](checked)
+        backend = backends[case.backend]
+        row = run_case(request["spec"], backend, case, request["repeats"], request["quick"],
+                       seed=item["seed"])
+        print(RESULT_TAG + json.dumps({"row": asdict(row),
+                                       "environment": _environment(backend)}), flush=True)
+    faulthandler.cancel_dump_traceback_later()
     return 0
 
 
@@ -724,38 +775,47 @@ def main(args) -> int:
 
     environments: dict[str, str] = {}  # backend: its footnote text, from its first row
     progress = _Progress(len(plan))
-    rows = []
-    # --quick (a smoke test, its times mean little) runs a row per CPU at once; timed runs
-    # one at a time, so that rows do not slow each other
+    finished: dict[int, Row] = {}  # plan position -> its row
+    # --quick (a smoke test, its times mean little) runs the rows of one spec and backend in
+    # one process, a process per CPU at once; timed runs give each row a process of its own
+    # and run them one at a time, so that rows do not slow each other
     workers = _quick_workers() if args.quick else 1
+    groups: dict = {}
+    for i, (name, case) in enumerate(plan, 1):
+        key = (name, case.backend) if args.quick else i
+        groups.setdefault(key, []).append((i, name, case))
 
     def text_of(name, case):
         return (f"{name} {case.backend} {case.direction} {case.label} "
                 f"{'x'.join(map(str, case.shape))} {case.dtype}")
 
-    def run(i, name, case):
-        request = _request(paths[name], name, case, repeats, args.quick, i, timeout)
+    def run(group):
+        name = group[0][1]
+        request = _request(paths[name], name, [(i, case) for i, _, case in group], repeats,
+                           args.quick, timeout)
         return _run_child(request, timeout)
 
     try:
         with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-            futures = [pool.submit(run, i, name, case)
-                       for i, (name, case) in enumerate(plan, 1)]
-            for i, ((name, case), future) in enumerate(zip(plan, futures), 1):
-                text = text_of(name, case)
-                progress.show(i, text)
-                result, failure, err = future.result()
-                if result is None:
-                    rows.append(_unfinished(name, case, repeats, failure))
-                    progress.done()
-                    print(f"bench: {text}: {failure}"
-                          + (f"; its stderr ends:\n{_tail(err)}" if err.strip() else ""),
-                          file=sys.stderr)
-                    continue
-                rows.append(Row(**result["row"]))
-                environments.setdefault(case.backend, result["environment"])
+            futures = [(group, pool.submit(run, group)) for group in groups.values()]
+            count = 0
+            for group, future in futures:
+                for (i, name, case), (result, failure, err) in zip(group, future.result()):
+                    count += 1
+                    text = text_of(name, case)
+                    progress.show(count, text)
+                    if result is None:
+                        finished[i] = _unfinished(name, case, repeats, failure)
+                        progress.done()
+                        print(f"bench: {text}: {failure}"
+                              + (f"; its stderr ends:\n{_tail(err)}" if err.strip() else ""),
+                              file=sys.stderr)
+                        continue
+                    finished[i] = Row(**result["row"])
+                    environments.setdefault(case.backend, result["environment"])
     finally:
         progress.done()
+    rows = [finished[i] for i in sorted(finished)]
 
     if args.json:
         print(json.dumps([asdict(r) for r in rows], indent=2))

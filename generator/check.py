@@ -327,12 +327,21 @@ def _variant(spec: Spec, dims: tuple[DimDef, ...], variant: Variant) -> CheckedV
         if t.structure == "permutation" and t.shape[0] != t.shape[1]:
             raise SpecError(spec.path, t.line, f"output {t.name}: a permutation is square")
         if t.from_pivots is not None and not any(
-                o.name == t.from_pivots and o.is_index for o in variant.outputs) and not any(
-                name == t.from_pivots and len(shape) == 1
-                for name, shape in variant.primal_returns):
+                o.name == t.from_pivots and o.structure == "pivots" for o in variant.outputs) \
+                and not any(name == t.from_pivots and len(shape) == 1
+                            for name, shape in variant.primal_returns):
             raise SpecError(spec.path, t.line, f"output {t.name}: from_pivots must name a "
                                                f"pivots output of the variant or a vector the "
                                                f"primal call returns")
+        if t.from_indices is not None and not any(
+                o.name == t.from_indices and o.structure == "indices"
+                and o.shape == t.shape[:1] for o in variant.outputs):
+            raise SpecError(spec.path, t.line, f"output {t.name}: from_indices must name an "
+                                               f"indices output of the variant as long as "
+                                               f"{t.name} is wide")
+        if t.from_indices is not None and (variant.primal_returns or variant.primal_outputs):
+            raise SpecError(spec.path, t.line, f"output {t.name}: from_indices needs the "
+                                               f"indices from the call itself (no 'primal')")
     diff_outputs = [o for o in variant.outputs if o.returned == "value" and not o.constant]
     # pivots are integer data for users; the rules see the permutation they encode
     matrices = [t for t in variant.outputs if not t.is_index]
@@ -485,9 +494,21 @@ def framework_call(spec: Spec) -> tuple[str, list[str], list[tuple[str, str]]] |
     if spec.framework is None:
         return None
     text, _, line = spec.framework
+    return _spec_call(spec, text, line, "framework")
 
+
+def delegate_call(spec: Spec) -> tuple[str, list[str], list[tuple[str, str]]] | None:
+    """The 'delegate' call parsed without evaluating it, as framework_call's."""
+    if spec.delegate is None:
+        return None
+    _, text, line = spec.delegate
+    return _spec_call(spec, text, line, "delegate")
+
+
+def _spec_call(spec: Spec, text: str, line: int, what: str):
+    """A call of another spec's operation on this one's inputs and options."""
     def fail(msg):
-        raise SpecError(spec.path, line, f"framework: {msg}: {text!r}")
+        raise SpecError(spec.path, line, f"{what}: {msg}: {text!r}")
 
     node = _parse_python_expression(text, fail, "cannot parse the call")
     if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)):
@@ -505,7 +526,7 @@ def framework_call(spec: Spec) -> tuple[str, list[str], list[tuple[str, str]]] |
         else:
             fail(f"keyword {k.arg}= must be given an option name or a constant")
     if node.func.id == spec.name:
-        fail("an operation cannot be its own framework")
+        fail(f"an operation cannot be its own {what}")
     return node.func.id, inputs, keywords
 
 
@@ -513,6 +534,7 @@ def check_spec(spec: Spec) -> CheckedSpec:
     dims = _dims(spec)
     _signature_calls(spec)
     framework_call(spec)
+    delegate_call(spec)
     seen = set()
     for v in spec.variants:
         key = v.when
@@ -591,9 +613,9 @@ def _primal_outputs(spec: Spec, cv: CheckedVariant, vdims: dict) -> CheckedVaria
         return names
 
     given = [n for n, _ in v.primal_outputs]
-    expressed = [t for t in v.outputs if t.from_pivots is None]
+    expressed = [t for t in v.outputs if t.built_from is None]
     if sorted(given) != sorted(t.name for t in expressed):
-        built = [t.name for t in v.outputs if t.from_pivots is not None]
+        built = [t.name for t in v.outputs if t.built_from is not None]
         raise SpecError(spec.path, line, f"primal.outputs must give every output "
                                          f"({', '.join(t.name for t in expressed)}"
                                          + (f"; {', '.join(built)} from pivots" if built else "")

@@ -218,6 +218,9 @@ class LatexPrinter(_SympyLatexPrinter):
     def _print_PermuteRows(self, e):
         return self._print(sp.MatMul(sp.Transpose(e.perm) if e.transpose else e.perm, e.arg))
 
+    def _print_PermuteCols(self, e):
+        return self._print(sp.MatMul(e.arg, sp.Transpose(e.perm) if e.transpose else e.perm))
+
     def _print_Recip(self, e):
         return self._function("recip", e.arg)
 

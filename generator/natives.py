@@ -27,6 +27,13 @@ NATIVE_REFUSES = {
 }
 
 NATIVE_WRONG = {
+    "qr_pivoted": {
+        # jax.scipy.linalg.qr(pivoting=True) of a wide matrix: its dR disagrees with finite
+        # differences (its dQ agrees), whereas jax.numpy.linalg.qr's wide rule is right
+        # (tests/test_qr_pivoted.py)
+        "jax": (lambda options, shape: shape[-2] < shape[-1],
+                "jax's pivoted QR gets dR of a wide matrix wrong"),
+    },
     "svd": {
         # torch.linalg.svd(full_matrices=True) of a tall matrix: the backward drops the
         # cotangent of U[:, n:] and the forward-mode rule leaves U[:, n:] still; both
@@ -104,14 +111,53 @@ def _jax_ormqr():
     return native
 
 
-# Native functions outside torch.linalg / jax.numpy.linalg: op -> {framework: () -> function
-# with our outputs in our order}.
+def _jax_qr():
+    # jax.numpy.linalg.qr(mode='r') returns R alone: given here with Q empty, as ours
+    import jax.numpy as jnp
+
+    def native(a, mode="reduced"):
+        if mode == "r":
+            return jnp.zeros((0,), a.dtype), jnp.linalg.qr(a, mode="r")
+        return jnp.linalg.qr(a, mode=mode)
+    return native
+
+
+def _jax_qr_pivoted():
+    # jax.scipy.linalg.qr(pivoting=True), mode spelled SciPy's way (its mode='r' returns an
+    # m x n R: ours, k x n with Q empty, is its mode='economic' without Q).  It takes stacks,
+    # but its JVP fails on them (a batched triangular_solve, also under vmap, jax 0.10.2), so
+    # the matrices of a stack are differentiated one by one and stacked, as a user would
+    import jax.numpy as jnp
+    from jax.scipy.linalg import qr
+
+    def native(a, mode="reduced"):
+        scipy_mode = {"reduced": "economic", "complete": "full", "r": "economic"}[mode]
+        flat = a.reshape((-1,) + a.shape[-2:])
+        results = [qr(x, mode=scipy_mode, pivoting=True) for x in flat]
+        if not results:  # an empty stack: the shapes from one matrix
+            results = [qr(jnp.eye(*a.shape[-2:], dtype=a.dtype), mode=scipy_mode,
+                          pivoting=True)]
+            out = [jnp.stack(y)[:0] for y in zip(*results)]
+        else:
+            out = [jnp.stack(y) for y in zip(*results)]
+        out = [y.reshape(a.shape[:-2] + y.shape[1:]) for y in out]
+        if mode == "r":
+            return (jnp.zeros(a.shape[:-2] + (0,), a.dtype), *out[1:])
+        return tuple(out)
+    return native
+
+
+# Native functions outside torch.linalg / jax.numpy.linalg, or wrapped to give our outputs:
+# op -> {framework: () -> function with our outputs in our order}.
 NATIVE_ELSEWHERE = {
+    "qr": {"jax": _jax_qr},
     "lu": {"jax": _jax_lu},
     "lu_factor": {"jax": _jax_lu_factor},
     "geqrf": {"torch": _torch_geqrf, "jax": _jax_geqrf},
     "householder_product": {"jax": _jax_householder_product},
     "ormqr": {"torch": _torch_ormqr, "jax": _jax_ormqr},
+    # torch has no pivoted QR
+    "qr_pivoted": {"jax": _jax_qr_pivoted},
 }
 
 

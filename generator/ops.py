@@ -515,9 +515,8 @@ def fold_diagonal_products(e):
     return e
 
 
-class PermuteRows(MatrixExpr):
-    """Not spec-language syntax: P @ X, or P^T @ X when ``transpose``, for a permutation
-    matrix P (``fold_permutation_products``): a gather of X's rows, no m x m product."""
+class _Permuted(MatrixExpr):
+    """A product of X with a permutation matrix P (or P^T when ``transpose``), as a gather."""
 
     is_commutative = False
 
@@ -531,6 +530,16 @@ class PermuteRows(MatrixExpr):
     @property
     def shape(self):
         return self.arg.shape
+
+
+class PermuteRows(_Permuted):
+    """Not spec-language syntax: P @ X, or P^T @ X when ``transpose``, for a permutation
+    matrix P (``fold_permutation_products``): a gather of X's rows, no m x m product."""
+
+
+class PermuteCols(_Permuted):
+    """Not spec-language syntax: X @ P, or X @ P^T when ``transpose``, for a permutation
+    matrix P (``fold_permutation_products``): a gather of X's columns, no n x n product."""
 
 
 def _permutation_factor(m, names: frozenset) -> tuple[sp.MatrixSymbol, bool] | None:
@@ -550,20 +559,27 @@ def _permutation_factor(m, names: frozenset) -> tuple[sp.MatrixSymbol, bool] | N
 
 def fold_permutation_products(e, names: frozenset):
     """``e`` with every product P @ X, P^T @ X of a permutation output P (named in
-    ``names``) written as PermuteRows (the same value; printing only, like
-    fold_diagonal_products)."""
+    ``names``) written as PermuteRows, and X @ P, X @ P^T as PermuteCols (the same value;
+    printing only, like fold_diagonal_products)."""
     if not names or not isinstance(e, Basic) or not e.args:
         return e
     args = [fold_permutation_products(a, names) for a in e.args]
     if isinstance(e, sp.MatMul):
         coeff, mats = split_product(e.func(*args))
-        found = [_permutation_factor(m, names) for m in mats[:-1]]
-        if not any(found):
+        found = [_permutation_factor(m, names) for m in mats]
+        if not any(found) or len(mats) < 2:
             return e.func(*args)
+        # permutation factors at the end gather the columns of everything before them
+        trailing = []
+        while len(mats) > 1 and found[-1]:
+            trailing.append(found.pop())
+            mats = mats[:-1]
         # right to left: a permutation factor gathers the rows of everything after it
         out = mats[-1]
-        for m, perm in zip(reversed(mats[:-1]), reversed(found)):
+        for m, perm in zip(reversed(mats[:-1]), reversed(found[:-1])):
             out = PermuteRows(perm[0], out, perm[1]) if perm else sp.MatMul(m, out)
+        for perm in reversed(trailing):  # the innermost first
+            out = PermuteCols(perm[0], out, perm[1])
         return out if coeff == 1 else sp.MatMul(coeff, out)
     if isinstance(e, MatrixExpr) or any(isinstance(a, MatrixExpr) for a in args):
         return e.func(*args)

@@ -15,7 +15,8 @@ from pathlib import Path
 import jinja2
 import sympy as sp
 
-from .check import CheckedSpec, CheckedVariant, check_spec, framework_call, matrix_symbol
+from .check import (CheckedSpec, CheckedVariant, check_spec, delegate_call, framework_call,
+                    matrix_symbol)
 from .expr import Parser
 from .ops import fold_diagonal_products, fold_permutation_products
 from .printers import BACKENDS
@@ -69,6 +70,18 @@ class NativeCall:
     pivots_base: int = 1       # 0: its pivots count rows from 0 (shifted to LAPACK's 1)
     transposed: tuple[str, ...] = ()  # outputs it returns transposed
     compute: bool = False      # no call: the spec's primal expressions of the inputs
+    values: tuple = ()         # option -> ((our value, the call's value), ...)
+    host: bool = False         # a NumPy/SciPy function called on host copies of the arrays
+
+    def keyword_value(self, option: str, value):
+        """The call's spelling of an option's value (the signature's 'values')."""
+        mapping = dict(dict(self.values).get(option, ()))
+        return mapping.get(value, value)
+
+
+# how the generated code names NumPy and SciPy in a 'host: true' call (every runtime that
+# offers _on_host imports them under these names)
+HOST_ALIASES = {"numpy": "_np", "scipy": "_scipy"}
 
 
 def parse_native_call(spec: Spec, backend: str) -> NativeCall:
@@ -116,7 +129,7 @@ def parse_native_call(spec: Spec, backend: str) -> NativeCall:
             fail(f"keyword {k.arg}= must be given an option name or a constant")
         keywords.append((k.arg, k.value.id, None))
     return NativeCall(".".join(reversed(parts)), tuple(args), tuple(keywords), sig.batched,
-                      sig.pivots_base, sig.transposed)
+                      sig.pivots_base, sig.transposed, values=sig.values, host=sig.host)
 
 
 def header(source: str, sha256: str) -> list[str]:
@@ -133,9 +146,11 @@ def _variant_context(printer_cls, checked: CheckedSpec, cv: CheckedVariant, call
     if call.compute:
         return _computed_context(printer_cls, checked, cv)
     root, _, rest = call.func.partition(".")
-    func = printer_cls.ALIASES.get(root, root) + ("." + rest if rest else "")
-    kwargs = ", ".join(f"{k}={native[opt]!r}" if opt else f"{k}={value!r}"
-                       for k, opt, value in call.keywords)
+    # a host call is NumPy/SciPy code whatever the backend (its runtime imports both)
+    aliases = HOST_ALIASES if call.host else printer_cls.ALIASES
+    func = aliases.get(root, root) + ("." + rest if rest else "")
+    kwargs = ", ".join(f"{k}={call.keyword_value(opt, native[opt])!r}" if opt
+                       else f"{k}={value!r}" for k, opt, value in call.keywords)
     cdims = dict(cv.cases[0].dims)
     inputs = {t.name: matrix_symbol(t, cdims) for t in spec.inputs}
     vectors = {t.name for t in spec.inputs if t.is_vector}
@@ -144,8 +159,11 @@ def _variant_context(printer_cls, checked: CheckedSpec, cv: CheckedVariant, call
             printer_cls(dtype_ref=ref).doprint(Parser(inputs, cdims).expression(a))
             for a in call.args]
     returns = [name for name, _ in cv.variant.primal_returns]
-    computed = [t for t in cv.variant.outputs if t.from_pivots is None]
-    if call.batched:
+    computed = [t for t in cv.variant.outputs if t.built_from is None]
+    if call.host:  # on host copies, moved back; _on_host maps an unbatched call itself
+        native_call = (f"_on_host(lambda *_m: {func}(*_m{', ' if kwargs else ''}{kwargs}), "
+                       f"({', '.join(args)},), {call.batched})")
+    elif call.batched:
         native_call = f"{func}({', '.join(args)}{', ' if kwargs else ''}{kwargs})"
         if len(returns or computed) == 1:
             native_call = f"({native_call},)"
@@ -186,10 +204,15 @@ def _variant_context(printer_cls, checked: CheckedSpec, cv: CheckedVariant, call
         # permutations 'from_pivots' are built from them after the call
         "pivots": [t.is_index for t in computed],
         "computed_vectors": [t.is_vector for t in computed],
-        "shift_pivots": [i for i, t in enumerate(computed) if t.is_index and call.pivots_base == 0],
+        "shift_pivots": [i for i, t in enumerate(computed)
+                         if t.structure == "pivots" and call.pivots_base == 0],
+        # column numbers (a permutation) as returned to users (_indices)
+        "indices": [i for i, t in enumerate(computed) if t.structure == "indices"],
         # (position among the outputs, position of its pivots among the call's results)
-        "from_pivots": [(names.index(t.name), [c.name for c in computed].index(t.from_pivots))
-                        for t in cv.variant.outputs if t.from_pivots in names],
+        # permutations built from indices (column numbers) after the call
+        "from_pivots": [(names.index(t.name), [c.name for c in computed].index(t.built_from),
+                         "_pivots_permutation" if t.from_pivots else "_indices_permutation")
+                        for t in cv.variant.outputs if t.built_from in names],
     }
 
 
@@ -210,6 +233,7 @@ def _computed_context(printer_cls, checked: CheckedSpec, cv: CheckedVariant) -> 
         "native_call": None, "primal_returns": [], "primal_return_vectors": [],
         "primal_outputs": {}, "primal_dims": True, "shift_returns": [], "from_native": {},
         "pivots": [], "computed_vectors": [], "shift_pivots": [], "from_pivots": [],
+        "indices": [],
     }
 
 
@@ -324,7 +348,19 @@ def spec_context(backend: str, checked: CheckedSpec) -> dict:
         "returns_text": _returns_text(spec),
         "variants": [_variant_context(printer_cls, checked, v, call) for v in checked.variants],
         "framework": _framework_context(spec),
+        "delegate": _delegate_context(spec),
+        # the primal runs NumPy/SciPy code on host copies (torch: a vmap rule of its own)
+        "host": call.host,
     }
+
+
+def _delegate_context(spec: Spec) -> dict | None:
+    parsed = delegate_call(spec)
+    if parsed is None:
+        return None
+    op, args, keywords = parsed
+    return {"option": spec.delegate[0], "op": op, "text": spec.delegate[1],
+            "kwargs": "".join(f", {k}={v}" for k, v in keywords)}
 
 
 def _framework_context(spec: Spec) -> dict | None:
@@ -360,22 +396,40 @@ def load_checked(paths) -> list[CheckedSpec]:
     return out
 
 
+def _called_spec(specs: list[CheckedSpec], c: CheckedSpec, name: str, line: int, what: str):
+    target = next((d for d in specs if d.spec.name == name), None)
+    if target is None:
+        raise SpecError(c.spec.path, line, f"{what}: no spec named '{name}'")
+    return target
+
+
 def check_frameworks(specs: list[CheckedSpec]) -> None:
-    """Every 'framework' call names a spec among ``specs`` and a field of its result."""
+    """Every 'framework' call names a spec among ``specs`` and a field of its result; every
+    'delegate' call a spec with as many inputs and the options it passes."""
     for c in specs:
+        parsed = delegate_call(c.spec)
+        if parsed is not None:
+            line = c.spec.delegate[2]
+            target = _called_spec(specs, c, parsed[0], line, "delegate")
+            if len(target.spec.inputs) != len(c.spec.inputs):
+                raise SpecError(c.spec.path, line, f"delegate: {parsed[0]} takes "
+                                                   f"{len(target.spec.inputs)} input(s), "
+                                                   f"{c.spec.name} {len(c.spec.inputs)}")
+            theirs = {o.name for o in target.spec.options}
+            unknown = [k for k, _ in parsed[2] if k not in theirs]
+            if unknown:
+                raise SpecError(c.spec.path, line, f"delegate: {parsed[0]} has no option "
+                                                   f"{', '.join(unknown)}")
         parsed = framework_call(c.spec)
-        if parsed is None:
-            continue
-        target = next((d for d in specs if d.spec.name == parsed[0]), None)
-        line = c.spec.framework[2]
-        if target is None:
-            raise SpecError(c.spec.path, line, f"framework: no spec named '{parsed[0]}'")
-        fields = [t.result_field for t in target.spec.variants[0].outputs
-                  if t.returned != "hidden"]
-        if c.spec.framework[1] not in fields:
-            raise SpecError(c.spec.path, line, f"framework: {parsed[0]} returns "
-                                               f"{', '.join(fields)}, not "
-                                               f"'{c.spec.framework[1]}'")
+        if parsed is not None:
+            line = c.spec.framework[2]
+            target = _called_spec(specs, c, parsed[0], line, "framework")
+            fields = [t.result_field for t in target.spec.variants[0].outputs
+                      if t.returned != "hidden"]
+            if c.spec.framework[1] not in fields:
+                raise SpecError(c.spec.path, line, f"framework: {parsed[0]} returns "
+                                                   f"{', '.join(fields)}, not "
+                                                   f"'{c.spec.framework[1]}'")
 
 
 def _template_hash(backend: str) -> str:

@@ -151,6 +151,8 @@ class Tensor:
     # a 'permutation' output computed from a 'pivots' output of the same variant (lu_factor's
     # hidden P), not returned by the native call
     from_pivots: str | None = None
+    # a 'permutation' output computed from an 'indices' output (qr_pivoted's hidden Pi)
+    from_indices: str | None = None
 
     @property
     def is_vector(self) -> bool:
@@ -158,13 +160,18 @@ class Tensor:
 
     @property
     def constant(self) -> bool:
-        """Locally constant: a permutation or pivots (no tangent, cotangent None)."""
-        return self.structure in ("permutation", "pivots")
+        """Locally constant: a permutation, pivots or indices (no tangent, cotangent None)."""
+        return self.structure in ("permutation", "pivots", "indices")
 
     @property
     def is_index(self) -> bool:
-        """Integer data (LAPACK pivots), never a matrix of the rules."""
-        return self.structure == "pivots"
+        """Integer data (LAPACK pivots, column indices), never a matrix of the rules."""
+        return self.structure in ("pivots", "indices")
+
+    @property
+    def built_from(self) -> str | None:
+        """The integer output a permutation is built from (from_pivots or from_indices)."""
+        return self.from_pivots or self.from_indices
 
     @property
     def result_field(self) -> str:
@@ -256,6 +263,12 @@ class Signature:
     pivots_base: int = 1          # the first row's number in the call's pivots (SciPy, JAX: 0)
     transposed: tuple[str, ...] = ()  # outputs the call returns transposed (NumPy's raw QR)
     compute: bool = False         # no native call: the variants' primal expressions compute it
+    # option -> ((our value, the call's value), ...) where the call spells a value otherwise
+    # (SciPy's mode='economic' for our 'reduced')
+    values: tuple[tuple[str, tuple[tuple[object, object], ...]], ...] = ()
+    # True: a NumPy/SciPy function called on host copies of the arrays (a backend without
+    # the routine, e.g. pivoted QR in torch and CuPy); its results are moved back
+    host: bool = False
 
 
 @dataclass(frozen=True)
@@ -291,6 +304,9 @@ class Spec:
     # (eigvalsh is eigh's eigenvalues there), so that the frameworks' AD has the derivatives
     # of every output the rules use (second derivatives need those of the hidden ones)
     framework: tuple[str, str, int] | None = None  # (call text, result field, line)
+    # 'delegate': a boolean keyword of the public functions (False by default) that, True,
+    # makes the operation another spec's call (qr(A, pivoting=True) is qr_pivoted(A, ...))
+    delegate: tuple[str, str, int] | None = None  # (keyword, call text, line)
     # named values of the primitive dimensions that the audit and tests use when they are
     # not one m x n (or n x n) input's: {name: ((dim, value), ...)}, zero-size ones too
     shapes: tuple[tuple[str, tuple[tuple[str, int], ...]], ...] = ()
@@ -301,14 +317,40 @@ class Spec:
 
 
 BACKENDS = ("numpy", "torch", "jax", "cupy")
+# backends whose arrays can be copied to NumPy and back for a 'host: true' call
+HOST_BACKENDS = ("torch", "cupy")
 ALWAYS = "always"  # the condition of a case without 'when'
 
 STRUCTURES = ("general", "orthonormal_columns", "orthonormal_rows", "unitary",
               "upper_triangular", "lower_triangular", "hermitian", "diagonal", "unit_columns",
               "permutation")
-VECTOR_STRUCTURES = ("general", "real", "positive", "pivots")
+VECTOR_STRUCTURES = ("general", "real", "positive", "pivots", "indices")
+# integer outputs: LAPACK's row interchanges (1-based), a permutation as 0-based column numbers
+INDEX_STRUCTURES = ("pivots", "indices")
 DIAGONALS = ("any", "real", "unit", "positive")
 ORDERS = ("ascending", "descending")
+
+
+def _signature_values(path, sr: "_Reader", options) -> tuple:
+    """A signature entry's 'values': {option: {our value: the call's value}}."""
+    data = sr.pop("values", _Map, default=_Map())
+    known = {o.name: o for o in options}
+    out = []
+    for opt, mapping in data.items():
+        line = data.value_lines[opt]
+        if opt not in known:
+            raise SpecError(path, line, f"values: '{opt}' is not an option")
+        if not isinstance(mapping, _Map) or not mapping:
+            raise SpecError(path, line, f"values.{opt} must map option values to the call's")
+        for ours, theirs in mapping.items():
+            if not _is_value(ours, known[opt].values):
+                raise SpecError(path, line, f"values.{opt}: {_show(ours)} is not one of its "
+                                            f"values")
+            if type(theirs) not in (str, bool, int):
+                raise SpecError(path, line, f"values.{opt}.{ours}: give a string, a boolean "
+                                            f"or an integer")
+        out.append((opt, tuple(mapping.items())))
+    return tuple(out)
 
 
 def _check_name(path, name, line, what) -> None:
@@ -362,17 +404,22 @@ def _tensor(path, name, data, line, what) -> Tensor:
     if dtype is not None and dtype != "complex":
         raise SpecError(path, r.line_of("dtype"), "dtype can only be 'complex' (an output "
                                                   "that is complex for real input too)")
-    from_pivots = r.pop("from_pivots", str, required=False)
-    if from_pivots is not None and structure != "permutation":
-        raise SpecError(path, r.line_of("from_pivots"), "from_pivots is for a permutation "
-                                                        "output")
-    if what == "inputs" and structure in ("permutation", "pivots"):
+    built = {}
+    for key in ("from_pivots", "from_indices"):
+        built[key] = r.pop(key, str, required=False)
+        if built[key] is not None and structure != "permutation":
+            raise SpecError(path, r.line_of(key), f"{key} is for a permutation output")
+    if built["from_pivots"] is not None and built["from_indices"] is not None:
+        raise SpecError(path, line, f"{what}.{name}: give from_pivots or from_indices, "
+                                    f"not both")
+    constant = ("permutation",) + INDEX_STRUCTURES
+    if what == "inputs" and structure in constant:
         raise SpecError(path, r.line_of("structure"), f"an input cannot be a {structure}")
-    if structure in ("permutation", "pivots") and (diagonal != "any" or dtype is not None):
+    if structure in constant and (diagonal != "any" or dtype is not None):
         raise SpecError(path, line, f"{what}.{name}: a {structure} has no diagonal or dtype")
     r.done()
     return Tensor(name, tuple(shape), line, structure, diagonal, returned, result_field, order,
-                  dtype == "complex", from_pivots)
+                  dtype == "complex", built["from_pivots"], built["from_indices"])
 
 
 def _tensors(path, data, line, what) -> tuple[Tensor, ...]:
@@ -642,8 +689,19 @@ def load_spec(path: str | Path, display_path: str | None = None) -> Spec:
             if not all(isinstance(x, str) for x in transposed):
                 raise SpecError(shown, sr.line_of("transposed"),
                                 "transposed must be a list of output names")
+            values = _signature_values(shown, sr, options)
+            host = sr.pop("host", bool, default=False)
+            if host and backend not in HOST_BACKENDS:
+                raise SpecError(shown, sr.line_of("host"), f"signatures.{backend}: host is for "
+                                                           f"{' and '.join(HOST_BACKENDS)} "
+                                                           f"(the others run NumPy/SciPy "
+                                                           f"calls as they are)")
+            if host and not call.startswith(("numpy.", "scipy.")):
+                raise SpecError(shown, sr.line_of("host"), f"signatures.{backend}: host is for "
+                                                           f"a numpy. or scipy. call")
             signatures.append(Signature(backend, call, entries.item_lines[i], since, until,
-                                        batched, base, tuple(transposed), compute))
+                                        batched, base, tuple(transposed), compute, values,
+                                        host))
             sr.done()
         if all(s.until is not None for s in signatures if s.backend == backend):
             raise SpecError(shown, sig_data.value_lines[backend],
@@ -669,11 +727,23 @@ def load_spec(path: str | Path, display_path: str | None = None) -> Spec:
         fr = _Reader(shown, framework_data, "framework", r.line_of("framework"))
         framework = (fr.pop("call", str), fr.pop("result", str), r.line_of("framework"))
         fr.done()
+    delegate = None
+    delegate_data = r.pop("delegate", _Map, default=None, required=False)
+    if delegate_data is not None:
+        dr = _Reader(shown, delegate_data, "delegate", r.line_of("delegate"))
+        keyword = dr.pop("option", str)
+        _check_name(shown, keyword, dr.line_of("option"), "delegate.option")
+        if keyword in {o.name for o in options} | {t.name for t in inputs}:
+            raise SpecError(shown, dr.line_of("option"), f"delegate.option: '{keyword}' "
+                                                         f"already names an option or input")
+        delegate = (keyword, dr.pop("call", str), r.line_of("delegate"))
+        dr.done()
     r.done()
     return Spec(name=name, path=shown, sha256=hashlib.sha256(raw).hexdigest(), summary=summary,
                 references=tuple(references), dims=dims, inputs=inputs, options=options,
                 variants=variants, signatures=tuple(signatures), notes=notes,
-                benchmarks=benchmarks, framework=framework, shapes=tuple(shapes),
+                benchmarks=benchmarks, framework=framework, delegate=delegate,
+                shapes=tuple(shapes),
                 line_of={"dims": data.value_lines["dims"], **dim_lines,
                          **({"shapes": data.value_lines["shapes"]} if "shapes" in data else {}),
                          "variants": data.value_lines["variants"]})

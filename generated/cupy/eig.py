@@ -10,10 +10,12 @@ import collections as _collections
 import cupy as _cp  # noqa: F401  (used by the printed rules)
 
 from ._runtime import (  # noqa: F401  (the printed rules use some of these)
-    _check_input, _check_tangent, _columns, _complex, _copyltu, _cotangent_in, _cotangent_out,
-    _cupyx, _diag, _empty_like, _gauge_check, _gauge_checked, _im, _pad, _pad_cols, _pad_rows,
-    _pairwise_inv, _permute_rows, _pivots_permutation, _re, _skew, _solve, _solve_triangular,
-    _sym, _to_field, _transposed, _tril, _triu, _unbatched, _unpacked, _zeros_like)
+    _check_input, _check_tangent, _columns, _complex, _copyltu, _cotangent_in,
+    _cotangent_out, _cupyx, _diag, _empty_like, _gauge_check, _gauge_checked, _im,
+    _indices, _indices_permutation, _np, _on_host, _pad, _pad_cols, _pad_rows,
+    _pairwise_inv, _permute_cols, _permute_rows, _pivots_permutation, _re, _scipy, _skew,
+    _solve, _solve_triangular, _sym, _to_field, _transposed, _tril, _triu, _unbatched,
+    _unpacked, _zeros_like)
 
 EIGResult = _collections.namedtuple("EIGResult", ["eigenvalues", "eigenvectors"])
 

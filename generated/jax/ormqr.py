@@ -13,10 +13,11 @@ import jax as _jax
 import jax.numpy as _jnp
 
 from ._runtime import (  # noqa: F401  (the printed rules use some of these)
-    _check_input, _check_tangent, _columns, _complex, _copyltu, _cotangent_in, _cotangent_out,
-    _diag, _diag_part, _empty_like, _gauge_check, _gauge_checked, _neg_mm, _pad, _pad_cols,
-    _pad_rows, _pairwise_inv, _permute_rows, _pivots_permutation, _skew, _solve,
-    _solve_triangular, _sym, _to_field, _transposed, _unbatched, _unpacked, _zero_tangent, _zeros_like)
+    _check_input, _check_tangent, _columns, _complex, _copyltu, _cotangent_in,
+    _cotangent_out, _diag, _diag_part, _empty_like, _gauge_check, _gauge_checked, _indices,
+    _indices_permutation, _neg_mm, _pad, _pad_cols, _pad_rows, _pairwise_inv,
+    _permute_cols, _permute_rows, _pivots_permutation, _skew, _solve, _solve_triangular,
+    _sym, _to_field, _transposed, _unbatched, _unpacked, _zero_tangent, _zeros_like)
 
 OrmqrResult = _collections.namedtuple("OrmqrResult", ["Y"])
 

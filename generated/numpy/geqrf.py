@@ -15,9 +15,10 @@ import numpy as _np  # noqa: F401  (used by the printed rules)
 
 from ._runtime import (  # noqa: F401  (the printed rules use some of these)
     _adjoint, _check_input, _check_tangent, _columns, _complex, _copyltu, _cotangent_in,
-    _cotangent_out, _diag, _empty_like, _gauge_check, _gauge_checked, _pad, _pad_cols,
-    _pad_rows, _pairwise_inv, _permute_rows, _pivots_permutation, _scipy, _skew, _solve,
-    _solve_triangular, _sym, _to_field, _transposed, _unbatched, _unpacked, _zeros_like)
+    _cotangent_out, _diag, _empty_like, _gauge_check, _gauge_checked, _indices,
+    _indices_permutation, _pad, _pad_cols, _pad_rows, _pairwise_inv, _permute_cols,
+    _permute_rows, _pivots_permutation, _scipy, _skew, _solve, _solve_triangular, _sym,
+    _to_field, _transposed, _unbatched, _unpacked, _zeros_like)
 
 GeqrfResult = _collections.namedtuple("GeqrfResult", ["a", "tau"])
 

@@ -12,10 +12,11 @@ import torch as _torch
 
 from ._runtime import (  # noqa: F401  (the printed rules use some of these)
     _addmm, _check_input, _check_tangent, _columns, _complex, _copyltu, _cotangent_in,
-    _cotangent_out, _empty_like, _gauge_check, _gauge_checked, _im, _laid_out_like,
-    _materialized, _mm, _pad_cols, _pad_rows, _pairwise_inv, _permute_rows,
-    _pivots_permutation, _re, _skew, _sym, _to_field, _transposed, _tril_diag, _triu_herm, _unbatched, _unpacked,
-    _zeros_like)
+    _cotangent_out, _empty_like, _gauge_check, _gauge_checked, _im, _indices,
+    _indices_permutation, _laid_out_like, _materialized, _mm, _np, _on_host, _pad_cols,
+    _pad_rows, _pairwise_inv, _permute_cols, _permute_rows, _pivots_permutation, _re,
+    _scipy, _skew, _sym, _to_field, _transposed, _tril_diag, _triu_herm, _unbatched,
+    _unpacked, _zeros_like)
 
 EighResult = _collections.namedtuple("EighResult", ["eigenvalues", "eigenvectors"])
 

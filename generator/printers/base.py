@@ -243,6 +243,10 @@ class BatchedMatrixPrinter:
         return self._op("permute_rows", p=self._arg(e.perm), x=self._arg(e.arg),
                         transpose=str(e.transpose))
 
+    def _print_PermuteCols(self, e):
+        return self._op("permute_cols", p=self._arg(e.perm), x=self._arg(e.arg),
+                        transpose=str(e.transpose))
+
     def _print_Recip(self, e):
         return self._op("recip", x=self._arg(e.arg))
 

@@ -38,6 +38,7 @@ class Printer(BatchedMatrixPrinter, JaxPrinter):
         "scale_cols": "{x} * _jnp.swapaxes({v}, -1, -2)",
         "scale_rows": "{v} * {x}",
         "permute_rows": "_permute_rows({p}, {x}, {transpose})",
+        "permute_cols": "_permute_cols({p}, {x}, {transpose})",
         "diag_part": "_diag_part({x})",
         "neg_mm": "_neg_mm({a}, {b})",
         "solve_triangular": "_solve_triangular({t}, {b}, upper={upper}, left={left}, unit={unit})",

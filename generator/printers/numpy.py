@@ -26,6 +26,7 @@ class Printer(BatchedMatrixPrinter, NumPyPrinter):
         "scale_cols": "{x} * _np.swapaxes({v}, -1, -2)",
         "scale_rows": "{v} * {x}",
         "permute_rows": "_permute_rows({p}, {x}, {transpose})",
+        "permute_cols": "_permute_cols({p}, {x}, {transpose})",
         "solve_triangular": "_solve_triangular({t}, {b}, upper={upper}, left={left}, unit={unit})",
         "solve": "_solve({a}, {b}, left={left})",
         "hstack": "_np.concatenate([{xs}], axis=-1)",

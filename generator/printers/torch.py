@@ -98,6 +98,7 @@ class Printer(BatchedMatrixPrinter, TorchPrinter):
         "scale_cols": "{x} * {v}.mT",
         "scale_rows": "{v} * {x}",
         "permute_rows": "_permute_rows({p}, {x}, {transpose})",
+        "permute_cols": "_permute_cols({p}, {x}, {transpose})",
         "solve_triangular": "_torch.linalg.solve_triangular({t}, {b}, upper={upper}, "
                             "left={left}, unitriangular={unit})",
         "solve": "_torch.linalg.solve({a}, {b}, left={left})",
