@@ -130,6 +130,12 @@ def cmd_bench_memory(args) -> int:
     return memory.main(args)
 
 
+def cmd_diff(args) -> int:
+    from generator import spec_diff
+
+    return spec_diff.main(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cli.py", description=__doc__.split("\n")[0])
     parser.add_argument("--spec-dir", default=str(ROOT / "spec"), help="folder of spec YAML files")
@@ -188,6 +194,17 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: 4000)")
     p.add_argument("--json", action="store_true", help="print the table as JSON")
     p.set_defaults(func=cmd_bench_memory)
+
+    p = sub.add_parser("diff", help="what a spec edit changes: rules, native calls, generated "
+                                    "files and derivation pages, between two revisions or "
+                                    "spec files")
+    p.add_argument("old", help="a git revision (its spec/), a spec folder, or a spec file "
+                               "(put in place of the --spec-dir spec of its name)")
+    p.add_argument("new", nargs="?", help="the same (default: the --spec-dir folder)")
+    p.add_argument("--summary", action="store_true", help="the summary only, no unified diff")
+    p.add_argument("--no-pages", action="store_true",
+                   help="leave out the derivation pages (they rerun the audit)")
+    p.set_defaults(func=cmd_diff)
     return parser
 
 

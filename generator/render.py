@@ -380,14 +380,18 @@ def _returns_text(spec: Spec) -> str:
     return "a named tuple (" + ", ".join(o.result_field for o in shown) + ")"
 
 
-def load_checked(paths) -> list[CheckedSpec]:
-    """Load and check every spec; the first problem raises SpecError."""
+def load_checked(paths, display_dir: str | None = None) -> list[CheckedSpec]:
+    """Load and check every spec; the first problem raises SpecError.  ``display_dir``: the
+    folder the specs are named in (messages, headers of generated files) whatever their
+    place on disk (`cli.py diff` renders copies as spec/)."""
     out = []
     for p in sorted(Path(x) for x in paths):
         try:
             shown = str(p.resolve().relative_to(ROOT))
         except ValueError:
             shown = str(p)
+        if display_dir is not None:
+            shown = f"{display_dir}/{p.name}"
         out.append(check_spec(load_spec(p, display_path=shown)))
     names = [c.spec.name for c in out]
     for n in names:

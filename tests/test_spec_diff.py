@@ -1,0 +1,101 @@
+"""`cli.py diff OLD NEW`: the summary names what a spec edit changes (rules, native calls,
+options, files) and the unified diff shows it; unchanged specs give no file lines."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from generator.render import ROOT
+
+QR = ROOT / "spec" / "qr.yaml"
+# the tall JVP's (a YAML anchor that three cases share)
+B_LINE = "          C = solve_triangular(R, dA, upper=True, left=False)   # dA R^-1\n          B = Q.H @ C"
+
+
+def cli(*args):
+    return subprocess.run([sys.executable, "cli.py", "diff", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_an_edited_rule_and_call_are_named_and_diffed(tmp_path):
+    text = QR.read_text(encoding="utf-8")
+    assert text.count(B_LINE) == 1
+    edited = text.replace(B_LINE, B_LINE.replace("B = Q.H @ C", "B = (C.H @ Q).H")).replace(
+        'numpy: [{call: "numpy.linalg.qr(A, mode=mode)"}]',
+        'numpy: [{call: "scipy.linalg.qr(A, mode=mode)", '
+        'values: {mode: {reduced: economic, complete: full}}}]')
+    new = tmp_path / "edited.yaml"  # any file name: the spec's own name places it
+    new.write_text(edited, encoding="utf-8")
+    result = cli(str(QR), str(new))
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    lines = out.splitlines()
+    assert lines[0] == f"diff: {QR} -> {new}"
+    assert ("spec qr: numpy call numpy.linalg.qr(A, mode=mode) -> scipy.linalg.qr(A, mode=mode) "
+            "mode: reduced->economic, complete->full") in lines
+    # the edited statement is in the JVP shared (a YAML anchor) by three cases
+    changed = [line for line in lines if line.startswith("rule ")]
+    assert changed == [
+        "rule qr mode=complete [m == n] jvp: changed (written in the spec, 5 -> 5 statements)",
+        "rule qr mode=r [m >= n] jvp: changed (written in the spec, 4 -> 4 statements)",
+        "rule qr mode=reduced [m >= n] jvp: changed (written in the spec, 5 -> 5 statements)"]
+    files = {line.split(":")[0][5:] for line in lines if line.startswith("file ")}
+    assert files == {"docs/derivations/qr.md"} | {f"generated/{b}/qr.py"
+                                                  for b in ("numpy", "torch", "jax", "cupy")}
+    assert "-            B = _mm(Q.mH, C)" in out  # torch's, as printed
+    assert "+B &= \\left(C^{H} Q\\right)^{H} \\\\" in out
+
+
+def test_a_revision_against_itself_changes_nothing():
+    result = cli("HEAD", "HEAD", "--no-pages")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "diff: HEAD -> HEAD"
+    assert len(lines) == 2 and lines[1].endswith("rule(s) unchanged")
+    assert int(lines[1].split()[0]) > 50
+
+
+def test_a_new_option_value_is_an_options_line_and_new_rules(tmp_path):
+    """A spec folder as a side: qr with mode 'economic', a copy of 'reduced'."""
+    old = tmp_path / "old"
+    new = tmp_path / "new"
+    for folder in (old, new):
+        folder.mkdir()
+    (old / "qr.yaml").write_text(QR.read_text(encoding="utf-8"), encoding="utf-8")
+    text = QR.read_text(encoding="utf-8")
+    text = text.replace("mode: {values: [reduced, complete, r], default: reduced}",
+                        "mode: {values: [reduced, complete, r, economic], default: reduced}")
+    text = text.replace("  - when: {mode: r}\n",
+                        "  - when: {mode: economic}\n    native: {mode: reduced}\n"
+                        "    outputs:\n"
+                        "      Q: {shape: [m, k], structure: orthonormal_columns}\n"
+                        "      R: {shape: [k, n], structure: upper_triangular, diagonal: real}\n"
+                        "    defining: [\"A = Q @ R\", \"Q.H @ Q = I\"]\n"
+                        "    cases:\n"
+                        "      - when: \"m >= n\"\n        jvp: *tall_jvp\n        vjp: *tall_vjp\n"
+                        "      - when: \"m < n\"\n        jvp: *wide_jvp\n        vjp: *wide_vjp\n\n"
+                        "  - when: {mode: r}\n", 1)
+    text = text.replace("delegate: {option: pivoting, call: \"qr_pivoted(A, mode=mode)\"}\n", "")
+    (new / "qr.yaml").write_text(text, encoding="utf-8")
+    (old / "qr.yaml").write_text(QR.read_text(encoding="utf-8").replace(
+        "delegate: {option: pivoting, call: \"qr_pivoted(A, mode=mode)\"}\n", ""),
+        encoding="utf-8")
+    result = cli(str(old), str(new), "--summary", "--no-pages")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert ("spec qr: options mode in ['reduced', 'complete', 'r'] (default 'reduced') -> "
+            "mode in ['reduced', 'complete', 'r', 'economic'] (default 'reduced')") in lines
+    added = sorted(line for line in lines if line.startswith("rule "))
+    assert added == [
+        "rule qr mode=economic [m < n] jvp: added (written in the spec)",
+        "rule qr mode=economic [m < n] vjp: added (written in the spec)",
+        "rule qr mode=economic [m >= n] jvp: added (written in the spec)",
+        "rule qr mode=economic [m >= n] vjp: added (written in the spec)"]
+    assert not any("+++" in line for line in lines)  # --summary: no unified diff
+
+
+def test_a_side_that_is_nothing_is_bad_input():
+    result = cli("no-such-revision-or-file")
+    assert result.returncode == 2
+    assert "'no-such-revision-or-file' is not a spec file, a spec folder or a git revision" \
+        in result.stderr
