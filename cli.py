@@ -29,7 +29,19 @@ from generator.spec import SpecError  # noqa: E402
 def cmd_generate(args) -> int:
     from generator import pipeline
 
-    files = pipeline.render(Path(args.spec_dir))
+    targets = {}
+    for target in args.target or []:
+        backend, sep, version = target.partition("==")
+        if not sep or backend not in ("numpy", "torch", "jax", "cupy") or not version:
+            print(f"generate: --target takes BACKEND==VERSION (numpy, torch, jax, cupy), "
+                  f"got {target!r}", file=sys.stderr)
+            return 2
+        targets[backend] = version
+    if targets and args.check:
+        print("generate: --check compares with the signature tables of every version; "
+              "--target is for a deployment", file=sys.stderr)
+        return 2
+    files = pipeline.render(Path(args.spec_dir), targets)
     if args.check:
         from generator import derivation
         from generator.render import load_checked
@@ -136,6 +148,12 @@ def cmd_diff(args) -> int:
     return spec_diff.main(args)
 
 
+def cmd_signatures(args) -> int:
+    from generator import signatures
+
+    return signatures.main(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cli.py", description=__doc__.split("\n")[0])
     parser.add_argument("--spec-dir", default=str(ROOT / "spec"), help="folder of spec YAML files")
@@ -144,6 +162,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("generate", help="write generated/ from spec/")
     p.add_argument("--check", action="store_true",
                    help="write nothing; print a diff and exit 1 if generated/ is stale")
+    p.add_argument("--target", action="append", metavar="BACKEND==VERSION",
+                   help="emit the backend's calls for that version of its library alone (the "
+                        "signature entry whose since/until hold it), instead of every entry "
+                        "chosen at import; repeatable")
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("list", help="list specs, variants, cases and backends")
@@ -205,6 +227,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-pages", action="store_true",
                    help="leave out the derivation pages (they rerun the audit)")
     p.set_defaults(func=cmd_diff)
+
+    p = sub.add_parser("signatures", help="the specs' signature tables against the installed "
+                                          "torch, jax, numpy, scipy and cupy: every keyword, "
+                                          "default or documented value that differs")
+    p.add_argument("names", nargs="*", help="specs to check (default: all)")
+    p.add_argument("--json", action="store_true", help="print the findings as JSON")
+    p.set_defaults(func=cmd_signatures)
     return parser
 
 

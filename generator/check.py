@@ -458,8 +458,8 @@ def _signature_calls(spec: Spec) -> None:
     """Each backend's current call: 'dotted.func(INPUT, ..., keyword=OPTION, ...)'."""
     inputs = {t.name for t in spec.inputs}
     options = {o.name for o in spec.options}
-    for sig in spec.signatures:
-        if sig.until is not None or sig.compute:
+    for sig in spec.signatures:  # every entry: an older one is generated too
+        if sig.compute:
             continue
 
         def fail(msg, sig=sig):
@@ -486,6 +486,55 @@ def _signature_calls(spec: Spec) -> None:
                 continue
             if not (isinstance(k.value, ast.Name) and k.value.id in options):
                 fail(f"keyword {k.arg}= must be given an option name or a constant")
+        _recorded_signature(spec, sig, node, fail)
+
+
+def recorded_parameters(text: str) -> ast.arguments | None:
+    """A signature entry's 'signature' text, "(a, mode='reduced')", parsed (not evaluated)
+    as the parameters of a def; None when it is not one."""
+    try:
+        tree = ast.parse(f"def _recorded{text}: pass", mode="exec")
+    except SyntaxError:
+        return None
+    if len(tree.body) != 1 or not isinstance(tree.body[0], ast.FunctionDef):
+        return None
+    return tree.body[0].args
+
+
+def _recorded_signature(spec: Spec, sig, node: ast.Call, fail) -> None:
+    """The call passes only keywords its recorded signature has, and only values its
+    'accepts' lists (after the entry's 'values' spellings)."""
+    if sig.signature is None:
+        if sig.accepts:
+            fail("accepts needs the function's signature too")
+        return
+    params = recorded_parameters(sig.signature)
+    if params is None:
+        fail(f"signature {sig.signature!r} is not a parameter list such as \"(a, mode='reduced')\"")
+    names = [a.arg for a in (*params.posonlyargs, *params.args, *params.kwonlyargs)]
+    positional = len(params.posonlyargs) + len(params.args)
+    if len(node.args) > positional and params.vararg is None:
+        fail(f"passes {len(node.args)} positional arguments; its signature takes {positional}")
+    for k in node.keywords:
+        if k.arg not in names and params.kwarg is None:
+            fail(f"keyword {k.arg}= is not in its signature {sig.signature}")
+    accepts = dict(sig.accepts)
+    for keyword in accepts:
+        if keyword not in names:
+            fail(f"accepts: '{keyword}' is not in its signature {sig.signature}")
+    mapped = {opt: dict(pairs) for opt, pairs in sig.values}
+    for k in node.keywords:
+        if isinstance(k.value, ast.Constant) and k.arg in accepts \
+                and k.value.value not in accepts[k.arg]:
+            fail(f"passes {k.arg}={k.value.value!r}, which accepts.{k.arg} does not list")
+        if isinstance(k.value, ast.Name) and k.arg in accepts:
+            for v in spec.variants:  # the option's value each variant's call is made with
+                value = dict(v.native).get(k.value.id)
+                if value is None:
+                    continue
+                passed = mapped.get(k.value.id, {}).get(value, value)
+                if passed not in accepts[k.arg]:
+                    fail(f"passes {k.arg}={passed!r}, which accepts.{k.arg} does not list")
 
 
 def framework_call(spec: Spec) -> tuple[str, list[str], list[tuple[str, str]]] | None:

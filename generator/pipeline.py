@@ -17,9 +17,10 @@ def spec_paths(spec_dir: Path = SPEC_DIR) -> list[Path]:
     return sorted(spec_dir.glob("*.yaml"))
 
 
-def render(spec_dir: Path = SPEC_DIR) -> dict[str, str]:
-    """{path relative to the repository root: text} for every generated file."""
-    return render_tree(load_checked(spec_paths(spec_dir)))
+def render(spec_dir: Path = SPEC_DIR, targets: dict[str, str] | None = None) -> dict[str, str]:
+    """{path relative to the repository root: text} for every generated file; ``targets``:
+    {backend: library version} to emit for (generate --target)."""
+    return render_tree(load_checked(spec_paths(spec_dir)), targets)
 
 
 def write(files: dict[str, str], root: Path = ROOT) -> None:

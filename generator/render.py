@@ -84,13 +84,47 @@ class NativeCall:
 HOST_ALIASES = {"numpy": "_np", "scipy": "_scipy"}
 
 
-def parse_native_call(spec: Spec, backend: str) -> NativeCall:
-    """The current (no 'until') signature entry of one backend, parsed without evaluating."""
+def current_entry(spec: Spec, backend: str, version: str | None = None):
+    """A backend's signature entry: the current one (its last without 'until'), or the one
+    whose [since, until) holds ``version`` (generate --target)."""
+    if version is not None:
+        mine = [s for s in spec.signatures if s.backend == backend]
+        entries = [s for s in mine if entry_holds(s, version_tuple(version))]
+        if not entries:
+            raise SpecError(spec.path, mine[0].line if mine else 1,
+                            f"signatures.{backend}: no entry for version {version}")
+        return entries[-1]
     entries = [s for s in spec.signatures if s.backend == backend and s.until is None]
     if not entries:
         raise SpecError(spec.path, 1, f"signatures.{backend}: no current entry (one without "
                                       f"'until')")
-    sig = entries[-1]
+    return entries[-1]
+
+
+def version_tuple(text: str) -> tuple[int, ...]:
+    """The leading numeric components of a version string: '2.13.0+cpu' -> (2, 13, 0)."""
+    parts = []
+    for piece in text.split("."):
+        digits = re.match(r"\d+", piece)
+        if digits is None:
+            break
+        parts.append(int(digits.group()))
+        if digits.group() != piece:
+            break
+    return tuple(parts)
+
+
+def entry_holds(sig, version: tuple[int, ...]) -> bool:
+    """Whether a signature entry's [since, until) holds the version."""
+    if sig.since is not None and version < version_tuple(sig.since):
+        return False
+    return sig.until is None or version < version_tuple(sig.until)
+
+
+def parse_native_call(spec: Spec, backend: str, sig=None) -> NativeCall:
+    """A signature entry of one backend (default: the current one), parsed without
+    evaluating."""
+    sig = sig if sig is not None else current_entry(spec, backend)
     if sig.compute:
         return NativeCall("", (), (), compute=True)
 
@@ -322,10 +356,39 @@ def shape_equalities(spec: Spec) -> list[tuple[str, str, str]]:
     return out
 
 
-def spec_context(backend: str, checked: CheckedSpec) -> dict:
+def _older_entries(printer_cls, checked: CheckedSpec, backend: str, current) -> list[dict]:
+    """The backend's entries for older library versions ('until'), each a primal of its
+    own, chosen at import by the installed version of the called library."""
+    out = []
+    for sig in checked.spec.signatures:
+        if sig.backend != backend or sig is current or sig.until is None:
+            continue
+        call = parse_native_call(checked.spec, backend, sig)
+        root = sig.call.split(".")[0] if not sig.compute else None
+        aliases = HOST_ALIASES if call.host else printer_cls.ALIASES
+        library = aliases.get(LIBRARY_OF.get(root, root), root)
+        bounds = [f"_LIBRARY_VERSION >= {version_tuple(sig.since)!r}"] if sig.since else []
+        bounds.append(f"_LIBRARY_VERSION < {version_tuple(sig.until)!r}")
+        out.append({"suffix": "until_" + re.sub(r"\W", "_", sig.until),
+                    "call": sig.call or "computed", "library": library,
+                    "condition": " and ".join(bounds),
+                    "variants": [_variant_context(printer_cls, checked, v, call)
+                                 for v in checked.variants]})
+    return out
+
+
+# the package whose __version__ a call's version bounds compare (cupyx is CuPy's)
+LIBRARY_OF = {"cupyx": "cupy"}
+
+
+def spec_context(backend: str, checked: CheckedSpec, target: str | None = None) -> dict:
+    """The template context of one spec for one backend; ``target``: the version of the
+    backend's library to emit for alone (generate --target), instead of every entry."""
     printer_cls = BACKENDS[backend].Printer
     spec = checked.spec
-    call = parse_native_call(spec, backend)
+    entry = current_entry(spec, backend, target)
+    call = parse_native_call(spec, backend, entry)
+    older = [] if target is not None else _older_entries(printer_cls, checked, backend, entry)
     return {
         "header": header(spec.path, spec.sha256),
         "name": spec.name,
@@ -347,8 +410,17 @@ def spec_context(backend: str, checked: CheckedSpec) -> dict:
         "complexes": [o.complex_valued for o in spec.variants[0].outputs],
         "returns_text": _returns_text(spec),
         "variants": [_variant_context(printer_cls, checked, v, call) for v in checked.variants],
+        # older signature entries: a primal each, picked at import by the library's version
+        "older_entries": older,
         "framework": _framework_context(spec),
         "delegate": _delegate_context(spec),
+        # old spellings of options (the spec's 'aliases'): (keyword, option, {old: new},
+        # the option's default)
+        "aliases": [(alias, option,
+                     "(" + ", ".join(f"({py_literal(a)}, {py_literal(b)})" for a, b in pairs)
+                     + ("," if len(pairs) == 1 else "") + ")",
+                     py_literal(spec.option(option).default))
+                    for alias, option, pairs, _ in spec.aliases],
         # the primal runs NumPy/SciPy code on host copies (torch: a vmap rule of its own)
         "host": call.host,
     }
@@ -444,8 +516,11 @@ def _template_hash(backend: str) -> str:
     return digest.hexdigest()
 
 
-def render_tree(specs: list[CheckedSpec]) -> dict[str, str]:
-    """Every generated file, as {path relative to the repository root: text}."""
+def render_tree(specs: list[CheckedSpec], targets: dict[str, str] | None = None
+                ) -> dict[str, str]:
+    """Every generated file, as {path relative to the repository root: text}.  ``targets``:
+    {backend: library version} to emit for that version's signature entries alone."""
+    targets = targets or {}
     check_frameworks(specs)
     env = _environment()
     files: dict[str, str] = {}
@@ -455,7 +530,7 @@ def render_tree(specs: list[CheckedSpec]) -> dict[str, str]:
                       .hexdigest()),
         backends=list(BACKENDS))
     for backend, config in BACKENDS.items():
-        contexts = [spec_context(backend, c) for c in specs]
+        contexts = [spec_context(backend, c, targets.get(backend)) for c in specs]
         base = f"generated/{backend}"
         common = {"backend": backend, "specs": contexts,
                   "header": header(f"templates/{backend}/", _template_hash(backend))}

@@ -269,6 +269,11 @@ class Signature:
     # True: a NumPy/SciPy function called on host copies of the arrays (a backend without
     # the routine, e.g. pivoted QR in torch and CuPy); its results are moved back
     host: bool = False
+    # the called function's own signature, as the library declares it (text, e.g.
+    # "(a, mode='reduced')"; checked against the installed library by `cli.py signatures`)
+    signature: str | None = None
+    # keyword -> every value the library's documentation lists for it (its 'mode' values)
+    accepts: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -307,6 +312,9 @@ class Spec:
     # 'delegate': a boolean keyword of the public functions (False by default) that, True,
     # makes the operation another spec's call (qr(A, pivoting=True) is qr_pivoted(A, ...))
     delegate: tuple[str, str, int] | None = None  # (keyword, call text, line)
+    # 'aliases': old spellings of an option the public functions still take, with a
+    # DeprecationWarning: (alias, option, ((alias value, option value), ...), line)
+    aliases: tuple[tuple[str, str, tuple[tuple[object, object], ...], int], ...] = ()
     # named values of the primitive dimensions that the audit and tests use when they are
     # not one m x n (or n x n) input's: {name: ((dim, value), ...)}, zero-size ones too
     shapes: tuple[tuple[str, tuple[tuple[str, int], ...]], ...] = ()
@@ -329,6 +337,37 @@ VECTOR_STRUCTURES = ("general", "real", "positive", "pivots", "indices")
 INDEX_STRUCTURES = ("pivots", "indices")
 DIAGONALS = ("any", "real", "unit", "positive")
 ORDERS = ("ascending", "descending")
+
+
+def _aliases(path, r: "_Reader", options, inputs, delegate) -> tuple:
+    """'aliases': {old keyword: {option, values: [[old value, option value], ...]}}."""
+    data = r.pop("aliases", _Map, default=_Map())
+    known = {o.name: o for o in options}
+    taken = set(known) | {t.name for t in inputs} | ({delegate[0]} if delegate else set())
+    out = []
+    for alias, entry in data.items():
+        line = data.key_lines[alias]
+        _check_name(path, alias, line, "aliases")
+        if alias in taken:
+            raise SpecError(path, line, f"aliases: '{alias}' already names an option, an input "
+                                        f"or the delegate")
+        ar = _Reader(path, entry, f"aliases.{alias}", data.value_lines[alias])
+        option = ar.pop("option", str)
+        if option not in known:
+            raise SpecError(path, ar.line_of("option"), f"aliases.{alias}: '{option}' is not "
+                                                        f"an option")
+        values = ar.pop("values", _List)
+        if not values or not all(isinstance(p, _List) and len(p) == 2 for p in values):
+            raise SpecError(path, ar.line_of("values"), f"aliases.{alias}.values must be a "
+                                                        f"list of [old value, option value]")
+        for old, new in values:
+            if type(old) not in (str, bool) or not _is_value(new, known[option].values):
+                raise SpecError(path, ar.line_of("values"),
+                                f"aliases.{alias}.values: {_show(old)} -> {_show(new)}: the "
+                                f"option's values are {', '.join(map(_show, known[option].values))}")
+        ar.done()
+        out.append((str(alias), option, tuple((old, new) for old, new in values), line))
+    return tuple(out)
 
 
 def _signature_values(path, sr: "_Reader", options) -> tuple:
@@ -699,9 +738,19 @@ def load_spec(path: str | Path, display_path: str | None = None) -> Spec:
             if host and not call.startswith(("numpy.", "scipy.")):
                 raise SpecError(shown, sr.line_of("host"), f"signatures.{backend}: host is for "
                                                            f"a numpy. or scipy. call")
+            recorded = sr.pop("signature", str, required=False)
+            accepts_data = sr.pop("accepts", _Map, default=_Map())
+            accepts = []
+            for keyword, listed in accepts_data.items():
+                if not (isinstance(listed, _List) and listed
+                        and all(isinstance(x, str) for x in listed)):
+                    raise SpecError(shown, accepts_data.value_lines[keyword],
+                                    f"signatures.{backend}.accepts.{keyword} must be a "
+                                    f"non-empty list of strings")
+                accepts.append((str(keyword), tuple(listed)))
             signatures.append(Signature(backend, call, entries.item_lines[i], since, until,
                                         batched, base, tuple(transposed), compute, values,
-                                        host))
+                                        host, recorded, tuple(accepts)))
             sr.done()
         if all(s.until is not None for s in signatures if s.backend == backend):
             raise SpecError(shown, sig_data.value_lines[backend],
@@ -738,11 +787,13 @@ def load_spec(path: str | Path, display_path: str | None = None) -> Spec:
                                                          f"already names an option or input")
         delegate = (keyword, dr.pop("call", str), r.line_of("delegate"))
         dr.done()
+    aliases = _aliases(shown, r, options, inputs, delegate)
     r.done()
     return Spec(name=name, path=shown, sha256=hashlib.sha256(raw).hexdigest(), summary=summary,
                 references=tuple(references), dims=dims, inputs=inputs, options=options,
                 variants=variants, signatures=tuple(signatures), notes=notes,
                 benchmarks=benchmarks, framework=framework, delegate=delegate,
+                aliases=aliases,
                 shapes=tuple(shapes),
                 line_of={"dims": data.value_lines["dims"], **dim_lines,
                          **({"shapes": data.value_lines["shapes"]} if "shapes" in data else {}),

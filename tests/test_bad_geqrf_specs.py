@@ -20,9 +20,9 @@ CASES = [
      "sample: +: operands have shapes"),
     ("sample-not-text", SAMPLE_TAU, "      tau: [1]\n      x: \"2 * recip(", 73,
      "sample must be text"),
-    ("transposed-vector", "transposed: [a]}", "transposed: [tau]}", 127,
+    ("transposed-vector", "transposed: [a],", "transposed: [tau],", 127,
      "transposed: 'tau' is not a matrix output"),
-    ("transposed-not-a-list", "transposed: [a]}", "transposed: a}", 127,
+    ("transposed-not-a-list", "transposed: [a],", "transposed: a,", 127,
      "signatures.numpy.transposed must be a list"),
 ]
 

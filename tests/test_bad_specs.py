@@ -242,8 +242,8 @@ CASES = [
     Bad("input-shape-contradicts-dims", 50, "[m, n]", "[n, m]", 50,
         ("input A: its rows are 'n', but dims says m = rows(A)",)),
     # -- signatures
-    Bad("signature-without-current-entry", 157, '(A, mode=mode)"}',
-        '(A, mode=mode)", until: "2.0"}', 157,
+    Bad("signature-without-current-entry", 157, 'accepts: {mode: [reduced, complete, r]}}',
+        'accepts: {mode: [reduced, complete, r]}, until: "2.0"}', 157,
         ("signatures.torch: no current entry (one without 'until')",)),
     Bad("signature-call-argument", 157, "qr(A, mode=mode)", "qr(B, mode=mode)", 157,
         ("signatures.torch: positional arguments must be input names",)),

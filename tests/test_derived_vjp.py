@@ -8,8 +8,6 @@ committed backend's hand-written one.
 from __future__ import annotations
 
 import importlib
-import importlib.util
-import itertools
 import shutil
 import sys
 from pathlib import Path
@@ -18,14 +16,12 @@ import numpy as np
 import pytest
 
 from fake_cupy import FakeCupy
+from generated_packages import load_package
 from generator import pipeline
 from generator.check import check_spec
 from generator.spec import load_spec
 
 ROOT = Path(__file__).resolve().parent.parent
-_ids = itertools.count()
-
-
 @pytest.fixture(scope="module")
 def derived_tree(tmp_path_factory):
     text = (ROOT / "spec" / "qr.yaml").read_text()
@@ -41,22 +37,6 @@ def derived_tree(tmp_path_factory):
     files = pipeline.render(root / "spec")
     pipeline.write(files, root)
     return root, files
-
-
-def load_package(package_dir: Path) -> dict:
-    """Import a generated backend package under a private name: {submodule: module}."""
-    name = f"_factorules_derived_{next(_ids)}"
-    spec = importlib.util.spec_from_file_location(
-        name, package_dir / "__init__.py", submodule_search_locations=[str(package_dir)])
-    package = importlib.util.module_from_spec(spec)
-    sys.modules[name] = package
-    try:
-        spec.loader.exec_module(package)
-        prefix = name + "."
-        return {k[len(prefix):]: m for k, m in sys.modules.items() if k.startswith(prefix)}
-    finally:
-        for key in [k for k in sys.modules if k == name or k.startswith(name + ".")]:
-            del sys.modules[key]
 
 
 def test_the_derived_rule_is_printed_with_zero_padding(derived_tree):

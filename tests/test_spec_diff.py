@@ -21,9 +21,9 @@ def test_an_edited_rule_and_call_are_named_and_diffed(tmp_path):
     text = QR.read_text(encoding="utf-8")
     assert text.count(B_LINE) == 1
     edited = text.replace(B_LINE, B_LINE.replace("B = Q.H @ C", "B = (C.H @ Q).H")).replace(
-        'numpy: [{call: "numpy.linalg.qr(A, mode=mode)"}]',
+        'numpy: [{call: "numpy.linalg.qr(A, mode=mode)",',
         'numpy: [{call: "scipy.linalg.qr(A, mode=mode)", '
-        'values: {mode: {reduced: economic, complete: full}}}]')
+        'values: {mode: {reduced: economic, complete: full}},')
     new = tmp_path / "edited.yaml"  # any file name: the spec's own name places it
     new.write_text(edited, encoding="utf-8")
     result = cli(str(QR), str(new))

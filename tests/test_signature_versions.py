@@ -1,0 +1,71 @@
+"""A spec's signature table picks the call for the installed library version: spec/qr.yaml
+gives torch.qr(A, some=...) for torch before 1.8 and torch.linalg.qr(A, mode=...) since.
+The generated torch module chooses at import; `generate --target torch==1.7` emits the old
+call alone, and that module computes what the current one does."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import generated.torch as current
+from generated_packages import load_package
+from generator import pipeline
+from generator.render import ROOT, load_checked, render_tree
+from generator.spec import SpecError
+
+
+@pytest.fixture(scope="module")
+def torch_1_7(tmp_path_factory):
+    """generated/ for torch 1.7: every torch call from the entries that hold 1.7."""
+    root = tmp_path_factory.mktemp("target")
+    # the specs with an entry for torch 1.7 (torch.linalg, which the others call, is 1.8's)
+    specs = [ROOT / "spec" / "qr.yaml", ROOT / "spec" / "qr_pivoted.yaml"]
+    files = render_tree(load_checked(specs, display_dir="spec"), {"torch": "1.7"})
+    pipeline.write(files, root)
+    return files, load_package(root / "generated" / "torch")
+
+
+def test_the_target_emits_the_old_call_alone(torch_1_7):
+    files, _ = torch_1_7
+    text = files["generated/torch/qr.py"]
+    assert "_torch.qr(A, some=True)" in text and "_torch.qr(A, some=False)" in text
+    assert "_torch.linalg.qr(" not in text and "_LIBRARY_VERSION" not in text
+    # the other backends, and a torch spec whose entry holds every version, are as committed
+    committed = pipeline.on_disk()
+    assert files["generated/numpy/qr.py"] == committed["generated/numpy/qr.py"]
+    assert files["generated/torch/qr_pivoted.py"] == committed["generated/torch/qr_pivoted.py"]
+
+
+@pytest.mark.filterwarnings("ignore:torch.qr is deprecated:UserWarning")  # the old call's
+@pytest.mark.parametrize("mode", ["reduced", "complete", "r"])
+@pytest.mark.parametrize("shape", [(2, 6, 4), (2, 3, 5)], ids=["tall", "wide"])
+def test_the_old_call_computes_what_the_current_one_does(torch_1_7, mode, shape):
+    _, modules = torch_1_7
+    old = modules["qr"]
+    a = torch.tensor(np.random.default_rng(0).standard_normal(shape), requires_grad=True)
+    q0, r0 = current.qr(a, mode=mode)
+    q1, r1 = old.qr(a, mode=mode)
+    assert torch.equal(r0, r1) and torch.equal(q0, q1)
+    (g0,) = torch.autograd.grad(r0.sum(), a)
+    (g1,) = torch.autograd.grad(r1.sum(), a)
+    assert torch.equal(g0, g1)
+
+
+@pytest.mark.filterwarnings("ignore:torch.qr is deprecated:UserWarning")
+def test_the_committed_module_chooses_by_the_installed_version(monkeypatch):
+    module = load_package(ROOT / "generated" / "torch")["qr"]
+    assert module._primal.__name__ == "_primal"  # torch 2.13: torch.linalg.qr
+    monkeypatch.setattr(torch, "__version__", "1.7.1")
+    old = load_package(ROOT / "generated" / "torch")["qr"]
+    assert old._primal.__name__ == "_primal_until_1_8"
+    a = torch.tensor(np.random.default_rng(1).standard_normal((5, 3)))
+    assert torch.equal(old.qr(a).R, current.qr(a).R)
+
+
+def test_a_target_no_entry_holds_is_a_spec_error():
+    """cholesky calls torch.linalg.cholesky, since torch 1.8."""
+    with pytest.raises(SpecError, match="signatures.torch: no entry for version 1.7") as err:
+        render_tree(load_checked([ROOT / "spec" / "cholesky.yaml"]), {"torch": "1.7"})
+    text = (ROOT / "spec" / "cholesky.yaml").read_text(encoding="utf-8")
+    assert err.value.line == text[:text.index("  torch: [{")].count("\n") + 1
