@@ -105,13 +105,9 @@ def render_side(side: Side, pages: bool = True) -> Rendered:
         options[name] = ", ".join(f"{o.name} in {list(o.values)} (default {o.default!r})"
                                   for o in c.spec.options) or "none"
         for backend in BACKENDS:
-            call = parse_native_call(c.spec, backend)
-            calls[(name, backend)] = "computed from the spec's primal" if call.compute else (
-                f"{call.func}({', '.join(call.args)}"
-                + "".join(f", {k}={opt or repr(value)}" for k, opt, value in call.keywords)
-                + ")" + "".join(f" {opt}: " + ", ".join(f"{a}->{b}" for a, b in pairs)
-                                for opt, pairs in call.values)
-                + (" on host" if call.host else "") + ("" if call.batched else " unbatched"))
+            calls[(name, backend)] = "; ".join(
+                _call_text(parse_native_call(c.spec, backend, sig), sig)
+                for sig in c.spec.signatures if sig.backend == backend)
         for cv in c.variants:
             for case in cv.cases:
                 for rule in (case.jvp, case.vjp):
@@ -119,6 +115,19 @@ def render_side(side: Side, pages: bool = True) -> Rendered:
                     rules[(name, cv.variant.label, case.condition.text, rule.kind)] = (
                         text, rule.derived)
     return Rendered(files, rules, options, calls)
+
+
+def _call_text(call, sig) -> str:
+    """A signature entry in one line: its call, spellings, host/batch flags and versions."""
+    text = "computed from the spec's primal" if call.compute else (
+        f"{call.func}({', '.join(call.args)}"
+        + "".join(f", {k}={opt or repr(value)}" for k, opt, value in call.keywords)
+        + ")" + "".join(f" {opt}: " + ", ".join(f"{a}->{b}" for a, b in pairs)
+                        for opt, pairs in call.values)
+        + (" on host" if call.host else "") + ("" if call.batched else " unbatched"))
+    bounds = ([f"since {sig.since}"] if sig.since else []) + (
+        [f"until {sig.until}"] if sig.until else [])
+    return text + (f" ({', '.join(bounds)})" if bounds else "")
 
 
 def _changed_lines(old: str, new: str) -> tuple[int, int]:
@@ -144,7 +153,7 @@ def summary(old: Rendered, new: Rendered) -> list[str]:
             lines.append(f"spec {name}: options {old.options[name]} -> {new.options[name]}")
     for key in sorted(set(old.calls) & set(new.calls)):
         if old.calls[key] != new.calls[key]:
-            lines.append(f"spec {key[0]}: {key[1]} call {old.calls[key]} -> {new.calls[key]}")
+            lines.append(f"spec {key[0]}: {key[1]} calls {old.calls[key]} -> {new.calls[key]}")
     unchanged = 0
     for key in sorted(set(old.rules) | set(new.rules)):
         name, variant, case, kind = key

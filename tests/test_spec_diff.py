@@ -31,8 +31,9 @@ def test_an_edited_rule_and_call_are_named_and_diffed(tmp_path):
     out = result.stdout
     lines = out.splitlines()
     assert lines[0] == f"diff: {QR} -> {new}"
-    assert ("spec qr: numpy call numpy.linalg.qr(A, mode=mode) -> scipy.linalg.qr(A, mode=mode) "
+    assert ("spec qr: numpy calls numpy.linalg.qr(A, mode=mode) -> scipy.linalg.qr(A, mode=mode) "
             "mode: reduced->economic, complete->full") in lines
+    # torch's table, two entries, is as it was: no line
     # the edited statement is in the JVP shared (a YAML anchor) by three cases
     changed = [line for line in lines if line.startswith("rule ")]
     assert changed == [
@@ -99,3 +100,21 @@ def test_a_side_that_is_nothing_is_bad_input():
     assert result.returncode == 2
     assert "'no-such-revision-or-file' is not a spec file, a spec folder or a git revision" \
         in result.stderr
+
+
+def test_an_entry_for_older_versions_is_a_calls_line(tmp_path):
+    """docs/signature-changes.md's example, backwards: qr without torch.qr's entry."""
+    text = QR.read_text(encoding="utf-8")
+    old_entry = ('{until: "1.8", call: "torch.qr(A, some=mode)", values: {mode: {reduced: true, '
+                 'complete: false}}, signature: "(input, some=True, *, out=None)"}, ')
+    assert text.count(old_entry) == 1
+    new = tmp_path / "qr.yaml"
+    new.write_text(text.replace(old_entry, ""), encoding="utf-8")
+    result = cli(str(QR), str(new), "--summary", "--no-pages")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert ("spec qr: torch calls torch.qr(A, some=mode) mode: reduced->True, complete->False "
+            "(until 1.8); torch.linalg.qr(A, mode=mode) (since 1.8) -> "
+            "torch.linalg.qr(A, mode=mode) (since 1.8)") in lines
+    assert "file generated/torch/qr.py: +1 -19" in lines
+    assert not any(line.startswith("rule ") for line in lines)
