@@ -69,3 +69,41 @@ def test_a_target_no_entry_holds_is_a_spec_error():
         render_tree(load_checked([ROOT / "spec" / "cholesky.yaml"]), {"torch": "1.7"})
     text = (ROOT / "spec" / "cholesky.yaml").read_text(encoding="utf-8")
     assert err.value.line == text[:text.index("  torch: [{")].count("\n") + 1
+
+
+SCIPY_ENTRY = ('  numpy: [{call: "scipy.linalg.qr(A, mode=mode)", batched: false, '
+               'values: {mode: {reduced: economic, complete: full}}, '
+               'signature: "(a, overwrite_a=False, lwork=None, mode=\'full\', pivoting=False, '
+               'check_finite=True)", accepts: {mode: [full, r, economic, raw]}}]')
+
+
+def test_a_changed_entry_is_followed_by_the_generated_code(tmp_path):
+    """qr's NumPy entry changed to SciPy's qr (other mode names, one matrix at a time) in a
+    copy of the specs: the regenerated module calls it and computes what the committed one
+    does (outputs, tangents, cotangents; every mode; a stack; tall and wide)."""
+    spec_dir = tmp_path / "spec"
+    spec_dir.mkdir()
+    text = (ROOT / "spec" / "qr.yaml").read_text(encoding="utf-8")
+    entry = next(line for line in text.splitlines() if line.startswith("  numpy: [{call:"))
+    (spec_dir / "qr.yaml").write_text(text.replace(entry, SCIPY_ENTRY), encoding="utf-8")
+    (spec_dir / "qr_pivoted.yaml").write_text(
+        (ROOT / "spec" / "qr_pivoted.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    files = pipeline.render(spec_dir)
+    assert "_unbatched(lambda *_m: _scipy.linalg.qr(*_m, mode='economic'), A)" in \
+        files["generated/numpy/qr.py"]
+    pipeline.write(files, tmp_path)
+    changed = load_package(tmp_path / "generated" / "numpy")["qr"]
+    import generated.numpy as committed
+    rng = np.random.default_rng(2)
+    for shape in [(2, 6, 4), (2, 3, 5)]:
+        a, da = rng.standard_normal(shape), rng.standard_normal(shape)
+        for mode in ("reduced", "complete", "r"):
+            out, tangents = changed.qr_jvp(a, da, mode=mode)
+            ref, ref_tangents = committed.qr_jvp(a, da, mode=mode)
+            assert all(np.allclose(x, y, rtol=0, atol=1e-12) for x, y in zip(out, ref))
+            assert all((x is None and y is None) or np.allclose(x, y, rtol=0, atol=1e-10)
+                       for x, y in zip(tangents, ref_tangents))
+            _, pullback = changed.qr_vjp(a, mode=mode)
+            _, ref_pullback = committed.qr_vjp(a, mode=mode)
+            g = rng.standard_normal(ref.R.shape)
+            assert np.allclose(pullback(gR=g), ref_pullback(gR=g), rtol=0, atol=1e-10)
