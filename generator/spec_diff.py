@@ -89,14 +89,22 @@ class Rendered:
     calls: dict[tuple, str]     # (spec, backend) -> the native call, as text
 
 
-def render_side(side: Side, pages: bool = True) -> Rendered:
+def _texts(side: Side) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(side.spec_dir.glob("*.yaml"))}
+
+
+def render_side(side: Side, pages: bool | set = True) -> Rendered:
+    """``pages``: whether to render the derivation pages, or the spec file names to render
+    them for (a page is a function of its spec alone: those of specs alike on both sides
+    are alike, and are not rendered, since each reruns the audit)."""
     from . import derivation
 
     try:
         checked = load_checked(sorted(side.spec_dir.glob("*.yaml")), display_dir=SPEC_FOLDER)
         files = render_tree(checked)
         if pages:
-            files.update(derivation.render(checked))
+            files.update(derivation.render(
+                [c for c in checked if pages is True or Path(c.spec.path).name in pages]))
     except SpecError as err:
         raise DiffError(f"{side.label}: {err}") from None
     rules, options, calls = {}, {}, {}
@@ -207,8 +215,12 @@ def main(args) -> int:
         try:
             old_side = materialize(args.old, workdir, base)
             new_side = materialize(args.new, workdir, base)
-            old = render_side(old_side, pages=not args.no_pages)
-            new = render_side(new_side, pages=not args.no_pages)
+            before, after = _texts(old_side), _texts(new_side)
+            changed = {name for name in set(before) | set(after)
+                       if before.get(name) != after.get(name)}
+            pages = set() if args.no_pages else changed
+            old = render_side(old_side, pages=pages)
+            new = render_side(new_side, pages=pages)
         except DiffError as err:
             print(f"diff: {err}", file=sys.stderr)
             return 2
