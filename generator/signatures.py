@@ -23,7 +23,7 @@ import sys
 from dataclasses import asdict, dataclass, field
 
 from .check import recorded_parameters
-from .render import entry_holds, version_tuple
+from .render import LIBRARY_OF, entry_holds, version_tuple
 from .spec import Signature, Spec
 
 # Parameter kinds, in the order Python declares them.
@@ -36,7 +36,6 @@ _INSPECT_KINDS = {
     inspect.Parameter.KEYWORD_ONLY: KEYWORD_ONLY,
     inspect.Parameter.VAR_KEYWORD: VAR_KEYWORD,
 }
-NO_DEFAULT = None
 
 
 @dataclass(frozen=True)
@@ -185,7 +184,7 @@ def resolve(dotted: str):
 
 def library_version(root: str) -> str | None:
     """The installed version of a call's root package (cupyx is CuPy's)."""
-    package = {"cupyx": "cupy"}.get(root, root)
+    package = LIBRARY_OF.get(root, root)
     try:
         module = importlib.import_module(package)
     except ImportError:
@@ -274,19 +273,23 @@ def check_spec_signatures(spec: Spec) -> list[Finding]:
             out.append(Finding(spec.name, backend, "", "", "as recorded",
                                note="computed from the spec (no native call)"))
             continue
-        roots = {s.call.split(".")[0] for s in entries if not s.compute}
-        version = next((library_version(r) for r in sorted(roots)), None)
-        if version is None:
+        # each entry's bounds are versions of its own call's library
+        versions = {s.line: library_version(s.call.split(".")[0])
+                    for s in entries if not s.compute}
+        missing = sorted({s.call.split(".")[0] for s in entries
+                          if not s.compute and versions[s.line] is None})
+        current = [s for s in entries if not s.compute and versions[s.line] is not None
+                   and entry_holds(s, version_tuple(versions[s.line]))]
+        if current:
+            out.append(check_entry(spec, current[-1], versions[current[-1].line]))
+        elif missing:
             out.append(Finding(spec.name, backend, entries[-1].call.split("(")[0], "",
                                "not introspected",
-                               note=f"{', '.join(sorted(roots))} is not importable here"))
-            continue
-        current = [s for s in entries if not s.compute and entry_holds(s, version_tuple(version))]
-        if not current:
-            out.append(Finding(spec.name, backend, "", version, "no entry",
-                               [f"no entry covers version {version}"]))
-            continue
-        out.append(check_entry(spec, current[-1], version))
+                               note=f"{', '.join(missing)} is not importable here"))
+        else:
+            shown = ", ".join(sorted({v for v in versions.values() if v}))
+            out.append(Finding(spec.name, backend, "", shown, "no entry",
+                               [f"no entry covers version {shown}"]))
     return out
 
 
