@@ -126,7 +126,6 @@ def test_at_a_tie_the_derivative_is_that_of_the_returned_branch():
     """At the tie the rules differentiate A -> qr(A[:, P]) with the returned P held fixed:
     the finite differences of the unpivoted QR of A[:, P] (sign-normalized like LAPACK's)."""
     a = tie()
-    p = fn.qr_pivoted(a).P
     # column 3 (equal to 1) is not full rank with it: perturb it off the tie but keep the
     # norms tied, so that the pivots stay ambiguous at A and A stays of full rank
     rng = np.random.default_rng(7)
