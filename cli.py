@@ -23,11 +23,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 
-from generator.spec import SpecError  # noqa: E402
+from generator.compiler.spec import SpecError  # noqa: E402
 
 
 def cmd_generate(args) -> int:
-    from generator import pipeline
+    from generator.compiler import pipeline
 
     targets = {}
     for target in args.target or []:
@@ -43,8 +43,8 @@ def cmd_generate(args) -> int:
         return 2
     files = pipeline.render(Path(args.spec_dir), targets)
     if args.check:
-        from generator import derivation
-        from generator.render import load_checked
+        from generator.audit import derivation
+        from generator.compiler.render import load_checked
 
         stale = 0
         diff = pipeline.drift(files)
@@ -69,9 +69,9 @@ def cmd_generate(args) -> int:
 
 
 def cmd_list(args) -> int:
-    from generator import pipeline
-    from generator.printers import BACKENDS
-    from generator.render import load_checked
+    from generator.compiler import pipeline
+    from generator.compiler.printers import BACKENDS
+    from generator.compiler.render import load_checked
 
     rows = []
     for checked in load_checked(pipeline.spec_paths(Path(args.spec_dir))):
@@ -94,19 +94,19 @@ def cmd_list(args) -> int:
 
 
 def cmd_verify(args) -> int:
-    from generator import verify
+    from generator.tools import verify
 
     return verify.main(args)
 
 
 def cmd_audit(args) -> int:
     if args.mutate:
-        from generator import mutate
+        from generator.audit import mutate
 
         return mutate.main(args)
-    from generator import audit
+    from generator.audit import command
 
-    return audit.main(args)
+    return command.main(args)
 
 
 def cmd_new(args) -> int:
@@ -131,25 +131,25 @@ def cmd_new(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from generator import bench
+    from generator.tools import bench
 
     return bench.main(args)
 
 
 def cmd_bench_memory(args) -> int:
-    from generator import memory
+    from generator.tools import memory
 
     return memory.main(args)
 
 
 def cmd_diff(args) -> int:
-    from generator import spec_diff
+    from generator.tools import spec_diff
 
     return spec_diff.main(args)
 
 
 def cmd_signatures(args) -> int:
-    from generator import signatures
+    from generator.tools import signatures
 
     return signatures.main(args)
 
@@ -242,8 +242,8 @@ def check_specs(spec_dir: Path) -> None:
 
     A bad spec fails here, quickly, and before any command writes anything.
     """
-    from generator.check import check_spec
-    from generator.spec import load_spec
+    from generator.compiler.check import check_spec
+    from generator.compiler.spec import load_spec
 
     for path in sorted(spec_dir.glob("*.yaml")):
         try:

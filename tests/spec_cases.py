@@ -2,7 +2,7 @@
 class x dtype x batch, shared by the rule ladder (test_rules.py), the framework harnesses
 (test_torch_harness.py, test_jax_harness.py) and the CuPy checks (cupy_checks.py).
 
-Nothing here names an operation; generator.natives holds the per-op tables: where the native
+Nothing here names an operation; generator.tools.natives holds the per-op tables: where the native
 rule of torch.linalg / jax.numpy.linalg refuses to differentiate or is wrong.  A new spec/<name>.yaml is
 picked up by every parametrized test as it is; it needs an entry there only if its native
 rule refuses or is wrong for some variant or shape.
@@ -15,9 +15,11 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from generator import gauge, natives, sample
-from generator.render import ROOT, load_checked
-from generator.verify import output_dtype, random_like
+from generator.tools import gauge, natives
+from generator.audit import sample
+from generator.compiler.paths import ROOT
+from generator.compiler.render import load_checked
+from generator.tools.verify import output_dtype, random_like
 
 SPECS = load_checked(sorted((ROOT / "spec").glob("*.yaml")))
 
@@ -40,8 +42,8 @@ DTYPES = {"f32": np.float32, "f64": np.float64, "c64": np.complex64, "c128": np.
 BATCHES = {"unbatched": (), "b2": (2,), "b2x3": (2, 3), "b0": (0,)}
 
 
-# Where a framework's native rule refuses (generator.natives.NATIVE_REFUSES) or is wrong
-# (generator.natives.NATIVE_WRONG): the one place that names operations.
+# Where a framework's native rule refuses (generator.tools.natives.NATIVE_REFUSES) or is wrong
+# (generator.tools.natives.NATIVE_WRONG): the one place that names operations.
 NATIVE_REFUSES = natives.NATIVE_REFUSES
 
 
@@ -49,7 +51,7 @@ native_function = natives.native_function
 
 
 def native_rule(framework, op, options, shape) -> str:
-    """'absent', 'refuses', 'wrong' (generator.natives: it differentiates, and disagrees
+    """'absent', 'refuses', 'wrong' (generator.tools.natives: it differentiates, and disagrees
     with finite differences) or 'rule': what ``framework``'s native autodiff of ``op`` does."""
     if native_function(framework, op) is None:
         return "absent"
@@ -68,7 +70,7 @@ def wide64(dtype):
 class Case:
     """One spec, one variant, one shape class, one dtype, one batch shape."""
 
-    checked: object  # generator.check.CheckedSpec
+    checked: object  # generator.compiler.check.CheckedSpec
     cv: object       # one of checked.variants
     shape_name: str
     shape: tuple     # values of the primitive dims
@@ -112,7 +114,7 @@ class Case:
 
     def output_dtypes(self, dtype=None) -> tuple:
         """Per returned output, its dtype for an input of ``dtype`` (by default the case's),
-        as generator.verify.output_dtype derives it from the spec (real eigenvalues of a
+        as generator.tools.verify.output_dtype derives it from the spec (real eigenvalues of a
         complex A, complex eigenvalues of a real one)."""
         dtype = self.dtype if dtype is None else dtype
         return tuple(output_dtype(t, dtype) for t in self.returned)

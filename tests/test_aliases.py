@@ -13,9 +13,9 @@ import torch
 import generated.jax as fj
 import generated.numpy as fn
 import generated.torch as ft
-from generator.check import check_spec
-from generator.render import ROOT
-from generator.spec import SpecError, load_spec
+from generator.compiler.check import check_spec
+from generator.compiler.paths import ROOT
+from generator.compiler.spec import SpecError, load_spec
 
 BACKENDS = {"numpy": (fn, np.asarray), "torch": (ft, torch.tensor), "jax": (fj, jnp.asarray)}
 # (operation, old keyword and value, the new keyword and value)

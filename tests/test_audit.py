@@ -18,11 +18,12 @@ import pytest
 import sympy as sp
 from sympy import MatrixSymbol
 
-from generator import audit, derive, mutate, ops, sample
-from generator import numeric as num
-from generator.check import check_spec
-from generator.expr import Parser
-from generator.spec import Text, load_spec
+from generator.audit import audit, mutate, sample
+from generator.compiler import derive, ops
+from generator.audit import numeric as num
+from generator.compiler.check import check_spec
+from generator.compiler.expr import Parser
+from generator.compiler.spec import Text, load_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = sorted((ROOT / "spec").glob("*.yaml"))

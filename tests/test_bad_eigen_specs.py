@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from generator.check import check_spec
-from generator.spec import SpecError, load_spec
+from generator.compiler.check import check_spec
+from generator.compiler.spec import SpecError, load_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from generator.check import check_spec
-from generator.render import check_frameworks, load_checked
-from generator.spec import SpecError, load_spec
+from generator.compiler.check import check_spec
+from generator.compiler.render import check_frameworks, load_checked
+from generator.compiler.spec import SpecError, load_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 PI = "      Pi: {shape: [n, n], structure: permutation, from_indices: P, returned: hidden}"
@@ -70,7 +70,7 @@ def test_bad_pivoted_spec(case, tmp_path):
     assert words in err.value.message, str(err.value)
 
 
-# a delegate is checked against the other specs (generator.render.check_frameworks)
+# a delegate is checked against the other specs (generator.compiler.render.check_frameworks)
 CROSS = [
     ("delegate-to-no-spec", DELEGATE.replace("qr_pivoted(", "qr_pivotal("),
      "delegate: no spec named 'qr_pivotal'"),

@@ -21,9 +21,9 @@ import pytest
 import sympy
 import sympy.parsing.sympy_parser
 
-from generator import expr
-from generator.check import check_spec
-from generator.spec import SpecError, load_spec
+from generator.compiler import expr
+from generator.compiler.check import check_spec
+from generator.compiler.spec import SpecError, load_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 QR = ROOT / "spec" / "qr.yaml"

@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from generator.render import ROOT
-from generator.spec import load_spec
+from generator.compiler.paths import ROOT
+from generator.compiler.spec import load_spec
 
 SPECS = sorted((ROOT / "spec").glob("*.yaml"))
 
@@ -46,7 +46,7 @@ def test_timings_and_ratios_are_positive_numbers(rows):
             assert r["native_ms"] > 0 and r["ratio"] > 0
         elif r["native"] == "refuses":
             assert r["native_ms"] is None and r["ratio"] is None and r["note"]
-        elif r["native"] == "wrong":  # generator.natives: timed, but fd is the reference
+        elif r["native"] == "wrong":  # generator.tools.natives: timed, but fd is the reference
             assert r["native_ms"] > 0 and r["ratio"] > 0 and r["reference"] == "fd"
             assert (r["spec"], r["backend"], r["options"]) == ("svd", "torch",
                                                                "full_matrices=True"), r
@@ -99,7 +99,7 @@ def _bench_args(*argv):
 
 def _only(monkeypatch, keep):
     """Restrict the plan to the cases for which keep(case) holds."""
-    from generator import bench
+    from generator.tools import bench
 
     real = bench.cases
     monkeypatch.setattr(bench, "cases", lambda checked, quick: [c for c in real(checked, quick)
@@ -107,7 +107,7 @@ def _only(monkeypatch, keep):
 
 
 def test_a_row_that_hangs_or_crashes_is_reported_and_the_others_still_run(monkeypatch, capsys):
-    from generator import bench
+    from generator.tools import bench
 
     real = bench._child_command
 
@@ -136,7 +136,7 @@ def test_a_row_that_hangs_or_crashes_is_reported_and_the_others_still_run(monkey
 
 
 def test_rows_that_did_not_finish_keep_the_json_keys(monkeypatch, capsys):
-    from generator import bench
+    from generator.tools import bench
 
     monkeypatch.setattr(bench, "_child_command",
                         lambda request: [sys.executable, "-c", "raise SystemExit(3)"])

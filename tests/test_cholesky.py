@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from generator import sample
-from generator.verify import JaxBackend, NumpyBackend, TorchBackend, random_like, rel_err
+from generator.audit import sample
+from generator.tools.verify import JaxBackend, NumpyBackend, TorchBackend, random_like, rel_err
 from spec_cases import SPECS
 
 CHOLESKY = next(c for c in SPECS if c.spec.name == "cholesky")

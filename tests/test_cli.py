@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from generator.render import ROOT
+from generator.compiler.paths import ROOT
 from spec_cases import SPECS, native_function
 
 
@@ -76,9 +76,10 @@ def test_verify_passes_every_check_and_reports_json():
 
 # -- cli.py new --------------------------------------------------------------------------------
 def test_new_scaffolds_a_working_commented_spec(tmp_path):
-    from generator import audit, mutate, pipeline
-    from generator.check import check_spec
-    from generator.spec import load_spec
+    from generator.audit import audit, mutate
+    from generator.compiler import pipeline
+    from generator.compiler.check import check_spec
+    from generator.compiler.spec import load_spec
 
     result = cli("--spec-dir", str(tmp_path), "new", "mychol")
     assert result.returncode == 0, result.stderr

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from generator import pipeline
-from generator.render import ROOT
+from generator.compiler import pipeline
+from generator.compiler.paths import ROOT
 
 
 def test_generated_is_in_sync_with_specs():

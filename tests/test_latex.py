@@ -1,5 +1,5 @@
 """LaTeX printer for derivation pages: pinned output (it is committed to docs and checked for
-drift), a rule for every operation of generator.ops, and the same text in every process."""
+drift), a rule for every operation of generator.compiler.ops, and the same text in every process."""
 import inspect
 import os
 import subprocess
@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import sympy as sp
 
-from generator import ops
-from generator.expr import Parser
-from generator.latex import LatexPrinter, latex, latex_equation, latex_name
+from generator.compiler import ops
+from generator.compiler.expr import Parser
+from generator.audit.latex import LatexPrinter, latex, latex_equation, latex_name
 
 ROOT = Path(__file__).resolve().parents[1]
 m, n = sp.symbols("m n", integer=True, nonnegative=True)

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from generator import ops
-from generator.expr import Parser
-from generator.printers import BACKENDS
-from generator.printers.base import PrinterError
+from generator.compiler import ops
+from generator.compiler.expr import Parser
+from generator.compiler.printers import BACKENDS
+from generator.compiler.printers.base import PrinterError
 
 m, n = sp.symbols("m n", integer=True, nonnegative=True)
 NAMES = {"X": sp.MatrixSymbol("X", m, m), "Y": sp.MatrixSymbol("Y", m, n),

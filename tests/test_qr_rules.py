@@ -4,7 +4,7 @@ agreement, native autodiff) runs over every spec in tests/test_rules.py."""
 import numpy as np
 import pytest
 
-from generator.verify import (JaxBackend, NumpyBackend, TorchBackend, random_like, rel_err,
+from generator.tools.verify import (JaxBackend, NumpyBackend, TorchBackend, random_like, rel_err,
                               well_conditioned)
 
 _BACKENDS = {}

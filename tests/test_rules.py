@@ -7,9 +7,10 @@ import re
 import numpy as np
 import pytest
 
-from generator import gauge, sample
-from generator.check import GAUGE_OPTION
-from generator.verify import JaxBackend, NumpyBackend, TorchBackend, inner, rel_err
+from generator.tools import gauge
+from generator.audit import sample
+from generator.compiler.check import GAUGE_OPTION
+from generator.tools.verify import JaxBackend, NumpyBackend, TorchBackend, inner, rel_err
 from spec_cases import DTYPES, cases, wide64
 
 # relative error allowed against a float64 computation of the same quantity
@@ -36,7 +37,7 @@ def problem(case, seed, dtype=None):
 @pytest.mark.parametrize("name", ["numpy", "torch", "jax"])
 def test_jvp_matches_central_finite_differences(name, case):
     """Outputs with a gauge (eigenvectors) at A +- h dA are aligned with those at A first:
-    the derivative is taken in their gauge (generator.gauge)."""
+    the derivative is taken in their gauge (generator.tools.gauge)."""
     b = backend(name)
     rng, x, dx = problem(case, 1)
     outputs, tangents = b.jvp(case.op, x, dx, case.options)
@@ -85,7 +86,7 @@ def test_vjp_is_the_adjoint_of_the_jvp(name, case):
 def test_backend_agrees_with_the_numpy_reference(name, case):
     """Same inputs in every backend; low precision is compared with the float64 reference.
     Outputs with a gauge (eigenvectors), their tangents and the cotangents are carried into
-    the reference's gauge first (generator.gauge)."""
+    the reference's gauge first (generator.tools.gauge)."""
     b = backend(name)
     rng, x, dx = problem(case, 3)
     outputs, tangents = b.jvp(case.op, x, dx, case.options)
@@ -147,15 +148,15 @@ def test_framework_autodiff_and_native_rules(name, case):
     if expected == "refuses":
         assert native == "refuses"
         return
-    if expected == "wrong":  # generator.natives: the native gradient is not this one
+    if expected == "wrong":  # generator.tools.natives: the native gradient is not this one
         assert native not in (None, "refuses")
-        assert rel_err(native[1], grad) > 1e-3, "generator.natives lists a native rule " \
+        assert rel_err(native[1], grad) > 1e-3, "generator.tools.natives lists a native rule " \
                                                 "that agrees here: remove the entry"
         return
     assert native not in (None, "refuses"), \
         f"the native {name} rule of {case.op} gives {native!r} here: spec_cases.NATIVE_REFUSES"
     native_tangents, native_grad = native
-    # a native rule may pick another derivative along the gauge (generator.gauge)
+    # a native rule may pick another derivative along the gauge (generator.tools.gauge)
     native_tangents = gauge.project_tangent(outputs, list(native_tangents), case.cv)
     own = gauge.project_tangent(outputs, tangents, case.cv)
     assert len(native_tangents) == len(own)
@@ -211,7 +212,7 @@ def test_torch_backward_checks_the_gauge(case):
     import torch
 
     import generated.torch as frt
-    from generator.verify import as_tuple
+    from generator.tools.verify import as_tuple
 
     rng, x, _ = problem(case, 7)
     b = backend("torch")
@@ -259,7 +260,7 @@ def test_the_jvp_picks_the_declared_gauge(name, case):
 def test_every_spec_and_variant_is_in_the_ladder():
     """The cases come from spec/*.yaml: every file, every variant, every shape class (an
     operation with several inputs: every variant in tests/test_householder.py's ladder)."""
-    from generator.render import ROOT
+    from generator.compiler.paths import ROOT
     from spec_cases import SHAPES, SPECS, ZERO_SHAPES
     from test_householder import REGULAR
     files = {p.stem for p in (ROOT / "spec").glob("*.yaml")}

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from generator import signatures
-from generator.check import check_spec
-from generator.render import ROOT
-from generator.spec import SpecError, load_spec
+from generator.tools import signatures
+from generator.compiler.check import check_spec
+from generator.compiler.paths import ROOT
+from generator.compiler.spec import SpecError, load_spec
 
 QR = ROOT / "spec" / "qr.yaml"
 NUMPY_ENTRY = ('  numpy: [{call: "numpy.linalg.qr(A, mode=mode)", signature: "(a, mode=\'reduced\')", '

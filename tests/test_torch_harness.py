@@ -2,7 +2,7 @@
 and gradgradcheck (forward AD, batched gradients, forward-over-reverse), torch.vmap,
 torch.func.  An input with a structure (cholesky's Hermitian A) is differentiated through
 X -> op(project(X)), so that the numerical Jacobian sees a function of every entry; outputs
-with a gauge (eigh's eigenvectors) are composed with generator.gauge.fix, the alignment to
+with a gauge (eigh's eigenvectors) are composed with generator.tools.gauge.fix, the alignment to
 their value at the checked point, so that the checked function is gauge invariant (a loss of
 the raw eigenvectors has no derivative, and the pullbacks reject it)."""
 import numpy as np
@@ -10,8 +10,8 @@ import pytest
 import torch
 
 import generated.torch as fr
-from generator import gauge
-from generator.verify import as_tuple
+from generator.tools import gauge
+from generator.tools.verify import as_tuple
 from spec_cases import cases, wide64
 
 TORCH_DTYPES = {"f32": torch.float32, "f64": torch.float64, "c64": torch.complex64,
@@ -25,7 +25,7 @@ def matrix(case, seed=0, requires_grad=True):
 
 
 def project(x, structure):
-    """The input's structure imposed on any X, in torch (generator.sample.project's)."""
+    """The input's structure imposed on any X, in torch (generator.audit.sample.project's)."""
     if structure == "hermitian":
         # conj_physical, not the lazy x.mH: torch 2.13's batched forward AD hits an internal
         # assert on (x + x.mH) / 2 for complex x ("Expected the output of forward

@@ -9,10 +9,10 @@ the samples taken back to back (below 1: generated is faster).
 Before timing, every row checks that the generated derivative is right: against native
 autodiff, or, where native refuses (QR in complete mode with more rows than columns) or the
 framework has no such operation, against central finite differences in float64.  The rows
-are each spec's ``benchmarks``; inputs are drawn from the spec (generator/sample.py).  The relative error is a column of the table; a row
+are each spec's ``benchmarks``; inputs are drawn from the spec (generator/audit/sample.py).  The relative error is a column of the table; a row
 whose error exceeds its tolerance makes the command exit 1.
 
-Each row runs in a process of its own (``python -m generator.bench REQUEST``: the rows as
+Each row runs in a process of its own (``python -m generator.tools.bench REQUEST``: the rows as
 JSON on the command line, each result as one JSON line on stdout), generated and native side
 by side in it as before; ``--quick`` runs the rows of one spec and backend in one process.
 A row that outlives ``--row-timeout`` is killed, and one whose process dies is reported;
@@ -38,8 +38,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import gauge, natives, sample
-from .pipeline import spec_paths
+from . import gauge, natives
+from ..audit import sample
+from ..compiler.paths import ROOT, SPEC_DIR
+from ..compiler.pipeline import spec_paths
 from .verify import as_tuple
 
 # Tolerances on the relative error of the generated derivative: against native autodiff
@@ -53,7 +55,6 @@ MIN_SAMPLE_S = 0.05  # a timed sample repeats a fast call until it lasts about t
 ROW_TIMEOUT_S = 300
 QUICK_ROW_TIMEOUT_S = 60
 RESULT_TAG = "factorules-bench-row "  # the row process's result line: this tag, then JSON
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,7 @@ class Row:
     generated_ms: float | None   # None (and rel_err None): the row did not finish, see note
     native_ms: float | None
     ratio: float | None
-    native: str | None     # "ok", "refuses", "wrong" (generator.natives: timed, checked
+    native: str | None     # "ok", "refuses", "wrong" (generator.tools.natives: timed, checked
                            # against fd instead), or "none" (the framework has no such op)
     rel_err: float | None
     reference: str | None  # what the derivative was checked against: "native" or "fd"
@@ -118,7 +119,7 @@ def _differentiated(checked, case: Case, outputs) -> tuple:
 
 def _cotangents(checked, case: Case, outs, rng, convention: str) -> list:
     """Random cotangents of the returned outputs, of their dtypes (real eigenvalues of a
-    complex input, complex eigenvectors of a real one), projected so that the loss does not depend on a gauge (generator.gauge)."""
+    complex input, complex eigenvectors of a real one), projected so that the loss does not depend on a gauge (generator.tools.gauge)."""
     drawn = []
     for y in outs:
         y = np.asarray(y)
@@ -598,7 +599,7 @@ def _request(spec_path: Path, name: str, rows: list[tuple[int, Case]], repeats: 
 
 def _child_command(request: dict) -> list[str]:
     """The rows' process: this module (run from the repository root) on one request."""
-    return [sys.executable, "-m", "generator.bench", json.dumps(request)]
+    return [sys.executable, "-m", "generator.tools.bench", json.dumps(request)]
 
 
 def _child_env() -> dict:
@@ -706,7 +707,7 @@ def _child(argv: list[str]) -> int:
     request = json.loads(argv[0])
     if hasattr(signal, "SIGUSR1"):
         faulthandler.register(signal.SIGUSR1, all_threads=True)  # the parent's "where?"
-    from .render import load_checked
+    from ..compiler.render import load_checked
 
     (checked,) = load_checked([Path(request["spec_path"])])
     backends = {}
@@ -742,8 +743,7 @@ def _tail(err: str, lines: int = 30) -> str:
 # -- entry point ---------------------------------------------------------------------------------
 
 def main(args) -> int:
-    spec_dir = Path(getattr(args, "spec_dir", None)
-                    or Path(__file__).resolve().parent.parent / "spec")
+    spec_dir = Path(getattr(args, "spec_dir", None) or SPEC_DIR)
     paths = {p.stem: p for p in spec_paths(spec_dir)}
     known = list(paths)
     names = list(args.names) or known
@@ -763,7 +763,7 @@ def main(args) -> int:
         return 2
     repeats = min(args.repeats, 2) if args.quick else args.repeats
 
-    from .render import load_checked
+    from ..compiler.render import load_checked
 
     checked_specs = {c.spec.name: c for c in load_checked(spec_paths(spec_dir))}
     plan = []

@@ -7,9 +7,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from .render import ROOT, load_checked, render_tree
+from .paths import ROOT, SPEC_DIR
+from .render import load_checked, render_tree
 
-SPEC_DIR = ROOT / "spec"
 GENERATED = "generated"
 
 

@@ -278,7 +278,7 @@ def _rule(spec, variant, case, kind, text, names, dims, results: dict[str, sp.Ma
 
 def _derived_vjp(spec, variant, case, jvp: Rule, diff_outputs, jvp_names, vjp_names,
                  results) -> Rule:
-    """The VJP of a case that gives none: the JVP transposed (generator.derive)."""
+    """The VJP of a case that gives none: the JVP transposed (generator.compiler.derive)."""
     jvp_steps = [(s.name, s.expr) for s in jvp.statements]
     tangent_inputs = {"d" + t.name: jvp_names["d" + t.name] for t in spec.inputs}
     cotangents = {"d" + t.name: vjp_names["g" + t.name] for t in diff_outputs}

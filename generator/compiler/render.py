@@ -1,15 +1,13 @@
 """Render checked specs through each backend's printer and Jinja templates.
 
 ``render_tree`` is a pure function: spec files in, ``{relative path: file text}`` out.
-Writing (atomically) and drift checks live in ``generator.pipeline``.
+Writing (atomically) and drift checks live in ``generator.compiler.pipeline``.
 """
 from __future__ import annotations
 
-import ast
 import hashlib
 import json
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
@@ -18,12 +16,12 @@ import sympy as sp
 from .check import (CheckedSpec, CheckedVariant, check_spec, delegate_call, framework_call,
                     matrix_symbol)
 from .expr import Parser
+from .native_call import LIBRARY_OF, NativeCall, current_entry, parse_native_call, version_tuple
+from .paths import ROOT, TEMPLATES
 from .ops import fold_diagonal_products, fold_permutation_products
 from .printers import BACKENDS
 from .spec import ALWAYS, Spec, SpecError, load_spec
 
-ROOT = Path(__file__).resolve().parent.parent
-TEMPLATES = ROOT / "templates"
 
 
 def _environment() -> jinja2.Environment:
@@ -59,111 +57,9 @@ def result_type(name: str) -> str:
 
 
 
-@dataclass(frozen=True)
-class NativeCall:
-    func: str                      # dotted path as written in the spec
-    args: tuple[str, ...]          # inputs, positional: 'A' or e.g. 'A.H' (spec-language text)
-    # native keyword -> option name, or -> a constant (('full_matrices', False) as
-    # ('full_matrices', None, False))
-    keywords: tuple[tuple[str, str | None, object], ...]
-    batched: bool = True       # False: the call takes one matrix (mapped over batch axes)
-    pivots_base: int = 1       # 0: its pivots count rows from 0 (shifted to LAPACK's 1)
-    transposed: tuple[str, ...] = ()  # outputs it returns transposed
-    compute: bool = False      # no call: the spec's primal expressions of the inputs
-    values: tuple = ()         # option -> ((our value, the call's value), ...)
-    host: bool = False         # a NumPy/SciPy function called on host copies of the arrays
-
-    def keyword_value(self, option: str, value):
-        """The call's spelling of an option's value (the signature's 'values')."""
-        mapping = dict(dict(self.values).get(option, ()))
-        return mapping.get(value, value)
-
-
 # how the generated code names NumPy and SciPy in a 'host: true' call (every runtime that
 # offers _on_host imports them under these names)
 HOST_ALIASES = {"numpy": "_np", "scipy": "_scipy"}
-
-
-def current_entry(spec: Spec, backend: str, version: str | None = None):
-    """A backend's signature entry: the current one (its last without 'until'), or the one
-    whose [since, until) holds ``version`` (generate --target)."""
-    if version is not None:
-        mine = [s for s in spec.signatures if s.backend == backend]
-        entries = [s for s in mine if entry_holds(s, version_tuple(version))]
-        if not entries:
-            raise SpecError(spec.path, mine[0].line if mine else 1,
-                            f"signatures.{backend}: no entry for version {version}")
-        return entries[-1]
-    entries = [s for s in spec.signatures if s.backend == backend and s.until is None]
-    if not entries:
-        raise SpecError(spec.path, 1, f"signatures.{backend}: no current entry (one without "
-                                      f"'until')")
-    return entries[-1]
-
-
-def version_tuple(text: str) -> tuple[int, ...]:
-    """The leading numeric components of a version string: '2.13.0+cpu' -> (2, 13, 0)."""
-    parts = []
-    for piece in text.split("."):
-        digits = re.match(r"\d+", piece)
-        if digits is None:
-            break
-        parts.append(int(digits.group()))
-        if digits.group() != piece:
-            break
-    return tuple(parts)
-
-
-def entry_holds(sig, version: tuple[int, ...]) -> bool:
-    """Whether a signature entry's [since, until) holds the version."""
-    if sig.since is not None and version < version_tuple(sig.since):
-        return False
-    return sig.until is None or version < version_tuple(sig.until)
-
-
-def parse_native_call(spec: Spec, backend: str, sig=None) -> NativeCall:
-    """A signature entry of one backend (default: the current one), parsed without
-    evaluating."""
-    sig = sig if sig is not None else current_entry(spec, backend)
-    if sig.compute:
-        return NativeCall("", (), (), compute=True)
-
-    def fail(msg):
-        raise SpecError(spec.path, sig.line, f"signatures.{backend}: {msg}: {sig.call!r}")
-
-    try:
-        node = ast.parse(sig.call, mode="eval").body
-    except SyntaxError:
-        fail("cannot parse the call")
-    if not isinstance(node, ast.Call):
-        fail("expected a call such as 'module.func(A, mode=mode)'")
-    parts, f = [], node.func
-    while isinstance(f, ast.Attribute):
-        parts.append(f.attr)
-        f = f.value
-    if not isinstance(f, ast.Name):
-        fail("the function must be a dotted name")
-    parts.append(f.id)
-    inputs = {t.name for t in spec.inputs}
-    options = {o.name for o in spec.options}
-    args = []
-    for a in node.args:
-        base = a
-        while isinstance(base, ast.Attribute) and base.attr in ("H", "T", "conj"):
-            base = base.value
-        if not (isinstance(base, ast.Name) and base.id in inputs):
-            fail("positional arguments must be input names, optionally with .H, .T or .conj")
-        args.append(ast.unparse(a))
-    keywords = []
-    for k in node.keywords:
-        if isinstance(k.value, ast.Constant) and type(k.value.value) in (bool, str, int):
-            keywords.append((k.arg, None, k.value.value))
-            continue
-        if not (isinstance(k.value, ast.Name) and k.value.id in options):
-            fail(f"keyword {k.arg}= must be given an option name or a constant")
-        keywords.append((k.arg, k.value.id, None))
-    return NativeCall(".".join(reversed(parts)), tuple(args), tuple(keywords), sig.batched,
-                      sig.pivots_base, sig.transposed, values=sig.values, host=sig.host)
 
 
 def header(source: str, sha256: str) -> list[str]:
@@ -375,10 +271,6 @@ def _older_entries(printer_cls, checked: CheckedSpec, backend: str, current) -> 
                     "variants": [_variant_context(printer_cls, checked, v, call)
                                  for v in checked.variants]})
     return out
-
-
-# the package whose __version__ a call's version bounds compare (cupyx is CuPy's)
-LIBRARY_OF = {"cupyx": "cupy"}
 
 
 def spec_context(backend: str, checked: CheckedSpec, target: str | None = None) -> dict:

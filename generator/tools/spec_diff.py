@@ -21,8 +21,10 @@ from pathlib import Path
 
 import yaml
 
-from .render import ROOT, load_checked, parse_native_call, render_tree
-from .spec import BACKENDS, SpecError
+from ..compiler.paths import ROOT
+from ..compiler.native_call import parse_native_call
+from ..compiler.render import load_checked, render_tree
+from ..compiler.spec import BACKENDS, SpecError
 
 SPEC_FOLDER = "spec"
 
@@ -97,7 +99,7 @@ def render_side(side: Side, pages: bool | set = True) -> Rendered:
     """``pages``: whether to render the derivation pages, or the spec file names to render
     them for (a page is a function of its spec alone: those of specs alike on both sides
     are alike, and are not rendered, since each reruns the audit)."""
-    from . import derivation
+    from ..audit import derivation
 
     try:
         checked = load_checked(sorted(side.spec_dir.glob("*.yaml")), display_dir=SPEC_FOLDER)

@@ -22,7 +22,7 @@ from sympy import (Adjoint, HadamardProduct, Identity, MatAdd, MatMul,
                    MatrixSymbol, Transpose, ZeroMatrix)
 from sympy.printing.latex import LatexPrinter as _SympyLatexPrinter
 
-from . import ops
+from ..compiler import ops
 
 _COTANGENT_PREFIX = "_g_"
 _TRAILING_DIGITS = re.compile(r"^(.*?[^0-9])([0-9]+)$")
@@ -54,7 +54,7 @@ def _escape(text: str) -> str:
 
 
 class LatexPrinter(_SympyLatexPrinter):
-    """SymPy's LaTeX printer with rules for every operation of ``generator.ops``."""
+    """SymPy's LaTeX printer with rules for every operation of ``generator.compiler.ops``."""
 
     printmethod = "_factorules_latex"
 
@@ -167,7 +167,7 @@ class LatexPrinter(_SympyLatexPrinter):
 
         return r" \circ ".join(part(a) for a in e.args)
 
-    # -- generator.ops ---------------------------------------------------------------------
+    # -- generator.compiler.ops ---------------------------------------------------------------------
     def _function(self, name: str, arg, sub: str = "", sup: str = "") -> str:
         text = rf"\operatorname{{{name}}}"
         if sub:

@@ -3,7 +3,7 @@
 Each mapping is read by popping the keys the loader knows; a key left over, a missing
 required key or a value of the wrong kind is a ``SpecError`` that names ``file:line``.
 Nothing in a spec is evaluated: equation text stays text here and is parsed by
-``generator.expr`` later.
+``generator.compiler.expr`` later.
 """
 from __future__ import annotations
 
@@ -200,7 +200,7 @@ class Case:
     when: str
     line: int  # the line of the case's condition
     jvp: Text
-    vjp: Text | None  # None: derived by transposing the JVP (generator.derive)
+    vjp: Text | None  # None: derived by transposing the JVP (generator.compiler.derive)
     defining: tuple[Text, ...] = ()  # equations that hold only under this case's condition
 
 

@@ -14,10 +14,11 @@ from pathlib import Path
 
 from sympy import MatrixSymbol
 
-from . import audit, derive
-from .check import CheckedCase, CheckedSpec, CheckedVariant, matrix_symbol
+from . import audit
+from ..compiler import derive
+from ..compiler.check import CheckedCase, CheckedSpec, CheckedVariant, matrix_symbol
 from .latex import latex
-from .render import ROOT
+from ..compiler.paths import ROOT
 
 FOLDER = "docs/derivations"
 

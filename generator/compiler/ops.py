@@ -329,7 +329,7 @@ class Solve(MatrixExpr):
 
 class Size(sp.Atom):
     """A block bound held as an atom, so that common-subexpression elimination does not name
-    it (generator.program): a block whose bound became a name would no longer line up with
+    it (generator.compiler.program): a block whose bound became a name would no longer line up with
     the matrices whose shapes keep the expression (m - 1)."""
 
     def __new__(cls, value):

@@ -22,9 +22,9 @@ import re
 import sys
 from dataclasses import asdict, dataclass, field
 
-from .check import recorded_parameters
-from .render import LIBRARY_OF, entry_holds, version_tuple
-from .spec import Signature, Spec
+from ..compiler.check import recorded_parameters
+from ..compiler.native_call import LIBRARY_OF, entry_holds, parse_native_call, version_tuple
+from ..compiler.spec import Signature, Spec
 
 # Parameter kinds, in the order Python declares them.
 POSITIONAL_ONLY, POSITIONAL, VAR_POSITIONAL, KEYWORD_ONLY, VAR_KEYWORD = (
@@ -219,7 +219,6 @@ def compare(recorded: list[Param], actual: list[Param]) -> list[str]:
 
 
 def check_entry(spec: Spec, sig: Signature, version: str) -> Finding:
-    from .render import parse_native_call  # the call's parts, as the generator reads them
 
     dotted = parse_native_call(spec, sig.backend, sig).func
     finding = Finding(spec.name, sig.backend, dotted, version, "as recorded")
@@ -296,8 +295,8 @@ def check_spec_signatures(spec: Spec) -> list[Finding]:
 def main(args) -> int:
     from pathlib import Path
 
-    from .pipeline import spec_paths
-    from .spec import load_spec
+    from ..compiler.pipeline import spec_paths
+    from ..compiler.spec import load_spec
 
     paths = {p.stem: p for p in spec_paths(Path(args.spec_dir))}
     names = list(args.names) or list(paths)

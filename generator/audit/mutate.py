@@ -16,8 +16,8 @@ import copy
 from dataclasses import dataclass, replace
 
 from . import audit
-from .check import check_spec
-from .spec import Spec, SpecError, Text
+from ..compiler.check import check_spec
+from ..compiler.spec import Spec, SpecError, Text
 
 KINDS = ("flip-sign", "drop-term", "H<->T", "drop-conj", "tril<->triu", "shift-offset",
          "swap-product", "copyltu->tril")
@@ -225,8 +225,8 @@ def main(args) -> int:
     import time
     from pathlib import Path
 
-    from . import pipeline
-    from .spec import load_spec
+    from ..compiler import pipeline
+    from ..compiler.spec import load_spec
 
     paths = {p.stem: p for p in pipeline.spec_paths(Path(args.spec_dir))}
     if args.mutate not in paths:

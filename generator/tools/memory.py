@@ -13,7 +13,7 @@ never needs an m x m array: its target is a peak of at most TARGET times the siz
 dense path forms Q = ormqr(a, tau, eye(m)) and takes y = Q w + Q[:, :n] v; its Q alone is
 m * m * itemsize bytes (computed, not run, at the large size).
 
-Every measurement runs in a fresh process (``python -m generator.memory REQUEST``: the
+Every measurement runs in a fresh process (``python -m generator.tools.memory REQUEST``: the
 request as JSON on the command line, the result as one tagged JSON line on stdout), so that
 peaks do not mix.  The inputs are made before the measurement starts; the peak is what the
 forward and backward passes allocate beyond them:
@@ -52,7 +52,8 @@ import time
 import tracemalloc
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from ..compiler.paths import ROOT
+
 TARGET = 3.0                 # the issue's target: operator-path peak <= TARGET x A.nbytes
 CHILD_TIMEOUT_S = 600        # one measurement still running after this long is killed
 RESULT_TAG = "factorules-bench-memory "
@@ -450,7 +451,7 @@ def _child(argv: list[str]) -> int:
 def run_child(request: dict, timeout: float = CHILD_TIMEOUT_S) -> dict:
     """One measurement in a fresh process: its result, or {"error": ..., "crashed": True}."""
     posix = hasattr(os, "killpg")
-    proc = subprocess.Popen([sys.executable, "-m", "generator.memory", json.dumps(request)],
+    proc = subprocess.Popen([sys.executable, "-m", "generator.tools.memory", json.dumps(request)],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, start_new_session=posix)
     try:

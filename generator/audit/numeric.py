@@ -16,7 +16,7 @@ import sympy as sp
 from sympy import (Adjoint, HadamardProduct, Identity, MatAdd, MatMul, MatrixSymbol, Transpose,
                    ZeroMatrix)
 
-from . import ops
+from ..compiler import ops
 
 
 class EvalError(ValueError):

@@ -24,8 +24,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import gauge, natives, sample
-from .render import ROOT, load_checked
+from . import gauge, natives
+from ..audit import sample
+from ..compiler.paths import ROOT
+from ..compiler.render import load_checked
 
 SHAPES = {"tall": (6, 4), "square": (4, 4), "wide": (3, 5), "n=4": (4,)}
 DTYPES = {"real": np.float64, "complex": np.complex128}
@@ -280,7 +282,7 @@ def check_case(backend, reference, op, opts, xs, rng, table, key, shape_name="",
     """One input (a tuple of arrays: an operation's inputs) through one backend;
     ``structures`` are the inputs' (tangents and native gradients are projected onto their
     tangent spaces, e.g. Hermitian matrices); ``cv`` the variant: its gauge outputs
-    (eigenvectors) are aligned with the reference's (generator.gauge) before a comparison,
+    (eigenvectors) are aligned with the reference's (generator.tools.gauge) before a comparison,
     and random cotangents are made invariant."""
     dxs = tuple(sample.project(random_like(rng, x), s) for x, s in zip(xs, structures))
 
@@ -321,7 +323,7 @@ def check_case(backend, reference, op, opts, xs, rng, table, key, shape_name="",
 
     for check, fn in (("autodiff", backend.autodiff), ("native", backend.native)):
         if check == "native" and natives.native_wrong(op, backend.name, opts, xs[0].shape):
-            # a native rule known to be wrong here (generator.natives) is no reference
+            # a native rule known to be wrong here (generator.tools.natives) is no reference
             table[key + (check,)].notes.add(f"{shape_name} (wrong)")
             continue
         got = fn(op, one(xs), one(dxs), cots, opts)
@@ -468,7 +470,7 @@ def format_table(rows, skipped) -> str:
                        for s in r["native_refuses"]})
     if refusals:
         lines.append("*: the native rule refuses some shapes (or is wrong there: "
-                     "generator.natives), measured on the others: " + "; ".join(
+                     "generator.tools.natives), measured on the others: " + "; ".join(
             f"{b} {v} {s}" for v, b, s in refusals))
     for b, why in skipped.items():
         lines.append(f"{b}: not run here ({why})" + (
@@ -478,7 +480,7 @@ def format_table(rows, skipped) -> str:
 
 
 def main(args) -> int:
-    from . import pipeline
+    from ..compiler import pipeline
 
     start = time.perf_counter()
     if not args.no_generate:

@@ -1,7 +1,7 @@
 """What tests, verification and benchmarks need to know about a variant's gauge (spec.Gauge).
 
 A gauge is a freedom of the outputs that no computation settles.  Its blocks are parsed by
-generator.check (``cv.gauge_phases``, ``cv.gauge_rotations``: an output, a block of one, or
+generator.compiler.check (``cv.gauge_phases``, ``cv.gauge_rotations``: an output, a block of one, or
 the adjoint of either; C below stands for a block's columns):
 
 * phases: column j of every phase block carries one unit factor u_j, the same in every block
@@ -44,7 +44,7 @@ Random cotangents are therefore projected first:
 * ``dependent_cotangent(outputs, rng, cv, convention)``: a cotangent along the gauge only:
   i r_j C_j on phase blocks (r_j in [1, 2]) and C K on rotation blocks (K skew-Hermitian);
 * ``residual(outputs, cotangents, cv, convention)``: the largest entry of the spec's gauge
-  cotangent expressions evaluated on them (generator.numeric, not the generated code): 0 for
+  cotangent expressions evaluated on them (generator.audit.numeric, not the generated code): 0 for
   a gauge-invariant cotangent; ``tangent_residual(outputs, tangents, cv)`` likewise for the
   gauge tangent expressions, 0 for the derivative the JVP must pick.
 
@@ -58,8 +58,8 @@ from dataclasses import dataclass
 import numpy as np
 import sympy as sp
 
-from . import numeric as num
-from . import ops
+from ..audit import numeric as num
+from ..compiler import ops
 
 CONVENTIONS = ("torch", "jax")
 
@@ -424,7 +424,7 @@ def dependent_cotangent(outputs, rng, cv, convention: str = "torch") -> list:
 # -- the spec's gauge expressions on numbers --------------------------------------------------
 def residual(outputs, cotangents, cv, convention: str = "torch") -> float:
     """max |entry| of the spec's gauge cotangent expressions on the outputs and cotangents
-    (None = zero), evaluated by generator.numeric, not by the generated code's check."""
+    (None = zero), evaluated by generator.audit.numeric, not by the generated code's check."""
     if not cv.gauge_cotangents:
         raise ValueError(f"{cv.variant.label} has no gauge cotangent")
     _check(cotangents, cv, "residual")

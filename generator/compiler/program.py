@@ -70,7 +70,7 @@ def _sizes_as_atoms(e, wrap: bool):
 
 
 def build_program(params, assignments, results) -> Program:
-    """Program from parsed assignments (``generator.expr.Assignment``)."""
+    """Program from parsed assignments (``generator.compiler.expr.Assignment``)."""
     statements = _live([Statement(a.name, a.expr) for a in assignments], results)
     if not statements:
         return Program(tuple(params), (), tuple(results))

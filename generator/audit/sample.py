@@ -17,7 +17,7 @@ import sympy as sp
 from sympy import MatrixSymbol
 
 from . import numeric as num
-from . import ops
+from ..compiler import ops
 
 
 class SampleError(ValueError):
