@@ -18,8 +18,8 @@ from .check import (CheckedSpec, CheckedVariant, check_spec, delegate_call, fram
 from .expr import Parser
 from .native_call import LIBRARY_OF, NativeCall, current_entry, parse_native_call, version_tuple
 from .paths import ROOT, TEMPLATES
-from .ops import fold_diagonal_products, fold_permutation_products
 from .printers import BACKENDS
+from .product_folding import fold_diagonal_products, fold_permutation_products
 from .spec import ALWAYS, Spec, SpecError, load_spec
 
 
