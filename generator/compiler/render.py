@@ -20,7 +20,8 @@ from .native_call import LIBRARY_OF, NativeCall, current_entry, parse_native_cal
 from .paths import ROOT, TEMPLATES
 from .printers import BACKENDS
 from .product_folding import fold_diagonal_products, fold_permutation_products
-from .spec import ALWAYS, Spec, SpecError, load_spec
+from .spec import ALWAYS, Spec, SpecError
+from .spec_loader import load_spec
 
 
 

@@ -296,7 +296,7 @@ def main(args) -> int:
     from pathlib import Path
 
     from ..compiler.pipeline import spec_paths
-    from ..compiler.spec import load_spec
+    from ..compiler.spec_loader import load_spec
 
     paths = {p.stem: p for p in spec_paths(Path(args.spec_dir))}
     names = list(args.names) or list(paths)
