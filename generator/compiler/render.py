@@ -13,8 +13,10 @@ from pathlib import Path
 import jinja2
 import sympy as sp
 
-from .check import (CheckedSpec, CheckedVariant, check_spec, delegate_call, framework_call,
-                    matrix_symbol)
+from .check import check_spec
+from .check_calls import delegate_call, framework_call
+from .check_dims import matrix_symbol
+from .checked import CheckedSpec, CheckedVariant
 from .expr import Parser
 from .native_call import LIBRARY_OF, NativeCall, current_entry, parse_native_call, version_tuple
 from .paths import ROOT, TEMPLATES

@@ -22,7 +22,7 @@ import re
 import sys
 from dataclasses import asdict, dataclass, field
 
-from ..compiler.check import recorded_parameters
+from ..compiler.check_calls import recorded_parameters
 from ..compiler.native_call import LIBRARY_OF, entry_holds, parse_native_call, version_tuple
 from ..compiler.spec import Signature, Spec
 
