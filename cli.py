@@ -243,7 +243,7 @@ def check_specs(spec_dir: Path) -> None:
     A bad spec fails here, quickly, and before any command writes anything.
     """
     from generator.compiler.check import check_spec
-    from generator.compiler.spec import load_spec
+    from generator.compiler.spec_loader import load_spec
 
     for path in sorted(spec_dir.glob("*.yaml")):
         try:

@@ -16,7 +16,7 @@ import pytest
 import spec_cases
 from generator.tools import gauge, verify
 from generator.audit import sample
-from generator.compiler.check import GAUGE_OPTION
+from generator.compiler.check_gauge import GAUGE_OPTION
 
 DTYPES = (np.float32, np.float64, np.complex64, np.complex128)
 # Relative error allowed between two backends, per dtype.

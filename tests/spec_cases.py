@@ -70,7 +70,7 @@ def wide64(dtype):
 class Case:
     """One spec, one variant, one shape class, one dtype, one batch shape."""
 
-    checked: object  # generator.compiler.check.CheckedSpec
+    checked: object  # generator.compiler.checked.CheckedSpec
     cv: object       # one of checked.variants
     shape_name: str
     shape: tuple     # values of the primitive dims

@@ -23,7 +23,8 @@ from generator.compiler import derive, ops
 from generator.audit import numeric as num
 from generator.compiler.check import check_spec
 from generator.compiler.expr import Parser
-from generator.compiler.spec import Text, load_spec
+from generator.compiler.spec import Text
+from generator.compiler.spec_loader import load_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = sorted((ROOT / "spec").glob("*.yaml"))

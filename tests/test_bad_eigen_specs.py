@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from generator.compiler.check import check_spec
-from generator.compiler.spec import SpecError, load_spec
+from generator.compiler.spec import SpecError
+from generator.compiler.spec_loader import load_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -9,7 +9,8 @@ import pytest
 
 from generator.compiler.check import check_spec
 from generator.compiler.render import check_frameworks, load_checked
-from generator.compiler.spec import SpecError, load_spec
+from generator.compiler.spec import SpecError
+from generator.compiler.spec_loader import load_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 PI = "      Pi: {shape: [n, n], structure: permutation, from_indices: P, returned: hidden}"

@@ -23,7 +23,8 @@ import sympy.parsing.sympy_parser
 
 from generator.compiler import expr
 from generator.compiler.check import check_spec
-from generator.compiler.spec import SpecError, load_spec
+from generator.compiler.spec import SpecError
+from generator.compiler.spec_loader import load_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 QR = ROOT / "spec" / "qr.yaml"

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from generator.compiler.paths import ROOT
-from generator.compiler.spec import load_spec
+from generator.compiler.spec_loader import load_spec
 
 SPECS = sorted((ROOT / "spec").glob("*.yaml"))
 

@@ -79,7 +79,7 @@ def test_new_scaffolds_a_working_commented_spec(tmp_path):
     from generator.audit import audit, mutate
     from generator.compiler import pipeline
     from generator.compiler.check import check_spec
-    from generator.compiler.spec import load_spec
+    from generator.compiler.spec_loader import load_spec
 
     result = cli("--spec-dir", str(tmp_path), "new", "mychol")
     assert result.returncode == 0, result.stderr

@@ -1,5 +1,6 @@
 """LaTeX printer for derivation pages: pinned output (it is committed to docs and checked for
-drift), a rule for every operation of generator.compiler.ops, and the same text in every process."""
+drift), a rule for every operation of generator.compiler.ops and
+generator.compiler.product_folding, and the same text in every process."""
 import inspect
 import os
 import subprocess
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 import sympy as sp
 
-from generator.compiler import ops
+from generator.compiler import ops, product_folding
 from generator.compiler.expr import Parser
 from generator.audit.latex import LatexPrinter, latex, latex_equation, latex_name
 
@@ -208,10 +209,11 @@ def test_names(name, text):
 
 
 def test_every_operation_has_a_rule():
-    classes = [c for _, c in inspect.getmembers(ops, inspect.isclass)
-               if issubclass(c, sp.MatrixExpr) and c.__module__ == ops.__name__
+    classes = [c for module in (ops, product_folding)
+               for _, c in inspect.getmembers(module, inspect.isclass)
+               if issubclass(c, sp.MatrixExpr) and c.__module__ == module.__name__
                and not c.__name__.startswith("_")]
-    assert len(classes) >= 17
+    assert len(classes) >= 21
     for cls in classes + [sp.Adjoint, sp.Transpose, sp.Identity, sp.ZeroMatrix,
                           sp.MatrixSymbol, sp.MatAdd, sp.MatMul]:
         assert f"_print_{cls.__name__}" in LatexPrinter.__dict__, cls.__name__

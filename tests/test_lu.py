@@ -161,8 +161,9 @@ def test_pivot_false_is_refused_with_the_allowed_values():
 
 
 def test_products_with_the_permutation_are_row_gathers_not_matmuls():
-    """P^T dA (JVP) and P X (VJP) are printed as gathers of rows (generator.compiler.ops
-    fold_permutation_products): no m x m product in any backend's rules."""
+    """P^T dA (JVP) and P X (VJP) are printed as gathers of rows
+    (generator.compiler.product_folding.fold_permutation_products): no m x m product in any
+    backend's rules."""
     root = Path(__file__).resolve().parent.parent
     for backend in ("numpy", "torch", "jax", "cupy"):
         for op in ("lu", "lu_factor"):

@@ -9,7 +9,7 @@ import pytest
 
 from generator.tools import gauge
 from generator.audit import sample
-from generator.compiler.check import GAUGE_OPTION
+from generator.compiler.check_gauge import GAUGE_OPTION
 from generator.tools.verify import JaxBackend, NumpyBackend, TorchBackend, inner, rel_err
 from spec_cases import DTYPES, cases, wide64
 

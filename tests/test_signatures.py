@@ -16,7 +16,8 @@ import pytest
 from generator.tools import signatures
 from generator.compiler.check import check_spec
 from generator.compiler.paths import ROOT
-from generator.compiler.spec import SpecError, load_spec
+from generator.compiler.spec import SpecError
+from generator.compiler.spec_loader import load_spec
 
 QR = ROOT / "spec" / "qr.yaml"
 NUMPY_ENTRY = ('  numpy: [{call: "numpy.linalg.qr(A, mode=mode)", signature: "(a, mode=\'reduced\')", '

@@ -30,7 +30,8 @@ from sympy import MatAdd, MatrixSymbol
 from ..compiler import derive
 from . import numeric as num
 from . import sample
-from ..compiler.check import CheckedCase, CheckedSpec, CheckedVariant, matrix_symbol
+from ..compiler.check_dims import matrix_symbol
+from ..compiler.checked import CheckedCase, CheckedSpec, CheckedVariant
 
 DPS = 50
 FD_STEP = "1e-15"

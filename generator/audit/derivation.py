@@ -16,7 +16,8 @@ from sympy import MatrixSymbol
 
 from . import audit
 from ..compiler import derive
-from ..compiler.check import CheckedCase, CheckedSpec, CheckedVariant, matrix_symbol
+from ..compiler.check_dims import matrix_symbol
+from ..compiler.checked import CheckedCase, CheckedSpec, CheckedVariant
 from .latex import latex
 from ..compiler.paths import ROOT
 

@@ -226,7 +226,7 @@ def main(args) -> int:
     from pathlib import Path
 
     from ..compiler import pipeline
-    from ..compiler.spec import load_spec
+    from ..compiler.spec_loader import load_spec
 
     paths = {p.stem: p for p in pipeline.spec_paths(Path(args.spec_dir))}
     if args.mutate not in paths:

@@ -4,6 +4,8 @@ Every operation the spec language offers beyond SymPy's own MatMul/MatAdd/Adjoin
 is a ``MatrixExpr`` subclass here.  Each class checks its operands' shapes when it is built
 (raising ``ShapeError``) and knows its own shape; printers render it with ``_print_<Class>``.
 The classes are pure data: no backend knows anything about them beyond its printer.
+(What the printers make of products by diag(v) or by a permutation is in
+``generator.compiler.product_folding``.)
 
 Vectors (``diagonal(X)``) are ``k x 1`` column matrices.
 """
@@ -76,16 +78,24 @@ def require_square(op: str, x) -> None:
         raise ShapeError(f"{op}: needs a square matrix, got {fmt_shape(x)}")
 
 
-def _flag(value) -> BooleanAtom:
+def as_flag(value) -> BooleanAtom:
+    """A boolean argument of an operation, held as SymPy's true/false."""
     return sp.true if value else sp.false
 
 
 class _Unary(MatrixExpr):
-    """An operation of one matrix operand that keeps its shape."""
+    """An operation of one matrix operand that keeps its shape; of a zero matrix, that zero
+    matrix."""
 
     is_commutative = False
+    spec_name = ""  # the operation's name in the spec language (its shape errors say it)
+    needs_square = False  # True: the operand must be square
 
     def __new__(cls, arg):
+        if isinstance(arg, ZeroMatrix):
+            return arg
+        if cls.needs_square:
+            require_square(cls.spec_name, arg)
         return super().__new__(cls, arg)
 
     @property
@@ -135,58 +145,40 @@ class CopyLtu(_Unary):
     adjoint of "take the upper triangle of X + X^H" (Walter & Lehmann 2018, eq. for QR).
     """
 
-    def __new__(cls, arg):
-        if isinstance(arg, ZeroMatrix):
-            return arg
-        require_square("copyltu", arg)
-        return super().__new__(cls, arg)
+    spec_name = "copyltu"
+    needs_square = True
 
 
 class Sym(_Unary):
     """sym(X) = (X + X^H) / 2, the Hermitian part."""
 
-    def __new__(cls, arg):
-        if isinstance(arg, ZeroMatrix):
-            return arg
-        require_square("sym", arg)
-        return super().__new__(cls, arg)
+    spec_name = "sym"
+    needs_square = True
 
 
 class Skew(_Unary):
     """skew(X) = (X - X^H) / 2, the skew-Hermitian part."""
 
-    def __new__(cls, arg):
-        if isinstance(arg, ZeroMatrix):
-            return arg
-        require_square("skew", arg)
-        return super().__new__(cls, arg)
+    spec_name = "skew"
+    needs_square = True
 
 
 class Re(_Unary):
     """re(X): elementwise real part."""
 
-    def __new__(cls, arg):
-        if isinstance(arg, ZeroMatrix):
-            return arg
-        return super().__new__(cls, arg)
+    spec_name = "re"
 
 
 class Im(_Unary):
     """im(X): elementwise imaginary part (zero for real X)."""
 
-    def __new__(cls, arg):
-        if isinstance(arg, ZeroMatrix):
-            return arg
-        return super().__new__(cls, arg)
+    spec_name = "im"
 
 
 class Conj(_Unary):
     """X.conj: elementwise complex conjugate."""
 
-    def __new__(cls, arg):
-        if isinstance(arg, ZeroMatrix):
-            return arg
-        return super().__new__(cls, arg)
+    spec_name = "conj"
 
 
 class Diagonal(MatrixExpr):
@@ -292,7 +284,7 @@ class SolveTriangular(MatrixExpr):
             raise ShapeError(
                 f"solve_triangular: T is {fmt_shape(tri)} but B has {inner} {side} "
                 f"(B is {fmt_shape(rhs)}, left={bool(left)})")
-        return super().__new__(cls, tri, rhs, _flag(upper), _flag(left), _flag(unit))
+        return super().__new__(cls, tri, rhs, as_flag(upper), as_flag(left), as_flag(unit))
 
     tri = property(lambda self: self.args[0])
     rhs = property(lambda self: self.args[1])
@@ -316,7 +308,7 @@ class Solve(MatrixExpr):
         if not dims_equal(mat.rows, inner):
             raise ShapeError(f"solve: A is {fmt_shape(mat)} but B is {fmt_shape(rhs)} "
                              f"(left={bool(left)})")
-        return super().__new__(cls, mat, rhs, _flag(left))
+        return super().__new__(cls, mat, rhs, as_flag(left))
 
     mat = property(lambda self: self.args[0])
     rhs = property(lambda self: self.args[1])
@@ -458,132 +450,6 @@ class Embed(MatrixExpr):
     @property
     def shape(self):
         return (_bound(self.args[1]), _bound(self.args[2]))
-
-
-class _Scale(MatrixExpr):
-    """Not spec-language syntax: what the printers make of a product with diag(v)
-    (``fold_diagonal_products``), so that no backend builds the diagonal matrix."""
-
-    is_commutative = False
-
-    def __new__(cls, arg, vector):
-        return super().__new__(cls, arg, vector)
-
-    arg = property(lambda self: self.args[0])
-    vector = property(lambda self: self.args[1])
-
-    @property
-    def shape(self):
-        return self.arg.shape
-
-
-class ScaleCols(_Scale):
-    """X @ diag(v): column j of X times v[j]."""
-
-
-class ScaleRows(_Scale):
-    """diag(v) @ X: row i of X times v[i]."""
-
-
-def fold_diagonal_products(e):
-    """``e`` with every matrix product by diag(v) written as ScaleCols / ScaleRows (the
-    same value; printing only: the audit and the derivations see the products)."""
-    if not isinstance(e, Basic) or not e.args:
-        return e
-    args = [fold_diagonal_products(a) for a in e.args]
-    if isinstance(e, sp.MatMul):
-        coeff, mats = split_product(e.func(*args))
-        if not any(isinstance(m, Diag) for m in mats) or len(mats) < 2:
-            return e.func(*args)
-        out, pending = [], []
-        for m in mats:
-            if isinstance(m, Diag) and out:
-                out[-1] = ScaleCols(out[-1], m.arg)
-            elif isinstance(m, Diag):
-                pending.append(m.arg)
-            else:
-                for v in pending:
-                    m = ScaleRows(m, v)
-                out.append(m)
-                pending = []
-        for v in pending:  # only diagonals: their product, scaled
-            out[-1] = ScaleCols(out[-1], v) if out else Diag(v)
-        product = out[0] if len(out) == 1 else sp.MatMul(*out)
-        return product if coeff == 1 else sp.MatMul(coeff, product)
-    if isinstance(e, MatrixExpr) or any(isinstance(a, MatrixExpr) for a in args):
-        return e.func(*args)
-    return e
-
-
-class _Permuted(MatrixExpr):
-    """A product of X with a permutation matrix P (or P^T when ``transpose``), as a gather."""
-
-    is_commutative = False
-
-    def __new__(cls, perm, arg, transpose):
-        return super().__new__(cls, perm, arg, _flag(transpose))
-
-    perm = property(lambda self: self.args[0])
-    arg = property(lambda self: self.args[1])
-    transpose = property(lambda self: bool(self.args[2]))
-
-    @property
-    def shape(self):
-        return self.arg.shape
-
-
-class PermuteRows(_Permuted):
-    """Not spec-language syntax: P @ X, or P^T @ X when ``transpose``, for a permutation
-    matrix P (``fold_permutation_products``): a gather of X's rows, no m x m product."""
-
-
-class PermuteCols(_Permuted):
-    """Not spec-language syntax: X @ P, or X @ P^T when ``transpose``, for a permutation
-    matrix P (``fold_permutation_products``): a gather of X's columns, no n x n product."""
-
-
-def _permutation_factor(m, names: frozenset) -> tuple[sp.MatrixSymbol, bool] | None:
-    """(P, transposed) when ``m`` is a permutation P, P.T, P.H or conj(P) (P is real)."""
-    transposed = False
-    while True:
-        if isinstance(m, (sp.Transpose, sp.Adjoint)):
-            transposed, m = not transposed, m.arg
-        elif isinstance(m, Conj):
-            m = m.arg
-        else:
-            break
-    if isinstance(m, sp.MatrixSymbol) and m.name in names:
-        return m, transposed
-    return None
-
-
-def fold_permutation_products(e, names: frozenset):
-    """``e`` with every product P @ X, P^T @ X of a permutation output P (named in
-    ``names``) written as PermuteRows, and X @ P, X @ P^T as PermuteCols (the same value;
-    printing only, like fold_diagonal_products)."""
-    if not names or not isinstance(e, Basic) or not e.args:
-        return e
-    args = [fold_permutation_products(a, names) for a in e.args]
-    if isinstance(e, sp.MatMul):
-        coeff, mats = split_product(e.func(*args))
-        found = [_permutation_factor(m, names) for m in mats]
-        if not any(found) or len(mats) < 2:
-            return e.func(*args)
-        # permutation factors at the end gather the columns of everything before them
-        trailing = []
-        while len(mats) > 1 and found[-1]:
-            trailing.append(found.pop())
-            mats = mats[:-1]
-        # right to left: a permutation factor gathers the rows of everything after it
-        out = mats[-1]
-        for m, perm in zip(reversed(mats[:-1]), reversed(found[:-1])):
-            out = PermuteRows(perm[0], out, perm[1]) if perm else sp.MatMul(m, out)
-        for perm in reversed(trailing):  # the innermost first
-            out = PermuteCols(perm[0], out, perm[1])
-        return out if coeff == 1 else sp.MatMul(coeff, out)
-    if isinstance(e, MatrixExpr) or any(isinstance(a, MatrixExpr) for a in args):
-        return e.func(*args)
-    return e
 
 
 # Names of the spec language's functions -> how many matrix operands they take.

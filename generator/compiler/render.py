@@ -13,14 +13,17 @@ from pathlib import Path
 import jinja2
 import sympy as sp
 
-from .check import (CheckedSpec, CheckedVariant, check_spec, delegate_call, framework_call,
-                    matrix_symbol)
+from .check import check_spec
+from .check_calls import delegate_call, framework_call
+from .check_dims import matrix_symbol
+from .checked import CheckedSpec, CheckedVariant
 from .expr import Parser
 from .native_call import LIBRARY_OF, NativeCall, current_entry, parse_native_call, version_tuple
 from .paths import ROOT, TEMPLATES
-from .ops import fold_diagonal_products, fold_permutation_products
 from .printers import BACKENDS
-from .spec import ALWAYS, Spec, SpecError, load_spec
+from .product_folding import fold_diagonal_products, fold_permutation_products
+from .spec import ALWAYS, Spec, SpecError
+from .spec_loader import load_spec
 
 
 

@@ -22,7 +22,7 @@ import re
 import sys
 from dataclasses import asdict, dataclass, field
 
-from ..compiler.check import recorded_parameters
+from ..compiler.check_calls import recorded_parameters
 from ..compiler.native_call import LIBRARY_OF, entry_holds, parse_native_call, version_tuple
 from ..compiler.spec import Signature, Spec
 
@@ -296,7 +296,7 @@ def main(args) -> int:
     from pathlib import Path
 
     from ..compiler.pipeline import spec_paths
-    from ..compiler.spec import load_spec
+    from ..compiler.spec_loader import load_spec
 
     paths = {p.stem: p for p in spec_paths(Path(args.spec_dir))}
     names = list(args.names) or list(paths)

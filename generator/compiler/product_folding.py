@@ -1,0 +1,140 @@
+"""Printing-only rewrites of matrix products, so that no backend builds a diagonal or a
+permutation matrix to multiply by it.
+
+``fold_diagonal_products`` writes each product with diag(v) as ``ScaleCols`` / ``ScaleRows``
+(a column or row scaling); ``fold_permutation_products`` writes each product with a
+permutation output P as ``PermuteRows`` / ``PermuteCols`` (a gather).  The rewritten
+expression has the same value; only the printers see it (the audit and the derivations see
+the products).  None of these classes is spec-language syntax.
+"""
+from __future__ import annotations
+
+import sympy as sp
+from sympy import Basic, MatrixExpr
+
+from .ops import Conj, Diag, as_flag, split_product
+
+class _Scale(MatrixExpr):
+    """Not spec-language syntax: what the printers make of a product with diag(v)
+    (``fold_diagonal_products``), so that no backend builds the diagonal matrix."""
+
+    is_commutative = False
+
+    def __new__(cls, arg, vector):
+        return super().__new__(cls, arg, vector)
+
+    arg = property(lambda self: self.args[0])
+    vector = property(lambda self: self.args[1])
+
+    @property
+    def shape(self):
+        return self.arg.shape
+
+
+class ScaleCols(_Scale):
+    """X @ diag(v): column j of X times v[j]."""
+
+
+class ScaleRows(_Scale):
+    """diag(v) @ X: row i of X times v[i]."""
+
+
+def fold_diagonal_products(e):
+    """``e`` with every matrix product by diag(v) written as ScaleCols / ScaleRows (the
+    same value; printing only: the audit and the derivations see the products)."""
+    if not isinstance(e, Basic) or not e.args:
+        return e
+    args = [fold_diagonal_products(a) for a in e.args]
+    if isinstance(e, sp.MatMul):
+        coeff, mats = split_product(e.func(*args))
+        if not any(isinstance(m, Diag) for m in mats) or len(mats) < 2:
+            return e.func(*args)
+        out, pending = [], []
+        for m in mats:
+            if isinstance(m, Diag) and out:
+                out[-1] = ScaleCols(out[-1], m.arg)
+            elif isinstance(m, Diag):
+                pending.append(m.arg)
+            else:
+                for v in pending:
+                    m = ScaleRows(m, v)
+                out.append(m)
+                pending = []
+        for v in pending:  # only diagonals: their product, scaled
+            out[-1] = ScaleCols(out[-1], v) if out else Diag(v)
+        product = out[0] if len(out) == 1 else sp.MatMul(*out)
+        return product if coeff == 1 else sp.MatMul(coeff, product)
+    if isinstance(e, MatrixExpr) or any(isinstance(a, MatrixExpr) for a in args):
+        return e.func(*args)
+    return e
+
+
+class _Permuted(MatrixExpr):
+    """A product of X with a permutation matrix P (or P^T when ``transpose``), as a gather."""
+
+    is_commutative = False
+
+    def __new__(cls, perm, arg, transpose):
+        return super().__new__(cls, perm, arg, as_flag(transpose))
+
+    perm = property(lambda self: self.args[0])
+    arg = property(lambda self: self.args[1])
+    transpose = property(lambda self: bool(self.args[2]))
+
+    @property
+    def shape(self):
+        return self.arg.shape
+
+
+class PermuteRows(_Permuted):
+    """Not spec-language syntax: P @ X, or P^T @ X when ``transpose``, for a permutation
+    matrix P (``fold_permutation_products``): a gather of X's rows, no m x m product."""
+
+
+class PermuteCols(_Permuted):
+    """Not spec-language syntax: X @ P, or X @ P^T when ``transpose``, for a permutation
+    matrix P (``fold_permutation_products``): a gather of X's columns, no n x n product."""
+
+
+def _permutation_factor(m, names: frozenset) -> tuple[sp.MatrixSymbol, bool] | None:
+    """(P, transposed) when ``m`` is a permutation P, P.T, P.H or conj(P) (P is real)."""
+    transposed = False
+    while True:
+        if isinstance(m, (sp.Transpose, sp.Adjoint)):
+            transposed, m = not transposed, m.arg
+        elif isinstance(m, Conj):
+            m = m.arg
+        else:
+            break
+    if isinstance(m, sp.MatrixSymbol) and m.name in names:
+        return m, transposed
+    return None
+
+
+def fold_permutation_products(e, names: frozenset):
+    """``e`` with every product P @ X, P^T @ X of a permutation output P (named in
+    ``names``) written as PermuteRows, and X @ P, X @ P^T as PermuteCols (the same value;
+    printing only, like fold_diagonal_products)."""
+    if not names or not isinstance(e, Basic) or not e.args:
+        return e
+    args = [fold_permutation_products(a, names) for a in e.args]
+    if isinstance(e, sp.MatMul):
+        coeff, mats = split_product(e.func(*args))
+        found = [_permutation_factor(m, names) for m in mats]
+        if not any(found) or len(mats) < 2:
+            return e.func(*args)
+        # permutation factors at the end gather the columns of everything before them
+        trailing = []
+        while len(mats) > 1 and found[-1]:
+            trailing.append(found.pop())
+            mats = mats[:-1]
+        # right to left: a permutation factor gathers the rows of everything after it
+        out = mats[-1]
+        for m, perm in zip(reversed(mats[:-1]), reversed(found[:-1])):
+            out = PermuteRows(perm[0], out, perm[1]) if perm else sp.MatMul(m, out)
+        for perm in reversed(trailing):  # the innermost first
+            out = PermuteCols(perm[0], out, perm[1])
+        return out if coeff == 1 else sp.MatMul(coeff, out)
+    if isinstance(e, MatrixExpr) or any(isinstance(a, MatrixExpr) for a in args):
+        return e.func(*args)
+    return e
