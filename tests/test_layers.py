@@ -7,7 +7,6 @@ import ast
 import tomllib
 from pathlib import Path
 
-import pytest
 
 from generator.compiler.paths import ROOT
 
