@@ -1,20 +1,27 @@
-# {{ header[0] }}
-# {{ header[1] }}
-"""Helpers the generated NumPy rules call: batch-aware structural operations and checks.
+"""Helpers that several backends' runtimes share, written once against an array module ``xp``.
+
+Hand-written, not generated: ``python cli.py generate`` copies this file, under its header, into
+every generated/<backend>/ as ``_runtime_shared.py``, beside that backend's ``_array_module.py``
+(templates/<backend>/_array_module.py), which binds ``xp`` (numpy, cupy, jax.numpy or torch).
+Each backend's ``_runtime.py`` imports the helpers that fit its arrays and offers them, with its
+own, to the generated rules: NumPy, CuPy and JAX most of them, PyTorch only those that need no
+array operation beyond ``xp.zeros_like`` (PyTorch has its own checks, pads and permutations).
+The helpers named ``_host_*`` and ``_pivots_permutation`` compute with NumPy whatever ``xp`` is.
 
 Every function works on (..., rows, cols) stacks, including zero-size ones.
 """
 import numpy as _np
-import scipy as _scipy
-import scipy.linalg as _sla
 
-_DTYPES = (_np.float32, _np.float64, _np.complex64, _np.complex128)
+from ._array_module import INDEX_DTYPE, xp
+
+_DTYPES = (xp.float32, xp.float64, xp.complex64, xp.complex128)
 
 
 def _check_input(op, name, x, ndim=2):
-    x = _np.asarray(x)
+    x = xp.asarray(x)
     if x.ndim < ndim:
-        what = "a matrix or a stack of matrices" if ndim == 2 else "a vector or a stack of vectors"
+        what = ("a matrix or a stack of matrices" if ndim == 2
+                else "a vector or a stack of vectors")
         raise ValueError(f"{op}: {name} must be {what} (ndim >= {ndim}), got shape {x.shape}")
     if x.dtype not in _DTYPES:
         raise TypeError(f"{op}: {name} must be float32, float64, complex64 or complex128, "
@@ -23,7 +30,7 @@ def _check_input(op, name, x, ndim=2):
 
 
 def _check_tangent(op, name, t, x):
-    t = _np.asarray(t)
+    t = xp.asarray(t)
     if t.shape != x.shape:
         raise ValueError(f"{op}: {name} has shape {t.shape}, expected {x.shape}")
     if t.dtype != x.dtype:
@@ -40,79 +47,46 @@ def _cotangent_out(g):
 
 
 def _zeros_like(x):
-    return _np.zeros_like(x)
+    return xp.zeros_like(x)
 
 
 def _empty_like(x):
-    return _np.empty((0,), dtype=x.dtype)
-
-
-def _adjoint(x):
-    """The conjugate transpose; a view for real arrays (np.conj would copy them)."""
-    t = _np.swapaxes(x, -1, -2)
-    return _np.conj(t) if _np.iscomplexobj(t) else t
+    return xp.empty((0,), dtype=x.dtype)
 
 
 def _diag(v):
     """diag of a (..., n, 1) column: (..., n, n)."""
-    return v * _np.eye(v.shape[-2], dtype=v.dtype)
-
-
-def _copyltu(x):
-    lower = _np.tril(x, -1)
-    return lower + _adjoint(lower) + _diag(_np.real(_np.diagonal(x, 0, -2, -1))[..., :, None])
-
-
-def _sym(x):
-    return (x + _adjoint(x)) / 2
-
-
-def _skew(x):
-    return (x - _adjoint(x)) / 2
+    return v * xp.eye(v.shape[-2], dtype=v.dtype)
 
 
 def _broadcast(a, b):
     batch = _np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
-    return (_np.broadcast_to(a, batch + a.shape[-2:]), _np.broadcast_to(b, batch + b.shape[-2:]),
-            _np.result_type(a, b))
-
-
-def _solve_triangular(t, b, upper, left=True, unit=False):
-    """T^-1 B (left) or B T^-1 (right), T read from one triangle."""
-    t, b, dtype = _broadcast(t, b)
-    if b.size == 0 or t.shape[-1] == 0:
-        return _np.zeros(b.shape, dtype)
-    if left:
-        return _sla.solve_triangular(t, b, lower=not upper, unit_diagonal=unit,
-                                     check_finite=False).astype(dtype, copy=False)
-    # X T = B  <=>  T^T X^T = B^T, and T^T has the other triangle
-    xt = _sla.solve_triangular(_np.swapaxes(t, -1, -2), _np.swapaxes(b, -1, -2), lower=upper,
-                               unit_diagonal=unit, check_finite=False)
-    return _np.swapaxes(xt, -1, -2).astype(dtype, copy=False)
+    return (xp.broadcast_to(a, batch + a.shape[-2:]), xp.broadcast_to(b, batch + b.shape[-2:]),
+            xp.result_type(a, b))
 
 
 def _solve(a, b, left=True):
     """A^-1 B (left) or B A^-1 (right)."""
     a, b, dtype = _broadcast(a, b)
     if b.size == 0 or a.shape[-1] == 0:
-        return _np.zeros(b.shape, dtype)
+        return xp.zeros(b.shape, dtype)
     if left:
-        return _np.linalg.solve(a, b)
-    return _np.swapaxes(_np.linalg.solve(_np.swapaxes(a, -1, -2), _np.swapaxes(b, -1, -2)),
-                        -1, -2)
+        return xp.linalg.solve(a, b)
+    return xp.swapaxes(xp.linalg.solve(xp.swapaxes(a, -1, -2), xp.swapaxes(b, -1, -2)),
+                       -1, -2)
 
 
 def _pad_rows(x, extra):
-    return _np.concatenate([x, _np.zeros(x.shape[:-2] + (extra, x.shape[-1]), x.dtype)], -2)
+    return xp.concatenate([x, xp.zeros(x.shape[:-2] + (extra, x.shape[-1]), x.dtype)], -2)
 
 
 def _pad_cols(x, extra):
-    return _np.concatenate([x, _np.zeros(x.shape[:-1] + (extra,), x.dtype)], -1)
+    return xp.concatenate([x, xp.zeros(x.shape[:-1] + (extra,), x.dtype)], -1)
 
 
 def _pad(x, top, bottom, left, right):
     """x with top/bottom zero rows and left/right zero columns around it (an embed)."""
-    return _np.pad(x, ((0, 0),) * (x.ndim - 2) + ((top, bottom), (left, right)))
+    return xp.pad(x, ((0, 0),) * (x.ndim - 2) + ((top, bottom), (left, right)))
 
 
 def _columns(outputs, vectors):
@@ -123,23 +97,24 @@ def _columns(outputs, vectors):
 def _complex(outputs, flags):
     """Outputs the spec declares complex (dtype: complex) as complex arrays (NumPy returns
     real eigenpairs of a real matrix as real arrays)."""
-    return tuple(_np.asarray(y).astype(_np.result_type(y.dtype, _np.complex64)) if f else y
+    return tuple(y.astype(xp.result_type(y.dtype, xp.complex64)) if f else y
                  for y, f in zip(outputs, flags))
 
 
 def _to_field(g, x):
     """The cotangent of a real input is the real part (an input's tangents are real)."""
-    return _np.real(g) if _np.iscomplexobj(g) and not _np.iscomplexobj(x) else g
+    return xp.real(g) if xp.iscomplexobj(g) and not xp.iscomplexobj(x) else g
 
 
 def _pairwise_inv(v):
     """F[..., i, j] = 1 / (v_j - v_i) for a (..., n, 1) column v; 0 at ties: where
-    |v_j - v_i| <= n eps max|v| (equal up to rounding), the diagonal included."""
-    gaps = _np.swapaxes(v, -1, -2) - v
-    tol = v.shape[-2] * _np.finfo(v.dtype).eps * _np.abs(v).max(axis=(-2, -1), keepdims=True,
-                                                               initial=0)
-    tie = _np.abs(gaps) <= tol
-    return _np.where(tie, 0, 1 / _np.where(tie, 1, gaps))
+    |v_j - v_i| <= n eps max|v| (equal up to rounding), the diagonal included.  Both
+    branches are finite, so that derivatives of F (JAX's) have no NaN either."""
+    gaps = xp.swapaxes(v, -1, -2) - v
+    tol = v.shape[-2] * xp.finfo(v.dtype).eps * xp.abs(v).max(axis=(-2, -1), keepdims=True,
+                                                              initial=0)
+    tie = xp.abs(gaps) <= tol
+    return xp.where(tie, 0, 1 / xp.where(tie, 1, gaps))
 
 
 def _gauge_checked(check_gauge, cotangents):
@@ -147,23 +122,30 @@ def _gauge_checked(check_gauge, cotangents):
     return check_gauge
 
 
-def _gauge_check(op, values, cotangents, message):
+def _host_gauge_check(op, values, cotangents, message):
     """Raise when a loss depends on the gauge: one of ``values`` (all zero for a
-    gauge-invariant loss) larger than sqrt(eps) times the largest cotangent entry."""
+    gauge-invariant loss) larger than sqrt(eps) times the largest cotangent entry.  The
+    arrays are read by NumPy (NumPy's, or JAX's concrete ones)."""
     values = [_np.asarray(v) for v in values if _np.size(v)]
     if not values:
         return
-    scale = max((float(_np.abs(g).max()) for g in cotangents if g is not None and g.size),
-                default=0.0)
+    scale = max((float(_np.abs(_np.asarray(g)).max()) for g in cotangents
+                 if g is not None and _np.size(g)), default=0.0)
     worst = max(float(_np.abs(v).max()) for v in values)
-    if worst > _np.sqrt(_np.finfo(values[0].dtype).eps) * scale:
+    _raise_on_gauge(op, message, worst, scale, values[0].dtype)
+
+
+def _raise_on_gauge(op, message, worst, scale, dtype):
+    """The gauge check's verdict: a residual ``worst`` above sqrt(eps) times ``scale`` (the
+    largest cotangent entry) is an error."""
+    if worst > _np.sqrt(_np.finfo(dtype).eps) * scale:
         raise ValueError(f"{op}: {message} (gauge residual {worst:.2e}, cotangents of size "
                          f"{scale:.2e}); pass check_gauge=False to skip this check")
 
 
 def _transposed(outputs, flags):
     """Outputs a call returns transposed (the spec's 'transposed'), turned back."""
-    return tuple(_np.ascontiguousarray(_np.swapaxes(y, -1, -2)) if f else y
+    return tuple(xp.ascontiguousarray(xp.swapaxes(y, -1, -2)) if f else y
                  for y, f in zip(outputs, flags))
 
 
@@ -176,20 +158,32 @@ def _unpacked(op, name, values, count):
 
 def _unbatched(fn, *arrays):
     """``fn`` of single matrices (a call that takes one, like cupyx's lu) applied to every
-    matrix of a stack; its results stacked back.  A zero-size stack calls it once on zeros
-    for the shapes of its results."""
+    matrix of a stack, one call each; its results stacked back."""
+    return _map_matrices(xp, fn, arrays)
+
+
+def _host_unbatched(fn, arrays):
+    """``fn`` of single NumPy matrices applied to every matrix of a host stack; its results
+    stacked back."""
+    return _map_matrices(_np, fn, arrays)
+
+
+def _map_matrices(module, fn, arrays):
+    """``fn`` applied to every matrix of stacks of ``module``'s arrays, its results stacked
+    back.  A zero-size stack calls it once on an identity for the shapes of its results."""
     batch = arrays[0].shape[:-2]
     flat = [a.reshape((_np.prod(batch, dtype=int),) + tuple(a.shape[-2:])) for a in arrays]
     count = flat[0].shape[0]
-    first = fn(*(a[0] if count else _np.eye(*a.shape[1:], dtype=a.dtype) for a in flat))
+    first = fn(*(a[0] if count else module.eye(*a.shape[1:], dtype=a.dtype) for a in flat))
     rest = [fn(*(a[i] for a in flat)) for i in range(1, count)]
-    return tuple(_np.stack([r[j] for r in [first, *rest]])[:count].reshape(batch + first[j].shape)
-                 for j in range(len(first)))
+    return tuple(module.stack([r[j] for r in [first, *rest]])[:count].reshape(
+        batch + first[j].shape) for j in range(len(first)))
 
 
 def _pivots_permutation(pivots, like):
-    """The permutation matrix P (A = P L U) of LAPACK pivots held as a (..., k, 1) column:
-    row i was swapped with row pivots[i] - 1, in order.  P has like's dtype and m = its rows."""
+    """The permutation matrix P (A = P L U) of LAPACK pivots held as a (..., k, 1) NumPy
+    column: row i was swapped with row pivots[i] - 1, in order.  P is a NumPy array with
+    like's dtype and m = its rows."""
     m = like.shape[-2]
     pivots = pivots[..., 0]
     perm = _np.broadcast_to(_np.arange(m), pivots.shape[:-1] + (m,)).copy()
@@ -210,10 +204,16 @@ def _permute_rows(p, x, transpose):
     m = p.shape[-1]
     if m == 0:
         return x
-    count = _np.arange(m, dtype=_np.real(p).dtype)
-    index = count @ _np.real(p) if transpose else _np.real(p) @ count
-    return _np.take_along_axis(x, _np.rint(index).astype(_np.intp)[..., None], axis=-2)
+    real = xp.real(p)
+    count = xp.arange(m, dtype=real.dtype)
+    index = count @ real if transpose else real @ count
+    return xp.take_along_axis(x, xp.rint(index).astype(INDEX_DTYPE)[..., None], axis=-2)
 
+
+def _permute_cols(p, x, transpose):
+    """X @ P, or X @ P^T when transpose, for a permutation matrix P: a gather of X's
+    columns, (P^T X^T)^T or (P X^T)^T."""
+    return xp.swapaxes(_permute_rows(p, xp.swapaxes(x, -1, -2), not transpose), -1, -2)
 
 
 def _indices(indices, like):
@@ -221,8 +221,8 @@ def _indices(indices, like):
     matrix with no rows every order is a pivoting, and the identity order (SciPy's) is
     returned whatever the call gave (JAX's pivoted QR gives zeros, jax 0.10.2)."""
     if like.shape[-2] == 0:
-        count = _np.arange(like.shape[-1], dtype=indices.dtype)[:, None]
-        return _np.broadcast_to(count, indices.shape).copy()
+        count = xp.arange(like.shape[-1], dtype=indices.dtype)[:, None]
+        return xp.broadcast_to(count, indices.shape).copy()
     return indices
 
 
@@ -230,13 +230,7 @@ def _indices_permutation(indices, like):
     """The permutation matrix Pi of column numbers held as a (..., n, 1) column, with
     A Pi = A[..., indices]: Pi[indices[j], j] = 1; like's dtype, n = its columns."""
     n = like.shape[-1]
-    return (indices[..., None, :, 0] == _np.arange(n)[:, None]).astype(like.dtype)
-
-
-def _permute_cols(p, x, transpose):
-    """X @ P, or X @ P^T when transpose, for a permutation matrix P: a gather of X's
-    columns, (P^T X^T)^T or (P X^T)^T."""
-    return _np.swapaxes(_permute_rows(p, _np.swapaxes(x, -1, -2), not transpose), -1, -2)
+    return (indices[..., None, :, 0] == xp.arange(n)[:, None]).astype(like.dtype)
 
 
 def _version_tuple(text):
