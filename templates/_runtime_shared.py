@@ -18,11 +18,17 @@ _DTYPES = (xp.float32, xp.float64, xp.complex64, xp.complex128)
 
 
 def _check_input(op, name, x, ndim=2):
-    x = xp.asarray(x)
+    return _check_array(op, name, xp.asarray(x), ndim)
+
+
+def _check_array(op, name, x, ndim):
+    """x, an array of the backend's, if it is a stack of matrices (ndim 2) or of vectors
+    (ndim 1) of a supported dtype; an error saying what it is otherwise."""
     if x.ndim < ndim:
         what = ("a matrix or a stack of matrices" if ndim == 2
                 else "a vector or a stack of vectors")
-        raise ValueError(f"{op}: {name} must be {what} (ndim >= {ndim}), got shape {x.shape}")
+        raise ValueError(f"{op}: {name} must be {what} (ndim >= {ndim}), "
+                         f"got shape {tuple(x.shape)}")
     if x.dtype not in _DTYPES:
         raise TypeError(f"{op}: {name} must be float32, float64, complex64 or complex128, "
                         f"got {x.dtype}")
@@ -30,9 +36,14 @@ def _check_input(op, name, x, ndim=2):
 
 
 def _check_tangent(op, name, t, x):
-    t = xp.asarray(t)
+    return _check_like(op, name, xp.asarray(t), x)
+
+
+def _check_like(op, name, t, x):
+    """t, an array of the backend's, if it has x's shape and dtype (a tangent of x); an error
+    saying which differs otherwise."""
     if t.shape != x.shape:
-        raise ValueError(f"{op}: {name} has shape {t.shape}, expected {x.shape}")
+        raise ValueError(f"{op}: {name} has shape {tuple(t.shape)}, expected {tuple(x.shape)}")
     if t.dtype != x.dtype:
         raise TypeError(f"{op}: {name} has dtype {t.dtype}, expected {x.dtype}")
     return t

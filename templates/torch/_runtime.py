@@ -2,15 +2,16 @@
 torch has no single call for.  All are differentiable torch code on (..., rows, cols).
 
 Hand-written, not generated: ``python cli.py generate`` copies this file, under its header, into
-generated/torch/.  The few helpers that need no array operation of NumPy's kind come from
-templates/_runtime_shared.py (with ``xp`` = torch, _array_module.py)."""
+generated/torch/.  The few helpers that need no array operation of NumPy's kind (the checks'
+verdicts among them) come from templates/_runtime_shared.py (``xp`` = torch, _array_module.py).
+"""
 import numpy as _np
 import scipy.linalg  # host calls name _scipy.linalg: the submodule is loaded here
 import torch as _torch
 
 from ._runtime_shared import (
-    _DTYPES, _cotangent_in, _cotangent_out, _host_unbatched, _unpacked, _version_tuple,
-    _zeros_like)
+    _check_array, _check_like, _cotangent_in, _cotangent_out, _host_unbatched, _unpacked,
+    _version_tuple, _zeros_like)
 
 _scipy = scipy
 
@@ -27,25 +28,13 @@ __all__ = [
 def _check_input(op, name, x, ndim=2):
     if not isinstance(x, _torch.Tensor):
         raise TypeError(f"{op}: {name} must be a torch.Tensor, got {type(x).__name__}")
-    if x.ndim < ndim:
-        what = ("a matrix or a stack of matrices" if ndim == 2
-                else "a vector or a stack of vectors")
-        raise ValueError(f"{op}: {name} must be {what} (ndim >= {ndim}), "
-                         f"got shape {tuple(x.shape)}")
-    if x.dtype not in _DTYPES:
-        raise TypeError(f"{op}: {name} must be float32, float64, complex64 or complex128, "
-                        f"got {x.dtype}")
-    return x
+    return _check_array(op, name, x, ndim)
 
 
 def _check_tangent(op, name, t, x):
     if not isinstance(t, _torch.Tensor):
         raise TypeError(f"{op}: {name} must be a torch.Tensor, got {type(t).__name__}")
-    if t.shape != x.shape:
-        raise ValueError(f"{op}: {name} has shape {tuple(t.shape)}, expected {tuple(x.shape)}")
-    if t.dtype != x.dtype:
-        raise TypeError(f"{op}: {name} has dtype {t.dtype}, expected {x.dtype}")
-    return t
+    return _check_like(op, name, t, x)
 
 
 def _empty_like(x):
