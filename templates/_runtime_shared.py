@@ -5,8 +5,9 @@ every generated/<backend>/ as ``_runtime_shared.py``, beside that backend's ``_a
 (templates/<backend>/_array_module.py), which binds ``xp`` (numpy, cupy, jax.numpy or torch).
 Each backend's ``_runtime.py`` imports the helpers that fit its arrays and offers them, with its
 own, to the generated rules: NumPy, CuPy and JAX most of them, PyTorch only those that need no
-array operation beyond ``xp.zeros_like`` (PyTorch has its own checks, pads and permutations).
-The helpers named ``_host_*`` and ``_pivots_permutation`` compute with NumPy whatever ``xp`` is.
+array operation beyond ``xp.zeros_like`` (the checks' verdicts ``_check_array`` and
+``_check_like`` among them; PyTorch has its own pads, solves and permutations).  The helpers
+named ``_host_*`` and ``_pivots_permutation`` compute with NumPy whatever ``xp`` is.
 
 Every function works on (..., rows, cols) stacks, including zero-size ones.
 """
