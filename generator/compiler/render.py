@@ -411,6 +411,34 @@ def _template_hash(backend: str) -> str:
     return digest.hexdigest()
 
 
+# hand-written runtime code the backends share, copied into every generated/<backend>/
+SHARED_RUNTIME = "_runtime_shared.py"
+
+
+def copied_source(relative: str) -> str:
+    """A hand-written Python file under templates/ as generated: its text, unchanged, under the
+    two-line header that names it and its sha256."""
+    data = (TEMPLATES / relative).read_bytes()
+    head = header(f"templates/{relative}", hashlib.sha256(data).hexdigest())
+    return "".join(f"# {line}\n" for line in head) + data.decode("utf-8")
+
+
+def runtime_files(env: jinja2.Environment, backend: str, names: tuple[str, ...],
+                  context: dict) -> dict[str, str]:
+    """The files generated once per backend, not per spec: ``names`` in templates/<backend>/
+    (a .jinja template rendered with ``context``, a runtime source copied) and the runtime code
+    all backends share (templates/_runtime_shared.py), copied."""
+    base = f"generated/{backend}"
+    files = {f"{base}/{SHARED_RUNTIME}": copied_source(SHARED_RUNTIME)}
+    for name in names:
+        if name.endswith(".jinja"):
+            files[f"{base}/{name.removesuffix('.jinja')}"] = \
+                env.get_template(f"{backend}/{name}").render(**context)
+        else:
+            files[f"{base}/{name}"] = copied_source(f"{backend}/{name}")
+    return files
+
+
 def render_tree(specs: list[CheckedSpec], targets: dict[str, str] | None = None
                 ) -> dict[str, str]:
     """Every generated file, as {path relative to the repository root: text}.  ``targets``:
@@ -429,9 +457,7 @@ def render_tree(specs: list[CheckedSpec], targets: dict[str, str] | None = None
         base = f"generated/{backend}"
         common = {"backend": backend, "specs": contexts,
                   "header": header(f"templates/{backend}/", _template_hash(backend))}
-        for extra in config.RUNTIME_FILES:
-            files[f"{base}/{extra.removesuffix('.jinja')}"] = \
-                env.get_template(f"{backend}/{extra}").render(**common)
+        files.update(runtime_files(env, backend, config.RUNTIME_FILES, common))
         for ctx in contexts:
             files[f"{base}/{ctx['name']}.py"] = \
                 env.get_template(f"{backend}/module.py.jinja").render(**ctx)

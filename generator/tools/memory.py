@@ -252,7 +252,7 @@ def _where(tb) -> str:
         rel = _generated(code.co_filename)
         if rel is not None:
             text = f"{rel}:{tb.tb_lineno} in {code.co_name}"
-            if rel.endswith("/_runtime.py"):
+            if rel.endswith(("/_runtime.py", "/_runtime_shared.py")):
                 helper = text
             else:
                 rule, helper = f"{text}: {_statement(code.co_filename, tb.tb_lineno)}", ""

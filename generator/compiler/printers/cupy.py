@@ -7,7 +7,7 @@ from sympy.printing.numpy import CuPyPrinter
 
 from .base import BatchedMatrixPrinter
 
-RUNTIME_FILES = ("__init__.py.jinja", "_runtime.py.jinja", "_kernels.cu.jinja")
+RUNTIME_FILES = ("__init__.py.jinja", "_runtime.py", "_array_module.py", "_kernels.cu.jinja")
 
 # Structural operations that run as generated kernels, and the kernel each one uses.
 KERNEL_OPS = ("tril", "triu", "copyltu", "sym", "skew", "re", "im", "diag")

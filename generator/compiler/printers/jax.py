@@ -15,7 +15,7 @@ from sympy.printing.numpy import JaxPrinter
 from ..ops import Diagonal, Re, dims_equal
 from .base import BatchedMatrixPrinter
 
-RUNTIME_FILES = ("__init__.py.jinja", "_runtime.py.jinja")
+RUNTIME_FILES = ("__init__.py.jinja", "_runtime.py", "_array_module.py")
 
 
 class Printer(BatchedMatrixPrinter, JaxPrinter):

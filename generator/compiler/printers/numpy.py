@@ -3,7 +3,7 @@ from sympy.printing.numpy import NumPyPrinter
 
 from .base import BatchedMatrixPrinter
 
-RUNTIME_FILES = ("__init__.py.jinja", "_runtime.py.jinja", "sparse_qr.py.jinja")
+RUNTIME_FILES = ("__init__.py.jinja", "_runtime.py", "_array_module.py", "sparse_qr.py")
 
 
 class Printer(BatchedMatrixPrinter, NumPyPrinter):

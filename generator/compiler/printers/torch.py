@@ -28,7 +28,7 @@ from sympy.printing.pytorch import TorchPrinter
 from ..ops import Diag, Diagonal, Re, Tril, Triu, split_product
 from .base import BatchedMatrixPrinter
 
-RUNTIME_FILES = ("__init__.py.jinja", "_runtime.py.jinja")
+RUNTIME_FILES = ("__init__.py.jinja", "_runtime.py", "_array_module.py")
 
 
 def _herm_upper_pair(terms):

@@ -1,47 +1,40 @@
-# {{ header[0] }}
-# {{ header[1] }}
 """Helpers the generated PyTorch rules call: checks and the few structural operations
-torch has no single call for.  All are differentiable torch code on (..., rows, cols)."""
+torch has no single call for.  All are differentiable torch code on (..., rows, cols).
+
+Hand-written, not generated: ``python cli.py generate`` copies this file, under its header, into
+generated/torch/.  The few helpers that need no array operation of NumPy's kind (the checks'
+verdicts among them) come from templates/_runtime_shared.py (``xp`` = torch, _array_module.py).
+"""
 import numpy as _np
-import scipy as _scipy
-import scipy.linalg  # noqa: F401  (host calls name _scipy.linalg)
+import scipy.linalg  # host calls name _scipy.linalg: the submodule is loaded here
 import torch as _torch
 
-_DTYPES = (_torch.float32, _torch.float64, _torch.complex64, _torch.complex128)
+from ._runtime_shared import (
+    _check_array, _check_like, _cotangent_in, _cotangent_out, _host_unbatched, _unpacked,
+    _version_tuple, _zeros_like)
+
+_scipy = scipy
+
+# what the generated rules import from here
+__all__ = [
+    "_addmm", "_check_input", "_check_tangent", "_columns", "_complex", "_copyltu",
+    "_cotangent_in", "_cotangent_out", "_empty_like", "_gauge_check", "_gauge_checked", "_im",
+    "_indices", "_indices_permutation", "_laid_out_like", "_materialized", "_mm", "_np",
+    "_on_host", "_pad_cols", "_pad_rows", "_pairwise_inv", "_permute_cols", "_permute_rows",
+    "_pivots_permutation", "_re", "_scipy", "_skew", "_sym", "_to_field", "_transposed",
+    "_tril_diag", "_triu_herm", "_unbatched", "_unpacked", "_version_tuple", "_zeros_like"]
 
 
 def _check_input(op, name, x, ndim=2):
     if not isinstance(x, _torch.Tensor):
         raise TypeError(f"{op}: {name} must be a torch.Tensor, got {type(x).__name__}")
-    if x.ndim < ndim:
-        what = "a matrix or a stack of matrices" if ndim == 2 else "a vector or a stack of vectors"
-        raise ValueError(f"{op}: {name} must be {what} (ndim >= {ndim}), got shape {tuple(x.shape)}")
-    if x.dtype not in _DTYPES:
-        raise TypeError(f"{op}: {name} must be float32, float64, complex64 or complex128, "
-                        f"got {x.dtype}")
-    return x
+    return _check_array(op, name, x, ndim)
 
 
 def _check_tangent(op, name, t, x):
     if not isinstance(t, _torch.Tensor):
         raise TypeError(f"{op}: {name} must be a torch.Tensor, got {type(t).__name__}")
-    if t.shape != x.shape:
-        raise ValueError(f"{op}: {name} has shape {tuple(t.shape)}, expected {tuple(x.shape)}")
-    if t.dtype != x.dtype:
-        raise TypeError(f"{op}: {name} has dtype {t.dtype}, expected {x.dtype}")
-    return t
-
-
-def _cotangent_in(g):
-    return g
-
-
-def _cotangent_out(g):
-    return g
-
-
-def _zeros_like(x):
-    return _torch.zeros_like(x)
+    return _check_like(op, name, t, x)
 
 
 def _empty_like(x):
@@ -237,20 +230,14 @@ def _transposed(outputs, flags):
     return tuple(y.mT.clone() if f else y for y, f in zip(outputs, flags))
 
 
-def _unpacked(op, name, values, count):
-    """The arrays of an operation with several inputs, given as a tuple (or list)."""
-    if not isinstance(values, (tuple, list)) or len(values) != count:
-        raise TypeError(f"{op}: {name} must be a tuple of {count} arrays")
-    return tuple(values)
-
-
 def _unbatched(fn, *arrays):
     """``fn`` of single matrices applied to every matrix of a stack; its results stacked
     back.  A zero-size stack calls it once on an identity for the shapes of its results."""
     batch = arrays[0].shape[:-2]
     flat = [a.reshape((batch.numel(),) + tuple(a.shape[-2:])) for a in arrays]
     count = flat[0].shape[0]
-    first = fn(*(a[0] if count else _torch.eye(*a.shape[1:], dtype=a.dtype, device=a.device) for a in flat))
+    first = fn(*(a[0] if count else _torch.eye(*a.shape[1:], dtype=a.dtype, device=a.device)
+                 for a in flat))
     rest = [fn(*(a[i] for a in flat)) for i in range(1, count)]
     return tuple(_torch.stack([r[j] for r in [first, *rest]])[:count].reshape(
         batch + first[j].shape) for j in range(len(first)))
@@ -310,27 +297,3 @@ def _on_host(fn, arrays, batched):
     host = [a.detach().resolve_conj().cpu().numpy() for a in arrays]
     results = fn(*host) if batched else _host_unbatched(fn, host)
     return tuple(_torch.from_numpy(_np.ascontiguousarray(y)).to(device) for y in results)
-
-def _host_unbatched(fn, arrays):
-    """``fn`` of single NumPy matrices applied to every matrix of a host stack; its results
-    stacked back.  A zero-size stack calls it once on an identity for the shapes."""
-    batch = arrays[0].shape[:-2]
-    flat = [a.reshape((_np.prod(batch, dtype=int),) + tuple(a.shape[-2:])) for a in arrays]
-    count = flat[0].shape[0]
-    first = fn(*(a[0] if count else _np.eye(*a.shape[1:], dtype=a.dtype) for a in flat))
-    rest = [fn(*(a[i] for a in flat)) for i in range(1, count)]
-    return tuple(_np.stack([r[j] for r in [first, *rest]])[:count].reshape(batch + first[j].shape)
-                 for j in range(len(first)))
-
-
-def _version_tuple(text):
-    """The leading numeric components of a version string: '2.13.0+cpu' -> (2, 13, 0)."""
-    parts = []
-    for piece in str(text).split("."):
-        digits = piece[:len(piece) - len(piece.lstrip("0123456789"))]
-        if not digits:
-            break
-        parts.append(int(digits))
-        if digits != piece:
-            break
-    return tuple(parts)

@@ -1,6 +1,8 @@
-# {{ header[0] }}
-# {{ header[1] }}
 """sparse_qr_r: the R factor of a sparse QR (SuiteSparseQR), with a JVP and a VJP on A's pattern.
+
+Hand-written, not generated from a spec: SuiteSparseQR's R of a sparse A, with the JVP and the
+VJP written here (derived below).  ``python cli.py generate`` copies this file, under its header,
+into generated/numpy/, beside the NumPy runtime it imports from.
 
 For a SciPy sparse A (m x n, m >= n, full column rank, float64 or complex128),
 ``sparse_qr_r(A)`` returns ``SparseQRResult(R, E)`` with

@@ -1,0 +1,258 @@
+"""Helpers that several backends' runtimes share, written once against an array module ``xp``.
+
+Hand-written, not generated: ``python cli.py generate`` copies this file, under its header, into
+every generated/<backend>/ as ``_runtime_shared.py``, beside that backend's ``_array_module.py``
+(templates/<backend>/_array_module.py), which binds ``xp`` (numpy, cupy, jax.numpy or torch).
+Each backend's ``_runtime.py`` imports the helpers that fit its arrays and offers them, with its
+own, to the generated rules: NumPy, CuPy and JAX most of them, PyTorch only those that need no
+array operation beyond ``xp.zeros_like`` (the checks' verdicts ``_check_array`` and
+``_check_like`` among them; PyTorch has its own pads, solves and permutations).  The helpers
+named ``_host_*`` and ``_pivots_permutation`` compute with NumPy whatever ``xp`` is.
+
+Every function works on (..., rows, cols) stacks, including zero-size ones.
+"""
+import numpy as _np
+
+from ._array_module import INDEX_DTYPE, xp
+
+_DTYPES = (xp.float32, xp.float64, xp.complex64, xp.complex128)
+
+
+def _check_input(op, name, x, ndim=2):
+    return _check_array(op, name, xp.asarray(x), ndim)
+
+
+def _check_array(op, name, x, ndim):
+    """x, an array of the backend's, if it is a stack of matrices (ndim 2) or of vectors
+    (ndim 1) of a supported dtype; an error saying what it is otherwise."""
+    if x.ndim < ndim:
+        what = ("a matrix or a stack of matrices" if ndim == 2
+                else "a vector or a stack of vectors")
+        raise ValueError(f"{op}: {name} must be {what} (ndim >= {ndim}), "
+                         f"got shape {tuple(x.shape)}")
+    if x.dtype not in _DTYPES:
+        raise TypeError(f"{op}: {name} must be float32, float64, complex64 or complex128, "
+                        f"got {x.dtype}")
+    return x
+
+
+def _check_tangent(op, name, t, x):
+    return _check_like(op, name, xp.asarray(t), x)
+
+
+def _check_like(op, name, t, x):
+    """t, an array of the backend's, if it has x's shape and dtype (a tangent of x); an error
+    saying which differs otherwise."""
+    if t.shape != x.shape:
+        raise ValueError(f"{op}: {name} has shape {tuple(t.shape)}, expected {tuple(x.shape)}")
+    if t.dtype != x.dtype:
+        raise TypeError(f"{op}: {name} has dtype {t.dtype}, expected {x.dtype}")
+    return t
+
+
+def _cotangent_in(g):
+    return g
+
+
+def _cotangent_out(g):
+    return g
+
+
+def _zeros_like(x):
+    return xp.zeros_like(x)
+
+
+def _empty_like(x):
+    return xp.empty((0,), dtype=x.dtype)
+
+
+def _diag(v):
+    """diag of a (..., n, 1) column: (..., n, n)."""
+    return v * xp.eye(v.shape[-2], dtype=v.dtype)
+
+
+def _broadcast(a, b):
+    batch = _np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    return (xp.broadcast_to(a, batch + a.shape[-2:]), xp.broadcast_to(b, batch + b.shape[-2:]),
+            xp.result_type(a, b))
+
+
+def _solve(a, b, left=True):
+    """A^-1 B (left) or B A^-1 (right)."""
+    a, b, dtype = _broadcast(a, b)
+    if b.size == 0 or a.shape[-1] == 0:
+        return xp.zeros(b.shape, dtype)
+    if left:
+        return xp.linalg.solve(a, b)
+    return xp.swapaxes(xp.linalg.solve(xp.swapaxes(a, -1, -2), xp.swapaxes(b, -1, -2)),
+                       -1, -2)
+
+
+def _pad_rows(x, extra):
+    return xp.concatenate([x, xp.zeros(x.shape[:-2] + (extra, x.shape[-1]), x.dtype)], -2)
+
+
+def _pad_cols(x, extra):
+    return xp.concatenate([x, xp.zeros(x.shape[:-1] + (extra,), x.dtype)], -1)
+
+
+def _pad(x, top, bottom, left, right):
+    """x with top/bottom zero rows and left/right zero columns around it (an embed)."""
+    return xp.pad(x, ((0, 0),) * (x.ndim - 2) + ((top, bottom), (left, right)))
+
+
+def _columns(outputs, vectors):
+    """Outputs as the rules hold them: a vector (..., n) as a column (..., n, 1)."""
+    return tuple(y[..., None] if v else y for y, v in zip(outputs, vectors))
+
+
+def _complex(outputs, flags):
+    """Outputs the spec declares complex (dtype: complex) as complex arrays (NumPy returns
+    real eigenpairs of a real matrix as real arrays)."""
+    return tuple(y.astype(xp.result_type(y.dtype, xp.complex64)) if f else y
+                 for y, f in zip(outputs, flags))
+
+
+def _to_field(g, x):
+    """The cotangent of a real input is the real part (an input's tangents are real)."""
+    return xp.real(g) if xp.iscomplexobj(g) and not xp.iscomplexobj(x) else g
+
+
+def _pairwise_inv(v):
+    """F[..., i, j] = 1 / (v_j - v_i) for a (..., n, 1) column v; 0 at ties: where
+    |v_j - v_i| <= n eps max|v| (equal up to rounding), the diagonal included.  Both
+    branches are finite, so that derivatives of F (JAX's) have no NaN either."""
+    gaps = xp.swapaxes(v, -1, -2) - v
+    tol = v.shape[-2] * xp.finfo(v.dtype).eps * xp.abs(v).max(axis=(-2, -1), keepdims=True,
+                                                              initial=0)
+    tie = xp.abs(gaps) <= tol
+    return xp.where(tie, 0, 1 / xp.where(tie, 1, gaps))
+
+
+def _gauge_checked(check_gauge, cotangents):
+    """Whether to run the gauge check: when asked to."""
+    return check_gauge
+
+
+def _host_gauge_check(op, values, cotangents, message):
+    """Raise when a loss depends on the gauge: one of ``values`` (all zero for a
+    gauge-invariant loss) larger than sqrt(eps) times the largest cotangent entry.  The
+    arrays are read by NumPy (NumPy's, or JAX's concrete ones)."""
+    values = [_np.asarray(v) for v in values if _np.size(v)]
+    if not values:
+        return
+    scale = max((float(_np.abs(_np.asarray(g)).max()) for g in cotangents
+                 if g is not None and _np.size(g)), default=0.0)
+    worst = max(float(_np.abs(v).max()) for v in values)
+    _raise_on_gauge(op, message, worst, scale, values[0].dtype)
+
+
+def _raise_on_gauge(op, message, worst, scale, dtype):
+    """The gauge check's verdict: a residual ``worst`` above sqrt(eps) times ``scale`` (the
+    largest cotangent entry) is an error."""
+    if worst > _np.sqrt(_np.finfo(dtype).eps) * scale:
+        raise ValueError(f"{op}: {message} (gauge residual {worst:.2e}, cotangents of size "
+                         f"{scale:.2e}); pass check_gauge=False to skip this check")
+
+
+def _transposed(outputs, flags):
+    """Outputs a call returns transposed (the spec's 'transposed'), turned back."""
+    return tuple(xp.ascontiguousarray(xp.swapaxes(y, -1, -2)) if f else y
+                 for y, f in zip(outputs, flags))
+
+
+def _unpacked(op, name, values, count):
+    """The arrays of an operation with several inputs, given as a tuple (or list)."""
+    if not isinstance(values, (tuple, list)) or len(values) != count:
+        raise TypeError(f"{op}: {name} must be a tuple of {count} arrays")
+    return tuple(values)
+
+
+def _unbatched(fn, *arrays):
+    """``fn`` of single matrices (a call that takes one, like cupyx's lu) applied to every
+    matrix of a stack, one call each; its results stacked back."""
+    return _map_matrices(xp, fn, arrays)
+
+
+def _host_unbatched(fn, arrays):
+    """``fn`` of single NumPy matrices applied to every matrix of a host stack; its results
+    stacked back."""
+    return _map_matrices(_np, fn, arrays)
+
+
+def _map_matrices(module, fn, arrays):
+    """``fn`` applied to every matrix of stacks of ``module``'s arrays, its results stacked
+    back.  A zero-size stack calls it once on an identity for the shapes of its results."""
+    batch = arrays[0].shape[:-2]
+    flat = [a.reshape((_np.prod(batch, dtype=int),) + tuple(a.shape[-2:])) for a in arrays]
+    count = flat[0].shape[0]
+    first = fn(*(a[0] if count else module.eye(*a.shape[1:], dtype=a.dtype) for a in flat))
+    rest = [fn(*(a[i] for a in flat)) for i in range(1, count)]
+    return tuple(module.stack([r[j] for r in [first, *rest]])[:count].reshape(
+        batch + first[j].shape) for j in range(len(first)))
+
+
+def _pivots_permutation(pivots, like):
+    """The permutation matrix P (A = P L U) of LAPACK pivots held as a (..., k, 1) NumPy
+    column: row i was swapped with row pivots[i] - 1, in order.  P is a NumPy array with
+    like's dtype and m = its rows."""
+    m = like.shape[-2]
+    pivots = pivots[..., 0]
+    perm = _np.broadcast_to(_np.arange(m), pivots.shape[:-1] + (m,)).copy()
+    index = _np.indices(pivots.shape[:-1])
+    for i in range(pivots.shape[-1]):
+        j = pivots[..., i].astype(_np.intp) - 1
+        row_i, row_j = perm[..., i].copy(), perm[(*index, j)]
+        perm[..., i] = row_j
+        perm[(*index, j)] = row_i
+    # LU = P^T A, whose row i is A's row perm[i]: P's column i is e_perm[i]
+    return (perm[..., None, :] == _np.arange(m)[:, None]).astype(like.dtype)
+
+
+def _permute_rows(p, x, transpose):
+    """P @ X, or P^T @ X when transpose, for a permutation matrix P: a gather of X's rows,
+    (P X)[j] = X[i] and (P^T X)[i] = X[j] where P[j, i] = 1.  The row numbers come from
+    one product with (0, 1, ..., m-1), faster than an argmax across rows."""
+    m = p.shape[-1]
+    if m == 0:
+        return x
+    real = xp.real(p)
+    count = xp.arange(m, dtype=real.dtype)
+    index = count @ real if transpose else real @ count
+    return xp.take_along_axis(x, xp.rint(index).astype(INDEX_DTYPE)[..., None], axis=-2)
+
+
+def _permute_cols(p, x, transpose):
+    """X @ P, or X @ P^T when transpose, for a permutation matrix P: a gather of X's
+    columns, (P^T X^T)^T or (P X^T)^T."""
+    return xp.swapaxes(_permute_rows(p, xp.swapaxes(x, -1, -2), not transpose), -1, -2)
+
+
+def _indices(indices, like):
+    """Column numbers a call returned (a (..., n, 1) column), as returned to users: for a
+    matrix with no rows every order is a pivoting, and the identity order (SciPy's) is
+    returned whatever the call gave (JAX's pivoted QR gives zeros, jax 0.10.2)."""
+    if like.shape[-2] == 0:
+        count = xp.arange(like.shape[-1], dtype=indices.dtype)[:, None]
+        return xp.broadcast_to(count, indices.shape).copy()
+    return indices
+
+
+def _indices_permutation(indices, like):
+    """The permutation matrix Pi of column numbers held as a (..., n, 1) column, with
+    A Pi = A[..., indices]: Pi[indices[j], j] = 1; like's dtype, n = its columns."""
+    n = like.shape[-1]
+    return (indices[..., None, :, 0] == xp.arange(n)[:, None]).astype(like.dtype)
+
+
+def _version_tuple(text):
+    """The leading numeric components of a version string: '2.13.0+cpu' -> (2, 13, 0)."""
+    parts = []
+    for piece in str(text).split("."):
+        digits = piece[:len(piece) - len(piece.lstrip("0123456789"))]
+        if not digits:
+            break
+        parts.append(int(digits))
+        if digits != piece:
+            break
+    return tuple(parts)

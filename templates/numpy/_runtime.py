@@ -1,0 +1,59 @@
+"""Helpers the generated NumPy rules call: batch-aware structural operations and checks.
+
+Hand-written, not generated: ``python cli.py generate`` copies this file, under its header, into
+generated/numpy/.  Most helpers are the ones CuPy and JAX share (templates/_runtime_shared.py,
+computing with the array module of _array_module.py); the few that are NumPy's own are here.
+Every function works on (..., rows, cols) stacks, including zero-size ones.
+"""
+import numpy as _np
+import scipy as _scipy
+import scipy.linalg as _sla
+
+from ._runtime_shared import (
+    _broadcast, _check_input, _check_tangent, _columns, _complex, _cotangent_in, _cotangent_out,
+    _diag, _empty_like, _gauge_checked, _host_gauge_check as _gauge_check, _indices,
+    _indices_permutation, _pad, _pad_cols, _pad_rows, _pairwise_inv, _permute_cols,
+    _permute_rows, _pivots_permutation, _solve, _to_field, _transposed, _unbatched, _unpacked,
+    _version_tuple, _zeros_like)
+
+# what the generated rules (and sparse_qr.py) import from here
+__all__ = [
+    "_adjoint", "_check_input", "_check_tangent", "_columns", "_complex", "_copyltu",
+    "_cotangent_in", "_cotangent_out", "_diag", "_empty_like", "_gauge_check", "_gauge_checked",
+    "_indices", "_indices_permutation", "_pad", "_pad_cols", "_pad_rows", "_pairwise_inv",
+    "_permute_cols", "_permute_rows", "_pivots_permutation", "_scipy", "_skew", "_solve",
+    "_solve_triangular", "_sym", "_to_field", "_transposed", "_unbatched", "_unpacked",
+    "_version_tuple", "_zeros_like"]
+
+
+def _adjoint(x):
+    """The conjugate transpose; a view for real arrays (np.conj would copy them)."""
+    t = _np.swapaxes(x, -1, -2)
+    return _np.conj(t) if _np.iscomplexobj(t) else t
+
+
+def _copyltu(x):
+    lower = _np.tril(x, -1)
+    return lower + _adjoint(lower) + _diag(_np.real(_np.diagonal(x, 0, -2, -1))[..., :, None])
+
+
+def _sym(x):
+    return (x + _adjoint(x)) / 2
+
+
+def _skew(x):
+    return (x - _adjoint(x)) / 2
+
+
+def _solve_triangular(t, b, upper, left=True, unit=False):
+    """T^-1 B (left) or B T^-1 (right), T read from one triangle."""
+    t, b, dtype = _broadcast(t, b)
+    if b.size == 0 or t.shape[-1] == 0:
+        return _np.zeros(b.shape, dtype)
+    if left:
+        return _sla.solve_triangular(t, b, lower=not upper, unit_diagonal=unit,
+                                     check_finite=False).astype(dtype, copy=False)
+    # X T = B  <=>  T^T X^T = B^T, and T^T has the other triangle
+    xt = _sla.solve_triangular(_np.swapaxes(t, -1, -2), _np.swapaxes(b, -1, -2), lower=upper,
+                               unit_diagonal=unit, check_finite=False)
+    return _np.swapaxes(xt, -1, -2).astype(dtype, copy=False)
