@@ -66,7 +66,7 @@ def _primal(A):
             A,
             _columns(
                 _transposed(
-                    _unbatched(lambda *_m: _cp.linalg.qr(*_m, mode="raw"), A), [True, False]
+                    _unbatched(lambda *_m: _cp.linalg.qr(*_m, mode='raw'), A), [True, False]
                 ),
                 [False, True],
             ),

@@ -50,7 +50,7 @@ def _check_shapes(A):
 def _primal(A, mode):
     """Every output of the variant, including those returned empty (rules need them)."""
     if mode == "reduced":
-        Qh, Rh = _cp.linalg.qr(_cp.conj(_cp.swapaxes(A, -1, -2)), mode="reduced")
+        Qh, Rh = _cp.linalg.qr(_cp.conj(_cp.swapaxes(A, -1, -2)), mode='reduced')
         return _from_native(
             A, (_cp.conj(_cp.swapaxes(Rh, -1, -2)), _cp.conj(_cp.swapaxes(Qh, -1, -2))), mode
         )

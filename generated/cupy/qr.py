@@ -84,11 +84,11 @@ def _aliased(alias, value, pairs, option, current, default):
 def _primal(A, mode):
     """Every output of the variant, including those returned empty (rules need them)."""
     if mode == "reduced":
-        return _from_native(A, _cp.linalg.qr(A, mode="reduced"), mode)
+        return _from_native(A, _cp.linalg.qr(A, mode='reduced'), mode)
     if mode == "complete":
-        return _from_native(A, _cp.linalg.qr(A, mode="complete"), mode)
+        return _from_native(A, _cp.linalg.qr(A, mode='complete'), mode)
     if mode == "r":
-        return _from_native(A, _cp.linalg.qr(A, mode="reduced"), mode)
+        return _from_native(A, _cp.linalg.qr(A, mode='reduced'), mode)
     raise AssertionError("unreachable: options were checked")
 
 

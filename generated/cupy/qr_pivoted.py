@@ -70,7 +70,7 @@ def _primal(A, mode):
         outputs = list(
             _columns(
                 _on_host(
-                    lambda *_m: _scipy.linalg.qr(*_m, mode="economic", pivoting=True), (A,), False
+                    lambda *_m: _scipy.linalg.qr(*_m, mode='economic', pivoting=True), (A,), False
                 ),
                 [False, False, True],
             )
@@ -83,7 +83,7 @@ def _primal(A, mode):
         outputs = list(
             _columns(
                 _on_host(
-                    lambda *_m: _scipy.linalg.qr(*_m, mode="full", pivoting=True), (A,), False
+                    lambda *_m: _scipy.linalg.qr(*_m, mode='full', pivoting=True), (A,), False
                 ),
                 [False, False, True],
             )
@@ -96,7 +96,7 @@ def _primal(A, mode):
         outputs = list(
             _columns(
                 _on_host(
-                    lambda *_m: _scipy.linalg.qr(*_m, mode="economic", pivoting=True), (A,), False
+                    lambda *_m: _scipy.linalg.qr(*_m, mode='economic', pivoting=True), (A,), False
                 ),
                 [False, False, True],
             )

@@ -68,9 +68,9 @@ def _aliased(alias, value, pairs, option, current, default):
 def _primal(A, UPLO):
     """Every output of the variant, including those returned empty (rules need them)."""
     if UPLO == "L":
-        return _from_native(A, _columns(_jax.numpy.linalg.eigh(A, UPLO="L"), [True, False]), UPLO)
+        return _from_native(A, _columns(_jax.numpy.linalg.eigh(A, UPLO='L'), [True, False]), UPLO)
     if UPLO == "U":
-        return _from_native(A, _columns(_jax.numpy.linalg.eigh(A, UPLO="U"), [True, False]), UPLO)
+        return _from_native(A, _columns(_jax.numpy.linalg.eigh(A, UPLO='U'), [True, False]), UPLO)
     raise AssertionError("unreachable: options were checked")
 
 

@@ -52,7 +52,7 @@ def _check_shapes(A):
 def _primal(A, mode):
     """Every output of the variant, including those returned empty (rules need them)."""
     if mode == "reduced":
-        Qh, Rh = _jax.numpy.linalg.qr(A.mT.conj(), mode="reduced")
+        Qh, Rh = _jax.numpy.linalg.qr(A.mT.conj(), mode='reduced')
         return _from_native(A, (Rh.mT.conj(), Qh.mT.conj()), mode)
     raise AssertionError("unreachable: options were checked")
 

@@ -68,7 +68,7 @@ def _primal(A, mode):
     """Every output of the variant, including those returned empty (rules need them)."""
     if mode == "reduced":
         outputs = list(
-            _columns(_jax.scipy.linalg.qr(A, mode="economic", pivoting=True), [False, False, True])
+            _columns(_jax.scipy.linalg.qr(A, mode='economic', pivoting=True), [False, False, True])
         )
         outputs[2] = _indices(outputs[2], A)
         permutation0 = _indices_permutation(outputs[2], A)
@@ -76,7 +76,7 @@ def _primal(A, mode):
         return _from_native(A, tuple(outputs), mode)
     if mode == "complete":
         outputs = list(
-            _columns(_jax.scipy.linalg.qr(A, mode="full", pivoting=True), [False, False, True])
+            _columns(_jax.scipy.linalg.qr(A, mode='full', pivoting=True), [False, False, True])
         )
         outputs[2] = _indices(outputs[2], A)
         permutation0 = _indices_permutation(outputs[2], A)
@@ -84,7 +84,7 @@ def _primal(A, mode):
         return _from_native(A, tuple(outputs), mode)
     if mode == "r":
         outputs = list(
-            _columns(_jax.scipy.linalg.qr(A, mode="economic", pivoting=True), [False, False, True])
+            _columns(_jax.scipy.linalg.qr(A, mode='economic', pivoting=True), [False, False, True])
         )
         outputs[2] = _indices(outputs[2], A)
         permutation0 = _indices_permutation(outputs[2], A)

@@ -70,11 +70,11 @@ def _primal(A, UPLO, check_gauge):
     """Every output of the variant, including those returned empty (rules need them)."""
     if UPLO == "L":
         return _from_native(
-            A, _columns(_np.linalg.eigh(A, UPLO="L"), [True, False]), UPLO, check_gauge
+            A, _columns(_np.linalg.eigh(A, UPLO='L'), [True, False]), UPLO, check_gauge
         )
     if UPLO == "U":
         return _from_native(
-            A, _columns(_np.linalg.eigh(A, UPLO="U"), [True, False]), UPLO, check_gauge
+            A, _columns(_np.linalg.eigh(A, UPLO='U'), [True, False]), UPLO, check_gauge
         )
     raise AssertionError("unreachable: options were checked")
 

@@ -60,7 +60,7 @@ def _primal(A):
     """Every output of the variant, including those returned empty (rules need them)."""
     if True:
         return _from_native(
-            A, _columns(_transposed(_np.linalg.qr(A, mode="raw"), [True, False]), [False, True])
+            A, _columns(_transposed(_np.linalg.qr(A, mode='raw'), [True, False]), [False, True])
         )
     raise AssertionError("unreachable: options were checked")
 

@@ -49,7 +49,7 @@ def _check_shapes(A):
 def _primal(A, mode):
     """Every output of the variant, including those returned empty (rules need them)."""
     if mode == "reduced":
-        Qh, Rh = _np.linalg.qr(_adjoint(A), mode="reduced")
+        Qh, Rh = _np.linalg.qr(_adjoint(A), mode='reduced')
         return _from_native(A, (_adjoint(Rh), _adjoint(Qh)), mode)
     raise AssertionError("unreachable: options were checked")
 

@@ -68,7 +68,7 @@ def _primal(A, mode):
     if mode == "reduced":
         outputs = list(
             _columns(
-                _unbatched(lambda *_m: _scipy.linalg.qr(*_m, mode="economic", pivoting=True), A),
+                _unbatched(lambda *_m: _scipy.linalg.qr(*_m, mode='economic', pivoting=True), A),
                 [False, False, True],
             )
         )
@@ -79,7 +79,7 @@ def _primal(A, mode):
     if mode == "complete":
         outputs = list(
             _columns(
-                _unbatched(lambda *_m: _scipy.linalg.qr(*_m, mode="full", pivoting=True), A),
+                _unbatched(lambda *_m: _scipy.linalg.qr(*_m, mode='full', pivoting=True), A),
                 [False, False, True],
             )
         )
@@ -90,7 +90,7 @@ def _primal(A, mode):
     if mode == "r":
         outputs = list(
             _columns(
-                _unbatched(lambda *_m: _scipy.linalg.qr(*_m, mode="economic", pivoting=True), A),
+                _unbatched(lambda *_m: _scipy.linalg.qr(*_m, mode='economic', pivoting=True), A),
                 [False, False, True],
             )
         )

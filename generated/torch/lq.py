@@ -50,7 +50,7 @@ def _check_shapes(A):
 def _primal(A, mode):
     """Every output of the variant, including those returned empty (rules need them)."""
     if mode == "reduced":
-        Qh, Rh = _torch.linalg.qr(A.mH, mode="reduced")
+        Qh, Rh = _torch.linalg.qr(A.mH, mode='reduced')
         return _from_native(
             A,
             (

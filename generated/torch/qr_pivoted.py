@@ -69,7 +69,7 @@ def _primal(A, mode):
         outputs = list(
             _columns(
                 _on_host(
-                    lambda *_m: _scipy.linalg.qr(*_m, mode="economic", pivoting=True), (A,), False
+                    lambda *_m: _scipy.linalg.qr(*_m, mode='economic', pivoting=True), (A,), False
                 ),
                 [False, False, True],
             )
@@ -82,7 +82,7 @@ def _primal(A, mode):
         outputs = list(
             _columns(
                 _on_host(
-                    lambda *_m: _scipy.linalg.qr(*_m, mode="full", pivoting=True), (A,), False
+                    lambda *_m: _scipy.linalg.qr(*_m, mode='full', pivoting=True), (A,), False
                 ),
                 [False, False, True],
             )
@@ -95,7 +95,7 @@ def _primal(A, mode):
         outputs = list(
             _columns(
                 _on_host(
-                    lambda *_m: _scipy.linalg.qr(*_m, mode="economic", pivoting=True), (A,), False
+                    lambda *_m: _scipy.linalg.qr(*_m, mode='economic', pivoting=True), (A,), False
                 ),
                 [False, False, True],
             )

@@ -81,6 +81,9 @@ def format_python(files: dict[str, str]) -> dict[str, str]:
             (folder / path).write_text(text, encoding="utf-8")
         result = _ruff("format", "--isolated", "--no-cache", f"--line-length={LINE_LENGTH}",
                        "--target-version=py311",
+                       # the quotes and tuples as printed: no quote churn, no trailing
+                       # comma that spreads a tuple one element a line
+                       "--config=format.quote-style='preserve'",
                        "--config=format.skip-magic-trailing-comma=true", "--quiet", *files,
                        cwd=folder)
         if result.returncode != 0:
