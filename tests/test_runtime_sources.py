@@ -95,10 +95,13 @@ def test_generated_runtime_files_are_their_sources_under_a_header(backend):
 
 
 @pytest.mark.parametrize("backend", list(BACKENDS))
-def test_runtime_offers_exactly_what_the_generated_modules_import(backend):
+def test_runtime_offers_what_the_generated_modules_import(backend):
+    """Each module imports the helpers it reads (tests/test_generated_layout.py); the runtime's
+    __all__ offers them all (and what the printers may emit besides: _pad_cols, ...)."""
     imported = set()
     for path in (ROOT / "generated" / backend).glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module == "_runtime":
                 imported |= {alias.name for alias in node.names}
-    assert imported and imported == set(_runtime_all(backend))
+    offered = set(_runtime_all(backend))
+    assert imported and imported <= offered, sorted(imported - offered)
