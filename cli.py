@@ -70,7 +70,7 @@ def cmd_generate(args) -> int:
 
 def cmd_list(args) -> int:
     from generator.compiler import pipeline
-    from generator.compiler.printers import BACKENDS
+    from generator.compiler.backends import NAMES
     from generator.compiler.render import load_checked
 
     rows = []
@@ -80,7 +80,7 @@ def cmd_list(args) -> int:
                 "spec": checked.spec.name, "variant": cv.variant.label,
                 "cases": [c.condition.text for c in cv.cases],
                 "outputs": [o.name for o in cv.differentiable_outputs],
-                "backends": list(BACKENDS)})
+                "backends": list(NAMES)})
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0

@@ -19,7 +19,7 @@ from .expr import Parser
 from .native_call import LIBRARY_OF, NativeCall, current_entry, parse_native_call, version_tuple
 from .paths import ROOT, TEMPLATES
 from .ops import fold_diagonal_products, fold_permutation_products
-from .printers import BACKENDS
+from .backends import BACKENDS, backend as backend_named
 from .spec import ALWAYS, Spec, SpecError, load_spec
 
 
@@ -276,7 +276,7 @@ def _older_entries(printer_cls, checked: CheckedSpec, backend: str, current) -> 
 def spec_context(backend: str, checked: CheckedSpec, target: str | None = None) -> dict:
     """The template context of one spec for one backend; ``target``: the version of the
     backend's library to emit for alone (generate --target), instead of every entry."""
-    printer_cls = BACKENDS[backend].Printer
+    printer_cls = backend_named(backend).printer_class()
     spec = checked.spec
     entry = current_entry(spec, backend, target)
     call = parse_native_call(spec, backend, entry)
@@ -400,9 +400,9 @@ def check_frameworks(specs: list[CheckedSpec]) -> None:
                                                    f"'{c.spec.framework[1]}'")
 
 
-def _template_hash(backend: str) -> str:
+def _template_hash(folder: str) -> str:
     digest = hashlib.sha256()
-    for path in sorted((TEMPLATES / backend).glob("*.jinja")):
+    for path in sorted((TEMPLATES / folder).glob("*.jinja")):
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()
@@ -420,16 +420,17 @@ def render_tree(specs: list[CheckedSpec], targets: dict[str, str] | None = None
         header=header("templates/package_init.py.jinja",
                       hashlib.sha256((TEMPLATES / "package_init.py.jinja").read_bytes())
                       .hexdigest()),
-        backends=list(BACKENDS))
-    for backend, config in BACKENDS.items():
+        backends=[b.name for b in BACKENDS])
+    for config in BACKENDS:
+        backend, folder = config.name, config.templates
         contexts = [spec_context(backend, c, targets.get(backend)) for c in specs]
-        base = f"generated/{backend}"
+        base = config.package_dir
         common = {"backend": backend, "specs": contexts,
-                  "header": header(f"templates/{backend}/", _template_hash(backend))}
-        for extra in config.RUNTIME_FILES:
+                  "header": header(f"templates/{folder}/", _template_hash(folder))}
+        for extra in config.runtime_files:
             files[f"{base}/{extra.removesuffix('.jinja')}"] = \
-                env.get_template(f"{backend}/{extra}").render(**common)
+                env.get_template(f"{folder}/{extra}").render(**common)
         for ctx in contexts:
             files[f"{base}/{ctx['name']}.py"] = \
-                env.get_template(f"{backend}/module.py.jinja").render(**ctx)
+                env.get_template(f"{folder}/module.py.jinja").render(**ctx)
     return files

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import yaml
 
+from . import backends as _backends
+
 
 class SpecError(Exception):
     """A problem in a spec file, reported as one line ``path:line: message``."""
@@ -324,9 +326,9 @@ class Spec:
         return next(o for o in self.options if o.name == name)
 
 
-BACKENDS = ("numpy", "torch", "jax", "cupy")
+BACKENDS = _backends.NAMES
 # backends whose arrays can be copied to NumPy and back for a 'host: true' call
-HOST_BACKENDS = ("torch", "cupy")
+HOST_BACKENDS = tuple(b.name for b in _backends.BACKENDS if b.host_fallbacks)
 ALWAYS = "always"  # the condition of a case without 'when'
 
 STRUCTURES = ("general", "orthonormal_columns", "orthonormal_rows", "unitary",
