@@ -1,4 +1,5 @@
-"""The backends, each described once: ``BACKENDS`` is the one list of them, in order.
+"""The backends, each described once: ``BACKENDS`` is the one list of them, in order (the
+first, NumPy, is the reference verify compares the others with).
 
 Everything that differs between NumPy, PyTorch, JAX and CuPy, outside the printers, the
 templates and the runtime sources themselves, is a field of a ``Backend`` here: the spec
@@ -95,11 +96,6 @@ _BY_NAME = {b.name: b for b in BACKENDS}
 def backend(name: str) -> Backend:
     """The backend of that name (KeyError for an unknown one)."""
     return _BY_NAME[name]
-
-
-def reference() -> Backend:
-    """The backend the others are compared against (verify's reference): the first."""
-    return BACKENDS[0]
 
 
 def library_of(root: str) -> tuple[str, str]:
