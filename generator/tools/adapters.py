@@ -178,7 +178,9 @@ class TorchAdapter(Adapter):
         return None if x is None else x.detach().cpu().resolve_conj().numpy()
 
     def real_dot(self, xs, cs) -> float:
-        return sum(float((self.to(x) * c).real.sum()) for x, c in zip(xs, cs))
+        # x as laid out (the sum runs in memory order: a contiguous copy would round
+        # differently)
+        return sum(float((self.torch.from_numpy(x) * c).real.sum()) for x, c in zip(xs, cs))
 
     def derivatives(self, fn, x, dx, cots):
         single = not isinstance(x, tuple)
