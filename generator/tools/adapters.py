@@ -20,7 +20,7 @@ import os
 import numpy as np
 
 from . import natives
-from ..compiler.backends import Backend, backend, resolve
+from ..compiler.backends import BACKENDS, Backend, backend, resolve
 
 
 def as_tuple(result) -> tuple:
@@ -33,10 +33,15 @@ def adapter_class(entry: Backend | str) -> type[Adapter]:
     return resolve((backend(entry) if isinstance(entry, str) else entry).adapter)
 
 
+def _entry(cls) -> Backend:
+    """The registry entry that names ``cls`` (or a class it derives from) as its adapter."""
+    paths = {f"{c.__module__}:{c.__qualname__}" for c in cls.__mro__}
+    return next(b for b in BACKENDS if b.adapter in paths)
+
+
 class Adapter:
     """A backend without autodiff of its own (NumPy): the generated functions only."""
 
-    name = ""
     # whether the framework differentiates functions itself (autodiff)
     differentiates = False
     # the generated _vjp and the framework's autodiff take and give the complex conjugates of
@@ -46,7 +51,8 @@ class Adapter:
     not_run_note = ""
 
     def __init__(self):
-        self.backend = backend(self.name)
+        self.backend = _entry(type(self))
+        self.name = self.backend.name
         self.module = importlib.import_module(self.backend.package)
 
     @classmethod
@@ -155,11 +161,10 @@ class Adapter:
 
 
 class NumpyAdapter(Adapter):
-    name = "numpy"
+    pass
 
 
 class TorchAdapter(Adapter):
-    name = "torch"
     differentiates = True
     refusal = RuntimeError
 
@@ -227,7 +232,6 @@ JAX_POOL_MIN = 8
 
 
 class JaxAdapter(Adapter):
-    name = "jax"
     differentiates = True
     conjugate_cotangents = True
 
@@ -288,7 +292,6 @@ class JaxAdapter(Adapter):
 
 
 class CupyAdapter(Adapter):
-    name = "cupy"
     not_run_note = "its kernels are compiled and executed on the CPU by the test suite"
 
     def __init__(self):
