@@ -28,12 +28,13 @@ from generator.compiler.spec import SpecError  # noqa: E402
 
 def cmd_generate(args) -> int:
     from generator.compiler import pipeline
+    from generator.compiler.backends import NAMES
 
     targets = {}
     for target in args.target or []:
         backend, sep, version = target.partition("==")
-        if not sep or backend not in ("numpy", "torch", "jax", "cupy") or not version:
-            print(f"generate: --target takes BACKEND==VERSION (numpy, torch, jax, cupy), "
+        if not sep or backend not in NAMES or not version:
+            print(f"generate: --target takes BACKEND==VERSION ({', '.join(NAMES)}), "
                   f"got {target!r}", file=sys.stderr)
             return 2
         targets[backend] = version
@@ -70,7 +71,7 @@ def cmd_generate(args) -> int:
 
 def cmd_list(args) -> int:
     from generator.compiler import pipeline
-    from generator.compiler.printers import BACKENDS
+    from generator.compiler.backends import NAMES
     from generator.compiler.render import load_checked
 
     rows = []
@@ -80,7 +81,7 @@ def cmd_list(args) -> int:
                 "spec": checked.spec.name, "variant": cv.variant.label,
                 "cases": [c.condition.text for c in cv.cases],
                 "outputs": [o.name for o in cv.differentiable_outputs],
-                "backends": list(BACKENDS)})
+                "backends": list(NAMES)})
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -155,6 +156,8 @@ def cmd_signatures(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from generator.tools import memory  # its backends: --backend of bench-memory
+
     parser = argparse.ArgumentParser(prog="cli.py", description=__doc__.split("\n")[0])
     parser.add_argument("--spec-dir", default=str(ROOT / "spec"), help="folder of spec YAML files")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -209,7 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
                                             "Q as an operator against Q formed densely")
     p.add_argument("--m", type=int, default=200000, help="rows of A (default: 200000)")
     p.add_argument("--n", type=int, default=32, help="columns of A (default: 32)")
-    p.add_argument("--backend", choices=["numpy", "torch"],
+    p.add_argument("--backend", choices=list(memory.PATHS),
                    help="one backend (default: both)")
     p.add_argument("--dense-m", type=int, default=4000,
                    help="rows at which the dense-Q path is measured beside the operator path "

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 import spec_cases
-from generator.tools import gauge, verify
+from generator.tools import gauge
+from generator.tools.adapters import as_tuple
 from generator.audit import sample
 from generator.compiler.check_gauge import GAUGE_OPTION
 
@@ -141,7 +142,7 @@ def assert_close(got, want, dtype, what):
 
 def _host(values, names, device_type, to_host, what):
     """Device results as host arrays (None stays None); each must be on the device."""
-    values = verify.as_tuple(values)
+    values = as_tuple(values)
     assert len(values) == len(names), f"{what}: {len(values)} results for outputs {names}"
     out = []
     for name, v in zip(names, values):
@@ -169,7 +170,7 @@ def rule_problem(case, seed, numpy_module):
     rng = np.random.default_rng(seed)
     a = case.input(rng)
     d_a = case.tangent(rng, a)
-    outputs = verify.as_tuple(getattr(numpy_module, case.op)(a, **case.options))
+    outputs = as_tuple(getattr(numpy_module, case.op)(a, **case.options))
     return a, d_a, case.cotangents(rng, outputs), outputs
 
 
@@ -190,7 +191,7 @@ def check_against_numpy(cupy_module, numpy_module, device_type, to_host, case, s
                                                 for b in (cupy_module, numpy_module))
     got_out = _host(got_out, names, device_type, to_host, f"{op}_jvp outputs")
     got_tan = _host(got_tan, names, device_type, to_host, f"{op}_jvp tangents")
-    factors = gauge.phases(got_out, verify.as_tuple(want_out), cv)
+    factors = gauge.phases(got_out, as_tuple(want_out), cv)
     _assert_all_close(gauge.rotate(got_out, factors, cv), want_out, names, dtype,
                       f"{op}_jvp outputs")
     _assert_all_close(gauge.rotate(got_tan, factors, cv), want_tan, names, dtype,
@@ -199,7 +200,7 @@ def check_against_numpy(cupy_module, numpy_module, device_type, to_host, case, s
     (got_out, got_pullback), (want_out, want_pullback) = (getattr(b, f"{op}_vjp")(a, **opts)
                                                           for b in (cupy_module, numpy_module))
     got_out = _host(got_out, names, device_type, to_host, f"{op}_vjp outputs")
-    factors = gauge.phases(got_out, verify.as_tuple(want_out), cv)
+    factors = gauge.phases(got_out, as_tuple(want_out), cv)
     _assert_all_close(gauge.rotate(got_out, factors, cv), want_out, names, dtype,
                       f"{op}_vjp outputs")
     mine = gauge.rotate(cotangents, factors, cv, inverse=True)  # in the CuPy outputs' gauge
@@ -225,7 +226,7 @@ def torch_reference(case, a, d_a, cotangents, reference, device):
 
     a_t = torch.as_tensor(a, device=device)
     with fwad.dual_level():
-        duals = verify.as_tuple(fn(fwad.make_dual(a_t, torch.as_tensor(d_a, device=device)),
+        duals = as_tuple(fn(fwad.make_dual(a_t, torch.as_tensor(d_a, device=device)),
                                    **case.options))
         unpacked = [fwad.unpack_dual(y) for y in duals]
         outputs = [host(y.primal) for y in unpacked]
@@ -236,7 +237,7 @@ def torch_reference(case, a, d_a, cotangents, reference, device):
     theirs = gauge.rotate(cotangents, factors, case.cv, inverse=True)  # in torch's gauge
     leaf = a_t.clone().requires_grad_(True)
     pairs = [(y, torch.as_tensor(g, device=device))
-             for y, g in zip(verify.as_tuple(fn(leaf, **case.options)), theirs)
+             for y, g in zip(as_tuple(fn(leaf, **case.options)), theirs)
              if g is not None]
     torch.autograd.backward([y for y, _ in pairs], [g for _, g in pairs])
     return (gauge.rotate(outputs, factors, case.cv), gauge.rotate(tangents, factors, case.cv),

@@ -19,7 +19,7 @@ import sympy as sp
 from sympy import MatrixSymbol
 
 from generator.audit import audit, mutate, sample
-from generator.compiler import derive, ops
+from generator.compiler import derive
 from generator.audit import numeric as num
 from generator.compiler.check import check_spec
 from generator.compiler.expr import Parser

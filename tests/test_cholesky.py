@@ -8,7 +8,9 @@ import pytest
 import torch
 
 from generator.audit import sample
-from generator.tools.verify import JaxBackend, NumpyBackend, TorchBackend, random_like, rel_err
+from generator.tools.adapters import (JaxAdapter as JaxBackend, NumpyAdapter as NumpyBackend,
+                                      TorchAdapter as TorchBackend)
+from generator.tools.verify import random_like, rel_err
 from spec_cases import SPECS
 
 CHOLESKY = next(c for c in SPECS if c.spec.name == "cholesky")

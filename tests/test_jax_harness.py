@@ -12,7 +12,7 @@ from jax.test_util import check_grads
 
 from generated import jax as fr
 from generator.tools import gauge
-from generator.tools.verify import as_tuple
+from generator.tools.adapters import as_tuple
 from spec_cases import cases
 
 jax.config.update("jax_enable_x64", True)

@@ -6,7 +6,7 @@ import sympy as sp
 
 from generator.compiler import ops
 from generator.compiler.expr import Parser
-from generator.compiler.printers import BACKENDS
+from generator.compiler.printers import MODULES as BACKENDS
 from generator.compiler.printers.base import PrinterError
 
 m, n = sp.symbols("m n", integer=True, nonnegative=True)

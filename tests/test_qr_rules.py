@@ -4,8 +4,9 @@ agreement, native autodiff) runs over every spec in tests/test_rules.py."""
 import numpy as np
 import pytest
 
-from generator.tools.verify import (JaxBackend, NumpyBackend, TorchBackend, random_like, rel_err,
-                              well_conditioned)
+from generator.tools.adapters import (JaxAdapter as JaxBackend, NumpyAdapter as NumpyBackend,
+                                      TorchAdapter as TorchBackend)
+from generator.tools.verify import random_like, rel_err, well_conditioned
 
 _BACKENDS = {}
 

@@ -10,7 +10,9 @@ import pytest
 from generator.tools import gauge
 from generator.audit import sample
 from generator.compiler.check_gauge import GAUGE_OPTION
-from generator.tools.verify import JaxBackend, NumpyBackend, TorchBackend, inner, rel_err
+from generator.tools.adapters import (JaxAdapter as JaxBackend, NumpyAdapter as NumpyBackend,
+                                      TorchAdapter as TorchBackend)
+from generator.tools.verify import inner, rel_err
 from spec_cases import DTYPES, cases, wide64
 
 # relative error allowed against a float64 computation of the same quantity
@@ -212,7 +214,7 @@ def test_torch_backward_checks_the_gauge(case):
     import torch
 
     import generated.torch as frt
-    from generator.tools.verify import as_tuple
+    from generator.tools.adapters import as_tuple
 
     rng, x, _ = problem(case, 7)
     b = backend("torch")

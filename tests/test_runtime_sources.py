@@ -14,7 +14,7 @@ import pytest
 
 from fake_cupy import FakeCupy
 from generator.compiler.paths import ROOT, TEMPLATES
-from generator.compiler.printers import BACKENDS
+from generator.compiler.backends import NAMES as BACKENDS
 from generator.compiler.render import SHARED_RUNTIME, header
 
 ARRAY_MODULES = {"numpy": "numpy", "torch": "torch", "jax": "jax.numpy", "cupy": "cupy"}

@@ -11,7 +11,7 @@ import torch
 
 import generated.torch as fr
 from generator.tools import gauge
-from generator.tools.verify import as_tuple
+from generator.tools.adapters import as_tuple
 from spec_cases import cases, wide64
 
 TORCH_DTYPES = {"f32": torch.float32, "f64": torch.float64, "c64": torch.complex64,

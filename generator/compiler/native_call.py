@@ -6,6 +6,7 @@ import ast
 import re
 from dataclasses import dataclass
 
+from .backends import BACKENDS
 from .spec import Spec, SpecError
 
 
@@ -29,8 +30,9 @@ class NativeCall:
         return mapping.get(value, value)
 
 
-# the package whose __version__ a call's version bounds compare (cupyx is CuPy's)
-LIBRARY_OF = {"cupyx": "cupy"}
+# the package whose version a call's version bounds compare, for a call root that is not
+# that package itself (cupyx is CuPy's): the backends' companion modules
+LIBRARY_OF = {module: b.framework for b in BACKENDS for module in b.companion_modules}
 
 
 def current_entry(spec: Spec, backend: str, version: str | None = None):

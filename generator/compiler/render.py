@@ -22,7 +22,7 @@ from .expr import Parser
 from .layout import docstring_text, format_python, hanging_lines, string_source
 from .native_call import LIBRARY_OF, NativeCall, current_entry, parse_native_call, version_tuple
 from .paths import ROOT, TEMPLATES
-from .printers import BACKENDS
+from .backends import BACKENDS, backend as backend_named
 from .product_folding import fold_diagonal_products, fold_permutation_products
 from .provenance import case_sources
 from .spec import ALWAYS, Spec, SpecError
@@ -285,7 +285,7 @@ def _older_entries(printer_cls, checked: CheckedSpec, backend: str, current) -> 
 def spec_context(backend: str, checked: CheckedSpec, target: str | None = None) -> dict:
     """The template context of one spec for one backend; ``target``: the version of the
     backend's library to emit for alone (generate --target), instead of every entry."""
-    printer_cls = BACKENDS[backend].Printer
+    printer_cls = backend_named(backend).printer_class()
     spec = checked.spec
     entry = current_entry(spec, backend, target)
     call = parse_native_call(spec, backend, entry)
@@ -411,9 +411,9 @@ def check_frameworks(specs: list[CheckedSpec]) -> None:
                                                    f"'{c.spec.framework[1]}'")
 
 
-def _template_hash(backend: str) -> str:
+def _template_hash(folder: str) -> str:
     digest = hashlib.sha256()
-    for path in sorted((TEMPLATES / backend).glob("*.jinja")):
+    for path in sorted((TEMPLATES / folder).glob("*.jinja")):
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()
@@ -431,19 +431,18 @@ def copied_source(relative: str) -> str:
     return "".join(f"# {line}\n" for line in head) + data.decode("utf-8")
 
 
-def runtime_files(env: jinja2.Environment, backend: str, names: tuple[str, ...],
+def runtime_files(env: jinja2.Environment, folder: str, base: str, names: tuple[str, ...],
                   context: dict) -> dict[str, str]:
-    """The files generated once per backend, not per spec: ``names`` in templates/<backend>/
-    (a .jinja template rendered with ``context``, a runtime source copied) and the runtime code
-    all backends share (templates/_runtime_shared.py), copied."""
-    base = f"generated/{backend}"
+    """The files generated once per backend, not per spec, under ``base``: ``names`` in
+    templates/<folder>/ (a .jinja template rendered with ``context``, a runtime source copied)
+    and the runtime code all backends share (templates/_runtime_shared.py), copied."""
     files = {f"{base}/{SHARED_RUNTIME}": copied_source(SHARED_RUNTIME)}
     for name in names:
         if name.endswith(".jinja"):
             files[f"{base}/{name.removesuffix('.jinja')}"] = \
-                env.get_template(f"{backend}/{name}").render(**context)
+                env.get_template(f"{folder}/{name}").render(**context)
         else:
-            files[f"{base}/{name}"] = copied_source(f"{backend}/{name}")
+            files[f"{base}/{name}"] = copied_source(f"{folder}/{name}")
     return files
 
 
@@ -459,14 +458,15 @@ def render_tree(specs: list[CheckedSpec], targets: dict[str, str] | None = None
         header=header("templates/package_init.py.jinja",
                       hashlib.sha256((TEMPLATES / "package_init.py.jinja").read_bytes())
                       .hexdigest()),
-        backends=list(BACKENDS))
-    for backend, config in BACKENDS.items():
+        backends=[b.name for b in BACKENDS])
+    for config in BACKENDS:
+        backend, folder = config.name, config.templates
         contexts = [spec_context(backend, c, targets.get(backend)) for c in specs]
-        base = f"generated/{backend}"
+        base = config.package_dir
         common = {"backend": backend, "specs": contexts,
-                  "header": header(f"templates/{backend}/", _template_hash(backend))}
-        files.update(runtime_files(env, backend, config.RUNTIME_FILES, common))
-        module = env.get_template(f"{backend}/module.py.jinja")
+                  "header": header(f"templates/{folder}/", _template_hash(folder))}
+        files.update(runtime_files(env, folder, base, config.runtime_files, common))
+        module = env.get_template(f"{folder}/module.py.jinja")
         helpers = _defined_names(files[f"{base}/_runtime.py"])
         for ctx in contexts:
             # the module imports the runtime's helpers its code uses: rendered once without

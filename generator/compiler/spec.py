@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from . import backends as _backends
+
 
 class SpecError(Exception):
     """A problem in a spec file, reported as one line ``path:line: message``."""
@@ -25,9 +27,9 @@ def _one_line(text: str) -> str:
 
 
 # -- the vocabulary of a spec -----------------------------------------------------------------
-BACKENDS = ("numpy", "torch", "jax", "cupy")  # every spec gives a signature for each
+BACKENDS = _backends.NAMES  # every spec gives a signature for each
 # backends whose arrays can be copied to NumPy and back for a 'host: true' call
-HOST_BACKENDS = ("torch", "cupy")
+HOST_BACKENDS = tuple(b.name for b in _backends.BACKENDS if b.host_fallbacks)
 ALWAYS = "always"  # the condition of a case without 'when'
 
 STRUCTURES = ("general", "orthonormal_columns", "orthonormal_rows", "unitary",

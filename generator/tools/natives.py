@@ -8,6 +8,10 @@ it but check the generated derivative against finite differences instead.
 """
 from __future__ import annotations
 
+import importlib
+
+from ..compiler.backends import NAMES, backend
+
 # Where a framework's native rule refuses to differentiate: op -> {framework: refuses(options,
 # values of the primitive dims)}.  Whether a native rule exists at all: native_function
 # below (torch.linalg.<op> / jax.numpy.linalg.<op>, or NATIVE_ELSEWHERE); it is expected to
@@ -163,14 +167,12 @@ NATIVE_ELSEWHERE = {
 
 def native_function(framework: str, op: str):
     """The framework's own function for ``op`` (differentiated by its native rule), or None:
-    torch.linalg.<op>, jax.numpy.linalg.<op>, or NATIVE_ELSEWHERE's."""
+    <op> of the backend's linear algebra module (torch.linalg, jax.numpy.linalg: its
+    ``native_linalg`` in generator/compiler/backends.py), or NATIVE_ELSEWHERE's."""
     elsewhere = NATIVE_ELSEWHERE.get(op, {}).get(framework)
     if elsewhere is not None:
         return elsewhere()
-    if framework == "torch":
-        import torch
-        return getattr(torch.linalg, op, None)
-    if framework == "jax":
-        import jax.numpy
-        return getattr(jax.numpy.linalg, op, None)
-    raise ValueError(f"no native functions for {framework!r}")
+    linalg = backend(framework).native_linalg if framework in NAMES else None
+    if linalg is None:
+        raise ValueError(f"no native functions for {framework!r}")
+    return getattr(importlib.import_module(linalg), op, None)

@@ -22,8 +22,9 @@ import re
 import sys
 from dataclasses import asdict, dataclass, field
 
+from ..compiler.backends import NAMES, library_of
 from ..compiler.check_calls import recorded_parameters
-from ..compiler.native_call import LIBRARY_OF, entry_holds, parse_native_call, version_tuple
+from ..compiler.native_call import entry_holds, parse_native_call, version_tuple
 from ..compiler.spec import Signature, Spec
 
 # Parameter kinds, in the order Python declares them.
@@ -184,12 +185,12 @@ def resolve(dotted: str):
 
 def library_version(root: str) -> str | None:
     """The installed version of a call's root package (cupyx is CuPy's)."""
-    package = LIBRARY_OF.get(root, root)
+    package, attribute = library_of(root)
     try:
         module = importlib.import_module(package)
     except ImportError:
         return None
-    return getattr(module, "__version__", None)
+    return getattr(module, attribute, None)
 
 
 def compare(recorded: list[Param], actual: list[Param]) -> list[str]:
@@ -266,7 +267,7 @@ def check_spec_signatures(spec: Spec) -> list[Finding]:
     """One finding per backend: the entry for the installed version of its library."""
     out = []
     for backend in sorted({s.backend for s in spec.signatures},
-                          key=lambda b: ("numpy", "torch", "jax", "cupy").index(b)):
+                          key=NAMES.index):
         entries = [s for s in spec.signatures if s.backend == backend]
         if all(s.compute for s in entries):
             out.append(Finding(spec.name, backend, "", "", "as recorded",

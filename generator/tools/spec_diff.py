@@ -175,7 +175,7 @@ def summary(old: Rendered, new: Rendered) -> list[str]:
         elif key not in new.rules:
             lines.append(f"{where}: removed")
         elif old.rules[key] != new.rules[key]:
-            (before, _), (after, derived) = old.rules[key], new.rules[key]
+            (before, _), (after, _) = old.rules[key], new.rules[key]
             lines.append(f"{where}: changed ({_origin(new.rules[key])}, "
                          f"{len(before)} -> {len(after)} statements)")
         else:

@@ -15,7 +15,6 @@ A cell passes when its error is below the tolerance of its check and dtype.
 """
 from __future__ import annotations
 
-import importlib
 import json
 import sys
 import time
@@ -25,7 +24,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import gauge, natives
+from .adapters import adapter_class
 from ..audit import sample
+from ..compiler.backends import BACKENDS
 from ..compiler.paths import ROOT
 from ..compiler.render import load_checked
 
@@ -35,7 +36,6 @@ BATCH = (2,)
 STEP = 1e-6
 TOLERANCE = {"fd": 1e-6, "adjoint": 1e-12, "numpy": 1e-12, "autodiff": 1e-12, "native": 1e-10}
 CHECKS = tuple(TOLERANCE)
-BACKENDS = ("numpy", "torch", "jax", "cupy")
 
 
 def well_conditioned(rng, shape, dtype, batch=()):
@@ -58,11 +58,6 @@ def well_conditioned(rng, shape, dtype, batch=()):
     lead = (u * s[..., None, :]) @ np.conj(np.swapaxes(v, -1, -2))
     rest = gauss(m, n - k) if n > k else np.zeros(batch + (m, 0))
     return np.concatenate([lead, rest], axis=-1).astype(dtype)
-
-
-def as_tuple(result) -> tuple:
-    """An operation's outputs as a tuple: a named tuple as it is, a single array as (array,)."""
-    return tuple(result) if isinstance(result, tuple) else (result,)
 
 
 def output_dtype(tensor, dtype) -> np.dtype:
@@ -111,169 +106,6 @@ class Cell:
     @property
     def worst(self):
         return max(self.errors) if self.errors else None
-
-
-# -- backend adapters: NumPy in, NumPy out ---------------------------------------------------
-class Backend:
-    name = ""
-
-    def __init__(self):
-        self.module = importlib.import_module(f"generated.{self.name}")
-
-    def to(self, x):
-        return x
-
-    def back(self, x):
-        return None if x is None else np.asarray(x)
-
-    # An operation's input is one array, or a tuple of arrays for an operation with several
-    # (ormqr's (a, tau, C)); its cotangent comes back in the same form.
-    def _packed(self, x):
-        """The inputs as an operation's _jvp/_vjp take them: one array, or a tuple."""
-        return tuple(self.to(v) for v in x) if isinstance(x, tuple) else self.to(x)
-
-    def jvp(self, op, x, dx, opts):
-        outs, tans = getattr(self.module, f"{op}_jvp")(self._packed(x), self._packed(dx),
-                                                       **opts)
-        return [self.back(o) for o in as_tuple(outs)], [self.back(t) for t in as_tuple(tans)]
-
-    def vjp(self, op, x, cots, opts):
-        """The cotangent of the input (a tuple of them for several inputs)."""
-        outs, pullback = getattr(self.module, f"{op}_vjp")(self._packed(x), **opts)
-        grads = pullback(*(None if g is None else self.to(g) for g in cots))
-        if isinstance(x, tuple):
-            return tuple(self.back(g) for g in grads)
-        return self.back(grads)
-
-    def forward(self, op, x, opts):
-        xs = x if isinstance(x, tuple) else (x,)
-        return [self.back(o) for o in as_tuple(getattr(self.module, op)(
-            *(self.to(v) for v in xs), **opts))]
-
-    def autodiff(self, op, x, dx, cots, opts):
-        """(tangents, input cotangent) from the framework's own AD, or None."""
-        return None
-
-    def native(self, op, x, dx, cots, opts):
-        """(tangents, input cotangent) from the framework's native rule, None, or 'refuses'."""
-        return None
-
-
-class NumpyBackend(Backend):
-    name = "numpy"
-
-
-class TorchBackend(Backend):
-    name = "torch"
-
-    def __init__(self):
-        super().__init__()
-        import torch
-        self.torch = torch
-
-    def to(self, x):
-        return self.torch.from_numpy(np.ascontiguousarray(x))
-
-    def back(self, x):
-        return None if x is None else x.detach().resolve_conj().numpy()
-
-    def _both(self, fn, x, dx, cots):
-        """(tangents, cotangent of the input(s), in the input's form)."""
-        single = not isinstance(x, tuple)
-        xs, dxs = ((x,), (dx,)) if single else (x, dx)
-        torch = self.torch
-        xt = tuple(self.to(v) for v in xs)
-        _, tangents = torch.func.jvp(lambda *a: as_tuple(fn(*a)), xt,
-                                     tuple(self.to(d) for d in dxs))
-        xg = [x.clone().requires_grad_(True) for x in xt]
-        outs = as_tuple(fn(*xg))
-        pairs = [(o, self.to(g)) for o, g in zip(outs, cots) if g is not None]
-        grads = torch.autograd.grad([o for o, _ in pairs], xg, [g for _, g in pairs])
-        grads = tuple(self.back(g) for g in grads)
-        return [self.back(t) for t in tangents], grads[0] if single else grads
-
-    def autodiff(self, op, xs, dx, cots, opts):
-        return self._both(lambda *a: getattr(self.module, op)(*a, **opts), xs, dx, cots)
-
-    def native(self, op, xs, dx, cots, opts):
-        native = natives.native_function("torch", op)
-        if native is None:
-            return None
-        try:
-            return self._both(lambda *a: native(*a, **opts), xs, dx, cots)
-        except RuntimeError:
-            return "refuses"
-
-
-class JaxBackend(Backend):
-    name = "jax"
-
-    def __init__(self):
-        import jax
-        jax.config.update("jax_enable_x64", True)
-        super().__init__()
-        self.jax = jax
-
-    def to(self, x):
-        return self.jax.numpy.asarray(x)
-
-    def vjp(self, op, x, cots, opts):
-        # JAX's cotangents are the complex conjugates of PyTorch's (the reference convention)
-        conj = [None if g is None else np.conj(g) for g in cots]
-        grads = super().vjp(op, x, conj, opts)
-        return tuple(np.conj(g) for g in grads) if isinstance(x, tuple) else np.conj(grads)
-
-    def _both(self, fn, x, dx, cots):
-        single = not isinstance(x, tuple)
-        xs, dxs = ((x,), (dx,)) if single else (x, dx)
-        jax = self.jax
-        args = tuple(self.to(x) for x in xs)
-        _, tangents = jax.jvp(lambda *a: as_tuple(fn(*a)), args,
-                              tuple(self.to(d) for d in dxs))
-        outs, pullback = jax.vjp(lambda *a: as_tuple(fn(*a)), *args)
-        full = tuple(self.jax.numpy.zeros_like(o) if g is None else self.to(np.conj(g))
-                     for o, g in zip(outs, cots))
-        grads = pullback(full)
-        # JAX's cotangents are the complex conjugates of PyTorch's (the reference convention)
-        grads = tuple(np.conj(self.back(g)) for g in grads)
-        return [self.back(t) for t in tangents], grads[0] if single else grads
-
-    def autodiff(self, op, xs, dx, cots, opts):
-        return self._both(lambda *a: getattr(self.module, op)(*a, **opts), xs, dx, cots)
-
-    def native(self, op, xs, dx, cots, opts):
-        native = natives.native_function("jax", op)
-        if native is None:
-            return None
-
-        def fn(*a):
-            return as_tuple(native(*a, **opts))
-
-        try:
-            return self._both(fn, xs, dx, cots)
-        except NotImplementedError:
-            return "refuses"
-
-
-def cupy_backend():
-    """The CuPy backend when a CUDA device is present, else None and the reason."""
-    try:
-        import cupy
-        if cupy.cuda.runtime.getDeviceCount() < 1:
-            return None, "no CUDA device"
-    except Exception as err:  # noqa: BLE001 (any failure to reach a device means: none)
-        return None, f"no CUDA device ({type(err).__name__})"
-
-    class CupyBackend(Backend):
-        name = "cupy"
-
-        def to(self, x):
-            return cupy.asarray(x)
-
-        def back(self, x):
-            return None if x is None else cupy.asnumpy(x)
-
-    return CupyBackend(), ""
 
 
 # -- the checks -----------------------------------------------------------------------------
@@ -376,14 +208,15 @@ def run(names=(), progress=True):
         if unknown:
             raise SystemExit(f"unknown spec(s): {', '.join(sorted(unknown))}")
         specs = [c for c in specs if c.spec.name in names]
-    reference = NumpyBackend()
-    backends = [reference, TorchBackend(), JaxBackend()]
-    skipped = {}
-    cupy, reason = cupy_backend()
-    if cupy is None:
-        skipped["cupy"] = reason
-    else:
-        backends.append(cupy)
+    backends, skipped = [], {}
+    for entry in BACKENDS:
+        adapter = adapter_class(entry)
+        reason = adapter.unavailable()
+        if reason:
+            skipped[entry.name] = reason
+        else:
+            backends.append(adapter())
+    reference = backends[0]  # the registry's first backend, NumPy
 
     table = {}
     jobs = [(c, v, shape, dt) for c in specs for v in c.variants for shape in shapes(c, v)
@@ -431,7 +264,7 @@ def run(names=(), progress=True):
 
 
 def format_table(rows, skipped) -> str:
-    backends = [b for b in BACKENDS if b not in skipped]
+    backends = [b.name for b in BACKENDS if b.name not in skipped]
     by_key = {(r["spec"], r["variant"], r["check"], r["backend"]): r for r in rows}
     lines = []
     w = max([4] + [len(r["spec"]) for r in rows])
@@ -473,9 +306,8 @@ def format_table(rows, skipped) -> str:
                      "generator.tools.natives), measured on the others: " + "; ".join(
             f"{b} {v} {s}" for v, b, s in refusals))
     for b, why in skipped.items():
-        lines.append(f"{b}: not run here ({why})" + (
-            "; its kernels are compiled and executed on the CPU by the test suite"
-            if b == "cupy" else ""))
+        note = adapter_class(b).not_run_note
+        lines.append(f"{b}: not run here ({why})" + (f"; {note}" if note else ""))
     return "\n".join(lines)
 
 

@@ -1,9 +1,10 @@
-"""One printer per backend; ``BACKENDS`` maps a backend name to its printer module.
+"""One printer per backend: a module here defining ``Printer`` (a SymPy printer subclass with
+the backend's op table), named by its backend's ``printer`` in generator/compiler/backends.py.
 
-Each module defines ``Printer`` (a SymPy printer subclass with the backend's op table) and
-``RUNTIME_FILES`` (files generated once per backend, besides one module per spec: a .jinja
-template under templates/<backend>/ rendered, a hand-written runtime source there copied).
+``MODULES`` maps a backend name to its printer module, derived from that registry.
 """
-from . import cupy, jax, numpy, torch
+import importlib
 
-BACKENDS = {"numpy": numpy, "torch": torch, "jax": jax, "cupy": cupy}
+from ..backends import BACKENDS
+
+MODULES = {b.name: importlib.import_module(b.printer.partition(":")[0]) for b in BACKENDS}

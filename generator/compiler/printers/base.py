@@ -11,11 +11,52 @@ from __future__ import annotations
 import sympy as sp
 from sympy import HadamardProduct, MatAdd, MatMul, MatrixExpr, ZeroMatrix
 
-from ..ops import as_expr, split_product
+from ..ops import as_expr
 
 
 class PrinterError(Exception):
     """An expression this printer cannot render."""
+
+
+# Operations every backend prints as the same call of its runtime's helper (or the same
+# arithmetic).
+SHARED_OPS = {
+    "copyltu": "_copyltu({x})",
+    "sym": "_sym({x})",
+    "skew": "_skew({x})",
+    "pairwise_inv": "_pairwise_inv({x})",
+    "scale_rows": "{v} * {x}",
+    "permute_rows": "_permute_rows({p}, {x}, {transpose})",
+    "permute_cols": "_permute_cols({p}, {x}, {transpose})",
+    "pad_rows": "_pad_rows({x}, {extra})",
+    "pad_cols": "_pad_cols({x}, {extra})",
+}
+
+
+def numpy_api_ops(module: str) -> dict[str, str]:
+    """The operation table of a backend whose array module has NumPy's API (NumPy, CuPy,
+    jax.numpy), that module imported in the generated code as ``module`` ("_np"); a printer
+    adds or replaces the entries it prints otherwise (``adjoint`` among them)."""
+    return {
+        **SHARED_OPS,
+        "transpose": f"{module}.swapaxes({{x}}, -1, -2)",
+        "conj": f"{module}.conj({{x}})",
+        "tril": f"{module}.tril({{x}}, {{offset}})",
+        "triu": f"{module}.triu({{x}}, {{offset}})",
+        "re": f"{module}.real({{x}})",
+        "im": f"{module}.imag({{x}})",
+        "diagonal": f"{module}.diagonal({{x}}, 0, -2, -1)[..., :, None]",
+        "diag": "_diag({v})",
+        "recip": "1 / {x}",
+        "scale_cols": f"{{x}} * {module}.swapaxes({{v}}, -1, -2)",
+        "solve_triangular": "_solve_triangular({t}, {b}, upper={upper}, left={left}, "
+                            "unit={unit})",
+        "solve": "_solve({a}, {b}, left={left})",
+        "hstack": f"{module}.concatenate([{{xs}}], axis=-1)",
+        "vstack": f"{module}.concatenate([{{xs}}], axis=-2)",
+        "pad": "_pad({x}, {top}, {bottom}, {left}, {right})",
+        "eye": f"{module}.eye({{rows}}, {{cols}}, dtype={{ref}}.dtype)",
+    }
 
 
 class BatchedMatrixPrinter:

@@ -13,42 +13,18 @@ small cotangent instead of the large cotangent of C.
 from sympy.printing.numpy import JaxPrinter
 
 from ..ops import Diagonal, Re, dims_equal
-from .base import BatchedMatrixPrinter
-
-RUNTIME_FILES = ("__init__.py.jinja", "_runtime.py", "_array_module.py")
+from .base import BatchedMatrixPrinter, numpy_api_ops
 
 
 class Printer(BatchedMatrixPrinter, JaxPrinter):
     ALIASES = {"jax": "_jax"}
     OPS = {
+        **numpy_api_ops("_jnp"),
         "adjoint": "{x}.mT.conj()",
         "transpose": "{x}.mT",
         "conj": "{x}.conj()",
-        "tril": "_jnp.tril({x}, {offset})",
-        "triu": "_jnp.triu({x}, {offset})",
-        "copyltu": "_copyltu({x})",
-        "sym": "_sym({x})",
-        "skew": "_skew({x})",
-        "re": "_jnp.real({x})",
-        "im": "_jnp.imag({x})",
-        "diagonal": "_jnp.diagonal({x}, 0, -2, -1)[..., :, None]",
-        "diag": "_diag({v})",
-        "pairwise_inv": "_pairwise_inv({x})",
-        "recip": "1 / {x}",
-        "scale_cols": "{x} * _jnp.swapaxes({v}, -1, -2)",
-        "scale_rows": "{v} * {x}",
-        "permute_rows": "_permute_rows({p}, {x}, {transpose})",
-        "permute_cols": "_permute_cols({p}, {x}, {transpose})",
         "diag_part": "_diag_part({x})",
         "neg_mm": "_neg_mm({a}, {b})",
-        "solve_triangular": "_solve_triangular({t}, {b}, upper={upper}, left={left}, unit={unit})",
-        "solve": "_solve({a}, {b}, left={left})",
-        "hstack": "_jnp.concatenate([{xs}], axis=-1)",
-        "vstack": "_jnp.concatenate([{xs}], axis=-2)",
-        "pad_rows": "_pad_rows({x}, {extra})",
-        "pad_cols": "_pad_cols({x}, {extra})",
-        "pad": "_pad({x}, {top}, {bottom}, {left}, {right})",
-        "eye": "_jnp.eye({rows}, {cols}, dtype={ref}.dtype)",
     }
 
     def _print_Diag(self, e):

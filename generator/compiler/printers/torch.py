@@ -26,9 +26,7 @@ from sympy import Adjoint, MatAdd
 from sympy.printing.pytorch import TorchPrinter
 
 from ..ops import Diag, Diagonal, Re, Tril, Triu, split_product
-from .base import BatchedMatrixPrinter
-
-RUNTIME_FILES = ("__init__.py.jinja", "_runtime.py", "_array_module.py")
+from .base import SHARED_OPS, BatchedMatrixPrinter
 
 
 def _herm_upper_pair(terms):
@@ -81,31 +79,23 @@ class Printer(BatchedMatrixPrinter, TorchPrinter):
         return super()._print_Adjoint(e)
 
     OPS = {
+        **SHARED_OPS,
         "adjoint": "{x}.mH",
         "transpose": "{x}.mT",
         "conj": "{x}.conj()",
         "tril": "{x}.tril({offset})",
         "triu": "{x}.triu({offset})",
-        "copyltu": "_copyltu({x})",
-        "sym": "_sym({x})",
-        "skew": "_skew({x})",
         "re": "_re({x})",
         "im": "_im({x})",
         "diagonal": "{x}.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)",
         "diag": "_torch.diag_embed({v}.squeeze(-1))",
-        "pairwise_inv": "_pairwise_inv({x})",
         "recip": "{x}.reciprocal()",
         "scale_cols": "{x} * {v}.mT",
-        "scale_rows": "{v} * {x}",
-        "permute_rows": "_permute_rows({p}, {x}, {transpose})",
-        "permute_cols": "_permute_cols({p}, {x}, {transpose})",
         "solve_triangular": "_torch.linalg.solve_triangular({t}, {b}, upper={upper}, "
                             "left={left}, unitriangular={unit})",
         "solve": "_torch.linalg.solve({a}, {b}, left={left})",
         "hstack": "_torch.cat([{xs}], dim=-1)",
         "vstack": "_torch.cat([{xs}], dim=-2)",
-        "pad_rows": "_pad_rows({x}, {extra})",
-        "pad_cols": "_pad_cols({x}, {extra})",
         "pad": "_torch.nn.functional.pad({x}, ({left}, {right}, {top}, {bottom}))",
         "eye": "_torch.eye({rows}, {cols}, dtype={ref}.dtype, device={ref}.device)",
         "triu_herm": "_triu_herm({x})",

@@ -1,0 +1,80 @@
+"""The table and footnote of ``cli.py bench``, and its progress line."""
+from __future__ import annotations
+
+import sys
+
+from .bench_rows import Row
+
+
+COLUMNS = ("spec", "backend", "options", "shape", "dtype", "dir", "generated ms", "native ms", "ratio",
+           "rel err", "vs")
+
+
+def _cells(r: Row) -> list[str]:
+    head = [r.spec, r.backend, r.options, "x".join(map(str, r.shape)), r.dtype, r.direction]
+    if not r.finished:
+        return head
+    return head + [f"{r.generated_ms:.3f}",
+            ("refuses" if r.native == "refuses" else "-") if r.native_ms is None
+            else f"{r.native_ms:.3f}",
+            "-" if r.ratio is None else f"{r.ratio:.2f}",
+            f"{r.rel_err:.1e}" + ("" if r.ok else " FAIL"),
+            r.reference + ("*" if r.native == "wrong" else "")]
+
+
+def format_table(rows: list[Row]) -> str:
+    """The table; a row that did not finish says why after its first six columns."""
+    cells = [list(COLUMNS)] + [_cells(r) for r in rows]
+    notes = [""] + [("" if r.finished else r.note) for r in rows]
+    widths = [max(len(c[i]) for c in cells if i < len(c)) for i in range(len(COLUMNS))]
+    numeric = {6, 7, 8, 9}
+    lines = []
+    for j, row in enumerate(cells):
+        parts = [c.rjust(w) if i in numeric else c.ljust(w)
+                 for i, (c, w) in enumerate(zip(row, widths))]
+        lines.append("  ".join(parts + ([notes[j]] if notes[j] else [])).rstrip())
+        if j == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+class Progress:
+    """One line on stderr, rewritten in place; silent when stderr is not a terminal."""
+
+    def __init__(self, total: int):
+        self.total = total
+        self.live = sys.stderr.isatty()
+        self.width = 0
+
+    def show(self, i: int, text: str):
+        if self.live:
+            line = f"bench [{i}/{self.total}] {text}"
+            sys.stderr.write("\r" + line.ljust(self.width))
+            sys.stderr.flush()
+            self.width = len(line)
+
+    def done(self):
+        if self.live:
+            sys.stderr.write("\r" + " " * self.width + "\r")
+            sys.stderr.flush()
+
+
+def footnote(rows, repeats: int, environments) -> str:
+    lines = [f"ms: median of {repeats} interleaved samples after a warm-up; ratio: median over "
+             f"the {repeats} repeats of generated / native timed back to back (below 1: generated "
+             f"is faster); rel err: the generated derivative against native autodiff, or against "
+             f"central differences (fd) where native refuses (a vjp as the directional "
+             f"derivative <gA, dA>, relative to |gA| |dA|)."]
+    if environments:
+        lines.append("; ".join(environments) + ".")
+    seen = set()
+    for r in rows:
+        if r.native == "refuses" and (r.backend, r.note) not in seen:
+            seen.add((r.backend, r.note))
+            lines.append(f"native {r.backend} refuses {r.spec} {r.options} for "
+                         f"{'x'.join(map(str, r.shape))}: {r.note}")
+        if r.native == "wrong" and (r.backend, r.note) not in seen:
+            seen.add((r.backend, r.note))
+            lines.append(f"fd*: native {r.backend} is timed but wrong for {r.spec} {r.options} "
+                         f"({'x'.join(map(str, r.shape))}), checked against fd: {r.note}")
+    return "\n".join(lines)
