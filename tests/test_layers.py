@@ -106,3 +106,11 @@ def test_the_cycle_check_finds_a_cycle_through_a_lazy_import():
     assert cycle_from(graph, "a") == ["a", "b", "c", "a"]
     assert cycle_from(graph, "d") == ["a", "b", "c", "a"]
     assert cycle_from({"a": {"b"}, "b": set()}, "a") is None
+
+
+@pytest.mark.parametrize("name", sorted(MODULES))
+def test_module_is_at_most_max_lines(name):
+    """Every module of generator/ can be read in one sitting (layers.toml's max_lines)."""
+    lines = len(MODULES[name].read_text().splitlines())
+    assert lines <= CONTRACT["max_lines"], (f"{MODULES[name].relative_to(ROOT)}: {lines} lines, "
+                                            f"more than max_lines = {CONTRACT['max_lines']}")
