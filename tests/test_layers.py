@@ -7,6 +7,8 @@ import ast
 import tomllib
 from pathlib import Path
 
+import pytest
+
 
 from generator.compiler.paths import ROOT
 
