@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
+import ladder
 from generator import gauge, natives, sample
 from generator.render import ROOT, load_checked
 from generator.verify import output_dtype, random_like
@@ -184,3 +185,45 @@ def cases(shapes=("regular",), dtypes=("f64", "c128"), batches=("b2",), small=Fa
             case = Case(checked, cv, name, shape, dt, b)
             out.append(pytest.param(case, id=case.id))
     return out
+
+
+# -- the sampled ladder (tests/ladder.py) --------------------------------------------------------
+
+def factors(case: Case, *extra) -> tuple:
+    """The factors of a case in the covering: spec and variant (one factor: a variant belongs
+    to its spec), shape class, dtype, batch, and ``extra`` (a backend, ...)."""
+    return (f"{case.op}/{case.cv.variant.label}", case.shape_name, case.dtype_name,
+            case.batch_name, *extra)
+
+
+def sampled(params, backends=None, native=False, must=lambda case, backend: False,
+            groups=(), seed=ladder.SEED):
+    """pytest params of ``cases(...)``, sampled by a pairwise covering (all of them under
+    --full: tests/ladder.py).
+
+    ``backends``: the backend becomes a factor of the covering, and each param is
+    (backend, case), with the id '<backend>-<case id>' of a stacked parametrize.  ``native``:
+    what the backend's native rule does (native_rule: absent, refuses, wrong, rule) is a factor
+    too, so that every outcome of generator.natives' tables is met for every spec and variant
+    and every shape class.  ``must(case, backend)``: a case a past bug needed (always run).
+    ``groups``: tuples of factor positions (0 spec and variant, 1 shape class, 2 dtype,
+    3 batch, 4 backend, 5 native outcome) covered in every combination, beyond pairs.
+    ``seed``: two checks of the same cases can draw different samples (together they cover
+    more of the product)."""
+    cases_ = [p.values[0] for p in params]
+    if backends is None:
+        rows = [(c, None) for c in cases_]
+    else:
+        rows = [(c, b) for c in cases_ for b in backends]
+
+    def row_factors(row):
+        case, backend = row
+        extra = () if backend is None else (backend,)
+        if native:
+            extra += (case.native(backend),)
+        return factors(case, *extra)
+
+    chosen = ladder.sample(rows, row_factors, groups, must=lambda row: must(*row), seed=seed)
+    if backends is None:
+        return [pytest.param(c, id=c.id) for c, _ in chosen]
+    return [pytest.param(b, c, id=f"{b}-{c.id}") for c, b in chosen]
