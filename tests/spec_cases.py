@@ -197,7 +197,7 @@ def factors(case: Case, *extra) -> tuple:
 
 
 def sampled(params, backends=None, native=False, must=lambda case, backend: False,
-            groups=(), seed=ladder.SEED):
+            groups=(), seed=ladder.SEED, full=None):
     """pytest params of ``cases(...)``, sampled by a pairwise covering (all of them under
     --full: tests/ladder.py).
 
@@ -209,7 +209,7 @@ def sampled(params, backends=None, native=False, must=lambda case, backend: Fals
     ``groups``: tuples of factor positions (0 spec and variant, 1 shape class, 2 dtype,
     3 batch, 4 backend, 5 native outcome) covered in every combination, beyond pairs.
     ``seed``: two checks of the same cases can draw different samples (together they cover
-    more of the product)."""
+    more of the product).  ``full``: True or False whatever --full says."""
     cases_ = [p.values[0] for p in params]
     if backends is None:
         rows = [(c, None) for c in cases_]
@@ -223,7 +223,8 @@ def sampled(params, backends=None, native=False, must=lambda case, backend: Fals
             extra += (case.native(backend),)
         return factors(case, *extra)
 
-    chosen = ladder.sample(rows, row_factors, groups, must=lambda row: must(*row), seed=seed)
+    chosen = ladder.sample(rows, row_factors, groups, must=lambda row: must(*row), seed=seed,
+                           full=full)
     if backends is None:
         return [pytest.param(c, id=c.id) for c, _ in chosen]
     return [pytest.param(b, c, id=f"{b}-{c.id}") for c, b in chosen]
