@@ -196,6 +196,18 @@ def factors(case: Case, *extra) -> tuple:
             case.batch_name, *extra)
 
 
+def regression(case: Case, backend=None) -> bool:
+    """Cases a past bug or a framework's known quirk needed, run whatever the sample draws:
+    a Hermitian input in a complex dtype on torch (torch's complex gradient of cholesky is not
+    Hermitian, spec/cholesky.yaml's notes; torch 2.13's batched forward AD asserts on
+    (x + x.mH) / 2, tests/test_torch_harness.project), and JAX's svd in a complex dtype (its
+    native rule splits a phase otherwise: generator.gauge.project_tangent)."""
+    complex_ = case.dtype_name in ("c64", "c128")
+    if backend in (None, "torch") and case.structure == "hermitian" and complex_:
+        return True
+    return backend == "jax" and case.op == "svd" and complex_
+
+
 def sampled(params, backends=None, native=False, must=lambda case, backend: False,
             groups=(), seed=ladder.SEED, full=None):
     """pytest params of ``cases(...)``, sampled by a pairwise covering (all of them under

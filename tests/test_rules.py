@@ -10,7 +10,7 @@ import pytest
 from generator import gauge, sample
 from generator.check import GAUGE_OPTION
 from generator.verify import JaxBackend, NumpyBackend, TorchBackend, inner, rel_err
-from spec_cases import DTYPES, cases, sampled, wide64
+from spec_cases import DTYPES, cases, regression, sampled, wide64
 
 # relative error allowed against a float64 computation of the same quantity
 TOL = {np.float32: 2e-4, np.complex64: 2e-4, np.float64: 1e-11, np.complex128: 1e-11}
@@ -116,7 +116,8 @@ def test_backend_agrees_with_the_numpy_reference(name, case):
 
 
 @pytest.mark.parametrize("name, case", sampled(cases(("regular",), ("f64", "c128"), ("b2",)),
-                                             FRAMEWORKS, native=True))
+                                             FRAMEWORKS, native=True,
+                                             must=regression))
 def test_framework_autodiff_and_native_rules(name, case):
     """AD through the generated function equals the explicit rules, and equals the native
     rule of torch.linalg / jax.numpy.linalg wherever that exists and differentiates

@@ -12,7 +12,7 @@ import torch
 import generated.torch as fr
 from generator import gauge
 from generator.verify import as_tuple
-from spec_cases import cases, sampled, wide64
+from spec_cases import cases, regression, sampled, wide64
 
 TORCH_DTYPES = {"f32": torch.float32, "f64": torch.float64, "c64": torch.complex64,
                 "c128": torch.complex128}
@@ -65,7 +65,8 @@ def differentiable_outputs(case, a):
 
 
 @pytest.mark.parametrize("case", sampled(cases(("regular",), ("f64", "c128"), ("b2",),
-                                               small=True), seed=1))
+                                               small=True),
+                                         seed=1, must=regression))
 def test_gradcheck_forward_and_reverse_batched(case):
     a = matrix(case)
     assert torch.autograd.gradcheck(
@@ -74,7 +75,8 @@ def test_gradcheck_forward_and_reverse_batched(case):
 
 
 @pytest.mark.parametrize("case", sampled(cases(("regular",), ("f64", "c128"), ("b2",),
-                                               small=True), seed=2))
+                                               small=True),
+                                         seed=2, must=regression))
 def test_gradgradcheck_second_order(case):
     a = matrix(case)
     assert torch.autograd.gradgradcheck(
