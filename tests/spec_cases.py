@@ -1,6 +1,9 @@
 """Test cases derived from the specs in spec/: every spec x variant (its options dict) x shape
 class x dtype x batch, shared by the rule ladder (test_rules.py), the framework harnesses
-(test_torch_harness.py, test_jax_harness.py) and the CuPy checks (cupy_checks.py).
+(test_torch_harness.py, test_jax_harness.py) and the CuPy checks (cupy_checks.py).  A check
+runs on a pairwise covering sample of its cases (sampled(): every value of every factor, and
+every pair of values of two factors, the backend among them, at least once; plus the
+regression() cases), or on all of them under ``pytest --full`` (tests/ladder.py).
 
 Nothing here names an operation; generator.natives holds the per-op tables: where the native
 rule of torch.linalg / jax.numpy.linalg refuses to differentiate or is wrong.  A new spec/<name>.yaml is
