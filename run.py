@@ -2,7 +2,11 @@
 """Set up .venv (created or reused; pinned requirements) and run the project's jobs.
 
     python3 run.py verify    regenerate every rule from spec/ and print the verification table
-    python3 run.py test      run the full test suite
+    python3 run.py test      run the test suite: each parametrized ladder on a pairwise covering
+                             sample of its factors, on every core (pytest-xdist); pytest's
+                             arguments follow (-n 0: one process)
+    python3 run.py test --full   the same on the full product of the factors (tests/ladder.py):
+                             run it before a change to the printers or the templates
     python3 run.py cli ARGS  any `cli.py` command inside the environment
 
 Needs only a Python 3.11+ with venv; everything else comes from requirements.txt, except
@@ -65,6 +69,15 @@ def run(*args: str) -> int:
     return subprocess.run([str(PYTHON), *args], cwd=ROOT).returncode
 
 
+def parallel(args: list[str]) -> list[str]:
+    """pytest-xdist's options for ``args``: a worker per core, each test module's own
+    module-scoped fixture built once (tests marked xdist_group run on one worker), unless the
+    arguments choose (-n, --numprocesses, --dist, -p no:xdist)."""
+    chosen = any(a in ("-n", "--numprocesses", "--dist", "no:xdist") or
+                 a.startswith(("-n", "--numprocesses=", "--dist=")) for a in args)
+    return [] if chosen else ["-n", "auto", "--dist", "loadgroup"]
+
+
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in ("verify", "test", "cli"):
         print(__doc__.strip(), file=sys.stderr)
@@ -74,7 +87,7 @@ def main(argv: list[str]) -> int:
     if job == "verify":
         return run("cli.py", "verify", *rest)
     if job == "test":
-        return run("-m", "pytest", *rest)
+        return run("-m", "pytest", *parallel(rest), *rest)
     return run("cli.py", *rest)
 
 

@@ -13,6 +13,7 @@ import itertools
 import numpy as np
 import pytest
 
+import ladder
 import spec_cases
 from generator.tools import gauge
 from generator.tools.adapters import as_tuple
@@ -80,7 +81,8 @@ def _kind(op):
 
 
 def kernel_cases(empty: bool):
-    """pytest params (op, scalars, batch, shape, dtype) over every op, dtype and shape."""
+    """pytest params (op, scalars, batch, shape, dtype) over every op, dtype and shape: a
+    pairwise covering sample of them (tests/ladder.py; all of them under --full)."""
     cases = []
     for op in STRUCTURAL_OPS:
         kind = _kind(op)
@@ -94,7 +96,8 @@ def kernel_cases(empty: bool):
             label = "-".join([op, *map(str, scalars), "x".join(map(str, batch + shape)),
                               np.dtype(dtype).name])
             cases.append(pytest.param(op, scalars, batch, shape, dtype, id=label))
-    return cases
+    return ladder.sample(cases, lambda p: (p.values[0], p.values[1], p.values[2], p.values[3],
+                                           np.dtype(p.values[4]).name))
 
 
 def expected_launch(op, dtype, out_size):
@@ -118,17 +121,24 @@ def check_structural_op(runtime, to_host, op, scalars, batch, shape, dtype):
 
 # -- the rules of every spec ------------------------------------------------------------------
 
-def rule_cases():
-    """pytest params (one spec_cases.Case) over every spec, variant, small and zero-size shape
-    class, dtype and batch (), (2,)."""
+def _all_rule_cases():
     return spec_cases.cases(("regular", "zero"), tuple(spec_cases.DTYPES), ("unbatched", "b2"),
                             small=True)
 
 
+def rule_cases():
+    """pytest params (one spec_cases.Case) over every spec, variant, small and zero-size shape
+    class, dtype and batch (), (2,): a pairwise covering sample (spec_cases.sampled; all of
+    them under --full)."""
+    return spec_cases.sampled(_all_rule_cases(), seed=11)
+
+
 def torch_rule_cases():
-    """rule_cases() where torch's native rule exists and differentiates
-    (spec_cases.NATIVE_REFUSES: not qr mode='r', not qr mode='complete' with m > n)."""
-    return [p for p in rule_cases() if p.values[0].native("torch") == "rule"]
+    """The cases of rule_cases() where torch's native rule exists and differentiates
+    (spec_cases.NATIVE_REFUSES: not qr mode='r', not qr mode='complete' with m > n), sampled
+    among those."""
+    return spec_cases.sampled([p for p in _all_rule_cases()
+                               if p.values[0].native("torch") == "rule"], seed=12)
 
 
 def assert_close(got, want, dtype, what):
@@ -269,8 +279,8 @@ def check_against_torch(cupy_module, numpy_module, device_type, to_host, case, t
 
 def gauge_cases():
     """rule_cases() of complex dtypes and variants whose pullbacks check the gauge."""
-    return [p for p in spec_cases.cases(("regular",), ("c64", "c128"), ("b2",), small=True)
-            if p.values[0].gauge_check]
+    complex_cases = spec_cases.cases(("regular",), ("c64", "c128"), ("b2",), small=True)
+    return spec_cases.sampled([p for p in complex_cases if p.values[0].gauge_check], seed=13)
 
 
 def check_gauge(cupy_module, device_type, to_host, case, seed=0):
@@ -306,7 +316,8 @@ SOLVE_BATCHES = (((), ()), ((2,), ()), ((), (2,)), ((2,), (2,)))
 
 
 def solve_cases(triangular: bool):
-    """pytest params (a dtype, b dtype, a batch, b batch, left[, upper, unit])."""
+    """pytest params (a dtype, b dtype, a batch, b batch, left[, upper, unit]): a pairwise
+    covering sample of dtype pairs, batch pairs and flags (tests/ladder.py; all under --full)."""
     flags = (list(itertools.product((True, False), (True, False), (False, True))) if triangular
              else [(left,) for left in (True, False)])
     cases = []
@@ -317,7 +328,9 @@ def solve_cases(triangular: bool):
                           "a" + "x".join(map(str, a_batch)), "b" + "x".join(map(str, b_batch)),
                           *(n if f else "no" + n for n, f in zip(names, flag))])
         cases.append(pytest.param(a_dtype, b_dtype, a_batch, b_batch, *flag, id=label))
-    return cases
+    return ladder.sample(cases, lambda p: (
+        (np.dtype(p.values[0]).name, np.dtype(p.values[1]).name), (p.values[2], p.values[3]),
+        *p.values[4:]))
 
 
 def _solve_problem(a_dtype, b_dtype, a_batch, b_batch, left, n=4, k=3, seed=0):

@@ -1,6 +1,9 @@
 """Test cases derived from the specs in spec/: every spec x variant (its options dict) x shape
 class x dtype x batch, shared by the rule ladder (test_rules.py), the framework harnesses
-(test_torch_harness.py, test_jax_harness.py) and the CuPy checks (cupy_checks.py).
+(test_torch_harness.py, test_jax_harness.py) and the CuPy checks (cupy_checks.py).  A check
+runs on a pairwise covering sample of its cases (sampled(): every value of every factor, and
+every pair of values of two factors, the backend among them, at least once; plus the
+regression() cases), or on all of them under ``pytest --full`` (tests/ladder.py).
 
 Nothing here names an operation; generator.tools.natives holds the per-op tables: where the native
 rule of torch.linalg / jax.numpy.linalg refuses to differentiate or is wrong.  A new spec/<name>.yaml is
@@ -15,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
+import ladder
 from generator.tools import gauge, natives
 from generator.audit import sample
 from generator.compiler.paths import ROOT
@@ -186,3 +190,58 @@ def cases(shapes=("regular",), dtypes=("f64", "c128"), batches=("b2",), small=Fa
             case = Case(checked, cv, name, shape, dt, b)
             out.append(pytest.param(case, id=case.id))
     return out
+
+
+# -- the sampled ladder (tests/ladder.py) --------------------------------------------------------
+
+def factors(case: Case, *extra) -> tuple:
+    """The factors of a case in the covering: spec and variant (one factor: a variant belongs
+    to its spec), shape class, dtype, batch, and ``extra`` (a backend, ...)."""
+    return (f"{case.op}/{case.cv.variant.label}", case.shape_name, case.dtype_name,
+            case.batch_name, *extra)
+
+
+def regression(case: Case, backend=None) -> bool:
+    """Cases a past bug or a framework's known quirk needed, run whatever the sample draws:
+    a Hermitian input in a complex dtype on torch (torch's complex gradient of cholesky is not
+    Hermitian, spec/cholesky.yaml's notes; torch 2.13's batched forward AD asserts on
+    (x + x.mH) / 2, tests/test_torch_harness.project), and JAX's svd in a complex dtype (its
+    native rule splits a phase otherwise: generator.gauge.project_tangent)."""
+    complex_ = case.dtype_name in ("c64", "c128")
+    if backend in (None, "torch") and case.structure == "hermitian" and complex_:
+        return True
+    return backend == "jax" and case.op == "svd" and complex_
+
+
+def sampled(params, backends=None, native=False, must=lambda case, backend: False,
+            groups=(), seed=ladder.SEED, full=None):
+    """pytest params of ``cases(...)``, sampled by a pairwise covering (all of them under
+    --full: tests/ladder.py).
+
+    ``backends``: the backend becomes a factor of the covering, and each param is
+    (backend, case), with the id '<backend>-<case id>' of a stacked parametrize.  ``native``:
+    what the backend's native rule does (native_rule: absent, refuses, wrong, rule) is a factor
+    too, so that every outcome of generator.natives' tables is met for every spec and variant
+    and every shape class.  ``must(case, backend)``: a case a past bug needed (always run).
+    ``groups``: tuples of factor positions (0 spec and variant, 1 shape class, 2 dtype,
+    3 batch, 4 backend, 5 native outcome) covered in every combination, beyond pairs.
+    ``seed``: two checks of the same cases can draw different samples (together they cover
+    more of the product).  ``full``: True or False whatever --full says."""
+    cases_ = [p.values[0] for p in params]
+    if backends is None:
+        rows = [(c, None) for c in cases_]
+    else:
+        rows = [(c, b) for c in cases_ for b in backends]
+
+    def row_factors(row):
+        case, backend = row
+        extra = () if backend is None else (backend,)
+        if native:
+            extra += (case.native(backend),)
+        return factors(case, *extra)
+
+    chosen = ladder.sample(rows, row_factors, groups, must=lambda row: must(*row), seed=seed,
+                           full=full)
+    if backends is None:
+        return [pytest.param(c, id=c.id) for c, _ in chosen]
+    return [pytest.param(b, c, id=f"{b}-{c.id}") for c, b in chosen]

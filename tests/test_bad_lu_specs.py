@@ -1,5 +1,6 @@
 """Errors of the spec language's permutation, pivots and signature-adapter features: one
-edit of spec/lu_factor.yaml (or lu.yaml) each, the message and its line pinned."""
+edit of a frozen copy of spec/lu_factor.yaml (or lu.yaml: tests/fixtures/specs/) each, the
+message and its line pinned."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,7 +11,8 @@ from generator.compiler.check import check_spec
 from generator.compiler.spec import SpecError
 from generator.compiler.spec_loader import load_spec
 
-ROOT = Path(__file__).resolve().parent.parent
+# frozen copies of the specs (tests/fixtures/specs/README.md): the lines stay put
+SPECS = Path(__file__).resolve().parent / "fixtures" / "specs"
 
 # (id, spec, old text, new text, line of the error, words of the message)
 CASES = [
@@ -46,7 +48,7 @@ CASES = [
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
 def test_bad_lu_spec(case, tmp_path):
     _, name, old, new, line, words = case
-    text = (ROOT / "spec" / f"{name}.yaml").read_text(encoding="utf-8")
+    text = (SPECS / f"{name}.yaml").read_text(encoding="utf-8")
     assert text.count(old) >= 1, old
     path = tmp_path / f"{name}.yaml"
     path.write_text(text.replace(old, new, 1), encoding="utf-8")

@@ -1,6 +1,6 @@
 """Errors of the spec language's 'indices' outputs, 'from_indices', a signature's 'values' and
-'host', and 'delegate': one edit of spec/qr_pivoted.yaml or spec/qr.yaml each, the message and
-its line pinned."""
+'host', and 'delegate': one edit of a frozen copy of spec/qr_pivoted.yaml or spec/qr.yaml
+(tests/fixtures/specs/) each, the message and its line pinned."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,7 +12,8 @@ from generator.compiler.render import check_frameworks, load_checked
 from generator.compiler.spec import SpecError
 from generator.compiler.spec_loader import load_spec
 
-ROOT = Path(__file__).resolve().parent.parent
+# frozen copies of the specs (tests/fixtures/specs/README.md): the lines stay put
+SPECS = Path(__file__).resolve().parent / "fixtures" / "specs"
 PI = "      Pi: {shape: [n, n], structure: permutation, from_indices: P, returned: hidden}"
 TORCH = ('  torch: [{call: "scipy.linalg.qr(A, mode=mode, pivoting=True)", host: true, '
          'batched: false,')
@@ -52,7 +53,7 @@ CASES = [
 
 
 def _edited(name, old, new, tmp_path) -> tuple[Path, int]:
-    text = (ROOT / "spec" / f"{name}.yaml").read_text(encoding="utf-8")
+    text = (SPECS / f"{name}.yaml").read_text(encoding="utf-8")
     assert text.count(old) >= 1, old  # the first one is edited
     edited = text.replace(old, new, 1)
     path = tmp_path / f"{name}.yaml"
@@ -84,7 +85,7 @@ CROSS = [
 def test_bad_delegate_across_specs(case, tmp_path):
     _, new, words = case
     path, edited = _edited("qr", DELEGATE, new, tmp_path)
-    specs = load_checked([path, ROOT / "spec" / "qr_pivoted.yaml"])
+    specs = load_checked([path, SPECS / "qr_pivoted.yaml"])
     with pytest.raises(SpecError) as err:
         check_frameworks(specs)
     assert err.value.line == edited[:edited.index("delegate:")].count("\n") + 1, str(err.value)

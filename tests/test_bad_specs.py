@@ -1,10 +1,15 @@
 """Bad specs: one line ``path:line: message`` on stderr, exit code 2, nothing written.
 
-Each case copies spec/qr.yaml, makes one small edit on one line and runs ``cli.py generate``,
-``generate --check`` and ``list`` on it.  The CLI runs from a copy of the repository (cli.py,
-generator/, templates/, generated/), so even a bad spec that slipped through could only
-write into the copy; every test compares a hash of the copy's generated/ before and after,
-and the module compares one of the real generated/ before and after.
+Each case copies a frozen copy of spec/qr.yaml (tests/fixtures/specs/qr.yaml, so that edits
+of the live spec do not move the pinned lines), makes one small edit on one line and runs the
+loader and the checker on it in-process (generator.render.load_checked: what ``cli.py`` runs
+on every spec before any command), expecting one SpecError whose text is the line the CLI
+prints.  A handful of end-to-end tests run ``cli.py generate``, ``generate --check`` and
+``list`` in subprocesses: exit code 2, that one line on stderr, nothing written.  The CLI runs
+from a copy of the repository (cli.py, generator/, templates/, generated/), so even a bad spec
+that slipped through could only write into the copy; those tests compare a hash of the copy's
+generated/ before and after, and the module compares one of the real generated/ before and
+after.
 """
 from __future__ import annotations
 
@@ -23,11 +28,13 @@ import sympy.parsing.sympy_parser
 
 from generator.compiler import expr
 from generator.compiler.check import check_spec
+from generator.compiler.render import check_frameworks, load_checked
 from generator.compiler.spec import SpecError
 from generator.compiler.spec_loader import load_spec
 
 ROOT = Path(__file__).resolve().parent.parent
-QR = ROOT / "spec" / "qr.yaml"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "specs"
+QR = FIXTURES / "qr.yaml"
 COMMANDS = (("generate",), ("generate", "--check"), ("list",))
 
 
@@ -61,10 +68,10 @@ def repo_copy(tmp_path_factory) -> Path:
 
 
 def edited_qr(line: int, old: str, new: str) -> str:
-    """spec/qr.yaml with ``old`` replaced by ``new`` on (1-based) ``line`` only."""
+    """The frozen qr.yaml with ``old`` replaced by ``new`` on (1-based) ``line`` only."""
     lines = QR.read_text(encoding="utf-8").splitlines(keepends=True)
     assert lines[line - 1].count(old) == 1, \
-        f"spec/qr.yaml changed: line {line} no longer holds {old!r} once: {lines[line - 1]!r}"
+        f"{QR} changed: line {line} no longer holds {old!r} once: {lines[line - 1]!r}"
     lines[line - 1] = lines[line - 1].replace(old, new)
     return "".join(lines)
 
@@ -104,6 +111,30 @@ def assert_rejected(repo: Path, spec_dir: Path, line: int, words: tuple[str, ...
         assert tree_hash(repo / "generated") == before, shown
 
 
+def assert_rejected_in_process(path: Path, line: int, words: tuple[str, ...]) -> None:
+    """The loader and the checker, as the CLI runs them on every spec before any command:
+    one SpecError whose text, the line the CLI prints, is one line 'path:line: message'."""
+    with pytest.raises(SpecError) as err:
+        load_checked([path])
+    text = str(err.value)
+    assert "\n" not in text and "\r" not in text, text
+    prefix = f"{path}:{line}: "
+    assert text.startswith(prefix) and err.value.line == line, (prefix, text)
+    for word in words:
+        assert word in text, (word, text)
+
+
+def write_spec(tmp_path: Path, text: str | bytes) -> Path:
+    spec_dir = tmp_path / "spec"
+    spec_dir.mkdir()
+    path = spec_dir / "qr.yaml"
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text, encoding="utf-8")
+    return path
+
+
 @dataclass(frozen=True)
 class Bad:
     id: str
@@ -117,7 +148,7 @@ class Bad:
         return pytest.param(self, id=self.id)
 
 
-# Line numbers refer to spec/qr.yaml.  A block scalar's text starts on the line after its
+# Line numbers refer to tests/fixtures/specs/qr.yaml.  A block scalar's text starts on the line after its
 # '|' indicator: the tall JVP's '|' is on line 62, so its text starts on line 63.
 CASES = [
     # -- YAML itself
@@ -268,16 +299,27 @@ def test_cases_have_unique_ids():
 
 
 @pytest.mark.parametrize("case", [c.param() for c in CASES])
+def test_bad_spec_is_one_line_with_its_line(case, tmp_path):
+    path = write_spec(tmp_path, edited_qr(case.edit_line, case.old, case.new))
+    assert_rejected_in_process(path, case.line, case.words)
+
+
+# End to end, through the CLI: a rule error (the checker) and a YAML error (the loader).
+END_TO_END = ("undeclared-name", "yaml-python-tag")
+
+
+@pytest.mark.parametrize("case", [c.param() for c in CASES if c.id in END_TO_END])
 def test_bad_spec_is_one_line_with_its_line_and_exit_code_2(case, repo_copy, tmp_path):
-    spec_dir = tmp_path / "spec"
-    spec_dir.mkdir()
-    (spec_dir / "qr.yaml").write_text(edited_qr(case.edit_line, case.old, case.new),
-                                      encoding="utf-8")
-    assert_rejected(repo_copy, spec_dir, case.line, case.words)
+    path = write_spec(tmp_path, edited_qr(case.edit_line, case.old, case.new))
+    assert_rejected(repo_copy, path.parent, case.line, case.words)
+
+
+def test_end_to_end_cases_are_cases():
+    assert set(END_TO_END) <= {c.id for c in CASES}
 
 
 def test_the_unedited_copy_passes(repo_copy, tmp_path):
-    """The edits above are what fails: spec/qr.yaml itself is accepted by the same runs."""
+    """The edits above are what fails: the frozen qr.yaml itself is accepted by the same run."""
     spec_dir = tmp_path / "spec"
     spec_dir.mkdir()
     shutil.copy2(QR, spec_dir / "qr.yaml")
@@ -286,22 +328,28 @@ def test_the_unedited_copy_passes(repo_copy, tmp_path):
     assert "mode=reduced" in result.stdout
 
 
-def test_error_in_an_anchored_rule_is_reported_inside_the_anchor(repo_copy, tmp_path):
+def test_the_frozen_specs_pass_unedited():
+    """Every frozen copy (tests/fixtures/specs/) passes the loader, the checker and the
+    cross-spec checks as it is: the edits of the bad-spec tests are what fails."""
+    paths = sorted(FIXTURES.glob("*.yaml"))
+    assert {p.stem for p in paths} >= {"qr", "lq", "qr_pivoted", "eigh", "eigvalsh", "geqrf",
+                                       "lu", "lu_factor"}
+    checked = load_checked(paths)
+    check_frameworks(checked)
+    assert [cv.variant.label for cv in checked[[c.spec.name for c in checked].index("qr")]
+            .variants] == ["mode=reduced", "mode=complete", "mode=r"]
+
+
+def test_error_in_an_anchored_rule_is_reported_inside_the_anchor(tmp_path):
     """The wide JVP (&wide_jvp, text from line 76) is reused by *wide_jvp on lines 127, 143."""
-    spec_dir = tmp_path / "spec"
-    spec_dir.mkdir()
-    text = edited_qr(82, "dQ.H @ A[:, m:]", "dX.H @ A[:, m:]")
-    (spec_dir / "qr.yaml").write_text(text, encoding="utf-8")
-    assert_rejected(repo_copy, spec_dir, 82, ("jvp of mode=reduced when m < n",
-                                              "undeclared name 'dX'"))
+    path = write_spec(tmp_path, edited_qr(82, "dQ.H @ A[:, m:]", "dX.H @ A[:, m:]"))
+    assert_rejected_in_process(path, 82, ("jvp of mode=reduced when m < n",
+                                          "undeclared name 'dX'"))
 
 
-def test_non_utf8_spec(repo_copy, tmp_path):
-    spec_dir = tmp_path / "spec"
-    spec_dir.mkdir()
-    raw = QR.read_bytes().replace(b"summary: >-", b"summary: \xff>-", 1)
-    (spec_dir / "qr.yaml").write_bytes(raw)
-    assert_rejected(repo_copy, spec_dir, 2, ("a spec must be UTF-8 text",))
+def test_non_utf8_spec(tmp_path):
+    path = write_spec(tmp_path, QR.read_bytes().replace(b"summary: >-", b"summary: \xff>-", 1))
+    assert_rejected_in_process(path, 2, ("a spec must be UTF-8 text",))
 
 
 @pytest.mark.parametrize("folder", ["missing", "empty"])
@@ -425,7 +473,7 @@ def test_spec_error_is_always_one_line():
 
 
 # -- a variant whose native call returns something else (spec/lq.yaml, QR of A.H) ------------
-LQ = ROOT / "spec" / "lq.yaml"
+LQ = FIXTURES / "lq.yaml"
 
 
 @pytest.mark.parametrize("old, new, line, words", [

@@ -17,7 +17,10 @@ KEYS = {"spec", "backend", "options", "shape", "dtype", "direction", "generated_
 
 @pytest.fixture(scope="module")
 def rows():
-    result = subprocess.run([sys.executable, "cli.py", "bench", "--quick", "--json"],
+    # one timed repeat per row: no timing is asserted, and the rows' processes (imports, JAX's
+    # compilation, the references) are what a run costs
+    result = subprocess.run([sys.executable, "cli.py", "bench", "--quick", "--json",
+                             "--repeats", "1"],
                             cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     return json.loads(result.stdout)

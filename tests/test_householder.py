@@ -17,6 +17,7 @@ import pytest
 import torch
 from jax.test_util import check_grads
 
+import ladder
 from fake_cupy import FakeCupy
 from generated import jax as gj
 from generated import numpy as gn
@@ -55,6 +56,21 @@ REGULAR = _configurations()
 ZERO = _configurations(zero=True)
 
 
+def _sampled(configurations, dts, batches=None, seed=ladder.SEED):
+    """pytest params (name, cv, prims, dt[, batch]): a pairwise covering sample of the
+    configurations (spec and variant, shape: two factors) x dtypes [x batches]
+    (tests/ladder.py; all of them under --full)."""
+    rows = [(p, dt, b) for p in configurations for dt in dts for b in (batches or [None])]
+
+    def factors(row):
+        (name, cv, prims), dt, b = row[0].values, row[1], row[2]
+        return (f"{name}/{cv.variant.label}", tuple(sorted(prims.items())), dt, b)
+
+    return [pytest.param(*p.values, dt, *(() if b is None else (b,)),
+                         id="-".join([p.id, dt, *(() if b is None else (b,))]))
+            for p, dt, b in ladder.sample(rows, factors, seed=seed)]
+
+
 def _inputs(name, cv, prims, dtype, batch=(2,), seed=0):
     """Inputs drawn by the spec's sampler (unitary reflectors), and random tangents."""
     checked = CHECKED[name]
@@ -84,8 +100,7 @@ def _inner(x, y):
     return float(np.real(np.vdot(np.asarray(x), np.asarray(y))))
 
 
-@pytest.mark.parametrize("name,cv,prims", REGULAR + ZERO)
-@pytest.mark.parametrize("dt", ["f64", "c128"])
+@pytest.mark.parametrize("name,cv,prims,dt", _sampled(REGULAR + ZERO, ["f64", "c128"], seed=1))
 def test_jvp_agrees_with_finite_differences_and_the_vjp_is_its_transpose(name, cv, prims, dt):
     xs, dxs = _inputs(name, cv, prims, DTYPES[dt])
     op, op_jvp, op_vjp = _op(gn, name)
@@ -114,9 +129,8 @@ def fake_cupy(tmp_path_factory):
     return fake, fake.load_backend()
 
 
-@pytest.mark.parametrize("name,cv,prims", REGULAR + ZERO)
-@pytest.mark.parametrize("dt", list(DTYPES))
-@pytest.mark.parametrize("batch", list(BATCHES))
+@pytest.mark.parametrize("name,cv,prims,dt,batch",
+                         _sampled(REGULAR + ZERO, list(DTYPES), list(BATCHES), seed=2))
 def test_backends_agree_with_the_numpy_reference(name, cv, prims, dt, batch, fake_cupy):
     xs, dxs = _inputs(name, cv, prims, DTYPES[dt], BATCHES[batch])
     opts = _options(cv)
@@ -149,8 +163,7 @@ def test_backends_agree_with_the_numpy_reference(name, cv, prims, dt, batch, fak
         on_cupy(modules, fake)
 
 
-@pytest.mark.parametrize("name,cv,prims", REGULAR)
-@pytest.mark.parametrize("dt", ["f64", "c128"])
+@pytest.mark.parametrize("name,cv,prims,dt", _sampled(REGULAR, ["f64", "c128"], seed=3))
 def test_torch_autograd_equals_the_rules_and_torchs_own(name, cv, prims, dt):
     """AD through the generated function equals the explicit rules, and torch's autograd of
     torch.linalg.householder_product / torch.ormqr (which differentiate these)."""
@@ -186,8 +199,7 @@ def test_torch_autograd_equals_the_rules_and_torchs_own(name, cv, prims, dt):
     assert _rel(tangent.numpy(), dy) < 1e-11
 
 
-@pytest.mark.parametrize("name,cv,prims", REGULAR)
-@pytest.mark.parametrize("dt", ["f64", "c128"])
+@pytest.mark.parametrize("name,cv,prims,dt", _sampled(REGULAR, ["f64", "c128"], seed=4))
 def test_gradcheck_and_gradgradcheck(name, cv, prims, dt):
     xs, _ = _inputs(name, cv, prims, DTYPES[dt], batch=(2,))
     opts = _options(cv)
@@ -200,8 +212,7 @@ def test_gradcheck_and_gradgradcheck(name, cv, prims, dt):
     assert torch.autograd.gradgradcheck(f, ts)
 
 
-@pytest.mark.parametrize("name,cv,prims", REGULAR)
-@pytest.mark.parametrize("dt", ["f64", "c128"])
+@pytest.mark.parametrize("name,cv,prims,dt", _sampled(REGULAR, ["f64", "c128"], seed=5))
 def test_jax_check_grads_to_second_order_and_jit_and_vmap(name, cv, prims, dt):
     xs, dxs = _inputs(name, cv, prims, DTYPES[dt], batch=(2,))
     opts = _options(cv)

@@ -13,11 +13,13 @@ from generator.compiler.check_gauge import GAUGE_OPTION
 from generator.tools.adapters import (JaxAdapter as JaxBackend, NumpyAdapter as NumpyBackend,
                                       TorchAdapter as TorchBackend)
 from generator.tools.verify import inner, rel_err
-from spec_cases import DTYPES, cases, wide64
+from spec_cases import DTYPES, cases, regression, sampled, wide64
 
 # relative error allowed against a float64 computation of the same quantity
 TOL = {np.float32: 2e-4, np.complex64: 2e-4, np.float64: 1e-11, np.complex128: 1e-11}
 
+BACKENDS = ("numpy", "torch", "jax")
+FRAMEWORKS = ("torch", "jax")
 _BACKENDS = {}
 
 
@@ -35,8 +37,8 @@ def problem(case, seed, dtype=None):
     return rng, x, case.tangent(rng, x)
 
 
-@pytest.mark.parametrize("case", cases(("regular", "zero"), ("f64", "c128"), ("b2",)))
-@pytest.mark.parametrize("name", ["numpy", "torch", "jax"])
+@pytest.mark.parametrize("name, case", sampled(cases(("regular", "zero"), ("f64", "c128"), ("b2",)),
+                                             BACKENDS))
 def test_jvp_matches_central_finite_differences(name, case):
     """Outputs with a gauge (eigenvectors) at A +- h dA are aligned with those at A first:
     the derivative is taken in their gauge (generator.tools.gauge)."""
@@ -59,9 +61,8 @@ def test_jvp_matches_central_finite_differences(name, case):
         assert rel_err(t, (p - q) / (2 * h)) < 1e-7
 
 
-@pytest.mark.parametrize("case", cases(("regular", "zero"), tuple(DTYPES),
-                                       ("unbatched", "b2", "b2x3", "b0")))
-@pytest.mark.parametrize("name", ["numpy", "torch", "jax"])
+@pytest.mark.parametrize("name, case", sampled(cases(("regular", "zero"), tuple(DTYPES),
+                                                   ("unbatched", "b2", "b2x3", "b0")), BACKENDS))
 def test_vjp_is_the_adjoint_of_the_jvp(name, case):
     """Dot-product test: Re<gA, dA> = sum over outputs of Re<gY, dY> (cotangents of gauge
     outputs made gauge invariant, as a loss must be)."""
@@ -82,9 +83,8 @@ def test_vjp_is_the_adjoint_of_the_jvp(name, case):
     assert abs(lhs - rhs) <= TOL[case.dtype] * scale
 
 
-@pytest.mark.parametrize("case", cases(("regular", "zero"), tuple(DTYPES),
-                                       ("unbatched", "b2x3", "b0")))
-@pytest.mark.parametrize("name", ["torch", "jax"])
+@pytest.mark.parametrize("name, case", sampled(cases(("regular", "zero"), tuple(DTYPES),
+                                                   ("unbatched", "b2x3", "b0")), FRAMEWORKS))
 def test_backend_agrees_with_the_numpy_reference(name, case):
     """Same inputs in every backend; low precision is compared with the float64 reference.
     Outputs with a gauge (eigenvectors), their tangents and the cotangents are carried into
@@ -118,8 +118,9 @@ def test_backend_agrees_with_the_numpy_reference(name, case):
     assert rel_err(grad, ref_grad) < TOL[case.dtype]
 
 
-@pytest.mark.parametrize("case", cases(("regular",), ("f64", "c128"), ("b2",)))
-@pytest.mark.parametrize("name", ["torch", "jax"])
+@pytest.mark.parametrize("name, case", sampled(cases(("regular",), ("f64", "c128"), ("b2",)),
+                                             FRAMEWORKS, native=True,
+                                             must=regression))
 def test_framework_autodiff_and_native_rules(name, case):
     """AD through the generated function equals the explicit rules, and equals the native
     rule of torch.linalg / jax.numpy.linalg wherever that exists and differentiates
@@ -190,8 +191,7 @@ def _gauge_error(case):
     return re.escape(f"{case.op}: {case.cv.variant.gauge.message}")
 
 
-@pytest.mark.parametrize("case", gauge_cases())
-@pytest.mark.parametrize("name", ["numpy", "torch", "jax"])
+@pytest.mark.parametrize("name, case", sampled(gauge_cases(), BACKENDS))
 def test_a_gauge_dependent_cotangent_raises_unless_check_gauge_is_false(name, case):
     """The pullback rejects a loss that depends on the gauge; with check_gauge=False it
     returns the gradient of the loss's gauge-invariant part (the JVP has no component along
@@ -208,7 +208,7 @@ def test_a_gauge_dependent_cotangent_raises_unless_check_gauge_is_false(name, ca
     assert rel_err(unchecked, expected) < TOL[case.dtype]
 
 
-@pytest.mark.parametrize("case", gauge_cases())
+@pytest.mark.parametrize("case", sampled(gauge_cases()))
 def test_torch_backward_checks_the_gauge(case):
     """The same check in backward of the generated torch.autograd.Function."""
     import torch
@@ -244,8 +244,7 @@ def tangent_gauge_cases():
             if gauge.tangent_observable(p.values[0].cv)]
 
 
-@pytest.mark.parametrize("case", tangent_gauge_cases())
-@pytest.mark.parametrize("name", ["numpy", "torch", "jax"])
+@pytest.mark.parametrize("name, case", sampled(tangent_gauge_cases(), BACKENDS))
 def test_the_jvp_picks_the_declared_gauge(name, case):
     """The spec's gauge tangent expression (eigh: im(diagonal(Q^H dQ))) is 0 on the JVP."""
     rng, x, dx = problem(case, 8)

@@ -12,7 +12,7 @@ import torch
 import generated.torch as fr
 from generator.tools import gauge
 from generator.tools.adapters import as_tuple
-from spec_cases import cases, wide64
+from spec_cases import cases, regression, sampled, wide64
 
 TORCH_DTYPES = {"f32": torch.float32, "f64": torch.float64, "c64": torch.complex64,
                 "c128": torch.complex128}
@@ -64,7 +64,9 @@ def differentiable_outputs(case, a):
     return g
 
 
-@pytest.mark.parametrize("case", cases(("regular",), ("f64", "c128"), ("b2",), small=True))
+@pytest.mark.parametrize("case", sampled(cases(("regular",), ("f64", "c128"), ("b2",),
+                                               small=True),
+                                         seed=1, must=regression))
 def test_gradcheck_forward_and_reverse_batched(case):
     a = matrix(case)
     assert torch.autograd.gradcheck(
@@ -72,7 +74,9 @@ def test_gradcheck_forward_and_reverse_batched(case):
         check_backward_ad=True, check_batched_grad=True, check_batched_forward_grad=True)
 
 
-@pytest.mark.parametrize("case", cases(("regular",), ("f64", "c128"), ("b2",), small=True))
+@pytest.mark.parametrize("case", sampled(cases(("regular",), ("f64", "c128"), ("b2",),
+                                               small=True),
+                                         seed=2, must=regression))
 def test_gradgradcheck_second_order(case):
     a = matrix(case)
     assert torch.autograd.gradgradcheck(
