@@ -171,8 +171,9 @@ def apply(spec: Spec, m: Mutant) -> Spec:
     return replace(spec, variants=tuple(variants))
 
 
-def run(spec: Spec, progress=None) -> list[Outcome]:
-    """Every mutant of the spec, and which checks caught it."""
+def run(spec: Spec, progress=None, select=None) -> list[Outcome]:
+    """Every mutant of the spec, and which checks caught it; ``select``: a function that picks
+    the mutants to judge from the list of them all (the tests' covering sample)."""
     checked = check_spec(spec)
     setups, failures = audit.prepare_all(checked)
     if failures or any(not r.passed for s in setups for r in audit.run_checks(s)):
@@ -185,6 +186,8 @@ def run(spec: Spec, progress=None) -> list[Outcome]:
             if not all(0 in s.primal[t.name].shape for t in s.variant.differentiable_outputs)
             for text in (s.case.case.jvp, s.case.case.vjp)}
     mutants = [m for m in all_mutants(spec) if m.original in live]
+    if select is not None:
+        mutants = select(mutants)
     for i, m in enumerate(mutants):
         if progress:
             progress(i, len(mutants))
