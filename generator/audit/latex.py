@@ -27,10 +27,13 @@ from ..compiler import ops
 _COTANGENT_PREFIX = "_g_"
 _TRAILING_DIGITS = re.compile(r"^(.*?[^0-9])([0-9]+)$")
 
-# Operations whose printed form can take a superscript or subscript as it is.
-_ATOMIC = (MatrixSymbol, Identity, ZeroMatrix, ops.Eye, ops.Conj, ops.Block, ops.HStack,
-           ops.VStack, ops.Tril, ops.Triu, ops.CopyLtu, ops.Sym, ops.Skew, ops.Re, ops.Im,
-           ops.Diagonal, ops.Diag, ops.Embed)
+# SymPy nodes whose printed form can take a superscript or subscript as it is (an operation
+# of generator.compiler.ops says so itself: ``latex_atomic``).
+_ATOMIC = (MatrixSymbol, Identity, ZeroMatrix)
+
+
+def _is_atomic(e) -> bool:
+    return isinstance(e, _ATOMIC) or (isinstance(e, ops.StructuralOp) and e.latex_atomic)
 
 
 def latex_name(name: str) -> str:
@@ -54,7 +57,8 @@ def _escape(text: str) -> str:
 
 
 class LatexPrinter(_SympyLatexPrinter):
-    """SymPy's LaTeX printer with rules for every operation of ``generator.compiler.ops``."""
+    """SymPy's LaTeX printer for the spec language: SymPy's matrix nodes here, each operation
+    of ``generator.compiler.ops`` by its own ``latex`` (through the notation helpers below)."""
 
     printmethod = "_factorules_latex"
 
@@ -68,7 +72,7 @@ class LatexPrinter(_SympyLatexPrinter):
     def _atom(self, e) -> str:
         """An operand of a postfix (superscript, subscript): parenthesised unless atomic."""
         text = self._print(e)
-        if isinstance(e, _ATOMIC) and not text.startswith("-"):
+        if _is_atomic(e) and not text.startswith("-"):
             return text
         return self._paren(text)
 
@@ -160,15 +164,19 @@ class LatexPrinter(_SympyLatexPrinter):
     def _print_HadamardProduct(self, e):
         def part(a):
             text = self._print(a)
-            if isinstance(a, (MatAdd, MatMul, HadamardProduct, ops.Solve,
-                              ops.SolveTriangular)) or text.startswith("-"):
+            if isinstance(a, (MatAdd, MatMul, HadamardProduct)) or text.startswith("-") \
+                    or (isinstance(a, ops.StructuralOp) and a.latex_product):
                 return self._paren(text)
             return text
 
         return r" \circ ".join(part(a) for a in e.args)
 
-    # -- generator.compiler.ops ---------------------------------------------------------------------
+    # -- generator.compiler.ops: each operation prints itself with these helpers ------------
+    def _print_StructuralOp(self, e):
+        return e.latex(self)
+
     def _function(self, name: str, arg, sub: str = "", sup: str = "") -> str:
+        """``\\operatorname{name}_{sub}^{sup}(arg)``."""
         text = rf"\operatorname{{{name}}}"
         if sub:
             text += f"_{{{sub}}}"
@@ -176,85 +184,11 @@ class LatexPrinter(_SympyLatexPrinter):
             text += f"^{{{sup}}}"
         return f"{text}({self._print(arg)})"
 
-    def _band(self, name: str, e) -> str:
-        return self._function(name, e.arg, str(e.offset) if e.offset else "")
-
-    def _print_Tril(self, e):
-        return self._band("tril", e)
-
-    def _print_Triu(self, e):
-        return self._band("triu", e)
-
-    def _print_CopyLtu(self, e):
-        return self._function("copyltu", e.arg)
-
-    def _print_Sym(self, e):
-        return self._function("sym", e.arg)
-
-    def _print_Skew(self, e):
-        return self._function("skew", e.arg)
-
-    def _print_Re(self, e):
-        return self._function("Re", e.arg)
-
-    def _print_Im(self, e):
-        return self._function("Im", e.arg)
-
-    def _print_Conj(self, e):
-        return rf"\overline{{{self._print(e.arg)}}}"
-
-    def _print_Diagonal(self, e):
-        return self._function("diagonal", e.arg)
-
-    def _print_Diag(self, e):
-        return self._function("diag", e.arg)
-
-    def _print_ScaleCols(self, e):
-        return self._print(sp.MatMul(e.arg, ops.Diag(e.vector)))
-
-    def _print_ScaleRows(self, e):
-        return self._print(sp.MatMul(ops.Diag(e.vector), e.arg))
-
-    def _print_PermuteRows(self, e):
-        return self._print(sp.MatMul(sp.Transpose(e.perm) if e.transpose else e.perm, e.arg))
-
-    def _print_PermuteCols(self, e):
-        return self._print(sp.MatMul(e.arg, sp.Transpose(e.perm) if e.transpose else e.perm))
-
-    def _print_Recip(self, e):
-        return self._function("recip", e.arg)
-
-    def _print_PairwiseInv(self, e):
-        return self._function("pairwise\\_inv", e.arg)
-
     def _solve(self, m, rhs, left: bool) -> str:
+        """``m^{-1} rhs`` (``left``) or ``rhs m^{-1}``."""
         inv = self._inverse(m)
         b = self._factor(rhs)
         return f"{inv} {b}" if left else f"{b} {inv}"
-
-    def _print_SolveTriangular(self, e):
-        if e.unit:  # the triangle it reads, with ones on the diagonal: (tril_{-1}(T) + I)^{-1}
-            band = ops.Triu(e.tri, 1) if e.upper else ops.Tril(e.tri, -1)
-            return self._solve(sp.MatAdd(band, sp.Identity(e.tri.rows)), e.rhs, e.left)
-        return self._solve(e.tri, e.rhs, e.left)
-
-    def _print_Solve(self, e):
-        return self._solve(e.mat, e.rhs, e.left)
-
-    def _print_Block(self, e):
-        rows, cols = e.slices(self._dim)
-        base = self._atom(e.arg)
-        if "_" in base or "^" in base:  # a subscript on a subscripted name needs a group
-            base = f"{{{base}}}"
-        return rf"{base}_{{[{rows},\, {cols}]}}"
-
-    def _print_HStack(self, e):
-        return r"\begin{bmatrix} " + " & ".join(self._print(b) for b in e.args) \
-            + r" \end{bmatrix}"
-
-    def _print_VStack(self, e):
-        return r"\begin{bmatrix} " + r" \\ ".join(self._print(b) for b in e.args) \
-            + r" \end{bmatrix}"
 
     def _size(self, rows, cols) -> str:
         """``r \\times c``, a sum in brackets: ``(m + 1) \\times n``."""
@@ -263,16 +197,6 @@ class LatexPrinter(_SympyLatexPrinter):
             return f"({text})" if isinstance(ops.as_expr(d), sp.Add) else text
 
         return rf"{dim(rows)} \times {dim(cols)}"
-
-    def _print_Eye(self, e):
-        if ops.dims_equal(e.rows, e.cols):
-            return f"I_{{{self._dim(e.rows)}}}"
-        return f"I_{{{self._size(e.rows, e.cols)}}}"
-
-    def _print_Embed(self, e):
-        size = self._size(e.rows, e.cols)
-        at = f"({self._dim(e.row0)}, {self._dim(e.col0)})"
-        return self._function("embed", e.arg, size, at)
 
 
 def latex(expr) -> str:

@@ -4,7 +4,9 @@ The audit evaluates every equation and rule it checks with this module, never wi
 generated code: values are NumPy arrays whose last two axes are the matrix, either of
 ``object`` dtype holding mpmath numbers (``Field.mp``) or of complex128 (``Field.float``).
 Leading axes are a batch (used to push many tangent directions through at once).
-Dimensions are bound to integers by ``Evaluator(dims)``.
+Dimensions are bound to integers by ``Evaluator(dims)``.  This module makes the numbers and
+evaluates SymPy's own nodes (sums, products, adjoints); each structural operation evaluates
+itself (``StructuralOp.evaluate``, with the array helpers of ``generator.compiler.ops.arrays``).
 """
 from __future__ import annotations
 
@@ -17,10 +19,9 @@ from sympy import (Adjoint, HadamardProduct, Identity, MatAdd, MatMul, MatrixSym
                    ZeroMatrix)
 
 from ..compiler import ops
-
-
-class EvalError(ValueError):
-    """An expression the evaluator has no rule for, or a singular solve."""
+from ..compiler.ops import EvalError
+from ..compiler.ops.arrays import adjoint, conj
+from ..compiler.ops.arrays import imag as imag, real as real  # the audit reads them here
 
 
 @dataclass(frozen=True)
@@ -70,27 +71,6 @@ def _mpf(c) -> mpmath.mpf:
     raise EvalError(f"scalar {c} is not a rational number")
 
 
-_re = np.frompyfunc(lambda z: mpmath.re(z), 1, 1)
-_im = np.frompyfunc(lambda z: mpmath.im(z), 1, 1)
-_abs = np.frompyfunc(lambda z: mpmath.fabs(z), 1, 1)
-
-
-def real(x):
-    return _re(x) if x.dtype == object else np.real(x).astype(np.complex128)
-
-
-def imag(x):
-    return _im(x) if x.dtype == object else np.imag(x).astype(np.complex128)
-
-
-def conj(x):
-    return np.conjugate(x)
-
-
-def adjoint(x):
-    return conj(np.swapaxes(x, -1, -2))
-
-
 def norm(x) -> float:
     """Frobenius norm (over every axis) as a float, or an mpf for mp arrays."""
     if x.size == 0:
@@ -127,7 +107,7 @@ class Evaluator:
     def __call__(self, e, env: dict):
         return self.evaluate(e, env)
 
-    def evaluate(self, e, env):  # noqa: C901 (one dispatch over the op vocabulary)
+    def evaluate(self, e, env):
         ev = lambda x: self.evaluate(x, env)  # noqa: E731
         f = self.field
         if isinstance(e, MatrixSymbol):
@@ -136,7 +116,7 @@ class Evaluator:
             return env[e.name]
         if isinstance(e, ZeroMatrix):
             return f.zeros(self.shape(e))
-        if isinstance(e, (Identity, ops.Eye)):
+        if isinstance(e, Identity):
             return f.eye(*self.shape(e))
         if isinstance(e, MatAdd):
             parts = [ev(t) for t in e.args]
@@ -159,129 +139,9 @@ class Evaluator:
             return adjoint(ev(e.arg))
         if isinstance(e, Transpose):
             return np.swapaxes(ev(e.arg), -1, -2)
-        if isinstance(e, ops.Conj):
-            return conj(ev(e.arg))
-        if isinstance(e, ops.Tril):
-            return _band(ev(e.arg), e.offset, lower=True)
-        if isinstance(e, ops.Triu):
-            return _band(ev(e.arg), e.offset, lower=False)
-        if isinstance(e, ops.CopyLtu):
-            x = ev(e.arg)
-            low = _band(x, -1, lower=True)
-            return low + adjoint(low) + _diag(real(_diagonal(x)), f)
-        if isinstance(e, ops.Sym):
-            x = ev(e.arg)
-            return (x + adjoint(x)) * f.scalar(sp.Rational(1, 2))
-        if isinstance(e, ops.Skew):
-            x = ev(e.arg)
-            return (x - adjoint(x)) * f.scalar(sp.Rational(1, 2))
-        if isinstance(e, ops.Re):
-            return real(ev(e.arg))
-        if isinstance(e, ops.Im):
-            return imag(ev(e.arg))
-        if isinstance(e, ops.Diagonal):
-            return _diagonal(ev(e.arg))
-        if isinstance(e, ops.Diag):
-            return _diag(ev(e.arg), f)
-        if isinstance(e, ops.Recip):
-            return f.scalar(sp.Integer(1)) / ev(e.arg)
-        if isinstance(e, ops.PairwiseInv):
-            v = ev(e.arg)
-            gaps = np.swapaxes(v, -1, -2) - v
-            out = f.zeros(gaps.shape)
-            nonzero = gaps != 0
-            out[nonzero] = 1 / gaps[nonzero]
-            return out
-        if isinstance(e, ops.Block):
-            r0, r1, c0, c1 = (self.dim(b) for b in e.bounds)
-            return ev(e.arg)[..., r0:r1, c0:c1]
-        if isinstance(e, (ops.HStack, ops.VStack)):
-            parts = [ev(a) for a in e.args]
-            batch = np.broadcast_shapes(*(p.shape[:-2] for p in parts))
-            parts = [np.broadcast_to(p, batch + p.shape[-2:]) for p in parts]
-            return np.concatenate(parts, axis=-1 if isinstance(e, ops.HStack) else -2)
-        if type(e).__name__ == "Embed":
-            x = ev(e.arg)
-            rows, cols = self.shape(e)
-            r0, c0 = self.dim(e.row0), self.dim(e.col0)
-            out = f.zeros(x.shape[:-2] + (rows, cols))
-            out[..., r0:r0 + x.shape[-2], c0:c0 + x.shape[-1]] = x
-            return out
-        if isinstance(e, ops.SolveTriangular):
-            t, b = ev(e.tri), ev(e.rhs)
-            if e.left:
-                return _solve_triangular(t, b, e.upper, e.unit)
-            # B T^-1 = (T^-T B^T)^T, and T^T swaps the triangle read
-            return np.swapaxes(_solve_triangular(np.swapaxes(t, -1, -2), np.swapaxes(b, -1, -2),
-                                                 not e.upper, e.unit), -1, -2)
-        if isinstance(e, ops.Solve):
-            a, b = ev(e.mat), ev(e.rhs)
-            if e.left:
-                return _solve(a, b)
-            return np.swapaxes(_solve(np.swapaxes(a, -1, -2), np.swapaxes(b, -1, -2)), -1, -2)
+        if isinstance(e, ops.StructuralOp):
+            return e.evaluate(ev, self)
         raise EvalError(f"the evaluator has no rule for {type(e).__name__}: {e}")
-
-
-def _band(x, offset: int, lower: bool):
-    rows, cols = x.shape[-2:]
-    i = np.arange(rows)[:, None]
-    j = np.arange(cols)[None, :]
-    keep = (j - i <= offset) if lower else (j - i >= offset)
-    out = x.copy()
-    out[..., ~keep] = 0 if x.dtype != object else mpmath.mpf(0)
-    return out
-
-
-def _diagonal(x):
-    return np.diagonal(x, 0, -2, -1)[..., :, None].copy()
-
-
-def _diag(v, f: Field):
-    n = v.shape[-2]
-    out = f.zeros(v.shape[:-2] + (n, n))
-    for i in range(n):
-        out[..., i, i] = v[..., i, 0]
-    return out
-
-
-def _solve_triangular(t, b, upper: bool, unit: bool):
-    """T^-1 B reading only the upper (lower) triangle of T; T is one matrix, B may be a batch."""
-    if t.ndim != 2:
-        raise EvalError("solve_triangular: the triangular factor must not be batched here")
-    n = t.shape[0]
-    x = np.zeros(b.shape, dtype=np.result_type(t.dtype, b.dtype))
-    if x.dtype == object:
-        x.fill(mpmath.mpf(0))
-    order = range(n - 1, -1, -1) if upper else range(n)
-    for i in order:
-        rest = slice(i + 1, n) if upper else slice(0, i)
-        acc = b[..., i, :] - (t[i:i + 1, rest] @ x[..., rest, :])[..., 0, :]
-        if not unit and t[i, i] == 0:
-            raise EvalError("solve_triangular: a zero on the diagonal")
-        x[..., i, :] = acc if unit else acc / t[i, i]
-    return x
-
-
-def _solve(a, b):
-    """A^-1 B by Gaussian elimination with partial pivoting; A one matrix, B may be a batch."""
-    if a.ndim != 2:
-        raise EvalError("solve: the matrix must not be batched here")
-    n = a.shape[0]
-    a = a.copy()
-    b = np.array(b, dtype=np.result_type(a.dtype, b.dtype))
-    size = _abs if a.dtype == object else np.abs
-    for k in range(n):
-        p = k + int(np.argmax([float(v) for v in size(a[k:, k])]))
-        if a[p, k] == 0:
-            raise EvalError("solve: the matrix is singular")
-        if p != k:
-            a[[k, p]] = a[[p, k]]
-            b[..., [k, p], :] = b[..., [p, k], :]
-        for i in range(k + 1, n):
-            factor = a[i, k] / a[k, k]
-            a[i, k:] = a[i, k:] - factor * a[k, k:]
-            b[..., i, :] = b[..., i, :] - factor * b[..., k, :]
-    return _solve_triangular(a, b, upper=True, unit=False)
 
 
 def inner_c(x, y):

@@ -4,12 +4,13 @@ Two mechanical steps the audit (and a spec without a VJP) rely on:
 
 * ``linearize(expr, tangent)`` differentiates a matrix expression of the spec language by
   the product rule: every primal symbol ``X`` with a tangent gets ``dX``, every other symbol
-  is constant.  ``d(T^-1 B) = T^-1 (dB - dT T^-1 B)``, and a triangular solve only reads one
-  triangle of ``T``, so only that triangle of ``dT`` enters.
+  is constant; a structural operation differentiates itself (``StructuralOp.linearize`` in
+  ``generator.compiler.ops``).
 * ``transpose_program(statements, ...)`` turns a JVP -- a straight-line program linear in the
   input tangents -- into the VJP that is its adjoint under the real inner product
   ``<X, Y> = Re sum(conj(X) * Y)`` (PyTorch's convention), by reverse accumulation with one
-  transpose rule per primitive (``_transpose`` below).
+  transpose rule per primitive: sums, products, adjoints and symbols in ``_transpose`` below,
+  each structural operation in its ``StructuralOp.cotangents``.
 
 ``structure_equations`` states an output's declared structure (triangular, orthonormal,
 real diagonal, ...) as equations, so the linearization check covers it too.
@@ -23,10 +24,9 @@ from sympy import (Adjoint, HadamardProduct, Identity, MatAdd, MatMul, MatrixExp
                    MatrixSymbol, Transpose, ZeroMatrix)
 
 from . import ops
-
-
-class DeriveError(ValueError):
-    """A rule that cannot be linearized or transposed (e.g. it is not linear)."""
+# The tidy constructors rules are built with live with the operations; derived rules and
+# the audit take them from here.
+from .ops import DeriveError, add, adjoint, embed, mul, unless_zero, zeros_like
 
 
 @dataclass(frozen=True)
@@ -35,64 +35,6 @@ class Residual:
 
     text: str
     expr: MatrixExpr
-
-
-# -- small constructors that keep expressions tidy ------------------------------------------
-def zeros_like(e: MatrixExpr) -> ZeroMatrix:
-    return ZeroMatrix(*e.shape)
-
-
-def add(terms, shape) -> MatrixExpr:
-    terms = [t for t in terms if not isinstance(t, ZeroMatrix)]
-    if not terms:
-        return ZeroMatrix(*shape)
-    return terms[0] if len(terms) == 1 else MatAdd(*terms).doit(deep=False)
-
-
-def mul(*factors) -> MatrixExpr:
-    """Product of scalars and matrices; zero if any matrix factor is zero."""
-    mats = [f for f in factors if isinstance(f, MatrixExpr)]
-    coeff = sp.Integer(1)
-    for f in factors:
-        if not isinstance(f, MatrixExpr):
-            coeff *= f
-    if any(isinstance(m, ZeroMatrix) for m in mats) or coeff == 0:
-        return ZeroMatrix(mats[0].rows, mats[-1].cols)
-    mats = [m for m in mats if not isinstance(m, Identity)] or mats[:1]
-    if coeff == 1 and len(mats) == 1:
-        return mats[0]
-    return MatMul(*([coeff] if coeff != 1 else []), *mats)
-
-
-def adjoint(e: MatrixExpr) -> MatrixExpr:
-    """e^H, simplified one level: (X^H)^H = X, (X^T)^H = conj(X), (ABC)^H = C^H B^H A^H."""
-    if isinstance(e, ZeroMatrix):
-        return ZeroMatrix(e.cols, e.rows)
-    if isinstance(e, (Identity, ops.Eye)) and e.rows == e.cols:
-        return e
-    if isinstance(e, Adjoint):
-        return e.arg
-    if isinstance(e, Transpose):
-        return ops.Conj(e.arg)
-    if isinstance(e, ops.Conj):
-        return Transpose(e.arg)
-    if isinstance(e, MatMul):
-        coeff, mats = ops.split_product(e)
-        return mul(sp.conjugate(coeff), *[adjoint(m) for m in reversed(mats)])
-    return Adjoint(e)
-
-
-def _same(a, b) -> bool:
-    return ops.dims_equal(a, b)
-
-
-def embed(x: MatrixExpr, rows, cols, row0, col0) -> MatrixExpr:
-    """``x`` placed at (row0, col0) in a rows x cols zero matrix."""
-    if isinstance(x, ZeroMatrix):
-        return ZeroMatrix(rows, cols)
-    if _same(row0, 0) and _same(col0, 0) and _same(x.rows, rows) and _same(x.cols, cols):
-        return x
-    return ops.Embed(x, rows, cols, row0, col0)
 
 
 # -- structure as equations ---------------------------------------------------------------
@@ -135,7 +77,7 @@ def linearize(e: MatrixExpr, tangent: dict[str, MatrixExpr]) -> MatrixExpr:
     d = lambda x: linearize(x, tangent)  # noqa: E731
     if isinstance(e, MatrixSymbol):
         return tangent.get(e.name, zeros_like(e))
-    if isinstance(e, (ZeroMatrix, Identity, ops.Eye)):
+    if isinstance(e, (ZeroMatrix, Identity)):
         return zeros_like(e)
     if isinstance(e, MatAdd):
         return add([d(t) for t in e.args], e.shape)
@@ -151,47 +93,12 @@ def linearize(e: MatrixExpr, tangent: dict[str, MatrixExpr]) -> MatrixExpr:
                 terms.append(HadamardProduct(*e.args[:i], da, *e.args[i + 1:]))
         return add(terms, e.shape)
     if isinstance(e, Adjoint):
-        return _wrap(Adjoint, d(e.arg), (e.cols, e.rows))
+        return unless_zero(Adjoint, d(e.arg), (e.cols, e.rows))
     if isinstance(e, Transpose):
-        return _wrap(Transpose, d(e.arg), (e.cols, e.rows))
-    if isinstance(e, (ops.Conj, ops.CopyLtu, ops.Sym, ops.Skew, ops.Re, ops.Im)):
-        return type(e)(d(e.arg))
-    if isinstance(e, (ops.Tril, ops.Triu)):
-        return type(e)(d(e.arg), e.offset)
-    if isinstance(e, (ops.Diagonal, ops.Diag)):
-        return _wrap(type(e), d(e.arg), e.shape)
-    if isinstance(e, ops.Block):
-        return _wrap(lambda x: ops.Block(x, *e.bounds), d(e.arg), e.shape)
-    if isinstance(e, ops.Embed):
-        return embed(d(e.arg), e.rows, e.cols, e.row0, e.col0)
-    if isinstance(e, (ops.HStack, ops.VStack)):
-        parts = [d(a) for a in e.args]
-        if all(isinstance(p, ZeroMatrix) for p in parts):
-            return zeros_like(e)
-        return type(e)(*parts)
-    if isinstance(e, ops.SolveTriangular):
-        x = e  # T^-1 B (left) or B T^-1 (right)
-        dt = linearize(_triangle(e), tangent)
-        db = d(e.rhs)
-        inner = add([db, -mul(dt, x) if e.left else -mul(x, dt)], e.shape)
-        return _wrap(lambda r: ops.SolveTriangular(e.tri, r, upper=e.upper, left=e.left,
-                                                   unit=e.unit), inner, e.shape)
-    if isinstance(e, ops.Solve):
-        dm = d(e.mat)
-        db = d(e.rhs)
-        inner = add([db, -mul(dm, e) if e.left else -mul(e, dm)], e.shape)
-        return _wrap(lambda r: ops.Solve(e.mat, r, left=e.left), inner, e.shape)
+        return unless_zero(Transpose, d(e.arg), (e.cols, e.rows))
+    if isinstance(e, ops.StructuralOp):
+        return e.linearize(d)
     raise DeriveError(f"cannot linearize {type(e).__name__}: {e}")
-
-
-def _triangle(e: ops.SolveTriangular) -> MatrixExpr:
-    """The part of T a triangular solve reads."""
-    offset = 1 if e.unit else 0
-    return ops.Triu(e.tri, offset) if e.upper else ops.Tril(e.tri, -offset)
-
-
-def _wrap(op, arg, shape) -> MatrixExpr:
-    return ZeroMatrix(*shape) if isinstance(arg, ZeroMatrix) else op(arg)
 
 
 def linearize_residual(r: Residual, tangent: dict[str, MatrixExpr]) -> Residual:
@@ -234,51 +141,9 @@ def _transpose(e: MatrixExpr, g: MatrixExpr, linear: set[str], out: list) -> Non
         t(e.arg, adjoint(g))
     elif isinstance(e, Transpose):
         t(e.arg, Transpose(g))
-    elif isinstance(e, ops.Conj):
-        t(e.arg, ops.Conj(g))
-    elif isinstance(e, (ops.Tril, ops.Triu)):
-        t(e.arg, type(e)(g, e.offset))       # a coordinate projection is self-adjoint
-    elif isinstance(e, (ops.Sym, ops.Skew)):
-        t(e.arg, type(e)(g))                 # orthogonal projections: self-adjoint
-    elif isinstance(e, ops.CopyLtu):
-        # <G, tril(X,-1) + tril(X,-1)^H + diag(re diag X)> = <tril(G + G^H, -1) + diag(re diag G), X>
-        t(e.arg, add([ops.Tril(g + adjoint(g), -1), ops.Diag(ops.Re(ops.Diagonal(g)))],
-                     e.shape))
-    elif isinstance(e, ops.Re):
-        t(e.arg, ops.Re(g))                  # Re<G, re X> = <re G, X>
-    elif isinstance(e, ops.Im):
-        t(e.arg, mul(sp.I, ops.Re(g)))       # Re<G, im X> = <i re G, X>
-    elif isinstance(e, ops.Diagonal):
-        t(e.arg, embed(ops.Diag(g), e.arg.rows, e.arg.cols, 0, 0))
-    elif isinstance(e, ops.Diag):
-        t(e.arg, ops.Diagonal(g))
-    elif isinstance(e, ops.Block):
-        r0, _, c0, _ = e.bounds
-        t(e.arg, embed(g, e.arg.rows, e.arg.cols, r0, c0))
-    elif isinstance(e, ops.Embed):
-        t(e.arg, ops.Block(g, e.row0, e.row0 + e.arg.rows, e.col0, e.col0 + e.arg.cols))
-    elif isinstance(e, (ops.HStack, ops.VStack)):
-        at = 0
-        for part in e.args:
-            if isinstance(e, ops.HStack):
-                piece = ops.Block(g, 0, e.rows, at, at + part.cols)
-                at = at + part.cols
-            else:
-                piece = ops.Block(g, at, at + part.rows, 0, e.cols)
-                at = at + part.rows
-            if depends(part, linear):
-                t(part, piece)
-            elif not isinstance(part, ZeroMatrix):
-                raise DeriveError(f"the block {part} of {e} does not depend on the tangents")
-    elif isinstance(e, ops.SolveTriangular):
-        if depends(e.tri, linear):
-            raise DeriveError(f"{e}: the triangular factor depends on the tangents")
-        t(e.rhs, ops.SolveTriangular(adjoint(e.tri), g, upper=not e.upper, left=e.left,
-                                     unit=e.unit))
-    elif isinstance(e, ops.Solve):
-        if depends(e.mat, linear):
-            raise DeriveError(f"{e}: the matrix solved with depends on the tangents")
-        t(e.rhs, ops.Solve(adjoint(e.mat), g, left=e.left))
+    elif isinstance(e, ops.StructuralOp):
+        for operand, contribution in e.cotangents(g, lambda x: depends(x, linear)):
+            t(operand, contribution)
     else:
         raise DeriveError(f"no transpose rule for {type(e).__name__}: {e}")
 

@@ -58,33 +58,19 @@ class _IdentityOfContext:
 
 _I = _IdentityOfContext()
 
-# function name -> (positional matrix operands, positional non-matrix args, keywords)
-FUNCTIONS = {
-    "tril": (1, ("offset",), ()),
-    "triu": (1, ("offset",), ()),
-    "copyltu": (1, (), ()),
-    "sym": (1, (), ()),
-    "skew": (1, (), ()),
-    "re": (1, (), ()),
-    "im": (1, (), ()),
-    "diagonal": (1, (), ()),
-    "diag": (1, (), ()),
-    "pairwise_inv": (1, (), ()),
-    "recip": (1, (), ()),
-    "hadamard": (2, (), ()),
-    "solve_triangular": (2, (), ("upper", "left", "unit")),
-    "solve": (2, (), ("left",)),
-    "hstack": ("*", (), ()),
-    "vstack": ("*", (), ()),
-    "eye": (0, ("rows", "cols"), ()),
-    "zeros": (0, ("rows", "cols"), ()),
+# The spec language's functions: those of its operations (each says how it is called in its
+# ``call``), and two that build SymPy's own nodes.
+FUNCTIONS: dict[str, ops.Call] = {
+    **{name: op.call for name, op in ops.STRUCTURAL_OPS.items()},
+    "hadamard": ops.Call(2),
+    "zeros": ops.Call(0, ("rows", "cols"), required_args=1),
 }
-_REQUIRED_KEYWORDS = {"solve_triangular": ("upper",)}
 _OPERATORS = {
     ast.Pow: "**", ast.Mod: "%", ast.FloorDiv: "//", ast.BitAnd: "&", ast.BitOr: "|",
     ast.BitXor: "^", ast.LShift: "<<", ast.RShift: ">>", ast.Invert: "~", ast.Not: "not",
 }
-_ATTRIBUTES = {"H": Adjoint, "T": Transpose, "conj": ops.Conj}
+_ATTRIBUTES = {"H": Adjoint, "T": Transpose,
+               **{op.attribute: op for op in ops.OPERATIONS if op.attribute}}
 
 
 def _describe(node: ast.AST) -> str:
@@ -235,8 +221,9 @@ class Parser:
             return self._binop(node)
         if isinstance(node, ast.Attribute):
             if node.attr not in _ATTRIBUTES:
+                *others, last = (f".{a}" for a in _ATTRIBUTES)
                 raise ExprError(f"attribute access '.{node.attr}' is not allowed "
-                                f"(only .H, .T and .conj)", node.lineno)
+                                f"(only {', '.join(others)} and {last})", node.lineno)
             base = self._matrix(self._expr(node.value), node)
             return _ATTRIBUTES[node.attr](base)
         if isinstance(node, ast.Subscript):
@@ -338,7 +325,8 @@ class Parser:
         if func not in FUNCTIONS:
             known = ", ".join(sorted(FUNCTIONS))
             raise ExprError(f"unknown function '{func}' (known: {known})", node.lineno)
-        n_mat, extra, keywords = FUNCTIONS[func]
+        call = FUNCTIONS[func]
+        n_mat, extra = call.operands, call.args
         args = list(node.args)
         if any(isinstance(a, ast.Starred) for a in args):
             raise ExprError("unpacking is not allowed in an equation", node.lineno)
@@ -346,40 +334,30 @@ class Parser:
         for k in node.keywords:
             if k.arg is None:
                 raise ExprError("unpacking is not allowed in an equation", node.lineno)
-            if k.arg not in keywords:
+            if k.arg not in call.keywords:
                 raise ExprError(f"{func}: unknown keyword '{k.arg}'", node.lineno)
             kw[k.arg] = self._flag(k.value, k.arg, func)
-        for k in _REQUIRED_KEYWORDS.get(func, ()):
+        for k in call.required_keywords:
             if k not in kw:
                 raise ExprError(f"{func}: keyword {k}= is required", node.lineno)
         if n_mat == "*":
-            mats = [self._matrix(self._expr(a), a) for a in args]
-            return ops.STRUCTURAL_OPS[func](*mats)
-        if not (n_mat <= len(args) <= n_mat + len(extra)) or (func in ("eye", "zeros")
-                                                               and not args):
-            raise ExprError(f"{func}: expected {n_mat} matrix argument(s)"
-                            + (f" and optional {', '.join(extra)}" if extra else ""),
-                            node.lineno)
-        mats = [self._matrix(self._expr(a), a) for a in args[:n_mat]]
-        rest = args[n_mat:]
-        if func in ("eye", "zeros"):
-            rows = self._dim(rest[0])
-            cols = self._dim(rest[1]) if len(rest) > 1 else rows
-            return ops.Eye(rows, cols) if func == "eye" else sp.ZeroMatrix(rows, cols)
-        if func in ("tril", "triu"):
-            offset = self._dim(rest[0]) if rest else sp.Integer(0)
-            if not offset.is_Integer:
-                raise ExprError(f"{func}: the diagonal offset must be an integer", node.lineno)
-            return ops.STRUCTURAL_OPS[func](mats[0], offset)
+            mats, dims = [self._matrix(self._expr(a), a) for a in args], []
+        else:
+            if not (n_mat + call.required_args <= len(args) <= n_mat + len(extra)):
+                raise ExprError(f"{func}: expected {n_mat} matrix argument(s)"
+                                + (f" and optional {', '.join(extra)}" if extra else ""),
+                                node.lineno)
+            mats = [self._matrix(self._expr(a), a) for a in args[:n_mat]]
+            dims = [self._dim(a) for a in args[n_mat:]]
+        if func == "zeros":
+            return sp.ZeroMatrix(dims[0], dims[1] if len(dims) > 1 else dims[0])
         if func == "hadamard":
             ops.require_same_shape("hadamard", *mats)
             return HadamardProduct(*mats)
-        if func == "solve_triangular":
-            return ops.SolveTriangular(*mats, upper=kw["upper"], left=kw.get("left", True),
-                                       unit=kw.get("unit", False))
-        if func == "solve":
-            return ops.Solve(*mats, left=kw.get("left", True))
-        return ops.STRUCTURAL_OPS[func](*mats)
+        try:
+            return ops.STRUCTURAL_OPS[func].from_call(mats, dims, kw)
+        except ops.CallError as err:
+            raise ExprError(str(err), node.lineno) from None
 
 
 def _operator(op: ast.AST) -> str:

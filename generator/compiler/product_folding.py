@@ -5,20 +5,20 @@ permutation matrix to multiply by it.
 (a column or row scaling); ``fold_permutation_products`` writes each product with a
 permutation output P as ``PermuteRows`` / ``PermuteCols`` (a gather).  The rewritten
 expression has the same value; only the printers see it (the audit and the derivations see
-the products).  None of these classes is spec-language syntax.
+the products).  None of these classes is spec-language syntax; each prints itself (its
+backend table entry, and in LaTeX as the product it stands for).
 """
 from __future__ import annotations
 
 import sympy as sp
 from sympy import Basic, MatrixExpr
 
-from .ops import Conj, Diag, as_flag, split_product
+from .ops import Conj, Diag, StructuralOp, as_flag, split_product
 
-class _Scale(MatrixExpr):
+
+class _Scale(StructuralOp):
     """Not spec-language syntax: what the printers make of a product with diag(v)
     (``fold_diagonal_products``), so that no backend builds the diagonal matrix."""
-
-    is_commutative = False
 
     def __new__(cls, arg, vector):
         return super().__new__(cls, arg, vector)
@@ -30,13 +30,26 @@ class _Scale(MatrixExpr):
     def shape(self):
         return self.arg.shape
 
+    def code(self, printer):
+        return printer._op(self.table_key, x=printer._arg(self.arg), v=printer._arg(self.vector))
+
 
 class ScaleCols(_Scale):
     """X @ diag(v): column j of X times v[j]."""
 
+    table_key = "scale_cols"
+
+    def latex(self, printer):
+        return printer._print(sp.MatMul(self.arg, Diag(self.vector)))
+
 
 class ScaleRows(_Scale):
     """diag(v) @ X: row i of X times v[i]."""
+
+    table_key = "scale_rows"
+
+    def latex(self, printer):
+        return printer._print(sp.MatMul(Diag(self.vector), self.arg))
 
 
 def fold_diagonal_products(e):
@@ -69,10 +82,8 @@ def fold_diagonal_products(e):
     return e
 
 
-class _Permuted(MatrixExpr):
+class _Permuted(StructuralOp):
     """A product of X with a permutation matrix P (or P^T when ``transpose``), as a gather."""
-
-    is_commutative = False
 
     def __new__(cls, perm, arg, transpose):
         return super().__new__(cls, perm, arg, as_flag(transpose))
@@ -85,15 +96,33 @@ class _Permuted(MatrixExpr):
     def shape(self):
         return self.arg.shape
 
+    def _factor(self):
+        """P, or P^T when ``transpose``."""
+        return sp.Transpose(self.perm) if self.transpose else self.perm
+
+    def code(self, printer):
+        return printer._op(self.table_key, p=printer._arg(self.perm), x=printer._arg(self.arg),
+                           transpose=str(self.transpose))
+
 
 class PermuteRows(_Permuted):
     """Not spec-language syntax: P @ X, or P^T @ X when ``transpose``, for a permutation
     matrix P (``fold_permutation_products``): a gather of X's rows, no m x m product."""
 
+    table_key = "permute_rows"
+
+    def latex(self, printer):
+        return printer._print(sp.MatMul(self._factor(), self.arg))
+
 
 class PermuteCols(_Permuted):
     """Not spec-language syntax: X @ P, or X @ P^T when ``transpose``, for a permutation
     matrix P (``fold_permutation_products``): a gather of X's columns, no n x n product."""
+
+    table_key = "permute_cols"
+
+    def latex(self, printer):
+        return printer._print(sp.MatMul(self.arg, self._factor()))
 
 
 def _permutation_factor(m, names: frozenset) -> tuple[sp.MatrixSymbol, bool] | None:

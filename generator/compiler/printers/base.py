@@ -3,15 +3,17 @@
 SymPy's stock array printers are not batch-aware (``.dot``, ``transpose`` over every axis,
 no ``Adjoint`` in TorchPrinter).  ``BatchedMatrixPrinter`` is mixed in front of a stock
 printer and prints every matrix operation on ``(..., rows, cols)`` stacks from the backend's
-table ``OPS``: operation name -> format string.  An operation the table lacks is an error,
-never a silent fallback.  This module knows no backend.
+table ``OPS``: operation name -> format string.  SymPy's own nodes are printed here; each
+operation of ``generator.compiler.ops`` prints itself (``StructuralOp.code``: the table
+entry it names, with its fields).  An operation the table lacks is an error, never a silent
+fallback.  This module knows no backend.
 """
 from __future__ import annotations
 
 import sympy as sp
-from sympy import HadamardProduct, MatAdd, MatMul, MatrixExpr, ZeroMatrix
+from sympy import HadamardProduct, MatAdd, MatMul, MatrixExpr
 
-from ..ops import as_expr
+from ..ops import StructuralOp, as_expr
 
 
 class PrinterError(Exception):
@@ -90,9 +92,15 @@ class BatchedMatrixPrinter:
         return self._print(e)
 
     def _op(self, name: str, **fields) -> str:
+        """The table entry ``name`` filled in with ``fields``."""
         if name not in self.OPS:
             raise PrinterError(f"{type(self).__name__} has no rule for '{name}'")
         return self.OPS[name].format(ref=self.dtype_ref, **fields)
+
+    @staticmethod
+    def cannot_print(message: str) -> PrinterError:
+        """The error to raise for an expression that cannot be printed."""
+        return PrinterError(message)
 
     def _arg(self, e) -> str:
         """Print an operand of '@', '*' or a postfix: parenthesised unless atomic."""
@@ -126,7 +134,8 @@ class BatchedMatrixPrinter:
         (matrix_power, inv, .dot, ...) are not batch-aware and must never be reached."""
         if isinstance(expr, sp.Basic):
             name = type(expr).__name__
-            own = f"_print_{name}" in BatchedMatrixPrinter.__dict__
+            own = f"_print_{name}" in BatchedMatrixPrinter.__dict__ \
+                or isinstance(expr, StructuralOp)
             if not own and not (name in self._SCALAR_NODES and not isinstance(expr, MatrixExpr)):
                 raise PrinterError(f"{type(self).__name__} cannot print {name}: {expr}")
         return super()._print(expr, **kwargs)
@@ -241,94 +250,8 @@ class BatchedMatrixPrinter:
     def _print_Transpose(self, e):
         return self._op("transpose", x=self._operand("transpose", e.arg))
 
-    def _print_Conj(self, e):
-        return self._op("conj", x=self._operand("conj", e.arg))
-
-    def _print_Tril(self, e):
-        return self._op("tril", x=self._operand("tril", e.arg), offset=e.offset)
-
-    def _print_Triu(self, e):
-        return self._op("triu", x=self._operand("triu", e.arg), offset=e.offset)
-
-    def _print_CopyLtu(self, e):
-        return self._op("copyltu", x=self._operand("copyltu", e.arg))
-
-    def _print_Sym(self, e):
-        return self._op("sym", x=self._operand("sym", e.arg))
-
-    def _print_Skew(self, e):
-        return self._op("skew", x=self._operand("skew", e.arg))
-
-    def _print_Re(self, e):
-        return self._op("re", x=self._operand("re", e.arg))
-
-    def _print_Im(self, e):
-        return self._op("im", x=self._operand("im", e.arg))
-
-    def _print_Diagonal(self, e):
-        return self._op("diagonal", x=self._operand("diagonal", e.arg))
-
-    def _print_Diag(self, e):
-        return self._op("diag", v=self._arg(e.arg), n=self._dim(e.rows))
-
-    def _print_PairwiseInv(self, e):
-        return self._op("pairwise_inv", x=self._print(e.arg))
-
-    def _print_ScaleCols(self, e):
-        return self._op("scale_cols", x=self._arg(e.arg), v=self._arg(e.vector))
-
-    def _print_ScaleRows(self, e):
-        return self._op("scale_rows", x=self._arg(e.arg), v=self._arg(e.vector))
-
-    def _print_PermuteRows(self, e):
-        return self._op("permute_rows", p=self._arg(e.perm), x=self._arg(e.arg),
-                        transpose=str(e.transpose))
-
-    def _print_PermuteCols(self, e):
-        return self._op("permute_cols", p=self._arg(e.perm), x=self._arg(e.arg),
-                        transpose=str(e.transpose))
-
-    def _print_Recip(self, e):
-        return self._op("recip", x=self._arg(e.arg))
-
-    def _print_SolveTriangular(self, e):
-        return self._op("solve_triangular", t=self._print(e.tri), b=self._print(e.rhs),
-                        upper=e.upper, left=e.left, unit=e.unit)
-
-    def _print_Solve(self, e):
-        return self._op("solve", a=self._print(e.mat), b=self._print(e.rhs), left=e.left)
-
-    def _print_Block(self, e):
-        rows, cols = e.slices(self._dim)
-        return f"{self._arg(e.arg)}[..., {rows}, {cols}]"
-
-    def _stack(self, e, axis: str):
-        blocks = list(e.args)
-        if isinstance(blocks[-1], ZeroMatrix) and len(blocks) == 2:
-            size = blocks[-1].rows if axis == "rows" else blocks[-1].cols
-            return self._op(f"pad_{axis}", x=self._print(blocks[0]), extra=self._dim(size))
-        if any(isinstance(b, ZeroMatrix) for b in blocks):
-            raise PrinterError("a zero block is only supported as the last of two blocks")
-        return self._op("vstack" if axis == "rows" else "hstack",
-                        xs=", ".join(self._print(b) for b in blocks))
-
-    def _print_VStack(self, e):
-        return self._stack(e, "rows")
-
-    def _print_HStack(self, e):
-        return self._stack(e, "cols")
-
-    def _print_Embed(self, e):
-        def pad(lo, size, inner):
-            return self._dim(sp.simplify(lo)), self._dim(sp.simplify(size - lo - inner))
-
-        top, bottom = pad(e.row0, e.rows, e.arg.rows)
-        left, right = pad(e.col0, e.cols, e.arg.cols)
-        return self._op("pad", x=self._operand("pad", e.arg), top=top, bottom=bottom,
-                        left=left, right=right)
-
-    def _print_Eye(self, e):
-        return self._op("eye", rows=self._dim(e.rows), cols=self._dim(e.cols))
+    def _print_StructuralOp(self, e):
+        return e.code(self)
 
     def _print_Identity(self, e):
         return self._op("eye", rows=self._dim(e.rows), cols=self._dim(e.cols))

@@ -35,7 +35,7 @@ class Printer(BatchedMatrixPrinter, JaxPrinter):
             x = inner.arg
             return self._op("diag_part", x=self._op("re", x=self._print(x)) if real
                             else self._print(x))
-        return super()._print_Diag(e)
+        return super()._print_StructuralOp(e)
 
     def _neg_product(self, coeff, mats):
         """-(X @ ... @ Y) as _neg_mm(X @ ..., Y); None for other products."""

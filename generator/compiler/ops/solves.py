@@ -1,0 +1,141 @@
+"""Linear solves: ``solve_triangular(T, B, upper=, left=, unit=)`` and ``solve(A, B, left=)``.
+
+With X = T^-1 B: dX = T^-1 (dB - dT X), and with X = B T^-1: dX = (dB - X dT) T^-1.  A
+triangular solve only reads one triangle of T, so only that triangle of dT enters.  A solve
+is linear in B (T held constant): its transpose solves with T^H, on the same side.
+"""
+from __future__ import annotations
+
+import numpy as np
+import sympy as sp
+
+from . import arrays
+from .algebra import add, mul, unless_zero
+from .base import (Call, DeriveError, ShapeError, StructuralOp, as_flag, dims_equal, fmt_shape,
+                   require_square)
+from .elementwise import adjoint
+from .triangular import Tril, Triu
+
+
+def _right_side(solve, a, b, *flags):
+    """B A^-1 = (A^-T B^T)^T with ``solve`` solving from the left."""
+    return np.swapaxes(solve(np.swapaxes(a, -1, -2), np.swapaxes(b, -1, -2), *flags), -1, -2)
+
+
+class SolveTriangular(StructuralOp):
+    """solve_triangular(T, B, upper=, left=True, unit=False).
+
+    left=True gives T^{-1} B, left=False gives B T^{-1}; T is read from its upper (lower)
+    triangle only, with a unit diagonal assumed when unit=True.
+    """
+
+    spec_name = "solve_triangular"
+    call = Call(2, keywords=("upper", "left", "unit"), required_keywords=("upper",))
+    latex_product = True
+
+    def __new__(cls, tri, rhs, upper, left=True, unit=False):
+        require_square("solve_triangular", tri)
+        inner = rhs.rows if left else rhs.cols
+        if not dims_equal(tri.rows, inner):
+            side = "rows" if left else "columns"
+            raise ShapeError(
+                f"solve_triangular: T is {fmt_shape(tri)} but B has {inner} {side} "
+                f"(B is {fmt_shape(rhs)}, left={bool(left)})")
+        return super().__new__(cls, tri, rhs, as_flag(upper), as_flag(left), as_flag(unit))
+
+    tri = property(lambda self: self.args[0])
+    rhs = property(lambda self: self.args[1])
+    upper = property(lambda self: bool(self.args[2]))
+    left = property(lambda self: bool(self.args[3]))
+    unit = property(lambda self: bool(self.args[4]))
+
+    @property
+    def shape(self):
+        return self.rhs.shape
+
+    def triangle(self):
+        """The part of T this solve reads."""
+        offset = 1 if self.unit else 0
+        return Triu(self.tri, offset) if self.upper else Tril(self.tri, -offset)
+
+    def with_rhs(self, rhs):
+        return SolveTriangular(self.tri, rhs, upper=self.upper, left=self.left, unit=self.unit)
+
+    def linearize(self, d):
+        dt = d(self.triangle())
+        db = d(self.rhs)
+        inner = add([db, -mul(dt, self) if self.left else -mul(self, dt)], self.shape)
+        return unless_zero(self.with_rhs, inner, self.shape)
+
+    def cotangents(self, g, is_linear):
+        if is_linear(self.tri):
+            raise DeriveError(f"{self}: the triangular factor depends on the tangents")
+        yield self.rhs, SolveTriangular(adjoint(self.tri), g, upper=not self.upper,
+                                        left=self.left, unit=self.unit)
+
+    def evaluate(self, value_of, evaluator):
+        t, b = value_of(self.tri), value_of(self.rhs)
+        if self.left:
+            return arrays.solve_triangular(t, b, self.upper, self.unit)
+        # T^T swaps the triangle read
+        return _right_side(arrays.solve_triangular, t, b, not self.upper, self.unit)
+
+    def latex(self, printer):
+        if self.unit:  # the triangle it reads, with ones on the diagonal: (tril_{-1}(T) + I)^{-1}
+            band = Triu(self.tri, 1) if self.upper else Tril(self.tri, -1)
+            return printer._solve(sp.MatAdd(band, sp.Identity(self.tri.rows)), self.rhs,
+                                  self.left)
+        return printer._solve(self.tri, self.rhs, self.left)
+
+    def code(self, printer):
+        return printer._op("solve_triangular", t=printer._print(self.tri),
+                           b=printer._print(self.rhs), upper=self.upper, left=self.left,
+                           unit=self.unit)
+
+
+class Solve(StructuralOp):
+    """solve(A, B, left=True): A^{-1} B, or B A^{-1} when left=False, A square."""
+
+    spec_name = "solve"
+    call = Call(2, keywords=("left",))
+    latex_product = True
+
+    def __new__(cls, mat, rhs, left=True):
+        require_square("solve", mat)
+        inner = rhs.rows if left else rhs.cols
+        if not dims_equal(mat.rows, inner):
+            raise ShapeError(f"solve: A is {fmt_shape(mat)} but B is {fmt_shape(rhs)} "
+                             f"(left={bool(left)})")
+        return super().__new__(cls, mat, rhs, as_flag(left))
+
+    mat = property(lambda self: self.args[0])
+    rhs = property(lambda self: self.args[1])
+    left = property(lambda self: bool(self.args[2]))
+
+    @property
+    def shape(self):
+        return self.rhs.shape
+
+    def linearize(self, d):
+        dm = d(self.mat)
+        db = d(self.rhs)
+        inner = add([db, -mul(dm, self) if self.left else -mul(self, dm)], self.shape)
+        return unless_zero(lambda r: Solve(self.mat, r, left=self.left), inner, self.shape)
+
+    def cotangents(self, g, is_linear):
+        if is_linear(self.mat):
+            raise DeriveError(f"{self}: the matrix solved with depends on the tangents")
+        yield self.rhs, Solve(adjoint(self.mat), g, left=self.left)
+
+    def evaluate(self, value_of, evaluator):
+        a, b = value_of(self.mat), value_of(self.rhs)
+        if self.left:
+            return arrays.solve(a, b)
+        return _right_side(arrays.solve, a, b)
+
+    def latex(self, printer):
+        return printer._solve(self.mat, self.rhs, self.left)
+
+    def code(self, printer):
+        return printer._op("solve", a=printer._print(self.mat), b=printer._print(self.rhs),
+                           left=self.left)
