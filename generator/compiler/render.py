@@ -1,19 +1,21 @@
 """Render checked specs through each backend's printer and Jinja templates.
 
-``render_tree`` is a pure function: spec files in, ``{relative path: file text}`` out.
+``render_tree`` is a pure function: spec files in, ``{relative path: file text}`` out.  Each
+spec is turned into a render model (``render_model.Module``: its expressions printed by the
+backend's printer, its pieces of code Python source) that the templates only loop over.
 Writing (atomically) and drift checks live in ``generator.compiler.pipeline``.
 """
 from __future__ import annotations
 
 import ast
 import hashlib
-import json
 import re
 from pathlib import Path
 
 import jinja2
 import sympy as sp
 
+from . import render_model as model
 from .check import check_spec
 from .check_calls import delegate_call, framework_call
 from .check_dims import matrix_symbol
@@ -25,6 +27,7 @@ from .paths import ROOT, TEMPLATES
 from .backends import BACKENDS, backend as backend_named
 from .product_folding import fold_diagonal_products, fold_permutation_products
 from .provenance import case_sources
+from .render_model import py_literal
 from .spec import ALWAYS, Spec, SpecError
 from .spec_loader import load_spec
 
@@ -39,22 +42,8 @@ def _environment() -> jinja2.Environment:
         keep_trailing_newline=True,
         autoescape=False,
     )
-    env.filters["tangent"] = lambda name, kind: ("d" if kind == "jvp" else "g") + name
-    env.filters["format_option"] = lambda opt: f"{opt}={{{opt}!r}}"
-    env.filters["result_type"] = result_type
-    env.filters["py"] = py_literal
+    env.filters["result_type"] = result_type  # read by templates/<backend>/module.py.jinja
     return env
-
-
-def py_literal(value) -> str:
-    """An option value (or a list of them) as Python source: "text", True, False."""
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(py_literal(v) for v in value) + "]"
-    if isinstance(value, bool):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value)
-    raise TypeError(f"not an option value: {value!r}")
 
 
 def result_type(name: str) -> str:
@@ -75,12 +64,21 @@ def header(source: str, sha256: str) -> list[str]:
     ]
 
 
-def _variant_context(printer_cls, checked: CheckedSpec, cv: CheckedVariant, call: NativeCall):
+def _selection(cv: CheckedVariant) -> str:
+    """Python source of the test of the options that selects a variant ('True': none)."""
+    return " and ".join(f"{option} {'is' if isinstance(value, bool) else '=='} "
+                        f"{py_literal(value)}"
+                        for option, value in dict(cv.variant.when).items()) or "True"
+
+
+def _primal(printer_cls, checked: CheckedSpec, cv: CheckedVariant,
+            call: NativeCall) -> model.Primal:
+    """How a variant computes its outputs with one signature entry's parsed call."""
     spec = checked.spec
     ref = spec.inputs[0].name
     native = dict(cv.variant.native)
     if call.compute:
-        return _computed_context(printer_cls, checked, cv)
+        return _computed_primal(printer_cls, checked, cv)
     root, _, rest = call.func.partition(".")
     # a host call is NumPy/SciPy code whatever the backend (its runtime imports both)
     aliases = HOST_ALIASES if call.host else printer_cls.ALIASES
@@ -110,67 +108,46 @@ def _variant_context(printer_cls, checked: CheckedSpec, cv: CheckedVariant, call
         flags = [name in call.transposed for name in (returns or [t.name for t in computed])]
         native_call = f"_transposed({native_call}, {py_literal(flags)})"
     names = [t.name for t in cv.variant.outputs]
-    primal_texts = [printer_cls(dtype_ref=ref, min_max_sizes=True).doprint_output(e)
-                    for _, e in cv.primal_outputs]
-    from_printer = printer_cls(dtype_ref=ref)
-    from_native = {name: from_printer.doprint_output(e) for name, e in cv.from_native}
-    permutations = frozenset(t.name for t in cv.variant.outputs if t.structure == "permutation")
-
-    def printed(printer, e):
-        return printer.doprint(fold_permutation_products(fold_diagonal_products(e),
-                                                         permutations))
-
-    return {
-        **_common_variant_context(printer_cls, checked, cv, printed),
-        "computed_primal": None,
-        "native_call": native_call,
-        "primal_returns": returns,
-        "primal_return_vectors": [len(shape) == 1 for _, shape in cv.variant.primal_returns],
-        "primal_outputs": {**{name: text for (name, _), text in zip(cv.primal_outputs,
-                                                                    primal_texts)},
-                           **{t.name: f"_pivots_permutation({t.from_pivots}, {ref})"
-                              for t in cv.variant.outputs if t.from_pivots and returns}},
-        # the primal's expressions use sizes (m, n, min(m, n)): it computes them first
-        "primal_dims": any(re.search(rf"\b{d.name}\b", text) for d in checked.dims
-                           for text in primal_texts),
-        "shift_returns": [t.from_pivots for t in cv.variant.outputs
-                          if t.from_pivots in returns and call.pivots_base == 0],
-        "from_native": from_native,
-        # integer pivots: those the call numbers from 0 are shifted to LAPACK's numbering;
-        # permutations 'from_pivots' are built from them after the call
-        "pivots": [t.is_index for t in computed],
-        "computed_vectors": [t.is_vector for t in computed],
-        "shift_pivots": [i for i, t in enumerate(computed)
-                         if t.structure == "pivots" and call.pivots_base == 0],
-        # column numbers (a permutation) as returned to users (_indices)
-        "indices": [i for i, t in enumerate(computed) if t.structure == "indices"],
-        # (position among the outputs, position of its pivots among the call's results)
-        # permutations built from indices (column numbers) after the call
-        "from_pivots": [(names.index(t.name), [c.name for c in computed].index(t.built_from),
-                         "_pivots_permutation" if t.from_pivots else "_indices_permutation")
-                        for t in cv.variant.outputs if t.built_from in names],
-    }
+    # permutations built from pivots or indices (column numbers) after the call
+    permutations = tuple(
+        model.BuiltPermutation(names.index(t.name), [c.name for c in computed].index(t.built_from),
+                               "_pivots_permutation" if t.from_pivots else "_indices_permutation")
+        for t in cv.variant.outputs if t.built_from in names)
+    if returns:
+        printed = {name: printer_cls(dtype_ref=ref, min_max_sizes=True).doprint_output(e)
+                   for name, e in cv.primal_outputs}
+        expressions = {**printed, **{t.name: f"_pivots_permutation({t.from_pivots}, {ref})"
+                                     for t in cv.variant.outputs if t.from_pivots}}
+        return_vectors = [len(shape) == 1 for _, shape in cv.variant.primal_returns]
+        return model.Primal(
+            _selection(cv), "returned", native_call, returns=tuple(returns),
+            return_columns=py_literal(return_vectors) if any(return_vectors) else None,
+            shifted_returns=tuple(t.from_pivots for t in cv.variant.outputs
+                                  if t.from_pivots in returns and call.pivots_base == 0),
+            # the expressions use sizes (m, n, min(m, n)): it computes them first
+            computes_sizes=any(re.search(rf"\b{d.name}\b", text) for d in checked.dims
+                               for text in printed.values()),
+            expressions=tuple(expressions[name] for name in names))
+    if not (any(t.is_index for t in computed) or permutations):
+        return model.Primal(_selection(cv), "direct", native_call)
+    # integer pivots: those the call numbers from 0 are shifted to LAPACK's numbering; column
+    # numbers (a permutation) become what users get (_indices)
+    return model.Primal(
+        _selection(cv), "rebuilt", native_call,
+        result_columns=py_literal([t.is_vector for t in computed]),
+        shifted=tuple(i for i, t in enumerate(computed)
+                      if t.structure == "pivots" and call.pivots_base == 0),
+        indices=tuple(i for i, t in enumerate(computed) if t.structure == "indices"),
+        permutations=permutations)
 
 
-def _computed_context(printer_cls, checked: CheckedSpec, cv: CheckedVariant) -> dict:
+def _computed_primal(printer_cls, checked: CheckedSpec, cv: CheckedVariant) -> model.Primal:
     """A variant computed by the spec's primal expressions of the inputs (no native call)."""
-    ref = checked.spec.inputs[0].name
-    printer = printer_cls(dtype_ref=ref, sizes=chain_sizes(checked))
-    permutations = frozenset(t.name for t in cv.variant.outputs if t.structure == "permutation")
-
-    def printed(printer, e):
-        return printer.doprint(fold_permutation_products(fold_diagonal_products(e),
-                                                         permutations))
-
-    return {
-        **_common_variant_context(printer_cls, checked, cv, printed),
-        "computed_primal": {name: printer.doprint_output(fold_diagonal_products(e))
-                            for name, e in cv.primal_outputs},
-        "native_call": None, "primal_returns": [], "primal_return_vectors": [],
-        "primal_outputs": {}, "primal_dims": True, "shift_returns": [], "from_native": {},
-        "pivots": [], "computed_vectors": [], "shift_pivots": [], "from_pivots": [],
-        "indices": [],
-    }
+    printer = printer_cls(dtype_ref=checked.spec.inputs[0].name, sizes=chain_sizes(checked))
+    computed = {name: printer.doprint_output(fold_diagonal_products(e))
+                for name, e in cv.primal_outputs}
+    return model.Primal(_selection(cv), "computed",
+                        computed=tuple(computed[t.name] for t in cv.variant.outputs))
 
 
 def chain_sizes(checked: CheckedSpec) -> dict | None:
@@ -183,52 +160,64 @@ def chain_sizes(checked: CheckedSpec) -> dict | None:
     return None
 
 
-def _common_variant_context(printer_cls, checked: CheckedSpec, cv: CheckedVariant, printed):
+def _variant(printer_cls, checked: CheckedSpec, cv: CheckedVariant,
+             call: NativeCall) -> model.Variant:
+    """A variant's rules, outputs and checks, its expressions printed by the backend;
+    ``call``: the signature entry its primal calls."""
     spec = checked.spec
     ref = spec.inputs[0].name
     native = dict(cv.variant.native)
+    permutations = frozenset(t.name for t in cv.variant.outputs if t.structure == "permutation")
+
+    def printed(printer, e):
+        return printer.doprint(fold_permutation_products(fold_diagonal_products(e),
+                                                         permutations))
+
+    def body(printer, rule, source) -> model.RuleBody:
+        return model.RuleBody(source, tuple(model.Assignment(s.name, printed(printer, s.expr))
+                                            for s in rule.program.statements),
+                              tuple(rule.program.results))
+
     cases = []
     for case in cv.cases:
         printer = printer_cls(dtype_ref=ref, sizes=chain_sizes(checked))
         cond = case.condition
-        cases.append({
-            "condition": ("True" if cond.text == ALWAYS else
-                          f"{printer._dim(cond.lhs)} {cond.op} {printer._dim(cond.rhs)}"),
-            "when": cond.text,
-            # the spec line and citations of each rule, a comment heading its code
-            "source": case_sources(spec, case.case),
-            "jvp": [(s.name, printed(printer, s.expr)) for s in case.jvp.program.statements],
-            "vjp": [(s.name, printed(printer, s.expr)) for s in case.vjp.program.statements],
-            "jvp_results": list(case.jvp.program.results),
-            "vjp_results": list(case.vjp.program.results),
-        })
+        always = cond.text == ALWAYS
+        condition = ("True" if always else
+                     f"{printer._dim(cond.lhs)} {cond.op} {printer._dim(cond.rhs)}")
+        # the spec line and citations of each rule, a comment heading its code
+        sources = case_sources(spec, case.case)
+        jvp = body(printer, case.jvp, sources["jvp"])
+        cases.append(model.Case(condition, always, jvp, body(printer, case.vjp, sources["vjp"])))
     printer = printer_cls(dtype_ref=ref)
-    # (the printed condition, its text, the source of the f-string that reports it unmet)
-    requires = [(f"{printer._dim(c.lhs)} {c.op} {printer._dim(c.rhs)}", c.text,
-                 string_source(f"{spec.name}: needs {c.text} for {cv.variant.label} (sizes: "
-                               + ", ".join(f"{d.name} = {{{d.name}}}" for d in checked.dims
-                                           if d.source is not None) + ")", formatted=True))
-                for c in cv.requires]
-    return {
-        "label": cv.variant.label,
-        "when": dict(cv.variant.when),
+    requirements = tuple(
+        model.Requirement(
+            f"{printer._dim(c.lhs)} {c.op} {printer._dim(c.rhs)}",
+            string_source(f"{spec.name}: needs {c.text} for {cv.variant.label} (sizes: "
+                          + ", ".join(f"{d.name} = {{{d.name}}}" for d in checked.dims
+                                      if d.source is not None) + ")", formatted=True))
+        for c in cv.requires)
+    from_printer = printer_cls(dtype_ref=ref)
+    # a computed primal gives each variant's own outputs: nothing comes from a native variant
+    from_native = {} if call.compute else {name: from_printer.doprint_output(e)
+                                           for name, e in cv.from_native}
+    first = spec.variants[0].outputs  # whether an output is a vector: as the first variant says
+    outputs = tuple(
+        model.VariantOutput(t.name, shown=t.returned != "hidden", empty=t.returned == "empty",
+                            is_vector=first[i].is_vector,
+                            differentiable=t.returned == "value" and not t.constant,
+                            from_native=from_native.get(t.name, t.name))
+        for i, t in enumerate(cv.variant.outputs))
+    return model.Variant(
+        _selection(cv), outputs, tuple(cases), requirements, _gauge(printer_cls, ref, cv),
         # Python source of each option's value for the native variant; an option that
         # selects no variant (check_gauge) is passed on as it is
-        "native_options": {o.name: (py_literal(native.get(o.name, dict(cv.variant.when).get(o.name)))
-                                    if o.selects else o.name)
-                           for o in spec.options},
-        "gauge": _gauge_context(printer_cls, ref, cv),
-        "outputs": [o.name for o in cv.variant.outputs],
-        "returned": [(o.name, o.returned) for o in cv.variant.outputs],
-        "flags": [o.returned == "value" and not o.constant for o in cv.variant.outputs],
-        "differentiable": [o.name for o in cv.differentiable_outputs],
-        "cases": cases,
-        "requires": requires,
-        "line": cv.variant.line,
-    }
+        native_options=tuple(py_literal(native.get(o.name, dict(cv.variant.when).get(o.name)))
+                             if o.selects else o.name for o in spec.options),
+        converts_native=bool(from_native))
 
 
-def _gauge_context(printer_cls, ref: str, cv: CheckedVariant) -> dict | None:
+def _gauge(printer_cls, ref: str, cv: CheckedVariant) -> model.GaugeCheck | None:
     """The run-time check of a variant's gauge: the printed cotangent conditions (sizes may
     be min/max of the input's: the check runs before a case is chosen), the cotangents they
     read and the spec's message."""
@@ -238,12 +227,12 @@ def _gauge_context(printer_cls, ref: str, cv: CheckedVariant) -> dict | None:
     names = sorted({s.name for e in cv.gauge_cotangents for s in e.atoms(sp.MatrixSymbol)
                     if s.name.startswith("g") and s.name[1:] in outputs})
     printer = printer_cls(dtype_ref=ref, min_max_sizes=True)
-    return {"values": [printer.doprint(e) for e in cv.gauge_cotangents],
-            "cotangents": names, "message": string_source(cv.variant.gauge.message)}
+    return model.GaugeCheck(tuple(printer.doprint(e) for e in cv.gauge_cotangents),
+                            tuple(names), string_source(cv.variant.gauge.message))
 
 
-def shape_equalities(spec: Spec) -> list[tuple[str, str, str]]:
-    """(axis, axis, f-string message) for every two input axes the spec names alike."""
+def shape_equalities(spec: Spec) -> list[model.ShapeEquality]:
+    """Every two input axes the spec names alike, with the message of their check."""
     shapes = {t.name: f"(..., {', '.join(t.shape)})" for t in spec.inputs}
     carriers: dict[str, list[tuple[str, int]]] = {}
     for t in spec.inputs:
@@ -257,11 +246,21 @@ def shape_equalities(spec: Spec) -> list[tuple[str, str, str]]:
             else:
                 message = (f"{spec.name}: {x0} {shapes[x0]} and {x} {shapes[x]} must agree on "
                            f"{d}, got {{tuple({x0}.shape)}} and {{tuple({x}.shape)}}")
-            out.append((f"{x0}.shape[{a0}]", f"{x}.shape[{a}]", message))
+            out.append(model.ShapeEquality(f"{x0}.shape[{a0}]", f"{x}.shape[{a}]", message))
     return out
 
 
-def _older_entries(printer_cls, checked: CheckedSpec, backend: str, current) -> list[dict]:
+def _primal_function(printer_cls, checked: CheckedSpec, call: NativeCall, name: str = "_primal",
+                     call_text: str = "", library: str | None = None,
+                     condition: str = "") -> model.PrimalFunction:
+    """The primal of one signature entry (the current one: the defaults)."""
+    return model.PrimalFunction(name, call_text, library, condition,
+                                tuple(_primal(printer_cls, checked, v, call)
+                                      for v in checked.variants))
+
+
+def _older_primals(printer_cls, checked: CheckedSpec, backend: str,
+                   current) -> list[model.PrimalFunction]:
     """The backend's entries for older library versions ('until'), each a primal of its
     own, chosen at import by the installed version of the called library."""
     out = []
@@ -271,81 +270,88 @@ def _older_entries(printer_cls, checked: CheckedSpec, backend: str, current) -> 
         call = parse_native_call(checked.spec, backend, sig)
         root = sig.call.split(".")[0] if not sig.compute else None
         aliases = HOST_ALIASES if call.host else printer_cls.ALIASES
-        library = aliases.get(LIBRARY_OF.get(root, root), root)
         bounds = [f"_LIBRARY_VERSION >= {version_tuple(sig.since)!r}"] if sig.since else []
         bounds.append(f"_LIBRARY_VERSION < {version_tuple(sig.until)!r}")
-        out.append({"suffix": "until_" + re.sub(r"\W", "_", sig.until),
-                    "call": sig.call or "computed", "library": library,
-                    "condition": " and ".join(bounds),
-                    "variants": [_variant_context(printer_cls, checked, v, call)
-                                 for v in checked.variants]})
+        out.append(_primal_function(printer_cls, checked, call,
+                                    name="_primal_until_" + re.sub(r"\W", "_", sig.until),
+                                    call_text=sig.call or "computed",
+                                    library=aliases.get(LIBRARY_OF.get(root, root), root),
+                                    condition=" and ".join(bounds)))
     return out
 
 
-def spec_context(backend: str, checked: CheckedSpec, target: str | None = None) -> dict:
-    """The template context of one spec for one backend; ``target``: the version of the
+def _backend_template_names(module: model.Module) -> dict:
+    """The names templates/<backend>/module.py.jinja reads besides ``module`` (the shared
+    templates, rules.py.jinja and plain_module.py.jinja, read ``module`` alone).  The text of
+    templates/<backend>/ is hashed into the header of generated/<backend>/__init__.py: these
+    names go when that text changes anyway."""
+    return {"header": module.header, "name": module.name, "summary": module.summary,
+            "returns_text": module.returns_text, "inputs": module.input_names,
+            "option_names": module.option_names, "fields": module.result_fields,
+            "complexes": [o.complex_valued for o in module.outputs],
+            "aliases": module.aliases, "framework": module.framework, "host": module.host}
+
+
+def module_model(backend: str, checked: CheckedSpec, target: str | None = None) -> model.Module:
+    """The render model of one spec for one backend; ``target``: the version of the
     backend's library to emit for alone (generate --target), instead of every entry."""
     printer_cls = backend_named(backend).printer_class()
     spec = checked.spec
     entry = current_entry(spec, backend, target)
     call = parse_native_call(spec, backend, entry)
-    older = [] if target is not None else _older_entries(printer_cls, checked, backend, entry)
-    return {
-        "header": header(spec.path, spec.sha256),
-        "name": spec.name,
+    older = [] if target is not None else _older_primals(printer_cls, checked, backend, entry)
+    return model.Module(
+        header=tuple(header(spec.path, spec.sha256)),
+        name=spec.name,
+        result_type=result_type(spec.name),
         # docstring text, wrapped: the module's (after its name) and the public functions'
-        "module_summary": docstring_text(f"{spec.name}: {spec.summary}", 0),
-        "summary": docstring_text(spec.summary, 4),
-        "references": [hanging_lines(f"[{r.key}] {r.cite}", 4) for r in spec.references],
-        "inputs": [t.name for t in spec.inputs],
-        "vector_inputs": [t.name for t in spec.inputs if t.is_vector],
-        "input_vectors": [t.is_vector for t in spec.inputs],
-        "requires": any(v.requires for v in checked.variants),
-        "options": [(o.name, list(o.values), o.default) for o in spec.options],
-        "shape_equalities": shape_equalities(spec),
-        "option_names": [o.name for o in spec.options],
-        "dims": [(d.name, d.source, printer_cls().doprint(d.expr) if d.source is None else None)
-                 for d in checked.dims],
-        "outputs": [o.name for o in spec.variants[0].outputs],
-        "shown": [o.name for o in spec.variants[0].outputs if o.returned != "hidden"],
-        "fields": [o.result_field for o in spec.variants[0].outputs if o.returned != "hidden"],
-        "vectors": [o.is_vector for o in spec.variants[0].outputs],
-        "complexes": [o.complex_valued for o in spec.variants[0].outputs],
-        "returns_text": _returns_text(spec),
-        "variants": [_variant_context(printer_cls, checked, v, call) for v in checked.variants],
-        # older signature entries: a primal each, picked at import by the library's version
-        "older_entries": older,
-        "framework": _framework_context(spec),
-        "delegate": _delegate_context(spec),
-        # old spellings of options (the spec's 'aliases'): (keyword, option, {old: new},
-        # the option's default)
-        "aliases": [(alias, option,
-                     "(" + ", ".join(f"({py_literal(a)}, {py_literal(b)})" for a, b in pairs)
-                     + ("," if len(pairs) == 1 else "") + ")",
-                     py_literal(spec.option(option).default))
-                    for alias, option, pairs, _ in spec.aliases],
-        # the primal runs NumPy/SciPy code on host copies (torch: a vmap rule of its own)
-        "host": call.host,
-    }
+        module_summary=docstring_text(f"{spec.name}: {spec.summary}", 0),
+        summary=docstring_text(spec.summary, 4),
+        references=tuple(hanging_lines(f"[{r.key}] {r.cite}", 4) for r in spec.references),
+        inputs=tuple(model.Input(t.name, t.is_vector, first=i == 0)
+                     for i, t in enumerate(spec.inputs)),
+        options=tuple(model.Option(o.name, py_literal(list(o.values)), py_literal(o.default))
+                      for o in spec.options),
+        aliases=tuple(model.Alias(alias, option,
+                                  "(" + ", ".join(f"({py_literal(a)}, {py_literal(b)})"
+                                                  for a, b in pairs)
+                                  + ("," if len(pairs) == 1 else "") + ")",
+                                  py_literal(spec.option(option).default))
+                      for alias, option, pairs, _ in spec.aliases),
+        dims=tuple(model.Dim(d.name, f"{d.source[0]}.shape[{d.source[1]}]" if d.source
+                             else printer_cls().doprint(d.expr))
+                   for d in checked.dims),
+        shape_equalities=tuple(shape_equalities(spec)),
+        outputs=tuple(model.Output(o.name, o.returned != "hidden", o.result_field, o.is_vector,
+                                   o.complex_valued)
+                      for o in spec.variants[0].outputs),
+        returns_text=_returns_text(spec),
+        variants=tuple(_variant(printer_cls, checked, v, call) for v in checked.variants),
+        primal=_primal_function(printer_cls, checked, call),
+        older_primals=tuple(older),
+        framework=_framework(spec),
+        delegate=_delegate(spec),
+        host=call.host,
+    )
 
 
-def _delegate_context(spec: Spec) -> dict | None:
+def _delegate(spec: Spec) -> model.Delegate | None:
     parsed = delegate_call(spec)
     if parsed is None:
         return None
     op, args, keywords = parsed
-    return {"option": spec.delegate[0], "op": op, "text": spec.delegate[1],
-            "kwargs": "".join(f", {k}={v}" for k, v in keywords)}
+    return model.Delegate(spec.delegate[0], op, spec.delegate[1],
+                          "".join(f", {k}={v}" for k, v in keywords))
 
 
-def _framework_context(spec: Spec) -> dict | None:
+def _framework(spec: Spec) -> model.FrameworkCall | None:
     parsed = framework_call(spec)
     if parsed is None:
         return None
     op, args, keywords = parsed
     kwargs = "".join(f", {k}={v}" for k, v in keywords)
-    return {"op": op, "call": f"_framework_{op}({', '.join(args)}{kwargs})",
-            "result": spec.framework[1]}
+    return model.FrameworkCall(op, f"_framework_{op}({', '.join(args)}{kwargs})",
+                               spec.framework[1])
 
 
 def _returns_text(spec: Spec) -> str:
@@ -461,20 +467,21 @@ def render_tree(specs: list[CheckedSpec], targets: dict[str, str] | None = None
         backends=[b.name for b in BACKENDS])
     for config in BACKENDS:
         backend, folder = config.name, config.templates
-        contexts = [spec_context(backend, c, targets.get(backend)) for c in specs]
+        modules = [module_model(backend, c, targets.get(backend)) for c in specs]
         base = config.package_dir
-        common = {"backend": backend, "specs": contexts,
+        common = {"backend": backend, "specs": modules,
                   "header": header(f"templates/{folder}/", _template_hash(folder))}
         files.update(runtime_files(env, folder, base, config.runtime_files, common))
-        module = env.get_template(f"{folder}/module.py.jinja")
+        template = env.get_template(f"{folder}/module.py.jinja")
         helpers = _defined_names(files[f"{base}/_runtime.py"])
-        for ctx in contexts:
+        for module in modules:
             # the module imports the runtime's helpers its code uses: rendered once without
             # them to see which
-            alone = module.render(**ctx, runtime_imports=[])
+            context = {"module": module, **_backend_template_names(module)}
+            alone = template.render(**context, runtime_imports=[])
             used = _used_names(alone) & helpers - _defined_names(alone)
-            files[f"{base}/{ctx['name']}.py"] = module.render(**ctx,
-                                                             runtime_imports=sorted(used))
+            files[f"{base}/{module.name}.py"] = template.render(**context,
+                                                                runtime_imports=sorted(used))
     laid_out = [path for path in files if path.endswith(".py") and (
         path.endswith("/__init__.py") or Path(path).stem in {c.spec.name for c in specs})]
     files.update(format_python({path: files[path] for path in laid_out}))
