@@ -42,7 +42,6 @@ def _environment() -> jinja2.Environment:
         keep_trailing_newline=True,
         autoescape=False,
     )
-    env.filters["result_type"] = result_type  # read by templates/<backend>/module.py.jinja
     return env
 
 
@@ -280,18 +279,6 @@ def _older_primals(printer_cls, checked: CheckedSpec, backend: str,
     return out
 
 
-def _backend_template_names(module: model.Module) -> dict:
-    """The names templates/<backend>/module.py.jinja reads besides ``module`` (the shared
-    templates, rules.py.jinja and plain_module.py.jinja, read ``module`` alone).  The text of
-    templates/<backend>/ is hashed into the header of generated/<backend>/__init__.py: these
-    names go when that text changes anyway."""
-    return {"header": module.header, "name": module.name, "summary": module.summary,
-            "returns_text": module.returns_text, "inputs": module.input_names,
-            "option_names": module.option_names, "fields": module.result_fields,
-            "complexes": [o.complex_valued for o in module.outputs],
-            "aliases": module.aliases, "framework": module.framework, "host": module.host}
-
-
 def module_model(backend: str, checked: CheckedSpec, target: str | None = None) -> model.Module:
     """The render model of one spec for one backend; ``target``: the version of the
     backend's library to emit for alone (generate --target), instead of every entry."""
@@ -304,6 +291,7 @@ def module_model(backend: str, checked: CheckedSpec, target: str | None = None) 
         header=tuple(header(spec.path, spec.sha256)),
         name=spec.name,
         result_type=result_type(spec.name),
+        class_stem=result_type(spec.name).replace("Result", ""),
         # docstring text, wrapped: the module's (after its name) and the public functions'
         module_summary=docstring_text(f"{spec.name}: {spec.summary}", 0),
         summary=docstring_text(spec.summary, 4),
@@ -477,10 +465,9 @@ def render_tree(specs: list[CheckedSpec], targets: dict[str, str] | None = None
         for module in modules:
             # the module imports the runtime's helpers its code uses: rendered once without
             # them to see which
-            context = {"module": module, **_backend_template_names(module)}
-            alone = template.render(**context, runtime_imports=[])
+            alone = template.render(module=module, runtime_imports=[])
             used = _used_names(alone) & helpers - _defined_names(alone)
-            files[f"{base}/{module.name}.py"] = template.render(**context,
+            files[f"{base}/{module.name}.py"] = template.render(module=module,
                                                                 runtime_imports=sorted(used))
     laid_out = [path for path in files if path.endswith(".py") and (
         path.endswith("/__init__.py") or Path(path).stem in {c.spec.name for c in specs})]

@@ -246,6 +246,7 @@ class Module:
     header: tuple[str, ...]  # the comment lines that head the file (source and sha256)
     name: str  # the operation's name: the module's, the public function's
     result_type: str  # the named tuple it returns: 'QRResult'
+    class_stem: str  # the operation's name as class names begin: 'QR' (_QRFunction)
     module_summary: str  # the module docstring's text after the quotes, wrapped
     summary: str  # the public functions' docstring text after the quotes, wrapped
     references: tuple[str, ...]  # each reference, '[key] citation', wrapped, indented
@@ -298,6 +299,11 @@ class Module:
     def options_report(self) -> str:
         """Replacement fields that show every option's value: mode={mode!r}, ..."""
         return ", ".join(o.report for o in self.options)
+
+    @property
+    def parameter_count(self) -> int:
+        """The primal's positional parameters: the inputs, then the options."""
+        return len(self.inputs) + len(self.options)
 
     @property
     def checks_requires(self) -> bool:
