@@ -1,9 +1,39 @@
 """The test ladder's option: ``--full`` runs every parametrized check on the full product of its
 factors (spec x variant x shape class x dtype x batch x backend) instead of a pairwise covering
 sample (tests/ladder.py).  Run it before a change to the printers or the templates."""
-import pytest
+import os
+import shutil
+import tempfile
 
-import ladder
+# One thread per process for the BLAS, OpenMP and XLA pools, set before NumPy, torch or JAX
+# is first imported (here, in the process that starts pytest-xdist's workers, which inherit
+# it, and in each worker).  The tests multiply matrices of a few rows, one worker per core:
+# a pool of threads per worker oversubscribed the two cores, and its threads' spinning made
+# torch's second-order checks 2.4 times slower (tests/test_torch_harness.py, -n 2: 215 s
+# against 88 s).
+for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_variable, "1")
+_xla_flags = os.environ.get("XLA_FLAGS", "").split()
+for _flag in ("--xla_cpu_multi_thread_eigen=false", "intra_op_parallelism_threads=1"):
+    if _flag.split("=")[0] not in {f.split("=")[0] for f in _xla_flags}:
+        _xla_flags.append(_flag)
+os.environ["XLA_FLAGS"] = " ".join(_xla_flags)
+# JAX's persistent compilation cache in a folder of this run, shared by the pytest-xdist
+# workers and the processes the tests start (cli.py bench's rows): the harnesses' eager calls
+# compile each operation once per shape, the same operations at the same shapes in every
+# process; sharing them took the JAX second-order checks (tests/test_jax_harness.py,
+# tests/test_householder.py, -n 2) from 154 s to 104 s.  Removed when the run ends.
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="factorules-jax-cache-")
+    _OWN_JAX_CACHE = os.environ["JAX_COMPILATION_CACHE_DIR"]
+else:
+    _OWN_JAX_CACHE = None
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+
+import pytest  # noqa: E402
+
+import ladder  # noqa: E402
 
 
 def pytest_addoption(parser):
@@ -15,6 +45,11 @@ def pytest_addoption(parser):
 def pytest_configure(config):
     # Before collection imports the test modules, whose parametrizations read ladder.FULL.
     ladder.FULL = ladder.FULL or config.getoption("full")
+
+
+def pytest_unconfigure(config):
+    if _OWN_JAX_CACHE is not None:  # the process that made it (not a worker, which inherits it)
+        shutil.rmtree(_OWN_JAX_CACHE, ignore_errors=True)
 
 
 def pytest_report_header(config):
