@@ -42,10 +42,12 @@ def cmd_generate(args) -> int:
         print("generate: --check compares with the signature tables of every version; "
               "--target is for a deployment", file=sys.stderr)
         return 2
-    files = pipeline.render(Path(args.spec_dir), targets)
+    from generator.compiler.render import load_checked, render_tree
+
+    checked = load_checked(pipeline.spec_paths(Path(args.spec_dir)))  # once, for both trees
+    files = render_tree(checked, targets)
     if args.check:
         from generator.audit import derivation
-        from generator.compiler.render import load_checked
 
         stale = 0
         diff = pipeline.drift(files)
@@ -53,7 +55,7 @@ def cmd_generate(args) -> int:
             sys.stdout.write(diff)
             print("generated/ is stale: run `python cli.py generate`", file=sys.stderr)
             stale = 1
-        pages = derivation.render(load_checked(pipeline.spec_paths(Path(args.spec_dir))))
+        pages = derivation.render(checked)
         diff = pipeline.drift(pages, folder=derivation.FOLDER)
         if diff:
             sys.stdout.write(diff)

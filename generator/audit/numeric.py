@@ -94,12 +94,16 @@ class Evaluator:
         self.subs = {sp.Symbol(k, integer=True, nonnegative=True) if isinstance(k, str) else k:
                      int(v) for k, v in dims.items()}
         self.field = field
+        self._dims: dict = {}  # dimension expression -> its value (subs is slow)
 
     def dim(self, e) -> int:
-        value = ops.as_expr(e).subs(self.subs)
-        if not value.is_Integer:
-            raise EvalError(f"dimension {e} is not a number once dimensions are bound")
-        return int(value)
+        e = ops.as_expr(e)
+        if e not in self._dims:
+            value = e.subs(self.subs)
+            if not value.is_Integer:
+                raise EvalError(f"dimension {e} is not a number once dimensions are bound")
+            self._dims[e] = int(value)
+        return self._dims[e]
 
     def shape(self, e) -> tuple[int, int]:
         return self.dim(e.rows), self.dim(e.cols)

@@ -46,8 +46,8 @@ class Block(OneOperand):
         r0, r1, c0, c1 = self.bounds
 
         def piece(lo, hi, size):
-            lo_text = "" if sp.simplify(lo) == 0 else dim(lo)
-            hi_text = "" if sp.simplify(hi - size) == 0 else dim(hi)
+            lo_text = "" if dims_equal(lo, 0) else dim(lo)
+            hi_text = "" if dims_equal(hi, size) else dim(hi)
             return f"{lo_text}:{hi_text}"
 
         return piece(r0, r1, self.arg.rows), piece(c0, c1, self.arg.cols)
