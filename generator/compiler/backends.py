@@ -21,11 +21,6 @@ class Backend:
     # the backend's key under a spec's 'signatures', and its name on the command line and
     # in the tables of verify and bench
     name: str
-    # "module:Class" of its SymPy printer (generator/compiler/printers/), imported by
-    # printer_class()
-    printer: str
-    # its folder under templates/ (module.py.jinja and the runtime files' templates)
-    templates: str
     # files generated once per backend besides one module per spec, in templates/<templates>/:
     # a .jinja template is rendered (the package's __init__, CuPy's kernels), a plain source
     # is copied under a header (its runtime helpers, _array_module.py binding xp for the
@@ -34,14 +29,6 @@ class Backend:
     # whether its arrays can be copied to NumPy and back for a 'host: true' call (a NumPy or
     # SciPy function run on host copies where the framework has none)
     host_fallbacks: bool
-    # the generated package, importable from the repository root (generated/<name>/)
-    package: str
-    # the framework's importable module, and the attribute holding its version (what a
-    # signature entry's since/until compare, and what `cli.py signatures` reads)
-    framework: str
-    version_attribute: str
-    # modules whose calls are versioned as the framework's (cupyx ships with CuPy)
-    companion_modules: tuple[str, ...]
     # the framework's linear algebra module whose functions (and their native autodiff)
     # verify and bench compare against; None: the framework has no autodiff
     native_linalg: str | None
@@ -49,6 +36,30 @@ class Backend:
     # call the generated and native functions, differentiate them, synchronise), resolved
     # by the tools layer (generator.tools.adapters.adapter_class)
     adapter: str
+    # modules whose calls are versioned as the framework's (cupyx ships with CuPy)
+    companion_modules: tuple[str, ...] = ()
+    # The fields below follow from ``name`` unless given ("" or None: derived).
+    # "module:Class" of its SymPy printer, imported by printer_class(); by default
+    # generator/compiler/printers/<name>.py's Printer
+    printer: str = ""
+    # its folder under templates/ (module.py.jinja and the runtime files' templates); by
+    # default <name>
+    templates: str = ""
+    # the generated package, importable from the repository root; by default generated.<name>
+    package: str = ""
+    # the framework's importable module (by default <name>), and the attribute holding its
+    # version (what a signature entry's since/until compare, and what `cli.py signatures`
+    # reads)
+    framework: str = ""
+    version_attribute: str = "__version__"
+
+    def __post_init__(self):
+        derived = {"printer": f"generator.compiler.printers.{self.name}:Printer",
+                   "templates": self.name, "package": f"generated.{self.name}",
+                   "framework": self.name}
+        for field, value in derived.items():
+            if not getattr(self, field):
+                object.__setattr__(self, field, value)
 
     def printer_class(self):
         """The backend's printer class (imports SymPy's printing modules)."""
@@ -67,32 +78,24 @@ def resolve(path: str):
 
 
 BACKENDS = (
-    Backend(name="numpy", printer="generator.compiler.printers.numpy:Printer",
-            templates="numpy",
+    Backend(name="numpy",
             runtime_files=("__init__.py.jinja", "_runtime.py", "_array_module.py",
                            "sparse_qr.py"),
-            host_fallbacks=False, package="generated.numpy",
-            framework="numpy", version_attribute="__version__", companion_modules=(),
-            native_linalg=None, adapter="generator.tools.adapters:NumpyAdapter"),
-    Backend(name="torch", printer="generator.compiler.printers.torch:Printer",
-            templates="torch",
+            host_fallbacks=False, native_linalg=None,
+            adapter="generator.tools.adapters:NumpyAdapter"),
+    Backend(name="torch",
             runtime_files=("__init__.py.jinja", "_runtime.py", "_array_module.py"),
-            host_fallbacks=True, package="generated.torch",
-            framework="torch", version_attribute="__version__", companion_modules=(),
-            native_linalg="torch.linalg", adapter="generator.tools.adapters:TorchAdapter"),
-    Backend(name="jax", printer="generator.compiler.printers.jax:Printer",
-            templates="jax",
+            host_fallbacks=True, native_linalg="torch.linalg",
+            adapter="generator.tools.adapters:TorchAdapter"),
+    Backend(name="jax",
             runtime_files=("__init__.py.jinja", "_runtime.py", "_array_module.py"),
-            host_fallbacks=False, package="generated.jax",
-            framework="jax", version_attribute="__version__", companion_modules=(),
-            native_linalg="jax.numpy.linalg", adapter="generator.tools.adapters:JaxAdapter"),
-    Backend(name="cupy", printer="generator.compiler.printers.cupy:Printer",
-            templates="cupy",
+            host_fallbacks=False, native_linalg="jax.numpy.linalg",
+            adapter="generator.tools.adapters:JaxAdapter"),
+    Backend(name="cupy",
             runtime_files=("__init__.py.jinja", "_runtime.py", "_array_module.py",
                            "_kernels.cu.jinja"),
-            host_fallbacks=True, package="generated.cupy",
-            framework="cupy", version_attribute="__version__", companion_modules=("cupyx",),
-            native_linalg=None, adapter="generator.tools.adapters:CupyAdapter"),
+            host_fallbacks=True, native_linalg=None, companion_modules=("cupyx",),
+            adapter="generator.tools.adapters:CupyAdapter"),
 )
 
 NAMES = tuple(b.name for b in BACKENDS)
