@@ -11,11 +11,27 @@ named ``_host_*`` and ``_pivots_permutation`` compute with NumPy whatever ``xp``
 
 Every function works on (..., rows, cols) stacks, including zero-size ones.
 """
+import importlib as _importlib
+
 import numpy as _np
 
 from ._array_module import INDEX_DTYPE, xp
 
 _DTYPES = (xp.float32, xp.float64, xp.complex64, xp.complex128)
+
+
+class _LazyModule:
+    """A module imported, with the submodules the generated code names, on its first use:
+    SciPy for the host fallbacks of torch and CuPy, cupyx (which loads cuBLAS and cuSOLVER),
+    none of which importing a generated package may need."""
+
+    def __init__(self, name, submodules):
+        self._name, self._submodules = name, submodules
+
+    def __getattr__(self, attribute):
+        for sub in self._submodules:
+            _importlib.import_module(f"{self._name}.{sub}")
+        return getattr(_importlib.import_module(self._name), attribute)
 
 
 def _check_input(op, name, x, ndim=2):

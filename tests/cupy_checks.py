@@ -4,7 +4,7 @@ The same checks run the generated CuPy backend on the CPU (tests/fake_cupy.py) a
 (real CuPy): structural kernels against NumPy (exactly), and, for every spec in spec/
 (tests/spec_cases.py), op / op_jvp / op_vjp against the generated NumPy backend and against
 PyTorch's autograd (to a dtype's tolerance), outputs with a gauge aligned first
-(generator.tools.gauge), and the pullbacks' gauge check.
+(factorules.tools.gauge), and the pullbacks' gauge check.
 """
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ import pytest
 
 import ladder
 import spec_cases
-from generator.tools import gauge
-from generator.tools.adapters import as_tuple
-from generator.audit import sample
-from generator.compiler.check_gauge import GAUGE_OPTION
+from factorules.tools import gauge
+from factorules.tools.adapters import as_tuple
+from factorules.audit import sample
+from factorules.compiler.check_gauge import GAUGE_OPTION
 
 DTYPES = (np.float32, np.float64, np.complex64, np.complex128)
 # Relative error allowed between two backends, per dtype.
@@ -189,7 +189,7 @@ def check_against_numpy(cupy_module, numpy_module, device_type, to_host, case, s
 
     Outputs with a gauge (eigenvectors: cuSOLVER may pick other phases than LAPACK) are
     aligned with NumPy's, their tangents alike, and the cotangents are carried into the
-    CuPy outputs' gauge before its pullback (generator.tools.gauge)."""
+    CuPy outputs' gauge before its pullback (factorules.tools.gauge)."""
     a, d_a, cotangents, reference = rule_problem(case, seed, numpy_module)
     op, opts, names, dtype, cv = case.op, case.options, case.outputs, case.dtype, case.cv
     got = _host(getattr(cupy_module, op)(a, **opts), names, device_type, to_host, op)

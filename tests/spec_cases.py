@@ -5,7 +5,7 @@ runs on a pairwise covering sample of its cases (sampled(): every value of every
 every pair of values of two factors, the backend among them, at least once; plus the
 regression() cases), or on all of them under ``pytest --full`` (tests/ladder.py).
 
-Nothing here names an operation; generator.tools.natives holds the per-op tables: where the native
+Nothing here names an operation; factorules.tools.natives holds the per-op tables: where the native
 rule of torch.linalg / jax.numpy.linalg refuses to differentiate or is wrong.  A new spec/<name>.yaml is
 picked up by every parametrized test as it is; it needs an entry there only if its native
 rule refuses or is wrong for some variant or shape.
@@ -19,11 +19,11 @@ import numpy as np
 import pytest
 
 import ladder
-from generator.tools import gauge, natives
-from generator.audit import sample
-from generator.compiler.paths import ROOT
-from generator.compiler.render import load_checked
-from generator.tools.verify import output_dtype, random_like
+from factorules.tools import gauge, natives
+from factorules.audit import sample
+from factorules.compiler.paths import ROOT
+from factorules.compiler.render import load_checked
+from factorules.tools.verify import output_dtype, random_like
 
 SPECS = load_checked(sorted((ROOT / "spec").glob("*.yaml")))
 
@@ -46,8 +46,8 @@ DTYPES = {"f32": np.float32, "f64": np.float64, "c64": np.complex64, "c128": np.
 BATCHES = {"unbatched": (), "b2": (2,), "b2x3": (2, 3), "b0": (0,)}
 
 
-# Where a framework's native rule refuses (generator.tools.natives.NATIVE_REFUSES) or is wrong
-# (generator.tools.natives.NATIVE_WRONG): the one place that names operations.
+# Where a framework's native rule refuses (factorules.tools.natives.NATIVE_REFUSES) or is wrong
+# (factorules.tools.natives.NATIVE_WRONG): the one place that names operations.
 NATIVE_REFUSES = natives.NATIVE_REFUSES
 
 
@@ -55,7 +55,7 @@ native_function = natives.native_function
 
 
 def native_rule(framework, op, options, shape) -> str:
-    """'absent', 'refuses', 'wrong' (generator.tools.natives: it differentiates, and disagrees
+    """'absent', 'refuses', 'wrong' (factorules.tools.natives: it differentiates, and disagrees
     with finite differences) or 'rule': what ``framework``'s native autodiff of ``op`` does."""
     if native_function(framework, op) is None:
         return "absent"
@@ -74,7 +74,7 @@ def wide64(dtype):
 class Case:
     """One spec, one variant, one shape class, one dtype, one batch shape."""
 
-    checked: object  # generator.compiler.checked.CheckedSpec
+    checked: object  # factorules.compiler.checked.CheckedSpec
     cv: object       # one of checked.variants
     shape_name: str
     shape: tuple     # values of the primitive dims
@@ -118,7 +118,7 @@ class Case:
 
     def output_dtypes(self, dtype=None) -> tuple:
         """Per returned output, its dtype for an input of ``dtype`` (by default the case's),
-        as generator.tools.verify.output_dtype derives it from the spec (real eigenvalues of a
+        as factorules.tools.verify.output_dtype derives it from the spec (real eigenvalues of a
         complex A, complex eigenvalues of a real one)."""
         dtype = self.dtype if dtype is None else dtype
         return tuple(output_dtype(t, dtype) for t in self.returned)
@@ -206,7 +206,7 @@ def regression(case: Case, backend=None) -> bool:
     a Hermitian input in a complex dtype on torch (torch's complex gradient of cholesky is not
     Hermitian, spec/cholesky.yaml's notes; torch 2.13's batched forward AD asserts on
     (x + x.mH) / 2, tests/test_torch_harness.project), and JAX's svd in a complex dtype (its
-    native rule splits a phase otherwise: generator.gauge.project_tangent)."""
+    native rule splits a phase otherwise: factorules.tools.gauge.project_tangent)."""
     complex_ = case.dtype_name in ("c64", "c128")
     if backend in (None, "torch") and case.structure == "hermitian" and complex_:
         return True
@@ -221,7 +221,7 @@ def sampled(params, backends=None, native=False, must=lambda case, backend: Fals
     ``backends``: the backend becomes a factor of the covering, and each param is
     (backend, case), with the id '<backend>-<case id>' of a stacked parametrize.  ``native``:
     what the backend's native rule does (native_rule: absent, refuses, wrong, rule) is a factor
-    too, so that every outcome of generator.natives' tables is met for every spec and variant
+    too, so that every outcome of factorules.tools.natives' tables is met for every spec and variant
     and every shape class.  ``must(case, backend)``: a case a past bug needed (always run).
     ``groups``: tuples of factor positions (0 spec and variant, 1 shape class, 2 dtype,
     3 batch, 4 backend, 5 native outcome) covered in every combination, beyond pairs.

@@ -13,10 +13,10 @@ import torch
 import generated.jax as fj
 import generated.numpy as fn
 import generated.torch as ft
-from generator.compiler.check import check_spec
-from generator.compiler.paths import ROOT
-from generator.compiler.spec import SpecError
-from generator.compiler.spec_loader import load_spec
+from factorules.compiler.check import check_spec
+from factorules.compiler.paths import ROOT
+from factorules.compiler.spec import SpecError
+from factorules.compiler.spec_loader import load_spec
 
 BACKENDS = {"numpy": (fn, np.asarray), "torch": (ft, torch.tensor), "jax": (fj, jnp.asarray)}
 # (operation, old keyword and value, the new keyword and value)

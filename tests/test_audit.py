@@ -20,13 +20,13 @@ import pytest
 import sympy as sp
 from sympy import MatrixSymbol
 
-from generator.audit import audit, mutate, sample
-from generator.compiler import derive
-from generator.audit import numeric as num
-from generator.compiler.check import check_spec
-from generator.compiler.expr import Parser
-from generator.compiler.spec import Text
-from generator.compiler.spec_loader import load_spec
+from factorules.audit import audit, mutate, sample
+from factorules.compiler import derive
+from factorules.audit import numeric as num
+from factorules.compiler.check import check_spec
+from factorules.compiler.expr import Parser
+from factorules.compiler.spec import Text
+from factorules.compiler.spec_loader import load_spec
 
 import ladder
 

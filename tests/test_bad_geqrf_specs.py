@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from generator.compiler.check import check_spec
-from generator.compiler.spec import SpecError
-from generator.compiler.spec_loader import load_spec
+from factorules.compiler.check import check_spec
+from factorules.compiler.spec import SpecError
+from factorules.compiler.spec_loader import load_spec
 
 # frozen copies of the specs (tests/fixtures/specs/README.md): the lines stay put
 SPECS = Path(__file__).resolve().parent / "fixtures" / "specs"

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from generator.compiler.check import check_spec
-from generator.compiler.render import check_frameworks, load_checked
-from generator.compiler.spec import SpecError
-from generator.compiler.spec_loader import load_spec
+from factorules.compiler.check import check_spec
+from factorules.compiler.render import check_frameworks, load_checked
+from factorules.compiler.spec import SpecError
+from factorules.compiler.spec_loader import load_spec
 
 # frozen copies of the specs (tests/fixtures/specs/README.md): the lines stay put
 SPECS = Path(__file__).resolve().parent / "fixtures" / "specs"
@@ -72,7 +72,7 @@ def test_bad_pivoted_spec(case, tmp_path):
     assert words in err.value.message, str(err.value)
 
 
-# a delegate is checked against the other specs (generator.compiler.render.check_frameworks)
+# a delegate is checked against the other specs (factorules.compiler.render.check_frameworks)
 CROSS = [
     ("delegate-to-no-spec", DELEGATE.replace("qr_pivoted(", "qr_pivotal("),
      "delegate: no spec named 'qr_pivotal'"),

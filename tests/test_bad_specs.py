@@ -2,11 +2,11 @@
 
 Each case copies a frozen copy of spec/qr.yaml (tests/fixtures/specs/qr.yaml, so that edits
 of the live spec do not move the pinned lines), makes one small edit on one line and runs the
-loader and the checker on it in-process (generator.render.load_checked: what ``cli.py`` runs
+loader and the checker on it in-process (factorules.compiler.render.load_checked: what ``cli.py`` runs
 on every spec before any command), expecting one SpecError whose text is the line the CLI
 prints.  A handful of end-to-end tests run ``cli.py generate``, ``generate --check`` and
 ``list`` in subprocesses: exit code 2, that one line on stderr, nothing written.  The CLI runs
-from a copy of the repository (cli.py, generator/, templates/, generated/), so even a bad spec
+from a copy of the repository (cli.py, factorules/, templates/, generated/), so even a bad spec
 that slipped through could only write into the copy; those tests compare a hash of the copy's
 generated/ before and after, and the module compares one of the real generated/ before and
 after.
@@ -26,11 +26,11 @@ import pytest
 import sympy
 import sympy.parsing.sympy_parser
 
-from generator.compiler import expr
-from generator.compiler.check import check_spec
-from generator.compiler.render import check_frameworks, load_checked
-from generator.compiler.spec import SpecError
-from generator.compiler.spec_loader import load_spec
+from factorules.compiler import expr
+from factorules.compiler.check import check_spec
+from factorules.compiler.render import check_frameworks, load_checked
+from factorules.compiler.spec import SpecError
+from factorules.compiler.spec_loader import load_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "specs"
@@ -59,10 +59,10 @@ def real_generated_is_untouched():
 
 @pytest.fixture(scope="module")
 def repo_copy(tmp_path_factory) -> Path:
-    """cli.py with the code and generated/ it works on, outside the real repository."""
+    """cli.py with the code, specs and generated/ it works on, outside the real repository."""
     copy = tmp_path_factory.mktemp("repo")
     shutil.copy2(ROOT / "cli.py", copy / "cli.py")
-    for name in ("generator", "templates", "generated"):
+    for name in ("factorules", "spec", "templates", "generated"):
         shutil.copytree(ROOT / name, copy / name, ignore=shutil.ignore_patterns("__pycache__"))
     return copy
 

@@ -7,8 +7,8 @@ import sys
 import pytest
 
 import ladder
-from generator.compiler.paths import ROOT
-from generator.compiler.spec_loader import load_spec
+from factorules.compiler.paths import ROOT
+from factorules.compiler.spec_loader import load_spec
 
 SPECS = sorted((ROOT / "spec").glob("*.yaml"))
 # The specs benchmarked by default (every spec under --full, tests/ladder.py): together their
@@ -67,7 +67,7 @@ def test_timings_and_ratios_are_positive_numbers(rows):
             assert r["native_ms"] > 0 and r["ratio"] > 0
         elif r["native"] == "refuses":
             assert r["native_ms"] is None and r["ratio"] is None and r["note"]
-        elif r["native"] == "wrong":  # generator.tools.natives: timed, but fd is the reference
+        elif r["native"] == "wrong":  # factorules.tools.natives: timed, but fd is the reference
             assert r["native_ms"] > 0 and r["ratio"] > 0 and r["reference"] == "fd"
             assert (r["spec"], r["backend"], r["options"]) == ("svd", "torch",
                                                                "full_matrices=True"), r
@@ -113,14 +113,14 @@ def test_unknown_spec_is_bad_input():
 # -- one process per row: a row that hangs or crashes is reported, the others still run ------------
 
 def _bench_args(*argv):
-    import cli
+    from factorules.cli import build_parser
 
-    return cli.build_parser().parse_args(["bench", *argv])
+    return build_parser().parse_args(["bench", *argv])
 
 
 def _only(monkeypatch, keep):
     """Restrict the plan to the cases for which keep(case) holds."""
-    from generator.tools import bench
+    from factorules.tools import bench
 
     real = bench.cases
     monkeypatch.setattr(bench, "cases", lambda checked, quick: [c for c in real(checked, quick)
@@ -128,7 +128,7 @@ def _only(monkeypatch, keep):
 
 
 def test_a_row_that_hangs_or_crashes_is_reported_and_the_others_still_run(monkeypatch, capsys):
-    from generator.tools import bench
+    from factorules.tools import bench
 
     real = bench._child_command
 
@@ -157,7 +157,7 @@ def test_a_row_that_hangs_or_crashes_is_reported_and_the_others_still_run(monkey
 
 
 def test_rows_that_did_not_finish_keep_the_json_keys(monkeypatch, capsys):
-    from generator.tools import bench
+    from factorules.tools import bench
 
     monkeypatch.setattr(bench, "_child_command",
                         lambda request: [sys.executable, "-c", "raise SystemExit(3)"])

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from generator.audit import sample
-from generator.tools.adapters import (JaxAdapter as JaxBackend, NumpyAdapter as NumpyBackend,
+from factorules.audit import sample
+from factorules.tools.adapters import (JaxAdapter as JaxBackend, NumpyAdapter as NumpyBackend,
                                       TorchAdapter as TorchBackend)
-from generator.tools.verify import random_like, rel_err
+from factorules.tools.verify import random_like, rel_err
 from spec_cases import SPECS
 
 CHOLESKY = next(c for c in SPECS if c.spec.name == "cholesky")

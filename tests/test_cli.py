@@ -6,7 +6,7 @@ import sys
 import pytest
 
 import ladder
-from generator.compiler.paths import ROOT
+from factorules.compiler.paths import ROOT
 from spec_cases import SPECS, native_function
 
 
@@ -84,10 +84,10 @@ def test_verify_passes_every_check_and_reports_json():
 
 # -- cli.py new --------------------------------------------------------------------------------
 def test_new_scaffolds_a_working_commented_spec(tmp_path):
-    from generator.audit import audit, mutate
-    from generator.compiler import pipeline
-    from generator.compiler.check import check_spec
-    from generator.compiler.spec_loader import load_spec
+    from factorules.audit import audit, mutate
+    from factorules.compiler import pipeline
+    from factorules.compiler.check import check_spec
+    from factorules.compiler.spec_loader import load_spec
 
     result = cli("--spec-dir", str(tmp_path), "new", "mychol")
     assert result.returncode == 0, result.stderr

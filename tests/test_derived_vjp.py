@@ -16,9 +16,9 @@ import pytest
 
 from fake_cupy import FakeCupy
 from generated_packages import load_package
-from generator.compiler import pipeline
-from generator.compiler.check import check_spec
-from generator.compiler.spec_loader import load_spec
+from factorules.compiler import pipeline
+from factorules.compiler.check import check_spec
+from factorules.compiler.spec_loader import load_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="module")

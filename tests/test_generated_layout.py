@@ -8,11 +8,11 @@ import tokenize
 
 import pytest
 
-from generator.compiler import layout
-from generator.compiler.paths import ROOT, SPEC_DIR
-from generator.compiler.provenance import citations
-from generator.compiler.spec import Reference, Spec, Text
-from generator.compiler.spec_loader import load_spec
+from factorules.compiler import layout
+from factorules.compiler.paths import ROOT, SPEC_DIR
+from factorules.compiler.provenance import citations
+from factorules.compiler.spec import Reference, Spec, Text
+from factorules.compiler.spec_loader import load_spec
 
 GENERATED = ROOT / "generated"
 BACKENDS = ("numpy", "torch", "jax", "cupy")

@@ -22,7 +22,7 @@ from fake_cupy import FakeCupy
 from generated import jax as gj
 from generated import numpy as gn
 from generated import torch as gt
-from generator.audit import sample
+from factorules.audit import sample
 from spec_cases import SPECS
 
 jax.config.update("jax_enable_x64", True)

@@ -2,7 +2,7 @@
 second order in both modes, and jit, vmap and grad.  An input with a structure (cholesky's
 Hermitian A) is differentiated through X -> op(project(X)), so that the numerical derivatives
 see a function of every entry; outputs with a gauge (eigh's eigenvectors) are composed with
-generator.tools.gauge.fix, the alignment to their value at the checked point, so that the checked
+factorules.tools.gauge.fix, the alignment to their value at the checked point, so that the checked
 function is gauge invariant and has a derivative."""
 import jax
 import jax.numpy as jnp
@@ -11,8 +11,8 @@ import pytest
 from jax.test_util import check_grads
 
 from generated import jax as fr
-from generator.tools import gauge
-from generator.tools.adapters import as_tuple
+from factorules.tools import gauge
+from factorules.tools.adapters import as_tuple
 from spec_cases import cases, sampled
 
 jax.config.update("jax_enable_x64", True)
@@ -23,7 +23,7 @@ def matrix(case, seed=0):
 
 
 def project(x, structure):
-    """The input's structure imposed on any X, in JAX (generator.audit.sample.project's)."""
+    """The input's structure imposed on any X, in JAX (factorules.audit.sample.project's)."""
     if structure == "hermitian":
         return (x + jnp.conj(jnp.swapaxes(x, -1, -2))) / 2
     if structure == "upper_triangular":
@@ -93,7 +93,7 @@ def test_grad_under_jit_and_vmap_equals_eager_grad(case):
 @pytest.mark.parametrize("case", cases(("first",), ("c128",), ("unbatched",), small=True))
 def test_vjp_uses_jax_cotangent_convention(case):
     """<op>_vjp's pullback is jax.vjp's, complex conjugation included.  The cotangents of
-    outputs with a gauge are made invariant in JAX's convention (generator.tools.gauge): the
+    outputs with a gauge are made invariant in JAX's convention (factorules.tools.gauge): the
     pullback checks them in that convention and raises if they were not."""
     a = matrix(case)
     f = op(case)

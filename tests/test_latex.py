@@ -1,6 +1,6 @@
 """LaTeX printer for derivation pages: pinned output (it is committed to docs and checked for
-drift), a rule for every operation of generator.compiler.ops and
-generator.compiler.product_folding, and the same text in every process."""
+drift), a rule for every operation of factorules.compiler.ops and
+factorules.compiler.product_folding, and the same text in every process."""
 import inspect
 import os
 import subprocess
@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import sympy as sp
 
-from generator.compiler import ops, product_folding
-from generator.compiler.expr import Parser
-from generator.audit.latex import LatexPrinter, latex, latex_equation, latex_name
+from factorules.compiler import ops, product_folding
+from factorules.compiler.expr import Parser
+from factorules.audit.latex import LatexPrinter, latex, latex_equation, latex_name
 
 ROOT = Path(__file__).resolve().parents[1]
 m, n = sp.symbols("m n", integer=True, nonnegative=True)
@@ -209,7 +209,7 @@ def test_names(name, text):
 
 
 def test_every_operation_has_a_rule():
-    """Each operation of generator.compiler.ops and product_folding prints itself (its own
+    """Each operation of factorules.compiler.ops and product_folding prints itself (its own
     ``latex``); SymPy's matrix nodes have their rules in the printer."""
     classes = [c for module in (ops, product_folding)
                for _, c in inspect.getmembers(module, inspect.isclass)

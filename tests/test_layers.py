@@ -1,4 +1,4 @@
-"""The import contract of generator/ (generator/layers.toml): the layers import only
+"""The import contract of factorules/ (factorules/layers.toml): the layers import only
 downwards, no module takes part in an import cycle (imports inside functions included), and
 no module is longer than the contract's limit."""
 from __future__ import annotations
@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 
-from generator.compiler.paths import ROOT
+from factorules.compiler.paths import ROOT
 
-GENERATOR = ROOT / "generator"
-CONTRACT = tomllib.loads((GENERATOR / "layers.toml").read_text())
+PACKAGE = ROOT / "factorules"
+CONTRACT = tomllib.loads((PACKAGE / "layers.toml").read_text())
 
 
 def module_name(path: Path) -> str:
@@ -21,11 +21,11 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-MODULES = {module_name(p): p for p in sorted(GENERATOR.rglob("*.py"))}
+MODULES = {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
 
 
 def imports_of(name: str) -> set[str]:
-    """The generator modules ``name`` imports, wherever the import statement stands."""
+    """The factorules modules ``name`` imports, wherever the import statement stands."""
     path = MODULES[name]
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found = set()
@@ -46,7 +46,7 @@ def imports_of(name: str) -> set[str]:
         for target in targets:
             while target and target not in MODULES:
                 target = target.rpartition(".")[0]
-            if target.startswith("generator") and target != name and target != "generator":
+            if target.startswith("factorules") and target != name and target != "factorules":
                 found.add(target)
     return found
 
@@ -62,8 +62,8 @@ def layer_of(name: str) -> int | None:
 
 
 def test_every_module_belongs_to_a_layer():
-    outside = [n for n in MODULES if n != "generator" and layer_of(n) is None]
-    assert not outside, f"modules outside every layer of generator/layers.toml: {outside}"
+    outside = [n for n in MODULES if n != "factorules" and layer_of(n) is None]
+    assert not outside, f"modules outside every layer of factorules/layers.toml: {outside}"
 
 
 def test_layers_import_only_downwards():
@@ -99,8 +99,8 @@ def test_no_import_cycles():
 
 def test_the_checker_sees_a_lazy_upward_import(tmp_path):
     """The check reads imports inside functions too (a lazy import is still an edge)."""
-    assert "generator.compiler.pipeline" in GRAPH["generator.audit.command"]
-    assert any("generator.compiler" in t for t in GRAPH["generator.tools.bench"])
+    assert "factorules.compiler.pipeline" in GRAPH["factorules.audit.command"]
+    assert any("factorules.compiler" in t for t in GRAPH["factorules.tools.bench"])
 
 
 def test_the_cycle_check_finds_a_cycle_through_a_lazy_import():
@@ -112,7 +112,7 @@ def test_the_cycle_check_finds_a_cycle_through_a_lazy_import():
 
 @pytest.mark.parametrize("name", sorted(MODULES))
 def test_module_is_at_most_max_lines(name):
-    """Every module of generator/ can be read in one sitting (layers.toml's max_lines)."""
+    """Every module of factorules/ can be read in one sitting (layers.toml's max_lines)."""
     lines = len(MODULES[name].read_text().splitlines())
     assert lines <= CONTRACT["max_lines"], (f"{MODULES[name].relative_to(ROOT)}: {lines} lines, "
                                             f"more than max_lines = {CONTRACT['max_lines']}")

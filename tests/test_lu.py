@@ -162,7 +162,7 @@ def test_pivot_false_is_refused_with_the_allowed_values():
 
 def test_products_with_the_permutation_are_row_gathers_not_matmuls():
     """P^T dA (JVP) and P X (VJP) are printed as gathers of rows
-    (generator.compiler.product_folding.fold_permutation_products): no m x m product in any
+    (factorules.compiler.product_folding.fold_permutation_products): no m x m product in any
     backend's rules."""
     root = Path(__file__).resolve().parent.parent
     for backend in ("numpy", "torch", "jax", "cupy"):
@@ -220,7 +220,7 @@ def test_a_permutation_from_pivots_takes_its_place_among_the_outputs(tmp_path):
     and put where the spec lists it (generated into a temporary tree, then run)."""
     import sys
 
-    from generator.compiler import pipeline
+    from factorules.compiler import pipeline
     root = Path(__file__).resolve().parent.parent
     text = (root / "spec" / "lu_factor.yaml").read_text()
     listed = ("      LU: {shape: [m, n]}\n      pivots: {shape: [k], structure: pivots}\n"

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from generator.compiler import ops
-from generator.compiler.expr import Parser
-from generator.compiler.printers import MODULES as BACKENDS
-from generator.compiler.printers.base import PrinterError
+from factorules.compiler import ops
+from factorules.compiler.expr import Parser
+from factorules.compiler.printers import MODULES as BACKENDS
+from factorules.compiler.printers.base import PrinterError
 
 m, n = sp.symbols("m n", integer=True, nonnegative=True)
 NAMES = {"X": sp.MatrixSymbol("X", m, m), "Y": sp.MatrixSymbol("Y", m, n),

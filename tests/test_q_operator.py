@@ -1,6 +1,6 @@
 """Q as an operator: a loss through geqrf -> ormqr, differentiated w.r.t. A, never forms Q.
 
-The loss (generator/tools/memory.py): for A m x n, (a, tau) = geqrf(A), Q the m x m product of its
+The loss (factorules/tools/memory.py): for A m x n, (a, tau) = geqrf(A), Q the m x m product of its
 Householder reflectors,
 
     y = Q w + Q [v; 0] = ormqr(a, tau, w[:, None]) + ormqr(a, tau, [v; 0][:, None]),
@@ -26,8 +26,8 @@ import torch
 
 from generated import jax as gj
 from generated import numpy as gn
-from generator.tools import memory
-from generator.compiler.paths import ROOT
+from factorules.tools import memory
+from factorules.compiler.paths import ROOT
 
 jax.config.update("jax_enable_x64", True)
 
@@ -159,7 +159,7 @@ Q_BYTES = M * M * 8                    # 3.2 GB: one dense m x m array
 ALLOWANCE = 1 << 30                    # the child's address space beyond its start: no m x m
 # The bound: after the forward and backward passes, a (geqrf's output), the cotangent of a
 # and gA are m x n arrays that must all be alive in geqrf's pullback: 3 x A is the floor,
-# and the issue's target (generator.tools.memory.TARGET) for the whole computation.
+# and the issue's target (factorules.tools.memory.TARGET) for the whole computation.
 LINEAR_BOUND = 10  # x A; the target memory.TARGET (3 x A) is not met yet (test below)
 
 

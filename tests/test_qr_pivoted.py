@@ -14,7 +14,7 @@ import torch
 import generated.jax as fj
 import generated.numpy as fn
 import generated.torch as ft
-from generator.tools import natives
+from factorules.tools import natives
 
 jax.config.update("jax_enable_x64", True)
 
@@ -158,7 +158,7 @@ def jax_native_jvp(a, da, mode):
 
 @pytest.mark.parametrize("mode", ["reduced", "complete"])
 def test_jax_s_own_pivoted_qr_gets_dr_of_a_wide_matrix_wrong(mode):
-    """generator.tools.natives.NATIVE_WRONG: jax.scipy.linalg.qr(pivoting=True) of a wide matrix
+    """factorules.tools.natives.NATIVE_WRONG: jax.scipy.linalg.qr(pivoting=True) of a wide matrix
     has a dR off the finite differences (and ours on them); its dQ is right."""
     a, da = draw((3, 6)), draw((3, 6), seed=1)
     assert natives.native_wrong("qr_pivoted", "jax", {"mode": mode}, a.shape)
@@ -174,7 +174,7 @@ def test_jax_s_own_pivoted_qr_gets_dr_of_a_wide_matrix_wrong(mode):
 
 
 def test_jax_s_own_pivoted_qr_cannot_differentiate_a_stack():
-    """Why generator.tools.natives differentiates JAX's pivoted QR one matrix at a time."""
+    """Why factorules.tools.natives differentiates JAX's pivoted QR one matrix at a time."""
     from jax.scipy.linalg import qr
     a = jnp.asarray(draw((2, 6, 4)))
     with pytest.raises(TypeError, match="batch dimensions"):

@@ -4,9 +4,9 @@ agreement, native autodiff) runs over every spec in tests/test_rules.py."""
 import numpy as np
 import pytest
 
-from generator.tools.adapters import (JaxAdapter as JaxBackend, NumpyAdapter as NumpyBackend,
+from factorules.tools.adapters import (JaxAdapter as JaxBackend, NumpyAdapter as NumpyBackend,
                                       TorchAdapter as TorchBackend)
-from generator.tools.verify import random_like, rel_err, well_conditioned
+from factorules.tools.verify import random_like, rel_err, well_conditioned
 
 _BACKENDS = {}
 

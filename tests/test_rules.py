@@ -7,12 +7,12 @@ import re
 import numpy as np
 import pytest
 
-from generator.tools import gauge
-from generator.audit import sample
-from generator.compiler.check_gauge import GAUGE_OPTION
-from generator.tools.adapters import (JaxAdapter as JaxBackend, NumpyAdapter as NumpyBackend,
+from factorules.tools import gauge
+from factorules.audit import sample
+from factorules.compiler.check_gauge import GAUGE_OPTION
+from factorules.tools.adapters import (JaxAdapter as JaxBackend, NumpyAdapter as NumpyBackend,
                                       TorchAdapter as TorchBackend)
-from generator.tools.verify import inner, rel_err
+from factorules.tools.verify import inner, rel_err
 from spec_cases import DTYPES, cases, regression, sampled, wide64
 
 # relative error allowed against a float64 computation of the same quantity
@@ -41,7 +41,7 @@ def problem(case, seed, dtype=None):
                                              BACKENDS))
 def test_jvp_matches_central_finite_differences(name, case):
     """Outputs with a gauge (eigenvectors) at A +- h dA are aligned with those at A first:
-    the derivative is taken in their gauge (generator.tools.gauge)."""
+    the derivative is taken in their gauge (factorules.tools.gauge)."""
     b = backend(name)
     rng, x, dx = problem(case, 1)
     outputs, tangents = b.jvp(case.op, x, dx, case.options)
@@ -88,7 +88,7 @@ def test_vjp_is_the_adjoint_of_the_jvp(name, case):
 def test_backend_agrees_with_the_numpy_reference(name, case):
     """Same inputs in every backend; low precision is compared with the float64 reference.
     Outputs with a gauge (eigenvectors), their tangents and the cotangents are carried into
-    the reference's gauge first (generator.tools.gauge)."""
+    the reference's gauge first (factorules.tools.gauge)."""
     b = backend(name)
     rng, x, dx = problem(case, 3)
     outputs, tangents = b.jvp(case.op, x, dx, case.options)
@@ -151,15 +151,15 @@ def test_framework_autodiff_and_native_rules(name, case):
     if expected == "refuses":
         assert native == "refuses"
         return
-    if expected == "wrong":  # generator.tools.natives: the native gradient is not this one
+    if expected == "wrong":  # factorules.tools.natives: the native gradient is not this one
         assert native not in (None, "refuses")
-        assert rel_err(native[1], grad) > 1e-3, "generator.tools.natives lists a native rule " \
+        assert rel_err(native[1], grad) > 1e-3, "factorules.tools.natives lists a native rule " \
                                                 "that agrees here: remove the entry"
         return
     assert native not in (None, "refuses"), \
         f"the native {name} rule of {case.op} gives {native!r} here: spec_cases.NATIVE_REFUSES"
     native_tangents, native_grad = native
-    # a native rule may pick another derivative along the gauge (generator.tools.gauge)
+    # a native rule may pick another derivative along the gauge (factorules.tools.gauge)
     native_tangents = gauge.project_tangent(outputs, list(native_tangents), case.cv)
     own = gauge.project_tangent(outputs, tangents, case.cv)
     assert len(native_tangents) == len(own)
@@ -214,7 +214,7 @@ def test_torch_backward_checks_the_gauge(case):
     import torch
 
     import generated.torch as frt
-    from generator.tools.adapters import as_tuple
+    from factorules.tools.adapters import as_tuple
 
     rng, x, _ = problem(case, 7)
     b = backend("torch")
@@ -261,7 +261,7 @@ def test_the_jvp_picks_the_declared_gauge(name, case):
 def test_every_spec_and_variant_is_in_the_ladder():
     """The cases come from spec/*.yaml: every file, every variant, every shape class (an
     operation with several inputs: every variant in tests/test_householder.py's ladder)."""
-    from generator.compiler.paths import ROOT
+    from factorules.compiler.paths import ROOT
     from spec_cases import SHAPES, SPECS, ZERO_SHAPES
     from test_householder import REGULAR
     files = {p.stem for p in (ROOT / "spec").glob("*.yaml")}

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from fake_cupy import FakeCupy
-from generator.compiler.paths import ROOT, TEMPLATES
-from generator.compiler.backends import NAMES as BACKENDS
-from generator.compiler.render import SHARED_RUNTIME, header
+from factorules.compiler.paths import ROOT, TEMPLATES
+from factorules.compiler.backends import NAMES as BACKENDS
+from factorules.compiler.render import SHARED_RUNTIME, header
 
 ARRAY_MODULES = {"numpy": "numpy", "torch": "torch", "jax": "jax.numpy", "cupy": "cupy"}
 _ids = itertools.count()

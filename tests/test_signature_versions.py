@@ -10,10 +10,10 @@ import torch
 
 import generated.torch as current
 from generated_packages import load_package
-from generator.compiler import pipeline
-from generator.compiler.paths import ROOT
-from generator.compiler.render import load_checked, render_tree
-from generator.compiler.spec import SpecError
+from factorules.compiler import pipeline
+from factorules.compiler.paths import ROOT
+from factorules.compiler.render import load_checked, render_tree
+from factorules.compiler.spec import SpecError
 
 
 @pytest.fixture(scope="module")

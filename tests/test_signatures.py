@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from generator.tools import signatures
-from generator.compiler.check import check_spec
-from generator.compiler.paths import ROOT
-from generator.compiler.spec import SpecError
-from generator.compiler.spec_loader import load_spec
+from factorules.tools import signatures
+from factorules.compiler.check import check_spec
+from factorules.compiler.paths import ROOT
+from factorules.compiler.spec import SpecError
+from factorules.compiler.spec_loader import load_spec
 
 QR = ROOT / "spec" / "qr.yaml"
 NUMPY_ENTRY = ('  numpy: [{call: "numpy.linalg.qr(A, mode=mode)", signature: "(a, mode=\'reduced\')", '

@@ -13,7 +13,7 @@ import scipy.sparse as sp
 import run
 from generated import numpy as gn
 from generated.numpy import sparse_qr as sqr
-from generator.compiler.paths import ROOT
+from factorules.compiler.paths import ROOT
 
 SHAPES = [(30, 8), (50, 12), (10, 10)]
 ORDERINGS = ["default", "natural"]

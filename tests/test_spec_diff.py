@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from generator.compiler.paths import ROOT
+from factorules.compiler.paths import ROOT
 
 QR = ROOT / "spec" / "qr.yaml"
 # the tall JVP's (a YAML anchor that three cases share)

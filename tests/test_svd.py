@@ -1,6 +1,6 @@
 """svd / svdvals / eig / eigvals behaviour the generic ladder cannot state: the full SVD's
 completion, repeated singular values, real input with complex eigenpairs, and the entries of
-generator.tools.natives (native rules that disagree with finite differences)."""
+factorules.tools.natives (native rules that disagree with finite differences)."""
 from __future__ import annotations
 
 import numpy as np
@@ -10,7 +10,7 @@ import torch
 import generated.jax as fj
 import generated.numpy as fn
 import generated.torch as ft
-from generator.tools import natives
+from factorules.tools import natives
 
 jax = pytest.importorskip("jax")
 jax.config.update("jax_enable_x64", True)  # the inputs here are float64 / complex128
@@ -50,7 +50,7 @@ def test_full_svd_gradient_matches_finite_differences_where_torch_does_not(shape
     assert abs(slopes["ours"] - fd) <= 1e-7 * max(1.0, abs(fd)), (slopes, fd)
     g = jax.grad(lambda x: _loss_full_svd(*fj.svd(x, full_matrices=True), jax.numpy))(a)
     assert abs(float(np.sum(np.asarray(g) * da)) - fd) <= 1e-7 * max(1.0, abs(fd))
-    # torch's own rule drops the completion's cotangent (generator.tools.natives); for the wide
+    # torch's own rule drops the completion's cotangent (factorules.tools.natives); for the wide
     # shape this loss puts none on Vh[k:, :], so torch agrees there
     wrong = natives.native_wrong("svd", "torch", {"full_matrices": True}, shape)
     assert wrong is not None

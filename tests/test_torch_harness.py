@@ -2,7 +2,7 @@
 and gradgradcheck (forward AD, batched gradients, forward-over-reverse), torch.vmap,
 torch.func.  An input with a structure (cholesky's Hermitian A) is differentiated through
 X -> op(project(X)), so that the numerical Jacobian sees a function of every entry; outputs
-with a gauge (eigh's eigenvectors) are composed with generator.tools.gauge.fix, the alignment to
+with a gauge (eigh's eigenvectors) are composed with factorules.tools.gauge.fix, the alignment to
 their value at the checked point, so that the checked function is gauge invariant (a loss of
 the raw eigenvectors has no derivative, and the pullbacks reject it)."""
 import numpy as np
@@ -10,8 +10,8 @@ import pytest
 import torch
 
 import generated.torch as fr
-from generator.tools import gauge
-from generator.tools.adapters import as_tuple
+from factorules.tools import gauge
+from factorules.tools.adapters import as_tuple
 from spec_cases import cases, regression, sampled, wide64
 
 TORCH_DTYPES = {"f32": torch.float32, "f64": torch.float64, "c64": torch.complex64,
@@ -25,7 +25,7 @@ def matrix(case, seed=0, requires_grad=True):
 
 
 def project(x, structure):
-    """The input's structure imposed on any X, in torch (generator.audit.sample.project's)."""
+    """The input's structure imposed on any X, in torch (factorules.audit.sample.project's)."""
     if structure == "hermitian":
         # conj_physical, not the lazy x.mH: torch 2.13's batched forward AD hits an internal
         # assert on (x + x.mH) / 2 for complex x ("Expected the output of forward

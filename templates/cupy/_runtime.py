@@ -14,16 +14,16 @@ import pathlib as _pathlib
 
 import cupy as _cp
 import numpy as _np
-import scipy.linalg  # host calls name _scipy.linalg: the submodule is loaded here
 
 from ._runtime_shared import (
     _broadcast, _check_input, _check_tangent, _columns, _complex, _cotangent_in, _cotangent_out,
-    _empty_like, _gauge_checked, _host_unbatched, _indices, _indices_permutation, _pad,
-    _pad_cols, _pad_rows, _permute_cols, _permute_rows, _pivots_permutation as _host_pivots,
+    _empty_like, _gauge_checked, _host_unbatched, _indices, _indices_permutation, _LazyModule,
+    _pad, _pad_cols, _pad_rows, _permute_cols, _permute_rows, _pivots_permutation as _host_pivots,
     _raise_on_gauge, _solve, _to_field, _transposed, _unbatched, _unpacked, _version_tuple,
     _zeros_like)
 
-_scipy = scipy
+# SciPy, for the host fallbacks alone (their calls name _scipy.linalg): imported on first use
+_scipy = _LazyModule("scipy", ("linalg",))
 
 # what the generated rules import from here
 __all__ = [
@@ -147,17 +147,9 @@ def _gauge_check(op, values, cotangents, message):
     _raise_on_gauge(op, message, worst, scale, values[0].dtype)
 
 
-class _LazyCupyx:
-    """``cupyx`` for the signature calls, imported on first use: cupyx.scipy.linalg loads
-    cuBLAS and cuSOLVER, which importing a generated module must not need."""
-
-    def __getattr__(self, name):
-        import cupyx.scipy.linalg  # noqa: F401
-        import cupyx
-        return getattr(cupyx, name)
-
-
-_cupyx = _LazyCupyx()
+# ``cupyx`` for the signature calls, imported on first use: cupyx.scipy.linalg loads cuBLAS
+# and cuSOLVER, which importing a generated module must not need
+_cupyx = _LazyModule("cupyx", ("scipy.linalg",))
 
 
 def _pivots_permutation(pivots, like):

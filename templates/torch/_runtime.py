@@ -6,14 +6,14 @@ generated/torch/.  The few helpers that need no array operation of NumPy's kind 
 verdicts among them) come from templates/_runtime_shared.py (``xp`` = torch, _array_module.py).
 """
 import numpy as _np
-import scipy.linalg  # host calls name _scipy.linalg: the submodule is loaded here
 import torch as _torch
 
 from ._runtime_shared import (
-    _check_array, _check_like, _cotangent_in, _cotangent_out, _host_unbatched, _unpacked,
-    _version_tuple, _zeros_like)
+    _check_array, _check_like, _cotangent_in, _cotangent_out, _host_unbatched, _LazyModule,
+    _unpacked, _version_tuple, _zeros_like)
 
-_scipy = scipy
+# SciPy, for the host fallbacks alone (their calls name _scipy.linalg): imported on first use
+_scipy = _LazyModule("scipy", ("linalg",))
 
 # what the generated rules import from here
 __all__ = [

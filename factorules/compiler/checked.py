@@ -1,0 +1,90 @@
+"""The checked spec: what ``factorules.compiler.check.check_spec`` makes of a loaded ``Spec``.
+
+The dimension table, and for every variant and case the parsed defining equations and the
+JVP/VJP as straight-line programs whose shapes agree under the case's condition (e.g.
+``k = min(m, n) = n`` when ``m >= n``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sympy as sp
+
+from . import expr as expr_mod
+from .program import Program
+from .spec import Case, Spec, Tensor, Variant
+
+
+@dataclass(frozen=True)
+class DimDef:
+    name: str
+    source: tuple[str, int] | None  # (input name, axis -2/-1) for primitive dims
+    expr: sp.Expr                   # SymPy value in terms of the primitive dims
+
+
+@dataclass(frozen=True)
+class Condition:
+    lhs: sp.Expr
+    op: str
+    rhs: sp.Expr
+    text: str
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One JVP or VJP program of one case."""
+
+    kind: str  # 'jvp' or 'vjp'
+    program: Program  # after dead-code and common-subexpression elimination
+    statements: tuple = ()  # the statements as written (or as derived), before elimination
+    derived: bool = False  # True: transposed from the JVP, the spec gives none
+
+
+@dataclass(frozen=True)
+class CheckedCase:
+    condition: Condition
+    dims: tuple[tuple[str, sp.Expr], ...]  # every dim's value under the condition
+    jvp: Rule
+    vjp: Rule
+    line: int
+    defining: tuple[expr_mod.Equation, ...] = ()  # the variant's and the case's own
+    case: Case | None = None
+
+
+@dataclass(frozen=True)
+class CheckedVariant:
+    variant: Variant
+    defining: tuple[expr_mod.Equation, ...]
+    cases: tuple[CheckedCase, ...]
+    from_native: tuple[tuple[str, sp.MatrixExpr], ...] = ()  # parsed 'from_native'
+    primal_outputs: tuple[tuple[str, sp.MatrixExpr], ...] = ()  # parsed 'primal.outputs'
+    # the gauge (spec.Gauge) parsed with the variant's dims (k = min(m, n) unsettled): the
+    # tangent and cotangent conditions, and the blocks carrying phases and rotations
+    gauge_tangents: tuple[sp.MatrixExpr, ...] = ()
+    gauge_cotangents: tuple[sp.MatrixExpr, ...] = ()
+    gauge_phases: tuple[sp.MatrixExpr, ...] = ()
+    gauge_rotations: tuple[sp.MatrixExpr, ...] = ()
+    sample: tuple[tuple[str, sp.MatrixExpr], ...] = ()  # parsed 'sample'
+    requires: tuple = ()  # parsed 'requires' (Condition)
+
+    @property
+    def gauge_tangent(self):
+        """The first tangent condition, or None without a gauge."""
+        return self.gauge_tangents[0] if self.gauge_tangents else None
+
+    @property
+    def gauge_cotangent(self):
+        """The first cotangent condition, or None when nothing is checked at run time."""
+        return self.gauge_cotangents[0] if self.gauge_cotangents else None
+
+    @property
+    def differentiable_outputs(self) -> tuple[Tensor, ...]:
+        return tuple(o for o in self.variant.outputs
+                     if o.returned == "value" and not o.constant)
+
+
+@dataclass(frozen=True)
+class CheckedSpec:
+    spec: Spec
+    dims: tuple[DimDef, ...]
+    variants: tuple[CheckedVariant, ...]

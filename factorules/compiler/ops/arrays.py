@@ -1,0 +1,99 @@
+"""Array helpers of the operations' numeric evaluation (``StructuralOp.evaluate``).
+
+Values are NumPy arrays whose last two axes are the matrix, of ``object`` dtype holding
+mpmath numbers or of complex128; leading axes are a batch.  ``factorules.audit.numeric``
+makes the numbers and evaluates the generic nodes (sums, products, adjoints); the solves here
+are exact Gaussian elimination, never a LAPACK call, so that they work at any precision.
+"""
+from __future__ import annotations
+
+import mpmath
+import numpy as np
+
+from .base import EvalError
+
+_re = np.frompyfunc(lambda z: mpmath.re(z), 1, 1)
+_im = np.frompyfunc(lambda z: mpmath.im(z), 1, 1)
+_abs = np.frompyfunc(lambda z: mpmath.fabs(z), 1, 1)
+
+
+def real(x):
+    return _re(x) if x.dtype == object else np.real(x).astype(np.complex128)
+
+
+def imag(x):
+    return _im(x) if x.dtype == object else np.imag(x).astype(np.complex128)
+
+
+def conj(x):
+    return np.conjugate(x)
+
+
+def adjoint(x):
+    return conj(np.swapaxes(x, -1, -2))
+
+
+def band(x, offset: int, lower: bool):
+    """tril(x, offset) (``lower``) or triu(x, offset) of every matrix of the batch."""
+    rows, cols = x.shape[-2:]
+    i = np.arange(rows)[:, None]
+    j = np.arange(cols)[None, :]
+    keep = (j - i <= offset) if lower else (j - i >= offset)
+    out = x.copy()
+    out[..., ~keep] = 0 if x.dtype != object else mpmath.mpf(0)
+    return out
+
+
+def diagonal(x):
+    """The main diagonal as a column."""
+    return np.diagonal(x, 0, -2, -1)[..., :, None].copy()
+
+
+def diag(v, field):
+    """The square matrix with the column v on its diagonal, zeros made by ``field``."""
+    n = v.shape[-2]
+    out = field.zeros(v.shape[:-2] + (n, n))
+    for i in range(n):
+        out[..., i, i] = v[..., i, 0]
+    return out
+
+
+def solve_triangular(t, b, upper: bool, unit: bool):
+    """T^-1 B reading only the upper (lower) triangle of T; T is one matrix, B may be a batch."""
+    if t.ndim != 2:
+        raise EvalError("solve_triangular: the triangular factor must not be batched here")
+    n = t.shape[0]
+    x = np.zeros(b.shape, dtype=np.result_type(t.dtype, b.dtype))
+    if x.dtype == object:
+        x.fill(mpmath.mpf(0))
+    order = range(n - 1, -1, -1) if upper else range(n)
+    for i in order:
+        rest = slice(i + 1, n) if upper else slice(0, i)
+        acc = b[..., i, :] - (t[i:i + 1, rest] @ x[..., rest, :])[..., 0, :]
+        if not unit and t[i, i] == 0:
+            raise EvalError("solve_triangular: a zero on the diagonal")
+        x[..., i, :] = acc if unit else acc / t[i, i]
+    return x
+
+
+def solve(a, b):
+    """A^-1 B by Gaussian elimination with partial pivoting; A one matrix, B may be a batch."""
+    if a.ndim != 2:
+        raise EvalError("solve: the matrix must not be batched here")
+    n = a.shape[0]
+    a = a.copy()
+    b = np.array(b, dtype=np.result_type(a.dtype, b.dtype))
+    size = _abs if a.dtype == object else np.abs
+    for k in range(n):
+        p = k + int(np.argmax([float(v) for v in size(a[k:, k])]))
+        if a[p, k] == 0:
+            raise EvalError("solve: the matrix is singular")
+        if p != k:
+            a[[k, p]] = a[[p, k]]
+            b[..., [k, p], :] = b[..., [p, k], :]
+        for i in range(k + 1, n):
+            factor = a[i, k] / a[k, k]
+            a[i, k:] = a[i, k:] - factor * a[k, k:]
+            b[..., i, :] = b[..., i, :] - factor * b[..., k, :]
+    return solve_triangular(a, b, upper=True, unit=False)
+

@@ -1,0 +1,272 @@
+"""What every backend printer shares: batch-aware printing of matrix expressions.
+
+SymPy's stock array printers are not batch-aware (``.dot``, ``transpose`` over every axis,
+no ``Adjoint`` in TorchPrinter).  ``BatchedMatrixPrinter`` is mixed in front of a stock
+printer and prints every matrix operation on ``(..., rows, cols)`` stacks from the backend's
+table ``OPS``: operation name -> format string.  SymPy's own nodes are printed here; each
+operation of ``factorules.compiler.ops`` prints itself (``StructuralOp.code``: the table
+entry it names, with its fields).  An operation the table lacks is an error, never a silent
+fallback.  This module knows no backend.
+"""
+from __future__ import annotations
+
+import sympy as sp
+from sympy import HadamardProduct, MatAdd, MatMul, MatrixExpr
+
+from ..ops import StructuralOp, as_expr
+
+
+class PrinterError(Exception):
+    """An expression this printer cannot render."""
+
+
+# Operations every backend prints as the same call of its runtime's helper (or the same
+# arithmetic).
+SHARED_OPS = {
+    "copyltu": "_copyltu({x})",
+    "sym": "_sym({x})",
+    "skew": "_skew({x})",
+    "pairwise_inv": "_pairwise_inv({x})",
+    "scale_rows": "{v} * {x}",
+    "permute_rows": "_permute_rows({p}, {x}, {transpose})",
+    "permute_cols": "_permute_cols({p}, {x}, {transpose})",
+    "pad_rows": "_pad_rows({x}, {extra})",
+    "pad_cols": "_pad_cols({x}, {extra})",
+}
+
+
+def numpy_api_ops(module: str) -> dict[str, str]:
+    """The operation table of a backend whose array module has NumPy's API (NumPy, CuPy,
+    jax.numpy), that module imported in the generated code as ``module`` ("_np"); a printer
+    adds or replaces the entries it prints otherwise (``adjoint`` among them)."""
+    return {
+        **SHARED_OPS,
+        "transpose": f"{module}.swapaxes({{x}}, -1, -2)",
+        "conj": f"{module}.conj({{x}})",
+        "tril": f"{module}.tril({{x}}, {{offset}})",
+        "triu": f"{module}.triu({{x}}, {{offset}})",
+        "re": f"{module}.real({{x}})",
+        "im": f"{module}.imag({{x}})",
+        "diagonal": f"{module}.diagonal({{x}}, 0, -2, -1)[..., :, None]",
+        "diag": "_diag({v})",
+        "recip": "1 / {x}",
+        "scale_cols": f"{{x}} * {module}.swapaxes({{v}}, -1, -2)",
+        "solve_triangular": "_solve_triangular({t}, {b}, upper={upper}, left={left}, "
+                            "unit={unit})",
+        "solve": "_solve({a}, {b}, left={left})",
+        "hstack": f"{module}.concatenate([{{xs}}], axis=-1)",
+        "vstack": f"{module}.concatenate([{{xs}}], axis=-2)",
+        "pad": "_pad({x}, {top}, {bottom}, {left}, {right})",
+        "eye": f"{module}.eye({{rows}}, {{cols}}, dtype={{ref}}.dtype)",
+    }
+
+
+class BatchedMatrixPrinter:
+    """Mixin: put it before a SymPy printer class.  Subclasses set ``OPS`` and ``ALIASES``."""
+
+    OPS: dict[str, str] = {}
+    ALIASES: dict[str, str] = {}  # python module -> alias used in the generated code
+
+    def __init__(self, dtype_ref: str = "A", settings=None, min_max_sizes: bool = False,
+                 sizes: dict | None = None):
+        super().__init__(settings or {})
+        self.dtype_ref = dtype_ref
+        # representative values of the dimensions ({symbol: int}, from the spec's 'shapes'):
+        # with them, a chain of three or more factors is multiplied in the cheapest order
+        # (a derived ormqr rule must not form C gY^H, m x m); without, left to right
+        self.sizes = sizes
+        # rules are printed per case, whose condition settles min/max sizes; a gauge check
+        # runs before a case is chosen and may print them as Python's min/max
+        self.min_max_sizes = min_max_sizes
+
+    def doprint_output(self, expr) -> str:
+        """An output computed from the native call's outputs ('from_native'), outside the
+        framework's differentiable function; backends that need it print it differently."""
+        return self.doprint(expr)
+
+    # -- helpers -------------------------------------------------------------------------
+    def _operand(self, name: str, e) -> str:
+        """An operand: parenthesised only where the backend writes the op as a postfix."""
+        if self.OPS.get(name, "").startswith("{x}"):
+            return self._arg(e)
+        return self._print(e)
+
+    def _op(self, name: str, **fields) -> str:
+        """The table entry ``name`` filled in with ``fields``."""
+        if name not in self.OPS:
+            raise PrinterError(f"{type(self).__name__} has no rule for '{name}'")
+        return self.OPS[name].format(ref=self.dtype_ref, **fields)
+
+    @staticmethod
+    def cannot_print(message: str) -> PrinterError:
+        """The error to raise for an expression that cannot be printed."""
+        return PrinterError(message)
+
+    def _arg(self, e) -> str:
+        """Print an operand of '@', '*' or a postfix: parenthesised unless atomic."""
+        text = self._print(e)
+        if isinstance(e, (MatAdd, MatMul, HadamardProduct)) or text.startswith("-"):
+            return f"({text})"
+        return text
+
+    def _dim(self, e) -> str:
+        e = as_expr(e)
+        if e.has(sp.Min, sp.Max) and not self.min_max_sizes:
+            raise PrinterError(f"dimension {e} still has min/max after the case condition")
+        return self._print(e) if e.has(sp.Min, sp.Max) else str(e)
+
+    def _scalar(self, c) -> str:
+        c = as_expr(c)
+        if c.is_Integer:
+            return str(int(c))
+        if c.is_Rational:
+            return f"({c.p} / {c.q})"
+        if c.is_Float:
+            return repr(float(c))
+        raise PrinterError(f"scalar {c} is not a number")
+
+    # -- SymPy node types --------------------------------------------------------------------
+    _SCALAR_NODES = ("Symbol", "Integer", "Rational", "Float", "Half", "One", "NegativeOne",
+                     "Zero", "Add", "Mul", "Min", "Max")
+
+    def _print(self, expr, **kwargs):
+        """Only the node types this mixin prints are allowed; the stock printers' other rules
+        (matrix_power, inv, .dot, ...) are not batch-aware and must never be reached."""
+        if isinstance(expr, sp.Basic):
+            name = type(expr).__name__
+            own = f"_print_{name}" in BatchedMatrixPrinter.__dict__ \
+                or isinstance(expr, StructuralOp)
+            if not own and not (name in self._SCALAR_NODES and not isinstance(expr, MatrixExpr)):
+                raise PrinterError(f"{type(self).__name__} cannot print {name}: {expr}")
+        return super()._print(expr, **kwargs)
+
+    def _print_MatPow(self, e):
+        exp = as_expr(e.exp)
+        if not (exp.is_Integer and exp >= 1):
+            raise PrinterError(f"matrix power {exp} (only positive integer powers are printed)")
+        return " @ ".join([self._arg(e.base)] * int(exp))
+
+    def _print_MatrixSymbol(self, e):
+        return str(e.name)
+
+    def _print_Symbol(self, e):
+        return str(e.name)
+
+    @staticmethod
+    def _split(e):
+        """(coefficient, factors) of a product, multiplied left to right: a product nested
+        on the left is flattened (``A @ B @ C`` parses as ``(A @ B) @ C``), one nested
+        further right stays one factor, so that the spec's grouping is kept (ormqr's
+        ``V @ (T @ (V.H @ C))`` must not form the m x m ``V T V^H``)."""
+        if not isinstance(e, MatMul):
+            return sp.Integer(1), [e]
+        coeff, mats = sp.Integer(1), []
+        for a in e.args:
+            inner = [x for x in a.args if isinstance(x, MatrixExpr)] \
+                if isinstance(a, MatMul) else []
+            if isinstance(a, MatMul) and (not mats or len(inner) < 2):
+                c, m = BatchedMatrixPrinter._split(a)
+                coeff, mats = coeff * c, mats + m
+            elif isinstance(a, MatMul):  # a group: its scalar factors move out of it
+                for x in a.args:
+                    if not isinstance(x, MatrixExpr):
+                        coeff *= x
+                mats.append(MatMul(*inner))
+            elif isinstance(a, MatrixExpr):
+                mats.append(a)
+            else:
+                coeff *= a
+        return coeff, mats
+
+    def _chain_order(self, mats):
+        """mats as a tree of two-factor products, cheapest first (matrix-chain order under
+        ``self.sizes``), or None to multiply left to right."""
+        if not self.sizes or len(mats) < 3:
+            return None
+        try:
+            dims = [int(as_expr(mats[0].rows).subs(self.sizes))] + \
+                   [int(as_expr(x.cols).subs(self.sizes)) for x in mats]
+        except (TypeError, ValueError):
+            return None
+        n = len(mats)
+        cost = {(i, i): (0, mats[i]) for i in range(n)}
+        for span in range(1, n):
+            for i in range(n - span):
+                j = i + span
+                best = None
+                for s in range(i, j):  # ties keep the left-to-right split (s = j - 1)
+                    c = cost[(i, s)][0] + cost[(s + 1, j)][0] + dims[i] * dims[s + 1] * dims[j + 1]
+                    if best is None or c <= best[0]:
+                        best = (c, MatMul(cost[(i, s)][1], cost[(s + 1, j)][1]))
+                cost[(i, j)] = best
+        return cost[(0, n - 1)][1]
+
+    def _last_product(self, mats) -> tuple[str, str]:
+        """(a, b) of the last multiplication of a chain of two or more factors (a fused
+        multiply-add takes it as its product): the cheapest order's top split."""
+        tree = self._chain_order(mats)
+        if tree is not None:
+            return self._print(tree.args[0]), self._print(tree.args[1])
+        return self._product(1, mats[:-1]), self._print(mats[-1])
+
+    def _product(self, coeff, mats) -> str:
+        tree = self._chain_order(mats)
+        if tree is not None:
+            mats = [tree.args[0], tree.args[1]]
+        body = " @ ".join(self._arg(a) for a in mats)
+        if coeff == 1:
+            return body
+        if len(mats) > 1:
+            body = f"({body})"
+        if coeff == -1:
+            return f"-{body}"
+        return f"{self._scalar(coeff)} * {body}"
+
+    def _print_MatMul(self, e):
+        return self._product(*self._split(e))
+
+    def _print_MatAdd(self, e):
+        out = []
+        for t in e.args:
+            coeff, mats = self._split(t)
+            negative = coeff.is_negative
+            text = self._product(-coeff if negative else coeff, mats)
+            if not out:
+                out.append(f"-{self._paren(text)}" if negative else text)
+            else:
+                out.append(("- " if negative else "+ ") + text)
+        return " ".join(out)
+
+    @staticmethod
+    def _paren(text: str) -> str:
+        return text if text.replace(".", "").replace("_", "").isalnum() else f"({text})"
+
+    def _print_HadamardProduct(self, e):
+        return " * ".join(self._arg(a) for a in e.args)
+
+    def _print_Adjoint(self, e):
+        return self._op("adjoint", x=self._operand("adjoint", e.arg))
+
+    def _print_Transpose(self, e):
+        return self._op("transpose", x=self._operand("transpose", e.arg))
+
+    def _print_StructuralOp(self, e):
+        return e.code(self)
+
+    def _print_Identity(self, e):
+        return self._op("eye", rows=self._dim(e.rows), cols=self._dim(e.cols))
+
+    def _print_ZeroMatrix(self, e):
+        raise PrinterError("a zero matrix on its own; it can only pad a vstack/hstack")
+
+    def _print_Min(self, e):  # dimensions are Python ints
+        return f"min({', '.join(self._print(a) for a in e.args)})"
+
+    def _print_Max(self, e):
+        return f"max({', '.join(self._print(a) for a in e.args)})"
+
+    def _print_Integer(self, e):
+        return str(int(e))
+
+    def emptyPrinter(self, e):  # noqa: N802 (SymPy's name)
+        raise PrinterError(f"{type(self).__name__} cannot print {type(e).__name__}: {e}")

@@ -1,0 +1,99 @@
+"""Straight-line programs: dead-code elimination and common-subexpression elimination.
+
+A program is a list of ``name = expression`` statements over declared parameters, ending in
+named results.  Statements no result needs are dropped; sub-expressions computed more than
+once (within or across statements) get one temporary, named ``_c0, _c1, ...`` in order.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sympy as sp
+from sympy import MatrixExpr, MatrixSymbol
+
+from . import ops
+
+
+@dataclass(frozen=True)
+class Statement:
+    name: str
+    expr: MatrixExpr
+
+
+@dataclass(frozen=True)
+class Program:
+    params: tuple[str, ...]
+    statements: tuple[Statement, ...]
+    results: tuple[str, ...]
+
+    def uses(self) -> set[str]:
+        """Parameters the statements read."""
+        defined = {s.name for s in self.statements}
+        names = set()
+        for s in self.statements:
+            names |= {x.name for x in s.expr.atoms(MatrixSymbol)}
+        names |= set(self.results)
+        return {n for n in names if n in self.params and n not in defined}
+
+
+def _live(statements, results) -> list:
+    needed = set(results)
+    kept = []
+    for s in reversed(statements):
+        if s.name in needed:
+            kept.append(s)
+            needed |= {x.name for x in s.expr.atoms(MatrixSymbol)}
+    return kept[::-1]
+
+
+def _temporaries():
+    i = 0
+    while True:
+        yield sp.Symbol(f"_c{i}")
+        i += 1
+
+
+def _sizes_as_atoms(e, wrap: bool):
+    """``e`` with every block's bounds held as ``ops.Size`` atoms (or back), so that
+    common-subexpression elimination never names a size such as m - 1."""
+    if not isinstance(e, sp.Basic) or e.is_Atom or isinstance(e, MatrixSymbol):
+        return e
+    if isinstance(e, (ops.Block, ops.Embed, ops.Eye)):  # their sizes and bounds
+        def size(a):
+            if getattr(a, "is_Matrix", False):
+                return _sizes_as_atoms(a, wrap)
+            plain = a.value if isinstance(a, ops.Size) else a
+            return ops.Size(plain) if wrap else plain
+        return e.func(*(size(a) for a in e.args))
+    args = [_sizes_as_atoms(a, wrap) for a in e.args]
+    return e.func(*args) if args != list(e.args) else e
+
+
+def build_program(params, assignments, results) -> Program:
+    """Program from parsed assignments (``factorules.compiler.expr.Assignment``)."""
+    statements = _live([Statement(a.name, a.expr) for a in assignments], results)
+    if not statements:
+        return Program(tuple(params), (), tuple(results))
+    replacements, reduced = sp.cse([_sizes_as_atoms(s.expr, True) for s in statements],
+                                   symbols=_temporaries(), order="none")
+    replacements = [(sym, _sizes_as_atoms(value, False)) for sym, value in replacements]
+    reduced = [_sizes_as_atoms(e, False) for e in reduced]
+    # Temporaries go right before the first statement that uses them, so each statement is
+    # computed once and in order.
+    ordered: list[Statement] = []
+    pending = [Statement(str(sym), value) for sym, value in replacements]
+    placed: set[str] = set()
+
+    def place(name: str) -> None:
+        for temp in pending:
+            if temp.name == name and name not in placed:
+                for dep in sorted(x.name for x in temp.expr.atoms(MatrixSymbol)):
+                    place(dep)
+                placed.add(name)
+                ordered.append(temp)
+
+    for s, expr in zip(statements, reduced):
+        for dep in sorted(x.name for x in expr.atoms(MatrixSymbol)):
+            place(dep)
+        ordered.append(Statement(s.name, expr))
+    return Program(tuple(params), tuple(ordered), tuple(results))

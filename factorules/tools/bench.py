@@ -1,0 +1,305 @@
+"""``cli.py bench``: generated rules against native autodiff, timed side by side.
+
+Every row times one derivative (VJP: forward and backward of a scalar loss; JVP: forward-mode
+derivative) of a generated function and of the framework's own, in one process, with the
+generated and native runs interleaved so that machine noise hits both alike.  A row reports
+the median time of each over the repeats and the median of the ratios generated / native of
+the samples taken back to back (below 1: generated is faster).
+
+Before timing, every row checks that the generated derivative is right: against native
+autodiff, or, where native refuses (QR in complete mode with more rows than columns) or the
+framework has no such operation, against central finite differences in float64.  The rows
+are each spec's ``benchmarks``; inputs are drawn from the spec (factorules/audit/sample.py).  The relative error is a column of the table; a row
+whose error exceeds its tolerance makes the command exit 1.
+
+Each row runs in a process of its own (``python -m factorules.tools.bench REQUEST``: the rows as
+JSON on the command line, each result as one JSON line on stdout), generated and native side
+by side in it as before; ``--quick`` runs the rows of one spec and backend in one process.
+A row that outlives ``--row-timeout`` is killed, and one whose process dies is reported;
+either is a line of the table, the other rows still run (those after it in a new process),
+and the command exits 1.
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import faulthandler
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+from dataclasses import asdict
+from pathlib import Path
+
+from .adapters import adapter_class
+from .bench_rows import Case, Harness, Row, cases, run_case
+from .bench_table import Progress, footnote, format_table
+from ..compiler.backends import BACKENDS
+from ..compiler.paths import ROOT, SPEC_DIR
+from ..compiler.pipeline import spec_paths
+
+# a row still running after this long is taken to hang (--row-timeout; smaller for --quick)
+ROW_TIMEOUT_S = 300
+QUICK_ROW_TIMEOUT_S = 60
+RESULT_TAG = "factorules-bench-row "  # the row process's result line: this tag, then JSON
+
+
+# -- rows, in processes of their own ------------------------------------------------------------
+
+def _request(spec_path: Path, name: str, rows: list[tuple[int, Case]], repeats: int,
+             quick: bool, timeout: float) -> dict:
+    """Everything the rows' process needs, as JSON (no pickled functions): rows of one spec
+    and backend, each with its seed."""
+    return {"spec_path": str(Path(spec_path).resolve()), "spec": name,
+            "rows": [{"backend": case.backend, "options": [list(pair) for pair in case.options],
+                      "shape": list(case.shape), "dtype": case.dtype,
+                      "direction": case.direction, "seed": seed} for seed, case in rows],
+            "repeats": repeats, "quick": quick, "timeout": timeout}
+
+
+def _child_command(request: dict) -> list[str]:
+    """The rows' process: this module (run from the repository root) on one request."""
+    return [sys.executable, "-m", "factorules.tools.bench", json.dumps(request)]
+
+
+def _child_env() -> dict:
+    env = dict(os.environ)  # the caller's thread and XLA settings travel with the row
+    for entry in BACKENDS:
+        adapter_class(entry).prepare_environment(env)
+    return env
+
+
+def _signal(proc, sig) -> None:
+    try:
+        if hasattr(os, "killpg"):
+            os.killpg(proc.pid, sig)  # the row's own session (start_new_session)
+        else:
+            proc.kill()
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _stop(proc, posix: bool) -> None:
+    """A hang: ask for its Python stacks (faulthandler, see _child), then kill it."""
+    if posix:
+        _signal(proc, signal.SIGUSR1)
+        try:
+            proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            pass
+        _signal(proc, signal.SIGKILL)
+    else:
+        proc.kill()
+    proc.wait()
+
+
+def _run_child(request: dict, timeout: float) -> list[tuple[dict | None, str, str]]:
+    """(result, failure, stderr) of each row of the request, in order: result its JSON (None
+    if it did not finish), failure why not ("timeout after N s", "crashed (rc=N)"), stderr
+    that of the process it ran in.  A row gets ``timeout`` seconds from the end of the one
+    before; a row that hangs or kills its process is reported, and the rows after it run in
+    a new process."""
+    posix = hasattr(os, "killpg")
+    rows = list(request["rows"])
+    out: list[tuple[dict | None, str, str]] = []
+    while rows:
+        proc = subprocess.Popen(_child_command({**request, "rows": rows}), cwd=ROOT,
+                                env=_child_env(), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, start_new_session=posix)
+        lines: queue.Queue = queue.Queue()
+        err_parts: list[str] = []
+        readers = [threading.Thread(target=_pump, args=(proc.stdout, lines.put, True),
+                                    daemon=True),
+                   threading.Thread(target=_pump, args=(proc.stderr, err_parts.append, False),
+                                    daemon=True)]
+        for reader in readers:
+            reader.start()
+        failure = ""
+        try:
+            while rows:
+                try:
+                    line = lines.get(timeout=timeout)
+                except queue.Empty:
+                    _stop(proc, posix)
+                    failure = f"timeout after {timeout:g} s"
+                    break
+                if line is None:  # the process ended with rows left
+                    failure = f"crashed (rc={proc.wait()})"
+                    break
+                if line.startswith(RESULT_TAG):
+                    rows.pop(0)
+                    out.append((json.loads(line[len(RESULT_TAG):]), "", ""))
+        except BaseException:  # e.g. Ctrl-C, which the row's session does not get from a terminal
+            if posix:
+                _signal(proc, signal.SIGKILL)
+            else:
+                proc.kill()
+            proc.wait()
+            raise
+        proc.wait()
+        for reader in readers:
+            reader.join(timeout=5)
+        err = "".join(err_parts)
+        if failure:  # the first row left is the one that hung or crashed
+            rows.pop(0)
+            out.append((None, failure, err))
+        elif proc.returncode != 0 and out:  # every row printed, then it failed on exit
+            out[-1] = (None, f"crashed (rc={proc.returncode})", err)
+    return out
+
+
+def _pump(stream, put, end: bool) -> None:
+    """Every line of ``stream`` to ``put``, then None when ``end`` (the end of stdout)."""
+    for line in stream:
+        put(line)
+    if end:
+        put(None)
+
+
+def _unfinished(name: str, case: Case, repeats: int, why: str) -> Row:
+    return Row(spec=name, backend=case.backend, options=case.label, shape=list(case.shape),
+               dtype=case.dtype, direction=case.direction, generated_ms=None, native_ms=None,
+               ratio=None, native=None, rel_err=None, reference=None, ok=False,
+               repeats=repeats, inner=0, note=why)
+
+
+def _child(argv: list[str]) -> int:
+    """The rows' process: run the rows of the request in order, print a result line each."""
+    request = json.loads(argv[0])
+    if hasattr(signal, "SIGUSR1"):
+        faulthandler.register(signal.SIGUSR1, all_threads=True)  # the parent's "where?"
+    from ..compiler.render import load_checked
+
+    (checked,) = load_checked([Path(request["spec_path"])])
+    backends = {}
+    for item in request["rows"]:
+        # should the parent be gone, a hang still ends, with tracebacks on stderr
+        faulthandler.dump_traceback_later(request["timeout"] + 60, exit=True)
+        case = Case(backend=item["backend"],
+                    options=tuple(tuple(pair) for pair in item["options"]),
+                    shape=tuple(item["shape"]), dtype=item["dtype"],
+                    direction=item["direction"])
+        if case.backend not in backends:
+            backends[case.backend] = Harness(adapter_class(case.backend)(), checked)
+        backend = backends[case.backend]
+        row = run_case(request["spec"], backend, case, request["repeats"], request["quick"],
+                       seed=item["seed"])
+        print(RESULT_TAG + json.dumps({"row": asdict(row),
+                                       "environment": backend.adapter.environment()}),
+              flush=True)
+    faulthandler.cancel_dump_traceback_later()
+    return 0
+
+
+def _quick_workers() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _tail(err: str, lines: int = 30) -> str:
+    return "\n".join("    " + line for line in err.rstrip().splitlines()[-lines:])
+
+
+# -- entry point ---------------------------------------------------------------------------------
+
+def main(args) -> int:
+    spec_dir = Path(getattr(args, "spec_dir", None) or SPEC_DIR)
+    paths = {p.stem: p for p in spec_paths(spec_dir)}
+    known = list(paths)
+    names = list(args.names) or known
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        print(f"bench: no spec named {', '.join(map(repr, unknown))} in {spec_dir} "
+              f"(have: {', '.join(known)})", file=sys.stderr)
+        return 2
+    if args.repeats < 1:
+        print(f"bench: --repeats must be at least 1, got {args.repeats}", file=sys.stderr)
+        return 2
+    timeout = getattr(args, "row_timeout", None)
+    if timeout is None:
+        timeout = QUICK_ROW_TIMEOUT_S if args.quick else ROW_TIMEOUT_S
+    if not timeout > 0:
+        print(f"bench: --row-timeout must be positive, got {timeout:g}", file=sys.stderr)
+        return 2
+    repeats = min(args.repeats, 2) if args.quick else args.repeats
+
+    from ..compiler.render import load_checked
+
+    checked_specs = {c.spec.name: c for c in load_checked(spec_paths(spec_dir))}
+    plan = []
+    for name in names:
+        if not checked_specs[name].spec.benchmarks:
+            print(f"bench: spec {name!r} has no 'benchmarks'; skipped", file=sys.stderr)
+            continue
+        plan.extend((name, case) for case in cases(checked_specs[name], args.quick))
+
+    environments: dict[str, str] = {}  # backend: its footnote text, from its first row
+    progress = Progress(len(plan))
+    finished: dict[int, Row] = {}  # plan position -> its row
+    # --quick (a smoke test, its times mean little) runs the rows of one spec and backend in
+    # one process, a process per CPU at once; timed runs give each row a process of its own
+    # and run them one at a time, so that rows do not slow each other
+    workers = _quick_workers() if args.quick else 1
+    groups: dict = {}
+    for i, (name, case) in enumerate(plan, 1):
+        key = (name, case.backend) if args.quick else i
+        groups.setdefault(key, []).append((i, name, case))
+
+    def text_of(name, case):
+        return (f"{name} {case.backend} {case.direction} {case.label} "
+                f"{'x'.join(map(str, case.shape))} {case.dtype}")
+
+    def run(group):
+        name = group[0][1]
+        request = _request(paths[name], name, [(i, case) for i, _, case in group], repeats,
+                           args.quick, timeout)
+        return _run_child(request, timeout)
+
+    try:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+            futures = [(group, pool.submit(run, group)) for group in groups.values()]
+            count = 0
+            for group, future in futures:
+                for (i, name, case), (result, failure, err) in zip(group, future.result()):
+                    count += 1
+                    text = text_of(name, case)
+                    progress.show(count, text)
+                    if result is None:
+                        finished[i] = _unfinished(name, case, repeats, failure)
+                        progress.done()
+                        print(f"bench: {text}: {failure}"
+                              + (f"; its stderr ends:\n{_tail(err)}" if err.strip() else ""),
+                              file=sys.stderr)
+                        continue
+                    finished[i] = Row(**result["row"])
+                    environments.setdefault(case.backend, result["environment"])
+    finally:
+        progress.done()
+    rows = [finished[i] for i in sorted(finished)]
+
+    if args.json:
+        print(json.dumps([asdict(r) for r in rows], indent=2))
+    else:
+        print(format_table(rows))
+        print()
+        print(footnote(rows, repeats, list(environments.values())))
+    status = 0
+    unfinished = [r for r in rows if not r.finished]
+    if unfinished:
+        print(f"bench: {len(unfinished)} row(s) did not finish: "
+              + ", ".join(sorted({r.note for r in unfinished})), file=sys.stderr)
+        status = 1
+    failed = [r for r in rows if r.finished and not r.ok]
+    if failed:
+        print(f"bench: {len(failed)} row(s) with a derivative error over tolerance",
+              file=sys.stderr)
+        status = 1
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(_child(sys.argv[1:]))

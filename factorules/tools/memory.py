@@ -1,0 +1,296 @@
+"""``cli.py bench-memory``: peak memory of a gradient through geqrf -> ormqr, the Householder
+Q applied as an operator against Q formed densely.
+
+The loss, for A m x n (m >= n), (a, tau) = geqrf(A) and Q the m x m product of its
+Householder reflectors:
+
+    y = Q w + Q [v; 0] = ormqr(a, tau, w[:, None]) + ormqr(a, tau, [v; 0][:, None]),
+    loss = Re <g, y>,
+
+w and g m-vectors, v an n-vector (Q[:, :n] v is Q applied to v padded with zeros).  Its
+gradient with respect to A goes through both ormqr pullbacks and geqrf's.  The operator path
+never needs an m x m array: its target is a peak of at most TARGET times the size of A.  The
+dense path forms Q = ormqr(a, tau, eye(m)) and takes y = Q w + Q[:, :n] v; its Q alone is
+m * m * itemsize bytes (computed, not run, at the large size).
+
+Every measurement runs in a fresh process (``python -m factorules.tools.memory_measure REQUEST``:
+the request as JSON on the command line, the result as one tagged JSON line on stdout), so that
+peaks do not mix.  The inputs are made before the measurement starts; the peak is what the
+forward and backward passes allocate beyond them:
+
+- numpy: tracemalloc (NumPy reports its array buffers to it), the peak of traced memory
+  above the traced memory at the start.  It does not see what LAPACK drivers malloc()
+  themselves (numpy.linalg.qr's column-major copy of A and its workspace);
+- torch: tracemalloc does not see torch's CPU allocator, so the peak resident set size:
+  /proc/self/status VmHWM is reset to the current RSS (``5`` written to
+  /proc/self/clear_refs, Linux >= 4.0) right before the computation, and the peak is VmHWM
+  after it minus VmRSS before it.  Where the reset is refused, VmHWM is the peak since the
+  process started (an upper bound; the method column says "rss, no reset").  The numpy rows
+  report the same RSS figure beside tracemalloc's.
+
+Each child caps its address space (RLIMIT_AS) at what it has mapped plus a share of the
+memory available, so that an m x m allocation fails at once with an out-of-memory error (a
+row of the table, not a killed machine).  Times are of one run each (the one measured).
+
+For each backend whose operator path misses the target, one more process runs it under a
+line tracer (at m where the operator path ran there, else at ``--dense-m``): before each
+statement of the generated rule modules (geqrf.py, ormqr.py) the peak is reset
+(tracemalloc's for numpy, VmHWM for torch), after it the peak above the memory live before
+it is that statement's temporary (its result included).  Those of at least half A's size are
+listed, largest first: the rule statements that allocate m x n (and m x m) temporaries.  The
+numpy operator path also reports its peak step by step.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+from .memory_table import format_profile, footnote, format_table, row
+from ..compiler.paths import ROOT
+
+TARGET = 3.0                 # the issue's target: operator-path peak <= TARGET x A.nbytes
+CHILD_TIMEOUT_S = 600        # one measurement still running after this long is killed
+RESULT_TAG = "factorules-bench-memory "
+AVAILABLE_SHARE = 0.75       # of MemAvailable, the most one child may map beyond its start
+PROFILE_TOP = 15             # statements listed by the line profile
+RULE_FILES = ("geqrf.py", "ormqr.py")
+STEPS = ("geqrf", "ormqr Q w", "ormqr Q [v; 0]", "loss", "ormqr pullback (w)",
+         "ormqr pullback ([v; 0])", "cotangents summed", "geqrf pullback")
+
+
+# -- the computations (in the child) -------------------------------------------------------------
+
+def inputs(m: int, n: int, dtype: str = "float64", seed: int = 0):
+    """A (m x n), w (m), v (n), g (m): NumPy arrays (complex dtypes: complex entries)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+
+    def draw(*shape):
+        x = rng.standard_normal(shape)
+        if np.dtype(dtype).kind == "c":
+            x = x + 1j * rng.standard_normal(shape)
+        return x.astype(dtype)
+
+    return draw(m, n), draw(m), draw(n), draw(m)
+
+
+def numpy_operator(A, w, v, g, mark=lambda step: None):
+    """The gradient of Re <g, Q w + Q [v; 0]> w.r.t. A with NumPy's explicit pullbacks, Q
+    applied by ormqr (never formed); mark(step) is called after each step."""
+    import numpy as np
+
+    from generated import numpy as gn
+
+    m, n = A.shape
+    (a, tau), pull_geqrf = gn.geqrf_vjp(A)
+    mark("geqrf")
+    y1, pull_w = gn.ormqr_vjp((a, tau, w[:, None]))
+    mark("ormqr Q w")
+    padded = np.concatenate([v, np.zeros(m - n, v.dtype)])[:, None]
+    y2, pull_v = gn.ormqr_vjp((a, tau, padded))
+    del padded
+    mark("ormqr Q [v; 0]")
+    loss = np.vdot(g, y1[:, 0] + y2[:, 0]).real
+    del y1, y2
+    mark("loss")
+    ga, gtau, _ = pull_w(g[:, None])  # PyTorch's convention: Re <g, y> pulls back g
+    del pull_w
+    mark("ormqr pullback (w)")
+    ga_v, gtau_v, _ = pull_v(g[:, None])
+    del pull_v
+    mark("ormqr pullback ([v; 0])")
+    # the two cotangents of a summed; only what the rules need stays alive (a, ga)
+    ga, gtau = ga + ga_v, gtau + gtau_v
+    del ga_v, gtau_v, a, tau
+    mark("cotangents summed")
+    gA = pull_geqrf(ga, gtau)
+    del ga, gtau, pull_geqrf
+    mark("geqrf pullback")
+    return loss, gA
+
+
+def numpy_dense(A, w, v, g, mark=lambda step: None):
+    """The same gradient through Q = ormqr(a, tau, eye(m)) formed densely."""
+    import numpy as np
+
+    from generated import numpy as gn
+
+    m, n = A.shape
+    (a, tau), pull_geqrf = gn.geqrf_vjp(A)
+    mark("geqrf")
+    Q, pull_q = gn.ormqr_vjp((a, tau, np.eye(m, dtype=A.dtype)))
+    mark("ormqr Q = op(eye)")
+    loss = np.vdot(g, Q @ w + Q[:, :n] @ v).real
+    del Q, a, tau
+    mark("loss")
+    gQ = np.outer(g, w.conj())
+    gQ[:, :n] += np.outer(g, v.conj())
+    ga, gtau, _ = pull_q(gQ)
+    del gQ, pull_q
+    mark("ormqr pullback")
+    gA = pull_geqrf(ga, gtau)
+    del ga, gtau, pull_geqrf
+    mark("geqrf pullback")
+    return loss, gA
+
+
+def torch_operator(A, w, v, g):
+    """The operator path with torch.autograd through generated.torch (tensors in, gradient
+    out as a tensor)."""
+    import torch
+
+    from generated import torch as gt
+
+    m, n = A.shape
+    A = A.detach().requires_grad_()
+    a, tau = gt.geqrf(A)
+    padded = torch.cat([v, v.new_zeros(m - n)])[:, None]
+    y = gt.ormqr(a, tau, w[:, None])[:, 0] + gt.ormqr(a, tau, padded)[:, 0]
+    loss = torch.vdot(g, y).real
+    (gA,) = torch.autograd.grad(loss, A)
+    return loss.detach(), gA
+
+
+def torch_dense(A, w, v, g):
+    """The dense path with torch.autograd: Q = ormqr(a, tau, eye(m)) formed."""
+    import torch
+
+    from generated import torch as gt
+
+    m, n = A.shape
+    A = A.detach().requires_grad_()
+    a, tau = gt.geqrf(A)
+    Q = gt.ormqr(a, tau, torch.eye(m, dtype=A.dtype))
+    loss = torch.vdot(g, Q @ w + Q[:, :n] @ v).real
+    (gA,) = torch.autograd.grad(loss, A)
+    return loss.detach(), gA
+
+
+# The backends measured and their two paths.  tracemalloc sees the allocations of those in
+# TRACED (NumPy reports its buffers to it; their operator path marks its steps); the others
+# are measured by the resident set size.
+PATHS = {"numpy": {"operator": numpy_operator, "dense": numpy_dense},
+         "torch": {"operator": torch_operator, "dense": torch_dense}}
+TRACED = ("numpy",)
+
+
+# -- running children (in the parent) ------------------------------------------------------------
+
+def run_child(request: dict, timeout: float = CHILD_TIMEOUT_S) -> dict:
+    """One measurement in a fresh process: its result, or {"error": ..., "crashed": True}."""
+    posix = hasattr(os, "killpg")
+    proc = subprocess.Popen([sys.executable, "-m", "factorules.tools.memory_measure",
+                             json.dumps(request)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=posix)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        if posix:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        else:
+            proc.kill()
+        proc.communicate()
+        return {**request, "error": f"timeout after {timeout:g} s", "crashed": True}
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    lines = [line for line in out.splitlines() if line.startswith(RESULT_TAG)]
+    if proc.returncode != 0 or not lines:
+        tail = " | ".join(err.strip().splitlines()[-3:])
+        return {**request, "error": f"crashed (rc={proc.returncode}): {tail}", "crashed": True}
+    return json.loads(lines[-1][len(RESULT_TAG):])
+
+
+def _verdict(rows, m, n) -> tuple[list[dict], str]:
+    verdicts = []
+    for r in rows:
+        if r["path"] == "operator" and r["m"] == m and r["n"] == n:
+            met = r["times_a"] is not None and r["times_a"] <= TARGET
+            verdicts.append({"backend": r["backend"], "m": m, "n": n, "met": met,
+                             "times_a": r["times_a"], "status": r["status"]})
+    text = "; ".join(
+        f"{v['backend']} {'MET' if v['met'] else 'NOT MET'} ("
+        + (f"{v['times_a']:.3g}x A" if v["times_a"] is not None else v["status"]) + ")"
+        for v in verdicts)
+    return verdicts, f"target: operator-path peak <= {TARGET:g}x A at m={m}, n={n}: {text}"
+
+
+# -- entry point ---------------------------------------------------------------------------------
+
+def main(args) -> int:
+    m, n, dense_m = args.m, args.n, args.dense_m
+    if n < 1 or m < n or dense_m < n:
+        print(f"bench-memory: needs 1 <= n <= m and n <= --dense-m (got m={m}, n={n}, "
+              f"dense-m={dense_m})", file=sys.stderr)
+        return 2
+    backends = [args.backend] if args.backend else list(PATHS)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    plan = []
+    for backend in backends:
+        plan.append({"backend": backend, "path": "operator", "m": m, "n": n})
+        plan.append({"backend": backend, "path": "dense", "m": m, "n": n,
+                     "computed": m * m * 8})
+        plan.append({"backend": backend, "path": "operator", "m": dense_m, "n": n})
+        plan.append({"backend": backend, "path": "dense", "m": dense_m, "n": n})
+    results, allowance = [], None
+    for request in plan:
+        if request.get("computed") is not None:
+            results.append({**request})
+            continue
+        if sys.stderr.isatty():
+            print(f"bench-memory: {request['backend']} {request['path']} m={request['m']} "
+                  f"n={request['n']} ...", file=sys.stderr)
+        result = run_child(request)
+        allowance = allowance or result.get("allowance")
+        results.append(result)
+    rows = [row(r, r["backend"] in TRACED) for r in results]
+    verdicts, verdict_text = _verdict(rows, m, n)
+    crashed = [r for r in results if r.get("crashed")
+               or (r.get("error") and not r.get("out_of_memory"))]
+
+    # where a backend misses the target: its statements, profiled at m if the operator path
+    # ran there, else at --dense-m (numpy: tracemalloc; torch: rss, where VmHWM resets)
+    profiles = []
+    for v in verdicts:
+        if v["met"]:
+            continue
+        size = m if v["times_a"] is not None else dense_m
+        if v["backend"] not in TRACED and not any(
+                r["backend"] == v["backend"] and r.get("rss_method") == "rss" for r in results):
+            continue
+        result = run_child({"backend": v["backend"], "path": "operator", "m": size, "n": n,
+                            "profile": True})
+        if result.get("crashed"):
+            crashed.append(result)
+        steps = next((r.get("steps", []) for r in results if r["backend"] == v["backend"]
+                      and r["path"] == "operator" and r["m"] == size), [])
+        profiles.append({"backend": v["backend"], "m": size, "n": n, "steps": steps,
+                         "meter": "tracemalloc" if v["backend"] in TRACED else "rss",
+                         "error": result.get("error"),
+                         "statements": [s for s in result.get("profile", [])
+                                        if s["bytes"] >= 0.5 * size * n * 8]})
+
+    if args.json:
+        print(json.dumps({"rows": rows, "target": {"times_a": TARGET, "verdicts": verdicts},
+                          "profiles": profiles, "allowance": allowance,
+                          "load_average": load}, indent=2))
+    else:
+        print(format_table(rows))
+        print(footnote(rows, allowance, load))
+        print(verdict_text)
+        for profile in profiles:
+            print(format_profile(profile))
+    for r in crashed:
+        print(f"bench-memory: {r.get('backend')} {r.get('path')} m={r.get('m')}: "
+              f"{r.get('error')}", file=sys.stderr)
+    return 1 if crashed else 0
+
+
