@@ -244,7 +244,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("names", nargs="*", help="specs to verify (default: all)")
     p.add_argument("--json", action="store_true", help="print the table as JSON")
     p.add_argument("--no-generate", action="store_true", help="use generated/ as it is")
-    p.add_argument("-v", "--verbose", action="store_true", help="print every check")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="print every check (a cell of the table) before the table: its worst "
+                        "error, tolerance, and the shape and dtype where it was measured")
     p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("audit", help="check every derivation against its defining equations "

@@ -25,14 +25,29 @@ KEYS = {"spec", "backend", "options", "shape", "dtype", "direction", "generated_
 
 
 @pytest.fixture(scope="module")
-def rows():
+def bench_run():
     # one timed repeat per row: no timing is asserted, and the rows' processes (imports, JAX's
     # compilation, the references) are what a run costs
     result = subprocess.run([sys.executable, "cli.py", "bench", "--quick", "--json",
                              "--repeats", "1", *(spec.stem for spec in BENCHED)],
                             cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
-    return json.loads(result.stdout)
+    return result
+
+
+@pytest.fixture(scope="module")
+def rows(bench_run):
+    return json.loads(bench_run.stdout)  # stdout is the JSON alone
+
+
+def test_json_run_reports_a_progress_line_per_row_on_stderr(bench_run, rows):
+    """Its stderr is a pipe: a plain line per row as it finishes, counted, naming the row."""
+    progress = [line for line in bench_run.stderr.splitlines() if line.startswith("bench ")]
+    assert [line.split()[1] for line in progress] == \
+        [f"{i}/{len(rows)}" for i in range(1, len(rows) + 1)]
+    named = {tuple(line.split(":")[0].split()[2:]) for line in progress}
+    assert named == {(r["spec"], r["backend"], r["options"], "x".join(map(str, r["shape"])),
+                      r["dtype"], r["direction"]) for r in rows}
 
 
 def test_every_spec_declares_quick_benchmarks():

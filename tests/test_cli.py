@@ -45,8 +45,13 @@ VERIFIED = [c for c in SPECS if ladder.FULL or c.spec.name in ("qr", "cholesky",
 
 def test_verify_passes_every_check_and_reports_json():
     result = cli("verify", "--no-generate", "--json", *(c.spec.name for c in VERIFIED))
-    report = json.loads(result.stdout)
+    report = json.loads(result.stdout)  # stdout is the JSON alone
     assert result.returncode == 0, result.stderr
+    # the progress goes to stderr (a pipe here), with --json too: a line per spec, in order
+    progress = [line.split()[1:3] for line in result.stderr.splitlines()
+                if line.startswith("verify ")]
+    names = sorted(c.spec.name for c in VERIFIED)
+    assert progress == [[f"{i}/{len(names)}", f"{name}:"] for i, name in enumerate(names, 1)]
     rows = report["rows"]
     checks = {(r["variant"], r["backend"], r["check"]): r for r in rows if r["spec"] == "qr"}
     # every backend that ran has fd, adjoint and numpy rows for every variant, all passing

@@ -18,6 +18,10 @@ by side in it as before; ``--quick`` runs the rows of one spec and backend in on
 A row that outlives ``--row-timeout`` is killed, and one whose process dies is reported;
 either is a line of the table, the other rows still run (those after it in a new process),
 and the command exits 1.
+
+Each row, as it finishes, is a progress line on stderr (factorules.tools.progress): its
+ratio, its error and the seconds it took, counted from the end of the row before it in its
+process (or the process's start).
 """
 from __future__ import annotations
 
@@ -30,12 +34,14 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import asdict
 from pathlib import Path
 
 from .adapters import adapter_class
 from .bench_rows import Case, Harness, Row, cases, run_case
-from .bench_table import Progress, footnote, format_table
+from .bench_table import footnote, format_table
+from .progress import Progress
 from ..compiler.backends import BACKENDS
 from ..compiler.paths import ROOT, SPEC_DIR
 from ..compiler.pipeline import spec_paths
@@ -95,16 +101,31 @@ def _stop(proc, posix: bool) -> None:
     proc.wait()
 
 
-def _run_child(request: dict, timeout: float) -> list[tuple[dict | None, str, str]]:
+def _run_child(request: dict, timeout: float,
+               on_row=None) -> list[tuple[dict | None, str, str]]:
     """(result, failure, stderr) of each row of the request, in order: result its JSON (None
     if it did not finish), failure why not ("timeout after N s", "crashed (rc=N)"), stderr
     that of the process it ran in.  A row gets ``timeout`` seconds from the end of the one
     before; a row that hangs or kills its process is reported, and the rows after it run in
-    a new process."""
+    a new process.  ``on_row(index, result, failure, stderr, seconds)`` is called as each
+    row's outcome is known (the last of a process's once the process has ended: it may yet
+    crash on exit), seconds counted from the end of the row before it in its process, or the
+    process's start."""
     posix = hasattr(os, "killpg")
     rows = list(request["rows"])
     out: list[tuple[dict | None, str, str]] = []
+    took: list[float] = []
+    reported = 0
+
+    def report(upto: int) -> None:
+        nonlocal reported
+        while reported < upto:
+            if on_row is not None:
+                on_row(reported, *out[reported], took[reported])
+            reported += 1
+
     while rows:
+        last = time.perf_counter()
         proc = subprocess.Popen(_child_command({**request, "rows": rows}), cwd=ROOT,
                                 env=_child_env(), stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True, start_new_session=posix)
@@ -131,6 +152,11 @@ def _run_child(request: dict, timeout: float) -> list[tuple[dict | None, str, st
                 if line.startswith(RESULT_TAG):
                     rows.pop(0)
                     out.append((json.loads(line[len(RESULT_TAG):]), "", ""))
+                    now = time.perf_counter()
+                    took.append(now - last)
+                    last = now
+                    if rows:  # the process's last row is reported once it has ended
+                        report(len(out))
         except BaseException:  # e.g. Ctrl-C, which the row's session does not get from a terminal
             if posix:
                 _signal(proc, signal.SIGKILL)
@@ -145,8 +171,10 @@ def _run_child(request: dict, timeout: float) -> list[tuple[dict | None, str, st
         if failure:  # the first row left is the one that hung or crashed
             rows.pop(0)
             out.append((None, failure, err))
+            took.append(time.perf_counter() - last)
         elif proc.returncode != 0 and out:  # every row printed, then it failed on exit
             out[-1] = (None, f"crashed (rc={proc.returncode})", err)
+        report(len(out))
     return out
 
 
@@ -200,6 +228,20 @@ def _quick_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def _text(name: str, case: Case) -> str:
+    """A row as its progress line names it, in the order of the table's columns."""
+    return (f"{name} {case.backend} {case.label} {'x'.join(map(str, case.shape))} "
+            f"{case.dtype} {case.direction}")
+
+
+def _outcome(row: Row) -> str:
+    """A finished row in a few words: its ratio (or why it has none) and its error."""
+    ratio = (f"ratio {row.ratio:.2f}" if row.ratio is not None else
+             "native refuses" if row.native == "refuses" else "no native")
+    return (f"{ratio}, rel err {row.rel_err:.1e} vs {row.reference}"
+            + ("" if row.ok else " FAIL"))
+
+
 def _tail(err: str, lines: int = 30) -> str:
     return "\n".join("    " + line for line in err.rstrip().splitlines()[-lines:])
 
@@ -238,7 +280,7 @@ def main(args) -> int:
         plan.extend((name, case) for case in cases(checked_specs[name], args.quick))
 
     environments: dict[str, str] = {}  # backend: its footnote text, from its first row
-    progress = Progress(len(plan))
+    progress = Progress("bench", len(plan))
     finished: dict[int, Row] = {}  # plan position -> its row
     # --quick (a smoke test, its times mean little) runs the rows of one spec and backend in
     # one process, a process per CPU at once; timed runs give each row a process of its own
@@ -249,31 +291,34 @@ def main(args) -> int:
         key = (name, case.backend) if args.quick else i
         groups.setdefault(key, []).append((i, name, case))
 
-    def text_of(name, case):
-        return (f"{name} {case.backend} {case.direction} {case.label} "
-                f"{'x'.join(map(str, case.shape))} {case.dtype}")
-
     def run(group):
         name = group[0][1]
+        if workers == 1:  # one row at a time: a terminal shows which is running
+            progress.running(_text(name, group[0][2]))
         request = _request(paths[name], name, [(i, case) for i, _, case in group], repeats,
                            args.quick, timeout)
-        return _run_child(request, timeout)
+
+        def on_row(k, result, failure, err, seconds):
+            _, name, case = group[k]
+            text = _text(name, case)
+            if result is None:
+                progress.finished(f"{text}: {failure} ({seconds:.1f} s)")
+                if err.strip() or progress.tty:  # a line that stays, with the row's stderr
+                    progress.message(f"bench: {text}: {failure}" + (
+                        f"; its stderr ends:\n{_tail(err)}" if err.strip() else ""))
+            else:
+                progress.finished(f"{text}: {_outcome(Row(**result['row']))} "
+                                  f"({seconds:.1f} s)")
+
+        return _run_child(request, timeout, on_row)
 
     try:
         with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
             futures = [(group, pool.submit(run, group)) for group in groups.values()]
-            count = 0
             for group, future in futures:
                 for (i, name, case), (result, failure, err) in zip(group, future.result()):
-                    count += 1
-                    text = text_of(name, case)
-                    progress.show(count, text)
                     if result is None:
                         finished[i] = _unfinished(name, case, repeats, failure)
-                        progress.done()
-                        print(f"bench: {text}: {failure}"
-                              + (f"; its stderr ends:\n{_tail(err)}" if err.strip() else ""),
-                              file=sys.stderr)
                         continue
                     finished[i] = Row(**result["row"])
                     environments.setdefault(case.backend, result["environment"])

@@ -1,7 +1,5 @@
-"""The table and footnote of ``cli.py bench``, and its progress line."""
+"""The table and footnote of ``cli.py bench``."""
 from __future__ import annotations
-
-import sys
 
 from .bench_rows import Row
 
@@ -36,27 +34,6 @@ def format_table(rows: list[Row]) -> str:
         if j == 0:
             lines.append("  ".join("-" * w for w in widths))
     return "\n".join(lines)
-
-
-class Progress:
-    """One line on stderr, rewritten in place; silent when stderr is not a terminal."""
-
-    def __init__(self, total: int):
-        self.total = total
-        self.live = sys.stderr.isatty()
-        self.width = 0
-
-    def show(self, i: int, text: str):
-        if self.live:
-            line = f"bench [{i}/{self.total}] {text}"
-            sys.stderr.write("\r" + line.ljust(self.width))
-            sys.stderr.flush()
-            self.width = len(line)
-
-    def done(self):
-        if self.live:
-            sys.stderr.write("\r" + " " * self.width + "\r")
-            sys.stderr.flush()
 
 
 def footnote(rows, repeats: int, environments) -> str:

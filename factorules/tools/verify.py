@@ -12,6 +12,10 @@ per backend, the worst relative error of:
             where one exists ("refuses" where the native rule raises)
 
 A cell passes when its error is below the tolerance of its check and dtype.
+
+Progress goes to stderr (factorules.tools.progress): a line per spec, with its count of checks,
+failures and seconds; ``-v`` prints every check (cell) before the table, with its worst error,
+tolerance and the shape and dtype where that worst error was measured.
 """
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ import numpy as np
 
 from . import gauge, natives
 from .adapters import adapter_class
+from .progress import Progress
 from ..audit import sample
 from ..compiler.backends import BACKENDS
 from ..compiler.paths import ROOT
@@ -99,6 +104,7 @@ class Cell:
     errors: list = field(default_factory=list)
     notes: set = field(default_factory=set)
     raised: list = field(default_factory=list)  # why a case never reached this check
+    where: list = field(default_factory=list)  # the shape and dtype of each of errors
 
     def add(self, value):
         self.errors.append(value)
@@ -106,6 +112,21 @@ class Cell:
     @property
     def worst(self):
         return max(self.errors) if self.errors else None
+
+    @property
+    def worst_at(self):
+        """The shape and dtype of the worst error ('tall 6x4 complex128'), None without
+        one."""
+        if not self.errors:
+            return None
+        return self.where[self.errors.index(self.worst)]
+
+    def status(self, check: str) -> str:
+        worst = self.worst
+        return ("FAIL" if self.raised else
+                "refuses" if self.notes and worst is None else
+                "n/a" if worst is None else
+                "pass" if worst <= TOLERANCE[check] else "FAIL")
 
 
 # -- the checks -----------------------------------------------------------------------------
@@ -196,12 +217,25 @@ def shapes(checked, cv) -> list[tuple[str, tuple]]:
     return [(n, SHAPES[n]) for n in names]
 
 
+def shape_text(checked, name: str, shape: tuple, xs) -> str:
+    """How the footer and -v name a shape a run used: the name and the input's size
+    ('tall 6x4', 'n=4 4x4'), or, for a spec's own 'shapes', the name and its dimensions as
+    the spec gives them ('tall m=6,n=4,k=3')."""
+    if checked.spec.shapes:
+        values = dict(next(v for label, v in checked.spec.shapes if label == name))
+        return f"{name} " + ",".join(f"{k}={v}" for k, v in values.items())
+    return f"{name} " + "x".join(map(str, xs[0].shape[len(BATCH):]))
+
+
 def variant_options(checked, variant) -> dict:
     return dict(variant.when)
 
 
 def run(names=(), progress=True):
-    """Measure every cell; returns (rows, notes about backends that could not run)."""
+    """Measure every cell; returns (rows, notes about backends that could not run).
+
+    ``progress``: report on stderr (factorules.tools.progress) each case as it starts (on a
+    terminal) and each spec, with its counts of checks and failures, when it is done."""
     specs = load_checked(sorted((ROOT / "spec").glob("*.yaml")))
     if names:
         unknown = set(names) - {c.spec.name for c in specs}
@@ -219,48 +253,99 @@ def run(names=(), progress=True):
     reference = backends[0]  # the registry's first backend, NumPy
 
     table = {}
-    jobs = [(c, v, shape, dt) for c in specs for v in c.variants for shape in shapes(c, v)
-            for dt in DTYPES]
-    for i, (checked, cv, (shape_name, shape), dtype_name) in enumerate(jobs):
-        opts = variant_options(checked, cv.variant)
-        if progress:
-            print(f"\rverify {i + 1}/{len(jobs)}: {checked.spec.name} {cv.variant.label} "
-                  f"{shape_name} {dtype_name}".ljust(70), end="", file=sys.stderr, flush=True)
-        for b in backends:
-            rng = np.random.default_rng(zlib.crc32(f"{shape_name}/{dtype_name}".encode()))
-            drawn = sample.inputs(checked, cv, shape, DTYPES[dtype_name], BATCH, rng)
-            xs = tuple(drawn[t.name] for t in checked.spec.inputs)
-            key = (checked.spec.name, cv.variant.label, b.name)
-            for check in CHECKS:
-                table.setdefault(key + (check,), Cell())
-            before = {c: (len(table[key + (c,)].errors), len(table[key + (c,)].notes))
-                      for c in CHECKS}
-            try:
-                check_case(b, reference, checked.spec.name, opts, xs, rng, table, key,
-                           shape_name, tuple(t.structure for t in checked.spec.inputs), cv)
-            except Exception as err:  # noqa: BLE001 (a generated function that raises fails)
-                # the checks this case did not reach fail, with the exception as the reason
-                why = f"{shape_name} {dtype_name}: {type(err).__name__}: {err}".splitlines()[0]
-                for c in CHECKS:
+    used = {}  # (spec, variant): the shapes measured, as shape_text names them
+    progress = Progress("verify", len(specs)) if progress else None
+    for checked in specs:
+        start = time.perf_counter()
+        jobs = [(v, shape, dt) for v in checked.variants for shape in shapes(checked, v)
+                for dt in DTYPES]
+        for cv, (shape_name, shape), dtype_name in jobs:
+            opts = variant_options(checked, cv.variant)
+            if progress is not None:
+                progress.running(f"{checked.spec.name} {cv.variant.label} {shape_name} "
+                                 f"{dtype_name}")
+            measured = used.setdefault((checked.spec.name, cv.variant.label), [])
+            for b in backends:
+                rng = np.random.default_rng(zlib.crc32(f"{shape_name}/{dtype_name}".encode()))
+                drawn = sample.inputs(checked, cv, shape, DTYPES[dtype_name], BATCH, rng)
+                xs = tuple(drawn[t.name] for t in checked.spec.inputs)
+                text = shape_text(checked, shape_name, shape, xs)
+                if text not in measured:
+                    measured.append(text)
+                key = (checked.spec.name, cv.variant.label, b.name)
+                for check in CHECKS:
+                    table.setdefault(key + (check,), Cell())
+                before = {c: (len(table[key + (c,)].errors), len(table[key + (c,)].notes))
+                          for c in CHECKS}
+                try:
+                    check_case(b, reference, checked.spec.name, opts, xs, rng, table, key,
+                               shape_name, tuple(t.structure for t in checked.spec.inputs), cv)
+                except Exception as err:  # noqa: BLE001 (a generated function that raises fails)
+                    # the checks this case did not reach fail, with the exception as the reason
+                    why = f"{shape_name} {dtype_name}: {type(err).__name__}: {err}".splitlines()[0]
+                    for c in CHECKS:
+                        cell = table[key + (c,)]
+                        if (len(cell.errors), len(cell.notes)) == before[c]:
+                            cell.raised.append(why)
+                where = f"{text} {np.dtype(DTYPES[dtype_name]).name}"
+                for c in CHECKS:  # where each new error was measured
                     cell = table[key + (c,)]
-                    if (len(cell.errors), len(cell.notes)) == before[c]:
-                        cell.raised.append(why)
-    if progress:
-        print("\r" + " " * 78 + "\r", end="", file=sys.stderr, flush=True)
+                    cell.where += [where] * (len(cell.errors) - len(cell.where))
+        if progress is not None:
+            mine = [(k[-1], cell) for k, cell in table.items() if k[0] == checked.spec.name]
+            failed = sum(cell.status(check) == "FAIL" for check, cell in mine)
+            progress.finished(f"{checked.spec.name}: {len(mine)} checks, {failed} failed "
+                              f"({time.perf_counter() - start:.1f} s)")
+    if progress is not None:
+        progress.done()
 
     rows = []
     for (spec, variant, backend, check), cell in table.items():
-        worst = cell.worst
         rows.append({
             "spec": spec, "variant": variant, "backend": backend, "check": check,
-            "max_rel_err": worst, "tolerance": TOLERANCE[check],
+            "max_rel_err": cell.worst, "tolerance": TOLERANCE[check],
+            "worst_at": cell.worst_at, "shapes": used[(spec, variant)],
             "native_refuses": sorted(cell.notes), "raised": cell.raised,
-            "status": ("FAIL" if cell.raised else
-                       "refuses" if cell.notes and worst is None else
-                       "n/a" if worst is None else
-                       "pass" if worst <= TOLERANCE[check] else "FAIL"),
+            "status": cell.status(check),
         })
     return rows, skipped
+
+
+def shapes_line(rows) -> str:
+    """The shapes the rows were measured on, each spec's in the order its variants measured
+    them (one a variant adds goes before the next of that variant's already listed); specs
+    that used the same shapes share an entry: 'shapes: cholesky, eigh: n=4 4x4; qr: tall
+    6x4, ...'."""
+    per_spec: dict[str, list] = {}
+    for r in rows:
+        mine = per_spec.setdefault(r["spec"], [])
+        for j, s in enumerate(r["shapes"]):
+            if s not in mine:
+                after = next((t for t in r["shapes"][j + 1:] if t in mine), None)
+                mine.insert(len(mine) if after is None else mine.index(after), s)
+    groups: dict[tuple, list] = {}
+    for spec, used in per_spec.items():
+        groups.setdefault(tuple(used), []).append(spec)
+    return "shapes: " + "; ".join(f"{', '.join(specs)}: {', '.join(used)}"
+                                  for used, specs in groups.items())
+
+
+def check_line(r) -> str:
+    """One check (cell) of the table, for -v: status, where, worst error against the
+    tolerance, and the shape and dtype of the worst error."""
+    where = f"{r['spec']} {r['variant']} {r['backend']} {r['check']}"
+    if r["raised"]:
+        what = f"raised in {len(r['raised'])} case(s), first {r['raised'][0]}"
+    elif r["status"] == "refuses":
+        what = f"native rule refuses {', '.join(r['native_refuses'])}"
+    elif r["max_rel_err"] is None:
+        what = "no such check"
+    else:
+        what = (f"{r['max_rel_err']:.2e} {'<=' if r['status'] == 'pass' else '>'} "
+                f"{r['tolerance']:g} (worst at {r['worst_at']})")
+        if r["native_refuses"]:
+            what += f"; native refuses {', '.join(r['native_refuses'])}"
+    return f"{r['status'].upper():<7} {where}: {what}"
 
 
 def format_table(rows, skipped) -> str:
@@ -291,11 +376,10 @@ def format_table(rows, skipped) -> str:
         lines.append(f"{spec:<{w}} {variant:<{v}} {check:<9} "
                      + " ".join(f"{c:>10}" for c in cells))
     lines.append("")
-    lines.append("max relative error over shapes " + ", ".join(
-        f"{k} {'x'.join(map(str, s)) if len(s) > 1 else f'{s[0]}x{s[0]}'}"
-        for k, s in SHAPES.items()) + " (several inputs: the spec's 'shapes')"
-        + f", batch {BATCH}, float64 and "
-        "complex128; tolerances: " + ", ".join(f"{c} {t:g}" for c, t in TOLERANCE.items()))
+    lines.append(f"max relative error over the shapes below, batch {BATCH}, float64 and "
+                 "complex128; tolerances: "
+                 + ", ".join(f"{c} {t:g}" for c, t in TOLERANCE.items()))
+    lines.append(shapes_line(rows))
     lines.append("'-': no such check (numpy has no autodiff; the framework has no function of "
                  "that name, as for LQ); 'refuses': the native rule raises; 'raised': the "
                  "generated function raised before the check (a failure)")
@@ -319,16 +403,22 @@ def main(args) -> int:
         files = pipeline.render()
         pipeline.write(files)
         print(f"generated {len(files)} files from spec/", file=sys.stderr)
-    rows, skipped = run(args.names, progress=not args.json and sys.stderr.isatty())
+    rows, skipped = run(args.names, progress=True)
     failed = [r for r in rows if r["status"] == "FAIL"]
     if args.json:
         print(json.dumps({"rows": rows, "skipped": skipped}, indent=2))
     else:
+        if args.verbose:
+            for r in sorted(rows, key=lambda r: (r["spec"], r["variant"],
+                                                 CHECKS.index(r["check"]))):
+                print(check_line(r))
+            print()
         print(format_table(rows, skipped))
         print(f"{len(rows) - len(failed)} checks passed, {len(failed)} failed "
               f"in {time.perf_counter() - start:.0f} s")
     for r in failed:
-        what = (f"{r['max_rel_err']:.2e} > {r['tolerance']:g}" if not r["raised"] else
+        what = (f"{r['max_rel_err']:.2e} > {r['tolerance']:g} (at {r['worst_at']})"
+                if not r["raised"] else
                 f"raised in {len(r['raised'])} case(s), first {r['raised'][0]}")
         print(f"FAIL {r['spec']} {r['variant']} {r['backend']} {r['check']}: {what}",
               file=sys.stderr)
