@@ -8,6 +8,7 @@
     python cli.py audit --report       ... and write docs/derivations/<name>.md
     python cli.py audit --mutate NAME  mutation testing: does the audit catch wrong rules?
     python cli.py bench [NAME]         generated vs native autodiff, as time ratios
+    python cli.py bench tsqr           distributed TSQR on 4 host devices vs one-device qr
     python cli.py bench-memory         peak memory of Q as an operator (geqrf -> ormqr) vs dense
     python cli.py new NAME             scaffold spec/NAME.yaml (commented, working example)
 
@@ -134,8 +135,13 @@ def cmd_new(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from generator.tools import bench
+    from generator.tools import bench, bench_distributed
 
+    if bench_distributed.NAME in args.names:  # the TSQR row: named alone, not a spec
+        if args.names != [bench_distributed.NAME]:
+            print(f"bench: {bench_distributed.NAME} runs alone, not with specs", file=sys.stderr)
+            return 2
+        return bench_distributed.main(args)
     return bench.main(args)
 
 
@@ -201,7 +207,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_new)
 
     p = sub.add_parser("bench", help="time generated rules against native autodiff")
-    p.add_argument("names", nargs="*", help="specs to benchmark (default: all)")
+    p.add_argument("names", nargs="*", help="specs to benchmark (default: all), or tsqr alone: "
+                                            "generated.jax.tsqr on 4 host devices against qr")
     p.add_argument("--repeats", type=int, default=7, help="timed runs per row (median)")
     p.add_argument("--json", action="store_true", help="print the table as JSON")
     p.add_argument("--quick", action="store_true", help="small sizes (for smoke tests)")

@@ -19,6 +19,9 @@ Sci. Comput. 34(1), A206-A239 (2012), with a reduction tree of one level (a flat
     Q_i' = rows i n to (i + 1) n of Q' (n x n)
     Q block i = Q_i Q_i'               on device i, no further communication
 
+(with the sign convention below applied to Q' and R, so that the m x n product is the last
+pass over Q).
+
 Each QR is the package's ``qr`` (mode="reduced"), so A's rows never leave their device: the
 only collective of the forward pass is the all-gather of the R_i; the gradient adds one sum
 over the axis of the cotangents of the gathered factors (the transpose of the gather).
@@ -89,10 +92,11 @@ def _local(block, axis_name):
     # every device gets the p n x n factors, in device order along the axis; they and what
     # is computed from them alone are the same on every device ('invarying')
     stacked = _jax.lax.all_gather(r_local, axis_name, tiled=True, to="invarying")
-    q_stacked, r = qr(stacked)
+    # the sign convention applied to the small factors: Q' D, D^H R (Q = Q_local Q' D)
+    q_stacked, r = positive(*qr(stacked))
     index = _jax.lax.axis_index(axis_name)
     q_mine = _jax.lax.dynamic_slice_in_dim(q_stacked, index * n, n, axis=0)
-    return positive(q_local @ q_mine, r)
+    return q_local @ q_mine, r
 
 
 def tsqr(A, mesh, axis_name=None):
