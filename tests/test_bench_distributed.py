@@ -51,12 +51,16 @@ def test_the_table_has_a_line_per_row_and_marks_a_failed_check(rows):
 
 def test_child_env_splits_the_host_for_tsqr_alone():
     base = {"XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1 "
-                         "--xla_force_host_platform_device_count=2"}
-    assert bd.child_env("tsqr", base)["XLA_FLAGS"] == (
+                         "--xla_force_host_platform_device_count=2",
+            "OPENBLAS_NUM_THREADS": "2"}
+    tsqr, qr = bd.child_env("tsqr", base), bd.child_env("qr", base)
+    assert tsqr["XLA_FLAGS"] == (
         "--xla_force_host_platform_device_count=4 --xla_cpu_multi_thread_eigen=false "
         "intra_op_parallelism_threads=1")
-    assert bd.child_env("qr", base)["XLA_FLAGS"] == (
-        "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+    assert qr["XLA_FLAGS"] == "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+    # one BLAS thread per device on the tsqr path; the caller's on the qr path
+    assert all(tsqr[v] == "1" for v in bd.BLAS_THREADS)
+    assert qr["OPENBLAS_NUM_THREADS"] == "2" and "OMP_NUM_THREADS" not in qr
 
 
 def test_tsqr_runs_alone_not_with_specs():

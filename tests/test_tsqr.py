@@ -1,20 +1,28 @@
 """generated.jax.tsqr (templates/jax/distributed.py): the QR of a matrix whose rows are sharded
 over four host devices against the single-device qr of the whole matrix under tsqr's sign
 convention (R's diagonal real and non-negative), values, gradient and JVP; its shardings and
-collectives; its errors.
+collectives; its errors; and the same across two processes, as on two hosts.
 
 The four-device work runs in one process started with
 ``XLA_FLAGS=--xla_force_host_platform_device_count=4`` (tests/jax_tsqr_child.py, which reports
 per case as JSON); the errors that need no second device are checked here, on a mesh of this
-process's one device.
+process's one device; the processes that meet through jax.distributed are
+tests/jax_tsqr_multiprocess_child.py.
 """
 from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 import jax_tsqr_child as child
-from host_devices import run_json
+import jax_tsqr_multiprocess_child as multi
+from generator.compiler.paths import ROOT
+from host_devices import device_env, run_json
 
 jax = pytest.importorskip("jax")
 jax.config.update("jax_enable_x64", True)
@@ -135,3 +143,42 @@ def test_tsqr_rejects_a_bad_mesh_or_axis(mesh):
         fj.tsqr(a, two)
     q, r = fj.tsqr(a + np.eye(4, 2), two, "rows")
     assert np.allclose(q @ r, a + np.eye(4, 2), rtol=0, atol=1e-14)
+
+
+# -- as on several hosts: processes that meet through jax.distributed -------------------------
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+def test_tsqr_across_processes_as_on_several_hosts():
+    """Two processes of two devices each (jax.distributed.initialize on localhost, gloo
+    collectives, A from each process's rows by jax.make_array_from_process_local_data): the
+    rows of Q and of the gradient each holds, and R, equal the single-device computation."""
+    processes, port = 2, _free_port()
+    script = str(ROOT / "tests" / "jax_tsqr_multiprocess_child.py")
+    env = device_env(multi.DEVICES_PER_PROCESS)
+    running = [subprocess.Popen([sys.executable, script, str(i), str(processes), str(port)],
+                                cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+               for i in range(processes)]
+    reports = []
+    try:
+        for proc in running:
+            out, err = proc.communicate(timeout=300)
+            assert proc.returncode == 0, err[-3000:]
+            reports.append(json.loads(out.strip().splitlines()[-1]))
+    finally:
+        for proc in running:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert [r["process"] for r in reports] == list(range(processes))
+    for r in reports:
+        assert r["processes"] == processes and r["local_devices"] == multi.DEVICES_PER_PROCESS
+        assert r["devices"] == processes * multi.DEVICES_PER_PROCESS
+        assert r["rows_held"] == multi.M // processes
+        assert max(r["q_err"], r["r_err"], r["grad_err"]) <= 1e-10, r
+        assert r["grad_spec"] == "P('rows', None)"

@@ -9,8 +9,8 @@ measured on each path:
 - ``value+grad``: jax.value_and_grad of loss = sum(sin(Q)) + sum(sin(R)) of those (Q, R).
 
 The ``tsqr`` path runs with XLA's host platform split into DEVICES devices
-(``--xla_force_host_platform_device_count``), A's rows sharded over them; the ``qr`` path on one
-device.  Every (path, pass) is measured in a fresh process (``python -m
+(``--xla_force_host_platform_device_count``), A's rows sharded over them, one BLAS thread per
+device (child_env); the ``qr`` path on one device, with the caller's BLAS threads.  Every (path, pass) is measured in a fresh process (``python -m
 generator.tools.bench_distributed REQUEST``: the request as JSON on the command line, the result
 as one tagged JSON line on stdout), so that peaks do not mix: A is drawn and put on the
 device(s), the pass is compiled ahead of time (jit(...).lower(A).compile()), the resident set
@@ -46,6 +46,7 @@ CHECK_TOLERANCE = 1e-8
 CHILD_TIMEOUT_S = 900
 RESULT_TAG = "factorules-bench-tsqr "
 DEVICE_FLAG = "--xla_force_host_platform_device_count"
+BLAS_THREADS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 # -- one measurement (in the child) --------------------------------------------------------------
@@ -146,7 +147,8 @@ def measure(request: dict) -> dict:
     return {**request, "devices": len(devices), "a_bytes": a_bytes, "first_s": first,
             "median_s": statistics.median(times), "times_s": times, "peak_bytes": peak,
             "method": "rss" if reset else "rss, no reset", "check": check,
-            "xla_flags": os.environ.get("XLA_FLAGS", ""), "jax": jax.__version__}
+            "xla_flags": os.environ.get("XLA_FLAGS", ""), "jax": jax.__version__,
+            "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS")}
 
 
 # -- running children (in the parent) ------------------------------------------------------------
@@ -155,11 +157,16 @@ def child_env(path: str, base=None) -> dict:
     """The environment of a measurement: the caller's, with XLA's host platform split into
     DEVICES devices for the tsqr path and left whole (one device) for the qr path.  The
     device count goes first in XLA_FLAGS: XLA's parser ignores what follows a word without
-    the leading "--"."""
+    the leading "--".  On the tsqr path each device's LAPACK calls run on one BLAS thread
+    (BLAS_THREADS): the DEVICES devices run theirs at once, and a pool of threads per call
+    on top of them oversubscribes the cores (on two cores, the local QRs alone took 4 times
+    as long as with one thread each); the qr path keeps the caller's BLAS threads (by
+    default OpenBLAS's, one per core)."""
     env = dict(os.environ if base is None else base)
     flags = [f for f in env.get("XLA_FLAGS", "").split() if not f.startswith(DEVICE_FLAG)]
     if path == "tsqr":
         flags.insert(0, f"{DEVICE_FLAG}={DEVICES}")
+        env.update({variable: "1" for variable in BLAS_THREADS})
     env["XLA_FLAGS"] = " ".join(flags)
     return env
 
@@ -289,8 +296,9 @@ def format_table(table: list[dict]) -> str:
 
 def footnote(table: list[dict], results: list[dict]) -> str:
     repeats = table[0]["repeats"] if table else 0
-    flags = next((r["xla_flags"] for r in results if r["path"] == "qr" and not r.get("error")),
-                 os.environ.get("XLA_FLAGS", ""))
+    qr = next((r for r in results if r["path"] == "qr" and not r.get("error")), {})
+    flags = qr.get("xla_flags", os.environ.get("XLA_FLAGS", ""))
+    threads = qr.get("blas_threads", os.environ.get("OPENBLAS_NUM_THREADS"))
     jax = next((r["jax"] for r in results if not r.get("error")), "?")
     try:
         cpus = len(os.sched_getaffinity(0))
@@ -302,9 +310,9 @@ def footnote(table: list[dict], results: list[dict]) -> str:
             f"tsqr against qr, relative difference of R (values) or of the loss, the "
             f"gradient's sum and norm (value+grad), FAIL above {CHECK_TOLERANCE:g}. "
             f"jax {jax}, {cpus} CPU(s); tsqr on {DEVICES} host devices ({DEVICE_FLAG}), "
-            f"qr on one; XLA_FLAGS of the qr path: {flags or '(none)'}; OMP/OPENBLAS threads: "
-            f"{os.environ.get('OMP_NUM_THREADS', '-')}/"
-            f"{os.environ.get('OPENBLAS_NUM_THREADS', '-')}.")
+            f"one BLAS thread each; qr on one device, OPENBLAS_NUM_THREADS="
+            f"{threads or '(unset: one per core)'}; XLA_FLAGS of the qr path: "
+            f"{flags or '(none)'}.")
 
 
 def main(args) -> int:

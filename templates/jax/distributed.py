@@ -24,7 +24,7 @@ pass over Q).
 
 Each QR is the package's ``qr`` (mode="reduced"), so A's rows never leave their device: the
 only collective of the forward pass is the all-gather of the R_i; the gradient adds one sum
-over the axis of the cotangents of the gathered factors (the transpose of the gather).
+over the axis, of the cotangent of Q' (p n x n; each device's slice of Q' transposes to it).
 
 Sign convention.  QR is unique only up to a sign (a phase, for complex A) per diagonal entry
 of R, and the Householder signs LAPACK picks for the blocks are not those it picks for the
