@@ -9,6 +9,7 @@
     factorules audit --report          ... and write docs/derivations/<name>.md
     factorules audit --mutate NAME     mutation testing: does the audit catch wrong rules?
     factorules bench [NAME]            generated vs native autodiff, as time ratios
+    factorules bench tsqr              distributed TSQR on 4 host devices vs one-device qr
     factorules bench-memory            peak memory of Q as an operator (geqrf -> ormqr) vs dense
     factorules new NAME                scaffold spec/NAME.yaml (commented, working example)
 
@@ -187,8 +188,13 @@ def cmd_new(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from factorules.tools import bench
+    from factorules.tools import bench, bench_distributed
 
+    if bench_distributed.NAME in args.names:  # the TSQR row: named alone, not a spec
+        if args.names != [bench_distributed.NAME]:
+            print(f"bench: {bench_distributed.NAME} runs alone, not with specs", file=sys.stderr)
+            return 2
+        return bench_distributed.main(args)
     return bench.main(args)
 
 
@@ -266,7 +272,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_new)
 
     p = sub.add_parser("bench", help="time generated rules against native autodiff")
-    p.add_argument("names", nargs="*", help="specs to benchmark (default: all)")
+    p.add_argument("names", nargs="*", help="specs to benchmark (default: all), or tsqr alone: "
+                                            "factorules.jax.tsqr on 4 host devices against qr")
     p.add_argument("--repeats", type=int, default=7, help="timed runs per row (median)")
     p.add_argument("--json", action="store_true", help="print the table as JSON")
     p.add_argument("--quick", action="store_true", help="small sizes (for smoke tests)")

@@ -17,7 +17,8 @@ from factorules.compiler.spec_loader import load_spec
 GENERATED = ROOT / "generated"
 BACKENDS = ("numpy", "torch", "jax", "cupy")
 # the runtime helpers' modules are laid out as written, not by the generator
-RUNTIME_MODULES = {"_runtime.py", "_runtime_shared.py", "_array_module.py", "sparse_qr.py"}
+RUNTIME_MODULES = {"_runtime.py", "_runtime_shared.py", "_array_module.py", "sparse_qr.py",
+                   "distributed.py"}
 SPECS = [load_spec(p, display_path=f"spec/{p.name}") for p in sorted(SPEC_DIR.glob("*.yaml"))]
 
 
