@@ -16,6 +16,7 @@ import collections as _collections
 import torch as _torch
 
 from ._runtime import (
+    _apply,
     _check_input,
     _check_tangent,
     _cotangent_in,
@@ -162,6 +163,24 @@ def _native_options(upper):
     raise AssertionError("unreachable: options were checked")
 
 
+def _setup_context(ctx, inputs, output):
+    """What backward needs, for both autograd.Functions: the options, which outputs have no
+    derivative, the inputs and outputs the rules read."""
+    *_, upper = inputs
+    ctx.options = (upper,)
+    flags = _differentiable(upper)
+    ctx.mark_non_differentiable(*(y for y, f in zip(output, flags) if not f))
+    ctx.save_for_backward(*inputs[:1], *output)
+
+
+def _backward(ctx, *cotangents):
+    """The spec's VJP rule, for both autograd.Functions."""
+    flags = _differentiable(*ctx.options)
+    cotangents = [g if f else None for g, f in zip(cotangents, flags)]
+    grads = _vjp_rule(*ctx.saved_tensors, *cotangents, *ctx.options)
+    return (*grads, None)
+
+
 class _CholeskyFunction(_torch.autograd.Function):
     """cholesky with the spec's rules as its backward (VJP) and jvp (forward AD).
 
@@ -177,19 +196,12 @@ class _CholeskyFunction(_torch.autograd.Function):
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        *_, upper = inputs
-        ctx.options = (upper,)
-        flags = _differentiable(upper)
-        ctx.mark_non_differentiable(*(y for y, f in zip(output, flags) if not f))
-        ctx.save_for_backward(*inputs[:1], *output)
+        _setup_context(ctx, inputs, output)
         ctx.save_for_forward(*inputs[:1], *output)
 
     @staticmethod
     def backward(ctx, *cotangents):
-        flags = _differentiable(*ctx.options)
-        cotangents = [g if f else None for g, f in zip(cotangents, flags)]
-        grads = _vjp_rule(*ctx.saved_tensors, *cotangents, *ctx.options)
-        return (*grads, None)
+        return _backward(ctx, *cotangents)
 
     @staticmethod
     def jvp(ctx, *tangents):
@@ -198,6 +210,24 @@ class _CholeskyFunction(_torch.autograd.Function):
         rule = iter(_jvp_rule(*saved, *tangents[:1], *ctx.options))
         outputs = saved[1:]
         return tuple(_laid_out_like(next(rule), y) if f else None for f, y in zip(flags, outputs))
+
+
+class _CholeskyCompiledFunction(_torch.autograd.Function):
+    """cholesky as torch.compile traces it: _CholeskyFunction without its jvp
+    (dynamo refuses an autograd.Function with a custom jvp); forward and backward are the same.
+    """
+
+    @staticmethod
+    def forward(A, upper):
+        return tuple(_primal(A, upper))
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        _setup_context(ctx, inputs, output)
+
+    @staticmethod
+    def backward(ctx, *cotangents):
+        return _backward(ctx, *cotangents)
 
 
 def cholesky(A, upper=False):
@@ -210,7 +240,7 @@ def cholesky(A, upper=False):
     A = _check_input("cholesky", "A", A)
     _check_options(upper)
     _check_shapes(A)
-    outputs = _CholeskyFunction.apply(A, *_native_options(upper))
+    outputs = _apply(_CholeskyFunction, _CholeskyCompiledFunction, A, *_native_options(upper))
     outputs = _from_native(A, outputs, upper)
     return _returned(A, outputs, upper)
 

@@ -15,6 +15,7 @@ import collections as _collections
 import torch as _torch
 
 from ._runtime import (
+    _apply,
     _check_input,
     _check_tangent,
     _columns,
@@ -130,6 +131,25 @@ def _native_options(check_gauge):
     raise AssertionError("unreachable: options were checked")
 
 
+def _setup_context(ctx, inputs, output):
+    """What backward needs, for both autograd.Functions: the options, which outputs have no
+    derivative, the inputs and outputs the rules read."""
+    *_, check_gauge = inputs
+    ctx.options = (check_gauge,)
+    flags = _differentiable(check_gauge)
+    ctx.mark_non_differentiable(*(y for y, f in zip(output, flags) if not f))
+    ctx.save_for_backward(*inputs[:1], *output)
+
+
+def _backward(ctx, *cotangents):
+    """The spec's VJP rule, for both autograd.Functions."""
+    flags = _differentiable(*ctx.options)
+    cotangents = [g if f else None for g, f in zip(cotangents, flags)]
+    grads = _vjp_rule(*ctx.saved_tensors, *cotangents, *ctx.options)
+    grads = tuple(_to_field(g, x) for g, x in zip(grads, ctx.saved_tensors))
+    return (*grads, None)
+
+
 class _EIGFunction(_torch.autograd.Function):
     """eig with the spec's rules as its backward (VJP) and jvp (forward AD).
 
@@ -145,20 +165,12 @@ class _EIGFunction(_torch.autograd.Function):
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        *_, check_gauge = inputs
-        ctx.options = (check_gauge,)
-        flags = _differentiable(check_gauge)
-        ctx.mark_non_differentiable(*(y for y, f in zip(output, flags) if not f))
-        ctx.save_for_backward(*inputs[:1], *output)
+        _setup_context(ctx, inputs, output)
         ctx.save_for_forward(*inputs[:1], *output)
 
     @staticmethod
     def backward(ctx, *cotangents):
-        flags = _differentiable(*ctx.options)
-        cotangents = [g if f else None for g, f in zip(cotangents, flags)]
-        grads = _vjp_rule(*ctx.saved_tensors, *cotangents, *ctx.options)
-        grads = tuple(_to_field(g, x) for g, x in zip(grads, ctx.saved_tensors))
-        return (*grads, None)
+        return _backward(ctx, *cotangents)
 
     @staticmethod
     def jvp(ctx, *tangents):
@@ -167,6 +179,24 @@ class _EIGFunction(_torch.autograd.Function):
         rule = iter(_jvp_rule(*saved, *tangents[:1], *ctx.options))
         outputs = saved[1:]
         return tuple(_laid_out_like(next(rule), y) if f else None for f, y in zip(flags, outputs))
+
+
+class _EIGCompiledFunction(_torch.autograd.Function):
+    """eig as torch.compile traces it: _EIGFunction without its jvp
+    (dynamo refuses an autograd.Function with a custom jvp); forward and backward are the same.
+    """
+
+    @staticmethod
+    def forward(A, check_gauge):
+        return tuple(_primal(A, check_gauge))
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        _setup_context(ctx, inputs, output)
+
+    @staticmethod
+    def backward(ctx, *cotangents):
+        return _backward(ctx, *cotangents)
 
 
 def eig(A, check_gauge=True):
@@ -179,7 +209,7 @@ def eig(A, check_gauge=True):
     A = _check_input("eig", "A", A)
     _check_options(check_gauge)
     _check_shapes(A)
-    outputs = _EIGFunction.apply(A, *_native_options(check_gauge))
+    outputs = _apply(_EIGFunction, _EIGCompiledFunction, A, *_native_options(check_gauge))
     outputs = _from_native(A, outputs, check_gauge)
     return _returned(A, outputs, check_gauge)
 

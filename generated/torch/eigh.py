@@ -19,6 +19,7 @@ import warnings as _warnings
 import torch as _torch
 
 from ._runtime import (
+    _apply,
     _check_input,
     _check_tangent,
     _columns,
@@ -193,6 +194,24 @@ def _native_options(UPLO, check_gauge):
     raise AssertionError("unreachable: options were checked")
 
 
+def _setup_context(ctx, inputs, output):
+    """What backward needs, for both autograd.Functions: the options, which outputs have no
+    derivative, the inputs and outputs the rules read."""
+    *_, UPLO, check_gauge = inputs
+    ctx.options = (UPLO, check_gauge)
+    flags = _differentiable(UPLO, check_gauge)
+    ctx.mark_non_differentiable(*(y for y, f in zip(output, flags) if not f))
+    ctx.save_for_backward(*inputs[:1], *output)
+
+
+def _backward(ctx, *cotangents):
+    """The spec's VJP rule, for both autograd.Functions."""
+    flags = _differentiable(*ctx.options)
+    cotangents = [g if f else None for g, f in zip(cotangents, flags)]
+    grads = _vjp_rule(*ctx.saved_tensors, *cotangents, *ctx.options)
+    return (*grads, None, None)
+
+
 class _EighFunction(_torch.autograd.Function):
     """eigh with the spec's rules as its backward (VJP) and jvp (forward AD).
 
@@ -208,19 +227,12 @@ class _EighFunction(_torch.autograd.Function):
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        *_, UPLO, check_gauge = inputs
-        ctx.options = (UPLO, check_gauge)
-        flags = _differentiable(UPLO, check_gauge)
-        ctx.mark_non_differentiable(*(y for y, f in zip(output, flags) if not f))
-        ctx.save_for_backward(*inputs[:1], *output)
+        _setup_context(ctx, inputs, output)
         ctx.save_for_forward(*inputs[:1], *output)
 
     @staticmethod
     def backward(ctx, *cotangents):
-        flags = _differentiable(*ctx.options)
-        cotangents = [g if f else None for g, f in zip(cotangents, flags)]
-        grads = _vjp_rule(*ctx.saved_tensors, *cotangents, *ctx.options)
-        return (*grads, None, None)
+        return _backward(ctx, *cotangents)
 
     @staticmethod
     def jvp(ctx, *tangents):
@@ -229,6 +241,24 @@ class _EighFunction(_torch.autograd.Function):
         rule = iter(_jvp_rule(*saved, *tangents[:1], *ctx.options))
         outputs = saved[1:]
         return tuple(_laid_out_like(next(rule), y) if f else None for f, y in zip(flags, outputs))
+
+
+class _EighCompiledFunction(_torch.autograd.Function):
+    """eigh as torch.compile traces it: _EighFunction without its jvp
+    (dynamo refuses an autograd.Function with a custom jvp); forward and backward are the same.
+    """
+
+    @staticmethod
+    def forward(A, UPLO, check_gauge):
+        return tuple(_primal(A, UPLO, check_gauge))
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        _setup_context(ctx, inputs, output)
+
+    @staticmethod
+    def backward(ctx, *cotangents):
+        return _backward(ctx, *cotangents)
 
 
 def eigh(A, UPLO="L", check_gauge=True, *, lower=None):
@@ -243,7 +273,7 @@ def eigh(A, UPLO="L", check_gauge=True, *, lower=None):
     A = _check_input("eigh", "A", A)
     _check_options(UPLO, check_gauge)
     _check_shapes(A)
-    outputs = _EighFunction.apply(A, *_native_options(UPLO, check_gauge))
+    outputs = _apply(_EighFunction, _EighCompiledFunction, A, *_native_options(UPLO, check_gauge))
     outputs = _from_native(A, outputs, UPLO, check_gauge)
     return _returned(A, outputs, UPLO, check_gauge)
 

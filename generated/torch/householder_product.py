@@ -20,6 +20,7 @@ import torch as _torch
 
 from ._runtime import (
     _addmm,
+    _apply,
     _check_input,
     _check_tangent,
     _cotangent_in,
@@ -197,6 +198,24 @@ def _native_options():
     raise AssertionError("unreachable: options were checked")
 
 
+def _setup_context(ctx, inputs, output):
+    """What backward needs, for both autograd.Functions: the options, which outputs have no
+    derivative, the inputs and outputs the rules read."""
+    (*_,) = inputs
+    ctx.options = ()
+    flags = _differentiable()
+    ctx.mark_non_differentiable(*(y for y, f in zip(output, flags) if not f))
+    ctx.save_for_backward(*inputs[:2], *output)
+
+
+def _backward(ctx, *cotangents):
+    """The spec's VJP rule, for both autograd.Functions."""
+    flags = _differentiable(*ctx.options)
+    cotangents = [g if f else None for g, f in zip(cotangents, flags)]
+    grads = _vjp_rule(*ctx.saved_tensors, *cotangents, *ctx.options)
+    return (*grads,)
+
+
 class _Householder_productFunction(_torch.autograd.Function):
     """householder_product with the spec's rules as its backward (VJP) and jvp (forward AD).
 
@@ -212,19 +231,12 @@ class _Householder_productFunction(_torch.autograd.Function):
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        (*_,) = inputs
-        ctx.options = ()
-        flags = _differentiable()
-        ctx.mark_non_differentiable(*(y for y, f in zip(output, flags) if not f))
-        ctx.save_for_backward(*inputs[:2], *output)
+        _setup_context(ctx, inputs, output)
         ctx.save_for_forward(*inputs[:2], *output)
 
     @staticmethod
     def backward(ctx, *cotangents):
-        flags = _differentiable(*ctx.options)
-        cotangents = [g if f else None for g, f in zip(cotangents, flags)]
-        grads = _vjp_rule(*ctx.saved_tensors, *cotangents, *ctx.options)
-        return (*grads,)
+        return _backward(ctx, *cotangents)
 
     @staticmethod
     def jvp(ctx, *tangents):
@@ -233,6 +245,24 @@ class _Householder_productFunction(_torch.autograd.Function):
         rule = iter(_jvp_rule(*saved, *tangents[:2], *ctx.options))
         outputs = saved[2:]
         return tuple(_laid_out_like(next(rule), y) if f else None for f, y in zip(flags, outputs))
+
+
+class _Householder_productCompiledFunction(_torch.autograd.Function):
+    """householder_product as torch.compile traces it: _Householder_productFunction without its jvp
+    (dynamo refuses an autograd.Function with a custom jvp); forward and backward are the same.
+    """
+
+    @staticmethod
+    def forward(A, tau):
+        return tuple(_primal(A, tau))
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        _setup_context(ctx, inputs, output)
+
+    @staticmethod
+    def backward(ctx, *cotangents):
+        return _backward(ctx, *cotangents)
 
 
 def householder_product(A, tau):
@@ -256,7 +286,13 @@ def householder_product(A, tau):
     _check_options()
     _check_shapes(A, tau)
     _check_requires(A, tau)
-    outputs = _Householder_productFunction.apply(A, tau, *_native_options())
+    outputs = _apply(
+        _Householder_productFunction,
+        _Householder_productCompiledFunction,
+        A,
+        tau,
+        *_native_options(),
+    )
     outputs = _from_native(A, outputs)
     return _returned(A, outputs)
 

@@ -20,6 +20,7 @@ import torch as _torch
 
 from ._runtime import (
     _addmm,
+    _apply,
     _check_input,
     _check_tangent,
     _cotangent_in,
@@ -176,6 +177,24 @@ def _native_options(mode):
     raise AssertionError("unreachable: options were checked")
 
 
+def _setup_context(ctx, inputs, output):
+    """What backward needs, for both autograd.Functions: the options, which outputs have no
+    derivative, the inputs and outputs the rules read."""
+    *_, mode = inputs
+    ctx.options = (mode,)
+    flags = _differentiable(mode)
+    ctx.mark_non_differentiable(*(y for y, f in zip(output, flags) if not f))
+    ctx.save_for_backward(*inputs[:1], *output)
+
+
+def _backward(ctx, *cotangents):
+    """The spec's VJP rule, for both autograd.Functions."""
+    flags = _differentiable(*ctx.options)
+    cotangents = [g if f else None for g, f in zip(cotangents, flags)]
+    grads = _vjp_rule(*ctx.saved_tensors, *cotangents, *ctx.options)
+    return (*grads, None)
+
+
 class _LQFunction(_torch.autograd.Function):
     """lq with the spec's rules as its backward (VJP) and jvp (forward AD).
 
@@ -191,19 +210,12 @@ class _LQFunction(_torch.autograd.Function):
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        *_, mode = inputs
-        ctx.options = (mode,)
-        flags = _differentiable(mode)
-        ctx.mark_non_differentiable(*(y for y, f in zip(output, flags) if not f))
-        ctx.save_for_backward(*inputs[:1], *output)
+        _setup_context(ctx, inputs, output)
         ctx.save_for_forward(*inputs[:1], *output)
 
     @staticmethod
     def backward(ctx, *cotangents):
-        flags = _differentiable(*ctx.options)
-        cotangents = [g if f else None for g, f in zip(cotangents, flags)]
-        grads = _vjp_rule(*ctx.saved_tensors, *cotangents, *ctx.options)
-        return (*grads, None)
+        return _backward(ctx, *cotangents)
 
     @staticmethod
     def jvp(ctx, *tangents):
@@ -212,6 +224,24 @@ class _LQFunction(_torch.autograd.Function):
         rule = iter(_jvp_rule(*saved, *tangents[:1], *ctx.options))
         outputs = saved[1:]
         return tuple(_laid_out_like(next(rule), y) if f else None for f, y in zip(flags, outputs))
+
+
+class _LQCompiledFunction(_torch.autograd.Function):
+    """lq as torch.compile traces it: _LQFunction without its jvp
+    (dynamo refuses an autograd.Function with a custom jvp); forward and backward are the same.
+    """
+
+    @staticmethod
+    def forward(A, mode):
+        return tuple(_primal(A, mode))
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        _setup_context(ctx, inputs, output)
+
+    @staticmethod
+    def backward(ctx, *cotangents):
+        return _backward(ctx, *cotangents)
 
 
 def lq(A, mode="reduced"):
@@ -224,7 +254,7 @@ def lq(A, mode="reduced"):
     A = _check_input("lq", "A", A)
     _check_options(mode)
     _check_shapes(A)
-    outputs = _LQFunction.apply(A, *_native_options(mode))
+    outputs = _apply(_LQFunction, _LQCompiledFunction, A, *_native_options(mode))
     outputs = _from_native(A, outputs, mode)
     return _returned(A, outputs, mode)
 

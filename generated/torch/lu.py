@@ -21,6 +21,7 @@ import torch as _torch
 
 from ._runtime import (
     _addmm,
+    _apply,
     _check_input,
     _check_tangent,
     _columns,
@@ -247,6 +248,24 @@ def _native_options(pivot):
     raise AssertionError("unreachable: options were checked")
 
 
+def _setup_context(ctx, inputs, output):
+    """What backward needs, for both autograd.Functions: the options, which outputs have no
+    derivative, the inputs and outputs the rules read."""
+    *_, pivot = inputs
+    ctx.options = (pivot,)
+    flags = _differentiable(pivot)
+    ctx.mark_non_differentiable(*(y for y, f in zip(output, flags) if not f))
+    ctx.save_for_backward(*inputs[:1], *output)
+
+
+def _backward(ctx, *cotangents):
+    """The spec's VJP rule, for both autograd.Functions."""
+    flags = _differentiable(*ctx.options)
+    cotangents = [g if f else None for g, f in zip(cotangents, flags)]
+    grads = _vjp_rule(*ctx.saved_tensors, *cotangents, *ctx.options)
+    return (*grads, None)
+
+
 class _LUFunction(_torch.autograd.Function):
     """lu with the spec's rules as its backward (VJP) and jvp (forward AD).
 
@@ -262,19 +281,12 @@ class _LUFunction(_torch.autograd.Function):
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        *_, pivot = inputs
-        ctx.options = (pivot,)
-        flags = _differentiable(pivot)
-        ctx.mark_non_differentiable(*(y for y, f in zip(output, flags) if not f))
-        ctx.save_for_backward(*inputs[:1], *output)
+        _setup_context(ctx, inputs, output)
         ctx.save_for_forward(*inputs[:1], *output)
 
     @staticmethod
     def backward(ctx, *cotangents):
-        flags = _differentiable(*ctx.options)
-        cotangents = [g if f else None for g, f in zip(cotangents, flags)]
-        grads = _vjp_rule(*ctx.saved_tensors, *cotangents, *ctx.options)
-        return (*grads, None)
+        return _backward(ctx, *cotangents)
 
     @staticmethod
     def jvp(ctx, *tangents):
@@ -283,6 +295,24 @@ class _LUFunction(_torch.autograd.Function):
         rule = iter(_jvp_rule(*saved, *tangents[:1], *ctx.options))
         outputs = saved[1:]
         return tuple(_laid_out_like(next(rule), y) if f else None for f, y in zip(flags, outputs))
+
+
+class _LUCompiledFunction(_torch.autograd.Function):
+    """lu as torch.compile traces it: _LUFunction without its jvp
+    (dynamo refuses an autograd.Function with a custom jvp); forward and backward are the same.
+    """
+
+    @staticmethod
+    def forward(A, pivot):
+        return tuple(_primal(A, pivot))
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        _setup_context(ctx, inputs, output)
+
+    @staticmethod
+    def backward(ctx, *cotangents):
+        return _backward(ctx, *cotangents)
 
 
 def lu(A, pivot=True):
@@ -296,7 +326,7 @@ def lu(A, pivot=True):
     A = _check_input("lu", "A", A)
     _check_options(pivot)
     _check_shapes(A)
-    outputs = _LUFunction.apply(A, *_native_options(pivot))
+    outputs = _apply(_LUFunction, _LUCompiledFunction, A, *_native_options(pivot))
     outputs = _from_native(A, outputs, pivot)
     return _returned(A, outputs, pivot)
 

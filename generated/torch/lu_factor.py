@@ -18,6 +18,7 @@ import torch as _torch
 
 from ._runtime import (
     _addmm,
+    _apply,
     _check_input,
     _check_tangent,
     _columns,
@@ -252,6 +253,24 @@ def _native_options(pivot):
     raise AssertionError("unreachable: options were checked")
 
 
+def _setup_context(ctx, inputs, output):
+    """What backward needs, for both autograd.Functions: the options, which outputs have no
+    derivative, the inputs and outputs the rules read."""
+    *_, pivot = inputs
+    ctx.options = (pivot,)
+    flags = _differentiable(pivot)
+    ctx.mark_non_differentiable(*(y for y, f in zip(output, flags) if not f))
+    ctx.save_for_backward(*inputs[:1], *output)
+
+
+def _backward(ctx, *cotangents):
+    """The spec's VJP rule, for both autograd.Functions."""
+    flags = _differentiable(*ctx.options)
+    cotangents = [g if f else None for g, f in zip(cotangents, flags)]
+    grads = _vjp_rule(*ctx.saved_tensors, *cotangents, *ctx.options)
+    return (*grads, None)
+
+
 class _Lu_factorFunction(_torch.autograd.Function):
     """lu_factor with the spec's rules as its backward (VJP) and jvp (forward AD).
 
@@ -267,19 +286,12 @@ class _Lu_factorFunction(_torch.autograd.Function):
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        *_, pivot = inputs
-        ctx.options = (pivot,)
-        flags = _differentiable(pivot)
-        ctx.mark_non_differentiable(*(y for y, f in zip(output, flags) if not f))
-        ctx.save_for_backward(*inputs[:1], *output)
+        _setup_context(ctx, inputs, output)
         ctx.save_for_forward(*inputs[:1], *output)
 
     @staticmethod
     def backward(ctx, *cotangents):
-        flags = _differentiable(*ctx.options)
-        cotangents = [g if f else None for g, f in zip(cotangents, flags)]
-        grads = _vjp_rule(*ctx.saved_tensors, *cotangents, *ctx.options)
-        return (*grads, None)
+        return _backward(ctx, *cotangents)
 
     @staticmethod
     def jvp(ctx, *tangents):
@@ -288,6 +300,24 @@ class _Lu_factorFunction(_torch.autograd.Function):
         rule = iter(_jvp_rule(*saved, *tangents[:1], *ctx.options))
         outputs = saved[1:]
         return tuple(_laid_out_like(next(rule), y) if f else None for f, y in zip(flags, outputs))
+
+
+class _Lu_factorCompiledFunction(_torch.autograd.Function):
+    """lu_factor as torch.compile traces it: _Lu_factorFunction without its jvp
+    (dynamo refuses an autograd.Function with a custom jvp); forward and backward are the same.
+    """
+
+    @staticmethod
+    def forward(A, pivot):
+        return tuple(_primal(A, pivot))
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        _setup_context(ctx, inputs, output)
+
+    @staticmethod
+    def backward(ctx, *cotangents):
+        return _backward(ctx, *cotangents)
 
 
 def lu_factor(A, pivot=True):
@@ -301,7 +331,7 @@ def lu_factor(A, pivot=True):
     A = _check_input("lu_factor", "A", A)
     _check_options(pivot)
     _check_shapes(A)
-    outputs = _Lu_factorFunction.apply(A, *_native_options(pivot))
+    outputs = _apply(_Lu_factorFunction, _Lu_factorCompiledFunction, A, *_native_options(pivot))
     outputs = _from_native(A, outputs, pivot)
     return _returned(A, outputs, pivot)
 

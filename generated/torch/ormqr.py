@@ -20,6 +20,7 @@ import torch as _torch
 
 from ._runtime import (
     _addmm,
+    _apply,
     _check_input,
     _check_tangent,
     _cotangent_in,
@@ -735,6 +736,24 @@ def _native_options(left, transpose):
     raise AssertionError("unreachable: options were checked")
 
 
+def _setup_context(ctx, inputs, output):
+    """What backward needs, for both autograd.Functions: the options, which outputs have no
+    derivative, the inputs and outputs the rules read."""
+    *_, left, transpose = inputs
+    ctx.options = (left, transpose)
+    flags = _differentiable(left, transpose)
+    ctx.mark_non_differentiable(*(y for y, f in zip(output, flags) if not f))
+    ctx.save_for_backward(*inputs[:3], *output)
+
+
+def _backward(ctx, *cotangents):
+    """The spec's VJP rule, for both autograd.Functions."""
+    flags = _differentiable(*ctx.options)
+    cotangents = [g if f else None for g, f in zip(cotangents, flags)]
+    grads = _vjp_rule(*ctx.saved_tensors, *cotangents, *ctx.options)
+    return (*grads, None, None)
+
+
 class _OrmqrFunction(_torch.autograd.Function):
     """ormqr with the spec's rules as its backward (VJP) and jvp (forward AD).
 
@@ -750,19 +769,12 @@ class _OrmqrFunction(_torch.autograd.Function):
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        *_, left, transpose = inputs
-        ctx.options = (left, transpose)
-        flags = _differentiable(left, transpose)
-        ctx.mark_non_differentiable(*(y for y, f in zip(output, flags) if not f))
-        ctx.save_for_backward(*inputs[:3], *output)
+        _setup_context(ctx, inputs, output)
         ctx.save_for_forward(*inputs[:3], *output)
 
     @staticmethod
     def backward(ctx, *cotangents):
-        flags = _differentiable(*ctx.options)
-        cotangents = [g if f else None for g, f in zip(cotangents, flags)]
-        grads = _vjp_rule(*ctx.saved_tensors, *cotangents, *ctx.options)
-        return (*grads, None, None)
+        return _backward(ctx, *cotangents)
 
     @staticmethod
     def jvp(ctx, *tangents):
@@ -771,6 +783,24 @@ class _OrmqrFunction(_torch.autograd.Function):
         rule = iter(_jvp_rule(*saved, *tangents[:3], *ctx.options))
         outputs = saved[3:]
         return tuple(_laid_out_like(next(rule), y) if f else None for f, y in zip(flags, outputs))
+
+
+class _OrmqrCompiledFunction(_torch.autograd.Function):
+    """ormqr as torch.compile traces it: _OrmqrFunction without its jvp
+    (dynamo refuses an autograd.Function with a custom jvp); forward and backward are the same.
+    """
+
+    @staticmethod
+    def forward(a, tau, C, left, transpose):
+        return tuple(_primal(a, tau, C, left, transpose))
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        _setup_context(ctx, inputs, output)
+
+    @staticmethod
+    def backward(ctx, *cotangents):
+        return _backward(ctx, *cotangents)
 
 
 def ormqr(a, tau, C, left=True, transpose=False):
@@ -802,7 +832,9 @@ def ormqr(a, tau, C, left=True, transpose=False):
     _check_options(left, transpose)
     _check_shapes(a, tau, C)
     _check_requires(a, tau, C, left, transpose)
-    outputs = _OrmqrFunction.apply(a, tau, C, *_native_options(left, transpose))
+    outputs = _apply(
+        _OrmqrFunction, _OrmqrCompiledFunction, a, tau, C, *_native_options(left, transpose)
+    )
     outputs = _from_native(a, outputs, left, transpose)
     return _returned(a, outputs, left, transpose)
 

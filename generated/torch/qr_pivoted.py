@@ -26,6 +26,7 @@ import torch as _torch
 
 from ._runtime import (
     _addmm,
+    _apply,
     _check_input,
     _check_tangent,
     _columns,
@@ -33,6 +34,7 @@ from ._runtime import (
     _cotangent_in,
     _cotangent_out,
     _empty_like,
+    _host_op,
     _indices,
     _indices_permutation,
     _laid_out_like,
@@ -390,6 +392,24 @@ def _native_options(mode):
     raise AssertionError("unreachable: options were checked")
 
 
+def _setup_context(ctx, inputs, output):
+    """What backward needs, for both autograd.Functions: the options, which outputs have no
+    derivative, the inputs and outputs the rules read."""
+    *_, mode = inputs
+    ctx.options = (mode,)
+    flags = _differentiable(mode)
+    ctx.mark_non_differentiable(*(y for y, f in zip(output, flags) if not f))
+    ctx.save_for_backward(*inputs[:1], *output)
+
+
+def _backward(ctx, *cotangents):
+    """The spec's VJP rule, for both autograd.Functions."""
+    flags = _differentiable(*ctx.options)
+    cotangents = [g if f else None for g, f in zip(cotangents, flags)]
+    grads = _vjp_rule(*ctx.saved_tensors, *cotangents, *ctx.options)
+    return (*grads, None)
+
+
 class _Qr_pivotedFunction(_torch.autograd.Function):
     """qr_pivoted with the spec's rules as its backward (VJP) and jvp (forward AD).
 
@@ -415,19 +435,12 @@ class _Qr_pivotedFunction(_torch.autograd.Function):
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        *_, mode = inputs
-        ctx.options = (mode,)
-        flags = _differentiable(mode)
-        ctx.mark_non_differentiable(*(y for y, f in zip(output, flags) if not f))
-        ctx.save_for_backward(*inputs[:1], *output)
+        _setup_context(ctx, inputs, output)
         ctx.save_for_forward(*inputs[:1], *output)
 
     @staticmethod
     def backward(ctx, *cotangents):
-        flags = _differentiable(*ctx.options)
-        cotangents = [g if f else None for g, f in zip(cotangents, flags)]
-        grads = _vjp_rule(*ctx.saved_tensors, *cotangents, *ctx.options)
-        return (*grads, None)
+        return _backward(ctx, *cotangents)
 
     @staticmethod
     def jvp(ctx, *tangents):
@@ -436,6 +449,29 @@ class _Qr_pivotedFunction(_torch.autograd.Function):
         rule = iter(_jvp_rule(*saved, *tangents[:1], *ctx.options))
         outputs = saved[1:]
         return tuple(_laid_out_like(next(rule), y) if f else None for f, y in zip(flags, outputs))
+
+
+# the primal as a torch.library operator: torch.compile calls it, it cannot trace NumPy code
+_host_primal = _host_op(__name__, _primal, 1)
+
+
+class _Qr_pivotedCompiledFunction(_torch.autograd.Function):
+    """qr_pivoted as torch.compile traces it: _Qr_pivotedFunction without its jvp
+    (dynamo refuses an autograd.Function with a custom jvp); forward and backward are the same.
+    The primal is an operator dynamo does not trace into (_host_primal).
+    """
+
+    @staticmethod
+    def forward(A, mode):
+        return _host_primal(A, mode)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        _setup_context(ctx, inputs, output)
+
+    @staticmethod
+    def backward(ctx, *cotangents):
+        return _backward(ctx, *cotangents)
 
 
 def qr_pivoted(A, mode="reduced"):
@@ -449,7 +485,7 @@ def qr_pivoted(A, mode="reduced"):
     A = _check_input("qr_pivoted", "A", A)
     _check_options(mode)
     _check_shapes(A)
-    outputs = _Qr_pivotedFunction.apply(A, *_native_options(mode))
+    outputs = _apply(_Qr_pivotedFunction, _Qr_pivotedCompiledFunction, A, *_native_options(mode))
     outputs = _from_native(A, outputs, mode)
     return _returned(A, outputs, mode)
 

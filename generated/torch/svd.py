@@ -22,6 +22,7 @@ import torch as _torch
 
 from ._runtime import (
     _addmm,
+    _apply,
     _check_input,
     _check_tangent,
     _columns,
@@ -544,6 +545,24 @@ def _native_options(full_matrices, check_gauge):
     raise AssertionError("unreachable: options were checked")
 
 
+def _setup_context(ctx, inputs, output):
+    """What backward needs, for both autograd.Functions: the options, which outputs have no
+    derivative, the inputs and outputs the rules read."""
+    *_, full_matrices, check_gauge = inputs
+    ctx.options = (full_matrices, check_gauge)
+    flags = _differentiable(full_matrices, check_gauge)
+    ctx.mark_non_differentiable(*(y for y, f in zip(output, flags) if not f))
+    ctx.save_for_backward(*inputs[:1], *output)
+
+
+def _backward(ctx, *cotangents):
+    """The spec's VJP rule, for both autograd.Functions."""
+    flags = _differentiable(*ctx.options)
+    cotangents = [g if f else None for g, f in zip(cotangents, flags)]
+    grads = _vjp_rule(*ctx.saved_tensors, *cotangents, *ctx.options)
+    return (*grads, None, None)
+
+
 class _SVDFunction(_torch.autograd.Function):
     """svd with the spec's rules as its backward (VJP) and jvp (forward AD).
 
@@ -559,19 +578,12 @@ class _SVDFunction(_torch.autograd.Function):
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        *_, full_matrices, check_gauge = inputs
-        ctx.options = (full_matrices, check_gauge)
-        flags = _differentiable(full_matrices, check_gauge)
-        ctx.mark_non_differentiable(*(y for y, f in zip(output, flags) if not f))
-        ctx.save_for_backward(*inputs[:1], *output)
+        _setup_context(ctx, inputs, output)
         ctx.save_for_forward(*inputs[:1], *output)
 
     @staticmethod
     def backward(ctx, *cotangents):
-        flags = _differentiable(*ctx.options)
-        cotangents = [g if f else None for g, f in zip(cotangents, flags)]
-        grads = _vjp_rule(*ctx.saved_tensors, *cotangents, *ctx.options)
-        return (*grads, None, None)
+        return _backward(ctx, *cotangents)
 
     @staticmethod
     def jvp(ctx, *tangents):
@@ -580,6 +592,24 @@ class _SVDFunction(_torch.autograd.Function):
         rule = iter(_jvp_rule(*saved, *tangents[:1], *ctx.options))
         outputs = saved[1:]
         return tuple(_laid_out_like(next(rule), y) if f else None for f, y in zip(flags, outputs))
+
+
+class _SVDCompiledFunction(_torch.autograd.Function):
+    """svd as torch.compile traces it: _SVDFunction without its jvp
+    (dynamo refuses an autograd.Function with a custom jvp); forward and backward are the same.
+    """
+
+    @staticmethod
+    def forward(A, full_matrices, check_gauge):
+        return tuple(_primal(A, full_matrices, check_gauge))
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        _setup_context(ctx, inputs, output)
+
+    @staticmethod
+    def backward(ctx, *cotangents):
+        return _backward(ctx, *cotangents)
 
 
 def svd(A, full_matrices=True, check_gauge=True, *, some=None):
@@ -596,7 +626,9 @@ def svd(A, full_matrices=True, check_gauge=True, *, some=None):
     A = _check_input("svd", "A", A)
     _check_options(full_matrices, check_gauge)
     _check_shapes(A)
-    outputs = _SVDFunction.apply(A, *_native_options(full_matrices, check_gauge))
+    outputs = _apply(
+        _SVDFunction, _SVDCompiledFunction, A, *_native_options(full_matrices, check_gauge)
+    )
     outputs = _from_native(A, outputs, full_matrices, check_gauge)
     return _returned(A, outputs, full_matrices, check_gauge)
 

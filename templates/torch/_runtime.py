@@ -4,7 +4,13 @@ torch has no single call for.  All are differentiable torch code on (..., rows, 
 Hand-written, not generated: ``python cli.py generate`` copies this file, under its header, into
 generated/torch/.  The few helpers that need no array operation of NumPy's kind (the checks'
 verdicts among them) come from templates/_runtime_shared.py (``xp`` = torch, _array_module.py).
+
+Under torch.compile the generated ops trace their rules like any torch code; what dynamo cannot
+trace (a NumPy/SciPy primal, the gauge check's test of values) runs as a torch.library
+operator (_host_op, _gauge_check).
 """
+import ast as _ast
+
 import numpy as _np
 import torch as _torch
 
@@ -18,7 +24,8 @@ _scipy = _LazyModule("scipy", ("linalg",))
 # what the generated rules import from here
 __all__ = [
     "_addmm", "_check_input", "_check_tangent", "_columns", "_complex", "_copyltu",
-    "_cotangent_in", "_cotangent_out", "_empty_like", "_gauge_check", "_gauge_checked", "_im",
+    "_apply", "_cotangent_in", "_cotangent_out", "_empty_like", "_gauge_check",
+    "_gauge_checked", "_host_op", "_im",
     "_indices", "_indices_permutation", "_laid_out_like", "_materialized", "_mm", "_np",
     "_on_host", "_pad_cols", "_pad_rows", "_pairwise_inv", "_permute_cols", "_permute_rows",
     "_pivots_permutation", "_re", "_scipy", "_skew", "_sym", "_to_field", "_transposed",
@@ -65,7 +72,11 @@ def _triu_herm(x):
 
 def _materialized(x):
     """x as a tensor of its own, not a view (a transpose) of another: an output of the
-    primal that is a view breaks torch's batched forward AD (an internal layout assert)."""
+    primal that is a view breaks torch's batched forward AD (an internal layout assert).
+    Under torch.compile x itself: the compiled op has no forward AD, and dynamo cannot read
+    whether a tensor is a view."""
+    if _torch.compiler.is_compiling():
+        return x
     return x.clone() if x._is_view() else x
 
 
@@ -129,7 +140,13 @@ def _addmm(c, a, b, alpha=1):
     col_a, col_b = _colmajor(a), _colmajor(b)
     transposed = col_a if col_a == col_b else _colmajor(c)
     p = (b.mT @ a.mT).mT if transposed else a @ b
-    return _torch.add(c, p, alpha=alpha) if alpha != 1 else c + p
+    if alpha == 1:
+        return c + p
+    if _torch.compiler.is_compiling():
+        # inductor (torch 2.13) rewrites add(c, mm(a, b), alpha) into addmm(c, a, b) and drops
+        # alpha (its post-grad 'addmm' pattern): the same sum, written without add's alpha
+        return c - p if alpha == -1 else c + alpha * p
+    return _torch.add(c, p, alpha=alpha)
 
 
 def _sym(x):
@@ -202,7 +219,10 @@ def _batched(x):
 
 def _gauge_checked(check_gauge, cotangents):
     """Whether to run the gauge check: when asked to and the cotangents have values (not
-    inside a vmap, where even computing the check's operands may have no batching rule)."""
+    inside a vmap, where even computing the check's operands may have no batching rule).
+    Under torch.compile when asked to: the check is an operator, whose vmap rule skips it."""
+    if _torch.compiler.is_compiling():
+        return check_gauge
     return check_gauge and not any(_batched(g) for g in cotangents if g is not None)
 
 
@@ -210,14 +230,18 @@ def _gauge_check(op, values, cotangents, message):
     """Raise when a loss depends on the gauge: one of ``values`` (all zero for a
     gauge-invariant loss) larger than sqrt(eps) times the largest cotangent entry.  Skipped
     inside vmap (torch.func's and autograd.grad's is_grads_batched), where a tensor has no
-    single value."""
-    if any(_batched(v) for v in (*values, *(g for g in cotangents if g is not None))):
+    single value.  Under torch.compile the same check runs as an operator of the compiled
+    backward (_GAUGE_CHECK), raising the same error when the backward runs."""
+    cotangents = [g for g in cotangents if g is not None]
+    if _torch.compiler.is_compiling():
+        _GAUGE_CHECK(list(values), cotangents, op, message)
+        return
+    if any(_batched(v) for v in (*values, *cotangents)):
         return
     values = [v.detach() for v in values if v.numel()]
     if not values:
         return
-    scale = max((float(g.detach().abs().max()) for g in cotangents
-                 if g is not None and g.numel()), default=0.0)
+    scale = max((float(g.detach().abs().max()) for g in cotangents if g.numel()), default=0.0)
     worst = max(float(v.abs().max()) for v in values)
     if worst > _torch.finfo(values[0].dtype).eps ** 0.5 * scale:
         raise ValueError(f"{op}: {message} (gauge residual {worst:.2e}, cotangents of size "
@@ -293,7 +317,105 @@ def _on_host(fn, arrays, batched):
     """``fn``, NumPy/SciPy code for a routine torch lacks (the spec's 'host: true'), on host
     copies of the arrays; its results are moved back to the first array's device (one copy
     each way).  batched=False: fn takes one matrix and is mapped over the batch axes."""
+    if isinstance(arrays[0], _torch._subclasses.FakeTensor):
+        return _host_like(fn, arrays, batched)
     device = arrays[0].device
     host = [a.detach().resolve_conj().cpu().numpy() for a in arrays]
     results = fn(*host) if batched else _host_unbatched(fn, host)
     return tuple(_torch.from_numpy(_np.ascontiguousarray(y)).to(device) for y in results)
+
+
+def _host_like(fn, arrays, batched):
+    """Empty tensors with the shapes and dtypes of _on_host's results, for the fake tensors
+    of torch.compile (which have no values): ``fn`` is run once on identities of one matrix's
+    shape, as _host_unbatched does for a zero-size stack, for the shapes of its results."""
+    batch = tuple(arrays[0].shape[:-2])
+    eyes = [_np.eye(int(a.shape[-2]), int(a.shape[-1]),
+                    dtype=_np.dtype(str(a.dtype).removeprefix("torch."))) for a in arrays]
+    results = fn(*(e[None] for e in eyes)) if batched else fn(*eyes)
+    return tuple(arrays[0].new_empty(batch + _np.shape(y)[1 if batched else 0:],
+                                     dtype=getattr(_torch, _np.asarray(y).dtype.name))
+                 for y in results)
+
+
+# -- torch.compile: what dynamo cannot trace, as torch.library operators ----------------------
+# A generated package may be imported more than once (under other names): each import
+# defines operators of its own, named after its modules.
+_NAMESPACE = "factorules"
+
+
+def _operator_name(module, what):
+    """A name for an operator of ``module`` that no operator has yet."""
+    base = f"{module}_{what}".replace(".", "_")
+    name, count = base, 0
+    while hasattr(getattr(_torch.ops, _NAMESPACE), name):
+        count += 1
+        name = f"{base}_{count}"
+    return name
+
+
+def _apply(eager, compiled, *args):
+    """``eager.apply(*args)``, the operation's autograd.Function; under torch.compile
+    ``compiled``, the same without the jvp that dynamo refuses.  Inside a torch.func transform
+    (grad, vmap, jacrev, ...) dynamo would trace the forward alone and differentiate the
+    primal by torch's own rules (or none): there the eager autograd.Function runs, outside
+    the graph (a graph break; an error under fullgraph=True)."""
+    if not _torch.compiler.is_compiling():
+        return eager.apply(*args)
+    if _torch._C._are_functorch_transforms_active():
+        return _apply_outside_graph(eager, *args)
+    return compiled.apply(*args)
+
+
+@_torch.compiler.disable(reason="a factorules operation inside a torch.func transform runs "
+                                 "eagerly: traced, its own derivative rules would be dropped")
+def _apply_outside_graph(function, *args):
+    return function.apply(*args)
+
+
+def _host_op(module, primal, count):
+    """``primal``, a spec's 'host: true' primal (NumPy/SciPy code through _on_host), as an
+    operator that torch.compile calls without tracing into it; its fake implementation is
+    the same primal, which _on_host then answers with empty tensors (_host_like).  Called as
+    primal is: ``count`` input tensors, then the options (Python literals, which reach the
+    operator as the text of their tuple)."""
+    name = _operator_name(module, "primal")
+
+    def run(inputs, options):
+        return list(primal(*inputs, *_ast.literal_eval(options)))
+
+    op = _torch.library.custom_op(f"{_NAMESPACE}::{name}", run, mutates_args=(),
+                                  schema="(Tensor[] inputs, str options) -> Tensor[]")
+    op.register_fake(run)
+    overload = getattr(getattr(_torch.ops, _NAMESPACE), name).default
+
+    def call(*args):
+        return tuple(overload(list(args[:count]), repr(tuple(args[count:]))))
+
+    return call
+
+
+def _gauge_check_op():
+    """_gauge_check as an operator of the compiled backward.  It has no output: it is marked
+    as one with a side effect (as torch's asserts are), which keeps it in the graph.  On
+    batched tensors (a vmap, autograd.grad's is_grads_batched) it checks nothing, as
+    _gauge_check."""
+    name = _operator_name(__name__, "gauge_check")
+
+    def run(values, cotangents, op, message):
+        _gauge_check(op, values, cotangents, message)
+
+    check = _torch.library.custom_op(
+        f"{_NAMESPACE}::{name}", run, mutates_args=(),
+        schema="(Tensor[] values, Tensor[] cotangents, str op, str message) -> ()")
+    check.register_fake(lambda values, cotangents, op, message: None)
+    check.register_vmap(lambda info, in_dims, values, cotangents, op, message: (None, None))
+    # the batched tensors of autograd.grad(..., is_grads_batched=True)
+    _LIBRARY.impl(name, lambda values, cotangents, op, message: None, "Batched")
+    overload = getattr(getattr(_torch.ops, _NAMESPACE), name).default
+    _torch.fx.node.has_side_effect(overload)
+    return overload
+
+
+_LIBRARY = _torch.library.Library(_NAMESPACE, "FRAGMENT")
+_GAUGE_CHECK = _gauge_check_op()
