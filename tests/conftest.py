@@ -14,7 +14,8 @@ import tempfile
 for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_variable, "1")
 _xla_flags = os.environ.get("XLA_FLAGS", "").split()
-for _flag in ("--xla_cpu_multi_thread_eigen=false", "intra_op_parallelism_threads=1"):
+# (XLA's parser stops at a word without "--": every flag here is one of XLA's own, with it)
+for _flag in ("--xla_cpu_multi_thread_eigen=false",):
     if _flag.split("=")[0] not in {f.split("=")[0] for f in _xla_flags}:
         _xla_flags.append(_flag)
 os.environ["XLA_FLAGS"] = " ".join(_xla_flags)

@@ -14,8 +14,8 @@ from factorules.compiler.paths import ROOT
 def device_env(count: int) -> dict:
     """This process's environment (conftest.py's thread flags and compilation cache among
     it) with XLA's host platform split into ``count`` devices.  The device count goes first:
-    XLA's flag parser ignores what follows a word without the leading "--" (conftest.py's
-    "intra_op_parallelism_threads=1", jax 0.10.2)."""
+    XLA's flag parser ignores what follows a word without the leading "--" (jax 0.10.2), so a
+    stray word in the caller's XLA_FLAGS cannot drop it."""
     env = dict(os.environ)
     flags = [f for f in env.get("XLA_FLAGS", "").split()
              if not f.startswith("--xla_force_host_platform_device_count")]
