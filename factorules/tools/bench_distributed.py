@@ -27,13 +27,11 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import statistics
-import subprocess
 import sys
 import time
 
-from ..compiler.paths import ROOT
+from .child_process import aligned, memory_status, reset_peak, run_tagged
 
 NAME = "tsqr"                    # its name on the command line: cli.py bench tsqr
 DEVICES = 4
@@ -50,29 +48,6 @@ BLAS_THREADS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 # -- one measurement (in the child) --------------------------------------------------------------
-
-def _status() -> dict:
-    """VmRSS and VmHWM of this process, in bytes (empty where /proc is missing)."""
-    out = {}
-    try:
-        with open("/proc/self/status", encoding="ascii") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                if key in ("VmRSS", "VmHWM"):
-                    out[key] = int(value.split()[0]) * 1024
-    except OSError:
-        pass
-    return out
-
-
-def _reset_hwm() -> bool:
-    try:
-        with open("/proc/self/clear_refs", "w", encoding="ascii") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
 
 def _functions(path: str, mesh):
     """(values, value_and_grad) of the path, functions of A."""
@@ -126,12 +101,12 @@ def measure(request: dict) -> dict:
     values, value_and_grad = _functions(path, mesh)
     fn = values if which == "values" else value_and_grad
     compiled = jax.jit(fn).lower(a).compile()
-    reset = _reset_hwm()
-    before = _status()
+    reset = reset_peak()
+    before = memory_status()
     t0 = time.perf_counter()
     out = jax.block_until_ready(compiled(a))
     first = time.perf_counter() - t0
-    after = _status()
+    after = memory_status()
     if which == "values":
         check = {"R": np.asarray(out[1]).tolist()}
     else:
@@ -177,32 +152,11 @@ def child_env(path: str, base=None) -> dict:
 
 def run_child(request: dict, timeout: float = CHILD_TIMEOUT_S) -> dict:
     """One measurement in a fresh process: its result, or the request with an error."""
-    posix = hasattr(os, "killpg")
-    proc = subprocess.Popen([sys.executable, "-m", "factorules.tools.bench_distributed",
-                             json.dumps(request)], cwd=ROOT, env=child_env(request["path"]),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=posix)
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        if posix:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-        else:
-            proc.kill()
-        proc.communicate()
-        return {**request, "error": f"timeout after {timeout:g} s"}
-    except BaseException:
-        proc.kill()
-        proc.wait()
-        raise
-    lines = [line for line in out.splitlines() if line.startswith(RESULT_TAG)]
-    if proc.returncode != 0 or not lines:
-        tail = " | ".join(err.strip().splitlines()[-3:])
-        return {**request, "error": f"crashed (rc={proc.returncode}): {tail}"}
-    return {"error": None, **json.loads(lines[-1][len(RESULT_TAG):])}
+    result = run_tagged("factorules.tools.bench_distributed", request, RESULT_TAG, timeout,
+                        env=child_env(request["path"]))
+    if set(result) == {"error"}:
+        return {**request, **result}
+    return {"error": None, **result}
 
 
 def _rel(a, b) -> float:
@@ -287,15 +241,7 @@ def format_table(table: list[dict]) -> str:
                              r["method"],
                              "-" if r["check"] is None
                              else f"{r['check']:.1e}" + ("" if r["ok"] else " FAIL")])
-    widths = [max(len(c[i]) for c in cells) for i in range(len(COLUMNS))]
-    numeric = {2, 5, 6, 7, 8}
-    lines = []
-    for j, row in enumerate(cells):
-        lines.append("  ".join(c.rjust(w) if i in numeric else c.ljust(w)
-                               for i, (c, w) in enumerate(zip(row, widths))).rstrip())
-        if j == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return aligned(cells, {2, 5, 6, 7, 8})
 
 
 def footnote(table: list[dict], results: list[dict]) -> str:

@@ -44,12 +44,10 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
 import sys
 
+from .child_process import run_tagged
 from .memory_table import format_profile, footnote, format_table, row
-from ..compiler.paths import ROOT
 
 TARGET = 3.0                 # the issue's target: operator-path peak <= TARGET x A.nbytes
 CHILD_TIMEOUT_S = 600        # one measurement still running after this long is killed
@@ -182,31 +180,10 @@ TRACED = ("numpy",)
 
 def run_child(request: dict, timeout: float = CHILD_TIMEOUT_S) -> dict:
     """One measurement in a fresh process: its result, or {"error": ..., "crashed": True}."""
-    posix = hasattr(os, "killpg")
-    proc = subprocess.Popen([sys.executable, "-m", "factorules.tools.memory_measure",
-                             json.dumps(request)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=posix)
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        if posix:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-        else:
-            proc.kill()
-        proc.communicate()
-        return {**request, "error": f"timeout after {timeout:g} s", "crashed": True}
-    except BaseException:
-        proc.kill()
-        proc.wait()
-        raise
-    lines = [line for line in out.splitlines() if line.startswith(RESULT_TAG)]
-    if proc.returncode != 0 or not lines:
-        tail = " | ".join(err.strip().splitlines()[-3:])
-        return {**request, "error": f"crashed (rc={proc.returncode}): {tail}", "crashed": True}
-    return json.loads(lines[-1][len(RESULT_TAG):])
+    result = run_tagged("factorules.tools.memory_measure", request, RESULT_TAG, timeout)
+    if "error" in result and set(result) == {"error"}:
+        return {**request, **result, "crashed": True}
+    return result
 
 
 def _verdict(rows, m, n) -> tuple[list[dict], str]:

@@ -14,34 +14,11 @@ import tracemalloc
 from pathlib import Path
 
 from .adapters import adapter_class
+from .child_process import memory_status, reset_peak
 from .memory import (AVAILABLE_SHARE, PATHS, PROFILE_TOP, RESULT_TAG, RULE_FILES, TRACED,
                      inputs)
 
 # -- measuring (in the child) --------------------------------------------------------------------
-
-def _status() -> dict:
-    """VmRSS, VmHWM, VmSize of this process, in bytes (empty where /proc is missing)."""
-    out = {}
-    try:
-        with open("/proc/self/status", encoding="ascii") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                if key in ("VmRSS", "VmHWM", "VmSize"):
-                    out[key] = int(value.split()[0]) * 1024
-    except OSError:
-        pass
-    return out
-
-
-def _reset_hwm() -> bool:
-    """Reset VmHWM to the current RSS (Linux >= 4.0); False where refused."""
-    try:
-        with open("/proc/self/clear_refs", "w", encoding="ascii") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
 
 def _available() -> int | None:
     try:
@@ -61,7 +38,7 @@ def _cap_address_space(allowance: int | None) -> int | None:
         import resource
     except ImportError:
         return None
-    mapped = _status().get("VmSize")
+    mapped = memory_status().get("VmSize")
     if allowance is None:
         available = _available()
         allowance = None if available is None else int(AVAILABLE_SHARE * available)
@@ -128,12 +105,12 @@ class Rss:
 
     @staticmethod
     def read():
-        status = _status()
+        status = memory_status()
         return status["VmRSS"], status["VmHWM"]
 
     @staticmethod
     def reset():
-        _reset_hwm()
+        reset_peak()
 
 
 class LineProfile:
@@ -233,8 +210,8 @@ def _measure(request: dict) -> dict:
         tracemalloc.start()
     start = mark.base = tracemalloc.get_traced_memory()[0]
     profile = LineProfile(RULE_FILES, Tracemalloc if traced else Rss)
-    reset = _reset_hwm()
-    before = _status()
+    reset = reset_peak()
+    before = memory_status()
     t0 = time.perf_counter()
     try:
         if profiling:
@@ -250,7 +227,7 @@ def _measure(request: dict) -> dict:
         result["out_of_memory"] = _is_out_of_memory(err)
         loss = gA = None
     seconds = time.perf_counter() - t0
-    after = _status()
+    after = memory_status()
     traced_peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     if gA is not None:

@@ -1,6 +1,8 @@
 """The table, footnote and line profile of ``cli.py bench-memory``."""
 from __future__ import annotations
 
+from .child_process import aligned
+
 
 def _size(b: float | None) -> str:
     if b is None:
@@ -49,15 +51,7 @@ def format_table(rows: list[dict]) -> str:
                       _size(r["rss_bytes"]),
                       "-" if r["seconds"] is None else f"{r['seconds']:.3f}",
                       r["method"], r["status"]])
-    widths = [max(len(c[i]) for c in cells) for i in range(len(COLUMNS))]
-    numeric = {2, 3, 4, 5, 6, 7, 8}
-    lines = []
-    for j, row in enumerate(cells):
-        lines.append("  ".join(c.rjust(w) if i in numeric else c.ljust(w)
-                               for i, (c, w) in enumerate(zip(row, widths))).rstrip())
-        if j == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return aligned(cells, {2, 3, 4, 5, 6, 7, 8})
 
 
 def footnote(rows, allowance, load=None) -> str:
