@@ -35,7 +35,15 @@ class _LazyModule:
 
 
 def _check_input(op, name, x, ndim=2):
-    return _check_array(op, name, xp.asarray(x), ndim)
+    return _check_array(op, name, _inexact(xp.asarray(x)), ndim)
+
+
+def _inexact(x):
+    """Integer and boolean arrays as numpy.linalg and jax.numpy.linalg take them: promoted to
+    the default float dtype (float64; JAX's float32 unless jax_enable_x64)."""
+    if _np.dtype(x.dtype).kind in "biu":
+        return x.astype(xp.result_type(float))
+    return x
 
 
 def _check_array(op, name, x, ndim):

@@ -107,7 +107,11 @@ def test_inputs_are_checked(on_cpu, checked):
     with pytest.raises(ValueError, match=f"{name}: A must be a matrix .*ndim >= 2"):
         op(np.ones(3))
     with pytest.raises(TypeError, match="float32, float64, complex64 or complex128"):
-        op(np.eye(3, dtype=np.int64))
+        op(np.eye(3, dtype=np.float16))
+    # integers are promoted to float64, as numpy.linalg and cupy.linalg promote them
+    promoted, expected = op(np.eye(3, dtype=np.int64)), op(np.eye(3))
+    for y, z in zip(*(r if isinstance(r, tuple) else (r,) for r in (promoted, expected))):
+        assert y.dtype == z.dtype and np.array_equal(y.get(), z.get())
     for option in checked.spec.options:
         with pytest.raises(ValueError, match=f"{name}: {option.name} must be one of"):
             op(np.eye(3), **{option.name: "no such value"})
