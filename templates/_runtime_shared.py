@@ -12,6 +12,7 @@ named ``_host_*`` and ``_pivots_permutation`` compute with NumPy whatever ``xp``
 Every function works on (..., rows, cols) stacks, including zero-size ones.
 """
 import importlib as _importlib
+import typing as _typing
 
 import numpy as _np
 
@@ -153,30 +154,150 @@ def _pairwise_inv(v):
     return xp.where(tie, 0, 1 / xp.where(tie, 1, gaps))
 
 
-def _gauge_checked(check_gauge, cotangents):
-    """Whether to run the gauge check: when asked to."""
-    return check_gauge
+# -- where a derivative does not exist ---------------------------------------------------------
+# The generated _jvp_checks / _vjp_checks give a rule's checks (the spec's 'pivots', 'ties'
+# and gauge 'cotangent'); _raise_if_failed tests them before the rule, _checked_jvp /
+# _checked_vjp after it, on its results.  Eager (here,
+# NumPy and CuPy always): a failed check raises ValueError naming the operation, the condition
+# and the option that turns it off.  Traced (JAX's tracers, torch.func and torch.compile, in
+# those backends' runtimes): the results of the matrices that fail are NaN.
+
+class _Check(_typing.NamedTuple):
+    """One test of whether the derivative a rule computes exists."""
+
+    kind: str  # 'pivots': no |value| at most max(m, n) eps ||A||_F (A = against[0]);
+    # 'vanish': every value at most sqrt(eps) times the largest entry of ``against``;
+    # 'ties': every value scalar, to that tolerance, on each block of tied entries of ``ties``
+    values: object  # a function of no arguments giving the tested arrays (called when needed)
+    against: tuple  # the first input (pivots), or the tangents or cotangents the values read
+    message: str  # the spec's words for the condition
+    option: str  # the option that turns the check off
+    ties: object = None  # 'ties': the (..., k, 1) column whose ties matter
 
 
-def _host_gauge_check(op, values, cotangents, message):
-    """Raise when a loss depends on the gauge: one of ``values`` (all zero for a
-    gauge-invariant loss) larger than sqrt(eps) times the largest cotangent entry.  The
-    arrays are read by NumPy (NumPy's, or JAX's concrete ones)."""
-    values = [_np.asarray(v) for v in values if _np.size(v)]
-    if not values:
-        return
-    scale = max((float(_np.abs(_np.asarray(g)).max()) for g in cotangents
-                 if g is not None and _np.size(g)), default=0.0)
-    worst = max(float(_np.abs(v).max()) for v in values)
-    _raise_on_gauge(op, message, worst, scale, values[0].dtype)
+def _check(kind, values, against, message, option, ties=None):
+    return _Check(kind, values, tuple(a for a in against if a is not None), message, option,
+                  ties)
 
 
-def _raise_on_gauge(op, message, worst, scale, dtype):
-    """The gauge check's verdict: a residual ``worst`` above sqrt(eps) times ``scale`` (the
-    largest cotangent entry) is an error."""
-    if worst > _np.sqrt(_np.finfo(dtype).eps) * scale:
-        raise ValueError(f"{op}: {message} (gauge residual {worst:.2e}, cotangents of size "
-                         f"{scale:.2e}); pass check_gauge=False to skip this check")
+# how each kind reports its numbers, after the spec's message
+_MEASURES = {
+    "pivots": "smallest pivot {value:.2e} <= max(m, n) eps ||A||_F = {limit:.2e}",
+    "ties": "residual on tied values {value:.2e} > sqrt(eps) times the largest {of} entry "
+            "= {limit:.2e}",
+    "vanish": "gauge residual {value:.2e} > sqrt(eps) times the largest {of} entry "
+              "= {limit:.2e}",
+}
+
+
+def _no_derivative(op, check, value, limit, of):
+    """The error of a failed check (the same words in every backend)."""
+    measure = _MEASURES[check.kind].format(value=value, limit=limit, of=of)
+    return ValueError(f"{op}: {check.message} ({measure}); pass {check.option}=False to skip "
+                      f"this check")
+
+
+def _matrix_max(x, empty=0):
+    """The largest entry of each matrix of a real stack; ``empty`` for matrices without
+    entries (CuPy's max takes no initial value)."""
+    if x.shape[-2] * x.shape[-1] == 0:
+        return xp.full(x.shape[:-2], empty, dtype=x.dtype)
+    return x.max(axis=(-2, -1))
+
+
+def _largest(arrays):
+    """The largest |entry| of each matrix, over arrays of one batch shape (0 for none)."""
+    out = None
+    for a in arrays:
+        m = _matrix_max(xp.abs(a))
+        out = m if out is None else xp.maximum(out, m)
+    return out
+
+
+def _frobenius(a):
+    """||a||_F of each matrix, with no temporary as large as a: products of the real and
+    imaginary parts (views) summed by einsum."""
+    parts = (a.real, a.imag) if xp.iscomplexobj(a) else (a,)
+    return xp.sqrt(sum(xp.einsum("...ij,...ij->...", p, p) for p in parts))
+
+
+def _tie_mask(v):
+    """T[..., i, j]: entries i != j of the (..., k, 1) column v that tie, |v_j - v_i| <= k eps
+    max|v| (the zeros of _pairwise_inv off its diagonal)."""
+    gaps = xp.abs(xp.swapaxes(v, -1, -2) - v)
+    tol = v.shape[-2] * _np.finfo(v.dtype).eps * _matrix_max(xp.abs(v))[..., None, None]
+    return (gaps <= tol) & ~xp.eye(v.shape[-2], dtype=bool)
+
+
+def _violation(check, tied=None):
+    """(failed, value, limit) per matrix of the batch: whether the derivative fails the
+    check, the value tested and the limit it passes (for the error).  ``tied``: the tie
+    mask of a 'ties' check, when already computed."""
+    values = check.values()
+    if check.kind == "pivots":
+        a = check.against[0]
+        value = None
+        for p in values:
+            smallest = -_matrix_max(-xp.abs(p), -_np.inf)
+            value = smallest if value is None else xp.minimum(value, smallest)
+        norm = _frobenius(a)
+        limit = max(a.shape[-2], a.shape[-1]) * _np.finfo(a.dtype).eps * norm
+        return value <= limit, value, limit
+    limit = _np.sqrt(_np.finfo(values[0].dtype).eps) * _largest(check.against)
+    if check.kind == "ties":
+        tied = _tie_mask(check.ties) if tied is None else tied
+        value = None
+        for m in values:
+            d = xp.diagonal(m, 0, -2, -1)[..., :, None]
+            off = xp.maximum(xp.abs(m), xp.abs(xp.swapaxes(d, -1, -2) - d))
+            worst = _matrix_max(xp.where(tied, off, 0))
+            value = worst if value is None else xp.maximum(value, worst)
+    else:
+        value = _largest(values)
+    return value > limit, value, limit
+
+
+def _raise_on_violation(op, check, of):
+    """Raise the error of a failed check (eager code).  A 'ties' check with no tied values
+    computes nothing more."""
+    tied = None
+    if check.kind == "ties":
+        tied = _tie_mask(check.ties)
+        if not bool(tied.any()):
+            return
+    failed, value, limit = _violation(check, tied)
+    if bool(failed.any()):
+        first = int(xp.argmax(failed.reshape(-1)))
+        raise _no_derivative(op, check, float(value.reshape(-1)[first]),
+                             float(limit.reshape(-1)[first]), of)
+
+
+def _nan_where(results, failed):
+    """The results, NaN in the matrices that failed (a product, so that transposing and
+    differentiating it keeps the NaN)."""
+    mask = xp.where(failed, _np.nan, 1.0)[..., None, None]
+    return tuple(r * mask.astype(xp.real(r).dtype) for r in results)
+
+
+def _raise_if_failed(op, checks, derivatives, of="tangent"):
+    """Raise the error of the first check that fails (eager: NumPy, CuPy), before the rule
+    computes anything (it may divide by the zero pivot).  ``derivatives``: the rule's
+    tangents or cotangents (which tell traced code in JAX and torch); ``of``: which."""
+    for check in checks:
+        if check is not None:
+            _raise_on_violation(op, check, of)
+
+
+def _checked_jvp(op, results, checks, vjp_checks=None, primals=(), flags=(), options=()):
+    """A JVP's results, its checks passed (_raise_if_failed): as they are in eager code.
+    The other arguments are for JAX, whose transposition of the JVP checks the cotangents
+    with ``vjp_checks``."""
+    return results
+
+
+def _checked_vjp(op, results, checks):
+    """A VJP's results, its checks passed (_raise_if_failed): as they are in eager code."""
+    return results
 
 
 def _transposed(outputs, flags):

@@ -103,6 +103,18 @@ class DeviceArray(NDArrayOperatorsMixin):
     def max(self, axis=None, keepdims=False):
         return DeviceArray(np.asarray(self._data.max(axis=axis, keepdims=keepdims)))
 
+    def sum(self, axis=None, dtype=None, keepdims=False):
+        return DeviceArray(np.asarray(self._data.sum(axis=axis, dtype=dtype, keepdims=keepdims)))
+
+    def any(self, axis=None, keepdims=False):
+        return DeviceArray(np.asarray(self._data.any(axis=axis, keepdims=keepdims)))
+
+    def __int__(self):
+        # like cupy.ndarray: a one-element array converts to a Python int (a device sync)
+        if self._data.size != 1:
+            raise TypeError("only length-1 arrays can be converted to Python scalars")
+        return int(self._data.reshape(()))
+
     def __float__(self):
         # like cupy.ndarray: a one-element array converts to a Python scalar (a device sync)
         if self._data.size != 1:
@@ -321,6 +333,21 @@ class FakeCupy:
         def real(a):
             return DeviceArray(np.asarray(np.real(_device(a, "real"))).copy())
 
+        def full(shape, fill_value, dtype=None):
+            return DeviceArray(np.full(shape, fill_value, dtype))
+
+        def argmax(a, axis=None):
+            return DeviceArray(np.asarray(np.argmax(_device(a, "argmax"), axis=axis)))
+
+        def ufunc(name):
+            def call(*args):
+                return _wrap(np.asarray(getattr(np, name)(*(_operand(a, name) for a in args))))
+            return call
+
+        def einsum(subscripts, *operands):
+            return DeviceArray(np.asarray(np.einsum(subscripts, *(_device(x, "einsum")
+                                                                  for x in operands))))
+
         def iscomplexobj(a):
             return np.iscomplexobj(_device(a, "iscomplexobj"))
 
@@ -444,7 +471,9 @@ class FakeCupy:
                 broadcast_to=broadcast_to, result_type=result_type, asnumpy=asnumpy,
                 abs=abs_, absolute=abs_, real=real, iscomplexobj=iscomplexobj, where=where,
                 dtype=np.dtype, float32=np.float32, float64=np.float64, complex64=np.complex64,
-                complex128=np.complex128, linalg=linalg).items():
+                complex128=np.complex128, linalg=linalg, full=full, argmax=argmax,
+                sqrt=ufunc("sqrt"), maximum=ufunc("maximum"), minimum=ufunc("minimum"),
+                einsum=einsum).items():
             setattr(cupy, name, value)
         linalg.qr, linalg.solve, linalg.cholesky = qr, solve, cholesky
         linalg.eigh, linalg.eig, linalg.svd = eigh, eig, svd

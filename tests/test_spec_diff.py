@@ -76,16 +76,20 @@ def test_a_new_option_value_is_an_options_line_and_new_rules(tmp_path):
                         "      - when: \"m >= n\"\n        jvp: *tall_jvp\n        vjp: *tall_vjp\n"
                         "      - when: \"m < n\"\n        jvp: *wide_jvp\n        vjp: *wide_vjp\n\n"
                         "  - when: {mode: r}\n", 1)
-    text = text.replace("delegate: {option: pivoting, call: \"qr_pivoted(A, mode=mode)\"}\n", "")
+    delegate = ("delegate: {option: pivoting, call: \"qr_pivoted(A, mode=mode, "
+                "check_singular=check_singular)\"}\n")
+    text = text.replace(delegate, "")
     (new / "qr.yaml").write_text(text, encoding="utf-8")
     (old / "qr.yaml").write_text(QR.read_text(encoding="utf-8").replace(
-        "delegate: {option: pivoting, call: \"qr_pivoted(A, mode=mode)\"}\n", ""),
+        delegate, ""),
         encoding="utf-8")
     result = cli(str(old), str(new), "--summary", "--no-pages")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert ("spec qr: options mode in ['reduced', 'complete', 'r'] (default 'reduced') -> "
-            "mode in ['reduced', 'complete', 'r', 'economic'] (default 'reduced')") in lines
+    switch = "check_singular in [True, False] (default True)"
+    assert ("spec qr: options mode in ['reduced', 'complete', 'r'] (default 'reduced'), "
+            f"{switch} -> mode in ['reduced', 'complete', 'r', 'economic'] (default 'reduced'), "
+            f"{switch}") in lines
     added = sorted(line for line in lines if line.startswith("rule "))
     assert added == [
         "rule qr mode=economic [m < n] jvp: added (written in the spec)",

@@ -4,12 +4,15 @@ of every result checked and nothing left that no backend prints.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import sympy as sp
 
 from . import derive
 from . import expr as expr_mod
 from . import ops
 from .check_dims import case_condition, case_dims, matrix_symbol
+from .check_degenerate import parse_degenerate
 from .check_gauge import parse_gauge
 from .checked import CheckedCase, CheckedVariant, DimDef, Rule
 from .program import build_program
@@ -161,8 +164,14 @@ def check_variant(spec: Spec, dims: tuple[DimDef, ...], variant: Variant) -> Che
                                vjp_results)
         else:
             vjp = _rule(spec, variant, case, "vjp", case.vjp, vjp_names, cdims, vjp_results)
+        # the run-time checks, with the case's sizes (blocks that are whole under its
+        # condition are the matrix itself, as in its rules)
+        checks = parse_degenerate(spec, variant, diff_outputs, cdims)
+        if variant.gauge:
+            checks = dataclasses.replace(checks, gauge_cotangents=parse_gauge(
+                spec, variant, diff_outputs, cdims)[1])
         cases.append(CheckedCase(cond, tuple(cdims.items()), jvp, vjp, case.line,
-                                 tuple(case_defining), case))
+                                 tuple(case_defining), case, checks))
     gauge = (parse_gauge(spec, variant, diff_outputs, {d.name: d.expr for d in dims})
              if variant.gauge else ())
     return CheckedVariant(variant, tuple(defining), tuple(cases), (), (), *gauge)

@@ -41,6 +41,18 @@ class Rule:
 
 
 @dataclass(frozen=True)
+class Checks:
+    """What a case's rules check at run time: the variant's 'pivots', 'ties' and gauge
+    'cotangent', parsed with the case's sizes."""
+
+    pivots: tuple[sp.MatrixExpr, ...] = ()  # vectors of primal values the rules divide by
+    ties: sp.MatrixExpr | None = None  # the vector whose ties matter
+    tie_tangents: tuple[sp.MatrixExpr, ...] = ()  # k x k, of primal values and input tangents
+    tie_cotangents: tuple[sp.MatrixExpr, ...] = ()  # k x k, of primal values and cotangents
+    gauge_cotangents: tuple[sp.MatrixExpr, ...] = ()  # the gauge's cotangent conditions
+
+
+@dataclass(frozen=True)
 class CheckedCase:
     condition: Condition
     dims: tuple[tuple[str, sp.Expr], ...]  # every dim's value under the condition
@@ -49,6 +61,7 @@ class CheckedCase:
     line: int
     defining: tuple[expr_mod.Equation, ...] = ()  # the variant's and the case's own
     case: Case | None = None
+    checks: Checks = Checks()  # whether the derivative exists, tested at run time
 
 
 @dataclass(frozen=True)

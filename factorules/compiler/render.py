@@ -18,6 +18,8 @@ import sympy as sp
 from . import render_model as model
 from .check import check_spec
 from .check_calls import delegate_call, framework_call
+from .check_degenerate import PIVOTS_OPTION, TIES_OPTION
+from .check_gauge import GAUGE_OPTION
 from .check_dims import matrix_symbol
 from .checked import CheckedSpec, CheckedVariant
 from .expr import Parser
@@ -187,7 +189,8 @@ def _variant(printer_cls, checked: CheckedSpec, cv: CheckedVariant,
         # the spec line and citations of each rule, a comment heading its code
         sources = case_sources(spec, case.case)
         jvp = body(printer, case.jvp, sources["jvp"])
-        cases.append(model.Case(condition, always, jvp, body(printer, case.vjp, sources["vjp"])))
+        cases.append(model.Case(condition, always, jvp, body(printer, case.vjp, sources["vjp"]),
+                                *_derivative_checks(printer, spec, cv.variant, case.checks)))
     printer = printer_cls(dtype_ref=ref)
     requirements = tuple(
         model.Requirement(
@@ -208,7 +211,7 @@ def _variant(printer_cls, checked: CheckedSpec, cv: CheckedVariant,
                             from_native=from_native.get(t.name, t.name))
         for i, t in enumerate(cv.variant.outputs))
     return model.Variant(
-        _selection(cv), outputs, tuple(cases), requirements, _gauge(printer_cls, ref, cv),
+        _selection(cv), outputs, tuple(cases), requirements,
         # Python source of each option's value for the native variant; an option that
         # selects no variant (check_gauge) is passed on as it is
         native_options=tuple(py_literal(native.get(o.name, dict(cv.variant.when).get(o.name)))
@@ -216,18 +219,38 @@ def _variant(printer_cls, checked: CheckedSpec, cv: CheckedVariant,
         converts_native=bool(from_native))
 
 
-def _gauge(printer_cls, ref: str, cv: CheckedVariant) -> model.GaugeCheck | None:
-    """The run-time check of a variant's gauge: the printed cotangent conditions (sizes may
-    be min/max of the input's: the check runs before a case is chosen), the cotangents they
-    read and the spec's message."""
-    if not cv.gauge_cotangents:
-        return None
-    outputs = {t.name for t in cv.variant.outputs}
-    names = sorted({s.name for e in cv.gauge_cotangents for s in e.atoms(sp.MatrixSymbol)
-                    if s.name.startswith("g") and s.name[1:] in outputs})
-    printer = printer_cls(dtype_ref=ref, min_max_sizes=True)
-    return model.GaugeCheck(tuple(printer.doprint(e) for e in cv.gauge_cotangents),
-                            tuple(names), string_source(cv.variant.gauge.message))
+def _derivative_checks(printer, spec: Spec, variant, checks):
+    """The run-time checks of a case's JVP and VJP (``checks``, parsed with its sizes): the
+    variant's pivots (both), its ties (tangent conditions in the JVP, cotangent conditions
+    in the VJP) and its gauge's cotangent conditions (the VJP)."""
+    first = spec.inputs[0].name
+
+    def read(exprs, prefix, names):
+        return tuple(sorted({s.name for e in exprs for s in e.atoms(sp.MatrixSymbol)
+                             if s.name.startswith(prefix) and s.name[1:] in names}))
+
+    def check(kind, exprs, against, message, option, ties="None"):
+        return model.DerivativeCheck(kind, tuple(printer.doprint(e) for e in exprs), against,
+                                     ties, string_source(message), option)
+
+    both = ()
+    if checks.pivots:
+        both = (check("pivots", checks.pivots, (first,), variant.pivots.message,
+                      PIVOTS_OPTION),)
+    jvp, vjp = list(both), list(both)
+    inputs, outputs = {t.name for t in spec.inputs}, {t.name for t in variant.outputs}
+    if checks.ties is not None:
+        ties = printer.doprint(checks.ties)
+        jvp.append(check("ties", checks.tie_tangents, read(checks.tie_tangents, "d", inputs),
+                         variant.ties.message, TIES_OPTION, ties))
+        vjp.append(check("ties", checks.tie_cotangents,
+                         read(checks.tie_cotangents, "g", outputs),
+                         variant.ties.message, TIES_OPTION, ties))
+    if checks.gauge_cotangents:
+        vjp.append(check("vanish", checks.gauge_cotangents,
+                         read(checks.gauge_cotangents, "g", outputs),
+                         variant.gauge.message, GAUGE_OPTION))
+    return tuple(jvp), tuple(vjp)
 
 
 def shape_equalities(spec: Spec) -> list[model.ShapeEquality]:
@@ -298,7 +321,8 @@ def module_model(backend: str, checked: CheckedSpec, target: str | None = None) 
         references=tuple(hanging_lines(f"[{r.key}] {r.cite}", 4) for r in spec.references),
         inputs=tuple(model.Input(t.name, t.is_vector, first=i == 0)
                      for i, t in enumerate(spec.inputs)),
-        options=tuple(model.Option(o.name, py_literal(list(o.values)), py_literal(o.default))
+        options=tuple(model.Option(o.name, py_literal(list(o.values)), py_literal(o.default),
+                                   o.selects)
                       for o in spec.options),
         aliases=tuple(model.Alias(alias, option,
                                   "(" + ", ".join(f"({py_literal(a)}, {py_literal(b)})"

@@ -46,6 +46,7 @@ class Option:
     name: str  # the keyword
     values: str  # Python source of the list of values it takes: ["reduced", "complete"]
     default: str  # Python source of its default: "reduced", False
+    selects: bool  # it chooses the variant (not a switch passed to the rules: check_gauge)
 
     @property
     def report(self) -> str:
@@ -142,6 +143,8 @@ class Case:
     unconditional: bool  # the case holds always (the spec gives no 'when'): no test
     jvp: RuleBody  # tangents of the differentiable outputs from those of the inputs
     vjp: RuleBody  # cotangents of the inputs from those of the differentiable outputs
+    jvp_checks: tuple[DerivativeCheck, ...]  # what the JVP's derivative needs
+    vjp_checks: tuple[DerivativeCheck, ...]  # what the VJP's derivative needs
 
 
 @dataclass(frozen=True)
@@ -153,12 +156,18 @@ class Requirement:
 
 
 @dataclass(frozen=True)
-class GaugeCheck:
-    """The run-time check of a variant's gauge: the cotangents a gauge-invariant loss gives."""
+class DerivativeCheck:
+    """One run-time test of whether the derivative a rule computes exists: the spec's
+    'pivots', 'ties', or the gauge's 'cotangent' (the runtime's ``_violation`` says how each
+    kind is measured)."""
 
-    conditions: tuple[str, ...]  # the printed expressions that must be zero (sizes may be min/max)
-    cotangents: tuple[str, ...]  # the cotangents they read ('gU', 'gVh')
-    message: str  # Python source of the spec's message, the error a gauge-dependent loss gets
+    kind: str  # 'pivots', 'ties' or 'vanish'
+    values: tuple[str, ...]  # the printed expressions tested (sizes may be min/max)
+    against: tuple[str, ...]  # what they are measured against: the first input (pivots: its
+    # norm), or the tangents or cotangents the expressions read (their largest entry)
+    ties: str  # the printed vector whose ties matter ('ties'); 'None' for the other kinds
+    message: str  # Python source of the spec's message, the error's text
+    option: str  # the option that turns the check off ('check_singular', 'check_gauge')
 
 
 @dataclass(frozen=True)
@@ -182,7 +191,6 @@ class Variant:
     outputs: tuple[VariantOutput, ...]  # in the spec's order
     cases: tuple[Case, ...]  # tested in order; the first that holds gives the rules
     requirements: tuple[Requirement, ...]  # the spec's 'requires'
-    gauge: GaugeCheck | None  # None: no cotangent condition checked at run time
     native_options: tuple[str, ...]  # Python source of each option's value (in the spec's
     # order) for the variant the framework differentiates; an option that selects no variant
     # is passed on as it is
@@ -297,8 +305,9 @@ class Module:
 
     @property
     def options_report(self) -> str:
-        """Replacement fields that show every option's value: mode={mode!r}, ..."""
-        return ", ".join(o.report for o in self.options)
+        """Replacement fields that show the value of every option that chooses the variant:
+        mode={mode!r}, ... (the switches, check_gauge and the like, choose no rule)."""
+        return ", ".join(o.report for o in self.options if o.selects) or "the options"
 
     @property
     def parameter_count(self) -> int:
@@ -309,6 +318,12 @@ class Module:
     def checks_requires(self) -> bool:
         """Some variant requires sizes: the inputs' checks call _check_requires."""
         return any(v.requirements for v in self.variants)
+
+    @property
+    def checks_derivatives(self) -> bool:
+        """Some variant's rules check that their derivative exists: the module defines
+        _jvp_checks and _vjp_checks."""
+        return any(c.jvp_checks or c.vjp_checks for v in self.variants for c in v.cases)
 
     @property
     def first_output(self) -> Output:

@@ -156,6 +156,36 @@ class Gauge:
 
 
 @dataclass(frozen=True)
+class Pivots:
+    """Values the rules divide by (R's diagonal for QR, U's for LU): where one of them is
+    zero or numerically zero, |p| <= max(m, n) eps ||A||_F (A the first input, m x n), the
+    derivative does not exist, whatever the tangent or cotangent (checked at run time)."""
+
+    values: tuple[Text, ...]  # expressions of the outputs, each a vector
+    message: str  # the error (whitespace collapsed): what is singular, and why no derivative
+    line: int  # the line of the variant's 'pivots' key
+
+
+@dataclass(frozen=True)
+class Ties:
+    """Values whose ties leave the derivative undefined unless the tangent or cotangent is
+    invariant on each block of tied values (eigenvalues, singular values).
+
+    Values i != j tie where |v_i - v_j| <= k eps max|v| (k their number): the zeros of
+    pairwise_inv.  Each tangent (cotangent) expression is a k x k matrix that must be scalar
+    on every block of tied values, M_ij = 0 and M_ii = M_jj for tied i, j (checked at run
+    time, like the gauge's cotangent, against sqrt(eps) times the largest tangent or
+    cotangent entry).
+    """
+
+    values: Text  # a vector of the outputs (L, S)
+    tangent: tuple[Text, ...]  # expressions of the primal values and the inputs' tangents
+    cotangent: tuple[Text, ...]  # expressions of the primal values and the outputs' cotangents
+    message: str  # the error (whitespace collapsed)
+    line: int  # the line of the variant's 'ties' key
+
+
+@dataclass(frozen=True)
 class Variant:
     """One entry of 'variants': the outputs and rules for one choice of option values."""
 
@@ -177,6 +207,8 @@ class Variant:
     sample: tuple[tuple[str, Text], ...] = ()
     # conditions on the input sizes checked at run time before anything is computed
     requires: tuple[Text, ...] = ()
+    pivots: Pivots | None = None  # where a zero divisor leaves no derivative
+    ties: Ties | None = None  # where tied values leave no derivative for some losses
 
     @property
     def label(self) -> str:

@@ -12,8 +12,8 @@ import keyword
 from pathlib import Path
 
 from .spec import (ALWAYS, BACKENDS, DIAGONALS, DTYPES, HOST_BACKENDS, INDEX_STRUCTURES, ORDERS,
-                   STRUCTURES, VECTOR_STRUCTURES, Benchmark, Case, Gauge, Option, Reference,
-                   Signature, Spec, SpecError, Tensor, Text, Variant)
+                   STRUCTURES, VECTOR_STRUCTURES, Benchmark, Case, Gauge, Option, Pivots, Reference,
+                   Signature, Spec, SpecError, Tensor, Text, Ties, Variant)
 from .yaml_lines import KeyReader, LineList, LineMap, read_yaml_mapping
 
 
@@ -154,16 +154,48 @@ def _text(path, value, line, what) -> Text:
 
 
 def _texts(path, r: KeyReader, key: str, required: bool) -> tuple[Text, ...]:
-    """One text or a list of texts (gauge expressions)."""
+    """One text or a list of texts (the expressions of 'gauge', 'pivots' and 'ties')."""
+    what = f"{r.what}.{key}"
     value = r.pop(key, (str, LineList), required=required)
     if value is None:
         return ()
     if isinstance(value, str):
-        return (_text(path, value, r.line_of(key), f"gauge.{key}"),)
+        return (_text(path, value, r.line_of(key), what),)
     if not value or not all(isinstance(x, str) for x in value):
-        raise SpecError(path, r.line_of(key), f"gauge.{key} must be text or a non-empty list "
-                                              f"of texts")
-    return tuple(_text(path, x, value.item_lines[i], f"gauge.{key}") for i, x in enumerate(value))
+        raise SpecError(path, r.line_of(key), f"{what} must be text or a non-empty list of texts")
+    return tuple(_text(path, x, value.item_lines[i], what) for i, x in enumerate(value))
+
+
+def _message(r: KeyReader) -> str:
+    """A block's 'message', whitespace collapsed; required."""
+    text = " ".join(r.pop("message", str).split())
+    if not text:
+        raise SpecError(r.path, r.line_of("message"), f"{r.what}.message must not be empty")
+    return text
+
+
+def _pivots(path, r: KeyReader) -> Pivots | None:
+    data = r.pop("pivots", LineMap, default=None, required=False)
+    if data is None:
+        return None
+    pr = KeyReader(path, data, "pivots", r.line_of("pivots"))
+    values = _texts(path, pr, "values", required=True)
+    message = _message(pr)
+    pr.done()
+    return Pivots(values, message, r.line_of("pivots"))
+
+
+def _ties(path, r: KeyReader) -> Ties | None:
+    data = r.pop("ties", LineMap, default=None, required=False)
+    if data is None:
+        return None
+    tr = KeyReader(path, data, "ties", r.line_of("ties"))
+    values = _text(path, tr.pop("values", str), tr.line_of("values"), "ties.values")
+    tangent = _texts(path, tr, "tangent", required=True)
+    cotangent = _texts(path, tr, "cotangent", required=True)
+    message = _message(tr)
+    tr.done()
+    return Ties(values, tangent, cotangent, message, r.line_of("ties"))
 
 
 def _defining(path, data) -> tuple[Text, ...]:
@@ -249,6 +281,7 @@ def _variant(path, data, line, options) -> Variant:
         gr.done()
         gauge = Gauge(tangent, cotangent, phases, message, r.line_of("gauge"),
                       blocks["rotations"])
+    pivots, ties = _pivots(path, r), _ties(path, r)
     cases_data = r.pop("cases", LineList)
     cases = []
     for i, c in enumerate(cases_data):
@@ -264,7 +297,7 @@ def _variant(path, data, line, options) -> Variant:
         raise SpecError(path, r.line_of("cases"), "variant: 'cases' needs at least one case")
     r.done()
     return Variant(when, native, outputs, defining, tuple(cases), line, from_native,
-                   primal_returns, primal_outputs, gauge, sample, requires)
+                   primal_returns, primal_outputs, gauge, sample, requires, pivots, ties)
 
 
 def _items(data: LineList):

@@ -132,7 +132,9 @@ def _jvp_rule(A, tau, Q, dA, dtau):
                 - dV @ (T @ _c3)
             )
             return (dQ,)
-    raise ValueError(f"householder_product: no jvp rule for  and A of shape {tuple(A.shape)}")
+    raise ValueError(
+        f"householder_product: no jvp rule for the options and A of shape {tuple(A.shape)}"
+    )
 
 
 def _vjp_rule(A, tau, Q, gQ):
@@ -175,7 +177,9 @@ def _vjp_rule(A, tau, Q, gQ):
                 -1,
             )[..., :, None]
             return (gA, gtau)
-    raise ValueError(f"householder_product: no vjp rule for  and A of shape {tuple(A.shape)}")
+    raise ValueError(
+        f"householder_product: no vjp rule for the options and A of shape {tuple(A.shape)}"
+    )
 
 
 def _returned(A, outputs):

@@ -121,7 +121,9 @@ def _jvp_rule(A, tau, Q, dA, dtau):
             _c3 = _adjoint(V[..., :n, :])
             dQ = -(V @ (T @ _adjoint(dV[..., :n, :]))) - V @ (dT @ _c3) - dV @ (T @ _c3)
             return (dQ,)
-    raise ValueError(f"householder_product: no jvp rule for  and A of shape {tuple(A.shape)}")
+    raise ValueError(
+        f"householder_product: no jvp rule for the options and A of shape {tuple(A.shape)}"
+    )
 
 
 def _vjp_rule(A, tau, Q, gQ):
@@ -164,7 +166,9 @@ def _vjp_rule(A, tau, Q, gQ):
                 -1,
             )[..., :, None]
             return (gA, gtau)
-    raise ValueError(f"householder_product: no vjp rule for  and A of shape {tuple(A.shape)}")
+    raise ValueError(
+        f"householder_product: no vjp rule for the options and A of shape {tuple(A.shape)}"
+    )
 
 
 def _returned(A, outputs):

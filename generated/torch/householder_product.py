@@ -116,7 +116,9 @@ def _jvp_rule(A, tau, Q, dA, dtau):
                 alpha=-1,
             )
             return (dQ,)
-    raise ValueError(f"householder_product: no jvp rule for  and A of shape {tuple(A.shape)}")
+    raise ValueError(
+        f"householder_product: no jvp rule for the options and A of shape {tuple(A.shape)}"
+    )
 
 
 def _vjp_rule(A, tau, Q, gQ):
@@ -170,7 +172,9 @@ def _vjp_rule(A, tau, Q, gQ):
                 .unsqueeze(-1)
             )
             return (gA, gtau)
-    raise ValueError(f"householder_product: no vjp rule for  and A of shape {tuple(A.shape)}")
+    raise ValueError(
+        f"householder_product: no vjp rule for the options and A of shape {tuple(A.shape)}"
+    )
 
 
 def _returned(A, outputs):

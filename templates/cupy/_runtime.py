@@ -17,10 +17,10 @@ import numpy as _np
 
 from ._runtime_shared import (
     _broadcast, _check_input, _check_tangent, _columns, _complex, _cotangent_in, _cotangent_out,
-    _empty_like, _gauge_checked, _host_unbatched, _indices, _indices_permutation, _LazyModule,
-    _pad, _pad_cols, _pad_rows, _permute_cols, _permute_rows, _pivots_permutation as _host_pivots,
-    _raise_on_gauge, _solve, _to_field, _transposed, _unbatched, _unpacked, _version_tuple,
-    _zeros_like)
+    _check, _checked_jvp, _checked_vjp, _raise_if_failed, _empty_like, _host_unbatched, _indices,
+    _indices_permutation, _LazyModule, _pad, _pad_cols, _pad_rows, _permute_cols, _permute_rows,
+    _pivots_permutation as _host_pivots, _solve, _to_field, _transposed, _unbatched, _unpacked,
+    _version_tuple, _zeros_like)
 
 # SciPy, for the host fallbacks alone (their calls name _scipy.linalg): imported on first use
 _scipy = _LazyModule("scipy", ("linalg",))
@@ -28,11 +28,12 @@ _scipy = _LazyModule("scipy", ("linalg",))
 # what the generated rules import from here
 __all__ = [
     "_check_input", "_check_tangent", "_columns", "_complex", "_copyltu", "_cotangent_in",
-    "_cotangent_out", "_cupyx", "_diag", "_empty_like", "_gauge_check", "_gauge_checked", "_im",
-    "_indices", "_indices_permutation", "_np", "_on_host", "_pad", "_pad_cols", "_pad_rows",
-    "_pairwise_inv", "_permute_cols", "_permute_rows", "_pivots_permutation", "_re", "_scipy",
-    "_skew", "_solve", "_solve_triangular", "_sym", "_to_field", "_transposed", "_tril",
-    "_triu", "_unbatched", "_unpacked", "_version_tuple", "_zeros_like"]
+    "_check", "_checked_jvp", "_checked_vjp", "_raise_if_failed", "_cotangent_out", "_cupyx",
+    "_diag", "_empty_like", "_im", "_indices", "_indices_permutation", "_np", "_on_host", "_pad",
+    "_pad_cols", "_pad_rows", "_pairwise_inv", "_permute_cols", "_permute_rows",
+    "_pivots_permutation", "_re", "_scipy", "_skew", "_solve", "_solve_triangular", "_sym",
+    "_to_field", "_transposed", "_tril", "_triu", "_unbatched", "_unpacked", "_version_tuple",
+    "_zeros_like"]
 
 KERNEL_SOURCE = (_pathlib.Path(__file__).with_name("_kernels.cu")).read_text()
 KERNEL_NAMES = tuple(f"fr_{op}_{suffix}" for op in ("tril", "triu", "copyltu", "sym", "skew",
@@ -133,18 +134,6 @@ def _pairwise_inv(v):
     scale = _cp.abs(v).max(axis=(-2, -1), keepdims=True) if v.size else _cp.zeros(())
     tie = _cp.abs(gaps) <= v.shape[-2] * _np.finfo(v.dtype).eps * scale
     return _cp.where(tie, 0, 1 / _cp.where(tie, 1, gaps))
-
-
-def _gauge_check(op, values, cotangents, message):
-    """Raise when a loss depends on the gauge: one of ``values`` (all zero for a
-    gauge-invariant loss) larger than sqrt(eps) times the largest cotangent entry."""
-    values = [v for v in values if v.size]
-    if not values:
-        return
-    scale = max((float(_cp.abs(g).max()) for g in cotangents if g is not None and g.size),
-                default=0.0)
-    worst = max(float(_cp.abs(v).max()) for v in values)
-    _raise_on_gauge(op, message, worst, scale, values[0].dtype)
 
 
 # ``cupyx`` for the signature calls, imported on first use: cupyx.scipy.linalg loads cuBLAS

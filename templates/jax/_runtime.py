@@ -8,19 +8,26 @@ Cotangents: the spec's VJPs follow PyTorch's convention; ``_cotangent_in/_out`` 
 and to JAX's (the two differ by complex conjugation).
 """
 import jax as _jax
+import jax.extend.core as _jax_core
 import jax.numpy as _jnp
 import jax.scipy.linalg  # noqa: F401  (signature calls name jax.scipy.linalg)
 import numpy as _np
+from jax.experimental import checkify as _checkify
+from jax.interpreters import ad as _ad
+from jax.interpreters import batching as _batching
+from jax.interpreters import mlir as _mlir
 
 from ._runtime_shared import (
-    _check_input, _check_tangent, _columns, _complex, _diag, _host_gauge_check,
+    _Check, _check, _check_input, _check_tangent, _columns, _complex, _diag, _nan_where,
+    _raise_on_violation, _violation,
     _indices_permutation, _pad, _pad_cols, _pad_rows, _pairwise_inv, _permute_cols,
     _permute_rows, _to_field, _unpacked, _version_tuple, _zeros_like)
 
 # what the generated rules import from here
 __all__ = [
     "_check_input", "_check_tangent", "_columns", "_complex", "_copyltu", "_cotangent_in",
-    "_cotangent_out", "_diag", "_diag_part", "_empty_like", "_gauge_check", "_gauge_checked",
+    "_check", "_checked_jvp", "_checked_vjp", "_cotangent_out", "_diag", "_diag_part",
+    "_empty_like", "_raise_if_failed",
     "_indices", "_indices_permutation", "_neg_mm", "_pad", "_pad_cols", "_pad_rows",
     "_pairwise_inv", "_permute_cols", "_permute_rows", "_pivots_permutation", "_skew", "_solve",
     "_solve_triangular", "_sym", "_to_field", "_transposed", "_unbatched", "_unpacked",
@@ -92,19 +99,135 @@ def _solve(a, b, left=True):
     return _jnp.linalg.solve(a.mT, b.mT).mT
 
 
-def _gauge_checked(check_gauge, cotangents):
-    """Whether to run the gauge check: when asked to and the cotangents are concrete."""
-    return check_gauge and not any(isinstance(g, _jax.core.Tracer) for g in cotangents)
+def _traced(arrays):
+    return any(isinstance(x, _jax.core.Tracer) for x in arrays)
 
 
-def _gauge_check(op, values, cotangents, message):
-    """Raise when a loss depends on the gauge: one of ``values`` (all zero for a
-    gauge-invariant loss) larger than sqrt(eps) times the largest cotangent entry.  Only
-    concrete values are checked: under jit or a transformation (tracers) there is no value
-    to raise on."""
-    if any(isinstance(x, _jax.core.Tracer) for x in (*values, *cotangents)):
+def _failed(checks):
+    """Per matrix, whether any of the checks fails."""
+    failed = None
+    for check in checks:
+        f = _violation(check)[0]
+        failed = f if failed is None else failed | f
+    return failed
+
+
+def _raise_if_failed(op, checks, derivatives, of="tangent"):
+    """Eager: raise the error of the first check that fails, before the rule computes
+    anything.  Traced (the rule's tangents or cotangents ``derivatives``, or what the checks
+    read, are traced): nothing (_checked_jvp / _checked_vjp mark the results)."""
+    checks = [c for c in checks if c is not None]
+    if not checks or _traced([*(d for d in derivatives if d is not None),
+                              *(a for c in checks for a in c.against)]):
         return
-    _host_gauge_check(op, values, cotangents, message)
+    for check in checks:
+        _raise_on_violation(op, check, of)
+
+
+def _checked_vjp(op, results, checks):
+    """A VJP's results (the explicit pullback of <op>_vjp) where its checks pass: traced,
+    NaN in the matrices that fail one (concrete arrays were checked by _raise_if_failed)."""
+    checks = [c for c in checks if c is not None]
+    if checks and _traced((*results, *(a for c in checks for a in c.against))):
+        return _nan_where(results, _failed(checks))
+    return results
+
+
+def _checked_jvp(op, results, checks, vjp_checks=None, primals=(), flags=(), options=()):
+    """A JVP's results where its checks pass (concrete arrays were checked by
+    _raise_if_failed).  Traced, the results pass through _CHECKED, a primitive that is the
+    identity on them except that the matrices failing a check are NaN: applied to tangents
+    (jvp, jit), it tests ``checks``; transposed (jax.grad, vjp: the JVP transposed), it tests
+    the cotangents with ``vjp_checks`` (the generated _vjp_checks of ``primals``, the inputs
+    and outputs, ``flags``, which outputs have cotangents, and ``options``), so that a
+    cotangent the derivative does not exist for gives NaN there too.  Transposed, it also
+    states each failure as a checkify.debug_check, which a checkify.checkify'd function
+    reports (and which costs nothing otherwise)."""
+    checks = [c for c in checks if c is not None]
+    if not _traced((*results, *primals, *(a for c in checks for a in c.against))):
+        return results  # (checked by _raise_if_failed)
+    values = [tuple(c.values()) for c in checks]
+    arrays = [a for c, vs in zip(checks, values)
+              for a in (*vs, *c.against, *(() if c.ties is None else (c.ties,)))]
+    shapes = tuple((c.kind, len(vs), len(c.against), c.ties is not None, c.message, c.option)
+                   for c, vs in zip(checks, values))
+    return tuple(_CHECKED.bind(
+        *results, *arrays, *primals, op=op, results=len(results), shapes=shapes,
+        vjp_checks=vjp_checks, flags=tuple(flags), options=tuple(options)))
+
+
+def _unflattened(arrays, shapes):
+    """The checks from their arrays, as _checked_jvp laid them out."""
+    checks, at = [], 0
+    for kind, values, against, has_ties, message, option in shapes:
+        vs = tuple(arrays[at:at + values])
+        at += values
+        ag = tuple(arrays[at:at + against])
+        at += against
+        ties = arrays[at] if has_ties else None
+        at += has_ties
+        checks.append(_Check(kind, lambda vs=vs: vs, ag, message, option, ties))
+    return checks, at
+
+
+def _checked_impl(*operands, op, results, shapes, vjp_checks, flags, options):
+    checks, _ = _unflattened(operands[results:], shapes)
+    outputs = operands[:results]
+    return list(_nan_where(outputs, _failed(checks)) if checks else outputs)
+
+
+def _checked_transpose(cotangents, *operands, op, results, shapes, vjp_checks, flags,
+                       options):
+    """The cotangents of the results, NaN in the matrices whose cotangents the derivative
+    does not exist for; nothing for the other operands (tangent-side check values: not
+    linear inputs of the results; primal values: constants)."""
+    cts = [_jnp.zeros(ct.aval.shape, ct.aval.dtype) if type(ct) is _ad.Zero else ct
+           for ct in cotangents]
+    _, taken = _unflattened(operands[results:], shapes)
+    primals = operands[results + taken:]
+    given = iter(_cotangent_in(ct) for ct in cts)
+    full = [next(given) if f else None for f in flags]
+    checks = [c for c in vjp_checks(*primals, *full, *options) if c is not None]
+    out = list(cts)
+    if checks:
+        failed = None
+        for check in checks:
+            f = _violation(check)[0]
+            _checkify.debug_check(~_jnp.any(f), f"{op}: {check.message}; pass "
+                                                f"{check.option}=False to skip this check")
+            failed = f if failed is None else failed | f
+        out = list(_nan_where(cts, failed))
+    return out + [None] * (len(operands) - results)
+
+
+def _checked_jvp_rule(primals, tangents, *, results, **params):
+    """Forward-mode derivative of _CHECKED: the same masks applied to the results'
+    tangents (the masks are constants: piecewise constant in the primal values)."""
+    out = _CHECKED.bind(*primals, results=results, **params)
+    dots = [_ad.instantiate_zeros(t) for t in tangents[:results]]
+    return out, _CHECKED.bind(*dots, *primals[results:], results=results, **params)
+
+
+def _checked_batch(operands, dims, **params):
+    size = next(x.shape[d] for x, d in zip(operands, dims) if d is not None)
+    operands = [_batching.bdim_at_front(x, d, size) for x, d in zip(operands, dims)]
+    return _CHECKED.bind(*operands, **params), [0] * params["results"]
+
+
+def _checked_primitive():
+    checked = _jax_core.Primitive("factorules_checked")
+    checked.multiple_results = True
+    checked.def_impl(_checked_impl)
+    # the results' avals as they are (under shard_map they carry the varying mesh axes)
+    checked.def_abstract_eval(lambda *operands, results, **params: list(operands[:results]))
+    _mlir.register_lowering(checked, _mlir.lower_fun(_checked_impl, multiple_results=True))
+    _ad.primitive_jvps[checked] = _checked_jvp_rule
+    _ad.primitive_transposes[checked] = _checked_transpose
+    _batching.primitive_batchers[checked] = _checked_batch
+    return checked
+
+
+_CHECKED = _checked_primitive()
 
 
 def _transposed(outputs, flags):

@@ -11,18 +11,18 @@ import scipy.linalg as _sla
 
 from ._runtime_shared import (
     _broadcast, _check_input, _check_tangent, _columns, _complex, _cotangent_in, _cotangent_out,
-    _diag, _empty_like, _gauge_checked, _host_gauge_check as _gauge_check, _indices,
-    _indices_permutation, _pad, _pad_cols, _pad_rows, _pairwise_inv, _permute_cols,
-    _permute_rows, _pivots_permutation, _solve, _to_field, _transposed, _unbatched, _unpacked,
-    _version_tuple, _zeros_like)
+    _check, _checked_jvp, _checked_vjp, _raise_if_failed, _diag, _empty_like, _indices,
+    _indices_permutation, _pad, _pad_cols, _pad_rows, _pairwise_inv, _permute_cols, _permute_rows,
+    _pivots_permutation, _solve, _to_field, _transposed, _unbatched, _unpacked, _version_tuple,
+    _zeros_like)
 
 # what the generated rules (and sparse_qr.py) import from here
 __all__ = [
-    "_adjoint", "_check_input", "_check_tangent", "_columns", "_complex", "_copyltu",
-    "_cotangent_in", "_cotangent_out", "_diag", "_empty_like", "_gauge_check", "_gauge_checked",
-    "_indices", "_indices_permutation", "_pad", "_pad_cols", "_pad_rows", "_pairwise_inv",
-    "_permute_cols", "_permute_rows", "_pivots_permutation", "_scipy", "_skew", "_solve",
-    "_solve_triangular", "_sym", "_to_field", "_transposed", "_unbatched", "_unpacked",
+    "_adjoint", "_check_input", "_check_tangent", "_columns", "_complex", "_copyltu", "_check",
+    "_checked_jvp", "_checked_vjp", "_raise_if_failed", "_cotangent_in", "_cotangent_out", "_diag",
+    "_empty_like", "_indices", "_indices_permutation", "_pad", "_pad_cols", "_pad_rows",
+    "_pairwise_inv", "_permute_cols", "_permute_rows", "_pivots_permutation", "_scipy", "_skew",
+    "_solve", "_solve_triangular", "_sym", "_to_field", "_transposed", "_unbatched", "_unpacked",
     "_version_tuple", "_zeros_like"]
 
 

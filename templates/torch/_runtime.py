@@ -6,8 +6,7 @@ generated/torch/.  The few helpers that need no array operation of NumPy's kind 
 verdicts among them) come from templates/_runtime_shared.py (``xp`` = torch, _array_module.py).
 
 Under torch.compile the generated ops trace their rules like any torch code; what dynamo cannot
-trace (a NumPy/SciPy primal, the gauge check's test of values) runs as a torch.library
-operator (_host_op, _gauge_check).
+trace (a NumPy/SciPy primal) runs as a torch.library operator (_host_op).
 """
 import ast as _ast
 
@@ -15,8 +14,8 @@ import numpy as _np
 import torch as _torch
 
 from ._runtime_shared import (
-    _check_array, _check_like, _cotangent_in, _cotangent_out, _host_unbatched, _LazyModule,
-    _unpacked, _version_tuple, _zeros_like)
+    _check, _check_array, _check_like, _cotangent_in, _cotangent_out, _host_unbatched,
+    _LazyModule, _no_derivative, _unpacked, _version_tuple, _zeros_like)
 
 # SciPy, for the host fallbacks alone (their calls name _scipy.linalg): imported on first use
 _scipy = _LazyModule("scipy", ("linalg",))
@@ -24,8 +23,9 @@ _scipy = _LazyModule("scipy", ("linalg",))
 # what the generated rules import from here
 __all__ = [
     "_addmm", "_check_input", "_check_tangent", "_columns", "_complex", "_copyltu",
-    "_apply", "_cotangent_in", "_cotangent_out", "_empty_like", "_gauge_check",
-    "_gauge_checked", "_host_op", "_im",
+    "_apply", "_check", "_checked_jvp", "_checked_vjp", "_cotangent_in", "_cotangent_out",
+    "_raise_if_failed",
+    "_empty_like", "_host_op", "_im",
     "_indices", "_indices_permutation", "_laid_out_like", "_materialized", "_mm", "_np",
     "_on_host", "_pad_cols", "_pad_rows", "_pairwise_inv", "_permute_cols", "_permute_rows",
     "_pivots_permutation", "_re", "_scipy", "_skew", "_sym", "_to_field", "_transposed",
@@ -217,35 +217,122 @@ def _batched(x):
             or "Batched" in str(_torch._C._dispatch_keys(x)))
 
 
-def _gauge_checked(check_gauge, cotangents):
-    """Whether to run the gauge check: when asked to and the cotangents have values (not
-    inside a vmap, where even computing the check's operands may have no batching rule).
-    Under torch.compile when asked to: the check is an operator, whose vmap rule skips it."""
-    if _torch.compiler.is_compiling():
-        return check_gauge
-    return check_gauge and not any(_batched(g) for g in cotangents if g is not None)
+def _traced(tensors):
+    """Whether a rule runs traced: under torch.compile, or on tensors of a torch.func
+    transform or vmap, where a check neither raises nor reads a value (no host
+    synchronisation) and marks the failing matrices' results NaN instead."""
+    return _torch.compiler.is_compiling() or any(_batched(t) for t in tensors)
 
 
-def _gauge_check(op, values, cotangents, message):
-    """Raise when a loss depends on the gauge: one of ``values`` (all zero for a
-    gauge-invariant loss) larger than sqrt(eps) times the largest cotangent entry.  Skipped
-    inside vmap (torch.func's and autograd.grad's is_grads_batched), where a tensor has no
-    single value.  Under torch.compile the same check runs as an operator of the compiled
-    backward (_GAUGE_CHECK), raising the same error when the backward runs."""
-    cotangents = [g for g in cotangents if g is not None]
-    if _torch.compiler.is_compiling():
-        _GAUGE_CHECK(list(values), cotangents, op, message)
+def _matrix_max(x, empty=0.0):
+    """The largest entry of each matrix of a real stack; ``empty`` for matrices without
+    entries."""
+    if x.shape[-2] * x.shape[-1] == 0:
+        return _torch.full(x.shape[:-2], empty, dtype=x.dtype, device=x.device)
+    return x.amax(dim=(-2, -1))
+
+
+def _largest(tensors):
+    """The largest |entry| of each matrix, over tensors of one batch shape."""
+    out = None
+    for t in tensors:
+        m = _matrix_max(t.abs())
+        out = m if out is None else _torch.maximum(out, m)
+    return out
+
+
+def _tie_mask(v):
+    """T[..., i, j]: entries i != j of the (..., k, 1) column v that tie, |v_j - v_i| <= k eps
+    max|v| (the zeros of _pairwise_inv off its diagonal)."""
+    gaps = (v.mT - v).abs()
+    tol = v.shape[-2] * _torch.finfo(v.dtype).eps * _matrix_max(v.abs())[..., None, None]
+    eye = _torch.eye(v.shape[-2], dtype=_torch.bool, device=v.device)
+    return (gaps <= tol) & ~eye
+
+
+def _violation(check, tied=None):
+    """(failed, value, limit) per matrix of the batch, as templates/_runtime_shared.py's
+    _violation measures them, in torch operations."""
+    values = check.values()
+    if check.kind == "pivots":
+        a = check.against[0]
+        value = None
+        for p in values:
+            smallest = -_matrix_max(-p.abs(), -float("inf"))
+            value = smallest if value is None else _torch.minimum(value, smallest)
+        norm = _torch.linalg.vector_norm(a, dim=(-2, -1))
+        limit = max(a.shape[-2], a.shape[-1]) * _torch.finfo(a.dtype).eps * norm
+        return value <= limit, value, limit
+    limit = _torch.finfo(values[0].dtype).eps ** 0.5 * _largest(check.against)
+    if check.kind == "ties":
+        tied = _tie_mask(check.ties) if tied is None else tied
+        value = None
+        for m in values:
+            d = m.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
+            off = _torch.maximum(m.abs(), (d.mT - d).abs())
+            worst = _matrix_max(_torch.where(tied, off, 0))
+            value = worst if value is None else _torch.maximum(value, worst)
+    else:
+        value = _largest(values)
+    return value > limit, value, limit
+
+
+def _raise_on_violation(op, check, of):
+    """Raise the error of a failed check (eager).  A 'ties' check with no tied values
+    computes nothing more."""
+    tied = None
+    if check.kind == "ties":
+        tied = _tie_mask(check.ties.detach())
+        if not bool(tied.any()):
+            return
+    with _torch.no_grad():
+        failed, value, limit = _violation(check, tied)
+        if bool(failed.any()):
+            first = int(failed.reshape(-1).to(_torch.uint8).argmax())
+            raise _no_derivative(op, check, float(value.reshape(-1)[first]),
+                                 float(limit.reshape(-1)[first]), of)
+
+
+def _nan_where(results, failed):
+    """The results, NaN in the matrices that failed (a product, which autograd and
+    transforms carry through)."""
+    mask = _torch.where(failed, float("nan"), 1.0)[..., None, None]
+    return tuple(r * mask.to(r.real.dtype if r.is_complex() else r.dtype) for r in results)
+
+
+def _raise_if_failed(op, checks, derivatives, of="tangent"):
+    """Eager: raise the error of the first check that fails, before the rule computes
+    anything.  Traced (the rule's tangents or cotangents ``derivatives``, or what the checks
+    read, are traced): nothing (_checked_jvp / _checked_vjp mark the results)."""
+    checks = [c for c in checks if c is not None]
+    if not checks or _traced([*(d for d in derivatives if d is not None),
+                              *(a for c in checks for a in c.against)]):
         return
-    if any(_batched(v) for v in (*values, *cotangents)):
-        return
-    values = [v.detach() for v in values if v.numel()]
-    if not values:
-        return
-    scale = max((float(g.detach().abs().max()) for g in cotangents if g.numel()), default=0.0)
-    worst = max(float(v.abs().max()) for v in values)
-    if worst > _torch.finfo(values[0].dtype).eps ** 0.5 * scale:
-        raise ValueError(f"{op}: {message} (gauge residual {worst:.2e}, cotangents of size "
-                         f"{scale:.2e}); pass check_gauge=False to skip this check")
+    for check in checks:
+        _raise_on_violation(op, check, of)
+
+
+def _checked(results, checks):
+    """Traced: the results, NaN in the matrices that fail a check.  Eager: the results (the
+    checks passed in _raise_if_failed)."""
+    checks = [c for c in checks if c is not None]
+    if not checks or not _traced((*results, *(a for c in checks for a in c.against))):
+        return results
+    failed = None
+    for check in checks:
+        f = _violation(check)[0]
+        failed = f if failed is None else failed | f
+    return _nan_where(results, failed)
+
+
+def _checked_jvp(op, results, checks, vjp_checks=None, primals=(), flags=(), options=()):
+    """A JVP's results where its checks pass (traced: NaN where they fail)."""
+    return _checked(results, checks)
+
+
+def _checked_vjp(op, results, checks):
+    """A VJP's results where its checks pass (traced: NaN where they fail)."""
+    return _checked(results, checks)
 
 
 def _transposed(outputs, flags):
@@ -393,29 +480,3 @@ def _host_op(module, primal, count):
         return tuple(overload(list(args[:count]), repr(tuple(args[count:]))))
 
     return call
-
-
-def _gauge_check_op():
-    """_gauge_check as an operator of the compiled backward.  It has no output: it is marked
-    as one with a side effect (as torch's asserts are), which keeps it in the graph.  On
-    batched tensors (a vmap, autograd.grad's is_grads_batched) it checks nothing, as
-    _gauge_check."""
-    name = _operator_name(__name__, "gauge_check")
-
-    def run(values, cotangents, op, message):
-        _gauge_check(op, values, cotangents, message)
-
-    check = _torch.library.custom_op(
-        f"{_NAMESPACE}::{name}", run, mutates_args=(),
-        schema="(Tensor[] values, Tensor[] cotangents, str op, str message) -> ()")
-    check.register_fake(lambda values, cotangents, op, message: None)
-    check.register_vmap(lambda info, in_dims, values, cotangents, op, message: (None, None))
-    # the batched tensors of autograd.grad(..., is_grads_batched=True)
-    _LIBRARY.impl(name, lambda values, cotangents, op, message: None, "Batched")
-    overload = getattr(getattr(_torch.ops, _NAMESPACE), name).default
-    _torch.fx.node.has_side_effect(overload)
-    return overload
-
-
-_LIBRARY = _torch.library.Library(_NAMESPACE, "FRAGMENT")
-_GAUGE_CHECK = _gauge_check_op()
