@@ -11,6 +11,7 @@
     factorules bench [NAME]            generated vs native autodiff, as time ratios
     factorules bench tsqr              distributed TSQR on 4 host devices vs one-device qr
     factorules bench-memory            peak memory of Q as an operator (geqrf -> ormqr) vs dense
+    factorules bench-checks [NAME]     what the checks of degenerate inputs cost: on vs off
     factorules new NAME                scaffold spec/NAME.yaml (commented, working example)
 
 In a checkout, ``python cli.py ...`` is the same command.  Exit codes: 0 success, 1 a failed
@@ -198,6 +199,11 @@ def cmd_bench(args) -> int:
     return bench.main(args)
 
 
+def cmd_bench_checks(args) -> int:
+    from factorules.tools import bench_checks
+    return bench_checks.main(args)
+
+
 def cmd_bench_memory(args) -> int:
     from factorules.tools import memory
 
@@ -281,6 +287,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="each row runs in a process of its own; one still running after this "
                         "long is killed and reported (default: 300, or 60 with --quick)")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("bench-checks", help="time the generated derivatives with the checks "
+                                            "of degenerate inputs on and off")
+    p.add_argument("names", nargs="*", help="specs (default: every spec with a switch)")
+    p.add_argument("--repeats", type=int, default=15, help="interleaved timed runs per row")
+    p.add_argument("--json", action="store_true", help="print the table as JSON")
+    p.add_argument("--quick", action="store_true", help="small sizes (for smoke tests)")
+    p.set_defaults(func=cmd_bench_checks)
 
     p = sub.add_parser("bench-memory", help="peak memory of a gradient through geqrf -> ormqr: "
                                             "Q as an operator against Q formed densely")

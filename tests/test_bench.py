@@ -206,3 +206,22 @@ def test_quick_rows_finish_and_give_ratios(rows):
                and "crashed" not in r["note"] for r in rows)
     for backend in ("torch", "jax"):
         assert any(r["backend"] == backend and r["ratio"] and r["ratio"] > 0 for r in rows)
+
+
+def test_bench_checks_times_each_row_with_the_switches_on_and_off():
+    """cli.py bench-checks: every benchmark row of a spec with switches, in torch and JAX,
+    both directions; each row asserted that the checks changed no number first."""
+    result = subprocess.run(
+        [sys.executable, "cli.py", "bench-checks", "eigh", "qr", "--quick", "--json"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    spec_rows = {name: len(load_spec(ROOT / "spec" / f"{name}.yaml").benchmarks)
+                 for name in ("eigh", "qr")}
+    assert len(rows) == 4 * sum(spec_rows.values())  # 2 backends x 2 directions per row
+    assert {(r["backend"], r["direction"]) for r in rows} == {
+        (b, d) for b in ("torch", "jax") for d in ("vjp", "jvp")}
+    assert all(r["checked_ms"] > 0 and r["unchecked_ms"] > 0 and r["ratio"] > 0 for r in rows)
+    bad = subprocess.run([sys.executable, "cli.py", "bench-checks", "householder_product"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "no spec with switches" in bad.stderr

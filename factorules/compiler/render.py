@@ -189,8 +189,9 @@ def _variant(printer_cls, checked: CheckedSpec, cv: CheckedVariant,
         # the spec line and citations of each rule, a comment heading its code
         sources = case_sources(spec, case.case)
         jvp = body(printer, case.jvp, sources["jvp"])
+        checks = printer_cls(dtype_ref=ref, sizes=chain_sizes(checked), diagonal_of_products=True)
         cases.append(model.Case(condition, always, jvp, body(printer, case.vjp, sources["vjp"]),
-                                *_derivative_checks(printer, spec, cv.variant, case.checks)))
+                                *_derivative_checks(checks, spec, cv.variant, case.checks)))
     printer = printer_cls(dtype_ref=ref)
     requirements = tuple(
         model.Requirement(

@@ -149,7 +149,9 @@ def _vjp_checks(A, L, V, gL, gV, check_gauge, check_ties):
             else None,
             _check(
                 "vanish",
-                lambda: (_jnp.imag(_jnp.diagonal(V.mT.conj() @ gV, 0, -2, -1)[..., :, None]),),
+                lambda: (
+                    _jnp.imag((V.mT.conj() * _jnp.swapaxes(gV, -1, -2)).sum(-1)[..., :, None]),
+                ),
                 (gV,),
                 "the loss depends on the phases of the eigenvectors (V -> V "
                 "diag(exp(i phi)) changes it), so it has no derivative; make it "

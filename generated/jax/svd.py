@@ -369,9 +369,8 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                     "vanish",
                     lambda: (
                         _jnp.imag(
-                            _jnp.diagonal(U.mT.conj() @ gU + Vh @ gVh.mT.conj(), 0, -2, -1)[
-                                ..., :, None
-                            ]
+                            (U.mT.conj() * _jnp.swapaxes(gU, -1, -2)).sum(-1)[..., :, None]
+                            + (Vh * _jnp.swapaxes(gVh.mT.conj(), -1, -2)).sum(-1)[..., :, None]
                         ),
                     ),
                     (gU, gVh),
@@ -404,9 +403,8 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                     "vanish",
                     lambda: (
                         _jnp.imag(
-                            _jnp.diagonal(U.mT.conj() @ gU + Vh @ gVh.mT.conj(), 0, -2, -1)[
-                                ..., :, None
-                            ]
+                            (U.mT.conj() * _jnp.swapaxes(gU, -1, -2)).sum(-1)[..., :, None]
+                            + (Vh * _jnp.swapaxes(gVh.mT.conj(), -1, -2)).sum(-1)[..., :, None]
                         ),
                     ),
                     (gU, gVh),
@@ -440,9 +438,8 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                     "vanish",
                     lambda: (
                         _jnp.imag(
-                            _jnp.diagonal(U.mT.conj() @ gU + Vh @ gVh.mT.conj(), 0, -2, -1)[
-                                ..., :, None
-                            ]
+                            (U.mT.conj() * _jnp.swapaxes(gU, -1, -2)).sum(-1)[..., :, None]
+                            + (Vh * _jnp.swapaxes(gVh.mT.conj(), -1, -2)).sum(-1)[..., :, None]
                         ),
                         _skew(U[..., :, m:].mT.conj() @ gU[..., :, m:]),
                         _skew(Vh[..., m:, :] @ gVh[..., m:, :].mT.conj()),
@@ -480,12 +477,10 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                     "vanish",
                     lambda: (
                         _jnp.imag(
-                            _jnp.diagonal(
-                                U[..., :, :n].mT.conj() @ gU[..., :, :n] + Vh @ gVh.mT.conj(),
-                                0,
-                                -2,
-                                -1,
+                            (U[..., :, :n].mT.conj() * _jnp.swapaxes(gU[..., :, :n], -1, -2)).sum(
+                                -1
                             )[..., :, None]
+                            + (Vh * _jnp.swapaxes(gVh.mT.conj(), -1, -2)).sum(-1)[..., :, None]
                         ),
                         _skew(U[..., :, n:].mT.conj() @ gU[..., :, n:]),
                         _skew(Vh[..., n:, :] @ gVh[..., n:, :].mT.conj()),
@@ -523,12 +518,10 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                     "vanish",
                     lambda: (
                         _jnp.imag(
-                            _jnp.diagonal(
-                                U.mT.conj() @ gU + Vh[..., :m, :] @ gVh[..., :m, :].mT.conj(),
-                                0,
-                                -2,
-                                -1,
-                            )[..., :, None]
+                            (U.mT.conj() * _jnp.swapaxes(gU, -1, -2)).sum(-1)[..., :, None]
+                            + (
+                                Vh[..., :m, :] * _jnp.swapaxes(gVh[..., :m, :].mT.conj(), -1, -2)
+                            ).sum(-1)[..., :, None]
                         ),
                         _skew(U[..., :, m:].mT.conj() @ gU[..., :, m:]),
                         _skew(Vh[..., m:, :] @ gVh[..., m:, :].mT.conj()),

@@ -361,9 +361,8 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                     "vanish",
                     lambda: (
                         _np.imag(
-                            _np.diagonal(_adjoint(U) @ gU + Vh @ _adjoint(gVh), 0, -2, -1)[
-                                ..., :, None
-                            ]
+                            (_adjoint(U) * _np.swapaxes(gU, -1, -2)).sum(-1)[..., :, None]
+                            + (Vh * _np.swapaxes(_adjoint(gVh), -1, -2)).sum(-1)[..., :, None]
                         ),
                     ),
                     (gU, gVh),
@@ -396,9 +395,8 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                     "vanish",
                     lambda: (
                         _np.imag(
-                            _np.diagonal(_adjoint(U) @ gU + Vh @ _adjoint(gVh), 0, -2, -1)[
-                                ..., :, None
-                            ]
+                            (_adjoint(U) * _np.swapaxes(gU, -1, -2)).sum(-1)[..., :, None]
+                            + (Vh * _np.swapaxes(_adjoint(gVh), -1, -2)).sum(-1)[..., :, None]
                         ),
                     ),
                     (gU, gVh),
@@ -432,9 +430,8 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                     "vanish",
                     lambda: (
                         _np.imag(
-                            _np.diagonal(_adjoint(U) @ gU + Vh @ _adjoint(gVh), 0, -2, -1)[
-                                ..., :, None
-                            ]
+                            (_adjoint(U) * _np.swapaxes(gU, -1, -2)).sum(-1)[..., :, None]
+                            + (Vh * _np.swapaxes(_adjoint(gVh), -1, -2)).sum(-1)[..., :, None]
                         ),
                         _skew(_adjoint(U[..., :, m:]) @ gU[..., :, m:]),
                         _skew(Vh[..., m:, :] @ _adjoint(gVh[..., m:, :])),
@@ -472,12 +469,10 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                     "vanish",
                     lambda: (
                         _np.imag(
-                            _np.diagonal(
-                                _adjoint(U[..., :, :n]) @ gU[..., :, :n] + Vh @ _adjoint(gVh),
-                                0,
-                                -2,
-                                -1,
+                            (_adjoint(U[..., :, :n]) * _np.swapaxes(gU[..., :, :n], -1, -2)).sum(
+                                -1
                             )[..., :, None]
+                            + (Vh * _np.swapaxes(_adjoint(gVh), -1, -2)).sum(-1)[..., :, None]
                         ),
                         _skew(_adjoint(U[..., :, n:]) @ gU[..., :, n:]),
                         _skew(Vh[..., n:, :] @ _adjoint(gVh[..., n:, :])),
@@ -515,12 +510,10 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                     "vanish",
                     lambda: (
                         _np.imag(
-                            _np.diagonal(
-                                _adjoint(U) @ gU + Vh[..., :m, :] @ _adjoint(gVh[..., :m, :]),
-                                0,
-                                -2,
-                                -1,
-                            )[..., :, None]
+                            (_adjoint(U) * _np.swapaxes(gU, -1, -2)).sum(-1)[..., :, None]
+                            + (
+                                Vh[..., :m, :] * _np.swapaxes(_adjoint(gVh[..., :m, :]), -1, -2)
+                            ).sum(-1)[..., :, None]
                         ),
                         _skew(_adjoint(U[..., :, m:]) @ gU[..., :, m:]),
                         _skew(Vh[..., m:, :] @ _adjoint(gVh[..., m:, :])),

@@ -391,9 +391,8 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                     "vanish",
                     lambda: (
                         _im(
-                            (_addmm(_mm(U.mH, gU), Vh, gVh.mH))
-                            .diagonal(dim1=-2, dim2=-1)
-                            .unsqueeze(-1)
+                            (U.mH * gU.mT).sum(-1).unsqueeze(-1)
+                            + (Vh * gVh.mH.mT).sum(-1).unsqueeze(-1)
                         ),
                     ),
                     (gU, gVh),
@@ -429,9 +428,8 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                     "vanish",
                     lambda: (
                         _im(
-                            (_addmm(_mm(U.mH, gU), Vh, gVh.mH))
-                            .diagonal(dim1=-2, dim2=-1)
-                            .unsqueeze(-1)
+                            (U.mH * gU.mT).sum(-1).unsqueeze(-1)
+                            + (Vh * gVh.mH.mT).sum(-1).unsqueeze(-1)
                         ),
                     ),
                     (gU, gVh),
@@ -468,9 +466,8 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                     "vanish",
                     lambda: (
                         _im(
-                            (_addmm(_mm(U.mH, gU), Vh, gVh.mH))
-                            .diagonal(dim1=-2, dim2=-1)
-                            .unsqueeze(-1)
+                            (U.mH * gU.mT).sum(-1).unsqueeze(-1)
+                            + (Vh * gVh.mH.mT).sum(-1).unsqueeze(-1)
                         ),
                         _skew(_mm(U[..., :, m:].mH, gU[..., :, m:])),
                         _skew(_mm(Vh[..., m:, :], gVh[..., m:, :].mH)),
@@ -508,9 +505,8 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                     "vanish",
                     lambda: (
                         _im(
-                            (_addmm(_mm(U[..., :, :n].mH, gU[..., :, :n]), Vh, gVh.mH))
-                            .diagonal(dim1=-2, dim2=-1)
-                            .unsqueeze(-1)
+                            (U[..., :, :n].mH * gU[..., :, :n].mT).sum(-1).unsqueeze(-1)
+                            + (Vh * gVh.mH.mT).sum(-1).unsqueeze(-1)
                         ),
                         _skew(_mm(U[..., :, n:].mH, gU[..., :, n:])),
                         _skew(_mm(Vh[..., n:, :], gVh[..., n:, :].mH)),
@@ -548,9 +544,8 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                     "vanish",
                     lambda: (
                         _im(
-                            (_addmm(_mm(U.mH, gU), Vh[..., :m, :], gVh[..., :m, :].mH))
-                            .diagonal(dim1=-2, dim2=-1)
-                            .unsqueeze(-1)
+                            (U.mH * gU.mT).sum(-1).unsqueeze(-1)
+                            + (Vh[..., :m, :] * gVh[..., :m, :].mH.mT).sum(-1).unsqueeze(-1)
                         ),
                         _skew(_mm(U[..., :, m:].mH, gU[..., :, m:])),
                         _skew(_mm(Vh[..., m:, :], gVh[..., m:, :].mH)),

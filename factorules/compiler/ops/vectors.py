@@ -43,7 +43,26 @@ class Diagonal(OneOperand):
         return printer._function("diagonal", self.arg)
 
     def code(self, printer):
+        products = _two_factor_products(self.arg) if printer.diagonal_of_products else None
+        if products:
+            # sum_k X_ik Y_ki for each term X Y: O(n^2), the product itself is O(n^3)
+            return " + ".join(
+                printer._op("diagonal_of_product", a=printer._print(x), b=printer._print(y))
+                for x, y in products)
         return printer._op("diagonal", x=printer._operand("diagonal", self.arg))
+
+
+def _two_factor_products(e):
+    """[(X, Y), ...] when e is a square product X @ Y or a sum of them, else None."""
+    terms = e.args if isinstance(e, sp.MatAdd) else (e,)
+    products = []
+    for term in terms:
+        if not (isinstance(term, sp.MatMul) and len(term.args) == 2
+                and all(isinstance(a, sp.MatrixExpr) for a in term.args)
+                and dims_equal(term.rows, term.cols)):
+            return None
+        products.append(term.args)
+    return products
 
 
 class Diag(OneOperand):

@@ -88,6 +88,7 @@ class Printer(BatchedMatrixPrinter, TorchPrinter):
         "re": "_re({x})",
         "im": "_im({x})",
         "diagonal": "{x}.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)",
+        "diagonal_of_product": "({a} * {b}.mT).sum(-1).unsqueeze(-1)",
         "diag": "_torch.diag_embed({v}.squeeze(-1))",
         "recip": "{x}.reciprocal()",
         "scale_cols": "{x} * {v}.mT",
