@@ -8,6 +8,7 @@ Writing (atomically) and drift checks live in ``factorules.compiler.pipeline``.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import hashlib
 import re
 from pathlib import Path
@@ -28,6 +29,7 @@ from .native_call import LIBRARY_OF, NativeCall, current_entry, parse_native_cal
 from .paths import GENERATED, ROOT, TEMPLATES
 from .backends import BACKENDS, backend as backend_named
 from .product_folding import fold_diagonal_products, fold_permutation_products
+from .program import Statement, build_program
 from .provenance import case_sources
 from .render_model import py_literal
 from .spec import ALWAYS, Spec, SpecError
@@ -174,10 +176,24 @@ def _variant(printer_cls, checked: CheckedSpec, cv: CheckedVariant,
         return printer.doprint(fold_permutation_products(fold_diagonal_products(e),
                                                          permutations))
 
-    def body(printer, rule, source) -> model.RuleBody:
+    def body(printer, rule, source, checks=(), pivots=False) -> model.RuleBody:
+        """The rule's code; the values of ``checks`` (of ties and of the gauge) are
+        statements of its program too, so that they share the rule's products."""
+        program = rule.program
+        values = [e for c in checks for e in c.values]
+        if values:
+            names = [f"_k{i}" for i in range(len(values))]
+            program = build_program(
+                program.params, [*(Statement(s.name, s.expr) for s in rule.statements),
+                                 *map(Statement, names, values)],
+                (*program.results, *names))
+            named = iter(names)
+            checks = tuple(dataclasses.replace(c, values=tuple(next(named) for _ in c.values))
+                           for c in checks)
         return model.RuleBody(source, tuple(model.Assignment(s.name, printed(printer, s.expr))
-                                            for s in rule.program.statements),
-                              tuple(rule.program.results))
+                                            for s in program.statements),
+                              tuple(rule.program.results),
+                              tuple(_printed_check(printer, c) for c in checks), pivots)
 
     cases = []
     for case in cv.cases:
@@ -188,10 +204,18 @@ def _variant(printer_cls, checked: CheckedSpec, cv: CheckedVariant,
                      f"{printer._dim(cond.lhs)} {cond.op} {printer._dim(cond.rhs)}")
         # the spec line and citations of each rule, a comment heading its code
         sources = case_sources(spec, case.case)
-        jvp = body(printer, case.jvp, sources["jvp"])
-        checks = printer_cls(dtype_ref=ref, sizes=chain_sizes(checked), diagonal_of_products=True)
-        cases.append(model.Case(condition, always, jvp, body(printer, case.vjp, sources["vjp"]),
-                                *_derivative_checks(checks, spec, cv.variant, case.checks)))
+        jvp_checks, vjp_checks = _derivative_checks(spec, cv.variant, case.checks)
+        pivots = bool(case.checks.pivots)
+        jvp = body(printer, case.jvp, sources["jvp"],
+                   [c for c in jvp_checks if c.kind != "pivots"], pivots)
+        vjp = body(printer, case.vjp, sources["vjp"],
+                   [c for c in vjp_checks if c.kind != "pivots"], pivots)
+        # the standalone checks (_jvp_checks, _vjp_checks): eager code tests them before the
+        # rule, JAX's transposition of the JVP the cotangents' after it
+        alone = printer_cls(dtype_ref=ref, sizes=chain_sizes(checked), diagonal_of_products=True)
+        cases.append(model.Case(condition, always, jvp, vjp,
+                                tuple(_printed_check(alone, c) for c in jvp_checks),
+                                tuple(_printed_check(alone, c) for c in vjp_checks)))
     printer = printer_cls(dtype_ref=ref)
     requirements = tuple(
         model.Requirement(
@@ -220,19 +244,19 @@ def _variant(printer_cls, checked: CheckedSpec, cv: CheckedVariant,
         converts_native=bool(from_native))
 
 
-def _derivative_checks(printer, spec: Spec, variant, checks):
-    """The run-time checks of a case's JVP and VJP (``checks``, parsed with its sizes): the
-    variant's pivots (both), its ties (tangent conditions in the JVP, cotangent conditions
-    in the VJP) and its gauge's cotangent conditions (the VJP)."""
+def _derivative_checks(spec: Spec, variant, checks):
+    """The run-time checks of a case's JVP and VJP (``checks``, parsed with its sizes), their
+    values still expressions: the variant's pivots (both), its ties (tangent conditions in the
+    JVP, cotangent conditions in the VJP) and its gauge's cotangent conditions (the VJP)."""
     first = spec.inputs[0].name
 
     def read(exprs, prefix, names):
         return tuple(sorted({s.name for e in exprs for s in e.atoms(sp.MatrixSymbol)
                              if s.name.startswith(prefix) and s.name[1:] in names}))
 
-    def check(kind, exprs, against, message, option, ties="None"):
-        return model.DerivativeCheck(kind, tuple(printer.doprint(e) for e in exprs), against,
-                                     ties, string_source(message), option)
+    def check(kind, exprs, against, message, option, ties=None):
+        return model.DerivativeCheck(kind, tuple(exprs), against, ties,
+                                     string_source(message), option)
 
     both = ()
     if checks.pivots:
@@ -241,17 +265,25 @@ def _derivative_checks(printer, spec: Spec, variant, checks):
     jvp, vjp = list(both), list(both)
     inputs, outputs = {t.name for t in spec.inputs}, {t.name for t in variant.outputs}
     if checks.ties is not None:
-        ties = printer.doprint(checks.ties)
         jvp.append(check("ties", checks.tie_tangents, read(checks.tie_tangents, "d", inputs),
-                         variant.ties.message, TIES_OPTION, ties))
+                         variant.ties.message, TIES_OPTION, checks.ties))
         vjp.append(check("ties", checks.tie_cotangents,
                          read(checks.tie_cotangents, "g", outputs),
-                         variant.ties.message, TIES_OPTION, ties))
+                         variant.ties.message, TIES_OPTION, checks.ties))
     if checks.gauge_cotangents:
         vjp.append(check("vanish", checks.gauge_cotangents,
                          read(checks.gauge_cotangents, "g", outputs),
                          variant.gauge.message, GAUGE_OPTION))
     return tuple(jvp), tuple(vjp)
+
+
+def _printed_check(printer, check: model.DerivativeCheck) -> model.DerivativeCheck:
+    """A check with its values and tie vector printed (names of a program's statements stay
+    names)."""
+    def text(e):
+        return e if isinstance(e, str) else printer.doprint(e)
+    return dataclasses.replace(check, values=tuple(map(text, check.values)),
+                               ties="None" if check.ties is None else text(check.ties))
 
 
 def shape_equalities(spec: Spec) -> list[model.ShapeEquality]:

@@ -127,12 +127,31 @@ class Assignment:
 
 
 @dataclass(frozen=True)
+class DerivativeCheck:
+    """One run-time test of whether the derivative a rule computes exists: the spec's
+    'pivots', 'ties', or the gauge's 'cotangent' (the runtime's ``_violation`` says how each
+    kind is measured)."""
+
+    kind: str  # 'pivots', 'ties' or 'vanish'
+    values: tuple[str, ...]  # the printed expressions tested (sizes may be min/max)
+    against: tuple[str, ...]  # what they are measured against: the first input (pivots: its
+    # norm), or the tangents or cotangents the expressions read (their largest entry)
+    ties: str  # the printed vector whose ties matter ('ties'); 'None' for the other kinds
+    message: str  # Python source of the spec's message, the error's text
+    option: str  # the option that turns the check off ('check_singular', 'check_gauge')
+
+
+@dataclass(frozen=True)
 class RuleBody:
     """A case's JVP or VJP: the code under its condition."""
 
     source: str  # the comment that heads it: spec file:line and the citations its text names
     assignments: tuple[Assignment, ...]  # its program, in order
     results: tuple[str, ...]  # the names it returns, in order (tangents or cotangents)
+    # checks of ties and of the gauge on values the program computes with the rule's own
+    # (common subexpressions shared): what traced code marks its results with
+    checks: tuple[DerivativeCheck, ...] = ()
+    pivots: bool = False  # the case checks pivots too (the first of _jvp/_vjp_checks)
 
 
 @dataclass(frozen=True)
@@ -153,21 +172,6 @@ class Requirement:
 
     condition: str  # Python source of the condition on the sizes
     message: str  # Python source of the f-string the ValueError reports when it fails
-
-
-@dataclass(frozen=True)
-class DerivativeCheck:
-    """One run-time test of whether the derivative a rule computes exists: the spec's
-    'pivots', 'ties', or the gauge's 'cotangent' (the runtime's ``_violation`` says how each
-    kind is measured)."""
-
-    kind: str  # 'pivots', 'ties' or 'vanish'
-    values: tuple[str, ...]  # the printed expressions tested (sizes may be min/max)
-    against: tuple[str, ...]  # what they are measured against: the first input (pivots: its
-    # norm), or the tangents or cotangents the expressions read (their largest entry)
-    ties: str  # the printed vector whose ties matter ('ties'); 'None' for the other kinds
-    message: str  # Python source of the spec's message, the error's text
-    option: str  # the option that turns the check off ('check_singular', 'check_gauge')
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,8 @@ For every benchmark row of every spec with a switch (check_singular, check_ties,
 the options that select no variant), the generated derivative is timed with its switches on
 (the default) and off, interleaved in one process (factorules/tools/bench_rows.py's timing),
 in torch (autograd) and JAX (jitted); the ratio on/off is the checks' cost.  At a
-non-degenerate input the checks change no number: the command also asserts that.
+non-degenerate input the checks change no number (beyond rounding, where a compiler fuses the
+two programs differently): the command also asserts that.
 """
 from __future__ import annotations
 
@@ -16,11 +17,15 @@ from pathlib import Path
 import numpy as np
 
 from .adapters import adapter_class
-from .bench_rows import Harness, _once, _time, cases
+from .bench_rows import Harness, _once, _rel, _time, cases
 from .child_process import aligned
 from .progress import Progress
 from ..compiler.paths import SPEC_DIR
 from ..compiler.pipeline import spec_paths
+
+
+# the largest relative difference between the derivatives with and without the checks
+SAME = {"float32": 1e-5, "complex64": 1e-5, "float64": 1e-12, "complex128": 1e-12}
 
 
 @dataclass
@@ -56,8 +61,10 @@ def run_row(name, checked, adapters, case, repeats: int, quick: bool) -> CheckRo
     _, got = _once(on, f_on)
     _, want = _once(off, f_off)
     for g, w in zip(on.derivative(case, got), off.derivative(case, want)):
-        if not np.array_equal(g, w, equal_nan=True):
-            raise AssertionError(f"{name} {case}: the checks changed the derivative")
+        # equal up to rounding: a compiler may fuse the two programs differently
+        if not _rel(g, w) <= SAME[case.dtype]:
+            raise AssertionError(f"{name} {case}: the checks changed the derivative (relative "
+                                 f"difference {_rel(g, w):.1e})")
     checked_s, unchecked_s, ratio, _ = _time(on, f_on, f_off, repeats, quick)
     return CheckRow(name, case.backend, case.label, list(case.shape), case.dtype,
                     case.direction, checked_s * 1e3, unchecked_s * 1e3, ratio)

@@ -175,7 +175,7 @@ def _jvp_rule(A, a, tau, dA, check_singular):
             return _checked_jvp(
                 "geqrf",
                 (da, dtau),
-                _checks,
+                (*_checks[:1],),
                 _vjp_checks,
                 (A, a, tau),
                 _differentiable(check_singular),
@@ -215,7 +215,7 @@ def _jvp_rule(A, a, tau, dA, check_singular):
             return _checked_jvp(
                 "geqrf",
                 (da, dtau),
-                _checks,
+                (*_checks[:1],),
                 _vjp_checks,
                 (A, a, tau),
                 _differentiable(check_singular),
@@ -261,7 +261,7 @@ def _jvp_rule(A, a, tau, dA, check_singular):
             return _checked_jvp(
                 "geqrf",
                 (da, dtau),
-                _checks,
+                (*_checks[:1],),
                 _vjp_checks,
                 (A, a, tau),
                 _differentiable(check_singular),
@@ -307,7 +307,7 @@ def _jvp_rule(A, a, tau, dA, check_singular):
             return _checked_jvp(
                 "geqrf",
                 (da, dtau),
-                _checks,
+                (*_checks[:1],),
                 _vjp_checks,
                 (A, a, tau),
                 _differentiable(check_singular),
@@ -401,7 +401,7 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
         if m == 0:
             # spec/geqrf.yaml:86, transposed (the spec gives no VJP)
             gA = _pad(_diag(gtau), 0, 0, 0, n) + ga
-            return _checked_vjp("geqrf", (gA,), _checks)
+            return _checked_vjp("geqrf", (gA,), (*_checks[:1],))
         if m > n:
             # spec/geqrf.yaml:91, WLL2012 Sec. 3, HAL2011, transposed (the spec gives no VJP)
             _c0 = _cp.eye(m, n, dtype=A.dtype)
@@ -443,7 +443,7 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
             )
             _g_C = Q @ _g_B + _g_dQ
             gA = _solve_triangular(_c6, _g_C, upper=False, left=False, unit=False)
-            return _checked_vjp("geqrf", (gA,), _checks)
+            return _checked_vjp("geqrf", (gA,), (*_checks[:1],))
         if m == n:
             # spec/geqrf.yaml:109, RR2020, HAL2011, transposed (the spec gives no VJP)
             _c0 = _cp.eye(m, m, dtype=A.dtype)
@@ -498,7 +498,7 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
             gA = _pad(Q @ _c5, 0, 0, m, 0) + _solve_triangular(
                 _c6, _g_C, upper=False, left=False, unit=False
             )
-            return _checked_vjp("geqrf", (gA,), _checks)
+            return _checked_vjp("geqrf", (gA,), (*_checks[:1],))
         if m < n:
             # spec/geqrf.yaml:109, RR2020, HAL2011, transposed (the spec gives no VJP)
             _c0 = _cp.eye(m, m, dtype=A.dtype)
@@ -553,7 +553,7 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
             gA = _pad(Q @ _c5, 0, 0, m, 0) + _pad(
                 _solve_triangular(_c6, _g_C, upper=False, left=False, unit=False), 0, 0, 0, -m + n
             )
-            return _checked_vjp("geqrf", (gA,), _checks)
+            return _checked_vjp("geqrf", (gA,), (*_checks[:1],))
     raise ValueError(f"geqrf: no vjp rule for the options and A of shape {tuple(A.shape)}")
 
 

@@ -240,7 +240,7 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
             return _checked_jvp(
                 "qr",
                 (dQ, dR),
-                _checks,
+                (*_checks[:1],),
                 _vjp_checks,
                 (A, Q, R),
                 _differentiable(mode, check_singular),
@@ -263,7 +263,7 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
             return _checked_jvp(
                 "qr",
                 (dQ, dR),
-                _checks,
+                (*_checks[:1],),
                 _vjp_checks,
                 (A, Q, R),
                 _differentiable(mode, check_singular),
@@ -294,7 +294,7 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
             return _checked_jvp(
                 "qr",
                 (dQ, dR),
-                _checks,
+                (*_checks[:1],),
                 _vjp_checks,
                 (A, Q, R),
                 _differentiable(mode, check_singular),
@@ -312,7 +312,7 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
             return _checked_jvp(
                 "qr",
                 (dQ, dR),
-                _checks,
+                (*_checks[:1],),
                 _vjp_checks,
                 (A, Q, R),
                 _differentiable(mode, check_singular),
@@ -335,7 +335,7 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
             return _checked_jvp(
                 "qr",
                 (dQ, dR),
-                _checks,
+                (*_checks[:1],),
                 _vjp_checks,
                 (A, Q, R),
                 _differentiable(mode, check_singular),
@@ -353,7 +353,7 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
             return _checked_jvp(
                 "qr",
                 (dR,),
-                _checks,
+                (*_checks[:1],),
                 _vjp_checks,
                 (A, Q, R),
                 _differentiable(mode, check_singular),
@@ -376,7 +376,7 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
             return _checked_jvp(
                 "qr",
                 (dR,),
-                _checks,
+                (*_checks[:1],),
                 _vjp_checks,
                 (A, Q, R),
                 _differentiable(mode, check_singular),
@@ -522,7 +522,7 @@ def _vjp_rule(A, Q, R, gQ, gR, mode, check_singular):
                 left=False,
                 unit=False,
             )
-            return _checked_vjp("qr", (gA,), _checks)
+            return _checked_vjp("qr", (gA,), (*_checks[:1],))
         if m < n:
             # spec/qr.yaml:90, RR2020
             R1 = R[..., :, :m]
@@ -540,7 +540,7 @@ def _vjp_rule(A, Q, R, gQ, gR, mode, check_singular):
                 unit=False,
             )
             gA = _cp.concatenate([gX, Q @ gR2], axis=-1)
-            return _checked_vjp("qr", (gA,), _checks)
+            return _checked_vjp("qr", (gA,), (*_checks[:1],))
     if mode == "complete":
         if m > n:
             # spec/qr.yaml:123
@@ -571,7 +571,7 @@ def _vjp_rule(A, Q, R, gQ, gR, mode, check_singular):
                 left=False,
                 unit=False,
             )
-            return _checked_vjp("qr", (gA,), _checks)
+            return _checked_vjp("qr", (gA,), (*_checks[:1],))
         if m == n:
             # spec/qr.yaml:77, LLWX2019 eq. (7)
             M = R @ _cp.conj(_cp.swapaxes(gR, -1, -2)) - _cp.conj(_cp.swapaxes(gQ, -1, -2)) @ Q
@@ -582,7 +582,7 @@ def _vjp_rule(A, Q, R, gQ, gR, mode, check_singular):
                 left=False,
                 unit=False,
             )
-            return _checked_vjp("qr", (gA,), _checks)
+            return _checked_vjp("qr", (gA,), (*_checks[:1],))
         if m < n:
             # spec/qr.yaml:90, RR2020
             R1 = R[..., :, :m]
@@ -600,7 +600,7 @@ def _vjp_rule(A, Q, R, gQ, gR, mode, check_singular):
                 unit=False,
             )
             gA = _cp.concatenate([gX, Q @ gR2], axis=-1)
-            return _checked_vjp("qr", (gA,), _checks)
+            return _checked_vjp("qr", (gA,), (*_checks[:1],))
     if mode == "r":
         if m >= n:
             # spec/qr.yaml:151
@@ -611,7 +611,7 @@ def _vjp_rule(A, Q, R, gQ, gR, mode, check_singular):
                 left=False,
                 unit=False,
             )
-            return _checked_vjp("qr", (gA,), _checks)
+            return _checked_vjp("qr", (gA,), (*_checks[:1],))
         if m < n:
             # spec/qr.yaml:156
             R1 = R[..., :, :m]
@@ -629,7 +629,7 @@ def _vjp_rule(A, Q, R, gQ, gR, mode, check_singular):
                 unit=False,
             )
             gA = _cp.concatenate([gX, Q @ gR2], axis=-1)
-            return _checked_vjp("qr", (gA,), _checks)
+            return _checked_vjp("qr", (gA,), (*_checks[:1],))
     raise ValueError(f"qr: no vjp rule for mode={mode!r} and A of shape {tuple(A.shape)}")
 
 

@@ -251,7 +251,7 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
             return _checked_jvp(
                 "qr_pivoted",
                 (dQ, dR),
-                _checks,
+                (*_checks[:1],),
                 _vjp_checks,
                 (A, Q, R, P, Pi),
                 _differentiable(mode, check_singular),
@@ -279,7 +279,7 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
             return _checked_jvp(
                 "qr_pivoted",
                 (dQ, dR),
-                _checks,
+                (*_checks[:1],),
                 _vjp_checks,
                 (A, Q, R, P, Pi),
                 _differentiable(mode, check_singular),
@@ -312,7 +312,7 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
             return _checked_jvp(
                 "qr_pivoted",
                 (dQ, dR),
-                _checks,
+                (*_checks[:1],),
                 _vjp_checks,
                 (A, Q, R, P, Pi),
                 _differentiable(mode, check_singular),
@@ -332,7 +332,7 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
             return _checked_jvp(
                 "qr_pivoted",
                 (dQ, dR),
-                _checks,
+                (*_checks[:1],),
                 _vjp_checks,
                 (A, Q, R, P, Pi),
                 _differentiable(mode, check_singular),
@@ -360,7 +360,7 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
             return _checked_jvp(
                 "qr_pivoted",
                 (dQ, dR),
-                _checks,
+                (*_checks[:1],),
                 _vjp_checks,
                 (A, Q, R, P, Pi),
                 _differentiable(mode, check_singular),
@@ -380,7 +380,7 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
             return _checked_jvp(
                 "qr_pivoted",
                 (dR,),
-                _checks,
+                (*_checks[:1],),
                 _vjp_checks,
                 (A, Q, R, P, Pi),
                 _differentiable(mode, check_singular),
@@ -408,7 +408,7 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
             return _checked_jvp(
                 "qr_pivoted",
                 (dR,),
-                _checks,
+                (*_checks[:1],),
                 _vjp_checks,
                 (A, Q, R, P, Pi),
                 _differentiable(mode, check_singular),
@@ -551,7 +551,7 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                 ),
                 True,
             )
-            return _checked_vjp("qr_pivoted", (gA,), _checks)
+            return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
         if m < n:
             # spec/qr_pivoted.yaml:97, RR2020
             R1 = R[..., :, :m]
@@ -569,7 +569,7 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                 unit=False,
             )
             gA = _permute_cols(Pi, _cp.concatenate([gX, Q @ gR2], axis=-1), True)
-            return _checked_vjp("qr_pivoted", (gA,), _checks)
+            return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
     if mode == "complete":
         if m > n:
             # spec/qr_pivoted.yaml:132
@@ -604,7 +604,7 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                 ),
                 True,
             )
-            return _checked_vjp("qr_pivoted", (gA,), _checks)
+            return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
         if m == n:
             # spec/qr_pivoted.yaml:83, LLWX2019 eq. (7)
             M = R @ _cp.conj(_cp.swapaxes(gR, -1, -2)) - _cp.conj(_cp.swapaxes(gQ, -1, -2)) @ Q
@@ -619,7 +619,7 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                 ),
                 True,
             )
-            return _checked_vjp("qr_pivoted", (gA,), _checks)
+            return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
         if m < n:
             # spec/qr_pivoted.yaml:97, RR2020
             R1 = R[..., :, :m]
@@ -637,7 +637,7 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                 unit=False,
             )
             gA = _permute_cols(Pi, _cp.concatenate([gX, Q @ gR2], axis=-1), True)
-            return _checked_vjp("qr_pivoted", (gA,), _checks)
+            return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
     if mode == "r":
         if m >= n:
             # spec/qr_pivoted.yaml:162
@@ -652,7 +652,7 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                 ),
                 True,
             )
-            return _checked_vjp("qr_pivoted", (gA,), _checks)
+            return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
         if m < n:
             # spec/qr_pivoted.yaml:167
             R1 = R[..., :, :m]
@@ -670,7 +670,7 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                 unit=False,
             )
             gA = _permute_cols(Pi, _cp.concatenate([gX, Q @ gR2], axis=-1), True)
-            return _checked_vjp("qr_pivoted", (gA,), _checks)
+            return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
     raise ValueError(f"qr_pivoted: no vjp rule for mode={mode!r} and A of shape {tuple(A.shape)}")
 
 

@@ -243,22 +243,40 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties):
     if full_matrices is False:
         if m >= n:
             # spec/svd.yaml:79, T2016, WZ2019
-            V = _cp.conj(_cp.swapaxes(Vh, -1, -2))
-            dP = _cp.conj(_cp.swapaxes(U, -1, -2)) @ dA @ V
+            _c0 = _cp.conj(_cp.swapaxes(Vh, -1, -2))
+            V = _c0
+            _c1 = _cp.conj(_cp.swapaxes(U, -1, -2)) @ dA
+            dP = _c1 @ V
             dS = _re(_cp.diagonal(dP, 0, -2, -1)[..., :, None])
             F = _pairwise_inv(S * S)
-            _c0 = 1 / S
-            D = (1 / 2) * _diag((_cp.diagonal(_skew(dP), 0, -2, -1)[..., :, None] * _c0))
-            _c1 = _diag(S)
-            _c2 = _cp.conj(_cp.swapaxes(dP, -1, -2))
-            dU = U @ ((F * (dP @ _c1 + _c1 @ _c2)) + D) + (dA @ V - U @ dP) * _cp.swapaxes(
-                _c0, -1, -2
+            _c2 = 1 / S
+            D = (1 / 2) * _diag((_cp.diagonal(_skew(dP), 0, -2, -1)[..., :, None] * _c2))
+            _c3 = _diag(S)
+            _c4 = _cp.conj(_cp.swapaxes(dP, -1, -2))
+            dU = U @ ((F * (dP @ _c3 + _c3 @ _c4)) + D) + (dA @ V - U @ dP) * _cp.swapaxes(
+                _c2, -1, -2
             )
-            dVh = _cp.conj(_cp.swapaxes(V @ ((F * (_c1 @ dP + _c2 @ _c1)) - D), -1, -2))
+            dVh = _cp.conj(_cp.swapaxes(V @ ((F * (_c3 @ dP + _c4 @ _c3)) - D), -1, -2))
+            _k0 = _sym(_c1 @ _c0)
             return _checked_jvp(
                 "svd",
                 (dU, dS, dVh),
-                _checks,
+                (
+                    _check(
+                        "ties",
+                        lambda: (_k0,),
+                        (dA,),
+                        "A has a repeated singular value (tied up to rounding): its singular "
+                        "vectors are any pair of bases related by the same rotation and the "
+                        "tied values split apart along most tangents, so there is no "
+                        "derivative unless the tangent keeps them together and the loss is "
+                        "invariant to those rotations and treats the tied values alike",
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                ),
                 _vjp_checks,
                 (A, U, S, Vh),
                 _differentiable(full_matrices, check_gauge, check_ties),
@@ -266,28 +284,46 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties):
             )
         if m < n:
             # spec/svd.yaml:89
-            V = _cp.conj(_cp.swapaxes(Vh, -1, -2))
-            dP = _cp.conj(_cp.swapaxes(U, -1, -2)) @ dA @ V
+            _c0 = _cp.conj(_cp.swapaxes(Vh, -1, -2))
+            V = _c0
+            _c1 = _cp.conj(_cp.swapaxes(U, -1, -2)) @ dA
+            dP = _c1 @ V
             dS = _re(_cp.diagonal(dP, 0, -2, -1)[..., :, None])
             F = _pairwise_inv(S * S)
-            _c0 = 1 / S
-            D = (1 / 2) * _diag((_cp.diagonal(_skew(dP), 0, -2, -1)[..., :, None] * _c0))
-            _c1 = _diag(S)
-            _c2 = _cp.conj(_cp.swapaxes(dP, -1, -2))
-            dU = U @ ((F * (dP @ _c1 + _c1 @ _c2)) + D)
+            _c2 = 1 / S
+            D = (1 / 2) * _diag((_cp.diagonal(_skew(dP), 0, -2, -1)[..., :, None] * _c2))
+            _c3 = _diag(S)
+            _c4 = _cp.conj(_cp.swapaxes(dP, -1, -2))
+            dU = U @ ((F * (dP @ _c3 + _c3 @ _c4)) + D)
             dVh = _cp.conj(
                 _cp.swapaxes(
-                    V @ ((F * (_c1 @ dP + _c2 @ _c1)) - D)
-                    + (_cp.conj(_cp.swapaxes(dA, -1, -2)) @ U - V @ _c2)
-                    * _cp.swapaxes(_c0, -1, -2),
+                    V @ ((F * (_c3 @ dP + _c4 @ _c3)) - D)
+                    + (_cp.conj(_cp.swapaxes(dA, -1, -2)) @ U - V @ _c4)
+                    * _cp.swapaxes(_c2, -1, -2),
                     -1,
                     -2,
                 )
             )
+            _k0 = _sym(_c1 @ _c0)
             return _checked_jvp(
                 "svd",
                 (dU, dS, dVh),
-                _checks,
+                (
+                    _check(
+                        "ties",
+                        lambda: (_k0,),
+                        (dA,),
+                        "A has a repeated singular value (tied up to rounding): its singular "
+                        "vectors are any pair of bases related by the same rotation and the "
+                        "tied values split apart along most tangents, so there is no "
+                        "derivative unless the tangent keeps them together and the loss is "
+                        "invariant to those rotations and treats the tied values alike",
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                ),
                 _vjp_checks,
                 (A, U, S, Vh),
                 _differentiable(full_matrices, check_gauge, check_ties),
@@ -296,19 +332,37 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties):
     if full_matrices is True:
         if m == n:
             # spec/svd.yaml:127
-            V = _cp.conj(_cp.swapaxes(Vh, -1, -2))
-            dP = _cp.conj(_cp.swapaxes(U, -1, -2)) @ dA @ V
+            _c0 = _cp.conj(_cp.swapaxes(Vh, -1, -2))
+            V = _c0
+            _c1 = _cp.conj(_cp.swapaxes(U, -1, -2)) @ dA
+            dP = _c1 @ V
             dS = _re(_cp.diagonal(dP, 0, -2, -1)[..., :, None])
             F = _pairwise_inv(S * S)
             D = (1 / 2) * _diag((_cp.diagonal(_skew(dP), 0, -2, -1)[..., :, None] * 1 / S))
-            _c0 = _diag(S)
-            _c1 = _cp.conj(_cp.swapaxes(dP, -1, -2))
-            dU = U @ ((F * (dP @ _c0 + _c0 @ _c1)) + D)
-            dVh = _cp.conj(_cp.swapaxes(V @ ((F * (_c0 @ dP + _c1 @ _c0)) - D), -1, -2))
+            _c2 = _diag(S)
+            _c3 = _cp.conj(_cp.swapaxes(dP, -1, -2))
+            dU = U @ ((F * (dP @ _c2 + _c2 @ _c3)) + D)
+            dVh = _cp.conj(_cp.swapaxes(V @ ((F * (_c2 @ dP + _c3 @ _c2)) - D), -1, -2))
+            _k0 = _sym(_c1 @ _c0)
             return _checked_jvp(
                 "svd",
                 (dU, dS, dVh),
-                _checks,
+                (
+                    _check(
+                        "ties",
+                        lambda: (_k0,),
+                        (dA,),
+                        "A has a repeated singular value (tied up to rounding): its singular "
+                        "vectors are any pair of bases related by the same rotation and the "
+                        "tied values split apart along most tangents, so there is no "
+                        "derivative unless the tangent keeps them together and the loss is "
+                        "invariant to those rotations and treats the tied values alike",
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                ),
                 _vjp_checks,
                 (A, U, S, Vh),
                 _differentiable(full_matrices, check_gauge, check_ties),
@@ -316,26 +370,44 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties):
             )
         if m > n:
             # spec/svd.yaml:137
-            V = _cp.conj(_cp.swapaxes(Vh, -1, -2))
-            U1 = U[..., :, :n]
+            _c0 = _cp.conj(_cp.swapaxes(Vh, -1, -2))
+            V = _c0
+            _c1 = U[..., :, :n]
+            U1 = _c1
             dP = _cp.conj(_cp.swapaxes(U1, -1, -2)) @ dA @ V
             dS = _re(_cp.diagonal(dP, 0, -2, -1)[..., :, None])
             F = _pairwise_inv(S * S)
-            _c0 = 1 / S
-            D = (1 / 2) * _diag((_cp.diagonal(_skew(dP), 0, -2, -1)[..., :, None] * _c0))
-            _c1 = _diag(S)
-            _c2 = _cp.conj(_cp.swapaxes(dP, -1, -2))
-            _c3 = _diag(_c0)
-            dU1 = U1 @ ((F * (dP @ _c1 + _c1 @ _c2)) + D) + (dA @ V - U1 @ dP) @ _c3
+            _c2 = 1 / S
+            D = (1 / 2) * _diag((_cp.diagonal(_skew(dP), 0, -2, -1)[..., :, None] * _c2))
+            _c3 = _diag(S)
+            _c4 = _cp.conj(_cp.swapaxes(dP, -1, -2))
+            _c5 = _diag(_c2)
+            dU1 = U1 @ ((F * (dP @ _c3 + _c3 @ _c4)) + D) + (dA @ V - U1 @ dP) @ _c5
             dU = _cp.concatenate(
-                [dU1, -(U1 @ _c3 @ Vh @ _cp.conj(_cp.swapaxes(dA, -1, -2)) @ U[..., :, n:])],
+                [dU1, -(U1 @ _c5 @ Vh @ _cp.conj(_cp.swapaxes(dA, -1, -2)) @ U[..., :, n:])],
                 axis=-1,
             )
-            dVh = _cp.conj(_cp.swapaxes(V @ ((F * (_c1 @ dP + _c2 @ _c1)) - D), -1, -2))
+            dVh = _cp.conj(_cp.swapaxes(V @ ((F * (_c3 @ dP + _c4 @ _c3)) - D), -1, -2))
+            _k0 = _sym(_cp.conj(_cp.swapaxes(_c1, -1, -2)) @ dA @ _c0)
             return _checked_jvp(
                 "svd",
                 (dU, dS, dVh),
-                _checks,
+                (
+                    _check(
+                        "ties",
+                        lambda: (_k0,),
+                        (dA,),
+                        "A has a repeated singular value (tied up to rounding): its singular "
+                        "vectors are any pair of bases related by the same rotation and the "
+                        "tied values split apart along most tangents, so there is no "
+                        "derivative unless the tangent keeps them together and the loss is "
+                        "invariant to those rotations and treats the tied values alike",
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                ),
                 _vjp_checks,
                 (A, U, S, Vh),
                 _differentiable(full_matrices, check_gauge, check_ties),
@@ -343,27 +415,29 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties):
             )
         if m < n:
             # spec/svd.yaml:150
-            V1 = _cp.conj(_cp.swapaxes(Vh[..., :m, :], -1, -2))
-            _c0 = _cp.conj(_cp.swapaxes(U, -1, -2))
-            dP = _c0 @ dA @ V1
+            _c0 = _cp.conj(_cp.swapaxes(Vh[..., :m, :], -1, -2))
+            V1 = _c0
+            _c1 = _cp.conj(_cp.swapaxes(U, -1, -2))
+            _c2 = _c1 @ dA
+            dP = _c2 @ V1
             dS = _re(_cp.diagonal(dP, 0, -2, -1)[..., :, None])
             F = _pairwise_inv(S * S)
-            _c1 = 1 / S
-            D = (1 / 2) * _diag((_cp.diagonal(_skew(dP), 0, -2, -1)[..., :, None] * _c1))
-            _c2 = _diag(S)
-            _c3 = _cp.conj(_cp.swapaxes(dP, -1, -2))
-            dU = U @ ((F * (dP @ _c2 + _c2 @ _c3)) + D)
-            _c4 = _diag(_c1)
+            _c3 = 1 / S
+            D = (1 / 2) * _diag((_cp.diagonal(_skew(dP), 0, -2, -1)[..., :, None] * _c3))
+            _c4 = _diag(S)
+            _c5 = _cp.conj(_cp.swapaxes(dP, -1, -2))
+            dU = U @ ((F * (dP @ _c4 + _c4 @ _c5)) + D)
+            _c6 = _diag(_c3)
             dV1 = (
-                V1 @ ((F * (_c2 @ dP + _c3 @ _c2)) - D)
-                + (_cp.conj(_cp.swapaxes(dA, -1, -2)) @ U - V1 @ _c3) @ _c4
+                V1 @ ((F * (_c4 @ dP + _c5 @ _c4)) - D)
+                + (_cp.conj(_cp.swapaxes(dA, -1, -2)) @ U - V1 @ _c5) @ _c6
             )
             dVh = _cp.conj(
                 _cp.swapaxes(
                     _cp.concatenate(
                         [
                             dV1,
-                            -(V1 @ _c4 @ _c0 @ dA @ _cp.conj(_cp.swapaxes(Vh[..., m:, :], -1, -2))),
+                            -(V1 @ _c6 @ _c1 @ dA @ _cp.conj(_cp.swapaxes(Vh[..., m:, :], -1, -2))),
                         ],
                         axis=-1,
                     ),
@@ -371,10 +445,26 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties):
                     -2,
                 )
             )
+            _k0 = _sym(_c2 @ _c0)
             return _checked_jvp(
                 "svd",
                 (dU, dS, dVh),
-                _checks,
+                (
+                    _check(
+                        "ties",
+                        lambda: (_k0,),
+                        (dA,),
+                        "A has a repeated singular value (tied up to rounding): its singular "
+                        "vectors are any pair of bases related by the same rotation and the "
+                        "tied values split apart along most tangents, so there is no "
+                        "derivative unless the tangent keeps them together and the loss is "
+                        "invariant to those rotations and treats the tied values alike",
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                ),
                 _vjp_checks,
                 (A, U, S, Vh),
                 _differentiable(full_matrices, check_gauge, check_ties),
@@ -664,7 +754,41 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties):
                 )
             )
             gA = gU @ _c10 @ _c2 + U @ _g_dP @ _c2
-            return _checked_vjp("svd", (gA,), _checks)
+            _c11 = _c1 + Vh @ _c3
+            _k0 = _skew(_c11) + _diag(gS)
+            _k1 = _im(_cp.diagonal(_c11, 0, -2, -1)[..., :, None])
+            return _checked_vjp(
+                "svd",
+                (gA,),
+                (
+                    _check(
+                        "ties",
+                        lambda: (_k0,),
+                        (gS, gU, gVh),
+                        "A has a repeated singular value (tied up to rounding): its singular "
+                        "vectors are any pair of bases related by the same rotation and the "
+                        "tied values split apart along most tangents, so there is no "
+                        "derivative unless the tangent keeps them together and the loss is "
+                        "invariant to those rotations and treats the tied values alike",
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (_k1,),
+                        (gU, gVh),
+                        "the loss depends on the phases of the singular vectors (U -> U D, Vh "
+                        "-> D^H Vh with D diagonal unitary changes it), so it has no "
+                        "derivative; make it invariant to them",
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                ),
+            )
         if m < n:
             # spec/svd.yaml:89, transposed (the spec gives no VJP)
             V = _cp.conj(_cp.swapaxes(Vh, -1, -2))
@@ -692,7 +816,41 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties):
                 )
             )
             gA = U @ _c9 @ gVh + U @ _g_dP @ _c1
-            return _checked_vjp("svd", (gA,), _checks)
+            _c10 = _c0 + Vh @ _c2
+            _k0 = _skew(_c10) + _diag(gS)
+            _k1 = _im(_cp.diagonal(_c10, 0, -2, -1)[..., :, None])
+            return _checked_vjp(
+                "svd",
+                (gA,),
+                (
+                    _check(
+                        "ties",
+                        lambda: (_k0,),
+                        (gS, gU, gVh),
+                        "A has a repeated singular value (tied up to rounding): its singular "
+                        "vectors are any pair of bases related by the same rotation and the "
+                        "tied values split apart along most tangents, so there is no "
+                        "derivative unless the tangent keeps them together and the loss is "
+                        "invariant to those rotations and treats the tied values alike",
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (_k1,),
+                        (gU, gVh),
+                        "the loss depends on the phases of the singular vectors (U -> U D, Vh "
+                        "-> D^H Vh with D diagonal unitary changes it), so it has no "
+                        "derivative; make it invariant to them",
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                ),
+            )
     if full_matrices is True:
         if m == n:
             # spec/svd.yaml:127, transposed (the spec gives no VJP)
@@ -718,77 +876,191 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties):
                 )
             )
             gA = U @ _g_dP @ _c1
-            return _checked_vjp("svd", (gA,), _checks)
+            _c8 = _c0 + Vh @ _c2
+            _k0 = _skew(_c8) + _diag(gS)
+            _k1 = _im(_cp.diagonal(_c8, 0, -2, -1)[..., :, None])
+            _k2 = _skew(_cp.conj(_cp.swapaxes(U[..., :, m:], -1, -2)) @ gU[..., :, m:])
+            _k3 = _skew(Vh[..., m:, :] @ _cp.conj(_cp.swapaxes(gVh[..., m:, :], -1, -2)))
+            return _checked_vjp(
+                "svd",
+                (gA,),
+                (
+                    _check(
+                        "ties",
+                        lambda: (_k0,),
+                        (gS, gU, gVh),
+                        "A has a repeated singular value (tied up to rounding): its singular "
+                        "vectors are any pair of bases related by the same rotation and the "
+                        "tied values split apart along most tangents, so there is no "
+                        "derivative unless the tangent keeps them together and the loss is "
+                        "invariant to those rotations and treats the tied values alike",
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (_k1, _k2, _k3),
+                        (gU, gVh),
+                        "the loss depends on the phases of the singular vectors or on the "
+                        "arbitrary orthonormal completion U[:, k:], Vh[k:, :] (k = min(m, "
+                        "n)), so it has no derivative; make it invariant to them",
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                ),
+            )
         if m > n:
             # spec/svd.yaml:137, transposed (the spec gives no VJP)
             V = _cp.conj(_cp.swapaxes(Vh, -1, -2))
-            U1 = U[..., :, :n]
+            _c0 = U[..., :, :n]
+            U1 = _c0
             F = _pairwise_inv(S * S)
-            _g_dU1 = gU[..., :, :n]
-            _c0 = _cp.conj(_cp.swapaxes(U1, -1, -2))
-            _c1 = _c0 @ _g_dU1
-            _c2 = _cp.conj(_cp.swapaxes(V, -1, -2))
-            _c3 = _cp.conj(_cp.swapaxes(gVh, -1, -2))
-            _g_D = _c1 - _c2 @ _c3
+            _c1 = gU[..., :, :n]
+            _g_dU1 = _c1
+            _c2 = _cp.conj(_cp.swapaxes(U1, -1, -2))
+            _c3 = _c2 @ _g_dU1
+            _c4 = _cp.conj(_cp.swapaxes(V, -1, -2))
+            _c5 = _cp.conj(_cp.swapaxes(gVh, -1, -2))
+            _g_D = _c3 - _c4 @ _c5
+            _c8 = _cp.conj(F)
+            _c10 = _c8 * _c3
+            _c11 = 1 / S
+            _c12 = _diag(_c11)
+            _c13 = _cp.conj(_cp.swapaxes(_c12, -1, -2))
+            _c6 = _diag(S)
+            _c7 = _cp.conj(_cp.swapaxes(_c6, -1, -2))
+            _c9 = _c8 * (_c4 @ _c5)
+            _g_dP = (
+                _c7 @ _c9
+                + _cp.conj(_cp.swapaxes(_c10, -1, -2)) @ _c6
+                + _c6 @ _cp.conj(_cp.swapaxes(_c9, -1, -2))
+                + _c10 @ _c7
+                - _c2 @ _g_dU1 @ _c13
+                + _diag(_re(gS))
+                + _skew(
+                    _diag((_cp.conj(_c11) * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]))
+                )
+            )
+            _c14 = U[..., :, n:]
+            _c15 = gU[..., :, n:]
+            gA = (
+                _g_dU1 @ _c13 @ _c4
+                + U1 @ _g_dP @ _c4
+                - _c14 @ _cp.conj(_cp.swapaxes(_c15, -1, -2)) @ U1 @ _c12 @ Vh
+            )
+            _c16 = _cp.conj(_cp.swapaxes(_c0, -1, -2)) @ _c1 + Vh @ _c5
+            _k0 = _skew(_c16) + _diag(gS)
+            _k1 = _im(_cp.diagonal(_c16, 0, -2, -1)[..., :, None])
+            _k2 = _skew(_cp.conj(_cp.swapaxes(_c14, -1, -2)) @ _c15)
+            _k3 = _skew(Vh[..., n:, :] @ _cp.conj(_cp.swapaxes(gVh[..., n:, :], -1, -2)))
+            return _checked_vjp(
+                "svd",
+                (gA,),
+                (
+                    _check(
+                        "ties",
+                        lambda: (_k0,),
+                        (gS, gU, gVh),
+                        "A has a repeated singular value (tied up to rounding): its singular "
+                        "vectors are any pair of bases related by the same rotation and the "
+                        "tied values split apart along most tangents, so there is no "
+                        "derivative unless the tangent keeps them together and the loss is "
+                        "invariant to those rotations and treats the tied values alike",
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (_k1, _k2, _k3),
+                        (gU, gVh),
+                        "the loss depends on the phases of the singular vectors or on the "
+                        "arbitrary orthonormal completion U[:, k:], Vh[k:, :] (k = min(m, "
+                        "n)), so it has no derivative; make it invariant to them",
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                ),
+            )
+        if m < n:
+            # spec/svd.yaml:150, transposed (the spec gives no VJP)
+            _c0 = Vh[..., :m, :]
+            V1 = _cp.conj(_cp.swapaxes(_c0, -1, -2))
+            F = _pairwise_inv(S * S)
+            _c1 = _cp.conj(_cp.swapaxes(gVh, -1, -2))
+            _g_dV1 = _c1[..., :, :m]
+            _c2 = _cp.conj(_cp.swapaxes(U, -1, -2)) @ gU
+            _c3 = _cp.conj(_cp.swapaxes(V1, -1, -2))
+            _g_D = _c2 - _c3 @ _g_dV1
             _c9 = 1 / S
             _c10 = _diag(_c9)
-            _c11 = _cp.conj(_cp.swapaxes(_c10, -1, -2))
+            _c11 = _cp.conj(_cp.swapaxes(_g_dV1, -1, -2))
             _c4 = _diag(S)
             _c5 = _cp.conj(_cp.swapaxes(_c4, -1, -2))
             _c6 = _cp.conj(F)
-            _c7 = _c6 * (_c2 @ _c3)
-            _c8 = _c6 * _c1
+            _c7 = _c6 * (_c3 @ _g_dV1)
+            _c8 = _c6 * _c2
             _g_dP = (
                 _c5 @ _c7
                 + _cp.conj(_cp.swapaxes(_c8, -1, -2)) @ _c4
                 + _c4 @ _cp.conj(_cp.swapaxes(_c7, -1, -2))
                 + _c8 @ _c5
-                - _c0 @ _g_dU1 @ _c11
+                - _c10 @ _c11 @ V1
                 + _diag(_re(gS))
                 + _skew(
                     _diag((_cp.conj(_c9) * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]))
                 )
             )
+            _c12 = Vh[..., m:, :]
             gA = (
-                _g_dU1 @ _c11 @ _c2
-                + U1 @ _g_dP @ _c2
-                - U[..., :, n:] @ _cp.conj(_cp.swapaxes(gU[..., :, n:], -1, -2)) @ U1 @ _c10 @ Vh
+                U @ _c10 @ _c11
+                + U @ _g_dP @ _c3
+                - U @ _cp.conj(_cp.swapaxes(_c10, -1, -2)) @ _c3 @ _c1[..., :, m:] @ _c12
             )
-            return _checked_vjp("svd", (gA,), _checks)
-        if m < n:
-            # spec/svd.yaml:150, transposed (the spec gives no VJP)
-            V1 = _cp.conj(_cp.swapaxes(Vh[..., :m, :], -1, -2))
-            F = _pairwise_inv(S * S)
-            _c0 = _cp.conj(_cp.swapaxes(gVh, -1, -2))
-            _g_dV1 = _c0[..., :, :m]
-            _c1 = _cp.conj(_cp.swapaxes(U, -1, -2)) @ gU
-            _c2 = _cp.conj(_cp.swapaxes(V1, -1, -2))
-            _g_D = _c1 - _c2 @ _g_dV1
-            _c10 = _cp.conj(_cp.swapaxes(_g_dV1, -1, -2))
-            _c3 = _diag(S)
-            _c4 = _cp.conj(_cp.swapaxes(_c3, -1, -2))
-            _c5 = _cp.conj(F)
-            _c6 = _c5 * (_c2 @ _g_dV1)
-            _c7 = _c5 * _c1
-            _c8 = 1 / S
-            _c9 = _diag(_c8)
-            _g_dP = (
-                _c4 @ _c6
-                + _cp.conj(_cp.swapaxes(_c7, -1, -2)) @ _c3
-                + _c3 @ _cp.conj(_cp.swapaxes(_c6, -1, -2))
-                + _c7 @ _c4
-                - _c9 @ _c10 @ V1
-                + _diag(_re(gS))
-                + _skew(
-                    _diag((_cp.conj(_c8) * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]))
-                )
+            _c13 = _c2 + _c0 @ _cp.conj(_cp.swapaxes(gVh[..., :m, :], -1, -2))
+            _k0 = _skew(_c13) + _diag(gS)
+            _k1 = _im(_cp.diagonal(_c13, 0, -2, -1)[..., :, None])
+            _k2 = _skew(_cp.conj(_cp.swapaxes(U[..., :, m:], -1, -2)) @ gU[..., :, m:])
+            _k3 = _skew(_c12 @ _cp.conj(_cp.swapaxes(gVh[..., m:, :], -1, -2)))
+            return _checked_vjp(
+                "svd",
+                (gA,),
+                (
+                    _check(
+                        "ties",
+                        lambda: (_k0,),
+                        (gS, gU, gVh),
+                        "A has a repeated singular value (tied up to rounding): its singular "
+                        "vectors are any pair of bases related by the same rotation and the "
+                        "tied values split apart along most tangents, so there is no "
+                        "derivative unless the tangent keeps them together and the loss is "
+                        "invariant to those rotations and treats the tied values alike",
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (_k1, _k2, _k3),
+                        (gU, gVh),
+                        "the loss depends on the phases of the singular vectors or on the "
+                        "arbitrary orthonormal completion U[:, k:], Vh[k:, :] (k = min(m, "
+                        "n)), so it has no derivative; make it invariant to them",
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                ),
             )
-            gA = (
-                U @ _c9 @ _c10
-                + U @ _g_dP @ _c2
-                - U @ _cp.conj(_cp.swapaxes(_c9, -1, -2)) @ _c2 @ _c0[..., :, m:] @ Vh[..., m:, :]
-            )
-            return _checked_vjp("svd", (gA,), _checks)
     raise ValueError(
         f"svd: no vjp rule for full_matrices={full_matrices!r} and A of shape {tuple(A.shape)}"
     )

@@ -168,7 +168,7 @@ def _jvp_rule(A, a, tau, dA, check_singular):
             return _checked_jvp(
                 "geqrf",
                 (da, dtau),
-                _checks,
+                (*_checks[:1],),
                 _vjp_checks,
                 (A, a, tau),
                 _differentiable(check_singular),
@@ -208,7 +208,7 @@ def _jvp_rule(A, a, tau, dA, check_singular):
             return _checked_jvp(
                 "geqrf",
                 (da, dtau),
-                _checks,
+                (*_checks[:1],),
                 _vjp_checks,
                 (A, a, tau),
                 _differentiable(check_singular),
@@ -252,7 +252,7 @@ def _jvp_rule(A, a, tau, dA, check_singular):
             return _checked_jvp(
                 "geqrf",
                 (da, dtau),
-                _checks,
+                (*_checks[:1],),
                 _vjp_checks,
                 (A, a, tau),
                 _differentiable(check_singular),
@@ -296,7 +296,7 @@ def _jvp_rule(A, a, tau, dA, check_singular):
             return _checked_jvp(
                 "geqrf",
                 (da, dtau),
-                _checks,
+                (*_checks[:1],),
                 _vjp_checks,
                 (A, a, tau),
                 _differentiable(check_singular),
@@ -390,7 +390,7 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
         if m == 0:
             # spec/geqrf.yaml:86, transposed (the spec gives no VJP)
             gA = _pad(_diag(gtau), 0, 0, 0, n) + ga
-            return _checked_vjp("geqrf", (gA,), _checks)
+            return _checked_vjp("geqrf", (gA,), (*_checks[:1],))
         if m > n:
             # spec/geqrf.yaml:91, WLL2012 Sec. 3, HAL2011, transposed (the spec gives no VJP)
             _c0 = _jnp.eye(m, n, dtype=A.dtype)
@@ -426,7 +426,7 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
             _g_B = _c7.mT.conj() + _diag_part(_jnp.real(_g_U)) + _c7
             _g_C = Q @ _g_B + _g_dQ
             gA = _solve_triangular(_c6, _g_C, upper=False, left=False, unit=False)
-            return _checked_vjp("geqrf", (gA,), _checks)
+            return _checked_vjp("geqrf", (gA,), (*_checks[:1],))
         if m == n:
             # spec/geqrf.yaml:109, RR2020, HAL2011, transposed (the spec gives no VJP)
             _c0 = _jnp.eye(m, m, dtype=A.dtype)
@@ -468,7 +468,7 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
             gA = _pad(Q @ _c5, 0, 0, m, 0) + _solve_triangular(
                 _c6, _g_C, upper=False, left=False, unit=False
             )
-            return _checked_vjp("geqrf", (gA,), _checks)
+            return _checked_vjp("geqrf", (gA,), (*_checks[:1],))
         if m < n:
             # spec/geqrf.yaml:109, RR2020, HAL2011, transposed (the spec gives no VJP)
             _c0 = _jnp.eye(m, m, dtype=A.dtype)
@@ -510,7 +510,7 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
             gA = _pad(Q @ _c5, 0, 0, m, 0) + _pad(
                 _solve_triangular(_c6, _g_C, upper=False, left=False, unit=False), 0, 0, 0, -m + n
             )
-            return _checked_vjp("geqrf", (gA,), _checks)
+            return _checked_vjp("geqrf", (gA,), (*_checks[:1],))
     raise ValueError(f"geqrf: no vjp rule for the options and A of shape {tuple(A.shape)}")
 
 

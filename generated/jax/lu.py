@@ -158,7 +158,7 @@ def _jvp_rule(A, P, L, U, dA, pivot, check_singular):
             return _checked_jvp(
                 "lu",
                 (dL, dU),
-                _checks,
+                (*_checks[:1],),
                 _vjp_checks,
                 (A, P, L, U),
                 _differentiable(pivot, check_singular),
@@ -192,7 +192,7 @@ def _jvp_rule(A, P, L, U, dA, pivot, check_singular):
             return _checked_jvp(
                 "lu",
                 (dL, dU),
-                _checks,
+                (*_checks[:1],),
                 _vjp_checks,
                 (A, P, L, U),
                 _differentiable(pivot, check_singular),
@@ -211,7 +211,7 @@ def _jvp_rule(A, P, L, U, dA, pivot, check_singular):
             return _checked_jvp(
                 "lu",
                 (dL, dU),
-                _checks,
+                (*_checks[:1],),
                 _vjp_checks,
                 (A, P, L, U),
                 _differentiable(pivot, check_singular),
@@ -298,7 +298,7 @@ def _vjp_rule(A, P, L, U, gP, gL, gU, pivot, check_singular):
                 ),
                 False,
             )
-            return _checked_vjp("lu", (gA,), _checks)
+            return _checked_vjp("lu", (gA,), (*_checks[:1],))
         if m > n:
             # spec/lu.yaml:77, transposed (the spec gives no VJP)
             _c0 = U.mT.conj()
@@ -320,7 +320,7 @@ def _vjp_rule(A, P, L, U, gP, gL, gU, pivot, check_singular):
                 0,
             ) + _pad(_c1, n, 0, 0, 0)
             gA = _permute_rows(P, _g_B, False)
-            return _checked_vjp("lu", (gA,), _checks)
+            return _checked_vjp("lu", (gA,), (*_checks[:1],))
         if m < n:
             # spec/lu.yaml:84, transposed (the spec gives no VJP)
             _c0 = L.mT.conj()
@@ -337,7 +337,7 @@ def _vjp_rule(A, P, L, U, gP, gL, gU, pivot, check_singular):
             gA = _permute_rows(
                 P, _solve_triangular(_c0, _g_C, upper=True, left=True, unit=True), False
             )
-            return _checked_vjp("lu", (gA,), _checks)
+            return _checked_vjp("lu", (gA,), (*_checks[:1],))
     raise ValueError(f"lu: no vjp rule for pivot={pivot!r} and A of shape {tuple(A.shape)}")
 
 

@@ -151,7 +151,7 @@ def _jvp_rule(A, LU, pivots, P, dA, pivot, check_singular):
             return _checked_jvp(
                 "lu_factor",
                 (dLU,),
-                _checks,
+                (*_checks[:1],),
                 _vjp_checks,
                 (A, LU, pivots, P),
                 _differentiable(pivot, check_singular),
@@ -185,7 +185,7 @@ def _jvp_rule(A, LU, pivots, P, dA, pivot, check_singular):
             return _checked_jvp(
                 "lu_factor",
                 (dLU,),
-                _checks,
+                (*_checks[:1],),
                 _vjp_checks,
                 (A, LU, pivots, P),
                 _differentiable(pivot, check_singular),
@@ -210,7 +210,7 @@ def _jvp_rule(A, LU, pivots, P, dA, pivot, check_singular):
             return _checked_jvp(
                 "lu_factor",
                 (dLU,),
-                _checks,
+                (*_checks[:1],),
                 _vjp_checks,
                 (A, LU, pivots, P),
                 _differentiable(pivot, check_singular),
@@ -301,7 +301,7 @@ def _vjp_rule(A, LU, pivots, P, gLU, gpivots, gP, pivot, check_singular):
                 ),
                 False,
             )
-            return _checked_vjp("lu_factor", (gA,), _checks)
+            return _checked_vjp("lu_factor", (gA,), (*_checks[:1],))
         if m > n:
             # spec/lu_factor.yaml:56, transposed (the spec gives no VJP)
             _c0 = LU[..., :n, :]
@@ -326,7 +326,7 @@ def _vjp_rule(A, LU, pivots, P, gLU, gpivots, gP, pivot, check_singular):
                 0,
             )
             gA = _permute_rows(P, _g_B, False)
-            return _checked_vjp("lu_factor", (gA,), _checks)
+            return _checked_vjp("lu_factor", (gA,), (*_checks[:1],))
         if m < n:
             # spec/lu_factor.yaml:63, transposed (the spec gives no VJP)
             _c0 = LU[..., :, :m]
@@ -344,7 +344,7 @@ def _vjp_rule(A, LU, pivots, P, gLU, gpivots, gP, pivot, check_singular):
             gA = _permute_rows(
                 P, _solve_triangular(_c3, _g_C, upper=True, left=True, unit=True), False
             )
-            return _checked_vjp("lu_factor", (gA,), _checks)
+            return _checked_vjp("lu_factor", (gA,), (*_checks[:1],))
     raise ValueError(f"lu_factor: no vjp rule for pivot={pivot!r} and A of shape {tuple(A.shape)}")
 
 

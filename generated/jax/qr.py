@@ -240,7 +240,7 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
             return _checked_jvp(
                 "qr",
                 (dQ, dR),
-                _checks,
+                (*_checks[:1],),
                 _vjp_checks,
                 (A, Q, R),
                 _differentiable(mode, check_singular),
@@ -260,7 +260,7 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
             return _checked_jvp(
                 "qr",
                 (dQ, dR),
-                _checks,
+                (*_checks[:1],),
                 _vjp_checks,
                 (A, Q, R),
                 _differentiable(mode, check_singular),
@@ -286,7 +286,7 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
             return _checked_jvp(
                 "qr",
                 (dQ, dR),
-                _checks,
+                (*_checks[:1],),
                 _vjp_checks,
                 (A, Q, R),
                 _differentiable(mode, check_singular),
@@ -302,7 +302,7 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
             return _checked_jvp(
                 "qr",
                 (dQ, dR),
-                _checks,
+                (*_checks[:1],),
                 _vjp_checks,
                 (A, Q, R),
                 _differentiable(mode, check_singular),
@@ -322,7 +322,7 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
             return _checked_jvp(
                 "qr",
                 (dQ, dR),
-                _checks,
+                (*_checks[:1],),
                 _vjp_checks,
                 (A, Q, R),
                 _differentiable(mode, check_singular),
@@ -338,7 +338,7 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
             return _checked_jvp(
                 "qr",
                 (dR,),
-                _checks,
+                (*_checks[:1],),
                 _vjp_checks,
                 (A, Q, R),
                 _differentiable(mode, check_singular),
@@ -358,7 +358,7 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
             return _checked_jvp(
                 "qr",
                 (dR,),
-                _checks,
+                (*_checks[:1],),
                 _vjp_checks,
                 (A, Q, R),
                 _differentiable(mode, check_singular),
@@ -500,7 +500,7 @@ def _vjp_rule(A, Q, R, gQ, gR, mode, check_singular):
             gA = _solve_triangular(
                 R.mT.conj(), gQ + Q @ _copyltu(M), upper=False, left=False, unit=False
             )
-            return _checked_vjp("qr", (gA,), _checks)
+            return _checked_vjp("qr", (gA,), (*_checks[:1],))
         if m < n:
             # spec/qr.yaml:90, RR2020
             R1 = R[..., :, :m]
@@ -511,7 +511,7 @@ def _vjp_rule(A, Q, R, gQ, gR, mode, check_singular):
                 R1.mT.conj(), gQ1 + Q @ _copyltu(M), upper=False, left=False, unit=False
             )
             gA = _jnp.concatenate([gX, Q @ gR2], axis=-1)
-            return _checked_vjp("qr", (gA,), _checks)
+            return _checked_vjp("qr", (gA,), (*_checks[:1],))
     if mode == "complete":
         if m > n:
             # spec/qr.yaml:123
@@ -529,14 +529,14 @@ def _vjp_rule(A, Q, R, gQ, gR, mode, check_singular):
             gA = _solve_triangular(
                 R1.mT.conj(), gQ1 + Q1 @ _copyltu(M), upper=False, left=False, unit=False
             )
-            return _checked_vjp("qr", (gA,), _checks)
+            return _checked_vjp("qr", (gA,), (*_checks[:1],))
         if m == n:
             # spec/qr.yaml:77, LLWX2019 eq. (7)
             M = R @ gR.mT.conj() + _neg_mm(gQ.mT.conj(), Q)
             gA = _solve_triangular(
                 R.mT.conj(), gQ + Q @ _copyltu(M), upper=False, left=False, unit=False
             )
-            return _checked_vjp("qr", (gA,), _checks)
+            return _checked_vjp("qr", (gA,), (*_checks[:1],))
         if m < n:
             # spec/qr.yaml:90, RR2020
             R1 = R[..., :, :m]
@@ -547,14 +547,14 @@ def _vjp_rule(A, Q, R, gQ, gR, mode, check_singular):
                 R1.mT.conj(), gQ1 + Q @ _copyltu(M), upper=False, left=False, unit=False
             )
             gA = _jnp.concatenate([gX, Q @ gR2], axis=-1)
-            return _checked_vjp("qr", (gA,), _checks)
+            return _checked_vjp("qr", (gA,), (*_checks[:1],))
     if mode == "r":
         if m >= n:
             # spec/qr.yaml:151
             gA = _solve_triangular(
                 R.mT.conj(), Q @ _copyltu(R @ gR.mT.conj()), upper=False, left=False, unit=False
             )
-            return _checked_vjp("qr", (gA,), _checks)
+            return _checked_vjp("qr", (gA,), (*_checks[:1],))
         if m < n:
             # spec/qr.yaml:156
             R1 = R[..., :, :m]
@@ -565,7 +565,7 @@ def _vjp_rule(A, Q, R, gQ, gR, mode, check_singular):
                 R1.mT.conj(), gQ1 + Q @ _copyltu(M), upper=False, left=False, unit=False
             )
             gA = _jnp.concatenate([gX, Q @ gR2], axis=-1)
-            return _checked_vjp("qr", (gA,), _checks)
+            return _checked_vjp("qr", (gA,), (*_checks[:1],))
     raise ValueError(f"qr: no vjp rule for mode={mode!r} and A of shape {tuple(A.shape)}")
 
 

@@ -234,7 +234,7 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
             return _checked_jvp(
                 "qr_pivoted",
                 (dQ, dR),
-                _checks,
+                (*_checks[:1],),
                 _vjp_checks,
                 (A, Q, R, P, Pi),
                 _differentiable(mode, check_singular),
@@ -259,7 +259,7 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
             return _checked_jvp(
                 "qr_pivoted",
                 (dQ, dR),
-                _checks,
+                (*_checks[:1],),
                 _vjp_checks,
                 (A, Q, R, P, Pi),
                 _differentiable(mode, check_singular),
@@ -287,7 +287,7 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
             return _checked_jvp(
                 "qr_pivoted",
                 (dQ, dR),
-                _checks,
+                (*_checks[:1],),
                 _vjp_checks,
                 (A, Q, R, P, Pi),
                 _differentiable(mode, check_singular),
@@ -305,7 +305,7 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
             return _checked_jvp(
                 "qr_pivoted",
                 (dQ, dR),
-                _checks,
+                (*_checks[:1],),
                 _vjp_checks,
                 (A, Q, R, P, Pi),
                 _differentiable(mode, check_singular),
@@ -330,7 +330,7 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
             return _checked_jvp(
                 "qr_pivoted",
                 (dQ, dR),
-                _checks,
+                (*_checks[:1],),
                 _vjp_checks,
                 (A, Q, R, P, Pi),
                 _differentiable(mode, check_singular),
@@ -348,7 +348,7 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
             return _checked_jvp(
                 "qr_pivoted",
                 (dR,),
-                _checks,
+                (*_checks[:1],),
                 _vjp_checks,
                 (A, Q, R, P, Pi),
                 _differentiable(mode, check_singular),
@@ -373,7 +373,7 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
             return _checked_jvp(
                 "qr_pivoted",
                 (dR,),
-                _checks,
+                (*_checks[:1],),
                 _vjp_checks,
                 (A, Q, R, P, Pi),
                 _differentiable(mode, check_singular),
@@ -512,7 +512,7 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                 ),
                 True,
             )
-            return _checked_vjp("qr_pivoted", (gA,), _checks)
+            return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
         if m < n:
             # spec/qr_pivoted.yaml:97, RR2020
             R1 = R[..., :, :m]
@@ -523,7 +523,7 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                 R1.mT.conj(), gQ1 + Q @ _copyltu(M), upper=False, left=False, unit=False
             )
             gA = _permute_cols(Pi, _jnp.concatenate([gX, Q @ gR2], axis=-1), True)
-            return _checked_vjp("qr_pivoted", (gA,), _checks)
+            return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
     if mode == "complete":
         if m > n:
             # spec/qr_pivoted.yaml:132
@@ -545,7 +545,7 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                 ),
                 True,
             )
-            return _checked_vjp("qr_pivoted", (gA,), _checks)
+            return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
         if m == n:
             # spec/qr_pivoted.yaml:83, LLWX2019 eq. (7)
             M = R @ gR.mT.conj() + _neg_mm(gQ.mT.conj(), Q)
@@ -556,7 +556,7 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                 ),
                 True,
             )
-            return _checked_vjp("qr_pivoted", (gA,), _checks)
+            return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
         if m < n:
             # spec/qr_pivoted.yaml:97, RR2020
             R1 = R[..., :, :m]
@@ -567,7 +567,7 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                 R1.mT.conj(), gQ1 + Q @ _copyltu(M), upper=False, left=False, unit=False
             )
             gA = _permute_cols(Pi, _jnp.concatenate([gX, Q @ gR2], axis=-1), True)
-            return _checked_vjp("qr_pivoted", (gA,), _checks)
+            return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
     if mode == "r":
         if m >= n:
             # spec/qr_pivoted.yaml:162
@@ -578,7 +578,7 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                 ),
                 True,
             )
-            return _checked_vjp("qr_pivoted", (gA,), _checks)
+            return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
         if m < n:
             # spec/qr_pivoted.yaml:167
             R1 = R[..., :, :m]
@@ -589,7 +589,7 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                 R1.mT.conj(), gQ1 + Q @ _copyltu(M), upper=False, left=False, unit=False
             )
             gA = _permute_cols(Pi, _jnp.concatenate([gX, Q @ gR2], axis=-1), True)
-            return _checked_vjp("qr_pivoted", (gA,), _checks)
+            return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
     raise ValueError(f"qr_pivoted: no vjp rule for mode={mode!r} and A of shape {tuple(A.shape)}")
 
 

@@ -119,11 +119,28 @@ def _jvp_rule(A, S, U, Vh, dA, check_ties):
     if True:
         if m >= n:
             # spec/svdvals.yaml:58, T2016
-            dS = _jnp.real(_jnp.diagonal(U.mT.conj() @ dA @ Vh.mT.conj(), 0, -2, -1)[..., :, None])
+            _c0 = U.mT.conj() @ dA @ Vh.mT.conj()
+            dS = _jnp.real(_jnp.diagonal(_c0, 0, -2, -1)[..., :, None])
+            _k0 = _sym(_c0)
             return _checked_jvp(
                 "svdvals",
                 (dS,),
-                _checks,
+                (
+                    _check(
+                        "ties",
+                        lambda: (_k0,),
+                        (dA,),
+                        "A has a repeated singular value (tied up to rounding): its singular "
+                        "vectors are any pair of bases related by the same rotation and the "
+                        "tied values split apart along most tangents, so there is no "
+                        "derivative unless the tangent keeps them together and the loss is "
+                        "invariant to those rotations and treats the tied values alike",
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                ),
                 _vjp_checks,
                 (A, S, U, Vh),
                 _differentiable(check_ties),
@@ -131,11 +148,28 @@ def _jvp_rule(A, S, U, Vh, dA, check_ties):
             )
         if m < n:
             # spec/svdvals.yaml:58, T2016
-            dS = _jnp.real(_jnp.diagonal(U.mT.conj() @ dA @ Vh.mT.conj(), 0, -2, -1)[..., :, None])
+            _c0 = U.mT.conj() @ dA @ Vh.mT.conj()
+            dS = _jnp.real(_jnp.diagonal(_c0, 0, -2, -1)[..., :, None])
+            _k0 = _sym(_c0)
             return _checked_jvp(
                 "svdvals",
                 (dS,),
-                _checks,
+                (
+                    _check(
+                        "ties",
+                        lambda: (_k0,),
+                        (dA,),
+                        "A has a repeated singular value (tied up to rounding): its singular "
+                        "vectors are any pair of bases related by the same rotation and the "
+                        "tied values split apart along most tangents, so there is no "
+                        "derivative unless the tangent keeps them together and the loss is "
+                        "invariant to those rotations and treats the tied values alike",
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                ),
                 _vjp_checks,
                 (A, S, U, Vh),
                 _differentiable(check_ties),
@@ -201,11 +235,51 @@ def _vjp_rule(A, S, U, Vh, gS, gU, gVh, check_ties):
         if m >= n:
             # spec/svdvals.yaml:61
             gA = U * _jnp.swapaxes(_jnp.real(gS), -1, -2) @ Vh
-            return _checked_vjp("svdvals", (gA,), _checks)
+            _k0 = _diag(gS)
+            return _checked_vjp(
+                "svdvals",
+                (gA,),
+                (
+                    _check(
+                        "ties",
+                        lambda: (_k0,),
+                        (gS,),
+                        "A has a repeated singular value (tied up to rounding): its singular "
+                        "vectors are any pair of bases related by the same rotation and the "
+                        "tied values split apart along most tangents, so there is no "
+                        "derivative unless the tangent keeps them together and the loss is "
+                        "invariant to those rotations and treats the tied values alike",
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                ),
+            )
         if m < n:
             # spec/svdvals.yaml:61
             gA = U * _jnp.swapaxes(_jnp.real(gS), -1, -2) @ Vh
-            return _checked_vjp("svdvals", (gA,), _checks)
+            _k0 = _diag(gS)
+            return _checked_vjp(
+                "svdvals",
+                (gA,),
+                (
+                    _check(
+                        "ties",
+                        lambda: (_k0,),
+                        (gS,),
+                        "A has a repeated singular value (tied up to rounding): its singular "
+                        "vectors are any pair of bases related by the same rotation and the "
+                        "tied values split apart along most tangents, so there is no "
+                        "derivative unless the tangent keeps them together and the loss is "
+                        "invariant to those rotations and treats the tied values alike",
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                ),
+            )
     raise ValueError(f"svdvals: no vjp rule for the options and A of shape {tuple(A.shape)}")
 
 

@@ -128,7 +128,7 @@ def _jvp_rule(A, L, dA, upper, check_singular):
         return _checked_jvp(
             "cholesky",
             (dL,),
-            _checks,
+            (*_checks[:1],),
             _vjp_checks,
             (A, L),
             _differentiable(upper, check_singular),
@@ -153,7 +153,7 @@ def _jvp_rule(A, L, dA, upper, check_singular):
         return _checked_jvp(
             "cholesky",
             (dL,),
-            _checks,
+            (*_checks[:1],),
             _vjp_checks,
             (A, L),
             _differentiable(upper, check_singular),
@@ -224,7 +224,7 @@ def _vjp_rule(A, L, gL, upper, check_singular):
                 unit=False,
             )
         )
-        return _checked_vjp("cholesky", (gA,), _checks)
+        return _checked_vjp("cholesky", (gA,), (*_checks[:1],))
     if upper is True:
         # spec/cholesky.yaml:68
         Y = L @ _adjoint(gL)
@@ -238,7 +238,7 @@ def _vjp_rule(A, L, gL, upper, check_singular):
                 unit=False,
             )
         )
-        return _checked_vjp("cholesky", (gA,), _checks)
+        return _checked_vjp("cholesky", (gA,), (*_checks[:1],))
     raise ValueError(f"cholesky: no vjp rule for upper={upper!r} and A of shape {tuple(A.shape)}")
 
 

@@ -100,14 +100,31 @@ def _jvp_rule(A, L, V, dA, check_gauge, check_ties):
     _raise_if_failed("eig", _checks, (dA,), "tangent")
     if True:
         # spec/eig.yaml:60, G2008 Sec. 3.1
-        X = _solve(V, dA @ V, left=True)
+        _c0 = _solve(V, dA @ V, left=True)
+        X = _c0
         dL = _np.diagonal(X, 0, -2, -1)[..., :, None]
         W = V @ (_pairwise_inv(L) * X)
         dV = W - V * _np.swapaxes(_np.diagonal(_adjoint(V) @ W, 0, -2, -1)[..., :, None], -1, -2)
+        _k0 = _c0
         return _checked_jvp(
             "eig",
             (dL, dV),
-            _checks,
+            (
+                _check(
+                    "ties",
+                    lambda: (_k0,),
+                    (dA,),
+                    "A has a repeated eigenvalue (tied up to rounding): its eigenvectors "
+                    "are any basis of the eigenspace and the tied eigenvalues split apart "
+                    "along most tangents, so there is no derivative unless the tangent "
+                    "keeps them together and the loss is invariant to the choice of basis "
+                    "and treats the tied eigenvalues alike",
+                    "check_ties",
+                    L,
+                )
+                if check_ties
+                else None,
+            ),
             _vjp_checks,
             (A, L, V),
             _differentiable(check_gauge, check_ties),
@@ -173,9 +190,45 @@ def _vjp_rule(A, L, V, gL, gV, check_gauge, check_ties):
         # spec/eig.yaml:60, G2008 Sec. 3.1, transposed (the spec gives no VJP)
         _c0 = _adjoint(V)
         _g_W = V * _np.swapaxes(_np.diagonal(-(_c0 @ gV), 0, -2, -1)[..., :, None], -1, -2) + gV
-        _g_X = _diag(gL) + (_np.conj(_pairwise_inv(L)) * (_c0 @ _g_W))
+        _c1 = _diag(gL)
+        _g_X = _c1 + (_np.conj(_pairwise_inv(L)) * (_c0 @ _g_W))
         gA = _solve(_c0, _g_X, left=True) @ _c0
-        return _checked_vjp("eig", (gA,), _checks)
+        _c2 = _c0 @ gV
+        _c3 = _np.diagonal(_c2, 0, -2, -1)[..., :, None]
+        _k0 = (_c2 - _c0 @ V * _np.swapaxes(_np.real(_c3), -1, -2)) + _c1
+        _k1 = _np.imag(_c3)
+        return _checked_vjp(
+            "eig",
+            (gA,),
+            (
+                _check(
+                    "ties",
+                    lambda: (_k0,),
+                    (gL, gV),
+                    "A has a repeated eigenvalue (tied up to rounding): its eigenvectors "
+                    "are any basis of the eigenspace and the tied eigenvalues split apart "
+                    "along most tangents, so there is no derivative unless the tangent "
+                    "keeps them together and the loss is invariant to the choice of basis "
+                    "and treats the tied eigenvalues alike",
+                    "check_ties",
+                    L,
+                )
+                if check_ties
+                else None,
+                _check(
+                    "vanish",
+                    lambda: (_k1,),
+                    (gV,),
+                    "the loss depends on the phases of the eigenvectors (V -> V "
+                    "diag(exp(i phi)) changes it), so it has no derivative; make it "
+                    "invariant to them",
+                    "check_gauge",
+                    None,
+                )
+                if check_gauge
+                else None,
+            ),
+        )
     raise ValueError(f"eig: no vjp rule for the options and A of shape {tuple(A.shape)}")
 
 

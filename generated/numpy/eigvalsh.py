@@ -134,11 +134,28 @@ def _jvp_rule(A, L, Q, dA, UPLO, check_ties):
     _raise_if_failed("eigvalsh", _checks, (dA,), "tangent")
     if UPLO == "L":
         # spec/eigvalsh.yaml:55, M1985 Theorem 1
-        dL = _np.real(_np.diagonal(_adjoint(Q) @ _sym(dA) @ Q, 0, -2, -1)[..., :, None])
+        _c0 = _adjoint(Q) @ _sym(dA) @ Q
+        dL = _np.real(_np.diagonal(_c0, 0, -2, -1)[..., :, None])
+        _k0 = _c0
         return _checked_jvp(
             "eigvalsh",
             (dL,),
-            _checks,
+            (
+                _check(
+                    "ties",
+                    lambda: (_k0,),
+                    (dA,),
+                    "A has a repeated eigenvalue (tied up to rounding): its eigenvectors "
+                    "are any basis of its eigenspace and the tied eigenvalues split apart "
+                    "along most tangents, so there is no derivative unless the tangent "
+                    "keeps them together and the loss is invariant to rotations of the "
+                    "eigenspace and treats the tied eigenvalues alike",
+                    "check_ties",
+                    L,
+                )
+                if check_ties
+                else None,
+            ),
             _vjp_checks,
             (A, L, Q),
             _differentiable(UPLO, check_ties),
@@ -146,11 +163,28 @@ def _jvp_rule(A, L, Q, dA, UPLO, check_ties):
         )
     if UPLO == "U":
         # spec/eigvalsh.yaml:55, M1985 Theorem 1
-        dL = _np.real(_np.diagonal(_adjoint(Q) @ _sym(dA) @ Q, 0, -2, -1)[..., :, None])
+        _c0 = _adjoint(Q) @ _sym(dA) @ Q
+        dL = _np.real(_np.diagonal(_c0, 0, -2, -1)[..., :, None])
+        _k0 = _c0
         return _checked_jvp(
             "eigvalsh",
             (dL,),
-            _checks,
+            (
+                _check(
+                    "ties",
+                    lambda: (_k0,),
+                    (dA,),
+                    "A has a repeated eigenvalue (tied up to rounding): its eigenvectors "
+                    "are any basis of its eigenspace and the tied eigenvalues split apart "
+                    "along most tangents, so there is no derivative unless the tangent "
+                    "keeps them together and the loss is invariant to rotations of the "
+                    "eigenspace and treats the tied eigenvalues alike",
+                    "check_ties",
+                    L,
+                )
+                if check_ties
+                else None,
+            ),
             _vjp_checks,
             (A, L, Q),
             _differentiable(UPLO, check_ties),
@@ -210,11 +244,51 @@ def _vjp_rule(A, L, Q, gL, gQ, UPLO, check_ties):
     if UPLO == "L":
         # spec/eigvalsh.yaml:58, G2008 Sec. 3.1
         gA = _sym(Q * _np.swapaxes(_np.real(gL), -1, -2) @ _adjoint(Q))
-        return _checked_vjp("eigvalsh", (gA,), _checks)
+        _k0 = _diag(gL)
+        return _checked_vjp(
+            "eigvalsh",
+            (gA,),
+            (
+                _check(
+                    "ties",
+                    lambda: (_k0,),
+                    (gL,),
+                    "A has a repeated eigenvalue (tied up to rounding): its eigenvectors "
+                    "are any basis of its eigenspace and the tied eigenvalues split apart "
+                    "along most tangents, so there is no derivative unless the tangent "
+                    "keeps them together and the loss is invariant to rotations of the "
+                    "eigenspace and treats the tied eigenvalues alike",
+                    "check_ties",
+                    L,
+                )
+                if check_ties
+                else None,
+            ),
+        )
     if UPLO == "U":
         # spec/eigvalsh.yaml:58, G2008 Sec. 3.1
         gA = _sym(Q * _np.swapaxes(_np.real(gL), -1, -2) @ _adjoint(Q))
-        return _checked_vjp("eigvalsh", (gA,), _checks)
+        _k0 = _diag(gL)
+        return _checked_vjp(
+            "eigvalsh",
+            (gA,),
+            (
+                _check(
+                    "ties",
+                    lambda: (_k0,),
+                    (gL,),
+                    "A has a repeated eigenvalue (tied up to rounding): its eigenvectors "
+                    "are any basis of its eigenspace and the tied eigenvalues split apart "
+                    "along most tangents, so there is no derivative unless the tangent "
+                    "keeps them together and the loss is invariant to rotations of the "
+                    "eigenspace and treats the tied eigenvalues alike",
+                    "check_ties",
+                    L,
+                )
+                if check_ties
+                else None,
+            ),
+        )
     raise ValueError(f"eigvalsh: no vjp rule for UPLO={UPLO!r} and A of shape {tuple(A.shape)}")
 
 

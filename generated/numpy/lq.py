@@ -125,7 +125,7 @@ def _jvp_rule(A, L, Q, dA, mode, check_singular):
             return _checked_jvp(
                 "lq",
                 (dL, dQ),
-                _checks,
+                (*_checks[:1],),
                 _vjp_checks,
                 (A, L, Q),
                 _differentiable(mode, check_singular),
@@ -147,7 +147,7 @@ def _jvp_rule(A, L, Q, dA, mode, check_singular):
             return _checked_jvp(
                 "lq",
                 (dL, dQ),
-                _checks,
+                (*_checks[:1],),
                 _vjp_checks,
                 (A, L, Q),
                 _differentiable(mode, check_singular),
@@ -216,7 +216,7 @@ def _vjp_rule(A, L, Q, gL, gQ, mode, check_singular):
             )
             _g_C = _g_M @ Q + gQ
             gA = _solve_triangular(_c0, _g_C, upper=True, left=True, unit=False)
-            return _checked_vjp("lq", (gA,), _checks)
+            return _checked_vjp("lq", (gA,), (*_checks[:1],))
         if m > n:
             # spec/lq.yaml:64, RR2020 Sec. 4, transposed (the spec gives no VJP)
             L1 = L[..., :n, :]
@@ -232,7 +232,7 @@ def _vjp_rule(A, L, Q, gL, gQ, mode, check_singular):
             gA = _pad(_c0 @ Q, n, 0, 0, 0) + _pad(
                 _solve_triangular(_c1, _g_C, upper=True, left=True, unit=False), 0, m - n, 0, 0
             )
-            return _checked_vjp("lq", (gA,), _checks)
+            return _checked_vjp("lq", (gA,), (*_checks[:1],))
     raise ValueError(f"lq: no vjp rule for mode={mode!r} and A of shape {tuple(A.shape)}")
 
 

@@ -159,7 +159,7 @@ def _jvp_rule(A, P, L, U, dA, pivot, check_singular):
             return _checked_jvp(
                 "lu",
                 (dL, dU),
-                _checks,
+                (*_checks[:1],),
                 _vjp_checks,
                 (A, P, L, U),
                 _differentiable(pivot, check_singular),
@@ -189,7 +189,7 @@ def _jvp_rule(A, P, L, U, dA, pivot, check_singular):
             return _checked_jvp(
                 "lu",
                 (dL, dU),
-                _checks,
+                (*_checks[:1],),
                 _vjp_checks,
                 (A, P, L, U),
                 _differentiable(pivot, check_singular),
@@ -208,7 +208,7 @@ def _jvp_rule(A, P, L, U, dA, pivot, check_singular):
             return _checked_jvp(
                 "lu",
                 (dL, dU),
-                _checks,
+                (*_checks[:1],),
                 _vjp_checks,
                 (A, P, L, U),
                 _differentiable(pivot, check_singular),
@@ -295,7 +295,7 @@ def _vjp_rule(A, P, L, U, gP, gL, gU, pivot, check_singular):
                 ),
                 False,
             )
-            return _checked_vjp("lu", (gA,), _checks)
+            return _checked_vjp("lu", (gA,), (*_checks[:1],))
         if m > n:
             # spec/lu.yaml:77, transposed (the spec gives no VJP)
             _c0 = _adjoint(U)
@@ -317,7 +317,7 @@ def _vjp_rule(A, P, L, U, gP, gL, gU, pivot, check_singular):
                 0,
             ) + _pad(_c1, n, 0, 0, 0)
             gA = _permute_rows(P, _g_B, False)
-            return _checked_vjp("lu", (gA,), _checks)
+            return _checked_vjp("lu", (gA,), (*_checks[:1],))
         if m < n:
             # spec/lu.yaml:84, transposed (the spec gives no VJP)
             _c0 = _adjoint(L)
@@ -334,7 +334,7 @@ def _vjp_rule(A, P, L, U, gP, gL, gU, pivot, check_singular):
             gA = _permute_rows(
                 P, _solve_triangular(_c0, _g_C, upper=True, left=True, unit=True), False
             )
-            return _checked_vjp("lu", (gA,), _checks)
+            return _checked_vjp("lu", (gA,), (*_checks[:1],))
     raise ValueError(f"lu: no vjp rule for pivot={pivot!r} and A of shape {tuple(A.shape)}")
 
 

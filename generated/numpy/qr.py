@@ -239,7 +239,7 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
             return _checked_jvp(
                 "qr",
                 (dQ, dR),
-                _checks,
+                (*_checks[:1],),
                 _vjp_checks,
                 (A, Q, R),
                 _differentiable(mode, check_singular),
@@ -261,7 +261,7 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
             return _checked_jvp(
                 "qr",
                 (dQ, dR),
-                _checks,
+                (*_checks[:1],),
                 _vjp_checks,
                 (A, Q, R),
                 _differentiable(mode, check_singular),
@@ -289,7 +289,7 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
             return _checked_jvp(
                 "qr",
                 (dQ, dR),
-                _checks,
+                (*_checks[:1],),
                 _vjp_checks,
                 (A, Q, R),
                 _differentiable(mode, check_singular),
@@ -307,7 +307,7 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
             return _checked_jvp(
                 "qr",
                 (dQ, dR),
-                _checks,
+                (*_checks[:1],),
                 _vjp_checks,
                 (A, Q, R),
                 _differentiable(mode, check_singular),
@@ -329,7 +329,7 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
             return _checked_jvp(
                 "qr",
                 (dQ, dR),
-                _checks,
+                (*_checks[:1],),
                 _vjp_checks,
                 (A, Q, R),
                 _differentiable(mode, check_singular),
@@ -347,7 +347,7 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
             return _checked_jvp(
                 "qr",
                 (dR,),
-                _checks,
+                (*_checks[:1],),
                 _vjp_checks,
                 (A, Q, R),
                 _differentiable(mode, check_singular),
@@ -369,7 +369,7 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
             return _checked_jvp(
                 "qr",
                 (dR,),
-                _checks,
+                (*_checks[:1],),
                 _vjp_checks,
                 (A, Q, R),
                 _differentiable(mode, check_singular),
@@ -511,7 +511,7 @@ def _vjp_rule(A, Q, R, gQ, gR, mode, check_singular):
             gA = _solve_triangular(
                 _adjoint(R), gQ + Q @ _copyltu(M), upper=False, left=False, unit=False
             )
-            return _checked_vjp("qr", (gA,), _checks)
+            return _checked_vjp("qr", (gA,), (*_checks[:1],))
         if m < n:
             # spec/qr.yaml:90, RR2020
             R1 = R[..., :, :m]
@@ -522,7 +522,7 @@ def _vjp_rule(A, Q, R, gQ, gR, mode, check_singular):
                 _adjoint(R1), gQ1 + Q @ _copyltu(M), upper=False, left=False, unit=False
             )
             gA = _np.concatenate([gX, Q @ gR2], axis=-1)
-            return _checked_vjp("qr", (gA,), _checks)
+            return _checked_vjp("qr", (gA,), (*_checks[:1],))
     if mode == "complete":
         if m > n:
             # spec/qr.yaml:123
@@ -538,14 +538,14 @@ def _vjp_rule(A, Q, R, gQ, gR, mode, check_singular):
             gA = _solve_triangular(
                 _adjoint(R1), gQ1 + Q1 @ _copyltu(M), upper=False, left=False, unit=False
             )
-            return _checked_vjp("qr", (gA,), _checks)
+            return _checked_vjp("qr", (gA,), (*_checks[:1],))
         if m == n:
             # spec/qr.yaml:77, LLWX2019 eq. (7)
             M = R @ _adjoint(gR) - _adjoint(gQ) @ Q
             gA = _solve_triangular(
                 _adjoint(R), gQ + Q @ _copyltu(M), upper=False, left=False, unit=False
             )
-            return _checked_vjp("qr", (gA,), _checks)
+            return _checked_vjp("qr", (gA,), (*_checks[:1],))
         if m < n:
             # spec/qr.yaml:90, RR2020
             R1 = R[..., :, :m]
@@ -556,14 +556,14 @@ def _vjp_rule(A, Q, R, gQ, gR, mode, check_singular):
                 _adjoint(R1), gQ1 + Q @ _copyltu(M), upper=False, left=False, unit=False
             )
             gA = _np.concatenate([gX, Q @ gR2], axis=-1)
-            return _checked_vjp("qr", (gA,), _checks)
+            return _checked_vjp("qr", (gA,), (*_checks[:1],))
     if mode == "r":
         if m >= n:
             # spec/qr.yaml:151
             gA = _solve_triangular(
                 _adjoint(R), Q @ _copyltu(R @ _adjoint(gR)), upper=False, left=False, unit=False
             )
-            return _checked_vjp("qr", (gA,), _checks)
+            return _checked_vjp("qr", (gA,), (*_checks[:1],))
         if m < n:
             # spec/qr.yaml:156
             R1 = R[..., :, :m]
@@ -574,7 +574,7 @@ def _vjp_rule(A, Q, R, gQ, gR, mode, check_singular):
                 _adjoint(R1), gQ1 + Q @ _copyltu(M), upper=False, left=False, unit=False
             )
             gA = _np.concatenate([gX, Q @ gR2], axis=-1)
-            return _checked_vjp("qr", (gA,), _checks)
+            return _checked_vjp("qr", (gA,), (*_checks[:1],))
     raise ValueError(f"qr: no vjp rule for mode={mode!r} and A of shape {tuple(A.shape)}")
 
 

@@ -244,7 +244,7 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
             return _checked_jvp(
                 "qr_pivoted",
                 (dQ, dR),
-                _checks,
+                (*_checks[:1],),
                 _vjp_checks,
                 (A, Q, R, P, Pi),
                 _differentiable(mode, check_singular),
@@ -271,7 +271,7 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
             return _checked_jvp(
                 "qr_pivoted",
                 (dQ, dR),
-                _checks,
+                (*_checks[:1],),
                 _vjp_checks,
                 (A, Q, R, P, Pi),
                 _differentiable(mode, check_singular),
@@ -301,7 +301,7 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
             return _checked_jvp(
                 "qr_pivoted",
                 (dQ, dR),
-                _checks,
+                (*_checks[:1],),
                 _vjp_checks,
                 (A, Q, R, P, Pi),
                 _differentiable(mode, check_singular),
@@ -321,7 +321,7 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
             return _checked_jvp(
                 "qr_pivoted",
                 (dQ, dR),
-                _checks,
+                (*_checks[:1],),
                 _vjp_checks,
                 (A, Q, R, P, Pi),
                 _differentiable(mode, check_singular),
@@ -348,7 +348,7 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
             return _checked_jvp(
                 "qr_pivoted",
                 (dQ, dR),
-                _checks,
+                (*_checks[:1],),
                 _vjp_checks,
                 (A, Q, R, P, Pi),
                 _differentiable(mode, check_singular),
@@ -368,7 +368,7 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
             return _checked_jvp(
                 "qr_pivoted",
                 (dR,),
-                _checks,
+                (*_checks[:1],),
                 _vjp_checks,
                 (A, Q, R, P, Pi),
                 _differentiable(mode, check_singular),
@@ -395,7 +395,7 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
             return _checked_jvp(
                 "qr_pivoted",
                 (dR,),
-                _checks,
+                (*_checks[:1],),
                 _vjp_checks,
                 (A, Q, R, P, Pi),
                 _differentiable(mode, check_singular),
@@ -534,7 +534,7 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                 ),
                 True,
             )
-            return _checked_vjp("qr_pivoted", (gA,), _checks)
+            return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
         if m < n:
             # spec/qr_pivoted.yaml:97, RR2020
             R1 = R[..., :, :m]
@@ -545,7 +545,7 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                 _adjoint(R1), gQ1 + Q @ _copyltu(M), upper=False, left=False, unit=False
             )
             gA = _permute_cols(Pi, _np.concatenate([gX, Q @ gR2], axis=-1), True)
-            return _checked_vjp("qr_pivoted", (gA,), _checks)
+            return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
     if mode == "complete":
         if m > n:
             # spec/qr_pivoted.yaml:132
@@ -565,7 +565,7 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                 ),
                 True,
             )
-            return _checked_vjp("qr_pivoted", (gA,), _checks)
+            return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
         if m == n:
             # spec/qr_pivoted.yaml:83, LLWX2019 eq. (7)
             M = R @ _adjoint(gR) - _adjoint(gQ) @ Q
@@ -576,7 +576,7 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                 ),
                 True,
             )
-            return _checked_vjp("qr_pivoted", (gA,), _checks)
+            return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
         if m < n:
             # spec/qr_pivoted.yaml:97, RR2020
             R1 = R[..., :, :m]
@@ -587,7 +587,7 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                 _adjoint(R1), gQ1 + Q @ _copyltu(M), upper=False, left=False, unit=False
             )
             gA = _permute_cols(Pi, _np.concatenate([gX, Q @ gR2], axis=-1), True)
-            return _checked_vjp("qr_pivoted", (gA,), _checks)
+            return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
     if mode == "r":
         if m >= n:
             # spec/qr_pivoted.yaml:162
@@ -598,7 +598,7 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                 ),
                 True,
             )
-            return _checked_vjp("qr_pivoted", (gA,), _checks)
+            return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
         if m < n:
             # spec/qr_pivoted.yaml:167
             R1 = R[..., :, :m]
@@ -609,7 +609,7 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                 _adjoint(R1), gQ1 + Q @ _copyltu(M), upper=False, left=False, unit=False
             )
             gA = _permute_cols(Pi, _np.concatenate([gX, Q @ gR2], axis=-1), True)
-            return _checked_vjp("qr_pivoted", (gA,), _checks)
+            return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
     raise ValueError(f"qr_pivoted: no vjp rule for mode={mode!r} and A of shape {tuple(A.shape)}")
 
 

@@ -212,22 +212,40 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties):
     if full_matrices is False:
         if m >= n:
             # spec/svd.yaml:79, T2016, WZ2019
-            V = _adjoint(Vh)
-            dP = _adjoint(U) @ dA @ V
+            _c0 = _adjoint(Vh)
+            V = _c0
+            _c1 = _adjoint(U) @ dA
+            dP = _c1 @ V
             dS = _np.real(_np.diagonal(dP, 0, -2, -1)[..., :, None])
             F = _pairwise_inv(S * S)
-            _c0 = 1 / S
-            D = (1 / 2) * _diag((_np.diagonal(_skew(dP), 0, -2, -1)[..., :, None] * _c0))
-            _c1 = _diag(S)
-            _c2 = _adjoint(dP)
-            dU = U @ ((F * (dP @ _c1 + _c1 @ _c2)) + D) + (dA @ V - U @ dP) * _np.swapaxes(
-                _c0, -1, -2
+            _c2 = 1 / S
+            D = (1 / 2) * _diag((_np.diagonal(_skew(dP), 0, -2, -1)[..., :, None] * _c2))
+            _c3 = _diag(S)
+            _c4 = _adjoint(dP)
+            dU = U @ ((F * (dP @ _c3 + _c3 @ _c4)) + D) + (dA @ V - U @ dP) * _np.swapaxes(
+                _c2, -1, -2
             )
-            dVh = _adjoint(V @ ((F * (_c1 @ dP + _c2 @ _c1)) - D))
+            dVh = _adjoint(V @ ((F * (_c3 @ dP + _c4 @ _c3)) - D))
+            _k0 = _sym(_c1 @ _c0)
             return _checked_jvp(
                 "svd",
                 (dU, dS, dVh),
-                _checks,
+                (
+                    _check(
+                        "ties",
+                        lambda: (_k0,),
+                        (dA,),
+                        "A has a repeated singular value (tied up to rounding): its singular "
+                        "vectors are any pair of bases related by the same rotation and the "
+                        "tied values split apart along most tangents, so there is no "
+                        "derivative unless the tangent keeps them together and the loss is "
+                        "invariant to those rotations and treats the tied values alike",
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                ),
                 _vjp_checks,
                 (A, U, S, Vh),
                 _differentiable(full_matrices, check_gauge, check_ties),
@@ -235,23 +253,41 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties):
             )
         if m < n:
             # spec/svd.yaml:89
-            V = _adjoint(Vh)
-            dP = _adjoint(U) @ dA @ V
+            _c0 = _adjoint(Vh)
+            V = _c0
+            _c1 = _adjoint(U) @ dA
+            dP = _c1 @ V
             dS = _np.real(_np.diagonal(dP, 0, -2, -1)[..., :, None])
             F = _pairwise_inv(S * S)
-            _c0 = 1 / S
-            D = (1 / 2) * _diag((_np.diagonal(_skew(dP), 0, -2, -1)[..., :, None] * _c0))
-            _c1 = _diag(S)
-            _c2 = _adjoint(dP)
-            dU = U @ ((F * (dP @ _c1 + _c1 @ _c2)) + D)
+            _c2 = 1 / S
+            D = (1 / 2) * _diag((_np.diagonal(_skew(dP), 0, -2, -1)[..., :, None] * _c2))
+            _c3 = _diag(S)
+            _c4 = _adjoint(dP)
+            dU = U @ ((F * (dP @ _c3 + _c3 @ _c4)) + D)
             dVh = _adjoint(
-                V @ ((F * (_c1 @ dP + _c2 @ _c1)) - D)
-                + (_adjoint(dA) @ U - V @ _c2) * _np.swapaxes(_c0, -1, -2)
+                V @ ((F * (_c3 @ dP + _c4 @ _c3)) - D)
+                + (_adjoint(dA) @ U - V @ _c4) * _np.swapaxes(_c2, -1, -2)
             )
+            _k0 = _sym(_c1 @ _c0)
             return _checked_jvp(
                 "svd",
                 (dU, dS, dVh),
-                _checks,
+                (
+                    _check(
+                        "ties",
+                        lambda: (_k0,),
+                        (dA,),
+                        "A has a repeated singular value (tied up to rounding): its singular "
+                        "vectors are any pair of bases related by the same rotation and the "
+                        "tied values split apart along most tangents, so there is no "
+                        "derivative unless the tangent keeps them together and the loss is "
+                        "invariant to those rotations and treats the tied values alike",
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                ),
                 _vjp_checks,
                 (A, U, S, Vh),
                 _differentiable(full_matrices, check_gauge, check_ties),
@@ -260,19 +296,37 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties):
     if full_matrices is True:
         if m == n:
             # spec/svd.yaml:127
-            V = _adjoint(Vh)
-            dP = _adjoint(U) @ dA @ V
+            _c0 = _adjoint(Vh)
+            V = _c0
+            _c1 = _adjoint(U) @ dA
+            dP = _c1 @ V
             dS = _np.real(_np.diagonal(dP, 0, -2, -1)[..., :, None])
             F = _pairwise_inv(S * S)
             D = (1 / 2) * _diag((_np.diagonal(_skew(dP), 0, -2, -1)[..., :, None] * 1 / S))
-            _c0 = _diag(S)
-            _c1 = _adjoint(dP)
-            dU = U @ ((F * (dP @ _c0 + _c0 @ _c1)) + D)
-            dVh = _adjoint(V @ ((F * (_c0 @ dP + _c1 @ _c0)) - D))
+            _c2 = _diag(S)
+            _c3 = _adjoint(dP)
+            dU = U @ ((F * (dP @ _c2 + _c2 @ _c3)) + D)
+            dVh = _adjoint(V @ ((F * (_c2 @ dP + _c3 @ _c2)) - D))
+            _k0 = _sym(_c1 @ _c0)
             return _checked_jvp(
                 "svd",
                 (dU, dS, dVh),
-                _checks,
+                (
+                    _check(
+                        "ties",
+                        lambda: (_k0,),
+                        (dA,),
+                        "A has a repeated singular value (tied up to rounding): its singular "
+                        "vectors are any pair of bases related by the same rotation and the "
+                        "tied values split apart along most tangents, so there is no "
+                        "derivative unless the tangent keeps them together and the loss is "
+                        "invariant to those rotations and treats the tied values alike",
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                ),
                 _vjp_checks,
                 (A, U, S, Vh),
                 _differentiable(full_matrices, check_gauge, check_ties),
@@ -280,23 +334,41 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties):
             )
         if m > n:
             # spec/svd.yaml:137
-            V = _adjoint(Vh)
-            U1 = U[..., :, :n]
+            _c0 = _adjoint(Vh)
+            V = _c0
+            _c1 = U[..., :, :n]
+            U1 = _c1
             dP = _adjoint(U1) @ dA @ V
             dS = _np.real(_np.diagonal(dP, 0, -2, -1)[..., :, None])
             F = _pairwise_inv(S * S)
-            _c0 = 1 / S
-            D = (1 / 2) * _diag((_np.diagonal(_skew(dP), 0, -2, -1)[..., :, None] * _c0))
-            _c1 = _diag(S)
-            _c2 = _adjoint(dP)
-            _c3 = _diag(_c0)
-            dU1 = U1 @ ((F * (dP @ _c1 + _c1 @ _c2)) + D) + (dA @ V - U1 @ dP) @ _c3
-            dU = _np.concatenate([dU1, -(U1 @ _c3 @ Vh @ _adjoint(dA) @ U[..., :, n:])], axis=-1)
-            dVh = _adjoint(V @ ((F * (_c1 @ dP + _c2 @ _c1)) - D))
+            _c2 = 1 / S
+            D = (1 / 2) * _diag((_np.diagonal(_skew(dP), 0, -2, -1)[..., :, None] * _c2))
+            _c3 = _diag(S)
+            _c4 = _adjoint(dP)
+            _c5 = _diag(_c2)
+            dU1 = U1 @ ((F * (dP @ _c3 + _c3 @ _c4)) + D) + (dA @ V - U1 @ dP) @ _c5
+            dU = _np.concatenate([dU1, -(U1 @ _c5 @ Vh @ _adjoint(dA) @ U[..., :, n:])], axis=-1)
+            dVh = _adjoint(V @ ((F * (_c3 @ dP + _c4 @ _c3)) - D))
+            _k0 = _sym(_adjoint(_c1) @ dA @ _c0)
             return _checked_jvp(
                 "svd",
                 (dU, dS, dVh),
-                _checks,
+                (
+                    _check(
+                        "ties",
+                        lambda: (_k0,),
+                        (dA,),
+                        "A has a repeated singular value (tied up to rounding): its singular "
+                        "vectors are any pair of bases related by the same rotation and the "
+                        "tied values split apart along most tangents, so there is no "
+                        "derivative unless the tangent keeps them together and the loss is "
+                        "invariant to those rotations and treats the tied values alike",
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                ),
                 _vjp_checks,
                 (A, U, S, Vh),
                 _differentiable(full_matrices, check_gauge, check_ties),
@@ -304,25 +376,43 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties):
             )
         if m < n:
             # spec/svd.yaml:150
-            V1 = _adjoint(Vh[..., :m, :])
-            _c0 = _adjoint(U)
-            dP = _c0 @ dA @ V1
+            _c0 = _adjoint(Vh[..., :m, :])
+            V1 = _c0
+            _c1 = _adjoint(U)
+            _c2 = _c1 @ dA
+            dP = _c2 @ V1
             dS = _np.real(_np.diagonal(dP, 0, -2, -1)[..., :, None])
             F = _pairwise_inv(S * S)
-            _c1 = 1 / S
-            D = (1 / 2) * _diag((_np.diagonal(_skew(dP), 0, -2, -1)[..., :, None] * _c1))
-            _c2 = _diag(S)
-            _c3 = _adjoint(dP)
-            dU = U @ ((F * (dP @ _c2 + _c2 @ _c3)) + D)
-            _c4 = _diag(_c1)
-            dV1 = V1 @ ((F * (_c2 @ dP + _c3 @ _c2)) - D) + (_adjoint(dA) @ U - V1 @ _c3) @ _c4
+            _c3 = 1 / S
+            D = (1 / 2) * _diag((_np.diagonal(_skew(dP), 0, -2, -1)[..., :, None] * _c3))
+            _c4 = _diag(S)
+            _c5 = _adjoint(dP)
+            dU = U @ ((F * (dP @ _c4 + _c4 @ _c5)) + D)
+            _c6 = _diag(_c3)
+            dV1 = V1 @ ((F * (_c4 @ dP + _c5 @ _c4)) - D) + (_adjoint(dA) @ U - V1 @ _c5) @ _c6
             dVh = _adjoint(
-                _np.concatenate([dV1, -(V1 @ _c4 @ _c0 @ dA @ _adjoint(Vh[..., m:, :]))], axis=-1)
+                _np.concatenate([dV1, -(V1 @ _c6 @ _c1 @ dA @ _adjoint(Vh[..., m:, :]))], axis=-1)
             )
+            _k0 = _sym(_c2 @ _c0)
             return _checked_jvp(
                 "svd",
                 (dU, dS, dVh),
-                _checks,
+                (
+                    _check(
+                        "ties",
+                        lambda: (_k0,),
+                        (dA,),
+                        "A has a repeated singular value (tied up to rounding): its singular "
+                        "vectors are any pair of bases related by the same rotation and the "
+                        "tied values split apart along most tangents, so there is no "
+                        "derivative unless the tangent keeps them together and the loss is "
+                        "invariant to those rotations and treats the tied values alike",
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                ),
                 _vjp_checks,
                 (A, U, S, Vh),
                 _differentiable(full_matrices, check_gauge, check_ties),
@@ -568,7 +658,41 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties):
                 )
             )
             gA = gU @ _c10 @ _c2 + U @ _g_dP @ _c2
-            return _checked_vjp("svd", (gA,), _checks)
+            _c11 = _c1 + Vh @ _c3
+            _k0 = _skew(_c11) + _diag(gS)
+            _k1 = _np.imag(_np.diagonal(_c11, 0, -2, -1)[..., :, None])
+            return _checked_vjp(
+                "svd",
+                (gA,),
+                (
+                    _check(
+                        "ties",
+                        lambda: (_k0,),
+                        (gS, gU, gVh),
+                        "A has a repeated singular value (tied up to rounding): its singular "
+                        "vectors are any pair of bases related by the same rotation and the "
+                        "tied values split apart along most tangents, so there is no "
+                        "derivative unless the tangent keeps them together and the loss is "
+                        "invariant to those rotations and treats the tied values alike",
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (_k1,),
+                        (gU, gVh),
+                        "the loss depends on the phases of the singular vectors (U -> U D, Vh "
+                        "-> D^H Vh with D diagonal unitary changes it), so it has no "
+                        "derivative; make it invariant to them",
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                ),
+            )
         if m < n:
             # spec/svd.yaml:89, transposed (the spec gives no VJP)
             V = _adjoint(Vh)
@@ -596,7 +720,41 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties):
                 )
             )
             gA = U @ _c9 @ gVh + U @ _g_dP @ _c1
-            return _checked_vjp("svd", (gA,), _checks)
+            _c10 = _c0 + Vh @ _c2
+            _k0 = _skew(_c10) + _diag(gS)
+            _k1 = _np.imag(_np.diagonal(_c10, 0, -2, -1)[..., :, None])
+            return _checked_vjp(
+                "svd",
+                (gA,),
+                (
+                    _check(
+                        "ties",
+                        lambda: (_k0,),
+                        (gS, gU, gVh),
+                        "A has a repeated singular value (tied up to rounding): its singular "
+                        "vectors are any pair of bases related by the same rotation and the "
+                        "tied values split apart along most tangents, so there is no "
+                        "derivative unless the tangent keeps them together and the loss is "
+                        "invariant to those rotations and treats the tied values alike",
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (_k1,),
+                        (gU, gVh),
+                        "the loss depends on the phases of the singular vectors (U -> U D, Vh "
+                        "-> D^H Vh with D diagonal unitary changes it), so it has no "
+                        "derivative; make it invariant to them",
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                ),
+            )
     if full_matrices is True:
         if m == n:
             # spec/svd.yaml:127, transposed (the spec gives no VJP)
@@ -622,77 +780,187 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties):
                 )
             )
             gA = U @ _g_dP @ _c1
-            return _checked_vjp("svd", (gA,), _checks)
+            _c8 = _c0 + Vh @ _c2
+            _k0 = _skew(_c8) + _diag(gS)
+            _k1 = _np.imag(_np.diagonal(_c8, 0, -2, -1)[..., :, None])
+            _k2 = _skew(_adjoint(U[..., :, m:]) @ gU[..., :, m:])
+            _k3 = _skew(Vh[..., m:, :] @ _adjoint(gVh[..., m:, :]))
+            return _checked_vjp(
+                "svd",
+                (gA,),
+                (
+                    _check(
+                        "ties",
+                        lambda: (_k0,),
+                        (gS, gU, gVh),
+                        "A has a repeated singular value (tied up to rounding): its singular "
+                        "vectors are any pair of bases related by the same rotation and the "
+                        "tied values split apart along most tangents, so there is no "
+                        "derivative unless the tangent keeps them together and the loss is "
+                        "invariant to those rotations and treats the tied values alike",
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (_k1, _k2, _k3),
+                        (gU, gVh),
+                        "the loss depends on the phases of the singular vectors or on the "
+                        "arbitrary orthonormal completion U[:, k:], Vh[k:, :] (k = min(m, "
+                        "n)), so it has no derivative; make it invariant to them",
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                ),
+            )
         if m > n:
             # spec/svd.yaml:137, transposed (the spec gives no VJP)
             V = _adjoint(Vh)
-            U1 = U[..., :, :n]
+            _c0 = U[..., :, :n]
+            U1 = _c0
             F = _pairwise_inv(S * S)
-            _g_dU1 = gU[..., :, :n]
-            _c0 = _adjoint(U1)
-            _c1 = _c0 @ _g_dU1
-            _c2 = _adjoint(V)
-            _c3 = _adjoint(gVh)
-            _g_D = _c1 - _c2 @ _c3
+            _c1 = gU[..., :, :n]
+            _g_dU1 = _c1
+            _c2 = _adjoint(U1)
+            _c3 = _c2 @ _g_dU1
+            _c4 = _adjoint(V)
+            _c5 = _adjoint(gVh)
+            _g_D = _c3 - _c4 @ _c5
+            _c8 = _np.conj(F)
+            _c10 = _c8 * _c3
+            _c11 = 1 / S
+            _c12 = _diag(_c11)
+            _c13 = _adjoint(_c12)
+            _c6 = _diag(S)
+            _c7 = _adjoint(_c6)
+            _c9 = _c8 * (_c4 @ _c5)
+            _g_dP = (
+                _c7 @ _c9
+                + _adjoint(_c10) @ _c6
+                + _c6 @ _adjoint(_c9)
+                + _c10 @ _c7
+                - _c2 @ _g_dU1 @ _c13
+                + _diag(_np.real(gS))
+                + _skew(
+                    _diag((_np.conj(_c11) * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]))
+                )
+            )
+            _c14 = U[..., :, n:]
+            _c15 = gU[..., :, n:]
+            gA = _g_dU1 @ _c13 @ _c4 + U1 @ _g_dP @ _c4 - _c14 @ _adjoint(_c15) @ U1 @ _c12 @ Vh
+            _c16 = _adjoint(_c0) @ _c1 + Vh @ _c5
+            _k0 = _skew(_c16) + _diag(gS)
+            _k1 = _np.imag(_np.diagonal(_c16, 0, -2, -1)[..., :, None])
+            _k2 = _skew(_adjoint(_c14) @ _c15)
+            _k3 = _skew(Vh[..., n:, :] @ _adjoint(gVh[..., n:, :]))
+            return _checked_vjp(
+                "svd",
+                (gA,),
+                (
+                    _check(
+                        "ties",
+                        lambda: (_k0,),
+                        (gS, gU, gVh),
+                        "A has a repeated singular value (tied up to rounding): its singular "
+                        "vectors are any pair of bases related by the same rotation and the "
+                        "tied values split apart along most tangents, so there is no "
+                        "derivative unless the tangent keeps them together and the loss is "
+                        "invariant to those rotations and treats the tied values alike",
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (_k1, _k2, _k3),
+                        (gU, gVh),
+                        "the loss depends on the phases of the singular vectors or on the "
+                        "arbitrary orthonormal completion U[:, k:], Vh[k:, :] (k = min(m, "
+                        "n)), so it has no derivative; make it invariant to them",
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                ),
+            )
+        if m < n:
+            # spec/svd.yaml:150, transposed (the spec gives no VJP)
+            _c0 = Vh[..., :m, :]
+            V1 = _adjoint(_c0)
+            F = _pairwise_inv(S * S)
+            _c1 = _adjoint(gVh)
+            _g_dV1 = _c1[..., :, :m]
+            _c2 = _adjoint(U) @ gU
+            _c3 = _adjoint(V1)
+            _g_D = _c2 - _c3 @ _g_dV1
             _c9 = 1 / S
             _c10 = _diag(_c9)
-            _c11 = _adjoint(_c10)
+            _c11 = _adjoint(_g_dV1)
             _c4 = _diag(S)
             _c5 = _adjoint(_c4)
             _c6 = _np.conj(F)
-            _c7 = _c6 * (_c2 @ _c3)
-            _c8 = _c6 * _c1
+            _c7 = _c6 * (_c3 @ _g_dV1)
+            _c8 = _c6 * _c2
             _g_dP = (
                 _c5 @ _c7
                 + _adjoint(_c8) @ _c4
                 + _c4 @ _adjoint(_c7)
                 + _c8 @ _c5
-                - _c0 @ _g_dU1 @ _c11
+                - _c10 @ _c11 @ V1
                 + _diag(_np.real(gS))
                 + _skew(
                     _diag((_np.conj(_c9) * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]))
                 )
             )
+            _c12 = Vh[..., m:, :]
             gA = (
-                _g_dU1 @ _c11 @ _c2
-                + U1 @ _g_dP @ _c2
-                - U[..., :, n:] @ _adjoint(gU[..., :, n:]) @ U1 @ _c10 @ Vh
+                U @ _c10 @ _c11
+                + U @ _g_dP @ _c3
+                - U @ _adjoint(_c10) @ _c3 @ _c1[..., :, m:] @ _c12
             )
-            return _checked_vjp("svd", (gA,), _checks)
-        if m < n:
-            # spec/svd.yaml:150, transposed (the spec gives no VJP)
-            V1 = _adjoint(Vh[..., :m, :])
-            F = _pairwise_inv(S * S)
-            _c0 = _adjoint(gVh)
-            _g_dV1 = _c0[..., :, :m]
-            _c1 = _adjoint(U) @ gU
-            _c2 = _adjoint(V1)
-            _g_D = _c1 - _c2 @ _g_dV1
-            _c10 = _adjoint(_g_dV1)
-            _c3 = _diag(S)
-            _c4 = _adjoint(_c3)
-            _c5 = _np.conj(F)
-            _c6 = _c5 * (_c2 @ _g_dV1)
-            _c7 = _c5 * _c1
-            _c8 = 1 / S
-            _c9 = _diag(_c8)
-            _g_dP = (
-                _c4 @ _c6
-                + _adjoint(_c7) @ _c3
-                + _c3 @ _adjoint(_c6)
-                + _c7 @ _c4
-                - _c9 @ _c10 @ V1
-                + _diag(_np.real(gS))
-                + _skew(
-                    _diag((_np.conj(_c8) * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]))
-                )
+            _c13 = _c2 + _c0 @ _adjoint(gVh[..., :m, :])
+            _k0 = _skew(_c13) + _diag(gS)
+            _k1 = _np.imag(_np.diagonal(_c13, 0, -2, -1)[..., :, None])
+            _k2 = _skew(_adjoint(U[..., :, m:]) @ gU[..., :, m:])
+            _k3 = _skew(_c12 @ _adjoint(gVh[..., m:, :]))
+            return _checked_vjp(
+                "svd",
+                (gA,),
+                (
+                    _check(
+                        "ties",
+                        lambda: (_k0,),
+                        (gS, gU, gVh),
+                        "A has a repeated singular value (tied up to rounding): its singular "
+                        "vectors are any pair of bases related by the same rotation and the "
+                        "tied values split apart along most tangents, so there is no "
+                        "derivative unless the tangent keeps them together and the loss is "
+                        "invariant to those rotations and treats the tied values alike",
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (_k1, _k2, _k3),
+                        (gU, gVh),
+                        "the loss depends on the phases of the singular vectors or on the "
+                        "arbitrary orthonormal completion U[:, k:], Vh[k:, :] (k = min(m, "
+                        "n)), so it has no derivative; make it invariant to them",
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                ),
             )
-            gA = (
-                U @ _c9 @ _c10
-                + U @ _g_dP @ _c2
-                - U @ _adjoint(_c9) @ _c2 @ _c0[..., :, m:] @ Vh[..., m:, :]
-            )
-            return _checked_vjp("svd", (gA,), _checks)
     raise ValueError(
         f"svd: no vjp rule for full_matrices={full_matrices!r} and A of shape {tuple(A.shape)}"
     )

@@ -148,13 +148,30 @@ def _jvp_rule(A, L, Q, dA, UPLO, check_gauge, check_ties):
     _raise_if_failed("eigh", _checks, (dA,), "tangent")
     if UPLO == "L":
         # spec/eigh.yaml:78, G2008 Sec. 3.1
-        X = _mm(_mm(Q.mH, _sym(dA)), Q)
+        _c0 = _mm(_mm(Q.mH, _sym(dA)), Q)
+        X = _c0
         dL = _re(X.diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
         dQ = _mm(Q, _pairwise_inv(L) * X)
+        _k0 = _c0
         return _checked_jvp(
             "eigh",
             (dL, dQ),
-            _checks,
+            (
+                _check(
+                    "ties",
+                    lambda: (_k0,),
+                    (dA,),
+                    "A has a repeated eigenvalue (tied up to rounding): its eigenvectors "
+                    "are any basis of its eigenspace and the tied eigenvalues split apart "
+                    "along most tangents, so there is no derivative unless the tangent "
+                    "keeps them together and the loss is invariant to rotations of the "
+                    "eigenspace and treats the tied eigenvalues alike",
+                    "check_ties",
+                    L,
+                )
+                if check_ties
+                else None,
+            ),
             _vjp_checks,
             (A, L, Q),
             _differentiable(UPLO, check_gauge, check_ties),
@@ -162,13 +179,30 @@ def _jvp_rule(A, L, Q, dA, UPLO, check_gauge, check_ties):
         )
     if UPLO == "U":
         # spec/eigh.yaml:78, G2008 Sec. 3.1
-        X = _mm(_mm(Q.mH, _sym(dA)), Q)
+        _c0 = _mm(_mm(Q.mH, _sym(dA)), Q)
+        X = _c0
         dL = _re(X.diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
         dQ = _mm(Q, _pairwise_inv(L) * X)
+        _k0 = _c0
         return _checked_jvp(
             "eigh",
             (dL, dQ),
-            _checks,
+            (
+                _check(
+                    "ties",
+                    lambda: (_k0,),
+                    (dA,),
+                    "A has a repeated eigenvalue (tied up to rounding): its eigenvectors "
+                    "are any basis of its eigenspace and the tied eigenvalues split apart "
+                    "along most tangents, so there is no derivative unless the tangent "
+                    "keeps them together and the loss is invariant to rotations of the "
+                    "eigenspace and treats the tied eigenvalues alike",
+                    "check_ties",
+                    L,
+                )
+                if check_ties
+                else None,
+            ),
             _vjp_checks,
             (A, L, Q),
             _differentiable(UPLO, check_gauge, check_ties),
@@ -252,27 +286,85 @@ def _vjp_rule(A, L, Q, gL, gQ, UPLO, check_gauge, check_ties):
     if UPLO == "L":
         # spec/eigh.yaml:83, G2008 Sec. 3.1
         _c0 = Q.mH
+        _c1 = _mm(_c0, gQ)
         gA = _sym(
-            _mm(
-                _mm(
-                    Q, _torch.diag_embed(_re(gL).squeeze(-1)) + (_pairwise_inv(L) * (_mm(_c0, gQ)))
-                ),
-                _c0,
-            )
+            _mm(_mm(Q, _torch.diag_embed(_re(gL).squeeze(-1)) + (_pairwise_inv(L) * _c1)), _c0)
         )
-        return _checked_vjp("eigh", (gA,), _checks)
+        _k0 = _skew(_c1) + _torch.diag_embed(gL.squeeze(-1))
+        _k1 = _im(_c1.diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
+        return _checked_vjp(
+            "eigh",
+            (gA,),
+            (
+                _check(
+                    "ties",
+                    lambda: (_k0,),
+                    (gL, gQ),
+                    "A has a repeated eigenvalue (tied up to rounding): its eigenvectors "
+                    "are any basis of its eigenspace and the tied eigenvalues split apart "
+                    "along most tangents, so there is no derivative unless the tangent "
+                    "keeps them together and the loss is invariant to rotations of the "
+                    "eigenspace and treats the tied eigenvalues alike",
+                    "check_ties",
+                    L,
+                )
+                if check_ties
+                else None,
+                _check(
+                    "vanish",
+                    lambda: (_k1,),
+                    (gQ,),
+                    "the loss depends on the phases of the eigenvectors (Q -> Q "
+                    "diag(exp(i phi)) changes it), so it has no derivative; make it "
+                    "invariant to them",
+                    "check_gauge",
+                    None,
+                )
+                if check_gauge
+                else None,
+            ),
+        )
     if UPLO == "U":
         # spec/eigh.yaml:83, G2008 Sec. 3.1
         _c0 = Q.mH
+        _c1 = _mm(_c0, gQ)
         gA = _sym(
-            _mm(
-                _mm(
-                    Q, _torch.diag_embed(_re(gL).squeeze(-1)) + (_pairwise_inv(L) * (_mm(_c0, gQ)))
-                ),
-                _c0,
-            )
+            _mm(_mm(Q, _torch.diag_embed(_re(gL).squeeze(-1)) + (_pairwise_inv(L) * _c1)), _c0)
         )
-        return _checked_vjp("eigh", (gA,), _checks)
+        _k0 = _skew(_c1) + _torch.diag_embed(gL.squeeze(-1))
+        _k1 = _im(_c1.diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
+        return _checked_vjp(
+            "eigh",
+            (gA,),
+            (
+                _check(
+                    "ties",
+                    lambda: (_k0,),
+                    (gL, gQ),
+                    "A has a repeated eigenvalue (tied up to rounding): its eigenvectors "
+                    "are any basis of its eigenspace and the tied eigenvalues split apart "
+                    "along most tangents, so there is no derivative unless the tangent "
+                    "keeps them together and the loss is invariant to rotations of the "
+                    "eigenspace and treats the tied eigenvalues alike",
+                    "check_ties",
+                    L,
+                )
+                if check_ties
+                else None,
+                _check(
+                    "vanish",
+                    lambda: (_k1,),
+                    (gQ,),
+                    "the loss depends on the phases of the eigenvectors (Q -> Q "
+                    "diag(exp(i phi)) changes it), so it has no derivative; make it "
+                    "invariant to them",
+                    "check_gauge",
+                    None,
+                )
+                if check_gauge
+                else None,
+            ),
+        )
     raise ValueError(f"eigh: no vjp rule for UPLO={UPLO!r} and A of shape {tuple(A.shape)}")
 
 

@@ -96,11 +96,28 @@ def _jvp_rule(A, L, V, dA, check_ties):
     _raise_if_failed("eigvals", _checks, (dA,), "tangent")
     if True:
         # spec/eigvals.yaml:44, G2008 Sec. 3.1
-        dL = _torch.linalg.solve(V, _mm(dA, V), left=True).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
+        _c0 = _torch.linalg.solve(V, _mm(dA, V), left=True)
+        dL = _c0.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
+        _k0 = _c0
         return _checked_jvp(
             "eigvals",
             (dL,),
-            _checks,
+            (
+                _check(
+                    "ties",
+                    lambda: (_k0,),
+                    (dA,),
+                    "A has a repeated eigenvalue (tied up to rounding): its eigenvectors "
+                    "are any basis of the eigenspace and the tied eigenvalues split apart "
+                    "along most tangents, so there is no derivative unless the tangent "
+                    "keeps them together and the loss is invariant to the choice of basis "
+                    "and treats the tied eigenvalues alike",
+                    "check_ties",
+                    L,
+                )
+                if check_ties
+                else None,
+            ),
             _vjp_checks,
             (A, L, V),
             _differentiable(check_ties),
@@ -143,8 +160,29 @@ def _vjp_rule(A, L, V, gL, gV, check_ties):
     if True:
         # spec/eigvals.yaml:47
         _c0 = V.mH
-        gA = _torch.linalg.solve(_c0, gL * _c0, left=True)
-        return _checked_vjp("eigvals", (gA,), _checks)
+        _c1 = _torch.diag_embed(gL.squeeze(-1))
+        gA = _torch.linalg.solve(_c0, _mm(_c1, _c0), left=True)
+        _k0 = _c1
+        return _checked_vjp(
+            "eigvals",
+            (gA,),
+            (
+                _check(
+                    "ties",
+                    lambda: (_k0,),
+                    (gL,),
+                    "A has a repeated eigenvalue (tied up to rounding): its eigenvectors "
+                    "are any basis of the eigenspace and the tied eigenvalues split apart "
+                    "along most tangents, so there is no derivative unless the tangent "
+                    "keeps them together and the loss is invariant to the choice of basis "
+                    "and treats the tied eigenvalues alike",
+                    "check_ties",
+                    L,
+                )
+                if check_ties
+                else None,
+            ),
+        )
     raise ValueError(f"eigvals: no vjp rule for the options and A of shape {tuple(A.shape)}")
 
 

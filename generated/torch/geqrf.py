@@ -164,7 +164,7 @@ def _jvp_rule(A, a, tau, dA, check_singular):
             return _checked_jvp(
                 "geqrf",
                 (da, dtau),
-                _checks,
+                (*_checks[:1],),
                 _vjp_checks,
                 (A, a, tau),
                 _differentiable(check_singular),
@@ -208,7 +208,7 @@ def _jvp_rule(A, a, tau, dA, check_singular):
             return _checked_jvp(
                 "geqrf",
                 (da, dtau),
-                _checks,
+                (*_checks[:1],),
                 _vjp_checks,
                 (A, a, tau),
                 _differentiable(check_singular),
@@ -262,7 +262,7 @@ def _jvp_rule(A, a, tau, dA, check_singular):
             return _checked_jvp(
                 "geqrf",
                 (da, dtau),
-                _checks,
+                (*_checks[:1],),
                 _vjp_checks,
                 (A, a, tau),
                 _differentiable(check_singular),
@@ -318,7 +318,7 @@ def _jvp_rule(A, a, tau, dA, check_singular):
             return _checked_jvp(
                 "geqrf",
                 (da, dtau),
-                _checks,
+                (*_checks[:1],),
                 _vjp_checks,
                 (A, a, tau),
                 _differentiable(check_singular),
@@ -412,7 +412,7 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
         if m == 0:
             # spec/geqrf.yaml:86, transposed (the spec gives no VJP)
             gA = _torch.nn.functional.pad(_torch.diag_embed(gtau.squeeze(-1)), (0, n, 0, 0)) + ga
-            return _checked_vjp("geqrf", (gA,), _checks)
+            return _checked_vjp("geqrf", (gA,), (*_checks[:1],))
         if m > n:
             # spec/geqrf.yaml:91, WLL2012 Sec. 3, HAL2011, transposed (the spec gives no VJP)
             _c0 = _torch.eye(m, n, dtype=A.dtype, device=A.device)
@@ -457,7 +457,7 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
             gA = _torch.linalg.solve_triangular(
                 _c6, _g_C, upper=False, left=False, unitriangular=False
             )
-            return _checked_vjp("geqrf", (gA,), _checks)
+            return _checked_vjp("geqrf", (gA,), (*_checks[:1],))
         if m == n:
             # spec/geqrf.yaml:109, RR2020, HAL2011, transposed (the spec gives no VJP)
             _c0 = _torch.eye(m, m, dtype=A.dtype, device=A.device)
@@ -516,7 +516,7 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
             ) + _torch.linalg.solve_triangular(
                 _c6, _g_C, upper=False, left=False, unitriangular=False
             )
-            return _checked_vjp("geqrf", (gA,), _checks)
+            return _checked_vjp("geqrf", (gA,), (*_checks[:1],))
         if m < n:
             # spec/geqrf.yaml:109, RR2020, HAL2011, transposed (the spec gives no VJP)
             _c0 = _torch.eye(m, m, dtype=A.dtype, device=A.device)
@@ -576,7 +576,7 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
                 ),
                 (0, -m + n, 0, 0),
             )
-            return _checked_vjp("geqrf", (gA,), _checks)
+            return _checked_vjp("geqrf", (gA,), (*_checks[:1],))
     raise ValueError(f"geqrf: no vjp rule for the options and A of shape {tuple(A.shape)}")
 
 

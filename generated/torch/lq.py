@@ -135,7 +135,7 @@ def _jvp_rule(A, L, Q, dA, mode, check_singular):
             return _checked_jvp(
                 "lq",
                 (dL, dQ),
-                _checks,
+                (*_checks[:1],),
                 _vjp_checks,
                 (A, L, Q),
                 _differentiable(mode, check_singular),
@@ -159,7 +159,7 @@ def _jvp_rule(A, L, Q, dA, mode, check_singular):
             return _checked_jvp(
                 "lq",
                 (dL, dQ),
-                _checks,
+                (*_checks[:1],),
                 _vjp_checks,
                 (A, L, Q),
                 _differentiable(mode, check_singular),
@@ -232,7 +232,7 @@ def _vjp_rule(A, L, Q, gL, gQ, mode, check_singular):
             gA = _torch.linalg.solve_triangular(
                 _c0, _g_C, upper=True, left=True, unitriangular=False
             )
-            return _checked_vjp("lq", (gA,), _checks)
+            return _checked_vjp("lq", (gA,), (*_checks[:1],))
         if m > n:
             # spec/lq.yaml:64, RR2020 Sec. 4, transposed (the spec gives no VJP)
             L1 = L[..., :n, :]
@@ -253,7 +253,7 @@ def _vjp_rule(A, L, Q, gL, gQ, mode, check_singular):
                 ),
                 (0, 0, 0, m - n),
             )
-            return _checked_vjp("lq", (gA,), _checks)
+            return _checked_vjp("lq", (gA,), (*_checks[:1],))
     raise ValueError(f"lq: no vjp rule for mode={mode!r} and A of shape {tuple(A.shape)}")
 
 

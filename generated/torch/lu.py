@@ -161,7 +161,7 @@ def _jvp_rule(A, P, L, U, dA, pivot, check_singular):
             return _checked_jvp(
                 "lu",
                 (dL, dU),
-                _checks,
+                (*_checks[:1],),
                 _vjp_checks,
                 (A, P, L, U),
                 _differentiable(pivot, check_singular),
@@ -197,7 +197,7 @@ def _jvp_rule(A, P, L, U, dA, pivot, check_singular):
             return _checked_jvp(
                 "lu",
                 (dL, dU),
-                _checks,
+                (*_checks[:1],),
                 _vjp_checks,
                 (A, P, L, U),
                 _differentiable(pivot, check_singular),
@@ -220,7 +220,7 @@ def _jvp_rule(A, P, L, U, dA, pivot, check_singular):
             return _checked_jvp(
                 "lu",
                 (dL, dU),
-                _checks,
+                (*_checks[:1],),
                 _vjp_checks,
                 (A, P, L, U),
                 _differentiable(pivot, check_singular),
@@ -309,7 +309,7 @@ def _vjp_rule(A, P, L, U, gP, gL, gU, pivot, check_singular):
                 ),
                 False,
             )
-            return _checked_vjp("lu", (gA,), _checks)
+            return _checked_vjp("lu", (gA,), (*_checks[:1],))
         if m > n:
             # spec/lu.yaml:77, transposed (the spec gives no VJP)
             _c0 = U.mH
@@ -332,7 +332,7 @@ def _vjp_rule(A, P, L, U, gP, gL, gU, pivot, check_singular):
                 (0, 0, 0, m - n),
             ) + _torch.nn.functional.pad(_c1, (0, 0, n, 0))
             gA = _permute_rows(P, _g_B, False)
-            return _checked_vjp("lu", (gA,), _checks)
+            return _checked_vjp("lu", (gA,), (*_checks[:1],))
         if m < n:
             # spec/lu.yaml:84, transposed (the spec gives no VJP)
             _c0 = L.mH
@@ -356,7 +356,7 @@ def _vjp_rule(A, P, L, U, gP, gL, gU, pivot, check_singular):
                 ),
                 False,
             )
-            return _checked_vjp("lu", (gA,), _checks)
+            return _checked_vjp("lu", (gA,), (*_checks[:1],))
     raise ValueError(f"lu: no vjp rule for pivot={pivot!r} and A of shape {tuple(A.shape)}")
 
 

@@ -150,7 +150,7 @@ def _jvp_rule(A, LU, pivots, P, dA, pivot, check_singular):
             return _checked_jvp(
                 "lu_factor",
                 (dLU,),
-                _checks,
+                (*_checks[:1],),
                 _vjp_checks,
                 (A, LU, pivots, P),
                 _differentiable(pivot, check_singular),
@@ -190,7 +190,7 @@ def _jvp_rule(A, LU, pivots, P, dA, pivot, check_singular):
             return _checked_jvp(
                 "lu_factor",
                 (dLU,),
-                _checks,
+                (*_checks[:1],),
                 _vjp_checks,
                 (A, LU, pivots, P),
                 _differentiable(pivot, check_singular),
@@ -220,7 +220,7 @@ def _jvp_rule(A, LU, pivots, P, dA, pivot, check_singular):
             return _checked_jvp(
                 "lu_factor",
                 (dLU,),
-                _checks,
+                (*_checks[:1],),
                 _vjp_checks,
                 (A, LU, pivots, P),
                 _differentiable(pivot, check_singular),
@@ -313,7 +313,7 @@ def _vjp_rule(A, LU, pivots, P, gLU, gpivots, gP, pivot, check_singular):
                 ),
                 False,
             )
-            return _checked_vjp("lu_factor", (gA,), _checks)
+            return _checked_vjp("lu_factor", (gA,), (*_checks[:1],))
         if m > n:
             # spec/lu_factor.yaml:56, transposed (the spec gives no VJP)
             _c0 = LU[..., :n, :]
@@ -339,7 +339,7 @@ def _vjp_rule(A, LU, pivots, P, gLU, gpivots, gP, pivot, check_singular):
                 (0, 0, 0, m - n),
             )
             gA = _permute_rows(P, _g_B, False)
-            return _checked_vjp("lu_factor", (gA,), _checks)
+            return _checked_vjp("lu_factor", (gA,), (*_checks[:1],))
         if m < n:
             # spec/lu_factor.yaml:63, transposed (the spec gives no VJP)
             _c0 = LU[..., :, :m]
@@ -366,7 +366,7 @@ def _vjp_rule(A, LU, pivots, P, gLU, gpivots, gP, pivot, check_singular):
                 ),
                 False,
             )
-            return _checked_vjp("lu_factor", (gA,), _checks)
+            return _checked_vjp("lu_factor", (gA,), (*_checks[:1],))
     raise ValueError(f"lu_factor: no vjp rule for pivot={pivot!r} and A of shape {tuple(A.shape)}")
 
 

@@ -257,7 +257,7 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
             return _checked_jvp(
                 "qr",
                 (dQ, dR),
-                _checks,
+                (*_checks[:1],),
                 _vjp_checks,
                 (A, Q, R),
                 _differentiable(mode, check_singular),
@@ -279,7 +279,7 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
             return _checked_jvp(
                 "qr",
                 (dQ, dR),
-                _checks,
+                (*_checks[:1],),
                 _vjp_checks,
                 (A, Q, R),
                 _differentiable(mode, check_singular),
@@ -313,7 +313,7 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
             return _checked_jvp(
                 "qr",
                 (dQ, dR),
-                _checks,
+                (*_checks[:1],),
                 _vjp_checks,
                 (A, Q, R),
                 _differentiable(mode, check_singular),
@@ -329,7 +329,7 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
             return _checked_jvp(
                 "qr",
                 (dQ, dR),
-                _checks,
+                (*_checks[:1],),
                 _vjp_checks,
                 (A, Q, R),
                 _differentiable(mode, check_singular),
@@ -351,7 +351,7 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
             return _checked_jvp(
                 "qr",
                 (dQ, dR),
-                _checks,
+                (*_checks[:1],),
                 _vjp_checks,
                 (A, Q, R),
                 _differentiable(mode, check_singular),
@@ -367,7 +367,7 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
             return _checked_jvp(
                 "qr",
                 (dR,),
-                _checks,
+                (*_checks[:1],),
                 _vjp_checks,
                 (A, Q, R),
                 _differentiable(mode, check_singular),
@@ -389,7 +389,7 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
             return _checked_jvp(
                 "qr",
                 (dR,),
-                _checks,
+                (*_checks[:1],),
                 _vjp_checks,
                 (A, Q, R),
                 _differentiable(mode, check_singular),
@@ -531,7 +531,7 @@ def _vjp_rule(A, Q, R, gQ, gR, mode, check_singular):
             gA = _torch.linalg.solve_triangular(
                 R.mH, _addmm(gQ, Q, _copyltu(M)), upper=False, left=False, unitriangular=False
             )
-            return _checked_vjp("qr", (gA,), _checks)
+            return _checked_vjp("qr", (gA,), (*_checks[:1],))
         if m < n:
             # spec/qr.yaml:90, RR2020
             R1 = R[..., :, :m]
@@ -542,7 +542,7 @@ def _vjp_rule(A, Q, R, gQ, gR, mode, check_singular):
                 R1.mH, _addmm(gQ1, Q, _copyltu(M)), upper=False, left=False, unitriangular=False
             )
             gA = _torch.cat([gX, _mm(Q, gR2)], dim=-1)
-            return _checked_vjp("qr", (gA,), _checks)
+            return _checked_vjp("qr", (gA,), (*_checks[:1],))
     if mode == "complete":
         if m > n:
             # spec/qr.yaml:123
@@ -562,14 +562,14 @@ def _vjp_rule(A, Q, R, gQ, gR, mode, check_singular):
             gA = _torch.linalg.solve_triangular(
                 R1.mH, _addmm(gQ1, Q1, _copyltu(M)), upper=False, left=False, unitriangular=False
             )
-            return _checked_vjp("qr", (gA,), _checks)
+            return _checked_vjp("qr", (gA,), (*_checks[:1],))
         if m == n:
             # spec/qr.yaml:77, LLWX2019 eq. (7)
             M = _addmm(_mm(R, gR.mH), gQ.mH, Q, alpha=-1)
             gA = _torch.linalg.solve_triangular(
                 R.mH, _addmm(gQ, Q, _copyltu(M)), upper=False, left=False, unitriangular=False
             )
-            return _checked_vjp("qr", (gA,), _checks)
+            return _checked_vjp("qr", (gA,), (*_checks[:1],))
         if m < n:
             # spec/qr.yaml:90, RR2020
             R1 = R[..., :, :m]
@@ -580,14 +580,14 @@ def _vjp_rule(A, Q, R, gQ, gR, mode, check_singular):
                 R1.mH, _addmm(gQ1, Q, _copyltu(M)), upper=False, left=False, unitriangular=False
             )
             gA = _torch.cat([gX, _mm(Q, gR2)], dim=-1)
-            return _checked_vjp("qr", (gA,), _checks)
+            return _checked_vjp("qr", (gA,), (*_checks[:1],))
     if mode == "r":
         if m >= n:
             # spec/qr.yaml:151
             gA = _torch.linalg.solve_triangular(
                 R.mH, _mm(Q, _copyltu(_mm(R, gR.mH))), upper=False, left=False, unitriangular=False
             )
-            return _checked_vjp("qr", (gA,), _checks)
+            return _checked_vjp("qr", (gA,), (*_checks[:1],))
         if m < n:
             # spec/qr.yaml:156
             R1 = R[..., :, :m]
@@ -598,7 +598,7 @@ def _vjp_rule(A, Q, R, gQ, gR, mode, check_singular):
                 R1.mH, _addmm(gQ1, Q, _copyltu(M)), upper=False, left=False, unitriangular=False
             )
             gA = _torch.cat([gX, _mm(Q, gR2)], dim=-1)
-            return _checked_vjp("qr", (gA,), _checks)
+            return _checked_vjp("qr", (gA,), (*_checks[:1],))
     raise ValueError(f"qr: no vjp rule for mode={mode!r} and A of shape {tuple(A.shape)}")
 
 

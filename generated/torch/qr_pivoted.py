@@ -250,7 +250,7 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
             return _checked_jvp(
                 "qr_pivoted",
                 (dQ, dR),
-                _checks,
+                (*_checks[:1],),
                 _vjp_checks,
                 (A, Q, R, P, Pi),
                 _differentiable(mode, check_singular),
@@ -279,7 +279,7 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
             return _checked_jvp(
                 "qr_pivoted",
                 (dQ, dR),
-                _checks,
+                (*_checks[:1],),
                 _vjp_checks,
                 (A, Q, R, P, Pi),
                 _differentiable(mode, check_singular),
@@ -315,7 +315,7 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
             return _checked_jvp(
                 "qr_pivoted",
                 (dQ, dR),
-                _checks,
+                (*_checks[:1],),
                 _vjp_checks,
                 (A, Q, R, P, Pi),
                 _differentiable(mode, check_singular),
@@ -333,7 +333,7 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
             return _checked_jvp(
                 "qr_pivoted",
                 (dQ, dR),
-                _checks,
+                (*_checks[:1],),
                 _vjp_checks,
                 (A, Q, R, P, Pi),
                 _differentiable(mode, check_singular),
@@ -362,7 +362,7 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
             return _checked_jvp(
                 "qr_pivoted",
                 (dQ, dR),
-                _checks,
+                (*_checks[:1],),
                 _vjp_checks,
                 (A, Q, R, P, Pi),
                 _differentiable(mode, check_singular),
@@ -380,7 +380,7 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
             return _checked_jvp(
                 "qr_pivoted",
                 (dR,),
-                _checks,
+                (*_checks[:1],),
                 _vjp_checks,
                 (A, Q, R, P, Pi),
                 _differentiable(mode, check_singular),
@@ -409,7 +409,7 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
             return _checked_jvp(
                 "qr_pivoted",
                 (dR,),
-                _checks,
+                (*_checks[:1],),
                 _vjp_checks,
                 (A, Q, R, P, Pi),
                 _differentiable(mode, check_singular),
@@ -548,7 +548,7 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                 ),
                 True,
             )
-            return _checked_vjp("qr_pivoted", (gA,), _checks)
+            return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
         if m < n:
             # spec/qr_pivoted.yaml:97, RR2020
             R1 = R[..., :, :m]
@@ -559,7 +559,7 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                 R1.mH, _addmm(gQ1, Q, _copyltu(M)), upper=False, left=False, unitriangular=False
             )
             gA = _permute_cols(Pi, _torch.cat([gX, _mm(Q, gR2)], dim=-1), True)
-            return _checked_vjp("qr_pivoted", (gA,), _checks)
+            return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
     if mode == "complete":
         if m > n:
             # spec/qr_pivoted.yaml:132
@@ -587,7 +587,7 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                 ),
                 True,
             )
-            return _checked_vjp("qr_pivoted", (gA,), _checks)
+            return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
         if m == n:
             # spec/qr_pivoted.yaml:83, LLWX2019 eq. (7)
             M = _addmm(_mm(R, gR.mH), gQ.mH, Q, alpha=-1)
@@ -598,7 +598,7 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                 ),
                 True,
             )
-            return _checked_vjp("qr_pivoted", (gA,), _checks)
+            return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
         if m < n:
             # spec/qr_pivoted.yaml:97, RR2020
             R1 = R[..., :, :m]
@@ -609,7 +609,7 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                 R1.mH, _addmm(gQ1, Q, _copyltu(M)), upper=False, left=False, unitriangular=False
             )
             gA = _permute_cols(Pi, _torch.cat([gX, _mm(Q, gR2)], dim=-1), True)
-            return _checked_vjp("qr_pivoted", (gA,), _checks)
+            return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
     if mode == "r":
         if m >= n:
             # spec/qr_pivoted.yaml:162
@@ -624,7 +624,7 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                 ),
                 True,
             )
-            return _checked_vjp("qr_pivoted", (gA,), _checks)
+            return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
         if m < n:
             # spec/qr_pivoted.yaml:167
             R1 = R[..., :, :m]
@@ -635,7 +635,7 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                 R1.mH, _addmm(gQ1, Q, _copyltu(M)), upper=False, left=False, unitriangular=False
             )
             gA = _permute_cols(Pi, _torch.cat([gX, _mm(Q, gR2)], dim=-1), True)
-            return _checked_vjp("qr_pivoted", (gA,), _checks)
+            return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
     raise ValueError(f"qr_pivoted: no vjp rule for mode={mode!r} and A of shape {tuple(A.shape)}")
 
 

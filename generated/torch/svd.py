@@ -216,26 +216,44 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties):
     if full_matrices is False:
         if m >= n:
             # spec/svd.yaml:79, T2016, WZ2019
-            V = Vh.mH
-            dP = _mm(_mm(U.mH, dA), V)
+            _c0 = Vh.mH
+            V = _c0
+            _c1 = _mm(U.mH, dA)
+            dP = _mm(_c1, V)
             dS = _re(dP.diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
             F = _pairwise_inv(S * S)
-            _c0 = S.reciprocal()
+            _c2 = S.reciprocal()
             D = (1 / 2) * _torch.diag_embed(
-                (_skew(dP).diagonal(dim1=-2, dim2=-1).unsqueeze(-1) * _c0).squeeze(-1)
+                (_skew(dP).diagonal(dim1=-2, dim2=-1).unsqueeze(-1) * _c2).squeeze(-1)
             )
-            _c1 = _torch.diag_embed(S.squeeze(-1))
-            _c2 = dP.mH
+            _c3 = _torch.diag_embed(S.squeeze(-1))
+            _c4 = dP.mH
             dU = _addmm(
-                (_addmm(_mm(dA, V), U, dP, alpha=-1)) * _c0.mT,
+                (_addmm(_mm(dA, V), U, dP, alpha=-1)) * _c2.mT,
                 U,
-                (F * (_addmm(_mm(dP, _c1), _c1, _c2))) + D,
+                (F * (_addmm(_mm(dP, _c3), _c3, _c4))) + D,
             )
-            dVh = (_mm(V, (F * (_addmm(_mm(_c1, dP), _c2, _c1))) - D)).mH
+            dVh = (_mm(V, (F * (_addmm(_mm(_c3, dP), _c4, _c3))) - D)).mH
+            _k0 = _sym(_mm(_c1, _c0))
             return _checked_jvp(
                 "svd",
                 (dU, dS, dVh),
-                _checks,
+                (
+                    _check(
+                        "ties",
+                        lambda: (_k0,),
+                        (dA,),
+                        "A has a repeated singular value (tied up to rounding): its singular "
+                        "vectors are any pair of bases related by the same rotation and the "
+                        "tied values split apart along most tangents, so there is no "
+                        "derivative unless the tangent keeps them together and the loss is "
+                        "invariant to those rotations and treats the tied values alike",
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                ),
                 _vjp_checks,
                 (A, U, S, Vh),
                 _differentiable(full_matrices, check_gauge, check_ties),
@@ -243,28 +261,46 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties):
             )
         if m < n:
             # spec/svd.yaml:89
-            V = Vh.mH
-            dP = _mm(_mm(U.mH, dA), V)
+            _c0 = Vh.mH
+            V = _c0
+            _c1 = _mm(U.mH, dA)
+            dP = _mm(_c1, V)
             dS = _re(dP.diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
             F = _pairwise_inv(S * S)
-            _c0 = S.reciprocal()
+            _c2 = S.reciprocal()
             D = (1 / 2) * _torch.diag_embed(
-                (_skew(dP).diagonal(dim1=-2, dim2=-1).unsqueeze(-1) * _c0).squeeze(-1)
+                (_skew(dP).diagonal(dim1=-2, dim2=-1).unsqueeze(-1) * _c2).squeeze(-1)
             )
-            _c1 = _torch.diag_embed(S.squeeze(-1))
-            _c2 = dP.mH
-            dU = _mm(U, (F * (_addmm(_mm(dP, _c1), _c1, _c2))) + D)
+            _c3 = _torch.diag_embed(S.squeeze(-1))
+            _c4 = dP.mH
+            dU = _mm(U, (F * (_addmm(_mm(dP, _c3), _c3, _c4))) + D)
             dVh = (
                 _addmm(
-                    (_addmm(_mm(dA.mH, U), V, _c2, alpha=-1)) * _c0.mT,
+                    (_addmm(_mm(dA.mH, U), V, _c4, alpha=-1)) * _c2.mT,
                     V,
-                    (F * (_addmm(_mm(_c1, dP), _c2, _c1))) - D,
+                    (F * (_addmm(_mm(_c3, dP), _c4, _c3))) - D,
                 )
             ).mH
+            _k0 = _sym(_mm(_c1, _c0))
             return _checked_jvp(
                 "svd",
                 (dU, dS, dVh),
-                _checks,
+                (
+                    _check(
+                        "ties",
+                        lambda: (_k0,),
+                        (dA,),
+                        "A has a repeated singular value (tied up to rounding): its singular "
+                        "vectors are any pair of bases related by the same rotation and the "
+                        "tied values split apart along most tangents, so there is no "
+                        "derivative unless the tangent keeps them together and the loss is "
+                        "invariant to those rotations and treats the tied values alike",
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                ),
                 _vjp_checks,
                 (A, U, S, Vh),
                 _differentiable(full_matrices, check_gauge, check_ties),
@@ -273,21 +309,39 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties):
     if full_matrices is True:
         if m == n:
             # spec/svd.yaml:127
-            V = Vh.mH
-            dP = _mm(_mm(U.mH, dA), V)
+            _c0 = Vh.mH
+            V = _c0
+            _c1 = _mm(U.mH, dA)
+            dP = _mm(_c1, V)
             dS = _re(dP.diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
             F = _pairwise_inv(S * S)
             D = (1 / 2) * _torch.diag_embed(
                 (_skew(dP).diagonal(dim1=-2, dim2=-1).unsqueeze(-1) * S.reciprocal()).squeeze(-1)
             )
-            _c0 = _torch.diag_embed(S.squeeze(-1))
-            _c1 = dP.mH
-            dU = _mm(U, (F * (_addmm(_mm(dP, _c0), _c0, _c1))) + D)
-            dVh = (_mm(V, (F * (_addmm(_mm(_c0, dP), _c1, _c0))) - D)).mH
+            _c2 = _torch.diag_embed(S.squeeze(-1))
+            _c3 = dP.mH
+            dU = _mm(U, (F * (_addmm(_mm(dP, _c2), _c2, _c3))) + D)
+            dVh = (_mm(V, (F * (_addmm(_mm(_c2, dP), _c3, _c2))) - D)).mH
+            _k0 = _sym(_mm(_c1, _c0))
             return _checked_jvp(
                 "svd",
                 (dU, dS, dVh),
-                _checks,
+                (
+                    _check(
+                        "ties",
+                        lambda: (_k0,),
+                        (dA,),
+                        "A has a repeated singular value (tied up to rounding): its singular "
+                        "vectors are any pair of bases related by the same rotation and the "
+                        "tied values split apart along most tangents, so there is no "
+                        "derivative unless the tangent keeps them together and the loss is "
+                        "invariant to those rotations and treats the tied values alike",
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                ),
                 _vjp_checks,
                 (A, U, S, Vh),
                 _differentiable(full_matrices, check_gauge, check_ties),
@@ -295,29 +349,47 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties):
             )
         if m > n:
             # spec/svd.yaml:137
-            V = Vh.mH
-            U1 = U[..., :, :n]
+            _c0 = Vh.mH
+            V = _c0
+            _c1 = U[..., :, :n]
+            U1 = _c1
             dP = _mm(_mm(U1.mH, dA), V)
             dS = _re(dP.diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
             F = _pairwise_inv(S * S)
-            _c0 = S.reciprocal()
+            _c2 = S.reciprocal()
             D = (1 / 2) * _torch.diag_embed(
-                (_skew(dP).diagonal(dim1=-2, dim2=-1).unsqueeze(-1) * _c0).squeeze(-1)
+                (_skew(dP).diagonal(dim1=-2, dim2=-1).unsqueeze(-1) * _c2).squeeze(-1)
             )
-            _c1 = _torch.diag_embed(S.squeeze(-1))
-            _c2 = dP.mH
-            _c3 = _torch.diag_embed(_c0.squeeze(-1))
+            _c3 = _torch.diag_embed(S.squeeze(-1))
+            _c4 = dP.mH
+            _c5 = _torch.diag_embed(_c2.squeeze(-1))
             dU1 = _addmm(
-                _mm(U1, (F * (_addmm(_mm(dP, _c1), _c1, _c2))) + D),
+                _mm(U1, (F * (_addmm(_mm(dP, _c3), _c3, _c4))) + D),
                 (_addmm(_mm(dA, V), U1, dP, alpha=-1)),
-                _c3,
+                _c5,
             )
-            dU = _torch.cat([dU1, -_mm(_mm(_mm(_mm(U1, _c3), Vh), dA.mH), U[..., :, n:])], dim=-1)
-            dVh = (_mm(V, (F * (_addmm(_mm(_c1, dP), _c2, _c1))) - D)).mH
+            dU = _torch.cat([dU1, -_mm(_mm(_mm(_mm(U1, _c5), Vh), dA.mH), U[..., :, n:])], dim=-1)
+            dVh = (_mm(V, (F * (_addmm(_mm(_c3, dP), _c4, _c3))) - D)).mH
+            _k0 = _sym(_mm(_mm(_c1.mH, dA), _c0))
             return _checked_jvp(
                 "svd",
                 (dU, dS, dVh),
-                _checks,
+                (
+                    _check(
+                        "ties",
+                        lambda: (_k0,),
+                        (dA,),
+                        "A has a repeated singular value (tied up to rounding): its singular "
+                        "vectors are any pair of bases related by the same rotation and the "
+                        "tied values split apart along most tangents, so there is no "
+                        "derivative unless the tangent keeps them together and the loss is "
+                        "invariant to those rotations and treats the tied values alike",
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                ),
                 _vjp_checks,
                 (A, U, S, Vh),
                 _differentiable(full_matrices, check_gauge, check_ties),
@@ -325,31 +397,49 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties):
             )
         if m < n:
             # spec/svd.yaml:150
-            V1 = Vh[..., :m, :].mH
-            _c0 = U.mH
-            dP = _mm(_mm(_c0, dA), V1)
+            _c0 = Vh[..., :m, :].mH
+            V1 = _c0
+            _c1 = U.mH
+            _c2 = _mm(_c1, dA)
+            dP = _mm(_c2, V1)
             dS = _re(dP.diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
             F = _pairwise_inv(S * S)
-            _c1 = S.reciprocal()
+            _c3 = S.reciprocal()
             D = (1 / 2) * _torch.diag_embed(
-                (_skew(dP).diagonal(dim1=-2, dim2=-1).unsqueeze(-1) * _c1).squeeze(-1)
+                (_skew(dP).diagonal(dim1=-2, dim2=-1).unsqueeze(-1) * _c3).squeeze(-1)
             )
-            _c2 = _torch.diag_embed(S.squeeze(-1))
-            _c3 = dP.mH
-            dU = _mm(U, (F * (_addmm(_mm(dP, _c2), _c2, _c3))) + D)
-            _c4 = _torch.diag_embed(_c1.squeeze(-1))
+            _c4 = _torch.diag_embed(S.squeeze(-1))
+            _c5 = dP.mH
+            dU = _mm(U, (F * (_addmm(_mm(dP, _c4), _c4, _c5))) + D)
+            _c6 = _torch.diag_embed(_c3.squeeze(-1))
             dV1 = _addmm(
-                _mm(V1, (F * (_addmm(_mm(_c2, dP), _c3, _c2))) - D),
-                (_addmm(_mm(dA.mH, U), V1, _c3, alpha=-1)),
-                _c4,
+                _mm(V1, (F * (_addmm(_mm(_c4, dP), _c5, _c4))) - D),
+                (_addmm(_mm(dA.mH, U), V1, _c5, alpha=-1)),
+                _c6,
             )
             dVh = _torch.cat(
-                [dV1, -_mm(_mm(_mm(_mm(V1, _c4), _c0), dA), Vh[..., m:, :].mH)], dim=-1
+                [dV1, -_mm(_mm(_mm(_mm(V1, _c6), _c1), dA), Vh[..., m:, :].mH)], dim=-1
             ).mH
+            _k0 = _sym(_mm(_c2, _c0))
             return _checked_jvp(
                 "svd",
                 (dU, dS, dVh),
-                _checks,
+                (
+                    _check(
+                        "ties",
+                        lambda: (_k0,),
+                        (dA,),
+                        "A has a repeated singular value (tied up to rounding): its singular "
+                        "vectors are any pair of bases related by the same rotation and the "
+                        "tied values split apart along most tangents, so there is no "
+                        "derivative unless the tangent keeps them together and the loss is "
+                        "invariant to those rotations and treats the tied values alike",
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                ),
                 _vjp_checks,
                 (A, U, S, Vh),
                 _differentiable(full_matrices, check_gauge, check_ties),
@@ -621,7 +711,41 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties):
                 alpha=-1,
             )
             gA = _addmm(_mm(_mm(gU, _c10), _c2), _mm(U, _g_dP), _c2)
-            return _checked_vjp("svd", (gA,), _checks)
+            _c11 = _addmm(_c1, Vh, _c3)
+            _k0 = _skew(_c11) + _torch.diag_embed(gS.squeeze(-1))
+            _k1 = _im(_c11.diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
+            return _checked_vjp(
+                "svd",
+                (gA,),
+                (
+                    _check(
+                        "ties",
+                        lambda: (_k0,),
+                        (gS, gU, gVh),
+                        "A has a repeated singular value (tied up to rounding): its singular "
+                        "vectors are any pair of bases related by the same rotation and the "
+                        "tied values split apart along most tangents, so there is no "
+                        "derivative unless the tangent keeps them together and the loss is "
+                        "invariant to those rotations and treats the tied values alike",
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (_k1,),
+                        (gU, gVh),
+                        "the loss depends on the phases of the singular vectors (U -> U D, Vh "
+                        "-> D^H Vh with D diagonal unitary changes it), so it has no "
+                        "derivative; make it invariant to them",
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                ),
+            )
         if m < n:
             # spec/svd.yaml:89, transposed (the spec gives no VJP)
             V = Vh.mH
@@ -670,7 +794,41 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties):
                 alpha=-1,
             )
             gA = _addmm(_mm(_mm(U, _c9), gVh), _mm(U, _g_dP), _c1)
-            return _checked_vjp("svd", (gA,), _checks)
+            _c10 = _addmm(_c0, Vh, _c2)
+            _k0 = _skew(_c10) + _torch.diag_embed(gS.squeeze(-1))
+            _k1 = _im(_c10.diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
+            return _checked_vjp(
+                "svd",
+                (gA,),
+                (
+                    _check(
+                        "ties",
+                        lambda: (_k0,),
+                        (gS, gU, gVh),
+                        "A has a repeated singular value (tied up to rounding): its singular "
+                        "vectors are any pair of bases related by the same rotation and the "
+                        "tied values split apart along most tangents, so there is no "
+                        "derivative unless the tangent keeps them together and the loss is "
+                        "invariant to those rotations and treats the tied values alike",
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (_k1,),
+                        (gU, gVh),
+                        "the loss depends on the phases of the singular vectors (U -> U D, Vh "
+                        "-> D^H Vh with D diagonal unitary changes it), so it has no "
+                        "derivative; make it invariant to them",
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                ),
+            )
     if full_matrices is True:
         if m == n:
             # spec/svd.yaml:127, transposed (the spec gives no VJP)
@@ -711,26 +869,159 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties):
                 _c4,
             )
             gA = _mm(_mm(U, _g_dP), _c1)
-            return _checked_vjp("svd", (gA,), _checks)
+            _c8 = _addmm(_c0, Vh, _c2)
+            _k0 = _skew(_c8) + _torch.diag_embed(gS.squeeze(-1))
+            _k1 = _im(_c8.diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
+            _k2 = _skew(_mm(U[..., :, m:].mH, gU[..., :, m:]))
+            _k3 = _skew(_mm(Vh[..., m:, :], gVh[..., m:, :].mH))
+            return _checked_vjp(
+                "svd",
+                (gA,),
+                (
+                    _check(
+                        "ties",
+                        lambda: (_k0,),
+                        (gS, gU, gVh),
+                        "A has a repeated singular value (tied up to rounding): its singular "
+                        "vectors are any pair of bases related by the same rotation and the "
+                        "tied values split apart along most tangents, so there is no "
+                        "derivative unless the tangent keeps them together and the loss is "
+                        "invariant to those rotations and treats the tied values alike",
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (_k1, _k2, _k3),
+                        (gU, gVh),
+                        "the loss depends on the phases of the singular vectors or on the "
+                        "arbitrary orthonormal completion U[:, k:], Vh[k:, :] (k = min(m, "
+                        "n)), so it has no derivative; make it invariant to them",
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                ),
+            )
         if m > n:
             # spec/svd.yaml:137, transposed (the spec gives no VJP)
             V = Vh.mH
-            U1 = U[..., :, :n]
+            _c0 = U[..., :, :n]
+            U1 = _c0
             F = _pairwise_inv(S * S)
-            _g_dU1 = gU[..., :, :n]
-            _c0 = U1.mH
-            _c1 = _mm(_c0, _g_dU1)
-            _c2 = V.mH
-            _c3 = gVh.mH
-            _g_D = _addmm(_c1, _c2, _c3, alpha=-1)
+            _c1 = gU[..., :, :n]
+            _g_dU1 = _c1
+            _c2 = U1.mH
+            _c3 = _mm(_c2, _g_dU1)
+            _c4 = V.mH
+            _c5 = gVh.mH
+            _g_D = _addmm(_c3, _c4, _c5, alpha=-1)
+            _c8 = F.conj()
+            _c10 = _c8 * _c3
+            _c11 = S.reciprocal()
+            _c12 = _torch.diag_embed(_c11.squeeze(-1))
+            _c13 = _c12.mH
+            _c6 = _torch.diag_embed(S.squeeze(-1))
+            _c7 = _c6.mH
+            _c9 = _c8 * (_mm(_c4, _c5))
+            _g_dP = _addmm(
+                _addmm(
+                    _addmm(
+                        _addmm(
+                            _addmm(
+                                _torch.diag_embed(_re(gS).squeeze(-1))
+                                + _skew(
+                                    _torch.diag_embed(
+                                        (
+                                            _c11.conj()
+                                            * ((1 / 2) * _g_D)
+                                            .diagonal(dim1=-2, dim2=-1)
+                                            .unsqueeze(-1)
+                                        ).squeeze(-1)
+                                    )
+                                ),
+                                _c7,
+                                _c9,
+                            ),
+                            _c10.mH,
+                            _c6,
+                        ),
+                        _c6,
+                        _c9.mH,
+                    ),
+                    _c10,
+                    _c7,
+                ),
+                _mm(_c2, _g_dU1),
+                _c13,
+                alpha=-1,
+            )
+            _c14 = U[..., :, n:]
+            _c15 = gU[..., :, n:]
+            gA = _addmm(
+                _addmm(_mm(_mm(_g_dU1, _c13), _c4), _mm(U1, _g_dP), _c4),
+                _mm(_mm(_mm(_c14, _c15.mH), U1), _c12),
+                Vh,
+                alpha=-1,
+            )
+            _c16 = _addmm(_mm(_c0.mH, _c1), Vh, _c5)
+            _k0 = _skew(_c16) + _torch.diag_embed(gS.squeeze(-1))
+            _k1 = _im(_c16.diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
+            _k2 = _skew(_mm(_c14.mH, _c15))
+            _k3 = _skew(_mm(Vh[..., n:, :], gVh[..., n:, :].mH))
+            return _checked_vjp(
+                "svd",
+                (gA,),
+                (
+                    _check(
+                        "ties",
+                        lambda: (_k0,),
+                        (gS, gU, gVh),
+                        "A has a repeated singular value (tied up to rounding): its singular "
+                        "vectors are any pair of bases related by the same rotation and the "
+                        "tied values split apart along most tangents, so there is no "
+                        "derivative unless the tangent keeps them together and the loss is "
+                        "invariant to those rotations and treats the tied values alike",
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (_k1, _k2, _k3),
+                        (gU, gVh),
+                        "the loss depends on the phases of the singular vectors or on the "
+                        "arbitrary orthonormal completion U[:, k:], Vh[k:, :] (k = min(m, "
+                        "n)), so it has no derivative; make it invariant to them",
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                ),
+            )
+        if m < n:
+            # spec/svd.yaml:150, transposed (the spec gives no VJP)
+            _c0 = Vh[..., :m, :]
+            V1 = _c0.mH
+            F = _pairwise_inv(S * S)
+            _c1 = gVh.mH
+            _g_dV1 = _c1[..., :, :m]
+            _c2 = _mm(U.mH, gU)
+            _c3 = V1.mH
+            _g_D = _addmm(_c2, _c3, _g_dV1, alpha=-1)
             _c9 = S.reciprocal()
             _c10 = _torch.diag_embed(_c9.squeeze(-1))
-            _c11 = _c10.mH
+            _c11 = _g_dV1.mH
             _c4 = _torch.diag_embed(S.squeeze(-1))
             _c5 = _c4.mH
             _c6 = F.conj()
-            _c7 = _c6 * (_mm(_c2, _c3))
-            _c8 = _c6 * _c1
+            _c7 = _c6 * (_mm(_c3, _g_dV1))
+            _c8 = _c6 * _c2
             _g_dP = _addmm(
                 _addmm(
                     _addmm(
@@ -759,73 +1050,54 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties):
                     _c8,
                     _c5,
                 ),
-                _mm(_c0, _g_dU1),
-                _c11,
-                alpha=-1,
-            )
-            gA = _addmm(
-                _addmm(_mm(_mm(_g_dU1, _c11), _c2), _mm(U1, _g_dP), _c2),
-                _mm(_mm(_mm(U[..., :, n:], gU[..., :, n:].mH), U1), _c10),
-                Vh,
-                alpha=-1,
-            )
-            return _checked_vjp("svd", (gA,), _checks)
-        if m < n:
-            # spec/svd.yaml:150, transposed (the spec gives no VJP)
-            V1 = Vh[..., :m, :].mH
-            F = _pairwise_inv(S * S)
-            _c0 = gVh.mH
-            _g_dV1 = _c0[..., :, :m]
-            _c1 = _mm(U.mH, gU)
-            _c2 = V1.mH
-            _g_D = _addmm(_c1, _c2, _g_dV1, alpha=-1)
-            _c10 = _g_dV1.mH
-            _c3 = _torch.diag_embed(S.squeeze(-1))
-            _c4 = _c3.mH
-            _c5 = F.conj()
-            _c6 = _c5 * (_mm(_c2, _g_dV1))
-            _c7 = _c5 * _c1
-            _c8 = S.reciprocal()
-            _c9 = _torch.diag_embed(_c8.squeeze(-1))
-            _g_dP = _addmm(
-                _addmm(
-                    _addmm(
-                        _addmm(
-                            _addmm(
-                                _torch.diag_embed(_re(gS).squeeze(-1))
-                                + _skew(
-                                    _torch.diag_embed(
-                                        (
-                                            _c8.conj()
-                                            * ((1 / 2) * _g_D)
-                                            .diagonal(dim1=-2, dim2=-1)
-                                            .unsqueeze(-1)
-                                        ).squeeze(-1)
-                                    )
-                                ),
-                                _c4,
-                                _c6,
-                            ),
-                            _c7.mH,
-                            _c3,
-                        ),
-                        _c3,
-                        _c6.mH,
-                    ),
-                    _c7,
-                    _c4,
-                ),
-                _mm(_c9, _c10),
+                _mm(_c10, _c11),
                 V1,
                 alpha=-1,
             )
+            _c12 = Vh[..., m:, :]
             gA = _addmm(
-                _addmm(_mm(_mm(U, _c9), _c10), _mm(U, _g_dP), _c2),
-                _mm(_mm(_mm(U, _c9.mH), _c2), _c0[..., :, m:]),
-                Vh[..., m:, :],
+                _addmm(_mm(_mm(U, _c10), _c11), _mm(U, _g_dP), _c3),
+                _mm(_mm(_mm(U, _c10.mH), _c3), _c1[..., :, m:]),
+                _c12,
                 alpha=-1,
             )
-            return _checked_vjp("svd", (gA,), _checks)
+            _c13 = _addmm(_c2, _c0, gVh[..., :m, :].mH)
+            _k0 = _skew(_c13) + _torch.diag_embed(gS.squeeze(-1))
+            _k1 = _im(_c13.diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
+            _k2 = _skew(_mm(U[..., :, m:].mH, gU[..., :, m:]))
+            _k3 = _skew(_mm(_c12, gVh[..., m:, :].mH))
+            return _checked_vjp(
+                "svd",
+                (gA,),
+                (
+                    _check(
+                        "ties",
+                        lambda: (_k0,),
+                        (gS, gU, gVh),
+                        "A has a repeated singular value (tied up to rounding): its singular "
+                        "vectors are any pair of bases related by the same rotation and the "
+                        "tied values split apart along most tangents, so there is no "
+                        "derivative unless the tangent keeps them together and the loss is "
+                        "invariant to those rotations and treats the tied values alike",
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (_k1, _k2, _k3),
+                        (gU, gVh),
+                        "the loss depends on the phases of the singular vectors or on the "
+                        "arbitrary orthonormal completion U[:, k:], Vh[k:, :] (k = min(m, "
+                        "n)), so it has no derivative; make it invariant to them",
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                ),
+            )
     raise ValueError(
         f"svd: no vjp rule for full_matrices={full_matrices!r} and A of shape {tuple(A.shape)}"
     )
