@@ -163,10 +163,11 @@ def chain_sizes(checked: CheckedSpec) -> dict | None:
     return None
 
 
-def _variant(printer_cls, checked: CheckedSpec, cv: CheckedVariant,
-             call: NativeCall) -> model.Variant:
+def _variant(printer_cls, checked: CheckedSpec, cv: CheckedVariant, call: NativeCall,
+             messages: dict[str, str]) -> model.Variant:
     """A variant's rules, outputs and checks, its expressions printed by the backend;
-    ``call``: the signature entry its primal calls."""
+    ``call``: the signature entry its primal calls; ``messages``: the constants' names of
+    the checks' texts."""
     spec = checked.spec
     ref = spec.inputs[0].name
     native = dict(cv.variant.native)
@@ -204,7 +205,7 @@ def _variant(printer_cls, checked: CheckedSpec, cv: CheckedVariant,
                      f"{printer._dim(cond.lhs)} {cond.op} {printer._dim(cond.rhs)}")
         # the spec line and citations of each rule, a comment heading its code
         sources = case_sources(spec, case.case)
-        jvp_checks, vjp_checks = _derivative_checks(spec, cv.variant, case.checks)
+        jvp_checks, vjp_checks = _derivative_checks(spec, cv.variant, case.checks, messages)
         pivots = bool(case.checks.pivots)
         jvp = body(printer, case.jvp, sources["jvp"],
                    [c for c in jvp_checks if c.kind != "pivots"], pivots)
@@ -244,36 +245,62 @@ def _variant(printer_cls, checked: CheckedSpec, cv: CheckedVariant,
         converts_native=bool(from_native))
 
 
-def _derivative_checks(spec: Spec, variant, checks):
+def _case_messages(variant, checks) -> list[tuple[str, str]]:
+    """(label, text) of each condition a case's checks test (``checks``: the case's, parsed):
+    its pivots, ties and gauge's cotangent conditions."""
+    out = []
+    if checks.pivots:
+        out.append(("pivots", variant.pivots.message))
+    if checks.ties is not None:
+        out.append(("ties", variant.ties.message))
+    if checks.gauge_cotangents:
+        out.append(("gauge", variant.gauge.message))
+    return out
+
+
+def check_messages(checked: CheckedSpec) -> tuple[model.CheckMessage, ...]:
+    """The module's constants for the texts its checks quote, one per distinct text:
+    _PIVOTS_MESSAGE, _TIES_MESSAGE, _GAUGE_MESSAGE (then _TIES_MESSAGE_2, ...)."""
+    named: dict[str, model.CheckMessage] = {}
+    for cv in checked.variants:
+        for case in cv.cases:
+            for label, text in _case_messages(cv.variant, case.checks):
+                if text not in named:
+                    count = sum(m.name.startswith(f"_{label.upper()}_") for m in named.values())
+                    name = f"_{label.upper()}_MESSAGE" + (f"_{count + 1}" if count else "")
+                    named[text] = model.CheckMessage(name, string_source(text))
+    return tuple(named.values())
+
+
+def _derivative_checks(spec: Spec, variant, checks, messages: dict[str, str]):
     """The run-time checks of a case's JVP and VJP (``checks``, parsed with its sizes), their
     values still expressions: the variant's pivots (both), its ties (tangent conditions in the
-    JVP, cotangent conditions in the VJP) and its gauge's cotangent conditions (the VJP)."""
+    JVP, cotangent conditions in the VJP) and its gauge's cotangent conditions (the VJP).
+    ``messages``: the name of each message's constant, by its text."""
     first = spec.inputs[0].name
+    said = {label: messages[string_source(text)] for label, text in _case_messages(variant, checks)}
 
     def read(exprs, prefix, names):
         return tuple(sorted({s.name for e in exprs for s in e.atoms(sp.MatrixSymbol)
                              if s.name.startswith(prefix) and s.name[1:] in names}))
 
-    def check(kind, exprs, against, message, option, ties=None):
-        return model.DerivativeCheck(kind, tuple(exprs), against, ties,
-                                     string_source(message), option)
+    def check(kind, exprs, against, label, option, ties=None):
+        return model.DerivativeCheck(kind, tuple(exprs), against, ties, said[label], option)
 
     both = ()
     if checks.pivots:
-        both = (check("pivots", checks.pivots, (first,), variant.pivots.message,
-                      PIVOTS_OPTION),)
+        both = (check("pivots", checks.pivots, (first,), "pivots", PIVOTS_OPTION),)
     jvp, vjp = list(both), list(both)
     inputs, outputs = {t.name for t in spec.inputs}, {t.name for t in variant.outputs}
     if checks.ties is not None:
         jvp.append(check("ties", checks.tie_tangents, read(checks.tie_tangents, "d", inputs),
-                         variant.ties.message, TIES_OPTION, checks.ties))
+                         "ties", TIES_OPTION, checks.ties))
         vjp.append(check("ties", checks.tie_cotangents,
                          read(checks.tie_cotangents, "g", outputs),
-                         variant.ties.message, TIES_OPTION, checks.ties))
+                         "ties", TIES_OPTION, checks.ties))
     if checks.gauge_cotangents:
         vjp.append(check("vanish", checks.gauge_cotangents,
-                         read(checks.gauge_cotangents, "g", outputs),
-                         variant.gauge.message, GAUGE_OPTION))
+                         read(checks.gauge_cotangents, "g", outputs), "gauge", GAUGE_OPTION))
     return tuple(jvp), tuple(vjp)
 
 
@@ -343,6 +370,8 @@ def module_model(backend: str, checked: CheckedSpec, target: str | None = None) 
     entry = current_entry(spec, backend, target)
     call = parse_native_call(spec, backend, entry)
     older = [] if target is not None else _older_primals(printer_cls, checked, backend, entry)
+    messages = check_messages(checked)
+    message_names = {m.source: m.name for m in messages}
     return model.Module(
         header=tuple(header(spec.path, spec.sha256)),
         name=spec.name,
@@ -371,12 +400,14 @@ def module_model(backend: str, checked: CheckedSpec, target: str | None = None) 
                                    o.complex_valued)
                       for o in spec.variants[0].outputs),
         returns_text=_returns_text(spec),
-        variants=tuple(_variant(printer_cls, checked, v, call) for v in checked.variants),
+        variants=tuple(_variant(printer_cls, checked, v, call, message_names)
+                       for v in checked.variants),
         primal=_primal_function(printer_cls, checked, call),
         older_primals=tuple(older),
         framework=_framework(spec),
         delegate=_delegate(spec),
         host=call.host,
+        check_messages=messages,
     )
 
 

@@ -137,8 +137,17 @@ class DerivativeCheck:
     against: tuple[str, ...]  # what they are measured against: the first input (pivots: its
     # norm), or the tangents or cotangents the expressions read (their largest entry)
     ties: str  # the printed vector whose ties matter ('ties'); 'None' for the other kinds
-    message: str  # Python source of the spec's message, the error's text
+    message: str  # the name of the module's constant holding the spec's message (CheckMessage)
     option: str  # the option that turns the check off ('check_singular', 'check_gauge')
+
+
+@dataclass(frozen=True)
+class CheckMessage:
+    """A spec's words for a condition a check tests, a module-level constant that every rule
+    and case testing it names."""
+
+    name: str  # the constant: '_TIES_MESSAGE' (numbered when a kind has several texts)
+    source: str  # Python source of the text
 
 
 @dataclass(frozen=True)
@@ -275,6 +284,7 @@ class Module:
     framework: FrameworkCall | None  # the spec's 'framework'
     delegate: Delegate | None  # the spec's 'delegate'
     host: bool  # the primal runs NumPy/SciPy code on host copies (torch: a vmap rule of its own)
+    check_messages: tuple[CheckMessage, ...] = ()  # the texts the checks' errors quote
 
     @property
     def first_input(self) -> Input:

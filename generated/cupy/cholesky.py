@@ -66,6 +66,13 @@ def _from_native(A, outputs, upper, check_singular):
     return tuple(outputs)
 
 
+# the conditions the checks of degenerate inputs test, in the spec's words
+_PIVOTS_MESSAGE = (
+    "a pivot L_ii^2 is zero up to rounding (A is singular, or numerically "
+    "so), so L has no derivative there"
+)
+
+
 def _jvp_checks(A, L, dA, upper, check_singular):
     """Where the JVP's derivative does not exist (the spec's pivots, ties):
     the variant's checks for _checked_jvp, each None when its option is off."""
@@ -80,8 +87,7 @@ def _jvp_checks(A, L, dA, upper, check_singular):
                     * _cp.diagonal(L, 0, -2, -1)[..., :, None],
                 ),
                 (A,),
-                "a pivot L_ii^2 is zero up to rounding (A is singular, or numerically "
-                "so), so L has no derivative there",
+                _PIVOTS_MESSAGE,
                 "check_singular",
                 None,
             )
@@ -97,8 +103,7 @@ def _jvp_checks(A, L, dA, upper, check_singular):
                     * _cp.diagonal(L, 0, -2, -1)[..., :, None],
                 ),
                 (A,),
-                "a pivot L_ii^2 is zero up to rounding (A is singular, or numerically "
-                "so), so L has no derivative there",
+                _PIVOTS_MESSAGE,
                 "check_singular",
                 None,
             )
@@ -180,8 +185,7 @@ def _vjp_checks(A, L, gL, upper, check_singular):
                     * _cp.diagonal(L, 0, -2, -1)[..., :, None],
                 ),
                 (A,),
-                "a pivot L_ii^2 is zero up to rounding (A is singular, or numerically "
-                "so), so L has no derivative there",
+                _PIVOTS_MESSAGE,
                 "check_singular",
                 None,
             )
@@ -197,8 +201,7 @@ def _vjp_checks(A, L, gL, upper, check_singular):
                     * _cp.diagonal(L, 0, -2, -1)[..., :, None],
                 ),
                 (A,),
-                "a pivot L_ii^2 is zero up to rounding (A is singular, or numerically "
-                "so), so L has no derivative there",
+                _PIVOTS_MESSAGE,
                 "check_singular",
                 None,
             )

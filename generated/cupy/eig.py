@@ -68,6 +68,21 @@ def _from_native(A, outputs, check_gauge, check_ties):
     return tuple(outputs)
 
 
+# the conditions the checks of degenerate inputs test, in the spec's words
+_TIES_MESSAGE = (
+    "A has a repeated eigenvalue (tied up to rounding): its eigenvectors "
+    "are any basis of the eigenspace and the tied eigenvalues split apart "
+    "along most tangents, so there is no derivative unless the tangent "
+    "keeps them together and the loss is invariant to the choice of basis "
+    "and treats the tied eigenvalues alike"
+)
+_GAUGE_MESSAGE = (
+    "the loss depends on the phases of the eigenvectors (V -> V "
+    "diag(exp(i phi)) changes it), so it has no derivative; make it "
+    "invariant to them"
+)
+
+
 def _jvp_checks(A, L, V, dA, check_gauge, check_ties):
     """Where the JVP's derivative does not exist (the spec's pivots, ties):
     the variant's checks for _checked_jvp, each None when its option is off."""
@@ -79,11 +94,7 @@ def _jvp_checks(A, L, V, dA, check_gauge, check_ties):
                 "ties",
                 lambda: (_solve(V, dA @ V, left=True),),
                 (dA,),
-                "A has a repeated eigenvalue (tied up to rounding): its eigenvectors "
-                "are any basis of the eigenspace and the tied eigenvalues split apart "
-                "along most tangents, so there is no derivative unless the tangent "
-                "keeps them together and the loss is invariant to the choice of basis "
-                "and treats the tied eigenvalues alike",
+                _TIES_MESSAGE,
                 "check_ties",
                 L,
             )
@@ -113,18 +124,7 @@ def _jvp_rule(A, L, V, dA, check_gauge, check_ties):
             "eig",
             (dL, dV),
             (
-                _check(
-                    "ties",
-                    lambda: (_k0,),
-                    (dA,),
-                    "A has a repeated eigenvalue (tied up to rounding): its eigenvectors "
-                    "are any basis of the eigenspace and the tied eigenvalues split apart "
-                    "along most tangents, so there is no derivative unless the tangent "
-                    "keeps them together and the loss is invariant to the choice of basis "
-                    "and treats the tied eigenvalues alike",
-                    "check_ties",
-                    L,
-                )
+                _check("ties", lambda: (_k0,), (dA,), _TIES_MESSAGE, "check_ties", L)
                 if check_ties
                 else None,
             ),
@@ -161,11 +161,7 @@ def _vjp_checks(A, L, V, gL, gV, check_gauge, check_ties):
                     + _diag(gL),
                 ),
                 (gL, gV),
-                "A has a repeated eigenvalue (tied up to rounding): its eigenvectors "
-                "are any basis of the eigenspace and the tied eigenvalues split apart "
-                "along most tangents, so there is no derivative unless the tangent "
-                "keeps them together and the loss is invariant to the choice of basis "
-                "and treats the tied eigenvalues alike",
+                _TIES_MESSAGE,
                 "check_ties",
                 L,
             )
@@ -181,9 +177,7 @@ def _vjp_checks(A, L, V, gL, gV, check_gauge, check_ties):
                     ),
                 ),
                 (gV,),
-                "the loss depends on the phases of the eigenvectors (V -> V "
-                "diag(exp(i phi)) changes it), so it has no derivative; make it "
-                "invariant to them",
+                _GAUGE_MESSAGE,
                 "check_gauge",
                 None,
             )
@@ -214,30 +208,10 @@ def _vjp_rule(A, L, V, gL, gV, check_gauge, check_ties):
             "eig",
             (gA,),
             (
-                _check(
-                    "ties",
-                    lambda: (_k0,),
-                    (gL, gV),
-                    "A has a repeated eigenvalue (tied up to rounding): its eigenvectors "
-                    "are any basis of the eigenspace and the tied eigenvalues split apart "
-                    "along most tangents, so there is no derivative unless the tangent "
-                    "keeps them together and the loss is invariant to the choice of basis "
-                    "and treats the tied eigenvalues alike",
-                    "check_ties",
-                    L,
-                )
+                _check("ties", lambda: (_k0,), (gL, gV), _TIES_MESSAGE, "check_ties", L)
                 if check_ties
                 else None,
-                _check(
-                    "vanish",
-                    lambda: (_k1,),
-                    (gV,),
-                    "the loss depends on the phases of the eigenvectors (V -> V "
-                    "diag(exp(i phi)) changes it), so it has no derivative; make it "
-                    "invariant to them",
-                    "check_gauge",
-                    None,
-                )
+                _check("vanish", lambda: (_k1,), (gV,), _GAUGE_MESSAGE, "check_gauge", None)
                 if check_gauge
                 else None,
             ),

@@ -88,6 +88,21 @@ def _from_native(A, outputs, UPLO, check_gauge, check_ties):
     return tuple(outputs)
 
 
+# the conditions the checks of degenerate inputs test, in the spec's words
+_TIES_MESSAGE = (
+    "A has a repeated eigenvalue (tied up to rounding): its eigenvectors "
+    "are any basis of its eigenspace and the tied eigenvalues split apart "
+    "along most tangents, so there is no derivative unless the tangent "
+    "keeps them together and the loss is invariant to rotations of the "
+    "eigenspace and treats the tied eigenvalues alike"
+)
+_GAUGE_MESSAGE = (
+    "the loss depends on the phases of the eigenvectors (Q -> Q "
+    "diag(exp(i phi)) changes it), so it has no derivative; make it "
+    "invariant to them"
+)
+
+
 def _jvp_checks(A, L, Q, dA, UPLO, check_gauge, check_ties):
     """Where the JVP's derivative does not exist (the spec's pivots, ties):
     the variant's checks for _checked_jvp, each None when its option is off."""
@@ -99,11 +114,7 @@ def _jvp_checks(A, L, Q, dA, UPLO, check_gauge, check_ties):
                 "ties",
                 lambda: (_cp.conj(_cp.swapaxes(Q, -1, -2)) @ _sym(dA) @ Q,),
                 (dA,),
-                "A has a repeated eigenvalue (tied up to rounding): its eigenvectors "
-                "are any basis of its eigenspace and the tied eigenvalues split apart "
-                "along most tangents, so there is no derivative unless the tangent "
-                "keeps them together and the loss is invariant to rotations of the "
-                "eigenspace and treats the tied eigenvalues alike",
+                _TIES_MESSAGE,
                 "check_ties",
                 L,
             )
@@ -116,11 +127,7 @@ def _jvp_checks(A, L, Q, dA, UPLO, check_gauge, check_ties):
                 "ties",
                 lambda: (_cp.conj(_cp.swapaxes(Q, -1, -2)) @ _sym(dA) @ Q,),
                 (dA,),
-                "A has a repeated eigenvalue (tied up to rounding): its eigenvectors "
-                "are any basis of its eigenspace and the tied eigenvalues split apart "
-                "along most tangents, so there is no derivative unless the tangent "
-                "keeps them together and the loss is invariant to rotations of the "
-                "eigenspace and treats the tied eigenvalues alike",
+                _TIES_MESSAGE,
                 "check_ties",
                 L,
             )
@@ -147,18 +154,7 @@ def _jvp_rule(A, L, Q, dA, UPLO, check_gauge, check_ties):
             "eigh",
             (dL, dQ),
             (
-                _check(
-                    "ties",
-                    lambda: (_k0,),
-                    (dA,),
-                    "A has a repeated eigenvalue (tied up to rounding): its eigenvectors "
-                    "are any basis of its eigenspace and the tied eigenvalues split apart "
-                    "along most tangents, so there is no derivative unless the tangent "
-                    "keeps them together and the loss is invariant to rotations of the "
-                    "eigenspace and treats the tied eigenvalues alike",
-                    "check_ties",
-                    L,
-                )
+                _check("ties", lambda: (_k0,), (dA,), _TIES_MESSAGE, "check_ties", L)
                 if check_ties
                 else None,
             ),
@@ -178,18 +174,7 @@ def _jvp_rule(A, L, Q, dA, UPLO, check_gauge, check_ties):
             "eigh",
             (dL, dQ),
             (
-                _check(
-                    "ties",
-                    lambda: (_k0,),
-                    (dA,),
-                    "A has a repeated eigenvalue (tied up to rounding): its eigenvectors "
-                    "are any basis of its eigenspace and the tied eigenvalues split apart "
-                    "along most tangents, so there is no derivative unless the tangent "
-                    "keeps them together and the loss is invariant to rotations of the "
-                    "eigenspace and treats the tied eigenvalues alike",
-                    "check_ties",
-                    L,
-                )
+                _check("ties", lambda: (_k0,), (dA,), _TIES_MESSAGE, "check_ties", L)
                 if check_ties
                 else None,
             ),
@@ -212,11 +197,7 @@ def _vjp_checks(A, L, Q, gL, gQ, UPLO, check_gauge, check_ties):
                 "ties",
                 lambda: (_skew(_cp.conj(_cp.swapaxes(Q, -1, -2)) @ gQ) + _diag(gL),),
                 (gL, gQ),
-                "A has a repeated eigenvalue (tied up to rounding): its eigenvectors "
-                "are any basis of its eigenspace and the tied eigenvalues split apart "
-                "along most tangents, so there is no derivative unless the tangent "
-                "keeps them together and the loss is invariant to rotations of the "
-                "eigenspace and treats the tied eigenvalues alike",
+                _TIES_MESSAGE,
                 "check_ties",
                 L,
             )
@@ -232,9 +213,7 @@ def _vjp_checks(A, L, Q, gL, gQ, UPLO, check_gauge, check_ties):
                     ),
                 ),
                 (gQ,),
-                "the loss depends on the phases of the eigenvectors (Q -> Q "
-                "diag(exp(i phi)) changes it), so it has no derivative; make it "
-                "invariant to them",
+                _GAUGE_MESSAGE,
                 "check_gauge",
                 None,
             )
@@ -247,11 +226,7 @@ def _vjp_checks(A, L, Q, gL, gQ, UPLO, check_gauge, check_ties):
                 "ties",
                 lambda: (_skew(_cp.conj(_cp.swapaxes(Q, -1, -2)) @ gQ) + _diag(gL),),
                 (gL, gQ),
-                "A has a repeated eigenvalue (tied up to rounding): its eigenvectors "
-                "are any basis of its eigenspace and the tied eigenvalues split apart "
-                "along most tangents, so there is no derivative unless the tangent "
-                "keeps them together and the loss is invariant to rotations of the "
-                "eigenspace and treats the tied eigenvalues alike",
+                _TIES_MESSAGE,
                 "check_ties",
                 L,
             )
@@ -267,9 +242,7 @@ def _vjp_checks(A, L, Q, gL, gQ, UPLO, check_gauge, check_ties):
                     ),
                 ),
                 (gQ,),
-                "the loss depends on the phases of the eigenvectors (Q -> Q "
-                "diag(exp(i phi)) changes it), so it has no derivative; make it "
-                "invariant to them",
+                _GAUGE_MESSAGE,
                 "check_gauge",
                 None,
             )
@@ -296,30 +269,10 @@ def _vjp_rule(A, L, Q, gL, gQ, UPLO, check_gauge, check_ties):
             "eigh",
             (gA,),
             (
-                _check(
-                    "ties",
-                    lambda: (_k0,),
-                    (gL, gQ),
-                    "A has a repeated eigenvalue (tied up to rounding): its eigenvectors "
-                    "are any basis of its eigenspace and the tied eigenvalues split apart "
-                    "along most tangents, so there is no derivative unless the tangent "
-                    "keeps them together and the loss is invariant to rotations of the "
-                    "eigenspace and treats the tied eigenvalues alike",
-                    "check_ties",
-                    L,
-                )
+                _check("ties", lambda: (_k0,), (gL, gQ), _TIES_MESSAGE, "check_ties", L)
                 if check_ties
                 else None,
-                _check(
-                    "vanish",
-                    lambda: (_k1,),
-                    (gQ,),
-                    "the loss depends on the phases of the eigenvectors (Q -> Q "
-                    "diag(exp(i phi)) changes it), so it has no derivative; make it "
-                    "invariant to them",
-                    "check_gauge",
-                    None,
-                )
+                _check("vanish", lambda: (_k1,), (gQ,), _GAUGE_MESSAGE, "check_gauge", None)
                 if check_gauge
                 else None,
             ),
@@ -335,30 +288,10 @@ def _vjp_rule(A, L, Q, gL, gQ, UPLO, check_gauge, check_ties):
             "eigh",
             (gA,),
             (
-                _check(
-                    "ties",
-                    lambda: (_k0,),
-                    (gL, gQ),
-                    "A has a repeated eigenvalue (tied up to rounding): its eigenvectors "
-                    "are any basis of its eigenspace and the tied eigenvalues split apart "
-                    "along most tangents, so there is no derivative unless the tangent "
-                    "keeps them together and the loss is invariant to rotations of the "
-                    "eigenspace and treats the tied eigenvalues alike",
-                    "check_ties",
-                    L,
-                )
+                _check("ties", lambda: (_k0,), (gL, gQ), _TIES_MESSAGE, "check_ties", L)
                 if check_ties
                 else None,
-                _check(
-                    "vanish",
-                    lambda: (_k1,),
-                    (gQ,),
-                    "the loss depends on the phases of the eigenvectors (Q -> Q "
-                    "diag(exp(i phi)) changes it), so it has no derivative; make it "
-                    "invariant to them",
-                    "check_gauge",
-                    None,
-                )
+                _check("vanish", lambda: (_k1,), (gQ,), _GAUGE_MESSAGE, "check_gauge", None)
                 if check_gauge
                 else None,
             ),

@@ -86,6 +86,14 @@ def _from_native(A, outputs, check_singular):
     return tuple(outputs)
 
 
+# the conditions the checks of degenerate inputs test, in the spec's words
+_PIVOTS_MESSAGE = (
+    "R (the upper triangle of a) has a zero on its diagonal (A's leading "
+    "min(m, n) columns are linearly dependent, up to rounding), so the "
+    "factorization has no derivative there"
+)
+
+
 def _jvp_checks(A, a, tau, dA, check_singular):
     """Where the JVP's derivative does not exist (the spec's pivots, ties):
     the variant's checks for _checked_jvp, each None when its option is off."""
@@ -101,9 +109,7 @@ def _jvp_checks(A, a, tau, dA, check_singular):
                     "pivots",
                     lambda: (_cp.diagonal(a, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R (the upper triangle of a) has a zero on its diagonal (A's leading "
-                    "min(m, n) columns are linearly dependent, up to rounding), so the "
-                    "factorization has no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -116,9 +122,7 @@ def _jvp_checks(A, a, tau, dA, check_singular):
                     "pivots",
                     lambda: (_cp.diagonal(a, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R (the upper triangle of a) has a zero on its diagonal (A's leading "
-                    "min(m, n) columns are linearly dependent, up to rounding), so the "
-                    "factorization has no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -131,9 +135,7 @@ def _jvp_checks(A, a, tau, dA, check_singular):
                     "pivots",
                     lambda: (_cp.diagonal(a, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R (the upper triangle of a) has a zero on its diagonal (A's leading "
-                    "min(m, n) columns are linearly dependent, up to rounding), so the "
-                    "factorization has no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -146,9 +148,7 @@ def _jvp_checks(A, a, tau, dA, check_singular):
                     "pivots",
                     lambda: (_cp.diagonal(a, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R (the upper triangle of a) has a zero on its diagonal (A's leading "
-                    "min(m, n) columns are linearly dependent, up to rounding), so the "
-                    "factorization has no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -331,9 +331,7 @@ def _vjp_checks(A, a, tau, ga, gtau, check_singular):
                     "pivots",
                     lambda: (_cp.diagonal(a, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R (the upper triangle of a) has a zero on its diagonal (A's leading "
-                    "min(m, n) columns are linearly dependent, up to rounding), so the "
-                    "factorization has no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -346,9 +344,7 @@ def _vjp_checks(A, a, tau, ga, gtau, check_singular):
                     "pivots",
                     lambda: (_cp.diagonal(a, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R (the upper triangle of a) has a zero on its diagonal (A's leading "
-                    "min(m, n) columns are linearly dependent, up to rounding), so the "
-                    "factorization has no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -361,9 +357,7 @@ def _vjp_checks(A, a, tau, ga, gtau, check_singular):
                     "pivots",
                     lambda: (_cp.diagonal(a, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R (the upper triangle of a) has a zero on its diagonal (A's leading "
-                    "min(m, n) columns are linearly dependent, up to rounding), so the "
-                    "factorization has no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -376,9 +370,7 @@ def _vjp_checks(A, a, tau, ga, gtau, check_singular):
                     "pivots",
                     lambda: (_cp.diagonal(a, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R (the upper triangle of a) has a zero on its diagonal (A's leading "
-                    "min(m, n) columns are linearly dependent, up to rounding), so the "
-                    "factorization has no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )

@@ -69,6 +69,14 @@ def _from_native(A, outputs, mode, check_singular):
     return tuple(outputs)
 
 
+# the conditions the checks of degenerate inputs test, in the spec's words
+_PIVOTS_MESSAGE = (
+    "L has a zero on its diagonal (A's leading min(m, n) rows are "
+    "linearly dependent, up to rounding), so L and Q have no derivative "
+    "there"
+)
+
+
 def _jvp_checks(A, L, Q, dA, mode, check_singular):
     """Where the JVP's derivative does not exist (the spec's pivots, ties):
     the variant's checks for _checked_jvp, each None when its option is off."""
@@ -83,9 +91,7 @@ def _jvp_checks(A, L, Q, dA, mode, check_singular):
                     "pivots",
                     lambda: (_cp.diagonal(L, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "L has a zero on its diagonal (A's leading min(m, n) rows are "
-                    "linearly dependent, up to rounding), so L and Q have no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -98,9 +104,7 @@ def _jvp_checks(A, L, Q, dA, mode, check_singular):
                     "pivots",
                     lambda: (_cp.diagonal(L, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "L has a zero on its diagonal (A's leading min(m, n) rows are "
-                    "linearly dependent, up to rounding), so L and Q have no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -177,9 +181,7 @@ def _vjp_checks(A, L, Q, gL, gQ, mode, check_singular):
                     "pivots",
                     lambda: (_cp.diagonal(L, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "L has a zero on its diagonal (A's leading min(m, n) rows are "
-                    "linearly dependent, up to rounding), so L and Q have no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -192,9 +194,7 @@ def _vjp_checks(A, L, Q, gL, gQ, mode, check_singular):
                     "pivots",
                     lambda: (_cp.diagonal(L, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "L has a zero on its diagonal (A's leading min(m, n) rows are "
-                    "linearly dependent, up to rounding), so L and Q have no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )

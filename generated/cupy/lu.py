@@ -84,6 +84,13 @@ def _from_native(A, outputs, pivot, check_singular):
     return tuple(outputs)
 
 
+# the conditions the checks of degenerate inputs test, in the spec's words
+_PIVOTS_MESSAGE = (
+    "U has a zero on its diagonal (a leading minor of P^T A is singular, "
+    "up to rounding), so L and U have no derivative there"
+)
+
+
 def _jvp_checks(A, P, L, U, dA, pivot, check_singular):
     """Where the JVP's derivative does not exist (the spec's pivots, ties):
     the variant's checks for _checked_jvp, each None when its option is off."""
@@ -98,8 +105,7 @@ def _jvp_checks(A, P, L, U, dA, pivot, check_singular):
                     "pivots",
                     lambda: (_cp.diagonal(U, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "U has a zero on its diagonal (a leading minor of P^T A is singular, "
-                    "up to rounding), so L and U have no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -112,8 +118,7 @@ def _jvp_checks(A, P, L, U, dA, pivot, check_singular):
                     "pivots",
                     lambda: (_cp.diagonal(U, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "U has a zero on its diagonal (a leading minor of P^T A is singular, "
-                    "up to rounding), so L and U have no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -126,8 +131,7 @@ def _jvp_checks(A, P, L, U, dA, pivot, check_singular):
                     "pivots",
                     lambda: (_cp.diagonal(U, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "U has a zero on its diagonal (a leading minor of P^T A is singular, "
-                    "up to rounding), so L and U have no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -230,8 +234,7 @@ def _vjp_checks(A, P, L, U, gP, gL, gU, pivot, check_singular):
                     "pivots",
                     lambda: (_cp.diagonal(U, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "U has a zero on its diagonal (a leading minor of P^T A is singular, "
-                    "up to rounding), so L and U have no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -244,8 +247,7 @@ def _vjp_checks(A, P, L, U, gP, gL, gU, pivot, check_singular):
                     "pivots",
                     lambda: (_cp.diagonal(U, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "U has a zero on its diagonal (a leading minor of P^T A is singular, "
-                    "up to rounding), so L and U have no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -258,8 +260,7 @@ def _vjp_checks(A, P, L, U, gP, gL, gU, pivot, check_singular):
                     "pivots",
                     lambda: (_cp.diagonal(U, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "U has a zero on its diagonal (a leading minor of P^T A is singular, "
-                    "up to rounding), so L and U have no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )

@@ -71,6 +71,14 @@ def _from_native(A, outputs, pivot, check_singular):
     return tuple(outputs)
 
 
+# the conditions the checks of degenerate inputs test, in the spec's words
+_PIVOTS_MESSAGE = (
+    "U (the upper triangle of LU) has a zero on its diagonal (a leading "
+    "minor of P^T A is singular, up to rounding), so LU has no derivative "
+    "there"
+)
+
+
 def _jvp_checks(A, LU, pivots, P, dA, pivot, check_singular):
     """Where the JVP's derivative does not exist (the spec's pivots, ties):
     the variant's checks for _checked_jvp, each None when its option is off."""
@@ -85,9 +93,7 @@ def _jvp_checks(A, LU, pivots, P, dA, pivot, check_singular):
                     "pivots",
                     lambda: (_cp.diagonal(LU, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "U (the upper triangle of LU) has a zero on its diagonal (a leading "
-                    "minor of P^T A is singular, up to rounding), so LU has no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -100,9 +106,7 @@ def _jvp_checks(A, LU, pivots, P, dA, pivot, check_singular):
                     "pivots",
                     lambda: (_cp.diagonal(LU, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "U (the upper triangle of LU) has a zero on its diagonal (a leading "
-                    "minor of P^T A is singular, up to rounding), so LU has no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -115,9 +119,7 @@ def _jvp_checks(A, LU, pivots, P, dA, pivot, check_singular):
                     "pivots",
                     lambda: (_cp.diagonal(LU, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "U (the upper triangle of LU) has a zero on its diagonal (a leading "
-                    "minor of P^T A is singular, up to rounding), so LU has no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -231,9 +233,7 @@ def _vjp_checks(A, LU, pivots, P, gLU, gpivots, gP, pivot, check_singular):
                     "pivots",
                     lambda: (_cp.diagonal(LU, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "U (the upper triangle of LU) has a zero on its diagonal (a leading "
-                    "minor of P^T A is singular, up to rounding), so LU has no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -246,9 +246,7 @@ def _vjp_checks(A, LU, pivots, P, gLU, gpivots, gP, pivot, check_singular):
                     "pivots",
                     lambda: (_cp.diagonal(LU, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "U (the upper triangle of LU) has a zero on its diagonal (a leading "
-                    "minor of P^T A is singular, up to rounding), so LU has no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -261,9 +259,7 @@ def _vjp_checks(A, LU, pivots, P, gLU, gpivots, gP, pivot, check_singular):
                     "pivots",
                     lambda: (_cp.diagonal(LU, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "U (the upper triangle of LU) has a zero on its diagonal (a leading "
-                    "minor of P^T A is singular, up to rounding), so LU has no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )

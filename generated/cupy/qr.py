@@ -101,6 +101,14 @@ def _from_native(A, outputs, mode, check_singular):
     return tuple(outputs)
 
 
+# the conditions the checks of degenerate inputs test, in the spec's words
+_PIVOTS_MESSAGE = (
+    "R has a zero on its diagonal (A's leading min(m, n) columns are "
+    "linearly dependent, up to rounding), so Q and R have no derivative "
+    "there"
+)
+
+
 def _jvp_checks(A, Q, R, dA, mode, check_singular):
     """Where the JVP's derivative does not exist (the spec's pivots, ties):
     the variant's checks for _checked_jvp, each None when its option is off."""
@@ -115,9 +123,7 @@ def _jvp_checks(A, Q, R, dA, mode, check_singular):
                     "pivots",
                     lambda: (_cp.diagonal(R, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R has a zero on its diagonal (A's leading min(m, n) columns are "
-                    "linearly dependent, up to rounding), so Q and R have no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -130,9 +136,7 @@ def _jvp_checks(A, Q, R, dA, mode, check_singular):
                     "pivots",
                     lambda: (_cp.diagonal(R, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R has a zero on its diagonal (A's leading min(m, n) columns are "
-                    "linearly dependent, up to rounding), so Q and R have no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -146,9 +150,7 @@ def _jvp_checks(A, Q, R, dA, mode, check_singular):
                     "pivots",
                     lambda: (_cp.diagonal(R, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R has a zero on its diagonal (A's leading min(m, n) columns are "
-                    "linearly dependent, up to rounding), so Q and R have no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -161,9 +163,7 @@ def _jvp_checks(A, Q, R, dA, mode, check_singular):
                     "pivots",
                     lambda: (_cp.diagonal(R, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R has a zero on its diagonal (A's leading min(m, n) columns are "
-                    "linearly dependent, up to rounding), so Q and R have no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -176,9 +176,7 @@ def _jvp_checks(A, Q, R, dA, mode, check_singular):
                     "pivots",
                     lambda: (_cp.diagonal(R, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R has a zero on its diagonal (A's leading min(m, n) columns are "
-                    "linearly dependent, up to rounding), so Q and R have no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -192,9 +190,7 @@ def _jvp_checks(A, Q, R, dA, mode, check_singular):
                     "pivots",
                     lambda: (_cp.diagonal(R, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R has a zero on its diagonal (A's leading min(m, n) columns are "
-                    "linearly dependent, up to rounding), so Q and R have no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -207,9 +203,7 @@ def _jvp_checks(A, Q, R, dA, mode, check_singular):
                     "pivots",
                     lambda: (_cp.diagonal(R, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R has a zero on its diagonal (A's leading min(m, n) columns are "
-                    "linearly dependent, up to rounding), so Q and R have no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -399,9 +393,7 @@ def _vjp_checks(A, Q, R, gQ, gR, mode, check_singular):
                     "pivots",
                     lambda: (_cp.diagonal(R, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R has a zero on its diagonal (A's leading min(m, n) columns are "
-                    "linearly dependent, up to rounding), so Q and R have no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -414,9 +406,7 @@ def _vjp_checks(A, Q, R, gQ, gR, mode, check_singular):
                     "pivots",
                     lambda: (_cp.diagonal(R, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R has a zero on its diagonal (A's leading min(m, n) columns are "
-                    "linearly dependent, up to rounding), so Q and R have no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -430,9 +420,7 @@ def _vjp_checks(A, Q, R, gQ, gR, mode, check_singular):
                     "pivots",
                     lambda: (_cp.diagonal(R, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R has a zero on its diagonal (A's leading min(m, n) columns are "
-                    "linearly dependent, up to rounding), so Q and R have no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -445,9 +433,7 @@ def _vjp_checks(A, Q, R, gQ, gR, mode, check_singular):
                     "pivots",
                     lambda: (_cp.diagonal(R, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R has a zero on its diagonal (A's leading min(m, n) columns are "
-                    "linearly dependent, up to rounding), so Q and R have no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -460,9 +446,7 @@ def _vjp_checks(A, Q, R, gQ, gR, mode, check_singular):
                     "pivots",
                     lambda: (_cp.diagonal(R, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R has a zero on its diagonal (A's leading min(m, n) columns are "
-                    "linearly dependent, up to rounding), so Q and R have no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -476,9 +460,7 @@ def _vjp_checks(A, Q, R, gQ, gR, mode, check_singular):
                     "pivots",
                     lambda: (_cp.diagonal(R, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R has a zero on its diagonal (A's leading min(m, n) columns are "
-                    "linearly dependent, up to rounding), so Q and R have no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -491,9 +473,7 @@ def _vjp_checks(A, Q, R, gQ, gR, mode, check_singular):
                     "pivots",
                     lambda: (_cp.diagonal(R, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R has a zero on its diagonal (A's leading min(m, n) columns are "
-                    "linearly dependent, up to rounding), so Q and R have no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )

@@ -117,6 +117,13 @@ def _from_native(A, outputs, mode, check_singular):
     return tuple(outputs)
 
 
+# the conditions the checks of degenerate inputs test, in the spec's words
+_PIVOTS_MESSAGE = (
+    "R has a zero on its diagonal (A's rank is below min(m, n), up to "
+    "rounding), so Q, R and the pivoting have no derivative there"
+)
+
+
 def _jvp_checks(A, Q, R, P, Pi, dA, mode, check_singular):
     """Where the JVP's derivative does not exist (the spec's pivots, ties):
     the variant's checks for _checked_jvp, each None when its option is off."""
@@ -131,8 +138,7 @@ def _jvp_checks(A, Q, R, P, Pi, dA, mode, check_singular):
                     "pivots",
                     lambda: (_cp.diagonal(R, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R has a zero on its diagonal (A's rank is below min(m, n), up to "
-                    "rounding), so Q, R and the pivoting have no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -145,8 +151,7 @@ def _jvp_checks(A, Q, R, P, Pi, dA, mode, check_singular):
                     "pivots",
                     lambda: (_cp.diagonal(R, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R has a zero on its diagonal (A's rank is below min(m, n), up to "
-                    "rounding), so Q, R and the pivoting have no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -160,8 +165,7 @@ def _jvp_checks(A, Q, R, P, Pi, dA, mode, check_singular):
                     "pivots",
                     lambda: (_cp.diagonal(R, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R has a zero on its diagonal (A's rank is below min(m, n), up to "
-                    "rounding), so Q, R and the pivoting have no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -174,8 +178,7 @@ def _jvp_checks(A, Q, R, P, Pi, dA, mode, check_singular):
                     "pivots",
                     lambda: (_cp.diagonal(R, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R has a zero on its diagonal (A's rank is below min(m, n), up to "
-                    "rounding), so Q, R and the pivoting have no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -188,8 +191,7 @@ def _jvp_checks(A, Q, R, P, Pi, dA, mode, check_singular):
                     "pivots",
                     lambda: (_cp.diagonal(R, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R has a zero on its diagonal (A's rank is below min(m, n), up to "
-                    "rounding), so Q, R and the pivoting have no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -203,8 +205,7 @@ def _jvp_checks(A, Q, R, P, Pi, dA, mode, check_singular):
                     "pivots",
                     lambda: (_cp.diagonal(R, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R has a zero on its diagonal (A's rank is below min(m, n), up to "
-                    "rounding), so Q, R and the pivoting have no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -217,8 +218,7 @@ def _jvp_checks(A, Q, R, P, Pi, dA, mode, check_singular):
                     "pivots",
                     lambda: (_cp.diagonal(R, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R has a zero on its diagonal (A's rank is below min(m, n), up to "
-                    "rounding), so Q, R and the pivoting have no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -431,8 +431,7 @@ def _vjp_checks(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                     "pivots",
                     lambda: (_cp.diagonal(R, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R has a zero on its diagonal (A's rank is below min(m, n), up to "
-                    "rounding), so Q, R and the pivoting have no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -445,8 +444,7 @@ def _vjp_checks(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                     "pivots",
                     lambda: (_cp.diagonal(R, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R has a zero on its diagonal (A's rank is below min(m, n), up to "
-                    "rounding), so Q, R and the pivoting have no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -460,8 +458,7 @@ def _vjp_checks(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                     "pivots",
                     lambda: (_cp.diagonal(R, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R has a zero on its diagonal (A's rank is below min(m, n), up to "
-                    "rounding), so Q, R and the pivoting have no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -474,8 +471,7 @@ def _vjp_checks(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                     "pivots",
                     lambda: (_cp.diagonal(R, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R has a zero on its diagonal (A's rank is below min(m, n), up to "
-                    "rounding), so Q, R and the pivoting have no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -488,8 +484,7 @@ def _vjp_checks(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                     "pivots",
                     lambda: (_cp.diagonal(R, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R has a zero on its diagonal (A's rank is below min(m, n), up to "
-                    "rounding), so Q, R and the pivoting have no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -503,8 +498,7 @@ def _vjp_checks(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                     "pivots",
                     lambda: (_cp.diagonal(R, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R has a zero on its diagonal (A's rank is below min(m, n), up to "
-                    "rounding), so Q, R and the pivoting have no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -517,8 +511,7 @@ def _vjp_checks(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                     "pivots",
                     lambda: (_cp.diagonal(R, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R has a zero on its diagonal (A's rank is below min(m, n), up to "
-                    "rounding), so Q, R and the pivoting have no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )

@@ -105,6 +105,26 @@ def _from_native(A, outputs, full_matrices, check_gauge, check_ties):
     return tuple(outputs)
 
 
+# the conditions the checks of degenerate inputs test, in the spec's words
+_TIES_MESSAGE = (
+    "A has a repeated singular value (tied up to rounding): its singular "
+    "vectors are any pair of bases related by the same rotation and the "
+    "tied values split apart along most tangents, so there is no "
+    "derivative unless the tangent keeps them together and the loss is "
+    "invariant to those rotations and treats the tied values alike"
+)
+_GAUGE_MESSAGE = (
+    "the loss depends on the phases of the singular vectors (U -> U D, Vh "
+    "-> D^H Vh with D diagonal unitary changes it), so it has no "
+    "derivative; make it invariant to them"
+)
+_GAUGE_MESSAGE_2 = (
+    "the loss depends on the phases of the singular vectors or on the "
+    "arbitrary orthonormal completion U[:, k:], Vh[k:, :] (k = min(m, "
+    "n)), so it has no derivative; make it invariant to them"
+)
+
+
 def _jvp_checks(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties):
     """Where the JVP's derivative does not exist (the spec's pivots, ties):
     the variant's checks for _checked_jvp, each None when its option is off."""
@@ -125,11 +145,7 @@ def _jvp_checks(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties):
                         ),
                     ),
                     (dA,),
-                    "A has a repeated singular value (tied up to rounding): its singular "
-                    "vectors are any pair of bases related by the same rotation and the "
-                    "tied values split apart along most tangents, so there is no "
-                    "derivative unless the tangent keeps them together and the loss is "
-                    "invariant to those rotations and treats the tied values alike",
+                    _TIES_MESSAGE,
                     "check_ties",
                     S,
                 )
@@ -148,11 +164,7 @@ def _jvp_checks(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties):
                         ),
                     ),
                     (dA,),
-                    "A has a repeated singular value (tied up to rounding): its singular "
-                    "vectors are any pair of bases related by the same rotation and the "
-                    "tied values split apart along most tangents, so there is no "
-                    "derivative unless the tangent keeps them together and the loss is "
-                    "invariant to those rotations and treats the tied values alike",
+                    _TIES_MESSAGE,
                     "check_ties",
                     S,
                 )
@@ -172,11 +184,7 @@ def _jvp_checks(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties):
                         ),
                     ),
                     (dA,),
-                    "A has a repeated singular value (tied up to rounding): its singular "
-                    "vectors are any pair of bases related by the same rotation and the "
-                    "tied values split apart along most tangents, so there is no "
-                    "derivative unless the tangent keeps them together and the loss is "
-                    "invariant to those rotations and treats the tied values alike",
+                    _TIES_MESSAGE,
                     "check_ties",
                     S,
                 )
@@ -195,11 +203,7 @@ def _jvp_checks(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties):
                         ),
                     ),
                     (dA,),
-                    "A has a repeated singular value (tied up to rounding): its singular "
-                    "vectors are any pair of bases related by the same rotation and the "
-                    "tied values split apart along most tangents, so there is no "
-                    "derivative unless the tangent keeps them together and the loss is "
-                    "invariant to those rotations and treats the tied values alike",
+                    _TIES_MESSAGE,
                     "check_ties",
                     S,
                 )
@@ -218,11 +222,7 @@ def _jvp_checks(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties):
                         ),
                     ),
                     (dA,),
-                    "A has a repeated singular value (tied up to rounding): its singular "
-                    "vectors are any pair of bases related by the same rotation and the "
-                    "tied values split apart along most tangents, so there is no "
-                    "derivative unless the tangent keeps them together and the loss is "
-                    "invariant to those rotations and treats the tied values alike",
+                    _TIES_MESSAGE,
                     "check_ties",
                     S,
                 )
@@ -262,18 +262,7 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties):
                 "svd",
                 (dU, dS, dVh),
                 (
-                    _check(
-                        "ties",
-                        lambda: (_k0,),
-                        (dA,),
-                        "A has a repeated singular value (tied up to rounding): its singular "
-                        "vectors are any pair of bases related by the same rotation and the "
-                        "tied values split apart along most tangents, so there is no "
-                        "derivative unless the tangent keeps them together and the loss is "
-                        "invariant to those rotations and treats the tied values alike",
-                        "check_ties",
-                        S,
-                    )
+                    _check("ties", lambda: (_k0,), (dA,), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
                 ),
@@ -309,18 +298,7 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties):
                 "svd",
                 (dU, dS, dVh),
                 (
-                    _check(
-                        "ties",
-                        lambda: (_k0,),
-                        (dA,),
-                        "A has a repeated singular value (tied up to rounding): its singular "
-                        "vectors are any pair of bases related by the same rotation and the "
-                        "tied values split apart along most tangents, so there is no "
-                        "derivative unless the tangent keeps them together and the loss is "
-                        "invariant to those rotations and treats the tied values alike",
-                        "check_ties",
-                        S,
-                    )
+                    _check("ties", lambda: (_k0,), (dA,), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
                 ),
@@ -348,18 +326,7 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties):
                 "svd",
                 (dU, dS, dVh),
                 (
-                    _check(
-                        "ties",
-                        lambda: (_k0,),
-                        (dA,),
-                        "A has a repeated singular value (tied up to rounding): its singular "
-                        "vectors are any pair of bases related by the same rotation and the "
-                        "tied values split apart along most tangents, so there is no "
-                        "derivative unless the tangent keeps them together and the loss is "
-                        "invariant to those rotations and treats the tied values alike",
-                        "check_ties",
-                        S,
-                    )
+                    _check("ties", lambda: (_k0,), (dA,), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
                 ),
@@ -393,18 +360,7 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties):
                 "svd",
                 (dU, dS, dVh),
                 (
-                    _check(
-                        "ties",
-                        lambda: (_k0,),
-                        (dA,),
-                        "A has a repeated singular value (tied up to rounding): its singular "
-                        "vectors are any pair of bases related by the same rotation and the "
-                        "tied values split apart along most tangents, so there is no "
-                        "derivative unless the tangent keeps them together and the loss is "
-                        "invariant to those rotations and treats the tied values alike",
-                        "check_ties",
-                        S,
-                    )
+                    _check("ties", lambda: (_k0,), (dA,), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
                 ),
@@ -450,18 +406,7 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties):
                 "svd",
                 (dU, dS, dVh),
                 (
-                    _check(
-                        "ties",
-                        lambda: (_k0,),
-                        (dA,),
-                        "A has a repeated singular value (tied up to rounding): its singular "
-                        "vectors are any pair of bases related by the same rotation and the "
-                        "tied values split apart along most tangents, so there is no "
-                        "derivative unless the tangent keeps them together and the loss is "
-                        "invariant to those rotations and treats the tied values alike",
-                        "check_ties",
-                        S,
-                    )
+                    _check("ties", lambda: (_k0,), (dA,), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
                 ),
@@ -495,11 +440,7 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                         + _diag(gS),
                     ),
                     (gS, gU, gVh),
-                    "A has a repeated singular value (tied up to rounding): its singular "
-                    "vectors are any pair of bases related by the same rotation and the "
-                    "tied values split apart along most tangents, so there is no "
-                    "derivative unless the tangent keeps them together and the loss is "
-                    "invariant to those rotations and treats the tied values alike",
+                    _TIES_MESSAGE,
                     "check_ties",
                     S,
                 )
@@ -518,9 +459,7 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                         ),
                     ),
                     (gU, gVh),
-                    "the loss depends on the phases of the singular vectors (U -> U D, Vh "
-                    "-> D^H Vh with D diagonal unitary changes it), so it has no "
-                    "derivative; make it invariant to them",
+                    _GAUGE_MESSAGE,
                     "check_gauge",
                     None,
                 )
@@ -539,11 +478,7 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                         + _diag(gS),
                     ),
                     (gS, gU, gVh),
-                    "A has a repeated singular value (tied up to rounding): its singular "
-                    "vectors are any pair of bases related by the same rotation and the "
-                    "tied values split apart along most tangents, so there is no "
-                    "derivative unless the tangent keeps them together and the loss is "
-                    "invariant to those rotations and treats the tied values alike",
+                    _TIES_MESSAGE,
                     "check_ties",
                     S,
                 )
@@ -562,9 +497,7 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                         ),
                     ),
                     (gU, gVh),
-                    "the loss depends on the phases of the singular vectors (U -> U D, Vh "
-                    "-> D^H Vh with D diagonal unitary changes it), so it has no "
-                    "derivative; make it invariant to them",
+                    _GAUGE_MESSAGE,
                     "check_gauge",
                     None,
                 )
@@ -584,11 +517,7 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                         + _diag(gS),
                     ),
                     (gS, gU, gVh),
-                    "A has a repeated singular value (tied up to rounding): its singular "
-                    "vectors are any pair of bases related by the same rotation and the "
-                    "tied values split apart along most tangents, so there is no "
-                    "derivative unless the tangent keeps them together and the loss is "
-                    "invariant to those rotations and treats the tied values alike",
+                    _TIES_MESSAGE,
                     "check_ties",
                     S,
                 )
@@ -609,9 +538,7 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                         _skew(Vh[..., m:, :] @ _cp.conj(_cp.swapaxes(gVh[..., m:, :], -1, -2))),
                     ),
                     (gU, gVh),
-                    "the loss depends on the phases of the singular vectors or on the "
-                    "arbitrary orthonormal completion U[:, k:], Vh[k:, :] (k = min(m, "
-                    "n)), so it has no derivative; make it invariant to them",
+                    _GAUGE_MESSAGE_2,
                     "check_gauge",
                     None,
                 )
@@ -630,11 +557,7 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                         + _diag(gS),
                     ),
                     (gS, gU, gVh),
-                    "A has a repeated singular value (tied up to rounding): its singular "
-                    "vectors are any pair of bases related by the same rotation and the "
-                    "tied values split apart along most tangents, so there is no "
-                    "derivative unless the tangent keeps them together and the loss is "
-                    "invariant to those rotations and treats the tied values alike",
+                    _TIES_MESSAGE,
                     "check_ties",
                     S,
                 )
@@ -656,9 +579,7 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                         _skew(Vh[..., n:, :] @ _cp.conj(_cp.swapaxes(gVh[..., n:, :], -1, -2))),
                     ),
                     (gU, gVh),
-                    "the loss depends on the phases of the singular vectors or on the "
-                    "arbitrary orthonormal completion U[:, k:], Vh[k:, :] (k = min(m, "
-                    "n)), so it has no derivative; make it invariant to them",
+                    _GAUGE_MESSAGE_2,
                     "check_gauge",
                     None,
                 )
@@ -677,11 +598,7 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                         + _diag(gS),
                     ),
                     (gS, gU, gVh),
-                    "A has a repeated singular value (tied up to rounding): its singular "
-                    "vectors are any pair of bases related by the same rotation and the "
-                    "tied values split apart along most tangents, so there is no "
-                    "derivative unless the tangent keeps them together and the loss is "
-                    "invariant to those rotations and treats the tied values alike",
+                    _TIES_MESSAGE,
                     "check_ties",
                     S,
                 )
@@ -705,9 +622,7 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                         _skew(Vh[..., m:, :] @ _cp.conj(_cp.swapaxes(gVh[..., m:, :], -1, -2))),
                     ),
                     (gU, gVh),
-                    "the loss depends on the phases of the singular vectors or on the "
-                    "arbitrary orthonormal completion U[:, k:], Vh[k:, :] (k = min(m, "
-                    "n)), so it has no derivative; make it invariant to them",
+                    _GAUGE_MESSAGE_2,
                     "check_gauge",
                     None,
                 )
@@ -761,30 +676,10 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties):
                 "svd",
                 (gA,),
                 (
-                    _check(
-                        "ties",
-                        lambda: (_k0,),
-                        (gS, gU, gVh),
-                        "A has a repeated singular value (tied up to rounding): its singular "
-                        "vectors are any pair of bases related by the same rotation and the "
-                        "tied values split apart along most tangents, so there is no "
-                        "derivative unless the tangent keeps them together and the loss is "
-                        "invariant to those rotations and treats the tied values alike",
-                        "check_ties",
-                        S,
-                    )
+                    _check("ties", lambda: (_k0,), (gS, gU, gVh), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
-                    _check(
-                        "vanish",
-                        lambda: (_k1,),
-                        (gU, gVh),
-                        "the loss depends on the phases of the singular vectors (U -> U D, Vh "
-                        "-> D^H Vh with D diagonal unitary changes it), so it has no "
-                        "derivative; make it invariant to them",
-                        "check_gauge",
-                        None,
-                    )
+                    _check("vanish", lambda: (_k1,), (gU, gVh), _GAUGE_MESSAGE, "check_gauge", None)
                     if check_gauge
                     else None,
                 ),
@@ -823,30 +718,10 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties):
                 "svd",
                 (gA,),
                 (
-                    _check(
-                        "ties",
-                        lambda: (_k0,),
-                        (gS, gU, gVh),
-                        "A has a repeated singular value (tied up to rounding): its singular "
-                        "vectors are any pair of bases related by the same rotation and the "
-                        "tied values split apart along most tangents, so there is no "
-                        "derivative unless the tangent keeps them together and the loss is "
-                        "invariant to those rotations and treats the tied values alike",
-                        "check_ties",
-                        S,
-                    )
+                    _check("ties", lambda: (_k0,), (gS, gU, gVh), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
-                    _check(
-                        "vanish",
-                        lambda: (_k1,),
-                        (gU, gVh),
-                        "the loss depends on the phases of the singular vectors (U -> U D, Vh "
-                        "-> D^H Vh with D diagonal unitary changes it), so it has no "
-                        "derivative; make it invariant to them",
-                        "check_gauge",
-                        None,
-                    )
+                    _check("vanish", lambda: (_k1,), (gU, gVh), _GAUGE_MESSAGE, "check_gauge", None)
                     if check_gauge
                     else None,
                 ),
@@ -885,27 +760,14 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties):
                 "svd",
                 (gA,),
                 (
-                    _check(
-                        "ties",
-                        lambda: (_k0,),
-                        (gS, gU, gVh),
-                        "A has a repeated singular value (tied up to rounding): its singular "
-                        "vectors are any pair of bases related by the same rotation and the "
-                        "tied values split apart along most tangents, so there is no "
-                        "derivative unless the tangent keeps them together and the loss is "
-                        "invariant to those rotations and treats the tied values alike",
-                        "check_ties",
-                        S,
-                    )
+                    _check("ties", lambda: (_k0,), (gS, gU, gVh), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
                     _check(
                         "vanish",
                         lambda: (_k1, _k2, _k3),
                         (gU, gVh),
-                        "the loss depends on the phases of the singular vectors or on the "
-                        "arbitrary orthonormal completion U[:, k:], Vh[k:, :] (k = min(m, "
-                        "n)), so it has no derivative; make it invariant to them",
+                        _GAUGE_MESSAGE_2,
                         "check_gauge",
                         None,
                     )
@@ -961,27 +823,14 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties):
                 "svd",
                 (gA,),
                 (
-                    _check(
-                        "ties",
-                        lambda: (_k0,),
-                        (gS, gU, gVh),
-                        "A has a repeated singular value (tied up to rounding): its singular "
-                        "vectors are any pair of bases related by the same rotation and the "
-                        "tied values split apart along most tangents, so there is no "
-                        "derivative unless the tangent keeps them together and the loss is "
-                        "invariant to those rotations and treats the tied values alike",
-                        "check_ties",
-                        S,
-                    )
+                    _check("ties", lambda: (_k0,), (gS, gU, gVh), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
                     _check(
                         "vanish",
                         lambda: (_k1, _k2, _k3),
                         (gU, gVh),
-                        "the loss depends on the phases of the singular vectors or on the "
-                        "arbitrary orthonormal completion U[:, k:], Vh[k:, :] (k = min(m, "
-                        "n)), so it has no derivative; make it invariant to them",
+                        _GAUGE_MESSAGE_2,
                         "check_gauge",
                         None,
                     )
@@ -1033,27 +882,14 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties):
                 "svd",
                 (gA,),
                 (
-                    _check(
-                        "ties",
-                        lambda: (_k0,),
-                        (gS, gU, gVh),
-                        "A has a repeated singular value (tied up to rounding): its singular "
-                        "vectors are any pair of bases related by the same rotation and the "
-                        "tied values split apart along most tangents, so there is no "
-                        "derivative unless the tangent keeps them together and the loss is "
-                        "invariant to those rotations and treats the tied values alike",
-                        "check_ties",
-                        S,
-                    )
+                    _check("ties", lambda: (_k0,), (gS, gU, gVh), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
                     _check(
                         "vanish",
                         lambda: (_k1, _k2, _k3),
                         (gU, gVh),
-                        "the loss depends on the phases of the singular vectors or on the "
-                        "arbitrary orthonormal completion U[:, k:], Vh[k:, :] (k = min(m, "
-                        "n)), so it has no derivative; make it invariant to them",
+                        _GAUGE_MESSAGE_2,
                         "check_gauge",
                         None,
                     )

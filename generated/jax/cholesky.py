@@ -67,6 +67,13 @@ def _from_native(A, outputs, upper, check_singular):
     return tuple(outputs)
 
 
+# the conditions the checks of degenerate inputs test, in the spec's words
+_PIVOTS_MESSAGE = (
+    "a pivot L_ii^2 is zero up to rounding (A is singular, or numerically "
+    "so), so L has no derivative there"
+)
+
+
 def _jvp_checks(A, L, dA, upper, check_singular):
     """Where the JVP's derivative does not exist (the spec's pivots, ties):
     the variant's checks for _checked_jvp, each None when its option is off."""
@@ -81,8 +88,7 @@ def _jvp_checks(A, L, dA, upper, check_singular):
                     * _jnp.diagonal(L, 0, -2, -1)[..., :, None],
                 ),
                 (A,),
-                "a pivot L_ii^2 is zero up to rounding (A is singular, or numerically "
-                "so), so L has no derivative there",
+                _PIVOTS_MESSAGE,
                 "check_singular",
                 None,
             )
@@ -98,8 +104,7 @@ def _jvp_checks(A, L, dA, upper, check_singular):
                     * _jnp.diagonal(L, 0, -2, -1)[..., :, None],
                 ),
                 (A,),
-                "a pivot L_ii^2 is zero up to rounding (A is singular, or numerically "
-                "so), so L has no derivative there",
+                _PIVOTS_MESSAGE,
                 "check_singular",
                 None,
             )
@@ -170,8 +175,7 @@ def _vjp_checks(A, L, gL, upper, check_singular):
                     * _jnp.diagonal(L, 0, -2, -1)[..., :, None],
                 ),
                 (A,),
-                "a pivot L_ii^2 is zero up to rounding (A is singular, or numerically "
-                "so), so L has no derivative there",
+                _PIVOTS_MESSAGE,
                 "check_singular",
                 None,
             )
@@ -187,8 +191,7 @@ def _vjp_checks(A, L, gL, upper, check_singular):
                     * _jnp.diagonal(L, 0, -2, -1)[..., :, None],
                 ),
                 (A,),
-                "a pivot L_ii^2 is zero up to rounding (A is singular, or numerically "
-                "so), so L has no derivative there",
+                _PIVOTS_MESSAGE,
                 "check_singular",
                 None,
             )

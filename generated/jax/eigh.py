@@ -97,6 +97,21 @@ def _from_native(A, outputs, UPLO, check_gauge, check_ties):
     return tuple(outputs)
 
 
+# the conditions the checks of degenerate inputs test, in the spec's words
+_TIES_MESSAGE = (
+    "A has a repeated eigenvalue (tied up to rounding): its eigenvectors "
+    "are any basis of its eigenspace and the tied eigenvalues split apart "
+    "along most tangents, so there is no derivative unless the tangent "
+    "keeps them together and the loss is invariant to rotations of the "
+    "eigenspace and treats the tied eigenvalues alike"
+)
+_GAUGE_MESSAGE = (
+    "the loss depends on the phases of the eigenvectors (Q -> Q "
+    "diag(exp(i phi)) changes it), so it has no derivative; make it "
+    "invariant to them"
+)
+
+
 def _jvp_checks(A, L, Q, dA, UPLO, check_gauge, check_ties):
     """Where the JVP's derivative does not exist (the spec's pivots, ties):
     the variant's checks for _checked_jvp, each None when its option is off."""
@@ -105,16 +120,7 @@ def _jvp_checks(A, L, Q, dA, UPLO, check_gauge, check_ties):
     if UPLO == "L":
         return (
             _check(
-                "ties",
-                lambda: (Q.mT.conj() @ _sym(dA) @ Q,),
-                (dA,),
-                "A has a repeated eigenvalue (tied up to rounding): its eigenvectors "
-                "are any basis of its eigenspace and the tied eigenvalues split apart "
-                "along most tangents, so there is no derivative unless the tangent "
-                "keeps them together and the loss is invariant to rotations of the "
-                "eigenspace and treats the tied eigenvalues alike",
-                "check_ties",
-                L,
+                "ties", lambda: (Q.mT.conj() @ _sym(dA) @ Q,), (dA,), _TIES_MESSAGE, "check_ties", L
             )
             if check_ties
             else None,
@@ -122,16 +128,7 @@ def _jvp_checks(A, L, Q, dA, UPLO, check_gauge, check_ties):
     if UPLO == "U":
         return (
             _check(
-                "ties",
-                lambda: (Q.mT.conj() @ _sym(dA) @ Q,),
-                (dA,),
-                "A has a repeated eigenvalue (tied up to rounding): its eigenvectors "
-                "are any basis of its eigenspace and the tied eigenvalues split apart "
-                "along most tangents, so there is no derivative unless the tangent "
-                "keeps them together and the loss is invariant to rotations of the "
-                "eigenspace and treats the tied eigenvalues alike",
-                "check_ties",
-                L,
+                "ties", lambda: (Q.mT.conj() @ _sym(dA) @ Q,), (dA,), _TIES_MESSAGE, "check_ties", L
             )
             if check_ties
             else None,
@@ -156,18 +153,7 @@ def _jvp_rule(A, L, Q, dA, UPLO, check_gauge, check_ties):
             "eigh",
             (dL, dQ),
             (
-                _check(
-                    "ties",
-                    lambda: (_k0,),
-                    (dA,),
-                    "A has a repeated eigenvalue (tied up to rounding): its eigenvectors "
-                    "are any basis of its eigenspace and the tied eigenvalues split apart "
-                    "along most tangents, so there is no derivative unless the tangent "
-                    "keeps them together and the loss is invariant to rotations of the "
-                    "eigenspace and treats the tied eigenvalues alike",
-                    "check_ties",
-                    L,
-                )
+                _check("ties", lambda: (_k0,), (dA,), _TIES_MESSAGE, "check_ties", L)
                 if check_ties
                 else None,
             ),
@@ -187,18 +173,7 @@ def _jvp_rule(A, L, Q, dA, UPLO, check_gauge, check_ties):
             "eigh",
             (dL, dQ),
             (
-                _check(
-                    "ties",
-                    lambda: (_k0,),
-                    (dA,),
-                    "A has a repeated eigenvalue (tied up to rounding): its eigenvectors "
-                    "are any basis of its eigenspace and the tied eigenvalues split apart "
-                    "along most tangents, so there is no derivative unless the tangent "
-                    "keeps them together and the loss is invariant to rotations of the "
-                    "eigenspace and treats the tied eigenvalues alike",
-                    "check_ties",
-                    L,
-                )
+                _check("ties", lambda: (_k0,), (dA,), _TIES_MESSAGE, "check_ties", L)
                 if check_ties
                 else None,
             ),
@@ -221,11 +196,7 @@ def _vjp_checks(A, L, Q, gL, gQ, UPLO, check_gauge, check_ties):
                 "ties",
                 lambda: (_skew(Q.mT.conj() @ gQ) + _diag(gL),),
                 (gL, gQ),
-                "A has a repeated eigenvalue (tied up to rounding): its eigenvectors "
-                "are any basis of its eigenspace and the tied eigenvalues split apart "
-                "along most tangents, so there is no derivative unless the tangent "
-                "keeps them together and the loss is invariant to rotations of the "
-                "eigenspace and treats the tied eigenvalues alike",
+                _TIES_MESSAGE,
                 "check_ties",
                 L,
             )
@@ -237,9 +208,7 @@ def _vjp_checks(A, L, Q, gL, gQ, UPLO, check_gauge, check_ties):
                     _jnp.imag((Q.mT.conj() * _jnp.swapaxes(gQ, -1, -2)).sum(-1)[..., :, None]),
                 ),
                 (gQ,),
-                "the loss depends on the phases of the eigenvectors (Q -> Q "
-                "diag(exp(i phi)) changes it), so it has no derivative; make it "
-                "invariant to them",
+                _GAUGE_MESSAGE,
                 "check_gauge",
                 None,
             )
@@ -252,11 +221,7 @@ def _vjp_checks(A, L, Q, gL, gQ, UPLO, check_gauge, check_ties):
                 "ties",
                 lambda: (_skew(Q.mT.conj() @ gQ) + _diag(gL),),
                 (gL, gQ),
-                "A has a repeated eigenvalue (tied up to rounding): its eigenvectors "
-                "are any basis of its eigenspace and the tied eigenvalues split apart "
-                "along most tangents, so there is no derivative unless the tangent "
-                "keeps them together and the loss is invariant to rotations of the "
-                "eigenspace and treats the tied eigenvalues alike",
+                _TIES_MESSAGE,
                 "check_ties",
                 L,
             )
@@ -268,9 +233,7 @@ def _vjp_checks(A, L, Q, gL, gQ, UPLO, check_gauge, check_ties):
                     _jnp.imag((Q.mT.conj() * _jnp.swapaxes(gQ, -1, -2)).sum(-1)[..., :, None]),
                 ),
                 (gQ,),
-                "the loss depends on the phases of the eigenvectors (Q -> Q "
-                "diag(exp(i phi)) changes it), so it has no derivative; make it "
-                "invariant to them",
+                _GAUGE_MESSAGE,
                 "check_gauge",
                 None,
             )
@@ -297,30 +260,10 @@ def _vjp_rule(A, L, Q, gL, gQ, UPLO, check_gauge, check_ties):
             "eigh",
             (gA,),
             (
-                _check(
-                    "ties",
-                    lambda: (_k0,),
-                    (gL, gQ),
-                    "A has a repeated eigenvalue (tied up to rounding): its eigenvectors "
-                    "are any basis of its eigenspace and the tied eigenvalues split apart "
-                    "along most tangents, so there is no derivative unless the tangent "
-                    "keeps them together and the loss is invariant to rotations of the "
-                    "eigenspace and treats the tied eigenvalues alike",
-                    "check_ties",
-                    L,
-                )
+                _check("ties", lambda: (_k0,), (gL, gQ), _TIES_MESSAGE, "check_ties", L)
                 if check_ties
                 else None,
-                _check(
-                    "vanish",
-                    lambda: (_k1,),
-                    (gQ,),
-                    "the loss depends on the phases of the eigenvectors (Q -> Q "
-                    "diag(exp(i phi)) changes it), so it has no derivative; make it "
-                    "invariant to them",
-                    "check_gauge",
-                    None,
-                )
+                _check("vanish", lambda: (_k1,), (gQ,), _GAUGE_MESSAGE, "check_gauge", None)
                 if check_gauge
                 else None,
             ),
@@ -336,30 +279,10 @@ def _vjp_rule(A, L, Q, gL, gQ, UPLO, check_gauge, check_ties):
             "eigh",
             (gA,),
             (
-                _check(
-                    "ties",
-                    lambda: (_k0,),
-                    (gL, gQ),
-                    "A has a repeated eigenvalue (tied up to rounding): its eigenvectors "
-                    "are any basis of its eigenspace and the tied eigenvalues split apart "
-                    "along most tangents, so there is no derivative unless the tangent "
-                    "keeps them together and the loss is invariant to rotations of the "
-                    "eigenspace and treats the tied eigenvalues alike",
-                    "check_ties",
-                    L,
-                )
+                _check("ties", lambda: (_k0,), (gL, gQ), _TIES_MESSAGE, "check_ties", L)
                 if check_ties
                 else None,
-                _check(
-                    "vanish",
-                    lambda: (_k1,),
-                    (gQ,),
-                    "the loss depends on the phases of the eigenvectors (Q -> Q "
-                    "diag(exp(i phi)) changes it), so it has no derivative; make it "
-                    "invariant to them",
-                    "check_gauge",
-                    None,
-                )
+                _check("vanish", lambda: (_k1,), (gQ,), _GAUGE_MESSAGE, "check_gauge", None)
                 if check_gauge
                 else None,
             ),

@@ -88,6 +88,16 @@ def _from_native(A, outputs, UPLO, check_ties):
     return tuple(outputs)
 
 
+# the conditions the checks of degenerate inputs test, in the spec's words
+_TIES_MESSAGE = (
+    "A has a repeated eigenvalue (tied up to rounding): its eigenvectors "
+    "are any basis of its eigenspace and the tied eigenvalues split apart "
+    "along most tangents, so there is no derivative unless the tangent "
+    "keeps them together and the loss is invariant to rotations of the "
+    "eigenspace and treats the tied eigenvalues alike"
+)
+
+
 def _jvp_checks(A, L, Q, dA, UPLO, check_ties):
     """Where the JVP's derivative does not exist (the spec's pivots, ties):
     the variant's checks for _checked_jvp, each None when its option is off."""
@@ -96,16 +106,7 @@ def _jvp_checks(A, L, Q, dA, UPLO, check_ties):
     if UPLO == "L":
         return (
             _check(
-                "ties",
-                lambda: (Q.mT.conj() @ _sym(dA) @ Q,),
-                (dA,),
-                "A has a repeated eigenvalue (tied up to rounding): its eigenvectors "
-                "are any basis of its eigenspace and the tied eigenvalues split apart "
-                "along most tangents, so there is no derivative unless the tangent "
-                "keeps them together and the loss is invariant to rotations of the "
-                "eigenspace and treats the tied eigenvalues alike",
-                "check_ties",
-                L,
+                "ties", lambda: (Q.mT.conj() @ _sym(dA) @ Q,), (dA,), _TIES_MESSAGE, "check_ties", L
             )
             if check_ties
             else None,
@@ -113,16 +114,7 @@ def _jvp_checks(A, L, Q, dA, UPLO, check_ties):
     if UPLO == "U":
         return (
             _check(
-                "ties",
-                lambda: (Q.mT.conj() @ _sym(dA) @ Q,),
-                (dA,),
-                "A has a repeated eigenvalue (tied up to rounding): its eigenvectors "
-                "are any basis of its eigenspace and the tied eigenvalues split apart "
-                "along most tangents, so there is no derivative unless the tangent "
-                "keeps them together and the loss is invariant to rotations of the "
-                "eigenspace and treats the tied eigenvalues alike",
-                "check_ties",
-                L,
+                "ties", lambda: (Q.mT.conj() @ _sym(dA) @ Q,), (dA,), _TIES_MESSAGE, "check_ties", L
             )
             if check_ties
             else None,
@@ -145,18 +137,7 @@ def _jvp_rule(A, L, Q, dA, UPLO, check_ties):
             "eigvalsh",
             (dL,),
             (
-                _check(
-                    "ties",
-                    lambda: (_k0,),
-                    (dA,),
-                    "A has a repeated eigenvalue (tied up to rounding): its eigenvectors "
-                    "are any basis of its eigenspace and the tied eigenvalues split apart "
-                    "along most tangents, so there is no derivative unless the tangent "
-                    "keeps them together and the loss is invariant to rotations of the "
-                    "eigenspace and treats the tied eigenvalues alike",
-                    "check_ties",
-                    L,
-                )
+                _check("ties", lambda: (_k0,), (dA,), _TIES_MESSAGE, "check_ties", L)
                 if check_ties
                 else None,
             ),
@@ -174,18 +155,7 @@ def _jvp_rule(A, L, Q, dA, UPLO, check_ties):
             "eigvalsh",
             (dL,),
             (
-                _check(
-                    "ties",
-                    lambda: (_k0,),
-                    (dA,),
-                    "A has a repeated eigenvalue (tied up to rounding): its eigenvectors "
-                    "are any basis of its eigenspace and the tied eigenvalues split apart "
-                    "along most tangents, so there is no derivative unless the tangent "
-                    "keeps them together and the loss is invariant to rotations of the "
-                    "eigenspace and treats the tied eigenvalues alike",
-                    "check_ties",
-                    L,
-                )
+                _check("ties", lambda: (_k0,), (dA,), _TIES_MESSAGE, "check_ties", L)
                 if check_ties
                 else None,
             ),
@@ -204,35 +174,13 @@ def _vjp_checks(A, L, Q, gL, gQ, UPLO, check_ties):
 
     if UPLO == "L":
         return (
-            _check(
-                "ties",
-                lambda: (_diag(gL),),
-                (gL,),
-                "A has a repeated eigenvalue (tied up to rounding): its eigenvectors "
-                "are any basis of its eigenspace and the tied eigenvalues split apart "
-                "along most tangents, so there is no derivative unless the tangent "
-                "keeps them together and the loss is invariant to rotations of the "
-                "eigenspace and treats the tied eigenvalues alike",
-                "check_ties",
-                L,
-            )
+            _check("ties", lambda: (_diag(gL),), (gL,), _TIES_MESSAGE, "check_ties", L)
             if check_ties
             else None,
         )
     if UPLO == "U":
         return (
-            _check(
-                "ties",
-                lambda: (_diag(gL),),
-                (gL,),
-                "A has a repeated eigenvalue (tied up to rounding): its eigenvectors "
-                "are any basis of its eigenspace and the tied eigenvalues split apart "
-                "along most tangents, so there is no derivative unless the tangent "
-                "keeps them together and the loss is invariant to rotations of the "
-                "eigenspace and treats the tied eigenvalues alike",
-                "check_ties",
-                L,
-            )
+            _check("ties", lambda: (_diag(gL),), (gL,), _TIES_MESSAGE, "check_ties", L)
             if check_ties
             else None,
         )
@@ -253,18 +201,7 @@ def _vjp_rule(A, L, Q, gL, gQ, UPLO, check_ties):
             "eigvalsh",
             (gA,),
             (
-                _check(
-                    "ties",
-                    lambda: (_k0,),
-                    (gL,),
-                    "A has a repeated eigenvalue (tied up to rounding): its eigenvectors "
-                    "are any basis of its eigenspace and the tied eigenvalues split apart "
-                    "along most tangents, so there is no derivative unless the tangent "
-                    "keeps them together and the loss is invariant to rotations of the "
-                    "eigenspace and treats the tied eigenvalues alike",
-                    "check_ties",
-                    L,
-                )
+                _check("ties", lambda: (_k0,), (gL,), _TIES_MESSAGE, "check_ties", L)
                 if check_ties
                 else None,
             ),
@@ -277,18 +214,7 @@ def _vjp_rule(A, L, Q, gL, gQ, UPLO, check_ties):
             "eigvalsh",
             (gA,),
             (
-                _check(
-                    "ties",
-                    lambda: (_k0,),
-                    (gL,),
-                    "A has a repeated eigenvalue (tied up to rounding): its eigenvectors "
-                    "are any basis of its eigenspace and the tied eigenvalues split apart "
-                    "along most tangents, so there is no derivative unless the tangent "
-                    "keeps them together and the loss is invariant to rotations of the "
-                    "eigenspace and treats the tied eigenvalues alike",
-                    "check_ties",
-                    L,
-                )
+                _check("ties", lambda: (_k0,), (gL,), _TIES_MESSAGE, "check_ties", L)
                 if check_ties
                 else None,
             ),

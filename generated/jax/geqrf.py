@@ -79,6 +79,14 @@ def _from_native(A, outputs, check_singular):
     return tuple(outputs)
 
 
+# the conditions the checks of degenerate inputs test, in the spec's words
+_PIVOTS_MESSAGE = (
+    "R (the upper triangle of a) has a zero on its diagonal (A's leading "
+    "min(m, n) columns are linearly dependent, up to rounding), so the "
+    "factorization has no derivative there"
+)
+
+
 def _jvp_checks(A, a, tau, dA, check_singular):
     """Where the JVP's derivative does not exist (the spec's pivots, ties):
     the variant's checks for _checked_jvp, each None when its option is off."""
@@ -94,9 +102,7 @@ def _jvp_checks(A, a, tau, dA, check_singular):
                     "pivots",
                     lambda: (_jnp.diagonal(a, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R (the upper triangle of a) has a zero on its diagonal (A's leading "
-                    "min(m, n) columns are linearly dependent, up to rounding), so the "
-                    "factorization has no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -109,9 +115,7 @@ def _jvp_checks(A, a, tau, dA, check_singular):
                     "pivots",
                     lambda: (_jnp.diagonal(a, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R (the upper triangle of a) has a zero on its diagonal (A's leading "
-                    "min(m, n) columns are linearly dependent, up to rounding), so the "
-                    "factorization has no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -124,9 +128,7 @@ def _jvp_checks(A, a, tau, dA, check_singular):
                     "pivots",
                     lambda: (_jnp.diagonal(a, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R (the upper triangle of a) has a zero on its diagonal (A's leading "
-                    "min(m, n) columns are linearly dependent, up to rounding), so the "
-                    "factorization has no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -139,9 +141,7 @@ def _jvp_checks(A, a, tau, dA, check_singular):
                     "pivots",
                     lambda: (_jnp.diagonal(a, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R (the upper triangle of a) has a zero on its diagonal (A's leading "
-                    "min(m, n) columns are linearly dependent, up to rounding), so the "
-                    "factorization has no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -320,9 +320,7 @@ def _vjp_checks(A, a, tau, ga, gtau, check_singular):
                     "pivots",
                     lambda: (_jnp.diagonal(a, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R (the upper triangle of a) has a zero on its diagonal (A's leading "
-                    "min(m, n) columns are linearly dependent, up to rounding), so the "
-                    "factorization has no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -335,9 +333,7 @@ def _vjp_checks(A, a, tau, ga, gtau, check_singular):
                     "pivots",
                     lambda: (_jnp.diagonal(a, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R (the upper triangle of a) has a zero on its diagonal (A's leading "
-                    "min(m, n) columns are linearly dependent, up to rounding), so the "
-                    "factorization has no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -350,9 +346,7 @@ def _vjp_checks(A, a, tau, ga, gtau, check_singular):
                     "pivots",
                     lambda: (_jnp.diagonal(a, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R (the upper triangle of a) has a zero on its diagonal (A's leading "
-                    "min(m, n) columns are linearly dependent, up to rounding), so the "
-                    "factorization has no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -365,9 +359,7 @@ def _vjp_checks(A, a, tau, ga, gtau, check_singular):
                     "pivots",
                     lambda: (_jnp.diagonal(a, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R (the upper triangle of a) has a zero on its diagonal (A's leading "
-                    "min(m, n) columns are linearly dependent, up to rounding), so the "
-                    "factorization has no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )

@@ -66,6 +66,14 @@ def _from_native(A, outputs, mode, check_singular):
     return tuple(outputs)
 
 
+# the conditions the checks of degenerate inputs test, in the spec's words
+_PIVOTS_MESSAGE = (
+    "L has a zero on its diagonal (A's leading min(m, n) rows are "
+    "linearly dependent, up to rounding), so L and Q have no derivative "
+    "there"
+)
+
+
 def _jvp_checks(A, L, Q, dA, mode, check_singular):
     """Where the JVP's derivative does not exist (the spec's pivots, ties):
     the variant's checks for _checked_jvp, each None when its option is off."""
@@ -80,9 +88,7 @@ def _jvp_checks(A, L, Q, dA, mode, check_singular):
                     "pivots",
                     lambda: (_jnp.diagonal(L, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "L has a zero on its diagonal (A's leading min(m, n) rows are "
-                    "linearly dependent, up to rounding), so L and Q have no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -95,9 +101,7 @@ def _jvp_checks(A, L, Q, dA, mode, check_singular):
                     "pivots",
                     lambda: (_jnp.diagonal(L, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "L has a zero on its diagonal (A's leading min(m, n) rows are "
-                    "linearly dependent, up to rounding), so L and Q have no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -169,9 +173,7 @@ def _vjp_checks(A, L, Q, gL, gQ, mode, check_singular):
                     "pivots",
                     lambda: (_jnp.diagonal(L, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "L has a zero on its diagonal (A's leading min(m, n) rows are "
-                    "linearly dependent, up to rounding), so L and Q have no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -184,9 +186,7 @@ def _vjp_checks(A, L, Q, gL, gQ, mode, check_singular):
                     "pivots",
                     lambda: (_jnp.diagonal(L, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "L has a zero on its diagonal (A's leading min(m, n) rows are "
-                    "linearly dependent, up to rounding), so L and Q have no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )

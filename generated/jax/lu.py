@@ -82,6 +82,13 @@ def _from_native(A, outputs, pivot, check_singular):
     return tuple(outputs)
 
 
+# the conditions the checks of degenerate inputs test, in the spec's words
+_PIVOTS_MESSAGE = (
+    "U has a zero on its diagonal (a leading minor of P^T A is singular, "
+    "up to rounding), so L and U have no derivative there"
+)
+
+
 def _jvp_checks(A, P, L, U, dA, pivot, check_singular):
     """Where the JVP's derivative does not exist (the spec's pivots, ties):
     the variant's checks for _checked_jvp, each None when its option is off."""
@@ -96,8 +103,7 @@ def _jvp_checks(A, P, L, U, dA, pivot, check_singular):
                     "pivots",
                     lambda: (_jnp.diagonal(U, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "U has a zero on its diagonal (a leading minor of P^T A is singular, "
-                    "up to rounding), so L and U have no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -110,8 +116,7 @@ def _jvp_checks(A, P, L, U, dA, pivot, check_singular):
                     "pivots",
                     lambda: (_jnp.diagonal(U, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "U has a zero on its diagonal (a leading minor of P^T A is singular, "
-                    "up to rounding), so L and U have no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -124,8 +129,7 @@ def _jvp_checks(A, P, L, U, dA, pivot, check_singular):
                     "pivots",
                     lambda: (_jnp.diagonal(U, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "U has a zero on its diagonal (a leading minor of P^T A is singular, "
-                    "up to rounding), so L and U have no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -234,8 +238,7 @@ def _vjp_checks(A, P, L, U, gP, gL, gU, pivot, check_singular):
                     "pivots",
                     lambda: (_jnp.diagonal(U, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "U has a zero on its diagonal (a leading minor of P^T A is singular, "
-                    "up to rounding), so L and U have no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -248,8 +251,7 @@ def _vjp_checks(A, P, L, U, gP, gL, gU, pivot, check_singular):
                     "pivots",
                     lambda: (_jnp.diagonal(U, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "U has a zero on its diagonal (a leading minor of P^T A is singular, "
-                    "up to rounding), so L and U have no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -262,8 +264,7 @@ def _vjp_checks(A, P, L, U, gP, gL, gU, pivot, check_singular):
                     "pivots",
                     lambda: (_jnp.diagonal(U, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "U has a zero on its diagonal (a leading minor of P^T A is singular, "
-                    "up to rounding), so L and U have no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )

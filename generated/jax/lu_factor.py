@@ -69,6 +69,14 @@ def _from_native(A, outputs, pivot, check_singular):
     return tuple(outputs)
 
 
+# the conditions the checks of degenerate inputs test, in the spec's words
+_PIVOTS_MESSAGE = (
+    "U (the upper triangle of LU) has a zero on its diagonal (a leading "
+    "minor of P^T A is singular, up to rounding), so LU has no derivative "
+    "there"
+)
+
+
 def _jvp_checks(A, LU, pivots, P, dA, pivot, check_singular):
     """Where the JVP's derivative does not exist (the spec's pivots, ties):
     the variant's checks for _checked_jvp, each None when its option is off."""
@@ -83,9 +91,7 @@ def _jvp_checks(A, LU, pivots, P, dA, pivot, check_singular):
                     "pivots",
                     lambda: (_jnp.diagonal(LU, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "U (the upper triangle of LU) has a zero on its diagonal (a leading "
-                    "minor of P^T A is singular, up to rounding), so LU has no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -98,9 +104,7 @@ def _jvp_checks(A, LU, pivots, P, dA, pivot, check_singular):
                     "pivots",
                     lambda: (_jnp.diagonal(LU, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "U (the upper triangle of LU) has a zero on its diagonal (a leading "
-                    "minor of P^T A is singular, up to rounding), so LU has no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -113,9 +117,7 @@ def _jvp_checks(A, LU, pivots, P, dA, pivot, check_singular):
                     "pivots",
                     lambda: (_jnp.diagonal(LU, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "U (the upper triangle of LU) has a zero on its diagonal (a leading "
-                    "minor of P^T A is singular, up to rounding), so LU has no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -233,9 +235,7 @@ def _vjp_checks(A, LU, pivots, P, gLU, gpivots, gP, pivot, check_singular):
                     "pivots",
                     lambda: (_jnp.diagonal(LU, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "U (the upper triangle of LU) has a zero on its diagonal (a leading "
-                    "minor of P^T A is singular, up to rounding), so LU has no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -248,9 +248,7 @@ def _vjp_checks(A, LU, pivots, P, gLU, gpivots, gP, pivot, check_singular):
                     "pivots",
                     lambda: (_jnp.diagonal(LU, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "U (the upper triangle of LU) has a zero on its diagonal (a leading "
-                    "minor of P^T A is singular, up to rounding), so LU has no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -263,9 +261,7 @@ def _vjp_checks(A, LU, pivots, P, gLU, gpivots, gP, pivot, check_singular):
                     "pivots",
                     lambda: (_jnp.diagonal(LU, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "U (the upper triangle of LU) has a zero on its diagonal (a leading "
-                    "minor of P^T A is singular, up to rounding), so LU has no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )

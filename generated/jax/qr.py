@@ -103,6 +103,14 @@ def _from_native(A, outputs, mode, check_singular):
     return tuple(outputs)
 
 
+# the conditions the checks of degenerate inputs test, in the spec's words
+_PIVOTS_MESSAGE = (
+    "R has a zero on its diagonal (A's leading min(m, n) columns are "
+    "linearly dependent, up to rounding), so Q and R have no derivative "
+    "there"
+)
+
+
 def _jvp_checks(A, Q, R, dA, mode, check_singular):
     """Where the JVP's derivative does not exist (the spec's pivots, ties):
     the variant's checks for _checked_jvp, each None when its option is off."""
@@ -117,9 +125,7 @@ def _jvp_checks(A, Q, R, dA, mode, check_singular):
                     "pivots",
                     lambda: (_jnp.diagonal(R, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R has a zero on its diagonal (A's leading min(m, n) columns are "
-                    "linearly dependent, up to rounding), so Q and R have no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -132,9 +138,7 @@ def _jvp_checks(A, Q, R, dA, mode, check_singular):
                     "pivots",
                     lambda: (_jnp.diagonal(R, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R has a zero on its diagonal (A's leading min(m, n) columns are "
-                    "linearly dependent, up to rounding), so Q and R have no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -148,9 +152,7 @@ def _jvp_checks(A, Q, R, dA, mode, check_singular):
                     "pivots",
                     lambda: (_jnp.diagonal(R, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R has a zero on its diagonal (A's leading min(m, n) columns are "
-                    "linearly dependent, up to rounding), so Q and R have no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -163,9 +165,7 @@ def _jvp_checks(A, Q, R, dA, mode, check_singular):
                     "pivots",
                     lambda: (_jnp.diagonal(R, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R has a zero on its diagonal (A's leading min(m, n) columns are "
-                    "linearly dependent, up to rounding), so Q and R have no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -178,9 +178,7 @@ def _jvp_checks(A, Q, R, dA, mode, check_singular):
                     "pivots",
                     lambda: (_jnp.diagonal(R, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R has a zero on its diagonal (A's leading min(m, n) columns are "
-                    "linearly dependent, up to rounding), so Q and R have no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -194,9 +192,7 @@ def _jvp_checks(A, Q, R, dA, mode, check_singular):
                     "pivots",
                     lambda: (_jnp.diagonal(R, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R has a zero on its diagonal (A's leading min(m, n) columns are "
-                    "linearly dependent, up to rounding), so Q and R have no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -209,9 +205,7 @@ def _jvp_checks(A, Q, R, dA, mode, check_singular):
                     "pivots",
                     lambda: (_jnp.diagonal(R, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R has a zero on its diagonal (A's leading min(m, n) columns are "
-                    "linearly dependent, up to rounding), so Q and R have no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -381,9 +375,7 @@ def _vjp_checks(A, Q, R, gQ, gR, mode, check_singular):
                     "pivots",
                     lambda: (_jnp.diagonal(R, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R has a zero on its diagonal (A's leading min(m, n) columns are "
-                    "linearly dependent, up to rounding), so Q and R have no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -396,9 +388,7 @@ def _vjp_checks(A, Q, R, gQ, gR, mode, check_singular):
                     "pivots",
                     lambda: (_jnp.diagonal(R, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R has a zero on its diagonal (A's leading min(m, n) columns are "
-                    "linearly dependent, up to rounding), so Q and R have no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -412,9 +402,7 @@ def _vjp_checks(A, Q, R, gQ, gR, mode, check_singular):
                     "pivots",
                     lambda: (_jnp.diagonal(R, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R has a zero on its diagonal (A's leading min(m, n) columns are "
-                    "linearly dependent, up to rounding), so Q and R have no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -427,9 +415,7 @@ def _vjp_checks(A, Q, R, gQ, gR, mode, check_singular):
                     "pivots",
                     lambda: (_jnp.diagonal(R, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R has a zero on its diagonal (A's leading min(m, n) columns are "
-                    "linearly dependent, up to rounding), so Q and R have no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -442,9 +428,7 @@ def _vjp_checks(A, Q, R, gQ, gR, mode, check_singular):
                     "pivots",
                     lambda: (_jnp.diagonal(R, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R has a zero on its diagonal (A's leading min(m, n) columns are "
-                    "linearly dependent, up to rounding), so Q and R have no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -458,9 +442,7 @@ def _vjp_checks(A, Q, R, gQ, gR, mode, check_singular):
                     "pivots",
                     lambda: (_jnp.diagonal(R, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R has a zero on its diagonal (A's leading min(m, n) columns are "
-                    "linearly dependent, up to rounding), so Q and R have no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -473,9 +455,7 @@ def _vjp_checks(A, Q, R, gQ, gR, mode, check_singular):
                     "pivots",
                     lambda: (_jnp.diagonal(R, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R has a zero on its diagonal (A's leading min(m, n) columns are "
-                    "linearly dependent, up to rounding), so Q and R have no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )

@@ -102,6 +102,13 @@ def _from_native(A, outputs, mode, check_singular):
     return tuple(outputs)
 
 
+# the conditions the checks of degenerate inputs test, in the spec's words
+_PIVOTS_MESSAGE = (
+    "R has a zero on its diagonal (A's rank is below min(m, n), up to "
+    "rounding), so Q, R and the pivoting have no derivative there"
+)
+
+
 def _jvp_checks(A, Q, R, P, Pi, dA, mode, check_singular):
     """Where the JVP's derivative does not exist (the spec's pivots, ties):
     the variant's checks for _checked_jvp, each None when its option is off."""
@@ -116,8 +123,7 @@ def _jvp_checks(A, Q, R, P, Pi, dA, mode, check_singular):
                     "pivots",
                     lambda: (_jnp.diagonal(R, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R has a zero on its diagonal (A's rank is below min(m, n), up to "
-                    "rounding), so Q, R and the pivoting have no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -130,8 +136,7 @@ def _jvp_checks(A, Q, R, P, Pi, dA, mode, check_singular):
                     "pivots",
                     lambda: (_jnp.diagonal(R, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R has a zero on its diagonal (A's rank is below min(m, n), up to "
-                    "rounding), so Q, R and the pivoting have no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -145,8 +150,7 @@ def _jvp_checks(A, Q, R, P, Pi, dA, mode, check_singular):
                     "pivots",
                     lambda: (_jnp.diagonal(R, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R has a zero on its diagonal (A's rank is below min(m, n), up to "
-                    "rounding), so Q, R and the pivoting have no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -159,8 +163,7 @@ def _jvp_checks(A, Q, R, P, Pi, dA, mode, check_singular):
                     "pivots",
                     lambda: (_jnp.diagonal(R, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R has a zero on its diagonal (A's rank is below min(m, n), up to "
-                    "rounding), so Q, R and the pivoting have no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -173,8 +176,7 @@ def _jvp_checks(A, Q, R, P, Pi, dA, mode, check_singular):
                     "pivots",
                     lambda: (_jnp.diagonal(R, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R has a zero on its diagonal (A's rank is below min(m, n), up to "
-                    "rounding), so Q, R and the pivoting have no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -188,8 +190,7 @@ def _jvp_checks(A, Q, R, P, Pi, dA, mode, check_singular):
                     "pivots",
                     lambda: (_jnp.diagonal(R, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R has a zero on its diagonal (A's rank is below min(m, n), up to "
-                    "rounding), so Q, R and the pivoting have no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -202,8 +203,7 @@ def _jvp_checks(A, Q, R, P, Pi, dA, mode, check_singular):
                     "pivots",
                     lambda: (_jnp.diagonal(R, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R has a zero on its diagonal (A's rank is below min(m, n), up to "
-                    "rounding), so Q, R and the pivoting have no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -396,8 +396,7 @@ def _vjp_checks(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                     "pivots",
                     lambda: (_jnp.diagonal(R, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R has a zero on its diagonal (A's rank is below min(m, n), up to "
-                    "rounding), so Q, R and the pivoting have no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -410,8 +409,7 @@ def _vjp_checks(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                     "pivots",
                     lambda: (_jnp.diagonal(R, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R has a zero on its diagonal (A's rank is below min(m, n), up to "
-                    "rounding), so Q, R and the pivoting have no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -425,8 +423,7 @@ def _vjp_checks(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                     "pivots",
                     lambda: (_jnp.diagonal(R, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R has a zero on its diagonal (A's rank is below min(m, n), up to "
-                    "rounding), so Q, R and the pivoting have no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -439,8 +436,7 @@ def _vjp_checks(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                     "pivots",
                     lambda: (_jnp.diagonal(R, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R has a zero on its diagonal (A's rank is below min(m, n), up to "
-                    "rounding), so Q, R and the pivoting have no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -453,8 +449,7 @@ def _vjp_checks(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                     "pivots",
                     lambda: (_jnp.diagonal(R, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R has a zero on its diagonal (A's rank is below min(m, n), up to "
-                    "rounding), so Q, R and the pivoting have no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -468,8 +463,7 @@ def _vjp_checks(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                     "pivots",
                     lambda: (_jnp.diagonal(R, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R has a zero on its diagonal (A's rank is below min(m, n), up to "
-                    "rounding), so Q, R and the pivoting have no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -482,8 +476,7 @@ def _vjp_checks(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                     "pivots",
                     lambda: (_jnp.diagonal(R, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R has a zero on its diagonal (A's rank is below min(m, n), up to "
-                    "rounding), so Q, R and the pivoting have no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )

@@ -107,6 +107,26 @@ def _from_native(A, outputs, full_matrices, check_gauge, check_ties):
     return tuple(outputs)
 
 
+# the conditions the checks of degenerate inputs test, in the spec's words
+_TIES_MESSAGE = (
+    "A has a repeated singular value (tied up to rounding): its singular "
+    "vectors are any pair of bases related by the same rotation and the "
+    "tied values split apart along most tangents, so there is no "
+    "derivative unless the tangent keeps them together and the loss is "
+    "invariant to those rotations and treats the tied values alike"
+)
+_GAUGE_MESSAGE = (
+    "the loss depends on the phases of the singular vectors (U -> U D, Vh "
+    "-> D^H Vh with D diagonal unitary changes it), so it has no "
+    "derivative; make it invariant to them"
+)
+_GAUGE_MESSAGE_2 = (
+    "the loss depends on the phases of the singular vectors or on the "
+    "arbitrary orthonormal completion U[:, k:], Vh[k:, :] (k = min(m, "
+    "n)), so it has no derivative; make it invariant to them"
+)
+
+
 def _jvp_checks(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties):
     """Where the JVP's derivative does not exist (the spec's pivots, ties):
     the variant's checks for _checked_jvp, each None when its option is off."""
@@ -121,11 +141,7 @@ def _jvp_checks(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties):
                     "ties",
                     lambda: (_sym(U.mT.conj() @ dA @ Vh.mT.conj()),),
                     (dA,),
-                    "A has a repeated singular value (tied up to rounding): its singular "
-                    "vectors are any pair of bases related by the same rotation and the "
-                    "tied values split apart along most tangents, so there is no "
-                    "derivative unless the tangent keeps them together and the loss is "
-                    "invariant to those rotations and treats the tied values alike",
+                    _TIES_MESSAGE,
                     "check_ties",
                     S,
                 )
@@ -138,11 +154,7 @@ def _jvp_checks(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties):
                     "ties",
                     lambda: (_sym(U.mT.conj() @ dA @ Vh.mT.conj()),),
                     (dA,),
-                    "A has a repeated singular value (tied up to rounding): its singular "
-                    "vectors are any pair of bases related by the same rotation and the "
-                    "tied values split apart along most tangents, so there is no "
-                    "derivative unless the tangent keeps them together and the loss is "
-                    "invariant to those rotations and treats the tied values alike",
+                    _TIES_MESSAGE,
                     "check_ties",
                     S,
                 )
@@ -156,11 +168,7 @@ def _jvp_checks(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties):
                     "ties",
                     lambda: (_sym(U.mT.conj() @ dA @ Vh.mT.conj()),),
                     (dA,),
-                    "A has a repeated singular value (tied up to rounding): its singular "
-                    "vectors are any pair of bases related by the same rotation and the "
-                    "tied values split apart along most tangents, so there is no "
-                    "derivative unless the tangent keeps them together and the loss is "
-                    "invariant to those rotations and treats the tied values alike",
+                    _TIES_MESSAGE,
                     "check_ties",
                     S,
                 )
@@ -173,11 +181,7 @@ def _jvp_checks(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties):
                     "ties",
                     lambda: (_sym(U[..., :, :n].mT.conj() @ dA @ Vh.mT.conj()),),
                     (dA,),
-                    "A has a repeated singular value (tied up to rounding): its singular "
-                    "vectors are any pair of bases related by the same rotation and the "
-                    "tied values split apart along most tangents, so there is no "
-                    "derivative unless the tangent keeps them together and the loss is "
-                    "invariant to those rotations and treats the tied values alike",
+                    _TIES_MESSAGE,
                     "check_ties",
                     S,
                 )
@@ -190,11 +194,7 @@ def _jvp_checks(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties):
                     "ties",
                     lambda: (_sym(U.mT.conj() @ dA @ Vh[..., :m, :].mT.conj()),),
                     (dA,),
-                    "A has a repeated singular value (tied up to rounding): its singular "
-                    "vectors are any pair of bases related by the same rotation and the "
-                    "tied values split apart along most tangents, so there is no "
-                    "derivative unless the tangent keeps them together and the loss is "
-                    "invariant to those rotations and treats the tied values alike",
+                    _TIES_MESSAGE,
                     "check_ties",
                     S,
                 )
@@ -234,18 +234,7 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties):
                 "svd",
                 (dU, dS, dVh),
                 (
-                    _check(
-                        "ties",
-                        lambda: (_k0,),
-                        (dA,),
-                        "A has a repeated singular value (tied up to rounding): its singular "
-                        "vectors are any pair of bases related by the same rotation and the "
-                        "tied values split apart along most tangents, so there is no "
-                        "derivative unless the tangent keeps them together and the loss is "
-                        "invariant to those rotations and treats the tied values alike",
-                        "check_ties",
-                        S,
-                    )
+                    _check("ties", lambda: (_k0,), (dA,), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
                 ),
@@ -276,18 +265,7 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties):
                 "svd",
                 (dU, dS, dVh),
                 (
-                    _check(
-                        "ties",
-                        lambda: (_k0,),
-                        (dA,),
-                        "A has a repeated singular value (tied up to rounding): its singular "
-                        "vectors are any pair of bases related by the same rotation and the "
-                        "tied values split apart along most tangents, so there is no "
-                        "derivative unless the tangent keeps them together and the loss is "
-                        "invariant to those rotations and treats the tied values alike",
-                        "check_ties",
-                        S,
-                    )
+                    _check("ties", lambda: (_k0,), (dA,), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
                 ),
@@ -315,18 +293,7 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties):
                 "svd",
                 (dU, dS, dVh),
                 (
-                    _check(
-                        "ties",
-                        lambda: (_k0,),
-                        (dA,),
-                        "A has a repeated singular value (tied up to rounding): its singular "
-                        "vectors are any pair of bases related by the same rotation and the "
-                        "tied values split apart along most tangents, so there is no "
-                        "derivative unless the tangent keeps them together and the loss is "
-                        "invariant to those rotations and treats the tied values alike",
-                        "check_ties",
-                        S,
-                    )
+                    _check("ties", lambda: (_k0,), (dA,), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
                 ),
@@ -359,18 +326,7 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties):
                 "svd",
                 (dU, dS, dVh),
                 (
-                    _check(
-                        "ties",
-                        lambda: (_k0,),
-                        (dA,),
-                        "A has a repeated singular value (tied up to rounding): its singular "
-                        "vectors are any pair of bases related by the same rotation and the "
-                        "tied values split apart along most tangents, so there is no "
-                        "derivative unless the tangent keeps them together and the loss is "
-                        "invariant to those rotations and treats the tied values alike",
-                        "check_ties",
-                        S,
-                    )
+                    _check("ties", lambda: (_k0,), (dA,), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
                 ),
@@ -406,18 +362,7 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties):
                 "svd",
                 (dU, dS, dVh),
                 (
-                    _check(
-                        "ties",
-                        lambda: (_k0,),
-                        (dA,),
-                        "A has a repeated singular value (tied up to rounding): its singular "
-                        "vectors are any pair of bases related by the same rotation and the "
-                        "tied values split apart along most tangents, so there is no "
-                        "derivative unless the tangent keeps them together and the loss is "
-                        "invariant to those rotations and treats the tied values alike",
-                        "check_ties",
-                        S,
-                    )
+                    _check("ties", lambda: (_k0,), (dA,), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
                 ),
@@ -445,11 +390,7 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                     "ties",
                     lambda: (_skew(U.mT.conj() @ gU + Vh @ gVh.mT.conj()) + _diag(gS),),
                     (gS, gU, gVh),
-                    "A has a repeated singular value (tied up to rounding): its singular "
-                    "vectors are any pair of bases related by the same rotation and the "
-                    "tied values split apart along most tangents, so there is no "
-                    "derivative unless the tangent keeps them together and the loss is "
-                    "invariant to those rotations and treats the tied values alike",
+                    _TIES_MESSAGE,
                     "check_ties",
                     S,
                 )
@@ -464,9 +405,7 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                         ),
                     ),
                     (gU, gVh),
-                    "the loss depends on the phases of the singular vectors (U -> U D, Vh "
-                    "-> D^H Vh with D diagonal unitary changes it), so it has no "
-                    "derivative; make it invariant to them",
+                    _GAUGE_MESSAGE,
                     "check_gauge",
                     None,
                 )
@@ -479,11 +418,7 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                     "ties",
                     lambda: (_skew(U.mT.conj() @ gU + Vh @ gVh.mT.conj()) + _diag(gS),),
                     (gS, gU, gVh),
-                    "A has a repeated singular value (tied up to rounding): its singular "
-                    "vectors are any pair of bases related by the same rotation and the "
-                    "tied values split apart along most tangents, so there is no "
-                    "derivative unless the tangent keeps them together and the loss is "
-                    "invariant to those rotations and treats the tied values alike",
+                    _TIES_MESSAGE,
                     "check_ties",
                     S,
                 )
@@ -498,9 +433,7 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                         ),
                     ),
                     (gU, gVh),
-                    "the loss depends on the phases of the singular vectors (U -> U D, Vh "
-                    "-> D^H Vh with D diagonal unitary changes it), so it has no "
-                    "derivative; make it invariant to them",
+                    _GAUGE_MESSAGE,
                     "check_gauge",
                     None,
                 )
@@ -514,11 +447,7 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                     "ties",
                     lambda: (_skew(U.mT.conj() @ gU + Vh @ gVh.mT.conj()) + _diag(gS),),
                     (gS, gU, gVh),
-                    "A has a repeated singular value (tied up to rounding): its singular "
-                    "vectors are any pair of bases related by the same rotation and the "
-                    "tied values split apart along most tangents, so there is no "
-                    "derivative unless the tangent keeps them together and the loss is "
-                    "invariant to those rotations and treats the tied values alike",
+                    _TIES_MESSAGE,
                     "check_ties",
                     S,
                 )
@@ -535,9 +464,7 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                         _skew(Vh[..., m:, :] @ gVh[..., m:, :].mT.conj()),
                     ),
                     (gU, gVh),
-                    "the loss depends on the phases of the singular vectors or on the "
-                    "arbitrary orthonormal completion U[:, k:], Vh[k:, :] (k = min(m, "
-                    "n)), so it has no derivative; make it invariant to them",
+                    _GAUGE_MESSAGE_2,
                     "check_gauge",
                     None,
                 )
@@ -553,11 +480,7 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                         + _diag(gS),
                     ),
                     (gS, gU, gVh),
-                    "A has a repeated singular value (tied up to rounding): its singular "
-                    "vectors are any pair of bases related by the same rotation and the "
-                    "tied values split apart along most tangents, so there is no "
-                    "derivative unless the tangent keeps them together and the loss is "
-                    "invariant to those rotations and treats the tied values alike",
+                    _TIES_MESSAGE,
                     "check_ties",
                     S,
                 )
@@ -576,9 +499,7 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                         _skew(Vh[..., n:, :] @ gVh[..., n:, :].mT.conj()),
                     ),
                     (gU, gVh),
-                    "the loss depends on the phases of the singular vectors or on the "
-                    "arbitrary orthonormal completion U[:, k:], Vh[k:, :] (k = min(m, "
-                    "n)), so it has no derivative; make it invariant to them",
+                    _GAUGE_MESSAGE_2,
                     "check_gauge",
                     None,
                 )
@@ -594,11 +515,7 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                         + _diag(gS),
                     ),
                     (gS, gU, gVh),
-                    "A has a repeated singular value (tied up to rounding): its singular "
-                    "vectors are any pair of bases related by the same rotation and the "
-                    "tied values split apart along most tangents, so there is no "
-                    "derivative unless the tangent keeps them together and the loss is "
-                    "invariant to those rotations and treats the tied values alike",
+                    _TIES_MESSAGE,
                     "check_ties",
                     S,
                 )
@@ -617,9 +534,7 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                         _skew(Vh[..., m:, :] @ gVh[..., m:, :].mT.conj()),
                     ),
                     (gU, gVh),
-                    "the loss depends on the phases of the singular vectors or on the "
-                    "arbitrary orthonormal completion U[:, k:], Vh[k:, :] (k = min(m, "
-                    "n)), so it has no derivative; make it invariant to them",
+                    _GAUGE_MESSAGE_2,
                     "check_gauge",
                     None,
                 )
@@ -673,30 +588,10 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties):
                 "svd",
                 (gA,),
                 (
-                    _check(
-                        "ties",
-                        lambda: (_k0,),
-                        (gS, gU, gVh),
-                        "A has a repeated singular value (tied up to rounding): its singular "
-                        "vectors are any pair of bases related by the same rotation and the "
-                        "tied values split apart along most tangents, so there is no "
-                        "derivative unless the tangent keeps them together and the loss is "
-                        "invariant to those rotations and treats the tied values alike",
-                        "check_ties",
-                        S,
-                    )
+                    _check("ties", lambda: (_k0,), (gS, gU, gVh), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
-                    _check(
-                        "vanish",
-                        lambda: (_k1,),
-                        (gU, gVh),
-                        "the loss depends on the phases of the singular vectors (U -> U D, Vh "
-                        "-> D^H Vh with D diagonal unitary changes it), so it has no "
-                        "derivative; make it invariant to them",
-                        "check_gauge",
-                        None,
-                    )
+                    _check("vanish", lambda: (_k1,), (gU, gVh), _GAUGE_MESSAGE, "check_gauge", None)
                     if check_gauge
                     else None,
                 ),
@@ -735,30 +630,10 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties):
                 "svd",
                 (gA,),
                 (
-                    _check(
-                        "ties",
-                        lambda: (_k0,),
-                        (gS, gU, gVh),
-                        "A has a repeated singular value (tied up to rounding): its singular "
-                        "vectors are any pair of bases related by the same rotation and the "
-                        "tied values split apart along most tangents, so there is no "
-                        "derivative unless the tangent keeps them together and the loss is "
-                        "invariant to those rotations and treats the tied values alike",
-                        "check_ties",
-                        S,
-                    )
+                    _check("ties", lambda: (_k0,), (gS, gU, gVh), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
-                    _check(
-                        "vanish",
-                        lambda: (_k1,),
-                        (gU, gVh),
-                        "the loss depends on the phases of the singular vectors (U -> U D, Vh "
-                        "-> D^H Vh with D diagonal unitary changes it), so it has no "
-                        "derivative; make it invariant to them",
-                        "check_gauge",
-                        None,
-                    )
+                    _check("vanish", lambda: (_k1,), (gU, gVh), _GAUGE_MESSAGE, "check_gauge", None)
                     if check_gauge
                     else None,
                 ),
@@ -797,27 +672,14 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties):
                 "svd",
                 (gA,),
                 (
-                    _check(
-                        "ties",
-                        lambda: (_k0,),
-                        (gS, gU, gVh),
-                        "A has a repeated singular value (tied up to rounding): its singular "
-                        "vectors are any pair of bases related by the same rotation and the "
-                        "tied values split apart along most tangents, so there is no "
-                        "derivative unless the tangent keeps them together and the loss is "
-                        "invariant to those rotations and treats the tied values alike",
-                        "check_ties",
-                        S,
-                    )
+                    _check("ties", lambda: (_k0,), (gS, gU, gVh), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
                     _check(
                         "vanish",
                         lambda: (_k1, _k2, _k3),
                         (gU, gVh),
-                        "the loss depends on the phases of the singular vectors or on the "
-                        "arbitrary orthonormal completion U[:, k:], Vh[k:, :] (k = min(m, "
-                        "n)), so it has no derivative; make it invariant to them",
+                        _GAUGE_MESSAGE_2,
                         "check_gauge",
                         None,
                     )
@@ -873,27 +735,14 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties):
                 "svd",
                 (gA,),
                 (
-                    _check(
-                        "ties",
-                        lambda: (_k0,),
-                        (gS, gU, gVh),
-                        "A has a repeated singular value (tied up to rounding): its singular "
-                        "vectors are any pair of bases related by the same rotation and the "
-                        "tied values split apart along most tangents, so there is no "
-                        "derivative unless the tangent keeps them together and the loss is "
-                        "invariant to those rotations and treats the tied values alike",
-                        "check_ties",
-                        S,
-                    )
+                    _check("ties", lambda: (_k0,), (gS, gU, gVh), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
                     _check(
                         "vanish",
                         lambda: (_k1, _k2, _k3),
                         (gU, gVh),
-                        "the loss depends on the phases of the singular vectors or on the "
-                        "arbitrary orthonormal completion U[:, k:], Vh[k:, :] (k = min(m, "
-                        "n)), so it has no derivative; make it invariant to them",
+                        _GAUGE_MESSAGE_2,
                         "check_gauge",
                         None,
                     )
@@ -945,27 +794,14 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties):
                 "svd",
                 (gA,),
                 (
-                    _check(
-                        "ties",
-                        lambda: (_k0,),
-                        (gS, gU, gVh),
-                        "A has a repeated singular value (tied up to rounding): its singular "
-                        "vectors are any pair of bases related by the same rotation and the "
-                        "tied values split apart along most tangents, so there is no "
-                        "derivative unless the tangent keeps them together and the loss is "
-                        "invariant to those rotations and treats the tied values alike",
-                        "check_ties",
-                        S,
-                    )
+                    _check("ties", lambda: (_k0,), (gS, gU, gVh), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
                     _check(
                         "vanish",
                         lambda: (_k1, _k2, _k3),
                         (gU, gVh),
-                        "the loss depends on the phases of the singular vectors or on the "
-                        "arbitrary orthonormal completion U[:, k:], Vh[k:, :] (k = min(m, "
-                        "n)), so it has no derivative; make it invariant to them",
+                        _GAUGE_MESSAGE_2,
                         "check_gauge",
                         None,
                     )

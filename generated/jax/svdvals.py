@@ -63,6 +63,16 @@ def _from_native(A, outputs, check_ties):
     return tuple(outputs)
 
 
+# the conditions the checks of degenerate inputs test, in the spec's words
+_TIES_MESSAGE = (
+    "A has a repeated singular value (tied up to rounding): its singular "
+    "vectors are any pair of bases related by the same rotation and the "
+    "tied values split apart along most tangents, so there is no "
+    "derivative unless the tangent keeps them together and the loss is "
+    "invariant to those rotations and treats the tied values alike"
+)
+
+
 def _jvp_checks(A, S, U, Vh, dA, check_ties):
     """Where the JVP's derivative does not exist (the spec's pivots, ties):
     the variant's checks for _checked_jvp, each None when its option is off."""
@@ -77,11 +87,7 @@ def _jvp_checks(A, S, U, Vh, dA, check_ties):
                     "ties",
                     lambda: (_sym(U.mT.conj() @ dA @ Vh.mT.conj()),),
                     (dA,),
-                    "A has a repeated singular value (tied up to rounding): its singular "
-                    "vectors are any pair of bases related by the same rotation and the "
-                    "tied values split apart along most tangents, so there is no "
-                    "derivative unless the tangent keeps them together and the loss is "
-                    "invariant to those rotations and treats the tied values alike",
+                    _TIES_MESSAGE,
                     "check_ties",
                     S,
                 )
@@ -94,11 +100,7 @@ def _jvp_checks(A, S, U, Vh, dA, check_ties):
                     "ties",
                     lambda: (_sym(U.mT.conj() @ dA @ Vh.mT.conj()),),
                     (dA,),
-                    "A has a repeated singular value (tied up to rounding): its singular "
-                    "vectors are any pair of bases related by the same rotation and the "
-                    "tied values split apart along most tangents, so there is no "
-                    "derivative unless the tangent keeps them together and the loss is "
-                    "invariant to those rotations and treats the tied values alike",
+                    _TIES_MESSAGE,
                     "check_ties",
                     S,
                 )
@@ -126,18 +128,7 @@ def _jvp_rule(A, S, U, Vh, dA, check_ties):
                 "svdvals",
                 (dS,),
                 (
-                    _check(
-                        "ties",
-                        lambda: (_k0,),
-                        (dA,),
-                        "A has a repeated singular value (tied up to rounding): its singular "
-                        "vectors are any pair of bases related by the same rotation and the "
-                        "tied values split apart along most tangents, so there is no "
-                        "derivative unless the tangent keeps them together and the loss is "
-                        "invariant to those rotations and treats the tied values alike",
-                        "check_ties",
-                        S,
-                    )
+                    _check("ties", lambda: (_k0,), (dA,), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
                 ),
@@ -155,18 +146,7 @@ def _jvp_rule(A, S, U, Vh, dA, check_ties):
                 "svdvals",
                 (dS,),
                 (
-                    _check(
-                        "ties",
-                        lambda: (_k0,),
-                        (dA,),
-                        "A has a repeated singular value (tied up to rounding): its singular "
-                        "vectors are any pair of bases related by the same rotation and the "
-                        "tied values split apart along most tangents, so there is no "
-                        "derivative unless the tangent keeps them together and the loss is "
-                        "invariant to those rotations and treats the tied values alike",
-                        "check_ties",
-                        S,
-                    )
+                    _check("ties", lambda: (_k0,), (dA,), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
                 ),
@@ -188,35 +168,13 @@ def _vjp_checks(A, S, U, Vh, gS, gU, gVh, check_ties):
     if True:
         if m >= n:
             return (
-                _check(
-                    "ties",
-                    lambda: (_diag(gS),),
-                    (gS,),
-                    "A has a repeated singular value (tied up to rounding): its singular "
-                    "vectors are any pair of bases related by the same rotation and the "
-                    "tied values split apart along most tangents, so there is no "
-                    "derivative unless the tangent keeps them together and the loss is "
-                    "invariant to those rotations and treats the tied values alike",
-                    "check_ties",
-                    S,
-                )
+                _check("ties", lambda: (_diag(gS),), (gS,), _TIES_MESSAGE, "check_ties", S)
                 if check_ties
                 else None,
             )
         if m < n:
             return (
-                _check(
-                    "ties",
-                    lambda: (_diag(gS),),
-                    (gS,),
-                    "A has a repeated singular value (tied up to rounding): its singular "
-                    "vectors are any pair of bases related by the same rotation and the "
-                    "tied values split apart along most tangents, so there is no "
-                    "derivative unless the tangent keeps them together and the loss is "
-                    "invariant to those rotations and treats the tied values alike",
-                    "check_ties",
-                    S,
-                )
+                _check("ties", lambda: (_diag(gS),), (gS,), _TIES_MESSAGE, "check_ties", S)
                 if check_ties
                 else None,
             )
@@ -240,18 +198,7 @@ def _vjp_rule(A, S, U, Vh, gS, gU, gVh, check_ties):
                 "svdvals",
                 (gA,),
                 (
-                    _check(
-                        "ties",
-                        lambda: (_k0,),
-                        (gS,),
-                        "A has a repeated singular value (tied up to rounding): its singular "
-                        "vectors are any pair of bases related by the same rotation and the "
-                        "tied values split apart along most tangents, so there is no "
-                        "derivative unless the tangent keeps them together and the loss is "
-                        "invariant to those rotations and treats the tied values alike",
-                        "check_ties",
-                        S,
-                    )
+                    _check("ties", lambda: (_k0,), (gS,), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
                 ),
@@ -264,18 +211,7 @@ def _vjp_rule(A, S, U, Vh, gS, gU, gVh, check_ties):
                 "svdvals",
                 (gA,),
                 (
-                    _check(
-                        "ties",
-                        lambda: (_k0,),
-                        (gS,),
-                        "A has a repeated singular value (tied up to rounding): its singular "
-                        "vectors are any pair of bases related by the same rotation and the "
-                        "tied values split apart along most tangents, so there is no "
-                        "derivative unless the tangent keeps them together and the loss is "
-                        "invariant to those rotations and treats the tied values alike",
-                        "check_ties",
-                        S,
-                    )
+                    _check("ties", lambda: (_k0,), (gS,), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
                 ),

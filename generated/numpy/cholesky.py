@@ -65,6 +65,13 @@ def _from_native(A, outputs, upper, check_singular):
     return tuple(outputs)
 
 
+# the conditions the checks of degenerate inputs test, in the spec's words
+_PIVOTS_MESSAGE = (
+    "a pivot L_ii^2 is zero up to rounding (A is singular, or numerically "
+    "so), so L has no derivative there"
+)
+
+
 def _jvp_checks(A, L, dA, upper, check_singular):
     """Where the JVP's derivative does not exist (the spec's pivots, ties):
     the variant's checks for _checked_jvp, each None when its option is off."""
@@ -79,8 +86,7 @@ def _jvp_checks(A, L, dA, upper, check_singular):
                     * _np.diagonal(L, 0, -2, -1)[..., :, None],
                 ),
                 (A,),
-                "a pivot L_ii^2 is zero up to rounding (A is singular, or numerically "
-                "so), so L has no derivative there",
+                _PIVOTS_MESSAGE,
                 "check_singular",
                 None,
             )
@@ -96,8 +102,7 @@ def _jvp_checks(A, L, dA, upper, check_singular):
                     * _np.diagonal(L, 0, -2, -1)[..., :, None],
                 ),
                 (A,),
-                "a pivot L_ii^2 is zero up to rounding (A is singular, or numerically "
-                "so), so L has no derivative there",
+                _PIVOTS_MESSAGE,
                 "check_singular",
                 None,
             )
@@ -176,8 +181,7 @@ def _vjp_checks(A, L, gL, upper, check_singular):
                     * _np.diagonal(L, 0, -2, -1)[..., :, None],
                 ),
                 (A,),
-                "a pivot L_ii^2 is zero up to rounding (A is singular, or numerically "
-                "so), so L has no derivative there",
+                _PIVOTS_MESSAGE,
                 "check_singular",
                 None,
             )
@@ -193,8 +197,7 @@ def _vjp_checks(A, L, gL, upper, check_singular):
                     * _np.diagonal(L, 0, -2, -1)[..., :, None],
                 ),
                 (A,),
-                "a pivot L_ii^2 is zero up to rounding (A is singular, or numerically "
-                "so), so L has no derivative there",
+                _PIVOTS_MESSAGE,
                 "check_singular",
                 None,
             )

@@ -84,6 +84,16 @@ def _from_native(A, outputs, UPLO, check_ties):
     return tuple(outputs)
 
 
+# the conditions the checks of degenerate inputs test, in the spec's words
+_TIES_MESSAGE = (
+    "A has a repeated eigenvalue (tied up to rounding): its eigenvectors "
+    "are any basis of its eigenspace and the tied eigenvalues split apart "
+    "along most tangents, so there is no derivative unless the tangent "
+    "keeps them together and the loss is invariant to rotations of the "
+    "eigenspace and treats the tied eigenvalues alike"
+)
+
+
 def _jvp_checks(A, L, Q, dA, UPLO, check_ties):
     """Where the JVP's derivative does not exist (the spec's pivots, ties):
     the variant's checks for _checked_jvp, each None when its option is off."""
@@ -92,16 +102,7 @@ def _jvp_checks(A, L, Q, dA, UPLO, check_ties):
     if UPLO == "L":
         return (
             _check(
-                "ties",
-                lambda: (_adjoint(Q) @ _sym(dA) @ Q,),
-                (dA,),
-                "A has a repeated eigenvalue (tied up to rounding): its eigenvectors "
-                "are any basis of its eigenspace and the tied eigenvalues split apart "
-                "along most tangents, so there is no derivative unless the tangent "
-                "keeps them together and the loss is invariant to rotations of the "
-                "eigenspace and treats the tied eigenvalues alike",
-                "check_ties",
-                L,
+                "ties", lambda: (_adjoint(Q) @ _sym(dA) @ Q,), (dA,), _TIES_MESSAGE, "check_ties", L
             )
             if check_ties
             else None,
@@ -109,16 +110,7 @@ def _jvp_checks(A, L, Q, dA, UPLO, check_ties):
     if UPLO == "U":
         return (
             _check(
-                "ties",
-                lambda: (_adjoint(Q) @ _sym(dA) @ Q,),
-                (dA,),
-                "A has a repeated eigenvalue (tied up to rounding): its eigenvectors "
-                "are any basis of its eigenspace and the tied eigenvalues split apart "
-                "along most tangents, so there is no derivative unless the tangent "
-                "keeps them together and the loss is invariant to rotations of the "
-                "eigenspace and treats the tied eigenvalues alike",
-                "check_ties",
-                L,
+                "ties", lambda: (_adjoint(Q) @ _sym(dA) @ Q,), (dA,), _TIES_MESSAGE, "check_ties", L
             )
             if check_ties
             else None,
@@ -141,18 +133,7 @@ def _jvp_rule(A, L, Q, dA, UPLO, check_ties):
             "eigvalsh",
             (dL,),
             (
-                _check(
-                    "ties",
-                    lambda: (_k0,),
-                    (dA,),
-                    "A has a repeated eigenvalue (tied up to rounding): its eigenvectors "
-                    "are any basis of its eigenspace and the tied eigenvalues split apart "
-                    "along most tangents, so there is no derivative unless the tangent "
-                    "keeps them together and the loss is invariant to rotations of the "
-                    "eigenspace and treats the tied eigenvalues alike",
-                    "check_ties",
-                    L,
-                )
+                _check("ties", lambda: (_k0,), (dA,), _TIES_MESSAGE, "check_ties", L)
                 if check_ties
                 else None,
             ),
@@ -170,18 +151,7 @@ def _jvp_rule(A, L, Q, dA, UPLO, check_ties):
             "eigvalsh",
             (dL,),
             (
-                _check(
-                    "ties",
-                    lambda: (_k0,),
-                    (dA,),
-                    "A has a repeated eigenvalue (tied up to rounding): its eigenvectors "
-                    "are any basis of its eigenspace and the tied eigenvalues split apart "
-                    "along most tangents, so there is no derivative unless the tangent "
-                    "keeps them together and the loss is invariant to rotations of the "
-                    "eigenspace and treats the tied eigenvalues alike",
-                    "check_ties",
-                    L,
-                )
+                _check("ties", lambda: (_k0,), (dA,), _TIES_MESSAGE, "check_ties", L)
                 if check_ties
                 else None,
             ),
@@ -200,35 +170,13 @@ def _vjp_checks(A, L, Q, gL, gQ, UPLO, check_ties):
 
     if UPLO == "L":
         return (
-            _check(
-                "ties",
-                lambda: (_diag(gL),),
-                (gL,),
-                "A has a repeated eigenvalue (tied up to rounding): its eigenvectors "
-                "are any basis of its eigenspace and the tied eigenvalues split apart "
-                "along most tangents, so there is no derivative unless the tangent "
-                "keeps them together and the loss is invariant to rotations of the "
-                "eigenspace and treats the tied eigenvalues alike",
-                "check_ties",
-                L,
-            )
+            _check("ties", lambda: (_diag(gL),), (gL,), _TIES_MESSAGE, "check_ties", L)
             if check_ties
             else None,
         )
     if UPLO == "U":
         return (
-            _check(
-                "ties",
-                lambda: (_diag(gL),),
-                (gL,),
-                "A has a repeated eigenvalue (tied up to rounding): its eigenvectors "
-                "are any basis of its eigenspace and the tied eigenvalues split apart "
-                "along most tangents, so there is no derivative unless the tangent "
-                "keeps them together and the loss is invariant to rotations of the "
-                "eigenspace and treats the tied eigenvalues alike",
-                "check_ties",
-                L,
-            )
+            _check("ties", lambda: (_diag(gL),), (gL,), _TIES_MESSAGE, "check_ties", L)
             if check_ties
             else None,
         )
@@ -249,18 +197,7 @@ def _vjp_rule(A, L, Q, gL, gQ, UPLO, check_ties):
             "eigvalsh",
             (gA,),
             (
-                _check(
-                    "ties",
-                    lambda: (_k0,),
-                    (gL,),
-                    "A has a repeated eigenvalue (tied up to rounding): its eigenvectors "
-                    "are any basis of its eigenspace and the tied eigenvalues split apart "
-                    "along most tangents, so there is no derivative unless the tangent "
-                    "keeps them together and the loss is invariant to rotations of the "
-                    "eigenspace and treats the tied eigenvalues alike",
-                    "check_ties",
-                    L,
-                )
+                _check("ties", lambda: (_k0,), (gL,), _TIES_MESSAGE, "check_ties", L)
                 if check_ties
                 else None,
             ),
@@ -273,18 +210,7 @@ def _vjp_rule(A, L, Q, gL, gQ, UPLO, check_ties):
             "eigvalsh",
             (gA,),
             (
-                _check(
-                    "ties",
-                    lambda: (_k0,),
-                    (gL,),
-                    "A has a repeated eigenvalue (tied up to rounding): its eigenvectors "
-                    "are any basis of its eigenspace and the tied eigenvalues split apart "
-                    "along most tangents, so there is no derivative unless the tangent "
-                    "keeps them together and the loss is invariant to rotations of the "
-                    "eigenspace and treats the tied eigenvalues alike",
-                    "check_ties",
-                    L,
-                )
+                _check("ties", lambda: (_k0,), (gL,), _TIES_MESSAGE, "check_ties", L)
                 if check_ties
                 else None,
             ),

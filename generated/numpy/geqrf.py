@@ -78,6 +78,14 @@ def _from_native(A, outputs, check_singular):
     return tuple(outputs)
 
 
+# the conditions the checks of degenerate inputs test, in the spec's words
+_PIVOTS_MESSAGE = (
+    "R (the upper triangle of a) has a zero on its diagonal (A's leading "
+    "min(m, n) columns are linearly dependent, up to rounding), so the "
+    "factorization has no derivative there"
+)
+
+
 def _jvp_checks(A, a, tau, dA, check_singular):
     """Where the JVP's derivative does not exist (the spec's pivots, ties):
     the variant's checks for _checked_jvp, each None when its option is off."""
@@ -93,9 +101,7 @@ def _jvp_checks(A, a, tau, dA, check_singular):
                     "pivots",
                     lambda: (_np.diagonal(a, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R (the upper triangle of a) has a zero on its diagonal (A's leading "
-                    "min(m, n) columns are linearly dependent, up to rounding), so the "
-                    "factorization has no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -108,9 +114,7 @@ def _jvp_checks(A, a, tau, dA, check_singular):
                     "pivots",
                     lambda: (_np.diagonal(a, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R (the upper triangle of a) has a zero on its diagonal (A's leading "
-                    "min(m, n) columns are linearly dependent, up to rounding), so the "
-                    "factorization has no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -123,9 +127,7 @@ def _jvp_checks(A, a, tau, dA, check_singular):
                     "pivots",
                     lambda: (_np.diagonal(a, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R (the upper triangle of a) has a zero on its diagonal (A's leading "
-                    "min(m, n) columns are linearly dependent, up to rounding), so the "
-                    "factorization has no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -138,9 +140,7 @@ def _jvp_checks(A, a, tau, dA, check_singular):
                     "pivots",
                     lambda: (_np.diagonal(a, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R (the upper triangle of a) has a zero on its diagonal (A's leading "
-                    "min(m, n) columns are linearly dependent, up to rounding), so the "
-                    "factorization has no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -319,9 +319,7 @@ def _vjp_checks(A, a, tau, ga, gtau, check_singular):
                     "pivots",
                     lambda: (_np.diagonal(a, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R (the upper triangle of a) has a zero on its diagonal (A's leading "
-                    "min(m, n) columns are linearly dependent, up to rounding), so the "
-                    "factorization has no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -334,9 +332,7 @@ def _vjp_checks(A, a, tau, ga, gtau, check_singular):
                     "pivots",
                     lambda: (_np.diagonal(a, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R (the upper triangle of a) has a zero on its diagonal (A's leading "
-                    "min(m, n) columns are linearly dependent, up to rounding), so the "
-                    "factorization has no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -349,9 +345,7 @@ def _vjp_checks(A, a, tau, ga, gtau, check_singular):
                     "pivots",
                     lambda: (_np.diagonal(a, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R (the upper triangle of a) has a zero on its diagonal (A's leading "
-                    "min(m, n) columns are linearly dependent, up to rounding), so the "
-                    "factorization has no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -364,9 +358,7 @@ def _vjp_checks(A, a, tau, ga, gtau, check_singular):
                     "pivots",
                     lambda: (_np.diagonal(a, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R (the upper triangle of a) has a zero on its diagonal (A's leading "
-                    "min(m, n) columns are linearly dependent, up to rounding), so the "
-                    "factorization has no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )

@@ -63,6 +63,14 @@ def _from_native(A, outputs, mode, check_singular):
     return tuple(outputs)
 
 
+# the conditions the checks of degenerate inputs test, in the spec's words
+_PIVOTS_MESSAGE = (
+    "L has a zero on its diagonal (A's leading min(m, n) rows are "
+    "linearly dependent, up to rounding), so L and Q have no derivative "
+    "there"
+)
+
+
 def _jvp_checks(A, L, Q, dA, mode, check_singular):
     """Where the JVP's derivative does not exist (the spec's pivots, ties):
     the variant's checks for _checked_jvp, each None when its option is off."""
@@ -77,9 +85,7 @@ def _jvp_checks(A, L, Q, dA, mode, check_singular):
                     "pivots",
                     lambda: (_np.diagonal(L, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "L has a zero on its diagonal (A's leading min(m, n) rows are "
-                    "linearly dependent, up to rounding), so L and Q have no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -92,9 +98,7 @@ def _jvp_checks(A, L, Q, dA, mode, check_singular):
                     "pivots",
                     lambda: (_np.diagonal(L, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "L has a zero on its diagonal (A's leading min(m, n) rows are "
-                    "linearly dependent, up to rounding), so L and Q have no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -170,9 +174,7 @@ def _vjp_checks(A, L, Q, gL, gQ, mode, check_singular):
                     "pivots",
                     lambda: (_np.diagonal(L, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "L has a zero on its diagonal (A's leading min(m, n) rows are "
-                    "linearly dependent, up to rounding), so L and Q have no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -185,9 +187,7 @@ def _vjp_checks(A, L, Q, gL, gQ, mode, check_singular):
                     "pivots",
                     lambda: (_np.diagonal(L, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "L has a zero on its diagonal (A's leading min(m, n) rows are "
-                    "linearly dependent, up to rounding), so L and Q have no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )

@@ -70,6 +70,14 @@ def _from_native(A, outputs, pivot, check_singular):
     return tuple(outputs)
 
 
+# the conditions the checks of degenerate inputs test, in the spec's words
+_PIVOTS_MESSAGE = (
+    "U (the upper triangle of LU) has a zero on its diagonal (a leading "
+    "minor of P^T A is singular, up to rounding), so LU has no derivative "
+    "there"
+)
+
+
 def _jvp_checks(A, LU, pivots, P, dA, pivot, check_singular):
     """Where the JVP's derivative does not exist (the spec's pivots, ties):
     the variant's checks for _checked_jvp, each None when its option is off."""
@@ -84,9 +92,7 @@ def _jvp_checks(A, LU, pivots, P, dA, pivot, check_singular):
                     "pivots",
                     lambda: (_np.diagonal(LU, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "U (the upper triangle of LU) has a zero on its diagonal (a leading "
-                    "minor of P^T A is singular, up to rounding), so LU has no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -99,9 +105,7 @@ def _jvp_checks(A, LU, pivots, P, dA, pivot, check_singular):
                     "pivots",
                     lambda: (_np.diagonal(LU, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "U (the upper triangle of LU) has a zero on its diagonal (a leading "
-                    "minor of P^T A is singular, up to rounding), so LU has no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -114,9 +118,7 @@ def _jvp_checks(A, LU, pivots, P, dA, pivot, check_singular):
                     "pivots",
                     lambda: (_np.diagonal(LU, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "U (the upper triangle of LU) has a zero on its diagonal (a leading "
-                    "minor of P^T A is singular, up to rounding), so LU has no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -230,9 +232,7 @@ def _vjp_checks(A, LU, pivots, P, gLU, gpivots, gP, pivot, check_singular):
                     "pivots",
                     lambda: (_np.diagonal(LU, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "U (the upper triangle of LU) has a zero on its diagonal (a leading "
-                    "minor of P^T A is singular, up to rounding), so LU has no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -245,9 +245,7 @@ def _vjp_checks(A, LU, pivots, P, gLU, gpivots, gP, pivot, check_singular):
                     "pivots",
                     lambda: (_np.diagonal(LU, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "U (the upper triangle of LU) has a zero on its diagonal (a leading "
-                    "minor of P^T A is singular, up to rounding), so LU has no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -260,9 +258,7 @@ def _vjp_checks(A, LU, pivots, P, gLU, gpivots, gP, pivot, check_singular):
                     "pivots",
                     lambda: (_np.diagonal(LU, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "U (the upper triangle of LU) has a zero on its diagonal (a leading "
-                    "minor of P^T A is singular, up to rounding), so LU has no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )

@@ -100,6 +100,14 @@ def _from_native(A, outputs, mode, check_singular):
     return tuple(outputs)
 
 
+# the conditions the checks of degenerate inputs test, in the spec's words
+_PIVOTS_MESSAGE = (
+    "R has a zero on its diagonal (A's leading min(m, n) columns are "
+    "linearly dependent, up to rounding), so Q and R have no derivative "
+    "there"
+)
+
+
 def _jvp_checks(A, Q, R, dA, mode, check_singular):
     """Where the JVP's derivative does not exist (the spec's pivots, ties):
     the variant's checks for _checked_jvp, each None when its option is off."""
@@ -114,9 +122,7 @@ def _jvp_checks(A, Q, R, dA, mode, check_singular):
                     "pivots",
                     lambda: (_np.diagonal(R, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R has a zero on its diagonal (A's leading min(m, n) columns are "
-                    "linearly dependent, up to rounding), so Q and R have no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -129,9 +135,7 @@ def _jvp_checks(A, Q, R, dA, mode, check_singular):
                     "pivots",
                     lambda: (_np.diagonal(R, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R has a zero on its diagonal (A's leading min(m, n) columns are "
-                    "linearly dependent, up to rounding), so Q and R have no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -145,9 +149,7 @@ def _jvp_checks(A, Q, R, dA, mode, check_singular):
                     "pivots",
                     lambda: (_np.diagonal(R, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R has a zero on its diagonal (A's leading min(m, n) columns are "
-                    "linearly dependent, up to rounding), so Q and R have no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -160,9 +162,7 @@ def _jvp_checks(A, Q, R, dA, mode, check_singular):
                     "pivots",
                     lambda: (_np.diagonal(R, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R has a zero on its diagonal (A's leading min(m, n) columns are "
-                    "linearly dependent, up to rounding), so Q and R have no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -175,9 +175,7 @@ def _jvp_checks(A, Q, R, dA, mode, check_singular):
                     "pivots",
                     lambda: (_np.diagonal(R, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R has a zero on its diagonal (A's leading min(m, n) columns are "
-                    "linearly dependent, up to rounding), so Q and R have no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -191,9 +189,7 @@ def _jvp_checks(A, Q, R, dA, mode, check_singular):
                     "pivots",
                     lambda: (_np.diagonal(R, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R has a zero on its diagonal (A's leading min(m, n) columns are "
-                    "linearly dependent, up to rounding), so Q and R have no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -206,9 +202,7 @@ def _jvp_checks(A, Q, R, dA, mode, check_singular):
                     "pivots",
                     lambda: (_np.diagonal(R, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R has a zero on its diagonal (A's leading min(m, n) columns are "
-                    "linearly dependent, up to rounding), so Q and R have no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -392,9 +386,7 @@ def _vjp_checks(A, Q, R, gQ, gR, mode, check_singular):
                     "pivots",
                     lambda: (_np.diagonal(R, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R has a zero on its diagonal (A's leading min(m, n) columns are "
-                    "linearly dependent, up to rounding), so Q and R have no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -407,9 +399,7 @@ def _vjp_checks(A, Q, R, gQ, gR, mode, check_singular):
                     "pivots",
                     lambda: (_np.diagonal(R, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R has a zero on its diagonal (A's leading min(m, n) columns are "
-                    "linearly dependent, up to rounding), so Q and R have no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -423,9 +413,7 @@ def _vjp_checks(A, Q, R, gQ, gR, mode, check_singular):
                     "pivots",
                     lambda: (_np.diagonal(R, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R has a zero on its diagonal (A's leading min(m, n) columns are "
-                    "linearly dependent, up to rounding), so Q and R have no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -438,9 +426,7 @@ def _vjp_checks(A, Q, R, gQ, gR, mode, check_singular):
                     "pivots",
                     lambda: (_np.diagonal(R, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R has a zero on its diagonal (A's leading min(m, n) columns are "
-                    "linearly dependent, up to rounding), so Q and R have no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -453,9 +439,7 @@ def _vjp_checks(A, Q, R, gQ, gR, mode, check_singular):
                     "pivots",
                     lambda: (_np.diagonal(R, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R has a zero on its diagonal (A's leading min(m, n) columns are "
-                    "linearly dependent, up to rounding), so Q and R have no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -469,9 +453,7 @@ def _vjp_checks(A, Q, R, gQ, gR, mode, check_singular):
                     "pivots",
                     lambda: (_np.diagonal(R, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R has a zero on its diagonal (A's leading min(m, n) columns are "
-                    "linearly dependent, up to rounding), so Q and R have no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -484,9 +466,7 @@ def _vjp_checks(A, Q, R, gQ, gR, mode, check_singular):
                     "pivots",
                     lambda: (_np.diagonal(R, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R has a zero on its diagonal (A's leading min(m, n) columns are "
-                    "linearly dependent, up to rounding), so Q and R have no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )

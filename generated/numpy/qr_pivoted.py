@@ -110,6 +110,13 @@ def _from_native(A, outputs, mode, check_singular):
     return tuple(outputs)
 
 
+# the conditions the checks of degenerate inputs test, in the spec's words
+_PIVOTS_MESSAGE = (
+    "R has a zero on its diagonal (A's rank is below min(m, n), up to "
+    "rounding), so Q, R and the pivoting have no derivative there"
+)
+
+
 def _jvp_checks(A, Q, R, P, Pi, dA, mode, check_singular):
     """Where the JVP's derivative does not exist (the spec's pivots, ties):
     the variant's checks for _checked_jvp, each None when its option is off."""
@@ -124,8 +131,7 @@ def _jvp_checks(A, Q, R, P, Pi, dA, mode, check_singular):
                     "pivots",
                     lambda: (_np.diagonal(R, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R has a zero on its diagonal (A's rank is below min(m, n), up to "
-                    "rounding), so Q, R and the pivoting have no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -138,8 +144,7 @@ def _jvp_checks(A, Q, R, P, Pi, dA, mode, check_singular):
                     "pivots",
                     lambda: (_np.diagonal(R, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R has a zero on its diagonal (A's rank is below min(m, n), up to "
-                    "rounding), so Q, R and the pivoting have no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -153,8 +158,7 @@ def _jvp_checks(A, Q, R, P, Pi, dA, mode, check_singular):
                     "pivots",
                     lambda: (_np.diagonal(R, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R has a zero on its diagonal (A's rank is below min(m, n), up to "
-                    "rounding), so Q, R and the pivoting have no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -167,8 +171,7 @@ def _jvp_checks(A, Q, R, P, Pi, dA, mode, check_singular):
                     "pivots",
                     lambda: (_np.diagonal(R, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R has a zero on its diagonal (A's rank is below min(m, n), up to "
-                    "rounding), so Q, R and the pivoting have no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -181,8 +184,7 @@ def _jvp_checks(A, Q, R, P, Pi, dA, mode, check_singular):
                     "pivots",
                     lambda: (_np.diagonal(R, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R has a zero on its diagonal (A's rank is below min(m, n), up to "
-                    "rounding), so Q, R and the pivoting have no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -196,8 +198,7 @@ def _jvp_checks(A, Q, R, P, Pi, dA, mode, check_singular):
                     "pivots",
                     lambda: (_np.diagonal(R, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R has a zero on its diagonal (A's rank is below min(m, n), up to "
-                    "rounding), so Q, R and the pivoting have no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -210,8 +211,7 @@ def _jvp_checks(A, Q, R, P, Pi, dA, mode, check_singular):
                     "pivots",
                     lambda: (_np.diagonal(R, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R has a zero on its diagonal (A's rank is below min(m, n), up to "
-                    "rounding), so Q, R and the pivoting have no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -418,8 +418,7 @@ def _vjp_checks(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                     "pivots",
                     lambda: (_np.diagonal(R, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R has a zero on its diagonal (A's rank is below min(m, n), up to "
-                    "rounding), so Q, R and the pivoting have no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -432,8 +431,7 @@ def _vjp_checks(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                     "pivots",
                     lambda: (_np.diagonal(R, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R has a zero on its diagonal (A's rank is below min(m, n), up to "
-                    "rounding), so Q, R and the pivoting have no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -447,8 +445,7 @@ def _vjp_checks(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                     "pivots",
                     lambda: (_np.diagonal(R, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R has a zero on its diagonal (A's rank is below min(m, n), up to "
-                    "rounding), so Q, R and the pivoting have no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -461,8 +458,7 @@ def _vjp_checks(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                     "pivots",
                     lambda: (_np.diagonal(R, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R has a zero on its diagonal (A's rank is below min(m, n), up to "
-                    "rounding), so Q, R and the pivoting have no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -475,8 +471,7 @@ def _vjp_checks(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                     "pivots",
                     lambda: (_np.diagonal(R, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R has a zero on its diagonal (A's rank is below min(m, n), up to "
-                    "rounding), so Q, R and the pivoting have no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -490,8 +485,7 @@ def _vjp_checks(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                     "pivots",
                     lambda: (_np.diagonal(R, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R has a zero on its diagonal (A's rank is below min(m, n), up to "
-                    "rounding), so Q, R and the pivoting have no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -504,8 +498,7 @@ def _vjp_checks(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                     "pivots",
                     lambda: (_np.diagonal(R, 0, -2, -1)[..., :, None],),
                     (A,),
-                    "R has a zero on its diagonal (A's rank is below min(m, n), up to "
-                    "rounding), so Q, R and the pivoting have no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )

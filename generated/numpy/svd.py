@@ -104,6 +104,26 @@ def _from_native(A, outputs, full_matrices, check_gauge, check_ties):
     return tuple(outputs)
 
 
+# the conditions the checks of degenerate inputs test, in the spec's words
+_TIES_MESSAGE = (
+    "A has a repeated singular value (tied up to rounding): its singular "
+    "vectors are any pair of bases related by the same rotation and the "
+    "tied values split apart along most tangents, so there is no "
+    "derivative unless the tangent keeps them together and the loss is "
+    "invariant to those rotations and treats the tied values alike"
+)
+_GAUGE_MESSAGE = (
+    "the loss depends on the phases of the singular vectors (U -> U D, Vh "
+    "-> D^H Vh with D diagonal unitary changes it), so it has no "
+    "derivative; make it invariant to them"
+)
+_GAUGE_MESSAGE_2 = (
+    "the loss depends on the phases of the singular vectors or on the "
+    "arbitrary orthonormal completion U[:, k:], Vh[k:, :] (k = min(m, "
+    "n)), so it has no derivative; make it invariant to them"
+)
+
+
 def _jvp_checks(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties):
     """Where the JVP's derivative does not exist (the spec's pivots, ties):
     the variant's checks for _checked_jvp, each None when its option is off."""
@@ -118,11 +138,7 @@ def _jvp_checks(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties):
                     "ties",
                     lambda: (_sym(_adjoint(U) @ dA @ _adjoint(Vh)),),
                     (dA,),
-                    "A has a repeated singular value (tied up to rounding): its singular "
-                    "vectors are any pair of bases related by the same rotation and the "
-                    "tied values split apart along most tangents, so there is no "
-                    "derivative unless the tangent keeps them together and the loss is "
-                    "invariant to those rotations and treats the tied values alike",
+                    _TIES_MESSAGE,
                     "check_ties",
                     S,
                 )
@@ -135,11 +151,7 @@ def _jvp_checks(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties):
                     "ties",
                     lambda: (_sym(_adjoint(U) @ dA @ _adjoint(Vh)),),
                     (dA,),
-                    "A has a repeated singular value (tied up to rounding): its singular "
-                    "vectors are any pair of bases related by the same rotation and the "
-                    "tied values split apart along most tangents, so there is no "
-                    "derivative unless the tangent keeps them together and the loss is "
-                    "invariant to those rotations and treats the tied values alike",
+                    _TIES_MESSAGE,
                     "check_ties",
                     S,
                 )
@@ -153,11 +165,7 @@ def _jvp_checks(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties):
                     "ties",
                     lambda: (_sym(_adjoint(U) @ dA @ _adjoint(Vh)),),
                     (dA,),
-                    "A has a repeated singular value (tied up to rounding): its singular "
-                    "vectors are any pair of bases related by the same rotation and the "
-                    "tied values split apart along most tangents, so there is no "
-                    "derivative unless the tangent keeps them together and the loss is "
-                    "invariant to those rotations and treats the tied values alike",
+                    _TIES_MESSAGE,
                     "check_ties",
                     S,
                 )
@@ -170,11 +178,7 @@ def _jvp_checks(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties):
                     "ties",
                     lambda: (_sym(_adjoint(U[..., :, :n]) @ dA @ _adjoint(Vh)),),
                     (dA,),
-                    "A has a repeated singular value (tied up to rounding): its singular "
-                    "vectors are any pair of bases related by the same rotation and the "
-                    "tied values split apart along most tangents, so there is no "
-                    "derivative unless the tangent keeps them together and the loss is "
-                    "invariant to those rotations and treats the tied values alike",
+                    _TIES_MESSAGE,
                     "check_ties",
                     S,
                 )
@@ -187,11 +191,7 @@ def _jvp_checks(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties):
                     "ties",
                     lambda: (_sym(_adjoint(U) @ dA @ _adjoint(Vh[..., :m, :])),),
                     (dA,),
-                    "A has a repeated singular value (tied up to rounding): its singular "
-                    "vectors are any pair of bases related by the same rotation and the "
-                    "tied values split apart along most tangents, so there is no "
-                    "derivative unless the tangent keeps them together and the loss is "
-                    "invariant to those rotations and treats the tied values alike",
+                    _TIES_MESSAGE,
                     "check_ties",
                     S,
                 )
@@ -231,18 +231,7 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties):
                 "svd",
                 (dU, dS, dVh),
                 (
-                    _check(
-                        "ties",
-                        lambda: (_k0,),
-                        (dA,),
-                        "A has a repeated singular value (tied up to rounding): its singular "
-                        "vectors are any pair of bases related by the same rotation and the "
-                        "tied values split apart along most tangents, so there is no "
-                        "derivative unless the tangent keeps them together and the loss is "
-                        "invariant to those rotations and treats the tied values alike",
-                        "check_ties",
-                        S,
-                    )
+                    _check("ties", lambda: (_k0,), (dA,), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
                 ),
@@ -273,18 +262,7 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties):
                 "svd",
                 (dU, dS, dVh),
                 (
-                    _check(
-                        "ties",
-                        lambda: (_k0,),
-                        (dA,),
-                        "A has a repeated singular value (tied up to rounding): its singular "
-                        "vectors are any pair of bases related by the same rotation and the "
-                        "tied values split apart along most tangents, so there is no "
-                        "derivative unless the tangent keeps them together and the loss is "
-                        "invariant to those rotations and treats the tied values alike",
-                        "check_ties",
-                        S,
-                    )
+                    _check("ties", lambda: (_k0,), (dA,), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
                 ),
@@ -312,18 +290,7 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties):
                 "svd",
                 (dU, dS, dVh),
                 (
-                    _check(
-                        "ties",
-                        lambda: (_k0,),
-                        (dA,),
-                        "A has a repeated singular value (tied up to rounding): its singular "
-                        "vectors are any pair of bases related by the same rotation and the "
-                        "tied values split apart along most tangents, so there is no "
-                        "derivative unless the tangent keeps them together and the loss is "
-                        "invariant to those rotations and treats the tied values alike",
-                        "check_ties",
-                        S,
-                    )
+                    _check("ties", lambda: (_k0,), (dA,), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
                 ),
@@ -354,18 +321,7 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties):
                 "svd",
                 (dU, dS, dVh),
                 (
-                    _check(
-                        "ties",
-                        lambda: (_k0,),
-                        (dA,),
-                        "A has a repeated singular value (tied up to rounding): its singular "
-                        "vectors are any pair of bases related by the same rotation and the "
-                        "tied values split apart along most tangents, so there is no "
-                        "derivative unless the tangent keeps them together and the loss is "
-                        "invariant to those rotations and treats the tied values alike",
-                        "check_ties",
-                        S,
-                    )
+                    _check("ties", lambda: (_k0,), (dA,), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
                 ),
@@ -398,18 +354,7 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties):
                 "svd",
                 (dU, dS, dVh),
                 (
-                    _check(
-                        "ties",
-                        lambda: (_k0,),
-                        (dA,),
-                        "A has a repeated singular value (tied up to rounding): its singular "
-                        "vectors are any pair of bases related by the same rotation and the "
-                        "tied values split apart along most tangents, so there is no "
-                        "derivative unless the tangent keeps them together and the loss is "
-                        "invariant to those rotations and treats the tied values alike",
-                        "check_ties",
-                        S,
-                    )
+                    _check("ties", lambda: (_k0,), (dA,), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
                 ),
@@ -437,11 +382,7 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                     "ties",
                     lambda: (_skew(_adjoint(U) @ gU + Vh @ _adjoint(gVh)) + _diag(gS),),
                     (gS, gU, gVh),
-                    "A has a repeated singular value (tied up to rounding): its singular "
-                    "vectors are any pair of bases related by the same rotation and the "
-                    "tied values split apart along most tangents, so there is no "
-                    "derivative unless the tangent keeps them together and the loss is "
-                    "invariant to those rotations and treats the tied values alike",
+                    _TIES_MESSAGE,
                     "check_ties",
                     S,
                 )
@@ -456,9 +397,7 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                         ),
                     ),
                     (gU, gVh),
-                    "the loss depends on the phases of the singular vectors (U -> U D, Vh "
-                    "-> D^H Vh with D diagonal unitary changes it), so it has no "
-                    "derivative; make it invariant to them",
+                    _GAUGE_MESSAGE,
                     "check_gauge",
                     None,
                 )
@@ -471,11 +410,7 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                     "ties",
                     lambda: (_skew(_adjoint(U) @ gU + Vh @ _adjoint(gVh)) + _diag(gS),),
                     (gS, gU, gVh),
-                    "A has a repeated singular value (tied up to rounding): its singular "
-                    "vectors are any pair of bases related by the same rotation and the "
-                    "tied values split apart along most tangents, so there is no "
-                    "derivative unless the tangent keeps them together and the loss is "
-                    "invariant to those rotations and treats the tied values alike",
+                    _TIES_MESSAGE,
                     "check_ties",
                     S,
                 )
@@ -490,9 +425,7 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                         ),
                     ),
                     (gU, gVh),
-                    "the loss depends on the phases of the singular vectors (U -> U D, Vh "
-                    "-> D^H Vh with D diagonal unitary changes it), so it has no "
-                    "derivative; make it invariant to them",
+                    _GAUGE_MESSAGE,
                     "check_gauge",
                     None,
                 )
@@ -506,11 +439,7 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                     "ties",
                     lambda: (_skew(_adjoint(U) @ gU + Vh @ _adjoint(gVh)) + _diag(gS),),
                     (gS, gU, gVh),
-                    "A has a repeated singular value (tied up to rounding): its singular "
-                    "vectors are any pair of bases related by the same rotation and the "
-                    "tied values split apart along most tangents, so there is no "
-                    "derivative unless the tangent keeps them together and the loss is "
-                    "invariant to those rotations and treats the tied values alike",
+                    _TIES_MESSAGE,
                     "check_ties",
                     S,
                 )
@@ -527,9 +456,7 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                         _skew(Vh[..., m:, :] @ _adjoint(gVh[..., m:, :])),
                     ),
                     (gU, gVh),
-                    "the loss depends on the phases of the singular vectors or on the "
-                    "arbitrary orthonormal completion U[:, k:], Vh[k:, :] (k = min(m, "
-                    "n)), so it has no derivative; make it invariant to them",
+                    _GAUGE_MESSAGE_2,
                     "check_gauge",
                     None,
                 )
@@ -545,11 +472,7 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                         + _diag(gS),
                     ),
                     (gS, gU, gVh),
-                    "A has a repeated singular value (tied up to rounding): its singular "
-                    "vectors are any pair of bases related by the same rotation and the "
-                    "tied values split apart along most tangents, so there is no "
-                    "derivative unless the tangent keeps them together and the loss is "
-                    "invariant to those rotations and treats the tied values alike",
+                    _TIES_MESSAGE,
                     "check_ties",
                     S,
                 )
@@ -568,9 +491,7 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                         _skew(Vh[..., n:, :] @ _adjoint(gVh[..., n:, :])),
                     ),
                     (gU, gVh),
-                    "the loss depends on the phases of the singular vectors or on the "
-                    "arbitrary orthonormal completion U[:, k:], Vh[k:, :] (k = min(m, "
-                    "n)), so it has no derivative; make it invariant to them",
+                    _GAUGE_MESSAGE_2,
                     "check_gauge",
                     None,
                 )
@@ -586,11 +507,7 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                         + _diag(gS),
                     ),
                     (gS, gU, gVh),
-                    "A has a repeated singular value (tied up to rounding): its singular "
-                    "vectors are any pair of bases related by the same rotation and the "
-                    "tied values split apart along most tangents, so there is no "
-                    "derivative unless the tangent keeps them together and the loss is "
-                    "invariant to those rotations and treats the tied values alike",
+                    _TIES_MESSAGE,
                     "check_ties",
                     S,
                 )
@@ -609,9 +526,7 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                         _skew(Vh[..., m:, :] @ _adjoint(gVh[..., m:, :])),
                     ),
                     (gU, gVh),
-                    "the loss depends on the phases of the singular vectors or on the "
-                    "arbitrary orthonormal completion U[:, k:], Vh[k:, :] (k = min(m, "
-                    "n)), so it has no derivative; make it invariant to them",
+                    _GAUGE_MESSAGE_2,
                     "check_gauge",
                     None,
                 )
@@ -665,30 +580,10 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties):
                 "svd",
                 (gA,),
                 (
-                    _check(
-                        "ties",
-                        lambda: (_k0,),
-                        (gS, gU, gVh),
-                        "A has a repeated singular value (tied up to rounding): its singular "
-                        "vectors are any pair of bases related by the same rotation and the "
-                        "tied values split apart along most tangents, so there is no "
-                        "derivative unless the tangent keeps them together and the loss is "
-                        "invariant to those rotations and treats the tied values alike",
-                        "check_ties",
-                        S,
-                    )
+                    _check("ties", lambda: (_k0,), (gS, gU, gVh), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
-                    _check(
-                        "vanish",
-                        lambda: (_k1,),
-                        (gU, gVh),
-                        "the loss depends on the phases of the singular vectors (U -> U D, Vh "
-                        "-> D^H Vh with D diagonal unitary changes it), so it has no "
-                        "derivative; make it invariant to them",
-                        "check_gauge",
-                        None,
-                    )
+                    _check("vanish", lambda: (_k1,), (gU, gVh), _GAUGE_MESSAGE, "check_gauge", None)
                     if check_gauge
                     else None,
                 ),
@@ -727,30 +622,10 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties):
                 "svd",
                 (gA,),
                 (
-                    _check(
-                        "ties",
-                        lambda: (_k0,),
-                        (gS, gU, gVh),
-                        "A has a repeated singular value (tied up to rounding): its singular "
-                        "vectors are any pair of bases related by the same rotation and the "
-                        "tied values split apart along most tangents, so there is no "
-                        "derivative unless the tangent keeps them together and the loss is "
-                        "invariant to those rotations and treats the tied values alike",
-                        "check_ties",
-                        S,
-                    )
+                    _check("ties", lambda: (_k0,), (gS, gU, gVh), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
-                    _check(
-                        "vanish",
-                        lambda: (_k1,),
-                        (gU, gVh),
-                        "the loss depends on the phases of the singular vectors (U -> U D, Vh "
-                        "-> D^H Vh with D diagonal unitary changes it), so it has no "
-                        "derivative; make it invariant to them",
-                        "check_gauge",
-                        None,
-                    )
+                    _check("vanish", lambda: (_k1,), (gU, gVh), _GAUGE_MESSAGE, "check_gauge", None)
                     if check_gauge
                     else None,
                 ),
@@ -789,27 +664,14 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties):
                 "svd",
                 (gA,),
                 (
-                    _check(
-                        "ties",
-                        lambda: (_k0,),
-                        (gS, gU, gVh),
-                        "A has a repeated singular value (tied up to rounding): its singular "
-                        "vectors are any pair of bases related by the same rotation and the "
-                        "tied values split apart along most tangents, so there is no "
-                        "derivative unless the tangent keeps them together and the loss is "
-                        "invariant to those rotations and treats the tied values alike",
-                        "check_ties",
-                        S,
-                    )
+                    _check("ties", lambda: (_k0,), (gS, gU, gVh), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
                     _check(
                         "vanish",
                         lambda: (_k1, _k2, _k3),
                         (gU, gVh),
-                        "the loss depends on the phases of the singular vectors or on the "
-                        "arbitrary orthonormal completion U[:, k:], Vh[k:, :] (k = min(m, "
-                        "n)), so it has no derivative; make it invariant to them",
+                        _GAUGE_MESSAGE_2,
                         "check_gauge",
                         None,
                     )
@@ -861,27 +723,14 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties):
                 "svd",
                 (gA,),
                 (
-                    _check(
-                        "ties",
-                        lambda: (_k0,),
-                        (gS, gU, gVh),
-                        "A has a repeated singular value (tied up to rounding): its singular "
-                        "vectors are any pair of bases related by the same rotation and the "
-                        "tied values split apart along most tangents, so there is no "
-                        "derivative unless the tangent keeps them together and the loss is "
-                        "invariant to those rotations and treats the tied values alike",
-                        "check_ties",
-                        S,
-                    )
+                    _check("ties", lambda: (_k0,), (gS, gU, gVh), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
                     _check(
                         "vanish",
                         lambda: (_k1, _k2, _k3),
                         (gU, gVh),
-                        "the loss depends on the phases of the singular vectors or on the "
-                        "arbitrary orthonormal completion U[:, k:], Vh[k:, :] (k = min(m, "
-                        "n)), so it has no derivative; make it invariant to them",
+                        _GAUGE_MESSAGE_2,
                         "check_gauge",
                         None,
                     )
@@ -933,27 +782,14 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties):
                 "svd",
                 (gA,),
                 (
-                    _check(
-                        "ties",
-                        lambda: (_k0,),
-                        (gS, gU, gVh),
-                        "A has a repeated singular value (tied up to rounding): its singular "
-                        "vectors are any pair of bases related by the same rotation and the "
-                        "tied values split apart along most tangents, so there is no "
-                        "derivative unless the tangent keeps them together and the loss is "
-                        "invariant to those rotations and treats the tied values alike",
-                        "check_ties",
-                        S,
-                    )
+                    _check("ties", lambda: (_k0,), (gS, gU, gVh), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
                     _check(
                         "vanish",
                         lambda: (_k1, _k2, _k3),
                         (gU, gVh),
-                        "the loss depends on the phases of the singular vectors or on the "
-                        "arbitrary orthonormal completion U[:, k:], Vh[k:, :] (k = min(m, "
-                        "n)), so it has no derivative; make it invariant to them",
+                        _GAUGE_MESSAGE_2,
                         "check_gauge",
                         None,
                     )

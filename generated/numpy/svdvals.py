@@ -59,6 +59,16 @@ def _from_native(A, outputs, check_ties):
     return tuple(outputs)
 
 
+# the conditions the checks of degenerate inputs test, in the spec's words
+_TIES_MESSAGE = (
+    "A has a repeated singular value (tied up to rounding): its singular "
+    "vectors are any pair of bases related by the same rotation and the "
+    "tied values split apart along most tangents, so there is no "
+    "derivative unless the tangent keeps them together and the loss is "
+    "invariant to those rotations and treats the tied values alike"
+)
+
+
 def _jvp_checks(A, S, U, Vh, dA, check_ties):
     """Where the JVP's derivative does not exist (the spec's pivots, ties):
     the variant's checks for _checked_jvp, each None when its option is off."""
@@ -73,11 +83,7 @@ def _jvp_checks(A, S, U, Vh, dA, check_ties):
                     "ties",
                     lambda: (_sym(_adjoint(U) @ dA @ _adjoint(Vh)),),
                     (dA,),
-                    "A has a repeated singular value (tied up to rounding): its singular "
-                    "vectors are any pair of bases related by the same rotation and the "
-                    "tied values split apart along most tangents, so there is no "
-                    "derivative unless the tangent keeps them together and the loss is "
-                    "invariant to those rotations and treats the tied values alike",
+                    _TIES_MESSAGE,
                     "check_ties",
                     S,
                 )
@@ -90,11 +96,7 @@ def _jvp_checks(A, S, U, Vh, dA, check_ties):
                     "ties",
                     lambda: (_sym(_adjoint(U) @ dA @ _adjoint(Vh)),),
                     (dA,),
-                    "A has a repeated singular value (tied up to rounding): its singular "
-                    "vectors are any pair of bases related by the same rotation and the "
-                    "tied values split apart along most tangents, so there is no "
-                    "derivative unless the tangent keeps them together and the loss is "
-                    "invariant to those rotations and treats the tied values alike",
+                    _TIES_MESSAGE,
                     "check_ties",
                     S,
                 )
@@ -122,18 +124,7 @@ def _jvp_rule(A, S, U, Vh, dA, check_ties):
                 "svdvals",
                 (dS,),
                 (
-                    _check(
-                        "ties",
-                        lambda: (_k0,),
-                        (dA,),
-                        "A has a repeated singular value (tied up to rounding): its singular "
-                        "vectors are any pair of bases related by the same rotation and the "
-                        "tied values split apart along most tangents, so there is no "
-                        "derivative unless the tangent keeps them together and the loss is "
-                        "invariant to those rotations and treats the tied values alike",
-                        "check_ties",
-                        S,
-                    )
+                    _check("ties", lambda: (_k0,), (dA,), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
                 ),
@@ -151,18 +142,7 @@ def _jvp_rule(A, S, U, Vh, dA, check_ties):
                 "svdvals",
                 (dS,),
                 (
-                    _check(
-                        "ties",
-                        lambda: (_k0,),
-                        (dA,),
-                        "A has a repeated singular value (tied up to rounding): its singular "
-                        "vectors are any pair of bases related by the same rotation and the "
-                        "tied values split apart along most tangents, so there is no "
-                        "derivative unless the tangent keeps them together and the loss is "
-                        "invariant to those rotations and treats the tied values alike",
-                        "check_ties",
-                        S,
-                    )
+                    _check("ties", lambda: (_k0,), (dA,), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
                 ),
@@ -184,35 +164,13 @@ def _vjp_checks(A, S, U, Vh, gS, gU, gVh, check_ties):
     if True:
         if m >= n:
             return (
-                _check(
-                    "ties",
-                    lambda: (_diag(gS),),
-                    (gS,),
-                    "A has a repeated singular value (tied up to rounding): its singular "
-                    "vectors are any pair of bases related by the same rotation and the "
-                    "tied values split apart along most tangents, so there is no "
-                    "derivative unless the tangent keeps them together and the loss is "
-                    "invariant to those rotations and treats the tied values alike",
-                    "check_ties",
-                    S,
-                )
+                _check("ties", lambda: (_diag(gS),), (gS,), _TIES_MESSAGE, "check_ties", S)
                 if check_ties
                 else None,
             )
         if m < n:
             return (
-                _check(
-                    "ties",
-                    lambda: (_diag(gS),),
-                    (gS,),
-                    "A has a repeated singular value (tied up to rounding): its singular "
-                    "vectors are any pair of bases related by the same rotation and the "
-                    "tied values split apart along most tangents, so there is no "
-                    "derivative unless the tangent keeps them together and the loss is "
-                    "invariant to those rotations and treats the tied values alike",
-                    "check_ties",
-                    S,
-                )
+                _check("ties", lambda: (_diag(gS),), (gS,), _TIES_MESSAGE, "check_ties", S)
                 if check_ties
                 else None,
             )
@@ -236,18 +194,7 @@ def _vjp_rule(A, S, U, Vh, gS, gU, gVh, check_ties):
                 "svdvals",
                 (gA,),
                 (
-                    _check(
-                        "ties",
-                        lambda: (_k0,),
-                        (gS,),
-                        "A has a repeated singular value (tied up to rounding): its singular "
-                        "vectors are any pair of bases related by the same rotation and the "
-                        "tied values split apart along most tangents, so there is no "
-                        "derivative unless the tangent keeps them together and the loss is "
-                        "invariant to those rotations and treats the tied values alike",
-                        "check_ties",
-                        S,
-                    )
+                    _check("ties", lambda: (_k0,), (gS,), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
                 ),
@@ -260,18 +207,7 @@ def _vjp_rule(A, S, U, Vh, gS, gU, gVh, check_ties):
                 "svdvals",
                 (gA,),
                 (
-                    _check(
-                        "ties",
-                        lambda: (_k0,),
-                        (gS,),
-                        "A has a repeated singular value (tied up to rounding): its singular "
-                        "vectors are any pair of bases related by the same rotation and the "
-                        "tied values split apart along most tangents, so there is no "
-                        "derivative unless the tangent keeps them together and the loss is "
-                        "invariant to those rotations and treats the tied values alike",
-                        "check_ties",
-                        S,
-                    )
+                    _check("ties", lambda: (_k0,), (gS,), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
                 ),

@@ -98,6 +98,21 @@ def _from_native(A, outputs, UPLO, check_gauge, check_ties):
     return tuple(outputs)
 
 
+# the conditions the checks of degenerate inputs test, in the spec's words
+_TIES_MESSAGE = (
+    "A has a repeated eigenvalue (tied up to rounding): its eigenvectors "
+    "are any basis of its eigenspace and the tied eigenvalues split apart "
+    "along most tangents, so there is no derivative unless the tangent "
+    "keeps them together and the loss is invariant to rotations of the "
+    "eigenspace and treats the tied eigenvalues alike"
+)
+_GAUGE_MESSAGE = (
+    "the loss depends on the phases of the eigenvectors (Q -> Q "
+    "diag(exp(i phi)) changes it), so it has no derivative; make it "
+    "invariant to them"
+)
+
+
 def _jvp_checks(A, L, Q, dA, UPLO, check_gauge, check_ties):
     """Where the JVP's derivative does not exist (the spec's pivots, ties):
     the variant's checks for _checked_jvp, each None when its option is off."""
@@ -109,11 +124,7 @@ def _jvp_checks(A, L, Q, dA, UPLO, check_gauge, check_ties):
                 "ties",
                 lambda: (_mm(_mm(Q.mH, _sym(dA)), Q),),
                 (dA,),
-                "A has a repeated eigenvalue (tied up to rounding): its eigenvectors "
-                "are any basis of its eigenspace and the tied eigenvalues split apart "
-                "along most tangents, so there is no derivative unless the tangent "
-                "keeps them together and the loss is invariant to rotations of the "
-                "eigenspace and treats the tied eigenvalues alike",
+                _TIES_MESSAGE,
                 "check_ties",
                 L,
             )
@@ -126,11 +137,7 @@ def _jvp_checks(A, L, Q, dA, UPLO, check_gauge, check_ties):
                 "ties",
                 lambda: (_mm(_mm(Q.mH, _sym(dA)), Q),),
                 (dA,),
-                "A has a repeated eigenvalue (tied up to rounding): its eigenvectors "
-                "are any basis of its eigenspace and the tied eigenvalues split apart "
-                "along most tangents, so there is no derivative unless the tangent "
-                "keeps them together and the loss is invariant to rotations of the "
-                "eigenspace and treats the tied eigenvalues alike",
+                _TIES_MESSAGE,
                 "check_ties",
                 L,
             )
@@ -157,18 +164,7 @@ def _jvp_rule(A, L, Q, dA, UPLO, check_gauge, check_ties):
             "eigh",
             (dL, dQ),
             (
-                _check(
-                    "ties",
-                    lambda: (_k0,),
-                    (dA,),
-                    "A has a repeated eigenvalue (tied up to rounding): its eigenvectors "
-                    "are any basis of its eigenspace and the tied eigenvalues split apart "
-                    "along most tangents, so there is no derivative unless the tangent "
-                    "keeps them together and the loss is invariant to rotations of the "
-                    "eigenspace and treats the tied eigenvalues alike",
-                    "check_ties",
-                    L,
-                )
+                _check("ties", lambda: (_k0,), (dA,), _TIES_MESSAGE, "check_ties", L)
                 if check_ties
                 else None,
             ),
@@ -188,18 +184,7 @@ def _jvp_rule(A, L, Q, dA, UPLO, check_gauge, check_ties):
             "eigh",
             (dL, dQ),
             (
-                _check(
-                    "ties",
-                    lambda: (_k0,),
-                    (dA,),
-                    "A has a repeated eigenvalue (tied up to rounding): its eigenvectors "
-                    "are any basis of its eigenspace and the tied eigenvalues split apart "
-                    "along most tangents, so there is no derivative unless the tangent "
-                    "keeps them together and the loss is invariant to rotations of the "
-                    "eigenspace and treats the tied eigenvalues alike",
-                    "check_ties",
-                    L,
-                )
+                _check("ties", lambda: (_k0,), (dA,), _TIES_MESSAGE, "check_ties", L)
                 if check_ties
                 else None,
             ),
@@ -222,11 +207,7 @@ def _vjp_checks(A, L, Q, gL, gQ, UPLO, check_gauge, check_ties):
                 "ties",
                 lambda: (_skew(_mm(Q.mH, gQ)) + _torch.diag_embed(gL.squeeze(-1)),),
                 (gL, gQ),
-                "A has a repeated eigenvalue (tied up to rounding): its eigenvectors "
-                "are any basis of its eigenspace and the tied eigenvalues split apart "
-                "along most tangents, so there is no derivative unless the tangent "
-                "keeps them together and the loss is invariant to rotations of the "
-                "eigenspace and treats the tied eigenvalues alike",
+                _TIES_MESSAGE,
                 "check_ties",
                 L,
             )
@@ -236,9 +217,7 @@ def _vjp_checks(A, L, Q, gL, gQ, UPLO, check_gauge, check_ties):
                 "vanish",
                 lambda: (_im((Q.mH * gQ.mT).sum(-1).unsqueeze(-1)),),
                 (gQ,),
-                "the loss depends on the phases of the eigenvectors (Q -> Q "
-                "diag(exp(i phi)) changes it), so it has no derivative; make it "
-                "invariant to them",
+                _GAUGE_MESSAGE,
                 "check_gauge",
                 None,
             )
@@ -251,11 +230,7 @@ def _vjp_checks(A, L, Q, gL, gQ, UPLO, check_gauge, check_ties):
                 "ties",
                 lambda: (_skew(_mm(Q.mH, gQ)) + _torch.diag_embed(gL.squeeze(-1)),),
                 (gL, gQ),
-                "A has a repeated eigenvalue (tied up to rounding): its eigenvectors "
-                "are any basis of its eigenspace and the tied eigenvalues split apart "
-                "along most tangents, so there is no derivative unless the tangent "
-                "keeps them together and the loss is invariant to rotations of the "
-                "eigenspace and treats the tied eigenvalues alike",
+                _TIES_MESSAGE,
                 "check_ties",
                 L,
             )
@@ -265,9 +240,7 @@ def _vjp_checks(A, L, Q, gL, gQ, UPLO, check_gauge, check_ties):
                 "vanish",
                 lambda: (_im((Q.mH * gQ.mT).sum(-1).unsqueeze(-1)),),
                 (gQ,),
-                "the loss depends on the phases of the eigenvectors (Q -> Q "
-                "diag(exp(i phi)) changes it), so it has no derivative; make it "
-                "invariant to them",
+                _GAUGE_MESSAGE,
                 "check_gauge",
                 None,
             )
@@ -296,30 +269,10 @@ def _vjp_rule(A, L, Q, gL, gQ, UPLO, check_gauge, check_ties):
             "eigh",
             (gA,),
             (
-                _check(
-                    "ties",
-                    lambda: (_k0,),
-                    (gL, gQ),
-                    "A has a repeated eigenvalue (tied up to rounding): its eigenvectors "
-                    "are any basis of its eigenspace and the tied eigenvalues split apart "
-                    "along most tangents, so there is no derivative unless the tangent "
-                    "keeps them together and the loss is invariant to rotations of the "
-                    "eigenspace and treats the tied eigenvalues alike",
-                    "check_ties",
-                    L,
-                )
+                _check("ties", lambda: (_k0,), (gL, gQ), _TIES_MESSAGE, "check_ties", L)
                 if check_ties
                 else None,
-                _check(
-                    "vanish",
-                    lambda: (_k1,),
-                    (gQ,),
-                    "the loss depends on the phases of the eigenvectors (Q -> Q "
-                    "diag(exp(i phi)) changes it), so it has no derivative; make it "
-                    "invariant to them",
-                    "check_gauge",
-                    None,
-                )
+                _check("vanish", lambda: (_k1,), (gQ,), _GAUGE_MESSAGE, "check_gauge", None)
                 if check_gauge
                 else None,
             ),
@@ -337,30 +290,10 @@ def _vjp_rule(A, L, Q, gL, gQ, UPLO, check_gauge, check_ties):
             "eigh",
             (gA,),
             (
-                _check(
-                    "ties",
-                    lambda: (_k0,),
-                    (gL, gQ),
-                    "A has a repeated eigenvalue (tied up to rounding): its eigenvectors "
-                    "are any basis of its eigenspace and the tied eigenvalues split apart "
-                    "along most tangents, so there is no derivative unless the tangent "
-                    "keeps them together and the loss is invariant to rotations of the "
-                    "eigenspace and treats the tied eigenvalues alike",
-                    "check_ties",
-                    L,
-                )
+                _check("ties", lambda: (_k0,), (gL, gQ), _TIES_MESSAGE, "check_ties", L)
                 if check_ties
                 else None,
-                _check(
-                    "vanish",
-                    lambda: (_k1,),
-                    (gQ,),
-                    "the loss depends on the phases of the eigenvectors (Q -> Q "
-                    "diag(exp(i phi)) changes it), so it has no derivative; make it "
-                    "invariant to them",
-                    "check_gauge",
-                    None,
-                )
+                _check("vanish", lambda: (_k1,), (gQ,), _GAUGE_MESSAGE, "check_gauge", None)
                 if check_gauge
                 else None,
             ),

@@ -87,6 +87,16 @@ def _from_native(A, outputs, UPLO, check_ties):
     return tuple(outputs)
 
 
+# the conditions the checks of degenerate inputs test, in the spec's words
+_TIES_MESSAGE = (
+    "A has a repeated eigenvalue (tied up to rounding): its eigenvectors "
+    "are any basis of its eigenspace and the tied eigenvalues split apart "
+    "along most tangents, so there is no derivative unless the tangent "
+    "keeps them together and the loss is invariant to rotations of the "
+    "eigenspace and treats the tied eigenvalues alike"
+)
+
+
 def _jvp_checks(A, L, Q, dA, UPLO, check_ties):
     """Where the JVP's derivative does not exist (the spec's pivots, ties):
     the variant's checks for _checked_jvp, each None when its option is off."""
@@ -98,11 +108,7 @@ def _jvp_checks(A, L, Q, dA, UPLO, check_ties):
                 "ties",
                 lambda: (_mm(_mm(Q.mH, _sym(dA)), Q),),
                 (dA,),
-                "A has a repeated eigenvalue (tied up to rounding): its eigenvectors "
-                "are any basis of its eigenspace and the tied eigenvalues split apart "
-                "along most tangents, so there is no derivative unless the tangent "
-                "keeps them together and the loss is invariant to rotations of the "
-                "eigenspace and treats the tied eigenvalues alike",
+                _TIES_MESSAGE,
                 "check_ties",
                 L,
             )
@@ -115,11 +121,7 @@ def _jvp_checks(A, L, Q, dA, UPLO, check_ties):
                 "ties",
                 lambda: (_mm(_mm(Q.mH, _sym(dA)), Q),),
                 (dA,),
-                "A has a repeated eigenvalue (tied up to rounding): its eigenvectors "
-                "are any basis of its eigenspace and the tied eigenvalues split apart "
-                "along most tangents, so there is no derivative unless the tangent "
-                "keeps them together and the loss is invariant to rotations of the "
-                "eigenspace and treats the tied eigenvalues alike",
+                _TIES_MESSAGE,
                 "check_ties",
                 L,
             )
@@ -144,18 +146,7 @@ def _jvp_rule(A, L, Q, dA, UPLO, check_ties):
             "eigvalsh",
             (dL,),
             (
-                _check(
-                    "ties",
-                    lambda: (_k0,),
-                    (dA,),
-                    "A has a repeated eigenvalue (tied up to rounding): its eigenvectors "
-                    "are any basis of its eigenspace and the tied eigenvalues split apart "
-                    "along most tangents, so there is no derivative unless the tangent "
-                    "keeps them together and the loss is invariant to rotations of the "
-                    "eigenspace and treats the tied eigenvalues alike",
-                    "check_ties",
-                    L,
-                )
+                _check("ties", lambda: (_k0,), (dA,), _TIES_MESSAGE, "check_ties", L)
                 if check_ties
                 else None,
             ),
@@ -173,18 +164,7 @@ def _jvp_rule(A, L, Q, dA, UPLO, check_ties):
             "eigvalsh",
             (dL,),
             (
-                _check(
-                    "ties",
-                    lambda: (_k0,),
-                    (dA,),
-                    "A has a repeated eigenvalue (tied up to rounding): its eigenvectors "
-                    "are any basis of its eigenspace and the tied eigenvalues split apart "
-                    "along most tangents, so there is no derivative unless the tangent "
-                    "keeps them together and the loss is invariant to rotations of the "
-                    "eigenspace and treats the tied eigenvalues alike",
-                    "check_ties",
-                    L,
-                )
+                _check("ties", lambda: (_k0,), (dA,), _TIES_MESSAGE, "check_ties", L)
                 if check_ties
                 else None,
             ),
@@ -207,11 +187,7 @@ def _vjp_checks(A, L, Q, gL, gQ, UPLO, check_ties):
                 "ties",
                 lambda: (_torch.diag_embed(gL.squeeze(-1)),),
                 (gL,),
-                "A has a repeated eigenvalue (tied up to rounding): its eigenvectors "
-                "are any basis of its eigenspace and the tied eigenvalues split apart "
-                "along most tangents, so there is no derivative unless the tangent "
-                "keeps them together and the loss is invariant to rotations of the "
-                "eigenspace and treats the tied eigenvalues alike",
+                _TIES_MESSAGE,
                 "check_ties",
                 L,
             )
@@ -224,11 +200,7 @@ def _vjp_checks(A, L, Q, gL, gQ, UPLO, check_ties):
                 "ties",
                 lambda: (_torch.diag_embed(gL.squeeze(-1)),),
                 (gL,),
-                "A has a repeated eigenvalue (tied up to rounding): its eigenvectors "
-                "are any basis of its eigenspace and the tied eigenvalues split apart "
-                "along most tangents, so there is no derivative unless the tangent "
-                "keeps them together and the loss is invariant to rotations of the "
-                "eigenspace and treats the tied eigenvalues alike",
+                _TIES_MESSAGE,
                 "check_ties",
                 L,
             )
@@ -252,18 +224,7 @@ def _vjp_rule(A, L, Q, gL, gQ, UPLO, check_ties):
             "eigvalsh",
             (gA,),
             (
-                _check(
-                    "ties",
-                    lambda: (_k0,),
-                    (gL,),
-                    "A has a repeated eigenvalue (tied up to rounding): its eigenvectors "
-                    "are any basis of its eigenspace and the tied eigenvalues split apart "
-                    "along most tangents, so there is no derivative unless the tangent "
-                    "keeps them together and the loss is invariant to rotations of the "
-                    "eigenspace and treats the tied eigenvalues alike",
-                    "check_ties",
-                    L,
-                )
+                _check("ties", lambda: (_k0,), (gL,), _TIES_MESSAGE, "check_ties", L)
                 if check_ties
                 else None,
             ),
@@ -276,18 +237,7 @@ def _vjp_rule(A, L, Q, gL, gQ, UPLO, check_ties):
             "eigvalsh",
             (gA,),
             (
-                _check(
-                    "ties",
-                    lambda: (_k0,),
-                    (gL,),
-                    "A has a repeated eigenvalue (tied up to rounding): its eigenvectors "
-                    "are any basis of its eigenspace and the tied eigenvalues split apart "
-                    "along most tangents, so there is no derivative unless the tangent "
-                    "keeps them together and the loss is invariant to rotations of the "
-                    "eigenspace and treats the tied eigenvalues alike",
-                    "check_ties",
-                    L,
-                )
+                _check("ties", lambda: (_k0,), (gL,), _TIES_MESSAGE, "check_ties", L)
                 if check_ties
                 else None,
             ),

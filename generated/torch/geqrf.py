@@ -75,6 +75,14 @@ def _from_native(A, outputs, check_singular):
     return tuple(outputs)
 
 
+# the conditions the checks of degenerate inputs test, in the spec's words
+_PIVOTS_MESSAGE = (
+    "R (the upper triangle of a) has a zero on its diagonal (A's leading "
+    "min(m, n) columns are linearly dependent, up to rounding), so the "
+    "factorization has no derivative there"
+)
+
+
 def _jvp_checks(A, a, tau, dA, check_singular):
     """Where the JVP's derivative does not exist (the spec's pivots, ties):
     the variant's checks for _checked_jvp, each None when its option is off."""
@@ -90,9 +98,7 @@ def _jvp_checks(A, a, tau, dA, check_singular):
                     "pivots",
                     lambda: (a.diagonal(dim1=-2, dim2=-1).unsqueeze(-1),),
                     (A,),
-                    "R (the upper triangle of a) has a zero on its diagonal (A's leading "
-                    "min(m, n) columns are linearly dependent, up to rounding), so the "
-                    "factorization has no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -105,9 +111,7 @@ def _jvp_checks(A, a, tau, dA, check_singular):
                     "pivots",
                     lambda: (a.diagonal(dim1=-2, dim2=-1).unsqueeze(-1),),
                     (A,),
-                    "R (the upper triangle of a) has a zero on its diagonal (A's leading "
-                    "min(m, n) columns are linearly dependent, up to rounding), so the "
-                    "factorization has no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -120,9 +124,7 @@ def _jvp_checks(A, a, tau, dA, check_singular):
                     "pivots",
                     lambda: (a.diagonal(dim1=-2, dim2=-1).unsqueeze(-1),),
                     (A,),
-                    "R (the upper triangle of a) has a zero on its diagonal (A's leading "
-                    "min(m, n) columns are linearly dependent, up to rounding), so the "
-                    "factorization has no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -135,9 +137,7 @@ def _jvp_checks(A, a, tau, dA, check_singular):
                     "pivots",
                     lambda: (a.diagonal(dim1=-2, dim2=-1).unsqueeze(-1),),
                     (A,),
-                    "R (the upper triangle of a) has a zero on its diagonal (A's leading "
-                    "min(m, n) columns are linearly dependent, up to rounding), so the "
-                    "factorization has no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -342,9 +342,7 @@ def _vjp_checks(A, a, tau, ga, gtau, check_singular):
                     "pivots",
                     lambda: (a.diagonal(dim1=-2, dim2=-1).unsqueeze(-1),),
                     (A,),
-                    "R (the upper triangle of a) has a zero on its diagonal (A's leading "
-                    "min(m, n) columns are linearly dependent, up to rounding), so the "
-                    "factorization has no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -357,9 +355,7 @@ def _vjp_checks(A, a, tau, ga, gtau, check_singular):
                     "pivots",
                     lambda: (a.diagonal(dim1=-2, dim2=-1).unsqueeze(-1),),
                     (A,),
-                    "R (the upper triangle of a) has a zero on its diagonal (A's leading "
-                    "min(m, n) columns are linearly dependent, up to rounding), so the "
-                    "factorization has no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -372,9 +368,7 @@ def _vjp_checks(A, a, tau, ga, gtau, check_singular):
                     "pivots",
                     lambda: (a.diagonal(dim1=-2, dim2=-1).unsqueeze(-1),),
                     (A,),
-                    "R (the upper triangle of a) has a zero on its diagonal (A's leading "
-                    "min(m, n) columns are linearly dependent, up to rounding), so the "
-                    "factorization has no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -387,9 +381,7 @@ def _vjp_checks(A, a, tau, ga, gtau, check_singular):
                     "pivots",
                     lambda: (a.diagonal(dim1=-2, dim2=-1).unsqueeze(-1),),
                     (A,),
-                    "R (the upper triangle of a) has a zero on its diagonal (A's leading "
-                    "min(m, n) columns are linearly dependent, up to rounding), so the "
-                    "factorization has no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )

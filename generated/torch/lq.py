@@ -73,6 +73,14 @@ def _from_native(A, outputs, mode, check_singular):
     return tuple(outputs)
 
 
+# the conditions the checks of degenerate inputs test, in the spec's words
+_PIVOTS_MESSAGE = (
+    "L has a zero on its diagonal (A's leading min(m, n) rows are "
+    "linearly dependent, up to rounding), so L and Q have no derivative "
+    "there"
+)
+
+
 def _jvp_checks(A, L, Q, dA, mode, check_singular):
     """Where the JVP's derivative does not exist (the spec's pivots, ties):
     the variant's checks for _checked_jvp, each None when its option is off."""
@@ -87,9 +95,7 @@ def _jvp_checks(A, L, Q, dA, mode, check_singular):
                     "pivots",
                     lambda: (L.diagonal(dim1=-2, dim2=-1).unsqueeze(-1),),
                     (A,),
-                    "L has a zero on its diagonal (A's leading min(m, n) rows are "
-                    "linearly dependent, up to rounding), so L and Q have no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -102,9 +108,7 @@ def _jvp_checks(A, L, Q, dA, mode, check_singular):
                     "pivots",
                     lambda: (L.diagonal(dim1=-2, dim2=-1).unsqueeze(-1),),
                     (A,),
-                    "L has a zero on its diagonal (A's leading min(m, n) rows are "
-                    "linearly dependent, up to rounding), so L and Q have no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -182,9 +186,7 @@ def _vjp_checks(A, L, Q, gL, gQ, mode, check_singular):
                     "pivots",
                     lambda: (L.diagonal(dim1=-2, dim2=-1).unsqueeze(-1),),
                     (A,),
-                    "L has a zero on its diagonal (A's leading min(m, n) rows are "
-                    "linearly dependent, up to rounding), so L and Q have no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -197,9 +199,7 @@ def _vjp_checks(A, L, Q, gL, gQ, mode, check_singular):
                     "pivots",
                     lambda: (L.diagonal(dim1=-2, dim2=-1).unsqueeze(-1),),
                     (A,),
-                    "L has a zero on its diagonal (A's leading min(m, n) rows are "
-                    "linearly dependent, up to rounding), so L and Q have no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )

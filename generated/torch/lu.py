@@ -83,6 +83,13 @@ def _from_native(A, outputs, pivot, check_singular):
     return tuple(outputs)
 
 
+# the conditions the checks of degenerate inputs test, in the spec's words
+_PIVOTS_MESSAGE = (
+    "U has a zero on its diagonal (a leading minor of P^T A is singular, "
+    "up to rounding), so L and U have no derivative there"
+)
+
+
 def _jvp_checks(A, P, L, U, dA, pivot, check_singular):
     """Where the JVP's derivative does not exist (the spec's pivots, ties):
     the variant's checks for _checked_jvp, each None when its option is off."""
@@ -97,8 +104,7 @@ def _jvp_checks(A, P, L, U, dA, pivot, check_singular):
                     "pivots",
                     lambda: (U.diagonal(dim1=-2, dim2=-1).unsqueeze(-1),),
                     (A,),
-                    "U has a zero on its diagonal (a leading minor of P^T A is singular, "
-                    "up to rounding), so L and U have no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -111,8 +117,7 @@ def _jvp_checks(A, P, L, U, dA, pivot, check_singular):
                     "pivots",
                     lambda: (U.diagonal(dim1=-2, dim2=-1).unsqueeze(-1),),
                     (A,),
-                    "U has a zero on its diagonal (a leading minor of P^T A is singular, "
-                    "up to rounding), so L and U have no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -125,8 +130,7 @@ def _jvp_checks(A, P, L, U, dA, pivot, check_singular):
                     "pivots",
                     lambda: (U.diagonal(dim1=-2, dim2=-1).unsqueeze(-1),),
                     (A,),
-                    "U has a zero on its diagonal (a leading minor of P^T A is singular, "
-                    "up to rounding), so L and U have no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -243,8 +247,7 @@ def _vjp_checks(A, P, L, U, gP, gL, gU, pivot, check_singular):
                     "pivots",
                     lambda: (U.diagonal(dim1=-2, dim2=-1).unsqueeze(-1),),
                     (A,),
-                    "U has a zero on its diagonal (a leading minor of P^T A is singular, "
-                    "up to rounding), so L and U have no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -257,8 +260,7 @@ def _vjp_checks(A, P, L, U, gP, gL, gU, pivot, check_singular):
                     "pivots",
                     lambda: (U.diagonal(dim1=-2, dim2=-1).unsqueeze(-1),),
                     (A,),
-                    "U has a zero on its diagonal (a leading minor of P^T A is singular, "
-                    "up to rounding), so L and U have no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -271,8 +273,7 @@ def _vjp_checks(A, P, L, U, gP, gL, gU, pivot, check_singular):
                     "pivots",
                     lambda: (U.diagonal(dim1=-2, dim2=-1).unsqueeze(-1),),
                     (A,),
-                    "U has a zero on its diagonal (a leading minor of P^T A is singular, "
-                    "up to rounding), so L and U have no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )

@@ -66,6 +66,14 @@ def _from_native(A, outputs, pivot, check_singular):
     return tuple(outputs)
 
 
+# the conditions the checks of degenerate inputs test, in the spec's words
+_PIVOTS_MESSAGE = (
+    "U (the upper triangle of LU) has a zero on its diagonal (a leading "
+    "minor of P^T A is singular, up to rounding), so LU has no derivative "
+    "there"
+)
+
+
 def _jvp_checks(A, LU, pivots, P, dA, pivot, check_singular):
     """Where the JVP's derivative does not exist (the spec's pivots, ties):
     the variant's checks for _checked_jvp, each None when its option is off."""
@@ -80,9 +88,7 @@ def _jvp_checks(A, LU, pivots, P, dA, pivot, check_singular):
                     "pivots",
                     lambda: (LU.diagonal(dim1=-2, dim2=-1).unsqueeze(-1),),
                     (A,),
-                    "U (the upper triangle of LU) has a zero on its diagonal (a leading "
-                    "minor of P^T A is singular, up to rounding), so LU has no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -95,9 +101,7 @@ def _jvp_checks(A, LU, pivots, P, dA, pivot, check_singular):
                     "pivots",
                     lambda: (LU.diagonal(dim1=-2, dim2=-1).unsqueeze(-1),),
                     (A,),
-                    "U (the upper triangle of LU) has a zero on its diagonal (a leading "
-                    "minor of P^T A is singular, up to rounding), so LU has no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -110,9 +114,7 @@ def _jvp_checks(A, LU, pivots, P, dA, pivot, check_singular):
                     "pivots",
                     lambda: (LU.diagonal(dim1=-2, dim2=-1).unsqueeze(-1),),
                     (A,),
-                    "U (the upper triangle of LU) has a zero on its diagonal (a leading "
-                    "minor of P^T A is singular, up to rounding), so LU has no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -243,9 +245,7 @@ def _vjp_checks(A, LU, pivots, P, gLU, gpivots, gP, pivot, check_singular):
                     "pivots",
                     lambda: (LU.diagonal(dim1=-2, dim2=-1).unsqueeze(-1),),
                     (A,),
-                    "U (the upper triangle of LU) has a zero on its diagonal (a leading "
-                    "minor of P^T A is singular, up to rounding), so LU has no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -258,9 +258,7 @@ def _vjp_checks(A, LU, pivots, P, gLU, gpivots, gP, pivot, check_singular):
                     "pivots",
                     lambda: (LU.diagonal(dim1=-2, dim2=-1).unsqueeze(-1),),
                     (A,),
-                    "U (the upper triangle of LU) has a zero on its diagonal (a leading "
-                    "minor of P^T A is singular, up to rounding), so LU has no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -273,9 +271,7 @@ def _vjp_checks(A, LU, pivots, P, gLU, gpivots, gP, pivot, check_singular):
                     "pivots",
                     lambda: (LU.diagonal(dim1=-2, dim2=-1).unsqueeze(-1),),
                     (A,),
-                    "U (the upper triangle of LU) has a zero on its diagonal (a leading "
-                    "minor of P^T A is singular, up to rounding), so LU has no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )

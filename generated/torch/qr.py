@@ -120,6 +120,14 @@ def _from_native(A, outputs, mode, check_singular):
     return tuple(outputs)
 
 
+# the conditions the checks of degenerate inputs test, in the spec's words
+_PIVOTS_MESSAGE = (
+    "R has a zero on its diagonal (A's leading min(m, n) columns are "
+    "linearly dependent, up to rounding), so Q and R have no derivative "
+    "there"
+)
+
+
 def _jvp_checks(A, Q, R, dA, mode, check_singular):
     """Where the JVP's derivative does not exist (the spec's pivots, ties):
     the variant's checks for _checked_jvp, each None when its option is off."""
@@ -134,9 +142,7 @@ def _jvp_checks(A, Q, R, dA, mode, check_singular):
                     "pivots",
                     lambda: (R.diagonal(dim1=-2, dim2=-1).unsqueeze(-1),),
                     (A,),
-                    "R has a zero on its diagonal (A's leading min(m, n) columns are "
-                    "linearly dependent, up to rounding), so Q and R have no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -149,9 +155,7 @@ def _jvp_checks(A, Q, R, dA, mode, check_singular):
                     "pivots",
                     lambda: (R.diagonal(dim1=-2, dim2=-1).unsqueeze(-1),),
                     (A,),
-                    "R has a zero on its diagonal (A's leading min(m, n) columns are "
-                    "linearly dependent, up to rounding), so Q and R have no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -165,9 +169,7 @@ def _jvp_checks(A, Q, R, dA, mode, check_singular):
                     "pivots",
                     lambda: (R.diagonal(dim1=-2, dim2=-1).unsqueeze(-1),),
                     (A,),
-                    "R has a zero on its diagonal (A's leading min(m, n) columns are "
-                    "linearly dependent, up to rounding), so Q and R have no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -180,9 +182,7 @@ def _jvp_checks(A, Q, R, dA, mode, check_singular):
                     "pivots",
                     lambda: (R.diagonal(dim1=-2, dim2=-1).unsqueeze(-1),),
                     (A,),
-                    "R has a zero on its diagonal (A's leading min(m, n) columns are "
-                    "linearly dependent, up to rounding), so Q and R have no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -195,9 +195,7 @@ def _jvp_checks(A, Q, R, dA, mode, check_singular):
                     "pivots",
                     lambda: (R.diagonal(dim1=-2, dim2=-1).unsqueeze(-1),),
                     (A,),
-                    "R has a zero on its diagonal (A's leading min(m, n) columns are "
-                    "linearly dependent, up to rounding), so Q and R have no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -211,9 +209,7 @@ def _jvp_checks(A, Q, R, dA, mode, check_singular):
                     "pivots",
                     lambda: (R.diagonal(dim1=-2, dim2=-1).unsqueeze(-1),),
                     (A,),
-                    "R has a zero on its diagonal (A's leading min(m, n) columns are "
-                    "linearly dependent, up to rounding), so Q and R have no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -226,9 +222,7 @@ def _jvp_checks(A, Q, R, dA, mode, check_singular):
                     "pivots",
                     lambda: (R.diagonal(dim1=-2, dim2=-1).unsqueeze(-1),),
                     (A,),
-                    "R has a zero on its diagonal (A's leading min(m, n) columns are "
-                    "linearly dependent, up to rounding), so Q and R have no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -412,9 +406,7 @@ def _vjp_checks(A, Q, R, gQ, gR, mode, check_singular):
                     "pivots",
                     lambda: (R.diagonal(dim1=-2, dim2=-1).unsqueeze(-1),),
                     (A,),
-                    "R has a zero on its diagonal (A's leading min(m, n) columns are "
-                    "linearly dependent, up to rounding), so Q and R have no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -427,9 +419,7 @@ def _vjp_checks(A, Q, R, gQ, gR, mode, check_singular):
                     "pivots",
                     lambda: (R.diagonal(dim1=-2, dim2=-1).unsqueeze(-1),),
                     (A,),
-                    "R has a zero on its diagonal (A's leading min(m, n) columns are "
-                    "linearly dependent, up to rounding), so Q and R have no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -443,9 +433,7 @@ def _vjp_checks(A, Q, R, gQ, gR, mode, check_singular):
                     "pivots",
                     lambda: (R.diagonal(dim1=-2, dim2=-1).unsqueeze(-1),),
                     (A,),
-                    "R has a zero on its diagonal (A's leading min(m, n) columns are "
-                    "linearly dependent, up to rounding), so Q and R have no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -458,9 +446,7 @@ def _vjp_checks(A, Q, R, gQ, gR, mode, check_singular):
                     "pivots",
                     lambda: (R.diagonal(dim1=-2, dim2=-1).unsqueeze(-1),),
                     (A,),
-                    "R has a zero on its diagonal (A's leading min(m, n) columns are "
-                    "linearly dependent, up to rounding), so Q and R have no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -473,9 +459,7 @@ def _vjp_checks(A, Q, R, gQ, gR, mode, check_singular):
                     "pivots",
                     lambda: (R.diagonal(dim1=-2, dim2=-1).unsqueeze(-1),),
                     (A,),
-                    "R has a zero on its diagonal (A's leading min(m, n) columns are "
-                    "linearly dependent, up to rounding), so Q and R have no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -489,9 +473,7 @@ def _vjp_checks(A, Q, R, gQ, gR, mode, check_singular):
                     "pivots",
                     lambda: (R.diagonal(dim1=-2, dim2=-1).unsqueeze(-1),),
                     (A,),
-                    "R has a zero on its diagonal (A's leading min(m, n) columns are "
-                    "linearly dependent, up to rounding), so Q and R have no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -504,9 +486,7 @@ def _vjp_checks(A, Q, R, gQ, gR, mode, check_singular):
                     "pivots",
                     lambda: (R.diagonal(dim1=-2, dim2=-1).unsqueeze(-1),),
                     (A,),
-                    "R has a zero on its diagonal (A's leading min(m, n) columns are "
-                    "linearly dependent, up to rounding), so Q and R have no derivative "
-                    "there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )

@@ -118,6 +118,13 @@ def _from_native(A, outputs, mode, check_singular):
     return tuple(outputs)
 
 
+# the conditions the checks of degenerate inputs test, in the spec's words
+_PIVOTS_MESSAGE = (
+    "R has a zero on its diagonal (A's rank is below min(m, n), up to "
+    "rounding), so Q, R and the pivoting have no derivative there"
+)
+
+
 def _jvp_checks(A, Q, R, P, Pi, dA, mode, check_singular):
     """Where the JVP's derivative does not exist (the spec's pivots, ties):
     the variant's checks for _checked_jvp, each None when its option is off."""
@@ -132,8 +139,7 @@ def _jvp_checks(A, Q, R, P, Pi, dA, mode, check_singular):
                     "pivots",
                     lambda: (R.diagonal(dim1=-2, dim2=-1).unsqueeze(-1),),
                     (A,),
-                    "R has a zero on its diagonal (A's rank is below min(m, n), up to "
-                    "rounding), so Q, R and the pivoting have no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -146,8 +152,7 @@ def _jvp_checks(A, Q, R, P, Pi, dA, mode, check_singular):
                     "pivots",
                     lambda: (R.diagonal(dim1=-2, dim2=-1).unsqueeze(-1),),
                     (A,),
-                    "R has a zero on its diagonal (A's rank is below min(m, n), up to "
-                    "rounding), so Q, R and the pivoting have no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -161,8 +166,7 @@ def _jvp_checks(A, Q, R, P, Pi, dA, mode, check_singular):
                     "pivots",
                     lambda: (R.diagonal(dim1=-2, dim2=-1).unsqueeze(-1),),
                     (A,),
-                    "R has a zero on its diagonal (A's rank is below min(m, n), up to "
-                    "rounding), so Q, R and the pivoting have no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -175,8 +179,7 @@ def _jvp_checks(A, Q, R, P, Pi, dA, mode, check_singular):
                     "pivots",
                     lambda: (R.diagonal(dim1=-2, dim2=-1).unsqueeze(-1),),
                     (A,),
-                    "R has a zero on its diagonal (A's rank is below min(m, n), up to "
-                    "rounding), so Q, R and the pivoting have no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -189,8 +192,7 @@ def _jvp_checks(A, Q, R, P, Pi, dA, mode, check_singular):
                     "pivots",
                     lambda: (R.diagonal(dim1=-2, dim2=-1).unsqueeze(-1),),
                     (A,),
-                    "R has a zero on its diagonal (A's rank is below min(m, n), up to "
-                    "rounding), so Q, R and the pivoting have no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -204,8 +206,7 @@ def _jvp_checks(A, Q, R, P, Pi, dA, mode, check_singular):
                     "pivots",
                     lambda: (R.diagonal(dim1=-2, dim2=-1).unsqueeze(-1),),
                     (A,),
-                    "R has a zero on its diagonal (A's rank is below min(m, n), up to "
-                    "rounding), so Q, R and the pivoting have no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -218,8 +219,7 @@ def _jvp_checks(A, Q, R, P, Pi, dA, mode, check_singular):
                     "pivots",
                     lambda: (R.diagonal(dim1=-2, dim2=-1).unsqueeze(-1),),
                     (A,),
-                    "R has a zero on its diagonal (A's rank is below min(m, n), up to "
-                    "rounding), so Q, R and the pivoting have no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -432,8 +432,7 @@ def _vjp_checks(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                     "pivots",
                     lambda: (R.diagonal(dim1=-2, dim2=-1).unsqueeze(-1),),
                     (A,),
-                    "R has a zero on its diagonal (A's rank is below min(m, n), up to "
-                    "rounding), so Q, R and the pivoting have no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -446,8 +445,7 @@ def _vjp_checks(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                     "pivots",
                     lambda: (R.diagonal(dim1=-2, dim2=-1).unsqueeze(-1),),
                     (A,),
-                    "R has a zero on its diagonal (A's rank is below min(m, n), up to "
-                    "rounding), so Q, R and the pivoting have no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -461,8 +459,7 @@ def _vjp_checks(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                     "pivots",
                     lambda: (R.diagonal(dim1=-2, dim2=-1).unsqueeze(-1),),
                     (A,),
-                    "R has a zero on its diagonal (A's rank is below min(m, n), up to "
-                    "rounding), so Q, R and the pivoting have no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -475,8 +472,7 @@ def _vjp_checks(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                     "pivots",
                     lambda: (R.diagonal(dim1=-2, dim2=-1).unsqueeze(-1),),
                     (A,),
-                    "R has a zero on its diagonal (A's rank is below min(m, n), up to "
-                    "rounding), so Q, R and the pivoting have no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -489,8 +485,7 @@ def _vjp_checks(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                     "pivots",
                     lambda: (R.diagonal(dim1=-2, dim2=-1).unsqueeze(-1),),
                     (A,),
-                    "R has a zero on its diagonal (A's rank is below min(m, n), up to "
-                    "rounding), so Q, R and the pivoting have no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -504,8 +499,7 @@ def _vjp_checks(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                     "pivots",
                     lambda: (R.diagonal(dim1=-2, dim2=-1).unsqueeze(-1),),
                     (A,),
-                    "R has a zero on its diagonal (A's rank is below min(m, n), up to "
-                    "rounding), so Q, R and the pivoting have no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )
@@ -518,8 +512,7 @@ def _vjp_checks(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                     "pivots",
                     lambda: (R.diagonal(dim1=-2, dim2=-1).unsqueeze(-1),),
                     (A,),
-                    "R has a zero on its diagonal (A's rank is below min(m, n), up to "
-                    "rounding), so Q, R and the pivoting have no derivative there",
+                    _PIVOTS_MESSAGE,
                     "check_singular",
                     None,
                 )

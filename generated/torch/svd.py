@@ -108,6 +108,26 @@ def _from_native(A, outputs, full_matrices, check_gauge, check_ties):
     return tuple(outputs)
 
 
+# the conditions the checks of degenerate inputs test, in the spec's words
+_TIES_MESSAGE = (
+    "A has a repeated singular value (tied up to rounding): its singular "
+    "vectors are any pair of bases related by the same rotation and the "
+    "tied values split apart along most tangents, so there is no "
+    "derivative unless the tangent keeps them together and the loss is "
+    "invariant to those rotations and treats the tied values alike"
+)
+_GAUGE_MESSAGE = (
+    "the loss depends on the phases of the singular vectors (U -> U D, Vh "
+    "-> D^H Vh with D diagonal unitary changes it), so it has no "
+    "derivative; make it invariant to them"
+)
+_GAUGE_MESSAGE_2 = (
+    "the loss depends on the phases of the singular vectors or on the "
+    "arbitrary orthonormal completion U[:, k:], Vh[k:, :] (k = min(m, "
+    "n)), so it has no derivative; make it invariant to them"
+)
+
+
 def _jvp_checks(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties):
     """Where the JVP's derivative does not exist (the spec's pivots, ties):
     the variant's checks for _checked_jvp, each None when its option is off."""
@@ -122,11 +142,7 @@ def _jvp_checks(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties):
                     "ties",
                     lambda: (_sym(_mm(_mm(U.mH, dA), Vh.mH)),),
                     (dA,),
-                    "A has a repeated singular value (tied up to rounding): its singular "
-                    "vectors are any pair of bases related by the same rotation and the "
-                    "tied values split apart along most tangents, so there is no "
-                    "derivative unless the tangent keeps them together and the loss is "
-                    "invariant to those rotations and treats the tied values alike",
+                    _TIES_MESSAGE,
                     "check_ties",
                     S,
                 )
@@ -139,11 +155,7 @@ def _jvp_checks(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties):
                     "ties",
                     lambda: (_sym(_mm(_mm(U.mH, dA), Vh.mH)),),
                     (dA,),
-                    "A has a repeated singular value (tied up to rounding): its singular "
-                    "vectors are any pair of bases related by the same rotation and the "
-                    "tied values split apart along most tangents, so there is no "
-                    "derivative unless the tangent keeps them together and the loss is "
-                    "invariant to those rotations and treats the tied values alike",
+                    _TIES_MESSAGE,
                     "check_ties",
                     S,
                 )
@@ -157,11 +169,7 @@ def _jvp_checks(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties):
                     "ties",
                     lambda: (_sym(_mm(_mm(U.mH, dA), Vh.mH)),),
                     (dA,),
-                    "A has a repeated singular value (tied up to rounding): its singular "
-                    "vectors are any pair of bases related by the same rotation and the "
-                    "tied values split apart along most tangents, so there is no "
-                    "derivative unless the tangent keeps them together and the loss is "
-                    "invariant to those rotations and treats the tied values alike",
+                    _TIES_MESSAGE,
                     "check_ties",
                     S,
                 )
@@ -174,11 +182,7 @@ def _jvp_checks(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties):
                     "ties",
                     lambda: (_sym(_mm(_mm(U[..., :, :n].mH, dA), Vh.mH)),),
                     (dA,),
-                    "A has a repeated singular value (tied up to rounding): its singular "
-                    "vectors are any pair of bases related by the same rotation and the "
-                    "tied values split apart along most tangents, so there is no "
-                    "derivative unless the tangent keeps them together and the loss is "
-                    "invariant to those rotations and treats the tied values alike",
+                    _TIES_MESSAGE,
                     "check_ties",
                     S,
                 )
@@ -191,11 +195,7 @@ def _jvp_checks(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties):
                     "ties",
                     lambda: (_sym(_mm(_mm(U.mH, dA), Vh[..., :m, :].mH)),),
                     (dA,),
-                    "A has a repeated singular value (tied up to rounding): its singular "
-                    "vectors are any pair of bases related by the same rotation and the "
-                    "tied values split apart along most tangents, so there is no "
-                    "derivative unless the tangent keeps them together and the loss is "
-                    "invariant to those rotations and treats the tied values alike",
+                    _TIES_MESSAGE,
                     "check_ties",
                     S,
                 )
@@ -239,18 +239,7 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties):
                 "svd",
                 (dU, dS, dVh),
                 (
-                    _check(
-                        "ties",
-                        lambda: (_k0,),
-                        (dA,),
-                        "A has a repeated singular value (tied up to rounding): its singular "
-                        "vectors are any pair of bases related by the same rotation and the "
-                        "tied values split apart along most tangents, so there is no "
-                        "derivative unless the tangent keeps them together and the loss is "
-                        "invariant to those rotations and treats the tied values alike",
-                        "check_ties",
-                        S,
-                    )
+                    _check("ties", lambda: (_k0,), (dA,), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
                 ),
@@ -286,18 +275,7 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties):
                 "svd",
                 (dU, dS, dVh),
                 (
-                    _check(
-                        "ties",
-                        lambda: (_k0,),
-                        (dA,),
-                        "A has a repeated singular value (tied up to rounding): its singular "
-                        "vectors are any pair of bases related by the same rotation and the "
-                        "tied values split apart along most tangents, so there is no "
-                        "derivative unless the tangent keeps them together and the loss is "
-                        "invariant to those rotations and treats the tied values alike",
-                        "check_ties",
-                        S,
-                    )
+                    _check("ties", lambda: (_k0,), (dA,), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
                 ),
@@ -327,18 +305,7 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties):
                 "svd",
                 (dU, dS, dVh),
                 (
-                    _check(
-                        "ties",
-                        lambda: (_k0,),
-                        (dA,),
-                        "A has a repeated singular value (tied up to rounding): its singular "
-                        "vectors are any pair of bases related by the same rotation and the "
-                        "tied values split apart along most tangents, so there is no "
-                        "derivative unless the tangent keeps them together and the loss is "
-                        "invariant to those rotations and treats the tied values alike",
-                        "check_ties",
-                        S,
-                    )
+                    _check("ties", lambda: (_k0,), (dA,), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
                 ),
@@ -375,18 +342,7 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties):
                 "svd",
                 (dU, dS, dVh),
                 (
-                    _check(
-                        "ties",
-                        lambda: (_k0,),
-                        (dA,),
-                        "A has a repeated singular value (tied up to rounding): its singular "
-                        "vectors are any pair of bases related by the same rotation and the "
-                        "tied values split apart along most tangents, so there is no "
-                        "derivative unless the tangent keeps them together and the loss is "
-                        "invariant to those rotations and treats the tied values alike",
-                        "check_ties",
-                        S,
-                    )
+                    _check("ties", lambda: (_k0,), (dA,), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
                 ),
@@ -425,18 +381,7 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties):
                 "svd",
                 (dU, dS, dVh),
                 (
-                    _check(
-                        "ties",
-                        lambda: (_k0,),
-                        (dA,),
-                        "A has a repeated singular value (tied up to rounding): its singular "
-                        "vectors are any pair of bases related by the same rotation and the "
-                        "tied values split apart along most tangents, so there is no "
-                        "derivative unless the tangent keeps them together and the loss is "
-                        "invariant to those rotations and treats the tied values alike",
-                        "check_ties",
-                        S,
-                    )
+                    _check("ties", lambda: (_k0,), (dA,), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
                 ),
@@ -467,11 +412,7 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                         + _torch.diag_embed(gS.squeeze(-1)),
                     ),
                     (gS, gU, gVh),
-                    "A has a repeated singular value (tied up to rounding): its singular "
-                    "vectors are any pair of bases related by the same rotation and the "
-                    "tied values split apart along most tangents, so there is no "
-                    "derivative unless the tangent keeps them together and the loss is "
-                    "invariant to those rotations and treats the tied values alike",
+                    _TIES_MESSAGE,
                     "check_ties",
                     S,
                 )
@@ -486,9 +427,7 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                         ),
                     ),
                     (gU, gVh),
-                    "the loss depends on the phases of the singular vectors (U -> U D, Vh "
-                    "-> D^H Vh with D diagonal unitary changes it), so it has no "
-                    "derivative; make it invariant to them",
+                    _GAUGE_MESSAGE,
                     "check_gauge",
                     None,
                 )
@@ -504,11 +443,7 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                         + _torch.diag_embed(gS.squeeze(-1)),
                     ),
                     (gS, gU, gVh),
-                    "A has a repeated singular value (tied up to rounding): its singular "
-                    "vectors are any pair of bases related by the same rotation and the "
-                    "tied values split apart along most tangents, so there is no "
-                    "derivative unless the tangent keeps them together and the loss is "
-                    "invariant to those rotations and treats the tied values alike",
+                    _TIES_MESSAGE,
                     "check_ties",
                     S,
                 )
@@ -523,9 +458,7 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                         ),
                     ),
                     (gU, gVh),
-                    "the loss depends on the phases of the singular vectors (U -> U D, Vh "
-                    "-> D^H Vh with D diagonal unitary changes it), so it has no "
-                    "derivative; make it invariant to them",
+                    _GAUGE_MESSAGE,
                     "check_gauge",
                     None,
                 )
@@ -542,11 +475,7 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                         + _torch.diag_embed(gS.squeeze(-1)),
                     ),
                     (gS, gU, gVh),
-                    "A has a repeated singular value (tied up to rounding): its singular "
-                    "vectors are any pair of bases related by the same rotation and the "
-                    "tied values split apart along most tangents, so there is no "
-                    "derivative unless the tangent keeps them together and the loss is "
-                    "invariant to those rotations and treats the tied values alike",
+                    _TIES_MESSAGE,
                     "check_ties",
                     S,
                 )
@@ -563,9 +492,7 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                         _skew(_mm(Vh[..., m:, :], gVh[..., m:, :].mH)),
                     ),
                     (gU, gVh),
-                    "the loss depends on the phases of the singular vectors or on the "
-                    "arbitrary orthonormal completion U[:, k:], Vh[k:, :] (k = min(m, "
-                    "n)), so it has no derivative; make it invariant to them",
+                    _GAUGE_MESSAGE_2,
                     "check_gauge",
                     None,
                 )
@@ -581,11 +508,7 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                         + _torch.diag_embed(gS.squeeze(-1)),
                     ),
                     (gS, gU, gVh),
-                    "A has a repeated singular value (tied up to rounding): its singular "
-                    "vectors are any pair of bases related by the same rotation and the "
-                    "tied values split apart along most tangents, so there is no "
-                    "derivative unless the tangent keeps them together and the loss is "
-                    "invariant to those rotations and treats the tied values alike",
+                    _TIES_MESSAGE,
                     "check_ties",
                     S,
                 )
@@ -602,9 +525,7 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                         _skew(_mm(Vh[..., n:, :], gVh[..., n:, :].mH)),
                     ),
                     (gU, gVh),
-                    "the loss depends on the phases of the singular vectors or on the "
-                    "arbitrary orthonormal completion U[:, k:], Vh[k:, :] (k = min(m, "
-                    "n)), so it has no derivative; make it invariant to them",
+                    _GAUGE_MESSAGE_2,
                     "check_gauge",
                     None,
                 )
@@ -620,11 +541,7 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                         + _torch.diag_embed(gS.squeeze(-1)),
                     ),
                     (gS, gU, gVh),
-                    "A has a repeated singular value (tied up to rounding): its singular "
-                    "vectors are any pair of bases related by the same rotation and the "
-                    "tied values split apart along most tangents, so there is no "
-                    "derivative unless the tangent keeps them together and the loss is "
-                    "invariant to those rotations and treats the tied values alike",
+                    _TIES_MESSAGE,
                     "check_ties",
                     S,
                 )
@@ -641,9 +558,7 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                         _skew(_mm(Vh[..., m:, :], gVh[..., m:, :].mH)),
                     ),
                     (gU, gVh),
-                    "the loss depends on the phases of the singular vectors or on the "
-                    "arbitrary orthonormal completion U[:, k:], Vh[k:, :] (k = min(m, "
-                    "n)), so it has no derivative; make it invariant to them",
+                    _GAUGE_MESSAGE_2,
                     "check_gauge",
                     None,
                 )
@@ -718,30 +633,10 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties):
                 "svd",
                 (gA,),
                 (
-                    _check(
-                        "ties",
-                        lambda: (_k0,),
-                        (gS, gU, gVh),
-                        "A has a repeated singular value (tied up to rounding): its singular "
-                        "vectors are any pair of bases related by the same rotation and the "
-                        "tied values split apart along most tangents, so there is no "
-                        "derivative unless the tangent keeps them together and the loss is "
-                        "invariant to those rotations and treats the tied values alike",
-                        "check_ties",
-                        S,
-                    )
+                    _check("ties", lambda: (_k0,), (gS, gU, gVh), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
-                    _check(
-                        "vanish",
-                        lambda: (_k1,),
-                        (gU, gVh),
-                        "the loss depends on the phases of the singular vectors (U -> U D, Vh "
-                        "-> D^H Vh with D diagonal unitary changes it), so it has no "
-                        "derivative; make it invariant to them",
-                        "check_gauge",
-                        None,
-                    )
+                    _check("vanish", lambda: (_k1,), (gU, gVh), _GAUGE_MESSAGE, "check_gauge", None)
                     if check_gauge
                     else None,
                 ),
@@ -801,30 +696,10 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties):
                 "svd",
                 (gA,),
                 (
-                    _check(
-                        "ties",
-                        lambda: (_k0,),
-                        (gS, gU, gVh),
-                        "A has a repeated singular value (tied up to rounding): its singular "
-                        "vectors are any pair of bases related by the same rotation and the "
-                        "tied values split apart along most tangents, so there is no "
-                        "derivative unless the tangent keeps them together and the loss is "
-                        "invariant to those rotations and treats the tied values alike",
-                        "check_ties",
-                        S,
-                    )
+                    _check("ties", lambda: (_k0,), (gS, gU, gVh), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
-                    _check(
-                        "vanish",
-                        lambda: (_k1,),
-                        (gU, gVh),
-                        "the loss depends on the phases of the singular vectors (U -> U D, Vh "
-                        "-> D^H Vh with D diagonal unitary changes it), so it has no "
-                        "derivative; make it invariant to them",
-                        "check_gauge",
-                        None,
-                    )
+                    _check("vanish", lambda: (_k1,), (gU, gVh), _GAUGE_MESSAGE, "check_gauge", None)
                     if check_gauge
                     else None,
                 ),
@@ -878,27 +753,14 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties):
                 "svd",
                 (gA,),
                 (
-                    _check(
-                        "ties",
-                        lambda: (_k0,),
-                        (gS, gU, gVh),
-                        "A has a repeated singular value (tied up to rounding): its singular "
-                        "vectors are any pair of bases related by the same rotation and the "
-                        "tied values split apart along most tangents, so there is no "
-                        "derivative unless the tangent keeps them together and the loss is "
-                        "invariant to those rotations and treats the tied values alike",
-                        "check_ties",
-                        S,
-                    )
+                    _check("ties", lambda: (_k0,), (gS, gU, gVh), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
                     _check(
                         "vanish",
                         lambda: (_k1, _k2, _k3),
                         (gU, gVh),
-                        "the loss depends on the phases of the singular vectors or on the "
-                        "arbitrary orthonormal completion U[:, k:], Vh[k:, :] (k = min(m, "
-                        "n)), so it has no derivative; make it invariant to them",
+                        _GAUGE_MESSAGE_2,
                         "check_gauge",
                         None,
                     )
@@ -976,27 +838,14 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties):
                 "svd",
                 (gA,),
                 (
-                    _check(
-                        "ties",
-                        lambda: (_k0,),
-                        (gS, gU, gVh),
-                        "A has a repeated singular value (tied up to rounding): its singular "
-                        "vectors are any pair of bases related by the same rotation and the "
-                        "tied values split apart along most tangents, so there is no "
-                        "derivative unless the tangent keeps them together and the loss is "
-                        "invariant to those rotations and treats the tied values alike",
-                        "check_ties",
-                        S,
-                    )
+                    _check("ties", lambda: (_k0,), (gS, gU, gVh), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
                     _check(
                         "vanish",
                         lambda: (_k1, _k2, _k3),
                         (gU, gVh),
-                        "the loss depends on the phases of the singular vectors or on the "
-                        "arbitrary orthonormal completion U[:, k:], Vh[k:, :] (k = min(m, "
-                        "n)), so it has no derivative; make it invariant to them",
+                        _GAUGE_MESSAGE_2,
                         "check_gauge",
                         None,
                     )
@@ -1070,27 +919,14 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties):
                 "svd",
                 (gA,),
                 (
-                    _check(
-                        "ties",
-                        lambda: (_k0,),
-                        (gS, gU, gVh),
-                        "A has a repeated singular value (tied up to rounding): its singular "
-                        "vectors are any pair of bases related by the same rotation and the "
-                        "tied values split apart along most tangents, so there is no "
-                        "derivative unless the tangent keeps them together and the loss is "
-                        "invariant to those rotations and treats the tied values alike",
-                        "check_ties",
-                        S,
-                    )
+                    _check("ties", lambda: (_k0,), (gS, gU, gVh), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
                     _check(
                         "vanish",
                         lambda: (_k1, _k2, _k3),
                         (gU, gVh),
-                        "the loss depends on the phases of the singular vectors or on the "
-                        "arbitrary orthonormal completion U[:, k:], Vh[k:, :] (k = min(m, "
-                        "n)), so it has no derivative; make it invariant to them",
+                        _GAUGE_MESSAGE_2,
                         "check_gauge",
                         None,
                     )

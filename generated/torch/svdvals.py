@@ -65,6 +65,16 @@ def _from_native(A, outputs, check_ties):
     return tuple(outputs)
 
 
+# the conditions the checks of degenerate inputs test, in the spec's words
+_TIES_MESSAGE = (
+    "A has a repeated singular value (tied up to rounding): its singular "
+    "vectors are any pair of bases related by the same rotation and the "
+    "tied values split apart along most tangents, so there is no "
+    "derivative unless the tangent keeps them together and the loss is "
+    "invariant to those rotations and treats the tied values alike"
+)
+
+
 def _jvp_checks(A, S, U, Vh, dA, check_ties):
     """Where the JVP's derivative does not exist (the spec's pivots, ties):
     the variant's checks for _checked_jvp, each None when its option is off."""
@@ -79,11 +89,7 @@ def _jvp_checks(A, S, U, Vh, dA, check_ties):
                     "ties",
                     lambda: (_sym(_mm(_mm(U.mH, dA), Vh.mH)),),
                     (dA,),
-                    "A has a repeated singular value (tied up to rounding): its singular "
-                    "vectors are any pair of bases related by the same rotation and the "
-                    "tied values split apart along most tangents, so there is no "
-                    "derivative unless the tangent keeps them together and the loss is "
-                    "invariant to those rotations and treats the tied values alike",
+                    _TIES_MESSAGE,
                     "check_ties",
                     S,
                 )
@@ -96,11 +102,7 @@ def _jvp_checks(A, S, U, Vh, dA, check_ties):
                     "ties",
                     lambda: (_sym(_mm(_mm(U.mH, dA), Vh.mH)),),
                     (dA,),
-                    "A has a repeated singular value (tied up to rounding): its singular "
-                    "vectors are any pair of bases related by the same rotation and the "
-                    "tied values split apart along most tangents, so there is no "
-                    "derivative unless the tangent keeps them together and the loss is "
-                    "invariant to those rotations and treats the tied values alike",
+                    _TIES_MESSAGE,
                     "check_ties",
                     S,
                 )
@@ -128,18 +130,7 @@ def _jvp_rule(A, S, U, Vh, dA, check_ties):
                 "svdvals",
                 (dS,),
                 (
-                    _check(
-                        "ties",
-                        lambda: (_k0,),
-                        (dA,),
-                        "A has a repeated singular value (tied up to rounding): its singular "
-                        "vectors are any pair of bases related by the same rotation and the "
-                        "tied values split apart along most tangents, so there is no "
-                        "derivative unless the tangent keeps them together and the loss is "
-                        "invariant to those rotations and treats the tied values alike",
-                        "check_ties",
-                        S,
-                    )
+                    _check("ties", lambda: (_k0,), (dA,), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
                 ),
@@ -157,18 +148,7 @@ def _jvp_rule(A, S, U, Vh, dA, check_ties):
                 "svdvals",
                 (dS,),
                 (
-                    _check(
-                        "ties",
-                        lambda: (_k0,),
-                        (dA,),
-                        "A has a repeated singular value (tied up to rounding): its singular "
-                        "vectors are any pair of bases related by the same rotation and the "
-                        "tied values split apart along most tangents, so there is no "
-                        "derivative unless the tangent keeps them together and the loss is "
-                        "invariant to those rotations and treats the tied values alike",
-                        "check_ties",
-                        S,
-                    )
+                    _check("ties", lambda: (_k0,), (dA,), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
                 ),
@@ -194,11 +174,7 @@ def _vjp_checks(A, S, U, Vh, gS, gU, gVh, check_ties):
                     "ties",
                     lambda: (_torch.diag_embed(gS.squeeze(-1)),),
                     (gS,),
-                    "A has a repeated singular value (tied up to rounding): its singular "
-                    "vectors are any pair of bases related by the same rotation and the "
-                    "tied values split apart along most tangents, so there is no "
-                    "derivative unless the tangent keeps them together and the loss is "
-                    "invariant to those rotations and treats the tied values alike",
+                    _TIES_MESSAGE,
                     "check_ties",
                     S,
                 )
@@ -211,11 +187,7 @@ def _vjp_checks(A, S, U, Vh, gS, gU, gVh, check_ties):
                     "ties",
                     lambda: (_torch.diag_embed(gS.squeeze(-1)),),
                     (gS,),
-                    "A has a repeated singular value (tied up to rounding): its singular "
-                    "vectors are any pair of bases related by the same rotation and the "
-                    "tied values split apart along most tangents, so there is no "
-                    "derivative unless the tangent keeps them together and the loss is "
-                    "invariant to those rotations and treats the tied values alike",
+                    _TIES_MESSAGE,
                     "check_ties",
                     S,
                 )
@@ -242,18 +214,7 @@ def _vjp_rule(A, S, U, Vh, gS, gU, gVh, check_ties):
                 "svdvals",
                 (gA,),
                 (
-                    _check(
-                        "ties",
-                        lambda: (_k0,),
-                        (gS,),
-                        "A has a repeated singular value (tied up to rounding): its singular "
-                        "vectors are any pair of bases related by the same rotation and the "
-                        "tied values split apart along most tangents, so there is no "
-                        "derivative unless the tangent keeps them together and the loss is "
-                        "invariant to those rotations and treats the tied values alike",
-                        "check_ties",
-                        S,
-                    )
+                    _check("ties", lambda: (_k0,), (gS,), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
                 ),
@@ -266,18 +227,7 @@ def _vjp_rule(A, S, U, Vh, gS, gU, gVh, check_ties):
                 "svdvals",
                 (gA,),
                 (
-                    _check(
-                        "ties",
-                        lambda: (_k0,),
-                        (gS,),
-                        "A has a repeated singular value (tied up to rounding): its singular "
-                        "vectors are any pair of bases related by the same rotation and the "
-                        "tied values split apart along most tangents, so there is no "
-                        "derivative unless the tangent keeps them together and the loss is "
-                        "invariant to those rotations and treats the tied values alike",
-                        "check_ties",
-                        S,
-                    )
+                    _check("ties", lambda: (_k0,), (gS,), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
                 ),
