@@ -167,17 +167,19 @@ class _Check(_typing.NamedTuple):
 
     kind: str  # 'pivots': no |value| at most max(m, n) eps ||A||_F (A = against[0]);
     # 'vanish': every value at most sqrt(eps) times the largest entry of ``against``;
-    # 'ties': every value scalar, to that tolerance, on each block of tied entries of ``ties``
+    # 'ties': every value scalar, to that tolerance, on each block of tied entries of ``vector``;
+    # 'zeros': every column j of the values vanishing, to that tolerance (against[1:]), where
+    # vector[j] is a zero pivot (as 'pivots' measures it, A = against[0])
     values: object  # a function of no arguments giving the tested arrays (called when needed)
     against: tuple  # the first input (pivots), or the tangents or cotangents the values read
     message: str  # the spec's words for the condition
     option: str  # the option that turns the check off
-    ties: object = None  # 'ties': the (..., k, 1) column whose ties matter
+    vector: object = None  # 'ties', 'zeros': the (..., k, 1) column whose ties or zeros matter
 
 
-def _check(kind, values, against, message, option, ties=None):
+def _check(kind, values, against, message, option, vector=None):
     return _Check(kind, values, tuple(a for a in against if a is not None), message, option,
-                  ties)
+                  vector)
 
 
 # how each kind reports its numbers, after the spec's message
@@ -185,6 +187,8 @@ _MEASURES = {
     "pivots": "smallest pivot {value:.2e} <= max(m, n) eps ||A||_F = {limit:.2e}",
     "ties": "residual on tied values {value:.2e} > sqrt(eps) times the largest {of} entry "
             "= {limit:.2e}",
+    "zeros": "residual on zero values {value:.2e} > sqrt(eps) times the largest {of} entry "
+             "= {limit:.2e}",
     "vanish": "gauge residual {value:.2e} > sqrt(eps) times the largest {of} entry "
               "= {limit:.2e}",
 }
@@ -229,23 +233,45 @@ def _tie_mask(v):
     return (gaps <= tol) & ~xp.eye(v.shape[-2], dtype=bool)
 
 
-def _violation(check, tied=None):
+def _pivot_limit(a):
+    """max(m, n) eps ||A||_F per matrix of the (..., m, n) stack A: pivots at most this are
+    zero."""
+    return max(a.shape[-2], a.shape[-1]) * _np.finfo(a.dtype).eps * _frobenius(a)
+
+
+def _zero_mask(check):
+    """Z[..., 0, j]: whether pivot j of a 'zeros' check is zero (a row, to mask columns)."""
+    return xp.swapaxes(xp.abs(check.vector), -1, -2) <= \
+        _pivot_limit(check.against[0])[..., None, None]
+
+
+def _mask(check):
+    """The entries a 'ties' or 'zeros' check reads: its tie mask or zero mask."""
+    return _tie_mask(check.vector) if check.kind == "ties" else _zero_mask(check)
+
+
+def _violation(check, mask=None):
     """(failed, value, limit) per matrix of the batch: whether the derivative fails the
-    check, the value tested and the limit it passes (for the error).  ``tied``: the tie
-    mask of a 'ties' check, when already computed."""
+    check, the value tested and the limit it passes (for the error).  ``mask``: the tie or
+    zero mask of a 'ties' or 'zeros' check (_mask), when already computed."""
     values = check.values()
     if check.kind == "pivots":
-        a = check.against[0]
         value = None
         for p in values:
             smallest = -_matrix_max(-xp.abs(p), -_np.inf)
             value = smallest if value is None else xp.minimum(value, smallest)
-        norm = _frobenius(a)
-        limit = max(a.shape[-2], a.shape[-1]) * _np.finfo(a.dtype).eps * norm
+        limit = _pivot_limit(check.against[0])
         return value <= limit, value, limit
-    limit = _np.sqrt(_np.finfo(values[0].dtype).eps) * _largest(check.against)
-    if check.kind == "ties":
-        tied = _tie_mask(check.ties) if tied is None else tied
+    derivatives = check.against[1:] if check.kind == "zeros" else check.against
+    limit = _np.sqrt(_np.finfo(values[0].dtype).eps) * _largest(derivatives)
+    if check.kind == "zeros":
+        zero = _zero_mask(check) if mask is None else mask
+        value = None
+        for m in values:
+            worst = _matrix_max(xp.where(zero, xp.abs(m), 0))
+            value = worst if value is None else xp.maximum(value, worst)
+    elif check.kind == "ties":
+        tied = _tie_mask(check.vector) if mask is None else mask
         value = None
         for m in values:
             d = xp.diagonal(m, 0, -2, -1)[..., :, None]
@@ -258,14 +284,14 @@ def _violation(check, tied=None):
 
 
 def _raise_on_violation(op, check, of):
-    """Raise the error of a failed check (eager code).  A 'ties' check with no tied values
-    computes nothing more."""
-    tied = None
-    if check.kind == "ties":
-        tied = _tie_mask(check.ties)
-        if not bool(tied.any()):
+    """Raise the error of a failed check (eager code).  A 'ties' or 'zeros' check with no
+    tied values or zero pivots computes nothing more."""
+    mask = None
+    if check.kind in ("ties", "zeros"):
+        mask = _mask(check)
+        if not bool(mask.any()):
             return
-    failed, value, limit = _violation(check, tied)
+    failed, value, limit = _violation(check, mask)
     if bool(failed.any()):
         first = int(xp.argmax(failed.reshape(-1)))
         raise _no_derivative(op, check, float(value.reshape(-1)[first]),

@@ -151,9 +151,11 @@ def _index(key):
 
 
 def _wrap(x):
+    """A ufunc's result on device operands: a device array, 0-d ones too (NumPy gives a
+    scalar where CuPy gives a 0-d cupy.ndarray)."""
     if isinstance(x, tuple):
         return tuple(_wrap(y) for y in x)
-    return DeviceArray(np.asarray(x)) if isinstance(x, np.ndarray) else x
+    return DeviceArray(np.asarray(x)) if isinstance(x, (np.ndarray, np.generic)) else x
 
 
 def _device(x, where):

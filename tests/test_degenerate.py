@@ -154,6 +154,14 @@ def _rank_two(complex_):
     return a
 
 
+def _rank_deficient(complex_, m, n):
+    """The middle matrix of rank min(m, n) - 1: a zero singular value."""
+    a = _draw(_rng(13), (3, m, n), complex_)
+    k = min(m, n)
+    a[1] = _draw(_rng(14), (m, k - 1), complex_) @ _draw(_rng(15), (k - 1, n), complex_)
+    return a
+
+
 def _singular_square(complex_):
     a = _draw(_rng(5), (3, 4, 4), complex_)
     a[1, 3] = a[1, 0] + a[1, 1]
@@ -220,6 +228,24 @@ def _first(index):
     return cotangent
 
 
+def _leading(k=None):
+    """The cotangent R Y[:, :k] of tr(R Y1 Y1^H) / 2 (R = diag(1, 2, ...) on the rows, Y1 the
+    leading k columns): invariant to the vectors' phases and to a completion's rotations,
+    not to the choice of a zero singular value's vectors."""
+    def cotangent(y):
+        g = np.zeros_like(y)
+        g[..., :k] = np.arange(1.0, y.shape[-2] + 1)[:, None] * y[..., :k]
+        return g
+    return cotangent
+
+
+def _leading_rows(k=None):
+    """_leading for Vh: the cotangent Vh[:k] C (C = diag(1, 2, ...) on the columns)."""
+    def cotangent(y):
+        return np.swapaxes(_leading(k)(np.swapaxes(y, -1, -2)), -1, -2)
+    return cotangent
+
+
 def _nearest(value):
     """A cotangent on the eigenvalue nearest ``value`` in each matrix: in the middle one,
     one of the tied pair (eig returns eigenvalues in no particular order)."""
@@ -255,11 +281,12 @@ class Degenerate:
     dtypes: tuple = ("float32", "complex128")
     options: tuple = ()  # keyword options of the call, as pairs
     jvp_checked: bool = True  # the JVP has no derivative along a generic tangent either
+    shape: str = ""  # 'tall', 'wide': tells apart cases of one operation, options and kind
 
     @property
     def id(self):
         return "-".join([self.op, *(f"{k}={v}" for k, v in self.options),
-                         self.condition.split(":")[0]])
+                         self.condition.split(":")[0], *([self.shape] if self.shape else [])])
 
 
 PIVOTS = "a zero pivot: "
@@ -284,6 +311,20 @@ CASES = [
                lambda c, d: _singular_square(c), (None, _ones_like, _ones_like)),
     Degenerate("lu_factor", PIVOTS + "singular (U_kk = 0)", "check_singular",
                lambda c, d: _singular_square(c), (_ones_like, None)),
+    Degenerate("svd", PIVOTS + "a zero singular value of a tall A, a loss of its left vectors",
+               "check_singular", lambda c, d: _rank_deficient(c, 6, 4),
+               (_leading(), None, None), options=(("full_matrices", False),), shape="tall"),
+    Degenerate("svd", PIVOTS + "a zero singular value of a wide A, a loss of its right vectors",
+               "check_singular", lambda c, d: _rank_deficient(c, 4, 6),
+               (None, None, _leading_rows()), options=(("full_matrices", False),),
+               shape="wide"),
+    Degenerate("svd", PIVOTS + "a zero singular value of a tall A, a loss of U[:, :k]",
+               "check_singular", lambda c, d: _rank_deficient(c, 6, 4),
+               (_leading(4), None, None), options=(("full_matrices", True),), shape="tall"),
+    Degenerate("svd", PIVOTS + "a zero singular value of a wide A, a loss of Vh[:k]",
+               "check_singular", lambda c, d: _rank_deficient(c, 4, 6),
+               (None, None, _leading_rows(4)), options=(("full_matrices", True),),
+               shape="wide"),
     Degenerate("eigh", TIES + "a repeated eigenvalue, a loss of one of the pair",
                "check_ties", lambda c, d: _tied_hermitian(c), (_first((0,)), None)),
     Degenerate("eigvalsh", TIES + "a repeated eigenvalue, a loss of one of the pair",
@@ -554,12 +595,16 @@ class Invariant:
 
     @property
     def id(self):
-        return f"{self.op}-invariant"
+        return f"{self.op}-invariant" + ("-zero" if self.condition.startswith("a zero") else "")
+
+
+def _weighted(y, rows, w):
+    """sum_ij r_i w_j |y_ij|^2 = tr(R Y W Y^H) (R, W diagonal)."""
+    return lambda out, to: ((out[y].conj() * out[y]).real * to(rows * w)).sum()
 
 
 def _eigenspace(y, w):
-    """sum_ij r_i w_j |y_ij|^2 = tr(R Y W Y^H) (R, W diagonal), and its cotangent."""
-    return lambda out, to: ((out[y].conj() * out[y]).real * to(_ROWS * w)).sum()
+    return _weighted(y, _ROWS, w)
 
 
 def _sum_of_squares(i):
@@ -572,6 +617,8 @@ def _added(*terms):
 
 _EIGH_W = np.array([1.0, 1.0, 2.0, 3.0])  # equal on the tie (ascending 1, 1, 2, 3)
 _SVD_W = np.array([3.0, 2.0, 2.0, 1.0])  # equal on the tie (descending 3, 2, 2, 1)
+_ROWS6 = np.arange(1.0, 7.0)[:, None]  # row weights of a 6 x 4 A's U
+_ZERO_W = np.array([3.0, 2.0, 1.0, 0.0])  # zero on the last singular value, the zero one
 INVARIANT = [
     Invariant("eigh", "tied eigenvalues: sum L^2 + tr(R Q W Q^H), W equal on the tie",
               _tied_hermitian, _added(_sum_of_squares(0), _eigenspace(1, _EIGH_W)),
@@ -584,6 +631,13 @@ INVARIANT = [
               options=(("full_matrices", False),)),
     Invariant("svdvals", "tied singular values: sum S^2", _tied_singular, _sum_of_squares(0),
               lambda out: (2 * out[0],)),
+    Invariant("svd", "a zero singular value of a tall A: sum S^2 + tr(R U W U^H), W zero on "
+              "it", lambda c: _rank_deficient(c, 6, 4),
+              _added(_sum_of_squares(1), _weighted(0, _ROWS6, _ZERO_W)),
+              lambda out: (2 * _ROWS6 * _ZERO_W * out[0], 2 * out[1], np.zeros_like(out[2])),
+              options=(("full_matrices", False),)),
+    Invariant("svdvals", "a zero singular value of a tall A: sum S^2",
+              lambda c: _rank_deficient(c, 6, 4), _sum_of_squares(0), lambda out: (2 * out[0],)),
     Invariant("eig", "tied eigenvalues: Re sum L^2", _tied_general, _sum_of_squares(0),
               lambda out: (2 * out[0].conj(), np.zeros_like(out[1]))),
     Invariant("eigvals", "tied eigenvalues: Re sum L^2", _tied_general, _sum_of_squares(0),
@@ -775,6 +829,7 @@ The conditions, the same in every backend (`eps` of the dtype, `A` the m x n inp
 | kind | the derivative does not exist where | switch |
 |---|---|---|
 | pivots | a value the rules divide by is at most `max(m, n) eps norm(A, 'fro')` | `check_singular` |
+| pivots with conditions (svd's S) | a value the rules divide by is zero (as for pivots) and a column of a tangent or cotangent matrix of the spec that it divides is above `sqrt(eps)` times the largest tangent or cotangent entry | `check_singular` |
 | ties | values `i != j` with `abs(v_i - v_j) <= k eps max(abs(v))` (k values) tie, and a tangent or cotangent matrix of the spec is not scalar on a block of tied values, by more than `sqrt(eps)` times its largest entry | `check_ties` |
 | gauge | a cotangent condition of the spec's gauge is above `sqrt(eps)` times the largest cotangent entry | `check_gauge` |
 

@@ -1,7 +1,8 @@
 """A variant's 'pivots' and 'ties' (spec.Pivots, spec.Ties) parsed with the variant's
 dimensions: where the derivative the rules compute does not exist.
 
-Pivots are vectors of the primal values that the rules divide by; ties name a vector of
+Pivots are vectors of the primal values that the rules divide by (with tangent and cotangent
+expressions whose columns the division reads, where only those leave it undefined); ties name a vector of
 values (eigenvalues, singular values) and the tangent and cotangent matrices that must be
 scalar on each block of tied values.  Both are checked at run time by the generated rules
 (templates/_runtime_shared.py, ``_violation``), each switched off by its option.
@@ -47,32 +48,52 @@ def parse_degenerate(spec: Spec, variant: Variant, diff_outputs, vdims) -> Check
                                                   f"{ops.fmt_shape(e)}, not a vector")
         return e
 
-    pivots = ()
+    def derivative_conditions(block, key: str, values, square: bool):
+        """The block's 'tangent' and 'cotangent' expressions, each reading a tangent of an
+        input (cotangent of an output) and of k columns (k x k when ``square``), k the
+        length of ``values``."""
+        conditions = []
+        for texts, prefix, of, what in ((block.tangent, "d", spec.inputs, "tangent"),
+                                        (block.cotangent, "g", diff_outputs, "cotangent")):
+            names = dict(primal)
+            names.update({prefix + x.name: matrix_symbol(x, vdims, prefix + x.name)
+                          for x in of})
+            derivatives = {prefix + x.name for x in of}
+            parsed = []
+            for text in texts:
+                e = parse(text, names, f"{key}.{what}")
+                shown = text.text.strip()
+                if not {s.name for s in e.atoms(sp.MatrixSymbol)} & derivatives:
+                    raise SpecError(spec.path, text.line,
+                                    f"{key}.{what}: '{shown}' uses no {what} of an "
+                                    f"{'input' if prefix == 'd' else 'output'}")
+                if not dims_equal(e.cols, values.rows) or (
+                        square and not dims_equal(e.rows, values.rows)):
+                    want = "square of the size" if square else "of as many columns as the length"
+                    raise SpecError(spec.path, text.line,
+                                    f"{key}.{what}: '{shown}' is {ops.fmt_shape(e)}, not {want}"
+                                    f" of '{values_text}'")
+                parsed.append(e)
+            conditions.append(tuple(parsed))
+        return conditions
+
+    pivots, pivot_conditions = (), [(), ()]
     if variant.pivots:
-        _require_option(spec, variant.pivots.line, PIVOTS_OPTION, "pivots")
-        pivots = tuple(vector(t, "pivots") for t in variant.pivots.values)
+        p = variant.pivots
+        _require_option(spec, p.line, PIVOTS_OPTION, "pivots")
+        pivots = tuple(vector(t, "pivots") for t in p.values)
+        if p.tangent:
+            if len(pivots) != 1:
+                raise SpecError(spec.path, p.line, "pivots with a tangent and cotangent take "
+                                                   "one vector of values, whose entries pair "
+                                                   "with the expressions' columns")
+            values_text = p.values[0].text
+            pivot_conditions = derivative_conditions(p, "pivots", pivots[0], square=False)
     if not variant.ties:
-        return Checks(pivots)
+        return Checks(pivots, *pivot_conditions)
     t = variant.ties
     _require_option(spec, t.line, TIES_OPTION, "ties")
     values = vector(t.values, "ties.values")
-    conditions = []
-    for texts, prefix, of, what in ((t.tangent, "d", spec.inputs, "tangent"),
-                                    (t.cotangent, "g", diff_outputs, "cotangent")):
-        names = dict(primal)
-        names.update({prefix + x.name: matrix_symbol(x, vdims, prefix + x.name) for x in of})
-        derivatives = {prefix + x.name for x in of}
-        parsed = []
-        for text in texts:
-            e = parse(text, names, f"ties.{what}")
-            if not {s.name for s in e.atoms(sp.MatrixSymbol)} & derivatives:
-                raise SpecError(spec.path, text.line, f"ties.{what}: '{text.text.strip()}' "
-                                                      f"uses no {what} of an "
-                                                      f"{'input' if prefix == 'd' else 'output'}")
-            if not (dims_equal(e.rows, values.rows) and dims_equal(e.cols, values.rows)):
-                raise SpecError(spec.path, text.line, f"ties.{what}: '{text.text.strip()}' is "
-                                                      f"{ops.fmt_shape(e)}, not square of the "
-                                                      f"size of '{t.values.text}'")
-            parsed.append(e)
-        conditions.append(tuple(parsed))
-    return Checks(pivots, values, *conditions)
+    values_text = t.values.text
+    return Checks(pivots, *pivot_conditions, values,
+                  *derivative_conditions(t, "ties", values, square=True))

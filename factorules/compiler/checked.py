@@ -46,6 +46,10 @@ class Checks:
     'cotangent', parsed with the case's sizes."""
 
     pivots: tuple[sp.MatrixExpr, ...] = ()  # vectors of primal values the rules divide by
+    # where the pivots have conditions (one vector of k values): k-column expressions whose
+    # column j must vanish where pivot j is zero; empty: a zero pivot fails whatever they are
+    pivot_tangents: tuple[sp.MatrixExpr, ...] = ()  # of primal values and input tangents
+    pivot_cotangents: tuple[sp.MatrixExpr, ...] = ()  # of primal values and cotangents
     ties: sp.MatrixExpr | None = None  # the vector whose ties matter
     tie_tangents: tuple[sp.MatrixExpr, ...] = ()  # k x k, of primal values and input tangents
     tie_cotangents: tuple[sp.MatrixExpr, ...] = ()  # k x k, of primal values and cotangents

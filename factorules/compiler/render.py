@@ -206,7 +206,7 @@ def _variant(printer_cls, checked: CheckedSpec, cv: CheckedVariant, call: Native
         # the spec line and citations of each rule, a comment heading its code
         sources = case_sources(spec, case.case)
         jvp_checks, vjp_checks = _derivative_checks(spec, cv.variant, case.checks, messages)
-        pivots = bool(case.checks.pivots)
+        pivots = any(c.kind == "pivots" for c in jvp_checks)
         jvp = body(printer, case.jvp, sources["jvp"],
                    [c for c in jvp_checks if c.kind != "pivots"], pivots)
         vjp = body(printer, case.vjp, sources["vjp"],
@@ -284,14 +284,21 @@ def _derivative_checks(spec: Spec, variant, checks, messages: dict[str, str]):
         return tuple(sorted({s.name for e in exprs for s in e.atoms(sp.MatrixSymbol)
                              if s.name.startswith(prefix) and s.name[1:] in names}))
 
-    def check(kind, exprs, against, label, option, ties=None):
-        return model.DerivativeCheck(kind, tuple(exprs), against, ties, said[label], option)
+    def check(kind, exprs, against, label, option, vector=None):
+        return model.DerivativeCheck(kind, tuple(exprs), against, vector, said[label], option)
 
-    both = ()
-    if checks.pivots:
-        both = (check("pivots", checks.pivots, (first,), "pivots", PIVOTS_OPTION),)
-    jvp, vjp = list(both), list(both)
+    jvp, vjp = [], []
     inputs, outputs = {t.name for t in spec.inputs}, {t.name for t in variant.outputs}
+    if checks.pivot_tangents:  # zero pivots fail along some tangents and cotangents
+        jvp.append(check("zeros", checks.pivot_tangents,
+                         (first, *read(checks.pivot_tangents, "d", inputs)), "pivots",
+                         PIVOTS_OPTION, checks.pivots[0]))
+        vjp.append(check("zeros", checks.pivot_cotangents,
+                         (first, *read(checks.pivot_cotangents, "g", outputs)), "pivots",
+                         PIVOTS_OPTION, checks.pivots[0]))
+    elif checks.pivots:  # the same check of both: the first of _jvp_checks and _vjp_checks
+        jvp.append(check("pivots", checks.pivots, (first,), "pivots", PIVOTS_OPTION))
+        vjp.append(jvp[0])
     if checks.ties is not None:
         jvp.append(check("ties", checks.tie_tangents, read(checks.tie_tangents, "d", inputs),
                          "ties", TIES_OPTION, checks.ties))
@@ -310,7 +317,7 @@ def _printed_check(printer, check: model.DerivativeCheck) -> model.DerivativeChe
     def text(e):
         return e if isinstance(e, str) else printer.doprint(e)
     return dataclasses.replace(check, values=tuple(map(text, check.values)),
-                               ties="None" if check.ties is None else text(check.ties))
+                               vector="None" if check.vector is None else text(check.vector))
 
 
 def shape_equalities(spec: Spec) -> list[model.ShapeEquality]:

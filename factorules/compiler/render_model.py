@@ -132,11 +132,13 @@ class DerivativeCheck:
     'pivots', 'ties', or the gauge's 'cotangent' (the runtime's ``_violation`` says how each
     kind is measured)."""
 
-    kind: str  # 'pivots', 'ties' or 'vanish'
+    kind: str  # 'pivots', 'zeros' (pivots with conditions), 'ties' or 'vanish'
     values: tuple[str, ...]  # the printed expressions tested (sizes may be min/max)
     against: tuple[str, ...]  # what they are measured against: the first input (pivots: its
-    # norm), or the tangents or cotangents the expressions read (their largest entry)
-    ties: str  # the printed vector whose ties matter ('ties'); 'None' for the other kinds
+    # norm), or the tangents or cotangents the expressions read (their largest entry), or
+    # both (zeros: the first input, then those)
+    vector: str  # the printed vector whose ties ('ties') or zeros ('zeros') matter; 'None'
+    # for the other kinds
     message: str  # the name of the module's constant holding the spec's message (CheckMessage)
     option: str  # the option that turns the check off ('check_singular', 'check_gauge')
 

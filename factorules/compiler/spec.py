@@ -159,11 +159,20 @@ class Gauge:
 class Pivots:
     """Values the rules divide by (R's diagonal for QR, U's for LU): where one of them is
     zero or numerically zero, |p| <= max(m, n) eps ||A||_F (A the first input, m x n), the
-    derivative does not exist, whatever the tangent or cotangent (checked at run time)."""
+    derivative does not exist, whatever the tangent or cotangent (checked at run time).
+
+    With 'tangent' and 'cotangent' (one vector of k values), the rules divide by the values
+    only in terms that read column j of those expressions (each with k columns): a zero
+    value p_j leaves the derivative undefined only along a tangent, or for a cotangent, whose
+    column j is not negligible (sqrt(eps) times the largest tangent or cotangent entry), as
+    SVD's S^-1 terms read (I - U U^H) gU.
+    """
 
     values: tuple[Text, ...]  # expressions of the outputs, each a vector
     message: str  # the error (whitespace collapsed): what is singular, and why no derivative
     line: int  # the line of the variant's 'pivots' key
+    tangent: tuple[Text, ...] = ()  # expressions of the primal values and the inputs' tangents
+    cotangent: tuple[Text, ...] = ()  # of the primal values and the outputs' cotangents
 
 
 @dataclass(frozen=True)

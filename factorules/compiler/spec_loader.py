@@ -180,9 +180,16 @@ def _pivots(path, r: KeyReader) -> Pivots | None:
         return None
     pr = KeyReader(path, data, "pivots", r.line_of("pivots"))
     values = _texts(path, pr, "values", required=True)
+    tangent = _texts(path, pr, "tangent", required=False)
+    cotangent = _texts(path, pr, "cotangent", required=False)
     message = _message(pr)
     pr.done()
-    return Pivots(values, message, r.line_of("pivots"))
+    if bool(tangent) != bool(cotangent):
+        given = "tangent" if tangent else "cotangent"
+        raise SpecError(path, pr.line_of(given), f"pivots.{given} needs pivots."
+                        f"{'cotangent' if tangent else 'tangent'} too (the columns along "
+                        f"which a zero pivot leaves each derivative undefined)")
+    return Pivots(values, message, r.line_of("pivots"), tangent, cotangent)
 
 
 def _ties(path, r: KeyReader) -> Ties | None:

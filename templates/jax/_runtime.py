@@ -148,8 +148,8 @@ def _checked_jvp(op, results, checks, vjp_checks=None, primals=(), flags=(), opt
         return results  # (checked by _raise_if_failed)
     values = [tuple(c.values()) for c in checks]
     arrays = [a for c, vs in zip(checks, values)
-              for a in (*vs, *c.against, *(() if c.ties is None else (c.ties,)))]
-    shapes = tuple((c.kind, len(vs), len(c.against), c.ties is not None, c.message, c.option)
+              for a in (*vs, *c.against, *(() if c.vector is None else (c.vector,)))]
+    shapes = tuple((c.kind, len(vs), len(c.against), c.vector is not None, c.message, c.option)
                    for c, vs in zip(checks, values))
     return tuple(_CHECKED.bind(
         *results, *arrays, *primals, op=op, results=len(results), shapes=shapes,
@@ -159,14 +159,14 @@ def _checked_jvp(op, results, checks, vjp_checks=None, primals=(), flags=(), opt
 def _unflattened(arrays, shapes):
     """The checks from their arrays, as _checked_jvp laid them out."""
     checks, at = [], 0
-    for kind, values, against, has_ties, message, option in shapes:
+    for kind, values, against, has_vector, message, option in shapes:
         vs = tuple(arrays[at:at + values])
         at += values
         ag = tuple(arrays[at:at + against])
         at += against
-        ties = arrays[at] if has_ties else None
-        at += has_ties
-        checks.append(_Check(kind, lambda vs=vs: vs, ag, message, option, ties))
+        vector = arrays[at] if has_vector else None
+        at += has_vector
+        checks.append(_Check(kind, lambda vs=vs: vs, ag, message, option, vector))
     return checks, at
 
 

@@ -250,22 +250,44 @@ def _tie_mask(v):
     return (gaps <= tol) & ~eye
 
 
-def _violation(check, tied=None):
+def _pivot_limit(a):
+    """max(m, n) eps ||A||_F per matrix of the (..., m, n) stack A: pivots at most this are
+    zero."""
+    norm = _torch.linalg.vector_norm(a, dim=(-2, -1))
+    return max(a.shape[-2], a.shape[-1]) * _torch.finfo(a.dtype).eps * norm
+
+
+def _zero_mask(check):
+    """Z[..., 0, j]: whether pivot j of a 'zeros' check is zero (a row, to mask columns)."""
+    return check.vector.abs().mT <= _pivot_limit(check.against[0])[..., None, None]
+
+
+def _mask(check):
+    """The entries a 'ties' or 'zeros' check reads: its tie mask or zero mask."""
+    return _tie_mask(check.vector) if check.kind == "ties" else _zero_mask(check)
+
+
+def _violation(check, mask=None):
     """(failed, value, limit) per matrix of the batch, as templates/_runtime_shared.py's
     _violation measures them, in torch operations."""
     values = check.values()
     if check.kind == "pivots":
-        a = check.against[0]
         value = None
         for p in values:
             smallest = -_matrix_max(-p.abs(), -float("inf"))
             value = smallest if value is None else _torch.minimum(value, smallest)
-        norm = _torch.linalg.vector_norm(a, dim=(-2, -1))
-        limit = max(a.shape[-2], a.shape[-1]) * _torch.finfo(a.dtype).eps * norm
+        limit = _pivot_limit(check.against[0])
         return value <= limit, value, limit
-    limit = _torch.finfo(values[0].dtype).eps ** 0.5 * _largest(check.against)
-    if check.kind == "ties":
-        tied = _tie_mask(check.ties) if tied is None else tied
+    derivatives = check.against[1:] if check.kind == "zeros" else check.against
+    limit = _torch.finfo(values[0].dtype).eps ** 0.5 * _largest(derivatives)
+    if check.kind == "zeros":
+        zero = _zero_mask(check) if mask is None else mask
+        value = None
+        for m in values:
+            worst = _matrix_max(_torch.where(zero, m.abs(), 0))
+            value = worst if value is None else _torch.maximum(value, worst)
+    elif check.kind == "ties":
+        tied = _tie_mask(check.vector) if mask is None else mask
         value = None
         for m in values:
             d = m.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
@@ -278,15 +300,15 @@ def _violation(check, tied=None):
 
 
 def _raise_on_violation(op, check, of):
-    """Raise the error of a failed check (eager).  A 'ties' check with no tied values
-    computes nothing more."""
-    tied = None
-    if check.kind == "ties":
-        tied = _tie_mask(check.ties.detach())
-        if not bool(tied.any()):
-            return
+    """Raise the error of a failed check (eager).  A 'ties' or 'zeros' check with no tied
+    values or zero pivots computes nothing more."""
     with _torch.no_grad():
-        failed, value, limit = _violation(check, tied)
+        mask = None
+        if check.kind in ("ties", "zeros"):
+            mask = _mask(check)
+            if not bool(mask.any()):
+                return
+        failed, value, limit = _violation(check, mask)
         if bool(failed.any()):
             first = int(failed.reshape(-1).to(_torch.uint8).argmax())
             raise _no_derivative(op, check, float(value.reshape(-1)[first]),
