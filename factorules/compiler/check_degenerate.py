@@ -48,10 +48,10 @@ def parse_degenerate(spec: Spec, variant: Variant, diff_outputs, vdims) -> Check
                                                   f"{ops.fmt_shape(e)}, not a vector")
         return e
 
-    def derivative_conditions(block, key: str, values, square: bool):
+    def derivative_conditions(block, key: str, values, values_text: str, square: bool):
         """The block's 'tangent' and 'cotangent' expressions, each reading a tangent of an
         input (cotangent of an output) and of k columns (k x k when ``square``), k the
-        length of ``values``."""
+        length of ``values`` (written ``values_text`` in the spec)."""
         conditions = []
         for texts, prefix, of, what in ((block.tangent, "d", spec.inputs, "tangent"),
                                         (block.cotangent, "g", diff_outputs, "cotangent")):
@@ -87,13 +87,12 @@ def parse_degenerate(spec: Spec, variant: Variant, diff_outputs, vdims) -> Check
                 raise SpecError(spec.path, p.line, "pivots with a tangent and cotangent take "
                                                    "one vector of values, whose entries pair "
                                                    "with the expressions' columns")
-            values_text = p.values[0].text
-            pivot_conditions = derivative_conditions(p, "pivots", pivots[0], square=False)
+            pivot_conditions = derivative_conditions(p, "pivots", pivots[0], p.values[0].text,
+                                                     square=False)
     if not variant.ties:
         return Checks(pivots, *pivot_conditions)
     t = variant.ties
     _require_option(spec, t.line, TIES_OPTION, "ties")
     values = vector(t.values, "ties.values")
-    values_text = t.values.text
     return Checks(pivots, *pivot_conditions, values,
-                  *derivative_conditions(t, "ties", values, square=True))
+                  *derivative_conditions(t, "ties", values, t.values.text, square=True))
