@@ -2,12 +2,14 @@
 
 Hand-written, not generated: ``python cli.py generate`` copies this file, under its header, into
 every generated/<backend>/ as ``_runtime_shared.py``, beside that backend's ``_array_module.py``
-(templates/<backend>/_array_module.py), which binds ``xp`` (numpy, cupy, jax.numpy or torch).
-Each backend's ``_runtime.py`` imports the helpers that fit its arrays and offers them, with its
-own, to the generated rules: NumPy, CuPy and JAX most of them, PyTorch only those that need no
-array operation beyond ``xp.zeros_like`` (the checks' verdicts ``_check_array`` and
-``_check_like`` among them; PyTorch has its own pads, solves and permutations).  The helpers
-named ``_host_*`` and ``_pivots_permutation`` compute with NumPy whatever ``xp`` is.
+(templates/<backend>/_array_module.py), which binds ``xp`` (numpy, cupy, jax.numpy or torch),
+the row numbers' ``INDEX_DTYPE`` and the keywords of products (``DOT_OPTIONS``: JAX's full
+precision).  Each backend's ``_runtime.py`` imports the helpers that fit its arrays and offers
+them, with its own, to the generated rules: NumPy, CuPy and JAX most of them, PyTorch only
+those that need no array operation beyond ``xp.zeros_like`` (the checks' verdicts
+``_check_array`` and ``_check_like`` among them; PyTorch has its own pads, solves and
+permutations).  The helpers named ``_host_*`` and ``_pivots_permutation`` compute with NumPy
+whatever ``xp`` is.
 
 Every function works on (..., rows, cols) stacks, including zero-size ones.
 """
@@ -16,7 +18,7 @@ import typing as _typing
 
 import numpy as _np
 
-from ._array_module import INDEX_DTYPE, xp
+from ._array_module import DOT_OPTIONS, INDEX_DTYPE, UNSUPPORTED_DTYPE, inexact_dtype, xp
 
 _DTYPES = (xp.float32, xp.float64, xp.complex64, xp.complex128)
 
@@ -41,9 +43,9 @@ def _check_input(op, name, x, ndim=2):
 
 def _inexact(x):
     """Integer and boolean arrays as numpy.linalg and jax.numpy.linalg take them: promoted to
-    the default float dtype (float64; JAX's float32 unless jax_enable_x64)."""
+    the float dtype the framework's linalg computes them in (_array_module.inexact_dtype)."""
     if _np.dtype(x.dtype).kind in "biu":
-        return x.astype(xp.result_type(float))
+        return x.astype(inexact_dtype(x.dtype))
     return x
 
 
@@ -56,8 +58,9 @@ def _check_array(op, name, x, ndim):
         raise ValueError(f"{op}: {name} must be {what} (ndim >= {ndim}), "
                          f"got shape {tuple(x.shape)}")
     if x.dtype not in _DTYPES:
-        raise TypeError(f"{op}: {name} must be float32, float64, complex64 or complex128, "
-                        f"got {x.dtype}")
+        # the framework's own error type for a dtype its linalg does not support
+        raise UNSUPPORTED_DTYPE(f"{op}: {name} must be float32, float64, complex64 or "
+                                f"complex128, got {x.dtype}")
     return x
 
 
@@ -91,9 +94,15 @@ def _empty_like(x):
     return xp.empty((0,), dtype=x.dtype)
 
 
+def _lifted(x, ndim):
+    """x with leading axes of size 1 up to ``ndim`` axes: broadcasting without rank
+    promotion (which JAX's jax_numpy_rank_promotion="raise" refuses)."""
+    return x.reshape((1,) * (ndim - x.ndim) + tuple(x.shape))
+
+
 def _diag(v):
     """diag of a (..., n, 1) column: (..., n, n)."""
-    return v * xp.eye(v.shape[-2], dtype=v.dtype)
+    return v * _lifted(xp.eye(v.shape[-2], dtype=v.dtype), v.ndim)
 
 
 def _broadcast(a, b):
@@ -131,11 +140,16 @@ def _columns(outputs, vectors):
     return tuple(y[..., None] if v else y for y, v in zip(outputs, vectors))
 
 
+def _complex_of(x):
+    """x as a complex array of its precision (NumPy's promotion of the dtypes, asked
+    explicitly: JAX's strict mode promotes nothing implicitly)."""
+    return x.astype(_np.result_type(x.dtype, _np.complex64))
+
+
 def _complex(outputs, flags):
     """Outputs the spec declares complex (dtype: complex) as complex arrays (NumPy returns
     real eigenpairs of a real matrix as real arrays)."""
-    return tuple(y.astype(xp.result_type(y.dtype, xp.complex64)) if f else y
-                 for y, f in zip(outputs, flags))
+    return tuple(_complex_of(y) if f else y for y, f in zip(outputs, flags))
 
 
 def _to_field(g, x):
@@ -222,7 +236,7 @@ def _frobenius(a):
     """||a||_F of each matrix, with no temporary as large as a: products of the real and
     imaginary parts (views) summed by einsum."""
     parts = (a.real, a.imag) if xp.iscomplexobj(a) else (a,)
-    return xp.sqrt(sum(xp.einsum("...ij,...ij->...", p, p) for p in parts))
+    return xp.sqrt(sum(xp.einsum("...ij,...ij->...", p, p, **DOT_OPTIONS) for p in parts))
 
 
 def _tie_mask(v):
@@ -230,7 +244,7 @@ def _tie_mask(v):
     max|v| (the zeros of _pairwise_inv off its diagonal)."""
     gaps = xp.abs(xp.swapaxes(v, -1, -2) - v)
     tol = v.shape[-2] * _np.finfo(v.dtype).eps * _matrix_max(xp.abs(v))[..., None, None]
-    return (gaps <= tol) & ~xp.eye(v.shape[-2], dtype=bool)
+    return (gaps <= tol) & ~_lifted(xp.eye(v.shape[-2], dtype=bool), v.ndim)
 
 
 def _pivot_limit(a):
@@ -302,7 +316,7 @@ def _nan_where(results, failed):
     """The results, NaN in the matrices that failed (a product, so that transposing and
     differentiating it keeps the NaN)."""
     mask = xp.where(failed, _np.nan, 1.0)[..., None, None]
-    return tuple(r * mask.astype(xp.real(r).dtype) for r in results)
+    return tuple(r * mask.astype(r.dtype) for r in results)
 
 
 def _raise_if_failed(op, checks, derivatives, of="tangent"):
@@ -389,7 +403,10 @@ def _permute_rows(p, x, transpose):
         return x
     real = xp.real(p)
     count = xp.arange(m, dtype=real.dtype)
-    index = count @ real if transpose else real @ count
+    # (exact integers at full precision, whatever the user's default matmul precision: TF32
+    # or bfloat16 would round row numbers above 2^11 or 2^8)
+    index = xp.matmul(count, real, **DOT_OPTIONS) if transpose else \
+        xp.matmul(real, count, **DOT_OPTIONS)
     return xp.take_along_axis(x, xp.rint(index).astype(INDEX_DTYPE)[..., None], axis=-2)
 
 
@@ -413,7 +430,8 @@ def _indices_permutation(indices, like):
     """The permutation matrix Pi of column numbers held as a (..., n, 1) column, with
     A Pi = A[..., indices]: Pi[indices[j], j] = 1; like's dtype, n = its columns."""
     n = like.shape[-1]
-    return (indices[..., None, :, 0] == xp.arange(n)[:, None]).astype(like.dtype)
+    count = _lifted(xp.arange(n, dtype=indices.dtype)[:, None], indices.ndim)
+    return (indices[..., None, :, 0] == count).astype(like.dtype)
 
 
 def _version_tuple(text):

@@ -475,6 +475,7 @@ class FakeCupy:
                 dtype=np.dtype, float32=np.float32, float64=np.float64, complex64=np.complex64,
                 complex128=np.complex128, linalg=linalg, full=full, argmax=argmax,
                 sqrt=ufunc("sqrt"), maximum=ufunc("maximum"), minimum=ufunc("minimum"),
+                matmul=ufunc("matmul"),
                 einsum=einsum).items():
             setattr(cupy, name, value)
         linalg.qr, linalg.solve, linalg.cholesky = qr, solve, cholesky

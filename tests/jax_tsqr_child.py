@@ -8,7 +8,8 @@ positive(*qr(A)) on one device (the same sign convention), and, under jax.jit, t
 of a loss of (Q, R) and a JVP against the same of the single-device function.  Every figure is
 a largest difference relative to the largest entry of the reference.  Besides: the shardings
 of Q, R and the gradient, the collectives of the compiled forward and gradient, and the
-errors tsqr raises for rows that do not split evenly and for blocks that are not tall.
+errors tsqr raises for rows that do not split evenly and for blocks that are not tall.  It
+runs under JAX's strict dtype promotion and rank promotion "raise".
 """
 from __future__ import annotations
 
@@ -119,6 +120,9 @@ def main() -> int:
     import jax
 
     jax.config.update("jax_enable_x64", True)
+    # JAX's strictest settings, as tests/test_jax_harness.py holds the generated code to them
+    jax.config.update("jax_numpy_dtype_promotion", "strict")
+    jax.config.update("jax_numpy_rank_promotion", "raise")
     import jax.numpy as jnp
     from jax.sharding import Mesh
 

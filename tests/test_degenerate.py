@@ -787,19 +787,43 @@ SINGLE_INPUT_OPS = sorted({c.op for c in CASES} | {"lu", "lu_factor"})
 @pytest.mark.parametrize("backend", BACKENDS, indirect=True)
 @pytest.mark.parametrize("op", SINGLE_INPUT_OPS)
 def test_integer_input_is_promoted_where_the_framework_promotes_it(backend, op):
-    """numpy.linalg, jax.numpy.linalg and CuPy take integers as float64 (JAX: its default
-    float); torch.linalg refuses them, and so does the torch backend."""
-    ints = np.array([[4, 1, 0], [1, 3, 1], [0, 1, 2]], dtype=np.int64)
+    """numpy.linalg and CuPy take integers as float64; jax.numpy.linalg as float32 up to 32
+    bits and float64 for 64-bit ones (with x64 on); torch.linalg refuses them, and so does the
+    torch backend."""
+    for width in (np.int32, np.int64):
+        ints = np.array([[4, 1, 0], [1, 3, 1], [0, 1, 2]], dtype=width)
+        if backend.name == "torch":
+            with pytest.raises(TypeError, match=rf"^{op}: A must be float32, float64, "
+                                                rf"complex64 or complex128, got "
+                                                rf"torch\.{np.dtype(width).name}$"):
+                backend.op(op)(backend.to(ints))
+            continue
+        single = backend.name == "jax" and width == np.int32
+        got = as_tuple(backend.op(op)(backend.to(ints)))
+        want = as_tuple(backend.op(op)(backend.to(ints.astype(
+            np.float32 if single else np.float64))))
+        for y, z in zip(got, want):
+            assert backend.back(y).dtype == backend.back(z).dtype
+            assert np.array_equal(backend.back(y), backend.back(z))
+
+
+@pytest.mark.parametrize("backend", BACKENDS, indirect=True)
+@pytest.mark.parametrize("op", SINGLE_INPUT_OPS)
+def test_half_precision_input_is_refused_as_the_framework_refuses_it(backend, op):
+    """float16 (and bfloat16 where the framework has it) is refused with the operation's
+    name: NotImplementedError in JAX, as jax.numpy.linalg ("Unsupported dtype float16"),
+    TypeError elsewhere (numpy.linalg's)."""
+    a = np.array([[4, 1, 0], [1, 3, 1], [0, 1, 2]], dtype=np.float16)
+    halves = [("float16", backend.to(a))]
+    if backend.name == "jax":
+        halves.append(("bfloat16", jax.numpy.asarray(a, jax.numpy.bfloat16)))
     if backend.name == "torch":
-        with pytest.raises(TypeError, match=rf"^{op}: A must be float32, float64, complex64 or "
-                                            r"complex128, got torch\.int64$"):
-            backend.op(op)(backend.to(ints))
-        return
-    got = as_tuple(backend.op(op)(backend.to(ints)))
-    want = as_tuple(backend.op(op)(backend.to(ints.astype(np.float64))))
-    for y, z in zip(got, want):
-        assert backend.back(y).dtype == backend.back(z).dtype
-        assert np.array_equal(backend.back(y), backend.back(z))
+        halves.append(("bfloat16", backend.to(a).to(torch.bfloat16)))
+    error = NotImplementedError if backend.name == "jax" else TypeError
+    for name, x in halves:
+        with pytest.raises(error, match=rf"^{op}: A must be float32, float64, complex64 or "
+                                        rf"complex128, got (torch\.)?{name}$"):
+            backend.op(op)(x)
 
 
 # -- the page: docs/degenerate-inputs.md is these cases' table --------------------------------
@@ -864,7 +888,10 @@ def _forward_rows():
          "as torch.linalg (eigvals: as torch.linalg.eig, whose eigenvectors its rules need)",
          "as jax.numpy.linalg / jax.scipy.linalg"),
         (", ".join(SINGLE_INPUT_OPS), "integer input", "promoted to float64",
-         "promoted to float64", "TypeError, as torch.linalg", "promoted to the default float"),
+         "promoted to float64", "TypeError, as torch.linalg",
+         "promoted as jax.numpy.linalg: float32 up to 32 bits, float64 for 64-bit (x64 on)"),
+        (", ".join(SINGLE_INPUT_OPS), "float16 or bfloat16 input", "TypeError",
+         "TypeError", "TypeError", "NotImplementedError, as jax.numpy.linalg"),
     ]
 
 

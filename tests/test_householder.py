@@ -18,6 +18,7 @@ import torch
 from jax.test_util import check_grads
 
 import ladder
+from jax_strictness import dot_precisions, is_highest, strict
 from fake_cupy import FakeCupy
 from generated import jax as gj
 from generated import numpy as gn
@@ -214,19 +215,31 @@ def test_gradcheck_and_gradgradcheck(name, cv, prims, dt):
 
 @pytest.mark.parametrize("name,cv,prims,dt", _sampled(REGULAR, ["f64", "c128"], seed=5))
 def test_jax_check_grads_to_second_order_and_jit_and_vmap(name, cv, prims, dt):
+    """Under JAX's strict dtype and rank promotion (tests/jax_strictness.py), every matrix
+    product of the rules (JVP, gradient, its JVP) at lax.Precision.HIGHEST."""
     xs, dxs = _inputs(name, cv, prims, DTYPES[dt], batch=(2,))
     opts = _options(cv)
 
     def f(*args):
         return gj.__dict__[name](*args, **opts)
 
-    args = tuple(map(jnp.asarray, xs))
-    check_grads(f, args, order=2, modes=("fwd", "rev"))  # its default tolerances, as tests/test_jax_harness.py
-    y = f(*args)
-    assert _rel(jax.jit(f)(*args), y) < 1e-13
-    assert _rel(jax.vmap(f)(*args), y) < 1e-13
-    _, dy = jax.jvp(jax.jit(f), args, tuple(map(jnp.asarray, dxs)))
-    assert _rel(dy, _op(gn, name)[1](xs, dxs, **opts)[1]) < 1e-11
+    with strict():
+        args = tuple(map(jnp.asarray, xs))
+        check_grads(f, args, order=2, modes=("fwd", "rev"))  # its default tolerances, as tests/test_jax_harness.py
+        y = f(*args)
+        assert _rel(jax.jit(f)(*args), y) < 1e-13
+        assert _rel(jax.vmap(f)(*args), y) < 1e-13
+        tangents = tuple(map(jnp.asarray, dxs))
+        _, dy = jax.jvp(jax.jit(f), args, tangents)
+        assert _rel(dy, _op(gn, name)[1](xs, dxs, **opts)[1]) < 1e-11
+
+        def loss(*x):
+            return jnp.sum(jnp.abs(f(*x)) ** 2)
+        grad = jax.grad(loss, argnums=tuple(range(len(args))))
+        for fn in (lambda *x: jax.jvp(f, x, tangents), grad,
+                   lambda *x: jax.jvp(grad, x, tangents)):
+            precisions = dot_precisions(jax.make_jaxpr(fn)(*args))
+            assert precisions and all(is_highest(p) for p in precisions), precisions
 
 
 def test_torch_vmap_runs_the_rules():

@@ -5,6 +5,7 @@ X -> op(project(X)), so that the numerical Jacobian sees a function of every ent
 with a gauge (eigh's eigenvectors) are composed with factorules.tools.gauge.fix, the alignment to
 their value at the checked point, so that the checked function is gauge invariant (a loss of
 the raw eigenvectors has no derivative, and the pullbacks reject it)."""
+import contextlib
 import functools
 
 import numpy as np
@@ -141,6 +142,50 @@ def test_float32_gradients_flow_and_keep_their_dtype(case):
     sum(as_real(x).sum() for x, d in zip(outs, case.differentiable) if d).backward()
     assert a.grad.dtype == torch.float32 and torch.isfinite(a.grad).all()
     assert a.grad.abs().max() > 0
+
+
+@contextlib.contextmanager
+def default_dtype(dtype):
+    saved = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(saved)
+
+
+def outputs_and_derivatives(case, a, tangent):
+    """The outputs, the gradient of the sum of the aligned outputs (float32 test's loss) and
+    the explicit JVP's tangents at ``a`` along ``tangent``, as one tuple (None left out)."""
+    x = a.clone().requires_grad_(True)
+    with torch.no_grad():
+        reference = as_tuple(op(case)(x, **case.options))
+    outs = gauge.fix(as_tuple(op(case)(x, **case.options)), reference, case.cv)
+    sum(as_real(y).sum() for y, d in zip(outs, case.differentiable) if d).backward()
+    _, tangents = getattr(fr, f"{case.op}_jvp")(a, tangent, **case.options)
+    return (*(y.detach() for y in reference), x.grad,
+            *(t for t in as_tuple(tangents) if t is not None))
+
+
+@pytest.mark.parametrize("case", cases(("first",), ("f32", "c128"), ("b2",), small=True))
+def test_the_default_dtype_changes_no_result(case):
+    """torch.set_default_dtype (float32 or float64) changes neither the dtype nor a bit of
+    the outputs, the gradient or the tangents: nothing in a rule is created in the default
+    dtype."""
+    a = matrix(case, requires_grad=False)
+    tangent = torch.tensor(case.tangent(np.random.default_rng(1), a.numpy()))
+    results = {}
+    for dtype in (torch.float32, torch.float64):
+        with default_dtype(dtype):
+            results[dtype] = outputs_and_derivatives(case, a, tangent)
+    single, double = results[torch.float32], results[torch.float64]
+    want = [TORCH_DTYPES[case.dtype_name] if np.dtype(d) == case.dtype else
+            getattr(torch, np.dtype(d).name) for d in case.output_dtypes()]
+    assert [y.dtype for y in single[:len(want)]] == want
+    assert single[len(want)].dtype == a.dtype
+    assert len(single) == len(double)
+    for s_, d in zip(single, double):
+        assert s_.dtype == d.dtype and torch.equal(s_, d)
 
 
 @pytest.mark.parametrize("case", cases(("zero",), ("f64",), ("b2",)))

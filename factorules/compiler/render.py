@@ -24,6 +24,7 @@ from .check_gauge import GAUGE_OPTION
 from .check_dims import matrix_symbol
 from .checked import CheckedSpec, CheckedVariant
 from .expr import Parser
+from .fields import tensor_fields
 from .layout import docstring_text, format_python, hanging_lines, string_source
 from .native_call import LIBRARY_OF, NativeCall, current_entry, parse_native_call, version_tuple
 from .paths import GENERATED, ROOT, TEMPLATES
@@ -117,8 +118,9 @@ def _primal(printer_cls, checked: CheckedSpec, cv: CheckedVariant,
                                "_pivots_permutation" if t.from_pivots else "_indices_permutation")
         for t in cv.variant.outputs if t.built_from in names)
     if returns:
-        printed = {name: printer_cls(dtype_ref=ref, min_max_sizes=True).doprint_output(e)
-                   for name, e in cv.primal_outputs}
+        printer = printer_cls(dtype_ref=ref, min_max_sizes=True,
+                              fields=tensor_fields(spec.inputs, cv.variant.outputs))
+        printed = {name: printer.doprint_output(e) for name, e in cv.primal_outputs}
         expressions = {**printed, **{t.name: f"_pivots_permutation({t.from_pivots}, {ref})"
                                      for t in cv.variant.outputs if t.from_pivots}}
         return_vectors = [len(shape) == 1 for _, shape in cv.variant.primal_returns]
@@ -146,7 +148,8 @@ def _primal(printer_cls, checked: CheckedSpec, cv: CheckedVariant,
 
 def _computed_primal(printer_cls, checked: CheckedSpec, cv: CheckedVariant) -> model.Primal:
     """A variant computed by the spec's primal expressions of the inputs (no native call)."""
-    printer = printer_cls(dtype_ref=checked.spec.inputs[0].name, sizes=chain_sizes(checked))
+    printer = printer_cls(dtype_ref=checked.spec.inputs[0].name, sizes=chain_sizes(checked),
+                          fields=tensor_fields(checked.spec.inputs, cv.variant.outputs))
     computed = {name: printer.doprint_output(fold_diagonal_products(e))
                 for name, e in cv.primal_outputs}
     return model.Primal(_selection(cv), "computed",
@@ -172,10 +175,10 @@ def _variant(printer_cls, checked: CheckedSpec, cv: CheckedVariant, call: Native
     ref = spec.inputs[0].name
     native = dict(cv.variant.native)
     permutations = frozenset(t.name for t in cv.variant.outputs if t.structure == "permutation")
+    fields = tensor_fields(spec.inputs, cv.variant.outputs)
 
-    def printed(printer, e):
-        return printer.doprint(fold_permutation_products(fold_diagonal_products(e),
-                                                         permutations))
+    def folded(e):
+        return fold_permutation_products(fold_diagonal_products(e), permutations)
 
     def body(printer, rule, source, checks=(), pivots=False) -> model.RuleBody:
         """The rule's code; the values of ``checks`` (of ties and of the gauge) are
@@ -191,14 +194,14 @@ def _variant(printer_cls, checked: CheckedSpec, cv: CheckedVariant, call: Native
             named = iter(names)
             checks = tuple(dataclasses.replace(c, values=tuple(next(named) for _ in c.values))
                            for c in checks)
-        return model.RuleBody(source, tuple(model.Assignment(s.name, printed(printer, s.expr))
-                                            for s in program.statements),
-                              tuple(rule.program.results),
+        statements = tuple(model.Assignment(s.name, printer.assign(s.name, folded(s.expr)))
+                           for s in program.statements)
+        return model.RuleBody(source, statements, tuple(rule.program.results),
                               tuple(_printed_check(printer, c) for c in checks), pivots)
 
     cases = []
     for case in cv.cases:
-        printer = printer_cls(dtype_ref=ref, sizes=chain_sizes(checked))
+        printer = printer_cls(dtype_ref=ref, sizes=chain_sizes(checked), fields=fields)
         cond = case.condition
         always = cond.text == ALWAYS
         condition = ("True" if always else
@@ -213,7 +216,8 @@ def _variant(printer_cls, checked: CheckedSpec, cv: CheckedVariant, call: Native
                    [c for c in vjp_checks if c.kind != "pivots"], pivots)
         # the standalone checks (_jvp_checks, _vjp_checks): eager code tests them before the
         # rule, JAX's transposition of the JVP the cotangents' after it
-        alone = printer_cls(dtype_ref=ref, sizes=chain_sizes(checked), diagonal_of_products=True)
+        alone = printer_cls(dtype_ref=ref, sizes=chain_sizes(checked), diagonal_of_products=True,
+                            fields=fields)
         cases.append(model.Case(condition, always, jvp, vjp,
                                 tuple(_printed_check(alone, c) for c in jvp_checks),
                                 tuple(_printed_check(alone, c) for c in vjp_checks)))
@@ -225,7 +229,7 @@ def _variant(printer_cls, checked: CheckedSpec, cv: CheckedVariant, call: Native
                           + ", ".join(f"{d.name} = {{{d.name}}}" for d in checked.dims
                                       if d.source is not None) + ")", formatted=True))
         for c in cv.requires)
-    from_printer = printer_cls(dtype_ref=ref)
+    from_printer = printer_cls(dtype_ref=ref, fields=fields)
     # a computed primal gives each variant's own outputs: nothing comes from a native variant
     from_native = {} if call.compute else {name: from_printer.doprint_output(e)
                                            for name, e in cv.from_native}

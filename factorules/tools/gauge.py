@@ -320,7 +320,9 @@ def fix(outputs, reference, cv) -> tuple:
     if pb:
         inner = sum((get(reference[b.index], b).conj() * get(out[b.index], b)).sum(-2)
                     for b in pb)
-        u = _conj(inner) / abs(inner)
+        # conj(inner) / |inner|, the modulus as a complex value: no real operand, which
+        # JAX's strict dtype promotion would refuse
+        u = _conj(inner) / (inner * _conj(inner)) ** 0.5
         for b in pb:
             out[b.index] = put(out[b.index], b, get(out[b.index], b) * u[..., None, :])
     for b in rb:

@@ -26,6 +26,7 @@ from ._runtime import (
     _cotangent_in,
     _cotangent_out,
     _diag_part,
+    _mm,
     _raise_if_failed,
     _solve_triangular,
     _sym,
@@ -129,7 +130,7 @@ def _jvp_rule(A, L, dA, upper, check_singular):
             left=False,
             unit=False,
         )
-        dL = L @ (_jnp.tril(X, -1) + (1 / 2) * _diag_part(_jnp.real(X)))
+        dL = _mm(L, _jnp.tril(X, -1) + ((1 / 2) * _diag_part(_jnp.real(X))).astype(A.dtype))
         return _checked_jvp(
             "cholesky",
             (dL,),
@@ -148,7 +149,9 @@ def _jvp_rule(A, L, dA, upper, check_singular):
             left=False,
             unit=False,
         )
-        dL = (_jnp.tril(X, -1) + (1 / 2) * _diag_part(_jnp.real(X))).mT.conj() @ L
+        dL = _mm(
+            (_jnp.tril(X, -1) + ((1 / 2) * _diag_part(_jnp.real(X))).astype(A.dtype)).mT.conj(), L
+        )
         return _checked_jvp(
             "cholesky",
             (dL,),
@@ -210,8 +213,8 @@ def _vjp_rule(A, L, gL, upper, check_singular):
     if upper is False:
         # spec/cholesky.yaml:50, M2008 eq. (10)
         _c0 = L.mT.conj()
-        Y = _c0 @ gL
-        P = _jnp.tril(Y, -1) + (1 / 2) * _diag_part(_jnp.real(Y))
+        Y = _mm(_c0, gL)
+        P = _jnp.tril(Y, -1) + ((1 / 2) * _diag_part(_jnp.real(Y))).astype(A.dtype)
         gA = _sym(
             _solve_triangular(
                 _c0,
@@ -224,8 +227,8 @@ def _vjp_rule(A, L, gL, upper, check_singular):
         return _checked_vjp("cholesky", (gA,), (*_checks[:1],))
     if upper is True:
         # spec/cholesky.yaml:68
-        Y = L @ gL.mT.conj()
-        P = _jnp.tril(Y, -1) + (1 / 2) * _diag_part(_jnp.real(Y))
+        Y = _mm(L, gL.mT.conj())
+        P = _jnp.tril(Y, -1) + ((1 / 2) * _diag_part(_jnp.real(Y))).astype(A.dtype)
         gA = _sym(
             _solve_triangular(
                 L,

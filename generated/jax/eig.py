@@ -24,10 +24,12 @@ from ._runtime import (
     _checked_vjp,
     _columns,
     _complex,
+    _complex_of,
     _cotangent_in,
     _cotangent_out,
     _diag,
     _diag_part,
+    _mm,
     _neg_mm,
     _pairwise_inv,
     _raise_if_failed,
@@ -95,7 +97,7 @@ def _jvp_checks(A, L, V, dA, check_gauge, check_ties):
         return (
             _check(
                 "ties",
-                lambda: (_solve(V, dA @ V, left=True),),
+                lambda: (_solve(V, _mm(_complex_of(dA), V), left=True),),
                 (dA,),
                 _TIES_MESSAGE,
                 "check_ties",
@@ -115,11 +117,13 @@ def _jvp_rule(A, L, V, dA, check_gauge, check_ties):
     _raise_if_failed("eig", _checks, (dA,), "tangent")
     if True:
         # spec/eig.yaml:60, G2008 Sec. 3.1
-        _c0 = _solve(V, dA @ V, left=True)
+        _c0 = _solve(V, _mm(_complex_of(dA), V), left=True)
         X = _c0
         dL = _jnp.diagonal(X, 0, -2, -1)[..., :, None]
-        W = V @ (_pairwise_inv(L) * X)
-        dV = W - V * _jnp.swapaxes(_jnp.diagonal(V.mT.conj() @ W, 0, -2, -1)[..., :, None], -1, -2)
+        W = _mm(V, _pairwise_inv(L) * X)
+        dV = W - V * _jnp.swapaxes(
+            _jnp.diagonal(_mm(V.mT.conj(), W), 0, -2, -1)[..., :, None], -1, -2
+        )
         _k0 = _c0
         return _checked_jvp(
             "eig",
@@ -148,8 +152,11 @@ def _vjp_checks(A, L, V, gL, gV, check_gauge, check_ties):
                 "ties",
                 lambda: (
                     (
-                        V.mT.conj() @ gV
-                        + _neg_mm(V.mT.conj() @ V, _diag_part(_jnp.real(V.mT.conj() @ gV)))
+                        _mm(V.mT.conj(), gV)
+                        + _neg_mm(
+                            _mm(V.mT.conj(), V),
+                            _complex_of(_diag_part(_jnp.real(_mm(V.mT.conj(), gV)))),
+                        )
                     )
                     + _diag(gL),
                 ),
@@ -189,11 +196,11 @@ def _vjp_rule(A, L, V, gL, gV, check_gauge, check_ties):
             V * _jnp.swapaxes(_jnp.diagonal(_neg_mm(_c0, gV), 0, -2, -1)[..., :, None], -1, -2) + gV
         )
         _c1 = _diag(gL)
-        _g_X = _c1 + (_pairwise_inv(L).conj() * (_c0 @ _g_W))
-        gA = _solve(_c0, _g_X, left=True) @ _c0
-        _c2 = _c0 @ gV
+        _g_X = _c1 + (_pairwise_inv(L).conj() * (_mm(_c0, _g_W)))
+        gA = _mm(_solve(_c0, _g_X, left=True), _c0)
+        _c2 = _mm(_c0, gV)
         _c3 = _jnp.diagonal(_c2, 0, -2, -1)[..., :, None]
-        _k0 = (_c2 + _neg_mm(_c0, V * _jnp.swapaxes(_jnp.real(_c3), -1, -2))) + _c1
+        _k0 = (_c2 + _neg_mm(_c0, V * _jnp.swapaxes(_complex_of(_jnp.real(_c3)), -1, -2))) + _c1
         _k1 = _jnp.imag(_c3)
         return _checked_vjp(
             "eig",

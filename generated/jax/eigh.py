@@ -30,6 +30,7 @@ from ._runtime import (
     _cotangent_in,
     _cotangent_out,
     _diag,
+    _mm,
     _pairwise_inv,
     _raise_if_failed,
     _skew,
@@ -120,7 +121,12 @@ def _jvp_checks(A, L, Q, dA, UPLO, check_gauge, check_ties):
     if UPLO == "L":
         return (
             _check(
-                "ties", lambda: (Q.mT.conj() @ _sym(dA) @ Q,), (dA,), _TIES_MESSAGE, "check_ties", L
+                "ties",
+                lambda: (_mm(_mm(Q.mT.conj(), _sym(dA)), Q),),
+                (dA,),
+                _TIES_MESSAGE,
+                "check_ties",
+                L,
             )
             if check_ties
             else None,
@@ -128,7 +134,12 @@ def _jvp_checks(A, L, Q, dA, UPLO, check_gauge, check_ties):
     if UPLO == "U":
         return (
             _check(
-                "ties", lambda: (Q.mT.conj() @ _sym(dA) @ Q,), (dA,), _TIES_MESSAGE, "check_ties", L
+                "ties",
+                lambda: (_mm(_mm(Q.mT.conj(), _sym(dA)), Q),),
+                (dA,),
+                _TIES_MESSAGE,
+                "check_ties",
+                L,
             )
             if check_ties
             else None,
@@ -144,10 +155,10 @@ def _jvp_rule(A, L, Q, dA, UPLO, check_gauge, check_ties):
     _raise_if_failed("eigh", _checks, (dA,), "tangent")
     if UPLO == "L":
         # spec/eigh.yaml:78, G2008 Sec. 3.1
-        _c0 = Q.mT.conj() @ _sym(dA) @ Q
+        _c0 = _mm(_mm(Q.mT.conj(), _sym(dA)), Q)
         X = _c0
         dL = _jnp.real(_jnp.diagonal(X, 0, -2, -1)[..., :, None])
-        dQ = Q @ (_pairwise_inv(L) * X)
+        dQ = _mm(Q, _pairwise_inv(L).astype(A.dtype) * X)
         _k0 = _c0
         return _checked_jvp(
             "eigh",
@@ -164,10 +175,10 @@ def _jvp_rule(A, L, Q, dA, UPLO, check_gauge, check_ties):
         )
     if UPLO == "U":
         # spec/eigh.yaml:78, G2008 Sec. 3.1
-        _c0 = Q.mT.conj() @ _sym(dA) @ Q
+        _c0 = _mm(_mm(Q.mT.conj(), _sym(dA)), Q)
         X = _c0
         dL = _jnp.real(_jnp.diagonal(X, 0, -2, -1)[..., :, None])
-        dQ = Q @ (_pairwise_inv(L) * X)
+        dQ = _mm(Q, _pairwise_inv(L).astype(A.dtype) * X)
         _k0 = _c0
         return _checked_jvp(
             "eigh",
@@ -194,7 +205,7 @@ def _vjp_checks(A, L, Q, gL, gQ, UPLO, check_gauge, check_ties):
         return (
             _check(
                 "ties",
-                lambda: (_skew(Q.mT.conj() @ gQ) + _diag(gL),),
+                lambda: (_skew(_mm(Q.mT.conj(), gQ)) + _diag(gL).astype(A.dtype),),
                 (gL, gQ),
                 _TIES_MESSAGE,
                 "check_ties",
@@ -219,7 +230,7 @@ def _vjp_checks(A, L, Q, gL, gQ, UPLO, check_gauge, check_ties):
         return (
             _check(
                 "ties",
-                lambda: (_skew(Q.mT.conj() @ gQ) + _diag(gL),),
+                lambda: (_skew(_mm(Q.mT.conj(), gQ)) + _diag(gL).astype(A.dtype),),
                 (gL, gQ),
                 _TIES_MESSAGE,
                 "check_ties",
@@ -252,9 +263,17 @@ def _vjp_rule(A, L, Q, gL, gQ, UPLO, check_gauge, check_ties):
     if UPLO == "L":
         # spec/eigh.yaml:83, G2008 Sec. 3.1
         _c0 = Q.mT.conj()
-        _c1 = _c0 @ gQ
-        gA = _sym(Q @ (_diag(_jnp.real(gL)) + (_pairwise_inv(L) * _c1)) @ _c0)
-        _k0 = _skew(_c1) + _diag(gL)
+        _c1 = _mm(_c0, gQ)
+        gA = _sym(
+            _mm(
+                _mm(
+                    Q,
+                    _diag(_jnp.real(gL)).astype(A.dtype) + (_pairwise_inv(L).astype(A.dtype) * _c1),
+                ),
+                _c0,
+            )
+        )
+        _k0 = _skew(_c1) + _diag(gL).astype(A.dtype)
         _k1 = _jnp.imag(_jnp.diagonal(_c1, 0, -2, -1)[..., :, None])
         return _checked_vjp(
             "eigh",
@@ -271,9 +290,17 @@ def _vjp_rule(A, L, Q, gL, gQ, UPLO, check_gauge, check_ties):
     if UPLO == "U":
         # spec/eigh.yaml:83, G2008 Sec. 3.1
         _c0 = Q.mT.conj()
-        _c1 = _c0 @ gQ
-        gA = _sym(Q @ (_diag(_jnp.real(gL)) + (_pairwise_inv(L) * _c1)) @ _c0)
-        _k0 = _skew(_c1) + _diag(gL)
+        _c1 = _mm(_c0, gQ)
+        gA = _sym(
+            _mm(
+                _mm(
+                    Q,
+                    _diag(_jnp.real(gL)).astype(A.dtype) + (_pairwise_inv(L).astype(A.dtype) * _c1),
+                ),
+                _c0,
+            )
+        )
+        _k0 = _skew(_c1) + _diag(gL).astype(A.dtype)
         _k1 = _jnp.imag(_jnp.diagonal(_c1, 0, -2, -1)[..., :, None])
         return _checked_vjp(
             "eigh",

@@ -23,9 +23,11 @@ from ._runtime import (
     _checked_vjp,
     _columns,
     _complex,
+    _complex_of,
     _cotangent_in,
     _cotangent_out,
     _diag,
+    _mm,
     _raise_if_failed,
     _solve,
     _to_field,
@@ -85,7 +87,7 @@ def _jvp_checks(A, L, V, dA, check_ties):
         return (
             _check(
                 "ties",
-                lambda: (_solve(V, dA @ V, left=True),),
+                lambda: (_solve(V, _mm(_complex_of(dA), V), left=True),),
                 (dA,),
                 _TIES_MESSAGE,
                 "check_ties",
@@ -105,7 +107,7 @@ def _jvp_rule(A, L, V, dA, check_ties):
     _raise_if_failed("eigvals", _checks, (dA,), "tangent")
     if True:
         # spec/eigvals.yaml:44, G2008 Sec. 3.1
-        _c0 = _solve(V, dA @ V, left=True)
+        _c0 = _solve(V, _mm(_complex_of(dA), V), left=True)
         dL = _jnp.diagonal(_c0, 0, -2, -1)[..., :, None]
         _k0 = _c0
         return _checked_jvp(
@@ -148,7 +150,7 @@ def _vjp_rule(A, L, V, gL, gV, check_ties):
         # spec/eigvals.yaml:47
         _c0 = V.mT.conj()
         _c1 = _diag(gL)
-        gA = _solve(_c0, _c1 @ _c0, left=True)
+        gA = _solve(_c0, _mm(_c1, _c0), left=True)
         _k0 = _c1
         return _checked_vjp(
             "eigvals",

@@ -29,6 +29,7 @@ from ._runtime import (
     _cotangent_in,
     _cotangent_out,
     _diag,
+    _mm,
     _raise_if_failed,
     _sym,
     _zero_tangent,
@@ -106,7 +107,12 @@ def _jvp_checks(A, L, Q, dA, UPLO, check_ties):
     if UPLO == "L":
         return (
             _check(
-                "ties", lambda: (Q.mT.conj() @ _sym(dA) @ Q,), (dA,), _TIES_MESSAGE, "check_ties", L
+                "ties",
+                lambda: (_mm(_mm(Q.mT.conj(), _sym(dA)), Q),),
+                (dA,),
+                _TIES_MESSAGE,
+                "check_ties",
+                L,
             )
             if check_ties
             else None,
@@ -114,7 +120,12 @@ def _jvp_checks(A, L, Q, dA, UPLO, check_ties):
     if UPLO == "U":
         return (
             _check(
-                "ties", lambda: (Q.mT.conj() @ _sym(dA) @ Q,), (dA,), _TIES_MESSAGE, "check_ties", L
+                "ties",
+                lambda: (_mm(_mm(Q.mT.conj(), _sym(dA)), Q),),
+                (dA,),
+                _TIES_MESSAGE,
+                "check_ties",
+                L,
             )
             if check_ties
             else None,
@@ -130,7 +141,7 @@ def _jvp_rule(A, L, Q, dA, UPLO, check_ties):
     _raise_if_failed("eigvalsh", _checks, (dA,), "tangent")
     if UPLO == "L":
         # spec/eigvalsh.yaml:55, M1985 Theorem 1
-        _c0 = Q.mT.conj() @ _sym(dA) @ Q
+        _c0 = _mm(_mm(Q.mT.conj(), _sym(dA)), Q)
         dL = _jnp.real(_jnp.diagonal(_c0, 0, -2, -1)[..., :, None])
         _k0 = _c0
         return _checked_jvp(
@@ -148,7 +159,7 @@ def _jvp_rule(A, L, Q, dA, UPLO, check_ties):
         )
     if UPLO == "U":
         # spec/eigvalsh.yaml:55, M1985 Theorem 1
-        _c0 = Q.mT.conj() @ _sym(dA) @ Q
+        _c0 = _mm(_mm(Q.mT.conj(), _sym(dA)), Q)
         dL = _jnp.real(_jnp.diagonal(_c0, 0, -2, -1)[..., :, None])
         _k0 = _c0
         return _checked_jvp(
@@ -195,7 +206,7 @@ def _vjp_rule(A, L, Q, gL, gQ, UPLO, check_ties):
     _raise_if_failed("eigvalsh", _checks, (gL, gQ), "cotangent")
     if UPLO == "L":
         # spec/eigvalsh.yaml:58, G2008 Sec. 3.1
-        gA = _sym(Q * _jnp.swapaxes(_jnp.real(gL), -1, -2) @ Q.mT.conj())
+        gA = _sym(_mm(Q * _jnp.swapaxes(_jnp.real(gL).astype(A.dtype), -1, -2), Q.mT.conj()))
         _k0 = _diag(gL)
         return _checked_vjp(
             "eigvalsh",
@@ -208,7 +219,7 @@ def _vjp_rule(A, L, Q, gL, gQ, UPLO, check_ties):
         )
     if UPLO == "U":
         # spec/eigvalsh.yaml:58, G2008 Sec. 3.1
-        gA = _sym(Q * _jnp.swapaxes(_jnp.real(gL), -1, -2) @ Q.mT.conj())
+        gA = _sym(_mm(Q * _jnp.swapaxes(_jnp.real(gL).astype(A.dtype), -1, -2), Q.mT.conj()))
         _k0 = _diag(gL)
         return _checked_vjp(
             "eigvalsh",

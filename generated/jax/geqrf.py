@@ -41,6 +41,8 @@ from ._runtime import (
     _cotangent_out,
     _diag,
     _diag_part,
+    _eye,
+    _mm,
     _neg_mm,
     _pad,
     _raise_if_failed,
@@ -176,17 +178,19 @@ def _jvp_rule(A, a, tau, dA, check_singular):
             )
         if m > n:
             # spec/geqrf.yaml:91, WLL2012 Sec. 3, HAL2011
-            _c0 = _jnp.eye(m, n, dtype=A.dtype)
+            _c0 = _eye(m, n, A)
             V = _jnp.tril(a, -1) + _c0
             R = _jnp.triu(a[..., :n, :], 0)
             _c1 = _diag(tau)
-            T = _solve_triangular(_c1 @ V.mT.conj() @ V, _c1, upper=True, left=True, unit=True)
+            T = _solve_triangular(
+                _mm(_mm(_c1, V.mT.conj()), V), _c1, upper=True, left=True, unit=True
+            )
             _c2 = V[..., :n, :]
-            W = T @ _c2.mT.conj()
+            W = _mm(T, _c2.mT.conj())
             Q = _c0 + _neg_mm(V, W)
             C = _solve_triangular(R, dA, upper=True, left=False, unit=False)
-            B = Q.mT.conj() @ C
-            U = _jnp.triu(B + B.mT.conj(), 1) + _diag_part(_jnp.real(B))
+            B = _mm(Q.mT.conj(), C)
+            U = _jnp.triu(B + B.mT.conj(), 1) + _diag_part(_jnp.real(B)).astype(A.dtype)
             dQ = C + _neg_mm(Q, U)
             X = _solve_triangular(
                 W,
@@ -195,7 +199,7 @@ def _jvp_rule(A, a, tau, dA, check_singular):
                 left=False,
                 unit=False,
             )
-            dW = _jnp.triu(X, 0) @ W
+            dW = _mm(_jnp.triu(X, 0), W)
             dV2 = _solve_triangular(
                 W,
                 -(dQ[..., n:, :]) + _neg_mm(V[..., n:, :], dW),
@@ -203,7 +207,7 @@ def _jvp_rule(A, a, tau, dA, check_singular):
                 left=False,
                 unit=False,
             )
-            da = _jnp.concatenate([_c2 @ _jnp.tril(X, -1) + U @ R, dV2], axis=-2)
+            da = _jnp.concatenate([_mm(_c2, _jnp.tril(X, -1)) + _mm(U, R), dV2], axis=-2)
             dtau = _jnp.diagonal(dW, 0, -2, -1)[..., :, None]
             return _checked_jvp(
                 "geqrf",
@@ -216,29 +220,29 @@ def _jvp_rule(A, a, tau, dA, check_singular):
             )
         if m == n:
             # spec/geqrf.yaml:109, RR2020, HAL2011
-            _c0 = _jnp.eye(m, m, dtype=A.dtype)
+            _c0 = _eye(m, m, A)
             V = _jnp.tril(a, -1) + _c0
             R = _jnp.triu(a, 0)
             R1 = R
             _c1 = _diag(tau)
             _c2 = V.mT.conj()
-            T = _solve_triangular(_c1 @ _c2 @ V, _c1, upper=True, left=True, unit=True)
-            W = T @ _c2
+            T = _solve_triangular(_mm(_mm(_c1, _c2), V), _c1, upper=True, left=True, unit=True)
+            W = _mm(T, _c2)
             Q = _c0 + _neg_mm(V, W)
             C = _solve_triangular(R1, dA, upper=True, left=False, unit=False)
             _c3 = Q.mT.conj()
-            B = _c3 @ C
-            U = _jnp.triu(B + B.mT.conj(), 1) + _diag_part(_jnp.real(B))
+            B = _mm(_c3, C)
+            U = _jnp.triu(B + B.mT.conj(), 1) + _diag_part(_jnp.real(B)).astype(A.dtype)
             dQ = C + _neg_mm(Q, U)
             dR = _jnp.concatenate(
-                [U @ R1, dQ.mT.conj() @ A[..., :, m:] + _c3 @ dA[..., :, m:]], axis=-1
+                [_mm(U, R1), _mm(dQ.mT.conj(), A[..., :, m:]) + _mm(_c3, dA[..., :, m:])], axis=-1
             )
             F = _solve_triangular(V, -dQ, upper=False, left=True, unit=True)
             X = _solve_triangular(
                 W[..., : m - 1, : m - 1], F[..., :, : m - 1], upper=True, left=False, unit=False
             )
             da = _jnp.concatenate(
-                [V @ _jnp.tril(X, -1) + dR[..., :, : m - 1], dR[..., :, m - 1 :]], axis=-1
+                [_mm(V, _jnp.tril(X, -1)) + dR[..., :, : m - 1], dR[..., :, m - 1 :]], axis=-1
             )
             dtau = _jnp.concatenate(
                 [
@@ -260,29 +264,29 @@ def _jvp_rule(A, a, tau, dA, check_singular):
             )
         if m < n:
             # spec/geqrf.yaml:109, RR2020, HAL2011
-            _c0 = _jnp.eye(m, m, dtype=A.dtype)
+            _c0 = _eye(m, m, A)
             V = _jnp.tril(a[..., :, :m], -1) + _c0
             R = _jnp.triu(a, 0)
             R1 = R[..., :, :m]
             _c1 = _diag(tau)
             _c2 = V.mT.conj()
-            T = _solve_triangular(_c1 @ _c2 @ V, _c1, upper=True, left=True, unit=True)
-            W = T @ _c2
+            T = _solve_triangular(_mm(_mm(_c1, _c2), V), _c1, upper=True, left=True, unit=True)
+            W = _mm(T, _c2)
             Q = _c0 + _neg_mm(V, W)
             C = _solve_triangular(R1, dA[..., :, :m], upper=True, left=False, unit=False)
             _c3 = Q.mT.conj()
-            B = _c3 @ C
-            U = _jnp.triu(B + B.mT.conj(), 1) + _diag_part(_jnp.real(B))
+            B = _mm(_c3, C)
+            U = _jnp.triu(B + B.mT.conj(), 1) + _diag_part(_jnp.real(B)).astype(A.dtype)
             dQ = C + _neg_mm(Q, U)
             dR = _jnp.concatenate(
-                [U @ R1, dQ.mT.conj() @ A[..., :, m:] + _c3 @ dA[..., :, m:]], axis=-1
+                [_mm(U, R1), _mm(dQ.mT.conj(), A[..., :, m:]) + _mm(_c3, dA[..., :, m:])], axis=-1
             )
             F = _solve_triangular(V, -dQ, upper=False, left=True, unit=True)
             X = _solve_triangular(
                 W[..., : m - 1, : m - 1], F[..., :, : m - 1], upper=True, left=False, unit=False
             )
             da = _jnp.concatenate(
-                [V @ _jnp.tril(X, -1) + dR[..., :, : m - 1], dR[..., :, m - 1 :]], axis=-1
+                [_mm(V, _jnp.tril(X, -1)) + dR[..., :, : m - 1], dR[..., :, m - 1 :]], axis=-1
             )
             dtau = _jnp.concatenate(
                 [
@@ -385,20 +389,22 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
             return _checked_vjp("geqrf", (gA,), (*_checks[:1],))
         if m > n:
             # spec/geqrf.yaml:91, WLL2012 Sec. 3, HAL2011, transposed (the spec gives no VJP)
-            _c0 = _jnp.eye(m, n, dtype=A.dtype)
+            _c0 = _eye(m, n, A)
             V = _jnp.tril(a, -1) + _c0
             R = _jnp.triu(a[..., :n, :], 0)
             _c1 = _diag(tau)
-            T = _solve_triangular(_c1 @ V.mT.conj() @ V, _c1, upper=True, left=True, unit=True)
+            T = _solve_triangular(
+                _mm(_mm(_c1, V.mT.conj()), V), _c1, upper=True, left=True, unit=True
+            )
             _c2 = V[..., :n, :].mT.conj()
-            W = T @ _c2
+            W = _mm(T, _c2)
             Q = _c0 + _neg_mm(V, W)
             _g_dV2 = ga[..., n:, :]
             _c3 = W.mT.conj()
             _c4 = _solve_triangular(_c3, _g_dV2, upper=False, left=False, unit=False)
             _g_dW = _neg_mm(V[..., n:, :].mT.conj(), _c4) + _diag(gtau)
             _c5 = ga[..., :n, :]
-            _g_X = _jnp.tril(_c2 @ _c5, -1) + _jnp.triu(_g_dW @ _c3, 0)
+            _g_X = _jnp.tril(_mm(_c2, _c5), -1) + _jnp.triu(_mm(_g_dW, _c3), 0)
             _g_dQ = _pad(
                 -_solve_triangular(
                     _c2,
@@ -413,29 +419,29 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
                 0,
             ) + _pad(-_c4, n, 0, 0, 0)
             _c6 = R.mT.conj()
-            _g_U = _c5 @ _c6 + _neg_mm(Q.mT.conj(), _g_dQ)
+            _g_U = _mm(_c5, _c6) + _neg_mm(Q.mT.conj(), _g_dQ)
             _c7 = _jnp.triu(_g_U, 1)
-            _g_B = _c7.mT.conj() + _diag_part(_jnp.real(_g_U)) + _c7
-            _g_C = Q @ _g_B + _g_dQ
+            _g_B = _c7.mT.conj() + _diag_part(_jnp.real(_g_U)).astype(A.dtype) + _c7
+            _g_C = _mm(Q, _g_B) + _g_dQ
             gA = _solve_triangular(_c6, _g_C, upper=False, left=False, unit=False)
             return _checked_vjp("geqrf", (gA,), (*_checks[:1],))
         if m == n:
             # spec/geqrf.yaml:109, RR2020, HAL2011, transposed (the spec gives no VJP)
-            _c0 = _jnp.eye(m, m, dtype=A.dtype)
+            _c0 = _eye(m, m, A)
             V = _jnp.tril(a, -1) + _c0
             R = _jnp.triu(a, 0)
             R1 = R
             _c1 = _diag(tau)
             _c2 = V.mT.conj()
-            T = _solve_triangular(_c1 @ _c2 @ V, _c1, upper=True, left=True, unit=True)
-            W = T @ _c2
+            T = _solve_triangular(_mm(_mm(_c1, _c2), V), _c1, upper=True, left=True, unit=True)
+            W = _mm(T, _c2)
             Q = _c0 + _neg_mm(V, W)
             _c3 = gtau[..., m - 1 :, :]
             _c4 = ga[..., :, : m - 1]
             _g_X = (
                 _pad(_neg_mm(_c3, W[..., : m - 1, m - 1 :].mT.conj()), m - 1, 0, 0, 0)
                 + _pad(_diag((tau[..., : m - 1, :].conj() * gtau[..., : m - 1, :])), 0, 1, 0, 0)
-                + _jnp.tril(_c2 @ _c4, -1)
+                + _jnp.tril(_mm(_c2, _c4), -1)
             )
             _g_F = _pad(_c3, m - 1, 0, m - 1, 0) + _pad(
                 _solve_triangular(
@@ -448,36 +454,35 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
             )
             _g_dR = _pad(_c4, 0, 0, 0, 1) + _pad(ga[..., :, m - 1 :], 0, 0, m - 1, 0)
             _c5 = _g_dR[..., :, m:]
-            _g_dQ = (
-                -(_solve_triangular(_c2, _g_F, upper=True, left=True, unit=True))
-                + A[..., :, m:] @ _c5.mT.conj()
+            _g_dQ = -(_solve_triangular(_c2, _g_F, upper=True, left=True, unit=True)) + _mm(
+                A[..., :, m:], _c5.mT.conj()
             )
             _c6 = R1.mT.conj()
-            _g_U = _g_dR @ _c6 + _neg_mm(Q.mT.conj(), _g_dQ)
+            _g_U = _mm(_g_dR, _c6) + _neg_mm(Q.mT.conj(), _g_dQ)
             _c7 = _jnp.triu(_g_U, 1)
-            _g_B = _c7.mT.conj() + _diag_part(_jnp.real(_g_U)) + _c7
-            _g_C = Q @ _g_B + _g_dQ
-            gA = _pad(Q @ _c5, 0, 0, m, 0) + _solve_triangular(
+            _g_B = _c7.mT.conj() + _diag_part(_jnp.real(_g_U)).astype(A.dtype) + _c7
+            _g_C = _mm(Q, _g_B) + _g_dQ
+            gA = _pad(_mm(Q, _c5), 0, 0, m, 0) + _solve_triangular(
                 _c6, _g_C, upper=False, left=False, unit=False
             )
             return _checked_vjp("geqrf", (gA,), (*_checks[:1],))
         if m < n:
             # spec/geqrf.yaml:109, RR2020, HAL2011, transposed (the spec gives no VJP)
-            _c0 = _jnp.eye(m, m, dtype=A.dtype)
+            _c0 = _eye(m, m, A)
             V = _jnp.tril(a[..., :, :m], -1) + _c0
             R = _jnp.triu(a, 0)
             R1 = R[..., :, :m]
             _c1 = _diag(tau)
             _c2 = V.mT.conj()
-            T = _solve_triangular(_c1 @ _c2 @ V, _c1, upper=True, left=True, unit=True)
-            W = T @ _c2
+            T = _solve_triangular(_mm(_mm(_c1, _c2), V), _c1, upper=True, left=True, unit=True)
+            W = _mm(T, _c2)
             Q = _c0 + _neg_mm(V, W)
             _c3 = gtau[..., m - 1 :, :]
             _c4 = ga[..., :, : m - 1]
             _g_X = (
                 _pad(_neg_mm(_c3, W[..., : m - 1, m - 1 :].mT.conj()), m - 1, 0, 0, 0)
                 + _pad(_diag((tau[..., : m - 1, :].conj() * gtau[..., : m - 1, :])), 0, 1, 0, 0)
-                + _jnp.tril(_c2 @ _c4, -1)
+                + _jnp.tril(_mm(_c2, _c4), -1)
             )
             _g_F = _pad(_c3, m - 1, 0, m - 1, 0) + _pad(
                 _solve_triangular(
@@ -490,16 +495,15 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
             )
             _g_dR = _pad(_c4, 0, 0, 0, -m + n + 1) + _pad(ga[..., :, m - 1 :], 0, 0, m - 1, 0)
             _c5 = _g_dR[..., :, m:]
-            _g_dQ = (
-                -(_solve_triangular(_c2, _g_F, upper=True, left=True, unit=True))
-                + A[..., :, m:] @ _c5.mT.conj()
+            _g_dQ = -(_solve_triangular(_c2, _g_F, upper=True, left=True, unit=True)) + _mm(
+                A[..., :, m:], _c5.mT.conj()
             )
             _c6 = R1.mT.conj()
-            _g_U = _g_dR[..., :, :m] @ _c6 + _neg_mm(Q.mT.conj(), _g_dQ)
+            _g_U = _mm(_g_dR[..., :, :m], _c6) + _neg_mm(Q.mT.conj(), _g_dQ)
             _c7 = _jnp.triu(_g_U, 1)
-            _g_B = _c7.mT.conj() + _diag_part(_jnp.real(_g_U)) + _c7
-            _g_C = Q @ _g_B + _g_dQ
-            gA = _pad(Q @ _c5, 0, 0, m, 0) + _pad(
+            _g_B = _c7.mT.conj() + _diag_part(_jnp.real(_g_U)).astype(A.dtype) + _c7
+            _g_C = _mm(Q, _g_B) + _g_dQ
+            gA = _pad(_mm(Q, _c5), 0, 0, m, 0) + _pad(
                 _solve_triangular(_c6, _g_C, upper=False, left=False, unit=False), 0, 0, 0, -m + n
             )
             return _checked_vjp("geqrf", (gA,), (*_checks[:1],))

@@ -26,6 +26,8 @@ from ._runtime import (
     _cotangent_in,
     _cotangent_out,
     _diag,
+    _eye,
+    _mm,
     _neg_mm,
     _pad,
     _solve_triangular,
@@ -86,25 +88,25 @@ def _jvp_rule(A, tau, Q, dA, dtau):
     if True:
         if n <= m:
             # spec/householder_product.yaml:49
-            V = _jnp.tril(A[..., :, :k], -1) + _jnp.eye(m, k, dtype=A.dtype)
+            V = _jnp.tril(A[..., :, :k], -1) + _eye(m, k, A)
             dV = _jnp.tril(dA[..., :, :k], -1)
             _c0 = V.mT.conj()
-            G = _c0 @ V
+            G = _mm(_c0, V)
             _c1 = _diag(tau)
-            _c2 = _c1 @ G
+            _c2 = _mm(_c1, G)
             T = _solve_triangular(_c2, _c1, upper=True, left=True, unit=True)
             dT = _solve_triangular(
                 _c2,
-                _solve_triangular(G @ _c1, _diag(dtau), upper=True, left=False, unit=True),
+                _solve_triangular(_mm(G, _c1), _diag(dtau), upper=True, left=False, unit=True),
                 upper=True,
                 left=True,
                 unit=True,
-            ) + _neg_mm(T @ _jnp.triu(dV.mT.conj() @ V + _c0 @ dV, 1), T)
+            ) + _neg_mm(_mm(T, _jnp.triu(_mm(dV.mT.conj(), V) + _mm(_c0, dV), 1)), T)
             _c3 = V[..., :n, :].mT.conj()
             dQ = (
-                _neg_mm(V, T @ dV[..., :n, :].mT.conj())
-                + _neg_mm(V, dT @ _c3)
-                + _neg_mm(dV, T @ _c3)
+                _neg_mm(V, _mm(T, dV[..., :n, :].mT.conj()))
+                + _neg_mm(V, _mm(dT, _c3))
+                + _neg_mm(dV, _mm(T, _c3))
             )
             return (dQ,)
     raise ValueError(
@@ -121,28 +123,28 @@ def _vjp_rule(A, tau, Q, gQ):
     if True:
         if n <= m:
             # spec/householder_product.yaml:49, transposed (the spec gives no VJP)
-            V = _jnp.tril(A[..., :, :k], -1) + _jnp.eye(m, k, dtype=A.dtype)
+            V = _jnp.tril(A[..., :, :k], -1) + _eye(m, k, A)
             _c0 = V.mT.conj()
-            G = _c0 @ V
+            G = _mm(_c0, V)
             _c1 = _diag(tau)
-            T = _solve_triangular(_c1 @ G, _c1, upper=True, left=True, unit=True)
+            T = _solve_triangular(_mm(_c1, G), _c1, upper=True, left=True, unit=True)
             _c2 = V[..., :n, :]
-            _g_dT = _neg_mm(_c0 @ gQ, _c2)
+            _g_dT = _neg_mm(_mm(_c0, gQ), _c2)
             _c3 = T.mT.conj()
-            _c4 = _jnp.triu(_neg_mm(_c3 @ _g_dT, _c3), 1)
+            _c4 = _jnp.triu(_neg_mm(_mm(_c3, _g_dT), _c3), 1)
             _g_dV = (
-                V @ _c4.mT.conj()
-                + V @ _c4
-                + _neg_mm(gQ, _c2 @ _c3)
-                + _pad(_neg_mm(gQ.mT.conj() @ V, T), 0, m - n, 0, 0)
+                _mm(V, _c4.mT.conj())
+                + _mm(V, _c4)
+                + _neg_mm(gQ, _mm(_c2, _c3))
+                + _pad(_neg_mm(_mm(gQ.mT.conj(), V), T), 0, m - n, 0, 0)
             )
             gA = _pad(_jnp.tril(_g_dV, -1), 0, 0, 0, -k + n)
             _c5 = _c1.mT.conj()
             _c6 = G.mT.conj()
             gtau = _jnp.diagonal(
                 _solve_triangular(
-                    _c5 @ _c6,
-                    _solve_triangular(_c6 @ _c5, _g_dT, upper=False, left=True, unit=True),
+                    _mm(_c5, _c6),
+                    _solve_triangular(_mm(_c6, _c5), _g_dT, upper=False, left=True, unit=True),
                     upper=False,
                     left=False,
                     unit=True,

@@ -29,6 +29,7 @@ from ._runtime import (
     _cotangent_in,
     _cotangent_out,
     _diag_part,
+    _mm,
     _neg_mm,
     _pad,
     _raise_if_failed,
@@ -123,9 +124,9 @@ def _jvp_rule(A, L, Q, dA, mode, check_singular):
         if m <= n:
             # spec/lq.yaml:56, RR2020 Sec. 4
             C = _solve_triangular(L, dA, upper=False, left=True, unit=False)
-            M = C @ Q.mT.conj()
-            V = _jnp.tril(M + M.mT.conj(), -1) + _diag_part(_jnp.real(M))
-            dL = L @ V
+            M = _mm(C, Q.mT.conj())
+            V = _jnp.tril(M + M.mT.conj(), -1) + _diag_part(_jnp.real(M)).astype(A.dtype)
+            dL = _mm(L, V)
             dQ = C + _neg_mm(V, Q)
             return _checked_jvp(
                 "lq",
@@ -141,11 +142,11 @@ def _jvp_rule(A, L, Q, dA, mode, check_singular):
             L1 = L[..., :n, :]
             C = _solve_triangular(L1, dA[..., :n, :], upper=False, left=True, unit=False)
             _c0 = Q.mT.conj()
-            M = C @ _c0
-            V = _jnp.tril(M + M.mT.conj(), -1) + _diag_part(_jnp.real(M))
+            M = _mm(C, _c0)
+            V = _jnp.tril(M + M.mT.conj(), -1) + _diag_part(_jnp.real(M)).astype(A.dtype)
             dQ = C + _neg_mm(V, Q)
             dL = _jnp.concatenate(
-                [L1 @ V, dA[..., n:, :] @ _c0 + A[..., n:, :] @ dQ.mT.conj()], axis=-2
+                [_mm(L1, V), _mm(dA[..., n:, :], _c0) + _mm(A[..., n:, :], dQ.mT.conj())], axis=-2
             )
             return _checked_jvp(
                 "lq",
@@ -208,23 +209,23 @@ def _vjp_rule(A, L, Q, gL, gQ, mode, check_singular):
         if m <= n:
             # spec/lq.yaml:56, RR2020 Sec. 4, transposed (the spec gives no VJP)
             _c0 = L.mT.conj()
-            _g_V = _c0 @ gL + _neg_mm(gQ, Q.mT.conj())
+            _g_V = _mm(_c0, gL) + _neg_mm(gQ, Q.mT.conj())
             _c1 = _jnp.tril(_g_V, -1)
-            _g_M = _c1.mT.conj() + _diag_part(_jnp.real(_g_V)) + _c1
-            _g_C = _g_M @ Q + gQ
+            _g_M = _c1.mT.conj() + _diag_part(_jnp.real(_g_V)).astype(A.dtype) + _c1
+            _g_C = _mm(_g_M, Q) + gQ
             gA = _solve_triangular(_c0, _g_C, upper=True, left=True, unit=False)
             return _checked_vjp("lq", (gA,), (*_checks[:1],))
         if m > n:
             # spec/lq.yaml:64, RR2020 Sec. 4, transposed (the spec gives no VJP)
             L1 = L[..., :n, :]
             _c0 = gL[..., n:, :]
-            _g_dQ = _c0.mT.conj() @ A[..., n:, :] + gQ
+            _g_dQ = _mm(_c0.mT.conj(), A[..., n:, :]) + gQ
             _c1 = L1.mT.conj()
-            _g_V = _c1 @ gL[..., :n, :] + _neg_mm(_g_dQ, Q.mT.conj())
+            _g_V = _mm(_c1, gL[..., :n, :]) + _neg_mm(_g_dQ, Q.mT.conj())
             _c2 = _jnp.tril(_g_V, -1)
-            _g_M = _c2.mT.conj() + _diag_part(_jnp.real(_g_V)) + _c2
-            _g_C = _g_M @ Q + _g_dQ
-            gA = _pad(_c0 @ Q, n, 0, 0, 0) + _pad(
+            _g_M = _c2.mT.conj() + _diag_part(_jnp.real(_g_V)).astype(A.dtype) + _c2
+            _g_C = _mm(_g_M, Q) + _g_dQ
+            gA = _pad(_mm(_c0, Q), n, 0, 0, 0) + _pad(
                 _solve_triangular(_c1, _g_C, upper=True, left=True, unit=False), 0, m - n, 0, 0
             )
             return _checked_vjp("lq", (gA,), (*_checks[:1],))

@@ -30,6 +30,8 @@ from ._runtime import (
     _columns,
     _cotangent_in,
     _cotangent_out,
+    _eye,
+    _mm,
     _neg_mm,
     _pad,
     _permute_rows,
@@ -68,7 +70,7 @@ def _primal(A, pivot, check_singular):
             A,
             (
                 _pivots_permutation(pivots, A),
-                _jnp.tril(LU[..., :, : min(m, n)], -1) + _jnp.eye(m, min(m, n), dtype=A.dtype),
+                _jnp.tril(LU[..., :, : min(m, n)], -1) + _eye(m, min(m, n), A),
                 _jnp.triu(LU[..., : min(m, n), :], 0),
             ),
             pivot,
@@ -157,8 +159,8 @@ def _jvp_rule(A, P, L, U, dA, pivot, check_singular):
                 left=False,
                 unit=False,
             )
-            dL = L @ _jnp.tril(X, -1)
-            dU = _jnp.triu(X, 0) @ U
+            dL = _mm(L, _jnp.tril(X, -1))
+            dU = _mm(_jnp.triu(X, 0), U)
             return _checked_jvp(
                 "lu",
                 (dL, dU),
@@ -179,10 +181,10 @@ def _jvp_rule(A, P, L, U, dA, pivot, check_singular):
                 left=False,
                 unit=False,
             )
-            dU = _jnp.triu(X, 0) @ U
+            dU = _mm(_jnp.triu(X, 0), U)
             dL = _jnp.concatenate(
                 [
-                    _c0 @ _jnp.tril(X, -1),
+                    _mm(_c0, _jnp.tril(X, -1)),
                     _solve_triangular(
                         U,
                         B[..., n:, :] + _neg_mm(L[..., n:, :], dU),
@@ -208,9 +210,9 @@ def _jvp_rule(A, P, L, U, dA, pivot, check_singular):
             _c0 = U[..., :, :m]
             X = _solve_triangular(_c0, C[..., :, :m], upper=True, left=False, unit=False)
             _c1 = _jnp.tril(X, -1)
-            dL = L @ _c1
+            dL = _mm(L, _c1)
             dU = _jnp.concatenate(
-                [_jnp.triu(X, 0) @ _c0, C[..., :, m:] + _neg_mm(_c1, U[..., :, m:])], axis=-1
+                [_mm(_jnp.triu(X, 0), _c0), C[..., :, m:] + _neg_mm(_c1, U[..., :, m:])], axis=-1
             )
             return _checked_jvp(
                 "lu",
@@ -287,7 +289,7 @@ def _vjp_rule(A, P, L, U, gP, gL, gU, pivot, check_singular):
             # spec/lu.yaml:71, HAL2011, transposed (the spec gives no VJP)
             _c0 = L.mT.conj()
             _c1 = U.mT.conj()
-            _g_X = _jnp.tril(_c0 @ gL, -1) + _jnp.triu(gU @ _c1, 0)
+            _g_X = _jnp.tril(_mm(_c0, gL), -1) + _jnp.triu(_mm(gU, _c1), 0)
             gA = _permute_rows(
                 P,
                 _solve_triangular(
@@ -306,7 +308,7 @@ def _vjp_rule(A, P, L, U, gP, gL, gU, pivot, check_singular):
             _c1 = _solve_triangular(_c0, gL[..., n:, :], upper=False, left=False, unit=False)
             _g_dU = _neg_mm(L[..., n:, :].mT.conj(), _c1) + gU
             _c2 = L[..., :n, :].mT.conj()
-            _g_X = _jnp.tril(_c2 @ gL[..., :n, :], -1) + _jnp.triu(_g_dU @ _c0, 0)
+            _g_X = _jnp.tril(_mm(_c2, gL[..., :n, :]), -1) + _jnp.triu(_mm(_g_dU, _c0), 0)
             _g_B = _pad(
                 _solve_triangular(
                     _c2,
@@ -328,9 +330,9 @@ def _vjp_rule(A, P, L, U, gP, gL, gU, pivot, check_singular):
             _c1 = gU[..., :, m:]
             _c2 = U[..., :, :m].mT.conj()
             _g_X = (
-                _jnp.tril(_c0 @ gL, -1)
+                _jnp.tril(_mm(_c0, gL), -1)
                 + _jnp.tril(_neg_mm(_c1, U[..., :, m:].mT.conj()), -1)
-                + _jnp.triu(gU[..., :, :m] @ _c2, 0)
+                + _jnp.triu(_mm(gU[..., :, :m], _c2), 0)
             )
             _g_C = _pad(_c1, 0, 0, m, 0) + _pad(
                 _solve_triangular(_c2, _g_X, upper=False, left=False, unit=False), 0, 0, 0, -m + n

@@ -27,6 +27,8 @@ from ._runtime import (
     _columns,
     _cotangent_in,
     _cotangent_out,
+    _eye,
+    _mm,
     _neg_mm,
     _pad,
     _permute_rows,
@@ -147,9 +149,9 @@ def _jvp_rule(A, LU, pivots, P, dA, pivot, check_singular):
                 left=False,
                 unit=False,
             )
-            dLU = (_jnp.tril(LU, -1) + _jnp.eye(m, m, dtype=A.dtype)) @ _jnp.tril(
-                X, -1
-            ) + _jnp.triu(X, 0) @ _jnp.triu(LU, 0)
+            dLU = _mm(_jnp.tril(LU, -1) + _eye(m, m, A), _jnp.tril(X, -1)) + _mm(
+                _jnp.triu(X, 0), _jnp.triu(LU, 0)
+            )
             return _checked_jvp(
                 "lu_factor",
                 (dLU,),
@@ -170,10 +172,10 @@ def _jvp_rule(A, LU, pivots, P, dA, pivot, check_singular):
                 left=False,
                 unit=False,
             )
-            dU = _jnp.triu(X, 0) @ _jnp.triu(_c0, 0)
+            dU = _mm(_jnp.triu(X, 0), _jnp.triu(_c0, 0))
             dLU = _jnp.concatenate(
                 [
-                    (_jnp.tril(_c0, -1) + _jnp.eye(n, n, dtype=A.dtype)) @ _jnp.tril(X, -1) + dU,
+                    _mm(_jnp.tril(_c0, -1) + _eye(n, n, A), _jnp.tril(X, -1)) + dU,
                     _solve_triangular(
                         _c0,
                         B[..., n:, :] + _neg_mm(LU[..., n:, :], dU),
@@ -203,8 +205,8 @@ def _jvp_rule(A, LU, pivots, P, dA, pivot, check_singular):
             _c1 = _jnp.tril(X, -1)
             dLU = _jnp.concatenate(
                 [
-                    (_jnp.tril(_c0, -1) + _jnp.eye(m, m, dtype=A.dtype)) @ _c1
-                    + _jnp.triu(X, 0) @ _jnp.triu(_c0, 0),
+                    _mm(_jnp.tril(_c0, -1) + _eye(m, m, A), _c1)
+                    + _mm(_jnp.triu(X, 0), _jnp.triu(_c0, 0)),
                     C[..., :, m:] + _neg_mm(_c1, LU[..., :, m:]),
                 ],
                 axis=-1,
@@ -283,8 +285,8 @@ def _vjp_rule(A, LU, pivots, P, gLU, gpivots, gP, pivot, check_singular):
         if m == n:
             # spec/lu_factor.yaml:51, HAL2011, transposed (the spec gives no VJP)
             _g_X = _jnp.tril(
-                (_jnp.tril(LU, -1) + _jnp.eye(m, m, dtype=A.dtype)).mT.conj() @ gLU, -1
-            ) + _jnp.triu(gLU @ _jnp.triu(LU, 0).mT.conj(), 0)
+                _mm((_jnp.tril(LU, -1) + _eye(m, m, A)).mT.conj(), gLU), -1
+            ) + _jnp.triu(_mm(gLU, _jnp.triu(LU, 0).mT.conj()), 0)
             _c0 = LU.mT.conj()
             gA = _permute_rows(
                 P,
@@ -306,8 +308,8 @@ def _vjp_rule(A, LU, pivots, P, gLU, gpivots, gP, pivot, check_singular):
             _c3 = gLU[..., :n, :]
             _g_dU = _neg_mm(LU[..., n:, :].mT.conj(), _c2) + _c3
             _g_X = _jnp.tril(
-                (_jnp.tril(_c0, -1) + _jnp.eye(n, n, dtype=A.dtype)).mT.conj() @ _c3, -1
-            ) + _jnp.triu(_g_dU @ _jnp.triu(_c0, 0).mT.conj(), 0)
+                _mm((_jnp.tril(_c0, -1) + _eye(n, n, A)).mT.conj(), _c3), -1
+            ) + _jnp.triu(_mm(_g_dU, _jnp.triu(_c0, 0).mT.conj()), 0)
             _g_B = _pad(_c2, n, 0, 0, 0) + _pad(
                 _solve_triangular(
                     _c1,
@@ -329,9 +331,9 @@ def _vjp_rule(A, LU, pivots, P, gLU, gpivots, gP, pivot, check_singular):
             _c1 = gLU[..., :, :m]
             _c2 = gLU[..., :, m:]
             _g_X = (
-                _jnp.tril((_jnp.tril(_c0, -1) + _jnp.eye(m, m, dtype=A.dtype)).mT.conj() @ _c1, -1)
+                _jnp.tril(_mm((_jnp.tril(_c0, -1) + _eye(m, m, A)).mT.conj(), _c1), -1)
                 + _jnp.tril(_neg_mm(_c2, LU[..., :, m:].mT.conj()), -1)
-                + _jnp.triu(_c1 @ _jnp.triu(_c0, 0).mT.conj(), 0)
+                + _jnp.triu(_mm(_c1, _jnp.triu(_c0, 0).mT.conj()), 0)
             )
             _c3 = _c0.mT.conj()
             _g_C = _pad(_c2, 0, 0, m, 0) + _pad(

@@ -26,6 +26,8 @@ from ._runtime import (
     _cotangent_in,
     _cotangent_out,
     _diag,
+    _eye,
+    _mm,
     _neg_mm,
     _pad,
     _solve_triangular,
@@ -173,99 +175,100 @@ def _jvp_rule(a, tau, C, Y, da, dtau, dC, left, transpose):
     if left is True and transpose is False:
         if r == m:
             # spec/ormqr.yaml:57
-            V = _jnp.tril(a[..., :, :k], -1) + _jnp.eye(r, k, dtype=a.dtype)
+            V = _jnp.tril(a[..., :, :k], -1) + _eye(r, k, a)
             dV = _jnp.tril(da[..., :, :k], -1)
             _c0 = V.mT.conj()
-            G = _c0 @ V
+            G = _mm(_c0, V)
             _c1 = _diag(tau)
-            _c2 = _c1 @ G
+            _c2 = _mm(_c1, G)
             T = _solve_triangular(_c2, _c1, upper=True, left=True, unit=True)
             _c3 = dV.mT.conj()
             dT = _solve_triangular(
                 _c2,
-                _solve_triangular(G @ _c1, _diag(dtau), upper=True, left=False, unit=True),
+                _solve_triangular(_mm(G, _c1), _diag(dtau), upper=True, left=False, unit=True),
                 upper=True,
                 left=True,
                 unit=True,
-            ) + _neg_mm(T @ _jnp.triu(_c3 @ V + _c0 @ dV, 1), T)
-            W = _c0 @ C
+            ) + _neg_mm(_mm(T, _jnp.triu(_mm(_c3, V) + _mm(_c0, dV), 1)), T)
+            W = _mm(_c0, C)
             dY = (
-                ((dC + _neg_mm(V, T @ (_c0 @ dC))) + _neg_mm(dV, T @ W)) + _neg_mm(V, dT @ W)
-            ) + _neg_mm(V, T @ (_c3 @ C))
+                ((dC + _neg_mm(V, _mm(T, _mm(_c0, dC)))) + _neg_mm(dV, _mm(T, W)))
+                + _neg_mm(V, _mm(dT, W))
+            ) + _neg_mm(V, _mm(T, _mm(_c3, C)))
             return (dY,)
     if left is True and transpose is True:
         if r == m:
             # spec/ormqr.yaml:78
-            V = _jnp.tril(a[..., :, :k], -1) + _jnp.eye(r, k, dtype=a.dtype)
+            V = _jnp.tril(a[..., :, :k], -1) + _eye(r, k, a)
             dV = _jnp.tril(da[..., :, :k], -1)
             _c0 = V.mT.conj()
-            G = _c0 @ V
+            G = _mm(_c0, V)
             _c1 = _diag(tau)
-            _c2 = _c1 @ G
+            _c2 = _mm(_c1, G)
             T = _solve_triangular(_c2, _c1, upper=True, left=True, unit=True)
             _c3 = dV.mT.conj()
             dT = _solve_triangular(
                 _c2,
-                _solve_triangular(G @ _c1, _diag(dtau), upper=True, left=False, unit=True),
+                _solve_triangular(_mm(G, _c1), _diag(dtau), upper=True, left=False, unit=True),
                 upper=True,
                 left=True,
                 unit=True,
-            ) + _neg_mm(T @ _jnp.triu(_c3 @ V + _c0 @ dV, 1), T)
-            W = _c0 @ C
+            ) + _neg_mm(_mm(T, _jnp.triu(_mm(_c3, V) + _mm(_c0, dV), 1)), T)
+            W = _mm(_c0, C)
             _c4 = T.mT.conj()
             dY = (
-                ((dC + _neg_mm(V, _c4 @ (_c0 @ dC))) + _neg_mm(dV, _c4 @ W))
-                + _neg_mm(V, dT.mT.conj() @ W)
-            ) + _neg_mm(V, _c4 @ (_c3 @ C))
+                ((dC + _neg_mm(V, _mm(_c4, _mm(_c0, dC)))) + _neg_mm(dV, _mm(_c4, W)))
+                + _neg_mm(V, _mm(dT.mT.conj(), W))
+            ) + _neg_mm(V, _mm(_c4, _mm(_c3, C)))
             return (dY,)
     if left is False and transpose is False:
         if r == n:
             # spec/ormqr.yaml:99
-            V = _jnp.tril(a[..., :, :k], -1) + _jnp.eye(r, k, dtype=a.dtype)
+            V = _jnp.tril(a[..., :, :k], -1) + _eye(r, k, a)
             dV = _jnp.tril(da[..., :, :k], -1)
             _c0 = V.mT.conj()
-            G = _c0 @ V
+            G = _mm(_c0, V)
             _c1 = _diag(tau)
-            _c2 = _c1 @ G
+            _c2 = _mm(_c1, G)
             T = _solve_triangular(_c2, _c1, upper=True, left=True, unit=True)
             _c3 = dV.mT.conj()
             dT = _solve_triangular(
                 _c2,
-                _solve_triangular(G @ _c1, _diag(dtau), upper=True, left=False, unit=True),
+                _solve_triangular(_mm(G, _c1), _diag(dtau), upper=True, left=False, unit=True),
                 upper=True,
                 left=True,
                 unit=True,
-            ) + _neg_mm(T @ _jnp.triu(_c3 @ V + _c0 @ dV, 1), T)
-            Z = C @ V
+            ) + _neg_mm(_mm(T, _jnp.triu(_mm(_c3, V) + _mm(_c0, dV), 1)), T)
+            Z = _mm(C, V)
             dY = (
-                ((dC + _neg_mm((dC @ V) @ T, _c0)) + _neg_mm((C @ dV) @ T, _c0))
-                + _neg_mm(Z @ dT, _c0)
-            ) + _neg_mm(Z @ T, _c3)
+                ((dC + _neg_mm(_mm(_mm(dC, V), T), _c0)) + _neg_mm(_mm(_mm(C, dV), T), _c0))
+                + _neg_mm(_mm(Z, dT), _c0)
+            ) + _neg_mm(_mm(Z, T), _c3)
             return (dY,)
     if left is False and transpose is True:
         if r == n:
             # spec/ormqr.yaml:120
-            V = _jnp.tril(a[..., :, :k], -1) + _jnp.eye(r, k, dtype=a.dtype)
+            V = _jnp.tril(a[..., :, :k], -1) + _eye(r, k, a)
             dV = _jnp.tril(da[..., :, :k], -1)
             _c0 = V.mT.conj()
-            G = _c0 @ V
+            G = _mm(_c0, V)
             _c1 = _diag(tau)
-            _c2 = _c1 @ G
+            _c2 = _mm(_c1, G)
             T = _solve_triangular(_c2, _c1, upper=True, left=True, unit=True)
             _c3 = dV.mT.conj()
             dT = _solve_triangular(
                 _c2,
-                _solve_triangular(G @ _c1, _diag(dtau), upper=True, left=False, unit=True),
+                _solve_triangular(_mm(G, _c1), _diag(dtau), upper=True, left=False, unit=True),
                 upper=True,
                 left=True,
                 unit=True,
-            ) + _neg_mm(T @ _jnp.triu(_c3 @ V + _c0 @ dV, 1), T)
-            Z = C @ V
+            ) + _neg_mm(_mm(T, _jnp.triu(_mm(_c3, V) + _mm(_c0, dV), 1)), T)
+            Z = _mm(C, V)
             _c4 = T.mT.conj()
             dY = (
-                ((dC + _neg_mm((dC @ V) @ _c4, _c0)) + _neg_mm((C @ dV) @ _c4, _c0))
-                + _neg_mm(Z @ dT.mT.conj(), _c0)
-            ) + _neg_mm(Z @ _c4, _c3)
+                ((dC + _neg_mm(_mm(_mm(dC, V), _c4), _c0)) + _neg_mm(_mm(_mm(C, dV), _c4), _c0))
+                + _neg_mm(_mm(Z, dT.mT.conj()), _c0)
+            ) + _neg_mm(_mm(Z, _c4), _c3)
             return (dY,)
     raise ValueError(
         f"ormqr: no jvp rule for left={left!r}, transpose={transpose!r} "
@@ -284,29 +287,29 @@ def _vjp_rule(a, tau, C, Y, gY, left, transpose):
     if left is True and transpose is False:
         if r == m:
             # spec/ormqr.yaml:57, transposed (the spec gives no VJP)
-            V = _jnp.tril(a[..., :, :k], -1) + _jnp.eye(r, k, dtype=a.dtype)
+            V = _jnp.tril(a[..., :, :k], -1) + _eye(r, k, a)
             _c0 = V.mT.conj()
-            G = _c0 @ V
+            G = _mm(_c0, V)
             _c1 = _diag(tau)
-            T = _solve_triangular(_c1 @ G, _c1, upper=True, left=True, unit=True)
-            W = _c0 @ C
+            T = _solve_triangular(_mm(_c1, G), _c1, upper=True, left=True, unit=True)
+            W = _mm(_c0, C)
             _c2 = W.mT.conj()
-            _g_dT = _neg_mm(_c0 @ gY, _c2)
+            _g_dT = _neg_mm(_mm(_c0, gY), _c2)
             _c3 = T.mT.conj()
-            _c4 = _jnp.triu(_neg_mm(_c3 @ _g_dT, _c3), 1)
+            _c4 = _jnp.triu(_neg_mm(_mm(_c3, _g_dT), _c3), 1)
             _g_dV = (
-                V @ _c4.mT.conj()
-                + V @ _c4
-                + _neg_mm(gY, _c2 @ _c3)
-                + _neg_mm(C, (gY.mT.conj() @ V) @ T)
+                _mm(V, _c4.mT.conj())
+                + _mm(V, _c4)
+                + _neg_mm(gY, _mm(_c2, _c3))
+                + _neg_mm(C, _mm(_mm(gY.mT.conj(), V), T))
             )
             ga = _pad(_jnp.tril(_g_dV, -1), 0, 0, 0, -k + p)
             _c5 = _c1.mT.conj()
             _c6 = G.mT.conj()
             gtau = _jnp.diagonal(
                 _solve_triangular(
-                    _c5 @ _c6,
-                    _solve_triangular(_c6 @ _c5, _g_dT, upper=False, left=True, unit=True),
+                    _mm(_c5, _c6),
+                    _solve_triangular(_mm(_c6, _c5), _g_dT, upper=False, left=True, unit=True),
                     upper=False,
                     left=False,
                     unit=True,
@@ -315,34 +318,34 @@ def _vjp_rule(a, tau, C, Y, gY, left, transpose):
                 -2,
                 -1,
             )[..., :, None]
-            gC = _neg_mm(V, _c3 @ (_c0 @ gY)) + gY
+            gC = _neg_mm(V, _mm(_c3, _mm(_c0, gY))) + gY
             return (ga, gtau, gC)
     if left is True and transpose is True:
         if r == m:
             # spec/ormqr.yaml:78, transposed (the spec gives no VJP)
-            V = _jnp.tril(a[..., :, :k], -1) + _jnp.eye(r, k, dtype=a.dtype)
+            V = _jnp.tril(a[..., :, :k], -1) + _eye(r, k, a)
             _c0 = V.mT.conj()
-            G = _c0 @ V
+            G = _mm(_c0, V)
             _c1 = _diag(tau)
-            T = _solve_triangular(_c1 @ G, _c1, upper=True, left=True, unit=True)
-            W = _c0 @ C
+            T = _solve_triangular(_mm(_c1, G), _c1, upper=True, left=True, unit=True)
+            W = _mm(_c0, C)
             _c2 = gY.mT.conj()
-            _g_dT = _neg_mm(W, _c2 @ V)
+            _g_dT = _neg_mm(W, _mm(_c2, V))
             _c3 = T.mT.conj()
-            _c4 = _jnp.triu(_neg_mm(_c3 @ _g_dT, _c3), 1)
+            _c4 = _jnp.triu(_neg_mm(_mm(_c3, _g_dT), _c3), 1)
             _g_dV = (
-                V @ _c4.mT.conj()
-                + V @ _c4
-                + _neg_mm(gY, W.mT.conj() @ T)
-                + _neg_mm(C, (_c2 @ V) @ _c3)
+                _mm(V, _c4.mT.conj())
+                + _mm(V, _c4)
+                + _neg_mm(gY, _mm(W.mT.conj(), T))
+                + _neg_mm(C, _mm(_mm(_c2, V), _c3))
             )
             ga = _pad(_jnp.tril(_g_dV, -1), 0, 0, 0, -k + p)
             _c5 = _c1.mT.conj()
             _c6 = G.mT.conj()
             gtau = _jnp.diagonal(
                 _solve_triangular(
-                    _c5 @ _c6,
-                    _solve_triangular(_c6 @ _c5, _g_dT, upper=False, left=True, unit=True),
+                    _mm(_c5, _c6),
+                    _solve_triangular(_mm(_c6, _c5), _g_dT, upper=False, left=True, unit=True),
                     upper=False,
                     left=False,
                     unit=True,
@@ -351,33 +354,33 @@ def _vjp_rule(a, tau, C, Y, gY, left, transpose):
                 -2,
                 -1,
             )[..., :, None]
-            gC = _neg_mm(V, T @ (_c0 @ gY)) + gY
+            gC = _neg_mm(V, _mm(T, _mm(_c0, gY))) + gY
             return (ga, gtau, gC)
     if left is False and transpose is False:
         if r == n:
             # spec/ormqr.yaml:99, transposed (the spec gives no VJP)
-            V = _jnp.tril(a[..., :, :k], -1) + _jnp.eye(r, k, dtype=a.dtype)
+            V = _jnp.tril(a[..., :, :k], -1) + _eye(r, k, a)
             _c0 = V.mT.conj()
-            G = _c0 @ V
+            G = _mm(_c0, V)
             _c1 = _diag(tau)
-            T = _solve_triangular(_c1 @ G, _c1, upper=True, left=True, unit=True)
-            Z = C @ V
-            _g_dT = _neg_mm(Z.mT.conj() @ gY, V)
+            T = _solve_triangular(_mm(_c1, G), _c1, upper=True, left=True, unit=True)
+            Z = _mm(C, V)
+            _g_dT = _neg_mm(_mm(Z.mT.conj(), gY), V)
             _c2 = T.mT.conj()
-            _c3 = _jnp.triu(_neg_mm(_c2 @ _g_dT, _c2), 1)
+            _c3 = _jnp.triu(_neg_mm(_mm(_c2, _g_dT), _c2), 1)
             _g_dV = (
-                V @ _c3.mT.conj()
-                + V @ _c3
-                + _neg_mm(gY.mT.conj() @ Z, T)
-                + _neg_mm(C.mT.conj() @ (gY @ V), _c2)
+                _mm(V, _c3.mT.conj())
+                + _mm(V, _c3)
+                + _neg_mm(_mm(gY.mT.conj(), Z), T)
+                + _neg_mm(_mm(C.mT.conj(), _mm(gY, V)), _c2)
             )
             ga = _pad(_jnp.tril(_g_dV, -1), 0, 0, 0, -k + p)
             _c4 = _c1.mT.conj()
             _c5 = G.mT.conj()
             gtau = _jnp.diagonal(
                 _solve_triangular(
-                    _c4 @ _c5,
-                    _solve_triangular(_c5 @ _c4, _g_dT, upper=False, left=True, unit=True),
+                    _mm(_c4, _c5),
+                    _solve_triangular(_mm(_c5, _c4), _g_dT, upper=False, left=True, unit=True),
                     upper=False,
                     left=False,
                     unit=True,
@@ -386,34 +389,34 @@ def _vjp_rule(a, tau, C, Y, gY, left, transpose):
                 -2,
                 -1,
             )[..., :, None]
-            gC = _neg_mm((gY @ V) @ _c2, _c0) + gY
+            gC = _neg_mm(_mm(_mm(gY, V), _c2), _c0) + gY
             return (ga, gtau, gC)
     if left is False and transpose is True:
         if r == n:
             # spec/ormqr.yaml:120, transposed (the spec gives no VJP)
-            V = _jnp.tril(a[..., :, :k], -1) + _jnp.eye(r, k, dtype=a.dtype)
+            V = _jnp.tril(a[..., :, :k], -1) + _eye(r, k, a)
             _c0 = V.mT.conj()
-            G = _c0 @ V
+            G = _mm(_c0, V)
             _c1 = _diag(tau)
-            T = _solve_triangular(_c1 @ G, _c1, upper=True, left=True, unit=True)
-            Z = C @ V
+            T = _solve_triangular(_mm(_c1, G), _c1, upper=True, left=True, unit=True)
+            Z = _mm(C, V)
             _c2 = gY.mT.conj()
-            _g_dT = _neg_mm(_c0 @ _c2, Z)
+            _g_dT = _neg_mm(_mm(_c0, _c2), Z)
             _c3 = T.mT.conj()
-            _c4 = _jnp.triu(_neg_mm(_c3 @ _g_dT, _c3), 1)
+            _c4 = _jnp.triu(_neg_mm(_mm(_c3, _g_dT), _c3), 1)
             _g_dV = (
-                V @ _c4.mT.conj()
-                + V @ _c4
-                + _neg_mm(_c2 @ Z, _c3)
-                + _neg_mm(C.mT.conj() @ (gY @ V), T)
+                _mm(V, _c4.mT.conj())
+                + _mm(V, _c4)
+                + _neg_mm(_mm(_c2, Z), _c3)
+                + _neg_mm(_mm(C.mT.conj(), _mm(gY, V)), T)
             )
             ga = _pad(_jnp.tril(_g_dV, -1), 0, 0, 0, -k + p)
             _c5 = _c1.mT.conj()
             _c6 = G.mT.conj()
             gtau = _jnp.diagonal(
                 _solve_triangular(
-                    _c5 @ _c6,
-                    _solve_triangular(_c6 @ _c5, _g_dT, upper=False, left=True, unit=True),
+                    _mm(_c5, _c6),
+                    _solve_triangular(_mm(_c6, _c5), _g_dT, upper=False, left=True, unit=True),
                     upper=False,
                     left=False,
                     unit=True,
@@ -422,7 +425,7 @@ def _vjp_rule(a, tau, C, Y, gY, left, transpose):
                 -2,
                 -1,
             )[..., :, None]
-            gC = _neg_mm((gY @ V) @ T, _c0) + gY
+            gC = _neg_mm(_mm(_mm(gY, V), T), _c0) + gY
             return (ga, gtau, gC)
     raise ValueError(
         f"ormqr: no vjp rule for left={left!r}, transpose={transpose!r} "

@@ -41,6 +41,8 @@ from ._runtime import (
     _cotangent_out,
     _diag_part,
     _empty_like,
+    _eye,
+    _mm,
     _neg_mm,
     _pad_rows,
     _raise_if_failed,
@@ -227,10 +229,10 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
         if m >= n:
             # spec/qr.yaml:69, WLL2012 Sec. 3
             C = _solve_triangular(R, dA, upper=True, left=False, unit=False)
-            B = Q.mT.conj() @ C
-            U = _jnp.triu(B + B.mT.conj(), 1) + _diag_part(_jnp.real(B))
+            B = _mm(Q.mT.conj(), C)
+            U = _jnp.triu(B + B.mT.conj(), 1) + _diag_part(_jnp.real(B)).astype(A.dtype)
             dQ = C + _neg_mm(Q, U)
-            dR = U @ R
+            dR = _mm(U, R)
             return _checked_jvp(
                 "qr",
                 (dQ, dR),
@@ -245,11 +247,11 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
             R1 = R[..., :, :m]
             C = _solve_triangular(R1, dA[..., :, :m], upper=True, left=False, unit=False)
             _c0 = Q.mT.conj()
-            B = _c0 @ C
-            U = _jnp.triu(B + B.mT.conj(), 1) + _diag_part(_jnp.real(B))
+            B = _mm(_c0, C)
+            U = _jnp.triu(B + B.mT.conj(), 1) + _diag_part(_jnp.real(B)).astype(A.dtype)
             dQ = C + _neg_mm(Q, U)
             dR = _jnp.concatenate(
-                [U @ R1, dQ.mT.conj() @ A[..., :, m:] + _c0 @ dA[..., :, m:]], axis=-1
+                [_mm(U, R1), _mm(dQ.mT.conj(), A[..., :, m:]) + _mm(_c0, dA[..., :, m:])], axis=-1
             )
             return _checked_jvp(
                 "qr",
@@ -266,17 +268,20 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
             Q1 = Q[..., :, :n]
             R1 = R[..., :n, :]
             C = _solve_triangular(R1, dA, upper=True, left=False, unit=False)
-            B = Q1.mT.conj() @ C
-            U = _jnp.triu(B + B.mT.conj(), 1) + _diag_part(_jnp.real(B))
+            B = _mm(Q1.mT.conj(), C)
+            U = _jnp.triu(B + B.mT.conj(), 1) + _diag_part(_jnp.real(B)).astype(A.dtype)
             dQ1 = C + _neg_mm(Q1, U)
-            N = _jnp.eye(n, n, dtype=A.dtype) - Q1[..., :n, :]
+            N = _eye(n, n, A) - Q1[..., :n, :]
             _c0 = N.mT.conj()
             Z = _solve(_c0, Q1[..., n:, :].mT.conj(), left=True)
-            dQ2 = (_jnp.eye(m, n, dtype=A.dtype) - Q1) @ _solve(
-                _c0, dQ1[..., :n, :].mT.conj() @ Z + dQ1[..., n:, :].mT.conj(), left=True
+            dQ2 = _mm(
+                _eye(m, n, A) - Q1,
+                _solve(
+                    _c0, _mm(dQ1[..., :n, :].mT.conj(), Z) + dQ1[..., n:, :].mT.conj(), left=True
+                ),
             ) + _neg_mm(dQ1, Z)
             dQ = _jnp.concatenate([dQ1, dQ2], axis=-1)
-            dR = _pad_rows(U @ R1, m - n)
+            dR = _pad_rows(_mm(U, R1), m - n)
             return _checked_jvp(
                 "qr",
                 (dQ, dR),
@@ -289,10 +294,10 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
         if m == n:
             # spec/qr.yaml:69, WLL2012 Sec. 3
             C = _solve_triangular(R, dA, upper=True, left=False, unit=False)
-            B = Q.mT.conj() @ C
-            U = _jnp.triu(B + B.mT.conj(), 1) + _diag_part(_jnp.real(B))
+            B = _mm(Q.mT.conj(), C)
+            U = _jnp.triu(B + B.mT.conj(), 1) + _diag_part(_jnp.real(B)).astype(A.dtype)
             dQ = C + _neg_mm(Q, U)
-            dR = U @ R
+            dR = _mm(U, R)
             return _checked_jvp(
                 "qr",
                 (dQ, dR),
@@ -307,11 +312,11 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
             R1 = R[..., :, :m]
             C = _solve_triangular(R1, dA[..., :, :m], upper=True, left=False, unit=False)
             _c0 = Q.mT.conj()
-            B = _c0 @ C
-            U = _jnp.triu(B + B.mT.conj(), 1) + _diag_part(_jnp.real(B))
+            B = _mm(_c0, C)
+            U = _jnp.triu(B + B.mT.conj(), 1) + _diag_part(_jnp.real(B)).astype(A.dtype)
             dQ = C + _neg_mm(Q, U)
             dR = _jnp.concatenate(
-                [U @ R1, dQ.mT.conj() @ A[..., :, m:] + _c0 @ dA[..., :, m:]], axis=-1
+                [_mm(U, R1), _mm(dQ.mT.conj(), A[..., :, m:]) + _mm(_c0, dA[..., :, m:])], axis=-1
             )
             return _checked_jvp(
                 "qr",
@@ -326,9 +331,9 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
         if m >= n:
             # spec/qr.yaml:69, WLL2012 Sec. 3
             C = _solve_triangular(R, dA, upper=True, left=False, unit=False)
-            B = Q.mT.conj() @ C
-            U = _jnp.triu(B + B.mT.conj(), 1) + _diag_part(_jnp.real(B))
-            dR = U @ R
+            B = _mm(Q.mT.conj(), C)
+            U = _jnp.triu(B + B.mT.conj(), 1) + _diag_part(_jnp.real(B)).astype(A.dtype)
+            dR = _mm(U, R)
             return _checked_jvp(
                 "qr",
                 (dR,),
@@ -343,11 +348,11 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
             R1 = R[..., :, :m]
             C = _solve_triangular(R1, dA[..., :, :m], upper=True, left=False, unit=False)
             _c0 = Q.mT.conj()
-            B = _c0 @ C
-            U = _jnp.triu(B + B.mT.conj(), 1) + _diag_part(_jnp.real(B))
+            B = _mm(_c0, C)
+            U = _jnp.triu(B + B.mT.conj(), 1) + _diag_part(_jnp.real(B)).astype(A.dtype)
             dQ = C + _neg_mm(Q, U)
             dR = _jnp.concatenate(
-                [U @ R1, dQ.mT.conj() @ A[..., :, m:] + _c0 @ dA[..., :, m:]], axis=-1
+                [_mm(U, R1), _mm(dQ.mT.conj(), A[..., :, m:]) + _mm(_c0, dA[..., :, m:])], axis=-1
             )
             return _checked_jvp(
                 "qr",
@@ -476,75 +481,79 @@ def _vjp_rule(A, Q, R, gQ, gR, mode, check_singular):
     if mode == "reduced":
         if m >= n:
             # spec/qr.yaml:77, LLWX2019 eq. (7)
-            M = R @ gR.mT.conj() + _neg_mm(gQ.mT.conj(), Q)
+            M = _mm(R, gR.mT.conj()) + _neg_mm(gQ.mT.conj(), Q)
             gA = _solve_triangular(
-                R.mT.conj(), gQ + Q @ _copyltu(M), upper=False, left=False, unit=False
+                R.mT.conj(), gQ + _mm(Q, _copyltu(M)), upper=False, left=False, unit=False
             )
             return _checked_vjp("qr", (gA,), (*_checks[:1],))
         if m < n:
             # spec/qr.yaml:90, RR2020
             R1 = R[..., :, :m]
             gR2 = gR[..., :, m:]
-            gQ1 = gQ + A[..., :, m:] @ gR2.mT.conj()
-            M = R1 @ gR[..., :, :m].mT.conj() + _neg_mm(gQ1.mT.conj(), Q)
+            gQ1 = gQ + _mm(A[..., :, m:], gR2.mT.conj())
+            M = _mm(R1, gR[..., :, :m].mT.conj()) + _neg_mm(gQ1.mT.conj(), Q)
             gX = _solve_triangular(
-                R1.mT.conj(), gQ1 + Q @ _copyltu(M), upper=False, left=False, unit=False
+                R1.mT.conj(), gQ1 + _mm(Q, _copyltu(M)), upper=False, left=False, unit=False
             )
-            gA = _jnp.concatenate([gX, Q @ gR2], axis=-1)
+            gA = _jnp.concatenate([gX, _mm(Q, gR2)], axis=-1)
             return _checked_vjp("qr", (gA,), (*_checks[:1],))
     if mode == "complete":
         if m > n:
             # spec/qr.yaml:123
             Q1 = Q[..., :, :n]
             R1 = R[..., :n, :]
-            N = _jnp.eye(n, n, dtype=A.dtype) - Q1[..., :n, :]
+            N = _eye(n, n, A) - Q1[..., :n, :]
             Z = _solve(N.mT.conj(), Q1[..., n:, :].mT.conj(), left=True)
             G = gQ[..., :, n:]
-            W = _solve(N, (_jnp.eye(m, n, dtype=A.dtype) - Q1).mT.conj() @ G, left=True)
+            W = _solve(N, _mm((_eye(m, n, A) - Q1).mT.conj(), G), left=True)
             _c0 = W.mT.conj()
             gQ1 = (gQ[..., :, :n] + _neg_mm(G, Z.mT.conj())) + _jnp.concatenate(
-                [Z @ _c0, _c0], axis=-2
+                [_mm(Z, _c0), _c0], axis=-2
             )
-            M = R1 @ gR[..., :n, :].mT.conj() + _neg_mm(gQ1.mT.conj(), Q1)
+            M = _mm(R1, gR[..., :n, :].mT.conj()) + _neg_mm(gQ1.mT.conj(), Q1)
             gA = _solve_triangular(
-                R1.mT.conj(), gQ1 + Q1 @ _copyltu(M), upper=False, left=False, unit=False
+                R1.mT.conj(), gQ1 + _mm(Q1, _copyltu(M)), upper=False, left=False, unit=False
             )
             return _checked_vjp("qr", (gA,), (*_checks[:1],))
         if m == n:
             # spec/qr.yaml:77, LLWX2019 eq. (7)
-            M = R @ gR.mT.conj() + _neg_mm(gQ.mT.conj(), Q)
+            M = _mm(R, gR.mT.conj()) + _neg_mm(gQ.mT.conj(), Q)
             gA = _solve_triangular(
-                R.mT.conj(), gQ + Q @ _copyltu(M), upper=False, left=False, unit=False
+                R.mT.conj(), gQ + _mm(Q, _copyltu(M)), upper=False, left=False, unit=False
             )
             return _checked_vjp("qr", (gA,), (*_checks[:1],))
         if m < n:
             # spec/qr.yaml:90, RR2020
             R1 = R[..., :, :m]
             gR2 = gR[..., :, m:]
-            gQ1 = gQ + A[..., :, m:] @ gR2.mT.conj()
-            M = R1 @ gR[..., :, :m].mT.conj() + _neg_mm(gQ1.mT.conj(), Q)
+            gQ1 = gQ + _mm(A[..., :, m:], gR2.mT.conj())
+            M = _mm(R1, gR[..., :, :m].mT.conj()) + _neg_mm(gQ1.mT.conj(), Q)
             gX = _solve_triangular(
-                R1.mT.conj(), gQ1 + Q @ _copyltu(M), upper=False, left=False, unit=False
+                R1.mT.conj(), gQ1 + _mm(Q, _copyltu(M)), upper=False, left=False, unit=False
             )
-            gA = _jnp.concatenate([gX, Q @ gR2], axis=-1)
+            gA = _jnp.concatenate([gX, _mm(Q, gR2)], axis=-1)
             return _checked_vjp("qr", (gA,), (*_checks[:1],))
     if mode == "r":
         if m >= n:
             # spec/qr.yaml:151
             gA = _solve_triangular(
-                R.mT.conj(), Q @ _copyltu(R @ gR.mT.conj()), upper=False, left=False, unit=False
+                R.mT.conj(),
+                _mm(Q, _copyltu(_mm(R, gR.mT.conj()))),
+                upper=False,
+                left=False,
+                unit=False,
             )
             return _checked_vjp("qr", (gA,), (*_checks[:1],))
         if m < n:
             # spec/qr.yaml:156
             R1 = R[..., :, :m]
             gR2 = gR[..., :, m:]
-            gQ1 = A[..., :, m:] @ gR2.mT.conj()
-            M = R1 @ gR[..., :, :m].mT.conj() + _neg_mm(gQ1.mT.conj(), Q)
+            gQ1 = _mm(A[..., :, m:], gR2.mT.conj())
+            M = _mm(R1, gR[..., :, :m].mT.conj()) + _neg_mm(gQ1.mT.conj(), Q)
             gX = _solve_triangular(
-                R1.mT.conj(), gQ1 + Q @ _copyltu(M), upper=False, left=False, unit=False
+                R1.mT.conj(), gQ1 + _mm(Q, _copyltu(M)), upper=False, left=False, unit=False
             )
-            gA = _jnp.concatenate([gX, Q @ gR2], axis=-1)
+            gA = _jnp.concatenate([gX, _mm(Q, gR2)], axis=-1)
             return _checked_vjp("qr", (gA,), (*_checks[:1],))
     raise ValueError(f"qr: no vjp rule for mode={mode!r} and A of shape {tuple(A.shape)}")
 

@@ -38,8 +38,10 @@ from ._runtime import (
     _cotangent_out,
     _diag_part,
     _empty_like,
+    _eye,
     _indices,
     _indices_permutation,
+    _mm,
     _neg_mm,
     _pad_rows,
     _permute_cols,
@@ -227,10 +229,10 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
             C = _solve_triangular(
                 R, _permute_cols(Pi, dA, False), upper=True, left=False, unit=False
             )
-            B = Q.mT.conj() @ C
-            U = _jnp.triu(B + B.mT.conj(), 1) + _diag_part(_jnp.real(B))
+            B = _mm(Q.mT.conj(), C)
+            U = _jnp.triu(B + B.mT.conj(), 1) + _diag_part(_jnp.real(B)).astype(A.dtype)
             dQ = C + _neg_mm(Q, U)
-            dR = U @ R
+            dR = _mm(U, R)
             return _checked_jvp(
                 "qr_pivoted",
                 (dQ, dR),
@@ -246,13 +248,14 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
             R1 = R[..., :, :m]
             C = _solve_triangular(R1, dB[..., :, :m], upper=True, left=False, unit=False)
             _c0 = Q.mT.conj()
-            B = _c0 @ C
-            U = _jnp.triu(B + B.mT.conj(), 1) + _diag_part(_jnp.real(B))
+            B = _mm(_c0, C)
+            U = _jnp.triu(B + B.mT.conj(), 1) + _diag_part(_jnp.real(B)).astype(A.dtype)
             dQ = C + _neg_mm(Q, U)
             dR = _jnp.concatenate(
                 [
-                    U @ R1,
-                    dQ.mT.conj() @ _permute_cols(Pi, A, False)[..., :, m:] + _c0 @ dB[..., :, m:],
+                    _mm(U, R1),
+                    _mm(dQ.mT.conj(), _permute_cols(Pi, A, False)[..., :, m:])
+                    + _mm(_c0, dB[..., :, m:]),
                 ],
                 axis=-1,
             )
@@ -273,17 +276,20 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
             C = _solve_triangular(
                 R1, _permute_cols(Pi, dA, False), upper=True, left=False, unit=False
             )
-            B = Q1.mT.conj() @ C
-            U = _jnp.triu(B + B.mT.conj(), 1) + _diag_part(_jnp.real(B))
+            B = _mm(Q1.mT.conj(), C)
+            U = _jnp.triu(B + B.mT.conj(), 1) + _diag_part(_jnp.real(B)).astype(A.dtype)
             dQ1 = C + _neg_mm(Q1, U)
-            N = _jnp.eye(n, n, dtype=A.dtype) - Q1[..., :n, :]
+            N = _eye(n, n, A) - Q1[..., :n, :]
             _c0 = N.mT.conj()
             Z = _solve(_c0, Q1[..., n:, :].mT.conj(), left=True)
-            dQ2 = (_jnp.eye(m, n, dtype=A.dtype) - Q1) @ _solve(
-                _c0, dQ1[..., :n, :].mT.conj() @ Z + dQ1[..., n:, :].mT.conj(), left=True
+            dQ2 = _mm(
+                _eye(m, n, A) - Q1,
+                _solve(
+                    _c0, _mm(dQ1[..., :n, :].mT.conj(), Z) + dQ1[..., n:, :].mT.conj(), left=True
+                ),
             ) + _neg_mm(dQ1, Z)
             dQ = _jnp.concatenate([dQ1, dQ2], axis=-1)
-            dR = _pad_rows(U @ R1, m - n)
+            dR = _pad_rows(_mm(U, R1), m - n)
             return _checked_jvp(
                 "qr_pivoted",
                 (dQ, dR),
@@ -298,10 +304,10 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
             C = _solve_triangular(
                 R, _permute_cols(Pi, dA, False), upper=True, left=False, unit=False
             )
-            B = Q.mT.conj() @ C
-            U = _jnp.triu(B + B.mT.conj(), 1) + _diag_part(_jnp.real(B))
+            B = _mm(Q.mT.conj(), C)
+            U = _jnp.triu(B + B.mT.conj(), 1) + _diag_part(_jnp.real(B)).astype(A.dtype)
             dQ = C + _neg_mm(Q, U)
-            dR = U @ R
+            dR = _mm(U, R)
             return _checked_jvp(
                 "qr_pivoted",
                 (dQ, dR),
@@ -317,13 +323,14 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
             R1 = R[..., :, :m]
             C = _solve_triangular(R1, dB[..., :, :m], upper=True, left=False, unit=False)
             _c0 = Q.mT.conj()
-            B = _c0 @ C
-            U = _jnp.triu(B + B.mT.conj(), 1) + _diag_part(_jnp.real(B))
+            B = _mm(_c0, C)
+            U = _jnp.triu(B + B.mT.conj(), 1) + _diag_part(_jnp.real(B)).astype(A.dtype)
             dQ = C + _neg_mm(Q, U)
             dR = _jnp.concatenate(
                 [
-                    U @ R1,
-                    dQ.mT.conj() @ _permute_cols(Pi, A, False)[..., :, m:] + _c0 @ dB[..., :, m:],
+                    _mm(U, R1),
+                    _mm(dQ.mT.conj(), _permute_cols(Pi, A, False)[..., :, m:])
+                    + _mm(_c0, dB[..., :, m:]),
                 ],
                 axis=-1,
             )
@@ -342,9 +349,9 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
             C = _solve_triangular(
                 R, _permute_cols(Pi, dA, False), upper=True, left=False, unit=False
             )
-            B = Q.mT.conj() @ C
-            U = _jnp.triu(B + B.mT.conj(), 1) + _diag_part(_jnp.real(B))
-            dR = U @ R
+            B = _mm(Q.mT.conj(), C)
+            U = _jnp.triu(B + B.mT.conj(), 1) + _diag_part(_jnp.real(B)).astype(A.dtype)
+            dR = _mm(U, R)
             return _checked_jvp(
                 "qr_pivoted",
                 (dR,),
@@ -360,13 +367,14 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
             R1 = R[..., :, :m]
             C = _solve_triangular(R1, dB[..., :, :m], upper=True, left=False, unit=False)
             _c0 = Q.mT.conj()
-            B = _c0 @ C
-            U = _jnp.triu(B + B.mT.conj(), 1) + _diag_part(_jnp.real(B))
+            B = _mm(_c0, C)
+            U = _jnp.triu(B + B.mT.conj(), 1) + _diag_part(_jnp.real(B)).astype(A.dtype)
             dQ = C + _neg_mm(Q, U)
             dR = _jnp.concatenate(
                 [
-                    U @ R1,
-                    dQ.mT.conj() @ _permute_cols(Pi, A, False)[..., :, m:] + _c0 @ dB[..., :, m:],
+                    _mm(U, R1),
+                    _mm(dQ.mT.conj(), _permute_cols(Pi, A, False)[..., :, m:])
+                    + _mm(_c0, dB[..., :, m:]),
                 ],
                 axis=-1,
             )
@@ -497,11 +505,11 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
     if mode == "reduced":
         if m >= n:
             # spec/qr_pivoted.yaml:83, LLWX2019 eq. (7)
-            M = R @ gR.mT.conj() + _neg_mm(gQ.mT.conj(), Q)
+            M = _mm(R, gR.mT.conj()) + _neg_mm(gQ.mT.conj(), Q)
             gA = _permute_cols(
                 Pi,
                 _solve_triangular(
-                    R.mT.conj(), gQ + Q @ _copyltu(M), upper=False, left=False, unit=False
+                    R.mT.conj(), gQ + _mm(Q, _copyltu(M)), upper=False, left=False, unit=False
                 ),
                 True,
             )
@@ -510,42 +518,42 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
             # spec/qr_pivoted.yaml:97, RR2020
             R1 = R[..., :, :m]
             gR2 = gR[..., :, m:]
-            gQ1 = gQ + _permute_cols(Pi, A, False)[..., :, m:] @ gR2.mT.conj()
-            M = R1 @ gR[..., :, :m].mT.conj() + _neg_mm(gQ1.mT.conj(), Q)
+            gQ1 = gQ + _mm(_permute_cols(Pi, A, False)[..., :, m:], gR2.mT.conj())
+            M = _mm(R1, gR[..., :, :m].mT.conj()) + _neg_mm(gQ1.mT.conj(), Q)
             gX = _solve_triangular(
-                R1.mT.conj(), gQ1 + Q @ _copyltu(M), upper=False, left=False, unit=False
+                R1.mT.conj(), gQ1 + _mm(Q, _copyltu(M)), upper=False, left=False, unit=False
             )
-            gA = _permute_cols(Pi, _jnp.concatenate([gX, Q @ gR2], axis=-1), True)
+            gA = _permute_cols(Pi, _jnp.concatenate([gX, _mm(Q, gR2)], axis=-1), True)
             return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
     if mode == "complete":
         if m > n:
             # spec/qr_pivoted.yaml:132
             Q1 = Q[..., :, :n]
             R1 = R[..., :n, :]
-            N = _jnp.eye(n, n, dtype=A.dtype) - Q1[..., :n, :]
+            N = _eye(n, n, A) - Q1[..., :n, :]
             Z = _solve(N.mT.conj(), Q1[..., n:, :].mT.conj(), left=True)
             G = gQ[..., :, n:]
-            W = _solve(N, (_jnp.eye(m, n, dtype=A.dtype) - Q1).mT.conj() @ G, left=True)
+            W = _solve(N, _mm((_eye(m, n, A) - Q1).mT.conj(), G), left=True)
             _c0 = W.mT.conj()
             gQ1 = (gQ[..., :, :n] + _neg_mm(G, Z.mT.conj())) + _jnp.concatenate(
-                [Z @ _c0, _c0], axis=-2
+                [_mm(Z, _c0), _c0], axis=-2
             )
-            M = R1 @ gR[..., :n, :].mT.conj() + _neg_mm(gQ1.mT.conj(), Q1)
+            M = _mm(R1, gR[..., :n, :].mT.conj()) + _neg_mm(gQ1.mT.conj(), Q1)
             gA = _permute_cols(
                 Pi,
                 _solve_triangular(
-                    R1.mT.conj(), gQ1 + Q1 @ _copyltu(M), upper=False, left=False, unit=False
+                    R1.mT.conj(), gQ1 + _mm(Q1, _copyltu(M)), upper=False, left=False, unit=False
                 ),
                 True,
             )
             return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
         if m == n:
             # spec/qr_pivoted.yaml:83, LLWX2019 eq. (7)
-            M = R @ gR.mT.conj() + _neg_mm(gQ.mT.conj(), Q)
+            M = _mm(R, gR.mT.conj()) + _neg_mm(gQ.mT.conj(), Q)
             gA = _permute_cols(
                 Pi,
                 _solve_triangular(
-                    R.mT.conj(), gQ + Q @ _copyltu(M), upper=False, left=False, unit=False
+                    R.mT.conj(), gQ + _mm(Q, _copyltu(M)), upper=False, left=False, unit=False
                 ),
                 True,
             )
@@ -554,12 +562,12 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
             # spec/qr_pivoted.yaml:97, RR2020
             R1 = R[..., :, :m]
             gR2 = gR[..., :, m:]
-            gQ1 = gQ + _permute_cols(Pi, A, False)[..., :, m:] @ gR2.mT.conj()
-            M = R1 @ gR[..., :, :m].mT.conj() + _neg_mm(gQ1.mT.conj(), Q)
+            gQ1 = gQ + _mm(_permute_cols(Pi, A, False)[..., :, m:], gR2.mT.conj())
+            M = _mm(R1, gR[..., :, :m].mT.conj()) + _neg_mm(gQ1.mT.conj(), Q)
             gX = _solve_triangular(
-                R1.mT.conj(), gQ1 + Q @ _copyltu(M), upper=False, left=False, unit=False
+                R1.mT.conj(), gQ1 + _mm(Q, _copyltu(M)), upper=False, left=False, unit=False
             )
-            gA = _permute_cols(Pi, _jnp.concatenate([gX, Q @ gR2], axis=-1), True)
+            gA = _permute_cols(Pi, _jnp.concatenate([gX, _mm(Q, gR2)], axis=-1), True)
             return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
     if mode == "r":
         if m >= n:
@@ -567,7 +575,11 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
             gA = _permute_cols(
                 Pi,
                 _solve_triangular(
-                    R.mT.conj(), Q @ _copyltu(R @ gR.mT.conj()), upper=False, left=False, unit=False
+                    R.mT.conj(),
+                    _mm(Q, _copyltu(_mm(R, gR.mT.conj()))),
+                    upper=False,
+                    left=False,
+                    unit=False,
                 ),
                 True,
             )
@@ -576,12 +588,12 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
             # spec/qr_pivoted.yaml:167
             R1 = R[..., :, :m]
             gR2 = gR[..., :, m:]
-            gQ1 = _permute_cols(Pi, A, False)[..., :, m:] @ gR2.mT.conj()
-            M = R1 @ gR[..., :, :m].mT.conj() + _neg_mm(gQ1.mT.conj(), Q)
+            gQ1 = _mm(_permute_cols(Pi, A, False)[..., :, m:], gR2.mT.conj())
+            M = _mm(R1, gR[..., :, :m].mT.conj()) + _neg_mm(gQ1.mT.conj(), Q)
             gX = _solve_triangular(
-                R1.mT.conj(), gQ1 + Q @ _copyltu(M), upper=False, left=False, unit=False
+                R1.mT.conj(), gQ1 + _mm(Q, _copyltu(M)), upper=False, left=False, unit=False
             )
-            gA = _permute_cols(Pi, _jnp.concatenate([gX, Q @ gR2], axis=-1), True)
+            gA = _permute_cols(Pi, _jnp.concatenate([gX, _mm(Q, gR2)], axis=-1), True)
             return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
     raise ValueError(f"qr_pivoted: no vjp rule for mode={mode!r} and A of shape {tuple(A.shape)}")
 

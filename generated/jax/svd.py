@@ -32,6 +32,7 @@ from ._runtime import (
     _cotangent_in,
     _cotangent_out,
     _diag,
+    _mm,
     _neg_mm,
     _pairwise_inv,
     _raise_if_failed,
@@ -153,16 +154,18 @@ def _jvp_checks(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_s
                     lambda: (
                         _jnp.concatenate(
                             [
-                                dA @ Vh.mT.conj() + _neg_mm(U, U.mT.conj() @ dA @ Vh.mT.conj()),
-                                dA.mT.conj() @ U + _neg_mm(Vh.mT.conj(), Vh @ dA.mT.conj() @ U),
+                                _mm(dA, Vh.mT.conj())
+                                + _neg_mm(U, _mm(_mm(U.mT.conj(), dA), Vh.mT.conj())),
+                                _mm(dA.mT.conj(), U)
+                                + _neg_mm(Vh.mT.conj(), _mm(_mm(Vh, dA.mT.conj()), U)),
                             ],
                             axis=-2,
                         ),
                         _diag(
                             _jnp.imag(
-                                (U.mT.conj() @ dA * _jnp.swapaxes(Vh.mT.conj(), -1, -2)).sum(-1)[
-                                    ..., :, None
-                                ]
+                                (_mm(U.mT.conj(), dA) * _jnp.swapaxes(Vh.mT.conj(), -1, -2)).sum(
+                                    -1
+                                )[..., :, None]
                             )
                         ),
                     ),
@@ -175,7 +178,7 @@ def _jvp_checks(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_s
                 else None,
                 _check(
                     "ties",
-                    lambda: (_sym(U.mT.conj() @ dA @ Vh.mT.conj()),),
+                    lambda: (_sym(_mm(_mm(U.mT.conj(), dA), Vh.mT.conj())),),
                     (dA,),
                     _TIES_MESSAGE,
                     "check_ties",
@@ -191,16 +194,18 @@ def _jvp_checks(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_s
                     lambda: (
                         _jnp.concatenate(
                             [
-                                dA @ Vh.mT.conj() + _neg_mm(U, U.mT.conj() @ dA @ Vh.mT.conj()),
-                                dA.mT.conj() @ U + _neg_mm(Vh.mT.conj(), Vh @ dA.mT.conj() @ U),
+                                _mm(dA, Vh.mT.conj())
+                                + _neg_mm(U, _mm(_mm(U.mT.conj(), dA), Vh.mT.conj())),
+                                _mm(dA.mT.conj(), U)
+                                + _neg_mm(Vh.mT.conj(), _mm(_mm(Vh, dA.mT.conj()), U)),
                             ],
                             axis=-2,
                         ),
                         _diag(
                             _jnp.imag(
-                                (U.mT.conj() @ dA * _jnp.swapaxes(Vh.mT.conj(), -1, -2)).sum(-1)[
-                                    ..., :, None
-                                ]
+                                (_mm(U.mT.conj(), dA) * _jnp.swapaxes(Vh.mT.conj(), -1, -2)).sum(
+                                    -1
+                                )[..., :, None]
                             )
                         ),
                     ),
@@ -213,7 +218,7 @@ def _jvp_checks(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_s
                 else None,
                 _check(
                     "ties",
-                    lambda: (_sym(U.mT.conj() @ dA @ Vh.mT.conj()),),
+                    lambda: (_sym(_mm(_mm(U.mT.conj(), dA), Vh.mT.conj())),),
                     (dA,),
                     _TIES_MESSAGE,
                     "check_ties",
@@ -230,16 +235,16 @@ def _jvp_checks(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_s
                     lambda: (
                         _jnp.concatenate(
                             [
-                                U[..., :, m:].mT.conj() @ dA @ Vh.mT.conj(),
-                                Vh[..., m:, :] @ dA.mT.conj() @ U,
+                                _mm(_mm(U[..., :, m:].mT.conj(), dA), Vh.mT.conj()),
+                                _mm(_mm(Vh[..., m:, :], dA.mT.conj()), U),
                             ],
                             axis=-2,
                         ),
                         _diag(
                             _jnp.imag(
-                                (U.mT.conj() @ dA * _jnp.swapaxes(Vh.mT.conj(), -1, -2)).sum(-1)[
-                                    ..., :, None
-                                ]
+                                (_mm(U.mT.conj(), dA) * _jnp.swapaxes(Vh.mT.conj(), -1, -2)).sum(
+                                    -1
+                                )[..., :, None]
                             )
                         ),
                     ),
@@ -252,7 +257,7 @@ def _jvp_checks(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_s
                 else None,
                 _check(
                     "ties",
-                    lambda: (_sym(U.mT.conj() @ dA @ Vh.mT.conj()),),
+                    lambda: (_sym(_mm(_mm(U.mT.conj(), dA), Vh.mT.conj())),),
                     (dA,),
                     _TIES_MESSAGE,
                     "check_ties",
@@ -268,16 +273,15 @@ def _jvp_checks(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_s
                     lambda: (
                         _jnp.concatenate(
                             [
-                                U[..., :, n:].mT.conj() @ dA @ Vh.mT.conj(),
-                                Vh[..., n:, :] @ dA.mT.conj() @ U[..., :, :n],
+                                _mm(_mm(U[..., :, n:].mT.conj(), dA), Vh.mT.conj()),
+                                _mm(_mm(Vh[..., n:, :], dA.mT.conj()), U[..., :, :n]),
                             ],
                             axis=-2,
                         ),
                         _diag(
                             _jnp.imag(
                                 (
-                                    U[..., :, :n].mT.conj()
-                                    @ dA
+                                    _mm(U[..., :, :n].mT.conj(), dA)
                                     * _jnp.swapaxes(Vh.mT.conj(), -1, -2)
                                 ).sum(-1)[..., :, None]
                             )
@@ -292,7 +296,7 @@ def _jvp_checks(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_s
                 else None,
                 _check(
                     "ties",
-                    lambda: (_sym(U[..., :, :n].mT.conj() @ dA @ Vh.mT.conj()),),
+                    lambda: (_sym(_mm(_mm(U[..., :, :n].mT.conj(), dA), Vh.mT.conj())),),
                     (dA,),
                     _TIES_MESSAGE,
                     "check_ties",
@@ -308,16 +312,15 @@ def _jvp_checks(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_s
                     lambda: (
                         _jnp.concatenate(
                             [
-                                U[..., :, m:].mT.conj() @ dA @ Vh[..., :m, :].mT.conj(),
-                                Vh[..., m:, :] @ dA.mT.conj() @ U,
+                                _mm(_mm(U[..., :, m:].mT.conj(), dA), Vh[..., :m, :].mT.conj()),
+                                _mm(_mm(Vh[..., m:, :], dA.mT.conj()), U),
                             ],
                             axis=-2,
                         ),
                         _diag(
                             _jnp.imag(
                                 (
-                                    U.mT.conj()
-                                    @ dA
+                                    _mm(U.mT.conj(), dA)
                                     * _jnp.swapaxes(Vh[..., :m, :].mT.conj(), -1, -2)
                                 ).sum(-1)[..., :, None]
                             )
@@ -332,7 +335,7 @@ def _jvp_checks(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_s
                 else None,
                 _check(
                     "ties",
-                    lambda: (_sym(U.mT.conj() @ dA @ Vh[..., :m, :].mT.conj()),),
+                    lambda: (_sym(_mm(_mm(U.mT.conj(), dA), Vh[..., :m, :].mT.conj())),),
                     (dA,),
                     _TIES_MESSAGE,
                     "check_ties",
@@ -357,22 +360,36 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
             # spec/svd.yaml:97, T2016, WZ2019
             _c0 = Vh.mT.conj()
             V = _c0
-            _c1 = U.mT.conj() @ dA
-            dP = _c1 @ V
+            _c1 = _mm(U.mT.conj(), dA)
+            dP = _mm(_c1, V)
             dS = _jnp.real(_jnp.diagonal(dP, 0, -2, -1)[..., :, None])
             F = _pairwise_inv(S * S)
             _c2 = 1 / S
-            D = (1 / 2) * _diag((_jnp.diagonal(_skew(dP), 0, -2, -1)[..., :, None] * _c2))
+            D = (1 / 2) * _diag(
+                (_jnp.diagonal(_skew(dP), 0, -2, -1)[..., :, None] * _c2.astype(A.dtype))
+            )
             _c3 = _diag(S)
             _c4 = dP.mT.conj()
-            dU = U @ ((F * (dP @ _c3 + _c3 @ _c4)) + D) + (dA @ V + _neg_mm(U, dP)) * _jnp.swapaxes(
-                _c2, -1, -2
-            )
-            dVh = (V @ ((F * (_c3 @ dP + _c4 @ _c3)) - D)).mT.conj()
-            _c5 = _c1 @ _c0
+            dU = _mm(
+                U,
+                (F.astype(A.dtype) * (_mm(dP, _c3.astype(A.dtype)) + _mm(_c3.astype(A.dtype), _c4)))
+                + D,
+            ) + (_mm(dA, V) + _neg_mm(U, dP)) * _jnp.swapaxes(_c2.astype(A.dtype), -1, -2)
+            dVh = (
+                _mm(
+                    V,
+                    (
+                        F.astype(A.dtype)
+                        * (_mm(_c3.astype(A.dtype), dP) + _mm(_c4, _c3.astype(A.dtype)))
+                    )
+                    - D,
+                )
+            ).mT.conj()
+            _c5 = _mm(_c1, _c0)
             _c6 = dA.mT.conj()
             _k0 = _jnp.concatenate(
-                [dA @ _c0 + _neg_mm(U, _c5), _c6 @ U + _neg_mm(_c0, Vh @ _c6 @ U)], axis=-2
+                [_mm(dA, _c0) + _neg_mm(U, _c5), _mm(_c6, U) + _neg_mm(_c0, _mm(_mm(Vh, _c6), U))],
+                axis=-2,
             )
             _k1 = _diag(_jnp.imag(_jnp.diagonal(_c5, 0, -2, -1)[..., :, None]))
             _k2 = _sym(_c5)
@@ -398,24 +415,37 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
             # spec/svd.yaml:107
             _c0 = Vh.mT.conj()
             V = _c0
-            _c1 = U.mT.conj() @ dA
-            dP = _c1 @ V
+            _c1 = _mm(U.mT.conj(), dA)
+            dP = _mm(_c1, V)
             dS = _jnp.real(_jnp.diagonal(dP, 0, -2, -1)[..., :, None])
             F = _pairwise_inv(S * S)
             _c2 = 1 / S
-            D = (1 / 2) * _diag((_jnp.diagonal(_skew(dP), 0, -2, -1)[..., :, None] * _c2))
+            D = (1 / 2) * _diag(
+                (_jnp.diagonal(_skew(dP), 0, -2, -1)[..., :, None] * _c2.astype(A.dtype))
+            )
             _c3 = _diag(S)
             _c4 = dP.mT.conj()
-            dU = U @ ((F * (dP @ _c3 + _c3 @ _c4)) + D)
+            dU = _mm(
+                U,
+                (F.astype(A.dtype) * (_mm(dP, _c3.astype(A.dtype)) + _mm(_c3.astype(A.dtype), _c4)))
+                + D,
+            )
             _c5 = dA.mT.conj()
-            _c6 = _c5 @ U
+            _c6 = _mm(_c5, U)
             dVh = (
-                V @ ((F * (_c3 @ dP + _c4 @ _c3)) - D)
-                + (_c6 + _neg_mm(V, _c4)) * _jnp.swapaxes(_c2, -1, -2)
+                _mm(
+                    V,
+                    (
+                        F.astype(A.dtype)
+                        * (_mm(_c3.astype(A.dtype), dP) + _mm(_c4, _c3.astype(A.dtype)))
+                    )
+                    - D,
+                )
+                + (_c6 + _neg_mm(V, _c4)) * _jnp.swapaxes(_c2.astype(A.dtype), -1, -2)
             ).mT.conj()
-            _c7 = _c1 @ _c0
+            _c7 = _mm(_c1, _c0)
             _k0 = _jnp.concatenate(
-                [dA @ _c0 + _neg_mm(U, _c7), _c6 + _neg_mm(_c0, Vh @ _c5 @ U)], axis=-2
+                [_mm(dA, _c0) + _neg_mm(U, _c7), _c6 + _neg_mm(_c0, _mm(_mm(Vh, _c5), U))], axis=-2
             )
             _k1 = _diag(_jnp.imag(_jnp.diagonal(_c7, 0, -2, -1)[..., :, None]))
             _k2 = _sym(_c7)
@@ -442,19 +472,38 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
             # spec/svd.yaml:154
             _c0 = Vh.mT.conj()
             V = _c0
-            _c1 = U.mT.conj() @ dA
-            dP = _c1 @ V
+            _c1 = _mm(U.mT.conj(), dA)
+            dP = _mm(_c1, V)
             dS = _jnp.real(_jnp.diagonal(dP, 0, -2, -1)[..., :, None])
             F = _pairwise_inv(S * S)
-            D = (1 / 2) * _diag((_jnp.diagonal(_skew(dP), 0, -2, -1)[..., :, None] * 1 / S))
+            D = (1 / 2) * _diag(
+                (_jnp.diagonal(_skew(dP), 0, -2, -1)[..., :, None] * 1 / S.astype(A.dtype))
+            )
             _c2 = _diag(S)
             _c3 = dP.mT.conj()
-            dU = U @ ((F * (dP @ _c2 + _c2 @ _c3)) + D)
-            dVh = (V @ ((F * (_c2 @ dP + _c3 @ _c2)) - D)).mT.conj()
-            _k0 = _jnp.concatenate(
-                [U[..., :, m:].mT.conj() @ dA @ _c0, Vh[..., m:, :] @ dA.mT.conj() @ U], axis=-2
+            dU = _mm(
+                U,
+                (F.astype(A.dtype) * (_mm(dP, _c2.astype(A.dtype)) + _mm(_c2.astype(A.dtype), _c3)))
+                + D,
             )
-            _c4 = _c1 @ _c0
+            dVh = (
+                _mm(
+                    V,
+                    (
+                        F.astype(A.dtype)
+                        * (_mm(_c2.astype(A.dtype), dP) + _mm(_c3, _c2.astype(A.dtype)))
+                    )
+                    - D,
+                )
+            ).mT.conj()
+            _k0 = _jnp.concatenate(
+                [
+                    _mm(_mm(U[..., :, m:].mT.conj(), dA), _c0),
+                    _mm(_mm(Vh[..., m:, :], dA.mT.conj()), U),
+                ],
+                axis=-2,
+            )
+            _c4 = _mm(_c1, _c0)
             _k1 = _diag(_jnp.imag(_jnp.diagonal(_c4, 0, -2, -1)[..., :, None]))
             _k2 = _sym(_c4)
             return _checked_jvp(
@@ -481,21 +530,40 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
             V = _c0
             _c1 = U[..., :, :n]
             U1 = _c1
-            dP = U1.mT.conj() @ dA @ V
+            dP = _mm(_mm(U1.mT.conj(), dA), V)
             dS = _jnp.real(_jnp.diagonal(dP, 0, -2, -1)[..., :, None])
             F = _pairwise_inv(S * S)
             _c2 = 1 / S
-            D = (1 / 2) * _diag((_jnp.diagonal(_skew(dP), 0, -2, -1)[..., :, None] * _c2))
+            D = (1 / 2) * _diag(
+                (_jnp.diagonal(_skew(dP), 0, -2, -1)[..., :, None] * _c2.astype(A.dtype))
+            )
             _c3 = _diag(S)
             _c4 = dP.mT.conj()
             _c5 = _diag(_c2)
-            dU1 = U1 @ ((F * (dP @ _c3 + _c3 @ _c4)) + D) + (dA @ V + _neg_mm(U1, dP)) @ _c5
+            dU1 = _mm(
+                U1,
+                (F.astype(A.dtype) * (_mm(dP, _c3.astype(A.dtype)) + _mm(_c3.astype(A.dtype), _c4)))
+                + D,
+            ) + _mm(_mm(dA, V) + _neg_mm(U1, dP), _c5.astype(A.dtype))
             _c6 = dA.mT.conj()
             _c7 = U[..., :, n:]
-            dU = _jnp.concatenate([dU1, _neg_mm(U1 @ _c5 @ Vh @ _c6, _c7)], axis=-1)
-            dVh = (V @ ((F * (_c3 @ dP + _c4 @ _c3)) - D)).mT.conj()
-            _k0 = _jnp.concatenate([_c7.mT.conj() @ dA @ _c0, Vh[..., n:, :] @ _c6 @ _c1], axis=-2)
-            _c8 = _c1.mT.conj() @ dA @ _c0
+            dU = _jnp.concatenate(
+                [dU1, _neg_mm(_mm(_mm(_mm(U1, _c5.astype(A.dtype)), Vh), _c6), _c7)], axis=-1
+            )
+            dVh = (
+                _mm(
+                    V,
+                    (
+                        F.astype(A.dtype)
+                        * (_mm(_c3.astype(A.dtype), dP) + _mm(_c4, _c3.astype(A.dtype)))
+                    )
+                    - D,
+                )
+            ).mT.conj()
+            _k0 = _jnp.concatenate(
+                [_mm(_mm(_c7.mT.conj(), dA), _c0), _mm(_mm(Vh[..., n:, :], _c6), _c1)], axis=-2
+            )
+            _c8 = _mm(_mm(_c1.mT.conj(), dA), _c0)
             _k1 = _diag(_jnp.imag(_jnp.diagonal(_c8, 0, -2, -1)[..., :, None]))
             _k2 = _sym(_c8)
             return _checked_jvp(
@@ -521,24 +589,37 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
             _c0 = Vh[..., :m, :].mT.conj()
             V1 = _c0
             _c1 = U.mT.conj()
-            _c2 = _c1 @ dA
-            dP = _c2 @ V1
+            _c2 = _mm(_c1, dA)
+            dP = _mm(_c2, V1)
             dS = _jnp.real(_jnp.diagonal(dP, 0, -2, -1)[..., :, None])
             F = _pairwise_inv(S * S)
             _c3 = 1 / S
-            D = (1 / 2) * _diag((_jnp.diagonal(_skew(dP), 0, -2, -1)[..., :, None] * _c3))
+            D = (1 / 2) * _diag(
+                (_jnp.diagonal(_skew(dP), 0, -2, -1)[..., :, None] * _c3.astype(A.dtype))
+            )
             _c4 = _diag(S)
             _c5 = dP.mT.conj()
-            dU = U @ ((F * (dP @ _c4 + _c4 @ _c5)) + D)
+            dU = _mm(
+                U,
+                (F.astype(A.dtype) * (_mm(dP, _c4.astype(A.dtype)) + _mm(_c4.astype(A.dtype), _c5)))
+                + D,
+            )
             _c6 = dA.mT.conj()
             _c7 = _diag(_c3)
-            dV1 = V1 @ ((F * (_c4 @ dP + _c5 @ _c4)) - D) + (_c6 @ U + _neg_mm(V1, _c5)) @ _c7
+            dV1 = _mm(
+                V1,
+                (F.astype(A.dtype) * (_mm(_c4.astype(A.dtype), dP) + _mm(_c5, _c4.astype(A.dtype))))
+                - D,
+            ) + _mm(_mm(_c6, U) + _neg_mm(V1, _c5), _c7.astype(A.dtype))
             _c8 = Vh[..., m:, :]
             dVh = _jnp.concatenate(
-                [dV1, _neg_mm(V1 @ _c7 @ _c1 @ dA, _c8.mT.conj())], axis=-1
+                [dV1, _neg_mm(_mm(_mm(_mm(V1, _c7.astype(A.dtype)), _c1), dA), _c8.mT.conj())],
+                axis=-1,
             ).mT.conj()
-            _k0 = _jnp.concatenate([U[..., :, m:].mT.conj() @ dA @ _c0, _c8 @ _c6 @ U], axis=-2)
-            _c9 = _c2 @ _c0
+            _k0 = _jnp.concatenate(
+                [_mm(_mm(U[..., :, m:].mT.conj(), dA), _c0), _mm(_mm(_c8, _c6), U)], axis=-2
+            )
+            _c9 = _mm(_c2, _c0)
             _k1 = _diag(_jnp.imag(_jnp.diagonal(_c9, 0, -2, -1)[..., :, None]))
             _k2 = _sym(_c9)
             return _checked_jvp(
@@ -579,8 +660,8 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                     lambda: (
                         _jnp.concatenate(
                             [
-                                gU + _neg_mm(U, U.mT.conj() @ gU),
-                                gVh.mT.conj() + _neg_mm(Vh.mT.conj(), Vh @ gVh.mT.conj()),
+                                gU + _neg_mm(U, _mm(U.mT.conj(), gU)),
+                                gVh.mT.conj() + _neg_mm(Vh.mT.conj(), _mm(Vh, gVh.mT.conj())),
                             ],
                             axis=-2,
                         ),
@@ -594,7 +675,10 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                 else None,
                 _check(
                     "ties",
-                    lambda: (_skew(U.mT.conj() @ gU + Vh @ gVh.mT.conj()) + _diag(gS),),
+                    lambda: (
+                        _skew(_mm(U.mT.conj(), gU) + _mm(Vh, gVh.mT.conj()))
+                        + _diag(gS).astype(A.dtype),
+                    ),
                     (gS, gU, gVh),
                     _TIES_MESSAGE,
                     "check_ties",
@@ -625,8 +709,8 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                     lambda: (
                         _jnp.concatenate(
                             [
-                                gU + _neg_mm(U, U.mT.conj() @ gU),
-                                gVh.mT.conj() + _neg_mm(Vh.mT.conj(), Vh @ gVh.mT.conj()),
+                                gU + _neg_mm(U, _mm(U.mT.conj(), gU)),
+                                gVh.mT.conj() + _neg_mm(Vh.mT.conj(), _mm(Vh, gVh.mT.conj())),
                             ],
                             axis=-2,
                         ),
@@ -640,7 +724,10 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                 else None,
                 _check(
                     "ties",
-                    lambda: (_skew(U.mT.conj() @ gU + Vh @ gVh.mT.conj()) + _diag(gS),),
+                    lambda: (
+                        _skew(_mm(U.mT.conj(), gU) + _mm(Vh, gVh.mT.conj()))
+                        + _diag(gS).astype(A.dtype),
+                    ),
                     (gS, gU, gVh),
                     _TIES_MESSAGE,
                     "check_ties",
@@ -672,8 +759,9 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                     lambda: (
                         _jnp.concatenate(
                             [
-                                U[..., :, m:].mT.conj() @ gU + _neg_mm(gU[..., :, m:].mT.conj(), U),
-                                Vh[..., m:, :] @ gVh.mT.conj()
+                                _mm(U[..., :, m:].mT.conj(), gU)
+                                + _neg_mm(gU[..., :, m:].mT.conj(), U),
+                                _mm(Vh[..., m:, :], gVh.mT.conj())
                                 + _neg_mm(gVh[..., m:, :], Vh.mT.conj()),
                             ],
                             axis=-2,
@@ -688,7 +776,10 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                 else None,
                 _check(
                     "ties",
-                    lambda: (_skew(U.mT.conj() @ gU + Vh @ gVh.mT.conj()) + _diag(gS),),
+                    lambda: (
+                        _skew(_mm(U.mT.conj(), gU) + _mm(Vh, gVh.mT.conj()))
+                        + _diag(gS).astype(A.dtype),
+                    ),
                     (gS, gU, gVh),
                     _TIES_MESSAGE,
                     "check_ties",
@@ -703,8 +794,8 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                             (U.mT.conj() * _jnp.swapaxes(gU, -1, -2)).sum(-1)[..., :, None]
                             + (Vh * _jnp.swapaxes(gVh.mT.conj(), -1, -2)).sum(-1)[..., :, None]
                         ),
-                        _skew(U[..., :, m:].mT.conj() @ gU[..., :, m:]),
-                        _skew(Vh[..., m:, :] @ gVh[..., m:, :].mT.conj()),
+                        _skew(_mm(U[..., :, m:].mT.conj(), gU[..., :, m:])),
+                        _skew(_mm(Vh[..., m:, :], gVh[..., m:, :].mT.conj())),
                     ),
                     (gU, gVh),
                     _GAUGE_MESSAGE_2,
@@ -721,9 +812,9 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                     lambda: (
                         _jnp.concatenate(
                             [
-                                U[..., :, n:].mT.conj() @ gU[..., :, :n]
+                                _mm(U[..., :, n:].mT.conj(), gU[..., :, :n])
                                 + _neg_mm(gU[..., :, n:].mT.conj(), U[..., :, :n]),
-                                Vh[..., n:, :] @ gVh.mT.conj()
+                                _mm(Vh[..., n:, :], gVh.mT.conj())
                                 + _neg_mm(gVh[..., n:, :], Vh.mT.conj()),
                             ],
                             axis=-2,
@@ -739,8 +830,8 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                 _check(
                     "ties",
                     lambda: (
-                        _skew(U[..., :, :n].mT.conj() @ gU[..., :, :n] + Vh @ gVh.mT.conj())
-                        + _diag(gS),
+                        _skew(_mm(U[..., :, :n].mT.conj(), gU[..., :, :n]) + _mm(Vh, gVh.mT.conj()))
+                        + _diag(gS).astype(A.dtype),
                     ),
                     (gS, gU, gVh),
                     _TIES_MESSAGE,
@@ -758,8 +849,8 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                             )[..., :, None]
                             + (Vh * _jnp.swapaxes(gVh.mT.conj(), -1, -2)).sum(-1)[..., :, None]
                         ),
-                        _skew(U[..., :, n:].mT.conj() @ gU[..., :, n:]),
-                        _skew(Vh[..., n:, :] @ gVh[..., n:, :].mT.conj()),
+                        _skew(_mm(U[..., :, n:].mT.conj(), gU[..., :, n:])),
+                        _skew(_mm(Vh[..., n:, :], gVh[..., n:, :].mT.conj())),
                     ),
                     (gU, gVh),
                     _GAUGE_MESSAGE_2,
@@ -776,8 +867,9 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                     lambda: (
                         _jnp.concatenate(
                             [
-                                U[..., :, m:].mT.conj() @ gU + _neg_mm(gU[..., :, m:].mT.conj(), U),
-                                Vh[..., m:, :] @ gVh[..., :m, :].mT.conj()
+                                _mm(U[..., :, m:].mT.conj(), gU)
+                                + _neg_mm(gU[..., :, m:].mT.conj(), U),
+                                _mm(Vh[..., m:, :], gVh[..., :m, :].mT.conj())
                                 + _neg_mm(gVh[..., m:, :], Vh[..., :m, :].mT.conj()),
                             ],
                             axis=-2,
@@ -793,8 +885,8 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                 _check(
                     "ties",
                     lambda: (
-                        _skew(U.mT.conj() @ gU + Vh[..., :m, :] @ gVh[..., :m, :].mT.conj())
-                        + _diag(gS),
+                        _skew(_mm(U.mT.conj(), gU) + _mm(Vh[..., :m, :], gVh[..., :m, :].mT.conj()))
+                        + _diag(gS).astype(A.dtype),
                     ),
                     (gS, gU, gVh),
                     _TIES_MESSAGE,
@@ -812,8 +904,8 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                                 Vh[..., :m, :] * _jnp.swapaxes(gVh[..., :m, :].mT.conj(), -1, -2)
                             ).sum(-1)[..., :, None]
                         ),
-                        _skew(U[..., :, m:].mT.conj() @ gU[..., :, m:]),
-                        _skew(Vh[..., m:, :] @ gVh[..., m:, :].mT.conj()),
+                        _skew(_mm(U[..., :, m:].mT.conj(), gU[..., :, m:])),
+                        _skew(_mm(Vh[..., m:, :], gVh[..., m:, :].mT.conj())),
                     ),
                     (gU, gVh),
                     _GAUGE_MESSAGE_2,
@@ -843,7 +935,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             V = _c0
             F = _pairwise_inv(S * S)
             _c1 = U.mT.conj()
-            _c2 = _c1 @ gU
+            _c2 = _mm(_c1, gU)
             _c3 = V.mT.conj()
             _c4 = gVh.mT.conj()
             _g_D = _c2 + _neg_mm(_c3, _c4)
@@ -852,24 +944,29 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             _c5 = _diag(S)
             _c6 = _c5.mT.conj()
             _c7 = F.conj()
-            _c8 = _c7 * (_c3 @ _c4)
-            _c9 = _c7 * _c2
+            _c8 = _c7.astype(A.dtype) * (_mm(_c3, _c4))
+            _c9 = _c7.astype(A.dtype) * _c2
             _g_dP = (
-                _c6 @ _c8
-                + _c9.mT.conj() @ _c5
-                + _c5 @ _c8.mT.conj()
-                + _c9 @ _c6
-                + _neg_mm(_c1 @ gU, _c11)
-                + _diag(_jnp.real(gS))
+                _mm(_c6.astype(A.dtype), _c8)
+                + _mm(_c9.mT.conj(), _c5.astype(A.dtype))
+                + _mm(_c5.astype(A.dtype), _c8.mT.conj())
+                + _mm(_c9, _c6.astype(A.dtype))
+                + _neg_mm(_mm(_c1, gU), _c11.astype(A.dtype))
+                + _diag(_jnp.real(gS)).astype(A.dtype)
                 + _skew(
-                    _diag((_c10.conj() * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]))
+                    _diag(
+                        (
+                            _c10.conj().astype(A.dtype)
+                            * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
+                        )
+                    )
                 )
             )
-            gA = gU @ _c11 @ _c3 + U @ _g_dP @ _c3
-            _c12 = Vh @ _c4
+            gA = _mm(_mm(gU, _c11.astype(A.dtype)), _c3) + _mm(_mm(U, _g_dP), _c3)
+            _c12 = _mm(Vh, _c4)
             _k0 = _jnp.concatenate([gU + _neg_mm(U, _c2), _c4 + _neg_mm(_c0, _c12)], axis=-2)
             _c13 = _c2 + _c12
-            _k1 = _skew(_c13) + _diag(gS)
+            _k1 = _skew(_c13) + _diag(gS).astype(A.dtype)
             _k2 = _jnp.imag(_jnp.diagonal(_c13, 0, -2, -1)[..., :, None])
             return _checked_vjp(
                 "svd",
@@ -893,7 +990,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             _c0 = Vh.mT.conj()
             V = _c0
             F = _pairwise_inv(S * S)
-            _c1 = U.mT.conj() @ gU
+            _c1 = _mm(U.mT.conj(), gU)
             _c2 = V.mT.conj()
             _c3 = gVh.mT.conj()
             _g_D = _c1 + _neg_mm(_c2, _c3)
@@ -902,24 +999,29 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             _c4 = _diag(S)
             _c5 = _c4.mT.conj()
             _c6 = F.conj()
-            _c7 = _c6 * (_c2 @ _c3)
-            _c8 = _c6 * _c1
+            _c7 = _c6.astype(A.dtype) * (_mm(_c2, _c3))
+            _c8 = _c6.astype(A.dtype) * _c1
             _g_dP = (
-                _c5 @ _c7
-                + _c8.mT.conj() @ _c4
-                + _c4 @ _c7.mT.conj()
-                + _c8 @ _c5
-                + _neg_mm(_c10 @ gVh, V)
-                + _diag(_jnp.real(gS))
+                _mm(_c5.astype(A.dtype), _c7)
+                + _mm(_c8.mT.conj(), _c4.astype(A.dtype))
+                + _mm(_c4.astype(A.dtype), _c7.mT.conj())
+                + _mm(_c8, _c5.astype(A.dtype))
+                + _neg_mm(_mm(_c10.astype(A.dtype), gVh), V)
+                + _diag(_jnp.real(gS)).astype(A.dtype)
                 + _skew(
-                    _diag((_c9.conj() * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]))
+                    _diag(
+                        (
+                            _c9.conj().astype(A.dtype)
+                            * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
+                        )
+                    )
                 )
             )
-            gA = U @ _c10 @ gVh + U @ _g_dP @ _c2
-            _c11 = Vh @ _c3
+            gA = _mm(_mm(U, _c10.astype(A.dtype)), gVh) + _mm(_mm(U, _g_dP), _c2)
+            _c11 = _mm(Vh, _c3)
             _k0 = _jnp.concatenate([gU + _neg_mm(U, _c1), _c3 + _neg_mm(_c0, _c11)], axis=-2)
             _c12 = _c1 + _c11
-            _k1 = _skew(_c12) + _diag(gS)
+            _k1 = _skew(_c12) + _diag(gS).astype(A.dtype)
             _k2 = _jnp.imag(_jnp.diagonal(_c12, 0, -2, -1)[..., :, None])
             return _checked_vjp(
                 "svd",
@@ -944,38 +1046,45 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             _c0 = Vh.mT.conj()
             V = _c0
             F = _pairwise_inv(S * S)
-            _c1 = U.mT.conj() @ gU
+            _c1 = _mm(U.mT.conj(), gU)
             _c2 = V.mT.conj()
             _c3 = gVh.mT.conj()
             _g_D = _c1 + _neg_mm(_c2, _c3)
             _c4 = _diag(S)
             _c5 = _c4.mT.conj()
             _c6 = F.conj()
-            _c7 = _c6 * (_c2 @ _c3)
-            _c8 = _c6 * _c1
+            _c7 = _c6.astype(A.dtype) * (_mm(_c2, _c3))
+            _c8 = _c6.astype(A.dtype) * _c1
             _g_dP = (
-                _c5 @ _c7
-                + _c8.mT.conj() @ _c4
-                + _c4 @ _c7.mT.conj()
-                + _c8 @ _c5
-                + _diag(_jnp.real(gS))
+                _mm(_c5.astype(A.dtype), _c7)
+                + _mm(_c8.mT.conj(), _c4.astype(A.dtype))
+                + _mm(_c4.astype(A.dtype), _c7.mT.conj())
+                + _mm(_c8, _c5.astype(A.dtype))
+                + _diag(_jnp.real(gS)).astype(A.dtype)
                 + _skew(
-                    _diag((1 / S.conj() * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]))
+                    _diag(
+                        (
+                            1
+                            / S.conj().astype(A.dtype)
+                            * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
+                        )
+                    )
                 )
             )
-            gA = U @ _g_dP @ _c2
+            gA = _mm(_mm(U, _g_dP), _c2)
             _c10 = gU[..., :, m:]
             _c11 = Vh[..., m:, :]
             _c12 = gVh[..., m:, :]
             _c9 = U[..., :, m:].mT.conj()
             _k0 = _jnp.concatenate(
-                [_c9 @ gU + _neg_mm(_c10.mT.conj(), U), _c11 @ _c3 + _neg_mm(_c12, _c0)], axis=-2
+                [_mm(_c9, gU) + _neg_mm(_c10.mT.conj(), U), _mm(_c11, _c3) + _neg_mm(_c12, _c0)],
+                axis=-2,
             )
-            _c13 = _c1 + Vh @ _c3
-            _k1 = _skew(_c13) + _diag(gS)
+            _c13 = _c1 + _mm(Vh, _c3)
+            _k1 = _skew(_c13) + _diag(gS).astype(A.dtype)
             _k2 = _jnp.imag(_jnp.diagonal(_c13, 0, -2, -1)[..., :, None])
-            _k3 = _skew(_c9 @ _c10)
-            _k4 = _skew(_c11 @ _c12.mT.conj())
+            _k3 = _skew(_mm(_c9, _c10))
+            _k4 = _skew(_mm(_c11, _c12.mT.conj()))
             return _checked_vjp(
                 "svd",
                 (gA,),
@@ -1010,44 +1119,53 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             _c2 = gU[..., :, :n]
             _g_dU1 = _c2
             _c3 = U1.mT.conj()
-            _c4 = _c3 @ _g_dU1
+            _c4 = _mm(_c3, _g_dU1)
             _c5 = V.mT.conj()
             _c6 = gVh.mT.conj()
             _g_D = _c4 + _neg_mm(_c5, _c6)
             _c9 = F.conj()
-            _c10 = _c9 * (_c5 @ _c6)
-            _c11 = _c9 * _c4
+            _c10 = _c9.astype(A.dtype) * (_mm(_c5, _c6))
+            _c11 = _c9.astype(A.dtype) * _c4
             _c12 = 1 / S
             _c13 = _diag(_c12)
             _c14 = _c13.mT.conj()
             _c7 = _diag(S)
             _c8 = _c7.mT.conj()
             _g_dP = (
-                _c8 @ _c10
-                + _c11.mT.conj() @ _c7
-                + _c7 @ _c10.mT.conj()
-                + _c11 @ _c8
-                + _neg_mm(_c3 @ _g_dU1, _c14)
-                + _diag(_jnp.real(gS))
+                _mm(_c8.astype(A.dtype), _c10)
+                + _mm(_c11.mT.conj(), _c7.astype(A.dtype))
+                + _mm(_c7.astype(A.dtype), _c10.mT.conj())
+                + _mm(_c11, _c8.astype(A.dtype))
+                + _neg_mm(_mm(_c3, _g_dU1), _c14.astype(A.dtype))
+                + _diag(_jnp.real(gS)).astype(A.dtype)
                 + _skew(
-                    _diag((_c12.conj() * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]))
+                    _diag(
+                        (
+                            _c12.conj().astype(A.dtype)
+                            * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
+                        )
+                    )
                 )
             )
             _c15 = U[..., :, n:]
             _c16 = gU[..., :, n:]
             _c17 = _c16.mT.conj()
-            gA = _g_dU1 @ _c14 @ _c5 + U1 @ _g_dP @ _c5 + _neg_mm(_c15 @ _c17 @ U1 @ _c13, Vh)
+            gA = (
+                _mm(_mm(_g_dU1, _c14.astype(A.dtype)), _c5)
+                + _mm(_mm(U1, _g_dP), _c5)
+                + _neg_mm(_mm(_mm(_mm(_c15, _c17), U1), _c13.astype(A.dtype)), Vh)
+            )
             _c18 = _c15.mT.conj()
             _c19 = Vh[..., n:, :]
             _c20 = gVh[..., n:, :]
             _k0 = _jnp.concatenate(
-                [_c18 @ _c2 + _neg_mm(_c17, _c1), _c19 @ _c6 + _neg_mm(_c20, _c0)], axis=-2
+                [_mm(_c18, _c2) + _neg_mm(_c17, _c1), _mm(_c19, _c6) + _neg_mm(_c20, _c0)], axis=-2
             )
-            _c21 = _c1.mT.conj() @ _c2 + Vh @ _c6
-            _k1 = _skew(_c21) + _diag(gS)
+            _c21 = _mm(_c1.mT.conj(), _c2) + _mm(Vh, _c6)
+            _k1 = _skew(_c21) + _diag(gS).astype(A.dtype)
             _k2 = _jnp.imag(_jnp.diagonal(_c21, 0, -2, -1)[..., :, None])
-            _k3 = _skew(_c18 @ _c16)
-            _k4 = _skew(_c19 @ _c20.mT.conj())
+            _k3 = _skew(_mm(_c18, _c16))
+            _k4 = _skew(_mm(_c19, _c20.mT.conj()))
             return _checked_vjp(
                 "svd",
                 (gA,),
@@ -1080,7 +1198,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             F = _pairwise_inv(S * S)
             _c2 = gVh.mT.conj()
             _g_dV1 = _c2[..., :, :m]
-            _c3 = U.mT.conj() @ gU
+            _c3 = _mm(U.mT.conj(), gU)
             _c4 = V1.mT.conj()
             _g_D = _c3 + _neg_mm(_c4, _g_dV1)
             _c10 = 1 / S
@@ -1089,37 +1207,45 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             _c5 = _diag(S)
             _c6 = _c5.mT.conj()
             _c7 = F.conj()
-            _c8 = _c7 * (_c4 @ _g_dV1)
-            _c9 = _c7 * _c3
+            _c8 = _c7.astype(A.dtype) * (_mm(_c4, _g_dV1))
+            _c9 = _c7.astype(A.dtype) * _c3
             _g_dP = (
-                _c6 @ _c8
-                + _c9.mT.conj() @ _c5
-                + _c5 @ _c8.mT.conj()
-                + _c9 @ _c6
-                + _neg_mm(_c11 @ _c12, V1)
-                + _diag(_jnp.real(gS))
+                _mm(_c6.astype(A.dtype), _c8)
+                + _mm(_c9.mT.conj(), _c5.astype(A.dtype))
+                + _mm(_c5.astype(A.dtype), _c8.mT.conj())
+                + _mm(_c9, _c6.astype(A.dtype))
+                + _neg_mm(_mm(_c11.astype(A.dtype), _c12), V1)
+                + _diag(_jnp.real(gS)).astype(A.dtype)
                 + _skew(
-                    _diag((_c10.conj() * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]))
+                    _diag(
+                        (
+                            _c10.conj().astype(A.dtype)
+                            * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
+                        )
+                    )
                 )
             )
             _c13 = Vh[..., m:, :]
             gA = (
-                U @ _c11 @ _c12
-                + U @ _g_dP @ _c4
-                + _neg_mm(U @ _c11.mT.conj() @ _c4 @ _c2[..., :, m:], _c13)
+                _mm(_mm(U, _c11.astype(A.dtype)), _c12)
+                + _mm(_mm(U, _g_dP), _c4)
+                + _neg_mm(
+                    _mm(_mm(_mm(U, _c11.mT.conj().astype(A.dtype)), _c4), _c2[..., :, m:]), _c13
+                )
             )
             _c14 = U[..., :, m:].mT.conj()
             _c15 = gU[..., :, m:]
             _c16 = gVh[..., :m, :].mT.conj()
             _c17 = gVh[..., m:, :]
             _k0 = _jnp.concatenate(
-                [_c14 @ gU + _neg_mm(_c15.mT.conj(), U), _c13 @ _c16 + _neg_mm(_c17, _c1)], axis=-2
+                [_mm(_c14, gU) + _neg_mm(_c15.mT.conj(), U), _mm(_c13, _c16) + _neg_mm(_c17, _c1)],
+                axis=-2,
             )
-            _c18 = _c3 + _c0 @ _c16
-            _k1 = _skew(_c18) + _diag(gS)
+            _c18 = _c3 + _mm(_c0, _c16)
+            _k1 = _skew(_c18) + _diag(gS).astype(A.dtype)
             _k2 = _jnp.imag(_jnp.diagonal(_c18, 0, -2, -1)[..., :, None])
-            _k3 = _skew(_c14 @ _c15)
-            _k4 = _skew(_c13 @ _c17.mT.conj())
+            _k3 = _skew(_mm(_c14, _c15))
+            _k4 = _skew(_mm(_c13, _c17.mT.conj()))
             return _checked_vjp(
                 "svd",
                 (gA,),

@@ -26,6 +26,7 @@ from ._runtime import (
     _cotangent_in,
     _cotangent_out,
     _diag,
+    _mm,
     _raise_if_failed,
     _sym,
     _zero_tangent,
@@ -85,7 +86,7 @@ def _jvp_checks(A, S, U, Vh, dA, check_ties):
             return (
                 _check(
                     "ties",
-                    lambda: (_sym(U.mT.conj() @ dA @ Vh.mT.conj()),),
+                    lambda: (_sym(_mm(_mm(U.mT.conj(), dA), Vh.mT.conj())),),
                     (dA,),
                     _TIES_MESSAGE,
                     "check_ties",
@@ -98,7 +99,7 @@ def _jvp_checks(A, S, U, Vh, dA, check_ties):
             return (
                 _check(
                     "ties",
-                    lambda: (_sym(U.mT.conj() @ dA @ Vh.mT.conj()),),
+                    lambda: (_sym(_mm(_mm(U.mT.conj(), dA), Vh.mT.conj())),),
                     (dA,),
                     _TIES_MESSAGE,
                     "check_ties",
@@ -121,7 +122,7 @@ def _jvp_rule(A, S, U, Vh, dA, check_ties):
     if True:
         if m >= n:
             # spec/svdvals.yaml:58, T2016
-            _c0 = U.mT.conj() @ dA @ Vh.mT.conj()
+            _c0 = _mm(_mm(U.mT.conj(), dA), Vh.mT.conj())
             dS = _jnp.real(_jnp.diagonal(_c0, 0, -2, -1)[..., :, None])
             _k0 = _sym(_c0)
             return _checked_jvp(
@@ -139,7 +140,7 @@ def _jvp_rule(A, S, U, Vh, dA, check_ties):
             )
         if m < n:
             # spec/svdvals.yaml:58, T2016
-            _c0 = U.mT.conj() @ dA @ Vh.mT.conj()
+            _c0 = _mm(_mm(U.mT.conj(), dA), Vh.mT.conj())
             dS = _jnp.real(_jnp.diagonal(_c0, 0, -2, -1)[..., :, None])
             _k0 = _sym(_c0)
             return _checked_jvp(
@@ -192,7 +193,7 @@ def _vjp_rule(A, S, U, Vh, gS, gU, gVh, check_ties):
     if True:
         if m >= n:
             # spec/svdvals.yaml:61
-            gA = U * _jnp.swapaxes(_jnp.real(gS), -1, -2) @ Vh
+            gA = _mm(U * _jnp.swapaxes(_jnp.real(gS).astype(A.dtype), -1, -2), Vh)
             _k0 = _diag(gS)
             return _checked_vjp(
                 "svdvals",
@@ -205,7 +206,7 @@ def _vjp_rule(A, S, U, Vh, gS, gU, gVh, check_ties):
             )
         if m < n:
             # spec/svdvals.yaml:61
-            gA = U * _jnp.swapaxes(_jnp.real(gS), -1, -2) @ Vh
+            gA = _mm(U * _jnp.swapaxes(_jnp.real(gS).astype(A.dtype), -1, -2), Vh)
             _k0 = _diag(gS)
             return _checked_vjp(
                 "svdvals",

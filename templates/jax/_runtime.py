@@ -17,21 +17,25 @@ from jax.interpreters import ad as _ad
 from jax.interpreters import batching as _batching
 from jax.interpreters import mlir as _mlir
 
+from ._array_module import DOT_OPTIONS
 from ._runtime_shared import (
-    _Check, _check, _check_input, _check_tangent, _columns, _complex, _diag, _nan_where,
-    _raise_on_violation, _violation,
+    _Check, _check, _check_input, _check_tangent, _columns, _complex, _complex_of, _diag,
+    _lifted, _nan_where, _raise_on_violation, _violation,
     _indices_permutation, _pad, _pad_cols, _pad_rows, _pairwise_inv, _permute_cols,
     _permute_rows, _to_field, _unpacked, _version_tuple, _zeros_like)
 
 # what the generated rules import from here
 __all__ = [
-    "_check_input", "_check_tangent", "_columns", "_complex", "_copyltu", "_cotangent_in",
-    "_check", "_checked_jvp", "_checked_vjp", "_cotangent_out", "_diag", "_diag_part",
-    "_empty_like", "_raise_if_failed",
-    "_indices", "_indices_permutation", "_neg_mm", "_pad", "_pad_cols", "_pad_rows",
+    "_check_input", "_check_tangent", "_columns", "_complex", "_complex_of", "_copyltu",
+    "_cotangent_in", "_check", "_checked_jvp", "_checked_vjp", "_cotangent_out", "_diag",
+    "_diag_part", "_empty_like", "_eye", "_raise_if_failed",
+    "_indices", "_indices_permutation", "_mm", "_neg_mm", "_pad", "_pad_cols", "_pad_rows",
     "_pairwise_inv", "_permute_cols", "_permute_rows", "_pivots_permutation", "_skew", "_solve",
     "_solve_triangular", "_sym", "_to_field", "_transposed", "_unbatched", "_unpacked",
     "_version_tuple", "_zero_tangent", "_zeros_like"]
+
+
+_HIGHEST = DOT_OPTIONS["precision"]
 
 
 def _cotangent_in(g):
@@ -46,9 +50,25 @@ def _empty_like(x):
     return _jnp.zeros((0,), dtype=x.dtype)
 
 
+def _eye(rows, cols, like):
+    """The rows x cols identity of like's dtype, with like's number of axes (leading ones of
+    size 1): it broadcasts against a stack without rank promotion."""
+    return _lifted(_jnp.eye(rows, cols, dtype=like.dtype), like.ndim)
+
+
 def _diag_part(x):
     """diag(diagonal(x)) of a square (..., n, n) x: a select, which XLA fuses (no gather)."""
-    return _jnp.where(_jnp.eye(x.shape[-1], dtype=bool), x, _jnp.zeros((), x.dtype))
+    return _jnp.where(_lifted(_jnp.eye(x.shape[-1], dtype=bool), x.ndim), x,
+                      _jnp.zeros((), x.dtype))
+
+
+def _mm(a, b):
+    """a @ b at full precision (lax.Precision.HIGHEST, as jax.lax.linalg's rules compute):
+    the default on GPUs and TPUs rounds float32 operands to TF32 or bfloat16.  Inside a
+    ``jax.default_matmul_precision`` context the user's precision applies instead (read
+    while tracing: an explicit precision would override it)."""
+    chosen = _jax.config.jax_default_matmul_precision is not None
+    return _jnp.matmul(a, b, precision=None if chosen else _HIGHEST)
 
 
 def _neg_mm(a, b):
@@ -56,15 +76,15 @@ def _neg_mm(a, b):
     size_a, size_b = a.shape[-2] * a.shape[-1], b.shape[-2] * b.shape[-1]
     size_ab = a.shape[-2] * b.shape[-1]
     if size_b <= min(size_a, size_ab):
-        return a @ -b
+        return _mm(a, -b)
     if size_a <= size_ab:
-        return -a @ b
-    return -(a @ b)
+        return _mm(-a, b)
+    return -_mm(a, b)
 
 
 def _copyltu(x):
     lower = _jnp.tril(x, -1)
-    return lower + lower.mT.conj() + _diag_part(_jnp.real(x))
+    return lower + lower.mT.conj() + _diag_part(_jnp.real(x).astype(x.dtype))
 
 
 def _sym(x):
@@ -250,7 +270,8 @@ def _pivots_permutation(pivots, like):
     m = like.shape[-2]
     perm = _jax.lax.linalg.lu_pivots_to_permutation(pivots[..., 0] - 1, m)
     # LU = P^T A, whose row i is A's row perm[i]: P's column i is e_perm[i]
-    return (perm[..., None, :] == _jnp.arange(m)[:, None]).astype(like.dtype)
+    count = _lifted(_jnp.arange(m, dtype=perm.dtype)[:, None], perm.ndim + 1)
+    return (perm[..., None, :] == count).astype(like.dtype)
 
 
 def _zero_tangent(y):

@@ -66,7 +66,7 @@ def positive(Q, R):
     of a matrix (or a stack of them)."""
     diagonal = _jnp.diagonal(R, axis1=-2, axis2=-1)
     nonzero = _jnp.where(diagonal == 0, _jnp.ones((), diagonal.dtype), diagonal)
-    d = (nonzero / _jnp.abs(nonzero)).astype(R.dtype)
+    d = nonzero / _jnp.abs(nonzero).astype(nonzero.dtype)
     return QRResult(Q * d[..., None, :], _jnp.conj(d)[..., :, None] * R)
 
 
@@ -96,7 +96,7 @@ def _local(block, axis_name):
     q_stacked, r = positive(*qr(stacked))
     index = _jax.lax.axis_index(axis_name)
     q_mine = _jax.lax.dynamic_slice_in_dim(q_stacked, index * n, n, axis=0)
-    return q_local @ q_mine, r
+    return _jnp.matmul(q_local, q_mine, precision=_jax.lax.Precision.HIGHEST), r
 
 
 def tsqr(A, mesh, axis_name=None):

@@ -5,4 +5,13 @@ import torch as xp
 
 INDEX_DTYPE = xp.int64
 
-__all__ = ["INDEX_DTYPE", "xp"]
+DOT_OPTIONS = {}  # keywords of matmul and einsum: none
+UNSUPPORTED_DTYPE = TypeError  # (torch.linalg raises RuntimeError; a TypeError says more)
+
+
+def inexact_dtype(dtype):
+    """torch.linalg takes no integer tensors: not reached (torch's _check_input)."""
+    raise TypeError(f"no inexact dtype for {dtype}")
+
+
+__all__ = ["DOT_OPTIONS", "INDEX_DTYPE", "UNSUPPORTED_DTYPE", "inexact_dtype", "xp"]

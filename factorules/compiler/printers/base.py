@@ -13,6 +13,7 @@ from __future__ import annotations
 import sympy as sp
 from sympy import HadamardProduct, MatAdd, MatMul, MatrixExpr
 
+from ..fields import Field, explicit_casts, field_of
 from ..ops import StructuralOp, as_expr
 
 
@@ -67,11 +68,19 @@ class BatchedMatrixPrinter:
 
     OPS: dict[str, str] = {}
     ALIASES: dict[str, str] = {}  # python module -> alias used in the generated code
+    # True: an operand of a smaller field than its sum's or product's is cast to that field
+    # in the printed code (factorules.compiler.fields), for an array library that does not
+    # promote implicitly; False: the library promotes as NumPy does
+    EXPLICIT_CASTS = False
 
     def __init__(self, dtype_ref: str = "A", settings=None, min_max_sizes: bool = False,
-                 sizes: dict | None = None, diagonal_of_products: bool = False):
+                 sizes: dict | None = None, diagonal_of_products: bool = False,
+                 fields: dict[str, Field] | None = None):
         super().__init__(settings or {})
         self.dtype_ref = dtype_ref
+        # the field of each name the printed expressions read (fields.tensor_fields), and
+        # of each statement printed so far (``assign``)
+        self.fields = dict(fields or {})
         # representative values of the dimensions ({symbol: int}, from the spec's 'shapes'):
         # with them, a chain of three or more factors is multiplied in the cheapest order
         # (a derived ormqr rule must not form C gY^H, m x m); without, left to right
@@ -82,6 +91,18 @@ class BatchedMatrixPrinter:
         # diagonal(X @ Y) as sum_k X_ik Y_ki, without the product (the run-time checks; the
         # rules keep the printing the audit's mutants and the benchmarks were measured with)
         self.diagonal_of_products = diagonal_of_products
+
+    def doprint(self, expr, assign_to=None):
+        if self.EXPLICIT_CASTS:
+            expr = explicit_casts(expr, self.fields)
+        return super().doprint(expr, assign_to)
+
+    def assign(self, name: str, expr) -> str:
+        """The statement ``name = expr``'s right-hand side, printed; later expressions
+        read ``name`` in the field of ``expr``."""
+        text = self.doprint(expr)
+        self.fields[name] = field_of(expr, self.fields)
+        return text
 
     def doprint_output(self, expr) -> str:
         """An output computed from the native call's outputs ('from_native'), outside the
@@ -148,7 +169,7 @@ class BatchedMatrixPrinter:
         exp = as_expr(e.exp)
         if not (exp.is_Integer and exp >= 1):
             raise PrinterError(f"matrix power {exp} (only positive integer powers are printed)")
-        return " @ ".join([self._arg(e.base)] * int(exp))
+        return self._matmul([e.base] * int(exp))
 
     def _print_MatrixSymbol(self, e):
         return str(e.name)
@@ -213,14 +234,25 @@ class BatchedMatrixPrinter:
             return self._print(tree.args[0]), self._print(tree.args[1])
         return self._product(1, mats[:-1]), self._print(mats[-1])
 
+    def _matmul(self, mats) -> str:
+        """The product of two or more factors, left to right: through the table's ``mm``
+        (a runtime helper: torch's GEMM orientation, JAX's precision) where it has one,
+        Python's ``@`` otherwise."""
+        if "mm" not in self.OPS:
+            return " @ ".join(self._arg(a) for a in mats)
+        body = self._print(mats[0])
+        for m in mats[1:]:
+            body = self._op("mm", a=body, b=self._print(m))
+        return body
+
     def _product(self, coeff, mats) -> str:
         tree = self._chain_order(mats)
         if tree is not None:
             mats = [tree.args[0], tree.args[1]]
-        body = " @ ".join(self._arg(a) for a in mats)
+        body = self._matmul(mats) if len(mats) > 1 else self._arg(mats[0])
         if coeff == 1:
             return body
-        if len(mats) > 1:
+        if len(mats) > 1 and "mm" not in self.OPS:
             body = f"({body})"
         if coeff == -1:
             return f"-{body}"

@@ -5,6 +5,16 @@
 which XLA cannot fuse with the elementwise operations around it; a select with an ``eye``
 mask fuses into them.
 
+Under JAX's strict dtype promotion nothing is promoted implicitly: a real operand of a sum or
+product with a complex one is cast to the input's dtype (``X.astype(A.dtype)``, a no-op for
+real input) or to complex (``_complex_of(X)``), as factorules.compiler.fields finds; and
+under jax_numpy_rank_promotion="raise" nothing is broadcast to more axes implicitly: an
+identity is ``_eye(m, n, A)``, with A's number of axes.
+
+Every matrix product is ``_mm(X, Y)``: ``jnp.matmul`` at ``lax.Precision.HIGHEST``, as
+jax's own linalg rules ask, so that float32 rules keep full float32 accuracy on GPUs and TPUs
+(whose default precision takes TF32 or bfloat16 passes).
+
 A negated product ``-(X @ Y)`` prints as ``_neg_mm(X, Y)``, which (shapes being static under
 tracing) negates the smallest of X, Y and X @ Y: in ``C - Q @ U`` that is the small U, where
 XLA fuses the negation into U's producer, and JAX's transpose of the rule then negates a
@@ -18,13 +28,18 @@ from .base import BatchedMatrixPrinter, numpy_api_ops
 
 class Printer(BatchedMatrixPrinter, JaxPrinter):
     ALIASES = {"jax": "_jax"}
+    EXPLICIT_CASTS = True  # what jax_numpy_dtype_promotion="strict" asks for
     OPS = {
         **numpy_api_ops("_jnp"),
         "adjoint": "{x}.mT.conj()",
         "transpose": "{x}.mT",
         "conj": "{x}.conj()",
         "diag_part": "_diag_part({x})",
+        "mm": "_mm({a}, {b})",
         "neg_mm": "_neg_mm({a}, {b})",
+        "eye": "_eye({rows}, {cols}, {ref})",
+        "cast_input": "{x}.astype({ref}.dtype)",
+        "cast_complex": "_complex_of({x})",
     }
 
     def _print_Diag(self, e):

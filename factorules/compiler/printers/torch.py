@@ -106,22 +106,6 @@ class Printer(BatchedMatrixPrinter, TorchPrinter):
         "mm": "_mm({a}, {b})",
     }
 
-    def _product(self, coeff, mats) -> str:
-        # Products go through _mm, which picks the faster GEMM orientation at run time.
-        if len(mats) < 2:
-            return super()._product(coeff, mats)
-        tree = self._chain_order(mats)
-        if tree is not None:
-            mats = [tree.args[0], tree.args[1]]
-        body = self._print(mats[0])
-        for m in mats[1:]:
-            body = self._op("mm", a=body, b=self._print(m))
-        if coeff == 1:
-            return body
-        if coeff == -1:
-            return f"-{body}"
-        return f"{self._scalar(coeff)} * {body}"
-
     def _print_MatAdd(self, e):
         # Parts of the sum: ("expr", coefficient, matrix factors) or ("text", False, text).
         terms = list(e.args)
