@@ -245,3 +245,19 @@ def sampled(params, backends=None, native=False, must=lambda case, backend: Fals
     if backends is None:
         return [pytest.param(c, id=c.id) for c, _ in chosen]
     return [pytest.param(b, c, id=f"{b}-{c.id}") for c, b in chosen]
+
+
+def dtypes_in_turn(params, full=None):
+    """pytest params of ``cases(...)`` over several dtypes: for each spec variant, shape class
+    and batch one case, its dtype the next in turn (consecutive variants, and consecutive
+    specs, take different ones), so that each dtype meets every spec of two variants or more
+    and the sample is as long as one dtype's; all of them under --full (tests/ladder.py)."""
+    if ladder.FULL if full is None else full:
+        return params
+    groups: dict = {}
+    for p in params:
+        case = p.values[0]
+        groups.setdefault((case.op, case.cv.variant.label, case.shape_name, case.batch_name),
+                          []).append(case)
+    chosen = [same[turn % len(same)] for turn, same in enumerate(groups.values())]
+    return [pytest.param(c, id=c.id) for c in chosen]
