@@ -247,17 +247,23 @@ def sampled(params, backends=None, native=False, must=lambda case, backend: Fals
     return [pytest.param(b, c, id=f"{b}-{c.id}") for c, b in chosen]
 
 
-def dtypes_in_turn(params, full=None):
-    """pytest params of ``cases(...)`` over several dtypes: for each spec variant, shape class
-    and batch one case, its dtype the next in turn (consecutive variants, and consecutive
-    specs, take different ones), so that each dtype meets every spec of two variants or more
-    and the sample is as long as one dtype's; all of them under --full (tests/ladder.py)."""
+def in_turn(params, shapes=False, start=0, full=None):
+    """pytest params of ``cases(...)`` over several dtypes (and, with ``shapes``, several
+    shape classes), sampled: for each spec variant and batch (and shape class, without
+    ``shapes``) one case, its dtype (and its shape class) the next in turn, so that
+    consecutive variants, and consecutive specs, take different ones: each meets every spec of
+    as many variants or more, and the sample is as long as one dtype's (one shape class's).
+    ``start``: where the turns begin (two checks of the same cases can draw different
+    samples).  All of them under --full (tests/ladder.py)."""
     if ladder.FULL if full is None else full:
         return params
     groups: dict = {}
     for p in params:
-        case = p.values[0]
-        groups.setdefault((case.op, case.cv.variant.label, case.shape_name, case.batch_name),
-                          []).append(case)
-    chosen = [same[turn % len(same)] for turn, same in enumerate(groups.values())]
+        c = p.values[0]
+        key = (c.op, c.cv.variant.label, c.batch_name) + (() if shapes else (c.shape_name,))
+        groups.setdefault(key, {}).setdefault(c.shape_name, {})[c.dtype_name] = c
+    chosen = []
+    for turn, by_shape in enumerate(groups.values(), start):
+        by_dtype = list(by_shape.values())[turn % len(by_shape)]
+        chosen.append(list(by_dtype.values())[turn % len(by_dtype)])
     return [pytest.param(c, id=c.id) for c in chosen]

@@ -22,7 +22,7 @@ from factorules.tools.adapters import as_tuple
 from factorules.audit import sample
 from factorules.tools.verify import random_like
 from jax_strictness import dot_precisions, is_highest, strict
-from spec_cases import cases, dtypes_in_turn, sampled, wide64
+from spec_cases import cases, in_turn, sampled, wide64
 
 jax.config.update("jax_enable_x64", True)
 
@@ -75,22 +75,27 @@ def test_check_grads_order_two_forward_and_reverse(case):
     check_grads(gauge_fixed(case, a), (a,), order=2, modes=("fwd", "rev"))
 
 
-@pytest.mark.parametrize("case", sampled(cases(("regular",), ("f32", "c64"), ("b2",),
-                                               small=True), seed=4))
+@pytest.mark.parametrize("case", in_turn(cases(("regular",), ("f32", "c64"), ("b2",),
+                                               small=True), shapes=True, start=0))
 def test_single_precision_derivatives_to_order_two_match_double(case):
     """In float32 and complex64, with jax_enable_x64 off: the JVP, the VJP and the JVP of the
     VJP (second order) agree with double precision's, which check_grads holds to the finite
     differences (single precision's finite differences are too coarse for order two).  The
-    inputs, tangent and cotangents are the double-precision ones rounded."""
+    inputs, tangent and cotangents are the double-precision ones rounded, and the gauge
+    (eigenvectors' phases, which LAPACK may choose differently in the two precisions) is
+    fixed to the double-precision outputs', rounded."""
     rng = np.random.default_rng(7)
     a = case.input(np.random.default_rng(0), dtype=wide64(case.dtype))
     tangent = sample.project(random_like(rng, a), case.structure)
     with jax.enable_x64(True):
+        reference = tuple(np.asarray(y) for y in outputs_at(case, jnp.asarray(a)))
         double = derivatives(case, jnp.asarray(a), jnp.asarray(tangent),
                              np.random.default_rng(8))
     with precision(case):
-        single = derivatives(case, jnp.asarray(a.astype(case.dtype)),
-                             jnp.asarray(tangent.astype(case.dtype)), np.random.default_rng(8))
+        x = jnp.asarray(a.astype(case.dtype))
+        rounded = tuple(jnp.asarray(r, y.dtype) for r, y in zip(reference, outputs_at(case, x)))
+        single = derivatives(case, x, jnp.asarray(tangent.astype(case.dtype)),
+                             np.random.default_rng(8), rounded)
     assert len(single) == len(double)
     # relative to the largest derivative: a second derivative may vanish (n = 1)
     scale = max(np.linalg.norm(np.asarray(d)) for d in double)
@@ -101,26 +106,33 @@ def test_single_precision_derivatives_to_order_two_match_double(case):
         assert error < 1e-4, error
 
 
-def gauge_fixed(case, a):
-    """The function check_grads differentiates: op(project(X)) with its gauge fixed to its
-    value at a; its differentiable outputs."""
-    f = op(case)
-    switches = {} if case.dtype_name.startswith("c") else {
+def switches(case) -> dict:
+    """The checks of degenerate inputs: on for complex cases, off for real ones."""
+    return {} if case.dtype_name.startswith("c") else {
         o.name: False for o in case.checked.spec.options if not o.selects}
-    reference = as_tuple(f(project(a, case.structure), **case.options, **switches))
+
+
+def outputs_at(case, x) -> tuple:
+    """op(project(x)), every output."""
+    return as_tuple(op(case)(project(x, case.structure), **case.options, **switches(case)))
+
+
+def gauge_fixed(case, a, reference=None):
+    """The function check_grads differentiates: op(project(X)) with its gauge fixed to its
+    value at a (or to ``reference``, outputs near it); its differentiable outputs."""
+    reference = outputs_at(case, a) if reference is None else reference
 
     def g(x):
-        outs = gauge.fix(as_tuple(f(project(x, case.structure), **case.options, **switches)),
-                         reference, case.cv)
+        outs = gauge.fix(outputs_at(case, x), reference, case.cv)
         return tuple(y for y, d in zip(outs, case.differentiable) if d)
     return g
 
 
-def derivatives(case, a, tangent, rng):
-    """The JVP of gauge_fixed(case, a) along ``tangent``, its VJP of random cotangents
-    (drawn from ``rng`` in double precision, rounded to the outputs' dtypes) and the JVP of
-    that VJP along ``tangent``, flattened to one tuple."""
-    g = gauge_fixed(case, a)
+def derivatives(case, a, tangent, rng, reference=None):
+    """The JVP of gauge_fixed(case, a, reference) along ``tangent``, its VJP of random
+    cotangents (drawn from ``rng`` in double precision, rounded to the outputs' dtypes) and
+    the JVP of that VJP along ``tangent``, flattened to one tuple."""
+    g = gauge_fixed(case, a, reference)
     outputs, jvp_out = jax.jvp(g, (a,), (tangent,))
     cotangents = tuple(jnp.asarray(random_like(rng, np.asarray(y, wide64(y.dtype))), y.dtype)
                        for y in outputs)
@@ -128,8 +140,8 @@ def derivatives(case, a, tangent, rng):
     return (*jvp_out, vjp_out, second)
 
 
-@pytest.mark.parametrize("case", dtypes_in_turn(cases(("first",), ("f64", "c64"), ("b2",),
-                                                      small=True)))
+@pytest.mark.parametrize("case", in_turn(cases(("regular",), ("f64", "c64"), ("b2",),
+                                               small=True), shapes=True, start=1))
 def test_jit_and_vmap_match_the_eager_batched_call(case):
     with precision(case):
         check_jit_and_vmap(case)
@@ -150,8 +162,8 @@ def check_jit_and_vmap(case):
                 assert np.allclose(g, e, rtol=0, atol=tolerance(case, 1e-13))
 
 
-@pytest.mark.parametrize("case", dtypes_in_turn(cases(("first",), ("c128", "f32"), ("b2",),
-                                                      small=True)))
+@pytest.mark.parametrize("case", in_turn(cases(("first",), ("c128", "f32"), ("b2",),
+                                               small=True)))
 def test_grad_under_jit_and_vmap_equals_eager_grad(case):
     with precision(case):
         check_grad_under_jit_and_vmap(case)
@@ -183,8 +195,8 @@ def check_grad_under_jit_and_vmap(case):
     assert np.allclose(mapped, eager, rtol=0, atol=tolerance(case, 1e-12))
 
 
-@pytest.mark.parametrize("case", dtypes_in_turn(cases(("first",), ("c128", "c64"),
-                                                      ("unbatched",), small=True)))
+@pytest.mark.parametrize("case", in_turn(cases(("regular",), ("c128", "c64"),
+                                               ("unbatched",), small=True), shapes=True, start=2))
 def test_vjp_uses_jax_cotangent_convention(case):
     """<op>_vjp's pullback is jax.vjp's, complex conjugation included.  The cotangents of
     outputs with a gauge are made invariant in JAX's convention (factorules.tools.gauge): the
@@ -213,7 +225,8 @@ def check_cotangent_convention(case):
     assert np.allclose(got, want, rtol=0, atol=tolerance(case, 1e-12))
 
 
-@pytest.mark.parametrize("case", cases(("regular",), ("c128",), ("b2",), small=True))
+@pytest.mark.parametrize("case", in_turn(cases(("regular",), ("c128",), ("b2",), small=True),
+                                         shapes=True, start=3))
 def test_every_matrix_product_of_the_rules_is_at_highest_precision(case):
     """Every dot_general in the jaxprs of the primal, the JVP, the gradient (JAX's
     transposition of the JVP), the explicit pullback and the JVP of the gradient (second
