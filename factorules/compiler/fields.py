@@ -63,8 +63,10 @@ def field_of(e, fields: dict[str, Field]) -> Field:
         return fields.get(e.name, Field.INPUT)
     if isinstance(e, (Re, Im)):
         return Field.REAL
-    if isinstance(e, (Eye, sp.Identity, sp.ZeroMatrix)):
-        return Field.INPUT if isinstance(e, (Eye, sp.Identity)) else Field.REAL
+    if isinstance(e, sp.ZeroMatrix):
+        return Field.REAL
+    if isinstance(e, (Eye, sp.Identity)):
+        return Field.INPUT
     if isinstance(e, Cast):
         return e.field
     if isinstance(e, (PermuteRows, PermuteCols)):
