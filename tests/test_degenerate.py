@@ -861,6 +861,15 @@ The conditions, the same in every backend (`eps` of the dtype, `A` the m x n inp
 | ties | values `i != j` with `abs(v_i - v_j) <= k eps max(abs(v))` (k values) tie, and a tangent or cotangent matrix of the spec is not scalar on a block of tied values, by more than `sqrt(eps)` times its largest entry | `check_ties` |
 | gauge | a cotangent condition of the spec's gauge is above `sqrt(eps)` times the largest cotangent entry | `check_gauge` |
 
+What the checks cost: `python cli.py bench-checks` times every benchmark row with them on
+and off, in one process.  A check reads what the rule computes where it can (eigh's Q^H dA Q
+in the JVP); what it needs beyond that is computed only when it can fail.  A check of ties or
+of zero pivots reads its values on the tied or zero values alone, so at an input with none
+its products are not computed: eager code tests for them first, and traced JAX code computes
+the products under `lax.cond` on a CPU, where XLA runs one branch (tests/test_check_cost.py).
+On a GPU traced code computes them always, as a conditional there reads its predicate on the
+host.
+
 """
 
 

@@ -36,7 +36,8 @@ class Program:
         return {n for n in names if n in self.params and n not in defined}
 
 
-def _live(statements, results) -> list:
+def live(statements, results) -> list:
+    """The statements that ``results`` need, in order."""
     needed = set(results)
     kept = []
     for s in reversed(statements):
@@ -71,7 +72,7 @@ def _sizes_as_atoms(e, wrap: bool):
 
 def build_program(params, assignments, results) -> Program:
     """Program from parsed assignments (``factorules.compiler.expr.Assignment``)."""
-    statements = _live([Statement(a.name, a.expr) for a in assignments], results)
+    statements = live([Statement(a.name, a.expr) for a in assignments], results)
     if not statements:
         return Program(tuple(params), (), tuple(results))
     replacements, reduced = sp.cse([_sizes_as_atoms(s.expr, True) for s in statements],

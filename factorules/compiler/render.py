@@ -30,8 +30,8 @@ from .native_call import LIBRARY_OF, NativeCall, current_entry, parse_native_cal
 from .paths import GENERATED, ROOT, TEMPLATES
 from .backends import BACKENDS, backend as backend_named
 from .product_folding import fold_diagonal_products, fold_permutation_products
-from .program import Statement, build_program
 from .provenance import case_sources
+from .rule_body import printed_check, rule_body
 from .render_model import py_literal
 from .spec import ALWAYS, Spec, SpecError
 from .spec_loader import load_spec
@@ -180,25 +180,6 @@ def _variant(printer_cls, checked: CheckedSpec, cv: CheckedVariant, call: Native
     def folded(e):
         return fold_permutation_products(fold_diagonal_products(e), permutations)
 
-    def body(printer, rule, source, checks=(), pivots=False) -> model.RuleBody:
-        """The rule's code; the values of ``checks`` (of ties and of the gauge) are
-        statements of its program too, so that they share the rule's products."""
-        program = rule.program
-        values = [e for c in checks for e in c.values]
-        if values:
-            names = [f"_k{i}" for i in range(len(values))]
-            program = build_program(
-                program.params, [*(Statement(s.name, s.expr) for s in rule.statements),
-                                 *map(Statement, names, values)],
-                (*program.results, *names))
-            named = iter(names)
-            checks = tuple(dataclasses.replace(c, values=tuple(next(named) for _ in c.values))
-                           for c in checks)
-        statements = tuple(model.Assignment(s.name, printer.assign(s.name, folded(s.expr)))
-                           for s in program.statements)
-        return model.RuleBody(source, statements, tuple(rule.program.results),
-                              tuple(_printed_check(printer, c) for c in checks), pivots)
-
     cases = []
     for case in cv.cases:
         printer = printer_cls(dtype_ref=ref, sizes=chain_sizes(checked), fields=fields)
@@ -210,17 +191,17 @@ def _variant(printer_cls, checked: CheckedSpec, cv: CheckedVariant, call: Native
         sources = case_sources(spec, case.case)
         jvp_checks, vjp_checks = _derivative_checks(spec, cv.variant, case.checks, messages)
         pivots = any(c.kind == "pivots" for c in jvp_checks)
-        jvp = body(printer, case.jvp, sources["jvp"],
-                   [c for c in jvp_checks if c.kind != "pivots"], pivots)
-        vjp = body(printer, case.vjp, sources["vjp"],
-                   [c for c in vjp_checks if c.kind != "pivots"], pivots)
+        jvp = rule_body(printer, case.jvp, sources["jvp"],
+                        [c for c in jvp_checks if c.kind != "pivots"], pivots, folded)
+        vjp = rule_body(printer, case.vjp, sources["vjp"],
+                        [c for c in vjp_checks if c.kind != "pivots"], pivots, folded)
         # the standalone checks (_jvp_checks, _vjp_checks): eager code tests them before the
         # rule, JAX's transposition of the JVP the cotangents' after it
         alone = printer_cls(dtype_ref=ref, sizes=chain_sizes(checked), diagonal_of_products=True,
                             fields=fields)
         cases.append(model.Case(condition, always, jvp, vjp,
-                                tuple(_printed_check(alone, c) for c in jvp_checks),
-                                tuple(_printed_check(alone, c) for c in vjp_checks)))
+                                tuple(printed_check(alone, c) for c in jvp_checks),
+                                tuple(printed_check(alone, c) for c in vjp_checks)))
     printer = printer_cls(dtype_ref=ref)
     requirements = tuple(
         model.Requirement(
@@ -313,15 +294,6 @@ def _derivative_checks(spec: Spec, variant, checks, messages: dict[str, str]):
         vjp.append(check("vanish", checks.gauge_cotangents,
                          read(checks.gauge_cotangents, "g", outputs), "gauge", GAUGE_OPTION))
     return tuple(jvp), tuple(vjp)
-
-
-def _printed_check(printer, check: model.DerivativeCheck) -> model.DerivativeCheck:
-    """A check with its values and tie vector printed (names of a program's statements stay
-    names)."""
-    def text(e):
-        return e if isinstance(e, str) else printer.doprint(e)
-    return dataclasses.replace(check, values=tuple(map(text, check.values)),
-                               vector="None" if check.vector is None else text(check.vector))
 
 
 def shape_equalities(spec: Spec) -> list[model.ShapeEquality]:

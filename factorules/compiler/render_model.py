@@ -141,6 +141,10 @@ class DerivativeCheck:
     # for the other kinds
     message: str  # the name of the module's constant holding the spec's message (CheckMessage)
     option: str  # the option that turns the check off ('check_singular', 'check_gauge')
+    function: str = ""  # the rule's nested function computing the values ('_kv0'), or ''
+    # when the values are expressions of the rule's statements, printed in place
+    statements: tuple[Assignment, ...] = ()  # what the function computes before them: the
+    # statements only this check reads
 
 
 @dataclass(frozen=True)
@@ -163,6 +167,11 @@ class RuleBody:
     # (common subexpressions shared): what traced code marks its results with
     checks: tuple[DerivativeCheck, ...] = ()
     pivots: bool = False  # the case checks pivots too (the first of _jvp/_vjp_checks)
+
+    @property
+    def check_functions(self) -> tuple[DerivativeCheck, ...]:
+        """The checks whose values a function of their own computes."""
+        return tuple(c for c in self.checks if c.function)
 
 
 @dataclass(frozen=True)
@@ -210,6 +219,14 @@ class Variant:
     # order) for the variant the framework differentiates; an option that selects no variant
     # is passed on as it is
     converts_native: bool  # its outputs are computed from the native variant's ('from_native')
+
+
+@dataclass(frozen=True)
+class RuleVariants:
+    """Variants whose rules are the same (Module.rule_variants)."""
+
+    condition: str  # Python source of the test that selects one of them
+    cases: tuple[Case, ...]  # their cases, tested in order
 
 
 # -- the primal -------------------------------------------------------------------------------
@@ -292,6 +309,16 @@ class Module:
     def first_input(self) -> Input:
         """The input whose dtype and batch shape the others must have."""
         return self.inputs[0]
+
+    @property
+    def rule_variants(self) -> tuple[RuleVariants, ...]:
+        """The variants by their rules: those whose cases are the same (eigh's UPLO="L" and
+        "U") under one test, so that the rules and checks are written once."""
+        groups: dict[tuple[Case, ...], list[str]] = {}
+        for v in self.variants:
+            groups.setdefault(v.cases, []).append(v.condition)
+        return tuple(RuleVariants(" or ".join(conditions), cases)
+                     for cases, conditions in groups.items())
 
     @property
     def input_names(self) -> tuple[str, ...]:

@@ -131,12 +131,11 @@ def _jvp_rule(A, S, U, Vh, dA, check_ties):
             # spec/svdvals.yaml:58, T2016
             _c0 = _cp.conj(_cp.swapaxes(U, -1, -2)) @ dA @ _cp.conj(_cp.swapaxes(Vh, -1, -2))
             dS = _re(_cp.diagonal(_c0, 0, -2, -1)[..., :, None])
-            _k0 = _sym(_c0)
             return _checked_jvp(
                 "svdvals",
                 (dS,),
                 (
-                    _check("ties", lambda: (_k0,), (dA,), _TIES_MESSAGE, "check_ties", S)
+                    _check("ties", lambda: (_sym(_c0),), (dA,), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
                 ),
@@ -149,12 +148,11 @@ def _jvp_rule(A, S, U, Vh, dA, check_ties):
             # spec/svdvals.yaml:58, T2016
             _c0 = _cp.conj(_cp.swapaxes(U, -1, -2)) @ dA @ _cp.conj(_cp.swapaxes(Vh, -1, -2))
             dS = _re(_cp.diagonal(_c0, 0, -2, -1)[..., :, None])
-            _k0 = _sym(_c0)
             return _checked_jvp(
                 "svdvals",
                 (dS,),
                 (
-                    _check("ties", lambda: (_k0,), (dA,), _TIES_MESSAGE, "check_ties", S)
+                    _check("ties", lambda: (_sym(_c0),), (dA,), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
                 ),
@@ -201,12 +199,11 @@ def _vjp_rule(A, S, U, Vh, gS, gU, gVh, check_ties):
         if m >= n:
             # spec/svdvals.yaml:61
             gA = U * _cp.swapaxes(_re(gS), -1, -2) @ Vh
-            _k0 = _diag(gS)
             return _checked_vjp(
                 "svdvals",
                 (gA,),
                 (
-                    _check("ties", lambda: (_k0,), (gS,), _TIES_MESSAGE, "check_ties", S)
+                    _check("ties", lambda: (_diag(gS),), (gS,), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
                 ),
@@ -214,12 +211,11 @@ def _vjp_rule(A, S, U, Vh, gS, gU, gVh, check_ties):
         if m < n:
             # spec/svdvals.yaml:61
             gA = U * _cp.swapaxes(_re(gS), -1, -2) @ Vh
-            _k0 = _diag(gS)
             return _checked_vjp(
                 "svdvals",
                 (gA,),
                 (
-                    _check("ties", lambda: (_k0,), (gS,), _TIES_MESSAGE, "check_ties", S)
+                    _check("ties", lambda: (_diag(gS),), (gS,), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
                 ),

@@ -118,20 +118,7 @@ def _jvp_checks(A, L, Q, dA, UPLO, check_gauge, check_ties):
     the variant's checks for _checked_jvp, each None when its option is off."""
     n = A.shape[-2]
 
-    if UPLO == "L":
-        return (
-            _check(
-                "ties",
-                lambda: (_mm(_mm(Q.mT.conj(), _sym(dA)), Q),),
-                (dA,),
-                _TIES_MESSAGE,
-                "check_ties",
-                L,
-            )
-            if check_ties
-            else None,
-        )
-    if UPLO == "U":
+    if UPLO == "L" or UPLO == "U":
         return (
             _check(
                 "ties",
@@ -153,38 +140,16 @@ def _jvp_rule(A, L, Q, dA, UPLO, check_gauge, check_ties):
 
     _checks = _jvp_checks(A, L, Q, dA, UPLO, check_gauge, check_ties)
     _raise_if_failed("eigh", _checks, (dA,), "tangent")
-    if UPLO == "L":
+    if UPLO == "L" or UPLO == "U":
         # spec/eigh.yaml:78, G2008 Sec. 3.1
-        _c0 = _mm(_mm(Q.mT.conj(), _sym(dA)), Q)
-        X = _c0
+        X = _mm(_mm(Q.mT.conj(), _sym(dA)), Q)
         dL = _jnp.real(_jnp.diagonal(X, 0, -2, -1)[..., :, None])
         dQ = _mm(Q, _pairwise_inv(L).astype(A.dtype) * X)
-        _k0 = _c0
         return _checked_jvp(
             "eigh",
             (dL, dQ),
             (
-                _check("ties", lambda: (_k0,), (dA,), _TIES_MESSAGE, "check_ties", L)
-                if check_ties
-                else None,
-            ),
-            _vjp_checks,
-            (A, L, Q),
-            _differentiable(UPLO, check_gauge, check_ties),
-            (UPLO, check_gauge, check_ties),
-        )
-    if UPLO == "U":
-        # spec/eigh.yaml:78, G2008 Sec. 3.1
-        _c0 = _mm(_mm(Q.mT.conj(), _sym(dA)), Q)
-        X = _c0
-        dL = _jnp.real(_jnp.diagonal(X, 0, -2, -1)[..., :, None])
-        dQ = _mm(Q, _pairwise_inv(L).astype(A.dtype) * X)
-        _k0 = _c0
-        return _checked_jvp(
-            "eigh",
-            (dL, dQ),
-            (
-                _check("ties", lambda: (_k0,), (dA,), _TIES_MESSAGE, "check_ties", L)
+                _check("ties", lambda: (X,), (dA,), _TIES_MESSAGE, "check_ties", L)
                 if check_ties
                 else None,
             ),
@@ -201,32 +166,7 @@ def _vjp_checks(A, L, Q, gL, gQ, UPLO, check_gauge, check_ties):
     the variant's checks for _checked_vjp, each None when its option is off."""
     n = A.shape[-2]
 
-    if UPLO == "L":
-        return (
-            _check(
-                "ties",
-                lambda: (_skew(_mm(Q.mT.conj(), gQ)) + _diag(gL).astype(A.dtype),),
-                (gL, gQ),
-                _TIES_MESSAGE,
-                "check_ties",
-                L,
-            )
-            if check_ties
-            else None,
-            _check(
-                "vanish",
-                lambda: (
-                    _jnp.imag((Q.mT.conj() * _jnp.swapaxes(gQ, -1, -2)).sum(-1)[..., :, None]),
-                ),
-                (gQ,),
-                _GAUGE_MESSAGE,
-                "check_gauge",
-                None,
-            )
-            if check_gauge
-            else None,
-        )
-    if UPLO == "U":
+    if UPLO == "L" or UPLO == "U":
         return (
             _check(
                 "ties",
@@ -260,7 +200,7 @@ def _vjp_rule(A, L, Q, gL, gQ, UPLO, check_gauge, check_ties):
 
     _checks = _vjp_checks(A, L, Q, gL, gQ, UPLO, check_gauge, check_ties)
     _raise_if_failed("eigh", _checks, (gL, gQ), "cotangent")
-    if UPLO == "L":
+    if UPLO == "L" or UPLO == "U":
         # spec/eigh.yaml:83, G2008 Sec. 3.1
         _c0 = Q.mT.conj()
         _c1 = _mm(_c0, gQ)
@@ -273,43 +213,28 @@ def _vjp_rule(A, L, Q, gL, gQ, UPLO, check_gauge, check_ties):
                 _c0,
             )
         )
-        _k0 = _skew(_c1) + _diag(gL).astype(A.dtype)
-        _k1 = _jnp.imag(_jnp.diagonal(_c1, 0, -2, -1)[..., :, None])
         return _checked_vjp(
             "eigh",
             (gA,),
             (
-                _check("ties", lambda: (_k0,), (gL, gQ), _TIES_MESSAGE, "check_ties", L)
+                _check(
+                    "ties",
+                    lambda: (_skew(_c1) + _diag(gL).astype(A.dtype),),
+                    (gL, gQ),
+                    _TIES_MESSAGE,
+                    "check_ties",
+                    L,
+                )
                 if check_ties
                 else None,
-                _check("vanish", lambda: (_k1,), (gQ,), _GAUGE_MESSAGE, "check_gauge", None)
-                if check_gauge
-                else None,
-            ),
-        )
-    if UPLO == "U":
-        # spec/eigh.yaml:83, G2008 Sec. 3.1
-        _c0 = Q.mT.conj()
-        _c1 = _mm(_c0, gQ)
-        gA = _sym(
-            _mm(
-                _mm(
-                    Q,
-                    _diag(_jnp.real(gL)).astype(A.dtype) + (_pairwise_inv(L).astype(A.dtype) * _c1),
-                ),
-                _c0,
-            )
-        )
-        _k0 = _skew(_c1) + _diag(gL).astype(A.dtype)
-        _k1 = _jnp.imag(_jnp.diagonal(_c1, 0, -2, -1)[..., :, None])
-        return _checked_vjp(
-            "eigh",
-            (gA,),
-            (
-                _check("ties", lambda: (_k0,), (gL, gQ), _TIES_MESSAGE, "check_ties", L)
-                if check_ties
-                else None,
-                _check("vanish", lambda: (_k1,), (gQ,), _GAUGE_MESSAGE, "check_gauge", None)
+                _check(
+                    "vanish",
+                    lambda: (_jnp.imag(_jnp.diagonal(_c1, 0, -2, -1)[..., :, None]),),
+                    (gQ,),
+                    _GAUGE_MESSAGE,
+                    "check_gauge",
+                    None,
+                )
                 if check_gauge
                 else None,
             ),

@@ -109,12 +109,11 @@ def _jvp_rule(A, L, V, dA, check_ties):
         # spec/eigvals.yaml:44, G2008 Sec. 3.1
         _c0 = _solve(V, _mm(_complex_of(dA), V), left=True)
         dL = _jnp.diagonal(_c0, 0, -2, -1)[..., :, None]
-        _k0 = _c0
         return _checked_jvp(
             "eigvals",
             (dL,),
             (
-                _check("ties", lambda: (_k0,), (dA,), _TIES_MESSAGE, "check_ties", L)
+                _check("ties", lambda: (_c0,), (dA,), _TIES_MESSAGE, "check_ties", L)
                 if check_ties
                 else None,
             ),
@@ -151,12 +150,11 @@ def _vjp_rule(A, L, V, gL, gV, check_ties):
         _c0 = V.mT.conj()
         _c1 = _diag(gL)
         gA = _solve(_c0, _mm(_c1, _c0), left=True)
-        _k0 = _c1
         return _checked_vjp(
             "eigvals",
             (gA,),
             (
-                _check("ties", lambda: (_k0,), (gL,), _TIES_MESSAGE, "check_ties", L)
+                _check("ties", lambda: (_c1,), (gL,), _TIES_MESSAGE, "check_ties", L)
                 if check_ties
                 else None,
             ),

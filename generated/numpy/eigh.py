@@ -107,15 +107,7 @@ def _jvp_checks(A, L, Q, dA, UPLO, check_gauge, check_ties):
     the variant's checks for _checked_jvp, each None when its option is off."""
     n = A.shape[-2]
 
-    if UPLO == "L":
-        return (
-            _check(
-                "ties", lambda: (_adjoint(Q) @ _sym(dA) @ Q,), (dA,), _TIES_MESSAGE, "check_ties", L
-            )
-            if check_ties
-            else None,
-        )
-    if UPLO == "U":
+    if UPLO == "L" or UPLO == "U":
         return (
             _check(
                 "ties", lambda: (_adjoint(Q) @ _sym(dA) @ Q,), (dA,), _TIES_MESSAGE, "check_ties", L
@@ -132,38 +124,16 @@ def _jvp_rule(A, L, Q, dA, UPLO, check_gauge, check_ties):
 
     _checks = _jvp_checks(A, L, Q, dA, UPLO, check_gauge, check_ties)
     _raise_if_failed("eigh", _checks, (dA,), "tangent")
-    if UPLO == "L":
+    if UPLO == "L" or UPLO == "U":
         # spec/eigh.yaml:78, G2008 Sec. 3.1
-        _c0 = _adjoint(Q) @ _sym(dA) @ Q
-        X = _c0
+        X = _adjoint(Q) @ _sym(dA) @ Q
         dL = _np.real(_np.diagonal(X, 0, -2, -1)[..., :, None])
         dQ = Q @ (_pairwise_inv(L) * X)
-        _k0 = _c0
         return _checked_jvp(
             "eigh",
             (dL, dQ),
             (
-                _check("ties", lambda: (_k0,), (dA,), _TIES_MESSAGE, "check_ties", L)
-                if check_ties
-                else None,
-            ),
-            _vjp_checks,
-            (A, L, Q),
-            _differentiable(UPLO, check_gauge, check_ties),
-            (UPLO, check_gauge, check_ties),
-        )
-    if UPLO == "U":
-        # spec/eigh.yaml:78, G2008 Sec. 3.1
-        _c0 = _adjoint(Q) @ _sym(dA) @ Q
-        X = _c0
-        dL = _np.real(_np.diagonal(X, 0, -2, -1)[..., :, None])
-        dQ = Q @ (_pairwise_inv(L) * X)
-        _k0 = _c0
-        return _checked_jvp(
-            "eigh",
-            (dL, dQ),
-            (
-                _check("ties", lambda: (_k0,), (dA,), _TIES_MESSAGE, "check_ties", L)
+                _check("ties", lambda: (X,), (dA,), _TIES_MESSAGE, "check_ties", L)
                 if check_ties
                 else None,
             ),
@@ -180,30 +150,7 @@ def _vjp_checks(A, L, Q, gL, gQ, UPLO, check_gauge, check_ties):
     the variant's checks for _checked_vjp, each None when its option is off."""
     n = A.shape[-2]
 
-    if UPLO == "L":
-        return (
-            _check(
-                "ties",
-                lambda: (_skew(_adjoint(Q) @ gQ) + _diag(gL),),
-                (gL, gQ),
-                _TIES_MESSAGE,
-                "check_ties",
-                L,
-            )
-            if check_ties
-            else None,
-            _check(
-                "vanish",
-                lambda: (_np.imag((_adjoint(Q) * _np.swapaxes(gQ, -1, -2)).sum(-1)[..., :, None]),),
-                (gQ,),
-                _GAUGE_MESSAGE,
-                "check_gauge",
-                None,
-            )
-            if check_gauge
-            else None,
-        )
-    if UPLO == "U":
+    if UPLO == "L" or UPLO == "U":
         return (
             _check(
                 "ties",
@@ -235,40 +182,33 @@ def _vjp_rule(A, L, Q, gL, gQ, UPLO, check_gauge, check_ties):
 
     _checks = _vjp_checks(A, L, Q, gL, gQ, UPLO, check_gauge, check_ties)
     _raise_if_failed("eigh", _checks, (gL, gQ), "cotangent")
-    if UPLO == "L":
+    if UPLO == "L" or UPLO == "U":
         # spec/eigh.yaml:83, G2008 Sec. 3.1
         _c0 = _adjoint(Q)
         _c1 = _c0 @ gQ
         gA = _sym(Q @ (_diag(_np.real(gL)) + (_pairwise_inv(L) * _c1)) @ _c0)
-        _k0 = _skew(_c1) + _diag(gL)
-        _k1 = _np.imag(_np.diagonal(_c1, 0, -2, -1)[..., :, None])
         return _checked_vjp(
             "eigh",
             (gA,),
             (
-                _check("ties", lambda: (_k0,), (gL, gQ), _TIES_MESSAGE, "check_ties", L)
+                _check(
+                    "ties",
+                    lambda: (_skew(_c1) + _diag(gL),),
+                    (gL, gQ),
+                    _TIES_MESSAGE,
+                    "check_ties",
+                    L,
+                )
                 if check_ties
                 else None,
-                _check("vanish", lambda: (_k1,), (gQ,), _GAUGE_MESSAGE, "check_gauge", None)
-                if check_gauge
-                else None,
-            ),
-        )
-    if UPLO == "U":
-        # spec/eigh.yaml:83, G2008 Sec. 3.1
-        _c0 = _adjoint(Q)
-        _c1 = _c0 @ gQ
-        gA = _sym(Q @ (_diag(_np.real(gL)) + (_pairwise_inv(L) * _c1)) @ _c0)
-        _k0 = _skew(_c1) + _diag(gL)
-        _k1 = _np.imag(_np.diagonal(_c1, 0, -2, -1)[..., :, None])
-        return _checked_vjp(
-            "eigh",
-            (gA,),
-            (
-                _check("ties", lambda: (_k0,), (gL, gQ), _TIES_MESSAGE, "check_ties", L)
-                if check_ties
-                else None,
-                _check("vanish", lambda: (_k1,), (gQ,), _GAUGE_MESSAGE, "check_gauge", None)
+                _check(
+                    "vanish",
+                    lambda: (_np.imag(_np.diagonal(_c1, 0, -2, -1)[..., :, None]),),
+                    (gQ,),
+                    _GAUGE_MESSAGE,
+                    "check_gauge",
+                    None,
+                )
                 if check_gauge
                 else None,
             ),

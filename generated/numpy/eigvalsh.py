@@ -99,15 +99,7 @@ def _jvp_checks(A, L, Q, dA, UPLO, check_ties):
     the variant's checks for _checked_jvp, each None when its option is off."""
     n = A.shape[-2]
 
-    if UPLO == "L":
-        return (
-            _check(
-                "ties", lambda: (_adjoint(Q) @ _sym(dA) @ Q,), (dA,), _TIES_MESSAGE, "check_ties", L
-            )
-            if check_ties
-            else None,
-        )
-    if UPLO == "U":
+    if UPLO == "L" or UPLO == "U":
         return (
             _check(
                 "ties", lambda: (_adjoint(Q) @ _sym(dA) @ Q,), (dA,), _TIES_MESSAGE, "check_ties", L
@@ -124,34 +116,15 @@ def _jvp_rule(A, L, Q, dA, UPLO, check_ties):
 
     _checks = _jvp_checks(A, L, Q, dA, UPLO, check_ties)
     _raise_if_failed("eigvalsh", _checks, (dA,), "tangent")
-    if UPLO == "L":
+    if UPLO == "L" or UPLO == "U":
         # spec/eigvalsh.yaml:55, M1985 Theorem 1
         _c0 = _adjoint(Q) @ _sym(dA) @ Q
         dL = _np.real(_np.diagonal(_c0, 0, -2, -1)[..., :, None])
-        _k0 = _c0
         return _checked_jvp(
             "eigvalsh",
             (dL,),
             (
-                _check("ties", lambda: (_k0,), (dA,), _TIES_MESSAGE, "check_ties", L)
-                if check_ties
-                else None,
-            ),
-            _vjp_checks,
-            (A, L, Q),
-            _differentiable(UPLO, check_ties),
-            (UPLO, check_ties),
-        )
-    if UPLO == "U":
-        # spec/eigvalsh.yaml:55, M1985 Theorem 1
-        _c0 = _adjoint(Q) @ _sym(dA) @ Q
-        dL = _np.real(_np.diagonal(_c0, 0, -2, -1)[..., :, None])
-        _k0 = _c0
-        return _checked_jvp(
-            "eigvalsh",
-            (dL,),
-            (
-                _check("ties", lambda: (_k0,), (dA,), _TIES_MESSAGE, "check_ties", L)
+                _check("ties", lambda: (_c0,), (dA,), _TIES_MESSAGE, "check_ties", L)
                 if check_ties
                 else None,
             ),
@@ -168,13 +141,7 @@ def _vjp_checks(A, L, Q, gL, gQ, UPLO, check_ties):
     the variant's checks for _checked_vjp, each None when its option is off."""
     n = A.shape[-2]
 
-    if UPLO == "L":
-        return (
-            _check("ties", lambda: (_diag(gL),), (gL,), _TIES_MESSAGE, "check_ties", L)
-            if check_ties
-            else None,
-        )
-    if UPLO == "U":
+    if UPLO == "L" or UPLO == "U":
         return (
             _check("ties", lambda: (_diag(gL),), (gL,), _TIES_MESSAGE, "check_ties", L)
             if check_ties
@@ -189,28 +156,14 @@ def _vjp_rule(A, L, Q, gL, gQ, UPLO, check_ties):
 
     _checks = _vjp_checks(A, L, Q, gL, gQ, UPLO, check_ties)
     _raise_if_failed("eigvalsh", _checks, (gL, gQ), "cotangent")
-    if UPLO == "L":
+    if UPLO == "L" or UPLO == "U":
         # spec/eigvalsh.yaml:58, G2008 Sec. 3.1
         gA = _sym(Q * _np.swapaxes(_np.real(gL), -1, -2) @ _adjoint(Q))
-        _k0 = _diag(gL)
         return _checked_vjp(
             "eigvalsh",
             (gA,),
             (
-                _check("ties", lambda: (_k0,), (gL,), _TIES_MESSAGE, "check_ties", L)
-                if check_ties
-                else None,
-            ),
-        )
-    if UPLO == "U":
-        # spec/eigvalsh.yaml:58, G2008 Sec. 3.1
-        gA = _sym(Q * _np.swapaxes(_np.real(gL), -1, -2) @ _adjoint(Q))
-        _k0 = _diag(gL)
-        return _checked_vjp(
-            "eigvalsh",
-            (gA,),
-            (
-                _check("ties", lambda: (_k0,), (gL,), _TIES_MESSAGE, "check_ties", L)
+                _check("ties", lambda: (_diag(gL),), (gL,), _TIES_MESSAGE, "check_ties", L)
                 if check_ties
                 else None,
             ),

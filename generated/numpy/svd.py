@@ -352,35 +352,33 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
     if full_matrices is False:
         if m >= n:
             # spec/svd.yaml:97, T2016, WZ2019
-            _c0 = _adjoint(Vh)
-            V = _c0
-            _c1 = _adjoint(U) @ dA
-            dP = _c1 @ V
+            V = _adjoint(Vh)
+            _c0 = _adjoint(U) @ dA @ V
+            dP = _c0
             dS = _np.real(_np.diagonal(dP, 0, -2, -1)[..., :, None])
             F = _pairwise_inv(S * S)
-            _c2 = 1 / S
-            D = (1 / 2) * _diag((_np.diagonal(_skew(dP), 0, -2, -1)[..., :, None] * _c2))
-            _c3 = _diag(S)
-            _c4 = _adjoint(dP)
-            dU = U @ ((F * (dP @ _c3 + _c3 @ _c4)) + D) + (dA @ V - U @ dP) * _np.swapaxes(
-                _c2, -1, -2
-            )
-            dVh = _adjoint(V @ ((F * (_c3 @ dP + _c4 @ _c3)) - D))
-            _c5 = _c1 @ _c0
-            _c6 = _adjoint(dA)
-            _k0 = _np.concatenate([dA @ _c0 - U @ _c5, _c6 @ U - _c0 @ (Vh @ _c6 @ U)], axis=-2)
-            _k1 = _diag(_np.imag(_np.diagonal(_c5, 0, -2, -1)[..., :, None]))
-            _k2 = _sym(_c5)
+            _c1 = 1 / S
+            D = (1 / 2) * _diag((_np.diagonal(_skew(dP), 0, -2, -1)[..., :, None] * _c1))
+            _c2 = _diag(S)
+            _c3 = _adjoint(dP)
+            _c4 = dA @ V
+            dU = U @ ((F * (dP @ _c2 + _c2 @ _c3)) + D) + (_c4 - U @ dP) * _np.swapaxes(_c1, -1, -2)
+            dVh = _adjoint(V @ ((F * (_c2 @ dP + _c3 @ _c2)) - D))
+
+            def _kv0():
+                _c5 = _adjoint(dA)
+                _k0 = _np.concatenate([_c4 - U @ _c0, _c5 @ U - V @ (Vh @ _c5 @ U)], axis=-2)
+                _k1 = _diag(_np.imag(_np.diagonal(_c0, 0, -2, -1)[..., :, None]))
+                return (_k0, _k1)
+
             return _checked_jvp(
                 "svd",
                 (dU, dS, dVh),
                 (
-                    _check(
-                        "zeros", lambda: (_k0, _k1), (A, dA), _PIVOTS_MESSAGE, "check_singular", S
-                    )
+                    _check("zeros", _kv0, (A, dA), _PIVOTS_MESSAGE, "check_singular", S)
                     if check_singular
                     else None,
-                    _check("ties", lambda: (_k2,), (dA,), _TIES_MESSAGE, "check_ties", S)
+                    _check("ties", lambda: (_sym(_c0),), (dA,), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
                 ),
@@ -391,36 +389,39 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
             )
         if m < n:
             # spec/svd.yaml:107
-            _c0 = _adjoint(Vh)
-            V = _c0
-            _c1 = _adjoint(U) @ dA
-            dP = _c1 @ V
+            V = _adjoint(Vh)
+            _c0 = _adjoint(U) @ dA @ V
+            dP = _c0
             dS = _np.real(_np.diagonal(dP, 0, -2, -1)[..., :, None])
             F = _pairwise_inv(S * S)
-            _c2 = 1 / S
-            D = (1 / 2) * _diag((_np.diagonal(_skew(dP), 0, -2, -1)[..., :, None] * _c2))
-            _c3 = _diag(S)
-            _c4 = _adjoint(dP)
-            dU = U @ ((F * (dP @ _c3 + _c3 @ _c4)) + D)
-            _c5 = _adjoint(dA)
-            _c6 = _c5 @ U
+            _c1 = 1 / S
+            D = (1 / 2) * _diag((_np.diagonal(_skew(dP), 0, -2, -1)[..., :, None] * _c1))
+            _c2 = _diag(S)
+            _c3 = _adjoint(dP)
+            dU = U @ ((F * (dP @ _c2 + _c2 @ _c3)) + D)
+            _c4 = _adjoint(dA)
+            _c5 = _c4 @ U
             dVh = _adjoint(
-                V @ ((F * (_c3 @ dP + _c4 @ _c3)) - D) + (_c6 - V @ _c4) * _np.swapaxes(_c2, -1, -2)
+                V @ ((F * (_c2 @ dP + _c3 @ _c2)) - D) + (_c5 - V @ _c3) * _np.swapaxes(_c1, -1, -2)
             )
-            _c7 = _c1 @ _c0
-            _k0 = _np.concatenate([dA @ _c0 - U @ _c7, _c6 - _c0 @ (Vh @ _c5 @ U)], axis=-2)
-            _k1 = _diag(_np.imag(_np.diagonal(_c7, 0, -2, -1)[..., :, None]))
-            _k2 = _sym(_c7)
             return _checked_jvp(
                 "svd",
                 (dU, dS, dVh),
                 (
                     _check(
-                        "zeros", lambda: (_k0, _k1), (A, dA), _PIVOTS_MESSAGE, "check_singular", S
+                        "zeros",
+                        lambda: (
+                            _np.concatenate([dA @ V - U @ _c0, _c5 - V @ (Vh @ _c4 @ U)], axis=-2),
+                            _diag(_np.imag(_np.diagonal(_c0, 0, -2, -1)[..., :, None])),
+                        ),
+                        (A, dA),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
                     )
                     if check_singular
                     else None,
-                    _check("ties", lambda: (_k2,), (dA,), _TIES_MESSAGE, "check_ties", S)
+                    _check("ties", lambda: (_sym(_c0),), (dA,), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
                 ),
@@ -432,33 +433,40 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
     if full_matrices is True:
         if m == n:
             # spec/svd.yaml:154
-            _c0 = _adjoint(Vh)
-            V = _c0
-            _c1 = _adjoint(U) @ dA
-            dP = _c1 @ V
+            V = _adjoint(Vh)
+            _c0 = _adjoint(U) @ dA @ V
+            dP = _c0
             dS = _np.real(_np.diagonal(dP, 0, -2, -1)[..., :, None])
             F = _pairwise_inv(S * S)
             D = (1 / 2) * _diag((_np.diagonal(_skew(dP), 0, -2, -1)[..., :, None] * 1 / S))
-            _c2 = _diag(S)
-            _c3 = _adjoint(dP)
-            dU = U @ ((F * (dP @ _c2 + _c2 @ _c3)) + D)
-            dVh = _adjoint(V @ ((F * (_c2 @ dP + _c3 @ _c2)) - D))
-            _k0 = _np.concatenate(
-                [_adjoint(U[..., :, m:]) @ dA @ _c0, Vh[..., m:, :] @ _adjoint(dA) @ U], axis=-2
-            )
-            _c4 = _c1 @ _c0
-            _k1 = _diag(_np.imag(_np.diagonal(_c4, 0, -2, -1)[..., :, None]))
-            _k2 = _sym(_c4)
+            _c1 = _diag(S)
+            _c2 = _adjoint(dP)
+            dU = U @ ((F * (dP @ _c1 + _c1 @ _c2)) + D)
+            dVh = _adjoint(V @ ((F * (_c1 @ dP + _c2 @ _c1)) - D))
             return _checked_jvp(
                 "svd",
                 (dU, dS, dVh),
                 (
                     _check(
-                        "zeros", lambda: (_k0, _k1), (A, dA), _PIVOTS_MESSAGE, "check_singular", S
+                        "zeros",
+                        lambda: (
+                            _np.concatenate(
+                                [
+                                    _adjoint(U[..., :, m:]) @ dA @ V,
+                                    Vh[..., m:, :] @ _adjoint(dA) @ U,
+                                ],
+                                axis=-2,
+                            ),
+                            _diag(_np.imag(_np.diagonal(_c0, 0, -2, -1)[..., :, None])),
+                        ),
+                        (A, dA),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
                     )
                     if check_singular
                     else None,
-                    _check("ties", lambda: (_k2,), (dA,), _TIES_MESSAGE, "check_ties", S)
+                    _check("ties", lambda: (_sym(_c0),), (dA,), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
                 ),
@@ -469,37 +477,42 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
             )
         if m > n:
             # spec/svd.yaml:164
-            _c0 = _adjoint(Vh)
-            V = _c0
-            _c1 = U[..., :, :n]
-            U1 = _c1
-            dP = _adjoint(U1) @ dA @ V
+            V = _adjoint(Vh)
+            U1 = U[..., :, :n]
+            _c0 = _adjoint(U1) @ dA @ V
+            dP = _c0
             dS = _np.real(_np.diagonal(dP, 0, -2, -1)[..., :, None])
             F = _pairwise_inv(S * S)
-            _c2 = 1 / S
-            D = (1 / 2) * _diag((_np.diagonal(_skew(dP), 0, -2, -1)[..., :, None] * _c2))
-            _c3 = _diag(S)
-            _c4 = _adjoint(dP)
-            _c5 = _diag(_c2)
-            dU1 = U1 @ ((F * (dP @ _c3 + _c3 @ _c4)) + D) + (dA @ V - U1 @ dP) @ _c5
-            _c6 = _adjoint(dA)
-            _c7 = U[..., :, n:]
-            dU = _np.concatenate([dU1, -(U1 @ _c5 @ Vh @ _c6 @ _c7)], axis=-1)
-            dVh = _adjoint(V @ ((F * (_c3 @ dP + _c4 @ _c3)) - D))
-            _k0 = _np.concatenate([_adjoint(_c7) @ dA @ _c0, Vh[..., n:, :] @ _c6 @ _c1], axis=-2)
-            _c8 = _adjoint(_c1) @ dA @ _c0
-            _k1 = _diag(_np.imag(_np.diagonal(_c8, 0, -2, -1)[..., :, None]))
-            _k2 = _sym(_c8)
+            _c1 = 1 / S
+            D = (1 / 2) * _diag((_np.diagonal(_skew(dP), 0, -2, -1)[..., :, None] * _c1))
+            _c2 = _diag(S)
+            _c3 = _adjoint(dP)
+            _c4 = _diag(_c1)
+            dU1 = U1 @ ((F * (dP @ _c2 + _c2 @ _c3)) + D) + (dA @ V - U1 @ dP) @ _c4
+            _c5 = _adjoint(dA)
+            _c6 = U[..., :, n:]
+            dU = _np.concatenate([dU1, -(U1 @ _c4 @ Vh @ _c5 @ _c6)], axis=-1)
+            dVh = _adjoint(V @ ((F * (_c2 @ dP + _c3 @ _c2)) - D))
             return _checked_jvp(
                 "svd",
                 (dU, dS, dVh),
                 (
                     _check(
-                        "zeros", lambda: (_k0, _k1), (A, dA), _PIVOTS_MESSAGE, "check_singular", S
+                        "zeros",
+                        lambda: (
+                            _np.concatenate(
+                                [_adjoint(_c6) @ dA @ V, Vh[..., n:, :] @ _c5 @ U1], axis=-2
+                            ),
+                            _diag(_np.imag(_np.diagonal(_c0, 0, -2, -1)[..., :, None])),
+                        ),
+                        (A, dA),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
                     )
                     if check_singular
                     else None,
-                    _check("ties", lambda: (_k2,), (dA,), _TIES_MESSAGE, "check_ties", S)
+                    _check("ties", lambda: (_sym(_c0),), (dA,), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
                 ),
@@ -510,37 +523,42 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
             )
         if m < n:
             # spec/svd.yaml:177
-            _c0 = _adjoint(Vh[..., :m, :])
-            V1 = _c0
-            _c1 = _adjoint(U)
-            _c2 = _c1 @ dA
-            dP = _c2 @ V1
+            V1 = _adjoint(Vh[..., :m, :])
+            _c0 = _adjoint(U)
+            _c1 = _c0 @ dA @ V1
+            dP = _c1
             dS = _np.real(_np.diagonal(dP, 0, -2, -1)[..., :, None])
             F = _pairwise_inv(S * S)
-            _c3 = 1 / S
-            D = (1 / 2) * _diag((_np.diagonal(_skew(dP), 0, -2, -1)[..., :, None] * _c3))
-            _c4 = _diag(S)
-            _c5 = _adjoint(dP)
-            dU = U @ ((F * (dP @ _c4 + _c4 @ _c5)) + D)
-            _c6 = _adjoint(dA)
-            _c7 = _diag(_c3)
-            dV1 = V1 @ ((F * (_c4 @ dP + _c5 @ _c4)) - D) + (_c6 @ U - V1 @ _c5) @ _c7
-            _c8 = Vh[..., m:, :]
-            dVh = _adjoint(_np.concatenate([dV1, -(V1 @ _c7 @ _c1 @ dA @ _adjoint(_c8))], axis=-1))
-            _k0 = _np.concatenate([_adjoint(U[..., :, m:]) @ dA @ _c0, _c8 @ _c6 @ U], axis=-2)
-            _c9 = _c2 @ _c0
-            _k1 = _diag(_np.imag(_np.diagonal(_c9, 0, -2, -1)[..., :, None]))
-            _k2 = _sym(_c9)
+            _c2 = 1 / S
+            D = (1 / 2) * _diag((_np.diagonal(_skew(dP), 0, -2, -1)[..., :, None] * _c2))
+            _c3 = _diag(S)
+            _c4 = _adjoint(dP)
+            dU = U @ ((F * (dP @ _c3 + _c3 @ _c4)) + D)
+            _c5 = _adjoint(dA)
+            _c6 = _diag(_c2)
+            dV1 = V1 @ ((F * (_c3 @ dP + _c4 @ _c3)) - D) + (_c5 @ U - V1 @ _c4) @ _c6
+            _c7 = Vh[..., m:, :]
+            dVh = _adjoint(_np.concatenate([dV1, -(V1 @ _c6 @ _c0 @ dA @ _adjoint(_c7))], axis=-1))
             return _checked_jvp(
                 "svd",
                 (dU, dS, dVh),
                 (
                     _check(
-                        "zeros", lambda: (_k0, _k1), (A, dA), _PIVOTS_MESSAGE, "check_singular", S
+                        "zeros",
+                        lambda: (
+                            _np.concatenate(
+                                [_adjoint(U[..., :, m:]) @ dA @ V1, _c7 @ _c5 @ U], axis=-2
+                            ),
+                            _diag(_np.imag(_np.diagonal(_c1, 0, -2, -1)[..., :, None])),
+                        ),
+                        (A, dA),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
                     )
                     if check_singular
                     else None,
-                    _check("ties", lambda: (_k2,), (dA,), _TIES_MESSAGE, "check_ties", S)
+                    _check("ties", lambda: (_sym(_c1),), (dA,), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
                 ),
@@ -827,66 +845,15 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
     if full_matrices is False:
         if m >= n:
             # spec/svd.yaml:97, T2016, WZ2019, transposed (the spec gives no VJP)
-            _c0 = _adjoint(Vh)
-            V = _c0
+            V = _adjoint(Vh)
             F = _pairwise_inv(S * S)
-            _c1 = _adjoint(U)
-            _c2 = _c1 @ gU
-            _c3 = _adjoint(V)
-            _c4 = _adjoint(gVh)
-            _g_D = _c2 - _c3 @ _c4
-            _c10 = 1 / S
-            _c11 = _adjoint(_diag(_c10))
-            _c5 = _diag(S)
-            _c6 = _adjoint(_c5)
-            _c7 = _np.conj(F)
-            _c8 = _c7 * (_c3 @ _c4)
-            _c9 = _c7 * _c2
-            _g_dP = (
-                _c6 @ _c8
-                + _adjoint(_c9) @ _c5
-                + _c5 @ _adjoint(_c8)
-                + _c9 @ _c6
-                - _c1 @ gU @ _c11
-                + _diag(_np.real(gS))
-                + _skew(
-                    _diag((_np.conj(_c10) * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]))
-                )
-            )
-            gA = gU @ _c11 @ _c3 + U @ _g_dP @ _c3
-            _c12 = Vh @ _c4
-            _k0 = _np.concatenate([gU - U @ _c2, _c4 - _c0 @ _c12], axis=-2)
-            _c13 = _c2 + _c12
-            _k1 = _skew(_c13) + _diag(gS)
-            _k2 = _np.imag(_np.diagonal(_c13, 0, -2, -1)[..., :, None])
-            return _checked_vjp(
-                "svd",
-                (gA,),
-                (
-                    _check(
-                        "zeros", lambda: (_k0,), (A, gU, gVh), _PIVOTS_MESSAGE, "check_singular", S
-                    )
-                    if check_singular
-                    else None,
-                    _check("ties", lambda: (_k1,), (gS, gU, gVh), _TIES_MESSAGE, "check_ties", S)
-                    if check_ties
-                    else None,
-                    _check("vanish", lambda: (_k2,), (gU, gVh), _GAUGE_MESSAGE, "check_gauge", None)
-                    if check_gauge
-                    else None,
-                ),
-            )
-        if m < n:
-            # spec/svd.yaml:107, transposed (the spec gives no VJP)
-            _c0 = _adjoint(Vh)
-            V = _c0
-            F = _pairwise_inv(S * S)
-            _c1 = _adjoint(U) @ gU
+            _c0 = _adjoint(U)
+            _c1 = _c0 @ gU
             _c2 = _adjoint(V)
             _c3 = _adjoint(gVh)
             _g_D = _c1 - _c2 @ _c3
             _c9 = 1 / S
-            _c10 = _diag(_c9)
+            _c10 = _adjoint(_diag(_c9))
             _c4 = _diag(S)
             _c5 = _adjoint(_c4)
             _c6 = _np.conj(F)
@@ -897,31 +864,102 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 + _adjoint(_c8) @ _c4
                 + _c4 @ _adjoint(_c7)
                 + _c8 @ _c5
-                - _c10 @ gVh @ V
+                - _c0 @ gU @ _c10
                 + _diag(_np.real(gS))
                 + _skew(
                     _diag((_np.conj(_c9) * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]))
                 )
             )
-            gA = U @ _c10 @ gVh + U @ _g_dP @ _c2
-            _c11 = Vh @ _c3
-            _k0 = _np.concatenate([gU - U @ _c1, _c3 - _c0 @ _c11], axis=-2)
-            _c12 = _c1 + _c11
-            _k1 = _skew(_c12) + _diag(gS)
-            _k2 = _np.imag(_np.diagonal(_c12, 0, -2, -1)[..., :, None])
+            gA = gU @ _c10 @ _c2 + U @ _g_dP @ _c2
+
+            def _kv0():
+                _c11 = Vh @ _c3
+                _k0 = _np.concatenate([gU - U @ _c1, _c3 - V @ _c11], axis=-2)
+                return (_k0,)
+
+            def _kv1():
+                _c11 = Vh @ _c3
+                _c12 = _c1 + _c11
+                _k1 = _skew(_c12) + _diag(gS)
+                return (_k1,)
+
+            def _kv2():
+                _c11 = Vh @ _c3
+                _c12 = _c1 + _c11
+                _k2 = _np.imag(_np.diagonal(_c12, 0, -2, -1)[..., :, None])
+                return (_k2,)
+
             return _checked_vjp(
                 "svd",
                 (gA,),
                 (
-                    _check(
-                        "zeros", lambda: (_k0,), (A, gU, gVh), _PIVOTS_MESSAGE, "check_singular", S
-                    )
+                    _check("zeros", _kv0, (A, gU, gVh), _PIVOTS_MESSAGE, "check_singular", S)
                     if check_singular
                     else None,
-                    _check("ties", lambda: (_k1,), (gS, gU, gVh), _TIES_MESSAGE, "check_ties", S)
+                    _check("ties", _kv1, (gS, gU, gVh), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
-                    _check("vanish", lambda: (_k2,), (gU, gVh), _GAUGE_MESSAGE, "check_gauge", None)
+                    _check("vanish", _kv2, (gU, gVh), _GAUGE_MESSAGE, "check_gauge", None)
+                    if check_gauge
+                    else None,
+                ),
+            )
+        if m < n:
+            # spec/svd.yaml:107, transposed (the spec gives no VJP)
+            V = _adjoint(Vh)
+            F = _pairwise_inv(S * S)
+            _c0 = _adjoint(U) @ gU
+            _c1 = _adjoint(V)
+            _c2 = _adjoint(gVh)
+            _g_D = _c0 - _c1 @ _c2
+            _c3 = _diag(S)
+            _c4 = _adjoint(_c3)
+            _c5 = _np.conj(F)
+            _c6 = _c5 * (_c1 @ _c2)
+            _c7 = _c5 * _c0
+            _c8 = 1 / S
+            _c9 = _diag(_c8)
+            _g_dP = (
+                _c4 @ _c6
+                + _adjoint(_c7) @ _c3
+                + _c3 @ _adjoint(_c6)
+                + _c7 @ _c4
+                - _c9 @ gVh @ V
+                + _diag(_np.real(gS))
+                + _skew(
+                    _diag((_np.conj(_c8) * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]))
+                )
+            )
+            gA = U @ _c9 @ gVh + U @ _g_dP @ _c1
+
+            def _kv0():
+                _c10 = Vh @ _c2
+                _k0 = _np.concatenate([gU - U @ _c0, _c2 - V @ _c10], axis=-2)
+                return (_k0,)
+
+            def _kv1():
+                _c10 = Vh @ _c2
+                _c11 = _c0 + _c10
+                _k1 = _skew(_c11) + _diag(gS)
+                return (_k1,)
+
+            def _kv2():
+                _c10 = Vh @ _c2
+                _c11 = _c0 + _c10
+                _k2 = _np.imag(_np.diagonal(_c11, 0, -2, -1)[..., :, None])
+                return (_k2,)
+
+            return _checked_vjp(
+                "svd",
+                (gA,),
+                (
+                    _check("zeros", _kv0, (A, gU, gVh), _PIVOTS_MESSAGE, "check_singular", S)
+                    if check_singular
+                    else None,
+                    _check("ties", _kv1, (gS, gU, gVh), _TIES_MESSAGE, "check_ties", S)
+                    if check_ties
+                    else None,
+                    _check("vanish", _kv2, (gU, gVh), _GAUGE_MESSAGE, "check_gauge", None)
                     if check_gauge
                     else None,
                 ),
@@ -929,13 +967,84 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
     if full_matrices is True:
         if m == n:
             # spec/svd.yaml:154, transposed (the spec gives no VJP)
-            _c0 = _adjoint(Vh)
-            V = _c0
+            V = _adjoint(Vh)
             F = _pairwise_inv(S * S)
-            _c1 = _adjoint(U) @ gU
+            _c0 = _adjoint(U) @ gU
+            _c1 = _adjoint(V)
+            _c2 = _adjoint(gVh)
+            _g_D = _c0 - _c1 @ _c2
+            _c3 = _diag(S)
+            _c4 = _adjoint(_c3)
+            _c5 = _np.conj(F)
+            _c6 = _c5 * (_c1 @ _c2)
+            _c7 = _c5 * _c0
+            _g_dP = (
+                _c4 @ _c6
+                + _adjoint(_c7) @ _c3
+                + _c3 @ _adjoint(_c6)
+                + _c7 @ _c4
+                + _diag(_np.real(gS))
+                + _skew(
+                    _diag((_np.conj(1 / S) * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]))
+                )
+            )
+            gA = U @ _g_dP @ _c1
+
+            def _kv0():
+                _c10 = Vh[..., m:, :]
+                _c11 = gVh[..., m:, :]
+                _c8 = _adjoint(U[..., :, m:])
+                _c9 = gU[..., :, m:]
+                _k0 = _np.concatenate(
+                    [_c8 @ gU - _adjoint(_c9) @ U, _c10 @ _c2 - _c11 @ V], axis=-2
+                )
+                return (_k0,)
+
+            def _kv1():
+                _c12 = _c0 + Vh @ _c2
+                _k1 = _skew(_c12) + _diag(gS)
+                return (_k1,)
+
+            def _kv2():
+                _c10 = Vh[..., m:, :]
+                _c11 = gVh[..., m:, :]
+                _c8 = _adjoint(U[..., :, m:])
+                _c9 = gU[..., :, m:]
+                _c12 = _c0 + Vh @ _c2
+                _k2 = _np.imag(_np.diagonal(_c12, 0, -2, -1)[..., :, None])
+                _k3 = _skew(_c8 @ _c9)
+                _k4 = _skew(_c10 @ _adjoint(_c11))
+                return (_k2, _k3, _k4)
+
+            return _checked_vjp(
+                "svd",
+                (gA,),
+                (
+                    _check("zeros", _kv0, (A, gU, gVh), _PIVOTS_MESSAGE, "check_singular", S)
+                    if check_singular
+                    else None,
+                    _check("ties", _kv1, (gS, gU, gVh), _TIES_MESSAGE, "check_ties", S)
+                    if check_ties
+                    else None,
+                    _check("vanish", _kv2, (gU, gVh), _GAUGE_MESSAGE_2, "check_gauge", None)
+                    if check_gauge
+                    else None,
+                ),
+            )
+        if m > n:
+            # spec/svd.yaml:164, transposed (the spec gives no VJP)
+            V = _adjoint(Vh)
+            U1 = U[..., :, :n]
+            F = _pairwise_inv(S * S)
+            _g_dU1 = gU[..., :, :n]
+            _c0 = _adjoint(U1)
+            _c1 = _c0 @ _g_dU1
             _c2 = _adjoint(V)
             _c3 = _adjoint(gVh)
             _g_D = _c1 - _c2 @ _c3
+            _c9 = 1 / S
+            _c10 = _diag(_c9)
+            _c11 = _adjoint(_c10)
             _c4 = _diag(S)
             _c5 = _adjoint(_c4)
             _c6 = _np.conj(F)
@@ -946,112 +1055,50 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 + _adjoint(_c8) @ _c4
                 + _c4 @ _adjoint(_c7)
                 + _c8 @ _c5
+                - _c0 @ _g_dU1 @ _c11
                 + _diag(_np.real(gS))
                 + _skew(
-                    _diag((_np.conj(1 / S) * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]))
+                    _diag((_np.conj(_c9) * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]))
                 )
             )
-            gA = U @ _g_dP @ _c2
-            _c10 = gU[..., :, m:]
-            _c11 = Vh[..., m:, :]
-            _c12 = gVh[..., m:, :]
-            _c9 = _adjoint(U[..., :, m:])
-            _k0 = _np.concatenate([_c9 @ gU - _adjoint(_c10) @ U, _c11 @ _c3 - _c12 @ _c0], axis=-2)
-            _c13 = _c1 + Vh @ _c3
-            _k1 = _skew(_c13) + _diag(gS)
-            _k2 = _np.imag(_np.diagonal(_c13, 0, -2, -1)[..., :, None])
-            _k3 = _skew(_c9 @ _c10)
-            _k4 = _skew(_c11 @ _adjoint(_c12))
-            return _checked_vjp(
-                "svd",
-                (gA,),
-                (
-                    _check(
-                        "zeros", lambda: (_k0,), (A, gU, gVh), _PIVOTS_MESSAGE, "check_singular", S
-                    )
-                    if check_singular
-                    else None,
-                    _check("ties", lambda: (_k1,), (gS, gU, gVh), _TIES_MESSAGE, "check_ties", S)
-                    if check_ties
-                    else None,
-                    _check(
-                        "vanish",
-                        lambda: (_k2, _k3, _k4),
-                        (gU, gVh),
-                        _GAUGE_MESSAGE_2,
-                        "check_gauge",
-                        None,
-                    )
-                    if check_gauge
-                    else None,
-                ),
-            )
-        if m > n:
-            # spec/svd.yaml:164, transposed (the spec gives no VJP)
-            _c0 = _adjoint(Vh)
-            V = _c0
-            _c1 = U[..., :, :n]
-            U1 = _c1
-            F = _pairwise_inv(S * S)
-            _c2 = gU[..., :, :n]
-            _g_dU1 = _c2
-            _c3 = _adjoint(U1)
-            _c4 = _c3 @ _g_dU1
-            _c5 = _adjoint(V)
-            _c6 = _adjoint(gVh)
-            _g_D = _c4 - _c5 @ _c6
-            _c9 = _np.conj(F)
-            _c10 = _c9 * (_c5 @ _c6)
-            _c11 = _c9 * _c4
-            _c12 = 1 / S
-            _c13 = _diag(_c12)
+            _c12 = U[..., :, n:]
+            _c13 = gU[..., :, n:]
             _c14 = _adjoint(_c13)
-            _c7 = _diag(S)
-            _c8 = _adjoint(_c7)
-            _g_dP = (
-                _c8 @ _c10
-                + _adjoint(_c11) @ _c7
-                + _c7 @ _adjoint(_c10)
-                + _c11 @ _c8
-                - _c3 @ _g_dU1 @ _c14
-                + _diag(_np.real(gS))
-                + _skew(
-                    _diag((_np.conj(_c12) * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]))
-                )
-            )
-            _c15 = U[..., :, n:]
-            _c16 = gU[..., :, n:]
-            _c17 = _adjoint(_c16)
-            gA = _g_dU1 @ _c14 @ _c5 + U1 @ _g_dP @ _c5 - _c15 @ _c17 @ U1 @ _c13 @ Vh
-            _c18 = _adjoint(_c15)
-            _c19 = Vh[..., n:, :]
-            _c20 = gVh[..., n:, :]
-            _k0 = _np.concatenate([_c18 @ _c2 - _c17 @ _c1, _c19 @ _c6 - _c20 @ _c0], axis=-2)
-            _c21 = _adjoint(_c1) @ _c2 + Vh @ _c6
-            _k1 = _skew(_c21) + _diag(gS)
-            _k2 = _np.imag(_np.diagonal(_c21, 0, -2, -1)[..., :, None])
-            _k3 = _skew(_c18 @ _c16)
-            _k4 = _skew(_c19 @ _adjoint(_c20))
+            gA = _g_dU1 @ _c11 @ _c2 + U1 @ _g_dP @ _c2 - _c12 @ _c14 @ U1 @ _c10 @ Vh
+
+            def _kv0():
+                _c15 = _adjoint(_c12)
+                _c16 = Vh[..., n:, :]
+                _c17 = gVh[..., n:, :]
+                _k0 = _np.concatenate([_c15 @ _g_dU1 - _c14 @ U1, _c16 @ _c3 - _c17 @ V], axis=-2)
+                return (_k0,)
+
+            def _kv1():
+                _c18 = _c1 + Vh @ _c3
+                _k1 = _skew(_c18) + _diag(gS)
+                return (_k1,)
+
+            def _kv2():
+                _c15 = _adjoint(_c12)
+                _c16 = Vh[..., n:, :]
+                _c17 = gVh[..., n:, :]
+                _c18 = _c1 + Vh @ _c3
+                _k2 = _np.imag(_np.diagonal(_c18, 0, -2, -1)[..., :, None])
+                _k3 = _skew(_c15 @ _c13)
+                _k4 = _skew(_c16 @ _adjoint(_c17))
+                return (_k2, _k3, _k4)
+
             return _checked_vjp(
                 "svd",
                 (gA,),
                 (
-                    _check(
-                        "zeros", lambda: (_k0,), (A, gU, gVh), _PIVOTS_MESSAGE, "check_singular", S
-                    )
+                    _check("zeros", _kv0, (A, gU, gVh), _PIVOTS_MESSAGE, "check_singular", S)
                     if check_singular
                     else None,
-                    _check("ties", lambda: (_k1,), (gS, gU, gVh), _TIES_MESSAGE, "check_ties", S)
+                    _check("ties", _kv1, (gS, gU, gVh), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
-                    _check(
-                        "vanish",
-                        lambda: (_k2, _k3, _k4),
-                        (gU, gVh),
-                        _GAUGE_MESSAGE_2,
-                        "check_gauge",
-                        None,
-                    )
+                    _check("vanish", _kv2, (gU, gVh), _GAUGE_MESSAGE_2, "check_gauge", None)
                     if check_gauge
                     else None,
                 ),
@@ -1059,71 +1106,77 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
         if m < n:
             # spec/svd.yaml:177, transposed (the spec gives no VJP)
             _c0 = Vh[..., :m, :]
-            _c1 = _adjoint(_c0)
-            V1 = _c1
+            V1 = _adjoint(_c0)
             F = _pairwise_inv(S * S)
-            _c2 = _adjoint(gVh)
-            _g_dV1 = _c2[..., :, :m]
-            _c3 = _adjoint(U) @ gU
-            _c4 = _adjoint(V1)
-            _g_D = _c3 - _c4 @ _g_dV1
-            _c10 = 1 / S
-            _c11 = _diag(_c10)
-            _c12 = _adjoint(_g_dV1)
-            _c5 = _diag(S)
-            _c6 = _adjoint(_c5)
-            _c7 = _np.conj(F)
-            _c8 = _c7 * (_c4 @ _g_dV1)
-            _c9 = _c7 * _c3
+            _c1 = _adjoint(gVh)
+            _g_dV1 = _c1[..., :, :m]
+            _c2 = _adjoint(U) @ gU
+            _c3 = _adjoint(V1)
+            _g_D = _c2 - _c3 @ _g_dV1
+            _c9 = 1 / S
+            _c10 = _diag(_c9)
+            _c11 = _adjoint(_g_dV1)
+            _c4 = _diag(S)
+            _c5 = _adjoint(_c4)
+            _c6 = _np.conj(F)
+            _c7 = _c6 * (_c3 @ _g_dV1)
+            _c8 = _c6 * _c2
             _g_dP = (
-                _c6 @ _c8
-                + _adjoint(_c9) @ _c5
-                + _c5 @ _adjoint(_c8)
-                + _c9 @ _c6
-                - _c11 @ _c12 @ V1
+                _c5 @ _c7
+                + _adjoint(_c8) @ _c4
+                + _c4 @ _adjoint(_c7)
+                + _c8 @ _c5
+                - _c10 @ _c11 @ V1
                 + _diag(_np.real(gS))
                 + _skew(
-                    _diag((_np.conj(_c10) * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]))
+                    _diag((_np.conj(_c9) * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]))
                 )
             )
-            _c13 = Vh[..., m:, :]
+            _c12 = Vh[..., m:, :]
             gA = (
-                U @ _c11 @ _c12
-                + U @ _g_dP @ _c4
-                - U @ _adjoint(_c11) @ _c4 @ _c2[..., :, m:] @ _c13
+                U @ _c10 @ _c11
+                + U @ _g_dP @ _c3
+                - U @ _adjoint(_c10) @ _c3 @ _c1[..., :, m:] @ _c12
             )
-            _c14 = _adjoint(U[..., :, m:])
-            _c15 = gU[..., :, m:]
-            _c16 = _adjoint(gVh[..., :m, :])
-            _c17 = gVh[..., m:, :]
-            _k0 = _np.concatenate(
-                [_c14 @ gU - _adjoint(_c15) @ U, _c13 @ _c16 - _c17 @ _c1], axis=-2
-            )
-            _c18 = _c3 + _c0 @ _c16
-            _k1 = _skew(_c18) + _diag(gS)
-            _k2 = _np.imag(_np.diagonal(_c18, 0, -2, -1)[..., :, None])
-            _k3 = _skew(_c14 @ _c15)
-            _k4 = _skew(_c13 @ _adjoint(_c17))
+
+            def _kv0():
+                _c13 = _adjoint(U[..., :, m:])
+                _c14 = gU[..., :, m:]
+                _c15 = _adjoint(gVh[..., :m, :])
+                _c16 = gVh[..., m:, :]
+                _k0 = _np.concatenate(
+                    [_c13 @ gU - _adjoint(_c14) @ U, _c12 @ _c15 - _c16 @ V1], axis=-2
+                )
+                return (_k0,)
+
+            def _kv1():
+                _c15 = _adjoint(gVh[..., :m, :])
+                _c17 = _c2 + _c0 @ _c15
+                _k1 = _skew(_c17) + _diag(gS)
+                return (_k1,)
+
+            def _kv2():
+                _c13 = _adjoint(U[..., :, m:])
+                _c14 = gU[..., :, m:]
+                _c15 = _adjoint(gVh[..., :m, :])
+                _c16 = gVh[..., m:, :]
+                _c17 = _c2 + _c0 @ _c15
+                _k2 = _np.imag(_np.diagonal(_c17, 0, -2, -1)[..., :, None])
+                _k3 = _skew(_c13 @ _c14)
+                _k4 = _skew(_c12 @ _adjoint(_c16))
+                return (_k2, _k3, _k4)
+
             return _checked_vjp(
                 "svd",
                 (gA,),
                 (
-                    _check(
-                        "zeros", lambda: (_k0,), (A, gU, gVh), _PIVOTS_MESSAGE, "check_singular", S
-                    )
+                    _check("zeros", _kv0, (A, gU, gVh), _PIVOTS_MESSAGE, "check_singular", S)
                     if check_singular
                     else None,
-                    _check("ties", lambda: (_k1,), (gS, gU, gVh), _TIES_MESSAGE, "check_ties", S)
+                    _check("ties", _kv1, (gS, gU, gVh), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
-                    _check(
-                        "vanish",
-                        lambda: (_k2, _k3, _k4),
-                        (gU, gVh),
-                        _GAUGE_MESSAGE_2,
-                        "check_gauge",
-                        None,
-                    )
+                    _check("vanish", _kv2, (gU, gVh), _GAUGE_MESSAGE_2, "check_gauge", None)
                     if check_gauge
                     else None,
                 ),

@@ -118,20 +118,7 @@ def _jvp_checks(A, L, Q, dA, UPLO, check_gauge, check_ties):
     the variant's checks for _checked_jvp, each None when its option is off."""
     n = A.shape[-2]
 
-    if UPLO == "L":
-        return (
-            _check(
-                "ties",
-                lambda: (_mm(_mm(Q.mH, _sym(dA)), Q),),
-                (dA,),
-                _TIES_MESSAGE,
-                "check_ties",
-                L,
-            )
-            if check_ties
-            else None,
-        )
-    if UPLO == "U":
+    if UPLO == "L" or UPLO == "U":
         return (
             _check(
                 "ties",
@@ -153,38 +140,16 @@ def _jvp_rule(A, L, Q, dA, UPLO, check_gauge, check_ties):
 
     _checks = _jvp_checks(A, L, Q, dA, UPLO, check_gauge, check_ties)
     _raise_if_failed("eigh", _checks, (dA,), "tangent")
-    if UPLO == "L":
+    if UPLO == "L" or UPLO == "U":
         # spec/eigh.yaml:78, G2008 Sec. 3.1
-        _c0 = _mm(_mm(Q.mH, _sym(dA)), Q)
-        X = _c0
+        X = _mm(_mm(Q.mH, _sym(dA)), Q)
         dL = _re(X.diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
         dQ = _mm(Q, _pairwise_inv(L) * X)
-        _k0 = _c0
         return _checked_jvp(
             "eigh",
             (dL, dQ),
             (
-                _check("ties", lambda: (_k0,), (dA,), _TIES_MESSAGE, "check_ties", L)
-                if check_ties
-                else None,
-            ),
-            _vjp_checks,
-            (A, L, Q),
-            _differentiable(UPLO, check_gauge, check_ties),
-            (UPLO, check_gauge, check_ties),
-        )
-    if UPLO == "U":
-        # spec/eigh.yaml:78, G2008 Sec. 3.1
-        _c0 = _mm(_mm(Q.mH, _sym(dA)), Q)
-        X = _c0
-        dL = _re(X.diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
-        dQ = _mm(Q, _pairwise_inv(L) * X)
-        _k0 = _c0
-        return _checked_jvp(
-            "eigh",
-            (dL, dQ),
-            (
-                _check("ties", lambda: (_k0,), (dA,), _TIES_MESSAGE, "check_ties", L)
+                _check("ties", lambda: (X,), (dA,), _TIES_MESSAGE, "check_ties", L)
                 if check_ties
                 else None,
             ),
@@ -201,30 +166,7 @@ def _vjp_checks(A, L, Q, gL, gQ, UPLO, check_gauge, check_ties):
     the variant's checks for _checked_vjp, each None when its option is off."""
     n = A.shape[-2]
 
-    if UPLO == "L":
-        return (
-            _check(
-                "ties",
-                lambda: (_skew(_mm(Q.mH, gQ)) + _torch.diag_embed(gL.squeeze(-1)),),
-                (gL, gQ),
-                _TIES_MESSAGE,
-                "check_ties",
-                L,
-            )
-            if check_ties
-            else None,
-            _check(
-                "vanish",
-                lambda: (_im((Q.mH * gQ.mT).sum(-1).unsqueeze(-1)),),
-                (gQ,),
-                _GAUGE_MESSAGE,
-                "check_gauge",
-                None,
-            )
-            if check_gauge
-            else None,
-        )
-    if UPLO == "U":
+    if UPLO == "L" or UPLO == "U":
         return (
             _check(
                 "ties",
@@ -256,44 +198,35 @@ def _vjp_rule(A, L, Q, gL, gQ, UPLO, check_gauge, check_ties):
 
     _checks = _vjp_checks(A, L, Q, gL, gQ, UPLO, check_gauge, check_ties)
     _raise_if_failed("eigh", _checks, (gL, gQ), "cotangent")
-    if UPLO == "L":
+    if UPLO == "L" or UPLO == "U":
         # spec/eigh.yaml:83, G2008 Sec. 3.1
         _c0 = Q.mH
         _c1 = _mm(_c0, gQ)
         gA = _sym(
             _mm(_mm(Q, _torch.diag_embed(_re(gL).squeeze(-1)) + (_pairwise_inv(L) * _c1)), _c0)
         )
-        _k0 = _skew(_c1) + _torch.diag_embed(gL.squeeze(-1))
-        _k1 = _im(_c1.diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
         return _checked_vjp(
             "eigh",
             (gA,),
             (
-                _check("ties", lambda: (_k0,), (gL, gQ), _TIES_MESSAGE, "check_ties", L)
+                _check(
+                    "ties",
+                    lambda: (_skew(_c1) + _torch.diag_embed(gL.squeeze(-1)),),
+                    (gL, gQ),
+                    _TIES_MESSAGE,
+                    "check_ties",
+                    L,
+                )
                 if check_ties
                 else None,
-                _check("vanish", lambda: (_k1,), (gQ,), _GAUGE_MESSAGE, "check_gauge", None)
-                if check_gauge
-                else None,
-            ),
-        )
-    if UPLO == "U":
-        # spec/eigh.yaml:83, G2008 Sec. 3.1
-        _c0 = Q.mH
-        _c1 = _mm(_c0, gQ)
-        gA = _sym(
-            _mm(_mm(Q, _torch.diag_embed(_re(gL).squeeze(-1)) + (_pairwise_inv(L) * _c1)), _c0)
-        )
-        _k0 = _skew(_c1) + _torch.diag_embed(gL.squeeze(-1))
-        _k1 = _im(_c1.diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
-        return _checked_vjp(
-            "eigh",
-            (gA,),
-            (
-                _check("ties", lambda: (_k0,), (gL, gQ), _TIES_MESSAGE, "check_ties", L)
-                if check_ties
-                else None,
-                _check("vanish", lambda: (_k1,), (gQ,), _GAUGE_MESSAGE, "check_gauge", None)
+                _check(
+                    "vanish",
+                    lambda: (_im(_c1.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)),),
+                    (gQ,),
+                    _GAUGE_MESSAGE,
+                    "check_gauge",
+                    None,
+                )
                 if check_gauge
                 else None,
             ),

@@ -104,12 +104,11 @@ def _jvp_rule(A, L, V, dA, check_ties):
         # spec/eigvals.yaml:44, G2008 Sec. 3.1
         _c0 = _torch.linalg.solve(V, _mm(dA, V), left=True)
         dL = _c0.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
-        _k0 = _c0
         return _checked_jvp(
             "eigvals",
             (dL,),
             (
-                _check("ties", lambda: (_k0,), (dA,), _TIES_MESSAGE, "check_ties", L)
+                _check("ties", lambda: (_c0,), (dA,), _TIES_MESSAGE, "check_ties", L)
                 if check_ties
                 else None,
             ),
@@ -153,12 +152,11 @@ def _vjp_rule(A, L, V, gL, gV, check_ties):
         _c0 = V.mH
         _c1 = _torch.diag_embed(gL.squeeze(-1))
         gA = _torch.linalg.solve(_c0, _mm(_c1, _c0), left=True)
-        _k0 = _c1
         return _checked_vjp(
             "eigvals",
             (gA,),
             (
-                _check("ties", lambda: (_k0,), (gL,), _TIES_MESSAGE, "check_ties", L)
+                _check("ties", lambda: (_c1,), (gL,), _TIES_MESSAGE, "check_ties", L)
                 if check_ties
                 else None,
             ),

@@ -102,20 +102,7 @@ def _jvp_checks(A, L, Q, dA, UPLO, check_ties):
     the variant's checks for _checked_jvp, each None when its option is off."""
     n = A.shape[-2]
 
-    if UPLO == "L":
-        return (
-            _check(
-                "ties",
-                lambda: (_mm(_mm(Q.mH, _sym(dA)), Q),),
-                (dA,),
-                _TIES_MESSAGE,
-                "check_ties",
-                L,
-            )
-            if check_ties
-            else None,
-        )
-    if UPLO == "U":
+    if UPLO == "L" or UPLO == "U":
         return (
             _check(
                 "ties",
@@ -137,34 +124,15 @@ def _jvp_rule(A, L, Q, dA, UPLO, check_ties):
 
     _checks = _jvp_checks(A, L, Q, dA, UPLO, check_ties)
     _raise_if_failed("eigvalsh", _checks, (dA,), "tangent")
-    if UPLO == "L":
+    if UPLO == "L" or UPLO == "U":
         # spec/eigvalsh.yaml:55, M1985 Theorem 1
         _c0 = _mm(_mm(Q.mH, _sym(dA)), Q)
         dL = _re(_c0.diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
-        _k0 = _c0
         return _checked_jvp(
             "eigvalsh",
             (dL,),
             (
-                _check("ties", lambda: (_k0,), (dA,), _TIES_MESSAGE, "check_ties", L)
-                if check_ties
-                else None,
-            ),
-            _vjp_checks,
-            (A, L, Q),
-            _differentiable(UPLO, check_ties),
-            (UPLO, check_ties),
-        )
-    if UPLO == "U":
-        # spec/eigvalsh.yaml:55, M1985 Theorem 1
-        _c0 = _mm(_mm(Q.mH, _sym(dA)), Q)
-        dL = _re(_c0.diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
-        _k0 = _c0
-        return _checked_jvp(
-            "eigvalsh",
-            (dL,),
-            (
-                _check("ties", lambda: (_k0,), (dA,), _TIES_MESSAGE, "check_ties", L)
+                _check("ties", lambda: (_c0,), (dA,), _TIES_MESSAGE, "check_ties", L)
                 if check_ties
                 else None,
             ),
@@ -181,20 +149,7 @@ def _vjp_checks(A, L, Q, gL, gQ, UPLO, check_ties):
     the variant's checks for _checked_vjp, each None when its option is off."""
     n = A.shape[-2]
 
-    if UPLO == "L":
-        return (
-            _check(
-                "ties",
-                lambda: (_torch.diag_embed(gL.squeeze(-1)),),
-                (gL,),
-                _TIES_MESSAGE,
-                "check_ties",
-                L,
-            )
-            if check_ties
-            else None,
-        )
-    if UPLO == "U":
+    if UPLO == "L" or UPLO == "U":
         return (
             _check(
                 "ties",
@@ -216,28 +171,21 @@ def _vjp_rule(A, L, Q, gL, gQ, UPLO, check_ties):
 
     _checks = _vjp_checks(A, L, Q, gL, gQ, UPLO, check_ties)
     _raise_if_failed("eigvalsh", _checks, (gL, gQ), "cotangent")
-    if UPLO == "L":
+    if UPLO == "L" or UPLO == "U":
         # spec/eigvalsh.yaml:58, G2008 Sec. 3.1
         gA = _sym(_mm(Q * _re(gL).mT, Q.mH))
-        _k0 = _torch.diag_embed(gL.squeeze(-1))
         return _checked_vjp(
             "eigvalsh",
             (gA,),
             (
-                _check("ties", lambda: (_k0,), (gL,), _TIES_MESSAGE, "check_ties", L)
-                if check_ties
-                else None,
-            ),
-        )
-    if UPLO == "U":
-        # spec/eigvalsh.yaml:58, G2008 Sec. 3.1
-        gA = _sym(_mm(Q * _re(gL).mT, Q.mH))
-        _k0 = _torch.diag_embed(gL.squeeze(-1))
-        return _checked_vjp(
-            "eigvalsh",
-            (gA,),
-            (
-                _check("ties", lambda: (_k0,), (gL,), _TIES_MESSAGE, "check_ties", L)
+                _check(
+                    "ties",
+                    lambda: (_torch.diag_embed(gL.squeeze(-1)),),
+                    (gL,),
+                    _TIES_MESSAGE,
+                    "check_ties",
+                    L,
+                )
                 if check_ties
                 else None,
             ),

@@ -336,45 +336,47 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
     if full_matrices is False:
         if m >= n:
             # spec/svd.yaml:97, T2016, WZ2019
-            _c0 = Vh.mH
-            V = _c0
-            _c1 = _mm(U.mH, dA)
-            dP = _mm(_c1, V)
+            V = Vh.mH
+            _c0 = _mm(_mm(U.mH, dA), V)
+            dP = _c0
             dS = _re(dP.diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
             F = _pairwise_inv(S * S)
-            _c2 = S.reciprocal()
+            _c1 = S.reciprocal()
             D = (1 / 2) * _torch.diag_embed(
-                (_skew(dP).diagonal(dim1=-2, dim2=-1).unsqueeze(-1) * _c2).squeeze(-1)
+                (_skew(dP).diagonal(dim1=-2, dim2=-1).unsqueeze(-1) * _c1).squeeze(-1)
             )
-            _c3 = _torch.diag_embed(S.squeeze(-1))
-            _c4 = dP.mH
+            _c2 = _torch.diag_embed(S.squeeze(-1))
+            _c3 = dP.mH
+            _c4 = _mm(dA, V)
             dU = _addmm(
-                (_addmm(_mm(dA, V), U, dP, alpha=-1)) * _c2.mT,
+                (_addmm(_c4, U, dP, alpha=-1)) * _c1.mT,
                 U,
-                (F * (_addmm(_mm(dP, _c3), _c3, _c4))) + D,
+                (F * (_addmm(_mm(dP, _c2), _c2, _c3))) + D,
             )
-            dVh = (_mm(V, (F * (_addmm(_mm(_c3, dP), _c4, _c3))) - D)).mH
-            _c5 = _mm(_c1, _c0)
-            _c6 = dA.mH
-            _k0 = _torch.cat(
-                [
-                    _addmm(_mm(dA, _c0), U, _c5, alpha=-1),
-                    _addmm(_mm(_c6, U), _c0, _mm(_mm(Vh, _c6), U), alpha=-1),
-                ],
-                dim=-2,
-            )
-            _k1 = _torch.diag_embed(_im(_c5.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)).squeeze(-1))
-            _k2 = _sym(_c5)
+            dVh = (_mm(V, (F * (_addmm(_mm(_c2, dP), _c3, _c2))) - D)).mH
+
+            def _kv0():
+                _c5 = dA.mH
+                _k0 = _torch.cat(
+                    [
+                        _addmm(_c4, U, _c0, alpha=-1),
+                        _addmm(_mm(_c5, U), V, _mm(_mm(Vh, _c5), U), alpha=-1),
+                    ],
+                    dim=-2,
+                )
+                _k1 = _torch.diag_embed(
+                    _im(_c0.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)).squeeze(-1)
+                )
+                return (_k0, _k1)
+
             return _checked_jvp(
                 "svd",
                 (dU, dS, dVh),
                 (
-                    _check(
-                        "zeros", lambda: (_k0, _k1), (A, dA), _PIVOTS_MESSAGE, "check_singular", S
-                    )
+                    _check("zeros", _kv0, (A, dA), _PIVOTS_MESSAGE, "check_singular", S)
                     if check_singular
                     else None,
-                    _check("ties", lambda: (_k2,), (dA,), _TIES_MESSAGE, "check_ties", S)
+                    _check("ties", lambda: (_sym(_c0),), (dA,), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
                 ),
@@ -385,48 +387,53 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
             )
         if m < n:
             # spec/svd.yaml:107
-            _c0 = Vh.mH
-            V = _c0
-            _c1 = _mm(U.mH, dA)
-            dP = _mm(_c1, V)
+            V = Vh.mH
+            _c0 = _mm(_mm(U.mH, dA), V)
+            dP = _c0
             dS = _re(dP.diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
             F = _pairwise_inv(S * S)
-            _c2 = S.reciprocal()
+            _c1 = S.reciprocal()
             D = (1 / 2) * _torch.diag_embed(
-                (_skew(dP).diagonal(dim1=-2, dim2=-1).unsqueeze(-1) * _c2).squeeze(-1)
+                (_skew(dP).diagonal(dim1=-2, dim2=-1).unsqueeze(-1) * _c1).squeeze(-1)
             )
-            _c3 = _torch.diag_embed(S.squeeze(-1))
-            _c4 = dP.mH
-            dU = _mm(U, (F * (_addmm(_mm(dP, _c3), _c3, _c4))) + D)
-            _c5 = dA.mH
-            _c6 = _mm(_c5, U)
+            _c2 = _torch.diag_embed(S.squeeze(-1))
+            _c3 = dP.mH
+            dU = _mm(U, (F * (_addmm(_mm(dP, _c2), _c2, _c3))) + D)
+            _c4 = dA.mH
+            _c5 = _mm(_c4, U)
             dVh = (
                 _addmm(
-                    (_addmm(_c6, V, _c4, alpha=-1)) * _c2.mT,
+                    (_addmm(_c5, V, _c3, alpha=-1)) * _c1.mT,
                     V,
-                    (F * (_addmm(_mm(_c3, dP), _c4, _c3))) - D,
+                    (F * (_addmm(_mm(_c2, dP), _c3, _c2))) - D,
                 )
             ).mH
-            _c7 = _mm(_c1, _c0)
-            _k0 = _torch.cat(
-                [
-                    _addmm(_mm(dA, _c0), U, _c7, alpha=-1),
-                    _addmm(_c6, _c0, _mm(_mm(Vh, _c5), U), alpha=-1),
-                ],
-                dim=-2,
-            )
-            _k1 = _torch.diag_embed(_im(_c7.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)).squeeze(-1))
-            _k2 = _sym(_c7)
             return _checked_jvp(
                 "svd",
                 (dU, dS, dVh),
                 (
                     _check(
-                        "zeros", lambda: (_k0, _k1), (A, dA), _PIVOTS_MESSAGE, "check_singular", S
+                        "zeros",
+                        lambda: (
+                            _torch.cat(
+                                [
+                                    _addmm(_mm(dA, V), U, _c0, alpha=-1),
+                                    _addmm(_c5, V, _mm(_mm(Vh, _c4), U), alpha=-1),
+                                ],
+                                dim=-2,
+                            ),
+                            _torch.diag_embed(
+                                _im(_c0.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)).squeeze(-1)
+                            ),
+                        ),
+                        (A, dA),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
                     )
                     if check_singular
                     else None,
-                    _check("ties", lambda: (_k2,), (dA,), _TIES_MESSAGE, "check_ties", S)
+                    _check("ties", lambda: (_sym(_c0),), (dA,), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
                 ),
@@ -438,35 +445,44 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
     if full_matrices is True:
         if m == n:
             # spec/svd.yaml:154
-            _c0 = Vh.mH
-            V = _c0
-            _c1 = _mm(U.mH, dA)
-            dP = _mm(_c1, V)
+            V = Vh.mH
+            _c0 = _mm(_mm(U.mH, dA), V)
+            dP = _c0
             dS = _re(dP.diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
             F = _pairwise_inv(S * S)
             D = (1 / 2) * _torch.diag_embed(
                 (_skew(dP).diagonal(dim1=-2, dim2=-1).unsqueeze(-1) * S.reciprocal()).squeeze(-1)
             )
-            _c2 = _torch.diag_embed(S.squeeze(-1))
-            _c3 = dP.mH
-            dU = _mm(U, (F * (_addmm(_mm(dP, _c2), _c2, _c3))) + D)
-            dVh = (_mm(V, (F * (_addmm(_mm(_c2, dP), _c3, _c2))) - D)).mH
-            _k0 = _torch.cat(
-                [_mm(_mm(U[..., :, m:].mH, dA), _c0), _mm(_mm(Vh[..., m:, :], dA.mH), U)], dim=-2
-            )
-            _c4 = _mm(_c1, _c0)
-            _k1 = _torch.diag_embed(_im(_c4.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)).squeeze(-1))
-            _k2 = _sym(_c4)
+            _c1 = _torch.diag_embed(S.squeeze(-1))
+            _c2 = dP.mH
+            dU = _mm(U, (F * (_addmm(_mm(dP, _c1), _c1, _c2))) + D)
+            dVh = (_mm(V, (F * (_addmm(_mm(_c1, dP), _c2, _c1))) - D)).mH
             return _checked_jvp(
                 "svd",
                 (dU, dS, dVh),
                 (
                     _check(
-                        "zeros", lambda: (_k0, _k1), (A, dA), _PIVOTS_MESSAGE, "check_singular", S
+                        "zeros",
+                        lambda: (
+                            _torch.cat(
+                                [
+                                    _mm(_mm(U[..., :, m:].mH, dA), V),
+                                    _mm(_mm(Vh[..., m:, :], dA.mH), U),
+                                ],
+                                dim=-2,
+                            ),
+                            _torch.diag_embed(
+                                _im(_c0.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)).squeeze(-1)
+                            ),
+                        ),
+                        (A, dA),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
                     )
                     if check_singular
                     else None,
-                    _check("ties", lambda: (_k2,), (dA,), _TIES_MESSAGE, "check_ties", S)
+                    _check("ties", lambda: (_sym(_c0),), (dA,), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
                 ),
@@ -477,45 +493,50 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
             )
         if m > n:
             # spec/svd.yaml:164
-            _c0 = Vh.mH
-            V = _c0
-            _c1 = U[..., :, :n]
-            U1 = _c1
-            dP = _mm(_mm(U1.mH, dA), V)
+            V = Vh.mH
+            U1 = U[..., :, :n]
+            _c0 = _mm(_mm(U1.mH, dA), V)
+            dP = _c0
             dS = _re(dP.diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
             F = _pairwise_inv(S * S)
-            _c2 = S.reciprocal()
+            _c1 = S.reciprocal()
             D = (1 / 2) * _torch.diag_embed(
-                (_skew(dP).diagonal(dim1=-2, dim2=-1).unsqueeze(-1) * _c2).squeeze(-1)
+                (_skew(dP).diagonal(dim1=-2, dim2=-1).unsqueeze(-1) * _c1).squeeze(-1)
             )
-            _c3 = _torch.diag_embed(S.squeeze(-1))
-            _c4 = dP.mH
-            _c5 = _torch.diag_embed(_c2.squeeze(-1))
+            _c2 = _torch.diag_embed(S.squeeze(-1))
+            _c3 = dP.mH
+            _c4 = _torch.diag_embed(_c1.squeeze(-1))
             dU1 = _addmm(
-                _mm(U1, (F * (_addmm(_mm(dP, _c3), _c3, _c4))) + D),
+                _mm(U1, (F * (_addmm(_mm(dP, _c2), _c2, _c3))) + D),
                 (_addmm(_mm(dA, V), U1, dP, alpha=-1)),
-                _c5,
+                _c4,
             )
-            _c6 = dA.mH
-            _c7 = U[..., :, n:]
-            dU = _torch.cat([dU1, -_mm(_mm(_mm(_mm(U1, _c5), Vh), _c6), _c7)], dim=-1)
-            dVh = (_mm(V, (F * (_addmm(_mm(_c3, dP), _c4, _c3))) - D)).mH
-            _k0 = _torch.cat(
-                [_mm(_mm(_c7.mH, dA), _c0), _mm(_mm(Vh[..., n:, :], _c6), _c1)], dim=-2
-            )
-            _c8 = _mm(_mm(_c1.mH, dA), _c0)
-            _k1 = _torch.diag_embed(_im(_c8.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)).squeeze(-1))
-            _k2 = _sym(_c8)
+            _c5 = dA.mH
+            _c6 = U[..., :, n:]
+            dU = _torch.cat([dU1, -_mm(_mm(_mm(_mm(U1, _c4), Vh), _c5), _c6)], dim=-1)
+            dVh = (_mm(V, (F * (_addmm(_mm(_c2, dP), _c3, _c2))) - D)).mH
             return _checked_jvp(
                 "svd",
                 (dU, dS, dVh),
                 (
                     _check(
-                        "zeros", lambda: (_k0, _k1), (A, dA), _PIVOTS_MESSAGE, "check_singular", S
+                        "zeros",
+                        lambda: (
+                            _torch.cat(
+                                [_mm(_mm(_c6.mH, dA), V), _mm(_mm(Vh[..., n:, :], _c5), U1)], dim=-2
+                            ),
+                            _torch.diag_embed(
+                                _im(_c0.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)).squeeze(-1)
+                            ),
+                        ),
+                        (A, dA),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
                     )
                     if check_singular
                     else None,
-                    _check("ties", lambda: (_k2,), (dA,), _TIES_MESSAGE, "check_ties", S)
+                    _check("ties", lambda: (_sym(_c0),), (dA,), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
                 ),
@@ -526,43 +547,50 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
             )
         if m < n:
             # spec/svd.yaml:177
-            _c0 = Vh[..., :m, :].mH
-            V1 = _c0
-            _c1 = U.mH
-            _c2 = _mm(_c1, dA)
-            dP = _mm(_c2, V1)
+            V1 = Vh[..., :m, :].mH
+            _c0 = U.mH
+            _c1 = _mm(_mm(_c0, dA), V1)
+            dP = _c1
             dS = _re(dP.diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
             F = _pairwise_inv(S * S)
-            _c3 = S.reciprocal()
+            _c2 = S.reciprocal()
             D = (1 / 2) * _torch.diag_embed(
-                (_skew(dP).diagonal(dim1=-2, dim2=-1).unsqueeze(-1) * _c3).squeeze(-1)
+                (_skew(dP).diagonal(dim1=-2, dim2=-1).unsqueeze(-1) * _c2).squeeze(-1)
             )
-            _c4 = _torch.diag_embed(S.squeeze(-1))
-            _c5 = dP.mH
-            dU = _mm(U, (F * (_addmm(_mm(dP, _c4), _c4, _c5))) + D)
-            _c6 = dA.mH
-            _c7 = _torch.diag_embed(_c3.squeeze(-1))
+            _c3 = _torch.diag_embed(S.squeeze(-1))
+            _c4 = dP.mH
+            dU = _mm(U, (F * (_addmm(_mm(dP, _c3), _c3, _c4))) + D)
+            _c5 = dA.mH
+            _c6 = _torch.diag_embed(_c2.squeeze(-1))
             dV1 = _addmm(
-                _mm(V1, (F * (_addmm(_mm(_c4, dP), _c5, _c4))) - D),
-                (_addmm(_mm(_c6, U), V1, _c5, alpha=-1)),
-                _c7,
+                _mm(V1, (F * (_addmm(_mm(_c3, dP), _c4, _c3))) - D),
+                (_addmm(_mm(_c5, U), V1, _c4, alpha=-1)),
+                _c6,
             )
-            _c8 = Vh[..., m:, :]
-            dVh = _torch.cat([dV1, -_mm(_mm(_mm(_mm(V1, _c7), _c1), dA), _c8.mH)], dim=-1).mH
-            _k0 = _torch.cat([_mm(_mm(U[..., :, m:].mH, dA), _c0), _mm(_mm(_c8, _c6), U)], dim=-2)
-            _c9 = _mm(_c2, _c0)
-            _k1 = _torch.diag_embed(_im(_c9.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)).squeeze(-1))
-            _k2 = _sym(_c9)
+            _c7 = Vh[..., m:, :]
+            dVh = _torch.cat([dV1, -_mm(_mm(_mm(_mm(V1, _c6), _c0), dA), _c7.mH)], dim=-1).mH
             return _checked_jvp(
                 "svd",
                 (dU, dS, dVh),
                 (
                     _check(
-                        "zeros", lambda: (_k0, _k1), (A, dA), _PIVOTS_MESSAGE, "check_singular", S
+                        "zeros",
+                        lambda: (
+                            _torch.cat(
+                                [_mm(_mm(U[..., :, m:].mH, dA), V1), _mm(_mm(_c7, _c5), U)], dim=-2
+                            ),
+                            _torch.diag_embed(
+                                _im(_c1.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)).squeeze(-1)
+                            ),
+                        ),
+                        (A, dA),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
                     )
                     if check_singular
                     else None,
-                    _check("ties", lambda: (_k2,), (dA,), _TIES_MESSAGE, "check_ties", S)
+                    _check("ties", lambda: (_sym(_c1),), (dA,), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
                 ),
@@ -866,89 +894,15 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
     if full_matrices is False:
         if m >= n:
             # spec/svd.yaml:97, T2016, WZ2019, transposed (the spec gives no VJP)
-            _c0 = Vh.mH
-            V = _c0
+            V = Vh.mH
             F = _pairwise_inv(S * S)
-            _c1 = U.mH
-            _c2 = _mm(_c1, gU)
-            _c3 = V.mH
-            _c4 = gVh.mH
-            _g_D = _addmm(_c2, _c3, _c4, alpha=-1)
-            _c10 = S.reciprocal()
-            _c11 = _torch.diag_embed(_c10.squeeze(-1)).mH
-            _c5 = _torch.diag_embed(S.squeeze(-1))
-            _c6 = _c5.mH
-            _c7 = F.conj()
-            _c8 = _c7 * (_mm(_c3, _c4))
-            _c9 = _c7 * _c2
-            _g_dP = _addmm(
-                _addmm(
-                    _addmm(
-                        _addmm(
-                            _addmm(
-                                _torch.diag_embed(_re(gS).squeeze(-1))
-                                + _skew(
-                                    _torch.diag_embed(
-                                        (
-                                            _c10.conj()
-                                            * ((1 / 2) * _g_D)
-                                            .diagonal(dim1=-2, dim2=-1)
-                                            .unsqueeze(-1)
-                                        ).squeeze(-1)
-                                    )
-                                ),
-                                _c6,
-                                _c8,
-                            ),
-                            _c9.mH,
-                            _c5,
-                        ),
-                        _c5,
-                        _c8.mH,
-                    ),
-                    _c9,
-                    _c6,
-                ),
-                _mm(_c1, gU),
-                _c11,
-                alpha=-1,
-            )
-            gA = _addmm(_mm(_mm(gU, _c11), _c3), _mm(U, _g_dP), _c3)
-            _c12 = _mm(Vh, _c4)
-            _k0 = _torch.cat(
-                [_addmm(gU, U, _c2, alpha=-1), _addmm(_c4, _c0, _c12, alpha=-1)], dim=-2
-            )
-            _c13 = _c2 + _c12
-            _k1 = _skew(_c13) + _torch.diag_embed(gS.squeeze(-1))
-            _k2 = _im(_c13.diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
-            return _checked_vjp(
-                "svd",
-                (gA,),
-                (
-                    _check(
-                        "zeros", lambda: (_k0,), (A, gU, gVh), _PIVOTS_MESSAGE, "check_singular", S
-                    )
-                    if check_singular
-                    else None,
-                    _check("ties", lambda: (_k1,), (gS, gU, gVh), _TIES_MESSAGE, "check_ties", S)
-                    if check_ties
-                    else None,
-                    _check("vanish", lambda: (_k2,), (gU, gVh), _GAUGE_MESSAGE, "check_gauge", None)
-                    if check_gauge
-                    else None,
-                ),
-            )
-        if m < n:
-            # spec/svd.yaml:107, transposed (the spec gives no VJP)
-            _c0 = Vh.mH
-            V = _c0
-            F = _pairwise_inv(S * S)
-            _c1 = _mm(U.mH, gU)
+            _c0 = U.mH
+            _c1 = _mm(_c0, gU)
             _c2 = V.mH
             _c3 = gVh.mH
             _g_D = _addmm(_c1, _c2, _c3, alpha=-1)
             _c9 = S.reciprocal()
-            _c10 = _torch.diag_embed(_c9.squeeze(-1))
+            _c10 = _torch.diag_embed(_c9.squeeze(-1)).mH
             _c4 = _torch.diag_embed(S.squeeze(-1))
             _c5 = _c4.mH
             _c6 = F.conj()
@@ -982,31 +936,125 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     _c8,
                     _c5,
                 ),
-                _mm(_c10, gVh),
-                V,
+                _mm(_c0, gU),
+                _c10,
                 alpha=-1,
             )
-            gA = _addmm(_mm(_mm(U, _c10), gVh), _mm(U, _g_dP), _c2)
-            _c11 = _mm(Vh, _c3)
-            _k0 = _torch.cat(
-                [_addmm(gU, U, _c1, alpha=-1), _addmm(_c3, _c0, _c11, alpha=-1)], dim=-2
-            )
-            _c12 = _c1 + _c11
-            _k1 = _skew(_c12) + _torch.diag_embed(gS.squeeze(-1))
-            _k2 = _im(_c12.diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
+            gA = _addmm(_mm(_mm(gU, _c10), _c2), _mm(U, _g_dP), _c2)
+
+            def _kv0():
+                _c11 = _mm(Vh, _c3)
+                _k0 = _torch.cat(
+                    [_addmm(gU, U, _c1, alpha=-1), _addmm(_c3, V, _c11, alpha=-1)], dim=-2
+                )
+                return (_k0,)
+
+            def _kv1():
+                _c11 = _mm(Vh, _c3)
+                _c12 = _c1 + _c11
+                _k1 = _skew(_c12) + _torch.diag_embed(gS.squeeze(-1))
+                return (_k1,)
+
+            def _kv2():
+                _c11 = _mm(Vh, _c3)
+                _c12 = _c1 + _c11
+                _k2 = _im(_c12.diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
+                return (_k2,)
+
             return _checked_vjp(
                 "svd",
                 (gA,),
                 (
-                    _check(
-                        "zeros", lambda: (_k0,), (A, gU, gVh), _PIVOTS_MESSAGE, "check_singular", S
-                    )
+                    _check("zeros", _kv0, (A, gU, gVh), _PIVOTS_MESSAGE, "check_singular", S)
                     if check_singular
                     else None,
-                    _check("ties", lambda: (_k1,), (gS, gU, gVh), _TIES_MESSAGE, "check_ties", S)
+                    _check("ties", _kv1, (gS, gU, gVh), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
-                    _check("vanish", lambda: (_k2,), (gU, gVh), _GAUGE_MESSAGE, "check_gauge", None)
+                    _check("vanish", _kv2, (gU, gVh), _GAUGE_MESSAGE, "check_gauge", None)
+                    if check_gauge
+                    else None,
+                ),
+            )
+        if m < n:
+            # spec/svd.yaml:107, transposed (the spec gives no VJP)
+            V = Vh.mH
+            F = _pairwise_inv(S * S)
+            _c0 = _mm(U.mH, gU)
+            _c1 = V.mH
+            _c2 = gVh.mH
+            _g_D = _addmm(_c0, _c1, _c2, alpha=-1)
+            _c3 = _torch.diag_embed(S.squeeze(-1))
+            _c4 = _c3.mH
+            _c5 = F.conj()
+            _c6 = _c5 * (_mm(_c1, _c2))
+            _c7 = _c5 * _c0
+            _c8 = S.reciprocal()
+            _c9 = _torch.diag_embed(_c8.squeeze(-1))
+            _g_dP = _addmm(
+                _addmm(
+                    _addmm(
+                        _addmm(
+                            _addmm(
+                                _torch.diag_embed(_re(gS).squeeze(-1))
+                                + _skew(
+                                    _torch.diag_embed(
+                                        (
+                                            _c8.conj()
+                                            * ((1 / 2) * _g_D)
+                                            .diagonal(dim1=-2, dim2=-1)
+                                            .unsqueeze(-1)
+                                        ).squeeze(-1)
+                                    )
+                                ),
+                                _c4,
+                                _c6,
+                            ),
+                            _c7.mH,
+                            _c3,
+                        ),
+                        _c3,
+                        _c6.mH,
+                    ),
+                    _c7,
+                    _c4,
+                ),
+                _mm(_c9, gVh),
+                V,
+                alpha=-1,
+            )
+            gA = _addmm(_mm(_mm(U, _c9), gVh), _mm(U, _g_dP), _c1)
+
+            def _kv0():
+                _c10 = _mm(Vh, _c2)
+                _k0 = _torch.cat(
+                    [_addmm(gU, U, _c0, alpha=-1), _addmm(_c2, V, _c10, alpha=-1)], dim=-2
+                )
+                return (_k0,)
+
+            def _kv1():
+                _c10 = _mm(Vh, _c2)
+                _c11 = _c0 + _c10
+                _k1 = _skew(_c11) + _torch.diag_embed(gS.squeeze(-1))
+                return (_k1,)
+
+            def _kv2():
+                _c10 = _mm(Vh, _c2)
+                _c11 = _c0 + _c10
+                _k2 = _im(_c11.diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
+                return (_k2,)
+
+            return _checked_vjp(
+                "svd",
+                (gA,),
+                (
+                    _check("zeros", _kv0, (A, gU, gVh), _PIVOTS_MESSAGE, "check_singular", S)
+                    if check_singular
+                    else None,
+                    _check("ties", _kv1, (gS, gU, gVh), _TIES_MESSAGE, "check_ties", S)
+                    if check_ties
+                    else None,
+                    _check("vanish", _kv2, (gU, gVh), _GAUGE_MESSAGE, "check_gauge", None)
                     if check_gauge
                     else None,
                 ),
@@ -1014,18 +1062,17 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
     if full_matrices is True:
         if m == n:
             # spec/svd.yaml:154, transposed (the spec gives no VJP)
-            _c0 = Vh.mH
-            V = _c0
+            V = Vh.mH
             F = _pairwise_inv(S * S)
-            _c1 = _mm(U.mH, gU)
-            _c2 = V.mH
-            _c3 = gVh.mH
-            _g_D = _addmm(_c1, _c2, _c3, alpha=-1)
-            _c4 = _torch.diag_embed(S.squeeze(-1))
-            _c5 = _c4.mH
-            _c6 = F.conj()
-            _c7 = _c6 * (_mm(_c2, _c3))
-            _c8 = _c6 * _c1
+            _c0 = _mm(U.mH, gU)
+            _c1 = V.mH
+            _c2 = gVh.mH
+            _g_D = _addmm(_c0, _c1, _c2, alpha=-1)
+            _c3 = _torch.diag_embed(S.squeeze(-1))
+            _c4 = _c3.mH
+            _c5 = F.conj()
+            _c6 = _c5 * (_mm(_c1, _c2))
+            _c7 = _c5 * _c0
             _g_dP = _addmm(
                 _addmm(
                     _addmm(
@@ -1039,81 +1086,84 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                                     ).squeeze(-1)
                                 )
                             ),
-                            _c5,
-                            _c7,
+                            _c4,
+                            _c6,
                         ),
-                        _c8.mH,
-                        _c4,
+                        _c7.mH,
+                        _c3,
                     ),
-                    _c4,
-                    _c7.mH,
+                    _c3,
+                    _c6.mH,
                 ),
-                _c8,
-                _c5,
+                _c7,
+                _c4,
             )
-            gA = _mm(_mm(U, _g_dP), _c2)
-            _c10 = gU[..., :, m:]
-            _c11 = Vh[..., m:, :]
-            _c12 = gVh[..., m:, :]
-            _c9 = U[..., :, m:].mH
-            _k0 = _torch.cat(
-                [
-                    _addmm(_mm(_c9, gU), _c10.mH, U, alpha=-1),
-                    _addmm(_mm(_c11, _c3), _c12, _c0, alpha=-1),
-                ],
-                dim=-2,
-            )
-            _c13 = _addmm(_c1, Vh, _c3)
-            _k1 = _skew(_c13) + _torch.diag_embed(gS.squeeze(-1))
-            _k2 = _im(_c13.diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
-            _k3 = _skew(_mm(_c9, _c10))
-            _k4 = _skew(_mm(_c11, _c12.mH))
+            gA = _mm(_mm(U, _g_dP), _c1)
+
+            def _kv0():
+                _c10 = Vh[..., m:, :]
+                _c11 = gVh[..., m:, :]
+                _c8 = U[..., :, m:].mH
+                _c9 = gU[..., :, m:]
+                _k0 = _torch.cat(
+                    [
+                        _addmm(_mm(_c8, gU), _c9.mH, U, alpha=-1),
+                        _addmm(_mm(_c10, _c2), _c11, V, alpha=-1),
+                    ],
+                    dim=-2,
+                )
+                return (_k0,)
+
+            def _kv1():
+                _c12 = _addmm(_c0, Vh, _c2)
+                _k1 = _skew(_c12) + _torch.diag_embed(gS.squeeze(-1))
+                return (_k1,)
+
+            def _kv2():
+                _c10 = Vh[..., m:, :]
+                _c11 = gVh[..., m:, :]
+                _c8 = U[..., :, m:].mH
+                _c9 = gU[..., :, m:]
+                _c12 = _addmm(_c0, Vh, _c2)
+                _k2 = _im(_c12.diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
+                _k3 = _skew(_mm(_c8, _c9))
+                _k4 = _skew(_mm(_c10, _c11.mH))
+                return (_k2, _k3, _k4)
+
             return _checked_vjp(
                 "svd",
                 (gA,),
                 (
-                    _check(
-                        "zeros", lambda: (_k0,), (A, gU, gVh), _PIVOTS_MESSAGE, "check_singular", S
-                    )
+                    _check("zeros", _kv0, (A, gU, gVh), _PIVOTS_MESSAGE, "check_singular", S)
                     if check_singular
                     else None,
-                    _check("ties", lambda: (_k1,), (gS, gU, gVh), _TIES_MESSAGE, "check_ties", S)
+                    _check("ties", _kv1, (gS, gU, gVh), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
-                    _check(
-                        "vanish",
-                        lambda: (_k2, _k3, _k4),
-                        (gU, gVh),
-                        _GAUGE_MESSAGE_2,
-                        "check_gauge",
-                        None,
-                    )
+                    _check("vanish", _kv2, (gU, gVh), _GAUGE_MESSAGE_2, "check_gauge", None)
                     if check_gauge
                     else None,
                 ),
             )
         if m > n:
             # spec/svd.yaml:164, transposed (the spec gives no VJP)
-            _c0 = Vh.mH
-            V = _c0
-            _c1 = U[..., :, :n]
-            U1 = _c1
+            V = Vh.mH
+            U1 = U[..., :, :n]
             F = _pairwise_inv(S * S)
-            _c2 = gU[..., :, :n]
-            _g_dU1 = _c2
-            _c3 = U1.mH
-            _c4 = _mm(_c3, _g_dU1)
-            _c5 = V.mH
-            _c6 = gVh.mH
-            _g_D = _addmm(_c4, _c5, _c6, alpha=-1)
-            _c9 = F.conj()
-            _c10 = _c9 * (_mm(_c5, _c6))
-            _c11 = _c9 * _c4
-            _c12 = S.reciprocal()
-            _c13 = _torch.diag_embed(_c12.squeeze(-1))
-            _c14 = _c13.mH
-            _c7 = _torch.diag_embed(S.squeeze(-1))
-            _c8 = _c7.mH
+            _g_dU1 = gU[..., :, :n]
+            _c0 = U1.mH
+            _c1 = _mm(_c0, _g_dU1)
+            _c2 = V.mH
+            _c3 = gVh.mH
+            _g_D = _addmm(_c1, _c2, _c3, alpha=-1)
+            _c9 = S.reciprocal()
+            _c10 = _torch.diag_embed(_c9.squeeze(-1))
+            _c11 = _c10.mH
+            _c4 = _torch.diag_embed(S.squeeze(-1))
+            _c5 = _c4.mH
+            _c6 = F.conj()
+            _c7 = _c6 * (_mm(_c2, _c3))
+            _c8 = _c6 * _c1
             _g_dP = _addmm(
                 _addmm(
                     _addmm(
@@ -1123,73 +1173,78 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                                 + _skew(
                                     _torch.diag_embed(
                                         (
-                                            _c12.conj()
+                                            _c9.conj()
                                             * ((1 / 2) * _g_D)
                                             .diagonal(dim1=-2, dim2=-1)
                                             .unsqueeze(-1)
                                         ).squeeze(-1)
                                     )
                                 ),
-                                _c8,
-                                _c10,
+                                _c5,
+                                _c7,
                             ),
-                            _c11.mH,
-                            _c7,
+                            _c8.mH,
+                            _c4,
                         ),
-                        _c7,
-                        _c10.mH,
+                        _c4,
+                        _c7.mH,
                     ),
-                    _c11,
                     _c8,
+                    _c5,
                 ),
-                _mm(_c3, _g_dU1),
-                _c14,
+                _mm(_c0, _g_dU1),
+                _c11,
                 alpha=-1,
             )
-            _c15 = U[..., :, n:]
-            _c16 = gU[..., :, n:]
-            _c17 = _c16.mH
+            _c12 = U[..., :, n:]
+            _c13 = gU[..., :, n:]
+            _c14 = _c13.mH
             gA = _addmm(
-                _addmm(_mm(_mm(_g_dU1, _c14), _c5), _mm(U1, _g_dP), _c5),
-                _mm(_mm(_mm(_c15, _c17), U1), _c13),
+                _addmm(_mm(_mm(_g_dU1, _c11), _c2), _mm(U1, _g_dP), _c2),
+                _mm(_mm(_mm(_c12, _c14), U1), _c10),
                 Vh,
                 alpha=-1,
             )
-            _c18 = _c15.mH
-            _c19 = Vh[..., n:, :]
-            _c20 = gVh[..., n:, :]
-            _k0 = _torch.cat(
-                [
-                    _addmm(_mm(_c18, _c2), _c17, _c1, alpha=-1),
-                    _addmm(_mm(_c19, _c6), _c20, _c0, alpha=-1),
-                ],
-                dim=-2,
-            )
-            _c21 = _addmm(_mm(_c1.mH, _c2), Vh, _c6)
-            _k1 = _skew(_c21) + _torch.diag_embed(gS.squeeze(-1))
-            _k2 = _im(_c21.diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
-            _k3 = _skew(_mm(_c18, _c16))
-            _k4 = _skew(_mm(_c19, _c20.mH))
+
+            def _kv0():
+                _c15 = _c12.mH
+                _c16 = Vh[..., n:, :]
+                _c17 = gVh[..., n:, :]
+                _k0 = _torch.cat(
+                    [
+                        _addmm(_mm(_c15, _g_dU1), _c14, U1, alpha=-1),
+                        _addmm(_mm(_c16, _c3), _c17, V, alpha=-1),
+                    ],
+                    dim=-2,
+                )
+                return (_k0,)
+
+            def _kv1():
+                _c18 = _addmm(_c1, Vh, _c3)
+                _k1 = _skew(_c18) + _torch.diag_embed(gS.squeeze(-1))
+                return (_k1,)
+
+            def _kv2():
+                _c15 = _c12.mH
+                _c16 = Vh[..., n:, :]
+                _c17 = gVh[..., n:, :]
+                _c18 = _addmm(_c1, Vh, _c3)
+                _k2 = _im(_c18.diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
+                _k3 = _skew(_mm(_c15, _c13))
+                _k4 = _skew(_mm(_c16, _c17.mH))
+                return (_k2, _k3, _k4)
+
             return _checked_vjp(
                 "svd",
                 (gA,),
                 (
-                    _check(
-                        "zeros", lambda: (_k0,), (A, gU, gVh), _PIVOTS_MESSAGE, "check_singular", S
-                    )
+                    _check("zeros", _kv0, (A, gU, gVh), _PIVOTS_MESSAGE, "check_singular", S)
                     if check_singular
                     else None,
-                    _check("ties", lambda: (_k1,), (gS, gU, gVh), _TIES_MESSAGE, "check_ties", S)
+                    _check("ties", _kv1, (gS, gU, gVh), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
-                    _check(
-                        "vanish",
-                        lambda: (_k2, _k3, _k4),
-                        (gU, gVh),
-                        _GAUGE_MESSAGE_2,
-                        "check_gauge",
-                        None,
-                    )
+                    _check("vanish", _kv2, (gU, gVh), _GAUGE_MESSAGE_2, "check_gauge", None)
                     if check_gauge
                     else None,
                 ),
@@ -1197,22 +1252,21 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
         if m < n:
             # spec/svd.yaml:177, transposed (the spec gives no VJP)
             _c0 = Vh[..., :m, :]
-            _c1 = _c0.mH
-            V1 = _c1
+            V1 = _c0.mH
             F = _pairwise_inv(S * S)
-            _c2 = gVh.mH
-            _g_dV1 = _c2[..., :, :m]
-            _c3 = _mm(U.mH, gU)
-            _c4 = V1.mH
-            _g_D = _addmm(_c3, _c4, _g_dV1, alpha=-1)
-            _c10 = S.reciprocal()
-            _c11 = _torch.diag_embed(_c10.squeeze(-1))
-            _c12 = _g_dV1.mH
-            _c5 = _torch.diag_embed(S.squeeze(-1))
-            _c6 = _c5.mH
-            _c7 = F.conj()
-            _c8 = _c7 * (_mm(_c4, _g_dV1))
-            _c9 = _c7 * _c3
+            _c1 = gVh.mH
+            _g_dV1 = _c1[..., :, :m]
+            _c2 = _mm(U.mH, gU)
+            _c3 = V1.mH
+            _g_D = _addmm(_c2, _c3, _g_dV1, alpha=-1)
+            _c9 = S.reciprocal()
+            _c10 = _torch.diag_embed(_c9.squeeze(-1))
+            _c11 = _g_dV1.mH
+            _c4 = _torch.diag_embed(S.squeeze(-1))
+            _c5 = _c4.mH
+            _c6 = F.conj()
+            _c7 = _c6 * (_mm(_c3, _g_dV1))
+            _c8 = _c6 * _c2
             _g_dP = _addmm(
                 _addmm(
                     _addmm(
@@ -1222,72 +1276,79 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                                 + _skew(
                                     _torch.diag_embed(
                                         (
-                                            _c10.conj()
+                                            _c9.conj()
                                             * ((1 / 2) * _g_D)
                                             .diagonal(dim1=-2, dim2=-1)
                                             .unsqueeze(-1)
                                         ).squeeze(-1)
                                     )
                                 ),
-                                _c6,
-                                _c8,
+                                _c5,
+                                _c7,
                             ),
-                            _c9.mH,
-                            _c5,
+                            _c8.mH,
+                            _c4,
                         ),
-                        _c5,
-                        _c8.mH,
+                        _c4,
+                        _c7.mH,
                     ),
-                    _c9,
-                    _c6,
+                    _c8,
+                    _c5,
                 ),
-                _mm(_c11, _c12),
+                _mm(_c10, _c11),
                 V1,
                 alpha=-1,
             )
-            _c13 = Vh[..., m:, :]
+            _c12 = Vh[..., m:, :]
             gA = _addmm(
-                _addmm(_mm(_mm(U, _c11), _c12), _mm(U, _g_dP), _c4),
-                _mm(_mm(_mm(U, _c11.mH), _c4), _c2[..., :, m:]),
-                _c13,
+                _addmm(_mm(_mm(U, _c10), _c11), _mm(U, _g_dP), _c3),
+                _mm(_mm(_mm(U, _c10.mH), _c3), _c1[..., :, m:]),
+                _c12,
                 alpha=-1,
             )
-            _c14 = U[..., :, m:].mH
-            _c15 = gU[..., :, m:]
-            _c16 = gVh[..., :m, :].mH
-            _c17 = gVh[..., m:, :]
-            _k0 = _torch.cat(
-                [
-                    _addmm(_mm(_c14, gU), _c15.mH, U, alpha=-1),
-                    _addmm(_mm(_c13, _c16), _c17, _c1, alpha=-1),
-                ],
-                dim=-2,
-            )
-            _c18 = _addmm(_c3, _c0, _c16)
-            _k1 = _skew(_c18) + _torch.diag_embed(gS.squeeze(-1))
-            _k2 = _im(_c18.diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
-            _k3 = _skew(_mm(_c14, _c15))
-            _k4 = _skew(_mm(_c13, _c17.mH))
+
+            def _kv0():
+                _c13 = U[..., :, m:].mH
+                _c14 = gU[..., :, m:]
+                _c15 = gVh[..., :m, :].mH
+                _c16 = gVh[..., m:, :]
+                _k0 = _torch.cat(
+                    [
+                        _addmm(_mm(_c13, gU), _c14.mH, U, alpha=-1),
+                        _addmm(_mm(_c12, _c15), _c16, V1, alpha=-1),
+                    ],
+                    dim=-2,
+                )
+                return (_k0,)
+
+            def _kv1():
+                _c15 = gVh[..., :m, :].mH
+                _c17 = _addmm(_c2, _c0, _c15)
+                _k1 = _skew(_c17) + _torch.diag_embed(gS.squeeze(-1))
+                return (_k1,)
+
+            def _kv2():
+                _c13 = U[..., :, m:].mH
+                _c14 = gU[..., :, m:]
+                _c15 = gVh[..., :m, :].mH
+                _c16 = gVh[..., m:, :]
+                _c17 = _addmm(_c2, _c0, _c15)
+                _k2 = _im(_c17.diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
+                _k3 = _skew(_mm(_c13, _c14))
+                _k4 = _skew(_mm(_c12, _c16.mH))
+                return (_k2, _k3, _k4)
+
             return _checked_vjp(
                 "svd",
                 (gA,),
                 (
-                    _check(
-                        "zeros", lambda: (_k0,), (A, gU, gVh), _PIVOTS_MESSAGE, "check_singular", S
-                    )
+                    _check("zeros", _kv0, (A, gU, gVh), _PIVOTS_MESSAGE, "check_singular", S)
                     if check_singular
                     else None,
-                    _check("ties", lambda: (_k1,), (gS, gU, gVh), _TIES_MESSAGE, "check_ties", S)
+                    _check("ties", _kv1, (gS, gU, gVh), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
-                    _check(
-                        "vanish",
-                        lambda: (_k2, _k3, _k4),
-                        (gU, gVh),
-                        _GAUGE_MESSAGE_2,
-                        "check_gauge",
-                        None,
-                    )
+                    _check("vanish", _kv2, (gU, gVh), _GAUGE_MESSAGE_2, "check_gauge", None)
                     if check_gauge
                     else None,
                 ),

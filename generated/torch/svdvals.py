@@ -125,12 +125,11 @@ def _jvp_rule(A, S, U, Vh, dA, check_ties):
             # spec/svdvals.yaml:58, T2016
             _c0 = _mm(_mm(U.mH, dA), Vh.mH)
             dS = _re(_c0.diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
-            _k0 = _sym(_c0)
             return _checked_jvp(
                 "svdvals",
                 (dS,),
                 (
-                    _check("ties", lambda: (_k0,), (dA,), _TIES_MESSAGE, "check_ties", S)
+                    _check("ties", lambda: (_sym(_c0),), (dA,), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
                 ),
@@ -143,12 +142,11 @@ def _jvp_rule(A, S, U, Vh, dA, check_ties):
             # spec/svdvals.yaml:58, T2016
             _c0 = _mm(_mm(U.mH, dA), Vh.mH)
             dS = _re(_c0.diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
-            _k0 = _sym(_c0)
             return _checked_jvp(
                 "svdvals",
                 (dS,),
                 (
-                    _check("ties", lambda: (_k0,), (dA,), _TIES_MESSAGE, "check_ties", S)
+                    _check("ties", lambda: (_sym(_c0),), (dA,), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
                 ),
@@ -209,12 +207,18 @@ def _vjp_rule(A, S, U, Vh, gS, gU, gVh, check_ties):
         if m >= n:
             # spec/svdvals.yaml:61
             gA = _mm(U * _re(gS).mT, Vh)
-            _k0 = _torch.diag_embed(gS.squeeze(-1))
             return _checked_vjp(
                 "svdvals",
                 (gA,),
                 (
-                    _check("ties", lambda: (_k0,), (gS,), _TIES_MESSAGE, "check_ties", S)
+                    _check(
+                        "ties",
+                        lambda: (_torch.diag_embed(gS.squeeze(-1)),),
+                        (gS,),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
                     if check_ties
                     else None,
                 ),
@@ -222,12 +226,18 @@ def _vjp_rule(A, S, U, Vh, gS, gU, gVh, check_ties):
         if m < n:
             # spec/svdvals.yaml:61
             gA = _mm(U * _re(gS).mT, Vh)
-            _k0 = _torch.diag_embed(gS.squeeze(-1))
             return _checked_vjp(
                 "svdvals",
                 (gA,),
                 (
-                    _check("ties", lambda: (_k0,), (gS,), _TIES_MESSAGE, "check_ties", S)
+                    _check(
+                        "ties",
+                        lambda: (_torch.diag_embed(gS.squeeze(-1)),),
+                        (gS,),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
                     if check_ties
                     else None,
                 ),

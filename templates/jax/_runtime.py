@@ -20,7 +20,7 @@ from jax.interpreters import mlir as _mlir
 from ._array_module import DOT_OPTIONS
 from ._runtime_shared import (
     _Check, _check, _check_input, _check_tangent, _columns, _complex, _complex_of, _diag,
-    _lifted, _nan_where, _raise_on_violation, _violation,
+    _lifted, _mask, _nan_where, _raise_on_violation, _violation,
     _indices_permutation, _pad, _pad_cols, _pad_rows, _pairwise_inv, _permute_cols,
     _permute_rows, _to_field, _unpacked, _version_tuple, _zeros_like)
 
@@ -123,12 +123,42 @@ def _traced(arrays):
     return any(isinstance(x, _jax.core.Tracer) for x in arrays)
 
 
-def _failed(checks):
-    """Per matrix, whether any of the checks fails."""
+def _on_cpu_only_if(condition, computed, otherwise):
+    """``computed()`` where ``condition`` (a traced bool) holds, ``otherwise()`` where not, on
+    a CPU: XLA runs one branch of the conditional.  On other platforms ``computed()`` always
+    (a GPU's conditional reads its predicate on the host: a synchronisation per call)."""
+    return _jax.lax.platform_dependent(
+        cpu=lambda: _jax.lax.cond(condition, computed, otherwise), default=computed)
+
+
+def _lazy(check):
+    """The check with its values computed only where they can fail it, or None where it
+    cannot fail.  A 'ties' or 'zeros' check reads its values on its mask only (tied or zero
+    values): with no entry in the mask anywhere in the batch it passes, and its values (the
+    products) need not be computed, as _raise_on_violation does eagerly.  A mask known here
+    (concrete arrays) decides in Python; a traced one decides on a CPU under lax.cond
+    (_on_cpu_only_if), the values being zeros where it has no entry."""
+    if check.kind not in ("ties", "zeros"):
+        return check
+    anywhere = _mask(check).any()
+    if not isinstance(anywhere, _jax.core.Tracer):
+        return check if bool(anywhere) else None
+    shapes = _jax.eval_shape(lambda: tuple(check.values()))
+    values = _on_cpu_only_if(
+        anywhere, lambda: tuple(check.values()),
+        lambda: tuple(_jnp.zeros(v.shape, v.dtype) for v in shapes))
+    return check._replace(values=lambda: values)
+
+
+def _failed(checks, lazy=False):
+    """Per matrix, whether any of the checks fails (``lazy``: their values computed as
+    _lazy says); None when none can."""
     failed = None
     for check in checks:
-        f = _violation(check)[0]
-        failed = f if failed is None else failed | f
+        check = _lazy(check) if lazy else check
+        if check is not None:
+            f = _violation(check)[0]
+            failed = f if failed is None else failed | f
     return failed
 
 
@@ -149,7 +179,8 @@ def _checked_vjp(op, results, checks):
     NaN in the matrices that fail one (concrete arrays were checked by _raise_if_failed)."""
     checks = [c for c in checks if c is not None]
     if checks and _traced((*results, *(a for c in checks for a in c.against))):
-        return _nan_where(results, _failed(checks))
+        failed = _failed(checks, lazy=True)
+        return results if failed is None else _nan_where(results, failed)
     return results
 
 
@@ -166,6 +197,7 @@ def _checked_jvp(op, results, checks, vjp_checks=None, primals=(), flags=(), opt
     checks = [c for c in checks if c is not None]
     if not _traced((*results, *primals, *(a for c in checks for a in c.against))):
         return results  # (checked by _raise_if_failed)
+    checks = [c for c in map(_lazy, checks) if c is not None]
     values = [tuple(c.values()) for c in checks]
     arrays = [a for c, vs in zip(checks, values)
               for a in (*vs, *c.against, *(() if c.vector is None else (c.vector,)))]
@@ -207,7 +239,8 @@ def _checked_transpose(cotangents, *operands, op, results, shapes, vjp_checks, f
     primals = operands[results + taken:]
     given = iter(_cotangent_in(ct) for ct in cts)
     full = [next(given) if f else None for f in flags]
-    checks = [c for c in vjp_checks(*primals, *full, *options) if c is not None]
+    checks = [c for c in map(_lazy, (c for c in vjp_checks(*primals, *full, *options)
+                                     if c is not None)) if c is not None]
     out = list(cts)
     if checks:
         failed = None

@@ -334,11 +334,35 @@ def _raise_if_failed(op, checks, derivatives, of="tangent"):
         _raise_on_violation(op, check, of)
 
 
+def _vmapped():
+    """Whether a torch.func.vmap is running (a level of it, under grad or jvp too)."""
+    from torch._functorch.pyfunctorch import retrieve_all_functorch_interpreters
+    return any(i.key() == _torch._C._functorch.TransformType.Vmap
+               for i in retrieve_all_functorch_interpreters())
+
+
+def _passes_for_want_of_entries(check):
+    """Whether a 'ties' or 'zeros' check passes because no value of the batch ties or
+    vanishes, where that can be read with no host synchronisation or graph break: a CPU
+    mask, outside torch.compile and vmap (torch.func's jvp and grad).  Its values (products)
+    are then not computed, as in eager code."""
+    if check.kind not in ("ties", "zeros") or _torch.compiler.is_compiling():
+        return False
+    mask = _mask(check)
+    if (mask.device.type != "cpu" or _vmapped()
+            or _torch._C._functorch.is_legacy_batchedtensor(mask)):
+        return False
+    return not bool(mask.any())
+
+
 def _checked(results, checks):
     """Traced: the results, NaN in the matrices that fail a check.  Eager: the results (the
     checks passed in _raise_if_failed)."""
     checks = [c for c in checks if c is not None]
     if not checks or not _traced((*results, *(a for c in checks for a in c.against))):
+        return results
+    checks = [c for c in checks if not _passes_for_want_of_entries(c)]
+    if not checks:
         return results
     failed = None
     for check in checks:

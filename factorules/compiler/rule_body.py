@@ -1,0 +1,67 @@
+"""A case's JVP or VJP as the templates print it: the rule's program and its checks.
+
+The checks of ties, of zero pivots and of the gauge read values that the rule's program
+computes (Q^H gQ for eigh), so they are statements of the same program and share its
+common subexpressions.  What only a check reads (svd's (I - V V^H) dA^H U) is computed when
+the check asks for it: those statements go into a function of the check's own (``_kv0``),
+which eager code never calls when the check has nothing to test (no tied or zero values)
+and JAX's traced code calls only under a condition on the tie or zero mask
+(templates/jax/_runtime.py).
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import sympy as sp
+
+from . import render_model as model
+from .program import Statement, build_program, live
+
+
+def printed_check(printer, check: model.DerivativeCheck) -> model.DerivativeCheck:
+    """A check with its values and tie vector printed (names of a program's statements stay
+    names)."""
+    def text(e):
+        return e if isinstance(e, str) else printer.doprint(e)
+    return dataclasses.replace(check, values=tuple(map(text, check.values)),
+                               vector="None" if check.vector is None else text(check.vector))
+
+
+def rule_body(printer, rule, source: str, checks=(), pivots: bool = False,
+              folded=lambda e: e) -> model.RuleBody:
+    """The rule's code (``rule``: a checked case's jvp or vjp, ``source``: the comment that
+    heads it) with ``checks`` (of ties, zeros and the gauge) computed from its program;
+    ``folded``: the rewriting of products every statement gets before printing."""
+    program = rule.program
+    values = [e for c in checks for e in c.values]
+    if not values:
+        statements = tuple(model.Assignment(s.name, printer.assign(s.name, folded(s.expr)))
+                           for s in program.statements)
+        return model.RuleBody(source, statements, tuple(program.results), (), pivots)
+    # a check's text names what the rule computes by its expression (svd's Vh.H where the
+    # rule has V = Vh.H): the statement's name in its place, so that the two are one value
+    named_as = {s.expr: sp.MatrixSymbol(s.name, *s.expr.shape) for s in rule.statements
+                if isinstance(s.expr, sp.MatrixExpr)}
+    values = [v.xreplace(named_as) if isinstance(v, sp.Basic) else v for v in values]
+    names = [f"_k{i}" for i in range(len(values))]
+    program = build_program(
+        program.params, [*(Statement(s.name, s.expr) for s in rule.statements),
+                         *map(Statement, names, values)],
+        (*program.results, *names))
+    printed = {s.name: model.Assignment(s.name, printer.assign(s.name, folded(s.expr)))
+               for s in program.statements}
+    ruled = {s.name for s in live(program.statements, rule.program.results)}
+    named, out = iter(names), []
+    for i, check in enumerate(checks):
+        own = tuple(next(named) for _ in check.values)
+        extra = [s.name for s in live(program.statements, own) if s.name not in ruled]
+        if all(n in own for n in extra):  # only its values: printed in place
+            shown = tuple(printed[n].code if n in extra else n for n in own)
+            out.append(dataclasses.replace(check, values=shown))
+        else:
+            out.append(dataclasses.replace(
+                check, values=own, function=f"_kv{i}",
+                statements=tuple(printed[n] for n in extra)))
+    statements = tuple(printed[s.name] for s in program.statements if s.name in ruled)
+    return model.RuleBody(source, statements, tuple(rule.program.results),
+                          tuple(printed_check(printer, c) for c in out), pivots)

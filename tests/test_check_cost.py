@@ -1,0 +1,127 @@
+"""What the checks of degenerate inputs compute when nothing is degenerate (their cost:
+``cli.py bench-checks``, docs/degenerate-inputs.md).
+
+A 'ties' or 'zeros' check reads its values on the tied or zero entries only.  Eager code
+computes them only when there are such entries; JAX's traced code computes them under a
+conditional on the CPU, so that XLA multiplies no matrix for them at a regular input: the
+jaxprs of the jitted JVP and pullback have as many matrix products outside conditionals with
+the checks on as with them off.  The checks' products inside the conditionals are there (the
+checks run: tests/test_degenerate.py has them fail).  torch.func's transforms, traced too, read
+a mask on the CPU and compute those checks' values only where it has an entry.
+"""
+import jax
+import jax.extend.core as _core
+import numpy as np
+import pytest
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from generated import jax as fr
+from generated import torch as tr
+from factorules.tools.adapters import as_tuple
+from jax_strictness import strict
+
+CONDITIONALS = ("cond", "platform_index")
+
+
+def products(jaxpr) -> tuple[int, int]:
+    """(outside, inside): the matrix products of ``jaxpr`` and the jaxprs it calls, outside
+    any conditional and inside one."""
+    out = [0, 0]
+
+    def walk(j, inside):
+        for eqn in j.eqns:
+            if eqn.primitive.name == "dot_general" and eqn.outvars[0].aval.ndim >= 2:
+                out[inside] += 1  # a matrix product (not a norm's sum of squares)
+            nested = inside or eqn.primitive.name in CONDITIONALS
+            for sub in _core.jaxprs_in_params(eqn.params):
+                walk(sub, nested)
+    walk(jaxpr.jaxpr, False)
+    return tuple(out)
+
+
+# the switches of the checks that read their values on a mask (the gauge's read them all)
+SWITCHES = ("check_ties", "check_singular")
+
+# (operation, its keywords, the input's shape): the operations with ties and zero pivots
+CASES = [("eigh", {}, (6, 6)), ("eigvalsh", {}, (6, 6)),
+         ("svd", {"full_matrices": False}, (7, 4)), ("svd", {"full_matrices": False}, (4, 7)),
+         ("svd", {"full_matrices": True}, (7, 4)), ("svdvals", {}, (7, 4)),
+         ("eig", {}, (5, 5))]
+
+
+@pytest.mark.parametrize("direction", ["jvp", "vjp"])
+@pytest.mark.parametrize("op, options, shape", CASES, ids=lambda x: str(x))
+def test_checks_of_ties_and_zeros_multiply_no_matrix_outside_a_conditional(op, options, shape,
+                                                                           direction):
+    f = getattr(fr, op)
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal(shape) + 1j * rng.standard_normal(shape)
+    if op in ("eigh", "eigvalsh"):
+        a = a + a.conj().T
+    a = jax.numpy.asarray(a.astype(np.complex64))
+    switches = [s for s in SWITCHES if s in f.__code__.co_varnames]
+
+    def traced(**off):
+        def g(x):
+            return as_tuple(f(x, **options, **off))
+        if direction == "jvp":
+            return jax.make_jaxpr(lambda x: jax.jvp(g, (x,), (x,)))(a)
+        outs = g(a)
+        return jax.make_jaxpr(lambda x, c: jax.vjp(g, x)[1](c))(a, outs)
+
+    with strict():
+        on = products(traced())
+        off = products(traced(**{s: False for s in switches}))
+    assert "check_ties" in switches
+    assert on[0] == off[0], (on, off)
+    if direction == "vjp":  # the ties' products of the cotangents, under the conditional
+        assert on[1] > off[1], (on, off)
+
+
+class _Products(TorchDispatchMode):
+    """Counts the matrix products torch runs while it is on."""
+
+    # the products a rule's matrix multiplications dispatch to
+
+    PRODUCTS = ("aten.mm", "aten.bmm", "aten.matmul", "aten.addmm", "aten.baddbmm")
+
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        # a matrix product, not a norm's sum of squares (einsum's bmm to a 1 x 1 result)
+        self.count += (str(func.overloadpacket) in self.PRODUCTS
+                       and tuple(out.shape[-2:]) != (1, 1))
+        return out
+
+
+@pytest.mark.parametrize("transform", ["jvp", "grad"])
+@pytest.mark.parametrize("op, options, shape", CASES, ids=lambda x: str(x))
+def test_torch_func_computes_no_product_for_checks_of_ties_and_zeros_at_a_regular_input(
+        op, options, shape, transform):
+    """torch.func's jvp and grad (traced: the checks mark NaN instead of raising) read a CPU
+    mask with no tied or zero values and compute none of those checks' values."""
+    f = getattr(tr, op)
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal(shape) + 1j * rng.standard_normal(shape)
+    if op in ("eigh", "eigvalsh"):
+        a = a + a.conj().T
+    a = torch.from_numpy(a.astype(np.complex64))
+    switches = [s for s in SWITCHES if s in f.__code__.co_varnames]
+
+    def products(**off):
+        def g(x):
+            return as_tuple(f(x, **options, **off))
+        with _Products() as counted:
+            if transform == "jvp":
+                torch.func.jvp(g, (a,), (a,))
+            else:  # a loss invariant to the gauge (phases, rotations of a completion)
+                torch.func.grad(lambda x: sum((y.abs() ** 2).sum() for y in g(x)))(a)
+        return counted.count
+
+    on, off = products(), products(**{s: False for s in switches})
+    assert off > 0
+    assert on == off
