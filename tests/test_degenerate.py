@@ -868,7 +868,8 @@ of zero pivots reads its values on the tied or zero values alone, so at an input
 its products are not computed: eager code tests for them first, and traced JAX code computes
 the products under `lax.cond` on a CPU, where XLA runs one branch (tests/test_check_cost.py).
 On a GPU traced code computes them always, as a conditional there reads its predicate on the
-host.
+host, and so it does where JAX has several CPU devices, over which a batch may be sharded (a
+predicate on the whole batch would need a collective: tests/test_jax_sharding.py).
 
 """
 

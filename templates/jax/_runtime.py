@@ -125,8 +125,12 @@ def _traced(arrays):
 
 def _on_cpu_only_if(condition, computed, otherwise):
     """``computed()`` where ``condition`` (a traced bool) holds, ``otherwise()`` where not, on
-    a CPU: XLA runs one branch of the conditional.  On other platforms ``computed()`` always
-    (a GPU's conditional reads its predicate on the host: a synchronisation per call)."""
+    a CPU: XLA runs one branch of the conditional.  Elsewhere ``computed()`` always: a GPU's
+    conditional reads its predicate on the host (a synchronisation per call), and on several
+    CPU devices the batch may be sharded over them, where a predicate on the whole batch
+    would need a collective."""
+    if len(_jax.devices("cpu")) > 1:
+        return computed()
     return _jax.lax.platform_dependent(
         cpu=lambda: _jax.lax.cond(condition, computed, otherwise), default=computed)
 
