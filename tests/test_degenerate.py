@@ -325,6 +325,13 @@ CASES = [
                "check_singular", lambda c, d: _rank_deficient(c, 4, 6),
                (None, None, _leading_rows(4)), options=(("full_matrices", True),),
                shape="wide"),
+    Degenerate("svd", PIVOTS + "a zero singular value of a square A, a loss of S (a kink: "
+               "abs(t) along a tangent)", "check_singular",
+               lambda c, d: _rank_deficient(c, 4, 4), (None, _ones_like, None),
+               options=(("full_matrices", False),), shape="square"),
+    Degenerate("svdvals", PIVOTS + "a zero singular value, a loss of S (a kink: abs(t) along "
+               "a tangent)", "check_singular", lambda c, d: _rank_deficient(c, 6, 4),
+               (_ones_like,)),
     Degenerate("eigh", TIES + "a repeated eigenvalue, a loss of one of the pair",
                "check_ties", lambda c, d: _tied_hermitian(c), (_first((0,)), None)),
     Degenerate("eigvalsh", TIES + "a repeated eigenvalue, a loss of one of the pair",
