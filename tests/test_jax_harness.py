@@ -22,7 +22,7 @@ from factorules.tools.adapters import as_tuple
 from factorules.audit import sample
 from factorules.tools.verify import random_like
 from jax_strictness import dot_precisions, is_highest, strict
-from spec_cases import cases, in_turn, sampled, wide64
+from spec_cases import cases, in_turn, wide64
 
 jax.config.update("jax_enable_x64", True)
 
@@ -65,12 +65,14 @@ def op(case):
     return getattr(fr, case.op)
 
 
-@pytest.mark.parametrize("case", sampled(cases(("regular",), ("f64", "c128"), ("b2",),
-                                               small=True), seed=3))
+@pytest.mark.parametrize("case", in_turn(cases(("regular",), ("f64", "c128"), ("b2",),
+                                               small=True), shapes=True, start=1))
 def test_check_grads_order_two_forward_and_reverse(case):
     """The rules to second order; with the checks of degenerate inputs on (their primitive
     differentiated and transposed too) for complex cases, off for real ones, where they would
-    only double the compilation (tests/test_degenerate.py tests what they catch)."""
+    only double the compilation (tests/test_degenerate.py tests what they catch).  Each spec
+    variant in one shape class, the next in turn after the single-precision test's (start=1
+    against its 0), so that together they meet every variant in two shape classes."""
     a = matrix(case)
     check_grads(gauge_fixed(case, a), (a,), order=2, modes=("fwd", "rev"))
 

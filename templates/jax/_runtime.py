@@ -154,6 +154,12 @@ def _lazy(check):
     return check._replace(values=lambda: values)
 
 
+def _switched_on(checks):
+    """The checks switched on (not None), each as _lazy makes it (dropped where it cannot
+    fail)."""
+    return [c for c in map(_lazy, (c for c in checks if c is not None)) if c is not None]
+
+
 def _failed(checks, lazy=False):
     """Per matrix, whether any of the checks fails (``lazy``: their values computed as
     _lazy says); None when none can."""
@@ -201,7 +207,7 @@ def _checked_jvp(op, results, checks, vjp_checks=None, primals=(), flags=(), opt
     checks = [c for c in checks if c is not None]
     if not _traced((*results, *primals, *(a for c in checks for a in c.against))):
         return results  # (checked by _raise_if_failed)
-    checks = [c for c in map(_lazy, checks) if c is not None]
+    checks = _switched_on(checks)
     values = [tuple(c.values()) for c in checks]
     arrays = [a for c, vs in zip(checks, values)
               for a in (*vs, *c.against, *(() if c.vector is None else (c.vector,)))]
@@ -243,8 +249,7 @@ def _checked_transpose(cotangents, *operands, op, results, shapes, vjp_checks, f
     primals = operands[results + taken:]
     given = iter(_cotangent_in(ct) for ct in cts)
     full = [next(given) if f else None for f in flags]
-    checks = [c for c in map(_lazy, (c for c in vjp_checks(*primals, *full, *options)
-                                     if c is not None)) if c is not None]
+    checks = _switched_on(vjp_checks(*primals, *full, *options))
     out = list(cts)
     if checks:
         failed = None
