@@ -259,6 +259,9 @@ def _checked_transpose(cotangents, *operands, op, results, shapes, vjp_checks, f
                                                 f"{check.option}=False to skip this check")
             failed = f if failed is None else failed | f
         out = list(_nan_where(cts, failed))
+    # a symbolic zero stays one: the rule's terms in it are not computed (masked, it would be
+    # data, and its terms computed); the NaN reaches the inputs through the other cotangents
+    out = [ct if type(ct) is _ad.Zero else o for ct, o in zip(cotangents, out)]
     return out + [None] * (len(operands) - results)
 
 
