@@ -265,6 +265,14 @@ def _phase(y):
     return g
 
 
+def _completion(y):
+    """A cotangent on one entry of the middle matrix's first completion column U[:, k:]
+    (k = 4 here): the loss turns with the completion's arbitrary rotations."""
+    g = np.zeros(y.shape, y.dtype)
+    g[1, 0, 4] = 1
+    return g
+
+
 def _general_batch(complex_):
     return _draw(_rng(11), (3, 4, 4), complex_)
 
@@ -353,6 +361,10 @@ CASES = [
                lambda c, d: _general_batch(c), (_phase, None, None),
                dtypes=("complex64", "complex128"), options=(("full_matrices", False),),
                jvp_checked=False),
+    Degenerate("svd", GAUGE + "a loss of one column of the completion U[:, k:] of a tall A",
+               "check_gauge", lambda c, d: _draw(_rng(11), (3, 6, 4), c),
+               (_completion, None, None), options=(("full_matrices", True),),
+               jvp_checked=False, shape="tall"),
     Degenerate("eig", GAUGE + "a loss of an eigenvector's phase", "check_gauge",
                lambda c, d: _hermitian_batch(c), (None, _phase), dtypes=("complex64",
                                                                          "complex128"),
