@@ -280,7 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="time generated rules against native autodiff")
     p.add_argument("names", nargs="*", help="specs to benchmark (default: all), or tsqr alone: "
                                             "factorules.jax.tsqr on 4 host devices against qr")
-    p.add_argument("--repeats", type=int, default=7, help="timed runs per row (median)")
+    p.add_argument("--repeats", type=int, default=15, help="interleaved timed samples per row "
+                                                           "(a ratio needs 15)")
     p.add_argument("--json", action="store_true", help="print the table as JSON")
     p.add_argument("--quick", action="store_true", help="small sizes (for smoke tests)")
     p.add_argument("--row-timeout", type=float, metavar="SECONDS",

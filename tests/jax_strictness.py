@@ -15,16 +15,17 @@ def strict():
         yield
 
 
-def dot_precisions(jaxpr) -> list:
+def dot_precisions(jaxpr, skip=()) -> list:
     """The ``precision`` of every dot_general in ``jaxpr`` (a ClosedJaxpr) and the jaxprs
-    it calls."""
+    it calls, but those of the primitives named in ``skip``."""
     out, pending = [], [jaxpr.jaxpr]
     while pending:
         j = pending.pop()
         for eqn in j.eqns:
             if eqn.primitive.name == "dot_general":
                 out.append(eqn.params["precision"])
-            pending.extend(_core.jaxprs_in_params(eqn.params))
+            if eqn.primitive.name not in skip:
+                pending.extend(_core.jaxprs_in_params(eqn.params))
     return out
 
 

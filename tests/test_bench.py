@@ -22,7 +22,8 @@ BENCHED = SPECS if ladder.FULL else [ROOT / "spec" / f"{name}.yaml"
                                       for name in ("lq", "ormqr", "qr", "svd")]
 
 KEYS = {"spec", "backend", "options", "shape", "dtype", "direction", "generated_ms", "native_ms",
-        "ratio", "native", "rel_err", "reference", "ok", "repeats", "inner", "note"}
+        "ratio", "native", "rel_err", "reference", "ok", "repeats", "inner", "note",
+        "generated_spread", "native_spread", "samples"}
 
 
 @pytest.fixture(scope="module")
@@ -76,15 +77,18 @@ def test_rows_come_from_each_benched_spec_s_benchmarks(rows):
     assert all(r["repeats"] >= 1 for r in rows)
 
 
-def test_timings_and_ratios_are_positive_numbers(rows):
+def test_timings_are_positive_numbers_and_quick_rows_give_no_ratio(rows):
+    """A quick row's one sample a side is too few for a ratio (bench_rows.MIN_SAMPLES)."""
     for r in rows:
-        assert r["generated_ms"] > 0
+        assert r["generated_ms"] > 0 and r["samples"] == 1 and r["ratio"] is None
+        low, median, high = r["generated_spread"]
+        assert 0 < low == r["generated_ms"] <= median <= high
         if r["native"] == "ok":
-            assert r["native_ms"] > 0 and r["ratio"] > 0
+            assert r["native_ms"] > 0 and r["native_spread"][0] == r["native_ms"]
         elif r["native"] == "refuses":
-            assert r["native_ms"] is None and r["ratio"] is None and r["note"]
+            assert r["native_ms"] is None and r["native_spread"] is None and r["note"]
         elif r["native"] == "wrong":  # factorules.tools.natives: timed, but fd is the reference
-            assert r["native_ms"] > 0 and r["ratio"] > 0 and r["reference"] == "fd"
+            assert r["native_ms"] > 0 and r["reference"] == "fd"
             assert (r["spec"], r["backend"], r["options"]) == ("svd", "torch",
                                                                "full_matrices=True"), r
         else:  # no such operation (LQ; pivoted QR in torch): finite differences are the reference
@@ -156,7 +160,8 @@ def test_a_row_that_hangs_or_crashes_is_reported_and_the_others_still_run(monkey
     assert lines[("jax", "jvp")].endswith("timeout after 20 s"), out + err
     assert "crashed (rc=" in lines[("jax", "vjp")], out + err
     torch = lines[("torch", "vjp")].split()
-    assert float(torch[6]) > 0 and float(torch[8]) > 0, out + err  # generated ms, ratio
+    assert float(torch[6]) > 0 and float(torch[7]) > 0, out + err  # generated, native ms
+    assert torch[8] == "-", out + err  # no ratio from --quick's samples
     assert "2 row(s) did not finish" in err and "timeout after 20 s" in err
 
 
@@ -190,11 +195,34 @@ def test_bad_row_timeout_is_bad_input():
     assert result.returncode == 2 and "--row-timeout" in result.stderr
 
 
-def test_quick_rows_finish_and_give_ratios(rows):
+def test_quick_rows_finish_and_time_both_sides(rows):
     assert all(r["rel_err"] is not None and "timeout" not in r["note"]
                and "crashed" not in r["note"] for r in rows)
     for backend in ("torch", "jax"):
-        assert any(r["backend"] == backend and r["ratio"] and r["ratio"] > 0 for r in rows)
+        assert any(r["backend"] == backend and r["native_ms"] and r["native_ms"] > 0
+                   for r in rows)
+
+
+def test_a_ratio_needs_min_samples_and_compares_the_fastest(monkeypatch):
+    """Enough samples give the ratio of the fastest of each side, spread and count kept."""
+    from factorules.tools import bench_rows
+
+    def fake_time(backend, gen, nat, repeats, quick):
+        return [3.0, 2.0] + [4.0] * (repeats - 2), [1.0] * repeats, 1
+
+    class Stub:
+        def setup(self, case, rng):
+            return (lambda: None), (lambda: None), {}
+
+    monkeypatch.setattr(bench_rows, "_time", fake_time)
+    monkeypatch.setattr(bench_rows, "_once", lambda backend, f: (0.0, None))
+    monkeypatch.setattr(bench_rows, "_check", lambda *a: (0.0, "native"))
+    monkeypatch.setattr(bench_rows.natives, "native_wrong", lambda *a: None)
+    case = bench_rows.Case("torch", (), (4, 4), "float64", "vjp")
+    for repeats, ratio in ((bench_rows.MIN_SAMPLES, 2.0), (bench_rows.MIN_SAMPLES - 1, None)):
+        row = bench_rows.run_case("qr", Stub(), case, repeats, False, seed=0)
+        assert row.ratio == ratio and row.samples == repeats
+        assert row.generated_spread == [2000.0, 4000.0, 4000.0]
 
 
 def test_bench_checks_times_each_row_with_the_switches_on_and_off():

@@ -260,9 +260,11 @@ def test_every_matrix_product_of_the_rules_is_at_highest_precision(case):
         precisions = dot_precisions(jax.make_jaxpr(fn)(a))
         assert all(is_highest(p) for p in precisions), (name, precisions)
         found += len(precisions)
-        # a user's jax.default_matmul_precision context applies to the rules' products
+        # a user's jax.default_matmul_precision context applies to the rules' products (not
+        # to those of JAX's own solves, which fix theirs: eigvals' pullback is one solve)
+        own = dot_precisions(jax.make_jaxpr(fn)(a), skip=("custom_linear_solve",))
         with jax.default_matmul_precision("bfloat16"):
-            theirs = dot_precisions(jax.make_jaxpr(fn)(a))
-        assert len(theirs) == len(precisions)
-        assert any(not is_highest(p) for p in theirs) or not precisions
+            theirs = dot_precisions(jax.make_jaxpr(fn)(a), skip=("custom_linear_solve",))
+        assert len(theirs) == len(own)
+        assert any(not is_highest(p) for p in theirs) or not own
     assert found > 0  # the rules multiply matrices: the jaxprs were searched

@@ -42,8 +42,9 @@ TOLERANCE = {  # relative residuals; a wrong rule gives O(1e-1)
     "transposition": 1e-40,
     "adjointness": 1e-40,
     "fd": 1e-20,          # central differences at step 1e-15: truncation ~1e-30
+    "specialisation": 1e-40,
 }
-CHECKS = ("sample", "linearization", "transposition", "adjointness", "fd")
+CHECKS = ("sample", "linearization", "transposition", "adjointness", "specialisation", "fd")
 FIELDS = ("real", "complex")
 
 
@@ -363,7 +364,32 @@ def run_checks(s: Setup, case: CheckedCase | None = None) -> list[Result]:
                                                                mpmath.mpf(1e-30))))
             except (derive.DeriveError, num.EvalError) as err:
                 add("transposition", "", None, f"!the JVP cannot be transposed: {err}")
+        check_partial_vjps(s, case, venv, add)
     return out
+
+
+def check_partial_vjps(s: Setup, case: CheckedCase, venv: dict, add) -> None:
+    """specialisation: each VJP given some cotangents (the others None at run time) is the
+    VJP with the others zero, and reads none of them."""
+    spec = s.checked.spec
+    if not case.partial_vjps:
+        add("specialisation", "", None, "no cotangent's terms are worth leaving out")
+    for partial in case.partial_vjps:
+        without = "without " + ", ".join(partial.absent)
+        given = {k: v for k, v in venv.items() if k not in partial.absent}
+        zeroed = dict(venv, **{g: s.cotangents[g] * 0 for g in partial.absent})
+        try:
+            full = run_statements(s.mp, case.vjp.statements, zeroed)
+            part = run_statements(s.mp, partial.vjp.statements, given)
+        except num.EvalError as err:
+            add("specialisation", without, None, f"!the VJP {without} cannot be evaluated "
+                                                 f"without them: {err}")
+            continue
+        for t in spec.inputs:
+            g = "g" + t.name
+            err = num.norm(part[g] - full[g])
+            add("specialisation", f"{g} {without}",
+                _relative(err, max(num.norm(full[g]), mpmath.mpf(1e-30))))
 
 
 # -- whole specs ----------------------------------------------------------------------------

@@ -171,6 +171,102 @@ def apply(spec: Spec, m: Mutant) -> Spec:
     return replace(spec, variants=tuple(variants))
 
 
+# -- mutants of the VJPs given some cotangents (check_rules' partial VJPs) ---------------------
+@dataclass(frozen=True)
+class PartialMutant:
+    """One edit of one statement of a case's VJP specialised to some cotangents: the
+    specialisation is the compiler's, not the spec's, so its mutants are made on the
+    checked rule (a sign flipped, a term dropped), and the audit's 'specialisation' check
+    must catch each."""
+
+    kind: str
+    rule: str          # 'vjp without gU, gVh'
+    line: int          # the case's line
+    before: str        # the statement before ...
+    after: str         # ... and after the edit
+    variant: str       # the variant's label
+    case: str          # the case's condition
+    absent: tuple      # the partial VJP's absent cotangents
+    index: int         # the statement's position in the partial VJP
+    expr: object       # the edited statement's expression
+
+    @property
+    def original(self) -> tuple:
+        """The statement edited (a covering sample takes each at least once)."""
+        return (self.variant, self.case, self.absent, self.index)
+
+    def describe(self) -> str:
+        return f"{self.kind} at line {self.line}: {self.before}  ->  {self.after}"
+
+
+def _empty_product(term) -> bool:
+    """Whether ``term`` multiplies through a matrix with no rows or columns (it is zero)."""
+    import sympy as sp
+
+    return any(isinstance(x, sp.MatrixExpr) and any(d == 0 for d in x.shape)
+               for x in sp.preorder_traversal(term))
+
+
+def partial_mutants(checked) -> list[PartialMutant]:
+    """A sign flip of each statement of each partial VJP that reads its cotangents, and each
+    term of such a statement that is a sum dropped."""
+    import sympy as sp
+
+    from ..compiler import derive
+
+    out = []
+    for cv in checked.variants:
+        for case in cv.cases:
+            for partial in case.partial_vjps:
+                linear = {"g" + t.name for t in cv.differentiable_outputs}
+                rule = "vjp without " + ", ".join(partial.absent)
+                for i, st in enumerate(partial.vjp.statements):
+                    if not derive.depends(st.expr, linear):
+                        continue
+                    linear.add(st.name)
+                    edits = [("flip-sign", sp.MatMul(-1, st.expr))]
+                    if isinstance(st.expr, sp.MatAdd):
+                        # a term of a product through an empty block (geqrf's A[:, m:] of a
+                        # square A) is zero: dropping it is no mutant
+                        edits += [("drop-term", derive.add(
+                            [t for j, t in enumerate(st.expr.args) if j != k], st.expr.shape))
+                            for k, term in enumerate(st.expr.args) if not _empty_product(term)]
+                    for kind, expr in edits:
+                        out.append(PartialMutant(
+                            kind, rule, case.line, f"{st.name} = {st.expr}",
+                            f"{st.name} = {expr}", cv.variant.label, case.condition.text,
+                            partial.absent, i, expr))
+    return out
+
+
+def _judge_partial(checked, m: PartialMutant, setups) -> Outcome:
+    from dataclasses import replace as replaced
+
+    from ..compiler.derive import Step
+
+    for s in setups:
+        if (s.variant.variant.label, s.case.condition.text) != (m.variant, m.case):
+            continue
+        partials = []
+        for p in s.case.partial_vjps:
+            if p.absent == m.absent:
+                statements = list(p.vjp.statements)
+                statements[m.index] = Step(statements[m.index].name, m.expr)
+                p = replaced(p, vjp=replaced(p.vjp, statements=tuple(statements)))
+            partials.append(p)
+        case = replaced(s.case, partial_vjps=tuple(partials))
+        failed = []
+        audit.check_partial_vjps(s, case, dict(s.primal, **s.cotangents),
+                                 lambda check, eq, res, note="": failed.append((eq, res, note))
+                                 if res is None or res > audit.TOLERANCE[check] else None)
+        if failed:
+            eq, res, note = failed[0]
+            shown = "n/a" if res is None else f"{res:.1e}"
+            return Outcome(m, ("specialisation",), f"{s.shape} {s.field} {eq}: {shown} "
+                                                   f"{note}".strip())
+    return Outcome(m, (), "")
+
+
 def run(spec: Spec, progress=None, select=None) -> list[Outcome]:
     """Every mutant of the spec, and which checks caught it; ``select``: a function that picks
     the mutants to judge from the list of them all (the tests' covering sample)."""
@@ -188,10 +284,17 @@ def run(spec: Spec, progress=None, select=None) -> list[Outcome]:
     mutants = [m for m in all_mutants(spec) if m.original in live]
     if select is not None:
         mutants = select(mutants)
-    for i, m in enumerate(mutants):
+    live_cases = {(s.variant.variant.label, s.case.condition.text) for s in setups
+                  if not all(0 in s.primal[t.name].shape
+                             for t in s.variant.differentiable_outputs)}
+    partial = [m for m in partial_mutants(checked) if (m.variant, m.case) in live_cases]
+    if select is not None:
+        partial = select(partial)
+    for i, m in enumerate(mutants + partial):
         if progress:
-            progress(i, len(mutants))
-        outcomes.append(_judge(spec, m, setups))
+            progress(i, len(mutants) + len(partial))
+        outcomes.append(_judge(spec, m, setups) if isinstance(m, Mutant)
+                        else _judge_partial(checked, m, setups))
     return outcomes
 
 

@@ -5,6 +5,7 @@ of every result checked and nothing left that no backend prints.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 
 import sympy as sp
 
@@ -14,7 +15,7 @@ from . import ops
 from .check_dims import case_condition, case_dims, matrix_symbol
 from .check_degenerate import parse_degenerate
 from .check_gauge import parse_gauge
-from .checked import CheckedCase, CheckedVariant, DimDef, Rule
+from .checked import CheckedCase, CheckedVariant, Checks, DimDef, PartialVjp, Rule
 from .program import build_program
 from .spec import Spec, SpecError, Text, Variant
 
@@ -85,6 +86,58 @@ def _derived_vjp(spec, variant, case, jvp: Rule, diff_outputs, jvp_names, vjp_na
                                                   f"write the vjp")
     params = tuple(vjp_names)
     return Rule("vjp", build_program(params, steps, tuple(results)), tuple(steps), True)
+
+
+def _without_zeros(values, present: dict[str, sp.MatrixSymbol]) -> tuple:
+    """A check's values with the cotangents not in ``present`` zero: those that vanish left
+    out, and the zero blocks of a stack of conditions (each block's columns must vanish on
+    their own) left out of it."""
+    out = []
+    for e in values:
+        e = derive.linearize(e, present)  # linear in the cotangents: e without the absent
+        if isinstance(e, ops.VStack):
+            parts = [p for p in e.args if not isinstance(p, sp.ZeroMatrix)]
+            e = parts[0] if len(parts) == 1 else ops.VStack(*parts) if parts else e
+        if not isinstance(e, sp.ZeroMatrix):
+            out.append(e)
+    return tuple(out)
+
+
+def _products(program) -> int:
+    """How many matrix products a program computes (each distinct product once, as its
+    common-subexpression elimination leaves them)."""
+    found = {m for s in program.statements for m in s.expr.atoms(sp.MatMul)}
+    return sum(len(ops.split_product(m)[1]) - 1 for m in found)
+
+
+def _partial_vjps(vjp: Rule, checks: Checks, cotangents: dict[str, sp.MatrixSymbol],
+                  results) -> tuple[PartialVjp, ...]:
+    """The VJP and its checks for each proper subset of the cotangents given, the others
+    zero.  A subset has none (the full rule runs on zeros there) where leaving the others
+    out saves no matrix product (svd's gS alone adds a diagonal), where an input would get
+    no cotangent, or where the rule would print a zero block that no backend prints."""
+    names = list(cotangents)
+    statements = [(s.name, s.expr) for s in vjp.statements]
+    full = _products(vjp.program)
+    out = []
+    for count in range(1, len(names)):
+        for absent in itertools.combinations(names, count):
+            steps, zero = derive.specialise(statements, cotangents, set(absent))
+            if any(r in zero for r in results) or any(
+                    _unprintable(s.expr) for s in steps):
+                continue
+            program = build_program(vjp.program.params, steps, tuple(results))
+            if _products(program) >= full:
+                continue
+            present = {n: s for n, s in cotangents.items() if n not in absent}
+            specialised = dataclasses.replace(
+                checks,
+                pivot_cotangents=_without_zeros(checks.pivot_cotangents, present),
+                tie_cotangents=_without_zeros(checks.tie_cotangents, present),
+                gauge_cotangents=_without_zeros(checks.gauge_cotangents, present))
+            rule = Rule("vjp", program, tuple(steps), vjp.derived)
+            out.append(PartialVjp(absent, rule, specialised))
+    return tuple(out)
 
 
 def _defining(spec, texts, names, dims) -> list:
@@ -170,8 +223,10 @@ def check_variant(spec: Spec, dims: tuple[DimDef, ...], variant: Variant) -> Che
         if variant.gauge:
             checks = dataclasses.replace(checks, gauge_cotangents=parse_gauge(
                 spec, variant, diff_outputs, cdims)[1])
+        cotangents = {"g" + t.name: vjp_names["g" + t.name] for t in diff_outputs}
         cases.append(CheckedCase(cond, tuple(cdims.items()), jvp, vjp, case.line,
-                                 tuple(case_defining), case, checks))
+                                 tuple(case_defining), case, checks,
+                                 _partial_vjps(vjp, checks, cotangents, vjp_results)))
     gauge = (parse_gauge(spec, variant, diff_outputs, {d.name: d.expr for d in dims})
              if variant.gauge else ())
     return CheckedVariant(variant, tuple(defining), tuple(cases), (), (), *gauge)

@@ -57,6 +57,18 @@ class Checks:
 
 
 @dataclass(frozen=True)
+class PartialVjp:
+    """A case's VJP specialised to some of its cotangents, the others zero (None at run
+    time): the absent ones' terms are never computed (svdvals' pullback through svd, which
+    gives gS alone).  One for each proper subset of the differentiable outputs' cotangents
+    whose rule gives every input a cotangent and prints (factorules.compiler.check_rules)."""
+
+    absent: tuple[str, ...]  # the cotangents that are zero ('gU', 'gVh'), in output order
+    vjp: Rule  # the case's VJP with them zero (factorules.compiler.derive.specialise)
+    checks: Checks  # the case's checks, their cotangent conditions with them zero
+
+
+@dataclass(frozen=True)
 class CheckedCase:
     condition: Condition
     dims: tuple[tuple[str, sp.Expr], ...]  # every dim's value under the condition
@@ -66,6 +78,7 @@ class CheckedCase:
     defining: tuple[expr_mod.Equation, ...] = ()  # the variant's and the case's own
     case: Case | None = None
     checks: Checks = Checks()  # whether the derivative exists, tested at run time
+    partial_vjps: tuple[PartialVjp, ...] = ()  # the VJP given some of its cotangents
 
 
 @dataclass(frozen=True)

@@ -77,8 +77,8 @@ def linearize(e: MatrixExpr, tangent: dict[str, MatrixExpr]) -> MatrixExpr:
     d = lambda x: linearize(x, tangent)  # noqa: E731
     if isinstance(e, MatrixSymbol):
         return tangent.get(e.name, zeros_like(e))
-    if isinstance(e, (ZeroMatrix, Identity)):
-        return zeros_like(e)
+    if not any(s.name in tangent for s in e.atoms(MatrixSymbol)):
+        return zeros_like(e)  # a constant (ZeroMatrix, Identity, primal values only)
     if isinstance(e, MatAdd):
         return add([d(t) for t in e.args], e.shape)
     if isinstance(e, MatMul):
@@ -197,3 +197,31 @@ def transpose_program(statements, tangent_inputs: dict[str, MatrixSymbol],
     for name, target in results.items():
         steps.append(Step(target, add(contributions.get(name, []), shapes[name])))
     return steps
+
+
+# -- specialisation to the cotangents given -----------------------------------------------------
+def specialise(statements, linear: dict[str, MatrixSymbol], absent: set[str]):
+    """A program linear in ``linear`` (a VJP in its cotangents) with the symbols named in
+    ``absent`` zero, the zeros carried through: a statement that becomes zero is dropped and
+    reads as zero in the statements after it (its terms are never computed).  A statement
+    that reads linear symbols is linear in them, so its linearization along the present ones
+    is the statement itself without the absent ones' terms.
+
+    statements: ``(name, expr)`` pairs in order.  Returns the kept ``Step``s and the names of
+    the statements that became zero."""
+    reads_linear = set(linear)
+    zero = set(absent)
+    kept: list[Step] = []
+    for name, e in statements:
+        if not depends(e, reads_linear):
+            kept.append(Step(name, e))  # primal work
+            continue
+        reads_linear.add(name)
+        present = {s.name: s for s in e.atoms(MatrixSymbol)
+                   if s.name in reads_linear and s.name not in zero}
+        value = linearize(e, present)
+        if isinstance(value, ZeroMatrix):
+            zero.add(name)
+        else:
+            kept.append(Step(name, value))
+    return kept, zero - set(absent)

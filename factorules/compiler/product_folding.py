@@ -52,22 +52,49 @@ class ScaleRows(_Scale):
         return printer._print(sp.MatMul(Diag(self.vector), self.arg))
 
 
+def _diagonal(m):
+    """v when ``m`` is diag(v), diag(v)^T or diag(v)^H (then conj(v)); else None."""
+    if isinstance(m, Diag):
+        return m.arg
+    if isinstance(m, sp.Transpose) and isinstance(m.arg, Diag):
+        return m.arg.arg
+    if isinstance(m, sp.Adjoint) and isinstance(m.arg, Diag):
+        return Conj(m.arg.arg)
+    return None
+
+
 def fold_diagonal_products(e):
-    """``e`` with every matrix product by diag(v) written as ScaleCols / ScaleRows (the
-    same value; printing only: the audit and the derivations see the products)."""
+    """``e`` with every matrix product by diag(v) (or its transpose or adjoint) written as
+    ScaleCols / ScaleRows (the same value; printing only: the audit and the derivations see
+    the products)."""
     if not isinstance(e, Basic) or not e.args:
         return e
     args = [fold_diagonal_products(a) for a in e.args]
     if isinstance(e, sp.MatMul):
         coeff, mats = split_product(e.func(*args))
-        if not any(isinstance(m, Diag) for m in mats) or len(mats) < 2:
+        if not any(_diagonal(m) is not None for m in mats) or len(mats) < 2:
             return e.func(*args)
+        # diagonals at either end scale the product of the rest, which stays one product
+        # (its order is the printer's to choose, and the same product elsewhere is shared)
+        lead, trail = [], []
+        while len(mats) > 1 and _diagonal(mats[0]) is not None:
+            lead.append(_diagonal(mats.pop(0)))
+        while len(mats) > 1 and _diagonal(mats[-1]) is not None:
+            trail.append(_diagonal(mats.pop()))
+        if lead or trail:
+            inner = fold_diagonal_products(mats[0] if len(mats) == 1 else sp.MatMul(*mats))
+            for v in reversed(lead):
+                inner = ScaleRows(inner, v)
+            for v in trail:
+                inner = ScaleCols(inner, v)
+            return inner if coeff == 1 else sp.MatMul(coeff, inner)
         out, pending = [], []
         for m in mats:
-            if isinstance(m, Diag) and out:
-                out[-1] = ScaleCols(out[-1], m.arg)
-            elif isinstance(m, Diag):
-                pending.append(m.arg)
+            v = _diagonal(m)
+            if v is not None and out:
+                out[-1] = ScaleCols(out[-1], v)
+            elif v is not None:
+                pending.append(v)
             else:
                 for v in pending:
                     m = ScaleRows(m, v)
@@ -80,6 +107,49 @@ def fold_diagonal_products(e):
     if isinstance(e, MatrixExpr) or any(isinstance(a, MatrixExpr) for a in args):
         return e.func(*args)
     return e
+
+
+def factor_common_products(e):
+    """``e`` with the terms of a sum that end (or begin) with the same matrix factor summed
+    first: ``A @ F + B @ F`` as ``(A + B) @ F``, one product by F instead of two (the same
+    value; printing only, like fold_diagonal_products).  A diagonal factor is left alone:
+    fold_diagonal_products makes its products scalings."""
+    if not isinstance(e, Basic) or not e.args:
+        return e
+    args = [factor_common_products(a) for a in e.args]
+    e = e.func(*args) if args != list(e.args) else e
+    if not isinstance(e, sp.MatAdd):
+        return e
+    for side in (-1, 0):
+        factored = _factor_side(list(e.args), side)
+        if factored is not None:
+            return factor_common_products(factored)
+    return e
+
+
+def _factor_side(terms, side: int):
+    """The sum of ``terms`` with those sharing their last (side -1) or first (side 0) factor
+    grouped, or None when no two share one."""
+    groups: dict = {}
+    for i, t in enumerate(terms):
+        if isinstance(t, sp.MatMul):
+            coeff, mats = split_product(t)
+            if len(mats) >= 2 and _diagonal(mats[side]) is None:
+                groups.setdefault(mats[side], []).append(i)
+    shared = next((f for f, members in groups.items() if len(members) >= 2), None)
+    if shared is None:
+        return None
+    members = groups[shared]
+    rests = []
+    for i in members:
+        coeff, mats = split_product(terms[i])
+        rest = mats[:-1] if side == -1 else mats[1:]
+        rest = rest[0] if len(rest) == 1 else sp.MatMul(*rest)
+        rests.append(rest if coeff == 1 else sp.MatMul(coeff, rest))
+    grouped = sp.MatAdd(*rests)
+    product = sp.MatMul(grouped, shared) if side == -1 else sp.MatMul(shared, grouped)
+    others = [t for i, t in enumerate(terms) if i not in members]
+    return product if not others else sp.MatAdd(product, *others)
 
 
 class _Permuted(StructuralOp):

@@ -70,15 +70,44 @@ def _sizes_as_atoms(e, wrap: bool):
     return e.func(*args) if args != list(e.args) else e
 
 
+class _Held(MatrixExpr):
+    """A product held apart from its scalar factor while common subexpressions are found
+    (``-(A @ B)`` is one product with -1 to SymPy, so ``A @ B`` elsewhere would not be
+    seen as the same)."""
+
+    is_commutative = False
+
+    @property
+    def shape(self):
+        return self.args[0].shape
+
+
+def _hold_products(e, hold: bool):
+    """``e`` with each product ``c * A @ B`` written ``c * _Held(A @ B)`` (or back)."""
+    if not isinstance(e, sp.Basic) or e.is_Atom or isinstance(e, MatrixSymbol):
+        return e
+    args = [_hold_products(a, hold) for a in e.args]
+    if not hold and isinstance(e, _Held):
+        return args[0]
+    rebuilt = e.func(*args) if args != list(e.args) else e
+    if hold and isinstance(rebuilt, sp.MatMul):
+        coeff, mats = ops.split_product(rebuilt)
+        if coeff != 1 and len(mats) >= 2:
+            return sp.MatMul(coeff, _Held(sp.MatMul(*mats)))
+    return rebuilt
+
+
 def build_program(params, assignments, results) -> Program:
     """Program from parsed assignments (``factorules.compiler.expr.Assignment``)."""
     statements = live([Statement(a.name, a.expr) for a in assignments], results)
     if not statements:
         return Program(tuple(params), (), tuple(results))
-    replacements, reduced = sp.cse([_sizes_as_atoms(s.expr, True) for s in statements],
-                                   symbols=_temporaries(), order="none")
-    replacements = [(sym, _sizes_as_atoms(value, False)) for sym, value in replacements]
-    reduced = [_sizes_as_atoms(e, False) for e in reduced]
+    replacements, reduced = sp.cse(
+        [_hold_products(_sizes_as_atoms(s.expr, True), True) for s in statements],
+        symbols=_temporaries(), order="none")
+    replacements = [(sym, _sizes_as_atoms(_hold_products(value, False), False))
+                    for sym, value in replacements]
+    reduced = [_sizes_as_atoms(_hold_products(e, False), False) for e in reduced]
     # Temporaries go right before the first statement that uses them, so each statement is
     # computed once and in order.
     ordered: list[Statement] = []

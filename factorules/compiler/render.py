@@ -29,9 +29,11 @@ from .layout import docstring_text, format_python, hanging_lines, string_source
 from .native_call import LIBRARY_OF, NativeCall, current_entry, parse_native_call, version_tuple
 from .paths import GENERATED, ROOT, TEMPLATES
 from .backends import BACKENDS, backend as backend_named
-from .product_folding import fold_diagonal_products, fold_permutation_products
+from .product_folding import (factor_common_products, fold_diagonal_products,
+                              fold_permutation_products)
 from .provenance import case_sources
 from .rule_body import printed_check, rule_body
+from .chain_sizes import chain_sizes
 from .render_model import py_literal
 from .spec import ALWAYS, Spec, SpecError
 from .spec_loader import load_spec
@@ -156,16 +158,6 @@ def _computed_primal(printer_cls, checked: CheckedSpec, cv: CheckedVariant) -> m
                         computed=tuple(computed[t.name] for t in cv.variant.outputs))
 
 
-def chain_sizes(checked: CheckedSpec) -> dict | None:
-    """Representative dimension values for ordering chains of products: the spec's first
-    'shapes' entry without a zero (None without 'shapes': left to right)."""
-    for _, values in checked.spec.shapes:
-        if all(v > 0 for _, v in values):
-            symbols = {d.name: d.expr for d in checked.dims if d.source is not None}
-            return {symbols[k]: v for k, v in values}
-    return None
-
-
 def _variant(printer_cls, checked: CheckedSpec, cv: CheckedVariant, call: NativeCall,
              messages: dict[str, str]) -> model.Variant:
     """A variant's rules, outputs and checks, its expressions printed by the backend;
@@ -178,11 +170,13 @@ def _variant(printer_cls, checked: CheckedSpec, cv: CheckedVariant, call: Native
     fields = tensor_fields(spec.inputs, cv.variant.outputs)
 
     def folded(e):
-        return fold_permutation_products(fold_diagonal_products(e), permutations)
+        return fold_permutation_products(fold_diagonal_products(factor_common_products(e)),
+                                         permutations)
 
     cases = []
     for case in cv.cases:
-        printer = printer_cls(dtype_ref=ref, sizes=chain_sizes(checked), fields=fields)
+        sizes = chain_sizes(checked, case.condition)
+        printer = printer_cls(dtype_ref=ref, sizes=sizes, fields=fields)
         cond = case.condition
         always = cond.text == ALWAYS
         condition = ("True" if always else
@@ -197,11 +191,22 @@ def _variant(printer_cls, checked: CheckedSpec, cv: CheckedVariant, call: Native
                         [c for c in vjp_checks if c.kind != "pivots"], pivots, folded)
         # the standalone checks (_jvp_checks, _vjp_checks): eager code tests them before the
         # rule, JAX's transposition of the JVP the cotangents' after it
-        alone = printer_cls(dtype_ref=ref, sizes=chain_sizes(checked), diagonal_of_products=True,
+        alone = printer_cls(dtype_ref=ref, sizes=sizes, diagonal_of_products=True,
                             fields=fields)
+        cotangents = [("g" + t.name, t.name) for t in cv.differentiable_outputs]
+        partials = []
+        for partial in case.partial_vjps:
+            _, partial_checks = _derivative_checks(spec, cv.variant, partial.checks, messages)
+            body = rule_body(printer, partial.vjp, sources["vjp"],
+                             [c for c in partial_checks if c.kind != "pivots"], pivots, folded)
+            partials.append(model.PartialVjp(
+                " and ".join(f"{g} is None" if g in partial.absent else f"{g} is not None"
+                             for g, _ in cotangents),
+                partial.absent, body, tuple(printed_check(alone, c) for c in partial_checks)))
         cases.append(model.Case(condition, always, jvp, vjp,
                                 tuple(printed_check(alone, c) for c in jvp_checks),
-                                tuple(printed_check(alone, c) for c in vjp_checks)))
+                                tuple(printed_check(alone, c) for c in vjp_checks),
+                                tuple(partials), tuple(cotangents)))
     printer = printer_cls(dtype_ref=ref)
     requirements = tuple(
         model.Requirement(
@@ -278,18 +283,20 @@ def _derivative_checks(spec: Spec, variant, checks, messages: dict[str, str]):
         jvp.append(check("zeros", checks.pivot_tangents,
                          (first, *read(checks.pivot_tangents, "d", inputs)), "pivots",
                          PIVOTS_OPTION, checks.pivots[0]))
-        vjp.append(check("zeros", checks.pivot_cotangents,
-                         (first, *read(checks.pivot_cotangents, "g", outputs)), "pivots",
-                         PIVOTS_OPTION, checks.pivots[0]))
+        if checks.pivot_cotangents:  # none: the cotangents given read no such column
+            vjp.append(check("zeros", checks.pivot_cotangents,
+                             (first, *read(checks.pivot_cotangents, "g", outputs)), "pivots",
+                             PIVOTS_OPTION, checks.pivots[0]))
     elif checks.pivots:  # the same check of both: the first of _jvp_checks and _vjp_checks
         jvp.append(check("pivots", checks.pivots, (first,), "pivots", PIVOTS_OPTION))
         vjp.append(jvp[0])
     if checks.ties is not None:
         jvp.append(check("ties", checks.tie_tangents, read(checks.tie_tangents, "d", inputs),
                          "ties", TIES_OPTION, checks.ties))
-        vjp.append(check("ties", checks.tie_cotangents,
-                         read(checks.tie_cotangents, "g", outputs),
-                         "ties", TIES_OPTION, checks.ties))
+        if checks.tie_cotangents:  # none: the cotangents given cannot tell tied values
+            vjp.append(check("ties", checks.tie_cotangents,
+                             read(checks.tie_cotangents, "g", outputs),
+                             "ties", TIES_OPTION, checks.ties))
     if checks.gauge_cotangents:
         vjp.append(check("vanish", checks.gauge_cotangents,
                          read(checks.gauge_cotangents, "g", outputs), "gauge", GAUGE_OPTION))

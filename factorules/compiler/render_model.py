@@ -175,6 +175,16 @@ class RuleBody:
 
 
 @dataclass(frozen=True)
+class PartialVjp:
+    """A case's VJP when some cotangents are None (zero): the rule without their terms."""
+
+    condition: str  # Python source testing which cotangents are None ('gU is None and ...')
+    absent: tuple[str, ...]  # those that are None (the rule has no terms of them)
+    vjp: RuleBody  # the rule specialised to the others
+    vjp_checks: tuple[DerivativeCheck, ...]  # what its derivative needs (for _vjp_checks)
+
+
+@dataclass(frozen=True)
 class Case:
     """One case of a variant: rules that hold under a condition on the sizes."""
 
@@ -184,6 +194,11 @@ class Case:
     vjp: RuleBody  # cotangents of the inputs from those of the differentiable outputs
     jvp_checks: tuple[DerivativeCheck, ...]  # what the JVP's derivative needs
     vjp_checks: tuple[DerivativeCheck, ...]  # what the VJP's derivative needs
+    # the VJP given some cotangents (the others None), tested before the full rule
+    partial_vjps: tuple[PartialVjp, ...] = ()
+    # (cotangent, output) of each differentiable output: the full rule reads a None
+    # cotangent that no partial rule takes as zeros of the output's shape
+    zero_filled: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

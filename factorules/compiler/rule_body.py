@@ -32,25 +32,28 @@ def rule_body(printer, rule, source: str, checks=(), pivots: bool = False,
     """The rule's code (``rule``: a checked case's jvp or vjp, ``source``: the comment that
     heads it) with ``checks`` (of ties, zeros and the gauge) computed from its program;
     ``folded``: the rewriting of products every statement gets before printing."""
-    program = rule.program
-    values = [e for c in checks for e in c.values]
+    # products rewritten before common subexpressions are found: a diagonal factor is then
+    # no temporary hiding the products around it, and products the rewriting exposes (the
+    # U^H gU of (U^H gU) S^-1) are computed once
+    statements = [Statement(s.name, folded(s.expr)) for s in rule.statements]
+    program = build_program(rule.program.params, statements, rule.program.results)
+    values = [folded(e) if isinstance(e, sp.Basic) else e for c in checks for e in c.values]
     if not values:
         statements = tuple(model.Assignment(s.name, printer.assign(s.name, folded(s.expr)))
                            for s in program.statements)
         return model.RuleBody(source, statements, tuple(program.results), (), pivots)
     # a check's text names what the rule computes by its expression (svd's Vh.H where the
     # rule has V = Vh.H): the statement's name in its place, so that the two are one value
-    named_as = {s.expr: sp.MatrixSymbol(s.name, *s.expr.shape) for s in rule.statements
+    named_as = {s.expr: sp.MatrixSymbol(s.name, *s.expr.shape) for s in statements
                 if isinstance(s.expr, sp.MatrixExpr)}
     values = [v.xreplace(named_as) if isinstance(v, sp.Basic) else v for v in values]
     names = [f"_k{i}" for i in range(len(values))]
-    program = build_program(
-        program.params, [*(Statement(s.name, s.expr) for s in rule.statements),
-                         *map(Statement, names, values)],
-        (*program.results, *names))
+    results = program.results
+    program = build_program(program.params, [*statements, *map(Statement, names, values)],
+                            (*results, *names))
     printed = {s.name: model.Assignment(s.name, printer.assign(s.name, folded(s.expr)))
                for s in program.statements}
-    ruled = {s.name for s in live(program.statements, rule.program.results)}
+    ruled = {s.name for s in live(program.statements, results)}
     named, out = iter(names), []
     for i, check in enumerate(checks):
         own = tuple(next(named) for _ in check.values)
@@ -62,6 +65,6 @@ def rule_body(printer, rule, source: str, checks=(), pivots: bool = False,
             out.append(dataclasses.replace(
                 check, values=own, function=f"_kv{i}",
                 statements=tuple(printed[n] for n in extra)))
-    statements = tuple(printed[s.name] for s in program.statements if s.name in ruled)
-    return model.RuleBody(source, statements, tuple(rule.program.results),
+    return model.RuleBody(source, tuple(printed[s.name] for s in program.statements
+                                        if s.name in ruled), tuple(results),
                           tuple(printed_check(printer, c) for c in out), pivots)

@@ -202,12 +202,18 @@ class TorchAdapter(Adapter):
         return [self.back(t) for t in tangents], grads[0] if single else grads
 
     def timed_vjp(self, g, args, cots):
+        """The backward pass alone: the first call runs the forward (where a framework may
+        refuse) and keeps its graph."""
         torch = self.torch
         leaves = [x.clone().requires_grad_() for x in args]
+        # the loss Re sum(y * c) gives y the PyTorch cotangent conj(c)
+        given = [c.conj().resolve_conj() for c in cots]
+        graph = []
 
         def run():
-            loss = sum((y * c).real.sum() for y, c in zip(g(*leaves), cots))
-            return torch.autograd.grad(loss, leaves)
+            if not graph:
+                graph.extend(g(*leaves))
+            return torch.autograd.grad(graph, leaves, given, retain_graph=True)
         return run
 
     def timed_jvp(self, g, args, tangents):
@@ -277,13 +283,18 @@ class JaxAdapter(Adapter):
         return [self.back(t) for t in tangents], grads[0] if single else grads
 
     def timed_vjp(self, g, args, cots):
+        """The pullback alone, jitted: the first call runs the forward (jitted; where a
+        framework may refuse), whose residuals are the pullback's arguments."""
         jax = self.jax
+        forward = jax.jit(lambda X: jax.vjp(g, *X)[1])
+        pulled = jax.jit(lambda p, cts: p(cts))
+        pullback = []
 
-        @jax.jit
-        def pulled(X, cts):
-            _, pullback = jax.vjp(g, *X)
-            return pullback(cts)
-        return lambda: pulled(args, cots)
+        def run():
+            if not pullback:
+                pullback.append(forward(args))
+            return pulled(pullback[0], cots)
+        return run
 
     def timed_jvp(self, g, args, tangents):
         jax = self.jax

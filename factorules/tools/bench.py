@@ -1,10 +1,12 @@
 """``cli.py bench``: generated rules against native autodiff, timed side by side.
 
-Every row times one derivative (VJP: forward and backward of a scalar loss; JVP: forward-mode
-derivative) of a generated function and of the framework's own, in one process, with the
-generated and native runs interleaved so that machine noise hits both alike.  A row reports
-the median time of each over the repeats and the median of the ratios generated / native of
-the samples taken back to back (below 1: generated is faster).
+Every row times one derivative (VJP: the backward pass alone, of a graph kept from one forward
+-- torch's autograd.grad, JAX's jitted pullback; JVP: the forward-mode derivative with its
+outputs) of a generated function and of the framework's own, in one process, with the
+generated and native samples interleaved so that machine noise hits both alike.  A row reports
+the fastest sample of each, their spread (min, median, max), the number of samples, and the
+ratio generated / native of the fastest samples (below 1: generated is faster) -- only with at
+least MIN_SAMPLES samples each (factorules/tools/bench_rows.py): ``--quick`` gives none.
 
 Before timing, every row checks that the generated derivative is right: against native
 autodiff, or, where native refuses (QR in complete mode with more rows than columns) or the
@@ -237,7 +239,8 @@ def _text(name: str, case: Case) -> str:
 def _outcome(row: Row) -> str:
     """A finished row in a few words: its ratio (or why it has none) and its error."""
     ratio = (f"ratio {row.ratio:.2f}" if row.ratio is not None else
-             "native refuses" if row.native == "refuses" else "no native")
+             "native refuses" if row.native == "refuses" else
+             "no native" if row.native == "none" else f"no ratio (n={row.samples})")
     return (f"{ratio}, rel err {row.rel_err:.1e} vs {row.reference}"
             + ("" if row.ok else " FAIL"))
 

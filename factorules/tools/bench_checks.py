@@ -10,6 +10,7 @@ two programs differently): the command also asserts that.
 from __future__ import annotations
 
 import json
+import statistics
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -36,8 +37,8 @@ class CheckRow:
     shape: list
     dtype: str
     direction: str
-    checked_ms: float  # the derivative with every switch on (the default)
-    unchecked_ms: float  # with every switch off
+    checked_ms: float  # the derivative with every switch on (the default), median
+    unchecked_ms: float  # with every switch off, median
     ratio: float  # median over the repeats of checked / unchecked, taken back to back
 
 
@@ -65,9 +66,11 @@ def run_row(name, checked, adapters, case, repeats: int, quick: bool) -> CheckRo
         if not _rel(g, w) <= SAME[case.dtype]:
             raise AssertionError(f"{name} {case}: the checks changed the derivative (relative "
                                  f"difference {_rel(g, w):.1e})")
-    checked_s, unchecked_s, ratio, _ = _time(on, f_on, f_off, repeats, quick)
+    checked_s, unchecked_s, _ = _time(on, f_on, f_off, repeats, quick)
+    ratio = statistics.median(c / u for c, u in zip(checked_s, unchecked_s))
     return CheckRow(name, case.backend, case.label, list(case.shape), case.dtype,
-                    case.direction, checked_s * 1e3, unchecked_s * 1e3, ratio)
+                    case.direction, statistics.median(checked_s) * 1e3,
+                    statistics.median(unchecked_s) * 1e3, ratio)
 
 
 def format_table(rows: list[CheckRow]) -> str:

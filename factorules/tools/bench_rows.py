@@ -25,6 +25,8 @@ TOLERANCE = {"float32": 1e-3, "complex64": 1e-3, "float64": 1e-8, "complex128": 
 FD_TOLERANCE = 1e-6
 FD_STEP = 1e-6
 MIN_SAMPLE_S = 0.05  # a timed sample repeats a fast call until it lasts about this long
+# a ratio needs this many interleaved samples of each side: fewer (--quick) give none
+MIN_SAMPLES = 15
 
 
 @dataclass(frozen=True)
@@ -48,9 +50,9 @@ class Row:
     shape: list
     dtype: str
     direction: str
-    generated_ms: float | None   # None (and rel_err None): the row did not finish, see note
-    native_ms: float | None
-    ratio: float | None
+    generated_ms: float | None   # the fastest sample; None (and rel_err None): the row did
+    native_ms: float | None      # not finish, see note
+    ratio: float | None  # generated_ms / native_ms; None with fewer than MIN_SAMPLES samples
     native: str | None     # "ok", "refuses", "wrong" (factorules.tools.natives: timed, checked
                            # against fd instead), or "none" (the framework has no such op)
     rel_err: float | None
@@ -59,6 +61,9 @@ class Row:
     repeats: int
     inner: int             # calls per timed sample
     note: str = field(default="")  # native's refusal, or why the row did not finish
+    generated_spread: list | None = None  # [min, median, max] of the samples, ms
+    native_spread: list | None = None
+    samples: int = 0  # timed samples of each side
 
     @property
     def finished(self) -> bool:
@@ -285,9 +290,9 @@ def _sample(backend, f, inner: int) -> float:
 
 
 def _time(backend, gen, nat, repeats: int, quick: bool):
-    """Medians (seconds) of interleaved samples of gen and nat (nat may be None), and the
-    median over the repeats of the ratio of the two samples taken back to back (None
-    without nat): a drift in the machine's load between repeats cancels in each ratio."""
+    """Interleaved samples (seconds) of gen and of nat (None: no native), gen and nat
+    alternating which goes first, so that a drift in the machine's load hits both alike;
+    and the calls per sample."""
     warm = [_once(backend, gen)[0]]
     if nat is not None:
         warm.append(_once(backend, nat)[0])
@@ -297,11 +302,14 @@ def _time(backend, gen, nat, repeats: int, quick: bool):
     for i in range(repeats):
         for key, f in (pair if i % 2 == 0 else pair[::-1]):
             times[key].append(_sample(backend, f, inner))
-    gen_s = statistics.median(times["gen"])
-    if nat is None:
-        return gen_s, None, None, inner
-    ratio = statistics.median(g / n for g, n in zip(times["gen"], times["nat"]))
-    return gen_s, statistics.median(times["nat"]), ratio, inner
+    return times["gen"], times["nat"] or None, inner
+
+
+def _spread(samples) -> list | None:
+    """[min, median, max] of samples in seconds, as milliseconds."""
+    if not samples:
+        return None
+    return [min(samples) * 1e3, statistics.median(samples) * 1e3, max(samples) * 1e3]
 
 
 def run_case(spec: str, backend, case: Case, repeats: int, quick: bool, seed: int) -> Row:
@@ -327,10 +335,14 @@ def run_case(spec: str, backend, case: Case, repeats: int, quick: bool, seed: in
     # against fd the tolerance is the larger of the difference's own and the dtype's
     ok = err <= (TOLERANCE[case.dtype] if reference == "native"
                  else max(FD_TOLERANCE, TOLERANCE[case.dtype]))
-    gen_s, nat_s, ratio, inner = _time(backend, gen, nat, repeats, quick)
+    gen_s, nat_s, inner = _time(backend, gen, nat, repeats, quick)
+    # the fastest sample of each: the least disturbed by the machine's other work
+    ratio = (min(gen_s) / min(nat_s) if nat_s is not None and len(gen_s) >= MIN_SAMPLES
+             else None)
     return Row(spec=spec, backend=case.backend, options=case.label, shape=list(case.shape),
-               dtype=case.dtype, direction=case.direction, generated_ms=gen_s * 1e3,
-               native_ms=None if nat_s is None else nat_s * 1e3,
+               dtype=case.dtype, direction=case.direction, generated_ms=min(gen_s) * 1e3,
+               native_ms=None if nat_s is None else min(nat_s) * 1e3,
                ratio=ratio, native=native, rel_err=err,
                reference=reference, ok=ok, repeats=repeats, inner=inner,
-               note=refusal)
+               note=refusal, generated_spread=_spread(gen_s), native_spread=_spread(nat_s),
+               samples=len(gen_s))

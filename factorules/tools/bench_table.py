@@ -1,11 +1,15 @@
 """The table and footnote of ``cli.py bench``."""
 from __future__ import annotations
 
-from .bench_rows import Row
+from .bench_rows import MIN_SAMPLES, Row
 
 
 COLUMNS = ("spec", "backend", "options", "shape", "dtype", "dir", "generated ms", "native ms", "ratio",
-           "rel err", "vs")
+           "rel err", "vs", "generated min/med/max", "native min/med/max", "n")
+
+
+def _spread(values) -> str:
+    return "-" if values is None else "/".join(f"{v:.3g}" for v in values)
 
 
 def _cells(r: Row) -> list[str]:
@@ -17,7 +21,8 @@ def _cells(r: Row) -> list[str]:
             else f"{r.native_ms:.3f}",
             "-" if r.ratio is None else f"{r.ratio:.2f}",
             f"{r.rel_err:.1e}" + ("" if r.ok else " FAIL"),
-            r.reference + ("*" if r.native == "wrong" else "")]
+            r.reference + ("*" if r.native == "wrong" else ""),
+            _spread(r.generated_spread), _spread(r.native_spread), str(r.samples)]
 
 
 def format_table(rows: list[Row]) -> str:
@@ -25,7 +30,7 @@ def format_table(rows: list[Row]) -> str:
     cells = [list(COLUMNS)] + [_cells(r) for r in rows]
     notes = [""] + [("" if r.finished else r.note) for r in rows]
     widths = [max(len(c[i]) for c in cells if i < len(c)) for i in range(len(COLUMNS))]
-    numeric = {6, 7, 8, 9}
+    numeric = {6, 7, 8, 9, 11, 12, 13}
     lines = []
     for j, row in enumerate(cells):
         parts = [c.rjust(w) if i in numeric else c.ljust(w)
@@ -37,11 +42,14 @@ def format_table(rows: list[Row]) -> str:
 
 
 def footnote(rows, repeats: int, environments) -> str:
-    lines = [f"ms: median of {repeats} interleaved samples after a warm-up; ratio: median over "
-             f"the {repeats} repeats of generated / native timed back to back (below 1: generated "
-             f"is faster); rel err: the generated derivative against native autodiff, or against "
-             f"central differences (fd) where native refuses (a vjp as the directional "
-             f"derivative <gA, dA>, relative to |gA| |dA|)."]
+    lines = [f"vjp: the backward pass alone (torch: autograd.grad of the kept graph; jax: the "
+             f"jitted pullback of jax.vjp); jvp: the forward-mode derivative with its outputs. "
+             f"ms: the fastest of n interleaved samples after a warm-up (min/med/max: their "
+             f"spread), generated and native alternating which goes first; ratio: generated / "
+             f"native of those fastest samples (below 1: generated is faster), given only with "
+             f"n >= {MIN_SAMPLES}; rel err: the generated derivative against native autodiff, "
+             f"or against central differences (fd) where native refuses (a vjp as the "
+             f"directional derivative <gA, dA>, relative to |gA| |dA|)."]
     if environments:
         lines.append("; ".join(environments) + ".")
     seen = set()

@@ -138,6 +138,7 @@ def _jvp_rule(A, L, dA, upper, check_singular):
             _differentiable(upper, check_singular),
             (upper, check_singular),
         )
+
     if upper is True:
         # spec/cholesky.yaml:64
         X = _solve_triangular(
@@ -168,6 +169,7 @@ def _jvp_rule(A, L, dA, upper, check_singular):
             _differentiable(upper, check_singular),
             (upper, check_singular),
         )
+
     raise ValueError(f"cholesky: no jvp rule for upper={upper!r} and A of shape {tuple(A.shape)}")
 
 
@@ -177,6 +179,8 @@ def _vjp_checks(A, L, gL, upper, check_singular):
     n = A.shape[-2]
 
     if upper is False:
+        gL = _zeros_like(L) if gL is None else gL
+
         return (
             _check(
                 "pivots",
@@ -193,6 +197,8 @@ def _vjp_checks(A, L, gL, upper, check_singular):
             else None,
         )
     if upper is True:
+        gL = _zeros_like(L) if gL is None else gL
+
         return (
             _check(
                 "pivots",
@@ -218,6 +224,8 @@ def _vjp_rule(A, L, gL, upper, check_singular):
     _checks = _vjp_checks(A, L, gL, upper, check_singular)
     _raise_if_failed("cholesky", _checks, (gL,), "cotangent")
     if upper is False:
+        gL = _zeros_like(L) if gL is None else gL
+
         # spec/cholesky.yaml:50, M2008 eq. (10)
         _c0 = _cp.conj(_cp.swapaxes(L, -1, -2))
         Y = _c0 @ gL
@@ -232,7 +240,10 @@ def _vjp_rule(A, L, gL, upper, check_singular):
             )
         )
         return _checked_vjp("cholesky", (gA,), (*_checks[:1],))
+
     if upper is True:
+        gL = _zeros_like(L) if gL is None else gL
+
         # spec/cholesky.yaml:68
         Y = L @ _cp.conj(_cp.swapaxes(gL, -1, -2))
         P = _tril(Y, -1) + (1 / 2) * _diag(_re(_cp.diagonal(Y, 0, -2, -1)[..., :, None]))
@@ -248,6 +259,7 @@ def _vjp_rule(A, L, gL, upper, check_singular):
             )
         )
         return _checked_vjp("cholesky", (gA,), (*_checks[:1],))
+
     raise ValueError(f"cholesky: no vjp rule for upper={upper!r} and A of shape {tuple(A.shape)}")
 
 
@@ -301,9 +313,7 @@ def cholesky_vjp(A, upper=False, check_singular=True):
     def pullback(gL=None):
         cotangents = [
             None
-            if not f
-            else _zeros_like(y)
-            if g is None
+            if not f or g is None  # None: the rule leaves out its terms
             else _cotangent_in(_check_tangent("cholesky", "g" + label, g, y))
             for f, y, g, label in zip(flags, outputs, (gL,), ["L"])
         ]

@@ -112,7 +112,7 @@ def _jvp_checks(A, L, Q, dA, UPLO, check_gauge, check_ties):
         return (
             _check(
                 "ties",
-                lambda: (_cp.conj(_cp.swapaxes(Q, -1, -2)) @ _sym(dA) @ Q,),
+                lambda: ((_cp.conj(_cp.swapaxes(Q, -1, -2)) @ _sym(dA)) @ Q,),
                 (dA,),
                 _TIES_MESSAGE,
                 "check_ties",
@@ -132,7 +132,7 @@ def _jvp_rule(A, L, Q, dA, UPLO, check_gauge, check_ties):
     _raise_if_failed("eigh", _checks, (dA,), "tangent")
     if UPLO == "L" or UPLO == "U":
         # spec/eigh.yaml:78, G2008 Sec. 3.1
-        X = _cp.conj(_cp.swapaxes(Q, -1, -2)) @ _sym(dA) @ Q
+        X = (_cp.conj(_cp.swapaxes(Q, -1, -2)) @ _sym(dA)) @ Q
         dL = _re(_cp.diagonal(X, 0, -2, -1)[..., :, None])
         dQ = Q @ (_pairwise_inv(L) * X)
         return _checked_jvp(
@@ -148,6 +148,7 @@ def _jvp_rule(A, L, Q, dA, UPLO, check_gauge, check_ties):
             _differentiable(UPLO, check_gauge, check_ties),
             (UPLO, check_gauge, check_ties),
         )
+
     raise ValueError(f"eigh: no jvp rule for UPLO={UPLO!r} and A of shape {tuple(A.shape)}")
 
 
@@ -157,6 +158,44 @@ def _vjp_checks(A, L, Q, gL, gQ, UPLO, check_gauge, check_ties):
     n = A.shape[-2]
 
     if UPLO == "L" or UPLO == "U":
+        if gL is None and gQ is not None:
+            return (
+                _check(
+                    "ties",
+                    lambda: (_skew(_cp.conj(_cp.swapaxes(Q, -1, -2)) @ gQ),),
+                    (gQ,),
+                    _TIES_MESSAGE,
+                    "check_ties",
+                    L,
+                )
+                if check_ties
+                else None,
+                _check(
+                    "vanish",
+                    lambda: (
+                        _im(
+                            (_cp.conj(_cp.swapaxes(Q, -1, -2)) * _cp.swapaxes(gQ, -1, -2)).sum(-1)[
+                                ..., :, None
+                            ]
+                        ),
+                    ),
+                    (gQ,),
+                    _GAUGE_MESSAGE,
+                    "check_gauge",
+                    None,
+                )
+                if check_gauge
+                else None,
+            )
+        if gL is not None and gQ is None:
+            return (
+                _check("ties", lambda: (_diag(gL),), (gL,), _TIES_MESSAGE, "check_ties", L)
+                if check_ties
+                else None,
+            )
+        gL = _zeros_like(L) if gL is None else gL
+        gQ = _zeros_like(Q) if gQ is None else gQ
+
         return (
             _check(
                 "ties",
@@ -195,10 +234,49 @@ def _vjp_rule(A, L, Q, gL, gQ, UPLO, check_gauge, check_ties):
     _checks = _vjp_checks(A, L, Q, gL, gQ, UPLO, check_gauge, check_ties)
     _raise_if_failed("eigh", _checks, (gL, gQ), "cotangent")
     if UPLO == "L" or UPLO == "U":
+        if gL is None and gQ is not None:
+            # the rule below without the terms of gL, which are None
+            _c0 = _cp.conj(_cp.swapaxes(Q, -1, -2))
+            _c1 = _c0 @ gQ
+            gA = _sym((Q @ (_pairwise_inv(L) * _c1)) @ _c0)
+            return _checked_vjp(
+                "eigh",
+                (gA,),
+                (
+                    _check("ties", lambda: (_skew(_c1),), (gQ,), _TIES_MESSAGE, "check_ties", L)
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (_im(_cp.diagonal(_c1, 0, -2, -1)[..., :, None]),),
+                        (gQ,),
+                        _GAUGE_MESSAGE,
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                ),
+            )
+        if gL is not None and gQ is None:
+            # the rule below without the terms of gQ, which are None
+            gA = _sym(Q * _cp.swapaxes(_re(gL), -1, -2) @ _cp.conj(_cp.swapaxes(Q, -1, -2)))
+            return _checked_vjp(
+                "eigh",
+                (gA,),
+                (
+                    _check("ties", lambda: (_diag(gL),), (gL,), _TIES_MESSAGE, "check_ties", L)
+                    if check_ties
+                    else None,
+                ),
+            )
+        gL = _zeros_like(L) if gL is None else gL
+        gQ = _zeros_like(Q) if gQ is None else gQ
+
         # spec/eigh.yaml:83, G2008 Sec. 3.1
         _c0 = _cp.conj(_cp.swapaxes(Q, -1, -2))
         _c1 = _c0 @ gQ
-        gA = _sym(Q @ (_diag(_re(gL)) + (_pairwise_inv(L) * _c1)) @ _c0)
+        gA = _sym((Q @ (_diag(_re(gL)) + (_pairwise_inv(L) * _c1))) @ _c0)
         return _checked_vjp(
             "eigh",
             (gA,),
@@ -225,6 +303,7 @@ def _vjp_rule(A, L, Q, gL, gQ, UPLO, check_gauge, check_ties):
                 else None,
             ),
         )
+
     raise ValueError(f"eigh: no vjp rule for UPLO={UPLO!r} and A of shape {tuple(A.shape)}")
 
 
@@ -293,9 +372,7 @@ def eigh_vjp(A, UPLO="L", check_gauge=True, check_ties=True, *, lower=None):
     def pullback(gL=None, gQ=None):
         cotangents = [
             None
-            if not f
-            else _zeros_like(y)
-            if g is None
+            if not f or g is None  # None: the rule leaves out its terms
             else _cotangent_in(_check_tangent("eigh", "g" + label, g, y[..., 0])[..., None])
             if v
             else _cotangent_in(_check_tangent("eigh", "g" + label, g, y))

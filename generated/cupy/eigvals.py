@@ -115,6 +115,7 @@ def _jvp_rule(A, L, V, dA, check_ties):
             _differentiable(check_ties),
             (check_ties,),
         )
+
     raise ValueError(f"eigvals: no jvp rule for the options and A of shape {tuple(A.shape)}")
 
 
@@ -124,6 +125,8 @@ def _vjp_checks(A, L, V, gL, gV, check_ties):
     n = A.shape[-2]
 
     if True:
+        gL = _zeros_like(L) if gL is None else gL
+
         return (
             _check("ties", lambda: (_diag(gL),), (gL,), _TIES_MESSAGE, "check_ties", L)
             if check_ties
@@ -139,19 +142,21 @@ def _vjp_rule(A, L, V, gL, gV, check_ties):
     _checks = _vjp_checks(A, L, V, gL, gV, check_ties)
     _raise_if_failed("eigvals", _checks, (gL, gV), "cotangent")
     if True:
+        gL = _zeros_like(L) if gL is None else gL
+
         # spec/eigvals.yaml:47
         _c0 = _cp.conj(_cp.swapaxes(V, -1, -2))
-        _c1 = _diag(gL)
-        gA = _solve(_c0, _c1 @ _c0, left=True)
+        gA = _solve(_c0, gL * _c0, left=True)
         return _checked_vjp(
             "eigvals",
             (gA,),
             (
-                _check("ties", lambda: (_c1,), (gL,), _TIES_MESSAGE, "check_ties", L)
+                _check("ties", lambda: (_diag(gL),), (gL,), _TIES_MESSAGE, "check_ties", L)
                 if check_ties
                 else None,
             ),
         )
+
     raise ValueError(f"eigvals: no vjp rule for the options and A of shape {tuple(A.shape)}")
 
 
@@ -203,9 +208,7 @@ def eigvals_vjp(A, check_ties=True):
     def pullback(gL=None):
         cotangents = [
             None
-            if not f
-            else _zeros_like(y)
-            if g is None
+            if not f or g is None  # None: the rule leaves out its terms
             else _cotangent_in(_check_tangent("eigvals", "g" + label, g, y[..., 0])[..., None])
             if v
             else _cotangent_in(_check_tangent("eigvals", "g" + label, g, y))

@@ -103,7 +103,7 @@ def _jvp_checks(A, L, Q, dA, UPLO, check_ties):
         return (
             _check(
                 "ties",
-                lambda: (_cp.conj(_cp.swapaxes(Q, -1, -2)) @ _sym(dA) @ Q,),
+                lambda: ((_cp.conj(_cp.swapaxes(Q, -1, -2)) @ _sym(dA)) @ Q,),
                 (dA,),
                 _TIES_MESSAGE,
                 "check_ties",
@@ -123,7 +123,7 @@ def _jvp_rule(A, L, Q, dA, UPLO, check_ties):
     _raise_if_failed("eigvalsh", _checks, (dA,), "tangent")
     if UPLO == "L" or UPLO == "U":
         # spec/eigvalsh.yaml:55, M1985 Theorem 1
-        _c0 = _cp.conj(_cp.swapaxes(Q, -1, -2)) @ _sym(dA) @ Q
+        _c0 = (_cp.conj(_cp.swapaxes(Q, -1, -2)) @ _sym(dA)) @ Q
         dL = _re(_cp.diagonal(_c0, 0, -2, -1)[..., :, None])
         return _checked_jvp(
             "eigvalsh",
@@ -138,6 +138,7 @@ def _jvp_rule(A, L, Q, dA, UPLO, check_ties):
             _differentiable(UPLO, check_ties),
             (UPLO, check_ties),
         )
+
     raise ValueError(f"eigvalsh: no jvp rule for UPLO={UPLO!r} and A of shape {tuple(A.shape)}")
 
 
@@ -147,6 +148,8 @@ def _vjp_checks(A, L, Q, gL, gQ, UPLO, check_ties):
     n = A.shape[-2]
 
     if UPLO == "L" or UPLO == "U":
+        gL = _zeros_like(L) if gL is None else gL
+
         return (
             _check("ties", lambda: (_diag(gL),), (gL,), _TIES_MESSAGE, "check_ties", L)
             if check_ties
@@ -162,6 +165,8 @@ def _vjp_rule(A, L, Q, gL, gQ, UPLO, check_ties):
     _checks = _vjp_checks(A, L, Q, gL, gQ, UPLO, check_ties)
     _raise_if_failed("eigvalsh", _checks, (gL, gQ), "cotangent")
     if UPLO == "L" or UPLO == "U":
+        gL = _zeros_like(L) if gL is None else gL
+
         # spec/eigvalsh.yaml:58, G2008 Sec. 3.1
         gA = _sym(Q * _cp.swapaxes(_re(gL), -1, -2) @ _cp.conj(_cp.swapaxes(Q, -1, -2)))
         return _checked_vjp(
@@ -173,6 +178,7 @@ def _vjp_rule(A, L, Q, gL, gQ, UPLO, check_ties):
                 else None,
             ),
         )
+
     raise ValueError(f"eigvalsh: no vjp rule for UPLO={UPLO!r} and A of shape {tuple(A.shape)}")
 
 
@@ -232,9 +238,7 @@ def eigvalsh_vjp(A, UPLO="L", check_ties=True, *, lower=None):
     def pullback(gL=None):
         cotangents = [
             None
-            if not f
-            else _zeros_like(y)
-            if g is None
+            if not f or g is None  # None: the rule leaves out its terms
             else _cotangent_in(_check_tangent("eigvalsh", "g" + label, g, y[..., 0])[..., None])
             if v
             else _cotangent_in(_check_tangent("eigvalsh", "g" + label, g, y))

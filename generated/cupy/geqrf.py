@@ -181,17 +181,21 @@ def _jvp_rule(A, a, tau, dA, check_singular):
                 _differentiable(check_singular),
                 (check_singular,),
             )
+
         if m > n:
             # spec/geqrf.yaml:91, WLL2012 Sec. 3, HAL2011
             _c0 = _cp.eye(m, n, dtype=A.dtype)
             V = _tril(a, -1) + _c0
             R = _triu(a[..., :n, :], 0)
-            _c1 = _diag(tau)
             T = _solve_triangular(
-                _c1 @ _cp.conj(_cp.swapaxes(V, -1, -2)) @ V, _c1, upper=True, left=True, unit=True
+                tau * _cp.conj(_cp.swapaxes(V, -1, -2)) @ V,
+                _diag(tau),
+                upper=True,
+                left=True,
+                unit=True,
             )
-            _c2 = V[..., :n, :]
-            W = T @ _cp.conj(_cp.swapaxes(_c2, -1, -2))
+            _c1 = V[..., :n, :]
+            W = T @ _cp.conj(_cp.swapaxes(_c1, -1, -2))
             Q = _c0 - V @ W
             C = _solve_triangular(R, dA, upper=True, left=False, unit=False)
             B = _cp.conj(_cp.swapaxes(Q, -1, -2)) @ C
@@ -201,7 +205,7 @@ def _jvp_rule(A, a, tau, dA, check_singular):
             dQ = C - Q @ U
             X = _solve_triangular(
                 W,
-                _solve_triangular(_c2, -dQ[..., :n, :], upper=False, left=True, unit=True),
+                _solve_triangular(_c1, -dQ[..., :n, :], upper=False, left=True, unit=True),
                 upper=True,
                 left=False,
                 unit=False,
@@ -210,7 +214,7 @@ def _jvp_rule(A, a, tau, dA, check_singular):
             dV2 = _solve_triangular(
                 W, -(dQ[..., n:, :]) - V[..., n:, :] @ dW, upper=True, left=False, unit=False
             )
-            da = _cp.concatenate([_c2 @ _tril(X, -1) + U @ R, dV2], axis=-2)
+            da = _cp.concatenate([_c1 @ _tril(X, -1) + U @ R, dV2], axis=-2)
             dtau = _cp.diagonal(dW, 0, -2, -1)[..., :, None]
             return _checked_jvp(
                 "geqrf",
@@ -221,26 +225,26 @@ def _jvp_rule(A, a, tau, dA, check_singular):
                 _differentiable(check_singular),
                 (check_singular,),
             )
+
         if m == n:
             # spec/geqrf.yaml:109, RR2020, HAL2011
             _c0 = _cp.eye(m, m, dtype=A.dtype)
             V = _tril(a, -1) + _c0
             R = _triu(a, 0)
             R1 = R
-            _c1 = _diag(tau)
-            _c2 = _cp.conj(_cp.swapaxes(V, -1, -2))
-            T = _solve_triangular(_c1 @ _c2 @ V, _c1, upper=True, left=True, unit=True)
-            W = T @ _c2
+            _c1 = _cp.conj(_cp.swapaxes(V, -1, -2))
+            T = _solve_triangular(tau * _c1 @ V, _diag(tau), upper=True, left=True, unit=True)
+            W = T @ _c1
             Q = _c0 - V @ W
             C = _solve_triangular(R1, dA, upper=True, left=False, unit=False)
-            _c3 = _cp.conj(_cp.swapaxes(Q, -1, -2))
-            B = _c3 @ C
+            _c2 = _cp.conj(_cp.swapaxes(Q, -1, -2))
+            B = _c2 @ C
             U = _triu(B + _cp.conj(_cp.swapaxes(B, -1, -2)), 1) + _diag(
                 _re(_cp.diagonal(B, 0, -2, -1)[..., :, None])
             )
             dQ = C - Q @ U
             dR = _cp.concatenate(
-                [U @ R1, _cp.conj(_cp.swapaxes(dQ, -1, -2)) @ A[..., :, m:] + _c3 @ dA[..., :, m:]],
+                [U @ R1, _cp.conj(_cp.swapaxes(dQ, -1, -2)) @ A[..., :, m:] + _c2 @ dA[..., :, m:]],
                 axis=-1,
             )
             F = _solve_triangular(V, -dQ, upper=False, left=True, unit=True)
@@ -267,26 +271,26 @@ def _jvp_rule(A, a, tau, dA, check_singular):
                 _differentiable(check_singular),
                 (check_singular,),
             )
+
         if m < n:
             # spec/geqrf.yaml:109, RR2020, HAL2011
             _c0 = _cp.eye(m, m, dtype=A.dtype)
             V = _tril(a[..., :, :m], -1) + _c0
             R = _triu(a, 0)
             R1 = R[..., :, :m]
-            _c1 = _diag(tau)
-            _c2 = _cp.conj(_cp.swapaxes(V, -1, -2))
-            T = _solve_triangular(_c1 @ _c2 @ V, _c1, upper=True, left=True, unit=True)
-            W = T @ _c2
+            _c1 = _cp.conj(_cp.swapaxes(V, -1, -2))
+            T = _solve_triangular(tau * _c1 @ V, _diag(tau), upper=True, left=True, unit=True)
+            W = T @ _c1
             Q = _c0 - V @ W
             C = _solve_triangular(R1, dA[..., :, :m], upper=True, left=False, unit=False)
-            _c3 = _cp.conj(_cp.swapaxes(Q, -1, -2))
-            B = _c3 @ C
+            _c2 = _cp.conj(_cp.swapaxes(Q, -1, -2))
+            B = _c2 @ C
             U = _triu(B + _cp.conj(_cp.swapaxes(B, -1, -2)), 1) + _diag(
                 _re(_cp.diagonal(B, 0, -2, -1)[..., :, None])
             )
             dQ = C - Q @ U
             dR = _cp.concatenate(
-                [U @ R1, _cp.conj(_cp.swapaxes(dQ, -1, -2)) @ A[..., :, m:] + _c3 @ dA[..., :, m:]],
+                [U @ R1, _cp.conj(_cp.swapaxes(dQ, -1, -2)) @ A[..., :, m:] + _c2 @ dA[..., :, m:]],
                 axis=-1,
             )
             F = _solve_triangular(V, -dQ, upper=False, left=True, unit=True)
@@ -313,6 +317,7 @@ def _jvp_rule(A, a, tau, dA, check_singular):
                 _differentiable(check_singular),
                 (check_singular,),
             )
+
     raise ValueError(f"geqrf: no jvp rule for the options and A of shape {tuple(A.shape)}")
 
 
@@ -326,6 +331,9 @@ def _vjp_checks(A, a, tau, ga, gtau, check_singular):
 
     if True:
         if m == 0:
+            ga = _zeros_like(a) if ga is None else ga
+            gtau = _zeros_like(tau) if gtau is None else gtau
+
             return (
                 _check(
                     "pivots",
@@ -339,6 +347,22 @@ def _vjp_checks(A, a, tau, ga, gtau, check_singular):
                 else None,
             )
         if m > n:
+            if ga is None and gtau is not None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (_cp.diagonal(a, 0, -2, -1)[..., :, None],),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            ga = _zeros_like(a) if ga is None else ga
+            gtau = _zeros_like(tau) if gtau is None else gtau
+
             return (
                 _check(
                     "pivots",
@@ -352,6 +376,35 @@ def _vjp_checks(A, a, tau, ga, gtau, check_singular):
                 else None,
             )
         if m == n:
+            if ga is None and gtau is not None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (_cp.diagonal(a, 0, -2, -1)[..., :, None],),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            if ga is not None and gtau is None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (_cp.diagonal(a, 0, -2, -1)[..., :, None],),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            ga = _zeros_like(a) if ga is None else ga
+            gtau = _zeros_like(tau) if gtau is None else gtau
+
             return (
                 _check(
                     "pivots",
@@ -365,6 +418,35 @@ def _vjp_checks(A, a, tau, ga, gtau, check_singular):
                 else None,
             )
         if m < n:
+            if ga is None and gtau is not None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (_cp.diagonal(a, 0, -2, -1)[..., :, None],),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            if ga is not None and gtau is None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (_cp.diagonal(a, 0, -2, -1)[..., :, None],),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            ga = _zeros_like(a) if ga is None else ga
+            gtau = _zeros_like(tau) if gtau is None else gtau
+
             return (
                 _check(
                     "pivots",
@@ -391,31 +473,84 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
     _raise_if_failed("geqrf", _checks, (ga, gtau), "cotangent")
     if True:
         if m == 0:
+            ga = _zeros_like(a) if ga is None else ga
+            gtau = _zeros_like(tau) if gtau is None else gtau
+
             # spec/geqrf.yaml:86, transposed (the spec gives no VJP)
             gA = _pad(_diag(gtau), 0, 0, 0, n) + ga
             return _checked_vjp("geqrf", (gA,), (*_checks[:1],))
+
         if m > n:
+            if ga is None and gtau is not None:
+                # the rule below without the terms of ga, which are None
+                _c0 = _cp.eye(m, n, dtype=A.dtype)
+                V = _tril(a, -1) + _c0
+                R = _triu(a[..., :n, :], 0)
+                T = _solve_triangular(
+                    tau * _cp.conj(_cp.swapaxes(V, -1, -2)) @ V,
+                    _diag(tau),
+                    upper=True,
+                    left=True,
+                    unit=True,
+                )
+                _c1 = _cp.conj(_cp.swapaxes(V[..., :n, :], -1, -2))
+                W = T @ _c1
+                Q = _c0 - V @ W
+                _g_dW = _diag(gtau)
+                _c2 = _cp.conj(_cp.swapaxes(W, -1, -2))
+                _g_X = _triu(_g_dW @ _c2, 0)
+                _g_dQ = _pad(
+                    -_solve_triangular(
+                        _c1,
+                        _solve_triangular(_c2, _g_X, upper=False, left=False, unit=False),
+                        upper=True,
+                        left=True,
+                        unit=True,
+                    ),
+                    0,
+                    m - n,
+                    0,
+                    0,
+                )
+                _g_U = -(_cp.conj(_cp.swapaxes(Q, -1, -2)) @ _g_dQ)
+                _c3 = _triu(_g_U, 1)
+                _g_B = (
+                    _cp.conj(_cp.swapaxes(_c3, -1, -2))
+                    + _diag(_re(_cp.diagonal(_g_U, 0, -2, -1)[..., :, None]))
+                    + _c3
+                )
+                _g_C = Q @ _g_B + _g_dQ
+                gA = _solve_triangular(
+                    _cp.conj(_cp.swapaxes(R, -1, -2)), _g_C, upper=False, left=False, unit=False
+                )
+                return _checked_vjp("geqrf", (gA,), (*_checks[:1],))
+            ga = _zeros_like(a) if ga is None else ga
+            gtau = _zeros_like(tau) if gtau is None else gtau
+
             # spec/geqrf.yaml:91, WLL2012 Sec. 3, HAL2011, transposed (the spec gives no VJP)
             _c0 = _cp.eye(m, n, dtype=A.dtype)
             V = _tril(a, -1) + _c0
             R = _triu(a[..., :n, :], 0)
-            _c1 = _diag(tau)
             T = _solve_triangular(
-                _c1 @ _cp.conj(_cp.swapaxes(V, -1, -2)) @ V, _c1, upper=True, left=True, unit=True
+                tau * _cp.conj(_cp.swapaxes(V, -1, -2)) @ V,
+                _diag(tau),
+                upper=True,
+                left=True,
+                unit=True,
             )
-            _c2 = _cp.conj(_cp.swapaxes(V[..., :n, :], -1, -2))
-            W = T @ _c2
+            _c1 = _cp.conj(_cp.swapaxes(V[..., :n, :], -1, -2))
+            W = T @ _c1
             Q = _c0 - V @ W
             _g_dV2 = ga[..., n:, :]
-            _c3 = _cp.conj(_cp.swapaxes(W, -1, -2))
-            _c4 = _solve_triangular(_c3, _g_dV2, upper=False, left=False, unit=False)
-            _g_dW = -(_cp.conj(_cp.swapaxes(V[..., n:, :], -1, -2)) @ _c4) + _diag(gtau)
-            _c5 = ga[..., :n, :]
-            _g_X = _tril(_c2 @ _c5, -1) + _triu(_g_dW @ _c3, 0)
+            _c2 = _cp.conj(_cp.swapaxes(W, -1, -2))
+            _c3 = _solve_triangular(_c2, _g_dV2, upper=False, left=False, unit=False)
+            _g_dW = -(_cp.conj(_cp.swapaxes(V[..., n:, :], -1, -2)) @ _c3) + _diag(gtau)
+            _c4 = ga[..., :n, :]
+            _g_X = _tril(_c1 @ _c4, -1) + _triu(_g_dW @ _c2, 0)
             _g_dQ = _pad(
                 -_solve_triangular(
-                    _c2,
-                    _solve_triangular(_c3, _g_X, upper=False, left=False, unit=False),
+                    _c1,
+                    _solve_triangular(_c2, _g_X, upper=False, left=False, unit=False),
                     upper=True,
                     left=True,
                     unit=True,
@@ -424,43 +559,135 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
                 m - n,
                 0,
                 0,
-            ) + _pad(-_c4, n, 0, 0, 0)
-            _c6 = _cp.conj(_cp.swapaxes(R, -1, -2))
-            _g_U = _c5 @ _c6 - _cp.conj(_cp.swapaxes(Q, -1, -2)) @ _g_dQ
-            _c7 = _triu(_g_U, 1)
+            ) + _pad(-_c3, n, 0, 0, 0)
+            _c5 = _cp.conj(_cp.swapaxes(R, -1, -2))
+            _g_U = _c4 @ _c5 - _cp.conj(_cp.swapaxes(Q, -1, -2)) @ _g_dQ
+            _c6 = _triu(_g_U, 1)
             _g_B = (
-                _cp.conj(_cp.swapaxes(_c7, -1, -2))
+                _cp.conj(_cp.swapaxes(_c6, -1, -2))
                 + _diag(_re(_cp.diagonal(_g_U, 0, -2, -1)[..., :, None]))
-                + _c7
+                + _c6
             )
             _g_C = Q @ _g_B + _g_dQ
-            gA = _solve_triangular(_c6, _g_C, upper=False, left=False, unit=False)
+            gA = _solve_triangular(_c5, _g_C, upper=False, left=False, unit=False)
             return _checked_vjp("geqrf", (gA,), (*_checks[:1],))
+
         if m == n:
+            if ga is None and gtau is not None:
+                # the rule below without the terms of ga, which are None
+                _c0 = _cp.eye(m, m, dtype=A.dtype)
+                V = _tril(a, -1) + _c0
+                R = _triu(a, 0)
+                R1 = R
+                _c1 = _cp.conj(_cp.swapaxes(V, -1, -2))
+                T = _solve_triangular(tau * _c1 @ V, _diag(tau), upper=True, left=True, unit=True)
+                W = T @ _c1
+                Q = _c0 - V @ W
+                _c2 = gtau[..., m - 1 :, :]
+                _g_X = _pad(
+                    -(_c2 @ _cp.conj(_cp.swapaxes(W[..., : m - 1, m - 1 :], -1, -2))),
+                    m - 1,
+                    0,
+                    0,
+                    0,
+                ) + _pad(
+                    _diag((_cp.conj(tau[..., : m - 1, :]) * gtau[..., : m - 1, :])), 0, 1, 0, 0
+                )
+                _g_F = _pad(_c2, m - 1, 0, m - 1, 0) + _pad(
+                    _solve_triangular(
+                        _cp.conj(_cp.swapaxes(W[..., : m - 1, : m - 1], -1, -2)),
+                        _g_X,
+                        upper=False,
+                        left=False,
+                        unit=False,
+                    ),
+                    0,
+                    0,
+                    0,
+                    1,
+                )
+                _g_dQ = -_solve_triangular(_c1, _g_F, upper=True, left=True, unit=True)
+                _g_U = -(_cp.conj(_cp.swapaxes(Q, -1, -2)) @ _g_dQ)
+                _c3 = _triu(_g_U, 1)
+                _g_B = (
+                    _cp.conj(_cp.swapaxes(_c3, -1, -2))
+                    + _diag(_re(_cp.diagonal(_g_U, 0, -2, -1)[..., :, None]))
+                    + _c3
+                )
+                _g_C = Q @ _g_B + _g_dQ
+                gA = _solve_triangular(
+                    _cp.conj(_cp.swapaxes(R1, -1, -2)), _g_C, upper=False, left=False, unit=False
+                )
+                return _checked_vjp("geqrf", (gA,), (*_checks[:1],))
+            if ga is not None and gtau is None:
+                # the rule below without the terms of gtau, which are None
+                _c0 = _cp.eye(m, m, dtype=A.dtype)
+                V = _tril(a, -1) + _c0
+                R = _triu(a, 0)
+                R1 = R
+                _c1 = _cp.conj(_cp.swapaxes(V, -1, -2))
+                T = _solve_triangular(tau * _c1 @ V, _diag(tau), upper=True, left=True, unit=True)
+                W = T @ _c1
+                Q = _c0 - V @ W
+                _c2 = ga[..., :, : m - 1]
+                _g_X = _tril(_c1 @ _c2, -1)
+                _g_F = _pad(
+                    _solve_triangular(
+                        _cp.conj(_cp.swapaxes(W[..., : m - 1, : m - 1], -1, -2)),
+                        _g_X,
+                        upper=False,
+                        left=False,
+                        unit=False,
+                    ),
+                    0,
+                    0,
+                    0,
+                    1,
+                )
+                _g_dR = _pad(_c2, 0, 0, 0, 1) + _pad(ga[..., :, m - 1 :], 0, 0, m - 1, 0)
+                _c3 = _g_dR[..., :, m:]
+                _g_dQ = -(_solve_triangular(_c1, _g_F, upper=True, left=True, unit=True)) + A[
+                    ..., :, m:
+                ] @ _cp.conj(_cp.swapaxes(_c3, -1, -2))
+                _c4 = _cp.conj(_cp.swapaxes(R1, -1, -2))
+                _g_U = _g_dR @ _c4 - _cp.conj(_cp.swapaxes(Q, -1, -2)) @ _g_dQ
+                _c5 = _triu(_g_U, 1)
+                _g_B = (
+                    _cp.conj(_cp.swapaxes(_c5, -1, -2))
+                    + _diag(_re(_cp.diagonal(_g_U, 0, -2, -1)[..., :, None]))
+                    + _c5
+                )
+                _g_C = Q @ _g_B + _g_dQ
+                gA = _pad(Q @ _c3, 0, 0, m, 0) + _solve_triangular(
+                    _c4, _g_C, upper=False, left=False, unit=False
+                )
+                return _checked_vjp("geqrf", (gA,), (*_checks[:1],))
+            ga = _zeros_like(a) if ga is None else ga
+            gtau = _zeros_like(tau) if gtau is None else gtau
+
             # spec/geqrf.yaml:109, RR2020, HAL2011, transposed (the spec gives no VJP)
             _c0 = _cp.eye(m, m, dtype=A.dtype)
             V = _tril(a, -1) + _c0
             R = _triu(a, 0)
             R1 = R
-            _c1 = _diag(tau)
-            _c2 = _cp.conj(_cp.swapaxes(V, -1, -2))
-            T = _solve_triangular(_c1 @ _c2 @ V, _c1, upper=True, left=True, unit=True)
-            W = T @ _c2
+            _c1 = _cp.conj(_cp.swapaxes(V, -1, -2))
+            T = _solve_triangular(tau * _c1 @ V, _diag(tau), upper=True, left=True, unit=True)
+            W = T @ _c1
             Q = _c0 - V @ W
-            _c3 = gtau[..., m - 1 :, :]
-            _c4 = ga[..., :, : m - 1]
+            _c2 = gtau[..., m - 1 :, :]
+            _c3 = ga[..., :, : m - 1]
             _g_X = (
                 _pad(
-                    -(_c3 @ _cp.conj(_cp.swapaxes(W[..., : m - 1, m - 1 :], -1, -2))),
+                    -(_c2 @ _cp.conj(_cp.swapaxes(W[..., : m - 1, m - 1 :], -1, -2))),
                     m - 1,
                     0,
                     0,
                     0,
                 )
                 + _pad(_diag((_cp.conj(tau[..., : m - 1, :]) * gtau[..., : m - 1, :])), 0, 1, 0, 0)
-                + _tril(_c2 @ _c4, -1)
+                + _tril(_c1 @ _c3, -1)
             )
-            _g_F = _pad(_c3, m - 1, 0, m - 1, 0) + _pad(
+            _g_F = _pad(_c2, m - 1, 0, m - 1, 0) + _pad(
                 _solve_triangular(
                     _cp.conj(_cp.swapaxes(W[..., : m - 1, : m - 1], -1, -2)),
                     _g_X,
@@ -473,49 +700,155 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
                 0,
                 1,
             )
-            _g_dR = _pad(_c4, 0, 0, 0, 1) + _pad(ga[..., :, m - 1 :], 0, 0, m - 1, 0)
-            _c5 = _g_dR[..., :, m:]
-            _g_dQ = -(_solve_triangular(_c2, _g_F, upper=True, left=True, unit=True)) + A[
+            _g_dR = _pad(_c3, 0, 0, 0, 1) + _pad(ga[..., :, m - 1 :], 0, 0, m - 1, 0)
+            _c4 = _g_dR[..., :, m:]
+            _g_dQ = -(_solve_triangular(_c1, _g_F, upper=True, left=True, unit=True)) + A[
                 ..., :, m:
-            ] @ _cp.conj(_cp.swapaxes(_c5, -1, -2))
-            _c6 = _cp.conj(_cp.swapaxes(R1, -1, -2))
-            _g_U = _g_dR @ _c6 - _cp.conj(_cp.swapaxes(Q, -1, -2)) @ _g_dQ
-            _c7 = _triu(_g_U, 1)
+            ] @ _cp.conj(_cp.swapaxes(_c4, -1, -2))
+            _c5 = _cp.conj(_cp.swapaxes(R1, -1, -2))
+            _g_U = _g_dR @ _c5 - _cp.conj(_cp.swapaxes(Q, -1, -2)) @ _g_dQ
+            _c6 = _triu(_g_U, 1)
             _g_B = (
-                _cp.conj(_cp.swapaxes(_c7, -1, -2))
+                _cp.conj(_cp.swapaxes(_c6, -1, -2))
                 + _diag(_re(_cp.diagonal(_g_U, 0, -2, -1)[..., :, None]))
-                + _c7
+                + _c6
             )
             _g_C = Q @ _g_B + _g_dQ
-            gA = _pad(Q @ _c5, 0, 0, m, 0) + _solve_triangular(
-                _c6, _g_C, upper=False, left=False, unit=False
+            gA = _pad(Q @ _c4, 0, 0, m, 0) + _solve_triangular(
+                _c5, _g_C, upper=False, left=False, unit=False
             )
             return _checked_vjp("geqrf", (gA,), (*_checks[:1],))
+
         if m < n:
+            if ga is None and gtau is not None:
+                # the rule below without the terms of ga, which are None
+                _c0 = _cp.eye(m, m, dtype=A.dtype)
+                V = _tril(a[..., :, :m], -1) + _c0
+                R = _triu(a, 0)
+                R1 = R[..., :, :m]
+                _c1 = _cp.conj(_cp.swapaxes(V, -1, -2))
+                T = _solve_triangular(tau * _c1 @ V, _diag(tau), upper=True, left=True, unit=True)
+                W = T @ _c1
+                Q = _c0 - V @ W
+                _c2 = gtau[..., m - 1 :, :]
+                _g_X = _pad(
+                    -(_c2 @ _cp.conj(_cp.swapaxes(W[..., : m - 1, m - 1 :], -1, -2))),
+                    m - 1,
+                    0,
+                    0,
+                    0,
+                ) + _pad(
+                    _diag((_cp.conj(tau[..., : m - 1, :]) * gtau[..., : m - 1, :])), 0, 1, 0, 0
+                )
+                _g_F = _pad(_c2, m - 1, 0, m - 1, 0) + _pad(
+                    _solve_triangular(
+                        _cp.conj(_cp.swapaxes(W[..., : m - 1, : m - 1], -1, -2)),
+                        _g_X,
+                        upper=False,
+                        left=False,
+                        unit=False,
+                    ),
+                    0,
+                    0,
+                    0,
+                    1,
+                )
+                _g_dQ = -_solve_triangular(_c1, _g_F, upper=True, left=True, unit=True)
+                _g_U = -(_cp.conj(_cp.swapaxes(Q, -1, -2)) @ _g_dQ)
+                _c3 = _triu(_g_U, 1)
+                _g_B = (
+                    _cp.conj(_cp.swapaxes(_c3, -1, -2))
+                    + _diag(_re(_cp.diagonal(_g_U, 0, -2, -1)[..., :, None]))
+                    + _c3
+                )
+                _g_C = Q @ _g_B + _g_dQ
+                gA = _pad(
+                    _solve_triangular(
+                        _cp.conj(_cp.swapaxes(R1, -1, -2)),
+                        _g_C,
+                        upper=False,
+                        left=False,
+                        unit=False,
+                    ),
+                    0,
+                    0,
+                    0,
+                    -m + n,
+                )
+                return _checked_vjp("geqrf", (gA,), (*_checks[:1],))
+            if ga is not None and gtau is None:
+                # the rule below without the terms of gtau, which are None
+                _c0 = _cp.eye(m, m, dtype=A.dtype)
+                V = _tril(a[..., :, :m], -1) + _c0
+                R = _triu(a, 0)
+                R1 = R[..., :, :m]
+                _c1 = _cp.conj(_cp.swapaxes(V, -1, -2))
+                T = _solve_triangular(tau * _c1 @ V, _diag(tau), upper=True, left=True, unit=True)
+                W = T @ _c1
+                Q = _c0 - V @ W
+                _c2 = ga[..., :, : m - 1]
+                _g_X = _tril(_c1 @ _c2, -1)
+                _g_F = _pad(
+                    _solve_triangular(
+                        _cp.conj(_cp.swapaxes(W[..., : m - 1, : m - 1], -1, -2)),
+                        _g_X,
+                        upper=False,
+                        left=False,
+                        unit=False,
+                    ),
+                    0,
+                    0,
+                    0,
+                    1,
+                )
+                _g_dR = _pad(_c2, 0, 0, 0, -m + n + 1) + _pad(ga[..., :, m - 1 :], 0, 0, m - 1, 0)
+                _c3 = _g_dR[..., :, m:]
+                _g_dQ = -(_solve_triangular(_c1, _g_F, upper=True, left=True, unit=True)) + A[
+                    ..., :, m:
+                ] @ _cp.conj(_cp.swapaxes(_c3, -1, -2))
+                _c4 = _cp.conj(_cp.swapaxes(R1, -1, -2))
+                _g_U = _g_dR[..., :, :m] @ _c4 - _cp.conj(_cp.swapaxes(Q, -1, -2)) @ _g_dQ
+                _c5 = _triu(_g_U, 1)
+                _g_B = (
+                    _cp.conj(_cp.swapaxes(_c5, -1, -2))
+                    + _diag(_re(_cp.diagonal(_g_U, 0, -2, -1)[..., :, None]))
+                    + _c5
+                )
+                _g_C = Q @ _g_B + _g_dQ
+                gA = _pad(Q @ _c3, 0, 0, m, 0) + _pad(
+                    _solve_triangular(_c4, _g_C, upper=False, left=False, unit=False),
+                    0,
+                    0,
+                    0,
+                    -m + n,
+                )
+                return _checked_vjp("geqrf", (gA,), (*_checks[:1],))
+            ga = _zeros_like(a) if ga is None else ga
+            gtau = _zeros_like(tau) if gtau is None else gtau
+
             # spec/geqrf.yaml:109, RR2020, HAL2011, transposed (the spec gives no VJP)
             _c0 = _cp.eye(m, m, dtype=A.dtype)
             V = _tril(a[..., :, :m], -1) + _c0
             R = _triu(a, 0)
             R1 = R[..., :, :m]
-            _c1 = _diag(tau)
-            _c2 = _cp.conj(_cp.swapaxes(V, -1, -2))
-            T = _solve_triangular(_c1 @ _c2 @ V, _c1, upper=True, left=True, unit=True)
-            W = T @ _c2
+            _c1 = _cp.conj(_cp.swapaxes(V, -1, -2))
+            T = _solve_triangular(tau * _c1 @ V, _diag(tau), upper=True, left=True, unit=True)
+            W = T @ _c1
             Q = _c0 - V @ W
-            _c3 = gtau[..., m - 1 :, :]
-            _c4 = ga[..., :, : m - 1]
+            _c2 = gtau[..., m - 1 :, :]
+            _c3 = ga[..., :, : m - 1]
             _g_X = (
                 _pad(
-                    -(_c3 @ _cp.conj(_cp.swapaxes(W[..., : m - 1, m - 1 :], -1, -2))),
+                    -(_c2 @ _cp.conj(_cp.swapaxes(W[..., : m - 1, m - 1 :], -1, -2))),
                     m - 1,
                     0,
                     0,
                     0,
                 )
                 + _pad(_diag((_cp.conj(tau[..., : m - 1, :]) * gtau[..., : m - 1, :])), 0, 1, 0, 0)
-                + _tril(_c2 @ _c4, -1)
+                + _tril(_c1 @ _c3, -1)
             )
-            _g_F = _pad(_c3, m - 1, 0, m - 1, 0) + _pad(
+            _g_F = _pad(_c2, m - 1, 0, m - 1, 0) + _pad(
                 _solve_triangular(
                     _cp.conj(_cp.swapaxes(W[..., : m - 1, : m - 1], -1, -2)),
                     _g_X,
@@ -528,24 +861,25 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
                 0,
                 1,
             )
-            _g_dR = _pad(_c4, 0, 0, 0, -m + n + 1) + _pad(ga[..., :, m - 1 :], 0, 0, m - 1, 0)
-            _c5 = _g_dR[..., :, m:]
-            _g_dQ = -(_solve_triangular(_c2, _g_F, upper=True, left=True, unit=True)) + A[
+            _g_dR = _pad(_c3, 0, 0, 0, -m + n + 1) + _pad(ga[..., :, m - 1 :], 0, 0, m - 1, 0)
+            _c4 = _g_dR[..., :, m:]
+            _g_dQ = -(_solve_triangular(_c1, _g_F, upper=True, left=True, unit=True)) + A[
                 ..., :, m:
-            ] @ _cp.conj(_cp.swapaxes(_c5, -1, -2))
-            _c6 = _cp.conj(_cp.swapaxes(R1, -1, -2))
-            _g_U = _g_dR[..., :, :m] @ _c6 - _cp.conj(_cp.swapaxes(Q, -1, -2)) @ _g_dQ
-            _c7 = _triu(_g_U, 1)
+            ] @ _cp.conj(_cp.swapaxes(_c4, -1, -2))
+            _c5 = _cp.conj(_cp.swapaxes(R1, -1, -2))
+            _g_U = _g_dR[..., :, :m] @ _c5 - _cp.conj(_cp.swapaxes(Q, -1, -2)) @ _g_dQ
+            _c6 = _triu(_g_U, 1)
             _g_B = (
-                _cp.conj(_cp.swapaxes(_c7, -1, -2))
+                _cp.conj(_cp.swapaxes(_c6, -1, -2))
                 + _diag(_re(_cp.diagonal(_g_U, 0, -2, -1)[..., :, None]))
-                + _c7
+                + _c6
             )
             _g_C = Q @ _g_B + _g_dQ
-            gA = _pad(Q @ _c5, 0, 0, m, 0) + _pad(
-                _solve_triangular(_c6, _g_C, upper=False, left=False, unit=False), 0, 0, 0, -m + n
+            gA = _pad(Q @ _c4, 0, 0, m, 0) + _pad(
+                _solve_triangular(_c5, _g_C, upper=False, left=False, unit=False), 0, 0, 0, -m + n
             )
             return _checked_vjp("geqrf", (gA,), (*_checks[:1],))
+
     raise ValueError(f"geqrf: no vjp rule for the options and A of shape {tuple(A.shape)}")
 
 
@@ -605,9 +939,7 @@ def geqrf_vjp(A, check_singular=True):
     def pullback(ga=None, gtau=None):
         cotangents = [
             None
-            if not f
-            else _zeros_like(y)
-            if g is None
+            if not f or g is None  # None: the rule leaves out its terms
             else _cotangent_in(_check_tangent("geqrf", "g" + label, g, y[..., 0])[..., None])
             if v
             else _cotangent_in(_check_tangent("geqrf", "g" + label, g, y))

@@ -112,26 +112,29 @@ def _jvp_rule(A, tau, Q, dA, dtau):
             dV = _tril(dA[..., :, :k], -1)
             _c0 = _cp.conj(_cp.swapaxes(V, -1, -2))
             G = _c0 @ V
-            _c1 = _diag(tau)
-            _c2 = _c1 @ G
-            T = _solve_triangular(_c2, _c1, upper=True, left=True, unit=True)
+            _c1 = tau * G
+            T = _solve_triangular(_c1, _diag(tau), upper=True, left=True, unit=True)
             dT = (
                 _solve_triangular(
-                    _c2,
-                    _solve_triangular(G @ _c1, _diag(dtau), upper=True, left=False, unit=True),
+                    _c1,
+                    _solve_triangular(
+                        G * _cp.swapaxes(tau, -1, -2),
+                        _diag(dtau),
+                        upper=True,
+                        left=False,
+                        unit=True,
+                    ),
                     upper=True,
                     left=True,
                     unit=True,
                 )
                 - (T @ _triu(_cp.conj(_cp.swapaxes(dV, -1, -2)) @ V + _c0 @ dV, 1)) @ T
             )
-            _c3 = _cp.conj(_cp.swapaxes(V[..., :n, :], -1, -2))
-            dQ = (
-                -(V @ (T @ _cp.conj(_cp.swapaxes(dV[..., :n, :], -1, -2))))
-                - V @ (dT @ _c3)
-                - dV @ (T @ _c3)
+            dQ = (-(V @ dT) - dV @ T) @ _cp.conj(_cp.swapaxes(V[..., :n, :], -1, -2)) - V @ (
+                T @ _cp.conj(_cp.swapaxes(dV[..., :n, :], -1, -2))
             )
             return (dQ,)
+
     raise ValueError(
         f"householder_product: no jvp rule for the options and A of shape {tuple(A.shape)}"
     )
@@ -145,29 +148,31 @@ def _vjp_rule(A, tau, Q, gQ):
 
     if True:
         if n <= m:
+            gQ = _zeros_like(Q) if gQ is None else gQ
+
             # spec/householder_product.yaml:49, transposed (the spec gives no VJP)
             V = _tril(A[..., :, :k], -1) + _cp.eye(m, k, dtype=A.dtype)
             _c0 = _cp.conj(_cp.swapaxes(V, -1, -2))
             G = _c0 @ V
-            _c1 = _diag(tau)
-            T = _solve_triangular(_c1 @ G, _c1, upper=True, left=True, unit=True)
-            _c2 = V[..., :n, :]
-            _g_dT = -((_c0 @ gQ) @ _c2)
-            _c3 = _cp.conj(_cp.swapaxes(T, -1, -2))
-            _c4 = _triu(-((_c3 @ _g_dT) @ _c3), 1)
+            T = _solve_triangular(tau * G, _diag(tau), upper=True, left=True, unit=True)
+            _c1 = V[..., :n, :]
+            _g_dT = -((_c0 @ gQ) @ _c1)
+            _c2 = _cp.conj(_cp.swapaxes(T, -1, -2))
+            _c3 = _triu(-((_c2 @ _g_dT) @ _c2), 1)
             _g_dV = (
-                V @ _cp.conj(_cp.swapaxes(_c4, -1, -2))
-                + V @ _c4
-                - gQ @ (_c2 @ _c3)
+                V @ (_cp.conj(_cp.swapaxes(_c3, -1, -2)) + _c3)
+                - gQ @ (_c1 @ _c2)
                 + _pad(-((_cp.conj(_cp.swapaxes(gQ, -1, -2)) @ V) @ T), 0, m - n, 0, 0)
             )
             gA = _pad(_tril(_g_dV, -1), 0, 0, 0, -k + n)
-            _c5 = _cp.conj(_cp.swapaxes(_c1, -1, -2))
-            _c6 = _cp.conj(_cp.swapaxes(G, -1, -2))
+            _c4 = _cp.conj(_cp.swapaxes(G, -1, -2))
+            _c5 = _cp.conj(tau)
             gtau = _cp.diagonal(
                 _solve_triangular(
-                    _c5 @ _c6,
-                    _solve_triangular(_c6 @ _c5, _g_dT, upper=False, left=True, unit=True),
+                    _c5 * _c4,
+                    _solve_triangular(
+                        _c4 * _cp.swapaxes(_c5, -1, -2), _g_dT, upper=False, left=True, unit=True
+                    ),
                     upper=False,
                     left=False,
                     unit=True,
@@ -177,6 +182,7 @@ def _vjp_rule(A, tau, Q, gQ):
                 -1,
             )[..., :, None]
             return (gA, gtau)
+
     raise ValueError(
         f"householder_product: no vjp rule for the options and A of shape {tuple(A.shape)}"
     )
@@ -268,9 +274,7 @@ def householder_product_vjp(primals):
     def pullback(gQ=None):
         cotangents = [
             None
-            if not f
-            else _zeros_like(y)
-            if g is None
+            if not f or g is None  # None: the rule leaves out its terms
             else _cotangent_in(_check_tangent("householder_product", "g" + label, g, y))
             for f, y, g, label in zip(flags, outputs, (gQ,), ["Q"])
         ]

@@ -141,6 +141,7 @@ def _jvp_rule(A, L, Q, dA, mode, check_singular):
                 _differentiable(mode, check_singular),
                 (mode, check_singular),
             )
+
         if m > n:
             # spec/lq.yaml:64, RR2020 Sec. 4
             L1 = L[..., :n, :]
@@ -164,6 +165,7 @@ def _jvp_rule(A, L, Q, dA, mode, check_singular):
                 _differentiable(mode, check_singular),
                 (mode, check_singular),
             )
+
     raise ValueError(f"lq: no jvp rule for mode={mode!r} and A of shape {tuple(A.shape)}")
 
 
@@ -176,6 +178,35 @@ def _vjp_checks(A, L, Q, gL, gQ, mode, check_singular):
 
     if mode == "reduced":
         if m <= n:
+            if gL is None and gQ is not None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (_cp.diagonal(L, 0, -2, -1)[..., :, None],),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            if gL is not None and gQ is None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (_cp.diagonal(L, 0, -2, -1)[..., :, None],),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            gL = _zeros_like(L) if gL is None else gL
+            gQ = _zeros_like(Q) if gQ is None else gQ
+
             return (
                 _check(
                     "pivots",
@@ -189,6 +220,22 @@ def _vjp_checks(A, L, Q, gL, gQ, mode, check_singular):
                 else None,
             )
         if m > n:
+            if gL is None and gQ is not None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (_cp.diagonal(L, 0, -2, -1)[..., :, None],),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            gL = _zeros_like(L) if gL is None else gL
+            gQ = _zeros_like(Q) if gQ is None else gQ
+
             return (
                 _check(
                     "pivots",
@@ -214,6 +261,36 @@ def _vjp_rule(A, L, Q, gL, gQ, mode, check_singular):
     _raise_if_failed("lq", _checks, (gL, gQ), "cotangent")
     if mode == "reduced":
         if m <= n:
+            if gL is None and gQ is not None:
+                # the rule below without the terms of gL, which are None
+                _g_V = -(gQ @ _cp.conj(_cp.swapaxes(Q, -1, -2)))
+                _c0 = _tril(_g_V, -1)
+                _g_M = (
+                    _cp.conj(_cp.swapaxes(_c0, -1, -2))
+                    + _diag(_re(_cp.diagonal(_g_V, 0, -2, -1)[..., :, None]))
+                    + _c0
+                )
+                _g_C = _g_M @ Q + gQ
+                gA = _solve_triangular(
+                    _cp.conj(_cp.swapaxes(L, -1, -2)), _g_C, upper=True, left=True, unit=False
+                )
+                return _checked_vjp("lq", (gA,), (*_checks[:1],))
+            if gL is not None and gQ is None:
+                # the rule below without the terms of gQ, which are None
+                _c0 = _cp.conj(_cp.swapaxes(L, -1, -2))
+                _g_V = _c0 @ gL
+                _c1 = _tril(_g_V, -1)
+                _g_M = (
+                    _cp.conj(_cp.swapaxes(_c1, -1, -2))
+                    + _diag(_re(_cp.diagonal(_g_V, 0, -2, -1)[..., :, None]))
+                    + _c1
+                )
+                _g_C = _g_M @ Q
+                gA = _solve_triangular(_c0, _g_C, upper=True, left=True, unit=False)
+                return _checked_vjp("lq", (gA,), (*_checks[:1],))
+            gL = _zeros_like(L) if gL is None else gL
+            gQ = _zeros_like(Q) if gQ is None else gQ
+
             # spec/lq.yaml:56, RR2020 Sec. 4, transposed (the spec gives no VJP)
             _c0 = _cp.conj(_cp.swapaxes(L, -1, -2))
             _g_V = _c0 @ gL - gQ @ _cp.conj(_cp.swapaxes(Q, -1, -2))
@@ -226,7 +303,33 @@ def _vjp_rule(A, L, Q, gL, gQ, mode, check_singular):
             _g_C = _g_M @ Q + gQ
             gA = _solve_triangular(_c0, _g_C, upper=True, left=True, unit=False)
             return _checked_vjp("lq", (gA,), (*_checks[:1],))
+
         if m > n:
+            if gL is None and gQ is not None:
+                # the rule below without the terms of gL, which are None
+                L1 = L[..., :n, :]
+                _g_dQ = gQ
+                _g_V = -(_g_dQ @ _cp.conj(_cp.swapaxes(Q, -1, -2)))
+                _c0 = _tril(_g_V, -1)
+                _g_M = (
+                    _cp.conj(_cp.swapaxes(_c0, -1, -2))
+                    + _diag(_re(_cp.diagonal(_g_V, 0, -2, -1)[..., :, None]))
+                    + _c0
+                )
+                _g_C = _g_M @ Q + _g_dQ
+                gA = _pad(
+                    _solve_triangular(
+                        _cp.conj(_cp.swapaxes(L1, -1, -2)), _g_C, upper=True, left=True, unit=False
+                    ),
+                    0,
+                    m - n,
+                    0,
+                    0,
+                )
+                return _checked_vjp("lq", (gA,), (*_checks[:1],))
+            gL = _zeros_like(L) if gL is None else gL
+            gQ = _zeros_like(Q) if gQ is None else gQ
+
             # spec/lq.yaml:64, RR2020 Sec. 4, transposed (the spec gives no VJP)
             L1 = L[..., :n, :]
             _c0 = gL[..., n:, :]
@@ -244,6 +347,7 @@ def _vjp_rule(A, L, Q, gL, gQ, mode, check_singular):
                 _solve_triangular(_c1, _g_C, upper=True, left=True, unit=False), 0, m - n, 0, 0
             )
             return _checked_vjp("lq", (gA,), (*_checks[:1],))
+
     raise ValueError(f"lq: no vjp rule for mode={mode!r} and A of shape {tuple(A.shape)}")
 
 
@@ -301,9 +405,7 @@ def lq_vjp(A, mode="reduced", check_singular=True):
     def pullback(gL=None, gQ=None):
         cotangents = [
             None
-            if not f
-            else _zeros_like(y)
-            if g is None
+            if not f or g is None  # None: the rule leaves out its terms
             else _cotangent_in(_check_tangent("lq", "g" + label, g, y))
             for f, y, g, label in zip(flags, outputs, (gL, gQ), ["L", "Q"])
         ]

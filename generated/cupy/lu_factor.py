@@ -161,6 +161,7 @@ def _jvp_rule(A, LU, pivots, P, dA, pivot, check_singular):
                 _differentiable(pivot, check_singular),
                 (pivot, check_singular),
             )
+
         if m > n:
             # spec/lu_factor.yaml:56
             B = _permute_rows(P, dA, True)
@@ -191,6 +192,7 @@ def _jvp_rule(A, LU, pivots, P, dA, pivot, check_singular):
                 _differentiable(pivot, check_singular),
                 (pivot, check_singular),
             )
+
         if m < n:
             # spec/lu_factor.yaml:63
             _c0 = LU[..., :, :m]
@@ -216,6 +218,7 @@ def _jvp_rule(A, LU, pivots, P, dA, pivot, check_singular):
                 _differentiable(pivot, check_singular),
                 (pivot, check_singular),
             )
+
     raise ValueError(f"lu_factor: no jvp rule for pivot={pivot!r} and A of shape {tuple(A.shape)}")
 
 
@@ -228,6 +231,8 @@ def _vjp_checks(A, LU, pivots, P, gLU, gpivots, gP, pivot, check_singular):
 
     if pivot is True:
         if m == n:
+            gLU = _zeros_like(LU) if gLU is None else gLU
+
             return (
                 _check(
                     "pivots",
@@ -241,6 +246,8 @@ def _vjp_checks(A, LU, pivots, P, gLU, gpivots, gP, pivot, check_singular):
                 else None,
             )
         if m > n:
+            gLU = _zeros_like(LU) if gLU is None else gLU
+
             return (
                 _check(
                     "pivots",
@@ -254,6 +261,8 @@ def _vjp_checks(A, LU, pivots, P, gLU, gpivots, gP, pivot, check_singular):
                 else None,
             )
         if m < n:
+            gLU = _zeros_like(LU) if gLU is None else gLU
+
             return (
                 _check(
                     "pivots",
@@ -279,6 +288,8 @@ def _vjp_rule(A, LU, pivots, P, gLU, gpivots, gP, pivot, check_singular):
     _raise_if_failed("lu_factor", _checks, (gLU, gpivots, gP), "cotangent")
     if pivot is True:
         if m == n:
+            gLU = _zeros_like(LU) if gLU is None else gLU
+
             # spec/lu_factor.yaml:51, HAL2011, transposed (the spec gives no VJP)
             _g_X = _tril(
                 _cp.conj(_cp.swapaxes(_tril(LU, -1) + _cp.eye(m, m, dtype=A.dtype), -1, -2)) @ gLU,
@@ -297,7 +308,10 @@ def _vjp_rule(A, LU, pivots, P, gLU, gpivots, gP, pivot, check_singular):
                 False,
             )
             return _checked_vjp("lu_factor", (gA,), (*_checks[:1],))
+
         if m > n:
+            gLU = _zeros_like(LU) if gLU is None else gLU
+
             # spec/lu_factor.yaml:56, transposed (the spec gives no VJP)
             _c0 = LU[..., :n, :]
             _c1 = _cp.conj(_cp.swapaxes(_c0, -1, -2))
@@ -323,7 +337,10 @@ def _vjp_rule(A, LU, pivots, P, gLU, gpivots, gP, pivot, check_singular):
             )
             gA = _permute_rows(P, _g_B, False)
             return _checked_vjp("lu_factor", (gA,), (*_checks[:1],))
+
         if m < n:
+            gLU = _zeros_like(LU) if gLU is None else gLU
+
             # spec/lu_factor.yaml:63, transposed (the spec gives no VJP)
             _c0 = LU[..., :, :m]
             _c1 = gLU[..., :, :m]
@@ -345,6 +362,7 @@ def _vjp_rule(A, LU, pivots, P, gLU, gpivots, gP, pivot, check_singular):
                 P, _solve_triangular(_c3, _g_C, upper=True, left=True, unit=True), False
             )
             return _checked_vjp("lu_factor", (gA,), (*_checks[:1],))
+
     raise ValueError(f"lu_factor: no vjp rule for pivot={pivot!r} and A of shape {tuple(A.shape)}")
 
 
@@ -404,9 +422,7 @@ def lu_factor_vjp(A, pivot=True, check_singular=True):
     def pullback(gLU=None, gpivots=None):
         cotangents = [
             None
-            if not f
-            else _zeros_like(y)
-            if g is None
+            if not f or g is None  # None: the rule leaves out its terms
             else _cotangent_in(_check_tangent("lu_factor", "g" + label, g, y[..., 0])[..., None])
             if v
             else _cotangent_in(_check_tangent("lu_factor", "g" + label, g, y))

@@ -281,23 +281,29 @@ def _jvp_rule(a, tau, C, Y, da, dtau, dC, left, transpose):
             dV = _tril(da[..., :, :k], -1)
             _c0 = _cp.conj(_cp.swapaxes(V, -1, -2))
             G = _c0 @ V
-            _c1 = _diag(tau)
-            _c2 = _c1 @ G
-            T = _solve_triangular(_c2, _c1, upper=True, left=True, unit=True)
-            _c3 = _cp.conj(_cp.swapaxes(dV, -1, -2))
+            _c1 = tau * G
+            T = _solve_triangular(_c1, _diag(tau), upper=True, left=True, unit=True)
+            _c2 = _cp.conj(_cp.swapaxes(dV, -1, -2))
             dT = (
                 _solve_triangular(
-                    _c2,
-                    _solve_triangular(G @ _c1, _diag(dtau), upper=True, left=False, unit=True),
+                    _c1,
+                    _solve_triangular(
+                        G * _cp.swapaxes(tau, -1, -2),
+                        _diag(dtau),
+                        upper=True,
+                        left=False,
+                        unit=True,
+                    ),
                     upper=True,
                     left=True,
                     unit=True,
                 )
-                - (T @ _triu(_c3 @ V + _c0 @ dV, 1)) @ T
+                - (T @ _triu(_c2 @ V + _c0 @ dV, 1)) @ T
             )
             W = _c0 @ C
-            dY = (((dC - V @ (T @ (_c0 @ dC))) - dV @ (T @ W)) - V @ (dT @ W)) - V @ (T @ (_c3 @ C))
+            dY = (((dC - V @ (T @ (_c0 @ dC))) - dV @ (T @ W)) - V @ (dT @ W)) - V @ (T @ (_c2 @ C))
             return (dY,)
+
     if left is True and transpose is True:
         if r == m:
             # spec/ormqr.yaml:78
@@ -305,27 +311,33 @@ def _jvp_rule(a, tau, C, Y, da, dtau, dC, left, transpose):
             dV = _tril(da[..., :, :k], -1)
             _c0 = _cp.conj(_cp.swapaxes(V, -1, -2))
             G = _c0 @ V
-            _c1 = _diag(tau)
-            _c2 = _c1 @ G
-            T = _solve_triangular(_c2, _c1, upper=True, left=True, unit=True)
-            _c3 = _cp.conj(_cp.swapaxes(dV, -1, -2))
+            _c1 = tau * G
+            T = _solve_triangular(_c1, _diag(tau), upper=True, left=True, unit=True)
+            _c2 = _cp.conj(_cp.swapaxes(dV, -1, -2))
             dT = (
                 _solve_triangular(
-                    _c2,
-                    _solve_triangular(G @ _c1, _diag(dtau), upper=True, left=False, unit=True),
+                    _c1,
+                    _solve_triangular(
+                        G * _cp.swapaxes(tau, -1, -2),
+                        _diag(dtau),
+                        upper=True,
+                        left=False,
+                        unit=True,
+                    ),
                     upper=True,
                     left=True,
                     unit=True,
                 )
-                - (T @ _triu(_c3 @ V + _c0 @ dV, 1)) @ T
+                - (T @ _triu(_c2 @ V + _c0 @ dV, 1)) @ T
             )
             W = _c0 @ C
-            _c4 = _cp.conj(_cp.swapaxes(T, -1, -2))
+            _c3 = _cp.conj(_cp.swapaxes(T, -1, -2))
             dY = (
-                ((dC - V @ (_c4 @ (_c0 @ dC))) - dV @ (_c4 @ W))
+                ((dC - V @ (_c3 @ (_c0 @ dC))) - dV @ (_c3 @ W))
                 - V @ (_cp.conj(_cp.swapaxes(dT, -1, -2)) @ W)
-            ) - V @ (_c4 @ (_c3 @ C))
+            ) - V @ (_c3 @ (_c2 @ C))
             return (dY,)
+
     if left is False and transpose is False:
         if r == n:
             # spec/ormqr.yaml:99
@@ -333,25 +345,31 @@ def _jvp_rule(a, tau, C, Y, da, dtau, dC, left, transpose):
             dV = _tril(da[..., :, :k], -1)
             _c0 = _cp.conj(_cp.swapaxes(V, -1, -2))
             G = _c0 @ V
-            _c1 = _diag(tau)
-            _c2 = _c1 @ G
-            T = _solve_triangular(_c2, _c1, upper=True, left=True, unit=True)
-            _c3 = _cp.conj(_cp.swapaxes(dV, -1, -2))
+            _c1 = tau * G
+            T = _solve_triangular(_c1, _diag(tau), upper=True, left=True, unit=True)
+            _c2 = _cp.conj(_cp.swapaxes(dV, -1, -2))
             dT = (
                 _solve_triangular(
-                    _c2,
-                    _solve_triangular(G @ _c1, _diag(dtau), upper=True, left=False, unit=True),
+                    _c1,
+                    _solve_triangular(
+                        G * _cp.swapaxes(tau, -1, -2),
+                        _diag(dtau),
+                        upper=True,
+                        left=False,
+                        unit=True,
+                    ),
                     upper=True,
                     left=True,
                     unit=True,
                 )
-                - (T @ _triu(_c3 @ V + _c0 @ dV, 1)) @ T
+                - (T @ _triu(_c2 @ V + _c0 @ dV, 1)) @ T
             )
             Z = C @ V
             dY = (((dC - ((dC @ V) @ T) @ _c0) - ((C @ dV) @ T) @ _c0) - (Z @ dT) @ _c0) - (
                 Z @ T
-            ) @ _c3
+            ) @ _c2
             return (dY,)
+
     if left is False and transpose is True:
         if r == n:
             # spec/ormqr.yaml:120
@@ -359,27 +377,33 @@ def _jvp_rule(a, tau, C, Y, da, dtau, dC, left, transpose):
             dV = _tril(da[..., :, :k], -1)
             _c0 = _cp.conj(_cp.swapaxes(V, -1, -2))
             G = _c0 @ V
-            _c1 = _diag(tau)
-            _c2 = _c1 @ G
-            T = _solve_triangular(_c2, _c1, upper=True, left=True, unit=True)
-            _c3 = _cp.conj(_cp.swapaxes(dV, -1, -2))
+            _c1 = tau * G
+            T = _solve_triangular(_c1, _diag(tau), upper=True, left=True, unit=True)
+            _c2 = _cp.conj(_cp.swapaxes(dV, -1, -2))
             dT = (
                 _solve_triangular(
-                    _c2,
-                    _solve_triangular(G @ _c1, _diag(dtau), upper=True, left=False, unit=True),
+                    _c1,
+                    _solve_triangular(
+                        G * _cp.swapaxes(tau, -1, -2),
+                        _diag(dtau),
+                        upper=True,
+                        left=False,
+                        unit=True,
+                    ),
                     upper=True,
                     left=True,
                     unit=True,
                 )
-                - (T @ _triu(_c3 @ V + _c0 @ dV, 1)) @ T
+                - (T @ _triu(_c2 @ V + _c0 @ dV, 1)) @ T
             )
             Z = C @ V
-            _c4 = _cp.conj(_cp.swapaxes(T, -1, -2))
+            _c3 = _cp.conj(_cp.swapaxes(T, -1, -2))
             dY = (
-                ((dC - ((dC @ V) @ _c4) @ _c0) - ((C @ dV) @ _c4) @ _c0)
+                ((dC - ((dC @ V) @ _c3) @ _c0) - ((C @ dV) @ _c3) @ _c0)
                 - (Z @ _cp.conj(_cp.swapaxes(dT, -1, -2))) @ _c0
-            ) - (Z @ _c4) @ _c3
+            ) - (Z @ _c3) @ _c2
             return (dY,)
+
     raise ValueError(
         f"ormqr: no jvp rule for left={left!r}, transpose={transpose!r} "
         f"and a of shape {tuple(a.shape)}"
@@ -396,30 +420,32 @@ def _vjp_rule(a, tau, C, Y, gY, left, transpose):
 
     if left is True and transpose is False:
         if r == m:
+            gY = _zeros_like(Y) if gY is None else gY
+
             # spec/ormqr.yaml:57, transposed (the spec gives no VJP)
             V = _tril(a[..., :, :k], -1) + _cp.eye(r, k, dtype=a.dtype)
             _c0 = _cp.conj(_cp.swapaxes(V, -1, -2))
             G = _c0 @ V
-            _c1 = _diag(tau)
-            T = _solve_triangular(_c1 @ G, _c1, upper=True, left=True, unit=True)
+            T = _solve_triangular(tau * G, _diag(tau), upper=True, left=True, unit=True)
             W = _c0 @ C
-            _c2 = _cp.conj(_cp.swapaxes(W, -1, -2))
-            _g_dT = -((_c0 @ gY) @ _c2)
-            _c3 = _cp.conj(_cp.swapaxes(T, -1, -2))
-            _c4 = _triu(-((_c3 @ _g_dT) @ _c3), 1)
+            _c1 = _cp.conj(_cp.swapaxes(W, -1, -2))
+            _g_dT = -((_c0 @ gY) @ _c1)
+            _c2 = _cp.conj(_cp.swapaxes(T, -1, -2))
+            _c3 = _triu(-((_c2 @ _g_dT) @ _c2), 1)
             _g_dV = (
-                V @ _cp.conj(_cp.swapaxes(_c4, -1, -2))
-                + V @ _c4
-                - gY @ (_c2 @ _c3)
+                V @ (_cp.conj(_cp.swapaxes(_c3, -1, -2)) + _c3)
+                - gY @ (_c1 @ _c2)
                 - C @ ((_cp.conj(_cp.swapaxes(gY, -1, -2)) @ V) @ T)
             )
             ga = _pad(_tril(_g_dV, -1), 0, 0, 0, -k + p)
-            _c5 = _cp.conj(_cp.swapaxes(_c1, -1, -2))
-            _c6 = _cp.conj(_cp.swapaxes(G, -1, -2))
+            _c4 = _cp.conj(_cp.swapaxes(G, -1, -2))
+            _c5 = _cp.conj(tau)
             gtau = _cp.diagonal(
                 _solve_triangular(
-                    _c5 @ _c6,
-                    _solve_triangular(_c6 @ _c5, _g_dT, upper=False, left=True, unit=True),
+                    _c5 * _c4,
+                    _solve_triangular(
+                        _c4 * _cp.swapaxes(_c5, -1, -2), _g_dT, upper=False, left=True, unit=True
+                    ),
                     upper=False,
                     left=False,
                     unit=True,
@@ -428,34 +454,37 @@ def _vjp_rule(a, tau, C, Y, gY, left, transpose):
                 -2,
                 -1,
             )[..., :, None]
-            gC = -(V @ (_c3 @ (_c0 @ gY))) + gY
+            gC = -(V @ (_c2 @ (_c0 @ gY))) + gY
             return (ga, gtau, gC)
+
     if left is True and transpose is True:
         if r == m:
+            gY = _zeros_like(Y) if gY is None else gY
+
             # spec/ormqr.yaml:78, transposed (the spec gives no VJP)
             V = _tril(a[..., :, :k], -1) + _cp.eye(r, k, dtype=a.dtype)
             _c0 = _cp.conj(_cp.swapaxes(V, -1, -2))
             G = _c0 @ V
-            _c1 = _diag(tau)
-            T = _solve_triangular(_c1 @ G, _c1, upper=True, left=True, unit=True)
+            T = _solve_triangular(tau * G, _diag(tau), upper=True, left=True, unit=True)
             W = _c0 @ C
-            _c2 = _cp.conj(_cp.swapaxes(gY, -1, -2))
-            _g_dT = -(W @ (_c2 @ V))
-            _c3 = _cp.conj(_cp.swapaxes(T, -1, -2))
-            _c4 = _triu(-((_c3 @ _g_dT) @ _c3), 1)
+            _c1 = _cp.conj(_cp.swapaxes(gY, -1, -2))
+            _g_dT = -(W @ (_c1 @ V))
+            _c2 = _cp.conj(_cp.swapaxes(T, -1, -2))
+            _c3 = _triu(-((_c2 @ _g_dT) @ _c2), 1)
             _g_dV = (
-                V @ _cp.conj(_cp.swapaxes(_c4, -1, -2))
-                + V @ _c4
+                V @ (_cp.conj(_cp.swapaxes(_c3, -1, -2)) + _c3)
                 - gY @ (_cp.conj(_cp.swapaxes(W, -1, -2)) @ T)
-                - C @ ((_c2 @ V) @ _c3)
+                - C @ ((_c1 @ V) @ _c2)
             )
             ga = _pad(_tril(_g_dV, -1), 0, 0, 0, -k + p)
-            _c5 = _cp.conj(_cp.swapaxes(_c1, -1, -2))
-            _c6 = _cp.conj(_cp.swapaxes(G, -1, -2))
+            _c4 = _cp.conj(_cp.swapaxes(G, -1, -2))
+            _c5 = _cp.conj(tau)
             gtau = _cp.diagonal(
                 _solve_triangular(
-                    _c5 @ _c6,
-                    _solve_triangular(_c6 @ _c5, _g_dT, upper=False, left=True, unit=True),
+                    _c5 * _c4,
+                    _solve_triangular(
+                        _c4 * _cp.swapaxes(_c5, -1, -2), _g_dT, upper=False, left=True, unit=True
+                    ),
                     upper=False,
                     left=False,
                     unit=True,
@@ -466,31 +495,34 @@ def _vjp_rule(a, tau, C, Y, gY, left, transpose):
             )[..., :, None]
             gC = -(V @ (T @ (_c0 @ gY))) + gY
             return (ga, gtau, gC)
+
     if left is False and transpose is False:
         if r == n:
+            gY = _zeros_like(Y) if gY is None else gY
+
             # spec/ormqr.yaml:99, transposed (the spec gives no VJP)
             V = _tril(a[..., :, :k], -1) + _cp.eye(r, k, dtype=a.dtype)
             _c0 = _cp.conj(_cp.swapaxes(V, -1, -2))
             G = _c0 @ V
-            _c1 = _diag(tau)
-            T = _solve_triangular(_c1 @ G, _c1, upper=True, left=True, unit=True)
+            T = _solve_triangular(tau * G, _diag(tau), upper=True, left=True, unit=True)
             Z = C @ V
             _g_dT = -((_cp.conj(_cp.swapaxes(Z, -1, -2)) @ gY) @ V)
-            _c2 = _cp.conj(_cp.swapaxes(T, -1, -2))
-            _c3 = _triu(-((_c2 @ _g_dT) @ _c2), 1)
+            _c1 = _cp.conj(_cp.swapaxes(T, -1, -2))
+            _c2 = _triu(-((_c1 @ _g_dT) @ _c1), 1)
             _g_dV = (
-                V @ _cp.conj(_cp.swapaxes(_c3, -1, -2))
-                + V @ _c3
+                V @ (_cp.conj(_cp.swapaxes(_c2, -1, -2)) + _c2)
                 - (_cp.conj(_cp.swapaxes(gY, -1, -2)) @ Z) @ T
-                - (_cp.conj(_cp.swapaxes(C, -1, -2)) @ (gY @ V)) @ _c2
+                - ((_cp.conj(_cp.swapaxes(C, -1, -2)) @ gY) @ V) @ _c1
             )
             ga = _pad(_tril(_g_dV, -1), 0, 0, 0, -k + p)
-            _c4 = _cp.conj(_cp.swapaxes(_c1, -1, -2))
-            _c5 = _cp.conj(_cp.swapaxes(G, -1, -2))
+            _c3 = _cp.conj(_cp.swapaxes(G, -1, -2))
+            _c4 = _cp.conj(tau)
             gtau = _cp.diagonal(
                 _solve_triangular(
-                    _c4 @ _c5,
-                    _solve_triangular(_c5 @ _c4, _g_dT, upper=False, left=True, unit=True),
+                    _c4 * _c3,
+                    _solve_triangular(
+                        _c3 * _cp.swapaxes(_c4, -1, -2), _g_dT, upper=False, left=True, unit=True
+                    ),
                     upper=False,
                     left=False,
                     unit=True,
@@ -499,34 +531,37 @@ def _vjp_rule(a, tau, C, Y, gY, left, transpose):
                 -2,
                 -1,
             )[..., :, None]
-            gC = -(((gY @ V) @ _c2) @ _c0) + gY
+            gC = -(((gY @ V) @ _c1) @ _c0) + gY
             return (ga, gtau, gC)
+
     if left is False and transpose is True:
         if r == n:
+            gY = _zeros_like(Y) if gY is None else gY
+
             # spec/ormqr.yaml:120, transposed (the spec gives no VJP)
             V = _tril(a[..., :, :k], -1) + _cp.eye(r, k, dtype=a.dtype)
             _c0 = _cp.conj(_cp.swapaxes(V, -1, -2))
             G = _c0 @ V
-            _c1 = _diag(tau)
-            T = _solve_triangular(_c1 @ G, _c1, upper=True, left=True, unit=True)
+            T = _solve_triangular(tau * G, _diag(tau), upper=True, left=True, unit=True)
             Z = C @ V
-            _c2 = _cp.conj(_cp.swapaxes(gY, -1, -2))
-            _g_dT = -((_c0 @ _c2) @ Z)
-            _c3 = _cp.conj(_cp.swapaxes(T, -1, -2))
-            _c4 = _triu(-((_c3 @ _g_dT) @ _c3), 1)
+            _c1 = _cp.conj(_cp.swapaxes(gY, -1, -2))
+            _g_dT = -((_c0 @ _c1) @ Z)
+            _c2 = _cp.conj(_cp.swapaxes(T, -1, -2))
+            _c3 = _triu(-((_c2 @ _g_dT) @ _c2), 1)
             _g_dV = (
-                V @ _cp.conj(_cp.swapaxes(_c4, -1, -2))
-                + V @ _c4
-                - (_c2 @ Z) @ _c3
-                - (_cp.conj(_cp.swapaxes(C, -1, -2)) @ (gY @ V)) @ T
+                V @ (_cp.conj(_cp.swapaxes(_c3, -1, -2)) + _c3)
+                - (_c1 @ Z) @ _c2
+                - ((_cp.conj(_cp.swapaxes(C, -1, -2)) @ gY) @ V) @ T
             )
             ga = _pad(_tril(_g_dV, -1), 0, 0, 0, -k + p)
-            _c5 = _cp.conj(_cp.swapaxes(_c1, -1, -2))
-            _c6 = _cp.conj(_cp.swapaxes(G, -1, -2))
+            _c4 = _cp.conj(_cp.swapaxes(G, -1, -2))
+            _c5 = _cp.conj(tau)
             gtau = _cp.diagonal(
                 _solve_triangular(
-                    _c5 @ _c6,
-                    _solve_triangular(_c6 @ _c5, _g_dT, upper=False, left=True, unit=True),
+                    _c5 * _c4,
+                    _solve_triangular(
+                        _c4 * _cp.swapaxes(_c5, -1, -2), _g_dT, upper=False, left=True, unit=True
+                    ),
                     upper=False,
                     left=False,
                     unit=True,
@@ -537,6 +572,7 @@ def _vjp_rule(a, tau, C, Y, gY, left, transpose):
             )[..., :, None]
             gC = -(((gY @ V) @ T) @ _c0) + gY
             return (ga, gtau, gC)
+
     raise ValueError(
         f"ormqr: no vjp rule for left={left!r}, transpose={transpose!r} "
         f"and a of shape {tuple(a.shape)}"
@@ -660,9 +696,7 @@ def ormqr_vjp(primals, left=True, transpose=False):
     def pullback(gY=None):
         cotangents = [
             None
-            if not f
-            else _zeros_like(y)
-            if g is None
+            if not f or g is None  # None: the rule leaves out its terms
             else _cotangent_in(_check_tangent("ormqr", "g" + label, g, y))
             for f, y, g, label in zip(flags, outputs, (gY,), ["Y"])
         ]

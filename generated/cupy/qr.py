@@ -39,6 +39,7 @@ from ._runtime import (
     _cotangent_out,
     _diag,
     _empty_like,
+    _pad_cols,
     _pad_rows,
     _raise_if_failed,
     _re,
@@ -240,6 +241,7 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
                 _differentiable(mode, check_singular),
                 (mode, check_singular),
             )
+
         if m < n:
             # spec/qr.yaml:82, RR2020
             R1 = R[..., :, :m]
@@ -263,6 +265,7 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
                 _differentiable(mode, check_singular),
                 (mode, check_singular),
             )
+
     if mode == "complete":
         if m > n:
             # spec/qr.yaml:110, WLL2012, P2024
@@ -294,6 +297,7 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
                 _differentiable(mode, check_singular),
                 (mode, check_singular),
             )
+
         if m == n:
             # spec/qr.yaml:69, WLL2012 Sec. 3
             C = _solve_triangular(R, dA, upper=True, left=False, unit=False)
@@ -312,6 +316,7 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
                 _differentiable(mode, check_singular),
                 (mode, check_singular),
             )
+
         if m < n:
             # spec/qr.yaml:82, RR2020
             R1 = R[..., :, :m]
@@ -335,6 +340,7 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
                 _differentiable(mode, check_singular),
                 (mode, check_singular),
             )
+
     if mode == "r":
         if m >= n:
             # spec/qr.yaml:69, WLL2012 Sec. 3
@@ -353,6 +359,7 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
                 _differentiable(mode, check_singular),
                 (mode, check_singular),
             )
+
         if m < n:
             # spec/qr.yaml:82, RR2020
             R1 = R[..., :, :m]
@@ -376,6 +383,7 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
                 _differentiable(mode, check_singular),
                 (mode, check_singular),
             )
+
     raise ValueError(f"qr: no jvp rule for mode={mode!r} and A of shape {tuple(A.shape)}")
 
 
@@ -388,6 +396,35 @@ def _vjp_checks(A, Q, R, gQ, gR, mode, check_singular):
 
     if mode == "reduced":
         if m >= n:
+            if gQ is None and gR is not None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (_cp.diagonal(R, 0, -2, -1)[..., :, None],),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            if gQ is not None and gR is None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (_cp.diagonal(R, 0, -2, -1)[..., :, None],),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            gQ = _zeros_like(Q) if gQ is None else gQ
+            gR = _zeros_like(R) if gR is None else gR
+
             return (
                 _check(
                     "pivots",
@@ -401,6 +438,22 @@ def _vjp_checks(A, Q, R, gQ, gR, mode, check_singular):
                 else None,
             )
         if m < n:
+            if gQ is not None and gR is None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (_cp.diagonal(R, 0, -2, -1)[..., :, None],),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            gQ = _zeros_like(Q) if gQ is None else gQ
+            gR = _zeros_like(R) if gR is None else gR
+
             return (
                 _check(
                     "pivots",
@@ -415,6 +468,35 @@ def _vjp_checks(A, Q, R, gQ, gR, mode, check_singular):
             )
     if mode == "complete":
         if m > n:
+            if gQ is None and gR is not None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (_cp.diagonal(R, 0, -2, -1)[..., :, None],),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            if gQ is not None and gR is None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (_cp.diagonal(R, 0, -2, -1)[..., :, None],),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            gQ = _zeros_like(Q) if gQ is None else gQ
+            gR = _zeros_like(R) if gR is None else gR
+
             return (
                 _check(
                     "pivots",
@@ -428,6 +510,35 @@ def _vjp_checks(A, Q, R, gQ, gR, mode, check_singular):
                 else None,
             )
         if m == n:
+            if gQ is None and gR is not None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (_cp.diagonal(R, 0, -2, -1)[..., :, None],),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            if gQ is not None and gR is None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (_cp.diagonal(R, 0, -2, -1)[..., :, None],),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            gQ = _zeros_like(Q) if gQ is None else gQ
+            gR = _zeros_like(R) if gR is None else gR
+
             return (
                 _check(
                     "pivots",
@@ -441,6 +552,22 @@ def _vjp_checks(A, Q, R, gQ, gR, mode, check_singular):
                 else None,
             )
         if m < n:
+            if gQ is not None and gR is None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (_cp.diagonal(R, 0, -2, -1)[..., :, None],),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            gQ = _zeros_like(Q) if gQ is None else gQ
+            gR = _zeros_like(R) if gR is None else gR
+
             return (
                 _check(
                     "pivots",
@@ -455,6 +582,8 @@ def _vjp_checks(A, Q, R, gQ, gR, mode, check_singular):
             )
     if mode == "r":
         if m >= n:
+            gR = _zeros_like(R) if gR is None else gR
+
             return (
                 _check(
                     "pivots",
@@ -468,6 +597,8 @@ def _vjp_checks(A, Q, R, gQ, gR, mode, check_singular):
                 else None,
             )
         if m < n:
+            gR = _zeros_like(R) if gR is None else gR
+
             return (
                 _check(
                     "pivots",
@@ -493,6 +624,31 @@ def _vjp_rule(A, Q, R, gQ, gR, mode, check_singular):
     _raise_if_failed("qr", _checks, (gQ, gR), "cotangent")
     if mode == "reduced":
         if m >= n:
+            if gQ is None and gR is not None:
+                # the rule below without the terms of gQ, which are None
+                M = R @ _cp.conj(_cp.swapaxes(gR, -1, -2))
+                gA = _solve_triangular(
+                    _cp.conj(_cp.swapaxes(R, -1, -2)),
+                    Q @ _copyltu(M),
+                    upper=False,
+                    left=False,
+                    unit=False,
+                )
+                return _checked_vjp("qr", (gA,), (*_checks[:1],))
+            if gQ is not None and gR is None:
+                # the rule below without the terms of gR, which are None
+                M = -(_cp.conj(_cp.swapaxes(gQ, -1, -2)) @ Q)
+                gA = _solve_triangular(
+                    _cp.conj(_cp.swapaxes(R, -1, -2)),
+                    Q @ _copyltu(M) + gQ,
+                    upper=False,
+                    left=False,
+                    unit=False,
+                )
+                return _checked_vjp("qr", (gA,), (*_checks[:1],))
+            gQ = _zeros_like(Q) if gQ is None else gQ
+            gR = _zeros_like(R) if gR is None else gR
+
             # spec/qr.yaml:77, LLWX2019 eq. (7)
             M = R @ _cp.conj(_cp.swapaxes(gR, -1, -2)) - _cp.conj(_cp.swapaxes(gQ, -1, -2)) @ Q
             gA = _solve_triangular(
@@ -503,7 +659,25 @@ def _vjp_rule(A, Q, R, gQ, gR, mode, check_singular):
                 unit=False,
             )
             return _checked_vjp("qr", (gA,), (*_checks[:1],))
+
         if m < n:
+            if gQ is not None and gR is None:
+                # the rule below without the terms of gR, which are None
+                R1 = R[..., :, :m]
+                gQ1 = gQ
+                M = -(_cp.conj(_cp.swapaxes(gQ1, -1, -2)) @ Q)
+                gX = _solve_triangular(
+                    _cp.conj(_cp.swapaxes(R1, -1, -2)),
+                    Q @ _copyltu(M) + gQ1,
+                    upper=False,
+                    left=False,
+                    unit=False,
+                )
+                gA = _pad_cols(gX, -m + n)
+                return _checked_vjp("qr", (gA,), (*_checks[:1],))
+            gQ = _zeros_like(Q) if gQ is None else gQ
+            gR = _zeros_like(R) if gR is None else gR
+
             # spec/qr.yaml:90, RR2020
             R1 = R[..., :, :m]
             gR2 = gR[..., :, m:]
@@ -521,8 +695,56 @@ def _vjp_rule(A, Q, R, gQ, gR, mode, check_singular):
             )
             gA = _cp.concatenate([gX, Q @ gR2], axis=-1)
             return _checked_vjp("qr", (gA,), (*_checks[:1],))
+
     if mode == "complete":
         if m > n:
+            if gQ is None and gR is not None:
+                # the rule below without the terms of gQ, which are None
+                Q1 = Q[..., :, :n]
+                R1 = R[..., :n, :]
+                M = R1 @ _cp.conj(_cp.swapaxes(gR[..., :n, :], -1, -2))
+                gA = _solve_triangular(
+                    _cp.conj(_cp.swapaxes(R1, -1, -2)),
+                    Q1 @ _copyltu(M),
+                    upper=False,
+                    left=False,
+                    unit=False,
+                )
+                return _checked_vjp("qr", (gA,), (*_checks[:1],))
+            if gQ is not None and gR is None:
+                # the rule below without the terms of gR, which are None
+                Q1 = Q[..., :, :n]
+                R1 = R[..., :n, :]
+                N = _cp.eye(n, n, dtype=A.dtype) - Q1[..., :n, :]
+                Z = _solve(
+                    _cp.conj(_cp.swapaxes(N, -1, -2)),
+                    _cp.conj(_cp.swapaxes(Q1[..., n:, :], -1, -2)),
+                    left=True,
+                )
+                G = gQ[..., :, n:]
+                W = _solve(
+                    N,
+                    _cp.conj(_cp.swapaxes(_cp.eye(m, n, dtype=A.dtype) - Q1, -1, -2)) @ G,
+                    left=True,
+                )
+                _c0 = _cp.conj(_cp.swapaxes(W, -1, -2))
+                gQ1 = (
+                    -(G @ _cp.conj(_cp.swapaxes(Z, -1, -2)))
+                    + gQ[..., :, :n]
+                    + _cp.concatenate([Z @ _c0, _c0], axis=-2)
+                )
+                M = -(_cp.conj(_cp.swapaxes(gQ1, -1, -2)) @ Q1)
+                gA = _solve_triangular(
+                    _cp.conj(_cp.swapaxes(R1, -1, -2)),
+                    Q1 @ _copyltu(M) + gQ1,
+                    upper=False,
+                    left=False,
+                    unit=False,
+                )
+                return _checked_vjp("qr", (gA,), (*_checks[:1],))
+            gQ = _zeros_like(Q) if gQ is None else gQ
+            gR = _zeros_like(R) if gR is None else gR
+
             # spec/qr.yaml:123
             Q1 = Q[..., :, :n]
             R1 = R[..., :n, :]
@@ -552,7 +774,33 @@ def _vjp_rule(A, Q, R, gQ, gR, mode, check_singular):
                 unit=False,
             )
             return _checked_vjp("qr", (gA,), (*_checks[:1],))
+
         if m == n:
+            if gQ is None and gR is not None:
+                # the rule below without the terms of gQ, which are None
+                M = R @ _cp.conj(_cp.swapaxes(gR, -1, -2))
+                gA = _solve_triangular(
+                    _cp.conj(_cp.swapaxes(R, -1, -2)),
+                    Q @ _copyltu(M),
+                    upper=False,
+                    left=False,
+                    unit=False,
+                )
+                return _checked_vjp("qr", (gA,), (*_checks[:1],))
+            if gQ is not None and gR is None:
+                # the rule below without the terms of gR, which are None
+                M = -(_cp.conj(_cp.swapaxes(gQ, -1, -2)) @ Q)
+                gA = _solve_triangular(
+                    _cp.conj(_cp.swapaxes(R, -1, -2)),
+                    Q @ _copyltu(M) + gQ,
+                    upper=False,
+                    left=False,
+                    unit=False,
+                )
+                return _checked_vjp("qr", (gA,), (*_checks[:1],))
+            gQ = _zeros_like(Q) if gQ is None else gQ
+            gR = _zeros_like(R) if gR is None else gR
+
             # spec/qr.yaml:77, LLWX2019 eq. (7)
             M = R @ _cp.conj(_cp.swapaxes(gR, -1, -2)) - _cp.conj(_cp.swapaxes(gQ, -1, -2)) @ Q
             gA = _solve_triangular(
@@ -563,7 +811,25 @@ def _vjp_rule(A, Q, R, gQ, gR, mode, check_singular):
                 unit=False,
             )
             return _checked_vjp("qr", (gA,), (*_checks[:1],))
+
         if m < n:
+            if gQ is not None and gR is None:
+                # the rule below without the terms of gR, which are None
+                R1 = R[..., :, :m]
+                gQ1 = gQ
+                M = -(_cp.conj(_cp.swapaxes(gQ1, -1, -2)) @ Q)
+                gX = _solve_triangular(
+                    _cp.conj(_cp.swapaxes(R1, -1, -2)),
+                    Q @ _copyltu(M) + gQ1,
+                    upper=False,
+                    left=False,
+                    unit=False,
+                )
+                gA = _pad_cols(gX, -m + n)
+                return _checked_vjp("qr", (gA,), (*_checks[:1],))
+            gQ = _zeros_like(Q) if gQ is None else gQ
+            gR = _zeros_like(R) if gR is None else gR
+
             # spec/qr.yaml:90, RR2020
             R1 = R[..., :, :m]
             gR2 = gR[..., :, m:]
@@ -581,8 +847,11 @@ def _vjp_rule(A, Q, R, gQ, gR, mode, check_singular):
             )
             gA = _cp.concatenate([gX, Q @ gR2], axis=-1)
             return _checked_vjp("qr", (gA,), (*_checks[:1],))
+
     if mode == "r":
         if m >= n:
+            gR = _zeros_like(R) if gR is None else gR
+
             # spec/qr.yaml:151
             gA = _solve_triangular(
                 _cp.conj(_cp.swapaxes(R, -1, -2)),
@@ -592,7 +861,10 @@ def _vjp_rule(A, Q, R, gQ, gR, mode, check_singular):
                 unit=False,
             )
             return _checked_vjp("qr", (gA,), (*_checks[:1],))
+
         if m < n:
+            gR = _zeros_like(R) if gR is None else gR
+
             # spec/qr.yaml:156
             R1 = R[..., :, :m]
             gR2 = gR[..., :, m:]
@@ -610,6 +882,7 @@ def _vjp_rule(A, Q, R, gQ, gR, mode, check_singular):
             )
             gA = _cp.concatenate([gX, Q @ gR2], axis=-1)
             return _checked_vjp("qr", (gA,), (*_checks[:1],))
+
     raise ValueError(f"qr: no vjp rule for mode={mode!r} and A of shape {tuple(A.shape)}")
 
 
@@ -699,9 +972,7 @@ def qr_vjp(A, mode="reduced", check_singular=True, pivoting=False, *, some=None)
     def pullback(gQ=None, gR=None):
         cotangents = [
             None
-            if not f
-            else _zeros_like(y)
-            if g is None
+            if not f or g is None  # None: the rule leaves out its terms
             else _cotangent_in(_check_tangent("qr", "g" + label, g, y))
             for f, y, g, label in zip(flags, outputs, (gQ, gR), ["Q", "R"])
         ]

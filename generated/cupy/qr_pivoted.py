@@ -39,6 +39,7 @@ from ._runtime import (
     _indices,
     _indices_permutation,
     _on_host,
+    _pad_cols,
     _pad_rows,
     _permute_cols,
     _raise_if_failed,
@@ -257,6 +258,7 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
                 _differentiable(mode, check_singular),
                 (mode, check_singular),
             )
+
         if m < n:
             # spec/qr_pivoted.yaml:88, RR2020
             dB = _permute_cols(Pi, dA, False)
@@ -285,6 +287,7 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
                 _differentiable(mode, check_singular),
                 (mode, check_singular),
             )
+
     if mode == "complete":
         if m > n:
             # spec/qr_pivoted.yaml:119
@@ -318,6 +321,7 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
                 _differentiable(mode, check_singular),
                 (mode, check_singular),
             )
+
         if m == n:
             # spec/qr_pivoted.yaml:76, WLL2012 Sec. 3
             C = _solve_triangular(
@@ -338,6 +342,7 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
                 _differentiable(mode, check_singular),
                 (mode, check_singular),
             )
+
         if m < n:
             # spec/qr_pivoted.yaml:88, RR2020
             dB = _permute_cols(Pi, dA, False)
@@ -366,6 +371,7 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
                 _differentiable(mode, check_singular),
                 (mode, check_singular),
             )
+
     if mode == "r":
         if m >= n:
             # spec/qr_pivoted.yaml:76, WLL2012 Sec. 3
@@ -386,6 +392,7 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
                 _differentiable(mode, check_singular),
                 (mode, check_singular),
             )
+
         if m < n:
             # spec/qr_pivoted.yaml:88, RR2020
             dB = _permute_cols(Pi, dA, False)
@@ -414,6 +421,7 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
                 _differentiable(mode, check_singular),
                 (mode, check_singular),
             )
+
     raise ValueError(f"qr_pivoted: no jvp rule for mode={mode!r} and A of shape {tuple(A.shape)}")
 
 
@@ -426,6 +434,35 @@ def _vjp_checks(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
 
     if mode == "reduced":
         if m >= n:
+            if gQ is None and gR is not None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (_cp.diagonal(R, 0, -2, -1)[..., :, None],),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            if gQ is not None and gR is None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (_cp.diagonal(R, 0, -2, -1)[..., :, None],),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            gQ = _zeros_like(Q) if gQ is None else gQ
+            gR = _zeros_like(R) if gR is None else gR
+
             return (
                 _check(
                     "pivots",
@@ -439,6 +476,22 @@ def _vjp_checks(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                 else None,
             )
         if m < n:
+            if gQ is not None and gR is None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (_cp.diagonal(R, 0, -2, -1)[..., :, None],),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            gQ = _zeros_like(Q) if gQ is None else gQ
+            gR = _zeros_like(R) if gR is None else gR
+
             return (
                 _check(
                     "pivots",
@@ -453,6 +506,35 @@ def _vjp_checks(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
             )
     if mode == "complete":
         if m > n:
+            if gQ is None and gR is not None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (_cp.diagonal(R, 0, -2, -1)[..., :, None],),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            if gQ is not None and gR is None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (_cp.diagonal(R, 0, -2, -1)[..., :, None],),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            gQ = _zeros_like(Q) if gQ is None else gQ
+            gR = _zeros_like(R) if gR is None else gR
+
             return (
                 _check(
                     "pivots",
@@ -466,6 +548,35 @@ def _vjp_checks(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                 else None,
             )
         if m == n:
+            if gQ is None and gR is not None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (_cp.diagonal(R, 0, -2, -1)[..., :, None],),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            if gQ is not None and gR is None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (_cp.diagonal(R, 0, -2, -1)[..., :, None],),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            gQ = _zeros_like(Q) if gQ is None else gQ
+            gR = _zeros_like(R) if gR is None else gR
+
             return (
                 _check(
                     "pivots",
@@ -479,6 +590,22 @@ def _vjp_checks(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                 else None,
             )
         if m < n:
+            if gQ is not None and gR is None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (_cp.diagonal(R, 0, -2, -1)[..., :, None],),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            gQ = _zeros_like(Q) if gQ is None else gQ
+            gR = _zeros_like(R) if gR is None else gR
+
             return (
                 _check(
                     "pivots",
@@ -493,6 +620,8 @@ def _vjp_checks(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
             )
     if mode == "r":
         if m >= n:
+            gR = _zeros_like(R) if gR is None else gR
+
             return (
                 _check(
                     "pivots",
@@ -506,6 +635,8 @@ def _vjp_checks(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                 else None,
             )
         if m < n:
+            gR = _zeros_like(R) if gR is None else gR
+
             return (
                 _check(
                     "pivots",
@@ -531,6 +662,39 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
     _raise_if_failed("qr_pivoted", _checks, (gQ, gR, gP, gPi), "cotangent")
     if mode == "reduced":
         if m >= n:
+            if gQ is None and gR is not None:
+                # the rule below without the terms of gQ, which are None
+                M = R @ _cp.conj(_cp.swapaxes(gR, -1, -2))
+                gA = _permute_cols(
+                    Pi,
+                    _solve_triangular(
+                        _cp.conj(_cp.swapaxes(R, -1, -2)),
+                        Q @ _copyltu(M),
+                        upper=False,
+                        left=False,
+                        unit=False,
+                    ),
+                    True,
+                )
+                return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
+            if gQ is not None and gR is None:
+                # the rule below without the terms of gR, which are None
+                M = -(_cp.conj(_cp.swapaxes(gQ, -1, -2)) @ Q)
+                gA = _permute_cols(
+                    Pi,
+                    _solve_triangular(
+                        _cp.conj(_cp.swapaxes(R, -1, -2)),
+                        Q @ _copyltu(M) + gQ,
+                        upper=False,
+                        left=False,
+                        unit=False,
+                    ),
+                    True,
+                )
+                return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
+            gQ = _zeros_like(Q) if gQ is None else gQ
+            gR = _zeros_like(R) if gR is None else gR
+
             # spec/qr_pivoted.yaml:83, LLWX2019 eq. (7)
             M = R @ _cp.conj(_cp.swapaxes(gR, -1, -2)) - _cp.conj(_cp.swapaxes(gQ, -1, -2)) @ Q
             gA = _permute_cols(
@@ -545,7 +709,25 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                 True,
             )
             return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
+
         if m < n:
+            if gQ is not None and gR is None:
+                # the rule below without the terms of gR, which are None
+                R1 = R[..., :, :m]
+                gQ1 = gQ
+                M = -(_cp.conj(_cp.swapaxes(gQ1, -1, -2)) @ Q)
+                gX = _solve_triangular(
+                    _cp.conj(_cp.swapaxes(R1, -1, -2)),
+                    Q @ _copyltu(M) + gQ1,
+                    upper=False,
+                    left=False,
+                    unit=False,
+                )
+                gA = _permute_cols(Pi, _pad_cols(gX, -m + n), True)
+                return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
+            gQ = _zeros_like(Q) if gQ is None else gQ
+            gR = _zeros_like(R) if gR is None else gR
+
             # spec/qr_pivoted.yaml:97, RR2020
             R1 = R[..., :, :m]
             gR2 = gR[..., :, m:]
@@ -563,8 +745,64 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
             )
             gA = _permute_cols(Pi, _cp.concatenate([gX, Q @ gR2], axis=-1), True)
             return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
+
     if mode == "complete":
         if m > n:
+            if gQ is None and gR is not None:
+                # the rule below without the terms of gQ, which are None
+                Q1 = Q[..., :, :n]
+                R1 = R[..., :n, :]
+                M = R1 @ _cp.conj(_cp.swapaxes(gR[..., :n, :], -1, -2))
+                gA = _permute_cols(
+                    Pi,
+                    _solve_triangular(
+                        _cp.conj(_cp.swapaxes(R1, -1, -2)),
+                        Q1 @ _copyltu(M),
+                        upper=False,
+                        left=False,
+                        unit=False,
+                    ),
+                    True,
+                )
+                return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
+            if gQ is not None and gR is None:
+                # the rule below without the terms of gR, which are None
+                Q1 = Q[..., :, :n]
+                R1 = R[..., :n, :]
+                N = _cp.eye(n, n, dtype=A.dtype) - Q1[..., :n, :]
+                Z = _solve(
+                    _cp.conj(_cp.swapaxes(N, -1, -2)),
+                    _cp.conj(_cp.swapaxes(Q1[..., n:, :], -1, -2)),
+                    left=True,
+                )
+                G = gQ[..., :, n:]
+                W = _solve(
+                    N,
+                    _cp.conj(_cp.swapaxes(_cp.eye(m, n, dtype=A.dtype) - Q1, -1, -2)) @ G,
+                    left=True,
+                )
+                _c0 = _cp.conj(_cp.swapaxes(W, -1, -2))
+                gQ1 = (
+                    -(G @ _cp.conj(_cp.swapaxes(Z, -1, -2)))
+                    + gQ[..., :, :n]
+                    + _cp.concatenate([Z @ _c0, _c0], axis=-2)
+                )
+                M = -(_cp.conj(_cp.swapaxes(gQ1, -1, -2)) @ Q1)
+                gA = _permute_cols(
+                    Pi,
+                    _solve_triangular(
+                        _cp.conj(_cp.swapaxes(R1, -1, -2)),
+                        Q1 @ _copyltu(M) + gQ1,
+                        upper=False,
+                        left=False,
+                        unit=False,
+                    ),
+                    True,
+                )
+                return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
+            gQ = _zeros_like(Q) if gQ is None else gQ
+            gR = _zeros_like(R) if gR is None else gR
+
             # spec/qr_pivoted.yaml:132
             Q1 = Q[..., :, :n]
             R1 = R[..., :n, :]
@@ -598,7 +836,41 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                 True,
             )
             return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
+
         if m == n:
+            if gQ is None and gR is not None:
+                # the rule below without the terms of gQ, which are None
+                M = R @ _cp.conj(_cp.swapaxes(gR, -1, -2))
+                gA = _permute_cols(
+                    Pi,
+                    _solve_triangular(
+                        _cp.conj(_cp.swapaxes(R, -1, -2)),
+                        Q @ _copyltu(M),
+                        upper=False,
+                        left=False,
+                        unit=False,
+                    ),
+                    True,
+                )
+                return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
+            if gQ is not None and gR is None:
+                # the rule below without the terms of gR, which are None
+                M = -(_cp.conj(_cp.swapaxes(gQ, -1, -2)) @ Q)
+                gA = _permute_cols(
+                    Pi,
+                    _solve_triangular(
+                        _cp.conj(_cp.swapaxes(R, -1, -2)),
+                        Q @ _copyltu(M) + gQ,
+                        upper=False,
+                        left=False,
+                        unit=False,
+                    ),
+                    True,
+                )
+                return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
+            gQ = _zeros_like(Q) if gQ is None else gQ
+            gR = _zeros_like(R) if gR is None else gR
+
             # spec/qr_pivoted.yaml:83, LLWX2019 eq. (7)
             M = R @ _cp.conj(_cp.swapaxes(gR, -1, -2)) - _cp.conj(_cp.swapaxes(gQ, -1, -2)) @ Q
             gA = _permute_cols(
@@ -613,7 +885,25 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                 True,
             )
             return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
+
         if m < n:
+            if gQ is not None and gR is None:
+                # the rule below without the terms of gR, which are None
+                R1 = R[..., :, :m]
+                gQ1 = gQ
+                M = -(_cp.conj(_cp.swapaxes(gQ1, -1, -2)) @ Q)
+                gX = _solve_triangular(
+                    _cp.conj(_cp.swapaxes(R1, -1, -2)),
+                    Q @ _copyltu(M) + gQ1,
+                    upper=False,
+                    left=False,
+                    unit=False,
+                )
+                gA = _permute_cols(Pi, _pad_cols(gX, -m + n), True)
+                return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
+            gQ = _zeros_like(Q) if gQ is None else gQ
+            gR = _zeros_like(R) if gR is None else gR
+
             # spec/qr_pivoted.yaml:97, RR2020
             R1 = R[..., :, :m]
             gR2 = gR[..., :, m:]
@@ -631,8 +921,11 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
             )
             gA = _permute_cols(Pi, _cp.concatenate([gX, Q @ gR2], axis=-1), True)
             return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
+
     if mode == "r":
         if m >= n:
+            gR = _zeros_like(R) if gR is None else gR
+
             # spec/qr_pivoted.yaml:162
             gA = _permute_cols(
                 Pi,
@@ -646,7 +939,10 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                 True,
             )
             return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
+
         if m < n:
+            gR = _zeros_like(R) if gR is None else gR
+
             # spec/qr_pivoted.yaml:167
             R1 = R[..., :, :m]
             gR2 = gR[..., :, m:]
@@ -664,6 +960,7 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
             )
             gA = _permute_cols(Pi, _cp.concatenate([gX, Q @ gR2], axis=-1), True)
             return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
+
     raise ValueError(f"qr_pivoted: no vjp rule for mode={mode!r} and A of shape {tuple(A.shape)}")
 
 
@@ -731,9 +1028,7 @@ def qr_pivoted_vjp(A, mode="reduced", check_singular=True):
     def pullback(gQ=None, gR=None, gP=None):
         cotangents = [
             None
-            if not f
-            else _zeros_like(y)
-            if g is None
+            if not f or g is None  # None: the rule leaves out its terms
             else _cotangent_in(_check_tangent("qr_pivoted", "g" + label, g, y[..., 0])[..., None])
             if v
             else _cotangent_in(_check_tangent("qr_pivoted", "g" + label, g, y))

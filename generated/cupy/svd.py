@@ -155,13 +155,12 @@ def _jvp_checks(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_s
                                 dA @ _cp.conj(_cp.swapaxes(Vh, -1, -2))
                                 - U
                                 @ (
-                                    _cp.conj(_cp.swapaxes(U, -1, -2))
-                                    @ dA
+                                    (_cp.conj(_cp.swapaxes(U, -1, -2)) @ dA)
                                     @ _cp.conj(_cp.swapaxes(Vh, -1, -2))
                                 ),
                                 _cp.conj(_cp.swapaxes(dA, -1, -2)) @ U
                                 - _cp.conj(_cp.swapaxes(Vh, -1, -2))
-                                @ (Vh @ _cp.conj(_cp.swapaxes(dA, -1, -2)) @ U),
+                                @ (Vh @ (_cp.conj(_cp.swapaxes(dA, -1, -2)) @ U)),
                             ],
                             axis=-2,
                         ),
@@ -184,8 +183,7 @@ def _jvp_checks(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_s
                     "ties",
                     lambda: (
                         _sym(
-                            _cp.conj(_cp.swapaxes(U, -1, -2))
-                            @ dA
+                            (_cp.conj(_cp.swapaxes(U, -1, -2)) @ dA)
                             @ _cp.conj(_cp.swapaxes(Vh, -1, -2))
                         ),
                     ),
@@ -208,12 +206,11 @@ def _jvp_checks(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_s
                                 - U
                                 @ (
                                     _cp.conj(_cp.swapaxes(U, -1, -2))
-                                    @ dA
-                                    @ _cp.conj(_cp.swapaxes(Vh, -1, -2))
+                                    @ (dA @ _cp.conj(_cp.swapaxes(Vh, -1, -2)))
                                 ),
                                 _cp.conj(_cp.swapaxes(dA, -1, -2)) @ U
                                 - _cp.conj(_cp.swapaxes(Vh, -1, -2))
-                                @ (Vh @ _cp.conj(_cp.swapaxes(dA, -1, -2)) @ U),
+                                @ ((Vh @ _cp.conj(_cp.swapaxes(dA, -1, -2))) @ U),
                             ],
                             axis=-2,
                         ),
@@ -237,8 +234,7 @@ def _jvp_checks(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_s
                     lambda: (
                         _sym(
                             _cp.conj(_cp.swapaxes(U, -1, -2))
-                            @ dA
-                            @ _cp.conj(_cp.swapaxes(Vh, -1, -2))
+                            @ (dA @ _cp.conj(_cp.swapaxes(Vh, -1, -2)))
                         ),
                     ),
                     (dA,),
@@ -257,10 +253,9 @@ def _jvp_checks(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_s
                     lambda: (
                         _cp.concatenate(
                             [
-                                _cp.conj(_cp.swapaxes(U[..., :, m:], -1, -2))
-                                @ dA
+                                (_cp.conj(_cp.swapaxes(U[..., :, m:], -1, -2)) @ dA)
                                 @ _cp.conj(_cp.swapaxes(Vh, -1, -2)),
-                                Vh[..., m:, :] @ _cp.conj(_cp.swapaxes(dA, -1, -2)) @ U,
+                                (Vh[..., m:, :] @ _cp.conj(_cp.swapaxes(dA, -1, -2))) @ U,
                             ],
                             axis=-2,
                         ),
@@ -283,8 +278,7 @@ def _jvp_checks(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_s
                     "ties",
                     lambda: (
                         _sym(
-                            _cp.conj(_cp.swapaxes(U, -1, -2))
-                            @ dA
+                            (_cp.conj(_cp.swapaxes(U, -1, -2)) @ dA)
                             @ _cp.conj(_cp.swapaxes(Vh, -1, -2))
                         ),
                     ),
@@ -303,10 +297,10 @@ def _jvp_checks(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_s
                     lambda: (
                         _cp.concatenate(
                             [
-                                _cp.conj(_cp.swapaxes(U[..., :, n:], -1, -2))
-                                @ dA
+                                (_cp.conj(_cp.swapaxes(U[..., :, n:], -1, -2)) @ dA)
                                 @ _cp.conj(_cp.swapaxes(Vh, -1, -2)),
-                                Vh[..., n:, :] @ _cp.conj(_cp.swapaxes(dA, -1, -2)) @ U[..., :, :n],
+                                (Vh[..., n:, :] @ _cp.conj(_cp.swapaxes(dA, -1, -2)))
+                                @ U[..., :, :n],
                             ],
                             axis=-2,
                         ),
@@ -329,8 +323,7 @@ def _jvp_checks(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_s
                     "ties",
                     lambda: (
                         _sym(
-                            _cp.conj(_cp.swapaxes(U[..., :, :n], -1, -2))
-                            @ dA
+                            (_cp.conj(_cp.swapaxes(U[..., :, :n], -1, -2)) @ dA)
                             @ _cp.conj(_cp.swapaxes(Vh, -1, -2))
                         ),
                     ),
@@ -349,10 +342,9 @@ def _jvp_checks(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_s
                     lambda: (
                         _cp.concatenate(
                             [
-                                _cp.conj(_cp.swapaxes(U[..., :, m:], -1, -2))
-                                @ dA
+                                (_cp.conj(_cp.swapaxes(U[..., :, m:], -1, -2)) @ dA)
                                 @ _cp.conj(_cp.swapaxes(Vh[..., :m, :], -1, -2)),
-                                Vh[..., m:, :] @ _cp.conj(_cp.swapaxes(dA, -1, -2)) @ U,
+                                (Vh[..., m:, :] @ _cp.conj(_cp.swapaxes(dA, -1, -2))) @ U,
                             ],
                             axis=-2,
                         ),
@@ -378,8 +370,7 @@ def _jvp_checks(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_s
                     lambda: (
                         _sym(
                             _cp.conj(_cp.swapaxes(U, -1, -2))
-                            @ dA
-                            @ _cp.conj(_cp.swapaxes(Vh[..., :m, :], -1, -2))
+                            @ (dA @ _cp.conj(_cp.swapaxes(Vh[..., :m, :], -1, -2)))
                         ),
                     ),
                     (dA,),
@@ -405,22 +396,27 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
         if m >= n:
             # spec/svd.yaml:104, T2016, WZ2019
             V = _cp.conj(_cp.swapaxes(Vh, -1, -2))
-            _c0 = _cp.conj(_cp.swapaxes(U, -1, -2)) @ dA @ V
-            dP = _c0
+            _c0 = _cp.conj(_cp.swapaxes(U, -1, -2))
+            _c1 = (_c0 @ dA) @ V
+            dP = _c1
             dS = _re(_cp.diagonal(dP, 0, -2, -1)[..., :, None])
             F = _pairwise_inv(S * S)
-            _c1 = 1 / S
-            D = (1 / 2) * _diag((_cp.diagonal(_skew(dP), 0, -2, -1)[..., :, None] * _c1))
-            _c2 = _diag(S)
+            _c2 = 1 / S
+            D = (1 / 2) * _diag((_cp.diagonal(_skew(dP), 0, -2, -1)[..., :, None] * _c2))
             _c3 = _cp.conj(_cp.swapaxes(dP, -1, -2))
-            _c4 = dA @ V
-            dU = U @ ((F * (dP @ _c2 + _c2 @ _c3)) + D) + (_c4 - U @ dP) * _cp.swapaxes(_c1, -1, -2)
-            dVh = _cp.conj(_cp.swapaxes(V @ ((F * (_c2 @ dP + _c3 @ _c2)) - D), -1, -2))
+            dU = U @ ((F * (dP * _cp.swapaxes(S, -1, -2) + S * _c3)) + D) + (
+                dA @ V - U @ dP
+            ) * _cp.swapaxes(_c2, -1, -2)
+            dVh = _cp.conj(
+                _cp.swapaxes(V @ ((F * (S * dP + _c3 * _cp.swapaxes(S, -1, -2))) - D), -1, -2)
+            )
 
             def _kv0():
-                _c5 = _cp.conj(_cp.swapaxes(dA, -1, -2))
-                _k0 = _cp.concatenate([_c4 - U @ _c0, _c5 @ U - V @ (Vh @ _c5 @ U)], axis=-2)
-                _k1 = _diag(_cp.diagonal(_c0, 0, -2, -1)[..., :, None])
+                _c4 = _cp.conj(_cp.swapaxes(dA, -1, -2))
+                _k0 = _cp.concatenate(
+                    [(dA - U @ (_c0 @ dA)) @ V, (_c4 - (V @ Vh) @ _c4) @ U], axis=-2
+                )
+                _k1 = _diag(_cp.diagonal(_c1, 0, -2, -1)[..., :, None])
                 return (_k0, _k1)
 
             return _checked_jvp(
@@ -430,7 +426,7 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
                     _check("zeros", _kv0, (A, dA), _PIVOTS_MESSAGE, "check_singular", S)
                     if check_singular
                     else None,
-                    _check("ties", lambda: (_sym(_c0),), (dA,), _TIES_MESSAGE, "check_ties", S)
+                    _check("ties", lambda: (_sym(_c1),), (dA,), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
                 ),
@@ -439,24 +435,24 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
                 _differentiable(full_matrices, check_gauge, check_ties, check_singular),
                 (full_matrices, check_gauge, check_ties, check_singular),
             )
+
         if m < n:
             # spec/svd.yaml:114
             V = _cp.conj(_cp.swapaxes(Vh, -1, -2))
-            _c0 = _cp.conj(_cp.swapaxes(U, -1, -2)) @ dA @ V
-            dP = _c0
+            _c0 = _cp.conj(_cp.swapaxes(U, -1, -2))
+            _c1 = _c0 @ (dA @ V)
+            dP = _c1
             dS = _re(_cp.diagonal(dP, 0, -2, -1)[..., :, None])
             F = _pairwise_inv(S * S)
-            _c1 = 1 / S
-            D = (1 / 2) * _diag((_cp.diagonal(_skew(dP), 0, -2, -1)[..., :, None] * _c1))
-            _c2 = _diag(S)
+            _c2 = 1 / S
+            D = (1 / 2) * _diag((_cp.diagonal(_skew(dP), 0, -2, -1)[..., :, None] * _c2))
             _c3 = _cp.conj(_cp.swapaxes(dP, -1, -2))
-            dU = U @ ((F * (dP @ _c2 + _c2 @ _c3)) + D)
+            dU = U @ ((F * (dP * _cp.swapaxes(S, -1, -2) + S * _c3)) + D)
             _c4 = _cp.conj(_cp.swapaxes(dA, -1, -2))
-            _c5 = _c4 @ U
             dVh = _cp.conj(
                 _cp.swapaxes(
-                    V @ ((F * (_c2 @ dP + _c3 @ _c2)) - D)
-                    + (_c5 - V @ _c3) * _cp.swapaxes(_c1, -1, -2),
+                    V @ ((F * (S * dP + _c3 * _cp.swapaxes(S, -1, -2))) - D)
+                    + (_c4 @ U - V @ _c3) * _cp.swapaxes(_c2, -1, -2),
                     -1,
                     -2,
                 )
@@ -468,8 +464,10 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
                     _check(
                         "zeros",
                         lambda: (
-                            _cp.concatenate([dA @ V - U @ _c0, _c5 - V @ (Vh @ _c4 @ U)], axis=-2),
-                            _diag(_cp.diagonal(_c0, 0, -2, -1)[..., :, None]),
+                            _cp.concatenate(
+                                [(dA - (U @ _c0) @ dA) @ V, (_c4 - V @ (Vh @ _c4)) @ U], axis=-2
+                            ),
+                            _diag(_cp.diagonal(_c1, 0, -2, -1)[..., :, None]),
                         ),
                         (A, dA),
                         _PIVOTS_MESSAGE,
@@ -478,7 +476,7 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
                     )
                     if check_singular
                     else None,
-                    _check("ties", lambda: (_sym(_c0),), (dA,), _TIES_MESSAGE, "check_ties", S)
+                    _check("ties", lambda: (_sym(_c1),), (dA,), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
                 ),
@@ -487,19 +485,21 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
                 _differentiable(full_matrices, check_gauge, check_ties, check_singular),
                 (full_matrices, check_gauge, check_ties, check_singular),
             )
+
     if full_matrices is True:
         if m == n:
             # spec/svd.yaml:163
             V = _cp.conj(_cp.swapaxes(Vh, -1, -2))
-            _c0 = _cp.conj(_cp.swapaxes(U, -1, -2)) @ dA @ V
+            _c0 = (_cp.conj(_cp.swapaxes(U, -1, -2)) @ dA) @ V
             dP = _c0
             dS = _re(_cp.diagonal(dP, 0, -2, -1)[..., :, None])
             F = _pairwise_inv(S * S)
             D = (1 / 2) * _diag((_cp.diagonal(_skew(dP), 0, -2, -1)[..., :, None] * 1 / S))
-            _c1 = _diag(S)
-            _c2 = _cp.conj(_cp.swapaxes(dP, -1, -2))
-            dU = U @ ((F * (dP @ _c1 + _c1 @ _c2)) + D)
-            dVh = _cp.conj(_cp.swapaxes(V @ ((F * (_c1 @ dP + _c2 @ _c1)) - D), -1, -2))
+            _c1 = _cp.conj(_cp.swapaxes(dP, -1, -2))
+            dU = U @ ((F * (dP * _cp.swapaxes(S, -1, -2) + S * _c1)) + D)
+            dVh = _cp.conj(
+                _cp.swapaxes(V @ ((F * (S * dP + _c1 * _cp.swapaxes(S, -1, -2))) - D), -1, -2)
+            )
             return _checked_jvp(
                 "svd",
                 (dU, dS, dVh),
@@ -509,8 +509,8 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
                         lambda: (
                             _cp.concatenate(
                                 [
-                                    _cp.conj(_cp.swapaxes(U[..., :, m:], -1, -2)) @ dA @ V,
-                                    Vh[..., m:, :] @ _cp.conj(_cp.swapaxes(dA, -1, -2)) @ U,
+                                    (_cp.conj(_cp.swapaxes(U[..., :, m:], -1, -2)) @ dA) @ V,
+                                    (Vh[..., m:, :] @ _cp.conj(_cp.swapaxes(dA, -1, -2))) @ U,
                                 ],
                                 axis=-2,
                             ),
@@ -532,24 +532,29 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
                 _differentiable(full_matrices, check_gauge, check_ties, check_singular),
                 (full_matrices, check_gauge, check_ties, check_singular),
             )
+
         if m > n:
             # spec/svd.yaml:173
             V = _cp.conj(_cp.swapaxes(Vh, -1, -2))
             U1 = U[..., :, :n]
-            _c0 = _cp.conj(_cp.swapaxes(U1, -1, -2)) @ dA @ V
+            _c0 = (_cp.conj(_cp.swapaxes(U1, -1, -2)) @ dA) @ V
             dP = _c0
             dS = _re(_cp.diagonal(dP, 0, -2, -1)[..., :, None])
             F = _pairwise_inv(S * S)
             _c1 = 1 / S
             D = (1 / 2) * _diag((_cp.diagonal(_skew(dP), 0, -2, -1)[..., :, None] * _c1))
-            _c2 = _diag(S)
-            _c3 = _cp.conj(_cp.swapaxes(dP, -1, -2))
-            _c4 = _diag(_c1)
-            dU1 = U1 @ ((F * (dP @ _c2 + _c2 @ _c3)) + D) + (dA @ V - U1 @ dP) @ _c4
-            _c5 = _cp.conj(_cp.swapaxes(dA, -1, -2))
-            _c6 = U[..., :, n:]
-            dU = _cp.concatenate([dU1, -(U1 @ _c4 @ Vh @ _c5 @ _c6)], axis=-1)
-            dVh = _cp.conj(_cp.swapaxes(V @ ((F * (_c2 @ dP + _c3 @ _c2)) - D), -1, -2))
+            _c2 = _cp.conj(_cp.swapaxes(dP, -1, -2))
+            dU1 = U1 @ ((F * (dP * _cp.swapaxes(S, -1, -2) + S * _c2)) + D) + (
+                dA @ V - U1 @ dP
+            ) * _cp.swapaxes(_c1, -1, -2)
+            _c3 = _cp.conj(_cp.swapaxes(dA, -1, -2))
+            _c4 = U[..., :, n:]
+            dU = _cp.concatenate(
+                [dU1, -(U1 * _cp.swapaxes(_c1, -1, -2) @ (Vh @ (_c3 @ _c4)))], axis=-1
+            )
+            dVh = _cp.conj(
+                _cp.swapaxes(V @ ((F * (S * dP + _c2 * _cp.swapaxes(S, -1, -2))) - D), -1, -2)
+            )
             return _checked_jvp(
                 "svd",
                 (dU, dS, dVh),
@@ -559,8 +564,8 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
                         lambda: (
                             _cp.concatenate(
                                 [
-                                    _cp.conj(_cp.swapaxes(_c6, -1, -2)) @ dA @ V,
-                                    Vh[..., n:, :] @ _c5 @ U1,
+                                    (_cp.conj(_cp.swapaxes(_c4, -1, -2)) @ dA) @ V,
+                                    (Vh[..., n:, :] @ _c3) @ U1,
                                 ],
                                 axis=-2,
                             ),
@@ -582,27 +587,36 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
                 _differentiable(full_matrices, check_gauge, check_ties, check_singular),
                 (full_matrices, check_gauge, check_ties, check_singular),
             )
+
         if m < n:
             # spec/svd.yaml:186
             V1 = _cp.conj(_cp.swapaxes(Vh[..., :m, :], -1, -2))
             _c0 = _cp.conj(_cp.swapaxes(U, -1, -2))
-            _c1 = _c0 @ dA @ V1
+            _c1 = _c0 @ (dA @ V1)
             dP = _c1
             dS = _re(_cp.diagonal(dP, 0, -2, -1)[..., :, None])
             F = _pairwise_inv(S * S)
             _c2 = 1 / S
             D = (1 / 2) * _diag((_cp.diagonal(_skew(dP), 0, -2, -1)[..., :, None] * _c2))
-            _c3 = _diag(S)
-            _c4 = _cp.conj(_cp.swapaxes(dP, -1, -2))
-            dU = U @ ((F * (dP @ _c3 + _c3 @ _c4)) + D)
-            _c5 = _cp.conj(_cp.swapaxes(dA, -1, -2))
-            _c6 = _diag(_c2)
-            dV1 = V1 @ ((F * (_c3 @ dP + _c4 @ _c3)) - D) + (_c5 @ U - V1 @ _c4) @ _c6
-            _c7 = Vh[..., m:, :]
+            _c3 = _cp.conj(_cp.swapaxes(dP, -1, -2))
+            dU = U @ ((F * (dP * _cp.swapaxes(S, -1, -2) + S * _c3)) + D)
+            _c4 = _cp.conj(_cp.swapaxes(dA, -1, -2))
+            dV1 = V1 @ ((F * (S * dP + _c3 * _cp.swapaxes(S, -1, -2))) - D) + (
+                _c4 @ U - V1 @ _c3
+            ) * _cp.swapaxes(_c2, -1, -2)
+            _c5 = Vh[..., m:, :]
             dVh = _cp.conj(
                 _cp.swapaxes(
                     _cp.concatenate(
-                        [dV1, -(V1 @ _c6 @ _c0 @ dA @ _cp.conj(_cp.swapaxes(_c7, -1, -2)))], axis=-1
+                        [
+                            dV1,
+                            -(
+                                V1
+                                * _cp.swapaxes(_c2, -1, -2)
+                                @ (_c0 @ (dA @ _cp.conj(_cp.swapaxes(_c5, -1, -2))))
+                            ),
+                        ],
+                        axis=-1,
                     ),
                     -1,
                     -2,
@@ -617,8 +631,8 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
                         lambda: (
                             _cp.concatenate(
                                 [
-                                    _cp.conj(_cp.swapaxes(U[..., :, m:], -1, -2)) @ dA @ V1,
-                                    _c7 @ _c5 @ U,
+                                    (_cp.conj(_cp.swapaxes(U[..., :, m:], -1, -2)) @ dA) @ V1,
+                                    (_c5 @ _c4) @ U,
                                 ],
                                 axis=-2,
                             ),
@@ -640,6 +654,7 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
                 _differentiable(full_matrices, check_gauge, check_ties, check_singular),
                 (full_matrices, check_gauge, check_ties, check_singular),
             )
+
     raise ValueError(
         f"svd: no jvp rule for full_matrices={full_matrices!r} and A of shape {tuple(A.shape)}"
     )
@@ -654,6 +669,249 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
 
     if full_matrices is False:
         if m >= n:
+            if gU is None and gS is not None and gVh is not None:
+                return (
+                    _check(
+                        "zeros",
+                        lambda: (
+                            -(
+                                (_cp.conj(_cp.swapaxes(Vh, -1, -2)) @ Vh)
+                                @ _cp.conj(_cp.swapaxes(gVh, -1, -2))
+                            )
+                            + _cp.conj(_cp.swapaxes(gVh, -1, -2)),
+                            _diag(gS),
+                        ),
+                        (A, gS, gVh),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
+                    )
+                    if check_singular
+                    else None,
+                    _check(
+                        "ties",
+                        lambda: (_diag(gS) + _skew(Vh @ _cp.conj(_cp.swapaxes(gVh, -1, -2))),),
+                        (gS, gVh),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (
+                            _im(
+                                (
+                                    Vh * _cp.swapaxes(_cp.conj(_cp.swapaxes(gVh, -1, -2)), -1, -2)
+                                ).sum(-1)[..., :, None]
+                            ),
+                        ),
+                        (gVh,),
+                        _GAUGE_MESSAGE,
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                )
+            if gU is not None and gS is None and gVh is not None:
+                return (
+                    _check(
+                        "zeros",
+                        lambda: (
+                            _cp.concatenate(
+                                [
+                                    -(U @ (_cp.conj(_cp.swapaxes(U, -1, -2)) @ gU)) + gU,
+                                    -(
+                                        (_cp.conj(_cp.swapaxes(Vh, -1, -2)) @ Vh)
+                                        @ _cp.conj(_cp.swapaxes(gVh, -1, -2))
+                                    )
+                                    + _cp.conj(_cp.swapaxes(gVh, -1, -2)),
+                                ],
+                                axis=-2,
+                            ),
+                        ),
+                        (A, gU, gVh),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
+                    )
+                    if check_singular
+                    else None,
+                    _check(
+                        "ties",
+                        lambda: (
+                            _skew(
+                                _cp.conj(_cp.swapaxes(U, -1, -2)) @ gU
+                                + Vh @ _cp.conj(_cp.swapaxes(gVh, -1, -2))
+                            ),
+                        ),
+                        (gU, gVh),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (
+                            _im(
+                                (_cp.conj(_cp.swapaxes(U, -1, -2)) * _cp.swapaxes(gU, -1, -2)).sum(
+                                    -1
+                                )[..., :, None]
+                                + (
+                                    Vh * _cp.swapaxes(_cp.conj(_cp.swapaxes(gVh, -1, -2)), -1, -2)
+                                ).sum(-1)[..., :, None]
+                            ),
+                        ),
+                        (gU, gVh),
+                        _GAUGE_MESSAGE,
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                )
+            if gU is not None and gS is not None and gVh is None:
+                return (
+                    _check(
+                        "zeros",
+                        lambda: (-(U @ (_cp.conj(_cp.swapaxes(U, -1, -2)) @ gU)) + gU, _diag(gS)),
+                        (A, gS, gU),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
+                    )
+                    if check_singular
+                    else None,
+                    _check(
+                        "ties",
+                        lambda: (_diag(gS) + _skew(_cp.conj(_cp.swapaxes(U, -1, -2)) @ gU),),
+                        (gS, gU),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (
+                            _im(
+                                (_cp.conj(_cp.swapaxes(U, -1, -2)) * _cp.swapaxes(gU, -1, -2)).sum(
+                                    -1
+                                )[..., :, None]
+                            ),
+                        ),
+                        (gU,),
+                        _GAUGE_MESSAGE,
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                )
+            if gU is None and gS is None and gVh is not None:
+                return (
+                    _check(
+                        "zeros",
+                        lambda: (
+                            -(
+                                (_cp.conj(_cp.swapaxes(Vh, -1, -2)) @ Vh)
+                                @ _cp.conj(_cp.swapaxes(gVh, -1, -2))
+                            )
+                            + _cp.conj(_cp.swapaxes(gVh, -1, -2)),
+                        ),
+                        (A, gVh),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
+                    )
+                    if check_singular
+                    else None,
+                    _check(
+                        "ties",
+                        lambda: (_skew(Vh @ _cp.conj(_cp.swapaxes(gVh, -1, -2))),),
+                        (gVh,),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (
+                            _im(
+                                (
+                                    Vh * _cp.swapaxes(_cp.conj(_cp.swapaxes(gVh, -1, -2)), -1, -2)
+                                ).sum(-1)[..., :, None]
+                            ),
+                        ),
+                        (gVh,),
+                        _GAUGE_MESSAGE,
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                )
+            if gU is None and gS is not None and gVh is None:
+                return (
+                    _check(
+                        "zeros", lambda: (_diag(gS),), (A, gS), _PIVOTS_MESSAGE, "check_singular", S
+                    )
+                    if check_singular
+                    else None,
+                    _check("ties", lambda: (_diag(gS),), (gS,), _TIES_MESSAGE, "check_ties", S)
+                    if check_ties
+                    else None,
+                )
+            if gU is not None and gS is None and gVh is None:
+                return (
+                    _check(
+                        "zeros",
+                        lambda: (-(U @ (_cp.conj(_cp.swapaxes(U, -1, -2)) @ gU)) + gU,),
+                        (A, gU),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
+                    )
+                    if check_singular
+                    else None,
+                    _check(
+                        "ties",
+                        lambda: (_skew(_cp.conj(_cp.swapaxes(U, -1, -2)) @ gU),),
+                        (gU,),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (
+                            _im(
+                                (_cp.conj(_cp.swapaxes(U, -1, -2)) * _cp.swapaxes(gU, -1, -2)).sum(
+                                    -1
+                                )[..., :, None]
+                            ),
+                        ),
+                        (gU,),
+                        _GAUGE_MESSAGE,
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                )
+            gU = _zeros_like(U) if gU is None else gU
+            gS = _zeros_like(S) if gS is None else gS
+            gVh = _zeros_like(Vh) if gVh is None else gVh
+
             return (
                 _check(
                     "zeros",
@@ -713,6 +971,190 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                 else None,
             )
         if m < n:
+            if gU is None and gS is not None and gVh is not None:
+                return (
+                    _check(
+                        "zeros",
+                        lambda: (
+                            -(
+                                _cp.conj(_cp.swapaxes(Vh, -1, -2))
+                                @ (Vh @ _cp.conj(_cp.swapaxes(gVh, -1, -2)))
+                            )
+                            + _cp.conj(_cp.swapaxes(gVh, -1, -2)),
+                            _diag(gS),
+                        ),
+                        (A, gS, gVh),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
+                    )
+                    if check_singular
+                    else None,
+                    _check(
+                        "ties",
+                        lambda: (_diag(gS) + _skew(Vh @ _cp.conj(_cp.swapaxes(gVh, -1, -2))),),
+                        (gS, gVh),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (
+                            _im(
+                                (
+                                    Vh * _cp.swapaxes(_cp.conj(_cp.swapaxes(gVh, -1, -2)), -1, -2)
+                                ).sum(-1)[..., :, None]
+                            ),
+                        ),
+                        (gVh,),
+                        _GAUGE_MESSAGE,
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                )
+            if gU is not None and gS is not None and gVh is None:
+                return (
+                    _check(
+                        "zeros",
+                        lambda: (-((U @ _cp.conj(_cp.swapaxes(U, -1, -2))) @ gU) + gU, _diag(gS)),
+                        (A, gS, gU),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
+                    )
+                    if check_singular
+                    else None,
+                    _check(
+                        "ties",
+                        lambda: (_diag(gS) + _skew(_cp.conj(_cp.swapaxes(U, -1, -2)) @ gU),),
+                        (gS, gU),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (
+                            _im(
+                                (_cp.conj(_cp.swapaxes(U, -1, -2)) * _cp.swapaxes(gU, -1, -2)).sum(
+                                    -1
+                                )[..., :, None]
+                            ),
+                        ),
+                        (gU,),
+                        _GAUGE_MESSAGE,
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                )
+            if gU is None and gS is None and gVh is not None:
+                return (
+                    _check(
+                        "zeros",
+                        lambda: (
+                            -(
+                                _cp.conj(_cp.swapaxes(Vh, -1, -2))
+                                @ (Vh @ _cp.conj(_cp.swapaxes(gVh, -1, -2)))
+                            )
+                            + _cp.conj(_cp.swapaxes(gVh, -1, -2)),
+                        ),
+                        (A, gVh),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
+                    )
+                    if check_singular
+                    else None,
+                    _check(
+                        "ties",
+                        lambda: (_skew(Vh @ _cp.conj(_cp.swapaxes(gVh, -1, -2))),),
+                        (gVh,),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (
+                            _im(
+                                (
+                                    Vh * _cp.swapaxes(_cp.conj(_cp.swapaxes(gVh, -1, -2)), -1, -2)
+                                ).sum(-1)[..., :, None]
+                            ),
+                        ),
+                        (gVh,),
+                        _GAUGE_MESSAGE,
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                )
+            if gU is None and gS is not None and gVh is None:
+                return (
+                    _check(
+                        "zeros", lambda: (_diag(gS),), (A, gS), _PIVOTS_MESSAGE, "check_singular", S
+                    )
+                    if check_singular
+                    else None,
+                    _check("ties", lambda: (_diag(gS),), (gS,), _TIES_MESSAGE, "check_ties", S)
+                    if check_ties
+                    else None,
+                )
+            if gU is not None and gS is None and gVh is None:
+                return (
+                    _check(
+                        "zeros",
+                        lambda: (-((U @ _cp.conj(_cp.swapaxes(U, -1, -2))) @ gU) + gU,),
+                        (A, gU),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
+                    )
+                    if check_singular
+                    else None,
+                    _check(
+                        "ties",
+                        lambda: (_skew(_cp.conj(_cp.swapaxes(U, -1, -2)) @ gU),),
+                        (gU,),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (
+                            _im(
+                                (_cp.conj(_cp.swapaxes(U, -1, -2)) * _cp.swapaxes(gU, -1, -2)).sum(
+                                    -1
+                                )[..., :, None]
+                            ),
+                        ),
+                        (gU,),
+                        _GAUGE_MESSAGE,
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                )
+            gU = _zeros_like(U) if gU is None else gU
+            gS = _zeros_like(S) if gS is None else gS
+            gVh = _zeros_like(Vh) if gVh is None else gVh
+
             return (
                 _check(
                     "zeros",
@@ -773,6 +1215,195 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
             )
     if full_matrices is True:
         if m == n:
+            if gU is None and gS is not None and gVh is not None:
+                return (
+                    _check(
+                        "zeros",
+                        lambda: (
+                            Vh[..., m:, :] @ _cp.conj(_cp.swapaxes(gVh, -1, -2))
+                            - gVh[..., m:, :] @ _cp.conj(_cp.swapaxes(Vh, -1, -2)),
+                            _diag(gS),
+                        ),
+                        (A, gS, gVh),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
+                    )
+                    if check_singular
+                    else None,
+                    _check(
+                        "ties",
+                        lambda: (_diag(gS) + _skew(Vh @ _cp.conj(_cp.swapaxes(gVh, -1, -2))),),
+                        (gS, gVh),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (
+                            _im(
+                                (
+                                    Vh * _cp.swapaxes(_cp.conj(_cp.swapaxes(gVh, -1, -2)), -1, -2)
+                                ).sum(-1)[..., :, None]
+                            ),
+                            _skew(Vh[..., m:, :] @ _cp.conj(_cp.swapaxes(gVh[..., m:, :], -1, -2))),
+                        ),
+                        (gVh,),
+                        _GAUGE_MESSAGE_2,
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                )
+            if gU is not None and gS is not None and gVh is None:
+                return (
+                    _check(
+                        "zeros",
+                        lambda: (
+                            _cp.conj(_cp.swapaxes(U[..., :, m:], -1, -2)) @ gU
+                            - _cp.conj(_cp.swapaxes(gU[..., :, m:], -1, -2)) @ U,
+                            _diag(gS),
+                        ),
+                        (A, gS, gU),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
+                    )
+                    if check_singular
+                    else None,
+                    _check(
+                        "ties",
+                        lambda: (_diag(gS) + _skew(_cp.conj(_cp.swapaxes(U, -1, -2)) @ gU),),
+                        (gS, gU),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (
+                            _im(
+                                (_cp.conj(_cp.swapaxes(U, -1, -2)) * _cp.swapaxes(gU, -1, -2)).sum(
+                                    -1
+                                )[..., :, None]
+                            ),
+                            _skew(_cp.conj(_cp.swapaxes(U[..., :, m:], -1, -2)) @ gU[..., :, m:]),
+                        ),
+                        (gU,),
+                        _GAUGE_MESSAGE_2,
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                )
+            if gU is None and gS is None and gVh is not None:
+                return (
+                    _check(
+                        "zeros",
+                        lambda: (
+                            Vh[..., m:, :] @ _cp.conj(_cp.swapaxes(gVh, -1, -2))
+                            - gVh[..., m:, :] @ _cp.conj(_cp.swapaxes(Vh, -1, -2)),
+                        ),
+                        (A, gVh),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
+                    )
+                    if check_singular
+                    else None,
+                    _check(
+                        "ties",
+                        lambda: (_skew(Vh @ _cp.conj(_cp.swapaxes(gVh, -1, -2))),),
+                        (gVh,),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (
+                            _im(
+                                (
+                                    Vh * _cp.swapaxes(_cp.conj(_cp.swapaxes(gVh, -1, -2)), -1, -2)
+                                ).sum(-1)[..., :, None]
+                            ),
+                            _skew(Vh[..., m:, :] @ _cp.conj(_cp.swapaxes(gVh[..., m:, :], -1, -2))),
+                        ),
+                        (gVh,),
+                        _GAUGE_MESSAGE_2,
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                )
+            if gU is None and gS is not None and gVh is None:
+                return (
+                    _check(
+                        "zeros", lambda: (_diag(gS),), (A, gS), _PIVOTS_MESSAGE, "check_singular", S
+                    )
+                    if check_singular
+                    else None,
+                    _check("ties", lambda: (_diag(gS),), (gS,), _TIES_MESSAGE, "check_ties", S)
+                    if check_ties
+                    else None,
+                )
+            if gU is not None and gS is None and gVh is None:
+                return (
+                    _check(
+                        "zeros",
+                        lambda: (
+                            _cp.conj(_cp.swapaxes(U[..., :, m:], -1, -2)) @ gU
+                            - _cp.conj(_cp.swapaxes(gU[..., :, m:], -1, -2)) @ U,
+                        ),
+                        (A, gU),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
+                    )
+                    if check_singular
+                    else None,
+                    _check(
+                        "ties",
+                        lambda: (_skew(_cp.conj(_cp.swapaxes(U, -1, -2)) @ gU),),
+                        (gU,),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (
+                            _im(
+                                (_cp.conj(_cp.swapaxes(U, -1, -2)) * _cp.swapaxes(gU, -1, -2)).sum(
+                                    -1
+                                )[..., :, None]
+                            ),
+                            _skew(_cp.conj(_cp.swapaxes(U[..., :, m:], -1, -2)) @ gU[..., :, m:]),
+                        ),
+                        (gU,),
+                        _GAUGE_MESSAGE_2,
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                )
+            gU = _zeros_like(U) if gU is None else gU
+            gS = _zeros_like(S) if gS is None else gS
+            gVh = _zeros_like(Vh) if gVh is None else gVh
+
             return (
                 _check(
                     "zeros",
@@ -834,6 +1465,263 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                 else None,
             )
         if m > n:
+            if gU is None and gS is not None and gVh is not None:
+                return (
+                    _check(
+                        "zeros",
+                        lambda: (
+                            Vh[..., n:, :] @ _cp.conj(_cp.swapaxes(gVh, -1, -2))
+                            - gVh[..., n:, :] @ _cp.conj(_cp.swapaxes(Vh, -1, -2)),
+                            _diag(gS),
+                        ),
+                        (A, gS, gVh),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
+                    )
+                    if check_singular
+                    else None,
+                    _check(
+                        "ties",
+                        lambda: (_diag(gS) + _skew(Vh @ _cp.conj(_cp.swapaxes(gVh, -1, -2))),),
+                        (gS, gVh),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (
+                            _im(
+                                (
+                                    Vh * _cp.swapaxes(_cp.conj(_cp.swapaxes(gVh, -1, -2)), -1, -2)
+                                ).sum(-1)[..., :, None]
+                            ),
+                            _skew(Vh[..., n:, :] @ _cp.conj(_cp.swapaxes(gVh[..., n:, :], -1, -2))),
+                        ),
+                        (gVh,),
+                        _GAUGE_MESSAGE_2,
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                )
+            if gU is not None and gS is None and gVh is not None:
+                return (
+                    _check(
+                        "zeros",
+                        lambda: (
+                            _cp.concatenate(
+                                [
+                                    _cp.conj(_cp.swapaxes(U[..., :, n:], -1, -2)) @ gU[..., :, :n]
+                                    - _cp.conj(_cp.swapaxes(gU[..., :, n:], -1, -2))
+                                    @ U[..., :, :n],
+                                    Vh[..., n:, :] @ _cp.conj(_cp.swapaxes(gVh, -1, -2))
+                                    - gVh[..., n:, :] @ _cp.conj(_cp.swapaxes(Vh, -1, -2)),
+                                ],
+                                axis=-2,
+                            ),
+                        ),
+                        (A, gU, gVh),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
+                    )
+                    if check_singular
+                    else None,
+                    _check(
+                        "ties",
+                        lambda: (
+                            _skew(
+                                _cp.conj(_cp.swapaxes(U[..., :, :n], -1, -2)) @ gU[..., :, :n]
+                                + Vh @ _cp.conj(_cp.swapaxes(gVh, -1, -2))
+                            ),
+                        ),
+                        (gU, gVh),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (
+                            _im(
+                                (
+                                    _cp.conj(_cp.swapaxes(U[..., :, :n], -1, -2))
+                                    * _cp.swapaxes(gU[..., :, :n], -1, -2)
+                                ).sum(-1)[..., :, None]
+                                + (
+                                    Vh * _cp.swapaxes(_cp.conj(_cp.swapaxes(gVh, -1, -2)), -1, -2)
+                                ).sum(-1)[..., :, None]
+                            ),
+                            _skew(_cp.conj(_cp.swapaxes(U[..., :, n:], -1, -2)) @ gU[..., :, n:]),
+                            _skew(Vh[..., n:, :] @ _cp.conj(_cp.swapaxes(gVh[..., n:, :], -1, -2))),
+                        ),
+                        (gU, gVh),
+                        _GAUGE_MESSAGE_2,
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                )
+            if gU is not None and gS is not None and gVh is None:
+                return (
+                    _check(
+                        "zeros",
+                        lambda: (
+                            _cp.conj(_cp.swapaxes(U[..., :, n:], -1, -2)) @ gU[..., :, :n]
+                            - _cp.conj(_cp.swapaxes(gU[..., :, n:], -1, -2)) @ U[..., :, :n],
+                            _diag(gS),
+                        ),
+                        (A, gS, gU),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
+                    )
+                    if check_singular
+                    else None,
+                    _check(
+                        "ties",
+                        lambda: (
+                            _diag(gS)
+                            + _skew(_cp.conj(_cp.swapaxes(U[..., :, :n], -1, -2)) @ gU[..., :, :n]),
+                        ),
+                        (gS, gU),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (
+                            _im(
+                                (
+                                    _cp.conj(_cp.swapaxes(U[..., :, :n], -1, -2))
+                                    * _cp.swapaxes(gU[..., :, :n], -1, -2)
+                                ).sum(-1)[..., :, None]
+                            ),
+                            _skew(_cp.conj(_cp.swapaxes(U[..., :, n:], -1, -2)) @ gU[..., :, n:]),
+                        ),
+                        (gU,),
+                        _GAUGE_MESSAGE_2,
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                )
+            if gU is None and gS is None and gVh is not None:
+                return (
+                    _check(
+                        "zeros",
+                        lambda: (
+                            Vh[..., n:, :] @ _cp.conj(_cp.swapaxes(gVh, -1, -2))
+                            - gVh[..., n:, :] @ _cp.conj(_cp.swapaxes(Vh, -1, -2)),
+                        ),
+                        (A, gVh),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
+                    )
+                    if check_singular
+                    else None,
+                    _check(
+                        "ties",
+                        lambda: (_skew(Vh @ _cp.conj(_cp.swapaxes(gVh, -1, -2))),),
+                        (gVh,),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (
+                            _im(
+                                (
+                                    Vh * _cp.swapaxes(_cp.conj(_cp.swapaxes(gVh, -1, -2)), -1, -2)
+                                ).sum(-1)[..., :, None]
+                            ),
+                            _skew(Vh[..., n:, :] @ _cp.conj(_cp.swapaxes(gVh[..., n:, :], -1, -2))),
+                        ),
+                        (gVh,),
+                        _GAUGE_MESSAGE_2,
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                )
+            if gU is None and gS is not None and gVh is None:
+                return (
+                    _check(
+                        "zeros", lambda: (_diag(gS),), (A, gS), _PIVOTS_MESSAGE, "check_singular", S
+                    )
+                    if check_singular
+                    else None,
+                    _check("ties", lambda: (_diag(gS),), (gS,), _TIES_MESSAGE, "check_ties", S)
+                    if check_ties
+                    else None,
+                )
+            if gU is not None and gS is None and gVh is None:
+                return (
+                    _check(
+                        "zeros",
+                        lambda: (
+                            _cp.conj(_cp.swapaxes(U[..., :, n:], -1, -2)) @ gU[..., :, :n]
+                            - _cp.conj(_cp.swapaxes(gU[..., :, n:], -1, -2)) @ U[..., :, :n],
+                        ),
+                        (A, gU),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
+                    )
+                    if check_singular
+                    else None,
+                    _check(
+                        "ties",
+                        lambda: (
+                            _skew(_cp.conj(_cp.swapaxes(U[..., :, :n], -1, -2)) @ gU[..., :, :n]),
+                        ),
+                        (gU,),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (
+                            _im(
+                                (
+                                    _cp.conj(_cp.swapaxes(U[..., :, :n], -1, -2))
+                                    * _cp.swapaxes(gU[..., :, :n], -1, -2)
+                                ).sum(-1)[..., :, None]
+                            ),
+                            _skew(_cp.conj(_cp.swapaxes(U[..., :, n:], -1, -2)) @ gU[..., :, n:]),
+                        ),
+                        (gU,),
+                        _GAUGE_MESSAGE_2,
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                )
+            gU = _zeros_like(U) if gU is None else gU
+            gS = _zeros_like(S) if gS is None else gS
+            gVh = _zeros_like(Vh) if gVh is None else gVh
+
             return (
                 _check(
                     "zeros",
@@ -896,6 +1784,208 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                 else None,
             )
         if m < n:
+            if gU is None and gS is not None and gVh is not None:
+                return (
+                    _check(
+                        "zeros",
+                        lambda: (
+                            Vh[..., m:, :] @ _cp.conj(_cp.swapaxes(gVh[..., :m, :], -1, -2))
+                            - gVh[..., m:, :] @ _cp.conj(_cp.swapaxes(Vh[..., :m, :], -1, -2)),
+                            _diag(gS),
+                        ),
+                        (A, gS, gVh),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
+                    )
+                    if check_singular
+                    else None,
+                    _check(
+                        "ties",
+                        lambda: (
+                            _diag(gS)
+                            + _skew(
+                                Vh[..., :m, :] @ _cp.conj(_cp.swapaxes(gVh[..., :m, :], -1, -2))
+                            ),
+                        ),
+                        (gS, gVh),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (
+                            _im(
+                                (
+                                    Vh[..., :m, :]
+                                    * _cp.swapaxes(
+                                        _cp.conj(_cp.swapaxes(gVh[..., :m, :], -1, -2)), -1, -2
+                                    )
+                                ).sum(-1)[..., :, None]
+                            ),
+                            _skew(Vh[..., m:, :] @ _cp.conj(_cp.swapaxes(gVh[..., m:, :], -1, -2))),
+                        ),
+                        (gVh,),
+                        _GAUGE_MESSAGE_2,
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                )
+            if gU is not None and gS is not None and gVh is None:
+                return (
+                    _check(
+                        "zeros",
+                        lambda: (
+                            _cp.conj(_cp.swapaxes(U[..., :, m:], -1, -2)) @ gU
+                            - _cp.conj(_cp.swapaxes(gU[..., :, m:], -1, -2)) @ U,
+                            _diag(gS),
+                        ),
+                        (A, gS, gU),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
+                    )
+                    if check_singular
+                    else None,
+                    _check(
+                        "ties",
+                        lambda: (_diag(gS) + _skew(_cp.conj(_cp.swapaxes(U, -1, -2)) @ gU),),
+                        (gS, gU),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (
+                            _im(
+                                (_cp.conj(_cp.swapaxes(U, -1, -2)) * _cp.swapaxes(gU, -1, -2)).sum(
+                                    -1
+                                )[..., :, None]
+                            ),
+                            _skew(_cp.conj(_cp.swapaxes(U[..., :, m:], -1, -2)) @ gU[..., :, m:]),
+                        ),
+                        (gU,),
+                        _GAUGE_MESSAGE_2,
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                )
+            if gU is None and gS is None and gVh is not None:
+                return (
+                    _check(
+                        "zeros",
+                        lambda: (
+                            Vh[..., m:, :] @ _cp.conj(_cp.swapaxes(gVh[..., :m, :], -1, -2))
+                            - gVh[..., m:, :] @ _cp.conj(_cp.swapaxes(Vh[..., :m, :], -1, -2)),
+                        ),
+                        (A, gVh),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
+                    )
+                    if check_singular
+                    else None,
+                    _check(
+                        "ties",
+                        lambda: (
+                            _skew(Vh[..., :m, :] @ _cp.conj(_cp.swapaxes(gVh[..., :m, :], -1, -2))),
+                        ),
+                        (gVh,),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (
+                            _im(
+                                (
+                                    Vh[..., :m, :]
+                                    * _cp.swapaxes(
+                                        _cp.conj(_cp.swapaxes(gVh[..., :m, :], -1, -2)), -1, -2
+                                    )
+                                ).sum(-1)[..., :, None]
+                            ),
+                            _skew(Vh[..., m:, :] @ _cp.conj(_cp.swapaxes(gVh[..., m:, :], -1, -2))),
+                        ),
+                        (gVh,),
+                        _GAUGE_MESSAGE_2,
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                )
+            if gU is None and gS is not None and gVh is None:
+                return (
+                    _check(
+                        "zeros", lambda: (_diag(gS),), (A, gS), _PIVOTS_MESSAGE, "check_singular", S
+                    )
+                    if check_singular
+                    else None,
+                    _check("ties", lambda: (_diag(gS),), (gS,), _TIES_MESSAGE, "check_ties", S)
+                    if check_ties
+                    else None,
+                )
+            if gU is not None and gS is None and gVh is None:
+                return (
+                    _check(
+                        "zeros",
+                        lambda: (
+                            _cp.conj(_cp.swapaxes(U[..., :, m:], -1, -2)) @ gU
+                            - _cp.conj(_cp.swapaxes(gU[..., :, m:], -1, -2)) @ U,
+                        ),
+                        (A, gU),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
+                    )
+                    if check_singular
+                    else None,
+                    _check(
+                        "ties",
+                        lambda: (_skew(_cp.conj(_cp.swapaxes(U, -1, -2)) @ gU),),
+                        (gU,),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (
+                            _im(
+                                (_cp.conj(_cp.swapaxes(U, -1, -2)) * _cp.swapaxes(gU, -1, -2)).sum(
+                                    -1
+                                )[..., :, None]
+                            ),
+                            _skew(_cp.conj(_cp.swapaxes(U[..., :, m:], -1, -2)) @ gU[..., :, m:]),
+                        ),
+                        (gU,),
+                        _GAUGE_MESSAGE_2,
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                )
+            gU = _zeros_like(U) if gU is None else gU
+            gS = _zeros_like(S) if gS is None else gS
+            gVh = _zeros_like(Vh) if gVh is None else gVh
+
             return (
                 _check(
                     "zeros",
@@ -974,6 +2064,312 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
     _raise_if_failed("svd", _checks, (gU, gS, gVh), "cotangent")
     if full_matrices is False:
         if m >= n:
+            if gU is None and gS is not None and gVh is not None:
+                # the rule below without the terms of gU, which are None
+                V = _cp.conj(_cp.swapaxes(Vh, -1, -2))
+                F = _pairwise_inv(S * S)
+                _c0 = _cp.conj(_cp.swapaxes(V, -1, -2))
+                _c1 = _cp.conj(_cp.swapaxes(gVh, -1, -2))
+                _c2 = _c0 @ _c1
+                _g_D = -_c2
+                _c3 = _cp.conj(F) * _c2
+                _g_dP = (
+                    _cp.conj(S) * _c3
+                    + S * _cp.conj(_cp.swapaxes(_c3, -1, -2))
+                    + _diag(_re(gS))
+                    + _skew(
+                        _diag(
+                            (
+                                _cp.conj(1 / S)
+                                * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
+                            )
+                        )
+                    )
+                )
+                gA = U @ (_g_dP @ _c0)
+
+                def _kv0():
+                    _k0 = -((V @ Vh) @ _c1) + _c1
+                    _c4 = _diag(gS)
+                    _k1 = _c4
+                    return (_k0, _k1)
+
+                def _kv1():
+                    _c4 = _diag(gS)
+                    _c5 = Vh @ _c1
+                    _k2 = _c4 + _skew(_c5)
+                    return (_k2,)
+
+                def _kv2():
+                    _c5 = Vh @ _c1
+                    _k3 = _im(_cp.diagonal(_c5, 0, -2, -1)[..., :, None])
+                    return (_k3,)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check("zeros", _kv0, (A, gS, gVh), _PIVOTS_MESSAGE, "check_singular", S)
+                        if check_singular
+                        else None,
+                        _check("ties", _kv1, (gS, gVh), _TIES_MESSAGE, "check_ties", S)
+                        if check_ties
+                        else None,
+                        _check("vanish", _kv2, (gVh,), _GAUGE_MESSAGE, "check_gauge", None)
+                        if check_gauge
+                        else None,
+                    ),
+                )
+            if gU is not None and gS is None and gVh is not None:
+                # the rule below without the terms of gS, which are None
+                V = _cp.conj(_cp.swapaxes(Vh, -1, -2))
+                F = _pairwise_inv(S * S)
+                _c0 = _cp.conj(_cp.swapaxes(U, -1, -2))
+                _c1 = _c0 @ gU
+                _c2 = _cp.conj(_cp.swapaxes(V, -1, -2))
+                _c3 = _cp.conj(_cp.swapaxes(gVh, -1, -2))
+                _c4 = _c2 @ _c3
+                _g_D = _c1 - _c4
+                _c5 = _cp.conj(F)
+                _c6 = _c5 * _c4
+                _c7 = _cp.conj(S)
+                _c8 = _c5 * _c1
+                _c9 = _cp.conj(1 / S)
+                _g_dP = (
+                    _c7 * _c6
+                    + _cp.conj(_cp.swapaxes(_c8, -1, -2)) * _cp.swapaxes(S, -1, -2)
+                    + S * _cp.conj(_cp.swapaxes(_c6, -1, -2))
+                    + _c8 * _cp.swapaxes(_c7, -1, -2)
+                    - _c1 * _cp.swapaxes(_c9, -1, -2)
+                    + _skew(_diag((_c9 * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])))
+                )
+                gA = (U @ _g_dP + gU * _cp.swapaxes(_c9, -1, -2)) @ _c2
+
+                def _kv1():
+                    _c10 = _c1 + Vh @ _c3
+                    _k1 = _skew(_c10)
+                    return (_k1,)
+
+                def _kv2():
+                    _c10 = _c1 + Vh @ _c3
+                    _k2 = _im(_cp.diagonal(_c10, 0, -2, -1)[..., :, None])
+                    return (_k2,)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check(
+                            "zeros",
+                            lambda: (
+                                _cp.concatenate(
+                                    [-(U @ (_c0 @ gU)) + gU, -((V @ Vh) @ _c3) + _c3], axis=-2
+                                ),
+                            ),
+                            (A, gU, gVh),
+                            _PIVOTS_MESSAGE,
+                            "check_singular",
+                            S,
+                        )
+                        if check_singular
+                        else None,
+                        _check("ties", _kv1, (gU, gVh), _TIES_MESSAGE, "check_ties", S)
+                        if check_ties
+                        else None,
+                        _check("vanish", _kv2, (gU, gVh), _GAUGE_MESSAGE, "check_gauge", None)
+                        if check_gauge
+                        else None,
+                    ),
+                )
+            if gU is not None and gS is not None and gVh is None:
+                # the rule below without the terms of gVh, which are None
+                V = _cp.conj(_cp.swapaxes(Vh, -1, -2))
+                F = _pairwise_inv(S * S)
+                _c0 = _cp.conj(_cp.swapaxes(U, -1, -2))
+                _c1 = _c0 @ gU
+                _g_D = _c1
+                _c2 = _cp.conj(F) * _c1
+                _c3 = _cp.conj(1 / S)
+                _g_dP = (
+                    _cp.conj(_cp.swapaxes(_c2, -1, -2)) * _cp.swapaxes(S, -1, -2)
+                    + _c2 * _cp.swapaxes(_cp.conj(S), -1, -2)
+                    - _c1 * _cp.swapaxes(_c3, -1, -2)
+                    + _diag(_re(gS))
+                    + _skew(_diag((_c3 * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])))
+                )
+                gA = (U @ _g_dP + gU * _cp.swapaxes(_c3, -1, -2)) @ _cp.conj(
+                    _cp.swapaxes(V, -1, -2)
+                )
+
+                def _kv0():
+                    _k0 = -(U @ (_c0 @ gU)) + gU
+                    _c4 = _diag(gS)
+                    _k1 = _c4
+                    return (_k0, _k1)
+
+                def _kv1():
+                    _c4 = _diag(gS)
+                    _k2 = _c4 + _skew(_g_D)
+                    return (_k2,)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check("zeros", _kv0, (A, gS, gU), _PIVOTS_MESSAGE, "check_singular", S)
+                        if check_singular
+                        else None,
+                        _check("ties", _kv1, (gS, gU), _TIES_MESSAGE, "check_ties", S)
+                        if check_ties
+                        else None,
+                        _check(
+                            "vanish",
+                            lambda: (_im(_cp.diagonal(_g_D, 0, -2, -1)[..., :, None]),),
+                            (gU,),
+                            _GAUGE_MESSAGE,
+                            "check_gauge",
+                            None,
+                        )
+                        if check_gauge
+                        else None,
+                    ),
+                )
+            if gU is None and gS is None and gVh is not None:
+                # the rule below without the terms of gU, gS, which are None
+                V = _cp.conj(_cp.swapaxes(Vh, -1, -2))
+                F = _pairwise_inv(S * S)
+                _c0 = _cp.conj(_cp.swapaxes(V, -1, -2))
+                _c1 = _cp.conj(_cp.swapaxes(gVh, -1, -2))
+                _c2 = _c0 @ _c1
+                _g_D = -_c2
+                _c3 = _cp.conj(F) * _c2
+                _g_dP = (
+                    _cp.conj(S) * _c3
+                    + S * _cp.conj(_cp.swapaxes(_c3, -1, -2))
+                    + _skew(
+                        _diag(
+                            (
+                                _cp.conj(1 / S)
+                                * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
+                            )
+                        )
+                    )
+                )
+                gA = U @ (_g_dP @ _c0)
+
+                def _kv1():
+                    _c4 = Vh @ _c1
+                    _k1 = _skew(_c4)
+                    return (_k1,)
+
+                def _kv2():
+                    _c4 = Vh @ _c1
+                    _k2 = _im(_cp.diagonal(_c4, 0, -2, -1)[..., :, None])
+                    return (_k2,)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check(
+                            "zeros",
+                            lambda: (-((V @ Vh) @ _c1) + _c1,),
+                            (A, gVh),
+                            _PIVOTS_MESSAGE,
+                            "check_singular",
+                            S,
+                        )
+                        if check_singular
+                        else None,
+                        _check("ties", _kv1, (gVh,), _TIES_MESSAGE, "check_ties", S)
+                        if check_ties
+                        else None,
+                        _check("vanish", _kv2, (gVh,), _GAUGE_MESSAGE, "check_gauge", None)
+                        if check_gauge
+                        else None,
+                    ),
+                )
+            if gU is None and gS is not None and gVh is None:
+                # the rule below without the terms of gU, gVh, which are None
+                V = _cp.conj(_cp.swapaxes(Vh, -1, -2))
+                _g_dP = _diag(_re(gS))
+                gA = U @ (_g_dP @ _cp.conj(_cp.swapaxes(V, -1, -2)))
+
+                def _kv0():
+                    _c0 = _diag(gS)
+                    _k0 = _c0
+                    return (_k0,)
+
+                def _kv1():
+                    _c0 = _diag(gS)
+                    _k1 = _c0
+                    return (_k1,)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check("zeros", _kv0, (A, gS), _PIVOTS_MESSAGE, "check_singular", S)
+                        if check_singular
+                        else None,
+                        _check("ties", _kv1, (gS,), _TIES_MESSAGE, "check_ties", S)
+                        if check_ties
+                        else None,
+                    ),
+                )
+            if gU is not None and gS is None and gVh is None:
+                # the rule below without the terms of gS, gVh, which are None
+                V = _cp.conj(_cp.swapaxes(Vh, -1, -2))
+                F = _pairwise_inv(S * S)
+                _c0 = _cp.conj(_cp.swapaxes(U, -1, -2))
+                _c1 = _c0 @ gU
+                _g_D = _c1
+                _c2 = _cp.conj(F) * _c1
+                _c3 = _cp.conj(1 / S)
+                _g_dP = (
+                    _cp.conj(_cp.swapaxes(_c2, -1, -2)) * _cp.swapaxes(S, -1, -2)
+                    + _c2 * _cp.swapaxes(_cp.conj(S), -1, -2)
+                    - _c1 * _cp.swapaxes(_c3, -1, -2)
+                    + _skew(_diag((_c3 * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])))
+                )
+                gA = (U @ _g_dP + gU * _cp.swapaxes(_c3, -1, -2)) @ _cp.conj(
+                    _cp.swapaxes(V, -1, -2)
+                )
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check(
+                            "zeros",
+                            lambda: (-(U @ (_c0 @ gU)) + gU,),
+                            (A, gU),
+                            _PIVOTS_MESSAGE,
+                            "check_singular",
+                            S,
+                        )
+                        if check_singular
+                        else None,
+                        _check(
+                            "ties", lambda: (_skew(_g_D),), (gU,), _TIES_MESSAGE, "check_ties", S
+                        )
+                        if check_ties
+                        else None,
+                        _check(
+                            "vanish",
+                            lambda: (_im(_cp.diagonal(_g_D, 0, -2, -1)[..., :, None]),),
+                            (gU,),
+                            _GAUGE_MESSAGE,
+                            "check_gauge",
+                            None,
+                        )
+                        if check_gauge
+                        else None,
+                    ),
+                )
+            gU = _zeros_like(U) if gU is None else gU
+            gS = _zeros_like(S) if gS is None else gS
+            gVh = _zeros_like(Vh) if gVh is None else gVh
+
             # spec/svd.yaml:104, T2016, WZ2019, transposed (the spec gives no VJP)
             V = _cp.conj(_cp.swapaxes(Vh, -1, -2))
             F = _pairwise_inv(S * S)
@@ -981,45 +2377,349 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             _c1 = _c0 @ gU
             _c2 = _cp.conj(_cp.swapaxes(V, -1, -2))
             _c3 = _cp.conj(_cp.swapaxes(gVh, -1, -2))
-            _g_D = _c1 - _c2 @ _c3
-            _c9 = 1 / S
-            _c10 = _cp.conj(_cp.swapaxes(_diag(_c9), -1, -2))
-            _c4 = _diag(S)
-            _c5 = _cp.conj(_cp.swapaxes(_c4, -1, -2))
-            _c6 = _cp.conj(F)
-            _c7 = _c6 * (_c2 @ _c3)
-            _c8 = _c6 * _c1
+            _c4 = _c2 @ _c3
+            _g_D = _c1 - _c4
+            _c5 = _cp.conj(F)
+            _c6 = _c5 * _c4
+            _c7 = _cp.conj(S)
+            _c8 = _c5 * _c1
+            _c9 = _cp.conj(1 / S)
             _g_dP = (
-                _c5 @ _c7
-                + _cp.conj(_cp.swapaxes(_c8, -1, -2)) @ _c4
-                + _c4 @ _cp.conj(_cp.swapaxes(_c7, -1, -2))
-                + _c8 @ _c5
-                - _c0 @ gU @ _c10
+                _c7 * _c6
+                + _cp.conj(_cp.swapaxes(_c8, -1, -2)) * _cp.swapaxes(S, -1, -2)
+                + S * _cp.conj(_cp.swapaxes(_c6, -1, -2))
+                + _c8 * _cp.swapaxes(_c7, -1, -2)
+                - _c1 * _cp.swapaxes(_c9, -1, -2)
+                + _diag(_re(gS))
+                + _skew(_diag((_c9 * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])))
+            )
+            gA = (gU * _cp.swapaxes(_c9, -1, -2) + U @ _g_dP) @ _c2
+
+            def _kv0():
+                _k0 = _cp.concatenate([gU - U @ (_c0 @ gU), _c3 - (V @ Vh) @ _c3], axis=-2)
+                _c10 = _diag(gS)
+                _k1 = _c10
+                return (_k0, _k1)
+
+            def _kv1():
+                _c10 = _diag(gS)
+                _c11 = _c1 + Vh @ _c3
+                _k2 = _skew(_c11) + _c10
+                return (_k2,)
+
+            def _kv2():
+                _c11 = _c1 + Vh @ _c3
+                _k3 = _im(_cp.diagonal(_c11, 0, -2, -1)[..., :, None])
+                return (_k3,)
+
+            return _checked_vjp(
+                "svd",
+                (gA,),
+                (
+                    _check("zeros", _kv0, (A, gS, gU, gVh), _PIVOTS_MESSAGE, "check_singular", S)
+                    if check_singular
+                    else None,
+                    _check("ties", _kv1, (gS, gU, gVh), _TIES_MESSAGE, "check_ties", S)
+                    if check_ties
+                    else None,
+                    _check("vanish", _kv2, (gU, gVh), _GAUGE_MESSAGE, "check_gauge", None)
+                    if check_gauge
+                    else None,
+                ),
+            )
+
+        if m < n:
+            if gU is None and gS is not None and gVh is not None:
+                # the rule below without the terms of gU, which are None
+                V = _cp.conj(_cp.swapaxes(Vh, -1, -2))
+                F = _pairwise_inv(S * S)
+                _c0 = _cp.conj(_cp.swapaxes(V, -1, -2))
+                _c1 = _cp.conj(_cp.swapaxes(gVh, -1, -2))
+                _c2 = _c0 @ _c1
+                _g_D = -_c2
+                _c3 = _cp.conj(F) * _c2
+                _c4 = 1 / S
+                _g_dP = (
+                    _cp.conj(S) * _c3
+                    + S * _cp.conj(_cp.swapaxes(_c3, -1, -2))
+                    - _c4 * (gVh @ V)
+                    + _diag(_re(gS))
+                    + _skew(
+                        _diag(
+                            (_cp.conj(_c4) * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])
+                        )
+                    )
+                )
+                gA = U @ (_c4 * gVh + _g_dP @ _c0)
+
+                def _kv0():
+                    _k0 = -(V @ (Vh @ _c1)) + _c1
+                    _c5 = _diag(gS)
+                    _k1 = _c5
+                    return (_k0, _k1)
+
+                def _kv1():
+                    _c5 = _diag(gS)
+                    _c6 = Vh @ _c1
+                    _k2 = _c5 + _skew(_c6)
+                    return (_k2,)
+
+                def _kv2():
+                    _c6 = Vh @ _c1
+                    _k3 = _im(_cp.diagonal(_c6, 0, -2, -1)[..., :, None])
+                    return (_k3,)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check("zeros", _kv0, (A, gS, gVh), _PIVOTS_MESSAGE, "check_singular", S)
+                        if check_singular
+                        else None,
+                        _check("ties", _kv1, (gS, gVh), _TIES_MESSAGE, "check_ties", S)
+                        if check_ties
+                        else None,
+                        _check("vanish", _kv2, (gVh,), _GAUGE_MESSAGE, "check_gauge", None)
+                        if check_gauge
+                        else None,
+                    ),
+                )
+            if gU is not None and gS is not None and gVh is None:
+                # the rule below without the terms of gVh, which are None
+                V = _cp.conj(_cp.swapaxes(Vh, -1, -2))
+                F = _pairwise_inv(S * S)
+                _c0 = _cp.conj(_cp.swapaxes(U, -1, -2))
+                _c1 = _c0 @ gU
+                _g_D = _c1
+                _c2 = _cp.conj(F) * _c1
+                _g_dP = (
+                    _cp.conj(_cp.swapaxes(_c2, -1, -2)) * _cp.swapaxes(S, -1, -2)
+                    + _c2 * _cp.swapaxes(_cp.conj(S), -1, -2)
+                    + _diag(_re(gS))
+                    + _skew(
+                        _diag(
+                            (
+                                _cp.conj(1 / S)
+                                * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
+                            )
+                        )
+                    )
+                )
+                gA = (U @ _g_dP) @ _cp.conj(_cp.swapaxes(V, -1, -2))
+
+                def _kv0():
+                    _k0 = -((U @ _c0) @ gU) + gU
+                    _c3 = _diag(gS)
+                    _k1 = _c3
+                    return (_k0, _k1)
+
+                def _kv1():
+                    _c3 = _diag(gS)
+                    _k2 = _c3 + _skew(_g_D)
+                    return (_k2,)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check("zeros", _kv0, (A, gS, gU), _PIVOTS_MESSAGE, "check_singular", S)
+                        if check_singular
+                        else None,
+                        _check("ties", _kv1, (gS, gU), _TIES_MESSAGE, "check_ties", S)
+                        if check_ties
+                        else None,
+                        _check(
+                            "vanish",
+                            lambda: (_im(_cp.diagonal(_g_D, 0, -2, -1)[..., :, None]),),
+                            (gU,),
+                            _GAUGE_MESSAGE,
+                            "check_gauge",
+                            None,
+                        )
+                        if check_gauge
+                        else None,
+                    ),
+                )
+            if gU is None and gS is None and gVh is not None:
+                # the rule below without the terms of gU, gS, which are None
+                V = _cp.conj(_cp.swapaxes(Vh, -1, -2))
+                F = _pairwise_inv(S * S)
+                _c0 = _cp.conj(_cp.swapaxes(V, -1, -2))
+                _c1 = _cp.conj(_cp.swapaxes(gVh, -1, -2))
+                _c2 = _c0 @ _c1
+                _g_D = -_c2
+                _c3 = _cp.conj(F) * _c2
+                _c4 = 1 / S
+                _g_dP = (
+                    _cp.conj(S) * _c3
+                    + S * _cp.conj(_cp.swapaxes(_c3, -1, -2))
+                    - _c4 * (gVh @ V)
+                    + _skew(
+                        _diag(
+                            (_cp.conj(_c4) * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])
+                        )
+                    )
+                )
+                gA = U @ (_c4 * gVh + _g_dP @ _c0)
+
+                def _kv1():
+                    _c5 = Vh @ _c1
+                    _k1 = _skew(_c5)
+                    return (_k1,)
+
+                def _kv2():
+                    _c5 = Vh @ _c1
+                    _k2 = _im(_cp.diagonal(_c5, 0, -2, -1)[..., :, None])
+                    return (_k2,)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check(
+                            "zeros",
+                            lambda: (-(V @ (Vh @ _c1)) + _c1,),
+                            (A, gVh),
+                            _PIVOTS_MESSAGE,
+                            "check_singular",
+                            S,
+                        )
+                        if check_singular
+                        else None,
+                        _check("ties", _kv1, (gVh,), _TIES_MESSAGE, "check_ties", S)
+                        if check_ties
+                        else None,
+                        _check("vanish", _kv2, (gVh,), _GAUGE_MESSAGE, "check_gauge", None)
+                        if check_gauge
+                        else None,
+                    ),
+                )
+            if gU is None and gS is not None and gVh is None:
+                # the rule below without the terms of gU, gVh, which are None
+                V = _cp.conj(_cp.swapaxes(Vh, -1, -2))
+                _g_dP = _diag(_re(gS))
+                gA = (U @ _g_dP) @ _cp.conj(_cp.swapaxes(V, -1, -2))
+
+                def _kv0():
+                    _c0 = _diag(gS)
+                    _k0 = _c0
+                    return (_k0,)
+
+                def _kv1():
+                    _c0 = _diag(gS)
+                    _k1 = _c0
+                    return (_k1,)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check("zeros", _kv0, (A, gS), _PIVOTS_MESSAGE, "check_singular", S)
+                        if check_singular
+                        else None,
+                        _check("ties", _kv1, (gS,), _TIES_MESSAGE, "check_ties", S)
+                        if check_ties
+                        else None,
+                    ),
+                )
+            if gU is not None and gS is None and gVh is None:
+                # the rule below without the terms of gS, gVh, which are None
+                V = _cp.conj(_cp.swapaxes(Vh, -1, -2))
+                F = _pairwise_inv(S * S)
+                _c0 = _cp.conj(_cp.swapaxes(U, -1, -2))
+                _c1 = _c0 @ gU
+                _g_D = _c1
+                _c2 = _cp.conj(F) * _c1
+                _g_dP = (
+                    _cp.conj(_cp.swapaxes(_c2, -1, -2)) * _cp.swapaxes(S, -1, -2)
+                    + _c2 * _cp.swapaxes(_cp.conj(S), -1, -2)
+                    + _skew(
+                        _diag(
+                            (
+                                _cp.conj(1 / S)
+                                * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
+                            )
+                        )
+                    )
+                )
+                gA = (U @ _g_dP) @ _cp.conj(_cp.swapaxes(V, -1, -2))
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check(
+                            "zeros",
+                            lambda: (-((U @ _c0) @ gU) + gU,),
+                            (A, gU),
+                            _PIVOTS_MESSAGE,
+                            "check_singular",
+                            S,
+                        )
+                        if check_singular
+                        else None,
+                        _check(
+                            "ties", lambda: (_skew(_g_D),), (gU,), _TIES_MESSAGE, "check_ties", S
+                        )
+                        if check_ties
+                        else None,
+                        _check(
+                            "vanish",
+                            lambda: (_im(_cp.diagonal(_g_D, 0, -2, -1)[..., :, None]),),
+                            (gU,),
+                            _GAUGE_MESSAGE,
+                            "check_gauge",
+                            None,
+                        )
+                        if check_gauge
+                        else None,
+                    ),
+                )
+            gU = _zeros_like(U) if gU is None else gU
+            gS = _zeros_like(S) if gS is None else gS
+            gVh = _zeros_like(Vh) if gVh is None else gVh
+
+            # spec/svd.yaml:114, transposed (the spec gives no VJP)
+            V = _cp.conj(_cp.swapaxes(Vh, -1, -2))
+            F = _pairwise_inv(S * S)
+            _c0 = _cp.conj(_cp.swapaxes(U, -1, -2))
+            _c1 = _c0 @ gU
+            _c2 = _cp.conj(_cp.swapaxes(V, -1, -2))
+            _c3 = _cp.conj(_cp.swapaxes(gVh, -1, -2))
+            _c4 = _c2 @ _c3
+            _g_D = _c1 - _c4
+            _c5 = _cp.conj(F)
+            _c6 = _c5 * _c4
+            _c7 = _cp.conj(S)
+            _c8 = _c5 * _c1
+            _c9 = 1 / S
+            _g_dP = (
+                _c7 * _c6
+                + _cp.conj(_cp.swapaxes(_c8, -1, -2)) * _cp.swapaxes(S, -1, -2)
+                + S * _cp.conj(_cp.swapaxes(_c6, -1, -2))
+                + _c8 * _cp.swapaxes(_c7, -1, -2)
+                - _c9 * (gVh @ V)
                 + _diag(_re(gS))
                 + _skew(
                     _diag((_cp.conj(_c9) * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]))
                 )
             )
-            gA = gU @ _c10 @ _c2 + U @ _g_dP @ _c2
+            gA = U @ (_c9 * gVh + _g_dP @ _c2)
 
             def _kv0():
-                _c11 = Vh @ _c3
-                _k0 = _cp.concatenate([gU - U @ _c1, _c3 - V @ _c11], axis=-2)
-                _c12 = _diag(gS)
-                _k1 = _c12
+                _k0 = _cp.concatenate([gU - (U @ _c0) @ gU, _c3 - V @ (Vh @ _c3)], axis=-2)
+                _c10 = _diag(gS)
+                _k1 = _c10
                 return (_k0, _k1)
 
             def _kv1():
-                _c11 = Vh @ _c3
-                _c12 = _diag(gS)
-                _c13 = _c1 + _c11
-                _k2 = _skew(_c13) + _c12
+                _c10 = _diag(gS)
+                _c11 = _c1 + Vh @ _c3
+                _k2 = _skew(_c11) + _c10
                 return (_k2,)
 
             def _kv2():
-                _c11 = Vh @ _c3
-                _c13 = _c1 + _c11
-                _k3 = _im(_cp.diagonal(_c13, 0, -2, -1)[..., :, None])
+                _c11 = _c1 + Vh @ _c3
+                _k3 = _im(_cp.diagonal(_c11, 0, -2, -1)[..., :, None])
                 return (_k3,)
 
             return _checked_vjp(
@@ -1037,94 +2737,290 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     else None,
                 ),
             )
-        if m < n:
-            # spec/svd.yaml:114, transposed (the spec gives no VJP)
-            V = _cp.conj(_cp.swapaxes(Vh, -1, -2))
-            F = _pairwise_inv(S * S)
-            _c0 = _cp.conj(_cp.swapaxes(U, -1, -2)) @ gU
-            _c1 = _cp.conj(_cp.swapaxes(V, -1, -2))
-            _c2 = _cp.conj(_cp.swapaxes(gVh, -1, -2))
-            _g_D = _c0 - _c1 @ _c2
-            _c3 = _diag(S)
-            _c4 = _cp.conj(_cp.swapaxes(_c3, -1, -2))
-            _c5 = _cp.conj(F)
-            _c6 = _c5 * (_c1 @ _c2)
-            _c7 = _c5 * _c0
-            _c8 = 1 / S
-            _c9 = _diag(_c8)
-            _g_dP = (
-                _c4 @ _c6
-                + _cp.conj(_cp.swapaxes(_c7, -1, -2)) @ _c3
-                + _c3 @ _cp.conj(_cp.swapaxes(_c6, -1, -2))
-                + _c7 @ _c4
-                - _c9 @ gVh @ V
-                + _diag(_re(gS))
-                + _skew(
-                    _diag((_cp.conj(_c8) * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]))
-                )
-            )
-            gA = U @ _c9 @ gVh + U @ _g_dP @ _c1
 
-            def _kv0():
-                _c10 = Vh @ _c2
-                _k0 = _cp.concatenate([gU - U @ _c0, _c2 - V @ _c10], axis=-2)
-                _c11 = _diag(gS)
-                _k1 = _c11
-                return (_k0, _k1)
-
-            def _kv1():
-                _c10 = Vh @ _c2
-                _c11 = _diag(gS)
-                _c12 = _c0 + _c10
-                _k2 = _skew(_c12) + _c11
-                return (_k2,)
-
-            def _kv2():
-                _c10 = Vh @ _c2
-                _c12 = _c0 + _c10
-                _k3 = _im(_cp.diagonal(_c12, 0, -2, -1)[..., :, None])
-                return (_k3,)
-
-            return _checked_vjp(
-                "svd",
-                (gA,),
-                (
-                    _check("zeros", _kv0, (A, gS, gU, gVh), _PIVOTS_MESSAGE, "check_singular", S)
-                    if check_singular
-                    else None,
-                    _check("ties", _kv1, (gS, gU, gVh), _TIES_MESSAGE, "check_ties", S)
-                    if check_ties
-                    else None,
-                    _check("vanish", _kv2, (gU, gVh), _GAUGE_MESSAGE, "check_gauge", None)
-                    if check_gauge
-                    else None,
-                ),
-            )
     if full_matrices is True:
         if m == n:
+            if gU is None and gS is not None and gVh is not None:
+                # the rule below without the terms of gU, which are None
+                V = _cp.conj(_cp.swapaxes(Vh, -1, -2))
+                F = _pairwise_inv(S * S)
+                _c0 = _cp.conj(_cp.swapaxes(V, -1, -2))
+                _c1 = _cp.conj(_cp.swapaxes(gVh, -1, -2))
+                _c2 = _c0 @ _c1
+                _g_D = -_c2
+                _c3 = _cp.conj(F) * _c2
+                _g_dP = (
+                    _cp.conj(S) * _c3
+                    + S * _cp.conj(_cp.swapaxes(_c3, -1, -2))
+                    + _diag(_re(gS))
+                    + _skew(
+                        _diag(
+                            (
+                                _cp.conj(1 / S)
+                                * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
+                            )
+                        )
+                    )
+                )
+                gA = (U @ _g_dP) @ _c0
+
+                def _kv0():
+                    _c4 = Vh[..., m:, :]
+                    _c5 = gVh[..., m:, :]
+                    _k0 = _c4 @ _c1 - _c5 @ V
+                    _c6 = _diag(gS)
+                    _k1 = _c6
+                    return (_k0, _k1)
+
+                def _kv1():
+                    _c6 = _diag(gS)
+                    _c7 = Vh @ _c1
+                    _k2 = _c6 + _skew(_c7)
+                    return (_k2,)
+
+                def _kv2():
+                    _c4 = Vh[..., m:, :]
+                    _c5 = gVh[..., m:, :]
+                    _c7 = Vh @ _c1
+                    _k3 = _im(_cp.diagonal(_c7, 0, -2, -1)[..., :, None])
+                    _k4 = _skew(_c4 @ _cp.conj(_cp.swapaxes(_c5, -1, -2)))
+                    return (_k3, _k4)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check("zeros", _kv0, (A, gS, gVh), _PIVOTS_MESSAGE, "check_singular", S)
+                        if check_singular
+                        else None,
+                        _check("ties", _kv1, (gS, gVh), _TIES_MESSAGE, "check_ties", S)
+                        if check_ties
+                        else None,
+                        _check("vanish", _kv2, (gVh,), _GAUGE_MESSAGE_2, "check_gauge", None)
+                        if check_gauge
+                        else None,
+                    ),
+                )
+            if gU is not None and gS is not None and gVh is None:
+                # the rule below without the terms of gVh, which are None
+                V = _cp.conj(_cp.swapaxes(Vh, -1, -2))
+                F = _pairwise_inv(S * S)
+                _c0 = _cp.conj(_cp.swapaxes(U, -1, -2)) @ gU
+                _g_D = _c0
+                _c1 = _cp.conj(F) * _c0
+                _g_dP = (
+                    _cp.conj(_cp.swapaxes(_c1, -1, -2)) * _cp.swapaxes(S, -1, -2)
+                    + _c1 * _cp.swapaxes(_cp.conj(S), -1, -2)
+                    + _diag(_re(gS))
+                    + _skew(
+                        _diag(
+                            (
+                                _cp.conj(1 / S)
+                                * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
+                            )
+                        )
+                    )
+                )
+                gA = (U @ _g_dP) @ _cp.conj(_cp.swapaxes(V, -1, -2))
+
+                def _kv0():
+                    _c2 = _cp.conj(_cp.swapaxes(U[..., :, m:], -1, -2))
+                    _c3 = gU[..., :, m:]
+                    _k0 = _c2 @ gU - _cp.conj(_cp.swapaxes(_c3, -1, -2)) @ U
+                    _c4 = _diag(gS)
+                    _k1 = _c4
+                    return (_k0, _k1)
+
+                def _kv1():
+                    _c4 = _diag(gS)
+                    _k2 = _c4 + _skew(_g_D)
+                    return (_k2,)
+
+                def _kv2():
+                    _c2 = _cp.conj(_cp.swapaxes(U[..., :, m:], -1, -2))
+                    _c3 = gU[..., :, m:]
+                    _k3 = _im(_cp.diagonal(_g_D, 0, -2, -1)[..., :, None])
+                    _k4 = _skew(_c2 @ _c3)
+                    return (_k3, _k4)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check("zeros", _kv0, (A, gS, gU), _PIVOTS_MESSAGE, "check_singular", S)
+                        if check_singular
+                        else None,
+                        _check("ties", _kv1, (gS, gU), _TIES_MESSAGE, "check_ties", S)
+                        if check_ties
+                        else None,
+                        _check("vanish", _kv2, (gU,), _GAUGE_MESSAGE_2, "check_gauge", None)
+                        if check_gauge
+                        else None,
+                    ),
+                )
+            if gU is None and gS is None and gVh is not None:
+                # the rule below without the terms of gU, gS, which are None
+                V = _cp.conj(_cp.swapaxes(Vh, -1, -2))
+                F = _pairwise_inv(S * S)
+                _c0 = _cp.conj(_cp.swapaxes(V, -1, -2))
+                _c1 = _cp.conj(_cp.swapaxes(gVh, -1, -2))
+                _c2 = _c0 @ _c1
+                _g_D = -_c2
+                _c3 = _cp.conj(F) * _c2
+                _g_dP = (
+                    _cp.conj(S) * _c3
+                    + S * _cp.conj(_cp.swapaxes(_c3, -1, -2))
+                    + _skew(
+                        _diag(
+                            (
+                                _cp.conj(1 / S)
+                                * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
+                            )
+                        )
+                    )
+                )
+                gA = (U @ _g_dP) @ _c0
+
+                def _kv0():
+                    _c4 = Vh[..., m:, :]
+                    _c5 = gVh[..., m:, :]
+                    _k0 = _c4 @ _c1 - _c5 @ V
+                    return (_k0,)
+
+                def _kv1():
+                    _c6 = Vh @ _c1
+                    _k1 = _skew(_c6)
+                    return (_k1,)
+
+                def _kv2():
+                    _c4 = Vh[..., m:, :]
+                    _c5 = gVh[..., m:, :]
+                    _c6 = Vh @ _c1
+                    _k2 = _im(_cp.diagonal(_c6, 0, -2, -1)[..., :, None])
+                    _k3 = _skew(_c4 @ _cp.conj(_cp.swapaxes(_c5, -1, -2)))
+                    return (_k2, _k3)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check("zeros", _kv0, (A, gVh), _PIVOTS_MESSAGE, "check_singular", S)
+                        if check_singular
+                        else None,
+                        _check("ties", _kv1, (gVh,), _TIES_MESSAGE, "check_ties", S)
+                        if check_ties
+                        else None,
+                        _check("vanish", _kv2, (gVh,), _GAUGE_MESSAGE_2, "check_gauge", None)
+                        if check_gauge
+                        else None,
+                    ),
+                )
+            if gU is None and gS is not None and gVh is None:
+                # the rule below without the terms of gU, gVh, which are None
+                V = _cp.conj(_cp.swapaxes(Vh, -1, -2))
+                _g_dP = _diag(_re(gS))
+                gA = (U @ _g_dP) @ _cp.conj(_cp.swapaxes(V, -1, -2))
+
+                def _kv0():
+                    _c0 = _diag(gS)
+                    _k0 = _c0
+                    return (_k0,)
+
+                def _kv1():
+                    _c0 = _diag(gS)
+                    _k1 = _c0
+                    return (_k1,)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check("zeros", _kv0, (A, gS), _PIVOTS_MESSAGE, "check_singular", S)
+                        if check_singular
+                        else None,
+                        _check("ties", _kv1, (gS,), _TIES_MESSAGE, "check_ties", S)
+                        if check_ties
+                        else None,
+                    ),
+                )
+            if gU is not None and gS is None and gVh is None:
+                # the rule below without the terms of gS, gVh, which are None
+                V = _cp.conj(_cp.swapaxes(Vh, -1, -2))
+                F = _pairwise_inv(S * S)
+                _c0 = _cp.conj(_cp.swapaxes(U, -1, -2)) @ gU
+                _g_D = _c0
+                _c1 = _cp.conj(F) * _c0
+                _g_dP = (
+                    _cp.conj(_cp.swapaxes(_c1, -1, -2)) * _cp.swapaxes(S, -1, -2)
+                    + _c1 * _cp.swapaxes(_cp.conj(S), -1, -2)
+                    + _skew(
+                        _diag(
+                            (
+                                _cp.conj(1 / S)
+                                * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
+                            )
+                        )
+                    )
+                )
+                gA = (U @ _g_dP) @ _cp.conj(_cp.swapaxes(V, -1, -2))
+
+                def _kv0():
+                    _c2 = _cp.conj(_cp.swapaxes(U[..., :, m:], -1, -2))
+                    _c3 = gU[..., :, m:]
+                    _k0 = _c2 @ gU - _cp.conj(_cp.swapaxes(_c3, -1, -2)) @ U
+                    return (_k0,)
+
+                def _kv2():
+                    _c2 = _cp.conj(_cp.swapaxes(U[..., :, m:], -1, -2))
+                    _c3 = gU[..., :, m:]
+                    _k2 = _im(_cp.diagonal(_g_D, 0, -2, -1)[..., :, None])
+                    _k3 = _skew(_c2 @ _c3)
+                    return (_k2, _k3)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check("zeros", _kv0, (A, gU), _PIVOTS_MESSAGE, "check_singular", S)
+                        if check_singular
+                        else None,
+                        _check(
+                            "ties", lambda: (_skew(_g_D),), (gU,), _TIES_MESSAGE, "check_ties", S
+                        )
+                        if check_ties
+                        else None,
+                        _check("vanish", _kv2, (gU,), _GAUGE_MESSAGE_2, "check_gauge", None)
+                        if check_gauge
+                        else None,
+                    ),
+                )
+            gU = _zeros_like(U) if gU is None else gU
+            gS = _zeros_like(S) if gS is None else gS
+            gVh = _zeros_like(Vh) if gVh is None else gVh
+
             # spec/svd.yaml:163, transposed (the spec gives no VJP)
             V = _cp.conj(_cp.swapaxes(Vh, -1, -2))
             F = _pairwise_inv(S * S)
             _c0 = _cp.conj(_cp.swapaxes(U, -1, -2)) @ gU
             _c1 = _cp.conj(_cp.swapaxes(V, -1, -2))
             _c2 = _cp.conj(_cp.swapaxes(gVh, -1, -2))
-            _g_D = _c0 - _c1 @ _c2
-            _c3 = _diag(S)
-            _c4 = _cp.conj(_cp.swapaxes(_c3, -1, -2))
-            _c5 = _cp.conj(F)
-            _c6 = _c5 * (_c1 @ _c2)
-            _c7 = _c5 * _c0
+            _c3 = _c1 @ _c2
+            _g_D = _c0 - _c3
+            _c4 = _cp.conj(F)
+            _c5 = _c4 * _c3
+            _c6 = _cp.conj(S)
+            _c7 = _c4 * _c0
             _g_dP = (
-                _c4 @ _c6
-                + _cp.conj(_cp.swapaxes(_c7, -1, -2)) @ _c3
-                + _c3 @ _cp.conj(_cp.swapaxes(_c6, -1, -2))
-                + _c7 @ _c4
+                _c6 * _c5
+                + _cp.conj(_cp.swapaxes(_c7, -1, -2)) * _cp.swapaxes(S, -1, -2)
+                + S * _cp.conj(_cp.swapaxes(_c5, -1, -2))
+                + _c7 * _cp.swapaxes(_c6, -1, -2)
                 + _diag(_re(gS))
                 + _skew(
                     _diag((_cp.conj(1 / S) * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]))
                 )
             )
-            gA = U @ _g_dP @ _c1
+            gA = (U @ _g_dP) @ _c1
 
             def _kv0():
                 _c10 = Vh[..., m:, :]
@@ -1171,64 +3067,395 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     else None,
                 ),
             )
+
         if m > n:
+            if gU is None and gS is not None and gVh is not None:
+                # the rule below without the terms of gU, which are None
+                V = _cp.conj(_cp.swapaxes(Vh, -1, -2))
+                U1 = U[..., :, :n]
+                F = _pairwise_inv(S * S)
+                _c0 = _cp.conj(_cp.swapaxes(V, -1, -2))
+                _c1 = _cp.conj(_cp.swapaxes(gVh, -1, -2))
+                _c2 = _c0 @ _c1
+                _g_D = -_c2
+                _c3 = _cp.conj(F) * _c2
+                _g_dP = (
+                    _cp.conj(S) * _c3
+                    + S * _cp.conj(_cp.swapaxes(_c3, -1, -2))
+                    + _diag(_re(gS))
+                    + _skew(
+                        _diag(
+                            (
+                                _cp.conj(1 / S)
+                                * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
+                            )
+                        )
+                    )
+                )
+                gA = U1 @ (_g_dP @ _c0)
+
+                def _kv0():
+                    _c4 = Vh[..., n:, :]
+                    _c5 = gVh[..., n:, :]
+                    _k0 = _c4 @ _c1 - _c5 @ V
+                    _c6 = _diag(gS)
+                    _k1 = _c6
+                    return (_k0, _k1)
+
+                def _kv1():
+                    _c6 = _diag(gS)
+                    _c7 = Vh @ _c1
+                    _k2 = _c6 + _skew(_c7)
+                    return (_k2,)
+
+                def _kv2():
+                    _c4 = Vh[..., n:, :]
+                    _c5 = gVh[..., n:, :]
+                    _c7 = Vh @ _c1
+                    _k3 = _im(_cp.diagonal(_c7, 0, -2, -1)[..., :, None])
+                    _k4 = _skew(_c4 @ _cp.conj(_cp.swapaxes(_c5, -1, -2)))
+                    return (_k3, _k4)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check("zeros", _kv0, (A, gS, gVh), _PIVOTS_MESSAGE, "check_singular", S)
+                        if check_singular
+                        else None,
+                        _check("ties", _kv1, (gS, gVh), _TIES_MESSAGE, "check_ties", S)
+                        if check_ties
+                        else None,
+                        _check("vanish", _kv2, (gVh,), _GAUGE_MESSAGE_2, "check_gauge", None)
+                        if check_gauge
+                        else None,
+                    ),
+                )
+            if gU is not None and gS is None and gVh is not None:
+                # the rule below without the terms of gS, which are None
+                V = _cp.conj(_cp.swapaxes(Vh, -1, -2))
+                U1 = U[..., :, :n]
+                F = _pairwise_inv(S * S)
+                _g_dU1 = gU[..., :, :n]
+                _c0 = _cp.conj(_cp.swapaxes(U1, -1, -2)) @ _g_dU1
+                _c1 = _cp.conj(_cp.swapaxes(V, -1, -2))
+                _c2 = _cp.conj(_cp.swapaxes(gVh, -1, -2))
+                _c3 = _c1 @ _c2
+                _g_D = _c0 - _c3
+                _c4 = _cp.conj(F)
+                _c5 = _c4 * _c3
+                _c6 = _cp.conj(S)
+                _c7 = _c4 * _c0
+                _c8 = 1 / S
+                _c9 = _cp.conj(_c8)
+                _g_dP = (
+                    _c6 * _c5
+                    + _cp.conj(_cp.swapaxes(_c7, -1, -2)) * _cp.swapaxes(S, -1, -2)
+                    + S * _cp.conj(_cp.swapaxes(_c5, -1, -2))
+                    + _c7 * _cp.swapaxes(_c6, -1, -2)
+                    - _c0 * _cp.swapaxes(_c9, -1, -2)
+                    + _skew(_diag((_c9 * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])))
+                )
+                _c10 = U[..., :, n:]
+                _c11 = gU[..., :, n:]
+                _c12 = _cp.conj(_cp.swapaxes(_c11, -1, -2))
+                gA = (U1 @ _g_dP + _g_dU1 * _cp.swapaxes(_c9, -1, -2)) @ _c1 - _c10 @ (
+                    (_c12 @ U1 * _cp.swapaxes(_c8, -1, -2)) @ Vh
+                )
+
+                def _kv0():
+                    _c13 = _cp.conj(_cp.swapaxes(_c10, -1, -2))
+                    _c14 = Vh[..., n:, :]
+                    _c15 = gVh[..., n:, :]
+                    _k0 = _cp.concatenate(
+                        [_c13 @ _g_dU1 - _c12 @ U1, _c14 @ _c2 - _c15 @ V], axis=-2
+                    )
+                    return (_k0,)
+
+                def _kv1():
+                    _c16 = _c0 + Vh @ _c2
+                    _k1 = _skew(_c16)
+                    return (_k1,)
+
+                def _kv2():
+                    _c13 = _cp.conj(_cp.swapaxes(_c10, -1, -2))
+                    _c14 = Vh[..., n:, :]
+                    _c15 = gVh[..., n:, :]
+                    _c16 = _c0 + Vh @ _c2
+                    _k2 = _im(_cp.diagonal(_c16, 0, -2, -1)[..., :, None])
+                    _k3 = _skew(_c13 @ _c11)
+                    _k4 = _skew(_c14 @ _cp.conj(_cp.swapaxes(_c15, -1, -2)))
+                    return (_k2, _k3, _k4)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check("zeros", _kv0, (A, gU, gVh), _PIVOTS_MESSAGE, "check_singular", S)
+                        if check_singular
+                        else None,
+                        _check("ties", _kv1, (gU, gVh), _TIES_MESSAGE, "check_ties", S)
+                        if check_ties
+                        else None,
+                        _check("vanish", _kv2, (gU, gVh), _GAUGE_MESSAGE_2, "check_gauge", None)
+                        if check_gauge
+                        else None,
+                    ),
+                )
+            if gU is not None and gS is not None and gVh is None:
+                # the rule below without the terms of gVh, which are None
+                V = _cp.conj(_cp.swapaxes(Vh, -1, -2))
+                U1 = U[..., :, :n]
+                F = _pairwise_inv(S * S)
+                _g_dU1 = gU[..., :, :n]
+                _c0 = _cp.conj(_cp.swapaxes(U1, -1, -2)) @ _g_dU1
+                _g_D = _c0
+                _c1 = _cp.conj(F) * _c0
+                _c2 = 1 / S
+                _c3 = _cp.conj(_c2)
+                _g_dP = (
+                    _cp.conj(_cp.swapaxes(_c1, -1, -2)) * _cp.swapaxes(S, -1, -2)
+                    + _c1 * _cp.swapaxes(_cp.conj(S), -1, -2)
+                    - _c0 * _cp.swapaxes(_c3, -1, -2)
+                    + _diag(_re(gS))
+                    + _skew(_diag((_c3 * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])))
+                )
+                _c4 = U[..., :, n:]
+                _c5 = gU[..., :, n:]
+                _c6 = _cp.conj(_cp.swapaxes(_c5, -1, -2))
+                gA = (U1 @ _g_dP + _g_dU1 * _cp.swapaxes(_c3, -1, -2)) @ _cp.conj(
+                    _cp.swapaxes(V, -1, -2)
+                ) - _c4 @ ((_c6 @ U1 * _cp.swapaxes(_c2, -1, -2)) @ Vh)
+
+                def _kv0():
+                    _c7 = _cp.conj(_cp.swapaxes(_c4, -1, -2))
+                    _k0 = _c7 @ _g_dU1 - _c6 @ U1
+                    _c8 = _diag(gS)
+                    _k1 = _c8
+                    return (_k0, _k1)
+
+                def _kv1():
+                    _c8 = _diag(gS)
+                    _k2 = _c8 + _skew(_c0)
+                    return (_k2,)
+
+                def _kv2():
+                    _c7 = _cp.conj(_cp.swapaxes(_c4, -1, -2))
+                    _k3 = _im(_cp.diagonal(_c0, 0, -2, -1)[..., :, None])
+                    _k4 = _skew(_c7 @ _c5)
+                    return (_k3, _k4)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check("zeros", _kv0, (A, gS, gU), _PIVOTS_MESSAGE, "check_singular", S)
+                        if check_singular
+                        else None,
+                        _check("ties", _kv1, (gS, gU), _TIES_MESSAGE, "check_ties", S)
+                        if check_ties
+                        else None,
+                        _check("vanish", _kv2, (gU,), _GAUGE_MESSAGE_2, "check_gauge", None)
+                        if check_gauge
+                        else None,
+                    ),
+                )
+            if gU is None and gS is None and gVh is not None:
+                # the rule below without the terms of gU, gS, which are None
+                V = _cp.conj(_cp.swapaxes(Vh, -1, -2))
+                U1 = U[..., :, :n]
+                F = _pairwise_inv(S * S)
+                _c0 = _cp.conj(_cp.swapaxes(V, -1, -2))
+                _c1 = _cp.conj(_cp.swapaxes(gVh, -1, -2))
+                _c2 = _c0 @ _c1
+                _g_D = -_c2
+                _c3 = _cp.conj(F) * _c2
+                _g_dP = (
+                    _cp.conj(S) * _c3
+                    + S * _cp.conj(_cp.swapaxes(_c3, -1, -2))
+                    + _skew(
+                        _diag(
+                            (
+                                _cp.conj(1 / S)
+                                * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
+                            )
+                        )
+                    )
+                )
+                gA = U1 @ (_g_dP @ _c0)
+
+                def _kv0():
+                    _c4 = Vh[..., n:, :]
+                    _c5 = gVh[..., n:, :]
+                    _k0 = _c4 @ _c1 - _c5 @ V
+                    return (_k0,)
+
+                def _kv1():
+                    _c6 = Vh @ _c1
+                    _k1 = _skew(_c6)
+                    return (_k1,)
+
+                def _kv2():
+                    _c4 = Vh[..., n:, :]
+                    _c5 = gVh[..., n:, :]
+                    _c6 = Vh @ _c1
+                    _k2 = _im(_cp.diagonal(_c6, 0, -2, -1)[..., :, None])
+                    _k3 = _skew(_c4 @ _cp.conj(_cp.swapaxes(_c5, -1, -2)))
+                    return (_k2, _k3)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check("zeros", _kv0, (A, gVh), _PIVOTS_MESSAGE, "check_singular", S)
+                        if check_singular
+                        else None,
+                        _check("ties", _kv1, (gVh,), _TIES_MESSAGE, "check_ties", S)
+                        if check_ties
+                        else None,
+                        _check("vanish", _kv2, (gVh,), _GAUGE_MESSAGE_2, "check_gauge", None)
+                        if check_gauge
+                        else None,
+                    ),
+                )
+            if gU is None and gS is not None and gVh is None:
+                # the rule below without the terms of gU, gVh, which are None
+                V = _cp.conj(_cp.swapaxes(Vh, -1, -2))
+                U1 = U[..., :, :n]
+                _g_dP = _diag(_re(gS))
+                gA = U1 @ (_g_dP @ _cp.conj(_cp.swapaxes(V, -1, -2)))
+
+                def _kv0():
+                    _c0 = _diag(gS)
+                    _k0 = _c0
+                    return (_k0,)
+
+                def _kv1():
+                    _c0 = _diag(gS)
+                    _k1 = _c0
+                    return (_k1,)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check("zeros", _kv0, (A, gS), _PIVOTS_MESSAGE, "check_singular", S)
+                        if check_singular
+                        else None,
+                        _check("ties", _kv1, (gS,), _TIES_MESSAGE, "check_ties", S)
+                        if check_ties
+                        else None,
+                    ),
+                )
+            if gU is not None and gS is None and gVh is None:
+                # the rule below without the terms of gS, gVh, which are None
+                V = _cp.conj(_cp.swapaxes(Vh, -1, -2))
+                U1 = U[..., :, :n]
+                F = _pairwise_inv(S * S)
+                _g_dU1 = gU[..., :, :n]
+                _c0 = _cp.conj(_cp.swapaxes(U1, -1, -2)) @ _g_dU1
+                _g_D = _c0
+                _c1 = _cp.conj(F) * _c0
+                _c2 = 1 / S
+                _c3 = _cp.conj(_c2)
+                _g_dP = (
+                    _cp.conj(_cp.swapaxes(_c1, -1, -2)) * _cp.swapaxes(S, -1, -2)
+                    + _c1 * _cp.swapaxes(_cp.conj(S), -1, -2)
+                    - _c0 * _cp.swapaxes(_c3, -1, -2)
+                    + _skew(_diag((_c3 * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])))
+                )
+                _c4 = U[..., :, n:]
+                _c5 = gU[..., :, n:]
+                _c6 = _cp.conj(_cp.swapaxes(_c5, -1, -2))
+                gA = (U1 @ _g_dP + _g_dU1 * _cp.swapaxes(_c3, -1, -2)) @ _cp.conj(
+                    _cp.swapaxes(V, -1, -2)
+                ) - _c4 @ ((_c6 @ U1 * _cp.swapaxes(_c2, -1, -2)) @ Vh)
+
+                def _kv0():
+                    _c7 = _cp.conj(_cp.swapaxes(_c4, -1, -2))
+                    _k0 = _c7 @ _g_dU1 - _c6 @ U1
+                    return (_k0,)
+
+                def _kv2():
+                    _c7 = _cp.conj(_cp.swapaxes(_c4, -1, -2))
+                    _k2 = _im(_cp.diagonal(_c0, 0, -2, -1)[..., :, None])
+                    _k3 = _skew(_c7 @ _c5)
+                    return (_k2, _k3)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check("zeros", _kv0, (A, gU), _PIVOTS_MESSAGE, "check_singular", S)
+                        if check_singular
+                        else None,
+                        _check("ties", lambda: (_skew(_c0),), (gU,), _TIES_MESSAGE, "check_ties", S)
+                        if check_ties
+                        else None,
+                        _check("vanish", _kv2, (gU,), _GAUGE_MESSAGE_2, "check_gauge", None)
+                        if check_gauge
+                        else None,
+                    ),
+                )
+            gU = _zeros_like(U) if gU is None else gU
+            gS = _zeros_like(S) if gS is None else gS
+            gVh = _zeros_like(Vh) if gVh is None else gVh
+
             # spec/svd.yaml:173, transposed (the spec gives no VJP)
             V = _cp.conj(_cp.swapaxes(Vh, -1, -2))
             U1 = U[..., :, :n]
             F = _pairwise_inv(S * S)
             _g_dU1 = gU[..., :, :n]
-            _c0 = _cp.conj(_cp.swapaxes(U1, -1, -2))
-            _c1 = _c0 @ _g_dU1
-            _c2 = _cp.conj(_cp.swapaxes(V, -1, -2))
-            _c3 = _cp.conj(_cp.swapaxes(gVh, -1, -2))
-            _g_D = _c1 - _c2 @ _c3
-            _c9 = 1 / S
-            _c10 = _diag(_c9)
-            _c11 = _cp.conj(_cp.swapaxes(_c10, -1, -2))
-            _c4 = _diag(S)
-            _c5 = _cp.conj(_cp.swapaxes(_c4, -1, -2))
-            _c6 = _cp.conj(F)
-            _c7 = _c6 * (_c2 @ _c3)
-            _c8 = _c6 * _c1
+            _c0 = _cp.conj(_cp.swapaxes(U1, -1, -2)) @ _g_dU1
+            _c1 = _cp.conj(_cp.swapaxes(V, -1, -2))
+            _c2 = _cp.conj(_cp.swapaxes(gVh, -1, -2))
+            _c3 = _c1 @ _c2
+            _g_D = _c0 - _c3
+            _c4 = _cp.conj(F)
+            _c5 = _c4 * _c3
+            _c6 = _cp.conj(S)
+            _c7 = _c4 * _c0
+            _c8 = 1 / S
+            _c9 = _cp.conj(_c8)
             _g_dP = (
-                _c5 @ _c7
-                + _cp.conj(_cp.swapaxes(_c8, -1, -2)) @ _c4
-                + _c4 @ _cp.conj(_cp.swapaxes(_c7, -1, -2))
-                + _c8 @ _c5
-                - _c0 @ _g_dU1 @ _c11
+                _c6 * _c5
+                + _cp.conj(_cp.swapaxes(_c7, -1, -2)) * _cp.swapaxes(S, -1, -2)
+                + S * _cp.conj(_cp.swapaxes(_c5, -1, -2))
+                + _c7 * _cp.swapaxes(_c6, -1, -2)
+                - _c0 * _cp.swapaxes(_c9, -1, -2)
                 + _diag(_re(gS))
-                + _skew(
-                    _diag((_cp.conj(_c9) * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]))
-                )
+                + _skew(_diag((_c9 * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])))
             )
-            _c12 = U[..., :, n:]
-            _c13 = gU[..., :, n:]
-            _c14 = _cp.conj(_cp.swapaxes(_c13, -1, -2))
-            gA = _g_dU1 @ _c11 @ _c2 + U1 @ _g_dP @ _c2 - _c12 @ _c14 @ U1 @ _c10 @ Vh
+            _c10 = U[..., :, n:]
+            _c11 = gU[..., :, n:]
+            _c12 = _cp.conj(_cp.swapaxes(_c11, -1, -2))
+            gA = (_g_dU1 * _cp.swapaxes(_c9, -1, -2) + U1 @ _g_dP) @ _c1 - _c10 @ (
+                (_c12 @ U1 * _cp.swapaxes(_c8, -1, -2)) @ Vh
+            )
 
             def _kv0():
-                _c15 = _cp.conj(_cp.swapaxes(_c12, -1, -2))
-                _c16 = Vh[..., n:, :]
-                _c17 = gVh[..., n:, :]
-                _k0 = _cp.concatenate([_c15 @ _g_dU1 - _c14 @ U1, _c16 @ _c3 - _c17 @ V], axis=-2)
-                _c18 = _diag(gS)
-                _k1 = _c18
+                _c13 = _cp.conj(_cp.swapaxes(_c10, -1, -2))
+                _c14 = Vh[..., n:, :]
+                _c15 = gVh[..., n:, :]
+                _k0 = _cp.concatenate([_c13 @ _g_dU1 - _c12 @ U1, _c14 @ _c2 - _c15 @ V], axis=-2)
+                _c16 = _diag(gS)
+                _k1 = _c16
                 return (_k0, _k1)
 
             def _kv1():
-                _c18 = _diag(gS)
-                _c19 = _c1 + Vh @ _c3
-                _k2 = _skew(_c19) + _c18
+                _c16 = _diag(gS)
+                _c17 = _c0 + Vh @ _c2
+                _k2 = _skew(_c17) + _c16
                 return (_k2,)
 
             def _kv2():
-                _c15 = _cp.conj(_cp.swapaxes(_c12, -1, -2))
-                _c16 = Vh[..., n:, :]
-                _c17 = gVh[..., n:, :]
-                _c19 = _c1 + Vh @ _c3
-                _k3 = _im(_cp.diagonal(_c19, 0, -2, -1)[..., :, None])
-                _k4 = _skew(_c15 @ _c13)
-                _k5 = _skew(_c16 @ _cp.conj(_cp.swapaxes(_c17, -1, -2)))
+                _c13 = _cp.conj(_cp.swapaxes(_c10, -1, -2))
+                _c14 = Vh[..., n:, :]
+                _c15 = gVh[..., n:, :]
+                _c17 = _c0 + Vh @ _c2
+                _k3 = _im(_cp.diagonal(_c17, 0, -2, -1)[..., :, None])
+                _k4 = _skew(_c13 @ _c11)
+                _k5 = _skew(_c14 @ _cp.conj(_cp.swapaxes(_c15, -1, -2)))
                 return (_k3, _k4, _k5)
 
             return _checked_vjp(
@@ -1246,7 +3473,268 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     else None,
                 ),
             )
+
         if m < n:
+            if gU is None and gS is not None and gVh is not None:
+                # the rule below without the terms of gU, which are None
+                _c0 = Vh[..., :m, :]
+                V1 = _cp.conj(_cp.swapaxes(_c0, -1, -2))
+                F = _pairwise_inv(S * S)
+                _c1 = _cp.conj(_cp.swapaxes(gVh, -1, -2))
+                _g_dV1 = _c1[..., :, :m]
+                _c2 = _cp.conj(_cp.swapaxes(V1, -1, -2))
+                _c3 = _c2 @ _g_dV1
+                _g_D = -_c3
+                _c4 = _cp.conj(F) * _c3
+                _c5 = _cp.conj(_cp.swapaxes(_g_dV1, -1, -2))
+                _c6 = 1 / S
+                _c7 = _cp.conj(_c6)
+                _g_dP = (
+                    _cp.conj(S) * _c4
+                    + S * _cp.conj(_cp.swapaxes(_c4, -1, -2))
+                    - _c6 * (_c5 @ V1)
+                    + _diag(_re(gS))
+                    + _skew(_diag((_c7 * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])))
+                )
+                _c8 = Vh[..., m:, :]
+                gA = U @ (_c6 * _c5 + _g_dP @ _c2 - _c7 * ((_c2 @ _c1[..., :, m:]) @ _c8))
+
+                def _kv0():
+                    _c10 = gVh[..., m:, :]
+                    _c9 = _cp.conj(_cp.swapaxes(gVh[..., :m, :], -1, -2))
+                    _k0 = _c8 @ _c9 - _c10 @ V1
+                    _c11 = _diag(gS)
+                    _k1 = _c11
+                    return (_k0, _k1)
+
+                def _kv1():
+                    _c9 = _cp.conj(_cp.swapaxes(gVh[..., :m, :], -1, -2))
+                    _c11 = _diag(gS)
+                    _c12 = _c0 @ _c9
+                    _k2 = _c11 + _skew(_c12)
+                    return (_k2,)
+
+                def _kv2():
+                    _c10 = gVh[..., m:, :]
+                    _c9 = _cp.conj(_cp.swapaxes(gVh[..., :m, :], -1, -2))
+                    _c12 = _c0 @ _c9
+                    _k3 = _im(_cp.diagonal(_c12, 0, -2, -1)[..., :, None])
+                    _k4 = _skew(_c8 @ _cp.conj(_cp.swapaxes(_c10, -1, -2)))
+                    return (_k3, _k4)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check("zeros", _kv0, (A, gS, gVh), _PIVOTS_MESSAGE, "check_singular", S)
+                        if check_singular
+                        else None,
+                        _check("ties", _kv1, (gS, gVh), _TIES_MESSAGE, "check_ties", S)
+                        if check_ties
+                        else None,
+                        _check("vanish", _kv2, (gVh,), _GAUGE_MESSAGE_2, "check_gauge", None)
+                        if check_gauge
+                        else None,
+                    ),
+                )
+            if gU is not None and gS is not None and gVh is None:
+                # the rule below without the terms of gVh, which are None
+                V1 = _cp.conj(_cp.swapaxes(Vh[..., :m, :], -1, -2))
+                F = _pairwise_inv(S * S)
+                _c0 = _cp.conj(_cp.swapaxes(U, -1, -2)) @ gU
+                _g_D = _c0
+                _c1 = _cp.conj(F) * _c0
+                _g_dP = (
+                    _cp.conj(_cp.swapaxes(_c1, -1, -2)) * _cp.swapaxes(S, -1, -2)
+                    + _c1 * _cp.swapaxes(_cp.conj(S), -1, -2)
+                    + _diag(_re(gS))
+                    + _skew(
+                        _diag(
+                            (
+                                _cp.conj(1 / S)
+                                * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
+                            )
+                        )
+                    )
+                )
+                gA = (U @ _g_dP) @ _cp.conj(_cp.swapaxes(V1, -1, -2))
+
+                def _kv0():
+                    _c2 = _cp.conj(_cp.swapaxes(U[..., :, m:], -1, -2))
+                    _c3 = gU[..., :, m:]
+                    _k0 = _c2 @ gU - _cp.conj(_cp.swapaxes(_c3, -1, -2)) @ U
+                    _c4 = _diag(gS)
+                    _k1 = _c4
+                    return (_k0, _k1)
+
+                def _kv1():
+                    _c4 = _diag(gS)
+                    _k2 = _c4 + _skew(_g_D)
+                    return (_k2,)
+
+                def _kv2():
+                    _c2 = _cp.conj(_cp.swapaxes(U[..., :, m:], -1, -2))
+                    _c3 = gU[..., :, m:]
+                    _k3 = _im(_cp.diagonal(_g_D, 0, -2, -1)[..., :, None])
+                    _k4 = _skew(_c2 @ _c3)
+                    return (_k3, _k4)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check("zeros", _kv0, (A, gS, gU), _PIVOTS_MESSAGE, "check_singular", S)
+                        if check_singular
+                        else None,
+                        _check("ties", _kv1, (gS, gU), _TIES_MESSAGE, "check_ties", S)
+                        if check_ties
+                        else None,
+                        _check("vanish", _kv2, (gU,), _GAUGE_MESSAGE_2, "check_gauge", None)
+                        if check_gauge
+                        else None,
+                    ),
+                )
+            if gU is None and gS is None and gVh is not None:
+                # the rule below without the terms of gU, gS, which are None
+                _c0 = Vh[..., :m, :]
+                V1 = _cp.conj(_cp.swapaxes(_c0, -1, -2))
+                F = _pairwise_inv(S * S)
+                _c1 = _cp.conj(_cp.swapaxes(gVh, -1, -2))
+                _g_dV1 = _c1[..., :, :m]
+                _c2 = _cp.conj(_cp.swapaxes(V1, -1, -2))
+                _c3 = _c2 @ _g_dV1
+                _g_D = -_c3
+                _c4 = _cp.conj(F) * _c3
+                _c5 = _cp.conj(_cp.swapaxes(_g_dV1, -1, -2))
+                _c6 = 1 / S
+                _c7 = _cp.conj(_c6)
+                _g_dP = (
+                    _cp.conj(S) * _c4
+                    + S * _cp.conj(_cp.swapaxes(_c4, -1, -2))
+                    - _c6 * (_c5 @ V1)
+                    + _skew(_diag((_c7 * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])))
+                )
+                _c8 = Vh[..., m:, :]
+                gA = U @ (_c6 * _c5 + _g_dP @ _c2 - _c7 * ((_c2 @ _c1[..., :, m:]) @ _c8))
+
+                def _kv0():
+                    _c10 = gVh[..., m:, :]
+                    _c9 = _cp.conj(_cp.swapaxes(gVh[..., :m, :], -1, -2))
+                    _k0 = _c8 @ _c9 - _c10 @ V1
+                    return (_k0,)
+
+                def _kv1():
+                    _c9 = _cp.conj(_cp.swapaxes(gVh[..., :m, :], -1, -2))
+                    _c11 = _c0 @ _c9
+                    _k1 = _skew(_c11)
+                    return (_k1,)
+
+                def _kv2():
+                    _c10 = gVh[..., m:, :]
+                    _c9 = _cp.conj(_cp.swapaxes(gVh[..., :m, :], -1, -2))
+                    _c11 = _c0 @ _c9
+                    _k2 = _im(_cp.diagonal(_c11, 0, -2, -1)[..., :, None])
+                    _k3 = _skew(_c8 @ _cp.conj(_cp.swapaxes(_c10, -1, -2)))
+                    return (_k2, _k3)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check("zeros", _kv0, (A, gVh), _PIVOTS_MESSAGE, "check_singular", S)
+                        if check_singular
+                        else None,
+                        _check("ties", _kv1, (gVh,), _TIES_MESSAGE, "check_ties", S)
+                        if check_ties
+                        else None,
+                        _check("vanish", _kv2, (gVh,), _GAUGE_MESSAGE_2, "check_gauge", None)
+                        if check_gauge
+                        else None,
+                    ),
+                )
+            if gU is None and gS is not None and gVh is None:
+                # the rule below without the terms of gU, gVh, which are None
+                V1 = _cp.conj(_cp.swapaxes(Vh[..., :m, :], -1, -2))
+                _g_dP = _diag(_re(gS))
+                gA = (U @ _g_dP) @ _cp.conj(_cp.swapaxes(V1, -1, -2))
+
+                def _kv0():
+                    _c0 = _diag(gS)
+                    _k0 = _c0
+                    return (_k0,)
+
+                def _kv1():
+                    _c0 = _diag(gS)
+                    _k1 = _c0
+                    return (_k1,)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check("zeros", _kv0, (A, gS), _PIVOTS_MESSAGE, "check_singular", S)
+                        if check_singular
+                        else None,
+                        _check("ties", _kv1, (gS,), _TIES_MESSAGE, "check_ties", S)
+                        if check_ties
+                        else None,
+                    ),
+                )
+            if gU is not None and gS is None and gVh is None:
+                # the rule below without the terms of gS, gVh, which are None
+                V1 = _cp.conj(_cp.swapaxes(Vh[..., :m, :], -1, -2))
+                F = _pairwise_inv(S * S)
+                _c0 = _cp.conj(_cp.swapaxes(U, -1, -2)) @ gU
+                _g_D = _c0
+                _c1 = _cp.conj(F) * _c0
+                _g_dP = (
+                    _cp.conj(_cp.swapaxes(_c1, -1, -2)) * _cp.swapaxes(S, -1, -2)
+                    + _c1 * _cp.swapaxes(_cp.conj(S), -1, -2)
+                    + _skew(
+                        _diag(
+                            (
+                                _cp.conj(1 / S)
+                                * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
+                            )
+                        )
+                    )
+                )
+                gA = (U @ _g_dP) @ _cp.conj(_cp.swapaxes(V1, -1, -2))
+
+                def _kv0():
+                    _c2 = _cp.conj(_cp.swapaxes(U[..., :, m:], -1, -2))
+                    _c3 = gU[..., :, m:]
+                    _k0 = _c2 @ gU - _cp.conj(_cp.swapaxes(_c3, -1, -2)) @ U
+                    return (_k0,)
+
+                def _kv2():
+                    _c2 = _cp.conj(_cp.swapaxes(U[..., :, m:], -1, -2))
+                    _c3 = gU[..., :, m:]
+                    _k2 = _im(_cp.diagonal(_g_D, 0, -2, -1)[..., :, None])
+                    _k3 = _skew(_c2 @ _c3)
+                    return (_k2, _k3)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check("zeros", _kv0, (A, gU), _PIVOTS_MESSAGE, "check_singular", S)
+                        if check_singular
+                        else None,
+                        _check(
+                            "ties", lambda: (_skew(_g_D),), (gU,), _TIES_MESSAGE, "check_ties", S
+                        )
+                        if check_ties
+                        else None,
+                        _check("vanish", _kv2, (gU,), _GAUGE_MESSAGE_2, "check_gauge", None)
+                        if check_gauge
+                        else None,
+                    ),
+                )
+            gU = _zeros_like(U) if gU is None else gU
+            gS = _zeros_like(S) if gS is None else gS
+            gVh = _zeros_like(Vh) if gVh is None else gVh
+
             # spec/svd.yaml:186, transposed (the spec gives no VJP)
             _c0 = Vh[..., :m, :]
             V1 = _cp.conj(_cp.swapaxes(_c0, -1, -2))
@@ -1255,32 +3743,26 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             _g_dV1 = _c1[..., :, :m]
             _c2 = _cp.conj(_cp.swapaxes(U, -1, -2)) @ gU
             _c3 = _cp.conj(_cp.swapaxes(V1, -1, -2))
-            _g_D = _c2 - _c3 @ _g_dV1
-            _c9 = 1 / S
-            _c10 = _diag(_c9)
-            _c11 = _cp.conj(_cp.swapaxes(_g_dV1, -1, -2))
-            _c4 = _diag(S)
-            _c5 = _cp.conj(_cp.swapaxes(_c4, -1, -2))
-            _c6 = _cp.conj(F)
-            _c7 = _c6 * (_c3 @ _g_dV1)
-            _c8 = _c6 * _c2
+            _c4 = _c3 @ _g_dV1
+            _g_D = _c2 - _c4
+            _c10 = 1 / S
+            _c11 = _cp.conj(_c10)
+            _c5 = _cp.conj(F)
+            _c6 = _c5 * _c4
+            _c7 = _cp.conj(S)
+            _c8 = _c5 * _c2
+            _c9 = _cp.conj(_cp.swapaxes(_g_dV1, -1, -2))
             _g_dP = (
-                _c5 @ _c7
-                + _cp.conj(_cp.swapaxes(_c8, -1, -2)) @ _c4
-                + _c4 @ _cp.conj(_cp.swapaxes(_c7, -1, -2))
-                + _c8 @ _c5
-                - _c10 @ _c11 @ V1
+                _c7 * _c6
+                + _cp.conj(_cp.swapaxes(_c8, -1, -2)) * _cp.swapaxes(S, -1, -2)
+                + S * _cp.conj(_cp.swapaxes(_c6, -1, -2))
+                + _c8 * _cp.swapaxes(_c7, -1, -2)
+                - _c10 * (_c9 @ V1)
                 + _diag(_re(gS))
-                + _skew(
-                    _diag((_cp.conj(_c9) * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]))
-                )
+                + _skew(_diag((_c11 * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])))
             )
             _c12 = Vh[..., m:, :]
-            gA = (
-                U @ _c10 @ _c11
-                + U @ _g_dP @ _c3
-                - U @ _cp.conj(_cp.swapaxes(_c10, -1, -2)) @ _c3 @ _c1[..., :, m:] @ _c12
-            )
+            gA = U @ (_c10 * _c9 + _g_dP @ _c3 - _c11 * ((_c3 @ _c1[..., :, m:]) @ _c12))
 
             def _kv0():
                 _c13 = _cp.conj(_cp.swapaxes(U[..., :, m:], -1, -2))
@@ -1328,6 +3810,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     else None,
                 ),
             )
+
     raise ValueError(
         f"svd: no vjp rule for full_matrices={full_matrices!r} and A of shape {tuple(A.shape)}"
     )
@@ -1421,9 +3904,7 @@ def svd_vjp(
     def pullback(gU=None, gS=None, gVh=None):
         cotangents = [
             None
-            if not f
-            else _zeros_like(y)
-            if g is None
+            if not f or g is None  # None: the rule leaves out its terms
             else _cotangent_in(_check_tangent("svd", "g" + label, g, y[..., 0])[..., None])
             if v
             else _cotangent_in(_check_tangent("svd", "g" + label, g, y))

@@ -107,8 +107,7 @@ def _jvp_checks(A, S, U, Vh, dA, check_ties, check_singular):
                     "ties",
                     lambda: (
                         _sym(
-                            _cp.conj(_cp.swapaxes(U, -1, -2))
-                            @ dA
+                            (_cp.conj(_cp.swapaxes(U, -1, -2)) @ dA)
                             @ _cp.conj(_cp.swapaxes(Vh, -1, -2))
                         ),
                     ),
@@ -145,8 +144,7 @@ def _jvp_checks(A, S, U, Vh, dA, check_ties, check_singular):
                     lambda: (
                         _sym(
                             _cp.conj(_cp.swapaxes(U, -1, -2))
-                            @ dA
-                            @ _cp.conj(_cp.swapaxes(Vh, -1, -2))
+                            @ (dA @ _cp.conj(_cp.swapaxes(Vh, -1, -2)))
                         ),
                     ),
                     (dA,),
@@ -171,7 +169,7 @@ def _jvp_rule(A, S, U, Vh, dA, check_ties, check_singular):
     if True:
         if m >= n:
             # spec/svdvals.yaml:72, T2016
-            _c0 = _cp.conj(_cp.swapaxes(U, -1, -2)) @ dA @ _cp.conj(_cp.swapaxes(Vh, -1, -2))
+            _c0 = (_cp.conj(_cp.swapaxes(U, -1, -2)) @ dA) @ _cp.conj(_cp.swapaxes(Vh, -1, -2))
             _c1 = _cp.diagonal(_c0, 0, -2, -1)[..., :, None]
             dS = _re(_c1)
             return _checked_jvp(
@@ -197,9 +195,10 @@ def _jvp_rule(A, S, U, Vh, dA, check_ties, check_singular):
                 _differentiable(check_ties, check_singular),
                 (check_ties, check_singular),
             )
+
         if m < n:
             # spec/svdvals.yaml:72, T2016
-            _c0 = _cp.conj(_cp.swapaxes(U, -1, -2)) @ dA @ _cp.conj(_cp.swapaxes(Vh, -1, -2))
+            _c0 = _cp.conj(_cp.swapaxes(U, -1, -2)) @ (dA @ _cp.conj(_cp.swapaxes(Vh, -1, -2)))
             _c1 = _cp.diagonal(_c0, 0, -2, -1)[..., :, None]
             dS = _re(_c1)
             return _checked_jvp(
@@ -225,6 +224,7 @@ def _jvp_rule(A, S, U, Vh, dA, check_ties, check_singular):
                 _differentiable(check_ties, check_singular),
                 (check_ties, check_singular),
             )
+
     raise ValueError(f"svdvals: no jvp rule for the options and A of shape {tuple(A.shape)}")
 
 
@@ -237,6 +237,8 @@ def _vjp_checks(A, S, U, Vh, gS, gU, gVh, check_ties, check_singular):
 
     if True:
         if m >= n:
+            gS = _zeros_like(S) if gS is None else gS
+
             return (
                 _check("zeros", lambda: (_diag(gS),), (A, gS), _PIVOTS_MESSAGE, "check_singular", S)
                 if check_singular
@@ -246,6 +248,8 @@ def _vjp_checks(A, S, U, Vh, gS, gU, gVh, check_ties, check_singular):
                 else None,
             )
         if m < n:
+            gS = _zeros_like(S) if gS is None else gS
+
             return (
                 _check("zeros", lambda: (_diag(gS),), (A, gS), _PIVOTS_MESSAGE, "check_singular", S)
                 if check_singular
@@ -267,6 +271,8 @@ def _vjp_rule(A, S, U, Vh, gS, gU, gVh, check_ties, check_singular):
     _raise_if_failed("svdvals", _checks, (gS, gU, gVh), "cotangent")
     if True:
         if m >= n:
+            gS = _zeros_like(S) if gS is None else gS
+
             # spec/svdvals.yaml:75
             gA = U * _cp.swapaxes(_re(gS), -1, -2) @ Vh
 
@@ -292,7 +298,10 @@ def _vjp_rule(A, S, U, Vh, gS, gU, gVh, check_ties, check_singular):
                     else None,
                 ),
             )
+
         if m < n:
+            gS = _zeros_like(S) if gS is None else gS
+
             # spec/svdvals.yaml:75
             gA = U * _cp.swapaxes(_re(gS), -1, -2) @ Vh
 
@@ -318,6 +327,7 @@ def _vjp_rule(A, S, U, Vh, gS, gU, gVh, check_ties, check_singular):
                     else None,
                 ),
             )
+
     raise ValueError(f"svdvals: no vjp rule for the options and A of shape {tuple(A.shape)}")
 
 
@@ -369,9 +379,7 @@ def svdvals_vjp(A, check_ties=True, check_singular=True):
     def pullback(gS=None):
         cotangents = [
             None
-            if not f
-            else _zeros_like(y)
-            if g is None
+            if not f or g is None  # None: the rule leaves out its terms
             else _cotangent_in(_check_tangent("svdvals", "g" + label, g, y[..., 0])[..., None])
             if v
             else _cotangent_in(_check_tangent("svdvals", "g" + label, g, y))

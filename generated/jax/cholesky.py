@@ -140,6 +140,7 @@ def _jvp_rule(A, L, dA, upper, check_singular):
             _differentiable(upper, check_singular),
             (upper, check_singular),
         )
+
     if upper is True:
         # spec/cholesky.yaml:64
         X = _solve_triangular(
@@ -161,6 +162,7 @@ def _jvp_rule(A, L, dA, upper, check_singular):
             _differentiable(upper, check_singular),
             (upper, check_singular),
         )
+
     raise ValueError(f"cholesky: no jvp rule for upper={upper!r} and A of shape {tuple(A.shape)}")
 
 
@@ -170,6 +172,8 @@ def _vjp_checks(A, L, gL, upper, check_singular):
     n = A.shape[-2]
 
     if upper is False:
+        gL = _zeros_like(L) if gL is None else gL
+
         return (
             _check(
                 "pivots",
@@ -186,6 +190,8 @@ def _vjp_checks(A, L, gL, upper, check_singular):
             else None,
         )
     if upper is True:
+        gL = _zeros_like(L) if gL is None else gL
+
         return (
             _check(
                 "pivots",
@@ -211,6 +217,8 @@ def _vjp_rule(A, L, gL, upper, check_singular):
     _checks = _vjp_checks(A, L, gL, upper, check_singular)
     _raise_if_failed("cholesky", _checks, (gL,), "cotangent")
     if upper is False:
+        gL = _zeros_like(L) if gL is None else gL
+
         # spec/cholesky.yaml:50, M2008 eq. (10)
         _c0 = L.mT.conj()
         Y = _mm(_c0, gL)
@@ -225,7 +233,10 @@ def _vjp_rule(A, L, gL, upper, check_singular):
             )
         )
         return _checked_vjp("cholesky", (gA,), (*_checks[:1],))
+
     if upper is True:
+        gL = _zeros_like(L) if gL is None else gL
+
         # spec/cholesky.yaml:68
         Y = _mm(L, gL.mT.conj())
         P = _jnp.tril(Y, -1) + ((1 / 2) * _diag_part(_jnp.real(Y))).astype(A.dtype)
@@ -239,6 +250,7 @@ def _vjp_rule(A, L, gL, upper, check_singular):
             )
         )
         return _checked_vjp("cholesky", (gA,), (*_checks[:1],))
+
     raise ValueError(f"cholesky: no vjp rule for upper={upper!r} and A of shape {tuple(A.shape)}")
 
 
@@ -323,9 +335,7 @@ def cholesky_vjp(A, upper=False, check_singular=True):
     def pullback(gL=None):
         cotangents = [
             None
-            if not f
-            else _zeros_like(y)
-            if g is None
+            if not f or g is None  # None: the rule leaves out its terms
             else _cotangent_in(_check_tangent("cholesky", "g" + label, g, y))
             for f, y, g, label in zip(flags, outputs, (gL,), ["L"])
         ]

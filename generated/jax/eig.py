@@ -136,6 +136,7 @@ def _jvp_rule(A, L, V, dA, check_gauge, check_ties):
             _differentiable(check_gauge, check_ties),
             (check_gauge, check_ties),
         )
+
     raise ValueError(f"eig: no jvp rule for the options and A of shape {tuple(A.shape)}")
 
 
@@ -145,6 +146,15 @@ def _vjp_checks(A, L, V, gL, gV, check_gauge, check_ties):
     n = A.shape[-2]
 
     if True:
+        if gL is not None and gV is None:
+            return (
+                _check("ties", lambda: (_diag(gL),), (gL,), _TIES_MESSAGE, "check_ties", L)
+                if check_ties
+                else None,
+            )
+        gL = _zeros_like(L) if gL is None else gL
+        gV = _zeros_like(V) if gV is None else gV
+
         return (
             _check(
                 "ties",
@@ -188,24 +198,38 @@ def _vjp_rule(A, L, V, gL, gV, check_gauge, check_ties):
     _checks = _vjp_checks(A, L, V, gL, gV, check_gauge, check_ties)
     _raise_if_failed("eig", _checks, (gL, gV), "cotangent")
     if True:
+        if gL is not None and gV is None:
+            # the rule below without the terms of gV, which are None
+            _g_X = _diag(gL)
+            _c0 = V.mT.conj()
+            gA = _mm(_solve(_c0, _g_X, left=True), _c0)
+            return _checked_vjp(
+                "eig",
+                (gA,),
+                (
+                    _check("ties", lambda: (_g_X,), (gL,), _TIES_MESSAGE, "check_ties", L)
+                    if check_ties
+                    else None,
+                ),
+            )
+        gL = _zeros_like(L) if gL is None else gL
+        gV = _zeros_like(V) if gV is None else gV
+
         # spec/eig.yaml:60, G2008 Sec. 3.1, transposed (the spec gives no VJP)
         _c0 = V.mT.conj()
-        _g_W = (
-            V * _jnp.swapaxes(_jnp.diagonal(_neg_mm(_c0, gV), 0, -2, -1)[..., :, None], -1, -2) + gV
-        )
-        _c1 = _diag(gL)
-        _g_X = _c1 + (_pairwise_inv(L).conj() * (_mm(_c0, _g_W)))
+        _c1 = _mm(_c0, gV)
+        _g_W = V * _jnp.swapaxes(_jnp.diagonal(-_c1, 0, -2, -1)[..., :, None], -1, -2) + gV
+        _c2 = _diag(gL)
+        _g_X = _c2 + (_pairwise_inv(L).conj() * (_mm(_c0, _g_W)))
         gA = _mm(_solve(_c0, _g_X, left=True), _c0)
 
         def _kv0():
-            _c2 = _mm(_c0, gV)
-            _c3 = _jnp.diagonal(_c2, 0, -2, -1)[..., :, None]
-            _k0 = (_c2 + _neg_mm(_c0, V * _jnp.swapaxes(_complex_of(_jnp.real(_c3)), -1, -2))) + _c1
+            _c3 = _jnp.diagonal(_c1, 0, -2, -1)[..., :, None]
+            _k0 = _mm(_c0, gV - V * _jnp.swapaxes(_complex_of(_jnp.real(_c3)), -1, -2)) + _c2
             return (_k0,)
 
         def _kv1():
-            _c2 = _mm(_c0, gV)
-            _c3 = _jnp.diagonal(_c2, 0, -2, -1)[..., :, None]
+            _c3 = _jnp.diagonal(_c1, 0, -2, -1)[..., :, None]
             _k1 = _jnp.imag(_c3)
             return (_k1,)
 
@@ -221,6 +245,7 @@ def _vjp_rule(A, L, V, gL, gV, check_gauge, check_ties):
                 else None,
             ),
         )
+
     raise ValueError(f"eig: no vjp rule for the options and A of shape {tuple(A.shape)}")
 
 
@@ -308,9 +333,7 @@ def eig_vjp(A, check_gauge=True, check_ties=True):
     def pullback(gL=None, gV=None):
         cotangents = [
             None
-            if not f
-            else _zeros_like(y)
-            if g is None
+            if not f or g is None  # None: the rule leaves out its terms
             else _cotangent_in(_check_tangent("eig", "g" + label, g, y[..., 0])[..., None])
             if v
             else _cotangent_in(_check_tangent("eig", "g" + label, g, y))

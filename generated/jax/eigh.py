@@ -158,6 +158,7 @@ def _jvp_rule(A, L, Q, dA, UPLO, check_gauge, check_ties):
             _differentiable(UPLO, check_gauge, check_ties),
             (UPLO, check_gauge, check_ties),
         )
+
     raise ValueError(f"eigh: no jvp rule for UPLO={UPLO!r} and A of shape {tuple(A.shape)}")
 
 
@@ -167,6 +168,40 @@ def _vjp_checks(A, L, Q, gL, gQ, UPLO, check_gauge, check_ties):
     n = A.shape[-2]
 
     if UPLO == "L" or UPLO == "U":
+        if gL is None and gQ is not None:
+            return (
+                _check(
+                    "ties",
+                    lambda: (_skew(_mm(Q.mT.conj(), gQ)),),
+                    (gQ,),
+                    _TIES_MESSAGE,
+                    "check_ties",
+                    L,
+                )
+                if check_ties
+                else None,
+                _check(
+                    "vanish",
+                    lambda: (
+                        _jnp.imag((Q.mT.conj() * _jnp.swapaxes(gQ, -1, -2)).sum(-1)[..., :, None]),
+                    ),
+                    (gQ,),
+                    _GAUGE_MESSAGE,
+                    "check_gauge",
+                    None,
+                )
+                if check_gauge
+                else None,
+            )
+        if gL is not None and gQ is None:
+            return (
+                _check("ties", lambda: (_diag(gL),), (gL,), _TIES_MESSAGE, "check_ties", L)
+                if check_ties
+                else None,
+            )
+        gL = _zeros_like(L) if gL is None else gL
+        gQ = _zeros_like(Q) if gQ is None else gQ
+
         return (
             _check(
                 "ties",
@@ -201,6 +236,45 @@ def _vjp_rule(A, L, Q, gL, gQ, UPLO, check_gauge, check_ties):
     _checks = _vjp_checks(A, L, Q, gL, gQ, UPLO, check_gauge, check_ties)
     _raise_if_failed("eigh", _checks, (gL, gQ), "cotangent")
     if UPLO == "L" or UPLO == "U":
+        if gL is None and gQ is not None:
+            # the rule below without the terms of gL, which are None
+            _c0 = Q.mT.conj()
+            _c1 = _mm(_c0, gQ)
+            gA = _sym(_mm(_mm(Q, _pairwise_inv(L).astype(A.dtype) * _c1), _c0))
+            return _checked_vjp(
+                "eigh",
+                (gA,),
+                (
+                    _check("ties", lambda: (_skew(_c1),), (gQ,), _TIES_MESSAGE, "check_ties", L)
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (_jnp.imag(_jnp.diagonal(_c1, 0, -2, -1)[..., :, None]),),
+                        (gQ,),
+                        _GAUGE_MESSAGE,
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                ),
+            )
+        if gL is not None and gQ is None:
+            # the rule below without the terms of gQ, which are None
+            gA = _sym(_mm(Q * _jnp.swapaxes(_jnp.real(gL).astype(A.dtype), -1, -2), Q.mT.conj()))
+            return _checked_vjp(
+                "eigh",
+                (gA,),
+                (
+                    _check("ties", lambda: (_diag(gL),), (gL,), _TIES_MESSAGE, "check_ties", L)
+                    if check_ties
+                    else None,
+                ),
+            )
+        gL = _zeros_like(L) if gL is None else gL
+        gQ = _zeros_like(Q) if gQ is None else gQ
+
         # spec/eigh.yaml:83, G2008 Sec. 3.1
         _c0 = Q.mT.conj()
         _c1 = _mm(_c0, gQ)
@@ -239,6 +313,7 @@ def _vjp_rule(A, L, Q, gL, gQ, UPLO, check_gauge, check_ties):
                 else None,
             ),
         )
+
     raise ValueError(f"eigh: no vjp rule for UPLO={UPLO!r} and A of shape {tuple(A.shape)}")
 
 
@@ -338,9 +413,7 @@ def eigh_vjp(A, UPLO="L", check_gauge=True, check_ties=True, *, lower=None):
     def pullback(gL=None, gQ=None):
         cotangents = [
             None
-            if not f
-            else _zeros_like(y)
-            if g is None
+            if not f or g is None  # None: the rule leaves out its terms
             else _cotangent_in(_check_tangent("eigh", "g" + label, g, y[..., 0])[..., None])
             if v
             else _cotangent_in(_check_tangent("eigh", "g" + label, g, y))

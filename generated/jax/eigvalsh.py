@@ -143,6 +143,7 @@ def _jvp_rule(A, L, Q, dA, UPLO, check_ties):
             _differentiable(UPLO, check_ties),
             (UPLO, check_ties),
         )
+
     raise ValueError(f"eigvalsh: no jvp rule for UPLO={UPLO!r} and A of shape {tuple(A.shape)}")
 
 
@@ -152,6 +153,8 @@ def _vjp_checks(A, L, Q, gL, gQ, UPLO, check_ties):
     n = A.shape[-2]
 
     if UPLO == "L" or UPLO == "U":
+        gL = _zeros_like(L) if gL is None else gL
+
         return (
             _check("ties", lambda: (_diag(gL),), (gL,), _TIES_MESSAGE, "check_ties", L)
             if check_ties
@@ -167,6 +170,8 @@ def _vjp_rule(A, L, Q, gL, gQ, UPLO, check_ties):
     _checks = _vjp_checks(A, L, Q, gL, gQ, UPLO, check_ties)
     _raise_if_failed("eigvalsh", _checks, (gL, gQ), "cotangent")
     if UPLO == "L" or UPLO == "U":
+        gL = _zeros_like(L) if gL is None else gL
+
         # spec/eigvalsh.yaml:58, G2008 Sec. 3.1
         gA = _sym(_mm(Q * _jnp.swapaxes(_jnp.real(gL).astype(A.dtype), -1, -2), Q.mT.conj()))
         return _checked_vjp(
@@ -178,6 +183,7 @@ def _vjp_rule(A, L, Q, gL, gQ, UPLO, check_ties):
                 else None,
             ),
         )
+
     raise ValueError(f"eigvalsh: no vjp rule for UPLO={UPLO!r} and A of shape {tuple(A.shape)}")
 
 
@@ -268,9 +274,7 @@ def eigvalsh_vjp(A, UPLO="L", check_ties=True, *, lower=None):
     def pullback(gL=None):
         cotangents = [
             None
-            if not f
-            else _zeros_like(y)
-            if g is None
+            if not f or g is None  # None: the rule leaves out its terms
             else _cotangent_in(_check_tangent("eigvalsh", "g" + label, g, y[..., 0])[..., None])
             if v
             else _cotangent_in(_check_tangent("eigvalsh", "g" + label, g, y))

@@ -176,17 +176,17 @@ def _jvp_rule(A, a, tau, dA, check_singular):
                 _differentiable(check_singular),
                 (check_singular,),
             )
+
         if m > n:
             # spec/geqrf.yaml:91, WLL2012 Sec. 3, HAL2011
             _c0 = _eye(m, n, A)
             V = _jnp.tril(a, -1) + _c0
             R = _jnp.triu(a[..., :n, :], 0)
-            _c1 = _diag(tau)
             T = _solve_triangular(
-                _mm(_mm(_c1, V.mT.conj()), V), _c1, upper=True, left=True, unit=True
+                _mm(tau * V.mT.conj(), V), _diag(tau), upper=True, left=True, unit=True
             )
-            _c2 = V[..., :n, :]
-            W = _mm(T, _c2.mT.conj())
+            _c1 = V[..., :n, :]
+            W = _mm(T, _c1.mT.conj())
             Q = _c0 + _neg_mm(V, W)
             C = _solve_triangular(R, dA, upper=True, left=False, unit=False)
             B = _mm(Q.mT.conj(), C)
@@ -194,7 +194,7 @@ def _jvp_rule(A, a, tau, dA, check_singular):
             dQ = C + _neg_mm(Q, U)
             X = _solve_triangular(
                 W,
-                _solve_triangular(_c2, -dQ[..., :n, :], upper=False, left=True, unit=True),
+                _solve_triangular(_c1, -dQ[..., :n, :], upper=False, left=True, unit=True),
                 upper=True,
                 left=False,
                 unit=False,
@@ -207,7 +207,7 @@ def _jvp_rule(A, a, tau, dA, check_singular):
                 left=False,
                 unit=False,
             )
-            da = _jnp.concatenate([_mm(_c2, _jnp.tril(X, -1)) + _mm(U, R), dV2], axis=-2)
+            da = _jnp.concatenate([_mm(_c1, _jnp.tril(X, -1)) + _mm(U, R), dV2], axis=-2)
             dtau = _jnp.diagonal(dW, 0, -2, -1)[..., :, None]
             return _checked_jvp(
                 "geqrf",
@@ -218,24 +218,24 @@ def _jvp_rule(A, a, tau, dA, check_singular):
                 _differentiable(check_singular),
                 (check_singular,),
             )
+
         if m == n:
             # spec/geqrf.yaml:109, RR2020, HAL2011
             _c0 = _eye(m, m, A)
             V = _jnp.tril(a, -1) + _c0
             R = _jnp.triu(a, 0)
             R1 = R
-            _c1 = _diag(tau)
-            _c2 = V.mT.conj()
-            T = _solve_triangular(_mm(_mm(_c1, _c2), V), _c1, upper=True, left=True, unit=True)
-            W = _mm(T, _c2)
+            _c1 = V.mT.conj()
+            T = _solve_triangular(_mm(tau * _c1, V), _diag(tau), upper=True, left=True, unit=True)
+            W = _mm(T, _c1)
             Q = _c0 + _neg_mm(V, W)
             C = _solve_triangular(R1, dA, upper=True, left=False, unit=False)
-            _c3 = Q.mT.conj()
-            B = _mm(_c3, C)
+            _c2 = Q.mT.conj()
+            B = _mm(_c2, C)
             U = _jnp.triu(B + B.mT.conj(), 1) + _diag_part(_jnp.real(B)).astype(A.dtype)
             dQ = C + _neg_mm(Q, U)
             dR = _jnp.concatenate(
-                [_mm(U, R1), _mm(dQ.mT.conj(), A[..., :, m:]) + _mm(_c3, dA[..., :, m:])], axis=-1
+                [_mm(U, R1), _mm(dQ.mT.conj(), A[..., :, m:]) + _mm(_c2, dA[..., :, m:])], axis=-1
             )
             F = _solve_triangular(V, -dQ, upper=False, left=True, unit=True)
             X = _solve_triangular(
@@ -262,24 +262,24 @@ def _jvp_rule(A, a, tau, dA, check_singular):
                 _differentiable(check_singular),
                 (check_singular,),
             )
+
         if m < n:
             # spec/geqrf.yaml:109, RR2020, HAL2011
             _c0 = _eye(m, m, A)
             V = _jnp.tril(a[..., :, :m], -1) + _c0
             R = _jnp.triu(a, 0)
             R1 = R[..., :, :m]
-            _c1 = _diag(tau)
-            _c2 = V.mT.conj()
-            T = _solve_triangular(_mm(_mm(_c1, _c2), V), _c1, upper=True, left=True, unit=True)
-            W = _mm(T, _c2)
+            _c1 = V.mT.conj()
+            T = _solve_triangular(_mm(tau * _c1, V), _diag(tau), upper=True, left=True, unit=True)
+            W = _mm(T, _c1)
             Q = _c0 + _neg_mm(V, W)
             C = _solve_triangular(R1, dA[..., :, :m], upper=True, left=False, unit=False)
-            _c3 = Q.mT.conj()
-            B = _mm(_c3, C)
+            _c2 = Q.mT.conj()
+            B = _mm(_c2, C)
             U = _jnp.triu(B + B.mT.conj(), 1) + _diag_part(_jnp.real(B)).astype(A.dtype)
             dQ = C + _neg_mm(Q, U)
             dR = _jnp.concatenate(
-                [_mm(U, R1), _mm(dQ.mT.conj(), A[..., :, m:]) + _mm(_c3, dA[..., :, m:])], axis=-1
+                [_mm(U, R1), _mm(dQ.mT.conj(), A[..., :, m:]) + _mm(_c2, dA[..., :, m:])], axis=-1
             )
             F = _solve_triangular(V, -dQ, upper=False, left=True, unit=True)
             X = _solve_triangular(
@@ -306,6 +306,7 @@ def _jvp_rule(A, a, tau, dA, check_singular):
                 _differentiable(check_singular),
                 (check_singular,),
             )
+
     raise ValueError(f"geqrf: no jvp rule for the options and A of shape {tuple(A.shape)}")
 
 
@@ -319,6 +320,9 @@ def _vjp_checks(A, a, tau, ga, gtau, check_singular):
 
     if True:
         if m == 0:
+            ga = _zeros_like(a) if ga is None else ga
+            gtau = _zeros_like(tau) if gtau is None else gtau
+
             return (
                 _check(
                     "pivots",
@@ -332,6 +336,22 @@ def _vjp_checks(A, a, tau, ga, gtau, check_singular):
                 else None,
             )
         if m > n:
+            if ga is None and gtau is not None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (_jnp.diagonal(a, 0, -2, -1)[..., :, None],),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            ga = _zeros_like(a) if ga is None else ga
+            gtau = _zeros_like(tau) if gtau is None else gtau
+
             return (
                 _check(
                     "pivots",
@@ -345,6 +365,35 @@ def _vjp_checks(A, a, tau, ga, gtau, check_singular):
                 else None,
             )
         if m == n:
+            if ga is None and gtau is not None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (_jnp.diagonal(a, 0, -2, -1)[..., :, None],),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            if ga is not None and gtau is None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (_jnp.diagonal(a, 0, -2, -1)[..., :, None],),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            ga = _zeros_like(a) if ga is None else ga
+            gtau = _zeros_like(tau) if gtau is None else gtau
+
             return (
                 _check(
                     "pivots",
@@ -358,6 +407,35 @@ def _vjp_checks(A, a, tau, ga, gtau, check_singular):
                 else None,
             )
         if m < n:
+            if ga is None and gtau is not None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (_jnp.diagonal(a, 0, -2, -1)[..., :, None],),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            if ga is not None and gtau is None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (_jnp.diagonal(a, 0, -2, -1)[..., :, None],),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            ga = _zeros_like(a) if ga is None else ga
+            gtau = _zeros_like(tau) if gtau is None else gtau
+
             return (
                 _check(
                     "pivots",
@@ -384,31 +462,70 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
     _raise_if_failed("geqrf", _checks, (ga, gtau), "cotangent")
     if True:
         if m == 0:
+            ga = _zeros_like(a) if ga is None else ga
+            gtau = _zeros_like(tau) if gtau is None else gtau
+
             # spec/geqrf.yaml:86, transposed (the spec gives no VJP)
             gA = _pad(_diag(gtau), 0, 0, 0, n) + ga
             return _checked_vjp("geqrf", (gA,), (*_checks[:1],))
+
         if m > n:
+            if ga is None and gtau is not None:
+                # the rule below without the terms of ga, which are None
+                _c0 = _eye(m, n, A)
+                V = _jnp.tril(a, -1) + _c0
+                R = _jnp.triu(a[..., :n, :], 0)
+                T = _solve_triangular(
+                    _mm(tau * V.mT.conj(), V), _diag(tau), upper=True, left=True, unit=True
+                )
+                _c1 = V[..., :n, :].mT.conj()
+                W = _mm(T, _c1)
+                Q = _c0 + _neg_mm(V, W)
+                _g_dW = _diag(gtau)
+                _c2 = W.mT.conj()
+                _g_X = _jnp.triu(_mm(_g_dW, _c2), 0)
+                _g_dQ = _pad(
+                    -_solve_triangular(
+                        _c1,
+                        _solve_triangular(_c2, _g_X, upper=False, left=False, unit=False),
+                        upper=True,
+                        left=True,
+                        unit=True,
+                    ),
+                    0,
+                    m - n,
+                    0,
+                    0,
+                )
+                _g_U = _neg_mm(Q.mT.conj(), _g_dQ)
+                _c3 = _jnp.triu(_g_U, 1)
+                _g_B = _c3.mT.conj() + _diag_part(_jnp.real(_g_U)).astype(A.dtype) + _c3
+                _g_C = _mm(Q, _g_B) + _g_dQ
+                gA = _solve_triangular(R.mT.conj(), _g_C, upper=False, left=False, unit=False)
+                return _checked_vjp("geqrf", (gA,), (*_checks[:1],))
+            ga = _zeros_like(a) if ga is None else ga
+            gtau = _zeros_like(tau) if gtau is None else gtau
+
             # spec/geqrf.yaml:91, WLL2012 Sec. 3, HAL2011, transposed (the spec gives no VJP)
             _c0 = _eye(m, n, A)
             V = _jnp.tril(a, -1) + _c0
             R = _jnp.triu(a[..., :n, :], 0)
-            _c1 = _diag(tau)
             T = _solve_triangular(
-                _mm(_mm(_c1, V.mT.conj()), V), _c1, upper=True, left=True, unit=True
+                _mm(tau * V.mT.conj(), V), _diag(tau), upper=True, left=True, unit=True
             )
-            _c2 = V[..., :n, :].mT.conj()
-            W = _mm(T, _c2)
+            _c1 = V[..., :n, :].mT.conj()
+            W = _mm(T, _c1)
             Q = _c0 + _neg_mm(V, W)
             _g_dV2 = ga[..., n:, :]
-            _c3 = W.mT.conj()
-            _c4 = _solve_triangular(_c3, _g_dV2, upper=False, left=False, unit=False)
-            _g_dW = _neg_mm(V[..., n:, :].mT.conj(), _c4) + _diag(gtau)
-            _c5 = ga[..., :n, :]
-            _g_X = _jnp.tril(_mm(_c2, _c5), -1) + _jnp.triu(_mm(_g_dW, _c3), 0)
+            _c2 = W.mT.conj()
+            _c3 = _solve_triangular(_c2, _g_dV2, upper=False, left=False, unit=False)
+            _g_dW = _neg_mm(V[..., n:, :].mT.conj(), _c3) + _diag(gtau)
+            _c4 = ga[..., :n, :]
+            _g_X = _jnp.tril(_mm(_c1, _c4), -1) + _jnp.triu(_mm(_g_dW, _c2), 0)
             _g_dQ = _pad(
                 -_solve_triangular(
-                    _c2,
-                    _solve_triangular(_c3, _g_X, upper=False, left=False, unit=False),
+                    _c1,
+                    _solve_triangular(_c2, _g_X, upper=False, left=False, unit=False),
                     upper=True,
                     left=True,
                     unit=True,
@@ -417,33 +534,113 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
                 m - n,
                 0,
                 0,
-            ) + _pad(-_c4, n, 0, 0, 0)
-            _c6 = R.mT.conj()
-            _g_U = _mm(_c5, _c6) + _neg_mm(Q.mT.conj(), _g_dQ)
-            _c7 = _jnp.triu(_g_U, 1)
-            _g_B = _c7.mT.conj() + _diag_part(_jnp.real(_g_U)).astype(A.dtype) + _c7
+            ) + _pad(-_c3, n, 0, 0, 0)
+            _c5 = R.mT.conj()
+            _g_U = _mm(_c4, _c5) + _neg_mm(Q.mT.conj(), _g_dQ)
+            _c6 = _jnp.triu(_g_U, 1)
+            _g_B = _c6.mT.conj() + _diag_part(_jnp.real(_g_U)).astype(A.dtype) + _c6
             _g_C = _mm(Q, _g_B) + _g_dQ
-            gA = _solve_triangular(_c6, _g_C, upper=False, left=False, unit=False)
+            gA = _solve_triangular(_c5, _g_C, upper=False, left=False, unit=False)
             return _checked_vjp("geqrf", (gA,), (*_checks[:1],))
+
         if m == n:
+            if ga is None and gtau is not None:
+                # the rule below without the terms of ga, which are None
+                _c0 = _eye(m, m, A)
+                V = _jnp.tril(a, -1) + _c0
+                R = _jnp.triu(a, 0)
+                R1 = R
+                _c1 = V.mT.conj()
+                T = _solve_triangular(
+                    _mm(tau * _c1, V), _diag(tau), upper=True, left=True, unit=True
+                )
+                W = _mm(T, _c1)
+                Q = _c0 + _neg_mm(V, W)
+                _c2 = gtau[..., m - 1 :, :]
+                _g_X = _pad(
+                    _neg_mm(_c2, W[..., : m - 1, m - 1 :].mT.conj()), m - 1, 0, 0, 0
+                ) + _pad(_diag((tau[..., : m - 1, :].conj() * gtau[..., : m - 1, :])), 0, 1, 0, 0)
+                _g_F = _pad(_c2, m - 1, 0, m - 1, 0) + _pad(
+                    _solve_triangular(
+                        W[..., : m - 1, : m - 1].mT.conj(),
+                        _g_X,
+                        upper=False,
+                        left=False,
+                        unit=False,
+                    ),
+                    0,
+                    0,
+                    0,
+                    1,
+                )
+                _g_dQ = -_solve_triangular(_c1, _g_F, upper=True, left=True, unit=True)
+                _g_U = _neg_mm(Q.mT.conj(), _g_dQ)
+                _c3 = _jnp.triu(_g_U, 1)
+                _g_B = _c3.mT.conj() + _diag_part(_jnp.real(_g_U)).astype(A.dtype) + _c3
+                _g_C = _mm(Q, _g_B) + _g_dQ
+                gA = _solve_triangular(R1.mT.conj(), _g_C, upper=False, left=False, unit=False)
+                return _checked_vjp("geqrf", (gA,), (*_checks[:1],))
+            if ga is not None and gtau is None:
+                # the rule below without the terms of gtau, which are None
+                _c0 = _eye(m, m, A)
+                V = _jnp.tril(a, -1) + _c0
+                R = _jnp.triu(a, 0)
+                R1 = R
+                _c1 = V.mT.conj()
+                T = _solve_triangular(
+                    _mm(tau * _c1, V), _diag(tau), upper=True, left=True, unit=True
+                )
+                W = _mm(T, _c1)
+                Q = _c0 + _neg_mm(V, W)
+                _c2 = ga[..., :, : m - 1]
+                _g_X = _jnp.tril(_mm(_c1, _c2), -1)
+                _g_F = _pad(
+                    _solve_triangular(
+                        W[..., : m - 1, : m - 1].mT.conj(),
+                        _g_X,
+                        upper=False,
+                        left=False,
+                        unit=False,
+                    ),
+                    0,
+                    0,
+                    0,
+                    1,
+                )
+                _g_dR = _pad(_c2, 0, 0, 0, 1) + _pad(ga[..., :, m - 1 :], 0, 0, m - 1, 0)
+                _c3 = _g_dR[..., :, m:]
+                _g_dQ = -(_solve_triangular(_c1, _g_F, upper=True, left=True, unit=True)) + _mm(
+                    A[..., :, m:], _c3.mT.conj()
+                )
+                _c4 = R1.mT.conj()
+                _g_U = _mm(_g_dR, _c4) + _neg_mm(Q.mT.conj(), _g_dQ)
+                _c5 = _jnp.triu(_g_U, 1)
+                _g_B = _c5.mT.conj() + _diag_part(_jnp.real(_g_U)).astype(A.dtype) + _c5
+                _g_C = _mm(Q, _g_B) + _g_dQ
+                gA = _pad(_mm(Q, _c3), 0, 0, m, 0) + _solve_triangular(
+                    _c4, _g_C, upper=False, left=False, unit=False
+                )
+                return _checked_vjp("geqrf", (gA,), (*_checks[:1],))
+            ga = _zeros_like(a) if ga is None else ga
+            gtau = _zeros_like(tau) if gtau is None else gtau
+
             # spec/geqrf.yaml:109, RR2020, HAL2011, transposed (the spec gives no VJP)
             _c0 = _eye(m, m, A)
             V = _jnp.tril(a, -1) + _c0
             R = _jnp.triu(a, 0)
             R1 = R
-            _c1 = _diag(tau)
-            _c2 = V.mT.conj()
-            T = _solve_triangular(_mm(_mm(_c1, _c2), V), _c1, upper=True, left=True, unit=True)
-            W = _mm(T, _c2)
+            _c1 = V.mT.conj()
+            T = _solve_triangular(_mm(tau * _c1, V), _diag(tau), upper=True, left=True, unit=True)
+            W = _mm(T, _c1)
             Q = _c0 + _neg_mm(V, W)
-            _c3 = gtau[..., m - 1 :, :]
-            _c4 = ga[..., :, : m - 1]
+            _c2 = gtau[..., m - 1 :, :]
+            _c3 = ga[..., :, : m - 1]
             _g_X = (
-                _pad(_neg_mm(_c3, W[..., : m - 1, m - 1 :].mT.conj()), m - 1, 0, 0, 0)
+                _pad(_neg_mm(_c2, W[..., : m - 1, m - 1 :].mT.conj()), m - 1, 0, 0, 0)
                 + _pad(_diag((tau[..., : m - 1, :].conj() * gtau[..., : m - 1, :])), 0, 1, 0, 0)
-                + _jnp.tril(_mm(_c2, _c4), -1)
+                + _jnp.tril(_mm(_c1, _c3), -1)
             )
-            _g_F = _pad(_c3, m - 1, 0, m - 1, 0) + _pad(
+            _g_F = _pad(_c2, m - 1, 0, m - 1, 0) + _pad(
                 _solve_triangular(
                     W[..., : m - 1, : m - 1].mT.conj(), _g_X, upper=False, left=False, unit=False
                 ),
@@ -452,39 +649,129 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
                 0,
                 1,
             )
-            _g_dR = _pad(_c4, 0, 0, 0, 1) + _pad(ga[..., :, m - 1 :], 0, 0, m - 1, 0)
-            _c5 = _g_dR[..., :, m:]
-            _g_dQ = -(_solve_triangular(_c2, _g_F, upper=True, left=True, unit=True)) + _mm(
-                A[..., :, m:], _c5.mT.conj()
+            _g_dR = _pad(_c3, 0, 0, 0, 1) + _pad(ga[..., :, m - 1 :], 0, 0, m - 1, 0)
+            _c4 = _g_dR[..., :, m:]
+            _g_dQ = -(_solve_triangular(_c1, _g_F, upper=True, left=True, unit=True)) + _mm(
+                A[..., :, m:], _c4.mT.conj()
             )
-            _c6 = R1.mT.conj()
-            _g_U = _mm(_g_dR, _c6) + _neg_mm(Q.mT.conj(), _g_dQ)
-            _c7 = _jnp.triu(_g_U, 1)
-            _g_B = _c7.mT.conj() + _diag_part(_jnp.real(_g_U)).astype(A.dtype) + _c7
+            _c5 = R1.mT.conj()
+            _g_U = _mm(_g_dR, _c5) + _neg_mm(Q.mT.conj(), _g_dQ)
+            _c6 = _jnp.triu(_g_U, 1)
+            _g_B = _c6.mT.conj() + _diag_part(_jnp.real(_g_U)).astype(A.dtype) + _c6
             _g_C = _mm(Q, _g_B) + _g_dQ
-            gA = _pad(_mm(Q, _c5), 0, 0, m, 0) + _solve_triangular(
-                _c6, _g_C, upper=False, left=False, unit=False
+            gA = _pad(_mm(Q, _c4), 0, 0, m, 0) + _solve_triangular(
+                _c5, _g_C, upper=False, left=False, unit=False
             )
             return _checked_vjp("geqrf", (gA,), (*_checks[:1],))
+
         if m < n:
+            if ga is None and gtau is not None:
+                # the rule below without the terms of ga, which are None
+                _c0 = _eye(m, m, A)
+                V = _jnp.tril(a[..., :, :m], -1) + _c0
+                R = _jnp.triu(a, 0)
+                R1 = R[..., :, :m]
+                _c1 = V.mT.conj()
+                T = _solve_triangular(
+                    _mm(tau * _c1, V), _diag(tau), upper=True, left=True, unit=True
+                )
+                W = _mm(T, _c1)
+                Q = _c0 + _neg_mm(V, W)
+                _c2 = gtau[..., m - 1 :, :]
+                _g_X = _pad(
+                    _neg_mm(_c2, W[..., : m - 1, m - 1 :].mT.conj()), m - 1, 0, 0, 0
+                ) + _pad(_diag((tau[..., : m - 1, :].conj() * gtau[..., : m - 1, :])), 0, 1, 0, 0)
+                _g_F = _pad(_c2, m - 1, 0, m - 1, 0) + _pad(
+                    _solve_triangular(
+                        W[..., : m - 1, : m - 1].mT.conj(),
+                        _g_X,
+                        upper=False,
+                        left=False,
+                        unit=False,
+                    ),
+                    0,
+                    0,
+                    0,
+                    1,
+                )
+                _g_dQ = -_solve_triangular(_c1, _g_F, upper=True, left=True, unit=True)
+                _g_U = _neg_mm(Q.mT.conj(), _g_dQ)
+                _c3 = _jnp.triu(_g_U, 1)
+                _g_B = _c3.mT.conj() + _diag_part(_jnp.real(_g_U)).astype(A.dtype) + _c3
+                _g_C = _mm(Q, _g_B) + _g_dQ
+                gA = _pad(
+                    _solve_triangular(R1.mT.conj(), _g_C, upper=False, left=False, unit=False),
+                    0,
+                    0,
+                    0,
+                    -m + n,
+                )
+                return _checked_vjp("geqrf", (gA,), (*_checks[:1],))
+            if ga is not None and gtau is None:
+                # the rule below without the terms of gtau, which are None
+                _c0 = _eye(m, m, A)
+                V = _jnp.tril(a[..., :, :m], -1) + _c0
+                R = _jnp.triu(a, 0)
+                R1 = R[..., :, :m]
+                _c1 = V.mT.conj()
+                T = _solve_triangular(
+                    _mm(tau * _c1, V), _diag(tau), upper=True, left=True, unit=True
+                )
+                W = _mm(T, _c1)
+                Q = _c0 + _neg_mm(V, W)
+                _c2 = ga[..., :, : m - 1]
+                _g_X = _jnp.tril(_mm(_c1, _c2), -1)
+                _g_F = _pad(
+                    _solve_triangular(
+                        W[..., : m - 1, : m - 1].mT.conj(),
+                        _g_X,
+                        upper=False,
+                        left=False,
+                        unit=False,
+                    ),
+                    0,
+                    0,
+                    0,
+                    1,
+                )
+                _g_dR = _pad(_c2, 0, 0, 0, -m + n + 1) + _pad(ga[..., :, m - 1 :], 0, 0, m - 1, 0)
+                _c3 = _g_dR[..., :, m:]
+                _g_dQ = -(_solve_triangular(_c1, _g_F, upper=True, left=True, unit=True)) + _mm(
+                    A[..., :, m:], _c3.mT.conj()
+                )
+                _c4 = R1.mT.conj()
+                _g_U = _mm(_g_dR[..., :, :m], _c4) + _neg_mm(Q.mT.conj(), _g_dQ)
+                _c5 = _jnp.triu(_g_U, 1)
+                _g_B = _c5.mT.conj() + _diag_part(_jnp.real(_g_U)).astype(A.dtype) + _c5
+                _g_C = _mm(Q, _g_B) + _g_dQ
+                gA = _pad(_mm(Q, _c3), 0, 0, m, 0) + _pad(
+                    _solve_triangular(_c4, _g_C, upper=False, left=False, unit=False),
+                    0,
+                    0,
+                    0,
+                    -m + n,
+                )
+                return _checked_vjp("geqrf", (gA,), (*_checks[:1],))
+            ga = _zeros_like(a) if ga is None else ga
+            gtau = _zeros_like(tau) if gtau is None else gtau
+
             # spec/geqrf.yaml:109, RR2020, HAL2011, transposed (the spec gives no VJP)
             _c0 = _eye(m, m, A)
             V = _jnp.tril(a[..., :, :m], -1) + _c0
             R = _jnp.triu(a, 0)
             R1 = R[..., :, :m]
-            _c1 = _diag(tau)
-            _c2 = V.mT.conj()
-            T = _solve_triangular(_mm(_mm(_c1, _c2), V), _c1, upper=True, left=True, unit=True)
-            W = _mm(T, _c2)
+            _c1 = V.mT.conj()
+            T = _solve_triangular(_mm(tau * _c1, V), _diag(tau), upper=True, left=True, unit=True)
+            W = _mm(T, _c1)
             Q = _c0 + _neg_mm(V, W)
-            _c3 = gtau[..., m - 1 :, :]
-            _c4 = ga[..., :, : m - 1]
+            _c2 = gtau[..., m - 1 :, :]
+            _c3 = ga[..., :, : m - 1]
             _g_X = (
-                _pad(_neg_mm(_c3, W[..., : m - 1, m - 1 :].mT.conj()), m - 1, 0, 0, 0)
+                _pad(_neg_mm(_c2, W[..., : m - 1, m - 1 :].mT.conj()), m - 1, 0, 0, 0)
                 + _pad(_diag((tau[..., : m - 1, :].conj() * gtau[..., : m - 1, :])), 0, 1, 0, 0)
-                + _jnp.tril(_mm(_c2, _c4), -1)
+                + _jnp.tril(_mm(_c1, _c3), -1)
             )
-            _g_F = _pad(_c3, m - 1, 0, m - 1, 0) + _pad(
+            _g_F = _pad(_c2, m - 1, 0, m - 1, 0) + _pad(
                 _solve_triangular(
                     W[..., : m - 1, : m - 1].mT.conj(), _g_X, upper=False, left=False, unit=False
                 ),
@@ -493,20 +780,21 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
                 0,
                 1,
             )
-            _g_dR = _pad(_c4, 0, 0, 0, -m + n + 1) + _pad(ga[..., :, m - 1 :], 0, 0, m - 1, 0)
-            _c5 = _g_dR[..., :, m:]
-            _g_dQ = -(_solve_triangular(_c2, _g_F, upper=True, left=True, unit=True)) + _mm(
-                A[..., :, m:], _c5.mT.conj()
+            _g_dR = _pad(_c3, 0, 0, 0, -m + n + 1) + _pad(ga[..., :, m - 1 :], 0, 0, m - 1, 0)
+            _c4 = _g_dR[..., :, m:]
+            _g_dQ = -(_solve_triangular(_c1, _g_F, upper=True, left=True, unit=True)) + _mm(
+                A[..., :, m:], _c4.mT.conj()
             )
-            _c6 = R1.mT.conj()
-            _g_U = _mm(_g_dR[..., :, :m], _c6) + _neg_mm(Q.mT.conj(), _g_dQ)
-            _c7 = _jnp.triu(_g_U, 1)
-            _g_B = _c7.mT.conj() + _diag_part(_jnp.real(_g_U)).astype(A.dtype) + _c7
+            _c5 = R1.mT.conj()
+            _g_U = _mm(_g_dR[..., :, :m], _c5) + _neg_mm(Q.mT.conj(), _g_dQ)
+            _c6 = _jnp.triu(_g_U, 1)
+            _g_B = _c6.mT.conj() + _diag_part(_jnp.real(_g_U)).astype(A.dtype) + _c6
             _g_C = _mm(Q, _g_B) + _g_dQ
-            gA = _pad(_mm(Q, _c5), 0, 0, m, 0) + _pad(
-                _solve_triangular(_c6, _g_C, upper=False, left=False, unit=False), 0, 0, 0, -m + n
+            gA = _pad(_mm(Q, _c4), 0, 0, m, 0) + _pad(
+                _solve_triangular(_c5, _g_C, upper=False, left=False, unit=False), 0, 0, 0, -m + n
             )
             return _checked_vjp("geqrf", (gA,), (*_checks[:1],))
+
     raise ValueError(f"geqrf: no vjp rule for the options and A of shape {tuple(A.shape)}")
 
 
@@ -595,9 +883,7 @@ def geqrf_vjp(A, check_singular=True):
     def pullback(ga=None, gtau=None):
         cotangents = [
             None
-            if not f
-            else _zeros_like(y)
-            if g is None
+            if not f or g is None  # None: the rule leaves out its terms
             else _cotangent_in(_check_tangent("geqrf", "g" + label, g, y[..., 0])[..., None])
             if v
             else _cotangent_in(_check_tangent("geqrf", "g" + label, g, y))

@@ -92,23 +92,22 @@ def _jvp_rule(A, tau, Q, dA, dtau):
             dV = _jnp.tril(dA[..., :, :k], -1)
             _c0 = V.mT.conj()
             G = _mm(_c0, V)
-            _c1 = _diag(tau)
-            _c2 = _mm(_c1, G)
-            T = _solve_triangular(_c2, _c1, upper=True, left=True, unit=True)
+            _c1 = tau * G
+            T = _solve_triangular(_c1, _diag(tau), upper=True, left=True, unit=True)
             dT = _solve_triangular(
-                _c2,
-                _solve_triangular(_mm(G, _c1), _diag(dtau), upper=True, left=False, unit=True),
+                _c1,
+                _solve_triangular(
+                    G * _jnp.swapaxes(tau, -1, -2), _diag(dtau), upper=True, left=False, unit=True
+                ),
                 upper=True,
                 left=True,
                 unit=True,
             ) + _neg_mm(_mm(T, _jnp.triu(_mm(dV.mT.conj(), V) + _mm(_c0, dV), 1)), T)
-            _c3 = V[..., :n, :].mT.conj()
-            dQ = (
-                _neg_mm(V, _mm(T, dV[..., :n, :].mT.conj()))
-                + _neg_mm(V, _mm(dT, _c3))
-                + _neg_mm(dV, _mm(T, _c3))
+            dQ = _mm(_neg_mm(V, dT) + _neg_mm(dV, T), V[..., :n, :].mT.conj()) + _neg_mm(
+                V, _mm(T, dV[..., :n, :].mT.conj())
             )
             return (dQ,)
+
     raise ValueError(
         f"householder_product: no jvp rule for the options and A of shape {tuple(A.shape)}"
     )
@@ -122,29 +121,31 @@ def _vjp_rule(A, tau, Q, gQ):
 
     if True:
         if n <= m:
+            gQ = _zeros_like(Q) if gQ is None else gQ
+
             # spec/householder_product.yaml:49, transposed (the spec gives no VJP)
             V = _jnp.tril(A[..., :, :k], -1) + _eye(m, k, A)
             _c0 = V.mT.conj()
             G = _mm(_c0, V)
-            _c1 = _diag(tau)
-            T = _solve_triangular(_mm(_c1, G), _c1, upper=True, left=True, unit=True)
-            _c2 = V[..., :n, :]
-            _g_dT = _neg_mm(_mm(_c0, gQ), _c2)
-            _c3 = T.mT.conj()
-            _c4 = _jnp.triu(_neg_mm(_mm(_c3, _g_dT), _c3), 1)
+            T = _solve_triangular(tau * G, _diag(tau), upper=True, left=True, unit=True)
+            _c1 = V[..., :n, :]
+            _g_dT = _neg_mm(_mm(_c0, gQ), _c1)
+            _c2 = T.mT.conj()
+            _c3 = _jnp.triu(_neg_mm(_mm(_c2, _g_dT), _c2), 1)
             _g_dV = (
-                _mm(V, _c4.mT.conj())
-                + _mm(V, _c4)
-                + _neg_mm(gQ, _mm(_c2, _c3))
+                _mm(V, _c3.mT.conj() + _c3)
+                + _neg_mm(gQ, _mm(_c1, _c2))
                 + _pad(_neg_mm(_mm(gQ.mT.conj(), V), T), 0, m - n, 0, 0)
             )
             gA = _pad(_jnp.tril(_g_dV, -1), 0, 0, 0, -k + n)
-            _c5 = _c1.mT.conj()
-            _c6 = G.mT.conj()
+            _c4 = G.mT.conj()
+            _c5 = tau.conj()
             gtau = _jnp.diagonal(
                 _solve_triangular(
-                    _mm(_c5, _c6),
-                    _solve_triangular(_mm(_c6, _c5), _g_dT, upper=False, left=True, unit=True),
+                    _c5 * _c4,
+                    _solve_triangular(
+                        _c4 * _jnp.swapaxes(_c5, -1, -2), _g_dT, upper=False, left=True, unit=True
+                    ),
                     upper=False,
                     left=False,
                     unit=True,
@@ -154,6 +155,7 @@ def _vjp_rule(A, tau, Q, gQ):
                 -1,
             )[..., :, None]
             return (gA, gtau)
+
     raise ValueError(
         f"householder_product: no vjp rule for the options and A of shape {tuple(A.shape)}"
     )
@@ -274,9 +276,7 @@ def householder_product_vjp(primals):
     def pullback(gQ=None):
         cotangents = [
             None
-            if not f
-            else _zeros_like(y)
-            if g is None
+            if not f or g is None  # None: the rule leaves out its terms
             else _cotangent_in(_check_tangent("householder_product", "g" + label, g, y))
             for f, y, g, label in zip(flags, outputs, (gQ,), ["Q"])
         ]

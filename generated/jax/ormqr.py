@@ -179,23 +179,25 @@ def _jvp_rule(a, tau, C, Y, da, dtau, dC, left, transpose):
             dV = _jnp.tril(da[..., :, :k], -1)
             _c0 = V.mT.conj()
             G = _mm(_c0, V)
-            _c1 = _diag(tau)
-            _c2 = _mm(_c1, G)
-            T = _solve_triangular(_c2, _c1, upper=True, left=True, unit=True)
-            _c3 = dV.mT.conj()
+            _c1 = tau * G
+            T = _solve_triangular(_c1, _diag(tau), upper=True, left=True, unit=True)
+            _c2 = dV.mT.conj()
             dT = _solve_triangular(
-                _c2,
-                _solve_triangular(_mm(G, _c1), _diag(dtau), upper=True, left=False, unit=True),
+                _c1,
+                _solve_triangular(
+                    G * _jnp.swapaxes(tau, -1, -2), _diag(dtau), upper=True, left=False, unit=True
+                ),
                 upper=True,
                 left=True,
                 unit=True,
-            ) + _neg_mm(_mm(T, _jnp.triu(_mm(_c3, V) + _mm(_c0, dV), 1)), T)
+            ) + _neg_mm(_mm(T, _jnp.triu(_mm(_c2, V) + _mm(_c0, dV), 1)), T)
             W = _mm(_c0, C)
             dY = (
                 ((dC + _neg_mm(V, _mm(T, _mm(_c0, dC)))) + _neg_mm(dV, _mm(T, W)))
                 + _neg_mm(V, _mm(dT, W))
-            ) + _neg_mm(V, _mm(T, _mm(_c3, C)))
+            ) + _neg_mm(V, _mm(T, _mm(_c2, C)))
             return (dY,)
+
     if left is True and transpose is True:
         if r == m:
             # spec/ormqr.yaml:78
@@ -203,24 +205,26 @@ def _jvp_rule(a, tau, C, Y, da, dtau, dC, left, transpose):
             dV = _jnp.tril(da[..., :, :k], -1)
             _c0 = V.mT.conj()
             G = _mm(_c0, V)
-            _c1 = _diag(tau)
-            _c2 = _mm(_c1, G)
-            T = _solve_triangular(_c2, _c1, upper=True, left=True, unit=True)
-            _c3 = dV.mT.conj()
+            _c1 = tau * G
+            T = _solve_triangular(_c1, _diag(tau), upper=True, left=True, unit=True)
+            _c2 = dV.mT.conj()
             dT = _solve_triangular(
-                _c2,
-                _solve_triangular(_mm(G, _c1), _diag(dtau), upper=True, left=False, unit=True),
+                _c1,
+                _solve_triangular(
+                    G * _jnp.swapaxes(tau, -1, -2), _diag(dtau), upper=True, left=False, unit=True
+                ),
                 upper=True,
                 left=True,
                 unit=True,
-            ) + _neg_mm(_mm(T, _jnp.triu(_mm(_c3, V) + _mm(_c0, dV), 1)), T)
+            ) + _neg_mm(_mm(T, _jnp.triu(_mm(_c2, V) + _mm(_c0, dV), 1)), T)
             W = _mm(_c0, C)
-            _c4 = T.mT.conj()
+            _c3 = T.mT.conj()
             dY = (
-                ((dC + _neg_mm(V, _mm(_c4, _mm(_c0, dC)))) + _neg_mm(dV, _mm(_c4, W)))
+                ((dC + _neg_mm(V, _mm(_c3, _mm(_c0, dC)))) + _neg_mm(dV, _mm(_c3, W)))
                 + _neg_mm(V, _mm(dT.mT.conj(), W))
-            ) + _neg_mm(V, _mm(_c4, _mm(_c3, C)))
+            ) + _neg_mm(V, _mm(_c3, _mm(_c2, C)))
             return (dY,)
+
     if left is False and transpose is False:
         if r == n:
             # spec/ormqr.yaml:99
@@ -228,23 +232,25 @@ def _jvp_rule(a, tau, C, Y, da, dtau, dC, left, transpose):
             dV = _jnp.tril(da[..., :, :k], -1)
             _c0 = V.mT.conj()
             G = _mm(_c0, V)
-            _c1 = _diag(tau)
-            _c2 = _mm(_c1, G)
-            T = _solve_triangular(_c2, _c1, upper=True, left=True, unit=True)
-            _c3 = dV.mT.conj()
+            _c1 = tau * G
+            T = _solve_triangular(_c1, _diag(tau), upper=True, left=True, unit=True)
+            _c2 = dV.mT.conj()
             dT = _solve_triangular(
-                _c2,
-                _solve_triangular(_mm(G, _c1), _diag(dtau), upper=True, left=False, unit=True),
+                _c1,
+                _solve_triangular(
+                    G * _jnp.swapaxes(tau, -1, -2), _diag(dtau), upper=True, left=False, unit=True
+                ),
                 upper=True,
                 left=True,
                 unit=True,
-            ) + _neg_mm(_mm(T, _jnp.triu(_mm(_c3, V) + _mm(_c0, dV), 1)), T)
+            ) + _neg_mm(_mm(T, _jnp.triu(_mm(_c2, V) + _mm(_c0, dV), 1)), T)
             Z = _mm(C, V)
             dY = (
                 ((dC + _neg_mm(_mm(_mm(dC, V), T), _c0)) + _neg_mm(_mm(_mm(C, dV), T), _c0))
                 + _neg_mm(_mm(Z, dT), _c0)
-            ) + _neg_mm(_mm(Z, T), _c3)
+            ) + _neg_mm(_mm(Z, T), _c2)
             return (dY,)
+
     if left is False and transpose is True:
         if r == n:
             # spec/ormqr.yaml:120
@@ -252,24 +258,26 @@ def _jvp_rule(a, tau, C, Y, da, dtau, dC, left, transpose):
             dV = _jnp.tril(da[..., :, :k], -1)
             _c0 = V.mT.conj()
             G = _mm(_c0, V)
-            _c1 = _diag(tau)
-            _c2 = _mm(_c1, G)
-            T = _solve_triangular(_c2, _c1, upper=True, left=True, unit=True)
-            _c3 = dV.mT.conj()
+            _c1 = tau * G
+            T = _solve_triangular(_c1, _diag(tau), upper=True, left=True, unit=True)
+            _c2 = dV.mT.conj()
             dT = _solve_triangular(
-                _c2,
-                _solve_triangular(_mm(G, _c1), _diag(dtau), upper=True, left=False, unit=True),
+                _c1,
+                _solve_triangular(
+                    G * _jnp.swapaxes(tau, -1, -2), _diag(dtau), upper=True, left=False, unit=True
+                ),
                 upper=True,
                 left=True,
                 unit=True,
-            ) + _neg_mm(_mm(T, _jnp.triu(_mm(_c3, V) + _mm(_c0, dV), 1)), T)
+            ) + _neg_mm(_mm(T, _jnp.triu(_mm(_c2, V) + _mm(_c0, dV), 1)), T)
             Z = _mm(C, V)
-            _c4 = T.mT.conj()
+            _c3 = T.mT.conj()
             dY = (
-                ((dC + _neg_mm(_mm(_mm(dC, V), _c4), _c0)) + _neg_mm(_mm(_mm(C, dV), _c4), _c0))
+                ((dC + _neg_mm(_mm(_mm(dC, V), _c3), _c0)) + _neg_mm(_mm(_mm(C, dV), _c3), _c0))
                 + _neg_mm(_mm(Z, dT.mT.conj()), _c0)
-            ) + _neg_mm(_mm(Z, _c4), _c3)
+            ) + _neg_mm(_mm(Z, _c3), _c2)
             return (dY,)
+
     raise ValueError(
         f"ormqr: no jvp rule for left={left!r}, transpose={transpose!r} "
         f"and a of shape {tuple(a.shape)}"
@@ -286,30 +294,32 @@ def _vjp_rule(a, tau, C, Y, gY, left, transpose):
 
     if left is True and transpose is False:
         if r == m:
+            gY = _zeros_like(Y) if gY is None else gY
+
             # spec/ormqr.yaml:57, transposed (the spec gives no VJP)
             V = _jnp.tril(a[..., :, :k], -1) + _eye(r, k, a)
             _c0 = V.mT.conj()
             G = _mm(_c0, V)
-            _c1 = _diag(tau)
-            T = _solve_triangular(_mm(_c1, G), _c1, upper=True, left=True, unit=True)
+            T = _solve_triangular(tau * G, _diag(tau), upper=True, left=True, unit=True)
             W = _mm(_c0, C)
-            _c2 = W.mT.conj()
-            _g_dT = _neg_mm(_mm(_c0, gY), _c2)
-            _c3 = T.mT.conj()
-            _c4 = _jnp.triu(_neg_mm(_mm(_c3, _g_dT), _c3), 1)
+            _c1 = W.mT.conj()
+            _g_dT = _neg_mm(_mm(_c0, gY), _c1)
+            _c2 = T.mT.conj()
+            _c3 = _jnp.triu(_neg_mm(_mm(_c2, _g_dT), _c2), 1)
             _g_dV = (
-                _mm(V, _c4.mT.conj())
-                + _mm(V, _c4)
-                + _neg_mm(gY, _mm(_c2, _c3))
+                _mm(V, _c3.mT.conj() + _c3)
+                + _neg_mm(gY, _mm(_c1, _c2))
                 + _neg_mm(C, _mm(_mm(gY.mT.conj(), V), T))
             )
             ga = _pad(_jnp.tril(_g_dV, -1), 0, 0, 0, -k + p)
-            _c5 = _c1.mT.conj()
-            _c6 = G.mT.conj()
+            _c4 = G.mT.conj()
+            _c5 = tau.conj()
             gtau = _jnp.diagonal(
                 _solve_triangular(
-                    _mm(_c5, _c6),
-                    _solve_triangular(_mm(_c6, _c5), _g_dT, upper=False, left=True, unit=True),
+                    _c5 * _c4,
+                    _solve_triangular(
+                        _c4 * _jnp.swapaxes(_c5, -1, -2), _g_dT, upper=False, left=True, unit=True
+                    ),
                     upper=False,
                     left=False,
                     unit=True,
@@ -318,34 +328,37 @@ def _vjp_rule(a, tau, C, Y, gY, left, transpose):
                 -2,
                 -1,
             )[..., :, None]
-            gC = _neg_mm(V, _mm(_c3, _mm(_c0, gY))) + gY
+            gC = _neg_mm(V, _mm(_c2, _mm(_c0, gY))) + gY
             return (ga, gtau, gC)
+
     if left is True and transpose is True:
         if r == m:
+            gY = _zeros_like(Y) if gY is None else gY
+
             # spec/ormqr.yaml:78, transposed (the spec gives no VJP)
             V = _jnp.tril(a[..., :, :k], -1) + _eye(r, k, a)
             _c0 = V.mT.conj()
             G = _mm(_c0, V)
-            _c1 = _diag(tau)
-            T = _solve_triangular(_mm(_c1, G), _c1, upper=True, left=True, unit=True)
+            T = _solve_triangular(tau * G, _diag(tau), upper=True, left=True, unit=True)
             W = _mm(_c0, C)
-            _c2 = gY.mT.conj()
-            _g_dT = _neg_mm(W, _mm(_c2, V))
-            _c3 = T.mT.conj()
-            _c4 = _jnp.triu(_neg_mm(_mm(_c3, _g_dT), _c3), 1)
+            _c1 = gY.mT.conj()
+            _g_dT = _neg_mm(W, _mm(_c1, V))
+            _c2 = T.mT.conj()
+            _c3 = _jnp.triu(_neg_mm(_mm(_c2, _g_dT), _c2), 1)
             _g_dV = (
-                _mm(V, _c4.mT.conj())
-                + _mm(V, _c4)
+                _mm(V, _c3.mT.conj() + _c3)
                 + _neg_mm(gY, _mm(W.mT.conj(), T))
-                + _neg_mm(C, _mm(_mm(_c2, V), _c3))
+                + _neg_mm(C, _mm(_mm(_c1, V), _c2))
             )
             ga = _pad(_jnp.tril(_g_dV, -1), 0, 0, 0, -k + p)
-            _c5 = _c1.mT.conj()
-            _c6 = G.mT.conj()
+            _c4 = G.mT.conj()
+            _c5 = tau.conj()
             gtau = _jnp.diagonal(
                 _solve_triangular(
-                    _mm(_c5, _c6),
-                    _solve_triangular(_mm(_c6, _c5), _g_dT, upper=False, left=True, unit=True),
+                    _c5 * _c4,
+                    _solve_triangular(
+                        _c4 * _jnp.swapaxes(_c5, -1, -2), _g_dT, upper=False, left=True, unit=True
+                    ),
                     upper=False,
                     left=False,
                     unit=True,
@@ -356,31 +369,34 @@ def _vjp_rule(a, tau, C, Y, gY, left, transpose):
             )[..., :, None]
             gC = _neg_mm(V, _mm(T, _mm(_c0, gY))) + gY
             return (ga, gtau, gC)
+
     if left is False and transpose is False:
         if r == n:
+            gY = _zeros_like(Y) if gY is None else gY
+
             # spec/ormqr.yaml:99, transposed (the spec gives no VJP)
             V = _jnp.tril(a[..., :, :k], -1) + _eye(r, k, a)
             _c0 = V.mT.conj()
             G = _mm(_c0, V)
-            _c1 = _diag(tau)
-            T = _solve_triangular(_mm(_c1, G), _c1, upper=True, left=True, unit=True)
+            T = _solve_triangular(tau * G, _diag(tau), upper=True, left=True, unit=True)
             Z = _mm(C, V)
             _g_dT = _neg_mm(_mm(Z.mT.conj(), gY), V)
-            _c2 = T.mT.conj()
-            _c3 = _jnp.triu(_neg_mm(_mm(_c2, _g_dT), _c2), 1)
+            _c1 = T.mT.conj()
+            _c2 = _jnp.triu(_neg_mm(_mm(_c1, _g_dT), _c1), 1)
             _g_dV = (
-                _mm(V, _c3.mT.conj())
-                + _mm(V, _c3)
+                _mm(V, _c2.mT.conj() + _c2)
                 + _neg_mm(_mm(gY.mT.conj(), Z), T)
-                + _neg_mm(_mm(C.mT.conj(), _mm(gY, V)), _c2)
+                + _neg_mm(_mm(_mm(C.mT.conj(), gY), V), _c1)
             )
             ga = _pad(_jnp.tril(_g_dV, -1), 0, 0, 0, -k + p)
-            _c4 = _c1.mT.conj()
-            _c5 = G.mT.conj()
+            _c3 = G.mT.conj()
+            _c4 = tau.conj()
             gtau = _jnp.diagonal(
                 _solve_triangular(
-                    _mm(_c4, _c5),
-                    _solve_triangular(_mm(_c5, _c4), _g_dT, upper=False, left=True, unit=True),
+                    _c4 * _c3,
+                    _solve_triangular(
+                        _c3 * _jnp.swapaxes(_c4, -1, -2), _g_dT, upper=False, left=True, unit=True
+                    ),
                     upper=False,
                     left=False,
                     unit=True,
@@ -389,34 +405,37 @@ def _vjp_rule(a, tau, C, Y, gY, left, transpose):
                 -2,
                 -1,
             )[..., :, None]
-            gC = _neg_mm(_mm(_mm(gY, V), _c2), _c0) + gY
+            gC = _neg_mm(_mm(_mm(gY, V), _c1), _c0) + gY
             return (ga, gtau, gC)
+
     if left is False and transpose is True:
         if r == n:
+            gY = _zeros_like(Y) if gY is None else gY
+
             # spec/ormqr.yaml:120, transposed (the spec gives no VJP)
             V = _jnp.tril(a[..., :, :k], -1) + _eye(r, k, a)
             _c0 = V.mT.conj()
             G = _mm(_c0, V)
-            _c1 = _diag(tau)
-            T = _solve_triangular(_mm(_c1, G), _c1, upper=True, left=True, unit=True)
+            T = _solve_triangular(tau * G, _diag(tau), upper=True, left=True, unit=True)
             Z = _mm(C, V)
-            _c2 = gY.mT.conj()
-            _g_dT = _neg_mm(_mm(_c0, _c2), Z)
-            _c3 = T.mT.conj()
-            _c4 = _jnp.triu(_neg_mm(_mm(_c3, _g_dT), _c3), 1)
+            _c1 = gY.mT.conj()
+            _g_dT = _neg_mm(_mm(_c0, _c1), Z)
+            _c2 = T.mT.conj()
+            _c3 = _jnp.triu(_neg_mm(_mm(_c2, _g_dT), _c2), 1)
             _g_dV = (
-                _mm(V, _c4.mT.conj())
-                + _mm(V, _c4)
-                + _neg_mm(_mm(_c2, Z), _c3)
-                + _neg_mm(_mm(C.mT.conj(), _mm(gY, V)), T)
+                _mm(V, _c3.mT.conj() + _c3)
+                + _neg_mm(_mm(_c1, Z), _c2)
+                + _neg_mm(_mm(_mm(C.mT.conj(), gY), V), T)
             )
             ga = _pad(_jnp.tril(_g_dV, -1), 0, 0, 0, -k + p)
-            _c5 = _c1.mT.conj()
-            _c6 = G.mT.conj()
+            _c4 = G.mT.conj()
+            _c5 = tau.conj()
             gtau = _jnp.diagonal(
                 _solve_triangular(
-                    _mm(_c5, _c6),
-                    _solve_triangular(_mm(_c6, _c5), _g_dT, upper=False, left=True, unit=True),
+                    _c5 * _c4,
+                    _solve_triangular(
+                        _c4 * _jnp.swapaxes(_c5, -1, -2), _g_dT, upper=False, left=True, unit=True
+                    ),
                     upper=False,
                     left=False,
                     unit=True,
@@ -427,6 +446,7 @@ def _vjp_rule(a, tau, C, Y, gY, left, transpose):
             )[..., :, None]
             gC = _neg_mm(_mm(_mm(gY, V), T), _c0) + gY
             return (ga, gtau, gC)
+
     raise ValueError(
         f"ormqr: no vjp rule for left={left!r}, transpose={transpose!r} "
         f"and a of shape {tuple(a.shape)}"
@@ -585,9 +605,7 @@ def ormqr_vjp(primals, left=True, transpose=False):
     def pullback(gY=None):
         cotangents = [
             None
-            if not f
-            else _zeros_like(y)
-            if g is None
+            if not f or g is None  # None: the rule leaves out its terms
             else _cotangent_in(_check_tangent("ormqr", "g" + label, g, y))
             for f, y, g, label in zip(flags, outputs, (gY,), ["Y"])
         ]

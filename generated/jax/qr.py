@@ -44,6 +44,7 @@ from ._runtime import (
     _eye,
     _mm,
     _neg_mm,
+    _pad_cols,
     _pad_rows,
     _raise_if_failed,
     _solve,
@@ -242,6 +243,7 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
                 _differentiable(mode, check_singular),
                 (mode, check_singular),
             )
+
         if m < n:
             # spec/qr.yaml:82, RR2020
             R1 = R[..., :, :m]
@@ -262,6 +264,7 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
                 _differentiable(mode, check_singular),
                 (mode, check_singular),
             )
+
     if mode == "complete":
         if m > n:
             # spec/qr.yaml:110, WLL2012, P2024
@@ -291,6 +294,7 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
                 _differentiable(mode, check_singular),
                 (mode, check_singular),
             )
+
         if m == n:
             # spec/qr.yaml:69, WLL2012 Sec. 3
             C = _solve_triangular(R, dA, upper=True, left=False, unit=False)
@@ -307,6 +311,7 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
                 _differentiable(mode, check_singular),
                 (mode, check_singular),
             )
+
         if m < n:
             # spec/qr.yaml:82, RR2020
             R1 = R[..., :, :m]
@@ -327,6 +332,7 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
                 _differentiable(mode, check_singular),
                 (mode, check_singular),
             )
+
     if mode == "r":
         if m >= n:
             # spec/qr.yaml:69, WLL2012 Sec. 3
@@ -343,6 +349,7 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
                 _differentiable(mode, check_singular),
                 (mode, check_singular),
             )
+
         if m < n:
             # spec/qr.yaml:82, RR2020
             R1 = R[..., :, :m]
@@ -363,6 +370,7 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
                 _differentiable(mode, check_singular),
                 (mode, check_singular),
             )
+
     raise ValueError(f"qr: no jvp rule for mode={mode!r} and A of shape {tuple(A.shape)}")
 
 
@@ -375,6 +383,35 @@ def _vjp_checks(A, Q, R, gQ, gR, mode, check_singular):
 
     if mode == "reduced":
         if m >= n:
+            if gQ is None and gR is not None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (_jnp.diagonal(R, 0, -2, -1)[..., :, None],),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            if gQ is not None and gR is None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (_jnp.diagonal(R, 0, -2, -1)[..., :, None],),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            gQ = _zeros_like(Q) if gQ is None else gQ
+            gR = _zeros_like(R) if gR is None else gR
+
             return (
                 _check(
                     "pivots",
@@ -388,6 +425,22 @@ def _vjp_checks(A, Q, R, gQ, gR, mode, check_singular):
                 else None,
             )
         if m < n:
+            if gQ is not None and gR is None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (_jnp.diagonal(R, 0, -2, -1)[..., :, None],),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            gQ = _zeros_like(Q) if gQ is None else gQ
+            gR = _zeros_like(R) if gR is None else gR
+
             return (
                 _check(
                     "pivots",
@@ -402,6 +455,35 @@ def _vjp_checks(A, Q, R, gQ, gR, mode, check_singular):
             )
     if mode == "complete":
         if m > n:
+            if gQ is None and gR is not None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (_jnp.diagonal(R, 0, -2, -1)[..., :, None],),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            if gQ is not None and gR is None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (_jnp.diagonal(R, 0, -2, -1)[..., :, None],),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            gQ = _zeros_like(Q) if gQ is None else gQ
+            gR = _zeros_like(R) if gR is None else gR
+
             return (
                 _check(
                     "pivots",
@@ -415,6 +497,35 @@ def _vjp_checks(A, Q, R, gQ, gR, mode, check_singular):
                 else None,
             )
         if m == n:
+            if gQ is None and gR is not None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (_jnp.diagonal(R, 0, -2, -1)[..., :, None],),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            if gQ is not None and gR is None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (_jnp.diagonal(R, 0, -2, -1)[..., :, None],),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            gQ = _zeros_like(Q) if gQ is None else gQ
+            gR = _zeros_like(R) if gR is None else gR
+
             return (
                 _check(
                     "pivots",
@@ -428,6 +539,22 @@ def _vjp_checks(A, Q, R, gQ, gR, mode, check_singular):
                 else None,
             )
         if m < n:
+            if gQ is not None and gR is None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (_jnp.diagonal(R, 0, -2, -1)[..., :, None],),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            gQ = _zeros_like(Q) if gQ is None else gQ
+            gR = _zeros_like(R) if gR is None else gR
+
             return (
                 _check(
                     "pivots",
@@ -442,6 +569,8 @@ def _vjp_checks(A, Q, R, gQ, gR, mode, check_singular):
             )
     if mode == "r":
         if m >= n:
+            gR = _zeros_like(R) if gR is None else gR
+
             return (
                 _check(
                     "pivots",
@@ -455,6 +584,8 @@ def _vjp_checks(A, Q, R, gQ, gR, mode, check_singular):
                 else None,
             )
         if m < n:
+            gR = _zeros_like(R) if gR is None else gR
+
             return (
                 _check(
                     "pivots",
@@ -480,13 +611,44 @@ def _vjp_rule(A, Q, R, gQ, gR, mode, check_singular):
     _raise_if_failed("qr", _checks, (gQ, gR), "cotangent")
     if mode == "reduced":
         if m >= n:
+            if gQ is None and gR is not None:
+                # the rule below without the terms of gQ, which are None
+                M = _mm(R, gR.mT.conj())
+                gA = _solve_triangular(
+                    R.mT.conj(), _mm(Q, _copyltu(M)), upper=False, left=False, unit=False
+                )
+                return _checked_vjp("qr", (gA,), (*_checks[:1],))
+            if gQ is not None and gR is None:
+                # the rule below without the terms of gR, which are None
+                M = _neg_mm(gQ.mT.conj(), Q)
+                gA = _solve_triangular(
+                    R.mT.conj(), _mm(Q, _copyltu(M)) + gQ, upper=False, left=False, unit=False
+                )
+                return _checked_vjp("qr", (gA,), (*_checks[:1],))
+            gQ = _zeros_like(Q) if gQ is None else gQ
+            gR = _zeros_like(R) if gR is None else gR
+
             # spec/qr.yaml:77, LLWX2019 eq. (7)
             M = _mm(R, gR.mT.conj()) + _neg_mm(gQ.mT.conj(), Q)
             gA = _solve_triangular(
                 R.mT.conj(), gQ + _mm(Q, _copyltu(M)), upper=False, left=False, unit=False
             )
             return _checked_vjp("qr", (gA,), (*_checks[:1],))
+
         if m < n:
+            if gQ is not None and gR is None:
+                # the rule below without the terms of gR, which are None
+                R1 = R[..., :, :m]
+                gQ1 = gQ
+                M = _neg_mm(gQ1.mT.conj(), Q)
+                gX = _solve_triangular(
+                    R1.mT.conj(), _mm(Q, _copyltu(M)) + gQ1, upper=False, left=False, unit=False
+                )
+                gA = _pad_cols(gX, -m + n)
+                return _checked_vjp("qr", (gA,), (*_checks[:1],))
+            gQ = _zeros_like(Q) if gQ is None else gQ
+            gR = _zeros_like(R) if gR is None else gR
+
             # spec/qr.yaml:90, RR2020
             R1 = R[..., :, :m]
             gR2 = gR[..., :, m:]
@@ -497,8 +659,40 @@ def _vjp_rule(A, Q, R, gQ, gR, mode, check_singular):
             )
             gA = _jnp.concatenate([gX, _mm(Q, gR2)], axis=-1)
             return _checked_vjp("qr", (gA,), (*_checks[:1],))
+
     if mode == "complete":
         if m > n:
+            if gQ is None and gR is not None:
+                # the rule below without the terms of gQ, which are None
+                Q1 = Q[..., :, :n]
+                R1 = R[..., :n, :]
+                M = _mm(R1, gR[..., :n, :].mT.conj())
+                gA = _solve_triangular(
+                    R1.mT.conj(), _mm(Q1, _copyltu(M)), upper=False, left=False, unit=False
+                )
+                return _checked_vjp("qr", (gA,), (*_checks[:1],))
+            if gQ is not None and gR is None:
+                # the rule below without the terms of gR, which are None
+                Q1 = Q[..., :, :n]
+                R1 = R[..., :n, :]
+                N = _eye(n, n, A) - Q1[..., :n, :]
+                Z = _solve(N.mT.conj(), Q1[..., n:, :].mT.conj(), left=True)
+                G = gQ[..., :, n:]
+                W = _solve(N, _mm((_eye(m, n, A) - Q1).mT.conj(), G), left=True)
+                _c0 = W.mT.conj()
+                gQ1 = (
+                    _neg_mm(G, Z.mT.conj())
+                    + gQ[..., :, :n]
+                    + _jnp.concatenate([_mm(Z, _c0), _c0], axis=-2)
+                )
+                M = _neg_mm(gQ1.mT.conj(), Q1)
+                gA = _solve_triangular(
+                    R1.mT.conj(), _mm(Q1, _copyltu(M)) + gQ1, upper=False, left=False, unit=False
+                )
+                return _checked_vjp("qr", (gA,), (*_checks[:1],))
+            gQ = _zeros_like(Q) if gQ is None else gQ
+            gR = _zeros_like(R) if gR is None else gR
+
             # spec/qr.yaml:123
             Q1 = Q[..., :, :n]
             R1 = R[..., :n, :]
@@ -515,14 +709,46 @@ def _vjp_rule(A, Q, R, gQ, gR, mode, check_singular):
                 R1.mT.conj(), gQ1 + _mm(Q1, _copyltu(M)), upper=False, left=False, unit=False
             )
             return _checked_vjp("qr", (gA,), (*_checks[:1],))
+
         if m == n:
+            if gQ is None and gR is not None:
+                # the rule below without the terms of gQ, which are None
+                M = _mm(R, gR.mT.conj())
+                gA = _solve_triangular(
+                    R.mT.conj(), _mm(Q, _copyltu(M)), upper=False, left=False, unit=False
+                )
+                return _checked_vjp("qr", (gA,), (*_checks[:1],))
+            if gQ is not None and gR is None:
+                # the rule below without the terms of gR, which are None
+                M = _neg_mm(gQ.mT.conj(), Q)
+                gA = _solve_triangular(
+                    R.mT.conj(), _mm(Q, _copyltu(M)) + gQ, upper=False, left=False, unit=False
+                )
+                return _checked_vjp("qr", (gA,), (*_checks[:1],))
+            gQ = _zeros_like(Q) if gQ is None else gQ
+            gR = _zeros_like(R) if gR is None else gR
+
             # spec/qr.yaml:77, LLWX2019 eq. (7)
             M = _mm(R, gR.mT.conj()) + _neg_mm(gQ.mT.conj(), Q)
             gA = _solve_triangular(
                 R.mT.conj(), gQ + _mm(Q, _copyltu(M)), upper=False, left=False, unit=False
             )
             return _checked_vjp("qr", (gA,), (*_checks[:1],))
+
         if m < n:
+            if gQ is not None and gR is None:
+                # the rule below without the terms of gR, which are None
+                R1 = R[..., :, :m]
+                gQ1 = gQ
+                M = _neg_mm(gQ1.mT.conj(), Q)
+                gX = _solve_triangular(
+                    R1.mT.conj(), _mm(Q, _copyltu(M)) + gQ1, upper=False, left=False, unit=False
+                )
+                gA = _pad_cols(gX, -m + n)
+                return _checked_vjp("qr", (gA,), (*_checks[:1],))
+            gQ = _zeros_like(Q) if gQ is None else gQ
+            gR = _zeros_like(R) if gR is None else gR
+
             # spec/qr.yaml:90, RR2020
             R1 = R[..., :, :m]
             gR2 = gR[..., :, m:]
@@ -533,8 +759,11 @@ def _vjp_rule(A, Q, R, gQ, gR, mode, check_singular):
             )
             gA = _jnp.concatenate([gX, _mm(Q, gR2)], axis=-1)
             return _checked_vjp("qr", (gA,), (*_checks[:1],))
+
     if mode == "r":
         if m >= n:
+            gR = _zeros_like(R) if gR is None else gR
+
             # spec/qr.yaml:151
             gA = _solve_triangular(
                 R.mT.conj(),
@@ -544,7 +773,10 @@ def _vjp_rule(A, Q, R, gQ, gR, mode, check_singular):
                 unit=False,
             )
             return _checked_vjp("qr", (gA,), (*_checks[:1],))
+
         if m < n:
+            gR = _zeros_like(R) if gR is None else gR
+
             # spec/qr.yaml:156
             R1 = R[..., :, :m]
             gR2 = gR[..., :, m:]
@@ -555,6 +787,7 @@ def _vjp_rule(A, Q, R, gQ, gR, mode, check_singular):
             )
             gA = _jnp.concatenate([gX, _mm(Q, gR2)], axis=-1)
             return _checked_vjp("qr", (gA,), (*_checks[:1],))
+
     raise ValueError(f"qr: no vjp rule for mode={mode!r} and A of shape {tuple(A.shape)}")
 
 
@@ -677,9 +910,7 @@ def qr_vjp(A, mode="reduced", check_singular=True, pivoting=False, *, some=None)
     def pullback(gQ=None, gR=None):
         cotangents = [
             None
-            if not f
-            else _zeros_like(y)
-            if g is None
+            if not f or g is None  # None: the rule leaves out its terms
             else _cotangent_in(_check_tangent("qr", "g" + label, g, y))
             for f, y, g, label in zip(flags, outputs, (gQ, gR), ["Q", "R"])
         ]

@@ -43,6 +43,7 @@ from ._runtime import (
     _indices_permutation,
     _mm,
     _neg_mm,
+    _pad_cols,
     _pad_rows,
     _permute_cols,
     _raise_if_failed,
@@ -242,6 +243,7 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
                 _differentiable(mode, check_singular),
                 (mode, check_singular),
             )
+
         if m < n:
             # spec/qr_pivoted.yaml:88, RR2020
             dB = _permute_cols(Pi, dA, False)
@@ -268,6 +270,7 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
                 _differentiable(mode, check_singular),
                 (mode, check_singular),
             )
+
     if mode == "complete":
         if m > n:
             # spec/qr_pivoted.yaml:119
@@ -299,6 +302,7 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
                 _differentiable(mode, check_singular),
                 (mode, check_singular),
             )
+
         if m == n:
             # spec/qr_pivoted.yaml:76, WLL2012 Sec. 3
             C = _solve_triangular(
@@ -317,6 +321,7 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
                 _differentiable(mode, check_singular),
                 (mode, check_singular),
             )
+
         if m < n:
             # spec/qr_pivoted.yaml:88, RR2020
             dB = _permute_cols(Pi, dA, False)
@@ -343,6 +348,7 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
                 _differentiable(mode, check_singular),
                 (mode, check_singular),
             )
+
     if mode == "r":
         if m >= n:
             # spec/qr_pivoted.yaml:76, WLL2012 Sec. 3
@@ -361,6 +367,7 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
                 _differentiable(mode, check_singular),
                 (mode, check_singular),
             )
+
         if m < n:
             # spec/qr_pivoted.yaml:88, RR2020
             dB = _permute_cols(Pi, dA, False)
@@ -387,6 +394,7 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
                 _differentiable(mode, check_singular),
                 (mode, check_singular),
             )
+
     raise ValueError(f"qr_pivoted: no jvp rule for mode={mode!r} and A of shape {tuple(A.shape)}")
 
 
@@ -399,6 +407,35 @@ def _vjp_checks(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
 
     if mode == "reduced":
         if m >= n:
+            if gQ is None and gR is not None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (_jnp.diagonal(R, 0, -2, -1)[..., :, None],),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            if gQ is not None and gR is None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (_jnp.diagonal(R, 0, -2, -1)[..., :, None],),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            gQ = _zeros_like(Q) if gQ is None else gQ
+            gR = _zeros_like(R) if gR is None else gR
+
             return (
                 _check(
                     "pivots",
@@ -412,6 +449,22 @@ def _vjp_checks(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                 else None,
             )
         if m < n:
+            if gQ is not None and gR is None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (_jnp.diagonal(R, 0, -2, -1)[..., :, None],),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            gQ = _zeros_like(Q) if gQ is None else gQ
+            gR = _zeros_like(R) if gR is None else gR
+
             return (
                 _check(
                     "pivots",
@@ -426,6 +479,35 @@ def _vjp_checks(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
             )
     if mode == "complete":
         if m > n:
+            if gQ is None and gR is not None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (_jnp.diagonal(R, 0, -2, -1)[..., :, None],),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            if gQ is not None and gR is None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (_jnp.diagonal(R, 0, -2, -1)[..., :, None],),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            gQ = _zeros_like(Q) if gQ is None else gQ
+            gR = _zeros_like(R) if gR is None else gR
+
             return (
                 _check(
                     "pivots",
@@ -439,6 +521,35 @@ def _vjp_checks(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                 else None,
             )
         if m == n:
+            if gQ is None and gR is not None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (_jnp.diagonal(R, 0, -2, -1)[..., :, None],),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            if gQ is not None and gR is None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (_jnp.diagonal(R, 0, -2, -1)[..., :, None],),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            gQ = _zeros_like(Q) if gQ is None else gQ
+            gR = _zeros_like(R) if gR is None else gR
+
             return (
                 _check(
                     "pivots",
@@ -452,6 +563,22 @@ def _vjp_checks(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                 else None,
             )
         if m < n:
+            if gQ is not None and gR is None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (_jnp.diagonal(R, 0, -2, -1)[..., :, None],),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            gQ = _zeros_like(Q) if gQ is None else gQ
+            gR = _zeros_like(R) if gR is None else gR
+
             return (
                 _check(
                     "pivots",
@@ -466,6 +593,8 @@ def _vjp_checks(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
             )
     if mode == "r":
         if m >= n:
+            gR = _zeros_like(R) if gR is None else gR
+
             return (
                 _check(
                     "pivots",
@@ -479,6 +608,8 @@ def _vjp_checks(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                 else None,
             )
         if m < n:
+            gR = _zeros_like(R) if gR is None else gR
+
             return (
                 _check(
                     "pivots",
@@ -504,6 +635,31 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
     _raise_if_failed("qr_pivoted", _checks, (gQ, gR, gP, gPi), "cotangent")
     if mode == "reduced":
         if m >= n:
+            if gQ is None and gR is not None:
+                # the rule below without the terms of gQ, which are None
+                M = _mm(R, gR.mT.conj())
+                gA = _permute_cols(
+                    Pi,
+                    _solve_triangular(
+                        R.mT.conj(), _mm(Q, _copyltu(M)), upper=False, left=False, unit=False
+                    ),
+                    True,
+                )
+                return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
+            if gQ is not None and gR is None:
+                # the rule below without the terms of gR, which are None
+                M = _neg_mm(gQ.mT.conj(), Q)
+                gA = _permute_cols(
+                    Pi,
+                    _solve_triangular(
+                        R.mT.conj(), _mm(Q, _copyltu(M)) + gQ, upper=False, left=False, unit=False
+                    ),
+                    True,
+                )
+                return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
+            gQ = _zeros_like(Q) if gQ is None else gQ
+            gR = _zeros_like(R) if gR is None else gR
+
             # spec/qr_pivoted.yaml:83, LLWX2019 eq. (7)
             M = _mm(R, gR.mT.conj()) + _neg_mm(gQ.mT.conj(), Q)
             gA = _permute_cols(
@@ -514,7 +670,21 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                 True,
             )
             return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
+
         if m < n:
+            if gQ is not None and gR is None:
+                # the rule below without the terms of gR, which are None
+                R1 = R[..., :, :m]
+                gQ1 = gQ
+                M = _neg_mm(gQ1.mT.conj(), Q)
+                gX = _solve_triangular(
+                    R1.mT.conj(), _mm(Q, _copyltu(M)) + gQ1, upper=False, left=False, unit=False
+                )
+                gA = _permute_cols(Pi, _pad_cols(gX, -m + n), True)
+                return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
+            gQ = _zeros_like(Q) if gQ is None else gQ
+            gR = _zeros_like(R) if gR is None else gR
+
             # spec/qr_pivoted.yaml:97, RR2020
             R1 = R[..., :, :m]
             gR2 = gR[..., :, m:]
@@ -525,8 +695,52 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
             )
             gA = _permute_cols(Pi, _jnp.concatenate([gX, _mm(Q, gR2)], axis=-1), True)
             return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
+
     if mode == "complete":
         if m > n:
+            if gQ is None and gR is not None:
+                # the rule below without the terms of gQ, which are None
+                Q1 = Q[..., :, :n]
+                R1 = R[..., :n, :]
+                M = _mm(R1, gR[..., :n, :].mT.conj())
+                gA = _permute_cols(
+                    Pi,
+                    _solve_triangular(
+                        R1.mT.conj(), _mm(Q1, _copyltu(M)), upper=False, left=False, unit=False
+                    ),
+                    True,
+                )
+                return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
+            if gQ is not None and gR is None:
+                # the rule below without the terms of gR, which are None
+                Q1 = Q[..., :, :n]
+                R1 = R[..., :n, :]
+                N = _eye(n, n, A) - Q1[..., :n, :]
+                Z = _solve(N.mT.conj(), Q1[..., n:, :].mT.conj(), left=True)
+                G = gQ[..., :, n:]
+                W = _solve(N, _mm((_eye(m, n, A) - Q1).mT.conj(), G), left=True)
+                _c0 = W.mT.conj()
+                gQ1 = (
+                    _neg_mm(G, Z.mT.conj())
+                    + gQ[..., :, :n]
+                    + _jnp.concatenate([_mm(Z, _c0), _c0], axis=-2)
+                )
+                M = _neg_mm(gQ1.mT.conj(), Q1)
+                gA = _permute_cols(
+                    Pi,
+                    _solve_triangular(
+                        R1.mT.conj(),
+                        _mm(Q1, _copyltu(M)) + gQ1,
+                        upper=False,
+                        left=False,
+                        unit=False,
+                    ),
+                    True,
+                )
+                return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
+            gQ = _zeros_like(Q) if gQ is None else gQ
+            gR = _zeros_like(R) if gR is None else gR
+
             # spec/qr_pivoted.yaml:132
             Q1 = Q[..., :, :n]
             R1 = R[..., :n, :]
@@ -547,7 +761,33 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                 True,
             )
             return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
+
         if m == n:
+            if gQ is None and gR is not None:
+                # the rule below without the terms of gQ, which are None
+                M = _mm(R, gR.mT.conj())
+                gA = _permute_cols(
+                    Pi,
+                    _solve_triangular(
+                        R.mT.conj(), _mm(Q, _copyltu(M)), upper=False, left=False, unit=False
+                    ),
+                    True,
+                )
+                return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
+            if gQ is not None and gR is None:
+                # the rule below without the terms of gR, which are None
+                M = _neg_mm(gQ.mT.conj(), Q)
+                gA = _permute_cols(
+                    Pi,
+                    _solve_triangular(
+                        R.mT.conj(), _mm(Q, _copyltu(M)) + gQ, upper=False, left=False, unit=False
+                    ),
+                    True,
+                )
+                return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
+            gQ = _zeros_like(Q) if gQ is None else gQ
+            gR = _zeros_like(R) if gR is None else gR
+
             # spec/qr_pivoted.yaml:83, LLWX2019 eq. (7)
             M = _mm(R, gR.mT.conj()) + _neg_mm(gQ.mT.conj(), Q)
             gA = _permute_cols(
@@ -558,7 +798,21 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                 True,
             )
             return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
+
         if m < n:
+            if gQ is not None and gR is None:
+                # the rule below without the terms of gR, which are None
+                R1 = R[..., :, :m]
+                gQ1 = gQ
+                M = _neg_mm(gQ1.mT.conj(), Q)
+                gX = _solve_triangular(
+                    R1.mT.conj(), _mm(Q, _copyltu(M)) + gQ1, upper=False, left=False, unit=False
+                )
+                gA = _permute_cols(Pi, _pad_cols(gX, -m + n), True)
+                return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
+            gQ = _zeros_like(Q) if gQ is None else gQ
+            gR = _zeros_like(R) if gR is None else gR
+
             # spec/qr_pivoted.yaml:97, RR2020
             R1 = R[..., :, :m]
             gR2 = gR[..., :, m:]
@@ -569,8 +823,11 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
             )
             gA = _permute_cols(Pi, _jnp.concatenate([gX, _mm(Q, gR2)], axis=-1), True)
             return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
+
     if mode == "r":
         if m >= n:
+            gR = _zeros_like(R) if gR is None else gR
+
             # spec/qr_pivoted.yaml:162
             gA = _permute_cols(
                 Pi,
@@ -584,7 +841,10 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                 True,
             )
             return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
+
         if m < n:
+            gR = _zeros_like(R) if gR is None else gR
+
             # spec/qr_pivoted.yaml:167
             R1 = R[..., :, :m]
             gR2 = gR[..., :, m:]
@@ -595,6 +855,7 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
             )
             gA = _permute_cols(Pi, _jnp.concatenate([gX, _mm(Q, gR2)], axis=-1), True)
             return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
+
     raise ValueError(f"qr_pivoted: no vjp rule for mode={mode!r} and A of shape {tuple(A.shape)}")
 
 
@@ -695,9 +956,7 @@ def qr_pivoted_vjp(A, mode="reduced", check_singular=True):
     def pullback(gQ=None, gR=None, gP=None):
         cotangents = [
             None
-            if not f
-            else _zeros_like(y)
-            if g is None
+            if not f or g is None  # None: the rule leaves out its terms
             else _cotangent_in(_check_tangent("qr_pivoted", "g" + label, g, y[..., 0])[..., None])
             if v
             else _cotangent_in(_check_tangent("qr_pivoted", "g" + label, g, y))

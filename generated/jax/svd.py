@@ -159,7 +159,7 @@ def _jvp_checks(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_s
                                 _mm(dA, Vh.mT.conj())
                                 + _neg_mm(U, _mm(_mm(U.mT.conj(), dA), Vh.mT.conj())),
                                 _mm(dA.mT.conj(), U)
-                                + _neg_mm(Vh.mT.conj(), _mm(_mm(Vh, dA.mT.conj()), U)),
+                                + _neg_mm(Vh.mT.conj(), _mm(Vh, _mm(dA.mT.conj(), U))),
                             ],
                             axis=-2,
                         ),
@@ -191,13 +191,13 @@ def _jvp_checks(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_s
                         _jnp.concatenate(
                             [
                                 _mm(dA, Vh.mT.conj())
-                                + _neg_mm(U, _mm(_mm(U.mT.conj(), dA), Vh.mT.conj())),
+                                + _neg_mm(U, _mm(U.mT.conj(), _mm(dA, Vh.mT.conj()))),
                                 _mm(dA.mT.conj(), U)
                                 + _neg_mm(Vh.mT.conj(), _mm(_mm(Vh, dA.mT.conj()), U)),
                             ],
                             axis=-2,
                         ),
-                        _diag_part(_mm(_mm(U.mT.conj(), dA), Vh.mT.conj())),
+                        _diag_part(_mm(U.mT.conj(), _mm(dA, Vh.mT.conj()))),
                     ),
                     (A, dA),
                     _PIVOTS_MESSAGE,
@@ -208,7 +208,7 @@ def _jvp_checks(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_s
                 else None,
                 _check(
                     "ties",
-                    lambda: (_sym(_mm(_mm(U.mT.conj(), dA), Vh.mT.conj())),),
+                    lambda: (_sym(_mm(U.mT.conj(), _mm(dA, Vh.mT.conj()))),),
                     (dA,),
                     _TIES_MESSAGE,
                     "check_ties",
@@ -294,7 +294,7 @@ def _jvp_checks(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_s
                             ],
                             axis=-2,
                         ),
-                        _diag_part(_mm(_mm(U.mT.conj(), dA), Vh[..., :m, :].mT.conj())),
+                        _diag_part(_mm(U.mT.conj(), _mm(dA, Vh[..., :m, :].mT.conj()))),
                     ),
                     (A, dA),
                     _PIVOTS_MESSAGE,
@@ -305,7 +305,7 @@ def _jvp_checks(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_s
                 else None,
                 _check(
                     "ties",
-                    lambda: (_sym(_mm(_mm(U.mT.conj(), dA), Vh[..., :m, :].mT.conj())),),
+                    lambda: (_sym(_mm(U.mT.conj(), _mm(dA, Vh[..., :m, :].mT.conj()))),),
                     (dA,),
                     _TIES_MESSAGE,
                     "check_ties",
@@ -329,39 +329,42 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
         if m >= n:
             # spec/svd.yaml:104, T2016, WZ2019
             V = Vh.mT.conj()
-            _c0 = _mm(_mm(U.mT.conj(), dA), V)
-            dP = _c0
+            _c0 = U.mT.conj()
+            _c1 = _mm(_mm(_c0, dA), V)
+            dP = _c1
             dS = _jnp.real(_jnp.diagonal(dP, 0, -2, -1)[..., :, None])
             F = _pairwise_inv(S * S)
-            _c1 = 1 / S
+            _c2 = 1 / S
             D = (1 / 2) * _diag(
-                (_jnp.diagonal(_skew(dP), 0, -2, -1)[..., :, None] * _c1.astype(A.dtype))
+                (_jnp.diagonal(_skew(dP), 0, -2, -1)[..., :, None] * _c2.astype(A.dtype))
             )
-            _c2 = _diag(S)
             _c3 = dP.mT.conj()
-            _c4 = _mm(dA, V)
             dU = _mm(
                 U,
-                (F.astype(A.dtype) * (_mm(dP, _c2.astype(A.dtype)) + _mm(_c2.astype(A.dtype), _c3)))
+                (
+                    F.astype(A.dtype)
+                    * (dP * _jnp.swapaxes(S.astype(A.dtype), -1, -2) + S.astype(A.dtype) * _c3)
+                )
                 + D,
-            ) + (_c4 + _neg_mm(U, dP)) * _jnp.swapaxes(_c1.astype(A.dtype), -1, -2)
+            ) + (_mm(dA, V) + _neg_mm(U, dP)) * _jnp.swapaxes(_c2.astype(A.dtype), -1, -2)
             dVh = (
                 _mm(
                     V,
                     (
                         F.astype(A.dtype)
-                        * (_mm(_c2.astype(A.dtype), dP) + _mm(_c3, _c2.astype(A.dtype)))
+                        * (S.astype(A.dtype) * dP + _c3 * _jnp.swapaxes(S.astype(A.dtype), -1, -2))
                     )
                     - D,
                 )
             ).mT.conj()
 
             def _kv0():
-                _c5 = dA.mT.conj()
+                _c4 = dA.mT.conj()
                 _k0 = _jnp.concatenate(
-                    [_c4 + _neg_mm(U, _c0), _mm(_c5, U) + _neg_mm(V, _mm(_mm(Vh, _c5), U))], axis=-2
+                    [_mm(dA + _neg_mm(U, _mm(_c0, dA)), V), _mm(_c4 + _neg_mm(_mm(V, Vh), _c4), U)],
+                    axis=-2,
                 )
-                _k1 = _diag_part(_c0)
+                _k1 = _diag_part(_c1)
                 return (_k0, _k1)
 
             return _checked_jvp(
@@ -371,7 +374,7 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
                     _check("zeros", _kv0, (A, dA), _PIVOTS_MESSAGE, "check_singular", S)
                     if check_singular
                     else None,
-                    _check("ties", lambda: (_sym(_c0),), (dA,), _TIES_MESSAGE, "check_ties", S)
+                    _check("ties", lambda: (_sym(_c1),), (dA,), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
                 ),
@@ -380,36 +383,39 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
                 _differentiable(full_matrices, check_gauge, check_ties, check_singular),
                 (full_matrices, check_gauge, check_ties, check_singular),
             )
+
         if m < n:
             # spec/svd.yaml:114
             V = Vh.mT.conj()
-            _c0 = _mm(_mm(U.mT.conj(), dA), V)
-            dP = _c0
+            _c0 = U.mT.conj()
+            _c1 = _mm(_c0, _mm(dA, V))
+            dP = _c1
             dS = _jnp.real(_jnp.diagonal(dP, 0, -2, -1)[..., :, None])
             F = _pairwise_inv(S * S)
-            _c1 = 1 / S
+            _c2 = 1 / S
             D = (1 / 2) * _diag(
-                (_jnp.diagonal(_skew(dP), 0, -2, -1)[..., :, None] * _c1.astype(A.dtype))
+                (_jnp.diagonal(_skew(dP), 0, -2, -1)[..., :, None] * _c2.astype(A.dtype))
             )
-            _c2 = _diag(S)
             _c3 = dP.mT.conj()
             dU = _mm(
                 U,
-                (F.astype(A.dtype) * (_mm(dP, _c2.astype(A.dtype)) + _mm(_c2.astype(A.dtype), _c3)))
+                (
+                    F.astype(A.dtype)
+                    * (dP * _jnp.swapaxes(S.astype(A.dtype), -1, -2) + S.astype(A.dtype) * _c3)
+                )
                 + D,
             )
             _c4 = dA.mT.conj()
-            _c5 = _mm(_c4, U)
             dVh = (
                 _mm(
                     V,
                     (
                         F.astype(A.dtype)
-                        * (_mm(_c2.astype(A.dtype), dP) + _mm(_c3, _c2.astype(A.dtype)))
+                        * (S.astype(A.dtype) * dP + _c3 * _jnp.swapaxes(S.astype(A.dtype), -1, -2))
                     )
                     - D,
                 )
-                + (_c5 + _neg_mm(V, _c3)) * _jnp.swapaxes(_c1.astype(A.dtype), -1, -2)
+                + (_mm(_c4, U) + _neg_mm(V, _c3)) * _jnp.swapaxes(_c2.astype(A.dtype), -1, -2)
             ).mT.conj()
             return _checked_jvp(
                 "svd",
@@ -420,12 +426,12 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
                         lambda: (
                             _jnp.concatenate(
                                 [
-                                    _mm(dA, V) + _neg_mm(U, _c0),
-                                    _c5 + _neg_mm(V, _mm(_mm(Vh, _c4), U)),
+                                    _mm(dA + _neg_mm(_mm(U, _c0), dA), V),
+                                    _mm(_c4 + _neg_mm(V, _mm(Vh, _c4)), U),
                                 ],
                                 axis=-2,
                             ),
-                            _diag_part(_c0),
+                            _diag_part(_c1),
                         ),
                         (A, dA),
                         _PIVOTS_MESSAGE,
@@ -434,7 +440,7 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
                     )
                     if check_singular
                     else None,
-                    _check("ties", lambda: (_sym(_c0),), (dA,), _TIES_MESSAGE, "check_ties", S)
+                    _check("ties", lambda: (_sym(_c1),), (dA,), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
                 ),
@@ -443,6 +449,7 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
                 _differentiable(full_matrices, check_gauge, check_ties, check_singular),
                 (full_matrices, check_gauge, check_ties, check_singular),
             )
+
     if full_matrices is True:
         if m == n:
             # spec/svd.yaml:163
@@ -454,11 +461,13 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
             D = (1 / 2) * _diag(
                 (_jnp.diagonal(_skew(dP), 0, -2, -1)[..., :, None] * 1 / S.astype(A.dtype))
             )
-            _c1 = _diag(S)
-            _c2 = dP.mT.conj()
+            _c1 = dP.mT.conj()
             dU = _mm(
                 U,
-                (F.astype(A.dtype) * (_mm(dP, _c1.astype(A.dtype)) + _mm(_c1.astype(A.dtype), _c2)))
+                (
+                    F.astype(A.dtype)
+                    * (dP * _jnp.swapaxes(S.astype(A.dtype), -1, -2) + S.astype(A.dtype) * _c1)
+                )
                 + D,
             )
             dVh = (
@@ -466,7 +475,7 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
                     V,
                     (
                         F.astype(A.dtype)
-                        * (_mm(_c1.astype(A.dtype), dP) + _mm(_c2, _c1.astype(A.dtype)))
+                        * (S.astype(A.dtype) * dP + _c1 * _jnp.swapaxes(S.astype(A.dtype), -1, -2))
                     )
                     - D,
                 )
@@ -503,6 +512,7 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
                 _differentiable(full_matrices, check_gauge, check_ties, check_singular),
                 (full_matrices, check_gauge, check_ties, check_singular),
             )
+
         if m > n:
             # spec/svd.yaml:173
             V = Vh.mT.conj()
@@ -515,25 +525,32 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
             D = (1 / 2) * _diag(
                 (_jnp.diagonal(_skew(dP), 0, -2, -1)[..., :, None] * _c1.astype(A.dtype))
             )
-            _c2 = _diag(S)
-            _c3 = dP.mT.conj()
-            _c4 = _diag(_c1)
+            _c2 = dP.mT.conj()
             dU1 = _mm(
                 U1,
-                (F.astype(A.dtype) * (_mm(dP, _c2.astype(A.dtype)) + _mm(_c2.astype(A.dtype), _c3)))
+                (
+                    F.astype(A.dtype)
+                    * (dP * _jnp.swapaxes(S.astype(A.dtype), -1, -2) + S.astype(A.dtype) * _c2)
+                )
                 + D,
-            ) + _mm(_mm(dA, V) + _neg_mm(U1, dP), _c4.astype(A.dtype))
-            _c5 = dA.mT.conj()
-            _c6 = U[..., :, n:]
+            ) + (_mm(dA, V) + _neg_mm(U1, dP)) * _jnp.swapaxes(_c1.astype(A.dtype), -1, -2)
+            _c3 = dA.mT.conj()
+            _c4 = U[..., :, n:]
             dU = _jnp.concatenate(
-                [dU1, _neg_mm(_mm(_mm(_mm(U1, _c4.astype(A.dtype)), Vh), _c5), _c6)], axis=-1
+                [
+                    dU1,
+                    _neg_mm(
+                        U1 * _jnp.swapaxes(_c1.astype(A.dtype), -1, -2), _mm(Vh, _mm(_c3, _c4))
+                    ),
+                ],
+                axis=-1,
             )
             dVh = (
                 _mm(
                     V,
                     (
                         F.astype(A.dtype)
-                        * (_mm(_c2.astype(A.dtype), dP) + _mm(_c3, _c2.astype(A.dtype)))
+                        * (S.astype(A.dtype) * dP + _c2 * _jnp.swapaxes(S.astype(A.dtype), -1, -2))
                     )
                     - D,
                 )
@@ -546,7 +563,7 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
                         "zeros",
                         lambda: (
                             _jnp.concatenate(
-                                [_mm(_mm(_c6.mT.conj(), dA), V), _mm(_mm(Vh[..., n:, :], _c5), U1)],
+                                [_mm(_mm(_c4.mT.conj(), dA), V), _mm(_mm(Vh[..., n:, :], _c3), U1)],
                                 axis=-2,
                             ),
                             _diag_part(_c0),
@@ -567,11 +584,12 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
                 _differentiable(full_matrices, check_gauge, check_ties, check_singular),
                 (full_matrices, check_gauge, check_ties, check_singular),
             )
+
         if m < n:
             # spec/svd.yaml:186
             V1 = Vh[..., :m, :].mT.conj()
             _c0 = U.mT.conj()
-            _c1 = _mm(_mm(_c0, dA), V1)
+            _c1 = _mm(_c0, _mm(dA, V1))
             dP = _c1
             dS = _jnp.real(_jnp.diagonal(dP, 0, -2, -1)[..., :, None])
             F = _pairwise_inv(S * S)
@@ -579,23 +597,33 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
             D = (1 / 2) * _diag(
                 (_jnp.diagonal(_skew(dP), 0, -2, -1)[..., :, None] * _c2.astype(A.dtype))
             )
-            _c3 = _diag(S)
-            _c4 = dP.mT.conj()
+            _c3 = dP.mT.conj()
             dU = _mm(
                 U,
-                (F.astype(A.dtype) * (_mm(dP, _c3.astype(A.dtype)) + _mm(_c3.astype(A.dtype), _c4)))
+                (
+                    F.astype(A.dtype)
+                    * (dP * _jnp.swapaxes(S.astype(A.dtype), -1, -2) + S.astype(A.dtype) * _c3)
+                )
                 + D,
             )
-            _c5 = dA.mT.conj()
-            _c6 = _diag(_c2)
+            _c4 = dA.mT.conj()
             dV1 = _mm(
                 V1,
-                (F.astype(A.dtype) * (_mm(_c3.astype(A.dtype), dP) + _mm(_c4, _c3.astype(A.dtype))))
+                (
+                    F.astype(A.dtype)
+                    * (S.astype(A.dtype) * dP + _c3 * _jnp.swapaxes(S.astype(A.dtype), -1, -2))
+                )
                 - D,
-            ) + _mm(_mm(_c5, U) + _neg_mm(V1, _c4), _c6.astype(A.dtype))
-            _c7 = Vh[..., m:, :]
+            ) + (_mm(_c4, U) + _neg_mm(V1, _c3)) * _jnp.swapaxes(_c2.astype(A.dtype), -1, -2)
+            _c5 = Vh[..., m:, :]
             dVh = _jnp.concatenate(
-                [dV1, _neg_mm(_mm(_mm(_mm(V1, _c6.astype(A.dtype)), _c0), dA), _c7.mT.conj())],
+                [
+                    dV1,
+                    _neg_mm(
+                        V1 * _jnp.swapaxes(_c2.astype(A.dtype), -1, -2),
+                        _mm(_c0, _mm(dA, _c5.mT.conj())),
+                    ),
+                ],
                 axis=-1,
             ).mT.conj()
             return _checked_jvp(
@@ -606,7 +634,7 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
                         "zeros",
                         lambda: (
                             _jnp.concatenate(
-                                [_mm(_mm(U[..., :, m:].mT.conj(), dA), V1), _mm(_mm(_c7, _c5), U)],
+                                [_mm(_mm(U[..., :, m:].mT.conj(), dA), V1), _mm(_mm(_c5, _c4), U)],
                                 axis=-2,
                             ),
                             _diag_part(_c1),
@@ -627,6 +655,7 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
                 _differentiable(full_matrices, check_gauge, check_ties, check_singular),
                 (full_matrices, check_gauge, check_ties, check_singular),
             )
+
     raise ValueError(
         f"svd: no jvp rule for full_matrices={full_matrices!r} and A of shape {tuple(A.shape)}"
     )
@@ -641,6 +670,218 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
 
     if full_matrices is False:
         if m >= n:
+            if gU is None and gS is not None and gVh is not None:
+                return (
+                    _check(
+                        "zeros",
+                        lambda: (
+                            _neg_mm(_mm(Vh.mT.conj(), Vh), gVh.mT.conj()) + gVh.mT.conj(),
+                            _diag(gS),
+                        ),
+                        (A, gS, gVh),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
+                    )
+                    if check_singular
+                    else None,
+                    _check(
+                        "ties",
+                        lambda: (_diag(gS).astype(A.dtype) + _skew(_mm(Vh, gVh.mT.conj())),),
+                        (gS, gVh),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (
+                            _jnp.imag(
+                                (Vh * _jnp.swapaxes(gVh.mT.conj(), -1, -2)).sum(-1)[..., :, None]
+                            ),
+                        ),
+                        (gVh,),
+                        _GAUGE_MESSAGE,
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                )
+            if gU is not None and gS is None and gVh is not None:
+                return (
+                    _check(
+                        "zeros",
+                        lambda: (
+                            _jnp.concatenate(
+                                [
+                                    _neg_mm(U, _mm(U.mT.conj(), gU)) + gU,
+                                    _neg_mm(_mm(Vh.mT.conj(), Vh), gVh.mT.conj()) + gVh.mT.conj(),
+                                ],
+                                axis=-2,
+                            ),
+                        ),
+                        (A, gU, gVh),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
+                    )
+                    if check_singular
+                    else None,
+                    _check(
+                        "ties",
+                        lambda: (_skew(_mm(U.mT.conj(), gU) + _mm(Vh, gVh.mT.conj())),),
+                        (gU, gVh),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (
+                            _jnp.imag(
+                                (U.mT.conj() * _jnp.swapaxes(gU, -1, -2)).sum(-1)[..., :, None]
+                                + (Vh * _jnp.swapaxes(gVh.mT.conj(), -1, -2)).sum(-1)[..., :, None]
+                            ),
+                        ),
+                        (gU, gVh),
+                        _GAUGE_MESSAGE,
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                )
+            if gU is not None and gS is not None and gVh is None:
+                return (
+                    _check(
+                        "zeros",
+                        lambda: (_neg_mm(U, _mm(U.mT.conj(), gU)) + gU, _diag(gS)),
+                        (A, gS, gU),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
+                    )
+                    if check_singular
+                    else None,
+                    _check(
+                        "ties",
+                        lambda: (_diag(gS).astype(A.dtype) + _skew(_mm(U.mT.conj(), gU)),),
+                        (gS, gU),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (
+                            _jnp.imag(
+                                (U.mT.conj() * _jnp.swapaxes(gU, -1, -2)).sum(-1)[..., :, None]
+                            ),
+                        ),
+                        (gU,),
+                        _GAUGE_MESSAGE,
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                )
+            if gU is None and gS is None and gVh is not None:
+                return (
+                    _check(
+                        "zeros",
+                        lambda: (_neg_mm(_mm(Vh.mT.conj(), Vh), gVh.mT.conj()) + gVh.mT.conj(),),
+                        (A, gVh),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
+                    )
+                    if check_singular
+                    else None,
+                    _check(
+                        "ties",
+                        lambda: (_skew(_mm(Vh, gVh.mT.conj())),),
+                        (gVh,),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (
+                            _jnp.imag(
+                                (Vh * _jnp.swapaxes(gVh.mT.conj(), -1, -2)).sum(-1)[..., :, None]
+                            ),
+                        ),
+                        (gVh,),
+                        _GAUGE_MESSAGE,
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                )
+            if gU is None and gS is not None and gVh is None:
+                return (
+                    _check(
+                        "zeros", lambda: (_diag(gS),), (A, gS), _PIVOTS_MESSAGE, "check_singular", S
+                    )
+                    if check_singular
+                    else None,
+                    _check("ties", lambda: (_diag(gS),), (gS,), _TIES_MESSAGE, "check_ties", S)
+                    if check_ties
+                    else None,
+                )
+            if gU is not None and gS is None and gVh is None:
+                return (
+                    _check(
+                        "zeros",
+                        lambda: (_neg_mm(U, _mm(U.mT.conj(), gU)) + gU,),
+                        (A, gU),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
+                    )
+                    if check_singular
+                    else None,
+                    _check(
+                        "ties",
+                        lambda: (_skew(_mm(U.mT.conj(), gU)),),
+                        (gU,),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (
+                            _jnp.imag(
+                                (U.mT.conj() * _jnp.swapaxes(gU, -1, -2)).sum(-1)[..., :, None]
+                            ),
+                        ),
+                        (gU,),
+                        _GAUGE_MESSAGE,
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                )
+            gU = _zeros_like(U) if gU is None else gU
+            gS = _zeros_like(S) if gS is None else gS
+            gVh = _zeros_like(Vh) if gVh is None else gVh
+
             return (
                 _check(
                     "zeros",
@@ -691,6 +932,172 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                 else None,
             )
         if m < n:
+            if gU is None and gS is not None and gVh is not None:
+                return (
+                    _check(
+                        "zeros",
+                        lambda: (
+                            _neg_mm(Vh.mT.conj(), _mm(Vh, gVh.mT.conj())) + gVh.mT.conj(),
+                            _diag(gS),
+                        ),
+                        (A, gS, gVh),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
+                    )
+                    if check_singular
+                    else None,
+                    _check(
+                        "ties",
+                        lambda: (_diag(gS).astype(A.dtype) + _skew(_mm(Vh, gVh.mT.conj())),),
+                        (gS, gVh),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (
+                            _jnp.imag(
+                                (Vh * _jnp.swapaxes(gVh.mT.conj(), -1, -2)).sum(-1)[..., :, None]
+                            ),
+                        ),
+                        (gVh,),
+                        _GAUGE_MESSAGE,
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                )
+            if gU is not None and gS is not None and gVh is None:
+                return (
+                    _check(
+                        "zeros",
+                        lambda: (_neg_mm(_mm(U, U.mT.conj()), gU) + gU, _diag(gS)),
+                        (A, gS, gU),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
+                    )
+                    if check_singular
+                    else None,
+                    _check(
+                        "ties",
+                        lambda: (_diag(gS).astype(A.dtype) + _skew(_mm(U.mT.conj(), gU)),),
+                        (gS, gU),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (
+                            _jnp.imag(
+                                (U.mT.conj() * _jnp.swapaxes(gU, -1, -2)).sum(-1)[..., :, None]
+                            ),
+                        ),
+                        (gU,),
+                        _GAUGE_MESSAGE,
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                )
+            if gU is None and gS is None and gVh is not None:
+                return (
+                    _check(
+                        "zeros",
+                        lambda: (_neg_mm(Vh.mT.conj(), _mm(Vh, gVh.mT.conj())) + gVh.mT.conj(),),
+                        (A, gVh),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
+                    )
+                    if check_singular
+                    else None,
+                    _check(
+                        "ties",
+                        lambda: (_skew(_mm(Vh, gVh.mT.conj())),),
+                        (gVh,),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (
+                            _jnp.imag(
+                                (Vh * _jnp.swapaxes(gVh.mT.conj(), -1, -2)).sum(-1)[..., :, None]
+                            ),
+                        ),
+                        (gVh,),
+                        _GAUGE_MESSAGE,
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                )
+            if gU is None and gS is not None and gVh is None:
+                return (
+                    _check(
+                        "zeros", lambda: (_diag(gS),), (A, gS), _PIVOTS_MESSAGE, "check_singular", S
+                    )
+                    if check_singular
+                    else None,
+                    _check("ties", lambda: (_diag(gS),), (gS,), _TIES_MESSAGE, "check_ties", S)
+                    if check_ties
+                    else None,
+                )
+            if gU is not None and gS is None and gVh is None:
+                return (
+                    _check(
+                        "zeros",
+                        lambda: (_neg_mm(_mm(U, U.mT.conj()), gU) + gU,),
+                        (A, gU),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
+                    )
+                    if check_singular
+                    else None,
+                    _check(
+                        "ties",
+                        lambda: (_skew(_mm(U.mT.conj(), gU)),),
+                        (gU,),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (
+                            _jnp.imag(
+                                (U.mT.conj() * _jnp.swapaxes(gU, -1, -2)).sum(-1)[..., :, None]
+                            ),
+                        ),
+                        (gU,),
+                        _GAUGE_MESSAGE,
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                )
+            gU = _zeros_like(U) if gU is None else gU
+            gS = _zeros_like(S) if gS is None else gS
+            gVh = _zeros_like(Vh) if gVh is None else gVh
+
             return (
                 _check(
                     "zeros",
@@ -742,6 +1149,185 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
             )
     if full_matrices is True:
         if m == n:
+            if gU is None and gS is not None and gVh is not None:
+                return (
+                    _check(
+                        "zeros",
+                        lambda: (
+                            _mm(Vh[..., m:, :], gVh.mT.conj())
+                            + _neg_mm(gVh[..., m:, :], Vh.mT.conj()),
+                            _diag(gS),
+                        ),
+                        (A, gS, gVh),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
+                    )
+                    if check_singular
+                    else None,
+                    _check(
+                        "ties",
+                        lambda: (_diag(gS).astype(A.dtype) + _skew(_mm(Vh, gVh.mT.conj())),),
+                        (gS, gVh),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (
+                            _jnp.imag(
+                                (Vh * _jnp.swapaxes(gVh.mT.conj(), -1, -2)).sum(-1)[..., :, None]
+                            ),
+                            _skew(_mm(Vh[..., m:, :], gVh[..., m:, :].mT.conj())),
+                        ),
+                        (gVh,),
+                        _GAUGE_MESSAGE_2,
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                )
+            if gU is not None and gS is not None and gVh is None:
+                return (
+                    _check(
+                        "zeros",
+                        lambda: (
+                            _mm(U[..., :, m:].mT.conj(), gU) + _neg_mm(gU[..., :, m:].mT.conj(), U),
+                            _diag(gS),
+                        ),
+                        (A, gS, gU),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
+                    )
+                    if check_singular
+                    else None,
+                    _check(
+                        "ties",
+                        lambda: (_diag(gS).astype(A.dtype) + _skew(_mm(U.mT.conj(), gU)),),
+                        (gS, gU),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (
+                            _jnp.imag(
+                                (U.mT.conj() * _jnp.swapaxes(gU, -1, -2)).sum(-1)[..., :, None]
+                            ),
+                            _skew(_mm(U[..., :, m:].mT.conj(), gU[..., :, m:])),
+                        ),
+                        (gU,),
+                        _GAUGE_MESSAGE_2,
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                )
+            if gU is None and gS is None and gVh is not None:
+                return (
+                    _check(
+                        "zeros",
+                        lambda: (
+                            _mm(Vh[..., m:, :], gVh.mT.conj())
+                            + _neg_mm(gVh[..., m:, :], Vh.mT.conj()),
+                        ),
+                        (A, gVh),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
+                    )
+                    if check_singular
+                    else None,
+                    _check(
+                        "ties",
+                        lambda: (_skew(_mm(Vh, gVh.mT.conj())),),
+                        (gVh,),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (
+                            _jnp.imag(
+                                (Vh * _jnp.swapaxes(gVh.mT.conj(), -1, -2)).sum(-1)[..., :, None]
+                            ),
+                            _skew(_mm(Vh[..., m:, :], gVh[..., m:, :].mT.conj())),
+                        ),
+                        (gVh,),
+                        _GAUGE_MESSAGE_2,
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                )
+            if gU is None and gS is not None and gVh is None:
+                return (
+                    _check(
+                        "zeros", lambda: (_diag(gS),), (A, gS), _PIVOTS_MESSAGE, "check_singular", S
+                    )
+                    if check_singular
+                    else None,
+                    _check("ties", lambda: (_diag(gS),), (gS,), _TIES_MESSAGE, "check_ties", S)
+                    if check_ties
+                    else None,
+                )
+            if gU is not None and gS is None and gVh is None:
+                return (
+                    _check(
+                        "zeros",
+                        lambda: (
+                            _mm(U[..., :, m:].mT.conj(), gU) + _neg_mm(gU[..., :, m:].mT.conj(), U),
+                        ),
+                        (A, gU),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
+                    )
+                    if check_singular
+                    else None,
+                    _check(
+                        "ties",
+                        lambda: (_skew(_mm(U.mT.conj(), gU)),),
+                        (gU,),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (
+                            _jnp.imag(
+                                (U.mT.conj() * _jnp.swapaxes(gU, -1, -2)).sum(-1)[..., :, None]
+                            ),
+                            _skew(_mm(U[..., :, m:].mT.conj(), gU[..., :, m:])),
+                        ),
+                        (gU,),
+                        _GAUGE_MESSAGE_2,
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                )
+            gU = _zeros_like(U) if gU is None else gU
+            gS = _zeros_like(S) if gS is None else gS
+            gVh = _zeros_like(Vh) if gVh is None else gVh
+
             return (
                 _check(
                     "zeros",
@@ -796,6 +1382,251 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                 else None,
             )
         if m > n:
+            if gU is None and gS is not None and gVh is not None:
+                return (
+                    _check(
+                        "zeros",
+                        lambda: (
+                            _mm(Vh[..., n:, :], gVh.mT.conj())
+                            + _neg_mm(gVh[..., n:, :], Vh.mT.conj()),
+                            _diag(gS),
+                        ),
+                        (A, gS, gVh),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
+                    )
+                    if check_singular
+                    else None,
+                    _check(
+                        "ties",
+                        lambda: (_diag(gS).astype(A.dtype) + _skew(_mm(Vh, gVh.mT.conj())),),
+                        (gS, gVh),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (
+                            _jnp.imag(
+                                (Vh * _jnp.swapaxes(gVh.mT.conj(), -1, -2)).sum(-1)[..., :, None]
+                            ),
+                            _skew(_mm(Vh[..., n:, :], gVh[..., n:, :].mT.conj())),
+                        ),
+                        (gVh,),
+                        _GAUGE_MESSAGE_2,
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                )
+            if gU is not None and gS is None and gVh is not None:
+                return (
+                    _check(
+                        "zeros",
+                        lambda: (
+                            _jnp.concatenate(
+                                [
+                                    _mm(U[..., :, n:].mT.conj(), gU[..., :, :n])
+                                    + _neg_mm(gU[..., :, n:].mT.conj(), U[..., :, :n]),
+                                    _mm(Vh[..., n:, :], gVh.mT.conj())
+                                    + _neg_mm(gVh[..., n:, :], Vh.mT.conj()),
+                                ],
+                                axis=-2,
+                            ),
+                        ),
+                        (A, gU, gVh),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
+                    )
+                    if check_singular
+                    else None,
+                    _check(
+                        "ties",
+                        lambda: (
+                            _skew(
+                                _mm(U[..., :, :n].mT.conj(), gU[..., :, :n])
+                                + _mm(Vh, gVh.mT.conj())
+                            ),
+                        ),
+                        (gU, gVh),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (
+                            _jnp.imag(
+                                (
+                                    U[..., :, :n].mT.conj() * _jnp.swapaxes(gU[..., :, :n], -1, -2)
+                                ).sum(-1)[..., :, None]
+                                + (Vh * _jnp.swapaxes(gVh.mT.conj(), -1, -2)).sum(-1)[..., :, None]
+                            ),
+                            _skew(_mm(U[..., :, n:].mT.conj(), gU[..., :, n:])),
+                            _skew(_mm(Vh[..., n:, :], gVh[..., n:, :].mT.conj())),
+                        ),
+                        (gU, gVh),
+                        _GAUGE_MESSAGE_2,
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                )
+            if gU is not None and gS is not None and gVh is None:
+                return (
+                    _check(
+                        "zeros",
+                        lambda: (
+                            _mm(U[..., :, n:].mT.conj(), gU[..., :, :n])
+                            + _neg_mm(gU[..., :, n:].mT.conj(), U[..., :, :n]),
+                            _diag(gS),
+                        ),
+                        (A, gS, gU),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
+                    )
+                    if check_singular
+                    else None,
+                    _check(
+                        "ties",
+                        lambda: (
+                            _diag(gS).astype(A.dtype)
+                            + _skew(_mm(U[..., :, :n].mT.conj(), gU[..., :, :n])),
+                        ),
+                        (gS, gU),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (
+                            _jnp.imag(
+                                (
+                                    U[..., :, :n].mT.conj() * _jnp.swapaxes(gU[..., :, :n], -1, -2)
+                                ).sum(-1)[..., :, None]
+                            ),
+                            _skew(_mm(U[..., :, n:].mT.conj(), gU[..., :, n:])),
+                        ),
+                        (gU,),
+                        _GAUGE_MESSAGE_2,
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                )
+            if gU is None and gS is None and gVh is not None:
+                return (
+                    _check(
+                        "zeros",
+                        lambda: (
+                            _mm(Vh[..., n:, :], gVh.mT.conj())
+                            + _neg_mm(gVh[..., n:, :], Vh.mT.conj()),
+                        ),
+                        (A, gVh),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
+                    )
+                    if check_singular
+                    else None,
+                    _check(
+                        "ties",
+                        lambda: (_skew(_mm(Vh, gVh.mT.conj())),),
+                        (gVh,),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (
+                            _jnp.imag(
+                                (Vh * _jnp.swapaxes(gVh.mT.conj(), -1, -2)).sum(-1)[..., :, None]
+                            ),
+                            _skew(_mm(Vh[..., n:, :], gVh[..., n:, :].mT.conj())),
+                        ),
+                        (gVh,),
+                        _GAUGE_MESSAGE_2,
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                )
+            if gU is None and gS is not None and gVh is None:
+                return (
+                    _check(
+                        "zeros", lambda: (_diag(gS),), (A, gS), _PIVOTS_MESSAGE, "check_singular", S
+                    )
+                    if check_singular
+                    else None,
+                    _check("ties", lambda: (_diag(gS),), (gS,), _TIES_MESSAGE, "check_ties", S)
+                    if check_ties
+                    else None,
+                )
+            if gU is not None and gS is None and gVh is None:
+                return (
+                    _check(
+                        "zeros",
+                        lambda: (
+                            _mm(U[..., :, n:].mT.conj(), gU[..., :, :n])
+                            + _neg_mm(gU[..., :, n:].mT.conj(), U[..., :, :n]),
+                        ),
+                        (A, gU),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
+                    )
+                    if check_singular
+                    else None,
+                    _check(
+                        "ties",
+                        lambda: (_skew(_mm(U[..., :, :n].mT.conj(), gU[..., :, :n])),),
+                        (gU,),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (
+                            _jnp.imag(
+                                (
+                                    U[..., :, :n].mT.conj() * _jnp.swapaxes(gU[..., :, :n], -1, -2)
+                                ).sum(-1)[..., :, None]
+                            ),
+                            _skew(_mm(U[..., :, n:].mT.conj(), gU[..., :, n:])),
+                        ),
+                        (gU,),
+                        _GAUGE_MESSAGE_2,
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                )
+            gU = _zeros_like(U) if gU is None else gU
+            gS = _zeros_like(S) if gS is None else gS
+            gVh = _zeros_like(Vh) if gVh is None else gVh
+
             return (
                 _check(
                     "zeros",
@@ -852,6 +1683,194 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                 else None,
             )
         if m < n:
+            if gU is None and gS is not None and gVh is not None:
+                return (
+                    _check(
+                        "zeros",
+                        lambda: (
+                            _mm(Vh[..., m:, :], gVh[..., :m, :].mT.conj())
+                            + _neg_mm(gVh[..., m:, :], Vh[..., :m, :].mT.conj()),
+                            _diag(gS),
+                        ),
+                        (A, gS, gVh),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
+                    )
+                    if check_singular
+                    else None,
+                    _check(
+                        "ties",
+                        lambda: (
+                            _diag(gS).astype(A.dtype)
+                            + _skew(_mm(Vh[..., :m, :], gVh[..., :m, :].mT.conj())),
+                        ),
+                        (gS, gVh),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (
+                            _jnp.imag(
+                                (
+                                    Vh[..., :m, :]
+                                    * _jnp.swapaxes(gVh[..., :m, :].mT.conj(), -1, -2)
+                                ).sum(-1)[..., :, None]
+                            ),
+                            _skew(_mm(Vh[..., m:, :], gVh[..., m:, :].mT.conj())),
+                        ),
+                        (gVh,),
+                        _GAUGE_MESSAGE_2,
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                )
+            if gU is not None and gS is not None and gVh is None:
+                return (
+                    _check(
+                        "zeros",
+                        lambda: (
+                            _mm(U[..., :, m:].mT.conj(), gU) + _neg_mm(gU[..., :, m:].mT.conj(), U),
+                            _diag(gS),
+                        ),
+                        (A, gS, gU),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
+                    )
+                    if check_singular
+                    else None,
+                    _check(
+                        "ties",
+                        lambda: (_diag(gS).astype(A.dtype) + _skew(_mm(U.mT.conj(), gU)),),
+                        (gS, gU),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (
+                            _jnp.imag(
+                                (U.mT.conj() * _jnp.swapaxes(gU, -1, -2)).sum(-1)[..., :, None]
+                            ),
+                            _skew(_mm(U[..., :, m:].mT.conj(), gU[..., :, m:])),
+                        ),
+                        (gU,),
+                        _GAUGE_MESSAGE_2,
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                )
+            if gU is None and gS is None and gVh is not None:
+                return (
+                    _check(
+                        "zeros",
+                        lambda: (
+                            _mm(Vh[..., m:, :], gVh[..., :m, :].mT.conj())
+                            + _neg_mm(gVh[..., m:, :], Vh[..., :m, :].mT.conj()),
+                        ),
+                        (A, gVh),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
+                    )
+                    if check_singular
+                    else None,
+                    _check(
+                        "ties",
+                        lambda: (_skew(_mm(Vh[..., :m, :], gVh[..., :m, :].mT.conj())),),
+                        (gVh,),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (
+                            _jnp.imag(
+                                (
+                                    Vh[..., :m, :]
+                                    * _jnp.swapaxes(gVh[..., :m, :].mT.conj(), -1, -2)
+                                ).sum(-1)[..., :, None]
+                            ),
+                            _skew(_mm(Vh[..., m:, :], gVh[..., m:, :].mT.conj())),
+                        ),
+                        (gVh,),
+                        _GAUGE_MESSAGE_2,
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                )
+            if gU is None and gS is not None and gVh is None:
+                return (
+                    _check(
+                        "zeros", lambda: (_diag(gS),), (A, gS), _PIVOTS_MESSAGE, "check_singular", S
+                    )
+                    if check_singular
+                    else None,
+                    _check("ties", lambda: (_diag(gS),), (gS,), _TIES_MESSAGE, "check_ties", S)
+                    if check_ties
+                    else None,
+                )
+            if gU is not None and gS is None and gVh is None:
+                return (
+                    _check(
+                        "zeros",
+                        lambda: (
+                            _mm(U[..., :, m:].mT.conj(), gU) + _neg_mm(gU[..., :, m:].mT.conj(), U),
+                        ),
+                        (A, gU),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
+                    )
+                    if check_singular
+                    else None,
+                    _check(
+                        "ties",
+                        lambda: (_skew(_mm(U.mT.conj(), gU)),),
+                        (gU,),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (
+                            _jnp.imag(
+                                (U.mT.conj() * _jnp.swapaxes(gU, -1, -2)).sum(-1)[..., :, None]
+                            ),
+                            _skew(_mm(U[..., :, m:].mT.conj(), gU[..., :, m:])),
+                        ),
+                        (gU,),
+                        _GAUGE_MESSAGE_2,
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                )
+            gU = _zeros_like(U) if gU is None else gU
+            gS = _zeros_like(S) if gS is None else gS
+            gVh = _zeros_like(Vh) if gVh is None else gVh
+
             return (
                 _check(
                     "zeros",
@@ -922,6 +1941,336 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
     _raise_if_failed("svd", _checks, (gU, gS, gVh), "cotangent")
     if full_matrices is False:
         if m >= n:
+            if gU is None and gS is not None and gVh is not None:
+                # the rule below without the terms of gU, which are None
+                V = Vh.mT.conj()
+                F = _pairwise_inv(S * S)
+                _c0 = V.mT.conj()
+                _c1 = gVh.mT.conj()
+                _c2 = _mm(_c0, _c1)
+                _g_D = -_c2
+                _c3 = F.conj().astype(A.dtype) * _c2
+                _g_dP = (
+                    S.conj().astype(A.dtype) * _c3
+                    + S.astype(A.dtype) * _c3.mT.conj()
+                    + _diag(_jnp.real(gS)).astype(A.dtype)
+                    + _skew(
+                        _diag(
+                            (
+                                1
+                                / S.conj().astype(A.dtype)
+                                * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
+                            )
+                        )
+                    )
+                )
+                gA = _mm(U, _mm(_g_dP, _c0))
+
+                def _kv0():
+                    _k0 = _neg_mm(_mm(V, Vh), _c1) + _c1
+                    _c4 = _diag(gS)
+                    _k1 = _c4
+                    return (_k0, _k1)
+
+                def _kv1():
+                    _c4 = _diag(gS)
+                    _c5 = _mm(Vh, _c1)
+                    _k2 = _c4.astype(A.dtype) + _skew(_c5)
+                    return (_k2,)
+
+                def _kv2():
+                    _c5 = _mm(Vh, _c1)
+                    _k3 = _jnp.imag(_jnp.diagonal(_c5, 0, -2, -1)[..., :, None])
+                    return (_k3,)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check("zeros", _kv0, (A, gS, gVh), _PIVOTS_MESSAGE, "check_singular", S)
+                        if check_singular
+                        else None,
+                        _check("ties", _kv1, (gS, gVh), _TIES_MESSAGE, "check_ties", S)
+                        if check_ties
+                        else None,
+                        _check("vanish", _kv2, (gVh,), _GAUGE_MESSAGE, "check_gauge", None)
+                        if check_gauge
+                        else None,
+                    ),
+                )
+            if gU is not None and gS is None and gVh is not None:
+                # the rule below without the terms of gS, which are None
+                V = Vh.mT.conj()
+                F = _pairwise_inv(S * S)
+                _c0 = U.mT.conj()
+                _c1 = _mm(_c0, gU)
+                _c2 = V.mT.conj()
+                _c3 = gVh.mT.conj()
+                _c4 = _mm(_c2, _c3)
+                _g_D = _c1 - _c4
+                _c5 = F.conj()
+                _c6 = _c5.astype(A.dtype) * _c4
+                _c7 = S.conj()
+                _c8 = _c5.astype(A.dtype) * _c1
+                _c9 = 1 / S.conj()
+                _g_dP = (
+                    _c7.astype(A.dtype) * _c6
+                    + _c8.mT.conj() * _jnp.swapaxes(S.astype(A.dtype), -1, -2)
+                    + S.astype(A.dtype) * _c6.mT.conj()
+                    + _c8 * _jnp.swapaxes(_c7.astype(A.dtype), -1, -2)
+                    - _c1 * _jnp.swapaxes(_c9.astype(A.dtype), -1, -2)
+                    + _skew(
+                        _diag(
+                            (
+                                _c9.astype(A.dtype)
+                                * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
+                            )
+                        )
+                    )
+                )
+                gA = _mm(_mm(U, _g_dP) + gU * _jnp.swapaxes(_c9.astype(A.dtype), -1, -2), _c2)
+
+                def _kv1():
+                    _c10 = _c1 + _mm(Vh, _c3)
+                    _k1 = _skew(_c10)
+                    return (_k1,)
+
+                def _kv2():
+                    _c10 = _c1 + _mm(Vh, _c3)
+                    _k2 = _jnp.imag(_jnp.diagonal(_c10, 0, -2, -1)[..., :, None])
+                    return (_k2,)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check(
+                            "zeros",
+                            lambda: (
+                                _jnp.concatenate(
+                                    [_neg_mm(U, _mm(_c0, gU)) + gU, _neg_mm(_mm(V, Vh), _c3) + _c3],
+                                    axis=-2,
+                                ),
+                            ),
+                            (A, gU, gVh),
+                            _PIVOTS_MESSAGE,
+                            "check_singular",
+                            S,
+                        )
+                        if check_singular
+                        else None,
+                        _check("ties", _kv1, (gU, gVh), _TIES_MESSAGE, "check_ties", S)
+                        if check_ties
+                        else None,
+                        _check("vanish", _kv2, (gU, gVh), _GAUGE_MESSAGE, "check_gauge", None)
+                        if check_gauge
+                        else None,
+                    ),
+                )
+            if gU is not None and gS is not None and gVh is None:
+                # the rule below without the terms of gVh, which are None
+                V = Vh.mT.conj()
+                F = _pairwise_inv(S * S)
+                _c0 = U.mT.conj()
+                _c1 = _mm(_c0, gU)
+                _g_D = _c1
+                _c2 = F.conj().astype(A.dtype) * _c1
+                _c3 = 1 / S.conj()
+                _g_dP = (
+                    _c2.mT.conj() * _jnp.swapaxes(S.astype(A.dtype), -1, -2)
+                    + _c2 * _jnp.swapaxes(S.conj().astype(A.dtype), -1, -2)
+                    - _c1 * _jnp.swapaxes(_c3.astype(A.dtype), -1, -2)
+                    + _diag(_jnp.real(gS)).astype(A.dtype)
+                    + _skew(
+                        _diag(
+                            (
+                                _c3.astype(A.dtype)
+                                * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
+                            )
+                        )
+                    )
+                )
+                gA = _mm(
+                    _mm(U, _g_dP) + gU * _jnp.swapaxes(_c3.astype(A.dtype), -1, -2), V.mT.conj()
+                )
+
+                def _kv0():
+                    _k0 = _neg_mm(U, _mm(_c0, gU)) + gU
+                    _c4 = _diag(gS)
+                    _k1 = _c4
+                    return (_k0, _k1)
+
+                def _kv1():
+                    _c4 = _diag(gS)
+                    _k2 = _c4.astype(A.dtype) + _skew(_g_D)
+                    return (_k2,)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check("zeros", _kv0, (A, gS, gU), _PIVOTS_MESSAGE, "check_singular", S)
+                        if check_singular
+                        else None,
+                        _check("ties", _kv1, (gS, gU), _TIES_MESSAGE, "check_ties", S)
+                        if check_ties
+                        else None,
+                        _check(
+                            "vanish",
+                            lambda: (_jnp.imag(_jnp.diagonal(_g_D, 0, -2, -1)[..., :, None]),),
+                            (gU,),
+                            _GAUGE_MESSAGE,
+                            "check_gauge",
+                            None,
+                        )
+                        if check_gauge
+                        else None,
+                    ),
+                )
+            if gU is None and gS is None and gVh is not None:
+                # the rule below without the terms of gU, gS, which are None
+                V = Vh.mT.conj()
+                F = _pairwise_inv(S * S)
+                _c0 = V.mT.conj()
+                _c1 = gVh.mT.conj()
+                _c2 = _mm(_c0, _c1)
+                _g_D = -_c2
+                _c3 = F.conj().astype(A.dtype) * _c2
+                _g_dP = (
+                    S.conj().astype(A.dtype) * _c3
+                    + S.astype(A.dtype) * _c3.mT.conj()
+                    + _skew(
+                        _diag(
+                            (
+                                1
+                                / S.conj().astype(A.dtype)
+                                * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
+                            )
+                        )
+                    )
+                )
+                gA = _mm(U, _mm(_g_dP, _c0))
+
+                def _kv1():
+                    _c4 = _mm(Vh, _c1)
+                    _k1 = _skew(_c4)
+                    return (_k1,)
+
+                def _kv2():
+                    _c4 = _mm(Vh, _c1)
+                    _k2 = _jnp.imag(_jnp.diagonal(_c4, 0, -2, -1)[..., :, None])
+                    return (_k2,)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check(
+                            "zeros",
+                            lambda: (_neg_mm(_mm(V, Vh), _c1) + _c1,),
+                            (A, gVh),
+                            _PIVOTS_MESSAGE,
+                            "check_singular",
+                            S,
+                        )
+                        if check_singular
+                        else None,
+                        _check("ties", _kv1, (gVh,), _TIES_MESSAGE, "check_ties", S)
+                        if check_ties
+                        else None,
+                        _check("vanish", _kv2, (gVh,), _GAUGE_MESSAGE, "check_gauge", None)
+                        if check_gauge
+                        else None,
+                    ),
+                )
+            if gU is None and gS is not None and gVh is None:
+                # the rule below without the terms of gU, gVh, which are None
+                V = Vh.mT.conj()
+                _g_dP = _diag(_jnp.real(gS))
+                gA = _mm(U, _mm(_g_dP.astype(A.dtype), V.mT.conj()))
+
+                def _kv0():
+                    _c0 = _diag(gS)
+                    _k0 = _c0
+                    return (_k0,)
+
+                def _kv1():
+                    _c0 = _diag(gS)
+                    _k1 = _c0
+                    return (_k1,)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check("zeros", _kv0, (A, gS), _PIVOTS_MESSAGE, "check_singular", S)
+                        if check_singular
+                        else None,
+                        _check("ties", _kv1, (gS,), _TIES_MESSAGE, "check_ties", S)
+                        if check_ties
+                        else None,
+                    ),
+                )
+            if gU is not None and gS is None and gVh is None:
+                # the rule below without the terms of gS, gVh, which are None
+                V = Vh.mT.conj()
+                F = _pairwise_inv(S * S)
+                _c0 = U.mT.conj()
+                _c1 = _mm(_c0, gU)
+                _g_D = _c1
+                _c2 = F.conj().astype(A.dtype) * _c1
+                _c3 = 1 / S.conj()
+                _g_dP = (
+                    _c2.mT.conj() * _jnp.swapaxes(S.astype(A.dtype), -1, -2)
+                    + _c2 * _jnp.swapaxes(S.conj().astype(A.dtype), -1, -2)
+                    - _c1 * _jnp.swapaxes(_c3.astype(A.dtype), -1, -2)
+                    + _skew(
+                        _diag(
+                            (
+                                _c3.astype(A.dtype)
+                                * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
+                            )
+                        )
+                    )
+                )
+                gA = _mm(
+                    _mm(U, _g_dP) + gU * _jnp.swapaxes(_c3.astype(A.dtype), -1, -2), V.mT.conj()
+                )
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check(
+                            "zeros",
+                            lambda: (_neg_mm(U, _mm(_c0, gU)) + gU,),
+                            (A, gU),
+                            _PIVOTS_MESSAGE,
+                            "check_singular",
+                            S,
+                        )
+                        if check_singular
+                        else None,
+                        _check(
+                            "ties", lambda: (_skew(_g_D),), (gU,), _TIES_MESSAGE, "check_ties", S
+                        )
+                        if check_ties
+                        else None,
+                        _check(
+                            "vanish",
+                            lambda: (_jnp.imag(_jnp.diagonal(_g_D, 0, -2, -1)[..., :, None]),),
+                            (gU,),
+                            _GAUGE_MESSAGE,
+                            "check_gauge",
+                            None,
+                        )
+                        if check_gauge
+                        else None,
+                    ),
+                )
+            gU = _zeros_like(U) if gU is None else gU
+            gS = _zeros_like(S) if gS is None else gS
+            gVh = _zeros_like(Vh) if gVh is None else gVh
+
             # spec/svd.yaml:104, T2016, WZ2019, transposed (the spec gives no VJP)
             V = Vh.mT.conj()
             F = _pairwise_inv(S * S)
@@ -929,20 +2278,344 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             _c1 = _mm(_c0, gU)
             _c2 = V.mT.conj()
             _c3 = gVh.mT.conj()
-            _g_D = _c1 + _neg_mm(_c2, _c3)
-            _c9 = 1 / S
-            _c10 = _diag(_c9).mT.conj()
-            _c4 = _diag(S)
-            _c5 = _c4.mT.conj()
-            _c6 = F.conj()
-            _c7 = _c6.astype(A.dtype) * (_mm(_c2, _c3))
-            _c8 = _c6.astype(A.dtype) * _c1
+            _c4 = _mm(_c2, _c3)
+            _g_D = _c1 - _c4
+            _c5 = F.conj()
+            _c6 = _c5.astype(A.dtype) * _c4
+            _c7 = S.conj()
+            _c8 = _c5.astype(A.dtype) * _c1
+            _c9 = 1 / S.conj()
             _g_dP = (
-                _mm(_c5.astype(A.dtype), _c7)
-                + _mm(_c8.mT.conj(), _c4.astype(A.dtype))
-                + _mm(_c4.astype(A.dtype), _c7.mT.conj())
-                + _mm(_c8, _c5.astype(A.dtype))
-                + _neg_mm(_mm(_c0, gU), _c10.astype(A.dtype))
+                _c7.astype(A.dtype) * _c6
+                + _c8.mT.conj() * _jnp.swapaxes(S.astype(A.dtype), -1, -2)
+                + S.astype(A.dtype) * _c6.mT.conj()
+                + _c8 * _jnp.swapaxes(_c7.astype(A.dtype), -1, -2)
+                - _c1 * _jnp.swapaxes(_c9.astype(A.dtype), -1, -2)
+                + _diag(_jnp.real(gS)).astype(A.dtype)
+                + _skew(
+                    _diag(
+                        (
+                            _c9.astype(A.dtype)
+                            * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
+                        )
+                    )
+                )
+            )
+            gA = _mm(gU * _jnp.swapaxes(_c9.astype(A.dtype), -1, -2) + _mm(U, _g_dP), _c2)
+
+            def _kv0():
+                _k0 = _jnp.concatenate(
+                    [gU + _neg_mm(U, _mm(_c0, gU)), _c3 + _neg_mm(_mm(V, Vh), _c3)], axis=-2
+                )
+                _c10 = _diag(gS)
+                _k1 = _c10
+                return (_k0, _k1)
+
+            def _kv1():
+                _c10 = _diag(gS)
+                _c11 = _c1 + _mm(Vh, _c3)
+                _k2 = _skew(_c11) + _c10.astype(A.dtype)
+                return (_k2,)
+
+            def _kv2():
+                _c11 = _c1 + _mm(Vh, _c3)
+                _k3 = _jnp.imag(_jnp.diagonal(_c11, 0, -2, -1)[..., :, None])
+                return (_k3,)
+
+            return _checked_vjp(
+                "svd",
+                (gA,),
+                (
+                    _check("zeros", _kv0, (A, gS, gU, gVh), _PIVOTS_MESSAGE, "check_singular", S)
+                    if check_singular
+                    else None,
+                    _check("ties", _kv1, (gS, gU, gVh), _TIES_MESSAGE, "check_ties", S)
+                    if check_ties
+                    else None,
+                    _check("vanish", _kv2, (gU, gVh), _GAUGE_MESSAGE, "check_gauge", None)
+                    if check_gauge
+                    else None,
+                ),
+            )
+
+        if m < n:
+            if gU is None and gS is not None and gVh is not None:
+                # the rule below without the terms of gU, which are None
+                V = Vh.mT.conj()
+                F = _pairwise_inv(S * S)
+                _c0 = V.mT.conj()
+                _c1 = gVh.mT.conj()
+                _c2 = _mm(_c0, _c1)
+                _g_D = -_c2
+                _c3 = F.conj().astype(A.dtype) * _c2
+                _c4 = 1 / S
+                _g_dP = (
+                    S.conj().astype(A.dtype) * _c3
+                    + S.astype(A.dtype) * _c3.mT.conj()
+                    - _c4.astype(A.dtype) * (_mm(gVh, V))
+                    + _diag(_jnp.real(gS)).astype(A.dtype)
+                    + _skew(
+                        _diag(
+                            (
+                                _c4.conj().astype(A.dtype)
+                                * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
+                            )
+                        )
+                    )
+                )
+                gA = _mm(U, _c4.astype(A.dtype) * gVh + _mm(_g_dP, _c0))
+
+                def _kv0():
+                    _k0 = _neg_mm(V, _mm(Vh, _c1)) + _c1
+                    _c5 = _diag(gS)
+                    _k1 = _c5
+                    return (_k0, _k1)
+
+                def _kv1():
+                    _c5 = _diag(gS)
+                    _c6 = _mm(Vh, _c1)
+                    _k2 = _c5.astype(A.dtype) + _skew(_c6)
+                    return (_k2,)
+
+                def _kv2():
+                    _c6 = _mm(Vh, _c1)
+                    _k3 = _jnp.imag(_jnp.diagonal(_c6, 0, -2, -1)[..., :, None])
+                    return (_k3,)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check("zeros", _kv0, (A, gS, gVh), _PIVOTS_MESSAGE, "check_singular", S)
+                        if check_singular
+                        else None,
+                        _check("ties", _kv1, (gS, gVh), _TIES_MESSAGE, "check_ties", S)
+                        if check_ties
+                        else None,
+                        _check("vanish", _kv2, (gVh,), _GAUGE_MESSAGE, "check_gauge", None)
+                        if check_gauge
+                        else None,
+                    ),
+                )
+            if gU is not None and gS is not None and gVh is None:
+                # the rule below without the terms of gVh, which are None
+                V = Vh.mT.conj()
+                F = _pairwise_inv(S * S)
+                _c0 = U.mT.conj()
+                _c1 = _mm(_c0, gU)
+                _g_D = _c1
+                _c2 = F.conj().astype(A.dtype) * _c1
+                _g_dP = (
+                    _c2.mT.conj() * _jnp.swapaxes(S.astype(A.dtype), -1, -2)
+                    + _c2 * _jnp.swapaxes(S.conj().astype(A.dtype), -1, -2)
+                    + _diag(_jnp.real(gS)).astype(A.dtype)
+                    + _skew(
+                        _diag(
+                            (
+                                1
+                                / S.conj().astype(A.dtype)
+                                * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
+                            )
+                        )
+                    )
+                )
+                gA = _mm(_mm(U, _g_dP), V.mT.conj())
+
+                def _kv0():
+                    _k0 = _neg_mm(_mm(U, _c0), gU) + gU
+                    _c3 = _diag(gS)
+                    _k1 = _c3
+                    return (_k0, _k1)
+
+                def _kv1():
+                    _c3 = _diag(gS)
+                    _k2 = _c3.astype(A.dtype) + _skew(_g_D)
+                    return (_k2,)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check("zeros", _kv0, (A, gS, gU), _PIVOTS_MESSAGE, "check_singular", S)
+                        if check_singular
+                        else None,
+                        _check("ties", _kv1, (gS, gU), _TIES_MESSAGE, "check_ties", S)
+                        if check_ties
+                        else None,
+                        _check(
+                            "vanish",
+                            lambda: (_jnp.imag(_jnp.diagonal(_g_D, 0, -2, -1)[..., :, None]),),
+                            (gU,),
+                            _GAUGE_MESSAGE,
+                            "check_gauge",
+                            None,
+                        )
+                        if check_gauge
+                        else None,
+                    ),
+                )
+            if gU is None and gS is None and gVh is not None:
+                # the rule below without the terms of gU, gS, which are None
+                V = Vh.mT.conj()
+                F = _pairwise_inv(S * S)
+                _c0 = V.mT.conj()
+                _c1 = gVh.mT.conj()
+                _c2 = _mm(_c0, _c1)
+                _g_D = -_c2
+                _c3 = F.conj().astype(A.dtype) * _c2
+                _c4 = 1 / S
+                _g_dP = (
+                    S.conj().astype(A.dtype) * _c3
+                    + S.astype(A.dtype) * _c3.mT.conj()
+                    - _c4.astype(A.dtype) * (_mm(gVh, V))
+                    + _skew(
+                        _diag(
+                            (
+                                _c4.conj().astype(A.dtype)
+                                * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
+                            )
+                        )
+                    )
+                )
+                gA = _mm(U, _c4.astype(A.dtype) * gVh + _mm(_g_dP, _c0))
+
+                def _kv1():
+                    _c5 = _mm(Vh, _c1)
+                    _k1 = _skew(_c5)
+                    return (_k1,)
+
+                def _kv2():
+                    _c5 = _mm(Vh, _c1)
+                    _k2 = _jnp.imag(_jnp.diagonal(_c5, 0, -2, -1)[..., :, None])
+                    return (_k2,)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check(
+                            "zeros",
+                            lambda: (_neg_mm(V, _mm(Vh, _c1)) + _c1,),
+                            (A, gVh),
+                            _PIVOTS_MESSAGE,
+                            "check_singular",
+                            S,
+                        )
+                        if check_singular
+                        else None,
+                        _check("ties", _kv1, (gVh,), _TIES_MESSAGE, "check_ties", S)
+                        if check_ties
+                        else None,
+                        _check("vanish", _kv2, (gVh,), _GAUGE_MESSAGE, "check_gauge", None)
+                        if check_gauge
+                        else None,
+                    ),
+                )
+            if gU is None and gS is not None and gVh is None:
+                # the rule below without the terms of gU, gVh, which are None
+                V = Vh.mT.conj()
+                _g_dP = _diag(_jnp.real(gS))
+                gA = _mm(_mm(U, _g_dP.astype(A.dtype)), V.mT.conj())
+
+                def _kv0():
+                    _c0 = _diag(gS)
+                    _k0 = _c0
+                    return (_k0,)
+
+                def _kv1():
+                    _c0 = _diag(gS)
+                    _k1 = _c0
+                    return (_k1,)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check("zeros", _kv0, (A, gS), _PIVOTS_MESSAGE, "check_singular", S)
+                        if check_singular
+                        else None,
+                        _check("ties", _kv1, (gS,), _TIES_MESSAGE, "check_ties", S)
+                        if check_ties
+                        else None,
+                    ),
+                )
+            if gU is not None and gS is None and gVh is None:
+                # the rule below without the terms of gS, gVh, which are None
+                V = Vh.mT.conj()
+                F = _pairwise_inv(S * S)
+                _c0 = U.mT.conj()
+                _c1 = _mm(_c0, gU)
+                _g_D = _c1
+                _c2 = F.conj().astype(A.dtype) * _c1
+                _g_dP = (
+                    _c2.mT.conj() * _jnp.swapaxes(S.astype(A.dtype), -1, -2)
+                    + _c2 * _jnp.swapaxes(S.conj().astype(A.dtype), -1, -2)
+                    + _skew(
+                        _diag(
+                            (
+                                1
+                                / S.conj().astype(A.dtype)
+                                * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
+                            )
+                        )
+                    )
+                )
+                gA = _mm(_mm(U, _g_dP), V.mT.conj())
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check(
+                            "zeros",
+                            lambda: (_neg_mm(_mm(U, _c0), gU) + gU,),
+                            (A, gU),
+                            _PIVOTS_MESSAGE,
+                            "check_singular",
+                            S,
+                        )
+                        if check_singular
+                        else None,
+                        _check(
+                            "ties", lambda: (_skew(_g_D),), (gU,), _TIES_MESSAGE, "check_ties", S
+                        )
+                        if check_ties
+                        else None,
+                        _check(
+                            "vanish",
+                            lambda: (_jnp.imag(_jnp.diagonal(_g_D, 0, -2, -1)[..., :, None]),),
+                            (gU,),
+                            _GAUGE_MESSAGE,
+                            "check_gauge",
+                            None,
+                        )
+                        if check_gauge
+                        else None,
+                    ),
+                )
+            gU = _zeros_like(U) if gU is None else gU
+            gS = _zeros_like(S) if gS is None else gS
+            gVh = _zeros_like(Vh) if gVh is None else gVh
+
+            # spec/svd.yaml:114, transposed (the spec gives no VJP)
+            V = Vh.mT.conj()
+            F = _pairwise_inv(S * S)
+            _c0 = U.mT.conj()
+            _c1 = _mm(_c0, gU)
+            _c2 = V.mT.conj()
+            _c3 = gVh.mT.conj()
+            _c4 = _mm(_c2, _c3)
+            _g_D = _c1 - _c4
+            _c5 = F.conj()
+            _c6 = _c5.astype(A.dtype) * _c4
+            _c7 = S.conj()
+            _c8 = _c5.astype(A.dtype) * _c1
+            _c9 = 1 / S
+            _g_dP = (
+                _c7.astype(A.dtype) * _c6
+                + _c8.mT.conj() * _jnp.swapaxes(S.astype(A.dtype), -1, -2)
+                + S.astype(A.dtype) * _c6.mT.conj()
+                + _c8 * _jnp.swapaxes(_c7.astype(A.dtype), -1, -2)
+                - _c9.astype(A.dtype) * (_mm(gVh, V))
                 + _diag(_jnp.real(gS)).astype(A.dtype)
                 + _skew(
                     _diag(
@@ -953,26 +2626,25 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     )
                 )
             )
-            gA = _mm(_mm(gU, _c10.astype(A.dtype)), _c2) + _mm(_mm(U, _g_dP), _c2)
+            gA = _mm(U, _c9.astype(A.dtype) * gVh + _mm(_g_dP, _c2))
 
             def _kv0():
-                _c11 = _mm(Vh, _c3)
-                _k0 = _jnp.concatenate([gU + _neg_mm(U, _c1), _c3 + _neg_mm(V, _c11)], axis=-2)
-                _c12 = _diag(gS)
-                _k1 = _c12
+                _k0 = _jnp.concatenate(
+                    [gU + _neg_mm(_mm(U, _c0), gU), _c3 + _neg_mm(V, _mm(Vh, _c3))], axis=-2
+                )
+                _c10 = _diag(gS)
+                _k1 = _c10
                 return (_k0, _k1)
 
             def _kv1():
-                _c11 = _mm(Vh, _c3)
-                _c12 = _diag(gS)
-                _c13 = _c1 + _c11
-                _k2 = _skew(_c13) + _c12.astype(A.dtype)
+                _c10 = _diag(gS)
+                _c11 = _c1 + _mm(Vh, _c3)
+                _k2 = _skew(_c11) + _c10.astype(A.dtype)
                 return (_k2,)
 
             def _kv2():
-                _c11 = _mm(Vh, _c3)
-                _c13 = _c1 + _c11
-                _k3 = _jnp.imag(_jnp.diagonal(_c13, 0, -2, -1)[..., :, None])
+                _c11 = _c1 + _mm(Vh, _c3)
+                _k3 = _jnp.imag(_jnp.diagonal(_c11, 0, -2, -1)[..., :, None])
                 return (_k3,)
 
             return _checked_vjp(
@@ -990,93 +2662,288 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     else None,
                 ),
             )
-        if m < n:
-            # spec/svd.yaml:114, transposed (the spec gives no VJP)
-            V = Vh.mT.conj()
-            F = _pairwise_inv(S * S)
-            _c0 = _mm(U.mT.conj(), gU)
-            _c1 = V.mT.conj()
-            _c2 = gVh.mT.conj()
-            _g_D = _c0 + _neg_mm(_c1, _c2)
-            _c3 = _diag(S)
-            _c4 = _c3.mT.conj()
-            _c5 = F.conj()
-            _c6 = _c5.astype(A.dtype) * (_mm(_c1, _c2))
-            _c7 = _c5.astype(A.dtype) * _c0
-            _c8 = 1 / S
-            _c9 = _diag(_c8)
-            _g_dP = (
-                _mm(_c4.astype(A.dtype), _c6)
-                + _mm(_c7.mT.conj(), _c3.astype(A.dtype))
-                + _mm(_c3.astype(A.dtype), _c6.mT.conj())
-                + _mm(_c7, _c4.astype(A.dtype))
-                + _neg_mm(_mm(_c9.astype(A.dtype), gVh), V)
-                + _diag(_jnp.real(gS)).astype(A.dtype)
-                + _skew(
-                    _diag(
-                        (
-                            _c8.conj().astype(A.dtype)
-                            * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
+
+    if full_matrices is True:
+        if m == n:
+            if gU is None and gS is not None and gVh is not None:
+                # the rule below without the terms of gU, which are None
+                V = Vh.mT.conj()
+                F = _pairwise_inv(S * S)
+                _c0 = V.mT.conj()
+                _c1 = gVh.mT.conj()
+                _c2 = _mm(_c0, _c1)
+                _g_D = -_c2
+                _c3 = F.conj().astype(A.dtype) * _c2
+                _g_dP = (
+                    S.conj().astype(A.dtype) * _c3
+                    + S.astype(A.dtype) * _c3.mT.conj()
+                    + _diag(_jnp.real(gS)).astype(A.dtype)
+                    + _skew(
+                        _diag(
+                            (
+                                1
+                                / S.conj().astype(A.dtype)
+                                * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
+                            )
                         )
                     )
                 )
-            )
-            gA = _mm(_mm(U, _c9.astype(A.dtype)), gVh) + _mm(_mm(U, _g_dP), _c1)
+                gA = _mm(_mm(U, _g_dP), _c0)
 
-            def _kv0():
-                _c10 = _mm(Vh, _c2)
-                _k0 = _jnp.concatenate([gU + _neg_mm(U, _c0), _c2 + _neg_mm(V, _c10)], axis=-2)
-                _c11 = _diag(gS)
-                _k1 = _c11
-                return (_k0, _k1)
+                def _kv0():
+                    _c4 = Vh[..., m:, :]
+                    _c5 = gVh[..., m:, :]
+                    _k0 = _mm(_c4, _c1) + _neg_mm(_c5, V)
+                    _c6 = _diag(gS)
+                    _k1 = _c6
+                    return (_k0, _k1)
 
-            def _kv1():
-                _c10 = _mm(Vh, _c2)
-                _c11 = _diag(gS)
-                _c12 = _c0 + _c10
-                _k2 = _skew(_c12) + _c11.astype(A.dtype)
-                return (_k2,)
+                def _kv1():
+                    _c6 = _diag(gS)
+                    _c7 = _mm(Vh, _c1)
+                    _k2 = _c6.astype(A.dtype) + _skew(_c7)
+                    return (_k2,)
 
-            def _kv2():
-                _c10 = _mm(Vh, _c2)
-                _c12 = _c0 + _c10
-                _k3 = _jnp.imag(_jnp.diagonal(_c12, 0, -2, -1)[..., :, None])
-                return (_k3,)
+                def _kv2():
+                    _c4 = Vh[..., m:, :]
+                    _c5 = gVh[..., m:, :]
+                    _c7 = _mm(Vh, _c1)
+                    _k3 = _jnp.imag(_jnp.diagonal(_c7, 0, -2, -1)[..., :, None])
+                    _k4 = _skew(_mm(_c4, _c5.mT.conj()))
+                    return (_k3, _k4)
 
-            return _checked_vjp(
-                "svd",
-                (gA,),
-                (
-                    _check("zeros", _kv0, (A, gS, gU, gVh), _PIVOTS_MESSAGE, "check_singular", S)
-                    if check_singular
-                    else None,
-                    _check("ties", _kv1, (gS, gU, gVh), _TIES_MESSAGE, "check_ties", S)
-                    if check_ties
-                    else None,
-                    _check("vanish", _kv2, (gU, gVh), _GAUGE_MESSAGE, "check_gauge", None)
-                    if check_gauge
-                    else None,
-                ),
-            )
-    if full_matrices is True:
-        if m == n:
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check("zeros", _kv0, (A, gS, gVh), _PIVOTS_MESSAGE, "check_singular", S)
+                        if check_singular
+                        else None,
+                        _check("ties", _kv1, (gS, gVh), _TIES_MESSAGE, "check_ties", S)
+                        if check_ties
+                        else None,
+                        _check("vanish", _kv2, (gVh,), _GAUGE_MESSAGE_2, "check_gauge", None)
+                        if check_gauge
+                        else None,
+                    ),
+                )
+            if gU is not None and gS is not None and gVh is None:
+                # the rule below without the terms of gVh, which are None
+                V = Vh.mT.conj()
+                F = _pairwise_inv(S * S)
+                _c0 = _mm(U.mT.conj(), gU)
+                _g_D = _c0
+                _c1 = F.conj().astype(A.dtype) * _c0
+                _g_dP = (
+                    _c1.mT.conj() * _jnp.swapaxes(S.astype(A.dtype), -1, -2)
+                    + _c1 * _jnp.swapaxes(S.conj().astype(A.dtype), -1, -2)
+                    + _diag(_jnp.real(gS)).astype(A.dtype)
+                    + _skew(
+                        _diag(
+                            (
+                                1
+                                / S.conj().astype(A.dtype)
+                                * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
+                            )
+                        )
+                    )
+                )
+                gA = _mm(_mm(U, _g_dP), V.mT.conj())
+
+                def _kv0():
+                    _c2 = U[..., :, m:].mT.conj()
+                    _c3 = gU[..., :, m:]
+                    _k0 = _mm(_c2, gU) + _neg_mm(_c3.mT.conj(), U)
+                    _c4 = _diag(gS)
+                    _k1 = _c4
+                    return (_k0, _k1)
+
+                def _kv1():
+                    _c4 = _diag(gS)
+                    _k2 = _c4.astype(A.dtype) + _skew(_g_D)
+                    return (_k2,)
+
+                def _kv2():
+                    _c2 = U[..., :, m:].mT.conj()
+                    _c3 = gU[..., :, m:]
+                    _k3 = _jnp.imag(_jnp.diagonal(_g_D, 0, -2, -1)[..., :, None])
+                    _k4 = _skew(_mm(_c2, _c3))
+                    return (_k3, _k4)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check("zeros", _kv0, (A, gS, gU), _PIVOTS_MESSAGE, "check_singular", S)
+                        if check_singular
+                        else None,
+                        _check("ties", _kv1, (gS, gU), _TIES_MESSAGE, "check_ties", S)
+                        if check_ties
+                        else None,
+                        _check("vanish", _kv2, (gU,), _GAUGE_MESSAGE_2, "check_gauge", None)
+                        if check_gauge
+                        else None,
+                    ),
+                )
+            if gU is None and gS is None and gVh is not None:
+                # the rule below without the terms of gU, gS, which are None
+                V = Vh.mT.conj()
+                F = _pairwise_inv(S * S)
+                _c0 = V.mT.conj()
+                _c1 = gVh.mT.conj()
+                _c2 = _mm(_c0, _c1)
+                _g_D = -_c2
+                _c3 = F.conj().astype(A.dtype) * _c2
+                _g_dP = (
+                    S.conj().astype(A.dtype) * _c3
+                    + S.astype(A.dtype) * _c3.mT.conj()
+                    + _skew(
+                        _diag(
+                            (
+                                1
+                                / S.conj().astype(A.dtype)
+                                * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
+                            )
+                        )
+                    )
+                )
+                gA = _mm(_mm(U, _g_dP), _c0)
+
+                def _kv0():
+                    _c4 = Vh[..., m:, :]
+                    _c5 = gVh[..., m:, :]
+                    _k0 = _mm(_c4, _c1) + _neg_mm(_c5, V)
+                    return (_k0,)
+
+                def _kv1():
+                    _c6 = _mm(Vh, _c1)
+                    _k1 = _skew(_c6)
+                    return (_k1,)
+
+                def _kv2():
+                    _c4 = Vh[..., m:, :]
+                    _c5 = gVh[..., m:, :]
+                    _c6 = _mm(Vh, _c1)
+                    _k2 = _jnp.imag(_jnp.diagonal(_c6, 0, -2, -1)[..., :, None])
+                    _k3 = _skew(_mm(_c4, _c5.mT.conj()))
+                    return (_k2, _k3)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check("zeros", _kv0, (A, gVh), _PIVOTS_MESSAGE, "check_singular", S)
+                        if check_singular
+                        else None,
+                        _check("ties", _kv1, (gVh,), _TIES_MESSAGE, "check_ties", S)
+                        if check_ties
+                        else None,
+                        _check("vanish", _kv2, (gVh,), _GAUGE_MESSAGE_2, "check_gauge", None)
+                        if check_gauge
+                        else None,
+                    ),
+                )
+            if gU is None and gS is not None and gVh is None:
+                # the rule below without the terms of gU, gVh, which are None
+                V = Vh.mT.conj()
+                _g_dP = _diag(_jnp.real(gS))
+                gA = _mm(_mm(U, _g_dP.astype(A.dtype)), V.mT.conj())
+
+                def _kv0():
+                    _c0 = _diag(gS)
+                    _k0 = _c0
+                    return (_k0,)
+
+                def _kv1():
+                    _c0 = _diag(gS)
+                    _k1 = _c0
+                    return (_k1,)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check("zeros", _kv0, (A, gS), _PIVOTS_MESSAGE, "check_singular", S)
+                        if check_singular
+                        else None,
+                        _check("ties", _kv1, (gS,), _TIES_MESSAGE, "check_ties", S)
+                        if check_ties
+                        else None,
+                    ),
+                )
+            if gU is not None and gS is None and gVh is None:
+                # the rule below without the terms of gS, gVh, which are None
+                V = Vh.mT.conj()
+                F = _pairwise_inv(S * S)
+                _c0 = _mm(U.mT.conj(), gU)
+                _g_D = _c0
+                _c1 = F.conj().astype(A.dtype) * _c0
+                _g_dP = (
+                    _c1.mT.conj() * _jnp.swapaxes(S.astype(A.dtype), -1, -2)
+                    + _c1 * _jnp.swapaxes(S.conj().astype(A.dtype), -1, -2)
+                    + _skew(
+                        _diag(
+                            (
+                                1
+                                / S.conj().astype(A.dtype)
+                                * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
+                            )
+                        )
+                    )
+                )
+                gA = _mm(_mm(U, _g_dP), V.mT.conj())
+
+                def _kv0():
+                    _c2 = U[..., :, m:].mT.conj()
+                    _c3 = gU[..., :, m:]
+                    _k0 = _mm(_c2, gU) + _neg_mm(_c3.mT.conj(), U)
+                    return (_k0,)
+
+                def _kv2():
+                    _c2 = U[..., :, m:].mT.conj()
+                    _c3 = gU[..., :, m:]
+                    _k2 = _jnp.imag(_jnp.diagonal(_g_D, 0, -2, -1)[..., :, None])
+                    _k3 = _skew(_mm(_c2, _c3))
+                    return (_k2, _k3)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check("zeros", _kv0, (A, gU), _PIVOTS_MESSAGE, "check_singular", S)
+                        if check_singular
+                        else None,
+                        _check(
+                            "ties", lambda: (_skew(_g_D),), (gU,), _TIES_MESSAGE, "check_ties", S
+                        )
+                        if check_ties
+                        else None,
+                        _check("vanish", _kv2, (gU,), _GAUGE_MESSAGE_2, "check_gauge", None)
+                        if check_gauge
+                        else None,
+                    ),
+                )
+            gU = _zeros_like(U) if gU is None else gU
+            gS = _zeros_like(S) if gS is None else gS
+            gVh = _zeros_like(Vh) if gVh is None else gVh
+
             # spec/svd.yaml:163, transposed (the spec gives no VJP)
             V = Vh.mT.conj()
             F = _pairwise_inv(S * S)
             _c0 = _mm(U.mT.conj(), gU)
             _c1 = V.mT.conj()
             _c2 = gVh.mT.conj()
-            _g_D = _c0 + _neg_mm(_c1, _c2)
-            _c3 = _diag(S)
-            _c4 = _c3.mT.conj()
-            _c5 = F.conj()
-            _c6 = _c5.astype(A.dtype) * (_mm(_c1, _c2))
-            _c7 = _c5.astype(A.dtype) * _c0
+            _c3 = _mm(_c1, _c2)
+            _g_D = _c0 - _c3
+            _c4 = F.conj()
+            _c5 = _c4.astype(A.dtype) * _c3
+            _c6 = S.conj()
+            _c7 = _c4.astype(A.dtype) * _c0
             _g_dP = (
-                _mm(_c4.astype(A.dtype), _c6)
-                + _mm(_c7.mT.conj(), _c3.astype(A.dtype))
-                + _mm(_c3.astype(A.dtype), _c6.mT.conj())
-                + _mm(_c7, _c4.astype(A.dtype))
+                _c6.astype(A.dtype) * _c5
+                + _c7.mT.conj() * _jnp.swapaxes(S.astype(A.dtype), -1, -2)
+                + S.astype(A.dtype) * _c5.mT.conj()
+                + _c7 * _jnp.swapaxes(_c6.astype(A.dtype), -1, -2)
                 + _diag(_jnp.real(gS)).astype(A.dtype)
                 + _skew(
                     _diag(
@@ -1135,76 +3002,433 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     else None,
                 ),
             )
+
         if m > n:
+            if gU is None and gS is not None and gVh is not None:
+                # the rule below without the terms of gU, which are None
+                V = Vh.mT.conj()
+                U1 = U[..., :, :n]
+                F = _pairwise_inv(S * S)
+                _c0 = V.mT.conj()
+                _c1 = gVh.mT.conj()
+                _c2 = _mm(_c0, _c1)
+                _g_D = -_c2
+                _c3 = F.conj().astype(A.dtype) * _c2
+                _g_dP = (
+                    S.conj().astype(A.dtype) * _c3
+                    + S.astype(A.dtype) * _c3.mT.conj()
+                    + _diag(_jnp.real(gS)).astype(A.dtype)
+                    + _skew(
+                        _diag(
+                            (
+                                1
+                                / S.conj().astype(A.dtype)
+                                * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
+                            )
+                        )
+                    )
+                )
+                gA = _mm(U1, _mm(_g_dP, _c0))
+
+                def _kv0():
+                    _c4 = Vh[..., n:, :]
+                    _c5 = gVh[..., n:, :]
+                    _k0 = _mm(_c4, _c1) + _neg_mm(_c5, V)
+                    _c6 = _diag(gS)
+                    _k1 = _c6
+                    return (_k0, _k1)
+
+                def _kv1():
+                    _c6 = _diag(gS)
+                    _c7 = _mm(Vh, _c1)
+                    _k2 = _c6.astype(A.dtype) + _skew(_c7)
+                    return (_k2,)
+
+                def _kv2():
+                    _c4 = Vh[..., n:, :]
+                    _c5 = gVh[..., n:, :]
+                    _c7 = _mm(Vh, _c1)
+                    _k3 = _jnp.imag(_jnp.diagonal(_c7, 0, -2, -1)[..., :, None])
+                    _k4 = _skew(_mm(_c4, _c5.mT.conj()))
+                    return (_k3, _k4)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check("zeros", _kv0, (A, gS, gVh), _PIVOTS_MESSAGE, "check_singular", S)
+                        if check_singular
+                        else None,
+                        _check("ties", _kv1, (gS, gVh), _TIES_MESSAGE, "check_ties", S)
+                        if check_ties
+                        else None,
+                        _check("vanish", _kv2, (gVh,), _GAUGE_MESSAGE_2, "check_gauge", None)
+                        if check_gauge
+                        else None,
+                    ),
+                )
+            if gU is not None and gS is None and gVh is not None:
+                # the rule below without the terms of gS, which are None
+                V = Vh.mT.conj()
+                U1 = U[..., :, :n]
+                F = _pairwise_inv(S * S)
+                _g_dU1 = gU[..., :, :n]
+                _c0 = _mm(U1.mT.conj(), _g_dU1)
+                _c1 = V.mT.conj()
+                _c2 = gVh.mT.conj()
+                _c3 = _mm(_c1, _c2)
+                _g_D = _c0 - _c3
+                _c4 = F.conj()
+                _c5 = _c4.astype(A.dtype) * _c3
+                _c6 = S.conj()
+                _c7 = _c4.astype(A.dtype) * _c0
+                _c8 = 1 / S
+                _c9 = _c8.conj()
+                _g_dP = (
+                    _c6.astype(A.dtype) * _c5
+                    + _c7.mT.conj() * _jnp.swapaxes(S.astype(A.dtype), -1, -2)
+                    + S.astype(A.dtype) * _c5.mT.conj()
+                    + _c7 * _jnp.swapaxes(_c6.astype(A.dtype), -1, -2)
+                    - _c0 * _jnp.swapaxes(_c9.astype(A.dtype), -1, -2)
+                    + _skew(
+                        _diag(
+                            (
+                                _c9.astype(A.dtype)
+                                * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
+                            )
+                        )
+                    )
+                )
+                _c10 = U[..., :, n:]
+                _c11 = gU[..., :, n:]
+                _c12 = _c11.mT.conj()
+                gA = _mm(
+                    _mm(U1, _g_dP) + _g_dU1 * _jnp.swapaxes(_c9.astype(A.dtype), -1, -2), _c1
+                ) + _neg_mm(
+                    _c10, _mm(_mm(_c12, U1 * _jnp.swapaxes(_c8.astype(A.dtype), -1, -2)), Vh)
+                )
+
+                def _kv0():
+                    _c13 = _c10.mT.conj()
+                    _c14 = Vh[..., n:, :]
+                    _c15 = gVh[..., n:, :]
+                    _k0 = _jnp.concatenate(
+                        [_mm(_c13, _g_dU1) + _neg_mm(_c12, U1), _mm(_c14, _c2) + _neg_mm(_c15, V)],
+                        axis=-2,
+                    )
+                    return (_k0,)
+
+                def _kv1():
+                    _c16 = _c0 + _mm(Vh, _c2)
+                    _k1 = _skew(_c16)
+                    return (_k1,)
+
+                def _kv2():
+                    _c13 = _c10.mT.conj()
+                    _c14 = Vh[..., n:, :]
+                    _c15 = gVh[..., n:, :]
+                    _c16 = _c0 + _mm(Vh, _c2)
+                    _k2 = _jnp.imag(_jnp.diagonal(_c16, 0, -2, -1)[..., :, None])
+                    _k3 = _skew(_mm(_c13, _c11))
+                    _k4 = _skew(_mm(_c14, _c15.mT.conj()))
+                    return (_k2, _k3, _k4)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check("zeros", _kv0, (A, gU, gVh), _PIVOTS_MESSAGE, "check_singular", S)
+                        if check_singular
+                        else None,
+                        _check("ties", _kv1, (gU, gVh), _TIES_MESSAGE, "check_ties", S)
+                        if check_ties
+                        else None,
+                        _check("vanish", _kv2, (gU, gVh), _GAUGE_MESSAGE_2, "check_gauge", None)
+                        if check_gauge
+                        else None,
+                    ),
+                )
+            if gU is not None and gS is not None and gVh is None:
+                # the rule below without the terms of gVh, which are None
+                V = Vh.mT.conj()
+                U1 = U[..., :, :n]
+                F = _pairwise_inv(S * S)
+                _g_dU1 = gU[..., :, :n]
+                _c0 = _mm(U1.mT.conj(), _g_dU1)
+                _g_D = _c0
+                _c1 = F.conj().astype(A.dtype) * _c0
+                _c2 = 1 / S
+                _c3 = _c2.conj()
+                _g_dP = (
+                    _c1.mT.conj() * _jnp.swapaxes(S.astype(A.dtype), -1, -2)
+                    + _c1 * _jnp.swapaxes(S.conj().astype(A.dtype), -1, -2)
+                    - _c0 * _jnp.swapaxes(_c3.astype(A.dtype), -1, -2)
+                    + _diag(_jnp.real(gS)).astype(A.dtype)
+                    + _skew(
+                        _diag(
+                            (
+                                _c3.astype(A.dtype)
+                                * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
+                            )
+                        )
+                    )
+                )
+                _c4 = U[..., :, n:]
+                _c5 = gU[..., :, n:]
+                _c6 = _c5.mT.conj()
+                gA = _mm(
+                    _mm(U1, _g_dP) + _g_dU1 * _jnp.swapaxes(_c3.astype(A.dtype), -1, -2),
+                    V.mT.conj(),
+                ) + _neg_mm(_c4, _mm(_mm(_c6, U1 * _jnp.swapaxes(_c2.astype(A.dtype), -1, -2)), Vh))
+
+                def _kv0():
+                    _c7 = _c4.mT.conj()
+                    _k0 = _mm(_c7, _g_dU1) + _neg_mm(_c6, U1)
+                    _c8 = _diag(gS)
+                    _k1 = _c8
+                    return (_k0, _k1)
+
+                def _kv1():
+                    _c8 = _diag(gS)
+                    _k2 = _c8.astype(A.dtype) + _skew(_c0)
+                    return (_k2,)
+
+                def _kv2():
+                    _c7 = _c4.mT.conj()
+                    _k3 = _jnp.imag(_jnp.diagonal(_c0, 0, -2, -1)[..., :, None])
+                    _k4 = _skew(_mm(_c7, _c5))
+                    return (_k3, _k4)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check("zeros", _kv0, (A, gS, gU), _PIVOTS_MESSAGE, "check_singular", S)
+                        if check_singular
+                        else None,
+                        _check("ties", _kv1, (gS, gU), _TIES_MESSAGE, "check_ties", S)
+                        if check_ties
+                        else None,
+                        _check("vanish", _kv2, (gU,), _GAUGE_MESSAGE_2, "check_gauge", None)
+                        if check_gauge
+                        else None,
+                    ),
+                )
+            if gU is None and gS is None and gVh is not None:
+                # the rule below without the terms of gU, gS, which are None
+                V = Vh.mT.conj()
+                U1 = U[..., :, :n]
+                F = _pairwise_inv(S * S)
+                _c0 = V.mT.conj()
+                _c1 = gVh.mT.conj()
+                _c2 = _mm(_c0, _c1)
+                _g_D = -_c2
+                _c3 = F.conj().astype(A.dtype) * _c2
+                _g_dP = (
+                    S.conj().astype(A.dtype) * _c3
+                    + S.astype(A.dtype) * _c3.mT.conj()
+                    + _skew(
+                        _diag(
+                            (
+                                1
+                                / S.conj().astype(A.dtype)
+                                * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
+                            )
+                        )
+                    )
+                )
+                gA = _mm(U1, _mm(_g_dP, _c0))
+
+                def _kv0():
+                    _c4 = Vh[..., n:, :]
+                    _c5 = gVh[..., n:, :]
+                    _k0 = _mm(_c4, _c1) + _neg_mm(_c5, V)
+                    return (_k0,)
+
+                def _kv1():
+                    _c6 = _mm(Vh, _c1)
+                    _k1 = _skew(_c6)
+                    return (_k1,)
+
+                def _kv2():
+                    _c4 = Vh[..., n:, :]
+                    _c5 = gVh[..., n:, :]
+                    _c6 = _mm(Vh, _c1)
+                    _k2 = _jnp.imag(_jnp.diagonal(_c6, 0, -2, -1)[..., :, None])
+                    _k3 = _skew(_mm(_c4, _c5.mT.conj()))
+                    return (_k2, _k3)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check("zeros", _kv0, (A, gVh), _PIVOTS_MESSAGE, "check_singular", S)
+                        if check_singular
+                        else None,
+                        _check("ties", _kv1, (gVh,), _TIES_MESSAGE, "check_ties", S)
+                        if check_ties
+                        else None,
+                        _check("vanish", _kv2, (gVh,), _GAUGE_MESSAGE_2, "check_gauge", None)
+                        if check_gauge
+                        else None,
+                    ),
+                )
+            if gU is None and gS is not None and gVh is None:
+                # the rule below without the terms of gU, gVh, which are None
+                V = Vh.mT.conj()
+                U1 = U[..., :, :n]
+                _g_dP = _diag(_jnp.real(gS))
+                gA = _mm(U1, _mm(_g_dP.astype(A.dtype), V.mT.conj()))
+
+                def _kv0():
+                    _c0 = _diag(gS)
+                    _k0 = _c0
+                    return (_k0,)
+
+                def _kv1():
+                    _c0 = _diag(gS)
+                    _k1 = _c0
+                    return (_k1,)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check("zeros", _kv0, (A, gS), _PIVOTS_MESSAGE, "check_singular", S)
+                        if check_singular
+                        else None,
+                        _check("ties", _kv1, (gS,), _TIES_MESSAGE, "check_ties", S)
+                        if check_ties
+                        else None,
+                    ),
+                )
+            if gU is not None and gS is None and gVh is None:
+                # the rule below without the terms of gS, gVh, which are None
+                V = Vh.mT.conj()
+                U1 = U[..., :, :n]
+                F = _pairwise_inv(S * S)
+                _g_dU1 = gU[..., :, :n]
+                _c0 = _mm(U1.mT.conj(), _g_dU1)
+                _g_D = _c0
+                _c1 = F.conj().astype(A.dtype) * _c0
+                _c2 = 1 / S
+                _c3 = _c2.conj()
+                _g_dP = (
+                    _c1.mT.conj() * _jnp.swapaxes(S.astype(A.dtype), -1, -2)
+                    + _c1 * _jnp.swapaxes(S.conj().astype(A.dtype), -1, -2)
+                    - _c0 * _jnp.swapaxes(_c3.astype(A.dtype), -1, -2)
+                    + _skew(
+                        _diag(
+                            (
+                                _c3.astype(A.dtype)
+                                * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
+                            )
+                        )
+                    )
+                )
+                _c4 = U[..., :, n:]
+                _c5 = gU[..., :, n:]
+                _c6 = _c5.mT.conj()
+                gA = _mm(
+                    _mm(U1, _g_dP) + _g_dU1 * _jnp.swapaxes(_c3.astype(A.dtype), -1, -2),
+                    V.mT.conj(),
+                ) + _neg_mm(_c4, _mm(_mm(_c6, U1 * _jnp.swapaxes(_c2.astype(A.dtype), -1, -2)), Vh))
+
+                def _kv0():
+                    _c7 = _c4.mT.conj()
+                    _k0 = _mm(_c7, _g_dU1) + _neg_mm(_c6, U1)
+                    return (_k0,)
+
+                def _kv2():
+                    _c7 = _c4.mT.conj()
+                    _k2 = _jnp.imag(_jnp.diagonal(_c0, 0, -2, -1)[..., :, None])
+                    _k3 = _skew(_mm(_c7, _c5))
+                    return (_k2, _k3)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check("zeros", _kv0, (A, gU), _PIVOTS_MESSAGE, "check_singular", S)
+                        if check_singular
+                        else None,
+                        _check("ties", lambda: (_skew(_c0),), (gU,), _TIES_MESSAGE, "check_ties", S)
+                        if check_ties
+                        else None,
+                        _check("vanish", _kv2, (gU,), _GAUGE_MESSAGE_2, "check_gauge", None)
+                        if check_gauge
+                        else None,
+                    ),
+                )
+            gU = _zeros_like(U) if gU is None else gU
+            gS = _zeros_like(S) if gS is None else gS
+            gVh = _zeros_like(Vh) if gVh is None else gVh
+
             # spec/svd.yaml:173, transposed (the spec gives no VJP)
             V = Vh.mT.conj()
             U1 = U[..., :, :n]
             F = _pairwise_inv(S * S)
             _g_dU1 = gU[..., :, :n]
-            _c0 = U1.mT.conj()
-            _c1 = _mm(_c0, _g_dU1)
-            _c2 = V.mT.conj()
-            _c3 = gVh.mT.conj()
-            _g_D = _c1 + _neg_mm(_c2, _c3)
-            _c9 = 1 / S
-            _c10 = _diag(_c9)
-            _c11 = _c10.mT.conj()
-            _c4 = _diag(S)
-            _c5 = _c4.mT.conj()
-            _c6 = F.conj()
-            _c7 = _c6.astype(A.dtype) * (_mm(_c2, _c3))
-            _c8 = _c6.astype(A.dtype) * _c1
+            _c0 = _mm(U1.mT.conj(), _g_dU1)
+            _c1 = V.mT.conj()
+            _c2 = gVh.mT.conj()
+            _c3 = _mm(_c1, _c2)
+            _g_D = _c0 - _c3
+            _c4 = F.conj()
+            _c5 = _c4.astype(A.dtype) * _c3
+            _c6 = S.conj()
+            _c7 = _c4.astype(A.dtype) * _c0
+            _c8 = 1 / S
+            _c9 = _c8.conj()
             _g_dP = (
-                _mm(_c5.astype(A.dtype), _c7)
-                + _mm(_c8.mT.conj(), _c4.astype(A.dtype))
-                + _mm(_c4.astype(A.dtype), _c7.mT.conj())
-                + _mm(_c8, _c5.astype(A.dtype))
-                + _neg_mm(_mm(_c0, _g_dU1), _c11.astype(A.dtype))
+                _c6.astype(A.dtype) * _c5
+                + _c7.mT.conj() * _jnp.swapaxes(S.astype(A.dtype), -1, -2)
+                + S.astype(A.dtype) * _c5.mT.conj()
+                + _c7 * _jnp.swapaxes(_c6.astype(A.dtype), -1, -2)
+                - _c0 * _jnp.swapaxes(_c9.astype(A.dtype), -1, -2)
                 + _diag(_jnp.real(gS)).astype(A.dtype)
                 + _skew(
                     _diag(
                         (
-                            _c9.conj().astype(A.dtype)
+                            _c9.astype(A.dtype)
                             * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                         )
                     )
                 )
             )
-            _c12 = U[..., :, n:]
-            _c13 = gU[..., :, n:]
-            _c14 = _c13.mT.conj()
-            gA = (
-                _mm(_mm(_g_dU1, _c11.astype(A.dtype)), _c2)
-                + _mm(_mm(U1, _g_dP), _c2)
-                + _neg_mm(_mm(_mm(_mm(_c12, _c14), U1), _c10.astype(A.dtype)), Vh)
-            )
+            _c10 = U[..., :, n:]
+            _c11 = gU[..., :, n:]
+            _c12 = _c11.mT.conj()
+            gA = _mm(
+                _g_dU1 * _jnp.swapaxes(_c9.astype(A.dtype), -1, -2) + _mm(U1, _g_dP), _c1
+            ) + _neg_mm(_c10, _mm(_mm(_c12, U1 * _jnp.swapaxes(_c8.astype(A.dtype), -1, -2)), Vh))
 
             def _kv0():
-                _c15 = _c12.mT.conj()
-                _c16 = Vh[..., n:, :]
-                _c17 = gVh[..., n:, :]
+                _c13 = _c10.mT.conj()
+                _c14 = Vh[..., n:, :]
+                _c15 = gVh[..., n:, :]
                 _k0 = _jnp.concatenate(
-                    [_mm(_c15, _g_dU1) + _neg_mm(_c14, U1), _mm(_c16, _c3) + _neg_mm(_c17, V)],
+                    [_mm(_c13, _g_dU1) + _neg_mm(_c12, U1), _mm(_c14, _c2) + _neg_mm(_c15, V)],
                     axis=-2,
                 )
-                _c18 = _diag(gS)
-                _k1 = _c18
+                _c16 = _diag(gS)
+                _k1 = _c16
                 return (_k0, _k1)
 
             def _kv1():
-                _c18 = _diag(gS)
-                _c19 = _c1 + _mm(Vh, _c3)
-                _k2 = _skew(_c19) + _c18.astype(A.dtype)
+                _c16 = _diag(gS)
+                _c17 = _c0 + _mm(Vh, _c2)
+                _k2 = _skew(_c17) + _c16.astype(A.dtype)
                 return (_k2,)
 
             def _kv2():
-                _c15 = _c12.mT.conj()
-                _c16 = Vh[..., n:, :]
-                _c17 = gVh[..., n:, :]
-                _c19 = _c1 + _mm(Vh, _c3)
-                _k3 = _jnp.imag(_jnp.diagonal(_c19, 0, -2, -1)[..., :, None])
-                _k4 = _skew(_mm(_c15, _c13))
-                _k5 = _skew(_mm(_c16, _c17.mT.conj()))
+                _c13 = _c10.mT.conj()
+                _c14 = Vh[..., n:, :]
+                _c15 = gVh[..., n:, :]
+                _c17 = _c0 + _mm(Vh, _c2)
+                _k3 = _jnp.imag(_jnp.diagonal(_c17, 0, -2, -1)[..., :, None])
+                _k4 = _skew(_mm(_c13, _c11))
+                _k5 = _skew(_mm(_c14, _c15.mT.conj()))
                 return (_k3, _k4, _k5)
 
             return _checked_vjp(
@@ -1222,7 +3446,294 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     else None,
                 ),
             )
+
         if m < n:
+            if gU is None and gS is not None and gVh is not None:
+                # the rule below without the terms of gU, which are None
+                _c0 = Vh[..., :m, :]
+                V1 = _c0.mT.conj()
+                F = _pairwise_inv(S * S)
+                _c1 = gVh.mT.conj()
+                _g_dV1 = _c1[..., :, :m]
+                _c2 = V1.mT.conj()
+                _c3 = _mm(_c2, _g_dV1)
+                _g_D = -_c3
+                _c4 = F.conj().astype(A.dtype) * _c3
+                _c5 = _g_dV1.mT.conj()
+                _c6 = 1 / S
+                _c7 = _c6.conj()
+                _g_dP = (
+                    S.conj().astype(A.dtype) * _c4
+                    + S.astype(A.dtype) * _c4.mT.conj()
+                    - _c6.astype(A.dtype) * (_mm(_c5, V1))
+                    + _diag(_jnp.real(gS)).astype(A.dtype)
+                    + _skew(
+                        _diag(
+                            (
+                                _c7.astype(A.dtype)
+                                * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
+                            )
+                        )
+                    )
+                )
+                _c8 = Vh[..., m:, :]
+                gA = _mm(
+                    U,
+                    _c6.astype(A.dtype) * _c5
+                    + _mm(_g_dP, _c2)
+                    - _c7.astype(A.dtype) * (_mm(_mm(_c2, _c1[..., :, m:]), _c8)),
+                )
+
+                def _kv0():
+                    _c10 = gVh[..., m:, :]
+                    _c9 = gVh[..., :m, :].mT.conj()
+                    _k0 = _mm(_c8, _c9) + _neg_mm(_c10, V1)
+                    _c11 = _diag(gS)
+                    _k1 = _c11
+                    return (_k0, _k1)
+
+                def _kv1():
+                    _c9 = gVh[..., :m, :].mT.conj()
+                    _c11 = _diag(gS)
+                    _c12 = _mm(_c0, _c9)
+                    _k2 = _c11.astype(A.dtype) + _skew(_c12)
+                    return (_k2,)
+
+                def _kv2():
+                    _c10 = gVh[..., m:, :]
+                    _c9 = gVh[..., :m, :].mT.conj()
+                    _c12 = _mm(_c0, _c9)
+                    _k3 = _jnp.imag(_jnp.diagonal(_c12, 0, -2, -1)[..., :, None])
+                    _k4 = _skew(_mm(_c8, _c10.mT.conj()))
+                    return (_k3, _k4)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check("zeros", _kv0, (A, gS, gVh), _PIVOTS_MESSAGE, "check_singular", S)
+                        if check_singular
+                        else None,
+                        _check("ties", _kv1, (gS, gVh), _TIES_MESSAGE, "check_ties", S)
+                        if check_ties
+                        else None,
+                        _check("vanish", _kv2, (gVh,), _GAUGE_MESSAGE_2, "check_gauge", None)
+                        if check_gauge
+                        else None,
+                    ),
+                )
+            if gU is not None and gS is not None and gVh is None:
+                # the rule below without the terms of gVh, which are None
+                V1 = Vh[..., :m, :].mT.conj()
+                F = _pairwise_inv(S * S)
+                _c0 = _mm(U.mT.conj(), gU)
+                _g_D = _c0
+                _c1 = F.conj().astype(A.dtype) * _c0
+                _g_dP = (
+                    _c1.mT.conj() * _jnp.swapaxes(S.astype(A.dtype), -1, -2)
+                    + _c1 * _jnp.swapaxes(S.conj().astype(A.dtype), -1, -2)
+                    + _diag(_jnp.real(gS)).astype(A.dtype)
+                    + _skew(
+                        _diag(
+                            (
+                                1
+                                / S.conj().astype(A.dtype)
+                                * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
+                            )
+                        )
+                    )
+                )
+                gA = _mm(_mm(U, _g_dP), V1.mT.conj())
+
+                def _kv0():
+                    _c2 = U[..., :, m:].mT.conj()
+                    _c3 = gU[..., :, m:]
+                    _k0 = _mm(_c2, gU) + _neg_mm(_c3.mT.conj(), U)
+                    _c4 = _diag(gS)
+                    _k1 = _c4
+                    return (_k0, _k1)
+
+                def _kv1():
+                    _c4 = _diag(gS)
+                    _k2 = _c4.astype(A.dtype) + _skew(_g_D)
+                    return (_k2,)
+
+                def _kv2():
+                    _c2 = U[..., :, m:].mT.conj()
+                    _c3 = gU[..., :, m:]
+                    _k3 = _jnp.imag(_jnp.diagonal(_g_D, 0, -2, -1)[..., :, None])
+                    _k4 = _skew(_mm(_c2, _c3))
+                    return (_k3, _k4)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check("zeros", _kv0, (A, gS, gU), _PIVOTS_MESSAGE, "check_singular", S)
+                        if check_singular
+                        else None,
+                        _check("ties", _kv1, (gS, gU), _TIES_MESSAGE, "check_ties", S)
+                        if check_ties
+                        else None,
+                        _check("vanish", _kv2, (gU,), _GAUGE_MESSAGE_2, "check_gauge", None)
+                        if check_gauge
+                        else None,
+                    ),
+                )
+            if gU is None and gS is None and gVh is not None:
+                # the rule below without the terms of gU, gS, which are None
+                _c0 = Vh[..., :m, :]
+                V1 = _c0.mT.conj()
+                F = _pairwise_inv(S * S)
+                _c1 = gVh.mT.conj()
+                _g_dV1 = _c1[..., :, :m]
+                _c2 = V1.mT.conj()
+                _c3 = _mm(_c2, _g_dV1)
+                _g_D = -_c3
+                _c4 = F.conj().astype(A.dtype) * _c3
+                _c5 = _g_dV1.mT.conj()
+                _c6 = 1 / S
+                _c7 = _c6.conj()
+                _g_dP = (
+                    S.conj().astype(A.dtype) * _c4
+                    + S.astype(A.dtype) * _c4.mT.conj()
+                    - _c6.astype(A.dtype) * (_mm(_c5, V1))
+                    + _skew(
+                        _diag(
+                            (
+                                _c7.astype(A.dtype)
+                                * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
+                            )
+                        )
+                    )
+                )
+                _c8 = Vh[..., m:, :]
+                gA = _mm(
+                    U,
+                    _c6.astype(A.dtype) * _c5
+                    + _mm(_g_dP, _c2)
+                    - _c7.astype(A.dtype) * (_mm(_mm(_c2, _c1[..., :, m:]), _c8)),
+                )
+
+                def _kv0():
+                    _c10 = gVh[..., m:, :]
+                    _c9 = gVh[..., :m, :].mT.conj()
+                    _k0 = _mm(_c8, _c9) + _neg_mm(_c10, V1)
+                    return (_k0,)
+
+                def _kv1():
+                    _c9 = gVh[..., :m, :].mT.conj()
+                    _c11 = _mm(_c0, _c9)
+                    _k1 = _skew(_c11)
+                    return (_k1,)
+
+                def _kv2():
+                    _c10 = gVh[..., m:, :]
+                    _c9 = gVh[..., :m, :].mT.conj()
+                    _c11 = _mm(_c0, _c9)
+                    _k2 = _jnp.imag(_jnp.diagonal(_c11, 0, -2, -1)[..., :, None])
+                    _k3 = _skew(_mm(_c8, _c10.mT.conj()))
+                    return (_k2, _k3)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check("zeros", _kv0, (A, gVh), _PIVOTS_MESSAGE, "check_singular", S)
+                        if check_singular
+                        else None,
+                        _check("ties", _kv1, (gVh,), _TIES_MESSAGE, "check_ties", S)
+                        if check_ties
+                        else None,
+                        _check("vanish", _kv2, (gVh,), _GAUGE_MESSAGE_2, "check_gauge", None)
+                        if check_gauge
+                        else None,
+                    ),
+                )
+            if gU is None and gS is not None and gVh is None:
+                # the rule below without the terms of gU, gVh, which are None
+                V1 = Vh[..., :m, :].mT.conj()
+                _g_dP = _diag(_jnp.real(gS))
+                gA = _mm(_mm(U, _g_dP.astype(A.dtype)), V1.mT.conj())
+
+                def _kv0():
+                    _c0 = _diag(gS)
+                    _k0 = _c0
+                    return (_k0,)
+
+                def _kv1():
+                    _c0 = _diag(gS)
+                    _k1 = _c0
+                    return (_k1,)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check("zeros", _kv0, (A, gS), _PIVOTS_MESSAGE, "check_singular", S)
+                        if check_singular
+                        else None,
+                        _check("ties", _kv1, (gS,), _TIES_MESSAGE, "check_ties", S)
+                        if check_ties
+                        else None,
+                    ),
+                )
+            if gU is not None and gS is None and gVh is None:
+                # the rule below without the terms of gS, gVh, which are None
+                V1 = Vh[..., :m, :].mT.conj()
+                F = _pairwise_inv(S * S)
+                _c0 = _mm(U.mT.conj(), gU)
+                _g_D = _c0
+                _c1 = F.conj().astype(A.dtype) * _c0
+                _g_dP = (
+                    _c1.mT.conj() * _jnp.swapaxes(S.astype(A.dtype), -1, -2)
+                    + _c1 * _jnp.swapaxes(S.conj().astype(A.dtype), -1, -2)
+                    + _skew(
+                        _diag(
+                            (
+                                1
+                                / S.conj().astype(A.dtype)
+                                * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
+                            )
+                        )
+                    )
+                )
+                gA = _mm(_mm(U, _g_dP), V1.mT.conj())
+
+                def _kv0():
+                    _c2 = U[..., :, m:].mT.conj()
+                    _c3 = gU[..., :, m:]
+                    _k0 = _mm(_c2, gU) + _neg_mm(_c3.mT.conj(), U)
+                    return (_k0,)
+
+                def _kv2():
+                    _c2 = U[..., :, m:].mT.conj()
+                    _c3 = gU[..., :, m:]
+                    _k2 = _jnp.imag(_jnp.diagonal(_g_D, 0, -2, -1)[..., :, None])
+                    _k3 = _skew(_mm(_c2, _c3))
+                    return (_k2, _k3)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check("zeros", _kv0, (A, gU), _PIVOTS_MESSAGE, "check_singular", S)
+                        if check_singular
+                        else None,
+                        _check(
+                            "ties", lambda: (_skew(_g_D),), (gU,), _TIES_MESSAGE, "check_ties", S
+                        )
+                        if check_ties
+                        else None,
+                        _check("vanish", _kv2, (gU,), _GAUGE_MESSAGE_2, "check_gauge", None)
+                        if check_gauge
+                        else None,
+                    ),
+                )
+            gU = _zeros_like(U) if gU is None else gU
+            gS = _zeros_like(S) if gS is None else gS
+            gVh = _zeros_like(Vh) if gVh is None else gVh
+
             # spec/svd.yaml:186, transposed (the spec gives no VJP)
             _c0 = Vh[..., :m, :]
             V1 = _c0.mT.conj()
@@ -1231,38 +3742,37 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             _g_dV1 = _c1[..., :, :m]
             _c2 = _mm(U.mT.conj(), gU)
             _c3 = V1.mT.conj()
-            _g_D = _c2 + _neg_mm(_c3, _g_dV1)
-            _c9 = 1 / S
-            _c10 = _diag(_c9)
-            _c11 = _g_dV1.mT.conj()
-            _c4 = _diag(S)
-            _c5 = _c4.mT.conj()
-            _c6 = F.conj()
-            _c7 = _c6.astype(A.dtype) * (_mm(_c3, _g_dV1))
-            _c8 = _c6.astype(A.dtype) * _c2
+            _c4 = _mm(_c3, _g_dV1)
+            _g_D = _c2 - _c4
+            _c10 = 1 / S
+            _c11 = _c10.conj()
+            _c5 = F.conj()
+            _c6 = _c5.astype(A.dtype) * _c4
+            _c7 = S.conj()
+            _c8 = _c5.astype(A.dtype) * _c2
+            _c9 = _g_dV1.mT.conj()
             _g_dP = (
-                _mm(_c5.astype(A.dtype), _c7)
-                + _mm(_c8.mT.conj(), _c4.astype(A.dtype))
-                + _mm(_c4.astype(A.dtype), _c7.mT.conj())
-                + _mm(_c8, _c5.astype(A.dtype))
-                + _neg_mm(_mm(_c10.astype(A.dtype), _c11), V1)
+                _c7.astype(A.dtype) * _c6
+                + _c8.mT.conj() * _jnp.swapaxes(S.astype(A.dtype), -1, -2)
+                + S.astype(A.dtype) * _c6.mT.conj()
+                + _c8 * _jnp.swapaxes(_c7.astype(A.dtype), -1, -2)
+                - _c10.astype(A.dtype) * (_mm(_c9, V1))
                 + _diag(_jnp.real(gS)).astype(A.dtype)
                 + _skew(
                     _diag(
                         (
-                            _c9.conj().astype(A.dtype)
+                            _c11.astype(A.dtype)
                             * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                         )
                     )
                 )
             )
             _c12 = Vh[..., m:, :]
-            gA = (
-                _mm(_mm(U, _c10.astype(A.dtype)), _c11)
-                + _mm(_mm(U, _g_dP), _c3)
-                + _neg_mm(
-                    _mm(_mm(_mm(U, _c10.mT.conj().astype(A.dtype)), _c3), _c1[..., :, m:]), _c12
-                )
+            gA = _mm(
+                U,
+                _c10.astype(A.dtype) * _c9
+                + _mm(_g_dP, _c3)
+                - _c11.astype(A.dtype) * (_mm(_mm(_c3, _c1[..., :, m:]), _c12)),
             )
 
             def _kv0():
@@ -1314,6 +3824,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     else None,
                 ),
             )
+
     raise ValueError(
         f"svd: no vjp rule for full_matrices={full_matrices!r} and A of shape {tuple(A.shape)}"
     )
@@ -1437,9 +3948,7 @@ def svd_vjp(
     def pullback(gU=None, gS=None, gVh=None):
         cotangents = [
             None
-            if not f
-            else _zeros_like(y)
-            if g is None
+            if not f or g is None  # None: the rule leaves out its terms
             else _cotangent_in(_check_tangent("svd", "g" + label, g, y[..., 0])[..., None])
             if v
             else _cotangent_in(_check_tangent("svd", "g" + label, g, y))

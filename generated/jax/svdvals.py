@@ -116,7 +116,7 @@ def _jvp_checks(A, S, U, Vh, dA, check_ties, check_singular):
             return (
                 _check(
                     "zeros",
-                    lambda: (_diag_part(_mm(_mm(U.mT.conj(), dA), Vh.mT.conj())),),
+                    lambda: (_diag_part(_mm(U.mT.conj(), _mm(dA, Vh.mT.conj()))),),
                     (A, dA),
                     _PIVOTS_MESSAGE,
                     "check_singular",
@@ -126,7 +126,7 @@ def _jvp_checks(A, S, U, Vh, dA, check_ties, check_singular):
                 else None,
                 _check(
                     "ties",
-                    lambda: (_sym(_mm(_mm(U.mT.conj(), dA), Vh.mT.conj())),),
+                    lambda: (_sym(_mm(U.mT.conj(), _mm(dA, Vh.mT.conj()))),),
                     (dA,),
                     _TIES_MESSAGE,
                     "check_ties",
@@ -175,9 +175,10 @@ def _jvp_rule(A, S, U, Vh, dA, check_ties, check_singular):
                 _differentiable(check_ties, check_singular),
                 (check_ties, check_singular),
             )
+
         if m < n:
             # spec/svdvals.yaml:72, T2016
-            _c0 = _mm(_mm(U.mT.conj(), dA), Vh.mT.conj())
+            _c0 = _mm(U.mT.conj(), _mm(dA, Vh.mT.conj()))
             _c1 = _jnp.diagonal(_c0, 0, -2, -1)[..., :, None]
             dS = _jnp.real(_c1)
             return _checked_jvp(
@@ -203,6 +204,7 @@ def _jvp_rule(A, S, U, Vh, dA, check_ties, check_singular):
                 _differentiable(check_ties, check_singular),
                 (check_ties, check_singular),
             )
+
     raise ValueError(f"svdvals: no jvp rule for the options and A of shape {tuple(A.shape)}")
 
 
@@ -215,6 +217,8 @@ def _vjp_checks(A, S, U, Vh, gS, gU, gVh, check_ties, check_singular):
 
     if True:
         if m >= n:
+            gS = _zeros_like(S) if gS is None else gS
+
             return (
                 _check("zeros", lambda: (_diag(gS),), (A, gS), _PIVOTS_MESSAGE, "check_singular", S)
                 if check_singular
@@ -224,6 +228,8 @@ def _vjp_checks(A, S, U, Vh, gS, gU, gVh, check_ties, check_singular):
                 else None,
             )
         if m < n:
+            gS = _zeros_like(S) if gS is None else gS
+
             return (
                 _check("zeros", lambda: (_diag(gS),), (A, gS), _PIVOTS_MESSAGE, "check_singular", S)
                 if check_singular
@@ -245,6 +251,8 @@ def _vjp_rule(A, S, U, Vh, gS, gU, gVh, check_ties, check_singular):
     _raise_if_failed("svdvals", _checks, (gS, gU, gVh), "cotangent")
     if True:
         if m >= n:
+            gS = _zeros_like(S) if gS is None else gS
+
             # spec/svdvals.yaml:75
             gA = _mm(U * _jnp.swapaxes(_jnp.real(gS).astype(A.dtype), -1, -2), Vh)
 
@@ -270,7 +278,10 @@ def _vjp_rule(A, S, U, Vh, gS, gU, gVh, check_ties, check_singular):
                     else None,
                 ),
             )
+
         if m < n:
+            gS = _zeros_like(S) if gS is None else gS
+
             # spec/svdvals.yaml:75
             gA = _mm(U * _jnp.swapaxes(_jnp.real(gS).astype(A.dtype), -1, -2), Vh)
 
@@ -296,6 +307,7 @@ def _vjp_rule(A, S, U, Vh, gS, gU, gVh, check_ties, check_singular):
                     else None,
                 ),
             )
+
     raise ValueError(f"svdvals: no vjp rule for the options and A of shape {tuple(A.shape)}")
 
 
@@ -382,9 +394,7 @@ def svdvals_vjp(A, check_ties=True, check_singular=True):
     def pullback(gS=None):
         cotangents = [
             None
-            if not f
-            else _zeros_like(y)
-            if g is None
+            if not f or g is None  # None: the rule leaves out its terms
             else _cotangent_in(_check_tangent("svdvals", "g" + label, g, y[..., 0])[..., None])
             if v
             else _cotangent_in(_check_tangent("svdvals", "g" + label, g, y))

@@ -105,22 +105,27 @@ def _jvp_rule(A, tau, Q, dA, dtau):
             dV = _np.tril(dA[..., :, :k], -1)
             _c0 = _adjoint(V)
             G = _c0 @ V
-            _c1 = _diag(tau)
-            _c2 = _c1 @ G
-            T = _solve_triangular(_c2, _c1, upper=True, left=True, unit=True)
+            _c1 = tau * G
+            T = _solve_triangular(_c1, _diag(tau), upper=True, left=True, unit=True)
             dT = (
                 _solve_triangular(
-                    _c2,
-                    _solve_triangular(G @ _c1, _diag(dtau), upper=True, left=False, unit=True),
+                    _c1,
+                    _solve_triangular(
+                        G * _np.swapaxes(tau, -1, -2),
+                        _diag(dtau),
+                        upper=True,
+                        left=False,
+                        unit=True,
+                    ),
                     upper=True,
                     left=True,
                     unit=True,
                 )
                 - (T @ _np.triu(_adjoint(dV) @ V + _c0 @ dV, 1)) @ T
             )
-            _c3 = _adjoint(V[..., :n, :])
-            dQ = -(V @ (T @ _adjoint(dV[..., :n, :]))) - V @ (dT @ _c3) - dV @ (T @ _c3)
+            dQ = (-(V @ dT) - dV @ T) @ _adjoint(V[..., :n, :]) - V @ (T @ _adjoint(dV[..., :n, :]))
             return (dQ,)
+
     raise ValueError(
         f"householder_product: no jvp rule for the options and A of shape {tuple(A.shape)}"
     )
@@ -134,29 +139,31 @@ def _vjp_rule(A, tau, Q, gQ):
 
     if True:
         if n <= m:
+            gQ = _zeros_like(Q) if gQ is None else gQ
+
             # spec/householder_product.yaml:49, transposed (the spec gives no VJP)
             V = _np.tril(A[..., :, :k], -1) + _np.eye(m, k, dtype=A.dtype)
             _c0 = _adjoint(V)
             G = _c0 @ V
-            _c1 = _diag(tau)
-            T = _solve_triangular(_c1 @ G, _c1, upper=True, left=True, unit=True)
-            _c2 = V[..., :n, :]
-            _g_dT = -((_c0 @ gQ) @ _c2)
-            _c3 = _adjoint(T)
-            _c4 = _np.triu(-((_c3 @ _g_dT) @ _c3), 1)
+            T = _solve_triangular(tau * G, _diag(tau), upper=True, left=True, unit=True)
+            _c1 = V[..., :n, :]
+            _g_dT = -((_c0 @ gQ) @ _c1)
+            _c2 = _adjoint(T)
+            _c3 = _np.triu(-((_c2 @ _g_dT) @ _c2), 1)
             _g_dV = (
-                V @ _adjoint(_c4)
-                + V @ _c4
-                - gQ @ (_c2 @ _c3)
+                V @ (_adjoint(_c3) + _c3)
+                - gQ @ (_c1 @ _c2)
                 + _pad(-((_adjoint(gQ) @ V) @ T), 0, m - n, 0, 0)
             )
             gA = _pad(_np.tril(_g_dV, -1), 0, 0, 0, -k + n)
-            _c5 = _adjoint(_c1)
-            _c6 = _adjoint(G)
+            _c4 = _adjoint(G)
+            _c5 = _np.conj(tau)
             gtau = _np.diagonal(
                 _solve_triangular(
-                    _c5 @ _c6,
-                    _solve_triangular(_c6 @ _c5, _g_dT, upper=False, left=True, unit=True),
+                    _c5 * _c4,
+                    _solve_triangular(
+                        _c4 * _np.swapaxes(_c5, -1, -2), _g_dT, upper=False, left=True, unit=True
+                    ),
                     upper=False,
                     left=False,
                     unit=True,
@@ -166,6 +173,7 @@ def _vjp_rule(A, tau, Q, gQ):
                 -1,
             )[..., :, None]
             return (gA, gtau)
+
     raise ValueError(
         f"householder_product: no vjp rule for the options and A of shape {tuple(A.shape)}"
     )
@@ -257,9 +265,7 @@ def householder_product_vjp(primals):
     def pullback(gQ=None):
         cotangents = [
             None
-            if not f
-            else _zeros_like(y)
-            if g is None
+            if not f or g is None  # None: the rule leaves out its terms
             else _cotangent_in(_check_tangent("householder_product", "g" + label, g, y))
             for f, y, g, label in zip(flags, outputs, (gQ,), ["Q"])
         ]

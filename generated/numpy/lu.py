@@ -169,6 +169,7 @@ def _jvp_rule(A, P, L, U, dA, pivot, check_singular):
                 _differentiable(pivot, check_singular),
                 (pivot, check_singular),
             )
+
         if m > n:
             # spec/lu.yaml:77
             B = _permute_rows(P, dA, True)
@@ -199,6 +200,7 @@ def _jvp_rule(A, P, L, U, dA, pivot, check_singular):
                 _differentiable(pivot, check_singular),
                 (pivot, check_singular),
             )
+
         if m < n:
             # spec/lu.yaml:84
             C = _solve_triangular(L, _permute_rows(P, dA, True), upper=False, left=True, unit=True)
@@ -218,6 +220,7 @@ def _jvp_rule(A, P, L, U, dA, pivot, check_singular):
                 _differentiable(pivot, check_singular),
                 (pivot, check_singular),
             )
+
     raise ValueError(f"lu: no jvp rule for pivot={pivot!r} and A of shape {tuple(A.shape)}")
 
 
@@ -230,6 +233,35 @@ def _vjp_checks(A, P, L, U, gP, gL, gU, pivot, check_singular):
 
     if pivot is True:
         if m == n:
+            if gL is None and gU is not None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (_np.diagonal(U, 0, -2, -1)[..., :, None],),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            if gL is not None and gU is None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (_np.diagonal(U, 0, -2, -1)[..., :, None],),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            gL = _zeros_like(L) if gL is None else gL
+            gU = _zeros_like(U) if gU is None else gU
+
             return (
                 _check(
                     "pivots",
@@ -243,6 +275,22 @@ def _vjp_checks(A, P, L, U, gP, gL, gU, pivot, check_singular):
                 else None,
             )
         if m > n:
+            if gL is None and gU is not None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (_np.diagonal(U, 0, -2, -1)[..., :, None],),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            gL = _zeros_like(L) if gL is None else gL
+            gU = _zeros_like(U) if gU is None else gU
+
             return (
                 _check(
                     "pivots",
@@ -256,6 +304,35 @@ def _vjp_checks(A, P, L, U, gP, gL, gU, pivot, check_singular):
                 else None,
             )
         if m < n:
+            if gL is None and gU is not None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (_np.diagonal(U, 0, -2, -1)[..., :, None],),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            if gL is not None and gU is None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (_np.diagonal(U, 0, -2, -1)[..., :, None],),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            gL = _zeros_like(L) if gL is None else gL
+            gU = _zeros_like(U) if gU is None else gU
+
             return (
                 _check(
                     "pivots",
@@ -281,6 +358,41 @@ def _vjp_rule(A, P, L, U, gP, gL, gU, pivot, check_singular):
     _raise_if_failed("lu", _checks, (gP, gL, gU), "cotangent")
     if pivot is True:
         if m == n:
+            if gL is None and gU is not None:
+                # the rule below without the terms of gL, which are None
+                _c0 = _adjoint(U)
+                _g_X = _np.triu(gU @ _c0, 0)
+                gA = _permute_rows(
+                    P,
+                    _solve_triangular(
+                        _adjoint(L),
+                        _solve_triangular(_c0, _g_X, upper=False, left=False, unit=False),
+                        upper=True,
+                        left=True,
+                        unit=True,
+                    ),
+                    False,
+                )
+                return _checked_vjp("lu", (gA,), (*_checks[:1],))
+            if gL is not None and gU is None:
+                # the rule below without the terms of gU, which are None
+                _c0 = _adjoint(L)
+                _g_X = _np.tril(_c0 @ gL, -1)
+                gA = _permute_rows(
+                    P,
+                    _solve_triangular(
+                        _c0,
+                        _solve_triangular(_adjoint(U), _g_X, upper=False, left=False, unit=False),
+                        upper=True,
+                        left=True,
+                        unit=True,
+                    ),
+                    False,
+                )
+                return _checked_vjp("lu", (gA,), (*_checks[:1],))
+            gL = _zeros_like(L) if gL is None else gL
+            gU = _zeros_like(U) if gU is None else gU
+
             # spec/lu.yaml:71, HAL2011, transposed (the spec gives no VJP)
             _c0 = _adjoint(L)
             _c1 = _adjoint(U)
@@ -297,7 +409,31 @@ def _vjp_rule(A, P, L, U, gP, gL, gU, pivot, check_singular):
                 False,
             )
             return _checked_vjp("lu", (gA,), (*_checks[:1],))
+
         if m > n:
+            if gL is None and gU is not None:
+                # the rule below without the terms of gL, which are None
+                _g_dU = gU
+                _c0 = _adjoint(U)
+                _g_X = _np.triu(_g_dU @ _c0, 0)
+                _g_B = _pad(
+                    _solve_triangular(
+                        _adjoint(L[..., :n, :]),
+                        _solve_triangular(_c0, _g_X, upper=False, left=False, unit=False),
+                        upper=True,
+                        left=True,
+                        unit=True,
+                    ),
+                    0,
+                    m - n,
+                    0,
+                    0,
+                )
+                gA = _permute_rows(P, _g_B, False)
+                return _checked_vjp("lu", (gA,), (*_checks[:1],))
+            gL = _zeros_like(L) if gL is None else gL
+            gU = _zeros_like(U) if gU is None else gU
+
             # spec/lu.yaml:77, transposed (the spec gives no VJP)
             _c0 = _adjoint(U)
             _c1 = _solve_triangular(_c0, gL[..., n:, :], upper=False, left=False, unit=False)
@@ -319,7 +455,46 @@ def _vjp_rule(A, P, L, U, gP, gL, gU, pivot, check_singular):
             ) + _pad(_c1, n, 0, 0, 0)
             gA = _permute_rows(P, _g_B, False)
             return _checked_vjp("lu", (gA,), (*_checks[:1],))
+
         if m < n:
+            if gL is None and gU is not None:
+                # the rule below without the terms of gL, which are None
+                _c0 = gU[..., :, m:]
+                _c1 = _adjoint(U[..., :, :m])
+                _g_X = _np.tril(-(_c0 @ _adjoint(U[..., :, m:])), -1) + _np.triu(
+                    gU[..., :, :m] @ _c1, 0
+                )
+                _g_C = _pad(_c0, 0, 0, m, 0) + _pad(
+                    _solve_triangular(_c1, _g_X, upper=False, left=False, unit=False),
+                    0,
+                    0,
+                    0,
+                    -m + n,
+                )
+                gA = _permute_rows(
+                    P, _solve_triangular(_adjoint(L), _g_C, upper=True, left=True, unit=True), False
+                )
+                return _checked_vjp("lu", (gA,), (*_checks[:1],))
+            if gL is not None and gU is None:
+                # the rule below without the terms of gU, which are None
+                _c0 = _adjoint(L)
+                _g_X = _np.tril(_c0 @ gL, -1)
+                _g_C = _pad(
+                    _solve_triangular(
+                        _adjoint(U[..., :, :m]), _g_X, upper=False, left=False, unit=False
+                    ),
+                    0,
+                    0,
+                    0,
+                    -m + n,
+                )
+                gA = _permute_rows(
+                    P, _solve_triangular(_c0, _g_C, upper=True, left=True, unit=True), False
+                )
+                return _checked_vjp("lu", (gA,), (*_checks[:1],))
+            gL = _zeros_like(L) if gL is None else gL
+            gU = _zeros_like(U) if gU is None else gU
+
             # spec/lu.yaml:84, transposed (the spec gives no VJP)
             _c0 = _adjoint(L)
             _c1 = gU[..., :, m:]
@@ -336,6 +511,7 @@ def _vjp_rule(A, P, L, U, gP, gL, gU, pivot, check_singular):
                 P, _solve_triangular(_c0, _g_C, upper=True, left=True, unit=True), False
             )
             return _checked_vjp("lu", (gA,), (*_checks[:1],))
+
     raise ValueError(f"lu: no vjp rule for pivot={pivot!r} and A of shape {tuple(A.shape)}")
 
 
@@ -394,9 +570,7 @@ def lu_vjp(A, pivot=True, check_singular=True):
     def pullback(gP=None, gL=None, gU=None):
         cotangents = [
             None
-            if not f
-            else _zeros_like(y)
-            if g is None
+            if not f or g is None  # None: the rule leaves out its terms
             else _cotangent_in(_check_tangent("lu", "g" + label, g, y))
             for f, y, g, label in zip(flags, outputs, (gP, gL, gU), ["P", "L", "U"])
         ]

@@ -160,6 +160,7 @@ def _jvp_rule(A, LU, pivots, P, dA, pivot, check_singular):
                 _differentiable(pivot, check_singular),
                 (pivot, check_singular),
             )
+
         if m > n:
             # spec/lu_factor.yaml:56
             B = _permute_rows(P, dA, True)
@@ -190,6 +191,7 @@ def _jvp_rule(A, LU, pivots, P, dA, pivot, check_singular):
                 _differentiable(pivot, check_singular),
                 (pivot, check_singular),
             )
+
         if m < n:
             # spec/lu_factor.yaml:63
             _c0 = LU[..., :, :m]
@@ -215,6 +217,7 @@ def _jvp_rule(A, LU, pivots, P, dA, pivot, check_singular):
                 _differentiable(pivot, check_singular),
                 (pivot, check_singular),
             )
+
     raise ValueError(f"lu_factor: no jvp rule for pivot={pivot!r} and A of shape {tuple(A.shape)}")
 
 
@@ -227,6 +230,8 @@ def _vjp_checks(A, LU, pivots, P, gLU, gpivots, gP, pivot, check_singular):
 
     if pivot is True:
         if m == n:
+            gLU = _zeros_like(LU) if gLU is None else gLU
+
             return (
                 _check(
                     "pivots",
@@ -240,6 +245,8 @@ def _vjp_checks(A, LU, pivots, P, gLU, gpivots, gP, pivot, check_singular):
                 else None,
             )
         if m > n:
+            gLU = _zeros_like(LU) if gLU is None else gLU
+
             return (
                 _check(
                     "pivots",
@@ -253,6 +260,8 @@ def _vjp_checks(A, LU, pivots, P, gLU, gpivots, gP, pivot, check_singular):
                 else None,
             )
         if m < n:
+            gLU = _zeros_like(LU) if gLU is None else gLU
+
             return (
                 _check(
                     "pivots",
@@ -278,6 +287,8 @@ def _vjp_rule(A, LU, pivots, P, gLU, gpivots, gP, pivot, check_singular):
     _raise_if_failed("lu_factor", _checks, (gLU, gpivots, gP), "cotangent")
     if pivot is True:
         if m == n:
+            gLU = _zeros_like(LU) if gLU is None else gLU
+
             # spec/lu_factor.yaml:51, HAL2011, transposed (the spec gives no VJP)
             _g_X = _np.tril(
                 _adjoint(_np.tril(LU, -1) + _np.eye(m, m, dtype=A.dtype)) @ gLU, -1
@@ -295,7 +306,10 @@ def _vjp_rule(A, LU, pivots, P, gLU, gpivots, gP, pivot, check_singular):
                 False,
             )
             return _checked_vjp("lu_factor", (gA,), (*_checks[:1],))
+
         if m > n:
+            gLU = _zeros_like(LU) if gLU is None else gLU
+
             # spec/lu_factor.yaml:56, transposed (the spec gives no VJP)
             _c0 = LU[..., :n, :]
             _c1 = _adjoint(_c0)
@@ -320,7 +334,10 @@ def _vjp_rule(A, LU, pivots, P, gLU, gpivots, gP, pivot, check_singular):
             )
             gA = _permute_rows(P, _g_B, False)
             return _checked_vjp("lu_factor", (gA,), (*_checks[:1],))
+
         if m < n:
+            gLU = _zeros_like(LU) if gLU is None else gLU
+
             # spec/lu_factor.yaml:63, transposed (the spec gives no VJP)
             _c0 = LU[..., :, :m]
             _c1 = gLU[..., :, :m]
@@ -338,6 +355,7 @@ def _vjp_rule(A, LU, pivots, P, gLU, gpivots, gP, pivot, check_singular):
                 P, _solve_triangular(_c3, _g_C, upper=True, left=True, unit=True), False
             )
             return _checked_vjp("lu_factor", (gA,), (*_checks[:1],))
+
     raise ValueError(f"lu_factor: no vjp rule for pivot={pivot!r} and A of shape {tuple(A.shape)}")
 
 
@@ -397,9 +415,7 @@ def lu_factor_vjp(A, pivot=True, check_singular=True):
     def pullback(gLU=None, gpivots=None):
         cotangents = [
             None
-            if not f
-            else _zeros_like(y)
-            if g is None
+            if not f or g is None  # None: the rule leaves out its terms
             else _cotangent_in(_check_tangent("lu_factor", "g" + label, g, y[..., 0])[..., None])
             if v
             else _cotangent_in(_check_tangent("lu_factor", "g" + label, g, y))

@@ -238,23 +238,29 @@ def _jvp_rule(a, tau, C, Y, da, dtau, dC, left, transpose):
             dV = _np.tril(da[..., :, :k], -1)
             _c0 = _adjoint(V)
             G = _c0 @ V
-            _c1 = _diag(tau)
-            _c2 = _c1 @ G
-            T = _solve_triangular(_c2, _c1, upper=True, left=True, unit=True)
-            _c3 = _adjoint(dV)
+            _c1 = tau * G
+            T = _solve_triangular(_c1, _diag(tau), upper=True, left=True, unit=True)
+            _c2 = _adjoint(dV)
             dT = (
                 _solve_triangular(
-                    _c2,
-                    _solve_triangular(G @ _c1, _diag(dtau), upper=True, left=False, unit=True),
+                    _c1,
+                    _solve_triangular(
+                        G * _np.swapaxes(tau, -1, -2),
+                        _diag(dtau),
+                        upper=True,
+                        left=False,
+                        unit=True,
+                    ),
                     upper=True,
                     left=True,
                     unit=True,
                 )
-                - (T @ _np.triu(_c3 @ V + _c0 @ dV, 1)) @ T
+                - (T @ _np.triu(_c2 @ V + _c0 @ dV, 1)) @ T
             )
             W = _c0 @ C
-            dY = (((dC - V @ (T @ (_c0 @ dC))) - dV @ (T @ W)) - V @ (dT @ W)) - V @ (T @ (_c3 @ C))
+            dY = (((dC - V @ (T @ (_c0 @ dC))) - dV @ (T @ W)) - V @ (dT @ W)) - V @ (T @ (_c2 @ C))
             return (dY,)
+
     if left is True and transpose is True:
         if r == m:
             # spec/ormqr.yaml:78
@@ -262,26 +268,32 @@ def _jvp_rule(a, tau, C, Y, da, dtau, dC, left, transpose):
             dV = _np.tril(da[..., :, :k], -1)
             _c0 = _adjoint(V)
             G = _c0 @ V
-            _c1 = _diag(tau)
-            _c2 = _c1 @ G
-            T = _solve_triangular(_c2, _c1, upper=True, left=True, unit=True)
-            _c3 = _adjoint(dV)
+            _c1 = tau * G
+            T = _solve_triangular(_c1, _diag(tau), upper=True, left=True, unit=True)
+            _c2 = _adjoint(dV)
             dT = (
                 _solve_triangular(
-                    _c2,
-                    _solve_triangular(G @ _c1, _diag(dtau), upper=True, left=False, unit=True),
+                    _c1,
+                    _solve_triangular(
+                        G * _np.swapaxes(tau, -1, -2),
+                        _diag(dtau),
+                        upper=True,
+                        left=False,
+                        unit=True,
+                    ),
                     upper=True,
                     left=True,
                     unit=True,
                 )
-                - (T @ _np.triu(_c3 @ V + _c0 @ dV, 1)) @ T
+                - (T @ _np.triu(_c2 @ V + _c0 @ dV, 1)) @ T
             )
             W = _c0 @ C
-            _c4 = _adjoint(T)
-            dY = (((dC - V @ (_c4 @ (_c0 @ dC))) - dV @ (_c4 @ W)) - V @ (_adjoint(dT) @ W)) - V @ (
-                _c4 @ (_c3 @ C)
+            _c3 = _adjoint(T)
+            dY = (((dC - V @ (_c3 @ (_c0 @ dC))) - dV @ (_c3 @ W)) - V @ (_adjoint(dT) @ W)) - V @ (
+                _c3 @ (_c2 @ C)
             )
             return (dY,)
+
     if left is False and transpose is False:
         if r == n:
             # spec/ormqr.yaml:99
@@ -289,25 +301,31 @@ def _jvp_rule(a, tau, C, Y, da, dtau, dC, left, transpose):
             dV = _np.tril(da[..., :, :k], -1)
             _c0 = _adjoint(V)
             G = _c0 @ V
-            _c1 = _diag(tau)
-            _c2 = _c1 @ G
-            T = _solve_triangular(_c2, _c1, upper=True, left=True, unit=True)
-            _c3 = _adjoint(dV)
+            _c1 = tau * G
+            T = _solve_triangular(_c1, _diag(tau), upper=True, left=True, unit=True)
+            _c2 = _adjoint(dV)
             dT = (
                 _solve_triangular(
-                    _c2,
-                    _solve_triangular(G @ _c1, _diag(dtau), upper=True, left=False, unit=True),
+                    _c1,
+                    _solve_triangular(
+                        G * _np.swapaxes(tau, -1, -2),
+                        _diag(dtau),
+                        upper=True,
+                        left=False,
+                        unit=True,
+                    ),
                     upper=True,
                     left=True,
                     unit=True,
                 )
-                - (T @ _np.triu(_c3 @ V + _c0 @ dV, 1)) @ T
+                - (T @ _np.triu(_c2 @ V + _c0 @ dV, 1)) @ T
             )
             Z = C @ V
             dY = (((dC - ((dC @ V) @ T) @ _c0) - ((C @ dV) @ T) @ _c0) - (Z @ dT) @ _c0) - (
                 Z @ T
-            ) @ _c3
+            ) @ _c2
             return (dY,)
+
     if left is False and transpose is True:
         if r == n:
             # spec/ormqr.yaml:120
@@ -315,26 +333,32 @@ def _jvp_rule(a, tau, C, Y, da, dtau, dC, left, transpose):
             dV = _np.tril(da[..., :, :k], -1)
             _c0 = _adjoint(V)
             G = _c0 @ V
-            _c1 = _diag(tau)
-            _c2 = _c1 @ G
-            T = _solve_triangular(_c2, _c1, upper=True, left=True, unit=True)
-            _c3 = _adjoint(dV)
+            _c1 = tau * G
+            T = _solve_triangular(_c1, _diag(tau), upper=True, left=True, unit=True)
+            _c2 = _adjoint(dV)
             dT = (
                 _solve_triangular(
-                    _c2,
-                    _solve_triangular(G @ _c1, _diag(dtau), upper=True, left=False, unit=True),
+                    _c1,
+                    _solve_triangular(
+                        G * _np.swapaxes(tau, -1, -2),
+                        _diag(dtau),
+                        upper=True,
+                        left=False,
+                        unit=True,
+                    ),
                     upper=True,
                     left=True,
                     unit=True,
                 )
-                - (T @ _np.triu(_c3 @ V + _c0 @ dV, 1)) @ T
+                - (T @ _np.triu(_c2 @ V + _c0 @ dV, 1)) @ T
             )
             Z = C @ V
-            _c4 = _adjoint(T)
+            _c3 = _adjoint(T)
             dY = (
-                ((dC - ((dC @ V) @ _c4) @ _c0) - ((C @ dV) @ _c4) @ _c0) - (Z @ _adjoint(dT)) @ _c0
-            ) - (Z @ _c4) @ _c3
+                ((dC - ((dC @ V) @ _c3) @ _c0) - ((C @ dV) @ _c3) @ _c0) - (Z @ _adjoint(dT)) @ _c0
+            ) - (Z @ _c3) @ _c2
             return (dY,)
+
     raise ValueError(
         f"ormqr: no jvp rule for left={left!r}, transpose={transpose!r} "
         f"and a of shape {tuple(a.shape)}"
@@ -351,25 +375,28 @@ def _vjp_rule(a, tau, C, Y, gY, left, transpose):
 
     if left is True and transpose is False:
         if r == m:
+            gY = _zeros_like(Y) if gY is None else gY
+
             # spec/ormqr.yaml:57, transposed (the spec gives no VJP)
             V = _np.tril(a[..., :, :k], -1) + _np.eye(r, k, dtype=a.dtype)
             _c0 = _adjoint(V)
             G = _c0 @ V
-            _c1 = _diag(tau)
-            T = _solve_triangular(_c1 @ G, _c1, upper=True, left=True, unit=True)
+            T = _solve_triangular(tau * G, _diag(tau), upper=True, left=True, unit=True)
             W = _c0 @ C
-            _c2 = _adjoint(W)
-            _g_dT = -((_c0 @ gY) @ _c2)
-            _c3 = _adjoint(T)
-            _c4 = _np.triu(-((_c3 @ _g_dT) @ _c3), 1)
-            _g_dV = V @ _adjoint(_c4) + V @ _c4 - gY @ (_c2 @ _c3) - C @ ((_adjoint(gY) @ V) @ T)
+            _c1 = _adjoint(W)
+            _g_dT = -((_c0 @ gY) @ _c1)
+            _c2 = _adjoint(T)
+            _c3 = _np.triu(-((_c2 @ _g_dT) @ _c2), 1)
+            _g_dV = V @ (_adjoint(_c3) + _c3) - gY @ (_c1 @ _c2) - C @ ((_adjoint(gY) @ V) @ T)
             ga = _pad(_np.tril(_g_dV, -1), 0, 0, 0, -k + p)
-            _c5 = _adjoint(_c1)
-            _c6 = _adjoint(G)
+            _c4 = _adjoint(G)
+            _c5 = _np.conj(tau)
             gtau = _np.diagonal(
                 _solve_triangular(
-                    _c5 @ _c6,
-                    _solve_triangular(_c6 @ _c5, _g_dT, upper=False, left=True, unit=True),
+                    _c5 * _c4,
+                    _solve_triangular(
+                        _c4 * _np.swapaxes(_c5, -1, -2), _g_dT, upper=False, left=True, unit=True
+                    ),
                     upper=False,
                     left=False,
                     unit=True,
@@ -378,29 +405,33 @@ def _vjp_rule(a, tau, C, Y, gY, left, transpose):
                 -2,
                 -1,
             )[..., :, None]
-            gC = -(V @ (_c3 @ (_c0 @ gY))) + gY
+            gC = -(V @ (_c2 @ (_c0 @ gY))) + gY
             return (ga, gtau, gC)
+
     if left is True and transpose is True:
         if r == m:
+            gY = _zeros_like(Y) if gY is None else gY
+
             # spec/ormqr.yaml:78, transposed (the spec gives no VJP)
             V = _np.tril(a[..., :, :k], -1) + _np.eye(r, k, dtype=a.dtype)
             _c0 = _adjoint(V)
             G = _c0 @ V
-            _c1 = _diag(tau)
-            T = _solve_triangular(_c1 @ G, _c1, upper=True, left=True, unit=True)
+            T = _solve_triangular(tau * G, _diag(tau), upper=True, left=True, unit=True)
             W = _c0 @ C
-            _c2 = _adjoint(gY)
-            _g_dT = -(W @ (_c2 @ V))
-            _c3 = _adjoint(T)
-            _c4 = _np.triu(-((_c3 @ _g_dT) @ _c3), 1)
-            _g_dV = V @ _adjoint(_c4) + V @ _c4 - gY @ (_adjoint(W) @ T) - C @ ((_c2 @ V) @ _c3)
+            _c1 = _adjoint(gY)
+            _g_dT = -(W @ (_c1 @ V))
+            _c2 = _adjoint(T)
+            _c3 = _np.triu(-((_c2 @ _g_dT) @ _c2), 1)
+            _g_dV = V @ (_adjoint(_c3) + _c3) - gY @ (_adjoint(W) @ T) - C @ ((_c1 @ V) @ _c2)
             ga = _pad(_np.tril(_g_dV, -1), 0, 0, 0, -k + p)
-            _c5 = _adjoint(_c1)
-            _c6 = _adjoint(G)
+            _c4 = _adjoint(G)
+            _c5 = _np.conj(tau)
             gtau = _np.diagonal(
                 _solve_triangular(
-                    _c5 @ _c6,
-                    _solve_triangular(_c6 @ _c5, _g_dT, upper=False, left=True, unit=True),
+                    _c5 * _c4,
+                    _solve_triangular(
+                        _c4 * _np.swapaxes(_c5, -1, -2), _g_dT, upper=False, left=True, unit=True
+                    ),
                     upper=False,
                     left=False,
                     unit=True,
@@ -411,31 +442,32 @@ def _vjp_rule(a, tau, C, Y, gY, left, transpose):
             )[..., :, None]
             gC = -(V @ (T @ (_c0 @ gY))) + gY
             return (ga, gtau, gC)
+
     if left is False and transpose is False:
         if r == n:
+            gY = _zeros_like(Y) if gY is None else gY
+
             # spec/ormqr.yaml:99, transposed (the spec gives no VJP)
             V = _np.tril(a[..., :, :k], -1) + _np.eye(r, k, dtype=a.dtype)
             _c0 = _adjoint(V)
             G = _c0 @ V
-            _c1 = _diag(tau)
-            T = _solve_triangular(_c1 @ G, _c1, upper=True, left=True, unit=True)
+            T = _solve_triangular(tau * G, _diag(tau), upper=True, left=True, unit=True)
             Z = C @ V
             _g_dT = -((_adjoint(Z) @ gY) @ V)
-            _c2 = _adjoint(T)
-            _c3 = _np.triu(-((_c2 @ _g_dT) @ _c2), 1)
+            _c1 = _adjoint(T)
+            _c2 = _np.triu(-((_c1 @ _g_dT) @ _c1), 1)
             _g_dV = (
-                V @ _adjoint(_c3)
-                + V @ _c3
-                - (_adjoint(gY) @ Z) @ T
-                - (_adjoint(C) @ (gY @ V)) @ _c2
+                V @ (_adjoint(_c2) + _c2) - (_adjoint(gY) @ Z) @ T - ((_adjoint(C) @ gY) @ V) @ _c1
             )
             ga = _pad(_np.tril(_g_dV, -1), 0, 0, 0, -k + p)
-            _c4 = _adjoint(_c1)
-            _c5 = _adjoint(G)
+            _c3 = _adjoint(G)
+            _c4 = _np.conj(tau)
             gtau = _np.diagonal(
                 _solve_triangular(
-                    _c4 @ _c5,
-                    _solve_triangular(_c5 @ _c4, _g_dT, upper=False, left=True, unit=True),
+                    _c4 * _c3,
+                    _solve_triangular(
+                        _c3 * _np.swapaxes(_c4, -1, -2), _g_dT, upper=False, left=True, unit=True
+                    ),
                     upper=False,
                     left=False,
                     unit=True,
@@ -444,29 +476,33 @@ def _vjp_rule(a, tau, C, Y, gY, left, transpose):
                 -2,
                 -1,
             )[..., :, None]
-            gC = -(((gY @ V) @ _c2) @ _c0) + gY
+            gC = -(((gY @ V) @ _c1) @ _c0) + gY
             return (ga, gtau, gC)
+
     if left is False and transpose is True:
         if r == n:
+            gY = _zeros_like(Y) if gY is None else gY
+
             # spec/ormqr.yaml:120, transposed (the spec gives no VJP)
             V = _np.tril(a[..., :, :k], -1) + _np.eye(r, k, dtype=a.dtype)
             _c0 = _adjoint(V)
             G = _c0 @ V
-            _c1 = _diag(tau)
-            T = _solve_triangular(_c1 @ G, _c1, upper=True, left=True, unit=True)
+            T = _solve_triangular(tau * G, _diag(tau), upper=True, left=True, unit=True)
             Z = C @ V
-            _c2 = _adjoint(gY)
-            _g_dT = -((_c0 @ _c2) @ Z)
-            _c3 = _adjoint(T)
-            _c4 = _np.triu(-((_c3 @ _g_dT) @ _c3), 1)
-            _g_dV = V @ _adjoint(_c4) + V @ _c4 - (_c2 @ Z) @ _c3 - (_adjoint(C) @ (gY @ V)) @ T
+            _c1 = _adjoint(gY)
+            _g_dT = -((_c0 @ _c1) @ Z)
+            _c2 = _adjoint(T)
+            _c3 = _np.triu(-((_c2 @ _g_dT) @ _c2), 1)
+            _g_dV = V @ (_adjoint(_c3) + _c3) - (_c1 @ Z) @ _c2 - ((_adjoint(C) @ gY) @ V) @ T
             ga = _pad(_np.tril(_g_dV, -1), 0, 0, 0, -k + p)
-            _c5 = _adjoint(_c1)
-            _c6 = _adjoint(G)
+            _c4 = _adjoint(G)
+            _c5 = _np.conj(tau)
             gtau = _np.diagonal(
                 _solve_triangular(
-                    _c5 @ _c6,
-                    _solve_triangular(_c6 @ _c5, _g_dT, upper=False, left=True, unit=True),
+                    _c5 * _c4,
+                    _solve_triangular(
+                        _c4 * _np.swapaxes(_c5, -1, -2), _g_dT, upper=False, left=True, unit=True
+                    ),
                     upper=False,
                     left=False,
                     unit=True,
@@ -477,6 +513,7 @@ def _vjp_rule(a, tau, C, Y, gY, left, transpose):
             )[..., :, None]
             gC = -(((gY @ V) @ T) @ _c0) + gY
             return (ga, gtau, gC)
+
     raise ValueError(
         f"ormqr: no vjp rule for left={left!r}, transpose={transpose!r} "
         f"and a of shape {tuple(a.shape)}"
@@ -600,9 +637,7 @@ def ormqr_vjp(primals, left=True, transpose=False):
     def pullback(gY=None):
         cotangents = [
             None
-            if not f
-            else _zeros_like(y)
-            if g is None
+            if not f or g is None  # None: the rule leaves out its terms
             else _cotangent_in(_check_tangent("ormqr", "g" + label, g, y))
             for f, y, g, label in zip(flags, outputs, (gY,), ["Y"])
         ]

@@ -40,6 +40,7 @@ from ._runtime import (
     _cotangent_out,
     _diag,
     _empty_like,
+    _pad_cols,
     _pad_rows,
     _raise_if_failed,
     _solve,
@@ -239,6 +240,7 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
                 _differentiable(mode, check_singular),
                 (mode, check_singular),
             )
+
         if m < n:
             # spec/qr.yaml:82, RR2020
             R1 = R[..., :, :m]
@@ -261,6 +263,7 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
                 _differentiable(mode, check_singular),
                 (mode, check_singular),
             )
+
     if mode == "complete":
         if m > n:
             # spec/qr.yaml:110, WLL2012, P2024
@@ -289,6 +292,7 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
                 _differentiable(mode, check_singular),
                 (mode, check_singular),
             )
+
         if m == n:
             # spec/qr.yaml:69, WLL2012 Sec. 3
             C = _solve_triangular(R, dA, upper=True, left=False, unit=False)
@@ -307,6 +311,7 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
                 _differentiable(mode, check_singular),
                 (mode, check_singular),
             )
+
         if m < n:
             # spec/qr.yaml:82, RR2020
             R1 = R[..., :, :m]
@@ -329,6 +334,7 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
                 _differentiable(mode, check_singular),
                 (mode, check_singular),
             )
+
     if mode == "r":
         if m >= n:
             # spec/qr.yaml:69, WLL2012 Sec. 3
@@ -347,6 +353,7 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
                 _differentiable(mode, check_singular),
                 (mode, check_singular),
             )
+
         if m < n:
             # spec/qr.yaml:82, RR2020
             R1 = R[..., :, :m]
@@ -369,6 +376,7 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
                 _differentiable(mode, check_singular),
                 (mode, check_singular),
             )
+
     raise ValueError(f"qr: no jvp rule for mode={mode!r} and A of shape {tuple(A.shape)}")
 
 
@@ -381,6 +389,35 @@ def _vjp_checks(A, Q, R, gQ, gR, mode, check_singular):
 
     if mode == "reduced":
         if m >= n:
+            if gQ is None and gR is not None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (_np.diagonal(R, 0, -2, -1)[..., :, None],),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            if gQ is not None and gR is None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (_np.diagonal(R, 0, -2, -1)[..., :, None],),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            gQ = _zeros_like(Q) if gQ is None else gQ
+            gR = _zeros_like(R) if gR is None else gR
+
             return (
                 _check(
                     "pivots",
@@ -394,6 +431,22 @@ def _vjp_checks(A, Q, R, gQ, gR, mode, check_singular):
                 else None,
             )
         if m < n:
+            if gQ is not None and gR is None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (_np.diagonal(R, 0, -2, -1)[..., :, None],),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            gQ = _zeros_like(Q) if gQ is None else gQ
+            gR = _zeros_like(R) if gR is None else gR
+
             return (
                 _check(
                     "pivots",
@@ -408,6 +461,35 @@ def _vjp_checks(A, Q, R, gQ, gR, mode, check_singular):
             )
     if mode == "complete":
         if m > n:
+            if gQ is None and gR is not None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (_np.diagonal(R, 0, -2, -1)[..., :, None],),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            if gQ is not None and gR is None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (_np.diagonal(R, 0, -2, -1)[..., :, None],),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            gQ = _zeros_like(Q) if gQ is None else gQ
+            gR = _zeros_like(R) if gR is None else gR
+
             return (
                 _check(
                     "pivots",
@@ -421,6 +503,35 @@ def _vjp_checks(A, Q, R, gQ, gR, mode, check_singular):
                 else None,
             )
         if m == n:
+            if gQ is None and gR is not None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (_np.diagonal(R, 0, -2, -1)[..., :, None],),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            if gQ is not None and gR is None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (_np.diagonal(R, 0, -2, -1)[..., :, None],),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            gQ = _zeros_like(Q) if gQ is None else gQ
+            gR = _zeros_like(R) if gR is None else gR
+
             return (
                 _check(
                     "pivots",
@@ -434,6 +545,22 @@ def _vjp_checks(A, Q, R, gQ, gR, mode, check_singular):
                 else None,
             )
         if m < n:
+            if gQ is not None and gR is None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (_np.diagonal(R, 0, -2, -1)[..., :, None],),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            gQ = _zeros_like(Q) if gQ is None else gQ
+            gR = _zeros_like(R) if gR is None else gR
+
             return (
                 _check(
                     "pivots",
@@ -448,6 +575,8 @@ def _vjp_checks(A, Q, R, gQ, gR, mode, check_singular):
             )
     if mode == "r":
         if m >= n:
+            gR = _zeros_like(R) if gR is None else gR
+
             return (
                 _check(
                     "pivots",
@@ -461,6 +590,8 @@ def _vjp_checks(A, Q, R, gQ, gR, mode, check_singular):
                 else None,
             )
         if m < n:
+            gR = _zeros_like(R) if gR is None else gR
+
             return (
                 _check(
                     "pivots",
@@ -486,13 +617,44 @@ def _vjp_rule(A, Q, R, gQ, gR, mode, check_singular):
     _raise_if_failed("qr", _checks, (gQ, gR), "cotangent")
     if mode == "reduced":
         if m >= n:
+            if gQ is None and gR is not None:
+                # the rule below without the terms of gQ, which are None
+                M = R @ _adjoint(gR)
+                gA = _solve_triangular(
+                    _adjoint(R), Q @ _copyltu(M), upper=False, left=False, unit=False
+                )
+                return _checked_vjp("qr", (gA,), (*_checks[:1],))
+            if gQ is not None and gR is None:
+                # the rule below without the terms of gR, which are None
+                M = -(_adjoint(gQ) @ Q)
+                gA = _solve_triangular(
+                    _adjoint(R), Q @ _copyltu(M) + gQ, upper=False, left=False, unit=False
+                )
+                return _checked_vjp("qr", (gA,), (*_checks[:1],))
+            gQ = _zeros_like(Q) if gQ is None else gQ
+            gR = _zeros_like(R) if gR is None else gR
+
             # spec/qr.yaml:77, LLWX2019 eq. (7)
             M = R @ _adjoint(gR) - _adjoint(gQ) @ Q
             gA = _solve_triangular(
                 _adjoint(R), gQ + Q @ _copyltu(M), upper=False, left=False, unit=False
             )
             return _checked_vjp("qr", (gA,), (*_checks[:1],))
+
         if m < n:
+            if gQ is not None and gR is None:
+                # the rule below without the terms of gR, which are None
+                R1 = R[..., :, :m]
+                gQ1 = gQ
+                M = -(_adjoint(gQ1) @ Q)
+                gX = _solve_triangular(
+                    _adjoint(R1), Q @ _copyltu(M) + gQ1, upper=False, left=False, unit=False
+                )
+                gA = _pad_cols(gX, -m + n)
+                return _checked_vjp("qr", (gA,), (*_checks[:1],))
+            gQ = _zeros_like(Q) if gQ is None else gQ
+            gR = _zeros_like(R) if gR is None else gR
+
             # spec/qr.yaml:90, RR2020
             R1 = R[..., :, :m]
             gR2 = gR[..., :, m:]
@@ -503,8 +665,36 @@ def _vjp_rule(A, Q, R, gQ, gR, mode, check_singular):
             )
             gA = _np.concatenate([gX, Q @ gR2], axis=-1)
             return _checked_vjp("qr", (gA,), (*_checks[:1],))
+
     if mode == "complete":
         if m > n:
+            if gQ is None and gR is not None:
+                # the rule below without the terms of gQ, which are None
+                Q1 = Q[..., :, :n]
+                R1 = R[..., :n, :]
+                M = R1 @ _adjoint(gR[..., :n, :])
+                gA = _solve_triangular(
+                    _adjoint(R1), Q1 @ _copyltu(M), upper=False, left=False, unit=False
+                )
+                return _checked_vjp("qr", (gA,), (*_checks[:1],))
+            if gQ is not None and gR is None:
+                # the rule below without the terms of gR, which are None
+                Q1 = Q[..., :, :n]
+                R1 = R[..., :n, :]
+                N = _np.eye(n, n, dtype=A.dtype) - Q1[..., :n, :]
+                Z = _solve(_adjoint(N), _adjoint(Q1[..., n:, :]), left=True)
+                G = gQ[..., :, n:]
+                W = _solve(N, _adjoint(_np.eye(m, n, dtype=A.dtype) - Q1) @ G, left=True)
+                _c0 = _adjoint(W)
+                gQ1 = -(G @ _adjoint(Z)) + gQ[..., :, :n] + _np.concatenate([Z @ _c0, _c0], axis=-2)
+                M = -(_adjoint(gQ1) @ Q1)
+                gA = _solve_triangular(
+                    _adjoint(R1), Q1 @ _copyltu(M) + gQ1, upper=False, left=False, unit=False
+                )
+                return _checked_vjp("qr", (gA,), (*_checks[:1],))
+            gQ = _zeros_like(Q) if gQ is None else gQ
+            gR = _zeros_like(R) if gR is None else gR
+
             # spec/qr.yaml:123
             Q1 = Q[..., :, :n]
             R1 = R[..., :n, :]
@@ -519,14 +709,46 @@ def _vjp_rule(A, Q, R, gQ, gR, mode, check_singular):
                 _adjoint(R1), gQ1 + Q1 @ _copyltu(M), upper=False, left=False, unit=False
             )
             return _checked_vjp("qr", (gA,), (*_checks[:1],))
+
         if m == n:
+            if gQ is None and gR is not None:
+                # the rule below without the terms of gQ, which are None
+                M = R @ _adjoint(gR)
+                gA = _solve_triangular(
+                    _adjoint(R), Q @ _copyltu(M), upper=False, left=False, unit=False
+                )
+                return _checked_vjp("qr", (gA,), (*_checks[:1],))
+            if gQ is not None and gR is None:
+                # the rule below without the terms of gR, which are None
+                M = -(_adjoint(gQ) @ Q)
+                gA = _solve_triangular(
+                    _adjoint(R), Q @ _copyltu(M) + gQ, upper=False, left=False, unit=False
+                )
+                return _checked_vjp("qr", (gA,), (*_checks[:1],))
+            gQ = _zeros_like(Q) if gQ is None else gQ
+            gR = _zeros_like(R) if gR is None else gR
+
             # spec/qr.yaml:77, LLWX2019 eq. (7)
             M = R @ _adjoint(gR) - _adjoint(gQ) @ Q
             gA = _solve_triangular(
                 _adjoint(R), gQ + Q @ _copyltu(M), upper=False, left=False, unit=False
             )
             return _checked_vjp("qr", (gA,), (*_checks[:1],))
+
         if m < n:
+            if gQ is not None and gR is None:
+                # the rule below without the terms of gR, which are None
+                R1 = R[..., :, :m]
+                gQ1 = gQ
+                M = -(_adjoint(gQ1) @ Q)
+                gX = _solve_triangular(
+                    _adjoint(R1), Q @ _copyltu(M) + gQ1, upper=False, left=False, unit=False
+                )
+                gA = _pad_cols(gX, -m + n)
+                return _checked_vjp("qr", (gA,), (*_checks[:1],))
+            gQ = _zeros_like(Q) if gQ is None else gQ
+            gR = _zeros_like(R) if gR is None else gR
+
             # spec/qr.yaml:90, RR2020
             R1 = R[..., :, :m]
             gR2 = gR[..., :, m:]
@@ -537,14 +759,20 @@ def _vjp_rule(A, Q, R, gQ, gR, mode, check_singular):
             )
             gA = _np.concatenate([gX, Q @ gR2], axis=-1)
             return _checked_vjp("qr", (gA,), (*_checks[:1],))
+
     if mode == "r":
         if m >= n:
+            gR = _zeros_like(R) if gR is None else gR
+
             # spec/qr.yaml:151
             gA = _solve_triangular(
                 _adjoint(R), Q @ _copyltu(R @ _adjoint(gR)), upper=False, left=False, unit=False
             )
             return _checked_vjp("qr", (gA,), (*_checks[:1],))
+
         if m < n:
+            gR = _zeros_like(R) if gR is None else gR
+
             # spec/qr.yaml:156
             R1 = R[..., :, :m]
             gR2 = gR[..., :, m:]
@@ -555,6 +783,7 @@ def _vjp_rule(A, Q, R, gQ, gR, mode, check_singular):
             )
             gA = _np.concatenate([gX, Q @ gR2], axis=-1)
             return _checked_vjp("qr", (gA,), (*_checks[:1],))
+
     raise ValueError(f"qr: no vjp rule for mode={mode!r} and A of shape {tuple(A.shape)}")
 
 
@@ -644,9 +873,7 @@ def qr_vjp(A, mode="reduced", check_singular=True, pivoting=False, *, some=None)
     def pullback(gQ=None, gR=None):
         cotangents = [
             None
-            if not f
-            else _zeros_like(y)
-            if g is None
+            if not f or g is None  # None: the rule leaves out its terms
             else _cotangent_in(_check_tangent("qr", "g" + label, g, y))
             for f, y, g, label in zip(flags, outputs, (gQ, gR), ["Q", "R"])
         ]

@@ -39,6 +39,7 @@ from ._runtime import (
     _empty_like,
     _indices,
     _indices_permutation,
+    _pad_cols,
     _pad_rows,
     _permute_cols,
     _raise_if_failed,
@@ -250,6 +251,7 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
                 _differentiable(mode, check_singular),
                 (mode, check_singular),
             )
+
         if m < n:
             # spec/qr_pivoted.yaml:88, RR2020
             dB = _permute_cols(Pi, dA, False)
@@ -277,6 +279,7 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
                 _differentiable(mode, check_singular),
                 (mode, check_singular),
             )
+
     if mode == "complete":
         if m > n:
             # spec/qr_pivoted.yaml:119
@@ -307,6 +310,7 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
                 _differentiable(mode, check_singular),
                 (mode, check_singular),
             )
+
         if m == n:
             # spec/qr_pivoted.yaml:76, WLL2012 Sec. 3
             C = _solve_triangular(
@@ -327,6 +331,7 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
                 _differentiable(mode, check_singular),
                 (mode, check_singular),
             )
+
         if m < n:
             # spec/qr_pivoted.yaml:88, RR2020
             dB = _permute_cols(Pi, dA, False)
@@ -354,6 +359,7 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
                 _differentiable(mode, check_singular),
                 (mode, check_singular),
             )
+
     if mode == "r":
         if m >= n:
             # spec/qr_pivoted.yaml:76, WLL2012 Sec. 3
@@ -374,6 +380,7 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
                 _differentiable(mode, check_singular),
                 (mode, check_singular),
             )
+
         if m < n:
             # spec/qr_pivoted.yaml:88, RR2020
             dB = _permute_cols(Pi, dA, False)
@@ -401,6 +408,7 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
                 _differentiable(mode, check_singular),
                 (mode, check_singular),
             )
+
     raise ValueError(f"qr_pivoted: no jvp rule for mode={mode!r} and A of shape {tuple(A.shape)}")
 
 
@@ -413,6 +421,35 @@ def _vjp_checks(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
 
     if mode == "reduced":
         if m >= n:
+            if gQ is None and gR is not None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (_np.diagonal(R, 0, -2, -1)[..., :, None],),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            if gQ is not None and gR is None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (_np.diagonal(R, 0, -2, -1)[..., :, None],),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            gQ = _zeros_like(Q) if gQ is None else gQ
+            gR = _zeros_like(R) if gR is None else gR
+
             return (
                 _check(
                     "pivots",
@@ -426,6 +463,22 @@ def _vjp_checks(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                 else None,
             )
         if m < n:
+            if gQ is not None and gR is None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (_np.diagonal(R, 0, -2, -1)[..., :, None],),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            gQ = _zeros_like(Q) if gQ is None else gQ
+            gR = _zeros_like(R) if gR is None else gR
+
             return (
                 _check(
                     "pivots",
@@ -440,6 +493,35 @@ def _vjp_checks(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
             )
     if mode == "complete":
         if m > n:
+            if gQ is None and gR is not None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (_np.diagonal(R, 0, -2, -1)[..., :, None],),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            if gQ is not None and gR is None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (_np.diagonal(R, 0, -2, -1)[..., :, None],),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            gQ = _zeros_like(Q) if gQ is None else gQ
+            gR = _zeros_like(R) if gR is None else gR
+
             return (
                 _check(
                     "pivots",
@@ -453,6 +535,35 @@ def _vjp_checks(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                 else None,
             )
         if m == n:
+            if gQ is None and gR is not None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (_np.diagonal(R, 0, -2, -1)[..., :, None],),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            if gQ is not None and gR is None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (_np.diagonal(R, 0, -2, -1)[..., :, None],),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            gQ = _zeros_like(Q) if gQ is None else gQ
+            gR = _zeros_like(R) if gR is None else gR
+
             return (
                 _check(
                     "pivots",
@@ -466,6 +577,22 @@ def _vjp_checks(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                 else None,
             )
         if m < n:
+            if gQ is not None and gR is None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (_np.diagonal(R, 0, -2, -1)[..., :, None],),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            gQ = _zeros_like(Q) if gQ is None else gQ
+            gR = _zeros_like(R) if gR is None else gR
+
             return (
                 _check(
                     "pivots",
@@ -480,6 +607,8 @@ def _vjp_checks(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
             )
     if mode == "r":
         if m >= n:
+            gR = _zeros_like(R) if gR is None else gR
+
             return (
                 _check(
                     "pivots",
@@ -493,6 +622,8 @@ def _vjp_checks(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                 else None,
             )
         if m < n:
+            gR = _zeros_like(R) if gR is None else gR
+
             return (
                 _check(
                     "pivots",
@@ -518,6 +649,31 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
     _raise_if_failed("qr_pivoted", _checks, (gQ, gR, gP, gPi), "cotangent")
     if mode == "reduced":
         if m >= n:
+            if gQ is None and gR is not None:
+                # the rule below without the terms of gQ, which are None
+                M = R @ _adjoint(gR)
+                gA = _permute_cols(
+                    Pi,
+                    _solve_triangular(
+                        _adjoint(R), Q @ _copyltu(M), upper=False, left=False, unit=False
+                    ),
+                    True,
+                )
+                return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
+            if gQ is not None and gR is None:
+                # the rule below without the terms of gR, which are None
+                M = -(_adjoint(gQ) @ Q)
+                gA = _permute_cols(
+                    Pi,
+                    _solve_triangular(
+                        _adjoint(R), Q @ _copyltu(M) + gQ, upper=False, left=False, unit=False
+                    ),
+                    True,
+                )
+                return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
+            gQ = _zeros_like(Q) if gQ is None else gQ
+            gR = _zeros_like(R) if gR is None else gR
+
             # spec/qr_pivoted.yaml:83, LLWX2019 eq. (7)
             M = R @ _adjoint(gR) - _adjoint(gQ) @ Q
             gA = _permute_cols(
@@ -528,7 +684,21 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                 True,
             )
             return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
+
         if m < n:
+            if gQ is not None and gR is None:
+                # the rule below without the terms of gR, which are None
+                R1 = R[..., :, :m]
+                gQ1 = gQ
+                M = -(_adjoint(gQ1) @ Q)
+                gX = _solve_triangular(
+                    _adjoint(R1), Q @ _copyltu(M) + gQ1, upper=False, left=False, unit=False
+                )
+                gA = _permute_cols(Pi, _pad_cols(gX, -m + n), True)
+                return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
+            gQ = _zeros_like(Q) if gQ is None else gQ
+            gR = _zeros_like(R) if gR is None else gR
+
             # spec/qr_pivoted.yaml:97, RR2020
             R1 = R[..., :, :m]
             gR2 = gR[..., :, m:]
@@ -539,8 +709,44 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
             )
             gA = _permute_cols(Pi, _np.concatenate([gX, Q @ gR2], axis=-1), True)
             return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
+
     if mode == "complete":
         if m > n:
+            if gQ is None and gR is not None:
+                # the rule below without the terms of gQ, which are None
+                Q1 = Q[..., :, :n]
+                R1 = R[..., :n, :]
+                M = R1 @ _adjoint(gR[..., :n, :])
+                gA = _permute_cols(
+                    Pi,
+                    _solve_triangular(
+                        _adjoint(R1), Q1 @ _copyltu(M), upper=False, left=False, unit=False
+                    ),
+                    True,
+                )
+                return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
+            if gQ is not None and gR is None:
+                # the rule below without the terms of gR, which are None
+                Q1 = Q[..., :, :n]
+                R1 = R[..., :n, :]
+                N = _np.eye(n, n, dtype=A.dtype) - Q1[..., :n, :]
+                Z = _solve(_adjoint(N), _adjoint(Q1[..., n:, :]), left=True)
+                G = gQ[..., :, n:]
+                W = _solve(N, _adjoint(_np.eye(m, n, dtype=A.dtype) - Q1) @ G, left=True)
+                _c0 = _adjoint(W)
+                gQ1 = -(G @ _adjoint(Z)) + gQ[..., :, :n] + _np.concatenate([Z @ _c0, _c0], axis=-2)
+                M = -(_adjoint(gQ1) @ Q1)
+                gA = _permute_cols(
+                    Pi,
+                    _solve_triangular(
+                        _adjoint(R1), Q1 @ _copyltu(M) + gQ1, upper=False, left=False, unit=False
+                    ),
+                    True,
+                )
+                return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
+            gQ = _zeros_like(Q) if gQ is None else gQ
+            gR = _zeros_like(R) if gR is None else gR
+
             # spec/qr_pivoted.yaml:132
             Q1 = Q[..., :, :n]
             R1 = R[..., :n, :]
@@ -559,7 +765,33 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                 True,
             )
             return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
+
         if m == n:
+            if gQ is None and gR is not None:
+                # the rule below without the terms of gQ, which are None
+                M = R @ _adjoint(gR)
+                gA = _permute_cols(
+                    Pi,
+                    _solve_triangular(
+                        _adjoint(R), Q @ _copyltu(M), upper=False, left=False, unit=False
+                    ),
+                    True,
+                )
+                return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
+            if gQ is not None and gR is None:
+                # the rule below without the terms of gR, which are None
+                M = -(_adjoint(gQ) @ Q)
+                gA = _permute_cols(
+                    Pi,
+                    _solve_triangular(
+                        _adjoint(R), Q @ _copyltu(M) + gQ, upper=False, left=False, unit=False
+                    ),
+                    True,
+                )
+                return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
+            gQ = _zeros_like(Q) if gQ is None else gQ
+            gR = _zeros_like(R) if gR is None else gR
+
             # spec/qr_pivoted.yaml:83, LLWX2019 eq. (7)
             M = R @ _adjoint(gR) - _adjoint(gQ) @ Q
             gA = _permute_cols(
@@ -570,7 +802,21 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                 True,
             )
             return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
+
         if m < n:
+            if gQ is not None and gR is None:
+                # the rule below without the terms of gR, which are None
+                R1 = R[..., :, :m]
+                gQ1 = gQ
+                M = -(_adjoint(gQ1) @ Q)
+                gX = _solve_triangular(
+                    _adjoint(R1), Q @ _copyltu(M) + gQ1, upper=False, left=False, unit=False
+                )
+                gA = _permute_cols(Pi, _pad_cols(gX, -m + n), True)
+                return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
+            gQ = _zeros_like(Q) if gQ is None else gQ
+            gR = _zeros_like(R) if gR is None else gR
+
             # spec/qr_pivoted.yaml:97, RR2020
             R1 = R[..., :, :m]
             gR2 = gR[..., :, m:]
@@ -581,8 +827,11 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
             )
             gA = _permute_cols(Pi, _np.concatenate([gX, Q @ gR2], axis=-1), True)
             return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
+
     if mode == "r":
         if m >= n:
+            gR = _zeros_like(R) if gR is None else gR
+
             # spec/qr_pivoted.yaml:162
             gA = _permute_cols(
                 Pi,
@@ -592,7 +841,10 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                 True,
             )
             return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
+
         if m < n:
+            gR = _zeros_like(R) if gR is None else gR
+
             # spec/qr_pivoted.yaml:167
             R1 = R[..., :, :m]
             gR2 = gR[..., :, m:]
@@ -603,6 +855,7 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
             )
             gA = _permute_cols(Pi, _np.concatenate([gX, Q @ gR2], axis=-1), True)
             return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
+
     raise ValueError(f"qr_pivoted: no vjp rule for mode={mode!r} and A of shape {tuple(A.shape)}")
 
 
@@ -670,9 +923,7 @@ def qr_pivoted_vjp(A, mode="reduced", check_singular=True):
     def pullback(gQ=None, gR=None, gP=None):
         cotangents = [
             None
-            if not f
-            else _zeros_like(y)
-            if g is None
+            if not f or g is None  # None: the rule leaves out its terms
             else _cotangent_in(_check_tangent("qr_pivoted", "g" + label, g, y[..., 0])[..., None])
             if v
             else _cotangent_in(_check_tangent("qr_pivoted", "g" + label, g, y))

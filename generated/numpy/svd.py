@@ -151,8 +151,8 @@ def _jvp_checks(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_s
                     lambda: (
                         _np.concatenate(
                             [
-                                dA @ _adjoint(Vh) - U @ (_adjoint(U) @ dA @ _adjoint(Vh)),
-                                _adjoint(dA) @ U - _adjoint(Vh) @ (Vh @ _adjoint(dA) @ U),
+                                dA @ _adjoint(Vh) - U @ ((_adjoint(U) @ dA) @ _adjoint(Vh)),
+                                _adjoint(dA) @ U - _adjoint(Vh) @ (Vh @ (_adjoint(dA) @ U)),
                             ],
                             axis=-2,
                         ),
@@ -171,7 +171,7 @@ def _jvp_checks(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_s
                 else None,
                 _check(
                     "ties",
-                    lambda: (_sym(_adjoint(U) @ dA @ _adjoint(Vh)),),
+                    lambda: (_sym((_adjoint(U) @ dA) @ _adjoint(Vh)),),
                     (dA,),
                     _TIES_MESSAGE,
                     "check_ties",
@@ -187,8 +187,8 @@ def _jvp_checks(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_s
                     lambda: (
                         _np.concatenate(
                             [
-                                dA @ _adjoint(Vh) - U @ (_adjoint(U) @ dA @ _adjoint(Vh)),
-                                _adjoint(dA) @ U - _adjoint(Vh) @ (Vh @ _adjoint(dA) @ U),
+                                dA @ _adjoint(Vh) - U @ (_adjoint(U) @ (dA @ _adjoint(Vh))),
+                                _adjoint(dA) @ U - _adjoint(Vh) @ ((Vh @ _adjoint(dA)) @ U),
                             ],
                             axis=-2,
                         ),
@@ -207,7 +207,7 @@ def _jvp_checks(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_s
                 else None,
                 _check(
                     "ties",
-                    lambda: (_sym(_adjoint(U) @ dA @ _adjoint(Vh)),),
+                    lambda: (_sym(_adjoint(U) @ (dA @ _adjoint(Vh))),),
                     (dA,),
                     _TIES_MESSAGE,
                     "check_ties",
@@ -224,8 +224,8 @@ def _jvp_checks(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_s
                     lambda: (
                         _np.concatenate(
                             [
-                                _adjoint(U[..., :, m:]) @ dA @ _adjoint(Vh),
-                                Vh[..., m:, :] @ _adjoint(dA) @ U,
+                                (_adjoint(U[..., :, m:]) @ dA) @ _adjoint(Vh),
+                                (Vh[..., m:, :] @ _adjoint(dA)) @ U,
                             ],
                             axis=-2,
                         ),
@@ -244,7 +244,7 @@ def _jvp_checks(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_s
                 else None,
                 _check(
                     "ties",
-                    lambda: (_sym(_adjoint(U) @ dA @ _adjoint(Vh)),),
+                    lambda: (_sym((_adjoint(U) @ dA) @ _adjoint(Vh)),),
                     (dA,),
                     _TIES_MESSAGE,
                     "check_ties",
@@ -260,8 +260,8 @@ def _jvp_checks(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_s
                     lambda: (
                         _np.concatenate(
                             [
-                                _adjoint(U[..., :, n:]) @ dA @ _adjoint(Vh),
-                                Vh[..., n:, :] @ _adjoint(dA) @ U[..., :, :n],
+                                (_adjoint(U[..., :, n:]) @ dA) @ _adjoint(Vh),
+                                (Vh[..., n:, :] @ _adjoint(dA)) @ U[..., :, :n],
                             ],
                             axis=-2,
                         ),
@@ -280,7 +280,7 @@ def _jvp_checks(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_s
                 else None,
                 _check(
                     "ties",
-                    lambda: (_sym(_adjoint(U[..., :, :n]) @ dA @ _adjoint(Vh)),),
+                    lambda: (_sym((_adjoint(U[..., :, :n]) @ dA) @ _adjoint(Vh)),),
                     (dA,),
                     _TIES_MESSAGE,
                     "check_ties",
@@ -296,8 +296,8 @@ def _jvp_checks(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_s
                     lambda: (
                         _np.concatenate(
                             [
-                                _adjoint(U[..., :, m:]) @ dA @ _adjoint(Vh[..., :m, :]),
-                                Vh[..., m:, :] @ _adjoint(dA) @ U,
+                                (_adjoint(U[..., :, m:]) @ dA) @ _adjoint(Vh[..., :m, :]),
+                                (Vh[..., m:, :] @ _adjoint(dA)) @ U,
                             ],
                             axis=-2,
                         ),
@@ -316,7 +316,7 @@ def _jvp_checks(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_s
                 else None,
                 _check(
                     "ties",
-                    lambda: (_sym(_adjoint(U) @ dA @ _adjoint(Vh[..., :m, :])),),
+                    lambda: (_sym(_adjoint(U) @ (dA @ _adjoint(Vh[..., :m, :]))),),
                     (dA,),
                     _TIES_MESSAGE,
                     "check_ties",
@@ -340,22 +340,25 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
         if m >= n:
             # spec/svd.yaml:104, T2016, WZ2019
             V = _adjoint(Vh)
-            _c0 = _adjoint(U) @ dA @ V
-            dP = _c0
+            _c0 = _adjoint(U)
+            _c1 = (_c0 @ dA) @ V
+            dP = _c1
             dS = _np.real(_np.diagonal(dP, 0, -2, -1)[..., :, None])
             F = _pairwise_inv(S * S)
-            _c1 = 1 / S
-            D = (1 / 2) * _diag((_np.diagonal(_skew(dP), 0, -2, -1)[..., :, None] * _c1))
-            _c2 = _diag(S)
+            _c2 = 1 / S
+            D = (1 / 2) * _diag((_np.diagonal(_skew(dP), 0, -2, -1)[..., :, None] * _c2))
             _c3 = _adjoint(dP)
-            _c4 = dA @ V
-            dU = U @ ((F * (dP @ _c2 + _c2 @ _c3)) + D) + (_c4 - U @ dP) * _np.swapaxes(_c1, -1, -2)
-            dVh = _adjoint(V @ ((F * (_c2 @ dP + _c3 @ _c2)) - D))
+            dU = U @ ((F * (dP * _np.swapaxes(S, -1, -2) + S * _c3)) + D) + (
+                dA @ V - U @ dP
+            ) * _np.swapaxes(_c2, -1, -2)
+            dVh = _adjoint(V @ ((F * (S * dP + _c3 * _np.swapaxes(S, -1, -2))) - D))
 
             def _kv0():
-                _c5 = _adjoint(dA)
-                _k0 = _np.concatenate([_c4 - U @ _c0, _c5 @ U - V @ (Vh @ _c5 @ U)], axis=-2)
-                _k1 = _diag(_np.diagonal(_c0, 0, -2, -1)[..., :, None])
+                _c4 = _adjoint(dA)
+                _k0 = _np.concatenate(
+                    [(dA - U @ (_c0 @ dA)) @ V, (_c4 - (V @ Vh) @ _c4) @ U], axis=-2
+                )
+                _k1 = _diag(_np.diagonal(_c1, 0, -2, -1)[..., :, None])
                 return (_k0, _k1)
 
             return _checked_jvp(
@@ -365,7 +368,7 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
                     _check("zeros", _kv0, (A, dA), _PIVOTS_MESSAGE, "check_singular", S)
                     if check_singular
                     else None,
-                    _check("ties", lambda: (_sym(_c0),), (dA,), _TIES_MESSAGE, "check_ties", S)
+                    _check("ties", lambda: (_sym(_c1),), (dA,), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
                 ),
@@ -374,22 +377,23 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
                 _differentiable(full_matrices, check_gauge, check_ties, check_singular),
                 (full_matrices, check_gauge, check_ties, check_singular),
             )
+
         if m < n:
             # spec/svd.yaml:114
             V = _adjoint(Vh)
-            _c0 = _adjoint(U) @ dA @ V
-            dP = _c0
+            _c0 = _adjoint(U)
+            _c1 = _c0 @ (dA @ V)
+            dP = _c1
             dS = _np.real(_np.diagonal(dP, 0, -2, -1)[..., :, None])
             F = _pairwise_inv(S * S)
-            _c1 = 1 / S
-            D = (1 / 2) * _diag((_np.diagonal(_skew(dP), 0, -2, -1)[..., :, None] * _c1))
-            _c2 = _diag(S)
+            _c2 = 1 / S
+            D = (1 / 2) * _diag((_np.diagonal(_skew(dP), 0, -2, -1)[..., :, None] * _c2))
             _c3 = _adjoint(dP)
-            dU = U @ ((F * (dP @ _c2 + _c2 @ _c3)) + D)
+            dU = U @ ((F * (dP * _np.swapaxes(S, -1, -2) + S * _c3)) + D)
             _c4 = _adjoint(dA)
-            _c5 = _c4 @ U
             dVh = _adjoint(
-                V @ ((F * (_c2 @ dP + _c3 @ _c2)) - D) + (_c5 - V @ _c3) * _np.swapaxes(_c1, -1, -2)
+                V @ ((F * (S * dP + _c3 * _np.swapaxes(S, -1, -2))) - D)
+                + (_c4 @ U - V @ _c3) * _np.swapaxes(_c2, -1, -2)
             )
             return _checked_jvp(
                 "svd",
@@ -398,8 +402,10 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
                     _check(
                         "zeros",
                         lambda: (
-                            _np.concatenate([dA @ V - U @ _c0, _c5 - V @ (Vh @ _c4 @ U)], axis=-2),
-                            _diag(_np.diagonal(_c0, 0, -2, -1)[..., :, None]),
+                            _np.concatenate(
+                                [(dA - (U @ _c0) @ dA) @ V, (_c4 - V @ (Vh @ _c4)) @ U], axis=-2
+                            ),
+                            _diag(_np.diagonal(_c1, 0, -2, -1)[..., :, None]),
                         ),
                         (A, dA),
                         _PIVOTS_MESSAGE,
@@ -408,7 +414,7 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
                     )
                     if check_singular
                     else None,
-                    _check("ties", lambda: (_sym(_c0),), (dA,), _TIES_MESSAGE, "check_ties", S)
+                    _check("ties", lambda: (_sym(_c1),), (dA,), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
                 ),
@@ -417,19 +423,19 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
                 _differentiable(full_matrices, check_gauge, check_ties, check_singular),
                 (full_matrices, check_gauge, check_ties, check_singular),
             )
+
     if full_matrices is True:
         if m == n:
             # spec/svd.yaml:163
             V = _adjoint(Vh)
-            _c0 = _adjoint(U) @ dA @ V
+            _c0 = (_adjoint(U) @ dA) @ V
             dP = _c0
             dS = _np.real(_np.diagonal(dP, 0, -2, -1)[..., :, None])
             F = _pairwise_inv(S * S)
             D = (1 / 2) * _diag((_np.diagonal(_skew(dP), 0, -2, -1)[..., :, None] * 1 / S))
-            _c1 = _diag(S)
-            _c2 = _adjoint(dP)
-            dU = U @ ((F * (dP @ _c1 + _c1 @ _c2)) + D)
-            dVh = _adjoint(V @ ((F * (_c1 @ dP + _c2 @ _c1)) - D))
+            _c1 = _adjoint(dP)
+            dU = U @ ((F * (dP * _np.swapaxes(S, -1, -2) + S * _c1)) + D)
+            dVh = _adjoint(V @ ((F * (S * dP + _c1 * _np.swapaxes(S, -1, -2))) - D))
             return _checked_jvp(
                 "svd",
                 (dU, dS, dVh),
@@ -439,8 +445,8 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
                         lambda: (
                             _np.concatenate(
                                 [
-                                    _adjoint(U[..., :, m:]) @ dA @ V,
-                                    Vh[..., m:, :] @ _adjoint(dA) @ U,
+                                    (_adjoint(U[..., :, m:]) @ dA) @ V,
+                                    (Vh[..., m:, :] @ _adjoint(dA)) @ U,
                                 ],
                                 axis=-2,
                             ),
@@ -462,24 +468,27 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
                 _differentiable(full_matrices, check_gauge, check_ties, check_singular),
                 (full_matrices, check_gauge, check_ties, check_singular),
             )
+
         if m > n:
             # spec/svd.yaml:173
             V = _adjoint(Vh)
             U1 = U[..., :, :n]
-            _c0 = _adjoint(U1) @ dA @ V
+            _c0 = (_adjoint(U1) @ dA) @ V
             dP = _c0
             dS = _np.real(_np.diagonal(dP, 0, -2, -1)[..., :, None])
             F = _pairwise_inv(S * S)
             _c1 = 1 / S
             D = (1 / 2) * _diag((_np.diagonal(_skew(dP), 0, -2, -1)[..., :, None] * _c1))
-            _c2 = _diag(S)
-            _c3 = _adjoint(dP)
-            _c4 = _diag(_c1)
-            dU1 = U1 @ ((F * (dP @ _c2 + _c2 @ _c3)) + D) + (dA @ V - U1 @ dP) @ _c4
-            _c5 = _adjoint(dA)
-            _c6 = U[..., :, n:]
-            dU = _np.concatenate([dU1, -(U1 @ _c4 @ Vh @ _c5 @ _c6)], axis=-1)
-            dVh = _adjoint(V @ ((F * (_c2 @ dP + _c3 @ _c2)) - D))
+            _c2 = _adjoint(dP)
+            dU1 = U1 @ ((F * (dP * _np.swapaxes(S, -1, -2) + S * _c2)) + D) + (
+                dA @ V - U1 @ dP
+            ) * _np.swapaxes(_c1, -1, -2)
+            _c3 = _adjoint(dA)
+            _c4 = U[..., :, n:]
+            dU = _np.concatenate(
+                [dU1, -(U1 * _np.swapaxes(_c1, -1, -2) @ (Vh @ (_c3 @ _c4)))], axis=-1
+            )
+            dVh = _adjoint(V @ ((F * (S * dP + _c2 * _np.swapaxes(S, -1, -2))) - D))
             return _checked_jvp(
                 "svd",
                 (dU, dS, dVh),
@@ -488,7 +497,7 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
                         "zeros",
                         lambda: (
                             _np.concatenate(
-                                [_adjoint(_c6) @ dA @ V, Vh[..., n:, :] @ _c5 @ U1], axis=-2
+                                [(_adjoint(_c4) @ dA) @ V, (Vh[..., n:, :] @ _c3) @ U1], axis=-2
                             ),
                             _diag(_np.diagonal(_c0, 0, -2, -1)[..., :, None]),
                         ),
@@ -508,24 +517,29 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
                 _differentiable(full_matrices, check_gauge, check_ties, check_singular),
                 (full_matrices, check_gauge, check_ties, check_singular),
             )
+
         if m < n:
             # spec/svd.yaml:186
             V1 = _adjoint(Vh[..., :m, :])
             _c0 = _adjoint(U)
-            _c1 = _c0 @ dA @ V1
+            _c1 = _c0 @ (dA @ V1)
             dP = _c1
             dS = _np.real(_np.diagonal(dP, 0, -2, -1)[..., :, None])
             F = _pairwise_inv(S * S)
             _c2 = 1 / S
             D = (1 / 2) * _diag((_np.diagonal(_skew(dP), 0, -2, -1)[..., :, None] * _c2))
-            _c3 = _diag(S)
-            _c4 = _adjoint(dP)
-            dU = U @ ((F * (dP @ _c3 + _c3 @ _c4)) + D)
-            _c5 = _adjoint(dA)
-            _c6 = _diag(_c2)
-            dV1 = V1 @ ((F * (_c3 @ dP + _c4 @ _c3)) - D) + (_c5 @ U - V1 @ _c4) @ _c6
-            _c7 = Vh[..., m:, :]
-            dVh = _adjoint(_np.concatenate([dV1, -(V1 @ _c6 @ _c0 @ dA @ _adjoint(_c7))], axis=-1))
+            _c3 = _adjoint(dP)
+            dU = U @ ((F * (dP * _np.swapaxes(S, -1, -2) + S * _c3)) + D)
+            _c4 = _adjoint(dA)
+            dV1 = V1 @ ((F * (S * dP + _c3 * _np.swapaxes(S, -1, -2))) - D) + (
+                _c4 @ U - V1 @ _c3
+            ) * _np.swapaxes(_c2, -1, -2)
+            _c5 = Vh[..., m:, :]
+            dVh = _adjoint(
+                _np.concatenate(
+                    [dV1, -(V1 * _np.swapaxes(_c2, -1, -2) @ (_c0 @ (dA @ _adjoint(_c5))))], axis=-1
+                )
+            )
             return _checked_jvp(
                 "svd",
                 (dU, dS, dVh),
@@ -534,7 +548,7 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
                         "zeros",
                         lambda: (
                             _np.concatenate(
-                                [_adjoint(U[..., :, m:]) @ dA @ V1, _c7 @ _c5 @ U], axis=-2
+                                [(_adjoint(U[..., :, m:]) @ dA) @ V1, (_c5 @ _c4) @ U], axis=-2
                             ),
                             _diag(_np.diagonal(_c1, 0, -2, -1)[..., :, None]),
                         ),
@@ -554,6 +568,7 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
                 _differentiable(full_matrices, check_gauge, check_ties, check_singular),
                 (full_matrices, check_gauge, check_ties, check_singular),
             )
+
     raise ValueError(
         f"svd: no jvp rule for full_matrices={full_matrices!r} and A of shape {tuple(A.shape)}"
     )
@@ -568,6 +583,215 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
 
     if full_matrices is False:
         if m >= n:
+            if gU is None and gS is not None and gVh is not None:
+                return (
+                    _check(
+                        "zeros",
+                        lambda: (-((_adjoint(Vh) @ Vh) @ _adjoint(gVh)) + _adjoint(gVh), _diag(gS)),
+                        (A, gS, gVh),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
+                    )
+                    if check_singular
+                    else None,
+                    _check(
+                        "ties",
+                        lambda: (_diag(gS) + _skew(Vh @ _adjoint(gVh)),),
+                        (gS, gVh),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (
+                            _np.imag(
+                                (Vh * _np.swapaxes(_adjoint(gVh), -1, -2)).sum(-1)[..., :, None]
+                            ),
+                        ),
+                        (gVh,),
+                        _GAUGE_MESSAGE,
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                )
+            if gU is not None and gS is None and gVh is not None:
+                return (
+                    _check(
+                        "zeros",
+                        lambda: (
+                            _np.concatenate(
+                                [
+                                    -(U @ (_adjoint(U) @ gU)) + gU,
+                                    -((_adjoint(Vh) @ Vh) @ _adjoint(gVh)) + _adjoint(gVh),
+                                ],
+                                axis=-2,
+                            ),
+                        ),
+                        (A, gU, gVh),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
+                    )
+                    if check_singular
+                    else None,
+                    _check(
+                        "ties",
+                        lambda: (_skew(_adjoint(U) @ gU + Vh @ _adjoint(gVh)),),
+                        (gU, gVh),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (
+                            _np.imag(
+                                (_adjoint(U) * _np.swapaxes(gU, -1, -2)).sum(-1)[..., :, None]
+                                + (Vh * _np.swapaxes(_adjoint(gVh), -1, -2)).sum(-1)[..., :, None]
+                            ),
+                        ),
+                        (gU, gVh),
+                        _GAUGE_MESSAGE,
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                )
+            if gU is not None and gS is not None and gVh is None:
+                return (
+                    _check(
+                        "zeros",
+                        lambda: (-(U @ (_adjoint(U) @ gU)) + gU, _diag(gS)),
+                        (A, gS, gU),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
+                    )
+                    if check_singular
+                    else None,
+                    _check(
+                        "ties",
+                        lambda: (_diag(gS) + _skew(_adjoint(U) @ gU),),
+                        (gS, gU),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (
+                            _np.imag(
+                                (_adjoint(U) * _np.swapaxes(gU, -1, -2)).sum(-1)[..., :, None]
+                            ),
+                        ),
+                        (gU,),
+                        _GAUGE_MESSAGE,
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                )
+            if gU is None and gS is None and gVh is not None:
+                return (
+                    _check(
+                        "zeros",
+                        lambda: (-((_adjoint(Vh) @ Vh) @ _adjoint(gVh)) + _adjoint(gVh),),
+                        (A, gVh),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
+                    )
+                    if check_singular
+                    else None,
+                    _check(
+                        "ties",
+                        lambda: (_skew(Vh @ _adjoint(gVh)),),
+                        (gVh,),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (
+                            _np.imag(
+                                (Vh * _np.swapaxes(_adjoint(gVh), -1, -2)).sum(-1)[..., :, None]
+                            ),
+                        ),
+                        (gVh,),
+                        _GAUGE_MESSAGE,
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                )
+            if gU is None and gS is not None and gVh is None:
+                return (
+                    _check(
+                        "zeros", lambda: (_diag(gS),), (A, gS), _PIVOTS_MESSAGE, "check_singular", S
+                    )
+                    if check_singular
+                    else None,
+                    _check("ties", lambda: (_diag(gS),), (gS,), _TIES_MESSAGE, "check_ties", S)
+                    if check_ties
+                    else None,
+                )
+            if gU is not None and gS is None and gVh is None:
+                return (
+                    _check(
+                        "zeros",
+                        lambda: (-(U @ (_adjoint(U) @ gU)) + gU,),
+                        (A, gU),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
+                    )
+                    if check_singular
+                    else None,
+                    _check(
+                        "ties",
+                        lambda: (_skew(_adjoint(U) @ gU),),
+                        (gU,),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (
+                            _np.imag(
+                                (_adjoint(U) * _np.swapaxes(gU, -1, -2)).sum(-1)[..., :, None]
+                            ),
+                        ),
+                        (gU,),
+                        _GAUGE_MESSAGE,
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                )
+            gU = _zeros_like(U) if gU is None else gU
+            gS = _zeros_like(S) if gS is None else gS
+            gVh = _zeros_like(Vh) if gVh is None else gVh
+
             return (
                 _check(
                     "zeros",
@@ -615,6 +839,169 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                 else None,
             )
         if m < n:
+            if gU is None and gS is not None and gVh is not None:
+                return (
+                    _check(
+                        "zeros",
+                        lambda: (-(_adjoint(Vh) @ (Vh @ _adjoint(gVh))) + _adjoint(gVh), _diag(gS)),
+                        (A, gS, gVh),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
+                    )
+                    if check_singular
+                    else None,
+                    _check(
+                        "ties",
+                        lambda: (_diag(gS) + _skew(Vh @ _adjoint(gVh)),),
+                        (gS, gVh),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (
+                            _np.imag(
+                                (Vh * _np.swapaxes(_adjoint(gVh), -1, -2)).sum(-1)[..., :, None]
+                            ),
+                        ),
+                        (gVh,),
+                        _GAUGE_MESSAGE,
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                )
+            if gU is not None and gS is not None and gVh is None:
+                return (
+                    _check(
+                        "zeros",
+                        lambda: (-((U @ _adjoint(U)) @ gU) + gU, _diag(gS)),
+                        (A, gS, gU),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
+                    )
+                    if check_singular
+                    else None,
+                    _check(
+                        "ties",
+                        lambda: (_diag(gS) + _skew(_adjoint(U) @ gU),),
+                        (gS, gU),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (
+                            _np.imag(
+                                (_adjoint(U) * _np.swapaxes(gU, -1, -2)).sum(-1)[..., :, None]
+                            ),
+                        ),
+                        (gU,),
+                        _GAUGE_MESSAGE,
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                )
+            if gU is None and gS is None and gVh is not None:
+                return (
+                    _check(
+                        "zeros",
+                        lambda: (-(_adjoint(Vh) @ (Vh @ _adjoint(gVh))) + _adjoint(gVh),),
+                        (A, gVh),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
+                    )
+                    if check_singular
+                    else None,
+                    _check(
+                        "ties",
+                        lambda: (_skew(Vh @ _adjoint(gVh)),),
+                        (gVh,),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (
+                            _np.imag(
+                                (Vh * _np.swapaxes(_adjoint(gVh), -1, -2)).sum(-1)[..., :, None]
+                            ),
+                        ),
+                        (gVh,),
+                        _GAUGE_MESSAGE,
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                )
+            if gU is None and gS is not None and gVh is None:
+                return (
+                    _check(
+                        "zeros", lambda: (_diag(gS),), (A, gS), _PIVOTS_MESSAGE, "check_singular", S
+                    )
+                    if check_singular
+                    else None,
+                    _check("ties", lambda: (_diag(gS),), (gS,), _TIES_MESSAGE, "check_ties", S)
+                    if check_ties
+                    else None,
+                )
+            if gU is not None and gS is None and gVh is None:
+                return (
+                    _check(
+                        "zeros",
+                        lambda: (-((U @ _adjoint(U)) @ gU) + gU,),
+                        (A, gU),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
+                    )
+                    if check_singular
+                    else None,
+                    _check(
+                        "ties",
+                        lambda: (_skew(_adjoint(U) @ gU),),
+                        (gU,),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (
+                            _np.imag(
+                                (_adjoint(U) * _np.swapaxes(gU, -1, -2)).sum(-1)[..., :, None]
+                            ),
+                        ),
+                        (gU,),
+                        _GAUGE_MESSAGE,
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                )
+            gU = _zeros_like(U) if gU is None else gU
+            gS = _zeros_like(S) if gS is None else gS
+            gVh = _zeros_like(Vh) if gVh is None else gVh
+
             return (
                 _check(
                     "zeros",
@@ -663,6 +1050,179 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
             )
     if full_matrices is True:
         if m == n:
+            if gU is None and gS is not None and gVh is not None:
+                return (
+                    _check(
+                        "zeros",
+                        lambda: (
+                            Vh[..., m:, :] @ _adjoint(gVh) - gVh[..., m:, :] @ _adjoint(Vh),
+                            _diag(gS),
+                        ),
+                        (A, gS, gVh),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
+                    )
+                    if check_singular
+                    else None,
+                    _check(
+                        "ties",
+                        lambda: (_diag(gS) + _skew(Vh @ _adjoint(gVh)),),
+                        (gS, gVh),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (
+                            _np.imag(
+                                (Vh * _np.swapaxes(_adjoint(gVh), -1, -2)).sum(-1)[..., :, None]
+                            ),
+                            _skew(Vh[..., m:, :] @ _adjoint(gVh[..., m:, :])),
+                        ),
+                        (gVh,),
+                        _GAUGE_MESSAGE_2,
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                )
+            if gU is not None and gS is not None and gVh is None:
+                return (
+                    _check(
+                        "zeros",
+                        lambda: (
+                            _adjoint(U[..., :, m:]) @ gU - _adjoint(gU[..., :, m:]) @ U,
+                            _diag(gS),
+                        ),
+                        (A, gS, gU),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
+                    )
+                    if check_singular
+                    else None,
+                    _check(
+                        "ties",
+                        lambda: (_diag(gS) + _skew(_adjoint(U) @ gU),),
+                        (gS, gU),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (
+                            _np.imag(
+                                (_adjoint(U) * _np.swapaxes(gU, -1, -2)).sum(-1)[..., :, None]
+                            ),
+                            _skew(_adjoint(U[..., :, m:]) @ gU[..., :, m:]),
+                        ),
+                        (gU,),
+                        _GAUGE_MESSAGE_2,
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                )
+            if gU is None and gS is None and gVh is not None:
+                return (
+                    _check(
+                        "zeros",
+                        lambda: (Vh[..., m:, :] @ _adjoint(gVh) - gVh[..., m:, :] @ _adjoint(Vh),),
+                        (A, gVh),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
+                    )
+                    if check_singular
+                    else None,
+                    _check(
+                        "ties",
+                        lambda: (_skew(Vh @ _adjoint(gVh)),),
+                        (gVh,),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (
+                            _np.imag(
+                                (Vh * _np.swapaxes(_adjoint(gVh), -1, -2)).sum(-1)[..., :, None]
+                            ),
+                            _skew(Vh[..., m:, :] @ _adjoint(gVh[..., m:, :])),
+                        ),
+                        (gVh,),
+                        _GAUGE_MESSAGE_2,
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                )
+            if gU is None and gS is not None and gVh is None:
+                return (
+                    _check(
+                        "zeros", lambda: (_diag(gS),), (A, gS), _PIVOTS_MESSAGE, "check_singular", S
+                    )
+                    if check_singular
+                    else None,
+                    _check("ties", lambda: (_diag(gS),), (gS,), _TIES_MESSAGE, "check_ties", S)
+                    if check_ties
+                    else None,
+                )
+            if gU is not None and gS is None and gVh is None:
+                return (
+                    _check(
+                        "zeros",
+                        lambda: (_adjoint(U[..., :, m:]) @ gU - _adjoint(gU[..., :, m:]) @ U,),
+                        (A, gU),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
+                    )
+                    if check_singular
+                    else None,
+                    _check(
+                        "ties",
+                        lambda: (_skew(_adjoint(U) @ gU),),
+                        (gU,),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (
+                            _np.imag(
+                                (_adjoint(U) * _np.swapaxes(gU, -1, -2)).sum(-1)[..., :, None]
+                            ),
+                            _skew(_adjoint(U[..., :, m:]) @ gU[..., :, m:]),
+                        ),
+                        (gU,),
+                        _GAUGE_MESSAGE_2,
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                )
+            gU = _zeros_like(U) if gU is None else gU
+            gS = _zeros_like(S) if gS is None else gS
+            gVh = _zeros_like(Vh) if gVh is None else gVh
+
             return (
                 _check(
                     "zeros",
@@ -712,6 +1272,240 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                 else None,
             )
         if m > n:
+            if gU is None and gS is not None and gVh is not None:
+                return (
+                    _check(
+                        "zeros",
+                        lambda: (
+                            Vh[..., n:, :] @ _adjoint(gVh) - gVh[..., n:, :] @ _adjoint(Vh),
+                            _diag(gS),
+                        ),
+                        (A, gS, gVh),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
+                    )
+                    if check_singular
+                    else None,
+                    _check(
+                        "ties",
+                        lambda: (_diag(gS) + _skew(Vh @ _adjoint(gVh)),),
+                        (gS, gVh),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (
+                            _np.imag(
+                                (Vh * _np.swapaxes(_adjoint(gVh), -1, -2)).sum(-1)[..., :, None]
+                            ),
+                            _skew(Vh[..., n:, :] @ _adjoint(gVh[..., n:, :])),
+                        ),
+                        (gVh,),
+                        _GAUGE_MESSAGE_2,
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                )
+            if gU is not None and gS is None and gVh is not None:
+                return (
+                    _check(
+                        "zeros",
+                        lambda: (
+                            _np.concatenate(
+                                [
+                                    _adjoint(U[..., :, n:]) @ gU[..., :, :n]
+                                    - _adjoint(gU[..., :, n:]) @ U[..., :, :n],
+                                    Vh[..., n:, :] @ _adjoint(gVh) - gVh[..., n:, :] @ _adjoint(Vh),
+                                ],
+                                axis=-2,
+                            ),
+                        ),
+                        (A, gU, gVh),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
+                    )
+                    if check_singular
+                    else None,
+                    _check(
+                        "ties",
+                        lambda: (
+                            _skew(_adjoint(U[..., :, :n]) @ gU[..., :, :n] + Vh @ _adjoint(gVh)),
+                        ),
+                        (gU, gVh),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (
+                            _np.imag(
+                                (
+                                    _adjoint(U[..., :, :n]) * _np.swapaxes(gU[..., :, :n], -1, -2)
+                                ).sum(-1)[..., :, None]
+                                + (Vh * _np.swapaxes(_adjoint(gVh), -1, -2)).sum(-1)[..., :, None]
+                            ),
+                            _skew(_adjoint(U[..., :, n:]) @ gU[..., :, n:]),
+                            _skew(Vh[..., n:, :] @ _adjoint(gVh[..., n:, :])),
+                        ),
+                        (gU, gVh),
+                        _GAUGE_MESSAGE_2,
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                )
+            if gU is not None and gS is not None and gVh is None:
+                return (
+                    _check(
+                        "zeros",
+                        lambda: (
+                            _adjoint(U[..., :, n:]) @ gU[..., :, :n]
+                            - _adjoint(gU[..., :, n:]) @ U[..., :, :n],
+                            _diag(gS),
+                        ),
+                        (A, gS, gU),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
+                    )
+                    if check_singular
+                    else None,
+                    _check(
+                        "ties",
+                        lambda: (_diag(gS) + _skew(_adjoint(U[..., :, :n]) @ gU[..., :, :n]),),
+                        (gS, gU),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (
+                            _np.imag(
+                                (
+                                    _adjoint(U[..., :, :n]) * _np.swapaxes(gU[..., :, :n], -1, -2)
+                                ).sum(-1)[..., :, None]
+                            ),
+                            _skew(_adjoint(U[..., :, n:]) @ gU[..., :, n:]),
+                        ),
+                        (gU,),
+                        _GAUGE_MESSAGE_2,
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                )
+            if gU is None and gS is None and gVh is not None:
+                return (
+                    _check(
+                        "zeros",
+                        lambda: (Vh[..., n:, :] @ _adjoint(gVh) - gVh[..., n:, :] @ _adjoint(Vh),),
+                        (A, gVh),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
+                    )
+                    if check_singular
+                    else None,
+                    _check(
+                        "ties",
+                        lambda: (_skew(Vh @ _adjoint(gVh)),),
+                        (gVh,),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (
+                            _np.imag(
+                                (Vh * _np.swapaxes(_adjoint(gVh), -1, -2)).sum(-1)[..., :, None]
+                            ),
+                            _skew(Vh[..., n:, :] @ _adjoint(gVh[..., n:, :])),
+                        ),
+                        (gVh,),
+                        _GAUGE_MESSAGE_2,
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                )
+            if gU is None and gS is not None and gVh is None:
+                return (
+                    _check(
+                        "zeros", lambda: (_diag(gS),), (A, gS), _PIVOTS_MESSAGE, "check_singular", S
+                    )
+                    if check_singular
+                    else None,
+                    _check("ties", lambda: (_diag(gS),), (gS,), _TIES_MESSAGE, "check_ties", S)
+                    if check_ties
+                    else None,
+                )
+            if gU is not None and gS is None and gVh is None:
+                return (
+                    _check(
+                        "zeros",
+                        lambda: (
+                            _adjoint(U[..., :, n:]) @ gU[..., :, :n]
+                            - _adjoint(gU[..., :, n:]) @ U[..., :, :n],
+                        ),
+                        (A, gU),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
+                    )
+                    if check_singular
+                    else None,
+                    _check(
+                        "ties",
+                        lambda: (_skew(_adjoint(U[..., :, :n]) @ gU[..., :, :n]),),
+                        (gU,),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (
+                            _np.imag(
+                                (
+                                    _adjoint(U[..., :, :n]) * _np.swapaxes(gU[..., :, :n], -1, -2)
+                                ).sum(-1)[..., :, None]
+                            ),
+                            _skew(_adjoint(U[..., :, n:]) @ gU[..., :, n:]),
+                        ),
+                        (gU,),
+                        _GAUGE_MESSAGE_2,
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                )
+            gU = _zeros_like(U) if gU is None else gU
+            gS = _zeros_like(S) if gS is None else gS
+            gVh = _zeros_like(Vh) if gVh is None else gVh
+
             return (
                 _check(
                     "zeros",
@@ -767,6 +1561,187 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                 else None,
             )
         if m < n:
+            if gU is None and gS is not None and gVh is not None:
+                return (
+                    _check(
+                        "zeros",
+                        lambda: (
+                            Vh[..., m:, :] @ _adjoint(gVh[..., :m, :])
+                            - gVh[..., m:, :] @ _adjoint(Vh[..., :m, :]),
+                            _diag(gS),
+                        ),
+                        (A, gS, gVh),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
+                    )
+                    if check_singular
+                    else None,
+                    _check(
+                        "ties",
+                        lambda: (_diag(gS) + _skew(Vh[..., :m, :] @ _adjoint(gVh[..., :m, :])),),
+                        (gS, gVh),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (
+                            _np.imag(
+                                (
+                                    Vh[..., :m, :] * _np.swapaxes(_adjoint(gVh[..., :m, :]), -1, -2)
+                                ).sum(-1)[..., :, None]
+                            ),
+                            _skew(Vh[..., m:, :] @ _adjoint(gVh[..., m:, :])),
+                        ),
+                        (gVh,),
+                        _GAUGE_MESSAGE_2,
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                )
+            if gU is not None and gS is not None and gVh is None:
+                return (
+                    _check(
+                        "zeros",
+                        lambda: (
+                            _adjoint(U[..., :, m:]) @ gU - _adjoint(gU[..., :, m:]) @ U,
+                            _diag(gS),
+                        ),
+                        (A, gS, gU),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
+                    )
+                    if check_singular
+                    else None,
+                    _check(
+                        "ties",
+                        lambda: (_diag(gS) + _skew(_adjoint(U) @ gU),),
+                        (gS, gU),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (
+                            _np.imag(
+                                (_adjoint(U) * _np.swapaxes(gU, -1, -2)).sum(-1)[..., :, None]
+                            ),
+                            _skew(_adjoint(U[..., :, m:]) @ gU[..., :, m:]),
+                        ),
+                        (gU,),
+                        _GAUGE_MESSAGE_2,
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                )
+            if gU is None and gS is None and gVh is not None:
+                return (
+                    _check(
+                        "zeros",
+                        lambda: (
+                            Vh[..., m:, :] @ _adjoint(gVh[..., :m, :])
+                            - gVh[..., m:, :] @ _adjoint(Vh[..., :m, :]),
+                        ),
+                        (A, gVh),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
+                    )
+                    if check_singular
+                    else None,
+                    _check(
+                        "ties",
+                        lambda: (_skew(Vh[..., :m, :] @ _adjoint(gVh[..., :m, :])),),
+                        (gVh,),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (
+                            _np.imag(
+                                (
+                                    Vh[..., :m, :] * _np.swapaxes(_adjoint(gVh[..., :m, :]), -1, -2)
+                                ).sum(-1)[..., :, None]
+                            ),
+                            _skew(Vh[..., m:, :] @ _adjoint(gVh[..., m:, :])),
+                        ),
+                        (gVh,),
+                        _GAUGE_MESSAGE_2,
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                )
+            if gU is None and gS is not None and gVh is None:
+                return (
+                    _check(
+                        "zeros", lambda: (_diag(gS),), (A, gS), _PIVOTS_MESSAGE, "check_singular", S
+                    )
+                    if check_singular
+                    else None,
+                    _check("ties", lambda: (_diag(gS),), (gS,), _TIES_MESSAGE, "check_ties", S)
+                    if check_ties
+                    else None,
+                )
+            if gU is not None and gS is None and gVh is None:
+                return (
+                    _check(
+                        "zeros",
+                        lambda: (_adjoint(U[..., :, m:]) @ gU - _adjoint(gU[..., :, m:]) @ U,),
+                        (A, gU),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
+                    )
+                    if check_singular
+                    else None,
+                    _check(
+                        "ties",
+                        lambda: (_skew(_adjoint(U) @ gU),),
+                        (gU,),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (
+                            _np.imag(
+                                (_adjoint(U) * _np.swapaxes(gU, -1, -2)).sum(-1)[..., :, None]
+                            ),
+                            _skew(_adjoint(U[..., :, m:]) @ gU[..., :, m:]),
+                        ),
+                        (gU,),
+                        _GAUGE_MESSAGE_2,
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                )
+            gU = _zeros_like(U) if gU is None else gU
+            gS = _zeros_like(S) if gS is None else gS
+            gVh = _zeros_like(Vh) if gVh is None else gVh
+
             return (
                 _check(
                     "zeros",
@@ -836,6 +1811,308 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
     _raise_if_failed("svd", _checks, (gU, gS, gVh), "cotangent")
     if full_matrices is False:
         if m >= n:
+            if gU is None and gS is not None and gVh is not None:
+                # the rule below without the terms of gU, which are None
+                V = _adjoint(Vh)
+                F = _pairwise_inv(S * S)
+                _c0 = _adjoint(V)
+                _c1 = _adjoint(gVh)
+                _c2 = _c0 @ _c1
+                _g_D = -_c2
+                _c3 = _np.conj(F) * _c2
+                _g_dP = (
+                    _np.conj(S) * _c3
+                    + S * _adjoint(_c3)
+                    + _diag(_np.real(gS))
+                    + _skew(
+                        _diag(
+                            (
+                                _np.conj(1 / S)
+                                * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
+                            )
+                        )
+                    )
+                )
+                gA = U @ (_g_dP @ _c0)
+
+                def _kv0():
+                    _k0 = -((V @ Vh) @ _c1) + _c1
+                    _c4 = _diag(gS)
+                    _k1 = _c4
+                    return (_k0, _k1)
+
+                def _kv1():
+                    _c4 = _diag(gS)
+                    _c5 = Vh @ _c1
+                    _k2 = _c4 + _skew(_c5)
+                    return (_k2,)
+
+                def _kv2():
+                    _c5 = Vh @ _c1
+                    _k3 = _np.imag(_np.diagonal(_c5, 0, -2, -1)[..., :, None])
+                    return (_k3,)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check("zeros", _kv0, (A, gS, gVh), _PIVOTS_MESSAGE, "check_singular", S)
+                        if check_singular
+                        else None,
+                        _check("ties", _kv1, (gS, gVh), _TIES_MESSAGE, "check_ties", S)
+                        if check_ties
+                        else None,
+                        _check("vanish", _kv2, (gVh,), _GAUGE_MESSAGE, "check_gauge", None)
+                        if check_gauge
+                        else None,
+                    ),
+                )
+            if gU is not None and gS is None and gVh is not None:
+                # the rule below without the terms of gS, which are None
+                V = _adjoint(Vh)
+                F = _pairwise_inv(S * S)
+                _c0 = _adjoint(U)
+                _c1 = _c0 @ gU
+                _c2 = _adjoint(V)
+                _c3 = _adjoint(gVh)
+                _c4 = _c2 @ _c3
+                _g_D = _c1 - _c4
+                _c5 = _np.conj(F)
+                _c6 = _c5 * _c4
+                _c7 = _np.conj(S)
+                _c8 = _c5 * _c1
+                _c9 = _np.conj(1 / S)
+                _g_dP = (
+                    _c7 * _c6
+                    + _adjoint(_c8) * _np.swapaxes(S, -1, -2)
+                    + S * _adjoint(_c6)
+                    + _c8 * _np.swapaxes(_c7, -1, -2)
+                    - _c1 * _np.swapaxes(_c9, -1, -2)
+                    + _skew(_diag((_c9 * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])))
+                )
+                gA = (U @ _g_dP + gU * _np.swapaxes(_c9, -1, -2)) @ _c2
+
+                def _kv1():
+                    _c10 = _c1 + Vh @ _c3
+                    _k1 = _skew(_c10)
+                    return (_k1,)
+
+                def _kv2():
+                    _c10 = _c1 + Vh @ _c3
+                    _k2 = _np.imag(_np.diagonal(_c10, 0, -2, -1)[..., :, None])
+                    return (_k2,)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check(
+                            "zeros",
+                            lambda: (
+                                _np.concatenate(
+                                    [-(U @ (_c0 @ gU)) + gU, -((V @ Vh) @ _c3) + _c3], axis=-2
+                                ),
+                            ),
+                            (A, gU, gVh),
+                            _PIVOTS_MESSAGE,
+                            "check_singular",
+                            S,
+                        )
+                        if check_singular
+                        else None,
+                        _check("ties", _kv1, (gU, gVh), _TIES_MESSAGE, "check_ties", S)
+                        if check_ties
+                        else None,
+                        _check("vanish", _kv2, (gU, gVh), _GAUGE_MESSAGE, "check_gauge", None)
+                        if check_gauge
+                        else None,
+                    ),
+                )
+            if gU is not None and gS is not None and gVh is None:
+                # the rule below without the terms of gVh, which are None
+                V = _adjoint(Vh)
+                F = _pairwise_inv(S * S)
+                _c0 = _adjoint(U)
+                _c1 = _c0 @ gU
+                _g_D = _c1
+                _c2 = _np.conj(F) * _c1
+                _c3 = _np.conj(1 / S)
+                _g_dP = (
+                    _adjoint(_c2) * _np.swapaxes(S, -1, -2)
+                    + _c2 * _np.swapaxes(_np.conj(S), -1, -2)
+                    - _c1 * _np.swapaxes(_c3, -1, -2)
+                    + _diag(_np.real(gS))
+                    + _skew(_diag((_c3 * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])))
+                )
+                gA = (U @ _g_dP + gU * _np.swapaxes(_c3, -1, -2)) @ _adjoint(V)
+
+                def _kv0():
+                    _k0 = -(U @ (_c0 @ gU)) + gU
+                    _c4 = _diag(gS)
+                    _k1 = _c4
+                    return (_k0, _k1)
+
+                def _kv1():
+                    _c4 = _diag(gS)
+                    _k2 = _c4 + _skew(_g_D)
+                    return (_k2,)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check("zeros", _kv0, (A, gS, gU), _PIVOTS_MESSAGE, "check_singular", S)
+                        if check_singular
+                        else None,
+                        _check("ties", _kv1, (gS, gU), _TIES_MESSAGE, "check_ties", S)
+                        if check_ties
+                        else None,
+                        _check(
+                            "vanish",
+                            lambda: (_np.imag(_np.diagonal(_g_D, 0, -2, -1)[..., :, None]),),
+                            (gU,),
+                            _GAUGE_MESSAGE,
+                            "check_gauge",
+                            None,
+                        )
+                        if check_gauge
+                        else None,
+                    ),
+                )
+            if gU is None and gS is None and gVh is not None:
+                # the rule below without the terms of gU, gS, which are None
+                V = _adjoint(Vh)
+                F = _pairwise_inv(S * S)
+                _c0 = _adjoint(V)
+                _c1 = _adjoint(gVh)
+                _c2 = _c0 @ _c1
+                _g_D = -_c2
+                _c3 = _np.conj(F) * _c2
+                _g_dP = (
+                    _np.conj(S) * _c3
+                    + S * _adjoint(_c3)
+                    + _skew(
+                        _diag(
+                            (
+                                _np.conj(1 / S)
+                                * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
+                            )
+                        )
+                    )
+                )
+                gA = U @ (_g_dP @ _c0)
+
+                def _kv1():
+                    _c4 = Vh @ _c1
+                    _k1 = _skew(_c4)
+                    return (_k1,)
+
+                def _kv2():
+                    _c4 = Vh @ _c1
+                    _k2 = _np.imag(_np.diagonal(_c4, 0, -2, -1)[..., :, None])
+                    return (_k2,)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check(
+                            "zeros",
+                            lambda: (-((V @ Vh) @ _c1) + _c1,),
+                            (A, gVh),
+                            _PIVOTS_MESSAGE,
+                            "check_singular",
+                            S,
+                        )
+                        if check_singular
+                        else None,
+                        _check("ties", _kv1, (gVh,), _TIES_MESSAGE, "check_ties", S)
+                        if check_ties
+                        else None,
+                        _check("vanish", _kv2, (gVh,), _GAUGE_MESSAGE, "check_gauge", None)
+                        if check_gauge
+                        else None,
+                    ),
+                )
+            if gU is None and gS is not None and gVh is None:
+                # the rule below without the terms of gU, gVh, which are None
+                V = _adjoint(Vh)
+                _g_dP = _diag(_np.real(gS))
+                gA = U @ (_g_dP @ _adjoint(V))
+
+                def _kv0():
+                    _c0 = _diag(gS)
+                    _k0 = _c0
+                    return (_k0,)
+
+                def _kv1():
+                    _c0 = _diag(gS)
+                    _k1 = _c0
+                    return (_k1,)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check("zeros", _kv0, (A, gS), _PIVOTS_MESSAGE, "check_singular", S)
+                        if check_singular
+                        else None,
+                        _check("ties", _kv1, (gS,), _TIES_MESSAGE, "check_ties", S)
+                        if check_ties
+                        else None,
+                    ),
+                )
+            if gU is not None and gS is None and gVh is None:
+                # the rule below without the terms of gS, gVh, which are None
+                V = _adjoint(Vh)
+                F = _pairwise_inv(S * S)
+                _c0 = _adjoint(U)
+                _c1 = _c0 @ gU
+                _g_D = _c1
+                _c2 = _np.conj(F) * _c1
+                _c3 = _np.conj(1 / S)
+                _g_dP = (
+                    _adjoint(_c2) * _np.swapaxes(S, -1, -2)
+                    + _c2 * _np.swapaxes(_np.conj(S), -1, -2)
+                    - _c1 * _np.swapaxes(_c3, -1, -2)
+                    + _skew(_diag((_c3 * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])))
+                )
+                gA = (U @ _g_dP + gU * _np.swapaxes(_c3, -1, -2)) @ _adjoint(V)
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check(
+                            "zeros",
+                            lambda: (-(U @ (_c0 @ gU)) + gU,),
+                            (A, gU),
+                            _PIVOTS_MESSAGE,
+                            "check_singular",
+                            S,
+                        )
+                        if check_singular
+                        else None,
+                        _check(
+                            "ties", lambda: (_skew(_g_D),), (gU,), _TIES_MESSAGE, "check_ties", S
+                        )
+                        if check_ties
+                        else None,
+                        _check(
+                            "vanish",
+                            lambda: (_np.imag(_np.diagonal(_g_D, 0, -2, -1)[..., :, None]),),
+                            (gU,),
+                            _GAUGE_MESSAGE,
+                            "check_gauge",
+                            None,
+                        )
+                        if check_gauge
+                        else None,
+                    ),
+                )
+            gU = _zeros_like(U) if gU is None else gU
+            gS = _zeros_like(S) if gS is None else gS
+            gVh = _zeros_like(Vh) if gVh is None else gVh
+
             # spec/svd.yaml:104, T2016, WZ2019, transposed (the spec gives no VJP)
             V = _adjoint(Vh)
             F = _pairwise_inv(S * S)
@@ -843,45 +2120,349 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             _c1 = _c0 @ gU
             _c2 = _adjoint(V)
             _c3 = _adjoint(gVh)
-            _g_D = _c1 - _c2 @ _c3
-            _c9 = 1 / S
-            _c10 = _adjoint(_diag(_c9))
-            _c4 = _diag(S)
-            _c5 = _adjoint(_c4)
-            _c6 = _np.conj(F)
-            _c7 = _c6 * (_c2 @ _c3)
-            _c8 = _c6 * _c1
+            _c4 = _c2 @ _c3
+            _g_D = _c1 - _c4
+            _c5 = _np.conj(F)
+            _c6 = _c5 * _c4
+            _c7 = _np.conj(S)
+            _c8 = _c5 * _c1
+            _c9 = _np.conj(1 / S)
             _g_dP = (
-                _c5 @ _c7
-                + _adjoint(_c8) @ _c4
-                + _c4 @ _adjoint(_c7)
-                + _c8 @ _c5
-                - _c0 @ gU @ _c10
+                _c7 * _c6
+                + _adjoint(_c8) * _np.swapaxes(S, -1, -2)
+                + S * _adjoint(_c6)
+                + _c8 * _np.swapaxes(_c7, -1, -2)
+                - _c1 * _np.swapaxes(_c9, -1, -2)
+                + _diag(_np.real(gS))
+                + _skew(_diag((_c9 * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])))
+            )
+            gA = (gU * _np.swapaxes(_c9, -1, -2) + U @ _g_dP) @ _c2
+
+            def _kv0():
+                _k0 = _np.concatenate([gU - U @ (_c0 @ gU), _c3 - (V @ Vh) @ _c3], axis=-2)
+                _c10 = _diag(gS)
+                _k1 = _c10
+                return (_k0, _k1)
+
+            def _kv1():
+                _c10 = _diag(gS)
+                _c11 = _c1 + Vh @ _c3
+                _k2 = _skew(_c11) + _c10
+                return (_k2,)
+
+            def _kv2():
+                _c11 = _c1 + Vh @ _c3
+                _k3 = _np.imag(_np.diagonal(_c11, 0, -2, -1)[..., :, None])
+                return (_k3,)
+
+            return _checked_vjp(
+                "svd",
+                (gA,),
+                (
+                    _check("zeros", _kv0, (A, gS, gU, gVh), _PIVOTS_MESSAGE, "check_singular", S)
+                    if check_singular
+                    else None,
+                    _check("ties", _kv1, (gS, gU, gVh), _TIES_MESSAGE, "check_ties", S)
+                    if check_ties
+                    else None,
+                    _check("vanish", _kv2, (gU, gVh), _GAUGE_MESSAGE, "check_gauge", None)
+                    if check_gauge
+                    else None,
+                ),
+            )
+
+        if m < n:
+            if gU is None and gS is not None and gVh is not None:
+                # the rule below without the terms of gU, which are None
+                V = _adjoint(Vh)
+                F = _pairwise_inv(S * S)
+                _c0 = _adjoint(V)
+                _c1 = _adjoint(gVh)
+                _c2 = _c0 @ _c1
+                _g_D = -_c2
+                _c3 = _np.conj(F) * _c2
+                _c4 = 1 / S
+                _g_dP = (
+                    _np.conj(S) * _c3
+                    + S * _adjoint(_c3)
+                    - _c4 * (gVh @ V)
+                    + _diag(_np.real(gS))
+                    + _skew(
+                        _diag(
+                            (_np.conj(_c4) * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])
+                        )
+                    )
+                )
+                gA = U @ (_c4 * gVh + _g_dP @ _c0)
+
+                def _kv0():
+                    _k0 = -(V @ (Vh @ _c1)) + _c1
+                    _c5 = _diag(gS)
+                    _k1 = _c5
+                    return (_k0, _k1)
+
+                def _kv1():
+                    _c5 = _diag(gS)
+                    _c6 = Vh @ _c1
+                    _k2 = _c5 + _skew(_c6)
+                    return (_k2,)
+
+                def _kv2():
+                    _c6 = Vh @ _c1
+                    _k3 = _np.imag(_np.diagonal(_c6, 0, -2, -1)[..., :, None])
+                    return (_k3,)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check("zeros", _kv0, (A, gS, gVh), _PIVOTS_MESSAGE, "check_singular", S)
+                        if check_singular
+                        else None,
+                        _check("ties", _kv1, (gS, gVh), _TIES_MESSAGE, "check_ties", S)
+                        if check_ties
+                        else None,
+                        _check("vanish", _kv2, (gVh,), _GAUGE_MESSAGE, "check_gauge", None)
+                        if check_gauge
+                        else None,
+                    ),
+                )
+            if gU is not None and gS is not None and gVh is None:
+                # the rule below without the terms of gVh, which are None
+                V = _adjoint(Vh)
+                F = _pairwise_inv(S * S)
+                _c0 = _adjoint(U)
+                _c1 = _c0 @ gU
+                _g_D = _c1
+                _c2 = _np.conj(F) * _c1
+                _g_dP = (
+                    _adjoint(_c2) * _np.swapaxes(S, -1, -2)
+                    + _c2 * _np.swapaxes(_np.conj(S), -1, -2)
+                    + _diag(_np.real(gS))
+                    + _skew(
+                        _diag(
+                            (
+                                _np.conj(1 / S)
+                                * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
+                            )
+                        )
+                    )
+                )
+                gA = (U @ _g_dP) @ _adjoint(V)
+
+                def _kv0():
+                    _k0 = -((U @ _c0) @ gU) + gU
+                    _c3 = _diag(gS)
+                    _k1 = _c3
+                    return (_k0, _k1)
+
+                def _kv1():
+                    _c3 = _diag(gS)
+                    _k2 = _c3 + _skew(_g_D)
+                    return (_k2,)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check("zeros", _kv0, (A, gS, gU), _PIVOTS_MESSAGE, "check_singular", S)
+                        if check_singular
+                        else None,
+                        _check("ties", _kv1, (gS, gU), _TIES_MESSAGE, "check_ties", S)
+                        if check_ties
+                        else None,
+                        _check(
+                            "vanish",
+                            lambda: (_np.imag(_np.diagonal(_g_D, 0, -2, -1)[..., :, None]),),
+                            (gU,),
+                            _GAUGE_MESSAGE,
+                            "check_gauge",
+                            None,
+                        )
+                        if check_gauge
+                        else None,
+                    ),
+                )
+            if gU is None and gS is None and gVh is not None:
+                # the rule below without the terms of gU, gS, which are None
+                V = _adjoint(Vh)
+                F = _pairwise_inv(S * S)
+                _c0 = _adjoint(V)
+                _c1 = _adjoint(gVh)
+                _c2 = _c0 @ _c1
+                _g_D = -_c2
+                _c3 = _np.conj(F) * _c2
+                _c4 = 1 / S
+                _g_dP = (
+                    _np.conj(S) * _c3
+                    + S * _adjoint(_c3)
+                    - _c4 * (gVh @ V)
+                    + _skew(
+                        _diag(
+                            (_np.conj(_c4) * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])
+                        )
+                    )
+                )
+                gA = U @ (_c4 * gVh + _g_dP @ _c0)
+
+                def _kv1():
+                    _c5 = Vh @ _c1
+                    _k1 = _skew(_c5)
+                    return (_k1,)
+
+                def _kv2():
+                    _c5 = Vh @ _c1
+                    _k2 = _np.imag(_np.diagonal(_c5, 0, -2, -1)[..., :, None])
+                    return (_k2,)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check(
+                            "zeros",
+                            lambda: (-(V @ (Vh @ _c1)) + _c1,),
+                            (A, gVh),
+                            _PIVOTS_MESSAGE,
+                            "check_singular",
+                            S,
+                        )
+                        if check_singular
+                        else None,
+                        _check("ties", _kv1, (gVh,), _TIES_MESSAGE, "check_ties", S)
+                        if check_ties
+                        else None,
+                        _check("vanish", _kv2, (gVh,), _GAUGE_MESSAGE, "check_gauge", None)
+                        if check_gauge
+                        else None,
+                    ),
+                )
+            if gU is None and gS is not None and gVh is None:
+                # the rule below without the terms of gU, gVh, which are None
+                V = _adjoint(Vh)
+                _g_dP = _diag(_np.real(gS))
+                gA = (U @ _g_dP) @ _adjoint(V)
+
+                def _kv0():
+                    _c0 = _diag(gS)
+                    _k0 = _c0
+                    return (_k0,)
+
+                def _kv1():
+                    _c0 = _diag(gS)
+                    _k1 = _c0
+                    return (_k1,)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check("zeros", _kv0, (A, gS), _PIVOTS_MESSAGE, "check_singular", S)
+                        if check_singular
+                        else None,
+                        _check("ties", _kv1, (gS,), _TIES_MESSAGE, "check_ties", S)
+                        if check_ties
+                        else None,
+                    ),
+                )
+            if gU is not None and gS is None and gVh is None:
+                # the rule below without the terms of gS, gVh, which are None
+                V = _adjoint(Vh)
+                F = _pairwise_inv(S * S)
+                _c0 = _adjoint(U)
+                _c1 = _c0 @ gU
+                _g_D = _c1
+                _c2 = _np.conj(F) * _c1
+                _g_dP = (
+                    _adjoint(_c2) * _np.swapaxes(S, -1, -2)
+                    + _c2 * _np.swapaxes(_np.conj(S), -1, -2)
+                    + _skew(
+                        _diag(
+                            (
+                                _np.conj(1 / S)
+                                * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
+                            )
+                        )
+                    )
+                )
+                gA = (U @ _g_dP) @ _adjoint(V)
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check(
+                            "zeros",
+                            lambda: (-((U @ _c0) @ gU) + gU,),
+                            (A, gU),
+                            _PIVOTS_MESSAGE,
+                            "check_singular",
+                            S,
+                        )
+                        if check_singular
+                        else None,
+                        _check(
+                            "ties", lambda: (_skew(_g_D),), (gU,), _TIES_MESSAGE, "check_ties", S
+                        )
+                        if check_ties
+                        else None,
+                        _check(
+                            "vanish",
+                            lambda: (_np.imag(_np.diagonal(_g_D, 0, -2, -1)[..., :, None]),),
+                            (gU,),
+                            _GAUGE_MESSAGE,
+                            "check_gauge",
+                            None,
+                        )
+                        if check_gauge
+                        else None,
+                    ),
+                )
+            gU = _zeros_like(U) if gU is None else gU
+            gS = _zeros_like(S) if gS is None else gS
+            gVh = _zeros_like(Vh) if gVh is None else gVh
+
+            # spec/svd.yaml:114, transposed (the spec gives no VJP)
+            V = _adjoint(Vh)
+            F = _pairwise_inv(S * S)
+            _c0 = _adjoint(U)
+            _c1 = _c0 @ gU
+            _c2 = _adjoint(V)
+            _c3 = _adjoint(gVh)
+            _c4 = _c2 @ _c3
+            _g_D = _c1 - _c4
+            _c5 = _np.conj(F)
+            _c6 = _c5 * _c4
+            _c7 = _np.conj(S)
+            _c8 = _c5 * _c1
+            _c9 = 1 / S
+            _g_dP = (
+                _c7 * _c6
+                + _adjoint(_c8) * _np.swapaxes(S, -1, -2)
+                + S * _adjoint(_c6)
+                + _c8 * _np.swapaxes(_c7, -1, -2)
+                - _c9 * (gVh @ V)
                 + _diag(_np.real(gS))
                 + _skew(
                     _diag((_np.conj(_c9) * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]))
                 )
             )
-            gA = gU @ _c10 @ _c2 + U @ _g_dP @ _c2
+            gA = U @ (_c9 * gVh + _g_dP @ _c2)
 
             def _kv0():
-                _c11 = Vh @ _c3
-                _k0 = _np.concatenate([gU - U @ _c1, _c3 - V @ _c11], axis=-2)
-                _c12 = _diag(gS)
-                _k1 = _c12
+                _k0 = _np.concatenate([gU - (U @ _c0) @ gU, _c3 - V @ (Vh @ _c3)], axis=-2)
+                _c10 = _diag(gS)
+                _k1 = _c10
                 return (_k0, _k1)
 
             def _kv1():
-                _c11 = Vh @ _c3
-                _c12 = _diag(gS)
-                _c13 = _c1 + _c11
-                _k2 = _skew(_c13) + _c12
+                _c10 = _diag(gS)
+                _c11 = _c1 + Vh @ _c3
+                _k2 = _skew(_c11) + _c10
                 return (_k2,)
 
             def _kv2():
-                _c11 = Vh @ _c3
-                _c13 = _c1 + _c11
-                _k3 = _np.imag(_np.diagonal(_c13, 0, -2, -1)[..., :, None])
+                _c11 = _c1 + Vh @ _c3
+                _k3 = _np.imag(_np.diagonal(_c11, 0, -2, -1)[..., :, None])
                 return (_k3,)
 
             return _checked_vjp(
@@ -899,94 +2480,290 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     else None,
                 ),
             )
-        if m < n:
-            # spec/svd.yaml:114, transposed (the spec gives no VJP)
-            V = _adjoint(Vh)
-            F = _pairwise_inv(S * S)
-            _c0 = _adjoint(U) @ gU
-            _c1 = _adjoint(V)
-            _c2 = _adjoint(gVh)
-            _g_D = _c0 - _c1 @ _c2
-            _c3 = _diag(S)
-            _c4 = _adjoint(_c3)
-            _c5 = _np.conj(F)
-            _c6 = _c5 * (_c1 @ _c2)
-            _c7 = _c5 * _c0
-            _c8 = 1 / S
-            _c9 = _diag(_c8)
-            _g_dP = (
-                _c4 @ _c6
-                + _adjoint(_c7) @ _c3
-                + _c3 @ _adjoint(_c6)
-                + _c7 @ _c4
-                - _c9 @ gVh @ V
-                + _diag(_np.real(gS))
-                + _skew(
-                    _diag((_np.conj(_c8) * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]))
-                )
-            )
-            gA = U @ _c9 @ gVh + U @ _g_dP @ _c1
 
-            def _kv0():
-                _c10 = Vh @ _c2
-                _k0 = _np.concatenate([gU - U @ _c0, _c2 - V @ _c10], axis=-2)
-                _c11 = _diag(gS)
-                _k1 = _c11
-                return (_k0, _k1)
-
-            def _kv1():
-                _c10 = Vh @ _c2
-                _c11 = _diag(gS)
-                _c12 = _c0 + _c10
-                _k2 = _skew(_c12) + _c11
-                return (_k2,)
-
-            def _kv2():
-                _c10 = Vh @ _c2
-                _c12 = _c0 + _c10
-                _k3 = _np.imag(_np.diagonal(_c12, 0, -2, -1)[..., :, None])
-                return (_k3,)
-
-            return _checked_vjp(
-                "svd",
-                (gA,),
-                (
-                    _check("zeros", _kv0, (A, gS, gU, gVh), _PIVOTS_MESSAGE, "check_singular", S)
-                    if check_singular
-                    else None,
-                    _check("ties", _kv1, (gS, gU, gVh), _TIES_MESSAGE, "check_ties", S)
-                    if check_ties
-                    else None,
-                    _check("vanish", _kv2, (gU, gVh), _GAUGE_MESSAGE, "check_gauge", None)
-                    if check_gauge
-                    else None,
-                ),
-            )
     if full_matrices is True:
         if m == n:
+            if gU is None and gS is not None and gVh is not None:
+                # the rule below without the terms of gU, which are None
+                V = _adjoint(Vh)
+                F = _pairwise_inv(S * S)
+                _c0 = _adjoint(V)
+                _c1 = _adjoint(gVh)
+                _c2 = _c0 @ _c1
+                _g_D = -_c2
+                _c3 = _np.conj(F) * _c2
+                _g_dP = (
+                    _np.conj(S) * _c3
+                    + S * _adjoint(_c3)
+                    + _diag(_np.real(gS))
+                    + _skew(
+                        _diag(
+                            (
+                                _np.conj(1 / S)
+                                * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
+                            )
+                        )
+                    )
+                )
+                gA = (U @ _g_dP) @ _c0
+
+                def _kv0():
+                    _c4 = Vh[..., m:, :]
+                    _c5 = gVh[..., m:, :]
+                    _k0 = _c4 @ _c1 - _c5 @ V
+                    _c6 = _diag(gS)
+                    _k1 = _c6
+                    return (_k0, _k1)
+
+                def _kv1():
+                    _c6 = _diag(gS)
+                    _c7 = Vh @ _c1
+                    _k2 = _c6 + _skew(_c7)
+                    return (_k2,)
+
+                def _kv2():
+                    _c4 = Vh[..., m:, :]
+                    _c5 = gVh[..., m:, :]
+                    _c7 = Vh @ _c1
+                    _k3 = _np.imag(_np.diagonal(_c7, 0, -2, -1)[..., :, None])
+                    _k4 = _skew(_c4 @ _adjoint(_c5))
+                    return (_k3, _k4)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check("zeros", _kv0, (A, gS, gVh), _PIVOTS_MESSAGE, "check_singular", S)
+                        if check_singular
+                        else None,
+                        _check("ties", _kv1, (gS, gVh), _TIES_MESSAGE, "check_ties", S)
+                        if check_ties
+                        else None,
+                        _check("vanish", _kv2, (gVh,), _GAUGE_MESSAGE_2, "check_gauge", None)
+                        if check_gauge
+                        else None,
+                    ),
+                )
+            if gU is not None and gS is not None and gVh is None:
+                # the rule below without the terms of gVh, which are None
+                V = _adjoint(Vh)
+                F = _pairwise_inv(S * S)
+                _c0 = _adjoint(U) @ gU
+                _g_D = _c0
+                _c1 = _np.conj(F) * _c0
+                _g_dP = (
+                    _adjoint(_c1) * _np.swapaxes(S, -1, -2)
+                    + _c1 * _np.swapaxes(_np.conj(S), -1, -2)
+                    + _diag(_np.real(gS))
+                    + _skew(
+                        _diag(
+                            (
+                                _np.conj(1 / S)
+                                * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
+                            )
+                        )
+                    )
+                )
+                gA = (U @ _g_dP) @ _adjoint(V)
+
+                def _kv0():
+                    _c2 = _adjoint(U[..., :, m:])
+                    _c3 = gU[..., :, m:]
+                    _k0 = _c2 @ gU - _adjoint(_c3) @ U
+                    _c4 = _diag(gS)
+                    _k1 = _c4
+                    return (_k0, _k1)
+
+                def _kv1():
+                    _c4 = _diag(gS)
+                    _k2 = _c4 + _skew(_g_D)
+                    return (_k2,)
+
+                def _kv2():
+                    _c2 = _adjoint(U[..., :, m:])
+                    _c3 = gU[..., :, m:]
+                    _k3 = _np.imag(_np.diagonal(_g_D, 0, -2, -1)[..., :, None])
+                    _k4 = _skew(_c2 @ _c3)
+                    return (_k3, _k4)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check("zeros", _kv0, (A, gS, gU), _PIVOTS_MESSAGE, "check_singular", S)
+                        if check_singular
+                        else None,
+                        _check("ties", _kv1, (gS, gU), _TIES_MESSAGE, "check_ties", S)
+                        if check_ties
+                        else None,
+                        _check("vanish", _kv2, (gU,), _GAUGE_MESSAGE_2, "check_gauge", None)
+                        if check_gauge
+                        else None,
+                    ),
+                )
+            if gU is None and gS is None and gVh is not None:
+                # the rule below without the terms of gU, gS, which are None
+                V = _adjoint(Vh)
+                F = _pairwise_inv(S * S)
+                _c0 = _adjoint(V)
+                _c1 = _adjoint(gVh)
+                _c2 = _c0 @ _c1
+                _g_D = -_c2
+                _c3 = _np.conj(F) * _c2
+                _g_dP = (
+                    _np.conj(S) * _c3
+                    + S * _adjoint(_c3)
+                    + _skew(
+                        _diag(
+                            (
+                                _np.conj(1 / S)
+                                * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
+                            )
+                        )
+                    )
+                )
+                gA = (U @ _g_dP) @ _c0
+
+                def _kv0():
+                    _c4 = Vh[..., m:, :]
+                    _c5 = gVh[..., m:, :]
+                    _k0 = _c4 @ _c1 - _c5 @ V
+                    return (_k0,)
+
+                def _kv1():
+                    _c6 = Vh @ _c1
+                    _k1 = _skew(_c6)
+                    return (_k1,)
+
+                def _kv2():
+                    _c4 = Vh[..., m:, :]
+                    _c5 = gVh[..., m:, :]
+                    _c6 = Vh @ _c1
+                    _k2 = _np.imag(_np.diagonal(_c6, 0, -2, -1)[..., :, None])
+                    _k3 = _skew(_c4 @ _adjoint(_c5))
+                    return (_k2, _k3)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check("zeros", _kv0, (A, gVh), _PIVOTS_MESSAGE, "check_singular", S)
+                        if check_singular
+                        else None,
+                        _check("ties", _kv1, (gVh,), _TIES_MESSAGE, "check_ties", S)
+                        if check_ties
+                        else None,
+                        _check("vanish", _kv2, (gVh,), _GAUGE_MESSAGE_2, "check_gauge", None)
+                        if check_gauge
+                        else None,
+                    ),
+                )
+            if gU is None and gS is not None and gVh is None:
+                # the rule below without the terms of gU, gVh, which are None
+                V = _adjoint(Vh)
+                _g_dP = _diag(_np.real(gS))
+                gA = (U @ _g_dP) @ _adjoint(V)
+
+                def _kv0():
+                    _c0 = _diag(gS)
+                    _k0 = _c0
+                    return (_k0,)
+
+                def _kv1():
+                    _c0 = _diag(gS)
+                    _k1 = _c0
+                    return (_k1,)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check("zeros", _kv0, (A, gS), _PIVOTS_MESSAGE, "check_singular", S)
+                        if check_singular
+                        else None,
+                        _check("ties", _kv1, (gS,), _TIES_MESSAGE, "check_ties", S)
+                        if check_ties
+                        else None,
+                    ),
+                )
+            if gU is not None and gS is None and gVh is None:
+                # the rule below without the terms of gS, gVh, which are None
+                V = _adjoint(Vh)
+                F = _pairwise_inv(S * S)
+                _c0 = _adjoint(U) @ gU
+                _g_D = _c0
+                _c1 = _np.conj(F) * _c0
+                _g_dP = (
+                    _adjoint(_c1) * _np.swapaxes(S, -1, -2)
+                    + _c1 * _np.swapaxes(_np.conj(S), -1, -2)
+                    + _skew(
+                        _diag(
+                            (
+                                _np.conj(1 / S)
+                                * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
+                            )
+                        )
+                    )
+                )
+                gA = (U @ _g_dP) @ _adjoint(V)
+
+                def _kv0():
+                    _c2 = _adjoint(U[..., :, m:])
+                    _c3 = gU[..., :, m:]
+                    _k0 = _c2 @ gU - _adjoint(_c3) @ U
+                    return (_k0,)
+
+                def _kv2():
+                    _c2 = _adjoint(U[..., :, m:])
+                    _c3 = gU[..., :, m:]
+                    _k2 = _np.imag(_np.diagonal(_g_D, 0, -2, -1)[..., :, None])
+                    _k3 = _skew(_c2 @ _c3)
+                    return (_k2, _k3)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check("zeros", _kv0, (A, gU), _PIVOTS_MESSAGE, "check_singular", S)
+                        if check_singular
+                        else None,
+                        _check(
+                            "ties", lambda: (_skew(_g_D),), (gU,), _TIES_MESSAGE, "check_ties", S
+                        )
+                        if check_ties
+                        else None,
+                        _check("vanish", _kv2, (gU,), _GAUGE_MESSAGE_2, "check_gauge", None)
+                        if check_gauge
+                        else None,
+                    ),
+                )
+            gU = _zeros_like(U) if gU is None else gU
+            gS = _zeros_like(S) if gS is None else gS
+            gVh = _zeros_like(Vh) if gVh is None else gVh
+
             # spec/svd.yaml:163, transposed (the spec gives no VJP)
             V = _adjoint(Vh)
             F = _pairwise_inv(S * S)
             _c0 = _adjoint(U) @ gU
             _c1 = _adjoint(V)
             _c2 = _adjoint(gVh)
-            _g_D = _c0 - _c1 @ _c2
-            _c3 = _diag(S)
-            _c4 = _adjoint(_c3)
-            _c5 = _np.conj(F)
-            _c6 = _c5 * (_c1 @ _c2)
-            _c7 = _c5 * _c0
+            _c3 = _c1 @ _c2
+            _g_D = _c0 - _c3
+            _c4 = _np.conj(F)
+            _c5 = _c4 * _c3
+            _c6 = _np.conj(S)
+            _c7 = _c4 * _c0
             _g_dP = (
-                _c4 @ _c6
-                + _adjoint(_c7) @ _c3
-                + _c3 @ _adjoint(_c6)
-                + _c7 @ _c4
+                _c6 * _c5
+                + _adjoint(_c7) * _np.swapaxes(S, -1, -2)
+                + S * _adjoint(_c5)
+                + _c7 * _np.swapaxes(_c6, -1, -2)
                 + _diag(_np.real(gS))
                 + _skew(
                     _diag((_np.conj(1 / S) * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]))
                 )
             )
-            gA = U @ _g_dP @ _c1
+            gA = (U @ _g_dP) @ _c1
 
             def _kv0():
                 _c10 = Vh[..., m:, :]
@@ -1032,64 +2809,395 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     else None,
                 ),
             )
+
         if m > n:
+            if gU is None and gS is not None and gVh is not None:
+                # the rule below without the terms of gU, which are None
+                V = _adjoint(Vh)
+                U1 = U[..., :, :n]
+                F = _pairwise_inv(S * S)
+                _c0 = _adjoint(V)
+                _c1 = _adjoint(gVh)
+                _c2 = _c0 @ _c1
+                _g_D = -_c2
+                _c3 = _np.conj(F) * _c2
+                _g_dP = (
+                    _np.conj(S) * _c3
+                    + S * _adjoint(_c3)
+                    + _diag(_np.real(gS))
+                    + _skew(
+                        _diag(
+                            (
+                                _np.conj(1 / S)
+                                * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
+                            )
+                        )
+                    )
+                )
+                gA = U1 @ (_g_dP @ _c0)
+
+                def _kv0():
+                    _c4 = Vh[..., n:, :]
+                    _c5 = gVh[..., n:, :]
+                    _k0 = _c4 @ _c1 - _c5 @ V
+                    _c6 = _diag(gS)
+                    _k1 = _c6
+                    return (_k0, _k1)
+
+                def _kv1():
+                    _c6 = _diag(gS)
+                    _c7 = Vh @ _c1
+                    _k2 = _c6 + _skew(_c7)
+                    return (_k2,)
+
+                def _kv2():
+                    _c4 = Vh[..., n:, :]
+                    _c5 = gVh[..., n:, :]
+                    _c7 = Vh @ _c1
+                    _k3 = _np.imag(_np.diagonal(_c7, 0, -2, -1)[..., :, None])
+                    _k4 = _skew(_c4 @ _adjoint(_c5))
+                    return (_k3, _k4)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check("zeros", _kv0, (A, gS, gVh), _PIVOTS_MESSAGE, "check_singular", S)
+                        if check_singular
+                        else None,
+                        _check("ties", _kv1, (gS, gVh), _TIES_MESSAGE, "check_ties", S)
+                        if check_ties
+                        else None,
+                        _check("vanish", _kv2, (gVh,), _GAUGE_MESSAGE_2, "check_gauge", None)
+                        if check_gauge
+                        else None,
+                    ),
+                )
+            if gU is not None and gS is None and gVh is not None:
+                # the rule below without the terms of gS, which are None
+                V = _adjoint(Vh)
+                U1 = U[..., :, :n]
+                F = _pairwise_inv(S * S)
+                _g_dU1 = gU[..., :, :n]
+                _c0 = _adjoint(U1) @ _g_dU1
+                _c1 = _adjoint(V)
+                _c2 = _adjoint(gVh)
+                _c3 = _c1 @ _c2
+                _g_D = _c0 - _c3
+                _c4 = _np.conj(F)
+                _c5 = _c4 * _c3
+                _c6 = _np.conj(S)
+                _c7 = _c4 * _c0
+                _c8 = 1 / S
+                _c9 = _np.conj(_c8)
+                _g_dP = (
+                    _c6 * _c5
+                    + _adjoint(_c7) * _np.swapaxes(S, -1, -2)
+                    + S * _adjoint(_c5)
+                    + _c7 * _np.swapaxes(_c6, -1, -2)
+                    - _c0 * _np.swapaxes(_c9, -1, -2)
+                    + _skew(_diag((_c9 * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])))
+                )
+                _c10 = U[..., :, n:]
+                _c11 = gU[..., :, n:]
+                _c12 = _adjoint(_c11)
+                gA = (U1 @ _g_dP + _g_dU1 * _np.swapaxes(_c9, -1, -2)) @ _c1 - _c10 @ (
+                    (_c12 @ U1 * _np.swapaxes(_c8, -1, -2)) @ Vh
+                )
+
+                def _kv0():
+                    _c13 = _adjoint(_c10)
+                    _c14 = Vh[..., n:, :]
+                    _c15 = gVh[..., n:, :]
+                    _k0 = _np.concatenate(
+                        [_c13 @ _g_dU1 - _c12 @ U1, _c14 @ _c2 - _c15 @ V], axis=-2
+                    )
+                    return (_k0,)
+
+                def _kv1():
+                    _c16 = _c0 + Vh @ _c2
+                    _k1 = _skew(_c16)
+                    return (_k1,)
+
+                def _kv2():
+                    _c13 = _adjoint(_c10)
+                    _c14 = Vh[..., n:, :]
+                    _c15 = gVh[..., n:, :]
+                    _c16 = _c0 + Vh @ _c2
+                    _k2 = _np.imag(_np.diagonal(_c16, 0, -2, -1)[..., :, None])
+                    _k3 = _skew(_c13 @ _c11)
+                    _k4 = _skew(_c14 @ _adjoint(_c15))
+                    return (_k2, _k3, _k4)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check("zeros", _kv0, (A, gU, gVh), _PIVOTS_MESSAGE, "check_singular", S)
+                        if check_singular
+                        else None,
+                        _check("ties", _kv1, (gU, gVh), _TIES_MESSAGE, "check_ties", S)
+                        if check_ties
+                        else None,
+                        _check("vanish", _kv2, (gU, gVh), _GAUGE_MESSAGE_2, "check_gauge", None)
+                        if check_gauge
+                        else None,
+                    ),
+                )
+            if gU is not None and gS is not None and gVh is None:
+                # the rule below without the terms of gVh, which are None
+                V = _adjoint(Vh)
+                U1 = U[..., :, :n]
+                F = _pairwise_inv(S * S)
+                _g_dU1 = gU[..., :, :n]
+                _c0 = _adjoint(U1) @ _g_dU1
+                _g_D = _c0
+                _c1 = _np.conj(F) * _c0
+                _c2 = 1 / S
+                _c3 = _np.conj(_c2)
+                _g_dP = (
+                    _adjoint(_c1) * _np.swapaxes(S, -1, -2)
+                    + _c1 * _np.swapaxes(_np.conj(S), -1, -2)
+                    - _c0 * _np.swapaxes(_c3, -1, -2)
+                    + _diag(_np.real(gS))
+                    + _skew(_diag((_c3 * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])))
+                )
+                _c4 = U[..., :, n:]
+                _c5 = gU[..., :, n:]
+                _c6 = _adjoint(_c5)
+                gA = (U1 @ _g_dP + _g_dU1 * _np.swapaxes(_c3, -1, -2)) @ _adjoint(V) - _c4 @ (
+                    (_c6 @ U1 * _np.swapaxes(_c2, -1, -2)) @ Vh
+                )
+
+                def _kv0():
+                    _c7 = _adjoint(_c4)
+                    _k0 = _c7 @ _g_dU1 - _c6 @ U1
+                    _c8 = _diag(gS)
+                    _k1 = _c8
+                    return (_k0, _k1)
+
+                def _kv1():
+                    _c8 = _diag(gS)
+                    _k2 = _c8 + _skew(_c0)
+                    return (_k2,)
+
+                def _kv2():
+                    _c7 = _adjoint(_c4)
+                    _k3 = _np.imag(_np.diagonal(_c0, 0, -2, -1)[..., :, None])
+                    _k4 = _skew(_c7 @ _c5)
+                    return (_k3, _k4)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check("zeros", _kv0, (A, gS, gU), _PIVOTS_MESSAGE, "check_singular", S)
+                        if check_singular
+                        else None,
+                        _check("ties", _kv1, (gS, gU), _TIES_MESSAGE, "check_ties", S)
+                        if check_ties
+                        else None,
+                        _check("vanish", _kv2, (gU,), _GAUGE_MESSAGE_2, "check_gauge", None)
+                        if check_gauge
+                        else None,
+                    ),
+                )
+            if gU is None and gS is None and gVh is not None:
+                # the rule below without the terms of gU, gS, which are None
+                V = _adjoint(Vh)
+                U1 = U[..., :, :n]
+                F = _pairwise_inv(S * S)
+                _c0 = _adjoint(V)
+                _c1 = _adjoint(gVh)
+                _c2 = _c0 @ _c1
+                _g_D = -_c2
+                _c3 = _np.conj(F) * _c2
+                _g_dP = (
+                    _np.conj(S) * _c3
+                    + S * _adjoint(_c3)
+                    + _skew(
+                        _diag(
+                            (
+                                _np.conj(1 / S)
+                                * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
+                            )
+                        )
+                    )
+                )
+                gA = U1 @ (_g_dP @ _c0)
+
+                def _kv0():
+                    _c4 = Vh[..., n:, :]
+                    _c5 = gVh[..., n:, :]
+                    _k0 = _c4 @ _c1 - _c5 @ V
+                    return (_k0,)
+
+                def _kv1():
+                    _c6 = Vh @ _c1
+                    _k1 = _skew(_c6)
+                    return (_k1,)
+
+                def _kv2():
+                    _c4 = Vh[..., n:, :]
+                    _c5 = gVh[..., n:, :]
+                    _c6 = Vh @ _c1
+                    _k2 = _np.imag(_np.diagonal(_c6, 0, -2, -1)[..., :, None])
+                    _k3 = _skew(_c4 @ _adjoint(_c5))
+                    return (_k2, _k3)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check("zeros", _kv0, (A, gVh), _PIVOTS_MESSAGE, "check_singular", S)
+                        if check_singular
+                        else None,
+                        _check("ties", _kv1, (gVh,), _TIES_MESSAGE, "check_ties", S)
+                        if check_ties
+                        else None,
+                        _check("vanish", _kv2, (gVh,), _GAUGE_MESSAGE_2, "check_gauge", None)
+                        if check_gauge
+                        else None,
+                    ),
+                )
+            if gU is None and gS is not None and gVh is None:
+                # the rule below without the terms of gU, gVh, which are None
+                V = _adjoint(Vh)
+                U1 = U[..., :, :n]
+                _g_dP = _diag(_np.real(gS))
+                gA = U1 @ (_g_dP @ _adjoint(V))
+
+                def _kv0():
+                    _c0 = _diag(gS)
+                    _k0 = _c0
+                    return (_k0,)
+
+                def _kv1():
+                    _c0 = _diag(gS)
+                    _k1 = _c0
+                    return (_k1,)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check("zeros", _kv0, (A, gS), _PIVOTS_MESSAGE, "check_singular", S)
+                        if check_singular
+                        else None,
+                        _check("ties", _kv1, (gS,), _TIES_MESSAGE, "check_ties", S)
+                        if check_ties
+                        else None,
+                    ),
+                )
+            if gU is not None and gS is None and gVh is None:
+                # the rule below without the terms of gS, gVh, which are None
+                V = _adjoint(Vh)
+                U1 = U[..., :, :n]
+                F = _pairwise_inv(S * S)
+                _g_dU1 = gU[..., :, :n]
+                _c0 = _adjoint(U1) @ _g_dU1
+                _g_D = _c0
+                _c1 = _np.conj(F) * _c0
+                _c2 = 1 / S
+                _c3 = _np.conj(_c2)
+                _g_dP = (
+                    _adjoint(_c1) * _np.swapaxes(S, -1, -2)
+                    + _c1 * _np.swapaxes(_np.conj(S), -1, -2)
+                    - _c0 * _np.swapaxes(_c3, -1, -2)
+                    + _skew(_diag((_c3 * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])))
+                )
+                _c4 = U[..., :, n:]
+                _c5 = gU[..., :, n:]
+                _c6 = _adjoint(_c5)
+                gA = (U1 @ _g_dP + _g_dU1 * _np.swapaxes(_c3, -1, -2)) @ _adjoint(V) - _c4 @ (
+                    (_c6 @ U1 * _np.swapaxes(_c2, -1, -2)) @ Vh
+                )
+
+                def _kv0():
+                    _c7 = _adjoint(_c4)
+                    _k0 = _c7 @ _g_dU1 - _c6 @ U1
+                    return (_k0,)
+
+                def _kv2():
+                    _c7 = _adjoint(_c4)
+                    _k2 = _np.imag(_np.diagonal(_c0, 0, -2, -1)[..., :, None])
+                    _k3 = _skew(_c7 @ _c5)
+                    return (_k2, _k3)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check("zeros", _kv0, (A, gU), _PIVOTS_MESSAGE, "check_singular", S)
+                        if check_singular
+                        else None,
+                        _check("ties", lambda: (_skew(_c0),), (gU,), _TIES_MESSAGE, "check_ties", S)
+                        if check_ties
+                        else None,
+                        _check("vanish", _kv2, (gU,), _GAUGE_MESSAGE_2, "check_gauge", None)
+                        if check_gauge
+                        else None,
+                    ),
+                )
+            gU = _zeros_like(U) if gU is None else gU
+            gS = _zeros_like(S) if gS is None else gS
+            gVh = _zeros_like(Vh) if gVh is None else gVh
+
             # spec/svd.yaml:173, transposed (the spec gives no VJP)
             V = _adjoint(Vh)
             U1 = U[..., :, :n]
             F = _pairwise_inv(S * S)
             _g_dU1 = gU[..., :, :n]
-            _c0 = _adjoint(U1)
-            _c1 = _c0 @ _g_dU1
-            _c2 = _adjoint(V)
-            _c3 = _adjoint(gVh)
-            _g_D = _c1 - _c2 @ _c3
-            _c9 = 1 / S
-            _c10 = _diag(_c9)
-            _c11 = _adjoint(_c10)
-            _c4 = _diag(S)
-            _c5 = _adjoint(_c4)
-            _c6 = _np.conj(F)
-            _c7 = _c6 * (_c2 @ _c3)
-            _c8 = _c6 * _c1
+            _c0 = _adjoint(U1) @ _g_dU1
+            _c1 = _adjoint(V)
+            _c2 = _adjoint(gVh)
+            _c3 = _c1 @ _c2
+            _g_D = _c0 - _c3
+            _c4 = _np.conj(F)
+            _c5 = _c4 * _c3
+            _c6 = _np.conj(S)
+            _c7 = _c4 * _c0
+            _c8 = 1 / S
+            _c9 = _np.conj(_c8)
             _g_dP = (
-                _c5 @ _c7
-                + _adjoint(_c8) @ _c4
-                + _c4 @ _adjoint(_c7)
-                + _c8 @ _c5
-                - _c0 @ _g_dU1 @ _c11
+                _c6 * _c5
+                + _adjoint(_c7) * _np.swapaxes(S, -1, -2)
+                + S * _adjoint(_c5)
+                + _c7 * _np.swapaxes(_c6, -1, -2)
+                - _c0 * _np.swapaxes(_c9, -1, -2)
                 + _diag(_np.real(gS))
-                + _skew(
-                    _diag((_np.conj(_c9) * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]))
-                )
+                + _skew(_diag((_c9 * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])))
             )
-            _c12 = U[..., :, n:]
-            _c13 = gU[..., :, n:]
-            _c14 = _adjoint(_c13)
-            gA = _g_dU1 @ _c11 @ _c2 + U1 @ _g_dP @ _c2 - _c12 @ _c14 @ U1 @ _c10 @ Vh
+            _c10 = U[..., :, n:]
+            _c11 = gU[..., :, n:]
+            _c12 = _adjoint(_c11)
+            gA = (_g_dU1 * _np.swapaxes(_c9, -1, -2) + U1 @ _g_dP) @ _c1 - _c10 @ (
+                (_c12 @ U1 * _np.swapaxes(_c8, -1, -2)) @ Vh
+            )
 
             def _kv0():
-                _c15 = _adjoint(_c12)
-                _c16 = Vh[..., n:, :]
-                _c17 = gVh[..., n:, :]
-                _k0 = _np.concatenate([_c15 @ _g_dU1 - _c14 @ U1, _c16 @ _c3 - _c17 @ V], axis=-2)
-                _c18 = _diag(gS)
-                _k1 = _c18
+                _c13 = _adjoint(_c10)
+                _c14 = Vh[..., n:, :]
+                _c15 = gVh[..., n:, :]
+                _k0 = _np.concatenate([_c13 @ _g_dU1 - _c12 @ U1, _c14 @ _c2 - _c15 @ V], axis=-2)
+                _c16 = _diag(gS)
+                _k1 = _c16
                 return (_k0, _k1)
 
             def _kv1():
-                _c18 = _diag(gS)
-                _c19 = _c1 + Vh @ _c3
-                _k2 = _skew(_c19) + _c18
+                _c16 = _diag(gS)
+                _c17 = _c0 + Vh @ _c2
+                _k2 = _skew(_c17) + _c16
                 return (_k2,)
 
             def _kv2():
-                _c15 = _adjoint(_c12)
-                _c16 = Vh[..., n:, :]
-                _c17 = gVh[..., n:, :]
-                _c19 = _c1 + Vh @ _c3
-                _k3 = _np.imag(_np.diagonal(_c19, 0, -2, -1)[..., :, None])
-                _k4 = _skew(_c15 @ _c13)
-                _k5 = _skew(_c16 @ _adjoint(_c17))
+                _c13 = _adjoint(_c10)
+                _c14 = Vh[..., n:, :]
+                _c15 = gVh[..., n:, :]
+                _c17 = _c0 + Vh @ _c2
+                _k3 = _np.imag(_np.diagonal(_c17, 0, -2, -1)[..., :, None])
+                _k4 = _skew(_c13 @ _c11)
+                _k5 = _skew(_c14 @ _adjoint(_c15))
                 return (_k3, _k4, _k5)
 
             return _checked_vjp(
@@ -1107,7 +3215,268 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     else None,
                 ),
             )
+
         if m < n:
+            if gU is None and gS is not None and gVh is not None:
+                # the rule below without the terms of gU, which are None
+                _c0 = Vh[..., :m, :]
+                V1 = _adjoint(_c0)
+                F = _pairwise_inv(S * S)
+                _c1 = _adjoint(gVh)
+                _g_dV1 = _c1[..., :, :m]
+                _c2 = _adjoint(V1)
+                _c3 = _c2 @ _g_dV1
+                _g_D = -_c3
+                _c4 = _np.conj(F) * _c3
+                _c5 = _adjoint(_g_dV1)
+                _c6 = 1 / S
+                _c7 = _np.conj(_c6)
+                _g_dP = (
+                    _np.conj(S) * _c4
+                    + S * _adjoint(_c4)
+                    - _c6 * (_c5 @ V1)
+                    + _diag(_np.real(gS))
+                    + _skew(_diag((_c7 * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])))
+                )
+                _c8 = Vh[..., m:, :]
+                gA = U @ (_c6 * _c5 + _g_dP @ _c2 - _c7 * ((_c2 @ _c1[..., :, m:]) @ _c8))
+
+                def _kv0():
+                    _c10 = gVh[..., m:, :]
+                    _c9 = _adjoint(gVh[..., :m, :])
+                    _k0 = _c8 @ _c9 - _c10 @ V1
+                    _c11 = _diag(gS)
+                    _k1 = _c11
+                    return (_k0, _k1)
+
+                def _kv1():
+                    _c9 = _adjoint(gVh[..., :m, :])
+                    _c11 = _diag(gS)
+                    _c12 = _c0 @ _c9
+                    _k2 = _c11 + _skew(_c12)
+                    return (_k2,)
+
+                def _kv2():
+                    _c10 = gVh[..., m:, :]
+                    _c9 = _adjoint(gVh[..., :m, :])
+                    _c12 = _c0 @ _c9
+                    _k3 = _np.imag(_np.diagonal(_c12, 0, -2, -1)[..., :, None])
+                    _k4 = _skew(_c8 @ _adjoint(_c10))
+                    return (_k3, _k4)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check("zeros", _kv0, (A, gS, gVh), _PIVOTS_MESSAGE, "check_singular", S)
+                        if check_singular
+                        else None,
+                        _check("ties", _kv1, (gS, gVh), _TIES_MESSAGE, "check_ties", S)
+                        if check_ties
+                        else None,
+                        _check("vanish", _kv2, (gVh,), _GAUGE_MESSAGE_2, "check_gauge", None)
+                        if check_gauge
+                        else None,
+                    ),
+                )
+            if gU is not None and gS is not None and gVh is None:
+                # the rule below without the terms of gVh, which are None
+                V1 = _adjoint(Vh[..., :m, :])
+                F = _pairwise_inv(S * S)
+                _c0 = _adjoint(U) @ gU
+                _g_D = _c0
+                _c1 = _np.conj(F) * _c0
+                _g_dP = (
+                    _adjoint(_c1) * _np.swapaxes(S, -1, -2)
+                    + _c1 * _np.swapaxes(_np.conj(S), -1, -2)
+                    + _diag(_np.real(gS))
+                    + _skew(
+                        _diag(
+                            (
+                                _np.conj(1 / S)
+                                * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
+                            )
+                        )
+                    )
+                )
+                gA = (U @ _g_dP) @ _adjoint(V1)
+
+                def _kv0():
+                    _c2 = _adjoint(U[..., :, m:])
+                    _c3 = gU[..., :, m:]
+                    _k0 = _c2 @ gU - _adjoint(_c3) @ U
+                    _c4 = _diag(gS)
+                    _k1 = _c4
+                    return (_k0, _k1)
+
+                def _kv1():
+                    _c4 = _diag(gS)
+                    _k2 = _c4 + _skew(_g_D)
+                    return (_k2,)
+
+                def _kv2():
+                    _c2 = _adjoint(U[..., :, m:])
+                    _c3 = gU[..., :, m:]
+                    _k3 = _np.imag(_np.diagonal(_g_D, 0, -2, -1)[..., :, None])
+                    _k4 = _skew(_c2 @ _c3)
+                    return (_k3, _k4)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check("zeros", _kv0, (A, gS, gU), _PIVOTS_MESSAGE, "check_singular", S)
+                        if check_singular
+                        else None,
+                        _check("ties", _kv1, (gS, gU), _TIES_MESSAGE, "check_ties", S)
+                        if check_ties
+                        else None,
+                        _check("vanish", _kv2, (gU,), _GAUGE_MESSAGE_2, "check_gauge", None)
+                        if check_gauge
+                        else None,
+                    ),
+                )
+            if gU is None and gS is None and gVh is not None:
+                # the rule below without the terms of gU, gS, which are None
+                _c0 = Vh[..., :m, :]
+                V1 = _adjoint(_c0)
+                F = _pairwise_inv(S * S)
+                _c1 = _adjoint(gVh)
+                _g_dV1 = _c1[..., :, :m]
+                _c2 = _adjoint(V1)
+                _c3 = _c2 @ _g_dV1
+                _g_D = -_c3
+                _c4 = _np.conj(F) * _c3
+                _c5 = _adjoint(_g_dV1)
+                _c6 = 1 / S
+                _c7 = _np.conj(_c6)
+                _g_dP = (
+                    _np.conj(S) * _c4
+                    + S * _adjoint(_c4)
+                    - _c6 * (_c5 @ V1)
+                    + _skew(_diag((_c7 * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])))
+                )
+                _c8 = Vh[..., m:, :]
+                gA = U @ (_c6 * _c5 + _g_dP @ _c2 - _c7 * ((_c2 @ _c1[..., :, m:]) @ _c8))
+
+                def _kv0():
+                    _c10 = gVh[..., m:, :]
+                    _c9 = _adjoint(gVh[..., :m, :])
+                    _k0 = _c8 @ _c9 - _c10 @ V1
+                    return (_k0,)
+
+                def _kv1():
+                    _c9 = _adjoint(gVh[..., :m, :])
+                    _c11 = _c0 @ _c9
+                    _k1 = _skew(_c11)
+                    return (_k1,)
+
+                def _kv2():
+                    _c10 = gVh[..., m:, :]
+                    _c9 = _adjoint(gVh[..., :m, :])
+                    _c11 = _c0 @ _c9
+                    _k2 = _np.imag(_np.diagonal(_c11, 0, -2, -1)[..., :, None])
+                    _k3 = _skew(_c8 @ _adjoint(_c10))
+                    return (_k2, _k3)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check("zeros", _kv0, (A, gVh), _PIVOTS_MESSAGE, "check_singular", S)
+                        if check_singular
+                        else None,
+                        _check("ties", _kv1, (gVh,), _TIES_MESSAGE, "check_ties", S)
+                        if check_ties
+                        else None,
+                        _check("vanish", _kv2, (gVh,), _GAUGE_MESSAGE_2, "check_gauge", None)
+                        if check_gauge
+                        else None,
+                    ),
+                )
+            if gU is None and gS is not None and gVh is None:
+                # the rule below without the terms of gU, gVh, which are None
+                V1 = _adjoint(Vh[..., :m, :])
+                _g_dP = _diag(_np.real(gS))
+                gA = (U @ _g_dP) @ _adjoint(V1)
+
+                def _kv0():
+                    _c0 = _diag(gS)
+                    _k0 = _c0
+                    return (_k0,)
+
+                def _kv1():
+                    _c0 = _diag(gS)
+                    _k1 = _c0
+                    return (_k1,)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check("zeros", _kv0, (A, gS), _PIVOTS_MESSAGE, "check_singular", S)
+                        if check_singular
+                        else None,
+                        _check("ties", _kv1, (gS,), _TIES_MESSAGE, "check_ties", S)
+                        if check_ties
+                        else None,
+                    ),
+                )
+            if gU is not None and gS is None and gVh is None:
+                # the rule below without the terms of gS, gVh, which are None
+                V1 = _adjoint(Vh[..., :m, :])
+                F = _pairwise_inv(S * S)
+                _c0 = _adjoint(U) @ gU
+                _g_D = _c0
+                _c1 = _np.conj(F) * _c0
+                _g_dP = (
+                    _adjoint(_c1) * _np.swapaxes(S, -1, -2)
+                    + _c1 * _np.swapaxes(_np.conj(S), -1, -2)
+                    + _skew(
+                        _diag(
+                            (
+                                _np.conj(1 / S)
+                                * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
+                            )
+                        )
+                    )
+                )
+                gA = (U @ _g_dP) @ _adjoint(V1)
+
+                def _kv0():
+                    _c2 = _adjoint(U[..., :, m:])
+                    _c3 = gU[..., :, m:]
+                    _k0 = _c2 @ gU - _adjoint(_c3) @ U
+                    return (_k0,)
+
+                def _kv2():
+                    _c2 = _adjoint(U[..., :, m:])
+                    _c3 = gU[..., :, m:]
+                    _k2 = _np.imag(_np.diagonal(_g_D, 0, -2, -1)[..., :, None])
+                    _k3 = _skew(_c2 @ _c3)
+                    return (_k2, _k3)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check("zeros", _kv0, (A, gU), _PIVOTS_MESSAGE, "check_singular", S)
+                        if check_singular
+                        else None,
+                        _check(
+                            "ties", lambda: (_skew(_g_D),), (gU,), _TIES_MESSAGE, "check_ties", S
+                        )
+                        if check_ties
+                        else None,
+                        _check("vanish", _kv2, (gU,), _GAUGE_MESSAGE_2, "check_gauge", None)
+                        if check_gauge
+                        else None,
+                    ),
+                )
+            gU = _zeros_like(U) if gU is None else gU
+            gS = _zeros_like(S) if gS is None else gS
+            gVh = _zeros_like(Vh) if gVh is None else gVh
+
             # spec/svd.yaml:186, transposed (the spec gives no VJP)
             _c0 = Vh[..., :m, :]
             V1 = _adjoint(_c0)
@@ -1116,32 +3485,26 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             _g_dV1 = _c1[..., :, :m]
             _c2 = _adjoint(U) @ gU
             _c3 = _adjoint(V1)
-            _g_D = _c2 - _c3 @ _g_dV1
-            _c9 = 1 / S
-            _c10 = _diag(_c9)
-            _c11 = _adjoint(_g_dV1)
-            _c4 = _diag(S)
-            _c5 = _adjoint(_c4)
-            _c6 = _np.conj(F)
-            _c7 = _c6 * (_c3 @ _g_dV1)
-            _c8 = _c6 * _c2
+            _c4 = _c3 @ _g_dV1
+            _g_D = _c2 - _c4
+            _c10 = 1 / S
+            _c11 = _np.conj(_c10)
+            _c5 = _np.conj(F)
+            _c6 = _c5 * _c4
+            _c7 = _np.conj(S)
+            _c8 = _c5 * _c2
+            _c9 = _adjoint(_g_dV1)
             _g_dP = (
-                _c5 @ _c7
-                + _adjoint(_c8) @ _c4
-                + _c4 @ _adjoint(_c7)
-                + _c8 @ _c5
-                - _c10 @ _c11 @ V1
+                _c7 * _c6
+                + _adjoint(_c8) * _np.swapaxes(S, -1, -2)
+                + S * _adjoint(_c6)
+                + _c8 * _np.swapaxes(_c7, -1, -2)
+                - _c10 * (_c9 @ V1)
                 + _diag(_np.real(gS))
-                + _skew(
-                    _diag((_np.conj(_c9) * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]))
-                )
+                + _skew(_diag((_c11 * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])))
             )
             _c12 = Vh[..., m:, :]
-            gA = (
-                U @ _c10 @ _c11
-                + U @ _g_dP @ _c3
-                - U @ _adjoint(_c10) @ _c3 @ _c1[..., :, m:] @ _c12
-            )
+            gA = U @ (_c10 * _c9 + _g_dP @ _c3 - _c11 * ((_c3 @ _c1[..., :, m:]) @ _c12))
 
             def _kv0():
                 _c13 = _adjoint(U[..., :, m:])
@@ -1188,6 +3551,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     else None,
                 ),
             )
+
     raise ValueError(
         f"svd: no vjp rule for full_matrices={full_matrices!r} and A of shape {tuple(A.shape)}"
     )
@@ -1281,9 +3645,7 @@ def svd_vjp(
     def pullback(gU=None, gS=None, gVh=None):
         cotangents = [
             None
-            if not f
-            else _zeros_like(y)
-            if g is None
+            if not f or g is None  # None: the rule leaves out its terms
             else _cotangent_in(_check_tangent("svd", "g" + label, g, y[..., 0])[..., None])
             if v
             else _cotangent_in(_check_tangent("svd", "g" + label, g, y))

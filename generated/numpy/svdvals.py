@@ -103,7 +103,7 @@ def _jvp_checks(A, S, U, Vh, dA, check_ties, check_singular):
                 else None,
                 _check(
                     "ties",
-                    lambda: (_sym(_adjoint(U) @ dA @ _adjoint(Vh)),),
+                    lambda: (_sym((_adjoint(U) @ dA) @ _adjoint(Vh)),),
                     (dA,),
                     _TIES_MESSAGE,
                     "check_ties",
@@ -132,7 +132,7 @@ def _jvp_checks(A, S, U, Vh, dA, check_ties, check_singular):
                 else None,
                 _check(
                     "ties",
-                    lambda: (_sym(_adjoint(U) @ dA @ _adjoint(Vh)),),
+                    lambda: (_sym(_adjoint(U) @ (dA @ _adjoint(Vh))),),
                     (dA,),
                     _TIES_MESSAGE,
                     "check_ties",
@@ -155,7 +155,7 @@ def _jvp_rule(A, S, U, Vh, dA, check_ties, check_singular):
     if True:
         if m >= n:
             # spec/svdvals.yaml:72, T2016
-            _c0 = _adjoint(U) @ dA @ _adjoint(Vh)
+            _c0 = (_adjoint(U) @ dA) @ _adjoint(Vh)
             _c1 = _np.diagonal(_c0, 0, -2, -1)[..., :, None]
             dS = _np.real(_c1)
             return _checked_jvp(
@@ -181,9 +181,10 @@ def _jvp_rule(A, S, U, Vh, dA, check_ties, check_singular):
                 _differentiable(check_ties, check_singular),
                 (check_ties, check_singular),
             )
+
         if m < n:
             # spec/svdvals.yaml:72, T2016
-            _c0 = _adjoint(U) @ dA @ _adjoint(Vh)
+            _c0 = _adjoint(U) @ (dA @ _adjoint(Vh))
             _c1 = _np.diagonal(_c0, 0, -2, -1)[..., :, None]
             dS = _np.real(_c1)
             return _checked_jvp(
@@ -209,6 +210,7 @@ def _jvp_rule(A, S, U, Vh, dA, check_ties, check_singular):
                 _differentiable(check_ties, check_singular),
                 (check_ties, check_singular),
             )
+
     raise ValueError(f"svdvals: no jvp rule for the options and A of shape {tuple(A.shape)}")
 
 
@@ -221,6 +223,8 @@ def _vjp_checks(A, S, U, Vh, gS, gU, gVh, check_ties, check_singular):
 
     if True:
         if m >= n:
+            gS = _zeros_like(S) if gS is None else gS
+
             return (
                 _check("zeros", lambda: (_diag(gS),), (A, gS), _PIVOTS_MESSAGE, "check_singular", S)
                 if check_singular
@@ -230,6 +234,8 @@ def _vjp_checks(A, S, U, Vh, gS, gU, gVh, check_ties, check_singular):
                 else None,
             )
         if m < n:
+            gS = _zeros_like(S) if gS is None else gS
+
             return (
                 _check("zeros", lambda: (_diag(gS),), (A, gS), _PIVOTS_MESSAGE, "check_singular", S)
                 if check_singular
@@ -251,6 +257,8 @@ def _vjp_rule(A, S, U, Vh, gS, gU, gVh, check_ties, check_singular):
     _raise_if_failed("svdvals", _checks, (gS, gU, gVh), "cotangent")
     if True:
         if m >= n:
+            gS = _zeros_like(S) if gS is None else gS
+
             # spec/svdvals.yaml:75
             gA = U * _np.swapaxes(_np.real(gS), -1, -2) @ Vh
 
@@ -276,7 +284,10 @@ def _vjp_rule(A, S, U, Vh, gS, gU, gVh, check_ties, check_singular):
                     else None,
                 ),
             )
+
         if m < n:
+            gS = _zeros_like(S) if gS is None else gS
+
             # spec/svdvals.yaml:75
             gA = U * _np.swapaxes(_np.real(gS), -1, -2) @ Vh
 
@@ -302,6 +313,7 @@ def _vjp_rule(A, S, U, Vh, gS, gU, gVh, check_ties, check_singular):
                     else None,
                 ),
             )
+
     raise ValueError(f"svdvals: no vjp rule for the options and A of shape {tuple(A.shape)}")
 
 
@@ -353,9 +365,7 @@ def svdvals_vjp(A, check_ties=True, check_singular=True):
     def pullback(gS=None):
         cotangents = [
             None
-            if not f
-            else _zeros_like(y)
-            if g is None
+            if not f or g is None  # None: the rule leaves out its terms
             else _cotangent_in(_check_tangent("svdvals", "g" + label, g, y[..., 0])[..., None])
             if v
             else _cotangent_in(_check_tangent("svdvals", "g" + label, g, y))

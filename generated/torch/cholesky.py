@@ -141,6 +141,7 @@ def _jvp_rule(A, L, dA, upper, check_singular):
             _differentiable(upper, check_singular),
             (upper, check_singular),
         )
+
     if upper is True:
         # spec/cholesky.yaml:64
         X = _torch.linalg.solve_triangular(
@@ -162,6 +163,7 @@ def _jvp_rule(A, L, dA, upper, check_singular):
             _differentiable(upper, check_singular),
             (upper, check_singular),
         )
+
     raise ValueError(f"cholesky: no jvp rule for upper={upper!r} and A of shape {tuple(A.shape)}")
 
 
@@ -171,6 +173,8 @@ def _vjp_checks(A, L, gL, upper, check_singular):
     n = A.shape[-2]
 
     if upper is False:
+        gL = _zeros_like(L) if gL is None else gL
+
         return (
             _check(
                 "pivots",
@@ -187,6 +191,8 @@ def _vjp_checks(A, L, gL, upper, check_singular):
             else None,
         )
     if upper is True:
+        gL = _zeros_like(L) if gL is None else gL
+
         return (
             _check(
                 "pivots",
@@ -212,6 +218,8 @@ def _vjp_rule(A, L, gL, upper, check_singular):
     _checks = _vjp_checks(A, L, gL, upper, check_singular)
     _raise_if_failed("cholesky", _checks, (gL,), "cotangent")
     if upper is False:
+        gL = _zeros_like(L) if gL is None else gL
+
         # spec/cholesky.yaml:50, M2008 eq. (10)
         _c0 = L.mH
         Y = _mm(_c0, gL)
@@ -226,7 +234,10 @@ def _vjp_rule(A, L, gL, upper, check_singular):
             )
         )
         return _checked_vjp("cholesky", (gA,), (*_checks[:1],))
+
     if upper is True:
+        gL = _zeros_like(L) if gL is None else gL
+
         # spec/cholesky.yaml:68
         Y = _mm(L, gL.mH)
         P = _tril_diag(Y, (1 / 2))
@@ -242,6 +253,7 @@ def _vjp_rule(A, L, gL, upper, check_singular):
             )
         )
         return _checked_vjp("cholesky", (gA,), (*_checks[:1],))
+
     raise ValueError(f"cholesky: no vjp rule for upper={upper!r} and A of shape {tuple(A.shape)}")
 
 
@@ -281,6 +293,9 @@ def _setup_context(ctx, inputs, output):
     ctx.options = (upper, check_singular)
     flags = _differentiable(upper, check_singular)
     ctx.mark_non_differentiable(*(y for y, f in zip(output, flags) if not f))
+    # an output the loss does not read has a None cotangent, not zeros: the rule leaves
+    # out its terms (svdvals, differentiated through svd, pays for gS alone)
+    ctx.set_materialize_grads(False)
     ctx.save_for_backward(*inputs[:1], *output)
 
 
@@ -318,7 +333,9 @@ class _CholeskyFunction(_torch.autograd.Function):
     def jvp(ctx, *tangents):
         flags = _differentiable(*ctx.options)
         saved = ctx.saved_tensors
-        rule = iter(_jvp_rule(*saved, *tangents[:1], *ctx.options))
+        # an input without a tangent has None (grads are not materialized): zeros to the rule
+        given = [_zeros_like(x) if t is None else t for t, x in zip(tangents[:1], saved)]
+        rule = iter(_jvp_rule(*saved, *given, *ctx.options))
         outputs = saved[1:]
         return tuple(_laid_out_like(next(rule), y) if f else None for f, y in zip(flags, outputs))
 
@@ -380,9 +397,7 @@ def cholesky_vjp(A, upper=False, check_singular=True):
     def pullback(gL=None):
         cotangents = [
             None
-            if not f
-            else _zeros_like(y)
-            if g is None
+            if not f or g is None  # None: the rule leaves out its terms
             else _cotangent_in(_check_tangent("cholesky", "g" + label, g, y))
             for f, y, g, label in zip(flags, outputs, (gL,), ["L"])
         ]

@@ -131,6 +131,7 @@ def _jvp_rule(A, L, V, dA, check_gauge, check_ties):
             _differentiable(check_gauge, check_ties),
             (check_gauge, check_ties),
         )
+
     raise ValueError(f"eig: no jvp rule for the options and A of shape {tuple(A.shape)}")
 
 
@@ -140,6 +141,22 @@ def _vjp_checks(A, L, V, gL, gV, check_gauge, check_ties):
     n = A.shape[-2]
 
     if True:
+        if gL is not None and gV is None:
+            return (
+                _check(
+                    "ties",
+                    lambda: (_torch.diag_embed(gL.squeeze(-1)),),
+                    (gL,),
+                    _TIES_MESSAGE,
+                    "check_ties",
+                    L,
+                )
+                if check_ties
+                else None,
+            )
+        gL = _zeros_like(L) if gL is None else gL
+        gV = _zeros_like(V) if gV is None else gV
+
         return (
             _check(
                 "ties",
@@ -184,22 +201,38 @@ def _vjp_rule(A, L, V, gL, gV, check_gauge, check_ties):
     _checks = _vjp_checks(A, L, V, gL, gV, check_gauge, check_ties)
     _raise_if_failed("eig", _checks, (gL, gV), "cotangent")
     if True:
+        if gL is not None and gV is None:
+            # the rule below without the terms of gV, which are None
+            _g_X = _torch.diag_embed(gL.squeeze(-1))
+            _c0 = V.mH
+            gA = _mm(_torch.linalg.solve(_c0, _g_X, left=True), _c0)
+            return _checked_vjp(
+                "eig",
+                (gA,),
+                (
+                    _check("ties", lambda: (_g_X,), (gL,), _TIES_MESSAGE, "check_ties", L)
+                    if check_ties
+                    else None,
+                ),
+            )
+        gL = _zeros_like(L) if gL is None else gL
+        gV = _zeros_like(V) if gV is None else gV
+
         # spec/eig.yaml:60, G2008 Sec. 3.1, transposed (the spec gives no VJP)
         _c0 = V.mH
-        _g_W = V * (-_mm(_c0, gV)).diagonal(dim1=-2, dim2=-1).unsqueeze(-1).mT + gV
-        _c1 = _torch.diag_embed(gL.squeeze(-1))
-        _g_X = _c1 + (_pairwise_inv(L).conj() * (_mm(_c0, _g_W)))
+        _c1 = _mm(_c0, gV)
+        _g_W = V * (-_c1).diagonal(dim1=-2, dim2=-1).unsqueeze(-1).mT + gV
+        _c2 = _torch.diag_embed(gL.squeeze(-1))
+        _g_X = _c2 + (_pairwise_inv(L).conj() * (_mm(_c0, _g_W)))
         gA = _mm(_torch.linalg.solve(_c0, _g_X, left=True), _c0)
 
         def _kv0():
-            _c2 = _mm(_c0, gV)
-            _c3 = _c2.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
-            _k0 = (_addmm(_c2, _c0, V * _re(_c3).mT, alpha=-1)) + _c1
+            _c3 = _c1.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
+            _k0 = _addmm(_c2, _c0, gV - V * _re(_c3).mT)
             return (_k0,)
 
         def _kv1():
-            _c2 = _mm(_c0, gV)
-            _c3 = _c2.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
+            _c3 = _c1.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
             _k1 = _im(_c3)
             return (_k1,)
 
@@ -215,6 +248,7 @@ def _vjp_rule(A, L, V, gL, gV, check_gauge, check_ties):
                 else None,
             ),
         )
+
     raise ValueError(f"eig: no vjp rule for the options and A of shape {tuple(A.shape)}")
 
 
@@ -252,6 +286,9 @@ def _setup_context(ctx, inputs, output):
     ctx.options = (check_gauge, check_ties)
     flags = _differentiable(check_gauge, check_ties)
     ctx.mark_non_differentiable(*(y for y, f in zip(output, flags) if not f))
+    # an output the loss does not read has a None cotangent, not zeros: the rule leaves
+    # out its terms (svdvals, differentiated through svd, pays for gS alone)
+    ctx.set_materialize_grads(False)
     ctx.save_for_backward(*inputs[:1], *output)
 
 
@@ -290,7 +327,9 @@ class _EIGFunction(_torch.autograd.Function):
     def jvp(ctx, *tangents):
         flags = _differentiable(*ctx.options)
         saved = ctx.saved_tensors
-        rule = iter(_jvp_rule(*saved, *tangents[:1], *ctx.options))
+        # an input without a tangent has None (grads are not materialized): zeros to the rule
+        given = [_zeros_like(x) if t is None else t for t, x in zip(tangents[:1], saved)]
+        rule = iter(_jvp_rule(*saved, *given, *ctx.options))
         outputs = saved[1:]
         return tuple(_laid_out_like(next(rule), y) if f else None for f, y in zip(flags, outputs))
 
@@ -357,9 +396,7 @@ def eig_vjp(A, check_gauge=True, check_ties=True):
     def pullback(gL=None, gV=None):
         cotangents = [
             None
-            if not f
-            else _zeros_like(y)
-            if g is None
+            if not f or g is None  # None: the rule leaves out its terms
             else _cotangent_in(_check_tangent("eig", "g" + label, g, y[..., 0])[..., None])
             if v
             else _cotangent_in(_check_tangent("eig", "g" + label, g, y))

@@ -158,6 +158,7 @@ def _jvp_rule(A, L, Q, dA, UPLO, check_gauge, check_ties):
             _differentiable(UPLO, check_gauge, check_ties),
             (UPLO, check_gauge, check_ties),
         )
+
     raise ValueError(f"eigh: no jvp rule for UPLO={UPLO!r} and A of shape {tuple(A.shape)}")
 
 
@@ -167,6 +168,40 @@ def _vjp_checks(A, L, Q, gL, gQ, UPLO, check_gauge, check_ties):
     n = A.shape[-2]
 
     if UPLO == "L" or UPLO == "U":
+        if gL is None and gQ is not None:
+            return (
+                _check(
+                    "ties", lambda: (_skew(_mm(Q.mH, gQ)),), (gQ,), _TIES_MESSAGE, "check_ties", L
+                )
+                if check_ties
+                else None,
+                _check(
+                    "vanish",
+                    lambda: (_im((Q.mH * gQ.mT).sum(-1).unsqueeze(-1)),),
+                    (gQ,),
+                    _GAUGE_MESSAGE,
+                    "check_gauge",
+                    None,
+                )
+                if check_gauge
+                else None,
+            )
+        if gL is not None and gQ is None:
+            return (
+                _check(
+                    "ties",
+                    lambda: (_torch.diag_embed(gL.squeeze(-1)),),
+                    (gL,),
+                    _TIES_MESSAGE,
+                    "check_ties",
+                    L,
+                )
+                if check_ties
+                else None,
+            )
+        gL = _zeros_like(L) if gL is None else gL
+        gQ = _zeros_like(Q) if gQ is None else gQ
+
         return (
             _check(
                 "ties",
@@ -199,6 +234,52 @@ def _vjp_rule(A, L, Q, gL, gQ, UPLO, check_gauge, check_ties):
     _checks = _vjp_checks(A, L, Q, gL, gQ, UPLO, check_gauge, check_ties)
     _raise_if_failed("eigh", _checks, (gL, gQ), "cotangent")
     if UPLO == "L" or UPLO == "U":
+        if gL is None and gQ is not None:
+            # the rule below without the terms of gL, which are None
+            _c0 = Q.mH
+            _c1 = _mm(_c0, gQ)
+            gA = _sym(_mm(_mm(Q, _pairwise_inv(L) * _c1), _c0))
+            return _checked_vjp(
+                "eigh",
+                (gA,),
+                (
+                    _check("ties", lambda: (_skew(_c1),), (gQ,), _TIES_MESSAGE, "check_ties", L)
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (_im(_c1.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)),),
+                        (gQ,),
+                        _GAUGE_MESSAGE,
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                ),
+            )
+        if gL is not None and gQ is None:
+            # the rule below without the terms of gQ, which are None
+            gA = _sym(_mm(Q * _re(gL).mT, Q.mH))
+            return _checked_vjp(
+                "eigh",
+                (gA,),
+                (
+                    _check(
+                        "ties",
+                        lambda: (_torch.diag_embed(gL.squeeze(-1)),),
+                        (gL,),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        L,
+                    )
+                    if check_ties
+                    else None,
+                ),
+            )
+        gL = _zeros_like(L) if gL is None else gL
+        gQ = _zeros_like(Q) if gQ is None else gQ
+
         # spec/eigh.yaml:83, G2008 Sec. 3.1
         _c0 = Q.mH
         _c1 = _mm(_c0, gQ)
@@ -231,6 +312,7 @@ def _vjp_rule(A, L, Q, gL, gQ, UPLO, check_gauge, check_ties):
                 else None,
             ),
         )
+
     raise ValueError(f"eigh: no vjp rule for UPLO={UPLO!r} and A of shape {tuple(A.shape)}")
 
 
@@ -274,6 +356,9 @@ def _setup_context(ctx, inputs, output):
     ctx.options = (UPLO, check_gauge, check_ties)
     flags = _differentiable(UPLO, check_gauge, check_ties)
     ctx.mark_non_differentiable(*(y for y, f in zip(output, flags) if not f))
+    # an output the loss does not read has a None cotangent, not zeros: the rule leaves
+    # out its terms (svdvals, differentiated through svd, pays for gS alone)
+    ctx.set_materialize_grads(False)
     ctx.save_for_backward(*inputs[:1], *output)
 
 
@@ -311,7 +396,9 @@ class _EighFunction(_torch.autograd.Function):
     def jvp(ctx, *tangents):
         flags = _differentiable(*ctx.options)
         saved = ctx.saved_tensors
-        rule = iter(_jvp_rule(*saved, *tangents[:1], *ctx.options))
+        # an input without a tangent has None (grads are not materialized): zeros to the rule
+        given = [_zeros_like(x) if t is None else t for t, x in zip(tangents[:1], saved)]
+        rule = iter(_jvp_rule(*saved, *given, *ctx.options))
         outputs = saved[1:]
         return tuple(_laid_out_like(next(rule), y) if f else None for f, y in zip(flags, outputs))
 
@@ -384,9 +471,7 @@ def eigh_vjp(A, UPLO="L", check_gauge=True, check_ties=True, *, lower=None):
     def pullback(gL=None, gQ=None):
         cotangents = [
             None
-            if not f
-            else _zeros_like(y)
-            if g is None
+            if not f or g is None  # None: the rule leaves out its terms
             else _cotangent_in(_check_tangent("eigh", "g" + label, g, y[..., 0])[..., None])
             if v
             else _cotangent_in(_check_tangent("eigh", "g" + label, g, y))

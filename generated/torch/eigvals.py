@@ -117,6 +117,7 @@ def _jvp_rule(A, L, V, dA, check_ties):
             _differentiable(check_ties),
             (check_ties,),
         )
+
     raise ValueError(f"eigvals: no jvp rule for the options and A of shape {tuple(A.shape)}")
 
 
@@ -126,6 +127,8 @@ def _vjp_checks(A, L, V, gL, gV, check_ties):
     n = A.shape[-2]
 
     if True:
+        gL = _zeros_like(L) if gL is None else gL
+
         return (
             _check(
                 "ties",
@@ -148,19 +151,28 @@ def _vjp_rule(A, L, V, gL, gV, check_ties):
     _checks = _vjp_checks(A, L, V, gL, gV, check_ties)
     _raise_if_failed("eigvals", _checks, (gL, gV), "cotangent")
     if True:
+        gL = _zeros_like(L) if gL is None else gL
+
         # spec/eigvals.yaml:47
         _c0 = V.mH
-        _c1 = _torch.diag_embed(gL.squeeze(-1))
-        gA = _torch.linalg.solve(_c0, _mm(_c1, _c0), left=True)
+        gA = _torch.linalg.solve(_c0, gL * _c0, left=True)
         return _checked_vjp(
             "eigvals",
             (gA,),
             (
-                _check("ties", lambda: (_c1,), (gL,), _TIES_MESSAGE, "check_ties", L)
+                _check(
+                    "ties",
+                    lambda: (_torch.diag_embed(gL.squeeze(-1)),),
+                    (gL,),
+                    _TIES_MESSAGE,
+                    "check_ties",
+                    L,
+                )
                 if check_ties
                 else None,
             ),
         )
+
     raise ValueError(f"eigvals: no vjp rule for the options and A of shape {tuple(A.shape)}")
 
 
@@ -196,6 +208,9 @@ def _setup_context(ctx, inputs, output):
     ctx.options = (check_ties,)
     flags = _differentiable(check_ties)
     ctx.mark_non_differentiable(*(y for y, f in zip(output, flags) if not f))
+    # an output the loss does not read has a None cotangent, not zeros: the rule leaves
+    # out its terms (svdvals, differentiated through svd, pays for gS alone)
+    ctx.set_materialize_grads(False)
     ctx.save_for_backward(*inputs[:1], *output)
 
 
@@ -234,7 +249,9 @@ class _EigvalsFunction(_torch.autograd.Function):
     def jvp(ctx, *tangents):
         flags = _differentiable(*ctx.options)
         saved = ctx.saved_tensors
-        rule = iter(_jvp_rule(*saved, *tangents[:1], *ctx.options))
+        # an input without a tangent has None (grads are not materialized): zeros to the rule
+        given = [_zeros_like(x) if t is None else t for t, x in zip(tangents[:1], saved)]
+        rule = iter(_jvp_rule(*saved, *given, *ctx.options))
         outputs = saved[1:]
         return tuple(_laid_out_like(next(rule), y) if f else None for f, y in zip(flags, outputs))
 
@@ -294,9 +311,7 @@ def eigvals_vjp(A, check_ties=True):
     def pullback(gL=None):
         cotangents = [
             None
-            if not f
-            else _zeros_like(y)
-            if g is None
+            if not f or g is None  # None: the rule leaves out its terms
             else _cotangent_in(_check_tangent("eigvals", "g" + label, g, y[..., 0])[..., None])
             if v
             else _cotangent_in(_check_tangent("eigvals", "g" + label, g, y))

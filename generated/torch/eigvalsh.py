@@ -141,6 +141,7 @@ def _jvp_rule(A, L, Q, dA, UPLO, check_ties):
             _differentiable(UPLO, check_ties),
             (UPLO, check_ties),
         )
+
     raise ValueError(f"eigvalsh: no jvp rule for UPLO={UPLO!r} and A of shape {tuple(A.shape)}")
 
 
@@ -150,6 +151,8 @@ def _vjp_checks(A, L, Q, gL, gQ, UPLO, check_ties):
     n = A.shape[-2]
 
     if UPLO == "L" or UPLO == "U":
+        gL = _zeros_like(L) if gL is None else gL
+
         return (
             _check(
                 "ties",
@@ -172,6 +175,8 @@ def _vjp_rule(A, L, Q, gL, gQ, UPLO, check_ties):
     _checks = _vjp_checks(A, L, Q, gL, gQ, UPLO, check_ties)
     _raise_if_failed("eigvalsh", _checks, (gL, gQ), "cotangent")
     if UPLO == "L" or UPLO == "U":
+        gL = _zeros_like(L) if gL is None else gL
+
         # spec/eigvalsh.yaml:58, G2008 Sec. 3.1
         gA = _sym(_mm(Q * _re(gL).mT, Q.mH))
         return _checked_vjp(
@@ -190,6 +195,7 @@ def _vjp_rule(A, L, Q, gL, gQ, UPLO, check_ties):
                 else None,
             ),
         )
+
     raise ValueError(f"eigvalsh: no vjp rule for UPLO={UPLO!r} and A of shape {tuple(A.shape)}")
 
 
@@ -229,6 +235,9 @@ def _setup_context(ctx, inputs, output):
     ctx.options = (UPLO, check_ties)
     flags = _differentiable(UPLO, check_ties)
     ctx.mark_non_differentiable(*(y for y, f in zip(output, flags) if not f))
+    # an output the loss does not read has a None cotangent, not zeros: the rule leaves
+    # out its terms (svdvals, differentiated through svd, pays for gS alone)
+    ctx.set_materialize_grads(False)
     ctx.save_for_backward(*inputs[:1], *output)
 
 
@@ -266,7 +275,9 @@ class _EigvalshFunction(_torch.autograd.Function):
     def jvp(ctx, *tangents):
         flags = _differentiable(*ctx.options)
         saved = ctx.saved_tensors
-        rule = iter(_jvp_rule(*saved, *tangents[:1], *ctx.options))
+        # an input without a tangent has None (grads are not materialized): zeros to the rule
+        given = [_zeros_like(x) if t is None else t for t, x in zip(tangents[:1], saved)]
+        rule = iter(_jvp_rule(*saved, *given, *ctx.options))
         outputs = saved[1:]
         return tuple(_laid_out_like(next(rule), y) if f else None for f, y in zip(flags, outputs))
 
@@ -332,9 +343,7 @@ def eigvalsh_vjp(A, UPLO="L", check_ties=True, *, lower=None):
     def pullback(gL=None):
         cotangents = [
             None
-            if not f
-            else _zeros_like(y)
-            if g is None
+            if not f or g is None  # None: the rule leaves out its terms
             else _cotangent_in(_check_tangent("eigvalsh", "g" + label, g, y[..., 0])[..., None])
             if v
             else _cotangent_in(_check_tangent("eigvalsh", "g" + label, g, y))

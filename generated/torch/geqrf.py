@@ -170,17 +170,21 @@ def _jvp_rule(A, a, tau, dA, check_singular):
                 _differentiable(check_singular),
                 (check_singular,),
             )
+
         if m > n:
             # spec/geqrf.yaml:91, WLL2012 Sec. 3, HAL2011
             _c0 = _torch.eye(m, n, dtype=A.dtype, device=A.device)
             V = a.tril(-1) + _c0
             R = a[..., :n, :].triu(0)
-            _c1 = _torch.diag_embed(tau.squeeze(-1))
             T = _torch.linalg.solve_triangular(
-                _mm(_mm(_c1, V.mH), V), _c1, upper=True, left=True, unitriangular=True
+                _mm(tau * V.mH, V),
+                _torch.diag_embed(tau.squeeze(-1)),
+                upper=True,
+                left=True,
+                unitriangular=True,
             )
-            _c2 = V[..., :n, :]
-            W = _mm(T, _c2.mH)
+            _c1 = V[..., :n, :]
+            W = _mm(T, _c1.mH)
             Q = _addmm(_c0, V, W, alpha=-1)
             C = _torch.linalg.solve_triangular(R, dA, upper=True, left=False, unitriangular=False)
             B = _mm(Q.mH, C)
@@ -189,7 +193,7 @@ def _jvp_rule(A, a, tau, dA, check_singular):
             X = _torch.linalg.solve_triangular(
                 W,
                 _torch.linalg.solve_triangular(
-                    _c2, -dQ[..., :n, :], upper=False, left=True, unitriangular=True
+                    _c1, -dQ[..., :n, :], upper=False, left=True, unitriangular=True
                 ),
                 upper=True,
                 left=False,
@@ -203,7 +207,7 @@ def _jvp_rule(A, a, tau, dA, check_singular):
                 left=False,
                 unitriangular=False,
             )
-            da = _torch.cat([_addmm(_mm(_c2, X.tril(-1)), U, R), dV2], dim=-2)
+            da = _torch.cat([_addmm(_mm(_c1, X.tril(-1)), U, R), dV2], dim=-2)
             dtau = dW.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
             return _checked_jvp(
                 "geqrf",
@@ -214,26 +218,30 @@ def _jvp_rule(A, a, tau, dA, check_singular):
                 _differentiable(check_singular),
                 (check_singular,),
             )
+
         if m == n:
             # spec/geqrf.yaml:109, RR2020, HAL2011
             _c0 = _torch.eye(m, m, dtype=A.dtype, device=A.device)
             V = a.tril(-1) + _c0
             R = a.triu(0)
             R1 = R
-            _c1 = _torch.diag_embed(tau.squeeze(-1))
-            _c2 = V.mH
+            _c1 = V.mH
             T = _torch.linalg.solve_triangular(
-                _mm(_mm(_c1, _c2), V), _c1, upper=True, left=True, unitriangular=True
+                _mm(tau * _c1, V),
+                _torch.diag_embed(tau.squeeze(-1)),
+                upper=True,
+                left=True,
+                unitriangular=True,
             )
-            W = _mm(T, _c2)
+            W = _mm(T, _c1)
             Q = _addmm(_c0, V, W, alpha=-1)
             C = _torch.linalg.solve_triangular(R1, dA, upper=True, left=False, unitriangular=False)
-            _c3 = Q.mH
-            B = _mm(_c3, C)
+            _c2 = Q.mH
+            B = _mm(_c2, C)
             U = _triu_herm(B)
             dQ = _addmm(C, Q, U, alpha=-1)
             dR = _torch.cat(
-                [_mm(U, R1), _addmm(_mm(dQ.mH, A[..., :, m:]), _c3, dA[..., :, m:])], dim=-1
+                [_mm(U, R1), _addmm(_mm(dQ.mH, A[..., :, m:]), _c2, dA[..., :, m:])], dim=-1
             )
             F = _torch.linalg.solve_triangular(V, -dQ, upper=False, left=True, unitriangular=True)
             X = _torch.linalg.solve_triangular(
@@ -268,28 +276,32 @@ def _jvp_rule(A, a, tau, dA, check_singular):
                 _differentiable(check_singular),
                 (check_singular,),
             )
+
         if m < n:
             # spec/geqrf.yaml:109, RR2020, HAL2011
             _c0 = _torch.eye(m, m, dtype=A.dtype, device=A.device)
             V = a[..., :, :m].tril(-1) + _c0
             R = a.triu(0)
             R1 = R[..., :, :m]
-            _c1 = _torch.diag_embed(tau.squeeze(-1))
-            _c2 = V.mH
+            _c1 = V.mH
             T = _torch.linalg.solve_triangular(
-                _mm(_mm(_c1, _c2), V), _c1, upper=True, left=True, unitriangular=True
+                _mm(tau * _c1, V),
+                _torch.diag_embed(tau.squeeze(-1)),
+                upper=True,
+                left=True,
+                unitriangular=True,
             )
-            W = _mm(T, _c2)
+            W = _mm(T, _c1)
             Q = _addmm(_c0, V, W, alpha=-1)
             C = _torch.linalg.solve_triangular(
                 R1, dA[..., :, :m], upper=True, left=False, unitriangular=False
             )
-            _c3 = Q.mH
-            B = _mm(_c3, C)
+            _c2 = Q.mH
+            B = _mm(_c2, C)
             U = _triu_herm(B)
             dQ = _addmm(C, Q, U, alpha=-1)
             dR = _torch.cat(
-                [_mm(U, R1), _addmm(_mm(dQ.mH, A[..., :, m:]), _c3, dA[..., :, m:])], dim=-1
+                [_mm(U, R1), _addmm(_mm(dQ.mH, A[..., :, m:]), _c2, dA[..., :, m:])], dim=-1
             )
             F = _torch.linalg.solve_triangular(V, -dQ, upper=False, left=True, unitriangular=True)
             X = _torch.linalg.solve_triangular(
@@ -324,6 +336,7 @@ def _jvp_rule(A, a, tau, dA, check_singular):
                 _differentiable(check_singular),
                 (check_singular,),
             )
+
     raise ValueError(f"geqrf: no jvp rule for the options and A of shape {tuple(A.shape)}")
 
 
@@ -337,6 +350,9 @@ def _vjp_checks(A, a, tau, ga, gtau, check_singular):
 
     if True:
         if m == 0:
+            ga = _zeros_like(a) if ga is None else ga
+            gtau = _zeros_like(tau) if gtau is None else gtau
+
             return (
                 _check(
                     "pivots",
@@ -350,6 +366,22 @@ def _vjp_checks(A, a, tau, ga, gtau, check_singular):
                 else None,
             )
         if m > n:
+            if ga is None and gtau is not None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (a.diagonal(dim1=-2, dim2=-1).unsqueeze(-1),),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            ga = _zeros_like(a) if ga is None else ga
+            gtau = _zeros_like(tau) if gtau is None else gtau
+
             return (
                 _check(
                     "pivots",
@@ -363,6 +395,35 @@ def _vjp_checks(A, a, tau, ga, gtau, check_singular):
                 else None,
             )
         if m == n:
+            if ga is None and gtau is not None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (a.diagonal(dim1=-2, dim2=-1).unsqueeze(-1),),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            if ga is not None and gtau is None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (a.diagonal(dim1=-2, dim2=-1).unsqueeze(-1),),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            ga = _zeros_like(a) if ga is None else ga
+            gtau = _zeros_like(tau) if gtau is None else gtau
+
             return (
                 _check(
                     "pivots",
@@ -376,6 +437,35 @@ def _vjp_checks(A, a, tau, ga, gtau, check_singular):
                 else None,
             )
         if m < n:
+            if ga is None and gtau is not None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (a.diagonal(dim1=-2, dim2=-1).unsqueeze(-1),),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            if ga is not None and gtau is None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (a.diagonal(dim1=-2, dim2=-1).unsqueeze(-1),),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            ga = _zeros_like(a) if ga is None else ga
+            gtau = _zeros_like(tau) if gtau is None else gtau
+
             return (
                 _check(
                     "pivots",
@@ -402,173 +492,470 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
     _raise_if_failed("geqrf", _checks, (ga, gtau), "cotangent")
     if True:
         if m == 0:
+            ga = _zeros_like(a) if ga is None else ga
+            gtau = _zeros_like(tau) if gtau is None else gtau
+
             # spec/geqrf.yaml:86, transposed (the spec gives no VJP)
             gA = _torch.nn.functional.pad(_torch.diag_embed(gtau.squeeze(-1)), (0, n, 0, 0)) + ga
             return _checked_vjp("geqrf", (gA,), (*_checks[:1],))
+
         if m > n:
+            if ga is None and gtau is not None:
+                # the rule below without the terms of ga, which are None
+                _c0 = _torch.eye(m, n, dtype=A.dtype, device=A.device)
+                V = a.tril(-1) + _c0
+                R = a[..., :n, :].triu(0)
+                T = _torch.linalg.solve_triangular(
+                    _mm(tau * V.mH, V),
+                    _torch.diag_embed(tau.squeeze(-1)),
+                    upper=True,
+                    left=True,
+                    unitriangular=True,
+                )
+                _c1 = V[..., :n, :].mH
+                W = _mm(T, _c1)
+                Q = _addmm(_c0, V, W, alpha=-1)
+                _g_dW = _torch.diag_embed(gtau.squeeze(-1))
+                _c2 = W.mH
+                _g_X = (_mm(_g_dW, _c2)).triu(0)
+                _g_dQ = _torch.nn.functional.pad(
+                    -_torch.linalg.solve_triangular(
+                        _c1,
+                        _torch.linalg.solve_triangular(
+                            _c2, _g_X, upper=False, left=False, unitriangular=False
+                        ),
+                        upper=True,
+                        left=True,
+                        unitriangular=True,
+                    ),
+                    (0, 0, 0, m - n),
+                )
+                _g_U = -_mm(Q.mH, _g_dQ)
+                _c3 = _g_U.triu(1)
+                _g_B = (
+                    _c3.mH
+                    + _torch.diag_embed(
+                        _re(_g_U.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)).squeeze(-1)
+                    )
+                    + _c3
+                )
+                _g_C = _addmm(_g_dQ, Q, _g_B)
+                gA = _torch.linalg.solve_triangular(
+                    R.mH, _g_C, upper=False, left=False, unitriangular=False
+                )
+                return _checked_vjp("geqrf", (gA,), (*_checks[:1],))
+            ga = _zeros_like(a) if ga is None else ga
+            gtau = _zeros_like(tau) if gtau is None else gtau
+
             # spec/geqrf.yaml:91, WLL2012 Sec. 3, HAL2011, transposed (the spec gives no VJP)
             _c0 = _torch.eye(m, n, dtype=A.dtype, device=A.device)
             V = a.tril(-1) + _c0
             R = a[..., :n, :].triu(0)
-            _c1 = _torch.diag_embed(tau.squeeze(-1))
             T = _torch.linalg.solve_triangular(
-                _mm(_mm(_c1, V.mH), V), _c1, upper=True, left=True, unitriangular=True
+                _mm(tau * V.mH, V),
+                _torch.diag_embed(tau.squeeze(-1)),
+                upper=True,
+                left=True,
+                unitriangular=True,
             )
-            _c2 = V[..., :n, :].mH
-            W = _mm(T, _c2)
+            _c1 = V[..., :n, :].mH
+            W = _mm(T, _c1)
             Q = _addmm(_c0, V, W, alpha=-1)
             _g_dV2 = ga[..., n:, :]
-            _c3 = W.mH
-            _c4 = _torch.linalg.solve_triangular(
-                _c3, _g_dV2, upper=False, left=False, unitriangular=False
+            _c2 = W.mH
+            _c3 = _torch.linalg.solve_triangular(
+                _c2, _g_dV2, upper=False, left=False, unitriangular=False
             )
-            _g_dW = _addmm(_torch.diag_embed(gtau.squeeze(-1)), V[..., n:, :].mH, _c4, alpha=-1)
-            _c5 = ga[..., :n, :]
-            _g_X = (_mm(_c2, _c5)).tril(-1) + (_mm(_g_dW, _c3)).triu(0)
+            _g_dW = _addmm(_torch.diag_embed(gtau.squeeze(-1)), V[..., n:, :].mH, _c3, alpha=-1)
+            _c4 = ga[..., :n, :]
+            _g_X = (_mm(_c1, _c4)).tril(-1) + (_mm(_g_dW, _c2)).triu(0)
             _g_dQ = _torch.nn.functional.pad(
                 -_torch.linalg.solve_triangular(
-                    _c2,
+                    _c1,
                     _torch.linalg.solve_triangular(
-                        _c3, _g_X, upper=False, left=False, unitriangular=False
+                        _c2, _g_X, upper=False, left=False, unitriangular=False
                     ),
                     upper=True,
                     left=True,
                     unitriangular=True,
                 ),
                 (0, 0, 0, m - n),
-            ) + _torch.nn.functional.pad(-_c4, (0, 0, n, 0))
-            _c6 = R.mH
-            _g_U = _addmm(_mm(_c5, _c6), Q.mH, _g_dQ, alpha=-1)
-            _c7 = _g_U.triu(1)
+            ) + _torch.nn.functional.pad(-_c3, (0, 0, n, 0))
+            _c5 = R.mH
+            _g_U = _addmm(_mm(_c4, _c5), Q.mH, _g_dQ, alpha=-1)
+            _c6 = _g_U.triu(1)
             _g_B = (
-                _c7.mH
+                _c6.mH
                 + _torch.diag_embed(_re(_g_U.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)).squeeze(-1))
-                + _c7
+                + _c6
             )
             _g_C = _addmm(_g_dQ, Q, _g_B)
             gA = _torch.linalg.solve_triangular(
-                _c6, _g_C, upper=False, left=False, unitriangular=False
+                _c5, _g_C, upper=False, left=False, unitriangular=False
             )
             return _checked_vjp("geqrf", (gA,), (*_checks[:1],))
+
         if m == n:
+            if ga is None and gtau is not None:
+                # the rule below without the terms of ga, which are None
+                _c0 = _torch.eye(m, m, dtype=A.dtype, device=A.device)
+                V = a.tril(-1) + _c0
+                R = a.triu(0)
+                R1 = R
+                _c1 = V.mH
+                T = _torch.linalg.solve_triangular(
+                    _mm(tau * _c1, V),
+                    _torch.diag_embed(tau.squeeze(-1)),
+                    upper=True,
+                    left=True,
+                    unitriangular=True,
+                )
+                W = _mm(T, _c1)
+                Q = _addmm(_c0, V, W, alpha=-1)
+                _c2 = gtau[..., m - 1 :, :]
+                _g_X = _torch.nn.functional.pad(
+                    -_mm(_c2, W[..., : m - 1, m - 1 :].mH), (0, 0, m - 1, 0)
+                ) + _torch.nn.functional.pad(
+                    _torch.diag_embed(
+                        (tau[..., : m - 1, :].conj() * gtau[..., : m - 1, :]).squeeze(-1)
+                    ),
+                    (0, 0, 0, 1),
+                )
+                _g_F = _torch.nn.functional.pad(
+                    _c2, (m - 1, 0, m - 1, 0)
+                ) + _torch.nn.functional.pad(
+                    _torch.linalg.solve_triangular(
+                        W[..., : m - 1, : m - 1].mH,
+                        _g_X,
+                        upper=False,
+                        left=False,
+                        unitriangular=False,
+                    ),
+                    (0, 1, 0, 0),
+                )
+                _g_dQ = -_torch.linalg.solve_triangular(
+                    _c1, _g_F, upper=True, left=True, unitriangular=True
+                )
+                _g_U = -_mm(Q.mH, _g_dQ)
+                _c3 = _g_U.triu(1)
+                _g_B = (
+                    _c3.mH
+                    + _torch.diag_embed(
+                        _re(_g_U.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)).squeeze(-1)
+                    )
+                    + _c3
+                )
+                _g_C = _addmm(_g_dQ, Q, _g_B)
+                gA = _torch.linalg.solve_triangular(
+                    R1.mH, _g_C, upper=False, left=False, unitriangular=False
+                )
+                return _checked_vjp("geqrf", (gA,), (*_checks[:1],))
+            if ga is not None and gtau is None:
+                # the rule below without the terms of gtau, which are None
+                _c0 = _torch.eye(m, m, dtype=A.dtype, device=A.device)
+                V = a.tril(-1) + _c0
+                R = a.triu(0)
+                R1 = R
+                _c1 = V.mH
+                T = _torch.linalg.solve_triangular(
+                    _mm(tau * _c1, V),
+                    _torch.diag_embed(tau.squeeze(-1)),
+                    upper=True,
+                    left=True,
+                    unitriangular=True,
+                )
+                W = _mm(T, _c1)
+                Q = _addmm(_c0, V, W, alpha=-1)
+                _c2 = ga[..., :, : m - 1]
+                _g_X = (_mm(_c1, _c2)).tril(-1)
+                _g_F = _torch.nn.functional.pad(
+                    _torch.linalg.solve_triangular(
+                        W[..., : m - 1, : m - 1].mH,
+                        _g_X,
+                        upper=False,
+                        left=False,
+                        unitriangular=False,
+                    ),
+                    (0, 1, 0, 0),
+                )
+                _g_dR = _torch.nn.functional.pad(_c2, (0, 1, 0, 0)) + _torch.nn.functional.pad(
+                    ga[..., :, m - 1 :], (m - 1, 0, 0, 0)
+                )
+                _c3 = _g_dR[..., :, m:]
+                _g_dQ = _addmm(
+                    -(
+                        _torch.linalg.solve_triangular(
+                            _c1, _g_F, upper=True, left=True, unitriangular=True
+                        )
+                    ),
+                    A[..., :, m:],
+                    _c3.mH,
+                )
+                _c4 = R1.mH
+                _g_U = _addmm(_mm(_g_dR, _c4), Q.mH, _g_dQ, alpha=-1)
+                _c5 = _g_U.triu(1)
+                _g_B = (
+                    _c5.mH
+                    + _torch.diag_embed(
+                        _re(_g_U.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)).squeeze(-1)
+                    )
+                    + _c5
+                )
+                _g_C = _addmm(_g_dQ, Q, _g_B)
+                gA = _torch.nn.functional.pad(
+                    _mm(Q, _c3), (m, 0, 0, 0)
+                ) + _torch.linalg.solve_triangular(
+                    _c4, _g_C, upper=False, left=False, unitriangular=False
+                )
+                return _checked_vjp("geqrf", (gA,), (*_checks[:1],))
+            ga = _zeros_like(a) if ga is None else ga
+            gtau = _zeros_like(tau) if gtau is None else gtau
+
             # spec/geqrf.yaml:109, RR2020, HAL2011, transposed (the spec gives no VJP)
             _c0 = _torch.eye(m, m, dtype=A.dtype, device=A.device)
             V = a.tril(-1) + _c0
             R = a.triu(0)
             R1 = R
-            _c1 = _torch.diag_embed(tau.squeeze(-1))
-            _c2 = V.mH
+            _c1 = V.mH
             T = _torch.linalg.solve_triangular(
-                _mm(_mm(_c1, _c2), V), _c1, upper=True, left=True, unitriangular=True
+                _mm(tau * _c1, V),
+                _torch.diag_embed(tau.squeeze(-1)),
+                upper=True,
+                left=True,
+                unitriangular=True,
             )
-            W = _mm(T, _c2)
+            W = _mm(T, _c1)
             Q = _addmm(_c0, V, W, alpha=-1)
-            _c3 = gtau[..., m - 1 :, :]
-            _c4 = ga[..., :, : m - 1]
+            _c2 = gtau[..., m - 1 :, :]
+            _c3 = ga[..., :, : m - 1]
             _g_X = (
-                _torch.nn.functional.pad(-_mm(_c3, W[..., : m - 1, m - 1 :].mH), (0, 0, m - 1, 0))
+                _torch.nn.functional.pad(-_mm(_c2, W[..., : m - 1, m - 1 :].mH), (0, 0, m - 1, 0))
                 + _torch.nn.functional.pad(
                     _torch.diag_embed(
                         (tau[..., : m - 1, :].conj() * gtau[..., : m - 1, :]).squeeze(-1)
                     ),
                     (0, 0, 0, 1),
                 )
-                + (_mm(_c2, _c4)).tril(-1)
+                + (_mm(_c1, _c3)).tril(-1)
             )
-            _g_F = _torch.nn.functional.pad(_c3, (m - 1, 0, m - 1, 0)) + _torch.nn.functional.pad(
+            _g_F = _torch.nn.functional.pad(_c2, (m - 1, 0, m - 1, 0)) + _torch.nn.functional.pad(
                 _torch.linalg.solve_triangular(
                     W[..., : m - 1, : m - 1].mH, _g_X, upper=False, left=False, unitriangular=False
                 ),
                 (0, 1, 0, 0),
             )
-            _g_dR = _torch.nn.functional.pad(_c4, (0, 1, 0, 0)) + _torch.nn.functional.pad(
+            _g_dR = _torch.nn.functional.pad(_c3, (0, 1, 0, 0)) + _torch.nn.functional.pad(
                 ga[..., :, m - 1 :], (m - 1, 0, 0, 0)
             )
-            _c5 = _g_dR[..., :, m:]
+            _c4 = _g_dR[..., :, m:]
             _g_dQ = _addmm(
                 -(
                     _torch.linalg.solve_triangular(
-                        _c2, _g_F, upper=True, left=True, unitriangular=True
+                        _c1, _g_F, upper=True, left=True, unitriangular=True
                     )
                 ),
                 A[..., :, m:],
-                _c5.mH,
+                _c4.mH,
             )
-            _c6 = R1.mH
-            _g_U = _addmm(_mm(_g_dR, _c6), Q.mH, _g_dQ, alpha=-1)
-            _c7 = _g_U.triu(1)
+            _c5 = R1.mH
+            _g_U = _addmm(_mm(_g_dR, _c5), Q.mH, _g_dQ, alpha=-1)
+            _c6 = _g_U.triu(1)
             _g_B = (
-                _c7.mH
+                _c6.mH
                 + _torch.diag_embed(_re(_g_U.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)).squeeze(-1))
-                + _c7
+                + _c6
             )
             _g_C = _addmm(_g_dQ, Q, _g_B)
             gA = _torch.nn.functional.pad(
-                _mm(Q, _c5), (m, 0, 0, 0)
+                _mm(Q, _c4), (m, 0, 0, 0)
             ) + _torch.linalg.solve_triangular(
-                _c6, _g_C, upper=False, left=False, unitriangular=False
+                _c5, _g_C, upper=False, left=False, unitriangular=False
             )
             return _checked_vjp("geqrf", (gA,), (*_checks[:1],))
+
         if m < n:
+            if ga is None and gtau is not None:
+                # the rule below without the terms of ga, which are None
+                _c0 = _torch.eye(m, m, dtype=A.dtype, device=A.device)
+                V = a[..., :, :m].tril(-1) + _c0
+                R = a.triu(0)
+                R1 = R[..., :, :m]
+                _c1 = V.mH
+                T = _torch.linalg.solve_triangular(
+                    _mm(tau * _c1, V),
+                    _torch.diag_embed(tau.squeeze(-1)),
+                    upper=True,
+                    left=True,
+                    unitriangular=True,
+                )
+                W = _mm(T, _c1)
+                Q = _addmm(_c0, V, W, alpha=-1)
+                _c2 = gtau[..., m - 1 :, :]
+                _g_X = _torch.nn.functional.pad(
+                    -_mm(_c2, W[..., : m - 1, m - 1 :].mH), (0, 0, m - 1, 0)
+                ) + _torch.nn.functional.pad(
+                    _torch.diag_embed(
+                        (tau[..., : m - 1, :].conj() * gtau[..., : m - 1, :]).squeeze(-1)
+                    ),
+                    (0, 0, 0, 1),
+                )
+                _g_F = _torch.nn.functional.pad(
+                    _c2, (m - 1, 0, m - 1, 0)
+                ) + _torch.nn.functional.pad(
+                    _torch.linalg.solve_triangular(
+                        W[..., : m - 1, : m - 1].mH,
+                        _g_X,
+                        upper=False,
+                        left=False,
+                        unitriangular=False,
+                    ),
+                    (0, 1, 0, 0),
+                )
+                _g_dQ = -_torch.linalg.solve_triangular(
+                    _c1, _g_F, upper=True, left=True, unitriangular=True
+                )
+                _g_U = -_mm(Q.mH, _g_dQ)
+                _c3 = _g_U.triu(1)
+                _g_B = (
+                    _c3.mH
+                    + _torch.diag_embed(
+                        _re(_g_U.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)).squeeze(-1)
+                    )
+                    + _c3
+                )
+                _g_C = _addmm(_g_dQ, Q, _g_B)
+                gA = _torch.nn.functional.pad(
+                    _torch.linalg.solve_triangular(
+                        R1.mH, _g_C, upper=False, left=False, unitriangular=False
+                    ),
+                    (0, -m + n, 0, 0),
+                )
+                return _checked_vjp("geqrf", (gA,), (*_checks[:1],))
+            if ga is not None and gtau is None:
+                # the rule below without the terms of gtau, which are None
+                _c0 = _torch.eye(m, m, dtype=A.dtype, device=A.device)
+                V = a[..., :, :m].tril(-1) + _c0
+                R = a.triu(0)
+                R1 = R[..., :, :m]
+                _c1 = V.mH
+                T = _torch.linalg.solve_triangular(
+                    _mm(tau * _c1, V),
+                    _torch.diag_embed(tau.squeeze(-1)),
+                    upper=True,
+                    left=True,
+                    unitriangular=True,
+                )
+                W = _mm(T, _c1)
+                Q = _addmm(_c0, V, W, alpha=-1)
+                _c2 = ga[..., :, : m - 1]
+                _g_X = (_mm(_c1, _c2)).tril(-1)
+                _g_F = _torch.nn.functional.pad(
+                    _torch.linalg.solve_triangular(
+                        W[..., : m - 1, : m - 1].mH,
+                        _g_X,
+                        upper=False,
+                        left=False,
+                        unitriangular=False,
+                    ),
+                    (0, 1, 0, 0),
+                )
+                _g_dR = _torch.nn.functional.pad(
+                    _c2, (0, -m + n + 1, 0, 0)
+                ) + _torch.nn.functional.pad(ga[..., :, m - 1 :], (m - 1, 0, 0, 0))
+                _c3 = _g_dR[..., :, m:]
+                _g_dQ = _addmm(
+                    -(
+                        _torch.linalg.solve_triangular(
+                            _c1, _g_F, upper=True, left=True, unitriangular=True
+                        )
+                    ),
+                    A[..., :, m:],
+                    _c3.mH,
+                )
+                _c4 = R1.mH
+                _g_U = _addmm(_mm(_g_dR[..., :, :m], _c4), Q.mH, _g_dQ, alpha=-1)
+                _c5 = _g_U.triu(1)
+                _g_B = (
+                    _c5.mH
+                    + _torch.diag_embed(
+                        _re(_g_U.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)).squeeze(-1)
+                    )
+                    + _c5
+                )
+                _g_C = _addmm(_g_dQ, Q, _g_B)
+                gA = _torch.nn.functional.pad(_mm(Q, _c3), (m, 0, 0, 0)) + _torch.nn.functional.pad(
+                    _torch.linalg.solve_triangular(
+                        _c4, _g_C, upper=False, left=False, unitriangular=False
+                    ),
+                    (0, -m + n, 0, 0),
+                )
+                return _checked_vjp("geqrf", (gA,), (*_checks[:1],))
+            ga = _zeros_like(a) if ga is None else ga
+            gtau = _zeros_like(tau) if gtau is None else gtau
+
             # spec/geqrf.yaml:109, RR2020, HAL2011, transposed (the spec gives no VJP)
             _c0 = _torch.eye(m, m, dtype=A.dtype, device=A.device)
             V = a[..., :, :m].tril(-1) + _c0
             R = a.triu(0)
             R1 = R[..., :, :m]
-            _c1 = _torch.diag_embed(tau.squeeze(-1))
-            _c2 = V.mH
+            _c1 = V.mH
             T = _torch.linalg.solve_triangular(
-                _mm(_mm(_c1, _c2), V), _c1, upper=True, left=True, unitriangular=True
+                _mm(tau * _c1, V),
+                _torch.diag_embed(tau.squeeze(-1)),
+                upper=True,
+                left=True,
+                unitriangular=True,
             )
-            W = _mm(T, _c2)
+            W = _mm(T, _c1)
             Q = _addmm(_c0, V, W, alpha=-1)
-            _c3 = gtau[..., m - 1 :, :]
-            _c4 = ga[..., :, : m - 1]
+            _c2 = gtau[..., m - 1 :, :]
+            _c3 = ga[..., :, : m - 1]
             _g_X = (
-                _torch.nn.functional.pad(-_mm(_c3, W[..., : m - 1, m - 1 :].mH), (0, 0, m - 1, 0))
+                _torch.nn.functional.pad(-_mm(_c2, W[..., : m - 1, m - 1 :].mH), (0, 0, m - 1, 0))
                 + _torch.nn.functional.pad(
                     _torch.diag_embed(
                         (tau[..., : m - 1, :].conj() * gtau[..., : m - 1, :]).squeeze(-1)
                     ),
                     (0, 0, 0, 1),
                 )
-                + (_mm(_c2, _c4)).tril(-1)
+                + (_mm(_c1, _c3)).tril(-1)
             )
-            _g_F = _torch.nn.functional.pad(_c3, (m - 1, 0, m - 1, 0)) + _torch.nn.functional.pad(
+            _g_F = _torch.nn.functional.pad(_c2, (m - 1, 0, m - 1, 0)) + _torch.nn.functional.pad(
                 _torch.linalg.solve_triangular(
                     W[..., : m - 1, : m - 1].mH, _g_X, upper=False, left=False, unitriangular=False
                 ),
                 (0, 1, 0, 0),
             )
-            _g_dR = _torch.nn.functional.pad(_c4, (0, -m + n + 1, 0, 0)) + _torch.nn.functional.pad(
+            _g_dR = _torch.nn.functional.pad(_c3, (0, -m + n + 1, 0, 0)) + _torch.nn.functional.pad(
                 ga[..., :, m - 1 :], (m - 1, 0, 0, 0)
             )
-            _c5 = _g_dR[..., :, m:]
+            _c4 = _g_dR[..., :, m:]
             _g_dQ = _addmm(
                 -(
                     _torch.linalg.solve_triangular(
-                        _c2, _g_F, upper=True, left=True, unitriangular=True
+                        _c1, _g_F, upper=True, left=True, unitriangular=True
                     )
                 ),
                 A[..., :, m:],
-                _c5.mH,
+                _c4.mH,
             )
-            _c6 = R1.mH
-            _g_U = _addmm(_mm(_g_dR[..., :, :m], _c6), Q.mH, _g_dQ, alpha=-1)
-            _c7 = _g_U.triu(1)
+            _c5 = R1.mH
+            _g_U = _addmm(_mm(_g_dR[..., :, :m], _c5), Q.mH, _g_dQ, alpha=-1)
+            _c6 = _g_U.triu(1)
             _g_B = (
-                _c7.mH
+                _c6.mH
                 + _torch.diag_embed(_re(_g_U.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)).squeeze(-1))
-                + _c7
+                + _c6
             )
             _g_C = _addmm(_g_dQ, Q, _g_B)
-            gA = _torch.nn.functional.pad(_mm(Q, _c5), (m, 0, 0, 0)) + _torch.nn.functional.pad(
+            gA = _torch.nn.functional.pad(_mm(Q, _c4), (m, 0, 0, 0)) + _torch.nn.functional.pad(
                 _torch.linalg.solve_triangular(
-                    _c6, _g_C, upper=False, left=False, unitriangular=False
+                    _c5, _g_C, upper=False, left=False, unitriangular=False
                 ),
                 (0, -m + n, 0, 0),
             )
             return _checked_vjp("geqrf", (gA,), (*_checks[:1],))
+
     raise ValueError(f"geqrf: no vjp rule for the options and A of shape {tuple(A.shape)}")
 
 
@@ -606,6 +993,9 @@ def _setup_context(ctx, inputs, output):
     ctx.options = (check_singular,)
     flags = _differentiable(check_singular)
     ctx.mark_non_differentiable(*(y for y, f in zip(output, flags) if not f))
+    # an output the loss does not read has a None cotangent, not zeros: the rule leaves
+    # out its terms (svdvals, differentiated through svd, pays for gS alone)
+    ctx.set_materialize_grads(False)
     ctx.save_for_backward(*inputs[:1], *output)
 
 
@@ -643,7 +1033,9 @@ class _GeqrfFunction(_torch.autograd.Function):
     def jvp(ctx, *tangents):
         flags = _differentiable(*ctx.options)
         saved = ctx.saved_tensors
-        rule = iter(_jvp_rule(*saved, *tangents[:1], *ctx.options))
+        # an input without a tangent has None (grads are not materialized): zeros to the rule
+        given = [_zeros_like(x) if t is None else t for t, x in zip(tangents[:1], saved)]
+        rule = iter(_jvp_rule(*saved, *given, *ctx.options))
         outputs = saved[1:]
         return tuple(_laid_out_like(next(rule), y) if f else None for f, y in zip(flags, outputs))
 
@@ -709,9 +1101,7 @@ def geqrf_vjp(A, check_singular=True):
     def pullback(ga=None, gtau=None):
         cotangents = [
             None
-            if not f
-            else _zeros_like(y)
-            if g is None
+            if not f or g is None  # None: the rule leaves out its terms
             else _cotangent_in(_check_tangent("geqrf", "g" + label, g, y[..., 0])[..., None])
             if v
             else _cotangent_in(_check_tangent("geqrf", "g" + label, g, y))

@@ -87,14 +87,15 @@ def _jvp_rule(A, tau, Q, dA, dtau):
             dV = dA[..., :, :k].tril(-1)
             _c0 = V.mH
             G = _mm(_c0, V)
-            _c1 = _torch.diag_embed(tau.squeeze(-1))
-            _c2 = _mm(_c1, G)
-            T = _torch.linalg.solve_triangular(_c2, _c1, upper=True, left=True, unitriangular=True)
+            _c1 = tau * G
+            T = _torch.linalg.solve_triangular(
+                _c1, _torch.diag_embed(tau.squeeze(-1)), upper=True, left=True, unitriangular=True
+            )
             dT = _addmm(
                 _torch.linalg.solve_triangular(
-                    _c2,
+                    _c1,
                     _torch.linalg.solve_triangular(
-                        _mm(G, _c1),
+                        G * tau.mT,
                         _torch.diag_embed(dtau.squeeze(-1)),
                         upper=True,
                         left=False,
@@ -108,14 +109,14 @@ def _jvp_rule(A, tau, Q, dA, dtau):
                 T,
                 alpha=-1,
             )
-            _c3 = V[..., :n, :].mH
             dQ = _addmm(
-                _addmm(-(_mm(V, _mm(T, dV[..., :n, :].mH))), V, _mm(dT, _c3), alpha=-1),
-                dV,
-                _mm(T, _c3),
+                _mm(_addmm(-(_mm(V, dT)), dV, T, alpha=-1), V[..., :n, :].mH),
+                V,
+                _mm(T, dV[..., :n, :].mH),
                 alpha=-1,
             )
             return (dQ,)
+
     raise ValueError(
         f"householder_product: no jvp rule for the options and A of shape {tuple(A.shape)}"
     )
@@ -129,40 +130,41 @@ def _vjp_rule(A, tau, Q, gQ):
 
     if True:
         if n <= m:
+            gQ = _zeros_like(Q) if gQ is None else gQ
+
             # spec/householder_product.yaml:49, transposed (the spec gives no VJP)
             V = A[..., :, :k].tril(-1) + _torch.eye(m, k, dtype=A.dtype, device=A.device)
             _c0 = V.mH
             G = _mm(_c0, V)
-            _c1 = _torch.diag_embed(tau.squeeze(-1))
             T = _torch.linalg.solve_triangular(
-                _mm(_c1, G), _c1, upper=True, left=True, unitriangular=True
+                tau * G,
+                _torch.diag_embed(tau.squeeze(-1)),
+                upper=True,
+                left=True,
+                unitriangular=True,
             )
-            _c2 = V[..., :n, :]
-            _g_dT = -_mm(_mm(_c0, gQ), _c2)
-            _c3 = T.mH
-            _c4 = (-_mm(_mm(_c3, _g_dT), _c3)).triu(1)
+            _c1 = V[..., :n, :]
+            _g_dT = -_mm(_mm(_c0, gQ), _c1)
+            _c2 = T.mH
+            _c3 = (-_mm(_mm(_c2, _g_dT), _c2)).triu(1)
             _g_dV = _addmm(
                 _addmm(
-                    _addmm(
-                        _torch.nn.functional.pad(-_mm(_mm(gQ.mH, V), T), (0, 0, 0, m - n)),
-                        V,
-                        _c4.mH,
-                    ),
+                    _torch.nn.functional.pad(-_mm(_mm(gQ.mH, V), T), (0, 0, 0, m - n)),
                     V,
-                    _c4,
+                    _c3.mH + _c3,
                 ),
                 gQ,
-                _mm(_c2, _c3),
+                _mm(_c1, _c2),
                 alpha=-1,
             )
             gA = _torch.nn.functional.pad(_g_dV.tril(-1), (0, -k + n, 0, 0))
-            _c5 = _c1.mH
-            _c6 = G.mH
+            _c4 = G.mH
+            _c5 = tau.conj()
             gtau = (
                 _torch.linalg.solve_triangular(
-                    _mm(_c5, _c6),
+                    _c5 * _c4,
                     _torch.linalg.solve_triangular(
-                        _mm(_c6, _c5), _g_dT, upper=False, left=True, unitriangular=True
+                        _c4 * _c5.mT, _g_dT, upper=False, left=True, unitriangular=True
                     ),
                     upper=False,
                     left=False,
@@ -172,6 +174,7 @@ def _vjp_rule(A, tau, Q, gQ):
                 .unsqueeze(-1)
             )
             return (gA, gtau)
+
     raise ValueError(
         f"householder_product: no vjp rule for the options and A of shape {tuple(A.shape)}"
     )
@@ -209,6 +212,9 @@ def _setup_context(ctx, inputs, output):
     ctx.options = ()
     flags = _differentiable()
     ctx.mark_non_differentiable(*(y for y, f in zip(output, flags) if not f))
+    # an output the loss does not read has a None cotangent, not zeros: the rule leaves
+    # out its terms (svdvals, differentiated through svd, pays for gS alone)
+    ctx.set_materialize_grads(False)
     ctx.save_for_backward(*inputs[:2], *output)
 
 
@@ -246,7 +252,9 @@ class _Householder_productFunction(_torch.autograd.Function):
     def jvp(ctx, *tangents):
         flags = _differentiable(*ctx.options)
         saved = ctx.saved_tensors
-        rule = iter(_jvp_rule(*saved, *tangents[:2], *ctx.options))
+        # an input without a tangent has None (grads are not materialized): zeros to the rule
+        given = [_zeros_like(x) if t is None else t for t, x in zip(tangents[:2], saved)]
+        rule = iter(_jvp_rule(*saved, *given, *ctx.options))
         outputs = saved[2:]
         return tuple(_laid_out_like(next(rule), y) if f else None for f, y in zip(flags, outputs))
 
@@ -350,9 +358,7 @@ def householder_product_vjp(primals):
     def pullback(gQ=None):
         cotangents = [
             None
-            if not f
-            else _zeros_like(y)
-            if g is None
+            if not f or g is None  # None: the rule leaves out its terms
             else _cotangent_in(_check_tangent("householder_product", "g" + label, g, y))
             for f, y, g, label in zip(flags, outputs, (gQ,), ["Q"])
         ]

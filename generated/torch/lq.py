@@ -145,6 +145,7 @@ def _jvp_rule(A, L, Q, dA, mode, check_singular):
                 _differentiable(mode, check_singular),
                 (mode, check_singular),
             )
+
         if m > n:
             # spec/lq.yaml:64, RR2020 Sec. 4
             L1 = L[..., :n, :]
@@ -169,6 +170,7 @@ def _jvp_rule(A, L, Q, dA, mode, check_singular):
                 _differentiable(mode, check_singular),
                 (mode, check_singular),
             )
+
     raise ValueError(f"lq: no jvp rule for mode={mode!r} and A of shape {tuple(A.shape)}")
 
 
@@ -181,6 +183,35 @@ def _vjp_checks(A, L, Q, gL, gQ, mode, check_singular):
 
     if mode == "reduced":
         if m <= n:
+            if gL is None and gQ is not None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (L.diagonal(dim1=-2, dim2=-1).unsqueeze(-1),),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            if gL is not None and gQ is None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (L.diagonal(dim1=-2, dim2=-1).unsqueeze(-1),),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            gL = _zeros_like(L) if gL is None else gL
+            gQ = _zeros_like(Q) if gQ is None else gQ
+
             return (
                 _check(
                     "pivots",
@@ -194,6 +225,22 @@ def _vjp_checks(A, L, Q, gL, gQ, mode, check_singular):
                 else None,
             )
         if m > n:
+            if gL is None and gQ is not None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (L.diagonal(dim1=-2, dim2=-1).unsqueeze(-1),),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            gL = _zeros_like(L) if gL is None else gL
+            gQ = _zeros_like(Q) if gQ is None else gQ
+
             return (
                 _check(
                     "pivots",
@@ -219,6 +266,42 @@ def _vjp_rule(A, L, Q, gL, gQ, mode, check_singular):
     _raise_if_failed("lq", _checks, (gL, gQ), "cotangent")
     if mode == "reduced":
         if m <= n:
+            if gL is None and gQ is not None:
+                # the rule below without the terms of gL, which are None
+                _g_V = -_mm(gQ, Q.mH)
+                _c0 = _g_V.tril(-1)
+                _g_M = (
+                    _c0.mH
+                    + _torch.diag_embed(
+                        _re(_g_V.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)).squeeze(-1)
+                    )
+                    + _c0
+                )
+                _g_C = _addmm(gQ, _g_M, Q)
+                gA = _torch.linalg.solve_triangular(
+                    L.mH, _g_C, upper=True, left=True, unitriangular=False
+                )
+                return _checked_vjp("lq", (gA,), (*_checks[:1],))
+            if gL is not None and gQ is None:
+                # the rule below without the terms of gQ, which are None
+                _c0 = L.mH
+                _g_V = _mm(_c0, gL)
+                _c1 = _g_V.tril(-1)
+                _g_M = (
+                    _c1.mH
+                    + _torch.diag_embed(
+                        _re(_g_V.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)).squeeze(-1)
+                    )
+                    + _c1
+                )
+                _g_C = _mm(_g_M, Q)
+                gA = _torch.linalg.solve_triangular(
+                    _c0, _g_C, upper=True, left=True, unitriangular=False
+                )
+                return _checked_vjp("lq", (gA,), (*_checks[:1],))
+            gL = _zeros_like(L) if gL is None else gL
+            gQ = _zeros_like(Q) if gQ is None else gQ
+
             # spec/lq.yaml:56, RR2020 Sec. 4, transposed (the spec gives no VJP)
             _c0 = L.mH
             _g_V = _addmm(_mm(_c0, gL), gQ, Q.mH, alpha=-1)
@@ -233,7 +316,32 @@ def _vjp_rule(A, L, Q, gL, gQ, mode, check_singular):
                 _c0, _g_C, upper=True, left=True, unitriangular=False
             )
             return _checked_vjp("lq", (gA,), (*_checks[:1],))
+
         if m > n:
+            if gL is None and gQ is not None:
+                # the rule below without the terms of gL, which are None
+                L1 = L[..., :n, :]
+                _g_dQ = gQ
+                _g_V = -_mm(_g_dQ, Q.mH)
+                _c0 = _g_V.tril(-1)
+                _g_M = (
+                    _c0.mH
+                    + _torch.diag_embed(
+                        _re(_g_V.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)).squeeze(-1)
+                    )
+                    + _c0
+                )
+                _g_C = _addmm(_g_dQ, _g_M, Q)
+                gA = _torch.nn.functional.pad(
+                    _torch.linalg.solve_triangular(
+                        L1.mH, _g_C, upper=True, left=True, unitriangular=False
+                    ),
+                    (0, 0, 0, m - n),
+                )
+                return _checked_vjp("lq", (gA,), (*_checks[:1],))
+            gL = _zeros_like(L) if gL is None else gL
+            gQ = _zeros_like(Q) if gQ is None else gQ
+
             # spec/lq.yaml:64, RR2020 Sec. 4, transposed (the spec gives no VJP)
             L1 = L[..., :n, :]
             _c0 = gL[..., n:, :]
@@ -254,6 +362,7 @@ def _vjp_rule(A, L, Q, gL, gQ, mode, check_singular):
                 (0, 0, 0, m - n),
             )
             return _checked_vjp("lq", (gA,), (*_checks[:1],))
+
     raise ValueError(f"lq: no vjp rule for mode={mode!r} and A of shape {tuple(A.shape)}")
 
 
@@ -291,6 +400,9 @@ def _setup_context(ctx, inputs, output):
     ctx.options = (mode, check_singular)
     flags = _differentiable(mode, check_singular)
     ctx.mark_non_differentiable(*(y for y, f in zip(output, flags) if not f))
+    # an output the loss does not read has a None cotangent, not zeros: the rule leaves
+    # out its terms (svdvals, differentiated through svd, pays for gS alone)
+    ctx.set_materialize_grads(False)
     ctx.save_for_backward(*inputs[:1], *output)
 
 
@@ -328,7 +440,9 @@ class _LQFunction(_torch.autograd.Function):
     def jvp(ctx, *tangents):
         flags = _differentiable(*ctx.options)
         saved = ctx.saved_tensors
-        rule = iter(_jvp_rule(*saved, *tangents[:1], *ctx.options))
+        # an input without a tangent has None (grads are not materialized): zeros to the rule
+        given = [_zeros_like(x) if t is None else t for t, x in zip(tangents[:1], saved)]
+        rule = iter(_jvp_rule(*saved, *given, *ctx.options))
         outputs = saved[1:]
         return tuple(_laid_out_like(next(rule), y) if f else None for f, y in zip(flags, outputs))
 
@@ -392,9 +506,7 @@ def lq_vjp(A, mode="reduced", check_singular=True):
     def pullback(gL=None, gQ=None):
         cotangents = [
             None
-            if not f
-            else _zeros_like(y)
-            if g is None
+            if not f or g is None  # None: the rule leaves out its terms
             else _cotangent_in(_check_tangent("lq", "g" + label, g, y))
             for f, y, g, label in zip(flags, outputs, (gL, gQ), ["L", "Q"])
         ]

@@ -171,6 +171,7 @@ def _jvp_rule(A, P, L, U, dA, pivot, check_singular):
                 _differentiable(pivot, check_singular),
                 (pivot, check_singular),
             )
+
         if m > n:
             # spec/lu.yaml:77
             B = _permute_rows(P, dA, True)
@@ -207,6 +208,7 @@ def _jvp_rule(A, P, L, U, dA, pivot, check_singular):
                 _differentiable(pivot, check_singular),
                 (pivot, check_singular),
             )
+
         if m < n:
             # spec/lu.yaml:84
             C = _torch.linalg.solve_triangular(
@@ -230,6 +232,7 @@ def _jvp_rule(A, P, L, U, dA, pivot, check_singular):
                 _differentiable(pivot, check_singular),
                 (pivot, check_singular),
             )
+
     raise ValueError(f"lu: no jvp rule for pivot={pivot!r} and A of shape {tuple(A.shape)}")
 
 
@@ -242,6 +245,35 @@ def _vjp_checks(A, P, L, U, gP, gL, gU, pivot, check_singular):
 
     if pivot is True:
         if m == n:
+            if gL is None and gU is not None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (U.diagonal(dim1=-2, dim2=-1).unsqueeze(-1),),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            if gL is not None and gU is None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (U.diagonal(dim1=-2, dim2=-1).unsqueeze(-1),),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            gL = _zeros_like(L) if gL is None else gL
+            gU = _zeros_like(U) if gU is None else gU
+
             return (
                 _check(
                     "pivots",
@@ -255,6 +287,22 @@ def _vjp_checks(A, P, L, U, gP, gL, gU, pivot, check_singular):
                 else None,
             )
         if m > n:
+            if gL is None and gU is not None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (U.diagonal(dim1=-2, dim2=-1).unsqueeze(-1),),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            gL = _zeros_like(L) if gL is None else gL
+            gU = _zeros_like(U) if gU is None else gU
+
             return (
                 _check(
                     "pivots",
@@ -268,6 +316,35 @@ def _vjp_checks(A, P, L, U, gP, gL, gU, pivot, check_singular):
                 else None,
             )
         if m < n:
+            if gL is None and gU is not None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (U.diagonal(dim1=-2, dim2=-1).unsqueeze(-1),),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            if gL is not None and gU is None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (U.diagonal(dim1=-2, dim2=-1).unsqueeze(-1),),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            gL = _zeros_like(L) if gL is None else gL
+            gU = _zeros_like(U) if gU is None else gU
+
             return (
                 _check(
                     "pivots",
@@ -293,6 +370,45 @@ def _vjp_rule(A, P, L, U, gP, gL, gU, pivot, check_singular):
     _raise_if_failed("lu", _checks, (gP, gL, gU), "cotangent")
     if pivot is True:
         if m == n:
+            if gL is None and gU is not None:
+                # the rule below without the terms of gL, which are None
+                _c0 = U.mH
+                _g_X = (_mm(gU, _c0)).triu(0)
+                gA = _permute_rows(
+                    P,
+                    _torch.linalg.solve_triangular(
+                        L.mH,
+                        _torch.linalg.solve_triangular(
+                            _c0, _g_X, upper=False, left=False, unitriangular=False
+                        ),
+                        upper=True,
+                        left=True,
+                        unitriangular=True,
+                    ),
+                    False,
+                )
+                return _checked_vjp("lu", (gA,), (*_checks[:1],))
+            if gL is not None and gU is None:
+                # the rule below without the terms of gU, which are None
+                _c0 = L.mH
+                _g_X = (_mm(_c0, gL)).tril(-1)
+                gA = _permute_rows(
+                    P,
+                    _torch.linalg.solve_triangular(
+                        _c0,
+                        _torch.linalg.solve_triangular(
+                            U.mH, _g_X, upper=False, left=False, unitriangular=False
+                        ),
+                        upper=True,
+                        left=True,
+                        unitriangular=True,
+                    ),
+                    False,
+                )
+                return _checked_vjp("lu", (gA,), (*_checks[:1],))
+            gL = _zeros_like(L) if gL is None else gL
+            gU = _zeros_like(U) if gU is None else gU
+
             # spec/lu.yaml:71, HAL2011, transposed (the spec gives no VJP)
             _c0 = L.mH
             _c1 = U.mH
@@ -311,7 +427,30 @@ def _vjp_rule(A, P, L, U, gP, gL, gU, pivot, check_singular):
                 False,
             )
             return _checked_vjp("lu", (gA,), (*_checks[:1],))
+
         if m > n:
+            if gL is None and gU is not None:
+                # the rule below without the terms of gL, which are None
+                _g_dU = gU
+                _c0 = U.mH
+                _g_X = (_mm(_g_dU, _c0)).triu(0)
+                _g_B = _torch.nn.functional.pad(
+                    _torch.linalg.solve_triangular(
+                        L[..., :n, :].mH,
+                        _torch.linalg.solve_triangular(
+                            _c0, _g_X, upper=False, left=False, unitriangular=False
+                        ),
+                        upper=True,
+                        left=True,
+                        unitriangular=True,
+                    ),
+                    (0, 0, 0, m - n),
+                )
+                gA = _permute_rows(P, _g_B, False)
+                return _checked_vjp("lu", (gA,), (*_checks[:1],))
+            gL = _zeros_like(L) if gL is None else gL
+            gU = _zeros_like(U) if gU is None else gU
+
             # spec/lu.yaml:77, transposed (the spec gives no VJP)
             _c0 = U.mH
             _c1 = _torch.linalg.solve_triangular(
@@ -334,7 +473,48 @@ def _vjp_rule(A, P, L, U, gP, gL, gU, pivot, check_singular):
             ) + _torch.nn.functional.pad(_c1, (0, 0, n, 0))
             gA = _permute_rows(P, _g_B, False)
             return _checked_vjp("lu", (gA,), (*_checks[:1],))
+
         if m < n:
+            if gL is None and gU is not None:
+                # the rule below without the terms of gL, which are None
+                _c0 = gU[..., :, m:]
+                _c1 = U[..., :, :m].mH
+                _g_X = (-_mm(_c0, U[..., :, m:].mH)).tril(-1) + (_mm(gU[..., :, :m], _c1)).triu(0)
+                _g_C = _torch.nn.functional.pad(_c0, (m, 0, 0, 0)) + _torch.nn.functional.pad(
+                    _torch.linalg.solve_triangular(
+                        _c1, _g_X, upper=False, left=False, unitriangular=False
+                    ),
+                    (0, -m + n, 0, 0),
+                )
+                gA = _permute_rows(
+                    P,
+                    _torch.linalg.solve_triangular(
+                        L.mH, _g_C, upper=True, left=True, unitriangular=True
+                    ),
+                    False,
+                )
+                return _checked_vjp("lu", (gA,), (*_checks[:1],))
+            if gL is not None and gU is None:
+                # the rule below without the terms of gU, which are None
+                _c0 = L.mH
+                _g_X = (_mm(_c0, gL)).tril(-1)
+                _g_C = _torch.nn.functional.pad(
+                    _torch.linalg.solve_triangular(
+                        U[..., :, :m].mH, _g_X, upper=False, left=False, unitriangular=False
+                    ),
+                    (0, -m + n, 0, 0),
+                )
+                gA = _permute_rows(
+                    P,
+                    _torch.linalg.solve_triangular(
+                        _c0, _g_C, upper=True, left=True, unitriangular=True
+                    ),
+                    False,
+                )
+                return _checked_vjp("lu", (gA,), (*_checks[:1],))
+            gL = _zeros_like(L) if gL is None else gL
+            gU = _zeros_like(U) if gU is None else gU
+
             # spec/lu.yaml:84, transposed (the spec gives no VJP)
             _c0 = L.mH
             _c1 = gU[..., :, m:]
@@ -358,6 +538,7 @@ def _vjp_rule(A, P, L, U, gP, gL, gU, pivot, check_singular):
                 False,
             )
             return _checked_vjp("lu", (gA,), (*_checks[:1],))
+
     raise ValueError(f"lu: no vjp rule for pivot={pivot!r} and A of shape {tuple(A.shape)}")
 
 
@@ -395,6 +576,9 @@ def _setup_context(ctx, inputs, output):
     ctx.options = (pivot, check_singular)
     flags = _differentiable(pivot, check_singular)
     ctx.mark_non_differentiable(*(y for y, f in zip(output, flags) if not f))
+    # an output the loss does not read has a None cotangent, not zeros: the rule leaves
+    # out its terms (svdvals, differentiated through svd, pays for gS alone)
+    ctx.set_materialize_grads(False)
     ctx.save_for_backward(*inputs[:1], *output)
 
 
@@ -432,7 +616,9 @@ class _LUFunction(_torch.autograd.Function):
     def jvp(ctx, *tangents):
         flags = _differentiable(*ctx.options)
         saved = ctx.saved_tensors
-        rule = iter(_jvp_rule(*saved, *tangents[:1], *ctx.options))
+        # an input without a tangent has None (grads are not materialized): zeros to the rule
+        given = [_zeros_like(x) if t is None else t for t, x in zip(tangents[:1], saved)]
+        rule = iter(_jvp_rule(*saved, *given, *ctx.options))
         outputs = saved[1:]
         return tuple(_laid_out_like(next(rule), y) if f else None for f, y in zip(flags, outputs))
 
@@ -497,9 +683,7 @@ def lu_vjp(A, pivot=True, check_singular=True):
     def pullback(gP=None, gL=None, gU=None):
         cotangents = [
             None
-            if not f
-            else _zeros_like(y)
-            if g is None
+            if not f or g is None  # None: the rule leaves out its terms
             else _cotangent_in(_check_tangent("lu", "g" + label, g, y))
             for f, y, g, label in zip(flags, outputs, (gP, gL, gU), ["P", "L", "U"])
         ]

@@ -158,6 +158,7 @@ def _jvp_rule(A, LU, pivots, P, dA, pivot, check_singular):
                 _differentiable(pivot, check_singular),
                 (pivot, check_singular),
             )
+
         if m > n:
             # spec/lu_factor.yaml:56
             B = _permute_rows(P, dA, True)
@@ -198,6 +199,7 @@ def _jvp_rule(A, LU, pivots, P, dA, pivot, check_singular):
                 _differentiable(pivot, check_singular),
                 (pivot, check_singular),
             )
+
         if m < n:
             # spec/lu_factor.yaml:63
             _c0 = LU[..., :, :m]
@@ -228,6 +230,7 @@ def _jvp_rule(A, LU, pivots, P, dA, pivot, check_singular):
                 _differentiable(pivot, check_singular),
                 (pivot, check_singular),
             )
+
     raise ValueError(f"lu_factor: no jvp rule for pivot={pivot!r} and A of shape {tuple(A.shape)}")
 
 
@@ -240,6 +243,8 @@ def _vjp_checks(A, LU, pivots, P, gLU, gpivots, gP, pivot, check_singular):
 
     if pivot is True:
         if m == n:
+            gLU = _zeros_like(LU) if gLU is None else gLU
+
             return (
                 _check(
                     "pivots",
@@ -253,6 +258,8 @@ def _vjp_checks(A, LU, pivots, P, gLU, gpivots, gP, pivot, check_singular):
                 else None,
             )
         if m > n:
+            gLU = _zeros_like(LU) if gLU is None else gLU
+
             return (
                 _check(
                     "pivots",
@@ -266,6 +273,8 @@ def _vjp_checks(A, LU, pivots, P, gLU, gpivots, gP, pivot, check_singular):
                 else None,
             )
         if m < n:
+            gLU = _zeros_like(LU) if gLU is None else gLU
+
             return (
                 _check(
                     "pivots",
@@ -291,6 +300,8 @@ def _vjp_rule(A, LU, pivots, P, gLU, gpivots, gP, pivot, check_singular):
     _raise_if_failed("lu_factor", _checks, (gLU, gpivots, gP), "cotangent")
     if pivot is True:
         if m == n:
+            gLU = _zeros_like(LU) if gLU is None else gLU
+
             # spec/lu_factor.yaml:51, HAL2011, transposed (the spec gives no VJP)
             _g_X = (
                 _mm((LU.tril(-1) + _torch.eye(m, m, dtype=A.dtype, device=A.device)).mH, gLU)
@@ -310,7 +321,10 @@ def _vjp_rule(A, LU, pivots, P, gLU, gpivots, gP, pivot, check_singular):
                 False,
             )
             return _checked_vjp("lu_factor", (gA,), (*_checks[:1],))
+
         if m > n:
+            gLU = _zeros_like(LU) if gLU is None else gLU
+
             # spec/lu_factor.yaml:56, transposed (the spec gives no VJP)
             _c0 = LU[..., :n, :]
             _c1 = _c0.mH
@@ -336,7 +350,10 @@ def _vjp_rule(A, LU, pivots, P, gLU, gpivots, gP, pivot, check_singular):
             )
             gA = _permute_rows(P, _g_B, False)
             return _checked_vjp("lu_factor", (gA,), (*_checks[:1],))
+
         if m < n:
+            gLU = _zeros_like(LU) if gLU is None else gLU
+
             # spec/lu_factor.yaml:63, transposed (the spec gives no VJP)
             _c0 = LU[..., :, :m]
             _c1 = gLU[..., :, :m]
@@ -363,6 +380,7 @@ def _vjp_rule(A, LU, pivots, P, gLU, gpivots, gP, pivot, check_singular):
                 False,
             )
             return _checked_vjp("lu_factor", (gA,), (*_checks[:1],))
+
     raise ValueError(f"lu_factor: no vjp rule for pivot={pivot!r} and A of shape {tuple(A.shape)}")
 
 
@@ -400,6 +418,9 @@ def _setup_context(ctx, inputs, output):
     ctx.options = (pivot, check_singular)
     flags = _differentiable(pivot, check_singular)
     ctx.mark_non_differentiable(*(y for y, f in zip(output, flags) if not f))
+    # an output the loss does not read has a None cotangent, not zeros: the rule leaves
+    # out its terms (svdvals, differentiated through svd, pays for gS alone)
+    ctx.set_materialize_grads(False)
     ctx.save_for_backward(*inputs[:1], *output)
 
 
@@ -437,7 +458,9 @@ class _Lu_factorFunction(_torch.autograd.Function):
     def jvp(ctx, *tangents):
         flags = _differentiable(*ctx.options)
         saved = ctx.saved_tensors
-        rule = iter(_jvp_rule(*saved, *tangents[:1], *ctx.options))
+        # an input without a tangent has None (grads are not materialized): zeros to the rule
+        given = [_zeros_like(x) if t is None else t for t, x in zip(tangents[:1], saved)]
+        rule = iter(_jvp_rule(*saved, *given, *ctx.options))
         outputs = saved[1:]
         return tuple(_laid_out_like(next(rule), y) if f else None for f, y in zip(flags, outputs))
 
@@ -505,9 +528,7 @@ def lu_factor_vjp(A, pivot=True, check_singular=True):
     def pullback(gLU=None, gpivots=None):
         cotangents = [
             None
-            if not f
-            else _zeros_like(y)
-            if g is None
+            if not f or g is None  # None: the rule leaves out its terms
             else _cotangent_in(_check_tangent("lu_factor", "g" + label, g, y[..., 0])[..., None])
             if v
             else _cotangent_in(_check_tangent("lu_factor", "g" + label, g, y))

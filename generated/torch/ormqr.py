@@ -325,15 +325,16 @@ def _jvp_rule(a, tau, C, Y, da, dtau, dC, left, transpose):
             dV = da[..., :, :k].tril(-1)
             _c0 = V.mH
             G = _mm(_c0, V)
-            _c1 = _torch.diag_embed(tau.squeeze(-1))
-            _c2 = _mm(_c1, G)
-            T = _torch.linalg.solve_triangular(_c2, _c1, upper=True, left=True, unitriangular=True)
-            _c3 = dV.mH
+            _c1 = tau * G
+            T = _torch.linalg.solve_triangular(
+                _c1, _torch.diag_embed(tau.squeeze(-1)), upper=True, left=True, unitriangular=True
+            )
+            _c2 = dV.mH
             dT = _addmm(
                 _torch.linalg.solve_triangular(
-                    _c2,
+                    _c1,
                     _torch.linalg.solve_triangular(
-                        _mm(G, _c1),
+                        G * tau.mT,
                         _torch.diag_embed(dtau.squeeze(-1)),
                         upper=True,
                         left=False,
@@ -343,7 +344,7 @@ def _jvp_rule(a, tau, C, Y, da, dtau, dC, left, transpose):
                     left=True,
                     unitriangular=True,
                 ),
-                _mm(T, (_addmm(_mm(_c3, V), _c0, dV)).triu(1)),
+                _mm(T, (_addmm(_mm(_c2, V), _c0, dV)).triu(1)),
                 T,
                 alpha=-1,
             )
@@ -365,10 +366,11 @@ def _jvp_rule(a, tau, C, Y, da, dtau, dC, left, transpose):
                     )
                 ),
                 V,
-                _mm(T, _mm(_c3, C)),
+                _mm(T, _mm(_c2, C)),
                 alpha=-1,
             )
             return (dY,)
+
     if left is True and transpose is True:
         if r == m:
             # spec/ormqr.yaml:78
@@ -376,15 +378,16 @@ def _jvp_rule(a, tau, C, Y, da, dtau, dC, left, transpose):
             dV = da[..., :, :k].tril(-1)
             _c0 = V.mH
             G = _mm(_c0, V)
-            _c1 = _torch.diag_embed(tau.squeeze(-1))
-            _c2 = _mm(_c1, G)
-            T = _torch.linalg.solve_triangular(_c2, _c1, upper=True, left=True, unitriangular=True)
-            _c3 = dV.mH
+            _c1 = tau * G
+            T = _torch.linalg.solve_triangular(
+                _c1, _torch.diag_embed(tau.squeeze(-1)), upper=True, left=True, unitriangular=True
+            )
+            _c2 = dV.mH
             dT = _addmm(
                 _torch.linalg.solve_triangular(
-                    _c2,
+                    _c1,
                     _torch.linalg.solve_triangular(
-                        _mm(G, _c1),
+                        G * tau.mT,
                         _torch.diag_embed(dtau.squeeze(-1)),
                         upper=True,
                         left=False,
@@ -394,20 +397,20 @@ def _jvp_rule(a, tau, C, Y, da, dtau, dC, left, transpose):
                     left=True,
                     unitriangular=True,
                 ),
-                _mm(T, (_addmm(_mm(_c3, V), _c0, dV)).triu(1)),
+                _mm(T, (_addmm(_mm(_c2, V), _c0, dV)).triu(1)),
                 T,
                 alpha=-1,
             )
             W = _mm(_c0, C)
-            _c4 = T.mH
+            _c3 = T.mH
             dY = _addmm(
                 (
                     _addmm(
                         (
                             _addmm(
-                                (_addmm(dC, V, _mm(_c4, _mm(_c0, dC)), alpha=-1)),
+                                (_addmm(dC, V, _mm(_c3, _mm(_c0, dC)), alpha=-1)),
                                 dV,
-                                _mm(_c4, W),
+                                _mm(_c3, W),
                                 alpha=-1,
                             )
                         ),
@@ -417,10 +420,11 @@ def _jvp_rule(a, tau, C, Y, da, dtau, dC, left, transpose):
                     )
                 ),
                 V,
-                _mm(_c4, _mm(_c3, C)),
+                _mm(_c3, _mm(_c2, C)),
                 alpha=-1,
             )
             return (dY,)
+
     if left is False and transpose is False:
         if r == n:
             # spec/ormqr.yaml:99
@@ -428,15 +432,16 @@ def _jvp_rule(a, tau, C, Y, da, dtau, dC, left, transpose):
             dV = da[..., :, :k].tril(-1)
             _c0 = V.mH
             G = _mm(_c0, V)
-            _c1 = _torch.diag_embed(tau.squeeze(-1))
-            _c2 = _mm(_c1, G)
-            T = _torch.linalg.solve_triangular(_c2, _c1, upper=True, left=True, unitriangular=True)
-            _c3 = dV.mH
+            _c1 = tau * G
+            T = _torch.linalg.solve_triangular(
+                _c1, _torch.diag_embed(tau.squeeze(-1)), upper=True, left=True, unitriangular=True
+            )
+            _c2 = dV.mH
             dT = _addmm(
                 _torch.linalg.solve_triangular(
-                    _c2,
+                    _c1,
                     _torch.linalg.solve_triangular(
-                        _mm(G, _c1),
+                        G * tau.mT,
                         _torch.diag_embed(dtau.squeeze(-1)),
                         upper=True,
                         left=False,
@@ -446,7 +451,7 @@ def _jvp_rule(a, tau, C, Y, da, dtau, dC, left, transpose):
                     left=True,
                     unitriangular=True,
                 ),
-                _mm(T, (_addmm(_mm(_c3, V), _c0, dV)).triu(1)),
+                _mm(T, (_addmm(_mm(_c2, V), _c0, dV)).triu(1)),
                 T,
                 alpha=-1,
             )
@@ -468,10 +473,11 @@ def _jvp_rule(a, tau, C, Y, da, dtau, dC, left, transpose):
                     )
                 ),
                 _mm(Z, T),
-                _c3,
+                _c2,
                 alpha=-1,
             )
             return (dY,)
+
     if left is False and transpose is True:
         if r == n:
             # spec/ormqr.yaml:120
@@ -479,15 +485,16 @@ def _jvp_rule(a, tau, C, Y, da, dtau, dC, left, transpose):
             dV = da[..., :, :k].tril(-1)
             _c0 = V.mH
             G = _mm(_c0, V)
-            _c1 = _torch.diag_embed(tau.squeeze(-1))
-            _c2 = _mm(_c1, G)
-            T = _torch.linalg.solve_triangular(_c2, _c1, upper=True, left=True, unitriangular=True)
-            _c3 = dV.mH
+            _c1 = tau * G
+            T = _torch.linalg.solve_triangular(
+                _c1, _torch.diag_embed(tau.squeeze(-1)), upper=True, left=True, unitriangular=True
+            )
+            _c2 = dV.mH
             dT = _addmm(
                 _torch.linalg.solve_triangular(
-                    _c2,
+                    _c1,
                     _torch.linalg.solve_triangular(
-                        _mm(G, _c1),
+                        G * tau.mT,
                         _torch.diag_embed(dtau.squeeze(-1)),
                         upper=True,
                         left=False,
@@ -497,19 +504,19 @@ def _jvp_rule(a, tau, C, Y, da, dtau, dC, left, transpose):
                     left=True,
                     unitriangular=True,
                 ),
-                _mm(T, (_addmm(_mm(_c3, V), _c0, dV)).triu(1)),
+                _mm(T, (_addmm(_mm(_c2, V), _c0, dV)).triu(1)),
                 T,
                 alpha=-1,
             )
             Z = _mm(C, V)
-            _c4 = T.mH
+            _c3 = T.mH
             dY = _addmm(
                 (
                     _addmm(
                         (
                             _addmm(
-                                (_addmm(dC, _mm(_mm(dC, V), _c4), _c0, alpha=-1)),
-                                _mm(_mm(C, dV), _c4),
+                                (_addmm(dC, _mm(_mm(dC, V), _c3), _c0, alpha=-1)),
+                                _mm(_mm(C, dV), _c3),
                                 _c0,
                                 alpha=-1,
                             )
@@ -519,11 +526,12 @@ def _jvp_rule(a, tau, C, Y, da, dtau, dC, left, transpose):
                         alpha=-1,
                     )
                 ),
-                _mm(Z, _c4),
-                _c3,
+                _mm(Z, _c3),
+                _c2,
                 alpha=-1,
             )
             return (dY,)
+
     raise ValueError(
         f"ormqr: no jvp rule for left={left!r}, transpose={transpose!r} "
         f"and a of shape {tuple(a.shape)}"
@@ -540,33 +548,38 @@ def _vjp_rule(a, tau, C, Y, gY, left, transpose):
 
     if left is True and transpose is False:
         if r == m:
+            gY = _zeros_like(Y) if gY is None else gY
+
             # spec/ormqr.yaml:57, transposed (the spec gives no VJP)
             V = a[..., :, :k].tril(-1) + _torch.eye(r, k, dtype=a.dtype, device=a.device)
             _c0 = V.mH
             G = _mm(_c0, V)
-            _c1 = _torch.diag_embed(tau.squeeze(-1))
             T = _torch.linalg.solve_triangular(
-                _mm(_c1, G), _c1, upper=True, left=True, unitriangular=True
+                tau * G,
+                _torch.diag_embed(tau.squeeze(-1)),
+                upper=True,
+                left=True,
+                unitriangular=True,
             )
             W = _mm(_c0, C)
-            _c2 = W.mH
-            _g_dT = -_mm(_mm(_c0, gY), _c2)
-            _c3 = T.mH
-            _c4 = (-_mm(_mm(_c3, _g_dT), _c3)).triu(1)
+            _c1 = W.mH
+            _g_dT = -_mm(_mm(_c0, gY), _c1)
+            _c2 = T.mH
+            _c3 = (-_mm(_mm(_c2, _g_dT), _c2)).triu(1)
             _g_dV = _addmm(
-                _addmm(_addmm(_mm(V, _c4.mH), V, _c4), gY, _mm(_c2, _c3), alpha=-1),
+                _addmm(_mm(V, _c3.mH + _c3), gY, _mm(_c1, _c2), alpha=-1),
                 C,
                 _mm(_mm(gY.mH, V), T),
                 alpha=-1,
             )
             ga = _torch.nn.functional.pad(_g_dV.tril(-1), (0, -k + p, 0, 0))
-            _c5 = _c1.mH
-            _c6 = G.mH
+            _c4 = G.mH
+            _c5 = tau.conj()
             gtau = (
                 _torch.linalg.solve_triangular(
-                    _mm(_c5, _c6),
+                    _c5 * _c4,
                     _torch.linalg.solve_triangular(
-                        _mm(_c6, _c5), _g_dT, upper=False, left=True, unitriangular=True
+                        _c4 * _c5.mT, _g_dT, upper=False, left=True, unitriangular=True
                     ),
                     upper=False,
                     left=False,
@@ -575,37 +588,43 @@ def _vjp_rule(a, tau, C, Y, gY, left, transpose):
                 .diagonal(dim1=-2, dim2=-1)
                 .unsqueeze(-1)
             )
-            gC = _addmm(gY, V, _mm(_c3, _mm(_c0, gY)), alpha=-1)
+            gC = _addmm(gY, V, _mm(_c2, _mm(_c0, gY)), alpha=-1)
             return (ga, gtau, gC)
+
     if left is True and transpose is True:
         if r == m:
+            gY = _zeros_like(Y) if gY is None else gY
+
             # spec/ormqr.yaml:78, transposed (the spec gives no VJP)
             V = a[..., :, :k].tril(-1) + _torch.eye(r, k, dtype=a.dtype, device=a.device)
             _c0 = V.mH
             G = _mm(_c0, V)
-            _c1 = _torch.diag_embed(tau.squeeze(-1))
             T = _torch.linalg.solve_triangular(
-                _mm(_c1, G), _c1, upper=True, left=True, unitriangular=True
+                tau * G,
+                _torch.diag_embed(tau.squeeze(-1)),
+                upper=True,
+                left=True,
+                unitriangular=True,
             )
             W = _mm(_c0, C)
-            _c2 = gY.mH
-            _g_dT = -_mm(W, _mm(_c2, V))
-            _c3 = T.mH
-            _c4 = (-_mm(_mm(_c3, _g_dT), _c3)).triu(1)
+            _c1 = gY.mH
+            _g_dT = -_mm(W, _mm(_c1, V))
+            _c2 = T.mH
+            _c3 = (-_mm(_mm(_c2, _g_dT), _c2)).triu(1)
             _g_dV = _addmm(
-                _addmm(_addmm(_mm(V, _c4.mH), V, _c4), gY, _mm(W.mH, T), alpha=-1),
+                _addmm(_mm(V, _c3.mH + _c3), gY, _mm(W.mH, T), alpha=-1),
                 C,
-                _mm(_mm(_c2, V), _c3),
+                _mm(_mm(_c1, V), _c2),
                 alpha=-1,
             )
             ga = _torch.nn.functional.pad(_g_dV.tril(-1), (0, -k + p, 0, 0))
-            _c5 = _c1.mH
-            _c6 = G.mH
+            _c4 = G.mH
+            _c5 = tau.conj()
             gtau = (
                 _torch.linalg.solve_triangular(
-                    _mm(_c5, _c6),
+                    _c5 * _c4,
                     _torch.linalg.solve_triangular(
-                        _mm(_c6, _c5), _g_dT, upper=False, left=True, unitriangular=True
+                        _c4 * _c5.mT, _g_dT, upper=False, left=True, unitriangular=True
                     ),
                     upper=False,
                     left=False,
@@ -616,34 +635,40 @@ def _vjp_rule(a, tau, C, Y, gY, left, transpose):
             )
             gC = _addmm(gY, V, _mm(T, _mm(_c0, gY)), alpha=-1)
             return (ga, gtau, gC)
+
     if left is False and transpose is False:
         if r == n:
+            gY = _zeros_like(Y) if gY is None else gY
+
             # spec/ormqr.yaml:99, transposed (the spec gives no VJP)
             V = a[..., :, :k].tril(-1) + _torch.eye(r, k, dtype=a.dtype, device=a.device)
             _c0 = V.mH
             G = _mm(_c0, V)
-            _c1 = _torch.diag_embed(tau.squeeze(-1))
             T = _torch.linalg.solve_triangular(
-                _mm(_c1, G), _c1, upper=True, left=True, unitriangular=True
+                tau * G,
+                _torch.diag_embed(tau.squeeze(-1)),
+                upper=True,
+                left=True,
+                unitriangular=True,
             )
             Z = _mm(C, V)
             _g_dT = -_mm(_mm(Z.mH, gY), V)
-            _c2 = T.mH
-            _c3 = (-_mm(_mm(_c2, _g_dT), _c2)).triu(1)
+            _c1 = T.mH
+            _c2 = (-_mm(_mm(_c1, _g_dT), _c1)).triu(1)
             _g_dV = _addmm(
-                _addmm(_addmm(_mm(V, _c3.mH), V, _c3), _mm(gY.mH, Z), T, alpha=-1),
-                _mm(C.mH, _mm(gY, V)),
-                _c2,
+                _addmm(_mm(V, _c2.mH + _c2), _mm(gY.mH, Z), T, alpha=-1),
+                _mm(_mm(C.mH, gY), V),
+                _c1,
                 alpha=-1,
             )
             ga = _torch.nn.functional.pad(_g_dV.tril(-1), (0, -k + p, 0, 0))
-            _c4 = _c1.mH
-            _c5 = G.mH
+            _c3 = G.mH
+            _c4 = tau.conj()
             gtau = (
                 _torch.linalg.solve_triangular(
-                    _mm(_c4, _c5),
+                    _c4 * _c3,
                     _torch.linalg.solve_triangular(
-                        _mm(_c5, _c4), _g_dT, upper=False, left=True, unitriangular=True
+                        _c3 * _c4.mT, _g_dT, upper=False, left=True, unitriangular=True
                     ),
                     upper=False,
                     left=False,
@@ -652,37 +677,43 @@ def _vjp_rule(a, tau, C, Y, gY, left, transpose):
                 .diagonal(dim1=-2, dim2=-1)
                 .unsqueeze(-1)
             )
-            gC = _addmm(gY, _mm(_mm(gY, V), _c2), _c0, alpha=-1)
+            gC = _addmm(gY, _mm(_mm(gY, V), _c1), _c0, alpha=-1)
             return (ga, gtau, gC)
+
     if left is False and transpose is True:
         if r == n:
+            gY = _zeros_like(Y) if gY is None else gY
+
             # spec/ormqr.yaml:120, transposed (the spec gives no VJP)
             V = a[..., :, :k].tril(-1) + _torch.eye(r, k, dtype=a.dtype, device=a.device)
             _c0 = V.mH
             G = _mm(_c0, V)
-            _c1 = _torch.diag_embed(tau.squeeze(-1))
             T = _torch.linalg.solve_triangular(
-                _mm(_c1, G), _c1, upper=True, left=True, unitriangular=True
+                tau * G,
+                _torch.diag_embed(tau.squeeze(-1)),
+                upper=True,
+                left=True,
+                unitriangular=True,
             )
             Z = _mm(C, V)
-            _c2 = gY.mH
-            _g_dT = -_mm(_mm(_c0, _c2), Z)
-            _c3 = T.mH
-            _c4 = (-_mm(_mm(_c3, _g_dT), _c3)).triu(1)
+            _c1 = gY.mH
+            _g_dT = -_mm(_mm(_c0, _c1), Z)
+            _c2 = T.mH
+            _c3 = (-_mm(_mm(_c2, _g_dT), _c2)).triu(1)
             _g_dV = _addmm(
-                _addmm(_addmm(_mm(V, _c4.mH), V, _c4), _mm(_c2, Z), _c3, alpha=-1),
-                _mm(C.mH, _mm(gY, V)),
+                _addmm(_mm(V, _c3.mH + _c3), _mm(_c1, Z), _c2, alpha=-1),
+                _mm(_mm(C.mH, gY), V),
                 T,
                 alpha=-1,
             )
             ga = _torch.nn.functional.pad(_g_dV.tril(-1), (0, -k + p, 0, 0))
-            _c5 = _c1.mH
-            _c6 = G.mH
+            _c4 = G.mH
+            _c5 = tau.conj()
             gtau = (
                 _torch.linalg.solve_triangular(
-                    _mm(_c5, _c6),
+                    _c5 * _c4,
                     _torch.linalg.solve_triangular(
-                        _mm(_c6, _c5), _g_dT, upper=False, left=True, unitriangular=True
+                        _c4 * _c5.mT, _g_dT, upper=False, left=True, unitriangular=True
                     ),
                     upper=False,
                     left=False,
@@ -693,6 +724,7 @@ def _vjp_rule(a, tau, C, Y, gY, left, transpose):
             )
             gC = _addmm(gY, _mm(_mm(gY, V), T), _c0, alpha=-1)
             return (ga, gtau, gC)
+
     raise ValueError(
         f"ormqr: no vjp rule for left={left!r}, transpose={transpose!r} "
         f"and a of shape {tuple(a.shape)}"
@@ -743,6 +775,9 @@ def _setup_context(ctx, inputs, output):
     ctx.options = (left, transpose)
     flags = _differentiable(left, transpose)
     ctx.mark_non_differentiable(*(y for y, f in zip(output, flags) if not f))
+    # an output the loss does not read has a None cotangent, not zeros: the rule leaves
+    # out its terms (svdvals, differentiated through svd, pays for gS alone)
+    ctx.set_materialize_grads(False)
     ctx.save_for_backward(*inputs[:3], *output)
 
 
@@ -780,7 +815,9 @@ class _OrmqrFunction(_torch.autograd.Function):
     def jvp(ctx, *tangents):
         flags = _differentiable(*ctx.options)
         saved = ctx.saved_tensors
-        rule = iter(_jvp_rule(*saved, *tangents[:3], *ctx.options))
+        # an input without a tangent has None (grads are not materialized): zeros to the rule
+        given = [_zeros_like(x) if t is None else t for t, x in zip(tangents[:3], saved)]
+        rule = iter(_jvp_rule(*saved, *given, *ctx.options))
         outputs = saved[3:]
         return tuple(_laid_out_like(next(rule), y) if f else None for f, y in zip(flags, outputs))
 
@@ -905,9 +942,7 @@ def ormqr_vjp(primals, left=True, transpose=False):
     def pullback(gY=None):
         cotangents = [
             None
-            if not f
-            else _zeros_like(y)
-            if g is None
+            if not f or g is None  # None: the rule leaves out its terms
             else _cotangent_in(_check_tangent("ormqr", "g" + label, g, y))
             for f, y, g, label in zip(flags, outputs, (gY,), ["Y"])
         ]

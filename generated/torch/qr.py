@@ -42,6 +42,7 @@ from ._runtime import (
     _empty_like,
     _laid_out_like,
     _mm,
+    _pad_cols,
     _pad_rows,
     _raise_if_failed,
     _triu_herm,
@@ -257,6 +258,7 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
                 _differentiable(mode, check_singular),
                 (mode, check_singular),
             )
+
         if m < n:
             # spec/qr.yaml:82, RR2020
             R1 = R[..., :, :m]
@@ -279,6 +281,7 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
                 _differentiable(mode, check_singular),
                 (mode, check_singular),
             )
+
     if mode == "complete":
         if m > n:
             # spec/qr.yaml:110, WLL2012, P2024
@@ -313,6 +316,7 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
                 _differentiable(mode, check_singular),
                 (mode, check_singular),
             )
+
         if m == n:
             # spec/qr.yaml:69, WLL2012 Sec. 3
             C = _torch.linalg.solve_triangular(R, dA, upper=True, left=False, unitriangular=False)
@@ -329,6 +333,7 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
                 _differentiable(mode, check_singular),
                 (mode, check_singular),
             )
+
         if m < n:
             # spec/qr.yaml:82, RR2020
             R1 = R[..., :, :m]
@@ -351,6 +356,7 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
                 _differentiable(mode, check_singular),
                 (mode, check_singular),
             )
+
     if mode == "r":
         if m >= n:
             # spec/qr.yaml:69, WLL2012 Sec. 3
@@ -367,6 +373,7 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
                 _differentiable(mode, check_singular),
                 (mode, check_singular),
             )
+
         if m < n:
             # spec/qr.yaml:82, RR2020
             R1 = R[..., :, :m]
@@ -389,6 +396,7 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
                 _differentiable(mode, check_singular),
                 (mode, check_singular),
             )
+
     raise ValueError(f"qr: no jvp rule for mode={mode!r} and A of shape {tuple(A.shape)}")
 
 
@@ -401,6 +409,35 @@ def _vjp_checks(A, Q, R, gQ, gR, mode, check_singular):
 
     if mode == "reduced":
         if m >= n:
+            if gQ is None and gR is not None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (R.diagonal(dim1=-2, dim2=-1).unsqueeze(-1),),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            if gQ is not None and gR is None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (R.diagonal(dim1=-2, dim2=-1).unsqueeze(-1),),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            gQ = _zeros_like(Q) if gQ is None else gQ
+            gR = _zeros_like(R) if gR is None else gR
+
             return (
                 _check(
                     "pivots",
@@ -414,6 +451,22 @@ def _vjp_checks(A, Q, R, gQ, gR, mode, check_singular):
                 else None,
             )
         if m < n:
+            if gQ is not None and gR is None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (R.diagonal(dim1=-2, dim2=-1).unsqueeze(-1),),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            gQ = _zeros_like(Q) if gQ is None else gQ
+            gR = _zeros_like(R) if gR is None else gR
+
             return (
                 _check(
                     "pivots",
@@ -428,6 +481,35 @@ def _vjp_checks(A, Q, R, gQ, gR, mode, check_singular):
             )
     if mode == "complete":
         if m > n:
+            if gQ is None and gR is not None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (R.diagonal(dim1=-2, dim2=-1).unsqueeze(-1),),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            if gQ is not None and gR is None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (R.diagonal(dim1=-2, dim2=-1).unsqueeze(-1),),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            gQ = _zeros_like(Q) if gQ is None else gQ
+            gR = _zeros_like(R) if gR is None else gR
+
             return (
                 _check(
                     "pivots",
@@ -441,6 +523,35 @@ def _vjp_checks(A, Q, R, gQ, gR, mode, check_singular):
                 else None,
             )
         if m == n:
+            if gQ is None and gR is not None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (R.diagonal(dim1=-2, dim2=-1).unsqueeze(-1),),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            if gQ is not None and gR is None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (R.diagonal(dim1=-2, dim2=-1).unsqueeze(-1),),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            gQ = _zeros_like(Q) if gQ is None else gQ
+            gR = _zeros_like(R) if gR is None else gR
+
             return (
                 _check(
                     "pivots",
@@ -454,6 +565,22 @@ def _vjp_checks(A, Q, R, gQ, gR, mode, check_singular):
                 else None,
             )
         if m < n:
+            if gQ is not None and gR is None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (R.diagonal(dim1=-2, dim2=-1).unsqueeze(-1),),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            gQ = _zeros_like(Q) if gQ is None else gQ
+            gR = _zeros_like(R) if gR is None else gR
+
             return (
                 _check(
                     "pivots",
@@ -468,6 +595,8 @@ def _vjp_checks(A, Q, R, gQ, gR, mode, check_singular):
             )
     if mode == "r":
         if m >= n:
+            gR = _zeros_like(R) if gR is None else gR
+
             return (
                 _check(
                     "pivots",
@@ -481,6 +610,8 @@ def _vjp_checks(A, Q, R, gQ, gR, mode, check_singular):
                 else None,
             )
         if m < n:
+            gR = _zeros_like(R) if gR is None else gR
+
             return (
                 _check(
                     "pivots",
@@ -506,13 +637,44 @@ def _vjp_rule(A, Q, R, gQ, gR, mode, check_singular):
     _raise_if_failed("qr", _checks, (gQ, gR), "cotangent")
     if mode == "reduced":
         if m >= n:
+            if gQ is None and gR is not None:
+                # the rule below without the terms of gQ, which are None
+                M = _mm(R, gR.mH)
+                gA = _torch.linalg.solve_triangular(
+                    R.mH, _mm(Q, _copyltu(M)), upper=False, left=False, unitriangular=False
+                )
+                return _checked_vjp("qr", (gA,), (*_checks[:1],))
+            if gQ is not None and gR is None:
+                # the rule below without the terms of gR, which are None
+                M = -_mm(gQ.mH, Q)
+                gA = _torch.linalg.solve_triangular(
+                    R.mH, _addmm(gQ, Q, _copyltu(M)), upper=False, left=False, unitriangular=False
+                )
+                return _checked_vjp("qr", (gA,), (*_checks[:1],))
+            gQ = _zeros_like(Q) if gQ is None else gQ
+            gR = _zeros_like(R) if gR is None else gR
+
             # spec/qr.yaml:77, LLWX2019 eq. (7)
             M = _addmm(_mm(R, gR.mH), gQ.mH, Q, alpha=-1)
             gA = _torch.linalg.solve_triangular(
                 R.mH, _addmm(gQ, Q, _copyltu(M)), upper=False, left=False, unitriangular=False
             )
             return _checked_vjp("qr", (gA,), (*_checks[:1],))
+
         if m < n:
+            if gQ is not None and gR is None:
+                # the rule below without the terms of gR, which are None
+                R1 = R[..., :, :m]
+                gQ1 = gQ
+                M = -_mm(gQ1.mH, Q)
+                gX = _torch.linalg.solve_triangular(
+                    R1.mH, _addmm(gQ1, Q, _copyltu(M)), upper=False, left=False, unitriangular=False
+                )
+                gA = _pad_cols(gX, -m + n)
+                return _checked_vjp("qr", (gA,), (*_checks[:1],))
+            gQ = _zeros_like(Q) if gQ is None else gQ
+            gR = _zeros_like(R) if gR is None else gR
+
             # spec/qr.yaml:90, RR2020
             R1 = R[..., :, :m]
             gR2 = gR[..., :, m:]
@@ -523,8 +685,44 @@ def _vjp_rule(A, Q, R, gQ, gR, mode, check_singular):
             )
             gA = _torch.cat([gX, _mm(Q, gR2)], dim=-1)
             return _checked_vjp("qr", (gA,), (*_checks[:1],))
+
     if mode == "complete":
         if m > n:
+            if gQ is None and gR is not None:
+                # the rule below without the terms of gQ, which are None
+                Q1 = Q[..., :, :n]
+                R1 = R[..., :n, :]
+                M = _mm(R1, gR[..., :n, :].mH)
+                gA = _torch.linalg.solve_triangular(
+                    R1.mH, _mm(Q1, _copyltu(M)), upper=False, left=False, unitriangular=False
+                )
+                return _checked_vjp("qr", (gA,), (*_checks[:1],))
+            if gQ is not None and gR is None:
+                # the rule below without the terms of gR, which are None
+                Q1 = Q[..., :, :n]
+                R1 = R[..., :n, :]
+                N = _torch.eye(n, n, dtype=A.dtype, device=A.device) - Q1[..., :n, :]
+                Z = _torch.linalg.solve(N.mH, Q1[..., n:, :].mH, left=True)
+                G = gQ[..., :, n:]
+                W = _torch.linalg.solve(
+                    N, _mm((_torch.eye(m, n, dtype=A.dtype, device=A.device) - Q1).mH, G), left=True
+                )
+                _c0 = W.mH
+                gQ1 = _addmm(
+                    gQ[..., :, :n] + _torch.cat([_mm(Z, _c0), _c0], dim=-2), G, Z.mH, alpha=-1
+                )
+                M = -_mm(gQ1.mH, Q1)
+                gA = _torch.linalg.solve_triangular(
+                    R1.mH,
+                    _addmm(gQ1, Q1, _copyltu(M)),
+                    upper=False,
+                    left=False,
+                    unitriangular=False,
+                )
+                return _checked_vjp("qr", (gA,), (*_checks[:1],))
+            gQ = _zeros_like(Q) if gQ is None else gQ
+            gR = _zeros_like(R) if gR is None else gR
+
             # spec/qr.yaml:123
             Q1 = Q[..., :, :n]
             R1 = R[..., :n, :]
@@ -543,14 +741,46 @@ def _vjp_rule(A, Q, R, gQ, gR, mode, check_singular):
                 R1.mH, _addmm(gQ1, Q1, _copyltu(M)), upper=False, left=False, unitriangular=False
             )
             return _checked_vjp("qr", (gA,), (*_checks[:1],))
+
         if m == n:
+            if gQ is None and gR is not None:
+                # the rule below without the terms of gQ, which are None
+                M = _mm(R, gR.mH)
+                gA = _torch.linalg.solve_triangular(
+                    R.mH, _mm(Q, _copyltu(M)), upper=False, left=False, unitriangular=False
+                )
+                return _checked_vjp("qr", (gA,), (*_checks[:1],))
+            if gQ is not None and gR is None:
+                # the rule below without the terms of gR, which are None
+                M = -_mm(gQ.mH, Q)
+                gA = _torch.linalg.solve_triangular(
+                    R.mH, _addmm(gQ, Q, _copyltu(M)), upper=False, left=False, unitriangular=False
+                )
+                return _checked_vjp("qr", (gA,), (*_checks[:1],))
+            gQ = _zeros_like(Q) if gQ is None else gQ
+            gR = _zeros_like(R) if gR is None else gR
+
             # spec/qr.yaml:77, LLWX2019 eq. (7)
             M = _addmm(_mm(R, gR.mH), gQ.mH, Q, alpha=-1)
             gA = _torch.linalg.solve_triangular(
                 R.mH, _addmm(gQ, Q, _copyltu(M)), upper=False, left=False, unitriangular=False
             )
             return _checked_vjp("qr", (gA,), (*_checks[:1],))
+
         if m < n:
+            if gQ is not None and gR is None:
+                # the rule below without the terms of gR, which are None
+                R1 = R[..., :, :m]
+                gQ1 = gQ
+                M = -_mm(gQ1.mH, Q)
+                gX = _torch.linalg.solve_triangular(
+                    R1.mH, _addmm(gQ1, Q, _copyltu(M)), upper=False, left=False, unitriangular=False
+                )
+                gA = _pad_cols(gX, -m + n)
+                return _checked_vjp("qr", (gA,), (*_checks[:1],))
+            gQ = _zeros_like(Q) if gQ is None else gQ
+            gR = _zeros_like(R) if gR is None else gR
+
             # spec/qr.yaml:90, RR2020
             R1 = R[..., :, :m]
             gR2 = gR[..., :, m:]
@@ -561,14 +791,20 @@ def _vjp_rule(A, Q, R, gQ, gR, mode, check_singular):
             )
             gA = _torch.cat([gX, _mm(Q, gR2)], dim=-1)
             return _checked_vjp("qr", (gA,), (*_checks[:1],))
+
     if mode == "r":
         if m >= n:
+            gR = _zeros_like(R) if gR is None else gR
+
             # spec/qr.yaml:151
             gA = _torch.linalg.solve_triangular(
                 R.mH, _mm(Q, _copyltu(_mm(R, gR.mH))), upper=False, left=False, unitriangular=False
             )
             return _checked_vjp("qr", (gA,), (*_checks[:1],))
+
         if m < n:
+            gR = _zeros_like(R) if gR is None else gR
+
             # spec/qr.yaml:156
             R1 = R[..., :, :m]
             gR2 = gR[..., :, m:]
@@ -579,6 +815,7 @@ def _vjp_rule(A, Q, R, gQ, gR, mode, check_singular):
             )
             gA = _torch.cat([gX, _mm(Q, gR2)], dim=-1)
             return _checked_vjp("qr", (gA,), (*_checks[:1],))
+
     raise ValueError(f"qr: no vjp rule for mode={mode!r} and A of shape {tuple(A.shape)}")
 
 
@@ -628,6 +865,9 @@ def _setup_context(ctx, inputs, output):
     ctx.options = (mode, check_singular)
     flags = _differentiable(mode, check_singular)
     ctx.mark_non_differentiable(*(y for y, f in zip(output, flags) if not f))
+    # an output the loss does not read has a None cotangent, not zeros: the rule leaves
+    # out its terms (svdvals, differentiated through svd, pays for gS alone)
+    ctx.set_materialize_grads(False)
     ctx.save_for_backward(*inputs[:1], *output)
 
 
@@ -665,7 +905,9 @@ class _QRFunction(_torch.autograd.Function):
     def jvp(ctx, *tangents):
         flags = _differentiable(*ctx.options)
         saved = ctx.saved_tensors
-        rule = iter(_jvp_rule(*saved, *tangents[:1], *ctx.options))
+        # an input without a tangent has None (grads are not materialized): zeros to the rule
+        given = [_zeros_like(x) if t is None else t for t, x in zip(tangents[:1], saved)]
+        rule = iter(_jvp_rule(*saved, *given, *ctx.options))
         outputs = saved[1:]
         return tuple(_laid_out_like(next(rule), y) if f else None for f, y in zip(flags, outputs))
 
@@ -753,9 +995,7 @@ def qr_vjp(A, mode="reduced", check_singular=True, pivoting=False, *, some=None)
     def pullback(gQ=None, gR=None):
         cotangents = [
             None
-            if not f
-            else _zeros_like(y)
-            if g is None
+            if not f or g is None  # None: the rule leaves out its terms
             else _cotangent_in(_check_tangent("qr", "g" + label, g, y))
             for f, y, g, label in zip(flags, outputs, (gQ, gR), ["Q", "R"])
         ]

@@ -43,6 +43,7 @@ from ._runtime import (
     _laid_out_like,
     _mm,
     _on_host,
+    _pad_cols,
     _pad_rows,
     _permute_cols,
     _raise_if_failed,
@@ -256,6 +257,7 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
                 _differentiable(mode, check_singular),
                 (mode, check_singular),
             )
+
         if m < n:
             # spec/qr_pivoted.yaml:88, RR2020
             dB = _permute_cols(Pi, dA, False)
@@ -285,6 +287,7 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
                 _differentiable(mode, check_singular),
                 (mode, check_singular),
             )
+
     if mode == "complete":
         if m > n:
             # spec/qr_pivoted.yaml:119
@@ -321,6 +324,7 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
                 _differentiable(mode, check_singular),
                 (mode, check_singular),
             )
+
         if m == n:
             # spec/qr_pivoted.yaml:76, WLL2012 Sec. 3
             C = _torch.linalg.solve_triangular(
@@ -339,6 +343,7 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
                 _differentiable(mode, check_singular),
                 (mode, check_singular),
             )
+
         if m < n:
             # spec/qr_pivoted.yaml:88, RR2020
             dB = _permute_cols(Pi, dA, False)
@@ -368,6 +373,7 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
                 _differentiable(mode, check_singular),
                 (mode, check_singular),
             )
+
     if mode == "r":
         if m >= n:
             # spec/qr_pivoted.yaml:76, WLL2012 Sec. 3
@@ -386,6 +392,7 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
                 _differentiable(mode, check_singular),
                 (mode, check_singular),
             )
+
         if m < n:
             # spec/qr_pivoted.yaml:88, RR2020
             dB = _permute_cols(Pi, dA, False)
@@ -415,6 +422,7 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
                 _differentiable(mode, check_singular),
                 (mode, check_singular),
             )
+
     raise ValueError(f"qr_pivoted: no jvp rule for mode={mode!r} and A of shape {tuple(A.shape)}")
 
 
@@ -427,6 +435,35 @@ def _vjp_checks(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
 
     if mode == "reduced":
         if m >= n:
+            if gQ is None and gR is not None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (R.diagonal(dim1=-2, dim2=-1).unsqueeze(-1),),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            if gQ is not None and gR is None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (R.diagonal(dim1=-2, dim2=-1).unsqueeze(-1),),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            gQ = _zeros_like(Q) if gQ is None else gQ
+            gR = _zeros_like(R) if gR is None else gR
+
             return (
                 _check(
                     "pivots",
@@ -440,6 +477,22 @@ def _vjp_checks(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                 else None,
             )
         if m < n:
+            if gQ is not None and gR is None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (R.diagonal(dim1=-2, dim2=-1).unsqueeze(-1),),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            gQ = _zeros_like(Q) if gQ is None else gQ
+            gR = _zeros_like(R) if gR is None else gR
+
             return (
                 _check(
                     "pivots",
@@ -454,6 +507,35 @@ def _vjp_checks(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
             )
     if mode == "complete":
         if m > n:
+            if gQ is None and gR is not None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (R.diagonal(dim1=-2, dim2=-1).unsqueeze(-1),),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            if gQ is not None and gR is None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (R.diagonal(dim1=-2, dim2=-1).unsqueeze(-1),),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            gQ = _zeros_like(Q) if gQ is None else gQ
+            gR = _zeros_like(R) if gR is None else gR
+
             return (
                 _check(
                     "pivots",
@@ -467,6 +549,35 @@ def _vjp_checks(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                 else None,
             )
         if m == n:
+            if gQ is None and gR is not None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (R.diagonal(dim1=-2, dim2=-1).unsqueeze(-1),),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            if gQ is not None and gR is None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (R.diagonal(dim1=-2, dim2=-1).unsqueeze(-1),),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            gQ = _zeros_like(Q) if gQ is None else gQ
+            gR = _zeros_like(R) if gR is None else gR
+
             return (
                 _check(
                     "pivots",
@@ -480,6 +591,22 @@ def _vjp_checks(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                 else None,
             )
         if m < n:
+            if gQ is not None and gR is None:
+                return (
+                    _check(
+                        "pivots",
+                        lambda: (R.diagonal(dim1=-2, dim2=-1).unsqueeze(-1),),
+                        (A,),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        None,
+                    )
+                    if check_singular
+                    else None,
+                )
+            gQ = _zeros_like(Q) if gQ is None else gQ
+            gR = _zeros_like(R) if gR is None else gR
+
             return (
                 _check(
                     "pivots",
@@ -494,6 +621,8 @@ def _vjp_checks(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
             )
     if mode == "r":
         if m >= n:
+            gR = _zeros_like(R) if gR is None else gR
+
             return (
                 _check(
                     "pivots",
@@ -507,6 +636,8 @@ def _vjp_checks(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                 else None,
             )
         if m < n:
+            gR = _zeros_like(R) if gR is None else gR
+
             return (
                 _check(
                     "pivots",
@@ -532,6 +663,35 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
     _raise_if_failed("qr_pivoted", _checks, (gQ, gR, gP, gPi), "cotangent")
     if mode == "reduced":
         if m >= n:
+            if gQ is None and gR is not None:
+                # the rule below without the terms of gQ, which are None
+                M = _mm(R, gR.mH)
+                gA = _permute_cols(
+                    Pi,
+                    _torch.linalg.solve_triangular(
+                        R.mH, _mm(Q, _copyltu(M)), upper=False, left=False, unitriangular=False
+                    ),
+                    True,
+                )
+                return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
+            if gQ is not None and gR is None:
+                # the rule below without the terms of gR, which are None
+                M = -_mm(gQ.mH, Q)
+                gA = _permute_cols(
+                    Pi,
+                    _torch.linalg.solve_triangular(
+                        R.mH,
+                        _addmm(gQ, Q, _copyltu(M)),
+                        upper=False,
+                        left=False,
+                        unitriangular=False,
+                    ),
+                    True,
+                )
+                return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
+            gQ = _zeros_like(Q) if gQ is None else gQ
+            gR = _zeros_like(R) if gR is None else gR
+
             # spec/qr_pivoted.yaml:83, LLWX2019 eq. (7)
             M = _addmm(_mm(R, gR.mH), gQ.mH, Q, alpha=-1)
             gA = _permute_cols(
@@ -542,7 +702,21 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                 True,
             )
             return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
+
         if m < n:
+            if gQ is not None and gR is None:
+                # the rule below without the terms of gR, which are None
+                R1 = R[..., :, :m]
+                gQ1 = gQ
+                M = -_mm(gQ1.mH, Q)
+                gX = _torch.linalg.solve_triangular(
+                    R1.mH, _addmm(gQ1, Q, _copyltu(M)), upper=False, left=False, unitriangular=False
+                )
+                gA = _permute_cols(Pi, _pad_cols(gX, -m + n), True)
+                return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
+            gQ = _zeros_like(Q) if gQ is None else gQ
+            gR = _zeros_like(R) if gR is None else gR
+
             # spec/qr_pivoted.yaml:97, RR2020
             R1 = R[..., :, :m]
             gR2 = gR[..., :, m:]
@@ -553,8 +727,52 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
             )
             gA = _permute_cols(Pi, _torch.cat([gX, _mm(Q, gR2)], dim=-1), True)
             return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
+
     if mode == "complete":
         if m > n:
+            if gQ is None and gR is not None:
+                # the rule below without the terms of gQ, which are None
+                Q1 = Q[..., :, :n]
+                R1 = R[..., :n, :]
+                M = _mm(R1, gR[..., :n, :].mH)
+                gA = _permute_cols(
+                    Pi,
+                    _torch.linalg.solve_triangular(
+                        R1.mH, _mm(Q1, _copyltu(M)), upper=False, left=False, unitriangular=False
+                    ),
+                    True,
+                )
+                return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
+            if gQ is not None and gR is None:
+                # the rule below without the terms of gR, which are None
+                Q1 = Q[..., :, :n]
+                R1 = R[..., :n, :]
+                N = _torch.eye(n, n, dtype=A.dtype, device=A.device) - Q1[..., :n, :]
+                Z = _torch.linalg.solve(N.mH, Q1[..., n:, :].mH, left=True)
+                G = gQ[..., :, n:]
+                W = _torch.linalg.solve(
+                    N, _mm((_torch.eye(m, n, dtype=A.dtype, device=A.device) - Q1).mH, G), left=True
+                )
+                _c0 = W.mH
+                gQ1 = _addmm(
+                    gQ[..., :, :n] + _torch.cat([_mm(Z, _c0), _c0], dim=-2), G, Z.mH, alpha=-1
+                )
+                M = -_mm(gQ1.mH, Q1)
+                gA = _permute_cols(
+                    Pi,
+                    _torch.linalg.solve_triangular(
+                        R1.mH,
+                        _addmm(gQ1, Q1, _copyltu(M)),
+                        upper=False,
+                        left=False,
+                        unitriangular=False,
+                    ),
+                    True,
+                )
+                return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
+            gQ = _zeros_like(Q) if gQ is None else gQ
+            gR = _zeros_like(R) if gR is None else gR
+
             # spec/qr_pivoted.yaml:132
             Q1 = Q[..., :, :n]
             R1 = R[..., :n, :]
@@ -581,7 +799,37 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                 True,
             )
             return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
+
         if m == n:
+            if gQ is None and gR is not None:
+                # the rule below without the terms of gQ, which are None
+                M = _mm(R, gR.mH)
+                gA = _permute_cols(
+                    Pi,
+                    _torch.linalg.solve_triangular(
+                        R.mH, _mm(Q, _copyltu(M)), upper=False, left=False, unitriangular=False
+                    ),
+                    True,
+                )
+                return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
+            if gQ is not None and gR is None:
+                # the rule below without the terms of gR, which are None
+                M = -_mm(gQ.mH, Q)
+                gA = _permute_cols(
+                    Pi,
+                    _torch.linalg.solve_triangular(
+                        R.mH,
+                        _addmm(gQ, Q, _copyltu(M)),
+                        upper=False,
+                        left=False,
+                        unitriangular=False,
+                    ),
+                    True,
+                )
+                return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
+            gQ = _zeros_like(Q) if gQ is None else gQ
+            gR = _zeros_like(R) if gR is None else gR
+
             # spec/qr_pivoted.yaml:83, LLWX2019 eq. (7)
             M = _addmm(_mm(R, gR.mH), gQ.mH, Q, alpha=-1)
             gA = _permute_cols(
@@ -592,7 +840,21 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                 True,
             )
             return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
+
         if m < n:
+            if gQ is not None and gR is None:
+                # the rule below without the terms of gR, which are None
+                R1 = R[..., :, :m]
+                gQ1 = gQ
+                M = -_mm(gQ1.mH, Q)
+                gX = _torch.linalg.solve_triangular(
+                    R1.mH, _addmm(gQ1, Q, _copyltu(M)), upper=False, left=False, unitriangular=False
+                )
+                gA = _permute_cols(Pi, _pad_cols(gX, -m + n), True)
+                return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
+            gQ = _zeros_like(Q) if gQ is None else gQ
+            gR = _zeros_like(R) if gR is None else gR
+
             # spec/qr_pivoted.yaml:97, RR2020
             R1 = R[..., :, :m]
             gR2 = gR[..., :, m:]
@@ -603,8 +865,11 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
             )
             gA = _permute_cols(Pi, _torch.cat([gX, _mm(Q, gR2)], dim=-1), True)
             return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
+
     if mode == "r":
         if m >= n:
+            gR = _zeros_like(R) if gR is None else gR
+
             # spec/qr_pivoted.yaml:162
             gA = _permute_cols(
                 Pi,
@@ -618,7 +883,10 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                 True,
             )
             return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
+
         if m < n:
+            gR = _zeros_like(R) if gR is None else gR
+
             # spec/qr_pivoted.yaml:167
             R1 = R[..., :, :m]
             gR2 = gR[..., :, m:]
@@ -629,6 +897,7 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
             )
             gA = _permute_cols(Pi, _torch.cat([gX, _mm(Q, gR2)], dim=-1), True)
             return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
+
     raise ValueError(f"qr_pivoted: no vjp rule for mode={mode!r} and A of shape {tuple(A.shape)}")
 
 
@@ -678,6 +947,9 @@ def _setup_context(ctx, inputs, output):
     ctx.options = (mode, check_singular)
     flags = _differentiable(mode, check_singular)
     ctx.mark_non_differentiable(*(y for y, f in zip(output, flags) if not f))
+    # an output the loss does not read has a None cotangent, not zeros: the rule leaves
+    # out its terms (svdvals, differentiated through svd, pays for gS alone)
+    ctx.set_materialize_grads(False)
     ctx.save_for_backward(*inputs[:1], *output)
 
 
@@ -725,7 +997,9 @@ class _Qr_pivotedFunction(_torch.autograd.Function):
     def jvp(ctx, *tangents):
         flags = _differentiable(*ctx.options)
         saved = ctx.saved_tensors
-        rule = iter(_jvp_rule(*saved, *tangents[:1], *ctx.options))
+        # an input without a tangent has None (grads are not materialized): zeros to the rule
+        given = [_zeros_like(x) if t is None else t for t, x in zip(tangents[:1], saved)]
+        rule = iter(_jvp_rule(*saved, *given, *ctx.options))
         outputs = saved[1:]
         return tuple(_laid_out_like(next(rule), y) if f else None for f, y in zip(flags, outputs))
 
@@ -798,9 +1072,7 @@ def qr_pivoted_vjp(A, mode="reduced", check_singular=True):
     def pullback(gQ=None, gR=None, gP=None):
         cotangents = [
             None
-            if not f
-            else _zeros_like(y)
-            if g is None
+            if not f or g is None  # None: the rule leaves out its terms
             else _cotangent_in(_check_tangent("qr_pivoted", "g" + label, g, y[..., 0])[..., None])
             if v
             else _cotangent_in(_check_tangent("qr_pivoted", "g" + label, g, y))

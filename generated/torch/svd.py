@@ -156,7 +156,7 @@ def _jvp_checks(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_s
                         _torch.cat(
                             [
                                 _addmm(_mm(dA, Vh.mH), U, _mm(_mm(U.mH, dA), Vh.mH), alpha=-1),
-                                _addmm(_mm(dA.mH, U), Vh.mH, _mm(_mm(Vh, dA.mH), U), alpha=-1),
+                                _addmm(_mm(dA.mH, U), Vh.mH, _mm(Vh, _mm(dA.mH, U)), alpha=-1),
                             ],
                             dim=-2,
                         ),
@@ -189,7 +189,7 @@ def _jvp_checks(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_s
                     lambda: (
                         _torch.cat(
                             [
-                                _addmm(_mm(dA, Vh.mH), U, _mm(_mm(U.mH, dA), Vh.mH), alpha=-1),
+                                _addmm(_mm(dA, Vh.mH), U, _mm(U.mH, _mm(dA, Vh.mH)), alpha=-1),
                                 _addmm(_mm(dA.mH, U), Vh.mH, _mm(_mm(Vh, dA.mH), U), alpha=-1),
                             ],
                             dim=-2,
@@ -207,7 +207,7 @@ def _jvp_checks(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_s
                 else None,
                 _check(
                     "ties",
-                    lambda: (_sym(_mm(_mm(U.mH, dA), Vh.mH)),),
+                    lambda: (_sym(_mm(U.mH, _mm(dA, Vh.mH))),),
                     (dA,),
                     _TIES_MESSAGE,
                     "check_ties",
@@ -310,7 +310,7 @@ def _jvp_checks(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_s
                 else None,
                 _check(
                     "ties",
-                    lambda: (_sym(_mm(_mm(U.mH, dA), Vh[..., :m, :].mH)),),
+                    lambda: (_sym(_mm(U.mH, _mm(dA, Vh[..., :m, :].mH))),),
                     (dA,),
                     _TIES_MESSAGE,
                     "check_ties",
@@ -334,34 +334,31 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
         if m >= n:
             # spec/svd.yaml:104, T2016, WZ2019
             V = Vh.mH
-            _c0 = _mm(_mm(U.mH, dA), V)
-            dP = _c0
+            _c0 = U.mH
+            _c1 = _mm(_mm(_c0, dA), V)
+            dP = _c1
             dS = _re(dP.diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
             F = _pairwise_inv(S * S)
-            _c1 = S.reciprocal()
+            _c2 = S.reciprocal()
             D = (1 / 2) * _torch.diag_embed(
-                (_skew(dP).diagonal(dim1=-2, dim2=-1).unsqueeze(-1) * _c1).squeeze(-1)
+                (_skew(dP).diagonal(dim1=-2, dim2=-1).unsqueeze(-1) * _c2).squeeze(-1)
             )
-            _c2 = _torch.diag_embed(S.squeeze(-1))
             _c3 = dP.mH
-            _c4 = _mm(dA, V)
             dU = _addmm(
-                (_addmm(_c4, U, dP, alpha=-1)) * _c1.mT,
-                U,
-                (F * (_addmm(_mm(dP, _c2), _c2, _c3))) + D,
+                (_addmm(_mm(dA, V), U, dP, alpha=-1)) * _c2.mT, U, (F * (dP * S.mT + S * _c3)) + D
             )
-            dVh = (_mm(V, (F * (_addmm(_mm(_c2, dP), _c3, _c2))) - D)).mH
+            dVh = (_mm(V, (F * (S * dP + _c3 * S.mT)) - D)).mH
 
             def _kv0():
-                _c5 = dA.mH
+                _c4 = dA.mH
                 _k0 = _torch.cat(
                     [
-                        _addmm(_c4, U, _c0, alpha=-1),
-                        _addmm(_mm(_c5, U), V, _mm(_mm(Vh, _c5), U), alpha=-1),
+                        _mm(_addmm(dA, U, _mm(_c0, dA), alpha=-1), V),
+                        _mm(_addmm(_c4, _mm(V, Vh), _c4, alpha=-1), U),
                     ],
                     dim=-2,
                 )
-                _k1 = _torch.diag_embed(_c0.diagonal(dim1=-2, dim2=-1).unsqueeze(-1).squeeze(-1))
+                _k1 = _torch.diag_embed(_c1.diagonal(dim1=-2, dim2=-1).unsqueeze(-1).squeeze(-1))
                 return (_k0, _k1)
 
             return _checked_jvp(
@@ -371,7 +368,7 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
                     _check("zeros", _kv0, (A, dA), _PIVOTS_MESSAGE, "check_singular", S)
                     if check_singular
                     else None,
-                    _check("ties", lambda: (_sym(_c0),), (dA,), _TIES_MESSAGE, "check_ties", S)
+                    _check("ties", lambda: (_sym(_c1),), (dA,), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
                 ),
@@ -380,27 +377,27 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
                 _differentiable(full_matrices, check_gauge, check_ties, check_singular),
                 (full_matrices, check_gauge, check_ties, check_singular),
             )
+
         if m < n:
             # spec/svd.yaml:114
             V = Vh.mH
-            _c0 = _mm(_mm(U.mH, dA), V)
-            dP = _c0
+            _c0 = U.mH
+            _c1 = _mm(_c0, _mm(dA, V))
+            dP = _c1
             dS = _re(dP.diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
             F = _pairwise_inv(S * S)
-            _c1 = S.reciprocal()
+            _c2 = S.reciprocal()
             D = (1 / 2) * _torch.diag_embed(
-                (_skew(dP).diagonal(dim1=-2, dim2=-1).unsqueeze(-1) * _c1).squeeze(-1)
+                (_skew(dP).diagonal(dim1=-2, dim2=-1).unsqueeze(-1) * _c2).squeeze(-1)
             )
-            _c2 = _torch.diag_embed(S.squeeze(-1))
             _c3 = dP.mH
-            dU = _mm(U, (F * (_addmm(_mm(dP, _c2), _c2, _c3))) + D)
+            dU = _mm(U, (F * (dP * S.mT + S * _c3)) + D)
             _c4 = dA.mH
-            _c5 = _mm(_c4, U)
             dVh = (
                 _addmm(
-                    (_addmm(_c5, V, _c3, alpha=-1)) * _c1.mT,
+                    (_addmm(_mm(_c4, U), V, _c3, alpha=-1)) * _c2.mT,
                     V,
-                    (F * (_addmm(_mm(_c2, dP), _c3, _c2))) - D,
+                    (F * (S * dP + _c3 * S.mT)) - D,
                 )
             ).mH
             return _checked_jvp(
@@ -412,13 +409,13 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
                         lambda: (
                             _torch.cat(
                                 [
-                                    _addmm(_mm(dA, V), U, _c0, alpha=-1),
-                                    _addmm(_c5, V, _mm(_mm(Vh, _c4), U), alpha=-1),
+                                    _mm(_addmm(dA, _mm(U, _c0), dA, alpha=-1), V),
+                                    _mm(_addmm(_c4, V, _mm(Vh, _c4), alpha=-1), U),
                                 ],
                                 dim=-2,
                             ),
                             _torch.diag_embed(
-                                _c0.diagonal(dim1=-2, dim2=-1).unsqueeze(-1).squeeze(-1)
+                                _c1.diagonal(dim1=-2, dim2=-1).unsqueeze(-1).squeeze(-1)
                             ),
                         ),
                         (A, dA),
@@ -428,7 +425,7 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
                     )
                     if check_singular
                     else None,
-                    _check("ties", lambda: (_sym(_c0),), (dA,), _TIES_MESSAGE, "check_ties", S)
+                    _check("ties", lambda: (_sym(_c1),), (dA,), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
                 ),
@@ -437,6 +434,7 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
                 _differentiable(full_matrices, check_gauge, check_ties, check_singular),
                 (full_matrices, check_gauge, check_ties, check_singular),
             )
+
     if full_matrices is True:
         if m == n:
             # spec/svd.yaml:163
@@ -448,10 +446,9 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
             D = (1 / 2) * _torch.diag_embed(
                 (_skew(dP).diagonal(dim1=-2, dim2=-1).unsqueeze(-1) * S.reciprocal()).squeeze(-1)
             )
-            _c1 = _torch.diag_embed(S.squeeze(-1))
-            _c2 = dP.mH
-            dU = _mm(U, (F * (_addmm(_mm(dP, _c1), _c1, _c2))) + D)
-            dVh = (_mm(V, (F * (_addmm(_mm(_c1, dP), _c2, _c1))) - D)).mH
+            _c1 = dP.mH
+            dU = _mm(U, (F * (dP * S.mT + S * _c1)) + D)
+            dVh = (_mm(V, (F * (S * dP + _c1 * S.mT)) - D)).mH
             return _checked_jvp(
                 "svd",
                 (dU, dS, dVh),
@@ -486,6 +483,7 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
                 _differentiable(full_matrices, check_gauge, check_ties, check_singular),
                 (full_matrices, check_gauge, check_ties, check_singular),
             )
+
         if m > n:
             # spec/svd.yaml:173
             V = Vh.mH
@@ -498,18 +496,14 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
             D = (1 / 2) * _torch.diag_embed(
                 (_skew(dP).diagonal(dim1=-2, dim2=-1).unsqueeze(-1) * _c1).squeeze(-1)
             )
-            _c2 = _torch.diag_embed(S.squeeze(-1))
-            _c3 = dP.mH
-            _c4 = _torch.diag_embed(_c1.squeeze(-1))
+            _c2 = dP.mH
             dU1 = _addmm(
-                _mm(U1, (F * (_addmm(_mm(dP, _c2), _c2, _c3))) + D),
-                (_addmm(_mm(dA, V), U1, dP, alpha=-1)),
-                _c4,
+                (_addmm(_mm(dA, V), U1, dP, alpha=-1)) * _c1.mT, U1, (F * (dP * S.mT + S * _c2)) + D
             )
-            _c5 = dA.mH
-            _c6 = U[..., :, n:]
-            dU = _torch.cat([dU1, -_mm(_mm(_mm(_mm(U1, _c4), Vh), _c5), _c6)], dim=-1)
-            dVh = (_mm(V, (F * (_addmm(_mm(_c2, dP), _c3, _c2))) - D)).mH
+            _c3 = dA.mH
+            _c4 = U[..., :, n:]
+            dU = _torch.cat([dU1, -_mm(U1 * _c1.mT, _mm(Vh, _mm(_c3, _c4)))], dim=-1)
+            dVh = (_mm(V, (F * (S * dP + _c2 * S.mT)) - D)).mH
             return _checked_jvp(
                 "svd",
                 (dU, dS, dVh),
@@ -518,7 +512,7 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
                         "zeros",
                         lambda: (
                             _torch.cat(
-                                [_mm(_mm(_c6.mH, dA), V), _mm(_mm(Vh[..., n:, :], _c5), U1)], dim=-2
+                                [_mm(_mm(_c4.mH, dA), V), _mm(_mm(Vh[..., n:, :], _c3), U1)], dim=-2
                             ),
                             _torch.diag_embed(
                                 _c0.diagonal(dim1=-2, dim2=-1).unsqueeze(-1).squeeze(-1)
@@ -540,11 +534,12 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
                 _differentiable(full_matrices, check_gauge, check_ties, check_singular),
                 (full_matrices, check_gauge, check_ties, check_singular),
             )
+
         if m < n:
             # spec/svd.yaml:186
             V1 = Vh[..., :m, :].mH
             _c0 = U.mH
-            _c1 = _mm(_mm(_c0, dA), V1)
+            _c1 = _mm(_c0, _mm(dA, V1))
             dP = _c1
             dS = _re(dP.diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
             F = _pairwise_inv(S * S)
@@ -552,18 +547,16 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
             D = (1 / 2) * _torch.diag_embed(
                 (_skew(dP).diagonal(dim1=-2, dim2=-1).unsqueeze(-1) * _c2).squeeze(-1)
             )
-            _c3 = _torch.diag_embed(S.squeeze(-1))
-            _c4 = dP.mH
-            dU = _mm(U, (F * (_addmm(_mm(dP, _c3), _c3, _c4))) + D)
-            _c5 = dA.mH
-            _c6 = _torch.diag_embed(_c2.squeeze(-1))
+            _c3 = dP.mH
+            dU = _mm(U, (F * (dP * S.mT + S * _c3)) + D)
+            _c4 = dA.mH
             dV1 = _addmm(
-                _mm(V1, (F * (_addmm(_mm(_c3, dP), _c4, _c3))) - D),
-                (_addmm(_mm(_c5, U), V1, _c4, alpha=-1)),
-                _c6,
+                (_addmm(_mm(_c4, U), V1, _c3, alpha=-1)) * _c2.mT,
+                V1,
+                (F * (S * dP + _c3 * S.mT)) - D,
             )
-            _c7 = Vh[..., m:, :]
-            dVh = _torch.cat([dV1, -_mm(_mm(_mm(_mm(V1, _c6), _c0), dA), _c7.mH)], dim=-1).mH
+            _c5 = Vh[..., m:, :]
+            dVh = _torch.cat([dV1, -_mm(V1 * _c2.mT, _mm(_c0, _mm(dA, _c5.mH)))], dim=-1).mH
             return _checked_jvp(
                 "svd",
                 (dU, dS, dVh),
@@ -572,7 +565,7 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
                         "zeros",
                         lambda: (
                             _torch.cat(
-                                [_mm(_mm(U[..., :, m:].mH, dA), V1), _mm(_mm(_c7, _c5), U)], dim=-2
+                                [_mm(_mm(U[..., :, m:].mH, dA), V1), _mm(_mm(_c5, _c4), U)], dim=-2
                             ),
                             _torch.diag_embed(
                                 _c1.diagonal(dim1=-2, dim2=-1).unsqueeze(-1).squeeze(-1)
@@ -594,6 +587,7 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
                 _differentiable(full_matrices, check_gauge, check_ties, check_singular),
                 (full_matrices, check_gauge, check_ties, check_singular),
             )
+
     raise ValueError(
         f"svd: no jvp rule for full_matrices={full_matrices!r} and A of shape {tuple(A.shape)}"
     )
@@ -608,6 +602,217 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
 
     if full_matrices is False:
         if m >= n:
+            if gU is None and gS is not None and gVh is not None:
+                return (
+                    _check(
+                        "zeros",
+                        lambda: (
+                            _addmm(gVh.mH, _mm(Vh.mH, Vh), gVh.mH, alpha=-1),
+                            _torch.diag_embed(gS.squeeze(-1)),
+                        ),
+                        (A, gS, gVh),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
+                    )
+                    if check_singular
+                    else None,
+                    _check(
+                        "ties",
+                        lambda: (_torch.diag_embed(gS.squeeze(-1)) + _skew(_mm(Vh, gVh.mH)),),
+                        (gS, gVh),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (_im((Vh * gVh.mH.mT).sum(-1).unsqueeze(-1)),),
+                        (gVh,),
+                        _GAUGE_MESSAGE,
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                )
+            if gU is not None and gS is None and gVh is not None:
+                return (
+                    _check(
+                        "zeros",
+                        lambda: (
+                            _torch.cat(
+                                [
+                                    _addmm(gU, U, _mm(U.mH, gU), alpha=-1),
+                                    _addmm(gVh.mH, _mm(Vh.mH, Vh), gVh.mH, alpha=-1),
+                                ],
+                                dim=-2,
+                            ),
+                        ),
+                        (A, gU, gVh),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
+                    )
+                    if check_singular
+                    else None,
+                    _check(
+                        "ties",
+                        lambda: (_skew(_addmm(_mm(U.mH, gU), Vh, gVh.mH)),),
+                        (gU, gVh),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (
+                            _im(
+                                (U.mH * gU.mT).sum(-1).unsqueeze(-1)
+                                + (Vh * gVh.mH.mT).sum(-1).unsqueeze(-1)
+                            ),
+                        ),
+                        (gU, gVh),
+                        _GAUGE_MESSAGE,
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                )
+            if gU is not None and gS is not None and gVh is None:
+                return (
+                    _check(
+                        "zeros",
+                        lambda: (
+                            _addmm(gU, U, _mm(U.mH, gU), alpha=-1),
+                            _torch.diag_embed(gS.squeeze(-1)),
+                        ),
+                        (A, gS, gU),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
+                    )
+                    if check_singular
+                    else None,
+                    _check(
+                        "ties",
+                        lambda: (_torch.diag_embed(gS.squeeze(-1)) + _skew(_mm(U.mH, gU)),),
+                        (gS, gU),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (_im((U.mH * gU.mT).sum(-1).unsqueeze(-1)),),
+                        (gU,),
+                        _GAUGE_MESSAGE,
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                )
+            if gU is None and gS is None and gVh is not None:
+                return (
+                    _check(
+                        "zeros",
+                        lambda: (_addmm(gVh.mH, _mm(Vh.mH, Vh), gVh.mH, alpha=-1),),
+                        (A, gVh),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
+                    )
+                    if check_singular
+                    else None,
+                    _check(
+                        "ties",
+                        lambda: (_skew(_mm(Vh, gVh.mH)),),
+                        (gVh,),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (_im((Vh * gVh.mH.mT).sum(-1).unsqueeze(-1)),),
+                        (gVh,),
+                        _GAUGE_MESSAGE,
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                )
+            if gU is None and gS is not None and gVh is None:
+                return (
+                    _check(
+                        "zeros",
+                        lambda: (_torch.diag_embed(gS.squeeze(-1)),),
+                        (A, gS),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
+                    )
+                    if check_singular
+                    else None,
+                    _check(
+                        "ties",
+                        lambda: (_torch.diag_embed(gS.squeeze(-1)),),
+                        (gS,),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                )
+            if gU is not None and gS is None and gVh is None:
+                return (
+                    _check(
+                        "zeros",
+                        lambda: (_addmm(gU, U, _mm(U.mH, gU), alpha=-1),),
+                        (A, gU),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
+                    )
+                    if check_singular
+                    else None,
+                    _check(
+                        "ties",
+                        lambda: (_skew(_mm(U.mH, gU)),),
+                        (gU,),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (_im((U.mH * gU.mT).sum(-1).unsqueeze(-1)),),
+                        (gU,),
+                        _GAUGE_MESSAGE,
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                )
+            gU = _zeros_like(U) if gU is None else gU
+            gS = _zeros_like(S) if gS is None else gS
+            gVh = _zeros_like(Vh) if gVh is None else gVh
+
             return (
                 _check(
                     "zeros",
@@ -658,6 +863,171 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                 else None,
             )
         if m < n:
+            if gU is None and gS is not None and gVh is not None:
+                return (
+                    _check(
+                        "zeros",
+                        lambda: (
+                            _addmm(gVh.mH, Vh.mH, _mm(Vh, gVh.mH), alpha=-1),
+                            _torch.diag_embed(gS.squeeze(-1)),
+                        ),
+                        (A, gS, gVh),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
+                    )
+                    if check_singular
+                    else None,
+                    _check(
+                        "ties",
+                        lambda: (_torch.diag_embed(gS.squeeze(-1)) + _skew(_mm(Vh, gVh.mH)),),
+                        (gS, gVh),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (_im((Vh * gVh.mH.mT).sum(-1).unsqueeze(-1)),),
+                        (gVh,),
+                        _GAUGE_MESSAGE,
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                )
+            if gU is not None and gS is not None and gVh is None:
+                return (
+                    _check(
+                        "zeros",
+                        lambda: (
+                            _addmm(gU, _mm(U, U.mH), gU, alpha=-1),
+                            _torch.diag_embed(gS.squeeze(-1)),
+                        ),
+                        (A, gS, gU),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
+                    )
+                    if check_singular
+                    else None,
+                    _check(
+                        "ties",
+                        lambda: (_torch.diag_embed(gS.squeeze(-1)) + _skew(_mm(U.mH, gU)),),
+                        (gS, gU),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (_im((U.mH * gU.mT).sum(-1).unsqueeze(-1)),),
+                        (gU,),
+                        _GAUGE_MESSAGE,
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                )
+            if gU is None and gS is None and gVh is not None:
+                return (
+                    _check(
+                        "zeros",
+                        lambda: (_addmm(gVh.mH, Vh.mH, _mm(Vh, gVh.mH), alpha=-1),),
+                        (A, gVh),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
+                    )
+                    if check_singular
+                    else None,
+                    _check(
+                        "ties",
+                        lambda: (_skew(_mm(Vh, gVh.mH)),),
+                        (gVh,),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (_im((Vh * gVh.mH.mT).sum(-1).unsqueeze(-1)),),
+                        (gVh,),
+                        _GAUGE_MESSAGE,
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                )
+            if gU is None and gS is not None and gVh is None:
+                return (
+                    _check(
+                        "zeros",
+                        lambda: (_torch.diag_embed(gS.squeeze(-1)),),
+                        (A, gS),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
+                    )
+                    if check_singular
+                    else None,
+                    _check(
+                        "ties",
+                        lambda: (_torch.diag_embed(gS.squeeze(-1)),),
+                        (gS,),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                )
+            if gU is not None and gS is None and gVh is None:
+                return (
+                    _check(
+                        "zeros",
+                        lambda: (_addmm(gU, _mm(U, U.mH), gU, alpha=-1),),
+                        (A, gU),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
+                    )
+                    if check_singular
+                    else None,
+                    _check(
+                        "ties",
+                        lambda: (_skew(_mm(U.mH, gU)),),
+                        (gU,),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (_im((U.mH * gU.mT).sum(-1).unsqueeze(-1)),),
+                        (gU,),
+                        _GAUGE_MESSAGE,
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                )
+            gU = _zeros_like(U) if gU is None else gU
+            gS = _zeros_like(S) if gS is None else gS
+            gVh = _zeros_like(Vh) if gVh is None else gVh
+
             return (
                 _check(
                     "zeros",
@@ -709,6 +1079,187 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
             )
     if full_matrices is True:
         if m == n:
+            if gU is None and gS is not None and gVh is not None:
+                return (
+                    _check(
+                        "zeros",
+                        lambda: (
+                            _addmm(_mm(Vh[..., m:, :], gVh.mH), gVh[..., m:, :], Vh.mH, alpha=-1),
+                            _torch.diag_embed(gS.squeeze(-1)),
+                        ),
+                        (A, gS, gVh),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
+                    )
+                    if check_singular
+                    else None,
+                    _check(
+                        "ties",
+                        lambda: (_torch.diag_embed(gS.squeeze(-1)) + _skew(_mm(Vh, gVh.mH)),),
+                        (gS, gVh),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (
+                            _im((Vh * gVh.mH.mT).sum(-1).unsqueeze(-1)),
+                            _skew(_mm(Vh[..., m:, :], gVh[..., m:, :].mH)),
+                        ),
+                        (gVh,),
+                        _GAUGE_MESSAGE_2,
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                )
+            if gU is not None and gS is not None and gVh is None:
+                return (
+                    _check(
+                        "zeros",
+                        lambda: (
+                            _addmm(_mm(U[..., :, m:].mH, gU), gU[..., :, m:].mH, U, alpha=-1),
+                            _torch.diag_embed(gS.squeeze(-1)),
+                        ),
+                        (A, gS, gU),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
+                    )
+                    if check_singular
+                    else None,
+                    _check(
+                        "ties",
+                        lambda: (_torch.diag_embed(gS.squeeze(-1)) + _skew(_mm(U.mH, gU)),),
+                        (gS, gU),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (
+                            _im((U.mH * gU.mT).sum(-1).unsqueeze(-1)),
+                            _skew(_mm(U[..., :, m:].mH, gU[..., :, m:])),
+                        ),
+                        (gU,),
+                        _GAUGE_MESSAGE_2,
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                )
+            if gU is None and gS is None and gVh is not None:
+                return (
+                    _check(
+                        "zeros",
+                        lambda: (
+                            _addmm(_mm(Vh[..., m:, :], gVh.mH), gVh[..., m:, :], Vh.mH, alpha=-1),
+                        ),
+                        (A, gVh),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
+                    )
+                    if check_singular
+                    else None,
+                    _check(
+                        "ties",
+                        lambda: (_skew(_mm(Vh, gVh.mH)),),
+                        (gVh,),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (
+                            _im((Vh * gVh.mH.mT).sum(-1).unsqueeze(-1)),
+                            _skew(_mm(Vh[..., m:, :], gVh[..., m:, :].mH)),
+                        ),
+                        (gVh,),
+                        _GAUGE_MESSAGE_2,
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                )
+            if gU is None and gS is not None and gVh is None:
+                return (
+                    _check(
+                        "zeros",
+                        lambda: (_torch.diag_embed(gS.squeeze(-1)),),
+                        (A, gS),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
+                    )
+                    if check_singular
+                    else None,
+                    _check(
+                        "ties",
+                        lambda: (_torch.diag_embed(gS.squeeze(-1)),),
+                        (gS,),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                )
+            if gU is not None and gS is None and gVh is None:
+                return (
+                    _check(
+                        "zeros",
+                        lambda: (
+                            _addmm(_mm(U[..., :, m:].mH, gU), gU[..., :, m:].mH, U, alpha=-1),
+                        ),
+                        (A, gU),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
+                    )
+                    if check_singular
+                    else None,
+                    _check(
+                        "ties",
+                        lambda: (_skew(_mm(U.mH, gU)),),
+                        (gU,),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (
+                            _im((U.mH * gU.mT).sum(-1).unsqueeze(-1)),
+                            _skew(_mm(U[..., :, m:].mH, gU[..., :, m:])),
+                        ),
+                        (gU,),
+                        _GAUGE_MESSAGE_2,
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                )
+            gU = _zeros_like(U) if gU is None else gU
+            gS = _zeros_like(S) if gS is None else gS
+            gVh = _zeros_like(Vh) if gVh is None else gVh
+
             return (
                 _check(
                     "zeros",
@@ -763,6 +1314,258 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                 else None,
             )
         if m > n:
+            if gU is None and gS is not None and gVh is not None:
+                return (
+                    _check(
+                        "zeros",
+                        lambda: (
+                            _addmm(_mm(Vh[..., n:, :], gVh.mH), gVh[..., n:, :], Vh.mH, alpha=-1),
+                            _torch.diag_embed(gS.squeeze(-1)),
+                        ),
+                        (A, gS, gVh),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
+                    )
+                    if check_singular
+                    else None,
+                    _check(
+                        "ties",
+                        lambda: (_torch.diag_embed(gS.squeeze(-1)) + _skew(_mm(Vh, gVh.mH)),),
+                        (gS, gVh),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (
+                            _im((Vh * gVh.mH.mT).sum(-1).unsqueeze(-1)),
+                            _skew(_mm(Vh[..., n:, :], gVh[..., n:, :].mH)),
+                        ),
+                        (gVh,),
+                        _GAUGE_MESSAGE_2,
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                )
+            if gU is not None and gS is None and gVh is not None:
+                return (
+                    _check(
+                        "zeros",
+                        lambda: (
+                            _torch.cat(
+                                [
+                                    _addmm(
+                                        _mm(U[..., :, n:].mH, gU[..., :, :n]),
+                                        gU[..., :, n:].mH,
+                                        U[..., :, :n],
+                                        alpha=-1,
+                                    ),
+                                    _addmm(
+                                        _mm(Vh[..., n:, :], gVh.mH),
+                                        gVh[..., n:, :],
+                                        Vh.mH,
+                                        alpha=-1,
+                                    ),
+                                ],
+                                dim=-2,
+                            ),
+                        ),
+                        (A, gU, gVh),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
+                    )
+                    if check_singular
+                    else None,
+                    _check(
+                        "ties",
+                        lambda: (_skew(_addmm(_mm(U[..., :, :n].mH, gU[..., :, :n]), Vh, gVh.mH)),),
+                        (gU, gVh),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (
+                            _im(
+                                (U[..., :, :n].mH * gU[..., :, :n].mT).sum(-1).unsqueeze(-1)
+                                + (Vh * gVh.mH.mT).sum(-1).unsqueeze(-1)
+                            ),
+                            _skew(_mm(U[..., :, n:].mH, gU[..., :, n:])),
+                            _skew(_mm(Vh[..., n:, :], gVh[..., n:, :].mH)),
+                        ),
+                        (gU, gVh),
+                        _GAUGE_MESSAGE_2,
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                )
+            if gU is not None and gS is not None and gVh is None:
+                return (
+                    _check(
+                        "zeros",
+                        lambda: (
+                            _addmm(
+                                _mm(U[..., :, n:].mH, gU[..., :, :n]),
+                                gU[..., :, n:].mH,
+                                U[..., :, :n],
+                                alpha=-1,
+                            ),
+                            _torch.diag_embed(gS.squeeze(-1)),
+                        ),
+                        (A, gS, gU),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
+                    )
+                    if check_singular
+                    else None,
+                    _check(
+                        "ties",
+                        lambda: (
+                            _torch.diag_embed(gS.squeeze(-1))
+                            + _skew(_mm(U[..., :, :n].mH, gU[..., :, :n])),
+                        ),
+                        (gS, gU),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (
+                            _im((U[..., :, :n].mH * gU[..., :, :n].mT).sum(-1).unsqueeze(-1)),
+                            _skew(_mm(U[..., :, n:].mH, gU[..., :, n:])),
+                        ),
+                        (gU,),
+                        _GAUGE_MESSAGE_2,
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                )
+            if gU is None and gS is None and gVh is not None:
+                return (
+                    _check(
+                        "zeros",
+                        lambda: (
+                            _addmm(_mm(Vh[..., n:, :], gVh.mH), gVh[..., n:, :], Vh.mH, alpha=-1),
+                        ),
+                        (A, gVh),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
+                    )
+                    if check_singular
+                    else None,
+                    _check(
+                        "ties",
+                        lambda: (_skew(_mm(Vh, gVh.mH)),),
+                        (gVh,),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (
+                            _im((Vh * gVh.mH.mT).sum(-1).unsqueeze(-1)),
+                            _skew(_mm(Vh[..., n:, :], gVh[..., n:, :].mH)),
+                        ),
+                        (gVh,),
+                        _GAUGE_MESSAGE_2,
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                )
+            if gU is None and gS is not None and gVh is None:
+                return (
+                    _check(
+                        "zeros",
+                        lambda: (_torch.diag_embed(gS.squeeze(-1)),),
+                        (A, gS),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
+                    )
+                    if check_singular
+                    else None,
+                    _check(
+                        "ties",
+                        lambda: (_torch.diag_embed(gS.squeeze(-1)),),
+                        (gS,),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                )
+            if gU is not None and gS is None and gVh is None:
+                return (
+                    _check(
+                        "zeros",
+                        lambda: (
+                            _addmm(
+                                _mm(U[..., :, n:].mH, gU[..., :, :n]),
+                                gU[..., :, n:].mH,
+                                U[..., :, :n],
+                                alpha=-1,
+                            ),
+                        ),
+                        (A, gU),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
+                    )
+                    if check_singular
+                    else None,
+                    _check(
+                        "ties",
+                        lambda: (_skew(_mm(U[..., :, :n].mH, gU[..., :, :n])),),
+                        (gU,),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (
+                            _im((U[..., :, :n].mH * gU[..., :, :n].mT).sum(-1).unsqueeze(-1)),
+                            _skew(_mm(U[..., :, n:].mH, gU[..., :, n:])),
+                        ),
+                        (gU,),
+                        _GAUGE_MESSAGE_2,
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                )
+            gU = _zeros_like(U) if gU is None else gU
+            gS = _zeros_like(S) if gS is None else gS
+            gVh = _zeros_like(Vh) if gVh is None else gVh
+
             return (
                 _check(
                     "zeros",
@@ -822,6 +1625,200 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                 else None,
             )
         if m < n:
+            if gU is None and gS is not None and gVh is not None:
+                return (
+                    _check(
+                        "zeros",
+                        lambda: (
+                            _addmm(
+                                _mm(Vh[..., m:, :], gVh[..., :m, :].mH),
+                                gVh[..., m:, :],
+                                Vh[..., :m, :].mH,
+                                alpha=-1,
+                            ),
+                            _torch.diag_embed(gS.squeeze(-1)),
+                        ),
+                        (A, gS, gVh),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
+                    )
+                    if check_singular
+                    else None,
+                    _check(
+                        "ties",
+                        lambda: (
+                            _torch.diag_embed(gS.squeeze(-1))
+                            + _skew(_mm(Vh[..., :m, :], gVh[..., :m, :].mH)),
+                        ),
+                        (gS, gVh),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (
+                            _im((Vh[..., :m, :] * gVh[..., :m, :].mH.mT).sum(-1).unsqueeze(-1)),
+                            _skew(_mm(Vh[..., m:, :], gVh[..., m:, :].mH)),
+                        ),
+                        (gVh,),
+                        _GAUGE_MESSAGE_2,
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                )
+            if gU is not None and gS is not None and gVh is None:
+                return (
+                    _check(
+                        "zeros",
+                        lambda: (
+                            _addmm(_mm(U[..., :, m:].mH, gU), gU[..., :, m:].mH, U, alpha=-1),
+                            _torch.diag_embed(gS.squeeze(-1)),
+                        ),
+                        (A, gS, gU),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
+                    )
+                    if check_singular
+                    else None,
+                    _check(
+                        "ties",
+                        lambda: (_torch.diag_embed(gS.squeeze(-1)) + _skew(_mm(U.mH, gU)),),
+                        (gS, gU),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (
+                            _im((U.mH * gU.mT).sum(-1).unsqueeze(-1)),
+                            _skew(_mm(U[..., :, m:].mH, gU[..., :, m:])),
+                        ),
+                        (gU,),
+                        _GAUGE_MESSAGE_2,
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                )
+            if gU is None and gS is None and gVh is not None:
+                return (
+                    _check(
+                        "zeros",
+                        lambda: (
+                            _addmm(
+                                _mm(Vh[..., m:, :], gVh[..., :m, :].mH),
+                                gVh[..., m:, :],
+                                Vh[..., :m, :].mH,
+                                alpha=-1,
+                            ),
+                        ),
+                        (A, gVh),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
+                    )
+                    if check_singular
+                    else None,
+                    _check(
+                        "ties",
+                        lambda: (_skew(_mm(Vh[..., :m, :], gVh[..., :m, :].mH)),),
+                        (gVh,),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (
+                            _im((Vh[..., :m, :] * gVh[..., :m, :].mH.mT).sum(-1).unsqueeze(-1)),
+                            _skew(_mm(Vh[..., m:, :], gVh[..., m:, :].mH)),
+                        ),
+                        (gVh,),
+                        _GAUGE_MESSAGE_2,
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                )
+            if gU is None and gS is not None and gVh is None:
+                return (
+                    _check(
+                        "zeros",
+                        lambda: (_torch.diag_embed(gS.squeeze(-1)),),
+                        (A, gS),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
+                    )
+                    if check_singular
+                    else None,
+                    _check(
+                        "ties",
+                        lambda: (_torch.diag_embed(gS.squeeze(-1)),),
+                        (gS,),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                )
+            if gU is not None and gS is None and gVh is None:
+                return (
+                    _check(
+                        "zeros",
+                        lambda: (
+                            _addmm(_mm(U[..., :, m:].mH, gU), gU[..., :, m:].mH, U, alpha=-1),
+                        ),
+                        (A, gU),
+                        _PIVOTS_MESSAGE,
+                        "check_singular",
+                        S,
+                    )
+                    if check_singular
+                    else None,
+                    _check(
+                        "ties",
+                        lambda: (_skew(_mm(U.mH, gU)),),
+                        (gU,),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        S,
+                    )
+                    if check_ties
+                    else None,
+                    _check(
+                        "vanish",
+                        lambda: (
+                            _im((U.mH * gU.mT).sum(-1).unsqueeze(-1)),
+                            _skew(_mm(U[..., :, m:].mH, gU[..., :, m:])),
+                        ),
+                        (gU,),
+                        _GAUGE_MESSAGE_2,
+                        "check_gauge",
+                        None,
+                    )
+                    if check_gauge
+                    else None,
+                )
+            gU = _zeros_like(U) if gU is None else gU
+            gS = _zeros_like(S) if gS is None else gS
+            gVh = _zeros_like(Vh) if gVh is None else gVh
+
             return (
                 _check(
                     "zeros",
@@ -893,6 +1890,330 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
     _raise_if_failed("svd", _checks, (gU, gS, gVh), "cotangent")
     if full_matrices is False:
         if m >= n:
+            if gU is None and gS is not None and gVh is not None:
+                # the rule below without the terms of gU, which are None
+                V = Vh.mH
+                F = _pairwise_inv(S * S)
+                _c0 = V.mH
+                _c1 = gVh.mH
+                _c2 = _mm(_c0, _c1)
+                _g_D = -_c2
+                _c3 = F.conj() * _c2
+                _g_dP = (
+                    S.conj() * _c3
+                    + S * _c3.mH
+                    + _torch.diag_embed(_re(gS).squeeze(-1))
+                    + _skew(
+                        _torch.diag_embed(
+                            (
+                                S.reciprocal().conj()
+                                * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
+                            ).squeeze(-1)
+                        )
+                    )
+                )
+                gA = _mm(U, _mm(_g_dP, _c0))
+
+                def _kv0():
+                    _k0 = _addmm(_c1, _mm(V, Vh), _c1, alpha=-1)
+                    _c4 = _torch.diag_embed(gS.squeeze(-1))
+                    _k1 = _c4
+                    return (_k0, _k1)
+
+                def _kv1():
+                    _c4 = _torch.diag_embed(gS.squeeze(-1))
+                    _c5 = _mm(Vh, _c1)
+                    _k2 = _c4 + _skew(_c5)
+                    return (_k2,)
+
+                def _kv2():
+                    _c5 = _mm(Vh, _c1)
+                    _k3 = _im(_c5.diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
+                    return (_k3,)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check("zeros", _kv0, (A, gS, gVh), _PIVOTS_MESSAGE, "check_singular", S)
+                        if check_singular
+                        else None,
+                        _check("ties", _kv1, (gS, gVh), _TIES_MESSAGE, "check_ties", S)
+                        if check_ties
+                        else None,
+                        _check("vanish", _kv2, (gVh,), _GAUGE_MESSAGE, "check_gauge", None)
+                        if check_gauge
+                        else None,
+                    ),
+                )
+            if gU is not None and gS is None and gVh is not None:
+                # the rule below without the terms of gS, which are None
+                V = Vh.mH
+                F = _pairwise_inv(S * S)
+                _c0 = U.mH
+                _c1 = _mm(_c0, gU)
+                _c2 = V.mH
+                _c3 = gVh.mH
+                _c4 = _mm(_c2, _c3)
+                _g_D = _c1 - _c4
+                _c5 = F.conj()
+                _c6 = _c5 * _c4
+                _c7 = S.conj()
+                _c8 = _c5 * _c1
+                _c9 = S.reciprocal().conj()
+                _g_dP = (
+                    _c7 * _c6
+                    + _c8.mH * S.mT
+                    + S * _c6.mH
+                    + _c8 * _c7.mT
+                    - _c1 * _c9.mT
+                    + _skew(
+                        _torch.diag_embed(
+                            (
+                                _c9 * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
+                            ).squeeze(-1)
+                        )
+                    )
+                )
+                gA = _mm(_addmm(gU * _c9.mT, U, _g_dP), _c2)
+
+                def _kv1():
+                    _c10 = _addmm(_c1, Vh, _c3)
+                    _k1 = _skew(_c10)
+                    return (_k1,)
+
+                def _kv2():
+                    _c10 = _addmm(_c1, Vh, _c3)
+                    _k2 = _im(_c10.diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
+                    return (_k2,)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check(
+                            "zeros",
+                            lambda: (
+                                _torch.cat(
+                                    [
+                                        _addmm(gU, U, _mm(_c0, gU), alpha=-1),
+                                        _addmm(_c3, _mm(V, Vh), _c3, alpha=-1),
+                                    ],
+                                    dim=-2,
+                                ),
+                            ),
+                            (A, gU, gVh),
+                            _PIVOTS_MESSAGE,
+                            "check_singular",
+                            S,
+                        )
+                        if check_singular
+                        else None,
+                        _check("ties", _kv1, (gU, gVh), _TIES_MESSAGE, "check_ties", S)
+                        if check_ties
+                        else None,
+                        _check("vanish", _kv2, (gU, gVh), _GAUGE_MESSAGE, "check_gauge", None)
+                        if check_gauge
+                        else None,
+                    ),
+                )
+            if gU is not None and gS is not None and gVh is None:
+                # the rule below without the terms of gVh, which are None
+                V = Vh.mH
+                F = _pairwise_inv(S * S)
+                _c0 = U.mH
+                _c1 = _mm(_c0, gU)
+                _g_D = _c1
+                _c2 = F.conj() * _c1
+                _c3 = S.reciprocal().conj()
+                _g_dP = (
+                    _c2.mH * S.mT
+                    + _c2 * S.conj().mT
+                    - _c1 * _c3.mT
+                    + _torch.diag_embed(_re(gS).squeeze(-1))
+                    + _skew(
+                        _torch.diag_embed(
+                            (
+                                _c3 * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
+                            ).squeeze(-1)
+                        )
+                    )
+                )
+                gA = _mm(_addmm(gU * _c3.mT, U, _g_dP), V.mH)
+
+                def _kv0():
+                    _k0 = _addmm(gU, U, _mm(_c0, gU), alpha=-1)
+                    _c4 = _torch.diag_embed(gS.squeeze(-1))
+                    _k1 = _c4
+                    return (_k0, _k1)
+
+                def _kv1():
+                    _c4 = _torch.diag_embed(gS.squeeze(-1))
+                    _k2 = _c4 + _skew(_g_D)
+                    return (_k2,)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check("zeros", _kv0, (A, gS, gU), _PIVOTS_MESSAGE, "check_singular", S)
+                        if check_singular
+                        else None,
+                        _check("ties", _kv1, (gS, gU), _TIES_MESSAGE, "check_ties", S)
+                        if check_ties
+                        else None,
+                        _check(
+                            "vanish",
+                            lambda: (_im(_g_D.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)),),
+                            (gU,),
+                            _GAUGE_MESSAGE,
+                            "check_gauge",
+                            None,
+                        )
+                        if check_gauge
+                        else None,
+                    ),
+                )
+            if gU is None and gS is None and gVh is not None:
+                # the rule below without the terms of gU, gS, which are None
+                V = Vh.mH
+                F = _pairwise_inv(S * S)
+                _c0 = V.mH
+                _c1 = gVh.mH
+                _c2 = _mm(_c0, _c1)
+                _g_D = -_c2
+                _c3 = F.conj() * _c2
+                _g_dP = (
+                    S.conj() * _c3
+                    + S * _c3.mH
+                    + _skew(
+                        _torch.diag_embed(
+                            (
+                                S.reciprocal().conj()
+                                * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
+                            ).squeeze(-1)
+                        )
+                    )
+                )
+                gA = _mm(U, _mm(_g_dP, _c0))
+
+                def _kv1():
+                    _c4 = _mm(Vh, _c1)
+                    _k1 = _skew(_c4)
+                    return (_k1,)
+
+                def _kv2():
+                    _c4 = _mm(Vh, _c1)
+                    _k2 = _im(_c4.diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
+                    return (_k2,)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check(
+                            "zeros",
+                            lambda: (_addmm(_c1, _mm(V, Vh), _c1, alpha=-1),),
+                            (A, gVh),
+                            _PIVOTS_MESSAGE,
+                            "check_singular",
+                            S,
+                        )
+                        if check_singular
+                        else None,
+                        _check("ties", _kv1, (gVh,), _TIES_MESSAGE, "check_ties", S)
+                        if check_ties
+                        else None,
+                        _check("vanish", _kv2, (gVh,), _GAUGE_MESSAGE, "check_gauge", None)
+                        if check_gauge
+                        else None,
+                    ),
+                )
+            if gU is None and gS is not None and gVh is None:
+                # the rule below without the terms of gU, gVh, which are None
+                V = Vh.mH
+                _g_dP = _torch.diag_embed(_re(gS).squeeze(-1))
+                gA = _mm(U, _mm(_g_dP, V.mH))
+
+                def _kv0():
+                    _c0 = _torch.diag_embed(gS.squeeze(-1))
+                    _k0 = _c0
+                    return (_k0,)
+
+                def _kv1():
+                    _c0 = _torch.diag_embed(gS.squeeze(-1))
+                    _k1 = _c0
+                    return (_k1,)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check("zeros", _kv0, (A, gS), _PIVOTS_MESSAGE, "check_singular", S)
+                        if check_singular
+                        else None,
+                        _check("ties", _kv1, (gS,), _TIES_MESSAGE, "check_ties", S)
+                        if check_ties
+                        else None,
+                    ),
+                )
+            if gU is not None and gS is None and gVh is None:
+                # the rule below without the terms of gS, gVh, which are None
+                V = Vh.mH
+                F = _pairwise_inv(S * S)
+                _c0 = U.mH
+                _c1 = _mm(_c0, gU)
+                _g_D = _c1
+                _c2 = F.conj() * _c1
+                _c3 = S.reciprocal().conj()
+                _g_dP = (
+                    _c2.mH * S.mT
+                    + _c2 * S.conj().mT
+                    - _c1 * _c3.mT
+                    + _skew(
+                        _torch.diag_embed(
+                            (
+                                _c3 * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
+                            ).squeeze(-1)
+                        )
+                    )
+                )
+                gA = _mm(_addmm(gU * _c3.mT, U, _g_dP), V.mH)
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check(
+                            "zeros",
+                            lambda: (_addmm(gU, U, _mm(_c0, gU), alpha=-1),),
+                            (A, gU),
+                            _PIVOTS_MESSAGE,
+                            "check_singular",
+                            S,
+                        )
+                        if check_singular
+                        else None,
+                        _check(
+                            "ties", lambda: (_skew(_g_D),), (gU,), _TIES_MESSAGE, "check_ties", S
+                        )
+                        if check_ties
+                        else None,
+                        _check(
+                            "vanish",
+                            lambda: (_im(_g_D.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)),),
+                            (gU,),
+                            _GAUGE_MESSAGE,
+                            "check_gauge",
+                            None,
+                        )
+                        if check_gauge
+                        else None,
+                    ),
+                )
+            gU = _zeros_like(U) if gU is None else gU
+            gS = _zeros_like(S) if gS is None else gS
+            gVh = _zeros_like(Vh) if gVh is None else gVh
+
             # spec/svd.yaml:104, T2016, WZ2019, transposed (the spec gives no VJP)
             V = Vh.mH
             F = _pairwise_inv(S * S)
@@ -900,68 +2221,48 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             _c1 = _mm(_c0, gU)
             _c2 = V.mH
             _c3 = gVh.mH
-            _g_D = _addmm(_c1, _c2, _c3, alpha=-1)
-            _c9 = S.reciprocal()
-            _c10 = _torch.diag_embed(_c9.squeeze(-1)).mH
-            _c4 = _torch.diag_embed(S.squeeze(-1))
-            _c5 = _c4.mH
-            _c6 = F.conj()
-            _c7 = _c6 * (_mm(_c2, _c3))
-            _c8 = _c6 * _c1
-            _g_dP = _addmm(
-                _addmm(
-                    _addmm(
-                        _addmm(
-                            _addmm(
-                                _torch.diag_embed(_re(gS).squeeze(-1))
-                                + _skew(
-                                    _torch.diag_embed(
-                                        (
-                                            _c9.conj()
-                                            * ((1 / 2) * _g_D)
-                                            .diagonal(dim1=-2, dim2=-1)
-                                            .unsqueeze(-1)
-                                        ).squeeze(-1)
-                                    )
-                                ),
-                                _c5,
-                                _c7,
-                            ),
-                            _c8.mH,
-                            _c4,
-                        ),
-                        _c4,
-                        _c7.mH,
-                    ),
-                    _c8,
-                    _c5,
-                ),
-                _mm(_c0, gU),
-                _c10,
-                alpha=-1,
+            _c4 = _mm(_c2, _c3)
+            _g_D = _c1 - _c4
+            _c5 = F.conj()
+            _c6 = _c5 * _c4
+            _c7 = S.conj()
+            _c8 = _c5 * _c1
+            _c9 = S.reciprocal().conj()
+            _g_dP = (
+                _c7 * _c6
+                + _c8.mH * S.mT
+                + S * _c6.mH
+                + _c8 * _c7.mT
+                - _c1 * _c9.mT
+                + _torch.diag_embed(_re(gS).squeeze(-1))
+                + _skew(
+                    _torch.diag_embed(
+                        (_c9 * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)).squeeze(
+                            -1
+                        )
+                    )
+                )
             )
-            gA = _addmm(_mm(_mm(gU, _c10), _c2), _mm(U, _g_dP), _c2)
+            gA = _mm(_addmm(gU * _c9.mT, U, _g_dP), _c2)
 
             def _kv0():
-                _c11 = _mm(Vh, _c3)
                 _k0 = _torch.cat(
-                    [_addmm(gU, U, _c1, alpha=-1), _addmm(_c3, V, _c11, alpha=-1)], dim=-2
+                    [_addmm(gU, U, _mm(_c0, gU), alpha=-1), _addmm(_c3, _mm(V, Vh), _c3, alpha=-1)],
+                    dim=-2,
                 )
-                _c12 = _torch.diag_embed(gS.squeeze(-1))
-                _k1 = _c12
+                _c10 = _torch.diag_embed(gS.squeeze(-1))
+                _k1 = _c10
                 return (_k0, _k1)
 
             def _kv1():
-                _c11 = _mm(Vh, _c3)
-                _c12 = _torch.diag_embed(gS.squeeze(-1))
-                _c13 = _c1 + _c11
-                _k2 = _skew(_c13) + _c12
+                _c10 = _torch.diag_embed(gS.squeeze(-1))
+                _c11 = _addmm(_c1, Vh, _c3)
+                _k2 = _skew(_c11) + _c10
                 return (_k2,)
 
             def _kv2():
-                _c11 = _mm(Vh, _c3)
-                _c13 = _c1 + _c11
-                _k3 = _im(_c13.diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
+                _c11 = _addmm(_c1, Vh, _c3)
+                _k3 = _im(_c11.diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
                 return (_k3,)
 
             return _checked_vjp(
@@ -979,75 +2280,312 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     else None,
                 ),
             )
+
         if m < n:
+            if gU is None and gS is not None and gVh is not None:
+                # the rule below without the terms of gU, which are None
+                V = Vh.mH
+                F = _pairwise_inv(S * S)
+                _c0 = V.mH
+                _c1 = gVh.mH
+                _c2 = _mm(_c0, _c1)
+                _g_D = -_c2
+                _c3 = F.conj() * _c2
+                _c4 = S.reciprocal()
+                _g_dP = (
+                    S.conj() * _c3
+                    + S * _c3.mH
+                    - _c4 * (_mm(gVh, V))
+                    + _torch.diag_embed(_re(gS).squeeze(-1))
+                    + _skew(
+                        _torch.diag_embed(
+                            (
+                                _c4.conj()
+                                * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
+                            ).squeeze(-1)
+                        )
+                    )
+                )
+                gA = _mm(U, _addmm(_c4 * gVh, _g_dP, _c0))
+
+                def _kv0():
+                    _k0 = _addmm(_c1, V, _mm(Vh, _c1), alpha=-1)
+                    _c5 = _torch.diag_embed(gS.squeeze(-1))
+                    _k1 = _c5
+                    return (_k0, _k1)
+
+                def _kv1():
+                    _c5 = _torch.diag_embed(gS.squeeze(-1))
+                    _c6 = _mm(Vh, _c1)
+                    _k2 = _c5 + _skew(_c6)
+                    return (_k2,)
+
+                def _kv2():
+                    _c6 = _mm(Vh, _c1)
+                    _k3 = _im(_c6.diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
+                    return (_k3,)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check("zeros", _kv0, (A, gS, gVh), _PIVOTS_MESSAGE, "check_singular", S)
+                        if check_singular
+                        else None,
+                        _check("ties", _kv1, (gS, gVh), _TIES_MESSAGE, "check_ties", S)
+                        if check_ties
+                        else None,
+                        _check("vanish", _kv2, (gVh,), _GAUGE_MESSAGE, "check_gauge", None)
+                        if check_gauge
+                        else None,
+                    ),
+                )
+            if gU is not None and gS is not None and gVh is None:
+                # the rule below without the terms of gVh, which are None
+                V = Vh.mH
+                F = _pairwise_inv(S * S)
+                _c0 = U.mH
+                _c1 = _mm(_c0, gU)
+                _g_D = _c1
+                _c2 = F.conj() * _c1
+                _g_dP = (
+                    _c2.mH * S.mT
+                    + _c2 * S.conj().mT
+                    + _torch.diag_embed(_re(gS).squeeze(-1))
+                    + _skew(
+                        _torch.diag_embed(
+                            (
+                                S.reciprocal().conj()
+                                * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
+                            ).squeeze(-1)
+                        )
+                    )
+                )
+                gA = _mm(_mm(U, _g_dP), V.mH)
+
+                def _kv0():
+                    _k0 = _addmm(gU, _mm(U, _c0), gU, alpha=-1)
+                    _c3 = _torch.diag_embed(gS.squeeze(-1))
+                    _k1 = _c3
+                    return (_k0, _k1)
+
+                def _kv1():
+                    _c3 = _torch.diag_embed(gS.squeeze(-1))
+                    _k2 = _c3 + _skew(_g_D)
+                    return (_k2,)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check("zeros", _kv0, (A, gS, gU), _PIVOTS_MESSAGE, "check_singular", S)
+                        if check_singular
+                        else None,
+                        _check("ties", _kv1, (gS, gU), _TIES_MESSAGE, "check_ties", S)
+                        if check_ties
+                        else None,
+                        _check(
+                            "vanish",
+                            lambda: (_im(_g_D.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)),),
+                            (gU,),
+                            _GAUGE_MESSAGE,
+                            "check_gauge",
+                            None,
+                        )
+                        if check_gauge
+                        else None,
+                    ),
+                )
+            if gU is None and gS is None and gVh is not None:
+                # the rule below without the terms of gU, gS, which are None
+                V = Vh.mH
+                F = _pairwise_inv(S * S)
+                _c0 = V.mH
+                _c1 = gVh.mH
+                _c2 = _mm(_c0, _c1)
+                _g_D = -_c2
+                _c3 = F.conj() * _c2
+                _c4 = S.reciprocal()
+                _g_dP = (
+                    S.conj() * _c3
+                    + S * _c3.mH
+                    - _c4 * (_mm(gVh, V))
+                    + _skew(
+                        _torch.diag_embed(
+                            (
+                                _c4.conj()
+                                * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
+                            ).squeeze(-1)
+                        )
+                    )
+                )
+                gA = _mm(U, _addmm(_c4 * gVh, _g_dP, _c0))
+
+                def _kv1():
+                    _c5 = _mm(Vh, _c1)
+                    _k1 = _skew(_c5)
+                    return (_k1,)
+
+                def _kv2():
+                    _c5 = _mm(Vh, _c1)
+                    _k2 = _im(_c5.diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
+                    return (_k2,)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check(
+                            "zeros",
+                            lambda: (_addmm(_c1, V, _mm(Vh, _c1), alpha=-1),),
+                            (A, gVh),
+                            _PIVOTS_MESSAGE,
+                            "check_singular",
+                            S,
+                        )
+                        if check_singular
+                        else None,
+                        _check("ties", _kv1, (gVh,), _TIES_MESSAGE, "check_ties", S)
+                        if check_ties
+                        else None,
+                        _check("vanish", _kv2, (gVh,), _GAUGE_MESSAGE, "check_gauge", None)
+                        if check_gauge
+                        else None,
+                    ),
+                )
+            if gU is None and gS is not None and gVh is None:
+                # the rule below without the terms of gU, gVh, which are None
+                V = Vh.mH
+                _g_dP = _torch.diag_embed(_re(gS).squeeze(-1))
+                gA = _mm(_mm(U, _g_dP), V.mH)
+
+                def _kv0():
+                    _c0 = _torch.diag_embed(gS.squeeze(-1))
+                    _k0 = _c0
+                    return (_k0,)
+
+                def _kv1():
+                    _c0 = _torch.diag_embed(gS.squeeze(-1))
+                    _k1 = _c0
+                    return (_k1,)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check("zeros", _kv0, (A, gS), _PIVOTS_MESSAGE, "check_singular", S)
+                        if check_singular
+                        else None,
+                        _check("ties", _kv1, (gS,), _TIES_MESSAGE, "check_ties", S)
+                        if check_ties
+                        else None,
+                    ),
+                )
+            if gU is not None and gS is None and gVh is None:
+                # the rule below without the terms of gS, gVh, which are None
+                V = Vh.mH
+                F = _pairwise_inv(S * S)
+                _c0 = U.mH
+                _c1 = _mm(_c0, gU)
+                _g_D = _c1
+                _c2 = F.conj() * _c1
+                _g_dP = (
+                    _c2.mH * S.mT
+                    + _c2 * S.conj().mT
+                    + _skew(
+                        _torch.diag_embed(
+                            (
+                                S.reciprocal().conj()
+                                * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
+                            ).squeeze(-1)
+                        )
+                    )
+                )
+                gA = _mm(_mm(U, _g_dP), V.mH)
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check(
+                            "zeros",
+                            lambda: (_addmm(gU, _mm(U, _c0), gU, alpha=-1),),
+                            (A, gU),
+                            _PIVOTS_MESSAGE,
+                            "check_singular",
+                            S,
+                        )
+                        if check_singular
+                        else None,
+                        _check(
+                            "ties", lambda: (_skew(_g_D),), (gU,), _TIES_MESSAGE, "check_ties", S
+                        )
+                        if check_ties
+                        else None,
+                        _check(
+                            "vanish",
+                            lambda: (_im(_g_D.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)),),
+                            (gU,),
+                            _GAUGE_MESSAGE,
+                            "check_gauge",
+                            None,
+                        )
+                        if check_gauge
+                        else None,
+                    ),
+                )
+            gU = _zeros_like(U) if gU is None else gU
+            gS = _zeros_like(S) if gS is None else gS
+            gVh = _zeros_like(Vh) if gVh is None else gVh
+
             # spec/svd.yaml:114, transposed (the spec gives no VJP)
             V = Vh.mH
             F = _pairwise_inv(S * S)
-            _c0 = _mm(U.mH, gU)
-            _c1 = V.mH
-            _c2 = gVh.mH
-            _g_D = _addmm(_c0, _c1, _c2, alpha=-1)
-            _c3 = _torch.diag_embed(S.squeeze(-1))
-            _c4 = _c3.mH
+            _c0 = U.mH
+            _c1 = _mm(_c0, gU)
+            _c2 = V.mH
+            _c3 = gVh.mH
+            _c4 = _mm(_c2, _c3)
+            _g_D = _c1 - _c4
             _c5 = F.conj()
-            _c6 = _c5 * (_mm(_c1, _c2))
-            _c7 = _c5 * _c0
-            _c8 = S.reciprocal()
-            _c9 = _torch.diag_embed(_c8.squeeze(-1))
-            _g_dP = _addmm(
-                _addmm(
-                    _addmm(
-                        _addmm(
-                            _addmm(
-                                _torch.diag_embed(_re(gS).squeeze(-1))
-                                + _skew(
-                                    _torch.diag_embed(
-                                        (
-                                            _c8.conj()
-                                            * ((1 / 2) * _g_D)
-                                            .diagonal(dim1=-2, dim2=-1)
-                                            .unsqueeze(-1)
-                                        ).squeeze(-1)
-                                    )
-                                ),
-                                _c4,
-                                _c6,
-                            ),
-                            _c7.mH,
-                            _c3,
-                        ),
-                        _c3,
-                        _c6.mH,
-                    ),
-                    _c7,
-                    _c4,
-                ),
-                _mm(_c9, gVh),
-                V,
-                alpha=-1,
+            _c6 = _c5 * _c4
+            _c7 = S.conj()
+            _c8 = _c5 * _c1
+            _c9 = S.reciprocal()
+            _g_dP = (
+                _c7 * _c6
+                + _c8.mH * S.mT
+                + S * _c6.mH
+                + _c8 * _c7.mT
+                - _c9 * (_mm(gVh, V))
+                + _torch.diag_embed(_re(gS).squeeze(-1))
+                + _skew(
+                    _torch.diag_embed(
+                        (
+                            _c9.conj() * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
+                        ).squeeze(-1)
+                    )
+                )
             )
-            gA = _addmm(_mm(_mm(U, _c9), gVh), _mm(U, _g_dP), _c1)
+            gA = _mm(U, _addmm(_c9 * gVh, _g_dP, _c2))
 
             def _kv0():
-                _c10 = _mm(Vh, _c2)
                 _k0 = _torch.cat(
-                    [_addmm(gU, U, _c0, alpha=-1), _addmm(_c2, V, _c10, alpha=-1)], dim=-2
+                    [_addmm(gU, _mm(U, _c0), gU, alpha=-1), _addmm(_c3, V, _mm(Vh, _c3), alpha=-1)],
+                    dim=-2,
                 )
-                _c11 = _torch.diag_embed(gS.squeeze(-1))
-                _k1 = _c11
+                _c10 = _torch.diag_embed(gS.squeeze(-1))
+                _k1 = _c10
                 return (_k0, _k1)
 
             def _kv1():
-                _c10 = _mm(Vh, _c2)
-                _c11 = _torch.diag_embed(gS.squeeze(-1))
-                _c12 = _c0 + _c10
-                _k2 = _skew(_c12) + _c11
+                _c10 = _torch.diag_embed(gS.squeeze(-1))
+                _c11 = _addmm(_c1, Vh, _c3)
+                _k2 = _skew(_c11) + _c10
                 return (_k2,)
 
             def _kv2():
-                _c10 = _mm(Vh, _c2)
-                _c12 = _c0 + _c10
-                _k3 = _im(_c12.diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
+                _c11 = _addmm(_c1, Vh, _c3)
+                _k3 = _im(_c11.diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
                 return (_k3,)
 
             return _checked_vjp(
@@ -1065,44 +2603,293 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     else None,
                 ),
             )
+
     if full_matrices is True:
         if m == n:
+            if gU is None and gS is not None and gVh is not None:
+                # the rule below without the terms of gU, which are None
+                V = Vh.mH
+                F = _pairwise_inv(S * S)
+                _c0 = V.mH
+                _c1 = gVh.mH
+                _c2 = _mm(_c0, _c1)
+                _g_D = -_c2
+                _c3 = F.conj() * _c2
+                _g_dP = (
+                    S.conj() * _c3
+                    + S * _c3.mH
+                    + _torch.diag_embed(_re(gS).squeeze(-1))
+                    + _skew(
+                        _torch.diag_embed(
+                            (
+                                S.reciprocal().conj()
+                                * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
+                            ).squeeze(-1)
+                        )
+                    )
+                )
+                gA = _mm(_mm(U, _g_dP), _c0)
+
+                def _kv0():
+                    _c4 = Vh[..., m:, :]
+                    _c5 = gVh[..., m:, :]
+                    _k0 = _addmm(_mm(_c4, _c1), _c5, V, alpha=-1)
+                    _c6 = _torch.diag_embed(gS.squeeze(-1))
+                    _k1 = _c6
+                    return (_k0, _k1)
+
+                def _kv1():
+                    _c6 = _torch.diag_embed(gS.squeeze(-1))
+                    _c7 = _mm(Vh, _c1)
+                    _k2 = _c6 + _skew(_c7)
+                    return (_k2,)
+
+                def _kv2():
+                    _c4 = Vh[..., m:, :]
+                    _c5 = gVh[..., m:, :]
+                    _c7 = _mm(Vh, _c1)
+                    _k3 = _im(_c7.diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
+                    _k4 = _skew(_mm(_c4, _c5.mH))
+                    return (_k3, _k4)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check("zeros", _kv0, (A, gS, gVh), _PIVOTS_MESSAGE, "check_singular", S)
+                        if check_singular
+                        else None,
+                        _check("ties", _kv1, (gS, gVh), _TIES_MESSAGE, "check_ties", S)
+                        if check_ties
+                        else None,
+                        _check("vanish", _kv2, (gVh,), _GAUGE_MESSAGE_2, "check_gauge", None)
+                        if check_gauge
+                        else None,
+                    ),
+                )
+            if gU is not None and gS is not None and gVh is None:
+                # the rule below without the terms of gVh, which are None
+                V = Vh.mH
+                F = _pairwise_inv(S * S)
+                _c0 = _mm(U.mH, gU)
+                _g_D = _c0
+                _c1 = F.conj() * _c0
+                _g_dP = (
+                    _c1.mH * S.mT
+                    + _c1 * S.conj().mT
+                    + _torch.diag_embed(_re(gS).squeeze(-1))
+                    + _skew(
+                        _torch.diag_embed(
+                            (
+                                S.reciprocal().conj()
+                                * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
+                            ).squeeze(-1)
+                        )
+                    )
+                )
+                gA = _mm(_mm(U, _g_dP), V.mH)
+
+                def _kv0():
+                    _c2 = U[..., :, m:].mH
+                    _c3 = gU[..., :, m:]
+                    _k0 = _addmm(_mm(_c2, gU), _c3.mH, U, alpha=-1)
+                    _c4 = _torch.diag_embed(gS.squeeze(-1))
+                    _k1 = _c4
+                    return (_k0, _k1)
+
+                def _kv1():
+                    _c4 = _torch.diag_embed(gS.squeeze(-1))
+                    _k2 = _c4 + _skew(_g_D)
+                    return (_k2,)
+
+                def _kv2():
+                    _c2 = U[..., :, m:].mH
+                    _c3 = gU[..., :, m:]
+                    _k3 = _im(_g_D.diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
+                    _k4 = _skew(_mm(_c2, _c3))
+                    return (_k3, _k4)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check("zeros", _kv0, (A, gS, gU), _PIVOTS_MESSAGE, "check_singular", S)
+                        if check_singular
+                        else None,
+                        _check("ties", _kv1, (gS, gU), _TIES_MESSAGE, "check_ties", S)
+                        if check_ties
+                        else None,
+                        _check("vanish", _kv2, (gU,), _GAUGE_MESSAGE_2, "check_gauge", None)
+                        if check_gauge
+                        else None,
+                    ),
+                )
+            if gU is None and gS is None and gVh is not None:
+                # the rule below without the terms of gU, gS, which are None
+                V = Vh.mH
+                F = _pairwise_inv(S * S)
+                _c0 = V.mH
+                _c1 = gVh.mH
+                _c2 = _mm(_c0, _c1)
+                _g_D = -_c2
+                _c3 = F.conj() * _c2
+                _g_dP = (
+                    S.conj() * _c3
+                    + S * _c3.mH
+                    + _skew(
+                        _torch.diag_embed(
+                            (
+                                S.reciprocal().conj()
+                                * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
+                            ).squeeze(-1)
+                        )
+                    )
+                )
+                gA = _mm(_mm(U, _g_dP), _c0)
+
+                def _kv0():
+                    _c4 = Vh[..., m:, :]
+                    _c5 = gVh[..., m:, :]
+                    _k0 = _addmm(_mm(_c4, _c1), _c5, V, alpha=-1)
+                    return (_k0,)
+
+                def _kv1():
+                    _c6 = _mm(Vh, _c1)
+                    _k1 = _skew(_c6)
+                    return (_k1,)
+
+                def _kv2():
+                    _c4 = Vh[..., m:, :]
+                    _c5 = gVh[..., m:, :]
+                    _c6 = _mm(Vh, _c1)
+                    _k2 = _im(_c6.diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
+                    _k3 = _skew(_mm(_c4, _c5.mH))
+                    return (_k2, _k3)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check("zeros", _kv0, (A, gVh), _PIVOTS_MESSAGE, "check_singular", S)
+                        if check_singular
+                        else None,
+                        _check("ties", _kv1, (gVh,), _TIES_MESSAGE, "check_ties", S)
+                        if check_ties
+                        else None,
+                        _check("vanish", _kv2, (gVh,), _GAUGE_MESSAGE_2, "check_gauge", None)
+                        if check_gauge
+                        else None,
+                    ),
+                )
+            if gU is None and gS is not None and gVh is None:
+                # the rule below without the terms of gU, gVh, which are None
+                V = Vh.mH
+                _g_dP = _torch.diag_embed(_re(gS).squeeze(-1))
+                gA = _mm(_mm(U, _g_dP), V.mH)
+
+                def _kv0():
+                    _c0 = _torch.diag_embed(gS.squeeze(-1))
+                    _k0 = _c0
+                    return (_k0,)
+
+                def _kv1():
+                    _c0 = _torch.diag_embed(gS.squeeze(-1))
+                    _k1 = _c0
+                    return (_k1,)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check("zeros", _kv0, (A, gS), _PIVOTS_MESSAGE, "check_singular", S)
+                        if check_singular
+                        else None,
+                        _check("ties", _kv1, (gS,), _TIES_MESSAGE, "check_ties", S)
+                        if check_ties
+                        else None,
+                    ),
+                )
+            if gU is not None and gS is None and gVh is None:
+                # the rule below without the terms of gS, gVh, which are None
+                V = Vh.mH
+                F = _pairwise_inv(S * S)
+                _c0 = _mm(U.mH, gU)
+                _g_D = _c0
+                _c1 = F.conj() * _c0
+                _g_dP = (
+                    _c1.mH * S.mT
+                    + _c1 * S.conj().mT
+                    + _skew(
+                        _torch.diag_embed(
+                            (
+                                S.reciprocal().conj()
+                                * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
+                            ).squeeze(-1)
+                        )
+                    )
+                )
+                gA = _mm(_mm(U, _g_dP), V.mH)
+
+                def _kv0():
+                    _c2 = U[..., :, m:].mH
+                    _c3 = gU[..., :, m:]
+                    _k0 = _addmm(_mm(_c2, gU), _c3.mH, U, alpha=-1)
+                    return (_k0,)
+
+                def _kv2():
+                    _c2 = U[..., :, m:].mH
+                    _c3 = gU[..., :, m:]
+                    _k2 = _im(_g_D.diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
+                    _k3 = _skew(_mm(_c2, _c3))
+                    return (_k2, _k3)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check("zeros", _kv0, (A, gU), _PIVOTS_MESSAGE, "check_singular", S)
+                        if check_singular
+                        else None,
+                        _check(
+                            "ties", lambda: (_skew(_g_D),), (gU,), _TIES_MESSAGE, "check_ties", S
+                        )
+                        if check_ties
+                        else None,
+                        _check("vanish", _kv2, (gU,), _GAUGE_MESSAGE_2, "check_gauge", None)
+                        if check_gauge
+                        else None,
+                    ),
+                )
+            gU = _zeros_like(U) if gU is None else gU
+            gS = _zeros_like(S) if gS is None else gS
+            gVh = _zeros_like(Vh) if gVh is None else gVh
+
             # spec/svd.yaml:163, transposed (the spec gives no VJP)
             V = Vh.mH
             F = _pairwise_inv(S * S)
             _c0 = _mm(U.mH, gU)
             _c1 = V.mH
             _c2 = gVh.mH
-            _g_D = _addmm(_c0, _c1, _c2, alpha=-1)
-            _c3 = _torch.diag_embed(S.squeeze(-1))
-            _c4 = _c3.mH
-            _c5 = F.conj()
-            _c6 = _c5 * (_mm(_c1, _c2))
-            _c7 = _c5 * _c0
-            _g_dP = _addmm(
-                _addmm(
-                    _addmm(
-                        _addmm(
-                            _torch.diag_embed(_re(gS).squeeze(-1))
-                            + _skew(
-                                _torch.diag_embed(
-                                    (
-                                        S.reciprocal().conj()
-                                        * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
-                                    ).squeeze(-1)
-                                )
-                            ),
-                            _c4,
-                            _c6,
-                        ),
-                        _c7.mH,
-                        _c3,
-                    ),
-                    _c3,
-                    _c6.mH,
-                ),
-                _c7,
-                _c4,
+            _c3 = _mm(_c1, _c2)
+            _g_D = _c0 - _c3
+            _c4 = F.conj()
+            _c5 = _c4 * _c3
+            _c6 = S.conj()
+            _c7 = _c4 * _c0
+            _g_dP = (
+                _c6 * _c5
+                + _c7.mH * S.mT
+                + S * _c5.mH
+                + _c7 * _c6.mT
+                + _torch.diag_embed(_re(gS).squeeze(-1))
+                + _skew(
+                    _torch.diag_embed(
+                        (
+                            S.reciprocal().conj()
+                            * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
+                        ).squeeze(-1)
+                    )
+                )
             )
             gA = _mm(_mm(U, _g_dP), _c1)
 
@@ -1154,96 +2941,441 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     else None,
                 ),
             )
+
         if m > n:
+            if gU is None and gS is not None and gVh is not None:
+                # the rule below without the terms of gU, which are None
+                V = Vh.mH
+                U1 = U[..., :, :n]
+                F = _pairwise_inv(S * S)
+                _c0 = V.mH
+                _c1 = gVh.mH
+                _c2 = _mm(_c0, _c1)
+                _g_D = -_c2
+                _c3 = F.conj() * _c2
+                _g_dP = (
+                    S.conj() * _c3
+                    + S * _c3.mH
+                    + _torch.diag_embed(_re(gS).squeeze(-1))
+                    + _skew(
+                        _torch.diag_embed(
+                            (
+                                S.reciprocal().conj()
+                                * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
+                            ).squeeze(-1)
+                        )
+                    )
+                )
+                gA = _mm(U1, _mm(_g_dP, _c0))
+
+                def _kv0():
+                    _c4 = Vh[..., n:, :]
+                    _c5 = gVh[..., n:, :]
+                    _k0 = _addmm(_mm(_c4, _c1), _c5, V, alpha=-1)
+                    _c6 = _torch.diag_embed(gS.squeeze(-1))
+                    _k1 = _c6
+                    return (_k0, _k1)
+
+                def _kv1():
+                    _c6 = _torch.diag_embed(gS.squeeze(-1))
+                    _c7 = _mm(Vh, _c1)
+                    _k2 = _c6 + _skew(_c7)
+                    return (_k2,)
+
+                def _kv2():
+                    _c4 = Vh[..., n:, :]
+                    _c5 = gVh[..., n:, :]
+                    _c7 = _mm(Vh, _c1)
+                    _k3 = _im(_c7.diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
+                    _k4 = _skew(_mm(_c4, _c5.mH))
+                    return (_k3, _k4)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check("zeros", _kv0, (A, gS, gVh), _PIVOTS_MESSAGE, "check_singular", S)
+                        if check_singular
+                        else None,
+                        _check("ties", _kv1, (gS, gVh), _TIES_MESSAGE, "check_ties", S)
+                        if check_ties
+                        else None,
+                        _check("vanish", _kv2, (gVh,), _GAUGE_MESSAGE_2, "check_gauge", None)
+                        if check_gauge
+                        else None,
+                    ),
+                )
+            if gU is not None and gS is None and gVh is not None:
+                # the rule below without the terms of gS, which are None
+                V = Vh.mH
+                U1 = U[..., :, :n]
+                F = _pairwise_inv(S * S)
+                _g_dU1 = gU[..., :, :n]
+                _c0 = _mm(U1.mH, _g_dU1)
+                _c1 = V.mH
+                _c2 = gVh.mH
+                _c3 = _mm(_c1, _c2)
+                _g_D = _c0 - _c3
+                _c4 = F.conj()
+                _c5 = _c4 * _c3
+                _c6 = S.conj()
+                _c7 = _c4 * _c0
+                _c8 = S.reciprocal()
+                _c9 = _c8.conj()
+                _g_dP = (
+                    _c6 * _c5
+                    + _c7.mH * S.mT
+                    + S * _c5.mH
+                    + _c7 * _c6.mT
+                    - _c0 * _c9.mT
+                    + _skew(
+                        _torch.diag_embed(
+                            (
+                                _c9 * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
+                            ).squeeze(-1)
+                        )
+                    )
+                )
+                _c10 = U[..., :, n:]
+                _c11 = gU[..., :, n:]
+                _c12 = _c11.mH
+                gA = _addmm(
+                    _mm(_addmm(_g_dU1 * _c9.mT, U1, _g_dP), _c1),
+                    _c10,
+                    _mm(_mm(_c12, U1 * _c8.mT), Vh),
+                    alpha=-1,
+                )
+
+                def _kv0():
+                    _c13 = _c10.mH
+                    _c14 = Vh[..., n:, :]
+                    _c15 = gVh[..., n:, :]
+                    _k0 = _torch.cat(
+                        [
+                            _addmm(_mm(_c13, _g_dU1), _c12, U1, alpha=-1),
+                            _addmm(_mm(_c14, _c2), _c15, V, alpha=-1),
+                        ],
+                        dim=-2,
+                    )
+                    return (_k0,)
+
+                def _kv1():
+                    _c16 = _addmm(_c0, Vh, _c2)
+                    _k1 = _skew(_c16)
+                    return (_k1,)
+
+                def _kv2():
+                    _c13 = _c10.mH
+                    _c14 = Vh[..., n:, :]
+                    _c15 = gVh[..., n:, :]
+                    _c16 = _addmm(_c0, Vh, _c2)
+                    _k2 = _im(_c16.diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
+                    _k3 = _skew(_mm(_c13, _c11))
+                    _k4 = _skew(_mm(_c14, _c15.mH))
+                    return (_k2, _k3, _k4)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check("zeros", _kv0, (A, gU, gVh), _PIVOTS_MESSAGE, "check_singular", S)
+                        if check_singular
+                        else None,
+                        _check("ties", _kv1, (gU, gVh), _TIES_MESSAGE, "check_ties", S)
+                        if check_ties
+                        else None,
+                        _check("vanish", _kv2, (gU, gVh), _GAUGE_MESSAGE_2, "check_gauge", None)
+                        if check_gauge
+                        else None,
+                    ),
+                )
+            if gU is not None and gS is not None and gVh is None:
+                # the rule below without the terms of gVh, which are None
+                V = Vh.mH
+                U1 = U[..., :, :n]
+                F = _pairwise_inv(S * S)
+                _g_dU1 = gU[..., :, :n]
+                _c0 = _mm(U1.mH, _g_dU1)
+                _g_D = _c0
+                _c1 = F.conj() * _c0
+                _c2 = S.reciprocal()
+                _c3 = _c2.conj()
+                _g_dP = (
+                    _c1.mH * S.mT
+                    + _c1 * S.conj().mT
+                    - _c0 * _c3.mT
+                    + _torch.diag_embed(_re(gS).squeeze(-1))
+                    + _skew(
+                        _torch.diag_embed(
+                            (
+                                _c3 * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
+                            ).squeeze(-1)
+                        )
+                    )
+                )
+                _c4 = U[..., :, n:]
+                _c5 = gU[..., :, n:]
+                _c6 = _c5.mH
+                gA = _addmm(
+                    _mm(_addmm(_g_dU1 * _c3.mT, U1, _g_dP), V.mH),
+                    _c4,
+                    _mm(_mm(_c6, U1 * _c2.mT), Vh),
+                    alpha=-1,
+                )
+
+                def _kv0():
+                    _c7 = _c4.mH
+                    _k0 = _addmm(_mm(_c7, _g_dU1), _c6, U1, alpha=-1)
+                    _c8 = _torch.diag_embed(gS.squeeze(-1))
+                    _k1 = _c8
+                    return (_k0, _k1)
+
+                def _kv1():
+                    _c8 = _torch.diag_embed(gS.squeeze(-1))
+                    _k2 = _c8 + _skew(_c0)
+                    return (_k2,)
+
+                def _kv2():
+                    _c7 = _c4.mH
+                    _k3 = _im(_c0.diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
+                    _k4 = _skew(_mm(_c7, _c5))
+                    return (_k3, _k4)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check("zeros", _kv0, (A, gS, gU), _PIVOTS_MESSAGE, "check_singular", S)
+                        if check_singular
+                        else None,
+                        _check("ties", _kv1, (gS, gU), _TIES_MESSAGE, "check_ties", S)
+                        if check_ties
+                        else None,
+                        _check("vanish", _kv2, (gU,), _GAUGE_MESSAGE_2, "check_gauge", None)
+                        if check_gauge
+                        else None,
+                    ),
+                )
+            if gU is None and gS is None and gVh is not None:
+                # the rule below without the terms of gU, gS, which are None
+                V = Vh.mH
+                U1 = U[..., :, :n]
+                F = _pairwise_inv(S * S)
+                _c0 = V.mH
+                _c1 = gVh.mH
+                _c2 = _mm(_c0, _c1)
+                _g_D = -_c2
+                _c3 = F.conj() * _c2
+                _g_dP = (
+                    S.conj() * _c3
+                    + S * _c3.mH
+                    + _skew(
+                        _torch.diag_embed(
+                            (
+                                S.reciprocal().conj()
+                                * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
+                            ).squeeze(-1)
+                        )
+                    )
+                )
+                gA = _mm(U1, _mm(_g_dP, _c0))
+
+                def _kv0():
+                    _c4 = Vh[..., n:, :]
+                    _c5 = gVh[..., n:, :]
+                    _k0 = _addmm(_mm(_c4, _c1), _c5, V, alpha=-1)
+                    return (_k0,)
+
+                def _kv1():
+                    _c6 = _mm(Vh, _c1)
+                    _k1 = _skew(_c6)
+                    return (_k1,)
+
+                def _kv2():
+                    _c4 = Vh[..., n:, :]
+                    _c5 = gVh[..., n:, :]
+                    _c6 = _mm(Vh, _c1)
+                    _k2 = _im(_c6.diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
+                    _k3 = _skew(_mm(_c4, _c5.mH))
+                    return (_k2, _k3)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check("zeros", _kv0, (A, gVh), _PIVOTS_MESSAGE, "check_singular", S)
+                        if check_singular
+                        else None,
+                        _check("ties", _kv1, (gVh,), _TIES_MESSAGE, "check_ties", S)
+                        if check_ties
+                        else None,
+                        _check("vanish", _kv2, (gVh,), _GAUGE_MESSAGE_2, "check_gauge", None)
+                        if check_gauge
+                        else None,
+                    ),
+                )
+            if gU is None and gS is not None and gVh is None:
+                # the rule below without the terms of gU, gVh, which are None
+                V = Vh.mH
+                U1 = U[..., :, :n]
+                _g_dP = _torch.diag_embed(_re(gS).squeeze(-1))
+                gA = _mm(U1, _mm(_g_dP, V.mH))
+
+                def _kv0():
+                    _c0 = _torch.diag_embed(gS.squeeze(-1))
+                    _k0 = _c0
+                    return (_k0,)
+
+                def _kv1():
+                    _c0 = _torch.diag_embed(gS.squeeze(-1))
+                    _k1 = _c0
+                    return (_k1,)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check("zeros", _kv0, (A, gS), _PIVOTS_MESSAGE, "check_singular", S)
+                        if check_singular
+                        else None,
+                        _check("ties", _kv1, (gS,), _TIES_MESSAGE, "check_ties", S)
+                        if check_ties
+                        else None,
+                    ),
+                )
+            if gU is not None and gS is None and gVh is None:
+                # the rule below without the terms of gS, gVh, which are None
+                V = Vh.mH
+                U1 = U[..., :, :n]
+                F = _pairwise_inv(S * S)
+                _g_dU1 = gU[..., :, :n]
+                _c0 = _mm(U1.mH, _g_dU1)
+                _g_D = _c0
+                _c1 = F.conj() * _c0
+                _c2 = S.reciprocal()
+                _c3 = _c2.conj()
+                _g_dP = (
+                    _c1.mH * S.mT
+                    + _c1 * S.conj().mT
+                    - _c0 * _c3.mT
+                    + _skew(
+                        _torch.diag_embed(
+                            (
+                                _c3 * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
+                            ).squeeze(-1)
+                        )
+                    )
+                )
+                _c4 = U[..., :, n:]
+                _c5 = gU[..., :, n:]
+                _c6 = _c5.mH
+                gA = _addmm(
+                    _mm(_addmm(_g_dU1 * _c3.mT, U1, _g_dP), V.mH),
+                    _c4,
+                    _mm(_mm(_c6, U1 * _c2.mT), Vh),
+                    alpha=-1,
+                )
+
+                def _kv0():
+                    _c7 = _c4.mH
+                    _k0 = _addmm(_mm(_c7, _g_dU1), _c6, U1, alpha=-1)
+                    return (_k0,)
+
+                def _kv2():
+                    _c7 = _c4.mH
+                    _k2 = _im(_c0.diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
+                    _k3 = _skew(_mm(_c7, _c5))
+                    return (_k2, _k3)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check("zeros", _kv0, (A, gU), _PIVOTS_MESSAGE, "check_singular", S)
+                        if check_singular
+                        else None,
+                        _check("ties", lambda: (_skew(_c0),), (gU,), _TIES_MESSAGE, "check_ties", S)
+                        if check_ties
+                        else None,
+                        _check("vanish", _kv2, (gU,), _GAUGE_MESSAGE_2, "check_gauge", None)
+                        if check_gauge
+                        else None,
+                    ),
+                )
+            gU = _zeros_like(U) if gU is None else gU
+            gS = _zeros_like(S) if gS is None else gS
+            gVh = _zeros_like(Vh) if gVh is None else gVh
+
             # spec/svd.yaml:173, transposed (the spec gives no VJP)
             V = Vh.mH
             U1 = U[..., :, :n]
             F = _pairwise_inv(S * S)
             _g_dU1 = gU[..., :, :n]
-            _c0 = U1.mH
-            _c1 = _mm(_c0, _g_dU1)
-            _c2 = V.mH
-            _c3 = gVh.mH
-            _g_D = _addmm(_c1, _c2, _c3, alpha=-1)
-            _c9 = S.reciprocal()
-            _c10 = _torch.diag_embed(_c9.squeeze(-1))
-            _c11 = _c10.mH
-            _c4 = _torch.diag_embed(S.squeeze(-1))
-            _c5 = _c4.mH
-            _c6 = F.conj()
-            _c7 = _c6 * (_mm(_c2, _c3))
-            _c8 = _c6 * _c1
-            _g_dP = _addmm(
-                _addmm(
-                    _addmm(
-                        _addmm(
-                            _addmm(
-                                _torch.diag_embed(_re(gS).squeeze(-1))
-                                + _skew(
-                                    _torch.diag_embed(
-                                        (
-                                            _c9.conj()
-                                            * ((1 / 2) * _g_D)
-                                            .diagonal(dim1=-2, dim2=-1)
-                                            .unsqueeze(-1)
-                                        ).squeeze(-1)
-                                    )
-                                ),
-                                _c5,
-                                _c7,
-                            ),
-                            _c8.mH,
-                            _c4,
-                        ),
-                        _c4,
-                        _c7.mH,
-                    ),
-                    _c8,
-                    _c5,
-                ),
-                _mm(_c0, _g_dU1),
-                _c11,
-                alpha=-1,
+            _c0 = _mm(U1.mH, _g_dU1)
+            _c1 = V.mH
+            _c2 = gVh.mH
+            _c3 = _mm(_c1, _c2)
+            _g_D = _c0 - _c3
+            _c4 = F.conj()
+            _c5 = _c4 * _c3
+            _c6 = S.conj()
+            _c7 = _c4 * _c0
+            _c8 = S.reciprocal()
+            _c9 = _c8.conj()
+            _g_dP = (
+                _c6 * _c5
+                + _c7.mH * S.mT
+                + S * _c5.mH
+                + _c7 * _c6.mT
+                - _c0 * _c9.mT
+                + _torch.diag_embed(_re(gS).squeeze(-1))
+                + _skew(
+                    _torch.diag_embed(
+                        (_c9 * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)).squeeze(
+                            -1
+                        )
+                    )
+                )
             )
-            _c12 = U[..., :, n:]
-            _c13 = gU[..., :, n:]
-            _c14 = _c13.mH
+            _c10 = U[..., :, n:]
+            _c11 = gU[..., :, n:]
+            _c12 = _c11.mH
             gA = _addmm(
-                _addmm(_mm(_mm(_g_dU1, _c11), _c2), _mm(U1, _g_dP), _c2),
-                _mm(_mm(_mm(_c12, _c14), U1), _c10),
-                Vh,
+                _mm(_addmm(_g_dU1 * _c9.mT, U1, _g_dP), _c1),
+                _c10,
+                _mm(_mm(_c12, U1 * _c8.mT), Vh),
                 alpha=-1,
             )
 
             def _kv0():
-                _c15 = _c12.mH
-                _c16 = Vh[..., n:, :]
-                _c17 = gVh[..., n:, :]
+                _c13 = _c10.mH
+                _c14 = Vh[..., n:, :]
+                _c15 = gVh[..., n:, :]
                 _k0 = _torch.cat(
                     [
-                        _addmm(_mm(_c15, _g_dU1), _c14, U1, alpha=-1),
-                        _addmm(_mm(_c16, _c3), _c17, V, alpha=-1),
+                        _addmm(_mm(_c13, _g_dU1), _c12, U1, alpha=-1),
+                        _addmm(_mm(_c14, _c2), _c15, V, alpha=-1),
                     ],
                     dim=-2,
                 )
-                _c18 = _torch.diag_embed(gS.squeeze(-1))
-                _k1 = _c18
+                _c16 = _torch.diag_embed(gS.squeeze(-1))
+                _k1 = _c16
                 return (_k0, _k1)
 
             def _kv1():
-                _c18 = _torch.diag_embed(gS.squeeze(-1))
-                _c19 = _addmm(_c1, Vh, _c3)
-                _k2 = _skew(_c19) + _c18
+                _c16 = _torch.diag_embed(gS.squeeze(-1))
+                _c17 = _addmm(_c0, Vh, _c2)
+                _k2 = _skew(_c17) + _c16
                 return (_k2,)
 
             def _kv2():
-                _c15 = _c12.mH
-                _c16 = Vh[..., n:, :]
-                _c17 = gVh[..., n:, :]
-                _c19 = _addmm(_c1, Vh, _c3)
-                _k3 = _im(_c19.diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
-                _k4 = _skew(_mm(_c15, _c13))
-                _k5 = _skew(_mm(_c16, _c17.mH))
+                _c13 = _c10.mH
+                _c14 = Vh[..., n:, :]
+                _c15 = gVh[..., n:, :]
+                _c17 = _addmm(_c0, Vh, _c2)
+                _k3 = _im(_c17.diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
+                _k4 = _skew(_mm(_c13, _c11))
+                _k5 = _skew(_mm(_c14, _c15.mH))
                 return (_k3, _k4, _k5)
 
             return _checked_vjp(
@@ -1261,7 +3393,284 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     else None,
                 ),
             )
+
         if m < n:
+            if gU is None and gS is not None and gVh is not None:
+                # the rule below without the terms of gU, which are None
+                _c0 = Vh[..., :m, :]
+                V1 = _c0.mH
+                F = _pairwise_inv(S * S)
+                _c1 = gVh.mH
+                _g_dV1 = _c1[..., :, :m]
+                _c2 = V1.mH
+                _c3 = _mm(_c2, _g_dV1)
+                _g_D = -_c3
+                _c4 = F.conj() * _c3
+                _c5 = _g_dV1.mH
+                _c6 = S.reciprocal()
+                _c7 = _c6.conj()
+                _g_dP = (
+                    S.conj() * _c4
+                    + S * _c4.mH
+                    - _c6 * (_mm(_c5, V1))
+                    + _torch.diag_embed(_re(gS).squeeze(-1))
+                    + _skew(
+                        _torch.diag_embed(
+                            (
+                                _c7 * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
+                            ).squeeze(-1)
+                        )
+                    )
+                )
+                _c8 = Vh[..., m:, :]
+                gA = _mm(
+                    U, _addmm(_c6 * _c5 - _c7 * (_mm(_mm(_c2, _c1[..., :, m:]), _c8)), _g_dP, _c2)
+                )
+
+                def _kv0():
+                    _c10 = gVh[..., m:, :]
+                    _c9 = gVh[..., :m, :].mH
+                    _k0 = _addmm(_mm(_c8, _c9), _c10, V1, alpha=-1)
+                    _c11 = _torch.diag_embed(gS.squeeze(-1))
+                    _k1 = _c11
+                    return (_k0, _k1)
+
+                def _kv1():
+                    _c9 = gVh[..., :m, :].mH
+                    _c11 = _torch.diag_embed(gS.squeeze(-1))
+                    _c12 = _mm(_c0, _c9)
+                    _k2 = _c11 + _skew(_c12)
+                    return (_k2,)
+
+                def _kv2():
+                    _c10 = gVh[..., m:, :]
+                    _c9 = gVh[..., :m, :].mH
+                    _c12 = _mm(_c0, _c9)
+                    _k3 = _im(_c12.diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
+                    _k4 = _skew(_mm(_c8, _c10.mH))
+                    return (_k3, _k4)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check("zeros", _kv0, (A, gS, gVh), _PIVOTS_MESSAGE, "check_singular", S)
+                        if check_singular
+                        else None,
+                        _check("ties", _kv1, (gS, gVh), _TIES_MESSAGE, "check_ties", S)
+                        if check_ties
+                        else None,
+                        _check("vanish", _kv2, (gVh,), _GAUGE_MESSAGE_2, "check_gauge", None)
+                        if check_gauge
+                        else None,
+                    ),
+                )
+            if gU is not None and gS is not None and gVh is None:
+                # the rule below without the terms of gVh, which are None
+                V1 = Vh[..., :m, :].mH
+                F = _pairwise_inv(S * S)
+                _c0 = _mm(U.mH, gU)
+                _g_D = _c0
+                _c1 = F.conj() * _c0
+                _g_dP = (
+                    _c1.mH * S.mT
+                    + _c1 * S.conj().mT
+                    + _torch.diag_embed(_re(gS).squeeze(-1))
+                    + _skew(
+                        _torch.diag_embed(
+                            (
+                                S.reciprocal().conj()
+                                * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
+                            ).squeeze(-1)
+                        )
+                    )
+                )
+                gA = _mm(_mm(U, _g_dP), V1.mH)
+
+                def _kv0():
+                    _c2 = U[..., :, m:].mH
+                    _c3 = gU[..., :, m:]
+                    _k0 = _addmm(_mm(_c2, gU), _c3.mH, U, alpha=-1)
+                    _c4 = _torch.diag_embed(gS.squeeze(-1))
+                    _k1 = _c4
+                    return (_k0, _k1)
+
+                def _kv1():
+                    _c4 = _torch.diag_embed(gS.squeeze(-1))
+                    _k2 = _c4 + _skew(_g_D)
+                    return (_k2,)
+
+                def _kv2():
+                    _c2 = U[..., :, m:].mH
+                    _c3 = gU[..., :, m:]
+                    _k3 = _im(_g_D.diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
+                    _k4 = _skew(_mm(_c2, _c3))
+                    return (_k3, _k4)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check("zeros", _kv0, (A, gS, gU), _PIVOTS_MESSAGE, "check_singular", S)
+                        if check_singular
+                        else None,
+                        _check("ties", _kv1, (gS, gU), _TIES_MESSAGE, "check_ties", S)
+                        if check_ties
+                        else None,
+                        _check("vanish", _kv2, (gU,), _GAUGE_MESSAGE_2, "check_gauge", None)
+                        if check_gauge
+                        else None,
+                    ),
+                )
+            if gU is None and gS is None and gVh is not None:
+                # the rule below without the terms of gU, gS, which are None
+                _c0 = Vh[..., :m, :]
+                V1 = _c0.mH
+                F = _pairwise_inv(S * S)
+                _c1 = gVh.mH
+                _g_dV1 = _c1[..., :, :m]
+                _c2 = V1.mH
+                _c3 = _mm(_c2, _g_dV1)
+                _g_D = -_c3
+                _c4 = F.conj() * _c3
+                _c5 = _g_dV1.mH
+                _c6 = S.reciprocal()
+                _c7 = _c6.conj()
+                _g_dP = (
+                    S.conj() * _c4
+                    + S * _c4.mH
+                    - _c6 * (_mm(_c5, V1))
+                    + _skew(
+                        _torch.diag_embed(
+                            (
+                                _c7 * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
+                            ).squeeze(-1)
+                        )
+                    )
+                )
+                _c8 = Vh[..., m:, :]
+                gA = _mm(
+                    U, _addmm(_c6 * _c5 - _c7 * (_mm(_mm(_c2, _c1[..., :, m:]), _c8)), _g_dP, _c2)
+                )
+
+                def _kv0():
+                    _c10 = gVh[..., m:, :]
+                    _c9 = gVh[..., :m, :].mH
+                    _k0 = _addmm(_mm(_c8, _c9), _c10, V1, alpha=-1)
+                    return (_k0,)
+
+                def _kv1():
+                    _c9 = gVh[..., :m, :].mH
+                    _c11 = _mm(_c0, _c9)
+                    _k1 = _skew(_c11)
+                    return (_k1,)
+
+                def _kv2():
+                    _c10 = gVh[..., m:, :]
+                    _c9 = gVh[..., :m, :].mH
+                    _c11 = _mm(_c0, _c9)
+                    _k2 = _im(_c11.diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
+                    _k3 = _skew(_mm(_c8, _c10.mH))
+                    return (_k2, _k3)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check("zeros", _kv0, (A, gVh), _PIVOTS_MESSAGE, "check_singular", S)
+                        if check_singular
+                        else None,
+                        _check("ties", _kv1, (gVh,), _TIES_MESSAGE, "check_ties", S)
+                        if check_ties
+                        else None,
+                        _check("vanish", _kv2, (gVh,), _GAUGE_MESSAGE_2, "check_gauge", None)
+                        if check_gauge
+                        else None,
+                    ),
+                )
+            if gU is None and gS is not None and gVh is None:
+                # the rule below without the terms of gU, gVh, which are None
+                V1 = Vh[..., :m, :].mH
+                _g_dP = _torch.diag_embed(_re(gS).squeeze(-1))
+                gA = _mm(_mm(U, _g_dP), V1.mH)
+
+                def _kv0():
+                    _c0 = _torch.diag_embed(gS.squeeze(-1))
+                    _k0 = _c0
+                    return (_k0,)
+
+                def _kv1():
+                    _c0 = _torch.diag_embed(gS.squeeze(-1))
+                    _k1 = _c0
+                    return (_k1,)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check("zeros", _kv0, (A, gS), _PIVOTS_MESSAGE, "check_singular", S)
+                        if check_singular
+                        else None,
+                        _check("ties", _kv1, (gS,), _TIES_MESSAGE, "check_ties", S)
+                        if check_ties
+                        else None,
+                    ),
+                )
+            if gU is not None and gS is None and gVh is None:
+                # the rule below without the terms of gS, gVh, which are None
+                V1 = Vh[..., :m, :].mH
+                F = _pairwise_inv(S * S)
+                _c0 = _mm(U.mH, gU)
+                _g_D = _c0
+                _c1 = F.conj() * _c0
+                _g_dP = (
+                    _c1.mH * S.mT
+                    + _c1 * S.conj().mT
+                    + _skew(
+                        _torch.diag_embed(
+                            (
+                                S.reciprocal().conj()
+                                * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
+                            ).squeeze(-1)
+                        )
+                    )
+                )
+                gA = _mm(_mm(U, _g_dP), V1.mH)
+
+                def _kv0():
+                    _c2 = U[..., :, m:].mH
+                    _c3 = gU[..., :, m:]
+                    _k0 = _addmm(_mm(_c2, gU), _c3.mH, U, alpha=-1)
+                    return (_k0,)
+
+                def _kv2():
+                    _c2 = U[..., :, m:].mH
+                    _c3 = gU[..., :, m:]
+                    _k2 = _im(_g_D.diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
+                    _k3 = _skew(_mm(_c2, _c3))
+                    return (_k2, _k3)
+
+                return _checked_vjp(
+                    "svd",
+                    (gA,),
+                    (
+                        _check("zeros", _kv0, (A, gU), _PIVOTS_MESSAGE, "check_singular", S)
+                        if check_singular
+                        else None,
+                        _check(
+                            "ties", lambda: (_skew(_g_D),), (gU,), _TIES_MESSAGE, "check_ties", S
+                        )
+                        if check_ties
+                        else None,
+                        _check("vanish", _kv2, (gU,), _GAUGE_MESSAGE_2, "check_gauge", None)
+                        if check_gauge
+                        else None,
+                    ),
+                )
+            gU = _zeros_like(U) if gU is None else gU
+            gS = _zeros_like(S) if gS is None else gS
+            gVh = _zeros_like(Vh) if gVh is None else gVh
+
             # spec/svd.yaml:186, transposed (the spec gives no VJP)
             _c0 = Vh[..., :m, :]
             V1 = _c0.mH
@@ -1270,53 +3679,33 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             _g_dV1 = _c1[..., :, :m]
             _c2 = _mm(U.mH, gU)
             _c3 = V1.mH
-            _g_D = _addmm(_c2, _c3, _g_dV1, alpha=-1)
-            _c9 = S.reciprocal()
-            _c10 = _torch.diag_embed(_c9.squeeze(-1))
-            _c11 = _g_dV1.mH
-            _c4 = _torch.diag_embed(S.squeeze(-1))
-            _c5 = _c4.mH
-            _c6 = F.conj()
-            _c7 = _c6 * (_mm(_c3, _g_dV1))
-            _c8 = _c6 * _c2
-            _g_dP = _addmm(
-                _addmm(
-                    _addmm(
-                        _addmm(
-                            _addmm(
-                                _torch.diag_embed(_re(gS).squeeze(-1))
-                                + _skew(
-                                    _torch.diag_embed(
-                                        (
-                                            _c9.conj()
-                                            * ((1 / 2) * _g_D)
-                                            .diagonal(dim1=-2, dim2=-1)
-                                            .unsqueeze(-1)
-                                        ).squeeze(-1)
-                                    )
-                                ),
-                                _c5,
-                                _c7,
-                            ),
-                            _c8.mH,
-                            _c4,
-                        ),
-                        _c4,
-                        _c7.mH,
-                    ),
-                    _c8,
-                    _c5,
-                ),
-                _mm(_c10, _c11),
-                V1,
-                alpha=-1,
+            _c4 = _mm(_c3, _g_dV1)
+            _g_D = _c2 - _c4
+            _c10 = S.reciprocal()
+            _c11 = _c10.conj()
+            _c5 = F.conj()
+            _c6 = _c5 * _c4
+            _c7 = S.conj()
+            _c8 = _c5 * _c2
+            _c9 = _g_dV1.mH
+            _g_dP = (
+                _c7 * _c6
+                + _c8.mH * S.mT
+                + S * _c6.mH
+                + _c8 * _c7.mT
+                - _c10 * (_mm(_c9, V1))
+                + _torch.diag_embed(_re(gS).squeeze(-1))
+                + _skew(
+                    _torch.diag_embed(
+                        (_c11 * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)).squeeze(
+                            -1
+                        )
+                    )
+                )
             )
             _c12 = Vh[..., m:, :]
-            gA = _addmm(
-                _addmm(_mm(_mm(U, _c10), _c11), _mm(U, _g_dP), _c3),
-                _mm(_mm(_mm(U, _c10.mH), _c3), _c1[..., :, m:]),
-                _c12,
-                alpha=-1,
+            gA = _mm(
+                U, _addmm(_c10 * _c9 - _c11 * (_mm(_mm(_c3, _c1[..., :, m:]), _c12)), _g_dP, _c3)
             )
 
             def _kv0():
@@ -1368,6 +3757,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     else None,
                 ),
             )
+
     raise ValueError(
         f"svd: no vjp rule for full_matrices={full_matrices!r} and A of shape {tuple(A.shape)}"
     )
@@ -1413,6 +3803,9 @@ def _setup_context(ctx, inputs, output):
     ctx.options = (full_matrices, check_gauge, check_ties, check_singular)
     flags = _differentiable(full_matrices, check_gauge, check_ties, check_singular)
     ctx.mark_non_differentiable(*(y for y, f in zip(output, flags) if not f))
+    # an output the loss does not read has a None cotangent, not zeros: the rule leaves
+    # out its terms (svdvals, differentiated through svd, pays for gS alone)
+    ctx.set_materialize_grads(False)
     ctx.save_for_backward(*inputs[:1], *output)
 
 
@@ -1450,7 +3843,9 @@ class _SVDFunction(_torch.autograd.Function):
     def jvp(ctx, *tangents):
         flags = _differentiable(*ctx.options)
         saved = ctx.saved_tensors
-        rule = iter(_jvp_rule(*saved, *tangents[:1], *ctx.options))
+        # an input without a tangent has None (grads are not materialized): zeros to the rule
+        given = [_zeros_like(x) if t is None else t for t, x in zip(tangents[:1], saved)]
+        rule = iter(_jvp_rule(*saved, *given, *ctx.options))
         outputs = saved[1:]
         return tuple(_laid_out_like(next(rule), y) if f else None for f, y in zip(flags, outputs))
 
@@ -1542,9 +3937,7 @@ def svd_vjp(
     def pullback(gU=None, gS=None, gVh=None):
         cotangents = [
             None
-            if not f
-            else _zeros_like(y)
-            if g is None
+            if not f or g is None  # None: the rule leaves out its terms
             else _cotangent_in(_check_tangent("svd", "g" + label, g, y[..., 0])[..., None])
             if v
             else _cotangent_in(_check_tangent("svd", "g" + label, g, y))

@@ -137,7 +137,7 @@ def _jvp_checks(A, S, U, Vh, dA, check_ties, check_singular):
                 else None,
                 _check(
                     "ties",
-                    lambda: (_sym(_mm(_mm(U.mH, dA), Vh.mH)),),
+                    lambda: (_sym(_mm(U.mH, _mm(dA, Vh.mH))),),
                     (dA,),
                     _TIES_MESSAGE,
                     "check_ties",
@@ -186,9 +186,10 @@ def _jvp_rule(A, S, U, Vh, dA, check_ties, check_singular):
                 _differentiable(check_ties, check_singular),
                 (check_ties, check_singular),
             )
+
         if m < n:
             # spec/svdvals.yaml:72, T2016
-            _c0 = _mm(_mm(U.mH, dA), Vh.mH)
+            _c0 = _mm(U.mH, _mm(dA, Vh.mH))
             _c1 = _c0.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
             dS = _re(_c1)
             return _checked_jvp(
@@ -214,6 +215,7 @@ def _jvp_rule(A, S, U, Vh, dA, check_ties, check_singular):
                 _differentiable(check_ties, check_singular),
                 (check_ties, check_singular),
             )
+
     raise ValueError(f"svdvals: no jvp rule for the options and A of shape {tuple(A.shape)}")
 
 
@@ -226,6 +228,8 @@ def _vjp_checks(A, S, U, Vh, gS, gU, gVh, check_ties, check_singular):
 
     if True:
         if m >= n:
+            gS = _zeros_like(S) if gS is None else gS
+
             return (
                 _check(
                     "zeros",
@@ -249,6 +253,8 @@ def _vjp_checks(A, S, U, Vh, gS, gU, gVh, check_ties, check_singular):
                 else None,
             )
         if m < n:
+            gS = _zeros_like(S) if gS is None else gS
+
             return (
                 _check(
                     "zeros",
@@ -284,6 +290,8 @@ def _vjp_rule(A, S, U, Vh, gS, gU, gVh, check_ties, check_singular):
     _raise_if_failed("svdvals", _checks, (gS, gU, gVh), "cotangent")
     if True:
         if m >= n:
+            gS = _zeros_like(S) if gS is None else gS
+
             # spec/svdvals.yaml:75
             gA = _mm(U * _re(gS).mT, Vh)
 
@@ -309,7 +317,10 @@ def _vjp_rule(A, S, U, Vh, gS, gU, gVh, check_ties, check_singular):
                     else None,
                 ),
             )
+
         if m < n:
+            gS = _zeros_like(S) if gS is None else gS
+
             # spec/svdvals.yaml:75
             gA = _mm(U * _re(gS).mT, Vh)
 
@@ -335,6 +346,7 @@ def _vjp_rule(A, S, U, Vh, gS, gU, gVh, check_ties, check_singular):
                     else None,
                 ),
             )
+
     raise ValueError(f"svdvals: no vjp rule for the options and A of shape {tuple(A.shape)}")
 
 
@@ -370,6 +382,9 @@ def _setup_context(ctx, inputs, output):
     ctx.options = (check_ties, check_singular)
     flags = _differentiable(check_ties, check_singular)
     ctx.mark_non_differentiable(*(y for y, f in zip(output, flags) if not f))
+    # an output the loss does not read has a None cotangent, not zeros: the rule leaves
+    # out its terms (svdvals, differentiated through svd, pays for gS alone)
+    ctx.set_materialize_grads(False)
     ctx.save_for_backward(*inputs[:1], *output)
 
 
@@ -407,7 +422,9 @@ class _SvdvalsFunction(_torch.autograd.Function):
     def jvp(ctx, *tangents):
         flags = _differentiable(*ctx.options)
         saved = ctx.saved_tensors
-        rule = iter(_jvp_rule(*saved, *tangents[:1], *ctx.options))
+        # an input without a tangent has None (grads are not materialized): zeros to the rule
+        given = [_zeros_like(x) if t is None else t for t, x in zip(tangents[:1], saved)]
+        rule = iter(_jvp_rule(*saved, *given, *ctx.options))
         outputs = saved[1:]
         return tuple(_laid_out_like(next(rule), y) if f else None for f, y in zip(flags, outputs))
 
@@ -473,9 +490,7 @@ def svdvals_vjp(A, check_ties=True, check_singular=True):
     def pullback(gS=None):
         cotangents = [
             None
-            if not f
-            else _zeros_like(y)
-            if g is None
+            if not f or g is None  # None: the rule leaves out its terms
             else _cotangent_in(_check_tangent("svdvals", "g" + label, g, y[..., 0])[..., None])
             if v
             else _cotangent_in(_check_tangent("svdvals", "g" + label, g, y))

@@ -243,14 +243,13 @@ def _checked_transpose(cotangents, *operands, op, results, shapes, vjp_checks, f
     """The cotangents of the results, NaN in the matrices whose cotangents the derivative
     does not exist for; nothing for the other operands (tangent-side check values: not
     linear inputs of the results; primal values: constants)."""
-    cts = [_jnp.zeros(ct.aval.shape, ct.aval.dtype) if type(ct) is _ad.Zero else ct
-           for ct in cotangents]
     _, taken = _unflattened(operands[results:], shapes)
     primals = operands[results + taken:]
-    given = iter(_cotangent_in(ct) for ct in cts)
+    # a symbolic zero is None to the checks (they leave out its terms, as the rules do)
+    given = iter(None if type(ct) is _ad.Zero else _cotangent_in(ct) for ct in cotangents)
     full = [next(given) if f else None for f in flags]
     checks = _switched_on(vjp_checks(*primals, *full, *options))
-    out = list(cts)
+    out = list(cotangents)
     if checks:
         failed = None
         for check in checks:
@@ -258,10 +257,12 @@ def _checked_transpose(cotangents, *operands, op, results, shapes, vjp_checks, f
             _checkify.debug_check(~_jnp.any(f), f"{op}: {check.message}; pass "
                                                 f"{check.option}=False to skip this check")
             failed = f if failed is None else failed | f
-        out = list(_nan_where(cts, failed))
-    # a symbolic zero stays one: the rule's terms in it are not computed (masked, it would be
-    # data, and its terms computed); the NaN reaches the inputs through the other cotangents
-    out = [ct if type(ct) is _ad.Zero else o for ct, o in zip(cotangents, out)]
+        # a symbolic zero stays one: the rule's terms in it are not computed (masked, it
+        # would be data, and its terms computed); the NaN reaches the inputs through the
+        # other cotangents
+        data = [i for i, ct in enumerate(cotangents) if type(ct) is not _ad.Zero]
+        for i, masked in zip(data, _nan_where([cotangents[i] for i in data], failed)):
+            out[i] = masked
     return out + [None] * (len(operands) - results)
 
 
