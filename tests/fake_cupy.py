@@ -341,6 +341,9 @@ class FakeCupy:
         def argmax(a, axis=None):
             return DeviceArray(np.asarray(np.argmax(_device(a, "argmax"), axis=axis)))
 
+        def sort(a, axis=-1):
+            return DeviceArray(np.sort(_device(a, "sort"), axis=axis))
+
         def ufunc(name):
             def call(*args):
                 return _wrap(np.asarray(getattr(np, name)(*(_operand(a, name) for a in args))))
@@ -473,7 +476,7 @@ class FakeCupy:
                 broadcast_to=broadcast_to, result_type=result_type, asnumpy=asnumpy,
                 abs=abs_, absolute=abs_, real=real, iscomplexobj=iscomplexobj, where=where,
                 dtype=np.dtype, float32=np.float32, float64=np.float64, complex64=np.complex64,
-                complex128=np.complex128, linalg=linalg, full=full, argmax=argmax,
+                complex128=np.complex128, linalg=linalg, full=full, argmax=argmax, sort=sort,
                 sqrt=ufunc("sqrt"), maximum=ufunc("maximum"), minimum=ufunc("minimum"),
                 matmul=ufunc("matmul"),
                 einsum=einsum).items():

@@ -13,7 +13,7 @@ from __future__ import annotations
 import sympy as sp
 from sympy import Basic, MatrixExpr
 
-from .ops import Conj, Diag, StructuralOp, as_flag, split_product
+from .ops import Conj, Diag, Re, StructuralOp, Sym, adjoint, as_flag, split_product
 
 
 class _Scale(StructuralOp):
@@ -107,6 +107,34 @@ def fold_diagonal_products(e):
     if isinstance(e, MatrixExpr) or any(isinstance(a, MatrixExpr) for a in args):
         return e.func(*args)
     return e
+
+
+def _hermitian(e) -> bool:
+    """Whether ``e`` is Hermitian by its form: sym(X), diag(re(v)), a real multiple of
+    A M A^H with M Hermitian (or of A A^H), a sum of such."""
+    if isinstance(e, Sym) or (isinstance(e, Diag) and isinstance(e.arg, Re)):
+        return True
+    if isinstance(e, sp.MatAdd):
+        return all(_hermitian(t) for t in e.args)
+    if isinstance(e, sp.MatMul):
+        coeff, mats = split_product(e)
+        if not (coeff.is_real and len(mats) >= 2):
+            return False
+        half = len(mats) // 2
+        if any(mats[i] != adjoint(mats[-1 - i]) for i in range(half)):
+            return False
+        return len(mats) % 2 == 0 or _hermitian(mats[half])
+    return False
+
+
+def drop_redundant_sym(e):
+    """``e`` with sym(X) written X where X is Hermitian by its form (eigvalsh's gradient
+    sym(Q diag(re(gw)) Q^H)): no pass over a matrix that changes nothing (printing only)."""
+    if not isinstance(e, Basic) or not e.args:
+        return e
+    args = [drop_redundant_sym(a) for a in e.args]
+    e = e.func(*args) if args != list(e.args) else e
+    return e.arg if isinstance(e, Sym) and _hermitian(e.arg) else e
 
 
 def factor_common_products(e):

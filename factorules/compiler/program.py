@@ -97,13 +97,87 @@ def _hold_products(e, hold: bool):
     return rebuilt
 
 
-def build_program(params, assignments, results) -> Program:
-    """Program from parsed assignments (``factorules.compiler.expr.Assignment``)."""
+def _chains(e, found: list) -> None:
+    """Every product of two or more matrices in ``e`` (its factors), into ``found``."""
+    if not isinstance(e, sp.Basic) or e.is_Atom:
+        return
+    if isinstance(e, sp.MatMul):  # its factors, nested products flattened
+        _, mats = ops.split_product(e)
+        if len(mats) >= 2:
+            found.append(tuple(mats))
+        for m in mats:
+            _chains(m, found)
+        return
+    for a in e.args:
+        _chains(a, found)
+
+
+def _chain_cost(mats, sizes) -> int | None:
+    """The cost (multiply-adds) of the product of ``mats`` in its cheapest order at
+    ``sizes``, or None where a size is not a number there."""
+    try:
+        dims = [int(ops.as_expr(mats[0].rows).subs(sizes))] + \
+               [int(ops.as_expr(m.cols).subs(sizes)) for m in mats]
+    except (TypeError, ValueError):
+        return None
+    n = len(mats)
+    cost = {(i, i): 0 for i in range(n)}
+    for span in range(1, n):
+        for i in range(n - span):
+            j = i + span
+            cost[(i, j)] = min(cost[(i, s)] + cost[(s + 1, j)] + dims[i] * dims[s + 1] * dims[j + 1]
+                               for s in range(i, j))
+    return cost[(0, n - 1)]
+
+
+def _shared_subchains(e, products: set, sizes):
+    """``e`` with each longer product that contains a product computed elsewhere
+    (``products``: factor tuples) holding it as one factor, so that common-subexpression
+    elimination computes it once (``U^H dA V`` beside ``dA V``: ``U^H (dA V)``)."""
+    if not isinstance(e, sp.Basic) or e.is_Atom or isinstance(e, MatrixSymbol):
+        return e
+    args = [_shared_subchains(a, products, sizes) for a in e.args]
+    e = e.func(*args) if args != list(e.args) else e
+    if not isinstance(e, sp.MatMul):
+        return e
+    coeff, mats = ops.split_product(e)
+    if len(mats) < 3:
+        return e
+    for size in range(len(mats) - 1, 1, -1):  # the longest shared sub-product first
+        for i in range(len(mats) - size + 1):
+            if tuple(mats[i:i + size]) in products:
+                inner = _Held(sp.MatMul(*mats[i:i + size]))
+                rest = [*mats[:i], inner, *mats[i + size:]]
+                best = _chain_cost(mats, sizes)
+                grouped = _chain_cost(rest, sizes)
+                if best is None or grouped is None or grouped + _chain_cost(
+                        mats[i:i + size], sizes) > best:
+                    continue  # only in an order no costlier than the cheapest
+                grouped = sp.MatMul(*rest)
+                return grouped if coeff == 1 else sp.MatMul(coeff, grouped)
+    return e
+
+
+def build_program(params, assignments, results, shared_by=None, sizes=None) -> Program:
+    """Program from parsed assignments (``factorules.compiler.expr.Assignment``).
+    With ``sizes`` (representative dimension values, as the printers order chains by), a
+    longer product computes a product that another computes too, where that order costs no
+    more than its cheapest; ``shared_by``: the names of the statements whose products it may
+    share (default: all; a rule's checks, computed only when they can fail, are left out)."""
     statements = live([Statement(a.name, a.expr) for a in assignments], results)
     if not statements:
         return Program(tuple(params), (), tuple(results))
+    found: list = []
+    for st in statements:
+        if shared_by is None or st.name in shared_by:
+            _chains(st.expr, found)
+    products = {f for f in found if any(
+        len(g) > len(f) and any(g[i:i + len(f)] == f for i in range(len(g) - len(f) + 1))
+        for g in found)}
+    exprs = [_shared_subchains(s.expr, products, sizes) if sizes else s.expr
+             for s in statements]
     replacements, reduced = sp.cse(
-        [_hold_products(_sizes_as_atoms(s.expr, True), True) for s in statements],
+        [_hold_products(_sizes_as_atoms(e, True), True) for e in exprs],
         symbols=_temporaries(), order="none")
     replacements = [(sym, _sizes_as_atoms(_hold_products(value, False), False))
                     for sym, value in replacements]

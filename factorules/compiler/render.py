@@ -29,8 +29,8 @@ from .layout import docstring_text, format_python, hanging_lines, string_source
 from .native_call import LIBRARY_OF, NativeCall, current_entry, parse_native_call, version_tuple
 from .paths import GENERATED, ROOT, TEMPLATES
 from .backends import BACKENDS, backend as backend_named
-from .product_folding import (factor_common_products, fold_diagonal_products,
-                              fold_permutation_products)
+from .product_folding import (drop_redundant_sym, factor_common_products,
+                              fold_diagonal_products, fold_permutation_products)
 from .provenance import case_sources
 from .rule_body import printed_check, rule_body
 from .chain_sizes import chain_sizes
@@ -170,8 +170,8 @@ def _variant(printer_cls, checked: CheckedSpec, cv: CheckedVariant, call: Native
     fields = tensor_fields(spec.inputs, cv.variant.outputs)
 
     def folded(e):
-        return fold_permutation_products(fold_diagonal_products(factor_common_products(e)),
-                                         permutations)
+        return fold_permutation_products(
+            fold_diagonal_products(factor_common_products(drop_redundant_sym(e))), permutations)
 
     cases = []
     for case in cv.cases:

@@ -36,7 +36,8 @@ def rule_body(printer, rule, source: str, checks=(), pivots: bool = False,
     # no temporary hiding the products around it, and products the rewriting exposes (the
     # U^H gU of (U^H gU) S^-1) are computed once
     statements = [Statement(s.name, folded(s.expr)) for s in rule.statements]
-    program = build_program(rule.program.params, statements, rule.program.results)
+    program = build_program(rule.program.params, statements, rule.program.results,
+                            sizes=printer.sizes)
     values = [folded(e) if isinstance(e, sp.Basic) else e for c in checks for e in c.values]
     if not values:
         statements = tuple(model.Assignment(s.name, printer.assign(s.name, folded(s.expr)))
@@ -50,7 +51,8 @@ def rule_body(printer, rule, source: str, checks=(), pivots: bool = False,
     names = [f"_k{i}" for i in range(len(values))]
     results = program.results
     program = build_program(program.params, [*statements, *map(Statement, names, values)],
-                            (*results, *names))
+                            (*results, *names), shared_by={s.name for s in statements},
+                            sizes=printer.sizes)
     printed = {s.name: model.Assignment(s.name, printer.assign(s.name, folded(s.expr)))
                for s in program.statements}
     ruled = {s.name for s in live(program.statements, results)}

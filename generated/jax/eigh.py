@@ -262,7 +262,7 @@ def _vjp_rule(A, L, Q, gL, gQ, UPLO, check_gauge, check_ties):
             )
         if gL is not None and gQ is None:
             # the rule below without the terms of gQ, which are None
-            gA = _sym(_mm(Q * _jnp.swapaxes(_jnp.real(gL).astype(A.dtype), -1, -2), Q.mT.conj()))
+            gA = _mm(Q * _jnp.swapaxes(_jnp.real(gL).astype(A.dtype), -1, -2), Q.mT.conj())
             return _checked_vjp(
                 "eigh",
                 (gA,),

@@ -173,7 +173,7 @@ def _vjp_rule(A, L, Q, gL, gQ, UPLO, check_ties):
         gL = _zeros_like(L) if gL is None else gL
 
         # spec/eigvalsh.yaml:58, G2008 Sec. 3.1
-        gA = _sym(_mm(Q * _jnp.swapaxes(_jnp.real(gL).astype(A.dtype), -1, -2), Q.mT.conj()))
+        gA = _mm(Q * _jnp.swapaxes(_jnp.real(gL).astype(A.dtype), -1, -2), Q.mT.conj())
         return _checked_vjp(
             "eigvalsh",
             (gA,),

@@ -260,7 +260,7 @@ def _vjp_rule(A, L, Q, gL, gQ, UPLO, check_gauge, check_ties):
             )
         if gL is not None and gQ is None:
             # the rule below without the terms of gQ, which are None
-            gA = _sym(_mm(Q * _re(gL).mT, Q.mH))
+            gA = _mm(Q * _re(gL).mT, Q.mH)
             return _checked_vjp(
                 "eigh",
                 (gA,),

@@ -144,7 +144,7 @@ def _lazy(check):
     (_on_cpu_only_if), the values being zeros where it has no entry."""
     if check.kind not in ("ties", "zeros"):
         return check
-    anywhere = _mask(check).any()
+    anywhere = _mask(check).any()  # XLA's sort on a CPU costs more than the k x k mask
     if not isinstance(anywhere, _jax.core.Tracer):
         return check if bool(anywhere) else None
     shapes = _jax.eval_shape(lambda: tuple(check.values()))
