@@ -891,14 +891,17 @@ host, and so it does where JAX has several CPU devices, over which a batch may b
 predicate on the whole batch would need a collective: tests/test_jax_sharding.py).
 
 Measured on a 2-core CPU (`python cli.py bench-checks eigh svd eigvalsh svdvals eig eigvals
---repeats 7`: 76 rows, each the median of 7 interleaved runs), checked / unchecked is 1.03 to
-1.04 at the median.  Two kinds of rows cost more, each for a reason of its own.  svd with
-`full_matrices=True` of a tall or wide matrix (k = min(m, n)): the gauge check of the completion
-reads `U[:, k:]^H gU[:, k:]` (or `Vh[k:, :] gVh[k:, :]^H`), (m - k)^2 m multiply-adds that the
-rule itself never needs (its products cost about m^2 k), so the VJP costs 1.1 to 1.3 times
-as much at 512 x 128; `check_gauge=False` removes it.  JAX on batches of 8 x 8 matrices
-(1.1 to 1.2): the masks and the checks' reductions are elementwise passes over the batch, of
-the size of the rule's own work there.
+--repeats 7`: 76 rows, each the median of 7 interleaved runs; a VJP row times the backward pass
+alone, as `cli.py bench` does), checked / unchecked is 1.11 at the median.  The rows that cost
+more are VJPs, whose backward pass alone is small beside the checks' passes over their values:
+batches of 8 x 8 matrices (1.3 to 1.6 in torch and JAX, 2.0 for JAX's svdvals), where the
+masks and the checks' reductions are elementwise passes of the size of the rule's own work;
+the eigenvalue and singular-value VJPs at 256 to 1024 (1.2 to 1.45), where a check reads an
+array the size of A (the zero pivots' limit is ||A||_F) beside a rule of one or two
+products; and svd with `full_matrices=True` of a tall or wide matrix (k = min(m, n); 1.8 in
+torch, 2.1 in JAX at 512 x 128): the gauge check of the completion reads
+`U[:, k:]^H gU[:, k:]` (or `Vh[k:, :] gVh[k:, :]^H`), (m - k)^2 m multiply-adds that the rule
+itself never needs (its products cost about m^2 k); `check_gauge=False` removes it.
 
 """
 
