@@ -15,7 +15,10 @@ import ast
 import copy
 from dataclasses import dataclass, replace
 
+import sympy as sp
+
 from . import audit
+from ..compiler import derive
 from ..compiler.check import check_spec
 from ..compiler.spec import Spec, SpecError, Text
 
@@ -201,8 +204,6 @@ class PartialMutant:
 
 def _empty_product(term) -> bool:
     """Whether ``term`` multiplies through a matrix with no rows or columns (it is zero)."""
-    import sympy as sp
-
     return any(isinstance(x, sp.MatrixExpr) and any(d == 0 for d in x.shape)
                for x in sp.preorder_traversal(term))
 
@@ -210,10 +211,6 @@ def _empty_product(term) -> bool:
 def partial_mutants(checked) -> list[PartialMutant]:
     """A sign flip of each statement of each partial VJP that reads its cotangents, and each
     term of such a statement that is a sum dropped."""
-    import sympy as sp
-
-    from ..compiler import derive
-
     out = []
     for cv in checked.variants:
         for case in cv.cases:
@@ -240,10 +237,6 @@ def partial_mutants(checked) -> list[PartialMutant]:
 
 
 def _judge_partial(checked, m: PartialMutant, setups) -> Outcome:
-    from dataclasses import replace as replaced
-
-    from ..compiler.derive import Step
-
     for s in setups:
         if (s.variant.variant.label, s.case.condition.text) != (m.variant, m.case):
             continue
@@ -251,14 +244,17 @@ def _judge_partial(checked, m: PartialMutant, setups) -> Outcome:
         for p in s.case.partial_vjps:
             if p.absent == m.absent:
                 statements = list(p.vjp.statements)
-                statements[m.index] = Step(statements[m.index].name, m.expr)
-                p = replaced(p, vjp=replaced(p.vjp, statements=tuple(statements)))
+                statements[m.index] = derive.Step(statements[m.index].name, m.expr)
+                p = replace(p, vjp=replace(p.vjp, statements=tuple(statements)))
             partials.append(p)
-        case = replaced(s.case, partial_vjps=tuple(partials))
+        case = replace(s.case, partial_vjps=tuple(partials))
         failed = []
-        audit.check_partial_vjps(s, case, dict(s.primal, **s.cotangents),
-                                 lambda check, eq, res, note="": failed.append((eq, res, note))
-                                 if res is None or res > audit.TOLERANCE[check] else None)
+
+        def add(check, equation, residual, note=""):
+            if residual is None or residual > audit.TOLERANCE[check]:
+                failed.append((equation, residual, note))
+
+        audit.check_partial_vjps(s, case, dict(s.primal, **s.cotangents), add)
         if failed:
             eq, res, note = failed[0]
             shown = "n/a" if res is None else f"{res:.1e}"

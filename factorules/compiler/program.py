@@ -12,6 +12,7 @@ import sympy as sp
 from sympy import MatrixExpr, MatrixSymbol
 
 from . import ops
+from .chain_order import cheapest
 
 
 @dataclass(frozen=True)
@@ -113,21 +114,10 @@ def _chains(e, found: list) -> None:
 
 
 def _chain_cost(mats, sizes) -> int | None:
-    """The cost (multiply-adds) of the product of ``mats`` in its cheapest order at
-    ``sizes``, or None where a size is not a number there."""
-    try:
-        dims = [int(ops.as_expr(mats[0].rows).subs(sizes))] + \
-               [int(ops.as_expr(m.cols).subs(sizes)) for m in mats]
-    except (TypeError, ValueError):
-        return None
-    n = len(mats)
-    cost = {(i, i): 0 for i in range(n)}
-    for span in range(1, n):
-        for i in range(n - span):
-            j = i + span
-            cost[(i, j)] = min(cost[(i, s)] + cost[(s + 1, j)] + dims[i] * dims[s + 1] * dims[j + 1]
-                               for s in range(i, j))
-    return cost[(0, n - 1)]
+    """The cost of the product of ``mats`` in its cheapest order at ``sizes`` (None: a size
+    is no number there)."""
+    found = cheapest(mats, sizes) if len(mats) > 1 else (0, None)
+    return None if found is None else found[0]
 
 
 def _shared_subchains(e, products: set, sizes):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import sympy as sp
 from sympy import HadamardProduct, MatAdd, MatMul, MatrixExpr
 
+from ..chain_order import cheapest
 from ..fields import Field, explicit_casts, field_of
 from ..ops import StructuralOp, as_expr
 
@@ -208,23 +209,8 @@ class BatchedMatrixPrinter:
         ``self.sizes``), or None to multiply left to right."""
         if not self.sizes or len(mats) < 3:
             return None
-        try:
-            dims = [int(as_expr(mats[0].rows).subs(self.sizes))] + \
-                   [int(as_expr(x.cols).subs(self.sizes)) for x in mats]
-        except (TypeError, ValueError):
-            return None
-        n = len(mats)
-        cost = {(i, i): (0, mats[i]) for i in range(n)}
-        for span in range(1, n):
-            for i in range(n - span):
-                j = i + span
-                best = None
-                for s in range(i, j):  # ties keep the left-to-right split (s = j - 1)
-                    c = cost[(i, s)][0] + cost[(s + 1, j)][0] + dims[i] * dims[s + 1] * dims[j + 1]
-                    if best is None or c <= best[0]:
-                        best = (c, MatMul(cost[(i, s)][1], cost[(s + 1, j)][1]))
-                cost[(i, j)] = best
-        return cost[(0, n - 1)][1]
+        found = cheapest(mats, self.sizes)
+        return None if found is None else found[1]
 
     def _last_product(self, mats) -> tuple[str, str]:
         """(a, b) of the last multiplication of a chain of two or more factors (a fused
