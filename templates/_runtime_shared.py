@@ -131,8 +131,41 @@ def _pad_cols(x, extra):
 
 
 def _pad(x, top, bottom, left, right):
-    """x with top/bottom zero rows and left/right zero columns around it (an embed)."""
+    """x with top/bottom zero rows and left/right zero columns around it (an embed); x itself
+    where every width is zero (ormqr's cotangent of a when k = p: no m x p copy)."""
+    if not (top or bottom or left or right):
+        return x
     return xp.pad(x, ((0, 0),) * (x.ndim - 2) + ((top, bottom), (left, right)))
+
+
+# -- sums written into a fresh array (NumPy and CuPy; the printers call them only on arrays
+# that a product or a sum has just made, which nothing else holds) --------------------------
+
+def _accumulate(x, y, alpha=1):
+    """x + alpha * y, written into x where x has the sum's shape and type: a sum of m x n
+    products then holds two of them at once, not three (x: a fresh array)."""
+    if x.shape == _np.broadcast_shapes(x.shape, y.shape) and xp.result_type(x, y) == x.dtype:
+        if alpha == 1:
+            return xp.add(x, y, out=x)
+        if alpha == -1:
+            return xp.subtract(x, y, out=x)
+        x += alpha * y
+        return x
+    return x + alpha * y
+
+
+def _add_eye(x, scale=1):
+    """x + scale * eye(rows, cols), written into x (x: a fresh array): Q = I - V W with no
+    m x n identity beside it."""
+    i = xp.arange(min(x.shape[-2:]))
+    x[..., i, i] += scale
+    return x
+
+
+def _unit_tril(x):
+    """tril(x, -1) + eye(rows, cols): unit lower trapezoidal (Householder vectors V from the
+    compact a), one array instead of three."""
+    return _add_eye(xp.tril(x, -1))
 
 
 def _columns(outputs, vectors):

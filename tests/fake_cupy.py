@@ -127,10 +127,13 @@ class DeviceArray(NDArrayOperatorsMixin):
                         "Please use `.get()` to construct a NumPy array explicitly.")
 
     def __array_ufunc__(self, ufunc, method, *inputs, out=None, **kwargs):
-        if method != "__call__" or out is not None:
+        if method != "__call__":
             return NotImplemented
-        result = ufunc(*(_operand(x, ufunc.__name__) for x in inputs), **kwargs)
-        return _wrap(result)
+        operands = (_operand(x, ufunc.__name__) for x in inputs)
+        if out is not None:  # written in place (x += y, cupy.add(x, y, out=x)): device arrays
+            ufunc(*operands, out=tuple(_device(o, ufunc.__name__) for o in out), **kwargs)
+            return out[0] if len(out) == 1 else out
+        return _wrap(ufunc(*operands, **kwargs))
 
 
 def _operand(x, where):
@@ -143,11 +146,16 @@ def _operand(x, where):
 
 
 def _index(key):
+    """The host form of an index: basic indexing (ints, slices, None, ...) and integer device
+    arrays, as CuPy takes them; host arrays and lists are refused."""
     keys = key if isinstance(key, tuple) else (key,)
     for k in keys:
-        if isinstance(k, (DeviceArray, np.ndarray, list)):
-            raise TypeError("the fake supports basic indexing only (ints, slices, None, ...)")
-    return key
+        if isinstance(k, (np.ndarray, list)):
+            raise TypeError("the fake indexes by ints, slices, None, ... and device arrays")
+        if isinstance(k, DeviceArray) and k.dtype.kind not in "iu":
+            raise TypeError("the fake indexes by integer device arrays only")
+    unwrapped = tuple(k._data if isinstance(k, DeviceArray) else k for k in keys)
+    return unwrapped if isinstance(key, tuple) else unwrapped[0]
 
 
 def _wrap(x):
@@ -345,9 +353,16 @@ class FakeCupy:
             return DeviceArray(np.sort(_device(a, "sort"), axis=axis))
 
         def ufunc(name):
-            def call(*args):
-                return _wrap(np.asarray(getattr(np, name)(*(_operand(a, name) for a in args))))
+            def call(*args, out=None):
+                operands = (_operand(a, name) for a in args)
+                if out is not None:  # cupy.add(x, y, out=x): into a device array
+                    getattr(np, name)(*operands, out=_device(out, name))
+                    return out
+                return _wrap(np.asarray(getattr(np, name)(*operands)))
             return call
+
+        def tril(a, k=0):
+            return DeviceArray(np.tril(_device(a, "tril"), k))
 
         def einsum(subscripts, *operands):
             return DeviceArray(np.asarray(np.einsum(subscripts, *(_device(x, "einsum")
@@ -478,7 +493,8 @@ class FakeCupy:
                 dtype=np.dtype, float32=np.float32, float64=np.float64, complex64=np.complex64,
                 complex128=np.complex128, linalg=linalg, full=full, argmax=argmax, sort=sort,
                 sqrt=ufunc("sqrt"), maximum=ufunc("maximum"), minimum=ufunc("minimum"),
-                matmul=ufunc("matmul"),
+                matmul=ufunc("matmul"), add=ufunc("add"), subtract=ufunc("subtract"),
+                tril=tril,
                 einsum=einsum).items():
             setattr(cupy, name, value)
         linalg.qr, linalg.solve, linalg.cholesky = qr, solve, cholesky

@@ -38,11 +38,14 @@ def derived_tree(tmp_path_factory):
     return root, files
 
 
-def test_the_derived_rule_is_printed_with_zero_padding(derived_tree):
+def test_the_derived_rule_stacks_the_blocks_its_transposed_slices_fill(derived_tree):
+    # the transpose of Q1[:n, :] and Q1[n:, :] is a sum of two zero-padded blocks that tile
+    # Q1's cotangent: printed as one concatenation, not two padded arrays summed
     _, files = derived_tree
     numpy_source = files["generated/numpy/qr.py"]
-    assert "_pad(" in numpy_source
-    assert "_torch.nn.functional.pad(" in files["generated/torch/qr.py"]
+    assert "_np.concatenate([Z @ _c0, _c0], axis=-2)" in numpy_source
+    assert "_torch.cat([_mm(Z, _c0), _c0], dim=-2)" in files["generated/torch/qr.py"]
+    assert "_pad(" not in numpy_source
 
 
 def _inputs(dtype):

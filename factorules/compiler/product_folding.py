@@ -13,7 +13,8 @@ from __future__ import annotations
 import sympy as sp
 from sympy import Basic, MatrixExpr
 
-from .ops import Conj, Diag, Re, StructuralOp, Sym, adjoint, as_flag, split_product
+from .ops import (Conj, Diag, Embed, HStack, Re, StructuralOp, Sym, VStack, adjoint, as_flag,
+                  split_product)
 
 
 class _Scale(StructuralOp):
@@ -135,6 +136,59 @@ def drop_redundant_sym(e):
     args = [drop_redundant_sym(a) for a in e.args]
     e = e.func(*args) if args != list(e.args) else e
     return e.arg if isinstance(e, Sym) and _hermitian(e.arg) else e
+
+
+def stack_adjacent_embeds(e):
+    """``e`` with a sum of two zero-padded blocks that tile a matrix written as their stack:
+    ``embed(X, r, c, 0, 0) + embed(Y, r, c, rows(X), 0)`` as ``vstack(X, Y)`` (columns
+    likewise), one array where the pads and their sum made three (geqrf's cotangent of Q;
+    the same value, printing only)."""
+    if not isinstance(e, Basic) or not e.args:
+        return e
+    args = [stack_adjacent_embeds(a) for a in e.args]
+    e = e.func(*args) if args != list(e.args) else e
+    if not isinstance(e, sp.MatAdd):
+        return e
+    terms = list(e.args)
+    for i, a in enumerate(terms):
+        for j, b in enumerate(terms):
+            stacked = _tiled(a, b) if i != j else None
+            if stacked is not None:
+                rest = [t for k, t in enumerate(terms) if k not in (i, j)]
+                return stacked if not rest else stack_adjacent_embeds(sp.MatAdd(stacked, *rest))
+    return e
+
+
+def _signed_embed(t):
+    """(block, embed) of ``t`` = c * embed(X, ...): the block c * X; None for other terms."""
+    coeff, mats = split_product(t)
+    if len(mats) != 1 or not isinstance(mats[0], Embed):
+        return None
+    block = mats[0].arg
+    return (block if coeff == 1 else sp.MatMul(coeff, block)), mats[0]
+
+
+def _tiled(a, b):
+    """vstack/hstack of the blocks of ``a`` (first) and ``b`` where their embeds tile one
+    matrix, else None."""
+    first, second = _signed_embed(a), _signed_embed(b)
+    if first is None or second is None:
+        return None
+    (x, ex), (y, ey) = first, second
+    if ex.shape != ey.shape:
+        return None
+
+    def same(u, v):
+        return sp.simplify(u - v) == 0
+
+    rows, cols = ex.shape
+    if (same(ex.col0, 0) and same(ey.col0, 0) and same(x.cols, cols) and same(y.cols, cols)
+            and same(ex.row0, 0) and same(ey.row0, x.rows) and same(ey.row0 + y.rows, rows)):
+        return VStack(x, y)
+    if (same(ex.row0, 0) and same(ey.row0, 0) and same(x.rows, rows) and same(y.rows, rows)
+            and same(ex.col0, 0) and same(ey.col0, x.cols) and same(ey.col0 + y.cols, cols)):
+        return HStack(x, y)
+    return None
 
 
 def factor_common_products(e):

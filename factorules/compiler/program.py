@@ -98,6 +98,21 @@ def _hold_products(e, hold: bool):
     return rebuilt
 
 
+def _eyes_as_atoms(e, eyes: dict):
+    """``e`` with each identity ``eye(r, c)`` held as a name of its own (``eyes``: name ->
+    identity), so that common-subexpression elimination never stores one: printers add it
+    to the diagonal of what it is summed with (``I - V W``), which a stored m x n identity
+    would cost an array for."""
+    if not isinstance(e, sp.Basic) or e.is_Atom or isinstance(e, MatrixSymbol):
+        return e
+    if isinstance(e, ops.Eye):
+        name = next((n for n, x in eyes.items() if x == e), None) or f"_eye{len(eyes)}"
+        eyes[name] = e
+        return MatrixSymbol(name, *e.shape)
+    args = [_eyes_as_atoms(a, eyes) for a in e.args]
+    return e.func(*args) if args != list(e.args) else e
+
+
 def _chains(e, found: list) -> None:
     """Every product of two or more matrices in ``e`` (its factors), into ``found``."""
     if not isinstance(e, sp.Basic) or e.is_Atom:
@@ -166,12 +181,17 @@ def build_program(params, assignments, results, shared_by=None, sizes=None) -> P
         for g in found)}
     exprs = [_shared_subchains(s.expr, products, sizes) if sizes else s.expr
              for s in statements]
+    eyes: dict = {}
     replacements, reduced = sp.cse(
-        [_hold_products(_sizes_as_atoms(e, True), True) for e in exprs],
+        [_hold_products(_sizes_as_atoms(_eyes_as_atoms(e, eyes), True), True) for e in exprs],
         symbols=_temporaries(), order="none")
-    replacements = [(sym, _sizes_as_atoms(_hold_products(value, False), False))
-                    for sym, value in replacements]
-    reduced = [_sizes_as_atoms(_hold_products(e, False), False) for e in reduced]
+    back = {MatrixSymbol(n, *x.shape): x for n, x in eyes.items()}
+
+    def restored(e):
+        return _sizes_as_atoms(_hold_products(e, False), False).xreplace(back)
+
+    replacements = [(sym, restored(value)) for sym, value in replacements]
+    reduced = [restored(e) for e in reduced]
     # Temporaries go right before the first statement that uses them, so each statement is
     # computed once and in order.
     ordered: list[Statement] = []

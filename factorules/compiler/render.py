@@ -29,8 +29,9 @@ from .layout import docstring_text, format_python, hanging_lines, string_source
 from .native_call import LIBRARY_OF, NativeCall, current_entry, parse_native_call, version_tuple
 from .paths import GENERATED, ROOT, TEMPLATES
 from .backends import BACKENDS, backend as backend_named
-from .product_folding import (drop_redundant_sym, factor_common_products,
+from .product_folding import (drop_redundant_sym, factor_common_products, stack_adjacent_embeds,
                               fold_diagonal_products, fold_permutation_products)
+from .program import Statement, build_program
 from .provenance import case_sources
 from .rule_body import printed_check, rule_body
 from .chain_sizes import chain_sizes
@@ -150,12 +151,21 @@ def _primal(printer_cls, checked: CheckedSpec, cv: CheckedVariant,
 
 def _computed_primal(printer_cls, checked: CheckedSpec, cv: CheckedVariant) -> model.Primal:
     """A variant computed by the spec's primal expressions of the inputs (no native call)."""
-    printer = printer_cls(dtype_ref=checked.spec.inputs[0].name, sizes=chain_sizes(checked),
+    sizes = chain_sizes(checked)
+    printer = printer_cls(dtype_ref=checked.spec.inputs[0].name, sizes=sizes,
                           fields=tensor_fields(checked.spec.inputs, cv.variant.outputs))
-    computed = {name: printer.doprint_output(fold_diagonal_products(e))
-                for name, e in cv.primal_outputs}
-    return model.Primal(_selection(cv), "computed",
-                        computed=tuple(computed[t.name] for t in cv.variant.outputs))
+    # a sub-expression the outputs repeat (ormqr's V = tril(a) + I, four times) is computed
+    # once, into a temporary
+    program = build_program([t.name for t in checked.spec.inputs],
+                            [Statement(name, fold_diagonal_products(e))
+                             for name, e in cv.primal_outputs],
+                            [name for name, _ in cv.primal_outputs], sizes=sizes)
+    outputs = {name for name, _ in cv.primal_outputs}
+    statements = tuple(model.Assignment(s.name, printer.doprint_output(s.expr)
+                                        if s.name in outputs else printer.assign(s.name, s.expr))
+                       for s in program.statements)
+    return model.Primal(_selection(cv), "computed", statements=statements,
+                        computed=tuple(t.name for t in cv.variant.outputs))
 
 
 def _variant(printer_cls, checked: CheckedSpec, cv: CheckedVariant, call: NativeCall,
@@ -171,7 +181,8 @@ def _variant(printer_cls, checked: CheckedSpec, cv: CheckedVariant, call: Native
 
     def folded(e):
         return fold_permutation_products(
-            fold_diagonal_products(factor_common_products(drop_redundant_sym(e))), permutations)
+            fold_diagonal_products(factor_common_products(stack_adjacent_embeds(
+                drop_redundant_sym(e)))), permutations)
 
     cases = []
     for case in cv.cases:

@@ -124,6 +124,7 @@ class Assignment:
 
     target: str  # the name it assigns
     code: str  # the expression, printed by the backend's printer
+    released: tuple[str, ...] = ()  # the temporaries it reads last, set to None after it
 
 
 @dataclass(frozen=True)
@@ -267,7 +268,9 @@ class Primal:
     condition: str  # Python source of the variant's test of the options
     form: str  # 'direct', 'rebuilt', 'returned' or 'computed'
     call: str | None = None  # Python source of the native call (None: 'computed')
-    computed: tuple[str, ...] = ()  # 'computed': each output's expression of the inputs
+    statements: tuple[Assignment, ...] = ()  # 'computed': the outputs and the temporaries
+    # they share, computed from the inputs in order
+    computed: tuple[str, ...] = ()  # 'computed': the outputs' names, in order
     returns: tuple[str, ...] = ()  # 'returned': the names the call's results are bound to
     return_columns: str | None = None  # 'returned': Python source of which of them are
     # vectors (the list _columns takes); None when none is

@@ -11,6 +11,7 @@ and JAX's traced code calls only under a condition on the tie or zero mask
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import sympy as sp
 
@@ -42,7 +43,8 @@ def rule_body(printer, rule, source: str, checks=(), pivots: bool = False,
     if not values:
         statements = tuple(model.Assignment(s.name, printer.assign(s.name, folded(s.expr)))
                            for s in program.statements)
-        return model.RuleBody(source, statements, tuple(program.results), (), pivots)
+        return released(printer, model.RuleBody(source, statements, tuple(program.results), (),
+                                                pivots))
     # a check's text names what the rule computes by its expression (svd's Vh.H where the
     # rule has V = Vh.H): the statement's name in its place, so that the two are one value
     named_as = {s.expr: sp.MatrixSymbol(s.name, *s.expr.shape) for s in statements
@@ -67,6 +69,37 @@ def rule_body(printer, rule, source: str, checks=(), pivots: bool = False,
             out.append(dataclasses.replace(
                 check, values=own, function=f"_kv{i}",
                 statements=tuple(printed[n] for n in extra)))
-    return model.RuleBody(source, tuple(printed[s.name] for s in program.statements
-                                        if s.name in ruled), tuple(results),
-                          tuple(printed_check(printer, c) for c in out), pivots)
+    return released(printer, model.RuleBody(
+        source, tuple(printed[s.name] for s in program.statements if s.name in ruled),
+        tuple(results), tuple(printed_check(printer, c) for c in out), pivots))
+
+
+_NAME = re.compile(r"[A-Za-z_]\w*")
+
+
+def released(printer, body: model.RuleBody) -> model.RuleBody:
+    """``body`` with each statement naming the temporaries it reads last, set to None after
+    it, for a backend whose arrays a name keeps alive (``printer.RELEASES_NAMES``): an m x n
+    temporary is freed when the rule no longer needs it, not when the rule returns (geqrf's
+    VJP holds V, Q and their cotangents at once otherwise).  None, not ``del``: a name that a
+    check's closure reads anywhere in the function is a cell, and ``del`` of a cell
+    (DELETE_DEREF) is what torch.compile does not trace.  What the results and the checks
+    read stays; names are read off the printed code (a name in it is taken to be read,
+    which keeps a value longer, never shorter)."""
+    if not printer.RELEASES_NAMES or len(body.assignments) < 2:
+        return body
+    kept = set(body.results)
+    for c in body.checks:
+        kept |= {n for text in (*c.values, c.vector, *(a.code for a in c.statements))
+                 for n in _NAME.findall(text)}
+    defined = {a.target for a in body.assignments}
+    last_read = {}
+    for i, a in enumerate(body.assignments):
+        for name in set(_NAME.findall(a.code)) & defined:
+            last_read[name] = i
+    final = len(body.assignments) - 1  # what the last statement reads, the return frees
+    assignments = tuple(
+        dataclasses.replace(a, released=tuple(sorted(
+            n for n, at in last_read.items() if at == i and n not in kept)))
+        if i < final else a for i, a in enumerate(body.assignments))
+    return dataclasses.replace(body, assignments=assignments)

@@ -16,6 +16,7 @@ import collections as _collections
 import cupy as _cp
 
 from ._runtime import (
+    _accumulate,
     _check,
     _check_input,
     _check_tangent,
@@ -128,7 +129,9 @@ def _jvp_rule(A, L, dA, upper, check_singular):
             left=False,
             unit=False,
         )
-        dL = L @ (_tril(X, -1) + (1 / 2) * _diag(_re(_cp.diagonal(X, 0, -2, -1)[..., :, None])))
+        dL = L @ (
+            _accumulate(_tril(X, -1), _diag(_re(_cp.diagonal(X, 0, -2, -1)[..., :, None])), (1 / 2))
+        )
         return _checked_jvp(
             "cholesky",
             (dL,),
@@ -153,7 +156,9 @@ def _jvp_rule(A, L, dA, upper, check_singular):
         dL = (
             _cp.conj(
                 _cp.swapaxes(
-                    _tril(X, -1) + (1 / 2) * _diag(_re(_cp.diagonal(X, 0, -2, -1)[..., :, None])),
+                    _accumulate(
+                        _tril(X, -1), _diag(_re(_cp.diagonal(X, 0, -2, -1)[..., :, None])), (1 / 2)
+                    ),
                     -1,
                     -2,
                 )
@@ -229,7 +234,8 @@ def _vjp_rule(A, L, gL, upper, check_singular):
         # spec/cholesky.yaml:50, M2008 eq. (10)
         _c0 = _cp.conj(_cp.swapaxes(L, -1, -2))
         Y = _c0 @ gL
-        P = _tril(Y, -1) + (1 / 2) * _diag(_re(_cp.diagonal(Y, 0, -2, -1)[..., :, None]))
+        P = _accumulate(_tril(Y, -1), _diag(_re(_cp.diagonal(Y, 0, -2, -1)[..., :, None])), (1 / 2))
+        Y = None
         gA = _sym(
             _solve_triangular(
                 _c0,
@@ -246,7 +252,8 @@ def _vjp_rule(A, L, gL, upper, check_singular):
 
         # spec/cholesky.yaml:68
         Y = L @ _cp.conj(_cp.swapaxes(gL, -1, -2))
-        P = _tril(Y, -1) + (1 / 2) * _diag(_re(_cp.diagonal(Y, 0, -2, -1)[..., :, None]))
+        P = _accumulate(_tril(Y, -1), _diag(_re(_cp.diagonal(Y, 0, -2, -1)[..., :, None])), (1 / 2))
+        Y = None
         gA = _sym(
             _solve_triangular(
                 L,

@@ -15,6 +15,7 @@ import collections as _collections
 import cupy as _cp
 
 from ._runtime import (
+    _accumulate,
     _check,
     _check_input,
     _check_tangent,
@@ -154,18 +155,21 @@ def _vjp_checks(A, L, V, gL, gV, check_gauge, check_ties):
             _check(
                 "ties",
                 lambda: (
-                    (
-                        _cp.conj(_cp.swapaxes(V, -1, -2)) @ gV
-                        - (_cp.conj(_cp.swapaxes(V, -1, -2)) @ V)
-                        @ _diag(
-                            _re(
-                                (_cp.conj(_cp.swapaxes(V, -1, -2)) * _cp.swapaxes(gV, -1, -2)).sum(
-                                    -1
-                                )[..., :, None]
-                            )
-                        )
-                    )
-                    + _diag(gL),
+                    _accumulate(
+                        _accumulate(
+                            _cp.conj(_cp.swapaxes(V, -1, -2)) @ gV,
+                            (_cp.conj(_cp.swapaxes(V, -1, -2)) @ V)
+                            @ _diag(
+                                _re(
+                                    (
+                                        _cp.conj(_cp.swapaxes(V, -1, -2)) * _cp.swapaxes(gV, -1, -2)
+                                    ).sum(-1)[..., :, None]
+                                )
+                            ),
+                            -1,
+                        ),
+                        _diag(gL),
+                    ),
                 ),
                 (gL, gV),
                 _TIES_MESSAGE,
@@ -223,12 +227,13 @@ def _vjp_rule(A, L, V, gL, gV, check_gauge, check_ties):
         _c1 = _c0 @ gV
         _g_W = V * _cp.swapaxes(_cp.diagonal(-_c1, 0, -2, -1)[..., :, None], -1, -2) + gV
         _c2 = _diag(gL)
-        _g_X = _c2 + (_cp.conj(_pairwise_inv(L)) * (_c0 @ _g_W))
+        _g_X = _accumulate(_cp.conj(_pairwise_inv(L)) * (_c0 @ _g_W), _c2)
+        _g_W = None
         gA = _solve(_c0, _g_X, left=True) @ _c0
 
         def _kv0():
             _c3 = _cp.diagonal(_c1, 0, -2, -1)[..., :, None]
-            _k0 = _c0 @ (gV - V * _cp.swapaxes(_re(_c3), -1, -2)) + _c2
+            _k0 = _accumulate(_c0 @ (gV - V * _cp.swapaxes(_re(_c3), -1, -2)), _c2)
             return (_k0,)
 
         def _kv1():

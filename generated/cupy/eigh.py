@@ -19,6 +19,7 @@ import warnings as _warnings
 import cupy as _cp
 
 from ._runtime import (
+    _accumulate,
     _check,
     _check_input,
     _check_tangent,
@@ -276,7 +277,7 @@ def _vjp_rule(A, L, Q, gL, gQ, UPLO, check_gauge, check_ties):
         # spec/eigh.yaml:83, G2008 Sec. 3.1
         _c0 = _cp.conj(_cp.swapaxes(Q, -1, -2))
         _c1 = _c0 @ gQ
-        gA = _sym((Q @ (_diag(_re(gL)) + (_pairwise_inv(L) * _c1))) @ _c0)
+        gA = _sym((Q @ (_accumulate(_pairwise_inv(L) * _c1, _diag(_re(gL))))) @ _c0)
         return _checked_vjp(
             "eigh",
             (gA,),

@@ -29,6 +29,8 @@ import collections as _collections
 import cupy as _cp
 
 from ._runtime import (
+    _accumulate,
+    _add_eye,
     _check,
     _check_input,
     _check_tangent,
@@ -46,6 +48,7 @@ from ._runtime import (
     _tril,
     _triu,
     _unbatched,
+    _unit_tril,
     _zeros_like,
 )
 
@@ -184,8 +187,7 @@ def _jvp_rule(A, a, tau, dA, check_singular):
 
         if m > n:
             # spec/geqrf.yaml:91, WLL2012 Sec. 3, HAL2011
-            _c0 = _cp.eye(m, n, dtype=A.dtype)
-            V = _tril(a, -1) + _c0
+            V = _unit_tril(a)
             R = _triu(a[..., :n, :], 0)
             T = _solve_triangular(
                 tau * _cp.conj(_cp.swapaxes(V, -1, -2)) @ V,
@@ -194,27 +196,37 @@ def _jvp_rule(A, a, tau, dA, check_singular):
                 left=True,
                 unit=True,
             )
-            _c1 = V[..., :n, :]
-            W = T @ _cp.conj(_cp.swapaxes(_c1, -1, -2))
-            Q = _c0 - V @ W
+            _c0 = V[..., :n, :]
+            W = T @ _cp.conj(_cp.swapaxes(_c0, -1, -2))
+            T = None
+            Q = _add_eye(-(V @ W), 1)
             C = _solve_triangular(R, dA, upper=True, left=False, unit=False)
             B = _cp.conj(_cp.swapaxes(Q, -1, -2)) @ C
-            U = _triu(B + _cp.conj(_cp.swapaxes(B, -1, -2)), 1) + _diag(
-                _re(_cp.diagonal(B, 0, -2, -1)[..., :, None])
+            U = _accumulate(
+                _triu(B + _cp.conj(_cp.swapaxes(B, -1, -2)), 1),
+                _diag(_re(_cp.diagonal(B, 0, -2, -1)[..., :, None])),
             )
-            dQ = C - Q @ U
+            B = None
+            dQ = _accumulate(-(Q @ U), C)
+            C = Q = None
             X = _solve_triangular(
                 W,
-                _solve_triangular(_c1, -dQ[..., :n, :], upper=False, left=True, unit=True),
+                _solve_triangular(_c0, -dQ[..., :n, :], upper=False, left=True, unit=True),
                 upper=True,
                 left=False,
                 unit=False,
             )
             dW = _triu(X, 0) @ W
             dV2 = _solve_triangular(
-                W, -(dQ[..., n:, :]) - V[..., n:, :] @ dW, upper=True, left=False, unit=False
+                W,
+                _accumulate(-(V[..., n:, :] @ dW), dQ[..., n:, :], -1),
+                upper=True,
+                left=False,
+                unit=False,
             )
-            da = _cp.concatenate([_c1 @ _tril(X, -1) + U @ R, dV2], axis=-2)
+            V = W = dQ = None
+            da = _cp.concatenate([_accumulate(_c0 @ _tril(X, -1), U @ R), dV2], axis=-2)
+            R = U = X = _c0 = dV2 = None
             dtau = _cp.diagonal(dW, 0, -2, -1)[..., :, None]
             return _checked_jvp(
                 "geqrf",
@@ -229,36 +241,52 @@ def _jvp_rule(A, a, tau, dA, check_singular):
         if m == n:
             # spec/geqrf.yaml:109, RR2020, HAL2011
             _c0 = _cp.eye(m, m, dtype=A.dtype)
-            V = _tril(a, -1) + _c0
+            V = _accumulate(_tril(a, -1), _c0)
             R = _triu(a, 0)
             R1 = R
+            R = None
             _c1 = _cp.conj(_cp.swapaxes(V, -1, -2))
             T = _solve_triangular(tau * _c1 @ V, _diag(tau), upper=True, left=True, unit=True)
             W = T @ _c1
-            Q = _c0 - V @ W
+            T = _c1 = None
+            Q = _accumulate(-(V @ W), _c0)
+            _c0 = None
             C = _solve_triangular(R1, dA, upper=True, left=False, unit=False)
             _c2 = _cp.conj(_cp.swapaxes(Q, -1, -2))
             B = _c2 @ C
-            U = _triu(B + _cp.conj(_cp.swapaxes(B, -1, -2)), 1) + _diag(
-                _re(_cp.diagonal(B, 0, -2, -1)[..., :, None])
+            U = _accumulate(
+                _triu(B + _cp.conj(_cp.swapaxes(B, -1, -2)), 1),
+                _diag(_re(_cp.diagonal(B, 0, -2, -1)[..., :, None])),
             )
-            dQ = C - Q @ U
+            B = None
+            dQ = _accumulate(-(Q @ U), C)
+            C = Q = None
             dR = _cp.concatenate(
-                [U @ R1, _cp.conj(_cp.swapaxes(dQ, -1, -2)) @ A[..., :, m:] + _c2 @ dA[..., :, m:]],
+                [
+                    U @ R1,
+                    _accumulate(
+                        _cp.conj(_cp.swapaxes(dQ, -1, -2)) @ A[..., :, m:], _c2 @ dA[..., :, m:]
+                    ),
+                ],
                 axis=-1,
             )
+            R1 = U = _c2 = None
             F = _solve_triangular(V, -dQ, upper=False, left=True, unit=True)
+            dQ = None
             X = _solve_triangular(
                 W[..., : m - 1, : m - 1], F[..., :, : m - 1], upper=True, left=False, unit=False
             )
             da = _cp.concatenate(
-                [V @ _tril(X, -1) + dR[..., :, : m - 1], dR[..., :, m - 1 :]], axis=-1
+                [_accumulate(V @ _tril(X, -1), dR[..., :, : m - 1]), dR[..., :, m - 1 :]], axis=-1
             )
+            V = dR = None
             dtau = _cp.concatenate(
                 [
                     _cp.diagonal(X[..., : m - 1, :], 0, -2, -1)[..., :, None]
                     * tau[..., : m - 1, :],
-                    F[..., m - 1 :, m - 1 :] - X[..., m - 1 :, :] @ W[..., : m - 1, m - 1 :],
+                    _accumulate(
+                        -(X[..., m - 1 :, :] @ W[..., : m - 1, m - 1 :]), F[..., m - 1 :, m - 1 :]
+                    ),
                 ],
                 axis=-2,
             )
@@ -275,36 +303,52 @@ def _jvp_rule(A, a, tau, dA, check_singular):
         if m < n:
             # spec/geqrf.yaml:109, RR2020, HAL2011
             _c0 = _cp.eye(m, m, dtype=A.dtype)
-            V = _tril(a[..., :, :m], -1) + _c0
+            V = _accumulate(_tril(a[..., :, :m], -1), _c0)
             R = _triu(a, 0)
             R1 = R[..., :, :m]
+            R = None
             _c1 = _cp.conj(_cp.swapaxes(V, -1, -2))
             T = _solve_triangular(tau * _c1 @ V, _diag(tau), upper=True, left=True, unit=True)
             W = T @ _c1
-            Q = _c0 - V @ W
+            T = _c1 = None
+            Q = _accumulate(-(V @ W), _c0)
+            _c0 = None
             C = _solve_triangular(R1, dA[..., :, :m], upper=True, left=False, unit=False)
             _c2 = _cp.conj(_cp.swapaxes(Q, -1, -2))
             B = _c2 @ C
-            U = _triu(B + _cp.conj(_cp.swapaxes(B, -1, -2)), 1) + _diag(
-                _re(_cp.diagonal(B, 0, -2, -1)[..., :, None])
+            U = _accumulate(
+                _triu(B + _cp.conj(_cp.swapaxes(B, -1, -2)), 1),
+                _diag(_re(_cp.diagonal(B, 0, -2, -1)[..., :, None])),
             )
-            dQ = C - Q @ U
+            B = None
+            dQ = _accumulate(-(Q @ U), C)
+            C = Q = None
             dR = _cp.concatenate(
-                [U @ R1, _cp.conj(_cp.swapaxes(dQ, -1, -2)) @ A[..., :, m:] + _c2 @ dA[..., :, m:]],
+                [
+                    U @ R1,
+                    _accumulate(
+                        _cp.conj(_cp.swapaxes(dQ, -1, -2)) @ A[..., :, m:], _c2 @ dA[..., :, m:]
+                    ),
+                ],
                 axis=-1,
             )
+            R1 = U = _c2 = None
             F = _solve_triangular(V, -dQ, upper=False, left=True, unit=True)
+            dQ = None
             X = _solve_triangular(
                 W[..., : m - 1, : m - 1], F[..., :, : m - 1], upper=True, left=False, unit=False
             )
             da = _cp.concatenate(
-                [V @ _tril(X, -1) + dR[..., :, : m - 1], dR[..., :, m - 1 :]], axis=-1
+                [_accumulate(V @ _tril(X, -1), dR[..., :, : m - 1]), dR[..., :, m - 1 :]], axis=-1
             )
+            V = dR = None
             dtau = _cp.concatenate(
                 [
                     _cp.diagonal(X[..., : m - 1, :], 0, -2, -1)[..., :, None]
                     * tau[..., : m - 1, :],
-                    F[..., m - 1 :, m - 1 :] - X[..., m - 1 :, :] @ W[..., : m - 1, m - 1 :],
+                    _accumulate(
+                        -(X[..., m - 1 :, :] @ W[..., : m - 1, m - 1 :]), F[..., m - 1 :, m - 1 :]
+                    ),
                 ],
                 axis=-2,
             )
@@ -483,8 +527,7 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
         if m > n:
             if ga is None and gtau is not None:
                 # the rule below without the terms of ga, which are None
-                _c0 = _cp.eye(m, n, dtype=A.dtype)
-                V = _tril(a, -1) + _c0
+                V = _unit_tril(a)
                 R = _triu(a[..., :n, :], 0)
                 T = _solve_triangular(
                     tau * _cp.conj(_cp.swapaxes(V, -1, -2)) @ V,
@@ -493,16 +536,20 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
                     left=True,
                     unit=True,
                 )
-                _c1 = _cp.conj(_cp.swapaxes(V[..., :n, :], -1, -2))
-                W = T @ _c1
-                Q = _c0 - V @ W
+                _c0 = _cp.conj(_cp.swapaxes(V[..., :n, :], -1, -2))
+                W = T @ _c0
+                T = None
+                Q = _add_eye(-(V @ W), 1)
+                V = None
                 _g_dW = _diag(gtau)
-                _c2 = _cp.conj(_cp.swapaxes(W, -1, -2))
-                _g_X = _triu(_g_dW @ _c2, 0)
+                _c1 = _cp.conj(_cp.swapaxes(W, -1, -2))
+                W = None
+                _g_X = _triu(_g_dW @ _c1, 0)
+                _g_dW = None
                 _g_dQ = _pad(
                     -_solve_triangular(
-                        _c1,
-                        _solve_triangular(_c2, _g_X, upper=False, left=False, unit=False),
+                        _c0,
+                        _solve_triangular(_c1, _g_X, upper=False, left=False, unit=False),
                         upper=True,
                         left=True,
                         unit=True,
@@ -512,14 +559,17 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
                     0,
                     0,
                 )
+                _c0 = _c1 = _g_X = None
                 _g_U = -(_cp.conj(_cp.swapaxes(Q, -1, -2)) @ _g_dQ)
-                _c3 = _triu(_g_U, 1)
+                _c2 = _triu(_g_U, 1)
                 _g_B = (
-                    _cp.conj(_cp.swapaxes(_c3, -1, -2))
+                    _cp.conj(_cp.swapaxes(_c2, -1, -2))
                     + _diag(_re(_cp.diagonal(_g_U, 0, -2, -1)[..., :, None]))
-                    + _c3
+                    + _c2
                 )
-                _g_C = Q @ _g_B + _g_dQ
+                _c2 = _g_U = None
+                _g_C = _accumulate(Q @ _g_B, _g_dQ)
+                Q = _g_B = _g_dQ = None
                 gA = _solve_triangular(
                     _cp.conj(_cp.swapaxes(R, -1, -2)), _g_C, upper=False, left=False, unit=False
                 )
@@ -528,8 +578,7 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
             gtau = _zeros_like(tau) if gtau is None else gtau
 
             # spec/geqrf.yaml:91, WLL2012 Sec. 3, HAL2011, transposed (the spec gives no VJP)
-            _c0 = _cp.eye(m, n, dtype=A.dtype)
-            V = _tril(a, -1) + _c0
+            V = _unit_tril(a)
             R = _triu(a[..., :n, :], 0)
             T = _solve_triangular(
                 tau * _cp.conj(_cp.swapaxes(V, -1, -2)) @ V,
@@ -538,60 +587,71 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
                 left=True,
                 unit=True,
             )
-            _c1 = _cp.conj(_cp.swapaxes(V[..., :n, :], -1, -2))
-            W = T @ _c1
-            Q = _c0 - V @ W
+            _c0 = _cp.conj(_cp.swapaxes(V[..., :n, :], -1, -2))
+            W = T @ _c0
+            T = None
+            Q = _add_eye(-(V @ W), 1)
             _g_dV2 = ga[..., n:, :]
-            _c2 = _cp.conj(_cp.swapaxes(W, -1, -2))
-            _c3 = _solve_triangular(_c2, _g_dV2, upper=False, left=False, unit=False)
-            _g_dW = -(_cp.conj(_cp.swapaxes(V[..., n:, :], -1, -2)) @ _c3) + _diag(gtau)
-            _c4 = ga[..., :n, :]
-            _g_X = _tril(_c1 @ _c4, -1) + _triu(_g_dW @ _c2, 0)
-            _g_dQ = _pad(
-                -_solve_triangular(
-                    _c1,
-                    _solve_triangular(_c2, _g_X, upper=False, left=False, unit=False),
-                    upper=True,
-                    left=True,
-                    unit=True,
-                ),
-                0,
-                m - n,
-                0,
-                0,
-            ) + _pad(-_c3, n, 0, 0, 0)
-            _c5 = _cp.conj(_cp.swapaxes(R, -1, -2))
-            _g_U = _c4 @ _c5 - _cp.conj(_cp.swapaxes(Q, -1, -2)) @ _g_dQ
-            _c6 = _triu(_g_U, 1)
-            _g_B = (
-                _cp.conj(_cp.swapaxes(_c6, -1, -2))
-                + _diag(_re(_cp.diagonal(_g_U, 0, -2, -1)[..., :, None]))
-                + _c6
+            _c1 = _cp.conj(_cp.swapaxes(W, -1, -2))
+            W = None
+            _c2 = _solve_triangular(_c1, _g_dV2, upper=False, left=False, unit=False)
+            _g_dV2 = None
+            _g_dW = _accumulate(-(_cp.conj(_cp.swapaxes(V[..., n:, :], -1, -2)) @ _c2), _diag(gtau))
+            V = None
+            _c3 = ga[..., :n, :]
+            _g_X = _accumulate(_tril(_c0 @ _c3, -1), _triu(_g_dW @ _c1, 0))
+            _g_dW = None
+            _g_dQ = _cp.concatenate(
+                [
+                    -_solve_triangular(
+                        _c0,
+                        _solve_triangular(_c1, _g_X, upper=False, left=False, unit=False),
+                        upper=True,
+                        left=True,
+                        unit=True,
+                    ),
+                    -_c2,
+                ],
+                axis=-2,
             )
-            _g_C = Q @ _g_B + _g_dQ
-            gA = _solve_triangular(_c5, _g_C, upper=False, left=False, unit=False)
+            _c0 = _c1 = _c2 = _g_X = None
+            _c4 = _cp.conj(_cp.swapaxes(R, -1, -2))
+            R = None
+            _g_U = _accumulate(_c3 @ _c4, _cp.conj(_cp.swapaxes(Q, -1, -2)) @ _g_dQ, -1)
+            _c3 = None
+            _c5 = _triu(_g_U, 1)
+            _g_B = (
+                _cp.conj(_cp.swapaxes(_c5, -1, -2))
+                + _diag(_re(_cp.diagonal(_g_U, 0, -2, -1)[..., :, None]))
+                + _c5
+            )
+            _c5 = _g_U = None
+            _g_C = _accumulate(Q @ _g_B, _g_dQ)
+            Q = _g_B = _g_dQ = None
+            gA = _solve_triangular(_c4, _g_C, upper=False, left=False, unit=False)
             return _checked_vjp("geqrf", (gA,), (*_checks[:1],))
 
         if m == n:
             if ga is None and gtau is not None:
                 # the rule below without the terms of ga, which are None
                 _c0 = _cp.eye(m, m, dtype=A.dtype)
-                V = _tril(a, -1) + _c0
+                V = _accumulate(_tril(a, -1), _c0)
                 R = _triu(a, 0)
                 R1 = R
+                R = None
                 _c1 = _cp.conj(_cp.swapaxes(V, -1, -2))
                 T = _solve_triangular(tau * _c1 @ V, _diag(tau), upper=True, left=True, unit=True)
                 W = T @ _c1
-                Q = _c0 - V @ W
+                T = None
+                Q = _accumulate(-(V @ W), _c0)
+                V = _c0 = None
                 _c2 = gtau[..., m - 1 :, :]
-                _g_X = _pad(
-                    -(_c2 @ _cp.conj(_cp.swapaxes(W[..., : m - 1, m - 1 :], -1, -2))),
-                    m - 1,
-                    0,
-                    0,
-                    0,
-                ) + _pad(
-                    _diag((_cp.conj(tau[..., : m - 1, :]) * gtau[..., : m - 1, :])), 0, 1, 0, 0
+                _g_X = _cp.concatenate(
+                    [
+                        _diag((_cp.conj(tau[..., : m - 1, :]) * gtau[..., : m - 1, :])),
+                        -(_c2 @ _cp.conj(_cp.swapaxes(W[..., : m - 1, m - 1 :], -1, -2))),
+                    ],
+                    axis=-2,
                 )
                 _g_F = _pad(_c2, m - 1, 0, m - 1, 0) + _pad(
                     _solve_triangular(
@@ -606,7 +666,9 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
                     0,
                     1,
                 )
+                W = _c2 = _g_X = None
                 _g_dQ = -_solve_triangular(_c1, _g_F, upper=True, left=True, unit=True)
+                _c1 = _g_F = None
                 _g_U = -(_cp.conj(_cp.swapaxes(Q, -1, -2)) @ _g_dQ)
                 _c3 = _triu(_g_U, 1)
                 _g_B = (
@@ -614,7 +676,9 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
                     + _diag(_re(_cp.diagonal(_g_U, 0, -2, -1)[..., :, None]))
                     + _c3
                 )
-                _g_C = Q @ _g_B + _g_dQ
+                _c3 = _g_U = None
+                _g_C = _accumulate(Q @ _g_B, _g_dQ)
+                Q = _g_B = _g_dQ = None
                 gA = _solve_triangular(
                     _cp.conj(_cp.swapaxes(R1, -1, -2)), _g_C, upper=False, left=False, unit=False
                 )
@@ -622,13 +686,16 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
             if ga is not None and gtau is None:
                 # the rule below without the terms of gtau, which are None
                 _c0 = _cp.eye(m, m, dtype=A.dtype)
-                V = _tril(a, -1) + _c0
+                V = _accumulate(_tril(a, -1), _c0)
                 R = _triu(a, 0)
                 R1 = R
+                R = None
                 _c1 = _cp.conj(_cp.swapaxes(V, -1, -2))
                 T = _solve_triangular(tau * _c1 @ V, _diag(tau), upper=True, left=True, unit=True)
                 W = T @ _c1
-                Q = _c0 - V @ W
+                T = None
+                Q = _accumulate(-(V @ W), _c0)
+                V = _c0 = None
                 _c2 = ga[..., :, : m - 1]
                 _g_X = _tril(_c1 @ _c2, -1)
                 _g_F = _pad(
@@ -644,20 +711,29 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
                     0,
                     1,
                 )
-                _g_dR = _pad(_c2, 0, 0, 0, 1) + _pad(ga[..., :, m - 1 :], 0, 0, m - 1, 0)
+                W = _g_X = None
+                _g_dR = _cp.concatenate([_c2, ga[..., :, m - 1 :]], axis=-1)
+                _c2 = None
                 _c3 = _g_dR[..., :, m:]
-                _g_dQ = -(_solve_triangular(_c1, _g_F, upper=True, left=True, unit=True)) + A[
-                    ..., :, m:
-                ] @ _cp.conj(_cp.swapaxes(_c3, -1, -2))
+                _g_dQ = _accumulate(
+                    A[..., :, m:] @ _cp.conj(_cp.swapaxes(_c3, -1, -2)),
+                    _solve_triangular(_c1, _g_F, upper=True, left=True, unit=True),
+                    -1,
+                )
+                _c1 = _g_F = None
                 _c4 = _cp.conj(_cp.swapaxes(R1, -1, -2))
-                _g_U = _g_dR @ _c4 - _cp.conj(_cp.swapaxes(Q, -1, -2)) @ _g_dQ
+                R1 = None
+                _g_U = _accumulate(_g_dR @ _c4, _cp.conj(_cp.swapaxes(Q, -1, -2)) @ _g_dQ, -1)
+                _g_dR = None
                 _c5 = _triu(_g_U, 1)
                 _g_B = (
                     _cp.conj(_cp.swapaxes(_c5, -1, -2))
                     + _diag(_re(_cp.diagonal(_g_U, 0, -2, -1)[..., :, None]))
                     + _c5
                 )
-                _g_C = Q @ _g_B + _g_dQ
+                _c5 = _g_U = None
+                _g_C = _accumulate(Q @ _g_B, _g_dQ)
+                _g_B = _g_dQ = None
                 gA = _pad(Q @ _c3, 0, 0, m, 0) + _solve_triangular(
                     _c4, _g_C, upper=False, left=False, unit=False
                 )
@@ -667,25 +743,27 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
 
             # spec/geqrf.yaml:109, RR2020, HAL2011, transposed (the spec gives no VJP)
             _c0 = _cp.eye(m, m, dtype=A.dtype)
-            V = _tril(a, -1) + _c0
+            V = _accumulate(_tril(a, -1), _c0)
             R = _triu(a, 0)
             R1 = R
+            R = None
             _c1 = _cp.conj(_cp.swapaxes(V, -1, -2))
             T = _solve_triangular(tau * _c1 @ V, _diag(tau), upper=True, left=True, unit=True)
             W = T @ _c1
-            Q = _c0 - V @ W
+            T = None
+            Q = _accumulate(-(V @ W), _c0)
+            V = _c0 = None
             _c2 = gtau[..., m - 1 :, :]
             _c3 = ga[..., :, : m - 1]
-            _g_X = (
-                _pad(
-                    -(_c2 @ _cp.conj(_cp.swapaxes(W[..., : m - 1, m - 1 :], -1, -2))),
-                    m - 1,
-                    0,
-                    0,
-                    0,
-                )
-                + _pad(_diag((_cp.conj(tau[..., : m - 1, :]) * gtau[..., : m - 1, :])), 0, 1, 0, 0)
-                + _tril(_c1 @ _c3, -1)
+            _g_X = _accumulate(
+                _tril(_c1 @ _c3, -1),
+                _cp.concatenate(
+                    [
+                        _diag((_cp.conj(tau[..., : m - 1, :]) * gtau[..., : m - 1, :])),
+                        -(_c2 @ _cp.conj(_cp.swapaxes(W[..., : m - 1, m - 1 :], -1, -2))),
+                    ],
+                    axis=-2,
+                ),
             )
             _g_F = _pad(_c2, m - 1, 0, m - 1, 0) + _pad(
                 _solve_triangular(
@@ -700,20 +778,29 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
                 0,
                 1,
             )
-            _g_dR = _pad(_c3, 0, 0, 0, 1) + _pad(ga[..., :, m - 1 :], 0, 0, m - 1, 0)
+            W = _c2 = _g_X = None
+            _g_dR = _cp.concatenate([_c3, ga[..., :, m - 1 :]], axis=-1)
+            _c3 = None
             _c4 = _g_dR[..., :, m:]
-            _g_dQ = -(_solve_triangular(_c1, _g_F, upper=True, left=True, unit=True)) + A[
-                ..., :, m:
-            ] @ _cp.conj(_cp.swapaxes(_c4, -1, -2))
+            _g_dQ = _accumulate(
+                A[..., :, m:] @ _cp.conj(_cp.swapaxes(_c4, -1, -2)),
+                _solve_triangular(_c1, _g_F, upper=True, left=True, unit=True),
+                -1,
+            )
+            _c1 = _g_F = None
             _c5 = _cp.conj(_cp.swapaxes(R1, -1, -2))
-            _g_U = _g_dR @ _c5 - _cp.conj(_cp.swapaxes(Q, -1, -2)) @ _g_dQ
+            R1 = None
+            _g_U = _accumulate(_g_dR @ _c5, _cp.conj(_cp.swapaxes(Q, -1, -2)) @ _g_dQ, -1)
+            _g_dR = None
             _c6 = _triu(_g_U, 1)
             _g_B = (
                 _cp.conj(_cp.swapaxes(_c6, -1, -2))
                 + _diag(_re(_cp.diagonal(_g_U, 0, -2, -1)[..., :, None]))
                 + _c6
             )
-            _g_C = Q @ _g_B + _g_dQ
+            _c6 = _g_U = None
+            _g_C = _accumulate(Q @ _g_B, _g_dQ)
+            _g_B = _g_dQ = None
             gA = _pad(Q @ _c4, 0, 0, m, 0) + _solve_triangular(
                 _c5, _g_C, upper=False, left=False, unit=False
             )
@@ -723,22 +810,23 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
             if ga is None and gtau is not None:
                 # the rule below without the terms of ga, which are None
                 _c0 = _cp.eye(m, m, dtype=A.dtype)
-                V = _tril(a[..., :, :m], -1) + _c0
+                V = _accumulate(_tril(a[..., :, :m], -1), _c0)
                 R = _triu(a, 0)
                 R1 = R[..., :, :m]
+                R = None
                 _c1 = _cp.conj(_cp.swapaxes(V, -1, -2))
                 T = _solve_triangular(tau * _c1 @ V, _diag(tau), upper=True, left=True, unit=True)
                 W = T @ _c1
-                Q = _c0 - V @ W
+                T = None
+                Q = _accumulate(-(V @ W), _c0)
+                V = _c0 = None
                 _c2 = gtau[..., m - 1 :, :]
-                _g_X = _pad(
-                    -(_c2 @ _cp.conj(_cp.swapaxes(W[..., : m - 1, m - 1 :], -1, -2))),
-                    m - 1,
-                    0,
-                    0,
-                    0,
-                ) + _pad(
-                    _diag((_cp.conj(tau[..., : m - 1, :]) * gtau[..., : m - 1, :])), 0, 1, 0, 0
+                _g_X = _cp.concatenate(
+                    [
+                        _diag((_cp.conj(tau[..., : m - 1, :]) * gtau[..., : m - 1, :])),
+                        -(_c2 @ _cp.conj(_cp.swapaxes(W[..., : m - 1, m - 1 :], -1, -2))),
+                    ],
+                    axis=-2,
                 )
                 _g_F = _pad(_c2, m - 1, 0, m - 1, 0) + _pad(
                     _solve_triangular(
@@ -753,7 +841,9 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
                     0,
                     1,
                 )
+                W = _c2 = _g_X = None
                 _g_dQ = -_solve_triangular(_c1, _g_F, upper=True, left=True, unit=True)
+                _c1 = _g_F = None
                 _g_U = -(_cp.conj(_cp.swapaxes(Q, -1, -2)) @ _g_dQ)
                 _c3 = _triu(_g_U, 1)
                 _g_B = (
@@ -761,7 +851,9 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
                     + _diag(_re(_cp.diagonal(_g_U, 0, -2, -1)[..., :, None]))
                     + _c3
                 )
-                _g_C = Q @ _g_B + _g_dQ
+                _c3 = _g_U = None
+                _g_C = _accumulate(Q @ _g_B, _g_dQ)
+                Q = _g_B = _g_dQ = None
                 gA = _pad(
                     _solve_triangular(
                         _cp.conj(_cp.swapaxes(R1, -1, -2)),
@@ -779,13 +871,16 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
             if ga is not None and gtau is None:
                 # the rule below without the terms of gtau, which are None
                 _c0 = _cp.eye(m, m, dtype=A.dtype)
-                V = _tril(a[..., :, :m], -1) + _c0
+                V = _accumulate(_tril(a[..., :, :m], -1), _c0)
                 R = _triu(a, 0)
                 R1 = R[..., :, :m]
+                R = None
                 _c1 = _cp.conj(_cp.swapaxes(V, -1, -2))
                 T = _solve_triangular(tau * _c1 @ V, _diag(tau), upper=True, left=True, unit=True)
                 W = T @ _c1
-                Q = _c0 - V @ W
+                T = None
+                Q = _accumulate(-(V @ W), _c0)
+                V = _c0 = None
                 _c2 = ga[..., :, : m - 1]
                 _g_X = _tril(_c1 @ _c2, -1)
                 _g_F = _pad(
@@ -801,26 +896,34 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
                     0,
                     1,
                 )
-                _g_dR = _pad(_c2, 0, 0, 0, -m + n + 1) + _pad(ga[..., :, m - 1 :], 0, 0, m - 1, 0)
+                W = _g_X = None
+                _g_dR = _cp.concatenate([_c2, ga[..., :, m - 1 :]], axis=-1)
+                _c2 = None
                 _c3 = _g_dR[..., :, m:]
-                _g_dQ = -(_solve_triangular(_c1, _g_F, upper=True, left=True, unit=True)) + A[
-                    ..., :, m:
-                ] @ _cp.conj(_cp.swapaxes(_c3, -1, -2))
+                _g_dQ = _accumulate(
+                    A[..., :, m:] @ _cp.conj(_cp.swapaxes(_c3, -1, -2)),
+                    _solve_triangular(_c1, _g_F, upper=True, left=True, unit=True),
+                    -1,
+                )
+                _c1 = _g_F = None
                 _c4 = _cp.conj(_cp.swapaxes(R1, -1, -2))
-                _g_U = _g_dR[..., :, :m] @ _c4 - _cp.conj(_cp.swapaxes(Q, -1, -2)) @ _g_dQ
+                R1 = None
+                _g_U = _accumulate(
+                    _g_dR[..., :, :m] @ _c4, _cp.conj(_cp.swapaxes(Q, -1, -2)) @ _g_dQ, -1
+                )
+                _g_dR = None
                 _c5 = _triu(_g_U, 1)
                 _g_B = (
                     _cp.conj(_cp.swapaxes(_c5, -1, -2))
                     + _diag(_re(_cp.diagonal(_g_U, 0, -2, -1)[..., :, None]))
                     + _c5
                 )
-                _g_C = Q @ _g_B + _g_dQ
-                gA = _pad(Q @ _c3, 0, 0, m, 0) + _pad(
-                    _solve_triangular(_c4, _g_C, upper=False, left=False, unit=False),
-                    0,
-                    0,
-                    0,
-                    -m + n,
+                _c5 = _g_U = None
+                _g_C = _accumulate(Q @ _g_B, _g_dQ)
+                _g_B = _g_dQ = None
+                gA = _cp.concatenate(
+                    [_solve_triangular(_c4, _g_C, upper=False, left=False, unit=False), Q @ _c3],
+                    axis=-1,
                 )
                 return _checked_vjp("geqrf", (gA,), (*_checks[:1],))
             ga = _zeros_like(a) if ga is None else ga
@@ -828,25 +931,27 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
 
             # spec/geqrf.yaml:109, RR2020, HAL2011, transposed (the spec gives no VJP)
             _c0 = _cp.eye(m, m, dtype=A.dtype)
-            V = _tril(a[..., :, :m], -1) + _c0
+            V = _accumulate(_tril(a[..., :, :m], -1), _c0)
             R = _triu(a, 0)
             R1 = R[..., :, :m]
+            R = None
             _c1 = _cp.conj(_cp.swapaxes(V, -1, -2))
             T = _solve_triangular(tau * _c1 @ V, _diag(tau), upper=True, left=True, unit=True)
             W = T @ _c1
-            Q = _c0 - V @ W
+            T = None
+            Q = _accumulate(-(V @ W), _c0)
+            V = _c0 = None
             _c2 = gtau[..., m - 1 :, :]
             _c3 = ga[..., :, : m - 1]
-            _g_X = (
-                _pad(
-                    -(_c2 @ _cp.conj(_cp.swapaxes(W[..., : m - 1, m - 1 :], -1, -2))),
-                    m - 1,
-                    0,
-                    0,
-                    0,
-                )
-                + _pad(_diag((_cp.conj(tau[..., : m - 1, :]) * gtau[..., : m - 1, :])), 0, 1, 0, 0)
-                + _tril(_c1 @ _c3, -1)
+            _g_X = _accumulate(
+                _tril(_c1 @ _c3, -1),
+                _cp.concatenate(
+                    [
+                        _diag((_cp.conj(tau[..., : m - 1, :]) * gtau[..., : m - 1, :])),
+                        -(_c2 @ _cp.conj(_cp.swapaxes(W[..., : m - 1, m - 1 :], -1, -2))),
+                    ],
+                    axis=-2,
+                ),
             )
             _g_F = _pad(_c2, m - 1, 0, m - 1, 0) + _pad(
                 _solve_triangular(
@@ -861,22 +966,34 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
                 0,
                 1,
             )
-            _g_dR = _pad(_c3, 0, 0, 0, -m + n + 1) + _pad(ga[..., :, m - 1 :], 0, 0, m - 1, 0)
+            W = _c2 = _g_X = None
+            _g_dR = _cp.concatenate([_c3, ga[..., :, m - 1 :]], axis=-1)
+            _c3 = None
             _c4 = _g_dR[..., :, m:]
-            _g_dQ = -(_solve_triangular(_c1, _g_F, upper=True, left=True, unit=True)) + A[
-                ..., :, m:
-            ] @ _cp.conj(_cp.swapaxes(_c4, -1, -2))
+            _g_dQ = _accumulate(
+                A[..., :, m:] @ _cp.conj(_cp.swapaxes(_c4, -1, -2)),
+                _solve_triangular(_c1, _g_F, upper=True, left=True, unit=True),
+                -1,
+            )
+            _c1 = _g_F = None
             _c5 = _cp.conj(_cp.swapaxes(R1, -1, -2))
-            _g_U = _g_dR[..., :, :m] @ _c5 - _cp.conj(_cp.swapaxes(Q, -1, -2)) @ _g_dQ
+            R1 = None
+            _g_U = _accumulate(
+                _g_dR[..., :, :m] @ _c5, _cp.conj(_cp.swapaxes(Q, -1, -2)) @ _g_dQ, -1
+            )
+            _g_dR = None
             _c6 = _triu(_g_U, 1)
             _g_B = (
                 _cp.conj(_cp.swapaxes(_c6, -1, -2))
                 + _diag(_re(_cp.diagonal(_g_U, 0, -2, -1)[..., :, None]))
                 + _c6
             )
-            _g_C = Q @ _g_B + _g_dQ
-            gA = _pad(Q @ _c4, 0, 0, m, 0) + _pad(
-                _solve_triangular(_c5, _g_C, upper=False, left=False, unit=False), 0, 0, 0, -m + n
+            _c6 = _g_U = None
+            _g_C = _accumulate(Q @ _g_B, _g_dQ)
+            _g_B = _g_dQ = None
+            gA = _cp.concatenate(
+                [_solve_triangular(_c5, _g_C, upper=False, left=False, unit=False), Q @ _c4],
+                axis=-1,
             )
             return _checked_vjp("geqrf", (gA,), (*_checks[:1],))
 

@@ -19,6 +19,8 @@ import collections as _collections
 import cupy as _cp
 
 from ._runtime import (
+    _accumulate,
+    _add_eye,
     _check_input,
     _check_tangent,
     _cotangent_in,
@@ -28,6 +30,7 @@ from ._runtime import (
     _solve_triangular,
     _tril,
     _triu,
+    _unit_tril,
     _unpacked,
     _zeros_like,
 )
@@ -69,28 +72,24 @@ def _primal(A, tau):
         m = A.shape[-2]
         n = A.shape[-1]
         k = tau.shape[-2]
-        return (
-            _cp.eye(m, n, dtype=A.dtype)
-            - (_tril(A[..., :, :k], -1) + _cp.eye(m, k, dtype=A.dtype))
-            @ (
-                _solve_triangular(
-                    tau
-                    * _cp.conj(
-                        _cp.swapaxes(
-                            _tril(A[..., :, :k], -1) + _cp.eye(m, k, dtype=A.dtype), -1, -2
-                        )
+        _c0 = _unit_tril(A[..., :, :k])
+        Q = _add_eye(
+            -(
+                _c0
+                @ (
+                    _solve_triangular(
+                        tau * _cp.conj(_cp.swapaxes(_c0, -1, -2)) @ _c0,
+                        _diag(tau),
+                        upper=True,
+                        left=True,
+                        unit=True,
                     )
-                    @ (_tril(A[..., :, :k], -1) + _cp.eye(m, k, dtype=A.dtype)),
-                    _diag(tau),
-                    upper=True,
-                    left=True,
-                    unit=True,
-                )
-                @ _cp.conj(
-                    _cp.swapaxes(_tril(A[..., :n, :k], -1) + _cp.eye(n, k, dtype=A.dtype), -1, -2)
+                    @ _cp.conj(_cp.swapaxes(_unit_tril(A[..., :n, :k]), -1, -2))
                 )
             ),
+            1,
         )
+        return (Q,)
     raise AssertionError("unreachable: options were checked")
 
 
@@ -108,13 +107,17 @@ def _jvp_rule(A, tau, Q, dA, dtau):
     if True:
         if n <= m:
             # spec/householder_product.yaml:49
-            V = _tril(A[..., :, :k], -1) + _cp.eye(m, k, dtype=A.dtype)
+            V = _unit_tril(A[..., :, :k])
             dV = _tril(dA[..., :, :k], -1)
             _c0 = _cp.conj(_cp.swapaxes(V, -1, -2))
             G = _c0 @ V
             _c1 = tau * G
             T = _solve_triangular(_c1, _diag(tau), upper=True, left=True, unit=True)
-            dT = (
+            dT = _accumulate(
+                -(
+                    (T @ _triu(_accumulate(_cp.conj(_cp.swapaxes(dV, -1, -2)) @ V, _c0 @ dV), 1))
+                    @ T
+                ),
                 _solve_triangular(
                     _c1,
                     _solve_triangular(
@@ -127,11 +130,14 @@ def _jvp_rule(A, tau, Q, dA, dtau):
                     upper=True,
                     left=True,
                     unit=True,
-                )
-                - (T @ _triu(_cp.conj(_cp.swapaxes(dV, -1, -2)) @ V + _c0 @ dV, 1)) @ T
+                ),
             )
-            dQ = (-(V @ dT) - dV @ T) @ _cp.conj(_cp.swapaxes(V[..., :n, :], -1, -2)) - V @ (
-                T @ _cp.conj(_cp.swapaxes(dV[..., :n, :], -1, -2))
+            G = _c0 = _c1 = None
+            dQ = _accumulate(
+                (_accumulate(-(V @ dT), dV @ T, -1))
+                @ _cp.conj(_cp.swapaxes(V[..., :n, :], -1, -2)),
+                V @ (T @ _cp.conj(_cp.swapaxes(dV[..., :n, :], -1, -2))),
+                -1,
             )
             return (dQ,)
 
@@ -151,21 +157,24 @@ def _vjp_rule(A, tau, Q, gQ):
             gQ = _zeros_like(Q) if gQ is None else gQ
 
             # spec/householder_product.yaml:49, transposed (the spec gives no VJP)
-            V = _tril(A[..., :, :k], -1) + _cp.eye(m, k, dtype=A.dtype)
+            V = _unit_tril(A[..., :, :k])
             _c0 = _cp.conj(_cp.swapaxes(V, -1, -2))
             G = _c0 @ V
             T = _solve_triangular(tau * G, _diag(tau), upper=True, left=True, unit=True)
             _c1 = V[..., :n, :]
             _g_dT = -((_c0 @ gQ) @ _c1)
+            _c0 = None
             _c2 = _cp.conj(_cp.swapaxes(T, -1, -2))
             _c3 = _triu(-((_c2 @ _g_dT) @ _c2), 1)
-            _g_dV = (
-                V @ (_cp.conj(_cp.swapaxes(_c3, -1, -2)) + _c3)
-                - gQ @ (_c1 @ _c2)
-                + _pad(-((_cp.conj(_cp.swapaxes(gQ, -1, -2)) @ V) @ T), 0, m - n, 0, 0)
+            _g_dV = _accumulate(
+                _accumulate(V @ (_cp.conj(_cp.swapaxes(_c3, -1, -2)) + _c3), gQ @ (_c1 @ _c2), -1),
+                _pad(-((_cp.conj(_cp.swapaxes(gQ, -1, -2)) @ V) @ T), 0, m - n, 0, 0),
             )
+            T = V = _c1 = _c2 = _c3 = None
             gA = _pad(_tril(_g_dV, -1), 0, 0, 0, -k + n)
+            _g_dV = None
             _c4 = _cp.conj(_cp.swapaxes(G, -1, -2))
+            G = None
             _c5 = _cp.conj(tau)
             gtau = _cp.diagonal(
                 _solve_triangular(

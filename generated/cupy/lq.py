@@ -19,6 +19,7 @@ import collections as _collections
 import cupy as _cp
 
 from ._runtime import (
+    _accumulate,
     _check,
     _check_input,
     _check_tangent,
@@ -127,11 +128,13 @@ def _jvp_rule(A, L, Q, dA, mode, check_singular):
             # spec/lq.yaml:56, RR2020 Sec. 4
             C = _solve_triangular(L, dA, upper=False, left=True, unit=False)
             M = C @ _cp.conj(_cp.swapaxes(Q, -1, -2))
-            V = _tril(M + _cp.conj(_cp.swapaxes(M, -1, -2)), -1) + _diag(
-                _re(_cp.diagonal(M, 0, -2, -1)[..., :, None])
+            V = _accumulate(
+                _tril(M + _cp.conj(_cp.swapaxes(M, -1, -2)), -1),
+                _diag(_re(_cp.diagonal(M, 0, -2, -1)[..., :, None])),
             )
+            M = None
             dL = L @ V
-            dQ = C - V @ Q
+            dQ = _accumulate(-(V @ Q), C)
             return _checked_jvp(
                 "lq",
                 (dL, dQ),
@@ -148,12 +151,20 @@ def _jvp_rule(A, L, Q, dA, mode, check_singular):
             C = _solve_triangular(L1, dA[..., :n, :], upper=False, left=True, unit=False)
             _c0 = _cp.conj(_cp.swapaxes(Q, -1, -2))
             M = C @ _c0
-            V = _tril(M + _cp.conj(_cp.swapaxes(M, -1, -2)), -1) + _diag(
-                _re(_cp.diagonal(M, 0, -2, -1)[..., :, None])
+            V = _accumulate(
+                _tril(M + _cp.conj(_cp.swapaxes(M, -1, -2)), -1),
+                _diag(_re(_cp.diagonal(M, 0, -2, -1)[..., :, None])),
             )
-            dQ = C - V @ Q
+            M = None
+            dQ = _accumulate(-(V @ Q), C)
+            C = None
             dL = _cp.concatenate(
-                [L1 @ V, dA[..., n:, :] @ _c0 + A[..., n:, :] @ _cp.conj(_cp.swapaxes(dQ, -1, -2))],
+                [
+                    L1 @ V,
+                    _accumulate(
+                        dA[..., n:, :] @ _c0, A[..., n:, :] @ _cp.conj(_cp.swapaxes(dQ, -1, -2))
+                    ),
+                ],
                 axis=-2,
             )
             return _checked_jvp(
@@ -270,7 +281,9 @@ def _vjp_rule(A, L, Q, gL, gQ, mode, check_singular):
                     + _diag(_re(_cp.diagonal(_g_V, 0, -2, -1)[..., :, None]))
                     + _c0
                 )
-                _g_C = _g_M @ Q + gQ
+                _c0 = _g_V = None
+                _g_C = _accumulate(_g_M @ Q, gQ)
+                _g_M = None
                 gA = _solve_triangular(
                     _cp.conj(_cp.swapaxes(L, -1, -2)), _g_C, upper=True, left=True, unit=False
                 )
@@ -285,7 +298,9 @@ def _vjp_rule(A, L, Q, gL, gQ, mode, check_singular):
                     + _diag(_re(_cp.diagonal(_g_V, 0, -2, -1)[..., :, None]))
                     + _c1
                 )
+                _c1 = _g_V = None
                 _g_C = _g_M @ Q
+                _g_M = None
                 gA = _solve_triangular(_c0, _g_C, upper=True, left=True, unit=False)
                 return _checked_vjp("lq", (gA,), (*_checks[:1],))
             gL = _zeros_like(L) if gL is None else gL
@@ -293,14 +308,16 @@ def _vjp_rule(A, L, Q, gL, gQ, mode, check_singular):
 
             # spec/lq.yaml:56, RR2020 Sec. 4, transposed (the spec gives no VJP)
             _c0 = _cp.conj(_cp.swapaxes(L, -1, -2))
-            _g_V = _c0 @ gL - gQ @ _cp.conj(_cp.swapaxes(Q, -1, -2))
+            _g_V = _accumulate(_c0 @ gL, gQ @ _cp.conj(_cp.swapaxes(Q, -1, -2)), -1)
             _c1 = _tril(_g_V, -1)
             _g_M = (
                 _cp.conj(_cp.swapaxes(_c1, -1, -2))
                 + _diag(_re(_cp.diagonal(_g_V, 0, -2, -1)[..., :, None]))
                 + _c1
             )
-            _g_C = _g_M @ Q + gQ
+            _c1 = _g_V = None
+            _g_C = _accumulate(_g_M @ Q, gQ)
+            _g_M = None
             gA = _solve_triangular(_c0, _g_C, upper=True, left=True, unit=False)
             return _checked_vjp("lq", (gA,), (*_checks[:1],))
 
@@ -316,7 +333,9 @@ def _vjp_rule(A, L, Q, gL, gQ, mode, check_singular):
                     + _diag(_re(_cp.diagonal(_g_V, 0, -2, -1)[..., :, None]))
                     + _c0
                 )
-                _g_C = _g_M @ Q + _g_dQ
+                _c0 = _g_V = None
+                _g_C = _accumulate(_g_M @ Q, _g_dQ)
+                _g_M = _g_dQ = None
                 gA = _pad(
                     _solve_triangular(
                         _cp.conj(_cp.swapaxes(L1, -1, -2)), _g_C, upper=True, left=True, unit=False
@@ -333,18 +352,21 @@ def _vjp_rule(A, L, Q, gL, gQ, mode, check_singular):
             # spec/lq.yaml:64, RR2020 Sec. 4, transposed (the spec gives no VJP)
             L1 = L[..., :n, :]
             _c0 = gL[..., n:, :]
-            _g_dQ = _cp.conj(_cp.swapaxes(_c0, -1, -2)) @ A[..., n:, :] + gQ
+            _g_dQ = _accumulate(_cp.conj(_cp.swapaxes(_c0, -1, -2)) @ A[..., n:, :], gQ)
             _c1 = _cp.conj(_cp.swapaxes(L1, -1, -2))
-            _g_V = _c1 @ gL[..., :n, :] - _g_dQ @ _cp.conj(_cp.swapaxes(Q, -1, -2))
+            L1 = None
+            _g_V = _accumulate(_c1 @ gL[..., :n, :], _g_dQ @ _cp.conj(_cp.swapaxes(Q, -1, -2)), -1)
             _c2 = _tril(_g_V, -1)
             _g_M = (
                 _cp.conj(_cp.swapaxes(_c2, -1, -2))
                 + _diag(_re(_cp.diagonal(_g_V, 0, -2, -1)[..., :, None]))
                 + _c2
             )
-            _g_C = _g_M @ Q + _g_dQ
-            gA = _pad(_c0 @ Q, n, 0, 0, 0) + _pad(
-                _solve_triangular(_c1, _g_C, upper=True, left=True, unit=False), 0, m - n, 0, 0
+            _c2 = _g_V = None
+            _g_C = _accumulate(_g_M @ Q, _g_dQ)
+            _g_M = _g_dQ = None
+            gA = _cp.concatenate(
+                [_solve_triangular(_c1, _g_C, upper=True, left=True, unit=False), _c0 @ Q], axis=-2
             )
             return _checked_vjp("lq", (gA,), (*_checks[:1],))
 

@@ -20,6 +20,7 @@ import collections as _collections
 import cupy as _cp
 
 from ._runtime import (
+    _accumulate,
     _check,
     _check_input,
     _check_tangent,
@@ -37,6 +38,7 @@ from ._runtime import (
     _tril,
     _triu,
     _unbatched,
+    _unit_tril,
     _zeros_like,
 )
 
@@ -70,7 +72,7 @@ def _primal(A, pivot, check_singular):
             A,
             (
                 _pivots_permutation(pivots, A),
-                _tril(LU[..., :, : min(m, n)], -1) + _cp.eye(m, min(m, n), dtype=A.dtype),
+                _unit_tril(LU[..., :, : min(m, n)]),
                 _triu(LU[..., : min(m, n), :], 0),
             ),
             pivot,
@@ -187,7 +189,11 @@ def _jvp_rule(A, P, L, U, dA, pivot, check_singular):
                 [
                     _c0 @ _tril(X, -1),
                     _solve_triangular(
-                        U, B[..., n:, :] - L[..., n:, :] @ dU, upper=True, left=False, unit=False
+                        U,
+                        _accumulate(-(L[..., n:, :] @ dU), B[..., n:, :]),
+                        upper=True,
+                        left=False,
+                        unit=False,
                     ),
                 ],
                 axis=-2,
@@ -209,7 +215,9 @@ def _jvp_rule(A, P, L, U, dA, pivot, check_singular):
             X = _solve_triangular(_c0, C[..., :, :m], upper=True, left=False, unit=False)
             _c1 = _tril(X, -1)
             dL = L @ _c1
-            dU = _cp.concatenate([_triu(X, 0) @ _c0, C[..., :, m:] - _c1 @ U[..., :, m:]], axis=-1)
+            dU = _cp.concatenate(
+                [_triu(X, 0) @ _c0, _accumulate(-(_c1 @ U[..., :, m:]), C[..., :, m:])], axis=-1
+            )
             return _checked_jvp(
                 "lu",
                 (dL, dU),
@@ -401,7 +409,7 @@ def _vjp_rule(A, P, L, U, gP, gL, gU, pivot, check_singular):
             # spec/lu.yaml:71, HAL2011, transposed (the spec gives no VJP)
             _c0 = _cp.conj(_cp.swapaxes(L, -1, -2))
             _c1 = _cp.conj(_cp.swapaxes(U, -1, -2))
-            _g_X = _tril(_c0 @ gL, -1) + _triu(gU @ _c1, 0)
+            _g_X = _accumulate(_tril(_c0 @ gL, -1), _triu(gU @ _c1, 0))
             gA = _permute_rows(
                 P,
                 _solve_triangular(
@@ -421,6 +429,7 @@ def _vjp_rule(A, P, L, U, gP, gL, gU, pivot, check_singular):
                 _g_dU = gU
                 _c0 = _cp.conj(_cp.swapaxes(U, -1, -2))
                 _g_X = _triu(_g_dU @ _c0, 0)
+                _g_dU = None
                 _g_B = _pad(
                     _solve_triangular(
                         _cp.conj(_cp.swapaxes(L[..., :n, :], -1, -2)),
@@ -434,6 +443,7 @@ def _vjp_rule(A, P, L, U, gP, gL, gU, pivot, check_singular):
                     0,
                     0,
                 )
+                _c0 = _g_X = None
                 gA = _permute_rows(P, _g_B, False)
                 return _checked_vjp("lu", (gA,), (*_checks[:1],))
             gL = _zeros_like(L) if gL is None else gL
@@ -442,22 +452,24 @@ def _vjp_rule(A, P, L, U, gP, gL, gU, pivot, check_singular):
             # spec/lu.yaml:77, transposed (the spec gives no VJP)
             _c0 = _cp.conj(_cp.swapaxes(U, -1, -2))
             _c1 = _solve_triangular(_c0, gL[..., n:, :], upper=False, left=False, unit=False)
-            _g_dU = -(_cp.conj(_cp.swapaxes(L[..., n:, :], -1, -2)) @ _c1) + gU
+            _g_dU = _accumulate(-(_cp.conj(_cp.swapaxes(L[..., n:, :], -1, -2)) @ _c1), gU)
             _c2 = _cp.conj(_cp.swapaxes(L[..., :n, :], -1, -2))
-            _g_X = _tril(_c2 @ gL[..., :n, :], -1) + _triu(_g_dU @ _c0, 0)
-            _g_B = _pad(
-                _solve_triangular(
-                    _c2,
-                    _solve_triangular(_c0, _g_X, upper=False, left=False, unit=False),
-                    upper=True,
-                    left=True,
-                    unit=True,
-                ),
-                0,
-                m - n,
-                0,
-                0,
-            ) + _pad(_c1, n, 0, 0, 0)
+            _g_X = _accumulate(_tril(_c2 @ gL[..., :n, :], -1), _triu(_g_dU @ _c0, 0))
+            _g_dU = None
+            _g_B = _cp.concatenate(
+                [
+                    _solve_triangular(
+                        _c2,
+                        _solve_triangular(_c0, _g_X, upper=False, left=False, unit=False),
+                        upper=True,
+                        left=True,
+                        unit=True,
+                    ),
+                    _c1,
+                ],
+                axis=-2,
+            )
+            _c0 = _c1 = _c2 = _g_X = None
             gA = _permute_rows(P, _g_B, False)
             return _checked_vjp("lu", (gA,), (*_checks[:1],))
 
@@ -466,16 +478,15 @@ def _vjp_rule(A, P, L, U, gP, gL, gU, pivot, check_singular):
                 # the rule below without the terms of gL, which are None
                 _c0 = gU[..., :, m:]
                 _c1 = _cp.conj(_cp.swapaxes(U[..., :, :m], -1, -2))
-                _g_X = _tril(-(_c0 @ _cp.conj(_cp.swapaxes(U[..., :, m:], -1, -2))), -1) + _triu(
-                    gU[..., :, :m] @ _c1, 0
+                _g_X = _accumulate(
+                    _tril(-(_c0 @ _cp.conj(_cp.swapaxes(U[..., :, m:], -1, -2))), -1),
+                    _triu(gU[..., :, :m] @ _c1, 0),
                 )
-                _g_C = _pad(_c0, 0, 0, m, 0) + _pad(
-                    _solve_triangular(_c1, _g_X, upper=False, left=False, unit=False),
-                    0,
-                    0,
-                    0,
-                    -m + n,
+                _g_C = _cp.concatenate(
+                    [_solve_triangular(_c1, _g_X, upper=False, left=False, unit=False), _c0],
+                    axis=-1,
                 )
+                _c0 = _c1 = _g_X = None
                 gA = _permute_rows(
                     P,
                     _solve_triangular(
@@ -501,6 +512,7 @@ def _vjp_rule(A, P, L, U, gP, gL, gU, pivot, check_singular):
                     0,
                     -m + n,
                 )
+                _g_X = None
                 gA = _permute_rows(
                     P, _solve_triangular(_c0, _g_C, upper=True, left=True, unit=True), False
                 )
@@ -512,14 +524,17 @@ def _vjp_rule(A, P, L, U, gP, gL, gU, pivot, check_singular):
             _c0 = _cp.conj(_cp.swapaxes(L, -1, -2))
             _c1 = gU[..., :, m:]
             _c2 = _cp.conj(_cp.swapaxes(U[..., :, :m], -1, -2))
-            _g_X = (
-                _tril(_c0 @ gL, -1)
-                + _tril(-(_c1 @ _cp.conj(_cp.swapaxes(U[..., :, m:], -1, -2))), -1)
-                + _triu(gU[..., :, :m] @ _c2, 0)
+            _g_X = _accumulate(
+                _accumulate(
+                    _tril(_c0 @ gL, -1),
+                    _tril(-(_c1 @ _cp.conj(_cp.swapaxes(U[..., :, m:], -1, -2))), -1),
+                ),
+                _triu(gU[..., :, :m] @ _c2, 0),
             )
-            _g_C = _pad(_c1, 0, 0, m, 0) + _pad(
-                _solve_triangular(_c2, _g_X, upper=False, left=False, unit=False), 0, 0, 0, -m + n
+            _g_C = _cp.concatenate(
+                [_solve_triangular(_c2, _g_X, upper=False, left=False, unit=False), _c1], axis=-1
             )
+            _c1 = _c2 = _g_X = None
             gA = _permute_rows(
                 P, _solve_triangular(_c0, _g_C, upper=True, left=True, unit=True), False
             )

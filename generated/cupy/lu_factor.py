@@ -17,6 +17,7 @@ import collections as _collections
 import cupy as _cp
 
 from ._runtime import (
+    _accumulate,
     _check,
     _check_input,
     _check_tangent,
@@ -26,7 +27,6 @@ from ._runtime import (
     _cotangent_in,
     _cotangent_out,
     _cupyx,
-    _pad,
     _permute_rows,
     _pivots_permutation,
     _raise_if_failed,
@@ -34,6 +34,7 @@ from ._runtime import (
     _tril,
     _triu,
     _unbatched,
+    _unit_tril,
     _zeros_like,
 )
 
@@ -149,9 +150,7 @@ def _jvp_rule(A, LU, pivots, P, dA, pivot, check_singular):
                 left=False,
                 unit=False,
             )
-            dLU = (_tril(LU, -1) + _cp.eye(m, m, dtype=A.dtype)) @ _tril(X, -1) + _triu(
-                X, 0
-            ) @ _triu(LU, 0)
+            dLU = _accumulate((_unit_tril(LU)) @ _tril(X, -1), _triu(X, 0) @ _triu(LU, 0))
             return _checked_jvp(
                 "lu_factor",
                 (dLU,),
@@ -176,9 +175,13 @@ def _jvp_rule(A, LU, pivots, P, dA, pivot, check_singular):
             dU = _triu(X, 0) @ _triu(_c0, 0)
             dLU = _cp.concatenate(
                 [
-                    (_tril(_c0, -1) + _cp.eye(n, n, dtype=A.dtype)) @ _tril(X, -1) + dU,
+                    _accumulate((_unit_tril(_c0)) @ _tril(X, -1), dU),
                     _solve_triangular(
-                        _c0, B[..., n:, :] - LU[..., n:, :] @ dU, upper=True, left=False, unit=False
+                        _c0,
+                        _accumulate(-(LU[..., n:, :] @ dU), B[..., n:, :]),
+                        upper=True,
+                        left=False,
+                        unit=False,
                     ),
                 ],
                 axis=-2,
@@ -203,9 +206,8 @@ def _jvp_rule(A, LU, pivots, P, dA, pivot, check_singular):
             _c1 = _tril(X, -1)
             dLU = _cp.concatenate(
                 [
-                    (_tril(_c0, -1) + _cp.eye(m, m, dtype=A.dtype)) @ _c1
-                    + _triu(X, 0) @ _triu(_c0, 0),
-                    C[..., :, m:] - _c1 @ LU[..., :, m:],
+                    _accumulate((_unit_tril(_c0)) @ _c1, _triu(X, 0) @ _triu(_c0, 0)),
+                    _accumulate(-(_c1 @ LU[..., :, m:]), C[..., :, m:]),
                 ],
                 axis=-1,
             )
@@ -291,10 +293,10 @@ def _vjp_rule(A, LU, pivots, P, gLU, gpivots, gP, pivot, check_singular):
             gLU = _zeros_like(LU) if gLU is None else gLU
 
             # spec/lu_factor.yaml:51, HAL2011, transposed (the spec gives no VJP)
-            _g_X = _tril(
-                _cp.conj(_cp.swapaxes(_tril(LU, -1) + _cp.eye(m, m, dtype=A.dtype), -1, -2)) @ gLU,
-                -1,
-            ) + _triu(gLU @ _cp.conj(_cp.swapaxes(_triu(LU, 0), -1, -2)), 0)
+            _g_X = _accumulate(
+                _tril(_cp.conj(_cp.swapaxes(_unit_tril(LU), -1, -2)) @ gLU, -1),
+                _triu(gLU @ _cp.conj(_cp.swapaxes(_triu(LU, 0), -1, -2)), 0),
+            )
             _c0 = _cp.conj(_cp.swapaxes(LU, -1, -2))
             gA = _permute_rows(
                 P,
@@ -317,24 +319,26 @@ def _vjp_rule(A, LU, pivots, P, gLU, gpivots, gP, pivot, check_singular):
             _c1 = _cp.conj(_cp.swapaxes(_c0, -1, -2))
             _c2 = _solve_triangular(_c1, gLU[..., n:, :], upper=False, left=False, unit=False)
             _c3 = gLU[..., :n, :]
-            _g_dU = -(_cp.conj(_cp.swapaxes(LU[..., n:, :], -1, -2)) @ _c2) + _c3
-            _g_X = _tril(
-                _cp.conj(_cp.swapaxes(_tril(_c0, -1) + _cp.eye(n, n, dtype=A.dtype), -1, -2)) @ _c3,
-                -1,
-            ) + _triu(_g_dU @ _cp.conj(_cp.swapaxes(_triu(_c0, 0), -1, -2)), 0)
-            _g_B = _pad(_c2, n, 0, 0, 0) + _pad(
-                _solve_triangular(
-                    _c1,
-                    _solve_triangular(_c1, _g_X, upper=False, left=False, unit=False),
-                    upper=True,
-                    left=True,
-                    unit=True,
-                ),
-                0,
-                m - n,
-                0,
-                0,
+            _g_dU = _accumulate(-(_cp.conj(_cp.swapaxes(LU[..., n:, :], -1, -2)) @ _c2), _c3)
+            _g_X = _accumulate(
+                _tril(_cp.conj(_cp.swapaxes(_unit_tril(_c0), -1, -2)) @ _c3, -1),
+                _triu(_g_dU @ _cp.conj(_cp.swapaxes(_triu(_c0, 0), -1, -2)), 0),
             )
+            _c0 = _c3 = _g_dU = None
+            _g_B = _cp.concatenate(
+                [
+                    _solve_triangular(
+                        _c1,
+                        _solve_triangular(_c1, _g_X, upper=False, left=False, unit=False),
+                        upper=True,
+                        left=True,
+                        unit=True,
+                    ),
+                    _c2,
+                ],
+                axis=-2,
+            )
+            _c1 = _c2 = _g_X = None
             gA = _permute_rows(P, _g_B, False)
             return _checked_vjp("lu_factor", (gA,), (*_checks[:1],))
 
@@ -345,19 +349,20 @@ def _vjp_rule(A, LU, pivots, P, gLU, gpivots, gP, pivot, check_singular):
             _c0 = LU[..., :, :m]
             _c1 = gLU[..., :, :m]
             _c2 = gLU[..., :, m:]
-            _g_X = (
-                _tril(
-                    _cp.conj(_cp.swapaxes(_tril(_c0, -1) + _cp.eye(m, m, dtype=A.dtype), -1, -2))
-                    @ _c1,
-                    -1,
-                )
-                + _tril(-(_c2 @ _cp.conj(_cp.swapaxes(LU[..., :, m:], -1, -2))), -1)
-                + _triu(_c1 @ _cp.conj(_cp.swapaxes(_triu(_c0, 0), -1, -2)), 0)
+            _g_X = _accumulate(
+                _accumulate(
+                    _tril(_cp.conj(_cp.swapaxes(_unit_tril(_c0), -1, -2)) @ _c1, -1),
+                    _tril(-(_c2 @ _cp.conj(_cp.swapaxes(LU[..., :, m:], -1, -2))), -1),
+                ),
+                _triu(_c1 @ _cp.conj(_cp.swapaxes(_triu(_c0, 0), -1, -2)), 0),
             )
+            _c1 = None
             _c3 = _cp.conj(_cp.swapaxes(_c0, -1, -2))
-            _g_C = _pad(_c2, 0, 0, m, 0) + _pad(
-                _solve_triangular(_c3, _g_X, upper=False, left=False, unit=False), 0, 0, 0, -m + n
+            _c0 = None
+            _g_C = _cp.concatenate(
+                [_solve_triangular(_c3, _g_X, upper=False, left=False, unit=False), _c2], axis=-1
             )
+            _c2 = _g_X = None
             gA = _permute_rows(
                 P, _solve_triangular(_c3, _g_C, upper=True, left=True, unit=True), False
             )

@@ -19,6 +19,7 @@ import collections as _collections
 import cupy as _cp
 
 from ._runtime import (
+    _accumulate,
     _check_input,
     _check_tangent,
     _cotangent_in,
@@ -28,6 +29,7 @@ from ._runtime import (
     _solve_triangular,
     _tril,
     _triu,
+    _unit_tril,
     _unpacked,
     _zeros_like,
 )
@@ -130,134 +132,94 @@ def _primal(a, tau, C, left, transpose):
         k = tau.shape[-2]
         m = C.shape[-2]
         n = C.shape[-1]
-        return (
-            C
-            - (_tril(a[..., :, :k], -1) + _cp.eye(r, k, dtype=a.dtype))
-            @ (
-                _solve_triangular(
-                    tau
-                    * _cp.conj(
-                        _cp.swapaxes(
-                            _tril(a[..., :, :k], -1) + _cp.eye(r, k, dtype=a.dtype), -1, -2
-                        )
-                    )
-                    @ (_tril(a[..., :, :k], -1) + _cp.eye(r, k, dtype=a.dtype)),
-                    _diag(tau),
-                    upper=True,
-                    left=True,
-                    unit=True,
-                )
+        _c0 = _unit_tril(a[..., :, :k])
+        _c1 = _cp.conj(_cp.swapaxes(_c0, -1, -2))
+        Y = _accumulate(
+            -(
+                _c0
                 @ (
-                    _cp.conj(
-                        _cp.swapaxes(
-                            _tril(a[..., :, :k], -1) + _cp.eye(r, k, dtype=a.dtype), -1, -2
-                        )
-                    )
-                    @ C
+                    _solve_triangular(tau * _c1 @ _c0, _diag(tau), upper=True, left=True, unit=True)
+                    @ (_c1 @ C)
                 )
             ),
+            C,
         )
+        return (Y,)
     if left is True and transpose is True:
         r = a.shape[-2]
         p = a.shape[-1]
         k = tau.shape[-2]
         m = C.shape[-2]
         n = C.shape[-1]
-        return (
-            C
-            - (_tril(a[..., :, :k], -1) + _cp.eye(r, k, dtype=a.dtype))
-            @ (
-                _cp.conj(
-                    _cp.swapaxes(
-                        _solve_triangular(
-                            tau
-                            * _cp.conj(
-                                _cp.swapaxes(
-                                    _tril(a[..., :, :k], -1) + _cp.eye(r, k, dtype=a.dtype), -1, -2
-                                )
-                            )
-                            @ (_tril(a[..., :, :k], -1) + _cp.eye(r, k, dtype=a.dtype)),
-                            _diag(tau),
-                            upper=True,
-                            left=True,
-                            unit=True,
-                        ),
-                        -1,
-                        -2,
-                    )
-                )
+        _c0 = _unit_tril(a[..., :, :k])
+        _c1 = _cp.conj(_cp.swapaxes(_c0, -1, -2))
+        Y = _accumulate(
+            -(
+                _c0
                 @ (
                     _cp.conj(
                         _cp.swapaxes(
-                            _tril(a[..., :, :k], -1) + _cp.eye(r, k, dtype=a.dtype), -1, -2
+                            _solve_triangular(
+                                tau * _c1 @ _c0, _diag(tau), upper=True, left=True, unit=True
+                            ),
+                            -1,
+                            -2,
                         )
                     )
-                    @ C
+                    @ (_c1 @ C)
                 )
             ),
+            C,
         )
+        return (Y,)
     if left is False and transpose is False:
         r = a.shape[-2]
         p = a.shape[-1]
         k = tau.shape[-2]
         m = C.shape[-2]
         n = C.shape[-1]
-        return (
-            C
-            - (
-                (C @ (_tril(a[..., :, :k], -1) + _cp.eye(r, k, dtype=a.dtype)))
-                @ _solve_triangular(
-                    tau
-                    * _cp.conj(
-                        _cp.swapaxes(
-                            _tril(a[..., :, :k], -1) + _cp.eye(r, k, dtype=a.dtype), -1, -2
-                        )
+        _c0 = _unit_tril(a[..., :, :k])
+        _c1 = _cp.conj(_cp.swapaxes(_c0, -1, -2))
+        Y = _accumulate(
+            -(
+                (
+                    (C @ _c0)
+                    @ _solve_triangular(
+                        tau * _c1 @ _c0, _diag(tau), upper=True, left=True, unit=True
                     )
-                    @ (_tril(a[..., :, :k], -1) + _cp.eye(r, k, dtype=a.dtype)),
-                    _diag(tau),
-                    upper=True,
-                    left=True,
-                    unit=True,
                 )
-            )
-            @ _cp.conj(
-                _cp.swapaxes(_tril(a[..., :, :k], -1) + _cp.eye(r, k, dtype=a.dtype), -1, -2)
+                @ _c1
             ),
+            C,
         )
+        return (Y,)
     if left is False and transpose is True:
         r = a.shape[-2]
         p = a.shape[-1]
         k = tau.shape[-2]
         m = C.shape[-2]
         n = C.shape[-1]
-        return (
-            C
-            - (
-                (C @ (_tril(a[..., :, :k], -1) + _cp.eye(r, k, dtype=a.dtype)))
-                @ _cp.conj(
-                    _cp.swapaxes(
-                        _solve_triangular(
-                            tau
-                            * _cp.conj(
-                                _cp.swapaxes(
-                                    _tril(a[..., :, :k], -1) + _cp.eye(r, k, dtype=a.dtype), -1, -2
-                                )
-                            )
-                            @ (_tril(a[..., :, :k], -1) + _cp.eye(r, k, dtype=a.dtype)),
-                            _diag(tau),
-                            upper=True,
-                            left=True,
-                            unit=True,
-                        ),
-                        -1,
-                        -2,
+        _c0 = _unit_tril(a[..., :, :k])
+        _c1 = _cp.conj(_cp.swapaxes(_c0, -1, -2))
+        Y = _accumulate(
+            -(
+                (
+                    (C @ _c0)
+                    @ _cp.conj(
+                        _cp.swapaxes(
+                            _solve_triangular(
+                                tau * _c1 @ _c0, _diag(tau), upper=True, left=True, unit=True
+                            ),
+                            -1,
+                            -2,
+                        )
                     )
                 )
-            )
-            @ _cp.conj(
-                _cp.swapaxes(_tril(a[..., :, :k], -1) + _cp.eye(r, k, dtype=a.dtype), -1, -2)
+                @ _c1
             ),
+            C,
         )
+        return (Y,)
     raise AssertionError("unreachable: options were checked")
 
 
@@ -277,14 +239,15 @@ def _jvp_rule(a, tau, C, Y, da, dtau, dC, left, transpose):
     if left is True and transpose is False:
         if r == m:
             # spec/ormqr.yaml:57
-            V = _tril(a[..., :, :k], -1) + _cp.eye(r, k, dtype=a.dtype)
+            V = _unit_tril(a[..., :, :k])
             dV = _tril(da[..., :, :k], -1)
             _c0 = _cp.conj(_cp.swapaxes(V, -1, -2))
             G = _c0 @ V
             _c1 = tau * G
             T = _solve_triangular(_c1, _diag(tau), upper=True, left=True, unit=True)
             _c2 = _cp.conj(_cp.swapaxes(dV, -1, -2))
-            dT = (
+            dT = _accumulate(
+                -((T @ _triu(_accumulate(_c2 @ V, _c0 @ dV), 1)) @ T),
                 _solve_triangular(
                     _c1,
                     _solve_triangular(
@@ -297,24 +260,33 @@ def _jvp_rule(a, tau, C, Y, da, dtau, dC, left, transpose):
                     upper=True,
                     left=True,
                     unit=True,
-                )
-                - (T @ _triu(_c2 @ V + _c0 @ dV, 1)) @ T
+                ),
             )
+            G = _c1 = None
             W = _c0 @ C
-            dY = (((dC - V @ (T @ (_c0 @ dC))) - dV @ (T @ W)) - V @ (dT @ W)) - V @ (T @ (_c2 @ C))
+            dY = _accumulate(
+                _accumulate(
+                    _accumulate(_accumulate(-(V @ (T @ (_c0 @ dC))), dC), dV @ (T @ W), -1),
+                    V @ (dT @ W),
+                    -1,
+                ),
+                V @ (T @ (_c2 @ C)),
+                -1,
+            )
             return (dY,)
 
     if left is True and transpose is True:
         if r == m:
             # spec/ormqr.yaml:78
-            V = _tril(a[..., :, :k], -1) + _cp.eye(r, k, dtype=a.dtype)
+            V = _unit_tril(a[..., :, :k])
             dV = _tril(da[..., :, :k], -1)
             _c0 = _cp.conj(_cp.swapaxes(V, -1, -2))
             G = _c0 @ V
             _c1 = tau * G
             T = _solve_triangular(_c1, _diag(tau), upper=True, left=True, unit=True)
             _c2 = _cp.conj(_cp.swapaxes(dV, -1, -2))
-            dT = (
+            dT = _accumulate(
+                -((T @ _triu(_accumulate(_c2 @ V, _c0 @ dV), 1)) @ T),
                 _solve_triangular(
                     _c1,
                     _solve_triangular(
@@ -327,28 +299,35 @@ def _jvp_rule(a, tau, C, Y, da, dtau, dC, left, transpose):
                     upper=True,
                     left=True,
                     unit=True,
-                )
-                - (T @ _triu(_c2 @ V + _c0 @ dV, 1)) @ T
+                ),
             )
+            G = _c1 = None
             W = _c0 @ C
             _c3 = _cp.conj(_cp.swapaxes(T, -1, -2))
-            dY = (
-                ((dC - V @ (_c3 @ (_c0 @ dC))) - dV @ (_c3 @ W))
-                - V @ (_cp.conj(_cp.swapaxes(dT, -1, -2)) @ W)
-            ) - V @ (_c3 @ (_c2 @ C))
+            T = None
+            dY = _accumulate(
+                _accumulate(
+                    _accumulate(_accumulate(-(V @ (_c3 @ (_c0 @ dC))), dC), dV @ (_c3 @ W), -1),
+                    V @ (_cp.conj(_cp.swapaxes(dT, -1, -2)) @ W),
+                    -1,
+                ),
+                V @ (_c3 @ (_c2 @ C)),
+                -1,
+            )
             return (dY,)
 
     if left is False and transpose is False:
         if r == n:
             # spec/ormqr.yaml:99
-            V = _tril(a[..., :, :k], -1) + _cp.eye(r, k, dtype=a.dtype)
+            V = _unit_tril(a[..., :, :k])
             dV = _tril(da[..., :, :k], -1)
             _c0 = _cp.conj(_cp.swapaxes(V, -1, -2))
             G = _c0 @ V
             _c1 = tau * G
             T = _solve_triangular(_c1, _diag(tau), upper=True, left=True, unit=True)
             _c2 = _cp.conj(_cp.swapaxes(dV, -1, -2))
-            dT = (
+            dT = _accumulate(
+                -((T @ _triu(_accumulate(_c2 @ V, _c0 @ dV), 1)) @ T),
                 _solve_triangular(
                     _c1,
                     _solve_triangular(
@@ -361,26 +340,33 @@ def _jvp_rule(a, tau, C, Y, da, dtau, dC, left, transpose):
                     upper=True,
                     left=True,
                     unit=True,
-                )
-                - (T @ _triu(_c2 @ V + _c0 @ dV, 1)) @ T
+                ),
             )
+            G = _c1 = None
             Z = C @ V
-            dY = (((dC - ((dC @ V) @ T) @ _c0) - ((C @ dV) @ T) @ _c0) - (Z @ dT) @ _c0) - (
-                Z @ T
-            ) @ _c2
+            dY = _accumulate(
+                _accumulate(
+                    _accumulate(_accumulate(-(((dC @ V) @ T) @ _c0), dC), ((C @ dV) @ T) @ _c0, -1),
+                    (Z @ dT) @ _c0,
+                    -1,
+                ),
+                (Z @ T) @ _c2,
+                -1,
+            )
             return (dY,)
 
     if left is False and transpose is True:
         if r == n:
             # spec/ormqr.yaml:120
-            V = _tril(a[..., :, :k], -1) + _cp.eye(r, k, dtype=a.dtype)
+            V = _unit_tril(a[..., :, :k])
             dV = _tril(da[..., :, :k], -1)
             _c0 = _cp.conj(_cp.swapaxes(V, -1, -2))
             G = _c0 @ V
             _c1 = tau * G
             T = _solve_triangular(_c1, _diag(tau), upper=True, left=True, unit=True)
             _c2 = _cp.conj(_cp.swapaxes(dV, -1, -2))
-            dT = (
+            dT = _accumulate(
+                -((T @ _triu(_accumulate(_c2 @ V, _c0 @ dV), 1)) @ T),
                 _solve_triangular(
                     _c1,
                     _solve_triangular(
@@ -393,15 +379,23 @@ def _jvp_rule(a, tau, C, Y, da, dtau, dC, left, transpose):
                     upper=True,
                     left=True,
                     unit=True,
-                )
-                - (T @ _triu(_c2 @ V + _c0 @ dV, 1)) @ T
+                ),
             )
+            G = _c1 = None
             Z = C @ V
             _c3 = _cp.conj(_cp.swapaxes(T, -1, -2))
-            dY = (
-                ((dC - ((dC @ V) @ _c3) @ _c0) - ((C @ dV) @ _c3) @ _c0)
-                - (Z @ _cp.conj(_cp.swapaxes(dT, -1, -2))) @ _c0
-            ) - (Z @ _c3) @ _c2
+            T = None
+            dY = _accumulate(
+                _accumulate(
+                    _accumulate(
+                        _accumulate(-(((dC @ V) @ _c3) @ _c0), dC), ((C @ dV) @ _c3) @ _c0, -1
+                    ),
+                    (Z @ _cp.conj(_cp.swapaxes(dT, -1, -2))) @ _c0,
+                    -1,
+                ),
+                (Z @ _c3) @ _c2,
+                -1,
+            )
             return (dY,)
 
     raise ValueError(
@@ -423,22 +417,26 @@ def _vjp_rule(a, tau, C, Y, gY, left, transpose):
             gY = _zeros_like(Y) if gY is None else gY
 
             # spec/ormqr.yaml:57, transposed (the spec gives no VJP)
-            V = _tril(a[..., :, :k], -1) + _cp.eye(r, k, dtype=a.dtype)
+            V = _unit_tril(a[..., :, :k])
             _c0 = _cp.conj(_cp.swapaxes(V, -1, -2))
             G = _c0 @ V
             T = _solve_triangular(tau * G, _diag(tau), upper=True, left=True, unit=True)
             W = _c0 @ C
             _c1 = _cp.conj(_cp.swapaxes(W, -1, -2))
+            W = None
             _g_dT = -((_c0 @ gY) @ _c1)
             _c2 = _cp.conj(_cp.swapaxes(T, -1, -2))
             _c3 = _triu(-((_c2 @ _g_dT) @ _c2), 1)
-            _g_dV = (
-                V @ (_cp.conj(_cp.swapaxes(_c3, -1, -2)) + _c3)
-                - gY @ (_c1 @ _c2)
-                - C @ ((_cp.conj(_cp.swapaxes(gY, -1, -2)) @ V) @ T)
+            _g_dV = _accumulate(
+                _accumulate(V @ (_cp.conj(_cp.swapaxes(_c3, -1, -2)) + _c3), gY @ (_c1 @ _c2), -1),
+                C @ ((_cp.conj(_cp.swapaxes(gY, -1, -2)) @ V) @ T),
+                -1,
             )
+            T = _c1 = _c3 = None
             ga = _pad(_tril(_g_dV, -1), 0, 0, 0, -k + p)
+            _g_dV = None
             _c4 = _cp.conj(_cp.swapaxes(G, -1, -2))
+            G = None
             _c5 = _cp.conj(tau)
             gtau = _cp.diagonal(
                 _solve_triangular(
@@ -454,7 +452,8 @@ def _vjp_rule(a, tau, C, Y, gY, left, transpose):
                 -2,
                 -1,
             )[..., :, None]
-            gC = -(V @ (_c2 @ (_c0 @ gY))) + gY
+            _c4 = _c5 = _g_dT = None
+            gC = _accumulate(-(V @ (_c2 @ (_c0 @ gY))), gY)
             return (ga, gtau, gC)
 
     if left is True and transpose is True:
@@ -462,7 +461,7 @@ def _vjp_rule(a, tau, C, Y, gY, left, transpose):
             gY = _zeros_like(Y) if gY is None else gY
 
             # spec/ormqr.yaml:78, transposed (the spec gives no VJP)
-            V = _tril(a[..., :, :k], -1) + _cp.eye(r, k, dtype=a.dtype)
+            V = _unit_tril(a[..., :, :k])
             _c0 = _cp.conj(_cp.swapaxes(V, -1, -2))
             G = _c0 @ V
             T = _solve_triangular(tau * G, _diag(tau), upper=True, left=True, unit=True)
@@ -471,13 +470,20 @@ def _vjp_rule(a, tau, C, Y, gY, left, transpose):
             _g_dT = -(W @ (_c1 @ V))
             _c2 = _cp.conj(_cp.swapaxes(T, -1, -2))
             _c3 = _triu(-((_c2 @ _g_dT) @ _c2), 1)
-            _g_dV = (
-                V @ (_cp.conj(_cp.swapaxes(_c3, -1, -2)) + _c3)
-                - gY @ (_cp.conj(_cp.swapaxes(W, -1, -2)) @ T)
-                - C @ ((_c1 @ V) @ _c2)
+            _g_dV = _accumulate(
+                _accumulate(
+                    V @ (_cp.conj(_cp.swapaxes(_c3, -1, -2)) + _c3),
+                    gY @ (_cp.conj(_cp.swapaxes(W, -1, -2)) @ T),
+                    -1,
+                ),
+                C @ ((_c1 @ V) @ _c2),
+                -1,
             )
+            W = _c1 = _c2 = _c3 = None
             ga = _pad(_tril(_g_dV, -1), 0, 0, 0, -k + p)
+            _g_dV = None
             _c4 = _cp.conj(_cp.swapaxes(G, -1, -2))
+            G = None
             _c5 = _cp.conj(tau)
             gtau = _cp.diagonal(
                 _solve_triangular(
@@ -493,7 +499,8 @@ def _vjp_rule(a, tau, C, Y, gY, left, transpose):
                 -2,
                 -1,
             )[..., :, None]
-            gC = -(V @ (T @ (_c0 @ gY))) + gY
+            _c4 = _c5 = _g_dT = None
+            gC = _accumulate(-(V @ (T @ (_c0 @ gY))), gY)
             return (ga, gtau, gC)
 
     if left is False and transpose is False:
@@ -501,7 +508,7 @@ def _vjp_rule(a, tau, C, Y, gY, left, transpose):
             gY = _zeros_like(Y) if gY is None else gY
 
             # spec/ormqr.yaml:99, transposed (the spec gives no VJP)
-            V = _tril(a[..., :, :k], -1) + _cp.eye(r, k, dtype=a.dtype)
+            V = _unit_tril(a[..., :, :k])
             _c0 = _cp.conj(_cp.swapaxes(V, -1, -2))
             G = _c0 @ V
             T = _solve_triangular(tau * G, _diag(tau), upper=True, left=True, unit=True)
@@ -509,13 +516,20 @@ def _vjp_rule(a, tau, C, Y, gY, left, transpose):
             _g_dT = -((_cp.conj(_cp.swapaxes(Z, -1, -2)) @ gY) @ V)
             _c1 = _cp.conj(_cp.swapaxes(T, -1, -2))
             _c2 = _triu(-((_c1 @ _g_dT) @ _c1), 1)
-            _g_dV = (
-                V @ (_cp.conj(_cp.swapaxes(_c2, -1, -2)) + _c2)
-                - (_cp.conj(_cp.swapaxes(gY, -1, -2)) @ Z) @ T
-                - ((_cp.conj(_cp.swapaxes(C, -1, -2)) @ gY) @ V) @ _c1
+            _g_dV = _accumulate(
+                _accumulate(
+                    V @ (_cp.conj(_cp.swapaxes(_c2, -1, -2)) + _c2),
+                    (_cp.conj(_cp.swapaxes(gY, -1, -2)) @ Z) @ T,
+                    -1,
+                ),
+                ((_cp.conj(_cp.swapaxes(C, -1, -2)) @ gY) @ V) @ _c1,
+                -1,
             )
+            T = Z = _c2 = None
             ga = _pad(_tril(_g_dV, -1), 0, 0, 0, -k + p)
+            _g_dV = None
             _c3 = _cp.conj(_cp.swapaxes(G, -1, -2))
+            G = None
             _c4 = _cp.conj(tau)
             gtau = _cp.diagonal(
                 _solve_triangular(
@@ -531,7 +545,8 @@ def _vjp_rule(a, tau, C, Y, gY, left, transpose):
                 -2,
                 -1,
             )[..., :, None]
-            gC = -(((gY @ V) @ _c1) @ _c0) + gY
+            _c3 = _c4 = _g_dT = None
+            gC = _accumulate(-(((gY @ V) @ _c1) @ _c0), gY)
             return (ga, gtau, gC)
 
     if left is False and transpose is True:
@@ -539,7 +554,7 @@ def _vjp_rule(a, tau, C, Y, gY, left, transpose):
             gY = _zeros_like(Y) if gY is None else gY
 
             # spec/ormqr.yaml:120, transposed (the spec gives no VJP)
-            V = _tril(a[..., :, :k], -1) + _cp.eye(r, k, dtype=a.dtype)
+            V = _unit_tril(a[..., :, :k])
             _c0 = _cp.conj(_cp.swapaxes(V, -1, -2))
             G = _c0 @ V
             T = _solve_triangular(tau * G, _diag(tau), upper=True, left=True, unit=True)
@@ -548,13 +563,16 @@ def _vjp_rule(a, tau, C, Y, gY, left, transpose):
             _g_dT = -((_c0 @ _c1) @ Z)
             _c2 = _cp.conj(_cp.swapaxes(T, -1, -2))
             _c3 = _triu(-((_c2 @ _g_dT) @ _c2), 1)
-            _g_dV = (
-                V @ (_cp.conj(_cp.swapaxes(_c3, -1, -2)) + _c3)
-                - (_c1 @ Z) @ _c2
-                - ((_cp.conj(_cp.swapaxes(C, -1, -2)) @ gY) @ V) @ T
+            _g_dV = _accumulate(
+                _accumulate(V @ (_cp.conj(_cp.swapaxes(_c3, -1, -2)) + _c3), (_c1 @ Z) @ _c2, -1),
+                ((_cp.conj(_cp.swapaxes(C, -1, -2)) @ gY) @ V) @ T,
+                -1,
             )
+            Z = _c1 = _c2 = _c3 = None
             ga = _pad(_tril(_g_dV, -1), 0, 0, 0, -k + p)
+            _g_dV = None
             _c4 = _cp.conj(_cp.swapaxes(G, -1, -2))
+            G = None
             _c5 = _cp.conj(tau)
             gtau = _cp.diagonal(
                 _solve_triangular(
@@ -570,7 +588,8 @@ def _vjp_rule(a, tau, C, Y, gY, left, transpose):
                 -2,
                 -1,
             )[..., :, None]
-            gC = -(((gY @ V) @ T) @ _c0) + gY
+            _c4 = _c5 = _g_dT = None
+            gC = _accumulate(-(((gY @ V) @ T) @ _c0), gY)
             return (ga, gtau, gC)
 
     raise ValueError(

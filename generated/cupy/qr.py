@@ -29,6 +29,7 @@ import warnings as _warnings
 import cupy as _cp
 
 from ._runtime import (
+    _accumulate,
     _check,
     _check_input,
     _check_tangent,
@@ -227,10 +228,13 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
             # spec/qr.yaml:69, WLL2012 Sec. 3
             C = _solve_triangular(R, dA, upper=True, left=False, unit=False)
             B = _cp.conj(_cp.swapaxes(Q, -1, -2)) @ C
-            U = _triu(B + _cp.conj(_cp.swapaxes(B, -1, -2)), 1) + _diag(
-                _re(_cp.diagonal(B, 0, -2, -1)[..., :, None])
+            U = _accumulate(
+                _triu(B + _cp.conj(_cp.swapaxes(B, -1, -2)), 1),
+                _diag(_re(_cp.diagonal(B, 0, -2, -1)[..., :, None])),
             )
-            dQ = C - Q @ U
+            B = None
+            dQ = _accumulate(-(Q @ U), C)
+            C = None
             dR = U @ R
             return _checked_jvp(
                 "qr",
@@ -248,12 +252,20 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
             C = _solve_triangular(R1, dA[..., :, :m], upper=True, left=False, unit=False)
             _c0 = _cp.conj(_cp.swapaxes(Q, -1, -2))
             B = _c0 @ C
-            U = _triu(B + _cp.conj(_cp.swapaxes(B, -1, -2)), 1) + _diag(
-                _re(_cp.diagonal(B, 0, -2, -1)[..., :, None])
+            U = _accumulate(
+                _triu(B + _cp.conj(_cp.swapaxes(B, -1, -2)), 1),
+                _diag(_re(_cp.diagonal(B, 0, -2, -1)[..., :, None])),
             )
-            dQ = C - Q @ U
+            B = None
+            dQ = _accumulate(-(Q @ U), C)
+            C = None
             dR = _cp.concatenate(
-                [U @ R1, _cp.conj(_cp.swapaxes(dQ, -1, -2)) @ A[..., :, m:] + _c0 @ dA[..., :, m:]],
+                [
+                    U @ R1,
+                    _accumulate(
+                        _cp.conj(_cp.swapaxes(dQ, -1, -2)) @ A[..., :, m:], _c0 @ dA[..., :, m:]
+                    ),
+                ],
                 axis=-1,
             )
             return _checked_jvp(
@@ -273,20 +285,33 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
             R1 = R[..., :n, :]
             C = _solve_triangular(R1, dA, upper=True, left=False, unit=False)
             B = _cp.conj(_cp.swapaxes(Q1, -1, -2)) @ C
-            U = _triu(B + _cp.conj(_cp.swapaxes(B, -1, -2)), 1) + _diag(
-                _re(_cp.diagonal(B, 0, -2, -1)[..., :, None])
+            U = _accumulate(
+                _triu(B + _cp.conj(_cp.swapaxes(B, -1, -2)), 1),
+                _diag(_re(_cp.diagonal(B, 0, -2, -1)[..., :, None])),
             )
-            dQ1 = C - Q1 @ U
+            B = None
+            dQ1 = _accumulate(-(Q1 @ U), C)
+            C = None
             N = _cp.eye(n, n, dtype=A.dtype) - Q1[..., :n, :]
             _c0 = _cp.conj(_cp.swapaxes(N, -1, -2))
+            N = None
             Z = _solve(_c0, _cp.conj(_cp.swapaxes(Q1[..., n:, :], -1, -2)), left=True)
-            dQ2 = (_cp.eye(m, n, dtype=A.dtype) - Q1) @ _solve(
-                _c0,
-                _cp.conj(_cp.swapaxes(dQ1[..., :n, :], -1, -2)) @ Z
-                + _cp.conj(_cp.swapaxes(dQ1[..., n:, :], -1, -2)),
-                left=True,
-            ) - dQ1 @ Z
+            dQ2 = _accumulate(
+                (_cp.eye(m, n, dtype=A.dtype) - Q1)
+                @ _solve(
+                    _c0,
+                    _accumulate(
+                        _cp.conj(_cp.swapaxes(dQ1[..., :n, :], -1, -2)) @ Z,
+                        _cp.conj(_cp.swapaxes(dQ1[..., n:, :], -1, -2)),
+                    ),
+                    left=True,
+                ),
+                dQ1 @ Z,
+                -1,
+            )
+            Q1 = Z = _c0 = None
             dQ = _cp.concatenate([dQ1, dQ2], axis=-1)
+            dQ1 = dQ2 = None
             dR = _pad_rows(U @ R1, m - n)
             return _checked_jvp(
                 "qr",
@@ -302,10 +327,13 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
             # spec/qr.yaml:69, WLL2012 Sec. 3
             C = _solve_triangular(R, dA, upper=True, left=False, unit=False)
             B = _cp.conj(_cp.swapaxes(Q, -1, -2)) @ C
-            U = _triu(B + _cp.conj(_cp.swapaxes(B, -1, -2)), 1) + _diag(
-                _re(_cp.diagonal(B, 0, -2, -1)[..., :, None])
+            U = _accumulate(
+                _triu(B + _cp.conj(_cp.swapaxes(B, -1, -2)), 1),
+                _diag(_re(_cp.diagonal(B, 0, -2, -1)[..., :, None])),
             )
-            dQ = C - Q @ U
+            B = None
+            dQ = _accumulate(-(Q @ U), C)
+            C = None
             dR = U @ R
             return _checked_jvp(
                 "qr",
@@ -323,12 +351,20 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
             C = _solve_triangular(R1, dA[..., :, :m], upper=True, left=False, unit=False)
             _c0 = _cp.conj(_cp.swapaxes(Q, -1, -2))
             B = _c0 @ C
-            U = _triu(B + _cp.conj(_cp.swapaxes(B, -1, -2)), 1) + _diag(
-                _re(_cp.diagonal(B, 0, -2, -1)[..., :, None])
+            U = _accumulate(
+                _triu(B + _cp.conj(_cp.swapaxes(B, -1, -2)), 1),
+                _diag(_re(_cp.diagonal(B, 0, -2, -1)[..., :, None])),
             )
-            dQ = C - Q @ U
+            B = None
+            dQ = _accumulate(-(Q @ U), C)
+            C = None
             dR = _cp.concatenate(
-                [U @ R1, _cp.conj(_cp.swapaxes(dQ, -1, -2)) @ A[..., :, m:] + _c0 @ dA[..., :, m:]],
+                [
+                    U @ R1,
+                    _accumulate(
+                        _cp.conj(_cp.swapaxes(dQ, -1, -2)) @ A[..., :, m:], _c0 @ dA[..., :, m:]
+                    ),
+                ],
                 axis=-1,
             )
             return _checked_jvp(
@@ -346,9 +382,12 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
             # spec/qr.yaml:69, WLL2012 Sec. 3
             C = _solve_triangular(R, dA, upper=True, left=False, unit=False)
             B = _cp.conj(_cp.swapaxes(Q, -1, -2)) @ C
-            U = _triu(B + _cp.conj(_cp.swapaxes(B, -1, -2)), 1) + _diag(
-                _re(_cp.diagonal(B, 0, -2, -1)[..., :, None])
+            C = None
+            U = _accumulate(
+                _triu(B + _cp.conj(_cp.swapaxes(B, -1, -2)), 1),
+                _diag(_re(_cp.diagonal(B, 0, -2, -1)[..., :, None])),
             )
+            B = None
             dR = U @ R
             return _checked_jvp(
                 "qr",
@@ -366,12 +405,20 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
             C = _solve_triangular(R1, dA[..., :, :m], upper=True, left=False, unit=False)
             _c0 = _cp.conj(_cp.swapaxes(Q, -1, -2))
             B = _c0 @ C
-            U = _triu(B + _cp.conj(_cp.swapaxes(B, -1, -2)), 1) + _diag(
-                _re(_cp.diagonal(B, 0, -2, -1)[..., :, None])
+            U = _accumulate(
+                _triu(B + _cp.conj(_cp.swapaxes(B, -1, -2)), 1),
+                _diag(_re(_cp.diagonal(B, 0, -2, -1)[..., :, None])),
             )
-            dQ = C - Q @ U
+            B = None
+            dQ = _accumulate(-(Q @ U), C)
+            C = None
             dR = _cp.concatenate(
-                [U @ R1, _cp.conj(_cp.swapaxes(dQ, -1, -2)) @ A[..., :, m:] + _c0 @ dA[..., :, m:]],
+                [
+                    U @ R1,
+                    _accumulate(
+                        _cp.conj(_cp.swapaxes(dQ, -1, -2)) @ A[..., :, m:], _c0 @ dA[..., :, m:]
+                    ),
+                ],
                 axis=-1,
             )
             return _checked_jvp(
@@ -640,7 +687,7 @@ def _vjp_rule(A, Q, R, gQ, gR, mode, check_singular):
                 M = -(_cp.conj(_cp.swapaxes(gQ, -1, -2)) @ Q)
                 gA = _solve_triangular(
                     _cp.conj(_cp.swapaxes(R, -1, -2)),
-                    Q @ _copyltu(M) + gQ,
+                    _accumulate(Q @ _copyltu(M), gQ),
                     upper=False,
                     left=False,
                     unit=False,
@@ -650,10 +697,12 @@ def _vjp_rule(A, Q, R, gQ, gR, mode, check_singular):
             gR = _zeros_like(R) if gR is None else gR
 
             # spec/qr.yaml:77, LLWX2019 eq. (7)
-            M = R @ _cp.conj(_cp.swapaxes(gR, -1, -2)) - _cp.conj(_cp.swapaxes(gQ, -1, -2)) @ Q
+            M = _accumulate(
+                R @ _cp.conj(_cp.swapaxes(gR, -1, -2)), _cp.conj(_cp.swapaxes(gQ, -1, -2)) @ Q, -1
+            )
             gA = _solve_triangular(
                 _cp.conj(_cp.swapaxes(R, -1, -2)),
-                gQ + Q @ _copyltu(M),
+                _accumulate(Q @ _copyltu(M), gQ),
                 upper=False,
                 left=False,
                 unit=False,
@@ -668,11 +717,12 @@ def _vjp_rule(A, Q, R, gQ, gR, mode, check_singular):
                 M = -(_cp.conj(_cp.swapaxes(gQ1, -1, -2)) @ Q)
                 gX = _solve_triangular(
                     _cp.conj(_cp.swapaxes(R1, -1, -2)),
-                    Q @ _copyltu(M) + gQ1,
+                    _accumulate(Q @ _copyltu(M), gQ1),
                     upper=False,
                     left=False,
                     unit=False,
                 )
+                M = R1 = gQ1 = None
                 gA = _pad_cols(gX, -m + n)
                 return _checked_vjp("qr", (gA,), (*_checks[:1],))
             gQ = _zeros_like(Q) if gQ is None else gQ
@@ -681,18 +731,20 @@ def _vjp_rule(A, Q, R, gQ, gR, mode, check_singular):
             # spec/qr.yaml:90, RR2020
             R1 = R[..., :, :m]
             gR2 = gR[..., :, m:]
-            gQ1 = gQ + A[..., :, m:] @ _cp.conj(_cp.swapaxes(gR2, -1, -2))
-            M = (
-                R1 @ _cp.conj(_cp.swapaxes(gR[..., :, :m], -1, -2))
-                - _cp.conj(_cp.swapaxes(gQ1, -1, -2)) @ Q
+            gQ1 = _accumulate(A[..., :, m:] @ _cp.conj(_cp.swapaxes(gR2, -1, -2)), gQ)
+            M = _accumulate(
+                R1 @ _cp.conj(_cp.swapaxes(gR[..., :, :m], -1, -2)),
+                _cp.conj(_cp.swapaxes(gQ1, -1, -2)) @ Q,
+                -1,
             )
             gX = _solve_triangular(
                 _cp.conj(_cp.swapaxes(R1, -1, -2)),
-                gQ1 + Q @ _copyltu(M),
+                _accumulate(Q @ _copyltu(M), gQ1),
                 upper=False,
                 left=False,
                 unit=False,
             )
+            M = R1 = gQ1 = None
             gA = _cp.concatenate([gX, Q @ gR2], axis=-1)
             return _checked_vjp("qr", (gA,), (*_checks[:1],))
 
@@ -727,16 +779,18 @@ def _vjp_rule(A, Q, R, gQ, gR, mode, check_singular):
                     _cp.conj(_cp.swapaxes(_cp.eye(m, n, dtype=A.dtype) - Q1, -1, -2)) @ G,
                     left=True,
                 )
+                N = None
                 _c0 = _cp.conj(_cp.swapaxes(W, -1, -2))
-                gQ1 = (
-                    -(G @ _cp.conj(_cp.swapaxes(Z, -1, -2)))
-                    + gQ[..., :, :n]
-                    + _cp.concatenate([Z @ _c0, _c0], axis=-2)
+                W = None
+                gQ1 = _accumulate(
+                    _accumulate(-(G @ _cp.conj(_cp.swapaxes(Z, -1, -2))), gQ[..., :, :n]),
+                    _cp.concatenate([Z @ _c0, _c0], axis=-2),
                 )
+                G = Z = _c0 = None
                 M = -(_cp.conj(_cp.swapaxes(gQ1, -1, -2)) @ Q1)
                 gA = _solve_triangular(
                     _cp.conj(_cp.swapaxes(R1, -1, -2)),
-                    Q1 @ _copyltu(M) + gQ1,
+                    _accumulate(Q1 @ _copyltu(M), gQ1),
                     upper=False,
                     left=False,
                     unit=False,
@@ -758,17 +812,22 @@ def _vjp_rule(A, Q, R, gQ, gR, mode, check_singular):
             W = _solve(
                 N, _cp.conj(_cp.swapaxes(_cp.eye(m, n, dtype=A.dtype) - Q1, -1, -2)) @ G, left=True
             )
+            N = None
             _c0 = _cp.conj(_cp.swapaxes(W, -1, -2))
-            gQ1 = (gQ[..., :, :n] - G @ _cp.conj(_cp.swapaxes(Z, -1, -2))) + _cp.concatenate(
-                [Z @ _c0, _c0], axis=-2
+            W = None
+            gQ1 = _accumulate(
+                _accumulate(-(G @ _cp.conj(_cp.swapaxes(Z, -1, -2))), gQ[..., :, :n]),
+                _cp.concatenate([Z @ _c0, _c0], axis=-2),
             )
-            M = (
-                R1 @ _cp.conj(_cp.swapaxes(gR[..., :n, :], -1, -2))
-                - _cp.conj(_cp.swapaxes(gQ1, -1, -2)) @ Q1
+            G = Z = _c0 = None
+            M = _accumulate(
+                R1 @ _cp.conj(_cp.swapaxes(gR[..., :n, :], -1, -2)),
+                _cp.conj(_cp.swapaxes(gQ1, -1, -2)) @ Q1,
+                -1,
             )
             gA = _solve_triangular(
                 _cp.conj(_cp.swapaxes(R1, -1, -2)),
-                gQ1 + Q1 @ _copyltu(M),
+                _accumulate(Q1 @ _copyltu(M), gQ1),
                 upper=False,
                 left=False,
                 unit=False,
@@ -792,7 +851,7 @@ def _vjp_rule(A, Q, R, gQ, gR, mode, check_singular):
                 M = -(_cp.conj(_cp.swapaxes(gQ, -1, -2)) @ Q)
                 gA = _solve_triangular(
                     _cp.conj(_cp.swapaxes(R, -1, -2)),
-                    Q @ _copyltu(M) + gQ,
+                    _accumulate(Q @ _copyltu(M), gQ),
                     upper=False,
                     left=False,
                     unit=False,
@@ -802,10 +861,12 @@ def _vjp_rule(A, Q, R, gQ, gR, mode, check_singular):
             gR = _zeros_like(R) if gR is None else gR
 
             # spec/qr.yaml:77, LLWX2019 eq. (7)
-            M = R @ _cp.conj(_cp.swapaxes(gR, -1, -2)) - _cp.conj(_cp.swapaxes(gQ, -1, -2)) @ Q
+            M = _accumulate(
+                R @ _cp.conj(_cp.swapaxes(gR, -1, -2)), _cp.conj(_cp.swapaxes(gQ, -1, -2)) @ Q, -1
+            )
             gA = _solve_triangular(
                 _cp.conj(_cp.swapaxes(R, -1, -2)),
-                gQ + Q @ _copyltu(M),
+                _accumulate(Q @ _copyltu(M), gQ),
                 upper=False,
                 left=False,
                 unit=False,
@@ -820,11 +881,12 @@ def _vjp_rule(A, Q, R, gQ, gR, mode, check_singular):
                 M = -(_cp.conj(_cp.swapaxes(gQ1, -1, -2)) @ Q)
                 gX = _solve_triangular(
                     _cp.conj(_cp.swapaxes(R1, -1, -2)),
-                    Q @ _copyltu(M) + gQ1,
+                    _accumulate(Q @ _copyltu(M), gQ1),
                     upper=False,
                     left=False,
                     unit=False,
                 )
+                M = R1 = gQ1 = None
                 gA = _pad_cols(gX, -m + n)
                 return _checked_vjp("qr", (gA,), (*_checks[:1],))
             gQ = _zeros_like(Q) if gQ is None else gQ
@@ -833,18 +895,20 @@ def _vjp_rule(A, Q, R, gQ, gR, mode, check_singular):
             # spec/qr.yaml:90, RR2020
             R1 = R[..., :, :m]
             gR2 = gR[..., :, m:]
-            gQ1 = gQ + A[..., :, m:] @ _cp.conj(_cp.swapaxes(gR2, -1, -2))
-            M = (
-                R1 @ _cp.conj(_cp.swapaxes(gR[..., :, :m], -1, -2))
-                - _cp.conj(_cp.swapaxes(gQ1, -1, -2)) @ Q
+            gQ1 = _accumulate(A[..., :, m:] @ _cp.conj(_cp.swapaxes(gR2, -1, -2)), gQ)
+            M = _accumulate(
+                R1 @ _cp.conj(_cp.swapaxes(gR[..., :, :m], -1, -2)),
+                _cp.conj(_cp.swapaxes(gQ1, -1, -2)) @ Q,
+                -1,
             )
             gX = _solve_triangular(
                 _cp.conj(_cp.swapaxes(R1, -1, -2)),
-                gQ1 + Q @ _copyltu(M),
+                _accumulate(Q @ _copyltu(M), gQ1),
                 upper=False,
                 left=False,
                 unit=False,
             )
+            M = R1 = gQ1 = None
             gA = _cp.concatenate([gX, Q @ gR2], axis=-1)
             return _checked_vjp("qr", (gA,), (*_checks[:1],))
 
@@ -869,17 +933,19 @@ def _vjp_rule(A, Q, R, gQ, gR, mode, check_singular):
             R1 = R[..., :, :m]
             gR2 = gR[..., :, m:]
             gQ1 = A[..., :, m:] @ _cp.conj(_cp.swapaxes(gR2, -1, -2))
-            M = (
-                R1 @ _cp.conj(_cp.swapaxes(gR[..., :, :m], -1, -2))
-                - _cp.conj(_cp.swapaxes(gQ1, -1, -2)) @ Q
+            M = _accumulate(
+                R1 @ _cp.conj(_cp.swapaxes(gR[..., :, :m], -1, -2)),
+                _cp.conj(_cp.swapaxes(gQ1, -1, -2)) @ Q,
+                -1,
             )
             gX = _solve_triangular(
                 _cp.conj(_cp.swapaxes(R1, -1, -2)),
-                gQ1 + Q @ _copyltu(M),
+                _accumulate(Q @ _copyltu(M), gQ1),
                 upper=False,
                 left=False,
                 unit=False,
             )
+            M = R1 = gQ1 = None
             gA = _cp.concatenate([gX, Q @ gR2], axis=-1)
             return _checked_vjp("qr", (gA,), (*_checks[:1],))
 

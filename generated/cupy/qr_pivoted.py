@@ -25,6 +25,7 @@ import collections as _collections
 import cupy as _cp
 
 from ._runtime import (
+    _accumulate,
     _check,
     _check_input,
     _check_tangent,
@@ -244,10 +245,13 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
                 R, _permute_cols(Pi, dA, False), upper=True, left=False, unit=False
             )
             B = _cp.conj(_cp.swapaxes(Q, -1, -2)) @ C
-            U = _triu(B + _cp.conj(_cp.swapaxes(B, -1, -2)), 1) + _diag(
-                _re(_cp.diagonal(B, 0, -2, -1)[..., :, None])
+            U = _accumulate(
+                _triu(B + _cp.conj(_cp.swapaxes(B, -1, -2)), 1),
+                _diag(_re(_cp.diagonal(B, 0, -2, -1)[..., :, None])),
             )
-            dQ = C - Q @ U
+            B = None
+            dQ = _accumulate(-(Q @ U), C)
+            C = None
             dR = U @ R
             return _checked_jvp(
                 "qr_pivoted",
@@ -266,15 +270,21 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
             C = _solve_triangular(R1, dB[..., :, :m], upper=True, left=False, unit=False)
             _c0 = _cp.conj(_cp.swapaxes(Q, -1, -2))
             B = _c0 @ C
-            U = _triu(B + _cp.conj(_cp.swapaxes(B, -1, -2)), 1) + _diag(
-                _re(_cp.diagonal(B, 0, -2, -1)[..., :, None])
+            U = _accumulate(
+                _triu(B + _cp.conj(_cp.swapaxes(B, -1, -2)), 1),
+                _diag(_re(_cp.diagonal(B, 0, -2, -1)[..., :, None])),
             )
-            dQ = C - Q @ U
+            B = None
+            dQ = _accumulate(-(Q @ U), C)
+            C = None
             dR = _cp.concatenate(
                 [
                     U @ R1,
-                    _cp.conj(_cp.swapaxes(dQ, -1, -2)) @ _permute_cols(Pi, A, False)[..., :, m:]
-                    + _c0 @ dB[..., :, m:],
+                    _accumulate(
+                        _cp.conj(_cp.swapaxes(dQ, -1, -2))
+                        @ _permute_cols(Pi, A, False)[..., :, m:],
+                        _c0 @ dB[..., :, m:],
+                    ),
                 ],
                 axis=-1,
             )
@@ -297,20 +307,33 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
                 R1, _permute_cols(Pi, dA, False), upper=True, left=False, unit=False
             )
             B = _cp.conj(_cp.swapaxes(Q1, -1, -2)) @ C
-            U = _triu(B + _cp.conj(_cp.swapaxes(B, -1, -2)), 1) + _diag(
-                _re(_cp.diagonal(B, 0, -2, -1)[..., :, None])
+            U = _accumulate(
+                _triu(B + _cp.conj(_cp.swapaxes(B, -1, -2)), 1),
+                _diag(_re(_cp.diagonal(B, 0, -2, -1)[..., :, None])),
             )
-            dQ1 = C - Q1 @ U
+            B = None
+            dQ1 = _accumulate(-(Q1 @ U), C)
+            C = None
             N = _cp.eye(n, n, dtype=A.dtype) - Q1[..., :n, :]
             _c0 = _cp.conj(_cp.swapaxes(N, -1, -2))
+            N = None
             Z = _solve(_c0, _cp.conj(_cp.swapaxes(Q1[..., n:, :], -1, -2)), left=True)
-            dQ2 = (_cp.eye(m, n, dtype=A.dtype) - Q1) @ _solve(
-                _c0,
-                _cp.conj(_cp.swapaxes(dQ1[..., :n, :], -1, -2)) @ Z
-                + _cp.conj(_cp.swapaxes(dQ1[..., n:, :], -1, -2)),
-                left=True,
-            ) - dQ1 @ Z
+            dQ2 = _accumulate(
+                (_cp.eye(m, n, dtype=A.dtype) - Q1)
+                @ _solve(
+                    _c0,
+                    _accumulate(
+                        _cp.conj(_cp.swapaxes(dQ1[..., :n, :], -1, -2)) @ Z,
+                        _cp.conj(_cp.swapaxes(dQ1[..., n:, :], -1, -2)),
+                    ),
+                    left=True,
+                ),
+                dQ1 @ Z,
+                -1,
+            )
+            Q1 = Z = _c0 = None
             dQ = _cp.concatenate([dQ1, dQ2], axis=-1)
+            dQ1 = dQ2 = None
             dR = _pad_rows(U @ R1, m - n)
             return _checked_jvp(
                 "qr_pivoted",
@@ -328,10 +351,13 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
                 R, _permute_cols(Pi, dA, False), upper=True, left=False, unit=False
             )
             B = _cp.conj(_cp.swapaxes(Q, -1, -2)) @ C
-            U = _triu(B + _cp.conj(_cp.swapaxes(B, -1, -2)), 1) + _diag(
-                _re(_cp.diagonal(B, 0, -2, -1)[..., :, None])
+            U = _accumulate(
+                _triu(B + _cp.conj(_cp.swapaxes(B, -1, -2)), 1),
+                _diag(_re(_cp.diagonal(B, 0, -2, -1)[..., :, None])),
             )
-            dQ = C - Q @ U
+            B = None
+            dQ = _accumulate(-(Q @ U), C)
+            C = None
             dR = U @ R
             return _checked_jvp(
                 "qr_pivoted",
@@ -350,15 +376,21 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
             C = _solve_triangular(R1, dB[..., :, :m], upper=True, left=False, unit=False)
             _c0 = _cp.conj(_cp.swapaxes(Q, -1, -2))
             B = _c0 @ C
-            U = _triu(B + _cp.conj(_cp.swapaxes(B, -1, -2)), 1) + _diag(
-                _re(_cp.diagonal(B, 0, -2, -1)[..., :, None])
+            U = _accumulate(
+                _triu(B + _cp.conj(_cp.swapaxes(B, -1, -2)), 1),
+                _diag(_re(_cp.diagonal(B, 0, -2, -1)[..., :, None])),
             )
-            dQ = C - Q @ U
+            B = None
+            dQ = _accumulate(-(Q @ U), C)
+            C = None
             dR = _cp.concatenate(
                 [
                     U @ R1,
-                    _cp.conj(_cp.swapaxes(dQ, -1, -2)) @ _permute_cols(Pi, A, False)[..., :, m:]
-                    + _c0 @ dB[..., :, m:],
+                    _accumulate(
+                        _cp.conj(_cp.swapaxes(dQ, -1, -2))
+                        @ _permute_cols(Pi, A, False)[..., :, m:],
+                        _c0 @ dB[..., :, m:],
+                    ),
                 ],
                 axis=-1,
             )
@@ -379,9 +411,12 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
                 R, _permute_cols(Pi, dA, False), upper=True, left=False, unit=False
             )
             B = _cp.conj(_cp.swapaxes(Q, -1, -2)) @ C
-            U = _triu(B + _cp.conj(_cp.swapaxes(B, -1, -2)), 1) + _diag(
-                _re(_cp.diagonal(B, 0, -2, -1)[..., :, None])
+            C = None
+            U = _accumulate(
+                _triu(B + _cp.conj(_cp.swapaxes(B, -1, -2)), 1),
+                _diag(_re(_cp.diagonal(B, 0, -2, -1)[..., :, None])),
             )
+            B = None
             dR = U @ R
             return _checked_jvp(
                 "qr_pivoted",
@@ -400,15 +435,21 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
             C = _solve_triangular(R1, dB[..., :, :m], upper=True, left=False, unit=False)
             _c0 = _cp.conj(_cp.swapaxes(Q, -1, -2))
             B = _c0 @ C
-            U = _triu(B + _cp.conj(_cp.swapaxes(B, -1, -2)), 1) + _diag(
-                _re(_cp.diagonal(B, 0, -2, -1)[..., :, None])
+            U = _accumulate(
+                _triu(B + _cp.conj(_cp.swapaxes(B, -1, -2)), 1),
+                _diag(_re(_cp.diagonal(B, 0, -2, -1)[..., :, None])),
             )
-            dQ = C - Q @ U
+            B = None
+            dQ = _accumulate(-(Q @ U), C)
+            C = None
             dR = _cp.concatenate(
                 [
                     U @ R1,
-                    _cp.conj(_cp.swapaxes(dQ, -1, -2)) @ _permute_cols(Pi, A, False)[..., :, m:]
-                    + _c0 @ dB[..., :, m:],
+                    _accumulate(
+                        _cp.conj(_cp.swapaxes(dQ, -1, -2))
+                        @ _permute_cols(Pi, A, False)[..., :, m:],
+                        _c0 @ dB[..., :, m:],
+                    ),
                 ],
                 axis=-1,
             )
@@ -684,7 +725,7 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                     Pi,
                     _solve_triangular(
                         _cp.conj(_cp.swapaxes(R, -1, -2)),
-                        Q @ _copyltu(M) + gQ,
+                        _accumulate(Q @ _copyltu(M), gQ),
                         upper=False,
                         left=False,
                         unit=False,
@@ -696,12 +737,14 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
             gR = _zeros_like(R) if gR is None else gR
 
             # spec/qr_pivoted.yaml:83, LLWX2019 eq. (7)
-            M = R @ _cp.conj(_cp.swapaxes(gR, -1, -2)) - _cp.conj(_cp.swapaxes(gQ, -1, -2)) @ Q
+            M = _accumulate(
+                R @ _cp.conj(_cp.swapaxes(gR, -1, -2)), _cp.conj(_cp.swapaxes(gQ, -1, -2)) @ Q, -1
+            )
             gA = _permute_cols(
                 Pi,
                 _solve_triangular(
                     _cp.conj(_cp.swapaxes(R, -1, -2)),
-                    gQ + Q @ _copyltu(M),
+                    _accumulate(Q @ _copyltu(M), gQ),
                     upper=False,
                     left=False,
                     unit=False,
@@ -718,11 +761,12 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                 M = -(_cp.conj(_cp.swapaxes(gQ1, -1, -2)) @ Q)
                 gX = _solve_triangular(
                     _cp.conj(_cp.swapaxes(R1, -1, -2)),
-                    Q @ _copyltu(M) + gQ1,
+                    _accumulate(Q @ _copyltu(M), gQ1),
                     upper=False,
                     left=False,
                     unit=False,
                 )
+                M = R1 = gQ1 = None
                 gA = _permute_cols(Pi, _pad_cols(gX, -m + n), True)
                 return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
             gQ = _zeros_like(Q) if gQ is None else gQ
@@ -731,18 +775,22 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
             # spec/qr_pivoted.yaml:97, RR2020
             R1 = R[..., :, :m]
             gR2 = gR[..., :, m:]
-            gQ1 = gQ + _permute_cols(Pi, A, False)[..., :, m:] @ _cp.conj(_cp.swapaxes(gR2, -1, -2))
-            M = (
-                R1 @ _cp.conj(_cp.swapaxes(gR[..., :, :m], -1, -2))
-                - _cp.conj(_cp.swapaxes(gQ1, -1, -2)) @ Q
+            gQ1 = _accumulate(
+                _permute_cols(Pi, A, False)[..., :, m:] @ _cp.conj(_cp.swapaxes(gR2, -1, -2)), gQ
+            )
+            M = _accumulate(
+                R1 @ _cp.conj(_cp.swapaxes(gR[..., :, :m], -1, -2)),
+                _cp.conj(_cp.swapaxes(gQ1, -1, -2)) @ Q,
+                -1,
             )
             gX = _solve_triangular(
                 _cp.conj(_cp.swapaxes(R1, -1, -2)),
-                gQ1 + Q @ _copyltu(M),
+                _accumulate(Q @ _copyltu(M), gQ1),
                 upper=False,
                 left=False,
                 unit=False,
             )
+            M = R1 = gQ1 = None
             gA = _permute_cols(Pi, _cp.concatenate([gX, Q @ gR2], axis=-1), True)
             return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
 
@@ -781,18 +829,20 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                     _cp.conj(_cp.swapaxes(_cp.eye(m, n, dtype=A.dtype) - Q1, -1, -2)) @ G,
                     left=True,
                 )
+                N = None
                 _c0 = _cp.conj(_cp.swapaxes(W, -1, -2))
-                gQ1 = (
-                    -(G @ _cp.conj(_cp.swapaxes(Z, -1, -2)))
-                    + gQ[..., :, :n]
-                    + _cp.concatenate([Z @ _c0, _c0], axis=-2)
+                W = None
+                gQ1 = _accumulate(
+                    _accumulate(-(G @ _cp.conj(_cp.swapaxes(Z, -1, -2))), gQ[..., :, :n]),
+                    _cp.concatenate([Z @ _c0, _c0], axis=-2),
                 )
+                G = Z = _c0 = None
                 M = -(_cp.conj(_cp.swapaxes(gQ1, -1, -2)) @ Q1)
                 gA = _permute_cols(
                     Pi,
                     _solve_triangular(
                         _cp.conj(_cp.swapaxes(R1, -1, -2)),
-                        Q1 @ _copyltu(M) + gQ1,
+                        _accumulate(Q1 @ _copyltu(M), gQ1),
                         upper=False,
                         left=False,
                         unit=False,
@@ -816,19 +866,24 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
             W = _solve(
                 N, _cp.conj(_cp.swapaxes(_cp.eye(m, n, dtype=A.dtype) - Q1, -1, -2)) @ G, left=True
             )
+            N = None
             _c0 = _cp.conj(_cp.swapaxes(W, -1, -2))
-            gQ1 = (gQ[..., :, :n] - G @ _cp.conj(_cp.swapaxes(Z, -1, -2))) + _cp.concatenate(
-                [Z @ _c0, _c0], axis=-2
+            W = None
+            gQ1 = _accumulate(
+                _accumulate(-(G @ _cp.conj(_cp.swapaxes(Z, -1, -2))), gQ[..., :, :n]),
+                _cp.concatenate([Z @ _c0, _c0], axis=-2),
             )
-            M = (
-                R1 @ _cp.conj(_cp.swapaxes(gR[..., :n, :], -1, -2))
-                - _cp.conj(_cp.swapaxes(gQ1, -1, -2)) @ Q1
+            G = Z = _c0 = None
+            M = _accumulate(
+                R1 @ _cp.conj(_cp.swapaxes(gR[..., :n, :], -1, -2)),
+                _cp.conj(_cp.swapaxes(gQ1, -1, -2)) @ Q1,
+                -1,
             )
             gA = _permute_cols(
                 Pi,
                 _solve_triangular(
                     _cp.conj(_cp.swapaxes(R1, -1, -2)),
-                    gQ1 + Q1 @ _copyltu(M),
+                    _accumulate(Q1 @ _copyltu(M), gQ1),
                     upper=False,
                     left=False,
                     unit=False,
@@ -860,7 +915,7 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                     Pi,
                     _solve_triangular(
                         _cp.conj(_cp.swapaxes(R, -1, -2)),
-                        Q @ _copyltu(M) + gQ,
+                        _accumulate(Q @ _copyltu(M), gQ),
                         upper=False,
                         left=False,
                         unit=False,
@@ -872,12 +927,14 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
             gR = _zeros_like(R) if gR is None else gR
 
             # spec/qr_pivoted.yaml:83, LLWX2019 eq. (7)
-            M = R @ _cp.conj(_cp.swapaxes(gR, -1, -2)) - _cp.conj(_cp.swapaxes(gQ, -1, -2)) @ Q
+            M = _accumulate(
+                R @ _cp.conj(_cp.swapaxes(gR, -1, -2)), _cp.conj(_cp.swapaxes(gQ, -1, -2)) @ Q, -1
+            )
             gA = _permute_cols(
                 Pi,
                 _solve_triangular(
                     _cp.conj(_cp.swapaxes(R, -1, -2)),
-                    gQ + Q @ _copyltu(M),
+                    _accumulate(Q @ _copyltu(M), gQ),
                     upper=False,
                     left=False,
                     unit=False,
@@ -894,11 +951,12 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                 M = -(_cp.conj(_cp.swapaxes(gQ1, -1, -2)) @ Q)
                 gX = _solve_triangular(
                     _cp.conj(_cp.swapaxes(R1, -1, -2)),
-                    Q @ _copyltu(M) + gQ1,
+                    _accumulate(Q @ _copyltu(M), gQ1),
                     upper=False,
                     left=False,
                     unit=False,
                 )
+                M = R1 = gQ1 = None
                 gA = _permute_cols(Pi, _pad_cols(gX, -m + n), True)
                 return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
             gQ = _zeros_like(Q) if gQ is None else gQ
@@ -907,18 +965,22 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
             # spec/qr_pivoted.yaml:97, RR2020
             R1 = R[..., :, :m]
             gR2 = gR[..., :, m:]
-            gQ1 = gQ + _permute_cols(Pi, A, False)[..., :, m:] @ _cp.conj(_cp.swapaxes(gR2, -1, -2))
-            M = (
-                R1 @ _cp.conj(_cp.swapaxes(gR[..., :, :m], -1, -2))
-                - _cp.conj(_cp.swapaxes(gQ1, -1, -2)) @ Q
+            gQ1 = _accumulate(
+                _permute_cols(Pi, A, False)[..., :, m:] @ _cp.conj(_cp.swapaxes(gR2, -1, -2)), gQ
+            )
+            M = _accumulate(
+                R1 @ _cp.conj(_cp.swapaxes(gR[..., :, :m], -1, -2)),
+                _cp.conj(_cp.swapaxes(gQ1, -1, -2)) @ Q,
+                -1,
             )
             gX = _solve_triangular(
                 _cp.conj(_cp.swapaxes(R1, -1, -2)),
-                gQ1 + Q @ _copyltu(M),
+                _accumulate(Q @ _copyltu(M), gQ1),
                 upper=False,
                 left=False,
                 unit=False,
             )
+            M = R1 = gQ1 = None
             gA = _permute_cols(Pi, _cp.concatenate([gX, Q @ gR2], axis=-1), True)
             return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
 
@@ -947,17 +1009,19 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
             R1 = R[..., :, :m]
             gR2 = gR[..., :, m:]
             gQ1 = _permute_cols(Pi, A, False)[..., :, m:] @ _cp.conj(_cp.swapaxes(gR2, -1, -2))
-            M = (
-                R1 @ _cp.conj(_cp.swapaxes(gR[..., :, :m], -1, -2))
-                - _cp.conj(_cp.swapaxes(gQ1, -1, -2)) @ Q
+            M = _accumulate(
+                R1 @ _cp.conj(_cp.swapaxes(gR[..., :, :m], -1, -2)),
+                _cp.conj(_cp.swapaxes(gQ1, -1, -2)) @ Q,
+                -1,
             )
             gX = _solve_triangular(
                 _cp.conj(_cp.swapaxes(R1, -1, -2)),
-                gQ1 + Q @ _copyltu(M),
+                _accumulate(Q @ _copyltu(M), gQ1),
                 upper=False,
                 left=False,
                 unit=False,
             )
+            M = R1 = gQ1 = None
             gA = _permute_cols(Pi, _cp.concatenate([gX, Q @ gR2], axis=-1), True)
             return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
 

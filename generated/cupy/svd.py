@@ -21,6 +21,7 @@ import warnings as _warnings
 import cupy as _cp
 
 from ._runtime import (
+    _accumulate,
     _check,
     _check_input,
     _check_tangent,
@@ -152,15 +153,21 @@ def _jvp_checks(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_s
                     lambda: (
                         _cp.concatenate(
                             [
-                                dA @ _cp.conj(_cp.swapaxes(Vh, -1, -2))
-                                - U
-                                @ (
-                                    (_cp.conj(_cp.swapaxes(U, -1, -2)) @ dA)
-                                    @ _cp.conj(_cp.swapaxes(Vh, -1, -2))
+                                _accumulate(
+                                    dA @ _cp.conj(_cp.swapaxes(Vh, -1, -2)),
+                                    U
+                                    @ (
+                                        (_cp.conj(_cp.swapaxes(U, -1, -2)) @ dA)
+                                        @ _cp.conj(_cp.swapaxes(Vh, -1, -2))
+                                    ),
+                                    -1,
                                 ),
-                                _cp.conj(_cp.swapaxes(dA, -1, -2)) @ U
-                                - _cp.conj(_cp.swapaxes(Vh, -1, -2))
-                                @ (Vh @ (_cp.conj(_cp.swapaxes(dA, -1, -2)) @ U)),
+                                _accumulate(
+                                    _cp.conj(_cp.swapaxes(dA, -1, -2)) @ U,
+                                    _cp.conj(_cp.swapaxes(Vh, -1, -2))
+                                    @ (Vh @ (_cp.conj(_cp.swapaxes(dA, -1, -2)) @ U)),
+                                    -1,
+                                ),
                             ],
                             axis=-2,
                         ),
@@ -202,15 +209,21 @@ def _jvp_checks(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_s
                     lambda: (
                         _cp.concatenate(
                             [
-                                dA @ _cp.conj(_cp.swapaxes(Vh, -1, -2))
-                                - U
-                                @ (
-                                    _cp.conj(_cp.swapaxes(U, -1, -2))
-                                    @ (dA @ _cp.conj(_cp.swapaxes(Vh, -1, -2)))
+                                _accumulate(
+                                    dA @ _cp.conj(_cp.swapaxes(Vh, -1, -2)),
+                                    U
+                                    @ (
+                                        _cp.conj(_cp.swapaxes(U, -1, -2))
+                                        @ (dA @ _cp.conj(_cp.swapaxes(Vh, -1, -2)))
+                                    ),
+                                    -1,
                                 ),
-                                _cp.conj(_cp.swapaxes(dA, -1, -2)) @ U
-                                - _cp.conj(_cp.swapaxes(Vh, -1, -2))
-                                @ ((Vh @ _cp.conj(_cp.swapaxes(dA, -1, -2))) @ U),
+                                _accumulate(
+                                    _cp.conj(_cp.swapaxes(dA, -1, -2)) @ U,
+                                    _cp.conj(_cp.swapaxes(Vh, -1, -2))
+                                    @ ((Vh @ _cp.conj(_cp.swapaxes(dA, -1, -2))) @ U),
+                                    -1,
+                                ),
                             ],
                             axis=-2,
                         ),
@@ -404,17 +417,25 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
             _c2 = 1 / S
             D = (1 / 2) * _diag((_cp.diagonal(_skew(dP), 0, -2, -1)[..., :, None] * _c2))
             _c3 = _cp.conj(_cp.swapaxes(dP, -1, -2))
-            dU = U @ ((F * (dP * _cp.swapaxes(S, -1, -2) + S * _c3)) + D) + (
-                dA @ V - U @ dP
-            ) * _cp.swapaxes(_c2, -1, -2)
+            dU = _accumulate(
+                U @ (_accumulate(F * (dP * _cp.swapaxes(S, -1, -2) + S * _c3), D)),
+                (_accumulate(dA @ V, U @ dP, -1)) * _cp.swapaxes(_c2, -1, -2),
+            )
+            _c2 = None
             dVh = _cp.conj(
-                _cp.swapaxes(V @ ((F * (S * dP + _c3 * _cp.swapaxes(S, -1, -2))) - D), -1, -2)
+                _cp.swapaxes(
+                    V @ (_accumulate(F * (S * dP + _c3 * _cp.swapaxes(S, -1, -2)), D, -1)), -1, -2
+                )
             )
 
             def _kv0():
                 _c4 = _cp.conj(_cp.swapaxes(dA, -1, -2))
                 _k0 = _cp.concatenate(
-                    [(dA - U @ (_c0 @ dA)) @ V, (_c4 - (V @ Vh) @ _c4) @ U], axis=-2
+                    [
+                        (_accumulate(-(U @ (_c0 @ dA)), dA)) @ V,
+                        (_accumulate(-((V @ Vh) @ _c4), _c4)) @ U,
+                    ],
+                    axis=-2,
                 )
                 _k1 = _diag(_cp.diagonal(_c1, 0, -2, -1)[..., :, None])
                 return (_k0, _k1)
@@ -447,12 +468,14 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
             _c2 = 1 / S
             D = (1 / 2) * _diag((_cp.diagonal(_skew(dP), 0, -2, -1)[..., :, None] * _c2))
             _c3 = _cp.conj(_cp.swapaxes(dP, -1, -2))
-            dU = U @ ((F * (dP * _cp.swapaxes(S, -1, -2) + S * _c3)) + D)
+            dU = U @ (_accumulate(F * (dP * _cp.swapaxes(S, -1, -2) + S * _c3), D))
             _c4 = _cp.conj(_cp.swapaxes(dA, -1, -2))
             dVh = _cp.conj(
                 _cp.swapaxes(
-                    V @ ((F * (S * dP + _c3 * _cp.swapaxes(S, -1, -2))) - D)
-                    + (_c4 @ U - V @ _c3) * _cp.swapaxes(_c2, -1, -2),
+                    _accumulate(
+                        V @ (_accumulate(F * (S * dP + _c3 * _cp.swapaxes(S, -1, -2)), D, -1)),
+                        (_accumulate(_c4 @ U, V @ _c3, -1)) * _cp.swapaxes(_c2, -1, -2),
+                    ),
                     -1,
                     -2,
                 )
@@ -465,7 +488,11 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
                         "zeros",
                         lambda: (
                             _cp.concatenate(
-                                [(dA - (U @ _c0) @ dA) @ V, (_c4 - V @ (Vh @ _c4)) @ U], axis=-2
+                                [
+                                    (_accumulate(-((U @ _c0) @ dA), dA)) @ V,
+                                    (_accumulate(-(V @ (Vh @ _c4)), _c4)) @ U,
+                                ],
+                                axis=-2,
                             ),
                             _diag(_cp.diagonal(_c1, 0, -2, -1)[..., :, None]),
                         ),
@@ -496,9 +523,11 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
             F = _pairwise_inv(S * S)
             D = (1 / 2) * _diag((_cp.diagonal(_skew(dP), 0, -2, -1)[..., :, None] * 1 / S))
             _c1 = _cp.conj(_cp.swapaxes(dP, -1, -2))
-            dU = U @ ((F * (dP * _cp.swapaxes(S, -1, -2) + S * _c1)) + D)
+            dU = U @ (_accumulate(F * (dP * _cp.swapaxes(S, -1, -2) + S * _c1), D))
             dVh = _cp.conj(
-                _cp.swapaxes(V @ ((F * (S * dP + _c1 * _cp.swapaxes(S, -1, -2))) - D), -1, -2)
+                _cp.swapaxes(
+                    V @ (_accumulate(F * (S * dP + _c1 * _cp.swapaxes(S, -1, -2)), D, -1)), -1, -2
+                )
             )
             return _checked_jvp(
                 "svd",
@@ -544,16 +573,20 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
             _c1 = 1 / S
             D = (1 / 2) * _diag((_cp.diagonal(_skew(dP), 0, -2, -1)[..., :, None] * _c1))
             _c2 = _cp.conj(_cp.swapaxes(dP, -1, -2))
-            dU1 = U1 @ ((F * (dP * _cp.swapaxes(S, -1, -2) + S * _c2)) + D) + (
-                dA @ V - U1 @ dP
-            ) * _cp.swapaxes(_c1, -1, -2)
+            dU1 = _accumulate(
+                U1 @ (_accumulate(F * (dP * _cp.swapaxes(S, -1, -2) + S * _c2), D)),
+                (_accumulate(dA @ V, U1 @ dP, -1)) * _cp.swapaxes(_c1, -1, -2),
+            )
             _c3 = _cp.conj(_cp.swapaxes(dA, -1, -2))
             _c4 = U[..., :, n:]
             dU = _cp.concatenate(
                 [dU1, -(U1 * _cp.swapaxes(_c1, -1, -2) @ (Vh @ (_c3 @ _c4)))], axis=-1
             )
+            _c1 = dU1 = None
             dVh = _cp.conj(
-                _cp.swapaxes(V @ ((F * (S * dP + _c2 * _cp.swapaxes(S, -1, -2))) - D), -1, -2)
+                _cp.swapaxes(
+                    V @ (_accumulate(F * (S * dP + _c2 * _cp.swapaxes(S, -1, -2)), D, -1)), -1, -2
+                )
             )
             return _checked_jvp(
                 "svd",
@@ -599,11 +632,13 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
             _c2 = 1 / S
             D = (1 / 2) * _diag((_cp.diagonal(_skew(dP), 0, -2, -1)[..., :, None] * _c2))
             _c3 = _cp.conj(_cp.swapaxes(dP, -1, -2))
-            dU = U @ ((F * (dP * _cp.swapaxes(S, -1, -2) + S * _c3)) + D)
+            dU = U @ (_accumulate(F * (dP * _cp.swapaxes(S, -1, -2) + S * _c3), D))
             _c4 = _cp.conj(_cp.swapaxes(dA, -1, -2))
-            dV1 = V1 @ ((F * (S * dP + _c3 * _cp.swapaxes(S, -1, -2))) - D) + (
-                _c4 @ U - V1 @ _c3
-            ) * _cp.swapaxes(_c2, -1, -2)
+            dV1 = _accumulate(
+                V1 @ (_accumulate(F * (S * dP + _c3 * _cp.swapaxes(S, -1, -2)), D, -1)),
+                (_accumulate(_c4 @ U, V1 @ _c3, -1)) * _cp.swapaxes(_c2, -1, -2),
+            )
+            D = F = _c3 = dP = None
             _c5 = Vh[..., m:, :]
             dVh = _cp.conj(
                 _cp.swapaxes(
@@ -674,11 +709,13 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                     _check(
                         "zeros",
                         lambda: (
-                            -(
-                                (_cp.conj(_cp.swapaxes(Vh, -1, -2)) @ Vh)
-                                @ _cp.conj(_cp.swapaxes(gVh, -1, -2))
-                            )
-                            + _cp.conj(_cp.swapaxes(gVh, -1, -2)),
+                            _accumulate(
+                                -(
+                                    (_cp.conj(_cp.swapaxes(Vh, -1, -2)) @ Vh)
+                                    @ _cp.conj(_cp.swapaxes(gVh, -1, -2))
+                                ),
+                                _cp.conj(_cp.swapaxes(gVh, -1, -2)),
+                            ),
                             _diag(gS),
                         ),
                         (A, gS, gVh),
@@ -722,12 +759,16 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                         lambda: (
                             _cp.concatenate(
                                 [
-                                    -(U @ (_cp.conj(_cp.swapaxes(U, -1, -2)) @ gU)) + gU,
-                                    -(
-                                        (_cp.conj(_cp.swapaxes(Vh, -1, -2)) @ Vh)
-                                        @ _cp.conj(_cp.swapaxes(gVh, -1, -2))
-                                    )
-                                    + _cp.conj(_cp.swapaxes(gVh, -1, -2)),
+                                    _accumulate(
+                                        -(U @ (_cp.conj(_cp.swapaxes(U, -1, -2)) @ gU)), gU
+                                    ),
+                                    _accumulate(
+                                        -(
+                                            (_cp.conj(_cp.swapaxes(Vh, -1, -2)) @ Vh)
+                                            @ _cp.conj(_cp.swapaxes(gVh, -1, -2))
+                                        ),
+                                        _cp.conj(_cp.swapaxes(gVh, -1, -2)),
+                                    ),
                                 ],
                                 axis=-2,
                             ),
@@ -743,8 +784,10 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                         "ties",
                         lambda: (
                             _skew(
-                                _cp.conj(_cp.swapaxes(U, -1, -2)) @ gU
-                                + Vh @ _cp.conj(_cp.swapaxes(gVh, -1, -2))
+                                _accumulate(
+                                    _cp.conj(_cp.swapaxes(U, -1, -2)) @ gU,
+                                    Vh @ _cp.conj(_cp.swapaxes(gVh, -1, -2)),
+                                )
                             ),
                         ),
                         (gU, gVh),
@@ -778,7 +821,10 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                 return (
                     _check(
                         "zeros",
-                        lambda: (-(U @ (_cp.conj(_cp.swapaxes(U, -1, -2)) @ gU)) + gU, _diag(gS)),
+                        lambda: (
+                            _accumulate(-(U @ (_cp.conj(_cp.swapaxes(U, -1, -2)) @ gU)), gU),
+                            _diag(gS),
+                        ),
                         (A, gS, gU),
                         _PIVOTS_MESSAGE,
                         "check_singular",
@@ -818,11 +864,13 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                     _check(
                         "zeros",
                         lambda: (
-                            -(
-                                (_cp.conj(_cp.swapaxes(Vh, -1, -2)) @ Vh)
-                                @ _cp.conj(_cp.swapaxes(gVh, -1, -2))
-                            )
-                            + _cp.conj(_cp.swapaxes(gVh, -1, -2)),
+                            _accumulate(
+                                -(
+                                    (_cp.conj(_cp.swapaxes(Vh, -1, -2)) @ Vh)
+                                    @ _cp.conj(_cp.swapaxes(gVh, -1, -2))
+                                ),
+                                _cp.conj(_cp.swapaxes(gVh, -1, -2)),
+                            ),
                         ),
                         (A, gVh),
                         _PIVOTS_MESSAGE,
@@ -873,7 +921,7 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                 return (
                     _check(
                         "zeros",
-                        lambda: (-(U @ (_cp.conj(_cp.swapaxes(U, -1, -2)) @ gU)) + gU,),
+                        lambda: (_accumulate(-(U @ (_cp.conj(_cp.swapaxes(U, -1, -2)) @ gU)), gU),),
                         (A, gU),
                         _PIVOTS_MESSAGE,
                         "check_singular",
@@ -918,10 +966,14 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                     lambda: (
                         _cp.concatenate(
                             [
-                                gU - U @ (_cp.conj(_cp.swapaxes(U, -1, -2)) @ gU),
-                                _cp.conj(_cp.swapaxes(gVh, -1, -2))
-                                - _cp.conj(_cp.swapaxes(Vh, -1, -2))
-                                @ (Vh @ _cp.conj(_cp.swapaxes(gVh, -1, -2))),
+                                _accumulate(-(U @ (_cp.conj(_cp.swapaxes(U, -1, -2)) @ gU)), gU),
+                                _accumulate(
+                                    -(
+                                        _cp.conj(_cp.swapaxes(Vh, -1, -2))
+                                        @ (Vh @ _cp.conj(_cp.swapaxes(gVh, -1, -2)))
+                                    ),
+                                    _cp.conj(_cp.swapaxes(gVh, -1, -2)),
+                                ),
                             ],
                             axis=-2,
                         ),
@@ -938,8 +990,10 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                     "ties",
                     lambda: (
                         _skew(
-                            _cp.conj(_cp.swapaxes(U, -1, -2)) @ gU
-                            + Vh @ _cp.conj(_cp.swapaxes(gVh, -1, -2))
+                            _accumulate(
+                                _cp.conj(_cp.swapaxes(U, -1, -2)) @ gU,
+                                Vh @ _cp.conj(_cp.swapaxes(gVh, -1, -2)),
+                            )
                         )
                         + _diag(gS),
                     ),
@@ -976,11 +1030,13 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                     _check(
                         "zeros",
                         lambda: (
-                            -(
-                                _cp.conj(_cp.swapaxes(Vh, -1, -2))
-                                @ (Vh @ _cp.conj(_cp.swapaxes(gVh, -1, -2)))
-                            )
-                            + _cp.conj(_cp.swapaxes(gVh, -1, -2)),
+                            _accumulate(
+                                -(
+                                    _cp.conj(_cp.swapaxes(Vh, -1, -2))
+                                    @ (Vh @ _cp.conj(_cp.swapaxes(gVh, -1, -2)))
+                                ),
+                                _cp.conj(_cp.swapaxes(gVh, -1, -2)),
+                            ),
                             _diag(gS),
                         ),
                         (A, gS, gVh),
@@ -1021,7 +1077,10 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                 return (
                     _check(
                         "zeros",
-                        lambda: (-((U @ _cp.conj(_cp.swapaxes(U, -1, -2))) @ gU) + gU, _diag(gS)),
+                        lambda: (
+                            _accumulate(-((U @ _cp.conj(_cp.swapaxes(U, -1, -2))) @ gU), gU),
+                            _diag(gS),
+                        ),
                         (A, gS, gU),
                         _PIVOTS_MESSAGE,
                         "check_singular",
@@ -1061,11 +1120,13 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                     _check(
                         "zeros",
                         lambda: (
-                            -(
-                                _cp.conj(_cp.swapaxes(Vh, -1, -2))
-                                @ (Vh @ _cp.conj(_cp.swapaxes(gVh, -1, -2)))
-                            )
-                            + _cp.conj(_cp.swapaxes(gVh, -1, -2)),
+                            _accumulate(
+                                -(
+                                    _cp.conj(_cp.swapaxes(Vh, -1, -2))
+                                    @ (Vh @ _cp.conj(_cp.swapaxes(gVh, -1, -2)))
+                                ),
+                                _cp.conj(_cp.swapaxes(gVh, -1, -2)),
+                            ),
                         ),
                         (A, gVh),
                         _PIVOTS_MESSAGE,
@@ -1116,7 +1177,7 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                 return (
                     _check(
                         "zeros",
-                        lambda: (-((U @ _cp.conj(_cp.swapaxes(U, -1, -2))) @ gU) + gU,),
+                        lambda: (_accumulate(-((U @ _cp.conj(_cp.swapaxes(U, -1, -2))) @ gU), gU),),
                         (A, gU),
                         _PIVOTS_MESSAGE,
                         "check_singular",
@@ -1161,10 +1222,14 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                     lambda: (
                         _cp.concatenate(
                             [
-                                gU - U @ (_cp.conj(_cp.swapaxes(U, -1, -2)) @ gU),
-                                _cp.conj(_cp.swapaxes(gVh, -1, -2))
-                                - _cp.conj(_cp.swapaxes(Vh, -1, -2))
-                                @ (Vh @ _cp.conj(_cp.swapaxes(gVh, -1, -2))),
+                                _accumulate(-(U @ (_cp.conj(_cp.swapaxes(U, -1, -2)) @ gU)), gU),
+                                _accumulate(
+                                    -(
+                                        _cp.conj(_cp.swapaxes(Vh, -1, -2))
+                                        @ (Vh @ _cp.conj(_cp.swapaxes(gVh, -1, -2)))
+                                    ),
+                                    _cp.conj(_cp.swapaxes(gVh, -1, -2)),
+                                ),
                             ],
                             axis=-2,
                         ),
@@ -1181,8 +1246,10 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                     "ties",
                     lambda: (
                         _skew(
-                            _cp.conj(_cp.swapaxes(U, -1, -2)) @ gU
-                            + Vh @ _cp.conj(_cp.swapaxes(gVh, -1, -2))
+                            _accumulate(
+                                _cp.conj(_cp.swapaxes(U, -1, -2)) @ gU,
+                                Vh @ _cp.conj(_cp.swapaxes(gVh, -1, -2)),
+                            )
                         )
                         + _diag(gS),
                     ),
@@ -1220,8 +1287,11 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                     _check(
                         "zeros",
                         lambda: (
-                            Vh[..., m:, :] @ _cp.conj(_cp.swapaxes(gVh, -1, -2))
-                            - gVh[..., m:, :] @ _cp.conj(_cp.swapaxes(Vh, -1, -2)),
+                            _accumulate(
+                                Vh[..., m:, :] @ _cp.conj(_cp.swapaxes(gVh, -1, -2)),
+                                gVh[..., m:, :] @ _cp.conj(_cp.swapaxes(Vh, -1, -2)),
+                                -1,
+                            ),
                             _diag(gS),
                         ),
                         (A, gS, gVh),
@@ -1264,8 +1334,11 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                     _check(
                         "zeros",
                         lambda: (
-                            _cp.conj(_cp.swapaxes(U[..., :, m:], -1, -2)) @ gU
-                            - _cp.conj(_cp.swapaxes(gU[..., :, m:], -1, -2)) @ U,
+                            _accumulate(
+                                _cp.conj(_cp.swapaxes(U[..., :, m:], -1, -2)) @ gU,
+                                _cp.conj(_cp.swapaxes(gU[..., :, m:], -1, -2)) @ U,
+                                -1,
+                            ),
                             _diag(gS),
                         ),
                         (A, gS, gU),
@@ -1308,8 +1381,11 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                     _check(
                         "zeros",
                         lambda: (
-                            Vh[..., m:, :] @ _cp.conj(_cp.swapaxes(gVh, -1, -2))
-                            - gVh[..., m:, :] @ _cp.conj(_cp.swapaxes(Vh, -1, -2)),
+                            _accumulate(
+                                Vh[..., m:, :] @ _cp.conj(_cp.swapaxes(gVh, -1, -2)),
+                                gVh[..., m:, :] @ _cp.conj(_cp.swapaxes(Vh, -1, -2)),
+                                -1,
+                            ),
                         ),
                         (A, gVh),
                         _PIVOTS_MESSAGE,
@@ -1362,8 +1438,11 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                     _check(
                         "zeros",
                         lambda: (
-                            _cp.conj(_cp.swapaxes(U[..., :, m:], -1, -2)) @ gU
-                            - _cp.conj(_cp.swapaxes(gU[..., :, m:], -1, -2)) @ U,
+                            _accumulate(
+                                _cp.conj(_cp.swapaxes(U[..., :, m:], -1, -2)) @ gU,
+                                _cp.conj(_cp.swapaxes(gU[..., :, m:], -1, -2)) @ U,
+                                -1,
+                            ),
                         ),
                         (A, gU),
                         _PIVOTS_MESSAGE,
@@ -1410,10 +1489,16 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                     lambda: (
                         _cp.concatenate(
                             [
-                                _cp.conj(_cp.swapaxes(U[..., :, m:], -1, -2)) @ gU
-                                - _cp.conj(_cp.swapaxes(gU[..., :, m:], -1, -2)) @ U,
-                                Vh[..., m:, :] @ _cp.conj(_cp.swapaxes(gVh, -1, -2))
-                                - gVh[..., m:, :] @ _cp.conj(_cp.swapaxes(Vh, -1, -2)),
+                                _accumulate(
+                                    _cp.conj(_cp.swapaxes(U[..., :, m:], -1, -2)) @ gU,
+                                    _cp.conj(_cp.swapaxes(gU[..., :, m:], -1, -2)) @ U,
+                                    -1,
+                                ),
+                                _accumulate(
+                                    Vh[..., m:, :] @ _cp.conj(_cp.swapaxes(gVh, -1, -2)),
+                                    gVh[..., m:, :] @ _cp.conj(_cp.swapaxes(Vh, -1, -2)),
+                                    -1,
+                                ),
                             ],
                             axis=-2,
                         ),
@@ -1430,8 +1515,10 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                     "ties",
                     lambda: (
                         _skew(
-                            _cp.conj(_cp.swapaxes(U, -1, -2)) @ gU
-                            + Vh @ _cp.conj(_cp.swapaxes(gVh, -1, -2))
+                            _accumulate(
+                                _cp.conj(_cp.swapaxes(U, -1, -2)) @ gU,
+                                Vh @ _cp.conj(_cp.swapaxes(gVh, -1, -2)),
+                            )
                         )
                         + _diag(gS),
                     ),
@@ -1470,8 +1557,11 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                     _check(
                         "zeros",
                         lambda: (
-                            Vh[..., n:, :] @ _cp.conj(_cp.swapaxes(gVh, -1, -2))
-                            - gVh[..., n:, :] @ _cp.conj(_cp.swapaxes(Vh, -1, -2)),
+                            _accumulate(
+                                Vh[..., n:, :] @ _cp.conj(_cp.swapaxes(gVh, -1, -2)),
+                                gVh[..., n:, :] @ _cp.conj(_cp.swapaxes(Vh, -1, -2)),
+                                -1,
+                            ),
                             _diag(gS),
                         ),
                         (A, gS, gVh),
@@ -1516,11 +1606,18 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                         lambda: (
                             _cp.concatenate(
                                 [
-                                    _cp.conj(_cp.swapaxes(U[..., :, n:], -1, -2)) @ gU[..., :, :n]
-                                    - _cp.conj(_cp.swapaxes(gU[..., :, n:], -1, -2))
-                                    @ U[..., :, :n],
-                                    Vh[..., n:, :] @ _cp.conj(_cp.swapaxes(gVh, -1, -2))
-                                    - gVh[..., n:, :] @ _cp.conj(_cp.swapaxes(Vh, -1, -2)),
+                                    _accumulate(
+                                        _cp.conj(_cp.swapaxes(U[..., :, n:], -1, -2))
+                                        @ gU[..., :, :n],
+                                        _cp.conj(_cp.swapaxes(gU[..., :, n:], -1, -2))
+                                        @ U[..., :, :n],
+                                        -1,
+                                    ),
+                                    _accumulate(
+                                        Vh[..., n:, :] @ _cp.conj(_cp.swapaxes(gVh, -1, -2)),
+                                        gVh[..., n:, :] @ _cp.conj(_cp.swapaxes(Vh, -1, -2)),
+                                        -1,
+                                    ),
                                 ],
                                 axis=-2,
                             ),
@@ -1536,8 +1633,10 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                         "ties",
                         lambda: (
                             _skew(
-                                _cp.conj(_cp.swapaxes(U[..., :, :n], -1, -2)) @ gU[..., :, :n]
-                                + Vh @ _cp.conj(_cp.swapaxes(gVh, -1, -2))
+                                _accumulate(
+                                    _cp.conj(_cp.swapaxes(U[..., :, :n], -1, -2)) @ gU[..., :, :n],
+                                    Vh @ _cp.conj(_cp.swapaxes(gVh, -1, -2)),
+                                )
                             ),
                         ),
                         (gU, gVh),
@@ -1575,8 +1674,11 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                     _check(
                         "zeros",
                         lambda: (
-                            _cp.conj(_cp.swapaxes(U[..., :, n:], -1, -2)) @ gU[..., :, :n]
-                            - _cp.conj(_cp.swapaxes(gU[..., :, n:], -1, -2)) @ U[..., :, :n],
+                            _accumulate(
+                                _cp.conj(_cp.swapaxes(U[..., :, n:], -1, -2)) @ gU[..., :, :n],
+                                _cp.conj(_cp.swapaxes(gU[..., :, n:], -1, -2)) @ U[..., :, :n],
+                                -1,
+                            ),
                             _diag(gS),
                         ),
                         (A, gS, gU),
@@ -1623,8 +1725,11 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                     _check(
                         "zeros",
                         lambda: (
-                            Vh[..., n:, :] @ _cp.conj(_cp.swapaxes(gVh, -1, -2))
-                            - gVh[..., n:, :] @ _cp.conj(_cp.swapaxes(Vh, -1, -2)),
+                            _accumulate(
+                                Vh[..., n:, :] @ _cp.conj(_cp.swapaxes(gVh, -1, -2)),
+                                gVh[..., n:, :] @ _cp.conj(_cp.swapaxes(Vh, -1, -2)),
+                                -1,
+                            ),
                         ),
                         (A, gVh),
                         _PIVOTS_MESSAGE,
@@ -1677,8 +1782,11 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                     _check(
                         "zeros",
                         lambda: (
-                            _cp.conj(_cp.swapaxes(U[..., :, n:], -1, -2)) @ gU[..., :, :n]
-                            - _cp.conj(_cp.swapaxes(gU[..., :, n:], -1, -2)) @ U[..., :, :n],
+                            _accumulate(
+                                _cp.conj(_cp.swapaxes(U[..., :, n:], -1, -2)) @ gU[..., :, :n],
+                                _cp.conj(_cp.swapaxes(gU[..., :, n:], -1, -2)) @ U[..., :, :n],
+                                -1,
+                            ),
                         ),
                         (A, gU),
                         _PIVOTS_MESSAGE,
@@ -1728,10 +1836,16 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                     lambda: (
                         _cp.concatenate(
                             [
-                                _cp.conj(_cp.swapaxes(U[..., :, n:], -1, -2)) @ gU[..., :, :n]
-                                - _cp.conj(_cp.swapaxes(gU[..., :, n:], -1, -2)) @ U[..., :, :n],
-                                Vh[..., n:, :] @ _cp.conj(_cp.swapaxes(gVh, -1, -2))
-                                - gVh[..., n:, :] @ _cp.conj(_cp.swapaxes(Vh, -1, -2)),
+                                _accumulate(
+                                    _cp.conj(_cp.swapaxes(U[..., :, n:], -1, -2)) @ gU[..., :, :n],
+                                    _cp.conj(_cp.swapaxes(gU[..., :, n:], -1, -2)) @ U[..., :, :n],
+                                    -1,
+                                ),
+                                _accumulate(
+                                    Vh[..., n:, :] @ _cp.conj(_cp.swapaxes(gVh, -1, -2)),
+                                    gVh[..., n:, :] @ _cp.conj(_cp.swapaxes(Vh, -1, -2)),
+                                    -1,
+                                ),
                             ],
                             axis=-2,
                         ),
@@ -1748,8 +1862,10 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                     "ties",
                     lambda: (
                         _skew(
-                            _cp.conj(_cp.swapaxes(U[..., :, :n], -1, -2)) @ gU[..., :, :n]
-                            + Vh @ _cp.conj(_cp.swapaxes(gVh, -1, -2))
+                            _accumulate(
+                                _cp.conj(_cp.swapaxes(U[..., :, :n], -1, -2)) @ gU[..., :, :n],
+                                Vh @ _cp.conj(_cp.swapaxes(gVh, -1, -2)),
+                            )
                         )
                         + _diag(gS),
                     ),
@@ -1789,8 +1905,11 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                     _check(
                         "zeros",
                         lambda: (
-                            Vh[..., m:, :] @ _cp.conj(_cp.swapaxes(gVh[..., :m, :], -1, -2))
-                            - gVh[..., m:, :] @ _cp.conj(_cp.swapaxes(Vh[..., :m, :], -1, -2)),
+                            _accumulate(
+                                Vh[..., m:, :] @ _cp.conj(_cp.swapaxes(gVh[..., :m, :], -1, -2)),
+                                gVh[..., m:, :] @ _cp.conj(_cp.swapaxes(Vh[..., :m, :], -1, -2)),
+                                -1,
+                            ),
                             _diag(gS),
                         ),
                         (A, gS, gVh),
@@ -1841,8 +1960,11 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                     _check(
                         "zeros",
                         lambda: (
-                            _cp.conj(_cp.swapaxes(U[..., :, m:], -1, -2)) @ gU
-                            - _cp.conj(_cp.swapaxes(gU[..., :, m:], -1, -2)) @ U,
+                            _accumulate(
+                                _cp.conj(_cp.swapaxes(U[..., :, m:], -1, -2)) @ gU,
+                                _cp.conj(_cp.swapaxes(gU[..., :, m:], -1, -2)) @ U,
+                                -1,
+                            ),
                             _diag(gS),
                         ),
                         (A, gS, gU),
@@ -1885,8 +2007,11 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                     _check(
                         "zeros",
                         lambda: (
-                            Vh[..., m:, :] @ _cp.conj(_cp.swapaxes(gVh[..., :m, :], -1, -2))
-                            - gVh[..., m:, :] @ _cp.conj(_cp.swapaxes(Vh[..., :m, :], -1, -2)),
+                            _accumulate(
+                                Vh[..., m:, :] @ _cp.conj(_cp.swapaxes(gVh[..., :m, :], -1, -2)),
+                                gVh[..., m:, :] @ _cp.conj(_cp.swapaxes(Vh[..., :m, :], -1, -2)),
+                                -1,
+                            ),
                         ),
                         (A, gVh),
                         _PIVOTS_MESSAGE,
@@ -1944,8 +2069,11 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                     _check(
                         "zeros",
                         lambda: (
-                            _cp.conj(_cp.swapaxes(U[..., :, m:], -1, -2)) @ gU
-                            - _cp.conj(_cp.swapaxes(gU[..., :, m:], -1, -2)) @ U,
+                            _accumulate(
+                                _cp.conj(_cp.swapaxes(U[..., :, m:], -1, -2)) @ gU,
+                                _cp.conj(_cp.swapaxes(gU[..., :, m:], -1, -2)) @ U,
+                                -1,
+                            ),
                         ),
                         (A, gU),
                         _PIVOTS_MESSAGE,
@@ -1992,10 +2120,18 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                     lambda: (
                         _cp.concatenate(
                             [
-                                _cp.conj(_cp.swapaxes(U[..., :, m:], -1, -2)) @ gU
-                                - _cp.conj(_cp.swapaxes(gU[..., :, m:], -1, -2)) @ U,
-                                Vh[..., m:, :] @ _cp.conj(_cp.swapaxes(gVh[..., :m, :], -1, -2))
-                                - gVh[..., m:, :] @ _cp.conj(_cp.swapaxes(Vh[..., :m, :], -1, -2)),
+                                _accumulate(
+                                    _cp.conj(_cp.swapaxes(U[..., :, m:], -1, -2)) @ gU,
+                                    _cp.conj(_cp.swapaxes(gU[..., :, m:], -1, -2)) @ U,
+                                    -1,
+                                ),
+                                _accumulate(
+                                    Vh[..., m:, :]
+                                    @ _cp.conj(_cp.swapaxes(gVh[..., :m, :], -1, -2)),
+                                    gVh[..., m:, :]
+                                    @ _cp.conj(_cp.swapaxes(Vh[..., :m, :], -1, -2)),
+                                    -1,
+                                ),
                             ],
                             axis=-2,
                         ),
@@ -2012,8 +2148,10 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                     "ties",
                     lambda: (
                         _skew(
-                            _cp.conj(_cp.swapaxes(U, -1, -2)) @ gU
-                            + Vh[..., :m, :] @ _cp.conj(_cp.swapaxes(gVh[..., :m, :], -1, -2))
+                            _accumulate(
+                                _cp.conj(_cp.swapaxes(U, -1, -2)) @ gU,
+                                Vh[..., :m, :] @ _cp.conj(_cp.swapaxes(gVh[..., :m, :], -1, -2)),
+                            )
                         )
                         + _diag(gS),
                     ),
@@ -2073,6 +2211,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c2 = _c0 @ _c1
                 _g_D = -_c2
                 _c3 = _cp.conj(F) * _c2
+                F = _c2 = None
                 _g_dP = (
                     _cp.conj(S) * _c3
                     + S * _cp.conj(_cp.swapaxes(_c3, -1, -2))
@@ -2086,10 +2225,11 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                         )
                     )
                 )
+                _c3 = _g_D = None
                 gA = U @ (_g_dP @ _c0)
 
                 def _kv0():
-                    _k0 = -((V @ Vh) @ _c1) + _c1
+                    _k0 = _accumulate(-((V @ Vh) @ _c1), _c1)
                     _c4 = _diag(gS)
                     _k1 = _c4
                     return (_k0, _k1)
@@ -2131,9 +2271,12 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c4 = _c2 @ _c3
                 _g_D = _c1 - _c4
                 _c5 = _cp.conj(F)
+                F = None
                 _c6 = _c5 * _c4
+                _c4 = None
                 _c7 = _cp.conj(S)
                 _c8 = _c5 * _c1
+                _c5 = None
                 _c9 = _cp.conj(1 / S)
                 _g_dP = (
                     _c7 * _c6
@@ -2143,15 +2286,16 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     - _c1 * _cp.swapaxes(_c9, -1, -2)
                     + _skew(_diag((_c9 * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])))
                 )
-                gA = (U @ _g_dP + gU * _cp.swapaxes(_c9, -1, -2)) @ _c2
+                _c6 = _c7 = _c8 = _g_D = None
+                gA = (_accumulate(U @ _g_dP, gU * _cp.swapaxes(_c9, -1, -2))) @ _c2
 
                 def _kv1():
-                    _c10 = _c1 + Vh @ _c3
+                    _c10 = _accumulate(Vh @ _c3, _c1)
                     _k1 = _skew(_c10)
                     return (_k1,)
 
                 def _kv2():
-                    _c10 = _c1 + Vh @ _c3
+                    _c10 = _accumulate(Vh @ _c3, _c1)
                     _k2 = _im(_cp.diagonal(_c10, 0, -2, -1)[..., :, None])
                     return (_k2,)
 
@@ -2163,7 +2307,11 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                             "zeros",
                             lambda: (
                                 _cp.concatenate(
-                                    [-(U @ (_c0 @ gU)) + gU, -((V @ Vh) @ _c3) + _c3], axis=-2
+                                    [
+                                        _accumulate(-(U @ (_c0 @ gU)), gU),
+                                        _accumulate(-((V @ Vh) @ _c3), _c3),
+                                    ],
+                                    axis=-2,
                                 ),
                             ),
                             (A, gU, gVh),
@@ -2189,6 +2337,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c1 = _c0 @ gU
                 _g_D = _c1
                 _c2 = _cp.conj(F) * _c1
+                F = None
                 _c3 = _cp.conj(1 / S)
                 _g_dP = (
                     _cp.conj(_cp.swapaxes(_c2, -1, -2)) * _cp.swapaxes(S, -1, -2)
@@ -2197,12 +2346,13 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     + _diag(_re(gS))
                     + _skew(_diag((_c3 * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])))
                 )
-                gA = (U @ _g_dP + gU * _cp.swapaxes(_c3, -1, -2)) @ _cp.conj(
+                _c1 = _c2 = None
+                gA = (_accumulate(U @ _g_dP, gU * _cp.swapaxes(_c3, -1, -2))) @ _cp.conj(
                     _cp.swapaxes(V, -1, -2)
                 )
 
                 def _kv0():
-                    _k0 = -(U @ (_c0 @ gU)) + gU
+                    _k0 = _accumulate(-(U @ (_c0 @ gU)), gU)
                     _c4 = _diag(gS)
                     _k1 = _c4
                     return (_k0, _k1)
@@ -2243,6 +2393,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c2 = _c0 @ _c1
                 _g_D = -_c2
                 _c3 = _cp.conj(F) * _c2
+                F = _c2 = None
                 _g_dP = (
                     _cp.conj(S) * _c3
                     + S * _cp.conj(_cp.swapaxes(_c3, -1, -2))
@@ -2255,6 +2406,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                         )
                     )
                 )
+                _c3 = _g_D = None
                 gA = U @ (_g_dP @ _c0)
 
                 def _kv1():
@@ -2273,7 +2425,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     (
                         _check(
                             "zeros",
-                            lambda: (-((V @ Vh) @ _c1) + _c1,),
+                            lambda: (_accumulate(-((V @ Vh) @ _c1), _c1),),
                             (A, gVh),
                             _PIVOTS_MESSAGE,
                             "check_singular",
@@ -2325,6 +2477,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c1 = _c0 @ gU
                 _g_D = _c1
                 _c2 = _cp.conj(F) * _c1
+                F = None
                 _c3 = _cp.conj(1 / S)
                 _g_dP = (
                     _cp.conj(_cp.swapaxes(_c2, -1, -2)) * _cp.swapaxes(S, -1, -2)
@@ -2332,7 +2485,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     - _c1 * _cp.swapaxes(_c3, -1, -2)
                     + _skew(_diag((_c3 * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])))
                 )
-                gA = (U @ _g_dP + gU * _cp.swapaxes(_c3, -1, -2)) @ _cp.conj(
+                _c1 = _c2 = None
+                gA = (_accumulate(U @ _g_dP, gU * _cp.swapaxes(_c3, -1, -2))) @ _cp.conj(
                     _cp.swapaxes(V, -1, -2)
                 )
                 return _checked_vjp(
@@ -2341,7 +2495,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     (
                         _check(
                             "zeros",
-                            lambda: (-(U @ (_c0 @ gU)) + gU,),
+                            lambda: (_accumulate(-(U @ (_c0 @ gU)), gU),),
                             (A, gU),
                             _PIVOTS_MESSAGE,
                             "check_singular",
@@ -2380,9 +2534,12 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             _c4 = _c2 @ _c3
             _g_D = _c1 - _c4
             _c5 = _cp.conj(F)
+            F = None
             _c6 = _c5 * _c4
+            _c4 = None
             _c7 = _cp.conj(S)
             _c8 = _c5 * _c1
+            _c5 = None
             _c9 = _cp.conj(1 / S)
             _g_dP = (
                 _c7 * _c6
@@ -2393,22 +2550,26 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 + _diag(_re(gS))
                 + _skew(_diag((_c9 * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])))
             )
-            gA = (gU * _cp.swapaxes(_c9, -1, -2) + U @ _g_dP) @ _c2
+            _c6 = _c7 = _c8 = _g_D = None
+            gA = (_accumulate(U @ _g_dP, gU * _cp.swapaxes(_c9, -1, -2))) @ _c2
 
             def _kv0():
-                _k0 = _cp.concatenate([gU - U @ (_c0 @ gU), _c3 - (V @ Vh) @ _c3], axis=-2)
+                _k0 = _cp.concatenate(
+                    [_accumulate(-(U @ (_c0 @ gU)), gU), _accumulate(-((V @ Vh) @ _c3), _c3)],
+                    axis=-2,
+                )
                 _c10 = _diag(gS)
                 _k1 = _c10
                 return (_k0, _k1)
 
             def _kv1():
                 _c10 = _diag(gS)
-                _c11 = _c1 + Vh @ _c3
+                _c11 = _accumulate(Vh @ _c3, _c1)
                 _k2 = _skew(_c11) + _c10
                 return (_k2,)
 
             def _kv2():
-                _c11 = _c1 + Vh @ _c3
+                _c11 = _accumulate(Vh @ _c3, _c1)
                 _k3 = _im(_cp.diagonal(_c11, 0, -2, -1)[..., :, None])
                 return (_k3,)
 
@@ -2438,6 +2599,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c2 = _c0 @ _c1
                 _g_D = -_c2
                 _c3 = _cp.conj(F) * _c2
+                F = _c2 = None
                 _c4 = 1 / S
                 _g_dP = (
                     _cp.conj(S) * _c3
@@ -2450,10 +2612,11 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                         )
                     )
                 )
-                gA = U @ (_c4 * gVh + _g_dP @ _c0)
+                _c3 = _g_D = None
+                gA = U @ (_accumulate(_g_dP @ _c0, _c4 * gVh))
 
                 def _kv0():
-                    _k0 = -(V @ (Vh @ _c1)) + _c1
+                    _k0 = _accumulate(-(V @ (Vh @ _c1)), _c1)
                     _c5 = _diag(gS)
                     _k1 = _c5
                     return (_k0, _k1)
@@ -2492,6 +2655,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c1 = _c0 @ gU
                 _g_D = _c1
                 _c2 = _cp.conj(F) * _c1
+                F = _c1 = None
                 _g_dP = (
                     _cp.conj(_cp.swapaxes(_c2, -1, -2)) * _cp.swapaxes(S, -1, -2)
                     + _c2 * _cp.swapaxes(_cp.conj(S), -1, -2)
@@ -2505,10 +2669,11 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                         )
                     )
                 )
+                _c2 = None
                 gA = (U @ _g_dP) @ _cp.conj(_cp.swapaxes(V, -1, -2))
 
                 def _kv0():
-                    _k0 = -((U @ _c0) @ gU) + gU
+                    _k0 = _accumulate(-((U @ _c0) @ gU), gU)
                     _c3 = _diag(gS)
                     _k1 = _c3
                     return (_k0, _k1)
@@ -2549,6 +2714,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c2 = _c0 @ _c1
                 _g_D = -_c2
                 _c3 = _cp.conj(F) * _c2
+                F = _c2 = None
                 _c4 = 1 / S
                 _g_dP = (
                     _cp.conj(S) * _c3
@@ -2560,7 +2726,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                         )
                     )
                 )
-                gA = U @ (_c4 * gVh + _g_dP @ _c0)
+                _c3 = _g_D = None
+                gA = U @ (_accumulate(_g_dP @ _c0, _c4 * gVh))
 
                 def _kv1():
                     _c5 = Vh @ _c1
@@ -2578,7 +2745,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     (
                         _check(
                             "zeros",
-                            lambda: (-(V @ (Vh @ _c1)) + _c1,),
+                            lambda: (_accumulate(-(V @ (Vh @ _c1)), _c1),),
                             (A, gVh),
                             _PIVOTS_MESSAGE,
                             "check_singular",
@@ -2630,6 +2797,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c1 = _c0 @ gU
                 _g_D = _c1
                 _c2 = _cp.conj(F) * _c1
+                F = _c1 = None
                 _g_dP = (
                     _cp.conj(_cp.swapaxes(_c2, -1, -2)) * _cp.swapaxes(S, -1, -2)
                     + _c2 * _cp.swapaxes(_cp.conj(S), -1, -2)
@@ -2642,6 +2810,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                         )
                     )
                 )
+                _c2 = None
                 gA = (U @ _g_dP) @ _cp.conj(_cp.swapaxes(V, -1, -2))
                 return _checked_vjp(
                     "svd",
@@ -2649,7 +2818,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     (
                         _check(
                             "zeros",
-                            lambda: (-((U @ _c0) @ gU) + gU,),
+                            lambda: (_accumulate(-((U @ _c0) @ gU), gU),),
                             (A, gU),
                             _PIVOTS_MESSAGE,
                             "check_singular",
@@ -2688,9 +2857,12 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             _c4 = _c2 @ _c3
             _g_D = _c1 - _c4
             _c5 = _cp.conj(F)
+            F = None
             _c6 = _c5 * _c4
+            _c4 = None
             _c7 = _cp.conj(S)
             _c8 = _c5 * _c1
+            _c5 = None
             _c9 = 1 / S
             _g_dP = (
                 _c7 * _c6
@@ -2703,22 +2875,26 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     _diag((_cp.conj(_c9) * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]))
                 )
             )
-            gA = U @ (_c9 * gVh + _g_dP @ _c2)
+            _c6 = _c7 = _c8 = _g_D = None
+            gA = U @ (_accumulate(_g_dP @ _c2, _c9 * gVh))
 
             def _kv0():
-                _k0 = _cp.concatenate([gU - (U @ _c0) @ gU, _c3 - V @ (Vh @ _c3)], axis=-2)
+                _k0 = _cp.concatenate(
+                    [_accumulate(-((U @ _c0) @ gU), gU), _accumulate(-(V @ (Vh @ _c3)), _c3)],
+                    axis=-2,
+                )
                 _c10 = _diag(gS)
                 _k1 = _c10
                 return (_k0, _k1)
 
             def _kv1():
                 _c10 = _diag(gS)
-                _c11 = _c1 + Vh @ _c3
+                _c11 = _accumulate(Vh @ _c3, _c1)
                 _k2 = _skew(_c11) + _c10
                 return (_k2,)
 
             def _kv2():
-                _c11 = _c1 + Vh @ _c3
+                _c11 = _accumulate(Vh @ _c3, _c1)
                 _k3 = _im(_cp.diagonal(_c11, 0, -2, -1)[..., :, None])
                 return (_k3,)
 
@@ -2749,6 +2925,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c2 = _c0 @ _c1
                 _g_D = -_c2
                 _c3 = _cp.conj(F) * _c2
+                F = _c2 = None
                 _g_dP = (
                     _cp.conj(S) * _c3
                     + S * _cp.conj(_cp.swapaxes(_c3, -1, -2))
@@ -2762,12 +2939,13 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                         )
                     )
                 )
+                _c3 = _g_D = None
                 gA = (U @ _g_dP) @ _c0
 
                 def _kv0():
                     _c4 = Vh[..., m:, :]
                     _c5 = gVh[..., m:, :]
-                    _k0 = _c4 @ _c1 - _c5 @ V
+                    _k0 = _accumulate(_c4 @ _c1, _c5 @ V, -1)
                     _c6 = _diag(gS)
                     _k1 = _c6
                     return (_k0, _k1)
@@ -2808,6 +2986,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c0 = _cp.conj(_cp.swapaxes(U, -1, -2)) @ gU
                 _g_D = _c0
                 _c1 = _cp.conj(F) * _c0
+                F = _c0 = None
                 _g_dP = (
                     _cp.conj(_cp.swapaxes(_c1, -1, -2)) * _cp.swapaxes(S, -1, -2)
                     + _c1 * _cp.swapaxes(_cp.conj(S), -1, -2)
@@ -2821,12 +3000,13 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                         )
                     )
                 )
+                _c1 = None
                 gA = (U @ _g_dP) @ _cp.conj(_cp.swapaxes(V, -1, -2))
 
                 def _kv0():
                     _c2 = _cp.conj(_cp.swapaxes(U[..., :, m:], -1, -2))
                     _c3 = gU[..., :, m:]
-                    _k0 = _c2 @ gU - _cp.conj(_cp.swapaxes(_c3, -1, -2)) @ U
+                    _k0 = _accumulate(_c2 @ gU, _cp.conj(_cp.swapaxes(_c3, -1, -2)) @ U, -1)
                     _c4 = _diag(gS)
                     _k1 = _c4
                     return (_k0, _k1)
@@ -2867,6 +3047,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c2 = _c0 @ _c1
                 _g_D = -_c2
                 _c3 = _cp.conj(F) * _c2
+                F = _c2 = None
                 _g_dP = (
                     _cp.conj(S) * _c3
                     + S * _cp.conj(_cp.swapaxes(_c3, -1, -2))
@@ -2879,12 +3060,13 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                         )
                     )
                 )
+                _c3 = _g_D = None
                 gA = (U @ _g_dP) @ _c0
 
                 def _kv0():
                     _c4 = Vh[..., m:, :]
                     _c5 = gVh[..., m:, :]
-                    _k0 = _c4 @ _c1 - _c5 @ V
+                    _k0 = _accumulate(_c4 @ _c1, _c5 @ V, -1)
                     return (_k0,)
 
                 def _kv1():
@@ -2950,6 +3132,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c0 = _cp.conj(_cp.swapaxes(U, -1, -2)) @ gU
                 _g_D = _c0
                 _c1 = _cp.conj(F) * _c0
+                F = _c0 = None
                 _g_dP = (
                     _cp.conj(_cp.swapaxes(_c1, -1, -2)) * _cp.swapaxes(S, -1, -2)
                     + _c1 * _cp.swapaxes(_cp.conj(S), -1, -2)
@@ -2962,12 +3145,13 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                         )
                     )
                 )
+                _c1 = None
                 gA = (U @ _g_dP) @ _cp.conj(_cp.swapaxes(V, -1, -2))
 
                 def _kv0():
                     _c2 = _cp.conj(_cp.swapaxes(U[..., :, m:], -1, -2))
                     _c3 = gU[..., :, m:]
-                    _k0 = _c2 @ gU - _cp.conj(_cp.swapaxes(_c3, -1, -2)) @ U
+                    _k0 = _accumulate(_c2 @ gU, _cp.conj(_cp.swapaxes(_c3, -1, -2)) @ U, -1)
                     return (_k0,)
 
                 def _kv2():
@@ -3007,9 +3191,12 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             _c3 = _c1 @ _c2
             _g_D = _c0 - _c3
             _c4 = _cp.conj(F)
+            F = None
             _c5 = _c4 * _c3
+            _c3 = None
             _c6 = _cp.conj(S)
             _c7 = _c4 * _c0
+            _c4 = None
             _g_dP = (
                 _c6 * _c5
                 + _cp.conj(_cp.swapaxes(_c7, -1, -2)) * _cp.swapaxes(S, -1, -2)
@@ -3020,6 +3207,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     _diag((_cp.conj(1 / S) * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]))
                 )
             )
+            _c5 = _c6 = _c7 = _g_D = None
             gA = (U @ _g_dP) @ _c1
 
             def _kv0():
@@ -3028,7 +3216,10 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c8 = _cp.conj(_cp.swapaxes(U[..., :, m:], -1, -2))
                 _c9 = gU[..., :, m:]
                 _k0 = _cp.concatenate(
-                    [_c8 @ gU - _cp.conj(_cp.swapaxes(_c9, -1, -2)) @ U, _c10 @ _c2 - _c11 @ V],
+                    [
+                        _accumulate(_c8 @ gU, _cp.conj(_cp.swapaxes(_c9, -1, -2)) @ U, -1),
+                        _accumulate(_c10 @ _c2, _c11 @ V, -1),
+                    ],
                     axis=-2,
                 )
                 _c12 = _diag(gS)
@@ -3037,7 +3228,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
 
             def _kv1():
                 _c12 = _diag(gS)
-                _c13 = _c0 + Vh @ _c2
+                _c13 = _accumulate(Vh @ _c2, _c0)
                 _k2 = _skew(_c13) + _c12
                 return (_k2,)
 
@@ -3046,7 +3237,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c11 = gVh[..., m:, :]
                 _c8 = _cp.conj(_cp.swapaxes(U[..., :, m:], -1, -2))
                 _c9 = gU[..., :, m:]
-                _c13 = _c0 + Vh @ _c2
+                _c13 = _accumulate(Vh @ _c2, _c0)
                 _k3 = _im(_cp.diagonal(_c13, 0, -2, -1)[..., :, None])
                 _k4 = _skew(_c8 @ _c9)
                 _k5 = _skew(_c10 @ _cp.conj(_cp.swapaxes(_c11, -1, -2)))
@@ -3079,6 +3270,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c2 = _c0 @ _c1
                 _g_D = -_c2
                 _c3 = _cp.conj(F) * _c2
+                F = _c2 = None
                 _g_dP = (
                     _cp.conj(S) * _c3
                     + S * _cp.conj(_cp.swapaxes(_c3, -1, -2))
@@ -3092,12 +3284,13 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                         )
                     )
                 )
+                _c3 = _g_D = None
                 gA = U1 @ (_g_dP @ _c0)
 
                 def _kv0():
                     _c4 = Vh[..., n:, :]
                     _c5 = gVh[..., n:, :]
-                    _k0 = _c4 @ _c1 - _c5 @ V
+                    _k0 = _accumulate(_c4 @ _c1, _c5 @ V, -1)
                     _c6 = _diag(gS)
                     _k1 = _c6
                     return (_k0, _k1)
@@ -3143,9 +3336,12 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c3 = _c1 @ _c2
                 _g_D = _c0 - _c3
                 _c4 = _cp.conj(F)
+                F = None
                 _c5 = _c4 * _c3
+                _c3 = None
                 _c6 = _cp.conj(S)
                 _c7 = _c4 * _c0
+                _c4 = None
                 _c8 = 1 / S
                 _c9 = _cp.conj(_c8)
                 _g_dP = (
@@ -3156,11 +3352,14 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     - _c0 * _cp.swapaxes(_c9, -1, -2)
                     + _skew(_diag((_c9 * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])))
                 )
+                _c5 = _c6 = _c7 = _g_D = None
                 _c10 = U[..., :, n:]
                 _c11 = gU[..., :, n:]
                 _c12 = _cp.conj(_cp.swapaxes(_c11, -1, -2))
-                gA = (U1 @ _g_dP + _g_dU1 * _cp.swapaxes(_c9, -1, -2)) @ _c1 - _c10 @ (
-                    (_c12 @ U1 * _cp.swapaxes(_c8, -1, -2)) @ Vh
+                gA = _accumulate(
+                    (_accumulate(U1 @ _g_dP, _g_dU1 * _cp.swapaxes(_c9, -1, -2))) @ _c1,
+                    _c10 @ ((_c12 @ U1 * _cp.swapaxes(_c8, -1, -2)) @ Vh),
+                    -1,
                 )
 
                 def _kv0():
@@ -3168,12 +3367,16 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     _c14 = Vh[..., n:, :]
                     _c15 = gVh[..., n:, :]
                     _k0 = _cp.concatenate(
-                        [_c13 @ _g_dU1 - _c12 @ U1, _c14 @ _c2 - _c15 @ V], axis=-2
+                        [
+                            _accumulate(_c13 @ _g_dU1, _c12 @ U1, -1),
+                            _accumulate(_c14 @ _c2, _c15 @ V, -1),
+                        ],
+                        axis=-2,
                     )
                     return (_k0,)
 
                 def _kv1():
-                    _c16 = _c0 + Vh @ _c2
+                    _c16 = _accumulate(Vh @ _c2, _c0)
                     _k1 = _skew(_c16)
                     return (_k1,)
 
@@ -3181,7 +3384,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     _c13 = _cp.conj(_cp.swapaxes(_c10, -1, -2))
                     _c14 = Vh[..., n:, :]
                     _c15 = gVh[..., n:, :]
-                    _c16 = _c0 + Vh @ _c2
+                    _c16 = _accumulate(Vh @ _c2, _c0)
                     _k2 = _im(_cp.diagonal(_c16, 0, -2, -1)[..., :, None])
                     _k3 = _skew(_c13 @ _c11)
                     _k4 = _skew(_c14 @ _cp.conj(_cp.swapaxes(_c15, -1, -2)))
@@ -3211,6 +3414,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c0 = _cp.conj(_cp.swapaxes(U1, -1, -2)) @ _g_dU1
                 _g_D = _c0
                 _c1 = _cp.conj(F) * _c0
+                F = None
                 _c2 = 1 / S
                 _c3 = _cp.conj(_c2)
                 _g_dP = (
@@ -3220,16 +3424,20 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     + _diag(_re(gS))
                     + _skew(_diag((_c3 * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])))
                 )
+                _c1 = _g_D = None
                 _c4 = U[..., :, n:]
                 _c5 = gU[..., :, n:]
                 _c6 = _cp.conj(_cp.swapaxes(_c5, -1, -2))
-                gA = (U1 @ _g_dP + _g_dU1 * _cp.swapaxes(_c3, -1, -2)) @ _cp.conj(
-                    _cp.swapaxes(V, -1, -2)
-                ) - _c4 @ ((_c6 @ U1 * _cp.swapaxes(_c2, -1, -2)) @ Vh)
+                gA = _accumulate(
+                    (_accumulate(U1 @ _g_dP, _g_dU1 * _cp.swapaxes(_c3, -1, -2)))
+                    @ _cp.conj(_cp.swapaxes(V, -1, -2)),
+                    _c4 @ ((_c6 @ U1 * _cp.swapaxes(_c2, -1, -2)) @ Vh),
+                    -1,
+                )
 
                 def _kv0():
                     _c7 = _cp.conj(_cp.swapaxes(_c4, -1, -2))
-                    _k0 = _c7 @ _g_dU1 - _c6 @ U1
+                    _k0 = _accumulate(_c7 @ _g_dU1, _c6 @ U1, -1)
                     _c8 = _diag(gS)
                     _k1 = _c8
                     return (_k0, _k1)
@@ -3270,6 +3478,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c2 = _c0 @ _c1
                 _g_D = -_c2
                 _c3 = _cp.conj(F) * _c2
+                F = _c2 = None
                 _g_dP = (
                     _cp.conj(S) * _c3
                     + S * _cp.conj(_cp.swapaxes(_c3, -1, -2))
@@ -3282,12 +3491,13 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                         )
                     )
                 )
+                _c3 = _g_D = None
                 gA = U1 @ (_g_dP @ _c0)
 
                 def _kv0():
                     _c4 = Vh[..., n:, :]
                     _c5 = gVh[..., n:, :]
-                    _k0 = _c4 @ _c1 - _c5 @ V
+                    _k0 = _accumulate(_c4 @ _c1, _c5 @ V, -1)
                     return (_k0,)
 
                 def _kv1():
@@ -3356,6 +3566,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c0 = _cp.conj(_cp.swapaxes(U1, -1, -2)) @ _g_dU1
                 _g_D = _c0
                 _c1 = _cp.conj(F) * _c0
+                F = None
                 _c2 = 1 / S
                 _c3 = _cp.conj(_c2)
                 _g_dP = (
@@ -3364,16 +3575,20 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     - _c0 * _cp.swapaxes(_c3, -1, -2)
                     + _skew(_diag((_c3 * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])))
                 )
+                _c1 = _g_D = None
                 _c4 = U[..., :, n:]
                 _c5 = gU[..., :, n:]
                 _c6 = _cp.conj(_cp.swapaxes(_c5, -1, -2))
-                gA = (U1 @ _g_dP + _g_dU1 * _cp.swapaxes(_c3, -1, -2)) @ _cp.conj(
-                    _cp.swapaxes(V, -1, -2)
-                ) - _c4 @ ((_c6 @ U1 * _cp.swapaxes(_c2, -1, -2)) @ Vh)
+                gA = _accumulate(
+                    (_accumulate(U1 @ _g_dP, _g_dU1 * _cp.swapaxes(_c3, -1, -2)))
+                    @ _cp.conj(_cp.swapaxes(V, -1, -2)),
+                    _c4 @ ((_c6 @ U1 * _cp.swapaxes(_c2, -1, -2)) @ Vh),
+                    -1,
+                )
 
                 def _kv0():
                     _c7 = _cp.conj(_cp.swapaxes(_c4, -1, -2))
-                    _k0 = _c7 @ _g_dU1 - _c6 @ U1
+                    _k0 = _accumulate(_c7 @ _g_dU1, _c6 @ U1, -1)
                     return (_k0,)
 
                 def _kv2():
@@ -3412,9 +3627,12 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             _c3 = _c1 @ _c2
             _g_D = _c0 - _c3
             _c4 = _cp.conj(F)
+            F = None
             _c5 = _c4 * _c3
+            _c3 = None
             _c6 = _cp.conj(S)
             _c7 = _c4 * _c0
+            _c4 = None
             _c8 = 1 / S
             _c9 = _cp.conj(_c8)
             _g_dP = (
@@ -3426,25 +3644,34 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 + _diag(_re(gS))
                 + _skew(_diag((_c9 * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])))
             )
+            _c5 = _c6 = _c7 = _g_D = None
             _c10 = U[..., :, n:]
             _c11 = gU[..., :, n:]
             _c12 = _cp.conj(_cp.swapaxes(_c11, -1, -2))
-            gA = (_g_dU1 * _cp.swapaxes(_c9, -1, -2) + U1 @ _g_dP) @ _c1 - _c10 @ (
-                (_c12 @ U1 * _cp.swapaxes(_c8, -1, -2)) @ Vh
+            gA = _accumulate(
+                (_accumulate(U1 @ _g_dP, _g_dU1 * _cp.swapaxes(_c9, -1, -2))) @ _c1,
+                _c10 @ ((_c12 @ U1 * _cp.swapaxes(_c8, -1, -2)) @ Vh),
+                -1,
             )
 
             def _kv0():
                 _c13 = _cp.conj(_cp.swapaxes(_c10, -1, -2))
                 _c14 = Vh[..., n:, :]
                 _c15 = gVh[..., n:, :]
-                _k0 = _cp.concatenate([_c13 @ _g_dU1 - _c12 @ U1, _c14 @ _c2 - _c15 @ V], axis=-2)
+                _k0 = _cp.concatenate(
+                    [
+                        _accumulate(_c13 @ _g_dU1, _c12 @ U1, -1),
+                        _accumulate(_c14 @ _c2, _c15 @ V, -1),
+                    ],
+                    axis=-2,
+                )
                 _c16 = _diag(gS)
                 _k1 = _c16
                 return (_k0, _k1)
 
             def _kv1():
                 _c16 = _diag(gS)
-                _c17 = _c0 + Vh @ _c2
+                _c17 = _accumulate(Vh @ _c2, _c0)
                 _k2 = _skew(_c17) + _c16
                 return (_k2,)
 
@@ -3452,7 +3679,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c13 = _cp.conj(_cp.swapaxes(_c10, -1, -2))
                 _c14 = Vh[..., n:, :]
                 _c15 = gVh[..., n:, :]
-                _c17 = _c0 + Vh @ _c2
+                _c17 = _accumulate(Vh @ _c2, _c0)
                 _k3 = _im(_cp.diagonal(_c17, 0, -2, -1)[..., :, None])
                 _k4 = _skew(_c13 @ _c11)
                 _k5 = _skew(_c14 @ _cp.conj(_cp.swapaxes(_c15, -1, -2)))
@@ -3486,7 +3713,9 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c3 = _c2 @ _g_dV1
                 _g_D = -_c3
                 _c4 = _cp.conj(F) * _c3
+                F = _c3 = None
                 _c5 = _cp.conj(_cp.swapaxes(_g_dV1, -1, -2))
+                _g_dV1 = None
                 _c6 = 1 / S
                 _c7 = _cp.conj(_c6)
                 _g_dP = (
@@ -3496,13 +3725,20 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     + _diag(_re(gS))
                     + _skew(_diag((_c7 * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])))
                 )
+                _c4 = _g_D = None
                 _c8 = Vh[..., m:, :]
-                gA = U @ (_c6 * _c5 + _g_dP @ _c2 - _c7 * ((_c2 @ _c1[..., :, m:]) @ _c8))
+                gA = U @ (
+                    _accumulate(
+                        _accumulate(_g_dP @ _c2, _c6 * _c5),
+                        _c7 * ((_c2 @ _c1[..., :, m:]) @ _c8),
+                        -1,
+                    )
+                )
 
                 def _kv0():
                     _c10 = gVh[..., m:, :]
                     _c9 = _cp.conj(_cp.swapaxes(gVh[..., :m, :], -1, -2))
-                    _k0 = _c8 @ _c9 - _c10 @ V1
+                    _k0 = _accumulate(_c8 @ _c9, _c10 @ V1, -1)
                     _c11 = _diag(gS)
                     _k1 = _c11
                     return (_k0, _k1)
@@ -3544,6 +3780,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c0 = _cp.conj(_cp.swapaxes(U, -1, -2)) @ gU
                 _g_D = _c0
                 _c1 = _cp.conj(F) * _c0
+                F = _c0 = None
                 _g_dP = (
                     _cp.conj(_cp.swapaxes(_c1, -1, -2)) * _cp.swapaxes(S, -1, -2)
                     + _c1 * _cp.swapaxes(_cp.conj(S), -1, -2)
@@ -3557,12 +3794,13 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                         )
                     )
                 )
+                _c1 = None
                 gA = (U @ _g_dP) @ _cp.conj(_cp.swapaxes(V1, -1, -2))
 
                 def _kv0():
                     _c2 = _cp.conj(_cp.swapaxes(U[..., :, m:], -1, -2))
                     _c3 = gU[..., :, m:]
-                    _k0 = _c2 @ gU - _cp.conj(_cp.swapaxes(_c3, -1, -2)) @ U
+                    _k0 = _accumulate(_c2 @ gU, _cp.conj(_cp.swapaxes(_c3, -1, -2)) @ U, -1)
                     _c4 = _diag(gS)
                     _k1 = _c4
                     return (_k0, _k1)
@@ -3605,7 +3843,9 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c3 = _c2 @ _g_dV1
                 _g_D = -_c3
                 _c4 = _cp.conj(F) * _c3
+                F = _c3 = None
                 _c5 = _cp.conj(_cp.swapaxes(_g_dV1, -1, -2))
+                _g_dV1 = None
                 _c6 = 1 / S
                 _c7 = _cp.conj(_c6)
                 _g_dP = (
@@ -3614,13 +3854,20 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     - _c6 * (_c5 @ V1)
                     + _skew(_diag((_c7 * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])))
                 )
+                _c4 = _g_D = None
                 _c8 = Vh[..., m:, :]
-                gA = U @ (_c6 * _c5 + _g_dP @ _c2 - _c7 * ((_c2 @ _c1[..., :, m:]) @ _c8))
+                gA = U @ (
+                    _accumulate(
+                        _accumulate(_g_dP @ _c2, _c6 * _c5),
+                        _c7 * ((_c2 @ _c1[..., :, m:]) @ _c8),
+                        -1,
+                    )
+                )
 
                 def _kv0():
                     _c10 = gVh[..., m:, :]
                     _c9 = _cp.conj(_cp.swapaxes(gVh[..., :m, :], -1, -2))
-                    _k0 = _c8 @ _c9 - _c10 @ V1
+                    _k0 = _accumulate(_c8 @ _c9, _c10 @ V1, -1)
                     return (_k0,)
 
                 def _kv1():
@@ -3687,6 +3934,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c0 = _cp.conj(_cp.swapaxes(U, -1, -2)) @ gU
                 _g_D = _c0
                 _c1 = _cp.conj(F) * _c0
+                F = _c0 = None
                 _g_dP = (
                     _cp.conj(_cp.swapaxes(_c1, -1, -2)) * _cp.swapaxes(S, -1, -2)
                     + _c1 * _cp.swapaxes(_cp.conj(S), -1, -2)
@@ -3699,12 +3947,13 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                         )
                     )
                 )
+                _c1 = None
                 gA = (U @ _g_dP) @ _cp.conj(_cp.swapaxes(V1, -1, -2))
 
                 def _kv0():
                     _c2 = _cp.conj(_cp.swapaxes(U[..., :, m:], -1, -2))
                     _c3 = gU[..., :, m:]
-                    _k0 = _c2 @ gU - _cp.conj(_cp.swapaxes(_c3, -1, -2)) @ U
+                    _k0 = _accumulate(_c2 @ gU, _cp.conj(_cp.swapaxes(_c3, -1, -2)) @ U, -1)
                     return (_k0,)
 
                 def _kv2():
@@ -3748,10 +3997,14 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             _c10 = 1 / S
             _c11 = _cp.conj(_c10)
             _c5 = _cp.conj(F)
+            F = None
             _c6 = _c5 * _c4
+            _c4 = None
             _c7 = _cp.conj(S)
             _c8 = _c5 * _c2
+            _c5 = None
             _c9 = _cp.conj(_cp.swapaxes(_g_dV1, -1, -2))
+            _g_dV1 = None
             _g_dP = (
                 _c7 * _c6
                 + _cp.conj(_cp.swapaxes(_c8, -1, -2)) * _cp.swapaxes(S, -1, -2)
@@ -3761,8 +4014,15 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 + _diag(_re(gS))
                 + _skew(_diag((_c11 * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])))
             )
+            _c6 = _c7 = _c8 = _g_D = None
             _c12 = Vh[..., m:, :]
-            gA = U @ (_c10 * _c9 + _g_dP @ _c3 - _c11 * ((_c3 @ _c1[..., :, m:]) @ _c12))
+            gA = U @ (
+                _accumulate(
+                    _accumulate(_g_dP @ _c3, _c10 * _c9),
+                    _c11 * ((_c3 @ _c1[..., :, m:]) @ _c12),
+                    -1,
+                )
+            )
 
             def _kv0():
                 _c13 = _cp.conj(_cp.swapaxes(U[..., :, m:], -1, -2))
@@ -3770,7 +4030,10 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c15 = _cp.conj(_cp.swapaxes(gVh[..., :m, :], -1, -2))
                 _c16 = gVh[..., m:, :]
                 _k0 = _cp.concatenate(
-                    [_c13 @ gU - _cp.conj(_cp.swapaxes(_c14, -1, -2)) @ U, _c12 @ _c15 - _c16 @ V1],
+                    [
+                        _accumulate(_c13 @ gU, _cp.conj(_cp.swapaxes(_c14, -1, -2)) @ U, -1),
+                        _accumulate(_c12 @ _c15, _c16 @ V1, -1),
+                    ],
                     axis=-2,
                 )
                 _c17 = _diag(gS)
@@ -3780,7 +4043,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             def _kv1():
                 _c15 = _cp.conj(_cp.swapaxes(gVh[..., :m, :], -1, -2))
                 _c17 = _diag(gS)
-                _c18 = _c2 + _c0 @ _c15
+                _c18 = _accumulate(_c0 @ _c15, _c2)
                 _k2 = _skew(_c18) + _c17
                 return (_k2,)
 
@@ -3789,7 +4052,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c14 = gU[..., :, m:]
                 _c15 = _cp.conj(_cp.swapaxes(gVh[..., :m, :], -1, -2))
                 _c16 = gVh[..., m:, :]
-                _c18 = _c2 + _c0 @ _c15
+                _c18 = _accumulate(_c0 @ _c15, _c2)
                 _k3 = _im(_cp.diagonal(_c18, 0, -2, -1)[..., :, None])
                 _k4 = _skew(_c13 @ _c14)
                 _k5 = _skew(_c12 @ _cp.conj(_cp.swapaxes(_c16, -1, -2)))

@@ -179,22 +179,21 @@ def _jvp_rule(A, a, tau, dA, check_singular):
 
         if m > n:
             # spec/geqrf.yaml:91, WLL2012 Sec. 3, HAL2011
-            _c0 = _eye(m, n, A)
-            V = _jnp.tril(a, -1) + _c0
+            V = _jnp.tril(a, -1) + _eye(m, n, A)
             R = _jnp.triu(a[..., :n, :], 0)
             T = _solve_triangular(
                 _mm(tau * V.mT.conj(), V), _diag(tau), upper=True, left=True, unit=True
             )
-            _c1 = V[..., :n, :]
-            W = _mm(T, _c1.mT.conj())
-            Q = _c0 + _neg_mm(V, W)
+            _c0 = V[..., :n, :]
+            W = _mm(T, _c0.mT.conj())
+            Q = _eye(m, n, A) + _neg_mm(V, W)
             C = _solve_triangular(R, dA, upper=True, left=False, unit=False)
             B = _mm(Q.mT.conj(), C)
             U = _jnp.triu(B + B.mT.conj(), 1) + _diag_part(_jnp.real(B)).astype(A.dtype)
             dQ = C + _neg_mm(Q, U)
             X = _solve_triangular(
                 W,
-                _solve_triangular(_c1, -dQ[..., :n, :], upper=False, left=True, unit=True),
+                _solve_triangular(_c0, -dQ[..., :n, :], upper=False, left=True, unit=True),
                 upper=True,
                 left=False,
                 unit=False,
@@ -207,7 +206,7 @@ def _jvp_rule(A, a, tau, dA, check_singular):
                 left=False,
                 unit=False,
             )
-            da = _jnp.concatenate([_mm(_c1, _jnp.tril(X, -1)) + _mm(U, R), dV2], axis=-2)
+            da = _jnp.concatenate([_mm(_c0, _jnp.tril(X, -1)) + _mm(U, R), dV2], axis=-2)
             dtau = _jnp.diagonal(dW, 0, -2, -1)[..., :, None]
             return _checked_jvp(
                 "geqrf",
@@ -472,22 +471,21 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
         if m > n:
             if ga is None and gtau is not None:
                 # the rule below without the terms of ga, which are None
-                _c0 = _eye(m, n, A)
-                V = _jnp.tril(a, -1) + _c0
+                V = _jnp.tril(a, -1) + _eye(m, n, A)
                 R = _jnp.triu(a[..., :n, :], 0)
                 T = _solve_triangular(
                     _mm(tau * V.mT.conj(), V), _diag(tau), upper=True, left=True, unit=True
                 )
-                _c1 = V[..., :n, :].mT.conj()
-                W = _mm(T, _c1)
-                Q = _c0 + _neg_mm(V, W)
+                _c0 = V[..., :n, :].mT.conj()
+                W = _mm(T, _c0)
+                Q = _eye(m, n, A) + _neg_mm(V, W)
                 _g_dW = _diag(gtau)
-                _c2 = W.mT.conj()
-                _g_X = _jnp.triu(_mm(_g_dW, _c2), 0)
+                _c1 = W.mT.conj()
+                _g_X = _jnp.triu(_mm(_g_dW, _c1), 0)
                 _g_dQ = _pad(
                     -_solve_triangular(
-                        _c1,
-                        _solve_triangular(_c2, _g_X, upper=False, left=False, unit=False),
+                        _c0,
+                        _solve_triangular(_c1, _g_X, upper=False, left=False, unit=False),
                         upper=True,
                         left=True,
                         unit=True,
@@ -498,8 +496,8 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
                     0,
                 )
                 _g_U = _neg_mm(Q.mT.conj(), _g_dQ)
-                _c3 = _jnp.triu(_g_U, 1)
-                _g_B = _c3.mT.conj() + _diag_part(_jnp.real(_g_U)).astype(A.dtype) + _c3
+                _c2 = _jnp.triu(_g_U, 1)
+                _g_B = _c2.mT.conj() + _diag_part(_jnp.real(_g_U)).astype(A.dtype) + _c2
                 _g_C = _mm(Q, _g_B) + _g_dQ
                 gA = _solve_triangular(R.mT.conj(), _g_C, upper=False, left=False, unit=False)
                 return _checked_vjp("geqrf", (gA,), (*_checks[:1],))
@@ -507,40 +505,39 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
             gtau = _zeros_like(tau) if gtau is None else gtau
 
             # spec/geqrf.yaml:91, WLL2012 Sec. 3, HAL2011, transposed (the spec gives no VJP)
-            _c0 = _eye(m, n, A)
-            V = _jnp.tril(a, -1) + _c0
+            V = _jnp.tril(a, -1) + _eye(m, n, A)
             R = _jnp.triu(a[..., :n, :], 0)
             T = _solve_triangular(
                 _mm(tau * V.mT.conj(), V), _diag(tau), upper=True, left=True, unit=True
             )
-            _c1 = V[..., :n, :].mT.conj()
-            W = _mm(T, _c1)
-            Q = _c0 + _neg_mm(V, W)
+            _c0 = V[..., :n, :].mT.conj()
+            W = _mm(T, _c0)
+            Q = _eye(m, n, A) + _neg_mm(V, W)
             _g_dV2 = ga[..., n:, :]
-            _c2 = W.mT.conj()
-            _c3 = _solve_triangular(_c2, _g_dV2, upper=False, left=False, unit=False)
-            _g_dW = _neg_mm(V[..., n:, :].mT.conj(), _c3) + _diag(gtau)
-            _c4 = ga[..., :n, :]
-            _g_X = _jnp.tril(_mm(_c1, _c4), -1) + _jnp.triu(_mm(_g_dW, _c2), 0)
-            _g_dQ = _pad(
-                -_solve_triangular(
-                    _c1,
-                    _solve_triangular(_c2, _g_X, upper=False, left=False, unit=False),
-                    upper=True,
-                    left=True,
-                    unit=True,
-                ),
-                0,
-                m - n,
-                0,
-                0,
-            ) + _pad(-_c3, n, 0, 0, 0)
-            _c5 = R.mT.conj()
-            _g_U = _mm(_c4, _c5) + _neg_mm(Q.mT.conj(), _g_dQ)
-            _c6 = _jnp.triu(_g_U, 1)
-            _g_B = _c6.mT.conj() + _diag_part(_jnp.real(_g_U)).astype(A.dtype) + _c6
+            _c1 = W.mT.conj()
+            _c2 = _solve_triangular(_c1, _g_dV2, upper=False, left=False, unit=False)
+            _g_dW = _neg_mm(V[..., n:, :].mT.conj(), _c2) + _diag(gtau)
+            _c3 = ga[..., :n, :]
+            _g_X = _jnp.tril(_mm(_c0, _c3), -1) + _jnp.triu(_mm(_g_dW, _c1), 0)
+            _g_dQ = _jnp.concatenate(
+                [
+                    -_solve_triangular(
+                        _c0,
+                        _solve_triangular(_c1, _g_X, upper=False, left=False, unit=False),
+                        upper=True,
+                        left=True,
+                        unit=True,
+                    ),
+                    -_c2,
+                ],
+                axis=-2,
+            )
+            _c4 = R.mT.conj()
+            _g_U = _mm(_c3, _c4) + _neg_mm(Q.mT.conj(), _g_dQ)
+            _c5 = _jnp.triu(_g_U, 1)
+            _g_B = _c5.mT.conj() + _diag_part(_jnp.real(_g_U)).astype(A.dtype) + _c5
             _g_C = _mm(Q, _g_B) + _g_dQ
-            gA = _solve_triangular(_c5, _g_C, upper=False, left=False, unit=False)
+            gA = _solve_triangular(_c4, _g_C, upper=False, left=False, unit=False)
             return _checked_vjp("geqrf", (gA,), (*_checks[:1],))
 
         if m == n:
@@ -557,9 +554,13 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
                 W = _mm(T, _c1)
                 Q = _c0 + _neg_mm(V, W)
                 _c2 = gtau[..., m - 1 :, :]
-                _g_X = _pad(
-                    _neg_mm(_c2, W[..., : m - 1, m - 1 :].mT.conj()), m - 1, 0, 0, 0
-                ) + _pad(_diag((tau[..., : m - 1, :].conj() * gtau[..., : m - 1, :])), 0, 1, 0, 0)
+                _g_X = _jnp.concatenate(
+                    [
+                        _diag((tau[..., : m - 1, :].conj() * gtau[..., : m - 1, :])),
+                        _neg_mm(_c2, W[..., : m - 1, m - 1 :].mT.conj()),
+                    ],
+                    axis=-2,
+                )
                 _g_F = _pad(_c2, m - 1, 0, m - 1, 0) + _pad(
                     _solve_triangular(
                         W[..., : m - 1, : m - 1].mT.conj(),
@@ -607,7 +608,7 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
                     0,
                     1,
                 )
-                _g_dR = _pad(_c2, 0, 0, 0, 1) + _pad(ga[..., :, m - 1 :], 0, 0, m - 1, 0)
+                _g_dR = _jnp.concatenate([_c2, ga[..., :, m - 1 :]], axis=-1)
                 _c3 = _g_dR[..., :, m:]
                 _g_dQ = -(_solve_triangular(_c1, _g_F, upper=True, left=True, unit=True)) + _mm(
                     A[..., :, m:], _c3.mT.conj()
@@ -635,11 +636,13 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
             Q = _c0 + _neg_mm(V, W)
             _c2 = gtau[..., m - 1 :, :]
             _c3 = ga[..., :, : m - 1]
-            _g_X = (
-                _pad(_neg_mm(_c2, W[..., : m - 1, m - 1 :].mT.conj()), m - 1, 0, 0, 0)
-                + _pad(_diag((tau[..., : m - 1, :].conj() * gtau[..., : m - 1, :])), 0, 1, 0, 0)
-                + _jnp.tril(_mm(_c1, _c3), -1)
-            )
+            _g_X = _jnp.concatenate(
+                [
+                    _diag((tau[..., : m - 1, :].conj() * gtau[..., : m - 1, :])),
+                    _neg_mm(_c2, W[..., : m - 1, m - 1 :].mT.conj()),
+                ],
+                axis=-2,
+            ) + _jnp.tril(_mm(_c1, _c3), -1)
             _g_F = _pad(_c2, m - 1, 0, m - 1, 0) + _pad(
                 _solve_triangular(
                     W[..., : m - 1, : m - 1].mT.conj(), _g_X, upper=False, left=False, unit=False
@@ -649,7 +652,7 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
                 0,
                 1,
             )
-            _g_dR = _pad(_c3, 0, 0, 0, 1) + _pad(ga[..., :, m - 1 :], 0, 0, m - 1, 0)
+            _g_dR = _jnp.concatenate([_c3, ga[..., :, m - 1 :]], axis=-1)
             _c4 = _g_dR[..., :, m:]
             _g_dQ = -(_solve_triangular(_c1, _g_F, upper=True, left=True, unit=True)) + _mm(
                 A[..., :, m:], _c4.mT.conj()
@@ -678,9 +681,13 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
                 W = _mm(T, _c1)
                 Q = _c0 + _neg_mm(V, W)
                 _c2 = gtau[..., m - 1 :, :]
-                _g_X = _pad(
-                    _neg_mm(_c2, W[..., : m - 1, m - 1 :].mT.conj()), m - 1, 0, 0, 0
-                ) + _pad(_diag((tau[..., : m - 1, :].conj() * gtau[..., : m - 1, :])), 0, 1, 0, 0)
+                _g_X = _jnp.concatenate(
+                    [
+                        _diag((tau[..., : m - 1, :].conj() * gtau[..., : m - 1, :])),
+                        _neg_mm(_c2, W[..., : m - 1, m - 1 :].mT.conj()),
+                    ],
+                    axis=-2,
+                )
                 _g_F = _pad(_c2, m - 1, 0, m - 1, 0) + _pad(
                     _solve_triangular(
                         W[..., : m - 1, : m - 1].mT.conj(),
@@ -734,7 +741,7 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
                     0,
                     1,
                 )
-                _g_dR = _pad(_c2, 0, 0, 0, -m + n + 1) + _pad(ga[..., :, m - 1 :], 0, 0, m - 1, 0)
+                _g_dR = _jnp.concatenate([_c2, ga[..., :, m - 1 :]], axis=-1)
                 _c3 = _g_dR[..., :, m:]
                 _g_dQ = -(_solve_triangular(_c1, _g_F, upper=True, left=True, unit=True)) + _mm(
                     A[..., :, m:], _c3.mT.conj()
@@ -744,12 +751,12 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
                 _c5 = _jnp.triu(_g_U, 1)
                 _g_B = _c5.mT.conj() + _diag_part(_jnp.real(_g_U)).astype(A.dtype) + _c5
                 _g_C = _mm(Q, _g_B) + _g_dQ
-                gA = _pad(_mm(Q, _c3), 0, 0, m, 0) + _pad(
-                    _solve_triangular(_c4, _g_C, upper=False, left=False, unit=False),
-                    0,
-                    0,
-                    0,
-                    -m + n,
+                gA = _jnp.concatenate(
+                    [
+                        _solve_triangular(_c4, _g_C, upper=False, left=False, unit=False),
+                        _mm(Q, _c3),
+                    ],
+                    axis=-1,
                 )
                 return _checked_vjp("geqrf", (gA,), (*_checks[:1],))
             ga = _zeros_like(a) if ga is None else ga
@@ -766,11 +773,13 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
             Q = _c0 + _neg_mm(V, W)
             _c2 = gtau[..., m - 1 :, :]
             _c3 = ga[..., :, : m - 1]
-            _g_X = (
-                _pad(_neg_mm(_c2, W[..., : m - 1, m - 1 :].mT.conj()), m - 1, 0, 0, 0)
-                + _pad(_diag((tau[..., : m - 1, :].conj() * gtau[..., : m - 1, :])), 0, 1, 0, 0)
-                + _jnp.tril(_mm(_c1, _c3), -1)
-            )
+            _g_X = _jnp.concatenate(
+                [
+                    _diag((tau[..., : m - 1, :].conj() * gtau[..., : m - 1, :])),
+                    _neg_mm(_c2, W[..., : m - 1, m - 1 :].mT.conj()),
+                ],
+                axis=-2,
+            ) + _jnp.tril(_mm(_c1, _c3), -1)
             _g_F = _pad(_c2, m - 1, 0, m - 1, 0) + _pad(
                 _solve_triangular(
                     W[..., : m - 1, : m - 1].mT.conj(), _g_X, upper=False, left=False, unit=False
@@ -780,7 +789,7 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
                 0,
                 1,
             )
-            _g_dR = _pad(_c3, 0, 0, 0, -m + n + 1) + _pad(ga[..., :, m - 1 :], 0, 0, m - 1, 0)
+            _g_dR = _jnp.concatenate([_c3, ga[..., :, m - 1 :]], axis=-1)
             _c4 = _g_dR[..., :, m:]
             _g_dQ = -(_solve_triangular(_c1, _g_F, upper=True, left=True, unit=True)) + _mm(
                 A[..., :, m:], _c4.mT.conj()
@@ -790,8 +799,9 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
             _c6 = _jnp.triu(_g_U, 1)
             _g_B = _c6.mT.conj() + _diag_part(_jnp.real(_g_U)).astype(A.dtype) + _c6
             _g_C = _mm(Q, _g_B) + _g_dQ
-            gA = _pad(_mm(Q, _c4), 0, 0, m, 0) + _pad(
-                _solve_triangular(_c5, _g_C, upper=False, left=False, unit=False), 0, 0, 0, -m + n
+            gA = _jnp.concatenate(
+                [_solve_triangular(_c5, _g_C, upper=False, left=False, unit=False), _mm(Q, _c4)],
+                axis=-1,
             )
             return _checked_vjp("geqrf", (gA,), (*_checks[:1],))
 

@@ -312,8 +312,9 @@ def _vjp_rule(A, L, Q, gL, gQ, mode, check_singular):
             _c2 = _jnp.tril(_g_V, -1)
             _g_M = _c2.mT.conj() + _diag_part(_jnp.real(_g_V)).astype(A.dtype) + _c2
             _g_C = _mm(_g_M, Q) + _g_dQ
-            gA = _pad(_mm(_c0, Q), n, 0, 0, 0) + _pad(
-                _solve_triangular(_c1, _g_C, upper=True, left=True, unit=False), 0, m - n, 0, 0
+            gA = _jnp.concatenate(
+                [_solve_triangular(_c1, _g_C, upper=True, left=True, unit=False), _mm(_c0, Q)],
+                axis=-2,
             )
             return _checked_vjp("lq", (gA,), (*_checks[:1],))
 

@@ -445,19 +445,19 @@ def _vjp_rule(A, P, L, U, gP, gL, gU, pivot, check_singular):
             _g_dU = _neg_mm(L[..., n:, :].mT.conj(), _c1) + gU
             _c2 = L[..., :n, :].mT.conj()
             _g_X = _jnp.tril(_mm(_c2, gL[..., :n, :]), -1) + _jnp.triu(_mm(_g_dU, _c0), 0)
-            _g_B = _pad(
-                _solve_triangular(
-                    _c2,
-                    _solve_triangular(_c0, _g_X, upper=False, left=False, unit=False),
-                    upper=True,
-                    left=True,
-                    unit=True,
-                ),
-                0,
-                m - n,
-                0,
-                0,
-            ) + _pad(_c1, n, 0, 0, 0)
+            _g_B = _jnp.concatenate(
+                [
+                    _solve_triangular(
+                        _c2,
+                        _solve_triangular(_c0, _g_X, upper=False, left=False, unit=False),
+                        upper=True,
+                        left=True,
+                        unit=True,
+                    ),
+                    _c1,
+                ],
+                axis=-2,
+            )
             gA = _permute_rows(P, _g_B, False)
             return _checked_vjp("lu", (gA,), (*_checks[:1],))
 
@@ -469,12 +469,9 @@ def _vjp_rule(A, P, L, U, gP, gL, gU, pivot, check_singular):
                 _g_X = _jnp.tril(_neg_mm(_c0, U[..., :, m:].mT.conj()), -1) + _jnp.triu(
                     _mm(gU[..., :, :m], _c1), 0
                 )
-                _g_C = _pad(_c0, 0, 0, m, 0) + _pad(
-                    _solve_triangular(_c1, _g_X, upper=False, left=False, unit=False),
-                    0,
-                    0,
-                    0,
-                    -m + n,
+                _g_C = _jnp.concatenate(
+                    [_solve_triangular(_c1, _g_X, upper=False, left=False, unit=False), _c0],
+                    axis=-1,
                 )
                 gA = _permute_rows(
                     P, _solve_triangular(L.mT.conj(), _g_C, upper=True, left=True, unit=True), False
@@ -509,8 +506,8 @@ def _vjp_rule(A, P, L, U, gP, gL, gU, pivot, check_singular):
                 + _jnp.tril(_neg_mm(_c1, U[..., :, m:].mT.conj()), -1)
                 + _jnp.triu(_mm(gU[..., :, :m], _c2), 0)
             )
-            _g_C = _pad(_c1, 0, 0, m, 0) + _pad(
-                _solve_triangular(_c2, _g_X, upper=False, left=False, unit=False), 0, 0, 0, -m + n
+            _g_C = _jnp.concatenate(
+                [_solve_triangular(_c2, _g_X, upper=False, left=False, unit=False), _c1], axis=-1
             )
             gA = _permute_rows(
                 P, _solve_triangular(_c0, _g_C, upper=True, left=True, unit=True), False

@@ -30,7 +30,6 @@ from ._runtime import (
     _eye,
     _mm,
     _neg_mm,
-    _pad,
     _permute_rows,
     _pivots_permutation,
     _raise_if_failed,
@@ -324,18 +323,18 @@ def _vjp_rule(A, LU, pivots, P, gLU, gpivots, gP, pivot, check_singular):
             _g_X = _jnp.tril(
                 _mm((_jnp.tril(_c0, -1) + _eye(n, n, A)).mT.conj(), _c3), -1
             ) + _jnp.triu(_mm(_g_dU, _jnp.triu(_c0, 0).mT.conj()), 0)
-            _g_B = _pad(_c2, n, 0, 0, 0) + _pad(
-                _solve_triangular(
-                    _c1,
-                    _solve_triangular(_c1, _g_X, upper=False, left=False, unit=False),
-                    upper=True,
-                    left=True,
-                    unit=True,
-                ),
-                0,
-                m - n,
-                0,
-                0,
+            _g_B = _jnp.concatenate(
+                [
+                    _solve_triangular(
+                        _c1,
+                        _solve_triangular(_c1, _g_X, upper=False, left=False, unit=False),
+                        upper=True,
+                        left=True,
+                        unit=True,
+                    ),
+                    _c2,
+                ],
+                axis=-2,
             )
             gA = _permute_rows(P, _g_B, False)
             return _checked_vjp("lu_factor", (gA,), (*_checks[:1],))
@@ -353,8 +352,8 @@ def _vjp_rule(A, LU, pivots, P, gLU, gpivots, gP, pivot, check_singular):
                 + _jnp.triu(_mm(_c1, _jnp.triu(_c0, 0).mT.conj()), 0)
             )
             _c3 = _c0.mT.conj()
-            _g_C = _pad(_c2, 0, 0, m, 0) + _pad(
-                _solve_triangular(_c3, _g_X, upper=False, left=False, unit=False), 0, 0, 0, -m + n
+            _g_C = _jnp.concatenate(
+                [_solve_triangular(_c3, _g_X, upper=False, left=False, unit=False), _c2], axis=-1
             )
             gA = _permute_rows(
                 P, _solve_triangular(_c3, _g_C, upper=True, left=True, unit=True), False

@@ -16,6 +16,7 @@ import collections as _collections
 import numpy as _np
 
 from ._runtime import (
+    _accumulate,
     _adjoint,
     _check,
     _check_input,
@@ -128,7 +129,9 @@ def _jvp_rule(A, L, dA, upper, check_singular):
             unit=False,
         )
         dL = L @ (
-            _np.tril(X, -1) + (1 / 2) * _diag(_np.real(_np.diagonal(X, 0, -2, -1)[..., :, None]))
+            _accumulate(
+                _np.tril(X, -1), _diag(_np.real(_np.diagonal(X, 0, -2, -1)[..., :, None])), (1 / 2)
+            )
         )
         return _checked_jvp(
             "cholesky",
@@ -151,8 +154,11 @@ def _jvp_rule(A, L, dA, upper, check_singular):
         )
         dL = (
             _adjoint(
-                _np.tril(X, -1)
-                + (1 / 2) * _diag(_np.real(_np.diagonal(X, 0, -2, -1)[..., :, None]))
+                _accumulate(
+                    _np.tril(X, -1),
+                    _diag(_np.real(_np.diagonal(X, 0, -2, -1)[..., :, None])),
+                    (1 / 2),
+                )
             )
             @ L
         )
@@ -225,7 +231,10 @@ def _vjp_rule(A, L, gL, upper, check_singular):
         # spec/cholesky.yaml:50, M2008 eq. (10)
         _c0 = _adjoint(L)
         Y = _c0 @ gL
-        P = _np.tril(Y, -1) + (1 / 2) * _diag(_np.real(_np.diagonal(Y, 0, -2, -1)[..., :, None]))
+        P = _accumulate(
+            _np.tril(Y, -1), _diag(_np.real(_np.diagonal(Y, 0, -2, -1)[..., :, None])), (1 / 2)
+        )
+        Y = None
         gA = _sym(
             _solve_triangular(
                 _c0,
@@ -242,7 +251,10 @@ def _vjp_rule(A, L, gL, upper, check_singular):
 
         # spec/cholesky.yaml:68
         Y = L @ _adjoint(gL)
-        P = _np.tril(Y, -1) + (1 / 2) * _diag(_np.real(_np.diagonal(Y, 0, -2, -1)[..., :, None]))
+        P = _accumulate(
+            _np.tril(Y, -1), _diag(_np.real(_np.diagonal(Y, 0, -2, -1)[..., :, None])), (1 / 2)
+        )
+        Y = None
         gA = _sym(
             _solve_triangular(
                 L,

@@ -15,6 +15,7 @@ import collections as _collections
 import numpy as _np
 
 from ._runtime import (
+    _accumulate,
     _adjoint,
     _check,
     _check_input,
@@ -151,14 +152,19 @@ def _vjp_checks(A, L, V, gL, gV, check_gauge, check_ties):
             _check(
                 "ties",
                 lambda: (
-                    (
-                        _adjoint(V) @ gV
-                        - (_adjoint(V) @ V)
-                        @ _diag(
-                            _np.real((_adjoint(V) * _np.swapaxes(gV, -1, -2)).sum(-1)[..., :, None])
-                        )
-                    )
-                    + _diag(gL),
+                    _accumulate(
+                        _accumulate(
+                            _adjoint(V) @ gV,
+                            (_adjoint(V) @ V)
+                            @ _diag(
+                                _np.real(
+                                    (_adjoint(V) * _np.swapaxes(gV, -1, -2)).sum(-1)[..., :, None]
+                                )
+                            ),
+                            -1,
+                        ),
+                        _diag(gL),
+                    ),
                 ),
                 (gL, gV),
                 _TIES_MESSAGE,
@@ -210,12 +216,13 @@ def _vjp_rule(A, L, V, gL, gV, check_gauge, check_ties):
         _c1 = _c0 @ gV
         _g_W = V * _np.swapaxes(_np.diagonal(-_c1, 0, -2, -1)[..., :, None], -1, -2) + gV
         _c2 = _diag(gL)
-        _g_X = _c2 + (_np.conj(_pairwise_inv(L)) * (_c0 @ _g_W))
+        _g_X = _accumulate(_np.conj(_pairwise_inv(L)) * (_c0 @ _g_W), _c2)
+        _g_W = None
         gA = _solve(_c0, _g_X, left=True) @ _c0
 
         def _kv0():
             _c3 = _np.diagonal(_c1, 0, -2, -1)[..., :, None]
-            _k0 = _c0 @ (gV - V * _np.swapaxes(_np.real(_c3), -1, -2)) + _c2
+            _k0 = _accumulate(_c0 @ (gV - V * _np.swapaxes(_np.real(_c3), -1, -2)), _c2)
             return (_k0,)
 
         def _kv1():

@@ -19,6 +19,7 @@ import warnings as _warnings
 import numpy as _np
 
 from ._runtime import (
+    _accumulate,
     _adjoint,
     _check,
     _check_input,
@@ -265,7 +266,7 @@ def _vjp_rule(A, L, Q, gL, gQ, UPLO, check_gauge, check_ties):
         # spec/eigh.yaml:83, G2008 Sec. 3.1
         _c0 = _adjoint(Q)
         _c1 = _c0 @ gQ
-        gA = _sym((Q @ (_diag(_np.real(gL)) + (_pairwise_inv(L) * _c1))) @ _c0)
+        gA = _sym((Q @ (_accumulate(_pairwise_inv(L) * _c1, _diag(_np.real(gL))))) @ _c0)
         return _checked_vjp(
             "eigh",
             (gA,),

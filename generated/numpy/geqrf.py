@@ -29,6 +29,8 @@ import collections as _collections
 import numpy as _np
 
 from ._runtime import (
+    _accumulate,
+    _add_eye,
     _adjoint,
     _check,
     _check_input,
@@ -43,6 +45,7 @@ from ._runtime import (
     _raise_if_failed,
     _solve_triangular,
     _transposed,
+    _unit_tril,
     _zeros_like,
 )
 
@@ -176,33 +179,42 @@ def _jvp_rule(A, a, tau, dA, check_singular):
 
         if m > n:
             # spec/geqrf.yaml:91, WLL2012 Sec. 3, HAL2011
-            _c0 = _np.eye(m, n, dtype=A.dtype)
-            V = _np.tril(a, -1) + _c0
+            V = _unit_tril(a)
             R = _np.triu(a[..., :n, :], 0)
             T = _solve_triangular(
                 tau * _adjoint(V) @ V, _diag(tau), upper=True, left=True, unit=True
             )
-            _c1 = V[..., :n, :]
-            W = T @ _adjoint(_c1)
-            Q = _c0 - V @ W
+            _c0 = V[..., :n, :]
+            W = T @ _adjoint(_c0)
+            T = None
+            Q = _add_eye(-(V @ W), 1)
             C = _solve_triangular(R, dA, upper=True, left=False, unit=False)
             B = _adjoint(Q) @ C
-            U = _np.triu(B + _adjoint(B), 1) + _diag(
-                _np.real(_np.diagonal(B, 0, -2, -1)[..., :, None])
+            U = _accumulate(
+                _np.triu(B + _adjoint(B), 1),
+                _diag(_np.real(_np.diagonal(B, 0, -2, -1)[..., :, None])),
             )
-            dQ = C - Q @ U
+            B = None
+            dQ = _accumulate(-(Q @ U), C)
+            C = Q = None
             X = _solve_triangular(
                 W,
-                _solve_triangular(_c1, -dQ[..., :n, :], upper=False, left=True, unit=True),
+                _solve_triangular(_c0, -dQ[..., :n, :], upper=False, left=True, unit=True),
                 upper=True,
                 left=False,
                 unit=False,
             )
             dW = _np.triu(X, 0) @ W
             dV2 = _solve_triangular(
-                W, -(dQ[..., n:, :]) - V[..., n:, :] @ dW, upper=True, left=False, unit=False
+                W,
+                _accumulate(-(V[..., n:, :] @ dW), dQ[..., n:, :], -1),
+                upper=True,
+                left=False,
+                unit=False,
             )
-            da = _np.concatenate([_c1 @ _np.tril(X, -1) + U @ R, dV2], axis=-2)
+            V = W = dQ = None
+            da = _np.concatenate([_accumulate(_c0 @ _np.tril(X, -1), U @ R), dV2], axis=-2)
+            R = U = X = _c0 = dV2 = None
             dtau = _np.diagonal(dW, 0, -2, -1)[..., :, None]
             return _checked_jvp(
                 "geqrf",
@@ -217,35 +229,47 @@ def _jvp_rule(A, a, tau, dA, check_singular):
         if m == n:
             # spec/geqrf.yaml:109, RR2020, HAL2011
             _c0 = _np.eye(m, m, dtype=A.dtype)
-            V = _np.tril(a, -1) + _c0
+            V = _accumulate(_np.tril(a, -1), _c0)
             R = _np.triu(a, 0)
             R1 = R
+            R = None
             _c1 = _adjoint(V)
             T = _solve_triangular(tau * _c1 @ V, _diag(tau), upper=True, left=True, unit=True)
             W = T @ _c1
-            Q = _c0 - V @ W
+            T = _c1 = None
+            Q = _accumulate(-(V @ W), _c0)
+            _c0 = None
             C = _solve_triangular(R1, dA, upper=True, left=False, unit=False)
             _c2 = _adjoint(Q)
             B = _c2 @ C
-            U = _np.triu(B + _adjoint(B), 1) + _diag(
-                _np.real(_np.diagonal(B, 0, -2, -1)[..., :, None])
+            U = _accumulate(
+                _np.triu(B + _adjoint(B), 1),
+                _diag(_np.real(_np.diagonal(B, 0, -2, -1)[..., :, None])),
             )
-            dQ = C - Q @ U
+            B = None
+            dQ = _accumulate(-(Q @ U), C)
+            C = Q = None
             dR = _np.concatenate(
-                [U @ R1, _adjoint(dQ) @ A[..., :, m:] + _c2 @ dA[..., :, m:]], axis=-1
+                [U @ R1, _accumulate(_adjoint(dQ) @ A[..., :, m:], _c2 @ dA[..., :, m:])], axis=-1
             )
+            R1 = U = _c2 = None
             F = _solve_triangular(V, -dQ, upper=False, left=True, unit=True)
+            dQ = None
             X = _solve_triangular(
                 W[..., : m - 1, : m - 1], F[..., :, : m - 1], upper=True, left=False, unit=False
             )
             da = _np.concatenate(
-                [V @ _np.tril(X, -1) + dR[..., :, : m - 1], dR[..., :, m - 1 :]], axis=-1
+                [_accumulate(V @ _np.tril(X, -1), dR[..., :, : m - 1]), dR[..., :, m - 1 :]],
+                axis=-1,
             )
+            V = dR = None
             dtau = _np.concatenate(
                 [
                     _np.diagonal(X[..., : m - 1, :], 0, -2, -1)[..., :, None]
                     * tau[..., : m - 1, :],
-                    F[..., m - 1 :, m - 1 :] - X[..., m - 1 :, :] @ W[..., : m - 1, m - 1 :],
+                    _accumulate(
+                        -(X[..., m - 1 :, :] @ W[..., : m - 1, m - 1 :]), F[..., m - 1 :, m - 1 :]
+                    ),
                 ],
                 axis=-2,
             )
@@ -262,35 +286,47 @@ def _jvp_rule(A, a, tau, dA, check_singular):
         if m < n:
             # spec/geqrf.yaml:109, RR2020, HAL2011
             _c0 = _np.eye(m, m, dtype=A.dtype)
-            V = _np.tril(a[..., :, :m], -1) + _c0
+            V = _accumulate(_np.tril(a[..., :, :m], -1), _c0)
             R = _np.triu(a, 0)
             R1 = R[..., :, :m]
+            R = None
             _c1 = _adjoint(V)
             T = _solve_triangular(tau * _c1 @ V, _diag(tau), upper=True, left=True, unit=True)
             W = T @ _c1
-            Q = _c0 - V @ W
+            T = _c1 = None
+            Q = _accumulate(-(V @ W), _c0)
+            _c0 = None
             C = _solve_triangular(R1, dA[..., :, :m], upper=True, left=False, unit=False)
             _c2 = _adjoint(Q)
             B = _c2 @ C
-            U = _np.triu(B + _adjoint(B), 1) + _diag(
-                _np.real(_np.diagonal(B, 0, -2, -1)[..., :, None])
+            U = _accumulate(
+                _np.triu(B + _adjoint(B), 1),
+                _diag(_np.real(_np.diagonal(B, 0, -2, -1)[..., :, None])),
             )
-            dQ = C - Q @ U
+            B = None
+            dQ = _accumulate(-(Q @ U), C)
+            C = Q = None
             dR = _np.concatenate(
-                [U @ R1, _adjoint(dQ) @ A[..., :, m:] + _c2 @ dA[..., :, m:]], axis=-1
+                [U @ R1, _accumulate(_adjoint(dQ) @ A[..., :, m:], _c2 @ dA[..., :, m:])], axis=-1
             )
+            R1 = U = _c2 = None
             F = _solve_triangular(V, -dQ, upper=False, left=True, unit=True)
+            dQ = None
             X = _solve_triangular(
                 W[..., : m - 1, : m - 1], F[..., :, : m - 1], upper=True, left=False, unit=False
             )
             da = _np.concatenate(
-                [V @ _np.tril(X, -1) + dR[..., :, : m - 1], dR[..., :, m - 1 :]], axis=-1
+                [_accumulate(V @ _np.tril(X, -1), dR[..., :, : m - 1]), dR[..., :, m - 1 :]],
+                axis=-1,
             )
+            V = dR = None
             dtau = _np.concatenate(
                 [
                     _np.diagonal(X[..., : m - 1, :], 0, -2, -1)[..., :, None]
                     * tau[..., : m - 1, :],
-                    F[..., m - 1 :, m - 1 :] - X[..., m - 1 :, :] @ W[..., : m - 1, m - 1 :],
+                    _accumulate(
+                        -(X[..., m - 1 :, :] @ W[..., : m - 1, m - 1 :]), F[..., m - 1 :, m - 1 :]
+                    ),
                 ],
                 axis=-2,
             )
@@ -469,22 +505,25 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
         if m > n:
             if ga is None and gtau is not None:
                 # the rule below without the terms of ga, which are None
-                _c0 = _np.eye(m, n, dtype=A.dtype)
-                V = _np.tril(a, -1) + _c0
+                V = _unit_tril(a)
                 R = _np.triu(a[..., :n, :], 0)
                 T = _solve_triangular(
                     tau * _adjoint(V) @ V, _diag(tau), upper=True, left=True, unit=True
                 )
-                _c1 = _adjoint(V[..., :n, :])
-                W = T @ _c1
-                Q = _c0 - V @ W
+                _c0 = _adjoint(V[..., :n, :])
+                W = T @ _c0
+                T = None
+                Q = _add_eye(-(V @ W), 1)
+                V = None
                 _g_dW = _diag(gtau)
-                _c2 = _adjoint(W)
-                _g_X = _np.triu(_g_dW @ _c2, 0)
+                _c1 = _adjoint(W)
+                W = None
+                _g_X = _np.triu(_g_dW @ _c1, 0)
+                _g_dW = None
                 _g_dQ = _pad(
                     -_solve_triangular(
-                        _c1,
-                        _solve_triangular(_c2, _g_X, upper=False, left=False, unit=False),
+                        _c0,
+                        _solve_triangular(_c1, _g_X, upper=False, left=False, unit=False),
                         upper=True,
                         left=True,
                         unit=True,
@@ -494,72 +533,91 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
                     0,
                     0,
                 )
+                _c0 = _c1 = _g_X = None
                 _g_U = -(_adjoint(Q) @ _g_dQ)
-                _c3 = _np.triu(_g_U, 1)
+                _c2 = _np.triu(_g_U, 1)
                 _g_B = (
-                    _adjoint(_c3)
+                    _adjoint(_c2)
                     + _diag(_np.real(_np.diagonal(_g_U, 0, -2, -1)[..., :, None]))
-                    + _c3
+                    + _c2
                 )
-                _g_C = Q @ _g_B + _g_dQ
+                _c2 = _g_U = None
+                _g_C = _accumulate(Q @ _g_B, _g_dQ)
+                Q = _g_B = _g_dQ = None
                 gA = _solve_triangular(_adjoint(R), _g_C, upper=False, left=False, unit=False)
                 return _checked_vjp("geqrf", (gA,), (*_checks[:1],))
             ga = _zeros_like(a) if ga is None else ga
             gtau = _zeros_like(tau) if gtau is None else gtau
 
             # spec/geqrf.yaml:91, WLL2012 Sec. 3, HAL2011, transposed (the spec gives no VJP)
-            _c0 = _np.eye(m, n, dtype=A.dtype)
-            V = _np.tril(a, -1) + _c0
+            V = _unit_tril(a)
             R = _np.triu(a[..., :n, :], 0)
             T = _solve_triangular(
                 tau * _adjoint(V) @ V, _diag(tau), upper=True, left=True, unit=True
             )
-            _c1 = _adjoint(V[..., :n, :])
-            W = T @ _c1
-            Q = _c0 - V @ W
+            _c0 = _adjoint(V[..., :n, :])
+            W = T @ _c0
+            T = None
+            Q = _add_eye(-(V @ W), 1)
             _g_dV2 = ga[..., n:, :]
-            _c2 = _adjoint(W)
-            _c3 = _solve_triangular(_c2, _g_dV2, upper=False, left=False, unit=False)
-            _g_dW = -(_adjoint(V[..., n:, :]) @ _c3) + _diag(gtau)
-            _c4 = ga[..., :n, :]
-            _g_X = _np.tril(_c1 @ _c4, -1) + _np.triu(_g_dW @ _c2, 0)
-            _g_dQ = _pad(
-                -_solve_triangular(
-                    _c1,
-                    _solve_triangular(_c2, _g_X, upper=False, left=False, unit=False),
-                    upper=True,
-                    left=True,
-                    unit=True,
-                ),
-                0,
-                m - n,
-                0,
-                0,
-            ) + _pad(-_c3, n, 0, 0, 0)
-            _c5 = _adjoint(R)
-            _g_U = _c4 @ _c5 - _adjoint(Q) @ _g_dQ
-            _c6 = _np.triu(_g_U, 1)
-            _g_B = (
-                _adjoint(_c6) + _diag(_np.real(_np.diagonal(_g_U, 0, -2, -1)[..., :, None])) + _c6
+            _c1 = _adjoint(W)
+            W = None
+            _c2 = _solve_triangular(_c1, _g_dV2, upper=False, left=False, unit=False)
+            _g_dV2 = None
+            _g_dW = _accumulate(-(_adjoint(V[..., n:, :]) @ _c2), _diag(gtau))
+            V = None
+            _c3 = ga[..., :n, :]
+            _g_X = _accumulate(_np.tril(_c0 @ _c3, -1), _np.triu(_g_dW @ _c1, 0))
+            _g_dW = None
+            _g_dQ = _np.concatenate(
+                [
+                    -_solve_triangular(
+                        _c0,
+                        _solve_triangular(_c1, _g_X, upper=False, left=False, unit=False),
+                        upper=True,
+                        left=True,
+                        unit=True,
+                    ),
+                    -_c2,
+                ],
+                axis=-2,
             )
-            _g_C = Q @ _g_B + _g_dQ
-            gA = _solve_triangular(_c5, _g_C, upper=False, left=False, unit=False)
+            _c0 = _c1 = _c2 = _g_X = None
+            _c4 = _adjoint(R)
+            R = None
+            _g_U = _accumulate(_c3 @ _c4, _adjoint(Q) @ _g_dQ, -1)
+            _c3 = None
+            _c5 = _np.triu(_g_U, 1)
+            _g_B = (
+                _adjoint(_c5) + _diag(_np.real(_np.diagonal(_g_U, 0, -2, -1)[..., :, None])) + _c5
+            )
+            _c5 = _g_U = None
+            _g_C = _accumulate(Q @ _g_B, _g_dQ)
+            Q = _g_B = _g_dQ = None
+            gA = _solve_triangular(_c4, _g_C, upper=False, left=False, unit=False)
             return _checked_vjp("geqrf", (gA,), (*_checks[:1],))
 
         if m == n:
             if ga is None and gtau is not None:
                 # the rule below without the terms of ga, which are None
                 _c0 = _np.eye(m, m, dtype=A.dtype)
-                V = _np.tril(a, -1) + _c0
+                V = _accumulate(_np.tril(a, -1), _c0)
                 R = _np.triu(a, 0)
                 R1 = R
+                R = None
                 _c1 = _adjoint(V)
                 T = _solve_triangular(tau * _c1 @ V, _diag(tau), upper=True, left=True, unit=True)
                 W = T @ _c1
-                Q = _c0 - V @ W
+                T = None
+                Q = _accumulate(-(V @ W), _c0)
+                V = _c0 = None
                 _c2 = gtau[..., m - 1 :, :]
-                _g_X = _pad(-(_c2 @ _adjoint(W[..., : m - 1, m - 1 :])), m - 1, 0, 0, 0) + _pad(
-                    _diag((_np.conj(tau[..., : m - 1, :]) * gtau[..., : m - 1, :])), 0, 1, 0, 0
+                _g_X = _np.concatenate(
+                    [
+                        _diag((_np.conj(tau[..., : m - 1, :]) * gtau[..., : m - 1, :])),
+                        -(_c2 @ _adjoint(W[..., : m - 1, m - 1 :])),
+                    ],
+                    axis=-2,
                 )
                 _g_F = _pad(_c2, m - 1, 0, m - 1, 0) + _pad(
                     _solve_triangular(
@@ -574,7 +632,9 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
                     0,
                     1,
                 )
+                W = _c2 = _g_X = None
                 _g_dQ = -_solve_triangular(_c1, _g_F, upper=True, left=True, unit=True)
+                _c1 = _g_F = None
                 _g_U = -(_adjoint(Q) @ _g_dQ)
                 _c3 = _np.triu(_g_U, 1)
                 _g_B = (
@@ -582,19 +642,24 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
                     + _diag(_np.real(_np.diagonal(_g_U, 0, -2, -1)[..., :, None]))
                     + _c3
                 )
-                _g_C = Q @ _g_B + _g_dQ
+                _c3 = _g_U = None
+                _g_C = _accumulate(Q @ _g_B, _g_dQ)
+                Q = _g_B = _g_dQ = None
                 gA = _solve_triangular(_adjoint(R1), _g_C, upper=False, left=False, unit=False)
                 return _checked_vjp("geqrf", (gA,), (*_checks[:1],))
             if ga is not None and gtau is None:
                 # the rule below without the terms of gtau, which are None
                 _c0 = _np.eye(m, m, dtype=A.dtype)
-                V = _np.tril(a, -1) + _c0
+                V = _accumulate(_np.tril(a, -1), _c0)
                 R = _np.triu(a, 0)
                 R1 = R
+                R = None
                 _c1 = _adjoint(V)
                 T = _solve_triangular(tau * _c1 @ V, _diag(tau), upper=True, left=True, unit=True)
                 W = T @ _c1
-                Q = _c0 - V @ W
+                T = None
+                Q = _accumulate(-(V @ W), _c0)
+                V = _c0 = None
                 _c2 = ga[..., :, : m - 1]
                 _g_X = _np.tril(_c1 @ _c2, -1)
                 _g_F = _pad(
@@ -610,20 +675,29 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
                     0,
                     1,
                 )
-                _g_dR = _pad(_c2, 0, 0, 0, 1) + _pad(ga[..., :, m - 1 :], 0, 0, m - 1, 0)
+                W = _g_X = None
+                _g_dR = _np.concatenate([_c2, ga[..., :, m - 1 :]], axis=-1)
+                _c2 = None
                 _c3 = _g_dR[..., :, m:]
-                _g_dQ = -(_solve_triangular(_c1, _g_F, upper=True, left=True, unit=True)) + A[
-                    ..., :, m:
-                ] @ _adjoint(_c3)
+                _g_dQ = _accumulate(
+                    A[..., :, m:] @ _adjoint(_c3),
+                    _solve_triangular(_c1, _g_F, upper=True, left=True, unit=True),
+                    -1,
+                )
+                _c1 = _g_F = None
                 _c4 = _adjoint(R1)
-                _g_U = _g_dR @ _c4 - _adjoint(Q) @ _g_dQ
+                R1 = None
+                _g_U = _accumulate(_g_dR @ _c4, _adjoint(Q) @ _g_dQ, -1)
+                _g_dR = None
                 _c5 = _np.triu(_g_U, 1)
                 _g_B = (
                     _adjoint(_c5)
                     + _diag(_np.real(_np.diagonal(_g_U, 0, -2, -1)[..., :, None]))
                     + _c5
                 )
-                _g_C = Q @ _g_B + _g_dQ
+                _c5 = _g_U = None
+                _g_C = _accumulate(Q @ _g_B, _g_dQ)
+                _g_B = _g_dQ = None
                 gA = _pad(Q @ _c3, 0, 0, m, 0) + _solve_triangular(
                     _c4, _g_C, upper=False, left=False, unit=False
                 )
@@ -633,19 +707,27 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
 
             # spec/geqrf.yaml:109, RR2020, HAL2011, transposed (the spec gives no VJP)
             _c0 = _np.eye(m, m, dtype=A.dtype)
-            V = _np.tril(a, -1) + _c0
+            V = _accumulate(_np.tril(a, -1), _c0)
             R = _np.triu(a, 0)
             R1 = R
+            R = None
             _c1 = _adjoint(V)
             T = _solve_triangular(tau * _c1 @ V, _diag(tau), upper=True, left=True, unit=True)
             W = T @ _c1
-            Q = _c0 - V @ W
+            T = None
+            Q = _accumulate(-(V @ W), _c0)
+            V = _c0 = None
             _c2 = gtau[..., m - 1 :, :]
             _c3 = ga[..., :, : m - 1]
-            _g_X = (
-                _pad(-(_c2 @ _adjoint(W[..., : m - 1, m - 1 :])), m - 1, 0, 0, 0)
-                + _pad(_diag((_np.conj(tau[..., : m - 1, :]) * gtau[..., : m - 1, :])), 0, 1, 0, 0)
-                + _np.tril(_c1 @ _c3, -1)
+            _g_X = _accumulate(
+                _np.tril(_c1 @ _c3, -1),
+                _np.concatenate(
+                    [
+                        _diag((_np.conj(tau[..., : m - 1, :]) * gtau[..., : m - 1, :])),
+                        -(_c2 @ _adjoint(W[..., : m - 1, m - 1 :])),
+                    ],
+                    axis=-2,
+                ),
             )
             _g_F = _pad(_c2, m - 1, 0, m - 1, 0) + _pad(
                 _solve_triangular(
@@ -656,18 +738,27 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
                 0,
                 1,
             )
-            _g_dR = _pad(_c3, 0, 0, 0, 1) + _pad(ga[..., :, m - 1 :], 0, 0, m - 1, 0)
+            W = _c2 = _g_X = None
+            _g_dR = _np.concatenate([_c3, ga[..., :, m - 1 :]], axis=-1)
+            _c3 = None
             _c4 = _g_dR[..., :, m:]
-            _g_dQ = -(_solve_triangular(_c1, _g_F, upper=True, left=True, unit=True)) + A[
-                ..., :, m:
-            ] @ _adjoint(_c4)
+            _g_dQ = _accumulate(
+                A[..., :, m:] @ _adjoint(_c4),
+                _solve_triangular(_c1, _g_F, upper=True, left=True, unit=True),
+                -1,
+            )
+            _c1 = _g_F = None
             _c5 = _adjoint(R1)
-            _g_U = _g_dR @ _c5 - _adjoint(Q) @ _g_dQ
+            R1 = None
+            _g_U = _accumulate(_g_dR @ _c5, _adjoint(Q) @ _g_dQ, -1)
+            _g_dR = None
             _c6 = _np.triu(_g_U, 1)
             _g_B = (
                 _adjoint(_c6) + _diag(_np.real(_np.diagonal(_g_U, 0, -2, -1)[..., :, None])) + _c6
             )
-            _g_C = Q @ _g_B + _g_dQ
+            _c6 = _g_U = None
+            _g_C = _accumulate(Q @ _g_B, _g_dQ)
+            _g_B = _g_dQ = None
             gA = _pad(Q @ _c4, 0, 0, m, 0) + _solve_triangular(
                 _c5, _g_C, upper=False, left=False, unit=False
             )
@@ -677,16 +768,23 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
             if ga is None and gtau is not None:
                 # the rule below without the terms of ga, which are None
                 _c0 = _np.eye(m, m, dtype=A.dtype)
-                V = _np.tril(a[..., :, :m], -1) + _c0
+                V = _accumulate(_np.tril(a[..., :, :m], -1), _c0)
                 R = _np.triu(a, 0)
                 R1 = R[..., :, :m]
+                R = None
                 _c1 = _adjoint(V)
                 T = _solve_triangular(tau * _c1 @ V, _diag(tau), upper=True, left=True, unit=True)
                 W = T @ _c1
-                Q = _c0 - V @ W
+                T = None
+                Q = _accumulate(-(V @ W), _c0)
+                V = _c0 = None
                 _c2 = gtau[..., m - 1 :, :]
-                _g_X = _pad(-(_c2 @ _adjoint(W[..., : m - 1, m - 1 :])), m - 1, 0, 0, 0) + _pad(
-                    _diag((_np.conj(tau[..., : m - 1, :]) * gtau[..., : m - 1, :])), 0, 1, 0, 0
+                _g_X = _np.concatenate(
+                    [
+                        _diag((_np.conj(tau[..., : m - 1, :]) * gtau[..., : m - 1, :])),
+                        -(_c2 @ _adjoint(W[..., : m - 1, m - 1 :])),
+                    ],
+                    axis=-2,
                 )
                 _g_F = _pad(_c2, m - 1, 0, m - 1, 0) + _pad(
                     _solve_triangular(
@@ -701,7 +799,9 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
                     0,
                     1,
                 )
+                W = _c2 = _g_X = None
                 _g_dQ = -_solve_triangular(_c1, _g_F, upper=True, left=True, unit=True)
+                _c1 = _g_F = None
                 _g_U = -(_adjoint(Q) @ _g_dQ)
                 _c3 = _np.triu(_g_U, 1)
                 _g_B = (
@@ -709,7 +809,9 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
                     + _diag(_np.real(_np.diagonal(_g_U, 0, -2, -1)[..., :, None]))
                     + _c3
                 )
-                _g_C = Q @ _g_B + _g_dQ
+                _c3 = _g_U = None
+                _g_C = _accumulate(Q @ _g_B, _g_dQ)
+                Q = _g_B = _g_dQ = None
                 gA = _pad(
                     _solve_triangular(_adjoint(R1), _g_C, upper=False, left=False, unit=False),
                     0,
@@ -721,13 +823,16 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
             if ga is not None and gtau is None:
                 # the rule below without the terms of gtau, which are None
                 _c0 = _np.eye(m, m, dtype=A.dtype)
-                V = _np.tril(a[..., :, :m], -1) + _c0
+                V = _accumulate(_np.tril(a[..., :, :m], -1), _c0)
                 R = _np.triu(a, 0)
                 R1 = R[..., :, :m]
+                R = None
                 _c1 = _adjoint(V)
                 T = _solve_triangular(tau * _c1 @ V, _diag(tau), upper=True, left=True, unit=True)
                 W = T @ _c1
-                Q = _c0 - V @ W
+                T = None
+                Q = _accumulate(-(V @ W), _c0)
+                V = _c0 = None
                 _c2 = ga[..., :, : m - 1]
                 _g_X = _np.tril(_c1 @ _c2, -1)
                 _g_F = _pad(
@@ -743,26 +848,32 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
                     0,
                     1,
                 )
-                _g_dR = _pad(_c2, 0, 0, 0, -m + n + 1) + _pad(ga[..., :, m - 1 :], 0, 0, m - 1, 0)
+                W = _g_X = None
+                _g_dR = _np.concatenate([_c2, ga[..., :, m - 1 :]], axis=-1)
+                _c2 = None
                 _c3 = _g_dR[..., :, m:]
-                _g_dQ = -(_solve_triangular(_c1, _g_F, upper=True, left=True, unit=True)) + A[
-                    ..., :, m:
-                ] @ _adjoint(_c3)
+                _g_dQ = _accumulate(
+                    A[..., :, m:] @ _adjoint(_c3),
+                    _solve_triangular(_c1, _g_F, upper=True, left=True, unit=True),
+                    -1,
+                )
+                _c1 = _g_F = None
                 _c4 = _adjoint(R1)
-                _g_U = _g_dR[..., :, :m] @ _c4 - _adjoint(Q) @ _g_dQ
+                R1 = None
+                _g_U = _accumulate(_g_dR[..., :, :m] @ _c4, _adjoint(Q) @ _g_dQ, -1)
+                _g_dR = None
                 _c5 = _np.triu(_g_U, 1)
                 _g_B = (
                     _adjoint(_c5)
                     + _diag(_np.real(_np.diagonal(_g_U, 0, -2, -1)[..., :, None]))
                     + _c5
                 )
-                _g_C = Q @ _g_B + _g_dQ
-                gA = _pad(Q @ _c3, 0, 0, m, 0) + _pad(
-                    _solve_triangular(_c4, _g_C, upper=False, left=False, unit=False),
-                    0,
-                    0,
-                    0,
-                    -m + n,
+                _c5 = _g_U = None
+                _g_C = _accumulate(Q @ _g_B, _g_dQ)
+                _g_B = _g_dQ = None
+                gA = _np.concatenate(
+                    [_solve_triangular(_c4, _g_C, upper=False, left=False, unit=False), Q @ _c3],
+                    axis=-1,
                 )
                 return _checked_vjp("geqrf", (gA,), (*_checks[:1],))
             ga = _zeros_like(a) if ga is None else ga
@@ -770,19 +881,27 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
 
             # spec/geqrf.yaml:109, RR2020, HAL2011, transposed (the spec gives no VJP)
             _c0 = _np.eye(m, m, dtype=A.dtype)
-            V = _np.tril(a[..., :, :m], -1) + _c0
+            V = _accumulate(_np.tril(a[..., :, :m], -1), _c0)
             R = _np.triu(a, 0)
             R1 = R[..., :, :m]
+            R = None
             _c1 = _adjoint(V)
             T = _solve_triangular(tau * _c1 @ V, _diag(tau), upper=True, left=True, unit=True)
             W = T @ _c1
-            Q = _c0 - V @ W
+            T = None
+            Q = _accumulate(-(V @ W), _c0)
+            V = _c0 = None
             _c2 = gtau[..., m - 1 :, :]
             _c3 = ga[..., :, : m - 1]
-            _g_X = (
-                _pad(-(_c2 @ _adjoint(W[..., : m - 1, m - 1 :])), m - 1, 0, 0, 0)
-                + _pad(_diag((_np.conj(tau[..., : m - 1, :]) * gtau[..., : m - 1, :])), 0, 1, 0, 0)
-                + _np.tril(_c1 @ _c3, -1)
+            _g_X = _accumulate(
+                _np.tril(_c1 @ _c3, -1),
+                _np.concatenate(
+                    [
+                        _diag((_np.conj(tau[..., : m - 1, :]) * gtau[..., : m - 1, :])),
+                        -(_c2 @ _adjoint(W[..., : m - 1, m - 1 :])),
+                    ],
+                    axis=-2,
+                ),
             )
             _g_F = _pad(_c2, m - 1, 0, m - 1, 0) + _pad(
                 _solve_triangular(
@@ -793,20 +912,30 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
                 0,
                 1,
             )
-            _g_dR = _pad(_c3, 0, 0, 0, -m + n + 1) + _pad(ga[..., :, m - 1 :], 0, 0, m - 1, 0)
+            W = _c2 = _g_X = None
+            _g_dR = _np.concatenate([_c3, ga[..., :, m - 1 :]], axis=-1)
+            _c3 = None
             _c4 = _g_dR[..., :, m:]
-            _g_dQ = -(_solve_triangular(_c1, _g_F, upper=True, left=True, unit=True)) + A[
-                ..., :, m:
-            ] @ _adjoint(_c4)
+            _g_dQ = _accumulate(
+                A[..., :, m:] @ _adjoint(_c4),
+                _solve_triangular(_c1, _g_F, upper=True, left=True, unit=True),
+                -1,
+            )
+            _c1 = _g_F = None
             _c5 = _adjoint(R1)
-            _g_U = _g_dR[..., :, :m] @ _c5 - _adjoint(Q) @ _g_dQ
+            R1 = None
+            _g_U = _accumulate(_g_dR[..., :, :m] @ _c5, _adjoint(Q) @ _g_dQ, -1)
+            _g_dR = None
             _c6 = _np.triu(_g_U, 1)
             _g_B = (
                 _adjoint(_c6) + _diag(_np.real(_np.diagonal(_g_U, 0, -2, -1)[..., :, None])) + _c6
             )
-            _g_C = Q @ _g_B + _g_dQ
-            gA = _pad(Q @ _c4, 0, 0, m, 0) + _pad(
-                _solve_triangular(_c5, _g_C, upper=False, left=False, unit=False), 0, 0, 0, -m + n
+            _c6 = _g_U = None
+            _g_C = _accumulate(Q @ _g_B, _g_dQ)
+            _g_B = _g_dQ = None
+            gA = _np.concatenate(
+                [_solve_triangular(_c5, _g_C, upper=False, left=False, unit=False), Q @ _c4],
+                axis=-1,
             )
             return _checked_vjp("geqrf", (gA,), (*_checks[:1],))
 

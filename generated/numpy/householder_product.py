@@ -19,6 +19,8 @@ import collections as _collections
 import numpy as _np
 
 from ._runtime import (
+    _accumulate,
+    _add_eye,
     _adjoint,
     _check_input,
     _check_tangent,
@@ -27,6 +29,7 @@ from ._runtime import (
     _diag,
     _pad,
     _solve_triangular,
+    _unit_tril,
     _unpacked,
     _zeros_like,
 )
@@ -68,22 +71,20 @@ def _primal(A, tau):
         m = A.shape[-2]
         n = A.shape[-1]
         k = tau.shape[-2]
-        return (
-            _np.eye(m, n, dtype=A.dtype)
-            - (_np.tril(A[..., :, :k], -1) + _np.eye(m, k, dtype=A.dtype))
-            @ (
-                _solve_triangular(
-                    tau
-                    * _adjoint(_np.tril(A[..., :, :k], -1) + _np.eye(m, k, dtype=A.dtype))
-                    @ (_np.tril(A[..., :, :k], -1) + _np.eye(m, k, dtype=A.dtype)),
-                    _diag(tau),
-                    upper=True,
-                    left=True,
-                    unit=True,
+        _c0 = _unit_tril(A[..., :, :k])
+        Q = _add_eye(
+            -(
+                _c0
+                @ (
+                    _solve_triangular(
+                        tau * _adjoint(_c0) @ _c0, _diag(tau), upper=True, left=True, unit=True
+                    )
+                    @ _adjoint(_unit_tril(A[..., :n, :k]))
                 )
-                @ _adjoint(_np.tril(A[..., :n, :k], -1) + _np.eye(n, k, dtype=A.dtype))
             ),
+            1,
         )
+        return (Q,)
     raise AssertionError("unreachable: options were checked")
 
 
@@ -101,13 +102,14 @@ def _jvp_rule(A, tau, Q, dA, dtau):
     if True:
         if n <= m:
             # spec/householder_product.yaml:49
-            V = _np.tril(A[..., :, :k], -1) + _np.eye(m, k, dtype=A.dtype)
+            V = _unit_tril(A[..., :, :k])
             dV = _np.tril(dA[..., :, :k], -1)
             _c0 = _adjoint(V)
             G = _c0 @ V
             _c1 = tau * G
             T = _solve_triangular(_c1, _diag(tau), upper=True, left=True, unit=True)
-            dT = (
+            dT = _accumulate(
+                -((T @ _np.triu(_accumulate(_adjoint(dV) @ V, _c0 @ dV), 1)) @ T),
                 _solve_triangular(
                     _c1,
                     _solve_triangular(
@@ -120,10 +122,14 @@ def _jvp_rule(A, tau, Q, dA, dtau):
                     upper=True,
                     left=True,
                     unit=True,
-                )
-                - (T @ _np.triu(_adjoint(dV) @ V + _c0 @ dV, 1)) @ T
+                ),
             )
-            dQ = (-(V @ dT) - dV @ T) @ _adjoint(V[..., :n, :]) - V @ (T @ _adjoint(dV[..., :n, :]))
+            G = _c0 = _c1 = None
+            dQ = _accumulate(
+                (_accumulate(-(V @ dT), dV @ T, -1)) @ _adjoint(V[..., :n, :]),
+                V @ (T @ _adjoint(dV[..., :n, :])),
+                -1,
+            )
             return (dQ,)
 
     raise ValueError(
@@ -142,21 +148,24 @@ def _vjp_rule(A, tau, Q, gQ):
             gQ = _zeros_like(Q) if gQ is None else gQ
 
             # spec/householder_product.yaml:49, transposed (the spec gives no VJP)
-            V = _np.tril(A[..., :, :k], -1) + _np.eye(m, k, dtype=A.dtype)
+            V = _unit_tril(A[..., :, :k])
             _c0 = _adjoint(V)
             G = _c0 @ V
             T = _solve_triangular(tau * G, _diag(tau), upper=True, left=True, unit=True)
             _c1 = V[..., :n, :]
             _g_dT = -((_c0 @ gQ) @ _c1)
+            _c0 = None
             _c2 = _adjoint(T)
             _c3 = _np.triu(-((_c2 @ _g_dT) @ _c2), 1)
-            _g_dV = (
-                V @ (_adjoint(_c3) + _c3)
-                - gQ @ (_c1 @ _c2)
-                + _pad(-((_adjoint(gQ) @ V) @ T), 0, m - n, 0, 0)
+            _g_dV = _accumulate(
+                _accumulate(V @ (_adjoint(_c3) + _c3), gQ @ (_c1 @ _c2), -1),
+                _pad(-((_adjoint(gQ) @ V) @ T), 0, m - n, 0, 0),
             )
+            T = V = _c1 = _c2 = _c3 = None
             gA = _pad(_np.tril(_g_dV, -1), 0, 0, 0, -k + n)
+            _g_dV = None
             _c4 = _adjoint(G)
+            G = None
             _c5 = _np.conj(tau)
             gtau = _np.diagonal(
                 _solve_triangular(

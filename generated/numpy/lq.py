@@ -19,6 +19,7 @@ import collections as _collections
 import numpy as _np
 
 from ._runtime import (
+    _accumulate,
     _adjoint,
     _check,
     _check_input,
@@ -121,11 +122,13 @@ def _jvp_rule(A, L, Q, dA, mode, check_singular):
             # spec/lq.yaml:56, RR2020 Sec. 4
             C = _solve_triangular(L, dA, upper=False, left=True, unit=False)
             M = C @ _adjoint(Q)
-            V = _np.tril(M + _adjoint(M), -1) + _diag(
-                _np.real(_np.diagonal(M, 0, -2, -1)[..., :, None])
+            V = _accumulate(
+                _np.tril(M + _adjoint(M), -1),
+                _diag(_np.real(_np.diagonal(M, 0, -2, -1)[..., :, None])),
             )
+            M = None
             dL = L @ V
-            dQ = C - V @ Q
+            dQ = _accumulate(-(V @ Q), C)
             return _checked_jvp(
                 "lq",
                 (dL, dQ),
@@ -142,12 +145,15 @@ def _jvp_rule(A, L, Q, dA, mode, check_singular):
             C = _solve_triangular(L1, dA[..., :n, :], upper=False, left=True, unit=False)
             _c0 = _adjoint(Q)
             M = C @ _c0
-            V = _np.tril(M + _adjoint(M), -1) + _diag(
-                _np.real(_np.diagonal(M, 0, -2, -1)[..., :, None])
+            V = _accumulate(
+                _np.tril(M + _adjoint(M), -1),
+                _diag(_np.real(_np.diagonal(M, 0, -2, -1)[..., :, None])),
             )
-            dQ = C - V @ Q
+            M = None
+            dQ = _accumulate(-(V @ Q), C)
+            C = None
             dL = _np.concatenate(
-                [L1 @ V, dA[..., n:, :] @ _c0 + A[..., n:, :] @ _adjoint(dQ)], axis=-2
+                [L1 @ V, _accumulate(dA[..., n:, :] @ _c0, A[..., n:, :] @ _adjoint(dQ))], axis=-2
             )
             return _checked_jvp(
                 "lq",
@@ -263,7 +269,9 @@ def _vjp_rule(A, L, Q, gL, gQ, mode, check_singular):
                     + _diag(_np.real(_np.diagonal(_g_V, 0, -2, -1)[..., :, None]))
                     + _c0
                 )
-                _g_C = _g_M @ Q + gQ
+                _c0 = _g_V = None
+                _g_C = _accumulate(_g_M @ Q, gQ)
+                _g_M = None
                 gA = _solve_triangular(_adjoint(L), _g_C, upper=True, left=True, unit=False)
                 return _checked_vjp("lq", (gA,), (*_checks[:1],))
             if gL is not None and gQ is None:
@@ -276,7 +284,9 @@ def _vjp_rule(A, L, Q, gL, gQ, mode, check_singular):
                     + _diag(_np.real(_np.diagonal(_g_V, 0, -2, -1)[..., :, None]))
                     + _c1
                 )
+                _c1 = _g_V = None
                 _g_C = _g_M @ Q
+                _g_M = None
                 gA = _solve_triangular(_c0, _g_C, upper=True, left=True, unit=False)
                 return _checked_vjp("lq", (gA,), (*_checks[:1],))
             gL = _zeros_like(L) if gL is None else gL
@@ -284,12 +294,14 @@ def _vjp_rule(A, L, Q, gL, gQ, mode, check_singular):
 
             # spec/lq.yaml:56, RR2020 Sec. 4, transposed (the spec gives no VJP)
             _c0 = _adjoint(L)
-            _g_V = _c0 @ gL - gQ @ _adjoint(Q)
+            _g_V = _accumulate(_c0 @ gL, gQ @ _adjoint(Q), -1)
             _c1 = _np.tril(_g_V, -1)
             _g_M = (
                 _adjoint(_c1) + _diag(_np.real(_np.diagonal(_g_V, 0, -2, -1)[..., :, None])) + _c1
             )
-            _g_C = _g_M @ Q + gQ
+            _c1 = _g_V = None
+            _g_C = _accumulate(_g_M @ Q, gQ)
+            _g_M = None
             gA = _solve_triangular(_c0, _g_C, upper=True, left=True, unit=False)
             return _checked_vjp("lq", (gA,), (*_checks[:1],))
 
@@ -305,7 +317,9 @@ def _vjp_rule(A, L, Q, gL, gQ, mode, check_singular):
                     + _diag(_np.real(_np.diagonal(_g_V, 0, -2, -1)[..., :, None]))
                     + _c0
                 )
-                _g_C = _g_M @ Q + _g_dQ
+                _c0 = _g_V = None
+                _g_C = _accumulate(_g_M @ Q, _g_dQ)
+                _g_M = _g_dQ = None
                 gA = _pad(
                     _solve_triangular(_adjoint(L1), _g_C, upper=True, left=True, unit=False),
                     0,
@@ -320,16 +334,19 @@ def _vjp_rule(A, L, Q, gL, gQ, mode, check_singular):
             # spec/lq.yaml:64, RR2020 Sec. 4, transposed (the spec gives no VJP)
             L1 = L[..., :n, :]
             _c0 = gL[..., n:, :]
-            _g_dQ = _adjoint(_c0) @ A[..., n:, :] + gQ
+            _g_dQ = _accumulate(_adjoint(_c0) @ A[..., n:, :], gQ)
             _c1 = _adjoint(L1)
-            _g_V = _c1 @ gL[..., :n, :] - _g_dQ @ _adjoint(Q)
+            L1 = None
+            _g_V = _accumulate(_c1 @ gL[..., :n, :], _g_dQ @ _adjoint(Q), -1)
             _c2 = _np.tril(_g_V, -1)
             _g_M = (
                 _adjoint(_c2) + _diag(_np.real(_np.diagonal(_g_V, 0, -2, -1)[..., :, None])) + _c2
             )
-            _g_C = _g_M @ Q + _g_dQ
-            gA = _pad(_c0 @ Q, n, 0, 0, 0) + _pad(
-                _solve_triangular(_c1, _g_C, upper=True, left=True, unit=False), 0, m - n, 0, 0
+            _c2 = _g_V = None
+            _g_C = _accumulate(_g_M @ Q, _g_dQ)
+            _g_M = _g_dQ = None
+            gA = _np.concatenate(
+                [_solve_triangular(_c1, _g_C, upper=True, left=True, unit=False), _c0 @ Q], axis=-2
             )
             return _checked_vjp("lq", (gA,), (*_checks[:1],))
 

@@ -20,6 +20,7 @@ import collections as _collections
 import numpy as _np
 
 from ._runtime import (
+    _accumulate,
     _adjoint,
     _check,
     _check_input,
@@ -36,6 +37,7 @@ from ._runtime import (
     _scipy,
     _solve_triangular,
     _unbatched,
+    _unit_tril,
     _zeros_like,
 )
 
@@ -69,7 +71,7 @@ def _primal(A, pivot, check_singular):
             A,
             (
                 _pivots_permutation(pivots, A),
-                _np.tril(LU[..., :, : min(m, n)], -1) + _np.eye(m, min(m, n), dtype=A.dtype),
+                _unit_tril(LU[..., :, : min(m, n)]),
                 _np.triu(LU[..., : min(m, n), :], 0),
             ),
             pivot,
@@ -186,7 +188,11 @@ def _jvp_rule(A, P, L, U, dA, pivot, check_singular):
                 [
                     _c0 @ _np.tril(X, -1),
                     _solve_triangular(
-                        U, B[..., n:, :] - L[..., n:, :] @ dU, upper=True, left=False, unit=False
+                        U,
+                        _accumulate(-(L[..., n:, :] @ dU), B[..., n:, :]),
+                        upper=True,
+                        left=False,
+                        unit=False,
                     ),
                 ],
                 axis=-2,
@@ -209,7 +215,7 @@ def _jvp_rule(A, P, L, U, dA, pivot, check_singular):
             _c1 = _np.tril(X, -1)
             dL = L @ _c1
             dU = _np.concatenate(
-                [_np.triu(X, 0) @ _c0, C[..., :, m:] - _c1 @ U[..., :, m:]], axis=-1
+                [_np.triu(X, 0) @ _c0, _accumulate(-(_c1 @ U[..., :, m:]), C[..., :, m:])], axis=-1
             )
             return _checked_jvp(
                 "lu",
@@ -396,7 +402,7 @@ def _vjp_rule(A, P, L, U, gP, gL, gU, pivot, check_singular):
             # spec/lu.yaml:71, HAL2011, transposed (the spec gives no VJP)
             _c0 = _adjoint(L)
             _c1 = _adjoint(U)
-            _g_X = _np.tril(_c0 @ gL, -1) + _np.triu(gU @ _c1, 0)
+            _g_X = _accumulate(_np.tril(_c0 @ gL, -1), _np.triu(gU @ _c1, 0))
             gA = _permute_rows(
                 P,
                 _solve_triangular(
@@ -416,6 +422,7 @@ def _vjp_rule(A, P, L, U, gP, gL, gU, pivot, check_singular):
                 _g_dU = gU
                 _c0 = _adjoint(U)
                 _g_X = _np.triu(_g_dU @ _c0, 0)
+                _g_dU = None
                 _g_B = _pad(
                     _solve_triangular(
                         _adjoint(L[..., :n, :]),
@@ -429,6 +436,7 @@ def _vjp_rule(A, P, L, U, gP, gL, gU, pivot, check_singular):
                     0,
                     0,
                 )
+                _c0 = _g_X = None
                 gA = _permute_rows(P, _g_B, False)
                 return _checked_vjp("lu", (gA,), (*_checks[:1],))
             gL = _zeros_like(L) if gL is None else gL
@@ -437,22 +445,24 @@ def _vjp_rule(A, P, L, U, gP, gL, gU, pivot, check_singular):
             # spec/lu.yaml:77, transposed (the spec gives no VJP)
             _c0 = _adjoint(U)
             _c1 = _solve_triangular(_c0, gL[..., n:, :], upper=False, left=False, unit=False)
-            _g_dU = -(_adjoint(L[..., n:, :]) @ _c1) + gU
+            _g_dU = _accumulate(-(_adjoint(L[..., n:, :]) @ _c1), gU)
             _c2 = _adjoint(L[..., :n, :])
-            _g_X = _np.tril(_c2 @ gL[..., :n, :], -1) + _np.triu(_g_dU @ _c0, 0)
-            _g_B = _pad(
-                _solve_triangular(
-                    _c2,
-                    _solve_triangular(_c0, _g_X, upper=False, left=False, unit=False),
-                    upper=True,
-                    left=True,
-                    unit=True,
-                ),
-                0,
-                m - n,
-                0,
-                0,
-            ) + _pad(_c1, n, 0, 0, 0)
+            _g_X = _accumulate(_np.tril(_c2 @ gL[..., :n, :], -1), _np.triu(_g_dU @ _c0, 0))
+            _g_dU = None
+            _g_B = _np.concatenate(
+                [
+                    _solve_triangular(
+                        _c2,
+                        _solve_triangular(_c0, _g_X, upper=False, left=False, unit=False),
+                        upper=True,
+                        left=True,
+                        unit=True,
+                    ),
+                    _c1,
+                ],
+                axis=-2,
+            )
+            _c0 = _c1 = _c2 = _g_X = None
             gA = _permute_rows(P, _g_B, False)
             return _checked_vjp("lu", (gA,), (*_checks[:1],))
 
@@ -461,16 +471,15 @@ def _vjp_rule(A, P, L, U, gP, gL, gU, pivot, check_singular):
                 # the rule below without the terms of gL, which are None
                 _c0 = gU[..., :, m:]
                 _c1 = _adjoint(U[..., :, :m])
-                _g_X = _np.tril(-(_c0 @ _adjoint(U[..., :, m:])), -1) + _np.triu(
-                    gU[..., :, :m] @ _c1, 0
+                _g_X = _accumulate(
+                    _np.tril(-(_c0 @ _adjoint(U[..., :, m:])), -1),
+                    _np.triu(gU[..., :, :m] @ _c1, 0),
                 )
-                _g_C = _pad(_c0, 0, 0, m, 0) + _pad(
-                    _solve_triangular(_c1, _g_X, upper=False, left=False, unit=False),
-                    0,
-                    0,
-                    0,
-                    -m + n,
+                _g_C = _np.concatenate(
+                    [_solve_triangular(_c1, _g_X, upper=False, left=False, unit=False), _c0],
+                    axis=-1,
                 )
+                _c0 = _c1 = _g_X = None
                 gA = _permute_rows(
                     P, _solve_triangular(_adjoint(L), _g_C, upper=True, left=True, unit=True), False
                 )
@@ -488,6 +497,7 @@ def _vjp_rule(A, P, L, U, gP, gL, gU, pivot, check_singular):
                     0,
                     -m + n,
                 )
+                _g_X = None
                 gA = _permute_rows(
                     P, _solve_triangular(_c0, _g_C, upper=True, left=True, unit=True), False
                 )
@@ -499,14 +509,14 @@ def _vjp_rule(A, P, L, U, gP, gL, gU, pivot, check_singular):
             _c0 = _adjoint(L)
             _c1 = gU[..., :, m:]
             _c2 = _adjoint(U[..., :, :m])
-            _g_X = (
-                _np.tril(_c0 @ gL, -1)
-                + _np.tril(-(_c1 @ _adjoint(U[..., :, m:])), -1)
-                + _np.triu(gU[..., :, :m] @ _c2, 0)
+            _g_X = _accumulate(
+                _accumulate(_np.tril(_c0 @ gL, -1), _np.tril(-(_c1 @ _adjoint(U[..., :, m:])), -1)),
+                _np.triu(gU[..., :, :m] @ _c2, 0),
             )
-            _g_C = _pad(_c1, 0, 0, m, 0) + _pad(
-                _solve_triangular(_c2, _g_X, upper=False, left=False, unit=False), 0, 0, 0, -m + n
+            _g_C = _np.concatenate(
+                [_solve_triangular(_c2, _g_X, upper=False, left=False, unit=False), _c1], axis=-1
             )
+            _c1 = _c2 = _g_X = None
             gA = _permute_rows(
                 P, _solve_triangular(_c0, _g_C, upper=True, left=True, unit=True), False
             )

@@ -17,6 +17,7 @@ import collections as _collections
 import numpy as _np
 
 from ._runtime import (
+    _accumulate,
     _adjoint,
     _check,
     _check_input,
@@ -26,13 +27,13 @@ from ._runtime import (
     _columns,
     _cotangent_in,
     _cotangent_out,
-    _pad,
     _permute_rows,
     _pivots_permutation,
     _raise_if_failed,
     _scipy,
     _solve_triangular,
     _unbatched,
+    _unit_tril,
     _zeros_like,
 )
 
@@ -148,9 +149,7 @@ def _jvp_rule(A, LU, pivots, P, dA, pivot, check_singular):
                 left=False,
                 unit=False,
             )
-            dLU = (_np.tril(LU, -1) + _np.eye(m, m, dtype=A.dtype)) @ _np.tril(X, -1) + _np.triu(
-                X, 0
-            ) @ _np.triu(LU, 0)
+            dLU = _accumulate((_unit_tril(LU)) @ _np.tril(X, -1), _np.triu(X, 0) @ _np.triu(LU, 0))
             return _checked_jvp(
                 "lu_factor",
                 (dLU,),
@@ -175,9 +174,13 @@ def _jvp_rule(A, LU, pivots, P, dA, pivot, check_singular):
             dU = _np.triu(X, 0) @ _np.triu(_c0, 0)
             dLU = _np.concatenate(
                 [
-                    (_np.tril(_c0, -1) + _np.eye(n, n, dtype=A.dtype)) @ _np.tril(X, -1) + dU,
+                    _accumulate((_unit_tril(_c0)) @ _np.tril(X, -1), dU),
                     _solve_triangular(
-                        _c0, B[..., n:, :] - LU[..., n:, :] @ dU, upper=True, left=False, unit=False
+                        _c0,
+                        _accumulate(-(LU[..., n:, :] @ dU), B[..., n:, :]),
+                        upper=True,
+                        left=False,
+                        unit=False,
                     ),
                 ],
                 axis=-2,
@@ -202,9 +205,8 @@ def _jvp_rule(A, LU, pivots, P, dA, pivot, check_singular):
             _c1 = _np.tril(X, -1)
             dLU = _np.concatenate(
                 [
-                    (_np.tril(_c0, -1) + _np.eye(m, m, dtype=A.dtype)) @ _c1
-                    + _np.triu(X, 0) @ _np.triu(_c0, 0),
-                    C[..., :, m:] - _c1 @ LU[..., :, m:],
+                    _accumulate((_unit_tril(_c0)) @ _c1, _np.triu(X, 0) @ _np.triu(_c0, 0)),
+                    _accumulate(-(_c1 @ LU[..., :, m:]), C[..., :, m:]),
                 ],
                 axis=-1,
             )
@@ -290,9 +292,10 @@ def _vjp_rule(A, LU, pivots, P, gLU, gpivots, gP, pivot, check_singular):
             gLU = _zeros_like(LU) if gLU is None else gLU
 
             # spec/lu_factor.yaml:51, HAL2011, transposed (the spec gives no VJP)
-            _g_X = _np.tril(
-                _adjoint(_np.tril(LU, -1) + _np.eye(m, m, dtype=A.dtype)) @ gLU, -1
-            ) + _np.triu(gLU @ _adjoint(_np.triu(LU, 0)), 0)
+            _g_X = _accumulate(
+                _np.tril(_adjoint(_unit_tril(LU)) @ gLU, -1),
+                _np.triu(gLU @ _adjoint(_np.triu(LU, 0)), 0),
+            )
             _c0 = _adjoint(LU)
             gA = _permute_rows(
                 P,
@@ -315,23 +318,26 @@ def _vjp_rule(A, LU, pivots, P, gLU, gpivots, gP, pivot, check_singular):
             _c1 = _adjoint(_c0)
             _c2 = _solve_triangular(_c1, gLU[..., n:, :], upper=False, left=False, unit=False)
             _c3 = gLU[..., :n, :]
-            _g_dU = -(_adjoint(LU[..., n:, :]) @ _c2) + _c3
-            _g_X = _np.tril(
-                _adjoint(_np.tril(_c0, -1) + _np.eye(n, n, dtype=A.dtype)) @ _c3, -1
-            ) + _np.triu(_g_dU @ _adjoint(_np.triu(_c0, 0)), 0)
-            _g_B = _pad(_c2, n, 0, 0, 0) + _pad(
-                _solve_triangular(
-                    _c1,
-                    _solve_triangular(_c1, _g_X, upper=False, left=False, unit=False),
-                    upper=True,
-                    left=True,
-                    unit=True,
-                ),
-                0,
-                m - n,
-                0,
-                0,
+            _g_dU = _accumulate(-(_adjoint(LU[..., n:, :]) @ _c2), _c3)
+            _g_X = _accumulate(
+                _np.tril(_adjoint(_unit_tril(_c0)) @ _c3, -1),
+                _np.triu(_g_dU @ _adjoint(_np.triu(_c0, 0)), 0),
             )
+            _c0 = _c3 = _g_dU = None
+            _g_B = _np.concatenate(
+                [
+                    _solve_triangular(
+                        _c1,
+                        _solve_triangular(_c1, _g_X, upper=False, left=False, unit=False),
+                        upper=True,
+                        left=True,
+                        unit=True,
+                    ),
+                    _c2,
+                ],
+                axis=-2,
+            )
+            _c1 = _c2 = _g_X = None
             gA = _permute_rows(P, _g_B, False)
             return _checked_vjp("lu_factor", (gA,), (*_checks[:1],))
 
@@ -342,15 +348,20 @@ def _vjp_rule(A, LU, pivots, P, gLU, gpivots, gP, pivot, check_singular):
             _c0 = LU[..., :, :m]
             _c1 = gLU[..., :, :m]
             _c2 = gLU[..., :, m:]
-            _g_X = (
-                _np.tril(_adjoint(_np.tril(_c0, -1) + _np.eye(m, m, dtype=A.dtype)) @ _c1, -1)
-                + _np.tril(-(_c2 @ _adjoint(LU[..., :, m:])), -1)
-                + _np.triu(_c1 @ _adjoint(_np.triu(_c0, 0)), 0)
+            _g_X = _accumulate(
+                _accumulate(
+                    _np.tril(_adjoint(_unit_tril(_c0)) @ _c1, -1),
+                    _np.tril(-(_c2 @ _adjoint(LU[..., :, m:])), -1),
+                ),
+                _np.triu(_c1 @ _adjoint(_np.triu(_c0, 0)), 0),
             )
+            _c1 = None
             _c3 = _adjoint(_c0)
-            _g_C = _pad(_c2, 0, 0, m, 0) + _pad(
-                _solve_triangular(_c3, _g_X, upper=False, left=False, unit=False), 0, 0, 0, -m + n
+            _c0 = None
+            _g_C = _np.concatenate(
+                [_solve_triangular(_c3, _g_X, upper=False, left=False, unit=False), _c2], axis=-1
             )
+            _c2 = _g_X = None
             gA = _permute_rows(
                 P, _solve_triangular(_c3, _g_C, upper=True, left=True, unit=True), False
             )

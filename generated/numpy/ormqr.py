@@ -19,6 +19,7 @@ import collections as _collections
 import numpy as _np
 
 from ._runtime import (
+    _accumulate,
     _adjoint,
     _check_input,
     _check_tangent,
@@ -27,6 +28,7 @@ from ._runtime import (
     _diag,
     _pad,
     _solve_triangular,
+    _unit_tril,
     _unpacked,
     _zeros_like,
 )
@@ -129,92 +131,86 @@ def _primal(a, tau, C, left, transpose):
         k = tau.shape[-2]
         m = C.shape[-2]
         n = C.shape[-1]
-        return (
-            C
-            - (_np.tril(a[..., :, :k], -1) + _np.eye(r, k, dtype=a.dtype))
-            @ (
-                _solve_triangular(
-                    tau
-                    * _adjoint(_np.tril(a[..., :, :k], -1) + _np.eye(r, k, dtype=a.dtype))
-                    @ (_np.tril(a[..., :, :k], -1) + _np.eye(r, k, dtype=a.dtype)),
-                    _diag(tau),
-                    upper=True,
-                    left=True,
-                    unit=True,
+        _c0 = _unit_tril(a[..., :, :k])
+        _c1 = _adjoint(_c0)
+        Y = _accumulate(
+            -(
+                _c0
+                @ (
+                    _solve_triangular(tau * _c1 @ _c0, _diag(tau), upper=True, left=True, unit=True)
+                    @ (_c1 @ C)
                 )
-                @ (_adjoint(_np.tril(a[..., :, :k], -1) + _np.eye(r, k, dtype=a.dtype)) @ C)
             ),
+            C,
         )
+        return (Y,)
     if left is True and transpose is True:
         r = a.shape[-2]
         p = a.shape[-1]
         k = tau.shape[-2]
         m = C.shape[-2]
         n = C.shape[-1]
-        return (
-            C
-            - (_np.tril(a[..., :, :k], -1) + _np.eye(r, k, dtype=a.dtype))
-            @ (
-                _adjoint(
-                    _solve_triangular(
-                        tau
-                        * _adjoint(_np.tril(a[..., :, :k], -1) + _np.eye(r, k, dtype=a.dtype))
-                        @ (_np.tril(a[..., :, :k], -1) + _np.eye(r, k, dtype=a.dtype)),
-                        _diag(tau),
-                        upper=True,
-                        left=True,
-                        unit=True,
+        _c0 = _unit_tril(a[..., :, :k])
+        _c1 = _adjoint(_c0)
+        Y = _accumulate(
+            -(
+                _c0
+                @ (
+                    _adjoint(
+                        _solve_triangular(
+                            tau * _c1 @ _c0, _diag(tau), upper=True, left=True, unit=True
+                        )
                     )
+                    @ (_c1 @ C)
                 )
-                @ (_adjoint(_np.tril(a[..., :, :k], -1) + _np.eye(r, k, dtype=a.dtype)) @ C)
             ),
+            C,
         )
+        return (Y,)
     if left is False and transpose is False:
         r = a.shape[-2]
         p = a.shape[-1]
         k = tau.shape[-2]
         m = C.shape[-2]
         n = C.shape[-1]
-        return (
-            C
-            - (
-                (C @ (_np.tril(a[..., :, :k], -1) + _np.eye(r, k, dtype=a.dtype)))
-                @ _solve_triangular(
-                    tau
-                    * _adjoint(_np.tril(a[..., :, :k], -1) + _np.eye(r, k, dtype=a.dtype))
-                    @ (_np.tril(a[..., :, :k], -1) + _np.eye(r, k, dtype=a.dtype)),
-                    _diag(tau),
-                    upper=True,
-                    left=True,
-                    unit=True,
+        _c0 = _unit_tril(a[..., :, :k])
+        _c1 = _adjoint(_c0)
+        Y = _accumulate(
+            -(
+                (
+                    (C @ _c0)
+                    @ _solve_triangular(
+                        tau * _c1 @ _c0, _diag(tau), upper=True, left=True, unit=True
+                    )
                 )
-            )
-            @ _adjoint(_np.tril(a[..., :, :k], -1) + _np.eye(r, k, dtype=a.dtype)),
+                @ _c1
+            ),
+            C,
         )
+        return (Y,)
     if left is False and transpose is True:
         r = a.shape[-2]
         p = a.shape[-1]
         k = tau.shape[-2]
         m = C.shape[-2]
         n = C.shape[-1]
-        return (
-            C
-            - (
-                (C @ (_np.tril(a[..., :, :k], -1) + _np.eye(r, k, dtype=a.dtype)))
-                @ _adjoint(
-                    _solve_triangular(
-                        tau
-                        * _adjoint(_np.tril(a[..., :, :k], -1) + _np.eye(r, k, dtype=a.dtype))
-                        @ (_np.tril(a[..., :, :k], -1) + _np.eye(r, k, dtype=a.dtype)),
-                        _diag(tau),
-                        upper=True,
-                        left=True,
-                        unit=True,
+        _c0 = _unit_tril(a[..., :, :k])
+        _c1 = _adjoint(_c0)
+        Y = _accumulate(
+            -(
+                (
+                    (C @ _c0)
+                    @ _adjoint(
+                        _solve_triangular(
+                            tau * _c1 @ _c0, _diag(tau), upper=True, left=True, unit=True
+                        )
                     )
                 )
-            )
-            @ _adjoint(_np.tril(a[..., :, :k], -1) + _np.eye(r, k, dtype=a.dtype)),
+                @ _c1
+            ),
+            C,
         )
+        return (Y,)
     raise AssertionError("unreachable: options were checked")
 
 
@@ -234,14 +230,15 @@ def _jvp_rule(a, tau, C, Y, da, dtau, dC, left, transpose):
     if left is True and transpose is False:
         if r == m:
             # spec/ormqr.yaml:57
-            V = _np.tril(a[..., :, :k], -1) + _np.eye(r, k, dtype=a.dtype)
+            V = _unit_tril(a[..., :, :k])
             dV = _np.tril(da[..., :, :k], -1)
             _c0 = _adjoint(V)
             G = _c0 @ V
             _c1 = tau * G
             T = _solve_triangular(_c1, _diag(tau), upper=True, left=True, unit=True)
             _c2 = _adjoint(dV)
-            dT = (
+            dT = _accumulate(
+                -((T @ _np.triu(_accumulate(_c2 @ V, _c0 @ dV), 1)) @ T),
                 _solve_triangular(
                     _c1,
                     _solve_triangular(
@@ -254,24 +251,33 @@ def _jvp_rule(a, tau, C, Y, da, dtau, dC, left, transpose):
                     upper=True,
                     left=True,
                     unit=True,
-                )
-                - (T @ _np.triu(_c2 @ V + _c0 @ dV, 1)) @ T
+                ),
             )
+            G = _c1 = None
             W = _c0 @ C
-            dY = (((dC - V @ (T @ (_c0 @ dC))) - dV @ (T @ W)) - V @ (dT @ W)) - V @ (T @ (_c2 @ C))
+            dY = _accumulate(
+                _accumulate(
+                    _accumulate(_accumulate(-(V @ (T @ (_c0 @ dC))), dC), dV @ (T @ W), -1),
+                    V @ (dT @ W),
+                    -1,
+                ),
+                V @ (T @ (_c2 @ C)),
+                -1,
+            )
             return (dY,)
 
     if left is True and transpose is True:
         if r == m:
             # spec/ormqr.yaml:78
-            V = _np.tril(a[..., :, :k], -1) + _np.eye(r, k, dtype=a.dtype)
+            V = _unit_tril(a[..., :, :k])
             dV = _np.tril(da[..., :, :k], -1)
             _c0 = _adjoint(V)
             G = _c0 @ V
             _c1 = tau * G
             T = _solve_triangular(_c1, _diag(tau), upper=True, left=True, unit=True)
             _c2 = _adjoint(dV)
-            dT = (
+            dT = _accumulate(
+                -((T @ _np.triu(_accumulate(_c2 @ V, _c0 @ dV), 1)) @ T),
                 _solve_triangular(
                     _c1,
                     _solve_triangular(
@@ -284,27 +290,35 @@ def _jvp_rule(a, tau, C, Y, da, dtau, dC, left, transpose):
                     upper=True,
                     left=True,
                     unit=True,
-                )
-                - (T @ _np.triu(_c2 @ V + _c0 @ dV, 1)) @ T
+                ),
             )
+            G = _c1 = None
             W = _c0 @ C
             _c3 = _adjoint(T)
-            dY = (((dC - V @ (_c3 @ (_c0 @ dC))) - dV @ (_c3 @ W)) - V @ (_adjoint(dT) @ W)) - V @ (
-                _c3 @ (_c2 @ C)
+            T = None
+            dY = _accumulate(
+                _accumulate(
+                    _accumulate(_accumulate(-(V @ (_c3 @ (_c0 @ dC))), dC), dV @ (_c3 @ W), -1),
+                    V @ (_adjoint(dT) @ W),
+                    -1,
+                ),
+                V @ (_c3 @ (_c2 @ C)),
+                -1,
             )
             return (dY,)
 
     if left is False and transpose is False:
         if r == n:
             # spec/ormqr.yaml:99
-            V = _np.tril(a[..., :, :k], -1) + _np.eye(r, k, dtype=a.dtype)
+            V = _unit_tril(a[..., :, :k])
             dV = _np.tril(da[..., :, :k], -1)
             _c0 = _adjoint(V)
             G = _c0 @ V
             _c1 = tau * G
             T = _solve_triangular(_c1, _diag(tau), upper=True, left=True, unit=True)
             _c2 = _adjoint(dV)
-            dT = (
+            dT = _accumulate(
+                -((T @ _np.triu(_accumulate(_c2 @ V, _c0 @ dV), 1)) @ T),
                 _solve_triangular(
                     _c1,
                     _solve_triangular(
@@ -317,26 +331,33 @@ def _jvp_rule(a, tau, C, Y, da, dtau, dC, left, transpose):
                     upper=True,
                     left=True,
                     unit=True,
-                )
-                - (T @ _np.triu(_c2 @ V + _c0 @ dV, 1)) @ T
+                ),
             )
+            G = _c1 = None
             Z = C @ V
-            dY = (((dC - ((dC @ V) @ T) @ _c0) - ((C @ dV) @ T) @ _c0) - (Z @ dT) @ _c0) - (
-                Z @ T
-            ) @ _c2
+            dY = _accumulate(
+                _accumulate(
+                    _accumulate(_accumulate(-(((dC @ V) @ T) @ _c0), dC), ((C @ dV) @ T) @ _c0, -1),
+                    (Z @ dT) @ _c0,
+                    -1,
+                ),
+                (Z @ T) @ _c2,
+                -1,
+            )
             return (dY,)
 
     if left is False and transpose is True:
         if r == n:
             # spec/ormqr.yaml:120
-            V = _np.tril(a[..., :, :k], -1) + _np.eye(r, k, dtype=a.dtype)
+            V = _unit_tril(a[..., :, :k])
             dV = _np.tril(da[..., :, :k], -1)
             _c0 = _adjoint(V)
             G = _c0 @ V
             _c1 = tau * G
             T = _solve_triangular(_c1, _diag(tau), upper=True, left=True, unit=True)
             _c2 = _adjoint(dV)
-            dT = (
+            dT = _accumulate(
+                -((T @ _np.triu(_accumulate(_c2 @ V, _c0 @ dV), 1)) @ T),
                 _solve_triangular(
                     _c1,
                     _solve_triangular(
@@ -349,14 +370,23 @@ def _jvp_rule(a, tau, C, Y, da, dtau, dC, left, transpose):
                     upper=True,
                     left=True,
                     unit=True,
-                )
-                - (T @ _np.triu(_c2 @ V + _c0 @ dV, 1)) @ T
+                ),
             )
+            G = _c1 = None
             Z = C @ V
             _c3 = _adjoint(T)
-            dY = (
-                ((dC - ((dC @ V) @ _c3) @ _c0) - ((C @ dV) @ _c3) @ _c0) - (Z @ _adjoint(dT)) @ _c0
-            ) - (Z @ _c3) @ _c2
+            T = None
+            dY = _accumulate(
+                _accumulate(
+                    _accumulate(
+                        _accumulate(-(((dC @ V) @ _c3) @ _c0), dC), ((C @ dV) @ _c3) @ _c0, -1
+                    ),
+                    (Z @ _adjoint(dT)) @ _c0,
+                    -1,
+                ),
+                (Z @ _c3) @ _c2,
+                -1,
+            )
             return (dY,)
 
     raise ValueError(
@@ -378,18 +408,26 @@ def _vjp_rule(a, tau, C, Y, gY, left, transpose):
             gY = _zeros_like(Y) if gY is None else gY
 
             # spec/ormqr.yaml:57, transposed (the spec gives no VJP)
-            V = _np.tril(a[..., :, :k], -1) + _np.eye(r, k, dtype=a.dtype)
+            V = _unit_tril(a[..., :, :k])
             _c0 = _adjoint(V)
             G = _c0 @ V
             T = _solve_triangular(tau * G, _diag(tau), upper=True, left=True, unit=True)
             W = _c0 @ C
             _c1 = _adjoint(W)
+            W = None
             _g_dT = -((_c0 @ gY) @ _c1)
             _c2 = _adjoint(T)
             _c3 = _np.triu(-((_c2 @ _g_dT) @ _c2), 1)
-            _g_dV = V @ (_adjoint(_c3) + _c3) - gY @ (_c1 @ _c2) - C @ ((_adjoint(gY) @ V) @ T)
+            _g_dV = _accumulate(
+                _accumulate(V @ (_adjoint(_c3) + _c3), gY @ (_c1 @ _c2), -1),
+                C @ ((_adjoint(gY) @ V) @ T),
+                -1,
+            )
+            T = _c1 = _c3 = None
             ga = _pad(_np.tril(_g_dV, -1), 0, 0, 0, -k + p)
+            _g_dV = None
             _c4 = _adjoint(G)
+            G = None
             _c5 = _np.conj(tau)
             gtau = _np.diagonal(
                 _solve_triangular(
@@ -405,7 +443,8 @@ def _vjp_rule(a, tau, C, Y, gY, left, transpose):
                 -2,
                 -1,
             )[..., :, None]
-            gC = -(V @ (_c2 @ (_c0 @ gY))) + gY
+            _c4 = _c5 = _g_dT = None
+            gC = _accumulate(-(V @ (_c2 @ (_c0 @ gY))), gY)
             return (ga, gtau, gC)
 
     if left is True and transpose is True:
@@ -413,7 +452,7 @@ def _vjp_rule(a, tau, C, Y, gY, left, transpose):
             gY = _zeros_like(Y) if gY is None else gY
 
             # spec/ormqr.yaml:78, transposed (the spec gives no VJP)
-            V = _np.tril(a[..., :, :k], -1) + _np.eye(r, k, dtype=a.dtype)
+            V = _unit_tril(a[..., :, :k])
             _c0 = _adjoint(V)
             G = _c0 @ V
             T = _solve_triangular(tau * G, _diag(tau), upper=True, left=True, unit=True)
@@ -422,9 +461,16 @@ def _vjp_rule(a, tau, C, Y, gY, left, transpose):
             _g_dT = -(W @ (_c1 @ V))
             _c2 = _adjoint(T)
             _c3 = _np.triu(-((_c2 @ _g_dT) @ _c2), 1)
-            _g_dV = V @ (_adjoint(_c3) + _c3) - gY @ (_adjoint(W) @ T) - C @ ((_c1 @ V) @ _c2)
+            _g_dV = _accumulate(
+                _accumulate(V @ (_adjoint(_c3) + _c3), gY @ (_adjoint(W) @ T), -1),
+                C @ ((_c1 @ V) @ _c2),
+                -1,
+            )
+            W = _c1 = _c2 = _c3 = None
             ga = _pad(_np.tril(_g_dV, -1), 0, 0, 0, -k + p)
+            _g_dV = None
             _c4 = _adjoint(G)
+            G = None
             _c5 = _np.conj(tau)
             gtau = _np.diagonal(
                 _solve_triangular(
@@ -440,7 +486,8 @@ def _vjp_rule(a, tau, C, Y, gY, left, transpose):
                 -2,
                 -1,
             )[..., :, None]
-            gC = -(V @ (T @ (_c0 @ gY))) + gY
+            _c4 = _c5 = _g_dT = None
+            gC = _accumulate(-(V @ (T @ (_c0 @ gY))), gY)
             return (ga, gtau, gC)
 
     if left is False and transpose is False:
@@ -448,7 +495,7 @@ def _vjp_rule(a, tau, C, Y, gY, left, transpose):
             gY = _zeros_like(Y) if gY is None else gY
 
             # spec/ormqr.yaml:99, transposed (the spec gives no VJP)
-            V = _np.tril(a[..., :, :k], -1) + _np.eye(r, k, dtype=a.dtype)
+            V = _unit_tril(a[..., :, :k])
             _c0 = _adjoint(V)
             G = _c0 @ V
             T = _solve_triangular(tau * G, _diag(tau), upper=True, left=True, unit=True)
@@ -456,11 +503,16 @@ def _vjp_rule(a, tau, C, Y, gY, left, transpose):
             _g_dT = -((_adjoint(Z) @ gY) @ V)
             _c1 = _adjoint(T)
             _c2 = _np.triu(-((_c1 @ _g_dT) @ _c1), 1)
-            _g_dV = (
-                V @ (_adjoint(_c2) + _c2) - (_adjoint(gY) @ Z) @ T - ((_adjoint(C) @ gY) @ V) @ _c1
+            _g_dV = _accumulate(
+                _accumulate(V @ (_adjoint(_c2) + _c2), (_adjoint(gY) @ Z) @ T, -1),
+                ((_adjoint(C) @ gY) @ V) @ _c1,
+                -1,
             )
+            T = Z = _c2 = None
             ga = _pad(_np.tril(_g_dV, -1), 0, 0, 0, -k + p)
+            _g_dV = None
             _c3 = _adjoint(G)
+            G = None
             _c4 = _np.conj(tau)
             gtau = _np.diagonal(
                 _solve_triangular(
@@ -476,7 +528,8 @@ def _vjp_rule(a, tau, C, Y, gY, left, transpose):
                 -2,
                 -1,
             )[..., :, None]
-            gC = -(((gY @ V) @ _c1) @ _c0) + gY
+            _c3 = _c4 = _g_dT = None
+            gC = _accumulate(-(((gY @ V) @ _c1) @ _c0), gY)
             return (ga, gtau, gC)
 
     if left is False and transpose is True:
@@ -484,7 +537,7 @@ def _vjp_rule(a, tau, C, Y, gY, left, transpose):
             gY = _zeros_like(Y) if gY is None else gY
 
             # spec/ormqr.yaml:120, transposed (the spec gives no VJP)
-            V = _np.tril(a[..., :, :k], -1) + _np.eye(r, k, dtype=a.dtype)
+            V = _unit_tril(a[..., :, :k])
             _c0 = _adjoint(V)
             G = _c0 @ V
             T = _solve_triangular(tau * G, _diag(tau), upper=True, left=True, unit=True)
@@ -493,9 +546,16 @@ def _vjp_rule(a, tau, C, Y, gY, left, transpose):
             _g_dT = -((_c0 @ _c1) @ Z)
             _c2 = _adjoint(T)
             _c3 = _np.triu(-((_c2 @ _g_dT) @ _c2), 1)
-            _g_dV = V @ (_adjoint(_c3) + _c3) - (_c1 @ Z) @ _c2 - ((_adjoint(C) @ gY) @ V) @ T
+            _g_dV = _accumulate(
+                _accumulate(V @ (_adjoint(_c3) + _c3), (_c1 @ Z) @ _c2, -1),
+                ((_adjoint(C) @ gY) @ V) @ T,
+                -1,
+            )
+            Z = _c1 = _c2 = _c3 = None
             ga = _pad(_np.tril(_g_dV, -1), 0, 0, 0, -k + p)
+            _g_dV = None
             _c4 = _adjoint(G)
+            G = None
             _c5 = _np.conj(tau)
             gtau = _np.diagonal(
                 _solve_triangular(
@@ -511,7 +571,8 @@ def _vjp_rule(a, tau, C, Y, gY, left, transpose):
                 -2,
                 -1,
             )[..., :, None]
-            gC = -(((gY @ V) @ T) @ _c0) + gY
+            _c4 = _c5 = _g_dT = None
+            gC = _accumulate(-(((gY @ V) @ T) @ _c0), gY)
             return (ga, gtau, gC)
 
     raise ValueError(

@@ -29,6 +29,7 @@ import warnings as _warnings
 import numpy as _np
 
 from ._runtime import (
+    _accumulate,
     _adjoint,
     _check,
     _check_input,
@@ -226,10 +227,13 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
             # spec/qr.yaml:69, WLL2012 Sec. 3
             C = _solve_triangular(R, dA, upper=True, left=False, unit=False)
             B = _adjoint(Q) @ C
-            U = _np.triu(B + _adjoint(B), 1) + _diag(
-                _np.real(_np.diagonal(B, 0, -2, -1)[..., :, None])
+            U = _accumulate(
+                _np.triu(B + _adjoint(B), 1),
+                _diag(_np.real(_np.diagonal(B, 0, -2, -1)[..., :, None])),
             )
-            dQ = C - Q @ U
+            B = None
+            dQ = _accumulate(-(Q @ U), C)
+            C = None
             dR = U @ R
             return _checked_jvp(
                 "qr",
@@ -247,12 +251,15 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
             C = _solve_triangular(R1, dA[..., :, :m], upper=True, left=False, unit=False)
             _c0 = _adjoint(Q)
             B = _c0 @ C
-            U = _np.triu(B + _adjoint(B), 1) + _diag(
-                _np.real(_np.diagonal(B, 0, -2, -1)[..., :, None])
+            U = _accumulate(
+                _np.triu(B + _adjoint(B), 1),
+                _diag(_np.real(_np.diagonal(B, 0, -2, -1)[..., :, None])),
             )
-            dQ = C - Q @ U
+            B = None
+            dQ = _accumulate(-(Q @ U), C)
+            C = None
             dR = _np.concatenate(
-                [U @ R1, _adjoint(dQ) @ A[..., :, m:] + _c0 @ dA[..., :, m:]], axis=-1
+                [U @ R1, _accumulate(_adjoint(dQ) @ A[..., :, m:], _c0 @ dA[..., :, m:])], axis=-1
             )
             return _checked_jvp(
                 "qr",
@@ -271,17 +278,30 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
             R1 = R[..., :n, :]
             C = _solve_triangular(R1, dA, upper=True, left=False, unit=False)
             B = _adjoint(Q1) @ C
-            U = _np.triu(B + _adjoint(B), 1) + _diag(
-                _np.real(_np.diagonal(B, 0, -2, -1)[..., :, None])
+            U = _accumulate(
+                _np.triu(B + _adjoint(B), 1),
+                _diag(_np.real(_np.diagonal(B, 0, -2, -1)[..., :, None])),
             )
-            dQ1 = C - Q1 @ U
+            B = None
+            dQ1 = _accumulate(-(Q1 @ U), C)
+            C = None
             N = _np.eye(n, n, dtype=A.dtype) - Q1[..., :n, :]
             _c0 = _adjoint(N)
+            N = None
             Z = _solve(_c0, _adjoint(Q1[..., n:, :]), left=True)
-            dQ2 = (_np.eye(m, n, dtype=A.dtype) - Q1) @ _solve(
-                _c0, _adjoint(dQ1[..., :n, :]) @ Z + _adjoint(dQ1[..., n:, :]), left=True
-            ) - dQ1 @ Z
+            dQ2 = _accumulate(
+                (_np.eye(m, n, dtype=A.dtype) - Q1)
+                @ _solve(
+                    _c0,
+                    _accumulate(_adjoint(dQ1[..., :n, :]) @ Z, _adjoint(dQ1[..., n:, :])),
+                    left=True,
+                ),
+                dQ1 @ Z,
+                -1,
+            )
+            Q1 = Z = _c0 = None
             dQ = _np.concatenate([dQ1, dQ2], axis=-1)
+            dQ1 = dQ2 = None
             dR = _pad_rows(U @ R1, m - n)
             return _checked_jvp(
                 "qr",
@@ -297,10 +317,13 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
             # spec/qr.yaml:69, WLL2012 Sec. 3
             C = _solve_triangular(R, dA, upper=True, left=False, unit=False)
             B = _adjoint(Q) @ C
-            U = _np.triu(B + _adjoint(B), 1) + _diag(
-                _np.real(_np.diagonal(B, 0, -2, -1)[..., :, None])
+            U = _accumulate(
+                _np.triu(B + _adjoint(B), 1),
+                _diag(_np.real(_np.diagonal(B, 0, -2, -1)[..., :, None])),
             )
-            dQ = C - Q @ U
+            B = None
+            dQ = _accumulate(-(Q @ U), C)
+            C = None
             dR = U @ R
             return _checked_jvp(
                 "qr",
@@ -318,12 +341,15 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
             C = _solve_triangular(R1, dA[..., :, :m], upper=True, left=False, unit=False)
             _c0 = _adjoint(Q)
             B = _c0 @ C
-            U = _np.triu(B + _adjoint(B), 1) + _diag(
-                _np.real(_np.diagonal(B, 0, -2, -1)[..., :, None])
+            U = _accumulate(
+                _np.triu(B + _adjoint(B), 1),
+                _diag(_np.real(_np.diagonal(B, 0, -2, -1)[..., :, None])),
             )
-            dQ = C - Q @ U
+            B = None
+            dQ = _accumulate(-(Q @ U), C)
+            C = None
             dR = _np.concatenate(
-                [U @ R1, _adjoint(dQ) @ A[..., :, m:] + _c0 @ dA[..., :, m:]], axis=-1
+                [U @ R1, _accumulate(_adjoint(dQ) @ A[..., :, m:], _c0 @ dA[..., :, m:])], axis=-1
             )
             return _checked_jvp(
                 "qr",
@@ -340,9 +366,12 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
             # spec/qr.yaml:69, WLL2012 Sec. 3
             C = _solve_triangular(R, dA, upper=True, left=False, unit=False)
             B = _adjoint(Q) @ C
-            U = _np.triu(B + _adjoint(B), 1) + _diag(
-                _np.real(_np.diagonal(B, 0, -2, -1)[..., :, None])
+            C = None
+            U = _accumulate(
+                _np.triu(B + _adjoint(B), 1),
+                _diag(_np.real(_np.diagonal(B, 0, -2, -1)[..., :, None])),
             )
+            B = None
             dR = U @ R
             return _checked_jvp(
                 "qr",
@@ -360,12 +389,15 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
             C = _solve_triangular(R1, dA[..., :, :m], upper=True, left=False, unit=False)
             _c0 = _adjoint(Q)
             B = _c0 @ C
-            U = _np.triu(B + _adjoint(B), 1) + _diag(
-                _np.real(_np.diagonal(B, 0, -2, -1)[..., :, None])
+            U = _accumulate(
+                _np.triu(B + _adjoint(B), 1),
+                _diag(_np.real(_np.diagonal(B, 0, -2, -1)[..., :, None])),
             )
-            dQ = C - Q @ U
+            B = None
+            dQ = _accumulate(-(Q @ U), C)
+            C = None
             dR = _np.concatenate(
-                [U @ R1, _adjoint(dQ) @ A[..., :, m:] + _c0 @ dA[..., :, m:]], axis=-1
+                [U @ R1, _accumulate(_adjoint(dQ) @ A[..., :, m:], _c0 @ dA[..., :, m:])], axis=-1
             )
             return _checked_jvp(
                 "qr",
@@ -628,16 +660,20 @@ def _vjp_rule(A, Q, R, gQ, gR, mode, check_singular):
                 # the rule below without the terms of gR, which are None
                 M = -(_adjoint(gQ) @ Q)
                 gA = _solve_triangular(
-                    _adjoint(R), Q @ _copyltu(M) + gQ, upper=False, left=False, unit=False
+                    _adjoint(R),
+                    _accumulate(Q @ _copyltu(M), gQ),
+                    upper=False,
+                    left=False,
+                    unit=False,
                 )
                 return _checked_vjp("qr", (gA,), (*_checks[:1],))
             gQ = _zeros_like(Q) if gQ is None else gQ
             gR = _zeros_like(R) if gR is None else gR
 
             # spec/qr.yaml:77, LLWX2019 eq. (7)
-            M = R @ _adjoint(gR) - _adjoint(gQ) @ Q
+            M = _accumulate(R @ _adjoint(gR), _adjoint(gQ) @ Q, -1)
             gA = _solve_triangular(
-                _adjoint(R), gQ + Q @ _copyltu(M), upper=False, left=False, unit=False
+                _adjoint(R), _accumulate(Q @ _copyltu(M), gQ), upper=False, left=False, unit=False
             )
             return _checked_vjp("qr", (gA,), (*_checks[:1],))
 
@@ -648,8 +684,13 @@ def _vjp_rule(A, Q, R, gQ, gR, mode, check_singular):
                 gQ1 = gQ
                 M = -(_adjoint(gQ1) @ Q)
                 gX = _solve_triangular(
-                    _adjoint(R1), Q @ _copyltu(M) + gQ1, upper=False, left=False, unit=False
+                    _adjoint(R1),
+                    _accumulate(Q @ _copyltu(M), gQ1),
+                    upper=False,
+                    left=False,
+                    unit=False,
                 )
+                M = R1 = gQ1 = None
                 gA = _pad_cols(gX, -m + n)
                 return _checked_vjp("qr", (gA,), (*_checks[:1],))
             gQ = _zeros_like(Q) if gQ is None else gQ
@@ -658,11 +699,12 @@ def _vjp_rule(A, Q, R, gQ, gR, mode, check_singular):
             # spec/qr.yaml:90, RR2020
             R1 = R[..., :, :m]
             gR2 = gR[..., :, m:]
-            gQ1 = gQ + A[..., :, m:] @ _adjoint(gR2)
-            M = R1 @ _adjoint(gR[..., :, :m]) - _adjoint(gQ1) @ Q
+            gQ1 = _accumulate(A[..., :, m:] @ _adjoint(gR2), gQ)
+            M = _accumulate(R1 @ _adjoint(gR[..., :, :m]), _adjoint(gQ1) @ Q, -1)
             gX = _solve_triangular(
-                _adjoint(R1), gQ1 + Q @ _copyltu(M), upper=False, left=False, unit=False
+                _adjoint(R1), _accumulate(Q @ _copyltu(M), gQ1), upper=False, left=False, unit=False
             )
+            M = R1 = gQ1 = None
             gA = _np.concatenate([gX, Q @ gR2], axis=-1)
             return _checked_vjp("qr", (gA,), (*_checks[:1],))
 
@@ -685,11 +727,21 @@ def _vjp_rule(A, Q, R, gQ, gR, mode, check_singular):
                 Z = _solve(_adjoint(N), _adjoint(Q1[..., n:, :]), left=True)
                 G = gQ[..., :, n:]
                 W = _solve(N, _adjoint(_np.eye(m, n, dtype=A.dtype) - Q1) @ G, left=True)
+                N = None
                 _c0 = _adjoint(W)
-                gQ1 = -(G @ _adjoint(Z)) + gQ[..., :, :n] + _np.concatenate([Z @ _c0, _c0], axis=-2)
+                W = None
+                gQ1 = _accumulate(
+                    _accumulate(-(G @ _adjoint(Z)), gQ[..., :, :n]),
+                    _np.concatenate([Z @ _c0, _c0], axis=-2),
+                )
+                G = Z = _c0 = None
                 M = -(_adjoint(gQ1) @ Q1)
                 gA = _solve_triangular(
-                    _adjoint(R1), Q1 @ _copyltu(M) + gQ1, upper=False, left=False, unit=False
+                    _adjoint(R1),
+                    _accumulate(Q1 @ _copyltu(M), gQ1),
+                    upper=False,
+                    left=False,
+                    unit=False,
                 )
                 return _checked_vjp("qr", (gA,), (*_checks[:1],))
             gQ = _zeros_like(Q) if gQ is None else gQ
@@ -702,11 +754,21 @@ def _vjp_rule(A, Q, R, gQ, gR, mode, check_singular):
             Z = _solve(_adjoint(N), _adjoint(Q1[..., n:, :]), left=True)
             G = gQ[..., :, n:]
             W = _solve(N, _adjoint(_np.eye(m, n, dtype=A.dtype) - Q1) @ G, left=True)
+            N = None
             _c0 = _adjoint(W)
-            gQ1 = (gQ[..., :, :n] - G @ _adjoint(Z)) + _np.concatenate([Z @ _c0, _c0], axis=-2)
-            M = R1 @ _adjoint(gR[..., :n, :]) - _adjoint(gQ1) @ Q1
+            W = None
+            gQ1 = _accumulate(
+                _accumulate(-(G @ _adjoint(Z)), gQ[..., :, :n]),
+                _np.concatenate([Z @ _c0, _c0], axis=-2),
+            )
+            G = Z = _c0 = None
+            M = _accumulate(R1 @ _adjoint(gR[..., :n, :]), _adjoint(gQ1) @ Q1, -1)
             gA = _solve_triangular(
-                _adjoint(R1), gQ1 + Q1 @ _copyltu(M), upper=False, left=False, unit=False
+                _adjoint(R1),
+                _accumulate(Q1 @ _copyltu(M), gQ1),
+                upper=False,
+                left=False,
+                unit=False,
             )
             return _checked_vjp("qr", (gA,), (*_checks[:1],))
 
@@ -722,16 +784,20 @@ def _vjp_rule(A, Q, R, gQ, gR, mode, check_singular):
                 # the rule below without the terms of gR, which are None
                 M = -(_adjoint(gQ) @ Q)
                 gA = _solve_triangular(
-                    _adjoint(R), Q @ _copyltu(M) + gQ, upper=False, left=False, unit=False
+                    _adjoint(R),
+                    _accumulate(Q @ _copyltu(M), gQ),
+                    upper=False,
+                    left=False,
+                    unit=False,
                 )
                 return _checked_vjp("qr", (gA,), (*_checks[:1],))
             gQ = _zeros_like(Q) if gQ is None else gQ
             gR = _zeros_like(R) if gR is None else gR
 
             # spec/qr.yaml:77, LLWX2019 eq. (7)
-            M = R @ _adjoint(gR) - _adjoint(gQ) @ Q
+            M = _accumulate(R @ _adjoint(gR), _adjoint(gQ) @ Q, -1)
             gA = _solve_triangular(
-                _adjoint(R), gQ + Q @ _copyltu(M), upper=False, left=False, unit=False
+                _adjoint(R), _accumulate(Q @ _copyltu(M), gQ), upper=False, left=False, unit=False
             )
             return _checked_vjp("qr", (gA,), (*_checks[:1],))
 
@@ -742,8 +808,13 @@ def _vjp_rule(A, Q, R, gQ, gR, mode, check_singular):
                 gQ1 = gQ
                 M = -(_adjoint(gQ1) @ Q)
                 gX = _solve_triangular(
-                    _adjoint(R1), Q @ _copyltu(M) + gQ1, upper=False, left=False, unit=False
+                    _adjoint(R1),
+                    _accumulate(Q @ _copyltu(M), gQ1),
+                    upper=False,
+                    left=False,
+                    unit=False,
                 )
+                M = R1 = gQ1 = None
                 gA = _pad_cols(gX, -m + n)
                 return _checked_vjp("qr", (gA,), (*_checks[:1],))
             gQ = _zeros_like(Q) if gQ is None else gQ
@@ -752,11 +823,12 @@ def _vjp_rule(A, Q, R, gQ, gR, mode, check_singular):
             # spec/qr.yaml:90, RR2020
             R1 = R[..., :, :m]
             gR2 = gR[..., :, m:]
-            gQ1 = gQ + A[..., :, m:] @ _adjoint(gR2)
-            M = R1 @ _adjoint(gR[..., :, :m]) - _adjoint(gQ1) @ Q
+            gQ1 = _accumulate(A[..., :, m:] @ _adjoint(gR2), gQ)
+            M = _accumulate(R1 @ _adjoint(gR[..., :, :m]), _adjoint(gQ1) @ Q, -1)
             gX = _solve_triangular(
-                _adjoint(R1), gQ1 + Q @ _copyltu(M), upper=False, left=False, unit=False
+                _adjoint(R1), _accumulate(Q @ _copyltu(M), gQ1), upper=False, left=False, unit=False
             )
+            M = R1 = gQ1 = None
             gA = _np.concatenate([gX, Q @ gR2], axis=-1)
             return _checked_vjp("qr", (gA,), (*_checks[:1],))
 
@@ -777,10 +849,11 @@ def _vjp_rule(A, Q, R, gQ, gR, mode, check_singular):
             R1 = R[..., :, :m]
             gR2 = gR[..., :, m:]
             gQ1 = A[..., :, m:] @ _adjoint(gR2)
-            M = R1 @ _adjoint(gR[..., :, :m]) - _adjoint(gQ1) @ Q
+            M = _accumulate(R1 @ _adjoint(gR[..., :, :m]), _adjoint(gQ1) @ Q, -1)
             gX = _solve_triangular(
-                _adjoint(R1), gQ1 + Q @ _copyltu(M), upper=False, left=False, unit=False
+                _adjoint(R1), _accumulate(Q @ _copyltu(M), gQ1), upper=False, left=False, unit=False
             )
+            M = R1 = gQ1 = None
             gA = _np.concatenate([gX, Q @ gR2], axis=-1)
             return _checked_vjp("qr", (gA,), (*_checks[:1],))
 

@@ -25,6 +25,7 @@ import collections as _collections
 import numpy as _np
 
 from ._runtime import (
+    _accumulate,
     _adjoint,
     _check,
     _check_input,
@@ -237,10 +238,13 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
                 R, _permute_cols(Pi, dA, False), upper=True, left=False, unit=False
             )
             B = _adjoint(Q) @ C
-            U = _np.triu(B + _adjoint(B), 1) + _diag(
-                _np.real(_np.diagonal(B, 0, -2, -1)[..., :, None])
+            U = _accumulate(
+                _np.triu(B + _adjoint(B), 1),
+                _diag(_np.real(_np.diagonal(B, 0, -2, -1)[..., :, None])),
             )
-            dQ = C - Q @ U
+            B = None
+            dQ = _accumulate(-(Q @ U), C)
+            C = None
             dR = U @ R
             return _checked_jvp(
                 "qr_pivoted",
@@ -259,14 +263,19 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
             C = _solve_triangular(R1, dB[..., :, :m], upper=True, left=False, unit=False)
             _c0 = _adjoint(Q)
             B = _c0 @ C
-            U = _np.triu(B + _adjoint(B), 1) + _diag(
-                _np.real(_np.diagonal(B, 0, -2, -1)[..., :, None])
+            U = _accumulate(
+                _np.triu(B + _adjoint(B), 1),
+                _diag(_np.real(_np.diagonal(B, 0, -2, -1)[..., :, None])),
             )
-            dQ = C - Q @ U
+            B = None
+            dQ = _accumulate(-(Q @ U), C)
+            C = None
             dR = _np.concatenate(
                 [
                     U @ R1,
-                    _adjoint(dQ) @ _permute_cols(Pi, A, False)[..., :, m:] + _c0 @ dB[..., :, m:],
+                    _accumulate(
+                        _adjoint(dQ) @ _permute_cols(Pi, A, False)[..., :, m:], _c0 @ dB[..., :, m:]
+                    ),
                 ],
                 axis=-1,
             )
@@ -289,17 +298,30 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
                 R1, _permute_cols(Pi, dA, False), upper=True, left=False, unit=False
             )
             B = _adjoint(Q1) @ C
-            U = _np.triu(B + _adjoint(B), 1) + _diag(
-                _np.real(_np.diagonal(B, 0, -2, -1)[..., :, None])
+            U = _accumulate(
+                _np.triu(B + _adjoint(B), 1),
+                _diag(_np.real(_np.diagonal(B, 0, -2, -1)[..., :, None])),
             )
-            dQ1 = C - Q1 @ U
+            B = None
+            dQ1 = _accumulate(-(Q1 @ U), C)
+            C = None
             N = _np.eye(n, n, dtype=A.dtype) - Q1[..., :n, :]
             _c0 = _adjoint(N)
+            N = None
             Z = _solve(_c0, _adjoint(Q1[..., n:, :]), left=True)
-            dQ2 = (_np.eye(m, n, dtype=A.dtype) - Q1) @ _solve(
-                _c0, _adjoint(dQ1[..., :n, :]) @ Z + _adjoint(dQ1[..., n:, :]), left=True
-            ) - dQ1 @ Z
+            dQ2 = _accumulate(
+                (_np.eye(m, n, dtype=A.dtype) - Q1)
+                @ _solve(
+                    _c0,
+                    _accumulate(_adjoint(dQ1[..., :n, :]) @ Z, _adjoint(dQ1[..., n:, :])),
+                    left=True,
+                ),
+                dQ1 @ Z,
+                -1,
+            )
+            Q1 = Z = _c0 = None
             dQ = _np.concatenate([dQ1, dQ2], axis=-1)
+            dQ1 = dQ2 = None
             dR = _pad_rows(U @ R1, m - n)
             return _checked_jvp(
                 "qr_pivoted",
@@ -317,10 +339,13 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
                 R, _permute_cols(Pi, dA, False), upper=True, left=False, unit=False
             )
             B = _adjoint(Q) @ C
-            U = _np.triu(B + _adjoint(B), 1) + _diag(
-                _np.real(_np.diagonal(B, 0, -2, -1)[..., :, None])
+            U = _accumulate(
+                _np.triu(B + _adjoint(B), 1),
+                _diag(_np.real(_np.diagonal(B, 0, -2, -1)[..., :, None])),
             )
-            dQ = C - Q @ U
+            B = None
+            dQ = _accumulate(-(Q @ U), C)
+            C = None
             dR = U @ R
             return _checked_jvp(
                 "qr_pivoted",
@@ -339,14 +364,19 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
             C = _solve_triangular(R1, dB[..., :, :m], upper=True, left=False, unit=False)
             _c0 = _adjoint(Q)
             B = _c0 @ C
-            U = _np.triu(B + _adjoint(B), 1) + _diag(
-                _np.real(_np.diagonal(B, 0, -2, -1)[..., :, None])
+            U = _accumulate(
+                _np.triu(B + _adjoint(B), 1),
+                _diag(_np.real(_np.diagonal(B, 0, -2, -1)[..., :, None])),
             )
-            dQ = C - Q @ U
+            B = None
+            dQ = _accumulate(-(Q @ U), C)
+            C = None
             dR = _np.concatenate(
                 [
                     U @ R1,
-                    _adjoint(dQ) @ _permute_cols(Pi, A, False)[..., :, m:] + _c0 @ dB[..., :, m:],
+                    _accumulate(
+                        _adjoint(dQ) @ _permute_cols(Pi, A, False)[..., :, m:], _c0 @ dB[..., :, m:]
+                    ),
                 ],
                 axis=-1,
             )
@@ -367,9 +397,12 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
                 R, _permute_cols(Pi, dA, False), upper=True, left=False, unit=False
             )
             B = _adjoint(Q) @ C
-            U = _np.triu(B + _adjoint(B), 1) + _diag(
-                _np.real(_np.diagonal(B, 0, -2, -1)[..., :, None])
+            C = None
+            U = _accumulate(
+                _np.triu(B + _adjoint(B), 1),
+                _diag(_np.real(_np.diagonal(B, 0, -2, -1)[..., :, None])),
             )
+            B = None
             dR = U @ R
             return _checked_jvp(
                 "qr_pivoted",
@@ -388,14 +421,19 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
             C = _solve_triangular(R1, dB[..., :, :m], upper=True, left=False, unit=False)
             _c0 = _adjoint(Q)
             B = _c0 @ C
-            U = _np.triu(B + _adjoint(B), 1) + _diag(
-                _np.real(_np.diagonal(B, 0, -2, -1)[..., :, None])
+            U = _accumulate(
+                _np.triu(B + _adjoint(B), 1),
+                _diag(_np.real(_np.diagonal(B, 0, -2, -1)[..., :, None])),
             )
-            dQ = C - Q @ U
+            B = None
+            dQ = _accumulate(-(Q @ U), C)
+            C = None
             dR = _np.concatenate(
                 [
                     U @ R1,
-                    _adjoint(dQ) @ _permute_cols(Pi, A, False)[..., :, m:] + _c0 @ dB[..., :, m:],
+                    _accumulate(
+                        _adjoint(dQ) @ _permute_cols(Pi, A, False)[..., :, m:], _c0 @ dB[..., :, m:]
+                    ),
                 ],
                 axis=-1,
             )
@@ -666,7 +704,11 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                 gA = _permute_cols(
                     Pi,
                     _solve_triangular(
-                        _adjoint(R), Q @ _copyltu(M) + gQ, upper=False, left=False, unit=False
+                        _adjoint(R),
+                        _accumulate(Q @ _copyltu(M), gQ),
+                        upper=False,
+                        left=False,
+                        unit=False,
                     ),
                     True,
                 )
@@ -675,11 +717,15 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
             gR = _zeros_like(R) if gR is None else gR
 
             # spec/qr_pivoted.yaml:83, LLWX2019 eq. (7)
-            M = R @ _adjoint(gR) - _adjoint(gQ) @ Q
+            M = _accumulate(R @ _adjoint(gR), _adjoint(gQ) @ Q, -1)
             gA = _permute_cols(
                 Pi,
                 _solve_triangular(
-                    _adjoint(R), gQ + Q @ _copyltu(M), upper=False, left=False, unit=False
+                    _adjoint(R),
+                    _accumulate(Q @ _copyltu(M), gQ),
+                    upper=False,
+                    left=False,
+                    unit=False,
                 ),
                 True,
             )
@@ -692,8 +738,13 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                 gQ1 = gQ
                 M = -(_adjoint(gQ1) @ Q)
                 gX = _solve_triangular(
-                    _adjoint(R1), Q @ _copyltu(M) + gQ1, upper=False, left=False, unit=False
+                    _adjoint(R1),
+                    _accumulate(Q @ _copyltu(M), gQ1),
+                    upper=False,
+                    left=False,
+                    unit=False,
                 )
+                M = R1 = gQ1 = None
                 gA = _permute_cols(Pi, _pad_cols(gX, -m + n), True)
                 return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
             gQ = _zeros_like(Q) if gQ is None else gQ
@@ -702,11 +753,12 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
             # spec/qr_pivoted.yaml:97, RR2020
             R1 = R[..., :, :m]
             gR2 = gR[..., :, m:]
-            gQ1 = gQ + _permute_cols(Pi, A, False)[..., :, m:] @ _adjoint(gR2)
-            M = R1 @ _adjoint(gR[..., :, :m]) - _adjoint(gQ1) @ Q
+            gQ1 = _accumulate(_permute_cols(Pi, A, False)[..., :, m:] @ _adjoint(gR2), gQ)
+            M = _accumulate(R1 @ _adjoint(gR[..., :, :m]), _adjoint(gQ1) @ Q, -1)
             gX = _solve_triangular(
-                _adjoint(R1), gQ1 + Q @ _copyltu(M), upper=False, left=False, unit=False
+                _adjoint(R1), _accumulate(Q @ _copyltu(M), gQ1), upper=False, left=False, unit=False
             )
+            M = R1 = gQ1 = None
             gA = _permute_cols(Pi, _np.concatenate([gX, Q @ gR2], axis=-1), True)
             return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
 
@@ -733,13 +785,23 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                 Z = _solve(_adjoint(N), _adjoint(Q1[..., n:, :]), left=True)
                 G = gQ[..., :, n:]
                 W = _solve(N, _adjoint(_np.eye(m, n, dtype=A.dtype) - Q1) @ G, left=True)
+                N = None
                 _c0 = _adjoint(W)
-                gQ1 = -(G @ _adjoint(Z)) + gQ[..., :, :n] + _np.concatenate([Z @ _c0, _c0], axis=-2)
+                W = None
+                gQ1 = _accumulate(
+                    _accumulate(-(G @ _adjoint(Z)), gQ[..., :, :n]),
+                    _np.concatenate([Z @ _c0, _c0], axis=-2),
+                )
+                G = Z = _c0 = None
                 M = -(_adjoint(gQ1) @ Q1)
                 gA = _permute_cols(
                     Pi,
                     _solve_triangular(
-                        _adjoint(R1), Q1 @ _copyltu(M) + gQ1, upper=False, left=False, unit=False
+                        _adjoint(R1),
+                        _accumulate(Q1 @ _copyltu(M), gQ1),
+                        upper=False,
+                        left=False,
+                        unit=False,
                     ),
                     True,
                 )
@@ -754,13 +816,23 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
             Z = _solve(_adjoint(N), _adjoint(Q1[..., n:, :]), left=True)
             G = gQ[..., :, n:]
             W = _solve(N, _adjoint(_np.eye(m, n, dtype=A.dtype) - Q1) @ G, left=True)
+            N = None
             _c0 = _adjoint(W)
-            gQ1 = (gQ[..., :, :n] - G @ _adjoint(Z)) + _np.concatenate([Z @ _c0, _c0], axis=-2)
-            M = R1 @ _adjoint(gR[..., :n, :]) - _adjoint(gQ1) @ Q1
+            W = None
+            gQ1 = _accumulate(
+                _accumulate(-(G @ _adjoint(Z)), gQ[..., :, :n]),
+                _np.concatenate([Z @ _c0, _c0], axis=-2),
+            )
+            G = Z = _c0 = None
+            M = _accumulate(R1 @ _adjoint(gR[..., :n, :]), _adjoint(gQ1) @ Q1, -1)
             gA = _permute_cols(
                 Pi,
                 _solve_triangular(
-                    _adjoint(R1), gQ1 + Q1 @ _copyltu(M), upper=False, left=False, unit=False
+                    _adjoint(R1),
+                    _accumulate(Q1 @ _copyltu(M), gQ1),
+                    upper=False,
+                    left=False,
+                    unit=False,
                 ),
                 True,
             )
@@ -784,7 +856,11 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                 gA = _permute_cols(
                     Pi,
                     _solve_triangular(
-                        _adjoint(R), Q @ _copyltu(M) + gQ, upper=False, left=False, unit=False
+                        _adjoint(R),
+                        _accumulate(Q @ _copyltu(M), gQ),
+                        upper=False,
+                        left=False,
+                        unit=False,
                     ),
                     True,
                 )
@@ -793,11 +869,15 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
             gR = _zeros_like(R) if gR is None else gR
 
             # spec/qr_pivoted.yaml:83, LLWX2019 eq. (7)
-            M = R @ _adjoint(gR) - _adjoint(gQ) @ Q
+            M = _accumulate(R @ _adjoint(gR), _adjoint(gQ) @ Q, -1)
             gA = _permute_cols(
                 Pi,
                 _solve_triangular(
-                    _adjoint(R), gQ + Q @ _copyltu(M), upper=False, left=False, unit=False
+                    _adjoint(R),
+                    _accumulate(Q @ _copyltu(M), gQ),
+                    upper=False,
+                    left=False,
+                    unit=False,
                 ),
                 True,
             )
@@ -810,8 +890,13 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                 gQ1 = gQ
                 M = -(_adjoint(gQ1) @ Q)
                 gX = _solve_triangular(
-                    _adjoint(R1), Q @ _copyltu(M) + gQ1, upper=False, left=False, unit=False
+                    _adjoint(R1),
+                    _accumulate(Q @ _copyltu(M), gQ1),
+                    upper=False,
+                    left=False,
+                    unit=False,
                 )
+                M = R1 = gQ1 = None
                 gA = _permute_cols(Pi, _pad_cols(gX, -m + n), True)
                 return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
             gQ = _zeros_like(Q) if gQ is None else gQ
@@ -820,11 +905,12 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
             # spec/qr_pivoted.yaml:97, RR2020
             R1 = R[..., :, :m]
             gR2 = gR[..., :, m:]
-            gQ1 = gQ + _permute_cols(Pi, A, False)[..., :, m:] @ _adjoint(gR2)
-            M = R1 @ _adjoint(gR[..., :, :m]) - _adjoint(gQ1) @ Q
+            gQ1 = _accumulate(_permute_cols(Pi, A, False)[..., :, m:] @ _adjoint(gR2), gQ)
+            M = _accumulate(R1 @ _adjoint(gR[..., :, :m]), _adjoint(gQ1) @ Q, -1)
             gX = _solve_triangular(
-                _adjoint(R1), gQ1 + Q @ _copyltu(M), upper=False, left=False, unit=False
+                _adjoint(R1), _accumulate(Q @ _copyltu(M), gQ1), upper=False, left=False, unit=False
             )
+            M = R1 = gQ1 = None
             gA = _permute_cols(Pi, _np.concatenate([gX, Q @ gR2], axis=-1), True)
             return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
 
@@ -849,10 +935,11 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
             R1 = R[..., :, :m]
             gR2 = gR[..., :, m:]
             gQ1 = _permute_cols(Pi, A, False)[..., :, m:] @ _adjoint(gR2)
-            M = R1 @ _adjoint(gR[..., :, :m]) - _adjoint(gQ1) @ Q
+            M = _accumulate(R1 @ _adjoint(gR[..., :, :m]), _adjoint(gQ1) @ Q, -1)
             gX = _solve_triangular(
-                _adjoint(R1), gQ1 + Q @ _copyltu(M), upper=False, left=False, unit=False
+                _adjoint(R1), _accumulate(Q @ _copyltu(M), gQ1), upper=False, left=False, unit=False
             )
+            M = R1 = gQ1 = None
             gA = _permute_cols(Pi, _np.concatenate([gX, Q @ gR2], axis=-1), True)
             return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
 

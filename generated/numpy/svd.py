@@ -21,6 +21,7 @@ import warnings as _warnings
 import numpy as _np
 
 from ._runtime import (
+    _accumulate,
     _adjoint,
     _check,
     _check_input,
@@ -151,8 +152,12 @@ def _jvp_checks(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_s
                     lambda: (
                         _np.concatenate(
                             [
-                                dA @ _adjoint(Vh) - U @ ((_adjoint(U) @ dA) @ _adjoint(Vh)),
-                                _adjoint(dA) @ U - _adjoint(Vh) @ (Vh @ (_adjoint(dA) @ U)),
+                                _accumulate(
+                                    dA @ _adjoint(Vh), U @ ((_adjoint(U) @ dA) @ _adjoint(Vh)), -1
+                                ),
+                                _accumulate(
+                                    _adjoint(dA) @ U, _adjoint(Vh) @ (Vh @ (_adjoint(dA) @ U)), -1
+                                ),
                             ],
                             axis=-2,
                         ),
@@ -187,8 +192,12 @@ def _jvp_checks(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_s
                     lambda: (
                         _np.concatenate(
                             [
-                                dA @ _adjoint(Vh) - U @ (_adjoint(U) @ (dA @ _adjoint(Vh))),
-                                _adjoint(dA) @ U - _adjoint(Vh) @ ((Vh @ _adjoint(dA)) @ U),
+                                _accumulate(
+                                    dA @ _adjoint(Vh), U @ (_adjoint(U) @ (dA @ _adjoint(Vh))), -1
+                                ),
+                                _accumulate(
+                                    _adjoint(dA) @ U, _adjoint(Vh) @ ((Vh @ _adjoint(dA)) @ U), -1
+                                ),
                             ],
                             axis=-2,
                         ),
@@ -348,15 +357,21 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
             _c2 = 1 / S
             D = (1 / 2) * _diag((_np.diagonal(_skew(dP), 0, -2, -1)[..., :, None] * _c2))
             _c3 = _adjoint(dP)
-            dU = U @ ((F * (dP * _np.swapaxes(S, -1, -2) + S * _c3)) + D) + (
-                dA @ V - U @ dP
-            ) * _np.swapaxes(_c2, -1, -2)
-            dVh = _adjoint(V @ ((F * (S * dP + _c3 * _np.swapaxes(S, -1, -2))) - D))
+            dU = _accumulate(
+                U @ (_accumulate(F * (dP * _np.swapaxes(S, -1, -2) + S * _c3), D)),
+                (_accumulate(dA @ V, U @ dP, -1)) * _np.swapaxes(_c2, -1, -2),
+            )
+            _c2 = None
+            dVh = _adjoint(V @ (_accumulate(F * (S * dP + _c3 * _np.swapaxes(S, -1, -2)), D, -1)))
 
             def _kv0():
                 _c4 = _adjoint(dA)
                 _k0 = _np.concatenate(
-                    [(dA - U @ (_c0 @ dA)) @ V, (_c4 - (V @ Vh) @ _c4) @ U], axis=-2
+                    [
+                        (_accumulate(-(U @ (_c0 @ dA)), dA)) @ V,
+                        (_accumulate(-((V @ Vh) @ _c4), _c4)) @ U,
+                    ],
+                    axis=-2,
                 )
                 _k1 = _diag(_np.diagonal(_c1, 0, -2, -1)[..., :, None])
                 return (_k0, _k1)
@@ -389,11 +404,13 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
             _c2 = 1 / S
             D = (1 / 2) * _diag((_np.diagonal(_skew(dP), 0, -2, -1)[..., :, None] * _c2))
             _c3 = _adjoint(dP)
-            dU = U @ ((F * (dP * _np.swapaxes(S, -1, -2) + S * _c3)) + D)
+            dU = U @ (_accumulate(F * (dP * _np.swapaxes(S, -1, -2) + S * _c3), D))
             _c4 = _adjoint(dA)
             dVh = _adjoint(
-                V @ ((F * (S * dP + _c3 * _np.swapaxes(S, -1, -2))) - D)
-                + (_c4 @ U - V @ _c3) * _np.swapaxes(_c2, -1, -2)
+                _accumulate(
+                    V @ (_accumulate(F * (S * dP + _c3 * _np.swapaxes(S, -1, -2)), D, -1)),
+                    (_accumulate(_c4 @ U, V @ _c3, -1)) * _np.swapaxes(_c2, -1, -2),
+                )
             )
             return _checked_jvp(
                 "svd",
@@ -403,7 +420,11 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
                         "zeros",
                         lambda: (
                             _np.concatenate(
-                                [(dA - (U @ _c0) @ dA) @ V, (_c4 - V @ (Vh @ _c4)) @ U], axis=-2
+                                [
+                                    (_accumulate(-((U @ _c0) @ dA), dA)) @ V,
+                                    (_accumulate(-(V @ (Vh @ _c4)), _c4)) @ U,
+                                ],
+                                axis=-2,
                             ),
                             _diag(_np.diagonal(_c1, 0, -2, -1)[..., :, None]),
                         ),
@@ -434,8 +455,8 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
             F = _pairwise_inv(S * S)
             D = (1 / 2) * _diag((_np.diagonal(_skew(dP), 0, -2, -1)[..., :, None] * 1 / S))
             _c1 = _adjoint(dP)
-            dU = U @ ((F * (dP * _np.swapaxes(S, -1, -2) + S * _c1)) + D)
-            dVh = _adjoint(V @ ((F * (S * dP + _c1 * _np.swapaxes(S, -1, -2))) - D))
+            dU = U @ (_accumulate(F * (dP * _np.swapaxes(S, -1, -2) + S * _c1), D))
+            dVh = _adjoint(V @ (_accumulate(F * (S * dP + _c1 * _np.swapaxes(S, -1, -2)), D, -1)))
             return _checked_jvp(
                 "svd",
                 (dU, dS, dVh),
@@ -480,15 +501,17 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
             _c1 = 1 / S
             D = (1 / 2) * _diag((_np.diagonal(_skew(dP), 0, -2, -1)[..., :, None] * _c1))
             _c2 = _adjoint(dP)
-            dU1 = U1 @ ((F * (dP * _np.swapaxes(S, -1, -2) + S * _c2)) + D) + (
-                dA @ V - U1 @ dP
-            ) * _np.swapaxes(_c1, -1, -2)
+            dU1 = _accumulate(
+                U1 @ (_accumulate(F * (dP * _np.swapaxes(S, -1, -2) + S * _c2), D)),
+                (_accumulate(dA @ V, U1 @ dP, -1)) * _np.swapaxes(_c1, -1, -2),
+            )
             _c3 = _adjoint(dA)
             _c4 = U[..., :, n:]
             dU = _np.concatenate(
                 [dU1, -(U1 * _np.swapaxes(_c1, -1, -2) @ (Vh @ (_c3 @ _c4)))], axis=-1
             )
-            dVh = _adjoint(V @ ((F * (S * dP + _c2 * _np.swapaxes(S, -1, -2))) - D))
+            _c1 = dU1 = None
+            dVh = _adjoint(V @ (_accumulate(F * (S * dP + _c2 * _np.swapaxes(S, -1, -2)), D, -1)))
             return _checked_jvp(
                 "svd",
                 (dU, dS, dVh),
@@ -529,11 +552,13 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
             _c2 = 1 / S
             D = (1 / 2) * _diag((_np.diagonal(_skew(dP), 0, -2, -1)[..., :, None] * _c2))
             _c3 = _adjoint(dP)
-            dU = U @ ((F * (dP * _np.swapaxes(S, -1, -2) + S * _c3)) + D)
+            dU = U @ (_accumulate(F * (dP * _np.swapaxes(S, -1, -2) + S * _c3), D))
             _c4 = _adjoint(dA)
-            dV1 = V1 @ ((F * (S * dP + _c3 * _np.swapaxes(S, -1, -2))) - D) + (
-                _c4 @ U - V1 @ _c3
-            ) * _np.swapaxes(_c2, -1, -2)
+            dV1 = _accumulate(
+                V1 @ (_accumulate(F * (S * dP + _c3 * _np.swapaxes(S, -1, -2)), D, -1)),
+                (_accumulate(_c4 @ U, V1 @ _c3, -1)) * _np.swapaxes(_c2, -1, -2),
+            )
+            D = F = _c3 = dP = None
             _c5 = Vh[..., m:, :]
             dVh = _adjoint(
                 _np.concatenate(
@@ -587,7 +612,10 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                 return (
                     _check(
                         "zeros",
-                        lambda: (-((_adjoint(Vh) @ Vh) @ _adjoint(gVh)) + _adjoint(gVh), _diag(gS)),
+                        lambda: (
+                            _accumulate(-((_adjoint(Vh) @ Vh) @ _adjoint(gVh)), _adjoint(gVh)),
+                            _diag(gS),
+                        ),
                         (A, gS, gVh),
                         _PIVOTS_MESSAGE,
                         "check_singular",
@@ -627,8 +655,10 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                         lambda: (
                             _np.concatenate(
                                 [
-                                    -(U @ (_adjoint(U) @ gU)) + gU,
-                                    -((_adjoint(Vh) @ Vh) @ _adjoint(gVh)) + _adjoint(gVh),
+                                    _accumulate(-(U @ (_adjoint(U) @ gU)), gU),
+                                    _accumulate(
+                                        -((_adjoint(Vh) @ Vh) @ _adjoint(gVh)), _adjoint(gVh)
+                                    ),
                                 ],
                                 axis=-2,
                             ),
@@ -642,7 +672,7 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                     else None,
                     _check(
                         "ties",
-                        lambda: (_skew(_adjoint(U) @ gU + Vh @ _adjoint(gVh)),),
+                        lambda: (_skew(_accumulate(_adjoint(U) @ gU, Vh @ _adjoint(gVh))),),
                         (gU, gVh),
                         _TIES_MESSAGE,
                         "check_ties",
@@ -670,7 +700,7 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                 return (
                     _check(
                         "zeros",
-                        lambda: (-(U @ (_adjoint(U) @ gU)) + gU, _diag(gS)),
+                        lambda: (_accumulate(-(U @ (_adjoint(U) @ gU)), gU), _diag(gS)),
                         (A, gS, gU),
                         _PIVOTS_MESSAGE,
                         "check_singular",
@@ -707,7 +737,9 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                 return (
                     _check(
                         "zeros",
-                        lambda: (-((_adjoint(Vh) @ Vh) @ _adjoint(gVh)) + _adjoint(gVh),),
+                        lambda: (
+                            _accumulate(-((_adjoint(Vh) @ Vh) @ _adjoint(gVh)), _adjoint(gVh)),
+                        ),
                         (A, gVh),
                         _PIVOTS_MESSAGE,
                         "check_singular",
@@ -755,7 +787,7 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                 return (
                     _check(
                         "zeros",
-                        lambda: (-(U @ (_adjoint(U) @ gU)) + gU,),
+                        lambda: (_accumulate(-(U @ (_adjoint(U) @ gU)), gU),),
                         (A, gU),
                         _PIVOTS_MESSAGE,
                         "check_singular",
@@ -798,8 +830,8 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                     lambda: (
                         _np.concatenate(
                             [
-                                gU - U @ (_adjoint(U) @ gU),
-                                _adjoint(gVh) - _adjoint(Vh) @ (Vh @ _adjoint(gVh)),
+                                _accumulate(-(U @ (_adjoint(U) @ gU)), gU),
+                                _accumulate(-(_adjoint(Vh) @ (Vh @ _adjoint(gVh))), _adjoint(gVh)),
                             ],
                             axis=-2,
                         ),
@@ -814,7 +846,7 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                 else None,
                 _check(
                     "ties",
-                    lambda: (_skew(_adjoint(U) @ gU + Vh @ _adjoint(gVh)) + _diag(gS),),
+                    lambda: (_skew(_accumulate(_adjoint(U) @ gU, Vh @ _adjoint(gVh))) + _diag(gS),),
                     (gS, gU, gVh),
                     _TIES_MESSAGE,
                     "check_ties",
@@ -843,7 +875,10 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                 return (
                     _check(
                         "zeros",
-                        lambda: (-(_adjoint(Vh) @ (Vh @ _adjoint(gVh))) + _adjoint(gVh), _diag(gS)),
+                        lambda: (
+                            _accumulate(-(_adjoint(Vh) @ (Vh @ _adjoint(gVh))), _adjoint(gVh)),
+                            _diag(gS),
+                        ),
                         (A, gS, gVh),
                         _PIVOTS_MESSAGE,
                         "check_singular",
@@ -880,7 +915,7 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                 return (
                     _check(
                         "zeros",
-                        lambda: (-((U @ _adjoint(U)) @ gU) + gU, _diag(gS)),
+                        lambda: (_accumulate(-((U @ _adjoint(U)) @ gU), gU), _diag(gS)),
                         (A, gS, gU),
                         _PIVOTS_MESSAGE,
                         "check_singular",
@@ -917,7 +952,9 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                 return (
                     _check(
                         "zeros",
-                        lambda: (-(_adjoint(Vh) @ (Vh @ _adjoint(gVh))) + _adjoint(gVh),),
+                        lambda: (
+                            _accumulate(-(_adjoint(Vh) @ (Vh @ _adjoint(gVh))), _adjoint(gVh)),
+                        ),
                         (A, gVh),
                         _PIVOTS_MESSAGE,
                         "check_singular",
@@ -965,7 +1002,7 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                 return (
                     _check(
                         "zeros",
-                        lambda: (-((U @ _adjoint(U)) @ gU) + gU,),
+                        lambda: (_accumulate(-((U @ _adjoint(U)) @ gU), gU),),
                         (A, gU),
                         _PIVOTS_MESSAGE,
                         "check_singular",
@@ -1008,8 +1045,8 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                     lambda: (
                         _np.concatenate(
                             [
-                                gU - U @ (_adjoint(U) @ gU),
-                                _adjoint(gVh) - _adjoint(Vh) @ (Vh @ _adjoint(gVh)),
+                                _accumulate(-(U @ (_adjoint(U) @ gU)), gU),
+                                _accumulate(-(_adjoint(Vh) @ (Vh @ _adjoint(gVh))), _adjoint(gVh)),
                             ],
                             axis=-2,
                         ),
@@ -1024,7 +1061,7 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                 else None,
                 _check(
                     "ties",
-                    lambda: (_skew(_adjoint(U) @ gU + Vh @ _adjoint(gVh)) + _diag(gS),),
+                    lambda: (_skew(_accumulate(_adjoint(U) @ gU, Vh @ _adjoint(gVh))) + _diag(gS),),
                     (gS, gU, gVh),
                     _TIES_MESSAGE,
                     "check_ties",
@@ -1055,7 +1092,9 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                     _check(
                         "zeros",
                         lambda: (
-                            Vh[..., m:, :] @ _adjoint(gVh) - gVh[..., m:, :] @ _adjoint(Vh),
+                            _accumulate(
+                                Vh[..., m:, :] @ _adjoint(gVh), gVh[..., m:, :] @ _adjoint(Vh), -1
+                            ),
                             _diag(gS),
                         ),
                         (A, gS, gVh),
@@ -1096,7 +1135,9 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                     _check(
                         "zeros",
                         lambda: (
-                            _adjoint(U[..., :, m:]) @ gU - _adjoint(gU[..., :, m:]) @ U,
+                            _accumulate(
+                                _adjoint(U[..., :, m:]) @ gU, _adjoint(gU[..., :, m:]) @ U, -1
+                            ),
                             _diag(gS),
                         ),
                         (A, gS, gU),
@@ -1136,7 +1177,11 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                 return (
                     _check(
                         "zeros",
-                        lambda: (Vh[..., m:, :] @ _adjoint(gVh) - gVh[..., m:, :] @ _adjoint(Vh),),
+                        lambda: (
+                            _accumulate(
+                                Vh[..., m:, :] @ _adjoint(gVh), gVh[..., m:, :] @ _adjoint(Vh), -1
+                            ),
+                        ),
                         (A, gVh),
                         _PIVOTS_MESSAGE,
                         "check_singular",
@@ -1185,7 +1230,11 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                 return (
                     _check(
                         "zeros",
-                        lambda: (_adjoint(U[..., :, m:]) @ gU - _adjoint(gU[..., :, m:]) @ U,),
+                        lambda: (
+                            _accumulate(
+                                _adjoint(U[..., :, m:]) @ gU, _adjoint(gU[..., :, m:]) @ U, -1
+                            ),
+                        ),
                         (A, gU),
                         _PIVOTS_MESSAGE,
                         "check_singular",
@@ -1229,8 +1278,14 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                     lambda: (
                         _np.concatenate(
                             [
-                                _adjoint(U[..., :, m:]) @ gU - _adjoint(gU[..., :, m:]) @ U,
-                                Vh[..., m:, :] @ _adjoint(gVh) - gVh[..., m:, :] @ _adjoint(Vh),
+                                _accumulate(
+                                    _adjoint(U[..., :, m:]) @ gU, _adjoint(gU[..., :, m:]) @ U, -1
+                                ),
+                                _accumulate(
+                                    Vh[..., m:, :] @ _adjoint(gVh),
+                                    gVh[..., m:, :] @ _adjoint(Vh),
+                                    -1,
+                                ),
                             ],
                             axis=-2,
                         ),
@@ -1245,7 +1300,7 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                 else None,
                 _check(
                     "ties",
-                    lambda: (_skew(_adjoint(U) @ gU + Vh @ _adjoint(gVh)) + _diag(gS),),
+                    lambda: (_skew(_accumulate(_adjoint(U) @ gU, Vh @ _adjoint(gVh))) + _diag(gS),),
                     (gS, gU, gVh),
                     _TIES_MESSAGE,
                     "check_ties",
@@ -1277,7 +1332,9 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                     _check(
                         "zeros",
                         lambda: (
-                            Vh[..., n:, :] @ _adjoint(gVh) - gVh[..., n:, :] @ _adjoint(Vh),
+                            _accumulate(
+                                Vh[..., n:, :] @ _adjoint(gVh), gVh[..., n:, :] @ _adjoint(Vh), -1
+                            ),
                             _diag(gS),
                         ),
                         (A, gS, gVh),
@@ -1320,9 +1377,16 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                         lambda: (
                             _np.concatenate(
                                 [
-                                    _adjoint(U[..., :, n:]) @ gU[..., :, :n]
-                                    - _adjoint(gU[..., :, n:]) @ U[..., :, :n],
-                                    Vh[..., n:, :] @ _adjoint(gVh) - gVh[..., n:, :] @ _adjoint(Vh),
+                                    _accumulate(
+                                        _adjoint(U[..., :, n:]) @ gU[..., :, :n],
+                                        _adjoint(gU[..., :, n:]) @ U[..., :, :n],
+                                        -1,
+                                    ),
+                                    _accumulate(
+                                        Vh[..., n:, :] @ _adjoint(gVh),
+                                        gVh[..., n:, :] @ _adjoint(Vh),
+                                        -1,
+                                    ),
                                 ],
                                 axis=-2,
                             ),
@@ -1337,7 +1401,11 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                     _check(
                         "ties",
                         lambda: (
-                            _skew(_adjoint(U[..., :, :n]) @ gU[..., :, :n] + Vh @ _adjoint(gVh)),
+                            _skew(
+                                _accumulate(
+                                    _adjoint(U[..., :, :n]) @ gU[..., :, :n], Vh @ _adjoint(gVh)
+                                )
+                            ),
                         ),
                         (gU, gVh),
                         _TIES_MESSAGE,
@@ -1371,8 +1439,11 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                     _check(
                         "zeros",
                         lambda: (
-                            _adjoint(U[..., :, n:]) @ gU[..., :, :n]
-                            - _adjoint(gU[..., :, n:]) @ U[..., :, :n],
+                            _accumulate(
+                                _adjoint(U[..., :, n:]) @ gU[..., :, :n],
+                                _adjoint(gU[..., :, n:]) @ U[..., :, :n],
+                                -1,
+                            ),
                             _diag(gS),
                         ),
                         (A, gS, gU),
@@ -1414,7 +1485,11 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                 return (
                     _check(
                         "zeros",
-                        lambda: (Vh[..., n:, :] @ _adjoint(gVh) - gVh[..., n:, :] @ _adjoint(Vh),),
+                        lambda: (
+                            _accumulate(
+                                Vh[..., n:, :] @ _adjoint(gVh), gVh[..., n:, :] @ _adjoint(Vh), -1
+                            ),
+                        ),
                         (A, gVh),
                         _PIVOTS_MESSAGE,
                         "check_singular",
@@ -1464,8 +1539,11 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                     _check(
                         "zeros",
                         lambda: (
-                            _adjoint(U[..., :, n:]) @ gU[..., :, :n]
-                            - _adjoint(gU[..., :, n:]) @ U[..., :, :n],
+                            _accumulate(
+                                _adjoint(U[..., :, n:]) @ gU[..., :, :n],
+                                _adjoint(gU[..., :, n:]) @ U[..., :, :n],
+                                -1,
+                            ),
                         ),
                         (A, gU),
                         _PIVOTS_MESSAGE,
@@ -1512,9 +1590,16 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                     lambda: (
                         _np.concatenate(
                             [
-                                _adjoint(U[..., :, n:]) @ gU[..., :, :n]
-                                - _adjoint(gU[..., :, n:]) @ U[..., :, :n],
-                                Vh[..., n:, :] @ _adjoint(gVh) - gVh[..., n:, :] @ _adjoint(Vh),
+                                _accumulate(
+                                    _adjoint(U[..., :, n:]) @ gU[..., :, :n],
+                                    _adjoint(gU[..., :, n:]) @ U[..., :, :n],
+                                    -1,
+                                ),
+                                _accumulate(
+                                    Vh[..., n:, :] @ _adjoint(gVh),
+                                    gVh[..., n:, :] @ _adjoint(Vh),
+                                    -1,
+                                ),
                             ],
                             axis=-2,
                         ),
@@ -1530,7 +1615,11 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                 _check(
                     "ties",
                     lambda: (
-                        _skew(_adjoint(U[..., :, :n]) @ gU[..., :, :n] + Vh @ _adjoint(gVh))
+                        _skew(
+                            _accumulate(
+                                _adjoint(U[..., :, :n]) @ gU[..., :, :n], Vh @ _adjoint(gVh)
+                            )
+                        )
                         + _diag(gS),
                     ),
                     (gS, gU, gVh),
@@ -1566,8 +1655,11 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                     _check(
                         "zeros",
                         lambda: (
-                            Vh[..., m:, :] @ _adjoint(gVh[..., :m, :])
-                            - gVh[..., m:, :] @ _adjoint(Vh[..., :m, :]),
+                            _accumulate(
+                                Vh[..., m:, :] @ _adjoint(gVh[..., :m, :]),
+                                gVh[..., m:, :] @ _adjoint(Vh[..., :m, :]),
+                                -1,
+                            ),
                             _diag(gS),
                         ),
                         (A, gS, gVh),
@@ -1610,7 +1702,9 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                     _check(
                         "zeros",
                         lambda: (
-                            _adjoint(U[..., :, m:]) @ gU - _adjoint(gU[..., :, m:]) @ U,
+                            _accumulate(
+                                _adjoint(U[..., :, m:]) @ gU, _adjoint(gU[..., :, m:]) @ U, -1
+                            ),
                             _diag(gS),
                         ),
                         (A, gS, gU),
@@ -1651,8 +1745,11 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                     _check(
                         "zeros",
                         lambda: (
-                            Vh[..., m:, :] @ _adjoint(gVh[..., :m, :])
-                            - gVh[..., m:, :] @ _adjoint(Vh[..., :m, :]),
+                            _accumulate(
+                                Vh[..., m:, :] @ _adjoint(gVh[..., :m, :]),
+                                gVh[..., m:, :] @ _adjoint(Vh[..., :m, :]),
+                                -1,
+                            ),
                         ),
                         (A, gVh),
                         _PIVOTS_MESSAGE,
@@ -1704,7 +1801,11 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                 return (
                     _check(
                         "zeros",
-                        lambda: (_adjoint(U[..., :, m:]) @ gU - _adjoint(gU[..., :, m:]) @ U,),
+                        lambda: (
+                            _accumulate(
+                                _adjoint(U[..., :, m:]) @ gU, _adjoint(gU[..., :, m:]) @ U, -1
+                            ),
+                        ),
                         (A, gU),
                         _PIVOTS_MESSAGE,
                         "check_singular",
@@ -1748,9 +1849,14 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                     lambda: (
                         _np.concatenate(
                             [
-                                _adjoint(U[..., :, m:]) @ gU - _adjoint(gU[..., :, m:]) @ U,
-                                Vh[..., m:, :] @ _adjoint(gVh[..., :m, :])
-                                - gVh[..., m:, :] @ _adjoint(Vh[..., :m, :]),
+                                _accumulate(
+                                    _adjoint(U[..., :, m:]) @ gU, _adjoint(gU[..., :, m:]) @ U, -1
+                                ),
+                                _accumulate(
+                                    Vh[..., m:, :] @ _adjoint(gVh[..., :m, :]),
+                                    gVh[..., m:, :] @ _adjoint(Vh[..., :m, :]),
+                                    -1,
+                                ),
                             ],
                             axis=-2,
                         ),
@@ -1766,7 +1872,11 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                 _check(
                     "ties",
                     lambda: (
-                        _skew(_adjoint(U) @ gU + Vh[..., :m, :] @ _adjoint(gVh[..., :m, :]))
+                        _skew(
+                            _accumulate(
+                                _adjoint(U) @ gU, Vh[..., :m, :] @ _adjoint(gVh[..., :m, :])
+                            )
+                        )
                         + _diag(gS),
                     ),
                     (gS, gU, gVh),
@@ -1820,6 +1930,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c2 = _c0 @ _c1
                 _g_D = -_c2
                 _c3 = _np.conj(F) * _c2
+                F = _c2 = None
                 _g_dP = (
                     _np.conj(S) * _c3
                     + S * _adjoint(_c3)
@@ -1833,10 +1944,11 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                         )
                     )
                 )
+                _c3 = _g_D = None
                 gA = U @ (_g_dP @ _c0)
 
                 def _kv0():
-                    _k0 = -((V @ Vh) @ _c1) + _c1
+                    _k0 = _accumulate(-((V @ Vh) @ _c1), _c1)
                     _c4 = _diag(gS)
                     _k1 = _c4
                     return (_k0, _k1)
@@ -1878,9 +1990,12 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c4 = _c2 @ _c3
                 _g_D = _c1 - _c4
                 _c5 = _np.conj(F)
+                F = None
                 _c6 = _c5 * _c4
+                _c4 = None
                 _c7 = _np.conj(S)
                 _c8 = _c5 * _c1
+                _c5 = None
                 _c9 = _np.conj(1 / S)
                 _g_dP = (
                     _c7 * _c6
@@ -1890,15 +2005,16 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     - _c1 * _np.swapaxes(_c9, -1, -2)
                     + _skew(_diag((_c9 * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])))
                 )
-                gA = (U @ _g_dP + gU * _np.swapaxes(_c9, -1, -2)) @ _c2
+                _c6 = _c7 = _c8 = _g_D = None
+                gA = (_accumulate(U @ _g_dP, gU * _np.swapaxes(_c9, -1, -2))) @ _c2
 
                 def _kv1():
-                    _c10 = _c1 + Vh @ _c3
+                    _c10 = _accumulate(Vh @ _c3, _c1)
                     _k1 = _skew(_c10)
                     return (_k1,)
 
                 def _kv2():
-                    _c10 = _c1 + Vh @ _c3
+                    _c10 = _accumulate(Vh @ _c3, _c1)
                     _k2 = _np.imag(_np.diagonal(_c10, 0, -2, -1)[..., :, None])
                     return (_k2,)
 
@@ -1910,7 +2026,11 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                             "zeros",
                             lambda: (
                                 _np.concatenate(
-                                    [-(U @ (_c0 @ gU)) + gU, -((V @ Vh) @ _c3) + _c3], axis=-2
+                                    [
+                                        _accumulate(-(U @ (_c0 @ gU)), gU),
+                                        _accumulate(-((V @ Vh) @ _c3), _c3),
+                                    ],
+                                    axis=-2,
                                 ),
                             ),
                             (A, gU, gVh),
@@ -1936,6 +2056,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c1 = _c0 @ gU
                 _g_D = _c1
                 _c2 = _np.conj(F) * _c1
+                F = None
                 _c3 = _np.conj(1 / S)
                 _g_dP = (
                     _adjoint(_c2) * _np.swapaxes(S, -1, -2)
@@ -1944,10 +2065,11 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     + _diag(_np.real(gS))
                     + _skew(_diag((_c3 * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])))
                 )
-                gA = (U @ _g_dP + gU * _np.swapaxes(_c3, -1, -2)) @ _adjoint(V)
+                _c1 = _c2 = None
+                gA = (_accumulate(U @ _g_dP, gU * _np.swapaxes(_c3, -1, -2))) @ _adjoint(V)
 
                 def _kv0():
-                    _k0 = -(U @ (_c0 @ gU)) + gU
+                    _k0 = _accumulate(-(U @ (_c0 @ gU)), gU)
                     _c4 = _diag(gS)
                     _k1 = _c4
                     return (_k0, _k1)
@@ -1988,6 +2110,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c2 = _c0 @ _c1
                 _g_D = -_c2
                 _c3 = _np.conj(F) * _c2
+                F = _c2 = None
                 _g_dP = (
                     _np.conj(S) * _c3
                     + S * _adjoint(_c3)
@@ -2000,6 +2123,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                         )
                     )
                 )
+                _c3 = _g_D = None
                 gA = U @ (_g_dP @ _c0)
 
                 def _kv1():
@@ -2018,7 +2142,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     (
                         _check(
                             "zeros",
-                            lambda: (-((V @ Vh) @ _c1) + _c1,),
+                            lambda: (_accumulate(-((V @ Vh) @ _c1), _c1),),
                             (A, gVh),
                             _PIVOTS_MESSAGE,
                             "check_singular",
@@ -2070,6 +2194,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c1 = _c0 @ gU
                 _g_D = _c1
                 _c2 = _np.conj(F) * _c1
+                F = None
                 _c3 = _np.conj(1 / S)
                 _g_dP = (
                     _adjoint(_c2) * _np.swapaxes(S, -1, -2)
@@ -2077,14 +2202,15 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     - _c1 * _np.swapaxes(_c3, -1, -2)
                     + _skew(_diag((_c3 * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])))
                 )
-                gA = (U @ _g_dP + gU * _np.swapaxes(_c3, -1, -2)) @ _adjoint(V)
+                _c1 = _c2 = None
+                gA = (_accumulate(U @ _g_dP, gU * _np.swapaxes(_c3, -1, -2))) @ _adjoint(V)
                 return _checked_vjp(
                     "svd",
                     (gA,),
                     (
                         _check(
                             "zeros",
-                            lambda: (-(U @ (_c0 @ gU)) + gU,),
+                            lambda: (_accumulate(-(U @ (_c0 @ gU)), gU),),
                             (A, gU),
                             _PIVOTS_MESSAGE,
                             "check_singular",
@@ -2123,9 +2249,12 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             _c4 = _c2 @ _c3
             _g_D = _c1 - _c4
             _c5 = _np.conj(F)
+            F = None
             _c6 = _c5 * _c4
+            _c4 = None
             _c7 = _np.conj(S)
             _c8 = _c5 * _c1
+            _c5 = None
             _c9 = _np.conj(1 / S)
             _g_dP = (
                 _c7 * _c6
@@ -2136,22 +2265,26 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 + _diag(_np.real(gS))
                 + _skew(_diag((_c9 * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])))
             )
-            gA = (gU * _np.swapaxes(_c9, -1, -2) + U @ _g_dP) @ _c2
+            _c6 = _c7 = _c8 = _g_D = None
+            gA = (_accumulate(U @ _g_dP, gU * _np.swapaxes(_c9, -1, -2))) @ _c2
 
             def _kv0():
-                _k0 = _np.concatenate([gU - U @ (_c0 @ gU), _c3 - (V @ Vh) @ _c3], axis=-2)
+                _k0 = _np.concatenate(
+                    [_accumulate(-(U @ (_c0 @ gU)), gU), _accumulate(-((V @ Vh) @ _c3), _c3)],
+                    axis=-2,
+                )
                 _c10 = _diag(gS)
                 _k1 = _c10
                 return (_k0, _k1)
 
             def _kv1():
                 _c10 = _diag(gS)
-                _c11 = _c1 + Vh @ _c3
+                _c11 = _accumulate(Vh @ _c3, _c1)
                 _k2 = _skew(_c11) + _c10
                 return (_k2,)
 
             def _kv2():
-                _c11 = _c1 + Vh @ _c3
+                _c11 = _accumulate(Vh @ _c3, _c1)
                 _k3 = _np.imag(_np.diagonal(_c11, 0, -2, -1)[..., :, None])
                 return (_k3,)
 
@@ -2181,6 +2314,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c2 = _c0 @ _c1
                 _g_D = -_c2
                 _c3 = _np.conj(F) * _c2
+                F = _c2 = None
                 _c4 = 1 / S
                 _g_dP = (
                     _np.conj(S) * _c3
@@ -2193,10 +2327,11 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                         )
                     )
                 )
-                gA = U @ (_c4 * gVh + _g_dP @ _c0)
+                _c3 = _g_D = None
+                gA = U @ (_accumulate(_g_dP @ _c0, _c4 * gVh))
 
                 def _kv0():
-                    _k0 = -(V @ (Vh @ _c1)) + _c1
+                    _k0 = _accumulate(-(V @ (Vh @ _c1)), _c1)
                     _c5 = _diag(gS)
                     _k1 = _c5
                     return (_k0, _k1)
@@ -2235,6 +2370,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c1 = _c0 @ gU
                 _g_D = _c1
                 _c2 = _np.conj(F) * _c1
+                F = _c1 = None
                 _g_dP = (
                     _adjoint(_c2) * _np.swapaxes(S, -1, -2)
                     + _c2 * _np.swapaxes(_np.conj(S), -1, -2)
@@ -2248,10 +2384,11 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                         )
                     )
                 )
+                _c2 = None
                 gA = (U @ _g_dP) @ _adjoint(V)
 
                 def _kv0():
-                    _k0 = -((U @ _c0) @ gU) + gU
+                    _k0 = _accumulate(-((U @ _c0) @ gU), gU)
                     _c3 = _diag(gS)
                     _k1 = _c3
                     return (_k0, _k1)
@@ -2292,6 +2429,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c2 = _c0 @ _c1
                 _g_D = -_c2
                 _c3 = _np.conj(F) * _c2
+                F = _c2 = None
                 _c4 = 1 / S
                 _g_dP = (
                     _np.conj(S) * _c3
@@ -2303,7 +2441,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                         )
                     )
                 )
-                gA = U @ (_c4 * gVh + _g_dP @ _c0)
+                _c3 = _g_D = None
+                gA = U @ (_accumulate(_g_dP @ _c0, _c4 * gVh))
 
                 def _kv1():
                     _c5 = Vh @ _c1
@@ -2321,7 +2460,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     (
                         _check(
                             "zeros",
-                            lambda: (-(V @ (Vh @ _c1)) + _c1,),
+                            lambda: (_accumulate(-(V @ (Vh @ _c1)), _c1),),
                             (A, gVh),
                             _PIVOTS_MESSAGE,
                             "check_singular",
@@ -2373,6 +2512,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c1 = _c0 @ gU
                 _g_D = _c1
                 _c2 = _np.conj(F) * _c1
+                F = _c1 = None
                 _g_dP = (
                     _adjoint(_c2) * _np.swapaxes(S, -1, -2)
                     + _c2 * _np.swapaxes(_np.conj(S), -1, -2)
@@ -2385,6 +2525,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                         )
                     )
                 )
+                _c2 = None
                 gA = (U @ _g_dP) @ _adjoint(V)
                 return _checked_vjp(
                     "svd",
@@ -2392,7 +2533,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     (
                         _check(
                             "zeros",
-                            lambda: (-((U @ _c0) @ gU) + gU,),
+                            lambda: (_accumulate(-((U @ _c0) @ gU), gU),),
                             (A, gU),
                             _PIVOTS_MESSAGE,
                             "check_singular",
@@ -2431,9 +2572,12 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             _c4 = _c2 @ _c3
             _g_D = _c1 - _c4
             _c5 = _np.conj(F)
+            F = None
             _c6 = _c5 * _c4
+            _c4 = None
             _c7 = _np.conj(S)
             _c8 = _c5 * _c1
+            _c5 = None
             _c9 = 1 / S
             _g_dP = (
                 _c7 * _c6
@@ -2446,22 +2590,26 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     _diag((_np.conj(_c9) * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]))
                 )
             )
-            gA = U @ (_c9 * gVh + _g_dP @ _c2)
+            _c6 = _c7 = _c8 = _g_D = None
+            gA = U @ (_accumulate(_g_dP @ _c2, _c9 * gVh))
 
             def _kv0():
-                _k0 = _np.concatenate([gU - (U @ _c0) @ gU, _c3 - V @ (Vh @ _c3)], axis=-2)
+                _k0 = _np.concatenate(
+                    [_accumulate(-((U @ _c0) @ gU), gU), _accumulate(-(V @ (Vh @ _c3)), _c3)],
+                    axis=-2,
+                )
                 _c10 = _diag(gS)
                 _k1 = _c10
                 return (_k0, _k1)
 
             def _kv1():
                 _c10 = _diag(gS)
-                _c11 = _c1 + Vh @ _c3
+                _c11 = _accumulate(Vh @ _c3, _c1)
                 _k2 = _skew(_c11) + _c10
                 return (_k2,)
 
             def _kv2():
-                _c11 = _c1 + Vh @ _c3
+                _c11 = _accumulate(Vh @ _c3, _c1)
                 _k3 = _np.imag(_np.diagonal(_c11, 0, -2, -1)[..., :, None])
                 return (_k3,)
 
@@ -2492,6 +2640,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c2 = _c0 @ _c1
                 _g_D = -_c2
                 _c3 = _np.conj(F) * _c2
+                F = _c2 = None
                 _g_dP = (
                     _np.conj(S) * _c3
                     + S * _adjoint(_c3)
@@ -2505,12 +2654,13 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                         )
                     )
                 )
+                _c3 = _g_D = None
                 gA = (U @ _g_dP) @ _c0
 
                 def _kv0():
                     _c4 = Vh[..., m:, :]
                     _c5 = gVh[..., m:, :]
-                    _k0 = _c4 @ _c1 - _c5 @ V
+                    _k0 = _accumulate(_c4 @ _c1, _c5 @ V, -1)
                     _c6 = _diag(gS)
                     _k1 = _c6
                     return (_k0, _k1)
@@ -2551,6 +2701,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c0 = _adjoint(U) @ gU
                 _g_D = _c0
                 _c1 = _np.conj(F) * _c0
+                F = _c0 = None
                 _g_dP = (
                     _adjoint(_c1) * _np.swapaxes(S, -1, -2)
                     + _c1 * _np.swapaxes(_np.conj(S), -1, -2)
@@ -2564,12 +2715,13 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                         )
                     )
                 )
+                _c1 = None
                 gA = (U @ _g_dP) @ _adjoint(V)
 
                 def _kv0():
                     _c2 = _adjoint(U[..., :, m:])
                     _c3 = gU[..., :, m:]
-                    _k0 = _c2 @ gU - _adjoint(_c3) @ U
+                    _k0 = _accumulate(_c2 @ gU, _adjoint(_c3) @ U, -1)
                     _c4 = _diag(gS)
                     _k1 = _c4
                     return (_k0, _k1)
@@ -2610,6 +2762,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c2 = _c0 @ _c1
                 _g_D = -_c2
                 _c3 = _np.conj(F) * _c2
+                F = _c2 = None
                 _g_dP = (
                     _np.conj(S) * _c3
                     + S * _adjoint(_c3)
@@ -2622,12 +2775,13 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                         )
                     )
                 )
+                _c3 = _g_D = None
                 gA = (U @ _g_dP) @ _c0
 
                 def _kv0():
                     _c4 = Vh[..., m:, :]
                     _c5 = gVh[..., m:, :]
-                    _k0 = _c4 @ _c1 - _c5 @ V
+                    _k0 = _accumulate(_c4 @ _c1, _c5 @ V, -1)
                     return (_k0,)
 
                 def _kv1():
@@ -2693,6 +2847,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c0 = _adjoint(U) @ gU
                 _g_D = _c0
                 _c1 = _np.conj(F) * _c0
+                F = _c0 = None
                 _g_dP = (
                     _adjoint(_c1) * _np.swapaxes(S, -1, -2)
                     + _c1 * _np.swapaxes(_np.conj(S), -1, -2)
@@ -2705,12 +2860,13 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                         )
                     )
                 )
+                _c1 = None
                 gA = (U @ _g_dP) @ _adjoint(V)
 
                 def _kv0():
                     _c2 = _adjoint(U[..., :, m:])
                     _c3 = gU[..., :, m:]
-                    _k0 = _c2 @ gU - _adjoint(_c3) @ U
+                    _k0 = _accumulate(_c2 @ gU, _adjoint(_c3) @ U, -1)
                     return (_k0,)
 
                 def _kv2():
@@ -2750,9 +2906,12 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             _c3 = _c1 @ _c2
             _g_D = _c0 - _c3
             _c4 = _np.conj(F)
+            F = None
             _c5 = _c4 * _c3
+            _c3 = None
             _c6 = _np.conj(S)
             _c7 = _c4 * _c0
+            _c4 = None
             _g_dP = (
                 _c6 * _c5
                 + _adjoint(_c7) * _np.swapaxes(S, -1, -2)
@@ -2763,6 +2922,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     _diag((_np.conj(1 / S) * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]))
                 )
             )
+            _c5 = _c6 = _c7 = _g_D = None
             gA = (U @ _g_dP) @ _c1
 
             def _kv0():
@@ -2771,7 +2931,11 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c8 = _adjoint(U[..., :, m:])
                 _c9 = gU[..., :, m:]
                 _k0 = _np.concatenate(
-                    [_c8 @ gU - _adjoint(_c9) @ U, _c10 @ _c2 - _c11 @ V], axis=-2
+                    [
+                        _accumulate(_c8 @ gU, _adjoint(_c9) @ U, -1),
+                        _accumulate(_c10 @ _c2, _c11 @ V, -1),
+                    ],
+                    axis=-2,
                 )
                 _c12 = _diag(gS)
                 _k1 = _c12
@@ -2779,7 +2943,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
 
             def _kv1():
                 _c12 = _diag(gS)
-                _c13 = _c0 + Vh @ _c2
+                _c13 = _accumulate(Vh @ _c2, _c0)
                 _k2 = _skew(_c13) + _c12
                 return (_k2,)
 
@@ -2788,7 +2952,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c11 = gVh[..., m:, :]
                 _c8 = _adjoint(U[..., :, m:])
                 _c9 = gU[..., :, m:]
-                _c13 = _c0 + Vh @ _c2
+                _c13 = _accumulate(Vh @ _c2, _c0)
                 _k3 = _np.imag(_np.diagonal(_c13, 0, -2, -1)[..., :, None])
                 _k4 = _skew(_c8 @ _c9)
                 _k5 = _skew(_c10 @ _adjoint(_c11))
@@ -2821,6 +2985,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c2 = _c0 @ _c1
                 _g_D = -_c2
                 _c3 = _np.conj(F) * _c2
+                F = _c2 = None
                 _g_dP = (
                     _np.conj(S) * _c3
                     + S * _adjoint(_c3)
@@ -2834,12 +2999,13 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                         )
                     )
                 )
+                _c3 = _g_D = None
                 gA = U1 @ (_g_dP @ _c0)
 
                 def _kv0():
                     _c4 = Vh[..., n:, :]
                     _c5 = gVh[..., n:, :]
-                    _k0 = _c4 @ _c1 - _c5 @ V
+                    _k0 = _accumulate(_c4 @ _c1, _c5 @ V, -1)
                     _c6 = _diag(gS)
                     _k1 = _c6
                     return (_k0, _k1)
@@ -2885,9 +3051,12 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c3 = _c1 @ _c2
                 _g_D = _c0 - _c3
                 _c4 = _np.conj(F)
+                F = None
                 _c5 = _c4 * _c3
+                _c3 = None
                 _c6 = _np.conj(S)
                 _c7 = _c4 * _c0
+                _c4 = None
                 _c8 = 1 / S
                 _c9 = _np.conj(_c8)
                 _g_dP = (
@@ -2898,11 +3067,14 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     - _c0 * _np.swapaxes(_c9, -1, -2)
                     + _skew(_diag((_c9 * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])))
                 )
+                _c5 = _c6 = _c7 = _g_D = None
                 _c10 = U[..., :, n:]
                 _c11 = gU[..., :, n:]
                 _c12 = _adjoint(_c11)
-                gA = (U1 @ _g_dP + _g_dU1 * _np.swapaxes(_c9, -1, -2)) @ _c1 - _c10 @ (
-                    (_c12 @ U1 * _np.swapaxes(_c8, -1, -2)) @ Vh
+                gA = _accumulate(
+                    (_accumulate(U1 @ _g_dP, _g_dU1 * _np.swapaxes(_c9, -1, -2))) @ _c1,
+                    _c10 @ ((_c12 @ U1 * _np.swapaxes(_c8, -1, -2)) @ Vh),
+                    -1,
                 )
 
                 def _kv0():
@@ -2910,12 +3082,16 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     _c14 = Vh[..., n:, :]
                     _c15 = gVh[..., n:, :]
                     _k0 = _np.concatenate(
-                        [_c13 @ _g_dU1 - _c12 @ U1, _c14 @ _c2 - _c15 @ V], axis=-2
+                        [
+                            _accumulate(_c13 @ _g_dU1, _c12 @ U1, -1),
+                            _accumulate(_c14 @ _c2, _c15 @ V, -1),
+                        ],
+                        axis=-2,
                     )
                     return (_k0,)
 
                 def _kv1():
-                    _c16 = _c0 + Vh @ _c2
+                    _c16 = _accumulate(Vh @ _c2, _c0)
                     _k1 = _skew(_c16)
                     return (_k1,)
 
@@ -2923,7 +3099,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     _c13 = _adjoint(_c10)
                     _c14 = Vh[..., n:, :]
                     _c15 = gVh[..., n:, :]
-                    _c16 = _c0 + Vh @ _c2
+                    _c16 = _accumulate(Vh @ _c2, _c0)
                     _k2 = _np.imag(_np.diagonal(_c16, 0, -2, -1)[..., :, None])
                     _k3 = _skew(_c13 @ _c11)
                     _k4 = _skew(_c14 @ _adjoint(_c15))
@@ -2953,6 +3129,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c0 = _adjoint(U1) @ _g_dU1
                 _g_D = _c0
                 _c1 = _np.conj(F) * _c0
+                F = None
                 _c2 = 1 / S
                 _c3 = _np.conj(_c2)
                 _g_dP = (
@@ -2962,16 +3139,19 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     + _diag(_np.real(gS))
                     + _skew(_diag((_c3 * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])))
                 )
+                _c1 = _g_D = None
                 _c4 = U[..., :, n:]
                 _c5 = gU[..., :, n:]
                 _c6 = _adjoint(_c5)
-                gA = (U1 @ _g_dP + _g_dU1 * _np.swapaxes(_c3, -1, -2)) @ _adjoint(V) - _c4 @ (
-                    (_c6 @ U1 * _np.swapaxes(_c2, -1, -2)) @ Vh
+                gA = _accumulate(
+                    (_accumulate(U1 @ _g_dP, _g_dU1 * _np.swapaxes(_c3, -1, -2))) @ _adjoint(V),
+                    _c4 @ ((_c6 @ U1 * _np.swapaxes(_c2, -1, -2)) @ Vh),
+                    -1,
                 )
 
                 def _kv0():
                     _c7 = _adjoint(_c4)
-                    _k0 = _c7 @ _g_dU1 - _c6 @ U1
+                    _k0 = _accumulate(_c7 @ _g_dU1, _c6 @ U1, -1)
                     _c8 = _diag(gS)
                     _k1 = _c8
                     return (_k0, _k1)
@@ -3012,6 +3192,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c2 = _c0 @ _c1
                 _g_D = -_c2
                 _c3 = _np.conj(F) * _c2
+                F = _c2 = None
                 _g_dP = (
                     _np.conj(S) * _c3
                     + S * _adjoint(_c3)
@@ -3024,12 +3205,13 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                         )
                     )
                 )
+                _c3 = _g_D = None
                 gA = U1 @ (_g_dP @ _c0)
 
                 def _kv0():
                     _c4 = Vh[..., n:, :]
                     _c5 = gVh[..., n:, :]
-                    _k0 = _c4 @ _c1 - _c5 @ V
+                    _k0 = _accumulate(_c4 @ _c1, _c5 @ V, -1)
                     return (_k0,)
 
                 def _kv1():
@@ -3098,6 +3280,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c0 = _adjoint(U1) @ _g_dU1
                 _g_D = _c0
                 _c1 = _np.conj(F) * _c0
+                F = None
                 _c2 = 1 / S
                 _c3 = _np.conj(_c2)
                 _g_dP = (
@@ -3106,16 +3289,19 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     - _c0 * _np.swapaxes(_c3, -1, -2)
                     + _skew(_diag((_c3 * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])))
                 )
+                _c1 = _g_D = None
                 _c4 = U[..., :, n:]
                 _c5 = gU[..., :, n:]
                 _c6 = _adjoint(_c5)
-                gA = (U1 @ _g_dP + _g_dU1 * _np.swapaxes(_c3, -1, -2)) @ _adjoint(V) - _c4 @ (
-                    (_c6 @ U1 * _np.swapaxes(_c2, -1, -2)) @ Vh
+                gA = _accumulate(
+                    (_accumulate(U1 @ _g_dP, _g_dU1 * _np.swapaxes(_c3, -1, -2))) @ _adjoint(V),
+                    _c4 @ ((_c6 @ U1 * _np.swapaxes(_c2, -1, -2)) @ Vh),
+                    -1,
                 )
 
                 def _kv0():
                     _c7 = _adjoint(_c4)
-                    _k0 = _c7 @ _g_dU1 - _c6 @ U1
+                    _k0 = _accumulate(_c7 @ _g_dU1, _c6 @ U1, -1)
                     return (_k0,)
 
                 def _kv2():
@@ -3154,9 +3340,12 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             _c3 = _c1 @ _c2
             _g_D = _c0 - _c3
             _c4 = _np.conj(F)
+            F = None
             _c5 = _c4 * _c3
+            _c3 = None
             _c6 = _np.conj(S)
             _c7 = _c4 * _c0
+            _c4 = None
             _c8 = 1 / S
             _c9 = _np.conj(_c8)
             _g_dP = (
@@ -3168,25 +3357,34 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 + _diag(_np.real(gS))
                 + _skew(_diag((_c9 * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])))
             )
+            _c5 = _c6 = _c7 = _g_D = None
             _c10 = U[..., :, n:]
             _c11 = gU[..., :, n:]
             _c12 = _adjoint(_c11)
-            gA = (_g_dU1 * _np.swapaxes(_c9, -1, -2) + U1 @ _g_dP) @ _c1 - _c10 @ (
-                (_c12 @ U1 * _np.swapaxes(_c8, -1, -2)) @ Vh
+            gA = _accumulate(
+                (_accumulate(U1 @ _g_dP, _g_dU1 * _np.swapaxes(_c9, -1, -2))) @ _c1,
+                _c10 @ ((_c12 @ U1 * _np.swapaxes(_c8, -1, -2)) @ Vh),
+                -1,
             )
 
             def _kv0():
                 _c13 = _adjoint(_c10)
                 _c14 = Vh[..., n:, :]
                 _c15 = gVh[..., n:, :]
-                _k0 = _np.concatenate([_c13 @ _g_dU1 - _c12 @ U1, _c14 @ _c2 - _c15 @ V], axis=-2)
+                _k0 = _np.concatenate(
+                    [
+                        _accumulate(_c13 @ _g_dU1, _c12 @ U1, -1),
+                        _accumulate(_c14 @ _c2, _c15 @ V, -1),
+                    ],
+                    axis=-2,
+                )
                 _c16 = _diag(gS)
                 _k1 = _c16
                 return (_k0, _k1)
 
             def _kv1():
                 _c16 = _diag(gS)
-                _c17 = _c0 + Vh @ _c2
+                _c17 = _accumulate(Vh @ _c2, _c0)
                 _k2 = _skew(_c17) + _c16
                 return (_k2,)
 
@@ -3194,7 +3392,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c13 = _adjoint(_c10)
                 _c14 = Vh[..., n:, :]
                 _c15 = gVh[..., n:, :]
-                _c17 = _c0 + Vh @ _c2
+                _c17 = _accumulate(Vh @ _c2, _c0)
                 _k3 = _np.imag(_np.diagonal(_c17, 0, -2, -1)[..., :, None])
                 _k4 = _skew(_c13 @ _c11)
                 _k5 = _skew(_c14 @ _adjoint(_c15))
@@ -3228,7 +3426,9 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c3 = _c2 @ _g_dV1
                 _g_D = -_c3
                 _c4 = _np.conj(F) * _c3
+                F = _c3 = None
                 _c5 = _adjoint(_g_dV1)
+                _g_dV1 = None
                 _c6 = 1 / S
                 _c7 = _np.conj(_c6)
                 _g_dP = (
@@ -3238,13 +3438,20 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     + _diag(_np.real(gS))
                     + _skew(_diag((_c7 * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])))
                 )
+                _c4 = _g_D = None
                 _c8 = Vh[..., m:, :]
-                gA = U @ (_c6 * _c5 + _g_dP @ _c2 - _c7 * ((_c2 @ _c1[..., :, m:]) @ _c8))
+                gA = U @ (
+                    _accumulate(
+                        _accumulate(_g_dP @ _c2, _c6 * _c5),
+                        _c7 * ((_c2 @ _c1[..., :, m:]) @ _c8),
+                        -1,
+                    )
+                )
 
                 def _kv0():
                     _c10 = gVh[..., m:, :]
                     _c9 = _adjoint(gVh[..., :m, :])
-                    _k0 = _c8 @ _c9 - _c10 @ V1
+                    _k0 = _accumulate(_c8 @ _c9, _c10 @ V1, -1)
                     _c11 = _diag(gS)
                     _k1 = _c11
                     return (_k0, _k1)
@@ -3286,6 +3493,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c0 = _adjoint(U) @ gU
                 _g_D = _c0
                 _c1 = _np.conj(F) * _c0
+                F = _c0 = None
                 _g_dP = (
                     _adjoint(_c1) * _np.swapaxes(S, -1, -2)
                     + _c1 * _np.swapaxes(_np.conj(S), -1, -2)
@@ -3299,12 +3507,13 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                         )
                     )
                 )
+                _c1 = None
                 gA = (U @ _g_dP) @ _adjoint(V1)
 
                 def _kv0():
                     _c2 = _adjoint(U[..., :, m:])
                     _c3 = gU[..., :, m:]
-                    _k0 = _c2 @ gU - _adjoint(_c3) @ U
+                    _k0 = _accumulate(_c2 @ gU, _adjoint(_c3) @ U, -1)
                     _c4 = _diag(gS)
                     _k1 = _c4
                     return (_k0, _k1)
@@ -3347,7 +3556,9 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c3 = _c2 @ _g_dV1
                 _g_D = -_c3
                 _c4 = _np.conj(F) * _c3
+                F = _c3 = None
                 _c5 = _adjoint(_g_dV1)
+                _g_dV1 = None
                 _c6 = 1 / S
                 _c7 = _np.conj(_c6)
                 _g_dP = (
@@ -3356,13 +3567,20 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     - _c6 * (_c5 @ V1)
                     + _skew(_diag((_c7 * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])))
                 )
+                _c4 = _g_D = None
                 _c8 = Vh[..., m:, :]
-                gA = U @ (_c6 * _c5 + _g_dP @ _c2 - _c7 * ((_c2 @ _c1[..., :, m:]) @ _c8))
+                gA = U @ (
+                    _accumulate(
+                        _accumulate(_g_dP @ _c2, _c6 * _c5),
+                        _c7 * ((_c2 @ _c1[..., :, m:]) @ _c8),
+                        -1,
+                    )
+                )
 
                 def _kv0():
                     _c10 = gVh[..., m:, :]
                     _c9 = _adjoint(gVh[..., :m, :])
-                    _k0 = _c8 @ _c9 - _c10 @ V1
+                    _k0 = _accumulate(_c8 @ _c9, _c10 @ V1, -1)
                     return (_k0,)
 
                 def _kv1():
@@ -3429,6 +3647,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c0 = _adjoint(U) @ gU
                 _g_D = _c0
                 _c1 = _np.conj(F) * _c0
+                F = _c0 = None
                 _g_dP = (
                     _adjoint(_c1) * _np.swapaxes(S, -1, -2)
                     + _c1 * _np.swapaxes(_np.conj(S), -1, -2)
@@ -3441,12 +3660,13 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                         )
                     )
                 )
+                _c1 = None
                 gA = (U @ _g_dP) @ _adjoint(V1)
 
                 def _kv0():
                     _c2 = _adjoint(U[..., :, m:])
                     _c3 = gU[..., :, m:]
-                    _k0 = _c2 @ gU - _adjoint(_c3) @ U
+                    _k0 = _accumulate(_c2 @ gU, _adjoint(_c3) @ U, -1)
                     return (_k0,)
 
                 def _kv2():
@@ -3490,10 +3710,14 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             _c10 = 1 / S
             _c11 = _np.conj(_c10)
             _c5 = _np.conj(F)
+            F = None
             _c6 = _c5 * _c4
+            _c4 = None
             _c7 = _np.conj(S)
             _c8 = _c5 * _c2
+            _c5 = None
             _c9 = _adjoint(_g_dV1)
+            _g_dV1 = None
             _g_dP = (
                 _c7 * _c6
                 + _adjoint(_c8) * _np.swapaxes(S, -1, -2)
@@ -3503,8 +3727,15 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 + _diag(_np.real(gS))
                 + _skew(_diag((_c11 * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])))
             )
+            _c6 = _c7 = _c8 = _g_D = None
             _c12 = Vh[..., m:, :]
-            gA = U @ (_c10 * _c9 + _g_dP @ _c3 - _c11 * ((_c3 @ _c1[..., :, m:]) @ _c12))
+            gA = U @ (
+                _accumulate(
+                    _accumulate(_g_dP @ _c3, _c10 * _c9),
+                    _c11 * ((_c3 @ _c1[..., :, m:]) @ _c12),
+                    -1,
+                )
+            )
 
             def _kv0():
                 _c13 = _adjoint(U[..., :, m:])
@@ -3512,7 +3743,11 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c15 = _adjoint(gVh[..., :m, :])
                 _c16 = gVh[..., m:, :]
                 _k0 = _np.concatenate(
-                    [_c13 @ gU - _adjoint(_c14) @ U, _c12 @ _c15 - _c16 @ V1], axis=-2
+                    [
+                        _accumulate(_c13 @ gU, _adjoint(_c14) @ U, -1),
+                        _accumulate(_c12 @ _c15, _c16 @ V1, -1),
+                    ],
+                    axis=-2,
                 )
                 _c17 = _diag(gS)
                 _k1 = _c17
@@ -3521,7 +3756,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             def _kv1():
                 _c15 = _adjoint(gVh[..., :m, :])
                 _c17 = _diag(gS)
-                _c18 = _c2 + _c0 @ _c15
+                _c18 = _accumulate(_c0 @ _c15, _c2)
                 _k2 = _skew(_c18) + _c17
                 return (_k2,)
 
@@ -3530,7 +3765,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c14 = gU[..., :, m:]
                 _c15 = _adjoint(gVh[..., :m, :])
                 _c16 = gVh[..., m:, :]
-                _c18 = _c2 + _c0 @ _c15
+                _c18 = _accumulate(_c0 @ _c15, _c2)
                 _k3 = _np.imag(_np.diagonal(_c18, 0, -2, -1)[..., :, None])
                 _k4 = _skew(_c13 @ _c14)
                 _k5 = _skew(_c12 @ _adjoint(_c16))

@@ -224,6 +224,7 @@ def _vjp_rule(A, L, gL, upper, check_singular):
         _c0 = L.mH
         Y = _mm(_c0, gL)
         P = _tril_diag(Y, (1 / 2))
+        Y = None
         gA = _sym(
             _torch.linalg.solve_triangular(
                 _c0,
@@ -241,6 +242,7 @@ def _vjp_rule(A, L, gL, upper, check_singular):
         # spec/cholesky.yaml:68
         Y = _mm(L, gL.mH)
         P = _tril_diag(Y, (1 / 2))
+        Y = None
         gA = _sym(
             _torch.linalg.solve_triangular(
                 L,

@@ -224,6 +224,7 @@ def _vjp_rule(A, L, V, gL, gV, check_gauge, check_ties):
         _g_W = V * (-_c1).diagonal(dim1=-2, dim2=-1).unsqueeze(-1).mT + gV
         _c2 = _torch.diag_embed(gL.squeeze(-1))
         _g_X = _c2 + (_pairwise_inv(L).conj() * (_mm(_c0, _g_W)))
+        _g_W = None
         gA = _mm(_torch.linalg.solve(_c0, _g_X, left=True), _c0)
 
         def _kv0():

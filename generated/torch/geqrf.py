@@ -44,6 +44,7 @@ from ._runtime import (
     _raise_if_failed,
     _re,
     _triu_herm,
+    _unit_tril,
     _zeros_like,
 )
 
@@ -173,8 +174,7 @@ def _jvp_rule(A, a, tau, dA, check_singular):
 
         if m > n:
             # spec/geqrf.yaml:91, WLL2012 Sec. 3, HAL2011
-            _c0 = _torch.eye(m, n, dtype=A.dtype, device=A.device)
-            V = a.tril(-1) + _c0
+            V = _unit_tril(a)
             R = a[..., :n, :].triu(0)
             T = _torch.linalg.solve_triangular(
                 _mm(tau * V.mH, V),
@@ -183,17 +183,20 @@ def _jvp_rule(A, a, tau, dA, check_singular):
                 left=True,
                 unitriangular=True,
             )
-            _c1 = V[..., :n, :]
-            W = _mm(T, _c1.mH)
-            Q = _addmm(_c0, V, W, alpha=-1)
+            _c0 = V[..., :n, :]
+            W = _mm(T, _c0.mH)
+            T = None
+            Q = _addmm(_torch.eye(m, n, dtype=A.dtype, device=A.device), V, W, alpha=-1)
             C = _torch.linalg.solve_triangular(R, dA, upper=True, left=False, unitriangular=False)
             B = _mm(Q.mH, C)
             U = _triu_herm(B)
+            B = None
             dQ = _addmm(C, Q, U, alpha=-1)
+            C = Q = None
             X = _torch.linalg.solve_triangular(
                 W,
                 _torch.linalg.solve_triangular(
-                    _c1, -dQ[..., :n, :], upper=False, left=True, unitriangular=True
+                    _c0, -dQ[..., :n, :], upper=False, left=True, unitriangular=True
                 ),
                 upper=True,
                 left=False,
@@ -207,7 +210,9 @@ def _jvp_rule(A, a, tau, dA, check_singular):
                 left=False,
                 unitriangular=False,
             )
-            da = _torch.cat([_addmm(_mm(_c1, X.tril(-1)), U, R), dV2], dim=-2)
+            V = W = dQ = None
+            da = _torch.cat([_addmm(_mm(_c0, X.tril(-1)), U, R), dV2], dim=-2)
+            R = U = X = _c0 = dV2 = None
             dtau = dW.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
             return _checked_jvp(
                 "geqrf",
@@ -225,6 +230,7 @@ def _jvp_rule(A, a, tau, dA, check_singular):
             V = a.tril(-1) + _c0
             R = a.triu(0)
             R1 = R
+            R = None
             _c1 = V.mH
             T = _torch.linalg.solve_triangular(
                 _mm(tau * _c1, V),
@@ -234,16 +240,22 @@ def _jvp_rule(A, a, tau, dA, check_singular):
                 unitriangular=True,
             )
             W = _mm(T, _c1)
+            T = _c1 = None
             Q = _addmm(_c0, V, W, alpha=-1)
+            _c0 = None
             C = _torch.linalg.solve_triangular(R1, dA, upper=True, left=False, unitriangular=False)
             _c2 = Q.mH
             B = _mm(_c2, C)
             U = _triu_herm(B)
+            B = None
             dQ = _addmm(C, Q, U, alpha=-1)
+            C = Q = None
             dR = _torch.cat(
                 [_mm(U, R1), _addmm(_mm(dQ.mH, A[..., :, m:]), _c2, dA[..., :, m:])], dim=-1
             )
+            R1 = U = _c2 = None
             F = _torch.linalg.solve_triangular(V, -dQ, upper=False, left=True, unitriangular=True)
+            dQ = None
             X = _torch.linalg.solve_triangular(
                 W[..., : m - 1, : m - 1],
                 F[..., :, : m - 1],
@@ -254,6 +266,7 @@ def _jvp_rule(A, a, tau, dA, check_singular):
             da = _torch.cat(
                 [_addmm(dR[..., :, : m - 1], V, X.tril(-1)), dR[..., :, m - 1 :]], dim=-1
             )
+            V = dR = None
             dtau = _torch.cat(
                 [
                     X[..., : m - 1, :].diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
@@ -283,6 +296,7 @@ def _jvp_rule(A, a, tau, dA, check_singular):
             V = a[..., :, :m].tril(-1) + _c0
             R = a.triu(0)
             R1 = R[..., :, :m]
+            R = None
             _c1 = V.mH
             T = _torch.linalg.solve_triangular(
                 _mm(tau * _c1, V),
@@ -292,18 +306,24 @@ def _jvp_rule(A, a, tau, dA, check_singular):
                 unitriangular=True,
             )
             W = _mm(T, _c1)
+            T = _c1 = None
             Q = _addmm(_c0, V, W, alpha=-1)
+            _c0 = None
             C = _torch.linalg.solve_triangular(
                 R1, dA[..., :, :m], upper=True, left=False, unitriangular=False
             )
             _c2 = Q.mH
             B = _mm(_c2, C)
             U = _triu_herm(B)
+            B = None
             dQ = _addmm(C, Q, U, alpha=-1)
+            C = Q = None
             dR = _torch.cat(
                 [_mm(U, R1), _addmm(_mm(dQ.mH, A[..., :, m:]), _c2, dA[..., :, m:])], dim=-1
             )
+            R1 = U = _c2 = None
             F = _torch.linalg.solve_triangular(V, -dQ, upper=False, left=True, unitriangular=True)
+            dQ = None
             X = _torch.linalg.solve_triangular(
                 W[..., : m - 1, : m - 1],
                 F[..., :, : m - 1],
@@ -314,6 +334,7 @@ def _jvp_rule(A, a, tau, dA, check_singular):
             da = _torch.cat(
                 [_addmm(dR[..., :, : m - 1], V, X.tril(-1)), dR[..., :, m - 1 :]], dim=-1
             )
+            V = dR = None
             dtau = _torch.cat(
                 [
                     X[..., : m - 1, :].diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
@@ -502,8 +523,7 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
         if m > n:
             if ga is None and gtau is not None:
                 # the rule below without the terms of ga, which are None
-                _c0 = _torch.eye(m, n, dtype=A.dtype, device=A.device)
-                V = a.tril(-1) + _c0
+                V = _unit_tril(a)
                 R = a[..., :n, :].triu(0)
                 T = _torch.linalg.solve_triangular(
                     _mm(tau * V.mH, V),
@@ -512,17 +532,21 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
                     left=True,
                     unitriangular=True,
                 )
-                _c1 = V[..., :n, :].mH
-                W = _mm(T, _c1)
-                Q = _addmm(_c0, V, W, alpha=-1)
+                _c0 = V[..., :n, :].mH
+                W = _mm(T, _c0)
+                T = None
+                Q = _addmm(_torch.eye(m, n, dtype=A.dtype, device=A.device), V, W, alpha=-1)
+                V = None
                 _g_dW = _torch.diag_embed(gtau.squeeze(-1))
-                _c2 = W.mH
-                _g_X = (_mm(_g_dW, _c2)).triu(0)
+                _c1 = W.mH
+                W = None
+                _g_X = (_mm(_g_dW, _c1)).triu(0)
+                _g_dW = None
                 _g_dQ = _torch.nn.functional.pad(
                     -_torch.linalg.solve_triangular(
-                        _c1,
+                        _c0,
                         _torch.linalg.solve_triangular(
-                            _c2, _g_X, upper=False, left=False, unitriangular=False
+                            _c1, _g_X, upper=False, left=False, unitriangular=False
                         ),
                         upper=True,
                         left=True,
@@ -530,16 +554,19 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
                     ),
                     (0, 0, 0, m - n),
                 )
+                _c0 = _c1 = _g_X = None
                 _g_U = -_mm(Q.mH, _g_dQ)
-                _c3 = _g_U.triu(1)
+                _c2 = _g_U.triu(1)
                 _g_B = (
-                    _c3.mH
+                    _c2.mH
                     + _torch.diag_embed(
                         _re(_g_U.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)).squeeze(-1)
                     )
-                    + _c3
+                    + _c2
                 )
+                _c2 = _g_U = None
                 _g_C = _addmm(_g_dQ, Q, _g_B)
+                Q = _g_B = _g_dQ = None
                 gA = _torch.linalg.solve_triangular(
                     R.mH, _g_C, upper=False, left=False, unitriangular=False
                 )
@@ -548,8 +575,7 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
             gtau = _zeros_like(tau) if gtau is None else gtau
 
             # spec/geqrf.yaml:91, WLL2012 Sec. 3, HAL2011, transposed (the spec gives no VJP)
-            _c0 = _torch.eye(m, n, dtype=A.dtype, device=A.device)
-            V = a.tril(-1) + _c0
+            V = _unit_tril(a)
             R = a[..., :n, :].triu(0)
             T = _torch.linalg.solve_triangular(
                 _mm(tau * V.mH, V),
@@ -558,40 +584,53 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
                 left=True,
                 unitriangular=True,
             )
-            _c1 = V[..., :n, :].mH
-            W = _mm(T, _c1)
-            Q = _addmm(_c0, V, W, alpha=-1)
+            _c0 = V[..., :n, :].mH
+            W = _mm(T, _c0)
+            T = None
+            Q = _addmm(_torch.eye(m, n, dtype=A.dtype, device=A.device), V, W, alpha=-1)
             _g_dV2 = ga[..., n:, :]
-            _c2 = W.mH
-            _c3 = _torch.linalg.solve_triangular(
-                _c2, _g_dV2, upper=False, left=False, unitriangular=False
+            _c1 = W.mH
+            W = None
+            _c2 = _torch.linalg.solve_triangular(
+                _c1, _g_dV2, upper=False, left=False, unitriangular=False
             )
-            _g_dW = _addmm(_torch.diag_embed(gtau.squeeze(-1)), V[..., n:, :].mH, _c3, alpha=-1)
-            _c4 = ga[..., :n, :]
-            _g_X = (_mm(_c1, _c4)).tril(-1) + (_mm(_g_dW, _c2)).triu(0)
-            _g_dQ = _torch.nn.functional.pad(
-                -_torch.linalg.solve_triangular(
-                    _c1,
-                    _torch.linalg.solve_triangular(
-                        _c2, _g_X, upper=False, left=False, unitriangular=False
+            _g_dV2 = None
+            _g_dW = _addmm(_torch.diag_embed(gtau.squeeze(-1)), V[..., n:, :].mH, _c2, alpha=-1)
+            V = None
+            _c3 = ga[..., :n, :]
+            _g_X = (_mm(_c0, _c3)).tril(-1) + (_mm(_g_dW, _c1)).triu(0)
+            _g_dW = None
+            _g_dQ = _torch.cat(
+                [
+                    -_torch.linalg.solve_triangular(
+                        _c0,
+                        _torch.linalg.solve_triangular(
+                            _c1, _g_X, upper=False, left=False, unitriangular=False
+                        ),
+                        upper=True,
+                        left=True,
+                        unitriangular=True,
                     ),
-                    upper=True,
-                    left=True,
-                    unitriangular=True,
-                ),
-                (0, 0, 0, m - n),
-            ) + _torch.nn.functional.pad(-_c3, (0, 0, n, 0))
-            _c5 = R.mH
-            _g_U = _addmm(_mm(_c4, _c5), Q.mH, _g_dQ, alpha=-1)
-            _c6 = _g_U.triu(1)
-            _g_B = (
-                _c6.mH
-                + _torch.diag_embed(_re(_g_U.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)).squeeze(-1))
-                + _c6
+                    -_c2,
+                ],
+                dim=-2,
             )
+            _c0 = _c1 = _c2 = _g_X = None
+            _c4 = R.mH
+            R = None
+            _g_U = _addmm(_mm(_c3, _c4), Q.mH, _g_dQ, alpha=-1)
+            _c3 = None
+            _c5 = _g_U.triu(1)
+            _g_B = (
+                _c5.mH
+                + _torch.diag_embed(_re(_g_U.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)).squeeze(-1))
+                + _c5
+            )
+            _c5 = _g_U = None
             _g_C = _addmm(_g_dQ, Q, _g_B)
+            Q = _g_B = _g_dQ = None
             gA = _torch.linalg.solve_triangular(
-                _c5, _g_C, upper=False, left=False, unitriangular=False
+                _c4, _g_C, upper=False, left=False, unitriangular=False
             )
             return _checked_vjp("geqrf", (gA,), (*_checks[:1],))
 
@@ -602,6 +641,7 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
                 V = a.tril(-1) + _c0
                 R = a.triu(0)
                 R1 = R
+                R = None
                 _c1 = V.mH
                 T = _torch.linalg.solve_triangular(
                     _mm(tau * _c1, V),
@@ -611,15 +651,18 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
                     unitriangular=True,
                 )
                 W = _mm(T, _c1)
+                T = None
                 Q = _addmm(_c0, V, W, alpha=-1)
+                V = _c0 = None
                 _c2 = gtau[..., m - 1 :, :]
-                _g_X = _torch.nn.functional.pad(
-                    -_mm(_c2, W[..., : m - 1, m - 1 :].mH), (0, 0, m - 1, 0)
-                ) + _torch.nn.functional.pad(
-                    _torch.diag_embed(
-                        (tau[..., : m - 1, :].conj() * gtau[..., : m - 1, :]).squeeze(-1)
-                    ),
-                    (0, 0, 0, 1),
+                _g_X = _torch.cat(
+                    [
+                        _torch.diag_embed(
+                            (tau[..., : m - 1, :].conj() * gtau[..., : m - 1, :]).squeeze(-1)
+                        ),
+                        -_mm(_c2, W[..., : m - 1, m - 1 :].mH),
+                    ],
+                    dim=-2,
                 )
                 _g_F = _torch.nn.functional.pad(
                     _c2, (m - 1, 0, m - 1, 0)
@@ -633,9 +676,11 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
                     ),
                     (0, 1, 0, 0),
                 )
+                W = _c2 = _g_X = None
                 _g_dQ = -_torch.linalg.solve_triangular(
                     _c1, _g_F, upper=True, left=True, unitriangular=True
                 )
+                _c1 = _g_F = None
                 _g_U = -_mm(Q.mH, _g_dQ)
                 _c3 = _g_U.triu(1)
                 _g_B = (
@@ -645,7 +690,9 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
                     )
                     + _c3
                 )
+                _c3 = _g_U = None
                 _g_C = _addmm(_g_dQ, Q, _g_B)
+                Q = _g_B = _g_dQ = None
                 gA = _torch.linalg.solve_triangular(
                     R1.mH, _g_C, upper=False, left=False, unitriangular=False
                 )
@@ -656,6 +703,7 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
                 V = a.tril(-1) + _c0
                 R = a.triu(0)
                 R1 = R
+                R = None
                 _c1 = V.mH
                 T = _torch.linalg.solve_triangular(
                     _mm(tau * _c1, V),
@@ -665,7 +713,9 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
                     unitriangular=True,
                 )
                 W = _mm(T, _c1)
+                T = None
                 Q = _addmm(_c0, V, W, alpha=-1)
+                V = _c0 = None
                 _c2 = ga[..., :, : m - 1]
                 _g_X = (_mm(_c1, _c2)).tril(-1)
                 _g_F = _torch.nn.functional.pad(
@@ -678,9 +728,9 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
                     ),
                     (0, 1, 0, 0),
                 )
-                _g_dR = _torch.nn.functional.pad(_c2, (0, 1, 0, 0)) + _torch.nn.functional.pad(
-                    ga[..., :, m - 1 :], (m - 1, 0, 0, 0)
-                )
+                W = _g_X = None
+                _g_dR = _torch.cat([_c2, ga[..., :, m - 1 :]], dim=-1)
+                _c2 = None
                 _c3 = _g_dR[..., :, m:]
                 _g_dQ = _addmm(
                     -(
@@ -691,8 +741,11 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
                     A[..., :, m:],
                     _c3.mH,
                 )
+                _c1 = _g_F = None
                 _c4 = R1.mH
+                R1 = None
                 _g_U = _addmm(_mm(_g_dR, _c4), Q.mH, _g_dQ, alpha=-1)
+                _g_dR = None
                 _c5 = _g_U.triu(1)
                 _g_B = (
                     _c5.mH
@@ -701,7 +754,9 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
                     )
                     + _c5
                 )
+                _c5 = _g_U = None
                 _g_C = _addmm(_g_dQ, Q, _g_B)
+                _g_B = _g_dQ = None
                 gA = _torch.nn.functional.pad(
                     _mm(Q, _c3), (m, 0, 0, 0)
                 ) + _torch.linalg.solve_triangular(
@@ -716,6 +771,7 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
             V = a.tril(-1) + _c0
             R = a.triu(0)
             R1 = R
+            R = None
             _c1 = V.mH
             T = _torch.linalg.solve_triangular(
                 _mm(tau * _c1, V),
@@ -725,28 +781,29 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
                 unitriangular=True,
             )
             W = _mm(T, _c1)
+            T = None
             Q = _addmm(_c0, V, W, alpha=-1)
+            V = _c0 = None
             _c2 = gtau[..., m - 1 :, :]
             _c3 = ga[..., :, : m - 1]
-            _g_X = (
-                _torch.nn.functional.pad(-_mm(_c2, W[..., : m - 1, m - 1 :].mH), (0, 0, m - 1, 0))
-                + _torch.nn.functional.pad(
+            _g_X = _torch.cat(
+                [
                     _torch.diag_embed(
                         (tau[..., : m - 1, :].conj() * gtau[..., : m - 1, :]).squeeze(-1)
                     ),
-                    (0, 0, 0, 1),
-                )
-                + (_mm(_c1, _c3)).tril(-1)
-            )
+                    -_mm(_c2, W[..., : m - 1, m - 1 :].mH),
+                ],
+                dim=-2,
+            ) + (_mm(_c1, _c3)).tril(-1)
             _g_F = _torch.nn.functional.pad(_c2, (m - 1, 0, m - 1, 0)) + _torch.nn.functional.pad(
                 _torch.linalg.solve_triangular(
                     W[..., : m - 1, : m - 1].mH, _g_X, upper=False, left=False, unitriangular=False
                 ),
                 (0, 1, 0, 0),
             )
-            _g_dR = _torch.nn.functional.pad(_c3, (0, 1, 0, 0)) + _torch.nn.functional.pad(
-                ga[..., :, m - 1 :], (m - 1, 0, 0, 0)
-            )
+            W = _c2 = _g_X = None
+            _g_dR = _torch.cat([_c3, ga[..., :, m - 1 :]], dim=-1)
+            _c3 = None
             _c4 = _g_dR[..., :, m:]
             _g_dQ = _addmm(
                 -(
@@ -757,15 +814,20 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
                 A[..., :, m:],
                 _c4.mH,
             )
+            _c1 = _g_F = None
             _c5 = R1.mH
+            R1 = None
             _g_U = _addmm(_mm(_g_dR, _c5), Q.mH, _g_dQ, alpha=-1)
+            _g_dR = None
             _c6 = _g_U.triu(1)
             _g_B = (
                 _c6.mH
                 + _torch.diag_embed(_re(_g_U.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)).squeeze(-1))
                 + _c6
             )
+            _c6 = _g_U = None
             _g_C = _addmm(_g_dQ, Q, _g_B)
+            _g_B = _g_dQ = None
             gA = _torch.nn.functional.pad(
                 _mm(Q, _c4), (m, 0, 0, 0)
             ) + _torch.linalg.solve_triangular(
@@ -780,6 +842,7 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
                 V = a[..., :, :m].tril(-1) + _c0
                 R = a.triu(0)
                 R1 = R[..., :, :m]
+                R = None
                 _c1 = V.mH
                 T = _torch.linalg.solve_triangular(
                     _mm(tau * _c1, V),
@@ -789,15 +852,18 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
                     unitriangular=True,
                 )
                 W = _mm(T, _c1)
+                T = None
                 Q = _addmm(_c0, V, W, alpha=-1)
+                V = _c0 = None
                 _c2 = gtau[..., m - 1 :, :]
-                _g_X = _torch.nn.functional.pad(
-                    -_mm(_c2, W[..., : m - 1, m - 1 :].mH), (0, 0, m - 1, 0)
-                ) + _torch.nn.functional.pad(
-                    _torch.diag_embed(
-                        (tau[..., : m - 1, :].conj() * gtau[..., : m - 1, :]).squeeze(-1)
-                    ),
-                    (0, 0, 0, 1),
+                _g_X = _torch.cat(
+                    [
+                        _torch.diag_embed(
+                            (tau[..., : m - 1, :].conj() * gtau[..., : m - 1, :]).squeeze(-1)
+                        ),
+                        -_mm(_c2, W[..., : m - 1, m - 1 :].mH),
+                    ],
+                    dim=-2,
                 )
                 _g_F = _torch.nn.functional.pad(
                     _c2, (m - 1, 0, m - 1, 0)
@@ -811,9 +877,11 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
                     ),
                     (0, 1, 0, 0),
                 )
+                W = _c2 = _g_X = None
                 _g_dQ = -_torch.linalg.solve_triangular(
                     _c1, _g_F, upper=True, left=True, unitriangular=True
                 )
+                _c1 = _g_F = None
                 _g_U = -_mm(Q.mH, _g_dQ)
                 _c3 = _g_U.triu(1)
                 _g_B = (
@@ -823,7 +891,9 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
                     )
                     + _c3
                 )
+                _c3 = _g_U = None
                 _g_C = _addmm(_g_dQ, Q, _g_B)
+                Q = _g_B = _g_dQ = None
                 gA = _torch.nn.functional.pad(
                     _torch.linalg.solve_triangular(
                         R1.mH, _g_C, upper=False, left=False, unitriangular=False
@@ -837,6 +907,7 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
                 V = a[..., :, :m].tril(-1) + _c0
                 R = a.triu(0)
                 R1 = R[..., :, :m]
+                R = None
                 _c1 = V.mH
                 T = _torch.linalg.solve_triangular(
                     _mm(tau * _c1, V),
@@ -846,7 +917,9 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
                     unitriangular=True,
                 )
                 W = _mm(T, _c1)
+                T = None
                 Q = _addmm(_c0, V, W, alpha=-1)
+                V = _c0 = None
                 _c2 = ga[..., :, : m - 1]
                 _g_X = (_mm(_c1, _c2)).tril(-1)
                 _g_F = _torch.nn.functional.pad(
@@ -859,9 +932,9 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
                     ),
                     (0, 1, 0, 0),
                 )
-                _g_dR = _torch.nn.functional.pad(
-                    _c2, (0, -m + n + 1, 0, 0)
-                ) + _torch.nn.functional.pad(ga[..., :, m - 1 :], (m - 1, 0, 0, 0))
+                W = _g_X = None
+                _g_dR = _torch.cat([_c2, ga[..., :, m - 1 :]], dim=-1)
+                _c2 = None
                 _c3 = _g_dR[..., :, m:]
                 _g_dQ = _addmm(
                     -(
@@ -872,8 +945,11 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
                     A[..., :, m:],
                     _c3.mH,
                 )
+                _c1 = _g_F = None
                 _c4 = R1.mH
+                R1 = None
                 _g_U = _addmm(_mm(_g_dR[..., :, :m], _c4), Q.mH, _g_dQ, alpha=-1)
+                _g_dR = None
                 _c5 = _g_U.triu(1)
                 _g_B = (
                     _c5.mH
@@ -882,12 +958,17 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
                     )
                     + _c5
                 )
+                _c5 = _g_U = None
                 _g_C = _addmm(_g_dQ, Q, _g_B)
-                gA = _torch.nn.functional.pad(_mm(Q, _c3), (m, 0, 0, 0)) + _torch.nn.functional.pad(
-                    _torch.linalg.solve_triangular(
-                        _c4, _g_C, upper=False, left=False, unitriangular=False
-                    ),
-                    (0, -m + n, 0, 0),
+                _g_B = _g_dQ = None
+                gA = _torch.cat(
+                    [
+                        _torch.linalg.solve_triangular(
+                            _c4, _g_C, upper=False, left=False, unitriangular=False
+                        ),
+                        _mm(Q, _c3),
+                    ],
+                    dim=-1,
                 )
                 return _checked_vjp("geqrf", (gA,), (*_checks[:1],))
             ga = _zeros_like(a) if ga is None else ga
@@ -898,6 +979,7 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
             V = a[..., :, :m].tril(-1) + _c0
             R = a.triu(0)
             R1 = R[..., :, :m]
+            R = None
             _c1 = V.mH
             T = _torch.linalg.solve_triangular(
                 _mm(tau * _c1, V),
@@ -907,28 +989,29 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
                 unitriangular=True,
             )
             W = _mm(T, _c1)
+            T = None
             Q = _addmm(_c0, V, W, alpha=-1)
+            V = _c0 = None
             _c2 = gtau[..., m - 1 :, :]
             _c3 = ga[..., :, : m - 1]
-            _g_X = (
-                _torch.nn.functional.pad(-_mm(_c2, W[..., : m - 1, m - 1 :].mH), (0, 0, m - 1, 0))
-                + _torch.nn.functional.pad(
+            _g_X = _torch.cat(
+                [
                     _torch.diag_embed(
                         (tau[..., : m - 1, :].conj() * gtau[..., : m - 1, :]).squeeze(-1)
                     ),
-                    (0, 0, 0, 1),
-                )
-                + (_mm(_c1, _c3)).tril(-1)
-            )
+                    -_mm(_c2, W[..., : m - 1, m - 1 :].mH),
+                ],
+                dim=-2,
+            ) + (_mm(_c1, _c3)).tril(-1)
             _g_F = _torch.nn.functional.pad(_c2, (m - 1, 0, m - 1, 0)) + _torch.nn.functional.pad(
                 _torch.linalg.solve_triangular(
                     W[..., : m - 1, : m - 1].mH, _g_X, upper=False, left=False, unitriangular=False
                 ),
                 (0, 1, 0, 0),
             )
-            _g_dR = _torch.nn.functional.pad(_c3, (0, -m + n + 1, 0, 0)) + _torch.nn.functional.pad(
-                ga[..., :, m - 1 :], (m - 1, 0, 0, 0)
-            )
+            W = _c2 = _g_X = None
+            _g_dR = _torch.cat([_c3, ga[..., :, m - 1 :]], dim=-1)
+            _c3 = None
             _c4 = _g_dR[..., :, m:]
             _g_dQ = _addmm(
                 -(
@@ -939,20 +1022,28 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
                 A[..., :, m:],
                 _c4.mH,
             )
+            _c1 = _g_F = None
             _c5 = R1.mH
+            R1 = None
             _g_U = _addmm(_mm(_g_dR[..., :, :m], _c5), Q.mH, _g_dQ, alpha=-1)
+            _g_dR = None
             _c6 = _g_U.triu(1)
             _g_B = (
                 _c6.mH
                 + _torch.diag_embed(_re(_g_U.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)).squeeze(-1))
                 + _c6
             )
+            _c6 = _g_U = None
             _g_C = _addmm(_g_dQ, Q, _g_B)
-            gA = _torch.nn.functional.pad(_mm(Q, _c4), (m, 0, 0, 0)) + _torch.nn.functional.pad(
-                _torch.linalg.solve_triangular(
-                    _c5, _g_C, upper=False, left=False, unitriangular=False
-                ),
-                (0, -m + n, 0, 0),
+            _g_B = _g_dQ = None
+            gA = _torch.cat(
+                [
+                    _torch.linalg.solve_triangular(
+                        _c5, _g_C, upper=False, left=False, unitriangular=False
+                    ),
+                    _mm(Q, _c4),
+                ],
+                dim=-1,
             )
             return _checked_vjp("geqrf", (gA,), (*_checks[:1],))
 

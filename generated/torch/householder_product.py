@@ -27,6 +27,7 @@ from ._runtime import (
     _cotangent_out,
     _laid_out_like,
     _mm,
+    _unit_tril,
     _unpacked,
     _zeros_like,
 )
@@ -83,7 +84,7 @@ def _jvp_rule(A, tau, Q, dA, dtau):
     if True:
         if n <= m:
             # spec/householder_product.yaml:49
-            V = A[..., :, :k].tril(-1) + _torch.eye(m, k, dtype=A.dtype, device=A.device)
+            V = _unit_tril(A[..., :, :k])
             dV = dA[..., :, :k].tril(-1)
             _c0 = V.mH
             G = _mm(_c0, V)
@@ -109,6 +110,7 @@ def _jvp_rule(A, tau, Q, dA, dtau):
                 T,
                 alpha=-1,
             )
+            G = _c0 = _c1 = None
             dQ = _addmm(
                 _mm(_addmm(-(_mm(V, dT)), dV, T, alpha=-1), V[..., :n, :].mH),
                 V,
@@ -133,7 +135,7 @@ def _vjp_rule(A, tau, Q, gQ):
             gQ = _zeros_like(Q) if gQ is None else gQ
 
             # spec/householder_product.yaml:49, transposed (the spec gives no VJP)
-            V = A[..., :, :k].tril(-1) + _torch.eye(m, k, dtype=A.dtype, device=A.device)
+            V = _unit_tril(A[..., :, :k])
             _c0 = V.mH
             G = _mm(_c0, V)
             T = _torch.linalg.solve_triangular(
@@ -145,6 +147,7 @@ def _vjp_rule(A, tau, Q, gQ):
             )
             _c1 = V[..., :n, :]
             _g_dT = -_mm(_mm(_c0, gQ), _c1)
+            _c0 = None
             _c2 = T.mH
             _c3 = (-_mm(_mm(_c2, _g_dT), _c2)).triu(1)
             _g_dV = _addmm(
@@ -157,8 +160,11 @@ def _vjp_rule(A, tau, Q, gQ):
                 _mm(_c1, _c2),
                 alpha=-1,
             )
+            T = V = _c1 = _c2 = _c3 = None
             gA = _torch.nn.functional.pad(_g_dV.tril(-1), (0, -k + n, 0, 0))
+            _g_dV = None
             _c4 = G.mH
+            G = None
             _c5 = tau.conj()
             gtau = (
                 _torch.linalg.solve_triangular(

@@ -134,6 +134,7 @@ def _jvp_rule(A, L, Q, dA, mode, check_singular):
             V = (M + M.mH).tril(-1) + _torch.diag_embed(
                 _re(M.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)).squeeze(-1)
             )
+            M = None
             dL = _mm(L, V)
             dQ = _addmm(C, V, Q, alpha=-1)
             return _checked_jvp(
@@ -157,7 +158,9 @@ def _jvp_rule(A, L, Q, dA, mode, check_singular):
             V = (M + M.mH).tril(-1) + _torch.diag_embed(
                 _re(M.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)).squeeze(-1)
             )
+            M = None
             dQ = _addmm(C, V, Q, alpha=-1)
+            C = None
             dL = _torch.cat(
                 [_mm(L1, V), _addmm(_mm(dA[..., n:, :], _c0), A[..., n:, :], dQ.mH)], dim=-2
             )
@@ -277,7 +280,9 @@ def _vjp_rule(A, L, Q, gL, gQ, mode, check_singular):
                     )
                     + _c0
                 )
+                _c0 = _g_V = None
                 _g_C = _addmm(gQ, _g_M, Q)
+                _g_M = None
                 gA = _torch.linalg.solve_triangular(
                     L.mH, _g_C, upper=True, left=True, unitriangular=False
                 )
@@ -294,7 +299,9 @@ def _vjp_rule(A, L, Q, gL, gQ, mode, check_singular):
                     )
                     + _c1
                 )
+                _c1 = _g_V = None
                 _g_C = _mm(_g_M, Q)
+                _g_M = None
                 gA = _torch.linalg.solve_triangular(
                     _c0, _g_C, upper=True, left=True, unitriangular=False
                 )
@@ -311,7 +318,9 @@ def _vjp_rule(A, L, Q, gL, gQ, mode, check_singular):
                 + _torch.diag_embed(_re(_g_V.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)).squeeze(-1))
                 + _c1
             )
+            _c1 = _g_V = None
             _g_C = _addmm(gQ, _g_M, Q)
+            _g_M = None
             gA = _torch.linalg.solve_triangular(
                 _c0, _g_C, upper=True, left=True, unitriangular=False
             )
@@ -331,7 +340,9 @@ def _vjp_rule(A, L, Q, gL, gQ, mode, check_singular):
                     )
                     + _c0
                 )
+                _c0 = _g_V = None
                 _g_C = _addmm(_g_dQ, _g_M, Q)
+                _g_M = _g_dQ = None
                 gA = _torch.nn.functional.pad(
                     _torch.linalg.solve_triangular(
                         L1.mH, _g_C, upper=True, left=True, unitriangular=False
@@ -347,6 +358,7 @@ def _vjp_rule(A, L, Q, gL, gQ, mode, check_singular):
             _c0 = gL[..., n:, :]
             _g_dQ = _addmm(gQ, _c0.mH, A[..., n:, :])
             _c1 = L1.mH
+            L1 = None
             _g_V = _addmm(_mm(_c1, gL[..., :n, :]), _g_dQ, Q.mH, alpha=-1)
             _c2 = _g_V.tril(-1)
             _g_M = (
@@ -354,12 +366,17 @@ def _vjp_rule(A, L, Q, gL, gQ, mode, check_singular):
                 + _torch.diag_embed(_re(_g_V.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)).squeeze(-1))
                 + _c2
             )
+            _c2 = _g_V = None
             _g_C = _addmm(_g_dQ, _g_M, Q)
-            gA = _torch.nn.functional.pad(_mm(_c0, Q), (0, 0, n, 0)) + _torch.nn.functional.pad(
-                _torch.linalg.solve_triangular(
-                    _c1, _g_C, upper=True, left=True, unitriangular=False
-                ),
-                (0, 0, 0, m - n),
+            _g_M = _g_dQ = None
+            gA = _torch.cat(
+                [
+                    _torch.linalg.solve_triangular(
+                        _c1, _g_C, upper=True, left=True, unitriangular=False
+                    ),
+                    _mm(_c0, Q),
+                ],
+                dim=-2,
             )
             return _checked_vjp("lq", (gA,), (*_checks[:1],))
 

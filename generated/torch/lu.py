@@ -36,6 +36,7 @@ from ._runtime import (
     _permute_rows,
     _pivots_permutation,
     _raise_if_failed,
+    _unit_tril,
     _zeros_like,
 )
 
@@ -66,10 +67,7 @@ def _primal(A, pivot, check_singular):
             A,
             (
                 _pivots_permutation(pivots, A),
-                _materialized(
-                    LU[..., :, : min(m, n)].tril(-1)
-                    + _torch.eye(m, min(m, n), dtype=A.dtype, device=A.device)
-                ),
+                _materialized(_unit_tril(LU[..., :, : min(m, n)])),
                 _materialized(LU[..., : min(m, n), :].triu(0)),
             ),
             pivot,
@@ -434,6 +432,7 @@ def _vjp_rule(A, P, L, U, gP, gL, gU, pivot, check_singular):
                 _g_dU = gU
                 _c0 = U.mH
                 _g_X = (_mm(_g_dU, _c0)).triu(0)
+                _g_dU = None
                 _g_B = _torch.nn.functional.pad(
                     _torch.linalg.solve_triangular(
                         L[..., :n, :].mH,
@@ -446,6 +445,7 @@ def _vjp_rule(A, P, L, U, gP, gL, gU, pivot, check_singular):
                     ),
                     (0, 0, 0, m - n),
                 )
+                _c0 = _g_X = None
                 gA = _permute_rows(P, _g_B, False)
                 return _checked_vjp("lu", (gA,), (*_checks[:1],))
             gL = _zeros_like(L) if gL is None else gL
@@ -459,18 +459,23 @@ def _vjp_rule(A, P, L, U, gP, gL, gU, pivot, check_singular):
             _g_dU = _addmm(gU, L[..., n:, :].mH, _c1, alpha=-1)
             _c2 = L[..., :n, :].mH
             _g_X = (_mm(_c2, gL[..., :n, :])).tril(-1) + (_mm(_g_dU, _c0)).triu(0)
-            _g_B = _torch.nn.functional.pad(
-                _torch.linalg.solve_triangular(
-                    _c2,
+            _g_dU = None
+            _g_B = _torch.cat(
+                [
                     _torch.linalg.solve_triangular(
-                        _c0, _g_X, upper=False, left=False, unitriangular=False
+                        _c2,
+                        _torch.linalg.solve_triangular(
+                            _c0, _g_X, upper=False, left=False, unitriangular=False
+                        ),
+                        upper=True,
+                        left=True,
+                        unitriangular=True,
                     ),
-                    upper=True,
-                    left=True,
-                    unitriangular=True,
-                ),
-                (0, 0, 0, m - n),
-            ) + _torch.nn.functional.pad(_c1, (0, 0, n, 0))
+                    _c1,
+                ],
+                dim=-2,
+            )
+            _c0 = _c1 = _c2 = _g_X = None
             gA = _permute_rows(P, _g_B, False)
             return _checked_vjp("lu", (gA,), (*_checks[:1],))
 
@@ -480,12 +485,16 @@ def _vjp_rule(A, P, L, U, gP, gL, gU, pivot, check_singular):
                 _c0 = gU[..., :, m:]
                 _c1 = U[..., :, :m].mH
                 _g_X = (-_mm(_c0, U[..., :, m:].mH)).tril(-1) + (_mm(gU[..., :, :m], _c1)).triu(0)
-                _g_C = _torch.nn.functional.pad(_c0, (m, 0, 0, 0)) + _torch.nn.functional.pad(
-                    _torch.linalg.solve_triangular(
-                        _c1, _g_X, upper=False, left=False, unitriangular=False
-                    ),
-                    (0, -m + n, 0, 0),
+                _g_C = _torch.cat(
+                    [
+                        _torch.linalg.solve_triangular(
+                            _c1, _g_X, upper=False, left=False, unitriangular=False
+                        ),
+                        _c0,
+                    ],
+                    dim=-1,
                 )
+                _c0 = _c1 = _g_X = None
                 gA = _permute_rows(
                     P,
                     _torch.linalg.solve_triangular(
@@ -504,6 +513,7 @@ def _vjp_rule(A, P, L, U, gP, gL, gU, pivot, check_singular):
                     ),
                     (0, -m + n, 0, 0),
                 )
+                _g_X = None
                 gA = _permute_rows(
                     P,
                     _torch.linalg.solve_triangular(
@@ -524,12 +534,16 @@ def _vjp_rule(A, P, L, U, gP, gL, gU, pivot, check_singular):
                 + (-_mm(_c1, U[..., :, m:].mH)).tril(-1)
                 + (_mm(gU[..., :, :m], _c2)).triu(0)
             )
-            _g_C = _torch.nn.functional.pad(_c1, (m, 0, 0, 0)) + _torch.nn.functional.pad(
-                _torch.linalg.solve_triangular(
-                    _c2, _g_X, upper=False, left=False, unitriangular=False
-                ),
-                (0, -m + n, 0, 0),
+            _g_C = _torch.cat(
+                [
+                    _torch.linalg.solve_triangular(
+                        _c2, _g_X, upper=False, left=False, unitriangular=False
+                    ),
+                    _c1,
+                ],
+                dim=-1,
             )
+            _c1 = _c2 = _g_X = None
             gA = _permute_rows(
                 P,
                 _torch.linalg.solve_triangular(

@@ -32,6 +32,7 @@ from ._runtime import (
     _permute_rows,
     _pivots_permutation,
     _raise_if_failed,
+    _unit_tril,
     _zeros_like,
 )
 
@@ -144,11 +145,7 @@ def _jvp_rule(A, LU, pivots, P, dA, pivot, check_singular):
                 left=False,
                 unitriangular=False,
             )
-            dLU = _addmm(
-                _mm(LU.tril(-1) + _torch.eye(m, m, dtype=A.dtype, device=A.device), X.tril(-1)),
-                X.triu(0),
-                LU.triu(0),
-            )
+            dLU = _addmm(_mm(_unit_tril(LU), X.tril(-1)), X.triu(0), LU.triu(0))
             return _checked_jvp(
                 "lu_factor",
                 (dLU,),
@@ -175,11 +172,7 @@ def _jvp_rule(A, LU, pivots, P, dA, pivot, check_singular):
             dU = _mm(X.triu(0), _c0.triu(0))
             dLU = _torch.cat(
                 [
-                    _addmm(
-                        dU,
-                        (_c0.tril(-1) + _torch.eye(n, n, dtype=A.dtype, device=A.device)),
-                        X.tril(-1),
-                    ),
+                    _addmm(dU, (_unit_tril(_c0)), X.tril(-1)),
                     _torch.linalg.solve_triangular(
                         _c0,
                         _addmm(B[..., n:, :], LU[..., n:, :], dU, alpha=-1),
@@ -212,11 +205,7 @@ def _jvp_rule(A, LU, pivots, P, dA, pivot, check_singular):
             _c1 = X.tril(-1)
             dLU = _torch.cat(
                 [
-                    _addmm(
-                        _mm(_c0.tril(-1) + _torch.eye(m, m, dtype=A.dtype, device=A.device), _c1),
-                        X.triu(0),
-                        _c0.triu(0),
-                    ),
+                    _addmm(_mm(_unit_tril(_c0), _c1), X.triu(0), _c0.triu(0)),
                     _addmm(C[..., :, m:], _c1, LU[..., :, m:], alpha=-1),
                 ],
                 dim=-1,
@@ -303,9 +292,7 @@ def _vjp_rule(A, LU, pivots, P, gLU, gpivots, gP, pivot, check_singular):
             gLU = _zeros_like(LU) if gLU is None else gLU
 
             # spec/lu_factor.yaml:51, HAL2011, transposed (the spec gives no VJP)
-            _g_X = (
-                _mm((LU.tril(-1) + _torch.eye(m, m, dtype=A.dtype, device=A.device)).mH, gLU)
-            ).tril(-1) + (_mm(gLU, LU.triu(0).mH)).triu(0)
+            _g_X = (_mm((_unit_tril(LU)).mH, gLU)).tril(-1) + (_mm(gLU, LU.triu(0).mH)).triu(0)
             _c0 = LU.mH
             gA = _permute_rows(
                 P,
@@ -333,21 +320,24 @@ def _vjp_rule(A, LU, pivots, P, gLU, gpivots, gP, pivot, check_singular):
             )
             _c3 = gLU[..., :n, :]
             _g_dU = _addmm(_c3, LU[..., n:, :].mH, _c2, alpha=-1)
-            _g_X = (
-                _mm((_c0.tril(-1) + _torch.eye(n, n, dtype=A.dtype, device=A.device)).mH, _c3)
-            ).tril(-1) + (_mm(_g_dU, _c0.triu(0).mH)).triu(0)
-            _g_B = _torch.nn.functional.pad(_c2, (0, 0, n, 0)) + _torch.nn.functional.pad(
-                _torch.linalg.solve_triangular(
-                    _c1,
+            _g_X = (_mm((_unit_tril(_c0)).mH, _c3)).tril(-1) + (_mm(_g_dU, _c0.triu(0).mH)).triu(0)
+            _c0 = _c3 = _g_dU = None
+            _g_B = _torch.cat(
+                [
                     _torch.linalg.solve_triangular(
-                        _c1, _g_X, upper=False, left=False, unitriangular=False
+                        _c1,
+                        _torch.linalg.solve_triangular(
+                            _c1, _g_X, upper=False, left=False, unitriangular=False
+                        ),
+                        upper=True,
+                        left=True,
+                        unitriangular=True,
                     ),
-                    upper=True,
-                    left=True,
-                    unitriangular=True,
-                ),
-                (0, 0, 0, m - n),
+                    _c2,
+                ],
+                dim=-2,
             )
+            _c1 = _c2 = _g_X = None
             gA = _permute_rows(P, _g_B, False)
             return _checked_vjp("lu_factor", (gA,), (*_checks[:1],))
 
@@ -359,19 +349,23 @@ def _vjp_rule(A, LU, pivots, P, gLU, gpivots, gP, pivot, check_singular):
             _c1 = gLU[..., :, :m]
             _c2 = gLU[..., :, m:]
             _g_X = (
-                (
-                    _mm((_c0.tril(-1) + _torch.eye(m, m, dtype=A.dtype, device=A.device)).mH, _c1)
-                ).tril(-1)
+                (_mm((_unit_tril(_c0)).mH, _c1)).tril(-1)
                 + (-_mm(_c2, LU[..., :, m:].mH)).tril(-1)
                 + (_mm(_c1, _c0.triu(0).mH)).triu(0)
             )
+            _c1 = None
             _c3 = _c0.mH
-            _g_C = _torch.nn.functional.pad(_c2, (m, 0, 0, 0)) + _torch.nn.functional.pad(
-                _torch.linalg.solve_triangular(
-                    _c3, _g_X, upper=False, left=False, unitriangular=False
-                ),
-                (0, -m + n, 0, 0),
+            _c0 = None
+            _g_C = _torch.cat(
+                [
+                    _torch.linalg.solve_triangular(
+                        _c3, _g_X, upper=False, left=False, unitriangular=False
+                    ),
+                    _c2,
+                ],
+                dim=-1,
             )
+            _c2 = _g_X = None
             gA = _permute_rows(
                 P,
                 _torch.linalg.solve_triangular(

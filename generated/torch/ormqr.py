@@ -28,6 +28,7 @@ from ._runtime import (
     _laid_out_like,
     _materialized,
     _mm,
+    _unit_tril,
     _unpacked,
     _zeros_like,
 )
@@ -130,178 +131,108 @@ def _primal(a, tau, C, left, transpose):
         k = tau.shape[-2]
         m = C.shape[-2]
         n = C.shape[-1]
-        return (
-            _materialized(
-                _addmm(
-                    C,
-                    a[..., :, :k].tril(-1) + _torch.eye(r, k, dtype=a.dtype, device=a.device),
-                    _mm(
-                        _torch.linalg.solve_triangular(
-                            _mm(
-                                tau
-                                * _torch.conj_physical(
-                                    (
-                                        a[..., :, :k].tril(-1)
-                                        + _torch.eye(r, k, dtype=a.dtype, device=a.device)
-                                    ).mT
-                                ),
-                                a[..., :, :k].tril(-1)
-                                + _torch.eye(r, k, dtype=a.dtype, device=a.device),
-                            ),
-                            _torch.diag_embed(tau.squeeze(-1)),
-                            upper=True,
-                            left=True,
-                            unitriangular=True,
-                        ),
-                        _mm(
-                            _torch.conj_physical(
-                                (
-                                    a[..., :, :k].tril(-1)
-                                    + _torch.eye(r, k, dtype=a.dtype, device=a.device)
-                                ).mT
-                            ),
-                            C,
-                        ),
+        _c0 = _unit_tril(a[..., :, :k])
+        _c1 = _c0.mH
+        Y = _materialized(
+            _addmm(
+                C,
+                _c0,
+                _mm(
+                    _torch.linalg.solve_triangular(
+                        _mm(tau * _c1, _c0),
+                        _torch.diag_embed(tau.squeeze(-1)),
+                        upper=True,
+                        left=True,
+                        unitriangular=True,
                     ),
-                    alpha=-1,
-                )
-            ),
+                    _mm(_c1, C),
+                ),
+                alpha=-1,
+            )
         )
+        return (Y,)
     if left is True and transpose is True:
         r = a.shape[-2]
         p = a.shape[-1]
         k = tau.shape[-2]
         m = C.shape[-2]
         n = C.shape[-1]
-        return (
-            _materialized(
-                _addmm(
-                    C,
-                    a[..., :, :k].tril(-1) + _torch.eye(r, k, dtype=a.dtype, device=a.device),
-                    _mm(
-                        _torch.conj_physical(
-                            _torch.linalg.solve_triangular(
-                                _mm(
-                                    tau
-                                    * _torch.conj_physical(
-                                        (
-                                            a[..., :, :k].tril(-1)
-                                            + _torch.eye(r, k, dtype=a.dtype, device=a.device)
-                                        ).mT
-                                    ),
-                                    a[..., :, :k].tril(-1)
-                                    + _torch.eye(r, k, dtype=a.dtype, device=a.device),
-                                ),
-                                _torch.diag_embed(tau.squeeze(-1)),
-                                upper=True,
-                                left=True,
-                                unitriangular=True,
-                            ).mT
-                        ),
-                        _mm(
-                            _torch.conj_physical(
-                                (
-                                    a[..., :, :k].tril(-1)
-                                    + _torch.eye(r, k, dtype=a.dtype, device=a.device)
-                                ).mT
-                            ),
-                            C,
-                        ),
+        _c0 = _unit_tril(a[..., :, :k])
+        _c1 = _c0.mH
+        Y = _materialized(
+            _addmm(
+                C,
+                _c0,
+                _mm(
+                    _torch.conj_physical(
+                        _torch.linalg.solve_triangular(
+                            _mm(tau * _c1, _c0),
+                            _torch.diag_embed(tau.squeeze(-1)),
+                            upper=True,
+                            left=True,
+                            unitriangular=True,
+                        ).mT
                     ),
-                    alpha=-1,
-                )
-            ),
+                    _mm(_c1, C),
+                ),
+                alpha=-1,
+            )
         )
+        return (Y,)
     if left is False and transpose is False:
         r = a.shape[-2]
         p = a.shape[-1]
         k = tau.shape[-2]
         m = C.shape[-2]
         n = C.shape[-1]
-        return (
-            _materialized(
-                _addmm(
-                    C,
-                    _mm(
-                        _mm(
-                            C,
-                            a[..., :, :k].tril(-1)
-                            + _torch.eye(r, k, dtype=a.dtype, device=a.device),
-                        ),
-                        _torch.linalg.solve_triangular(
-                            _mm(
-                                tau
-                                * _torch.conj_physical(
-                                    (
-                                        a[..., :, :k].tril(-1)
-                                        + _torch.eye(r, k, dtype=a.dtype, device=a.device)
-                                    ).mT
-                                ),
-                                a[..., :, :k].tril(-1)
-                                + _torch.eye(r, k, dtype=a.dtype, device=a.device),
-                            ),
-                            _torch.diag_embed(tau.squeeze(-1)),
-                            upper=True,
-                            left=True,
-                            unitriangular=True,
-                        ),
+        _c0 = _unit_tril(a[..., :, :k])
+        _c1 = _c0.mH
+        Y = _materialized(
+            _addmm(
+                C,
+                _mm(
+                    _mm(C, _c0),
+                    _torch.linalg.solve_triangular(
+                        _mm(tau * _c1, _c0),
+                        _torch.diag_embed(tau.squeeze(-1)),
+                        upper=True,
+                        left=True,
+                        unitriangular=True,
                     ),
-                    _torch.conj_physical(
-                        (
-                            a[..., :, :k].tril(-1)
-                            + _torch.eye(r, k, dtype=a.dtype, device=a.device)
-                        ).mT
-                    ),
-                    alpha=-1,
-                )
-            ),
+                ),
+                _c1,
+                alpha=-1,
+            )
         )
+        return (Y,)
     if left is False and transpose is True:
         r = a.shape[-2]
         p = a.shape[-1]
         k = tau.shape[-2]
         m = C.shape[-2]
         n = C.shape[-1]
-        return (
-            _materialized(
-                _addmm(
-                    C,
-                    _mm(
-                        _mm(
-                            C,
-                            a[..., :, :k].tril(-1)
-                            + _torch.eye(r, k, dtype=a.dtype, device=a.device),
-                        ),
-                        _torch.conj_physical(
-                            _torch.linalg.solve_triangular(
-                                _mm(
-                                    tau
-                                    * _torch.conj_physical(
-                                        (
-                                            a[..., :, :k].tril(-1)
-                                            + _torch.eye(r, k, dtype=a.dtype, device=a.device)
-                                        ).mT
-                                    ),
-                                    a[..., :, :k].tril(-1)
-                                    + _torch.eye(r, k, dtype=a.dtype, device=a.device),
-                                ),
-                                _torch.diag_embed(tau.squeeze(-1)),
-                                upper=True,
-                                left=True,
-                                unitriangular=True,
-                            ).mT
-                        ),
-                    ),
+        _c0 = _unit_tril(a[..., :, :k])
+        _c1 = _c0.mH
+        Y = _materialized(
+            _addmm(
+                C,
+                _mm(
+                    _mm(C, _c0),
                     _torch.conj_physical(
-                        (
-                            a[..., :, :k].tril(-1)
-                            + _torch.eye(r, k, dtype=a.dtype, device=a.device)
+                        _torch.linalg.solve_triangular(
+                            _mm(tau * _c1, _c0),
+                            _torch.diag_embed(tau.squeeze(-1)),
+                            upper=True,
+                            left=True,
+                            unitriangular=True,
                         ).mT
                     ),
-                    alpha=-1,
-                )
-            ),
+                ),
+                _c1,
+                alpha=-1,
+            )
         )
+        return (Y,)
     raise AssertionError("unreachable: options were checked")
 
 
@@ -321,7 +252,7 @@ def _jvp_rule(a, tau, C, Y, da, dtau, dC, left, transpose):
     if left is True and transpose is False:
         if r == m:
             # spec/ormqr.yaml:57
-            V = a[..., :, :k].tril(-1) + _torch.eye(r, k, dtype=a.dtype, device=a.device)
+            V = _unit_tril(a[..., :, :k])
             dV = da[..., :, :k].tril(-1)
             _c0 = V.mH
             G = _mm(_c0, V)
@@ -348,6 +279,7 @@ def _jvp_rule(a, tau, C, Y, da, dtau, dC, left, transpose):
                 T,
                 alpha=-1,
             )
+            G = _c1 = None
             W = _mm(_c0, C)
             dY = _addmm(
                 (
@@ -374,7 +306,7 @@ def _jvp_rule(a, tau, C, Y, da, dtau, dC, left, transpose):
     if left is True and transpose is True:
         if r == m:
             # spec/ormqr.yaml:78
-            V = a[..., :, :k].tril(-1) + _torch.eye(r, k, dtype=a.dtype, device=a.device)
+            V = _unit_tril(a[..., :, :k])
             dV = da[..., :, :k].tril(-1)
             _c0 = V.mH
             G = _mm(_c0, V)
@@ -401,8 +333,10 @@ def _jvp_rule(a, tau, C, Y, da, dtau, dC, left, transpose):
                 T,
                 alpha=-1,
             )
+            G = _c1 = None
             W = _mm(_c0, C)
             _c3 = T.mH
+            T = None
             dY = _addmm(
                 (
                     _addmm(
@@ -428,7 +362,7 @@ def _jvp_rule(a, tau, C, Y, da, dtau, dC, left, transpose):
     if left is False and transpose is False:
         if r == n:
             # spec/ormqr.yaml:99
-            V = a[..., :, :k].tril(-1) + _torch.eye(r, k, dtype=a.dtype, device=a.device)
+            V = _unit_tril(a[..., :, :k])
             dV = da[..., :, :k].tril(-1)
             _c0 = V.mH
             G = _mm(_c0, V)
@@ -455,6 +389,7 @@ def _jvp_rule(a, tau, C, Y, da, dtau, dC, left, transpose):
                 T,
                 alpha=-1,
             )
+            G = _c1 = None
             Z = _mm(C, V)
             dY = _addmm(
                 (
@@ -481,7 +416,7 @@ def _jvp_rule(a, tau, C, Y, da, dtau, dC, left, transpose):
     if left is False and transpose is True:
         if r == n:
             # spec/ormqr.yaml:120
-            V = a[..., :, :k].tril(-1) + _torch.eye(r, k, dtype=a.dtype, device=a.device)
+            V = _unit_tril(a[..., :, :k])
             dV = da[..., :, :k].tril(-1)
             _c0 = V.mH
             G = _mm(_c0, V)
@@ -508,8 +443,10 @@ def _jvp_rule(a, tau, C, Y, da, dtau, dC, left, transpose):
                 T,
                 alpha=-1,
             )
+            G = _c1 = None
             Z = _mm(C, V)
             _c3 = T.mH
+            T = None
             dY = _addmm(
                 (
                     _addmm(
@@ -551,7 +488,7 @@ def _vjp_rule(a, tau, C, Y, gY, left, transpose):
             gY = _zeros_like(Y) if gY is None else gY
 
             # spec/ormqr.yaml:57, transposed (the spec gives no VJP)
-            V = a[..., :, :k].tril(-1) + _torch.eye(r, k, dtype=a.dtype, device=a.device)
+            V = _unit_tril(a[..., :, :k])
             _c0 = V.mH
             G = _mm(_c0, V)
             T = _torch.linalg.solve_triangular(
@@ -563,6 +500,7 @@ def _vjp_rule(a, tau, C, Y, gY, left, transpose):
             )
             W = _mm(_c0, C)
             _c1 = W.mH
+            W = None
             _g_dT = -_mm(_mm(_c0, gY), _c1)
             _c2 = T.mH
             _c3 = (-_mm(_mm(_c2, _g_dT), _c2)).triu(1)
@@ -572,8 +510,11 @@ def _vjp_rule(a, tau, C, Y, gY, left, transpose):
                 _mm(_mm(gY.mH, V), T),
                 alpha=-1,
             )
+            T = _c1 = _c3 = None
             ga = _torch.nn.functional.pad(_g_dV.tril(-1), (0, -k + p, 0, 0))
+            _g_dV = None
             _c4 = G.mH
+            G = None
             _c5 = tau.conj()
             gtau = (
                 _torch.linalg.solve_triangular(
@@ -588,6 +529,7 @@ def _vjp_rule(a, tau, C, Y, gY, left, transpose):
                 .diagonal(dim1=-2, dim2=-1)
                 .unsqueeze(-1)
             )
+            _c4 = _c5 = _g_dT = None
             gC = _addmm(gY, V, _mm(_c2, _mm(_c0, gY)), alpha=-1)
             return (ga, gtau, gC)
 
@@ -596,7 +538,7 @@ def _vjp_rule(a, tau, C, Y, gY, left, transpose):
             gY = _zeros_like(Y) if gY is None else gY
 
             # spec/ormqr.yaml:78, transposed (the spec gives no VJP)
-            V = a[..., :, :k].tril(-1) + _torch.eye(r, k, dtype=a.dtype, device=a.device)
+            V = _unit_tril(a[..., :, :k])
             _c0 = V.mH
             G = _mm(_c0, V)
             T = _torch.linalg.solve_triangular(
@@ -617,8 +559,11 @@ def _vjp_rule(a, tau, C, Y, gY, left, transpose):
                 _mm(_mm(_c1, V), _c2),
                 alpha=-1,
             )
+            W = _c1 = _c2 = _c3 = None
             ga = _torch.nn.functional.pad(_g_dV.tril(-1), (0, -k + p, 0, 0))
+            _g_dV = None
             _c4 = G.mH
+            G = None
             _c5 = tau.conj()
             gtau = (
                 _torch.linalg.solve_triangular(
@@ -633,6 +578,7 @@ def _vjp_rule(a, tau, C, Y, gY, left, transpose):
                 .diagonal(dim1=-2, dim2=-1)
                 .unsqueeze(-1)
             )
+            _c4 = _c5 = _g_dT = None
             gC = _addmm(gY, V, _mm(T, _mm(_c0, gY)), alpha=-1)
             return (ga, gtau, gC)
 
@@ -641,7 +587,7 @@ def _vjp_rule(a, tau, C, Y, gY, left, transpose):
             gY = _zeros_like(Y) if gY is None else gY
 
             # spec/ormqr.yaml:99, transposed (the spec gives no VJP)
-            V = a[..., :, :k].tril(-1) + _torch.eye(r, k, dtype=a.dtype, device=a.device)
+            V = _unit_tril(a[..., :, :k])
             _c0 = V.mH
             G = _mm(_c0, V)
             T = _torch.linalg.solve_triangular(
@@ -661,8 +607,11 @@ def _vjp_rule(a, tau, C, Y, gY, left, transpose):
                 _c1,
                 alpha=-1,
             )
+            T = Z = _c2 = None
             ga = _torch.nn.functional.pad(_g_dV.tril(-1), (0, -k + p, 0, 0))
+            _g_dV = None
             _c3 = G.mH
+            G = None
             _c4 = tau.conj()
             gtau = (
                 _torch.linalg.solve_triangular(
@@ -677,6 +626,7 @@ def _vjp_rule(a, tau, C, Y, gY, left, transpose):
                 .diagonal(dim1=-2, dim2=-1)
                 .unsqueeze(-1)
             )
+            _c3 = _c4 = _g_dT = None
             gC = _addmm(gY, _mm(_mm(gY, V), _c1), _c0, alpha=-1)
             return (ga, gtau, gC)
 
@@ -685,7 +635,7 @@ def _vjp_rule(a, tau, C, Y, gY, left, transpose):
             gY = _zeros_like(Y) if gY is None else gY
 
             # spec/ormqr.yaml:120, transposed (the spec gives no VJP)
-            V = a[..., :, :k].tril(-1) + _torch.eye(r, k, dtype=a.dtype, device=a.device)
+            V = _unit_tril(a[..., :, :k])
             _c0 = V.mH
             G = _mm(_c0, V)
             T = _torch.linalg.solve_triangular(
@@ -706,8 +656,11 @@ def _vjp_rule(a, tau, C, Y, gY, left, transpose):
                 T,
                 alpha=-1,
             )
+            Z = _c1 = _c2 = _c3 = None
             ga = _torch.nn.functional.pad(_g_dV.tril(-1), (0, -k + p, 0, 0))
+            _g_dV = None
             _c4 = G.mH
+            G = None
             _c5 = tau.conj()
             gtau = (
                 _torch.linalg.solve_triangular(
@@ -722,6 +675,7 @@ def _vjp_rule(a, tau, C, Y, gY, left, transpose):
                 .diagonal(dim1=-2, dim2=-1)
                 .unsqueeze(-1)
             )
+            _c4 = _c5 = _g_dT = None
             gC = _addmm(gY, _mm(_mm(gY, V), T), _c0, alpha=-1)
             return (ga, gtau, gC)
 

@@ -247,7 +247,9 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
             C = _torch.linalg.solve_triangular(R, dA, upper=True, left=False, unitriangular=False)
             B = _mm(Q.mH, C)
             U = _triu_herm(B)
+            B = None
             dQ = _addmm(C, Q, U, alpha=-1)
+            C = None
             dR = _mm(U, R)
             return _checked_jvp(
                 "qr",
@@ -268,7 +270,9 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
             _c0 = Q.mH
             B = _mm(_c0, C)
             U = _triu_herm(B)
+            B = None
             dQ = _addmm(C, Q, U, alpha=-1)
+            C = None
             dR = _torch.cat(
                 [_mm(U, R1), _addmm(_mm(dQ.mH, A[..., :, m:]), _c0, dA[..., :, m:])], dim=-1
             )
@@ -290,9 +294,12 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
             C = _torch.linalg.solve_triangular(R1, dA, upper=True, left=False, unitriangular=False)
             B = _mm(Q1.mH, C)
             U = _triu_herm(B)
+            B = None
             dQ1 = _addmm(C, Q1, U, alpha=-1)
+            C = None
             N = _torch.eye(n, n, dtype=A.dtype, device=A.device) - Q1[..., :n, :]
             _c0 = N.mH
+            N = None
             Z = _torch.linalg.solve(_c0, Q1[..., n:, :].mH, left=True)
             dQ2 = _addmm(
                 _mm(
@@ -305,7 +312,9 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
                 Z,
                 alpha=-1,
             )
+            Q1 = Z = _c0 = None
             dQ = _torch.cat([dQ1, dQ2], dim=-1)
+            dQ1 = dQ2 = None
             dR = _pad_rows(_mm(U, R1), m - n)
             return _checked_jvp(
                 "qr",
@@ -322,7 +331,9 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
             C = _torch.linalg.solve_triangular(R, dA, upper=True, left=False, unitriangular=False)
             B = _mm(Q.mH, C)
             U = _triu_herm(B)
+            B = None
             dQ = _addmm(C, Q, U, alpha=-1)
+            C = None
             dR = _mm(U, R)
             return _checked_jvp(
                 "qr",
@@ -343,7 +354,9 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
             _c0 = Q.mH
             B = _mm(_c0, C)
             U = _triu_herm(B)
+            B = None
             dQ = _addmm(C, Q, U, alpha=-1)
+            C = None
             dR = _torch.cat(
                 [_mm(U, R1), _addmm(_mm(dQ.mH, A[..., :, m:]), _c0, dA[..., :, m:])], dim=-1
             )
@@ -362,7 +375,9 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
             # spec/qr.yaml:69, WLL2012 Sec. 3
             C = _torch.linalg.solve_triangular(R, dA, upper=True, left=False, unitriangular=False)
             B = _mm(Q.mH, C)
+            C = None
             U = _triu_herm(B)
+            B = None
             dR = _mm(U, R)
             return _checked_jvp(
                 "qr",
@@ -383,7 +398,9 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
             _c0 = Q.mH
             B = _mm(_c0, C)
             U = _triu_herm(B)
+            B = None
             dQ = _addmm(C, Q, U, alpha=-1)
+            C = None
             dR = _torch.cat(
                 [_mm(U, R1), _addmm(_mm(dQ.mH, A[..., :, m:]), _c0, dA[..., :, m:])], dim=-1
             )
@@ -670,6 +687,7 @@ def _vjp_rule(A, Q, R, gQ, gR, mode, check_singular):
                 gX = _torch.linalg.solve_triangular(
                     R1.mH, _addmm(gQ1, Q, _copyltu(M)), upper=False, left=False, unitriangular=False
                 )
+                M = R1 = gQ1 = None
                 gA = _pad_cols(gX, -m + n)
                 return _checked_vjp("qr", (gA,), (*_checks[:1],))
             gQ = _zeros_like(Q) if gQ is None else gQ
@@ -683,6 +701,7 @@ def _vjp_rule(A, Q, R, gQ, gR, mode, check_singular):
             gX = _torch.linalg.solve_triangular(
                 R1.mH, _addmm(gQ1, Q, _copyltu(M)), upper=False, left=False, unitriangular=False
             )
+            M = R1 = gQ1 = None
             gA = _torch.cat([gX, _mm(Q, gR2)], dim=-1)
             return _checked_vjp("qr", (gA,), (*_checks[:1],))
 
@@ -707,10 +726,13 @@ def _vjp_rule(A, Q, R, gQ, gR, mode, check_singular):
                 W = _torch.linalg.solve(
                     N, _mm((_torch.eye(m, n, dtype=A.dtype, device=A.device) - Q1).mH, G), left=True
                 )
+                N = None
                 _c0 = W.mH
+                W = None
                 gQ1 = _addmm(
                     gQ[..., :, :n] + _torch.cat([_mm(Z, _c0), _c0], dim=-2), G, Z.mH, alpha=-1
                 )
+                G = Z = _c0 = None
                 M = -_mm(gQ1.mH, Q1)
                 gA = _torch.linalg.solve_triangular(
                     R1.mH,
@@ -732,10 +754,13 @@ def _vjp_rule(A, Q, R, gQ, gR, mode, check_singular):
             W = _torch.linalg.solve(
                 N, _mm((_torch.eye(m, n, dtype=A.dtype, device=A.device) - Q1).mH, G), left=True
             )
+            N = None
             _c0 = W.mH
+            W = None
             gQ1 = (_addmm(gQ[..., :, :n], G, Z.mH, alpha=-1)) + _torch.cat(
                 [_mm(Z, _c0), _c0], dim=-2
             )
+            G = Z = _c0 = None
             M = _addmm(_mm(R1, gR[..., :n, :].mH), gQ1.mH, Q1, alpha=-1)
             gA = _torch.linalg.solve_triangular(
                 R1.mH, _addmm(gQ1, Q1, _copyltu(M)), upper=False, left=False, unitriangular=False
@@ -776,6 +801,7 @@ def _vjp_rule(A, Q, R, gQ, gR, mode, check_singular):
                 gX = _torch.linalg.solve_triangular(
                     R1.mH, _addmm(gQ1, Q, _copyltu(M)), upper=False, left=False, unitriangular=False
                 )
+                M = R1 = gQ1 = None
                 gA = _pad_cols(gX, -m + n)
                 return _checked_vjp("qr", (gA,), (*_checks[:1],))
             gQ = _zeros_like(Q) if gQ is None else gQ
@@ -789,6 +815,7 @@ def _vjp_rule(A, Q, R, gQ, gR, mode, check_singular):
             gX = _torch.linalg.solve_triangular(
                 R1.mH, _addmm(gQ1, Q, _copyltu(M)), upper=False, left=False, unitriangular=False
             )
+            M = R1 = gQ1 = None
             gA = _torch.cat([gX, _mm(Q, gR2)], dim=-1)
             return _checked_vjp("qr", (gA,), (*_checks[:1],))
 
@@ -813,6 +840,7 @@ def _vjp_rule(A, Q, R, gQ, gR, mode, check_singular):
             gX = _torch.linalg.solve_triangular(
                 R1.mH, _addmm(gQ1, Q, _copyltu(M)), upper=False, left=False, unitriangular=False
             )
+            M = R1 = gQ1 = None
             gA = _torch.cat([gX, _mm(Q, gR2)], dim=-1)
             return _checked_vjp("qr", (gA,), (*_checks[:1],))
 

@@ -246,7 +246,9 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
             )
             B = _mm(Q.mH, C)
             U = _triu_herm(B)
+            B = None
             dQ = _addmm(C, Q, U, alpha=-1)
+            C = None
             dR = _mm(U, R)
             return _checked_jvp(
                 "qr_pivoted",
@@ -268,7 +270,9 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
             _c0 = Q.mH
             B = _mm(_c0, C)
             U = _triu_herm(B)
+            B = None
             dQ = _addmm(C, Q, U, alpha=-1)
+            C = None
             dR = _torch.cat(
                 [
                     _mm(U, R1),
@@ -298,9 +302,12 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
             )
             B = _mm(Q1.mH, C)
             U = _triu_herm(B)
+            B = None
             dQ1 = _addmm(C, Q1, U, alpha=-1)
+            C = None
             N = _torch.eye(n, n, dtype=A.dtype, device=A.device) - Q1[..., :n, :]
             _c0 = N.mH
+            N = None
             Z = _torch.linalg.solve(_c0, Q1[..., n:, :].mH, left=True)
             dQ2 = _addmm(
                 _mm(
@@ -313,7 +320,9 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
                 Z,
                 alpha=-1,
             )
+            Q1 = Z = _c0 = None
             dQ = _torch.cat([dQ1, dQ2], dim=-1)
+            dQ1 = dQ2 = None
             dR = _pad_rows(_mm(U, R1), m - n)
             return _checked_jvp(
                 "qr_pivoted",
@@ -332,7 +341,9 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
             )
             B = _mm(Q.mH, C)
             U = _triu_herm(B)
+            B = None
             dQ = _addmm(C, Q, U, alpha=-1)
+            C = None
             dR = _mm(U, R)
             return _checked_jvp(
                 "qr_pivoted",
@@ -354,7 +365,9 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
             _c0 = Q.mH
             B = _mm(_c0, C)
             U = _triu_herm(B)
+            B = None
             dQ = _addmm(C, Q, U, alpha=-1)
+            C = None
             dR = _torch.cat(
                 [
                     _mm(U, R1),
@@ -381,7 +394,9 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
                 R, _permute_cols(Pi, dA, False), upper=True, left=False, unitriangular=False
             )
             B = _mm(Q.mH, C)
+            C = None
             U = _triu_herm(B)
+            B = None
             dR = _mm(U, R)
             return _checked_jvp(
                 "qr_pivoted",
@@ -403,7 +418,9 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
             _c0 = Q.mH
             B = _mm(_c0, C)
             U = _triu_herm(B)
+            B = None
             dQ = _addmm(C, Q, U, alpha=-1)
+            C = None
             dR = _torch.cat(
                 [
                     _mm(U, R1),
@@ -712,6 +729,7 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                 gX = _torch.linalg.solve_triangular(
                     R1.mH, _addmm(gQ1, Q, _copyltu(M)), upper=False, left=False, unitriangular=False
                 )
+                M = R1 = gQ1 = None
                 gA = _permute_cols(Pi, _pad_cols(gX, -m + n), True)
                 return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
             gQ = _zeros_like(Q) if gQ is None else gQ
@@ -725,6 +743,7 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
             gX = _torch.linalg.solve_triangular(
                 R1.mH, _addmm(gQ1, Q, _copyltu(M)), upper=False, left=False, unitriangular=False
             )
+            M = R1 = gQ1 = None
             gA = _permute_cols(Pi, _torch.cat([gX, _mm(Q, gR2)], dim=-1), True)
             return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
 
@@ -753,10 +772,13 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                 W = _torch.linalg.solve(
                     N, _mm((_torch.eye(m, n, dtype=A.dtype, device=A.device) - Q1).mH, G), left=True
                 )
+                N = None
                 _c0 = W.mH
+                W = None
                 gQ1 = _addmm(
                     gQ[..., :, :n] + _torch.cat([_mm(Z, _c0), _c0], dim=-2), G, Z.mH, alpha=-1
                 )
+                G = Z = _c0 = None
                 M = -_mm(gQ1.mH, Q1)
                 gA = _permute_cols(
                     Pi,
@@ -782,10 +804,13 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
             W = _torch.linalg.solve(
                 N, _mm((_torch.eye(m, n, dtype=A.dtype, device=A.device) - Q1).mH, G), left=True
             )
+            N = None
             _c0 = W.mH
+            W = None
             gQ1 = (_addmm(gQ[..., :, :n], G, Z.mH, alpha=-1)) + _torch.cat(
                 [_mm(Z, _c0), _c0], dim=-2
             )
+            G = Z = _c0 = None
             M = _addmm(_mm(R1, gR[..., :n, :].mH), gQ1.mH, Q1, alpha=-1)
             gA = _permute_cols(
                 Pi,
@@ -850,6 +875,7 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                 gX = _torch.linalg.solve_triangular(
                     R1.mH, _addmm(gQ1, Q, _copyltu(M)), upper=False, left=False, unitriangular=False
                 )
+                M = R1 = gQ1 = None
                 gA = _permute_cols(Pi, _pad_cols(gX, -m + n), True)
                 return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
             gQ = _zeros_like(Q) if gQ is None else gQ
@@ -863,6 +889,7 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
             gX = _torch.linalg.solve_triangular(
                 R1.mH, _addmm(gQ1, Q, _copyltu(M)), upper=False, left=False, unitriangular=False
             )
+            M = R1 = gQ1 = None
             gA = _permute_cols(Pi, _torch.cat([gX, _mm(Q, gR2)], dim=-1), True)
             return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
 
@@ -895,6 +922,7 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
             gX = _torch.linalg.solve_triangular(
                 R1.mH, _addmm(gQ1, Q, _copyltu(M)), upper=False, left=False, unitriangular=False
             )
+            M = R1 = gQ1 = None
             gA = _permute_cols(Pi, _torch.cat([gX, _mm(Q, gR2)], dim=-1), True)
             return _checked_vjp("qr_pivoted", (gA,), (*_checks[:1],))
 

@@ -347,6 +347,7 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
             dU = _addmm(
                 (_addmm(_mm(dA, V), U, dP, alpha=-1)) * _c2.mT, U, (F * (dP * S.mT + S * _c3)) + D
             )
+            _c2 = None
             dVh = (_mm(V, (F * (S * dP + _c3 * S.mT)) - D)).mH
 
             def _kv0():
@@ -503,6 +504,7 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
             _c3 = dA.mH
             _c4 = U[..., :, n:]
             dU = _torch.cat([dU1, -_mm(U1 * _c1.mT, _mm(Vh, _mm(_c3, _c4)))], dim=-1)
+            _c1 = dU1 = None
             dVh = (_mm(V, (F * (S * dP + _c2 * S.mT)) - D)).mH
             return _checked_jvp(
                 "svd",
@@ -555,6 +557,7 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
                 V1,
                 (F * (S * dP + _c3 * S.mT)) - D,
             )
+            D = F = _c3 = dP = None
             _c5 = Vh[..., m:, :]
             dVh = _torch.cat([dV1, -_mm(V1 * _c2.mT, _mm(_c0, _mm(dA, _c5.mH)))], dim=-1).mH
             return _checked_jvp(
@@ -1899,6 +1902,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c2 = _mm(_c0, _c1)
                 _g_D = -_c2
                 _c3 = F.conj() * _c2
+                F = _c2 = None
                 _g_dP = (
                     S.conj() * _c3
                     + S * _c3.mH
@@ -1912,6 +1916,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                         )
                     )
                 )
+                _c3 = _g_D = None
                 gA = _mm(U, _mm(_g_dP, _c0))
 
                 def _kv0():
@@ -1957,9 +1962,12 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c4 = _mm(_c2, _c3)
                 _g_D = _c1 - _c4
                 _c5 = F.conj()
+                F = None
                 _c6 = _c5 * _c4
+                _c4 = None
                 _c7 = S.conj()
                 _c8 = _c5 * _c1
+                _c5 = None
                 _c9 = S.reciprocal().conj()
                 _g_dP = (
                     _c7 * _c6
@@ -1975,6 +1983,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                         )
                     )
                 )
+                _c6 = _c7 = _c8 = _g_D = None
                 gA = _mm(_addmm(gU * _c9.mT, U, _g_dP), _c2)
 
                 def _kv1():
@@ -2025,6 +2034,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c1 = _mm(_c0, gU)
                 _g_D = _c1
                 _c2 = F.conj() * _c1
+                F = None
                 _c3 = S.reciprocal().conj()
                 _g_dP = (
                     _c2.mH * S.mT
@@ -2039,6 +2049,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                         )
                     )
                 )
+                _c1 = _c2 = None
                 gA = _mm(_addmm(gU * _c3.mT, U, _g_dP), V.mH)
 
                 def _kv0():
@@ -2083,6 +2094,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c2 = _mm(_c0, _c1)
                 _g_D = -_c2
                 _c3 = F.conj() * _c2
+                F = _c2 = None
                 _g_dP = (
                     S.conj() * _c3
                     + S * _c3.mH
@@ -2095,6 +2107,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                         )
                     )
                 )
+                _c3 = _g_D = None
                 gA = _mm(U, _mm(_g_dP, _c0))
 
                 def _kv1():
@@ -2165,6 +2178,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c1 = _mm(_c0, gU)
                 _g_D = _c1
                 _c2 = F.conj() * _c1
+                F = None
                 _c3 = S.reciprocal().conj()
                 _g_dP = (
                     _c2.mH * S.mT
@@ -2178,6 +2192,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                         )
                     )
                 )
+                _c1 = _c2 = None
                 gA = _mm(_addmm(gU * _c3.mT, U, _g_dP), V.mH)
                 return _checked_vjp(
                     "svd",
@@ -2224,9 +2239,12 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             _c4 = _mm(_c2, _c3)
             _g_D = _c1 - _c4
             _c5 = F.conj()
+            F = None
             _c6 = _c5 * _c4
+            _c4 = None
             _c7 = S.conj()
             _c8 = _c5 * _c1
+            _c5 = None
             _c9 = S.reciprocal().conj()
             _g_dP = (
                 _c7 * _c6
@@ -2243,6 +2261,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     )
                 )
             )
+            _c6 = _c7 = _c8 = _g_D = None
             gA = _mm(_addmm(gU * _c9.mT, U, _g_dP), _c2)
 
             def _kv0():
@@ -2291,6 +2310,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c2 = _mm(_c0, _c1)
                 _g_D = -_c2
                 _c3 = F.conj() * _c2
+                F = _c2 = None
                 _c4 = S.reciprocal()
                 _g_dP = (
                     S.conj() * _c3
@@ -2306,6 +2326,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                         )
                     )
                 )
+                _c3 = _g_D = None
                 gA = _mm(U, _addmm(_c4 * gVh, _g_dP, _c0))
 
                 def _kv0():
@@ -2348,6 +2369,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c1 = _mm(_c0, gU)
                 _g_D = _c1
                 _c2 = F.conj() * _c1
+                F = _c1 = None
                 _g_dP = (
                     _c2.mH * S.mT
                     + _c2 * S.conj().mT
@@ -2361,6 +2383,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                         )
                     )
                 )
+                _c2 = None
                 gA = _mm(_mm(U, _g_dP), V.mH)
 
                 def _kv0():
@@ -2405,6 +2428,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c2 = _mm(_c0, _c1)
                 _g_D = -_c2
                 _c3 = F.conj() * _c2
+                F = _c2 = None
                 _c4 = S.reciprocal()
                 _g_dP = (
                     S.conj() * _c3
@@ -2419,6 +2443,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                         )
                     )
                 )
+                _c3 = _g_D = None
                 gA = _mm(U, _addmm(_c4 * gVh, _g_dP, _c0))
 
                 def _kv1():
@@ -2489,6 +2514,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c1 = _mm(_c0, gU)
                 _g_D = _c1
                 _c2 = F.conj() * _c1
+                F = _c1 = None
                 _g_dP = (
                     _c2.mH * S.mT
                     + _c2 * S.conj().mT
@@ -2501,6 +2527,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                         )
                     )
                 )
+                _c2 = None
                 gA = _mm(_mm(U, _g_dP), V.mH)
                 return _checked_vjp(
                     "svd",
@@ -2547,9 +2574,12 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             _c4 = _mm(_c2, _c3)
             _g_D = _c1 - _c4
             _c5 = F.conj()
+            F = None
             _c6 = _c5 * _c4
+            _c4 = None
             _c7 = S.conj()
             _c8 = _c5 * _c1
+            _c5 = None
             _c9 = S.reciprocal()
             _g_dP = (
                 _c7 * _c6
@@ -2566,6 +2596,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     )
                 )
             )
+            _c6 = _c7 = _c8 = _g_D = None
             gA = _mm(U, _addmm(_c9 * gVh, _g_dP, _c2))
 
             def _kv0():
@@ -2615,6 +2646,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c2 = _mm(_c0, _c1)
                 _g_D = -_c2
                 _c3 = F.conj() * _c2
+                F = _c2 = None
                 _g_dP = (
                     S.conj() * _c3
                     + S * _c3.mH
@@ -2628,6 +2660,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                         )
                     )
                 )
+                _c3 = _g_D = None
                 gA = _mm(_mm(U, _g_dP), _c0)
 
                 def _kv0():
@@ -2674,6 +2707,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c0 = _mm(U.mH, gU)
                 _g_D = _c0
                 _c1 = F.conj() * _c0
+                F = _c0 = None
                 _g_dP = (
                     _c1.mH * S.mT
                     + _c1 * S.conj().mT
@@ -2687,6 +2721,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                         )
                     )
                 )
+                _c1 = None
                 gA = _mm(_mm(U, _g_dP), V.mH)
 
                 def _kv0():
@@ -2733,6 +2768,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c2 = _mm(_c0, _c1)
                 _g_D = -_c2
                 _c3 = F.conj() * _c2
+                F = _c2 = None
                 _g_dP = (
                     S.conj() * _c3
                     + S * _c3.mH
@@ -2745,6 +2781,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                         )
                     )
                 )
+                _c3 = _g_D = None
                 gA = _mm(_mm(U, _g_dP), _c0)
 
                 def _kv0():
@@ -2816,6 +2853,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c0 = _mm(U.mH, gU)
                 _g_D = _c0
                 _c1 = F.conj() * _c0
+                F = _c0 = None
                 _g_dP = (
                     _c1.mH * S.mT
                     + _c1 * S.conj().mT
@@ -2828,6 +2866,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                         )
                     )
                 )
+                _c1 = None
                 gA = _mm(_mm(U, _g_dP), V.mH)
 
                 def _kv0():
@@ -2873,9 +2912,12 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             _c3 = _mm(_c1, _c2)
             _g_D = _c0 - _c3
             _c4 = F.conj()
+            F = None
             _c5 = _c4 * _c3
+            _c3 = None
             _c6 = S.conj()
             _c7 = _c4 * _c0
+            _c4 = None
             _g_dP = (
                 _c6 * _c5
                 + _c7.mH * S.mT
@@ -2891,6 +2933,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     )
                 )
             )
+            _c5 = _c6 = _c7 = _g_D = None
             gA = _mm(_mm(U, _g_dP), _c1)
 
             def _kv0():
@@ -2953,6 +2996,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c2 = _mm(_c0, _c1)
                 _g_D = -_c2
                 _c3 = F.conj() * _c2
+                F = _c2 = None
                 _g_dP = (
                     S.conj() * _c3
                     + S * _c3.mH
@@ -2966,6 +3010,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                         )
                     )
                 )
+                _c3 = _g_D = None
                 gA = _mm(U1, _mm(_g_dP, _c0))
 
                 def _kv0():
@@ -3017,9 +3062,12 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c3 = _mm(_c1, _c2)
                 _g_D = _c0 - _c3
                 _c4 = F.conj()
+                F = None
                 _c5 = _c4 * _c3
+                _c3 = None
                 _c6 = S.conj()
                 _c7 = _c4 * _c0
+                _c4 = None
                 _c8 = S.reciprocal()
                 _c9 = _c8.conj()
                 _g_dP = (
@@ -3036,6 +3084,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                         )
                     )
                 )
+                _c5 = _c6 = _c7 = _g_D = None
                 _c10 = U[..., :, n:]
                 _c11 = gU[..., :, n:]
                 _c12 = _c11.mH
@@ -3098,6 +3147,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c0 = _mm(U1.mH, _g_dU1)
                 _g_D = _c0
                 _c1 = F.conj() * _c0
+                F = None
                 _c2 = S.reciprocal()
                 _c3 = _c2.conj()
                 _g_dP = (
@@ -3113,6 +3163,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                         )
                     )
                 )
+                _c1 = _g_D = None
                 _c4 = U[..., :, n:]
                 _c5 = gU[..., :, n:]
                 _c6 = _c5.mH
@@ -3166,6 +3217,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c2 = _mm(_c0, _c1)
                 _g_D = -_c2
                 _c3 = F.conj() * _c2
+                F = _c2 = None
                 _g_dP = (
                     S.conj() * _c3
                     + S * _c3.mH
@@ -3178,6 +3230,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                         )
                     )
                 )
+                _c3 = _g_D = None
                 gA = _mm(U1, _mm(_g_dP, _c0))
 
                 def _kv0():
@@ -3252,6 +3305,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c0 = _mm(U1.mH, _g_dU1)
                 _g_D = _c0
                 _c1 = F.conj() * _c0
+                F = None
                 _c2 = S.reciprocal()
                 _c3 = _c2.conj()
                 _g_dP = (
@@ -3266,6 +3320,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                         )
                     )
                 )
+                _c1 = _g_D = None
                 _c4 = U[..., :, n:]
                 _c5 = gU[..., :, n:]
                 _c6 = _c5.mH
@@ -3317,9 +3372,12 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             _c3 = _mm(_c1, _c2)
             _g_D = _c0 - _c3
             _c4 = F.conj()
+            F = None
             _c5 = _c4 * _c3
+            _c3 = None
             _c6 = S.conj()
             _c7 = _c4 * _c0
+            _c4 = None
             _c8 = S.reciprocal()
             _c9 = _c8.conj()
             _g_dP = (
@@ -3337,6 +3395,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     )
                 )
             )
+            _c5 = _c6 = _c7 = _g_D = None
             _c10 = U[..., :, n:]
             _c11 = gU[..., :, n:]
             _c12 = _c11.mH
@@ -3406,7 +3465,9 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c3 = _mm(_c2, _g_dV1)
                 _g_D = -_c3
                 _c4 = F.conj() * _c3
+                F = _c3 = None
                 _c5 = _g_dV1.mH
+                _g_dV1 = None
                 _c6 = S.reciprocal()
                 _c7 = _c6.conj()
                 _g_dP = (
@@ -3422,6 +3483,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                         )
                     )
                 )
+                _c4 = _g_D = None
                 _c8 = Vh[..., m:, :]
                 gA = _mm(
                     U, _addmm(_c6 * _c5 - _c7 * (_mm(_mm(_c2, _c1[..., :, m:]), _c8)), _g_dP, _c2)
@@ -3472,6 +3534,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c0 = _mm(U.mH, gU)
                 _g_D = _c0
                 _c1 = F.conj() * _c0
+                F = _c0 = None
                 _g_dP = (
                     _c1.mH * S.mT
                     + _c1 * S.conj().mT
@@ -3485,6 +3548,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                         )
                     )
                 )
+                _c1 = None
                 gA = _mm(_mm(U, _g_dP), V1.mH)
 
                 def _kv0():
@@ -3533,7 +3597,9 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c3 = _mm(_c2, _g_dV1)
                 _g_D = -_c3
                 _c4 = F.conj() * _c3
+                F = _c3 = None
                 _c5 = _g_dV1.mH
+                _g_dV1 = None
                 _c6 = S.reciprocal()
                 _c7 = _c6.conj()
                 _g_dP = (
@@ -3548,6 +3614,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                         )
                     )
                 )
+                _c4 = _g_D = None
                 _c8 = Vh[..., m:, :]
                 gA = _mm(
                     U, _addmm(_c6 * _c5 - _c7 * (_mm(_mm(_c2, _c1[..., :, m:]), _c8)), _g_dP, _c2)
@@ -3623,6 +3690,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c0 = _mm(U.mH, gU)
                 _g_D = _c0
                 _c1 = F.conj() * _c0
+                F = _c0 = None
                 _g_dP = (
                     _c1.mH * S.mT
                     + _c1 * S.conj().mT
@@ -3635,6 +3703,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                         )
                     )
                 )
+                _c1 = None
                 gA = _mm(_mm(U, _g_dP), V1.mH)
 
                 def _kv0():
@@ -3684,10 +3753,14 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             _c10 = S.reciprocal()
             _c11 = _c10.conj()
             _c5 = F.conj()
+            F = None
             _c6 = _c5 * _c4
+            _c4 = None
             _c7 = S.conj()
             _c8 = _c5 * _c2
+            _c5 = None
             _c9 = _g_dV1.mH
+            _g_dV1 = None
             _g_dP = (
                 _c7 * _c6
                 + _c8.mH * S.mT
@@ -3703,6 +3776,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     )
                 )
             )
+            _c6 = _c7 = _c8 = _g_D = None
             _c12 = Vh[..., m:, :]
             gA = _mm(
                 U, _addmm(_c10 * _c9 - _c11 * (_mm(_mm(_c3, _c1[..., :, m:]), _c12)), _g_dP, _c3)

@@ -16,17 +16,18 @@ import cupy as _cp
 import numpy as _np
 
 from ._runtime_shared import (
-    _broadcast, _check_input, _check_tangent, _columns, _complex, _cotangent_in, _cotangent_out,
-    _check, _checked_jvp, _checked_vjp, _raise_if_failed, _empty_like, _host_unbatched, _indices,
-    _indices_permutation, _LazyModule, _pad, _pad_cols, _pad_rows, _permute_cols, _permute_rows,
-    _pivots_permutation as _host_pivots, _solve, _to_field, _transposed, _unbatched, _unpacked,
-    _version_tuple, _zeros_like)
+    _accumulate, _add_eye, _broadcast, _check_input, _check_tangent, _columns, _complex,
+    _cotangent_in, _cotangent_out, _check, _checked_jvp, _checked_vjp, _raise_if_failed,
+    _empty_like, _host_unbatched, _indices, _indices_permutation, _LazyModule, _pad, _pad_cols,
+    _pad_rows, _permute_cols, _permute_rows, _pivots_permutation as _host_pivots, _solve,
+    _to_field, _transposed, _unbatched, _unit_tril, _unpacked, _version_tuple, _zeros_like)
 
 # SciPy, for the host fallbacks alone (their calls name _scipy.linalg): imported on first use
 _scipy = _LazyModule("scipy", ("linalg",))
 
 # what the generated rules import from here
 __all__ = [
+    "_accumulate", "_add_eye", "_unit_tril",
     "_check_input", "_check_tangent", "_columns", "_complex", "_copyltu", "_cotangent_in",
     "_check", "_checked_jvp", "_checked_vjp", "_raise_if_failed", "_cotangent_out", "_cupyx",
     "_diag", "_empty_like", "_im", "_indices", "_indices_permutation", "_np", "_on_host", "_pad",

@@ -10,14 +10,15 @@ import scipy as _scipy
 import scipy.linalg as _sla
 
 from ._runtime_shared import (
-    _broadcast, _check_input, _check_tangent, _columns, _complex, _cotangent_in, _cotangent_out,
-    _check, _checked_jvp, _checked_vjp, _raise_if_failed, _diag, _empty_like, _indices,
-    _indices_permutation, _pad, _pad_cols, _pad_rows, _pairwise_inv, _permute_cols, _permute_rows,
-    _pivots_permutation, _solve, _to_field, _transposed, _unbatched, _unpacked, _version_tuple,
-    _zeros_like)
+    _accumulate, _add_eye, _broadcast, _check_input, _check_tangent, _columns, _complex,
+    _cotangent_in, _cotangent_out, _check, _checked_jvp, _checked_vjp, _raise_if_failed, _diag,
+    _empty_like, _indices, _indices_permutation, _pad, _pad_cols, _pad_rows, _pairwise_inv,
+    _permute_cols, _permute_rows, _pivots_permutation, _solve, _to_field, _transposed,
+    _unbatched, _unit_tril, _unpacked, _version_tuple, _zeros_like)
 
 # what the generated rules (and sparse_qr.py) import from here
 __all__ = [
+    "_accumulate", "_add_eye", "_unit_tril",
     "_adjoint", "_check_input", "_check_tangent", "_columns", "_complex", "_copyltu", "_check",
     "_checked_jvp", "_checked_vjp", "_raise_if_failed", "_cotangent_in", "_cotangent_out", "_diag",
     "_empty_like", "_indices", "_indices_permutation", "_pad", "_pad_cols", "_pad_rows",

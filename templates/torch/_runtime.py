@@ -29,7 +29,8 @@ __all__ = [
     "_indices", "_indices_permutation", "_laid_out_like", "_materialized", "_mm", "_np",
     "_on_host", "_pad_cols", "_pad_rows", "_pairwise_inv", "_permute_cols", "_permute_rows",
     "_pivots_permutation", "_re", "_scipy", "_skew", "_sym", "_to_field", "_transposed",
-    "_tril_diag", "_triu_herm", "_unbatched", "_unpacked", "_version_tuple", "_zeros_like"]
+    "_tril_diag", "_triu_herm", "_unbatched", "_unit_tril", "_unpacked", "_version_tuple",
+    "_zeros_like"]
 
 
 def _check_input(op, name, x, ndim=2):
@@ -88,6 +89,13 @@ def _tril_diag(x, scale):
         d.copy_(d.real * scale)
     else:
         d.mul_(scale)
+    return out
+
+
+def _unit_tril(x):
+    """tril(x, -1) + eye(rows, cols), its diagonal written into a fresh lower triangle."""
+    out = x.tril(-1)
+    out.diagonal(dim1=-2, dim2=-1).fill_(1)
     return out
 
 

@@ -15,11 +15,29 @@ from sympy import HadamardProduct, MatAdd, MatMul, MatrixExpr
 
 from ..chain_order import cheapest
 from ..fields import Field, explicit_casts, field_of
-from ..ops import StructuralOp, as_expr
+from ..ops import Eye, StructuralOp, Tril, Triu, as_expr
 
 
 class PrinterError(Exception):
     """An expression this printer cannot render."""
+
+
+def unit_lower_pair(terms):
+    """(i, j, X) when terms[i] = tril(X, -1) and terms[j] is the identity of its shape:
+    the unit lower trapezoid of X (Householder vectors V = tril(a, -1) + I)."""
+    for i, t in enumerate(terms):
+        if isinstance(t, Tril) and t.offset == -1:
+            for j, u in enumerate(terms):
+                if isinstance(u, (Eye, sp.Identity)) and u.shape == t.shape:
+                    return i, j, t.arg
+    return None
+
+
+def _fresh(mats) -> bool:
+    """Whether a term of these factors is computed into an array of its own that nothing
+    else holds (a product, an elementwise product, a triangle), which a sum may write into;
+    a name, a block or a transpose is a view of another array."""
+    return len(mats) >= 2 or isinstance(mats[0], (HadamardProduct, MatAdd, Tril, Triu))
 
 
 # Operations every backend prints as the same call of its runtime's helper (or the same
@@ -34,6 +52,15 @@ SHARED_OPS = {
     "permute_cols": "_permute_cols({p}, {x}, {transpose})",
     "pad_rows": "_pad_rows({x}, {extra})",
     "pad_cols": "_pad_cols({x}, {extra})",
+}
+
+
+# Sums written into the fresh array of one of their terms (eager array libraries: NumPy,
+# CuPy), through the runtime helpers of templates/_runtime_shared.py
+IN_PLACE_SUM_OPS = {
+    "unit_tril": "_unit_tril({x})",
+    "accumulate": "_accumulate({x}, {y}{alpha})",
+    "add_eye": "_add_eye({x}, {scale})",
 }
 
 
@@ -73,6 +100,10 @@ class BatchedMatrixPrinter:
     # in the printed code (factorules.compiler.fields), for an array library that does not
     # promote implicitly; False: the library promotes as NumPy does
     EXPLICIT_CASTS = False
+    # True: a rule deletes each temporary after the statement that reads it last, so that
+    # an eager array library frees it then (factorules.compiler.rule_body.released); False:
+    # a tracing library (JAX) plans its buffers itself
+    RELEASES_NAMES = False
 
     def __init__(self, dtype_ref: str = "A", settings=None, min_max_sizes: bool = False,
                  sizes: dict | None = None, diagonal_of_products: bool = False,
@@ -248,8 +279,39 @@ class BatchedMatrixPrinter:
         return self._product(*self._split(e))
 
     def _print_MatAdd(self, e):
-        out = []
-        for t in e.args:
+        terms = list(e.args)
+        lead = []  # printed terms that make a fresh array of the sum's shape
+        pair = unit_lower_pair(terms) if "unit_tril" in self.OPS else None
+        if pair is not None:
+            i, j, x = pair
+            lead.append(self._op("unit_tril", x=self._print(x)))
+            terms = [t for k, t in enumerate(terms) if k not in (i, j)]
+        if "accumulate" not in self.OPS:
+            return self._signed_sum(lead, terms)
+        # a backend that writes sums into fresh arrays: I + (the rest) adds to the rest's
+        # diagonal; the first fresh term holds the sum, each other term is added into it
+        eyes = [t for t in terms if isinstance(self._split(t)[1][0], (Eye, sp.Identity))
+                and len(self._split(t)[1]) == 1]
+        rest = [t for t in terms if t not in eyes]
+        fresh = [t for t in rest if _fresh(self._split(t)[1])]
+        if not (lead or fresh):
+            return self._signed_sum(lead, terms)
+        if not lead:
+            lead.append(self._print(fresh[0]))
+            rest.remove(fresh[0])
+        body = lead[0]
+        for t in rest:
+            coeff, mats = self._split(t)
+            alpha = "" if coeff == 1 else f", {self._scalar(coeff)}"
+            body = self._op("accumulate", x=body, y=self._product(1, mats), alpha=alpha)
+        for t in eyes:
+            body = self._op("add_eye", x=body, scale=self._scalar(self._split(t)[0]))
+        return body
+
+    def _signed_sum(self, lead, terms) -> str:
+        """``lead`` (printed terms) plus ``terms`` with their signs, in order."""
+        out = list(lead)
+        for t in terms:
             coeff, mats = self._split(t)
             negative = coeff.is_negative
             text = self._product(-coeff if negative else coeff, mats)

@@ -15,6 +15,8 @@ Sums are printed for speed, with the same arithmetic:
 * ``triu(X + X^H, 1) + diag(re(diagonal(X)))`` becomes ``_triu_herm(X)``: the upper triangle
   of ``X + X^H`` with its (real, doubled) diagonal halved in place, as torch's own QR rules
   compute it; bit-for-bit the same result without building and adding a diagonal matrix.
+* ``tril(X, -1) + I`` becomes ``_unit_tril(X)``: the Householder vectors' V with its unit
+  diagonal written in place, one tensor instead of three;
 * ``tril(X, -1) + c * diag(re(diagonal(X)))`` becomes ``_tril_diag(X, c)``: the lower
   triangle with its diagonal made real and scaled in place (Cholesky's Phi), likewise.
 
@@ -26,7 +28,7 @@ from sympy import Adjoint, MatAdd
 from sympy.printing.pytorch import TorchPrinter
 
 from ..ops import Diag, Diagonal, Re, Tril, Triu, split_product
-from .base import SHARED_OPS, BatchedMatrixPrinter
+from .base import SHARED_OPS, BatchedMatrixPrinter, unit_lower_pair
 
 
 def _herm_upper_pair(terms):
@@ -60,6 +62,7 @@ def _tril_diag_pair(terms):
 
 class Printer(BatchedMatrixPrinter, TorchPrinter):
     ALIASES = {"torch": "_torch"}
+    RELEASES_NAMES = True
 
     _physical = False
 
@@ -101,6 +104,7 @@ class Printer(BatchedMatrixPrinter, TorchPrinter):
         "eye": "_torch.eye({rows}, {cols}, dtype={ref}.dtype, device={ref}.device)",
         "triu_herm": "_triu_herm({x})",
         "tril_diag": "_tril_diag({x}, {scale})",
+        "unit_tril": "_unit_tril({x})",
         "materialized": "_materialized({x})",
         "addmm": "_addmm({c}, {a}, {b}{alpha})",
         "mm": "_mm({a}, {b})",
@@ -114,6 +118,11 @@ class Printer(BatchedMatrixPrinter, TorchPrinter):
         if pair is not None:
             i, j, x = pair
             parts.append(("text", False, self._op("triu_herm", x=self._print(x))))
+            terms = [t for k, t in enumerate(terms) if k not in (i, j)]
+        pair = unit_lower_pair(terms)
+        if pair is not None:
+            i, j, x = pair
+            parts.append(("text", False, self._op("unit_tril", x=self._print(x))))
             terms = [t for k, t in enumerate(terms) if k not in (i, j)]
         pair = _tril_diag_pair(terms)
         if pair is not None:

@@ -1,0 +1,143 @@
+"""Printing that saves memory in eager backends: sums written into a fresh term's array,
+the unit lower trapezoid in one array, zero-padded blocks that tile a matrix stacked, and
+temporaries released after their last read.  Each is the same value as the plain printing,
+and none writes into an input."""
+import numpy as np
+import pytest
+import sympy as sp
+
+from factorules.compiler import ops
+from factorules.compiler import render_model as model
+from factorules.compiler.expr import Parser
+from factorules.compiler.printers import MODULES as BACKENDS
+from factorules.compiler.product_folding import stack_adjacent_embeds
+from factorules.compiler.rule_body import released
+
+m, n = sp.symbols("m n", integer=True, nonnegative=True)
+NAMES = {"X": sp.MatrixSymbol("X", m, m), "Y": sp.MatrixSymbol("Y", m, n),
+         "Z": sp.MatrixSymbol("Z", m, n), "a": sp.MatrixSymbol("a", m, n)}
+DIMS = {"m": m, "n": n}
+
+# a sum each, with what the NumPy printer writes it as (None: not in place)
+SUMS = {
+    "X @ Y + Z": "_accumulate(X @ Y, Z)",
+    "X @ Y - Z": "_accumulate(X @ Y, Z, -1)",
+    "Y - X @ Z": "_accumulate(-(X @ Z), Y)",
+    "X @ Y + X @ Z - 2 * Y": None,  # written as X @ (Y + Z) - 2 Y first: the same check
+    "eye(m) - X @ X": "_add_eye(-(X @ X), 1)",
+    "tril(a, -1) + eye(m, n)": "_unit_tril(a)",
+    "Y + Z": "Y + Z",  # no fresh term: a plain sum, nothing written into Y or Z
+}
+
+
+def parse(text):
+    (assignment,) = Parser(NAMES, DIMS).program(f"W = {text}")
+    return assignment.expr
+
+
+def numpy_env(rng, dtype_y):
+    from generated.numpy import _runtime as rt
+    env = {k: getattr(rt, k) for k in dir(rt) if k.startswith("_") and k[1:2] != "_"}
+    env.update(_np=np, m=4, n=3)
+    env["X"] = rng.standard_normal((2, 4, 4))
+    env["a"] = rng.standard_normal((2, 4, 3))
+    env["Y"] = rng.standard_normal((2, 4, 3)).astype(dtype_y)
+    env["Z"] = rng.standard_normal((4, 3)) + 1j * rng.standard_normal((4, 3))  # broadcasts
+    return env
+
+
+def reference(text, env):
+    x, y, z, a = env["X"], env["Y"], env["Z"], env["a"]
+    return {"X @ Y + Z": x @ y + z, "X @ Y - Z": x @ y - z, "Y - X @ Z": y - x @ z,
+            "X @ Y + X @ Z - 2 * Y": x @ y + x @ z - 2 * y,
+            "eye(m) - X @ X": np.eye(4) - x @ x, "tril(a, -1) + eye(m, n)": np.tril(a, -1)
+            + np.eye(4, 3), "Y + Z": y + z}[text]
+
+
+@pytest.mark.parametrize("dtype_y", [np.float64, np.complex128])
+@pytest.mark.parametrize("text", list(SUMS))
+def test_a_sum_written_in_place_is_the_sum_and_leaves_its_operands(text, dtype_y):
+    code = BACKENDS["numpy"].Printer(dtype_ref="X").doprint(parse(text))
+    if SUMS[text] is not None:
+        assert code == SUMS[text]
+    env = numpy_env(np.random.default_rng(3), dtype_y)
+    before = {k: env[k].copy() for k in "XYZa"}
+    got = eval(code, env)  # printed from a fixed test expression, not spec text
+    np.testing.assert_allclose(got, reference(text, env), rtol=1e-13, atol=1e-13)
+    for k in "XYZa":
+        np.testing.assert_array_equal(env[k], before[k], err_msg=f"{text} wrote into {k}")
+
+
+def test_backends_that_trace_or_keep_autograd_graphs_do_not_write_in_place():
+    sums = {b: BACKENDS[b].Printer(dtype_ref="X").doprint(parse("X @ Y + Z")) for b in BACKENDS}
+    assert sums["cupy"] == "_accumulate(X @ Y, Z)"
+    assert "_accumulate" not in sums["jax"] and "_accumulate" not in sums["torch"]
+    trapezoid = {b: BACKENDS[b].Printer(dtype_ref="a").doprint(parse("tril(a, -1) + eye(m, n)"))
+                 for b in BACKENDS}
+    assert trapezoid == {"numpy": "_unit_tril(a)", "cupy": "_unit_tril(a)",
+                         "torch": "_unit_tril(a)", "jax": trapezoid["jax"]}
+    assert "_unit_tril" not in trapezoid["jax"]
+
+
+def test_torch_unit_tril_is_differentiable_and_leaves_its_input():
+    import torch
+
+    from generated.torch import _runtime as rt
+    a = torch.randn(2, 5, 3, dtype=torch.float64, requires_grad=True)
+    before = a.detach().clone()
+    want = torch.tril(a, -1) + torch.eye(5, 3, dtype=a.dtype)
+    assert torch.equal(rt._unit_tril(a), want) and torch.equal(a.detach(), before)
+    assert torch.autograd.gradcheck(rt._unit_tril, (a,), check_forward_ad=True)
+
+
+def test_two_embeds_that_tile_a_matrix_are_stacked():
+    y, z = NAMES["Y"], sp.MatrixSymbol("T", n, n)
+    rows = ops.Embed(y, m + n, n, 0, 0) + ops.Embed(z, m + n, n, m, 0)
+    assert stack_adjacent_embeds(rows) == ops.VStack(y, z)
+    cols = ops.Embed(y, m, 2 * n, 0, 0) - ops.Embed(NAMES["Z"], m, 2 * n, 0, n)
+    assert stack_adjacent_embeds(cols) == ops.HStack(y, -NAMES["Z"])
+    # blocks that leave a gap, or do not span the other dimension, stay padded
+    gap = ops.Embed(y, m + n + 1, n, 0, 0) + ops.Embed(z, m + n + 1, n, m + 1, 0)
+    assert stack_adjacent_embeds(gap) == gap
+    k = sp.MatrixSymbol("K", n, 1)
+    narrow = ops.Embed(y, m + n, n, 0, 0) + ops.Embed(k, m + n, n, m, 0)
+    assert stack_adjacent_embeds(narrow) == narrow
+
+
+def body(*statements, results=("gA",), checks=()):
+    return model.RuleBody("spec/x.yaml:1", tuple(model.Assignment(t, c) for t, c in statements),
+                          results, checks)
+
+
+def test_temporaries_are_released_after_their_last_read_not_results_or_checked_values():
+    rule = body(("V", "_unit_tril(a)"), ("W", "V @ G"), ("C", "W @ V"), ("K", "C + W"),
+                ("gA", "K @ C"), ("gT", "K"), results=("gA", "gT"),
+                checks=(model.DerivativeCheck("ties", ("C",), ("G",), "w", "_M", "check_ties"),))
+    out = released(BACKENDS["numpy"].Printer(), rule)
+    assert [a.released for a in out.assignments] == [(), (), ("V",), ("W",), (), ()]
+    # K is read last by the last statement (the return frees it); C by a check
+    assert [a.code for a in out.assignments] == [a.code for a in rule.assignments]
+    assert released(BACKENDS["jax"].Printer(), rule) is rule
+
+
+def test_a_released_name_that_a_closure_reads_elsewhere_still_compiles_under_dynamo():
+    # a check's closure in another branch makes V a cell: set to None, not deleted
+    import torch
+    from factorules.compiler.printers import torch as torch_printer
+
+    rule = released(torch_printer.Printer(), body(("V", "a + 1"), ("W", "V * 2"),
+                                                  ("gA", "W + 1")))
+    assert [a.released for a in rule.assignments] == [(), ("V",), ()]
+
+    def f(a, flag):
+        if flag:
+            V = a + 1
+            W = V * 2
+            V = None  # as the template prints a release
+            return W + 1
+        V = a - 1
+        return (lambda: V * 3)()
+
+    compiled = torch.compile(f, fullgraph=True, backend="eager")
+    a = torch.randn(3)
+    assert torch.equal(compiled(a, True), f(a, True))
