@@ -9,6 +9,7 @@
     factorules audit --report          ... and write docs/derivations/<name>.md
     factorules audit --mutate NAME     mutation testing: does the audit catch wrong rules?
     factorules bench [NAME]            generated vs native autodiff, as time ratios
+    factorules bench --plot FILE.png   the same, drawn (ratios; GFLOP/s against DGEMM)
     factorules bench tsqr              distributed TSQR on 4 host devices vs one-device qr
     factorules bench-memory            peak memory of Q as an operator (geqrf -> ormqr) vs dense
     factorules bench-checks [NAME]     what the checks of degenerate inputs cost: on vs off
@@ -189,13 +190,19 @@ def cmd_new(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from factorules.tools import bench, bench_distributed
+    from factorules.tools import bench, bench_distributed, bench_plot
 
     if bench_distributed.NAME in args.names:  # the TSQR row: named alone, not a spec
         if args.names != [bench_distributed.NAME]:
             print(f"bench: {bench_distributed.NAME} runs alone, not with specs", file=sys.stderr)
             return 2
+        if args.plot or args.from_json:
+            print(f"bench: --plot draws the specs' rows, not {bench_distributed.NAME}",
+                  file=sys.stderr)
+            return 2
         return bench_distributed.main(args)
+    if args.from_json:  # a saved run, drawn again: nothing is timed
+        return bench_plot.redraw(args)
     return bench.main(args)
 
 
@@ -287,6 +294,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--row-timeout", type=float, metavar="SECONDS",
                    help="each row runs in a process of its own; one still running after this "
                         "long is killed and reported (default: 300, or 60 with --quick)")
+    p.add_argument("--plot", metavar="FILE.png",
+                   help="after the run, draw the ratios and the large rows' GFLOP/s against "
+                        "this machine's DGEMM rate (needs matplotlib)")
+    p.add_argument("--from-json", metavar="FILE.json",
+                   help="with --plot: draw a saved --json run instead of running the bench "
+                        "(NAMEs select its specs)")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("bench-checks", help="time the generated derivatives with the checks "

@@ -23,15 +23,22 @@ BENCHED = SPECS if ladder.FULL else [ROOT / "spec" / f"{name}.yaml"
 
 KEYS = {"spec", "backend", "options", "shape", "dtype", "direction", "generated_ms", "native_ms",
         "ratio", "native", "rel_err", "reference", "ok", "repeats", "inner", "note",
-        "generated_spread", "native_spread", "samples"}
+        "generated_spread", "native_spread", "samples", "dgemm_gflops"}
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
-def bench_run():
+def plot_path(tmp_path_factory):
+    return tmp_path_factory.mktemp("bench_plot") / "bench.png"
+
+
+@pytest.fixture(scope="module")
+def bench_run(plot_path):
     # one timed repeat per row: no timing is asserted, and the rows' processes (imports, JAX's
-    # compilation, the references) are what a run costs
+    # compilation, the references) are what a run costs; --plot draws the rows after the run
     result = subprocess.run([sys.executable, "cli.py", "bench", "--quick", "--json",
-                             "--repeats", "1", *(spec.stem for spec in BENCHED)],
+                             "--repeats", "1", "--plot", str(plot_path),
+                             *(spec.stem for spec in BENCHED)],
                             cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     return result
@@ -242,3 +249,117 @@ def test_bench_checks_times_each_row_with_the_switches_on_and_off():
     bad = subprocess.run([sys.executable, "cli.py", "bench-checks", "householder_product"],
                          cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "no spec with switches" in bad.stderr
+
+
+# -- --plot: the figure (factorules/tools/bench_plot.py) -------------------------------------------
+
+def _assert_png(path):
+    data = path.read_bytes()
+    assert len(data) > len(PNG_MAGIC) and data.startswith(PNG_MAGIC), path
+
+
+def _row(spec, shape, dtype="float64", options="default", backend="torch", direction="vjp",
+         generated_ms=2.0, native_ms=4.0, ratio=0.5):
+    from factorules.tools.bench_rows import Row
+
+    return Row(spec=spec, backend=backend, options=options, shape=list(shape), dtype=dtype,
+               direction=direction, generated_ms=generated_ms, native_ms=native_ms, ratio=ratio,
+               native="ok", rel_err=1e-12, reference="native", ok=True, repeats=15, inner=1,
+               samples=15)
+
+
+def test_the_run_keeps_its_dgemm_rate_in_every_json_row_and_draws_its_plot(bench_run, rows,
+                                                                          plot_path):
+    """--json --plot: one DGEMM rate, measured by the parent, in every row; the PNG drawn."""
+    rates = {r["dgemm_gflops"] for r in rows}
+    assert len(rates) == 1 and rates.pop() > 0
+    _assert_png(plot_path)
+    assert f"bench: wrote {plot_path}" in bench_run.stderr
+
+
+def test_a_saved_run_is_redrawn_from_its_json_also_without_a_dgemm_rate(rows, tmp_path):
+    """--plot --from-json draws a saved run without timing anything; JSON from before the
+    rate was kept (no dgemm_gflops) has it measured again; names select specs."""
+    from factorules.cli import main
+
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps([{k: v for k, v in r.items() if k != "dgemm_gflops"}
+                               for r in rows]))
+    png = tmp_path / "redrawn.png"
+    assert main(["bench", "--plot", str(png), "--from-json", str(old), "qr"]) == 0
+    _assert_png(png)
+    assert main(["bench", "--plot", str(tmp_path / "x.png"), "--from-json", str(old),
+                 "no_such_spec"]) == 2  # no rows of it in the file
+    assert main(["bench", "--from-json", str(old)]) == 2  # nothing to draw to
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"rows": rows}))
+    assert main(["bench", "--plot", str(tmp_path / "y.png"), "--from-json", str(bad)]) == 2
+    assert not (tmp_path / "x.png").exists() and not (tmp_path / "y.png").exists()
+
+
+def test_plot_of_rows_with_ratios_and_large_rows_is_a_png(tmp_path):
+    from factorules.tools import bench_plot
+
+    rows = [_row("qr", (2048, 512), options="mode=reduced", backend=backend, direction=d)
+            for backend in ("torch", "jax") for d in ("vjp", "jvp")]
+    rows += [_row("cholesky", (4096, 8, 8), dtype="float32", ratio=None),  # left out of both
+             _row("lq", (512, 2048), options="mode=reduced", native_ms=None, ratio=None)]
+    png = tmp_path / "rows.png"
+    bench_plot.draw(rows, png, dgemm_gflops=50.0)
+    _assert_png(png)
+
+
+def test_tsqr_does_not_plot():
+    from factorules.cli import main
+
+    assert main(["bench", "tsqr", "--plot", "tsqr.png"]) == 2
+    assert not (ROOT / "tsqr.png").exists()
+
+
+def test_model_flops_are_the_leading_order_counts_times_batch_and_complex_factor():
+    from factorules.tools.bench_plot import COMPLEX_FACTOR, gflops, model_flops
+
+    m, n = 2048, 512
+    geqrf = 2 * m * n ** 2 - 2 * n ** 3 / 3  # LAWN 41, m >= n; orgqr of the reduced Q the same
+    assert model_flops(_row("qr", (m, n), options="mode=reduced")) == pytest.approx(2 * geqrf)
+    assert model_flops(_row("qr", (m, n), options="mode=r")) == pytest.approx(geqrf)
+    assert model_flops(_row("lq", (n, m), options="mode=reduced")) == pytest.approx(2 * geqrf)
+    assert model_flops(_row("geqrf", (m, n))) == pytest.approx(geqrf)
+    assert model_flops(_row("cholesky", (3, 1024, 1024), options="upper=False")) == \
+        pytest.approx(3 * 1024 ** 3 / 3)
+    assert model_flops(_row("lu", (1024, 1024), options="pivot=True")) == \
+        pytest.approx(2 * 1024 ** 3 / 3)
+    assert model_flops(_row("eigh", (256, 256), dtype="complex128")) == \
+        pytest.approx(COMPLEX_FACTOR * 9 * 256 ** 3)
+    # a wide matrix counts as its transpose
+    assert model_flops(_row("svd", (256, 512), options="full_matrices=False")) == \
+        pytest.approx(14 * 512 * 256 ** 2 + 8 * 256 ** 3)
+    assert model_flops(_row("svd", (512, 128), options="full_matrices=True")) > \
+        model_flops(_row("svd", (512, 128), options="full_matrices=False"))
+    # several inputs: batch, then the spec's dims (ormqr: r, p, k, m, n): 4mnk - 2nk^2, left
+    assert model_flops(_row("ormqr", (2, 64, 8, 8, 64, 16), options="left=True,transpose=False")) \
+        == pytest.approx(2 * (4 * 64 * 16 * 8 - 2 * 16 * 8 ** 2))
+    assert model_flops(_row("no_such_op", (64, 64))) is None
+    # GFLOP/s: flops over the time
+    assert gflops(_row("cholesky", (1024, 1024)), 1.0) == pytest.approx(1024 ** 3 / 3 / 1e6)
+    assert gflops(_row("cholesky", (1024, 1024)), None) is None
+
+
+def test_a_row_is_large_by_the_entries_of_one_problem_not_the_batch():
+    from factorules.tools.bench_plot import LARGE_ENTRIES, is_large
+
+    assert LARGE_ENTRIES == 128 * 128
+    assert is_large(_row("cholesky", (128, 128)))
+    assert not is_large(_row("cholesky", (127, 128)))
+    assert not is_large(_row("eigh", (4096, 8, 8)))  # many small matrices
+    assert is_large(_row("ormqr", (4096, 64, 64, 4096, 8)))  # the 4096 x 64 reflectors
+    assert not is_large(_row("ormqr", (1024, 8, 8, 8, 8, 4)))
+    assert not is_large(_row("no_such_op", (4096, 4096)))
+
+
+def test_options_of_reads_back_a_case_label():
+    from factorules.tools.bench_rows import Case, options_of
+
+    case = Case("torch", (("left", True), ("transpose", False)), (4, 4), "float64", "vjp")
+    assert options_of(case.label) == {"left": "True", "transpose": "False"}
+    assert options_of(Case("jax", (), (4, 4), "float64", "jvp").label) == {}

@@ -21,6 +21,10 @@ A row that outlives ``--row-timeout`` is killed, and one whose process dies is r
 either is a line of the table, the other rows still run (those after it in a new process),
 and the command exits 1.
 
+``--plot FILE.png`` draws the rows after the run (factorules/tools/bench_plot.py): the ratios,
+and the large rows' model GFLOP/s against this machine's DGEMM rate, which the parent measures
+after the rows and ``--json`` keeps in every row.
+
 Each row, as it finishes, is a progress line on stderr (factorules.tools.progress): its
 ratio, its error and the seconds it took, counted from the end of the row before it in its
 process (or the process's start).
@@ -37,9 +41,10 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
+from . import bench_plot
 from .adapters import adapter_class
 from .bench_rows import Case, Harness, Row, cases, run_case
 from .bench_table import footnote, format_table
@@ -271,6 +276,9 @@ def main(args) -> int:
         print(f"bench: --row-timeout must be positive, got {timeout:g}", file=sys.stderr)
         return 2
     repeats = min(args.repeats, 2) if args.quick else args.repeats
+    plot = getattr(args, "plot", None)
+    if plot:
+        bench_plot.require_matplotlib()  # before the run, not after it
 
     from ..compiler.render import load_checked
 
@@ -328,6 +336,9 @@ def main(args) -> int:
     finally:
         progress.done()
     rows = [finished[i] for i in sorted(finished)]
+    # measured with no row running, under the rows' thread settings
+    dgemm = bench_plot.measure_dgemm_gflops() if args.json or plot else None
+    rows = [replace(r, dgemm_gflops=dgemm) for r in rows]
 
     if args.json:
         print(json.dumps([asdict(r) for r in rows], indent=2))
@@ -335,6 +346,9 @@ def main(args) -> int:
         print(format_table(rows))
         print()
         print(footnote(rows, repeats, list(environments.values())))
+    if plot:
+        bench_plot.draw(rows, plot, dgemm)
+        print(f"bench: wrote {plot}", file=sys.stderr)
     status = 0
     unfinished = [r for r in rows if not r.finished]
     if unfinished:

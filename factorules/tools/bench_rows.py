@@ -42,6 +42,11 @@ class Case:
         return ",".join(f"{k}={v}" for k, v in self.options) or "default"
 
 
+def options_of(label: str) -> dict[str, str]:
+    """A row's options back from their label (Case.label), each value as its text."""
+    return {} if label == "default" else dict(pair.split("=", 1) for pair in label.split(","))
+
+
 @dataclass
 class Row:
     spec: str
@@ -64,6 +69,10 @@ class Row:
     generated_spread: list | None = None  # [min, median, max] of the samples, ms
     native_spread: list | None = None
     samples: int = 0  # timed samples of each side
+    # this machine's DGEMM rate, GFLOP/s, measured by bench's parent after the rows
+    # (bench_plot.measure_dgemm_gflops), the same in every row of a run: the reference line
+    # of --plot.  None: not measured (a table run, or JSON from before it was kept)
+    dgemm_gflops: float | None = None
 
     @property
     def finished(self) -> bool:
