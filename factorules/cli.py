@@ -347,15 +347,14 @@ def check_specs(spec_dir: Path) -> None:
 
     A bad spec fails here, quickly, and before any command writes anything.
     """
-    from factorules.compiler.check import check_spec
-    from factorules.compiler.spec_loader import load_spec
+    from factorules.compiler.check import check_file
 
     for path in sorted(spec_dir.glob("*.yaml")):
         try:
             shown = str(path.resolve().relative_to(ROOT))
         except ValueError:
             shown = str(path)
-        check_spec(load_spec(path, display_path=shown))
+        check_file(path, shown)
 
 
 def main(argv=None) -> int:

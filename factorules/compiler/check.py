@@ -7,6 +7,8 @@ span the whole spec (here), and for every variant its rules under each case's co
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 from .check_calls import check_signature_calls, delegate_call, framework_call
 from .check_dims import dimension_table
 from .check_primal import (native_variant, with_from_native, with_primal_outputs,
@@ -14,6 +16,22 @@ from .check_primal import (native_variant, with_from_native, with_primal_outputs
 from .check_rules import check_variant
 from .checked import CheckedSpec
 from .spec import Spec, SpecError
+from .spec_loader import load_spec
+
+
+# check_file's results: {(the file's name, the path it is shown by, its bytes): the checked
+# spec}; a command checks every spec before it loads the printers, then renders them, and
+# `cli.py diff` checks the specs alike on its two sides once
+_CHECKED: dict[tuple[str, str, bytes], CheckedSpec] = {}
+
+
+def check_file(path: Path, shown: str) -> CheckedSpec:
+    """``check_spec(load_spec(path, display_path=shown))``, once per file content (a checked
+    spec is immutable; a bad one raises its SpecError each time)."""
+    key = (Path(path).name, shown, Path(path).read_bytes())
+    if key not in _CHECKED:
+        _CHECKED[key] = check_spec(load_spec(path, display_path=shown))
+    return _CHECKED[key]
 
 
 def check_spec(spec: Spec) -> CheckedSpec:

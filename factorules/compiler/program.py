@@ -6,6 +6,7 @@ once (within or across statements) get one temporary, named ``_c0, _c1, ...`` in
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import sympy as sp
@@ -168,8 +169,20 @@ def build_program(params, assignments, results, shared_by=None, sizes=None) -> P
     With ``sizes`` (representative dimension values, as the printers order chains by), a
     longer product computes a product that another computes too, where that order costs no
     more than its cheapest; ``shared_by``: the names of the statements whose products it may
-    share (default: all; a rule's checks, computed only when they can fail, are left out)."""
-    statements = live([Statement(a.name, a.expr) for a in assignments], results)
+    share (default: all; a rule's checks, computed only when they can fail, are left out).
+    A function of its arguments' values, kept for the same arguments (every backend builds
+    each rule's program, and ``cli.py diff`` both sides')."""
+    return _built(tuple(params), tuple((a.name, a.expr) for a in assignments), tuple(results),
+                  None if shared_by is None else frozenset(shared_by),
+                  None if sizes is None else tuple(sorted(sizes.items(), key=str)))
+
+
+@functools.lru_cache(maxsize=4096)
+def _built(params, assignments, results, shared_by, sizes) -> Program:
+    """build_program on hashable arguments: ``assignments`` (name, expression) pairs,
+    ``sizes`` (dimension, value) pairs."""
+    sizes = None if sizes is None else dict(sizes)
+    statements = live([Statement(name, expr) for name, expr in assignments], results)
     if not statements:
         return Program(tuple(params), (), tuple(results))
     found: list = []

@@ -8,7 +8,7 @@ Writing (atomically) and drift checks live in ``factorules.compiler.pipeline``.
 from __future__ import annotations
 
 import ast
-import dataclasses
+import functools
 import hashlib
 import re
 from pathlib import Path
@@ -17,7 +17,7 @@ import jinja2
 import sympy as sp
 
 from . import render_model as model
-from .check import check_spec
+from .check import check_file
 from .check_calls import delegate_call, framework_call
 from .check_degenerate import PIVOTS_OPTION, TIES_OPTION
 from .check_gauge import GAUGE_OPTION
@@ -37,7 +37,6 @@ from .rule_body import printed_check, rule_body
 from .chain_sizes import chain_sizes
 from .render_model import py_literal
 from .spec import ALWAYS, Spec, SpecError
-from .spec_loader import load_spec
 
 
 
@@ -168,6 +167,15 @@ def _computed_primal(printer_cls, checked: CheckedSpec, cv: CheckedVariant) -> m
                         computed=tuple(t.name for t in cv.variant.outputs))
 
 
+@functools.lru_cache(maxsize=16384)
+def _folded(e, permutations: frozenset):
+    """The rewriting of products every statement of a rule gets before printing, the same in
+    every backend (kept: each backend asks for it)."""
+    return fold_permutation_products(
+        fold_diagonal_products(factor_common_products(stack_adjacent_embeds(
+            drop_redundant_sym(e)))), permutations)
+
+
 def _variant(printer_cls, checked: CheckedSpec, cv: CheckedVariant, call: NativeCall,
              messages: dict[str, str]) -> model.Variant:
     """A variant's rules, outputs and checks, its expressions printed by the backend;
@@ -180,9 +188,7 @@ def _variant(printer_cls, checked: CheckedSpec, cv: CheckedVariant, call: Native
     fields = tensor_fields(spec.inputs, cv.variant.outputs)
 
     def folded(e):
-        return fold_permutation_products(
-            fold_diagonal_products(factor_common_products(stack_adjacent_embeds(
-                drop_redundant_sym(e)))), permutations)
+        return _folded(e, permutations)
 
     cases = []
     for case in cv.cases:
@@ -450,7 +456,7 @@ def load_checked(paths, display_dir: str | None = None) -> list[CheckedSpec]:
             shown = str(p)
         if display_dir is not None:
             shown = f"{display_dir}/{p.name}"
-        out.append(check_spec(load_spec(p, display_path=shown)))
+        out.append(check_file(p, shown))
     names = [c.spec.name for c in out]
     for n in names:
         if names.count(n) > 1:
