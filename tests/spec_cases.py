@@ -267,3 +267,12 @@ def in_turn(params, shapes=False, start=0, full=None):
         by_dtype = list(by_shape.values())[turn % len(by_shape)]
         chosen.append(list(by_dtype.values())[turn % len(by_dtype)])
     return [pytest.param(c, id=c.id) for c in chosen]
+
+
+def alternate(params, half: int, full=None):
+    """Every other param of ``params`` (``half`` 0: the first, third, ...; 1: the second,
+    fourth, ...), so that two checks of one ladder split its variants between them; all of
+    them under --full (tests/ladder.py)."""
+    if ladder.FULL if full is None else full:
+        return list(params)
+    return list(params)[half::2]

@@ -22,7 +22,7 @@ from factorules.tools.adapters import as_tuple
 from factorules.audit import sample
 from factorules.tools.verify import random_like
 from jax_strictness import dot_precisions, is_highest, strict
-from spec_cases import cases, in_turn, wide64
+from spec_cases import alternate, cases, in_turn, wide64
 
 jax.config.update("jax_enable_x64", True)
 
@@ -65,20 +65,23 @@ def op(case):
     return getattr(fr, case.op)
 
 
-@pytest.mark.parametrize("case", in_turn(cases(("regular",), ("f64", "c128"), ("b2",),
-                                               small=True), shapes=True, start=1))
+@pytest.mark.parametrize("case", alternate(in_turn(cases(("regular",), ("f64", "c128"), ("b2",),
+                                                         small=True), shapes=True, start=1), 0))
 def test_check_grads_order_two_forward_and_reverse(case):
     """The rules to second order; with the checks of degenerate inputs on (their primitive
     differentiated and transposed too) for complex cases, off for real ones, where they would
-    only double the compilation (tests/test_degenerate.py tests what they catch).  Each spec
-    variant in one shape class, the next in turn after the single-precision test's (start=1
-    against its 0), so that together they meet every variant in two shape classes."""
+    only double the compilation (tests/test_degenerate.py tests what they catch).  The spec
+    variants are split between this test and the single-precision one (every other variant:
+    each spec of several variants meets both), each variant in the shape class of its turn;
+    --full runs every variant in both, in two shape classes.  (Every variant's second
+    derivatives are checked against finite differences in torch's gradgradcheck too,
+    tests/test_torch_harness.py: the rules are printed from one program.)"""
     a = matrix(case)
     check_grads(gauge_fixed(case, a), (a,), order=2, modes=("fwd", "rev"))
 
 
-@pytest.mark.parametrize("case", in_turn(cases(("regular",), ("f32", "c64"), ("b2",),
-                                               small=True), shapes=True, start=0))
+@pytest.mark.parametrize("case", alternate(in_turn(cases(("regular",), ("f32", "c64"), ("b2",),
+                                                         small=True), shapes=True, start=0), 1))
 def test_single_precision_derivatives_to_order_two_match_double(case):
     """In float32 and complex64, with jax_enable_x64 off: the JVP, the VJP and the JVP of the
     VJP (second order) agree with double precision's, which check_grads holds to the finite
