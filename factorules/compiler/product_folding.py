@@ -10,6 +10,8 @@ backend table entry, and in LaTeX as the product it stands for).
 """
 from __future__ import annotations
 
+import functools
+
 import sympy as sp
 from sympy import Basic, MatrixExpr
 
@@ -254,7 +256,7 @@ class _Permuted(StructuralOp):
 
     def code(self, printer):
         return printer._op(self.table_key, p=printer._arg(self.perm), x=printer._arg(self.arg),
-                           transpose=str(self.transpose))
+                           transpose=bool(self.transpose))
 
 
 class PermuteRows(_Permuted):
@@ -319,3 +321,13 @@ def fold_permutation_products(e, names: frozenset):
     if isinstance(e, MatrixExpr) or any(isinstance(a, MatrixExpr) for a in args):
         return e.func(*args)
     return e
+
+
+@functools.lru_cache(maxsize=16384)
+def folded(e, permutations: frozenset):
+    """The rewriting of products every statement of a rule gets before printing, the same in
+    every backend (kept: each backend asks for it); ``permutations``: the names of the
+    permutation matrices (fold_permutation_products)."""
+    return fold_permutation_products(
+        fold_diagonal_products(factor_common_products(stack_adjacent_embeds(
+            drop_redundant_sym(e)))), permutations)

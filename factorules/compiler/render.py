@@ -8,7 +8,6 @@ Writing (atomically) and drift checks live in ``factorules.compiler.pipeline``.
 from __future__ import annotations
 
 import ast
-import functools
 import hashlib
 import re
 from pathlib import Path
@@ -29,8 +28,7 @@ from .layout import docstring_text, format_python, hanging_lines, string_source
 from .native_call import LIBRARY_OF, NativeCall, current_entry, parse_native_call, version_tuple
 from .paths import GENERATED, ROOT, TEMPLATES
 from .backends import BACKENDS, backend as backend_named
-from .product_folding import (drop_redundant_sym, factor_common_products, stack_adjacent_embeds,
-                              fold_diagonal_products, fold_permutation_products)
+from .product_folding import fold_diagonal_products, folded as folded_for_printing
 from .program import Statement, build_program
 from .provenance import case_sources
 from .rule_body import printed_check, rule_body
@@ -167,15 +165,6 @@ def _computed_primal(printer_cls, checked: CheckedSpec, cv: CheckedVariant) -> m
                         computed=tuple(t.name for t in cv.variant.outputs))
 
 
-@functools.lru_cache(maxsize=16384)
-def _folded(e, permutations: frozenset):
-    """The rewriting of products every statement of a rule gets before printing, the same in
-    every backend (kept: each backend asks for it)."""
-    return fold_permutation_products(
-        fold_diagonal_products(factor_common_products(stack_adjacent_embeds(
-            drop_redundant_sym(e)))), permutations)
-
-
 def _variant(printer_cls, checked: CheckedSpec, cv: CheckedVariant, call: NativeCall,
              messages: dict[str, str]) -> model.Variant:
     """A variant's rules, outputs and checks, its expressions printed by the backend;
@@ -188,7 +177,7 @@ def _variant(printer_cls, checked: CheckedSpec, cv: CheckedVariant, call: Native
     fields = tensor_fields(spec.inputs, cv.variant.outputs)
 
     def folded(e):
-        return _folded(e, permutations)
+        return folded_for_printing(e, permutations)
 
     cases = []
     for case in cv.cases:

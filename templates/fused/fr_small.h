@@ -1,0 +1,314 @@
+// Small fixed-size matrices for the fused rules (hand-written; copied as it is into the
+// generated folder).  A fused rule computes a whole derivative of one matrix in registers and
+// on the stack: every size is a compile-time constant, so that the compiler unrolls and
+// vectorises the loops.  Matrices are row-major values (Mat<T, rows, cols>); every function
+// here is the per-matrix counterpart of a helper of the array backends' runtimes
+// (templates/_runtime_shared.py), with the same conventions: vectors are columns (n x 1),
+// pairwise_inv is 0 at ties, solves read one triangle.
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <complex>
+#include <cstdint>
+#include <limits>
+#include <type_traits>
+
+namespace fr {
+
+using index = std::int64_t;
+
+template <class T> struct real_of { using type = T; };
+template <class T> struct real_of<std::complex<T>> { using type = T; };
+template <class T> using real_t = typename real_of<T>::type;
+
+template <class T> inline T conj_of(T x) { return x; }
+template <class T> inline std::complex<T> conj_of(std::complex<T> x) { return std::conj(x); }
+template <class T> inline T re_of(T x) { return x; }
+template <class T> inline std::complex<T> re_of(std::complex<T> x) { return {x.real(), T(0)}; }
+template <class T> inline T im_of(T) { return T(0); }
+template <class T> inline std::complex<T> im_of(std::complex<T> x) { return {x.imag(), T(0)}; }
+
+// One matrix: rows x cols entries, row-major.  A zero-size matrix holds no entry.
+template <class T, index R, index C> struct Mat {
+  static constexpr index rows = R, cols = C;
+  std::array<T, static_cast<std::size_t>(R * C)> a{};
+  T& operator()(index i, index j) { return a[i * C + j]; }
+  const T& operator()(index i, index j) const { return a[i * C + j]; }
+};
+
+// -- loading and storing one matrix of a batch (the arrays' own dtype, converted) --------------
+template <class T, index R, index C, class S> inline Mat<T, R, C> load(const S* p) {
+  Mat<T, R, C> x;
+  for (index i = 0; i < R * C; ++i) x.a[i] = T(p[i]);
+  return x;
+}
+template <class S, class T, index R, index C> inline void store(const Mat<T, R, C>& x, S* p) {
+  for (index i = 0; i < R * C; ++i) {
+    if constexpr (std::is_same_v<S, T>) p[i] = x.a[i];
+    else if constexpr (std::is_same_v<S, real_t<T>>) p[i] = std::real(x.a[i]);
+    else p[i] = S(x.a[i]);
+  }
+}
+
+// -- arithmetic: sums, Hadamard products, scalars -----------------------------------------------
+template <class T, index R, index C>
+inline Mat<T, R, C> operator+(const Mat<T, R, C>& x, const Mat<T, R, C>& y) {
+  Mat<T, R, C> z;
+  for (index i = 0; i < R * C; ++i) z.a[i] = x.a[i] + y.a[i];
+  return z;
+}
+template <class T, index R, index C>
+inline Mat<T, R, C> operator-(const Mat<T, R, C>& x, const Mat<T, R, C>& y) {
+  Mat<T, R, C> z;
+  for (index i = 0; i < R * C; ++i) z.a[i] = x.a[i] - y.a[i];
+  return z;
+}
+template <class T, index R, index C> inline Mat<T, R, C> operator-(const Mat<T, R, C>& x) {
+  Mat<T, R, C> z;
+  for (index i = 0; i < R * C; ++i) z.a[i] = -x.a[i];
+  return z;
+}
+template <class T, index R, index C>
+inline Mat<T, R, C> operator*(const Mat<T, R, C>& x, const Mat<T, R, C>& y) {  // Hadamard
+  Mat<T, R, C> z;
+  for (index i = 0; i < R * C; ++i) z.a[i] = x.a[i] * y.a[i];
+  return z;
+}
+template <class S, class T, index R, index C,
+          class = std::enable_if_t<std::is_arithmetic_v<S>>>
+inline Mat<T, R, C> operator*(S s, const Mat<T, R, C>& x) {
+  const T c = T(real_t<T>(s));
+  Mat<T, R, C> z;
+  for (index i = 0; i < R * C; ++i) z.a[i] = c * x.a[i];
+  return z;
+}
+
+// -- products ----------------------------------------------------------------------------------
+template <class T, index R, index K, index C>
+inline Mat<T, R, C> mm(const Mat<T, R, K>& x, const Mat<T, K, C>& y) {
+  Mat<T, R, C> z;
+  for (index i = 0; i < R; ++i)
+    for (index l = 0; l < K; ++l) {
+      const T xil = x(i, l);
+      for (index j = 0; j < C; ++j) z(i, j) += xil * y(l, j);
+    }
+  return z;
+}
+// diag(v) X and X diag(v) without forming diag(v)
+template <class T, index R, index C>
+inline Mat<T, R, C> scale_rows(const Mat<T, R, 1>& v, const Mat<T, R, C>& x) {
+  Mat<T, R, C> z;
+  for (index i = 0; i < R; ++i)
+    for (index j = 0; j < C; ++j) z(i, j) = v(i, 0) * x(i, j);
+  return z;
+}
+template <class T, index R, index C>
+inline Mat<T, R, C> scale_cols(const Mat<T, R, C>& x, const Mat<T, C, 1>& v) {
+  Mat<T, R, C> z;
+  for (index i = 0; i < R; ++i)
+    for (index j = 0; j < C; ++j) z(i, j) = x(i, j) * v(j, 0);
+  return z;
+}
+
+// -- elementwise and index maps ----------------------------------------------------------------
+template <class T, index R, index C> inline Mat<T, C, R> transpose(const Mat<T, R, C>& x) {
+  Mat<T, C, R> z;
+  for (index i = 0; i < R; ++i)
+    for (index j = 0; j < C; ++j) z(j, i) = x(i, j);
+  return z;
+}
+template <class T, index R, index C> inline Mat<T, C, R> adjoint(const Mat<T, R, C>& x) {
+  Mat<T, C, R> z;
+  for (index i = 0; i < R; ++i)
+    for (index j = 0; j < C; ++j) z(j, i) = conj_of(x(i, j));
+  return z;
+}
+// f applied to every entry
+template <class F, class T, index R, index C> inline Mat<T, R, C> map(const Mat<T, R, C>& x, F f) {
+  Mat<T, R, C> z;
+  for (index i = 0; i < R * C; ++i) z.a[i] = f(x.a[i]);
+  return z;
+}
+template <class T, index R, index C> inline Mat<T, R, C> conj(const Mat<T, R, C>& x) {
+  return map(x, [](T v) { return conj_of(v); });
+}
+template <class T, index R, index C> inline Mat<T, R, C> re(const Mat<T, R, C>& x) {
+  return map(x, [](T v) { return re_of(v); });
+}
+template <class T, index R, index C> inline Mat<T, R, C> im(const Mat<T, R, C>& x) {
+  return map(x, [](T v) { return im_of(v); });
+}
+template <class T, index R, index C> inline Mat<T, R, C> recip(const Mat<T, R, C>& x) {
+  return map(x, [](T v) { return T(1) / v; });
+}
+template <class T, index R, index C> inline Mat<T, R, C> tril(const Mat<T, R, C>& x, index k) {
+  Mat<T, R, C> z;
+  for (index i = 0; i < R; ++i)
+    for (index j = 0; j < C; ++j) z(i, j) = j - i <= k ? x(i, j) : T(0);
+  return z;
+}
+template <class T, index R, index C> inline Mat<T, R, C> triu(const Mat<T, R, C>& x, index k) {
+  Mat<T, R, C> z;
+  for (index i = 0; i < R; ++i)
+    for (index j = 0; j < C; ++j) z(i, j) = j - i >= k ? x(i, j) : T(0);
+  return z;
+}
+template <class T, index N> inline Mat<T, N, N> sym(const Mat<T, N, N>& x) {
+  Mat<T, N, N> z;
+  for (index i = 0; i < N; ++i)
+    for (index j = 0; j < N; ++j) z(i, j) = (x(i, j) + conj_of(x(j, i))) * real_t<T>(0.5);
+  return z;
+}
+template <class T, index N> inline Mat<T, N, N> skew(const Mat<T, N, N>& x) {
+  Mat<T, N, N> z;
+  for (index i = 0; i < N; ++i)
+    for (index j = 0; j < N; ++j) z(i, j) = (x(i, j) - conj_of(x(j, i))) * real_t<T>(0.5);
+  return z;
+}
+// the strictly lower triangle copied to the upper as its conjugate, the diagonal's real part
+template <class T, index N> inline Mat<T, N, N> copyltu(const Mat<T, N, N>& x) {
+  Mat<T, N, N> z;
+  for (index i = 0; i < N; ++i) {
+    z(i, i) = re_of(x(i, i));
+    for (index j = 0; j < i; ++j) {
+      z(i, j) = x(i, j);
+      z(j, i) = conj_of(x(i, j));
+    }
+  }
+  return z;
+}
+template <class T, index R, index C>
+inline Mat<T, std::min(R, C), 1> diagonal(const Mat<T, R, C>& x) {
+  Mat<T, std::min(R, C), 1> z;
+  for (index i = 0; i < std::min(R, C); ++i) z(i, 0) = x(i, i);
+  return z;
+}
+template <class T, index N> inline Mat<T, N, N> diag(const Mat<T, N, 1>& v) {
+  Mat<T, N, N> z;
+  for (index i = 0; i < N; ++i) z(i, i) = v(i, 0);
+  return z;
+}
+template <class T, index R, index C> inline Mat<T, R, C> eye() {
+  Mat<T, R, C> z;
+  for (index i = 0; i < std::min(R, C); ++i) z(i, i) = T(1);
+  return z;
+}
+// F(i, j) = 1 / (v_j - v_i), 0 where |v_j - v_i| <= n eps max|v| (the diagonal included)
+template <class T, index N> inline Mat<T, N, N> pairwise_inv(const Mat<T, N, 1>& v) {
+  using R = real_t<T>;
+  R largest = 0;
+  for (index i = 0; i < N; ++i) largest = std::max(largest, R(std::abs(v(i, 0))));
+  const R tol = R(N) * std::numeric_limits<R>::epsilon() * largest;
+  Mat<T, N, N> z;
+  for (index i = 0; i < N; ++i)
+    for (index j = 0; j < N; ++j) {
+      const T gap = v(j, 0) - v(i, 0);
+      z(i, j) = std::abs(gap) <= tol ? T(0) : T(1) / gap;
+    }
+  return z;
+}
+
+// -- blocks, stacks, padding -------------------------------------------------------------------
+template <index R0, index R1, index C0, index C1, class T, index R, index C>
+inline Mat<T, R1 - R0, C1 - C0> block(const Mat<T, R, C>& x) {
+  static_assert(0 <= R0 && R0 <= R1 && R1 <= R && 0 <= C0 && C0 <= C1 && C1 <= C);
+  Mat<T, R1 - R0, C1 - C0> z;
+  for (index i = R0; i < R1; ++i)
+    for (index j = C0; j < C1; ++j) z(i - R0, j - C0) = x(i, j);
+  return z;
+}
+template <index Top, index Bottom, index Left, index Right, class T, index R, index C>
+inline Mat<T, Top + R + Bottom, Left + C + Right> pad(const Mat<T, R, C>& x) {
+  Mat<T, Top + R + Bottom, Left + C + Right> z;
+  for (index i = 0; i < R; ++i)
+    for (index j = 0; j < C; ++j) z(Top + i, Left + j) = x(i, j);
+  return z;
+}
+template <class T, index R, index C> inline Mat<T, R, C> hstack(const Mat<T, R, C>& x) {
+  return x;
+}
+template <class T, index R, index C1, index C2, class... Rest>
+inline auto hstack(const Mat<T, R, C1>& x, const Mat<T, R, C2>& y, const Rest&... rest) {
+  Mat<T, R, C1 + C2> z;
+  for (index i = 0; i < R; ++i) {
+    for (index j = 0; j < C1; ++j) z(i, j) = x(i, j);
+    for (index j = 0; j < C2; ++j) z(i, C1 + j) = y(i, j);
+  }
+  return hstack(z, rest...);
+}
+template <class T, index R, index C> inline Mat<T, R, C> vstack(const Mat<T, R, C>& x) {
+  return x;
+}
+template <class T, index R1, index R2, index C, class... Rest>
+inline auto vstack(const Mat<T, R1, C>& x, const Mat<T, R2, C>& y, const Rest&... rest) {
+  Mat<T, R1 + R2, C> z;
+  for (index i = 0; i < R1 * C; ++i) z.a[i] = x.a[i];
+  for (index i = 0; i < R2 * C; ++i) z.a[R1 * C + i] = y.a[i];
+  return vstack(z, rest...);
+}
+
+// -- permutations (LU's P as a 0/1 matrix) -----------------------------------------------------
+template <class T, index M, index C>
+inline Mat<T, M, C> permute_rows(const Mat<T, M, M>& p, const Mat<T, M, C>& x, bool transpose_p) {
+  return transpose_p ? mm(transpose(p), x) : mm(p, x);
+}
+template <class T, index R, index N>
+inline Mat<T, R, N> permute_cols(const Mat<T, N, N>& p, const Mat<T, R, N>& x, bool transpose_p) {
+  return transpose_p ? mm(x, transpose(p)) : mm(x, p);
+}
+
+// -- solves ------------------------------------------------------------------------------------
+// T^-1 B (left) or B T^-1 (right), T read from its upper or lower triangle, unit: 1 on its
+// diagonal (not read)
+template <bool Upper, bool Left, bool Unit, class T, index N, index R, index C>
+inline Mat<T, R, C> solve_triangular(const Mat<T, N, N>& t, const Mat<T, R, C>& b) {
+  if constexpr (!Left) {  // X T = B  <=>  T^T X^T = B^T, T^T of the other triangle
+    return transpose(solve_triangular<!Upper, true, Unit>(transpose(t), transpose(b)));
+  } else {
+    static_assert(R == N);
+    Mat<T, R, C> x = b;
+    for (index s = 0; s < N; ++s) {
+      const index i = Upper ? N - 1 - s : s;
+      for (index j = 0; j < C; ++j) {
+        T sum = x(i, j);
+        if constexpr (Upper) {
+          for (index l = i + 1; l < N; ++l) sum -= t(i, l) * x(l, j);
+        } else {
+          for (index l = 0; l < i; ++l) sum -= t(i, l) * x(l, j);
+        }
+        x(i, j) = Unit ? sum : sum / t(i, i);
+      }
+    }
+    return x;
+  }
+}
+// A^-1 B (left) or B A^-1 (right): Gaussian elimination with partial pivoting
+template <bool Left, class T, index N, index R, index C>
+inline Mat<T, R, C> solve(const Mat<T, N, N>& a, const Mat<T, R, C>& b) {
+  if constexpr (!Left) {
+    return transpose(solve<true>(transpose(a), transpose(b)));
+  } else {
+    static_assert(R == N);
+    Mat<T, N, N> lu = a;
+    Mat<T, R, C> x = b;
+    for (index c = 0; c < N; ++c) {
+      index p = c;
+      for (index i = c + 1; i < N; ++i)
+        if (std::abs(lu(i, c)) > std::abs(lu(p, c))) p = i;
+      if (p != c) {
+        for (index j = 0; j < N; ++j) std::swap(lu(c, j), lu(p, j));
+        for (index j = 0; j < C; ++j) std::swap(x(c, j), x(p, j));
+      }
+      for (index i = c + 1; i < N; ++i) {
+        const T f = lu(i, c) / lu(c, c);
+        for (index j = c; j < N; ++j) lu(i, j) -= f * lu(c, j);
+        for (index j = 0; j < C; ++j) x(i, j) -= f * x(c, j);
+      }
+    }
+    return solve_triangular<true, true, false>(lu, x);
+  }
+}
+
+}  // namespace fr

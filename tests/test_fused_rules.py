@@ -1,0 +1,143 @@
+"""The fused C++ pullbacks (factorules.compiler.fused) compute what the NumPy rules compute.
+
+Each spec's source is compiled for the host with g++ at the sizes of a shape (without
+optimisation: the test is of the printed rules, not of the compiler), and every kernel (each
+variant's full VJP and its partial VJPs, the checks of degenerate inputs off) runs on a batch
+of sampled inputs in every dtype, against the generated NumPy module's ``_vjp_rule`` on the
+same arrays.  Two shapes per spec, one on each side of its cases' conditions; every shape,
+the zero-size ones included, under --full (tests/ladder.py)."""
+from __future__ import annotations
+
+import ctypes
+import importlib
+import inspect
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+import ladder
+from factorules.audit import sample
+from factorules.compiler import fused
+from spec_cases import SMALL_SHAPES, SPECS, ZERO_SHAPES
+
+CHECKED = {c.spec.name: c for c in SPECS}
+DTYPES = ("float32", "float64", "complex64", "complex128")
+BATCH = (3,)
+COMPILER = "g++"
+
+
+def _configurations(full: bool):
+    """pytest params (spec name, shape label, {dim: size}): a spec's 'shapes' entries where
+    it has them (several inputs), else tests/spec_cases.py's small shape classes of its input
+    (and the zero-size ones under --full).  By default two per spec, as the cases' conditions
+    split them: the first and the last (tall and wide; n=3 and n=1)."""
+    out = []
+    for name, checked in sorted(CHECKED.items()):
+        primitive = [d.name for d in checked.dims if d.source is not None]
+        if checked.spec.shapes:
+            shapes = [(label, dict(values)) for label, values in checked.spec.shapes]
+        else:
+            classes = dict(SMALL_SHAPES[len(primitive)])
+            if full:
+                classes.update(ZERO_SHAPES[len(primitive)])
+            shapes = [(label, dict(zip(primitive, values))) for label, values in classes.items()]
+        if not full:
+            shapes = [shapes[0], shapes[-1]]
+        out.extend(pytest.param(name, label, sizes, id=f"{name}-{label}")
+                   for label, sizes in shapes)
+    return out
+
+
+@pytest.fixture(scope="module")
+def build(tmp_path_factory):
+    if shutil.which(COMPILER) is None:
+        pytest.skip(f"{COMPILER} is not installed: the fused rules compile on the host with it")
+    folder = tmp_path_factory.mktemp("fused")
+    (folder / fused.HEADER).write_text(fused.header_source())
+
+    def compile_(checked, sizes):
+        tag = "_".join(f"{k}{v}" for k, v in sorted(sizes.items()))
+        source = folder / f"{checked.spec.name}.cpp"
+        if not source.exists():
+            source.write_text(fused.source(checked))
+        library = folder / f"{checked.spec.name}_{tag}.so"
+        subprocess.run([COMPILER, "-O0", "-std=c++17", "-fopenmp", "-shared", "-fPIC",
+                        "-Wall", "-Werror", "-Wno-unused-variable",
+                        *(f"-DFR_DIM_{k}={v}" for k, v in sizes.items()),
+                        str(source), "-o", str(library)], check=True, capture_output=True,
+                       text=True)
+        return ctypes.CDLL(str(library))
+    return compile_
+
+
+def _run(library, symbol, inputs, outputs, count) -> int:
+    kernel = getattr(library, symbol)
+    kernel.restype = ctypes.c_int
+    pointers = [(ctypes.c_void_p * len(arrays))(*(a.ctypes.data for a in arrays))
+                for arrays in (inputs, outputs)]
+    return kernel(*pointers, ctypes.c_int64(count))
+
+
+def _random(rng, shape, dtype):
+    x = rng.standard_normal(shape)
+    if np.dtype(dtype).kind == "c":
+        x = x + 1j * rng.standard_normal(shape)
+    return x.astype(dtype)
+
+
+@pytest.mark.parametrize("name,label,sizes", _configurations(ladder.FULL))
+def test_every_fused_pullback_equals_the_numpy_rule(build, name, label, sizes):
+    checked = CHECKED[name]
+    module = importlib.import_module(f"generated.numpy.{name}")
+    library = build(checked, sizes)
+    primitive = [d for d in checked.dims if d.source is not None]
+    shape = tuple(sizes[d.name] for d in primitive)
+    variants = {cv.variant.label: cv for cv in checked.variants}
+    ran = 0
+    for kernel in fused.kernels(checked):
+        cv = variants[kernel.variant]
+        if not sample.allowed(cv, sample.primitive_dims(checked, sizes)):
+            continue
+        options = dict(cv.variant.when)
+        # the options follow the inputs in _primal's and _vjp_rule's parameters; those that
+        # select no variant (the checks of degenerate inputs) are off
+        names = list(inspect.signature(module._primal).parameters)[len(checked.spec.inputs):]
+        flags = [options.get(name, False) for name in names]
+        for dtype in DTYPES:
+            rng = np.random.default_rng(0)
+            drawn = sample.inputs(checked, cv, shape, np.dtype(dtype), BATCH, rng)
+            # the rules read vectors as columns (..., k, 1)
+            inputs = [drawn[t.name][..., None] if t.is_vector else drawn[t.name]
+                      for t in checked.spec.inputs]
+            outputs = module._primal(*inputs, *flags)
+            values = dict(zip([t.name for t in checked.spec.inputs], inputs))
+            values.update(zip([t.name for t in cv.variant.outputs], outputs))
+            # a cotangent for every output the rule takes one of (None: zero), random where
+            # the kernel reads it
+            read = {a.name for a in kernel.inputs}
+            cotangents = []
+            for t in cv.variant.outputs:
+                name = "g" + t.name
+                value = _random(rng, values[t.name].shape, values[t.name].dtype) \
+                    if name in read else None
+                values[name] = value
+                cotangents.append(value)
+            want = module._vjp_rule(*inputs, *outputs, *cotangents, *flags)
+            args = [np.ascontiguousarray(values[a.name], kernel.dtype_of(a, dtype))
+                    for a in kernel.inputs]
+            got = [np.zeros(w.shape, kernel.dtype_of(a, dtype))
+                   for a, w in zip(kernel.outputs, want)]
+            count = int(np.prod(BATCH))
+            assert _run(library, f"fr_{kernel.name}_{fused.DTYPES[DTYPES.index(dtype)][0]}",
+                        args, got, count) == 1, (kernel.name, label)
+            tolerance = 1e-3 if dtype in ("float32", "complex64") else 1e-10
+            for g, w in zip(got, want):
+                if not np.iscomplexobj(g):  # a real input's cotangent: the real part
+                    w = np.real(w)
+                scale = max(np.abs(w).max(initial=0), 1.0)
+                assert np.abs(g - w).max(initial=0) <= tolerance * scale, \
+                    (kernel.name, dtype, label)
+            ran += 1
+    assert ran > 0
