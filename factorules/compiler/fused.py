@@ -27,11 +27,27 @@ from .product_folding import folded
 from .program import Statement, build_program
 
 HEADER = "fr_small.h"
-# (suffix, input dtype, its real counterpart, its complex counterpart) of each kernel
-DTYPES = (("f32", "float", "float", "std::complex<float>"),
-          ("f64", "double", "double", "std::complex<double>"),
-          ("c64", "std::complex<float>", "float", "std::complex<float>"),
-          ("c128", "std::complex<double>", "double", "std::complex<double>"))
+
+
+@dataclass(frozen=True)
+class Dtype:
+    """A dtype the kernels are compiled for: C++ types of the input, of its real and complex
+    counterparts."""
+
+    suffix: str  # of the kernel's name
+    input: str
+    real: str
+    complex: str
+
+    @property
+    def is_complex(self) -> bool:
+        return self.input == self.complex
+
+
+DTYPES = (Dtype("f32", "float", "float", "std::complex<float>"),
+          Dtype("f64", "double", "double", "std::complex<double>"),
+          Dtype("c64", "std::complex<float>", "float", "std::complex<float>"),
+          Dtype("c128", "std::complex<double>", "double", "std::complex<double>"))
 _STORAGE = {Field.REAL: "fr_R", Field.INPUT: "fr_I", Field.COMPLEX: "fr_C"}
 
 
@@ -172,7 +188,7 @@ def source(checked: CheckedSpec) -> str:
     return _template().render(spec=checked.spec.name, header=HEADER, dims=primitive,
                               kernels=kernels(checked), dtypes=DTYPES, scalar=SCALAR,
                               dim_macros=", ".join(f"FR_DIM_{d}" for d in primitive),
-                              working="fr_C" if uses_complex else "fr_I")
+                              uses_complex=uses_complex)
 
 
 def header_source() -> str:

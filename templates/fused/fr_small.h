@@ -30,6 +30,57 @@ template <class T> inline std::complex<T> re_of(std::complex<T> x) { return {x.r
 template <class T> inline T im_of(T) { return T(0); }
 template <class T> inline std::complex<T> im_of(std::complex<T> x) { return {x.imag(), T(0)}; }
 
+// Lanes<S, L>: L real numbers of L matrices at once, one per SIMD lane (a GCC/Clang vector),
+// so that a rule runs on L matrices of a batch with no shuffles: every operation the rules
+// use on a real number is defined on it, lane by lane.
+template <class S, int L> struct Lanes {
+  typedef S vector __attribute__((vector_size(sizeof(S) * L)));
+  static constexpr int count = L;
+  vector v;
+  Lanes() : v{} {}
+  template <class A, class = std::enable_if_t<std::is_arithmetic_v<A>>>
+  Lanes(A a) : v(vector{} + S(a)) {}
+  explicit Lanes(vector x) : v(x) {}
+  Lanes& operator+=(Lanes y) { v += y.v; return *this; }
+  Lanes& operator-=(Lanes y) { v -= y.v; return *this; }
+};
+template <class S, int L> inline Lanes<S, L> operator+(Lanes<S, L> x, Lanes<S, L> y) { return Lanes<S, L>(x.v + y.v); }
+template <class S, int L> inline Lanes<S, L> operator-(Lanes<S, L> x, Lanes<S, L> y) { return Lanes<S, L>(x.v - y.v); }
+template <class S, int L> inline Lanes<S, L> operator*(Lanes<S, L> x, Lanes<S, L> y) { return Lanes<S, L>(x.v * y.v); }
+template <class S, int L> inline Lanes<S, L> operator/(Lanes<S, L> x, Lanes<S, L> y) { return Lanes<S, L>(x.v / y.v); }
+template <class S, int L> inline Lanes<S, L> operator-(Lanes<S, L> x) { return Lanes<S, L>(-x.v); }
+template <class S, int L> struct real_of<Lanes<S, L>> { using type = Lanes<S, L>; };
+template <class S, int L> inline Lanes<S, L> conj_of(Lanes<S, L> x) { return x; }
+template <class S, int L> inline Lanes<S, L> re_of(Lanes<S, L> x) { return x; }
+template <class S, int L> inline Lanes<S, L> im_of(Lanes<S, L>) { return {}; }
+
+template <class T> struct is_lanes : std::false_type {};
+template <class S, int L> struct is_lanes<Lanes<S, L>> : std::true_type {};
+// the real number type of one entry: float, double (of a complex or of lanes too)
+template <class T> struct scalar_of { using type = real_t<T>; };
+template <class S, int L> struct scalar_of<Lanes<S, L>> { using type = S; };
+template <class T> using scalar_t = typename scalar_of<T>::type;
+// the lanes of a 32-byte vector of S (8 float, 4 double)
+template <class S> using Lanes32 = Lanes<S, int(32 / sizeof(S))>;
+
+// |x|, max(x, y) and where(c, x, y) of numbers or of lanes
+template <class T> inline real_t<T> magnitude(T x) { return std::abs(x); }
+template <class S, int L> inline Lanes<S, L> magnitude(Lanes<S, L> x) {
+  return Lanes<S, L>(x.v < 0 ? -x.v : x.v);
+}
+template <class T> inline T maximum(T x, T y) { return x < y ? y : x; }
+template <class S, int L> inline Lanes<S, L> maximum(Lanes<S, L> x, Lanes<S, L> y) {
+  return Lanes<S, L>(x.v < y.v ? y.v : x.v);
+}
+template <class T> inline T where_at_most(real_t<T> x, real_t<T> limit, T then, T otherwise) {
+  return x <= limit ? then : otherwise;
+}
+template <class S, int L>
+inline Lanes<S, L> where_at_most(Lanes<S, L> x, Lanes<S, L> limit, Lanes<S, L> then,
+                                 Lanes<S, L> otherwise) {
+  return Lanes<S, L>(x.v <= limit.v ? then.v : otherwise.v);
+}
+
 // One matrix: rows x cols entries, row-major.  A zero-size matrix holds no entry.
 template <class T, index R, index C> struct Mat {
   static constexpr index rows = R, cols = C;
@@ -38,17 +89,29 @@ template <class T, index R, index C> struct Mat {
   const T& operator()(index i, index j) const { return a[i * C + j]; }
 };
 
-// -- loading and storing one matrix of a batch (the arrays' own dtype, converted) --------------
-template <class T, index R, index C, class S> inline Mat<T, R, C> load(const S* p) {
+// -- loading and storing matrix b of a batch (the arrays' own dtype, converted); for lanes,
+// matrices b, ..., b + L - 1 ------------------------------------------------------------------
+template <class T, index R, index C, class S> inline Mat<T, R, C> load(const S* p, index b) {
   Mat<T, R, C> x;
-  for (index i = 0; i < R * C; ++i) x.a[i] = T(p[i]);
+  if constexpr (is_lanes<T>::value) {
+    for (int l = 0; l < T::count; ++l)
+      for (index i = 0; i < R * C; ++i) x.a[i].v[l] = p[(b + l) * R * C + i];
+  } else {
+    for (index i = 0; i < R * C; ++i) x.a[i] = T(p[b * R * C + i]);
+  }
   return x;
 }
-template <class S, class T, index R, index C> inline void store(const Mat<T, R, C>& x, S* p) {
-  for (index i = 0; i < R * C; ++i) {
-    if constexpr (std::is_same_v<S, T>) p[i] = x.a[i];
-    else if constexpr (std::is_same_v<S, real_t<T>>) p[i] = std::real(x.a[i]);
-    else p[i] = S(x.a[i]);
+template <class S, class T, index R, index C>
+inline void store(const Mat<T, R, C>& x, S* p, index b) {
+  if constexpr (is_lanes<T>::value) {
+    for (int l = 0; l < T::count; ++l)
+      for (index i = 0; i < R * C; ++i) p[(b + l) * R * C + i] = x.a[i].v[l];
+  } else {
+    for (index i = 0; i < R * C; ++i) {
+      if constexpr (std::is_same_v<S, T>) p[b * R * C + i] = x.a[i];
+      else if constexpr (std::is_same_v<S, real_t<T>>) p[b * R * C + i] = std::real(x.a[i]);
+      else p[b * R * C + i] = S(x.a[i]);
+    }
   }
 }
 
@@ -199,13 +262,14 @@ template <class T, index R, index C> inline Mat<T, R, C> eye() {
 template <class T, index N> inline Mat<T, N, N> pairwise_inv(const Mat<T, N, 1>& v) {
   using R = real_t<T>;
   R largest = 0;
-  for (index i = 0; i < N; ++i) largest = std::max(largest, R(std::abs(v(i, 0))));
-  const R tol = R(N) * std::numeric_limits<R>::epsilon() * largest;
+  for (index i = 0; i < N; ++i) largest = maximum(largest, magnitude(v(i, 0)));
+  const R tol = R(N) * R(std::numeric_limits<scalar_t<T>>::epsilon()) * largest;
   Mat<T, N, N> z;
   for (index i = 0; i < N; ++i)
     for (index j = 0; j < N; ++j) {
       const T gap = v(j, 0) - v(i, 0);
-      z(i, j) = std::abs(gap) <= tol ? T(0) : T(1) / gap;
+      const R size = magnitude(gap);
+      z(i, j) = where_at_most(size, tol, T(0), T(1) / where_at_most(size, tol, T(1), gap));
     }
   return z;
 }
@@ -289,6 +353,18 @@ template <bool Left, class T, index N, index R, index C>
 inline Mat<T, R, C> solve(const Mat<T, N, N>& a, const Mat<T, R, C>& b) {
   if constexpr (!Left) {
     return transpose(solve<true>(transpose(a), transpose(b)));
+  } else if constexpr (is_lanes<T>::value) {  // pivots differ between lanes: one at a time
+    using S = scalar_t<T>;
+    Mat<T, R, C> x;
+    for (int l = 0; l < T::count; ++l) {
+      Mat<S, N, N> al;
+      Mat<S, R, C> bl;
+      for (index i = 0; i < N * N; ++i) al.a[i] = a.a[i].v[l];
+      for (index i = 0; i < R * C; ++i) bl.a[i] = b.a[i].v[l];
+      const Mat<S, R, C> xl = solve<true>(al, bl);
+      for (index i = 0; i < R * C; ++i) x.a[i].v[l] = xl.a[i];
+    }
+    return x;
   } else {
     static_assert(R == N);
     Mat<T, N, N> lu = a;
