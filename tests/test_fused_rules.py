@@ -64,7 +64,7 @@ def build(tmp_path_factory):
             source.write_text(fused.source(checked))
         library = folder / f"{checked.spec.name}_{tag}.so"
         subprocess.run([COMPILER, "-O0", "-std=c++17", "-fopenmp", "-shared", "-fPIC",
-                        "-Wall", "-Werror", "-Wno-unused-variable", "-Wno-psabi",
+                        "-Wall", "-Werror", "-Wno-unused-variable", "-Wno-psabi", "-DFR_ALL_KERNELS",
                         *(f"-DFR_DIM_{k}={v}" for k, v in sizes.items()),
                         str(source), "-o", str(library)], check=True, capture_output=True,
                        text=True)

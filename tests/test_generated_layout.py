@@ -18,7 +18,7 @@ GENERATED = ROOT / "generated"
 BACKENDS = ("numpy", "torch", "jax", "cupy")
 # the runtime helpers' modules are laid out as written, not by the generator
 RUNTIME_MODULES = {"_runtime.py", "_runtime_shared.py", "_array_module.py", "sparse_qr.py",
-                   "distributed.py"}
+                   "distributed.py", "_fused.py"}
 SPECS = [load_spec(p, display_path=f"spec/{p.name}") for p in sorted(SPEC_DIR.glob("*.yaml"))]
 
 

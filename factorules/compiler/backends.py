@@ -59,6 +59,7 @@ class Backend:
     # reads)
     framework: str = ""
     version_attribute: str = "__version__"
+    fused: bool = False  # it runs the fused pullbacks (factorules.compiler.fused) on the CPU
 
     def __post_init__(self):
         derived = {"printer": f"factorules.compiler.printers.{self.name}:Printer",
@@ -91,7 +92,8 @@ BACKENDS = (
             host_fallbacks=False, native_linalg=None,
             adapter="factorules.tools.adapters:NumpyAdapter"),
     Backend(name="torch",
-            runtime_files=("__init__.py.jinja", "_runtime.py", "_array_module.py"),
+            runtime_files=("__init__.py.jinja", "_runtime.py", "_array_module.py", "_fused.py"),
+            fused=True,
             host_fallbacks=True, native_linalg="torch.linalg",
             adapter="factorules.tools.adapters:TorchAdapter"),
     Backend(name="jax",

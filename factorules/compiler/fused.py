@@ -15,10 +15,12 @@ dtype, its real counterpart for a real field (singular values), complex for a co
 from __future__ import annotations
 
 import functools
+import hashlib
 from dataclasses import dataclass
 
 import sympy as sp
 
+from . import render_model as model
 from .checked import CheckedSpec
 from .fields import Field, tensor_fields
 from .paths import TEMPLATES
@@ -49,6 +51,8 @@ DTYPES = (Dtype("f32", "float", "float", "std::complex<float>"),
           Dtype("c64", "std::complex<float>", "float", "std::complex<float>"),
           Dtype("c128", "std::complex<double>", "double", "std::complex<double>"))
 _STORAGE = {Field.REAL: "fr_R", Field.INPUT: "fr_I", Field.COMPLEX: "fr_C"}
+_FIELD_NAMES = {Field.REAL: "real", Field.INPUT: "input", Field.COMPLEX: "complex"}
+SOURCES = "_fused_sources"  # the folder of the sources in a backend's package
 
 
 @dataclass(frozen=True)
@@ -194,3 +198,32 @@ def source(checked: CheckedSpec) -> str:
 def header_source() -> str:
     """The hand-written header every fused source includes."""
     return (TEMPLATES / "fused" / HEADER).read_text()
+
+
+def models(checked: CheckedSpec, selection) -> tuple[model.FusedVariant, ...]:
+    """The render model of a spec's fused pullbacks, per variant (``selection(cv)``: Python
+    source of the test of the options that selects it)."""
+    by_variant: dict[str, list[Kernel]] = {}
+    for k in kernels(checked):
+        by_variant.setdefault(k.variant, []).append(k)
+    out = []
+    for cv in checked.variants:
+        given = ["g" + t.name for t in cv.differentiable_outputs]
+        out.append(model.FusedVariant(selection(cv), tuple(
+            model.FusedKernel(k.name, " and ".join(
+                f"{g} is None" if g in k.absent else f"{g} is not None" for g in given) or "True",
+                tuple(a.name for a in k.inputs), tuple(_FIELD_NAMES[a.field] for a in k.inputs))
+            for k in by_variant.get(cv.variant.label, ()))))
+    return tuple(out)
+
+
+def files(specs, folder: str, header) -> dict[str, str]:
+    """{path: text} of the sources under ``folder``: each spec's, and the header they include;
+    ``header(source, sha256)``: the lines that head a generated file."""
+    text = header_source()
+    lines = header(f"templates/fused/{HEADER}", hashlib.sha256(text.encode()).hexdigest())
+    out = {f"{folder}/{HEADER}": "".join(f"// {line}\n" for line in lines) + text}
+    for c in specs:
+        lines = "".join(f"// {line}\n" for line in header(c.spec.path, c.spec.sha256))
+        out[f"{folder}/{c.spec.name}.cpp"] = lines + source(c)
+    return out

@@ -15,7 +15,7 @@ from pathlib import Path
 import jinja2
 import sympy as sp
 
-from . import render_model as model
+from . import fused, render_model as model
 from .check import check_file
 from .check_calls import delegate_call, framework_call
 from .check_degenerate import PIVOTS_OPTION, TIES_OPTION
@@ -404,6 +404,9 @@ def module_model(backend: str, checked: CheckedSpec, target: str | None = None) 
         delegate=_delegate(spec),
         host=call.host,
         check_messages=messages,
+        **({"fused": fused.models(checked, _selection),
+            "fused_dims": tuple(d.name for d in checked.dims if d.source is not None)}
+           if backend_named(backend).fused else {}),
     )
 
 
@@ -557,6 +560,8 @@ def render_tree(specs: list[CheckedSpec], targets: dict[str, str] | None = None,
             used = _used_names(alone) & helpers - _defined_names(alone)
             files[f"{base}/{module.name}.py"] = template.render(module=module,
                                                                 runtime_imports=sorted(used))
+        if config.fused:
+            files.update(fused.files(specs, f"{base}/{fused.SOURCES}", header))
     laid_out = [path for path in files if path.endswith(".py") and (
         path.endswith("/__init__.py") or Path(path).stem in {c.spec.name for c in specs})]
     files.update(format_python({path: files[path] for path in laid_out}))

@@ -298,6 +298,24 @@ class PrimalFunction:
 
 # -- a generated module -----------------------------------------------------------------------
 @dataclass(frozen=True)
+class FusedKernel:
+    """A fused pullback of a variant (factorules.compiler.fused): when it runs, on what."""
+
+    name: str  # its name in the spec's C++ source (the kernels are fr_<name>_<dtype suffix>)
+    condition: str  # Python source: its cotangents are given, the others None
+    inputs: tuple[str, ...]  # the names it reads, in its order
+    fields: tuple[str, ...]  # the field of each: 'real', 'input' or 'complex'
+
+
+@dataclass(frozen=True)
+class FusedVariant:
+    """A variant's fused pullbacks."""
+
+    condition: str  # Python source of the test of the options that selects the variant
+    kernels: tuple[FusedKernel, ...]
+
+
+@dataclass(frozen=True)
 class Module:
     """One spec as one backend renders it: the generated module generated/<backend>/<name>.py."""
 
@@ -322,6 +340,8 @@ class Module:
     delegate: Delegate | None  # the spec's 'delegate'
     host: bool  # the primal runs NumPy/SciPy code on host copies (torch: a vmap rule of its own)
     check_messages: tuple[CheckMessage, ...] = ()  # the texts the checks' errors quote
+    fused: tuple[FusedVariant, ...] = ()  # the fused pullbacks (a backend that runs them)
+    fused_dims: tuple[str, ...] = ()  # the sizes a fused kernel is compiled for (the inputs')
 
     @property
     def first_input(self) -> Input:

@@ -24,6 +24,7 @@ from ._runtime import (
     _checked_vjp,
     _cotangent_in,
     _cotangent_out,
+    _fused_vjp,
     _laid_out_like,
     _materialized,
     _mm,
@@ -259,6 +260,33 @@ def _vjp_rule(A, L, gL, upper, check_singular):
     raise ValueError(f"cholesky: no vjp rule for upper={upper!r} and A of shape {tuple(A.shape)}")
 
 
+def _fused_pullback(A, L, gL, upper, check_singular):
+    """The VJP by one fused kernel for the whole batch (_fused.py), after the rule's checks; None
+    where none runs (the unfused rule runs then)."""
+    n = A.shape[-2]
+
+    def checks():
+        _raise_if_failed(
+            "cholesky", _vjp_checks(A, L, gL, upper, check_singular), (gL,), "cotangent"
+        )
+
+    sizes = {"n": n}
+    inputs = (A,)
+    if upper is False:
+        if gL is not None:
+            return _fused_vjp(
+                "cholesky", "cholesky_v0_vjp", sizes, (L, gL), ("input", "input"), inputs, checks
+            )
+        return None
+    if upper is True:
+        if gL is not None:
+            return _fused_vjp(
+                "cholesky", "cholesky_v1_vjp", sizes, (L, gL), ("input", "input"), inputs, checks
+            )
+        return None
+    return None
+
+
 def _returned(A, outputs, upper, check_singular):
     """The user-facing result: outputs a variant returns empty are empty arrays, vectors
     lose the column axis the rules hold them with, hidden outputs are left out."""
@@ -305,7 +333,9 @@ def _backward(ctx, *cotangents):
     """The spec's VJP rule, for both autograd.Functions."""
     flags = _differentiable(*ctx.options)
     cotangents = [g if f else None for g, f in zip(cotangents, flags)]
-    grads = _vjp_rule(*ctx.saved_tensors, *cotangents, *ctx.options)
+    grads = _fused_pullback(*ctx.saved_tensors, *cotangents, *ctx.options)
+    if grads is None:
+        grads = _vjp_rule(*ctx.saved_tensors, *cotangents, *ctx.options)
     return (*grads, None, None)
 
 

@@ -26,6 +26,7 @@ from ._runtime import (
     _complex,
     _cotangent_in,
     _cotangent_out,
+    _fused_vjp,
     _im,
     _laid_out_like,
     _mm,
@@ -253,6 +254,43 @@ def _vjp_rule(A, L, V, gL, gV, check_gauge, check_ties):
     raise ValueError(f"eig: no vjp rule for the options and A of shape {tuple(A.shape)}")
 
 
+def _fused_pullback(A, L, V, gL, gV, check_gauge, check_ties):
+    """The VJP by one fused kernel for the whole batch (_fused.py), after the rule's checks; None
+    where none runs (the unfused rule runs then)."""
+    n = A.shape[-2]
+
+    def checks():
+        _raise_if_failed(
+            "eig", _vjp_checks(A, L, V, gL, gV, check_gauge, check_ties), (gL, gV), "cotangent"
+        )
+
+    sizes = {"n": n}
+    inputs = (A,)
+    if True:
+        if gL is not None and gV is not None:
+            return _fused_vjp(
+                "eig",
+                "eig_v0_vjp",
+                sizes,
+                (L, V, gL, gV),
+                ("complex", "complex", "complex", "complex"),
+                inputs,
+                checks,
+            )
+        if gL is not None and gV is None:
+            return _fused_vjp(
+                "eig",
+                "eig_v0_vjp_without_gV",
+                sizes,
+                (V, gL),
+                ("complex", "complex"),
+                inputs,
+                checks,
+            )
+        return None
+    return None
+
+
 def _returned(A, outputs, check_gauge, check_ties):
     """The user-facing result: outputs a variant returns empty are empty arrays, vectors
     lose the column axis the rules hold them with, hidden outputs are left out."""
@@ -297,7 +335,9 @@ def _backward(ctx, *cotangents):
     """The spec's VJP rule, for both autograd.Functions."""
     flags = _differentiable(*ctx.options)
     cotangents = [g if f else None for g, f in zip(cotangents, flags)]
-    grads = _vjp_rule(*ctx.saved_tensors, *cotangents, *ctx.options)
+    grads = _fused_pullback(*ctx.saved_tensors, *cotangents, *ctx.options)
+    if grads is None:
+        grads = _vjp_rule(*ctx.saved_tensors, *cotangents, *ctx.options)
     grads = tuple(_to_field(g, x) for g, x in zip(grads, ctx.saved_tensors))
     return (*grads, None, None)
 

@@ -28,6 +28,7 @@ from ._runtime import (
     _columns,
     _cotangent_in,
     _cotangent_out,
+    _fused_vjp,
     _im,
     _laid_out_like,
     _mm,
@@ -316,6 +317,76 @@ def _vjp_rule(A, L, Q, gL, gQ, UPLO, check_gauge, check_ties):
     raise ValueError(f"eigh: no vjp rule for UPLO={UPLO!r} and A of shape {tuple(A.shape)}")
 
 
+def _fused_pullback(A, L, Q, gL, gQ, UPLO, check_gauge, check_ties):
+    """The VJP by one fused kernel for the whole batch (_fused.py), after the rule's checks; None
+    where none runs (the unfused rule runs then)."""
+    n = A.shape[-2]
+
+    def checks():
+        _raise_if_failed(
+            "eigh",
+            _vjp_checks(A, L, Q, gL, gQ, UPLO, check_gauge, check_ties),
+            (gL, gQ),
+            "cotangent",
+        )
+
+    sizes = {"n": n}
+    inputs = (A,)
+    if UPLO == "L":
+        if gL is not None and gQ is not None:
+            return _fused_vjp(
+                "eigh",
+                "eigh_v0_vjp",
+                sizes,
+                (L, Q, gL, gQ),
+                ("real", "input", "real", "input"),
+                inputs,
+                checks,
+            )
+        if gL is None and gQ is not None:
+            return _fused_vjp(
+                "eigh",
+                "eigh_v0_vjp_without_gL",
+                sizes,
+                (L, Q, gQ),
+                ("real", "input", "input"),
+                inputs,
+                checks,
+            )
+        if gL is not None and gQ is None:
+            return _fused_vjp(
+                "eigh", "eigh_v0_vjp_without_gQ", sizes, (Q, gL), ("input", "real"), inputs, checks
+            )
+        return None
+    if UPLO == "U":
+        if gL is not None and gQ is not None:
+            return _fused_vjp(
+                "eigh",
+                "eigh_v1_vjp",
+                sizes,
+                (L, Q, gL, gQ),
+                ("real", "input", "real", "input"),
+                inputs,
+                checks,
+            )
+        if gL is None and gQ is not None:
+            return _fused_vjp(
+                "eigh",
+                "eigh_v1_vjp_without_gL",
+                sizes,
+                (L, Q, gQ),
+                ("real", "input", "input"),
+                inputs,
+                checks,
+            )
+        if gL is not None and gQ is None:
+            return _fused_vjp(
+                "eigh", "eigh_v1_vjp_without_gQ", sizes, (Q, gL), ("input", "real"), inputs, checks
+            )
+        return None
+    return None
+
+
 def _returned(A, outputs, UPLO, check_gauge, check_ties):
     """The user-facing result: outputs a variant returns empty are empty arrays, vectors
     lose the column axis the rules hold them with, hidden outputs are left out."""
@@ -366,7 +437,9 @@ def _backward(ctx, *cotangents):
     """The spec's VJP rule, for both autograd.Functions."""
     flags = _differentiable(*ctx.options)
     cotangents = [g if f else None for g, f in zip(cotangents, flags)]
-    grads = _vjp_rule(*ctx.saved_tensors, *cotangents, *ctx.options)
+    grads = _fused_pullback(*ctx.saved_tensors, *cotangents, *ctx.options)
+    if grads is None:
+        grads = _vjp_rule(*ctx.saved_tensors, *cotangents, *ctx.options)
     return (*grads, None, None, None)
 
 

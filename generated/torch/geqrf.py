@@ -39,6 +39,7 @@ from ._runtime import (
     _columns,
     _cotangent_in,
     _cotangent_out,
+    _fused_vjp,
     _laid_out_like,
     _mm,
     _raise_if_failed,
@@ -1050,6 +1051,36 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
     raise ValueError(f"geqrf: no vjp rule for the options and A of shape {tuple(A.shape)}")
 
 
+def _fused_pullback(A, a, tau, ga, gtau, check_singular):
+    """The VJP by one fused kernel for the whole batch (_fused.py), after the rule's checks; None
+    where none runs (the unfused rule runs then)."""
+    m = A.shape[-2]
+    n = A.shape[-1]
+    k = min(m, n)
+    p = m - 1
+
+    def checks():
+        _raise_if_failed(
+            "geqrf", _vjp_checks(A, a, tau, ga, gtau, check_singular), (ga, gtau), "cotangent"
+        )
+
+    sizes = {"m": m, "n": n}
+    inputs = (A,)
+    if True:
+        if ga is not None and gtau is not None:
+            return _fused_vjp(
+                "geqrf",
+                "geqrf_v0_vjp",
+                sizes,
+                (A, a, tau, ga, gtau),
+                ("input", "input", "input", "input", "input"),
+                inputs,
+                checks,
+            )
+        return None
+    return None
+
+
 def _returned(A, outputs, check_singular):
     """The user-facing result: outputs a variant returns empty are empty arrays, vectors
     lose the column axis the rules hold them with, hidden outputs are left out."""
@@ -1094,7 +1125,9 @@ def _backward(ctx, *cotangents):
     """The spec's VJP rule, for both autograd.Functions."""
     flags = _differentiable(*ctx.options)
     cotangents = [g if f else None for g, f in zip(cotangents, flags)]
-    grads = _vjp_rule(*ctx.saved_tensors, *cotangents, *ctx.options)
+    grads = _fused_pullback(*ctx.saved_tensors, *cotangents, *ctx.options)
+    if grads is None:
+        grads = _vjp_rule(*ctx.saved_tensors, *cotangents, *ctx.options)
     return (*grads, None)
 
 

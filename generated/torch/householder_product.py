@@ -25,6 +25,7 @@ from ._runtime import (
     _check_tangent,
     _cotangent_in,
     _cotangent_out,
+    _fused_vjp,
     _laid_out_like,
     _mm,
     _unit_tril,
@@ -186,6 +187,31 @@ def _vjp_rule(A, tau, Q, gQ):
     )
 
 
+def _fused_pullback(A, tau, Q, gQ):
+    """The VJP by one fused kernel for the whole batch (_fused.py), after the rule's checks; None
+    where none runs (the unfused rule runs then)."""
+    m = A.shape[-2]
+    n = A.shape[-1]
+    k = tau.shape[-2]
+
+    checks = None
+    sizes = {"m": m, "n": n, "k": k}
+    inputs = (A, tau)
+    if True:
+        if gQ is not None:
+            return _fused_vjp(
+                "householder_product",
+                "householder_product_v0_vjp",
+                sizes,
+                (A, tau, gQ),
+                ("input", "input", "input"),
+                inputs,
+                checks,
+            )
+        return None
+    return None
+
+
 def _returned(A, outputs):
     """The user-facing result: outputs a variant returns empty are empty arrays, vectors
     lose the column axis the rules hold them with, hidden outputs are left out."""
@@ -228,7 +254,9 @@ def _backward(ctx, *cotangents):
     """The spec's VJP rule, for both autograd.Functions."""
     flags = _differentiable(*ctx.options)
     cotangents = [g if f else None for g, f in zip(cotangents, flags)]
-    grads = _vjp_rule(*ctx.saved_tensors, *cotangents, *ctx.options)
+    grads = _fused_pullback(*ctx.saved_tensors, *cotangents, *ctx.options)
+    if grads is None:
+        grads = _vjp_rule(*ctx.saved_tensors, *cotangents, *ctx.options)
     return (*grads,)
 
 

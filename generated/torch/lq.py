@@ -28,6 +28,7 @@ from ._runtime import (
     _checked_vjp,
     _cotangent_in,
     _cotangent_out,
+    _fused_vjp,
     _laid_out_like,
     _materialized,
     _mm,
@@ -383,6 +384,45 @@ def _vjp_rule(A, L, Q, gL, gQ, mode, check_singular):
     raise ValueError(f"lq: no vjp rule for mode={mode!r} and A of shape {tuple(A.shape)}")
 
 
+def _fused_pullback(A, L, Q, gL, gQ, mode, check_singular):
+    """The VJP by one fused kernel for the whole batch (_fused.py), after the rule's checks; None
+    where none runs (the unfused rule runs then)."""
+    m = A.shape[-2]
+    n = A.shape[-1]
+    k = min(m, n)
+
+    def checks():
+        _raise_if_failed(
+            "lq", _vjp_checks(A, L, Q, gL, gQ, mode, check_singular), (gL, gQ), "cotangent"
+        )
+
+    sizes = {"m": m, "n": n}
+    inputs = (A,)
+    if mode == "reduced":
+        if gL is not None and gQ is not None:
+            return _fused_vjp(
+                "lq",
+                "lq_v0_vjp",
+                sizes,
+                (A, L, Q, gL, gQ),
+                ("input", "input", "input", "input", "input"),
+                inputs,
+                checks,
+            )
+        if gL is None and gQ is not None:
+            return _fused_vjp(
+                "lq",
+                "lq_v0_vjp_without_gL",
+                sizes,
+                (L, Q, gQ),
+                ("input", "input", "input"),
+                inputs,
+                checks,
+            )
+        return None
+    return None
+
+
 def _returned(A, outputs, mode, check_singular):
     """The user-facing result: outputs a variant returns empty are empty arrays, vectors
     lose the column axis the rules hold them with, hidden outputs are left out."""
@@ -427,7 +467,9 @@ def _backward(ctx, *cotangents):
     """The spec's VJP rule, for both autograd.Functions."""
     flags = _differentiable(*ctx.options)
     cotangents = [g if f else None for g, f in zip(cotangents, flags)]
-    grads = _vjp_rule(*ctx.saved_tensors, *cotangents, *ctx.options)
+    grads = _fused_pullback(*ctx.saved_tensors, *cotangents, *ctx.options)
+    if grads is None:
+        grads = _vjp_rule(*ctx.saved_tensors, *cotangents, *ctx.options)
     return (*grads, None, None)
 
 

@@ -30,6 +30,7 @@ from ._runtime import (
     _columns,
     _cotangent_in,
     _cotangent_out,
+    _fused_vjp,
     _laid_out_like,
     _materialized,
     _mm,
@@ -556,6 +557,48 @@ def _vjp_rule(A, P, L, U, gP, gL, gU, pivot, check_singular):
     raise ValueError(f"lu: no vjp rule for pivot={pivot!r} and A of shape {tuple(A.shape)}")
 
 
+def _fused_pullback(A, P, L, U, gP, gL, gU, pivot, check_singular):
+    """The VJP by one fused kernel for the whole batch (_fused.py), after the rule's checks; None
+    where none runs (the unfused rule runs then)."""
+    m = A.shape[-2]
+    n = A.shape[-1]
+    k = min(m, n)
+
+    def checks():
+        _raise_if_failed(
+            "lu",
+            _vjp_checks(A, P, L, U, gP, gL, gU, pivot, check_singular),
+            (gP, gL, gU),
+            "cotangent",
+        )
+
+    sizes = {"m": m, "n": n}
+    inputs = (A,)
+    if pivot is True:
+        if gL is not None and gU is not None:
+            return _fused_vjp(
+                "lu",
+                "lu_v0_vjp",
+                sizes,
+                (P, L, U, gL, gU),
+                ("input", "input", "input", "input", "input"),
+                inputs,
+                checks,
+            )
+        if gL is None and gU is not None:
+            return _fused_vjp(
+                "lu",
+                "lu_v0_vjp_without_gL",
+                sizes,
+                (P, L, U, gU),
+                ("input", "input", "input", "input"),
+                inputs,
+                checks,
+            )
+        return None
+    return None
+
+
 def _returned(A, outputs, pivot, check_singular):
     """The user-facing result: outputs a variant returns empty are empty arrays, vectors
     lose the column axis the rules hold them with, hidden outputs are left out."""
@@ -600,7 +643,9 @@ def _backward(ctx, *cotangents):
     """The spec's VJP rule, for both autograd.Functions."""
     flags = _differentiable(*ctx.options)
     cotangents = [g if f else None for g, f in zip(cotangents, flags)]
-    grads = _vjp_rule(*ctx.saved_tensors, *cotangents, *ctx.options)
+    grads = _fused_pullback(*ctx.saved_tensors, *cotangents, *ctx.options)
+    if grads is None:
+        grads = _vjp_rule(*ctx.saved_tensors, *cotangents, *ctx.options)
     return (*grads, None, None)
 
 

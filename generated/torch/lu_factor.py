@@ -27,6 +27,7 @@ from ._runtime import (
     _columns,
     _cotangent_in,
     _cotangent_out,
+    _fused_vjp,
     _laid_out_like,
     _mm,
     _permute_rows,
@@ -378,6 +379,38 @@ def _vjp_rule(A, LU, pivots, P, gLU, gpivots, gP, pivot, check_singular):
     raise ValueError(f"lu_factor: no vjp rule for pivot={pivot!r} and A of shape {tuple(A.shape)}")
 
 
+def _fused_pullback(A, LU, pivots, P, gLU, gpivots, gP, pivot, check_singular):
+    """The VJP by one fused kernel for the whole batch (_fused.py), after the rule's checks; None
+    where none runs (the unfused rule runs then)."""
+    m = A.shape[-2]
+    n = A.shape[-1]
+    k = min(m, n)
+
+    def checks():
+        _raise_if_failed(
+            "lu_factor",
+            _vjp_checks(A, LU, pivots, P, gLU, gpivots, gP, pivot, check_singular),
+            (gLU, gpivots, gP),
+            "cotangent",
+        )
+
+    sizes = {"m": m, "n": n}
+    inputs = (A,)
+    if pivot is True:
+        if gLU is not None:
+            return _fused_vjp(
+                "lu_factor",
+                "lu_factor_v0_vjp",
+                sizes,
+                (LU, P, gLU),
+                ("input", "input", "input"),
+                inputs,
+                checks,
+            )
+        return None
+    return None
+
+
 def _returned(A, outputs, pivot, check_singular):
     """The user-facing result: outputs a variant returns empty are empty arrays, vectors
     lose the column axis the rules hold them with, hidden outputs are left out."""
@@ -422,7 +455,9 @@ def _backward(ctx, *cotangents):
     """The spec's VJP rule, for both autograd.Functions."""
     flags = _differentiable(*ctx.options)
     cotangents = [g if f else None for g, f in zip(cotangents, flags)]
-    grads = _vjp_rule(*ctx.saved_tensors, *cotangents, *ctx.options)
+    grads = _fused_pullback(*ctx.saved_tensors, *cotangents, *ctx.options)
+    if grads is None:
+        grads = _vjp_rule(*ctx.saved_tensors, *cotangents, *ctx.options)
     return (*grads, None, None)
 
 

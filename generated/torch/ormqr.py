@@ -25,6 +25,7 @@ from ._runtime import (
     _check_tangent,
     _cotangent_in,
     _cotangent_out,
+    _fused_vjp,
     _laid_out_like,
     _materialized,
     _mm,
@@ -685,6 +686,69 @@ def _vjp_rule(a, tau, C, Y, gY, left, transpose):
     )
 
 
+def _fused_pullback(a, tau, C, Y, gY, left, transpose):
+    """The VJP by one fused kernel for the whole batch (_fused.py), after the rule's checks; None
+    where none runs (the unfused rule runs then)."""
+    r = a.shape[-2]
+    p = a.shape[-1]
+    k = tau.shape[-2]
+    m = C.shape[-2]
+    n = C.shape[-1]
+
+    checks = None
+    sizes = {"r": r, "p": p, "k": k, "m": m, "n": n}
+    inputs = (a, tau, C)
+    if left is True and transpose is False:
+        if gY is not None:
+            return _fused_vjp(
+                "ormqr",
+                "ormqr_v0_vjp",
+                sizes,
+                (a, tau, C, gY),
+                ("input", "input", "input", "input"),
+                inputs,
+                checks,
+            )
+        return None
+    if left is True and transpose is True:
+        if gY is not None:
+            return _fused_vjp(
+                "ormqr",
+                "ormqr_v1_vjp",
+                sizes,
+                (a, tau, C, gY),
+                ("input", "input", "input", "input"),
+                inputs,
+                checks,
+            )
+        return None
+    if left is False and transpose is False:
+        if gY is not None:
+            return _fused_vjp(
+                "ormqr",
+                "ormqr_v2_vjp",
+                sizes,
+                (a, tau, C, gY),
+                ("input", "input", "input", "input"),
+                inputs,
+                checks,
+            )
+        return None
+    if left is False and transpose is True:
+        if gY is not None:
+            return _fused_vjp(
+                "ormqr",
+                "ormqr_v3_vjp",
+                sizes,
+                (a, tau, C, gY),
+                ("input", "input", "input", "input"),
+                inputs,
+                checks,
+            )
+        return None
+    return None
+
+
 def _returned(a, outputs, left, transpose):
     """The user-facing result: outputs a variant returns empty are empty arrays, vectors
     lose the column axis the rules hold them with, hidden outputs are left out."""
@@ -739,7 +803,9 @@ def _backward(ctx, *cotangents):
     """The spec's VJP rule, for both autograd.Functions."""
     flags = _differentiable(*ctx.options)
     cotangents = [g if f else None for g, f in zip(cotangents, flags)]
-    grads = _vjp_rule(*ctx.saved_tensors, *cotangents, *ctx.options)
+    grads = _fused_pullback(*ctx.saved_tensors, *cotangents, *ctx.options)
+    if grads is None:
+        grads = _vjp_rule(*ctx.saved_tensors, *cotangents, *ctx.options)
     return (*grads, None, None)
 
 

@@ -40,6 +40,7 @@ from ._runtime import (
     _cotangent_in,
     _cotangent_out,
     _empty_like,
+    _fused_vjp,
     _laid_out_like,
     _mm,
     _pad_cols,
@@ -847,6 +848,79 @@ def _vjp_rule(A, Q, R, gQ, gR, mode, check_singular):
     raise ValueError(f"qr: no vjp rule for mode={mode!r} and A of shape {tuple(A.shape)}")
 
 
+def _fused_pullback(A, Q, R, gQ, gR, mode, check_singular):
+    """The VJP by one fused kernel for the whole batch (_fused.py), after the rule's checks; None
+    where none runs (the unfused rule runs then)."""
+    m = A.shape[-2]
+    n = A.shape[-1]
+    k = min(m, n)
+
+    def checks():
+        _raise_if_failed(
+            "qr", _vjp_checks(A, Q, R, gQ, gR, mode, check_singular), (gQ, gR), "cotangent"
+        )
+
+    sizes = {"m": m, "n": n}
+    inputs = (A,)
+    if mode == "reduced":
+        if gQ is not None and gR is not None:
+            return _fused_vjp(
+                "qr",
+                "qr_v0_vjp",
+                sizes,
+                (A, Q, R, gQ, gR),
+                ("input", "input", "input", "input", "input"),
+                inputs,
+                checks,
+            )
+        if gQ is not None and gR is None:
+            return _fused_vjp(
+                "qr",
+                "qr_v0_vjp_without_gR",
+                sizes,
+                (Q, R, gQ),
+                ("input", "input", "input"),
+                inputs,
+                checks,
+            )
+        return None
+    if mode == "complete":
+        if gQ is not None and gR is not None:
+            return _fused_vjp(
+                "qr",
+                "qr_v1_vjp",
+                sizes,
+                (A, Q, R, gQ, gR),
+                ("input", "input", "input", "input", "input"),
+                inputs,
+                checks,
+            )
+        if gQ is not None and gR is None:
+            return _fused_vjp(
+                "qr",
+                "qr_v1_vjp_without_gR",
+                sizes,
+                (Q, R, gQ),
+                ("input", "input", "input"),
+                inputs,
+                checks,
+            )
+        return None
+    if mode == "r":
+        if gR is not None:
+            return _fused_vjp(
+                "qr",
+                "qr_v2_vjp",
+                sizes,
+                (A, Q, R, gR),
+                ("input", "input", "input", "input"),
+                inputs,
+                checks,
+            )
+        return None
+    return None
+
+
 def _returned(A, outputs, mode, check_singular):
     """The user-facing result: outputs a variant returns empty are empty arrays, vectors
     lose the column axis the rules hold them with, hidden outputs are left out."""
@@ -903,7 +977,9 @@ def _backward(ctx, *cotangents):
     """The spec's VJP rule, for both autograd.Functions."""
     flags = _differentiable(*ctx.options)
     cotangents = [g if f else None for g, f in zip(cotangents, flags)]
-    grads = _vjp_rule(*ctx.saved_tensors, *cotangents, *ctx.options)
+    grads = _fused_pullback(*ctx.saved_tensors, *cotangents, *ctx.options)
+    if grads is None:
+        grads = _vjp_rule(*ctx.saved_tensors, *cotangents, *ctx.options)
     return (*grads, None, None)
 
 

@@ -37,6 +37,7 @@ from ._runtime import (
     _cotangent_in,
     _cotangent_out,
     _empty_like,
+    _fused_vjp,
     _host_op,
     _indices,
     _indices_permutation,
@@ -929,6 +930,82 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
     raise ValueError(f"qr_pivoted: no vjp rule for mode={mode!r} and A of shape {tuple(A.shape)}")
 
 
+def _fused_pullback(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
+    """The VJP by one fused kernel for the whole batch (_fused.py), after the rule's checks; None
+    where none runs (the unfused rule runs then)."""
+    m = A.shape[-2]
+    n = A.shape[-1]
+    k = min(m, n)
+
+    def checks():
+        _raise_if_failed(
+            "qr_pivoted",
+            _vjp_checks(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular),
+            (gQ, gR, gP, gPi),
+            "cotangent",
+        )
+
+    sizes = {"m": m, "n": n}
+    inputs = (A,)
+    if mode == "reduced":
+        if gQ is not None and gR is not None:
+            return _fused_vjp(
+                "qr_pivoted",
+                "qr_pivoted_v0_vjp",
+                sizes,
+                (A, Q, R, Pi, gQ, gR),
+                ("input", "input", "input", "input", "input", "input"),
+                inputs,
+                checks,
+            )
+        if gQ is not None and gR is None:
+            return _fused_vjp(
+                "qr_pivoted",
+                "qr_pivoted_v0_vjp_without_gR",
+                sizes,
+                (Q, R, Pi, gQ),
+                ("input", "input", "input", "input"),
+                inputs,
+                checks,
+            )
+        return None
+    if mode == "complete":
+        if gQ is not None and gR is not None:
+            return _fused_vjp(
+                "qr_pivoted",
+                "qr_pivoted_v1_vjp",
+                sizes,
+                (A, Q, R, Pi, gQ, gR),
+                ("input", "input", "input", "input", "input", "input"),
+                inputs,
+                checks,
+            )
+        if gQ is not None and gR is None:
+            return _fused_vjp(
+                "qr_pivoted",
+                "qr_pivoted_v1_vjp_without_gR",
+                sizes,
+                (Q, R, Pi, gQ),
+                ("input", "input", "input", "input"),
+                inputs,
+                checks,
+            )
+        return None
+    if mode == "r":
+        if gR is not None:
+            return _fused_vjp(
+                "qr_pivoted",
+                "qr_pivoted_v2_vjp",
+                sizes,
+                (A, Q, R, Pi, gR),
+                ("input", "input", "input", "input", "input"),
+                inputs,
+                checks,
+            )
+        return None
+    return None
+
+
 def _returned(A, outputs, mode, check_singular):
     """The user-facing result: outputs a variant returns empty are empty arrays, vectors
     lose the column axis the rules hold them with, hidden outputs are left out."""
@@ -985,7 +1062,9 @@ def _backward(ctx, *cotangents):
     """The spec's VJP rule, for both autograd.Functions."""
     flags = _differentiable(*ctx.options)
     cotangents = [g if f else None for g, f in zip(cotangents, flags)]
-    grads = _vjp_rule(*ctx.saved_tensors, *cotangents, *ctx.options)
+    grads = _fused_pullback(*ctx.saved_tensors, *cotangents, *ctx.options)
+    if grads is None:
+        grads = _vjp_rule(*ctx.saved_tensors, *cotangents, *ctx.options)
     return (*grads, None, None)
 
 

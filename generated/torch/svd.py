@@ -31,6 +31,7 @@ from ._runtime import (
     _columns,
     _cotangent_in,
     _cotangent_out,
+    _fused_vjp,
     _im,
     _laid_out_like,
     _mm,
@@ -3837,6 +3838,154 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
     )
 
 
+def _fused_pullback(
+    A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, check_singular
+):
+    """The VJP by one fused kernel for the whole batch (_fused.py), after the rule's checks; None
+    where none runs (the unfused rule runs then)."""
+    m = A.shape[-2]
+    n = A.shape[-1]
+    k = min(m, n)
+
+    def checks():
+        _raise_if_failed(
+            "svd",
+            _vjp_checks(
+                A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, check_singular
+            ),
+            (gU, gS, gVh),
+            "cotangent",
+        )
+
+    sizes = {"m": m, "n": n}
+    inputs = (A,)
+    if full_matrices is False:
+        if gU is not None and gS is not None and gVh is not None:
+            return _fused_vjp(
+                "svd",
+                "svd_v0_vjp",
+                sizes,
+                (U, S, Vh, gU, gS, gVh),
+                ("input", "real", "input", "input", "real", "input"),
+                inputs,
+                checks,
+            )
+        if gU is None and gS is not None and gVh is not None:
+            return _fused_vjp(
+                "svd",
+                "svd_v0_vjp_without_gU",
+                sizes,
+                (U, S, Vh, gS, gVh),
+                ("input", "real", "input", "real", "input"),
+                inputs,
+                checks,
+            )
+        if gU is not None and gS is not None and gVh is None:
+            return _fused_vjp(
+                "svd",
+                "svd_v0_vjp_without_gVh",
+                sizes,
+                (U, S, Vh, gU, gS),
+                ("input", "real", "input", "input", "real"),
+                inputs,
+                checks,
+            )
+        if gU is None and gS is None and gVh is not None:
+            return _fused_vjp(
+                "svd",
+                "svd_v0_vjp_without_gU_gS",
+                sizes,
+                (U, S, Vh, gVh),
+                ("input", "real", "input", "input"),
+                inputs,
+                checks,
+            )
+        if gU is None and gS is not None and gVh is None:
+            return _fused_vjp(
+                "svd",
+                "svd_v0_vjp_without_gU_gVh",
+                sizes,
+                (U, Vh, gS),
+                ("input", "input", "real"),
+                inputs,
+                checks,
+            )
+        if gU is not None and gS is None and gVh is None:
+            return _fused_vjp(
+                "svd",
+                "svd_v0_vjp_without_gS_gVh",
+                sizes,
+                (U, S, Vh, gU),
+                ("input", "real", "input", "input"),
+                inputs,
+                checks,
+            )
+        return None
+    if full_matrices is True:
+        if gU is not None and gS is not None and gVh is not None:
+            return _fused_vjp(
+                "svd",
+                "svd_v1_vjp",
+                sizes,
+                (U, S, Vh, gU, gS, gVh),
+                ("input", "real", "input", "input", "real", "input"),
+                inputs,
+                checks,
+            )
+        if gU is None and gS is not None and gVh is not None:
+            return _fused_vjp(
+                "svd",
+                "svd_v1_vjp_without_gU",
+                sizes,
+                (U, S, Vh, gS, gVh),
+                ("input", "real", "input", "real", "input"),
+                inputs,
+                checks,
+            )
+        if gU is not None and gS is not None and gVh is None:
+            return _fused_vjp(
+                "svd",
+                "svd_v1_vjp_without_gVh",
+                sizes,
+                (U, S, Vh, gU, gS),
+                ("input", "real", "input", "input", "real"),
+                inputs,
+                checks,
+            )
+        if gU is None and gS is None and gVh is not None:
+            return _fused_vjp(
+                "svd",
+                "svd_v1_vjp_without_gU_gS",
+                sizes,
+                (U, S, Vh, gVh),
+                ("input", "real", "input", "input"),
+                inputs,
+                checks,
+            )
+        if gU is None and gS is not None and gVh is None:
+            return _fused_vjp(
+                "svd",
+                "svd_v1_vjp_without_gU_gVh",
+                sizes,
+                (U, Vh, gS),
+                ("input", "input", "real"),
+                inputs,
+                checks,
+            )
+        if gU is not None and gS is None and gVh is None:
+            return _fused_vjp(
+                "svd",
+                "svd_v1_vjp_without_gS_gVh",
+                sizes,
+                (U, S, Vh, gU),
+                ("input", "real", "input", "input"),
+                inputs,
+                checks,
+            )
+        return None
+    return None
+
+
 def _returned(A, outputs, full_matrices, check_gauge, check_ties, check_singular):
     """The user-facing result: outputs a variant returns empty are empty arrays, vectors
     lose the column axis the rules hold them with, hidden outputs are left out."""
@@ -3887,7 +4036,9 @@ def _backward(ctx, *cotangents):
     """The spec's VJP rule, for both autograd.Functions."""
     flags = _differentiable(*ctx.options)
     cotangents = [g if f else None for g, f in zip(cotangents, flags)]
-    grads = _vjp_rule(*ctx.saved_tensors, *cotangents, *ctx.options)
+    grads = _fused_pullback(*ctx.saved_tensors, *cotangents, *ctx.options)
+    if grads is None:
+        grads = _vjp_rule(*ctx.saved_tensors, *cotangents, *ctx.options)
     return (*grads, None, None, None, None)
 
 

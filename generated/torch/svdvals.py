@@ -23,6 +23,7 @@ from ._runtime import (
     _columns,
     _cotangent_in,
     _cotangent_out,
+    _fused_vjp,
     _laid_out_like,
     _materialized,
     _mm,
@@ -350,6 +351,38 @@ def _vjp_rule(A, S, U, Vh, gS, gU, gVh, check_ties, check_singular):
     raise ValueError(f"svdvals: no vjp rule for the options and A of shape {tuple(A.shape)}")
 
 
+def _fused_pullback(A, S, U, Vh, gS, gU, gVh, check_ties, check_singular):
+    """The VJP by one fused kernel for the whole batch (_fused.py), after the rule's checks; None
+    where none runs (the unfused rule runs then)."""
+    m = A.shape[-2]
+    n = A.shape[-1]
+    k = min(m, n)
+
+    def checks():
+        _raise_if_failed(
+            "svdvals",
+            _vjp_checks(A, S, U, Vh, gS, gU, gVh, check_ties, check_singular),
+            (gS, gU, gVh),
+            "cotangent",
+        )
+
+    sizes = {"m": m, "n": n}
+    inputs = (A,)
+    if True:
+        if gS is not None:
+            return _fused_vjp(
+                "svdvals",
+                "svdvals_v0_vjp",
+                sizes,
+                (U, Vh, gS),
+                ("input", "input", "real"),
+                inputs,
+                checks,
+            )
+        return None
+    return None
+
+
 def _returned(A, outputs, check_ties, check_singular):
     """The user-facing result: outputs a variant returns empty are empty arrays, vectors
     lose the column axis the rules hold them with, hidden outputs are left out."""
@@ -392,7 +425,9 @@ def _backward(ctx, *cotangents):
     """The spec's VJP rule, for both autograd.Functions."""
     flags = _differentiable(*ctx.options)
     cotangents = [g if f else None for g, f in zip(cotangents, flags)]
-    grads = _vjp_rule(*ctx.saved_tensors, *cotangents, *ctx.options)
+    grads = _fused_pullback(*ctx.saved_tensors, *cotangents, *ctx.options)
+    if grads is None:
+        grads = _vjp_rule(*ctx.saved_tensors, *cotangents, *ctx.options)
     return (*grads, None, None)
 
 

@@ -13,6 +13,7 @@ import ast as _ast
 import numpy as _np
 import torch as _torch
 
+from . import _fused
 from ._runtime_shared import (
     _check, _check_array, _check_like, _cotangent_in, _cotangent_out, _host_unbatched,
     _LazyModule, _no_derivative, _unpacked, _version_tuple, _zeros_like)
@@ -24,6 +25,7 @@ _scipy = _LazyModule("scipy", ("linalg",))
 __all__ = [
     "_addmm", "_check_input", "_check_tangent", "_columns", "_complex", "_copyltu",
     "_apply", "_check", "_checked_jvp", "_checked_vjp", "_cotangent_in", "_cotangent_out",
+    "_fused_vjp",
     "_raise_if_failed",
     "_empty_like", "_host_op", "_im",
     "_indices", "_indices_permutation", "_laid_out_like", "_materialized", "_mm", "_np",
@@ -545,3 +547,47 @@ def _host_op(module, primal, count):
         return tuple(overload(list(args[:count]), repr(tuple(args[count:]))))
 
     return call
+
+
+# -- fused pullbacks (_fused.py) ------------------------------------------------------------------
+
+_SUFFIXES = {_torch.float32: "f32", _torch.float64: "f64", _torch.complex64: "c64",
+             _torch.complex128: "c128"}
+_REAL = {_torch.complex64: _torch.float32, _torch.complex128: _torch.float64}
+_COMPLEX = {_torch.float32: _torch.complex64, _torch.float64: _torch.complex128}
+
+
+def _fused_vjp(op, name, sizes, arrays, fields, inputs, checks):
+    """The cotangents of ``inputs`` by the fused kernel ``name`` of ``op`` on ``arrays`` (the
+    rule's operands; ``fields``: 'real', 'input' or 'complex' each), once ``checks`` (None,
+    or a function that raises where the derivative does not exist) passed; None where it
+    does not run: a tensor that needs a differentiable result (create_graph), traced or
+    mapped code, a device other than the CPU, a batch of fewer than _fused.MIN_BATCH
+    matrices or one larger than _fused.MAX_SIZE, mixed batches, no compiler."""
+    if (not _fused.enabled() or _torch.is_grad_enabled() or _torch.compiler.is_compiling()
+            or _vmapped() or any(a is None for a in arrays)):
+        return None
+    first = inputs[0]
+    batch = tuple(first.shape[:-2])
+    count = int(_np.prod(batch)) if batch else 1
+    suffix = _SUFFIXES.get(first.dtype)
+    if (suffix is None or first.device.type != "cpu" or count < _fused.MIN_BATCH
+            or max(sizes.values()) > _fused.MAX_SIZE):
+        return None
+    for x in (*arrays, *inputs):
+        if (x.device != first.device or tuple(x.shape[:len(batch)]) != batch
+                or _torch._C._functorch.is_functorch_wrapped_tensor(x)):
+            return None
+    kernel = _fused.kernel(op, name, suffix, sizes)
+    if kernel is None:
+        return None
+    if checks is not None:
+        checks()
+    dtypes = {"real": _REAL.get(first.dtype, first.dtype), "input": first.dtype,
+              "complex": _COMPLEX.get(first.dtype, first.dtype)}
+    given = [a.detach().to(dtypes[f]).contiguous() for a, f in zip(arrays, fields)]
+    results = [_torch.empty(x.shape, dtype=x.dtype) for x in inputs]
+    if not _fused.run(kernel, [a.data_ptr() for a in given], [r.data_ptr() for r in results],
+                      count):
+        return None
+    return tuple(results)
