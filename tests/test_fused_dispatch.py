@@ -97,14 +97,20 @@ def test_second_order_small_batches_and_large_matrices_run_unfused(runs):
     assert runs == []
 
 
-def test_the_checks_raise_on_the_fused_path(runs):
-    """Tied singular values and a cotangent that tells them apart: no derivative."""
+def test_the_checks_raise_on_the_fused_path(runs, monkeypatch):
+    """Tied singular values and a cotangent that tells them apart: no derivative, the same
+    error on both paths (the kernel measures the checks as the runtime does)."""
     a = torch.eye(3, dtype=torch.float64).repeat(BATCH, 1, 1)
-    x = a.clone().requires_grad_()
-    U, S, Vh = fr.svd(x, full_matrices=False)
-    with pytest.raises(ValueError, match="svd: .*check_ties=False"):
-        torch.autograd.grad(U[..., 1, 0].sum(), x)
-    assert runs == []  # the checks ran before the kernel
+    errors = []
+    for switch in ("1", "0"):
+        monkeypatch.setenv("FACTORULES_FUSED", switch)
+        x = a.clone().requires_grad_()
+        U, S, Vh = fr.svd(x, full_matrices=False)
+        with pytest.raises(ValueError, match="svd: .*check_ties=False") as raised:
+            torch.autograd.grad(U[..., 1, 0].sum(), x)
+        errors.append(str(raised.value))
+    assert runs == [True]
+    assert errors[0] == errors[1]
 
 
 def test_without_a_compiler_the_rules_run_unfused_after_a_warning(runs, monkeypatch, tmp_path):

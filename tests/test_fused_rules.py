@@ -20,6 +20,7 @@ import pytest
 import ladder
 from factorules.audit import sample
 from factorules.compiler import fused
+from generated.numpy import _runtime_shared as shared
 from spec_cases import SMALL_SHAPES, SPECS, ZERO_SHAPES
 
 CHECKED = {c.spec.name: c for c in SPECS}
@@ -130,9 +131,26 @@ def test_every_fused_pullback_equals_the_numpy_rule(build, name, label, sizes):
             got = [np.zeros(w.shape, kernel.dtype_of(a, dtype))
                    for a, w in zip(kernel.outputs, want)]
             count = int(np.prod(BATCH))
+            report = np.full((count, len(kernel.checks), 2), np.nan,
+                             np.finfo(np.dtype(dtype)).dtype)
             assert _run(library, f"fr_{kernel.name}_{fused.DTYPES[DTYPES.index(dtype)].suffix}",
-                        args, got, count) == 1, (kernel.name, label)
+                        args, [*got, report], count) == 1, (kernel.name, label)
             tolerance = 1e-3 if dtype in ("float32", "complex64") else 1e-10
+            # the checks, measured as the runtime's _violation measures them (all of them on)
+            on = [options.get(name, True) for name in names]
+            measured = [] if not kernel.checks else [
+                c for c in module._vjp_checks(*inputs, *outputs, *cotangents, *on)
+                if c is not None]
+            assert [(c.kind, c.option) for c in measured] == \
+                [(c.kind, c.option) for c in kernel.checks], kernel.name
+            for i, check in enumerate(measured):
+                _, value, limit = shared._violation(check)
+                value, limit = (np.broadcast_to(np.asarray(x, np.float64), (count,)).ravel()
+                                for x in (value, limit))
+                assert np.allclose(report[:, i, 1], limit, rtol=tolerance, atol=0), \
+                    (kernel.name, check.kind, dtype)
+                assert np.allclose(report[:, i, 0], value, rtol=tolerance,
+                                   atol=tolerance * limit.max()), (kernel.name, check.kind, dtype)
             for g, w in zip(got, want):
                 if not np.iscomplexobj(g):  # a real input's cotangent: the real part
                     w = np.real(w)

@@ -22,6 +22,7 @@ import sympy as sp
 
 from . import render_model as model
 from .checked import CheckedSpec
+from .derivative_checks import check_messages, derivative_checks
 from .fields import Field, tensor_fields
 from .paths import TEMPLATES
 from .printers.cpp import SCALAR, Printer
@@ -53,6 +54,10 @@ DTYPES = (Dtype("f32", "float", "float", "std::complex<float>"),
 _STORAGE = {Field.REAL: "fr_R", Field.INPUT: "fr_I", Field.COMPLEX: "fr_C"}
 _FIELD_NAMES = {Field.REAL: "real", Field.INPUT: "input", Field.COMPLEX: "complex"}
 SOURCES = "_fused_sources"  # the folder of the sources in a backend's package
+
+
+class FusedError(ValueError):
+    """A spec whose rules the fused kernels cannot compute."""
 
 
 @dataclass(frozen=True)
@@ -89,6 +94,7 @@ class CaseBody:
     loads: tuple[Access, ...]
     statements: tuple[tuple[str, str], ...]
     stores: tuple[Access, ...]
+    verdicts: tuple[str, ...]  # a statement per check, reporting its value and limit
 
 
 @dataclass(frozen=True)
@@ -99,8 +105,9 @@ class Kernel:
     variant: str  # the variant's label
     absent: tuple[str, ...]  # cotangents that are None
     inputs: tuple[Array, ...]
-    outputs: tuple[Array, ...]
+    outputs: tuple[Array, ...]  # the rule's results (then the checks' report, if any)
     cases: tuple[CaseBody, ...]
+    checks: tuple["KernelCheck", ...]  # reported in a last output, (count, checks, 2) real
 
     @staticmethod
     def dtype_of(array: Array, dtype: str) -> str:
@@ -123,27 +130,93 @@ def _shapes(statements) -> dict[str, tuple]:
     return shapes
 
 
-def _program(rule, permutations):
+@dataclass(frozen=True)
+class KernelCheck:
+    """A check of degenerate inputs a kernel reports (value and limit per matrix, in its last
+    output): the runtime raises the generated module's error where it fails."""
+
+    kind: str  # 'pivots', 'zeros', 'ties' or 'vanish' (templates/_runtime_shared.py)
+    message: str  # the name of the module's constant holding its text
+    option: str  # the option that turns it off
+
+
+def _program(rule, checks, permutations):
+    """The rule's program with each check's vector and values as results of their own
+    (``_kvec<i>``, ``_kval<i>_<j>``), sharing its statements."""
     statements = [Statement(s.name, folded(s.expr, permutations)) for s in rule.statements]
-    return build_program(rule.program.params, statements, rule.program.results)
+    named_as = {s.expr: sp.MatrixSymbol(s.name, *s.expr.shape) for s in statements}
+    extra = []
+    for i, c in enumerate(checks):
+        if c.vector is not None:
+            extra.append(Statement(f"_kvec{i}", folded(c.vector, permutations)))
+        extra.extend(Statement(f"_kval{i}_{j}", folded(v, permutations).xreplace(named_as))
+                     for j, v in enumerate(c.values))
+    results = (*rule.program.results, *(s.name for s in extra))
+    return build_program(rule.program.params, [*statements, *extra], results,
+                         shared_by={s.name for s in statements})
 
 
-def _case_body(printer, checked: CheckedSpec, case, program, inputs, outputs) -> CaseBody:
+def _largest(names, scalar="fr_W") -> str:
+    """C++: the largest |entry| over the matrices ``names`` (0 for none)."""
+    text = f"fr::real_t<{scalar}>(0)"
+    for name in names:
+        text = f"fr::maximum({text}, fr::largest_abs({name}))"
+    return text
+
+
+def _verdict(i: int, check, count: int, report: str) -> str:
+    """C++: the statement that reports check ``i`` of ``count``'s value and limit."""
+    values = [f"_kval{i}_{j}" for j in range(len(check.values))]
+    if check.kind == "pivots":
+        value = f"fr::real_t<{SCALAR}>(std::numeric_limits<fr::scalar_t<{SCALAR}>>::infinity())"
+        for v in values:
+            value = f"fr::minimum<{SCALAR}>({value}, fr::smallest_abs({v}))"
+        limit = f"fr::pivot_limit({check.against[0]})"
+    else:
+        value = f"fr::real_t<{SCALAR}>(0)"
+        for v in values:
+            term = {"ties": f"fr::tie_residual(_kvec{i}, {v})",
+                    "zeros": f"fr::zero_residual(_kvec{i}, fr::pivot_limit({check.against[0]}), "
+                             f"{v})",
+                    "vanish": f"fr::largest_abs({v})"}[check.kind]
+            value = f"fr::maximum({value}, {term})"
+        derivatives = check.against[1:] if check.kind == "zeros" else check.against
+        limit = f"fr::square_root(fr::epsilon<{SCALAR}>()) * {_largest(derivatives)}"
+    return f"fr::report({report}, b, {i}, {count}, {value}, {limit});"
+
+
+def _case_body(printer, checked: CheckedSpec, case, program, checks, inputs,
+               outputs) -> CaseBody:
     primitive = {d.name for d in checked.dims if d.source is not None}
     dims = tuple((name, printer._dim(value)) for name, value in case.dims
                  if name not in primitive)
     shapes = _shapes(program.statements)
-    uses = program.uses()
+    values = dict(case.dims)
+    for t in checked.spec.inputs:  # an input only a check reads (its norm: the pivots')
+        shapes.setdefault(t.name, tuple(values[d] for d in t.shape))
+    uses = program.uses() | {a for c in checks for a in c.against}
 
     def access(array, position):
         rows, cols = shapes[array.name]
         return Access(array, position, printer._dim(rows), printer._dim(cols))
     loads = tuple(access(a, i) for i, a in enumerate(inputs) if a.name in uses)
     printed = tuple((s.name, printer.assign(s.name, s.expr)) for s in program.statements)
-    stores = tuple(access(a, i) for i, a in enumerate(outputs))
+    results = [a for a in outputs if a.name in shapes]
+    stores = tuple(access(a, i) for i, a in enumerate(results))
+    report = f"static_cast<fr_R*>(out[{len(results)}])"
+    verdicts = tuple(_verdict(i, c, len(checks), report) for i, c in enumerate(checks))
     condition = f"{printer._dim(case.condition.lhs)} {case.condition.op} " \
                 f"{printer._dim(case.condition.rhs)}"
-    return CaseBody(condition, dims, loads, printed, stores)
+    return CaseBody(condition, dims, loads, printed, stores, verdicts)
+
+
+def _case_checks(checked: CheckedSpec, cv, case, absent) -> tuple:
+    """The case's VJP checks (render_model.DerivativeCheck), given the cotangents not
+    ``absent``."""
+    messages = {m.source: m.name for m in check_messages(checked)}
+    parsed = case.checks if not absent else next(
+        p.checks for p in case.partial_vjps if p.absent == absent)
+    return derivative_checks(checked.spec, cv.variant, parsed, messages)[1]
 
 
 def kernels(checked: CheckedSpec) -> tuple[Kernel, ...]:
@@ -160,19 +233,26 @@ def kernels(checked: CheckedSpec) -> tuple[Kernel, ...]:
         for absent in absents:
             rules = [case.vjp if not absent else next(
                 p.vjp for p in case.partial_vjps if p.absent == absent) for case in cv.cases]
-            programs = [_program(rule, permutations) for rule in rules]
+            checks = [_case_checks(checked, cv, case, absent) for case in cv.cases]
+            reported = {tuple(KernelCheck(c.kind, c.message, c.option) for c in cs)
+                        for cs in checks}
+            if len(reported) != 1:
+                raise FusedError(f"{spec.name} ({cv.variant.label}): its cases check "
+                                 f"different things; one kernel reports one list of checks")
+            programs = [_program(rule, cs, permutations) for rule, cs in zip(rules, checks)]
             order = list(rules[0].program.params)
-            used = set().union(*(p.uses() for p in programs))
+            used = set().union(*(p.uses() for p in programs),
+                               *({a for c in cs for a in c.against} for cs in checks))
             inputs = tuple(Array(n, fields.get(n, Field.INPUT)) for n in order if n in used)
             outputs = tuple(Array(n, fields.get(n, Field.INPUT))
-                            for n in programs[0].results)
+                            for n in rules[0].program.results)
             bodies = tuple(
                 _case_body(Printer(dtype_ref=spec.inputs[0].name, fields=fields), checked,
-                           case, program, inputs, outputs)
-                for case, program in zip(cv.cases, programs))
+                           case, program, cs, inputs, outputs)
+                for case, program, cs in zip(cv.cases, programs, checks))
             suffix = "" if not absent else "_without_" + "_".join(absent)
             out.append(Kernel(f"{spec.name}_v{index}_vjp{suffix}", cv.variant.label, absent,
-                              inputs, outputs, bodies))
+                              inputs, outputs, bodies, next(iter(reported))))
     return tuple(out)
 
 
@@ -212,7 +292,8 @@ def models(checked: CheckedSpec, selection) -> tuple[model.FusedVariant, ...]:
         out.append(model.FusedVariant(selection(cv), tuple(
             model.FusedKernel(k.name, " and ".join(
                 f"{g} is None" if g in k.absent else f"{g} is not None" for g in given) or "True",
-                tuple(a.name for a in k.inputs), tuple(_FIELD_NAMES[a.field] for a in k.inputs))
+                tuple(a.name for a in k.inputs), tuple(_FIELD_NAMES[a.field] for a in k.inputs),
+                tuple((c.kind, c.message, c.option) for c in k.checks))
             for k in by_variant.get(cv.variant.label, ()))))
     return tuple(out)
 

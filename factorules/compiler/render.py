@@ -13,13 +13,11 @@ import re
 from pathlib import Path
 
 import jinja2
-import sympy as sp
 
 from . import fused, render_model as model
 from .check import check_file
 from .check_calls import delegate_call, framework_call
-from .check_degenerate import PIVOTS_OPTION, TIES_OPTION
-from .check_gauge import GAUGE_OPTION
+from .derivative_checks import check_messages, derivative_checks
 from .check_dims import matrix_symbol
 from .checked import CheckedSpec, CheckedVariant
 from .expr import Parser
@@ -189,7 +187,7 @@ def _variant(printer_cls, checked: CheckedSpec, cv: CheckedVariant, call: Native
                      f"{printer._dim(cond.lhs)} {cond.op} {printer._dim(cond.rhs)}")
         # the spec line and citations of each rule, a comment heading its code
         sources = case_sources(spec, case.case)
-        jvp_checks, vjp_checks = _derivative_checks(spec, cv.variant, case.checks, messages)
+        jvp_checks, vjp_checks = derivative_checks(spec, cv.variant, case.checks, messages)
         pivots = any(c.kind == "pivots" for c in jvp_checks)
         jvp = rule_body(printer, case.jvp, sources["jvp"],
                         [c for c in jvp_checks if c.kind != "pivots"], pivots, folded)
@@ -202,7 +200,7 @@ def _variant(printer_cls, checked: CheckedSpec, cv: CheckedVariant, call: Native
         cotangents = [("g" + t.name, t.name) for t in cv.differentiable_outputs]
         partials = []
         for partial in case.partial_vjps:
-            _, partial_checks = _derivative_checks(spec, cv.variant, partial.checks, messages)
+            _, partial_checks = derivative_checks(spec, cv.variant, partial.checks, messages)
             body = rule_body(printer, partial.vjp, sources["vjp"],
                              [c for c in partial_checks if c.kind != "pivots"], pivots, folded)
             partials.append(model.PartialVjp(
@@ -239,74 +237,6 @@ def _variant(printer_cls, checked: CheckedSpec, cv: CheckedVariant, call: Native
         native_options=tuple(py_literal(native.get(o.name, dict(cv.variant.when).get(o.name)))
                              if o.selects else o.name for o in spec.options),
         converts_native=bool(from_native))
-
-
-def _case_messages(variant, checks) -> list[tuple[str, str]]:
-    """(label, text) of each condition a case's checks test (``checks``: the case's, parsed):
-    its pivots, ties and gauge's cotangent conditions."""
-    out = []
-    if checks.pivots:
-        out.append(("pivots", variant.pivots.message))
-    if checks.ties is not None:
-        out.append(("ties", variant.ties.message))
-    if checks.gauge_cotangents:
-        out.append(("gauge", variant.gauge.message))
-    return out
-
-
-def check_messages(checked: CheckedSpec) -> tuple[model.CheckMessage, ...]:
-    """The module's constants for the texts its checks quote, one per distinct text:
-    _PIVOTS_MESSAGE, _TIES_MESSAGE, _GAUGE_MESSAGE (then _TIES_MESSAGE_2, ...)."""
-    named: dict[str, model.CheckMessage] = {}
-    for cv in checked.variants:
-        for case in cv.cases:
-            for label, text in _case_messages(cv.variant, case.checks):
-                if text not in named:
-                    count = sum(m.name.startswith(f"_{label.upper()}_") for m in named.values())
-                    name = f"_{label.upper()}_MESSAGE" + (f"_{count + 1}" if count else "")
-                    named[text] = model.CheckMessage(name, string_source(text))
-    return tuple(named.values())
-
-
-def _derivative_checks(spec: Spec, variant, checks, messages: dict[str, str]):
-    """The run-time checks of a case's JVP and VJP (``checks``, parsed with its sizes), their
-    values still expressions: the variant's pivots (both), its ties (tangent conditions in the
-    JVP, cotangent conditions in the VJP) and its gauge's cotangent conditions (the VJP).
-    ``messages``: the name of each message's constant, by its text."""
-    first = spec.inputs[0].name
-    said = {label: messages[string_source(text)] for label, text in _case_messages(variant, checks)}
-
-    def read(exprs, prefix, names):
-        return tuple(sorted({s.name for e in exprs for s in e.atoms(sp.MatrixSymbol)
-                             if s.name.startswith(prefix) and s.name[1:] in names}))
-
-    def check(kind, exprs, against, label, option, vector=None):
-        return model.DerivativeCheck(kind, tuple(exprs), against, vector, said[label], option)
-
-    jvp, vjp = [], []
-    inputs, outputs = {t.name for t in spec.inputs}, {t.name for t in variant.outputs}
-    if checks.pivot_tangents:  # zero pivots fail along some tangents and cotangents
-        jvp.append(check("zeros", checks.pivot_tangents,
-                         (first, *read(checks.pivot_tangents, "d", inputs)), "pivots",
-                         PIVOTS_OPTION, checks.pivots[0]))
-        if checks.pivot_cotangents:  # none: the cotangents given read no such column
-            vjp.append(check("zeros", checks.pivot_cotangents,
-                             (first, *read(checks.pivot_cotangents, "g", outputs)), "pivots",
-                             PIVOTS_OPTION, checks.pivots[0]))
-    elif checks.pivots:  # the same check of both: the first of _jvp_checks and _vjp_checks
-        jvp.append(check("pivots", checks.pivots, (first,), "pivots", PIVOTS_OPTION))
-        vjp.append(jvp[0])
-    if checks.ties is not None:
-        jvp.append(check("ties", checks.tie_tangents, read(checks.tie_tangents, "d", inputs),
-                         "ties", TIES_OPTION, checks.ties))
-        if checks.tie_cotangents:  # none: the cotangents given cannot tell tied values
-            vjp.append(check("ties", checks.tie_cotangents,
-                             read(checks.tie_cotangents, "g", outputs),
-                             "ties", TIES_OPTION, checks.ties))
-    if checks.gauge_cotangents:
-        vjp.append(check("vanish", checks.gauge_cotangents,
-                         read(checks.gauge_cotangents, "g", outputs), "gauge", GAUGE_OPTION))
-    return tuple(jvp), tuple(vjp)
 
 
 def shape_equalities(spec: Spec) -> list[model.ShapeEquality]:

@@ -305,6 +305,8 @@ class FusedKernel:
     condition: str  # Python source: its cotangents are given, the others None
     inputs: tuple[str, ...]  # the names it reads, in its order
     fields: tuple[str, ...]  # the field of each: 'real', 'input' or 'complex'
+    checks: tuple[tuple[str, str, str], ...]  # what it reports: (kind, message's constant,
+    # option) of each check of degenerate inputs, in order
 
 
 @dataclass(frozen=True)

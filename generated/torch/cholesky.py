@@ -261,27 +261,34 @@ def _vjp_rule(A, L, gL, upper, check_singular):
 
 
 def _fused_pullback(A, L, gL, upper, check_singular):
-    """The VJP by one fused kernel for the whole batch (_fused.py), after the rule's checks; None
-    where none runs (the unfused rule runs then)."""
+    """The VJP by one fused kernel for the whole batch (_fused.py), which also measures the
+    checks of degenerate inputs; None where none runs (the unfused rule runs then)."""
     n = A.shape[-2]
-
-    def checks():
-        _raise_if_failed(
-            "cholesky", _vjp_checks(A, L, gL, upper, check_singular), (gL,), "cotangent"
-        )
 
     sizes = {"n": n}
     inputs = (A,)
     if upper is False:
         if gL is not None:
             return _fused_vjp(
-                "cholesky", "cholesky_v0_vjp", sizes, (L, gL), ("input", "input"), inputs, checks
+                "cholesky",
+                "cholesky_v0_vjp",
+                sizes,
+                (A, L, gL),
+                ("input", "input", "input"),
+                inputs,
+                (("pivots", _PIVOTS_MESSAGE, "check_singular", check_singular),),
             )
         return None
     if upper is True:
         if gL is not None:
             return _fused_vjp(
-                "cholesky", "cholesky_v1_vjp", sizes, (L, gL), ("input", "input"), inputs, checks
+                "cholesky",
+                "cholesky_v1_vjp",
+                sizes,
+                (A, L, gL),
+                ("input", "input", "input"),
+                inputs,
+                (("pivots", _PIVOTS_MESSAGE, "check_singular", check_singular),),
             )
         return None
     return None

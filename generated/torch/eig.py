@@ -255,14 +255,9 @@ def _vjp_rule(A, L, V, gL, gV, check_gauge, check_ties):
 
 
 def _fused_pullback(A, L, V, gL, gV, check_gauge, check_ties):
-    """The VJP by one fused kernel for the whole batch (_fused.py), after the rule's checks; None
-    where none runs (the unfused rule runs then)."""
+    """The VJP by one fused kernel for the whole batch (_fused.py), which also measures the
+    checks of degenerate inputs; None where none runs (the unfused rule runs then)."""
     n = A.shape[-2]
-
-    def checks():
-        _raise_if_failed(
-            "eig", _vjp_checks(A, L, V, gL, gV, check_gauge, check_ties), (gL, gV), "cotangent"
-        )
 
     sizes = {"n": n}
     inputs = (A,)
@@ -275,17 +270,20 @@ def _fused_pullback(A, L, V, gL, gV, check_gauge, check_ties):
                 (L, V, gL, gV),
                 ("complex", "complex", "complex", "complex"),
                 inputs,
-                checks,
+                (
+                    ("ties", _TIES_MESSAGE, "check_ties", check_ties),
+                    ("vanish", _GAUGE_MESSAGE, "check_gauge", check_gauge),
+                ),
             )
         if gL is not None and gV is None:
             return _fused_vjp(
                 "eig",
                 "eig_v0_vjp_without_gV",
                 sizes,
-                (V, gL),
-                ("complex", "complex"),
+                (L, V, gL),
+                ("complex", "complex", "complex"),
                 inputs,
-                checks,
+                (("ties", _TIES_MESSAGE, "check_ties", check_ties),),
             )
         return None
     return None

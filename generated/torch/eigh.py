@@ -318,17 +318,9 @@ def _vjp_rule(A, L, Q, gL, gQ, UPLO, check_gauge, check_ties):
 
 
 def _fused_pullback(A, L, Q, gL, gQ, UPLO, check_gauge, check_ties):
-    """The VJP by one fused kernel for the whole batch (_fused.py), after the rule's checks; None
-    where none runs (the unfused rule runs then)."""
+    """The VJP by one fused kernel for the whole batch (_fused.py), which also measures the
+    checks of degenerate inputs; None where none runs (the unfused rule runs then)."""
     n = A.shape[-2]
-
-    def checks():
-        _raise_if_failed(
-            "eigh",
-            _vjp_checks(A, L, Q, gL, gQ, UPLO, check_gauge, check_ties),
-            (gL, gQ),
-            "cotangent",
-        )
 
     sizes = {"n": n}
     inputs = (A,)
@@ -341,7 +333,10 @@ def _fused_pullback(A, L, Q, gL, gQ, UPLO, check_gauge, check_ties):
                 (L, Q, gL, gQ),
                 ("real", "input", "real", "input"),
                 inputs,
-                checks,
+                (
+                    ("ties", _TIES_MESSAGE, "check_ties", check_ties),
+                    ("vanish", _GAUGE_MESSAGE, "check_gauge", check_gauge),
+                ),
             )
         if gL is None and gQ is not None:
             return _fused_vjp(
@@ -351,11 +346,20 @@ def _fused_pullback(A, L, Q, gL, gQ, UPLO, check_gauge, check_ties):
                 (L, Q, gQ),
                 ("real", "input", "input"),
                 inputs,
-                checks,
+                (
+                    ("ties", _TIES_MESSAGE, "check_ties", check_ties),
+                    ("vanish", _GAUGE_MESSAGE, "check_gauge", check_gauge),
+                ),
             )
         if gL is not None and gQ is None:
             return _fused_vjp(
-                "eigh", "eigh_v0_vjp_without_gQ", sizes, (Q, gL), ("input", "real"), inputs, checks
+                "eigh",
+                "eigh_v0_vjp_without_gQ",
+                sizes,
+                (L, Q, gL),
+                ("real", "input", "real"),
+                inputs,
+                (("ties", _TIES_MESSAGE, "check_ties", check_ties),),
             )
         return None
     if UPLO == "U":
@@ -367,7 +371,10 @@ def _fused_pullback(A, L, Q, gL, gQ, UPLO, check_gauge, check_ties):
                 (L, Q, gL, gQ),
                 ("real", "input", "real", "input"),
                 inputs,
-                checks,
+                (
+                    ("ties", _TIES_MESSAGE, "check_ties", check_ties),
+                    ("vanish", _GAUGE_MESSAGE, "check_gauge", check_gauge),
+                ),
             )
         if gL is None and gQ is not None:
             return _fused_vjp(
@@ -377,11 +384,20 @@ def _fused_pullback(A, L, Q, gL, gQ, UPLO, check_gauge, check_ties):
                 (L, Q, gQ),
                 ("real", "input", "input"),
                 inputs,
-                checks,
+                (
+                    ("ties", _TIES_MESSAGE, "check_ties", check_ties),
+                    ("vanish", _GAUGE_MESSAGE, "check_gauge", check_gauge),
+                ),
             )
         if gL is not None and gQ is None:
             return _fused_vjp(
-                "eigh", "eigh_v1_vjp_without_gQ", sizes, (Q, gL), ("input", "real"), inputs, checks
+                "eigh",
+                "eigh_v1_vjp_without_gQ",
+                sizes,
+                (L, Q, gL),
+                ("real", "input", "real"),
+                inputs,
+                (("ties", _TIES_MESSAGE, "check_ties", check_ties),),
             )
         return None
     return None

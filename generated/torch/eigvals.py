@@ -178,19 +178,22 @@ def _vjp_rule(A, L, V, gL, gV, check_ties):
 
 
 def _fused_pullback(A, L, V, gL, gV, check_ties):
-    """The VJP by one fused kernel for the whole batch (_fused.py), after the rule's checks; None
-    where none runs (the unfused rule runs then)."""
+    """The VJP by one fused kernel for the whole batch (_fused.py), which also measures the
+    checks of degenerate inputs; None where none runs (the unfused rule runs then)."""
     n = A.shape[-2]
-
-    def checks():
-        _raise_if_failed("eigvals", _vjp_checks(A, L, V, gL, gV, check_ties), (gL, gV), "cotangent")
 
     sizes = {"n": n}
     inputs = (A,)
     if True:
         if gL is not None:
             return _fused_vjp(
-                "eigvals", "eigvals_v0_vjp", sizes, (V, gL), ("complex", "complex"), inputs, checks
+                "eigvals",
+                "eigvals_v0_vjp",
+                sizes,
+                (L, V, gL),
+                ("complex", "complex", "complex"),
+                inputs,
+                (("ties", _TIES_MESSAGE, "check_ties", check_ties),),
             )
         return None
     return None

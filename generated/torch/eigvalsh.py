@@ -201,27 +201,34 @@ def _vjp_rule(A, L, Q, gL, gQ, UPLO, check_ties):
 
 
 def _fused_pullback(A, L, Q, gL, gQ, UPLO, check_ties):
-    """The VJP by one fused kernel for the whole batch (_fused.py), after the rule's checks; None
-    where none runs (the unfused rule runs then)."""
+    """The VJP by one fused kernel for the whole batch (_fused.py), which also measures the
+    checks of degenerate inputs; None where none runs (the unfused rule runs then)."""
     n = A.shape[-2]
-
-    def checks():
-        _raise_if_failed(
-            "eigvalsh", _vjp_checks(A, L, Q, gL, gQ, UPLO, check_ties), (gL, gQ), "cotangent"
-        )
 
     sizes = {"n": n}
     inputs = (A,)
     if UPLO == "L":
         if gL is not None:
             return _fused_vjp(
-                "eigvalsh", "eigvalsh_v0_vjp", sizes, (Q, gL), ("input", "real"), inputs, checks
+                "eigvalsh",
+                "eigvalsh_v0_vjp",
+                sizes,
+                (L, Q, gL),
+                ("real", "input", "real"),
+                inputs,
+                (("ties", _TIES_MESSAGE, "check_ties", check_ties),),
             )
         return None
     if UPLO == "U":
         if gL is not None:
             return _fused_vjp(
-                "eigvalsh", "eigvalsh_v1_vjp", sizes, (Q, gL), ("input", "real"), inputs, checks
+                "eigvalsh",
+                "eigvalsh_v1_vjp",
+                sizes,
+                (L, Q, gL),
+                ("real", "input", "real"),
+                inputs,
+                (("ties", _TIES_MESSAGE, "check_ties", check_ties),),
             )
         return None
     return None

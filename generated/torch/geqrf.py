@@ -1052,17 +1052,12 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
 
 
 def _fused_pullback(A, a, tau, ga, gtau, check_singular):
-    """The VJP by one fused kernel for the whole batch (_fused.py), after the rule's checks; None
-    where none runs (the unfused rule runs then)."""
+    """The VJP by one fused kernel for the whole batch (_fused.py), which also measures the
+    checks of degenerate inputs; None where none runs (the unfused rule runs then)."""
     m = A.shape[-2]
     n = A.shape[-1]
     k = min(m, n)
     p = m - 1
-
-    def checks():
-        _raise_if_failed(
-            "geqrf", _vjp_checks(A, a, tau, ga, gtau, check_singular), (ga, gtau), "cotangent"
-        )
 
     sizes = {"m": m, "n": n}
     inputs = (A,)
@@ -1075,7 +1070,7 @@ def _fused_pullback(A, a, tau, ga, gtau, check_singular):
                 (A, a, tau, ga, gtau),
                 ("input", "input", "input", "input", "input"),
                 inputs,
-                checks,
+                (("pivots", _PIVOTS_MESSAGE, "check_singular", check_singular),),
             )
         return None
     return None

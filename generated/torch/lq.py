@@ -385,16 +385,11 @@ def _vjp_rule(A, L, Q, gL, gQ, mode, check_singular):
 
 
 def _fused_pullback(A, L, Q, gL, gQ, mode, check_singular):
-    """The VJP by one fused kernel for the whole batch (_fused.py), after the rule's checks; None
-    where none runs (the unfused rule runs then)."""
+    """The VJP by one fused kernel for the whole batch (_fused.py), which also measures the
+    checks of degenerate inputs; None where none runs (the unfused rule runs then)."""
     m = A.shape[-2]
     n = A.shape[-1]
     k = min(m, n)
-
-    def checks():
-        _raise_if_failed(
-            "lq", _vjp_checks(A, L, Q, gL, gQ, mode, check_singular), (gL, gQ), "cotangent"
-        )
 
     sizes = {"m": m, "n": n}
     inputs = (A,)
@@ -407,17 +402,17 @@ def _fused_pullback(A, L, Q, gL, gQ, mode, check_singular):
                 (A, L, Q, gL, gQ),
                 ("input", "input", "input", "input", "input"),
                 inputs,
-                checks,
+                (("pivots", _PIVOTS_MESSAGE, "check_singular", check_singular),),
             )
         if gL is None and gQ is not None:
             return _fused_vjp(
                 "lq",
                 "lq_v0_vjp_without_gL",
                 sizes,
-                (L, Q, gQ),
-                ("input", "input", "input"),
+                (A, L, Q, gQ),
+                ("input", "input", "input", "input"),
                 inputs,
-                checks,
+                (("pivots", _PIVOTS_MESSAGE, "check_singular", check_singular),),
             )
         return None
     return None

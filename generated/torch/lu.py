@@ -558,19 +558,11 @@ def _vjp_rule(A, P, L, U, gP, gL, gU, pivot, check_singular):
 
 
 def _fused_pullback(A, P, L, U, gP, gL, gU, pivot, check_singular):
-    """The VJP by one fused kernel for the whole batch (_fused.py), after the rule's checks; None
-    where none runs (the unfused rule runs then)."""
+    """The VJP by one fused kernel for the whole batch (_fused.py), which also measures the
+    checks of degenerate inputs; None where none runs (the unfused rule runs then)."""
     m = A.shape[-2]
     n = A.shape[-1]
     k = min(m, n)
-
-    def checks():
-        _raise_if_failed(
-            "lu",
-            _vjp_checks(A, P, L, U, gP, gL, gU, pivot, check_singular),
-            (gP, gL, gU),
-            "cotangent",
-        )
 
     sizes = {"m": m, "n": n}
     inputs = (A,)
@@ -580,20 +572,20 @@ def _fused_pullback(A, P, L, U, gP, gL, gU, pivot, check_singular):
                 "lu",
                 "lu_v0_vjp",
                 sizes,
-                (P, L, U, gL, gU),
-                ("input", "input", "input", "input", "input"),
+                (A, P, L, U, gL, gU),
+                ("input", "input", "input", "input", "input", "input"),
                 inputs,
-                checks,
+                (("pivots", _PIVOTS_MESSAGE, "check_singular", check_singular),),
             )
         if gL is None and gU is not None:
             return _fused_vjp(
                 "lu",
                 "lu_v0_vjp_without_gL",
                 sizes,
-                (P, L, U, gU),
-                ("input", "input", "input", "input"),
+                (A, P, L, U, gU),
+                ("input", "input", "input", "input", "input"),
                 inputs,
-                checks,
+                (("pivots", _PIVOTS_MESSAGE, "check_singular", check_singular),),
             )
         return None
     return None

@@ -380,19 +380,11 @@ def _vjp_rule(A, LU, pivots, P, gLU, gpivots, gP, pivot, check_singular):
 
 
 def _fused_pullback(A, LU, pivots, P, gLU, gpivots, gP, pivot, check_singular):
-    """The VJP by one fused kernel for the whole batch (_fused.py), after the rule's checks; None
-    where none runs (the unfused rule runs then)."""
+    """The VJP by one fused kernel for the whole batch (_fused.py), which also measures the
+    checks of degenerate inputs; None where none runs (the unfused rule runs then)."""
     m = A.shape[-2]
     n = A.shape[-1]
     k = min(m, n)
-
-    def checks():
-        _raise_if_failed(
-            "lu_factor",
-            _vjp_checks(A, LU, pivots, P, gLU, gpivots, gP, pivot, check_singular),
-            (gLU, gpivots, gP),
-            "cotangent",
-        )
 
     sizes = {"m": m, "n": n}
     inputs = (A,)
@@ -402,10 +394,10 @@ def _fused_pullback(A, LU, pivots, P, gLU, gpivots, gP, pivot, check_singular):
                 "lu_factor",
                 "lu_factor_v0_vjp",
                 sizes,
-                (LU, P, gLU),
-                ("input", "input", "input"),
+                (A, LU, P, gLU),
+                ("input", "input", "input", "input"),
                 inputs,
-                checks,
+                (("pivots", _PIVOTS_MESSAGE, "check_singular", check_singular),),
             )
         return None
     return None

@@ -849,16 +849,11 @@ def _vjp_rule(A, Q, R, gQ, gR, mode, check_singular):
 
 
 def _fused_pullback(A, Q, R, gQ, gR, mode, check_singular):
-    """The VJP by one fused kernel for the whole batch (_fused.py), after the rule's checks; None
-    where none runs (the unfused rule runs then)."""
+    """The VJP by one fused kernel for the whole batch (_fused.py), which also measures the
+    checks of degenerate inputs; None where none runs (the unfused rule runs then)."""
     m = A.shape[-2]
     n = A.shape[-1]
     k = min(m, n)
-
-    def checks():
-        _raise_if_failed(
-            "qr", _vjp_checks(A, Q, R, gQ, gR, mode, check_singular), (gQ, gR), "cotangent"
-        )
 
     sizes = {"m": m, "n": n}
     inputs = (A,)
@@ -871,17 +866,17 @@ def _fused_pullback(A, Q, R, gQ, gR, mode, check_singular):
                 (A, Q, R, gQ, gR),
                 ("input", "input", "input", "input", "input"),
                 inputs,
-                checks,
+                (("pivots", _PIVOTS_MESSAGE, "check_singular", check_singular),),
             )
         if gQ is not None and gR is None:
             return _fused_vjp(
                 "qr",
                 "qr_v0_vjp_without_gR",
                 sizes,
-                (Q, R, gQ),
-                ("input", "input", "input"),
+                (A, Q, R, gQ),
+                ("input", "input", "input", "input"),
                 inputs,
-                checks,
+                (("pivots", _PIVOTS_MESSAGE, "check_singular", check_singular),),
             )
         return None
     if mode == "complete":
@@ -893,17 +888,17 @@ def _fused_pullback(A, Q, R, gQ, gR, mode, check_singular):
                 (A, Q, R, gQ, gR),
                 ("input", "input", "input", "input", "input"),
                 inputs,
-                checks,
+                (("pivots", _PIVOTS_MESSAGE, "check_singular", check_singular),),
             )
         if gQ is not None and gR is None:
             return _fused_vjp(
                 "qr",
                 "qr_v1_vjp_without_gR",
                 sizes,
-                (Q, R, gQ),
-                ("input", "input", "input"),
+                (A, Q, R, gQ),
+                ("input", "input", "input", "input"),
                 inputs,
-                checks,
+                (("pivots", _PIVOTS_MESSAGE, "check_singular", check_singular),),
             )
         return None
     if mode == "r":
@@ -915,7 +910,7 @@ def _fused_pullback(A, Q, R, gQ, gR, mode, check_singular):
                 (A, Q, R, gR),
                 ("input", "input", "input", "input"),
                 inputs,
-                checks,
+                (("pivots", _PIVOTS_MESSAGE, "check_singular", check_singular),),
             )
         return None
     return None

@@ -931,19 +931,11 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
 
 
 def _fused_pullback(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
-    """The VJP by one fused kernel for the whole batch (_fused.py), after the rule's checks; None
-    where none runs (the unfused rule runs then)."""
+    """The VJP by one fused kernel for the whole batch (_fused.py), which also measures the
+    checks of degenerate inputs; None where none runs (the unfused rule runs then)."""
     m = A.shape[-2]
     n = A.shape[-1]
     k = min(m, n)
-
-    def checks():
-        _raise_if_failed(
-            "qr_pivoted",
-            _vjp_checks(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular),
-            (gQ, gR, gP, gPi),
-            "cotangent",
-        )
 
     sizes = {"m": m, "n": n}
     inputs = (A,)
@@ -956,17 +948,17 @@ def _fused_pullback(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                 (A, Q, R, Pi, gQ, gR),
                 ("input", "input", "input", "input", "input", "input"),
                 inputs,
-                checks,
+                (("pivots", _PIVOTS_MESSAGE, "check_singular", check_singular),),
             )
         if gQ is not None and gR is None:
             return _fused_vjp(
                 "qr_pivoted",
                 "qr_pivoted_v0_vjp_without_gR",
                 sizes,
-                (Q, R, Pi, gQ),
-                ("input", "input", "input", "input"),
+                (A, Q, R, Pi, gQ),
+                ("input", "input", "input", "input", "input"),
                 inputs,
-                checks,
+                (("pivots", _PIVOTS_MESSAGE, "check_singular", check_singular),),
             )
         return None
     if mode == "complete":
@@ -978,17 +970,17 @@ def _fused_pullback(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                 (A, Q, R, Pi, gQ, gR),
                 ("input", "input", "input", "input", "input", "input"),
                 inputs,
-                checks,
+                (("pivots", _PIVOTS_MESSAGE, "check_singular", check_singular),),
             )
         if gQ is not None and gR is None:
             return _fused_vjp(
                 "qr_pivoted",
                 "qr_pivoted_v1_vjp_without_gR",
                 sizes,
-                (Q, R, Pi, gQ),
-                ("input", "input", "input", "input"),
+                (A, Q, R, Pi, gQ),
+                ("input", "input", "input", "input", "input"),
                 inputs,
-                checks,
+                (("pivots", _PIVOTS_MESSAGE, "check_singular", check_singular),),
             )
         return None
     if mode == "r":
@@ -1000,7 +992,7 @@ def _fused_pullback(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                 (A, Q, R, Pi, gR),
                 ("input", "input", "input", "input", "input"),
                 inputs,
-                checks,
+                (("pivots", _PIVOTS_MESSAGE, "check_singular", check_singular),),
             )
         return None
     return None

@@ -3841,21 +3841,11 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
 def _fused_pullback(
     A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, check_singular
 ):
-    """The VJP by one fused kernel for the whole batch (_fused.py), after the rule's checks; None
-    where none runs (the unfused rule runs then)."""
+    """The VJP by one fused kernel for the whole batch (_fused.py), which also measures the
+    checks of degenerate inputs; None where none runs (the unfused rule runs then)."""
     m = A.shape[-2]
     n = A.shape[-1]
     k = min(m, n)
-
-    def checks():
-        _raise_if_failed(
-            "svd",
-            _vjp_checks(
-                A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, check_singular
-            ),
-            (gU, gS, gVh),
-            "cotangent",
-        )
 
     sizes = {"m": m, "n": n}
     inputs = (A,)
@@ -3865,60 +3855,83 @@ def _fused_pullback(
                 "svd",
                 "svd_v0_vjp",
                 sizes,
-                (U, S, Vh, gU, gS, gVh),
-                ("input", "real", "input", "input", "real", "input"),
+                (A, U, S, Vh, gU, gS, gVh),
+                ("input", "input", "real", "input", "input", "real", "input"),
                 inputs,
-                checks,
+                (
+                    ("zeros", _PIVOTS_MESSAGE, "check_singular", check_singular),
+                    ("ties", _TIES_MESSAGE, "check_ties", check_ties),
+                    ("vanish", _GAUGE_MESSAGE, "check_gauge", check_gauge),
+                ),
             )
         if gU is None and gS is not None and gVh is not None:
             return _fused_vjp(
                 "svd",
                 "svd_v0_vjp_without_gU",
                 sizes,
-                (U, S, Vh, gS, gVh),
-                ("input", "real", "input", "real", "input"),
+                (A, U, S, Vh, gS, gVh),
+                ("input", "input", "real", "input", "real", "input"),
                 inputs,
-                checks,
+                (
+                    ("zeros", _PIVOTS_MESSAGE, "check_singular", check_singular),
+                    ("ties", _TIES_MESSAGE, "check_ties", check_ties),
+                    ("vanish", _GAUGE_MESSAGE, "check_gauge", check_gauge),
+                ),
             )
         if gU is not None and gS is not None and gVh is None:
             return _fused_vjp(
                 "svd",
                 "svd_v0_vjp_without_gVh",
                 sizes,
-                (U, S, Vh, gU, gS),
-                ("input", "real", "input", "input", "real"),
+                (A, U, S, Vh, gU, gS),
+                ("input", "input", "real", "input", "input", "real"),
                 inputs,
-                checks,
+                (
+                    ("zeros", _PIVOTS_MESSAGE, "check_singular", check_singular),
+                    ("ties", _TIES_MESSAGE, "check_ties", check_ties),
+                    ("vanish", _GAUGE_MESSAGE, "check_gauge", check_gauge),
+                ),
             )
         if gU is None and gS is None and gVh is not None:
             return _fused_vjp(
                 "svd",
                 "svd_v0_vjp_without_gU_gS",
                 sizes,
-                (U, S, Vh, gVh),
-                ("input", "real", "input", "input"),
+                (A, U, S, Vh, gVh),
+                ("input", "input", "real", "input", "input"),
                 inputs,
-                checks,
+                (
+                    ("zeros", _PIVOTS_MESSAGE, "check_singular", check_singular),
+                    ("ties", _TIES_MESSAGE, "check_ties", check_ties),
+                    ("vanish", _GAUGE_MESSAGE, "check_gauge", check_gauge),
+                ),
             )
         if gU is None and gS is not None and gVh is None:
             return _fused_vjp(
                 "svd",
                 "svd_v0_vjp_without_gU_gVh",
                 sizes,
-                (U, Vh, gS),
-                ("input", "input", "real"),
+                (A, U, S, Vh, gS),
+                ("input", "input", "real", "input", "real"),
                 inputs,
-                checks,
+                (
+                    ("zeros", _PIVOTS_MESSAGE, "check_singular", check_singular),
+                    ("ties", _TIES_MESSAGE, "check_ties", check_ties),
+                ),
             )
         if gU is not None and gS is None and gVh is None:
             return _fused_vjp(
                 "svd",
                 "svd_v0_vjp_without_gS_gVh",
                 sizes,
-                (U, S, Vh, gU),
-                ("input", "real", "input", "input"),
+                (A, U, S, Vh, gU),
+                ("input", "input", "real", "input", "input"),
                 inputs,
-                checks,
+                (
+                    ("zeros", _PIVOTS_MESSAGE, "check_singular", check_singular),
+                    ("ties", _TIES_MESSAGE, "check_ties", check_ties),
+                    ("vanish", _GAUGE_MESSAGE, "check_gauge", check_gauge),
+                ),
             )
         return None
     if full_matrices is True:
@@ -3927,60 +3940,83 @@ def _fused_pullback(
                 "svd",
                 "svd_v1_vjp",
                 sizes,
-                (U, S, Vh, gU, gS, gVh),
-                ("input", "real", "input", "input", "real", "input"),
+                (A, U, S, Vh, gU, gS, gVh),
+                ("input", "input", "real", "input", "input", "real", "input"),
                 inputs,
-                checks,
+                (
+                    ("zeros", _PIVOTS_MESSAGE, "check_singular", check_singular),
+                    ("ties", _TIES_MESSAGE, "check_ties", check_ties),
+                    ("vanish", _GAUGE_MESSAGE_2, "check_gauge", check_gauge),
+                ),
             )
         if gU is None and gS is not None and gVh is not None:
             return _fused_vjp(
                 "svd",
                 "svd_v1_vjp_without_gU",
                 sizes,
-                (U, S, Vh, gS, gVh),
-                ("input", "real", "input", "real", "input"),
+                (A, U, S, Vh, gS, gVh),
+                ("input", "input", "real", "input", "real", "input"),
                 inputs,
-                checks,
+                (
+                    ("zeros", _PIVOTS_MESSAGE, "check_singular", check_singular),
+                    ("ties", _TIES_MESSAGE, "check_ties", check_ties),
+                    ("vanish", _GAUGE_MESSAGE_2, "check_gauge", check_gauge),
+                ),
             )
         if gU is not None and gS is not None and gVh is None:
             return _fused_vjp(
                 "svd",
                 "svd_v1_vjp_without_gVh",
                 sizes,
-                (U, S, Vh, gU, gS),
-                ("input", "real", "input", "input", "real"),
+                (A, U, S, Vh, gU, gS),
+                ("input", "input", "real", "input", "input", "real"),
                 inputs,
-                checks,
+                (
+                    ("zeros", _PIVOTS_MESSAGE, "check_singular", check_singular),
+                    ("ties", _TIES_MESSAGE, "check_ties", check_ties),
+                    ("vanish", _GAUGE_MESSAGE_2, "check_gauge", check_gauge),
+                ),
             )
         if gU is None and gS is None and gVh is not None:
             return _fused_vjp(
                 "svd",
                 "svd_v1_vjp_without_gU_gS",
                 sizes,
-                (U, S, Vh, gVh),
-                ("input", "real", "input", "input"),
+                (A, U, S, Vh, gVh),
+                ("input", "input", "real", "input", "input"),
                 inputs,
-                checks,
+                (
+                    ("zeros", _PIVOTS_MESSAGE, "check_singular", check_singular),
+                    ("ties", _TIES_MESSAGE, "check_ties", check_ties),
+                    ("vanish", _GAUGE_MESSAGE_2, "check_gauge", check_gauge),
+                ),
             )
         if gU is None and gS is not None and gVh is None:
             return _fused_vjp(
                 "svd",
                 "svd_v1_vjp_without_gU_gVh",
                 sizes,
-                (U, Vh, gS),
-                ("input", "input", "real"),
+                (A, U, S, Vh, gS),
+                ("input", "input", "real", "input", "real"),
                 inputs,
-                checks,
+                (
+                    ("zeros", _PIVOTS_MESSAGE, "check_singular", check_singular),
+                    ("ties", _TIES_MESSAGE, "check_ties", check_ties),
+                ),
             )
         if gU is not None and gS is None and gVh is None:
             return _fused_vjp(
                 "svd",
                 "svd_v1_vjp_without_gS_gVh",
                 sizes,
-                (U, S, Vh, gU),
-                ("input", "real", "input", "input"),
+                (A, U, S, Vh, gU),
+                ("input", "input", "real", "input", "input"),
                 inputs,
-                checks,
+                (
+                    ("zeros", _PIVOTS_MESSAGE, "check_singular", check_singular),
+                    ("ties", _TIES_MESSAGE, "check_ties", check_ties),
+                    ("vanish", _GAUGE_MESSAGE_2, "check_gauge", check_gauge),
+                ),
             )
         return None
     return None

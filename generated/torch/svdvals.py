@@ -352,19 +352,11 @@ def _vjp_rule(A, S, U, Vh, gS, gU, gVh, check_ties, check_singular):
 
 
 def _fused_pullback(A, S, U, Vh, gS, gU, gVh, check_ties, check_singular):
-    """The VJP by one fused kernel for the whole batch (_fused.py), after the rule's checks; None
-    where none runs (the unfused rule runs then)."""
+    """The VJP by one fused kernel for the whole batch (_fused.py), which also measures the
+    checks of degenerate inputs; None where none runs (the unfused rule runs then)."""
     m = A.shape[-2]
     n = A.shape[-1]
     k = min(m, n)
-
-    def checks():
-        _raise_if_failed(
-            "svdvals",
-            _vjp_checks(A, S, U, Vh, gS, gU, gVh, check_ties, check_singular),
-            (gS, gU, gVh),
-            "cotangent",
-        )
 
     sizes = {"m": m, "n": n}
     inputs = (A,)
@@ -374,10 +366,13 @@ def _fused_pullback(A, S, U, Vh, gS, gU, gVh, check_ties, check_singular):
                 "svdvals",
                 "svdvals_v0_vjp",
                 sizes,
-                (U, Vh, gS),
-                ("input", "input", "real"),
+                (A, S, U, Vh, gS),
+                ("input", "real", "input", "input", "real"),
                 inputs,
-                checks,
+                (
+                    ("zeros", _PIVOTS_MESSAGE, "check_singular", check_singular),
+                    ("ties", _TIES_MESSAGE, "check_ties", check_ties),
+                ),
             )
         return None
     return None

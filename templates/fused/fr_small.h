@@ -387,4 +387,77 @@ inline Mat<T, R, C> solve(const Mat<T, N, N>& a, const Mat<T, R, C>& b) {
   }
 }
 
+// -- the checks of degenerate inputs (templates/_runtime_shared.py's _violation, per matrix) ----
+template <class T> inline T square_root(T x) { return std::sqrt(x); }
+template <class S, int L> inline Lanes<S, L> square_root(Lanes<S, L> x) {
+  Lanes<S, L> r;
+  for (int l = 0; l < L; ++l) r.v[l] = std::sqrt(x.v[l]);
+  return r;
+}
+template <class T> inline real_t<T> minimum(real_t<T> x, real_t<T> y) { return -maximum(-x, -y); }
+template <class T> inline real_t<T> epsilon() {
+  return real_t<T>(std::numeric_limits<scalar_t<T>>::epsilon());
+}
+// the largest |entry| (0 for none)
+template <class T, index R, index C> inline real_t<T> largest_abs(const Mat<T, R, C>& x) {
+  real_t<T> out = 0;
+  for (index i = 0; i < R * C; ++i) out = maximum(out, magnitude(x.a[i]));
+  return out;
+}
+// the smallest |entry| (infinity for none)
+template <class T, index R, index C> inline real_t<T> smallest_abs(const Mat<T, R, C>& x) {
+  real_t<T> out = std::numeric_limits<scalar_t<T>>::infinity();
+  for (index i = 0; i < R * C; ++i) out = minimum<T>(out, magnitude(x.a[i]));
+  return out;
+}
+// max(m, n) eps ||A||_F: pivots at most this are zero
+template <class T, index R, index C> inline real_t<T> pivot_limit(const Mat<T, R, C>& a) {
+  real_t<T> sum = 0;
+  for (index i = 0; i < R * C; ++i) {
+    const real_t<T> size = magnitude(a.a[i]);
+    sum += size * size;
+  }
+  return real_t<T>(std::max(R, C)) * epsilon<T>() * square_root(sum);
+}
+// max(|M_ij|, |M_jj - M_ii|) over the pairs i != j whose values v_i, v_j tie (|v_j - v_i| <=
+// n eps max|v|), 0 where none ties
+template <class T, index N> inline real_t<T> tie_residual(const Mat<T, N, 1>& v,
+                                                        const Mat<T, N, N>& m) {
+  using R = real_t<T>;
+  R largest = 0;
+  for (index i = 0; i < N; ++i) largest = maximum(largest, magnitude(v(i, 0)));
+  const R tol = R(N) * epsilon<T>() * largest;
+  R out = 0;
+  for (index i = 0; i < N; ++i)
+    for (index j = 0; j < N; ++j) {
+      if (i == j) continue;
+      const R off = maximum(magnitude(m(i, j)), magnitude(m(j, j) - m(i, i)));
+      out = maximum(out, where_at_most(magnitude(v(j, 0) - v(i, 0)), tol, off, R(0)));
+    }
+  return out;
+}
+// the largest |M_ij| in the columns j whose pivot v_j is zero (|v_j| <= limit), 0 where none
+template <class T, index K, index R>
+inline real_t<T> zero_residual(const Mat<T, K, 1>& v, real_t<T> limit, const Mat<T, R, K>& m) {
+  using Re = real_t<T>;
+  Re out = 0;
+  for (index i = 0; i < R; ++i)
+    for (index j = 0; j < K; ++j)
+      out = maximum(out, where_at_most(magnitude(v(j, 0)), limit, magnitude(m(i, j)), Re(0)));
+  return out;
+}
+// check `position` of `checks` of matrix b (of b, ..., b + L - 1 for lanes): its value and limit
+template <class S, class R>
+inline void report(S* p, index b, index position, index checks, R value, R limit) {
+  if constexpr (is_lanes<R>::value) {
+    for (int l = 0; l < R::count; ++l) {
+      p[((b + l) * checks + position) * 2] = value.v[l];
+      p[((b + l) * checks + position) * 2 + 1] = limit.v[l];
+    }
+  } else {
+    p[(b * checks + position) * 2] = value;
+    p[(b * checks + position) * 2 + 1] = limit;
+  }
+}
+
 }  // namespace fr

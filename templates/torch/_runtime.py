@@ -559,11 +559,12 @@ _COMPLEX = {_torch.float32: _torch.complex64, _torch.float64: _torch.complex128}
 
 def _fused_vjp(op, name, sizes, arrays, fields, inputs, checks):
     """The cotangents of ``inputs`` by the fused kernel ``name`` of ``op`` on ``arrays`` (the
-    rule's operands; ``fields``: 'real', 'input' or 'complex' each), once ``checks`` (None,
-    or a function that raises where the derivative does not exist) passed; None where it
-    does not run: a tensor that needs a differentiable result (create_graph), traced or
-    mapped code, a device other than the CPU, a batch of fewer than _fused.MIN_BATCH
-    matrices or one larger than _fused.MAX_SIZE, mixed batches, no compiler."""
+    rule's operands; ``fields``: 'real', 'input' or 'complex' each), which also measures the
+    rule's ``checks`` (kind, message, option, whether it is on) as _violation does and raises
+    the first that fails; None where it does not run: a tensor that needs a differentiable
+    result (create_graph), traced or mapped code, a device other than the CPU, a batch of
+    fewer than _fused.MIN_BATCH matrices or one larger than _fused.MAX_SIZE, mixed batches,
+    no compiler."""
     if (not _fused.enabled() or _torch.is_grad_enabled() or _torch.compiler.is_compiling()
             or _vmapped() or any(a is None for a in arrays)):
         return None
@@ -581,13 +582,20 @@ def _fused_vjp(op, name, sizes, arrays, fields, inputs, checks):
     kernel = _fused.kernel(op, name, suffix, sizes)
     if kernel is None:
         return None
-    if checks is not None:
-        checks()
-    dtypes = {"real": _REAL.get(first.dtype, first.dtype), "input": first.dtype,
+    real = _REAL.get(first.dtype, first.dtype)
+    dtypes = {"real": real, "input": first.dtype,
               "complex": _COMPLEX.get(first.dtype, first.dtype)}
     given = [a.detach().to(dtypes[f]).contiguous() for a, f in zip(arrays, fields)]
     results = [_torch.empty(x.shape, dtype=x.dtype) for x in inputs]
-    if not _fused.run(kernel, [a.data_ptr() for a in given], [r.data_ptr() for r in results],
-                      count):
+    report = _torch.empty((count, len(checks), 2), dtype=real)
+    if not _fused.run(kernel, [a.data_ptr() for a in given],
+                      [r.data_ptr() for r in (*results, report)], count):
         return None
+    for i, (kind, message, option, on) in enumerate(checks):
+        value, limit = report[:, i, 0], report[:, i, 1]
+        failed = (value <= limit) if kind == "pivots" else (value > limit)
+        if on and bool(failed.any()):
+            first = int(failed.to(_torch.uint8).argmax())
+            raise _no_derivative(op, _check(kind, None, (), message, option),
+                                 float(value[first]), float(limit[first]), "cotangent")
     return tuple(results)

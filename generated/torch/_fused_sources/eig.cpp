@@ -26,9 +26,17 @@ int eig_v0_vjp(const void* const* in, void* const* out, index b) {
     const auto gV = fr::load<fr_W, n, n>(
         static_cast<const fr_C*>(in[3]), b);
     const auto _c0 = fr::adjoint(V);
-    const auto _g_W = fr::scale_cols(V, fr::diagonal(-fr::mm(_c0, gV))) + gV;
-    const auto _g_X = fr::diag(gL) + (fr::conj(fr::pairwise_inv(L)) * (fr::mm(_c0, _g_W)));
+    const auto _c1 = fr::mm(_c0, gV);
+    const auto _g_W = fr::scale_cols(V, fr::diagonal(-_c1)) + gV;
+    const auto _c2 = fr::diag(gL);
+    const auto _g_X = _c2 + (fr::conj(fr::pairwise_inv(L)) * (fr::mm(_c0, _g_W)));
     const auto gA = fr::mm(fr::solve<true>(_c0, _g_X), _c0);
+    const auto _kvec0 = L;
+    const auto _c3 = fr::diagonal(_c1);
+    const auto _kval0_0 = fr::mm(_c0, gV - fr::scale_cols(V, fr::re(_c3))) + _c2;
+    const auto _kval1_0 = fr::im(_c3);
+    fr::report(static_cast<fr_R*>(out[1]), b, 0, 2, fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec0, _kval0_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gL)), fr::largest_abs(gV)));
+    fr::report(static_cast<fr_R*>(out[1]), b, 1, 2, fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval1_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gV)));
     fr::store(fr::Mat<fr_W, n, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -42,13 +50,18 @@ int eig_v0_vjp(const void* const* in, void* const* out, index b) {
 template <class fr_I, class fr_R, class fr_C, class fr_W, index n>
 int eig_v0_vjp_without_gV(const void* const* in, void* const* out, index b) {
   if constexpr (0 == 0) {
-    const auto V = fr::load<fr_W, n, n>(
+    const auto L = fr::load<fr_W, n, 1>(
         static_cast<const fr_C*>(in[0]), b);
-    const auto gL = fr::load<fr_W, n, 1>(
+    const auto V = fr::load<fr_W, n, n>(
         static_cast<const fr_C*>(in[1]), b);
+    const auto gL = fr::load<fr_W, n, 1>(
+        static_cast<const fr_C*>(in[2]), b);
     const auto _g_X = fr::diag(gL);
     const auto _c0 = fr::adjoint(V);
     const auto gA = fr::mm(fr::solve<true>(_c0, _g_X), _c0);
+    const auto _kvec0 = L;
+    const auto _kval0_0 = _g_X;
+    fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec0, _kval0_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gL)));
     fr::store(fr::Mat<fr_W, n, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;

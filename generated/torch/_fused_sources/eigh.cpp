@@ -26,7 +26,13 @@ int eigh_v0_vjp(const void* const* in, void* const* out, index b) {
     const auto gQ = fr::load<fr_W, n, n>(
         static_cast<const fr_I*>(in[3]), b);
     const auto _c0 = fr::adjoint(Q);
-    const auto gA = fr::sym(fr::mm(fr::mm(Q, fr::diag(fr::re(gL)) + (fr::pairwise_inv(L) * (fr::mm(_c0, gQ)))), _c0));
+    const auto _c1 = fr::mm(_c0, gQ);
+    const auto gA = fr::sym(fr::mm(fr::mm(Q, fr::diag(fr::re(gL)) + (fr::pairwise_inv(L) * _c1)), _c0));
+    const auto _kvec0 = L;
+    const auto _kval0_0 = fr::skew(_c1) + fr::diag(gL);
+    const auto _kval1_0 = fr::im(fr::diagonal(_c1));
+    fr::report(static_cast<fr_R*>(out[1]), b, 0, 2, fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec0, _kval0_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gL)), fr::largest_abs(gQ)));
+    fr::report(static_cast<fr_R*>(out[1]), b, 1, 2, fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval1_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gQ)));
     fr::store(fr::Mat<fr_W, n, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -47,7 +53,13 @@ int eigh_v0_vjp_without_gL(const void* const* in, void* const* out, index b) {
     const auto gQ = fr::load<fr_W, n, n>(
         static_cast<const fr_I*>(in[2]), b);
     const auto _c0 = fr::adjoint(Q);
-    const auto gA = fr::sym(fr::mm(fr::mm(Q, fr::pairwise_inv(L) * (fr::mm(_c0, gQ))), _c0));
+    const auto _c1 = fr::mm(_c0, gQ);
+    const auto gA = fr::sym(fr::mm(fr::mm(Q, fr::pairwise_inv(L) * _c1), _c0));
+    const auto _kvec0 = L;
+    const auto _kval0_0 = fr::skew(_c1);
+    const auto _kval1_0 = fr::im(fr::diagonal(_c1));
+    fr::report(static_cast<fr_R*>(out[1]), b, 0, 2, fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec0, _kval0_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gQ)));
+    fr::report(static_cast<fr_R*>(out[1]), b, 1, 2, fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval1_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gQ)));
     fr::store(fr::Mat<fr_W, n, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -61,11 +73,16 @@ int eigh_v0_vjp_without_gL(const void* const* in, void* const* out, index b) {
 template <class fr_I, class fr_R, class fr_C, class fr_W, index n>
 int eigh_v0_vjp_without_gQ(const void* const* in, void* const* out, index b) {
   if constexpr (0 == 0) {
+    const auto L = fr::load<fr_W, n, 1>(
+        static_cast<const fr_R*>(in[0]), b);
     const auto Q = fr::load<fr_W, n, n>(
-        static_cast<const fr_I*>(in[0]), b);
+        static_cast<const fr_I*>(in[1]), b);
     const auto gL = fr::load<fr_W, n, 1>(
-        static_cast<const fr_R*>(in[1]), b);
+        static_cast<const fr_R*>(in[2]), b);
     const auto gA = fr::mm(fr::scale_cols(Q, fr::re(gL)), fr::adjoint(Q));
+    const auto _kvec0 = L;
+    const auto _kval0_0 = fr::diag(gL);
+    fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec0, _kval0_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gL)));
     fr::store(fr::Mat<fr_W, n, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -88,7 +105,13 @@ int eigh_v1_vjp(const void* const* in, void* const* out, index b) {
     const auto gQ = fr::load<fr_W, n, n>(
         static_cast<const fr_I*>(in[3]), b);
     const auto _c0 = fr::adjoint(Q);
-    const auto gA = fr::sym(fr::mm(fr::mm(Q, fr::diag(fr::re(gL)) + (fr::pairwise_inv(L) * (fr::mm(_c0, gQ)))), _c0));
+    const auto _c1 = fr::mm(_c0, gQ);
+    const auto gA = fr::sym(fr::mm(fr::mm(Q, fr::diag(fr::re(gL)) + (fr::pairwise_inv(L) * _c1)), _c0));
+    const auto _kvec0 = L;
+    const auto _kval0_0 = fr::skew(_c1) + fr::diag(gL);
+    const auto _kval1_0 = fr::im(fr::diagonal(_c1));
+    fr::report(static_cast<fr_R*>(out[1]), b, 0, 2, fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec0, _kval0_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gL)), fr::largest_abs(gQ)));
+    fr::report(static_cast<fr_R*>(out[1]), b, 1, 2, fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval1_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gQ)));
     fr::store(fr::Mat<fr_W, n, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -109,7 +132,13 @@ int eigh_v1_vjp_without_gL(const void* const* in, void* const* out, index b) {
     const auto gQ = fr::load<fr_W, n, n>(
         static_cast<const fr_I*>(in[2]), b);
     const auto _c0 = fr::adjoint(Q);
-    const auto gA = fr::sym(fr::mm(fr::mm(Q, fr::pairwise_inv(L) * (fr::mm(_c0, gQ))), _c0));
+    const auto _c1 = fr::mm(_c0, gQ);
+    const auto gA = fr::sym(fr::mm(fr::mm(Q, fr::pairwise_inv(L) * _c1), _c0));
+    const auto _kvec0 = L;
+    const auto _kval0_0 = fr::skew(_c1);
+    const auto _kval1_0 = fr::im(fr::diagonal(_c1));
+    fr::report(static_cast<fr_R*>(out[1]), b, 0, 2, fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec0, _kval0_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gQ)));
+    fr::report(static_cast<fr_R*>(out[1]), b, 1, 2, fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval1_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gQ)));
     fr::store(fr::Mat<fr_W, n, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -123,11 +152,16 @@ int eigh_v1_vjp_without_gL(const void* const* in, void* const* out, index b) {
 template <class fr_I, class fr_R, class fr_C, class fr_W, index n>
 int eigh_v1_vjp_without_gQ(const void* const* in, void* const* out, index b) {
   if constexpr (0 == 0) {
+    const auto L = fr::load<fr_W, n, 1>(
+        static_cast<const fr_R*>(in[0]), b);
     const auto Q = fr::load<fr_W, n, n>(
-        static_cast<const fr_I*>(in[0]), b);
+        static_cast<const fr_I*>(in[1]), b);
     const auto gL = fr::load<fr_W, n, 1>(
-        static_cast<const fr_R*>(in[1]), b);
+        static_cast<const fr_R*>(in[2]), b);
     const auto gA = fr::mm(fr::scale_cols(Q, fr::re(gL)), fr::adjoint(Q));
+    const auto _kvec0 = L;
+    const auto _kval0_0 = fr::diag(gL);
+    fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec0, _kval0_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gL)));
     fr::store(fr::Mat<fr_W, n, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;

@@ -17,12 +17,17 @@ using fr::index;
 template <class fr_I, class fr_R, class fr_C, class fr_W, index n>
 int eigvals_v0_vjp(const void* const* in, void* const* out, index b) {
   if constexpr (0 == 0) {
-    const auto V = fr::load<fr_W, n, n>(
+    const auto L = fr::load<fr_W, n, 1>(
         static_cast<const fr_C*>(in[0]), b);
-    const auto gL = fr::load<fr_W, n, 1>(
+    const auto V = fr::load<fr_W, n, n>(
         static_cast<const fr_C*>(in[1]), b);
+    const auto gL = fr::load<fr_W, n, 1>(
+        static_cast<const fr_C*>(in[2]), b);
     const auto _c0 = fr::adjoint(V);
     const auto gA = fr::solve<true>(_c0, fr::scale_rows(gL, _c0));
+    const auto _kvec0 = L;
+    const auto _kval0_0 = fr::diag(gL);
+    fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec0, _kval0_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gL)));
     fr::store(fr::Mat<fr_W, n, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;

@@ -17,11 +17,16 @@ using fr::index;
 template <class fr_I, class fr_R, class fr_C, class fr_W, index n>
 int eigvalsh_v0_vjp(const void* const* in, void* const* out, index b) {
   if constexpr (0 == 0) {
+    const auto L = fr::load<fr_W, n, 1>(
+        static_cast<const fr_R*>(in[0]), b);
     const auto Q = fr::load<fr_W, n, n>(
-        static_cast<const fr_I*>(in[0]), b);
+        static_cast<const fr_I*>(in[1]), b);
     const auto gL = fr::load<fr_W, n, 1>(
-        static_cast<const fr_R*>(in[1]), b);
+        static_cast<const fr_R*>(in[2]), b);
     const auto gA = fr::mm(fr::scale_cols(Q, fr::re(gL)), fr::adjoint(Q));
+    const auto _kvec0 = L;
+    const auto _kval0_0 = fr::diag(gL);
+    fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec0, _kval0_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gL)));
     fr::store(fr::Mat<fr_W, n, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -35,11 +40,16 @@ int eigvalsh_v0_vjp(const void* const* in, void* const* out, index b) {
 template <class fr_I, class fr_R, class fr_C, class fr_W, index n>
 int eigvalsh_v1_vjp(const void* const* in, void* const* out, index b) {
   if constexpr (0 == 0) {
+    const auto L = fr::load<fr_W, n, 1>(
+        static_cast<const fr_R*>(in[0]), b);
     const auto Q = fr::load<fr_W, n, n>(
-        static_cast<const fr_I*>(in[0]), b);
+        static_cast<const fr_I*>(in[1]), b);
     const auto gL = fr::load<fr_W, n, 1>(
-        static_cast<const fr_R*>(in[1]), b);
+        static_cast<const fr_R*>(in[2]), b);
     const auto gA = fr::mm(fr::scale_cols(Q, fr::re(gL)), fr::adjoint(Q));
+    const auto _kvec0 = L;
+    const auto _kval0_0 = fr::diag(gL);
+    fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec0, _kval0_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gL)));
     fr::store(fr::Mat<fr_W, n, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;

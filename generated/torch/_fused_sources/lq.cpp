@@ -21,6 +21,8 @@ template <class fr_I, class fr_R, class fr_C, class fr_W, index m, index n>
 int lq_v0_vjp(const void* const* in, void* const* out, index b) {
   if constexpr (m <= n) {
     constexpr index k = m;
+    const auto A = fr::load<fr_W, m, n>(
+        static_cast<const fr_I*>(in[0]), b);
     const auto L = fr::load<fr_W, m, m>(
         static_cast<const fr_I*>(in[1]), b);
     const auto Q = fr::load<fr_W, m, n>(
@@ -35,6 +37,8 @@ int lq_v0_vjp(const void* const* in, void* const* out, index b) {
     const auto _g_M = fr::adjoint(_c1) + fr::diag(fr::re(fr::diagonal(_g_V))) + _c1;
     const auto _g_C = fr::mm(_g_M, Q) + gQ;
     const auto gA = fr::solve_triangular<true, true, false>(_c0, _g_C);
+    const auto _kval0_0 = fr::diagonal(L);
+    fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0)), fr::pivot_limit(A));
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -59,6 +63,8 @@ int lq_v0_vjp(const void* const* in, void* const* out, index b) {
     const auto _g_M = fr::adjoint(_c2) + fr::diag(fr::re(fr::diagonal(_g_V))) + _c2;
     const auto _g_C = fr::mm(_g_M, Q) + _g_dQ;
     const auto gA = fr::vstack(fr::solve_triangular<true, true, false>(_c1, _g_C), fr::mm(_c0, Q));
+    const auto _kval0_0 = fr::diagonal(L);
+    fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0)), fr::pivot_limit(A));
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -73,28 +79,34 @@ template <class fr_I, class fr_R, class fr_C, class fr_W, index m, index n>
 int lq_v0_vjp_without_gL(const void* const* in, void* const* out, index b) {
   if constexpr (m <= n) {
     constexpr index k = m;
-    const auto L = fr::load<fr_W, m, m>(
+    const auto A = fr::load<fr_W, m, n>(
         static_cast<const fr_I*>(in[0]), b);
-    const auto Q = fr::load<fr_W, m, n>(
+    const auto L = fr::load<fr_W, m, m>(
         static_cast<const fr_I*>(in[1]), b);
-    const auto gQ = fr::load<fr_W, m, n>(
+    const auto Q = fr::load<fr_W, m, n>(
         static_cast<const fr_I*>(in[2]), b);
+    const auto gQ = fr::load<fr_W, m, n>(
+        static_cast<const fr_I*>(in[3]), b);
     const auto _g_V = -fr::mm(gQ, fr::adjoint(Q));
     const auto _c0 = fr::tril(_g_V, -1);
     const auto _g_M = fr::adjoint(_c0) + fr::diag(fr::re(fr::diagonal(_g_V))) + _c0;
     const auto _g_C = fr::mm(_g_M, Q) + gQ;
     const auto gA = fr::solve_triangular<true, true, false>(fr::adjoint(L), _g_C);
+    const auto _kval0_0 = fr::diagonal(L);
+    fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0)), fr::pivot_limit(A));
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
   } else if constexpr (m > n) {
     constexpr index k = n;
-    const auto L = fr::load<fr_W, m, n>(
+    const auto A = fr::load<fr_W, m, n>(
         static_cast<const fr_I*>(in[0]), b);
-    const auto Q = fr::load<fr_W, n, n>(
+    const auto L = fr::load<fr_W, m, n>(
         static_cast<const fr_I*>(in[1]), b);
-    const auto gQ = fr::load<fr_W, n, n>(
+    const auto Q = fr::load<fr_W, n, n>(
         static_cast<const fr_I*>(in[2]), b);
+    const auto gQ = fr::load<fr_W, n, n>(
+        static_cast<const fr_I*>(in[3]), b);
     const auto L1 = fr::block<0, n, 0, n>(L);
     const auto _g_dQ = gQ;
     const auto _g_V = -fr::mm(_g_dQ, fr::adjoint(Q));
@@ -102,6 +114,8 @@ int lq_v0_vjp_without_gL(const void* const* in, void* const* out, index b) {
     const auto _g_M = fr::adjoint(_c0) + fr::diag(fr::re(fr::diagonal(_g_V))) + _c0;
     const auto _g_C = fr::mm(_g_M, Q) + _g_dQ;
     const auto gA = fr::pad<0, m - n, 0, 0>(fr::solve_triangular<true, true, false>(fr::adjoint(L1), _g_C));
+    const auto _kval0_0 = fr::diagonal(L);
+    fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0)), fr::pivot_limit(A));
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;

@@ -21,26 +21,32 @@ template <class fr_I, class fr_R, class fr_C, class fr_W, index m, index n>
 int lu_factor_v0_vjp(const void* const* in, void* const* out, index b) {
   if constexpr (m == n) {
     constexpr index k = m;
-    const auto LU = fr::load<fr_W, m, m>(
+    const auto A = fr::load<fr_W, m, m>(
         static_cast<const fr_I*>(in[0]), b);
-    const auto P = fr::load<fr_W, m, m>(
+    const auto LU = fr::load<fr_W, m, m>(
         static_cast<const fr_I*>(in[1]), b);
-    const auto gLU = fr::load<fr_W, m, m>(
+    const auto P = fr::load<fr_W, m, m>(
         static_cast<const fr_I*>(in[2]), b);
+    const auto gLU = fr::load<fr_W, m, m>(
+        static_cast<const fr_I*>(in[3]), b);
     const auto _g_X = fr::tril(fr::mm(fr::adjoint(fr::tril(LU, -1) + fr::eye<fr_W, m, m>()), gLU), -1) + fr::triu(fr::mm(gLU, fr::adjoint(fr::triu(LU, 0))), 0);
     const auto _c0 = fr::adjoint(LU);
     const auto gA = fr::permute_rows(P, fr::solve_triangular<true, true, true>(_c0, fr::solve_triangular<false, false, false>(_c0, _g_X)), false);
+    const auto _kval0_0 = fr::diagonal(LU);
+    fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0)), fr::pivot_limit(A));
     fr::store(fr::Mat<fr_W, m, m>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
   } else if constexpr (m > n) {
     constexpr index k = n;
-    const auto LU = fr::load<fr_W, m, n>(
+    const auto A = fr::load<fr_W, m, n>(
         static_cast<const fr_I*>(in[0]), b);
-    const auto P = fr::load<fr_W, m, m>(
+    const auto LU = fr::load<fr_W, m, n>(
         static_cast<const fr_I*>(in[1]), b);
-    const auto gLU = fr::load<fr_W, m, n>(
+    const auto P = fr::load<fr_W, m, m>(
         static_cast<const fr_I*>(in[2]), b);
+    const auto gLU = fr::load<fr_W, m, n>(
+        static_cast<const fr_I*>(in[3]), b);
     const auto _c0 = fr::block<0, n, 0, n>(LU);
     const auto _c1 = fr::adjoint(_c0);
     const auto _c2 = fr::solve_triangular<false, false, false>(_c1, fr::block<n, m, 0, n>(gLU));
@@ -49,17 +55,21 @@ int lu_factor_v0_vjp(const void* const* in, void* const* out, index b) {
     const auto _g_X = fr::tril(fr::mm(fr::adjoint(fr::tril(_c0, -1) + fr::eye<fr_W, n, n>()), _c3), -1) + fr::triu(fr::mm(_g_dU, fr::adjoint(fr::triu(_c0, 0))), 0);
     const auto _g_B = fr::vstack(fr::solve_triangular<true, true, true>(_c1, fr::solve_triangular<false, false, false>(_c1, _g_X)), _c2);
     const auto gA = fr::permute_rows(P, _g_B, false);
+    const auto _kval0_0 = fr::diagonal(LU);
+    fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0)), fr::pivot_limit(A));
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
   } else if constexpr (m < n) {
     constexpr index k = m;
-    const auto LU = fr::load<fr_W, m, n>(
+    const auto A = fr::load<fr_W, m, n>(
         static_cast<const fr_I*>(in[0]), b);
-    const auto P = fr::load<fr_W, m, m>(
+    const auto LU = fr::load<fr_W, m, n>(
         static_cast<const fr_I*>(in[1]), b);
-    const auto gLU = fr::load<fr_W, m, n>(
+    const auto P = fr::load<fr_W, m, m>(
         static_cast<const fr_I*>(in[2]), b);
+    const auto gLU = fr::load<fr_W, m, n>(
+        static_cast<const fr_I*>(in[3]), b);
     const auto _c0 = fr::block<0, m, 0, m>(LU);
     const auto _c1 = fr::block<0, m, 0, m>(gLU);
     const auto _c2 = fr::block<0, m, m, n>(gLU);
@@ -67,6 +77,8 @@ int lu_factor_v0_vjp(const void* const* in, void* const* out, index b) {
     const auto _c3 = fr::adjoint(_c0);
     const auto _g_C = fr::hstack(fr::solve_triangular<false, false, false>(_c3, _g_X), _c2);
     const auto gA = fr::permute_rows(P, fr::solve_triangular<true, true, true>(_c3, _g_C), false);
+    const auto _kval0_0 = fr::diagonal(LU);
+    fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0)), fr::pivot_limit(A));
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;

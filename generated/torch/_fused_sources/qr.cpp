@@ -21,6 +21,8 @@ template <class fr_I, class fr_R, class fr_C, class fr_W, index m, index n>
 int qr_v0_vjp(const void* const* in, void* const* out, index b) {
   if constexpr (m >= n) {
     constexpr index k = n;
+    const auto A = fr::load<fr_W, m, n>(
+        static_cast<const fr_I*>(in[0]), b);
     const auto Q = fr::load<fr_W, m, n>(
         static_cast<const fr_I*>(in[1]), b);
     const auto R = fr::load<fr_W, n, n>(
@@ -31,6 +33,8 @@ int qr_v0_vjp(const void* const* in, void* const* out, index b) {
         static_cast<const fr_I*>(in[4]), b);
     const auto M = fr::mm(R, fr::adjoint(gR)) - fr::mm(fr::adjoint(gQ), Q);
     const auto gA = fr::solve_triangular<false, false, false>(fr::adjoint(R), gQ + fr::mm(Q, fr::copyltu(M)));
+    const auto _kval0_0 = fr::diagonal(R);
+    fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0)), fr::pivot_limit(A));
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -52,6 +56,8 @@ int qr_v0_vjp(const void* const* in, void* const* out, index b) {
     const auto M = fr::mm(R1, fr::adjoint(fr::block<0, m, 0, m>(gR))) - fr::mm(fr::adjoint(gQ1), Q);
     const auto gX = fr::solve_triangular<false, false, false>(fr::adjoint(R1), gQ1 + fr::mm(Q, fr::copyltu(M)));
     const auto gA = fr::hstack(gX, fr::mm(Q, gR2));
+    const auto _kval0_0 = fr::diagonal(R);
+    fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0)), fr::pivot_limit(A));
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -66,30 +72,38 @@ template <class fr_I, class fr_R, class fr_C, class fr_W, index m, index n>
 int qr_v0_vjp_without_gR(const void* const* in, void* const* out, index b) {
   if constexpr (m >= n) {
     constexpr index k = n;
-    const auto Q = fr::load<fr_W, m, n>(
+    const auto A = fr::load<fr_W, m, n>(
         static_cast<const fr_I*>(in[0]), b);
-    const auto R = fr::load<fr_W, n, n>(
+    const auto Q = fr::load<fr_W, m, n>(
         static_cast<const fr_I*>(in[1]), b);
-    const auto gQ = fr::load<fr_W, m, n>(
+    const auto R = fr::load<fr_W, n, n>(
         static_cast<const fr_I*>(in[2]), b);
+    const auto gQ = fr::load<fr_W, m, n>(
+        static_cast<const fr_I*>(in[3]), b);
     const auto M = -fr::mm(fr::adjoint(gQ), Q);
     const auto gA = fr::solve_triangular<false, false, false>(fr::adjoint(R), fr::mm(Q, fr::copyltu(M)) + gQ);
+    const auto _kval0_0 = fr::diagonal(R);
+    fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0)), fr::pivot_limit(A));
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
   } else if constexpr (m < n) {
     constexpr index k = m;
-    const auto Q = fr::load<fr_W, m, m>(
+    const auto A = fr::load<fr_W, m, n>(
         static_cast<const fr_I*>(in[0]), b);
-    const auto R = fr::load<fr_W, m, n>(
+    const auto Q = fr::load<fr_W, m, m>(
         static_cast<const fr_I*>(in[1]), b);
-    const auto gQ = fr::load<fr_W, m, m>(
+    const auto R = fr::load<fr_W, m, n>(
         static_cast<const fr_I*>(in[2]), b);
+    const auto gQ = fr::load<fr_W, m, m>(
+        static_cast<const fr_I*>(in[3]), b);
     const auto R1 = fr::block<0, m, 0, m>(R);
     const auto gQ1 = gQ;
     const auto M = -fr::mm(fr::adjoint(gQ1), Q);
     const auto gX = fr::solve_triangular<false, false, false>(fr::adjoint(R1), fr::mm(Q, fr::copyltu(M)) + gQ1);
     const auto gA = fr::pad<0, 0, 0, -m + n>(gX);
+    const auto _kval0_0 = fr::diagonal(R);
+    fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0)), fr::pivot_limit(A));
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -104,6 +118,8 @@ template <class fr_I, class fr_R, class fr_C, class fr_W, index m, index n>
 int qr_v1_vjp(const void* const* in, void* const* out, index b) {
   if constexpr (m > n) {
     constexpr index k = n;
+    const auto A = fr::load<fr_W, m, n>(
+        static_cast<const fr_I*>(in[0]), b);
     const auto Q = fr::load<fr_W, m, m>(
         static_cast<const fr_I*>(in[1]), b);
     const auto R = fr::load<fr_W, m, n>(
@@ -122,11 +138,15 @@ int qr_v1_vjp(const void* const* in, void* const* out, index b) {
     const auto gQ1 = (fr::block<0, m, 0, n>(gQ) - fr::mm(G, fr::adjoint(Z))) + fr::vstack(fr::mm(Z, _c0), _c0);
     const auto M = fr::mm(R1, fr::adjoint(fr::block<0, n, 0, n>(gR))) - fr::mm(fr::adjoint(gQ1), Q1);
     const auto gA = fr::solve_triangular<false, false, false>(fr::adjoint(R1), gQ1 + fr::mm(Q1, fr::copyltu(M)));
+    const auto _kval0_0 = fr::diagonal(R);
+    fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0)), fr::pivot_limit(A));
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
   } else if constexpr (m == n) {
     constexpr index k = m;
+    const auto A = fr::load<fr_W, m, m>(
+        static_cast<const fr_I*>(in[0]), b);
     const auto Q = fr::load<fr_W, m, m>(
         static_cast<const fr_I*>(in[1]), b);
     const auto R = fr::load<fr_W, m, m>(
@@ -137,6 +157,8 @@ int qr_v1_vjp(const void* const* in, void* const* out, index b) {
         static_cast<const fr_I*>(in[4]), b);
     const auto M = fr::mm(R, fr::adjoint(gR)) - fr::mm(fr::adjoint(gQ), Q);
     const auto gA = fr::solve_triangular<false, false, false>(fr::adjoint(R), gQ + fr::mm(Q, fr::copyltu(M)));
+    const auto _kval0_0 = fr::diagonal(R);
+    fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0)), fr::pivot_limit(A));
     fr::store(fr::Mat<fr_W, m, m>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -158,6 +180,8 @@ int qr_v1_vjp(const void* const* in, void* const* out, index b) {
     const auto M = fr::mm(R1, fr::adjoint(fr::block<0, m, 0, m>(gR))) - fr::mm(fr::adjoint(gQ1), Q);
     const auto gX = fr::solve_triangular<false, false, false>(fr::adjoint(R1), gQ1 + fr::mm(Q, fr::copyltu(M)));
     const auto gA = fr::hstack(gX, fr::mm(Q, gR2));
+    const auto _kval0_0 = fr::diagonal(R);
+    fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0)), fr::pivot_limit(A));
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -172,12 +196,14 @@ template <class fr_I, class fr_R, class fr_C, class fr_W, index m, index n>
 int qr_v1_vjp_without_gR(const void* const* in, void* const* out, index b) {
   if constexpr (m > n) {
     constexpr index k = n;
-    const auto Q = fr::load<fr_W, m, m>(
+    const auto A = fr::load<fr_W, m, n>(
         static_cast<const fr_I*>(in[0]), b);
-    const auto R = fr::load<fr_W, m, n>(
+    const auto Q = fr::load<fr_W, m, m>(
         static_cast<const fr_I*>(in[1]), b);
-    const auto gQ = fr::load<fr_W, m, m>(
+    const auto R = fr::load<fr_W, m, n>(
         static_cast<const fr_I*>(in[2]), b);
+    const auto gQ = fr::load<fr_W, m, m>(
+        static_cast<const fr_I*>(in[3]), b);
     const auto Q1 = fr::block<0, m, 0, n>(Q);
     const auto R1 = fr::block<0, n, 0, n>(R);
     const auto N = fr::eye<fr_W, n, n>() - fr::block<0, n, 0, n>(Q1);
@@ -188,35 +214,45 @@ int qr_v1_vjp_without_gR(const void* const* in, void* const* out, index b) {
     const auto gQ1 = -(fr::mm(G, fr::adjoint(Z))) + fr::block<0, m, 0, n>(gQ) + fr::vstack(fr::mm(Z, _c0), _c0);
     const auto M = -fr::mm(fr::adjoint(gQ1), Q1);
     const auto gA = fr::solve_triangular<false, false, false>(fr::adjoint(R1), fr::mm(Q1, fr::copyltu(M)) + gQ1);
+    const auto _kval0_0 = fr::diagonal(R);
+    fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0)), fr::pivot_limit(A));
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
   } else if constexpr (m == n) {
     constexpr index k = m;
-    const auto Q = fr::load<fr_W, m, m>(
+    const auto A = fr::load<fr_W, m, m>(
         static_cast<const fr_I*>(in[0]), b);
-    const auto R = fr::load<fr_W, m, m>(
+    const auto Q = fr::load<fr_W, m, m>(
         static_cast<const fr_I*>(in[1]), b);
-    const auto gQ = fr::load<fr_W, m, m>(
+    const auto R = fr::load<fr_W, m, m>(
         static_cast<const fr_I*>(in[2]), b);
+    const auto gQ = fr::load<fr_W, m, m>(
+        static_cast<const fr_I*>(in[3]), b);
     const auto M = -fr::mm(fr::adjoint(gQ), Q);
     const auto gA = fr::solve_triangular<false, false, false>(fr::adjoint(R), fr::mm(Q, fr::copyltu(M)) + gQ);
+    const auto _kval0_0 = fr::diagonal(R);
+    fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0)), fr::pivot_limit(A));
     fr::store(fr::Mat<fr_W, m, m>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
   } else if constexpr (m < n) {
     constexpr index k = m;
-    const auto Q = fr::load<fr_W, m, m>(
+    const auto A = fr::load<fr_W, m, n>(
         static_cast<const fr_I*>(in[0]), b);
-    const auto R = fr::load<fr_W, m, n>(
+    const auto Q = fr::load<fr_W, m, m>(
         static_cast<const fr_I*>(in[1]), b);
-    const auto gQ = fr::load<fr_W, m, m>(
+    const auto R = fr::load<fr_W, m, n>(
         static_cast<const fr_I*>(in[2]), b);
+    const auto gQ = fr::load<fr_W, m, m>(
+        static_cast<const fr_I*>(in[3]), b);
     const auto R1 = fr::block<0, m, 0, m>(R);
     const auto gQ1 = gQ;
     const auto M = -fr::mm(fr::adjoint(gQ1), Q);
     const auto gX = fr::solve_triangular<false, false, false>(fr::adjoint(R1), fr::mm(Q, fr::copyltu(M)) + gQ1);
     const auto gA = fr::pad<0, 0, 0, -m + n>(gX);
+    const auto _kval0_0 = fr::diagonal(R);
+    fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0)), fr::pivot_limit(A));
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -231,6 +267,8 @@ template <class fr_I, class fr_R, class fr_C, class fr_W, index m, index n>
 int qr_v2_vjp(const void* const* in, void* const* out, index b) {
   if constexpr (m >= n) {
     constexpr index k = n;
+    const auto A = fr::load<fr_W, m, n>(
+        static_cast<const fr_I*>(in[0]), b);
     const auto Q = fr::load<fr_W, m, n>(
         static_cast<const fr_I*>(in[1]), b);
     const auto R = fr::load<fr_W, n, n>(
@@ -238,6 +276,8 @@ int qr_v2_vjp(const void* const* in, void* const* out, index b) {
     const auto gR = fr::load<fr_W, n, n>(
         static_cast<const fr_I*>(in[3]), b);
     const auto gA = fr::solve_triangular<false, false, false>(fr::adjoint(R), fr::mm(Q, fr::copyltu(fr::mm(R, fr::adjoint(gR)))));
+    const auto _kval0_0 = fr::diagonal(R);
+    fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0)), fr::pivot_limit(A));
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -257,6 +297,8 @@ int qr_v2_vjp(const void* const* in, void* const* out, index b) {
     const auto M = fr::mm(R1, fr::adjoint(fr::block<0, m, 0, m>(gR))) - fr::mm(fr::adjoint(gQ1), Q);
     const auto gX = fr::solve_triangular<false, false, false>(fr::adjoint(R1), gQ1 + fr::mm(Q, fr::copyltu(M)));
     const auto gA = fr::hstack(gX, fr::mm(Q, gR2));
+    const auto _kval0_0 = fr::diagonal(R);
+    fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0)), fr::pivot_limit(A));
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;

@@ -21,61 +21,91 @@ template <class fr_I, class fr_R, class fr_C, class fr_W, index m, index n>
 int svd_v0_vjp(const void* const* in, void* const* out, index b) {
   if constexpr (m >= n) {
     constexpr index k = n;
-    const auto U = fr::load<fr_W, m, n>(
+    const auto A = fr::load<fr_W, m, n>(
         static_cast<const fr_I*>(in[0]), b);
+    const auto U = fr::load<fr_W, m, n>(
+        static_cast<const fr_I*>(in[1]), b);
     const auto S = fr::load<fr_W, n, 1>(
-        static_cast<const fr_R*>(in[1]), b);
+        static_cast<const fr_R*>(in[2]), b);
     const auto Vh = fr::load<fr_W, n, n>(
-        static_cast<const fr_I*>(in[2]), b);
-    const auto gU = fr::load<fr_W, m, n>(
         static_cast<const fr_I*>(in[3]), b);
+    const auto gU = fr::load<fr_W, m, n>(
+        static_cast<const fr_I*>(in[4]), b);
     const auto gS = fr::load<fr_W, n, 1>(
-        static_cast<const fr_R*>(in[4]), b);
+        static_cast<const fr_R*>(in[5]), b);
     const auto gVh = fr::load<fr_W, n, n>(
-        static_cast<const fr_I*>(in[5]), b);
+        static_cast<const fr_I*>(in[6]), b);
     const auto V = fr::adjoint(Vh);
     const auto F = fr::pairwise_inv(S * S);
-    const auto _c0 = fr::mm(fr::adjoint(U), gU);
-    const auto _c1 = fr::adjoint(V);
-    const auto _c2 = fr::mm(_c1, fr::adjoint(gVh));
-    const auto _g_D = _c0 - _c2;
-    const auto _c3 = fr::conj(F);
-    const auto _c4 = _c3 * _c2;
-    const auto _c5 = fr::conj(S);
-    const auto _c6 = _c3 * _c0;
-    const auto _c7 = fr::conj(fr::recip(S));
-    const auto _g_dP = fr::scale_rows(_c5, _c4) + fr::scale_cols(fr::adjoint(_c6), S) + fr::scale_rows(S, fr::adjoint(_c4)) + fr::scale_cols(_c6, _c5) - fr::scale_cols(_c0, _c7) + fr::diag(fr::re(gS)) + fr::skew(fr::diag((_c7 * fr::diagonal((1.0 / 2.0) * _g_D))));
-    const auto gA = fr::mm(fr::scale_cols(gU, _c7) + fr::mm(U, _g_dP), _c1);
+    const auto _c0 = fr::adjoint(U);
+    const auto _c1 = fr::mm(_c0, gU);
+    const auto _c2 = fr::adjoint(V);
+    const auto _c3 = fr::adjoint(gVh);
+    const auto _c4 = fr::mm(_c2, _c3);
+    const auto _g_D = _c1 - _c4;
+    const auto _c5 = fr::conj(F);
+    const auto _c6 = _c5 * _c4;
+    const auto _c7 = fr::conj(S);
+    const auto _c8 = _c5 * _c1;
+    const auto _c9 = fr::conj(fr::recip(S));
+    const auto _g_dP = fr::scale_rows(_c7, _c6) + fr::scale_cols(fr::adjoint(_c8), S) + fr::scale_rows(S, fr::adjoint(_c6)) + fr::scale_cols(_c8, _c7) - fr::scale_cols(_c1, _c9) + fr::diag(fr::re(gS)) + fr::skew(fr::diag((_c9 * fr::diagonal((1.0 / 2.0) * _g_D))));
+    const auto gA = fr::mm(fr::scale_cols(gU, _c9) + fr::mm(U, _g_dP), _c2);
+    const auto _kvec0 = S;
+    const auto _kval0_0 = fr::vstack(gU - fr::mm(fr::mm(U, _c0), gU), _c3 - fr::mm(fr::mm(V, Vh), _c3));
+    const auto _c10 = fr::diag(gS);
+    const auto _kval0_1 = _c10;
+    const auto _kvec1 = S;
+    const auto _c11 = _c1 + fr::mm(Vh, _c3);
+    const auto _kval1_0 = fr::skew(_c11) + _c10;
+    const auto _kval2_0 = fr::im(fr::diagonal(_c11));
+    fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0)), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_1)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gU)), fr::largest_abs(gVh)));
+    fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gU)), fr::largest_abs(gVh)));
+    fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)), fr::largest_abs(gVh)));
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
   } else if constexpr (m < n) {
     constexpr index k = m;
-    const auto U = fr::load<fr_W, m, m>(
+    const auto A = fr::load<fr_W, m, n>(
         static_cast<const fr_I*>(in[0]), b);
+    const auto U = fr::load<fr_W, m, m>(
+        static_cast<const fr_I*>(in[1]), b);
     const auto S = fr::load<fr_W, m, 1>(
-        static_cast<const fr_R*>(in[1]), b);
+        static_cast<const fr_R*>(in[2]), b);
     const auto Vh = fr::load<fr_W, m, n>(
-        static_cast<const fr_I*>(in[2]), b);
-    const auto gU = fr::load<fr_W, m, m>(
         static_cast<const fr_I*>(in[3]), b);
+    const auto gU = fr::load<fr_W, m, m>(
+        static_cast<const fr_I*>(in[4]), b);
     const auto gS = fr::load<fr_W, m, 1>(
-        static_cast<const fr_R*>(in[4]), b);
+        static_cast<const fr_R*>(in[5]), b);
     const auto gVh = fr::load<fr_W, m, n>(
-        static_cast<const fr_I*>(in[5]), b);
+        static_cast<const fr_I*>(in[6]), b);
     const auto V = fr::adjoint(Vh);
     const auto F = fr::pairwise_inv(S * S);
-    const auto _c0 = fr::mm(fr::adjoint(U), gU);
-    const auto _c1 = fr::adjoint(V);
-    const auto _c2 = fr::mm(_c1, fr::adjoint(gVh));
-    const auto _g_D = _c0 - _c2;
-    const auto _c3 = fr::conj(F);
-    const auto _c4 = _c3 * _c2;
-    const auto _c5 = fr::conj(S);
-    const auto _c6 = _c3 * _c0;
-    const auto _c7 = fr::recip(S);
-    const auto _g_dP = fr::scale_rows(_c5, _c4) + fr::scale_cols(fr::adjoint(_c6), S) + fr::scale_rows(S, fr::adjoint(_c4)) + fr::scale_cols(_c6, _c5) - fr::scale_rows(_c7, (fr::mm(gVh, V))) + fr::diag(fr::re(gS)) + fr::skew(fr::diag((fr::conj(_c7) * fr::diagonal((1.0 / 2.0) * _g_D))));
-    const auto gA = fr::mm(U, fr::scale_rows(_c7, gVh) + fr::mm(_g_dP, _c1));
+    const auto _c0 = fr::adjoint(U);
+    const auto _c1 = fr::mm(_c0, gU);
+    const auto _c2 = fr::adjoint(V);
+    const auto _c3 = fr::adjoint(gVh);
+    const auto _c4 = fr::mm(_c2, _c3);
+    const auto _g_D = _c1 - _c4;
+    const auto _c5 = fr::conj(F);
+    const auto _c6 = _c5 * _c4;
+    const auto _c7 = fr::conj(S);
+    const auto _c8 = _c5 * _c1;
+    const auto _c9 = fr::recip(S);
+    const auto _g_dP = fr::scale_rows(_c7, _c6) + fr::scale_cols(fr::adjoint(_c8), S) + fr::scale_rows(S, fr::adjoint(_c6)) + fr::scale_cols(_c8, _c7) - fr::scale_rows(_c9, (fr::mm(gVh, V))) + fr::diag(fr::re(gS)) + fr::skew(fr::diag((fr::conj(_c9) * fr::diagonal((1.0 / 2.0) * _g_D))));
+    const auto gA = fr::mm(U, fr::scale_rows(_c9, gVh) + fr::mm(_g_dP, _c2));
+    const auto _kvec0 = S;
+    const auto _kval0_0 = fr::vstack(gU - fr::mm(fr::mm(U, _c0), gU), _c3 - fr::mm(fr::mm(V, Vh), _c3));
+    const auto _c10 = fr::diag(gS);
+    const auto _kval0_1 = _c10;
+    const auto _kvec1 = S;
+    const auto _c11 = _c1 + fr::mm(Vh, _c3);
+    const auto _kval1_0 = fr::skew(_c11) + _c10;
+    const auto _kval2_0 = fr::im(fr::diagonal(_c11));
+    fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0)), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_1)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gU)), fr::largest_abs(gVh)));
+    fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gU)), fr::largest_abs(gVh)));
+    fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)), fr::largest_abs(gVh)));
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -90,48 +120,76 @@ template <class fr_I, class fr_R, class fr_C, class fr_W, index m, index n>
 int svd_v0_vjp_without_gU(const void* const* in, void* const* out, index b) {
   if constexpr (m >= n) {
     constexpr index k = n;
-    const auto U = fr::load<fr_W, m, n>(
+    const auto A = fr::load<fr_W, m, n>(
         static_cast<const fr_I*>(in[0]), b);
+    const auto U = fr::load<fr_W, m, n>(
+        static_cast<const fr_I*>(in[1]), b);
     const auto S = fr::load<fr_W, n, 1>(
-        static_cast<const fr_R*>(in[1]), b);
+        static_cast<const fr_R*>(in[2]), b);
     const auto Vh = fr::load<fr_W, n, n>(
-        static_cast<const fr_I*>(in[2]), b);
+        static_cast<const fr_I*>(in[3]), b);
     const auto gS = fr::load<fr_W, n, 1>(
-        static_cast<const fr_R*>(in[3]), b);
+        static_cast<const fr_R*>(in[4]), b);
     const auto gVh = fr::load<fr_W, n, n>(
-        static_cast<const fr_I*>(in[4]), b);
+        static_cast<const fr_I*>(in[5]), b);
     const auto V = fr::adjoint(Vh);
     const auto F = fr::pairwise_inv(S * S);
     const auto _c0 = fr::adjoint(V);
-    const auto _c1 = fr::mm(_c0, fr::adjoint(gVh));
-    const auto _g_D = -_c1;
-    const auto _c2 = fr::conj(F) * _c1;
-    const auto _g_dP = fr::scale_rows(fr::conj(S), _c2) + fr::scale_rows(S, fr::adjoint(_c2)) + fr::diag(fr::re(gS)) + fr::skew(fr::diag((fr::conj(fr::recip(S)) * fr::diagonal((1.0 / 2.0) * _g_D))));
+    const auto _c1 = fr::adjoint(gVh);
+    const auto _c2 = fr::mm(_c0, _c1);
+    const auto _g_D = -_c2;
+    const auto _c3 = fr::conj(F) * _c2;
+    const auto _g_dP = fr::scale_rows(fr::conj(S), _c3) + fr::scale_rows(S, fr::adjoint(_c3)) + fr::diag(fr::re(gS)) + fr::skew(fr::diag((fr::conj(fr::recip(S)) * fr::diagonal((1.0 / 2.0) * _g_D))));
     const auto gA = fr::mm(fr::mm(U, _g_dP), _c0);
+    const auto _kvec0 = S;
+    const auto _kval0_0 = -(fr::mm(fr::mm(V, Vh), _c1)) + _c1;
+    const auto _c4 = fr::diag(gS);
+    const auto _kval0_1 = _c4;
+    const auto _kvec1 = S;
+    const auto _c5 = fr::mm(Vh, _c1);
+    const auto _kval1_0 = _c4 + fr::skew(_c5);
+    const auto _kval2_0 = fr::im(fr::diagonal(_c5));
+    fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0)), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_1)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gVh)));
+    fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gVh)));
+    fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gVh)));
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
   } else if constexpr (m < n) {
     constexpr index k = m;
-    const auto U = fr::load<fr_W, m, m>(
+    const auto A = fr::load<fr_W, m, n>(
         static_cast<const fr_I*>(in[0]), b);
+    const auto U = fr::load<fr_W, m, m>(
+        static_cast<const fr_I*>(in[1]), b);
     const auto S = fr::load<fr_W, m, 1>(
-        static_cast<const fr_R*>(in[1]), b);
+        static_cast<const fr_R*>(in[2]), b);
     const auto Vh = fr::load<fr_W, m, n>(
-        static_cast<const fr_I*>(in[2]), b);
+        static_cast<const fr_I*>(in[3]), b);
     const auto gS = fr::load<fr_W, m, 1>(
-        static_cast<const fr_R*>(in[3]), b);
+        static_cast<const fr_R*>(in[4]), b);
     const auto gVh = fr::load<fr_W, m, n>(
-        static_cast<const fr_I*>(in[4]), b);
+        static_cast<const fr_I*>(in[5]), b);
     const auto V = fr::adjoint(Vh);
     const auto F = fr::pairwise_inv(S * S);
     const auto _c0 = fr::adjoint(V);
-    const auto _c1 = fr::mm(_c0, fr::adjoint(gVh));
-    const auto _g_D = -_c1;
-    const auto _c2 = fr::conj(F) * _c1;
-    const auto _c3 = fr::recip(S);
-    const auto _g_dP = fr::scale_rows(fr::conj(S), _c2) + fr::scale_rows(S, fr::adjoint(_c2)) - fr::scale_rows(_c3, (fr::mm(gVh, V))) + fr::diag(fr::re(gS)) + fr::skew(fr::diag((fr::conj(_c3) * fr::diagonal((1.0 / 2.0) * _g_D))));
-    const auto gA = fr::mm(U, fr::scale_rows(_c3, gVh) + fr::mm(_g_dP, _c0));
+    const auto _c1 = fr::adjoint(gVh);
+    const auto _c2 = fr::mm(_c0, _c1);
+    const auto _g_D = -_c2;
+    const auto _c3 = fr::conj(F) * _c2;
+    const auto _c4 = fr::recip(S);
+    const auto _g_dP = fr::scale_rows(fr::conj(S), _c3) + fr::scale_rows(S, fr::adjoint(_c3)) - fr::scale_rows(_c4, (fr::mm(gVh, V))) + fr::diag(fr::re(gS)) + fr::skew(fr::diag((fr::conj(_c4) * fr::diagonal((1.0 / 2.0) * _g_D))));
+    const auto gA = fr::mm(U, fr::scale_rows(_c4, gVh) + fr::mm(_g_dP, _c0));
+    const auto _kvec0 = S;
+    const auto _kval0_0 = -(fr::mm(fr::mm(V, Vh), _c1)) + _c1;
+    const auto _c5 = fr::diag(gS);
+    const auto _kval0_1 = _c5;
+    const auto _kvec1 = S;
+    const auto _c6 = fr::mm(Vh, _c1);
+    const auto _kval1_0 = _c5 + fr::skew(_c6);
+    const auto _kval2_0 = fr::im(fr::diagonal(_c6));
+    fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0)), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_1)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gVh)));
+    fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gVh)));
+    fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gVh)));
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -146,46 +204,72 @@ template <class fr_I, class fr_R, class fr_C, class fr_W, index m, index n>
 int svd_v0_vjp_without_gVh(const void* const* in, void* const* out, index b) {
   if constexpr (m >= n) {
     constexpr index k = n;
-    const auto U = fr::load<fr_W, m, n>(
+    const auto A = fr::load<fr_W, m, n>(
         static_cast<const fr_I*>(in[0]), b);
+    const auto U = fr::load<fr_W, m, n>(
+        static_cast<const fr_I*>(in[1]), b);
     const auto S = fr::load<fr_W, n, 1>(
-        static_cast<const fr_R*>(in[1]), b);
+        static_cast<const fr_R*>(in[2]), b);
     const auto Vh = fr::load<fr_W, n, n>(
-        static_cast<const fr_I*>(in[2]), b);
-    const auto gU = fr::load<fr_W, m, n>(
         static_cast<const fr_I*>(in[3]), b);
+    const auto gU = fr::load<fr_W, m, n>(
+        static_cast<const fr_I*>(in[4]), b);
     const auto gS = fr::load<fr_W, n, 1>(
-        static_cast<const fr_R*>(in[4]), b);
+        static_cast<const fr_R*>(in[5]), b);
     const auto V = fr::adjoint(Vh);
     const auto F = fr::pairwise_inv(S * S);
-    const auto _c0 = fr::mm(fr::adjoint(U), gU);
-    const auto _g_D = _c0;
-    const auto _c1 = fr::conj(F) * _c0;
-    const auto _c2 = fr::conj(fr::recip(S));
-    const auto _g_dP = fr::scale_cols(fr::adjoint(_c1), S) + fr::scale_cols(_c1, fr::conj(S)) - fr::scale_cols(_c0, _c2) + fr::diag(fr::re(gS)) + fr::skew(fr::diag((_c2 * fr::diagonal((1.0 / 2.0) * _g_D))));
-    const auto gA = fr::mm(fr::mm(U, _g_dP) + fr::scale_cols(gU, _c2), fr::adjoint(V));
+    const auto _c0 = fr::adjoint(U);
+    const auto _c1 = fr::mm(_c0, gU);
+    const auto _g_D = _c1;
+    const auto _c2 = fr::conj(F) * _c1;
+    const auto _c3 = fr::conj(fr::recip(S));
+    const auto _g_dP = fr::scale_cols(fr::adjoint(_c2), S) + fr::scale_cols(_c2, fr::conj(S)) - fr::scale_cols(_c1, _c3) + fr::diag(fr::re(gS)) + fr::skew(fr::diag((_c3 * fr::diagonal((1.0 / 2.0) * _g_D))));
+    const auto gA = fr::mm(fr::mm(U, _g_dP) + fr::scale_cols(gU, _c3), fr::adjoint(V));
+    const auto _kvec0 = S;
+    const auto _kval0_0 = -(fr::mm(fr::mm(U, _c0), gU)) + gU;
+    const auto _c4 = fr::diag(gS);
+    const auto _kval0_1 = _c4;
+    const auto _kvec1 = S;
+    const auto _kval1_0 = _c4 + fr::skew(_g_D);
+    const auto _kval2_0 = fr::im(fr::diagonal(_g_D));
+    fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0)), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_1)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gU)));
+    fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gU)));
+    fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)));
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
   } else if constexpr (m < n) {
     constexpr index k = m;
-    const auto U = fr::load<fr_W, m, m>(
+    const auto A = fr::load<fr_W, m, n>(
         static_cast<const fr_I*>(in[0]), b);
+    const auto U = fr::load<fr_W, m, m>(
+        static_cast<const fr_I*>(in[1]), b);
     const auto S = fr::load<fr_W, m, 1>(
-        static_cast<const fr_R*>(in[1]), b);
+        static_cast<const fr_R*>(in[2]), b);
     const auto Vh = fr::load<fr_W, m, n>(
-        static_cast<const fr_I*>(in[2]), b);
-    const auto gU = fr::load<fr_W, m, m>(
         static_cast<const fr_I*>(in[3]), b);
+    const auto gU = fr::load<fr_W, m, m>(
+        static_cast<const fr_I*>(in[4]), b);
     const auto gS = fr::load<fr_W, m, 1>(
-        static_cast<const fr_R*>(in[4]), b);
+        static_cast<const fr_R*>(in[5]), b);
     const auto V = fr::adjoint(Vh);
     const auto F = fr::pairwise_inv(S * S);
-    const auto _c0 = fr::mm(fr::adjoint(U), gU);
-    const auto _g_D = _c0;
-    const auto _c1 = fr::conj(F) * _c0;
-    const auto _g_dP = fr::scale_cols(fr::adjoint(_c1), S) + fr::scale_cols(_c1, fr::conj(S)) + fr::diag(fr::re(gS)) + fr::skew(fr::diag((fr::conj(fr::recip(S)) * fr::diagonal((1.0 / 2.0) * _g_D))));
+    const auto _c0 = fr::adjoint(U);
+    const auto _c1 = fr::mm(_c0, gU);
+    const auto _g_D = _c1;
+    const auto _c2 = fr::conj(F) * _c1;
+    const auto _g_dP = fr::scale_cols(fr::adjoint(_c2), S) + fr::scale_cols(_c2, fr::conj(S)) + fr::diag(fr::re(gS)) + fr::skew(fr::diag((fr::conj(fr::recip(S)) * fr::diagonal((1.0 / 2.0) * _g_D))));
     const auto gA = fr::mm(fr::mm(U, _g_dP), fr::adjoint(V));
+    const auto _kvec0 = S;
+    const auto _kval0_0 = -(fr::mm(fr::mm(U, _c0), gU)) + gU;
+    const auto _c3 = fr::diag(gS);
+    const auto _kval0_1 = _c3;
+    const auto _kvec1 = S;
+    const auto _kval1_0 = _c3 + fr::skew(_g_D);
+    const auto _kval2_0 = fr::im(fr::diagonal(_g_D));
+    fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0)), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_1)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gU)));
+    fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gU)));
+    fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)));
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -200,44 +284,68 @@ template <class fr_I, class fr_R, class fr_C, class fr_W, index m, index n>
 int svd_v0_vjp_without_gU_gS(const void* const* in, void* const* out, index b) {
   if constexpr (m >= n) {
     constexpr index k = n;
-    const auto U = fr::load<fr_W, m, n>(
+    const auto A = fr::load<fr_W, m, n>(
         static_cast<const fr_I*>(in[0]), b);
+    const auto U = fr::load<fr_W, m, n>(
+        static_cast<const fr_I*>(in[1]), b);
     const auto S = fr::load<fr_W, n, 1>(
-        static_cast<const fr_R*>(in[1]), b);
+        static_cast<const fr_R*>(in[2]), b);
     const auto Vh = fr::load<fr_W, n, n>(
-        static_cast<const fr_I*>(in[2]), b);
-    const auto gVh = fr::load<fr_W, n, n>(
         static_cast<const fr_I*>(in[3]), b);
+    const auto gVh = fr::load<fr_W, n, n>(
+        static_cast<const fr_I*>(in[4]), b);
     const auto V = fr::adjoint(Vh);
     const auto F = fr::pairwise_inv(S * S);
     const auto _c0 = fr::adjoint(V);
-    const auto _c1 = fr::mm(_c0, fr::adjoint(gVh));
-    const auto _g_D = -_c1;
-    const auto _c2 = fr::conj(F) * _c1;
-    const auto _g_dP = fr::scale_rows(fr::conj(S), _c2) + fr::scale_rows(S, fr::adjoint(_c2)) + fr::skew(fr::diag((fr::conj(fr::recip(S)) * fr::diagonal((1.0 / 2.0) * _g_D))));
+    const auto _c1 = fr::adjoint(gVh);
+    const auto _c2 = fr::mm(_c0, _c1);
+    const auto _g_D = -_c2;
+    const auto _c3 = fr::conj(F) * _c2;
+    const auto _g_dP = fr::scale_rows(fr::conj(S), _c3) + fr::scale_rows(S, fr::adjoint(_c3)) + fr::skew(fr::diag((fr::conj(fr::recip(S)) * fr::diagonal((1.0 / 2.0) * _g_D))));
     const auto gA = fr::mm(fr::mm(U, _g_dP), _c0);
+    const auto _kvec0 = S;
+    const auto _kval0_0 = -(fr::mm(fr::mm(V, Vh), _c1)) + _c1;
+    const auto _kvec1 = S;
+    const auto _c4 = fr::mm(Vh, _c1);
+    const auto _kval1_0 = fr::skew(_c4);
+    const auto _kval2_0 = fr::im(fr::diagonal(_c4));
+    fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gVh)));
+    fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gVh)));
+    fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gVh)));
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
   } else if constexpr (m < n) {
     constexpr index k = m;
-    const auto U = fr::load<fr_W, m, m>(
+    const auto A = fr::load<fr_W, m, n>(
         static_cast<const fr_I*>(in[0]), b);
+    const auto U = fr::load<fr_W, m, m>(
+        static_cast<const fr_I*>(in[1]), b);
     const auto S = fr::load<fr_W, m, 1>(
-        static_cast<const fr_R*>(in[1]), b);
+        static_cast<const fr_R*>(in[2]), b);
     const auto Vh = fr::load<fr_W, m, n>(
-        static_cast<const fr_I*>(in[2]), b);
-    const auto gVh = fr::load<fr_W, m, n>(
         static_cast<const fr_I*>(in[3]), b);
+    const auto gVh = fr::load<fr_W, m, n>(
+        static_cast<const fr_I*>(in[4]), b);
     const auto V = fr::adjoint(Vh);
     const auto F = fr::pairwise_inv(S * S);
     const auto _c0 = fr::adjoint(V);
-    const auto _c1 = fr::mm(_c0, fr::adjoint(gVh));
-    const auto _g_D = -_c1;
-    const auto _c2 = fr::conj(F) * _c1;
-    const auto _c3 = fr::recip(S);
-    const auto _g_dP = fr::scale_rows(fr::conj(S), _c2) + fr::scale_rows(S, fr::adjoint(_c2)) - fr::scale_rows(_c3, (fr::mm(gVh, V))) + fr::skew(fr::diag((fr::conj(_c3) * fr::diagonal((1.0 / 2.0) * _g_D))));
-    const auto gA = fr::mm(U, fr::scale_rows(_c3, gVh) + fr::mm(_g_dP, _c0));
+    const auto _c1 = fr::adjoint(gVh);
+    const auto _c2 = fr::mm(_c0, _c1);
+    const auto _g_D = -_c2;
+    const auto _c3 = fr::conj(F) * _c2;
+    const auto _c4 = fr::recip(S);
+    const auto _g_dP = fr::scale_rows(fr::conj(S), _c3) + fr::scale_rows(S, fr::adjoint(_c3)) - fr::scale_rows(_c4, (fr::mm(gVh, V))) + fr::skew(fr::diag((fr::conj(_c4) * fr::diagonal((1.0 / 2.0) * _g_D))));
+    const auto gA = fr::mm(U, fr::scale_rows(_c4, gVh) + fr::mm(_g_dP, _c0));
+    const auto _kvec0 = S;
+    const auto _kval0_0 = -(fr::mm(fr::mm(V, Vh), _c1)) + _c1;
+    const auto _kvec1 = S;
+    const auto _c5 = fr::mm(Vh, _c1);
+    const auto _kval1_0 = fr::skew(_c5);
+    const auto _kval2_0 = fr::im(fr::diagonal(_c5));
+    fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gVh)));
+    fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gVh)));
+    fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gVh)));
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -252,29 +360,51 @@ template <class fr_I, class fr_R, class fr_C, class fr_W, index m, index n>
 int svd_v0_vjp_without_gU_gVh(const void* const* in, void* const* out, index b) {
   if constexpr (m >= n) {
     constexpr index k = n;
-    const auto U = fr::load<fr_W, m, n>(
+    const auto A = fr::load<fr_W, m, n>(
         static_cast<const fr_I*>(in[0]), b);
-    const auto Vh = fr::load<fr_W, n, n>(
+    const auto U = fr::load<fr_W, m, n>(
         static_cast<const fr_I*>(in[1]), b);
-    const auto gS = fr::load<fr_W, n, 1>(
+    const auto S = fr::load<fr_W, n, 1>(
         static_cast<const fr_R*>(in[2]), b);
+    const auto Vh = fr::load<fr_W, n, n>(
+        static_cast<const fr_I*>(in[3]), b);
+    const auto gS = fr::load<fr_W, n, 1>(
+        static_cast<const fr_R*>(in[4]), b);
     const auto V = fr::adjoint(Vh);
     const auto _g_dP = fr::diag(fr::re(gS));
     const auto gA = fr::mm(fr::mm(U, _g_dP), fr::adjoint(V));
+    const auto _kvec0 = S;
+    const auto _c0 = fr::diag(gS);
+    const auto _kval0_0 = _c0;
+    const auto _kvec1 = S;
+    const auto _kval1_0 = _c0;
+    fr::report(static_cast<fr_R*>(out[1]), b, 0, 2, fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)));
+    fr::report(static_cast<fr_R*>(out[1]), b, 1, 2, fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)));
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
   } else if constexpr (m < n) {
     constexpr index k = m;
-    const auto U = fr::load<fr_W, m, m>(
+    const auto A = fr::load<fr_W, m, n>(
         static_cast<const fr_I*>(in[0]), b);
-    const auto Vh = fr::load<fr_W, m, n>(
+    const auto U = fr::load<fr_W, m, m>(
         static_cast<const fr_I*>(in[1]), b);
-    const auto gS = fr::load<fr_W, m, 1>(
+    const auto S = fr::load<fr_W, m, 1>(
         static_cast<const fr_R*>(in[2]), b);
+    const auto Vh = fr::load<fr_W, m, n>(
+        static_cast<const fr_I*>(in[3]), b);
+    const auto gS = fr::load<fr_W, m, 1>(
+        static_cast<const fr_R*>(in[4]), b);
     const auto V = fr::adjoint(Vh);
     const auto _g_dP = fr::diag(fr::re(gS));
     const auto gA = fr::mm(fr::mm(U, _g_dP), fr::adjoint(V));
+    const auto _kvec0 = S;
+    const auto _c0 = fr::diag(gS);
+    const auto _kval0_0 = _c0;
+    const auto _kvec1 = S;
+    const auto _kval1_0 = _c0;
+    fr::report(static_cast<fr_R*>(out[1]), b, 0, 2, fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)));
+    fr::report(static_cast<fr_R*>(out[1]), b, 1, 2, fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)));
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -289,42 +419,64 @@ template <class fr_I, class fr_R, class fr_C, class fr_W, index m, index n>
 int svd_v0_vjp_without_gS_gVh(const void* const* in, void* const* out, index b) {
   if constexpr (m >= n) {
     constexpr index k = n;
-    const auto U = fr::load<fr_W, m, n>(
+    const auto A = fr::load<fr_W, m, n>(
         static_cast<const fr_I*>(in[0]), b);
+    const auto U = fr::load<fr_W, m, n>(
+        static_cast<const fr_I*>(in[1]), b);
     const auto S = fr::load<fr_W, n, 1>(
-        static_cast<const fr_R*>(in[1]), b);
+        static_cast<const fr_R*>(in[2]), b);
     const auto Vh = fr::load<fr_W, n, n>(
-        static_cast<const fr_I*>(in[2]), b);
-    const auto gU = fr::load<fr_W, m, n>(
         static_cast<const fr_I*>(in[3]), b);
+    const auto gU = fr::load<fr_W, m, n>(
+        static_cast<const fr_I*>(in[4]), b);
     const auto V = fr::adjoint(Vh);
     const auto F = fr::pairwise_inv(S * S);
-    const auto _c0 = fr::mm(fr::adjoint(U), gU);
-    const auto _g_D = _c0;
-    const auto _c1 = fr::conj(F) * _c0;
-    const auto _c2 = fr::conj(fr::recip(S));
-    const auto _g_dP = fr::scale_cols(fr::adjoint(_c1), S) + fr::scale_cols(_c1, fr::conj(S)) - fr::scale_cols(_c0, _c2) + fr::skew(fr::diag((_c2 * fr::diagonal((1.0 / 2.0) * _g_D))));
-    const auto gA = fr::mm(fr::mm(U, _g_dP) + fr::scale_cols(gU, _c2), fr::adjoint(V));
+    const auto _c0 = fr::adjoint(U);
+    const auto _c1 = fr::mm(_c0, gU);
+    const auto _g_D = _c1;
+    const auto _c2 = fr::conj(F) * _c1;
+    const auto _c3 = fr::conj(fr::recip(S));
+    const auto _g_dP = fr::scale_cols(fr::adjoint(_c2), S) + fr::scale_cols(_c2, fr::conj(S)) - fr::scale_cols(_c1, _c3) + fr::skew(fr::diag((_c3 * fr::diagonal((1.0 / 2.0) * _g_D))));
+    const auto gA = fr::mm(fr::mm(U, _g_dP) + fr::scale_cols(gU, _c3), fr::adjoint(V));
+    const auto _kvec0 = S;
+    const auto _kval0_0 = -(fr::mm(fr::mm(U, _c0), gU)) + gU;
+    const auto _kvec1 = S;
+    const auto _kval1_0 = fr::skew(_g_D);
+    const auto _kval2_0 = fr::im(fr::diagonal(_g_D));
+    fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)));
+    fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)));
+    fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)));
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
   } else if constexpr (m < n) {
     constexpr index k = m;
-    const auto U = fr::load<fr_W, m, m>(
+    const auto A = fr::load<fr_W, m, n>(
         static_cast<const fr_I*>(in[0]), b);
+    const auto U = fr::load<fr_W, m, m>(
+        static_cast<const fr_I*>(in[1]), b);
     const auto S = fr::load<fr_W, m, 1>(
-        static_cast<const fr_R*>(in[1]), b);
+        static_cast<const fr_R*>(in[2]), b);
     const auto Vh = fr::load<fr_W, m, n>(
-        static_cast<const fr_I*>(in[2]), b);
-    const auto gU = fr::load<fr_W, m, m>(
         static_cast<const fr_I*>(in[3]), b);
+    const auto gU = fr::load<fr_W, m, m>(
+        static_cast<const fr_I*>(in[4]), b);
     const auto V = fr::adjoint(Vh);
     const auto F = fr::pairwise_inv(S * S);
-    const auto _c0 = fr::mm(fr::adjoint(U), gU);
-    const auto _g_D = _c0;
-    const auto _c1 = fr::conj(F) * _c0;
-    const auto _g_dP = fr::scale_cols(fr::adjoint(_c1), S) + fr::scale_cols(_c1, fr::conj(S)) + fr::skew(fr::diag((fr::conj(fr::recip(S)) * fr::diagonal((1.0 / 2.0) * _g_D))));
+    const auto _c0 = fr::adjoint(U);
+    const auto _c1 = fr::mm(_c0, gU);
+    const auto _g_D = _c1;
+    const auto _c2 = fr::conj(F) * _c1;
+    const auto _g_dP = fr::scale_cols(fr::adjoint(_c2), S) + fr::scale_cols(_c2, fr::conj(S)) + fr::skew(fr::diag((fr::conj(fr::recip(S)) * fr::diagonal((1.0 / 2.0) * _g_D))));
     const auto gA = fr::mm(fr::mm(U, _g_dP), fr::adjoint(V));
+    const auto _kvec0 = S;
+    const auto _kval0_0 = -(fr::mm(fr::mm(U, _c0), gU)) + gU;
+    const auto _kvec1 = S;
+    const auto _kval1_0 = fr::skew(_g_D);
+    const auto _kval2_0 = fr::im(fr::diagonal(_g_D));
+    fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)));
+    fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)));
+    fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)));
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -339,97 +491,160 @@ template <class fr_I, class fr_R, class fr_C, class fr_W, index m, index n>
 int svd_v1_vjp(const void* const* in, void* const* out, index b) {
   if constexpr (m == n) {
     constexpr index k = m;
-    const auto U = fr::load<fr_W, m, m>(
+    const auto A = fr::load<fr_W, m, m>(
         static_cast<const fr_I*>(in[0]), b);
+    const auto U = fr::load<fr_W, m, m>(
+        static_cast<const fr_I*>(in[1]), b);
     const auto S = fr::load<fr_W, m, 1>(
-        static_cast<const fr_R*>(in[1]), b);
+        static_cast<const fr_R*>(in[2]), b);
     const auto Vh = fr::load<fr_W, m, m>(
-        static_cast<const fr_I*>(in[2]), b);
-    const auto gU = fr::load<fr_W, m, m>(
         static_cast<const fr_I*>(in[3]), b);
+    const auto gU = fr::load<fr_W, m, m>(
+        static_cast<const fr_I*>(in[4]), b);
     const auto gS = fr::load<fr_W, m, 1>(
-        static_cast<const fr_R*>(in[4]), b);
+        static_cast<const fr_R*>(in[5]), b);
     const auto gVh = fr::load<fr_W, m, m>(
-        static_cast<const fr_I*>(in[5]), b);
+        static_cast<const fr_I*>(in[6]), b);
     const auto V = fr::adjoint(Vh);
     const auto F = fr::pairwise_inv(S * S);
     const auto _c0 = fr::mm(fr::adjoint(U), gU);
     const auto _c1 = fr::adjoint(V);
-    const auto _c2 = fr::mm(_c1, fr::adjoint(gVh));
-    const auto _g_D = _c0 - _c2;
-    const auto _c3 = fr::conj(F);
-    const auto _c4 = _c3 * _c2;
-    const auto _c5 = fr::conj(S);
-    const auto _c6 = _c3 * _c0;
-    const auto _g_dP = fr::scale_rows(_c5, _c4) + fr::scale_cols(fr::adjoint(_c6), S) + fr::scale_rows(S, fr::adjoint(_c4)) + fr::scale_cols(_c6, _c5) + fr::diag(fr::re(gS)) + fr::skew(fr::diag((fr::conj(fr::recip(S)) * fr::diagonal((1.0 / 2.0) * _g_D))));
+    const auto _c2 = fr::adjoint(gVh);
+    const auto _c3 = fr::mm(_c1, _c2);
+    const auto _g_D = _c0 - _c3;
+    const auto _c4 = fr::conj(F);
+    const auto _c5 = _c4 * _c3;
+    const auto _c6 = fr::conj(S);
+    const auto _c7 = _c4 * _c0;
+    const auto _g_dP = fr::scale_rows(_c6, _c5) + fr::scale_cols(fr::adjoint(_c7), S) + fr::scale_rows(S, fr::adjoint(_c5)) + fr::scale_cols(_c7, _c6) + fr::diag(fr::re(gS)) + fr::skew(fr::diag((fr::conj(fr::recip(S)) * fr::diagonal((1.0 / 2.0) * _g_D))));
     const auto gA = fr::mm(fr::mm(U, _g_dP), _c1);
+    const auto _kvec0 = S;
+    const auto _c10 = fr::block<m, m, 0, m>(Vh);
+    const auto _c11 = fr::block<m, m, 0, m>(gVh);
+    const auto _c8 = fr::adjoint(fr::block<0, m, m, m>(U));
+    const auto _c9 = fr::block<0, m, m, m>(gU);
+    const auto _kval0_0 = fr::vstack(fr::mm(_c8, gU) - fr::mm(fr::adjoint(_c9), U), fr::mm(_c10, _c2) - fr::mm(_c11, V));
+    const auto _c12 = fr::diag(gS);
+    const auto _kval0_1 = _c12;
+    const auto _kvec1 = S;
+    const auto _c13 = _c0 + fr::mm(Vh, _c2);
+    const auto _kval1_0 = fr::skew(_c13) + _c12;
+    const auto _kval2_0 = fr::im(fr::diagonal(_c13));
+    const auto _kval2_1 = fr::skew(fr::mm(_c8, _c9));
+    const auto _kval2_2 = fr::skew(fr::mm(_c10, fr::adjoint(_c11)));
+    fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0)), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_1)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gU)), fr::largest_abs(gVh)));
+    fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gU)), fr::largest_abs(gVh)));
+    fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, fr::maximum(fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0)), fr::largest_abs(_kval2_1)), fr::largest_abs(_kval2_2)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)), fr::largest_abs(gVh)));
     fr::store(fr::Mat<fr_W, m, m>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
   } else if constexpr (m > n) {
     constexpr index k = n;
-    const auto U = fr::load<fr_W, m, m>(
+    const auto A = fr::load<fr_W, m, n>(
         static_cast<const fr_I*>(in[0]), b);
+    const auto U = fr::load<fr_W, m, m>(
+        static_cast<const fr_I*>(in[1]), b);
     const auto S = fr::load<fr_W, n, 1>(
-        static_cast<const fr_R*>(in[1]), b);
+        static_cast<const fr_R*>(in[2]), b);
     const auto Vh = fr::load<fr_W, n, n>(
-        static_cast<const fr_I*>(in[2]), b);
-    const auto gU = fr::load<fr_W, m, m>(
         static_cast<const fr_I*>(in[3]), b);
+    const auto gU = fr::load<fr_W, m, m>(
+        static_cast<const fr_I*>(in[4]), b);
     const auto gS = fr::load<fr_W, n, 1>(
-        static_cast<const fr_R*>(in[4]), b);
+        static_cast<const fr_R*>(in[5]), b);
     const auto gVh = fr::load<fr_W, n, n>(
-        static_cast<const fr_I*>(in[5]), b);
+        static_cast<const fr_I*>(in[6]), b);
     const auto V = fr::adjoint(Vh);
     const auto U1 = fr::block<0, m, 0, n>(U);
     const auto F = fr::pairwise_inv(S * S);
     const auto _g_dU1 = fr::block<0, m, 0, n>(gU);
     const auto _c0 = fr::mm(fr::adjoint(U1), _g_dU1);
     const auto _c1 = fr::adjoint(V);
-    const auto _c2 = fr::mm(_c1, fr::adjoint(gVh));
-    const auto _g_D = _c0 - _c2;
-    const auto _c3 = fr::conj(F);
-    const auto _c4 = _c3 * _c2;
-    const auto _c5 = fr::conj(S);
-    const auto _c6 = _c3 * _c0;
-    const auto _c7 = fr::recip(S);
-    const auto _c8 = fr::conj(_c7);
-    const auto _g_dP = fr::scale_rows(_c5, _c4) + fr::scale_cols(fr::adjoint(_c6), S) + fr::scale_rows(S, fr::adjoint(_c4)) + fr::scale_cols(_c6, _c5) - fr::scale_cols(_c0, _c8) + fr::diag(fr::re(gS)) + fr::skew(fr::diag((_c8 * fr::diagonal((1.0 / 2.0) * _g_D))));
-    const auto gA = fr::mm(fr::scale_cols(_g_dU1, _c8) + fr::mm(U1, _g_dP), _c1) - fr::mm(fr::mm(fr::mm(fr::block<0, m, n, m>(U), fr::adjoint(fr::block<0, m, n, m>(gU))), fr::scale_cols(U1, _c7)), Vh);
+    const auto _c2 = fr::adjoint(gVh);
+    const auto _c3 = fr::mm(_c1, _c2);
+    const auto _g_D = _c0 - _c3;
+    const auto _c4 = fr::conj(F);
+    const auto _c5 = _c4 * _c3;
+    const auto _c6 = fr::conj(S);
+    const auto _c7 = _c4 * _c0;
+    const auto _c8 = fr::recip(S);
+    const auto _c9 = fr::conj(_c8);
+    const auto _g_dP = fr::scale_rows(_c6, _c5) + fr::scale_cols(fr::adjoint(_c7), S) + fr::scale_rows(S, fr::adjoint(_c5)) + fr::scale_cols(_c7, _c6) - fr::scale_cols(_c0, _c9) + fr::diag(fr::re(gS)) + fr::skew(fr::diag((_c9 * fr::diagonal((1.0 / 2.0) * _g_D))));
+    const auto _c10 = fr::block<0, m, n, m>(U);
+    const auto _c11 = fr::block<0, m, n, m>(gU);
+    const auto _c12 = fr::adjoint(_c11);
+    const auto gA = fr::mm(fr::scale_cols(_g_dU1, _c9) + fr::mm(U1, _g_dP), _c1) - fr::mm(fr::mm(fr::mm(_c10, _c12), fr::scale_cols(U1, _c8)), Vh);
+    const auto _kvec0 = S;
+    const auto _c13 = fr::adjoint(_c10);
+    const auto _c14 = fr::block<n, n, 0, n>(Vh);
+    const auto _c15 = fr::block<n, n, 0, n>(gVh);
+    const auto _kval0_0 = fr::vstack(fr::mm(_c13, _g_dU1) - fr::mm(_c12, U1), fr::mm(_c14, _c2) - fr::mm(_c15, V));
+    const auto _c16 = fr::diag(gS);
+    const auto _kval0_1 = _c16;
+    const auto _kvec1 = S;
+    const auto _c17 = _c0 + fr::mm(Vh, _c2);
+    const auto _kval1_0 = fr::skew(_c17) + _c16;
+    const auto _kval2_0 = fr::im(fr::diagonal(_c17));
+    const auto _kval2_1 = fr::skew(fr::mm(_c13, _c11));
+    const auto _kval2_2 = fr::skew(fr::mm(_c14, fr::adjoint(_c15)));
+    fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0)), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_1)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gU)), fr::largest_abs(gVh)));
+    fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gU)), fr::largest_abs(gVh)));
+    fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, fr::maximum(fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0)), fr::largest_abs(_kval2_1)), fr::largest_abs(_kval2_2)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)), fr::largest_abs(gVh)));
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
   } else if constexpr (m < n) {
     constexpr index k = m;
-    const auto U = fr::load<fr_W, m, m>(
+    const auto A = fr::load<fr_W, m, n>(
         static_cast<const fr_I*>(in[0]), b);
+    const auto U = fr::load<fr_W, m, m>(
+        static_cast<const fr_I*>(in[1]), b);
     const auto S = fr::load<fr_W, m, 1>(
-        static_cast<const fr_R*>(in[1]), b);
+        static_cast<const fr_R*>(in[2]), b);
     const auto Vh = fr::load<fr_W, n, n>(
-        static_cast<const fr_I*>(in[2]), b);
-    const auto gU = fr::load<fr_W, m, m>(
         static_cast<const fr_I*>(in[3]), b);
+    const auto gU = fr::load<fr_W, m, m>(
+        static_cast<const fr_I*>(in[4]), b);
     const auto gS = fr::load<fr_W, m, 1>(
-        static_cast<const fr_R*>(in[4]), b);
+        static_cast<const fr_R*>(in[5]), b);
     const auto gVh = fr::load<fr_W, n, n>(
-        static_cast<const fr_I*>(in[5]), b);
-    const auto V1 = fr::adjoint(fr::block<0, m, 0, n>(Vh));
+        static_cast<const fr_I*>(in[6]), b);
+    const auto _c0 = fr::block<0, m, 0, n>(Vh);
+    const auto V1 = fr::adjoint(_c0);
     const auto F = fr::pairwise_inv(S * S);
-    const auto _c0 = fr::adjoint(gVh);
-    const auto _g_dV1 = fr::block<0, n, 0, m>(_c0);
-    const auto _c1 = fr::mm(fr::adjoint(U), gU);
-    const auto _c2 = fr::adjoint(V1);
-    const auto _c3 = fr::mm(_c2, _g_dV1);
-    const auto _g_D = _c1 - _c3;
-    const auto _c9 = fr::recip(S);
-    const auto _c10 = fr::conj(_c9);
-    const auto _c4 = fr::conj(F);
-    const auto _c5 = _c4 * _c3;
-    const auto _c6 = fr::conj(S);
-    const auto _c7 = _c4 * _c1;
-    const auto _c8 = fr::adjoint(_g_dV1);
-    const auto _g_dP = fr::scale_rows(_c6, _c5) + fr::scale_cols(fr::adjoint(_c7), S) + fr::scale_rows(S, fr::adjoint(_c5)) + fr::scale_cols(_c7, _c6) - fr::scale_rows(_c9, (fr::mm(_c8, V1))) + fr::diag(fr::re(gS)) + fr::skew(fr::diag((_c10 * fr::diagonal((1.0 / 2.0) * _g_D))));
-    const auto gA = fr::mm(U, fr::scale_rows(_c9, _c8) + fr::mm(_g_dP, _c2) - fr::scale_rows(_c10, (fr::mm(fr::mm(_c2, fr::block<0, n, m, n>(_c0)), fr::block<m, n, 0, n>(Vh)))));
+    const auto _c1 = fr::adjoint(gVh);
+    const auto _g_dV1 = fr::block<0, n, 0, m>(_c1);
+    const auto _c2 = fr::mm(fr::adjoint(U), gU);
+    const auto _c3 = fr::adjoint(V1);
+    const auto _c4 = fr::mm(_c3, _g_dV1);
+    const auto _g_D = _c2 - _c4;
+    const auto _c10 = fr::recip(S);
+    const auto _c11 = fr::conj(_c10);
+    const auto _c5 = fr::conj(F);
+    const auto _c6 = _c5 * _c4;
+    const auto _c7 = fr::conj(S);
+    const auto _c8 = _c5 * _c2;
+    const auto _c9 = fr::adjoint(_g_dV1);
+    const auto _g_dP = fr::scale_rows(_c7, _c6) + fr::scale_cols(fr::adjoint(_c8), S) + fr::scale_rows(S, fr::adjoint(_c6)) + fr::scale_cols(_c8, _c7) - fr::scale_rows(_c10, (fr::mm(_c9, V1))) + fr::diag(fr::re(gS)) + fr::skew(fr::diag((_c11 * fr::diagonal((1.0 / 2.0) * _g_D))));
+    const auto _c12 = fr::block<m, n, 0, n>(Vh);
+    const auto gA = fr::mm(U, fr::scale_rows(_c10, _c9) + fr::mm(_g_dP, _c3) - fr::scale_rows(_c11, (fr::mm(fr::mm(_c3, fr::block<0, n, m, n>(_c1)), _c12))));
+    const auto _kvec0 = S;
+    const auto _c13 = fr::adjoint(fr::block<0, m, m, m>(U));
+    const auto _c14 = fr::block<0, m, m, m>(gU);
+    const auto _c15 = fr::adjoint(fr::block<0, m, 0, n>(gVh));
+    const auto _c16 = fr::block<m, n, 0, n>(gVh);
+    const auto _kval0_0 = fr::vstack(fr::mm(_c13, gU) - fr::mm(fr::adjoint(_c14), U), fr::mm(_c12, _c15) - fr::mm(_c16, V1));
+    const auto _c17 = fr::diag(gS);
+    const auto _kval0_1 = _c17;
+    const auto _kvec1 = S;
+    const auto _c18 = _c2 + fr::mm(_c0, _c15);
+    const auto _kval1_0 = fr::skew(_c18) + _c17;
+    const auto _kval2_0 = fr::im(fr::diagonal(_c18));
+    const auto _kval2_1 = fr::skew(fr::mm(_c13, _c14));
+    const auto _kval2_2 = fr::skew(fr::mm(_c12, fr::adjoint(_c16)));
+    fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0)), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_1)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gU)), fr::largest_abs(gVh)));
+    fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gU)), fr::largest_abs(gVh)));
+    fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, fr::maximum(fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0)), fr::largest_abs(_kval2_1)), fr::largest_abs(_kval2_2)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)), fr::largest_abs(gVh)));
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -444,76 +659,128 @@ template <class fr_I, class fr_R, class fr_C, class fr_W, index m, index n>
 int svd_v1_vjp_without_gU(const void* const* in, void* const* out, index b) {
   if constexpr (m == n) {
     constexpr index k = m;
-    const auto U = fr::load<fr_W, m, m>(
+    const auto A = fr::load<fr_W, m, m>(
         static_cast<const fr_I*>(in[0]), b);
+    const auto U = fr::load<fr_W, m, m>(
+        static_cast<const fr_I*>(in[1]), b);
     const auto S = fr::load<fr_W, m, 1>(
-        static_cast<const fr_R*>(in[1]), b);
+        static_cast<const fr_R*>(in[2]), b);
     const auto Vh = fr::load<fr_W, m, m>(
-        static_cast<const fr_I*>(in[2]), b);
+        static_cast<const fr_I*>(in[3]), b);
     const auto gS = fr::load<fr_W, m, 1>(
-        static_cast<const fr_R*>(in[3]), b);
+        static_cast<const fr_R*>(in[4]), b);
     const auto gVh = fr::load<fr_W, m, m>(
-        static_cast<const fr_I*>(in[4]), b);
+        static_cast<const fr_I*>(in[5]), b);
     const auto V = fr::adjoint(Vh);
     const auto F = fr::pairwise_inv(S * S);
     const auto _c0 = fr::adjoint(V);
-    const auto _c1 = fr::mm(_c0, fr::adjoint(gVh));
-    const auto _g_D = -_c1;
-    const auto _c2 = fr::conj(F) * _c1;
-    const auto _g_dP = fr::scale_rows(fr::conj(S), _c2) + fr::scale_rows(S, fr::adjoint(_c2)) + fr::diag(fr::re(gS)) + fr::skew(fr::diag((fr::conj(fr::recip(S)) * fr::diagonal((1.0 / 2.0) * _g_D))));
+    const auto _c1 = fr::adjoint(gVh);
+    const auto _c2 = fr::mm(_c0, _c1);
+    const auto _g_D = -_c2;
+    const auto _c3 = fr::conj(F) * _c2;
+    const auto _g_dP = fr::scale_rows(fr::conj(S), _c3) + fr::scale_rows(S, fr::adjoint(_c3)) + fr::diag(fr::re(gS)) + fr::skew(fr::diag((fr::conj(fr::recip(S)) * fr::diagonal((1.0 / 2.0) * _g_D))));
     const auto gA = fr::mm(fr::mm(U, _g_dP), _c0);
+    const auto _kvec0 = S;
+    const auto _c4 = fr::block<m, m, 0, m>(Vh);
+    const auto _c5 = fr::block<m, m, 0, m>(gVh);
+    const auto _kval0_0 = fr::mm(_c4, _c1) - fr::mm(_c5, V);
+    const auto _c6 = fr::diag(gS);
+    const auto _kval0_1 = _c6;
+    const auto _kvec1 = S;
+    const auto _c7 = fr::mm(Vh, _c1);
+    const auto _kval1_0 = _c6 + fr::skew(_c7);
+    const auto _kval2_0 = fr::im(fr::diagonal(_c7));
+    const auto _kval2_1 = fr::skew(fr::mm(_c4, fr::adjoint(_c5)));
+    fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0)), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_1)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gVh)));
+    fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gVh)));
+    fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0)), fr::largest_abs(_kval2_1)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gVh)));
     fr::store(fr::Mat<fr_W, m, m>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
   } else if constexpr (m > n) {
     constexpr index k = n;
-    const auto U = fr::load<fr_W, m, m>(
+    const auto A = fr::load<fr_W, m, n>(
         static_cast<const fr_I*>(in[0]), b);
+    const auto U = fr::load<fr_W, m, m>(
+        static_cast<const fr_I*>(in[1]), b);
     const auto S = fr::load<fr_W, n, 1>(
-        static_cast<const fr_R*>(in[1]), b);
+        static_cast<const fr_R*>(in[2]), b);
     const auto Vh = fr::load<fr_W, n, n>(
-        static_cast<const fr_I*>(in[2]), b);
+        static_cast<const fr_I*>(in[3]), b);
     const auto gS = fr::load<fr_W, n, 1>(
-        static_cast<const fr_R*>(in[3]), b);
+        static_cast<const fr_R*>(in[4]), b);
     const auto gVh = fr::load<fr_W, n, n>(
-        static_cast<const fr_I*>(in[4]), b);
+        static_cast<const fr_I*>(in[5]), b);
     const auto V = fr::adjoint(Vh);
     const auto U1 = fr::block<0, m, 0, n>(U);
     const auto F = fr::pairwise_inv(S * S);
     const auto _c0 = fr::adjoint(V);
-    const auto _c1 = fr::mm(_c0, fr::adjoint(gVh));
-    const auto _g_D = -_c1;
-    const auto _c2 = fr::conj(F) * _c1;
-    const auto _g_dP = fr::scale_rows(fr::conj(S), _c2) + fr::scale_rows(S, fr::adjoint(_c2)) + fr::diag(fr::re(gS)) + fr::skew(fr::diag((fr::conj(fr::recip(S)) * fr::diagonal((1.0 / 2.0) * _g_D))));
+    const auto _c1 = fr::adjoint(gVh);
+    const auto _c2 = fr::mm(_c0, _c1);
+    const auto _g_D = -_c2;
+    const auto _c3 = fr::conj(F) * _c2;
+    const auto _g_dP = fr::scale_rows(fr::conj(S), _c3) + fr::scale_rows(S, fr::adjoint(_c3)) + fr::diag(fr::re(gS)) + fr::skew(fr::diag((fr::conj(fr::recip(S)) * fr::diagonal((1.0 / 2.0) * _g_D))));
     const auto gA = fr::mm(fr::mm(U1, _g_dP), _c0);
+    const auto _kvec0 = S;
+    const auto _c4 = fr::block<n, n, 0, n>(Vh);
+    const auto _c5 = fr::block<n, n, 0, n>(gVh);
+    const auto _kval0_0 = fr::mm(_c4, _c1) - fr::mm(_c5, V);
+    const auto _c6 = fr::diag(gS);
+    const auto _kval0_1 = _c6;
+    const auto _kvec1 = S;
+    const auto _c7 = fr::mm(Vh, _c1);
+    const auto _kval1_0 = _c6 + fr::skew(_c7);
+    const auto _kval2_0 = fr::im(fr::diagonal(_c7));
+    const auto _kval2_1 = fr::skew(fr::mm(_c4, fr::adjoint(_c5)));
+    fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0)), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_1)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gVh)));
+    fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gVh)));
+    fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0)), fr::largest_abs(_kval2_1)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gVh)));
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
   } else if constexpr (m < n) {
     constexpr index k = m;
-    const auto U = fr::load<fr_W, m, m>(
+    const auto A = fr::load<fr_W, m, n>(
         static_cast<const fr_I*>(in[0]), b);
+    const auto U = fr::load<fr_W, m, m>(
+        static_cast<const fr_I*>(in[1]), b);
     const auto S = fr::load<fr_W, m, 1>(
-        static_cast<const fr_R*>(in[1]), b);
+        static_cast<const fr_R*>(in[2]), b);
     const auto Vh = fr::load<fr_W, n, n>(
-        static_cast<const fr_I*>(in[2]), b);
+        static_cast<const fr_I*>(in[3]), b);
     const auto gS = fr::load<fr_W, m, 1>(
-        static_cast<const fr_R*>(in[3]), b);
+        static_cast<const fr_R*>(in[4]), b);
     const auto gVh = fr::load<fr_W, n, n>(
-        static_cast<const fr_I*>(in[4]), b);
-    const auto V1 = fr::adjoint(fr::block<0, m, 0, n>(Vh));
+        static_cast<const fr_I*>(in[5]), b);
+    const auto _c0 = fr::block<0, m, 0, n>(Vh);
+    const auto V1 = fr::adjoint(_c0);
     const auto F = fr::pairwise_inv(S * S);
-    const auto _c0 = fr::adjoint(gVh);
-    const auto _g_dV1 = fr::block<0, n, 0, m>(_c0);
-    const auto _c1 = fr::adjoint(V1);
-    const auto _c2 = fr::mm(_c1, _g_dV1);
-    const auto _g_D = -_c2;
-    const auto _c3 = fr::conj(F) * _c2;
-    const auto _c4 = fr::adjoint(_g_dV1);
-    const auto _c5 = fr::recip(S);
-    const auto _c6 = fr::conj(_c5);
-    const auto _g_dP = fr::scale_rows(fr::conj(S), _c3) + fr::scale_rows(S, fr::adjoint(_c3)) - fr::scale_rows(_c5, (fr::mm(_c4, V1))) + fr::diag(fr::re(gS)) + fr::skew(fr::diag((_c6 * fr::diagonal((1.0 / 2.0) * _g_D))));
-    const auto gA = fr::mm(U, fr::scale_rows(_c5, _c4) + fr::mm(_g_dP, _c1) - fr::scale_rows(_c6, (fr::mm(fr::mm(_c1, fr::block<0, n, m, n>(_c0)), fr::block<m, n, 0, n>(Vh)))));
+    const auto _c1 = fr::adjoint(gVh);
+    const auto _g_dV1 = fr::block<0, n, 0, m>(_c1);
+    const auto _c2 = fr::adjoint(V1);
+    const auto _c3 = fr::mm(_c2, _g_dV1);
+    const auto _g_D = -_c3;
+    const auto _c4 = fr::conj(F) * _c3;
+    const auto _c5 = fr::adjoint(_g_dV1);
+    const auto _c6 = fr::recip(S);
+    const auto _c7 = fr::conj(_c6);
+    const auto _g_dP = fr::scale_rows(fr::conj(S), _c4) + fr::scale_rows(S, fr::adjoint(_c4)) - fr::scale_rows(_c6, (fr::mm(_c5, V1))) + fr::diag(fr::re(gS)) + fr::skew(fr::diag((_c7 * fr::diagonal((1.0 / 2.0) * _g_D))));
+    const auto _c8 = fr::block<m, n, 0, n>(Vh);
+    const auto gA = fr::mm(U, fr::scale_rows(_c6, _c5) + fr::mm(_g_dP, _c2) - fr::scale_rows(_c7, (fr::mm(fr::mm(_c2, fr::block<0, n, m, n>(_c1)), _c8))));
+    const auto _kvec0 = S;
+    const auto _c10 = fr::block<m, n, 0, n>(gVh);
+    const auto _c9 = fr::adjoint(fr::block<0, m, 0, n>(gVh));
+    const auto _kval0_0 = fr::mm(_c8, _c9) - fr::mm(_c10, V1);
+    const auto _c11 = fr::diag(gS);
+    const auto _kval0_1 = _c11;
+    const auto _kvec1 = S;
+    const auto _c12 = fr::mm(_c0, _c9);
+    const auto _kval1_0 = _c11 + fr::skew(_c12);
+    const auto _kval2_0 = fr::im(fr::diagonal(_c12));
+    const auto _kval2_1 = fr::skew(fr::mm(_c8, fr::adjoint(_c10)));
+    fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0)), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_1)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gVh)));
+    fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gVh)));
+    fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0)), fr::largest_abs(_kval2_1)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gVh)));
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -528,16 +795,18 @@ template <class fr_I, class fr_R, class fr_C, class fr_W, index m, index n>
 int svd_v1_vjp_without_gVh(const void* const* in, void* const* out, index b) {
   if constexpr (m == n) {
     constexpr index k = m;
-    const auto U = fr::load<fr_W, m, m>(
+    const auto A = fr::load<fr_W, m, m>(
         static_cast<const fr_I*>(in[0]), b);
+    const auto U = fr::load<fr_W, m, m>(
+        static_cast<const fr_I*>(in[1]), b);
     const auto S = fr::load<fr_W, m, 1>(
-        static_cast<const fr_R*>(in[1]), b);
+        static_cast<const fr_R*>(in[2]), b);
     const auto Vh = fr::load<fr_W, m, m>(
-        static_cast<const fr_I*>(in[2]), b);
-    const auto gU = fr::load<fr_W, m, m>(
         static_cast<const fr_I*>(in[3]), b);
+    const auto gU = fr::load<fr_W, m, m>(
+        static_cast<const fr_I*>(in[4]), b);
     const auto gS = fr::load<fr_W, m, 1>(
-        static_cast<const fr_R*>(in[4]), b);
+        static_cast<const fr_R*>(in[5]), b);
     const auto V = fr::adjoint(Vh);
     const auto F = fr::pairwise_inv(S * S);
     const auto _c0 = fr::mm(fr::adjoint(U), gU);
@@ -545,21 +814,36 @@ int svd_v1_vjp_without_gVh(const void* const* in, void* const* out, index b) {
     const auto _c1 = fr::conj(F) * _c0;
     const auto _g_dP = fr::scale_cols(fr::adjoint(_c1), S) + fr::scale_cols(_c1, fr::conj(S)) + fr::diag(fr::re(gS)) + fr::skew(fr::diag((fr::conj(fr::recip(S)) * fr::diagonal((1.0 / 2.0) * _g_D))));
     const auto gA = fr::mm(fr::mm(U, _g_dP), fr::adjoint(V));
+    const auto _kvec0 = S;
+    const auto _c2 = fr::adjoint(fr::block<0, m, m, m>(U));
+    const auto _c3 = fr::block<0, m, m, m>(gU);
+    const auto _kval0_0 = fr::mm(_c2, gU) - fr::mm(fr::adjoint(_c3), U);
+    const auto _c4 = fr::diag(gS);
+    const auto _kval0_1 = _c4;
+    const auto _kvec1 = S;
+    const auto _kval1_0 = _c4 + fr::skew(_g_D);
+    const auto _kval2_0 = fr::im(fr::diagonal(_g_D));
+    const auto _kval2_1 = fr::skew(fr::mm(_c2, _c3));
+    fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0)), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_1)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gU)));
+    fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gU)));
+    fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0)), fr::largest_abs(_kval2_1)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)));
     fr::store(fr::Mat<fr_W, m, m>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
   } else if constexpr (m > n) {
     constexpr index k = n;
-    const auto U = fr::load<fr_W, m, m>(
+    const auto A = fr::load<fr_W, m, n>(
         static_cast<const fr_I*>(in[0]), b);
+    const auto U = fr::load<fr_W, m, m>(
+        static_cast<const fr_I*>(in[1]), b);
     const auto S = fr::load<fr_W, n, 1>(
-        static_cast<const fr_R*>(in[1]), b);
+        static_cast<const fr_R*>(in[2]), b);
     const auto Vh = fr::load<fr_W, n, n>(
-        static_cast<const fr_I*>(in[2]), b);
-    const auto gU = fr::load<fr_W, m, m>(
         static_cast<const fr_I*>(in[3]), b);
+    const auto gU = fr::load<fr_W, m, m>(
+        static_cast<const fr_I*>(in[4]), b);
     const auto gS = fr::load<fr_W, n, 1>(
-        static_cast<const fr_R*>(in[4]), b);
+        static_cast<const fr_R*>(in[5]), b);
     const auto V = fr::adjoint(Vh);
     const auto U1 = fr::block<0, m, 0, n>(U);
     const auto F = fr::pairwise_inv(S * S);
@@ -570,22 +854,39 @@ int svd_v1_vjp_without_gVh(const void* const* in, void* const* out, index b) {
     const auto _c2 = fr::recip(S);
     const auto _c3 = fr::conj(_c2);
     const auto _g_dP = fr::scale_cols(fr::adjoint(_c1), S) + fr::scale_cols(_c1, fr::conj(S)) - fr::scale_cols(_c0, _c3) + fr::diag(fr::re(gS)) + fr::skew(fr::diag((_c3 * fr::diagonal((1.0 / 2.0) * _g_D))));
-    const auto gA = fr::mm(fr::mm(U1, _g_dP) + fr::scale_cols(_g_dU1, _c3), fr::adjoint(V)) - fr::mm(fr::mm(fr::mm(fr::block<0, m, n, m>(U), fr::adjoint(fr::block<0, m, n, m>(gU))), fr::scale_cols(U1, _c2)), Vh);
+    const auto _c4 = fr::block<0, m, n, m>(U);
+    const auto _c5 = fr::block<0, m, n, m>(gU);
+    const auto _c6 = fr::adjoint(_c5);
+    const auto gA = fr::mm(fr::mm(U1, _g_dP) + fr::scale_cols(_g_dU1, _c3), fr::adjoint(V)) - fr::mm(fr::mm(fr::mm(_c4, _c6), fr::scale_cols(U1, _c2)), Vh);
+    const auto _kvec0 = S;
+    const auto _c7 = fr::adjoint(_c4);
+    const auto _kval0_0 = fr::mm(_c7, _g_dU1) - fr::mm(_c6, U1);
+    const auto _c8 = fr::diag(gS);
+    const auto _kval0_1 = _c8;
+    const auto _kvec1 = S;
+    const auto _kval1_0 = _c8 + fr::skew(_c0);
+    const auto _kval2_0 = fr::im(fr::diagonal(_c0));
+    const auto _kval2_1 = fr::skew(fr::mm(_c7, _c5));
+    fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0)), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_1)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gU)));
+    fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gU)));
+    fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0)), fr::largest_abs(_kval2_1)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)));
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
   } else if constexpr (m < n) {
     constexpr index k = m;
-    const auto U = fr::load<fr_W, m, m>(
+    const auto A = fr::load<fr_W, m, n>(
         static_cast<const fr_I*>(in[0]), b);
+    const auto U = fr::load<fr_W, m, m>(
+        static_cast<const fr_I*>(in[1]), b);
     const auto S = fr::load<fr_W, m, 1>(
-        static_cast<const fr_R*>(in[1]), b);
+        static_cast<const fr_R*>(in[2]), b);
     const auto Vh = fr::load<fr_W, n, n>(
-        static_cast<const fr_I*>(in[2]), b);
-    const auto gU = fr::load<fr_W, m, m>(
         static_cast<const fr_I*>(in[3]), b);
+    const auto gU = fr::load<fr_W, m, m>(
+        static_cast<const fr_I*>(in[4]), b);
     const auto gS = fr::load<fr_W, m, 1>(
-        static_cast<const fr_R*>(in[4]), b);
+        static_cast<const fr_R*>(in[5]), b);
     const auto V1 = fr::adjoint(fr::block<0, m, 0, n>(Vh));
     const auto F = fr::pairwise_inv(S * S);
     const auto _c0 = fr::mm(fr::adjoint(U), gU);
@@ -593,6 +894,19 @@ int svd_v1_vjp_without_gVh(const void* const* in, void* const* out, index b) {
     const auto _c1 = fr::conj(F) * _c0;
     const auto _g_dP = fr::scale_cols(fr::adjoint(_c1), S) + fr::scale_cols(_c1, fr::conj(S)) + fr::diag(fr::re(gS)) + fr::skew(fr::diag((fr::conj(fr::recip(S)) * fr::diagonal((1.0 / 2.0) * _g_D))));
     const auto gA = fr::mm(fr::mm(U, _g_dP), fr::adjoint(V1));
+    const auto _kvec0 = S;
+    const auto _c2 = fr::adjoint(fr::block<0, m, m, m>(U));
+    const auto _c3 = fr::block<0, m, m, m>(gU);
+    const auto _kval0_0 = fr::mm(_c2, gU) - fr::mm(fr::adjoint(_c3), U);
+    const auto _c4 = fr::diag(gS);
+    const auto _kval0_1 = _c4;
+    const auto _kvec1 = S;
+    const auto _kval1_0 = _c4 + fr::skew(_g_D);
+    const auto _kval2_0 = fr::im(fr::diagonal(_g_D));
+    const auto _kval2_1 = fr::skew(fr::mm(_c2, _c3));
+    fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0)), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_1)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gU)));
+    fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gU)));
+    fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0)), fr::largest_abs(_kval2_1)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)));
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -607,70 +921,116 @@ template <class fr_I, class fr_R, class fr_C, class fr_W, index m, index n>
 int svd_v1_vjp_without_gU_gS(const void* const* in, void* const* out, index b) {
   if constexpr (m == n) {
     constexpr index k = m;
-    const auto U = fr::load<fr_W, m, m>(
+    const auto A = fr::load<fr_W, m, m>(
         static_cast<const fr_I*>(in[0]), b);
+    const auto U = fr::load<fr_W, m, m>(
+        static_cast<const fr_I*>(in[1]), b);
     const auto S = fr::load<fr_W, m, 1>(
-        static_cast<const fr_R*>(in[1]), b);
+        static_cast<const fr_R*>(in[2]), b);
     const auto Vh = fr::load<fr_W, m, m>(
-        static_cast<const fr_I*>(in[2]), b);
-    const auto gVh = fr::load<fr_W, m, m>(
         static_cast<const fr_I*>(in[3]), b);
+    const auto gVh = fr::load<fr_W, m, m>(
+        static_cast<const fr_I*>(in[4]), b);
     const auto V = fr::adjoint(Vh);
     const auto F = fr::pairwise_inv(S * S);
     const auto _c0 = fr::adjoint(V);
-    const auto _c1 = fr::mm(_c0, fr::adjoint(gVh));
-    const auto _g_D = -_c1;
-    const auto _c2 = fr::conj(F) * _c1;
-    const auto _g_dP = fr::scale_rows(fr::conj(S), _c2) + fr::scale_rows(S, fr::adjoint(_c2)) + fr::skew(fr::diag((fr::conj(fr::recip(S)) * fr::diagonal((1.0 / 2.0) * _g_D))));
+    const auto _c1 = fr::adjoint(gVh);
+    const auto _c2 = fr::mm(_c0, _c1);
+    const auto _g_D = -_c2;
+    const auto _c3 = fr::conj(F) * _c2;
+    const auto _g_dP = fr::scale_rows(fr::conj(S), _c3) + fr::scale_rows(S, fr::adjoint(_c3)) + fr::skew(fr::diag((fr::conj(fr::recip(S)) * fr::diagonal((1.0 / 2.0) * _g_D))));
     const auto gA = fr::mm(fr::mm(U, _g_dP), _c0);
+    const auto _kvec0 = S;
+    const auto _c4 = fr::block<m, m, 0, m>(Vh);
+    const auto _c5 = fr::block<m, m, 0, m>(gVh);
+    const auto _kval0_0 = fr::mm(_c4, _c1) - fr::mm(_c5, V);
+    const auto _kvec1 = S;
+    const auto _c6 = fr::mm(Vh, _c1);
+    const auto _kval1_0 = fr::skew(_c6);
+    const auto _kval2_0 = fr::im(fr::diagonal(_c6));
+    const auto _kval2_1 = fr::skew(fr::mm(_c4, fr::adjoint(_c5)));
+    fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gVh)));
+    fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gVh)));
+    fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0)), fr::largest_abs(_kval2_1)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gVh)));
     fr::store(fr::Mat<fr_W, m, m>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
   } else if constexpr (m > n) {
     constexpr index k = n;
-    const auto U = fr::load<fr_W, m, m>(
+    const auto A = fr::load<fr_W, m, n>(
         static_cast<const fr_I*>(in[0]), b);
+    const auto U = fr::load<fr_W, m, m>(
+        static_cast<const fr_I*>(in[1]), b);
     const auto S = fr::load<fr_W, n, 1>(
-        static_cast<const fr_R*>(in[1]), b);
+        static_cast<const fr_R*>(in[2]), b);
     const auto Vh = fr::load<fr_W, n, n>(
-        static_cast<const fr_I*>(in[2]), b);
-    const auto gVh = fr::load<fr_W, n, n>(
         static_cast<const fr_I*>(in[3]), b);
+    const auto gVh = fr::load<fr_W, n, n>(
+        static_cast<const fr_I*>(in[4]), b);
     const auto V = fr::adjoint(Vh);
     const auto U1 = fr::block<0, m, 0, n>(U);
     const auto F = fr::pairwise_inv(S * S);
     const auto _c0 = fr::adjoint(V);
-    const auto _c1 = fr::mm(_c0, fr::adjoint(gVh));
-    const auto _g_D = -_c1;
-    const auto _c2 = fr::conj(F) * _c1;
-    const auto _g_dP = fr::scale_rows(fr::conj(S), _c2) + fr::scale_rows(S, fr::adjoint(_c2)) + fr::skew(fr::diag((fr::conj(fr::recip(S)) * fr::diagonal((1.0 / 2.0) * _g_D))));
+    const auto _c1 = fr::adjoint(gVh);
+    const auto _c2 = fr::mm(_c0, _c1);
+    const auto _g_D = -_c2;
+    const auto _c3 = fr::conj(F) * _c2;
+    const auto _g_dP = fr::scale_rows(fr::conj(S), _c3) + fr::scale_rows(S, fr::adjoint(_c3)) + fr::skew(fr::diag((fr::conj(fr::recip(S)) * fr::diagonal((1.0 / 2.0) * _g_D))));
     const auto gA = fr::mm(fr::mm(U1, _g_dP), _c0);
+    const auto _kvec0 = S;
+    const auto _c4 = fr::block<n, n, 0, n>(Vh);
+    const auto _c5 = fr::block<n, n, 0, n>(gVh);
+    const auto _kval0_0 = fr::mm(_c4, _c1) - fr::mm(_c5, V);
+    const auto _kvec1 = S;
+    const auto _c6 = fr::mm(Vh, _c1);
+    const auto _kval1_0 = fr::skew(_c6);
+    const auto _kval2_0 = fr::im(fr::diagonal(_c6));
+    const auto _kval2_1 = fr::skew(fr::mm(_c4, fr::adjoint(_c5)));
+    fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gVh)));
+    fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gVh)));
+    fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0)), fr::largest_abs(_kval2_1)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gVh)));
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
   } else if constexpr (m < n) {
     constexpr index k = m;
-    const auto U = fr::load<fr_W, m, m>(
+    const auto A = fr::load<fr_W, m, n>(
         static_cast<const fr_I*>(in[0]), b);
+    const auto U = fr::load<fr_W, m, m>(
+        static_cast<const fr_I*>(in[1]), b);
     const auto S = fr::load<fr_W, m, 1>(
-        static_cast<const fr_R*>(in[1]), b);
+        static_cast<const fr_R*>(in[2]), b);
     const auto Vh = fr::load<fr_W, n, n>(
-        static_cast<const fr_I*>(in[2]), b);
-    const auto gVh = fr::load<fr_W, n, n>(
         static_cast<const fr_I*>(in[3]), b);
-    const auto V1 = fr::adjoint(fr::block<0, m, 0, n>(Vh));
+    const auto gVh = fr::load<fr_W, n, n>(
+        static_cast<const fr_I*>(in[4]), b);
+    const auto _c0 = fr::block<0, m, 0, n>(Vh);
+    const auto V1 = fr::adjoint(_c0);
     const auto F = fr::pairwise_inv(S * S);
-    const auto _c0 = fr::adjoint(gVh);
-    const auto _g_dV1 = fr::block<0, n, 0, m>(_c0);
-    const auto _c1 = fr::adjoint(V1);
-    const auto _c2 = fr::mm(_c1, _g_dV1);
-    const auto _g_D = -_c2;
-    const auto _c3 = fr::conj(F) * _c2;
-    const auto _c4 = fr::adjoint(_g_dV1);
-    const auto _c5 = fr::recip(S);
-    const auto _c6 = fr::conj(_c5);
-    const auto _g_dP = fr::scale_rows(fr::conj(S), _c3) + fr::scale_rows(S, fr::adjoint(_c3)) - fr::scale_rows(_c5, (fr::mm(_c4, V1))) + fr::skew(fr::diag((_c6 * fr::diagonal((1.0 / 2.0) * _g_D))));
-    const auto gA = fr::mm(U, fr::scale_rows(_c5, _c4) + fr::mm(_g_dP, _c1) - fr::scale_rows(_c6, (fr::mm(fr::mm(_c1, fr::block<0, n, m, n>(_c0)), fr::block<m, n, 0, n>(Vh)))));
+    const auto _c1 = fr::adjoint(gVh);
+    const auto _g_dV1 = fr::block<0, n, 0, m>(_c1);
+    const auto _c2 = fr::adjoint(V1);
+    const auto _c3 = fr::mm(_c2, _g_dV1);
+    const auto _g_D = -_c3;
+    const auto _c4 = fr::conj(F) * _c3;
+    const auto _c5 = fr::adjoint(_g_dV1);
+    const auto _c6 = fr::recip(S);
+    const auto _c7 = fr::conj(_c6);
+    const auto _g_dP = fr::scale_rows(fr::conj(S), _c4) + fr::scale_rows(S, fr::adjoint(_c4)) - fr::scale_rows(_c6, (fr::mm(_c5, V1))) + fr::skew(fr::diag((_c7 * fr::diagonal((1.0 / 2.0) * _g_D))));
+    const auto _c8 = fr::block<m, n, 0, n>(Vh);
+    const auto gA = fr::mm(U, fr::scale_rows(_c6, _c5) + fr::mm(_g_dP, _c2) - fr::scale_rows(_c7, (fr::mm(fr::mm(_c2, fr::block<0, n, m, n>(_c1)), _c8))));
+    const auto _kvec0 = S;
+    const auto _c10 = fr::block<m, n, 0, n>(gVh);
+    const auto _c9 = fr::adjoint(fr::block<0, m, 0, n>(gVh));
+    const auto _kval0_0 = fr::mm(_c8, _c9) - fr::mm(_c10, V1);
+    const auto _kvec1 = S;
+    const auto _c11 = fr::mm(_c0, _c9);
+    const auto _kval1_0 = fr::skew(_c11);
+    const auto _kval2_0 = fr::im(fr::diagonal(_c11));
+    const auto _kval2_1 = fr::skew(fr::mm(_c8, fr::adjoint(_c10)));
+    fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gVh)));
+    fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gVh)));
+    fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0)), fr::largest_abs(_kval2_1)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gVh)));
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -685,44 +1045,77 @@ template <class fr_I, class fr_R, class fr_C, class fr_W, index m, index n>
 int svd_v1_vjp_without_gU_gVh(const void* const* in, void* const* out, index b) {
   if constexpr (m == n) {
     constexpr index k = m;
-    const auto U = fr::load<fr_W, m, m>(
+    const auto A = fr::load<fr_W, m, m>(
         static_cast<const fr_I*>(in[0]), b);
-    const auto Vh = fr::load<fr_W, m, m>(
+    const auto U = fr::load<fr_W, m, m>(
         static_cast<const fr_I*>(in[1]), b);
-    const auto gS = fr::load<fr_W, m, 1>(
+    const auto S = fr::load<fr_W, m, 1>(
         static_cast<const fr_R*>(in[2]), b);
+    const auto Vh = fr::load<fr_W, m, m>(
+        static_cast<const fr_I*>(in[3]), b);
+    const auto gS = fr::load<fr_W, m, 1>(
+        static_cast<const fr_R*>(in[4]), b);
     const auto V = fr::adjoint(Vh);
     const auto _g_dP = fr::diag(fr::re(gS));
     const auto gA = fr::mm(fr::mm(U, _g_dP), fr::adjoint(V));
+    const auto _kvec0 = S;
+    const auto _c0 = fr::diag(gS);
+    const auto _kval0_0 = _c0;
+    const auto _kvec1 = S;
+    const auto _kval1_0 = _c0;
+    fr::report(static_cast<fr_R*>(out[1]), b, 0, 2, fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)));
+    fr::report(static_cast<fr_R*>(out[1]), b, 1, 2, fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)));
     fr::store(fr::Mat<fr_W, m, m>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
   } else if constexpr (m > n) {
     constexpr index k = n;
-    const auto U = fr::load<fr_W, m, m>(
+    const auto A = fr::load<fr_W, m, n>(
         static_cast<const fr_I*>(in[0]), b);
-    const auto Vh = fr::load<fr_W, n, n>(
+    const auto U = fr::load<fr_W, m, m>(
         static_cast<const fr_I*>(in[1]), b);
-    const auto gS = fr::load<fr_W, n, 1>(
+    const auto S = fr::load<fr_W, n, 1>(
         static_cast<const fr_R*>(in[2]), b);
+    const auto Vh = fr::load<fr_W, n, n>(
+        static_cast<const fr_I*>(in[3]), b);
+    const auto gS = fr::load<fr_W, n, 1>(
+        static_cast<const fr_R*>(in[4]), b);
     const auto V = fr::adjoint(Vh);
     const auto U1 = fr::block<0, m, 0, n>(U);
     const auto _g_dP = fr::diag(fr::re(gS));
     const auto gA = fr::mm(fr::mm(U1, _g_dP), fr::adjoint(V));
+    const auto _kvec0 = S;
+    const auto _c0 = fr::diag(gS);
+    const auto _kval0_0 = _c0;
+    const auto _kvec1 = S;
+    const auto _kval1_0 = _c0;
+    fr::report(static_cast<fr_R*>(out[1]), b, 0, 2, fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)));
+    fr::report(static_cast<fr_R*>(out[1]), b, 1, 2, fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)));
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
   } else if constexpr (m < n) {
     constexpr index k = m;
-    const auto U = fr::load<fr_W, m, m>(
+    const auto A = fr::load<fr_W, m, n>(
         static_cast<const fr_I*>(in[0]), b);
-    const auto Vh = fr::load<fr_W, n, n>(
+    const auto U = fr::load<fr_W, m, m>(
         static_cast<const fr_I*>(in[1]), b);
-    const auto gS = fr::load<fr_W, m, 1>(
+    const auto S = fr::load<fr_W, m, 1>(
         static_cast<const fr_R*>(in[2]), b);
+    const auto Vh = fr::load<fr_W, n, n>(
+        static_cast<const fr_I*>(in[3]), b);
+    const auto gS = fr::load<fr_W, m, 1>(
+        static_cast<const fr_R*>(in[4]), b);
     const auto V1 = fr::adjoint(fr::block<0, m, 0, n>(Vh));
     const auto _g_dP = fr::diag(fr::re(gS));
     const auto gA = fr::mm(fr::mm(U, _g_dP), fr::adjoint(V1));
+    const auto _kvec0 = S;
+    const auto _c0 = fr::diag(gS);
+    const auto _kval0_0 = _c0;
+    const auto _kvec1 = S;
+    const auto _kval1_0 = _c0;
+    fr::report(static_cast<fr_R*>(out[1]), b, 0, 2, fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)));
+    fr::report(static_cast<fr_R*>(out[1]), b, 1, 2, fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)));
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -737,14 +1130,16 @@ template <class fr_I, class fr_R, class fr_C, class fr_W, index m, index n>
 int svd_v1_vjp_without_gS_gVh(const void* const* in, void* const* out, index b) {
   if constexpr (m == n) {
     constexpr index k = m;
-    const auto U = fr::load<fr_W, m, m>(
+    const auto A = fr::load<fr_W, m, m>(
         static_cast<const fr_I*>(in[0]), b);
+    const auto U = fr::load<fr_W, m, m>(
+        static_cast<const fr_I*>(in[1]), b);
     const auto S = fr::load<fr_W, m, 1>(
-        static_cast<const fr_R*>(in[1]), b);
+        static_cast<const fr_R*>(in[2]), b);
     const auto Vh = fr::load<fr_W, m, m>(
-        static_cast<const fr_I*>(in[2]), b);
-    const auto gU = fr::load<fr_W, m, m>(
         static_cast<const fr_I*>(in[3]), b);
+    const auto gU = fr::load<fr_W, m, m>(
+        static_cast<const fr_I*>(in[4]), b);
     const auto V = fr::adjoint(Vh);
     const auto F = fr::pairwise_inv(S * S);
     const auto _c0 = fr::mm(fr::adjoint(U), gU);
@@ -752,19 +1147,32 @@ int svd_v1_vjp_without_gS_gVh(const void* const* in, void* const* out, index b) 
     const auto _c1 = fr::conj(F) * _c0;
     const auto _g_dP = fr::scale_cols(fr::adjoint(_c1), S) + fr::scale_cols(_c1, fr::conj(S)) + fr::skew(fr::diag((fr::conj(fr::recip(S)) * fr::diagonal((1.0 / 2.0) * _g_D))));
     const auto gA = fr::mm(fr::mm(U, _g_dP), fr::adjoint(V));
+    const auto _kvec0 = S;
+    const auto _c2 = fr::adjoint(fr::block<0, m, m, m>(U));
+    const auto _c3 = fr::block<0, m, m, m>(gU);
+    const auto _kval0_0 = fr::mm(_c2, gU) - fr::mm(fr::adjoint(_c3), U);
+    const auto _kvec1 = S;
+    const auto _kval1_0 = fr::skew(_g_D);
+    const auto _kval2_0 = fr::im(fr::diagonal(_g_D));
+    const auto _kval2_1 = fr::skew(fr::mm(_c2, _c3));
+    fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)));
+    fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)));
+    fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0)), fr::largest_abs(_kval2_1)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)));
     fr::store(fr::Mat<fr_W, m, m>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
   } else if constexpr (m > n) {
     constexpr index k = n;
-    const auto U = fr::load<fr_W, m, m>(
+    const auto A = fr::load<fr_W, m, n>(
         static_cast<const fr_I*>(in[0]), b);
+    const auto U = fr::load<fr_W, m, m>(
+        static_cast<const fr_I*>(in[1]), b);
     const auto S = fr::load<fr_W, n, 1>(
-        static_cast<const fr_R*>(in[1]), b);
+        static_cast<const fr_R*>(in[2]), b);
     const auto Vh = fr::load<fr_W, n, n>(
-        static_cast<const fr_I*>(in[2]), b);
-    const auto gU = fr::load<fr_W, m, m>(
         static_cast<const fr_I*>(in[3]), b);
+    const auto gU = fr::load<fr_W, m, m>(
+        static_cast<const fr_I*>(in[4]), b);
     const auto V = fr::adjoint(Vh);
     const auto U1 = fr::block<0, m, 0, n>(U);
     const auto F = fr::pairwise_inv(S * S);
@@ -775,20 +1183,35 @@ int svd_v1_vjp_without_gS_gVh(const void* const* in, void* const* out, index b) 
     const auto _c2 = fr::recip(S);
     const auto _c3 = fr::conj(_c2);
     const auto _g_dP = fr::scale_cols(fr::adjoint(_c1), S) + fr::scale_cols(_c1, fr::conj(S)) - fr::scale_cols(_c0, _c3) + fr::skew(fr::diag((_c3 * fr::diagonal((1.0 / 2.0) * _g_D))));
-    const auto gA = fr::mm(fr::mm(U1, _g_dP) + fr::scale_cols(_g_dU1, _c3), fr::adjoint(V)) - fr::mm(fr::mm(fr::mm(fr::block<0, m, n, m>(U), fr::adjoint(fr::block<0, m, n, m>(gU))), fr::scale_cols(U1, _c2)), Vh);
+    const auto _c4 = fr::block<0, m, n, m>(U);
+    const auto _c5 = fr::block<0, m, n, m>(gU);
+    const auto _c6 = fr::adjoint(_c5);
+    const auto gA = fr::mm(fr::mm(U1, _g_dP) + fr::scale_cols(_g_dU1, _c3), fr::adjoint(V)) - fr::mm(fr::mm(fr::mm(_c4, _c6), fr::scale_cols(U1, _c2)), Vh);
+    const auto _kvec0 = S;
+    const auto _c7 = fr::adjoint(_c4);
+    const auto _kval0_0 = fr::mm(_c7, _g_dU1) - fr::mm(_c6, U1);
+    const auto _kvec1 = S;
+    const auto _kval1_0 = fr::skew(_c0);
+    const auto _kval2_0 = fr::im(fr::diagonal(_c0));
+    const auto _kval2_1 = fr::skew(fr::mm(_c7, _c5));
+    fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)));
+    fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)));
+    fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0)), fr::largest_abs(_kval2_1)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)));
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
   } else if constexpr (m < n) {
     constexpr index k = m;
-    const auto U = fr::load<fr_W, m, m>(
+    const auto A = fr::load<fr_W, m, n>(
         static_cast<const fr_I*>(in[0]), b);
+    const auto U = fr::load<fr_W, m, m>(
+        static_cast<const fr_I*>(in[1]), b);
     const auto S = fr::load<fr_W, m, 1>(
-        static_cast<const fr_R*>(in[1]), b);
+        static_cast<const fr_R*>(in[2]), b);
     const auto Vh = fr::load<fr_W, n, n>(
-        static_cast<const fr_I*>(in[2]), b);
-    const auto gU = fr::load<fr_W, m, m>(
         static_cast<const fr_I*>(in[3]), b);
+    const auto gU = fr::load<fr_W, m, m>(
+        static_cast<const fr_I*>(in[4]), b);
     const auto V1 = fr::adjoint(fr::block<0, m, 0, n>(Vh));
     const auto F = fr::pairwise_inv(S * S);
     const auto _c0 = fr::mm(fr::adjoint(U), gU);
@@ -796,6 +1219,17 @@ int svd_v1_vjp_without_gS_gVh(const void* const* in, void* const* out, index b) 
     const auto _c1 = fr::conj(F) * _c0;
     const auto _g_dP = fr::scale_cols(fr::adjoint(_c1), S) + fr::scale_cols(_c1, fr::conj(S)) + fr::skew(fr::diag((fr::conj(fr::recip(S)) * fr::diagonal((1.0 / 2.0) * _g_D))));
     const auto gA = fr::mm(fr::mm(U, _g_dP), fr::adjoint(V1));
+    const auto _kvec0 = S;
+    const auto _c2 = fr::adjoint(fr::block<0, m, m, m>(U));
+    const auto _c3 = fr::block<0, m, m, m>(gU);
+    const auto _kval0_0 = fr::mm(_c2, gU) - fr::mm(fr::adjoint(_c3), U);
+    const auto _kvec1 = S;
+    const auto _kval1_0 = fr::skew(_g_D);
+    const auto _kval2_0 = fr::im(fr::diagonal(_g_D));
+    const auto _kval2_1 = fr::skew(fr::mm(_c2, _c3));
+    fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)));
+    fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)));
+    fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0)), fr::largest_abs(_kval2_1)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)));
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;

@@ -21,25 +21,47 @@ template <class fr_I, class fr_R, class fr_C, class fr_W, index m, index n>
 int svdvals_v0_vjp(const void* const* in, void* const* out, index b) {
   if constexpr (m >= n) {
     constexpr index k = n;
-    const auto U = fr::load<fr_W, m, n>(
+    const auto A = fr::load<fr_W, m, n>(
         static_cast<const fr_I*>(in[0]), b);
+    const auto S = fr::load<fr_W, n, 1>(
+        static_cast<const fr_R*>(in[1]), b);
+    const auto U = fr::load<fr_W, m, n>(
+        static_cast<const fr_I*>(in[2]), b);
     const auto Vh = fr::load<fr_W, n, n>(
-        static_cast<const fr_I*>(in[1]), b);
+        static_cast<const fr_I*>(in[3]), b);
     const auto gS = fr::load<fr_W, n, 1>(
-        static_cast<const fr_R*>(in[2]), b);
+        static_cast<const fr_R*>(in[4]), b);
     const auto gA = fr::mm(fr::scale_cols(U, fr::re(gS)), Vh);
+    const auto _kvec0 = S;
+    const auto _c0 = fr::diag(gS);
+    const auto _kval0_0 = _c0;
+    const auto _kvec1 = S;
+    const auto _kval1_0 = _c0;
+    fr::report(static_cast<fr_R*>(out[1]), b, 0, 2, fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)));
+    fr::report(static_cast<fr_R*>(out[1]), b, 1, 2, fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)));
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
   } else if constexpr (m < n) {
     constexpr index k = m;
-    const auto U = fr::load<fr_W, m, m>(
+    const auto A = fr::load<fr_W, m, n>(
         static_cast<const fr_I*>(in[0]), b);
+    const auto S = fr::load<fr_W, m, 1>(
+        static_cast<const fr_R*>(in[1]), b);
+    const auto U = fr::load<fr_W, m, m>(
+        static_cast<const fr_I*>(in[2]), b);
     const auto Vh = fr::load<fr_W, m, n>(
-        static_cast<const fr_I*>(in[1]), b);
+        static_cast<const fr_I*>(in[3]), b);
     const auto gS = fr::load<fr_W, m, 1>(
-        static_cast<const fr_R*>(in[2]), b);
+        static_cast<const fr_R*>(in[4]), b);
     const auto gA = fr::mm(fr::scale_cols(U, fr::re(gS)), Vh);
+    const auto _kvec0 = S;
+    const auto _c0 = fr::diag(gS);
+    const auto _kval0_0 = _c0;
+    const auto _kvec1 = S;
+    const auto _kval1_0 = _c0;
+    fr::report(static_cast<fr_R*>(out[1]), b, 0, 2, fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)));
+    fr::report(static_cast<fr_R*>(out[1]), b, 1, 2, fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)));
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
