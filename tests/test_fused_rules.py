@@ -74,11 +74,16 @@ def build(tmp_path_factory):
 
 
 def _run(library, symbol, inputs, outputs, count) -> int:
+    """Call a kernel: ``inputs`` arrays of shape (count, ...) of any strides (a vector's
+    trailing axis of one entry), ``outputs`` C-contiguous."""
     kernel = getattr(library, symbol)
     kernel.restype = ctypes.c_int
+    strides = [s // a.itemsize for a in inputs
+               for s in a.reshape(count, *a.shape[-2:]).strides]
     pointers = [(ctypes.c_void_p * len(arrays))(*(a.ctypes.data for a in arrays))
                 for arrays in (inputs, outputs)]
-    return kernel(*pointers, ctypes.c_int64(count))
+    return kernel(pointers[0], (ctypes.c_int64 * len(strides))(*strides), pointers[1],
+                  ctypes.c_int64(count))
 
 
 def _random(rng, shape, dtype):
@@ -126,8 +131,11 @@ def test_every_fused_pullback_equals_the_numpy_rule(build, name, label, sizes):
                 values[name] = value
                 cotangents.append(value)
             want = module._vjp_rule(*inputs, *outputs, *cotangents, *flags)
-            args = [np.ascontiguousarray(values[a.name], kernel.dtype_of(a, dtype))
-                    for a in kernel.inputs]
+            # the operands as LAPACK leaves them: each matrix column-major (strides of any
+            # kind are the kernel's to follow)
+            args = [np.swapaxes(np.ascontiguousarray(
+                np.swapaxes(values[a.name], -1, -2), kernel.dtype_of(a, dtype)), -1, -2)
+                for a in kernel.inputs]
             got = [np.zeros(w.shape, kernel.dtype_of(a, dtype))
                    for a, w in zip(kernel.outputs, want)]
             count = int(np.prod(BATCH))

@@ -7,10 +7,12 @@ parameters of the rule, fixed when the source is compiled (``-DFR_DIM_<name>=<si
 that every loop has constant bounds; the case whose condition holds is chosen then
 (``if constexpr``).  A kernel returns 1 when a case ran, 0 when none holds.
 
-Arguments, in the order of ``Kernel.inputs`` and ``Kernel.outputs``: arrays of pointers to
-the batch's C-contiguous arrays, each in its own dtype (``Kernel.dtype_of``): the input's
-dtype, its real counterpart for a real field (singular values), complex for a complex one
-(eig's eigenpairs).  The rule computes in the widest of them.
+Arguments: ``in``, the addresses of the inputs' arrays in the order of ``Kernel.inputs``, each
+in its own dtype (``Kernel.dtype_of``: the input's dtype, its real counterpart for a real
+field (singular values), complex for a complex one (eig's eigenpairs)); ``strides``, three per
+input, in entries: between matrices, rows and columns (a vector is a column); ``out``, the
+C-contiguous arrays of ``Kernel.outputs`` and, with checks, their report (count, checks, 2),
+real; ``count``, the matrices.  The rule computes in the widest of the dtypes.
 """
 from __future__ import annotations
 

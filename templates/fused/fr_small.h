@@ -89,15 +89,20 @@ template <class T, index R, index C> struct Mat {
   const T& operator()(index i, index j) const { return a[i * C + j]; }
 };
 
-// -- loading and storing matrix b of a batch (the arrays' own dtype, converted); for lanes,
-// matrices b, ..., b + L - 1 ------------------------------------------------------------------
-template <class T, index R, index C, class S> inline Mat<T, R, C> load(const S* p, index b) {
+// -- loading matrix b of a batch (for lanes, matrices b, ..., b + L - 1) from an array of any
+// strides (in entries: between matrices, rows, columns), converted; storing into a C-contiguous
+// array --------------------------------------------------------------------------------------
+template <class T, index R, index C, class S>
+inline Mat<T, R, C> load(const S* p, const index* stride, index b) {
   Mat<T, R, C> x;
   if constexpr (is_lanes<T>::value) {
     for (int l = 0; l < T::count; ++l)
-      for (index i = 0; i < R * C; ++i) x.a[i].v[l] = p[(b + l) * R * C + i];
+      for (index i = 0; i < R; ++i)
+        for (index j = 0; j < C; ++j)
+          x(i, j).v[l] = p[(b + l) * stride[0] + i * stride[1] + j * stride[2]];
   } else {
-    for (index i = 0; i < R * C; ++i) x.a[i] = T(p[b * R * C + i]);
+    for (index i = 0; i < R; ++i)
+      for (index j = 0; j < C; ++j) x(i, j) = T(p[b * stride[0] + i * stride[1] + j * stride[2]]);
   }
   return x;
 }

@@ -95,14 +95,17 @@ def kernel(spec: str, name: str, suffix: str, sizes: dict):
                 function = None
             else:
                 function.restype = _ctypes.c_int
-                function.argtypes = (_ctypes.c_void_p, _ctypes.c_void_p, _ctypes.c_int64)
+                function.argtypes = (_ctypes.c_void_p, _ctypes.c_void_p, _ctypes.c_void_p,
+                                     _ctypes.c_int64)
             _KERNELS[key] = function
         return _KERNELS[key]
 
 
-def run(function, inputs, outputs, count: int) -> bool:
-    """Call a kernel on ``count`` matrices: ``inputs`` and ``outputs`` are addresses of
-    C-contiguous arrays in the kernel's order.  False when no case of its rule held."""
+def run(function, inputs, strides, outputs, count: int) -> bool:
+    """Call a kernel on ``count`` matrices: ``inputs`` are the addresses of its arrays with
+    ``strides`` (three per input, in entries: between matrices, rows, columns), ``outputs``
+    those of C-contiguous arrays, in the kernel's order.  False when no case of its rule held."""
     given = (_ctypes.c_void_p * len(inputs))(*inputs)
+    steps = (_ctypes.c_int64 * len(strides))(*strides)
     taken = (_ctypes.c_void_p * len(outputs))(*outputs)
-    return function(given, taken, count) == 1
+    return function(given, steps, taken, count) == 1

@@ -585,10 +585,17 @@ def _fused_vjp(op, name, sizes, arrays, fields, inputs, checks):
     real = _REAL.get(first.dtype, first.dtype)
     dtypes = {"real": real, "input": first.dtype,
               "complex": _COMPLEX.get(first.dtype, first.dtype)}
-    given = [a.detach().to(dtypes[f]).contiguous() for a, f in zip(arrays, fields)]
+    # each operand as (count, rows, cols) with its own strides (a vector as a column): no copy
+    # unless its dtype differs or its batch axes do not collapse into one
+    given = []
+    for a, f in zip(arrays, fields):
+        a = a.detach().to(dtypes[f])
+        a = a.unsqueeze(-1) if a.dim() == len(batch) + 1 else a
+        given.append(a.reshape(count, a.shape[-2], a.shape[-1]))
     results = [_torch.empty(x.shape, dtype=x.dtype) for x in inputs]
     report = _torch.empty((count, len(checks), 2), dtype=real)
     if not _fused.run(kernel, [a.data_ptr() for a in given],
+                      [s for a in given for s in a.stride()],
                       [r.data_ptr() for r in (*results, report)], count):
         return None
     for i, (kind, message, option, on) in enumerate(checks):

@@ -15,14 +15,14 @@ using fr::index;
 // upper=False
 // matrix b of the batch (fr_W a number), or matrices b, ..., b + L - 1 (fr_W lanes of L)
 template <class fr_I, class fr_R, class fr_C, class fr_W, index n>
-int cholesky_v0_vjp(const void* const* in, void* const* out, index b) {
+int cholesky_v0_vjp(const void* const* in, const index* strides, void* const* out, index b) {
   if constexpr (0 == 0) {
     const auto A = fr::load<fr_W, n, n>(
-        static_cast<const fr_I*>(in[0]), b);
+        static_cast<const fr_I*>(in[0]), strides + 0, b);
     const auto L = fr::load<fr_W, n, n>(
-        static_cast<const fr_I*>(in[1]), b);
+        static_cast<const fr_I*>(in[1]), strides + 3, b);
     const auto gL = fr::load<fr_W, n, n>(
-        static_cast<const fr_I*>(in[2]), b);
+        static_cast<const fr_I*>(in[2]), strides + 6, b);
     const auto _c0 = fr::adjoint(L);
     const auto Y = fr::mm(_c0, gL);
     const auto P = fr::tril(Y, -1) + (1.0 / 2.0) * fr::diag(fr::re(fr::diagonal(Y)));
@@ -41,14 +41,14 @@ int cholesky_v0_vjp(const void* const* in, void* const* out, index b) {
 // upper=True
 // matrix b of the batch (fr_W a number), or matrices b, ..., b + L - 1 (fr_W lanes of L)
 template <class fr_I, class fr_R, class fr_C, class fr_W, index n>
-int cholesky_v1_vjp(const void* const* in, void* const* out, index b) {
+int cholesky_v1_vjp(const void* const* in, const index* strides, void* const* out, index b) {
   if constexpr (0 == 0) {
     const auto A = fr::load<fr_W, n, n>(
-        static_cast<const fr_I*>(in[0]), b);
+        static_cast<const fr_I*>(in[0]), strides + 0, b);
     const auto L = fr::load<fr_W, n, n>(
-        static_cast<const fr_I*>(in[1]), b);
+        static_cast<const fr_I*>(in[1]), strides + 3, b);
     const auto gL = fr::load<fr_W, n, n>(
-        static_cast<const fr_I*>(in[2]), b);
+        static_cast<const fr_I*>(in[2]), strides + 6, b);
     const auto Y = fr::mm(L, fr::adjoint(gL));
     const auto P = fr::tril(Y, -1) + (1.0 / 2.0) * fr::diag(fr::re(fr::diagonal(Y)));
     const auto gA = fr::sym(fr::solve_triangular<true, true, false>(L, fr::solve_triangular<false, false, false>(fr::adjoint(L), P)));
@@ -66,109 +66,117 @@ int cholesky_v1_vjp(const void* const* in, void* const* out, index b) {
 }  // namespace
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_cholesky_v0_vjp_f32)
-extern "C" int fr_cholesky_v0_vjp_f32(const void* const* in, void* const* out, index count) {
+extern "C" int fr_cholesky_v0_vjp_f32(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   // L matrices at a time in the lanes of a vector, the rest one at a time
   using fr_lanes = fr::Lanes32<float>;
   const index bulk = count / fr_lanes::count * fr_lanes::count;
 #pragma omp parallel for reduction(min : ran)
   for (index b = 0; b < bulk; b += fr_lanes::count)
-    ran = std::min(ran, cholesky_v0_vjp<float, float, std::complex<float>, fr_lanes, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, cholesky_v0_vjp<float, float, std::complex<float>, fr_lanes, FR_DIM_n>(in, strides, out, b));
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, cholesky_v0_vjp<float, float, std::complex<float>, float, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, cholesky_v0_vjp<float, float, std::complex<float>, float, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_cholesky_v0_vjp_f64)
-extern "C" int fr_cholesky_v0_vjp_f64(const void* const* in, void* const* out, index count) {
+extern "C" int fr_cholesky_v0_vjp_f64(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   // L matrices at a time in the lanes of a vector, the rest one at a time
   using fr_lanes = fr::Lanes32<double>;
   const index bulk = count / fr_lanes::count * fr_lanes::count;
 #pragma omp parallel for reduction(min : ran)
   for (index b = 0; b < bulk; b += fr_lanes::count)
-    ran = std::min(ran, cholesky_v0_vjp<double, double, std::complex<double>, fr_lanes, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, cholesky_v0_vjp<double, double, std::complex<double>, fr_lanes, FR_DIM_n>(in, strides, out, b));
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, cholesky_v0_vjp<double, double, std::complex<double>, double, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, cholesky_v0_vjp<double, double, std::complex<double>, double, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_cholesky_v0_vjp_c64)
-extern "C" int fr_cholesky_v0_vjp_c64(const void* const* in, void* const* out, index count) {
+extern "C" int fr_cholesky_v0_vjp_c64(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   const index bulk = 0;
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, cholesky_v0_vjp<std::complex<float>, float, std::complex<float>, std::complex<float>, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, cholesky_v0_vjp<std::complex<float>, float, std::complex<float>, std::complex<float>, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_cholesky_v0_vjp_c128)
-extern "C" int fr_cholesky_v0_vjp_c128(const void* const* in, void* const* out, index count) {
+extern "C" int fr_cholesky_v0_vjp_c128(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   const index bulk = 0;
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, cholesky_v0_vjp<std::complex<double>, double, std::complex<double>, std::complex<double>, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, cholesky_v0_vjp<std::complex<double>, double, std::complex<double>, std::complex<double>, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_cholesky_v1_vjp_f32)
-extern "C" int fr_cholesky_v1_vjp_f32(const void* const* in, void* const* out, index count) {
+extern "C" int fr_cholesky_v1_vjp_f32(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   // L matrices at a time in the lanes of a vector, the rest one at a time
   using fr_lanes = fr::Lanes32<float>;
   const index bulk = count / fr_lanes::count * fr_lanes::count;
 #pragma omp parallel for reduction(min : ran)
   for (index b = 0; b < bulk; b += fr_lanes::count)
-    ran = std::min(ran, cholesky_v1_vjp<float, float, std::complex<float>, fr_lanes, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, cholesky_v1_vjp<float, float, std::complex<float>, fr_lanes, FR_DIM_n>(in, strides, out, b));
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, cholesky_v1_vjp<float, float, std::complex<float>, float, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, cholesky_v1_vjp<float, float, std::complex<float>, float, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_cholesky_v1_vjp_f64)
-extern "C" int fr_cholesky_v1_vjp_f64(const void* const* in, void* const* out, index count) {
+extern "C" int fr_cholesky_v1_vjp_f64(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   // L matrices at a time in the lanes of a vector, the rest one at a time
   using fr_lanes = fr::Lanes32<double>;
   const index bulk = count / fr_lanes::count * fr_lanes::count;
 #pragma omp parallel for reduction(min : ran)
   for (index b = 0; b < bulk; b += fr_lanes::count)
-    ran = std::min(ran, cholesky_v1_vjp<double, double, std::complex<double>, fr_lanes, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, cholesky_v1_vjp<double, double, std::complex<double>, fr_lanes, FR_DIM_n>(in, strides, out, b));
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, cholesky_v1_vjp<double, double, std::complex<double>, double, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, cholesky_v1_vjp<double, double, std::complex<double>, double, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_cholesky_v1_vjp_c64)
-extern "C" int fr_cholesky_v1_vjp_c64(const void* const* in, void* const* out, index count) {
+extern "C" int fr_cholesky_v1_vjp_c64(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   const index bulk = 0;
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, cholesky_v1_vjp<std::complex<float>, float, std::complex<float>, std::complex<float>, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, cholesky_v1_vjp<std::complex<float>, float, std::complex<float>, std::complex<float>, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_cholesky_v1_vjp_c128)
-extern "C" int fr_cholesky_v1_vjp_c128(const void* const* in, void* const* out, index count) {
+extern "C" int fr_cholesky_v1_vjp_c128(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   const index bulk = 0;
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, cholesky_v1_vjp<std::complex<double>, double, std::complex<double>, std::complex<double>, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, cholesky_v1_vjp<std::complex<double>, double, std::complex<double>, std::complex<double>, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif

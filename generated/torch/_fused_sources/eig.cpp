@@ -15,16 +15,16 @@ using fr::index;
 // default
 // matrix b of the batch (fr_W a number), or matrices b, ..., b + L - 1 (fr_W lanes of L)
 template <class fr_I, class fr_R, class fr_C, class fr_W, index n>
-int eig_v0_vjp(const void* const* in, void* const* out, index b) {
+int eig_v0_vjp(const void* const* in, const index* strides, void* const* out, index b) {
   if constexpr (0 == 0) {
     const auto L = fr::load<fr_W, n, 1>(
-        static_cast<const fr_C*>(in[0]), b);
+        static_cast<const fr_C*>(in[0]), strides + 0, b);
     const auto V = fr::load<fr_W, n, n>(
-        static_cast<const fr_C*>(in[1]), b);
+        static_cast<const fr_C*>(in[1]), strides + 3, b);
     const auto gL = fr::load<fr_W, n, 1>(
-        static_cast<const fr_C*>(in[2]), b);
+        static_cast<const fr_C*>(in[2]), strides + 6, b);
     const auto gV = fr::load<fr_W, n, n>(
-        static_cast<const fr_C*>(in[3]), b);
+        static_cast<const fr_C*>(in[3]), strides + 9, b);
     const auto _c0 = fr::adjoint(V);
     const auto _c1 = fr::mm(_c0, gV);
     const auto _g_W = fr::scale_cols(V, fr::diagonal(-_c1)) + gV;
@@ -48,14 +48,14 @@ int eig_v0_vjp(const void* const* in, void* const* out, index b) {
 // default: gV None
 // matrix b of the batch (fr_W a number), or matrices b, ..., b + L - 1 (fr_W lanes of L)
 template <class fr_I, class fr_R, class fr_C, class fr_W, index n>
-int eig_v0_vjp_without_gV(const void* const* in, void* const* out, index b) {
+int eig_v0_vjp_without_gV(const void* const* in, const index* strides, void* const* out, index b) {
   if constexpr (0 == 0) {
     const auto L = fr::load<fr_W, n, 1>(
-        static_cast<const fr_C*>(in[0]), b);
+        static_cast<const fr_C*>(in[0]), strides + 0, b);
     const auto V = fr::load<fr_W, n, n>(
-        static_cast<const fr_C*>(in[1]), b);
+        static_cast<const fr_C*>(in[1]), strides + 3, b);
     const auto gL = fr::load<fr_W, n, 1>(
-        static_cast<const fr_C*>(in[2]), b);
+        static_cast<const fr_C*>(in[2]), strides + 6, b);
     const auto _g_X = fr::diag(gL);
     const auto _c0 = fr::adjoint(V);
     const auto gA = fr::mm(fr::solve<true>(_c0, _g_X), _c0);
@@ -73,89 +73,97 @@ int eig_v0_vjp_without_gV(const void* const* in, void* const* out, index b) {
 }  // namespace
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_eig_v0_vjp_f32)
-extern "C" int fr_eig_v0_vjp_f32(const void* const* in, void* const* out, index count) {
+extern "C" int fr_eig_v0_vjp_f32(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   const index bulk = 0;
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, eig_v0_vjp<float, float, std::complex<float>, std::complex<float>, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, eig_v0_vjp<float, float, std::complex<float>, std::complex<float>, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_eig_v0_vjp_f64)
-extern "C" int fr_eig_v0_vjp_f64(const void* const* in, void* const* out, index count) {
+extern "C" int fr_eig_v0_vjp_f64(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   const index bulk = 0;
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, eig_v0_vjp<double, double, std::complex<double>, std::complex<double>, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, eig_v0_vjp<double, double, std::complex<double>, std::complex<double>, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_eig_v0_vjp_c64)
-extern "C" int fr_eig_v0_vjp_c64(const void* const* in, void* const* out, index count) {
+extern "C" int fr_eig_v0_vjp_c64(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   const index bulk = 0;
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, eig_v0_vjp<std::complex<float>, float, std::complex<float>, std::complex<float>, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, eig_v0_vjp<std::complex<float>, float, std::complex<float>, std::complex<float>, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_eig_v0_vjp_c128)
-extern "C" int fr_eig_v0_vjp_c128(const void* const* in, void* const* out, index count) {
+extern "C" int fr_eig_v0_vjp_c128(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   const index bulk = 0;
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, eig_v0_vjp<std::complex<double>, double, std::complex<double>, std::complex<double>, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, eig_v0_vjp<std::complex<double>, double, std::complex<double>, std::complex<double>, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_eig_v0_vjp_without_gV_f32)
-extern "C" int fr_eig_v0_vjp_without_gV_f32(const void* const* in, void* const* out, index count) {
+extern "C" int fr_eig_v0_vjp_without_gV_f32(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   const index bulk = 0;
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, eig_v0_vjp_without_gV<float, float, std::complex<float>, std::complex<float>, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, eig_v0_vjp_without_gV<float, float, std::complex<float>, std::complex<float>, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_eig_v0_vjp_without_gV_f64)
-extern "C" int fr_eig_v0_vjp_without_gV_f64(const void* const* in, void* const* out, index count) {
+extern "C" int fr_eig_v0_vjp_without_gV_f64(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   const index bulk = 0;
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, eig_v0_vjp_without_gV<double, double, std::complex<double>, std::complex<double>, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, eig_v0_vjp_without_gV<double, double, std::complex<double>, std::complex<double>, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_eig_v0_vjp_without_gV_c64)
-extern "C" int fr_eig_v0_vjp_without_gV_c64(const void* const* in, void* const* out, index count) {
+extern "C" int fr_eig_v0_vjp_without_gV_c64(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   const index bulk = 0;
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, eig_v0_vjp_without_gV<std::complex<float>, float, std::complex<float>, std::complex<float>, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, eig_v0_vjp_without_gV<std::complex<float>, float, std::complex<float>, std::complex<float>, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_eig_v0_vjp_without_gV_c128)
-extern "C" int fr_eig_v0_vjp_without_gV_c128(const void* const* in, void* const* out, index count) {
+extern "C" int fr_eig_v0_vjp_without_gV_c128(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   const index bulk = 0;
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, eig_v0_vjp_without_gV<std::complex<double>, double, std::complex<double>, std::complex<double>, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, eig_v0_vjp_without_gV<std::complex<double>, double, std::complex<double>, std::complex<double>, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif

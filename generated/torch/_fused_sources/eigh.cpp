@@ -15,16 +15,16 @@ using fr::index;
 // UPLO=L
 // matrix b of the batch (fr_W a number), or matrices b, ..., b + L - 1 (fr_W lanes of L)
 template <class fr_I, class fr_R, class fr_C, class fr_W, index n>
-int eigh_v0_vjp(const void* const* in, void* const* out, index b) {
+int eigh_v0_vjp(const void* const* in, const index* strides, void* const* out, index b) {
   if constexpr (0 == 0) {
     const auto L = fr::load<fr_W, n, 1>(
-        static_cast<const fr_R*>(in[0]), b);
+        static_cast<const fr_R*>(in[0]), strides + 0, b);
     const auto Q = fr::load<fr_W, n, n>(
-        static_cast<const fr_I*>(in[1]), b);
+        static_cast<const fr_I*>(in[1]), strides + 3, b);
     const auto gL = fr::load<fr_W, n, 1>(
-        static_cast<const fr_R*>(in[2]), b);
+        static_cast<const fr_R*>(in[2]), strides + 6, b);
     const auto gQ = fr::load<fr_W, n, n>(
-        static_cast<const fr_I*>(in[3]), b);
+        static_cast<const fr_I*>(in[3]), strides + 9, b);
     const auto _c0 = fr::adjoint(Q);
     const auto _c1 = fr::mm(_c0, gQ);
     const auto gA = fr::sym(fr::mm(fr::mm(Q, fr::diag(fr::re(gL)) + (fr::pairwise_inv(L) * _c1)), _c0));
@@ -44,14 +44,14 @@ int eigh_v0_vjp(const void* const* in, void* const* out, index b) {
 // UPLO=L: gL None
 // matrix b of the batch (fr_W a number), or matrices b, ..., b + L - 1 (fr_W lanes of L)
 template <class fr_I, class fr_R, class fr_C, class fr_W, index n>
-int eigh_v0_vjp_without_gL(const void* const* in, void* const* out, index b) {
+int eigh_v0_vjp_without_gL(const void* const* in, const index* strides, void* const* out, index b) {
   if constexpr (0 == 0) {
     const auto L = fr::load<fr_W, n, 1>(
-        static_cast<const fr_R*>(in[0]), b);
+        static_cast<const fr_R*>(in[0]), strides + 0, b);
     const auto Q = fr::load<fr_W, n, n>(
-        static_cast<const fr_I*>(in[1]), b);
+        static_cast<const fr_I*>(in[1]), strides + 3, b);
     const auto gQ = fr::load<fr_W, n, n>(
-        static_cast<const fr_I*>(in[2]), b);
+        static_cast<const fr_I*>(in[2]), strides + 6, b);
     const auto _c0 = fr::adjoint(Q);
     const auto _c1 = fr::mm(_c0, gQ);
     const auto gA = fr::sym(fr::mm(fr::mm(Q, fr::pairwise_inv(L) * _c1), _c0));
@@ -71,14 +71,14 @@ int eigh_v0_vjp_without_gL(const void* const* in, void* const* out, index b) {
 // UPLO=L: gQ None
 // matrix b of the batch (fr_W a number), or matrices b, ..., b + L - 1 (fr_W lanes of L)
 template <class fr_I, class fr_R, class fr_C, class fr_W, index n>
-int eigh_v0_vjp_without_gQ(const void* const* in, void* const* out, index b) {
+int eigh_v0_vjp_without_gQ(const void* const* in, const index* strides, void* const* out, index b) {
   if constexpr (0 == 0) {
     const auto L = fr::load<fr_W, n, 1>(
-        static_cast<const fr_R*>(in[0]), b);
+        static_cast<const fr_R*>(in[0]), strides + 0, b);
     const auto Q = fr::load<fr_W, n, n>(
-        static_cast<const fr_I*>(in[1]), b);
+        static_cast<const fr_I*>(in[1]), strides + 3, b);
     const auto gL = fr::load<fr_W, n, 1>(
-        static_cast<const fr_R*>(in[2]), b);
+        static_cast<const fr_R*>(in[2]), strides + 6, b);
     const auto gA = fr::mm(fr::scale_cols(Q, fr::re(gL)), fr::adjoint(Q));
     const auto _kvec0 = L;
     const auto _kval0_0 = fr::diag(gL);
@@ -94,16 +94,16 @@ int eigh_v0_vjp_without_gQ(const void* const* in, void* const* out, index b) {
 // UPLO=U
 // matrix b of the batch (fr_W a number), or matrices b, ..., b + L - 1 (fr_W lanes of L)
 template <class fr_I, class fr_R, class fr_C, class fr_W, index n>
-int eigh_v1_vjp(const void* const* in, void* const* out, index b) {
+int eigh_v1_vjp(const void* const* in, const index* strides, void* const* out, index b) {
   if constexpr (0 == 0) {
     const auto L = fr::load<fr_W, n, 1>(
-        static_cast<const fr_R*>(in[0]), b);
+        static_cast<const fr_R*>(in[0]), strides + 0, b);
     const auto Q = fr::load<fr_W, n, n>(
-        static_cast<const fr_I*>(in[1]), b);
+        static_cast<const fr_I*>(in[1]), strides + 3, b);
     const auto gL = fr::load<fr_W, n, 1>(
-        static_cast<const fr_R*>(in[2]), b);
+        static_cast<const fr_R*>(in[2]), strides + 6, b);
     const auto gQ = fr::load<fr_W, n, n>(
-        static_cast<const fr_I*>(in[3]), b);
+        static_cast<const fr_I*>(in[3]), strides + 9, b);
     const auto _c0 = fr::adjoint(Q);
     const auto _c1 = fr::mm(_c0, gQ);
     const auto gA = fr::sym(fr::mm(fr::mm(Q, fr::diag(fr::re(gL)) + (fr::pairwise_inv(L) * _c1)), _c0));
@@ -123,14 +123,14 @@ int eigh_v1_vjp(const void* const* in, void* const* out, index b) {
 // UPLO=U: gL None
 // matrix b of the batch (fr_W a number), or matrices b, ..., b + L - 1 (fr_W lanes of L)
 template <class fr_I, class fr_R, class fr_C, class fr_W, index n>
-int eigh_v1_vjp_without_gL(const void* const* in, void* const* out, index b) {
+int eigh_v1_vjp_without_gL(const void* const* in, const index* strides, void* const* out, index b) {
   if constexpr (0 == 0) {
     const auto L = fr::load<fr_W, n, 1>(
-        static_cast<const fr_R*>(in[0]), b);
+        static_cast<const fr_R*>(in[0]), strides + 0, b);
     const auto Q = fr::load<fr_W, n, n>(
-        static_cast<const fr_I*>(in[1]), b);
+        static_cast<const fr_I*>(in[1]), strides + 3, b);
     const auto gQ = fr::load<fr_W, n, n>(
-        static_cast<const fr_I*>(in[2]), b);
+        static_cast<const fr_I*>(in[2]), strides + 6, b);
     const auto _c0 = fr::adjoint(Q);
     const auto _c1 = fr::mm(_c0, gQ);
     const auto gA = fr::sym(fr::mm(fr::mm(Q, fr::pairwise_inv(L) * _c1), _c0));
@@ -150,14 +150,14 @@ int eigh_v1_vjp_without_gL(const void* const* in, void* const* out, index b) {
 // UPLO=U: gQ None
 // matrix b of the batch (fr_W a number), or matrices b, ..., b + L - 1 (fr_W lanes of L)
 template <class fr_I, class fr_R, class fr_C, class fr_W, index n>
-int eigh_v1_vjp_without_gQ(const void* const* in, void* const* out, index b) {
+int eigh_v1_vjp_without_gQ(const void* const* in, const index* strides, void* const* out, index b) {
   if constexpr (0 == 0) {
     const auto L = fr::load<fr_W, n, 1>(
-        static_cast<const fr_R*>(in[0]), b);
+        static_cast<const fr_R*>(in[0]), strides + 0, b);
     const auto Q = fr::load<fr_W, n, n>(
-        static_cast<const fr_I*>(in[1]), b);
+        static_cast<const fr_I*>(in[1]), strides + 3, b);
     const auto gL = fr::load<fr_W, n, 1>(
-        static_cast<const fr_R*>(in[2]), b);
+        static_cast<const fr_R*>(in[2]), strides + 6, b);
     const auto gA = fr::mm(fr::scale_cols(Q, fr::re(gL)), fr::adjoint(Q));
     const auto _kvec0 = L;
     const auto _kval0_0 = fr::diag(gL);
@@ -173,325 +173,349 @@ int eigh_v1_vjp_without_gQ(const void* const* in, void* const* out, index b) {
 }  // namespace
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_eigh_v0_vjp_f32)
-extern "C" int fr_eigh_v0_vjp_f32(const void* const* in, void* const* out, index count) {
+extern "C" int fr_eigh_v0_vjp_f32(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   // L matrices at a time in the lanes of a vector, the rest one at a time
   using fr_lanes = fr::Lanes32<float>;
   const index bulk = count / fr_lanes::count * fr_lanes::count;
 #pragma omp parallel for reduction(min : ran)
   for (index b = 0; b < bulk; b += fr_lanes::count)
-    ran = std::min(ran, eigh_v0_vjp<float, float, std::complex<float>, fr_lanes, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, eigh_v0_vjp<float, float, std::complex<float>, fr_lanes, FR_DIM_n>(in, strides, out, b));
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, eigh_v0_vjp<float, float, std::complex<float>, float, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, eigh_v0_vjp<float, float, std::complex<float>, float, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_eigh_v0_vjp_f64)
-extern "C" int fr_eigh_v0_vjp_f64(const void* const* in, void* const* out, index count) {
+extern "C" int fr_eigh_v0_vjp_f64(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   // L matrices at a time in the lanes of a vector, the rest one at a time
   using fr_lanes = fr::Lanes32<double>;
   const index bulk = count / fr_lanes::count * fr_lanes::count;
 #pragma omp parallel for reduction(min : ran)
   for (index b = 0; b < bulk; b += fr_lanes::count)
-    ran = std::min(ran, eigh_v0_vjp<double, double, std::complex<double>, fr_lanes, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, eigh_v0_vjp<double, double, std::complex<double>, fr_lanes, FR_DIM_n>(in, strides, out, b));
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, eigh_v0_vjp<double, double, std::complex<double>, double, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, eigh_v0_vjp<double, double, std::complex<double>, double, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_eigh_v0_vjp_c64)
-extern "C" int fr_eigh_v0_vjp_c64(const void* const* in, void* const* out, index count) {
+extern "C" int fr_eigh_v0_vjp_c64(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   const index bulk = 0;
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, eigh_v0_vjp<std::complex<float>, float, std::complex<float>, std::complex<float>, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, eigh_v0_vjp<std::complex<float>, float, std::complex<float>, std::complex<float>, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_eigh_v0_vjp_c128)
-extern "C" int fr_eigh_v0_vjp_c128(const void* const* in, void* const* out, index count) {
+extern "C" int fr_eigh_v0_vjp_c128(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   const index bulk = 0;
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, eigh_v0_vjp<std::complex<double>, double, std::complex<double>, std::complex<double>, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, eigh_v0_vjp<std::complex<double>, double, std::complex<double>, std::complex<double>, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_eigh_v0_vjp_without_gL_f32)
-extern "C" int fr_eigh_v0_vjp_without_gL_f32(const void* const* in, void* const* out, index count) {
+extern "C" int fr_eigh_v0_vjp_without_gL_f32(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   // L matrices at a time in the lanes of a vector, the rest one at a time
   using fr_lanes = fr::Lanes32<float>;
   const index bulk = count / fr_lanes::count * fr_lanes::count;
 #pragma omp parallel for reduction(min : ran)
   for (index b = 0; b < bulk; b += fr_lanes::count)
-    ran = std::min(ran, eigh_v0_vjp_without_gL<float, float, std::complex<float>, fr_lanes, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, eigh_v0_vjp_without_gL<float, float, std::complex<float>, fr_lanes, FR_DIM_n>(in, strides, out, b));
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, eigh_v0_vjp_without_gL<float, float, std::complex<float>, float, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, eigh_v0_vjp_without_gL<float, float, std::complex<float>, float, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_eigh_v0_vjp_without_gL_f64)
-extern "C" int fr_eigh_v0_vjp_without_gL_f64(const void* const* in, void* const* out, index count) {
+extern "C" int fr_eigh_v0_vjp_without_gL_f64(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   // L matrices at a time in the lanes of a vector, the rest one at a time
   using fr_lanes = fr::Lanes32<double>;
   const index bulk = count / fr_lanes::count * fr_lanes::count;
 #pragma omp parallel for reduction(min : ran)
   for (index b = 0; b < bulk; b += fr_lanes::count)
-    ran = std::min(ran, eigh_v0_vjp_without_gL<double, double, std::complex<double>, fr_lanes, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, eigh_v0_vjp_without_gL<double, double, std::complex<double>, fr_lanes, FR_DIM_n>(in, strides, out, b));
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, eigh_v0_vjp_without_gL<double, double, std::complex<double>, double, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, eigh_v0_vjp_without_gL<double, double, std::complex<double>, double, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_eigh_v0_vjp_without_gL_c64)
-extern "C" int fr_eigh_v0_vjp_without_gL_c64(const void* const* in, void* const* out, index count) {
+extern "C" int fr_eigh_v0_vjp_without_gL_c64(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   const index bulk = 0;
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, eigh_v0_vjp_without_gL<std::complex<float>, float, std::complex<float>, std::complex<float>, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, eigh_v0_vjp_without_gL<std::complex<float>, float, std::complex<float>, std::complex<float>, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_eigh_v0_vjp_without_gL_c128)
-extern "C" int fr_eigh_v0_vjp_without_gL_c128(const void* const* in, void* const* out, index count) {
+extern "C" int fr_eigh_v0_vjp_without_gL_c128(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   const index bulk = 0;
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, eigh_v0_vjp_without_gL<std::complex<double>, double, std::complex<double>, std::complex<double>, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, eigh_v0_vjp_without_gL<std::complex<double>, double, std::complex<double>, std::complex<double>, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_eigh_v0_vjp_without_gQ_f32)
-extern "C" int fr_eigh_v0_vjp_without_gQ_f32(const void* const* in, void* const* out, index count) {
+extern "C" int fr_eigh_v0_vjp_without_gQ_f32(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   // L matrices at a time in the lanes of a vector, the rest one at a time
   using fr_lanes = fr::Lanes32<float>;
   const index bulk = count / fr_lanes::count * fr_lanes::count;
 #pragma omp parallel for reduction(min : ran)
   for (index b = 0; b < bulk; b += fr_lanes::count)
-    ran = std::min(ran, eigh_v0_vjp_without_gQ<float, float, std::complex<float>, fr_lanes, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, eigh_v0_vjp_without_gQ<float, float, std::complex<float>, fr_lanes, FR_DIM_n>(in, strides, out, b));
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, eigh_v0_vjp_without_gQ<float, float, std::complex<float>, float, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, eigh_v0_vjp_without_gQ<float, float, std::complex<float>, float, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_eigh_v0_vjp_without_gQ_f64)
-extern "C" int fr_eigh_v0_vjp_without_gQ_f64(const void* const* in, void* const* out, index count) {
+extern "C" int fr_eigh_v0_vjp_without_gQ_f64(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   // L matrices at a time in the lanes of a vector, the rest one at a time
   using fr_lanes = fr::Lanes32<double>;
   const index bulk = count / fr_lanes::count * fr_lanes::count;
 #pragma omp parallel for reduction(min : ran)
   for (index b = 0; b < bulk; b += fr_lanes::count)
-    ran = std::min(ran, eigh_v0_vjp_without_gQ<double, double, std::complex<double>, fr_lanes, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, eigh_v0_vjp_without_gQ<double, double, std::complex<double>, fr_lanes, FR_DIM_n>(in, strides, out, b));
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, eigh_v0_vjp_without_gQ<double, double, std::complex<double>, double, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, eigh_v0_vjp_without_gQ<double, double, std::complex<double>, double, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_eigh_v0_vjp_without_gQ_c64)
-extern "C" int fr_eigh_v0_vjp_without_gQ_c64(const void* const* in, void* const* out, index count) {
+extern "C" int fr_eigh_v0_vjp_without_gQ_c64(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   const index bulk = 0;
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, eigh_v0_vjp_without_gQ<std::complex<float>, float, std::complex<float>, std::complex<float>, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, eigh_v0_vjp_without_gQ<std::complex<float>, float, std::complex<float>, std::complex<float>, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_eigh_v0_vjp_without_gQ_c128)
-extern "C" int fr_eigh_v0_vjp_without_gQ_c128(const void* const* in, void* const* out, index count) {
+extern "C" int fr_eigh_v0_vjp_without_gQ_c128(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   const index bulk = 0;
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, eigh_v0_vjp_without_gQ<std::complex<double>, double, std::complex<double>, std::complex<double>, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, eigh_v0_vjp_without_gQ<std::complex<double>, double, std::complex<double>, std::complex<double>, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_eigh_v1_vjp_f32)
-extern "C" int fr_eigh_v1_vjp_f32(const void* const* in, void* const* out, index count) {
+extern "C" int fr_eigh_v1_vjp_f32(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   // L matrices at a time in the lanes of a vector, the rest one at a time
   using fr_lanes = fr::Lanes32<float>;
   const index bulk = count / fr_lanes::count * fr_lanes::count;
 #pragma omp parallel for reduction(min : ran)
   for (index b = 0; b < bulk; b += fr_lanes::count)
-    ran = std::min(ran, eigh_v1_vjp<float, float, std::complex<float>, fr_lanes, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, eigh_v1_vjp<float, float, std::complex<float>, fr_lanes, FR_DIM_n>(in, strides, out, b));
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, eigh_v1_vjp<float, float, std::complex<float>, float, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, eigh_v1_vjp<float, float, std::complex<float>, float, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_eigh_v1_vjp_f64)
-extern "C" int fr_eigh_v1_vjp_f64(const void* const* in, void* const* out, index count) {
+extern "C" int fr_eigh_v1_vjp_f64(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   // L matrices at a time in the lanes of a vector, the rest one at a time
   using fr_lanes = fr::Lanes32<double>;
   const index bulk = count / fr_lanes::count * fr_lanes::count;
 #pragma omp parallel for reduction(min : ran)
   for (index b = 0; b < bulk; b += fr_lanes::count)
-    ran = std::min(ran, eigh_v1_vjp<double, double, std::complex<double>, fr_lanes, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, eigh_v1_vjp<double, double, std::complex<double>, fr_lanes, FR_DIM_n>(in, strides, out, b));
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, eigh_v1_vjp<double, double, std::complex<double>, double, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, eigh_v1_vjp<double, double, std::complex<double>, double, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_eigh_v1_vjp_c64)
-extern "C" int fr_eigh_v1_vjp_c64(const void* const* in, void* const* out, index count) {
+extern "C" int fr_eigh_v1_vjp_c64(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   const index bulk = 0;
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, eigh_v1_vjp<std::complex<float>, float, std::complex<float>, std::complex<float>, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, eigh_v1_vjp<std::complex<float>, float, std::complex<float>, std::complex<float>, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_eigh_v1_vjp_c128)
-extern "C" int fr_eigh_v1_vjp_c128(const void* const* in, void* const* out, index count) {
+extern "C" int fr_eigh_v1_vjp_c128(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   const index bulk = 0;
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, eigh_v1_vjp<std::complex<double>, double, std::complex<double>, std::complex<double>, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, eigh_v1_vjp<std::complex<double>, double, std::complex<double>, std::complex<double>, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_eigh_v1_vjp_without_gL_f32)
-extern "C" int fr_eigh_v1_vjp_without_gL_f32(const void* const* in, void* const* out, index count) {
+extern "C" int fr_eigh_v1_vjp_without_gL_f32(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   // L matrices at a time in the lanes of a vector, the rest one at a time
   using fr_lanes = fr::Lanes32<float>;
   const index bulk = count / fr_lanes::count * fr_lanes::count;
 #pragma omp parallel for reduction(min : ran)
   for (index b = 0; b < bulk; b += fr_lanes::count)
-    ran = std::min(ran, eigh_v1_vjp_without_gL<float, float, std::complex<float>, fr_lanes, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, eigh_v1_vjp_without_gL<float, float, std::complex<float>, fr_lanes, FR_DIM_n>(in, strides, out, b));
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, eigh_v1_vjp_without_gL<float, float, std::complex<float>, float, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, eigh_v1_vjp_without_gL<float, float, std::complex<float>, float, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_eigh_v1_vjp_without_gL_f64)
-extern "C" int fr_eigh_v1_vjp_without_gL_f64(const void* const* in, void* const* out, index count) {
+extern "C" int fr_eigh_v1_vjp_without_gL_f64(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   // L matrices at a time in the lanes of a vector, the rest one at a time
   using fr_lanes = fr::Lanes32<double>;
   const index bulk = count / fr_lanes::count * fr_lanes::count;
 #pragma omp parallel for reduction(min : ran)
   for (index b = 0; b < bulk; b += fr_lanes::count)
-    ran = std::min(ran, eigh_v1_vjp_without_gL<double, double, std::complex<double>, fr_lanes, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, eigh_v1_vjp_without_gL<double, double, std::complex<double>, fr_lanes, FR_DIM_n>(in, strides, out, b));
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, eigh_v1_vjp_without_gL<double, double, std::complex<double>, double, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, eigh_v1_vjp_without_gL<double, double, std::complex<double>, double, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_eigh_v1_vjp_without_gL_c64)
-extern "C" int fr_eigh_v1_vjp_without_gL_c64(const void* const* in, void* const* out, index count) {
+extern "C" int fr_eigh_v1_vjp_without_gL_c64(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   const index bulk = 0;
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, eigh_v1_vjp_without_gL<std::complex<float>, float, std::complex<float>, std::complex<float>, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, eigh_v1_vjp_without_gL<std::complex<float>, float, std::complex<float>, std::complex<float>, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_eigh_v1_vjp_without_gL_c128)
-extern "C" int fr_eigh_v1_vjp_without_gL_c128(const void* const* in, void* const* out, index count) {
+extern "C" int fr_eigh_v1_vjp_without_gL_c128(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   const index bulk = 0;
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, eigh_v1_vjp_without_gL<std::complex<double>, double, std::complex<double>, std::complex<double>, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, eigh_v1_vjp_without_gL<std::complex<double>, double, std::complex<double>, std::complex<double>, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_eigh_v1_vjp_without_gQ_f32)
-extern "C" int fr_eigh_v1_vjp_without_gQ_f32(const void* const* in, void* const* out, index count) {
+extern "C" int fr_eigh_v1_vjp_without_gQ_f32(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   // L matrices at a time in the lanes of a vector, the rest one at a time
   using fr_lanes = fr::Lanes32<float>;
   const index bulk = count / fr_lanes::count * fr_lanes::count;
 #pragma omp parallel for reduction(min : ran)
   for (index b = 0; b < bulk; b += fr_lanes::count)
-    ran = std::min(ran, eigh_v1_vjp_without_gQ<float, float, std::complex<float>, fr_lanes, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, eigh_v1_vjp_without_gQ<float, float, std::complex<float>, fr_lanes, FR_DIM_n>(in, strides, out, b));
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, eigh_v1_vjp_without_gQ<float, float, std::complex<float>, float, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, eigh_v1_vjp_without_gQ<float, float, std::complex<float>, float, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_eigh_v1_vjp_without_gQ_f64)
-extern "C" int fr_eigh_v1_vjp_without_gQ_f64(const void* const* in, void* const* out, index count) {
+extern "C" int fr_eigh_v1_vjp_without_gQ_f64(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   // L matrices at a time in the lanes of a vector, the rest one at a time
   using fr_lanes = fr::Lanes32<double>;
   const index bulk = count / fr_lanes::count * fr_lanes::count;
 #pragma omp parallel for reduction(min : ran)
   for (index b = 0; b < bulk; b += fr_lanes::count)
-    ran = std::min(ran, eigh_v1_vjp_without_gQ<double, double, std::complex<double>, fr_lanes, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, eigh_v1_vjp_without_gQ<double, double, std::complex<double>, fr_lanes, FR_DIM_n>(in, strides, out, b));
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, eigh_v1_vjp_without_gQ<double, double, std::complex<double>, double, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, eigh_v1_vjp_without_gQ<double, double, std::complex<double>, double, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_eigh_v1_vjp_without_gQ_c64)
-extern "C" int fr_eigh_v1_vjp_without_gQ_c64(const void* const* in, void* const* out, index count) {
+extern "C" int fr_eigh_v1_vjp_without_gQ_c64(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   const index bulk = 0;
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, eigh_v1_vjp_without_gQ<std::complex<float>, float, std::complex<float>, std::complex<float>, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, eigh_v1_vjp_without_gQ<std::complex<float>, float, std::complex<float>, std::complex<float>, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_eigh_v1_vjp_without_gQ_c128)
-extern "C" int fr_eigh_v1_vjp_without_gQ_c128(const void* const* in, void* const* out, index count) {
+extern "C" int fr_eigh_v1_vjp_without_gQ_c128(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   const index bulk = 0;
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, eigh_v1_vjp_without_gQ<std::complex<double>, double, std::complex<double>, std::complex<double>, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, eigh_v1_vjp_without_gQ<std::complex<double>, double, std::complex<double>, std::complex<double>, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif

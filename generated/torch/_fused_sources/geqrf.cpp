@@ -18,18 +18,18 @@ using fr::index;
 // default
 // matrix b of the batch (fr_W a number), or matrices b, ..., b + L - 1 (fr_W lanes of L)
 template <class fr_I, class fr_R, class fr_C, class fr_W, index m, index n>
-int geqrf_v0_vjp(const void* const* in, void* const* out, index b) {
+int geqrf_v0_vjp(const void* const* in, const index* strides, void* const* out, index b) {
   if constexpr (m == 0) {
     constexpr index k = 0;
     constexpr index p = -1;
     const auto A = fr::load<fr_W, 0, n>(
-        static_cast<const fr_I*>(in[0]), b);
+        static_cast<const fr_I*>(in[0]), strides + 0, b);
     const auto a = fr::load<fr_W, 0, n>(
-        static_cast<const fr_I*>(in[1]), b);
+        static_cast<const fr_I*>(in[1]), strides + 3, b);
     const auto ga = fr::load<fr_W, 0, n>(
-        static_cast<const fr_I*>(in[3]), b);
+        static_cast<const fr_I*>(in[3]), strides + 9, b);
     const auto gtau = fr::load<fr_W, 0, 1>(
-        static_cast<const fr_I*>(in[4]), b);
+        static_cast<const fr_I*>(in[4]), strides + 12, b);
     const auto gA = fr::pad<0, 0, 0, n>(fr::diag(gtau)) + ga;
     const auto _kval0_0 = fr::diagonal(a);
     fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0)), fr::pivot_limit(A));
@@ -40,15 +40,15 @@ int geqrf_v0_vjp(const void* const* in, void* const* out, index b) {
     constexpr index k = n;
     constexpr index p = m - 1;
     const auto A = fr::load<fr_W, m, n>(
-        static_cast<const fr_I*>(in[0]), b);
+        static_cast<const fr_I*>(in[0]), strides + 0, b);
     const auto a = fr::load<fr_W, m, n>(
-        static_cast<const fr_I*>(in[1]), b);
+        static_cast<const fr_I*>(in[1]), strides + 3, b);
     const auto tau = fr::load<fr_W, n, 1>(
-        static_cast<const fr_I*>(in[2]), b);
+        static_cast<const fr_I*>(in[2]), strides + 6, b);
     const auto ga = fr::load<fr_W, m, n>(
-        static_cast<const fr_I*>(in[3]), b);
+        static_cast<const fr_I*>(in[3]), strides + 9, b);
     const auto gtau = fr::load<fr_W, n, 1>(
-        static_cast<const fr_I*>(in[4]), b);
+        static_cast<const fr_I*>(in[4]), strides + 12, b);
     const auto V = fr::tril(a, -1) + fr::eye<fr_W, m, n>();
     const auto R = fr::triu(fr::block<0, n, 0, n>(a), 0);
     const auto T = fr::solve_triangular<true, true, true>(fr::mm(fr::scale_rows(tau, fr::adjoint(V)), V), fr::diag(tau));
@@ -77,15 +77,15 @@ int geqrf_v0_vjp(const void* const* in, void* const* out, index b) {
     constexpr index k = m;
     constexpr index p = m - 1;
     const auto A = fr::load<fr_W, m, m>(
-        static_cast<const fr_I*>(in[0]), b);
+        static_cast<const fr_I*>(in[0]), strides + 0, b);
     const auto a = fr::load<fr_W, m, m>(
-        static_cast<const fr_I*>(in[1]), b);
+        static_cast<const fr_I*>(in[1]), strides + 3, b);
     const auto tau = fr::load<fr_W, m, 1>(
-        static_cast<const fr_I*>(in[2]), b);
+        static_cast<const fr_I*>(in[2]), strides + 6, b);
     const auto ga = fr::load<fr_W, m, m>(
-        static_cast<const fr_I*>(in[3]), b);
+        static_cast<const fr_I*>(in[3]), strides + 9, b);
     const auto gtau = fr::load<fr_W, m, 1>(
-        static_cast<const fr_I*>(in[4]), b);
+        static_cast<const fr_I*>(in[4]), strides + 12, b);
     const auto _c0 = fr::eye<fr_W, m, m>();
     const auto V = fr::tril(a, -1) + _c0;
     const auto R = fr::triu(a, 0);
@@ -116,15 +116,15 @@ int geqrf_v0_vjp(const void* const* in, void* const* out, index b) {
     constexpr index k = m;
     constexpr index p = m - 1;
     const auto A = fr::load<fr_W, m, n>(
-        static_cast<const fr_I*>(in[0]), b);
+        static_cast<const fr_I*>(in[0]), strides + 0, b);
     const auto a = fr::load<fr_W, m, n>(
-        static_cast<const fr_I*>(in[1]), b);
+        static_cast<const fr_I*>(in[1]), strides + 3, b);
     const auto tau = fr::load<fr_W, m, 1>(
-        static_cast<const fr_I*>(in[2]), b);
+        static_cast<const fr_I*>(in[2]), strides + 6, b);
     const auto ga = fr::load<fr_W, m, n>(
-        static_cast<const fr_I*>(in[3]), b);
+        static_cast<const fr_I*>(in[3]), strides + 9, b);
     const auto gtau = fr::load<fr_W, m, 1>(
-        static_cast<const fr_I*>(in[4]), b);
+        static_cast<const fr_I*>(in[4]), strides + 12, b);
     const auto _c0 = fr::eye<fr_W, m, m>();
     const auto V = fr::tril(fr::block<0, m, 0, m>(a), -1) + _c0;
     const auto R = fr::triu(a, 0);
@@ -159,55 +159,59 @@ int geqrf_v0_vjp(const void* const* in, void* const* out, index b) {
 }  // namespace
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_geqrf_v0_vjp_f32)
-extern "C" int fr_geqrf_v0_vjp_f32(const void* const* in, void* const* out, index count) {
+extern "C" int fr_geqrf_v0_vjp_f32(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   // L matrices at a time in the lanes of a vector, the rest one at a time
   using fr_lanes = fr::Lanes32<float>;
   const index bulk = count / fr_lanes::count * fr_lanes::count;
 #pragma omp parallel for reduction(min : ran)
   for (index b = 0; b < bulk; b += fr_lanes::count)
-    ran = std::min(ran, geqrf_v0_vjp<float, float, std::complex<float>, fr_lanes, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, geqrf_v0_vjp<float, float, std::complex<float>, fr_lanes, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, geqrf_v0_vjp<float, float, std::complex<float>, float, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, geqrf_v0_vjp<float, float, std::complex<float>, float, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_geqrf_v0_vjp_f64)
-extern "C" int fr_geqrf_v0_vjp_f64(const void* const* in, void* const* out, index count) {
+extern "C" int fr_geqrf_v0_vjp_f64(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   // L matrices at a time in the lanes of a vector, the rest one at a time
   using fr_lanes = fr::Lanes32<double>;
   const index bulk = count / fr_lanes::count * fr_lanes::count;
 #pragma omp parallel for reduction(min : ran)
   for (index b = 0; b < bulk; b += fr_lanes::count)
-    ran = std::min(ran, geqrf_v0_vjp<double, double, std::complex<double>, fr_lanes, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, geqrf_v0_vjp<double, double, std::complex<double>, fr_lanes, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, geqrf_v0_vjp<double, double, std::complex<double>, double, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, geqrf_v0_vjp<double, double, std::complex<double>, double, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_geqrf_v0_vjp_c64)
-extern "C" int fr_geqrf_v0_vjp_c64(const void* const* in, void* const* out, index count) {
+extern "C" int fr_geqrf_v0_vjp_c64(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   const index bulk = 0;
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, geqrf_v0_vjp<std::complex<float>, float, std::complex<float>, std::complex<float>, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, geqrf_v0_vjp<std::complex<float>, float, std::complex<float>, std::complex<float>, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_geqrf_v0_vjp_c128)
-extern "C" int fr_geqrf_v0_vjp_c128(const void* const* in, void* const* out, index count) {
+extern "C" int fr_geqrf_v0_vjp_c128(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   const index bulk = 0;
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, geqrf_v0_vjp<std::complex<double>, double, std::complex<double>, std::complex<double>, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, geqrf_v0_vjp<std::complex<double>, double, std::complex<double>, std::complex<double>, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif

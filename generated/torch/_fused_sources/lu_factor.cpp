@@ -18,17 +18,17 @@ using fr::index;
 // pivot=True
 // matrix b of the batch (fr_W a number), or matrices b, ..., b + L - 1 (fr_W lanes of L)
 template <class fr_I, class fr_R, class fr_C, class fr_W, index m, index n>
-int lu_factor_v0_vjp(const void* const* in, void* const* out, index b) {
+int lu_factor_v0_vjp(const void* const* in, const index* strides, void* const* out, index b) {
   if constexpr (m == n) {
     constexpr index k = m;
     const auto A = fr::load<fr_W, m, m>(
-        static_cast<const fr_I*>(in[0]), b);
+        static_cast<const fr_I*>(in[0]), strides + 0, b);
     const auto LU = fr::load<fr_W, m, m>(
-        static_cast<const fr_I*>(in[1]), b);
+        static_cast<const fr_I*>(in[1]), strides + 3, b);
     const auto P = fr::load<fr_W, m, m>(
-        static_cast<const fr_I*>(in[2]), b);
+        static_cast<const fr_I*>(in[2]), strides + 6, b);
     const auto gLU = fr::load<fr_W, m, m>(
-        static_cast<const fr_I*>(in[3]), b);
+        static_cast<const fr_I*>(in[3]), strides + 9, b);
     const auto _g_X = fr::tril(fr::mm(fr::adjoint(fr::tril(LU, -1) + fr::eye<fr_W, m, m>()), gLU), -1) + fr::triu(fr::mm(gLU, fr::adjoint(fr::triu(LU, 0))), 0);
     const auto _c0 = fr::adjoint(LU);
     const auto gA = fr::permute_rows(P, fr::solve_triangular<true, true, true>(_c0, fr::solve_triangular<false, false, false>(_c0, _g_X)), false);
@@ -40,13 +40,13 @@ int lu_factor_v0_vjp(const void* const* in, void* const* out, index b) {
   } else if constexpr (m > n) {
     constexpr index k = n;
     const auto A = fr::load<fr_W, m, n>(
-        static_cast<const fr_I*>(in[0]), b);
+        static_cast<const fr_I*>(in[0]), strides + 0, b);
     const auto LU = fr::load<fr_W, m, n>(
-        static_cast<const fr_I*>(in[1]), b);
+        static_cast<const fr_I*>(in[1]), strides + 3, b);
     const auto P = fr::load<fr_W, m, m>(
-        static_cast<const fr_I*>(in[2]), b);
+        static_cast<const fr_I*>(in[2]), strides + 6, b);
     const auto gLU = fr::load<fr_W, m, n>(
-        static_cast<const fr_I*>(in[3]), b);
+        static_cast<const fr_I*>(in[3]), strides + 9, b);
     const auto _c0 = fr::block<0, n, 0, n>(LU);
     const auto _c1 = fr::adjoint(_c0);
     const auto _c2 = fr::solve_triangular<false, false, false>(_c1, fr::block<n, m, 0, n>(gLU));
@@ -63,13 +63,13 @@ int lu_factor_v0_vjp(const void* const* in, void* const* out, index b) {
   } else if constexpr (m < n) {
     constexpr index k = m;
     const auto A = fr::load<fr_W, m, n>(
-        static_cast<const fr_I*>(in[0]), b);
+        static_cast<const fr_I*>(in[0]), strides + 0, b);
     const auto LU = fr::load<fr_W, m, n>(
-        static_cast<const fr_I*>(in[1]), b);
+        static_cast<const fr_I*>(in[1]), strides + 3, b);
     const auto P = fr::load<fr_W, m, m>(
-        static_cast<const fr_I*>(in[2]), b);
+        static_cast<const fr_I*>(in[2]), strides + 6, b);
     const auto gLU = fr::load<fr_W, m, n>(
-        static_cast<const fr_I*>(in[3]), b);
+        static_cast<const fr_I*>(in[3]), strides + 9, b);
     const auto _c0 = fr::block<0, m, 0, m>(LU);
     const auto _c1 = fr::block<0, m, 0, m>(gLU);
     const auto _c2 = fr::block<0, m, m, n>(gLU);
@@ -90,55 +90,59 @@ int lu_factor_v0_vjp(const void* const* in, void* const* out, index b) {
 }  // namespace
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_lu_factor_v0_vjp_f32)
-extern "C" int fr_lu_factor_v0_vjp_f32(const void* const* in, void* const* out, index count) {
+extern "C" int fr_lu_factor_v0_vjp_f32(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   // L matrices at a time in the lanes of a vector, the rest one at a time
   using fr_lanes = fr::Lanes32<float>;
   const index bulk = count / fr_lanes::count * fr_lanes::count;
 #pragma omp parallel for reduction(min : ran)
   for (index b = 0; b < bulk; b += fr_lanes::count)
-    ran = std::min(ran, lu_factor_v0_vjp<float, float, std::complex<float>, fr_lanes, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, lu_factor_v0_vjp<float, float, std::complex<float>, fr_lanes, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, lu_factor_v0_vjp<float, float, std::complex<float>, float, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, lu_factor_v0_vjp<float, float, std::complex<float>, float, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_lu_factor_v0_vjp_f64)
-extern "C" int fr_lu_factor_v0_vjp_f64(const void* const* in, void* const* out, index count) {
+extern "C" int fr_lu_factor_v0_vjp_f64(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   // L matrices at a time in the lanes of a vector, the rest one at a time
   using fr_lanes = fr::Lanes32<double>;
   const index bulk = count / fr_lanes::count * fr_lanes::count;
 #pragma omp parallel for reduction(min : ran)
   for (index b = 0; b < bulk; b += fr_lanes::count)
-    ran = std::min(ran, lu_factor_v0_vjp<double, double, std::complex<double>, fr_lanes, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, lu_factor_v0_vjp<double, double, std::complex<double>, fr_lanes, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, lu_factor_v0_vjp<double, double, std::complex<double>, double, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, lu_factor_v0_vjp<double, double, std::complex<double>, double, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_lu_factor_v0_vjp_c64)
-extern "C" int fr_lu_factor_v0_vjp_c64(const void* const* in, void* const* out, index count) {
+extern "C" int fr_lu_factor_v0_vjp_c64(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   const index bulk = 0;
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, lu_factor_v0_vjp<std::complex<float>, float, std::complex<float>, std::complex<float>, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, lu_factor_v0_vjp<std::complex<float>, float, std::complex<float>, std::complex<float>, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_lu_factor_v0_vjp_c128)
-extern "C" int fr_lu_factor_v0_vjp_c128(const void* const* in, void* const* out, index count) {
+extern "C" int fr_lu_factor_v0_vjp_c128(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   const index bulk = 0;
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, lu_factor_v0_vjp<std::complex<double>, double, std::complex<double>, std::complex<double>, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, lu_factor_v0_vjp<std::complex<double>, double, std::complex<double>, std::complex<double>, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif

@@ -27,16 +27,16 @@ using fr::index;
 // left=True,transpose=False
 // matrix b of the batch (fr_W a number), or matrices b, ..., b + L - 1 (fr_W lanes of L)
 template <class fr_I, class fr_R, class fr_C, class fr_W, index r, index p, index k, index m, index n>
-int ormqr_v0_vjp(const void* const* in, void* const* out, index b) {
+int ormqr_v0_vjp(const void* const* in, const index* strides, void* const* out, index b) {
   if constexpr (r == m) {
     const auto a = fr::load<fr_W, r, p>(
-        static_cast<const fr_I*>(in[0]), b);
+        static_cast<const fr_I*>(in[0]), strides + 0, b);
     const auto tau = fr::load<fr_W, k, 1>(
-        static_cast<const fr_I*>(in[1]), b);
+        static_cast<const fr_I*>(in[1]), strides + 3, b);
     const auto C = fr::load<fr_W, r, n>(
-        static_cast<const fr_I*>(in[2]), b);
+        static_cast<const fr_I*>(in[2]), strides + 6, b);
     const auto gY = fr::load<fr_W, r, n>(
-        static_cast<const fr_I*>(in[3]), b);
+        static_cast<const fr_I*>(in[3]), strides + 9, b);
     const auto V = fr::tril(fr::block<0, r, 0, k>(a), -1) + fr::eye<fr_W, r, k>();
     const auto _c0 = fr::adjoint(V);
     const auto G = fr::mm(_c0, V);
@@ -67,16 +67,16 @@ int ormqr_v0_vjp(const void* const* in, void* const* out, index b) {
 // left=True,transpose=True
 // matrix b of the batch (fr_W a number), or matrices b, ..., b + L - 1 (fr_W lanes of L)
 template <class fr_I, class fr_R, class fr_C, class fr_W, index r, index p, index k, index m, index n>
-int ormqr_v1_vjp(const void* const* in, void* const* out, index b) {
+int ormqr_v1_vjp(const void* const* in, const index* strides, void* const* out, index b) {
   if constexpr (r == m) {
     const auto a = fr::load<fr_W, r, p>(
-        static_cast<const fr_I*>(in[0]), b);
+        static_cast<const fr_I*>(in[0]), strides + 0, b);
     const auto tau = fr::load<fr_W, k, 1>(
-        static_cast<const fr_I*>(in[1]), b);
+        static_cast<const fr_I*>(in[1]), strides + 3, b);
     const auto C = fr::load<fr_W, r, n>(
-        static_cast<const fr_I*>(in[2]), b);
+        static_cast<const fr_I*>(in[2]), strides + 6, b);
     const auto gY = fr::load<fr_W, r, n>(
-        static_cast<const fr_I*>(in[3]), b);
+        static_cast<const fr_I*>(in[3]), strides + 9, b);
     const auto V = fr::tril(fr::block<0, r, 0, k>(a), -1) + fr::eye<fr_W, r, k>();
     const auto _c0 = fr::adjoint(V);
     const auto G = fr::mm(_c0, V);
@@ -107,16 +107,16 @@ int ormqr_v1_vjp(const void* const* in, void* const* out, index b) {
 // left=False,transpose=False
 // matrix b of the batch (fr_W a number), or matrices b, ..., b + L - 1 (fr_W lanes of L)
 template <class fr_I, class fr_R, class fr_C, class fr_W, index r, index p, index k, index m, index n>
-int ormqr_v2_vjp(const void* const* in, void* const* out, index b) {
+int ormqr_v2_vjp(const void* const* in, const index* strides, void* const* out, index b) {
   if constexpr (r == n) {
     const auto a = fr::load<fr_W, r, p>(
-        static_cast<const fr_I*>(in[0]), b);
+        static_cast<const fr_I*>(in[0]), strides + 0, b);
     const auto tau = fr::load<fr_W, k, 1>(
-        static_cast<const fr_I*>(in[1]), b);
+        static_cast<const fr_I*>(in[1]), strides + 3, b);
     const auto C = fr::load<fr_W, m, r>(
-        static_cast<const fr_I*>(in[2]), b);
+        static_cast<const fr_I*>(in[2]), strides + 6, b);
     const auto gY = fr::load<fr_W, m, r>(
-        static_cast<const fr_I*>(in[3]), b);
+        static_cast<const fr_I*>(in[3]), strides + 9, b);
     const auto V = fr::tril(fr::block<0, r, 0, k>(a), -1) + fr::eye<fr_W, r, k>();
     const auto _c0 = fr::adjoint(V);
     const auto G = fr::mm(_c0, V);
@@ -146,16 +146,16 @@ int ormqr_v2_vjp(const void* const* in, void* const* out, index b) {
 // left=False,transpose=True
 // matrix b of the batch (fr_W a number), or matrices b, ..., b + L - 1 (fr_W lanes of L)
 template <class fr_I, class fr_R, class fr_C, class fr_W, index r, index p, index k, index m, index n>
-int ormqr_v3_vjp(const void* const* in, void* const* out, index b) {
+int ormqr_v3_vjp(const void* const* in, const index* strides, void* const* out, index b) {
   if constexpr (r == n) {
     const auto a = fr::load<fr_W, r, p>(
-        static_cast<const fr_I*>(in[0]), b);
+        static_cast<const fr_I*>(in[0]), strides + 0, b);
     const auto tau = fr::load<fr_W, k, 1>(
-        static_cast<const fr_I*>(in[1]), b);
+        static_cast<const fr_I*>(in[1]), strides + 3, b);
     const auto C = fr::load<fr_W, m, r>(
-        static_cast<const fr_I*>(in[2]), b);
+        static_cast<const fr_I*>(in[2]), strides + 6, b);
     const auto gY = fr::load<fr_W, m, r>(
-        static_cast<const fr_I*>(in[3]), b);
+        static_cast<const fr_I*>(in[3]), strides + 9, b);
     const auto V = fr::tril(fr::block<0, r, 0, k>(a), -1) + fr::eye<fr_W, r, k>();
     const auto _c0 = fr::adjoint(V);
     const auto G = fr::mm(_c0, V);
@@ -186,217 +186,233 @@ int ormqr_v3_vjp(const void* const* in, void* const* out, index b) {
 }  // namespace
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_ormqr_v0_vjp_f32)
-extern "C" int fr_ormqr_v0_vjp_f32(const void* const* in, void* const* out, index count) {
+extern "C" int fr_ormqr_v0_vjp_f32(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   // L matrices at a time in the lanes of a vector, the rest one at a time
   using fr_lanes = fr::Lanes32<float>;
   const index bulk = count / fr_lanes::count * fr_lanes::count;
 #pragma omp parallel for reduction(min : ran)
   for (index b = 0; b < bulk; b += fr_lanes::count)
-    ran = std::min(ran, ormqr_v0_vjp<float, float, std::complex<float>, fr_lanes, FR_DIM_r, FR_DIM_p, FR_DIM_k, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, ormqr_v0_vjp<float, float, std::complex<float>, fr_lanes, FR_DIM_r, FR_DIM_p, FR_DIM_k, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, ormqr_v0_vjp<float, float, std::complex<float>, float, FR_DIM_r, FR_DIM_p, FR_DIM_k, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, ormqr_v0_vjp<float, float, std::complex<float>, float, FR_DIM_r, FR_DIM_p, FR_DIM_k, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_ormqr_v0_vjp_f64)
-extern "C" int fr_ormqr_v0_vjp_f64(const void* const* in, void* const* out, index count) {
+extern "C" int fr_ormqr_v0_vjp_f64(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   // L matrices at a time in the lanes of a vector, the rest one at a time
   using fr_lanes = fr::Lanes32<double>;
   const index bulk = count / fr_lanes::count * fr_lanes::count;
 #pragma omp parallel for reduction(min : ran)
   for (index b = 0; b < bulk; b += fr_lanes::count)
-    ran = std::min(ran, ormqr_v0_vjp<double, double, std::complex<double>, fr_lanes, FR_DIM_r, FR_DIM_p, FR_DIM_k, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, ormqr_v0_vjp<double, double, std::complex<double>, fr_lanes, FR_DIM_r, FR_DIM_p, FR_DIM_k, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, ormqr_v0_vjp<double, double, std::complex<double>, double, FR_DIM_r, FR_DIM_p, FR_DIM_k, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, ormqr_v0_vjp<double, double, std::complex<double>, double, FR_DIM_r, FR_DIM_p, FR_DIM_k, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_ormqr_v0_vjp_c64)
-extern "C" int fr_ormqr_v0_vjp_c64(const void* const* in, void* const* out, index count) {
+extern "C" int fr_ormqr_v0_vjp_c64(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   const index bulk = 0;
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, ormqr_v0_vjp<std::complex<float>, float, std::complex<float>, std::complex<float>, FR_DIM_r, FR_DIM_p, FR_DIM_k, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, ormqr_v0_vjp<std::complex<float>, float, std::complex<float>, std::complex<float>, FR_DIM_r, FR_DIM_p, FR_DIM_k, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_ormqr_v0_vjp_c128)
-extern "C" int fr_ormqr_v0_vjp_c128(const void* const* in, void* const* out, index count) {
+extern "C" int fr_ormqr_v0_vjp_c128(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   const index bulk = 0;
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, ormqr_v0_vjp<std::complex<double>, double, std::complex<double>, std::complex<double>, FR_DIM_r, FR_DIM_p, FR_DIM_k, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, ormqr_v0_vjp<std::complex<double>, double, std::complex<double>, std::complex<double>, FR_DIM_r, FR_DIM_p, FR_DIM_k, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_ormqr_v1_vjp_f32)
-extern "C" int fr_ormqr_v1_vjp_f32(const void* const* in, void* const* out, index count) {
+extern "C" int fr_ormqr_v1_vjp_f32(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   // L matrices at a time in the lanes of a vector, the rest one at a time
   using fr_lanes = fr::Lanes32<float>;
   const index bulk = count / fr_lanes::count * fr_lanes::count;
 #pragma omp parallel for reduction(min : ran)
   for (index b = 0; b < bulk; b += fr_lanes::count)
-    ran = std::min(ran, ormqr_v1_vjp<float, float, std::complex<float>, fr_lanes, FR_DIM_r, FR_DIM_p, FR_DIM_k, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, ormqr_v1_vjp<float, float, std::complex<float>, fr_lanes, FR_DIM_r, FR_DIM_p, FR_DIM_k, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, ormqr_v1_vjp<float, float, std::complex<float>, float, FR_DIM_r, FR_DIM_p, FR_DIM_k, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, ormqr_v1_vjp<float, float, std::complex<float>, float, FR_DIM_r, FR_DIM_p, FR_DIM_k, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_ormqr_v1_vjp_f64)
-extern "C" int fr_ormqr_v1_vjp_f64(const void* const* in, void* const* out, index count) {
+extern "C" int fr_ormqr_v1_vjp_f64(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   // L matrices at a time in the lanes of a vector, the rest one at a time
   using fr_lanes = fr::Lanes32<double>;
   const index bulk = count / fr_lanes::count * fr_lanes::count;
 #pragma omp parallel for reduction(min : ran)
   for (index b = 0; b < bulk; b += fr_lanes::count)
-    ran = std::min(ran, ormqr_v1_vjp<double, double, std::complex<double>, fr_lanes, FR_DIM_r, FR_DIM_p, FR_DIM_k, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, ormqr_v1_vjp<double, double, std::complex<double>, fr_lanes, FR_DIM_r, FR_DIM_p, FR_DIM_k, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, ormqr_v1_vjp<double, double, std::complex<double>, double, FR_DIM_r, FR_DIM_p, FR_DIM_k, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, ormqr_v1_vjp<double, double, std::complex<double>, double, FR_DIM_r, FR_DIM_p, FR_DIM_k, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_ormqr_v1_vjp_c64)
-extern "C" int fr_ormqr_v1_vjp_c64(const void* const* in, void* const* out, index count) {
+extern "C" int fr_ormqr_v1_vjp_c64(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   const index bulk = 0;
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, ormqr_v1_vjp<std::complex<float>, float, std::complex<float>, std::complex<float>, FR_DIM_r, FR_DIM_p, FR_DIM_k, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, ormqr_v1_vjp<std::complex<float>, float, std::complex<float>, std::complex<float>, FR_DIM_r, FR_DIM_p, FR_DIM_k, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_ormqr_v1_vjp_c128)
-extern "C" int fr_ormqr_v1_vjp_c128(const void* const* in, void* const* out, index count) {
+extern "C" int fr_ormqr_v1_vjp_c128(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   const index bulk = 0;
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, ormqr_v1_vjp<std::complex<double>, double, std::complex<double>, std::complex<double>, FR_DIM_r, FR_DIM_p, FR_DIM_k, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, ormqr_v1_vjp<std::complex<double>, double, std::complex<double>, std::complex<double>, FR_DIM_r, FR_DIM_p, FR_DIM_k, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_ormqr_v2_vjp_f32)
-extern "C" int fr_ormqr_v2_vjp_f32(const void* const* in, void* const* out, index count) {
+extern "C" int fr_ormqr_v2_vjp_f32(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   // L matrices at a time in the lanes of a vector, the rest one at a time
   using fr_lanes = fr::Lanes32<float>;
   const index bulk = count / fr_lanes::count * fr_lanes::count;
 #pragma omp parallel for reduction(min : ran)
   for (index b = 0; b < bulk; b += fr_lanes::count)
-    ran = std::min(ran, ormqr_v2_vjp<float, float, std::complex<float>, fr_lanes, FR_DIM_r, FR_DIM_p, FR_DIM_k, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, ormqr_v2_vjp<float, float, std::complex<float>, fr_lanes, FR_DIM_r, FR_DIM_p, FR_DIM_k, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, ormqr_v2_vjp<float, float, std::complex<float>, float, FR_DIM_r, FR_DIM_p, FR_DIM_k, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, ormqr_v2_vjp<float, float, std::complex<float>, float, FR_DIM_r, FR_DIM_p, FR_DIM_k, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_ormqr_v2_vjp_f64)
-extern "C" int fr_ormqr_v2_vjp_f64(const void* const* in, void* const* out, index count) {
+extern "C" int fr_ormqr_v2_vjp_f64(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   // L matrices at a time in the lanes of a vector, the rest one at a time
   using fr_lanes = fr::Lanes32<double>;
   const index bulk = count / fr_lanes::count * fr_lanes::count;
 #pragma omp parallel for reduction(min : ran)
   for (index b = 0; b < bulk; b += fr_lanes::count)
-    ran = std::min(ran, ormqr_v2_vjp<double, double, std::complex<double>, fr_lanes, FR_DIM_r, FR_DIM_p, FR_DIM_k, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, ormqr_v2_vjp<double, double, std::complex<double>, fr_lanes, FR_DIM_r, FR_DIM_p, FR_DIM_k, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, ormqr_v2_vjp<double, double, std::complex<double>, double, FR_DIM_r, FR_DIM_p, FR_DIM_k, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, ormqr_v2_vjp<double, double, std::complex<double>, double, FR_DIM_r, FR_DIM_p, FR_DIM_k, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_ormqr_v2_vjp_c64)
-extern "C" int fr_ormqr_v2_vjp_c64(const void* const* in, void* const* out, index count) {
+extern "C" int fr_ormqr_v2_vjp_c64(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   const index bulk = 0;
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, ormqr_v2_vjp<std::complex<float>, float, std::complex<float>, std::complex<float>, FR_DIM_r, FR_DIM_p, FR_DIM_k, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, ormqr_v2_vjp<std::complex<float>, float, std::complex<float>, std::complex<float>, FR_DIM_r, FR_DIM_p, FR_DIM_k, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_ormqr_v2_vjp_c128)
-extern "C" int fr_ormqr_v2_vjp_c128(const void* const* in, void* const* out, index count) {
+extern "C" int fr_ormqr_v2_vjp_c128(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   const index bulk = 0;
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, ormqr_v2_vjp<std::complex<double>, double, std::complex<double>, std::complex<double>, FR_DIM_r, FR_DIM_p, FR_DIM_k, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, ormqr_v2_vjp<std::complex<double>, double, std::complex<double>, std::complex<double>, FR_DIM_r, FR_DIM_p, FR_DIM_k, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_ormqr_v3_vjp_f32)
-extern "C" int fr_ormqr_v3_vjp_f32(const void* const* in, void* const* out, index count) {
+extern "C" int fr_ormqr_v3_vjp_f32(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   // L matrices at a time in the lanes of a vector, the rest one at a time
   using fr_lanes = fr::Lanes32<float>;
   const index bulk = count / fr_lanes::count * fr_lanes::count;
 #pragma omp parallel for reduction(min : ran)
   for (index b = 0; b < bulk; b += fr_lanes::count)
-    ran = std::min(ran, ormqr_v3_vjp<float, float, std::complex<float>, fr_lanes, FR_DIM_r, FR_DIM_p, FR_DIM_k, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, ormqr_v3_vjp<float, float, std::complex<float>, fr_lanes, FR_DIM_r, FR_DIM_p, FR_DIM_k, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, ormqr_v3_vjp<float, float, std::complex<float>, float, FR_DIM_r, FR_DIM_p, FR_DIM_k, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, ormqr_v3_vjp<float, float, std::complex<float>, float, FR_DIM_r, FR_DIM_p, FR_DIM_k, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_ormqr_v3_vjp_f64)
-extern "C" int fr_ormqr_v3_vjp_f64(const void* const* in, void* const* out, index count) {
+extern "C" int fr_ormqr_v3_vjp_f64(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   // L matrices at a time in the lanes of a vector, the rest one at a time
   using fr_lanes = fr::Lanes32<double>;
   const index bulk = count / fr_lanes::count * fr_lanes::count;
 #pragma omp parallel for reduction(min : ran)
   for (index b = 0; b < bulk; b += fr_lanes::count)
-    ran = std::min(ran, ormqr_v3_vjp<double, double, std::complex<double>, fr_lanes, FR_DIM_r, FR_DIM_p, FR_DIM_k, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, ormqr_v3_vjp<double, double, std::complex<double>, fr_lanes, FR_DIM_r, FR_DIM_p, FR_DIM_k, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, ormqr_v3_vjp<double, double, std::complex<double>, double, FR_DIM_r, FR_DIM_p, FR_DIM_k, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, ormqr_v3_vjp<double, double, std::complex<double>, double, FR_DIM_r, FR_DIM_p, FR_DIM_k, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_ormqr_v3_vjp_c64)
-extern "C" int fr_ormqr_v3_vjp_c64(const void* const* in, void* const* out, index count) {
+extern "C" int fr_ormqr_v3_vjp_c64(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   const index bulk = 0;
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, ormqr_v3_vjp<std::complex<float>, float, std::complex<float>, std::complex<float>, FR_DIM_r, FR_DIM_p, FR_DIM_k, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, ormqr_v3_vjp<std::complex<float>, float, std::complex<float>, std::complex<float>, FR_DIM_r, FR_DIM_p, FR_DIM_k, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_ormqr_v3_vjp_c128)
-extern "C" int fr_ormqr_v3_vjp_c128(const void* const* in, void* const* out, index count) {
+extern "C" int fr_ormqr_v3_vjp_c128(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   const index bulk = 0;
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, ormqr_v3_vjp<std::complex<double>, double, std::complex<double>, std::complex<double>, FR_DIM_r, FR_DIM_p, FR_DIM_k, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, ormqr_v3_vjp<std::complex<double>, double, std::complex<double>, std::complex<double>, FR_DIM_r, FR_DIM_p, FR_DIM_k, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif

@@ -18,21 +18,21 @@ using fr::index;
 // mode=reduced
 // matrix b of the batch (fr_W a number), or matrices b, ..., b + L - 1 (fr_W lanes of L)
 template <class fr_I, class fr_R, class fr_C, class fr_W, index m, index n>
-int qr_pivoted_v0_vjp(const void* const* in, void* const* out, index b) {
+int qr_pivoted_v0_vjp(const void* const* in, const index* strides, void* const* out, index b) {
   if constexpr (m >= n) {
     constexpr index k = n;
     const auto A = fr::load<fr_W, m, n>(
-        static_cast<const fr_I*>(in[0]), b);
+        static_cast<const fr_I*>(in[0]), strides + 0, b);
     const auto Q = fr::load<fr_W, m, n>(
-        static_cast<const fr_I*>(in[1]), b);
+        static_cast<const fr_I*>(in[1]), strides + 3, b);
     const auto R = fr::load<fr_W, n, n>(
-        static_cast<const fr_I*>(in[2]), b);
+        static_cast<const fr_I*>(in[2]), strides + 6, b);
     const auto Pi = fr::load<fr_W, n, n>(
-        static_cast<const fr_I*>(in[3]), b);
+        static_cast<const fr_I*>(in[3]), strides + 9, b);
     const auto gQ = fr::load<fr_W, m, n>(
-        static_cast<const fr_I*>(in[4]), b);
+        static_cast<const fr_I*>(in[4]), strides + 12, b);
     const auto gR = fr::load<fr_W, n, n>(
-        static_cast<const fr_I*>(in[5]), b);
+        static_cast<const fr_I*>(in[5]), strides + 15, b);
     const auto M = fr::mm(R, fr::adjoint(gR)) - fr::mm(fr::adjoint(gQ), Q);
     const auto gA = fr::permute_cols(Pi, fr::solve_triangular<false, false, false>(fr::adjoint(R), gQ + fr::mm(Q, fr::copyltu(M))), true);
     const auto _kval0_0 = fr::diagonal(R);
@@ -43,17 +43,17 @@ int qr_pivoted_v0_vjp(const void* const* in, void* const* out, index b) {
   } else if constexpr (m < n) {
     constexpr index k = m;
     const auto A = fr::load<fr_W, m, n>(
-        static_cast<const fr_I*>(in[0]), b);
+        static_cast<const fr_I*>(in[0]), strides + 0, b);
     const auto Q = fr::load<fr_W, m, m>(
-        static_cast<const fr_I*>(in[1]), b);
+        static_cast<const fr_I*>(in[1]), strides + 3, b);
     const auto R = fr::load<fr_W, m, n>(
-        static_cast<const fr_I*>(in[2]), b);
+        static_cast<const fr_I*>(in[2]), strides + 6, b);
     const auto Pi = fr::load<fr_W, n, n>(
-        static_cast<const fr_I*>(in[3]), b);
+        static_cast<const fr_I*>(in[3]), strides + 9, b);
     const auto gQ = fr::load<fr_W, m, m>(
-        static_cast<const fr_I*>(in[4]), b);
+        static_cast<const fr_I*>(in[4]), strides + 12, b);
     const auto gR = fr::load<fr_W, m, n>(
-        static_cast<const fr_I*>(in[5]), b);
+        static_cast<const fr_I*>(in[5]), strides + 15, b);
     const auto R1 = fr::block<0, m, 0, m>(R);
     const auto gR2 = fr::block<0, m, m, n>(gR);
     const auto gQ1 = gQ + fr::mm(fr::block<0, m, m, n>(fr::permute_cols(Pi, A, false)), fr::adjoint(gR2));
@@ -73,19 +73,19 @@ int qr_pivoted_v0_vjp(const void* const* in, void* const* out, index b) {
 // mode=reduced: gR None
 // matrix b of the batch (fr_W a number), or matrices b, ..., b + L - 1 (fr_W lanes of L)
 template <class fr_I, class fr_R, class fr_C, class fr_W, index m, index n>
-int qr_pivoted_v0_vjp_without_gR(const void* const* in, void* const* out, index b) {
+int qr_pivoted_v0_vjp_without_gR(const void* const* in, const index* strides, void* const* out, index b) {
   if constexpr (m >= n) {
     constexpr index k = n;
     const auto A = fr::load<fr_W, m, n>(
-        static_cast<const fr_I*>(in[0]), b);
+        static_cast<const fr_I*>(in[0]), strides + 0, b);
     const auto Q = fr::load<fr_W, m, n>(
-        static_cast<const fr_I*>(in[1]), b);
+        static_cast<const fr_I*>(in[1]), strides + 3, b);
     const auto R = fr::load<fr_W, n, n>(
-        static_cast<const fr_I*>(in[2]), b);
+        static_cast<const fr_I*>(in[2]), strides + 6, b);
     const auto Pi = fr::load<fr_W, n, n>(
-        static_cast<const fr_I*>(in[3]), b);
+        static_cast<const fr_I*>(in[3]), strides + 9, b);
     const auto gQ = fr::load<fr_W, m, n>(
-        static_cast<const fr_I*>(in[4]), b);
+        static_cast<const fr_I*>(in[4]), strides + 12, b);
     const auto M = -fr::mm(fr::adjoint(gQ), Q);
     const auto gA = fr::permute_cols(Pi, fr::solve_triangular<false, false, false>(fr::adjoint(R), fr::mm(Q, fr::copyltu(M)) + gQ), true);
     const auto _kval0_0 = fr::diagonal(R);
@@ -96,15 +96,15 @@ int qr_pivoted_v0_vjp_without_gR(const void* const* in, void* const* out, index 
   } else if constexpr (m < n) {
     constexpr index k = m;
     const auto A = fr::load<fr_W, m, n>(
-        static_cast<const fr_I*>(in[0]), b);
+        static_cast<const fr_I*>(in[0]), strides + 0, b);
     const auto Q = fr::load<fr_W, m, m>(
-        static_cast<const fr_I*>(in[1]), b);
+        static_cast<const fr_I*>(in[1]), strides + 3, b);
     const auto R = fr::load<fr_W, m, n>(
-        static_cast<const fr_I*>(in[2]), b);
+        static_cast<const fr_I*>(in[2]), strides + 6, b);
     const auto Pi = fr::load<fr_W, n, n>(
-        static_cast<const fr_I*>(in[3]), b);
+        static_cast<const fr_I*>(in[3]), strides + 9, b);
     const auto gQ = fr::load<fr_W, m, m>(
-        static_cast<const fr_I*>(in[4]), b);
+        static_cast<const fr_I*>(in[4]), strides + 12, b);
     const auto R1 = fr::block<0, m, 0, m>(R);
     const auto gQ1 = gQ;
     const auto M = -fr::mm(fr::adjoint(gQ1), Q);
@@ -123,21 +123,21 @@ int qr_pivoted_v0_vjp_without_gR(const void* const* in, void* const* out, index 
 // mode=complete
 // matrix b of the batch (fr_W a number), or matrices b, ..., b + L - 1 (fr_W lanes of L)
 template <class fr_I, class fr_R, class fr_C, class fr_W, index m, index n>
-int qr_pivoted_v1_vjp(const void* const* in, void* const* out, index b) {
+int qr_pivoted_v1_vjp(const void* const* in, const index* strides, void* const* out, index b) {
   if constexpr (m > n) {
     constexpr index k = n;
     const auto A = fr::load<fr_W, m, n>(
-        static_cast<const fr_I*>(in[0]), b);
+        static_cast<const fr_I*>(in[0]), strides + 0, b);
     const auto Q = fr::load<fr_W, m, m>(
-        static_cast<const fr_I*>(in[1]), b);
+        static_cast<const fr_I*>(in[1]), strides + 3, b);
     const auto R = fr::load<fr_W, m, n>(
-        static_cast<const fr_I*>(in[2]), b);
+        static_cast<const fr_I*>(in[2]), strides + 6, b);
     const auto Pi = fr::load<fr_W, n, n>(
-        static_cast<const fr_I*>(in[3]), b);
+        static_cast<const fr_I*>(in[3]), strides + 9, b);
     const auto gQ = fr::load<fr_W, m, m>(
-        static_cast<const fr_I*>(in[4]), b);
+        static_cast<const fr_I*>(in[4]), strides + 12, b);
     const auto gR = fr::load<fr_W, m, n>(
-        static_cast<const fr_I*>(in[5]), b);
+        static_cast<const fr_I*>(in[5]), strides + 15, b);
     const auto Q1 = fr::block<0, m, 0, n>(Q);
     const auto R1 = fr::block<0, n, 0, n>(R);
     const auto N = fr::eye<fr_W, n, n>() - fr::block<0, n, 0, n>(Q1);
@@ -156,17 +156,17 @@ int qr_pivoted_v1_vjp(const void* const* in, void* const* out, index b) {
   } else if constexpr (m == n) {
     constexpr index k = m;
     const auto A = fr::load<fr_W, m, m>(
-        static_cast<const fr_I*>(in[0]), b);
+        static_cast<const fr_I*>(in[0]), strides + 0, b);
     const auto Q = fr::load<fr_W, m, m>(
-        static_cast<const fr_I*>(in[1]), b);
+        static_cast<const fr_I*>(in[1]), strides + 3, b);
     const auto R = fr::load<fr_W, m, m>(
-        static_cast<const fr_I*>(in[2]), b);
+        static_cast<const fr_I*>(in[2]), strides + 6, b);
     const auto Pi = fr::load<fr_W, m, m>(
-        static_cast<const fr_I*>(in[3]), b);
+        static_cast<const fr_I*>(in[3]), strides + 9, b);
     const auto gQ = fr::load<fr_W, m, m>(
-        static_cast<const fr_I*>(in[4]), b);
+        static_cast<const fr_I*>(in[4]), strides + 12, b);
     const auto gR = fr::load<fr_W, m, m>(
-        static_cast<const fr_I*>(in[5]), b);
+        static_cast<const fr_I*>(in[5]), strides + 15, b);
     const auto M = fr::mm(R, fr::adjoint(gR)) - fr::mm(fr::adjoint(gQ), Q);
     const auto gA = fr::permute_cols(Pi, fr::solve_triangular<false, false, false>(fr::adjoint(R), gQ + fr::mm(Q, fr::copyltu(M))), true);
     const auto _kval0_0 = fr::diagonal(R);
@@ -177,17 +177,17 @@ int qr_pivoted_v1_vjp(const void* const* in, void* const* out, index b) {
   } else if constexpr (m < n) {
     constexpr index k = m;
     const auto A = fr::load<fr_W, m, n>(
-        static_cast<const fr_I*>(in[0]), b);
+        static_cast<const fr_I*>(in[0]), strides + 0, b);
     const auto Q = fr::load<fr_W, m, m>(
-        static_cast<const fr_I*>(in[1]), b);
+        static_cast<const fr_I*>(in[1]), strides + 3, b);
     const auto R = fr::load<fr_W, m, n>(
-        static_cast<const fr_I*>(in[2]), b);
+        static_cast<const fr_I*>(in[2]), strides + 6, b);
     const auto Pi = fr::load<fr_W, n, n>(
-        static_cast<const fr_I*>(in[3]), b);
+        static_cast<const fr_I*>(in[3]), strides + 9, b);
     const auto gQ = fr::load<fr_W, m, m>(
-        static_cast<const fr_I*>(in[4]), b);
+        static_cast<const fr_I*>(in[4]), strides + 12, b);
     const auto gR = fr::load<fr_W, m, n>(
-        static_cast<const fr_I*>(in[5]), b);
+        static_cast<const fr_I*>(in[5]), strides + 15, b);
     const auto R1 = fr::block<0, m, 0, m>(R);
     const auto gR2 = fr::block<0, m, m, n>(gR);
     const auto gQ1 = gQ + fr::mm(fr::block<0, m, m, n>(fr::permute_cols(Pi, A, false)), fr::adjoint(gR2));
@@ -207,19 +207,19 @@ int qr_pivoted_v1_vjp(const void* const* in, void* const* out, index b) {
 // mode=complete: gR None
 // matrix b of the batch (fr_W a number), or matrices b, ..., b + L - 1 (fr_W lanes of L)
 template <class fr_I, class fr_R, class fr_C, class fr_W, index m, index n>
-int qr_pivoted_v1_vjp_without_gR(const void* const* in, void* const* out, index b) {
+int qr_pivoted_v1_vjp_without_gR(const void* const* in, const index* strides, void* const* out, index b) {
   if constexpr (m > n) {
     constexpr index k = n;
     const auto A = fr::load<fr_W, m, n>(
-        static_cast<const fr_I*>(in[0]), b);
+        static_cast<const fr_I*>(in[0]), strides + 0, b);
     const auto Q = fr::load<fr_W, m, m>(
-        static_cast<const fr_I*>(in[1]), b);
+        static_cast<const fr_I*>(in[1]), strides + 3, b);
     const auto R = fr::load<fr_W, m, n>(
-        static_cast<const fr_I*>(in[2]), b);
+        static_cast<const fr_I*>(in[2]), strides + 6, b);
     const auto Pi = fr::load<fr_W, n, n>(
-        static_cast<const fr_I*>(in[3]), b);
+        static_cast<const fr_I*>(in[3]), strides + 9, b);
     const auto gQ = fr::load<fr_W, m, m>(
-        static_cast<const fr_I*>(in[4]), b);
+        static_cast<const fr_I*>(in[4]), strides + 12, b);
     const auto Q1 = fr::block<0, m, 0, n>(Q);
     const auto R1 = fr::block<0, n, 0, n>(R);
     const auto N = fr::eye<fr_W, n, n>() - fr::block<0, n, 0, n>(Q1);
@@ -238,15 +238,15 @@ int qr_pivoted_v1_vjp_without_gR(const void* const* in, void* const* out, index 
   } else if constexpr (m == n) {
     constexpr index k = m;
     const auto A = fr::load<fr_W, m, m>(
-        static_cast<const fr_I*>(in[0]), b);
+        static_cast<const fr_I*>(in[0]), strides + 0, b);
     const auto Q = fr::load<fr_W, m, m>(
-        static_cast<const fr_I*>(in[1]), b);
+        static_cast<const fr_I*>(in[1]), strides + 3, b);
     const auto R = fr::load<fr_W, m, m>(
-        static_cast<const fr_I*>(in[2]), b);
+        static_cast<const fr_I*>(in[2]), strides + 6, b);
     const auto Pi = fr::load<fr_W, m, m>(
-        static_cast<const fr_I*>(in[3]), b);
+        static_cast<const fr_I*>(in[3]), strides + 9, b);
     const auto gQ = fr::load<fr_W, m, m>(
-        static_cast<const fr_I*>(in[4]), b);
+        static_cast<const fr_I*>(in[4]), strides + 12, b);
     const auto M = -fr::mm(fr::adjoint(gQ), Q);
     const auto gA = fr::permute_cols(Pi, fr::solve_triangular<false, false, false>(fr::adjoint(R), fr::mm(Q, fr::copyltu(M)) + gQ), true);
     const auto _kval0_0 = fr::diagonal(R);
@@ -257,15 +257,15 @@ int qr_pivoted_v1_vjp_without_gR(const void* const* in, void* const* out, index 
   } else if constexpr (m < n) {
     constexpr index k = m;
     const auto A = fr::load<fr_W, m, n>(
-        static_cast<const fr_I*>(in[0]), b);
+        static_cast<const fr_I*>(in[0]), strides + 0, b);
     const auto Q = fr::load<fr_W, m, m>(
-        static_cast<const fr_I*>(in[1]), b);
+        static_cast<const fr_I*>(in[1]), strides + 3, b);
     const auto R = fr::load<fr_W, m, n>(
-        static_cast<const fr_I*>(in[2]), b);
+        static_cast<const fr_I*>(in[2]), strides + 6, b);
     const auto Pi = fr::load<fr_W, n, n>(
-        static_cast<const fr_I*>(in[3]), b);
+        static_cast<const fr_I*>(in[3]), strides + 9, b);
     const auto gQ = fr::load<fr_W, m, m>(
-        static_cast<const fr_I*>(in[4]), b);
+        static_cast<const fr_I*>(in[4]), strides + 12, b);
     const auto R1 = fr::block<0, m, 0, m>(R);
     const auto gQ1 = gQ;
     const auto M = -fr::mm(fr::adjoint(gQ1), Q);
@@ -284,19 +284,19 @@ int qr_pivoted_v1_vjp_without_gR(const void* const* in, void* const* out, index 
 // mode=r
 // matrix b of the batch (fr_W a number), or matrices b, ..., b + L - 1 (fr_W lanes of L)
 template <class fr_I, class fr_R, class fr_C, class fr_W, index m, index n>
-int qr_pivoted_v2_vjp(const void* const* in, void* const* out, index b) {
+int qr_pivoted_v2_vjp(const void* const* in, const index* strides, void* const* out, index b) {
   if constexpr (m >= n) {
     constexpr index k = n;
     const auto A = fr::load<fr_W, m, n>(
-        static_cast<const fr_I*>(in[0]), b);
+        static_cast<const fr_I*>(in[0]), strides + 0, b);
     const auto Q = fr::load<fr_W, m, n>(
-        static_cast<const fr_I*>(in[1]), b);
+        static_cast<const fr_I*>(in[1]), strides + 3, b);
     const auto R = fr::load<fr_W, n, n>(
-        static_cast<const fr_I*>(in[2]), b);
+        static_cast<const fr_I*>(in[2]), strides + 6, b);
     const auto Pi = fr::load<fr_W, n, n>(
-        static_cast<const fr_I*>(in[3]), b);
+        static_cast<const fr_I*>(in[3]), strides + 9, b);
     const auto gR = fr::load<fr_W, n, n>(
-        static_cast<const fr_I*>(in[4]), b);
+        static_cast<const fr_I*>(in[4]), strides + 12, b);
     const auto gA = fr::permute_cols(Pi, fr::solve_triangular<false, false, false>(fr::adjoint(R), fr::mm(Q, fr::copyltu(fr::mm(R, fr::adjoint(gR))))), true);
     const auto _kval0_0 = fr::diagonal(R);
     fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0)), fr::pivot_limit(A));
@@ -306,15 +306,15 @@ int qr_pivoted_v2_vjp(const void* const* in, void* const* out, index b) {
   } else if constexpr (m < n) {
     constexpr index k = m;
     const auto A = fr::load<fr_W, m, n>(
-        static_cast<const fr_I*>(in[0]), b);
+        static_cast<const fr_I*>(in[0]), strides + 0, b);
     const auto Q = fr::load<fr_W, m, m>(
-        static_cast<const fr_I*>(in[1]), b);
+        static_cast<const fr_I*>(in[1]), strides + 3, b);
     const auto R = fr::load<fr_W, m, n>(
-        static_cast<const fr_I*>(in[2]), b);
+        static_cast<const fr_I*>(in[2]), strides + 6, b);
     const auto Pi = fr::load<fr_W, n, n>(
-        static_cast<const fr_I*>(in[3]), b);
+        static_cast<const fr_I*>(in[3]), strides + 9, b);
     const auto gR = fr::load<fr_W, m, n>(
-        static_cast<const fr_I*>(in[4]), b);
+        static_cast<const fr_I*>(in[4]), strides + 12, b);
     const auto R1 = fr::block<0, m, 0, m>(R);
     const auto gR2 = fr::block<0, m, m, n>(gR);
     const auto gQ1 = fr::mm(fr::block<0, m, m, n>(fr::permute_cols(Pi, A, false)), fr::adjoint(gR2));
@@ -334,271 +334,291 @@ int qr_pivoted_v2_vjp(const void* const* in, void* const* out, index b) {
 }  // namespace
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_qr_pivoted_v0_vjp_f32)
-extern "C" int fr_qr_pivoted_v0_vjp_f32(const void* const* in, void* const* out, index count) {
+extern "C" int fr_qr_pivoted_v0_vjp_f32(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   // L matrices at a time in the lanes of a vector, the rest one at a time
   using fr_lanes = fr::Lanes32<float>;
   const index bulk = count / fr_lanes::count * fr_lanes::count;
 #pragma omp parallel for reduction(min : ran)
   for (index b = 0; b < bulk; b += fr_lanes::count)
-    ran = std::min(ran, qr_pivoted_v0_vjp<float, float, std::complex<float>, fr_lanes, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, qr_pivoted_v0_vjp<float, float, std::complex<float>, fr_lanes, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, qr_pivoted_v0_vjp<float, float, std::complex<float>, float, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, qr_pivoted_v0_vjp<float, float, std::complex<float>, float, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_qr_pivoted_v0_vjp_f64)
-extern "C" int fr_qr_pivoted_v0_vjp_f64(const void* const* in, void* const* out, index count) {
+extern "C" int fr_qr_pivoted_v0_vjp_f64(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   // L matrices at a time in the lanes of a vector, the rest one at a time
   using fr_lanes = fr::Lanes32<double>;
   const index bulk = count / fr_lanes::count * fr_lanes::count;
 #pragma omp parallel for reduction(min : ran)
   for (index b = 0; b < bulk; b += fr_lanes::count)
-    ran = std::min(ran, qr_pivoted_v0_vjp<double, double, std::complex<double>, fr_lanes, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, qr_pivoted_v0_vjp<double, double, std::complex<double>, fr_lanes, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, qr_pivoted_v0_vjp<double, double, std::complex<double>, double, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, qr_pivoted_v0_vjp<double, double, std::complex<double>, double, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_qr_pivoted_v0_vjp_c64)
-extern "C" int fr_qr_pivoted_v0_vjp_c64(const void* const* in, void* const* out, index count) {
+extern "C" int fr_qr_pivoted_v0_vjp_c64(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   const index bulk = 0;
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, qr_pivoted_v0_vjp<std::complex<float>, float, std::complex<float>, std::complex<float>, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, qr_pivoted_v0_vjp<std::complex<float>, float, std::complex<float>, std::complex<float>, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_qr_pivoted_v0_vjp_c128)
-extern "C" int fr_qr_pivoted_v0_vjp_c128(const void* const* in, void* const* out, index count) {
+extern "C" int fr_qr_pivoted_v0_vjp_c128(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   const index bulk = 0;
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, qr_pivoted_v0_vjp<std::complex<double>, double, std::complex<double>, std::complex<double>, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, qr_pivoted_v0_vjp<std::complex<double>, double, std::complex<double>, std::complex<double>, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_qr_pivoted_v0_vjp_without_gR_f32)
-extern "C" int fr_qr_pivoted_v0_vjp_without_gR_f32(const void* const* in, void* const* out, index count) {
+extern "C" int fr_qr_pivoted_v0_vjp_without_gR_f32(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   // L matrices at a time in the lanes of a vector, the rest one at a time
   using fr_lanes = fr::Lanes32<float>;
   const index bulk = count / fr_lanes::count * fr_lanes::count;
 #pragma omp parallel for reduction(min : ran)
   for (index b = 0; b < bulk; b += fr_lanes::count)
-    ran = std::min(ran, qr_pivoted_v0_vjp_without_gR<float, float, std::complex<float>, fr_lanes, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, qr_pivoted_v0_vjp_without_gR<float, float, std::complex<float>, fr_lanes, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, qr_pivoted_v0_vjp_without_gR<float, float, std::complex<float>, float, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, qr_pivoted_v0_vjp_without_gR<float, float, std::complex<float>, float, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_qr_pivoted_v0_vjp_without_gR_f64)
-extern "C" int fr_qr_pivoted_v0_vjp_without_gR_f64(const void* const* in, void* const* out, index count) {
+extern "C" int fr_qr_pivoted_v0_vjp_without_gR_f64(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   // L matrices at a time in the lanes of a vector, the rest one at a time
   using fr_lanes = fr::Lanes32<double>;
   const index bulk = count / fr_lanes::count * fr_lanes::count;
 #pragma omp parallel for reduction(min : ran)
   for (index b = 0; b < bulk; b += fr_lanes::count)
-    ran = std::min(ran, qr_pivoted_v0_vjp_without_gR<double, double, std::complex<double>, fr_lanes, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, qr_pivoted_v0_vjp_without_gR<double, double, std::complex<double>, fr_lanes, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, qr_pivoted_v0_vjp_without_gR<double, double, std::complex<double>, double, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, qr_pivoted_v0_vjp_without_gR<double, double, std::complex<double>, double, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_qr_pivoted_v0_vjp_without_gR_c64)
-extern "C" int fr_qr_pivoted_v0_vjp_without_gR_c64(const void* const* in, void* const* out, index count) {
+extern "C" int fr_qr_pivoted_v0_vjp_without_gR_c64(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   const index bulk = 0;
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, qr_pivoted_v0_vjp_without_gR<std::complex<float>, float, std::complex<float>, std::complex<float>, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, qr_pivoted_v0_vjp_without_gR<std::complex<float>, float, std::complex<float>, std::complex<float>, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_qr_pivoted_v0_vjp_without_gR_c128)
-extern "C" int fr_qr_pivoted_v0_vjp_without_gR_c128(const void* const* in, void* const* out, index count) {
+extern "C" int fr_qr_pivoted_v0_vjp_without_gR_c128(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   const index bulk = 0;
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, qr_pivoted_v0_vjp_without_gR<std::complex<double>, double, std::complex<double>, std::complex<double>, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, qr_pivoted_v0_vjp_without_gR<std::complex<double>, double, std::complex<double>, std::complex<double>, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_qr_pivoted_v1_vjp_f32)
-extern "C" int fr_qr_pivoted_v1_vjp_f32(const void* const* in, void* const* out, index count) {
+extern "C" int fr_qr_pivoted_v1_vjp_f32(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   // L matrices at a time in the lanes of a vector, the rest one at a time
   using fr_lanes = fr::Lanes32<float>;
   const index bulk = count / fr_lanes::count * fr_lanes::count;
 #pragma omp parallel for reduction(min : ran)
   for (index b = 0; b < bulk; b += fr_lanes::count)
-    ran = std::min(ran, qr_pivoted_v1_vjp<float, float, std::complex<float>, fr_lanes, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, qr_pivoted_v1_vjp<float, float, std::complex<float>, fr_lanes, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, qr_pivoted_v1_vjp<float, float, std::complex<float>, float, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, qr_pivoted_v1_vjp<float, float, std::complex<float>, float, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_qr_pivoted_v1_vjp_f64)
-extern "C" int fr_qr_pivoted_v1_vjp_f64(const void* const* in, void* const* out, index count) {
+extern "C" int fr_qr_pivoted_v1_vjp_f64(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   // L matrices at a time in the lanes of a vector, the rest one at a time
   using fr_lanes = fr::Lanes32<double>;
   const index bulk = count / fr_lanes::count * fr_lanes::count;
 #pragma omp parallel for reduction(min : ran)
   for (index b = 0; b < bulk; b += fr_lanes::count)
-    ran = std::min(ran, qr_pivoted_v1_vjp<double, double, std::complex<double>, fr_lanes, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, qr_pivoted_v1_vjp<double, double, std::complex<double>, fr_lanes, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, qr_pivoted_v1_vjp<double, double, std::complex<double>, double, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, qr_pivoted_v1_vjp<double, double, std::complex<double>, double, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_qr_pivoted_v1_vjp_c64)
-extern "C" int fr_qr_pivoted_v1_vjp_c64(const void* const* in, void* const* out, index count) {
+extern "C" int fr_qr_pivoted_v1_vjp_c64(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   const index bulk = 0;
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, qr_pivoted_v1_vjp<std::complex<float>, float, std::complex<float>, std::complex<float>, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, qr_pivoted_v1_vjp<std::complex<float>, float, std::complex<float>, std::complex<float>, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_qr_pivoted_v1_vjp_c128)
-extern "C" int fr_qr_pivoted_v1_vjp_c128(const void* const* in, void* const* out, index count) {
+extern "C" int fr_qr_pivoted_v1_vjp_c128(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   const index bulk = 0;
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, qr_pivoted_v1_vjp<std::complex<double>, double, std::complex<double>, std::complex<double>, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, qr_pivoted_v1_vjp<std::complex<double>, double, std::complex<double>, std::complex<double>, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_qr_pivoted_v1_vjp_without_gR_f32)
-extern "C" int fr_qr_pivoted_v1_vjp_without_gR_f32(const void* const* in, void* const* out, index count) {
+extern "C" int fr_qr_pivoted_v1_vjp_without_gR_f32(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   // L matrices at a time in the lanes of a vector, the rest one at a time
   using fr_lanes = fr::Lanes32<float>;
   const index bulk = count / fr_lanes::count * fr_lanes::count;
 #pragma omp parallel for reduction(min : ran)
   for (index b = 0; b < bulk; b += fr_lanes::count)
-    ran = std::min(ran, qr_pivoted_v1_vjp_without_gR<float, float, std::complex<float>, fr_lanes, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, qr_pivoted_v1_vjp_without_gR<float, float, std::complex<float>, fr_lanes, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, qr_pivoted_v1_vjp_without_gR<float, float, std::complex<float>, float, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, qr_pivoted_v1_vjp_without_gR<float, float, std::complex<float>, float, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_qr_pivoted_v1_vjp_without_gR_f64)
-extern "C" int fr_qr_pivoted_v1_vjp_without_gR_f64(const void* const* in, void* const* out, index count) {
+extern "C" int fr_qr_pivoted_v1_vjp_without_gR_f64(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   // L matrices at a time in the lanes of a vector, the rest one at a time
   using fr_lanes = fr::Lanes32<double>;
   const index bulk = count / fr_lanes::count * fr_lanes::count;
 #pragma omp parallel for reduction(min : ran)
   for (index b = 0; b < bulk; b += fr_lanes::count)
-    ran = std::min(ran, qr_pivoted_v1_vjp_without_gR<double, double, std::complex<double>, fr_lanes, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, qr_pivoted_v1_vjp_without_gR<double, double, std::complex<double>, fr_lanes, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, qr_pivoted_v1_vjp_without_gR<double, double, std::complex<double>, double, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, qr_pivoted_v1_vjp_without_gR<double, double, std::complex<double>, double, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_qr_pivoted_v1_vjp_without_gR_c64)
-extern "C" int fr_qr_pivoted_v1_vjp_without_gR_c64(const void* const* in, void* const* out, index count) {
+extern "C" int fr_qr_pivoted_v1_vjp_without_gR_c64(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   const index bulk = 0;
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, qr_pivoted_v1_vjp_without_gR<std::complex<float>, float, std::complex<float>, std::complex<float>, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, qr_pivoted_v1_vjp_without_gR<std::complex<float>, float, std::complex<float>, std::complex<float>, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_qr_pivoted_v1_vjp_without_gR_c128)
-extern "C" int fr_qr_pivoted_v1_vjp_without_gR_c128(const void* const* in, void* const* out, index count) {
+extern "C" int fr_qr_pivoted_v1_vjp_without_gR_c128(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   const index bulk = 0;
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, qr_pivoted_v1_vjp_without_gR<std::complex<double>, double, std::complex<double>, std::complex<double>, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, qr_pivoted_v1_vjp_without_gR<std::complex<double>, double, std::complex<double>, std::complex<double>, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_qr_pivoted_v2_vjp_f32)
-extern "C" int fr_qr_pivoted_v2_vjp_f32(const void* const* in, void* const* out, index count) {
+extern "C" int fr_qr_pivoted_v2_vjp_f32(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   // L matrices at a time in the lanes of a vector, the rest one at a time
   using fr_lanes = fr::Lanes32<float>;
   const index bulk = count / fr_lanes::count * fr_lanes::count;
 #pragma omp parallel for reduction(min : ran)
   for (index b = 0; b < bulk; b += fr_lanes::count)
-    ran = std::min(ran, qr_pivoted_v2_vjp<float, float, std::complex<float>, fr_lanes, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, qr_pivoted_v2_vjp<float, float, std::complex<float>, fr_lanes, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, qr_pivoted_v2_vjp<float, float, std::complex<float>, float, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, qr_pivoted_v2_vjp<float, float, std::complex<float>, float, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_qr_pivoted_v2_vjp_f64)
-extern "C" int fr_qr_pivoted_v2_vjp_f64(const void* const* in, void* const* out, index count) {
+extern "C" int fr_qr_pivoted_v2_vjp_f64(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   // L matrices at a time in the lanes of a vector, the rest one at a time
   using fr_lanes = fr::Lanes32<double>;
   const index bulk = count / fr_lanes::count * fr_lanes::count;
 #pragma omp parallel for reduction(min : ran)
   for (index b = 0; b < bulk; b += fr_lanes::count)
-    ran = std::min(ran, qr_pivoted_v2_vjp<double, double, std::complex<double>, fr_lanes, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, qr_pivoted_v2_vjp<double, double, std::complex<double>, fr_lanes, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, qr_pivoted_v2_vjp<double, double, std::complex<double>, double, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, qr_pivoted_v2_vjp<double, double, std::complex<double>, double, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_qr_pivoted_v2_vjp_c64)
-extern "C" int fr_qr_pivoted_v2_vjp_c64(const void* const* in, void* const* out, index count) {
+extern "C" int fr_qr_pivoted_v2_vjp_c64(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   const index bulk = 0;
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, qr_pivoted_v2_vjp<std::complex<float>, float, std::complex<float>, std::complex<float>, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, qr_pivoted_v2_vjp<std::complex<float>, float, std::complex<float>, std::complex<float>, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_qr_pivoted_v2_vjp_c128)
-extern "C" int fr_qr_pivoted_v2_vjp_c128(const void* const* in, void* const* out, index count) {
+extern "C" int fr_qr_pivoted_v2_vjp_c128(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   const index bulk = 0;
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, qr_pivoted_v2_vjp<std::complex<double>, double, std::complex<double>, std::complex<double>, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, qr_pivoted_v2_vjp<std::complex<double>, double, std::complex<double>, std::complex<double>, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif

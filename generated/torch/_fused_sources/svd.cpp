@@ -18,23 +18,23 @@ using fr::index;
 // full_matrices=False
 // matrix b of the batch (fr_W a number), or matrices b, ..., b + L - 1 (fr_W lanes of L)
 template <class fr_I, class fr_R, class fr_C, class fr_W, index m, index n>
-int svd_v0_vjp(const void* const* in, void* const* out, index b) {
+int svd_v0_vjp(const void* const* in, const index* strides, void* const* out, index b) {
   if constexpr (m >= n) {
     constexpr index k = n;
     const auto A = fr::load<fr_W, m, n>(
-        static_cast<const fr_I*>(in[0]), b);
+        static_cast<const fr_I*>(in[0]), strides + 0, b);
     const auto U = fr::load<fr_W, m, n>(
-        static_cast<const fr_I*>(in[1]), b);
+        static_cast<const fr_I*>(in[1]), strides + 3, b);
     const auto S = fr::load<fr_W, n, 1>(
-        static_cast<const fr_R*>(in[2]), b);
+        static_cast<const fr_R*>(in[2]), strides + 6, b);
     const auto Vh = fr::load<fr_W, n, n>(
-        static_cast<const fr_I*>(in[3]), b);
+        static_cast<const fr_I*>(in[3]), strides + 9, b);
     const auto gU = fr::load<fr_W, m, n>(
-        static_cast<const fr_I*>(in[4]), b);
+        static_cast<const fr_I*>(in[4]), strides + 12, b);
     const auto gS = fr::load<fr_W, n, 1>(
-        static_cast<const fr_R*>(in[5]), b);
+        static_cast<const fr_R*>(in[5]), strides + 15, b);
     const auto gVh = fr::load<fr_W, n, n>(
-        static_cast<const fr_I*>(in[6]), b);
+        static_cast<const fr_I*>(in[6]), strides + 18, b);
     const auto V = fr::adjoint(Vh);
     const auto F = fr::pairwise_inv(S * S);
     const auto _c0 = fr::adjoint(U);
@@ -67,19 +67,19 @@ int svd_v0_vjp(const void* const* in, void* const* out, index b) {
   } else if constexpr (m < n) {
     constexpr index k = m;
     const auto A = fr::load<fr_W, m, n>(
-        static_cast<const fr_I*>(in[0]), b);
+        static_cast<const fr_I*>(in[0]), strides + 0, b);
     const auto U = fr::load<fr_W, m, m>(
-        static_cast<const fr_I*>(in[1]), b);
+        static_cast<const fr_I*>(in[1]), strides + 3, b);
     const auto S = fr::load<fr_W, m, 1>(
-        static_cast<const fr_R*>(in[2]), b);
+        static_cast<const fr_R*>(in[2]), strides + 6, b);
     const auto Vh = fr::load<fr_W, m, n>(
-        static_cast<const fr_I*>(in[3]), b);
+        static_cast<const fr_I*>(in[3]), strides + 9, b);
     const auto gU = fr::load<fr_W, m, m>(
-        static_cast<const fr_I*>(in[4]), b);
+        static_cast<const fr_I*>(in[4]), strides + 12, b);
     const auto gS = fr::load<fr_W, m, 1>(
-        static_cast<const fr_R*>(in[5]), b);
+        static_cast<const fr_R*>(in[5]), strides + 15, b);
     const auto gVh = fr::load<fr_W, m, n>(
-        static_cast<const fr_I*>(in[6]), b);
+        static_cast<const fr_I*>(in[6]), strides + 18, b);
     const auto V = fr::adjoint(Vh);
     const auto F = fr::pairwise_inv(S * S);
     const auto _c0 = fr::adjoint(U);
@@ -117,21 +117,21 @@ int svd_v0_vjp(const void* const* in, void* const* out, index b) {
 // full_matrices=False: gU None
 // matrix b of the batch (fr_W a number), or matrices b, ..., b + L - 1 (fr_W lanes of L)
 template <class fr_I, class fr_R, class fr_C, class fr_W, index m, index n>
-int svd_v0_vjp_without_gU(const void* const* in, void* const* out, index b) {
+int svd_v0_vjp_without_gU(const void* const* in, const index* strides, void* const* out, index b) {
   if constexpr (m >= n) {
     constexpr index k = n;
     const auto A = fr::load<fr_W, m, n>(
-        static_cast<const fr_I*>(in[0]), b);
+        static_cast<const fr_I*>(in[0]), strides + 0, b);
     const auto U = fr::load<fr_W, m, n>(
-        static_cast<const fr_I*>(in[1]), b);
+        static_cast<const fr_I*>(in[1]), strides + 3, b);
     const auto S = fr::load<fr_W, n, 1>(
-        static_cast<const fr_R*>(in[2]), b);
+        static_cast<const fr_R*>(in[2]), strides + 6, b);
     const auto Vh = fr::load<fr_W, n, n>(
-        static_cast<const fr_I*>(in[3]), b);
+        static_cast<const fr_I*>(in[3]), strides + 9, b);
     const auto gS = fr::load<fr_W, n, 1>(
-        static_cast<const fr_R*>(in[4]), b);
+        static_cast<const fr_R*>(in[4]), strides + 12, b);
     const auto gVh = fr::load<fr_W, n, n>(
-        static_cast<const fr_I*>(in[5]), b);
+        static_cast<const fr_I*>(in[5]), strides + 15, b);
     const auto V = fr::adjoint(Vh);
     const auto F = fr::pairwise_inv(S * S);
     const auto _c0 = fr::adjoint(V);
@@ -158,17 +158,17 @@ int svd_v0_vjp_without_gU(const void* const* in, void* const* out, index b) {
   } else if constexpr (m < n) {
     constexpr index k = m;
     const auto A = fr::load<fr_W, m, n>(
-        static_cast<const fr_I*>(in[0]), b);
+        static_cast<const fr_I*>(in[0]), strides + 0, b);
     const auto U = fr::load<fr_W, m, m>(
-        static_cast<const fr_I*>(in[1]), b);
+        static_cast<const fr_I*>(in[1]), strides + 3, b);
     const auto S = fr::load<fr_W, m, 1>(
-        static_cast<const fr_R*>(in[2]), b);
+        static_cast<const fr_R*>(in[2]), strides + 6, b);
     const auto Vh = fr::load<fr_W, m, n>(
-        static_cast<const fr_I*>(in[3]), b);
+        static_cast<const fr_I*>(in[3]), strides + 9, b);
     const auto gS = fr::load<fr_W, m, 1>(
-        static_cast<const fr_R*>(in[4]), b);
+        static_cast<const fr_R*>(in[4]), strides + 12, b);
     const auto gVh = fr::load<fr_W, m, n>(
-        static_cast<const fr_I*>(in[5]), b);
+        static_cast<const fr_I*>(in[5]), strides + 15, b);
     const auto V = fr::adjoint(Vh);
     const auto F = fr::pairwise_inv(S * S);
     const auto _c0 = fr::adjoint(V);
@@ -201,21 +201,21 @@ int svd_v0_vjp_without_gU(const void* const* in, void* const* out, index b) {
 // full_matrices=False: gVh None
 // matrix b of the batch (fr_W a number), or matrices b, ..., b + L - 1 (fr_W lanes of L)
 template <class fr_I, class fr_R, class fr_C, class fr_W, index m, index n>
-int svd_v0_vjp_without_gVh(const void* const* in, void* const* out, index b) {
+int svd_v0_vjp_without_gVh(const void* const* in, const index* strides, void* const* out, index b) {
   if constexpr (m >= n) {
     constexpr index k = n;
     const auto A = fr::load<fr_W, m, n>(
-        static_cast<const fr_I*>(in[0]), b);
+        static_cast<const fr_I*>(in[0]), strides + 0, b);
     const auto U = fr::load<fr_W, m, n>(
-        static_cast<const fr_I*>(in[1]), b);
+        static_cast<const fr_I*>(in[1]), strides + 3, b);
     const auto S = fr::load<fr_W, n, 1>(
-        static_cast<const fr_R*>(in[2]), b);
+        static_cast<const fr_R*>(in[2]), strides + 6, b);
     const auto Vh = fr::load<fr_W, n, n>(
-        static_cast<const fr_I*>(in[3]), b);
+        static_cast<const fr_I*>(in[3]), strides + 9, b);
     const auto gU = fr::load<fr_W, m, n>(
-        static_cast<const fr_I*>(in[4]), b);
+        static_cast<const fr_I*>(in[4]), strides + 12, b);
     const auto gS = fr::load<fr_W, n, 1>(
-        static_cast<const fr_R*>(in[5]), b);
+        static_cast<const fr_R*>(in[5]), strides + 15, b);
     const auto V = fr::adjoint(Vh);
     const auto F = fr::pairwise_inv(S * S);
     const auto _c0 = fr::adjoint(U);
@@ -241,17 +241,17 @@ int svd_v0_vjp_without_gVh(const void* const* in, void* const* out, index b) {
   } else if constexpr (m < n) {
     constexpr index k = m;
     const auto A = fr::load<fr_W, m, n>(
-        static_cast<const fr_I*>(in[0]), b);
+        static_cast<const fr_I*>(in[0]), strides + 0, b);
     const auto U = fr::load<fr_W, m, m>(
-        static_cast<const fr_I*>(in[1]), b);
+        static_cast<const fr_I*>(in[1]), strides + 3, b);
     const auto S = fr::load<fr_W, m, 1>(
-        static_cast<const fr_R*>(in[2]), b);
+        static_cast<const fr_R*>(in[2]), strides + 6, b);
     const auto Vh = fr::load<fr_W, m, n>(
-        static_cast<const fr_I*>(in[3]), b);
+        static_cast<const fr_I*>(in[3]), strides + 9, b);
     const auto gU = fr::load<fr_W, m, m>(
-        static_cast<const fr_I*>(in[4]), b);
+        static_cast<const fr_I*>(in[4]), strides + 12, b);
     const auto gS = fr::load<fr_W, m, 1>(
-        static_cast<const fr_R*>(in[5]), b);
+        static_cast<const fr_R*>(in[5]), strides + 15, b);
     const auto V = fr::adjoint(Vh);
     const auto F = fr::pairwise_inv(S * S);
     const auto _c0 = fr::adjoint(U);
@@ -281,19 +281,19 @@ int svd_v0_vjp_without_gVh(const void* const* in, void* const* out, index b) {
 // full_matrices=False: gU, gS None
 // matrix b of the batch (fr_W a number), or matrices b, ..., b + L - 1 (fr_W lanes of L)
 template <class fr_I, class fr_R, class fr_C, class fr_W, index m, index n>
-int svd_v0_vjp_without_gU_gS(const void* const* in, void* const* out, index b) {
+int svd_v0_vjp_without_gU_gS(const void* const* in, const index* strides, void* const* out, index b) {
   if constexpr (m >= n) {
     constexpr index k = n;
     const auto A = fr::load<fr_W, m, n>(
-        static_cast<const fr_I*>(in[0]), b);
+        static_cast<const fr_I*>(in[0]), strides + 0, b);
     const auto U = fr::load<fr_W, m, n>(
-        static_cast<const fr_I*>(in[1]), b);
+        static_cast<const fr_I*>(in[1]), strides + 3, b);
     const auto S = fr::load<fr_W, n, 1>(
-        static_cast<const fr_R*>(in[2]), b);
+        static_cast<const fr_R*>(in[2]), strides + 6, b);
     const auto Vh = fr::load<fr_W, n, n>(
-        static_cast<const fr_I*>(in[3]), b);
+        static_cast<const fr_I*>(in[3]), strides + 9, b);
     const auto gVh = fr::load<fr_W, n, n>(
-        static_cast<const fr_I*>(in[4]), b);
+        static_cast<const fr_I*>(in[4]), strides + 12, b);
     const auto V = fr::adjoint(Vh);
     const auto F = fr::pairwise_inv(S * S);
     const auto _c0 = fr::adjoint(V);
@@ -318,15 +318,15 @@ int svd_v0_vjp_without_gU_gS(const void* const* in, void* const* out, index b) {
   } else if constexpr (m < n) {
     constexpr index k = m;
     const auto A = fr::load<fr_W, m, n>(
-        static_cast<const fr_I*>(in[0]), b);
+        static_cast<const fr_I*>(in[0]), strides + 0, b);
     const auto U = fr::load<fr_W, m, m>(
-        static_cast<const fr_I*>(in[1]), b);
+        static_cast<const fr_I*>(in[1]), strides + 3, b);
     const auto S = fr::load<fr_W, m, 1>(
-        static_cast<const fr_R*>(in[2]), b);
+        static_cast<const fr_R*>(in[2]), strides + 6, b);
     const auto Vh = fr::load<fr_W, m, n>(
-        static_cast<const fr_I*>(in[3]), b);
+        static_cast<const fr_I*>(in[3]), strides + 9, b);
     const auto gVh = fr::load<fr_W, m, n>(
-        static_cast<const fr_I*>(in[4]), b);
+        static_cast<const fr_I*>(in[4]), strides + 12, b);
     const auto V = fr::adjoint(Vh);
     const auto F = fr::pairwise_inv(S * S);
     const auto _c0 = fr::adjoint(V);
@@ -357,19 +357,19 @@ int svd_v0_vjp_without_gU_gS(const void* const* in, void* const* out, index b) {
 // full_matrices=False: gU, gVh None
 // matrix b of the batch (fr_W a number), or matrices b, ..., b + L - 1 (fr_W lanes of L)
 template <class fr_I, class fr_R, class fr_C, class fr_W, index m, index n>
-int svd_v0_vjp_without_gU_gVh(const void* const* in, void* const* out, index b) {
+int svd_v0_vjp_without_gU_gVh(const void* const* in, const index* strides, void* const* out, index b) {
   if constexpr (m >= n) {
     constexpr index k = n;
     const auto A = fr::load<fr_W, m, n>(
-        static_cast<const fr_I*>(in[0]), b);
+        static_cast<const fr_I*>(in[0]), strides + 0, b);
     const auto U = fr::load<fr_W, m, n>(
-        static_cast<const fr_I*>(in[1]), b);
+        static_cast<const fr_I*>(in[1]), strides + 3, b);
     const auto S = fr::load<fr_W, n, 1>(
-        static_cast<const fr_R*>(in[2]), b);
+        static_cast<const fr_R*>(in[2]), strides + 6, b);
     const auto Vh = fr::load<fr_W, n, n>(
-        static_cast<const fr_I*>(in[3]), b);
+        static_cast<const fr_I*>(in[3]), strides + 9, b);
     const auto gS = fr::load<fr_W, n, 1>(
-        static_cast<const fr_R*>(in[4]), b);
+        static_cast<const fr_R*>(in[4]), strides + 12, b);
     const auto V = fr::adjoint(Vh);
     const auto _g_dP = fr::diag(fr::re(gS));
     const auto gA = fr::mm(fr::mm(U, _g_dP), fr::adjoint(V));
@@ -386,15 +386,15 @@ int svd_v0_vjp_without_gU_gVh(const void* const* in, void* const* out, index b) 
   } else if constexpr (m < n) {
     constexpr index k = m;
     const auto A = fr::load<fr_W, m, n>(
-        static_cast<const fr_I*>(in[0]), b);
+        static_cast<const fr_I*>(in[0]), strides + 0, b);
     const auto U = fr::load<fr_W, m, m>(
-        static_cast<const fr_I*>(in[1]), b);
+        static_cast<const fr_I*>(in[1]), strides + 3, b);
     const auto S = fr::load<fr_W, m, 1>(
-        static_cast<const fr_R*>(in[2]), b);
+        static_cast<const fr_R*>(in[2]), strides + 6, b);
     const auto Vh = fr::load<fr_W, m, n>(
-        static_cast<const fr_I*>(in[3]), b);
+        static_cast<const fr_I*>(in[3]), strides + 9, b);
     const auto gS = fr::load<fr_W, m, 1>(
-        static_cast<const fr_R*>(in[4]), b);
+        static_cast<const fr_R*>(in[4]), strides + 12, b);
     const auto V = fr::adjoint(Vh);
     const auto _g_dP = fr::diag(fr::re(gS));
     const auto gA = fr::mm(fr::mm(U, _g_dP), fr::adjoint(V));
@@ -416,19 +416,19 @@ int svd_v0_vjp_without_gU_gVh(const void* const* in, void* const* out, index b) 
 // full_matrices=False: gS, gVh None
 // matrix b of the batch (fr_W a number), or matrices b, ..., b + L - 1 (fr_W lanes of L)
 template <class fr_I, class fr_R, class fr_C, class fr_W, index m, index n>
-int svd_v0_vjp_without_gS_gVh(const void* const* in, void* const* out, index b) {
+int svd_v0_vjp_without_gS_gVh(const void* const* in, const index* strides, void* const* out, index b) {
   if constexpr (m >= n) {
     constexpr index k = n;
     const auto A = fr::load<fr_W, m, n>(
-        static_cast<const fr_I*>(in[0]), b);
+        static_cast<const fr_I*>(in[0]), strides + 0, b);
     const auto U = fr::load<fr_W, m, n>(
-        static_cast<const fr_I*>(in[1]), b);
+        static_cast<const fr_I*>(in[1]), strides + 3, b);
     const auto S = fr::load<fr_W, n, 1>(
-        static_cast<const fr_R*>(in[2]), b);
+        static_cast<const fr_R*>(in[2]), strides + 6, b);
     const auto Vh = fr::load<fr_W, n, n>(
-        static_cast<const fr_I*>(in[3]), b);
+        static_cast<const fr_I*>(in[3]), strides + 9, b);
     const auto gU = fr::load<fr_W, m, n>(
-        static_cast<const fr_I*>(in[4]), b);
+        static_cast<const fr_I*>(in[4]), strides + 12, b);
     const auto V = fr::adjoint(Vh);
     const auto F = fr::pairwise_inv(S * S);
     const auto _c0 = fr::adjoint(U);
@@ -452,15 +452,15 @@ int svd_v0_vjp_without_gS_gVh(const void* const* in, void* const* out, index b) 
   } else if constexpr (m < n) {
     constexpr index k = m;
     const auto A = fr::load<fr_W, m, n>(
-        static_cast<const fr_I*>(in[0]), b);
+        static_cast<const fr_I*>(in[0]), strides + 0, b);
     const auto U = fr::load<fr_W, m, m>(
-        static_cast<const fr_I*>(in[1]), b);
+        static_cast<const fr_I*>(in[1]), strides + 3, b);
     const auto S = fr::load<fr_W, m, 1>(
-        static_cast<const fr_R*>(in[2]), b);
+        static_cast<const fr_R*>(in[2]), strides + 6, b);
     const auto Vh = fr::load<fr_W, m, n>(
-        static_cast<const fr_I*>(in[3]), b);
+        static_cast<const fr_I*>(in[3]), strides + 9, b);
     const auto gU = fr::load<fr_W, m, m>(
-        static_cast<const fr_I*>(in[4]), b);
+        static_cast<const fr_I*>(in[4]), strides + 12, b);
     const auto V = fr::adjoint(Vh);
     const auto F = fr::pairwise_inv(S * S);
     const auto _c0 = fr::adjoint(U);
@@ -488,23 +488,23 @@ int svd_v0_vjp_without_gS_gVh(const void* const* in, void* const* out, index b) 
 // full_matrices=True
 // matrix b of the batch (fr_W a number), or matrices b, ..., b + L - 1 (fr_W lanes of L)
 template <class fr_I, class fr_R, class fr_C, class fr_W, index m, index n>
-int svd_v1_vjp(const void* const* in, void* const* out, index b) {
+int svd_v1_vjp(const void* const* in, const index* strides, void* const* out, index b) {
   if constexpr (m == n) {
     constexpr index k = m;
     const auto A = fr::load<fr_W, m, m>(
-        static_cast<const fr_I*>(in[0]), b);
+        static_cast<const fr_I*>(in[0]), strides + 0, b);
     const auto U = fr::load<fr_W, m, m>(
-        static_cast<const fr_I*>(in[1]), b);
+        static_cast<const fr_I*>(in[1]), strides + 3, b);
     const auto S = fr::load<fr_W, m, 1>(
-        static_cast<const fr_R*>(in[2]), b);
+        static_cast<const fr_R*>(in[2]), strides + 6, b);
     const auto Vh = fr::load<fr_W, m, m>(
-        static_cast<const fr_I*>(in[3]), b);
+        static_cast<const fr_I*>(in[3]), strides + 9, b);
     const auto gU = fr::load<fr_W, m, m>(
-        static_cast<const fr_I*>(in[4]), b);
+        static_cast<const fr_I*>(in[4]), strides + 12, b);
     const auto gS = fr::load<fr_W, m, 1>(
-        static_cast<const fr_R*>(in[5]), b);
+        static_cast<const fr_R*>(in[5]), strides + 15, b);
     const auto gVh = fr::load<fr_W, m, m>(
-        static_cast<const fr_I*>(in[6]), b);
+        static_cast<const fr_I*>(in[6]), strides + 18, b);
     const auto V = fr::adjoint(Vh);
     const auto F = fr::pairwise_inv(S * S);
     const auto _c0 = fr::mm(fr::adjoint(U), gU);
@@ -541,19 +541,19 @@ int svd_v1_vjp(const void* const* in, void* const* out, index b) {
   } else if constexpr (m > n) {
     constexpr index k = n;
     const auto A = fr::load<fr_W, m, n>(
-        static_cast<const fr_I*>(in[0]), b);
+        static_cast<const fr_I*>(in[0]), strides + 0, b);
     const auto U = fr::load<fr_W, m, m>(
-        static_cast<const fr_I*>(in[1]), b);
+        static_cast<const fr_I*>(in[1]), strides + 3, b);
     const auto S = fr::load<fr_W, n, 1>(
-        static_cast<const fr_R*>(in[2]), b);
+        static_cast<const fr_R*>(in[2]), strides + 6, b);
     const auto Vh = fr::load<fr_W, n, n>(
-        static_cast<const fr_I*>(in[3]), b);
+        static_cast<const fr_I*>(in[3]), strides + 9, b);
     const auto gU = fr::load<fr_W, m, m>(
-        static_cast<const fr_I*>(in[4]), b);
+        static_cast<const fr_I*>(in[4]), strides + 12, b);
     const auto gS = fr::load<fr_W, n, 1>(
-        static_cast<const fr_R*>(in[5]), b);
+        static_cast<const fr_R*>(in[5]), strides + 15, b);
     const auto gVh = fr::load<fr_W, n, n>(
-        static_cast<const fr_I*>(in[6]), b);
+        static_cast<const fr_I*>(in[6]), strides + 18, b);
     const auto V = fr::adjoint(Vh);
     const auto U1 = fr::block<0, m, 0, n>(U);
     const auto F = fr::pairwise_inv(S * S);
@@ -596,19 +596,19 @@ int svd_v1_vjp(const void* const* in, void* const* out, index b) {
   } else if constexpr (m < n) {
     constexpr index k = m;
     const auto A = fr::load<fr_W, m, n>(
-        static_cast<const fr_I*>(in[0]), b);
+        static_cast<const fr_I*>(in[0]), strides + 0, b);
     const auto U = fr::load<fr_W, m, m>(
-        static_cast<const fr_I*>(in[1]), b);
+        static_cast<const fr_I*>(in[1]), strides + 3, b);
     const auto S = fr::load<fr_W, m, 1>(
-        static_cast<const fr_R*>(in[2]), b);
+        static_cast<const fr_R*>(in[2]), strides + 6, b);
     const auto Vh = fr::load<fr_W, n, n>(
-        static_cast<const fr_I*>(in[3]), b);
+        static_cast<const fr_I*>(in[3]), strides + 9, b);
     const auto gU = fr::load<fr_W, m, m>(
-        static_cast<const fr_I*>(in[4]), b);
+        static_cast<const fr_I*>(in[4]), strides + 12, b);
     const auto gS = fr::load<fr_W, m, 1>(
-        static_cast<const fr_R*>(in[5]), b);
+        static_cast<const fr_R*>(in[5]), strides + 15, b);
     const auto gVh = fr::load<fr_W, n, n>(
-        static_cast<const fr_I*>(in[6]), b);
+        static_cast<const fr_I*>(in[6]), strides + 18, b);
     const auto _c0 = fr::block<0, m, 0, n>(Vh);
     const auto V1 = fr::adjoint(_c0);
     const auto F = fr::pairwise_inv(S * S);
@@ -656,21 +656,21 @@ int svd_v1_vjp(const void* const* in, void* const* out, index b) {
 // full_matrices=True: gU None
 // matrix b of the batch (fr_W a number), or matrices b, ..., b + L - 1 (fr_W lanes of L)
 template <class fr_I, class fr_R, class fr_C, class fr_W, index m, index n>
-int svd_v1_vjp_without_gU(const void* const* in, void* const* out, index b) {
+int svd_v1_vjp_without_gU(const void* const* in, const index* strides, void* const* out, index b) {
   if constexpr (m == n) {
     constexpr index k = m;
     const auto A = fr::load<fr_W, m, m>(
-        static_cast<const fr_I*>(in[0]), b);
+        static_cast<const fr_I*>(in[0]), strides + 0, b);
     const auto U = fr::load<fr_W, m, m>(
-        static_cast<const fr_I*>(in[1]), b);
+        static_cast<const fr_I*>(in[1]), strides + 3, b);
     const auto S = fr::load<fr_W, m, 1>(
-        static_cast<const fr_R*>(in[2]), b);
+        static_cast<const fr_R*>(in[2]), strides + 6, b);
     const auto Vh = fr::load<fr_W, m, m>(
-        static_cast<const fr_I*>(in[3]), b);
+        static_cast<const fr_I*>(in[3]), strides + 9, b);
     const auto gS = fr::load<fr_W, m, 1>(
-        static_cast<const fr_R*>(in[4]), b);
+        static_cast<const fr_R*>(in[4]), strides + 12, b);
     const auto gVh = fr::load<fr_W, m, m>(
-        static_cast<const fr_I*>(in[5]), b);
+        static_cast<const fr_I*>(in[5]), strides + 15, b);
     const auto V = fr::adjoint(Vh);
     const auto F = fr::pairwise_inv(S * S);
     const auto _c0 = fr::adjoint(V);
@@ -700,17 +700,17 @@ int svd_v1_vjp_without_gU(const void* const* in, void* const* out, index b) {
   } else if constexpr (m > n) {
     constexpr index k = n;
     const auto A = fr::load<fr_W, m, n>(
-        static_cast<const fr_I*>(in[0]), b);
+        static_cast<const fr_I*>(in[0]), strides + 0, b);
     const auto U = fr::load<fr_W, m, m>(
-        static_cast<const fr_I*>(in[1]), b);
+        static_cast<const fr_I*>(in[1]), strides + 3, b);
     const auto S = fr::load<fr_W, n, 1>(
-        static_cast<const fr_R*>(in[2]), b);
+        static_cast<const fr_R*>(in[2]), strides + 6, b);
     const auto Vh = fr::load<fr_W, n, n>(
-        static_cast<const fr_I*>(in[3]), b);
+        static_cast<const fr_I*>(in[3]), strides + 9, b);
     const auto gS = fr::load<fr_W, n, 1>(
-        static_cast<const fr_R*>(in[4]), b);
+        static_cast<const fr_R*>(in[4]), strides + 12, b);
     const auto gVh = fr::load<fr_W, n, n>(
-        static_cast<const fr_I*>(in[5]), b);
+        static_cast<const fr_I*>(in[5]), strides + 15, b);
     const auto V = fr::adjoint(Vh);
     const auto U1 = fr::block<0, m, 0, n>(U);
     const auto F = fr::pairwise_inv(S * S);
@@ -741,17 +741,17 @@ int svd_v1_vjp_without_gU(const void* const* in, void* const* out, index b) {
   } else if constexpr (m < n) {
     constexpr index k = m;
     const auto A = fr::load<fr_W, m, n>(
-        static_cast<const fr_I*>(in[0]), b);
+        static_cast<const fr_I*>(in[0]), strides + 0, b);
     const auto U = fr::load<fr_W, m, m>(
-        static_cast<const fr_I*>(in[1]), b);
+        static_cast<const fr_I*>(in[1]), strides + 3, b);
     const auto S = fr::load<fr_W, m, 1>(
-        static_cast<const fr_R*>(in[2]), b);
+        static_cast<const fr_R*>(in[2]), strides + 6, b);
     const auto Vh = fr::load<fr_W, n, n>(
-        static_cast<const fr_I*>(in[3]), b);
+        static_cast<const fr_I*>(in[3]), strides + 9, b);
     const auto gS = fr::load<fr_W, m, 1>(
-        static_cast<const fr_R*>(in[4]), b);
+        static_cast<const fr_R*>(in[4]), strides + 12, b);
     const auto gVh = fr::load<fr_W, n, n>(
-        static_cast<const fr_I*>(in[5]), b);
+        static_cast<const fr_I*>(in[5]), strides + 15, b);
     const auto _c0 = fr::block<0, m, 0, n>(Vh);
     const auto V1 = fr::adjoint(_c0);
     const auto F = fr::pairwise_inv(S * S);
@@ -792,21 +792,21 @@ int svd_v1_vjp_without_gU(const void* const* in, void* const* out, index b) {
 // full_matrices=True: gVh None
 // matrix b of the batch (fr_W a number), or matrices b, ..., b + L - 1 (fr_W lanes of L)
 template <class fr_I, class fr_R, class fr_C, class fr_W, index m, index n>
-int svd_v1_vjp_without_gVh(const void* const* in, void* const* out, index b) {
+int svd_v1_vjp_without_gVh(const void* const* in, const index* strides, void* const* out, index b) {
   if constexpr (m == n) {
     constexpr index k = m;
     const auto A = fr::load<fr_W, m, m>(
-        static_cast<const fr_I*>(in[0]), b);
+        static_cast<const fr_I*>(in[0]), strides + 0, b);
     const auto U = fr::load<fr_W, m, m>(
-        static_cast<const fr_I*>(in[1]), b);
+        static_cast<const fr_I*>(in[1]), strides + 3, b);
     const auto S = fr::load<fr_W, m, 1>(
-        static_cast<const fr_R*>(in[2]), b);
+        static_cast<const fr_R*>(in[2]), strides + 6, b);
     const auto Vh = fr::load<fr_W, m, m>(
-        static_cast<const fr_I*>(in[3]), b);
+        static_cast<const fr_I*>(in[3]), strides + 9, b);
     const auto gU = fr::load<fr_W, m, m>(
-        static_cast<const fr_I*>(in[4]), b);
+        static_cast<const fr_I*>(in[4]), strides + 12, b);
     const auto gS = fr::load<fr_W, m, 1>(
-        static_cast<const fr_R*>(in[5]), b);
+        static_cast<const fr_R*>(in[5]), strides + 15, b);
     const auto V = fr::adjoint(Vh);
     const auto F = fr::pairwise_inv(S * S);
     const auto _c0 = fr::mm(fr::adjoint(U), gU);
@@ -833,17 +833,17 @@ int svd_v1_vjp_without_gVh(const void* const* in, void* const* out, index b) {
   } else if constexpr (m > n) {
     constexpr index k = n;
     const auto A = fr::load<fr_W, m, n>(
-        static_cast<const fr_I*>(in[0]), b);
+        static_cast<const fr_I*>(in[0]), strides + 0, b);
     const auto U = fr::load<fr_W, m, m>(
-        static_cast<const fr_I*>(in[1]), b);
+        static_cast<const fr_I*>(in[1]), strides + 3, b);
     const auto S = fr::load<fr_W, n, 1>(
-        static_cast<const fr_R*>(in[2]), b);
+        static_cast<const fr_R*>(in[2]), strides + 6, b);
     const auto Vh = fr::load<fr_W, n, n>(
-        static_cast<const fr_I*>(in[3]), b);
+        static_cast<const fr_I*>(in[3]), strides + 9, b);
     const auto gU = fr::load<fr_W, m, m>(
-        static_cast<const fr_I*>(in[4]), b);
+        static_cast<const fr_I*>(in[4]), strides + 12, b);
     const auto gS = fr::load<fr_W, n, 1>(
-        static_cast<const fr_R*>(in[5]), b);
+        static_cast<const fr_R*>(in[5]), strides + 15, b);
     const auto V = fr::adjoint(Vh);
     const auto U1 = fr::block<0, m, 0, n>(U);
     const auto F = fr::pairwise_inv(S * S);
@@ -876,17 +876,17 @@ int svd_v1_vjp_without_gVh(const void* const* in, void* const* out, index b) {
   } else if constexpr (m < n) {
     constexpr index k = m;
     const auto A = fr::load<fr_W, m, n>(
-        static_cast<const fr_I*>(in[0]), b);
+        static_cast<const fr_I*>(in[0]), strides + 0, b);
     const auto U = fr::load<fr_W, m, m>(
-        static_cast<const fr_I*>(in[1]), b);
+        static_cast<const fr_I*>(in[1]), strides + 3, b);
     const auto S = fr::load<fr_W, m, 1>(
-        static_cast<const fr_R*>(in[2]), b);
+        static_cast<const fr_R*>(in[2]), strides + 6, b);
     const auto Vh = fr::load<fr_W, n, n>(
-        static_cast<const fr_I*>(in[3]), b);
+        static_cast<const fr_I*>(in[3]), strides + 9, b);
     const auto gU = fr::load<fr_W, m, m>(
-        static_cast<const fr_I*>(in[4]), b);
+        static_cast<const fr_I*>(in[4]), strides + 12, b);
     const auto gS = fr::load<fr_W, m, 1>(
-        static_cast<const fr_R*>(in[5]), b);
+        static_cast<const fr_R*>(in[5]), strides + 15, b);
     const auto V1 = fr::adjoint(fr::block<0, m, 0, n>(Vh));
     const auto F = fr::pairwise_inv(S * S);
     const auto _c0 = fr::mm(fr::adjoint(U), gU);
@@ -918,19 +918,19 @@ int svd_v1_vjp_without_gVh(const void* const* in, void* const* out, index b) {
 // full_matrices=True: gU, gS None
 // matrix b of the batch (fr_W a number), or matrices b, ..., b + L - 1 (fr_W lanes of L)
 template <class fr_I, class fr_R, class fr_C, class fr_W, index m, index n>
-int svd_v1_vjp_without_gU_gS(const void* const* in, void* const* out, index b) {
+int svd_v1_vjp_without_gU_gS(const void* const* in, const index* strides, void* const* out, index b) {
   if constexpr (m == n) {
     constexpr index k = m;
     const auto A = fr::load<fr_W, m, m>(
-        static_cast<const fr_I*>(in[0]), b);
+        static_cast<const fr_I*>(in[0]), strides + 0, b);
     const auto U = fr::load<fr_W, m, m>(
-        static_cast<const fr_I*>(in[1]), b);
+        static_cast<const fr_I*>(in[1]), strides + 3, b);
     const auto S = fr::load<fr_W, m, 1>(
-        static_cast<const fr_R*>(in[2]), b);
+        static_cast<const fr_R*>(in[2]), strides + 6, b);
     const auto Vh = fr::load<fr_W, m, m>(
-        static_cast<const fr_I*>(in[3]), b);
+        static_cast<const fr_I*>(in[3]), strides + 9, b);
     const auto gVh = fr::load<fr_W, m, m>(
-        static_cast<const fr_I*>(in[4]), b);
+        static_cast<const fr_I*>(in[4]), strides + 12, b);
     const auto V = fr::adjoint(Vh);
     const auto F = fr::pairwise_inv(S * S);
     const auto _c0 = fr::adjoint(V);
@@ -958,15 +958,15 @@ int svd_v1_vjp_without_gU_gS(const void* const* in, void* const* out, index b) {
   } else if constexpr (m > n) {
     constexpr index k = n;
     const auto A = fr::load<fr_W, m, n>(
-        static_cast<const fr_I*>(in[0]), b);
+        static_cast<const fr_I*>(in[0]), strides + 0, b);
     const auto U = fr::load<fr_W, m, m>(
-        static_cast<const fr_I*>(in[1]), b);
+        static_cast<const fr_I*>(in[1]), strides + 3, b);
     const auto S = fr::load<fr_W, n, 1>(
-        static_cast<const fr_R*>(in[2]), b);
+        static_cast<const fr_R*>(in[2]), strides + 6, b);
     const auto Vh = fr::load<fr_W, n, n>(
-        static_cast<const fr_I*>(in[3]), b);
+        static_cast<const fr_I*>(in[3]), strides + 9, b);
     const auto gVh = fr::load<fr_W, n, n>(
-        static_cast<const fr_I*>(in[4]), b);
+        static_cast<const fr_I*>(in[4]), strides + 12, b);
     const auto V = fr::adjoint(Vh);
     const auto U1 = fr::block<0, m, 0, n>(U);
     const auto F = fr::pairwise_inv(S * S);
@@ -995,15 +995,15 @@ int svd_v1_vjp_without_gU_gS(const void* const* in, void* const* out, index b) {
   } else if constexpr (m < n) {
     constexpr index k = m;
     const auto A = fr::load<fr_W, m, n>(
-        static_cast<const fr_I*>(in[0]), b);
+        static_cast<const fr_I*>(in[0]), strides + 0, b);
     const auto U = fr::load<fr_W, m, m>(
-        static_cast<const fr_I*>(in[1]), b);
+        static_cast<const fr_I*>(in[1]), strides + 3, b);
     const auto S = fr::load<fr_W, m, 1>(
-        static_cast<const fr_R*>(in[2]), b);
+        static_cast<const fr_R*>(in[2]), strides + 6, b);
     const auto Vh = fr::load<fr_W, n, n>(
-        static_cast<const fr_I*>(in[3]), b);
+        static_cast<const fr_I*>(in[3]), strides + 9, b);
     const auto gVh = fr::load<fr_W, n, n>(
-        static_cast<const fr_I*>(in[4]), b);
+        static_cast<const fr_I*>(in[4]), strides + 12, b);
     const auto _c0 = fr::block<0, m, 0, n>(Vh);
     const auto V1 = fr::adjoint(_c0);
     const auto F = fr::pairwise_inv(S * S);
@@ -1042,19 +1042,19 @@ int svd_v1_vjp_without_gU_gS(const void* const* in, void* const* out, index b) {
 // full_matrices=True: gU, gVh None
 // matrix b of the batch (fr_W a number), or matrices b, ..., b + L - 1 (fr_W lanes of L)
 template <class fr_I, class fr_R, class fr_C, class fr_W, index m, index n>
-int svd_v1_vjp_without_gU_gVh(const void* const* in, void* const* out, index b) {
+int svd_v1_vjp_without_gU_gVh(const void* const* in, const index* strides, void* const* out, index b) {
   if constexpr (m == n) {
     constexpr index k = m;
     const auto A = fr::load<fr_W, m, m>(
-        static_cast<const fr_I*>(in[0]), b);
+        static_cast<const fr_I*>(in[0]), strides + 0, b);
     const auto U = fr::load<fr_W, m, m>(
-        static_cast<const fr_I*>(in[1]), b);
+        static_cast<const fr_I*>(in[1]), strides + 3, b);
     const auto S = fr::load<fr_W, m, 1>(
-        static_cast<const fr_R*>(in[2]), b);
+        static_cast<const fr_R*>(in[2]), strides + 6, b);
     const auto Vh = fr::load<fr_W, m, m>(
-        static_cast<const fr_I*>(in[3]), b);
+        static_cast<const fr_I*>(in[3]), strides + 9, b);
     const auto gS = fr::load<fr_W, m, 1>(
-        static_cast<const fr_R*>(in[4]), b);
+        static_cast<const fr_R*>(in[4]), strides + 12, b);
     const auto V = fr::adjoint(Vh);
     const auto _g_dP = fr::diag(fr::re(gS));
     const auto gA = fr::mm(fr::mm(U, _g_dP), fr::adjoint(V));
@@ -1071,15 +1071,15 @@ int svd_v1_vjp_without_gU_gVh(const void* const* in, void* const* out, index b) 
   } else if constexpr (m > n) {
     constexpr index k = n;
     const auto A = fr::load<fr_W, m, n>(
-        static_cast<const fr_I*>(in[0]), b);
+        static_cast<const fr_I*>(in[0]), strides + 0, b);
     const auto U = fr::load<fr_W, m, m>(
-        static_cast<const fr_I*>(in[1]), b);
+        static_cast<const fr_I*>(in[1]), strides + 3, b);
     const auto S = fr::load<fr_W, n, 1>(
-        static_cast<const fr_R*>(in[2]), b);
+        static_cast<const fr_R*>(in[2]), strides + 6, b);
     const auto Vh = fr::load<fr_W, n, n>(
-        static_cast<const fr_I*>(in[3]), b);
+        static_cast<const fr_I*>(in[3]), strides + 9, b);
     const auto gS = fr::load<fr_W, n, 1>(
-        static_cast<const fr_R*>(in[4]), b);
+        static_cast<const fr_R*>(in[4]), strides + 12, b);
     const auto V = fr::adjoint(Vh);
     const auto U1 = fr::block<0, m, 0, n>(U);
     const auto _g_dP = fr::diag(fr::re(gS));
@@ -1097,15 +1097,15 @@ int svd_v1_vjp_without_gU_gVh(const void* const* in, void* const* out, index b) 
   } else if constexpr (m < n) {
     constexpr index k = m;
     const auto A = fr::load<fr_W, m, n>(
-        static_cast<const fr_I*>(in[0]), b);
+        static_cast<const fr_I*>(in[0]), strides + 0, b);
     const auto U = fr::load<fr_W, m, m>(
-        static_cast<const fr_I*>(in[1]), b);
+        static_cast<const fr_I*>(in[1]), strides + 3, b);
     const auto S = fr::load<fr_W, m, 1>(
-        static_cast<const fr_R*>(in[2]), b);
+        static_cast<const fr_R*>(in[2]), strides + 6, b);
     const auto Vh = fr::load<fr_W, n, n>(
-        static_cast<const fr_I*>(in[3]), b);
+        static_cast<const fr_I*>(in[3]), strides + 9, b);
     const auto gS = fr::load<fr_W, m, 1>(
-        static_cast<const fr_R*>(in[4]), b);
+        static_cast<const fr_R*>(in[4]), strides + 12, b);
     const auto V1 = fr::adjoint(fr::block<0, m, 0, n>(Vh));
     const auto _g_dP = fr::diag(fr::re(gS));
     const auto gA = fr::mm(fr::mm(U, _g_dP), fr::adjoint(V1));
@@ -1127,19 +1127,19 @@ int svd_v1_vjp_without_gU_gVh(const void* const* in, void* const* out, index b) 
 // full_matrices=True: gS, gVh None
 // matrix b of the batch (fr_W a number), or matrices b, ..., b + L - 1 (fr_W lanes of L)
 template <class fr_I, class fr_R, class fr_C, class fr_W, index m, index n>
-int svd_v1_vjp_without_gS_gVh(const void* const* in, void* const* out, index b) {
+int svd_v1_vjp_without_gS_gVh(const void* const* in, const index* strides, void* const* out, index b) {
   if constexpr (m == n) {
     constexpr index k = m;
     const auto A = fr::load<fr_W, m, m>(
-        static_cast<const fr_I*>(in[0]), b);
+        static_cast<const fr_I*>(in[0]), strides + 0, b);
     const auto U = fr::load<fr_W, m, m>(
-        static_cast<const fr_I*>(in[1]), b);
+        static_cast<const fr_I*>(in[1]), strides + 3, b);
     const auto S = fr::load<fr_W, m, 1>(
-        static_cast<const fr_R*>(in[2]), b);
+        static_cast<const fr_R*>(in[2]), strides + 6, b);
     const auto Vh = fr::load<fr_W, m, m>(
-        static_cast<const fr_I*>(in[3]), b);
+        static_cast<const fr_I*>(in[3]), strides + 9, b);
     const auto gU = fr::load<fr_W, m, m>(
-        static_cast<const fr_I*>(in[4]), b);
+        static_cast<const fr_I*>(in[4]), strides + 12, b);
     const auto V = fr::adjoint(Vh);
     const auto F = fr::pairwise_inv(S * S);
     const auto _c0 = fr::mm(fr::adjoint(U), gU);
@@ -1164,15 +1164,15 @@ int svd_v1_vjp_without_gS_gVh(const void* const* in, void* const* out, index b) 
   } else if constexpr (m > n) {
     constexpr index k = n;
     const auto A = fr::load<fr_W, m, n>(
-        static_cast<const fr_I*>(in[0]), b);
+        static_cast<const fr_I*>(in[0]), strides + 0, b);
     const auto U = fr::load<fr_W, m, m>(
-        static_cast<const fr_I*>(in[1]), b);
+        static_cast<const fr_I*>(in[1]), strides + 3, b);
     const auto S = fr::load<fr_W, n, 1>(
-        static_cast<const fr_R*>(in[2]), b);
+        static_cast<const fr_R*>(in[2]), strides + 6, b);
     const auto Vh = fr::load<fr_W, n, n>(
-        static_cast<const fr_I*>(in[3]), b);
+        static_cast<const fr_I*>(in[3]), strides + 9, b);
     const auto gU = fr::load<fr_W, m, m>(
-        static_cast<const fr_I*>(in[4]), b);
+        static_cast<const fr_I*>(in[4]), strides + 12, b);
     const auto V = fr::adjoint(Vh);
     const auto U1 = fr::block<0, m, 0, n>(U);
     const auto F = fr::pairwise_inv(S * S);
@@ -1203,15 +1203,15 @@ int svd_v1_vjp_without_gS_gVh(const void* const* in, void* const* out, index b) 
   } else if constexpr (m < n) {
     constexpr index k = m;
     const auto A = fr::load<fr_W, m, n>(
-        static_cast<const fr_I*>(in[0]), b);
+        static_cast<const fr_I*>(in[0]), strides + 0, b);
     const auto U = fr::load<fr_W, m, m>(
-        static_cast<const fr_I*>(in[1]), b);
+        static_cast<const fr_I*>(in[1]), strides + 3, b);
     const auto S = fr::load<fr_W, m, 1>(
-        static_cast<const fr_R*>(in[2]), b);
+        static_cast<const fr_R*>(in[2]), strides + 6, b);
     const auto Vh = fr::load<fr_W, n, n>(
-        static_cast<const fr_I*>(in[3]), b);
+        static_cast<const fr_I*>(in[3]), strides + 9, b);
     const auto gU = fr::load<fr_W, m, m>(
-        static_cast<const fr_I*>(in[4]), b);
+        static_cast<const fr_I*>(in[4]), strides + 12, b);
     const auto V1 = fr::adjoint(fr::block<0, m, 0, n>(Vh));
     const auto F = fr::pairwise_inv(S * S);
     const auto _c0 = fr::mm(fr::adjoint(U), gU);
@@ -1241,649 +1241,697 @@ int svd_v1_vjp_without_gS_gVh(const void* const* in, void* const* out, index b) 
 }  // namespace
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_svd_v0_vjp_f32)
-extern "C" int fr_svd_v0_vjp_f32(const void* const* in, void* const* out, index count) {
+extern "C" int fr_svd_v0_vjp_f32(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   // L matrices at a time in the lanes of a vector, the rest one at a time
   using fr_lanes = fr::Lanes32<float>;
   const index bulk = count / fr_lanes::count * fr_lanes::count;
 #pragma omp parallel for reduction(min : ran)
   for (index b = 0; b < bulk; b += fr_lanes::count)
-    ran = std::min(ran, svd_v0_vjp<float, float, std::complex<float>, fr_lanes, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, svd_v0_vjp<float, float, std::complex<float>, fr_lanes, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, svd_v0_vjp<float, float, std::complex<float>, float, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, svd_v0_vjp<float, float, std::complex<float>, float, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_svd_v0_vjp_f64)
-extern "C" int fr_svd_v0_vjp_f64(const void* const* in, void* const* out, index count) {
+extern "C" int fr_svd_v0_vjp_f64(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   // L matrices at a time in the lanes of a vector, the rest one at a time
   using fr_lanes = fr::Lanes32<double>;
   const index bulk = count / fr_lanes::count * fr_lanes::count;
 #pragma omp parallel for reduction(min : ran)
   for (index b = 0; b < bulk; b += fr_lanes::count)
-    ran = std::min(ran, svd_v0_vjp<double, double, std::complex<double>, fr_lanes, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, svd_v0_vjp<double, double, std::complex<double>, fr_lanes, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, svd_v0_vjp<double, double, std::complex<double>, double, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, svd_v0_vjp<double, double, std::complex<double>, double, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_svd_v0_vjp_c64)
-extern "C" int fr_svd_v0_vjp_c64(const void* const* in, void* const* out, index count) {
+extern "C" int fr_svd_v0_vjp_c64(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   const index bulk = 0;
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, svd_v0_vjp<std::complex<float>, float, std::complex<float>, std::complex<float>, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, svd_v0_vjp<std::complex<float>, float, std::complex<float>, std::complex<float>, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_svd_v0_vjp_c128)
-extern "C" int fr_svd_v0_vjp_c128(const void* const* in, void* const* out, index count) {
+extern "C" int fr_svd_v0_vjp_c128(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   const index bulk = 0;
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, svd_v0_vjp<std::complex<double>, double, std::complex<double>, std::complex<double>, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, svd_v0_vjp<std::complex<double>, double, std::complex<double>, std::complex<double>, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_svd_v0_vjp_without_gU_f32)
-extern "C" int fr_svd_v0_vjp_without_gU_f32(const void* const* in, void* const* out, index count) {
+extern "C" int fr_svd_v0_vjp_without_gU_f32(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   // L matrices at a time in the lanes of a vector, the rest one at a time
   using fr_lanes = fr::Lanes32<float>;
   const index bulk = count / fr_lanes::count * fr_lanes::count;
 #pragma omp parallel for reduction(min : ran)
   for (index b = 0; b < bulk; b += fr_lanes::count)
-    ran = std::min(ran, svd_v0_vjp_without_gU<float, float, std::complex<float>, fr_lanes, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, svd_v0_vjp_without_gU<float, float, std::complex<float>, fr_lanes, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, svd_v0_vjp_without_gU<float, float, std::complex<float>, float, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, svd_v0_vjp_without_gU<float, float, std::complex<float>, float, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_svd_v0_vjp_without_gU_f64)
-extern "C" int fr_svd_v0_vjp_without_gU_f64(const void* const* in, void* const* out, index count) {
+extern "C" int fr_svd_v0_vjp_without_gU_f64(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   // L matrices at a time in the lanes of a vector, the rest one at a time
   using fr_lanes = fr::Lanes32<double>;
   const index bulk = count / fr_lanes::count * fr_lanes::count;
 #pragma omp parallel for reduction(min : ran)
   for (index b = 0; b < bulk; b += fr_lanes::count)
-    ran = std::min(ran, svd_v0_vjp_without_gU<double, double, std::complex<double>, fr_lanes, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, svd_v0_vjp_without_gU<double, double, std::complex<double>, fr_lanes, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, svd_v0_vjp_without_gU<double, double, std::complex<double>, double, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, svd_v0_vjp_without_gU<double, double, std::complex<double>, double, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_svd_v0_vjp_without_gU_c64)
-extern "C" int fr_svd_v0_vjp_without_gU_c64(const void* const* in, void* const* out, index count) {
+extern "C" int fr_svd_v0_vjp_without_gU_c64(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   const index bulk = 0;
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, svd_v0_vjp_without_gU<std::complex<float>, float, std::complex<float>, std::complex<float>, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, svd_v0_vjp_without_gU<std::complex<float>, float, std::complex<float>, std::complex<float>, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_svd_v0_vjp_without_gU_c128)
-extern "C" int fr_svd_v0_vjp_without_gU_c128(const void* const* in, void* const* out, index count) {
+extern "C" int fr_svd_v0_vjp_without_gU_c128(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   const index bulk = 0;
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, svd_v0_vjp_without_gU<std::complex<double>, double, std::complex<double>, std::complex<double>, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, svd_v0_vjp_without_gU<std::complex<double>, double, std::complex<double>, std::complex<double>, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_svd_v0_vjp_without_gVh_f32)
-extern "C" int fr_svd_v0_vjp_without_gVh_f32(const void* const* in, void* const* out, index count) {
+extern "C" int fr_svd_v0_vjp_without_gVh_f32(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   // L matrices at a time in the lanes of a vector, the rest one at a time
   using fr_lanes = fr::Lanes32<float>;
   const index bulk = count / fr_lanes::count * fr_lanes::count;
 #pragma omp parallel for reduction(min : ran)
   for (index b = 0; b < bulk; b += fr_lanes::count)
-    ran = std::min(ran, svd_v0_vjp_without_gVh<float, float, std::complex<float>, fr_lanes, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, svd_v0_vjp_without_gVh<float, float, std::complex<float>, fr_lanes, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, svd_v0_vjp_without_gVh<float, float, std::complex<float>, float, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, svd_v0_vjp_without_gVh<float, float, std::complex<float>, float, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_svd_v0_vjp_without_gVh_f64)
-extern "C" int fr_svd_v0_vjp_without_gVh_f64(const void* const* in, void* const* out, index count) {
+extern "C" int fr_svd_v0_vjp_without_gVh_f64(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   // L matrices at a time in the lanes of a vector, the rest one at a time
   using fr_lanes = fr::Lanes32<double>;
   const index bulk = count / fr_lanes::count * fr_lanes::count;
 #pragma omp parallel for reduction(min : ran)
   for (index b = 0; b < bulk; b += fr_lanes::count)
-    ran = std::min(ran, svd_v0_vjp_without_gVh<double, double, std::complex<double>, fr_lanes, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, svd_v0_vjp_without_gVh<double, double, std::complex<double>, fr_lanes, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, svd_v0_vjp_without_gVh<double, double, std::complex<double>, double, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, svd_v0_vjp_without_gVh<double, double, std::complex<double>, double, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_svd_v0_vjp_without_gVh_c64)
-extern "C" int fr_svd_v0_vjp_without_gVh_c64(const void* const* in, void* const* out, index count) {
+extern "C" int fr_svd_v0_vjp_without_gVh_c64(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   const index bulk = 0;
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, svd_v0_vjp_without_gVh<std::complex<float>, float, std::complex<float>, std::complex<float>, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, svd_v0_vjp_without_gVh<std::complex<float>, float, std::complex<float>, std::complex<float>, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_svd_v0_vjp_without_gVh_c128)
-extern "C" int fr_svd_v0_vjp_without_gVh_c128(const void* const* in, void* const* out, index count) {
+extern "C" int fr_svd_v0_vjp_without_gVh_c128(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   const index bulk = 0;
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, svd_v0_vjp_without_gVh<std::complex<double>, double, std::complex<double>, std::complex<double>, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, svd_v0_vjp_without_gVh<std::complex<double>, double, std::complex<double>, std::complex<double>, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_svd_v0_vjp_without_gU_gS_f32)
-extern "C" int fr_svd_v0_vjp_without_gU_gS_f32(const void* const* in, void* const* out, index count) {
+extern "C" int fr_svd_v0_vjp_without_gU_gS_f32(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   // L matrices at a time in the lanes of a vector, the rest one at a time
   using fr_lanes = fr::Lanes32<float>;
   const index bulk = count / fr_lanes::count * fr_lanes::count;
 #pragma omp parallel for reduction(min : ran)
   for (index b = 0; b < bulk; b += fr_lanes::count)
-    ran = std::min(ran, svd_v0_vjp_without_gU_gS<float, float, std::complex<float>, fr_lanes, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, svd_v0_vjp_without_gU_gS<float, float, std::complex<float>, fr_lanes, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, svd_v0_vjp_without_gU_gS<float, float, std::complex<float>, float, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, svd_v0_vjp_without_gU_gS<float, float, std::complex<float>, float, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_svd_v0_vjp_without_gU_gS_f64)
-extern "C" int fr_svd_v0_vjp_without_gU_gS_f64(const void* const* in, void* const* out, index count) {
+extern "C" int fr_svd_v0_vjp_without_gU_gS_f64(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   // L matrices at a time in the lanes of a vector, the rest one at a time
   using fr_lanes = fr::Lanes32<double>;
   const index bulk = count / fr_lanes::count * fr_lanes::count;
 #pragma omp parallel for reduction(min : ran)
   for (index b = 0; b < bulk; b += fr_lanes::count)
-    ran = std::min(ran, svd_v0_vjp_without_gU_gS<double, double, std::complex<double>, fr_lanes, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, svd_v0_vjp_without_gU_gS<double, double, std::complex<double>, fr_lanes, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, svd_v0_vjp_without_gU_gS<double, double, std::complex<double>, double, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, svd_v0_vjp_without_gU_gS<double, double, std::complex<double>, double, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_svd_v0_vjp_without_gU_gS_c64)
-extern "C" int fr_svd_v0_vjp_without_gU_gS_c64(const void* const* in, void* const* out, index count) {
+extern "C" int fr_svd_v0_vjp_without_gU_gS_c64(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   const index bulk = 0;
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, svd_v0_vjp_without_gU_gS<std::complex<float>, float, std::complex<float>, std::complex<float>, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, svd_v0_vjp_without_gU_gS<std::complex<float>, float, std::complex<float>, std::complex<float>, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_svd_v0_vjp_without_gU_gS_c128)
-extern "C" int fr_svd_v0_vjp_without_gU_gS_c128(const void* const* in, void* const* out, index count) {
+extern "C" int fr_svd_v0_vjp_without_gU_gS_c128(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   const index bulk = 0;
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, svd_v0_vjp_without_gU_gS<std::complex<double>, double, std::complex<double>, std::complex<double>, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, svd_v0_vjp_without_gU_gS<std::complex<double>, double, std::complex<double>, std::complex<double>, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_svd_v0_vjp_without_gU_gVh_f32)
-extern "C" int fr_svd_v0_vjp_without_gU_gVh_f32(const void* const* in, void* const* out, index count) {
+extern "C" int fr_svd_v0_vjp_without_gU_gVh_f32(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   // L matrices at a time in the lanes of a vector, the rest one at a time
   using fr_lanes = fr::Lanes32<float>;
   const index bulk = count / fr_lanes::count * fr_lanes::count;
 #pragma omp parallel for reduction(min : ran)
   for (index b = 0; b < bulk; b += fr_lanes::count)
-    ran = std::min(ran, svd_v0_vjp_without_gU_gVh<float, float, std::complex<float>, fr_lanes, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, svd_v0_vjp_without_gU_gVh<float, float, std::complex<float>, fr_lanes, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, svd_v0_vjp_without_gU_gVh<float, float, std::complex<float>, float, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, svd_v0_vjp_without_gU_gVh<float, float, std::complex<float>, float, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_svd_v0_vjp_without_gU_gVh_f64)
-extern "C" int fr_svd_v0_vjp_without_gU_gVh_f64(const void* const* in, void* const* out, index count) {
+extern "C" int fr_svd_v0_vjp_without_gU_gVh_f64(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   // L matrices at a time in the lanes of a vector, the rest one at a time
   using fr_lanes = fr::Lanes32<double>;
   const index bulk = count / fr_lanes::count * fr_lanes::count;
 #pragma omp parallel for reduction(min : ran)
   for (index b = 0; b < bulk; b += fr_lanes::count)
-    ran = std::min(ran, svd_v0_vjp_without_gU_gVh<double, double, std::complex<double>, fr_lanes, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, svd_v0_vjp_without_gU_gVh<double, double, std::complex<double>, fr_lanes, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, svd_v0_vjp_without_gU_gVh<double, double, std::complex<double>, double, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, svd_v0_vjp_without_gU_gVh<double, double, std::complex<double>, double, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_svd_v0_vjp_without_gU_gVh_c64)
-extern "C" int fr_svd_v0_vjp_without_gU_gVh_c64(const void* const* in, void* const* out, index count) {
+extern "C" int fr_svd_v0_vjp_without_gU_gVh_c64(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   const index bulk = 0;
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, svd_v0_vjp_without_gU_gVh<std::complex<float>, float, std::complex<float>, std::complex<float>, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, svd_v0_vjp_without_gU_gVh<std::complex<float>, float, std::complex<float>, std::complex<float>, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_svd_v0_vjp_without_gU_gVh_c128)
-extern "C" int fr_svd_v0_vjp_without_gU_gVh_c128(const void* const* in, void* const* out, index count) {
+extern "C" int fr_svd_v0_vjp_without_gU_gVh_c128(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   const index bulk = 0;
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, svd_v0_vjp_without_gU_gVh<std::complex<double>, double, std::complex<double>, std::complex<double>, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, svd_v0_vjp_without_gU_gVh<std::complex<double>, double, std::complex<double>, std::complex<double>, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_svd_v0_vjp_without_gS_gVh_f32)
-extern "C" int fr_svd_v0_vjp_without_gS_gVh_f32(const void* const* in, void* const* out, index count) {
+extern "C" int fr_svd_v0_vjp_without_gS_gVh_f32(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   // L matrices at a time in the lanes of a vector, the rest one at a time
   using fr_lanes = fr::Lanes32<float>;
   const index bulk = count / fr_lanes::count * fr_lanes::count;
 #pragma omp parallel for reduction(min : ran)
   for (index b = 0; b < bulk; b += fr_lanes::count)
-    ran = std::min(ran, svd_v0_vjp_without_gS_gVh<float, float, std::complex<float>, fr_lanes, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, svd_v0_vjp_without_gS_gVh<float, float, std::complex<float>, fr_lanes, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, svd_v0_vjp_without_gS_gVh<float, float, std::complex<float>, float, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, svd_v0_vjp_without_gS_gVh<float, float, std::complex<float>, float, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_svd_v0_vjp_without_gS_gVh_f64)
-extern "C" int fr_svd_v0_vjp_without_gS_gVh_f64(const void* const* in, void* const* out, index count) {
+extern "C" int fr_svd_v0_vjp_without_gS_gVh_f64(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   // L matrices at a time in the lanes of a vector, the rest one at a time
   using fr_lanes = fr::Lanes32<double>;
   const index bulk = count / fr_lanes::count * fr_lanes::count;
 #pragma omp parallel for reduction(min : ran)
   for (index b = 0; b < bulk; b += fr_lanes::count)
-    ran = std::min(ran, svd_v0_vjp_without_gS_gVh<double, double, std::complex<double>, fr_lanes, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, svd_v0_vjp_without_gS_gVh<double, double, std::complex<double>, fr_lanes, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, svd_v0_vjp_without_gS_gVh<double, double, std::complex<double>, double, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, svd_v0_vjp_without_gS_gVh<double, double, std::complex<double>, double, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_svd_v0_vjp_without_gS_gVh_c64)
-extern "C" int fr_svd_v0_vjp_without_gS_gVh_c64(const void* const* in, void* const* out, index count) {
+extern "C" int fr_svd_v0_vjp_without_gS_gVh_c64(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   const index bulk = 0;
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, svd_v0_vjp_without_gS_gVh<std::complex<float>, float, std::complex<float>, std::complex<float>, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, svd_v0_vjp_without_gS_gVh<std::complex<float>, float, std::complex<float>, std::complex<float>, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_svd_v0_vjp_without_gS_gVh_c128)
-extern "C" int fr_svd_v0_vjp_without_gS_gVh_c128(const void* const* in, void* const* out, index count) {
+extern "C" int fr_svd_v0_vjp_without_gS_gVh_c128(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   const index bulk = 0;
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, svd_v0_vjp_without_gS_gVh<std::complex<double>, double, std::complex<double>, std::complex<double>, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, svd_v0_vjp_without_gS_gVh<std::complex<double>, double, std::complex<double>, std::complex<double>, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_svd_v1_vjp_f32)
-extern "C" int fr_svd_v1_vjp_f32(const void* const* in, void* const* out, index count) {
+extern "C" int fr_svd_v1_vjp_f32(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   // L matrices at a time in the lanes of a vector, the rest one at a time
   using fr_lanes = fr::Lanes32<float>;
   const index bulk = count / fr_lanes::count * fr_lanes::count;
 #pragma omp parallel for reduction(min : ran)
   for (index b = 0; b < bulk; b += fr_lanes::count)
-    ran = std::min(ran, svd_v1_vjp<float, float, std::complex<float>, fr_lanes, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, svd_v1_vjp<float, float, std::complex<float>, fr_lanes, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, svd_v1_vjp<float, float, std::complex<float>, float, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, svd_v1_vjp<float, float, std::complex<float>, float, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_svd_v1_vjp_f64)
-extern "C" int fr_svd_v1_vjp_f64(const void* const* in, void* const* out, index count) {
+extern "C" int fr_svd_v1_vjp_f64(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   // L matrices at a time in the lanes of a vector, the rest one at a time
   using fr_lanes = fr::Lanes32<double>;
   const index bulk = count / fr_lanes::count * fr_lanes::count;
 #pragma omp parallel for reduction(min : ran)
   for (index b = 0; b < bulk; b += fr_lanes::count)
-    ran = std::min(ran, svd_v1_vjp<double, double, std::complex<double>, fr_lanes, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, svd_v1_vjp<double, double, std::complex<double>, fr_lanes, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, svd_v1_vjp<double, double, std::complex<double>, double, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, svd_v1_vjp<double, double, std::complex<double>, double, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_svd_v1_vjp_c64)
-extern "C" int fr_svd_v1_vjp_c64(const void* const* in, void* const* out, index count) {
+extern "C" int fr_svd_v1_vjp_c64(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   const index bulk = 0;
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, svd_v1_vjp<std::complex<float>, float, std::complex<float>, std::complex<float>, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, svd_v1_vjp<std::complex<float>, float, std::complex<float>, std::complex<float>, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_svd_v1_vjp_c128)
-extern "C" int fr_svd_v1_vjp_c128(const void* const* in, void* const* out, index count) {
+extern "C" int fr_svd_v1_vjp_c128(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   const index bulk = 0;
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, svd_v1_vjp<std::complex<double>, double, std::complex<double>, std::complex<double>, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, svd_v1_vjp<std::complex<double>, double, std::complex<double>, std::complex<double>, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_svd_v1_vjp_without_gU_f32)
-extern "C" int fr_svd_v1_vjp_without_gU_f32(const void* const* in, void* const* out, index count) {
+extern "C" int fr_svd_v1_vjp_without_gU_f32(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   // L matrices at a time in the lanes of a vector, the rest one at a time
   using fr_lanes = fr::Lanes32<float>;
   const index bulk = count / fr_lanes::count * fr_lanes::count;
 #pragma omp parallel for reduction(min : ran)
   for (index b = 0; b < bulk; b += fr_lanes::count)
-    ran = std::min(ran, svd_v1_vjp_without_gU<float, float, std::complex<float>, fr_lanes, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, svd_v1_vjp_without_gU<float, float, std::complex<float>, fr_lanes, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, svd_v1_vjp_without_gU<float, float, std::complex<float>, float, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, svd_v1_vjp_without_gU<float, float, std::complex<float>, float, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_svd_v1_vjp_without_gU_f64)
-extern "C" int fr_svd_v1_vjp_without_gU_f64(const void* const* in, void* const* out, index count) {
+extern "C" int fr_svd_v1_vjp_without_gU_f64(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   // L matrices at a time in the lanes of a vector, the rest one at a time
   using fr_lanes = fr::Lanes32<double>;
   const index bulk = count / fr_lanes::count * fr_lanes::count;
 #pragma omp parallel for reduction(min : ran)
   for (index b = 0; b < bulk; b += fr_lanes::count)
-    ran = std::min(ran, svd_v1_vjp_without_gU<double, double, std::complex<double>, fr_lanes, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, svd_v1_vjp_without_gU<double, double, std::complex<double>, fr_lanes, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, svd_v1_vjp_without_gU<double, double, std::complex<double>, double, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, svd_v1_vjp_without_gU<double, double, std::complex<double>, double, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_svd_v1_vjp_without_gU_c64)
-extern "C" int fr_svd_v1_vjp_without_gU_c64(const void* const* in, void* const* out, index count) {
+extern "C" int fr_svd_v1_vjp_without_gU_c64(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   const index bulk = 0;
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, svd_v1_vjp_without_gU<std::complex<float>, float, std::complex<float>, std::complex<float>, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, svd_v1_vjp_without_gU<std::complex<float>, float, std::complex<float>, std::complex<float>, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_svd_v1_vjp_without_gU_c128)
-extern "C" int fr_svd_v1_vjp_without_gU_c128(const void* const* in, void* const* out, index count) {
+extern "C" int fr_svd_v1_vjp_without_gU_c128(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   const index bulk = 0;
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, svd_v1_vjp_without_gU<std::complex<double>, double, std::complex<double>, std::complex<double>, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, svd_v1_vjp_without_gU<std::complex<double>, double, std::complex<double>, std::complex<double>, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_svd_v1_vjp_without_gVh_f32)
-extern "C" int fr_svd_v1_vjp_without_gVh_f32(const void* const* in, void* const* out, index count) {
+extern "C" int fr_svd_v1_vjp_without_gVh_f32(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   // L matrices at a time in the lanes of a vector, the rest one at a time
   using fr_lanes = fr::Lanes32<float>;
   const index bulk = count / fr_lanes::count * fr_lanes::count;
 #pragma omp parallel for reduction(min : ran)
   for (index b = 0; b < bulk; b += fr_lanes::count)
-    ran = std::min(ran, svd_v1_vjp_without_gVh<float, float, std::complex<float>, fr_lanes, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, svd_v1_vjp_without_gVh<float, float, std::complex<float>, fr_lanes, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, svd_v1_vjp_without_gVh<float, float, std::complex<float>, float, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, svd_v1_vjp_without_gVh<float, float, std::complex<float>, float, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_svd_v1_vjp_without_gVh_f64)
-extern "C" int fr_svd_v1_vjp_without_gVh_f64(const void* const* in, void* const* out, index count) {
+extern "C" int fr_svd_v1_vjp_without_gVh_f64(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   // L matrices at a time in the lanes of a vector, the rest one at a time
   using fr_lanes = fr::Lanes32<double>;
   const index bulk = count / fr_lanes::count * fr_lanes::count;
 #pragma omp parallel for reduction(min : ran)
   for (index b = 0; b < bulk; b += fr_lanes::count)
-    ran = std::min(ran, svd_v1_vjp_without_gVh<double, double, std::complex<double>, fr_lanes, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, svd_v1_vjp_without_gVh<double, double, std::complex<double>, fr_lanes, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, svd_v1_vjp_without_gVh<double, double, std::complex<double>, double, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, svd_v1_vjp_without_gVh<double, double, std::complex<double>, double, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_svd_v1_vjp_without_gVh_c64)
-extern "C" int fr_svd_v1_vjp_without_gVh_c64(const void* const* in, void* const* out, index count) {
+extern "C" int fr_svd_v1_vjp_without_gVh_c64(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   const index bulk = 0;
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, svd_v1_vjp_without_gVh<std::complex<float>, float, std::complex<float>, std::complex<float>, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, svd_v1_vjp_without_gVh<std::complex<float>, float, std::complex<float>, std::complex<float>, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_svd_v1_vjp_without_gVh_c128)
-extern "C" int fr_svd_v1_vjp_without_gVh_c128(const void* const* in, void* const* out, index count) {
+extern "C" int fr_svd_v1_vjp_without_gVh_c128(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   const index bulk = 0;
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, svd_v1_vjp_without_gVh<std::complex<double>, double, std::complex<double>, std::complex<double>, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, svd_v1_vjp_without_gVh<std::complex<double>, double, std::complex<double>, std::complex<double>, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_svd_v1_vjp_without_gU_gS_f32)
-extern "C" int fr_svd_v1_vjp_without_gU_gS_f32(const void* const* in, void* const* out, index count) {
+extern "C" int fr_svd_v1_vjp_without_gU_gS_f32(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   // L matrices at a time in the lanes of a vector, the rest one at a time
   using fr_lanes = fr::Lanes32<float>;
   const index bulk = count / fr_lanes::count * fr_lanes::count;
 #pragma omp parallel for reduction(min : ran)
   for (index b = 0; b < bulk; b += fr_lanes::count)
-    ran = std::min(ran, svd_v1_vjp_without_gU_gS<float, float, std::complex<float>, fr_lanes, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, svd_v1_vjp_without_gU_gS<float, float, std::complex<float>, fr_lanes, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, svd_v1_vjp_without_gU_gS<float, float, std::complex<float>, float, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, svd_v1_vjp_without_gU_gS<float, float, std::complex<float>, float, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_svd_v1_vjp_without_gU_gS_f64)
-extern "C" int fr_svd_v1_vjp_without_gU_gS_f64(const void* const* in, void* const* out, index count) {
+extern "C" int fr_svd_v1_vjp_without_gU_gS_f64(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   // L matrices at a time in the lanes of a vector, the rest one at a time
   using fr_lanes = fr::Lanes32<double>;
   const index bulk = count / fr_lanes::count * fr_lanes::count;
 #pragma omp parallel for reduction(min : ran)
   for (index b = 0; b < bulk; b += fr_lanes::count)
-    ran = std::min(ran, svd_v1_vjp_without_gU_gS<double, double, std::complex<double>, fr_lanes, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, svd_v1_vjp_without_gU_gS<double, double, std::complex<double>, fr_lanes, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, svd_v1_vjp_without_gU_gS<double, double, std::complex<double>, double, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, svd_v1_vjp_without_gU_gS<double, double, std::complex<double>, double, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_svd_v1_vjp_without_gU_gS_c64)
-extern "C" int fr_svd_v1_vjp_without_gU_gS_c64(const void* const* in, void* const* out, index count) {
+extern "C" int fr_svd_v1_vjp_without_gU_gS_c64(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   const index bulk = 0;
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, svd_v1_vjp_without_gU_gS<std::complex<float>, float, std::complex<float>, std::complex<float>, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, svd_v1_vjp_without_gU_gS<std::complex<float>, float, std::complex<float>, std::complex<float>, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_svd_v1_vjp_without_gU_gS_c128)
-extern "C" int fr_svd_v1_vjp_without_gU_gS_c128(const void* const* in, void* const* out, index count) {
+extern "C" int fr_svd_v1_vjp_without_gU_gS_c128(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   const index bulk = 0;
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, svd_v1_vjp_without_gU_gS<std::complex<double>, double, std::complex<double>, std::complex<double>, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, svd_v1_vjp_without_gU_gS<std::complex<double>, double, std::complex<double>, std::complex<double>, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_svd_v1_vjp_without_gU_gVh_f32)
-extern "C" int fr_svd_v1_vjp_without_gU_gVh_f32(const void* const* in, void* const* out, index count) {
+extern "C" int fr_svd_v1_vjp_without_gU_gVh_f32(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   // L matrices at a time in the lanes of a vector, the rest one at a time
   using fr_lanes = fr::Lanes32<float>;
   const index bulk = count / fr_lanes::count * fr_lanes::count;
 #pragma omp parallel for reduction(min : ran)
   for (index b = 0; b < bulk; b += fr_lanes::count)
-    ran = std::min(ran, svd_v1_vjp_without_gU_gVh<float, float, std::complex<float>, fr_lanes, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, svd_v1_vjp_without_gU_gVh<float, float, std::complex<float>, fr_lanes, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, svd_v1_vjp_without_gU_gVh<float, float, std::complex<float>, float, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, svd_v1_vjp_without_gU_gVh<float, float, std::complex<float>, float, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_svd_v1_vjp_without_gU_gVh_f64)
-extern "C" int fr_svd_v1_vjp_without_gU_gVh_f64(const void* const* in, void* const* out, index count) {
+extern "C" int fr_svd_v1_vjp_without_gU_gVh_f64(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   // L matrices at a time in the lanes of a vector, the rest one at a time
   using fr_lanes = fr::Lanes32<double>;
   const index bulk = count / fr_lanes::count * fr_lanes::count;
 #pragma omp parallel for reduction(min : ran)
   for (index b = 0; b < bulk; b += fr_lanes::count)
-    ran = std::min(ran, svd_v1_vjp_without_gU_gVh<double, double, std::complex<double>, fr_lanes, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, svd_v1_vjp_without_gU_gVh<double, double, std::complex<double>, fr_lanes, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, svd_v1_vjp_without_gU_gVh<double, double, std::complex<double>, double, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, svd_v1_vjp_without_gU_gVh<double, double, std::complex<double>, double, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_svd_v1_vjp_without_gU_gVh_c64)
-extern "C" int fr_svd_v1_vjp_without_gU_gVh_c64(const void* const* in, void* const* out, index count) {
+extern "C" int fr_svd_v1_vjp_without_gU_gVh_c64(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   const index bulk = 0;
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, svd_v1_vjp_without_gU_gVh<std::complex<float>, float, std::complex<float>, std::complex<float>, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, svd_v1_vjp_without_gU_gVh<std::complex<float>, float, std::complex<float>, std::complex<float>, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_svd_v1_vjp_without_gU_gVh_c128)
-extern "C" int fr_svd_v1_vjp_without_gU_gVh_c128(const void* const* in, void* const* out, index count) {
+extern "C" int fr_svd_v1_vjp_without_gU_gVh_c128(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   const index bulk = 0;
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, svd_v1_vjp_without_gU_gVh<std::complex<double>, double, std::complex<double>, std::complex<double>, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, svd_v1_vjp_without_gU_gVh<std::complex<double>, double, std::complex<double>, std::complex<double>, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_svd_v1_vjp_without_gS_gVh_f32)
-extern "C" int fr_svd_v1_vjp_without_gS_gVh_f32(const void* const* in, void* const* out, index count) {
+extern "C" int fr_svd_v1_vjp_without_gS_gVh_f32(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   // L matrices at a time in the lanes of a vector, the rest one at a time
   using fr_lanes = fr::Lanes32<float>;
   const index bulk = count / fr_lanes::count * fr_lanes::count;
 #pragma omp parallel for reduction(min : ran)
   for (index b = 0; b < bulk; b += fr_lanes::count)
-    ran = std::min(ran, svd_v1_vjp_without_gS_gVh<float, float, std::complex<float>, fr_lanes, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, svd_v1_vjp_without_gS_gVh<float, float, std::complex<float>, fr_lanes, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, svd_v1_vjp_without_gS_gVh<float, float, std::complex<float>, float, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, svd_v1_vjp_without_gS_gVh<float, float, std::complex<float>, float, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_svd_v1_vjp_without_gS_gVh_f64)
-extern "C" int fr_svd_v1_vjp_without_gS_gVh_f64(const void* const* in, void* const* out, index count) {
+extern "C" int fr_svd_v1_vjp_without_gS_gVh_f64(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   // L matrices at a time in the lanes of a vector, the rest one at a time
   using fr_lanes = fr::Lanes32<double>;
   const index bulk = count / fr_lanes::count * fr_lanes::count;
 #pragma omp parallel for reduction(min : ran)
   for (index b = 0; b < bulk; b += fr_lanes::count)
-    ran = std::min(ran, svd_v1_vjp_without_gS_gVh<double, double, std::complex<double>, fr_lanes, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, svd_v1_vjp_without_gS_gVh<double, double, std::complex<double>, fr_lanes, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, svd_v1_vjp_without_gS_gVh<double, double, std::complex<double>, double, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, svd_v1_vjp_without_gS_gVh<double, double, std::complex<double>, double, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_svd_v1_vjp_without_gS_gVh_c64)
-extern "C" int fr_svd_v1_vjp_without_gS_gVh_c64(const void* const* in, void* const* out, index count) {
+extern "C" int fr_svd_v1_vjp_without_gS_gVh_c64(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   const index bulk = 0;
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, svd_v1_vjp_without_gS_gVh<std::complex<float>, float, std::complex<float>, std::complex<float>, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, svd_v1_vjp_without_gS_gVh<std::complex<float>, float, std::complex<float>, std::complex<float>, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_svd_v1_vjp_without_gS_gVh_c128)
-extern "C" int fr_svd_v1_vjp_without_gS_gVh_c128(const void* const* in, void* const* out, index count) {
+extern "C" int fr_svd_v1_vjp_without_gS_gVh_c128(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   const index bulk = 0;
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, svd_v1_vjp_without_gS_gVh<std::complex<double>, double, std::complex<double>, std::complex<double>, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, svd_v1_vjp_without_gS_gVh<std::complex<double>, double, std::complex<double>, std::complex<double>, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif

@@ -18,19 +18,19 @@ using fr::index;
 // default
 // matrix b of the batch (fr_W a number), or matrices b, ..., b + L - 1 (fr_W lanes of L)
 template <class fr_I, class fr_R, class fr_C, class fr_W, index m, index n>
-int svdvals_v0_vjp(const void* const* in, void* const* out, index b) {
+int svdvals_v0_vjp(const void* const* in, const index* strides, void* const* out, index b) {
   if constexpr (m >= n) {
     constexpr index k = n;
     const auto A = fr::load<fr_W, m, n>(
-        static_cast<const fr_I*>(in[0]), b);
+        static_cast<const fr_I*>(in[0]), strides + 0, b);
     const auto S = fr::load<fr_W, n, 1>(
-        static_cast<const fr_R*>(in[1]), b);
+        static_cast<const fr_R*>(in[1]), strides + 3, b);
     const auto U = fr::load<fr_W, m, n>(
-        static_cast<const fr_I*>(in[2]), b);
+        static_cast<const fr_I*>(in[2]), strides + 6, b);
     const auto Vh = fr::load<fr_W, n, n>(
-        static_cast<const fr_I*>(in[3]), b);
+        static_cast<const fr_I*>(in[3]), strides + 9, b);
     const auto gS = fr::load<fr_W, n, 1>(
-        static_cast<const fr_R*>(in[4]), b);
+        static_cast<const fr_R*>(in[4]), strides + 12, b);
     const auto gA = fr::mm(fr::scale_cols(U, fr::re(gS)), Vh);
     const auto _kvec0 = S;
     const auto _c0 = fr::diag(gS);
@@ -45,15 +45,15 @@ int svdvals_v0_vjp(const void* const* in, void* const* out, index b) {
   } else if constexpr (m < n) {
     constexpr index k = m;
     const auto A = fr::load<fr_W, m, n>(
-        static_cast<const fr_I*>(in[0]), b);
+        static_cast<const fr_I*>(in[0]), strides + 0, b);
     const auto S = fr::load<fr_W, m, 1>(
-        static_cast<const fr_R*>(in[1]), b);
+        static_cast<const fr_R*>(in[1]), strides + 3, b);
     const auto U = fr::load<fr_W, m, m>(
-        static_cast<const fr_I*>(in[2]), b);
+        static_cast<const fr_I*>(in[2]), strides + 6, b);
     const auto Vh = fr::load<fr_W, m, n>(
-        static_cast<const fr_I*>(in[3]), b);
+        static_cast<const fr_I*>(in[3]), strides + 9, b);
     const auto gS = fr::load<fr_W, m, 1>(
-        static_cast<const fr_R*>(in[4]), b);
+        static_cast<const fr_R*>(in[4]), strides + 12, b);
     const auto gA = fr::mm(fr::scale_cols(U, fr::re(gS)), Vh);
     const auto _kvec0 = S;
     const auto _c0 = fr::diag(gS);
@@ -73,55 +73,59 @@ int svdvals_v0_vjp(const void* const* in, void* const* out, index b) {
 }  // namespace
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_svdvals_v0_vjp_f32)
-extern "C" int fr_svdvals_v0_vjp_f32(const void* const* in, void* const* out, index count) {
+extern "C" int fr_svdvals_v0_vjp_f32(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   // L matrices at a time in the lanes of a vector, the rest one at a time
   using fr_lanes = fr::Lanes32<float>;
   const index bulk = count / fr_lanes::count * fr_lanes::count;
 #pragma omp parallel for reduction(min : ran)
   for (index b = 0; b < bulk; b += fr_lanes::count)
-    ran = std::min(ran, svdvals_v0_vjp<float, float, std::complex<float>, fr_lanes, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, svdvals_v0_vjp<float, float, std::complex<float>, fr_lanes, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, svdvals_v0_vjp<float, float, std::complex<float>, float, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, svdvals_v0_vjp<float, float, std::complex<float>, float, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_svdvals_v0_vjp_f64)
-extern "C" int fr_svdvals_v0_vjp_f64(const void* const* in, void* const* out, index count) {
+extern "C" int fr_svdvals_v0_vjp_f64(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   // L matrices at a time in the lanes of a vector, the rest one at a time
   using fr_lanes = fr::Lanes32<double>;
   const index bulk = count / fr_lanes::count * fr_lanes::count;
 #pragma omp parallel for reduction(min : ran)
   for (index b = 0; b < bulk; b += fr_lanes::count)
-    ran = std::min(ran, svdvals_v0_vjp<double, double, std::complex<double>, fr_lanes, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, svdvals_v0_vjp<double, double, std::complex<double>, fr_lanes, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, svdvals_v0_vjp<double, double, std::complex<double>, double, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, svdvals_v0_vjp<double, double, std::complex<double>, double, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_svdvals_v0_vjp_c64)
-extern "C" int fr_svdvals_v0_vjp_c64(const void* const* in, void* const* out, index count) {
+extern "C" int fr_svdvals_v0_vjp_c64(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   const index bulk = 0;
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, svdvals_v0_vjp<std::complex<float>, float, std::complex<float>, std::complex<float>, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, svdvals_v0_vjp<std::complex<float>, float, std::complex<float>, std::complex<float>, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
 
 #if defined(FR_ALL_KERNELS) || defined(FR_KERNEL_fr_svdvals_v0_vjp_c128)
-extern "C" int fr_svdvals_v0_vjp_c128(const void* const* in, void* const* out, index count) {
+extern "C" int fr_svdvals_v0_vjp_c128(const void* const* in, const index* strides, void* const* out,
+                                          index count) {
   int ran = 1;
   const index bulk = 0;
 #pragma omp parallel for reduction(min : ran)
   for (index b = bulk; b < count; ++b)
-    ran = std::min(ran, svdvals_v0_vjp<std::complex<double>, double, std::complex<double>, std::complex<double>, FR_DIM_m, FR_DIM_n>(in, out, b));
+    ran = std::min(ran, svdvals_v0_vjp<std::complex<double>, double, std::complex<double>, std::complex<double>, FR_DIM_m, FR_DIM_n>(in, strides, out, b));
   return ran;
 }
 #endif
