@@ -29,7 +29,7 @@ from .fields import Field, tensor_fields
 from .paths import TEMPLATES
 from .printers.cpp import SCALAR, Printer
 from .product_folding import folded
-from .program import Statement, build_program
+from .program import Statement, build_program, live
 
 HEADER = "fr_small.h"
 
@@ -166,8 +166,10 @@ def _largest(names, scalar="fr_W") -> str:
     return text
 
 
-def _verdict(i: int, check, count: int, report: str) -> str:
-    """C++: the statement that reports check ``i`` of ``count``'s value and limit."""
+def _verdict(i: int, check, count: int, report: str, statements) -> list[str]:
+    """C++ lines that report check ``i`` of ``count``'s value and limit; ``statements``: the
+    printed (name, code) of what only its values read, computed in the block (for ties and
+    zeros only where a value ties or a pivot is zero: otherwise its value is 0)."""
     values = [f"_kval{i}_{j}" for j in range(len(check.values))]
     if check.kind == "pivots":
         value = f"fr::real_t<{SCALAR}>(std::numeric_limits<fr::scalar_t<{SCALAR}>>::infinity())"
@@ -184,7 +186,16 @@ def _verdict(i: int, check, count: int, report: str) -> str:
             value = f"fr::maximum({value}, {term})"
         derivatives = check.against[1:] if check.kind == "zeros" else check.against
         limit = f"fr::square_root(fr::epsilon<{SCALAR}>()) * {_largest(derivatives)}"
-    return f"fr::report({report}, b, {i}, {count}, {value}, {limit});"
+    computed = [f"  const auto {name} = {code};" for name, code in statements]
+    condition = {"ties": f"fr::any_tie(_kvec{i})",
+                 "zeros": f"fr::any_zero(_kvec{i}, fr::pivot_limit({check.against[0]}))"
+                 }.get(check.kind)
+    if condition is None:
+        body = [*computed, f"  const fr::real_t<{SCALAR}> value = {value};"]
+    else:
+        body = [f"  fr::real_t<{SCALAR}> value = 0;", f"  if ({condition}) {{",
+                *("  " + line for line in computed), f"    value = {value};", "  }"]
+    return ["{", *body, f"  fr::report({report}, b, {i}, {count}, value, {limit});", "}"]
 
 
 def _case_body(printer, checked: CheckedSpec, case, program, checks, inputs,
@@ -202,14 +213,22 @@ def _case_body(printer, checked: CheckedSpec, case, program, checks, inputs,
         rows, cols = shapes[array.name]
         return Access(array, position, printer._dim(rows), printer._dim(cols))
     loads = tuple(access(a, i) for i, a in enumerate(inputs) if a.name in uses)
-    printed = tuple((s.name, printer.assign(s.name, s.expr)) for s in program.statements)
+    code = {s.name: printer.assign(s.name, s.expr) for s in program.statements}
+    # what the rule and the checks' vectors read first; what only a check's values read, in
+    # its own block (live: in order)
+    vectors = [f"_kvec{i}" for i, c in enumerate(checks) if c.vector is not None]
+    ruled = [s.name for s in live(program.statements, [*(a.name for a in outputs), *vectors])]
     results = [a for a in outputs if a.name in shapes]
     stores = tuple(access(a, i) for i, a in enumerate(results))
     report = f"static_cast<fr_R*>(out[{len(results)}])"
-    verdicts = tuple(_verdict(i, c, len(checks), report) for i, c in enumerate(checks))
+    verdicts = tuple(line for i, c in enumerate(checks) for line in _verdict(
+        i, c, len(checks), report,
+        [(s.name, code[s.name]) for s in live(program.statements, [
+            f"_kval{i}_{j}" for j in range(len(c.values))]) if s.name not in ruled]))
     condition = f"{printer._dim(case.condition.lhs)} {case.condition.op} " \
                 f"{printer._dim(case.condition.rhs)}"
-    return CaseBody(condition, dims, loads, printed, stores, verdicts)
+    return CaseBody(condition, dims, loads, tuple((name, code[name]) for name in ruled), stores,
+                    verdicts)
 
 
 def _case_checks(checked: CheckedSpec, cv, case, absent) -> tuple:

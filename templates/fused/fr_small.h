@@ -37,7 +37,7 @@ template <class S, int L> struct Lanes {
   typedef S vector __attribute__((vector_size(sizeof(S) * L)));
   static constexpr int count = L;
   vector v;
-  Lanes() : v{} {}
+  Lanes() = default;  // uninitialised, as a number is; Lanes{} is zero
   template <class A, class = std::enable_if_t<std::is_arithmetic_v<A>>>
   Lanes(A a) : v(vector{} + S(a)) {}
   explicit Lanes(vector x) : v(x) {}
@@ -81,10 +81,11 @@ inline Lanes<S, L> where_at_most(Lanes<S, L> x, Lanes<S, L> limit, Lanes<S, L> t
   return Lanes<S, L>(x.v <= limit.v ? then.v : otherwise.v);
 }
 
-// One matrix: rows x cols entries, row-major.  A zero-size matrix holds no entry.
+// One matrix: rows x cols entries, row-major.  A zero-size matrix holds no entry.  A function
+// that leaves entries unwritten starts from Mat{} (zeros).
 template <class T, index R, index C> struct Mat {
   static constexpr index rows = R, cols = C;
-  std::array<T, static_cast<std::size_t>(R * C)> a{};
+  std::array<T, static_cast<std::size_t>(R * C)> a;  // uninitialised; Mat{} is zero
   T& operator()(index i, index j) { return a[i * C + j]; }
   const T& operator()(index i, index j) const { return a[i * C + j]; }
 };
@@ -96,10 +97,11 @@ template <class T, index R, index C, class S>
 inline Mat<T, R, C> load(const S* p, const index* stride, index b) {
   Mat<T, R, C> x;
   if constexpr (is_lanes<T>::value) {
-    for (int l = 0; l < T::count; ++l)
-      for (index i = 0; i < R; ++i)
-        for (index j = 0; j < C; ++j)
-          x(i, j).v[l] = p[(b + l) * stride[0] + i * stride[1] + j * stride[2]];
+    for (index i = 0; i < R; ++i)
+      for (index j = 0; j < C; ++j) {
+        const S* entry = p + b * stride[0] + i * stride[1] + j * stride[2];
+        for (int l = 0; l < T::count; ++l) x(i, j).v[l] = entry[l * stride[0]];
+      }
   } else {
     for (index i = 0; i < R; ++i)
       for (index j = 0; j < C; ++j) x(i, j) = T(p[b * stride[0] + i * stride[1] + j * stride[2]]);
@@ -156,7 +158,7 @@ inline Mat<T, R, C> operator*(S s, const Mat<T, R, C>& x) {
 // -- products ----------------------------------------------------------------------------------
 template <class T, index R, index K, index C>
 inline Mat<T, R, C> mm(const Mat<T, R, K>& x, const Mat<T, K, C>& y) {
-  Mat<T, R, C> z;
+  Mat<T, R, C> z{};
   for (index i = 0; i < R; ++i)
     for (index l = 0; l < K; ++l) {
       const T xil = x(i, l);
@@ -254,12 +256,12 @@ inline Mat<T, std::min(R, C), 1> diagonal(const Mat<T, R, C>& x) {
   return z;
 }
 template <class T, index N> inline Mat<T, N, N> diag(const Mat<T, N, 1>& v) {
-  Mat<T, N, N> z;
+  Mat<T, N, N> z{};
   for (index i = 0; i < N; ++i) z(i, i) = v(i, 0);
   return z;
 }
 template <class T, index R, index C> inline Mat<T, R, C> eye() {
-  Mat<T, R, C> z;
+  Mat<T, R, C> z{};
   for (index i = 0; i < std::min(R, C); ++i) z(i, i) = T(1);
   return z;
 }
@@ -290,7 +292,7 @@ inline Mat<T, R1 - R0, C1 - C0> block(const Mat<T, R, C>& x) {
 }
 template <index Top, index Bottom, index Left, index Right, class T, index R, index C>
 inline Mat<T, Top + R + Bottom, Left + C + Right> pad(const Mat<T, R, C>& x) {
-  Mat<T, Top + R + Bottom, Left + C + Right> z;
+  Mat<T, Top + R + Bottom, Left + C + Right> z{};
   for (index i = 0; i < R; ++i)
     for (index j = 0; j < C; ++j) z(Top + i, Left + j) = x(i, j);
   return z;
@@ -450,6 +452,30 @@ inline real_t<T> zero_residual(const Mat<T, K, 1>& v, real_t<T> limit, const Mat
     for (index j = 0; j < K; ++j)
       out = maximum(out, where_at_most(magnitude(v(j, 0)), limit, magnitude(m(i, j)), Re(0)));
   return out;
+}
+// whether x <= limit (in some lane): a check's values need computing only then
+template <class R> inline bool any_at_most(R x, R limit) { return x <= limit; }
+template <class S, int L> inline bool any_at_most(Lanes<S, L> x, Lanes<S, L> limit) {
+  const auto mask = x.v <= limit.v;
+  for (int l = 0; l < L; ++l)
+    if (mask[l]) return true;
+  return false;
+}
+// whether two values of v tie (tie_residual's pairs), whether a pivot is zero (zero_residual's)
+template <class T, index N> inline bool any_tie(const Mat<T, N, 1>& v) {
+  using R = real_t<T>;
+  R largest = 0;
+  for (index i = 0; i < N; ++i) largest = maximum(largest, magnitude(v(i, 0)));
+  const R tol = R(N) * epsilon<T>() * largest;
+  for (index i = 0; i < N; ++i)
+    for (index j = i + 1; j < N; ++j)
+      if (any_at_most(magnitude(v(j, 0) - v(i, 0)), tol)) return true;
+  return false;
+}
+template <class T, index K> inline bool any_zero(const Mat<T, K, 1>& v, real_t<T> limit) {
+  for (index j = 0; j < K; ++j)
+    if (any_at_most(magnitude(v(j, 0)), limit)) return true;
+  return false;
 }
 // check `position` of `checks` of matrix b (of b, ..., b + L - 1 for lanes): its value and limit
 template <class S, class R>

@@ -23,7 +23,8 @@ from pathlib import Path as _Path
 
 SOURCES = _Path(__file__).with_name("_fused_sources")
 HEADER = "fr_small.h"
-FLAGS = ("-O3", "-march=native", "-std=c++17", "-fopenmp", "-shared", "-fPIC", "-Wno-psabi")
+FLAGS = ("-O3", "-march=native", "-fno-math-errno", "-std=c++17", "-fopenmp", "-shared", "-fPIC",
+         "-Wno-psabi")
 # a batch of fewer matrices than this runs unfused (the call's fixed cost outweighs what it
 # saves); matrices larger than this in any dimension too (blocked products win there)
 MIN_BATCH = 64

@@ -566,18 +566,19 @@ def _fused_vjp(op, name, sizes, arrays, fields, inputs, checks):
     fewer than _fused.MIN_BATCH matrices or one larger than _fused.MAX_SIZE, mixed batches,
     no compiler."""
     if (not _fused.enabled() or _torch.is_grad_enabled() or _torch.compiler.is_compiling()
-            or _vmapped() or any(a is None for a in arrays)):
+            or any(a is None for a in arrays) or _vmapped()):
         return None
     first = inputs[0]
-    batch = tuple(first.shape[:-2])
-    count = int(_np.prod(batch)) if batch else 1
     suffix = _SUFFIXES.get(first.dtype)
+    batch = first.shape[:-2]
+    count = batch.numel()
     if (suffix is None or first.device.type != "cpu" or count < _fused.MIN_BATCH
             or max(sizes.values()) > _fused.MAX_SIZE):
         return None
+    axes = len(batch)
+    wrapped = _torch._C._functorch.is_functorch_wrapped_tensor
     for x in (*arrays, *inputs):
-        if (x.device != first.device or tuple(x.shape[:len(batch)]) != batch
-                or _torch._C._functorch.is_functorch_wrapped_tensor(x)):
+        if x.device != first.device or x.shape[:axes] != batch or wrapped(x):
             return None
     kernel = _fused.kernel(op, name, suffix, sizes)
     if kernel is None:
@@ -587,22 +588,26 @@ def _fused_vjp(op, name, sizes, arrays, fields, inputs, checks):
               "complex": _COMPLEX.get(first.dtype, first.dtype)}
     # each operand as (count, rows, cols) with its own strides (a vector as a column): no copy
     # unless its dtype differs or its batch axes do not collapse into one
-    given = []
+    given, strides = [], []
     for a, f in zip(arrays, fields):
         a = a.detach().to(dtypes[f])
-        a = a.unsqueeze(-1) if a.dim() == len(batch) + 1 else a
-        given.append(a.reshape(count, a.shape[-2], a.shape[-1]))
+        a = a.unsqueeze(-1) if a.dim() == axes + 1 else a
+        a = a.reshape(count, a.shape[-2], a.shape[-1])
+        given.append(a.data_ptr())
+        strides.extend(a.stride())
     results = [_torch.empty(x.shape, dtype=x.dtype) for x in inputs]
-    report = _torch.empty((count, len(checks), 2), dtype=real)
-    if not _fused.run(kernel, [a.data_ptr() for a in given],
-                      [s for a in given for s in a.stride()],
-                      [r.data_ptr() for r in (*results, report)], count):
+    report = _np.empty((count, len(checks), 2), dtype=_np.float32 if real == _torch.float32
+                       else _np.float64)
+    if not _fused.run(kernel, given, strides,
+                      [*(r.data_ptr() for r in results), report.ctypes.data], count):
         return None
     for i, (kind, message, option, on) in enumerate(checks):
+        if not on:
+            continue
         value, limit = report[:, i, 0], report[:, i, 1]
         failed = (value <= limit) if kind == "pivots" else (value > limit)
-        if on and bool(failed.any()):
-            first = int(failed.to(_torch.uint8).argmax())
+        if failed.any():
+            first = int(failed.argmax())
             raise _no_derivative(op, _check(kind, None, (), message, option),
                                  float(value[first]), float(limit[first]), "cotangent")
     return tuple(results)

@@ -27,9 +27,12 @@ int cholesky_v0_vjp(const void* const* in, const index* strides, void* const* ou
     const auto Y = fr::mm(_c0, gL);
     const auto P = fr::tril(Y, -1) + (1.0 / 2.0) * fr::diag(fr::re(fr::diagonal(Y)));
     const auto gA = fr::sym(fr::solve_triangular<true, true, false>(_c0, fr::solve_triangular<false, false, false>(L, P)));
-    const auto _c1 = fr::diagonal(L);
-    const auto _kval0_0 = _c1 * _c1;
-    fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0)), fr::pivot_limit(A));
+    {
+      const auto _c1 = fr::diagonal(L);
+      const auto _kval0_0 = _c1 * _c1;
+      const fr::real_t<fr_W> value = fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0));
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, value, fr::pivot_limit(A));
+    }
     fr::store(fr::Mat<fr_W, n, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -52,9 +55,12 @@ int cholesky_v1_vjp(const void* const* in, const index* strides, void* const* ou
     const auto Y = fr::mm(L, fr::adjoint(gL));
     const auto P = fr::tril(Y, -1) + (1.0 / 2.0) * fr::diag(fr::re(fr::diagonal(Y)));
     const auto gA = fr::sym(fr::solve_triangular<true, true, false>(L, fr::solve_triangular<false, false, false>(fr::adjoint(L), P)));
-    const auto _c0 = fr::diagonal(L);
-    const auto _kval0_0 = _c0 * _c0;
-    fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0)), fr::pivot_limit(A));
+    {
+      const auto _c0 = fr::diagonal(L);
+      const auto _kval0_0 = _c0 * _c0;
+      const fr::real_t<fr_W> value = fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0));
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, value, fr::pivot_limit(A));
+    }
     fr::store(fr::Mat<fr_W, n, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;

@@ -29,10 +29,19 @@ int eigh_v0_vjp(const void* const* in, const index* strides, void* const* out, i
     const auto _c1 = fr::mm(_c0, gQ);
     const auto gA = fr::sym(fr::mm(fr::mm(Q, fr::diag(fr::re(gL)) + (fr::pairwise_inv(L) * _c1)), _c0));
     const auto _kvec0 = L;
-    const auto _kval0_0 = fr::skew(_c1) + fr::diag(gL);
-    const auto _kval1_0 = fr::im(fr::diagonal(_c1));
-    fr::report(static_cast<fr_R*>(out[1]), b, 0, 2, fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec0, _kval0_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gL)), fr::largest_abs(gQ)));
-    fr::report(static_cast<fr_R*>(out[1]), b, 1, 2, fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval1_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gQ)));
+    {
+      fr::real_t<fr_W> value = 0;
+      if (fr::any_tie(_kvec0)) {
+        const auto _kval0_0 = fr::skew(_c1) + fr::diag(gL);
+        value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec0, _kval0_0));
+      }
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 2, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gL)), fr::largest_abs(gQ)));
+    }
+    {
+      const auto _kval1_0 = fr::im(fr::diagonal(_c1));
+      const fr::real_t<fr_W> value = fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval1_0));
+      fr::report(static_cast<fr_R*>(out[1]), b, 1, 2, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gQ)));
+    }
     fr::store(fr::Mat<fr_W, n, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -56,10 +65,19 @@ int eigh_v0_vjp_without_gL(const void* const* in, const index* strides, void* co
     const auto _c1 = fr::mm(_c0, gQ);
     const auto gA = fr::sym(fr::mm(fr::mm(Q, fr::pairwise_inv(L) * _c1), _c0));
     const auto _kvec0 = L;
-    const auto _kval0_0 = fr::skew(_c1);
-    const auto _kval1_0 = fr::im(fr::diagonal(_c1));
-    fr::report(static_cast<fr_R*>(out[1]), b, 0, 2, fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec0, _kval0_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gQ)));
-    fr::report(static_cast<fr_R*>(out[1]), b, 1, 2, fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval1_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gQ)));
+    {
+      fr::real_t<fr_W> value = 0;
+      if (fr::any_tie(_kvec0)) {
+        const auto _kval0_0 = fr::skew(_c1);
+        value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec0, _kval0_0));
+      }
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 2, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gQ)));
+    }
+    {
+      const auto _kval1_0 = fr::im(fr::diagonal(_c1));
+      const fr::real_t<fr_W> value = fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval1_0));
+      fr::report(static_cast<fr_R*>(out[1]), b, 1, 2, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gQ)));
+    }
     fr::store(fr::Mat<fr_W, n, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -81,8 +99,14 @@ int eigh_v0_vjp_without_gQ(const void* const* in, const index* strides, void* co
         static_cast<const fr_R*>(in[2]), strides + 6, b);
     const auto gA = fr::mm(fr::scale_cols(Q, fr::re(gL)), fr::adjoint(Q));
     const auto _kvec0 = L;
-    const auto _kval0_0 = fr::diag(gL);
-    fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec0, _kval0_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gL)));
+    {
+      fr::real_t<fr_W> value = 0;
+      if (fr::any_tie(_kvec0)) {
+        const auto _kval0_0 = fr::diag(gL);
+        value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec0, _kval0_0));
+      }
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gL)));
+    }
     fr::store(fr::Mat<fr_W, n, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -108,10 +132,19 @@ int eigh_v1_vjp(const void* const* in, const index* strides, void* const* out, i
     const auto _c1 = fr::mm(_c0, gQ);
     const auto gA = fr::sym(fr::mm(fr::mm(Q, fr::diag(fr::re(gL)) + (fr::pairwise_inv(L) * _c1)), _c0));
     const auto _kvec0 = L;
-    const auto _kval0_0 = fr::skew(_c1) + fr::diag(gL);
-    const auto _kval1_0 = fr::im(fr::diagonal(_c1));
-    fr::report(static_cast<fr_R*>(out[1]), b, 0, 2, fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec0, _kval0_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gL)), fr::largest_abs(gQ)));
-    fr::report(static_cast<fr_R*>(out[1]), b, 1, 2, fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval1_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gQ)));
+    {
+      fr::real_t<fr_W> value = 0;
+      if (fr::any_tie(_kvec0)) {
+        const auto _kval0_0 = fr::skew(_c1) + fr::diag(gL);
+        value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec0, _kval0_0));
+      }
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 2, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gL)), fr::largest_abs(gQ)));
+    }
+    {
+      const auto _kval1_0 = fr::im(fr::diagonal(_c1));
+      const fr::real_t<fr_W> value = fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval1_0));
+      fr::report(static_cast<fr_R*>(out[1]), b, 1, 2, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gQ)));
+    }
     fr::store(fr::Mat<fr_W, n, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -135,10 +168,19 @@ int eigh_v1_vjp_without_gL(const void* const* in, const index* strides, void* co
     const auto _c1 = fr::mm(_c0, gQ);
     const auto gA = fr::sym(fr::mm(fr::mm(Q, fr::pairwise_inv(L) * _c1), _c0));
     const auto _kvec0 = L;
-    const auto _kval0_0 = fr::skew(_c1);
-    const auto _kval1_0 = fr::im(fr::diagonal(_c1));
-    fr::report(static_cast<fr_R*>(out[1]), b, 0, 2, fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec0, _kval0_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gQ)));
-    fr::report(static_cast<fr_R*>(out[1]), b, 1, 2, fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval1_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gQ)));
+    {
+      fr::real_t<fr_W> value = 0;
+      if (fr::any_tie(_kvec0)) {
+        const auto _kval0_0 = fr::skew(_c1);
+        value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec0, _kval0_0));
+      }
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 2, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gQ)));
+    }
+    {
+      const auto _kval1_0 = fr::im(fr::diagonal(_c1));
+      const fr::real_t<fr_W> value = fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval1_0));
+      fr::report(static_cast<fr_R*>(out[1]), b, 1, 2, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gQ)));
+    }
     fr::store(fr::Mat<fr_W, n, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -160,8 +202,14 @@ int eigh_v1_vjp_without_gQ(const void* const* in, const index* strides, void* co
         static_cast<const fr_R*>(in[2]), strides + 6, b);
     const auto gA = fr::mm(fr::scale_cols(Q, fr::re(gL)), fr::adjoint(Q));
     const auto _kvec0 = L;
-    const auto _kval0_0 = fr::diag(gL);
-    fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec0, _kval0_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gL)));
+    {
+      fr::real_t<fr_W> value = 0;
+      if (fr::any_tie(_kvec0)) {
+        const auto _kval0_0 = fr::diag(gL);
+        value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec0, _kval0_0));
+      }
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gL)));
+    }
     fr::store(fr::Mat<fr_W, n, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;

@@ -31,8 +31,11 @@ int geqrf_v0_vjp(const void* const* in, const index* strides, void* const* out, 
     const auto gtau = fr::load<fr_W, 0, 1>(
         static_cast<const fr_I*>(in[4]), strides + 12, b);
     const auto gA = fr::pad<0, 0, 0, n>(fr::diag(gtau)) + ga;
-    const auto _kval0_0 = fr::diagonal(a);
-    fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0)), fr::pivot_limit(A));
+    {
+      const auto _kval0_0 = fr::diagonal(a);
+      const fr::real_t<fr_W> value = fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0));
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, value, fr::pivot_limit(A));
+    }
     fr::store(fr::Mat<fr_W, 0, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -68,8 +71,11 @@ int geqrf_v0_vjp(const void* const* in, const index* strides, void* const* out, 
     const auto _g_B = fr::adjoint(_c5) + fr::diag(fr::re(fr::diagonal(_g_U))) + _c5;
     const auto _g_C = fr::mm(Q, _g_B) + _g_dQ;
     const auto gA = fr::solve_triangular<false, false, false>(_c4, _g_C);
-    const auto _kval0_0 = fr::diagonal(a);
-    fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0)), fr::pivot_limit(A));
+    {
+      const auto _kval0_0 = fr::diagonal(a);
+      const fr::real_t<fr_W> value = fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0));
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, value, fr::pivot_limit(A));
+    }
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -107,8 +113,11 @@ int geqrf_v0_vjp(const void* const* in, const index* strides, void* const* out, 
     const auto _g_B = fr::adjoint(_c6) + fr::diag(fr::re(fr::diagonal(_g_U))) + _c6;
     const auto _g_C = fr::mm(Q, _g_B) + _g_dQ;
     const auto gA = fr::pad<0, 0, m, 0>(fr::mm(Q, _c4)) + fr::solve_triangular<false, false, false>(_c5, _g_C);
-    const auto _kval0_0 = fr::diagonal(a);
-    fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0)), fr::pivot_limit(A));
+    {
+      const auto _kval0_0 = fr::diagonal(a);
+      const fr::real_t<fr_W> value = fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0));
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, value, fr::pivot_limit(A));
+    }
     fr::store(fr::Mat<fr_W, m, m>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -146,8 +155,11 @@ int geqrf_v0_vjp(const void* const* in, const index* strides, void* const* out, 
     const auto _g_B = fr::adjoint(_c6) + fr::diag(fr::re(fr::diagonal(_g_U))) + _c6;
     const auto _g_C = fr::mm(Q, _g_B) + _g_dQ;
     const auto gA = fr::hstack(fr::solve_triangular<false, false, false>(_c5, _g_C), fr::mm(Q, _c4));
-    const auto _kval0_0 = fr::diagonal(a);
-    fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0)), fr::pivot_limit(A));
+    {
+      const auto _kval0_0 = fr::diagonal(a);
+      const fr::real_t<fr_W> value = fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0));
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, value, fr::pivot_limit(A));
+    }
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;

@@ -37,8 +37,11 @@ int lq_v0_vjp(const void* const* in, const index* strides, void* const* out, ind
     const auto _g_M = fr::adjoint(_c1) + fr::diag(fr::re(fr::diagonal(_g_V))) + _c1;
     const auto _g_C = fr::mm(_g_M, Q) + gQ;
     const auto gA = fr::solve_triangular<true, true, false>(_c0, _g_C);
-    const auto _kval0_0 = fr::diagonal(L);
-    fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0)), fr::pivot_limit(A));
+    {
+      const auto _kval0_0 = fr::diagonal(L);
+      const fr::real_t<fr_W> value = fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0));
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, value, fr::pivot_limit(A));
+    }
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -63,8 +66,11 @@ int lq_v0_vjp(const void* const* in, const index* strides, void* const* out, ind
     const auto _g_M = fr::adjoint(_c2) + fr::diag(fr::re(fr::diagonal(_g_V))) + _c2;
     const auto _g_C = fr::mm(_g_M, Q) + _g_dQ;
     const auto gA = fr::vstack(fr::solve_triangular<true, true, false>(_c1, _g_C), fr::mm(_c0, Q));
-    const auto _kval0_0 = fr::diagonal(L);
-    fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0)), fr::pivot_limit(A));
+    {
+      const auto _kval0_0 = fr::diagonal(L);
+      const fr::real_t<fr_W> value = fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0));
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, value, fr::pivot_limit(A));
+    }
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -92,8 +98,11 @@ int lq_v0_vjp_without_gL(const void* const* in, const index* strides, void* cons
     const auto _g_M = fr::adjoint(_c0) + fr::diag(fr::re(fr::diagonal(_g_V))) + _c0;
     const auto _g_C = fr::mm(_g_M, Q) + gQ;
     const auto gA = fr::solve_triangular<true, true, false>(fr::adjoint(L), _g_C);
-    const auto _kval0_0 = fr::diagonal(L);
-    fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0)), fr::pivot_limit(A));
+    {
+      const auto _kval0_0 = fr::diagonal(L);
+      const fr::real_t<fr_W> value = fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0));
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, value, fr::pivot_limit(A));
+    }
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -114,8 +123,11 @@ int lq_v0_vjp_without_gL(const void* const* in, const index* strides, void* cons
     const auto _g_M = fr::adjoint(_c0) + fr::diag(fr::re(fr::diagonal(_g_V))) + _c0;
     const auto _g_C = fr::mm(_g_M, Q) + _g_dQ;
     const auto gA = fr::pad<0, m - n, 0, 0>(fr::solve_triangular<true, true, false>(fr::adjoint(L1), _g_C));
-    const auto _kval0_0 = fr::diagonal(L);
-    fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0)), fr::pivot_limit(A));
+    {
+      const auto _kval0_0 = fr::diagonal(L);
+      const fr::real_t<fr_W> value = fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0));
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, value, fr::pivot_limit(A));
+    }
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;

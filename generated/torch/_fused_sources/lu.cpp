@@ -37,8 +37,11 @@ int lu_v0_vjp(const void* const* in, const index* strides, void* const* out, ind
     const auto _c1 = fr::adjoint(U);
     const auto _g_X = fr::tril(fr::mm(_c0, gL), -1) + fr::triu(fr::mm(gU, _c1), 0);
     const auto gA = fr::permute_rows(P, fr::solve_triangular<true, true, true>(_c0, fr::solve_triangular<false, false, false>(_c1, _g_X)), false);
-    const auto _kval0_0 = fr::diagonal(U);
-    fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0)), fr::pivot_limit(A));
+    {
+      const auto _kval0_0 = fr::diagonal(U);
+      const fr::real_t<fr_W> value = fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0));
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, value, fr::pivot_limit(A));
+    }
     fr::store(fr::Mat<fr_W, m, m>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -63,8 +66,11 @@ int lu_v0_vjp(const void* const* in, const index* strides, void* const* out, ind
     const auto _g_X = fr::tril(fr::mm(_c2, fr::block<0, n, 0, n>(gL)), -1) + fr::triu(fr::mm(_g_dU, _c0), 0);
     const auto _g_B = fr::vstack(fr::solve_triangular<true, true, true>(_c2, fr::solve_triangular<false, false, false>(_c0, _g_X)), _c1);
     const auto gA = fr::permute_rows(P, _g_B, false);
-    const auto _kval0_0 = fr::diagonal(U);
-    fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0)), fr::pivot_limit(A));
+    {
+      const auto _kval0_0 = fr::diagonal(U);
+      const fr::real_t<fr_W> value = fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0));
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, value, fr::pivot_limit(A));
+    }
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -88,8 +94,11 @@ int lu_v0_vjp(const void* const* in, const index* strides, void* const* out, ind
     const auto _g_X = fr::tril(fr::mm(_c0, gL), -1) + fr::tril(-fr::mm(_c1, fr::adjoint(fr::block<0, m, m, n>(U))), -1) + fr::triu(fr::mm(fr::block<0, m, 0, m>(gU), _c2), 0);
     const auto _g_C = fr::hstack(fr::solve_triangular<false, false, false>(_c2, _g_X), _c1);
     const auto gA = fr::permute_rows(P, fr::solve_triangular<true, true, true>(_c0, _g_C), false);
-    const auto _kval0_0 = fr::diagonal(U);
-    fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0)), fr::pivot_limit(A));
+    {
+      const auto _kval0_0 = fr::diagonal(U);
+      const fr::real_t<fr_W> value = fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0));
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, value, fr::pivot_limit(A));
+    }
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -117,8 +126,11 @@ int lu_v0_vjp_without_gL(const void* const* in, const index* strides, void* cons
     const auto _c0 = fr::adjoint(U);
     const auto _g_X = fr::triu(fr::mm(gU, _c0), 0);
     const auto gA = fr::permute_rows(P, fr::solve_triangular<true, true, true>(fr::adjoint(L), fr::solve_triangular<false, false, false>(_c0, _g_X)), false);
-    const auto _kval0_0 = fr::diagonal(U);
-    fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0)), fr::pivot_limit(A));
+    {
+      const auto _kval0_0 = fr::diagonal(U);
+      const fr::real_t<fr_W> value = fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0));
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, value, fr::pivot_limit(A));
+    }
     fr::store(fr::Mat<fr_W, m, m>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -139,8 +151,11 @@ int lu_v0_vjp_without_gL(const void* const* in, const index* strides, void* cons
     const auto _g_X = fr::triu(fr::mm(_g_dU, _c0), 0);
     const auto _g_B = fr::pad<0, m - n, 0, 0>(fr::solve_triangular<true, true, true>(fr::adjoint(fr::block<0, n, 0, n>(L)), fr::solve_triangular<false, false, false>(_c0, _g_X)));
     const auto gA = fr::permute_rows(P, _g_B, false);
-    const auto _kval0_0 = fr::diagonal(U);
-    fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0)), fr::pivot_limit(A));
+    {
+      const auto _kval0_0 = fr::diagonal(U);
+      const fr::real_t<fr_W> value = fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0));
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, value, fr::pivot_limit(A));
+    }
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -161,8 +176,11 @@ int lu_v0_vjp_without_gL(const void* const* in, const index* strides, void* cons
     const auto _g_X = fr::tril(-fr::mm(_c0, fr::adjoint(fr::block<0, m, m, n>(U))), -1) + fr::triu(fr::mm(fr::block<0, m, 0, m>(gU), _c1), 0);
     const auto _g_C = fr::hstack(fr::solve_triangular<false, false, false>(_c1, _g_X), _c0);
     const auto gA = fr::permute_rows(P, fr::solve_triangular<true, true, true>(fr::adjoint(L), _g_C), false);
-    const auto _kval0_0 = fr::diagonal(U);
-    fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0)), fr::pivot_limit(A));
+    {
+      const auto _kval0_0 = fr::diagonal(U);
+      const fr::real_t<fr_W> value = fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0));
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, value, fr::pivot_limit(A));
+    }
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;

@@ -32,8 +32,11 @@ int lu_factor_v0_vjp(const void* const* in, const index* strides, void* const* o
     const auto _g_X = fr::tril(fr::mm(fr::adjoint(fr::tril(LU, -1) + fr::eye<fr_W, m, m>()), gLU), -1) + fr::triu(fr::mm(gLU, fr::adjoint(fr::triu(LU, 0))), 0);
     const auto _c0 = fr::adjoint(LU);
     const auto gA = fr::permute_rows(P, fr::solve_triangular<true, true, true>(_c0, fr::solve_triangular<false, false, false>(_c0, _g_X)), false);
-    const auto _kval0_0 = fr::diagonal(LU);
-    fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0)), fr::pivot_limit(A));
+    {
+      const auto _kval0_0 = fr::diagonal(LU);
+      const fr::real_t<fr_W> value = fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0));
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, value, fr::pivot_limit(A));
+    }
     fr::store(fr::Mat<fr_W, m, m>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -55,8 +58,11 @@ int lu_factor_v0_vjp(const void* const* in, const index* strides, void* const* o
     const auto _g_X = fr::tril(fr::mm(fr::adjoint(fr::tril(_c0, -1) + fr::eye<fr_W, n, n>()), _c3), -1) + fr::triu(fr::mm(_g_dU, fr::adjoint(fr::triu(_c0, 0))), 0);
     const auto _g_B = fr::vstack(fr::solve_triangular<true, true, true>(_c1, fr::solve_triangular<false, false, false>(_c1, _g_X)), _c2);
     const auto gA = fr::permute_rows(P, _g_B, false);
-    const auto _kval0_0 = fr::diagonal(LU);
-    fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0)), fr::pivot_limit(A));
+    {
+      const auto _kval0_0 = fr::diagonal(LU);
+      const fr::real_t<fr_W> value = fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0));
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, value, fr::pivot_limit(A));
+    }
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -77,8 +83,11 @@ int lu_factor_v0_vjp(const void* const* in, const index* strides, void* const* o
     const auto _c3 = fr::adjoint(_c0);
     const auto _g_C = fr::hstack(fr::solve_triangular<false, false, false>(_c3, _g_X), _c2);
     const auto gA = fr::permute_rows(P, fr::solve_triangular<true, true, true>(_c3, _g_C), false);
-    const auto _kval0_0 = fr::diagonal(LU);
-    fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0)), fr::pivot_limit(A));
+    {
+      const auto _kval0_0 = fr::diagonal(LU);
+      const fr::real_t<fr_W> value = fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0));
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, value, fr::pivot_limit(A));
+    }
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;

@@ -33,8 +33,11 @@ int qr_v0_vjp(const void* const* in, const index* strides, void* const* out, ind
         static_cast<const fr_I*>(in[4]), strides + 12, b);
     const auto M = fr::mm(R, fr::adjoint(gR)) - fr::mm(fr::adjoint(gQ), Q);
     const auto gA = fr::solve_triangular<false, false, false>(fr::adjoint(R), gQ + fr::mm(Q, fr::copyltu(M)));
-    const auto _kval0_0 = fr::diagonal(R);
-    fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0)), fr::pivot_limit(A));
+    {
+      const auto _kval0_0 = fr::diagonal(R);
+      const fr::real_t<fr_W> value = fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0));
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, value, fr::pivot_limit(A));
+    }
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -56,8 +59,11 @@ int qr_v0_vjp(const void* const* in, const index* strides, void* const* out, ind
     const auto M = fr::mm(R1, fr::adjoint(fr::block<0, m, 0, m>(gR))) - fr::mm(fr::adjoint(gQ1), Q);
     const auto gX = fr::solve_triangular<false, false, false>(fr::adjoint(R1), gQ1 + fr::mm(Q, fr::copyltu(M)));
     const auto gA = fr::hstack(gX, fr::mm(Q, gR2));
-    const auto _kval0_0 = fr::diagonal(R);
-    fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0)), fr::pivot_limit(A));
+    {
+      const auto _kval0_0 = fr::diagonal(R);
+      const fr::real_t<fr_W> value = fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0));
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, value, fr::pivot_limit(A));
+    }
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -82,8 +88,11 @@ int qr_v0_vjp_without_gR(const void* const* in, const index* strides, void* cons
         static_cast<const fr_I*>(in[3]), strides + 9, b);
     const auto M = -fr::mm(fr::adjoint(gQ), Q);
     const auto gA = fr::solve_triangular<false, false, false>(fr::adjoint(R), fr::mm(Q, fr::copyltu(M)) + gQ);
-    const auto _kval0_0 = fr::diagonal(R);
-    fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0)), fr::pivot_limit(A));
+    {
+      const auto _kval0_0 = fr::diagonal(R);
+      const fr::real_t<fr_W> value = fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0));
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, value, fr::pivot_limit(A));
+    }
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -102,8 +111,11 @@ int qr_v0_vjp_without_gR(const void* const* in, const index* strides, void* cons
     const auto M = -fr::mm(fr::adjoint(gQ1), Q);
     const auto gX = fr::solve_triangular<false, false, false>(fr::adjoint(R1), fr::mm(Q, fr::copyltu(M)) + gQ1);
     const auto gA = fr::pad<0, 0, 0, -m + n>(gX);
-    const auto _kval0_0 = fr::diagonal(R);
-    fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0)), fr::pivot_limit(A));
+    {
+      const auto _kval0_0 = fr::diagonal(R);
+      const fr::real_t<fr_W> value = fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0));
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, value, fr::pivot_limit(A));
+    }
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -138,8 +150,11 @@ int qr_v1_vjp(const void* const* in, const index* strides, void* const* out, ind
     const auto gQ1 = (fr::block<0, m, 0, n>(gQ) - fr::mm(G, fr::adjoint(Z))) + fr::vstack(fr::mm(Z, _c0), _c0);
     const auto M = fr::mm(R1, fr::adjoint(fr::block<0, n, 0, n>(gR))) - fr::mm(fr::adjoint(gQ1), Q1);
     const auto gA = fr::solve_triangular<false, false, false>(fr::adjoint(R1), gQ1 + fr::mm(Q1, fr::copyltu(M)));
-    const auto _kval0_0 = fr::diagonal(R);
-    fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0)), fr::pivot_limit(A));
+    {
+      const auto _kval0_0 = fr::diagonal(R);
+      const fr::real_t<fr_W> value = fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0));
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, value, fr::pivot_limit(A));
+    }
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -157,8 +172,11 @@ int qr_v1_vjp(const void* const* in, const index* strides, void* const* out, ind
         static_cast<const fr_I*>(in[4]), strides + 12, b);
     const auto M = fr::mm(R, fr::adjoint(gR)) - fr::mm(fr::adjoint(gQ), Q);
     const auto gA = fr::solve_triangular<false, false, false>(fr::adjoint(R), gQ + fr::mm(Q, fr::copyltu(M)));
-    const auto _kval0_0 = fr::diagonal(R);
-    fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0)), fr::pivot_limit(A));
+    {
+      const auto _kval0_0 = fr::diagonal(R);
+      const fr::real_t<fr_W> value = fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0));
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, value, fr::pivot_limit(A));
+    }
     fr::store(fr::Mat<fr_W, m, m>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -180,8 +198,11 @@ int qr_v1_vjp(const void* const* in, const index* strides, void* const* out, ind
     const auto M = fr::mm(R1, fr::adjoint(fr::block<0, m, 0, m>(gR))) - fr::mm(fr::adjoint(gQ1), Q);
     const auto gX = fr::solve_triangular<false, false, false>(fr::adjoint(R1), gQ1 + fr::mm(Q, fr::copyltu(M)));
     const auto gA = fr::hstack(gX, fr::mm(Q, gR2));
-    const auto _kval0_0 = fr::diagonal(R);
-    fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0)), fr::pivot_limit(A));
+    {
+      const auto _kval0_0 = fr::diagonal(R);
+      const fr::real_t<fr_W> value = fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0));
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, value, fr::pivot_limit(A));
+    }
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -214,8 +235,11 @@ int qr_v1_vjp_without_gR(const void* const* in, const index* strides, void* cons
     const auto gQ1 = -(fr::mm(G, fr::adjoint(Z))) + fr::block<0, m, 0, n>(gQ) + fr::vstack(fr::mm(Z, _c0), _c0);
     const auto M = -fr::mm(fr::adjoint(gQ1), Q1);
     const auto gA = fr::solve_triangular<false, false, false>(fr::adjoint(R1), fr::mm(Q1, fr::copyltu(M)) + gQ1);
-    const auto _kval0_0 = fr::diagonal(R);
-    fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0)), fr::pivot_limit(A));
+    {
+      const auto _kval0_0 = fr::diagonal(R);
+      const fr::real_t<fr_W> value = fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0));
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, value, fr::pivot_limit(A));
+    }
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -231,8 +255,11 @@ int qr_v1_vjp_without_gR(const void* const* in, const index* strides, void* cons
         static_cast<const fr_I*>(in[3]), strides + 9, b);
     const auto M = -fr::mm(fr::adjoint(gQ), Q);
     const auto gA = fr::solve_triangular<false, false, false>(fr::adjoint(R), fr::mm(Q, fr::copyltu(M)) + gQ);
-    const auto _kval0_0 = fr::diagonal(R);
-    fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0)), fr::pivot_limit(A));
+    {
+      const auto _kval0_0 = fr::diagonal(R);
+      const fr::real_t<fr_W> value = fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0));
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, value, fr::pivot_limit(A));
+    }
     fr::store(fr::Mat<fr_W, m, m>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -251,8 +278,11 @@ int qr_v1_vjp_without_gR(const void* const* in, const index* strides, void* cons
     const auto M = -fr::mm(fr::adjoint(gQ1), Q);
     const auto gX = fr::solve_triangular<false, false, false>(fr::adjoint(R1), fr::mm(Q, fr::copyltu(M)) + gQ1);
     const auto gA = fr::pad<0, 0, 0, -m + n>(gX);
-    const auto _kval0_0 = fr::diagonal(R);
-    fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0)), fr::pivot_limit(A));
+    {
+      const auto _kval0_0 = fr::diagonal(R);
+      const fr::real_t<fr_W> value = fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0));
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, value, fr::pivot_limit(A));
+    }
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -276,8 +306,11 @@ int qr_v2_vjp(const void* const* in, const index* strides, void* const* out, ind
     const auto gR = fr::load<fr_W, n, n>(
         static_cast<const fr_I*>(in[3]), strides + 9, b);
     const auto gA = fr::solve_triangular<false, false, false>(fr::adjoint(R), fr::mm(Q, fr::copyltu(fr::mm(R, fr::adjoint(gR)))));
-    const auto _kval0_0 = fr::diagonal(R);
-    fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0)), fr::pivot_limit(A));
+    {
+      const auto _kval0_0 = fr::diagonal(R);
+      const fr::real_t<fr_W> value = fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0));
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, value, fr::pivot_limit(A));
+    }
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -297,8 +330,11 @@ int qr_v2_vjp(const void* const* in, const index* strides, void* const* out, ind
     const auto M = fr::mm(R1, fr::adjoint(fr::block<0, m, 0, m>(gR))) - fr::mm(fr::adjoint(gQ1), Q);
     const auto gX = fr::solve_triangular<false, false, false>(fr::adjoint(R1), gQ1 + fr::mm(Q, fr::copyltu(M)));
     const auto gA = fr::hstack(gX, fr::mm(Q, gR2));
-    const auto _kval0_0 = fr::diagonal(R);
-    fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0)), fr::pivot_limit(A));
+    {
+      const auto _kval0_0 = fr::diagonal(R);
+      const fr::real_t<fr_W> value = fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0));
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, value, fr::pivot_limit(A));
+    }
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;

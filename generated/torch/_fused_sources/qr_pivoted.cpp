@@ -35,8 +35,11 @@ int qr_pivoted_v0_vjp(const void* const* in, const index* strides, void* const* 
         static_cast<const fr_I*>(in[5]), strides + 15, b);
     const auto M = fr::mm(R, fr::adjoint(gR)) - fr::mm(fr::adjoint(gQ), Q);
     const auto gA = fr::permute_cols(Pi, fr::solve_triangular<false, false, false>(fr::adjoint(R), gQ + fr::mm(Q, fr::copyltu(M))), true);
-    const auto _kval0_0 = fr::diagonal(R);
-    fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0)), fr::pivot_limit(A));
+    {
+      const auto _kval0_0 = fr::diagonal(R);
+      const fr::real_t<fr_W> value = fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0));
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, value, fr::pivot_limit(A));
+    }
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -60,8 +63,11 @@ int qr_pivoted_v0_vjp(const void* const* in, const index* strides, void* const* 
     const auto M = fr::mm(R1, fr::adjoint(fr::block<0, m, 0, m>(gR))) - fr::mm(fr::adjoint(gQ1), Q);
     const auto gX = fr::solve_triangular<false, false, false>(fr::adjoint(R1), gQ1 + fr::mm(Q, fr::copyltu(M)));
     const auto gA = fr::permute_cols(Pi, fr::hstack(gX, fr::mm(Q, gR2)), true);
-    const auto _kval0_0 = fr::diagonal(R);
-    fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0)), fr::pivot_limit(A));
+    {
+      const auto _kval0_0 = fr::diagonal(R);
+      const fr::real_t<fr_W> value = fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0));
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, value, fr::pivot_limit(A));
+    }
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -88,8 +94,11 @@ int qr_pivoted_v0_vjp_without_gR(const void* const* in, const index* strides, vo
         static_cast<const fr_I*>(in[4]), strides + 12, b);
     const auto M = -fr::mm(fr::adjoint(gQ), Q);
     const auto gA = fr::permute_cols(Pi, fr::solve_triangular<false, false, false>(fr::adjoint(R), fr::mm(Q, fr::copyltu(M)) + gQ), true);
-    const auto _kval0_0 = fr::diagonal(R);
-    fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0)), fr::pivot_limit(A));
+    {
+      const auto _kval0_0 = fr::diagonal(R);
+      const fr::real_t<fr_W> value = fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0));
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, value, fr::pivot_limit(A));
+    }
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -110,8 +119,11 @@ int qr_pivoted_v0_vjp_without_gR(const void* const* in, const index* strides, vo
     const auto M = -fr::mm(fr::adjoint(gQ1), Q);
     const auto gX = fr::solve_triangular<false, false, false>(fr::adjoint(R1), fr::mm(Q, fr::copyltu(M)) + gQ1);
     const auto gA = fr::permute_cols(Pi, fr::pad<0, 0, 0, -m + n>(gX), true);
-    const auto _kval0_0 = fr::diagonal(R);
-    fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0)), fr::pivot_limit(A));
+    {
+      const auto _kval0_0 = fr::diagonal(R);
+      const fr::real_t<fr_W> value = fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0));
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, value, fr::pivot_limit(A));
+    }
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -148,8 +160,11 @@ int qr_pivoted_v1_vjp(const void* const* in, const index* strides, void* const* 
     const auto gQ1 = (fr::block<0, m, 0, n>(gQ) - fr::mm(G, fr::adjoint(Z))) + fr::vstack(fr::mm(Z, _c0), _c0);
     const auto M = fr::mm(R1, fr::adjoint(fr::block<0, n, 0, n>(gR))) - fr::mm(fr::adjoint(gQ1), Q1);
     const auto gA = fr::permute_cols(Pi, fr::solve_triangular<false, false, false>(fr::adjoint(R1), gQ1 + fr::mm(Q1, fr::copyltu(M))), true);
-    const auto _kval0_0 = fr::diagonal(R);
-    fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0)), fr::pivot_limit(A));
+    {
+      const auto _kval0_0 = fr::diagonal(R);
+      const fr::real_t<fr_W> value = fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0));
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, value, fr::pivot_limit(A));
+    }
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -169,8 +184,11 @@ int qr_pivoted_v1_vjp(const void* const* in, const index* strides, void* const* 
         static_cast<const fr_I*>(in[5]), strides + 15, b);
     const auto M = fr::mm(R, fr::adjoint(gR)) - fr::mm(fr::adjoint(gQ), Q);
     const auto gA = fr::permute_cols(Pi, fr::solve_triangular<false, false, false>(fr::adjoint(R), gQ + fr::mm(Q, fr::copyltu(M))), true);
-    const auto _kval0_0 = fr::diagonal(R);
-    fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0)), fr::pivot_limit(A));
+    {
+      const auto _kval0_0 = fr::diagonal(R);
+      const fr::real_t<fr_W> value = fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0));
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, value, fr::pivot_limit(A));
+    }
     fr::store(fr::Mat<fr_W, m, m>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -194,8 +212,11 @@ int qr_pivoted_v1_vjp(const void* const* in, const index* strides, void* const* 
     const auto M = fr::mm(R1, fr::adjoint(fr::block<0, m, 0, m>(gR))) - fr::mm(fr::adjoint(gQ1), Q);
     const auto gX = fr::solve_triangular<false, false, false>(fr::adjoint(R1), gQ1 + fr::mm(Q, fr::copyltu(M)));
     const auto gA = fr::permute_cols(Pi, fr::hstack(gX, fr::mm(Q, gR2)), true);
-    const auto _kval0_0 = fr::diagonal(R);
-    fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0)), fr::pivot_limit(A));
+    {
+      const auto _kval0_0 = fr::diagonal(R);
+      const fr::real_t<fr_W> value = fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0));
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, value, fr::pivot_limit(A));
+    }
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -230,8 +251,11 @@ int qr_pivoted_v1_vjp_without_gR(const void* const* in, const index* strides, vo
     const auto gQ1 = -(fr::mm(G, fr::adjoint(Z))) + fr::block<0, m, 0, n>(gQ) + fr::vstack(fr::mm(Z, _c0), _c0);
     const auto M = -fr::mm(fr::adjoint(gQ1), Q1);
     const auto gA = fr::permute_cols(Pi, fr::solve_triangular<false, false, false>(fr::adjoint(R1), fr::mm(Q1, fr::copyltu(M)) + gQ1), true);
-    const auto _kval0_0 = fr::diagonal(R);
-    fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0)), fr::pivot_limit(A));
+    {
+      const auto _kval0_0 = fr::diagonal(R);
+      const fr::real_t<fr_W> value = fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0));
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, value, fr::pivot_limit(A));
+    }
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -249,8 +273,11 @@ int qr_pivoted_v1_vjp_without_gR(const void* const* in, const index* strides, vo
         static_cast<const fr_I*>(in[4]), strides + 12, b);
     const auto M = -fr::mm(fr::adjoint(gQ), Q);
     const auto gA = fr::permute_cols(Pi, fr::solve_triangular<false, false, false>(fr::adjoint(R), fr::mm(Q, fr::copyltu(M)) + gQ), true);
-    const auto _kval0_0 = fr::diagonal(R);
-    fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0)), fr::pivot_limit(A));
+    {
+      const auto _kval0_0 = fr::diagonal(R);
+      const fr::real_t<fr_W> value = fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0));
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, value, fr::pivot_limit(A));
+    }
     fr::store(fr::Mat<fr_W, m, m>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -271,8 +298,11 @@ int qr_pivoted_v1_vjp_without_gR(const void* const* in, const index* strides, vo
     const auto M = -fr::mm(fr::adjoint(gQ1), Q);
     const auto gX = fr::solve_triangular<false, false, false>(fr::adjoint(R1), fr::mm(Q, fr::copyltu(M)) + gQ1);
     const auto gA = fr::permute_cols(Pi, fr::pad<0, 0, 0, -m + n>(gX), true);
-    const auto _kval0_0 = fr::diagonal(R);
-    fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0)), fr::pivot_limit(A));
+    {
+      const auto _kval0_0 = fr::diagonal(R);
+      const fr::real_t<fr_W> value = fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0));
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, value, fr::pivot_limit(A));
+    }
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -298,8 +328,11 @@ int qr_pivoted_v2_vjp(const void* const* in, const index* strides, void* const* 
     const auto gR = fr::load<fr_W, n, n>(
         static_cast<const fr_I*>(in[4]), strides + 12, b);
     const auto gA = fr::permute_cols(Pi, fr::solve_triangular<false, false, false>(fr::adjoint(R), fr::mm(Q, fr::copyltu(fr::mm(R, fr::adjoint(gR))))), true);
-    const auto _kval0_0 = fr::diagonal(R);
-    fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0)), fr::pivot_limit(A));
+    {
+      const auto _kval0_0 = fr::diagonal(R);
+      const fr::real_t<fr_W> value = fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0));
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, value, fr::pivot_limit(A));
+    }
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -321,8 +354,11 @@ int qr_pivoted_v2_vjp(const void* const* in, const index* strides, void* const* 
     const auto M = fr::mm(R1, fr::adjoint(fr::block<0, m, 0, m>(gR))) - fr::mm(fr::adjoint(gQ1), Q);
     const auto gX = fr::solve_triangular<false, false, false>(fr::adjoint(R1), gQ1 + fr::mm(Q, fr::copyltu(M)));
     const auto gA = fr::permute_cols(Pi, fr::hstack(gX, fr::mm(Q, gR2)), true);
-    const auto _kval0_0 = fr::diagonal(R);
-    fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0)), fr::pivot_limit(A));
+    {
+      const auto _kval0_0 = fr::diagonal(R);
+      const fr::real_t<fr_W> value = fr::minimum<fr_W>(fr::real_t<fr_W>(std::numeric_limits<fr::scalar_t<fr_W>>::infinity()), fr::smallest_abs(_kval0_0));
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, value, fr::pivot_limit(A));
+    }
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;

@@ -51,16 +51,33 @@ int svd_v0_vjp(const void* const* in, const index* strides, void* const* out, in
     const auto _g_dP = fr::scale_rows(_c7, _c6) + fr::scale_cols(fr::adjoint(_c8), S) + fr::scale_rows(S, fr::adjoint(_c6)) + fr::scale_cols(_c8, _c7) - fr::scale_cols(_c1, _c9) + fr::diag(fr::re(gS)) + fr::skew(fr::diag((_c9 * fr::diagonal((1.0 / 2.0) * _g_D))));
     const auto gA = fr::mm(fr::scale_cols(gU, _c9) + fr::mm(U, _g_dP), _c2);
     const auto _kvec0 = S;
-    const auto _kval0_0 = fr::vstack(gU - fr::mm(fr::mm(U, _c0), gU), _c3 - fr::mm(fr::mm(V, Vh), _c3));
-    const auto _c10 = fr::diag(gS);
-    const auto _kval0_1 = _c10;
     const auto _kvec1 = S;
-    const auto _c11 = _c1 + fr::mm(Vh, _c3);
-    const auto _kval1_0 = fr::skew(_c11) + _c10;
-    const auto _kval2_0 = fr::im(fr::diagonal(_c11));
-    fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0)), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_1)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gU)), fr::largest_abs(gVh)));
-    fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gU)), fr::largest_abs(gVh)));
-    fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)), fr::largest_abs(gVh)));
+    {
+      fr::real_t<fr_W> value = 0;
+      if (fr::any_zero(_kvec0, fr::pivot_limit(A))) {
+        const auto _kval0_0 = fr::vstack(gU - fr::mm(fr::mm(U, _c0), gU), _c3 - fr::mm(fr::mm(V, Vh), _c3));
+        const auto _c10 = fr::diag(gS);
+        const auto _kval0_1 = _c10;
+        value = fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0)), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_1));
+      }
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gU)), fr::largest_abs(gVh)));
+    }
+    {
+      fr::real_t<fr_W> value = 0;
+      if (fr::any_tie(_kvec1)) {
+        const auto _c10 = fr::diag(gS);
+        const auto _c11 = _c1 + fr::mm(Vh, _c3);
+        const auto _kval1_0 = fr::skew(_c11) + _c10;
+        value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0));
+      }
+      fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gU)), fr::largest_abs(gVh)));
+    }
+    {
+      const auto _c11 = _c1 + fr::mm(Vh, _c3);
+      const auto _kval2_0 = fr::im(fr::diagonal(_c11));
+      const fr::real_t<fr_W> value = fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0));
+      fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)), fr::largest_abs(gVh)));
+    }
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -96,16 +113,33 @@ int svd_v0_vjp(const void* const* in, const index* strides, void* const* out, in
     const auto _g_dP = fr::scale_rows(_c7, _c6) + fr::scale_cols(fr::adjoint(_c8), S) + fr::scale_rows(S, fr::adjoint(_c6)) + fr::scale_cols(_c8, _c7) - fr::scale_rows(_c9, (fr::mm(gVh, V))) + fr::diag(fr::re(gS)) + fr::skew(fr::diag((fr::conj(_c9) * fr::diagonal((1.0 / 2.0) * _g_D))));
     const auto gA = fr::mm(U, fr::scale_rows(_c9, gVh) + fr::mm(_g_dP, _c2));
     const auto _kvec0 = S;
-    const auto _kval0_0 = fr::vstack(gU - fr::mm(fr::mm(U, _c0), gU), _c3 - fr::mm(fr::mm(V, Vh), _c3));
-    const auto _c10 = fr::diag(gS);
-    const auto _kval0_1 = _c10;
     const auto _kvec1 = S;
-    const auto _c11 = _c1 + fr::mm(Vh, _c3);
-    const auto _kval1_0 = fr::skew(_c11) + _c10;
-    const auto _kval2_0 = fr::im(fr::diagonal(_c11));
-    fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0)), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_1)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gU)), fr::largest_abs(gVh)));
-    fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gU)), fr::largest_abs(gVh)));
-    fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)), fr::largest_abs(gVh)));
+    {
+      fr::real_t<fr_W> value = 0;
+      if (fr::any_zero(_kvec0, fr::pivot_limit(A))) {
+        const auto _kval0_0 = fr::vstack(gU - fr::mm(fr::mm(U, _c0), gU), _c3 - fr::mm(fr::mm(V, Vh), _c3));
+        const auto _c10 = fr::diag(gS);
+        const auto _kval0_1 = _c10;
+        value = fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0)), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_1));
+      }
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gU)), fr::largest_abs(gVh)));
+    }
+    {
+      fr::real_t<fr_W> value = 0;
+      if (fr::any_tie(_kvec1)) {
+        const auto _c10 = fr::diag(gS);
+        const auto _c11 = _c1 + fr::mm(Vh, _c3);
+        const auto _kval1_0 = fr::skew(_c11) + _c10;
+        value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0));
+      }
+      fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gU)), fr::largest_abs(gVh)));
+    }
+    {
+      const auto _c11 = _c1 + fr::mm(Vh, _c3);
+      const auto _kval2_0 = fr::im(fr::diagonal(_c11));
+      const fr::real_t<fr_W> value = fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0));
+      fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)), fr::largest_abs(gVh)));
+    }
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -142,16 +176,33 @@ int svd_v0_vjp_without_gU(const void* const* in, const index* strides, void* con
     const auto _g_dP = fr::scale_rows(fr::conj(S), _c3) + fr::scale_rows(S, fr::adjoint(_c3)) + fr::diag(fr::re(gS)) + fr::skew(fr::diag((fr::conj(fr::recip(S)) * fr::diagonal((1.0 / 2.0) * _g_D))));
     const auto gA = fr::mm(fr::mm(U, _g_dP), _c0);
     const auto _kvec0 = S;
-    const auto _kval0_0 = -(fr::mm(fr::mm(V, Vh), _c1)) + _c1;
-    const auto _c4 = fr::diag(gS);
-    const auto _kval0_1 = _c4;
     const auto _kvec1 = S;
-    const auto _c5 = fr::mm(Vh, _c1);
-    const auto _kval1_0 = _c4 + fr::skew(_c5);
-    const auto _kval2_0 = fr::im(fr::diagonal(_c5));
-    fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0)), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_1)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gVh)));
-    fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gVh)));
-    fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gVh)));
+    {
+      fr::real_t<fr_W> value = 0;
+      if (fr::any_zero(_kvec0, fr::pivot_limit(A))) {
+        const auto _kval0_0 = -(fr::mm(fr::mm(V, Vh), _c1)) + _c1;
+        const auto _c4 = fr::diag(gS);
+        const auto _kval0_1 = _c4;
+        value = fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0)), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_1));
+      }
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gVh)));
+    }
+    {
+      fr::real_t<fr_W> value = 0;
+      if (fr::any_tie(_kvec1)) {
+        const auto _c4 = fr::diag(gS);
+        const auto _c5 = fr::mm(Vh, _c1);
+        const auto _kval1_0 = _c4 + fr::skew(_c5);
+        value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0));
+      }
+      fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gVh)));
+    }
+    {
+      const auto _c5 = fr::mm(Vh, _c1);
+      const auto _kval2_0 = fr::im(fr::diagonal(_c5));
+      const fr::real_t<fr_W> value = fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0));
+      fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gVh)));
+    }
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -180,16 +231,33 @@ int svd_v0_vjp_without_gU(const void* const* in, const index* strides, void* con
     const auto _g_dP = fr::scale_rows(fr::conj(S), _c3) + fr::scale_rows(S, fr::adjoint(_c3)) - fr::scale_rows(_c4, (fr::mm(gVh, V))) + fr::diag(fr::re(gS)) + fr::skew(fr::diag((fr::conj(_c4) * fr::diagonal((1.0 / 2.0) * _g_D))));
     const auto gA = fr::mm(U, fr::scale_rows(_c4, gVh) + fr::mm(_g_dP, _c0));
     const auto _kvec0 = S;
-    const auto _kval0_0 = -(fr::mm(fr::mm(V, Vh), _c1)) + _c1;
-    const auto _c5 = fr::diag(gS);
-    const auto _kval0_1 = _c5;
     const auto _kvec1 = S;
-    const auto _c6 = fr::mm(Vh, _c1);
-    const auto _kval1_0 = _c5 + fr::skew(_c6);
-    const auto _kval2_0 = fr::im(fr::diagonal(_c6));
-    fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0)), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_1)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gVh)));
-    fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gVh)));
-    fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gVh)));
+    {
+      fr::real_t<fr_W> value = 0;
+      if (fr::any_zero(_kvec0, fr::pivot_limit(A))) {
+        const auto _kval0_0 = -(fr::mm(fr::mm(V, Vh), _c1)) + _c1;
+        const auto _c5 = fr::diag(gS);
+        const auto _kval0_1 = _c5;
+        value = fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0)), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_1));
+      }
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gVh)));
+    }
+    {
+      fr::real_t<fr_W> value = 0;
+      if (fr::any_tie(_kvec1)) {
+        const auto _c5 = fr::diag(gS);
+        const auto _c6 = fr::mm(Vh, _c1);
+        const auto _kval1_0 = _c5 + fr::skew(_c6);
+        value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0));
+      }
+      fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gVh)));
+    }
+    {
+      const auto _c6 = fr::mm(Vh, _c1);
+      const auto _kval2_0 = fr::im(fr::diagonal(_c6));
+      const fr::real_t<fr_W> value = fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0));
+      fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gVh)));
+    }
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -226,15 +294,31 @@ int svd_v0_vjp_without_gVh(const void* const* in, const index* strides, void* co
     const auto _g_dP = fr::scale_cols(fr::adjoint(_c2), S) + fr::scale_cols(_c2, fr::conj(S)) - fr::scale_cols(_c1, _c3) + fr::diag(fr::re(gS)) + fr::skew(fr::diag((_c3 * fr::diagonal((1.0 / 2.0) * _g_D))));
     const auto gA = fr::mm(fr::mm(U, _g_dP) + fr::scale_cols(gU, _c3), fr::adjoint(V));
     const auto _kvec0 = S;
-    const auto _kval0_0 = -(fr::mm(fr::mm(U, _c0), gU)) + gU;
-    const auto _c4 = fr::diag(gS);
-    const auto _kval0_1 = _c4;
     const auto _kvec1 = S;
-    const auto _kval1_0 = _c4 + fr::skew(_g_D);
-    const auto _kval2_0 = fr::im(fr::diagonal(_g_D));
-    fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0)), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_1)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gU)));
-    fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gU)));
-    fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)));
+    {
+      fr::real_t<fr_W> value = 0;
+      if (fr::any_zero(_kvec0, fr::pivot_limit(A))) {
+        const auto _kval0_0 = -(fr::mm(fr::mm(U, _c0), gU)) + gU;
+        const auto _c4 = fr::diag(gS);
+        const auto _kval0_1 = _c4;
+        value = fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0)), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_1));
+      }
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gU)));
+    }
+    {
+      fr::real_t<fr_W> value = 0;
+      if (fr::any_tie(_kvec1)) {
+        const auto _c4 = fr::diag(gS);
+        const auto _kval1_0 = _c4 + fr::skew(_g_D);
+        value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0));
+      }
+      fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gU)));
+    }
+    {
+      const auto _kval2_0 = fr::im(fr::diagonal(_g_D));
+      const fr::real_t<fr_W> value = fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0));
+      fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)));
+    }
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -261,15 +345,31 @@ int svd_v0_vjp_without_gVh(const void* const* in, const index* strides, void* co
     const auto _g_dP = fr::scale_cols(fr::adjoint(_c2), S) + fr::scale_cols(_c2, fr::conj(S)) + fr::diag(fr::re(gS)) + fr::skew(fr::diag((fr::conj(fr::recip(S)) * fr::diagonal((1.0 / 2.0) * _g_D))));
     const auto gA = fr::mm(fr::mm(U, _g_dP), fr::adjoint(V));
     const auto _kvec0 = S;
-    const auto _kval0_0 = -(fr::mm(fr::mm(U, _c0), gU)) + gU;
-    const auto _c3 = fr::diag(gS);
-    const auto _kval0_1 = _c3;
     const auto _kvec1 = S;
-    const auto _kval1_0 = _c3 + fr::skew(_g_D);
-    const auto _kval2_0 = fr::im(fr::diagonal(_g_D));
-    fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0)), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_1)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gU)));
-    fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gU)));
-    fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)));
+    {
+      fr::real_t<fr_W> value = 0;
+      if (fr::any_zero(_kvec0, fr::pivot_limit(A))) {
+        const auto _kval0_0 = -(fr::mm(fr::mm(U, _c0), gU)) + gU;
+        const auto _c3 = fr::diag(gS);
+        const auto _kval0_1 = _c3;
+        value = fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0)), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_1));
+      }
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gU)));
+    }
+    {
+      fr::real_t<fr_W> value = 0;
+      if (fr::any_tie(_kvec1)) {
+        const auto _c3 = fr::diag(gS);
+        const auto _kval1_0 = _c3 + fr::skew(_g_D);
+        value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0));
+      }
+      fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gU)));
+    }
+    {
+      const auto _kval2_0 = fr::im(fr::diagonal(_g_D));
+      const fr::real_t<fr_W> value = fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0));
+      fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)));
+    }
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -304,14 +404,30 @@ int svd_v0_vjp_without_gU_gS(const void* const* in, const index* strides, void* 
     const auto _g_dP = fr::scale_rows(fr::conj(S), _c3) + fr::scale_rows(S, fr::adjoint(_c3)) + fr::skew(fr::diag((fr::conj(fr::recip(S)) * fr::diagonal((1.0 / 2.0) * _g_D))));
     const auto gA = fr::mm(fr::mm(U, _g_dP), _c0);
     const auto _kvec0 = S;
-    const auto _kval0_0 = -(fr::mm(fr::mm(V, Vh), _c1)) + _c1;
     const auto _kvec1 = S;
-    const auto _c4 = fr::mm(Vh, _c1);
-    const auto _kval1_0 = fr::skew(_c4);
-    const auto _kval2_0 = fr::im(fr::diagonal(_c4));
-    fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gVh)));
-    fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gVh)));
-    fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gVh)));
+    {
+      fr::real_t<fr_W> value = 0;
+      if (fr::any_zero(_kvec0, fr::pivot_limit(A))) {
+        const auto _kval0_0 = -(fr::mm(fr::mm(V, Vh), _c1)) + _c1;
+        value = fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0));
+      }
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gVh)));
+    }
+    {
+      fr::real_t<fr_W> value = 0;
+      if (fr::any_tie(_kvec1)) {
+        const auto _c4 = fr::mm(Vh, _c1);
+        const auto _kval1_0 = fr::skew(_c4);
+        value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0));
+      }
+      fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gVh)));
+    }
+    {
+      const auto _c4 = fr::mm(Vh, _c1);
+      const auto _kval2_0 = fr::im(fr::diagonal(_c4));
+      const fr::real_t<fr_W> value = fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0));
+      fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gVh)));
+    }
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -338,14 +454,30 @@ int svd_v0_vjp_without_gU_gS(const void* const* in, const index* strides, void* 
     const auto _g_dP = fr::scale_rows(fr::conj(S), _c3) + fr::scale_rows(S, fr::adjoint(_c3)) - fr::scale_rows(_c4, (fr::mm(gVh, V))) + fr::skew(fr::diag((fr::conj(_c4) * fr::diagonal((1.0 / 2.0) * _g_D))));
     const auto gA = fr::mm(U, fr::scale_rows(_c4, gVh) + fr::mm(_g_dP, _c0));
     const auto _kvec0 = S;
-    const auto _kval0_0 = -(fr::mm(fr::mm(V, Vh), _c1)) + _c1;
     const auto _kvec1 = S;
-    const auto _c5 = fr::mm(Vh, _c1);
-    const auto _kval1_0 = fr::skew(_c5);
-    const auto _kval2_0 = fr::im(fr::diagonal(_c5));
-    fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gVh)));
-    fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gVh)));
-    fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gVh)));
+    {
+      fr::real_t<fr_W> value = 0;
+      if (fr::any_zero(_kvec0, fr::pivot_limit(A))) {
+        const auto _kval0_0 = -(fr::mm(fr::mm(V, Vh), _c1)) + _c1;
+        value = fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0));
+      }
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gVh)));
+    }
+    {
+      fr::real_t<fr_W> value = 0;
+      if (fr::any_tie(_kvec1)) {
+        const auto _c5 = fr::mm(Vh, _c1);
+        const auto _kval1_0 = fr::skew(_c5);
+        value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0));
+      }
+      fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gVh)));
+    }
+    {
+      const auto _c5 = fr::mm(Vh, _c1);
+      const auto _kval2_0 = fr::im(fr::diagonal(_c5));
+      const fr::real_t<fr_W> value = fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0));
+      fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gVh)));
+    }
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -374,12 +506,25 @@ int svd_v0_vjp_without_gU_gVh(const void* const* in, const index* strides, void*
     const auto _g_dP = fr::diag(fr::re(gS));
     const auto gA = fr::mm(fr::mm(U, _g_dP), fr::adjoint(V));
     const auto _kvec0 = S;
-    const auto _c0 = fr::diag(gS);
-    const auto _kval0_0 = _c0;
     const auto _kvec1 = S;
-    const auto _kval1_0 = _c0;
-    fr::report(static_cast<fr_R*>(out[1]), b, 0, 2, fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)));
-    fr::report(static_cast<fr_R*>(out[1]), b, 1, 2, fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)));
+    {
+      fr::real_t<fr_W> value = 0;
+      if (fr::any_zero(_kvec0, fr::pivot_limit(A))) {
+        const auto _c0 = fr::diag(gS);
+        const auto _kval0_0 = _c0;
+        value = fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0));
+      }
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 2, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)));
+    }
+    {
+      fr::real_t<fr_W> value = 0;
+      if (fr::any_tie(_kvec1)) {
+        const auto _c0 = fr::diag(gS);
+        const auto _kval1_0 = _c0;
+        value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0));
+      }
+      fr::report(static_cast<fr_R*>(out[1]), b, 1, 2, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)));
+    }
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -399,12 +544,25 @@ int svd_v0_vjp_without_gU_gVh(const void* const* in, const index* strides, void*
     const auto _g_dP = fr::diag(fr::re(gS));
     const auto gA = fr::mm(fr::mm(U, _g_dP), fr::adjoint(V));
     const auto _kvec0 = S;
-    const auto _c0 = fr::diag(gS);
-    const auto _kval0_0 = _c0;
     const auto _kvec1 = S;
-    const auto _kval1_0 = _c0;
-    fr::report(static_cast<fr_R*>(out[1]), b, 0, 2, fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)));
-    fr::report(static_cast<fr_R*>(out[1]), b, 1, 2, fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)));
+    {
+      fr::real_t<fr_W> value = 0;
+      if (fr::any_zero(_kvec0, fr::pivot_limit(A))) {
+        const auto _c0 = fr::diag(gS);
+        const auto _kval0_0 = _c0;
+        value = fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0));
+      }
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 2, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)));
+    }
+    {
+      fr::real_t<fr_W> value = 0;
+      if (fr::any_tie(_kvec1)) {
+        const auto _c0 = fr::diag(gS);
+        const auto _kval1_0 = _c0;
+        value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0));
+      }
+      fr::report(static_cast<fr_R*>(out[1]), b, 1, 2, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)));
+    }
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -439,13 +597,28 @@ int svd_v0_vjp_without_gS_gVh(const void* const* in, const index* strides, void*
     const auto _g_dP = fr::scale_cols(fr::adjoint(_c2), S) + fr::scale_cols(_c2, fr::conj(S)) - fr::scale_cols(_c1, _c3) + fr::skew(fr::diag((_c3 * fr::diagonal((1.0 / 2.0) * _g_D))));
     const auto gA = fr::mm(fr::mm(U, _g_dP) + fr::scale_cols(gU, _c3), fr::adjoint(V));
     const auto _kvec0 = S;
-    const auto _kval0_0 = -(fr::mm(fr::mm(U, _c0), gU)) + gU;
     const auto _kvec1 = S;
-    const auto _kval1_0 = fr::skew(_g_D);
-    const auto _kval2_0 = fr::im(fr::diagonal(_g_D));
-    fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)));
-    fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)));
-    fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)));
+    {
+      fr::real_t<fr_W> value = 0;
+      if (fr::any_zero(_kvec0, fr::pivot_limit(A))) {
+        const auto _kval0_0 = -(fr::mm(fr::mm(U, _c0), gU)) + gU;
+        value = fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0));
+      }
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)));
+    }
+    {
+      fr::real_t<fr_W> value = 0;
+      if (fr::any_tie(_kvec1)) {
+        const auto _kval1_0 = fr::skew(_g_D);
+        value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0));
+      }
+      fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)));
+    }
+    {
+      const auto _kval2_0 = fr::im(fr::diagonal(_g_D));
+      const fr::real_t<fr_W> value = fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0));
+      fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)));
+    }
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -470,13 +643,28 @@ int svd_v0_vjp_without_gS_gVh(const void* const* in, const index* strides, void*
     const auto _g_dP = fr::scale_cols(fr::adjoint(_c2), S) + fr::scale_cols(_c2, fr::conj(S)) + fr::skew(fr::diag((fr::conj(fr::recip(S)) * fr::diagonal((1.0 / 2.0) * _g_D))));
     const auto gA = fr::mm(fr::mm(U, _g_dP), fr::adjoint(V));
     const auto _kvec0 = S;
-    const auto _kval0_0 = -(fr::mm(fr::mm(U, _c0), gU)) + gU;
     const auto _kvec1 = S;
-    const auto _kval1_0 = fr::skew(_g_D);
-    const auto _kval2_0 = fr::im(fr::diagonal(_g_D));
-    fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)));
-    fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)));
-    fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)));
+    {
+      fr::real_t<fr_W> value = 0;
+      if (fr::any_zero(_kvec0, fr::pivot_limit(A))) {
+        const auto _kval0_0 = -(fr::mm(fr::mm(U, _c0), gU)) + gU;
+        value = fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0));
+      }
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)));
+    }
+    {
+      fr::real_t<fr_W> value = 0;
+      if (fr::any_tie(_kvec1)) {
+        const auto _kval1_0 = fr::skew(_g_D);
+        value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0));
+      }
+      fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)));
+    }
+    {
+      const auto _kval2_0 = fr::im(fr::diagonal(_g_D));
+      const fr::real_t<fr_W> value = fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0));
+      fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)));
+    }
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -519,22 +707,43 @@ int svd_v1_vjp(const void* const* in, const index* strides, void* const* out, in
     const auto _g_dP = fr::scale_rows(_c6, _c5) + fr::scale_cols(fr::adjoint(_c7), S) + fr::scale_rows(S, fr::adjoint(_c5)) + fr::scale_cols(_c7, _c6) + fr::diag(fr::re(gS)) + fr::skew(fr::diag((fr::conj(fr::recip(S)) * fr::diagonal((1.0 / 2.0) * _g_D))));
     const auto gA = fr::mm(fr::mm(U, _g_dP), _c1);
     const auto _kvec0 = S;
-    const auto _c10 = fr::block<m, m, 0, m>(Vh);
-    const auto _c11 = fr::block<m, m, 0, m>(gVh);
-    const auto _c8 = fr::adjoint(fr::block<0, m, m, m>(U));
-    const auto _c9 = fr::block<0, m, m, m>(gU);
-    const auto _kval0_0 = fr::vstack(fr::mm(_c8, gU) - fr::mm(fr::adjoint(_c9), U), fr::mm(_c10, _c2) - fr::mm(_c11, V));
-    const auto _c12 = fr::diag(gS);
-    const auto _kval0_1 = _c12;
     const auto _kvec1 = S;
-    const auto _c13 = _c0 + fr::mm(Vh, _c2);
-    const auto _kval1_0 = fr::skew(_c13) + _c12;
-    const auto _kval2_0 = fr::im(fr::diagonal(_c13));
-    const auto _kval2_1 = fr::skew(fr::mm(_c8, _c9));
-    const auto _kval2_2 = fr::skew(fr::mm(_c10, fr::adjoint(_c11)));
-    fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0)), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_1)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gU)), fr::largest_abs(gVh)));
-    fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gU)), fr::largest_abs(gVh)));
-    fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, fr::maximum(fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0)), fr::largest_abs(_kval2_1)), fr::largest_abs(_kval2_2)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)), fr::largest_abs(gVh)));
+    {
+      fr::real_t<fr_W> value = 0;
+      if (fr::any_zero(_kvec0, fr::pivot_limit(A))) {
+        const auto _c10 = fr::block<m, m, 0, m>(Vh);
+        const auto _c11 = fr::block<m, m, 0, m>(gVh);
+        const auto _c8 = fr::adjoint(fr::block<0, m, m, m>(U));
+        const auto _c9 = fr::block<0, m, m, m>(gU);
+        const auto _kval0_0 = fr::vstack(fr::mm(_c8, gU) - fr::mm(fr::adjoint(_c9), U), fr::mm(_c10, _c2) - fr::mm(_c11, V));
+        const auto _c12 = fr::diag(gS);
+        const auto _kval0_1 = _c12;
+        value = fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0)), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_1));
+      }
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gU)), fr::largest_abs(gVh)));
+    }
+    {
+      fr::real_t<fr_W> value = 0;
+      if (fr::any_tie(_kvec1)) {
+        const auto _c12 = fr::diag(gS);
+        const auto _c13 = _c0 + fr::mm(Vh, _c2);
+        const auto _kval1_0 = fr::skew(_c13) + _c12;
+        value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0));
+      }
+      fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gU)), fr::largest_abs(gVh)));
+    }
+    {
+      const auto _c10 = fr::block<m, m, 0, m>(Vh);
+      const auto _c11 = fr::block<m, m, 0, m>(gVh);
+      const auto _c8 = fr::adjoint(fr::block<0, m, m, m>(U));
+      const auto _c9 = fr::block<0, m, m, m>(gU);
+      const auto _c13 = _c0 + fr::mm(Vh, _c2);
+      const auto _kval2_0 = fr::im(fr::diagonal(_c13));
+      const auto _kval2_1 = fr::skew(fr::mm(_c8, _c9));
+      const auto _kval2_2 = fr::skew(fr::mm(_c10, fr::adjoint(_c11)));
+      const fr::real_t<fr_W> value = fr::maximum(fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0)), fr::largest_abs(_kval2_1)), fr::largest_abs(_kval2_2));
+      fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)), fr::largest_abs(gVh)));
+    }
     fr::store(fr::Mat<fr_W, m, m>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -575,21 +784,41 @@ int svd_v1_vjp(const void* const* in, const index* strides, void* const* out, in
     const auto _c12 = fr::adjoint(_c11);
     const auto gA = fr::mm(fr::scale_cols(_g_dU1, _c9) + fr::mm(U1, _g_dP), _c1) - fr::mm(fr::mm(fr::mm(_c10, _c12), fr::scale_cols(U1, _c8)), Vh);
     const auto _kvec0 = S;
-    const auto _c13 = fr::adjoint(_c10);
-    const auto _c14 = fr::block<n, n, 0, n>(Vh);
-    const auto _c15 = fr::block<n, n, 0, n>(gVh);
-    const auto _kval0_0 = fr::vstack(fr::mm(_c13, _g_dU1) - fr::mm(_c12, U1), fr::mm(_c14, _c2) - fr::mm(_c15, V));
-    const auto _c16 = fr::diag(gS);
-    const auto _kval0_1 = _c16;
     const auto _kvec1 = S;
-    const auto _c17 = _c0 + fr::mm(Vh, _c2);
-    const auto _kval1_0 = fr::skew(_c17) + _c16;
-    const auto _kval2_0 = fr::im(fr::diagonal(_c17));
-    const auto _kval2_1 = fr::skew(fr::mm(_c13, _c11));
-    const auto _kval2_2 = fr::skew(fr::mm(_c14, fr::adjoint(_c15)));
-    fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0)), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_1)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gU)), fr::largest_abs(gVh)));
-    fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gU)), fr::largest_abs(gVh)));
-    fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, fr::maximum(fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0)), fr::largest_abs(_kval2_1)), fr::largest_abs(_kval2_2)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)), fr::largest_abs(gVh)));
+    {
+      fr::real_t<fr_W> value = 0;
+      if (fr::any_zero(_kvec0, fr::pivot_limit(A))) {
+        const auto _c13 = fr::adjoint(_c10);
+        const auto _c14 = fr::block<n, n, 0, n>(Vh);
+        const auto _c15 = fr::block<n, n, 0, n>(gVh);
+        const auto _kval0_0 = fr::vstack(fr::mm(_c13, _g_dU1) - fr::mm(_c12, U1), fr::mm(_c14, _c2) - fr::mm(_c15, V));
+        const auto _c16 = fr::diag(gS);
+        const auto _kval0_1 = _c16;
+        value = fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0)), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_1));
+      }
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gU)), fr::largest_abs(gVh)));
+    }
+    {
+      fr::real_t<fr_W> value = 0;
+      if (fr::any_tie(_kvec1)) {
+        const auto _c16 = fr::diag(gS);
+        const auto _c17 = _c0 + fr::mm(Vh, _c2);
+        const auto _kval1_0 = fr::skew(_c17) + _c16;
+        value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0));
+      }
+      fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gU)), fr::largest_abs(gVh)));
+    }
+    {
+      const auto _c13 = fr::adjoint(_c10);
+      const auto _c14 = fr::block<n, n, 0, n>(Vh);
+      const auto _c15 = fr::block<n, n, 0, n>(gVh);
+      const auto _c17 = _c0 + fr::mm(Vh, _c2);
+      const auto _kval2_0 = fr::im(fr::diagonal(_c17));
+      const auto _kval2_1 = fr::skew(fr::mm(_c13, _c11));
+      const auto _kval2_2 = fr::skew(fr::mm(_c14, fr::adjoint(_c15)));
+      const fr::real_t<fr_W> value = fr::maximum(fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0)), fr::largest_abs(_kval2_1)), fr::largest_abs(_kval2_2));
+      fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)), fr::largest_abs(gVh)));
+    }
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -629,22 +858,44 @@ int svd_v1_vjp(const void* const* in, const index* strides, void* const* out, in
     const auto _c12 = fr::block<m, n, 0, n>(Vh);
     const auto gA = fr::mm(U, fr::scale_rows(_c10, _c9) + fr::mm(_g_dP, _c3) - fr::scale_rows(_c11, (fr::mm(fr::mm(_c3, fr::block<0, n, m, n>(_c1)), _c12))));
     const auto _kvec0 = S;
-    const auto _c13 = fr::adjoint(fr::block<0, m, m, m>(U));
-    const auto _c14 = fr::block<0, m, m, m>(gU);
-    const auto _c15 = fr::adjoint(fr::block<0, m, 0, n>(gVh));
-    const auto _c16 = fr::block<m, n, 0, n>(gVh);
-    const auto _kval0_0 = fr::vstack(fr::mm(_c13, gU) - fr::mm(fr::adjoint(_c14), U), fr::mm(_c12, _c15) - fr::mm(_c16, V1));
-    const auto _c17 = fr::diag(gS);
-    const auto _kval0_1 = _c17;
     const auto _kvec1 = S;
-    const auto _c18 = _c2 + fr::mm(_c0, _c15);
-    const auto _kval1_0 = fr::skew(_c18) + _c17;
-    const auto _kval2_0 = fr::im(fr::diagonal(_c18));
-    const auto _kval2_1 = fr::skew(fr::mm(_c13, _c14));
-    const auto _kval2_2 = fr::skew(fr::mm(_c12, fr::adjoint(_c16)));
-    fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0)), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_1)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gU)), fr::largest_abs(gVh)));
-    fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gU)), fr::largest_abs(gVh)));
-    fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, fr::maximum(fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0)), fr::largest_abs(_kval2_1)), fr::largest_abs(_kval2_2)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)), fr::largest_abs(gVh)));
+    {
+      fr::real_t<fr_W> value = 0;
+      if (fr::any_zero(_kvec0, fr::pivot_limit(A))) {
+        const auto _c13 = fr::adjoint(fr::block<0, m, m, m>(U));
+        const auto _c14 = fr::block<0, m, m, m>(gU);
+        const auto _c15 = fr::adjoint(fr::block<0, m, 0, n>(gVh));
+        const auto _c16 = fr::block<m, n, 0, n>(gVh);
+        const auto _kval0_0 = fr::vstack(fr::mm(_c13, gU) - fr::mm(fr::adjoint(_c14), U), fr::mm(_c12, _c15) - fr::mm(_c16, V1));
+        const auto _c17 = fr::diag(gS);
+        const auto _kval0_1 = _c17;
+        value = fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0)), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_1));
+      }
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gU)), fr::largest_abs(gVh)));
+    }
+    {
+      fr::real_t<fr_W> value = 0;
+      if (fr::any_tie(_kvec1)) {
+        const auto _c15 = fr::adjoint(fr::block<0, m, 0, n>(gVh));
+        const auto _c17 = fr::diag(gS);
+        const auto _c18 = _c2 + fr::mm(_c0, _c15);
+        const auto _kval1_0 = fr::skew(_c18) + _c17;
+        value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0));
+      }
+      fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gU)), fr::largest_abs(gVh)));
+    }
+    {
+      const auto _c13 = fr::adjoint(fr::block<0, m, m, m>(U));
+      const auto _c14 = fr::block<0, m, m, m>(gU);
+      const auto _c15 = fr::adjoint(fr::block<0, m, 0, n>(gVh));
+      const auto _c16 = fr::block<m, n, 0, n>(gVh);
+      const auto _c18 = _c2 + fr::mm(_c0, _c15);
+      const auto _kval2_0 = fr::im(fr::diagonal(_c18));
+      const auto _kval2_1 = fr::skew(fr::mm(_c13, _c14));
+      const auto _kval2_2 = fr::skew(fr::mm(_c12, fr::adjoint(_c16)));
+      const fr::real_t<fr_W> value = fr::maximum(fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0)), fr::largest_abs(_kval2_1)), fr::largest_abs(_kval2_2));
+      fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)), fr::largest_abs(gVh)));
+    }
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -681,19 +932,38 @@ int svd_v1_vjp_without_gU(const void* const* in, const index* strides, void* con
     const auto _g_dP = fr::scale_rows(fr::conj(S), _c3) + fr::scale_rows(S, fr::adjoint(_c3)) + fr::diag(fr::re(gS)) + fr::skew(fr::diag((fr::conj(fr::recip(S)) * fr::diagonal((1.0 / 2.0) * _g_D))));
     const auto gA = fr::mm(fr::mm(U, _g_dP), _c0);
     const auto _kvec0 = S;
-    const auto _c4 = fr::block<m, m, 0, m>(Vh);
-    const auto _c5 = fr::block<m, m, 0, m>(gVh);
-    const auto _kval0_0 = fr::mm(_c4, _c1) - fr::mm(_c5, V);
-    const auto _c6 = fr::diag(gS);
-    const auto _kval0_1 = _c6;
     const auto _kvec1 = S;
-    const auto _c7 = fr::mm(Vh, _c1);
-    const auto _kval1_0 = _c6 + fr::skew(_c7);
-    const auto _kval2_0 = fr::im(fr::diagonal(_c7));
-    const auto _kval2_1 = fr::skew(fr::mm(_c4, fr::adjoint(_c5)));
-    fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0)), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_1)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gVh)));
-    fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gVh)));
-    fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0)), fr::largest_abs(_kval2_1)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gVh)));
+    {
+      fr::real_t<fr_W> value = 0;
+      if (fr::any_zero(_kvec0, fr::pivot_limit(A))) {
+        const auto _c4 = fr::block<m, m, 0, m>(Vh);
+        const auto _c5 = fr::block<m, m, 0, m>(gVh);
+        const auto _kval0_0 = fr::mm(_c4, _c1) - fr::mm(_c5, V);
+        const auto _c6 = fr::diag(gS);
+        const auto _kval0_1 = _c6;
+        value = fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0)), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_1));
+      }
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gVh)));
+    }
+    {
+      fr::real_t<fr_W> value = 0;
+      if (fr::any_tie(_kvec1)) {
+        const auto _c6 = fr::diag(gS);
+        const auto _c7 = fr::mm(Vh, _c1);
+        const auto _kval1_0 = _c6 + fr::skew(_c7);
+        value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0));
+      }
+      fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gVh)));
+    }
+    {
+      const auto _c4 = fr::block<m, m, 0, m>(Vh);
+      const auto _c5 = fr::block<m, m, 0, m>(gVh);
+      const auto _c7 = fr::mm(Vh, _c1);
+      const auto _kval2_0 = fr::im(fr::diagonal(_c7));
+      const auto _kval2_1 = fr::skew(fr::mm(_c4, fr::adjoint(_c5)));
+      const fr::real_t<fr_W> value = fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0)), fr::largest_abs(_kval2_1));
+      fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gVh)));
+    }
     fr::store(fr::Mat<fr_W, m, m>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -722,19 +992,38 @@ int svd_v1_vjp_without_gU(const void* const* in, const index* strides, void* con
     const auto _g_dP = fr::scale_rows(fr::conj(S), _c3) + fr::scale_rows(S, fr::adjoint(_c3)) + fr::diag(fr::re(gS)) + fr::skew(fr::diag((fr::conj(fr::recip(S)) * fr::diagonal((1.0 / 2.0) * _g_D))));
     const auto gA = fr::mm(fr::mm(U1, _g_dP), _c0);
     const auto _kvec0 = S;
-    const auto _c4 = fr::block<n, n, 0, n>(Vh);
-    const auto _c5 = fr::block<n, n, 0, n>(gVh);
-    const auto _kval0_0 = fr::mm(_c4, _c1) - fr::mm(_c5, V);
-    const auto _c6 = fr::diag(gS);
-    const auto _kval0_1 = _c6;
     const auto _kvec1 = S;
-    const auto _c7 = fr::mm(Vh, _c1);
-    const auto _kval1_0 = _c6 + fr::skew(_c7);
-    const auto _kval2_0 = fr::im(fr::diagonal(_c7));
-    const auto _kval2_1 = fr::skew(fr::mm(_c4, fr::adjoint(_c5)));
-    fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0)), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_1)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gVh)));
-    fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gVh)));
-    fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0)), fr::largest_abs(_kval2_1)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gVh)));
+    {
+      fr::real_t<fr_W> value = 0;
+      if (fr::any_zero(_kvec0, fr::pivot_limit(A))) {
+        const auto _c4 = fr::block<n, n, 0, n>(Vh);
+        const auto _c5 = fr::block<n, n, 0, n>(gVh);
+        const auto _kval0_0 = fr::mm(_c4, _c1) - fr::mm(_c5, V);
+        const auto _c6 = fr::diag(gS);
+        const auto _kval0_1 = _c6;
+        value = fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0)), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_1));
+      }
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gVh)));
+    }
+    {
+      fr::real_t<fr_W> value = 0;
+      if (fr::any_tie(_kvec1)) {
+        const auto _c6 = fr::diag(gS);
+        const auto _c7 = fr::mm(Vh, _c1);
+        const auto _kval1_0 = _c6 + fr::skew(_c7);
+        value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0));
+      }
+      fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gVh)));
+    }
+    {
+      const auto _c4 = fr::block<n, n, 0, n>(Vh);
+      const auto _c5 = fr::block<n, n, 0, n>(gVh);
+      const auto _c7 = fr::mm(Vh, _c1);
+      const auto _kval2_0 = fr::im(fr::diagonal(_c7));
+      const auto _kval2_1 = fr::skew(fr::mm(_c4, fr::adjoint(_c5)));
+      const fr::real_t<fr_W> value = fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0)), fr::largest_abs(_kval2_1));
+      fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gVh)));
+    }
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -768,19 +1057,39 @@ int svd_v1_vjp_without_gU(const void* const* in, const index* strides, void* con
     const auto _c8 = fr::block<m, n, 0, n>(Vh);
     const auto gA = fr::mm(U, fr::scale_rows(_c6, _c5) + fr::mm(_g_dP, _c2) - fr::scale_rows(_c7, (fr::mm(fr::mm(_c2, fr::block<0, n, m, n>(_c1)), _c8))));
     const auto _kvec0 = S;
-    const auto _c10 = fr::block<m, n, 0, n>(gVh);
-    const auto _c9 = fr::adjoint(fr::block<0, m, 0, n>(gVh));
-    const auto _kval0_0 = fr::mm(_c8, _c9) - fr::mm(_c10, V1);
-    const auto _c11 = fr::diag(gS);
-    const auto _kval0_1 = _c11;
     const auto _kvec1 = S;
-    const auto _c12 = fr::mm(_c0, _c9);
-    const auto _kval1_0 = _c11 + fr::skew(_c12);
-    const auto _kval2_0 = fr::im(fr::diagonal(_c12));
-    const auto _kval2_1 = fr::skew(fr::mm(_c8, fr::adjoint(_c10)));
-    fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0)), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_1)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gVh)));
-    fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gVh)));
-    fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0)), fr::largest_abs(_kval2_1)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gVh)));
+    {
+      fr::real_t<fr_W> value = 0;
+      if (fr::any_zero(_kvec0, fr::pivot_limit(A))) {
+        const auto _c10 = fr::block<m, n, 0, n>(gVh);
+        const auto _c9 = fr::adjoint(fr::block<0, m, 0, n>(gVh));
+        const auto _kval0_0 = fr::mm(_c8, _c9) - fr::mm(_c10, V1);
+        const auto _c11 = fr::diag(gS);
+        const auto _kval0_1 = _c11;
+        value = fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0)), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_1));
+      }
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gVh)));
+    }
+    {
+      fr::real_t<fr_W> value = 0;
+      if (fr::any_tie(_kvec1)) {
+        const auto _c9 = fr::adjoint(fr::block<0, m, 0, n>(gVh));
+        const auto _c11 = fr::diag(gS);
+        const auto _c12 = fr::mm(_c0, _c9);
+        const auto _kval1_0 = _c11 + fr::skew(_c12);
+        value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0));
+      }
+      fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gVh)));
+    }
+    {
+      const auto _c10 = fr::block<m, n, 0, n>(gVh);
+      const auto _c9 = fr::adjoint(fr::block<0, m, 0, n>(gVh));
+      const auto _c12 = fr::mm(_c0, _c9);
+      const auto _kval2_0 = fr::im(fr::diagonal(_c12));
+      const auto _kval2_1 = fr::skew(fr::mm(_c8, fr::adjoint(_c10)));
+      const fr::real_t<fr_W> value = fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0)), fr::largest_abs(_kval2_1));
+      fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gVh)));
+    }
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -815,18 +1124,36 @@ int svd_v1_vjp_without_gVh(const void* const* in, const index* strides, void* co
     const auto _g_dP = fr::scale_cols(fr::adjoint(_c1), S) + fr::scale_cols(_c1, fr::conj(S)) + fr::diag(fr::re(gS)) + fr::skew(fr::diag((fr::conj(fr::recip(S)) * fr::diagonal((1.0 / 2.0) * _g_D))));
     const auto gA = fr::mm(fr::mm(U, _g_dP), fr::adjoint(V));
     const auto _kvec0 = S;
-    const auto _c2 = fr::adjoint(fr::block<0, m, m, m>(U));
-    const auto _c3 = fr::block<0, m, m, m>(gU);
-    const auto _kval0_0 = fr::mm(_c2, gU) - fr::mm(fr::adjoint(_c3), U);
-    const auto _c4 = fr::diag(gS);
-    const auto _kval0_1 = _c4;
     const auto _kvec1 = S;
-    const auto _kval1_0 = _c4 + fr::skew(_g_D);
-    const auto _kval2_0 = fr::im(fr::diagonal(_g_D));
-    const auto _kval2_1 = fr::skew(fr::mm(_c2, _c3));
-    fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0)), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_1)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gU)));
-    fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gU)));
-    fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0)), fr::largest_abs(_kval2_1)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)));
+    {
+      fr::real_t<fr_W> value = 0;
+      if (fr::any_zero(_kvec0, fr::pivot_limit(A))) {
+        const auto _c2 = fr::adjoint(fr::block<0, m, m, m>(U));
+        const auto _c3 = fr::block<0, m, m, m>(gU);
+        const auto _kval0_0 = fr::mm(_c2, gU) - fr::mm(fr::adjoint(_c3), U);
+        const auto _c4 = fr::diag(gS);
+        const auto _kval0_1 = _c4;
+        value = fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0)), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_1));
+      }
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gU)));
+    }
+    {
+      fr::real_t<fr_W> value = 0;
+      if (fr::any_tie(_kvec1)) {
+        const auto _c4 = fr::diag(gS);
+        const auto _kval1_0 = _c4 + fr::skew(_g_D);
+        value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0));
+      }
+      fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gU)));
+    }
+    {
+      const auto _c2 = fr::adjoint(fr::block<0, m, m, m>(U));
+      const auto _c3 = fr::block<0, m, m, m>(gU);
+      const auto _kval2_0 = fr::im(fr::diagonal(_g_D));
+      const auto _kval2_1 = fr::skew(fr::mm(_c2, _c3));
+      const fr::real_t<fr_W> value = fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0)), fr::largest_abs(_kval2_1));
+      fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)));
+    }
     fr::store(fr::Mat<fr_W, m, m>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -859,17 +1186,34 @@ int svd_v1_vjp_without_gVh(const void* const* in, const index* strides, void* co
     const auto _c6 = fr::adjoint(_c5);
     const auto gA = fr::mm(fr::mm(U1, _g_dP) + fr::scale_cols(_g_dU1, _c3), fr::adjoint(V)) - fr::mm(fr::mm(fr::mm(_c4, _c6), fr::scale_cols(U1, _c2)), Vh);
     const auto _kvec0 = S;
-    const auto _c7 = fr::adjoint(_c4);
-    const auto _kval0_0 = fr::mm(_c7, _g_dU1) - fr::mm(_c6, U1);
-    const auto _c8 = fr::diag(gS);
-    const auto _kval0_1 = _c8;
     const auto _kvec1 = S;
-    const auto _kval1_0 = _c8 + fr::skew(_c0);
-    const auto _kval2_0 = fr::im(fr::diagonal(_c0));
-    const auto _kval2_1 = fr::skew(fr::mm(_c7, _c5));
-    fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0)), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_1)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gU)));
-    fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gU)));
-    fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0)), fr::largest_abs(_kval2_1)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)));
+    {
+      fr::real_t<fr_W> value = 0;
+      if (fr::any_zero(_kvec0, fr::pivot_limit(A))) {
+        const auto _c7 = fr::adjoint(_c4);
+        const auto _kval0_0 = fr::mm(_c7, _g_dU1) - fr::mm(_c6, U1);
+        const auto _c8 = fr::diag(gS);
+        const auto _kval0_1 = _c8;
+        value = fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0)), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_1));
+      }
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gU)));
+    }
+    {
+      fr::real_t<fr_W> value = 0;
+      if (fr::any_tie(_kvec1)) {
+        const auto _c8 = fr::diag(gS);
+        const auto _kval1_0 = _c8 + fr::skew(_c0);
+        value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0));
+      }
+      fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gU)));
+    }
+    {
+      const auto _c7 = fr::adjoint(_c4);
+      const auto _kval2_0 = fr::im(fr::diagonal(_c0));
+      const auto _kval2_1 = fr::skew(fr::mm(_c7, _c5));
+      const fr::real_t<fr_W> value = fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0)), fr::largest_abs(_kval2_1));
+      fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)));
+    }
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -895,18 +1239,36 @@ int svd_v1_vjp_without_gVh(const void* const* in, const index* strides, void* co
     const auto _g_dP = fr::scale_cols(fr::adjoint(_c1), S) + fr::scale_cols(_c1, fr::conj(S)) + fr::diag(fr::re(gS)) + fr::skew(fr::diag((fr::conj(fr::recip(S)) * fr::diagonal((1.0 / 2.0) * _g_D))));
     const auto gA = fr::mm(fr::mm(U, _g_dP), fr::adjoint(V1));
     const auto _kvec0 = S;
-    const auto _c2 = fr::adjoint(fr::block<0, m, m, m>(U));
-    const auto _c3 = fr::block<0, m, m, m>(gU);
-    const auto _kval0_0 = fr::mm(_c2, gU) - fr::mm(fr::adjoint(_c3), U);
-    const auto _c4 = fr::diag(gS);
-    const auto _kval0_1 = _c4;
     const auto _kvec1 = S;
-    const auto _kval1_0 = _c4 + fr::skew(_g_D);
-    const auto _kval2_0 = fr::im(fr::diagonal(_g_D));
-    const auto _kval2_1 = fr::skew(fr::mm(_c2, _c3));
-    fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0)), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_1)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gU)));
-    fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gU)));
-    fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0)), fr::largest_abs(_kval2_1)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)));
+    {
+      fr::real_t<fr_W> value = 0;
+      if (fr::any_zero(_kvec0, fr::pivot_limit(A))) {
+        const auto _c2 = fr::adjoint(fr::block<0, m, m, m>(U));
+        const auto _c3 = fr::block<0, m, m, m>(gU);
+        const auto _kval0_0 = fr::mm(_c2, gU) - fr::mm(fr::adjoint(_c3), U);
+        const auto _c4 = fr::diag(gS);
+        const auto _kval0_1 = _c4;
+        value = fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0)), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_1));
+      }
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gU)));
+    }
+    {
+      fr::real_t<fr_W> value = 0;
+      if (fr::any_tie(_kvec1)) {
+        const auto _c4 = fr::diag(gS);
+        const auto _kval1_0 = _c4 + fr::skew(_g_D);
+        value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0));
+      }
+      fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gU)));
+    }
+    {
+      const auto _c2 = fr::adjoint(fr::block<0, m, m, m>(U));
+      const auto _c3 = fr::block<0, m, m, m>(gU);
+      const auto _kval2_0 = fr::im(fr::diagonal(_g_D));
+      const auto _kval2_1 = fr::skew(fr::mm(_c2, _c3));
+      const fr::real_t<fr_W> value = fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0)), fr::largest_abs(_kval2_1));
+      fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)));
+    }
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -941,17 +1303,35 @@ int svd_v1_vjp_without_gU_gS(const void* const* in, const index* strides, void* 
     const auto _g_dP = fr::scale_rows(fr::conj(S), _c3) + fr::scale_rows(S, fr::adjoint(_c3)) + fr::skew(fr::diag((fr::conj(fr::recip(S)) * fr::diagonal((1.0 / 2.0) * _g_D))));
     const auto gA = fr::mm(fr::mm(U, _g_dP), _c0);
     const auto _kvec0 = S;
-    const auto _c4 = fr::block<m, m, 0, m>(Vh);
-    const auto _c5 = fr::block<m, m, 0, m>(gVh);
-    const auto _kval0_0 = fr::mm(_c4, _c1) - fr::mm(_c5, V);
     const auto _kvec1 = S;
-    const auto _c6 = fr::mm(Vh, _c1);
-    const auto _kval1_0 = fr::skew(_c6);
-    const auto _kval2_0 = fr::im(fr::diagonal(_c6));
-    const auto _kval2_1 = fr::skew(fr::mm(_c4, fr::adjoint(_c5)));
-    fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gVh)));
-    fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gVh)));
-    fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0)), fr::largest_abs(_kval2_1)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gVh)));
+    {
+      fr::real_t<fr_W> value = 0;
+      if (fr::any_zero(_kvec0, fr::pivot_limit(A))) {
+        const auto _c4 = fr::block<m, m, 0, m>(Vh);
+        const auto _c5 = fr::block<m, m, 0, m>(gVh);
+        const auto _kval0_0 = fr::mm(_c4, _c1) - fr::mm(_c5, V);
+        value = fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0));
+      }
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gVh)));
+    }
+    {
+      fr::real_t<fr_W> value = 0;
+      if (fr::any_tie(_kvec1)) {
+        const auto _c6 = fr::mm(Vh, _c1);
+        const auto _kval1_0 = fr::skew(_c6);
+        value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0));
+      }
+      fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gVh)));
+    }
+    {
+      const auto _c4 = fr::block<m, m, 0, m>(Vh);
+      const auto _c5 = fr::block<m, m, 0, m>(gVh);
+      const auto _c6 = fr::mm(Vh, _c1);
+      const auto _kval2_0 = fr::im(fr::diagonal(_c6));
+      const auto _kval2_1 = fr::skew(fr::mm(_c4, fr::adjoint(_c5)));
+      const fr::real_t<fr_W> value = fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0)), fr::largest_abs(_kval2_1));
+      fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gVh)));
+    }
     fr::store(fr::Mat<fr_W, m, m>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -978,17 +1358,35 @@ int svd_v1_vjp_without_gU_gS(const void* const* in, const index* strides, void* 
     const auto _g_dP = fr::scale_rows(fr::conj(S), _c3) + fr::scale_rows(S, fr::adjoint(_c3)) + fr::skew(fr::diag((fr::conj(fr::recip(S)) * fr::diagonal((1.0 / 2.0) * _g_D))));
     const auto gA = fr::mm(fr::mm(U1, _g_dP), _c0);
     const auto _kvec0 = S;
-    const auto _c4 = fr::block<n, n, 0, n>(Vh);
-    const auto _c5 = fr::block<n, n, 0, n>(gVh);
-    const auto _kval0_0 = fr::mm(_c4, _c1) - fr::mm(_c5, V);
     const auto _kvec1 = S;
-    const auto _c6 = fr::mm(Vh, _c1);
-    const auto _kval1_0 = fr::skew(_c6);
-    const auto _kval2_0 = fr::im(fr::diagonal(_c6));
-    const auto _kval2_1 = fr::skew(fr::mm(_c4, fr::adjoint(_c5)));
-    fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gVh)));
-    fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gVh)));
-    fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0)), fr::largest_abs(_kval2_1)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gVh)));
+    {
+      fr::real_t<fr_W> value = 0;
+      if (fr::any_zero(_kvec0, fr::pivot_limit(A))) {
+        const auto _c4 = fr::block<n, n, 0, n>(Vh);
+        const auto _c5 = fr::block<n, n, 0, n>(gVh);
+        const auto _kval0_0 = fr::mm(_c4, _c1) - fr::mm(_c5, V);
+        value = fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0));
+      }
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gVh)));
+    }
+    {
+      fr::real_t<fr_W> value = 0;
+      if (fr::any_tie(_kvec1)) {
+        const auto _c6 = fr::mm(Vh, _c1);
+        const auto _kval1_0 = fr::skew(_c6);
+        value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0));
+      }
+      fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gVh)));
+    }
+    {
+      const auto _c4 = fr::block<n, n, 0, n>(Vh);
+      const auto _c5 = fr::block<n, n, 0, n>(gVh);
+      const auto _c6 = fr::mm(Vh, _c1);
+      const auto _kval2_0 = fr::im(fr::diagonal(_c6));
+      const auto _kval2_1 = fr::skew(fr::mm(_c4, fr::adjoint(_c5)));
+      const fr::real_t<fr_W> value = fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0)), fr::largest_abs(_kval2_1));
+      fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gVh)));
+    }
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -1020,17 +1418,36 @@ int svd_v1_vjp_without_gU_gS(const void* const* in, const index* strides, void* 
     const auto _c8 = fr::block<m, n, 0, n>(Vh);
     const auto gA = fr::mm(U, fr::scale_rows(_c6, _c5) + fr::mm(_g_dP, _c2) - fr::scale_rows(_c7, (fr::mm(fr::mm(_c2, fr::block<0, n, m, n>(_c1)), _c8))));
     const auto _kvec0 = S;
-    const auto _c10 = fr::block<m, n, 0, n>(gVh);
-    const auto _c9 = fr::adjoint(fr::block<0, m, 0, n>(gVh));
-    const auto _kval0_0 = fr::mm(_c8, _c9) - fr::mm(_c10, V1);
     const auto _kvec1 = S;
-    const auto _c11 = fr::mm(_c0, _c9);
-    const auto _kval1_0 = fr::skew(_c11);
-    const auto _kval2_0 = fr::im(fr::diagonal(_c11));
-    const auto _kval2_1 = fr::skew(fr::mm(_c8, fr::adjoint(_c10)));
-    fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gVh)));
-    fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gVh)));
-    fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0)), fr::largest_abs(_kval2_1)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gVh)));
+    {
+      fr::real_t<fr_W> value = 0;
+      if (fr::any_zero(_kvec0, fr::pivot_limit(A))) {
+        const auto _c10 = fr::block<m, n, 0, n>(gVh);
+        const auto _c9 = fr::adjoint(fr::block<0, m, 0, n>(gVh));
+        const auto _kval0_0 = fr::mm(_c8, _c9) - fr::mm(_c10, V1);
+        value = fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0));
+      }
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gVh)));
+    }
+    {
+      fr::real_t<fr_W> value = 0;
+      if (fr::any_tie(_kvec1)) {
+        const auto _c9 = fr::adjoint(fr::block<0, m, 0, n>(gVh));
+        const auto _c11 = fr::mm(_c0, _c9);
+        const auto _kval1_0 = fr::skew(_c11);
+        value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0));
+      }
+      fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gVh)));
+    }
+    {
+      const auto _c10 = fr::block<m, n, 0, n>(gVh);
+      const auto _c9 = fr::adjoint(fr::block<0, m, 0, n>(gVh));
+      const auto _c11 = fr::mm(_c0, _c9);
+      const auto _kval2_0 = fr::im(fr::diagonal(_c11));
+      const auto _kval2_1 = fr::skew(fr::mm(_c8, fr::adjoint(_c10)));
+      const fr::real_t<fr_W> value = fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0)), fr::largest_abs(_kval2_1));
+      fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gVh)));
+    }
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -1059,12 +1476,25 @@ int svd_v1_vjp_without_gU_gVh(const void* const* in, const index* strides, void*
     const auto _g_dP = fr::diag(fr::re(gS));
     const auto gA = fr::mm(fr::mm(U, _g_dP), fr::adjoint(V));
     const auto _kvec0 = S;
-    const auto _c0 = fr::diag(gS);
-    const auto _kval0_0 = _c0;
     const auto _kvec1 = S;
-    const auto _kval1_0 = _c0;
-    fr::report(static_cast<fr_R*>(out[1]), b, 0, 2, fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)));
-    fr::report(static_cast<fr_R*>(out[1]), b, 1, 2, fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)));
+    {
+      fr::real_t<fr_W> value = 0;
+      if (fr::any_zero(_kvec0, fr::pivot_limit(A))) {
+        const auto _c0 = fr::diag(gS);
+        const auto _kval0_0 = _c0;
+        value = fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0));
+      }
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 2, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)));
+    }
+    {
+      fr::real_t<fr_W> value = 0;
+      if (fr::any_tie(_kvec1)) {
+        const auto _c0 = fr::diag(gS);
+        const auto _kval1_0 = _c0;
+        value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0));
+      }
+      fr::report(static_cast<fr_R*>(out[1]), b, 1, 2, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)));
+    }
     fr::store(fr::Mat<fr_W, m, m>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -1085,12 +1515,25 @@ int svd_v1_vjp_without_gU_gVh(const void* const* in, const index* strides, void*
     const auto _g_dP = fr::diag(fr::re(gS));
     const auto gA = fr::mm(fr::mm(U1, _g_dP), fr::adjoint(V));
     const auto _kvec0 = S;
-    const auto _c0 = fr::diag(gS);
-    const auto _kval0_0 = _c0;
     const auto _kvec1 = S;
-    const auto _kval1_0 = _c0;
-    fr::report(static_cast<fr_R*>(out[1]), b, 0, 2, fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)));
-    fr::report(static_cast<fr_R*>(out[1]), b, 1, 2, fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)));
+    {
+      fr::real_t<fr_W> value = 0;
+      if (fr::any_zero(_kvec0, fr::pivot_limit(A))) {
+        const auto _c0 = fr::diag(gS);
+        const auto _kval0_0 = _c0;
+        value = fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0));
+      }
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 2, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)));
+    }
+    {
+      fr::real_t<fr_W> value = 0;
+      if (fr::any_tie(_kvec1)) {
+        const auto _c0 = fr::diag(gS);
+        const auto _kval1_0 = _c0;
+        value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0));
+      }
+      fr::report(static_cast<fr_R*>(out[1]), b, 1, 2, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)));
+    }
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -1110,12 +1553,25 @@ int svd_v1_vjp_without_gU_gVh(const void* const* in, const index* strides, void*
     const auto _g_dP = fr::diag(fr::re(gS));
     const auto gA = fr::mm(fr::mm(U, _g_dP), fr::adjoint(V1));
     const auto _kvec0 = S;
-    const auto _c0 = fr::diag(gS);
-    const auto _kval0_0 = _c0;
     const auto _kvec1 = S;
-    const auto _kval1_0 = _c0;
-    fr::report(static_cast<fr_R*>(out[1]), b, 0, 2, fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)));
-    fr::report(static_cast<fr_R*>(out[1]), b, 1, 2, fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)));
+    {
+      fr::real_t<fr_W> value = 0;
+      if (fr::any_zero(_kvec0, fr::pivot_limit(A))) {
+        const auto _c0 = fr::diag(gS);
+        const auto _kval0_0 = _c0;
+        value = fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0));
+      }
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 2, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)));
+    }
+    {
+      fr::real_t<fr_W> value = 0;
+      if (fr::any_tie(_kvec1)) {
+        const auto _c0 = fr::diag(gS);
+        const auto _kval1_0 = _c0;
+        value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0));
+      }
+      fr::report(static_cast<fr_R*>(out[1]), b, 1, 2, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)));
+    }
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -1148,16 +1604,33 @@ int svd_v1_vjp_without_gS_gVh(const void* const* in, const index* strides, void*
     const auto _g_dP = fr::scale_cols(fr::adjoint(_c1), S) + fr::scale_cols(_c1, fr::conj(S)) + fr::skew(fr::diag((fr::conj(fr::recip(S)) * fr::diagonal((1.0 / 2.0) * _g_D))));
     const auto gA = fr::mm(fr::mm(U, _g_dP), fr::adjoint(V));
     const auto _kvec0 = S;
-    const auto _c2 = fr::adjoint(fr::block<0, m, m, m>(U));
-    const auto _c3 = fr::block<0, m, m, m>(gU);
-    const auto _kval0_0 = fr::mm(_c2, gU) - fr::mm(fr::adjoint(_c3), U);
     const auto _kvec1 = S;
-    const auto _kval1_0 = fr::skew(_g_D);
-    const auto _kval2_0 = fr::im(fr::diagonal(_g_D));
-    const auto _kval2_1 = fr::skew(fr::mm(_c2, _c3));
-    fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)));
-    fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)));
-    fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0)), fr::largest_abs(_kval2_1)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)));
+    {
+      fr::real_t<fr_W> value = 0;
+      if (fr::any_zero(_kvec0, fr::pivot_limit(A))) {
+        const auto _c2 = fr::adjoint(fr::block<0, m, m, m>(U));
+        const auto _c3 = fr::block<0, m, m, m>(gU);
+        const auto _kval0_0 = fr::mm(_c2, gU) - fr::mm(fr::adjoint(_c3), U);
+        value = fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0));
+      }
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)));
+    }
+    {
+      fr::real_t<fr_W> value = 0;
+      if (fr::any_tie(_kvec1)) {
+        const auto _kval1_0 = fr::skew(_g_D);
+        value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0));
+      }
+      fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)));
+    }
+    {
+      const auto _c2 = fr::adjoint(fr::block<0, m, m, m>(U));
+      const auto _c3 = fr::block<0, m, m, m>(gU);
+      const auto _kval2_0 = fr::im(fr::diagonal(_g_D));
+      const auto _kval2_1 = fr::skew(fr::mm(_c2, _c3));
+      const fr::real_t<fr_W> value = fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0)), fr::largest_abs(_kval2_1));
+      fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)));
+    }
     fr::store(fr::Mat<fr_W, m, m>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -1188,15 +1661,31 @@ int svd_v1_vjp_without_gS_gVh(const void* const* in, const index* strides, void*
     const auto _c6 = fr::adjoint(_c5);
     const auto gA = fr::mm(fr::mm(U1, _g_dP) + fr::scale_cols(_g_dU1, _c3), fr::adjoint(V)) - fr::mm(fr::mm(fr::mm(_c4, _c6), fr::scale_cols(U1, _c2)), Vh);
     const auto _kvec0 = S;
-    const auto _c7 = fr::adjoint(_c4);
-    const auto _kval0_0 = fr::mm(_c7, _g_dU1) - fr::mm(_c6, U1);
     const auto _kvec1 = S;
-    const auto _kval1_0 = fr::skew(_c0);
-    const auto _kval2_0 = fr::im(fr::diagonal(_c0));
-    const auto _kval2_1 = fr::skew(fr::mm(_c7, _c5));
-    fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)));
-    fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)));
-    fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0)), fr::largest_abs(_kval2_1)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)));
+    {
+      fr::real_t<fr_W> value = 0;
+      if (fr::any_zero(_kvec0, fr::pivot_limit(A))) {
+        const auto _c7 = fr::adjoint(_c4);
+        const auto _kval0_0 = fr::mm(_c7, _g_dU1) - fr::mm(_c6, U1);
+        value = fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0));
+      }
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)));
+    }
+    {
+      fr::real_t<fr_W> value = 0;
+      if (fr::any_tie(_kvec1)) {
+        const auto _kval1_0 = fr::skew(_c0);
+        value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0));
+      }
+      fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)));
+    }
+    {
+      const auto _c7 = fr::adjoint(_c4);
+      const auto _kval2_0 = fr::im(fr::diagonal(_c0));
+      const auto _kval2_1 = fr::skew(fr::mm(_c7, _c5));
+      const fr::real_t<fr_W> value = fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0)), fr::largest_abs(_kval2_1));
+      fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)));
+    }
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -1220,16 +1709,33 @@ int svd_v1_vjp_without_gS_gVh(const void* const* in, const index* strides, void*
     const auto _g_dP = fr::scale_cols(fr::adjoint(_c1), S) + fr::scale_cols(_c1, fr::conj(S)) + fr::skew(fr::diag((fr::conj(fr::recip(S)) * fr::diagonal((1.0 / 2.0) * _g_D))));
     const auto gA = fr::mm(fr::mm(U, _g_dP), fr::adjoint(V1));
     const auto _kvec0 = S;
-    const auto _c2 = fr::adjoint(fr::block<0, m, m, m>(U));
-    const auto _c3 = fr::block<0, m, m, m>(gU);
-    const auto _kval0_0 = fr::mm(_c2, gU) - fr::mm(fr::adjoint(_c3), U);
     const auto _kvec1 = S;
-    const auto _kval1_0 = fr::skew(_g_D);
-    const auto _kval2_0 = fr::im(fr::diagonal(_g_D));
-    const auto _kval2_1 = fr::skew(fr::mm(_c2, _c3));
-    fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)));
-    fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)));
-    fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0)), fr::largest_abs(_kval2_1)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)));
+    {
+      fr::real_t<fr_W> value = 0;
+      if (fr::any_zero(_kvec0, fr::pivot_limit(A))) {
+        const auto _c2 = fr::adjoint(fr::block<0, m, m, m>(U));
+        const auto _c3 = fr::block<0, m, m, m>(gU);
+        const auto _kval0_0 = fr::mm(_c2, gU) - fr::mm(fr::adjoint(_c3), U);
+        value = fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0));
+      }
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)));
+    }
+    {
+      fr::real_t<fr_W> value = 0;
+      if (fr::any_tie(_kvec1)) {
+        const auto _kval1_0 = fr::skew(_g_D);
+        value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0));
+      }
+      fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)));
+    }
+    {
+      const auto _c2 = fr::adjoint(fr::block<0, m, m, m>(U));
+      const auto _c3 = fr::block<0, m, m, m>(gU);
+      const auto _kval2_0 = fr::im(fr::diagonal(_g_D));
+      const auto _kval2_1 = fr::skew(fr::mm(_c2, _c3));
+      const fr::real_t<fr_W> value = fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0)), fr::largest_abs(_kval2_1));
+      fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)));
+    }
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;

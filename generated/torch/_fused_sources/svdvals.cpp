@@ -33,12 +33,25 @@ int svdvals_v0_vjp(const void* const* in, const index* strides, void* const* out
         static_cast<const fr_R*>(in[4]), strides + 12, b);
     const auto gA = fr::mm(fr::scale_cols(U, fr::re(gS)), Vh);
     const auto _kvec0 = S;
-    const auto _c0 = fr::diag(gS);
-    const auto _kval0_0 = _c0;
     const auto _kvec1 = S;
-    const auto _kval1_0 = _c0;
-    fr::report(static_cast<fr_R*>(out[1]), b, 0, 2, fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)));
-    fr::report(static_cast<fr_R*>(out[1]), b, 1, 2, fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)));
+    {
+      fr::real_t<fr_W> value = 0;
+      if (fr::any_zero(_kvec0, fr::pivot_limit(A))) {
+        const auto _c0 = fr::diag(gS);
+        const auto _kval0_0 = _c0;
+        value = fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0));
+      }
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 2, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)));
+    }
+    {
+      fr::real_t<fr_W> value = 0;
+      if (fr::any_tie(_kvec1)) {
+        const auto _c0 = fr::diag(gS);
+        const auto _kval1_0 = _c0;
+        value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0));
+      }
+      fr::report(static_cast<fr_R*>(out[1]), b, 1, 2, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)));
+    }
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
@@ -56,12 +69,25 @@ int svdvals_v0_vjp(const void* const* in, const index* strides, void* const* out
         static_cast<const fr_R*>(in[4]), strides + 12, b);
     const auto gA = fr::mm(fr::scale_cols(U, fr::re(gS)), Vh);
     const auto _kvec0 = S;
-    const auto _c0 = fr::diag(gS);
-    const auto _kval0_0 = _c0;
     const auto _kvec1 = S;
-    const auto _kval1_0 = _c0;
-    fr::report(static_cast<fr_R*>(out[1]), b, 0, 2, fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)));
-    fr::report(static_cast<fr_R*>(out[1]), b, 1, 2, fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0)), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)));
+    {
+      fr::real_t<fr_W> value = 0;
+      if (fr::any_zero(_kvec0, fr::pivot_limit(A))) {
+        const auto _c0 = fr::diag(gS);
+        const auto _kval0_0 = _c0;
+        value = fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0));
+      }
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 2, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)));
+    }
+    {
+      fr::real_t<fr_W> value = 0;
+      if (fr::any_tie(_kvec1)) {
+        const auto _c0 = fr::diag(gS);
+        const auto _kval1_0 = _c0;
+        value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0));
+      }
+      fr::report(static_cast<fr_R*>(out[1]), b, 1, 2, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)));
+    }
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
     return 1;
