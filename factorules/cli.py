@@ -291,6 +291,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                            "(a ratio needs 15)")
     p.add_argument("--json", action="store_true", help="print the table as JSON")
     p.add_argument("--quick", action="store_true", help="small sizes (for smoke tests)")
+    p.add_argument("--shape", action="append", metavar="SHAPE",
+                   help="only the rows of this shape, as the table writes it (4096x8x8); "
+                        "repeatable")
     p.add_argument("--row-timeout", type=float, metavar="SECONDS",
                    help="each row runs in a process of its own; one still running after this "
                         "long is killed and reported (default: 300, or 60 with --quick)")

@@ -363,3 +363,15 @@ def test_options_of_reads_back_a_case_label():
     case = Case("torch", (("left", True), ("transpose", False)), (4, 4), "float64", "vjp")
     assert options_of(case.label) == {"left": "True", "transpose": "False"}
     assert options_of(Case("jax", (), (4, 4), "float64", "jvp").label) == {}
+
+
+def test_a_shape_no_row_has_is_named_before_anything_runs(monkeypatch, capsys):
+    """--shape keeps the rows of that shape (as the table writes it); one that no row of the
+    specs has is an error that names it."""
+    from factorules.tools import bench
+
+    planned = []
+    monkeypatch.setattr(bench, "_run_child", lambda *args, **kwargs: planned.append(args))
+    assert bench.main(_bench_args("svd", "--quick", "--shape", "7x7")) == 2
+    assert "no row of shape 7x7 in svd" in capsys.readouterr().err
+    assert planned == []

@@ -289,6 +289,13 @@ def main(args) -> int:
             print(f"bench: spec {name!r} has no 'benchmarks'; skipped", file=sys.stderr)
             continue
         plan.extend((name, case) for case in cases(checked_specs[name], args.quick))
+    shapes = getattr(args, "shape", None)
+    if shapes:
+        plan = [(name, case) for name, case in plan if "x".join(map(str, case.shape)) in shapes]
+        if not plan:
+            print(f"bench: no row of shape {', '.join(shapes)} in {', '.join(names)}",
+                  file=sys.stderr)
+            return 2
 
     environments: dict[str, str] = {}  # backend: its footnote text, from its first row
     progress = Progress("bench", len(plan))

@@ -588,11 +588,15 @@ def _fused_vjp(op, name, sizes, arrays, fields, inputs, checks):
               "complex": _COMPLEX.get(first.dtype, first.dtype)}
     # each operand as (count, rows, cols) with its own strides (a vector as a column): no copy
     # unless its dtype differs or its batch axes do not collapse into one
-    given, strides = [], []
+    given, strides, kept = [], [], []
     for a, f in zip(arrays, fields):
-        a = a.detach().to(dtypes[f])
-        a = a.unsqueeze(-1) if a.dim() == axes + 1 else a
-        a = a.reshape(count, a.shape[-2], a.shape[-1])
+        if a.dtype != dtypes[f]:
+            a = a.to(dtypes[f])
+        if a.dim() == axes + 1:
+            a = a.unsqueeze(-1)
+        if axes != 1:
+            a = a.reshape(count, a.shape[-2], a.shape[-1])
+        kept.append(a)  # alive until the kernel has run
         given.append(a.data_ptr())
         strides.extend(a.stride())
     results = [_torch.empty(x.shape, dtype=x.dtype) for x in inputs]
