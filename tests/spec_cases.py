@@ -276,3 +276,15 @@ def alternate(params, half: int, full=None):
     if ladder.FULL if full is None else full:
         return list(params)
     return list(params)[half::2]
+
+
+def one_per_spec(params, full=None):
+    """One param per spec: its variants in turn across the specs (the first spec's first, the
+    next spec's second, ...), for a check of what every variant of a spec shares (the
+    generated wrapper around the rules); all of them under --full (tests/ladder.py)."""
+    if ladder.FULL if full is None else full:
+        return list(params)
+    by_spec: dict = {}
+    for p in params:
+        by_spec.setdefault(p.values[0].op, []).append(p)
+    return [cases_[turn % len(cases_)] for turn, cases_ in enumerate(by_spec.values())]

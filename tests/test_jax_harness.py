@@ -22,7 +22,7 @@ from factorules.tools.adapters import as_tuple
 from factorules.audit import sample
 from factorules.tools.verify import random_like
 from jax_strictness import dot_precisions, is_highest, strict
-from spec_cases import alternate, cases, in_turn, wide64
+from spec_cases import alternate, cases, in_turn, one_per_spec, wide64
 
 jax.config.update("jax_enable_x64", True)
 
@@ -200,12 +200,15 @@ def check_grad_under_jit_and_vmap(case):
     assert np.allclose(mapped, eager, rtol=0, atol=tolerance(case, 1e-12))
 
 
-@pytest.mark.parametrize("case", in_turn(cases(("regular",), ("c128", "c64"),
-                                               ("unbatched",), small=True), shapes=True, start=2))
+@pytest.mark.parametrize("case", one_per_spec(in_turn(cases(("regular",), ("c128", "c64"),
+                                                            ("unbatched",), small=True),
+                                                      shapes=True, start=2)))
 def test_vjp_uses_jax_cotangent_convention(case):
     """<op>_vjp's pullback is jax.vjp's, complex conjugation included.  The cotangents of
     outputs with a gauge are made invariant in JAX's convention (factorules.tools.gauge): the
-    pullback checks them in that convention and raises if they were not."""
+    pullback checks them in that convention and raises if they were not.  The conversion is
+    the module's, around every variant's rule: one variant per spec, in turn (every one under
+    --full)."""
     with precision(case):
         check_cotangent_convention(case)
 

@@ -240,8 +240,10 @@ def _case_checks(checked: CheckedSpec, cv, case, absent) -> tuple:
     return derivative_checks(checked.spec, cv.variant, parsed, messages)[1]
 
 
+@functools.lru_cache(maxsize=64)
 def kernels(checked: CheckedSpec) -> tuple[Kernel, ...]:
-    """Every variant's pullbacks: the full VJP and each partial VJP its cases all have."""
+    """Every variant's pullbacks: the full VJP and each partial VJP its cases all have (kept:
+    the torch module's model and the C++ source both ask)."""
     spec = checked.spec
     out = []
     for index, cv in enumerate(checked.variants):
