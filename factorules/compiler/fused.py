@@ -158,9 +158,9 @@ def _program(rule, checks, permutations):
                          shared_by={s.name for s in statements})
 
 
-def _largest(names, scalar="fr_W") -> str:
+def _largest(names) -> str:
     """C++: the largest |entry| over the matrices ``names`` (0 for none)."""
-    text = f"fr::real_t<{scalar}>(0)"
+    text = f"fr::real_t<{SCALAR}>(0)"
     for name in names:
         text = f"fr::maximum({text}, fr::largest_abs({name}))"
     return text
