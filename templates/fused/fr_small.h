@@ -265,12 +265,19 @@ template <class T, index R, index C> inline Mat<T, R, C> eye() {
   for (index i = 0; i < std::min(R, C); ++i) z(i, i) = T(1);
   return z;
 }
+template <class T> inline real_t<T> epsilon() {
+  return real_t<T>(std::numeric_limits<scalar_t<T>>::epsilon());
+}
+// n eps max|v|: two values of the column v tie when they differ by at most this
+template <class T, index N> inline real_t<T> tie_tolerance(const Mat<T, N, 1>& v) {
+  real_t<T> largest = 0;
+  for (index i = 0; i < N; ++i) largest = maximum(largest, magnitude(v(i, 0)));
+  return real_t<T>(N) * epsilon<T>() * largest;
+}
 // F(i, j) = 1 / (v_j - v_i), 0 where |v_j - v_i| <= n eps max|v| (the diagonal included)
 template <class T, index N> inline Mat<T, N, N> pairwise_inv(const Mat<T, N, 1>& v) {
   using R = real_t<T>;
-  R largest = 0;
-  for (index i = 0; i < N; ++i) largest = maximum(largest, magnitude(v(i, 0)));
-  const R tol = R(N) * R(std::numeric_limits<scalar_t<T>>::epsilon()) * largest;
+  const R tol = tie_tolerance(v);
   Mat<T, N, N> z;
   for (index i = 0; i < N; ++i)
     for (index j = 0; j < N; ++j) {
@@ -402,9 +409,6 @@ template <class S, int L> inline Lanes<S, L> square_root(Lanes<S, L> x) {
   return r;
 }
 template <class T> inline real_t<T> minimum(real_t<T> x, real_t<T> y) { return -maximum(-x, -y); }
-template <class T> inline real_t<T> epsilon() {
-  return real_t<T>(std::numeric_limits<scalar_t<T>>::epsilon());
-}
 // the largest |entry| (0 for none)
 template <class T, index R, index C> inline real_t<T> largest_abs(const Mat<T, R, C>& x) {
   real_t<T> out = 0;
@@ -431,9 +435,7 @@ template <class T, index R, index C> inline real_t<T> pivot_limit(const Mat<T, R
 template <class T, index N> inline real_t<T> tie_residual(const Mat<T, N, 1>& v,
                                                         const Mat<T, N, N>& m) {
   using R = real_t<T>;
-  R largest = 0;
-  for (index i = 0; i < N; ++i) largest = maximum(largest, magnitude(v(i, 0)));
-  const R tol = R(N) * epsilon<T>() * largest;
+  const R tol = tie_tolerance(v);
   R out = 0;
   for (index i = 0; i < N; ++i)
     for (index j = 0; j < N; ++j) {
@@ -464,9 +466,7 @@ template <class S, int L> inline bool any_at_most(Lanes<S, L> x, Lanes<S, L> lim
 // whether two values of v tie (tie_residual's pairs), whether a pivot is zero (zero_residual's)
 template <class T, index N> inline bool any_tie(const Mat<T, N, 1>& v) {
   using R = real_t<T>;
-  R largest = 0;
-  for (index i = 0; i < N; ++i) largest = maximum(largest, magnitude(v(i, 0)));
-  const R tol = R(N) * epsilon<T>() * largest;
+  const R tol = tie_tolerance(v);
   for (index i = 0; i < N; ++i)
     for (index j = i + 1; j < N; ++j)
       if (any_at_most(magnitude(v(j, 0) - v(i, 0)), tol)) return true;
