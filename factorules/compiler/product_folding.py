@@ -15,8 +15,8 @@ import functools
 import sympy as sp
 from sympy import Basic, MatrixExpr
 
-from .ops import (Conj, Diag, Embed, HStack, Re, StructuralOp, Sym, VStack, adjoint, as_flag,
-                  split_product)
+from .ops import (Conj, Diag, Embed, HStack, Re, Solve, SolveTriangular, StructuralOp, Sym,
+                  VStack, adjoint, as_flag, split_product)
 
 
 class _Scale(StructuralOp):
@@ -66,6 +66,29 @@ def _diagonal(m):
     return None
 
 
+def _solves_of_diagonals_merged(mats):
+    """Factors of a product with each solve of a diagonal right side taking in its neighbour:
+    A^-1 diag(v) Y as A^-1 (diag(v) Y), Y diag(v) A^-1 as (Y diag(v)) A^-1 -- the neighbour
+    scaled and solved, where it was multiplied by the solve's result (eig's VJP of its
+    eigenvalues, V^-H diag(gL) V^H: one solve, no product)."""
+    out = list(mats)
+    i = 0
+    while i < len(out) - 1:
+        a, b = out[i], out[i + 1]
+        if isinstance(a, (Solve, SolveTriangular)) and a.left and _diagonal(a.rhs) is not None:
+            out[i:i + 2] = [a.func(*((a.args[0], fold_diagonal_products(
+                sp.MatMul(a.rhs, b))) + a.args[2:]))]
+            continue
+        if isinstance(b, (Solve, SolveTriangular)) and not b.left and \
+                _diagonal(b.rhs) is not None:
+            out[i:i + 2] = [b.func(*((b.args[0], fold_diagonal_products(
+                sp.MatMul(a, b.rhs))) + b.args[2:]))]
+            i = max(i - 1, 0)
+            continue
+        i += 1
+    return out
+
+
 def fold_diagonal_products(e):
     """``e`` with every matrix product by diag(v) (or its transpose or adjoint) written as
     ScaleCols / ScaleRows (the same value; printing only: the audit and the derivations see
@@ -75,6 +98,9 @@ def fold_diagonal_products(e):
     args = [fold_diagonal_products(a) for a in e.args]
     if isinstance(e, sp.MatMul):
         coeff, mats = split_product(e.func(*args))
+        mats = _solves_of_diagonals_merged(mats)
+        if len(mats) == 1:
+            return mats[0] if coeff == 1 else sp.MatMul(coeff, mats[0])
         if not any(_diagonal(m) is not None for m in mats) or len(mats) < 2:
             return e.func(*args)
         # diagonals at either end scale the product of the rest, which stays one product
@@ -321,6 +347,23 @@ def fold_permutation_products(e, names: frozenset):
     if isinstance(e, MatrixExpr) or any(isinstance(a, MatrixExpr) for a in args):
         return e.func(*args)
     return e
+
+
+def inline_diagonals(statements, results):
+    """``statements`` with each one whose value is diag(v) (not a result) written into the
+    statements after it, so that the products it enters fold to scalings (a rule whose other
+    terms vanish for a None cotangent leaves svd's ``g_dP = diag(gS)`` alone, and
+    ``U g_dP V^H`` would multiply by a built diagonal; folded: ``(U * gS^T) V^H``).  The same
+    values; printing only."""
+    inlined, out = {}, []
+    for s in statements:
+        expr = s.expr.xreplace(inlined) if inlined and isinstance(s.expr, Basic) else s.expr
+        if s.name not in results and isinstance(expr, MatrixExpr) and \
+                _diagonal(expr) is not None:
+            inlined[sp.MatrixSymbol(s.name, *expr.shape)] = expr
+            continue
+        out.append(s if expr is s.expr else type(s)(s.name, expr))
+    return out
 
 
 @functools.lru_cache(maxsize=16384)

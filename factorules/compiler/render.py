@@ -177,6 +177,9 @@ def _variant(printer_cls, checked: CheckedSpec, cv: CheckedVariant, call: Native
     def folded(e):
         return folded_for_printing(e, permutations)
 
+    # a rule's results, each laid out like what it is the derivative of
+    tangents_of = {"d" + t.name: t.name for t in cv.differentiable_outputs}
+    cotangents_of = {"g" + t.name: t.name for t in spec.inputs}
     cases = []
     for case in cv.cases:
         sizes = chain_sizes(checked, case.condition)
@@ -190,9 +193,11 @@ def _variant(printer_cls, checked: CheckedSpec, cv: CheckedVariant, call: Native
         jvp_checks, vjp_checks = derivative_checks(spec, cv.variant, case.checks, messages)
         pivots = any(c.kind == "pivots" for c in jvp_checks)
         jvp = rule_body(printer, case.jvp, sources["jvp"],
-                        [c for c in jvp_checks if c.kind != "pivots"], pivots, folded)
+                        [c for c in jvp_checks if c.kind != "pivots"], pivots, folded,
+                        tangents_of)
         vjp = rule_body(printer, case.vjp, sources["vjp"],
-                        [c for c in vjp_checks if c.kind != "pivots"], pivots, folded)
+                        [c for c in vjp_checks if c.kind != "pivots"], pivots, folded,
+                        cotangents_of)
         # the standalone checks (_jvp_checks, _vjp_checks): eager code tests them before the
         # rule, JAX's transposition of the JVP the cotangents' after it
         alone = printer_cls(dtype_ref=ref, sizes=sizes, diagonal_of_products=True,
@@ -202,7 +207,8 @@ def _variant(printer_cls, checked: CheckedSpec, cv: CheckedVariant, call: Native
         for partial in case.partial_vjps:
             _, partial_checks = derivative_checks(spec, cv.variant, partial.checks, messages)
             body = rule_body(printer, partial.vjp, sources["vjp"],
-                             [c for c in partial_checks if c.kind != "pivots"], pivots, folded)
+                             [c for c in partial_checks if c.kind != "pivots"], pivots, folded,
+                             cotangents_of)
             partials.append(model.PartialVjp(
                 " and ".join(f"{g} is None" if g in partial.absent else f"{g} is not None"
                              for g, _ in cotangents),

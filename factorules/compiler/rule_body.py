@@ -16,6 +16,7 @@ import re
 import sympy as sp
 
 from . import render_model as model
+from .product_folding import inline_diagonals
 from .program import Statement, build_program, live
 
 
@@ -29,20 +30,29 @@ def printed_check(printer, check: model.DerivativeCheck) -> model.DerivativeChec
 
 
 def rule_body(printer, rule, source: str, checks=(), pivots: bool = False,
-              folded=lambda e: e) -> model.RuleBody:
+              folded=lambda e: e, laid_out_like=None) -> model.RuleBody:
     """The rule's code (``rule``: a checked case's jvp or vjp, ``source``: the comment that
     heads it) with ``checks`` (of ties, zeros and the gauge) computed from its program;
-    ``folded``: the rewriting of products every statement gets before printing."""
+    ``folded``: the rewriting of products every statement gets before printing;
+    ``laid_out_like``: result name -> the input (output) it is the cotangent (tangent) of."""
+    like = laid_out_like or {}
+
+    def assigned(s):
+        expr = folded(s.expr)
+        if s.name in like and s.name in rule.program.results:
+            return model.Assignment(s.name, printer.assign_result(s.name, expr, like[s.name]))
+        return model.Assignment(s.name, printer.assign(s.name, expr))
+
     # products rewritten before common subexpressions are found: a diagonal factor is then
     # no temporary hiding the products around it, and products the rewriting exposes (the
     # U^H gU of (U^H gU) S^-1) are computed once
-    statements = [Statement(s.name, folded(s.expr)) for s in rule.statements]
+    statements = [Statement(s.name, folded(s.expr))
+                  for s in inline_diagonals(rule.statements, rule.program.results)]
     program = build_program(rule.program.params, statements, rule.program.results,
                             sizes=printer.sizes)
     values = [folded(e) if isinstance(e, sp.Basic) else e for c in checks for e in c.values]
     if not values:
-        statements = tuple(model.Assignment(s.name, printer.assign(s.name, folded(s.expr)))
-                           for s in program.statements)
+        statements = tuple(assigned(s) for s in program.statements)
         return released(printer, model.RuleBody(source, statements, tuple(program.results), (),
                                                 pivots))
     # a check's text names what the rule computes by its expression (svd's Vh.H where the
@@ -55,8 +65,7 @@ def rule_body(printer, rule, source: str, checks=(), pivots: bool = False,
     program = build_program(program.params, [*statements, *map(Statement, names, values)],
                             (*results, *names), shared_by={s.name for s in statements},
                             sizes=printer.sizes)
-    printed = {s.name: model.Assignment(s.name, printer.assign(s.name, folded(s.expr)))
-               for s in program.statements}
+    printed = {s.name: assigned(s) for s in program.statements}
     ruled = {s.name for s in live(program.statements, results)}
     named, out = iter(names), []
     for i, check in enumerate(checks):

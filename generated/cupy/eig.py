@@ -207,14 +207,13 @@ def _vjp_rule(A, L, V, gL, gV, check_gauge, check_ties):
     if True:
         if gL is not None and gV is None:
             # the rule below without the terms of gV, which are None
-            _g_X = _diag(gL)
             _c0 = _cp.conj(_cp.swapaxes(V, -1, -2))
-            gA = _solve(_c0, _g_X, left=True) @ _c0
+            gA = _solve(_c0, gL * _c0, left=True)
             return _checked_vjp(
                 "eig",
                 (gA,),
                 (
-                    _check("ties", lambda: (_g_X,), (gL,), _TIES_MESSAGE, "check_ties", L)
+                    _check("ties", lambda: (_diag(gL),), (gL,), _TIES_MESSAGE, "check_ties", L)
                     if check_ties
                     else None,
                 ),

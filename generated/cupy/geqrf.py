@@ -541,11 +541,9 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
                 T = None
                 Q = _add_eye(-(V @ W), 1)
                 V = None
-                _g_dW = _diag(gtau)
                 _c1 = _cp.conj(_cp.swapaxes(W, -1, -2))
                 W = None
-                _g_X = _triu(_g_dW @ _c1, 0)
-                _g_dW = None
+                _g_X = _triu(gtau * _c1, 0)
                 _g_dQ = _pad(
                     -_solve_triangular(
                         _c0,

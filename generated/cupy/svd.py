@@ -2444,8 +2444,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             if gU is None and gS is not None and gVh is None:
                 # the rule below without the terms of gU, gVh, which are None
                 V = _cp.conj(_cp.swapaxes(Vh, -1, -2))
-                _g_dP = _diag(_re(gS))
-                gA = U @ (_g_dP @ _cp.conj(_cp.swapaxes(V, -1, -2)))
+                gA = U * _cp.swapaxes(_re(gS), -1, -2) @ _cp.conj(_cp.swapaxes(V, -1, -2))
 
                 def _kv0():
                     _c0 = _diag(gS)
@@ -2764,8 +2763,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             if gU is None and gS is not None and gVh is None:
                 # the rule below without the terms of gU, gVh, which are None
                 V = _cp.conj(_cp.swapaxes(Vh, -1, -2))
-                _g_dP = _diag(_re(gS))
-                gA = (U @ _g_dP) @ _cp.conj(_cp.swapaxes(V, -1, -2))
+                gA = U * _cp.swapaxes(_re(gS), -1, -2) @ _cp.conj(_cp.swapaxes(V, -1, -2))
 
                 def _kv0():
                     _c0 = _diag(gS)
@@ -3100,8 +3098,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             if gU is None and gS is not None and gVh is None:
                 # the rule below without the terms of gU, gVh, which are None
                 V = _cp.conj(_cp.swapaxes(Vh, -1, -2))
-                _g_dP = _diag(_re(gS))
-                gA = (U @ _g_dP) @ _cp.conj(_cp.swapaxes(V, -1, -2))
+                gA = U * _cp.swapaxes(_re(gS), -1, -2) @ _cp.conj(_cp.swapaxes(V, -1, -2))
 
                 def _kv0():
                     _c0 = _diag(gS)
@@ -3532,8 +3529,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 # the rule below without the terms of gU, gVh, which are None
                 V = _cp.conj(_cp.swapaxes(Vh, -1, -2))
                 U1 = U[..., :, :n]
-                _g_dP = _diag(_re(gS))
-                gA = U1 @ (_g_dP @ _cp.conj(_cp.swapaxes(V, -1, -2)))
+                gA = U1 * _cp.swapaxes(_re(gS), -1, -2) @ _cp.conj(_cp.swapaxes(V, -1, -2))
 
                 def _kv0():
                     _c0 = _diag(gS)
@@ -3902,8 +3898,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             if gU is None and gS is not None and gVh is None:
                 # the rule below without the terms of gU, gVh, which are None
                 V1 = _cp.conj(_cp.swapaxes(Vh[..., :m, :], -1, -2))
-                _g_dP = _diag(_re(gS))
-                gA = (U @ _g_dP) @ _cp.conj(_cp.swapaxes(V1, -1, -2))
+                gA = U * _cp.swapaxes(_re(gS), -1, -2) @ _cp.conj(_cp.swapaxes(V1, -1, -2))
 
                 def _kv0():
                     _c0 = _diag(gS)

@@ -479,9 +479,8 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
                 _c0 = V[..., :n, :].mT.conj()
                 W = _mm(T, _c0)
                 Q = _eye(m, n, A) + _neg_mm(V, W)
-                _g_dW = _diag(gtau)
                 _c1 = W.mT.conj()
-                _g_X = _jnp.triu(_mm(_g_dW, _c1), 0)
+                _g_X = _jnp.triu(gtau * _c1, 0)
                 _g_dQ = _pad(
                     -_solve_triangular(
                         _c0,

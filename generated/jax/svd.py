@@ -2186,8 +2186,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             if gU is None and gS is not None and gVh is None:
                 # the rule below without the terms of gU, gVh, which are None
                 V = Vh.mT.conj()
-                _g_dP = _diag(_jnp.real(gS))
-                gA = _mm(U, _mm(_g_dP.astype(A.dtype), V.mT.conj()))
+                gA = _mm(U * _jnp.swapaxes(_jnp.real(gS).astype(A.dtype), -1, -2), V.mT.conj())
 
                 def _kv0():
                     _c0 = _diag(gS)
@@ -2514,8 +2513,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             if gU is None and gS is not None and gVh is None:
                 # the rule below without the terms of gU, gVh, which are None
                 V = Vh.mT.conj()
-                _g_dP = _diag(_jnp.real(gS))
-                gA = _mm(_mm(U, _g_dP.astype(A.dtype)), V.mT.conj())
+                gA = _mm(U * _jnp.swapaxes(_jnp.real(gS).astype(A.dtype), -1, -2), V.mT.conj())
 
                 def _kv0():
                     _c0 = _diag(gS)
@@ -2846,8 +2844,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             if gU is None and gS is not None and gVh is None:
                 # the rule below without the terms of gU, gVh, which are None
                 V = Vh.mT.conj()
-                _g_dP = _diag(_jnp.real(gS))
-                gA = _mm(_mm(U, _g_dP.astype(A.dtype)), V.mT.conj())
+                gA = _mm(U * _jnp.swapaxes(_jnp.real(gS).astype(A.dtype), -1, -2), V.mT.conj())
 
                 def _kv0():
                     _c0 = _diag(gS)
@@ -3277,8 +3274,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 # the rule below without the terms of gU, gVh, which are None
                 V = Vh.mT.conj()
                 U1 = U[..., :, :n]
-                _g_dP = _diag(_jnp.real(gS))
-                gA = _mm(U1, _mm(_g_dP.astype(A.dtype), V.mT.conj()))
+                gA = _mm(U1 * _jnp.swapaxes(_jnp.real(gS).astype(A.dtype), -1, -2), V.mT.conj())
 
                 def _kv0():
                     _c0 = _diag(gS)
@@ -3653,8 +3649,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             if gU is None and gS is not None and gVh is None:
                 # the rule below without the terms of gU, gVh, which are None
                 V1 = Vh[..., :m, :].mT.conj()
-                _g_dP = _diag(_jnp.real(gS))
-                gA = _mm(_mm(U, _g_dP.astype(A.dtype)), V1.mT.conj())
+                gA = _mm(U * _jnp.swapaxes(_jnp.real(gS).astype(A.dtype), -1, -2), V1.mT.conj())
 
                 def _kv0():
                     _c0 = _diag(gS)

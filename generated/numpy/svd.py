@@ -2161,8 +2161,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             if gU is None and gS is not None and gVh is None:
                 # the rule below without the terms of gU, gVh, which are None
                 V = _adjoint(Vh)
-                _g_dP = _diag(_np.real(gS))
-                gA = U @ (_g_dP @ _adjoint(V))
+                gA = U * _np.swapaxes(_np.real(gS), -1, -2) @ _adjoint(V)
 
                 def _kv0():
                     _c0 = _diag(gS)
@@ -2479,8 +2478,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             if gU is None and gS is not None and gVh is None:
                 # the rule below without the terms of gU, gVh, which are None
                 V = _adjoint(Vh)
-                _g_dP = _diag(_np.real(gS))
-                gA = (U @ _g_dP) @ _adjoint(V)
+                gA = U * _np.swapaxes(_np.real(gS), -1, -2) @ _adjoint(V)
 
                 def _kv0():
                     _c0 = _diag(gS)
@@ -2815,8 +2813,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             if gU is None and gS is not None and gVh is None:
                 # the rule below without the terms of gU, gVh, which are None
                 V = _adjoint(Vh)
-                _g_dP = _diag(_np.real(gS))
-                gA = (U @ _g_dP) @ _adjoint(V)
+                gA = U * _np.swapaxes(_np.real(gS), -1, -2) @ _adjoint(V)
 
                 def _kv0():
                     _c0 = _diag(gS)
@@ -3246,8 +3243,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 # the rule below without the terms of gU, gVh, which are None
                 V = _adjoint(Vh)
                 U1 = U[..., :, :n]
-                _g_dP = _diag(_np.real(gS))
-                gA = U1 @ (_g_dP @ _adjoint(V))
+                gA = U1 * _np.swapaxes(_np.real(gS), -1, -2) @ _adjoint(V)
 
                 def _kv0():
                     _c0 = _diag(gS)
@@ -3615,8 +3611,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             if gU is None and gS is not None and gVh is None:
                 # the rule below without the terms of gU, gVh, which are None
                 V1 = _adjoint(Vh[..., :m, :])
-                _g_dP = _diag(_np.real(gS))
-                gA = (U @ _g_dP) @ _adjoint(V1)
+                gA = U * _np.swapaxes(_np.real(gS), -1, -2) @ _adjoint(V1)
 
                 def _kv0():
                     _c0 = _diag(gS)

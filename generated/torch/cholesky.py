@@ -28,6 +28,7 @@ from ._runtime import (
     _laid_out_like,
     _materialized,
     _mm,
+    _mm_like,
     _raise_if_failed,
     _sym,
     _tril_diag,
@@ -132,7 +133,7 @@ def _jvp_rule(A, L, dA, upper, check_singular):
             left=False,
             unitriangular=False,
         )
-        dL = _mm(L, _tril_diag(X, (1 / 2)))
+        dL = _mm_like(L, _tril_diag(X, (1 / 2)), L)
         return _checked_jvp(
             "cholesky",
             (dL,),
@@ -154,7 +155,7 @@ def _jvp_rule(A, L, dA, upper, check_singular):
             left=False,
             unitriangular=False,
         )
-        dL = _mm((_tril_diag(X, (1 / 2))).mH, L)
+        dL = _mm_like((_tril_diag(X, (1 / 2))).mH, L, L)
         return _checked_jvp(
             "cholesky",
             (dL,),

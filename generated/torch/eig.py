@@ -30,6 +30,7 @@ from ._runtime import (
     _im,
     _laid_out_like,
     _mm,
+    _mm_like,
     _pairwise_inv,
     _raise_if_failed,
     _re,
@@ -204,14 +205,20 @@ def _vjp_rule(A, L, V, gL, gV, check_gauge, check_ties):
     if True:
         if gL is not None and gV is None:
             # the rule below without the terms of gV, which are None
-            _g_X = _torch.diag_embed(gL.squeeze(-1))
             _c0 = V.mH
-            gA = _mm(_torch.linalg.solve(_c0, _g_X, left=True), _c0)
+            gA = _torch.linalg.solve(_c0, gL * _c0, left=True)
             return _checked_vjp(
                 "eig",
                 (gA,),
                 (
-                    _check("ties", lambda: (_g_X,), (gL,), _TIES_MESSAGE, "check_ties", L)
+                    _check(
+                        "ties",
+                        lambda: (_torch.diag_embed(gL.squeeze(-1)),),
+                        (gL,),
+                        _TIES_MESSAGE,
+                        "check_ties",
+                        L,
+                    )
                     if check_ties
                     else None,
                 ),
@@ -226,7 +233,7 @@ def _vjp_rule(A, L, V, gL, gV, check_gauge, check_ties):
         _c2 = _torch.diag_embed(gL.squeeze(-1))
         _g_X = _c2 + (_pairwise_inv(L).conj() * (_mm(_c0, _g_W)))
         _g_W = None
-        gA = _mm(_torch.linalg.solve(_c0, _g_X, left=True), _c0)
+        gA = _mm_like(_torch.linalg.solve(_c0, _g_X, left=True), _c0, A)
 
         def _kv0():
             _c3 = _c1.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)

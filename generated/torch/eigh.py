@@ -32,6 +32,7 @@ from ._runtime import (
     _im,
     _laid_out_like,
     _mm,
+    _mm_like,
     _pairwise_inv,
     _raise_if_failed,
     _re,
@@ -145,7 +146,7 @@ def _jvp_rule(A, L, Q, dA, UPLO, check_gauge, check_ties):
         # spec/eigh.yaml:78, G2008 Sec. 3.1
         X = _mm(_mm(Q.mH, _sym(dA)), Q)
         dL = _re(X.diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
-        dQ = _mm(Q, _pairwise_inv(L) * X)
+        dQ = _mm_like(Q, _pairwise_inv(L) * X, Q)
         return _checked_jvp(
             "eigh",
             (dL, dQ),
@@ -261,7 +262,7 @@ def _vjp_rule(A, L, Q, gL, gQ, UPLO, check_gauge, check_ties):
             )
         if gL is not None and gQ is None:
             # the rule below without the terms of gQ, which are None
-            gA = _mm(Q * _re(gL).mT, Q.mH)
+            gA = _mm_like(Q * _re(gL).mT, Q.mH, A)
             return _checked_vjp(
                 "eigh",
                 (gA,),

@@ -29,6 +29,7 @@ from ._runtime import (
     _fused_vjp,
     _laid_out_like,
     _mm,
+    _mm_like,
     _raise_if_failed,
     _re,
     _sym,
@@ -179,7 +180,7 @@ def _vjp_rule(A, L, Q, gL, gQ, UPLO, check_ties):
         gL = _zeros_like(L) if gL is None else gL
 
         # spec/eigvalsh.yaml:58, G2008 Sec. 3.1
-        gA = _mm(Q * _re(gL).mT, Q.mH)
+        gA = _mm_like(Q * _re(gL).mT, Q.mH, A)
         return _checked_vjp(
             "eigvalsh",
             (gA,),

@@ -538,11 +538,9 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
                 T = None
                 Q = _addmm(_torch.eye(m, n, dtype=A.dtype, device=A.device), V, W, alpha=-1)
                 V = None
-                _g_dW = _torch.diag_embed(gtau.squeeze(-1))
                 _c1 = W.mH
                 W = None
-                _g_X = (_mm(_g_dW, _c1)).triu(0)
-                _g_dW = None
+                _g_X = gtau * _c1.triu(0)
                 _g_dQ = _torch.nn.functional.pad(
                     -_torch.linalg.solve_triangular(
                         _c0,

@@ -32,6 +32,7 @@ from ._runtime import (
     _laid_out_like,
     _materialized,
     _mm,
+    _mm_like,
     _raise_if_failed,
     _re,
     _zeros_like,
@@ -136,7 +137,7 @@ def _jvp_rule(A, L, Q, dA, mode, check_singular):
                 _re(M.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)).squeeze(-1)
             )
             M = None
-            dL = _mm(L, V)
+            dL = _mm_like(L, V, L)
             dQ = _addmm(C, V, Q, alpha=-1)
             return _checked_jvp(
                 "lq",

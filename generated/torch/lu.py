@@ -34,6 +34,7 @@ from ._runtime import (
     _laid_out_like,
     _materialized,
     _mm,
+    _mm_like,
     _permute_rows,
     _pivots_permutation,
     _raise_if_failed,
@@ -159,8 +160,8 @@ def _jvp_rule(A, P, L, U, dA, pivot, check_singular):
                 left=False,
                 unitriangular=False,
             )
-            dL = _mm(L, X.tril(-1))
-            dU = _mm(X.triu(0), U)
+            dL = _mm_like(L, X.tril(-1), L)
+            dU = _mm_like(X.triu(0), U, U)
             return _checked_jvp(
                 "lu",
                 (dL, dU),
@@ -184,7 +185,7 @@ def _jvp_rule(A, P, L, U, dA, pivot, check_singular):
                 left=False,
                 unitriangular=False,
             )
-            dU = _mm(X.triu(0), U)
+            dU = _mm_like(X.triu(0), U, U)
             dL = _torch.cat(
                 [
                     _mm(_c0, X.tril(-1)),
@@ -218,7 +219,7 @@ def _jvp_rule(A, P, L, U, dA, pivot, check_singular):
                 _c0, C[..., :, :m], upper=True, left=False, unitriangular=False
             )
             _c1 = X.tril(-1)
-            dL = _mm(L, _c1)
+            dL = _mm_like(L, _c1, L)
             dU = _torch.cat(
                 [_mm(X.triu(0), _c0), _addmm(C[..., :, m:], _c1, U[..., :, m:], alpha=-1)], dim=-1
             )

@@ -173,7 +173,7 @@ def _jvp_rule(A, LU, pivots, P, dA, pivot, check_singular):
             dU = _mm(X.triu(0), _c0.triu(0))
             dLU = _torch.cat(
                 [
-                    _addmm(dU, (_unit_tril(_c0)), X.tril(-1)),
+                    _addmm(dU, _unit_tril(_c0), X.tril(-1)),
                     _torch.linalg.solve_triangular(
                         _c0,
                         _addmm(B[..., n:, :], LU[..., n:, :], dU, alpha=-1),

@@ -43,6 +43,7 @@ from ._runtime import (
     _fused_vjp,
     _laid_out_like,
     _mm,
+    _mm_like,
     _pad_cols,
     _pad_rows,
     _raise_if_failed,
@@ -251,7 +252,7 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
             B = None
             dQ = _addmm(C, Q, U, alpha=-1)
             C = None
-            dR = _mm(U, R)
+            dR = _mm_like(U, R, R)
             return _checked_jvp(
                 "qr",
                 (dQ, dR),
@@ -335,7 +336,7 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
             B = None
             dQ = _addmm(C, Q, U, alpha=-1)
             C = None
-            dR = _mm(U, R)
+            dR = _mm_like(U, R, R)
             return _checked_jvp(
                 "qr",
                 (dQ, dR),
@@ -379,7 +380,7 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
             C = None
             U = _triu_herm(B)
             B = None
-            dR = _mm(U, R)
+            dR = _mm_like(U, R, R)
             return _checked_jvp(
                 "qr",
                 (dR,),

@@ -43,6 +43,7 @@ from ._runtime import (
     _indices_permutation,
     _laid_out_like,
     _mm,
+    _mm_like,
     _on_host,
     _pad_cols,
     _pad_rows,
@@ -250,7 +251,7 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
             B = None
             dQ = _addmm(C, Q, U, alpha=-1)
             C = None
-            dR = _mm(U, R)
+            dR = _mm_like(U, R, R)
             return _checked_jvp(
                 "qr_pivoted",
                 (dQ, dR),
@@ -345,7 +346,7 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
             B = None
             dQ = _addmm(C, Q, U, alpha=-1)
             C = None
-            dR = _mm(U, R)
+            dR = _mm_like(U, R, R)
             return _checked_jvp(
                 "qr_pivoted",
                 (dQ, dR),
@@ -398,7 +399,7 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
             C = None
             U = _triu_herm(B)
             B = None
-            dR = _mm(U, R)
+            dR = _mm_like(U, R, R)
             return _checked_jvp(
                 "qr_pivoted",
                 (dR,),

@@ -35,6 +35,7 @@ from ._runtime import (
     _im,
     _laid_out_like,
     _mm,
+    _mm_like,
     _pairwise_inv,
     _raise_if_failed,
     _re,
@@ -393,7 +394,7 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
                 (_skew(dP).diagonal(dim1=-2, dim2=-1).unsqueeze(-1) * _c2).squeeze(-1)
             )
             _c3 = dP.mH
-            dU = _mm(U, (F * (dP * S.mT + S * _c3)) + D)
+            dU = _mm_like(U, (F * (dP * S.mT + S * _c3)) + D, U)
             _c4 = dA.mH
             dVh = (
                 _addmm(
@@ -449,7 +450,7 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
                 (_skew(dP).diagonal(dim1=-2, dim2=-1).unsqueeze(-1) * S.reciprocal()).squeeze(-1)
             )
             _c1 = dP.mH
-            dU = _mm(U, (F * (dP * S.mT + S * _c1)) + D)
+            dU = _mm_like(U, (F * (dP * S.mT + S * _c1)) + D, U)
             dVh = (_mm(V, (F * (S * dP + _c1 * S.mT)) - D)).mH
             return _checked_jvp(
                 "svd",
@@ -551,7 +552,7 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
                 (_skew(dP).diagonal(dim1=-2, dim2=-1).unsqueeze(-1) * _c2).squeeze(-1)
             )
             _c3 = dP.mH
-            dU = _mm(U, (F * (dP * S.mT + S * _c3)) + D)
+            dU = _mm_like(U, (F * (dP * S.mT + S * _c3)) + D, U)
             _c4 = dA.mH
             dV1 = _addmm(
                 (_addmm(_mm(_c4, U), V1, _c3, alpha=-1)) * _c2.mT,
@@ -1918,7 +1919,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     )
                 )
                 _c3 = _g_D = None
-                gA = _mm(U, _mm(_g_dP, _c0))
+                gA = _mm_like(U, _mm(_g_dP, _c0), A)
 
                 def _kv0():
                     _k0 = _addmm(_c1, _mm(V, Vh), _c1, alpha=-1)
@@ -1985,7 +1986,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     )
                 )
                 _c6 = _c7 = _c8 = _g_D = None
-                gA = _mm(_addmm(gU * _c9.mT, U, _g_dP), _c2)
+                gA = _mm_like(_addmm(gU * _c9.mT, U, _g_dP), _c2, A)
 
                 def _kv1():
                     _c10 = _addmm(_c1, Vh, _c3)
@@ -2051,7 +2052,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     )
                 )
                 _c1 = _c2 = None
-                gA = _mm(_addmm(gU * _c3.mT, U, _g_dP), V.mH)
+                gA = _mm_like(_addmm(gU * _c3.mT, U, _g_dP), V.mH, A)
 
                 def _kv0():
                     _k0 = _addmm(gU, U, _mm(_c0, gU), alpha=-1)
@@ -2109,7 +2110,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     )
                 )
                 _c3 = _g_D = None
-                gA = _mm(U, _mm(_g_dP, _c0))
+                gA = _mm_like(U, _mm(_g_dP, _c0), A)
 
                 def _kv1():
                     _c4 = _mm(Vh, _c1)
@@ -2146,8 +2147,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             if gU is None and gS is not None and gVh is None:
                 # the rule below without the terms of gU, gVh, which are None
                 V = Vh.mH
-                _g_dP = _torch.diag_embed(_re(gS).squeeze(-1))
-                gA = _mm(U, _mm(_g_dP, V.mH))
+                gA = _mm_like(U * _re(gS).mT, V.mH, A)
 
                 def _kv0():
                     _c0 = _torch.diag_embed(gS.squeeze(-1))
@@ -2194,7 +2194,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     )
                 )
                 _c1 = _c2 = None
-                gA = _mm(_addmm(gU * _c3.mT, U, _g_dP), V.mH)
+                gA = _mm_like(_addmm(gU * _c3.mT, U, _g_dP), V.mH, A)
                 return _checked_vjp(
                     "svd",
                     (gA,),
@@ -2263,7 +2263,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 )
             )
             _c6 = _c7 = _c8 = _g_D = None
-            gA = _mm(_addmm(gU * _c9.mT, U, _g_dP), _c2)
+            gA = _mm_like(_addmm(gU * _c9.mT, U, _g_dP), _c2, A)
 
             def _kv0():
                 _k0 = _torch.cat(
@@ -2328,7 +2328,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     )
                 )
                 _c3 = _g_D = None
-                gA = _mm(U, _addmm(_c4 * gVh, _g_dP, _c0))
+                gA = _mm_like(U, _addmm(_c4 * gVh, _g_dP, _c0), A)
 
                 def _kv0():
                     _k0 = _addmm(_c1, V, _mm(Vh, _c1), alpha=-1)
@@ -2385,7 +2385,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     )
                 )
                 _c2 = None
-                gA = _mm(_mm(U, _g_dP), V.mH)
+                gA = _mm_like(_mm(U, _g_dP), V.mH, A)
 
                 def _kv0():
                     _k0 = _addmm(gU, _mm(U, _c0), gU, alpha=-1)
@@ -2445,7 +2445,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     )
                 )
                 _c3 = _g_D = None
-                gA = _mm(U, _addmm(_c4 * gVh, _g_dP, _c0))
+                gA = _mm_like(U, _addmm(_c4 * gVh, _g_dP, _c0), A)
 
                 def _kv1():
                     _c5 = _mm(Vh, _c1)
@@ -2482,8 +2482,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             if gU is None and gS is not None and gVh is None:
                 # the rule below without the terms of gU, gVh, which are None
                 V = Vh.mH
-                _g_dP = _torch.diag_embed(_re(gS).squeeze(-1))
-                gA = _mm(_mm(U, _g_dP), V.mH)
+                gA = _mm_like(U * _re(gS).mT, V.mH, A)
 
                 def _kv0():
                     _c0 = _torch.diag_embed(gS.squeeze(-1))
@@ -2529,7 +2528,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     )
                 )
                 _c2 = None
-                gA = _mm(_mm(U, _g_dP), V.mH)
+                gA = _mm_like(_mm(U, _g_dP), V.mH, A)
                 return _checked_vjp(
                     "svd",
                     (gA,),
@@ -2598,7 +2597,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 )
             )
             _c6 = _c7 = _c8 = _g_D = None
-            gA = _mm(U, _addmm(_c9 * gVh, _g_dP, _c2))
+            gA = _mm_like(U, _addmm(_c9 * gVh, _g_dP, _c2), A)
 
             def _kv0():
                 _k0 = _torch.cat(
@@ -2662,7 +2661,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     )
                 )
                 _c3 = _g_D = None
-                gA = _mm(_mm(U, _g_dP), _c0)
+                gA = _mm_like(_mm(U, _g_dP), _c0, A)
 
                 def _kv0():
                     _c4 = Vh[..., m:, :]
@@ -2723,7 +2722,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     )
                 )
                 _c1 = None
-                gA = _mm(_mm(U, _g_dP), V.mH)
+                gA = _mm_like(_mm(U, _g_dP), V.mH, A)
 
                 def _kv0():
                     _c2 = U[..., :, m:].mH
@@ -2783,7 +2782,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     )
                 )
                 _c3 = _g_D = None
-                gA = _mm(_mm(U, _g_dP), _c0)
+                gA = _mm_like(_mm(U, _g_dP), _c0, A)
 
                 def _kv0():
                     _c4 = Vh[..., m:, :]
@@ -2822,8 +2821,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             if gU is None and gS is not None and gVh is None:
                 # the rule below without the terms of gU, gVh, which are None
                 V = Vh.mH
-                _g_dP = _torch.diag_embed(_re(gS).squeeze(-1))
-                gA = _mm(_mm(U, _g_dP), V.mH)
+                gA = _mm_like(U * _re(gS).mT, V.mH, A)
 
                 def _kv0():
                     _c0 = _torch.diag_embed(gS.squeeze(-1))
@@ -2868,7 +2866,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     )
                 )
                 _c1 = None
-                gA = _mm(_mm(U, _g_dP), V.mH)
+                gA = _mm_like(_mm(U, _g_dP), V.mH, A)
 
                 def _kv0():
                     _c2 = U[..., :, m:].mH
@@ -2935,7 +2933,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 )
             )
             _c5 = _c6 = _c7 = _g_D = None
-            gA = _mm(_mm(U, _g_dP), _c1)
+            gA = _mm_like(_mm(U, _g_dP), _c1, A)
 
             def _kv0():
                 _c10 = Vh[..., m:, :]
@@ -3012,7 +3010,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     )
                 )
                 _c3 = _g_D = None
-                gA = _mm(U1, _mm(_g_dP, _c0))
+                gA = _mm_like(U1, _mm(_g_dP, _c0), A)
 
                 def _kv0():
                     _c4 = Vh[..., n:, :]
@@ -3232,7 +3230,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     )
                 )
                 _c3 = _g_D = None
-                gA = _mm(U1, _mm(_g_dP, _c0))
+                gA = _mm_like(U1, _mm(_g_dP, _c0), A)
 
                 def _kv0():
                     _c4 = Vh[..., n:, :]
@@ -3272,8 +3270,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 # the rule below without the terms of gU, gVh, which are None
                 V = Vh.mH
                 U1 = U[..., :, :n]
-                _g_dP = _torch.diag_embed(_re(gS).squeeze(-1))
-                gA = _mm(U1, _mm(_g_dP, V.mH))
+                gA = _mm_like(U1 * _re(gS).mT, V.mH, A)
 
                 def _kv0():
                     _c0 = _torch.diag_embed(gS.squeeze(-1))
@@ -3486,8 +3483,10 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 )
                 _c4 = _g_D = None
                 _c8 = Vh[..., m:, :]
-                gA = _mm(
-                    U, _addmm(_c6 * _c5 - _c7 * (_mm(_mm(_c2, _c1[..., :, m:]), _c8)), _g_dP, _c2)
+                gA = _mm_like(
+                    U,
+                    _addmm(_c6 * _c5 - _c7 * (_mm(_mm(_c2, _c1[..., :, m:]), _c8)), _g_dP, _c2),
+                    A,
                 )
 
                 def _kv0():
@@ -3550,7 +3549,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     )
                 )
                 _c1 = None
-                gA = _mm(_mm(U, _g_dP), V1.mH)
+                gA = _mm_like(_mm(U, _g_dP), V1.mH, A)
 
                 def _kv0():
                     _c2 = U[..., :, m:].mH
@@ -3617,8 +3616,10 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 )
                 _c4 = _g_D = None
                 _c8 = Vh[..., m:, :]
-                gA = _mm(
-                    U, _addmm(_c6 * _c5 - _c7 * (_mm(_mm(_c2, _c1[..., :, m:]), _c8)), _g_dP, _c2)
+                gA = _mm_like(
+                    U,
+                    _addmm(_c6 * _c5 - _c7 * (_mm(_mm(_c2, _c1[..., :, m:]), _c8)), _g_dP, _c2),
+                    A,
                 )
 
                 def _kv0():
@@ -3659,8 +3660,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             if gU is None and gS is not None and gVh is None:
                 # the rule below without the terms of gU, gVh, which are None
                 V1 = Vh[..., :m, :].mH
-                _g_dP = _torch.diag_embed(_re(gS).squeeze(-1))
-                gA = _mm(_mm(U, _g_dP), V1.mH)
+                gA = _mm_like(U * _re(gS).mT, V1.mH, A)
 
                 def _kv0():
                     _c0 = _torch.diag_embed(gS.squeeze(-1))
@@ -3705,7 +3705,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     )
                 )
                 _c1 = None
-                gA = _mm(_mm(U, _g_dP), V1.mH)
+                gA = _mm_like(_mm(U, _g_dP), V1.mH, A)
 
                 def _kv0():
                     _c2 = U[..., :, m:].mH
@@ -3779,8 +3779,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             )
             _c6 = _c7 = _c8 = _g_D = None
             _c12 = Vh[..., m:, :]
-            gA = _mm(
-                U, _addmm(_c10 * _c9 - _c11 * (_mm(_mm(_c3, _c1[..., :, m:]), _c12)), _g_dP, _c3)
+            gA = _mm_like(
+                U, _addmm(_c10 * _c9 - _c11 * (_mm(_mm(_c3, _c1[..., :, m:]), _c12)), _g_dP, _c3), A
             )
 
             def _kv0():

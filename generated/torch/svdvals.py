@@ -27,6 +27,7 @@ from ._runtime import (
     _laid_out_like,
     _materialized,
     _mm,
+    _mm_like,
     _raise_if_failed,
     _re,
     _sym,
@@ -294,7 +295,7 @@ def _vjp_rule(A, S, U, Vh, gS, gU, gVh, check_ties, check_singular):
             gS = _zeros_like(S) if gS is None else gS
 
             # spec/svdvals.yaml:75
-            gA = _mm(U * _re(gS).mT, Vh)
+            gA = _mm_like(U * _re(gS).mT, Vh, A)
 
             def _kv0():
                 _c0 = _torch.diag_embed(gS.squeeze(-1))
@@ -323,7 +324,7 @@ def _vjp_rule(A, S, U, Vh, gS, gU, gVh, check_ties, check_singular):
             gS = _zeros_like(S) if gS is None else gS
 
             # spec/svdvals.yaml:75
-            gA = _mm(U * _re(gS).mT, Vh)
+            gA = _mm_like(U * _re(gS).mT, Vh, A)
 
             def _kv0():
                 _c0 = _torch.diag_embed(gS.squeeze(-1))

@@ -136,6 +136,12 @@ class BatchedMatrixPrinter:
         self.fields[name] = field_of(expr, self.fields)
         return text
 
+    def assign_result(self, name: str, expr, like: str) -> str:
+        """A rule's result ``name = expr``, printed; ``like``: the input its cotangent is
+        for, or the output its tangent is for (a backend that lays the result out like it
+        prints it so)."""
+        return self.assign(name, expr)
+
     def doprint_output(self, expr) -> str:
         """An output computed from the native call's outputs ('from_native'), outside the
         framework's differentiable function; backends that need it print it differently."""
@@ -249,6 +255,8 @@ class BatchedMatrixPrinter:
         tree = self._chain_order(mats)
         if tree is not None:
             return self._print(tree.args[0]), self._print(tree.args[1])
+        if len(mats) == 2:
+            return self._print(mats[0]), self._print(mats[1])
         return self._product(1, mats[:-1]), self._print(mats[-1])
 
     def _matmul(self, mats) -> str:

@@ -11,7 +11,8 @@ Sums are printed for speed, with the same arithmetic:
   LAPACK's results are): same arithmetic, but two column-major operands reach BLAS as two
   row-major ones (MKL's GEMM with both operands transposed runs at about half speed on large
   real matrices), and a tangent such as ``dR = U @ R`` comes out laid out like its primal R,
-  which spares torch's forward AD a copy.
+  which spares torch's forward AD a copy.  A rule's result that is a product is laid out
+  like the input (output) it is the cotangent (tangent) of: ``_mm_like(X, Y, A)``.
 * ``triu(X + X^H, 1) + diag(re(diagonal(X)))`` becomes ``_triu_herm(X)``: the upper triangle
   of ``X + X^H`` with its (real, doubled) diagonal halved in place, as torch's own QR rules
   compute it; bit-for-bit the same result without building and adding a diagonal matrix.
@@ -24,7 +25,7 @@ Outputs made from the native call's results (a spec's ``primal`` / ``from_native
 LQ's ``L = Rh^H``) are printed as tensors of their own (``doprint_output``): a view returned
 as an output breaks torch's batched forward AD.
 """
-from sympy import Adjoint, MatAdd
+from sympy import Adjoint, MatAdd, MatMul
 from sympy.printing.pytorch import TorchPrinter
 
 from ..ops import Diag, Diagonal, Re, Tril, Triu, split_product
@@ -76,6 +77,22 @@ class Printer(BatchedMatrixPrinter, TorchPrinter):
         finally:
             self._physical = False
 
+    def assign_result(self, name: str, expr, like: str) -> str:
+        """A result that is a product is computed in the layout of ``like``
+        (``_mm_like``): autograd copies a cotangent into its input's layout, and forward AD
+        a tangent into its primal's, an m x n transposing copy after the product."""
+        text = self.assign(name, expr)
+        if not isinstance(expr, MatMul):
+            return text
+        coeff, mats = self._split(expr)
+        if len(mats) < 2:
+            return text
+        a, b = self._last_product(mats)
+        body = self._op("mm_like", a=a, b=b, like=like)
+        if coeff == 1:
+            return body
+        return f"-{body}" if coeff == -1 else f"{self._scalar(coeff)} * {body}"
+
     def _print_Adjoint(self, e):
         if self._physical:
             return f"_torch.conj_physical({self._arg(e.arg)}.mT)"
@@ -108,6 +125,7 @@ class Printer(BatchedMatrixPrinter, TorchPrinter):
         "materialized": "_materialized({x})",
         "addmm": "_addmm({c}, {a}, {b}{alpha})",
         "mm": "_mm({a}, {b})",
+        "mm_like": "_mm_like({a}, {b}, {like})",
     }
 
     def _print_MatAdd(self, e):
