@@ -32,6 +32,7 @@ from ._runtime import (
     _mm,
     _mm_like,
     _pairwise_inv,
+    _plus_diag,
     _raise_if_failed,
     _re,
     _to_field,
@@ -163,17 +164,19 @@ def _vjp_checks(A, L, V, gL, gV, check_gauge, check_ties):
             _check(
                 "ties",
                 lambda: (
-                    (
-                        _addmm(
-                            _mm(V.mH, gV),
-                            _mm(V.mH, V),
-                            _torch.diag_embed(
-                                _re((V.mH * gV.mT).sum(-1).unsqueeze(-1)).squeeze(-1)
-                            ),
-                            alpha=-1,
-                        )
-                    )
-                    + _torch.diag_embed(gL.squeeze(-1)),
+                    _plus_diag(
+                        (
+                            _addmm(
+                                _mm(V.mH, gV),
+                                _mm(V.mH, V),
+                                _torch.diag_embed(
+                                    _re((V.mH * gV.mT).sum(-1).unsqueeze(-1)).squeeze(-1)
+                                ),
+                                alpha=-1,
+                            )
+                        ),
+                        gL,
+                    ),
                 ),
                 (gL, gV),
                 _TIES_MESSAGE,

@@ -34,6 +34,7 @@ from ._runtime import (
     _mm,
     _mm_like,
     _pairwise_inv,
+    _plus_diag,
     _raise_if_failed,
     _re,
     _skew,
@@ -207,7 +208,7 @@ def _vjp_checks(A, L, Q, gL, gQ, UPLO, check_gauge, check_ties):
         return (
             _check(
                 "ties",
-                lambda: (_skew(_mm(Q.mH, gQ)) + _torch.diag_embed(gL.squeeze(-1)),),
+                lambda: (_plus_diag(_skew(_mm(Q.mH, gQ)), gL),),
                 (gL, gQ),
                 _TIES_MESSAGE,
                 "check_ties",
@@ -285,16 +286,14 @@ def _vjp_rule(A, L, Q, gL, gQ, UPLO, check_gauge, check_ties):
         # spec/eigh.yaml:83, G2008 Sec. 3.1
         _c0 = Q.mH
         _c1 = _mm(_c0, gQ)
-        gA = _sym(
-            _mm(_mm(Q, _torch.diag_embed(_re(gL).squeeze(-1)) + (_pairwise_inv(L) * _c1)), _c0)
-        )
+        gA = _sym(_mm(_mm(Q, _plus_diag((_pairwise_inv(L) * _c1), _re(gL))), _c0))
         return _checked_vjp(
             "eigh",
             (gA,),
             (
                 _check(
                     "ties",
-                    lambda: (_skew(_c1) + _torch.diag_embed(gL.squeeze(-1)),),
+                    lambda: (_plus_diag(_skew(_c1), gL),),
                     (gL, gQ),
                     _TIES_MESSAGE,
                     "check_ties",

@@ -42,6 +42,7 @@ from ._runtime import (
     _fused_vjp,
     _laid_out_like,
     _mm,
+    _plus_diag,
     _raise_if_failed,
     _re,
     _triu_herm,
@@ -556,13 +557,7 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
                 _c0 = _c1 = _g_X = None
                 _g_U = -_mm(Q.mH, _g_dQ)
                 _c2 = _g_U.triu(1)
-                _g_B = (
-                    _c2.mH
-                    + _torch.diag_embed(
-                        _re(_g_U.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)).squeeze(-1)
-                    )
-                    + _c2
-                )
+                _g_B = _plus_diag(_c2.mH + _c2, _re(_g_U.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)))
                 _c2 = _g_U = None
                 _g_C = _addmm(_g_dQ, Q, _g_B)
                 Q = _g_B = _g_dQ = None
@@ -620,11 +615,7 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
             _g_U = _addmm(_mm(_c3, _c4), Q.mH, _g_dQ, alpha=-1)
             _c3 = None
             _c5 = _g_U.triu(1)
-            _g_B = (
-                _c5.mH
-                + _torch.diag_embed(_re(_g_U.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)).squeeze(-1))
-                + _c5
-            )
+            _g_B = _plus_diag(_c5.mH + _c5, _re(_g_U.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)))
             _c5 = _g_U = None
             _g_C = _addmm(_g_dQ, Q, _g_B)
             Q = _g_B = _g_dQ = None
@@ -682,13 +673,7 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
                 _c1 = _g_F = None
                 _g_U = -_mm(Q.mH, _g_dQ)
                 _c3 = _g_U.triu(1)
-                _g_B = (
-                    _c3.mH
-                    + _torch.diag_embed(
-                        _re(_g_U.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)).squeeze(-1)
-                    )
-                    + _c3
-                )
+                _g_B = _plus_diag(_c3.mH + _c3, _re(_g_U.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)))
                 _c3 = _g_U = None
                 _g_C = _addmm(_g_dQ, Q, _g_B)
                 Q = _g_B = _g_dQ = None
@@ -746,13 +731,7 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
                 _g_U = _addmm(_mm(_g_dR, _c4), Q.mH, _g_dQ, alpha=-1)
                 _g_dR = None
                 _c5 = _g_U.triu(1)
-                _g_B = (
-                    _c5.mH
-                    + _torch.diag_embed(
-                        _re(_g_U.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)).squeeze(-1)
-                    )
-                    + _c5
-                )
+                _g_B = _plus_diag(_c5.mH + _c5, _re(_g_U.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)))
                 _c5 = _g_U = None
                 _g_C = _addmm(_g_dQ, Q, _g_B)
                 _g_B = _g_dQ = None
@@ -819,11 +798,7 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
             _g_U = _addmm(_mm(_g_dR, _c5), Q.mH, _g_dQ, alpha=-1)
             _g_dR = None
             _c6 = _g_U.triu(1)
-            _g_B = (
-                _c6.mH
-                + _torch.diag_embed(_re(_g_U.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)).squeeze(-1))
-                + _c6
-            )
+            _g_B = _plus_diag(_c6.mH + _c6, _re(_g_U.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)))
             _c6 = _g_U = None
             _g_C = _addmm(_g_dQ, Q, _g_B)
             _g_B = _g_dQ = None
@@ -883,13 +858,7 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
                 _c1 = _g_F = None
                 _g_U = -_mm(Q.mH, _g_dQ)
                 _c3 = _g_U.triu(1)
-                _g_B = (
-                    _c3.mH
-                    + _torch.diag_embed(
-                        _re(_g_U.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)).squeeze(-1)
-                    )
-                    + _c3
-                )
+                _g_B = _plus_diag(_c3.mH + _c3, _re(_g_U.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)))
                 _c3 = _g_U = None
                 _g_C = _addmm(_g_dQ, Q, _g_B)
                 Q = _g_B = _g_dQ = None
@@ -950,13 +919,7 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
                 _g_U = _addmm(_mm(_g_dR[..., :, :m], _c4), Q.mH, _g_dQ, alpha=-1)
                 _g_dR = None
                 _c5 = _g_U.triu(1)
-                _g_B = (
-                    _c5.mH
-                    + _torch.diag_embed(
-                        _re(_g_U.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)).squeeze(-1)
-                    )
-                    + _c5
-                )
+                _g_B = _plus_diag(_c5.mH + _c5, _re(_g_U.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)))
                 _c5 = _g_U = None
                 _g_C = _addmm(_g_dQ, Q, _g_B)
                 _g_B = _g_dQ = None
@@ -1027,11 +990,7 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
             _g_U = _addmm(_mm(_g_dR[..., :, :m], _c5), Q.mH, _g_dQ, alpha=-1)
             _g_dR = None
             _c6 = _g_U.triu(1)
-            _g_B = (
-                _c6.mH
-                + _torch.diag_embed(_re(_g_U.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)).squeeze(-1))
-                + _c6
-            )
+            _g_B = _plus_diag(_c6.mH + _c6, _re(_g_U.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)))
             _c6 = _g_U = None
             _g_C = _addmm(_g_dQ, Q, _g_B)
             _g_B = _g_dQ = None

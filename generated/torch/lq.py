@@ -33,6 +33,7 @@ from ._runtime import (
     _materialized,
     _mm,
     _mm_like,
+    _plus_diag,
     _raise_if_failed,
     _re,
     _zeros_like,
@@ -133,9 +134,7 @@ def _jvp_rule(A, L, Q, dA, mode, check_singular):
             # spec/lq.yaml:56, RR2020 Sec. 4
             C = _torch.linalg.solve_triangular(L, dA, upper=False, left=True, unitriangular=False)
             M = _mm(C, Q.mH)
-            V = (M + M.mH).tril(-1) + _torch.diag_embed(
-                _re(M.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)).squeeze(-1)
-            )
+            V = _plus_diag((M + M.mH).tril(-1), _re(M.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)))
             M = None
             dL = _mm_like(L, V, L)
             dQ = _addmm(C, V, Q, alpha=-1)
@@ -157,9 +156,7 @@ def _jvp_rule(A, L, Q, dA, mode, check_singular):
             )
             _c0 = Q.mH
             M = _mm(C, _c0)
-            V = (M + M.mH).tril(-1) + _torch.diag_embed(
-                _re(M.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)).squeeze(-1)
-            )
+            V = _plus_diag((M + M.mH).tril(-1), _re(M.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)))
             M = None
             dQ = _addmm(C, V, Q, alpha=-1)
             C = None
@@ -275,13 +272,7 @@ def _vjp_rule(A, L, Q, gL, gQ, mode, check_singular):
                 # the rule below without the terms of gL, which are None
                 _g_V = -_mm(gQ, Q.mH)
                 _c0 = _g_V.tril(-1)
-                _g_M = (
-                    _c0.mH
-                    + _torch.diag_embed(
-                        _re(_g_V.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)).squeeze(-1)
-                    )
-                    + _c0
-                )
+                _g_M = _plus_diag(_c0.mH + _c0, _re(_g_V.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)))
                 _c0 = _g_V = None
                 _g_C = _addmm(gQ, _g_M, Q)
                 _g_M = None
@@ -294,13 +285,7 @@ def _vjp_rule(A, L, Q, gL, gQ, mode, check_singular):
                 _c0 = L.mH
                 _g_V = _mm(_c0, gL)
                 _c1 = _g_V.tril(-1)
-                _g_M = (
-                    _c1.mH
-                    + _torch.diag_embed(
-                        _re(_g_V.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)).squeeze(-1)
-                    )
-                    + _c1
-                )
+                _g_M = _plus_diag(_c1.mH + _c1, _re(_g_V.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)))
                 _c1 = _g_V = None
                 _g_C = _mm(_g_M, Q)
                 _g_M = None
@@ -315,11 +300,7 @@ def _vjp_rule(A, L, Q, gL, gQ, mode, check_singular):
             _c0 = L.mH
             _g_V = _addmm(_mm(_c0, gL), gQ, Q.mH, alpha=-1)
             _c1 = _g_V.tril(-1)
-            _g_M = (
-                _c1.mH
-                + _torch.diag_embed(_re(_g_V.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)).squeeze(-1))
-                + _c1
-            )
+            _g_M = _plus_diag(_c1.mH + _c1, _re(_g_V.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)))
             _c1 = _g_V = None
             _g_C = _addmm(gQ, _g_M, Q)
             _g_M = None
@@ -335,13 +316,7 @@ def _vjp_rule(A, L, Q, gL, gQ, mode, check_singular):
                 _g_dQ = gQ
                 _g_V = -_mm(_g_dQ, Q.mH)
                 _c0 = _g_V.tril(-1)
-                _g_M = (
-                    _c0.mH
-                    + _torch.diag_embed(
-                        _re(_g_V.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)).squeeze(-1)
-                    )
-                    + _c0
-                )
+                _g_M = _plus_diag(_c0.mH + _c0, _re(_g_V.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)))
                 _c0 = _g_V = None
                 _g_C = _addmm(_g_dQ, _g_M, Q)
                 _g_M = _g_dQ = None
@@ -363,11 +338,7 @@ def _vjp_rule(A, L, Q, gL, gQ, mode, check_singular):
             L1 = None
             _g_V = _addmm(_mm(_c1, gL[..., :n, :]), _g_dQ, Q.mH, alpha=-1)
             _c2 = _g_V.tril(-1)
-            _g_M = (
-                _c2.mH
-                + _torch.diag_embed(_re(_g_V.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)).squeeze(-1))
-                + _c2
-            )
+            _g_M = _plus_diag(_c2.mH + _c2, _re(_g_V.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)))
             _c2 = _g_V = None
             _g_C = _addmm(_g_dQ, _g_M, Q)
             _g_M = _g_dQ = None

@@ -37,6 +37,7 @@ from ._runtime import (
     _mm,
     _mm_like,
     _pairwise_inv,
+    _plus_diag,
     _raise_if_failed,
     _re,
     _skew,
@@ -624,7 +625,7 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                     else None,
                     _check(
                         "ties",
-                        lambda: (_torch.diag_embed(gS.squeeze(-1)) + _skew(_mm(Vh, gVh.mH)),),
+                        lambda: (_plus_diag(_skew(_mm(Vh, gVh.mH)), gS),),
                         (gS, gVh),
                         _TIES_MESSAGE,
                         "check_ties",
@@ -706,7 +707,7 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                     else None,
                     _check(
                         "ties",
-                        lambda: (_torch.diag_embed(gS.squeeze(-1)) + _skew(_mm(U.mH, gU)),),
+                        lambda: (_plus_diag(_skew(_mm(U.mH, gU)), gS),),
                         (gS, gU),
                         _TIES_MESSAGE,
                         "check_ties",
@@ -840,10 +841,7 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                 else None,
                 _check(
                     "ties",
-                    lambda: (
-                        _skew(_addmm(_mm(U.mH, gU), Vh, gVh.mH))
-                        + _torch.diag_embed(gS.squeeze(-1)),
-                    ),
+                    lambda: (_plus_diag(_skew(_addmm(_mm(U.mH, gU), Vh, gVh.mH)), gS),),
                     (gS, gU, gVh),
                     _TIES_MESSAGE,
                     "check_ties",
@@ -885,7 +883,7 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                     else None,
                     _check(
                         "ties",
-                        lambda: (_torch.diag_embed(gS.squeeze(-1)) + _skew(_mm(Vh, gVh.mH)),),
+                        lambda: (_plus_diag(_skew(_mm(Vh, gVh.mH)), gS),),
                         (gS, gVh),
                         _TIES_MESSAGE,
                         "check_ties",
@@ -921,7 +919,7 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                     else None,
                     _check(
                         "ties",
-                        lambda: (_torch.diag_embed(gS.squeeze(-1)) + _skew(_mm(U.mH, gU)),),
+                        lambda: (_plus_diag(_skew(_mm(U.mH, gU)), gS),),
                         (gS, gU),
                         _TIES_MESSAGE,
                         "check_ties",
@@ -1055,10 +1053,7 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                 else None,
                 _check(
                     "ties",
-                    lambda: (
-                        _skew(_addmm(_mm(U.mH, gU), Vh, gVh.mH))
-                        + _torch.diag_embed(gS.squeeze(-1)),
-                    ),
+                    lambda: (_plus_diag(_skew(_addmm(_mm(U.mH, gU), Vh, gVh.mH)), gS),),
                     (gS, gU, gVh),
                     _TIES_MESSAGE,
                     "check_ties",
@@ -1101,7 +1096,7 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                     else None,
                     _check(
                         "ties",
-                        lambda: (_torch.diag_embed(gS.squeeze(-1)) + _skew(_mm(Vh, gVh.mH)),),
+                        lambda: (_plus_diag(_skew(_mm(Vh, gVh.mH)), gS),),
                         (gS, gVh),
                         _TIES_MESSAGE,
                         "check_ties",
@@ -1140,7 +1135,7 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                     else None,
                     _check(
                         "ties",
-                        lambda: (_torch.diag_embed(gS.squeeze(-1)) + _skew(_mm(U.mH, gU)),),
+                        lambda: (_plus_diag(_skew(_mm(U.mH, gU)), gS),),
                         (gS, gU),
                         _TIES_MESSAGE,
                         "check_ties",
@@ -1289,10 +1284,7 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                 else None,
                 _check(
                     "ties",
-                    lambda: (
-                        _skew(_addmm(_mm(U.mH, gU), Vh, gVh.mH))
-                        + _torch.diag_embed(gS.squeeze(-1)),
-                    ),
+                    lambda: (_plus_diag(_skew(_addmm(_mm(U.mH, gU), Vh, gVh.mH)), gS),),
                     (gS, gU, gVh),
                     _TIES_MESSAGE,
                     "check_ties",
@@ -1336,7 +1328,7 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                     else None,
                     _check(
                         "ties",
-                        lambda: (_torch.diag_embed(gS.squeeze(-1)) + _skew(_mm(Vh, gVh.mH)),),
+                        lambda: (_plus_diag(_skew(_mm(Vh, gVh.mH)), gS),),
                         (gS, gVh),
                         _TIES_MESSAGE,
                         "check_ties",
@@ -1438,10 +1430,7 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                     else None,
                     _check(
                         "ties",
-                        lambda: (
-                            _torch.diag_embed(gS.squeeze(-1))
-                            + _skew(_mm(U[..., :, :n].mH, gU[..., :, :n])),
-                        ),
+                        lambda: (_plus_diag(_skew(_mm(U[..., :, :n].mH, gU[..., :, :n])), gS),),
                         (gS, gU),
                         _TIES_MESSAGE,
                         "check_ties",
@@ -1601,8 +1590,9 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                 _check(
                     "ties",
                     lambda: (
-                        _skew(_addmm(_mm(U[..., :, :n].mH, gU[..., :, :n]), Vh, gVh.mH))
-                        + _torch.diag_embed(gS.squeeze(-1)),
+                        _plus_diag(
+                            _skew(_addmm(_mm(U[..., :, :n].mH, gU[..., :, :n]), Vh, gVh.mH)), gS
+                        ),
                     ),
                     (gS, gU, gVh),
                     _TIES_MESSAGE,
@@ -1652,10 +1642,7 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                     else None,
                     _check(
                         "ties",
-                        lambda: (
-                            _torch.diag_embed(gS.squeeze(-1))
-                            + _skew(_mm(Vh[..., :m, :], gVh[..., :m, :].mH)),
-                        ),
+                        lambda: (_plus_diag(_skew(_mm(Vh[..., :m, :], gVh[..., :m, :].mH)), gS),),
                         (gS, gVh),
                         _TIES_MESSAGE,
                         "check_ties",
@@ -1694,7 +1681,7 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                     else None,
                     _check(
                         "ties",
-                        lambda: (_torch.diag_embed(gS.squeeze(-1)) + _skew(_mm(U.mH, gU)),),
+                        lambda: (_plus_diag(_skew(_mm(U.mH, gU)), gS),),
                         (gS, gU),
                         _TIES_MESSAGE,
                         "check_ties",
@@ -1852,8 +1839,9 @@ def _vjp_checks(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties
                 _check(
                     "ties",
                     lambda: (
-                        _skew(_addmm(_mm(U.mH, gU), Vh[..., :m, :], gVh[..., :m, :].mH))
-                        + _torch.diag_embed(gS.squeeze(-1)),
+                        _plus_diag(
+                            _skew(_addmm(_mm(U.mH, gU), Vh[..., :m, :], gVh[..., :m, :].mH)), gS
+                        ),
                     ),
                     (gS, gU, gVh),
                     _TIES_MESSAGE,
@@ -1905,10 +1893,9 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _g_D = -_c2
                 _c3 = F.conj() * _c2
                 F = _c2 = None
-                _g_dP = (
+                _g_dP = _plus_diag(
                     S.conj() * _c3
                     + S * _c3.mH
-                    + _torch.diag_embed(_re(gS).squeeze(-1))
                     + _skew(
                         _torch.diag_embed(
                             (
@@ -1916,7 +1903,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                                 * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
                             ).squeeze(-1)
                         )
-                    )
+                    ),
+                    _re(gS),
                 )
                 _c3 = _g_D = None
                 gA = _mm_like(U, _mm(_g_dP, _c0), A)
@@ -2038,18 +2026,18 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c2 = F.conj() * _c1
                 F = None
                 _c3 = S.reciprocal().conj()
-                _g_dP = (
+                _g_dP = _plus_diag(
                     _c2.mH * S.mT
                     + _c2 * S.conj().mT
                     - _c1 * _c3.mT
-                    + _torch.diag_embed(_re(gS).squeeze(-1))
                     + _skew(
                         _torch.diag_embed(
                             (
                                 _c3 * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
                             ).squeeze(-1)
                         )
-                    )
+                    ),
+                    _re(gS),
                 )
                 _c1 = _c2 = None
                 gA = _mm_like(_addmm(gU * _c3.mT, U, _g_dP), V.mH, A)
@@ -2247,20 +2235,20 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             _c8 = _c5 * _c1
             _c5 = None
             _c9 = S.reciprocal().conj()
-            _g_dP = (
+            _g_dP = _plus_diag(
                 _c7 * _c6
                 + _c8.mH * S.mT
                 + S * _c6.mH
                 + _c8 * _c7.mT
                 - _c1 * _c9.mT
-                + _torch.diag_embed(_re(gS).squeeze(-1))
                 + _skew(
                     _torch.diag_embed(
                         (_c9 * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)).squeeze(
                             -1
                         )
                     )
-                )
+                ),
+                _re(gS),
             )
             _c6 = _c7 = _c8 = _g_D = None
             gA = _mm_like(_addmm(gU * _c9.mT, U, _g_dP), _c2, A)
@@ -2313,11 +2301,10 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c3 = F.conj() * _c2
                 F = _c2 = None
                 _c4 = S.reciprocal()
-                _g_dP = (
+                _g_dP = _plus_diag(
                     S.conj() * _c3
                     + S * _c3.mH
                     - _c4 * (_mm(gVh, V))
-                    + _torch.diag_embed(_re(gS).squeeze(-1))
                     + _skew(
                         _torch.diag_embed(
                             (
@@ -2325,7 +2312,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                                 * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
                             ).squeeze(-1)
                         )
-                    )
+                    ),
+                    _re(gS),
                 )
                 _c3 = _g_D = None
                 gA = _mm_like(U, _addmm(_c4 * gVh, _g_dP, _c0), A)
@@ -2371,10 +2359,9 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _g_D = _c1
                 _c2 = F.conj() * _c1
                 F = _c1 = None
-                _g_dP = (
+                _g_dP = _plus_diag(
                     _c2.mH * S.mT
                     + _c2 * S.conj().mT
-                    + _torch.diag_embed(_re(gS).squeeze(-1))
                     + _skew(
                         _torch.diag_embed(
                             (
@@ -2382,7 +2369,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                                 * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
                             ).squeeze(-1)
                         )
-                    )
+                    ),
+                    _re(gS),
                 )
                 _c2 = None
                 gA = _mm_like(_mm(U, _g_dP), V.mH, A)
@@ -2581,20 +2569,20 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             _c8 = _c5 * _c1
             _c5 = None
             _c9 = S.reciprocal()
-            _g_dP = (
+            _g_dP = _plus_diag(
                 _c7 * _c6
                 + _c8.mH * S.mT
                 + S * _c6.mH
                 + _c8 * _c7.mT
                 - _c9 * (_mm(gVh, V))
-                + _torch.diag_embed(_re(gS).squeeze(-1))
                 + _skew(
                     _torch.diag_embed(
                         (
                             _c9.conj() * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
                         ).squeeze(-1)
                     )
-                )
+                ),
+                _re(gS),
             )
             _c6 = _c7 = _c8 = _g_D = None
             gA = _mm_like(U, _addmm(_c9 * gVh, _g_dP, _c2), A)
@@ -2647,10 +2635,9 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _g_D = -_c2
                 _c3 = F.conj() * _c2
                 F = _c2 = None
-                _g_dP = (
+                _g_dP = _plus_diag(
                     S.conj() * _c3
                     + S * _c3.mH
-                    + _torch.diag_embed(_re(gS).squeeze(-1))
                     + _skew(
                         _torch.diag_embed(
                             (
@@ -2658,7 +2645,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                                 * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
                             ).squeeze(-1)
                         )
-                    )
+                    ),
+                    _re(gS),
                 )
                 _c3 = _g_D = None
                 gA = _mm_like(_mm(U, _g_dP), _c0, A)
@@ -2708,10 +2696,9 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _g_D = _c0
                 _c1 = F.conj() * _c0
                 F = _c0 = None
-                _g_dP = (
+                _g_dP = _plus_diag(
                     _c1.mH * S.mT
                     + _c1 * S.conj().mT
-                    + _torch.diag_embed(_re(gS).squeeze(-1))
                     + _skew(
                         _torch.diag_embed(
                             (
@@ -2719,7 +2706,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                                 * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
                             ).squeeze(-1)
                         )
-                    )
+                    ),
+                    _re(gS),
                 )
                 _c1 = None
                 gA = _mm_like(_mm(U, _g_dP), V.mH, A)
@@ -2917,12 +2905,11 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             _c6 = S.conj()
             _c7 = _c4 * _c0
             _c4 = None
-            _g_dP = (
+            _g_dP = _plus_diag(
                 _c6 * _c5
                 + _c7.mH * S.mT
                 + S * _c5.mH
                 + _c7 * _c6.mT
-                + _torch.diag_embed(_re(gS).squeeze(-1))
                 + _skew(
                     _torch.diag_embed(
                         (
@@ -2930,7 +2917,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                             * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
                         ).squeeze(-1)
                     )
-                )
+                ),
+                _re(gS),
             )
             _c5 = _c6 = _c7 = _g_D = None
             gA = _mm_like(_mm(U, _g_dP), _c1, A)
@@ -2996,10 +2984,9 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _g_D = -_c2
                 _c3 = F.conj() * _c2
                 F = _c2 = None
-                _g_dP = (
+                _g_dP = _plus_diag(
                     S.conj() * _c3
                     + S * _c3.mH
-                    + _torch.diag_embed(_re(gS).squeeze(-1))
                     + _skew(
                         _torch.diag_embed(
                             (
@@ -3007,7 +2994,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                                 * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
                             ).squeeze(-1)
                         )
-                    )
+                    ),
+                    _re(gS),
                 )
                 _c3 = _g_D = None
                 gA = _mm_like(U1, _mm(_g_dP, _c0), A)
@@ -3149,18 +3137,18 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 F = None
                 _c2 = S.reciprocal()
                 _c3 = _c2.conj()
-                _g_dP = (
+                _g_dP = _plus_diag(
                     _c1.mH * S.mT
                     + _c1 * S.conj().mT
                     - _c0 * _c3.mT
-                    + _torch.diag_embed(_re(gS).squeeze(-1))
                     + _skew(
                         _torch.diag_embed(
                             (
                                 _c3 * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
                             ).squeeze(-1)
                         )
-                    )
+                    ),
+                    _re(gS),
                 )
                 _c1 = _g_D = None
                 _c4 = U[..., :, n:]
@@ -3378,20 +3366,20 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             _c4 = None
             _c8 = S.reciprocal()
             _c9 = _c8.conj()
-            _g_dP = (
+            _g_dP = _plus_diag(
                 _c6 * _c5
                 + _c7.mH * S.mT
                 + S * _c5.mH
                 + _c7 * _c6.mT
                 - _c0 * _c9.mT
-                + _torch.diag_embed(_re(gS).squeeze(-1))
                 + _skew(
                     _torch.diag_embed(
                         (_c9 * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)).squeeze(
                             -1
                         )
                     )
-                )
+                ),
+                _re(gS),
             )
             _c5 = _c6 = _c7 = _g_D = None
             _c10 = U[..., :, n:]
@@ -3468,18 +3456,18 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _g_dV1 = None
                 _c6 = S.reciprocal()
                 _c7 = _c6.conj()
-                _g_dP = (
+                _g_dP = _plus_diag(
                     S.conj() * _c4
                     + S * _c4.mH
                     - _c6 * (_mm(_c5, V1))
-                    + _torch.diag_embed(_re(gS).squeeze(-1))
                     + _skew(
                         _torch.diag_embed(
                             (
                                 _c7 * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
                             ).squeeze(-1)
                         )
-                    )
+                    ),
+                    _re(gS),
                 )
                 _c4 = _g_D = None
                 _c8 = Vh[..., m:, :]
@@ -3535,10 +3523,9 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _g_D = _c0
                 _c1 = F.conj() * _c0
                 F = _c0 = None
-                _g_dP = (
+                _g_dP = _plus_diag(
                     _c1.mH * S.mT
                     + _c1 * S.conj().mT
-                    + _torch.diag_embed(_re(gS).squeeze(-1))
                     + _skew(
                         _torch.diag_embed(
                             (
@@ -3546,7 +3533,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                                 * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
                             ).squeeze(-1)
                         )
-                    )
+                    ),
+                    _re(gS),
                 )
                 _c1 = None
                 gA = _mm_like(_mm(U, _g_dP), V1.mH, A)
@@ -3762,20 +3750,20 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             _c5 = None
             _c9 = _g_dV1.mH
             _g_dV1 = None
-            _g_dP = (
+            _g_dP = _plus_diag(
                 _c7 * _c6
                 + _c8.mH * S.mT
                 + S * _c6.mH
                 + _c8 * _c7.mT
                 - _c10 * (_mm(_c9, V1))
-                + _torch.diag_embed(_re(gS).squeeze(-1))
                 + _skew(
                     _torch.diag_embed(
                         (_c11 * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)).squeeze(
                             -1
                         )
                     )
-                )
+                ),
+                _re(gS),
             )
             _c6 = _c7 = _c8 = _g_D = None
             _c12 = Vh[..., m:, :]

@@ -29,6 +29,7 @@ __all__ = [
     "_raise_if_failed",
     "_empty_like", "_host_op", "_im",
     "_indices", "_indices_permutation", "_laid_out_like", "_materialized", "_mm", "_mm_like", "_np",
+    "_plus_diag",
     "_on_host", "_pad_cols", "_pad_rows", "_pairwise_inv", "_permute_cols", "_permute_rows",
     "_pivots_permutation", "_re", "_scipy", "_skew", "_sym", "_to_field", "_transposed",
     "_tril_diag", "_triu_herm", "_unbatched", "_unit_tril", "_unpacked", "_version_tuple",
@@ -139,6 +140,16 @@ def _mm_like(a, b, like):
     return a @ b
 
 
+def _plus_diag(x, v):
+    """x + diag(v) for a stack of square x and (..., n, 1) columns v: v added to the diagonal
+    of a copy of x (diagonal_scatter: differentiable, traced and vmapped like any op), where
+    building diag(v) and adding it would pass over an n x n array three times."""
+    d = x.diagonal(dim1=-2, dim2=-1) + v.squeeze(-1)
+    if d.dtype != x.dtype or d.shape != x.shape[:-1]:  # v promotes x, or broadcasts it
+        return x + _torch.diag_embed(v.squeeze(-1))
+    return _torch.diagonal_scatter(x, d, dim1=-2, dim2=-1)
+
+
 def _same_dtype(a, b):
     """torch's matmul does not promote: a real tangent times a complex factor (eig of a
     real matrix) is promoted here."""
@@ -172,11 +183,14 @@ def _addmm(c, a, b, alpha=1):
 
 
 def _sym(x):
-    return (x + x.mH) / 2
+    """(x + x^H) / 2, halved in the sum's own fresh array (no second result; the sum's
+    backward reads no output, so the in-place halving is differentiable)."""
+    return (x + x.mH).mul_(0.5)
 
 
 def _skew(x):
-    return (x - x.mH) / 2
+    """(x - x^H) / 2, as _sym."""
+    return (x - x.mH).mul_(0.5)
 
 
 def _im(x):

@@ -16,6 +16,8 @@ Sums are printed for speed, with the same arithmetic:
 * ``triu(X + X^H, 1) + diag(re(diagonal(X)))`` becomes ``_triu_herm(X)``: the upper triangle
   of ``X + X^H`` with its (real, doubled) diagonal halved in place, as torch's own QR rules
   compute it; bit-for-bit the same result without building and adding a diagonal matrix.
+* ``X + c * diag(v)`` becomes ``_plus_diag(X, c * v)``: ``c v`` added to the diagonal of a
+  copy of X, without building the diagonal matrix and adding it (eigh's VJP core).
 * ``tril(X, -1) + I`` becomes ``_unit_tril(X)``: the Householder vectors' V with its unit
   diagonal written in place, one tensor instead of three;
 * ``tril(X, -1) + c * diag(re(diagonal(X)))`` becomes ``_tril_diag(X, c)``: the lower
@@ -58,6 +60,14 @@ def _tril_diag_pair(terms):
             if (len(mats) == 1 and isinstance(mats[0], Diag) and isinstance(mats[0].arg, Re)
                     and isinstance(mats[0].arg.arg, Diagonal) and mats[0].arg.arg.arg == t.arg):
                 return i, j, t.arg, coeff
+    return None
+
+
+def _diagonal_term(term):
+    """(c, v) when the term of a sum is c diag(v)."""
+    coeff, mats = split_product(term)
+    if len(mats) == 1 and isinstance(mats[0], Diag):
+        return coeff, mats[0].arg
     return None
 
 
@@ -126,6 +136,7 @@ class Printer(BatchedMatrixPrinter, TorchPrinter):
         "addmm": "_addmm({c}, {a}, {b}{alpha})",
         "mm": "_mm({a}, {b})",
         "mm_like": "_mm_like({a}, {b}, {like})",
+        "plus_diag": "_plus_diag({x}, {v})",
     }
 
     def _print_MatAdd(self, e):
@@ -148,6 +159,16 @@ class Printer(BatchedMatrixPrinter, TorchPrinter):
             parts.append(("text", False, self._op("tril_diag", x=self._print(x),
                                                   scale=self._scalar(coeff))))
             terms = [t for k, t in enumerate(terms) if k not in (i, j)]
+        diagonal = next((t for t in terms if _diagonal_term(t) is not None), None)
+        lone_product = not parts and len(terms) == 2 and any(
+            len(self._split(t)[1]) >= 2 for t in terms)  # _addmm adds it: no extra pass
+        if diagonal is not None and len(terms) + len(parts) > 1 and not lone_product:
+            # x + c diag(v): c v added to the diagonal of a copy of x (no diagonal matrix
+            # built and added: one pass over x instead of three)
+            coeff, v = _diagonal_term(diagonal)
+            rest = [t for t in terms if t is not diagonal]
+            x = self._sum(parts + [("expr", *self._split(t)) for t in rest])
+            return self._op("plus_diag", x=x, v=self._product(coeff, [v]))
         parts += [("expr", *self._split(t)) for t in terms]
         return self._sum(parts)
 
