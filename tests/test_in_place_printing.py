@@ -141,3 +141,82 @@ def test_a_released_name_that_a_closure_reads_elsewhere_still_compiles_under_dyn
     compiled = torch.compile(f, fullgraph=True, backend="eager")
     a = torch.randn(3)
     assert torch.equal(compiled(a, True), f(a, True))
+
+
+# -- products and sums printed without an n x n diagonal matrix or a layout copy -------------
+
+LAYOUT_NAMES = {**NAMES, "v": sp.MatrixSymbol("v", m, 1)}
+
+
+def parse_with_vector(text):
+    (assignment,) = Parser(LAYOUT_NAMES, DIMS).program(f"W = {text}")
+    return assignment.expr
+
+
+def test_a_solve_of_a_diagonal_takes_in_the_product_beside_it():
+    from factorules.compiler.product_folding import ScaleRows, fold_diagonal_products
+    x, y, v = NAMES["X"], NAMES["Y"], LAYOUT_NAMES["v"]
+    # X^-1 diag(v) Y: one solve of the scaled Y, no product with the solve's result
+    assert fold_diagonal_products(parse_with_vector("solve(X, diag(v)) @ Y")) == ops.Solve(
+        x, ScaleRows(y, v))
+    # a solve of another right side keeps its product
+    kept = parse_with_vector("solve(X, X) @ Y")
+    assert fold_diagonal_products(kept) == kept
+
+
+def test_a_diagonal_statement_is_written_into_the_products_that_read_it():
+    from factorules.compiler.product_folding import fold_diagonal_products, inline_diagonals
+    from factorules.compiler.program import Statement
+    d = sp.MatrixSymbol("D", m, m)
+    statements = [Statement("D", ops.Diag(LAYOUT_NAMES["v"])),
+                  Statement("gA", NAMES["X"] * d * NAMES["Y"])]
+    inlined = inline_diagonals(statements, ("gA",))
+    assert [s.name for s in inlined] == ["gA"]
+    assert "Diag" not in sp.srepr(fold_diagonal_products(inlined[0].expr))
+    # a result keeps its statement
+    assert [s.name for s in inline_diagonals(statements, ("D", "gA"))] == ["D", "gA"]
+
+
+def test_torch_prints_a_sum_with_a_diagonal_as_plus_diag_unless_addmm_takes_it():
+    printer = BACKENDS["torch"].Printer(dtype_ref="X")
+    assert printer.doprint(parse_with_vector("hadamard(X, X) + diag(v)")) == \
+        "_plus_diag(X * X, v)"
+    assert printer.doprint(parse_with_vector("X - 2 * diag(v)")) == "_plus_diag(X, -2 * v)"
+    assert printer.doprint(parse_with_vector("X @ X + diag(v)")).startswith("_addmm(")
+
+
+def test_torch_plus_diag_is_the_sum_and_differentiable():
+    import torch
+
+    from generated.torch import _runtime as rt
+    x = torch.randn(3, 4, 4, dtype=torch.float64, requires_grad=True)
+    v = torch.randn(3, 4, 1, dtype=torch.float64, requires_grad=True)
+    assert torch.equal(rt._plus_diag(x, v), x + torch.diag_embed(v.squeeze(-1)))
+    assert torch.autograd.gradcheck(rt._plus_diag, (x, v), check_forward_ad=True)
+    assert torch.autograd.gradgradcheck(rt._plus_diag, (x, v))
+    # a complex v on a real x promotes, and a v that broadcasts over x's batch: the plain sum
+    vc = torch.randn(3, 4, 1, dtype=torch.complex128)
+    assert torch.equal(rt._plus_diag(x, vc), x + torch.diag_embed(vc.squeeze(-1)))
+    assert torch.equal(rt._plus_diag(x, v[0]), x + torch.diag_embed(v[0].squeeze(-1)))
+    # a complex x and a real v (eigh's Hermitian core)
+    xc = torch.randn(2, 3, 3, dtype=torch.complex128)
+    assert torch.equal(rt._plus_diag(xc, v[:2, :3]), xc + torch.diag_embed(v[:2, :3, 0]))
+
+
+@pytest.mark.parametrize("op", ["svdvals", "eigh", "svd"])
+@pytest.mark.parametrize("column_major", [False, True])
+def test_torch_cotangent_is_laid_out_like_its_input(op, column_major):
+    """A rule's product result comes out in its input's layout (_mm_like), so autograd does
+    not copy it into that layout (AccumulateGrad's layout contract)."""
+    import torch
+
+    import generated.torch as fr
+    torch.manual_seed(0)
+    a = torch.randn(6, 6, dtype=torch.float64)
+    a = (a + a.mT) if op == "eigh" else a
+    a = (a.mT.contiguous().mT if column_major else a.contiguous()).requires_grad_()
+    out = getattr(fr, op)(a)
+    loss = sum((t * torch.randn_like(t)).sum() for t in (out if isinstance(out, tuple)
+                                                         else (out,)))
+    (g,) = torch.autograd.grad(loss, a)
+    assert g.stride() == a.stride()

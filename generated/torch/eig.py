@@ -165,15 +165,13 @@ def _vjp_checks(A, L, V, gL, gV, check_gauge, check_ties):
                 "ties",
                 lambda: (
                     _plus_diag(
-                        (
-                            _addmm(
-                                _mm(V.mH, gV),
-                                _mm(V.mH, V),
-                                _torch.diag_embed(
-                                    _re((V.mH * gV.mT).sum(-1).unsqueeze(-1)).squeeze(-1)
-                                ),
-                                alpha=-1,
-                            )
+                        _addmm(
+                            _mm(V.mH, gV),
+                            _mm(V.mH, V),
+                            _torch.diag_embed(
+                                _re((V.mH * gV.mT).sum(-1).unsqueeze(-1)).squeeze(-1)
+                            ),
+                            alpha=-1,
                         ),
                         gL,
                     ),

@@ -241,7 +241,7 @@ def _vjp_rule(A, L, Q, gL, gQ, UPLO, check_gauge, check_ties):
             # the rule below without the terms of gL, which are None
             _c0 = Q.mH
             _c1 = _mm(_c0, gQ)
-            gA = _sym(_mm(_mm(Q, _pairwise_inv(L) * _c1), _c0))
+            gA = _sym(_mm_like(_mm(Q, _pairwise_inv(L) * _c1), _c0, A))
             return _checked_vjp(
                 "eigh",
                 (gA,),
@@ -286,7 +286,7 @@ def _vjp_rule(A, L, Q, gL, gQ, UPLO, check_gauge, check_ties):
         # spec/eigh.yaml:83, G2008 Sec. 3.1
         _c0 = Q.mH
         _c1 = _mm(_c0, gQ)
-        gA = _sym(_mm(_mm(Q, _plus_diag((_pairwise_inv(L) * _c1), _re(gL))), _c0))
+        gA = _sym(_mm_like(_mm(Q, _plus_diag(_pairwise_inv(L) * _c1, _re(gL))), _c0, A))
         return _checked_vjp(
             "eigh",
             (gA,),

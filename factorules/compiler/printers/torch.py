@@ -30,7 +30,7 @@ as an output breaks torch's batched forward AD.
 from sympy import Adjoint, MatAdd, MatMul
 from sympy.printing.pytorch import TorchPrinter
 
-from ..ops import Diag, Diagonal, Re, Tril, Triu, split_product
+from ..ops import Diag, Diagonal, Re, Skew, Sym, Tril, Triu, split_product
 from .base import SHARED_OPS, BatchedMatrixPrinter, unit_lower_pair
 
 
@@ -92,6 +92,10 @@ class Printer(BatchedMatrixPrinter, TorchPrinter):
         (``_mm_like``): autograd copies a cotangent into its input's layout, and forward AD
         a tangent into its primal's, an m x n transposing copy after the product."""
         text = self.assign(name, expr)
+        if isinstance(expr, (Sym, Skew)) and isinstance(expr.arg, MatMul):
+            # (x +- x^H) / 2 is laid out like x (eigh's sym(Q S Q^H))
+            inner = self.assign_result(name, expr.arg, like)
+            return self._op(expr.spec_name, x=inner)
         if not isinstance(expr, MatMul):
             return text
         coeff, mats = self._split(expr)
@@ -167,7 +171,8 @@ class Printer(BatchedMatrixPrinter, TorchPrinter):
             # built and added: one pass over x instead of three)
             coeff, v = _diagonal_term(diagonal)
             rest = [t for t in terms if t is not diagonal]
-            x = self._sum(parts + [("expr", *self._split(t)) for t in rest])
+            x = self._print(rest[0]) if not parts and len(rest) == 1 else self._sum(
+                parts + [("expr", *self._split(t)) for t in rest])
             return self._op("plus_diag", x=x, v=self._product(coeff, [v]))
         parts += [("expr", *self._split(t)) for t in terms]
         return self._sum(parts)
