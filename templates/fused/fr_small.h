@@ -14,6 +14,9 @@
 #include <cstdint>
 #include <limits>
 #include <type_traits>
+#if defined(__AVX__)
+#include <immintrin.h>
+#endif
 
 namespace fr {
 
@@ -90,6 +93,45 @@ template <class T, index R, index C> struct Mat {
   const T& operator()(index i, index j) const { return a[i * C + j]; }
 };
 
+// -- the L x L transpose of L lane vectors (r[l]: L consecutive entries of matrix l ->
+// r[t]: entry t of the L matrices), where lanes are loaded from or stored to matrices whose
+// entries lie together: AVX shuffles for 8 float / 4 double lanes, none elsewhere ------------
+template <class S, int L> struct lane_transpose : std::false_type {};
+#if defined(__AVX__)
+template <> struct lane_transpose<float, 8> : std::true_type {
+  using vector = Lanes<float, 8>::vector;
+  static void apply(vector* r) {
+    __m256 t[8], s[8];
+    for (int i = 0; i < 4; ++i) {
+      t[2 * i] = _mm256_unpacklo_ps(__m256(r[2 * i]), __m256(r[2 * i + 1]));
+      t[2 * i + 1] = _mm256_unpackhi_ps(__m256(r[2 * i]), __m256(r[2 * i + 1]));
+    }
+    for (int i = 0; i < 2; ++i)
+      for (int h = 0; h < 2; ++h) {
+        s[4 * i + 2 * h] = _mm256_shuffle_ps(t[4 * i + h], t[4 * i + h + 2], 0x44);
+        s[4 * i + 2 * h + 1] = _mm256_shuffle_ps(t[4 * i + h], t[4 * i + h + 2], 0xEE);
+      }
+    for (int i = 0; i < 4; ++i) {
+      r[i] = vector(_mm256_permute2f128_ps(s[i], s[i + 4], 0x20));
+      r[i + 4] = vector(_mm256_permute2f128_ps(s[i], s[i + 4], 0x31));
+    }
+  }
+};
+template <> struct lane_transpose<double, 4> : std::true_type {
+  using vector = Lanes<double, 4>::vector;
+  static void apply(vector* r) {
+    const __m256d t0 = _mm256_unpacklo_pd(__m256d(r[0]), __m256d(r[1]));
+    const __m256d t1 = _mm256_unpackhi_pd(__m256d(r[0]), __m256d(r[1]));
+    const __m256d t2 = _mm256_unpacklo_pd(__m256d(r[2]), __m256d(r[3]));
+    const __m256d t3 = _mm256_unpackhi_pd(__m256d(r[2]), __m256d(r[3]));
+    r[0] = vector(_mm256_permute2f128_pd(t0, t2, 0x20));
+    r[1] = vector(_mm256_permute2f128_pd(t1, t3, 0x20));
+    r[2] = vector(_mm256_permute2f128_pd(t0, t2, 0x31));
+    r[3] = vector(_mm256_permute2f128_pd(t1, t3, 0x31));
+  }
+};
+#endif
+
 // -- loading matrix b of a batch (for lanes, matrices b, ..., b + L - 1) from an array of any
 // strides (in entries: between matrices, rows, columns), converted; storing into a C-contiguous
 // array --------------------------------------------------------------------------------------
@@ -97,6 +139,34 @@ template <class T, index R, index C, class S>
 inline Mat<T, R, C> load(const S* p, const index* stride, index b) {
   Mat<T, R, C> x;
   if constexpr (is_lanes<T>::value) {
+    constexpr int L = T::count;
+    if constexpr (std::is_same_v<S, scalar_t<T>> && lane_transpose<S, L>::value) {
+      // each matrix's entries together (row- or column-major): L of them at a time from each
+      // of the L matrices, transposed into lanes (a gather of single entries otherwise)
+      const bool by_rows = stride[2] == 1 && (R == 1 || stride[1] == C);
+      const bool by_cols = stride[1] == 1 && (C == 1 || stride[2] == R);
+      if (by_rows || by_cols) {
+        constexpr index N = R * C, whole = N / L * L;
+        const S* first = p + b * stride[0];
+        for (index e = 0; e < N; e += L) {
+          typename T::vector r[L];
+          for (int l = 0; l < L; ++l) {
+            if (e < whole) {
+              __builtin_memcpy(&r[l], first + l * stride[0] + e, sizeof(r[l]));
+            } else {
+              r[l] = typename T::vector{};
+              for (index f = e; f < N; ++f) r[l][f - e] = first[l * stride[0] + f];
+            }
+          }
+          lane_transpose<S, L>::apply(r);
+          for (index f = e; f < std::min(e + L, N); ++f) {
+            const index i = by_rows ? f / C : f % R, j = by_rows ? f % C : f / R;
+            x(i, j).v = r[f - e];
+          }
+        }
+        return x;
+      }
+    }
     for (index i = 0; i < R; ++i)
       for (index j = 0; j < C; ++j) {
         const S* entry = p + b * stride[0] + i * stride[1] + j * stride[2];
@@ -111,8 +181,22 @@ inline Mat<T, R, C> load(const S* p, const index* stride, index b) {
 template <class S, class T, index R, index C>
 inline void store(const Mat<T, R, C>& x, S* p, index b) {
   if constexpr (is_lanes<T>::value) {
-    for (int l = 0; l < T::count; ++l)
-      for (index i = 0; i < R * C; ++i) p[(b + l) * R * C + i] = x.a[i].v[l];
+    constexpr int L = T::count;
+    constexpr index N = R * C;
+    if constexpr (std::is_same_v<S, scalar_t<T>> && lane_transpose<S, L>::value) {
+      for (index e = 0; e < N; e += L) {  // lanes of L entries -> L entries of each matrix
+        typename T::vector r[L];
+        for (int t = 0; t < L; ++t) r[t] = e + t < N ? x.a[e + t].v : typename T::vector{};
+        lane_transpose<S, L>::apply(r);
+        for (int l = 0; l < L; ++l) {
+          if (e + L <= N) __builtin_memcpy(p + (b + l) * N + e, &r[l], sizeof(r[l]));
+          else for (index f = e; f < N; ++f) p[(b + l) * N + f] = r[l][f - e];
+        }
+      }
+      return;
+    }
+    for (int l = 0; l < L; ++l)
+      for (index i = 0; i < N; ++i) p[(b + l) * N + i] = x.a[i].v[l];
   } else {
     for (index i = 0; i < R * C; ++i) {
       if constexpr (std::is_same_v<S, T>) p[b * R * C + i] = x.a[i];

@@ -9,6 +9,7 @@ Under torch.compile the generated ops trace their rules like any torch code; wha
 trace (a NumPy/SciPy primal) runs as a torch.library operator (_host_op).
 """
 import ast as _ast
+import math as _math
 
 import numpy as _np
 import torch as _torch
@@ -596,15 +597,16 @@ def _fused_vjp(op, name, sizes, arrays, fields, inputs, checks):
         return None
     first = inputs[0]
     suffix = _SUFFIXES.get(first.dtype)
-    batch = first.shape[:-2]
-    count = batch.numel()
+    shape = tuple(first.shape)  # plain ints: torch.Size comparisons go through SymPy-aware code
+    axes = len(shape) - 2
+    batch = shape[:axes]
+    count = _math.prod(batch)
     if (suffix is None or first.device.type != "cpu" or count < _fused.MIN_BATCH
             or max(sizes.values()) > _fused.MAX_SIZE):
         return None
-    axes = len(batch)
     wrapped = _torch._C._functorch.is_functorch_wrapped_tensor
     for x in (*arrays, *inputs):
-        if x.device != first.device or x.shape[:axes] != batch or wrapped(x):
+        if x.device != first.device or tuple(x.shape[:axes]) != batch or wrapped(x):
             return None
     kernel = _fused.kernel(op, name, suffix, sizes)
     if kernel is None:
