@@ -315,10 +315,10 @@ def _any_entry(check):
     return _mask(check).any()
 
 
-def _violation(check, mask=None):
+def _violation(check, mask=None, values=None):
     """(failed, value, limit) per matrix of the batch, as templates/_runtime_shared.py's
     _violation measures them, in torch operations."""
-    values = check.values()
+    values = check.values() if values is None else values
     if check.kind == "pivots":
         value = None
         for p in values:
@@ -356,7 +356,12 @@ def _raise_on_violation(op, check, of):
             if not bool(_any_entry(check)):
                 return
             mask = _mask(check)
-        failed, value, limit = _violation(check, mask)
+        values = None
+        if check.kind == "vanish":
+            values = check.values()
+            if not any(bool(v.any()) for v in values):
+                return  # zero never exceeds its limit (the gauge of a real rule)
+        failed, value, limit = _violation(check, mask, values)
         if bool(failed.any()):
             first = int(failed.reshape(-1).to(_torch.uint8).argmax())
             raise _no_derivative(op, check, float(value.reshape(-1)[first]),
