@@ -220,3 +220,15 @@ def test_torch_cotangent_is_laid_out_like_its_input(op, column_major):
                                                          else (out,)))
     (g,) = torch.autograd.grad(loss, a)
     assert g.stride() == a.stride()
+
+
+def test_a_diagonal_at_the_end_of_a_left_nested_chain_scales_the_chains_product():
+    """diag(tau) @ V.H @ V parses as (diag(tau) @ V.H) @ V: the scaling is of the n x n
+    product, not of the m x n factor beside it (ormqr's and geqrf's T)."""
+    from factorules.compiler.product_folding import ScaleRows, fold_diagonal_products
+    v = LAYOUT_NAMES["v"]
+    y = NAMES["Y"]
+    folded = fold_diagonal_products(parse_with_vector("diag(v) @ Y @ Y.H"))
+    assert isinstance(folded, ScaleRows) and folded.vector == v
+    assert isinstance(folded.arg, sp.MatMul) and folded.arg.args[0] == y
+    assert BACKENDS["numpy"].Printer(dtype_ref="Y").doprint(folded) == "v * (Y @ _adjoint(Y))"

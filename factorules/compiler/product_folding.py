@@ -95,6 +95,12 @@ def fold_diagonal_products(e):
     the products)."""
     if not isinstance(e, Basic) or not e.args:
         return e
+    if isinstance(e, sp.MatMul) and any(isinstance(a, sp.MatMul) for a in e.args[:1]):
+        # a product nested on the left is one chain with the rest (diag(tau) @ V^H @ V
+        # parses as (diag(tau) @ V^H) @ V): a diagonal at its end scales the whole chain's
+        # product, tau * (V^H V), not the m x n factor it stands next to
+        e = sp.MatMul(*e.args[0].args, *e.args[1:], evaluate=False)
+        return fold_diagonal_products(e)
     args = [fold_diagonal_products(a) for a in e.args]
     if isinstance(e, sp.MatMul):
         coeff, mats = split_product(e.func(*args))

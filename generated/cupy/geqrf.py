@@ -190,7 +190,7 @@ def _jvp_rule(A, a, tau, dA, check_singular):
             V = _unit_tril(a)
             R = _triu(a[..., :n, :], 0)
             T = _solve_triangular(
-                tau * _cp.conj(_cp.swapaxes(V, -1, -2)) @ V,
+                tau * (_cp.conj(_cp.swapaxes(V, -1, -2)) @ V),
                 _diag(tau),
                 upper=True,
                 left=True,
@@ -246,7 +246,7 @@ def _jvp_rule(A, a, tau, dA, check_singular):
             R1 = R
             R = None
             _c1 = _cp.conj(_cp.swapaxes(V, -1, -2))
-            T = _solve_triangular(tau * _c1 @ V, _diag(tau), upper=True, left=True, unit=True)
+            T = _solve_triangular(tau * (_c1 @ V), _diag(tau), upper=True, left=True, unit=True)
             W = T @ _c1
             T = _c1 = None
             Q = _accumulate(-(V @ W), _c0)
@@ -308,7 +308,7 @@ def _jvp_rule(A, a, tau, dA, check_singular):
             R1 = R[..., :, :m]
             R = None
             _c1 = _cp.conj(_cp.swapaxes(V, -1, -2))
-            T = _solve_triangular(tau * _c1 @ V, _diag(tau), upper=True, left=True, unit=True)
+            T = _solve_triangular(tau * (_c1 @ V), _diag(tau), upper=True, left=True, unit=True)
             W = T @ _c1
             T = _c1 = None
             Q = _accumulate(-(V @ W), _c0)
@@ -530,7 +530,7 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
                 V = _unit_tril(a)
                 R = _triu(a[..., :n, :], 0)
                 T = _solve_triangular(
-                    tau * _cp.conj(_cp.swapaxes(V, -1, -2)) @ V,
+                    tau * (_cp.conj(_cp.swapaxes(V, -1, -2)) @ V),
                     _diag(tau),
                     upper=True,
                     left=True,
@@ -579,7 +579,7 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
             V = _unit_tril(a)
             R = _triu(a[..., :n, :], 0)
             T = _solve_triangular(
-                tau * _cp.conj(_cp.swapaxes(V, -1, -2)) @ V,
+                tau * (_cp.conj(_cp.swapaxes(V, -1, -2)) @ V),
                 _diag(tau),
                 upper=True,
                 left=True,
@@ -638,7 +638,7 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
                 R1 = R
                 R = None
                 _c1 = _cp.conj(_cp.swapaxes(V, -1, -2))
-                T = _solve_triangular(tau * _c1 @ V, _diag(tau), upper=True, left=True, unit=True)
+                T = _solve_triangular(tau * (_c1 @ V), _diag(tau), upper=True, left=True, unit=True)
                 W = T @ _c1
                 T = None
                 Q = _accumulate(-(V @ W), _c0)
@@ -689,7 +689,7 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
                 R1 = R
                 R = None
                 _c1 = _cp.conj(_cp.swapaxes(V, -1, -2))
-                T = _solve_triangular(tau * _c1 @ V, _diag(tau), upper=True, left=True, unit=True)
+                T = _solve_triangular(tau * (_c1 @ V), _diag(tau), upper=True, left=True, unit=True)
                 W = T @ _c1
                 T = None
                 Q = _accumulate(-(V @ W), _c0)
@@ -746,7 +746,7 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
             R1 = R
             R = None
             _c1 = _cp.conj(_cp.swapaxes(V, -1, -2))
-            T = _solve_triangular(tau * _c1 @ V, _diag(tau), upper=True, left=True, unit=True)
+            T = _solve_triangular(tau * (_c1 @ V), _diag(tau), upper=True, left=True, unit=True)
             W = T @ _c1
             T = None
             Q = _accumulate(-(V @ W), _c0)
@@ -813,7 +813,7 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
                 R1 = R[..., :, :m]
                 R = None
                 _c1 = _cp.conj(_cp.swapaxes(V, -1, -2))
-                T = _solve_triangular(tau * _c1 @ V, _diag(tau), upper=True, left=True, unit=True)
+                T = _solve_triangular(tau * (_c1 @ V), _diag(tau), upper=True, left=True, unit=True)
                 W = T @ _c1
                 T = None
                 Q = _accumulate(-(V @ W), _c0)
@@ -874,7 +874,7 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
                 R1 = R[..., :, :m]
                 R = None
                 _c1 = _cp.conj(_cp.swapaxes(V, -1, -2))
-                T = _solve_triangular(tau * _c1 @ V, _diag(tau), upper=True, left=True, unit=True)
+                T = _solve_triangular(tau * (_c1 @ V), _diag(tau), upper=True, left=True, unit=True)
                 W = T @ _c1
                 T = None
                 Q = _accumulate(-(V @ W), _c0)
@@ -934,7 +934,7 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
             R1 = R[..., :, :m]
             R = None
             _c1 = _cp.conj(_cp.swapaxes(V, -1, -2))
-            T = _solve_triangular(tau * _c1 @ V, _diag(tau), upper=True, left=True, unit=True)
+            T = _solve_triangular(tau * (_c1 @ V), _diag(tau), upper=True, left=True, unit=True)
             W = T @ _c1
             T = None
             Q = _accumulate(-(V @ W), _c0)

@@ -78,7 +78,7 @@ def _primal(A, tau):
                 _c0
                 @ (
                     _solve_triangular(
-                        tau * _cp.conj(_cp.swapaxes(_c0, -1, -2)) @ _c0,
+                        tau * (_cp.conj(_cp.swapaxes(_c0, -1, -2)) @ _c0),
                         _diag(tau),
                         upper=True,
                         left=True,

@@ -138,7 +138,9 @@ def _primal(a, tau, C, left, transpose):
             -(
                 _c0
                 @ (
-                    _solve_triangular(tau * _c1 @ _c0, _diag(tau), upper=True, left=True, unit=True)
+                    _solve_triangular(
+                        tau * (_c1 @ _c0), _diag(tau), upper=True, left=True, unit=True
+                    )
                     @ (_c1 @ C)
                 )
             ),
@@ -160,7 +162,7 @@ def _primal(a, tau, C, left, transpose):
                     _cp.conj(
                         _cp.swapaxes(
                             _solve_triangular(
-                                tau * _c1 @ _c0, _diag(tau), upper=True, left=True, unit=True
+                                tau * (_c1 @ _c0), _diag(tau), upper=True, left=True, unit=True
                             ),
                             -1,
                             -2,
@@ -185,7 +187,7 @@ def _primal(a, tau, C, left, transpose):
                 (
                     (C @ _c0)
                     @ _solve_triangular(
-                        tau * _c1 @ _c0, _diag(tau), upper=True, left=True, unit=True
+                        tau * (_c1 @ _c0), _diag(tau), upper=True, left=True, unit=True
                     )
                 )
                 @ _c1
@@ -208,7 +210,7 @@ def _primal(a, tau, C, left, transpose):
                     @ _cp.conj(
                         _cp.swapaxes(
                             _solve_triangular(
-                                tau * _c1 @ _c0, _diag(tau), upper=True, left=True, unit=True
+                                tau * (_c1 @ _c0), _diag(tau), upper=True, left=True, unit=True
                             ),
                             -1,
                             -2,

@@ -182,7 +182,7 @@ def _jvp_rule(A, a, tau, dA, check_singular):
             V = _jnp.tril(a, -1) + _eye(m, n, A)
             R = _jnp.triu(a[..., :n, :], 0)
             T = _solve_triangular(
-                _mm(tau * V.mT.conj(), V), _diag(tau), upper=True, left=True, unit=True
+                tau * (_mm(V.mT.conj(), V)), _diag(tau), upper=True, left=True, unit=True
             )
             _c0 = V[..., :n, :]
             W = _mm(T, _c0.mT.conj())
@@ -225,7 +225,7 @@ def _jvp_rule(A, a, tau, dA, check_singular):
             R = _jnp.triu(a, 0)
             R1 = R
             _c1 = V.mT.conj()
-            T = _solve_triangular(_mm(tau * _c1, V), _diag(tau), upper=True, left=True, unit=True)
+            T = _solve_triangular(tau * (_mm(_c1, V)), _diag(tau), upper=True, left=True, unit=True)
             W = _mm(T, _c1)
             Q = _c0 + _neg_mm(V, W)
             C = _solve_triangular(R1, dA, upper=True, left=False, unit=False)
@@ -269,7 +269,7 @@ def _jvp_rule(A, a, tau, dA, check_singular):
             R = _jnp.triu(a, 0)
             R1 = R[..., :, :m]
             _c1 = V.mT.conj()
-            T = _solve_triangular(_mm(tau * _c1, V), _diag(tau), upper=True, left=True, unit=True)
+            T = _solve_triangular(tau * (_mm(_c1, V)), _diag(tau), upper=True, left=True, unit=True)
             W = _mm(T, _c1)
             Q = _c0 + _neg_mm(V, W)
             C = _solve_triangular(R1, dA[..., :, :m], upper=True, left=False, unit=False)
@@ -474,7 +474,7 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
                 V = _jnp.tril(a, -1) + _eye(m, n, A)
                 R = _jnp.triu(a[..., :n, :], 0)
                 T = _solve_triangular(
-                    _mm(tau * V.mT.conj(), V), _diag(tau), upper=True, left=True, unit=True
+                    tau * (_mm(V.mT.conj(), V)), _diag(tau), upper=True, left=True, unit=True
                 )
                 _c0 = V[..., :n, :].mT.conj()
                 W = _mm(T, _c0)
@@ -507,7 +507,7 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
             V = _jnp.tril(a, -1) + _eye(m, n, A)
             R = _jnp.triu(a[..., :n, :], 0)
             T = _solve_triangular(
-                _mm(tau * V.mT.conj(), V), _diag(tau), upper=True, left=True, unit=True
+                tau * (_mm(V.mT.conj(), V)), _diag(tau), upper=True, left=True, unit=True
             )
             _c0 = V[..., :n, :].mT.conj()
             W = _mm(T, _c0)
@@ -548,7 +548,7 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
                 R1 = R
                 _c1 = V.mT.conj()
                 T = _solve_triangular(
-                    _mm(tau * _c1, V), _diag(tau), upper=True, left=True, unit=True
+                    tau * (_mm(_c1, V)), _diag(tau), upper=True, left=True, unit=True
                 )
                 W = _mm(T, _c1)
                 Q = _c0 + _neg_mm(V, W)
@@ -588,7 +588,7 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
                 R1 = R
                 _c1 = V.mT.conj()
                 T = _solve_triangular(
-                    _mm(tau * _c1, V), _diag(tau), upper=True, left=True, unit=True
+                    tau * (_mm(_c1, V)), _diag(tau), upper=True, left=True, unit=True
                 )
                 W = _mm(T, _c1)
                 Q = _c0 + _neg_mm(V, W)
@@ -630,7 +630,7 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
             R = _jnp.triu(a, 0)
             R1 = R
             _c1 = V.mT.conj()
-            T = _solve_triangular(_mm(tau * _c1, V), _diag(tau), upper=True, left=True, unit=True)
+            T = _solve_triangular(tau * (_mm(_c1, V)), _diag(tau), upper=True, left=True, unit=True)
             W = _mm(T, _c1)
             Q = _c0 + _neg_mm(V, W)
             _c2 = gtau[..., m - 1 :, :]
@@ -675,7 +675,7 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
                 R1 = R[..., :, :m]
                 _c1 = V.mT.conj()
                 T = _solve_triangular(
-                    _mm(tau * _c1, V), _diag(tau), upper=True, left=True, unit=True
+                    tau * (_mm(_c1, V)), _diag(tau), upper=True, left=True, unit=True
                 )
                 W = _mm(T, _c1)
                 Q = _c0 + _neg_mm(V, W)
@@ -721,7 +721,7 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
                 R1 = R[..., :, :m]
                 _c1 = V.mT.conj()
                 T = _solve_triangular(
-                    _mm(tau * _c1, V), _diag(tau), upper=True, left=True, unit=True
+                    tau * (_mm(_c1, V)), _diag(tau), upper=True, left=True, unit=True
                 )
                 W = _mm(T, _c1)
                 Q = _c0 + _neg_mm(V, W)
@@ -767,7 +767,7 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
             R = _jnp.triu(a, 0)
             R1 = R[..., :, :m]
             _c1 = V.mT.conj()
-            T = _solve_triangular(_mm(tau * _c1, V), _diag(tau), upper=True, left=True, unit=True)
+            T = _solve_triangular(tau * (_mm(_c1, V)), _diag(tau), upper=True, left=True, unit=True)
             W = _mm(T, _c1)
             Q = _c0 + _neg_mm(V, W)
             _c2 = gtau[..., m - 1 :, :]

@@ -182,7 +182,7 @@ def _jvp_rule(A, a, tau, dA, check_singular):
             V = _unit_tril(a)
             R = _np.triu(a[..., :n, :], 0)
             T = _solve_triangular(
-                tau * _adjoint(V) @ V, _diag(tau), upper=True, left=True, unit=True
+                tau * (_adjoint(V) @ V), _diag(tau), upper=True, left=True, unit=True
             )
             _c0 = V[..., :n, :]
             W = T @ _adjoint(_c0)
@@ -234,7 +234,7 @@ def _jvp_rule(A, a, tau, dA, check_singular):
             R1 = R
             R = None
             _c1 = _adjoint(V)
-            T = _solve_triangular(tau * _c1 @ V, _diag(tau), upper=True, left=True, unit=True)
+            T = _solve_triangular(tau * (_c1 @ V), _diag(tau), upper=True, left=True, unit=True)
             W = T @ _c1
             T = _c1 = None
             Q = _accumulate(-(V @ W), _c0)
@@ -291,7 +291,7 @@ def _jvp_rule(A, a, tau, dA, check_singular):
             R1 = R[..., :, :m]
             R = None
             _c1 = _adjoint(V)
-            T = _solve_triangular(tau * _c1 @ V, _diag(tau), upper=True, left=True, unit=True)
+            T = _solve_triangular(tau * (_c1 @ V), _diag(tau), upper=True, left=True, unit=True)
             W = T @ _c1
             T = _c1 = None
             Q = _accumulate(-(V @ W), _c0)
@@ -508,7 +508,7 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
                 V = _unit_tril(a)
                 R = _np.triu(a[..., :n, :], 0)
                 T = _solve_triangular(
-                    tau * _adjoint(V) @ V, _diag(tau), upper=True, left=True, unit=True
+                    tau * (_adjoint(V) @ V), _diag(tau), upper=True, left=True, unit=True
                 )
                 _c0 = _adjoint(V[..., :n, :])
                 W = T @ _c0
@@ -551,7 +551,7 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
             V = _unit_tril(a)
             R = _np.triu(a[..., :n, :], 0)
             T = _solve_triangular(
-                tau * _adjoint(V) @ V, _diag(tau), upper=True, left=True, unit=True
+                tau * (_adjoint(V) @ V), _diag(tau), upper=True, left=True, unit=True
             )
             _c0 = _adjoint(V[..., :n, :])
             W = T @ _c0
@@ -604,7 +604,7 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
                 R1 = R
                 R = None
                 _c1 = _adjoint(V)
-                T = _solve_triangular(tau * _c1 @ V, _diag(tau), upper=True, left=True, unit=True)
+                T = _solve_triangular(tau * (_c1 @ V), _diag(tau), upper=True, left=True, unit=True)
                 W = T @ _c1
                 T = None
                 Q = _accumulate(-(V @ W), _c0)
@@ -653,7 +653,7 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
                 R1 = R
                 R = None
                 _c1 = _adjoint(V)
-                T = _solve_triangular(tau * _c1 @ V, _diag(tau), upper=True, left=True, unit=True)
+                T = _solve_triangular(tau * (_c1 @ V), _diag(tau), upper=True, left=True, unit=True)
                 W = T @ _c1
                 T = None
                 Q = _accumulate(-(V @ W), _c0)
@@ -710,7 +710,7 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
             R1 = R
             R = None
             _c1 = _adjoint(V)
-            T = _solve_triangular(tau * _c1 @ V, _diag(tau), upper=True, left=True, unit=True)
+            T = _solve_triangular(tau * (_c1 @ V), _diag(tau), upper=True, left=True, unit=True)
             W = T @ _c1
             T = None
             Q = _accumulate(-(V @ W), _c0)
@@ -771,7 +771,7 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
                 R1 = R[..., :, :m]
                 R = None
                 _c1 = _adjoint(V)
-                T = _solve_triangular(tau * _c1 @ V, _diag(tau), upper=True, left=True, unit=True)
+                T = _solve_triangular(tau * (_c1 @ V), _diag(tau), upper=True, left=True, unit=True)
                 W = T @ _c1
                 T = None
                 Q = _accumulate(-(V @ W), _c0)
@@ -826,7 +826,7 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
                 R1 = R[..., :, :m]
                 R = None
                 _c1 = _adjoint(V)
-                T = _solve_triangular(tau * _c1 @ V, _diag(tau), upper=True, left=True, unit=True)
+                T = _solve_triangular(tau * (_c1 @ V), _diag(tau), upper=True, left=True, unit=True)
                 W = T @ _c1
                 T = None
                 Q = _accumulate(-(V @ W), _c0)
@@ -884,7 +884,7 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
             R1 = R[..., :, :m]
             R = None
             _c1 = _adjoint(V)
-            T = _solve_triangular(tau * _c1 @ V, _diag(tau), upper=True, left=True, unit=True)
+            T = _solve_triangular(tau * (_c1 @ V), _diag(tau), upper=True, left=True, unit=True)
             W = T @ _c1
             T = None
             Q = _accumulate(-(V @ W), _c0)

@@ -77,7 +77,7 @@ def _primal(A, tau):
                 _c0
                 @ (
                     _solve_triangular(
-                        tau * _adjoint(_c0) @ _c0, _diag(tau), upper=True, left=True, unit=True
+                        tau * (_adjoint(_c0) @ _c0), _diag(tau), upper=True, left=True, unit=True
                     )
                     @ _adjoint(_unit_tril(A[..., :n, :k]))
                 )

@@ -137,7 +137,9 @@ def _primal(a, tau, C, left, transpose):
             -(
                 _c0
                 @ (
-                    _solve_triangular(tau * _c1 @ _c0, _diag(tau), upper=True, left=True, unit=True)
+                    _solve_triangular(
+                        tau * (_c1 @ _c0), _diag(tau), upper=True, left=True, unit=True
+                    )
                     @ (_c1 @ C)
                 )
             ),
@@ -158,7 +160,7 @@ def _primal(a, tau, C, left, transpose):
                 @ (
                     _adjoint(
                         _solve_triangular(
-                            tau * _c1 @ _c0, _diag(tau), upper=True, left=True, unit=True
+                            tau * (_c1 @ _c0), _diag(tau), upper=True, left=True, unit=True
                         )
                     )
                     @ (_c1 @ C)
@@ -180,7 +182,7 @@ def _primal(a, tau, C, left, transpose):
                 (
                     (C @ _c0)
                     @ _solve_triangular(
-                        tau * _c1 @ _c0, _diag(tau), upper=True, left=True, unit=True
+                        tau * (_c1 @ _c0), _diag(tau), upper=True, left=True, unit=True
                     )
                 )
                 @ _c1
@@ -202,7 +204,7 @@ def _primal(a, tau, C, left, transpose):
                     (C @ _c0)
                     @ _adjoint(
                         _solve_triangular(
-                            tau * _c1 @ _c0, _diag(tau), upper=True, left=True, unit=True
+                            tau * (_c1 @ _c0), _diag(tau), upper=True, left=True, unit=True
                         )
                     )
                 )

@@ -179,7 +179,7 @@ def _jvp_rule(A, a, tau, dA, check_singular):
             V = _unit_tril(a)
             R = a[..., :n, :].triu(0)
             T = _torch.linalg.solve_triangular(
-                _mm(tau * V.mH, V),
+                tau * (_mm(V.mH, V)),
                 _torch.diag_embed(tau.squeeze(-1)),
                 upper=True,
                 left=True,
@@ -235,7 +235,7 @@ def _jvp_rule(A, a, tau, dA, check_singular):
             R = None
             _c1 = V.mH
             T = _torch.linalg.solve_triangular(
-                _mm(tau * _c1, V),
+                tau * (_mm(_c1, V)),
                 _torch.diag_embed(tau.squeeze(-1)),
                 upper=True,
                 left=True,
@@ -301,7 +301,7 @@ def _jvp_rule(A, a, tau, dA, check_singular):
             R = None
             _c1 = V.mH
             T = _torch.linalg.solve_triangular(
-                _mm(tau * _c1, V),
+                tau * (_mm(_c1, V)),
                 _torch.diag_embed(tau.squeeze(-1)),
                 upper=True,
                 left=True,
@@ -528,7 +528,7 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
                 V = _unit_tril(a)
                 R = a[..., :n, :].triu(0)
                 T = _torch.linalg.solve_triangular(
-                    _mm(tau * V.mH, V),
+                    tau * (_mm(V.mH, V)),
                     _torch.diag_embed(tau.squeeze(-1)),
                     upper=True,
                     left=True,
@@ -572,7 +572,7 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
             V = _unit_tril(a)
             R = a[..., :n, :].triu(0)
             T = _torch.linalg.solve_triangular(
-                _mm(tau * V.mH, V),
+                tau * (_mm(V.mH, V)),
                 _torch.diag_embed(tau.squeeze(-1)),
                 upper=True,
                 left=True,
@@ -634,7 +634,7 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
                 R = None
                 _c1 = V.mH
                 T = _torch.linalg.solve_triangular(
-                    _mm(tau * _c1, V),
+                    tau * (_mm(_c1, V)),
                     _torch.diag_embed(tau.squeeze(-1)),
                     upper=True,
                     left=True,
@@ -690,7 +690,7 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
                 R = None
                 _c1 = V.mH
                 T = _torch.linalg.solve_triangular(
-                    _mm(tau * _c1, V),
+                    tau * (_mm(_c1, V)),
                     _torch.diag_embed(tau.squeeze(-1)),
                     upper=True,
                     left=True,
@@ -752,7 +752,7 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
             R = None
             _c1 = V.mH
             T = _torch.linalg.solve_triangular(
-                _mm(tau * _c1, V),
+                tau * (_mm(_c1, V)),
                 _torch.diag_embed(tau.squeeze(-1)),
                 upper=True,
                 left=True,
@@ -819,7 +819,7 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
                 R = None
                 _c1 = V.mH
                 T = _torch.linalg.solve_triangular(
-                    _mm(tau * _c1, V),
+                    tau * (_mm(_c1, V)),
                     _torch.diag_embed(tau.squeeze(-1)),
                     upper=True,
                     left=True,
@@ -878,7 +878,7 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
                 R = None
                 _c1 = V.mH
                 T = _torch.linalg.solve_triangular(
-                    _mm(tau * _c1, V),
+                    tau * (_mm(_c1, V)),
                     _torch.diag_embed(tau.squeeze(-1)),
                     upper=True,
                     left=True,
@@ -944,7 +944,7 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
             R = None
             _c1 = V.mH
             T = _torch.linalg.solve_triangular(
-                _mm(tau * _c1, V),
+                tau * (_mm(_c1, V)),
                 _torch.diag_embed(tau.squeeze(-1)),
                 upper=True,
                 left=True,

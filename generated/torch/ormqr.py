@@ -140,7 +140,7 @@ def _primal(a, tau, C, left, transpose):
                 _c0,
                 _mm(
                     _torch.linalg.solve_triangular(
-                        _mm(tau * _c1, _c0),
+                        tau * (_mm(_c1, _c0)),
                         _torch.diag_embed(tau.squeeze(-1)),
                         upper=True,
                         left=True,
@@ -167,7 +167,7 @@ def _primal(a, tau, C, left, transpose):
                 _mm(
                     _torch.conj_physical(
                         _torch.linalg.solve_triangular(
-                            _mm(tau * _c1, _c0),
+                            tau * (_mm(_c1, _c0)),
                             _torch.diag_embed(tau.squeeze(-1)),
                             upper=True,
                             left=True,
@@ -194,7 +194,7 @@ def _primal(a, tau, C, left, transpose):
                 _mm(
                     _mm(C, _c0),
                     _torch.linalg.solve_triangular(
-                        _mm(tau * _c1, _c0),
+                        tau * (_mm(_c1, _c0)),
                         _torch.diag_embed(tau.squeeze(-1)),
                         upper=True,
                         left=True,
@@ -221,7 +221,7 @@ def _primal(a, tau, C, left, transpose):
                     _mm(C, _c0),
                     _torch.conj_physical(
                         _torch.linalg.solve_triangular(
-                            _mm(tau * _c1, _c0),
+                            tau * (_mm(_c1, _c0)),
                             _torch.diag_embed(tau.squeeze(-1)),
                             upper=True,
                             left=True,

@@ -54,7 +54,7 @@ int geqrf_v0_vjp(const void* const* in, const index* strides, void* const* out, 
         static_cast<const fr_I*>(in[4]), strides + 12, b);
     const auto V = fr::tril(a, -1) + fr::eye<fr_W, m, n>();
     const auto R = fr::triu(fr::block<0, n, 0, n>(a), 0);
-    const auto T = fr::solve_triangular<true, true, true>(fr::mm(fr::scale_rows(tau, fr::adjoint(V)), V), fr::diag(tau));
+    const auto T = fr::solve_triangular<true, true, true>(fr::scale_rows(tau, (fr::mm(fr::adjoint(V), V))), fr::diag(tau));
     const auto _c0 = fr::adjoint(fr::block<0, n, 0, n>(V));
     const auto W = fr::mm(T, _c0);
     const auto Q = fr::eye<fr_W, m, n>() - fr::mm(V, W);
@@ -97,7 +97,7 @@ int geqrf_v0_vjp(const void* const* in, const index* strides, void* const* out, 
     const auto R = fr::triu(a, 0);
     const auto R1 = R;
     const auto _c1 = fr::adjoint(V);
-    const auto T = fr::solve_triangular<true, true, true>(fr::mm(fr::scale_rows(tau, _c1), V), fr::diag(tau));
+    const auto T = fr::solve_triangular<true, true, true>(fr::scale_rows(tau, (fr::mm(_c1, V))), fr::diag(tau));
     const auto W = fr::mm(T, _c1);
     const auto Q = _c0 - fr::mm(V, W);
     const auto _c2 = fr::block<m - 1, m, 0, 1>(gtau);
@@ -139,7 +139,7 @@ int geqrf_v0_vjp(const void* const* in, const index* strides, void* const* out, 
     const auto R = fr::triu(a, 0);
     const auto R1 = fr::block<0, m, 0, m>(R);
     const auto _c1 = fr::adjoint(V);
-    const auto T = fr::solve_triangular<true, true, true>(fr::mm(fr::scale_rows(tau, _c1), V), fr::diag(tau));
+    const auto T = fr::solve_triangular<true, true, true>(fr::scale_rows(tau, (fr::mm(_c1, V))), fr::diag(tau));
     const auto W = fr::mm(T, _c1);
     const auto Q = _c0 - fr::mm(V, W);
     const auto _c2 = fr::block<m - 1, m, 0, 1>(gtau);
