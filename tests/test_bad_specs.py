@@ -165,6 +165,13 @@ CASES = [
     # -- keys
     Bad("unknown-top-level-key", 33, "notes: |", "notse: |", 33,
         ("spec: unknown key 'notse'",)),
+    # -- row_blocks: the large dimension and the top's rows are dimensions of 'dims'
+    Bad("row-blocks-unknown-rows", 49, "inputs:", "row_blocks: {rows: M, below: k}\ninputs:",
+        49, ("row_blocks.rows: 'M' is not a dimension",)),
+    Bad("row-blocks-unknown-below", 49, "inputs:", "row_blocks: {rows: m, below: s}\ninputs:",
+        49, ("row_blocks.below: 's' is not a dimension",)),
+    Bad("row-blocks-unknown-key", 49, "inputs:",
+        "row_blocks: {rows: m, below: k, top: k}\ninputs:", 49, ("row_blocks: unknown key 'top'",)),
     Bad("unknown-variant-key", 134, "native:", "nativ:", 134,
         ("variant: unknown key 'nativ'",)),
     Bad("unknown-output-key", 57, "structure:", "structur:", 57,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import jinja2
 
-from . import fused, render_model as model
+from . import fused, render_model as model, row_blocks
 from .check import check_file
 from .check_calls import delegate_call, framework_call
 from .derivative_checks import check_messages, derivative_checks
@@ -181,8 +181,10 @@ def _variant(printer_cls, checked: CheckedSpec, cv: CheckedVariant, call: Native
     tangents_of = {"d" + t.name: t.name for t in cv.differentiable_outputs}
     cotangents_of = {"g" + t.name: t.name for t in spec.inputs}
     cases = []
+    dim_symbols = {d.name: d.expr for d in checked.dims}
     for case in cv.cases:
         sizes = chain_sizes(checked, case.condition)
+        large = row_blocks.large_rows(spec.row_blocks, dim_symbols, case)
         printer = printer_cls(dtype_ref=ref, sizes=sizes, fields=fields)
         cond = case.condition
         always = cond.text == ALWAYS
@@ -194,10 +196,10 @@ def _variant(printer_cls, checked: CheckedSpec, cv: CheckedVariant, call: Native
         pivots = any(c.kind == "pivots" for c in jvp_checks)
         jvp = rule_body(printer, case.jvp, sources["jvp"],
                         [c for c in jvp_checks if c.kind != "pivots"], pivots, folded,
-                        tangents_of)
+                        tangents_of, large)
         vjp = rule_body(printer, case.vjp, sources["vjp"],
                         [c for c in vjp_checks if c.kind != "pivots"], pivots, folded,
-                        cotangents_of)
+                        cotangents_of, large)
         # the standalone checks (_jvp_checks, _vjp_checks): eager code tests them before the
         # rule, JAX's transposition of the JVP the cotangents' after it
         alone = printer_cls(dtype_ref=ref, sizes=sizes, diagonal_of_products=True,
@@ -208,7 +210,7 @@ def _variant(printer_cls, checked: CheckedSpec, cv: CheckedVariant, call: Native
             _, partial_checks = derivative_checks(spec, cv.variant, partial.checks, messages)
             body = rule_body(printer, partial.vjp, sources["vjp"],
                              [c for c in partial_checks if c.kind != "pivots"], pivots, folded,
-                             cotangents_of)
+                             cotangents_of, large)
             partials.append(model.PartialVjp(
                 " and ".join(f"{g} is None" if g in partial.absent else f"{g} is not None"
                              for g, _ in cotangents),

@@ -125,6 +125,38 @@ class Assignment:
     target: str  # the name it assigns
     code: str  # the expression, printed by the backend's printer
     released: tuple[str, ...] = ()  # the temporaries it reads last, set to None after it
+    loop = False  # a RowLoop is one
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        return (self.target,)
+
+
+@dataclass(frozen=True)
+class RowLoop:
+    """One pass over the rows of a rule's large dimension below its top, a block of rows
+    at a time (``factorules.compiler.row_blocks``): the inputs' rows of the block, the
+    statements on them, the sums it adds the block's part to and the rows of the results
+    it writes."""
+
+    start: str  # the first row below the top, printed (n)
+    rows: str  # the rows below the top, printed (m - n)
+    inputs: tuple[Assignment, ...]  # each m-row input's rows of the block (a_rows = a[...])
+    statements: tuple[Assignment, ...]  # the block's statements, in order
+    sums: tuple[Assignment, ...]  # a sum's name and the block's part of it
+    outputs: tuple[Assignment, ...]  # a result's name and the code writing the block's rows
+    released: tuple[str, ...] = ()  # the temporaries it reads last, set to None after it
+    loop = True
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        """The names it leaves set: its sums and results (None before the first block)."""
+        return tuple(a.target for a in (*self.sums, *self.outputs))
+
+    @property
+    def code(self) -> str:
+        """Everything it reads, as text (what ``rule_body.released`` scans)."""
+        return "\n".join(a.code for a in (*self.statements, *self.sums, *self.outputs))
 
 
 @dataclass(frozen=True)
@@ -162,7 +194,7 @@ class RuleBody:
     """A case's JVP or VJP: the code under its condition."""
 
     source: str  # the comment that heads it: spec file:line and the citations its text names
-    assignments: tuple[Assignment, ...]  # its program, in order
+    assignments: tuple[Assignment | RowLoop, ...]  # its program, in order
     results: tuple[str, ...]  # the names it returns, in order (tangents or cotangents)
     # checks of ties and of the gauge on values the program computes with the rule's own
     # (common subexpressions shared): what traced code marks its results with

@@ -15,6 +15,7 @@ import re
 
 import sympy as sp
 
+from . import ops, row_blocks
 from . import render_model as model
 from .product_folding import inline_diagonals
 from .program import Statement, build_program, live
@@ -30,11 +31,13 @@ def printed_check(printer, check: model.DerivativeCheck) -> model.DerivativeChec
 
 
 def rule_body(printer, rule, source: str, checks=(), pivots: bool = False,
-              folded=lambda e: e, laid_out_like=None) -> model.RuleBody:
+              folded=lambda e: e, laid_out_like=None, large_rows=None) -> model.RuleBody:
     """The rule's code (``rule``: a checked case's jvp or vjp, ``source``: the comment that
     heads it) with ``checks`` (of ties, zeros and the gauge) computed from its program;
     ``folded``: the rewriting of products every statement gets before printing;
-    ``laid_out_like``: result name -> the input (output) it is the cotangent (tangent) of."""
+    ``laid_out_like``: result name -> the input (output) it is the cotangent (tangent) of;
+    ``large_rows``: (the large dimension's symbols, the top's rows) where a backend that
+    blocks rows (``printer.BLOCKS_ROWS``) evaluates the rule a block of rows at a time."""
     like = laid_out_like or {}
 
     def assigned(s):
@@ -48,25 +51,39 @@ def rule_body(printer, rule, source: str, checks=(), pivots: bool = False,
     # U^H gU of (U^H gU) S^-1) are computed once
     statements = [Statement(s.name, folded(s.expr))
                   for s in inline_diagonals(rule.statements, rule.program.results)]
-    program = build_program(rule.program.params, statements, rule.program.results,
-                            sizes=printer.sizes)
     values = [folded(e) if isinstance(e, sp.Basic) else e for c in checks for e in c.values]
+    blocked = None
+    if printer.BLOCKS_ROWS and large_rows is not None:
+        blocked = _split(printer, statements, rule.program.results, values, *large_rows)
+    if blocked is not None:
+        statements = list(blocked.statements)
+
+    def in_order(program_statements, ruled=None):
+        if blocked is None:
+            return tuple(assigned(s) for s in program_statements)
+        return _blocked(printer, program_statements, blocked, assigned, ruled)
+
+    program = build_program(rule.program.params, statements,
+                            blocked.results if blocked else rule.program.results,
+                            sizes=printer.sizes)
+    results = rule.program.results
     if not values:
-        statements = tuple(assigned(s) for s in program.statements)
-        return released(printer, model.RuleBody(source, statements, tuple(program.results), (),
-                                                pivots))
+        return released(printer, model.RuleBody(source, in_order(program.statements),
+                                                tuple(results), (), pivots))
     # a check's text names what the rule computes by its expression (svd's Vh.H where the
     # rule has V = Vh.H): the statement's name in its place, so that the two are one value
     named_as = {s.expr: sp.MatrixSymbol(s.name, *s.expr.shape) for s in statements
                 if isinstance(s.expr, sp.MatrixExpr)}
     values = [v.xreplace(named_as) if isinstance(v, sp.Basic) else v for v in values]
     names = [f"_k{i}" for i in range(len(values))]
-    results = program.results
+    kept = program.results
     program = build_program(program.params, [*statements, *map(Statement, names, values)],
-                            (*results, *names), shared_by={s.name for s in statements},
+                            (*kept, *names), shared_by={s.name for s in statements},
                             sizes=printer.sizes)
-    printed = {s.name: assigned(s) for s in program.statements}
-    ruled = {s.name for s in live(program.statements, results)}
+    ruled = {s.name for s in live(program.statements, kept)}
+    body = in_order([s for s in program.statements if s.name in ruled], ruled)
+    printed = {s.name: assigned(s) for s in program.statements if s.name not in ruled}
+    printed.update((a.target, a) for a in body if not isinstance(a, model.RowLoop))
     named, out = iter(names), []
     for i, check in enumerate(checks):
         own = tuple(next(named) for _ in check.values)
@@ -79,8 +96,58 @@ def rule_body(printer, rule, source: str, checks=(), pivots: bool = False,
                 check, values=own, function=f"_kv{i}",
                 statements=tuple(printed[n] for n in extra)))
     return released(printer, model.RuleBody(
-        source, tuple(printed[s.name] for s in program.statements if s.name in ruled),
-        tuple(results), tuple(printed_check(printer, c) for c in out), pivots))
+        source, body, tuple(results), tuple(printed_check(printer, c) for c in out), pivots))
+
+
+def _split(printer, statements, results, check_values, tall, top):
+    """The rule's statements split at the top's rows (``row_blocks.split``), or None where
+    they do not split or a check reads an m-row value (it reads names the split replaces)."""
+    names = {s.name for s in statements if any(ops.dims_equal(s.expr.rows, t) for t in tall)}
+    if any(x.name in names for v in check_values if isinstance(v, sp.Basic)
+           for x in v.atoms(sp.MatrixSymbol)):
+        return None
+    found = row_blocks.split(statements, results, set(tall), [top])
+    if found is not None and printer.sizes:
+        size = next((printer.sizes[t] for t in tall if t in printer.sizes), None)
+        if size is not None:
+            printer.sizes = {**printer.sizes, row_blocks.ROWS: size}
+    return found
+
+
+def _blocked(printer, statements, blocked, assigned, ruled=None) -> tuple:
+    """A split program's assignments in the phases of ``row_blocks.plan``: each phase's
+    small statements, then its loop over the row blocks (a ``model.RowLoop``), then the
+    tall results joined from their top and rows."""
+    for rows_name, x in blocked.params:
+        if x.name in printer.fields:
+            printer.fields[rows_name] = printer.fields[x.name]
+    start, body = printer._dim(blocked.start), []
+    rows_of = {name: printer._dim(total) for name, _, _, total in blocked.joined}
+    for phase in row_blocks.plan(statements, [j[1] for j in blocked.joined if j[1]]):
+        body.extend(assigned(s) for s in phase.before)
+        if not phase.sums and not phase.outputs:
+            continue
+        inner = [assigned(s) for s in phase.loop]
+        by_name = {s.name: s for s in statements}
+        sums = [model.Assignment(n, printer.assign(n, by_name[n].expr)) for n in phase.sums]
+        read = " ".join(a.code for a in (*inner, *sums))
+        inputs = [model.Assignment(n, f"{x.name}[..., {start} + _i0:{start} + _i1, :]")
+                  for n, x in blocked.params if re.search(rf"\b{n}\b", read)]
+        if re.search(rf"\b{row_blocks.ROWS}\b", read):
+            inputs.append(model.Assignment(str(row_blocks.ROWS), "_i1 - _i0"))
+        outputs = tuple(model.Assignment(name, f"_put_rows({name}, {rows}, {start} + _i0, "
+                                               f"{rows_of[name]})")
+                        for name, rows, _, _ in blocked.joined if rows in phase.outputs)
+        body.append(model.RowLoop(start, printer._dim(blocked.below), tuple(inputs),
+                                  tuple(inner), tuple(sums), outputs))
+    for name, rows, top, total in blocked.joined:
+        if rows is None:
+            pad = sp.ZeroMatrix(total - blocked.start, top.cols)
+            body.append(model.Assignment(name, printer.assign(name, ops.VStack(top, pad))))
+        else:
+            top_code = "0" if isinstance(top, sp.ZeroMatrix) else printer._print(top)
+            body.append(model.Assignment(name, f"_joined_rows({name}, {top_code}, {start})"))
+    return tuple(body)
 
 
 _NAME = re.compile(r"[A-Za-z_]\w*")
@@ -101,7 +168,7 @@ def released(printer, body: model.RuleBody) -> model.RuleBody:
     for c in body.checks:
         kept |= {n for text in (*c.values, c.vector, *(a.code for a in c.statements))
                  for n in _NAME.findall(text)}
-    defined = {a.target for a in body.assignments}
+    defined = {t for a in body.assignments for t in a.targets}
     last_read = {}
     for i, a in enumerate(body.assignments):
         for name in set(_NAME.findall(a.code)) & defined:

@@ -292,6 +292,10 @@ class Spec:
     # 'aliases': old spellings of an option the public functions still take, with a
     # DeprecationWarning: (alias, option, ((alias value, option value), ...), line)
     aliases: tuple[tuple[str, str, tuple[tuple[object, object], ...], int], ...] = ()
+    # 'row_blocks': the large dimension of a tall input (m) and the rows at its top that hold
+    # the rules' structure (k): backends that evaluate the rules' m-row values a block of
+    # rows at a time below them (factorules/compiler/row_blocks.py): (rows, below, line)
+    row_blocks: tuple[str, str, int] | None = None
     # named values of the primitive dimensions that the audit and tests use when they are
     # not one m x n (or n x n) input's: {name: ((dim, value), ...)}, zero-size ones too
     shapes: tuple[tuple[str, tuple[tuple[str, int], ...]], ...] = ()

@@ -486,12 +486,23 @@ def load_spec(path: str | Path, display_path: str | None = None) -> Spec:
         delegate = (keyword, dr.pop("call", str), r.line_of("delegate"))
         dr.done()
     aliases = _aliases(shown, r, options, inputs, delegate)
+    row_blocks = None
+    blocks_data = r.pop("row_blocks", LineMap, default=None, required=False)
+    if blocks_data is not None:
+        br = KeyReader(shown, blocks_data, "row_blocks", r.line_of("row_blocks"))
+        rows, below = br.pop("rows", str), br.pop("below", str)
+        for key, value in (("rows", rows), ("below", below)):
+            if value not in dims_data:
+                raise SpecError(shown, br.line_of(key), f"row_blocks.{key}: '{value}' is not "
+                                                        f"a dimension of 'dims'")
+        br.done()
+        row_blocks = (rows, below, r.line_of("row_blocks"))
     r.done()
     return Spec(name=name, path=shown, sha256=hashlib.sha256(raw).hexdigest(), summary=summary,
                 references=tuple(references), dims=dims, inputs=inputs, options=options,
                 variants=variants, signatures=signatures, notes=notes,
                 benchmarks=benchmarks, framework=framework, delegate=delegate,
-                aliases=aliases,
+                aliases=aliases, row_blocks=row_blocks,
                 shapes=tuple(shapes),
                 line_of={"dims": data.value_lines["dims"], **dim_lines,
                          **({"shapes": data.value_lines["shapes"]} if "shapes" in data else {}),

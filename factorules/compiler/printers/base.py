@@ -104,6 +104,9 @@ class BatchedMatrixPrinter:
     # an eager array library frees it then (factorules.compiler.rule_body.released); False:
     # a tracing library (JAX) plans its buffers itself
     RELEASES_NAMES = False
+    # rules of a spec's 'row_blocks' evaluated a block of rows at a time (their m-row values
+    # never whole): the runtime has _row_blocks, _sum_rows, _put_rows and _joined_rows
+    BLOCKS_ROWS = False
 
     def __init__(self, dtype_ref: str = "A", settings=None, min_max_sizes: bool = False,
                  sizes: dict | None = None, diagonal_of_products: bool = False,
