@@ -86,6 +86,42 @@ def _cotangent_out(g):
     return g
 
 
+# -- rules evaluated a block of rows at a time (factorules/compiler/row_blocks.py; each backend
+# writes a block's rows with a _put_rows of its own) ---------------------------------------
+
+ROW_BLOCKS = 16  # the rows below a rule's top, in this many blocks,
+ROW_BLOCK_MIN = 1024  # each of at least this many rows (BLAS's products stay efficient)
+
+
+def _row_blocks(rows):
+    """(start, stop) of each block of ``rows`` rows; one empty block where there are none, so
+    that a sum over the blocks is a zero of its shape and type."""
+    width = max(ROW_BLOCK_MIN, -(-rows // ROW_BLOCKS), 1)
+    return [(i, min(i + width, rows)) for i in range(0, rows, width)] or [(0, 0)]
+
+
+ROW_BLOCKED_RATIO = 8  # a rule goes by row blocks where the rows below its top are this many
+# times the top's (and at least ROW_BLOCK_MIN): a tall-skinny input, whose m x n temporaries
+# are what its memory holds; below that the rule as one block costs less (what the loops
+# compute twice, a triangular solve of the rows, is then a sizeable part of its time)
+
+
+def _row_blocked(rows, top):
+    """Whether a rule whose top has ``top`` rows and ``rows`` rows below it goes by blocks."""
+    return rows >= ROW_BLOCKED_RATIO * top and rows >= ROW_BLOCK_MIN
+
+
+def _sum_rows(total, part):
+    """A sum over the row blocks: ``part`` (None: the first block's)."""
+    return part if total is None else total + part
+
+
+def _joined_rows(out, top, rows):
+    """``out`` with its first ``rows`` rows set to ``top`` (0: zeros)."""
+    out[..., :rows, :] = top
+    return out
+
+
 def _zeros_like(x):
     return xp.zeros_like(x)
 

@@ -215,3 +215,21 @@ def test_bench_memory_command_reports_both_paths():
     assert verdict["met"] == (rows[("operator", 600)]["times_a"] is not None
                               and rows[("operator", 600)]["times_a"] <= memory.TARGET)
     assert (report["profiles"] == []) == verdict["met"]
+
+
+def test_bench_memory_compares_the_tall_qr_gradient_with_torchs():
+    """torch's rows of `cli.py bench-memory` include the tall QR's gradient through the
+    generated rule and through torch's own, and a verdict comparing their peaks."""
+    import json
+
+    result = subprocess.run([sys.executable, "cli.py", "bench-memory", "--backend", "torch",
+                             "--m", "3000", "--n", "4", "--dense-m", "200", "--json"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    rows = {(r["path"], r["m"]): r for r in report["rows"]}
+    assert {("qr", 3000), ("qr native", 3000)} <= set(rows)
+    ours, native = rows[("qr", 3000)], rows[("qr native", 3000)]
+    assert ours["grad_norm"] == pytest.approx(native["grad_norm"], rel=1e-10)
+    (qr,) = [v for v in report["target"]["verdicts"] if v.get("path") == "qr"]
+    assert qr["met"] == (qr["times_a"] <= qr["native_times_a"])

@@ -29,7 +29,8 @@ from .backends import BACKENDS, backend as backend_named
 from .product_folding import fold_diagonal_products, folded as folded_for_printing
 from .program import Statement, build_program
 from .provenance import case_sources
-from .rule_body import printed_check, rule_body
+from .rule_body import (blocked_assignments, blocked_when, printed_check, rule_body,
+                        split_rows)
 from .chain_sizes import chain_sizes
 from .render_model import py_literal
 from .spec import ALWAYS, Spec, SpecError
@@ -151,16 +152,36 @@ def _computed_primal(printer_cls, checked: CheckedSpec, cv: CheckedVariant) -> m
                           fields=tensor_fields(checked.spec.inputs, cv.variant.outputs))
     # a sub-expression the outputs repeat (ormqr's V = tril(a) + I, four times) is computed
     # once, into a temporary
-    program = build_program([t.name for t in checked.spec.inputs],
-                            [Statement(name, fold_diagonal_products(e))
-                             for name, e in cv.primal_outputs],
-                            [name for name, _ in cv.primal_outputs], sizes=sizes)
-    outputs = {name for name, _ in cv.primal_outputs}
-    statements = tuple(model.Assignment(s.name, printer.doprint_output(s.expr)
-                                        if s.name in outputs else printer.assign(s.name, s.expr))
-                       for s in program.statements)
-    return model.Primal(_selection(cv), "computed", statements=statements,
-                        computed=tuple(t.name for t in cv.variant.outputs))
+    statements = [Statement(name, fold_diagonal_products(e)) for name, e in cv.primal_outputs]
+    outputs = [name for name, _ in cv.primal_outputs]
+    # in row blocks where every case splits the same way (the variant's 'requires' holds
+    # what the cases' conditions do: ormqr's r == m)
+    dim_symbols = {d.name: d.expr for d in checked.dims}
+    large = {row_blocks.large_rows(checked.spec.row_blocks, dim_symbols, case)
+             for case in cv.cases}
+    blocked = None
+    if printer_cls.BLOCKS_ROWS and len(large) == 1 and None not in large:
+        (tall, top), = large
+        blocked = split_rows(printer, statements, outputs, tall, top)
+    inputs = [t.name for t in checked.spec.inputs]
+
+    def assigned(s):
+        code = printer.doprint_output(s.expr) if s.name in outputs \
+            else printer.assign(s.name, s.expr)
+        return model.Assignment(s.name, code)
+
+    program = build_program(inputs, statements, outputs, sizes=sizes)
+    in_blocks, when = (), ""
+    if blocked is not None:
+        program_in_blocks = build_program(inputs, blocked.statements, blocked.results,
+                                          sizes=sizes)
+        in_blocks = blocked_assignments(printer, program_in_blocks.statements, blocked,
+                                        assigned)
+        when = blocked_when(printer, blocked)
+    return model.Primal(_selection(cv), "computed",
+                        statements=tuple(map(assigned, program.statements)),
+                        computed=tuple(t.name for t in cv.variant.outputs),
+                        blocked_statements=in_blocks, blocked_when=when)
 
 
 def _variant(printer_cls, checked: CheckedSpec, cv: CheckedVariant, call: NativeCall,

@@ -200,6 +200,10 @@ class RuleBody:
     # (common subexpressions shared): what traced code marks its results with
     checks: tuple[DerivativeCheck, ...] = ()
     pivots: bool = False  # the case checks pivots too (the first of _jvp/_vjp_checks)
+    # the same rule a block of rows at a time (factorules.compiler.row_blocks), taken first
+    # where ``blocked_when`` holds (a tall input)
+    blocked: RuleBody | None = None
+    blocked_when: str = ""
 
     @property
     def check_functions(self) -> tuple[DerivativeCheck, ...]:
@@ -303,6 +307,9 @@ class Primal:
     statements: tuple[Assignment, ...] = ()  # 'computed': the outputs and the temporaries
     # they share, computed from the inputs in order
     computed: tuple[str, ...] = ()  # 'computed': the outputs' names, in order
+    # 'computed': the statements a block of rows at a time, taken where ``blocked_when`` holds
+    blocked_statements: tuple = ()
+    blocked_when: str = ""
     returns: tuple[str, ...] = ()  # 'returned': the names the call's results are bound to
     return_columns: str | None = None  # 'returned': Python source of which of them are
     # vectors (the list _columns takes); None when none is

@@ -120,7 +120,7 @@ class _Splitter:
         if self.is_tall_dim(e.rows):
             if e.name not in self.params:
                 raise NoSplit(f"{e.name}: an m-row value of no statement")
-            return _Tall(ops.Block(e, 0, self.s, 0, e.cols),
+            return _Tall(MatrixSymbol(f"{e.name}_top", self.s, e.cols),
                          MatrixSymbol(f"{e.name}_rows", ROWS, e.cols))
         return e
 
@@ -315,7 +315,9 @@ class Split:
     joined: tuple[tuple[str, str | None, object, object], ...]
     start: object  # s: the first row below the top
     below: object  # the rows below the top: m - s
-    params: tuple[tuple[str, MatrixSymbol], ...]  # (rows name, input) of the m-row inputs
+    # (top name, rows name, input) of the m-row inputs: the top is input[:s], read before the
+    # rule, the rows are a block's, read in each loop
+    params: tuple[tuple[str, str, MatrixSymbol], ...]
 
 
 def split(statements, results, tall: set, candidates) -> Split | None:
@@ -324,7 +326,7 @@ def split(statements, results, tall: set, candidates) -> Split | None:
     nothing is tall."""
     params = {}
     for st in statements:
-        for x in st.expr.atoms(MatrixSymbol):
+        for x in sorted(st.expr.atoms(MatrixSymbol), key=lambda x: x.name):
             params.setdefault(x.name, x)
     defined = {st.name for st in statements}
     params = {n: x for n, x in params.items() if n not in defined}
@@ -374,9 +376,9 @@ def _split_at(statements, results, tall, s, params) -> Split:
             joined.append((r, rows, v.top, rows_of[r]))
         else:
             kept.append(r)
-    rows_params = tuple((f"{n}_rows", x) for n, x in params.items()
+    rows_params = tuple((f"{n}_top", f"{n}_rows", x) for n, x in params.items()
                         if any(_eq(x.rows, t) for t in tall))
-    below = next(x.rows for _, x in rows_params) - s
+    below = next(x.rows for _, _, x in rows_params) - s
     return Split(tuple(out), tuple(dict.fromkeys(kept)), tuple(joined), s, below, rows_params)
 
 

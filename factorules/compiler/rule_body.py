@@ -37,9 +37,25 @@ def rule_body(printer, rule, source: str, checks=(), pivots: bool = False,
     ``folded``: the rewriting of products every statement gets before printing;
     ``laid_out_like``: result name -> the input (output) it is the cotangent (tangent) of;
     ``large_rows``: (the large dimension's symbols, the top's rows) where a backend that
-    blocks rows (``printer.BLOCKS_ROWS``) evaluates the rule a block of rows at a time."""
-    like = laid_out_like or {}
+    blocks rows (``printer.BLOCKS_ROWS``) also prints the rule a block of rows at a time,
+    taken where the rows below the top are many (``_row_blocked``)."""
+    args = (printer, rule, source, checks, pivots, folded, laid_out_like or {})
+    plain, _ = _rule_body(*args)
+    if not printer.BLOCKS_ROWS or large_rows is None:
+        return plain
+    blocked, split = _rule_body(*args, large_rows)
+    if split is None:
+        return plain
+    return dataclasses.replace(plain, blocked=blocked, blocked_when=blocked_when(printer, split))
 
+
+def blocked_when(printer, split) -> str:
+    """The run-time condition under which the rows of ``split`` go by blocks."""
+    return f"_row_blocked({printer._dim(split.below)}, {printer._dim(split.start)})"
+
+
+def _rule_body(printer, rule, source, checks, pivots, folded, like, large_rows=None):
+    """(rule_body's body, in row blocks at large_rows if given; the split, None if none)."""
     def assigned(s):
         expr = folded(s.expr)
         if s.name in like and s.name in rule.program.results:
@@ -53,15 +69,16 @@ def rule_body(printer, rule, source: str, checks=(), pivots: bool = False,
                   for s in inline_diagonals(rule.statements, rule.program.results)]
     values = [folded(e) if isinstance(e, sp.Basic) else e for c in checks for e in c.values]
     blocked = None
-    if printer.BLOCKS_ROWS and large_rows is not None:
+    if large_rows is not None:
         blocked = _split(printer, statements, rule.program.results, values, *large_rows)
-    if blocked is not None:
+        if blocked is None:
+            return None, None
         statements = list(blocked.statements)
 
-    def in_order(program_statements, ruled=None):
+    def in_order(program_statements):
         if blocked is None:
             return tuple(assigned(s) for s in program_statements)
-        return _blocked(printer, program_statements, blocked, assigned, ruled)
+        return blocked_assignments(printer, program_statements, blocked, assigned)
 
     program = build_program(rule.program.params, statements,
                             blocked.results if blocked else rule.program.results,
@@ -69,7 +86,7 @@ def rule_body(printer, rule, source: str, checks=(), pivots: bool = False,
     results = rule.program.results
     if not values:
         return released(printer, model.RuleBody(source, in_order(program.statements),
-                                                tuple(results), (), pivots))
+                                                tuple(results), (), pivots)), blocked
     # a check's text names what the rule computes by its expression (svd's Vh.H where the
     # rule has V = Vh.H): the statement's name in its place, so that the two are one value
     named_as = {s.expr: sp.MatrixSymbol(s.name, *s.expr.shape) for s in statements
@@ -81,7 +98,7 @@ def rule_body(printer, rule, source: str, checks=(), pivots: bool = False,
                             (*kept, *names), shared_by={s.name for s in statements},
                             sizes=printer.sizes)
     ruled = {s.name for s in live(program.statements, kept)}
-    body = in_order([s for s in program.statements if s.name in ruled], ruled)
+    body = in_order([s for s in program.statements if s.name in ruled])
     printed = {s.name: assigned(s) for s in program.statements if s.name not in ruled}
     printed.update((a.target, a) for a in body if not isinstance(a, model.RowLoop))
     named, out = iter(names), []
@@ -96,7 +113,8 @@ def rule_body(printer, rule, source: str, checks=(), pivots: bool = False,
                 check, values=own, function=f"_kv{i}",
                 statements=tuple(printed[n] for n in extra)))
     return released(printer, model.RuleBody(
-        source, body, tuple(results), tuple(printed_check(printer, c) for c in out), pivots))
+        source, body, tuple(results), tuple(printed_check(printer, c) for c in out),
+        pivots)), blocked
 
 
 def _split(printer, statements, results, check_values, tall, top):
@@ -106,6 +124,12 @@ def _split(printer, statements, results, check_values, tall, top):
     if any(x.name in names for v in check_values if isinstance(v, sp.Basic)
            for x in v.atoms(sp.MatrixSymbol)):
         return None
+    return split_rows(printer, statements, results, tall, top)
+
+
+def split_rows(printer, statements, results, tall, top):
+    """``row_blocks.split`` at ``top``; the printer then orders products of a block's rows
+    as of the large dimension's (its representative size)."""
     found = row_blocks.split(statements, results, set(tall), [top])
     if found is not None and printer.sizes:
         size = next((printer.sizes[t] for t in tall if t in printer.sizes), None)
@@ -114,15 +138,18 @@ def _split(printer, statements, results, check_values, tall, top):
     return found
 
 
-def _blocked(printer, statements, blocked, assigned, ruled=None) -> tuple:
+def blocked_assignments(printer, statements, blocked, assigned) -> tuple:
     """A split program's assignments in the phases of ``row_blocks.plan``: each phase's
     small statements, then its loop over the row blocks (a ``model.RowLoop``), then the
     tall results joined from their top and rows."""
-    for rows_name, x in blocked.params:
+    for top_name, rows_name, x in blocked.params:
         if x.name in printer.fields:
-            printer.fields[rows_name] = printer.fields[x.name]
+            printer.fields[top_name] = printer.fields[rows_name] = printer.fields[x.name]
     start, body = printer._dim(blocked.start), []
-    rows_of = {name: printer._dim(total) for name, _, _, total in blocked.joined}
+    read = " ".join(s.expr.__str__() for s in statements)
+    body.extend(model.Assignment(top, printer.rows_of(x.name, "0", start, start))
+                for top, _, x in blocked.params if re.search(rf"\b{top}\b", read))
+    total_of = {name: printer._dim(total) for name, _, _, total in blocked.joined}
     for phase in row_blocks.plan(statements, [j[1] for j in blocked.joined if j[1]]):
         body.extend(assigned(s) for s in phase.before)
         if not phase.sums and not phase.outputs:
@@ -131,12 +158,13 @@ def _blocked(printer, statements, blocked, assigned, ruled=None) -> tuple:
         by_name = {s.name: s for s in statements}
         sums = [model.Assignment(n, printer.assign(n, by_name[n].expr)) for n in phase.sums]
         read = " ".join(a.code for a in (*inner, *sums))
-        inputs = [model.Assignment(n, f"{x.name}[..., {start} + _i0:{start} + _i1, :]")
-                  for n, x in blocked.params if re.search(rf"\b{n}\b", read)]
+        inputs = [model.Assignment(n, printer.rows_of(x.name, f"{start} + _i0",
+                                                      f"{start} + _i1", "_i1 - _i0"))
+                  for _, n, x in blocked.params if re.search(rf"\b{n}\b", read)]
         if re.search(rf"\b{row_blocks.ROWS}\b", read):
             inputs.append(model.Assignment(str(row_blocks.ROWS), "_i1 - _i0"))
         outputs = tuple(model.Assignment(name, f"_put_rows({name}, {rows}, {start} + _i0, "
-                                               f"{rows_of[name]})")
+                                               f"{total_of[name]})")
                         for name, rows, _, _ in blocked.joined if rows in phase.outputs)
         body.append(model.RowLoop(start, printer._dim(blocked.below), tuple(inputs),
                                   tuple(inner), tuple(sums), outputs))

@@ -11,7 +11,9 @@ w and g m-vectors, v an n-vector (Q[:, :n] v is Q applied to v padded with zeros
 gradient with respect to A goes through both ormqr pullbacks and geqrf's.  The operator path
 never needs an m x m array: its target is a peak of at most TARGET times the size of A.  The
 dense path forms Q = ormqr(a, tau, eye(m)) and takes y = Q w + Q[:, :n] v; its Q alone is
-m * m * itemsize bytes (computed, not run, at the large size).
+m * m * itemsize bytes (computed, not run, at the large size).  For torch, two more rows
+compare the tall QR's gradient (reduced mode, loss Re <g, Q v> + Re <v, R v>) through the
+generated rule and through torch's own: its target is a peak no higher than native's.
 
 Every measurement runs in a fresh process (``python -m factorules.tools.memory_measure REQUEST``:
 the request as JSON on the command line, the result as one tagged JSON line on stdout), so that
@@ -24,7 +26,9 @@ forward and backward passes allocate beyond them:
 - torch: tracemalloc does not see torch's CPU allocator, so the peak resident set size:
   /proc/self/status VmHWM is reset to the current RSS (``5`` written to
   /proc/self/clear_refs, Linux >= 4.0) right before the computation, and the peak is VmHWM
-  after it minus VmRSS before it.  Where the reset is refused, VmHWM is the peak since the
+  after it minus VmRSS before it.  The computation runs once at WARM_UP_ROWS rows first (what
+  the libraries set up on first use is no part of it), and glibc's malloc keeps a fixed mmap
+  threshold (CHILD_ENV), so that a freed array leaves the resident set.  Where the reset is refused, VmHWM is the peak since the
   process started (an upper bound; the method column says "rss, no reset").  The numpy rows
   report the same RSS figure beside tracemalloc's.
 
@@ -53,6 +57,11 @@ from .memory_table import format_profile, footnote, format_table, row
 # and gA are alive at once in geqrf's pullback), the cotangents of a from both ormqr pullbacks
 # and the rules' row blocks take a little more
 TARGET = 4.0
+WARM_UP_ROWS = 1000           # rows of the run before a resident-memory measurement
+# glibc's malloc with a fixed mmap threshold (not one that grows to 32 MB after the first large
+# free): a freed array of more than 128 KiB goes back to the system, so that resident memory
+# is what is live and not what the heap keeps for reuse
+CHILD_ENV = {"MALLOC_MMAP_THRESHOLD_": str(128 * 1024)}
 CHILD_TIMEOUT_S = 600        # one measurement still running after this long is killed
 RESULT_TAG = "factorules-bench-memory "
 AVAILABLE_SHARE = 0.75       # of MemAvailable, the most one child may map beyond its start
@@ -173,11 +182,40 @@ def torch_dense(A, w, v, g):
     return loss.detach(), gA
 
 
-# The backends measured and their two paths.  tracemalloc sees the allocations of those in
+def _torch_qr(qr, A, w, v, g):
+    """loss = Re <g, Q v> + Re <v, R v> of the reduced QR of A: the gradient through qr's
+    VJP, both cotangents given (gQ = g v^H, m x n)."""
+    import torch
+
+    A = A.detach().requires_grad_()
+    Q, R = qr(A)
+    loss = torch.vdot(g, Q @ v).real + torch.vdot(v, R @ v).real
+    (gA,) = torch.autograd.grad(loss, A)
+    return loss.detach(), gA
+
+
+def torch_qr(A, w, v, g):
+    """The tall QR's gradient through generated.torch's qr."""
+    from generated import torch as gt
+
+    return _torch_qr(gt.qr, A, w, v, g)
+
+
+def torch_qr_native(A, w, v, g):
+    """The same through torch.linalg.qr and torch's own rule."""
+    import torch
+
+    return _torch_qr(torch.linalg.qr, A, w, v, g)
+
+
+# The backends measured and their two paths (torch: and the tall QR's gradient, generated and
+# native, whose peaks are compared).  tracemalloc sees the allocations of those in
 # TRACED (NumPy reports its buffers to it; their operator path marks its steps); the others
 # are measured by the resident set size.
 PATHS = {"numpy": {"operator": numpy_operator, "dense": numpy_dense},
-         "torch": {"operator": torch_operator, "dense": torch_dense}}
+         "torch": {"operator": torch_operator, "dense": torch_dense, "qr": torch_qr,
+                   "qr native": torch_qr_native}}
+QR_PATHS = ("qr", "qr native")  # not the Q-operator chain: the target is native's peak
 TRACED = ("numpy",)
 
 
@@ -185,7 +223,8 @@ TRACED = ("numpy",)
 
 def run_child(request: dict, timeout: float = CHILD_TIMEOUT_S) -> dict:
     """One measurement in a fresh process: its result, or {"error": ..., "crashed": True}."""
-    result = run_tagged("factorules.tools.memory_measure", request, RESULT_TAG, timeout)
+    result = run_tagged("factorules.tools.memory_measure", request, RESULT_TAG, timeout,
+                        env={**os.environ, **CHILD_ENV})
     if "error" in result and set(result) == {"error"}:
         return {**request, **result, "crashed": True}
     return result
@@ -202,7 +241,17 @@ def _verdict(rows, m, n) -> tuple[list[dict], str]:
         f"{v['backend']} {'MET' if v['met'] else 'NOT MET'} ("
         + (f"{v['times_a']:.3g}x A" if v["times_a"] is not None else v["status"]) + ")"
         for v in verdicts)
-    return verdicts, f"target: operator-path peak <= {TARGET:g}x A at m={m}, n={n}: {text}"
+    lines = [f"target: operator-path peak <= {TARGET:g}x A at m={m}, n={n}: {text}"]
+    qr = {r["path"]: r for r in rows if r["path"] in QR_PATHS and r["m"] == m}
+    if len(qr) == len(QR_PATHS) and all(r["times_a"] is not None for r in qr.values()):
+        ours, native = qr["qr"]["times_a"], qr["qr native"]["times_a"]
+        met = ours <= native
+        verdicts.append({"backend": qr["qr"]["backend"], "path": "qr", "m": m, "n": n,
+                         "met": met, "times_a": ours, "native_times_a": native})
+        lines.append(f"target: the tall QR's gradient (reduced, m={m}, n={n}) peaks no higher "
+                     f"than native torch's: {'MET' if met else 'NOT MET'} ({ours:.3g}x A "
+                     f"against {native:.3g}x A)")
+    return verdicts, "\n".join(lines)
 
 
 # -- entry point ---------------------------------------------------------------------------------
@@ -222,6 +271,8 @@ def main(args) -> int:
                      "computed": m * m * 8})
         plan.append({"backend": backend, "path": "operator", "m": dense_m, "n": n})
         plan.append({"backend": backend, "path": "dense", "m": dense_m, "n": n})
+        plan.extend({"backend": backend, "path": path, "m": m, "n": n}
+                    for path in QR_PATHS if path in PATHS[backend])
     results, allowance = [], None
     for request in plan:
         if request.get("computed") is not None:
@@ -242,7 +293,7 @@ def main(args) -> int:
     # ran there, else at --dense-m (numpy: tracemalloc; torch: rss, where VmHWM resets)
     profiles = []
     for v in verdicts:
-        if v["met"]:
+        if v["met"] or v.get("path") == "qr":  # (the profile is of the operator path's rules)
             continue
         size = m if v["times_a"] is not None else dense_m
         if v["backend"] not in TRACED and not any(

@@ -16,7 +16,7 @@ from pathlib import Path
 from .adapters import adapter_class
 from .child_process import memory_status, reset_peak
 from .memory import (AVAILABLE_SHARE, PATHS, PROFILE_TOP, RESULT_TAG, RULE_FILES, TRACED,
-                     inputs)
+                     WARM_UP_ROWS, inputs)
 
 # -- measuring (in the child) --------------------------------------------------------------------
 
@@ -191,6 +191,11 @@ def _measure(request: dict) -> dict:
     a_bytes = int(arrays[0].nbytes)
     A, w, v, g = (adapter.to(x) for x in arrays)
     compute = PATHS[backend][path]
+    if not traced:
+        # one run at a small size first: what the first call of a library sets up once (its
+        # thread pools, LAPACK's and the autograd engine's state) is no part of the
+        # computation's memory, and resident memory would count it
+        compute(*(adapter.to(x) for x in inputs(min(m, WARM_UP_ROWS), n, dtype, seed=1)))
     allowance = _cap_address_space(request.get("allowance"))
     result = {"backend": backend, "path": path, "m": m, "n": n, "dtype": dtype,
               "a_bytes": a_bytes,

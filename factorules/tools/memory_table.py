@@ -61,7 +61,9 @@ def footnote(rows, allowance, load=None) -> str:
         "tracemalloc: NumPy's array buffers (not what LAPACK drivers malloc() inside "
         "numpy.linalg.qr: a column-major copy of A and workspace). rss: VmHWM, reset to the "
         "current RSS through /proc/self/clear_refs right before the computation, minus VmRSS "
-        "before it ('no reset': VmHWM since the process started). rss peak: that figure for "
+        "before it ('no reset': VmHWM since the process started), after one run at 1000 rows "
+        "(what the libraries set up on first use is not counted), with glibc's mmap threshold "
+        "fixed at 128 KiB (a freed array leaves the resident set). rss peak: that figure for "
         "every row.",
         "time s: one run (the measured one; numpy's under tracemalloc), with the thread "
         "settings of the environment" + (f" (load average {load:.2f} when the command began)"

@@ -13,13 +13,15 @@ from ._runtime_shared import (
     _accumulate, _add_eye, _broadcast, _check_input, _check_tangent, _columns, _complex,
     _cotangent_in, _cotangent_out, _check, _checked_jvp, _checked_vjp, _raise_if_failed, _diag,
     _empty_like, _indices, _indices_permutation, _pad, _pad_cols, _pad_rows, _pairwise_inv,
-    _permute_cols, _permute_rows, _pivots_permutation, _solve, _to_field, _transposed,
-    _unbatched, _unit_tril, _unpacked, _version_tuple, _zeros_like)
+    _joined_rows, _permute_cols, _permute_rows, _pivots_permutation, _row_blocked,
+    _row_blocks, _solve,
+    _sum_rows, _to_field, _transposed, _unbatched, _unit_tril, _unpacked, _version_tuple,
+    _zeros_like)
 
 # what the generated rules (and sparse_qr.py) import from here
 __all__ = [
-    "_accumulate", "_add_eye", "_unit_tril", "_joined_rows", "_put_rows", "_row_blocks",
-    "_sum_rows",
+    "_accumulate", "_add_eye", "_unit_tril", "_joined_rows", "_put_rows", "_row_blocked",
+    "_row_blocks", "_sum_rows",
     "_adjoint", "_check_input", "_check_tangent", "_columns", "_complex", "_copyltu", "_check",
     "_checked_jvp", "_checked_vjp", "_raise_if_failed", "_cotangent_in", "_cotangent_out", "_diag",
     "_empty_like", "_indices", "_indices_permutation", "_pad", "_pad_cols", "_pad_rows",
@@ -28,23 +30,8 @@ __all__ = [
     "_version_tuple", "_zeros_like"]
 
 
-# -- rules evaluated a block of rows at a time (factorules/compiler/row_blocks.py) -----------
-
-ROW_BLOCKS = 16  # the rows below a rule's top, in this many blocks,
-ROW_BLOCK_MIN = 1024  # each of at least this many rows (BLAS's products stay efficient)
-
-
-def _row_blocks(rows):
-    """(start, stop) of each block of ``rows`` rows; one empty block where there are none, so
-    that a sum over the blocks is a zero of its shape and type."""
-    width = max(ROW_BLOCK_MIN, -(-rows // ROW_BLOCKS), 1)
-    return [(i, min(i + width, rows)) for i in range(0, rows, width)] or [(0, 0)]
-
-
-def _sum_rows(total, part):
-    """A sum over the row blocks: ``part`` (None: the first block's)."""
-    return part if total is None else total + part
-
+# -- rules evaluated a block of rows at a time (factorules/compiler/row_blocks.py; the blocks
+# and the sums over them: templates/_runtime_shared.py) ---------------------------------------
 
 def _put_rows(out, rows, start, total):
     """``rows`` written into rows start: of ``out``, a stack of ``total``-row matrices made at
@@ -52,12 +39,6 @@ def _put_rows(out, rows, start, total):
     if out is None:
         out = _np.empty(rows.shape[:-2] + (total, rows.shape[-1]), rows.dtype)
     out[..., start:start + rows.shape[-2], :] = rows
-    return out
-
-
-def _joined_rows(out, top, rows):
-    """``out`` with its first ``rows`` rows set to ``top`` (0: zeros)."""
-    out[..., :rows, :] = top
     return out
 
 

@@ -17,7 +17,8 @@ import torch as _torch
 from . import _fused
 from ._runtime_shared import (
     _check, _check_array, _check_like, _cotangent_in, _cotangent_out, _host_unbatched,
-    _LazyModule, _no_derivative, _unpacked, _version_tuple, _zeros_like)
+    _joined_rows, _LazyModule, _no_derivative, _row_blocked, _row_blocks, _sum_rows,
+    _unpacked, _version_tuple, _zeros_like)
 
 # SciPy, for the host fallbacks alone (their calls name _scipy.linalg): imported on first use
 _scipy = _LazyModule("scipy", ("linalg",))
@@ -30,7 +31,7 @@ __all__ = [
     "_raise_if_failed",
     "_empty_like", "_host_op", "_im",
     "_indices", "_indices_permutation", "_laid_out_like", "_materialized", "_mm", "_mm_like", "_np",
-    "_plus_diag",
+    "_plus_diag", "_joined_rows", "_put_rows", "_row_blocked", "_row_blocks", "_sum_rows",
     "_on_host", "_pad_cols", "_pad_rows", "_pairwise_inv", "_permute_cols", "_permute_rows",
     "_pivots_permutation", "_re", "_scipy", "_skew", "_sym", "_to_field", "_transposed",
     "_tril_diag", "_triu_herm", "_unbatched", "_unit_tril", "_unpacked", "_version_tuple",
@@ -139,6 +140,16 @@ def _mm_like(a, b, like):
     if _colmajor(like):
         return (b.mT @ a.mT).mT
     return a @ b
+
+
+def _put_rows(out, rows, start, total):
+    """``rows`` written into rows start: of ``out``, a stack of ``total``-row matrices made at
+    the first block (``out`` None) like the block (its batch shape, type and device; batched
+    under vmap); written in place, which autograd and forward AD differentiate."""
+    if out is None:
+        out = rows.new_empty((*rows.shape[:-2], total, rows.shape[-1]))
+    out[..., start:start + rows.shape[-2], :] = rows
+    return out
 
 
 def _plus_diag(x, v):

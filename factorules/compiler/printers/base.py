@@ -145,6 +145,10 @@ class BatchedMatrixPrinter:
         prints it so)."""
         return self.assign(name, expr)
 
+    def rows_of(self, name: str, start: str, stop: str, length: str) -> str:
+        """Rows start:stop (length of them) of the stack ``name``, from their texts."""
+        return f"{name}[..., {'' if start == '0' else start}:{stop}, :]"
+
     def doprint_output(self, expr) -> str:
         """An output computed from the native call's outputs ('from_native'), outside the
         framework's differentiable function; backends that need it print it differently."""

@@ -74,6 +74,7 @@ def _diagonal_term(term):
 class Printer(BatchedMatrixPrinter, TorchPrinter):
     ALIASES = {"torch": "_torch"}
     RELEASES_NAMES = True
+    BLOCKS_ROWS = True
 
     _physical = False
 
@@ -86,6 +87,12 @@ class Printer(BatchedMatrixPrinter, TorchPrinter):
             return self._op("materialized", x=self.doprint(expr))
         finally:
             self._physical = False
+
+    def rows_of(self, name: str, start: str, stop: str, length: str) -> str:
+        """narrow, not a slice: a slice that turns out whole at run time (an m x n input's
+        top k rows when k == m) is an alias, which legacy vmap (gradcheck's batched
+        gradients) has no batching rule for."""
+        return f"{name}.narrow(-2, {start}, {length})"
 
     def assign_result(self, name: str, expr, like: str) -> str:
         """A result that is a product is computed in the layout of ``like``
