@@ -22,10 +22,10 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from . import render_model as model
+from . import ops, render_model as model
 from .checked import CheckedSpec
 from .derivative_checks import check_messages, derivative_checks
-from .fields import Field, tensor_fields
+from .fields import Field, field_of, tensor_fields
 from .paths import TEMPLATES
 from .printers.cpp import SCALAR, Printer
 from .product_folding import folded
@@ -159,14 +159,23 @@ def _program(rule, checks, permutations):
 
 
 def _largest(names) -> str:
-    """C++: the largest |entry| over the matrices ``names`` (0 for none)."""
+    """C++: the largest |entry| over the matrices ``names`` (0 for none), each read once for
+    all the checks (``_largest_of``)."""
     text = f"fr::real_t<{SCALAR}>(0)"
     for name in names:
-        text = f"fr::maximum({text}, fr::largest_abs({name}))"
+        text = f"fr::maximum({text}, _kmax_{name})"
     return text
 
 
-def _verdict(i: int, check, count: int, report: str, statements) -> list[str]:
+def _largest_of(checks) -> list[str]:
+    """C++: the largest |entry| of each matrix the checks' limits scale with, once."""
+    names = dict.fromkeys(name for c in checks if c.kind != "pivots"
+                          for name in (c.against[1:] if c.kind == "zeros" else c.against))
+    return [f"const auto _kmax_{name} = fr::largest_abs({name});" for name in names]
+
+
+def _verdict(i: int, check, count: int, report: str, statements,
+             zero_when_real: bool = False) -> list[str]:
     """C++ lines that report check ``i`` of ``count``'s value and limit; ``statements``: the
     printed (name, code) of what only its values read, computed in the block (for ties and
     zeros only where a value ties or a pivot is zero: otherwise its value is 0)."""
@@ -195,7 +204,13 @@ def _verdict(i: int, check, count: int, report: str, statements) -> list[str]:
     else:
         body = [f"  fr::real_t<{SCALAR}> value = 0;", f"  if ({condition}) {{",
                 *("  " + line for line in computed), f"    value = {value};", "  }"]
-    return ["{", *body, f"  fr::report({report}, b, {i}, {count}, value, {limit});", "}"]
+    verdict = ["{", *body, f"  fr::report({report}, b, {i}, {count}, value, {limit});", "}"]
+    if zero_when_real:  # imaginary parts of values in the input's field: of real input, zero
+        zero = f"fr::real_t<{SCALAR}>(0)"
+        return ["if constexpr (fr::is_complex<fr_I>::value) {", *("  " + v for v in verdict),
+                "} else {",
+                f"  fr::report({report}, b, {i}, {count}, {zero}, {limit});", "}"]
+    return verdict
 
 
 def _case_body(printer, checked: CheckedSpec, case, program, checks, inputs,
@@ -221,10 +236,12 @@ def _case_body(printer, checked: CheckedSpec, case, program, checks, inputs,
     results = [a for a in outputs if a.name in shapes]
     stores = tuple(access(a, i) for i, a in enumerate(results))
     report = f"static_cast<fr_R*>(out[{len(results)}])"
-    verdicts = tuple(line for i, c in enumerate(checks) for line in _verdict(
+    verdicts = (*_largest_of(checks), *(line for i, c in enumerate(checks) for line in _verdict(
         i, c, len(checks), report,
         [(s.name, code[s.name]) for s in live(program.statements, [
-            f"_kval{i}_{j}" for j in range(len(c.values))]) if s.name not in ruled]))
+            f"_kval{i}_{j}" for j in range(len(c.values))]) if s.name not in ruled],
+        c.kind == "vanish" and all(isinstance(v, ops.Im) and field_of(
+            v.arg, printer.fields) == Field.INPUT for v in c.values))))
     condition = f"{printer._dim(case.condition.lhs)} {case.condition.op} " \
                 f"{printer._dim(case.condition.rhs)}"
     return CaseBody(condition, dims, loads, tuple((name, code[name]) for name in ruled), stores,

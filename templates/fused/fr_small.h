@@ -57,6 +57,8 @@ template <class S, int L> inline Lanes<S, L> conj_of(Lanes<S, L> x) { return x; 
 template <class S, int L> inline Lanes<S, L> re_of(Lanes<S, L> x) { return x; }
 template <class S, int L> inline Lanes<S, L> im_of(Lanes<S, L>) { return {}; }
 
+template <class T> struct is_complex : std::false_type {};
+template <class T> struct is_complex<std::complex<T>> : std::true_type {};
 template <class T> struct is_lanes : std::false_type {};
 template <class S, int L> struct is_lanes<Lanes<S, L>> : std::true_type {};
 // the real number type of one entry: float, double (of a complex or of lanes too)

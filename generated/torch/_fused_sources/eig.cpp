@@ -32,6 +32,8 @@ int eig_v0_vjp(const void* const* in, const index* strides, void* const* out, in
     const auto _g_X = _c2 + (fr::conj(fr::pairwise_inv(L)) * (fr::mm(_c0, _g_W)));
     const auto gA = fr::mm(fr::solve<true>(_c0, _g_X), _c0);
     const auto _kvec0 = L;
+    const auto _kmax_gL = fr::largest_abs(gL);
+    const auto _kmax_gV = fr::largest_abs(gV);
     {
       fr::real_t<fr_W> value = 0;
       if (fr::any_tie(_kvec0)) {
@@ -39,13 +41,13 @@ int eig_v0_vjp(const void* const* in, const index* strides, void* const* out, in
         const auto _kval0_0 = fr::mm(_c0, gV - fr::scale_cols(V, fr::re(_c3))) + _c2;
         value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec0, _kval0_0));
       }
-      fr::report(static_cast<fr_R*>(out[1]), b, 0, 2, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gL)), fr::largest_abs(gV)));
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 2, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), _kmax_gL), _kmax_gV));
     }
     {
       const auto _c3 = fr::diagonal(_c1);
       const auto _kval1_0 = fr::im(_c3);
       const fr::real_t<fr_W> value = fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval1_0));
-      fr::report(static_cast<fr_R*>(out[1]), b, 1, 2, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gV)));
+      fr::report(static_cast<fr_R*>(out[1]), b, 1, 2, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gV));
     }
     fr::store(fr::Mat<fr_W, n, n>(gA),
               static_cast<fr_I*>(out[0]), b);
@@ -70,13 +72,14 @@ int eig_v0_vjp_without_gV(const void* const* in, const index* strides, void* con
     const auto _c0 = fr::adjoint(V);
     const auto gA = fr::mm(fr::solve<true>(_c0, _g_X), _c0);
     const auto _kvec0 = L;
+    const auto _kmax_gL = fr::largest_abs(gL);
     {
       fr::real_t<fr_W> value = 0;
       if (fr::any_tie(_kvec0)) {
         const auto _kval0_0 = _g_X;
         value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec0, _kval0_0));
       }
-      fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gL)));
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gL));
     }
     fr::store(fr::Mat<fr_W, n, n>(gA),
               static_cast<fr_I*>(out[0]), b);

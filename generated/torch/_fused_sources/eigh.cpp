@@ -29,18 +29,24 @@ int eigh_v0_vjp(const void* const* in, const index* strides, void* const* out, i
     const auto _c1 = fr::mm(_c0, gQ);
     const auto gA = fr::sym(fr::mm(fr::mm(Q, fr::diag(fr::re(gL)) + (fr::pairwise_inv(L) * _c1)), _c0));
     const auto _kvec0 = L;
+    const auto _kmax_gL = fr::largest_abs(gL);
+    const auto _kmax_gQ = fr::largest_abs(gQ);
     {
       fr::real_t<fr_W> value = 0;
       if (fr::any_tie(_kvec0)) {
         const auto _kval0_0 = fr::skew(_c1) + fr::diag(gL);
         value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec0, _kval0_0));
       }
-      fr::report(static_cast<fr_R*>(out[1]), b, 0, 2, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gL)), fr::largest_abs(gQ)));
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 2, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), _kmax_gL), _kmax_gQ));
     }
-    {
-      const auto _kval1_0 = fr::im(fr::diagonal(_c1));
-      const fr::real_t<fr_W> value = fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval1_0));
-      fr::report(static_cast<fr_R*>(out[1]), b, 1, 2, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gQ)));
+    if constexpr (fr::is_complex<fr_I>::value) {
+      {
+        const auto _kval1_0 = fr::im(fr::diagonal(_c1));
+        const fr::real_t<fr_W> value = fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval1_0));
+        fr::report(static_cast<fr_R*>(out[1]), b, 1, 2, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gQ));
+      }
+    } else {
+      fr::report(static_cast<fr_R*>(out[1]), b, 1, 2, fr::real_t<fr_W>(0), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gQ));
     }
     fr::store(fr::Mat<fr_W, n, n>(gA),
               static_cast<fr_I*>(out[0]), b);
@@ -65,18 +71,23 @@ int eigh_v0_vjp_without_gL(const void* const* in, const index* strides, void* co
     const auto _c1 = fr::mm(_c0, gQ);
     const auto gA = fr::sym(fr::mm(fr::mm(Q, fr::pairwise_inv(L) * _c1), _c0));
     const auto _kvec0 = L;
+    const auto _kmax_gQ = fr::largest_abs(gQ);
     {
       fr::real_t<fr_W> value = 0;
       if (fr::any_tie(_kvec0)) {
         const auto _kval0_0 = fr::skew(_c1);
         value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec0, _kval0_0));
       }
-      fr::report(static_cast<fr_R*>(out[1]), b, 0, 2, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gQ)));
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 2, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gQ));
     }
-    {
-      const auto _kval1_0 = fr::im(fr::diagonal(_c1));
-      const fr::real_t<fr_W> value = fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval1_0));
-      fr::report(static_cast<fr_R*>(out[1]), b, 1, 2, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gQ)));
+    if constexpr (fr::is_complex<fr_I>::value) {
+      {
+        const auto _kval1_0 = fr::im(fr::diagonal(_c1));
+        const fr::real_t<fr_W> value = fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval1_0));
+        fr::report(static_cast<fr_R*>(out[1]), b, 1, 2, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gQ));
+      }
+    } else {
+      fr::report(static_cast<fr_R*>(out[1]), b, 1, 2, fr::real_t<fr_W>(0), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gQ));
     }
     fr::store(fr::Mat<fr_W, n, n>(gA),
               static_cast<fr_I*>(out[0]), b);
@@ -99,13 +110,14 @@ int eigh_v0_vjp_without_gQ(const void* const* in, const index* strides, void* co
         static_cast<const fr_R*>(in[2]), strides + 6, b);
     const auto gA = fr::mm(fr::scale_cols(Q, fr::re(gL)), fr::adjoint(Q));
     const auto _kvec0 = L;
+    const auto _kmax_gL = fr::largest_abs(gL);
     {
       fr::real_t<fr_W> value = 0;
       if (fr::any_tie(_kvec0)) {
         const auto _kval0_0 = fr::diag(gL);
         value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec0, _kval0_0));
       }
-      fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gL)));
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gL));
     }
     fr::store(fr::Mat<fr_W, n, n>(gA),
               static_cast<fr_I*>(out[0]), b);
@@ -132,18 +144,24 @@ int eigh_v1_vjp(const void* const* in, const index* strides, void* const* out, i
     const auto _c1 = fr::mm(_c0, gQ);
     const auto gA = fr::sym(fr::mm(fr::mm(Q, fr::diag(fr::re(gL)) + (fr::pairwise_inv(L) * _c1)), _c0));
     const auto _kvec0 = L;
+    const auto _kmax_gL = fr::largest_abs(gL);
+    const auto _kmax_gQ = fr::largest_abs(gQ);
     {
       fr::real_t<fr_W> value = 0;
       if (fr::any_tie(_kvec0)) {
         const auto _kval0_0 = fr::skew(_c1) + fr::diag(gL);
         value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec0, _kval0_0));
       }
-      fr::report(static_cast<fr_R*>(out[1]), b, 0, 2, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gL)), fr::largest_abs(gQ)));
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 2, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), _kmax_gL), _kmax_gQ));
     }
-    {
-      const auto _kval1_0 = fr::im(fr::diagonal(_c1));
-      const fr::real_t<fr_W> value = fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval1_0));
-      fr::report(static_cast<fr_R*>(out[1]), b, 1, 2, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gQ)));
+    if constexpr (fr::is_complex<fr_I>::value) {
+      {
+        const auto _kval1_0 = fr::im(fr::diagonal(_c1));
+        const fr::real_t<fr_W> value = fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval1_0));
+        fr::report(static_cast<fr_R*>(out[1]), b, 1, 2, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gQ));
+      }
+    } else {
+      fr::report(static_cast<fr_R*>(out[1]), b, 1, 2, fr::real_t<fr_W>(0), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gQ));
     }
     fr::store(fr::Mat<fr_W, n, n>(gA),
               static_cast<fr_I*>(out[0]), b);
@@ -168,18 +186,23 @@ int eigh_v1_vjp_without_gL(const void* const* in, const index* strides, void* co
     const auto _c1 = fr::mm(_c0, gQ);
     const auto gA = fr::sym(fr::mm(fr::mm(Q, fr::pairwise_inv(L) * _c1), _c0));
     const auto _kvec0 = L;
+    const auto _kmax_gQ = fr::largest_abs(gQ);
     {
       fr::real_t<fr_W> value = 0;
       if (fr::any_tie(_kvec0)) {
         const auto _kval0_0 = fr::skew(_c1);
         value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec0, _kval0_0));
       }
-      fr::report(static_cast<fr_R*>(out[1]), b, 0, 2, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gQ)));
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 2, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gQ));
     }
-    {
-      const auto _kval1_0 = fr::im(fr::diagonal(_c1));
-      const fr::real_t<fr_W> value = fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval1_0));
-      fr::report(static_cast<fr_R*>(out[1]), b, 1, 2, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gQ)));
+    if constexpr (fr::is_complex<fr_I>::value) {
+      {
+        const auto _kval1_0 = fr::im(fr::diagonal(_c1));
+        const fr::real_t<fr_W> value = fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval1_0));
+        fr::report(static_cast<fr_R*>(out[1]), b, 1, 2, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gQ));
+      }
+    } else {
+      fr::report(static_cast<fr_R*>(out[1]), b, 1, 2, fr::real_t<fr_W>(0), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gQ));
     }
     fr::store(fr::Mat<fr_W, n, n>(gA),
               static_cast<fr_I*>(out[0]), b);
@@ -202,13 +225,14 @@ int eigh_v1_vjp_without_gQ(const void* const* in, const index* strides, void* co
         static_cast<const fr_R*>(in[2]), strides + 6, b);
     const auto gA = fr::mm(fr::scale_cols(Q, fr::re(gL)), fr::adjoint(Q));
     const auto _kvec0 = L;
+    const auto _kmax_gL = fr::largest_abs(gL);
     {
       fr::real_t<fr_W> value = 0;
       if (fr::any_tie(_kvec0)) {
         const auto _kval0_0 = fr::diag(gL);
         value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec0, _kval0_0));
       }
-      fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gL)));
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gL));
     }
     fr::store(fr::Mat<fr_W, n, n>(gA),
               static_cast<fr_I*>(out[0]), b);

@@ -26,13 +26,14 @@ int eigvals_v0_vjp(const void* const* in, const index* strides, void* const* out
     const auto _c0 = fr::adjoint(V);
     const auto gA = fr::solve<true>(_c0, fr::scale_rows(gL, _c0));
     const auto _kvec0 = L;
+    const auto _kmax_gL = fr::largest_abs(gL);
     {
       fr::real_t<fr_W> value = 0;
       if (fr::any_tie(_kvec0)) {
         const auto _kval0_0 = fr::diag(gL);
         value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec0, _kval0_0));
       }
-      fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gL)));
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gL));
     }
     fr::store(fr::Mat<fr_W, n, n>(gA),
               static_cast<fr_I*>(out[0]), b);

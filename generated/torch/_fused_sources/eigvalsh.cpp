@@ -25,13 +25,14 @@ int eigvalsh_v0_vjp(const void* const* in, const index* strides, void* const* ou
         static_cast<const fr_R*>(in[2]), strides + 6, b);
     const auto gA = fr::mm(fr::scale_cols(Q, fr::re(gL)), fr::adjoint(Q));
     const auto _kvec0 = L;
+    const auto _kmax_gL = fr::largest_abs(gL);
     {
       fr::real_t<fr_W> value = 0;
       if (fr::any_tie(_kvec0)) {
         const auto _kval0_0 = fr::diag(gL);
         value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec0, _kval0_0));
       }
-      fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gL)));
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gL));
     }
     fr::store(fr::Mat<fr_W, n, n>(gA),
               static_cast<fr_I*>(out[0]), b);
@@ -54,13 +55,14 @@ int eigvalsh_v1_vjp(const void* const* in, const index* strides, void* const* ou
         static_cast<const fr_R*>(in[2]), strides + 6, b);
     const auto gA = fr::mm(fr::scale_cols(Q, fr::re(gL)), fr::adjoint(Q));
     const auto _kvec0 = L;
+    const auto _kmax_gL = fr::largest_abs(gL);
     {
       fr::real_t<fr_W> value = 0;
       if (fr::any_tie(_kvec0)) {
         const auto _kval0_0 = fr::diag(gL);
         value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec0, _kval0_0));
       }
-      fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gL)));
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 1, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gL));
     }
     fr::store(fr::Mat<fr_W, n, n>(gA),
               static_cast<fr_I*>(out[0]), b);

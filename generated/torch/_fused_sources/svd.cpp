@@ -52,6 +52,9 @@ int svd_v0_vjp(const void* const* in, const index* strides, void* const* out, in
     const auto gA = fr::mm(fr::scale_cols(gU, _c9) + fr::mm(U, _g_dP), _c2);
     const auto _kvec0 = S;
     const auto _kvec1 = S;
+    const auto _kmax_gS = fr::largest_abs(gS);
+    const auto _kmax_gU = fr::largest_abs(gU);
+    const auto _kmax_gVh = fr::largest_abs(gVh);
     {
       fr::real_t<fr_W> value = 0;
       if (fr::any_zero(_kvec0, fr::pivot_limit(A))) {
@@ -60,7 +63,7 @@ int svd_v0_vjp(const void* const* in, const index* strides, void* const* out, in
         const auto _kval0_1 = _c10;
         value = fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0)), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_1));
       }
-      fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gU)), fr::largest_abs(gVh)));
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::maximum(fr::real_t<fr_W>(0), _kmax_gS), _kmax_gU), _kmax_gVh));
     }
     {
       fr::real_t<fr_W> value = 0;
@@ -70,13 +73,17 @@ int svd_v0_vjp(const void* const* in, const index* strides, void* const* out, in
         const auto _kval1_0 = fr::skew(_c11) + _c10;
         value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0));
       }
-      fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gU)), fr::largest_abs(gVh)));
+      fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::maximum(fr::real_t<fr_W>(0), _kmax_gS), _kmax_gU), _kmax_gVh));
     }
-    {
-      const auto _c11 = _c1 + fr::mm(Vh, _c3);
-      const auto _kval2_0 = fr::im(fr::diagonal(_c11));
-      const fr::real_t<fr_W> value = fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0));
-      fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)), fr::largest_abs(gVh)));
+    if constexpr (fr::is_complex<fr_I>::value) {
+      {
+        const auto _c11 = _c1 + fr::mm(Vh, _c3);
+        const auto _kval2_0 = fr::im(fr::diagonal(_c11));
+        const fr::real_t<fr_W> value = fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0));
+        fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), _kmax_gU), _kmax_gVh));
+      }
+    } else {
+      fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, fr::real_t<fr_W>(0), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), _kmax_gU), _kmax_gVh));
     }
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
@@ -114,6 +121,9 @@ int svd_v0_vjp(const void* const* in, const index* strides, void* const* out, in
     const auto gA = fr::mm(U, fr::scale_rows(_c9, gVh) + fr::mm(_g_dP, _c2));
     const auto _kvec0 = S;
     const auto _kvec1 = S;
+    const auto _kmax_gS = fr::largest_abs(gS);
+    const auto _kmax_gU = fr::largest_abs(gU);
+    const auto _kmax_gVh = fr::largest_abs(gVh);
     {
       fr::real_t<fr_W> value = 0;
       if (fr::any_zero(_kvec0, fr::pivot_limit(A))) {
@@ -122,7 +132,7 @@ int svd_v0_vjp(const void* const* in, const index* strides, void* const* out, in
         const auto _kval0_1 = _c10;
         value = fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0)), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_1));
       }
-      fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gU)), fr::largest_abs(gVh)));
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::maximum(fr::real_t<fr_W>(0), _kmax_gS), _kmax_gU), _kmax_gVh));
     }
     {
       fr::real_t<fr_W> value = 0;
@@ -132,13 +142,17 @@ int svd_v0_vjp(const void* const* in, const index* strides, void* const* out, in
         const auto _kval1_0 = fr::skew(_c11) + _c10;
         value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0));
       }
-      fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gU)), fr::largest_abs(gVh)));
+      fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::maximum(fr::real_t<fr_W>(0), _kmax_gS), _kmax_gU), _kmax_gVh));
     }
-    {
-      const auto _c11 = _c1 + fr::mm(Vh, _c3);
-      const auto _kval2_0 = fr::im(fr::diagonal(_c11));
-      const fr::real_t<fr_W> value = fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0));
-      fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)), fr::largest_abs(gVh)));
+    if constexpr (fr::is_complex<fr_I>::value) {
+      {
+        const auto _c11 = _c1 + fr::mm(Vh, _c3);
+        const auto _kval2_0 = fr::im(fr::diagonal(_c11));
+        const fr::real_t<fr_W> value = fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0));
+        fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), _kmax_gU), _kmax_gVh));
+      }
+    } else {
+      fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, fr::real_t<fr_W>(0), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), _kmax_gU), _kmax_gVh));
     }
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
@@ -177,6 +191,8 @@ int svd_v0_vjp_without_gU(const void* const* in, const index* strides, void* con
     const auto gA = fr::mm(fr::mm(U, _g_dP), _c0);
     const auto _kvec0 = S;
     const auto _kvec1 = S;
+    const auto _kmax_gS = fr::largest_abs(gS);
+    const auto _kmax_gVh = fr::largest_abs(gVh);
     {
       fr::real_t<fr_W> value = 0;
       if (fr::any_zero(_kvec0, fr::pivot_limit(A))) {
@@ -185,7 +201,7 @@ int svd_v0_vjp_without_gU(const void* const* in, const index* strides, void* con
         const auto _kval0_1 = _c4;
         value = fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0)), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_1));
       }
-      fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gVh)));
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), _kmax_gS), _kmax_gVh));
     }
     {
       fr::real_t<fr_W> value = 0;
@@ -195,13 +211,17 @@ int svd_v0_vjp_without_gU(const void* const* in, const index* strides, void* con
         const auto _kval1_0 = _c4 + fr::skew(_c5);
         value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0));
       }
-      fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gVh)));
+      fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), _kmax_gS), _kmax_gVh));
     }
-    {
-      const auto _c5 = fr::mm(Vh, _c1);
-      const auto _kval2_0 = fr::im(fr::diagonal(_c5));
-      const fr::real_t<fr_W> value = fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0));
-      fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gVh)));
+    if constexpr (fr::is_complex<fr_I>::value) {
+      {
+        const auto _c5 = fr::mm(Vh, _c1);
+        const auto _kval2_0 = fr::im(fr::diagonal(_c5));
+        const fr::real_t<fr_W> value = fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0));
+        fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gVh));
+      }
+    } else {
+      fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, fr::real_t<fr_W>(0), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gVh));
     }
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
@@ -232,6 +252,8 @@ int svd_v0_vjp_without_gU(const void* const* in, const index* strides, void* con
     const auto gA = fr::mm(U, fr::scale_rows(_c4, gVh) + fr::mm(_g_dP, _c0));
     const auto _kvec0 = S;
     const auto _kvec1 = S;
+    const auto _kmax_gS = fr::largest_abs(gS);
+    const auto _kmax_gVh = fr::largest_abs(gVh);
     {
       fr::real_t<fr_W> value = 0;
       if (fr::any_zero(_kvec0, fr::pivot_limit(A))) {
@@ -240,7 +262,7 @@ int svd_v0_vjp_without_gU(const void* const* in, const index* strides, void* con
         const auto _kval0_1 = _c5;
         value = fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0)), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_1));
       }
-      fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gVh)));
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), _kmax_gS), _kmax_gVh));
     }
     {
       fr::real_t<fr_W> value = 0;
@@ -250,13 +272,17 @@ int svd_v0_vjp_without_gU(const void* const* in, const index* strides, void* con
         const auto _kval1_0 = _c5 + fr::skew(_c6);
         value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0));
       }
-      fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gVh)));
+      fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), _kmax_gS), _kmax_gVh));
     }
-    {
-      const auto _c6 = fr::mm(Vh, _c1);
-      const auto _kval2_0 = fr::im(fr::diagonal(_c6));
-      const fr::real_t<fr_W> value = fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0));
-      fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gVh)));
+    if constexpr (fr::is_complex<fr_I>::value) {
+      {
+        const auto _c6 = fr::mm(Vh, _c1);
+        const auto _kval2_0 = fr::im(fr::diagonal(_c6));
+        const fr::real_t<fr_W> value = fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0));
+        fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gVh));
+      }
+    } else {
+      fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, fr::real_t<fr_W>(0), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gVh));
     }
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
@@ -295,6 +321,8 @@ int svd_v0_vjp_without_gVh(const void* const* in, const index* strides, void* co
     const auto gA = fr::mm(fr::mm(U, _g_dP) + fr::scale_cols(gU, _c3), fr::adjoint(V));
     const auto _kvec0 = S;
     const auto _kvec1 = S;
+    const auto _kmax_gS = fr::largest_abs(gS);
+    const auto _kmax_gU = fr::largest_abs(gU);
     {
       fr::real_t<fr_W> value = 0;
       if (fr::any_zero(_kvec0, fr::pivot_limit(A))) {
@@ -303,7 +331,7 @@ int svd_v0_vjp_without_gVh(const void* const* in, const index* strides, void* co
         const auto _kval0_1 = _c4;
         value = fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0)), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_1));
       }
-      fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gU)));
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), _kmax_gS), _kmax_gU));
     }
     {
       fr::real_t<fr_W> value = 0;
@@ -312,12 +340,16 @@ int svd_v0_vjp_without_gVh(const void* const* in, const index* strides, void* co
         const auto _kval1_0 = _c4 + fr::skew(_g_D);
         value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0));
       }
-      fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gU)));
+      fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), _kmax_gS), _kmax_gU));
     }
-    {
-      const auto _kval2_0 = fr::im(fr::diagonal(_g_D));
-      const fr::real_t<fr_W> value = fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0));
-      fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)));
+    if constexpr (fr::is_complex<fr_I>::value) {
+      {
+        const auto _kval2_0 = fr::im(fr::diagonal(_g_D));
+        const fr::real_t<fr_W> value = fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0));
+        fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gU));
+      }
+    } else {
+      fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, fr::real_t<fr_W>(0), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gU));
     }
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
@@ -346,6 +378,8 @@ int svd_v0_vjp_without_gVh(const void* const* in, const index* strides, void* co
     const auto gA = fr::mm(fr::mm(U, _g_dP), fr::adjoint(V));
     const auto _kvec0 = S;
     const auto _kvec1 = S;
+    const auto _kmax_gS = fr::largest_abs(gS);
+    const auto _kmax_gU = fr::largest_abs(gU);
     {
       fr::real_t<fr_W> value = 0;
       if (fr::any_zero(_kvec0, fr::pivot_limit(A))) {
@@ -354,7 +388,7 @@ int svd_v0_vjp_without_gVh(const void* const* in, const index* strides, void* co
         const auto _kval0_1 = _c3;
         value = fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0)), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_1));
       }
-      fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gU)));
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), _kmax_gS), _kmax_gU));
     }
     {
       fr::real_t<fr_W> value = 0;
@@ -363,12 +397,16 @@ int svd_v0_vjp_without_gVh(const void* const* in, const index* strides, void* co
         const auto _kval1_0 = _c3 + fr::skew(_g_D);
         value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0));
       }
-      fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gU)));
+      fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), _kmax_gS), _kmax_gU));
     }
-    {
-      const auto _kval2_0 = fr::im(fr::diagonal(_g_D));
-      const fr::real_t<fr_W> value = fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0));
-      fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)));
+    if constexpr (fr::is_complex<fr_I>::value) {
+      {
+        const auto _kval2_0 = fr::im(fr::diagonal(_g_D));
+        const fr::real_t<fr_W> value = fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0));
+        fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gU));
+      }
+    } else {
+      fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, fr::real_t<fr_W>(0), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gU));
     }
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
@@ -405,13 +443,14 @@ int svd_v0_vjp_without_gU_gS(const void* const* in, const index* strides, void* 
     const auto gA = fr::mm(fr::mm(U, _g_dP), _c0);
     const auto _kvec0 = S;
     const auto _kvec1 = S;
+    const auto _kmax_gVh = fr::largest_abs(gVh);
     {
       fr::real_t<fr_W> value = 0;
       if (fr::any_zero(_kvec0, fr::pivot_limit(A))) {
         const auto _kval0_0 = -(fr::mm(fr::mm(V, Vh), _c1)) + _c1;
         value = fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0));
       }
-      fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gVh)));
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gVh));
     }
     {
       fr::real_t<fr_W> value = 0;
@@ -420,13 +459,17 @@ int svd_v0_vjp_without_gU_gS(const void* const* in, const index* strides, void* 
         const auto _kval1_0 = fr::skew(_c4);
         value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0));
       }
-      fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gVh)));
+      fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gVh));
     }
-    {
-      const auto _c4 = fr::mm(Vh, _c1);
-      const auto _kval2_0 = fr::im(fr::diagonal(_c4));
-      const fr::real_t<fr_W> value = fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0));
-      fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gVh)));
+    if constexpr (fr::is_complex<fr_I>::value) {
+      {
+        const auto _c4 = fr::mm(Vh, _c1);
+        const auto _kval2_0 = fr::im(fr::diagonal(_c4));
+        const fr::real_t<fr_W> value = fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0));
+        fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gVh));
+      }
+    } else {
+      fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, fr::real_t<fr_W>(0), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gVh));
     }
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
@@ -455,13 +498,14 @@ int svd_v0_vjp_without_gU_gS(const void* const* in, const index* strides, void* 
     const auto gA = fr::mm(U, fr::scale_rows(_c4, gVh) + fr::mm(_g_dP, _c0));
     const auto _kvec0 = S;
     const auto _kvec1 = S;
+    const auto _kmax_gVh = fr::largest_abs(gVh);
     {
       fr::real_t<fr_W> value = 0;
       if (fr::any_zero(_kvec0, fr::pivot_limit(A))) {
         const auto _kval0_0 = -(fr::mm(fr::mm(V, Vh), _c1)) + _c1;
         value = fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0));
       }
-      fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gVh)));
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gVh));
     }
     {
       fr::real_t<fr_W> value = 0;
@@ -470,13 +514,17 @@ int svd_v0_vjp_without_gU_gS(const void* const* in, const index* strides, void* 
         const auto _kval1_0 = fr::skew(_c5);
         value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0));
       }
-      fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gVh)));
+      fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gVh));
     }
-    {
-      const auto _c5 = fr::mm(Vh, _c1);
-      const auto _kval2_0 = fr::im(fr::diagonal(_c5));
-      const fr::real_t<fr_W> value = fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0));
-      fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gVh)));
+    if constexpr (fr::is_complex<fr_I>::value) {
+      {
+        const auto _c5 = fr::mm(Vh, _c1);
+        const auto _kval2_0 = fr::im(fr::diagonal(_c5));
+        const fr::real_t<fr_W> value = fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0));
+        fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gVh));
+      }
+    } else {
+      fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, fr::real_t<fr_W>(0), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gVh));
     }
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
@@ -507,6 +555,7 @@ int svd_v0_vjp_without_gU_gVh(const void* const* in, const index* strides, void*
     const auto gA = fr::mm(fr::mm(U, _g_dP), fr::adjoint(V));
     const auto _kvec0 = S;
     const auto _kvec1 = S;
+    const auto _kmax_gS = fr::largest_abs(gS);
     {
       fr::real_t<fr_W> value = 0;
       if (fr::any_zero(_kvec0, fr::pivot_limit(A))) {
@@ -514,7 +563,7 @@ int svd_v0_vjp_without_gU_gVh(const void* const* in, const index* strides, void*
         const auto _kval0_0 = _c0;
         value = fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0));
       }
-      fr::report(static_cast<fr_R*>(out[1]), b, 0, 2, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)));
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 2, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gS));
     }
     {
       fr::real_t<fr_W> value = 0;
@@ -523,7 +572,7 @@ int svd_v0_vjp_without_gU_gVh(const void* const* in, const index* strides, void*
         const auto _kval1_0 = _c0;
         value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0));
       }
-      fr::report(static_cast<fr_R*>(out[1]), b, 1, 2, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)));
+      fr::report(static_cast<fr_R*>(out[1]), b, 1, 2, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gS));
     }
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
@@ -545,6 +594,7 @@ int svd_v0_vjp_without_gU_gVh(const void* const* in, const index* strides, void*
     const auto gA = fr::mm(fr::mm(U, _g_dP), fr::adjoint(V));
     const auto _kvec0 = S;
     const auto _kvec1 = S;
+    const auto _kmax_gS = fr::largest_abs(gS);
     {
       fr::real_t<fr_W> value = 0;
       if (fr::any_zero(_kvec0, fr::pivot_limit(A))) {
@@ -552,7 +602,7 @@ int svd_v0_vjp_without_gU_gVh(const void* const* in, const index* strides, void*
         const auto _kval0_0 = _c0;
         value = fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0));
       }
-      fr::report(static_cast<fr_R*>(out[1]), b, 0, 2, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)));
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 2, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gS));
     }
     {
       fr::real_t<fr_W> value = 0;
@@ -561,7 +611,7 @@ int svd_v0_vjp_without_gU_gVh(const void* const* in, const index* strides, void*
         const auto _kval1_0 = _c0;
         value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0));
       }
-      fr::report(static_cast<fr_R*>(out[1]), b, 1, 2, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)));
+      fr::report(static_cast<fr_R*>(out[1]), b, 1, 2, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gS));
     }
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
@@ -598,13 +648,14 @@ int svd_v0_vjp_without_gS_gVh(const void* const* in, const index* strides, void*
     const auto gA = fr::mm(fr::mm(U, _g_dP) + fr::scale_cols(gU, _c3), fr::adjoint(V));
     const auto _kvec0 = S;
     const auto _kvec1 = S;
+    const auto _kmax_gU = fr::largest_abs(gU);
     {
       fr::real_t<fr_W> value = 0;
       if (fr::any_zero(_kvec0, fr::pivot_limit(A))) {
         const auto _kval0_0 = -(fr::mm(fr::mm(U, _c0), gU)) + gU;
         value = fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0));
       }
-      fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)));
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gU));
     }
     {
       fr::real_t<fr_W> value = 0;
@@ -612,12 +663,16 @@ int svd_v0_vjp_without_gS_gVh(const void* const* in, const index* strides, void*
         const auto _kval1_0 = fr::skew(_g_D);
         value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0));
       }
-      fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)));
+      fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gU));
     }
-    {
-      const auto _kval2_0 = fr::im(fr::diagonal(_g_D));
-      const fr::real_t<fr_W> value = fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0));
-      fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)));
+    if constexpr (fr::is_complex<fr_I>::value) {
+      {
+        const auto _kval2_0 = fr::im(fr::diagonal(_g_D));
+        const fr::real_t<fr_W> value = fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0));
+        fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gU));
+      }
+    } else {
+      fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, fr::real_t<fr_W>(0), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gU));
     }
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
@@ -644,13 +699,14 @@ int svd_v0_vjp_without_gS_gVh(const void* const* in, const index* strides, void*
     const auto gA = fr::mm(fr::mm(U, _g_dP), fr::adjoint(V));
     const auto _kvec0 = S;
     const auto _kvec1 = S;
+    const auto _kmax_gU = fr::largest_abs(gU);
     {
       fr::real_t<fr_W> value = 0;
       if (fr::any_zero(_kvec0, fr::pivot_limit(A))) {
         const auto _kval0_0 = -(fr::mm(fr::mm(U, _c0), gU)) + gU;
         value = fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0));
       }
-      fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)));
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gU));
     }
     {
       fr::real_t<fr_W> value = 0;
@@ -658,12 +714,16 @@ int svd_v0_vjp_without_gS_gVh(const void* const* in, const index* strides, void*
         const auto _kval1_0 = fr::skew(_g_D);
         value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0));
       }
-      fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)));
+      fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gU));
     }
-    {
-      const auto _kval2_0 = fr::im(fr::diagonal(_g_D));
-      const fr::real_t<fr_W> value = fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0));
-      fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)));
+    if constexpr (fr::is_complex<fr_I>::value) {
+      {
+        const auto _kval2_0 = fr::im(fr::diagonal(_g_D));
+        const fr::real_t<fr_W> value = fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0));
+        fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gU));
+      }
+    } else {
+      fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, fr::real_t<fr_W>(0), fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gU));
     }
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
@@ -708,6 +768,9 @@ int svd_v1_vjp(const void* const* in, const index* strides, void* const* out, in
     const auto gA = fr::mm(fr::mm(U, _g_dP), _c1);
     const auto _kvec0 = S;
     const auto _kvec1 = S;
+    const auto _kmax_gS = fr::largest_abs(gS);
+    const auto _kmax_gU = fr::largest_abs(gU);
+    const auto _kmax_gVh = fr::largest_abs(gVh);
     {
       fr::real_t<fr_W> value = 0;
       if (fr::any_zero(_kvec0, fr::pivot_limit(A))) {
@@ -720,7 +783,7 @@ int svd_v1_vjp(const void* const* in, const index* strides, void* const* out, in
         const auto _kval0_1 = _c12;
         value = fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0)), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_1));
       }
-      fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gU)), fr::largest_abs(gVh)));
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::maximum(fr::real_t<fr_W>(0), _kmax_gS), _kmax_gU), _kmax_gVh));
     }
     {
       fr::real_t<fr_W> value = 0;
@@ -730,7 +793,7 @@ int svd_v1_vjp(const void* const* in, const index* strides, void* const* out, in
         const auto _kval1_0 = fr::skew(_c13) + _c12;
         value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0));
       }
-      fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gU)), fr::largest_abs(gVh)));
+      fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::maximum(fr::real_t<fr_W>(0), _kmax_gS), _kmax_gU), _kmax_gVh));
     }
     {
       const auto _c10 = fr::block<m, m, 0, m>(Vh);
@@ -742,7 +805,7 @@ int svd_v1_vjp(const void* const* in, const index* strides, void* const* out, in
       const auto _kval2_1 = fr::skew(fr::mm(_c8, _c9));
       const auto _kval2_2 = fr::skew(fr::mm(_c10, fr::adjoint(_c11)));
       const fr::real_t<fr_W> value = fr::maximum(fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0)), fr::largest_abs(_kval2_1)), fr::largest_abs(_kval2_2));
-      fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)), fr::largest_abs(gVh)));
+      fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), _kmax_gU), _kmax_gVh));
     }
     fr::store(fr::Mat<fr_W, m, m>(gA),
               static_cast<fr_I*>(out[0]), b);
@@ -785,6 +848,9 @@ int svd_v1_vjp(const void* const* in, const index* strides, void* const* out, in
     const auto gA = fr::mm(fr::scale_cols(_g_dU1, _c9) + fr::mm(U1, _g_dP), _c1) - fr::mm(fr::mm(fr::mm(_c10, _c12), fr::scale_cols(U1, _c8)), Vh);
     const auto _kvec0 = S;
     const auto _kvec1 = S;
+    const auto _kmax_gS = fr::largest_abs(gS);
+    const auto _kmax_gU = fr::largest_abs(gU);
+    const auto _kmax_gVh = fr::largest_abs(gVh);
     {
       fr::real_t<fr_W> value = 0;
       if (fr::any_zero(_kvec0, fr::pivot_limit(A))) {
@@ -796,7 +862,7 @@ int svd_v1_vjp(const void* const* in, const index* strides, void* const* out, in
         const auto _kval0_1 = _c16;
         value = fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0)), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_1));
       }
-      fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gU)), fr::largest_abs(gVh)));
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::maximum(fr::real_t<fr_W>(0), _kmax_gS), _kmax_gU), _kmax_gVh));
     }
     {
       fr::real_t<fr_W> value = 0;
@@ -806,7 +872,7 @@ int svd_v1_vjp(const void* const* in, const index* strides, void* const* out, in
         const auto _kval1_0 = fr::skew(_c17) + _c16;
         value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0));
       }
-      fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gU)), fr::largest_abs(gVh)));
+      fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::maximum(fr::real_t<fr_W>(0), _kmax_gS), _kmax_gU), _kmax_gVh));
     }
     {
       const auto _c13 = fr::adjoint(_c10);
@@ -817,7 +883,7 @@ int svd_v1_vjp(const void* const* in, const index* strides, void* const* out, in
       const auto _kval2_1 = fr::skew(fr::mm(_c13, _c11));
       const auto _kval2_2 = fr::skew(fr::mm(_c14, fr::adjoint(_c15)));
       const fr::real_t<fr_W> value = fr::maximum(fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0)), fr::largest_abs(_kval2_1)), fr::largest_abs(_kval2_2));
-      fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)), fr::largest_abs(gVh)));
+      fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), _kmax_gU), _kmax_gVh));
     }
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
@@ -859,6 +925,9 @@ int svd_v1_vjp(const void* const* in, const index* strides, void* const* out, in
     const auto gA = fr::mm(U, fr::scale_rows(_c10, _c9) + fr::mm(_g_dP, _c3) - fr::scale_rows(_c11, (fr::mm(fr::mm(_c3, fr::block<0, n, m, n>(_c1)), _c12))));
     const auto _kvec0 = S;
     const auto _kvec1 = S;
+    const auto _kmax_gS = fr::largest_abs(gS);
+    const auto _kmax_gU = fr::largest_abs(gU);
+    const auto _kmax_gVh = fr::largest_abs(gVh);
     {
       fr::real_t<fr_W> value = 0;
       if (fr::any_zero(_kvec0, fr::pivot_limit(A))) {
@@ -871,7 +940,7 @@ int svd_v1_vjp(const void* const* in, const index* strides, void* const* out, in
         const auto _kval0_1 = _c17;
         value = fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0)), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_1));
       }
-      fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gU)), fr::largest_abs(gVh)));
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::maximum(fr::real_t<fr_W>(0), _kmax_gS), _kmax_gU), _kmax_gVh));
     }
     {
       fr::real_t<fr_W> value = 0;
@@ -882,7 +951,7 @@ int svd_v1_vjp(const void* const* in, const index* strides, void* const* out, in
         const auto _kval1_0 = fr::skew(_c18) + _c17;
         value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0));
       }
-      fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gU)), fr::largest_abs(gVh)));
+      fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::maximum(fr::real_t<fr_W>(0), _kmax_gS), _kmax_gU), _kmax_gVh));
     }
     {
       const auto _c13 = fr::adjoint(fr::block<0, m, m, m>(U));
@@ -894,7 +963,7 @@ int svd_v1_vjp(const void* const* in, const index* strides, void* const* out, in
       const auto _kval2_1 = fr::skew(fr::mm(_c13, _c14));
       const auto _kval2_2 = fr::skew(fr::mm(_c12, fr::adjoint(_c16)));
       const fr::real_t<fr_W> value = fr::maximum(fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0)), fr::largest_abs(_kval2_1)), fr::largest_abs(_kval2_2));
-      fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)), fr::largest_abs(gVh)));
+      fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), _kmax_gU), _kmax_gVh));
     }
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
@@ -933,6 +1002,8 @@ int svd_v1_vjp_without_gU(const void* const* in, const index* strides, void* con
     const auto gA = fr::mm(fr::mm(U, _g_dP), _c0);
     const auto _kvec0 = S;
     const auto _kvec1 = S;
+    const auto _kmax_gS = fr::largest_abs(gS);
+    const auto _kmax_gVh = fr::largest_abs(gVh);
     {
       fr::real_t<fr_W> value = 0;
       if (fr::any_zero(_kvec0, fr::pivot_limit(A))) {
@@ -943,7 +1014,7 @@ int svd_v1_vjp_without_gU(const void* const* in, const index* strides, void* con
         const auto _kval0_1 = _c6;
         value = fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0)), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_1));
       }
-      fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gVh)));
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), _kmax_gS), _kmax_gVh));
     }
     {
       fr::real_t<fr_W> value = 0;
@@ -953,7 +1024,7 @@ int svd_v1_vjp_without_gU(const void* const* in, const index* strides, void* con
         const auto _kval1_0 = _c6 + fr::skew(_c7);
         value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0));
       }
-      fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gVh)));
+      fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), _kmax_gS), _kmax_gVh));
     }
     {
       const auto _c4 = fr::block<m, m, 0, m>(Vh);
@@ -962,7 +1033,7 @@ int svd_v1_vjp_without_gU(const void* const* in, const index* strides, void* con
       const auto _kval2_0 = fr::im(fr::diagonal(_c7));
       const auto _kval2_1 = fr::skew(fr::mm(_c4, fr::adjoint(_c5)));
       const fr::real_t<fr_W> value = fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0)), fr::largest_abs(_kval2_1));
-      fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gVh)));
+      fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gVh));
     }
     fr::store(fr::Mat<fr_W, m, m>(gA),
               static_cast<fr_I*>(out[0]), b);
@@ -993,6 +1064,8 @@ int svd_v1_vjp_without_gU(const void* const* in, const index* strides, void* con
     const auto gA = fr::mm(fr::mm(U1, _g_dP), _c0);
     const auto _kvec0 = S;
     const auto _kvec1 = S;
+    const auto _kmax_gS = fr::largest_abs(gS);
+    const auto _kmax_gVh = fr::largest_abs(gVh);
     {
       fr::real_t<fr_W> value = 0;
       if (fr::any_zero(_kvec0, fr::pivot_limit(A))) {
@@ -1003,7 +1076,7 @@ int svd_v1_vjp_without_gU(const void* const* in, const index* strides, void* con
         const auto _kval0_1 = _c6;
         value = fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0)), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_1));
       }
-      fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gVh)));
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), _kmax_gS), _kmax_gVh));
     }
     {
       fr::real_t<fr_W> value = 0;
@@ -1013,7 +1086,7 @@ int svd_v1_vjp_without_gU(const void* const* in, const index* strides, void* con
         const auto _kval1_0 = _c6 + fr::skew(_c7);
         value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0));
       }
-      fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gVh)));
+      fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), _kmax_gS), _kmax_gVh));
     }
     {
       const auto _c4 = fr::block<n, n, 0, n>(Vh);
@@ -1022,7 +1095,7 @@ int svd_v1_vjp_without_gU(const void* const* in, const index* strides, void* con
       const auto _kval2_0 = fr::im(fr::diagonal(_c7));
       const auto _kval2_1 = fr::skew(fr::mm(_c4, fr::adjoint(_c5)));
       const fr::real_t<fr_W> value = fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0)), fr::largest_abs(_kval2_1));
-      fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gVh)));
+      fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gVh));
     }
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
@@ -1058,6 +1131,8 @@ int svd_v1_vjp_without_gU(const void* const* in, const index* strides, void* con
     const auto gA = fr::mm(U, fr::scale_rows(_c6, _c5) + fr::mm(_g_dP, _c2) - fr::scale_rows(_c7, (fr::mm(fr::mm(_c2, fr::block<0, n, m, n>(_c1)), _c8))));
     const auto _kvec0 = S;
     const auto _kvec1 = S;
+    const auto _kmax_gS = fr::largest_abs(gS);
+    const auto _kmax_gVh = fr::largest_abs(gVh);
     {
       fr::real_t<fr_W> value = 0;
       if (fr::any_zero(_kvec0, fr::pivot_limit(A))) {
@@ -1068,7 +1143,7 @@ int svd_v1_vjp_without_gU(const void* const* in, const index* strides, void* con
         const auto _kval0_1 = _c11;
         value = fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0)), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_1));
       }
-      fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gVh)));
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), _kmax_gS), _kmax_gVh));
     }
     {
       fr::real_t<fr_W> value = 0;
@@ -1079,7 +1154,7 @@ int svd_v1_vjp_without_gU(const void* const* in, const index* strides, void* con
         const auto _kval1_0 = _c11 + fr::skew(_c12);
         value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0));
       }
-      fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gVh)));
+      fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), _kmax_gS), _kmax_gVh));
     }
     {
       const auto _c10 = fr::block<m, n, 0, n>(gVh);
@@ -1088,7 +1163,7 @@ int svd_v1_vjp_without_gU(const void* const* in, const index* strides, void* con
       const auto _kval2_0 = fr::im(fr::diagonal(_c12));
       const auto _kval2_1 = fr::skew(fr::mm(_c8, fr::adjoint(_c10)));
       const fr::real_t<fr_W> value = fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0)), fr::largest_abs(_kval2_1));
-      fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gVh)));
+      fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gVh));
     }
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
@@ -1125,6 +1200,8 @@ int svd_v1_vjp_without_gVh(const void* const* in, const index* strides, void* co
     const auto gA = fr::mm(fr::mm(U, _g_dP), fr::adjoint(V));
     const auto _kvec0 = S;
     const auto _kvec1 = S;
+    const auto _kmax_gS = fr::largest_abs(gS);
+    const auto _kmax_gU = fr::largest_abs(gU);
     {
       fr::real_t<fr_W> value = 0;
       if (fr::any_zero(_kvec0, fr::pivot_limit(A))) {
@@ -1135,7 +1212,7 @@ int svd_v1_vjp_without_gVh(const void* const* in, const index* strides, void* co
         const auto _kval0_1 = _c4;
         value = fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0)), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_1));
       }
-      fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gU)));
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), _kmax_gS), _kmax_gU));
     }
     {
       fr::real_t<fr_W> value = 0;
@@ -1144,7 +1221,7 @@ int svd_v1_vjp_without_gVh(const void* const* in, const index* strides, void* co
         const auto _kval1_0 = _c4 + fr::skew(_g_D);
         value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0));
       }
-      fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gU)));
+      fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), _kmax_gS), _kmax_gU));
     }
     {
       const auto _c2 = fr::adjoint(fr::block<0, m, m, m>(U));
@@ -1152,7 +1229,7 @@ int svd_v1_vjp_without_gVh(const void* const* in, const index* strides, void* co
       const auto _kval2_0 = fr::im(fr::diagonal(_g_D));
       const auto _kval2_1 = fr::skew(fr::mm(_c2, _c3));
       const fr::real_t<fr_W> value = fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0)), fr::largest_abs(_kval2_1));
-      fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)));
+      fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gU));
     }
     fr::store(fr::Mat<fr_W, m, m>(gA),
               static_cast<fr_I*>(out[0]), b);
@@ -1187,6 +1264,8 @@ int svd_v1_vjp_without_gVh(const void* const* in, const index* strides, void* co
     const auto gA = fr::mm(fr::mm(U1, _g_dP) + fr::scale_cols(_g_dU1, _c3), fr::adjoint(V)) - fr::mm(fr::mm(fr::mm(_c4, _c6), fr::scale_cols(U1, _c2)), Vh);
     const auto _kvec0 = S;
     const auto _kvec1 = S;
+    const auto _kmax_gS = fr::largest_abs(gS);
+    const auto _kmax_gU = fr::largest_abs(gU);
     {
       fr::real_t<fr_W> value = 0;
       if (fr::any_zero(_kvec0, fr::pivot_limit(A))) {
@@ -1196,7 +1275,7 @@ int svd_v1_vjp_without_gVh(const void* const* in, const index* strides, void* co
         const auto _kval0_1 = _c8;
         value = fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0)), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_1));
       }
-      fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gU)));
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), _kmax_gS), _kmax_gU));
     }
     {
       fr::real_t<fr_W> value = 0;
@@ -1205,14 +1284,14 @@ int svd_v1_vjp_without_gVh(const void* const* in, const index* strides, void* co
         const auto _kval1_0 = _c8 + fr::skew(_c0);
         value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0));
       }
-      fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gU)));
+      fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), _kmax_gS), _kmax_gU));
     }
     {
       const auto _c7 = fr::adjoint(_c4);
       const auto _kval2_0 = fr::im(fr::diagonal(_c0));
       const auto _kval2_1 = fr::skew(fr::mm(_c7, _c5));
       const fr::real_t<fr_W> value = fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0)), fr::largest_abs(_kval2_1));
-      fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)));
+      fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gU));
     }
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
@@ -1240,6 +1319,8 @@ int svd_v1_vjp_without_gVh(const void* const* in, const index* strides, void* co
     const auto gA = fr::mm(fr::mm(U, _g_dP), fr::adjoint(V1));
     const auto _kvec0 = S;
     const auto _kvec1 = S;
+    const auto _kmax_gS = fr::largest_abs(gS);
+    const auto _kmax_gU = fr::largest_abs(gU);
     {
       fr::real_t<fr_W> value = 0;
       if (fr::any_zero(_kvec0, fr::pivot_limit(A))) {
@@ -1250,7 +1331,7 @@ int svd_v1_vjp_without_gVh(const void* const* in, const index* strides, void* co
         const auto _kval0_1 = _c4;
         value = fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0)), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_1));
       }
-      fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gU)));
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), _kmax_gS), _kmax_gU));
     }
     {
       fr::real_t<fr_W> value = 0;
@@ -1259,7 +1340,7 @@ int svd_v1_vjp_without_gVh(const void* const* in, const index* strides, void* co
         const auto _kval1_0 = _c4 + fr::skew(_g_D);
         value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0));
       }
-      fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)), fr::largest_abs(gU)));
+      fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), _kmax_gS), _kmax_gU));
     }
     {
       const auto _c2 = fr::adjoint(fr::block<0, m, m, m>(U));
@@ -1267,7 +1348,7 @@ int svd_v1_vjp_without_gVh(const void* const* in, const index* strides, void* co
       const auto _kval2_0 = fr::im(fr::diagonal(_g_D));
       const auto _kval2_1 = fr::skew(fr::mm(_c2, _c3));
       const fr::real_t<fr_W> value = fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0)), fr::largest_abs(_kval2_1));
-      fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)));
+      fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gU));
     }
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
@@ -1304,6 +1385,7 @@ int svd_v1_vjp_without_gU_gS(const void* const* in, const index* strides, void* 
     const auto gA = fr::mm(fr::mm(U, _g_dP), _c0);
     const auto _kvec0 = S;
     const auto _kvec1 = S;
+    const auto _kmax_gVh = fr::largest_abs(gVh);
     {
       fr::real_t<fr_W> value = 0;
       if (fr::any_zero(_kvec0, fr::pivot_limit(A))) {
@@ -1312,7 +1394,7 @@ int svd_v1_vjp_without_gU_gS(const void* const* in, const index* strides, void* 
         const auto _kval0_0 = fr::mm(_c4, _c1) - fr::mm(_c5, V);
         value = fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0));
       }
-      fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gVh)));
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gVh));
     }
     {
       fr::real_t<fr_W> value = 0;
@@ -1321,7 +1403,7 @@ int svd_v1_vjp_without_gU_gS(const void* const* in, const index* strides, void* 
         const auto _kval1_0 = fr::skew(_c6);
         value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0));
       }
-      fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gVh)));
+      fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gVh));
     }
     {
       const auto _c4 = fr::block<m, m, 0, m>(Vh);
@@ -1330,7 +1412,7 @@ int svd_v1_vjp_without_gU_gS(const void* const* in, const index* strides, void* 
       const auto _kval2_0 = fr::im(fr::diagonal(_c6));
       const auto _kval2_1 = fr::skew(fr::mm(_c4, fr::adjoint(_c5)));
       const fr::real_t<fr_W> value = fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0)), fr::largest_abs(_kval2_1));
-      fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gVh)));
+      fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gVh));
     }
     fr::store(fr::Mat<fr_W, m, m>(gA),
               static_cast<fr_I*>(out[0]), b);
@@ -1359,6 +1441,7 @@ int svd_v1_vjp_without_gU_gS(const void* const* in, const index* strides, void* 
     const auto gA = fr::mm(fr::mm(U1, _g_dP), _c0);
     const auto _kvec0 = S;
     const auto _kvec1 = S;
+    const auto _kmax_gVh = fr::largest_abs(gVh);
     {
       fr::real_t<fr_W> value = 0;
       if (fr::any_zero(_kvec0, fr::pivot_limit(A))) {
@@ -1367,7 +1450,7 @@ int svd_v1_vjp_without_gU_gS(const void* const* in, const index* strides, void* 
         const auto _kval0_0 = fr::mm(_c4, _c1) - fr::mm(_c5, V);
         value = fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0));
       }
-      fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gVh)));
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gVh));
     }
     {
       fr::real_t<fr_W> value = 0;
@@ -1376,7 +1459,7 @@ int svd_v1_vjp_without_gU_gS(const void* const* in, const index* strides, void* 
         const auto _kval1_0 = fr::skew(_c6);
         value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0));
       }
-      fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gVh)));
+      fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gVh));
     }
     {
       const auto _c4 = fr::block<n, n, 0, n>(Vh);
@@ -1385,7 +1468,7 @@ int svd_v1_vjp_without_gU_gS(const void* const* in, const index* strides, void* 
       const auto _kval2_0 = fr::im(fr::diagonal(_c6));
       const auto _kval2_1 = fr::skew(fr::mm(_c4, fr::adjoint(_c5)));
       const fr::real_t<fr_W> value = fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0)), fr::largest_abs(_kval2_1));
-      fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gVh)));
+      fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gVh));
     }
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
@@ -1419,6 +1502,7 @@ int svd_v1_vjp_without_gU_gS(const void* const* in, const index* strides, void* 
     const auto gA = fr::mm(U, fr::scale_rows(_c6, _c5) + fr::mm(_g_dP, _c2) - fr::scale_rows(_c7, (fr::mm(fr::mm(_c2, fr::block<0, n, m, n>(_c1)), _c8))));
     const auto _kvec0 = S;
     const auto _kvec1 = S;
+    const auto _kmax_gVh = fr::largest_abs(gVh);
     {
       fr::real_t<fr_W> value = 0;
       if (fr::any_zero(_kvec0, fr::pivot_limit(A))) {
@@ -1427,7 +1511,7 @@ int svd_v1_vjp_without_gU_gS(const void* const* in, const index* strides, void* 
         const auto _kval0_0 = fr::mm(_c8, _c9) - fr::mm(_c10, V1);
         value = fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0));
       }
-      fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gVh)));
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gVh));
     }
     {
       fr::real_t<fr_W> value = 0;
@@ -1437,7 +1521,7 @@ int svd_v1_vjp_without_gU_gS(const void* const* in, const index* strides, void* 
         const auto _kval1_0 = fr::skew(_c11);
         value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0));
       }
-      fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gVh)));
+      fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gVh));
     }
     {
       const auto _c10 = fr::block<m, n, 0, n>(gVh);
@@ -1446,7 +1530,7 @@ int svd_v1_vjp_without_gU_gS(const void* const* in, const index* strides, void* 
       const auto _kval2_0 = fr::im(fr::diagonal(_c11));
       const auto _kval2_1 = fr::skew(fr::mm(_c8, fr::adjoint(_c10)));
       const fr::real_t<fr_W> value = fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0)), fr::largest_abs(_kval2_1));
-      fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gVh)));
+      fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gVh));
     }
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
@@ -1477,6 +1561,7 @@ int svd_v1_vjp_without_gU_gVh(const void* const* in, const index* strides, void*
     const auto gA = fr::mm(fr::mm(U, _g_dP), fr::adjoint(V));
     const auto _kvec0 = S;
     const auto _kvec1 = S;
+    const auto _kmax_gS = fr::largest_abs(gS);
     {
       fr::real_t<fr_W> value = 0;
       if (fr::any_zero(_kvec0, fr::pivot_limit(A))) {
@@ -1484,7 +1569,7 @@ int svd_v1_vjp_without_gU_gVh(const void* const* in, const index* strides, void*
         const auto _kval0_0 = _c0;
         value = fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0));
       }
-      fr::report(static_cast<fr_R*>(out[1]), b, 0, 2, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)));
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 2, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gS));
     }
     {
       fr::real_t<fr_W> value = 0;
@@ -1493,7 +1578,7 @@ int svd_v1_vjp_without_gU_gVh(const void* const* in, const index* strides, void*
         const auto _kval1_0 = _c0;
         value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0));
       }
-      fr::report(static_cast<fr_R*>(out[1]), b, 1, 2, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)));
+      fr::report(static_cast<fr_R*>(out[1]), b, 1, 2, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gS));
     }
     fr::store(fr::Mat<fr_W, m, m>(gA),
               static_cast<fr_I*>(out[0]), b);
@@ -1516,6 +1601,7 @@ int svd_v1_vjp_without_gU_gVh(const void* const* in, const index* strides, void*
     const auto gA = fr::mm(fr::mm(U1, _g_dP), fr::adjoint(V));
     const auto _kvec0 = S;
     const auto _kvec1 = S;
+    const auto _kmax_gS = fr::largest_abs(gS);
     {
       fr::real_t<fr_W> value = 0;
       if (fr::any_zero(_kvec0, fr::pivot_limit(A))) {
@@ -1523,7 +1609,7 @@ int svd_v1_vjp_without_gU_gVh(const void* const* in, const index* strides, void*
         const auto _kval0_0 = _c0;
         value = fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0));
       }
-      fr::report(static_cast<fr_R*>(out[1]), b, 0, 2, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)));
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 2, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gS));
     }
     {
       fr::real_t<fr_W> value = 0;
@@ -1532,7 +1618,7 @@ int svd_v1_vjp_without_gU_gVh(const void* const* in, const index* strides, void*
         const auto _kval1_0 = _c0;
         value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0));
       }
-      fr::report(static_cast<fr_R*>(out[1]), b, 1, 2, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)));
+      fr::report(static_cast<fr_R*>(out[1]), b, 1, 2, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gS));
     }
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
@@ -1554,6 +1640,7 @@ int svd_v1_vjp_without_gU_gVh(const void* const* in, const index* strides, void*
     const auto gA = fr::mm(fr::mm(U, _g_dP), fr::adjoint(V1));
     const auto _kvec0 = S;
     const auto _kvec1 = S;
+    const auto _kmax_gS = fr::largest_abs(gS);
     {
       fr::real_t<fr_W> value = 0;
       if (fr::any_zero(_kvec0, fr::pivot_limit(A))) {
@@ -1561,7 +1648,7 @@ int svd_v1_vjp_without_gU_gVh(const void* const* in, const index* strides, void*
         const auto _kval0_0 = _c0;
         value = fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0));
       }
-      fr::report(static_cast<fr_R*>(out[1]), b, 0, 2, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)));
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 2, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gS));
     }
     {
       fr::real_t<fr_W> value = 0;
@@ -1570,7 +1657,7 @@ int svd_v1_vjp_without_gU_gVh(const void* const* in, const index* strides, void*
         const auto _kval1_0 = _c0;
         value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0));
       }
-      fr::report(static_cast<fr_R*>(out[1]), b, 1, 2, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)));
+      fr::report(static_cast<fr_R*>(out[1]), b, 1, 2, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gS));
     }
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
@@ -1605,6 +1692,7 @@ int svd_v1_vjp_without_gS_gVh(const void* const* in, const index* strides, void*
     const auto gA = fr::mm(fr::mm(U, _g_dP), fr::adjoint(V));
     const auto _kvec0 = S;
     const auto _kvec1 = S;
+    const auto _kmax_gU = fr::largest_abs(gU);
     {
       fr::real_t<fr_W> value = 0;
       if (fr::any_zero(_kvec0, fr::pivot_limit(A))) {
@@ -1613,7 +1701,7 @@ int svd_v1_vjp_without_gS_gVh(const void* const* in, const index* strides, void*
         const auto _kval0_0 = fr::mm(_c2, gU) - fr::mm(fr::adjoint(_c3), U);
         value = fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0));
       }
-      fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)));
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gU));
     }
     {
       fr::real_t<fr_W> value = 0;
@@ -1621,7 +1709,7 @@ int svd_v1_vjp_without_gS_gVh(const void* const* in, const index* strides, void*
         const auto _kval1_0 = fr::skew(_g_D);
         value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0));
       }
-      fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)));
+      fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gU));
     }
     {
       const auto _c2 = fr::adjoint(fr::block<0, m, m, m>(U));
@@ -1629,7 +1717,7 @@ int svd_v1_vjp_without_gS_gVh(const void* const* in, const index* strides, void*
       const auto _kval2_0 = fr::im(fr::diagonal(_g_D));
       const auto _kval2_1 = fr::skew(fr::mm(_c2, _c3));
       const fr::real_t<fr_W> value = fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0)), fr::largest_abs(_kval2_1));
-      fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)));
+      fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gU));
     }
     fr::store(fr::Mat<fr_W, m, m>(gA),
               static_cast<fr_I*>(out[0]), b);
@@ -1662,6 +1750,7 @@ int svd_v1_vjp_without_gS_gVh(const void* const* in, const index* strides, void*
     const auto gA = fr::mm(fr::mm(U1, _g_dP) + fr::scale_cols(_g_dU1, _c3), fr::adjoint(V)) - fr::mm(fr::mm(fr::mm(_c4, _c6), fr::scale_cols(U1, _c2)), Vh);
     const auto _kvec0 = S;
     const auto _kvec1 = S;
+    const auto _kmax_gU = fr::largest_abs(gU);
     {
       fr::real_t<fr_W> value = 0;
       if (fr::any_zero(_kvec0, fr::pivot_limit(A))) {
@@ -1669,7 +1758,7 @@ int svd_v1_vjp_without_gS_gVh(const void* const* in, const index* strides, void*
         const auto _kval0_0 = fr::mm(_c7, _g_dU1) - fr::mm(_c6, U1);
         value = fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0));
       }
-      fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)));
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gU));
     }
     {
       fr::real_t<fr_W> value = 0;
@@ -1677,14 +1766,14 @@ int svd_v1_vjp_without_gS_gVh(const void* const* in, const index* strides, void*
         const auto _kval1_0 = fr::skew(_c0);
         value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0));
       }
-      fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)));
+      fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gU));
     }
     {
       const auto _c7 = fr::adjoint(_c4);
       const auto _kval2_0 = fr::im(fr::diagonal(_c0));
       const auto _kval2_1 = fr::skew(fr::mm(_c7, _c5));
       const fr::real_t<fr_W> value = fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0)), fr::largest_abs(_kval2_1));
-      fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)));
+      fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gU));
     }
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
@@ -1710,6 +1799,7 @@ int svd_v1_vjp_without_gS_gVh(const void* const* in, const index* strides, void*
     const auto gA = fr::mm(fr::mm(U, _g_dP), fr::adjoint(V1));
     const auto _kvec0 = S;
     const auto _kvec1 = S;
+    const auto _kmax_gU = fr::largest_abs(gU);
     {
       fr::real_t<fr_W> value = 0;
       if (fr::any_zero(_kvec0, fr::pivot_limit(A))) {
@@ -1718,7 +1808,7 @@ int svd_v1_vjp_without_gS_gVh(const void* const* in, const index* strides, void*
         const auto _kval0_0 = fr::mm(_c2, gU) - fr::mm(fr::adjoint(_c3), U);
         value = fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0));
       }
-      fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)));
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gU));
     }
     {
       fr::real_t<fr_W> value = 0;
@@ -1726,7 +1816,7 @@ int svd_v1_vjp_without_gS_gVh(const void* const* in, const index* strides, void*
         const auto _kval1_0 = fr::skew(_g_D);
         value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0));
       }
-      fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)));
+      fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gU));
     }
     {
       const auto _c2 = fr::adjoint(fr::block<0, m, m, m>(U));
@@ -1734,7 +1824,7 @@ int svd_v1_vjp_without_gS_gVh(const void* const* in, const index* strides, void*
       const auto _kval2_0 = fr::im(fr::diagonal(_g_D));
       const auto _kval2_1 = fr::skew(fr::mm(_c2, _c3));
       const fr::real_t<fr_W> value = fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0)), fr::largest_abs(_kval2_1));
-      fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gU)));
+      fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gU));
     }
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);

@@ -34,6 +34,7 @@ int svdvals_v0_vjp(const void* const* in, const index* strides, void* const* out
     const auto gA = fr::mm(fr::scale_cols(U, fr::re(gS)), Vh);
     const auto _kvec0 = S;
     const auto _kvec1 = S;
+    const auto _kmax_gS = fr::largest_abs(gS);
     {
       fr::real_t<fr_W> value = 0;
       if (fr::any_zero(_kvec0, fr::pivot_limit(A))) {
@@ -41,7 +42,7 @@ int svdvals_v0_vjp(const void* const* in, const index* strides, void* const* out
         const auto _kval0_0 = _c0;
         value = fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0));
       }
-      fr::report(static_cast<fr_R*>(out[1]), b, 0, 2, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)));
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 2, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gS));
     }
     {
       fr::real_t<fr_W> value = 0;
@@ -50,7 +51,7 @@ int svdvals_v0_vjp(const void* const* in, const index* strides, void* const* out
         const auto _kval1_0 = _c0;
         value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0));
       }
-      fr::report(static_cast<fr_R*>(out[1]), b, 1, 2, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)));
+      fr::report(static_cast<fr_R*>(out[1]), b, 1, 2, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gS));
     }
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
@@ -70,6 +71,7 @@ int svdvals_v0_vjp(const void* const* in, const index* strides, void* const* out
     const auto gA = fr::mm(fr::scale_cols(U, fr::re(gS)), Vh);
     const auto _kvec0 = S;
     const auto _kvec1 = S;
+    const auto _kmax_gS = fr::largest_abs(gS);
     {
       fr::real_t<fr_W> value = 0;
       if (fr::any_zero(_kvec0, fr::pivot_limit(A))) {
@@ -77,7 +79,7 @@ int svdvals_v0_vjp(const void* const* in, const index* strides, void* const* out
         const auto _kval0_0 = _c0;
         value = fr::maximum(fr::real_t<fr_W>(0), fr::zero_residual(_kvec0, fr::pivot_limit(A), _kval0_0));
       }
-      fr::report(static_cast<fr_R*>(out[1]), b, 0, 2, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)));
+      fr::report(static_cast<fr_R*>(out[1]), b, 0, 2, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gS));
     }
     {
       fr::real_t<fr_W> value = 0;
@@ -86,7 +88,7 @@ int svdvals_v0_vjp(const void* const* in, const index* strides, void* const* out
         const auto _kval1_0 = _c0;
         value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0));
       }
-      fr::report(static_cast<fr_R*>(out[1]), b, 1, 2, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(gS)));
+      fr::report(static_cast<fr_R*>(out[1]), b, 1, 2, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gS));
     }
     fr::store(fr::Mat<fr_W, m, n>(gA),
               static_cast<fr_I*>(out[0]), b);
