@@ -1,10 +1,11 @@
 """Rules evaluated a block of rows at a time (spec 'row_blocks', factorules/compiler/row_blocks.py).
 
-The NumPy and torch rules of geqrf and ormqr split their m-row values at the top rows that hold their
-structure and loop over blocks of the rows below.  The tests here: the split itself on
-programs (what splits and what does not), and the generated rules with many uneven blocks
-against the same rules printed without blocks (which the cross-backend tests compare with
-JAX's, where rules are not blocked).
+The NumPy and torch rules of geqrf, ormqr and qr split a tall input's m-row values at the top
+rows that hold their structure and loop over blocks of the rows below (where the rows below
+are many: _row_blocked).  The tests here: the split itself on programs (what splits and what
+does not), and the generated rules forced into many uneven blocks against the same rules
+without blocks (which the cross-backend tests compare with JAX's), under vmap, double
+backward and torch.compile too.
 """
 from __future__ import annotations
 
@@ -213,3 +214,49 @@ def test_qr_rules_in_blocks_are_the_rules_without(backend, mode, many_blocks):
 
     one, many = _both(compute, many_blocks)
     _close(one, many, 1e-12)
+
+
+def _tall_loss(x):
+    """A real loss through qr, geqrf and ormqr of a tall x (all three blocked)."""
+    Q, R = gt.qr(x)
+    a, tau = gt.geqrf(x)
+    y = gt.ormqr(a, tau, x[..., :, :2])
+    w = torch.linspace(0.5, 1.5, y.shape[-2] * y.shape[-1], dtype=x.dtype).reshape(y.shape[-2:])
+    return (Q * Q.flip(-2)).sum() + (R ** 2).sum() + (y * w).sum()
+
+
+def test_blocked_rules_under_vmap_and_double_backward(many_blocks):
+    """torch.func.vmap of the gradient, and the gradient of the gradient, through the rules in
+    blocks equal those through the rules without (their in-place writes of a block's rows
+    into the results are differentiated and batched)."""
+    x = torch.from_numpy(_draw(np.random.default_rng(4), (3, 13, 4), np.float64))
+
+    def grads():
+        batched = torch.func.vmap(torch.func.grad(_tall_loss))(x)
+        leaf = x[0].clone().requires_grad_()
+        (g,) = torch.autograd.grad(_tall_loss(leaf), leaf, create_graph=True)
+        (gg,) = torch.autograd.grad((g ** 2).sum(), leaf)
+        return [batched.numpy(), gg.numpy()]
+
+    one, many = _both(grads, many_blocks)
+    _close(one, many, 1e-10)
+
+
+def test_blocked_rules_compile_to_one_graph(many_blocks):
+    """torch.compile (fullgraph) of the loss and its gradient through the rules in blocks:
+    one graph, equal to eager."""
+    many_blocks()
+    x = torch.from_numpy(_draw(np.random.default_rng(5), (13, 4), np.float64))
+
+    def value_and_grad(x):
+        loss = _tall_loss(x)
+        return loss.detach(), torch.autograd.grad(loss, x)[0]
+
+    eager = value_and_grad(x.clone().requires_grad_())
+    torch._dynamo.reset()
+    with torch._dynamo.config.patch(trace_autograd_ops=True):
+        compiled = torch.compile(value_and_grad, backend="aot_eager", fullgraph=True)(
+            x.clone().requires_grad_())
+    torch._dynamo.reset()
+    for e, c in zip(eager, compiled):
+        torch.testing.assert_close(c, e, rtol=1e-12, atol=1e-12)
