@@ -258,11 +258,14 @@ class _Check(_typing.NamedTuple):
     message: str  # the spec's words for the condition
     option: str  # the option that turns the check off
     vector: object = None  # 'ties', 'zeros': the (..., k, 1) column whose ties or zeros matter
+    # 'pivots', 'zeros': max(m, n) of A where against[0] is not A but an array of its norm
+    # (svd's S, the spec's 'pivots.norm'); None: against[0]'s own
+    size: object = None
 
 
-def _check(kind, values, against, message, option, vector=None):
+def _check(kind, values, against, message, option, vector=None, size=None):
     return _Check(kind, values, tuple(a for a in against if a is not None), message, option,
-                  vector)
+                  vector, size)
 
 
 # how each kind reports its numbers, after the spec's message
@@ -316,16 +319,17 @@ def _tie_mask(v):
     return (gaps <= tol) & ~_lifted(xp.eye(v.shape[-2], dtype=bool), v.ndim)
 
 
-def _pivot_limit(a):
+def _pivot_limit(a, size=None):
     """max(m, n) eps ||A||_F per matrix of the (..., m, n) stack A: pivots at most this are
-    zero."""
-    return max(a.shape[-2], a.shape[-1]) * _np.finfo(a.dtype).eps * _frobenius(a)
+    zero.  ``size``: max(m, n) where ``a`` is not A but a stack of A's norm (svd's S)."""
+    size = max(a.shape[-2], a.shape[-1]) if size is None else size
+    return size * _np.finfo(a.dtype).eps * _frobenius(a)
 
 
 def _zero_mask(check):
     """Z[..., 0, j]: whether pivot j of a 'zeros' check is zero (a row, to mask columns)."""
     return xp.swapaxes(xp.abs(check.vector), -1, -2) <= \
-        _pivot_limit(check.against[0])[..., None, None]
+        _pivot_limit(check.against[0], check.size)[..., None, None]
 
 
 def _mask(check):
@@ -357,7 +361,7 @@ def _violation(check, mask=None, values=None):
         for p in values:
             smallest = -_matrix_max(-xp.abs(p), -_np.inf)
             value = smallest if value is None else xp.minimum(value, smallest)
-        limit = _pivot_limit(check.against[0])
+        limit = _pivot_limit(check.against[0], check.size)
         return value <= limit, value, limit
     derivatives = check.against[1:] if check.kind == "zeros" else check.against
     limit = _np.sqrt(_np.finfo(values[0].dtype).eps) * _largest(derivatives)

@@ -82,6 +82,10 @@ def parse_degenerate(spec: Spec, variant: Variant, diff_outputs, vdims) -> Check
         p = variant.pivots
         _require_option(spec, p.line, PIVOTS_OPTION, "pivots")
         pivots = tuple(vector(t, "pivots") for t in p.values)
+        if p.norm is not None and p.norm[0] not in {t.name for t in variant.outputs}:
+            raise SpecError(spec.path, p.norm[1], f"pivots.norm: '{p.norm[0]}' is not an "
+                                                  f"output of the variant (an output whose "
+                                                  f"Frobenius norm is the first input's)")
         if p.tangent:
             if len(pivots) != 1:
                 raise SpecError(spec.path, p.line, "pivots with a tangent and cotangent take "

@@ -53,20 +53,26 @@ def derivative_checks(spec: Spec, variant, checks, messages: dict[str, str]):
                              if s.name.startswith(prefix) and s.name[1:] in names}))
 
     def check(kind, exprs, against, label, option, vector=None):
-        return model.DerivativeCheck(kind, tuple(exprs), against, vector, said[label], option)
+        return model.DerivativeCheck(
+            kind, tuple(exprs), against, vector, said[label], option,
+            size_of=first if kind in ("pivots", "zeros") and scale != first else "")
+
+    # the pivots' limit max(m, n) eps ||A||_F reads an output of A's norm where the spec names
+    # one ('pivots.norm'), A's shape only giving max(m, n)
+    scale = variant.pivots.norm[0] if variant.pivots and variant.pivots.norm else first
 
     jvp, vjp = [], []
     inputs, outputs = {t.name for t in spec.inputs}, {t.name for t in variant.outputs}
     if checks.pivot_tangents:  # zero pivots fail along some tangents and cotangents
         jvp.append(check("zeros", checks.pivot_tangents,
-                         (first, *read(checks.pivot_tangents, "d", inputs)), "pivots",
+                         (scale, *read(checks.pivot_tangents, "d", inputs)), "pivots",
                          PIVOTS_OPTION, checks.pivots[0]))
         if checks.pivot_cotangents:  # none: the cotangents given read no such column
             vjp.append(check("zeros", checks.pivot_cotangents,
-                             (first, *read(checks.pivot_cotangents, "g", outputs)), "pivots",
+                             (scale, *read(checks.pivot_cotangents, "g", outputs)), "pivots",
                              PIVOTS_OPTION, checks.pivots[0]))
     elif checks.pivots:  # the same check of both: the first of _jvp_checks and _vjp_checks
-        jvp.append(check("pivots", checks.pivots, (first,), "pivots", PIVOTS_OPTION))
+        jvp.append(check("pivots", checks.pivots, (scale,), "pivots", PIVOTS_OPTION))
         vjp.append(jvp[0])
     if checks.ties is not None:
         jvp.append(check("ties", checks.tie_tangents, read(checks.tie_tangents, "d", inputs),

@@ -174,7 +174,7 @@ def _largest_of(checks) -> list[str]:
     return [f"const auto _kmax_{name} = fr::largest_abs({name});" for name in names]
 
 
-def _verdict(i: int, check, count: int, report: str, statements,
+def _verdict(i: int, check, count: int, report: str, statements, pivot_limit: str,
              zero_when_real: bool = False) -> list[str]:
     """C++ lines that report check ``i`` of ``count``'s value and limit; ``statements``: the
     printed (name, code) of what only its values read, computed in the block (for ties and
@@ -184,20 +184,19 @@ def _verdict(i: int, check, count: int, report: str, statements,
         value = f"fr::real_t<{SCALAR}>(std::numeric_limits<fr::scalar_t<{SCALAR}>>::infinity())"
         for v in values:
             value = f"fr::minimum<{SCALAR}>({value}, fr::smallest_abs({v}))"
-        limit = f"fr::pivot_limit({check.against[0]})"
+        limit = pivot_limit
     else:
         value = f"fr::real_t<{SCALAR}>(0)"
         for v in values:
             term = {"ties": f"fr::tie_residual(_kvec{i}, {v})",
-                    "zeros": f"fr::zero_residual(_kvec{i}, fr::pivot_limit({check.against[0]}), "
-                             f"{v})",
+                    "zeros": f"fr::zero_residual(_kvec{i}, {pivot_limit}, {v})",
                     "vanish": f"fr::largest_abs({v})"}[check.kind]
             value = f"fr::maximum({value}, {term})"
         derivatives = check.against[1:] if check.kind == "zeros" else check.against
         limit = f"fr::square_root(fr::epsilon<{SCALAR}>()) * {_largest(derivatives)}"
     computed = [f"  const auto {name} = {code};" for name, code in statements]
     condition = {"ties": f"fr::any_tie(_kvec{i})",
-                 "zeros": f"fr::any_zero(_kvec{i}, fr::pivot_limit({check.against[0]}))"
+                 "zeros": f"fr::any_zero(_kvec{i}, {pivot_limit})"
                  }.get(check.kind)
     if condition is None:
         body = [*computed, f"  const fr::real_t<{SCALAR}> value = {value};"]
@@ -224,6 +223,14 @@ def _case_body(printer, checked: CheckedSpec, case, program, checks, inputs,
         shapes.setdefault(t.name, tuple(values[d] for d in t.shape))
     uses = program.uses() | {a for c in checks for a in c.against}
 
+    def pivot_limit(check) -> str:
+        """max(m, n) eps ||A||_F: of A, or of an output of A's norm (the spec's pivots.norm,
+        A's shape giving max(m, n): A itself is not read)."""
+        if not check.size_of:
+            return f"fr::pivot_limit({check.against[0]})"
+        rows, cols = (printer._dim(d) for d in shapes[check.size_of])
+        return f"fr::pivot_limit({check.against[0]}, std::max<fr::index>({rows}, {cols}))"
+
     def access(array, position):
         rows, cols = shapes[array.name]
         return Access(array, position, printer._dim(rows), printer._dim(cols))
@@ -240,6 +247,7 @@ def _case_body(printer, checked: CheckedSpec, case, program, checks, inputs,
         i, c, len(checks), report,
         [(s.name, code[s.name]) for s in live(program.statements, [
             f"_kval{i}_{j}" for j in range(len(c.values))]) if s.name not in ruled],
+        pivot_limit(c),
         c.kind == "vanish" and all(isinstance(v, ops.Im) and field_of(
             v.arg, printer.fields) == Field.INPUT for v in c.values))))
     condition = f"{printer._dim(case.condition.lhs)} {case.condition.op} " \

@@ -178,6 +178,8 @@ class DerivativeCheck:
     # when the values are expressions of the rule's statements, printed in place
     statements: tuple[Assignment, ...] = ()  # what the function computes before them: the
     # statements only this check reads
+    size_of: str = ""  # pivots, zeros whose against[0] is the spec's 'pivots.norm' (an output
+    # of the first input's norm): the first input, whose max(rows, cols) scales the limit
 
 
 @dataclass(frozen=True)

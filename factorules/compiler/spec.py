@@ -173,6 +173,9 @@ class Pivots:
     line: int  # the line of the variant's 'pivots' key
     tangent: tuple[Text, ...] = ()  # expressions of the primal values and the inputs' tangents
     cotangent: tuple[Text, ...] = ()  # of the primal values and the outputs' cotangents
+    # 'norm': an output whose Frobenius norm is A's (svd's S: ||S||_2 = ||A||_F), read in the
+    # limit's place so that the check does not read A; (name, line), None: A itself
+    norm: tuple[str, int] | None = None
 
 
 @dataclass(frozen=True)

@@ -182,6 +182,8 @@ def _pivots(path, r: KeyReader) -> Pivots | None:
     values = _texts(path, pr, "values", required=True)
     tangent = _texts(path, pr, "tangent", required=False)
     cotangent = _texts(path, pr, "cotangent", required=False)
+    norm = pr.pop("norm", str, required=False)
+    norm = None if norm is None else (norm, pr.line_of("norm"))
     message = _message(pr)
     pr.done()
     if bool(tangent) != bool(cotangent):
@@ -189,7 +191,7 @@ def _pivots(path, r: KeyReader) -> Pivots | None:
         raise SpecError(path, pr.line_of(given), f"pivots.{given} needs pivots."
                         f"{'cotangent' if tangent else 'tangent'} too (the columns along "
                         f"which a zero pivot leaves each derivative undefined)")
-    return Pivots(values, message, r.line_of("pivots"), tangent, cotangent)
+    return Pivots(values, message, r.line_of("pivots"), tangent, cotangent, norm)
 
 
 def _ties(path, r: KeyReader) -> Ties | None:

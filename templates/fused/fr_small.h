@@ -516,6 +516,16 @@ template <class T, index R, index C> inline real_t<T> pivot_limit(const Mat<T, R
   }
   return real_t<T>(std::max(R, C)) * epsilon<T>() * square_root(sum);
 }
+// size eps ||a||_F: a holds A's norm (svd's S, the spec's pivots.norm), size = max(m, n) of A
+template <class T, index R, index C>
+inline real_t<T> pivot_limit(const Mat<T, R, C>& a, index size) {
+  real_t<T> sum = 0;
+  for (index i = 0; i < R * C; ++i) {
+    const real_t<T> entry = magnitude(a.a[i]);
+    sum += entry * entry;
+  }
+  return real_t<T>(size) * epsilon<T>() * square_root(sum);
+}
 // max(|M_ij|, |M_jj - M_ii|) over the pairs i != j whose values v_i, v_j tie (|v_j - v_i| <=
 // n eps max|v|), 0 where none ties
 template <class T, index N> inline real_t<T> tie_residual(const Mat<T, N, 1>& v,

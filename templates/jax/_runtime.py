@@ -211,8 +211,8 @@ def _checked_jvp(op, results, checks, vjp_checks=None, primals=(), flags=(), opt
     values = [tuple(c.values()) for c in checks]
     arrays = [a for c, vs in zip(checks, values)
               for a in (*vs, *c.against, *(() if c.vector is None else (c.vector,)))]
-    shapes = tuple((c.kind, len(vs), len(c.against), c.vector is not None, c.message, c.option)
-                   for c, vs in zip(checks, values))
+    shapes = tuple((c.kind, len(vs), len(c.against), c.vector is not None, c.message, c.option,
+                    c.size) for c, vs in zip(checks, values))
     return tuple(_CHECKED.bind(
         *results, *arrays, *primals, op=op, results=len(results), shapes=shapes,
         vjp_checks=vjp_checks, flags=tuple(flags), options=tuple(options)))
@@ -221,14 +221,14 @@ def _checked_jvp(op, results, checks, vjp_checks=None, primals=(), flags=(), opt
 def _unflattened(arrays, shapes):
     """The checks from their arrays, as _checked_jvp laid them out."""
     checks, at = [], 0
-    for kind, values, against, has_vector, message, option in shapes:
+    for kind, values, against, has_vector, message, option, size in shapes:
         vs = tuple(arrays[at:at + values])
         at += values
         ag = tuple(arrays[at:at + against])
         at += against
         vector = arrays[at] if has_vector else None
         at += has_vector
-        checks.append(_Check(kind, lambda vs=vs: vs, ag, message, option, vector))
+        checks.append(_Check(kind, lambda vs=vs: vs, ag, message, option, vector, size))
     return checks, at
 
 

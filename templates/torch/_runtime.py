@@ -298,16 +298,17 @@ def _tie_mask(v):
     return (gaps <= tol) & ~eye
 
 
-def _pivot_limit(a):
+def _pivot_limit(a, size=None):
     """max(m, n) eps ||A||_F per matrix of the (..., m, n) stack A: pivots at most this are
-    zero."""
+    zero.  ``size``: max(m, n) where ``a`` is not A but a stack of A's norm (svd's S)."""
     norm = _torch.linalg.vector_norm(a, dim=(-2, -1))
-    return max(a.shape[-2], a.shape[-1]) * _torch.finfo(a.dtype).eps * norm
+    size = max(a.shape[-2], a.shape[-1]) if size is None else size
+    return size * _torch.finfo(a.dtype).eps * norm
 
 
 def _zero_mask(check):
     """Z[..., 0, j]: whether pivot j of a 'zeros' check is zero (a row, to mask columns)."""
-    return check.vector.abs().mT <= _pivot_limit(check.against[0])[..., None, None]
+    return check.vector.abs().mT <= _pivot_limit(check.against[0], check.size)[..., None, None]
 
 
 def _mask(check):
@@ -335,7 +336,7 @@ def _violation(check, mask=None, values=None):
         for p in values:
             smallest = -_matrix_max(-p.abs(), -float("inf"))
             value = smallest if value is None else _torch.minimum(value, smallest)
-        limit = _pivot_limit(check.against[0])
+        limit = _pivot_limit(check.against[0], check.size)
         return value <= limit, value, limit
     derivatives = check.against[1:] if check.kind == "zeros" else check.against
     limit = _torch.finfo(values[0].dtype).eps ** 0.5 * _largest(derivatives)
