@@ -218,18 +218,17 @@ def test_bench_memory_command_reports_both_paths():
 
 
 def test_bench_memory_compares_the_tall_qr_gradient_with_torchs():
-    """torch's rows of `cli.py bench-memory` include the tall QR's gradient through the
-    generated rule and through torch's own, and a verdict comparing their peaks."""
-    import json
+    """torch's tall-QR rows of `cli.py bench-memory` (the gradient through the generated rule
+    and through torch's own, each in a fresh process) and the verdict comparing their peaks."""
+    from factorules.tools.memory_table import row
 
-    result = subprocess.run([sys.executable, "cli.py", "bench-memory", "--backend", "torch",
-                             "--m", "3000", "--n", "4", "--dense-m", "200", "--json"],
-                            cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stdout + result.stderr
-    report = json.loads(result.stdout)
-    rows = {(r["path"], r["m"]): r for r in report["rows"]}
-    assert {("qr", 3000), ("qr native", 3000)} <= set(rows)
-    ours, native = rows[("qr", 3000)], rows[("qr native", 3000)]
+    results = [memory.run_child({"backend": "torch", "path": path, "m": 3000, "n": 4},
+                                timeout=300) for path in memory.QR_PATHS]
+    for r in results:
+        assert r["error"] is None and r["rss_peak"] > 0, r
+    ours, native = results
     assert ours["grad_norm"] == pytest.approx(native["grad_norm"], rel=1e-10)
-    (qr,) = [v for v in report["target"]["verdicts"] if v.get("path") == "qr"]
+    verdicts, text = memory._verdict([row(r, False) for r in results], 3000, 4)
+    (qr,) = [v for v in verdicts if v.get("path") == "qr"]
     assert qr["met"] == (qr["times_a"] <= qr["native_times_a"])
+    assert "the tall QR's gradient" in text and ("NOT MET" in text) != qr["met"]
