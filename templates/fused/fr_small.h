@@ -507,18 +507,10 @@ template <class T, index R, index C> inline real_t<T> smallest_abs(const Mat<T, 
   for (index i = 0; i < R * C; ++i) out = minimum<T>(out, magnitude(x.a[i]));
   return out;
 }
-// max(m, n) eps ||A||_F: pivots at most this are zero
-template <class T, index R, index C> inline real_t<T> pivot_limit(const Mat<T, R, C>& a) {
-  real_t<T> sum = 0;
-  for (index i = 0; i < R * C; ++i) {
-    const real_t<T> size = magnitude(a.a[i]);
-    sum += size * size;
-  }
-  return real_t<T>(std::max(R, C)) * epsilon<T>() * square_root(sum);
-}
-// size eps ||a||_F: a holds A's norm (svd's S, the spec's pivots.norm), size = max(m, n) of A
+// size eps ||a||_F, size = max(m, n) of A: a is A, or holds A's norm (svd's S, the spec's
+// pivots.norm); pivots at most this are zero
 template <class T, index R, index C>
-inline real_t<T> pivot_limit(const Mat<T, R, C>& a, index size) {
+inline real_t<T> pivot_limit(const Mat<T, R, C>& a, index size = std::max(R, C)) {
   real_t<T> sum = 0;
   for (index i = 0; i < R * C; ++i) {
     const real_t<T> entry = magnitude(a.a[i]);
