@@ -275,7 +275,7 @@ class _Splitter:
             return e.func(t, b, *e.args[2:])
         if e.left:
             raise NoSplit(f"{e}: a solve from the left of m rows")
-        return _Tall(None if b.top is None else e.with_rhs(b.top).func(t, b.top, *e.args[2:]),
+        return _Tall(None if b.top is None else e.func(t, b.top, *e.args[2:]),
                      e.func(t, b.rows, *e.args[2:]))
 
     def _columnwise(self, e, build):
