@@ -263,6 +263,12 @@ class _Check(_typing.NamedTuple):
     size: object = None
 
 
+def _is_complex(x):
+    """Whether x is complex (a gauge check whose values are the imaginary parts of values in
+    the input's field runs only for complex input: of real input they are zero)."""
+    return xp.iscomplexobj(x)
+
+
 def _check(kind, values, against, message, option, vector=None, size=None):
     return _Check(kind, values, tuple(a for a in against if a is not None), message, option,
                   vector, size)
@@ -337,13 +343,42 @@ def _mask(check):
     return _tie_mask(check.vector) if check.kind == "ties" else _zero_mask(check)
 
 
+# a column of at most this many values tests its ties by shifted differences (below)
+SHIFTED_TIES_MAX = 16
+
+
+def _any_shifted_tie(v):
+    """Whether two entries of the (..., k, 1) column v tie (as _tie_mask says) anywhere in
+    the batch, from the gaps v[i + d] - v[i], d = 1 .. k - 1: each pair once, in one
+    reduction, with no k x k broadcast (whose loops over tiny k are slow)."""
+    k = v.shape[-2]
+    if k < 2 or v.size == 0:
+        return False
+    tol = k * _np.finfo(v.dtype).eps * xp.abs(v).max(axis=-2, keepdims=True)
+    gaps = xp.concatenate([xp.abs(v[..., d:, :] - v[..., :-d, :]) for d in range(1, k)],
+                          axis=-2)
+    return (gaps <= tol).any()
+
+
+def _any_zero(check):
+    """Whether a pivot of a 'zeros' check is zero (as _zero_mask says) anywhere in the
+    batch, with no transposed mask."""
+    limit = _pivot_limit(check.against[0], check.size)
+    return (xp.abs(check.vector) <= limit[..., None, None]).any()
+
+
 def _any_entry(check):
     """Whether the mask of a 'ties' or 'zeros' check (_mask) has an entry anywhere in the
-    batch.  Real tie values need not be paired: sorted, two tie only if every gap between
-    neighbours from one to the other is at most the tolerance, so a tie is a small gap
-    between neighbours (O(k log k), not _tie_mask's O(k^2))."""
+    batch.  Short columns compare shifted copies (_any_shifted_tie).  Longer real ones
+    need not be paired: sorted, two tie only if every gap between neighbours from one to
+    the other is at most the tolerance, so a tie is a small gap between neighbours
+    (O(k log k), not _tie_mask's O(k^2))."""
     v = check.vector
-    if check.kind == "ties" and not xp.iscomplexobj(v):
+    if check.kind == "zeros":
+        return _any_zero(check)
+    if v.shape[-2] <= SHIFTED_TIES_MAX:
+        return _any_shifted_tie(v)
+    if not xp.iscomplexobj(v):
         s = xp.sort(v, axis=-2)
         tol = v.shape[-2] * _np.finfo(v.dtype).eps * _matrix_max(xp.abs(v))[..., None, None]
         return ((s[..., 1:, :] - s[..., :-1, :]) <= tol).any()

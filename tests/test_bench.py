@@ -160,16 +160,16 @@ def test_a_row_that_hangs_or_crashes_is_reported_and_the_others_still_run(monkey
     monkeypatch.setattr(bench, "_child_command", command)
     _only(monkeypatch, lambda c: c.shape == (16, 4, 4) and (c.backend, c.direction) != ("torch",
                                                                                          "jvp"))
-    assert bench.main(_bench_args("cholesky", "--quick", "--row-timeout", "20")) == 1
+    assert bench.main(_bench_args("cholesky", "--quick", "--row-timeout", "10")) == 1
     out, err = capsys.readouterr()
     body = out.splitlines()[2:out.splitlines().index("")]
     lines = {(line.split()[1], line.split()[5]): line for line in body}  # (backend, dir)
-    assert lines[("jax", "jvp")].endswith("timeout after 20 s"), out + err
+    assert lines[("jax", "jvp")].endswith("timeout after 10 s"), out + err
     assert "crashed (rc=" in lines[("jax", "vjp")], out + err
     torch = lines[("torch", "vjp")].split()
     assert float(torch[6]) > 0 and float(torch[7]) > 0, out + err  # generated, native ms
     assert torch[8] == "-", out + err  # no ratio from --quick's samples
-    assert "2 row(s) did not finish" in err and "timeout after 20 s" in err
+    assert "2 row(s) did not finish" in err and "timeout after 10 s" in err
 
 
 def test_rows_that_did_not_finish_keep_the_json_keys(monkeypatch, capsys):

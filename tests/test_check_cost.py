@@ -130,3 +130,53 @@ def test_torch_func_computes_no_product_for_checks_of_ties_and_zeros_at_a_regula
     on, off = products(), products(**{s: False for s in switches})
     assert off > 0
     assert on == off
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.complex128])
+def test_a_short_columns_ties_by_shifted_gaps_are_those_of_its_mask(dtype):
+    """Columns of at most SHIFTED_TIES_MAX values test their ties from shifted copies (no
+    k x k mask): anywhere in a batch exactly where the mask has an entry, each pair tested,
+    the far ones included (a tie between the first and the last value alone)."""
+    from generated.numpy import _runtime_shared as shared
+
+    rng = np.random.default_rng(1)
+    for k in range(1, shared.SHIFTED_TIES_MAX + 1):
+        for pair in [None] + [(i, j) for i in range(k) for j in range(i + 1, k)][:6] + (
+                [(0, k - 1)] if k > 1 else []):
+            v = rng.standard_normal((3, k, 1)) + (1j * rng.standard_normal((3, k, 1))
+                                                  if dtype == np.complex128 else 0)
+            v = v.astype(dtype)
+            if pair is not None:  # a tie up to rounding in one matrix of the batch
+                v[1, pair[1]] = v[1, pair[0]] * (1 + 1e-16)
+            check = shared._Check("ties", lambda: (), (), "", "check_ties", v)
+            want = bool(shared._tie_mask(v).any())
+            assert want == (pair is not None), (k, pair)
+            assert bool(shared._any_entry(check)) == want, (k, pair)
+            # traced, as JAX's pullback reads it under jit
+            jv = jax.numpy.asarray(v)
+            got = jax.jit(lambda x: fr._runtime._anywhere(check._replace(vector=x)))(jv)
+            assert bool(got) == want, (k, pair)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch", "jax"])
+@pytest.mark.parametrize("op", ["svd", "eigh"])
+def test_a_gauge_check_of_imaginary_parts_is_left_out_for_real_input(backend, op):
+    """The gauge's cotangent condition of svd and eigh is im(diagonal(...)) of values in the
+    input's field: zero for a real input, whose pullback leaves the check out (None) instead
+    of computing it; a complex input's has it."""
+    import importlib
+
+    module = importlib.import_module(f"generated.{backend}.{op}")
+    to = {"numpy": np.asarray, "torch": torch.from_numpy, "jax": jax.numpy.asarray}[backend]
+    rng = np.random.default_rng(2)
+    for dtype in (np.float64, np.complex128):
+        a = rng.standard_normal((5, 5)) + (1j * rng.standard_normal((5, 5))
+                                           if dtype == np.complex128 else 0)
+        a = to((a + a.conj().T).astype(dtype))
+        flags = (False,) if op == "svd" else ("L",)
+        outputs = module._primal(a, *flags, True, True, *((True,) if op == "svd" else ()))
+        checks = module._vjp_checks(a, *outputs, *outputs, *flags, True, True,
+                                    *((True,) if op == "svd" else ()))
+        gauge = [c for c in checks if c is not None and c.option == "check_gauge"]
+        assert len(gauge) == (dtype == np.complex128), (backend, op, dtype)
+        assert len([c for c in checks if c is None]) == (dtype == np.float64)

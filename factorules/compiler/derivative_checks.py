@@ -9,7 +9,9 @@ from . import render_model as model
 from .check_degenerate import PIVOTS_OPTION, TIES_OPTION
 from .check_gauge import GAUGE_OPTION
 from .checked import CheckedSpec
+from .fields import Field, field_of, tensor_fields
 from .layout import string_source
+from .ops import Im
 from .spec import Spec
 
 
@@ -52,10 +54,15 @@ def derivative_checks(spec: Spec, variant, checks, messages: dict[str, str]):
         return tuple(sorted({s.name for e in exprs for s in e.atoms(sp.MatrixSymbol)
                              if s.name.startswith(prefix) and s.name[1:] in names}))
 
+    fields = tensor_fields(spec.inputs, variant.outputs)
+
     def check(kind, exprs, against, label, option, vector=None):
+        zero_when_real = kind == "vanish" and all(
+            isinstance(e, Im) and field_of(e.arg, fields) == Field.INPUT for e in exprs)
         return model.DerivativeCheck(
             kind, tuple(exprs), against, vector, said[label], option,
-            size_of=first if kind in ("pivots", "zeros") and scale != first else "")
+            size_of=first if kind in ("pivots", "zeros") and scale != first else "",
+            complex_of=first if zero_when_real else "")
 
     # the pivots' limit max(m, n) eps ||A||_F reads an output of A's norm where the spec names
     # one ('pivots.norm'), A's shape only giving max(m, n)

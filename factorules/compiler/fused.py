@@ -22,10 +22,10 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from . import ops, render_model as model
+from . import render_model as model
 from .checked import CheckedSpec
 from .derivative_checks import check_messages, derivative_checks
-from .fields import Field, field_of, tensor_fields
+from .fields import Field, tensor_fields
 from .paths import TEMPLATES
 from .printers.cpp import SCALAR, Printer
 from .product_folding import folded
@@ -247,9 +247,7 @@ def _case_body(printer, checked: CheckedSpec, case, program, checks, inputs,
         i, c, len(checks), report,
         [(s.name, code[s.name]) for s in live(program.statements, [
             f"_kval{i}_{j}" for j in range(len(c.values))]) if s.name not in ruled],
-        pivot_limit(c),
-        c.kind == "vanish" and all(isinstance(v, ops.Im) and field_of(
-            v.arg, printer.fields) == Field.INPUT for v in c.values))))
+        pivot_limit(c), bool(c.complex_of))))
     condition = f"{printer._dim(case.condition.lhs)} {case.condition.op} " \
                 f"{printer._dim(case.condition.rhs)}"
     return CaseBody(condition, dims, loads, tuple((name, code[name]) for name in ruled), stores,

@@ -180,6 +180,9 @@ class DerivativeCheck:
     # statements only this check reads
     size_of: str = ""  # pivots, zeros whose against[0] is the spec's 'pivots.norm' (an output
     # of the first input's norm): the first input, whose max(rows, cols) scales the limit
+    complex_of: str = ""  # vanish checks whose every value is the imaginary part of a value
+    # in the input's field (zero for real input): the first input, whose dtype says whether the
+    # check runs (complex) or is left out (real); '' for the others
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from ._runtime import (
     _cotangent_out,
     _diag,
     _im,
+    _is_complex,
     _pairwise_inv,
     _raise_if_failed,
     _re,
@@ -185,7 +186,7 @@ def _vjp_checks(A, L, Q, gL, gQ, UPLO, check_gauge, check_ties):
                     "check_gauge",
                     None,
                 )
-                if check_gauge
+                if check_gauge and _is_complex(A)
                 else None,
             )
         if gL is not None and gQ is None:
@@ -222,7 +223,7 @@ def _vjp_checks(A, L, Q, gL, gQ, UPLO, check_gauge, check_ties):
                 "check_gauge",
                 None,
             )
-            if check_gauge
+            if check_gauge and _is_complex(A)
             else None,
         )
     return ()
@@ -255,7 +256,7 @@ def _vjp_rule(A, L, Q, gL, gQ, UPLO, check_gauge, check_ties):
                         "check_gauge",
                         None,
                     )
-                    if check_gauge
+                    if check_gauge and _is_complex(A)
                     else None,
                 ),
             )
@@ -300,7 +301,7 @@ def _vjp_rule(A, L, Q, gL, gQ, UPLO, check_gauge, check_ties):
                     "check_gauge",
                     None,
                 )
-                if check_gauge
+                if check_gauge and _is_complex(A)
                 else None,
             ),
         )

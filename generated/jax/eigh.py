@@ -30,6 +30,7 @@ from ._runtime import (
     _cotangent_in,
     _cotangent_out,
     _diag,
+    _is_complex,
     _mm,
     _pairwise_inv,
     _raise_if_failed,
@@ -190,7 +191,7 @@ def _vjp_checks(A, L, Q, gL, gQ, UPLO, check_gauge, check_ties):
                     "check_gauge",
                     None,
                 )
-                if check_gauge
+                if check_gauge and _is_complex(A)
                 else None,
             )
         if gL is not None and gQ is None:
@@ -223,7 +224,7 @@ def _vjp_checks(A, L, Q, gL, gQ, UPLO, check_gauge, check_ties):
                 "check_gauge",
                 None,
             )
-            if check_gauge
+            if check_gauge and _is_complex(A)
             else None,
         )
     return ()
@@ -256,7 +257,7 @@ def _vjp_rule(A, L, Q, gL, gQ, UPLO, check_gauge, check_ties):
                         "check_gauge",
                         None,
                     )
-                    if check_gauge
+                    if check_gauge and _is_complex(A)
                     else None,
                 ),
             )
@@ -309,7 +310,7 @@ def _vjp_rule(A, L, Q, gL, gQ, UPLO, check_gauge, check_ties):
                     "check_gauge",
                     None,
                 )
-                if check_gauge
+                if check_gauge and _is_complex(A)
                 else None,
             ),
         )

@@ -30,6 +30,7 @@ from ._runtime import (
     _cotangent_in,
     _cotangent_out,
     _diag,
+    _is_complex,
     _pairwise_inv,
     _raise_if_failed,
     _skew,
@@ -180,7 +181,7 @@ def _vjp_checks(A, L, Q, gL, gQ, UPLO, check_gauge, check_ties):
                     "check_gauge",
                     None,
                 )
-                if check_gauge
+                if check_gauge and _is_complex(A)
                 else None,
             )
         if gL is not None and gQ is None:
@@ -211,7 +212,7 @@ def _vjp_checks(A, L, Q, gL, gQ, UPLO, check_gauge, check_ties):
                 "check_gauge",
                 None,
             )
-            if check_gauge
+            if check_gauge and _is_complex(A)
             else None,
         )
     return ()
@@ -244,7 +245,7 @@ def _vjp_rule(A, L, Q, gL, gQ, UPLO, check_gauge, check_ties):
                         "check_gauge",
                         None,
                     )
-                    if check_gauge
+                    if check_gauge and _is_complex(A)
                     else None,
                 ),
             )
@@ -289,7 +290,7 @@ def _vjp_rule(A, L, Q, gL, gQ, UPLO, check_gauge, check_ties):
                     "check_gauge",
                     None,
                 )
-                if check_gauge
+                if check_gauge and _is_complex(A)
                 else None,
             ),
         )

@@ -30,6 +30,7 @@ from ._runtime import (
     _cotangent_out,
     _fused_vjp,
     _im,
+    _is_complex,
     _laid_out_like,
     _mm,
     _mm_like,
@@ -186,7 +187,7 @@ def _vjp_checks(A, L, Q, gL, gQ, UPLO, check_gauge, check_ties):
                     "check_gauge",
                     None,
                 )
-                if check_gauge
+                if check_gauge and _is_complex(A)
                 else None,
             )
         if gL is not None and gQ is None:
@@ -224,7 +225,7 @@ def _vjp_checks(A, L, Q, gL, gQ, UPLO, check_gauge, check_ties):
                 "check_gauge",
                 None,
             )
-            if check_gauge
+            if check_gauge and _is_complex(A)
             else None,
         )
     return ()
@@ -257,7 +258,7 @@ def _vjp_rule(A, L, Q, gL, gQ, UPLO, check_gauge, check_ties):
                         "check_gauge",
                         None,
                     )
-                    if check_gauge
+                    if check_gauge and _is_complex(A)
                     else None,
                 ),
             )
@@ -309,7 +310,7 @@ def _vjp_rule(A, L, Q, gL, gQ, UPLO, check_gauge, check_ties):
                     "check_gauge",
                     None,
                 )
-                if check_gauge
+                if check_gauge and _is_complex(A)
                 else None,
             ),
         )

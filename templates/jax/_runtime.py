@@ -19,13 +19,15 @@ from jax.interpreters import mlir as _mlir
 
 from ._array_module import DOT_OPTIONS
 from ._runtime_shared import (
-    _Check, _check, _check_input, _check_tangent, _columns, _complex, _complex_of, _diag,
-    _lifted, _mask, _nan_where, _raise_on_violation, _violation,
+    _is_complex,
+    SHIFTED_TIES_MAX, _Check, _any_entry, _check, _check_input, _check_tangent, _columns,
+    _complex, _complex_of, _diag, _lifted, _mask, _nan_where, _raise_on_violation, _violation,
     _indices_permutation, _pad, _pad_cols, _pad_rows, _pairwise_inv, _permute_cols,
     _permute_rows, _to_field, _unpacked, _version_tuple, _zeros_like)
 
 # what the generated rules import from here
 __all__ = [
+    "_is_complex",
     "_check_input", "_check_tangent", "_columns", "_complex", "_complex_of", "_copyltu",
     "_cotangent_in", "_check", "_checked_jvp", "_checked_vjp", "_cotangent_out", "_diag",
     "_diag_part", "_empty_like", "_eye", "_raise_if_failed",
@@ -135,6 +137,14 @@ def _on_cpu_only_if(condition, computed, otherwise):
         cpu=lambda: _jax.lax.cond(condition, computed, otherwise), default=computed)
 
 
+def _anywhere(check):
+    """Whether the mask of a 'ties' or 'zeros' check has an entry anywhere in the batch
+    (_any_entry; a long column by its k x k mask: XLA's sort on a CPU costs more)."""
+    if check.kind == "ties" and check.vector.shape[-2] > SHIFTED_TIES_MAX:
+        return _mask(check).any()
+    return _any_entry(check)
+
+
 def _lazy(check):
     """The check with its values computed only where they can fail it, or None where it
     cannot fail.  A 'ties' or 'zeros' check reads its values on its mask only (tied or zero
@@ -144,7 +154,7 @@ def _lazy(check):
     (_on_cpu_only_if), the values being zeros where it has no entry."""
     if check.kind not in ("ties", "zeros"):
         return check
-    anywhere = _mask(check).any()  # XLA's sort on a CPU costs more than the k x k mask
+    anywhere = _anywhere(check)
     if not isinstance(anywhere, _jax.core.Tracer):
         return check if bool(anywhere) else None
     shapes = _jax.eval_shape(lambda: tuple(check.values()))
@@ -160,14 +170,28 @@ def _switched_on(checks):
     return [c for c in map(_lazy, (c for c in checks if c is not None)) if c is not None]
 
 
-def _failed(checks, lazy=False):
-    """Per matrix, whether any of the checks fails (``lazy``: their values computed as
-    _lazy says); None when none can."""
+def _failure(check):
+    """Per matrix, whether the derivative fails ``check``; None where it cannot fail.  A
+    'ties' or 'zeros' check is measured (its values computed, its mask built and read) only
+    where its mask has an entry somewhere in the batch: in Python for concrete arrays,
+    under lax.cond on a CPU for traced ones (_on_cpu_only_if; False where none)."""
+    if check.kind not in ("ties", "zeros"):
+        return _violation(check)[0]
+    anywhere = _anywhere(check)
+    if not isinstance(anywhere, _jax.core.Tracer):
+        return _violation(check)[0] if bool(anywhere) else None
+    shape = _jax.eval_shape(lambda: _violation(check)[0])
+    return _on_cpu_only_if(anywhere, lambda: _violation(check)[0],
+                           lambda: _jnp.zeros(shape.shape, shape.dtype))
+
+
+def _failed(checks):
+    """Per matrix, whether any of the checks fails (each measured as _failure says); None
+    when none can."""
     failed = None
     for check in checks:
-        check = _lazy(check) if lazy else check
-        if check is not None:
-            f = _violation(check)[0]
+        f = None if check is None else _failure(check)
+        if f is not None:
             failed = f if failed is None else failed | f
     return failed
 
@@ -189,7 +213,7 @@ def _checked_vjp(op, results, checks):
     NaN in the matrices that fail one (concrete arrays were checked by _raise_if_failed)."""
     checks = [c for c in checks if c is not None]
     if checks and _traced((*results, *(a for c in checks for a in c.against))):
-        failed = _failed(checks, lazy=True)
+        failed = _failed(checks)
         return results if failed is None else _nan_where(results, failed)
     return results
 
@@ -248,12 +272,12 @@ def _checked_transpose(cotangents, *operands, op, results, shapes, vjp_checks, f
     # a symbolic zero is None to the checks (they leave out its terms, as the rules do)
     given = iter(None if type(ct) is _ad.Zero else _cotangent_in(ct) for ct in cotangents)
     full = [next(given) if f else None for f in flags]
-    checks = _switched_on(vjp_checks(*primals, *full, *options))
+    checks = [c for c in vjp_checks(*primals, *full, *options) if c is not None]
+    failures = [(c, f) for c, f in ((c, _failure(c)) for c in checks) if f is not None]
     out = list(cotangents)
-    if checks:
+    if failures:
         failed = None
-        for check in checks:
-            f = _violation(check)[0]
+        for check, f in failures:
             _checkify.debug_check(~_jnp.any(f), f"{op}: {check.message}; pass "
                                                 f"{check.option}=False to skip this check")
             failed = f if failed is None else failed | f

@@ -25,6 +25,7 @@ _scipy = _LazyModule("scipy", ("linalg",))
 
 # what the generated rules import from here
 __all__ = [
+    "_is_complex",
     "_addmm", "_check_input", "_check_tangent", "_columns", "_complex", "_copyltu",
     "_apply", "_check", "_checked_jvp", "_checked_vjp", "_cotangent_in", "_cotangent_out",
     "_fused_vjp",
@@ -287,6 +288,11 @@ def _largest(tensors):
         m = _matrix_max(t.abs())
         out = m if out is None else _torch.maximum(out, m)
     return out
+
+
+def _is_complex(x):
+    """Whether x is complex (templates/_runtime_shared.py's _is_complex)."""
+    return x.is_complex()
 
 
 def _tie_mask(v):
