@@ -232,3 +232,48 @@ def test_a_diagonal_at_the_end_of_a_left_nested_chain_scales_the_chains_product(
     assert isinstance(folded, ScaleRows) and folded.vector == v
     assert isinstance(folded.arg, sp.MatMul) and folded.arg.args[0] == y
     assert BACKENDS["numpy"].Printer(dtype_ref="Y").doprint(folded) == "v * (Y @ _adjoint(Y))"
+
+
+def test_a_diagonal_of_a_product_is_printed_from_its_factors_and_not_shared():
+    """diagonal(X Y) is sum_k X_ik Y_ki (O(n^2)), also where X Y is a statement beside it
+    (eig's dL = diagonal(Y V) beside X = Y V): the program does not share the product, so
+    that the diagonal never reads the n x n product (JAX's transposition of the JVP then
+    multiplies nothing for a cotangent of the eigenvalues alone)."""
+    from factorules.compiler.printers.torch import Printer
+    from factorules.compiler.program import Statement, build_program
+
+    x, y = NAMES["X"], sp.MatrixSymbol("V", m, m)
+    statements = [Statement("P", x * y), Statement("d", ops.Diagonal(x * y))]
+    program = build_program(("X", "V"), statements, ("P", "d"))
+    assert [s.name for s in program.statements] == ["P", "d"]
+    assert program.statements[1].expr == ops.Diagonal(x * y)
+    printed = Printer(diagonal_of_products=True).doprint(program.statements[1].expr)
+    assert printed == "(X * V.mT).sum(-1).unsqueeze(-1)", printed  # (its value: test_rules)
+
+
+def test_jax_eigvals_pullback_multiplies_no_matrix_as_native_jaxs():
+    """JAX differentiates eigvals through eig (its hidden eigenvectors' cotangent a symbolic
+    zero): the pullback solves with V's LU factors and scales, with no n x n product, as
+    jax.numpy.linalg.eigvals' own pullback."""
+    import jax
+
+    from generated import jax as fr
+
+    def products(f):
+        a = jax.numpy.asarray(np.random.default_rng(0).standard_normal((6, 6)))
+        out, pullback = jax.vjp(f, a)
+        count = [0]
+
+        def walk(j):
+            for eqn in j.eqns:
+                if eqn.primitive.name == "custom_linear_solve":
+                    continue  # its solves (its matvec jaxprs are not run)
+                if eqn.primitive.name == "dot_general" and eqn.outvars[0].aval.ndim >= 2:
+                    count[0] += 1
+                for sub in jax.extend.core.jaxprs_in_params(eqn.params):
+                    walk(sub)
+        walk(jax.make_jaxpr(pullback)(out).jaxpr)
+        return count[0]
+
+    assert products(lambda a: fr.eigvals(a, check_ties=False)) == \
+        products(jax.numpy.linalg.eigvals) == 0

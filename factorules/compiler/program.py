@@ -99,18 +99,24 @@ def _hold_products(e, hold: bool):
     return rebuilt
 
 
-def _eyes_as_atoms(e, eyes: dict):
-    """``e`` with each identity ``eye(r, c)`` held as a name of its own (``eyes``: name ->
-    identity), so that common-subexpression elimination never stores one: printers add it
-    to the diagonal of what it is summed with (``I - V W``), which a stored m x n identity
-    would cost an array for."""
+def _held_as_atoms(e, held: dict):
+    """``e`` with each identity ``eye(r, c)`` and each diagonal of a product of two matrices
+    held as a name of its own (``held``: name -> what it holds), so that
+    common-subexpression elimination never stores the one nor shares the product inside the
+    other: printers add an identity to the diagonal of what it is summed with (``I - V W``),
+    which a stored m x n identity would cost an array for, and print diagonal(X Y) from X
+    and Y (O(n^2), where the product is O(n^3)), which a shared X Y would leave to read
+    from the product: eig's dL = diagonal(Y V) beside X = Y V, whose transposition (JAX's
+    pullback) would then multiply by V^H where the eigenvalues alone have a cotangent."""
     if not isinstance(e, sp.Basic) or e.is_Atom or isinstance(e, MatrixSymbol):
         return e
-    if isinstance(e, ops.Eye):
-        name = next((n for n, x in eyes.items() if x == e), None) or f"_eye{len(eyes)}"
-        eyes[name] = e
+    if isinstance(e, ops.Eye) or (isinstance(e, ops.Diagonal)
+                                  and ops.two_factor_products(e.arg) is not None):
+        prefix = "_eye" if isinstance(e, ops.Eye) else "_diagonal"
+        name = next((n for n, x in held.items() if x == e), None) or f"{prefix}{len(held)}"
+        held[name] = e
         return MatrixSymbol(name, *e.shape)
-    args = [_eyes_as_atoms(a, eyes) for a in e.args]
+    args = [_held_as_atoms(a, held) for a in e.args]
     return e.func(*args) if args != list(e.args) else e
 
 
@@ -194,11 +200,11 @@ def _built(params, assignments, results, shared_by, sizes) -> Program:
         for g in found)}
     exprs = [_shared_subchains(s.expr, products, sizes) if sizes else s.expr
              for s in statements]
-    eyes: dict = {}
+    held: dict = {}
     replacements, reduced = sp.cse(
-        [_hold_products(_sizes_as_atoms(_eyes_as_atoms(e, eyes), True), True) for e in exprs],
+        [_hold_products(_sizes_as_atoms(_held_as_atoms(e, held), True), True) for e in exprs],
         symbols=_temporaries(), order="none")
-    back = {MatrixSymbol(n, *x.shape): x for n, x in eyes.items()}
+    back = {MatrixSymbol(n, *x.shape): x for n, x in held.items()}
 
     def restored(e):
         return _sizes_as_atoms(_hold_products(e, False), False).xreplace(back)

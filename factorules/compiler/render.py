@@ -206,7 +206,7 @@ def _variant(printer_cls, checked: CheckedSpec, cv: CheckedVariant, call: Native
     for case in cv.cases:
         sizes = chain_sizes(checked, case.condition)
         large = row_blocks.large_rows(spec.row_blocks, dim_symbols, case)
-        printer = printer_cls(dtype_ref=ref, sizes=sizes, fields=fields)
+        printer = printer_cls(dtype_ref=ref, sizes=sizes, fields=fields, diagonal_of_products=True)
         cond = case.condition
         always = cond.text == ALWAYS
         condition = ("True" if always else

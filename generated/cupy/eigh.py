@@ -250,7 +250,13 @@ def _vjp_rule(A, L, Q, gL, gQ, UPLO, check_gauge, check_ties):
                     else None,
                     _check(
                         "vanish",
-                        lambda: (_im(_cp.diagonal(_c1, 0, -2, -1)[..., :, None]),),
+                        lambda: (
+                            _im(
+                                (_cp.conj(_cp.swapaxes(Q, -1, -2)) * _cp.swapaxes(gQ, -1, -2)).sum(
+                                    -1
+                                )[..., :, None]
+                            ),
+                        ),
                         (gQ,),
                         _GAUGE_MESSAGE,
                         "check_gauge",
@@ -295,7 +301,13 @@ def _vjp_rule(A, L, Q, gL, gQ, UPLO, check_gauge, check_ties):
                 else None,
                 _check(
                     "vanish",
-                    lambda: (_im(_cp.diagonal(_c1, 0, -2, -1)[..., :, None]),),
+                    lambda: (
+                        _im(
+                            (_cp.conj(_cp.swapaxes(Q, -1, -2)) * _cp.swapaxes(gQ, -1, -2)).sum(-1)[
+                                ..., :, None
+                            ]
+                        ),
+                    ),
                     (gQ,),
                     _GAUGE_MESSAGE,
                     "check_gauge",

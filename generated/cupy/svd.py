@@ -2689,14 +2689,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
 
                 def _kv1():
                     _c4 = _diag(gS)
-                    _c5 = Vh @ _c1
-                    _k2 = _c4 + _skew(_c5)
+                    _k2 = _c4 + _skew(Vh @ _c1)
                     return (_k2,)
-
-                def _kv2():
-                    _c5 = Vh @ _c1
-                    _k3 = _im(_cp.diagonal(_c5, 0, -2, -1)[..., :, None])
-                    return (_k3,)
 
                 return _checked_vjp(
                     "svd",
@@ -2716,7 +2710,21 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                         _check("ties", _kv1, (gS, gVh), _TIES_MESSAGE, "check_ties", S)
                         if check_ties
                         else None,
-                        _check("vanish", _kv2, (gVh,), _GAUGE_MESSAGE, "check_gauge", None)
+                        _check(
+                            "vanish",
+                            lambda: (
+                                _im(
+                                    (
+                                        Vh
+                                        * _cp.swapaxes(_cp.conj(_cp.swapaxes(gVh, -1, -2)), -1, -2)
+                                    ).sum(-1)[..., :, None]
+                                ),
+                            ),
+                            (gVh,),
+                            _GAUGE_MESSAGE,
+                            "check_gauge",
+                            None,
+                        )
                         if check_gauge and _is_complex(A)
                         else None,
                     ),
@@ -2811,17 +2819,6 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 )
                 _c3 = _g_D = None
                 gA = (U @ _g_dP) @ _c0
-
-                def _kv1():
-                    _c4 = Vh @ _c1
-                    _k1 = _skew(_c4)
-                    return (_k1,)
-
-                def _kv2():
-                    _c4 = Vh @ _c1
-                    _k2 = _im(_cp.diagonal(_c4, 0, -2, -1)[..., :, None])
-                    return (_k2,)
-
                 return _checked_vjp(
                     "svd",
                     (gA,),
@@ -2837,10 +2834,31 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                         )
                         if check_singular
                         else None,
-                        _check("ties", _kv1, (gVh,), _TIES_MESSAGE, "check_ties", S)
+                        _check(
+                            "ties",
+                            lambda: (_skew(Vh @ _c1),),
+                            (gVh,),
+                            _TIES_MESSAGE,
+                            "check_ties",
+                            S,
+                        )
                         if check_ties
                         else None,
-                        _check("vanish", _kv2, (gVh,), _GAUGE_MESSAGE, "check_gauge", None)
+                        _check(
+                            "vanish",
+                            lambda: (
+                                _im(
+                                    (
+                                        Vh
+                                        * _cp.swapaxes(_cp.conj(_cp.swapaxes(gVh, -1, -2)), -1, -2)
+                                    ).sum(-1)[..., :, None]
+                                ),
+                            ),
+                            (gVh,),
+                            _GAUGE_MESSAGE,
+                            "check_gauge",
+                            None,
+                        )
                         if check_gauge and _is_complex(A)
                         else None,
                     ),
@@ -2979,14 +2997,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
 
             def _kv1():
                 _c9 = _diag(gS)
-                _c10 = _accumulate(Vh @ _c3, _c1)
-                _k2 = _skew(_c10) + _c9
+                _k2 = _skew(_accumulate(Vh @ _c3, _c1)) + _c9
                 return (_k2,)
-
-            def _kv2():
-                _c10 = _accumulate(Vh @ _c3, _c1)
-                _k3 = _im(_cp.diagonal(_c10, 0, -2, -1)[..., :, None])
-                return (_k3,)
 
             return _checked_vjp(
                 "svd",
@@ -3006,7 +3018,23 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     _check("ties", _kv1, (gS, gU, gVh), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
-                    _check("vanish", _kv2, (gU, gVh), _GAUGE_MESSAGE, "check_gauge", None)
+                    _check(
+                        "vanish",
+                        lambda: (
+                            _im(
+                                (_cp.conj(_cp.swapaxes(U, -1, -2)) * _cp.swapaxes(gU, -1, -2)).sum(
+                                    -1
+                                )[..., :, None]
+                                + (
+                                    Vh * _cp.swapaxes(_cp.conj(_cp.swapaxes(gVh, -1, -2)), -1, -2)
+                                ).sum(-1)[..., :, None]
+                            ),
+                        ),
+                        (gU, gVh),
+                        _GAUGE_MESSAGE,
+                        "check_gauge",
+                        None,
+                    )
                     if check_gauge and _is_complex(A)
                     else None,
                 ),
@@ -3047,14 +3075,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
 
                 def _kv1():
                     _c4 = _diag(gS)
-                    _c5 = Vh @ _c1
-                    _k2 = _c4 + _skew(_c5)
+                    _k2 = _c4 + _skew(Vh @ _c1)
                     return (_k2,)
-
-                def _kv2():
-                    _c5 = Vh @ _c1
-                    _k3 = _im(_cp.diagonal(_c5, 0, -2, -1)[..., :, None])
-                    return (_k3,)
 
                 return _checked_vjp(
                     "svd",
@@ -3074,7 +3096,21 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                         _check("ties", _kv1, (gS, gVh), _TIES_MESSAGE, "check_ties", S)
                         if check_ties
                         else None,
-                        _check("vanish", _kv2, (gVh,), _GAUGE_MESSAGE, "check_gauge", None)
+                        _check(
+                            "vanish",
+                            lambda: (
+                                _im(
+                                    (
+                                        Vh
+                                        * _cp.swapaxes(_cp.conj(_cp.swapaxes(gVh, -1, -2)), -1, -2)
+                                    ).sum(-1)[..., :, None]
+                                ),
+                            ),
+                            (gVh,),
+                            _GAUGE_MESSAGE,
+                            "check_gauge",
+                            None,
+                        )
                         if check_gauge and _is_complex(A)
                         else None,
                     ),
@@ -3107,17 +3143,6 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 )
                 _c6 = _c7 = _c8 = _g_D = None
                 gA = (_accumulate(U @ _g_dP, gU * _cp.swapaxes(_c9, -1, -2))) @ _c2
-
-                def _kv1():
-                    _c10 = _accumulate(Vh @ _c3, _c1)
-                    _k1 = _skew(_c10)
-                    return (_k1,)
-
-                def _kv2():
-                    _c10 = _accumulate(Vh @ _c3, _c1)
-                    _k2 = _im(_cp.diagonal(_c10, 0, -2, -1)[..., :, None])
-                    return (_k2,)
-
                 return _checked_vjp(
                     "svd",
                     (gA,),
@@ -3141,10 +3166,34 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                         )
                         if check_singular
                         else None,
-                        _check("ties", _kv1, (gU, gVh), _TIES_MESSAGE, "check_ties", S)
+                        _check(
+                            "ties",
+                            lambda: (_skew(_accumulate(Vh @ _c3, _c1)),),
+                            (gU, gVh),
+                            _TIES_MESSAGE,
+                            "check_ties",
+                            S,
+                        )
                         if check_ties
                         else None,
-                        _check("vanish", _kv2, (gU, gVh), _GAUGE_MESSAGE, "check_gauge", None)
+                        _check(
+                            "vanish",
+                            lambda: (
+                                _im(
+                                    (
+                                        _cp.conj(_cp.swapaxes(U, -1, -2)) * _cp.swapaxes(gU, -1, -2)
+                                    ).sum(-1)[..., :, None]
+                                    + (
+                                        Vh
+                                        * _cp.swapaxes(_cp.conj(_cp.swapaxes(gVh, -1, -2)), -1, -2)
+                                    ).sum(-1)[..., :, None]
+                                ),
+                            ),
+                            (gU, gVh),
+                            _GAUGE_MESSAGE,
+                            "check_gauge",
+                            None,
+                        )
                         if check_gauge and _is_complex(A)
                         else None,
                     ),
@@ -3236,17 +3285,6 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 )
                 _c3 = _g_D = None
                 gA = U @ (_g_dP @ _c0)
-
-                def _kv1():
-                    _c4 = Vh @ _c1
-                    _k1 = _skew(_c4)
-                    return (_k1,)
-
-                def _kv2():
-                    _c4 = Vh @ _c1
-                    _k2 = _im(_cp.diagonal(_c4, 0, -2, -1)[..., :, None])
-                    return (_k2,)
-
                 return _checked_vjp(
                     "svd",
                     (gA,),
@@ -3262,10 +3300,31 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                         )
                         if check_singular
                         else None,
-                        _check("ties", _kv1, (gVh,), _TIES_MESSAGE, "check_ties", S)
+                        _check(
+                            "ties",
+                            lambda: (_skew(Vh @ _c1),),
+                            (gVh,),
+                            _TIES_MESSAGE,
+                            "check_ties",
+                            S,
+                        )
                         if check_ties
                         else None,
-                        _check("vanish", _kv2, (gVh,), _GAUGE_MESSAGE, "check_gauge", None)
+                        _check(
+                            "vanish",
+                            lambda: (
+                                _im(
+                                    (
+                                        Vh
+                                        * _cp.swapaxes(_cp.conj(_cp.swapaxes(gVh, -1, -2)), -1, -2)
+                                    ).sum(-1)[..., :, None]
+                                ),
+                            ),
+                            (gVh,),
+                            _GAUGE_MESSAGE,
+                            "check_gauge",
+                            None,
+                        )
                         if check_gauge and _is_complex(A)
                         else None,
                     ),
@@ -3401,14 +3460,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
 
             def _kv1():
                 _c10 = _diag(gS)
-                _c11 = _accumulate(Vh @ _c3, _c1)
-                _k2 = _skew(_c11) + _c10
+                _k2 = _skew(_accumulate(Vh @ _c3, _c1)) + _c10
                 return (_k2,)
-
-            def _kv2():
-                _c11 = _accumulate(Vh @ _c3, _c1)
-                _k3 = _im(_cp.diagonal(_c11, 0, -2, -1)[..., :, None])
-                return (_k3,)
 
             return _checked_vjp(
                 "svd",
@@ -3428,7 +3481,23 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     _check("ties", _kv1, (gS, gU, gVh), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
-                    _check("vanish", _kv2, (gU, gVh), _GAUGE_MESSAGE, "check_gauge", None)
+                    _check(
+                        "vanish",
+                        lambda: (
+                            _im(
+                                (_cp.conj(_cp.swapaxes(U, -1, -2)) * _cp.swapaxes(gU, -1, -2)).sum(
+                                    -1
+                                )[..., :, None]
+                                + (
+                                    Vh * _cp.swapaxes(_cp.conj(_cp.swapaxes(gVh, -1, -2)), -1, -2)
+                                ).sum(-1)[..., :, None]
+                            ),
+                        ),
+                        (gU, gVh),
+                        _GAUGE_MESSAGE,
+                        "check_gauge",
+                        None,
+                    )
                     if check_gauge and _is_complex(A)
                     else None,
                 ),
@@ -3468,14 +3537,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
 
                 def _kv1():
                     _c5 = _diag(gS)
-                    _c6 = Vh @ _c1
-                    _k2 = _c5 + _skew(_c6)
+                    _k2 = _c5 + _skew(Vh @ _c1)
                     return (_k2,)
-
-                def _kv2():
-                    _c6 = Vh @ _c1
-                    _k3 = _im(_cp.diagonal(_c6, 0, -2, -1)[..., :, None])
-                    return (_k3,)
 
                 return _checked_vjp(
                     "svd",
@@ -3495,7 +3558,21 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                         _check("ties", _kv1, (gS, gVh), _TIES_MESSAGE, "check_ties", S)
                         if check_ties
                         else None,
-                        _check("vanish", _kv2, (gVh,), _GAUGE_MESSAGE, "check_gauge", None)
+                        _check(
+                            "vanish",
+                            lambda: (
+                                _im(
+                                    (
+                                        Vh
+                                        * _cp.swapaxes(_cp.conj(_cp.swapaxes(gVh, -1, -2)), -1, -2)
+                                    ).sum(-1)[..., :, None]
+                                ),
+                            ),
+                            (gVh,),
+                            _GAUGE_MESSAGE,
+                            "check_gauge",
+                            None,
+                        )
                         if check_gauge and _is_complex(A)
                         else None,
                     ),
@@ -3589,17 +3666,6 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 )
                 _c3 = _g_D = None
                 gA = U @ (_accumulate(_g_dP @ _c0, _c4 * gVh))
-
-                def _kv1():
-                    _c5 = Vh @ _c1
-                    _k1 = _skew(_c5)
-                    return (_k1,)
-
-                def _kv2():
-                    _c5 = Vh @ _c1
-                    _k2 = _im(_cp.diagonal(_c5, 0, -2, -1)[..., :, None])
-                    return (_k2,)
-
                 return _checked_vjp(
                     "svd",
                     (gA,),
@@ -3615,10 +3681,31 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                         )
                         if check_singular
                         else None,
-                        _check("ties", _kv1, (gVh,), _TIES_MESSAGE, "check_ties", S)
+                        _check(
+                            "ties",
+                            lambda: (_skew(Vh @ _c1),),
+                            (gVh,),
+                            _TIES_MESSAGE,
+                            "check_ties",
+                            S,
+                        )
                         if check_ties
                         else None,
-                        _check("vanish", _kv2, (gVh,), _GAUGE_MESSAGE, "check_gauge", None)
+                        _check(
+                            "vanish",
+                            lambda: (
+                                _im(
+                                    (
+                                        Vh
+                                        * _cp.swapaxes(_cp.conj(_cp.swapaxes(gVh, -1, -2)), -1, -2)
+                                    ).sum(-1)[..., :, None]
+                                ),
+                            ),
+                            (gVh,),
+                            _GAUGE_MESSAGE,
+                            "check_gauge",
+                            None,
+                        )
                         if check_gauge and _is_complex(A)
                         else None,
                     ),
@@ -3759,14 +3846,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
 
             def _kv1():
                 _c10 = _diag(gS)
-                _c11 = _accumulate(Vh @ _c3, _c1)
-                _k2 = _skew(_c11) + _c10
+                _k2 = _skew(_accumulate(Vh @ _c3, _c1)) + _c10
                 return (_k2,)
-
-            def _kv2():
-                _c11 = _accumulate(Vh @ _c3, _c1)
-                _k3 = _im(_cp.diagonal(_c11, 0, -2, -1)[..., :, None])
-                return (_k3,)
 
             return _checked_vjp(
                 "svd",
@@ -3786,7 +3867,23 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     _check("ties", _kv1, (gS, gU, gVh), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
-                    _check("vanish", _kv2, (gU, gVh), _GAUGE_MESSAGE, "check_gauge", None)
+                    _check(
+                        "vanish",
+                        lambda: (
+                            _im(
+                                (_cp.conj(_cp.swapaxes(U, -1, -2)) * _cp.swapaxes(gU, -1, -2)).sum(
+                                    -1
+                                )[..., :, None]
+                                + (
+                                    Vh * _cp.swapaxes(_cp.conj(_cp.swapaxes(gVh, -1, -2)), -1, -2)
+                                ).sum(-1)[..., :, None]
+                            ),
+                        ),
+                        (gU, gVh),
+                        _GAUGE_MESSAGE,
+                        "check_gauge",
+                        None,
+                    )
                     if check_gauge and _is_complex(A)
                     else None,
                 ),
@@ -3830,15 +3927,17 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
 
                 def _kv1():
                     _c6 = _diag(gS)
-                    _c7 = Vh @ _c1
-                    _k2 = _c6 + _skew(_c7)
+                    _k2 = _c6 + _skew(Vh @ _c1)
                     return (_k2,)
 
                 def _kv2():
                     _c4 = Vh[..., m:, :]
                     _c5 = gVh[..., m:, :]
-                    _c7 = Vh @ _c1
-                    _k3 = _im(_cp.diagonal(_c7, 0, -2, -1)[..., :, None])
+                    _k3 = _im(
+                        (Vh * _cp.swapaxes(_cp.conj(_cp.swapaxes(gVh, -1, -2)), -1, -2)).sum(-1)[
+                            ..., :, None
+                        ]
+                    )
                     _k4 = _skew(_c4 @ _cp.conj(_cp.swapaxes(_c5, -1, -2)))
                     return (_k3, _k4)
 
@@ -3963,16 +4062,14 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     _k0 = _accumulate(_c4 @ _c1, _c5 @ V, -1)
                     return (_k0,)
 
-                def _kv1():
-                    _c6 = Vh @ _c1
-                    _k1 = _skew(_c6)
-                    return (_k1,)
-
                 def _kv2():
                     _c4 = Vh[..., m:, :]
                     _c5 = gVh[..., m:, :]
-                    _c6 = Vh @ _c1
-                    _k2 = _im(_cp.diagonal(_c6, 0, -2, -1)[..., :, None])
+                    _k2 = _im(
+                        (Vh * _cp.swapaxes(_cp.conj(_cp.swapaxes(gVh, -1, -2)), -1, -2)).sum(-1)[
+                            ..., :, None
+                        ]
+                    )
                     _k3 = _skew(_c4 @ _cp.conj(_cp.swapaxes(_c5, -1, -2)))
                     return (_k2, _k3)
 
@@ -3991,7 +4088,14 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                         )
                         if check_singular
                         else None,
-                        _check("ties", _kv1, (gVh,), _TIES_MESSAGE, "check_ties", S)
+                        _check(
+                            "ties",
+                            lambda: (_skew(Vh @ _c1),),
+                            (gVh,),
+                            _TIES_MESSAGE,
+                            "check_ties",
+                            S,
+                        )
                         if check_ties
                         else None,
                         _check("vanish", _kv2, (gVh,), _GAUGE_MESSAGE_2, "check_gauge", None)
@@ -4145,8 +4249,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
 
             def _kv1():
                 _c12 = _diag(gS)
-                _c13 = _accumulate(Vh @ _c2, _c0)
-                _k2 = _skew(_c13) + _c12
+                _k2 = _skew(_accumulate(Vh @ _c2, _c0)) + _c12
                 return (_k2,)
 
             def _kv2():
@@ -4154,8 +4257,14 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c11 = gVh[..., m:, :]
                 _c8 = _cp.conj(_cp.swapaxes(U[..., :, m:], -1, -2))
                 _c9 = gU[..., :, m:]
-                _c13 = _accumulate(Vh @ _c2, _c0)
-                _k3 = _im(_cp.diagonal(_c13, 0, -2, -1)[..., :, None])
+                _k3 = _im(
+                    (_cp.conj(_cp.swapaxes(U, -1, -2)) * _cp.swapaxes(gU, -1, -2)).sum(-1)[
+                        ..., :, None
+                    ]
+                    + (Vh * _cp.swapaxes(_cp.conj(_cp.swapaxes(gVh, -1, -2)), -1, -2)).sum(-1)[
+                        ..., :, None
+                    ]
+                )
                 _k4 = _skew(_c8 @ _c9)
                 _k5 = _skew(_c10 @ _cp.conj(_cp.swapaxes(_c11, -1, -2)))
                 return (_k3, _k4, _k5)
@@ -4222,15 +4331,17 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
 
                 def _kv1():
                     _c6 = _diag(gS)
-                    _c7 = Vh @ _c1
-                    _k2 = _c6 + _skew(_c7)
+                    _k2 = _c6 + _skew(Vh @ _c1)
                     return (_k2,)
 
                 def _kv2():
                     _c4 = Vh[..., n:, :]
                     _c5 = gVh[..., n:, :]
-                    _c7 = Vh @ _c1
-                    _k3 = _im(_cp.diagonal(_c7, 0, -2, -1)[..., :, None])
+                    _k3 = _im(
+                        (Vh * _cp.swapaxes(_cp.conj(_cp.swapaxes(gVh, -1, -2)), -1, -2)).sum(-1)[
+                            ..., :, None
+                        ]
+                    )
                     _k4 = _skew(_c4 @ _cp.conj(_cp.swapaxes(_c5, -1, -2)))
                     return (_k3, _k4)
 
@@ -4308,17 +4419,18 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     )
                     return (_k0,)
 
-                def _kv1():
-                    _c16 = _accumulate(Vh @ _c2, _c0)
-                    _k1 = _skew(_c16)
-                    return (_k1,)
-
                 def _kv2():
                     _c13 = _cp.conj(_cp.swapaxes(_c10, -1, -2))
                     _c14 = Vh[..., n:, :]
                     _c15 = gVh[..., n:, :]
-                    _c16 = _accumulate(Vh @ _c2, _c0)
-                    _k2 = _im(_cp.diagonal(_c16, 0, -2, -1)[..., :, None])
+                    _k2 = _im(
+                        (_cp.conj(_cp.swapaxes(U1, -1, -2)) * _cp.swapaxes(_g_dU1, -1, -2)).sum(-1)[
+                            ..., :, None
+                        ]
+                        + (Vh * _cp.swapaxes(_cp.conj(_cp.swapaxes(gVh, -1, -2)), -1, -2)).sum(-1)[
+                            ..., :, None
+                        ]
+                    )
                     _k3 = _skew(_c13 @ _c11)
                     _k4 = _skew(_c14 @ _cp.conj(_cp.swapaxes(_c15, -1, -2)))
                     return (_k2, _k3, _k4)
@@ -4338,7 +4450,14 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                         )
                         if check_singular
                         else None,
-                        _check("ties", _kv1, (gU, gVh), _TIES_MESSAGE, "check_ties", S)
+                        _check(
+                            "ties",
+                            lambda: (_skew(_accumulate(Vh @ _c2, _c0)),),
+                            (gU, gVh),
+                            _TIES_MESSAGE,
+                            "check_ties",
+                            S,
+                        )
                         if check_ties
                         else None,
                         _check("vanish", _kv2, (gU, gVh), _GAUGE_MESSAGE_2, "check_gauge", None)
@@ -4390,7 +4509,11 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
 
                 def _kv2():
                     _c7 = _cp.conj(_cp.swapaxes(_c4, -1, -2))
-                    _k3 = _im(_cp.diagonal(_c0, 0, -2, -1)[..., :, None])
+                    _k3 = _im(
+                        (_cp.conj(_cp.swapaxes(U1, -1, -2)) * _cp.swapaxes(_g_dU1, -1, -2)).sum(-1)[
+                            ..., :, None
+                        ]
+                    )
                     _k4 = _skew(_c7 @ _c5)
                     return (_k3, _k4)
 
@@ -4449,16 +4572,14 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     _k0 = _accumulate(_c4 @ _c1, _c5 @ V, -1)
                     return (_k0,)
 
-                def _kv1():
-                    _c6 = Vh @ _c1
-                    _k1 = _skew(_c6)
-                    return (_k1,)
-
                 def _kv2():
                     _c4 = Vh[..., n:, :]
                     _c5 = gVh[..., n:, :]
-                    _c6 = Vh @ _c1
-                    _k2 = _im(_cp.diagonal(_c6, 0, -2, -1)[..., :, None])
+                    _k2 = _im(
+                        (Vh * _cp.swapaxes(_cp.conj(_cp.swapaxes(gVh, -1, -2)), -1, -2)).sum(-1)[
+                            ..., :, None
+                        ]
+                    )
                     _k3 = _skew(_c4 @ _cp.conj(_cp.swapaxes(_c5, -1, -2)))
                     return (_k2, _k3)
 
@@ -4477,7 +4598,14 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                         )
                         if check_singular
                         else None,
-                        _check("ties", _kv1, (gVh,), _TIES_MESSAGE, "check_ties", S)
+                        _check(
+                            "ties",
+                            lambda: (_skew(Vh @ _c1),),
+                            (gVh,),
+                            _TIES_MESSAGE,
+                            "check_ties",
+                            S,
+                        )
                         if check_ties
                         else None,
                         _check("vanish", _kv2, (gVh,), _GAUGE_MESSAGE_2, "check_gauge", None)
@@ -4557,7 +4685,11 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
 
                 def _kv2():
                     _c7 = _cp.conj(_cp.swapaxes(_c4, -1, -2))
-                    _k2 = _im(_cp.diagonal(_c0, 0, -2, -1)[..., :, None])
+                    _k2 = _im(
+                        (_cp.conj(_cp.swapaxes(U1, -1, -2)) * _cp.swapaxes(_g_dU1, -1, -2)).sum(-1)[
+                            ..., :, None
+                        ]
+                    )
                     _k3 = _skew(_c7 @ _c5)
                     return (_k2, _k3)
 
@@ -4643,16 +4775,21 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
 
             def _kv1():
                 _c16 = _diag(gS)
-                _c17 = _accumulate(Vh @ _c2, _c0)
-                _k2 = _skew(_c17) + _c16
+                _k2 = _skew(_accumulate(Vh @ _c2, _c0)) + _c16
                 return (_k2,)
 
             def _kv2():
                 _c13 = _cp.conj(_cp.swapaxes(_c10, -1, -2))
                 _c14 = Vh[..., n:, :]
                 _c15 = gVh[..., n:, :]
-                _c17 = _accumulate(Vh @ _c2, _c0)
-                _k3 = _im(_cp.diagonal(_c17, 0, -2, -1)[..., :, None])
+                _k3 = _im(
+                    (_cp.conj(_cp.swapaxes(U1, -1, -2)) * _cp.swapaxes(_g_dU1, -1, -2)).sum(-1)[
+                        ..., :, None
+                    ]
+                    + (Vh * _cp.swapaxes(_cp.conj(_cp.swapaxes(gVh, -1, -2)), -1, -2)).sum(-1)[
+                        ..., :, None
+                    ]
+                )
                 _k4 = _skew(_c13 @ _c11)
                 _k5 = _skew(_c14 @ _cp.conj(_cp.swapaxes(_c15, -1, -2)))
                 return (_k3, _k4, _k5)
@@ -4726,15 +4863,17 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 def _kv1():
                     _c9 = _cp.conj(_cp.swapaxes(gVh[..., :m, :], -1, -2))
                     _c11 = _diag(gS)
-                    _c12 = _c0 @ _c9
-                    _k2 = _c11 + _skew(_c12)
+                    _k2 = _c11 + _skew(_c0 @ _c9)
                     return (_k2,)
 
                 def _kv2():
                     _c10 = gVh[..., m:, :]
-                    _c9 = _cp.conj(_cp.swapaxes(gVh[..., :m, :], -1, -2))
-                    _c12 = _c0 @ _c9
-                    _k3 = _im(_cp.diagonal(_c12, 0, -2, -1)[..., :, None])
+                    _k3 = _im(
+                        (
+                            Vh[..., :m, :]
+                            * _cp.swapaxes(_cp.conj(_cp.swapaxes(gVh[..., :m, :], -1, -2)), -1, -2)
+                        ).sum(-1)[..., :, None]
+                    )
                     _k4 = _skew(_c8 @ _cp.conj(_cp.swapaxes(_c10, -1, -2)))
                     return (_k3, _k4)
 
@@ -4868,15 +5007,17 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
 
                 def _kv1():
                     _c9 = _cp.conj(_cp.swapaxes(gVh[..., :m, :], -1, -2))
-                    _c11 = _c0 @ _c9
-                    _k1 = _skew(_c11)
+                    _k1 = _skew(_c0 @ _c9)
                     return (_k1,)
 
                 def _kv2():
                     _c10 = gVh[..., m:, :]
-                    _c9 = _cp.conj(_cp.swapaxes(gVh[..., :m, :], -1, -2))
-                    _c11 = _c0 @ _c9
-                    _k2 = _im(_cp.diagonal(_c11, 0, -2, -1)[..., :, None])
+                    _k2 = _im(
+                        (
+                            Vh[..., :m, :]
+                            * _cp.swapaxes(_cp.conj(_cp.swapaxes(gVh[..., :m, :], -1, -2)), -1, -2)
+                        ).sum(-1)[..., :, None]
+                    )
                     _k3 = _skew(_c8 @ _cp.conj(_cp.swapaxes(_c10, -1, -2)))
                     return (_k2, _k3)
 
@@ -5062,17 +5203,22 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             def _kv1():
                 _c15 = _cp.conj(_cp.swapaxes(gVh[..., :m, :], -1, -2))
                 _c17 = _diag(gS)
-                _c18 = _accumulate(_c0 @ _c15, _c2)
-                _k2 = _skew(_c18) + _c17
+                _k2 = _skew(_accumulate(_c0 @ _c15, _c2)) + _c17
                 return (_k2,)
 
             def _kv2():
                 _c13 = _cp.conj(_cp.swapaxes(U[..., :, m:], -1, -2))
                 _c14 = gU[..., :, m:]
-                _c15 = _cp.conj(_cp.swapaxes(gVh[..., :m, :], -1, -2))
                 _c16 = gVh[..., m:, :]
-                _c18 = _accumulate(_c0 @ _c15, _c2)
-                _k3 = _im(_cp.diagonal(_c18, 0, -2, -1)[..., :, None])
+                _k3 = _im(
+                    (_cp.conj(_cp.swapaxes(U, -1, -2)) * _cp.swapaxes(gU, -1, -2)).sum(-1)[
+                        ..., :, None
+                    ]
+                    + (
+                        Vh[..., :m, :]
+                        * _cp.swapaxes(_cp.conj(_cp.swapaxes(gVh[..., :m, :], -1, -2)), -1, -2)
+                    ).sum(-1)[..., :, None]
+                )
                 _k4 = _skew(_c13 @ _c14)
                 _k5 = _skew(_c12 @ _cp.conj(_cp.swapaxes(_c16, -1, -2)))
                 return (_k3, _k4, _k5)

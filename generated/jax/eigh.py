@@ -251,7 +251,11 @@ def _vjp_rule(A, L, Q, gL, gQ, UPLO, check_gauge, check_ties):
                     else None,
                     _check(
                         "vanish",
-                        lambda: (_jnp.imag(_jnp.diagonal(_c1, 0, -2, -1)[..., :, None]),),
+                        lambda: (
+                            _jnp.imag(
+                                (Q.mT.conj() * _jnp.swapaxes(gQ, -1, -2)).sum(-1)[..., :, None]
+                            ),
+                        ),
                         (gQ,),
                         _GAUGE_MESSAGE,
                         "check_gauge",
@@ -304,7 +308,9 @@ def _vjp_rule(A, L, Q, gL, gQ, UPLO, check_gauge, check_ties):
                 else None,
                 _check(
                     "vanish",
-                    lambda: (_jnp.imag(_jnp.diagonal(_c1, 0, -2, -1)[..., :, None]),),
+                    lambda: (
+                        _jnp.imag((Q.mT.conj() * _jnp.swapaxes(gQ, -1, -2)).sum(-1)[..., :, None]),
+                    ),
                     (gQ,),
                     _GAUGE_MESSAGE,
                     "check_gauge",

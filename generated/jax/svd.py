@@ -2376,14 +2376,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
 
                 def _kv1():
                     _c4 = _diag(gS)
-                    _c5 = _mm(Vh, _c1)
-                    _k2 = _c4.astype(A.dtype) + _skew(_c5)
+                    _k2 = _c4.astype(A.dtype) + _skew(_mm(Vh, _c1))
                     return (_k2,)
-
-                def _kv2():
-                    _c5 = _mm(Vh, _c1)
-                    _k3 = _jnp.imag(_jnp.diagonal(_c5, 0, -2, -1)[..., :, None])
-                    return (_k3,)
 
                 return _checked_vjp(
                     "svd",
@@ -2403,7 +2397,20 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                         _check("ties", _kv1, (gS, gVh), _TIES_MESSAGE, "check_ties", S)
                         if check_ties
                         else None,
-                        _check("vanish", _kv2, (gVh,), _GAUGE_MESSAGE, "check_gauge", None)
+                        _check(
+                            "vanish",
+                            lambda: (
+                                _jnp.imag(
+                                    (Vh * _jnp.swapaxes(gVh.mT.conj(), -1, -2)).sum(-1)[
+                                        ..., :, None
+                                    ]
+                                ),
+                            ),
+                            (gVh,),
+                            _GAUGE_MESSAGE,
+                            "check_gauge",
+                            None,
+                        )
                         if check_gauge and _is_complex(A)
                         else None,
                     ),
@@ -2496,17 +2503,6 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     )
                 )
                 gA = _mm(_mm(U, _g_dP), _c0)
-
-                def _kv1():
-                    _c4 = _mm(Vh, _c1)
-                    _k1 = _skew(_c4)
-                    return (_k1,)
-
-                def _kv2():
-                    _c4 = _mm(Vh, _c1)
-                    _k2 = _jnp.imag(_jnp.diagonal(_c4, 0, -2, -1)[..., :, None])
-                    return (_k2,)
-
                 return _checked_vjp(
                     "svd",
                     (gA,),
@@ -2522,10 +2518,30 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                         )
                         if check_singular
                         else None,
-                        _check("ties", _kv1, (gVh,), _TIES_MESSAGE, "check_ties", S)
+                        _check(
+                            "ties",
+                            lambda: (_skew(_mm(Vh, _c1)),),
+                            (gVh,),
+                            _TIES_MESSAGE,
+                            "check_ties",
+                            S,
+                        )
                         if check_ties
                         else None,
-                        _check("vanish", _kv2, (gVh,), _GAUGE_MESSAGE, "check_gauge", None)
+                        _check(
+                            "vanish",
+                            lambda: (
+                                _jnp.imag(
+                                    (Vh * _jnp.swapaxes(gVh.mT.conj(), -1, -2)).sum(-1)[
+                                        ..., :, None
+                                    ]
+                                ),
+                            ),
+                            (gVh,),
+                            _GAUGE_MESSAGE,
+                            "check_gauge",
+                            None,
+                        )
                         if check_gauge and _is_complex(A)
                         else None,
                     ),
@@ -2664,14 +2680,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
 
             def _kv1():
                 _c9 = _diag(gS)
-                _c10 = _c1 + _mm(Vh, _c3)
-                _k2 = _skew(_c10) + _c9.astype(A.dtype)
+                _k2 = _skew(_c1 + _mm(Vh, _c3)) + _c9.astype(A.dtype)
                 return (_k2,)
-
-            def _kv2():
-                _c10 = _c1 + _mm(Vh, _c3)
-                _k3 = _jnp.imag(_jnp.diagonal(_c10, 0, -2, -1)[..., :, None])
-                return (_k3,)
 
             return _checked_vjp(
                 "svd",
@@ -2691,7 +2701,19 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     _check("ties", _kv1, (gS, gU, gVh), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
-                    _check("vanish", _kv2, (gU, gVh), _GAUGE_MESSAGE, "check_gauge", None)
+                    _check(
+                        "vanish",
+                        lambda: (
+                            _jnp.imag(
+                                (U.mT.conj() * _jnp.swapaxes(gU, -1, -2)).sum(-1)[..., :, None]
+                                + (Vh * _jnp.swapaxes(gVh.mT.conj(), -1, -2)).sum(-1)[..., :, None]
+                            ),
+                        ),
+                        (gU, gVh),
+                        _GAUGE_MESSAGE,
+                        "check_gauge",
+                        None,
+                    )
                     if check_gauge and _is_complex(A)
                     else None,
                 ),
@@ -2731,14 +2753,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
 
                 def _kv1():
                     _c4 = _diag(gS)
-                    _c5 = _mm(Vh, _c1)
-                    _k2 = _c4.astype(A.dtype) + _skew(_c5)
+                    _k2 = _c4.astype(A.dtype) + _skew(_mm(Vh, _c1))
                     return (_k2,)
-
-                def _kv2():
-                    _c5 = _mm(Vh, _c1)
-                    _k3 = _jnp.imag(_jnp.diagonal(_c5, 0, -2, -1)[..., :, None])
-                    return (_k3,)
 
                 return _checked_vjp(
                     "svd",
@@ -2758,7 +2774,20 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                         _check("ties", _kv1, (gS, gVh), _TIES_MESSAGE, "check_ties", S)
                         if check_ties
                         else None,
-                        _check("vanish", _kv2, (gVh,), _GAUGE_MESSAGE, "check_gauge", None)
+                        _check(
+                            "vanish",
+                            lambda: (
+                                _jnp.imag(
+                                    (Vh * _jnp.swapaxes(gVh.mT.conj(), -1, -2)).sum(-1)[
+                                        ..., :, None
+                                    ]
+                                ),
+                            ),
+                            (gVh,),
+                            _GAUGE_MESSAGE,
+                            "check_gauge",
+                            None,
+                        )
                         if check_gauge and _is_complex(A)
                         else None,
                     ),
@@ -2794,17 +2823,6 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     )
                 )
                 gA = _mm(_mm(U, _g_dP) + gU * _jnp.swapaxes(_c9.astype(A.dtype), -1, -2), _c2)
-
-                def _kv1():
-                    _c10 = _c1 + _mm(Vh, _c3)
-                    _k1 = _skew(_c10)
-                    return (_k1,)
-
-                def _kv2():
-                    _c10 = _c1 + _mm(Vh, _c3)
-                    _k2 = _jnp.imag(_jnp.diagonal(_c10, 0, -2, -1)[..., :, None])
-                    return (_k2,)
-
                 return _checked_vjp(
                     "svd",
                     (gA,),
@@ -2825,10 +2843,31 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                         )
                         if check_singular
                         else None,
-                        _check("ties", _kv1, (gU, gVh), _TIES_MESSAGE, "check_ties", S)
+                        _check(
+                            "ties",
+                            lambda: (_skew(_c1 + _mm(Vh, _c3)),),
+                            (gU, gVh),
+                            _TIES_MESSAGE,
+                            "check_ties",
+                            S,
+                        )
                         if check_ties
                         else None,
-                        _check("vanish", _kv2, (gU, gVh), _GAUGE_MESSAGE, "check_gauge", None)
+                        _check(
+                            "vanish",
+                            lambda: (
+                                _jnp.imag(
+                                    (U.mT.conj() * _jnp.swapaxes(gU, -1, -2)).sum(-1)[..., :, None]
+                                    + (Vh * _jnp.swapaxes(gVh.mT.conj(), -1, -2)).sum(-1)[
+                                        ..., :, None
+                                    ]
+                                ),
+                            ),
+                            (gU, gVh),
+                            _GAUGE_MESSAGE,
+                            "check_gauge",
+                            None,
+                        )
                         if check_gauge and _is_complex(A)
                         else None,
                     ),
@@ -2924,17 +2963,6 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     )
                 )
                 gA = _mm(U, _mm(_g_dP, _c0))
-
-                def _kv1():
-                    _c4 = _mm(Vh, _c1)
-                    _k1 = _skew(_c4)
-                    return (_k1,)
-
-                def _kv2():
-                    _c4 = _mm(Vh, _c1)
-                    _k2 = _jnp.imag(_jnp.diagonal(_c4, 0, -2, -1)[..., :, None])
-                    return (_k2,)
-
                 return _checked_vjp(
                     "svd",
                     (gA,),
@@ -2950,10 +2978,30 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                         )
                         if check_singular
                         else None,
-                        _check("ties", _kv1, (gVh,), _TIES_MESSAGE, "check_ties", S)
+                        _check(
+                            "ties",
+                            lambda: (_skew(_mm(Vh, _c1)),),
+                            (gVh,),
+                            _TIES_MESSAGE,
+                            "check_ties",
+                            S,
+                        )
                         if check_ties
                         else None,
-                        _check("vanish", _kv2, (gVh,), _GAUGE_MESSAGE, "check_gauge", None)
+                        _check(
+                            "vanish",
+                            lambda: (
+                                _jnp.imag(
+                                    (Vh * _jnp.swapaxes(gVh.mT.conj(), -1, -2)).sum(-1)[
+                                        ..., :, None
+                                    ]
+                                ),
+                            ),
+                            (gVh,),
+                            _GAUGE_MESSAGE,
+                            "check_gauge",
+                            None,
+                        )
                         if check_gauge and _is_complex(A)
                         else None,
                     ),
@@ -3096,14 +3144,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
 
             def _kv1():
                 _c10 = _diag(gS)
-                _c11 = _c1 + _mm(Vh, _c3)
-                _k2 = _skew(_c11) + _c10.astype(A.dtype)
+                _k2 = _skew(_c1 + _mm(Vh, _c3)) + _c10.astype(A.dtype)
                 return (_k2,)
-
-            def _kv2():
-                _c11 = _c1 + _mm(Vh, _c3)
-                _k3 = _jnp.imag(_jnp.diagonal(_c11, 0, -2, -1)[..., :, None])
-                return (_k3,)
 
             return _checked_vjp(
                 "svd",
@@ -3123,7 +3165,19 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     _check("ties", _kv1, (gS, gU, gVh), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
-                    _check("vanish", _kv2, (gU, gVh), _GAUGE_MESSAGE, "check_gauge", None)
+                    _check(
+                        "vanish",
+                        lambda: (
+                            _jnp.imag(
+                                (U.mT.conj() * _jnp.swapaxes(gU, -1, -2)).sum(-1)[..., :, None]
+                                + (Vh * _jnp.swapaxes(gVh.mT.conj(), -1, -2)).sum(-1)[..., :, None]
+                            ),
+                        ),
+                        (gU, gVh),
+                        _GAUGE_MESSAGE,
+                        "check_gauge",
+                        None,
+                    )
                     if check_gauge and _is_complex(A)
                     else None,
                 ),
@@ -3164,14 +3218,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
 
                 def _kv1():
                     _c5 = _diag(gS)
-                    _c6 = _mm(Vh, _c1)
-                    _k2 = _c5.astype(A.dtype) + _skew(_c6)
+                    _k2 = _c5.astype(A.dtype) + _skew(_mm(Vh, _c1))
                     return (_k2,)
-
-                def _kv2():
-                    _c6 = _mm(Vh, _c1)
-                    _k3 = _jnp.imag(_jnp.diagonal(_c6, 0, -2, -1)[..., :, None])
-                    return (_k3,)
 
                 return _checked_vjp(
                     "svd",
@@ -3191,7 +3239,20 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                         _check("ties", _kv1, (gS, gVh), _TIES_MESSAGE, "check_ties", S)
                         if check_ties
                         else None,
-                        _check("vanish", _kv2, (gVh,), _GAUGE_MESSAGE, "check_gauge", None)
+                        _check(
+                            "vanish",
+                            lambda: (
+                                _jnp.imag(
+                                    (Vh * _jnp.swapaxes(gVh.mT.conj(), -1, -2)).sum(-1)[
+                                        ..., :, None
+                                    ]
+                                ),
+                            ),
+                            (gVh,),
+                            _GAUGE_MESSAGE,
+                            "check_gauge",
+                            None,
+                        )
                         if check_gauge and _is_complex(A)
                         else None,
                     ),
@@ -3285,17 +3346,6 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     )
                 )
                 gA = _mm(U, _c4.astype(A.dtype) * gVh + _mm(_g_dP, _c0))
-
-                def _kv1():
-                    _c5 = _mm(Vh, _c1)
-                    _k1 = _skew(_c5)
-                    return (_k1,)
-
-                def _kv2():
-                    _c5 = _mm(Vh, _c1)
-                    _k2 = _jnp.imag(_jnp.diagonal(_c5, 0, -2, -1)[..., :, None])
-                    return (_k2,)
-
                 return _checked_vjp(
                     "svd",
                     (gA,),
@@ -3311,10 +3361,30 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                         )
                         if check_singular
                         else None,
-                        _check("ties", _kv1, (gVh,), _TIES_MESSAGE, "check_ties", S)
+                        _check(
+                            "ties",
+                            lambda: (_skew(_mm(Vh, _c1)),),
+                            (gVh,),
+                            _TIES_MESSAGE,
+                            "check_ties",
+                            S,
+                        )
                         if check_ties
                         else None,
-                        _check("vanish", _kv2, (gVh,), _GAUGE_MESSAGE, "check_gauge", None)
+                        _check(
+                            "vanish",
+                            lambda: (
+                                _jnp.imag(
+                                    (Vh * _jnp.swapaxes(gVh.mT.conj(), -1, -2)).sum(-1)[
+                                        ..., :, None
+                                    ]
+                                ),
+                            ),
+                            (gVh,),
+                            _GAUGE_MESSAGE,
+                            "check_gauge",
+                            None,
+                        )
                         if check_gauge and _is_complex(A)
                         else None,
                     ),
@@ -3454,14 +3524,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
 
             def _kv1():
                 _c10 = _diag(gS)
-                _c11 = _c1 + _mm(Vh, _c3)
-                _k2 = _skew(_c11) + _c10.astype(A.dtype)
+                _k2 = _skew(_c1 + _mm(Vh, _c3)) + _c10.astype(A.dtype)
                 return (_k2,)
-
-            def _kv2():
-                _c11 = _c1 + _mm(Vh, _c3)
-                _k3 = _jnp.imag(_jnp.diagonal(_c11, 0, -2, -1)[..., :, None])
-                return (_k3,)
 
             return _checked_vjp(
                 "svd",
@@ -3481,7 +3545,19 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     _check("ties", _kv1, (gS, gU, gVh), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
-                    _check("vanish", _kv2, (gU, gVh), _GAUGE_MESSAGE, "check_gauge", None)
+                    _check(
+                        "vanish",
+                        lambda: (
+                            _jnp.imag(
+                                (U.mT.conj() * _jnp.swapaxes(gU, -1, -2)).sum(-1)[..., :, None]
+                                + (Vh * _jnp.swapaxes(gVh.mT.conj(), -1, -2)).sum(-1)[..., :, None]
+                            ),
+                        ),
+                        (gU, gVh),
+                        _GAUGE_MESSAGE,
+                        "check_gauge",
+                        None,
+                    )
                     if check_gauge and _is_complex(A)
                     else None,
                 ),
@@ -3524,15 +3600,15 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
 
                 def _kv1():
                     _c6 = _diag(gS)
-                    _c7 = _mm(Vh, _c1)
-                    _k2 = _c6.astype(A.dtype) + _skew(_c7)
+                    _k2 = _c6.astype(A.dtype) + _skew(_mm(Vh, _c1))
                     return (_k2,)
 
                 def _kv2():
                     _c4 = Vh[..., m:, :]
                     _c5 = gVh[..., m:, :]
-                    _c7 = _mm(Vh, _c1)
-                    _k3 = _jnp.imag(_jnp.diagonal(_c7, 0, -2, -1)[..., :, None])
+                    _k3 = _jnp.imag(
+                        (Vh * _jnp.swapaxes(gVh.mT.conj(), -1, -2)).sum(-1)[..., :, None]
+                    )
                     _k4 = _skew(_mm(_c4, _c5.mT.conj()))
                     return (_k3, _k4)
 
@@ -3655,16 +3731,12 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     _k0 = _mm(_c4, _c1) + _neg_mm(_c5, V)
                     return (_k0,)
 
-                def _kv1():
-                    _c6 = _mm(Vh, _c1)
-                    _k1 = _skew(_c6)
-                    return (_k1,)
-
                 def _kv2():
                     _c4 = Vh[..., m:, :]
                     _c5 = gVh[..., m:, :]
-                    _c6 = _mm(Vh, _c1)
-                    _k2 = _jnp.imag(_jnp.diagonal(_c6, 0, -2, -1)[..., :, None])
+                    _k2 = _jnp.imag(
+                        (Vh * _jnp.swapaxes(gVh.mT.conj(), -1, -2)).sum(-1)[..., :, None]
+                    )
                     _k3 = _skew(_mm(_c4, _c5.mT.conj()))
                     return (_k2, _k3)
 
@@ -3683,7 +3755,14 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                         )
                         if check_singular
                         else None,
-                        _check("ties", _kv1, (gVh,), _TIES_MESSAGE, "check_ties", S)
+                        _check(
+                            "ties",
+                            lambda: (_skew(_mm(Vh, _c1)),),
+                            (gVh,),
+                            _TIES_MESSAGE,
+                            "check_ties",
+                            S,
+                        )
                         if check_ties
                         else None,
                         _check("vanish", _kv2, (gVh,), _GAUGE_MESSAGE_2, "check_gauge", None)
@@ -3835,8 +3914,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
 
             def _kv1():
                 _c12 = _diag(gS)
-                _c13 = _c0 + _mm(Vh, _c2)
-                _k2 = _skew(_c13) + _c12.astype(A.dtype)
+                _k2 = _skew(_c0 + _mm(Vh, _c2)) + _c12.astype(A.dtype)
                 return (_k2,)
 
             def _kv2():
@@ -3844,8 +3922,10 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c11 = gVh[..., m:, :]
                 _c8 = U[..., :, m:].mT.conj()
                 _c9 = gU[..., :, m:]
-                _c13 = _c0 + _mm(Vh, _c2)
-                _k3 = _jnp.imag(_jnp.diagonal(_c13, 0, -2, -1)[..., :, None])
+                _k3 = _jnp.imag(
+                    (U.mT.conj() * _jnp.swapaxes(gU, -1, -2)).sum(-1)[..., :, None]
+                    + (Vh * _jnp.swapaxes(gVh.mT.conj(), -1, -2)).sum(-1)[..., :, None]
+                )
                 _k4 = _skew(_mm(_c8, _c9))
                 _k5 = _skew(_mm(_c10, _c11.mT.conj()))
                 return (_k3, _k4, _k5)
@@ -3911,15 +3991,15 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
 
                 def _kv1():
                     _c6 = _diag(gS)
-                    _c7 = _mm(Vh, _c1)
-                    _k2 = _c6.astype(A.dtype) + _skew(_c7)
+                    _k2 = _c6.astype(A.dtype) + _skew(_mm(Vh, _c1))
                     return (_k2,)
 
                 def _kv2():
                     _c4 = Vh[..., n:, :]
                     _c5 = gVh[..., n:, :]
-                    _c7 = _mm(Vh, _c1)
-                    _k3 = _jnp.imag(_jnp.diagonal(_c7, 0, -2, -1)[..., :, None])
+                    _k3 = _jnp.imag(
+                        (Vh * _jnp.swapaxes(gVh.mT.conj(), -1, -2)).sum(-1)[..., :, None]
+                    )
                     _k4 = _skew(_mm(_c4, _c5.mT.conj()))
                     return (_k3, _k4)
 
@@ -3997,17 +4077,14 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     )
                     return (_k0,)
 
-                def _kv1():
-                    _c16 = _c0 + _mm(Vh, _c2)
-                    _k1 = _skew(_c16)
-                    return (_k1,)
-
                 def _kv2():
                     _c13 = _c10.mT.conj()
                     _c14 = Vh[..., n:, :]
                     _c15 = gVh[..., n:, :]
-                    _c16 = _c0 + _mm(Vh, _c2)
-                    _k2 = _jnp.imag(_jnp.diagonal(_c16, 0, -2, -1)[..., :, None])
+                    _k2 = _jnp.imag(
+                        (U1.mT.conj() * _jnp.swapaxes(_g_dU1, -1, -2)).sum(-1)[..., :, None]
+                        + (Vh * _jnp.swapaxes(gVh.mT.conj(), -1, -2)).sum(-1)[..., :, None]
+                    )
                     _k3 = _skew(_mm(_c13, _c11))
                     _k4 = _skew(_mm(_c14, _c15.mT.conj()))
                     return (_k2, _k3, _k4)
@@ -4027,7 +4104,14 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                         )
                         if check_singular
                         else None,
-                        _check("ties", _kv1, (gU, gVh), _TIES_MESSAGE, "check_ties", S)
+                        _check(
+                            "ties",
+                            lambda: (_skew(_c0 + _mm(Vh, _c2)),),
+                            (gU, gVh),
+                            _TIES_MESSAGE,
+                            "check_ties",
+                            S,
+                        )
                         if check_ties
                         else None,
                         _check("vanish", _kv2, (gU, gVh), _GAUGE_MESSAGE_2, "check_gauge", None)
@@ -4082,7 +4166,9 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
 
                 def _kv2():
                     _c7 = _c4.mT.conj()
-                    _k3 = _jnp.imag(_jnp.diagonal(_c0, 0, -2, -1)[..., :, None])
+                    _k3 = _jnp.imag(
+                        (U1.mT.conj() * _jnp.swapaxes(_g_dU1, -1, -2)).sum(-1)[..., :, None]
+                    )
                     _k4 = _skew(_mm(_c7, _c5))
                     return (_k3, _k4)
 
@@ -4140,16 +4226,12 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     _k0 = _mm(_c4, _c1) + _neg_mm(_c5, V)
                     return (_k0,)
 
-                def _kv1():
-                    _c6 = _mm(Vh, _c1)
-                    _k1 = _skew(_c6)
-                    return (_k1,)
-
                 def _kv2():
                     _c4 = Vh[..., n:, :]
                     _c5 = gVh[..., n:, :]
-                    _c6 = _mm(Vh, _c1)
-                    _k2 = _jnp.imag(_jnp.diagonal(_c6, 0, -2, -1)[..., :, None])
+                    _k2 = _jnp.imag(
+                        (Vh * _jnp.swapaxes(gVh.mT.conj(), -1, -2)).sum(-1)[..., :, None]
+                    )
                     _k3 = _skew(_mm(_c4, _c5.mT.conj()))
                     return (_k2, _k3)
 
@@ -4168,7 +4250,14 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                         )
                         if check_singular
                         else None,
-                        _check("ties", _kv1, (gVh,), _TIES_MESSAGE, "check_ties", S)
+                        _check(
+                            "ties",
+                            lambda: (_skew(_mm(Vh, _c1)),),
+                            (gVh,),
+                            _TIES_MESSAGE,
+                            "check_ties",
+                            S,
+                        )
                         if check_ties
                         else None,
                         _check("vanish", _kv2, (gVh,), _GAUGE_MESSAGE_2, "check_gauge", None)
@@ -4251,7 +4340,9 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
 
                 def _kv2():
                     _c7 = _c4.mT.conj()
-                    _k2 = _jnp.imag(_jnp.diagonal(_c0, 0, -2, -1)[..., :, None])
+                    _k2 = _jnp.imag(
+                        (U1.mT.conj() * _jnp.swapaxes(_g_dU1, -1, -2)).sum(-1)[..., :, None]
+                    )
                     _k3 = _skew(_mm(_c7, _c5))
                     return (_k2, _k3)
 
@@ -4335,16 +4426,17 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
 
             def _kv1():
                 _c16 = _diag(gS)
-                _c17 = _c0 + _mm(Vh, _c2)
-                _k2 = _skew(_c17) + _c16.astype(A.dtype)
+                _k2 = _skew(_c0 + _mm(Vh, _c2)) + _c16.astype(A.dtype)
                 return (_k2,)
 
             def _kv2():
                 _c13 = _c10.mT.conj()
                 _c14 = Vh[..., n:, :]
                 _c15 = gVh[..., n:, :]
-                _c17 = _c0 + _mm(Vh, _c2)
-                _k3 = _jnp.imag(_jnp.diagonal(_c17, 0, -2, -1)[..., :, None])
+                _k3 = _jnp.imag(
+                    (U1.mT.conj() * _jnp.swapaxes(_g_dU1, -1, -2)).sum(-1)[..., :, None]
+                    + (Vh * _jnp.swapaxes(gVh.mT.conj(), -1, -2)).sum(-1)[..., :, None]
+                )
                 _k4 = _skew(_mm(_c13, _c11))
                 _k5 = _skew(_mm(_c14, _c15.mT.conj()))
                 return (_k3, _k4, _k5)
@@ -4421,15 +4513,16 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 def _kv1():
                     _c9 = gVh[..., :m, :].mT.conj()
                     _c11 = _diag(gS)
-                    _c12 = _mm(_c0, _c9)
-                    _k2 = _c11.astype(A.dtype) + _skew(_c12)
+                    _k2 = _c11.astype(A.dtype) + _skew(_mm(_c0, _c9))
                     return (_k2,)
 
                 def _kv2():
                     _c10 = gVh[..., m:, :]
-                    _c9 = gVh[..., :m, :].mT.conj()
-                    _c12 = _mm(_c0, _c9)
-                    _k3 = _jnp.imag(_jnp.diagonal(_c12, 0, -2, -1)[..., :, None])
+                    _k3 = _jnp.imag(
+                        (Vh[..., :m, :] * _jnp.swapaxes(gVh[..., :m, :].mT.conj(), -1, -2)).sum(-1)[
+                            ..., :, None
+                        ]
+                    )
                     _k4 = _skew(_mm(_c8, _c10.mT.conj()))
                     return (_k3, _k4)
 
@@ -4565,15 +4658,16 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
 
                 def _kv1():
                     _c9 = gVh[..., :m, :].mT.conj()
-                    _c11 = _mm(_c0, _c9)
-                    _k1 = _skew(_c11)
+                    _k1 = _skew(_mm(_c0, _c9))
                     return (_k1,)
 
                 def _kv2():
                     _c10 = gVh[..., m:, :]
-                    _c9 = gVh[..., :m, :].mT.conj()
-                    _c11 = _mm(_c0, _c9)
-                    _k2 = _jnp.imag(_jnp.diagonal(_c11, 0, -2, -1)[..., :, None])
+                    _k2 = _jnp.imag(
+                        (Vh[..., :m, :] * _jnp.swapaxes(gVh[..., :m, :].mT.conj(), -1, -2)).sum(-1)[
+                            ..., :, None
+                        ]
+                    )
                     _k3 = _skew(_mm(_c8, _c10.mT.conj()))
                     return (_k2, _k3)
 
@@ -4759,17 +4853,19 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             def _kv1():
                 _c15 = gVh[..., :m, :].mT.conj()
                 _c17 = _diag(gS)
-                _c18 = _c2 + _mm(_c0, _c15)
-                _k2 = _skew(_c18) + _c17.astype(A.dtype)
+                _k2 = _skew(_c2 + _mm(_c0, _c15)) + _c17.astype(A.dtype)
                 return (_k2,)
 
             def _kv2():
                 _c13 = U[..., :, m:].mT.conj()
                 _c14 = gU[..., :, m:]
-                _c15 = gVh[..., :m, :].mT.conj()
                 _c16 = gVh[..., m:, :]
-                _c18 = _c2 + _mm(_c0, _c15)
-                _k3 = _jnp.imag(_jnp.diagonal(_c18, 0, -2, -1)[..., :, None])
+                _k3 = _jnp.imag(
+                    (U.mT.conj() * _jnp.swapaxes(gU, -1, -2)).sum(-1)[..., :, None]
+                    + (Vh[..., :m, :] * _jnp.swapaxes(gVh[..., :m, :].mT.conj(), -1, -2)).sum(-1)[
+                        ..., :, None
+                    ]
+                )
                 _k4 = _skew(_mm(_c13, _c14))
                 _k5 = _skew(_mm(_c12, _c16.mT.conj()))
                 return (_k3, _k4, _k5)

@@ -239,7 +239,11 @@ def _vjp_rule(A, L, Q, gL, gQ, UPLO, check_gauge, check_ties):
                     else None,
                     _check(
                         "vanish",
-                        lambda: (_np.imag(_np.diagonal(_c1, 0, -2, -1)[..., :, None]),),
+                        lambda: (
+                            _np.imag(
+                                (_adjoint(Q) * _np.swapaxes(gQ, -1, -2)).sum(-1)[..., :, None]
+                            ),
+                        ),
                         (gQ,),
                         _GAUGE_MESSAGE,
                         "check_gauge",
@@ -284,7 +288,9 @@ def _vjp_rule(A, L, Q, gL, gQ, UPLO, check_gauge, check_ties):
                 else None,
                 _check(
                     "vanish",
-                    lambda: (_np.imag(_np.diagonal(_c1, 0, -2, -1)[..., :, None]),),
+                    lambda: (
+                        _np.imag((_adjoint(Q) * _np.swapaxes(gQ, -1, -2)).sum(-1)[..., :, None]),
+                    ),
                     (gQ,),
                     _GAUGE_MESSAGE,
                     "check_gauge",

@@ -2347,14 +2347,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
 
                 def _kv1():
                     _c4 = _diag(gS)
-                    _c5 = Vh @ _c1
-                    _k2 = _c4 + _skew(_c5)
+                    _k2 = _c4 + _skew(Vh @ _c1)
                     return (_k2,)
-
-                def _kv2():
-                    _c5 = Vh @ _c1
-                    _k3 = _np.imag(_np.diagonal(_c5, 0, -2, -1)[..., :, None])
-                    return (_k3,)
 
                 return _checked_vjp(
                     "svd",
@@ -2374,7 +2368,18 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                         _check("ties", _kv1, (gS, gVh), _TIES_MESSAGE, "check_ties", S)
                         if check_ties
                         else None,
-                        _check("vanish", _kv2, (gVh,), _GAUGE_MESSAGE, "check_gauge", None)
+                        _check(
+                            "vanish",
+                            lambda: (
+                                _np.imag(
+                                    (Vh * _np.swapaxes(_adjoint(gVh), -1, -2)).sum(-1)[..., :, None]
+                                ),
+                            ),
+                            (gVh,),
+                            _GAUGE_MESSAGE,
+                            "check_gauge",
+                            None,
+                        )
                         if check_gauge and _is_complex(A)
                         else None,
                     ),
@@ -2469,17 +2474,6 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 )
                 _c3 = _g_D = None
                 gA = (U @ _g_dP) @ _c0
-
-                def _kv1():
-                    _c4 = Vh @ _c1
-                    _k1 = _skew(_c4)
-                    return (_k1,)
-
-                def _kv2():
-                    _c4 = Vh @ _c1
-                    _k2 = _np.imag(_np.diagonal(_c4, 0, -2, -1)[..., :, None])
-                    return (_k2,)
-
                 return _checked_vjp(
                     "svd",
                     (gA,),
@@ -2495,10 +2489,28 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                         )
                         if check_singular
                         else None,
-                        _check("ties", _kv1, (gVh,), _TIES_MESSAGE, "check_ties", S)
+                        _check(
+                            "ties",
+                            lambda: (_skew(Vh @ _c1),),
+                            (gVh,),
+                            _TIES_MESSAGE,
+                            "check_ties",
+                            S,
+                        )
                         if check_ties
                         else None,
-                        _check("vanish", _kv2, (gVh,), _GAUGE_MESSAGE, "check_gauge", None)
+                        _check(
+                            "vanish",
+                            lambda: (
+                                _np.imag(
+                                    (Vh * _np.swapaxes(_adjoint(gVh), -1, -2)).sum(-1)[..., :, None]
+                                ),
+                            ),
+                            (gVh,),
+                            _GAUGE_MESSAGE,
+                            "check_gauge",
+                            None,
+                        )
                         if check_gauge and _is_complex(A)
                         else None,
                     ),
@@ -2637,14 +2649,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
 
             def _kv1():
                 _c9 = _diag(gS)
-                _c10 = _accumulate(Vh @ _c3, _c1)
-                _k2 = _skew(_c10) + _c9
+                _k2 = _skew(_accumulate(Vh @ _c3, _c1)) + _c9
                 return (_k2,)
-
-            def _kv2():
-                _c10 = _accumulate(Vh @ _c3, _c1)
-                _k3 = _np.imag(_np.diagonal(_c10, 0, -2, -1)[..., :, None])
-                return (_k3,)
 
             return _checked_vjp(
                 "svd",
@@ -2664,7 +2670,19 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     _check("ties", _kv1, (gS, gU, gVh), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
-                    _check("vanish", _kv2, (gU, gVh), _GAUGE_MESSAGE, "check_gauge", None)
+                    _check(
+                        "vanish",
+                        lambda: (
+                            _np.imag(
+                                (_adjoint(U) * _np.swapaxes(gU, -1, -2)).sum(-1)[..., :, None]
+                                + (Vh * _np.swapaxes(_adjoint(gVh), -1, -2)).sum(-1)[..., :, None]
+                            ),
+                        ),
+                        (gU, gVh),
+                        _GAUGE_MESSAGE,
+                        "check_gauge",
+                        None,
+                    )
                     if check_gauge and _is_complex(A)
                     else None,
                 ),
@@ -2705,14 +2723,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
 
                 def _kv1():
                     _c4 = _diag(gS)
-                    _c5 = Vh @ _c1
-                    _k2 = _c4 + _skew(_c5)
+                    _k2 = _c4 + _skew(Vh @ _c1)
                     return (_k2,)
-
-                def _kv2():
-                    _c5 = Vh @ _c1
-                    _k3 = _np.imag(_np.diagonal(_c5, 0, -2, -1)[..., :, None])
-                    return (_k3,)
 
                 return _checked_vjp(
                     "svd",
@@ -2732,7 +2744,18 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                         _check("ties", _kv1, (gS, gVh), _TIES_MESSAGE, "check_ties", S)
                         if check_ties
                         else None,
-                        _check("vanish", _kv2, (gVh,), _GAUGE_MESSAGE, "check_gauge", None)
+                        _check(
+                            "vanish",
+                            lambda: (
+                                _np.imag(
+                                    (Vh * _np.swapaxes(_adjoint(gVh), -1, -2)).sum(-1)[..., :, None]
+                                ),
+                            ),
+                            (gVh,),
+                            _GAUGE_MESSAGE,
+                            "check_gauge",
+                            None,
+                        )
                         if check_gauge and _is_complex(A)
                         else None,
                     ),
@@ -2765,17 +2788,6 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 )
                 _c6 = _c7 = _c8 = _g_D = None
                 gA = (_accumulate(U @ _g_dP, gU * _np.swapaxes(_c9, -1, -2))) @ _c2
-
-                def _kv1():
-                    _c10 = _accumulate(Vh @ _c3, _c1)
-                    _k1 = _skew(_c10)
-                    return (_k1,)
-
-                def _kv2():
-                    _c10 = _accumulate(Vh @ _c3, _c1)
-                    _k2 = _np.imag(_np.diagonal(_c10, 0, -2, -1)[..., :, None])
-                    return (_k2,)
-
                 return _checked_vjp(
                     "svd",
                     (gA,),
@@ -2799,10 +2811,31 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                         )
                         if check_singular
                         else None,
-                        _check("ties", _kv1, (gU, gVh), _TIES_MESSAGE, "check_ties", S)
+                        _check(
+                            "ties",
+                            lambda: (_skew(_accumulate(Vh @ _c3, _c1)),),
+                            (gU, gVh),
+                            _TIES_MESSAGE,
+                            "check_ties",
+                            S,
+                        )
                         if check_ties
                         else None,
-                        _check("vanish", _kv2, (gU, gVh), _GAUGE_MESSAGE, "check_gauge", None)
+                        _check(
+                            "vanish",
+                            lambda: (
+                                _np.imag(
+                                    (_adjoint(U) * _np.swapaxes(gU, -1, -2)).sum(-1)[..., :, None]
+                                    + (Vh * _np.swapaxes(_adjoint(gVh), -1, -2)).sum(-1)[
+                                        ..., :, None
+                                    ]
+                                ),
+                            ),
+                            (gU, gVh),
+                            _GAUGE_MESSAGE,
+                            "check_gauge",
+                            None,
+                        )
                         if check_gauge and _is_complex(A)
                         else None,
                     ),
@@ -2892,17 +2925,6 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 )
                 _c3 = _g_D = None
                 gA = U @ (_g_dP @ _c0)
-
-                def _kv1():
-                    _c4 = Vh @ _c1
-                    _k1 = _skew(_c4)
-                    return (_k1,)
-
-                def _kv2():
-                    _c4 = Vh @ _c1
-                    _k2 = _np.imag(_np.diagonal(_c4, 0, -2, -1)[..., :, None])
-                    return (_k2,)
-
                 return _checked_vjp(
                     "svd",
                     (gA,),
@@ -2918,10 +2940,28 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                         )
                         if check_singular
                         else None,
-                        _check("ties", _kv1, (gVh,), _TIES_MESSAGE, "check_ties", S)
+                        _check(
+                            "ties",
+                            lambda: (_skew(Vh @ _c1),),
+                            (gVh,),
+                            _TIES_MESSAGE,
+                            "check_ties",
+                            S,
+                        )
                         if check_ties
                         else None,
-                        _check("vanish", _kv2, (gVh,), _GAUGE_MESSAGE, "check_gauge", None)
+                        _check(
+                            "vanish",
+                            lambda: (
+                                _np.imag(
+                                    (Vh * _np.swapaxes(_adjoint(gVh), -1, -2)).sum(-1)[..., :, None]
+                                ),
+                            ),
+                            (gVh,),
+                            _GAUGE_MESSAGE,
+                            "check_gauge",
+                            None,
+                        )
                         if check_gauge and _is_complex(A)
                         else None,
                     ),
@@ -3055,14 +3095,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
 
             def _kv1():
                 _c10 = _diag(gS)
-                _c11 = _accumulate(Vh @ _c3, _c1)
-                _k2 = _skew(_c11) + _c10
+                _k2 = _skew(_accumulate(Vh @ _c3, _c1)) + _c10
                 return (_k2,)
-
-            def _kv2():
-                _c11 = _accumulate(Vh @ _c3, _c1)
-                _k3 = _np.imag(_np.diagonal(_c11, 0, -2, -1)[..., :, None])
-                return (_k3,)
 
             return _checked_vjp(
                 "svd",
@@ -3082,7 +3116,19 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     _check("ties", _kv1, (gS, gU, gVh), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
-                    _check("vanish", _kv2, (gU, gVh), _GAUGE_MESSAGE, "check_gauge", None)
+                    _check(
+                        "vanish",
+                        lambda: (
+                            _np.imag(
+                                (_adjoint(U) * _np.swapaxes(gU, -1, -2)).sum(-1)[..., :, None]
+                                + (Vh * _np.swapaxes(_adjoint(gVh), -1, -2)).sum(-1)[..., :, None]
+                            ),
+                        ),
+                        (gU, gVh),
+                        _GAUGE_MESSAGE,
+                        "check_gauge",
+                        None,
+                    )
                     if check_gauge and _is_complex(A)
                     else None,
                 ),
@@ -3122,14 +3168,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
 
                 def _kv1():
                     _c5 = _diag(gS)
-                    _c6 = Vh @ _c1
-                    _k2 = _c5 + _skew(_c6)
+                    _k2 = _c5 + _skew(Vh @ _c1)
                     return (_k2,)
-
-                def _kv2():
-                    _c6 = Vh @ _c1
-                    _k3 = _np.imag(_np.diagonal(_c6, 0, -2, -1)[..., :, None])
-                    return (_k3,)
 
                 return _checked_vjp(
                     "svd",
@@ -3149,7 +3189,18 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                         _check("ties", _kv1, (gS, gVh), _TIES_MESSAGE, "check_ties", S)
                         if check_ties
                         else None,
-                        _check("vanish", _kv2, (gVh,), _GAUGE_MESSAGE, "check_gauge", None)
+                        _check(
+                            "vanish",
+                            lambda: (
+                                _np.imag(
+                                    (Vh * _np.swapaxes(_adjoint(gVh), -1, -2)).sum(-1)[..., :, None]
+                                ),
+                            ),
+                            (gVh,),
+                            _GAUGE_MESSAGE,
+                            "check_gauge",
+                            None,
+                        )
                         if check_gauge and _is_complex(A)
                         else None,
                     ),
@@ -3243,17 +3294,6 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 )
                 _c3 = _g_D = None
                 gA = U @ (_accumulate(_g_dP @ _c0, _c4 * gVh))
-
-                def _kv1():
-                    _c5 = Vh @ _c1
-                    _k1 = _skew(_c5)
-                    return (_k1,)
-
-                def _kv2():
-                    _c5 = Vh @ _c1
-                    _k2 = _np.imag(_np.diagonal(_c5, 0, -2, -1)[..., :, None])
-                    return (_k2,)
-
                 return _checked_vjp(
                     "svd",
                     (gA,),
@@ -3269,10 +3309,28 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                         )
                         if check_singular
                         else None,
-                        _check("ties", _kv1, (gVh,), _TIES_MESSAGE, "check_ties", S)
+                        _check(
+                            "ties",
+                            lambda: (_skew(Vh @ _c1),),
+                            (gVh,),
+                            _TIES_MESSAGE,
+                            "check_ties",
+                            S,
+                        )
                         if check_ties
                         else None,
-                        _check("vanish", _kv2, (gVh,), _GAUGE_MESSAGE, "check_gauge", None)
+                        _check(
+                            "vanish",
+                            lambda: (
+                                _np.imag(
+                                    (Vh * _np.swapaxes(_adjoint(gVh), -1, -2)).sum(-1)[..., :, None]
+                                ),
+                            ),
+                            (gVh,),
+                            _GAUGE_MESSAGE,
+                            "check_gauge",
+                            None,
+                        )
                         if check_gauge and _is_complex(A)
                         else None,
                     ),
@@ -3413,14 +3471,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
 
             def _kv1():
                 _c10 = _diag(gS)
-                _c11 = _accumulate(Vh @ _c3, _c1)
-                _k2 = _skew(_c11) + _c10
+                _k2 = _skew(_accumulate(Vh @ _c3, _c1)) + _c10
                 return (_k2,)
-
-            def _kv2():
-                _c11 = _accumulate(Vh @ _c3, _c1)
-                _k3 = _np.imag(_np.diagonal(_c11, 0, -2, -1)[..., :, None])
-                return (_k3,)
 
             return _checked_vjp(
                 "svd",
@@ -3440,7 +3492,19 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     _check("ties", _kv1, (gS, gU, gVh), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
-                    _check("vanish", _kv2, (gU, gVh), _GAUGE_MESSAGE, "check_gauge", None)
+                    _check(
+                        "vanish",
+                        lambda: (
+                            _np.imag(
+                                (_adjoint(U) * _np.swapaxes(gU, -1, -2)).sum(-1)[..., :, None]
+                                + (Vh * _np.swapaxes(_adjoint(gVh), -1, -2)).sum(-1)[..., :, None]
+                            ),
+                        ),
+                        (gU, gVh),
+                        _GAUGE_MESSAGE,
+                        "check_gauge",
+                        None,
+                    )
                     if check_gauge and _is_complex(A)
                     else None,
                 ),
@@ -3484,15 +3548,13 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
 
                 def _kv1():
                     _c6 = _diag(gS)
-                    _c7 = Vh @ _c1
-                    _k2 = _c6 + _skew(_c7)
+                    _k2 = _c6 + _skew(Vh @ _c1)
                     return (_k2,)
 
                 def _kv2():
                     _c4 = Vh[..., m:, :]
                     _c5 = gVh[..., m:, :]
-                    _c7 = Vh @ _c1
-                    _k3 = _np.imag(_np.diagonal(_c7, 0, -2, -1)[..., :, None])
+                    _k3 = _np.imag((Vh * _np.swapaxes(_adjoint(gVh), -1, -2)).sum(-1)[..., :, None])
                     _k4 = _skew(_c4 @ _adjoint(_c5))
                     return (_k3, _k4)
 
@@ -3617,16 +3679,10 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     _k0 = _accumulate(_c4 @ _c1, _c5 @ V, -1)
                     return (_k0,)
 
-                def _kv1():
-                    _c6 = Vh @ _c1
-                    _k1 = _skew(_c6)
-                    return (_k1,)
-
                 def _kv2():
                     _c4 = Vh[..., m:, :]
                     _c5 = gVh[..., m:, :]
-                    _c6 = Vh @ _c1
-                    _k2 = _np.imag(_np.diagonal(_c6, 0, -2, -1)[..., :, None])
+                    _k2 = _np.imag((Vh * _np.swapaxes(_adjoint(gVh), -1, -2)).sum(-1)[..., :, None])
                     _k3 = _skew(_c4 @ _adjoint(_c5))
                     return (_k2, _k3)
 
@@ -3645,7 +3701,14 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                         )
                         if check_singular
                         else None,
-                        _check("ties", _kv1, (gVh,), _TIES_MESSAGE, "check_ties", S)
+                        _check(
+                            "ties",
+                            lambda: (_skew(Vh @ _c1),),
+                            (gVh,),
+                            _TIES_MESSAGE,
+                            "check_ties",
+                            S,
+                        )
                         if check_ties
                         else None,
                         _check("vanish", _kv2, (gVh,), _GAUGE_MESSAGE_2, "check_gauge", None)
@@ -3799,8 +3862,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
 
             def _kv1():
                 _c12 = _diag(gS)
-                _c13 = _accumulate(Vh @ _c2, _c0)
-                _k2 = _skew(_c13) + _c12
+                _k2 = _skew(_accumulate(Vh @ _c2, _c0)) + _c12
                 return (_k2,)
 
             def _kv2():
@@ -3808,8 +3870,10 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c11 = gVh[..., m:, :]
                 _c8 = _adjoint(U[..., :, m:])
                 _c9 = gU[..., :, m:]
-                _c13 = _accumulate(Vh @ _c2, _c0)
-                _k3 = _np.imag(_np.diagonal(_c13, 0, -2, -1)[..., :, None])
+                _k3 = _np.imag(
+                    (_adjoint(U) * _np.swapaxes(gU, -1, -2)).sum(-1)[..., :, None]
+                    + (Vh * _np.swapaxes(_adjoint(gVh), -1, -2)).sum(-1)[..., :, None]
+                )
                 _k4 = _skew(_c8 @ _c9)
                 _k5 = _skew(_c10 @ _adjoint(_c11))
                 return (_k3, _k4, _k5)
@@ -3876,15 +3940,13 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
 
                 def _kv1():
                     _c6 = _diag(gS)
-                    _c7 = Vh @ _c1
-                    _k2 = _c6 + _skew(_c7)
+                    _k2 = _c6 + _skew(Vh @ _c1)
                     return (_k2,)
 
                 def _kv2():
                     _c4 = Vh[..., n:, :]
                     _c5 = gVh[..., n:, :]
-                    _c7 = Vh @ _c1
-                    _k3 = _np.imag(_np.diagonal(_c7, 0, -2, -1)[..., :, None])
+                    _k3 = _np.imag((Vh * _np.swapaxes(_adjoint(gVh), -1, -2)).sum(-1)[..., :, None])
                     _k4 = _skew(_c4 @ _adjoint(_c5))
                     return (_k3, _k4)
 
@@ -3962,17 +4024,14 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     )
                     return (_k0,)
 
-                def _kv1():
-                    _c16 = _accumulate(Vh @ _c2, _c0)
-                    _k1 = _skew(_c16)
-                    return (_k1,)
-
                 def _kv2():
                     _c13 = _adjoint(_c10)
                     _c14 = Vh[..., n:, :]
                     _c15 = gVh[..., n:, :]
-                    _c16 = _accumulate(Vh @ _c2, _c0)
-                    _k2 = _np.imag(_np.diagonal(_c16, 0, -2, -1)[..., :, None])
+                    _k2 = _np.imag(
+                        (_adjoint(U1) * _np.swapaxes(_g_dU1, -1, -2)).sum(-1)[..., :, None]
+                        + (Vh * _np.swapaxes(_adjoint(gVh), -1, -2)).sum(-1)[..., :, None]
+                    )
                     _k3 = _skew(_c13 @ _c11)
                     _k4 = _skew(_c14 @ _adjoint(_c15))
                     return (_k2, _k3, _k4)
@@ -3992,7 +4051,14 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                         )
                         if check_singular
                         else None,
-                        _check("ties", _kv1, (gU, gVh), _TIES_MESSAGE, "check_ties", S)
+                        _check(
+                            "ties",
+                            lambda: (_skew(_accumulate(Vh @ _c2, _c0)),),
+                            (gU, gVh),
+                            _TIES_MESSAGE,
+                            "check_ties",
+                            S,
+                        )
                         if check_ties
                         else None,
                         _check("vanish", _kv2, (gU, gVh), _GAUGE_MESSAGE_2, "check_gauge", None)
@@ -4043,7 +4109,9 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
 
                 def _kv2():
                     _c7 = _adjoint(_c4)
-                    _k3 = _np.imag(_np.diagonal(_c0, 0, -2, -1)[..., :, None])
+                    _k3 = _np.imag(
+                        (_adjoint(U1) * _np.swapaxes(_g_dU1, -1, -2)).sum(-1)[..., :, None]
+                    )
                     _k4 = _skew(_c7 @ _c5)
                     return (_k3, _k4)
 
@@ -4102,16 +4170,10 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     _k0 = _accumulate(_c4 @ _c1, _c5 @ V, -1)
                     return (_k0,)
 
-                def _kv1():
-                    _c6 = Vh @ _c1
-                    _k1 = _skew(_c6)
-                    return (_k1,)
-
                 def _kv2():
                     _c4 = Vh[..., n:, :]
                     _c5 = gVh[..., n:, :]
-                    _c6 = Vh @ _c1
-                    _k2 = _np.imag(_np.diagonal(_c6, 0, -2, -1)[..., :, None])
+                    _k2 = _np.imag((Vh * _np.swapaxes(_adjoint(gVh), -1, -2)).sum(-1)[..., :, None])
                     _k3 = _skew(_c4 @ _adjoint(_c5))
                     return (_k2, _k3)
 
@@ -4130,7 +4192,14 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                         )
                         if check_singular
                         else None,
-                        _check("ties", _kv1, (gVh,), _TIES_MESSAGE, "check_ties", S)
+                        _check(
+                            "ties",
+                            lambda: (_skew(Vh @ _c1),),
+                            (gVh,),
+                            _TIES_MESSAGE,
+                            "check_ties",
+                            S,
+                        )
                         if check_ties
                         else None,
                         _check("vanish", _kv2, (gVh,), _GAUGE_MESSAGE_2, "check_gauge", None)
@@ -4209,7 +4278,9 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
 
                 def _kv2():
                     _c7 = _adjoint(_c4)
-                    _k2 = _np.imag(_np.diagonal(_c0, 0, -2, -1)[..., :, None])
+                    _k2 = _np.imag(
+                        (_adjoint(U1) * _np.swapaxes(_g_dU1, -1, -2)).sum(-1)[..., :, None]
+                    )
                     _k3 = _skew(_c7 @ _c5)
                     return (_k2, _k3)
 
@@ -4295,16 +4366,17 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
 
             def _kv1():
                 _c16 = _diag(gS)
-                _c17 = _accumulate(Vh @ _c2, _c0)
-                _k2 = _skew(_c17) + _c16
+                _k2 = _skew(_accumulate(Vh @ _c2, _c0)) + _c16
                 return (_k2,)
 
             def _kv2():
                 _c13 = _adjoint(_c10)
                 _c14 = Vh[..., n:, :]
                 _c15 = gVh[..., n:, :]
-                _c17 = _accumulate(Vh @ _c2, _c0)
-                _k3 = _np.imag(_np.diagonal(_c17, 0, -2, -1)[..., :, None])
+                _k3 = _np.imag(
+                    (_adjoint(U1) * _np.swapaxes(_g_dU1, -1, -2)).sum(-1)[..., :, None]
+                    + (Vh * _np.swapaxes(_adjoint(gVh), -1, -2)).sum(-1)[..., :, None]
+                )
                 _k4 = _skew(_c13 @ _c11)
                 _k5 = _skew(_c14 @ _adjoint(_c15))
                 return (_k3, _k4, _k5)
@@ -4378,15 +4450,16 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 def _kv1():
                     _c9 = _adjoint(gVh[..., :m, :])
                     _c11 = _diag(gS)
-                    _c12 = _c0 @ _c9
-                    _k2 = _c11 + _skew(_c12)
+                    _k2 = _c11 + _skew(_c0 @ _c9)
                     return (_k2,)
 
                 def _kv2():
                     _c10 = gVh[..., m:, :]
-                    _c9 = _adjoint(gVh[..., :m, :])
-                    _c12 = _c0 @ _c9
-                    _k3 = _np.imag(_np.diagonal(_c12, 0, -2, -1)[..., :, None])
+                    _k3 = _np.imag(
+                        (Vh[..., :m, :] * _np.swapaxes(_adjoint(gVh[..., :m, :]), -1, -2)).sum(-1)[
+                            ..., :, None
+                        ]
+                    )
                     _k4 = _skew(_c8 @ _adjoint(_c10))
                     return (_k3, _k4)
 
@@ -4520,15 +4593,16 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
 
                 def _kv1():
                     _c9 = _adjoint(gVh[..., :m, :])
-                    _c11 = _c0 @ _c9
-                    _k1 = _skew(_c11)
+                    _k1 = _skew(_c0 @ _c9)
                     return (_k1,)
 
                 def _kv2():
                     _c10 = gVh[..., m:, :]
-                    _c9 = _adjoint(gVh[..., :m, :])
-                    _c11 = _c0 @ _c9
-                    _k2 = _np.imag(_np.diagonal(_c11, 0, -2, -1)[..., :, None])
+                    _k2 = _np.imag(
+                        (Vh[..., :m, :] * _np.swapaxes(_adjoint(gVh[..., :m, :]), -1, -2)).sum(-1)[
+                            ..., :, None
+                        ]
+                    )
                     _k3 = _skew(_c8 @ _adjoint(_c10))
                     return (_k2, _k3)
 
@@ -4714,17 +4788,19 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             def _kv1():
                 _c15 = _adjoint(gVh[..., :m, :])
                 _c17 = _diag(gS)
-                _c18 = _accumulate(_c0 @ _c15, _c2)
-                _k2 = _skew(_c18) + _c17
+                _k2 = _skew(_accumulate(_c0 @ _c15, _c2)) + _c17
                 return (_k2,)
 
             def _kv2():
                 _c13 = _adjoint(U[..., :, m:])
                 _c14 = gU[..., :, m:]
-                _c15 = _adjoint(gVh[..., :m, :])
                 _c16 = gVh[..., m:, :]
-                _c18 = _accumulate(_c0 @ _c15, _c2)
-                _k3 = _np.imag(_np.diagonal(_c18, 0, -2, -1)[..., :, None])
+                _k3 = _np.imag(
+                    (_adjoint(U) * _np.swapaxes(gU, -1, -2)).sum(-1)[..., :, None]
+                    + (Vh[..., :m, :] * _np.swapaxes(_adjoint(gVh[..., :m, :]), -1, -2)).sum(-1)[
+                        ..., :, None
+                    ]
+                )
                 _k4 = _skew(_c13 @ _c14)
                 _k5 = _skew(_c12 @ _adjoint(_c16))
                 return (_k3, _k4, _k5)

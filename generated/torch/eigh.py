@@ -252,7 +252,7 @@ def _vjp_rule(A, L, Q, gL, gQ, UPLO, check_gauge, check_ties):
                     else None,
                     _check(
                         "vanish",
-                        lambda: (_im(_c1.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)),),
+                        lambda: (_im((Q.mH * gQ.mT).sum(-1).unsqueeze(-1)),),
                         (gQ,),
                         _GAUGE_MESSAGE,
                         "check_gauge",
@@ -304,7 +304,7 @@ def _vjp_rule(A, L, Q, gL, gQ, UPLO, check_gauge, check_ties):
                 else None,
                 _check(
                     "vanish",
-                    lambda: (_im(_c1.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)),),
+                    lambda: (_im((Q.mH * gQ.mT).sum(-1).unsqueeze(-1)),),
                     (gQ,),
                     _GAUGE_MESSAGE,
                     "check_gauge",

@@ -51,6 +51,7 @@ from ._runtime import (
     _raise_if_failed,
     _row_blocked,
     _row_blocks,
+    _same_dtype,
     _sum_rows,
     _triu_herm,
     _version_tuple,
@@ -349,12 +350,13 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
             N = _torch.eye(n, n, dtype=A.dtype, device=A.device) - Q1[..., :n, :]
             _c0 = N.mH
             N = None
-            Z = _torch.linalg.solve(_c0, Q1[..., n:, :].mH, left=True)
+            Z = _torch.linalg.solve(*_same_dtype(_c0, Q1[..., n:, :].mH), left=True)
             dQ2 = _addmm(
                 _mm(
                     _torch.eye(m, n, dtype=A.dtype, device=A.device) - Q1,
                     _torch.linalg.solve(
-                        _c0, _addmm(dQ1[..., n:, :].mH, dQ1[..., :n, :].mH, Z), left=True
+                        *_same_dtype(_c0, _addmm(dQ1[..., n:, :].mH, dQ1[..., :n, :].mH, Z)),
+                        left=True,
                     ),
                 ),
                 dQ1,
@@ -887,10 +889,13 @@ def _vjp_rule(A, Q, R, gQ, gR, mode, check_singular):
                 Q1 = Q[..., :, :n]
                 R1 = R[..., :n, :]
                 N = _torch.eye(n, n, dtype=A.dtype, device=A.device) - Q1[..., :n, :]
-                Z = _torch.linalg.solve(N.mH, Q1[..., n:, :].mH, left=True)
+                Z = _torch.linalg.solve(*_same_dtype(N.mH, Q1[..., n:, :].mH), left=True)
                 G = gQ[..., :, n:]
                 W = _torch.linalg.solve(
-                    N, _mm((_torch.eye(m, n, dtype=A.dtype, device=A.device) - Q1).mH, G), left=True
+                    *_same_dtype(
+                        N, _mm((_torch.eye(m, n, dtype=A.dtype, device=A.device) - Q1).mH, G)
+                    ),
+                    left=True,
                 )
                 N = None
                 _c0 = W.mH
@@ -915,10 +920,11 @@ def _vjp_rule(A, Q, R, gQ, gR, mode, check_singular):
             Q1 = Q[..., :, :n]
             R1 = R[..., :n, :]
             N = _torch.eye(n, n, dtype=A.dtype, device=A.device) - Q1[..., :n, :]
-            Z = _torch.linalg.solve(N.mH, Q1[..., n:, :].mH, left=True)
+            Z = _torch.linalg.solve(*_same_dtype(N.mH, Q1[..., n:, :].mH), left=True)
             G = gQ[..., :, n:]
             W = _torch.linalg.solve(
-                N, _mm((_torch.eye(m, n, dtype=A.dtype, device=A.device) - Q1).mH, G), left=True
+                *_same_dtype(N, _mm((_torch.eye(m, n, dtype=A.dtype, device=A.device) - Q1).mH, G)),
+                left=True,
             )
             N = None
             _c0 = W.mH

@@ -49,6 +49,7 @@ from ._runtime import (
     _pad_rows,
     _permute_cols,
     _raise_if_failed,
+    _same_dtype,
     _scipy,
     _triu_herm,
     _zeros_like,
@@ -310,12 +311,13 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
             N = _torch.eye(n, n, dtype=A.dtype, device=A.device) - Q1[..., :n, :]
             _c0 = N.mH
             N = None
-            Z = _torch.linalg.solve(_c0, Q1[..., n:, :].mH, left=True)
+            Z = _torch.linalg.solve(*_same_dtype(_c0, Q1[..., n:, :].mH), left=True)
             dQ2 = _addmm(
                 _mm(
                     _torch.eye(m, n, dtype=A.dtype, device=A.device) - Q1,
                     _torch.linalg.solve(
-                        _c0, _addmm(dQ1[..., n:, :].mH, dQ1[..., :n, :].mH, Z), left=True
+                        *_same_dtype(_c0, _addmm(dQ1[..., n:, :].mH, dQ1[..., :n, :].mH, Z)),
+                        left=True,
                     ),
                 ),
                 dQ1,
@@ -769,10 +771,13 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
                 Q1 = Q[..., :, :n]
                 R1 = R[..., :n, :]
                 N = _torch.eye(n, n, dtype=A.dtype, device=A.device) - Q1[..., :n, :]
-                Z = _torch.linalg.solve(N.mH, Q1[..., n:, :].mH, left=True)
+                Z = _torch.linalg.solve(*_same_dtype(N.mH, Q1[..., n:, :].mH), left=True)
                 G = gQ[..., :, n:]
                 W = _torch.linalg.solve(
-                    N, _mm((_torch.eye(m, n, dtype=A.dtype, device=A.device) - Q1).mH, G), left=True
+                    *_same_dtype(
+                        N, _mm((_torch.eye(m, n, dtype=A.dtype, device=A.device) - Q1).mH, G)
+                    ),
+                    left=True,
                 )
                 N = None
                 _c0 = W.mH
@@ -801,10 +806,11 @@ def _vjp_rule(A, Q, R, P, Pi, gQ, gR, gP, gPi, mode, check_singular):
             Q1 = Q[..., :, :n]
             R1 = R[..., :n, :]
             N = _torch.eye(n, n, dtype=A.dtype, device=A.device) - Q1[..., :n, :]
-            Z = _torch.linalg.solve(N.mH, Q1[..., n:, :].mH, left=True)
+            Z = _torch.linalg.solve(*_same_dtype(N.mH, Q1[..., n:, :].mH), left=True)
             G = gQ[..., :, n:]
             W = _torch.linalg.solve(
-                N, _mm((_torch.eye(m, n, dtype=A.dtype, device=A.device) - Q1).mH, G), left=True
+                *_same_dtype(N, _mm((_torch.eye(m, n, dtype=A.dtype, device=A.device) - Q1).mH, G)),
+                left=True,
             )
             N = None
             _c0 = W.mH

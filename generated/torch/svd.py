@@ -2272,14 +2272,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
 
                 def _kv1():
                     _c4 = _torch.diag_embed(gS.squeeze(-1))
-                    _c5 = _mm(Vh, _c1)
-                    _k2 = _c4 + _skew(_c5)
+                    _k2 = _c4 + _skew(_mm(Vh, _c1))
                     return (_k2,)
-
-                def _kv2():
-                    _c5 = _mm(Vh, _c1)
-                    _k3 = _im(_c5.diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
-                    return (_k3,)
 
                 return _checked_vjp(
                     "svd",
@@ -2299,7 +2293,14 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                         _check("ties", _kv1, (gS, gVh), _TIES_MESSAGE, "check_ties", S)
                         if check_ties
                         else None,
-                        _check("vanish", _kv2, (gVh,), _GAUGE_MESSAGE, "check_gauge", None)
+                        _check(
+                            "vanish",
+                            lambda: (_im((Vh * gVh.mH.mT).sum(-1).unsqueeze(-1)),),
+                            (gVh,),
+                            _GAUGE_MESSAGE,
+                            "check_gauge",
+                            None,
+                        )
                         if check_gauge and _is_complex(A)
                         else None,
                     ),
@@ -2394,17 +2395,6 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 )
                 _c3 = _g_D = None
                 gA = _mm_like(_mm(U, _g_dP), _c0, A)
-
-                def _kv1():
-                    _c4 = _mm(Vh, _c1)
-                    _k1 = _skew(_c4)
-                    return (_k1,)
-
-                def _kv2():
-                    _c4 = _mm(Vh, _c1)
-                    _k2 = _im(_c4.diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
-                    return (_k2,)
-
                 return _checked_vjp(
                     "svd",
                     (gA,),
@@ -2420,10 +2410,24 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                         )
                         if check_singular
                         else None,
-                        _check("ties", _kv1, (gVh,), _TIES_MESSAGE, "check_ties", S)
+                        _check(
+                            "ties",
+                            lambda: (_skew(_mm(Vh, _c1)),),
+                            (gVh,),
+                            _TIES_MESSAGE,
+                            "check_ties",
+                            S,
+                        )
                         if check_ties
                         else None,
-                        _check("vanish", _kv2, (gVh,), _GAUGE_MESSAGE, "check_gauge", None)
+                        _check(
+                            "vanish",
+                            lambda: (_im((Vh * gVh.mH.mT).sum(-1).unsqueeze(-1)),),
+                            (gVh,),
+                            _GAUGE_MESSAGE,
+                            "check_gauge",
+                            None,
+                        )
                         if check_gauge and _is_complex(A)
                         else None,
                     ),
@@ -2567,14 +2571,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
 
             def _kv1():
                 _c9 = _torch.diag_embed(gS.squeeze(-1))
-                _c10 = _addmm(_c1, Vh, _c3)
-                _k2 = _skew(_c10) + _c9
+                _k2 = _skew(_addmm(_c1, Vh, _c3)) + _c9
                 return (_k2,)
-
-            def _kv2():
-                _c10 = _addmm(_c1, Vh, _c3)
-                _k3 = _im(_c10.diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
-                return (_k3,)
 
             return _checked_vjp(
                 "svd",
@@ -2594,7 +2592,19 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     _check("ties", _kv1, (gS, gU, gVh), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
-                    _check("vanish", _kv2, (gU, gVh), _GAUGE_MESSAGE, "check_gauge", None)
+                    _check(
+                        "vanish",
+                        lambda: (
+                            _im(
+                                (U.mH * gU.mT).sum(-1).unsqueeze(-1)
+                                + (Vh * gVh.mH.mT).sum(-1).unsqueeze(-1)
+                            ),
+                        ),
+                        (gU, gVh),
+                        _GAUGE_MESSAGE,
+                        "check_gauge",
+                        None,
+                    )
                     if check_gauge and _is_complex(A)
                     else None,
                 ),
@@ -2635,14 +2645,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
 
                 def _kv1():
                     _c4 = _torch.diag_embed(gS.squeeze(-1))
-                    _c5 = _mm(Vh, _c1)
-                    _k2 = _c4 + _skew(_c5)
+                    _k2 = _c4 + _skew(_mm(Vh, _c1))
                     return (_k2,)
-
-                def _kv2():
-                    _c5 = _mm(Vh, _c1)
-                    _k3 = _im(_c5.diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
-                    return (_k3,)
 
                 return _checked_vjp(
                     "svd",
@@ -2662,7 +2666,14 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                         _check("ties", _kv1, (gS, gVh), _TIES_MESSAGE, "check_ties", S)
                         if check_ties
                         else None,
-                        _check("vanish", _kv2, (gVh,), _GAUGE_MESSAGE, "check_gauge", None)
+                        _check(
+                            "vanish",
+                            lambda: (_im((Vh * gVh.mH.mT).sum(-1).unsqueeze(-1)),),
+                            (gVh,),
+                            _GAUGE_MESSAGE,
+                            "check_gauge",
+                            None,
+                        )
                         if check_gauge and _is_complex(A)
                         else None,
                     ),
@@ -2701,17 +2712,6 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 )
                 _c6 = _c7 = _c8 = _g_D = None
                 gA = _mm_like(_addmm(gU * _c9.mT, U, _g_dP), _c2, A)
-
-                def _kv1():
-                    _c10 = _addmm(_c1, Vh, _c3)
-                    _k1 = _skew(_c10)
-                    return (_k1,)
-
-                def _kv2():
-                    _c10 = _addmm(_c1, Vh, _c3)
-                    _k2 = _im(_c10.diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
-                    return (_k2,)
-
                 return _checked_vjp(
                     "svd",
                     (gA,),
@@ -2735,10 +2735,29 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                         )
                         if check_singular
                         else None,
-                        _check("ties", _kv1, (gU, gVh), _TIES_MESSAGE, "check_ties", S)
+                        _check(
+                            "ties",
+                            lambda: (_skew(_addmm(_c1, Vh, _c3)),),
+                            (gU, gVh),
+                            _TIES_MESSAGE,
+                            "check_ties",
+                            S,
+                        )
                         if check_ties
                         else None,
-                        _check("vanish", _kv2, (gU, gVh), _GAUGE_MESSAGE, "check_gauge", None)
+                        _check(
+                            "vanish",
+                            lambda: (
+                                _im(
+                                    (U.mH * gU.mT).sum(-1).unsqueeze(-1)
+                                    + (Vh * gVh.mH.mT).sum(-1).unsqueeze(-1)
+                                ),
+                            ),
+                            (gU, gVh),
+                            _GAUGE_MESSAGE,
+                            "check_gauge",
+                            None,
+                        )
                         if check_gauge and _is_complex(A)
                         else None,
                     ),
@@ -2834,17 +2853,6 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 )
                 _c3 = _g_D = None
                 gA = _mm_like(U, _mm(_g_dP, _c0), A)
-
-                def _kv1():
-                    _c4 = _mm(Vh, _c1)
-                    _k1 = _skew(_c4)
-                    return (_k1,)
-
-                def _kv2():
-                    _c4 = _mm(Vh, _c1)
-                    _k2 = _im(_c4.diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
-                    return (_k2,)
-
                 return _checked_vjp(
                     "svd",
                     (gA,),
@@ -2860,10 +2868,24 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                         )
                         if check_singular
                         else None,
-                        _check("ties", _kv1, (gVh,), _TIES_MESSAGE, "check_ties", S)
+                        _check(
+                            "ties",
+                            lambda: (_skew(_mm(Vh, _c1)),),
+                            (gVh,),
+                            _TIES_MESSAGE,
+                            "check_ties",
+                            S,
+                        )
                         if check_ties
                         else None,
-                        _check("vanish", _kv2, (gVh,), _GAUGE_MESSAGE, "check_gauge", None)
+                        _check(
+                            "vanish",
+                            lambda: (_im((Vh * gVh.mH.mT).sum(-1).unsqueeze(-1)),),
+                            (gVh,),
+                            _GAUGE_MESSAGE,
+                            "check_gauge",
+                            None,
+                        )
                         if check_gauge and _is_complex(A)
                         else None,
                     ),
@@ -3009,14 +3031,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
 
             def _kv1():
                 _c10 = _torch.diag_embed(gS.squeeze(-1))
-                _c11 = _addmm(_c1, Vh, _c3)
-                _k2 = _skew(_c11) + _c10
+                _k2 = _skew(_addmm(_c1, Vh, _c3)) + _c10
                 return (_k2,)
-
-            def _kv2():
-                _c11 = _addmm(_c1, Vh, _c3)
-                _k3 = _im(_c11.diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
-                return (_k3,)
 
             return _checked_vjp(
                 "svd",
@@ -3036,7 +3052,19 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     _check("ties", _kv1, (gS, gU, gVh), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
-                    _check("vanish", _kv2, (gU, gVh), _GAUGE_MESSAGE, "check_gauge", None)
+                    _check(
+                        "vanish",
+                        lambda: (
+                            _im(
+                                (U.mH * gU.mT).sum(-1).unsqueeze(-1)
+                                + (Vh * gVh.mH.mT).sum(-1).unsqueeze(-1)
+                            ),
+                        ),
+                        (gU, gVh),
+                        _GAUGE_MESSAGE,
+                        "check_gauge",
+                        None,
+                    )
                     if check_gauge and _is_complex(A)
                     else None,
                 ),
@@ -3079,14 +3107,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
 
                 def _kv1():
                     _c5 = _torch.diag_embed(gS.squeeze(-1))
-                    _c6 = _mm(Vh, _c1)
-                    _k2 = _c5 + _skew(_c6)
+                    _k2 = _c5 + _skew(_mm(Vh, _c1))
                     return (_k2,)
-
-                def _kv2():
-                    _c6 = _mm(Vh, _c1)
-                    _k3 = _im(_c6.diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
-                    return (_k3,)
 
                 return _checked_vjp(
                     "svd",
@@ -3106,7 +3128,14 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                         _check("ties", _kv1, (gS, gVh), _TIES_MESSAGE, "check_ties", S)
                         if check_ties
                         else None,
-                        _check("vanish", _kv2, (gVh,), _GAUGE_MESSAGE, "check_gauge", None)
+                        _check(
+                            "vanish",
+                            lambda: (_im((Vh * gVh.mH.mT).sum(-1).unsqueeze(-1)),),
+                            (gVh,),
+                            _GAUGE_MESSAGE,
+                            "check_gauge",
+                            None,
+                        )
                         if check_gauge and _is_complex(A)
                         else None,
                     ),
@@ -3203,17 +3232,6 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 )
                 _c3 = _g_D = None
                 gA = _mm_like(U, _addmm(_c4 * gVh, _g_dP, _c0), A)
-
-                def _kv1():
-                    _c5 = _mm(Vh, _c1)
-                    _k1 = _skew(_c5)
-                    return (_k1,)
-
-                def _kv2():
-                    _c5 = _mm(Vh, _c1)
-                    _k2 = _im(_c5.diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
-                    return (_k2,)
-
                 return _checked_vjp(
                     "svd",
                     (gA,),
@@ -3229,10 +3247,24 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                         )
                         if check_singular
                         else None,
-                        _check("ties", _kv1, (gVh,), _TIES_MESSAGE, "check_ties", S)
+                        _check(
+                            "ties",
+                            lambda: (_skew(_mm(Vh, _c1)),),
+                            (gVh,),
+                            _TIES_MESSAGE,
+                            "check_ties",
+                            S,
+                        )
                         if check_ties
                         else None,
-                        _check("vanish", _kv2, (gVh,), _GAUGE_MESSAGE, "check_gauge", None)
+                        _check(
+                            "vanish",
+                            lambda: (_im((Vh * gVh.mH.mT).sum(-1).unsqueeze(-1)),),
+                            (gVh,),
+                            _GAUGE_MESSAGE,
+                            "check_gauge",
+                            None,
+                        )
                         if check_gauge and _is_complex(A)
                         else None,
                     ),
@@ -3377,14 +3409,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
 
             def _kv1():
                 _c10 = _torch.diag_embed(gS.squeeze(-1))
-                _c11 = _addmm(_c1, Vh, _c3)
-                _k2 = _skew(_c11) + _c10
+                _k2 = _skew(_addmm(_c1, Vh, _c3)) + _c10
                 return (_k2,)
-
-            def _kv2():
-                _c11 = _addmm(_c1, Vh, _c3)
-                _k3 = _im(_c11.diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
-                return (_k3,)
 
             return _checked_vjp(
                 "svd",
@@ -3404,7 +3430,19 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     _check("ties", _kv1, (gS, gU, gVh), _TIES_MESSAGE, "check_ties", S)
                     if check_ties
                     else None,
-                    _check("vanish", _kv2, (gU, gVh), _GAUGE_MESSAGE, "check_gauge", None)
+                    _check(
+                        "vanish",
+                        lambda: (
+                            _im(
+                                (U.mH * gU.mT).sum(-1).unsqueeze(-1)
+                                + (Vh * gVh.mH.mT).sum(-1).unsqueeze(-1)
+                            ),
+                        ),
+                        (gU, gVh),
+                        _GAUGE_MESSAGE,
+                        "check_gauge",
+                        None,
+                    )
                     if check_gauge and _is_complex(A)
                     else None,
                 ),
@@ -3448,15 +3486,13 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
 
                 def _kv1():
                     _c6 = _torch.diag_embed(gS.squeeze(-1))
-                    _c7 = _mm(Vh, _c1)
-                    _k2 = _c6 + _skew(_c7)
+                    _k2 = _c6 + _skew(_mm(Vh, _c1))
                     return (_k2,)
 
                 def _kv2():
                     _c4 = Vh[..., m:, :]
                     _c5 = gVh[..., m:, :]
-                    _c7 = _mm(Vh, _c1)
-                    _k3 = _im(_c7.diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
+                    _k3 = _im((Vh * gVh.mH.mT).sum(-1).unsqueeze(-1))
                     _k4 = _skew(_mm(_c4, _c5.mH))
                     return (_k3, _k4)
 
@@ -3581,16 +3617,10 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     _k0 = _addmm(_mm(_c4, _c1), _c5, V, alpha=-1)
                     return (_k0,)
 
-                def _kv1():
-                    _c6 = _mm(Vh, _c1)
-                    _k1 = _skew(_c6)
-                    return (_k1,)
-
                 def _kv2():
                     _c4 = Vh[..., m:, :]
                     _c5 = gVh[..., m:, :]
-                    _c6 = _mm(Vh, _c1)
-                    _k2 = _im(_c6.diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
+                    _k2 = _im((Vh * gVh.mH.mT).sum(-1).unsqueeze(-1))
                     _k3 = _skew(_mm(_c4, _c5.mH))
                     return (_k2, _k3)
 
@@ -3609,7 +3639,14 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                         )
                         if check_singular
                         else None,
-                        _check("ties", _kv1, (gVh,), _TIES_MESSAGE, "check_ties", S)
+                        _check(
+                            "ties",
+                            lambda: (_skew(_mm(Vh, _c1)),),
+                            (gVh,),
+                            _TIES_MESSAGE,
+                            "check_ties",
+                            S,
+                        )
                         if check_ties
                         else None,
                         _check("vanish", _kv2, (gVh,), _GAUGE_MESSAGE_2, "check_gauge", None)
@@ -3768,8 +3805,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
 
             def _kv1():
                 _c12 = _torch.diag_embed(gS.squeeze(-1))
-                _c13 = _addmm(_c0, Vh, _c2)
-                _k2 = _skew(_c13) + _c12
+                _k2 = _skew(_addmm(_c0, Vh, _c2)) + _c12
                 return (_k2,)
 
             def _kv2():
@@ -3777,8 +3813,9 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c11 = gVh[..., m:, :]
                 _c8 = U[..., :, m:].mH
                 _c9 = gU[..., :, m:]
-                _c13 = _addmm(_c0, Vh, _c2)
-                _k3 = _im(_c13.diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
+                _k3 = _im(
+                    (U.mH * gU.mT).sum(-1).unsqueeze(-1) + (Vh * gVh.mH.mT).sum(-1).unsqueeze(-1)
+                )
                 _k4 = _skew(_mm(_c8, _c9))
                 _k5 = _skew(_mm(_c10, _c11.mH))
                 return (_k3, _k4, _k5)
@@ -3845,15 +3882,13 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
 
                 def _kv1():
                     _c6 = _torch.diag_embed(gS.squeeze(-1))
-                    _c7 = _mm(Vh, _c1)
-                    _k2 = _c6 + _skew(_c7)
+                    _k2 = _c6 + _skew(_mm(Vh, _c1))
                     return (_k2,)
 
                 def _kv2():
                     _c4 = Vh[..., n:, :]
                     _c5 = gVh[..., n:, :]
-                    _c7 = _mm(Vh, _c1)
-                    _k3 = _im(_c7.diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
+                    _k3 = _im((Vh * gVh.mH.mT).sum(-1).unsqueeze(-1))
                     _k4 = _skew(_mm(_c4, _c5.mH))
                     return (_k3, _k4)
 
@@ -3938,17 +3973,14 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     )
                     return (_k0,)
 
-                def _kv1():
-                    _c16 = _addmm(_c0, Vh, _c2)
-                    _k1 = _skew(_c16)
-                    return (_k1,)
-
                 def _kv2():
                     _c13 = _c10.mH
                     _c14 = Vh[..., n:, :]
                     _c15 = gVh[..., n:, :]
-                    _c16 = _addmm(_c0, Vh, _c2)
-                    _k2 = _im(_c16.diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
+                    _k2 = _im(
+                        (U1.mH * _g_dU1.mT).sum(-1).unsqueeze(-1)
+                        + (Vh * gVh.mH.mT).sum(-1).unsqueeze(-1)
+                    )
                     _k3 = _skew(_mm(_c13, _c11))
                     _k4 = _skew(_mm(_c14, _c15.mH))
                     return (_k2, _k3, _k4)
@@ -3968,7 +4000,14 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                         )
                         if check_singular
                         else None,
-                        _check("ties", _kv1, (gU, gVh), _TIES_MESSAGE, "check_ties", S)
+                        _check(
+                            "ties",
+                            lambda: (_skew(_addmm(_c0, Vh, _c2)),),
+                            (gU, gVh),
+                            _TIES_MESSAGE,
+                            "check_ties",
+                            S,
+                        )
                         if check_ties
                         else None,
                         _check("vanish", _kv2, (gU, gVh), _GAUGE_MESSAGE_2, "check_gauge", None)
@@ -4026,7 +4065,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
 
                 def _kv2():
                     _c7 = _c4.mH
-                    _k3 = _im(_c0.diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
+                    _k3 = _im((U1.mH * _g_dU1.mT).sum(-1).unsqueeze(-1))
                     _k4 = _skew(_mm(_c7, _c5))
                     return (_k3, _k4)
 
@@ -4085,16 +4124,10 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     _k0 = _addmm(_mm(_c4, _c1), _c5, V, alpha=-1)
                     return (_k0,)
 
-                def _kv1():
-                    _c6 = _mm(Vh, _c1)
-                    _k1 = _skew(_c6)
-                    return (_k1,)
-
                 def _kv2():
                     _c4 = Vh[..., n:, :]
                     _c5 = gVh[..., n:, :]
-                    _c6 = _mm(Vh, _c1)
-                    _k2 = _im(_c6.diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
+                    _k2 = _im((Vh * gVh.mH.mT).sum(-1).unsqueeze(-1))
                     _k3 = _skew(_mm(_c4, _c5.mH))
                     return (_k2, _k3)
 
@@ -4113,7 +4146,14 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                         )
                         if check_singular
                         else None,
-                        _check("ties", _kv1, (gVh,), _TIES_MESSAGE, "check_ties", S)
+                        _check(
+                            "ties",
+                            lambda: (_skew(_mm(Vh, _c1)),),
+                            (gVh,),
+                            _TIES_MESSAGE,
+                            "check_ties",
+                            S,
+                        )
                         if check_ties
                         else None,
                         _check("vanish", _kv2, (gVh,), _GAUGE_MESSAGE_2, "check_gauge", None)
@@ -4199,7 +4239,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
 
                 def _kv2():
                     _c7 = _c4.mH
-                    _k2 = _im(_c0.diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
+                    _k2 = _im((U1.mH * _g_dU1.mT).sum(-1).unsqueeze(-1))
                     _k3 = _skew(_mm(_c7, _c5))
                     return (_k2, _k3)
 
@@ -4292,16 +4332,17 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
 
             def _kv1():
                 _c16 = _torch.diag_embed(gS.squeeze(-1))
-                _c17 = _addmm(_c0, Vh, _c2)
-                _k2 = _skew(_c17) + _c16
+                _k2 = _skew(_addmm(_c0, Vh, _c2)) + _c16
                 return (_k2,)
 
             def _kv2():
                 _c13 = _c10.mH
                 _c14 = Vh[..., n:, :]
                 _c15 = gVh[..., n:, :]
-                _c17 = _addmm(_c0, Vh, _c2)
-                _k3 = _im(_c17.diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
+                _k3 = _im(
+                    (U1.mH * _g_dU1.mT).sum(-1).unsqueeze(-1)
+                    + (Vh * gVh.mH.mT).sum(-1).unsqueeze(-1)
+                )
                 _k4 = _skew(_mm(_c13, _c11))
                 _k5 = _skew(_mm(_c14, _c15.mH))
                 return (_k3, _k4, _k5)
@@ -4379,15 +4420,12 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 def _kv1():
                     _c9 = gVh[..., :m, :].mH
                     _c11 = _torch.diag_embed(gS.squeeze(-1))
-                    _c12 = _mm(_c0, _c9)
-                    _k2 = _c11 + _skew(_c12)
+                    _k2 = _c11 + _skew(_mm(_c0, _c9))
                     return (_k2,)
 
                 def _kv2():
                     _c10 = gVh[..., m:, :]
-                    _c9 = gVh[..., :m, :].mH
-                    _c12 = _mm(_c0, _c9)
-                    _k3 = _im(_c12.diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
+                    _k3 = _im((Vh[..., :m, :] * gVh[..., :m, :].mH.mT).sum(-1).unsqueeze(-1))
                     _k4 = _skew(_mm(_c8, _c10.mH))
                     return (_k3, _k4)
 
@@ -4525,15 +4563,12 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
 
                 def _kv1():
                     _c9 = gVh[..., :m, :].mH
-                    _c11 = _mm(_c0, _c9)
-                    _k1 = _skew(_c11)
+                    _k1 = _skew(_mm(_c0, _c9))
                     return (_k1,)
 
                 def _kv2():
                     _c10 = gVh[..., m:, :]
-                    _c9 = gVh[..., :m, :].mH
-                    _c11 = _mm(_c0, _c9)
-                    _k2 = _im(_c11.diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
+                    _k2 = _im((Vh[..., :m, :] * gVh[..., :m, :].mH.mT).sum(-1).unsqueeze(-1))
                     _k3 = _skew(_mm(_c8, _c10.mH))
                     return (_k2, _k3)
 
@@ -4721,17 +4756,17 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             def _kv1():
                 _c15 = gVh[..., :m, :].mH
                 _c17 = _torch.diag_embed(gS.squeeze(-1))
-                _c18 = _addmm(_c2, _c0, _c15)
-                _k2 = _skew(_c18) + _c17
+                _k2 = _skew(_addmm(_c2, _c0, _c15)) + _c17
                 return (_k2,)
 
             def _kv2():
                 _c13 = U[..., :, m:].mH
                 _c14 = gU[..., :, m:]
-                _c15 = gVh[..., :m, :].mH
                 _c16 = gVh[..., m:, :]
-                _c18 = _addmm(_c2, _c0, _c15)
-                _k3 = _im(_c18.diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
+                _k3 = _im(
+                    (U.mH * gU.mT).sum(-1).unsqueeze(-1)
+                    + (Vh[..., :m, :] * gVh[..., :m, :].mH.mT).sum(-1).unsqueeze(-1)
+                )
                 _k4 = _skew(_mm(_c13, _c14))
                 _k5 = _skew(_mm(_c12, _c16.mH))
                 return (_k3, _k4, _k5)

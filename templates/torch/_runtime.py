@@ -25,6 +25,7 @@ _scipy = _LazyModule("scipy", ("linalg",))
 
 # what the generated rules import from here
 __all__ = [
+    "_same_dtype",
     "_is_complex",
     "_addmm", "_check_input", "_check_tangent", "_columns", "_complex", "_copyltu",
     "_apply", "_check", "_checked_jvp", "_checked_vjp", "_cotangent_in", "_cotangent_out",

@@ -30,7 +30,7 @@ from .blocks import Block, Embed, Eye, HStack, VStack, embed
 from .elementwise import Conj, Im, Re, adjoint
 from .solves import Solve, SolveTriangular
 from .triangular import CopyLtu, Skew, Sym, Tril, Triu
-from .vectors import Diag, Diagonal, PairwiseInv, Recip
+from .vectors import Diag, Diagonal, PairwiseInv, Recip, two_factor_products
 
 __all__ = [
     "Block", "Call", "CallError", "Conj", "CopyLtu", "DeriveError", "Diag", "Diagonal",
@@ -38,7 +38,8 @@ __all__ = [
     "PairwiseInv", "Re", "Recip", "STRUCTURAL_OPS", "ShapeError", "Size", "Skew", "Solve",
     "SolveTriangular", "StructuralOp", "Sym", "Tril", "Triu", "VStack", "add", "adjoint",
     "as_expr", "as_flag", "bound", "dims_equal", "embed", "fmt_shape", "is_vector", "mul",
-    "require_same_shape", "require_square", "split_product", "unless_zero", "zeros_like",
+    "require_same_shape", "require_square", "split_product", "two_factor_products",
+    "unless_zero", "zeros_like",
 ]
 
 _FAMILIES = (triangular, elementwise, vectors, solves, blocks)

@@ -43,7 +43,7 @@ class Diagonal(OneOperand):
         return printer._function("diagonal", self.arg)
 
     def code(self, printer):
-        products = _two_factor_products(self.arg) if printer.diagonal_of_products else None
+        products = two_factor_products(self.arg) if printer.diagonal_of_products else None
         if products:
             # sum_k X_ik Y_ki for each term X Y: O(n^2), the product itself is O(n^3)
             return " + ".join(
@@ -52,7 +52,7 @@ class Diagonal(OneOperand):
         return printer._op("diagonal", x=printer._operand("diagonal", self.arg))
 
 
-def _two_factor_products(e):
+def two_factor_products(e):
     """[(X, Y), ...] when e is a square product X @ Y or a sum of them, else None."""
     terms = e.args if isinstance(e, sp.MatAdd) else (e,)
     products = []

@@ -123,8 +123,8 @@ class BatchedMatrixPrinter:
         # rules are printed per case, whose condition settles min/max sizes; a gauge check
         # runs before a case is chosen and may print them as Python's min/max
         self.min_max_sizes = min_max_sizes
-        # diagonal(X @ Y) as sum_k X_ik Y_ki, without the product (the run-time checks; the
-        # rules keep the printing the audit's mutants and the benchmarks were measured with)
+        # diagonal(X @ Y) as sum_k X_ik Y_ki, without the product (O(n^2), the product
+        # O(n^3)): the rules and the run-time checks
         self.diagonal_of_products = diagonal_of_products
 
     def doprint(self, expr, assign_to=None):

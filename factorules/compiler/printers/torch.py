@@ -135,7 +135,8 @@ class Printer(BatchedMatrixPrinter, TorchPrinter):
         "scale_cols": "{x} * {v}.mT",
         "solve_triangular": "_torch.linalg.solve_triangular({t}, {b}, upper={upper}, "
                             "left={left}, unitriangular={unit})",
-        "solve": "_torch.linalg.solve({a}, {b}, left={left})",
+        # torch's solve does not promote (a real tangent and eig's complex V): _same_dtype
+        "solve": "_torch.linalg.solve(*_same_dtype({a}, {b}), left={left})",
         "hstack": "_torch.cat([{xs}], dim=-1)",
         "vstack": "_torch.cat([{xs}], dim=-2)",
         "pad": "_torch.nn.functional.pad({x}, ({left}, {right}, {top}, {bottom}))",

@@ -41,7 +41,7 @@ int eigh_v0_vjp(const void* const* in, const index* strides, void* const* out, i
     }
     if constexpr (fr::is_complex<fr_I>::value) {
       {
-        const auto _kval1_0 = fr::im(fr::diagonal(_c1));
+        const auto _kval1_0 = fr::im(fr::diagonal(fr::mm(fr::adjoint(Q), gQ)));
         const fr::real_t<fr_W> value = fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval1_0));
         fr::report(static_cast<fr_R*>(out[1]), b, 1, 2, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gQ));
       }
@@ -82,7 +82,7 @@ int eigh_v0_vjp_without_gL(const void* const* in, const index* strides, void* co
     }
     if constexpr (fr::is_complex<fr_I>::value) {
       {
-        const auto _kval1_0 = fr::im(fr::diagonal(_c1));
+        const auto _kval1_0 = fr::im(fr::diagonal(fr::mm(fr::adjoint(Q), gQ)));
         const fr::real_t<fr_W> value = fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval1_0));
         fr::report(static_cast<fr_R*>(out[1]), b, 1, 2, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gQ));
       }
@@ -156,7 +156,7 @@ int eigh_v1_vjp(const void* const* in, const index* strides, void* const* out, i
     }
     if constexpr (fr::is_complex<fr_I>::value) {
       {
-        const auto _kval1_0 = fr::im(fr::diagonal(_c1));
+        const auto _kval1_0 = fr::im(fr::diagonal(fr::mm(fr::adjoint(Q), gQ)));
         const fr::real_t<fr_W> value = fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval1_0));
         fr::report(static_cast<fr_R*>(out[1]), b, 1, 2, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gQ));
       }
@@ -197,7 +197,7 @@ int eigh_v1_vjp_without_gL(const void* const* in, const index* strides, void* co
     }
     if constexpr (fr::is_complex<fr_I>::value) {
       {
-        const auto _kval1_0 = fr::im(fr::diagonal(_c1));
+        const auto _kval1_0 = fr::im(fr::diagonal(fr::mm(fr::adjoint(Q), gQ)));
         const fr::real_t<fr_W> value = fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval1_0));
         fr::report(static_cast<fr_R*>(out[1]), b, 1, 2, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gQ));
       }

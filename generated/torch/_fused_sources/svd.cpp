@@ -66,16 +66,14 @@ int svd_v0_vjp(const void* const* in, const index* strides, void* const* out, in
       fr::real_t<fr_W> value = 0;
       if (fr::any_tie(_kvec1)) {
         const auto _c9 = fr::diag(gS);
-        const auto _c10 = _c1 + fr::mm(Vh, _c3);
-        const auto _kval1_0 = fr::skew(_c10) + _c9;
+        const auto _kval1_0 = fr::skew(_c1 + fr::mm(Vh, _c3)) + _c9;
         value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0));
       }
       fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::maximum(fr::real_t<fr_W>(0), _kmax_gS), _kmax_gU), _kmax_gVh));
     }
     if constexpr (fr::is_complex<fr_I>::value) {
       {
-        const auto _c10 = _c1 + fr::mm(Vh, _c3);
-        const auto _kval2_0 = fr::im(fr::diagonal(_c10));
+        const auto _kval2_0 = fr::im(fr::diagonal(fr::mm(fr::adjoint(U), gU) + fr::mm(Vh, fr::adjoint(gVh))));
         const fr::real_t<fr_W> value = fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0));
         fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), _kmax_gU), _kmax_gVh));
       }
@@ -133,16 +131,14 @@ int svd_v0_vjp(const void* const* in, const index* strides, void* const* out, in
       fr::real_t<fr_W> value = 0;
       if (fr::any_tie(_kvec1)) {
         const auto _c10 = fr::diag(gS);
-        const auto _c11 = _c1 + fr::mm(Vh, _c3);
-        const auto _kval1_0 = fr::skew(_c11) + _c10;
+        const auto _kval1_0 = fr::skew(_c1 + fr::mm(Vh, _c3)) + _c10;
         value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0));
       }
       fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::maximum(fr::real_t<fr_W>(0), _kmax_gS), _kmax_gU), _kmax_gVh));
     }
     if constexpr (fr::is_complex<fr_I>::value) {
       {
-        const auto _c11 = _c1 + fr::mm(Vh, _c3);
-        const auto _kval2_0 = fr::im(fr::diagonal(_c11));
+        const auto _kval2_0 = fr::im(fr::diagonal(fr::mm(fr::adjoint(U), gU) + fr::mm(Vh, fr::adjoint(gVh))));
         const fr::real_t<fr_W> value = fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0));
         fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), _kmax_gU), _kmax_gVh));
       }
@@ -200,16 +196,14 @@ int svd_v0_vjp(const void* const* in, const index* strides, void* const* out, in
       fr::real_t<fr_W> value = 0;
       if (fr::any_tie(_kvec1)) {
         const auto _c10 = fr::diag(gS);
-        const auto _c11 = _c1 + fr::mm(Vh, _c3);
-        const auto _kval1_0 = fr::skew(_c11) + _c10;
+        const auto _kval1_0 = fr::skew(_c1 + fr::mm(Vh, _c3)) + _c10;
         value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0));
       }
       fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::maximum(fr::real_t<fr_W>(0), _kmax_gS), _kmax_gU), _kmax_gVh));
     }
     if constexpr (fr::is_complex<fr_I>::value) {
       {
-        const auto _c11 = _c1 + fr::mm(Vh, _c3);
-        const auto _kval2_0 = fr::im(fr::diagonal(_c11));
+        const auto _kval2_0 = fr::im(fr::diagonal(fr::mm(fr::adjoint(U), gU) + fr::mm(Vh, fr::adjoint(gVh))));
         const fr::real_t<fr_W> value = fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0));
         fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), _kmax_gU), _kmax_gVh));
       }
@@ -267,16 +261,14 @@ int svd_v0_vjp_without_gU(const void* const* in, const index* strides, void* con
       fr::real_t<fr_W> value = 0;
       if (fr::any_tie(_kvec1)) {
         const auto _c4 = fr::diag(gS);
-        const auto _c5 = fr::mm(Vh, _c1);
-        const auto _kval1_0 = _c4 + fr::skew(_c5);
+        const auto _kval1_0 = _c4 + fr::skew(fr::mm(Vh, _c1));
         value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0));
       }
       fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), _kmax_gS), _kmax_gVh));
     }
     if constexpr (fr::is_complex<fr_I>::value) {
       {
-        const auto _c5 = fr::mm(Vh, _c1);
-        const auto _kval2_0 = fr::im(fr::diagonal(_c5));
+        const auto _kval2_0 = fr::im(fr::diagonal(fr::mm(Vh, fr::adjoint(gVh))));
         const fr::real_t<fr_W> value = fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0));
         fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gVh));
       }
@@ -325,16 +317,14 @@ int svd_v0_vjp_without_gU(const void* const* in, const index* strides, void* con
       fr::real_t<fr_W> value = 0;
       if (fr::any_tie(_kvec1)) {
         const auto _c4 = fr::diag(gS);
-        const auto _c5 = fr::mm(Vh, _c1);
-        const auto _kval1_0 = _c4 + fr::skew(_c5);
+        const auto _kval1_0 = _c4 + fr::skew(fr::mm(Vh, _c1));
         value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0));
       }
       fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), _kmax_gS), _kmax_gVh));
     }
     if constexpr (fr::is_complex<fr_I>::value) {
       {
-        const auto _c5 = fr::mm(Vh, _c1);
-        const auto _kval2_0 = fr::im(fr::diagonal(_c5));
+        const auto _kval2_0 = fr::im(fr::diagonal(fr::mm(Vh, fr::adjoint(gVh))));
         const fr::real_t<fr_W> value = fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0));
         fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gVh));
       }
@@ -384,16 +374,14 @@ int svd_v0_vjp_without_gU(const void* const* in, const index* strides, void* con
       fr::real_t<fr_W> value = 0;
       if (fr::any_tie(_kvec1)) {
         const auto _c5 = fr::diag(gS);
-        const auto _c6 = fr::mm(Vh, _c1);
-        const auto _kval1_0 = _c5 + fr::skew(_c6);
+        const auto _kval1_0 = _c5 + fr::skew(fr::mm(Vh, _c1));
         value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0));
       }
       fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), _kmax_gS), _kmax_gVh));
     }
     if constexpr (fr::is_complex<fr_I>::value) {
       {
-        const auto _c6 = fr::mm(Vh, _c1);
-        const auto _kval2_0 = fr::im(fr::diagonal(_c6));
+        const auto _kval2_0 = fr::im(fr::diagonal(fr::mm(Vh, fr::adjoint(gVh))));
         const fr::real_t<fr_W> value = fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0));
         fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gVh));
       }
@@ -620,16 +608,14 @@ int svd_v0_vjp_without_gU_gS(const void* const* in, const index* strides, void* 
     {
       fr::real_t<fr_W> value = 0;
       if (fr::any_tie(_kvec1)) {
-        const auto _c4 = fr::mm(Vh, _c1);
-        const auto _kval1_0 = fr::skew(_c4);
+        const auto _kval1_0 = fr::skew(fr::mm(Vh, _c1));
         value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0));
       }
       fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gVh));
     }
     if constexpr (fr::is_complex<fr_I>::value) {
       {
-        const auto _c4 = fr::mm(Vh, _c1);
-        const auto _kval2_0 = fr::im(fr::diagonal(_c4));
+        const auto _kval2_0 = fr::im(fr::diagonal(fr::mm(Vh, fr::adjoint(gVh))));
         const fr::real_t<fr_W> value = fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0));
         fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gVh));
       }
@@ -672,16 +658,14 @@ int svd_v0_vjp_without_gU_gS(const void* const* in, const index* strides, void* 
     {
       fr::real_t<fr_W> value = 0;
       if (fr::any_tie(_kvec1)) {
-        const auto _c4 = fr::mm(Vh, _c1);
-        const auto _kval1_0 = fr::skew(_c4);
+        const auto _kval1_0 = fr::skew(fr::mm(Vh, _c1));
         value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0));
       }
       fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gVh));
     }
     if constexpr (fr::is_complex<fr_I>::value) {
       {
-        const auto _c4 = fr::mm(Vh, _c1);
-        const auto _kval2_0 = fr::im(fr::diagonal(_c4));
+        const auto _kval2_0 = fr::im(fr::diagonal(fr::mm(Vh, fr::adjoint(gVh))));
         const fr::real_t<fr_W> value = fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0));
         fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gVh));
       }
@@ -725,16 +709,14 @@ int svd_v0_vjp_without_gU_gS(const void* const* in, const index* strides, void* 
     {
       fr::real_t<fr_W> value = 0;
       if (fr::any_tie(_kvec1)) {
-        const auto _c5 = fr::mm(Vh, _c1);
-        const auto _kval1_0 = fr::skew(_c5);
+        const auto _kval1_0 = fr::skew(fr::mm(Vh, _c1));
         value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0));
       }
       fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gVh));
     }
     if constexpr (fr::is_complex<fr_I>::value) {
       {
-        const auto _c5 = fr::mm(Vh, _c1);
-        const auto _kval2_0 = fr::im(fr::diagonal(_c5));
+        const auto _kval2_0 = fr::im(fr::diagonal(fr::mm(Vh, fr::adjoint(gVh))));
         const fr::real_t<fr_W> value = fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0));
         fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gVh));
       }
@@ -1080,8 +1062,7 @@ int svd_v1_vjp(const void* const* in, const index* strides, void* const* out, in
       fr::real_t<fr_W> value = 0;
       if (fr::any_tie(_kvec1)) {
         const auto _c12 = fr::diag(gS);
-        const auto _c13 = _c0 + fr::mm(Vh, _c2);
-        const auto _kval1_0 = fr::skew(_c13) + _c12;
+        const auto _kval1_0 = fr::skew(_c0 + fr::mm(Vh, _c2)) + _c12;
         value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0));
       }
       fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::maximum(fr::real_t<fr_W>(0), _kmax_gS), _kmax_gU), _kmax_gVh));
@@ -1091,8 +1072,7 @@ int svd_v1_vjp(const void* const* in, const index* strides, void* const* out, in
       const auto _c11 = fr::block<m, m, 0, m>(gVh);
       const auto _c8 = fr::adjoint(fr::block<0, m, m, m>(U));
       const auto _c9 = fr::block<0, m, m, m>(gU);
-      const auto _c13 = _c0 + fr::mm(Vh, _c2);
-      const auto _kval2_0 = fr::im(fr::diagonal(_c13));
+      const auto _kval2_0 = fr::im(fr::diagonal(fr::mm(fr::adjoint(U), gU) + fr::mm(Vh, fr::adjoint(gVh))));
       const auto _kval2_1 = fr::skew(fr::mm(_c8, _c9));
       const auto _kval2_2 = fr::skew(fr::mm(_c10, fr::adjoint(_c11)));
       const fr::real_t<fr_W> value = fr::maximum(fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0)), fr::largest_abs(_kval2_1)), fr::largest_abs(_kval2_2));
@@ -1157,8 +1137,7 @@ int svd_v1_vjp(const void* const* in, const index* strides, void* const* out, in
       fr::real_t<fr_W> value = 0;
       if (fr::any_tie(_kvec1)) {
         const auto _c16 = fr::diag(gS);
-        const auto _c17 = _c0 + fr::mm(Vh, _c2);
-        const auto _kval1_0 = fr::skew(_c17) + _c16;
+        const auto _kval1_0 = fr::skew(_c0 + fr::mm(Vh, _c2)) + _c16;
         value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0));
       }
       fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::maximum(fr::real_t<fr_W>(0), _kmax_gS), _kmax_gU), _kmax_gVh));
@@ -1167,8 +1146,7 @@ int svd_v1_vjp(const void* const* in, const index* strides, void* const* out, in
       const auto _c13 = fr::adjoint(_c10);
       const auto _c14 = fr::block<n, n, 0, n>(Vh);
       const auto _c15 = fr::block<n, n, 0, n>(gVh);
-      const auto _c17 = _c0 + fr::mm(Vh, _c2);
-      const auto _kval2_0 = fr::im(fr::diagonal(_c17));
+      const auto _kval2_0 = fr::im(fr::diagonal(fr::mm(fr::adjoint(U1), _g_dU1) + fr::mm(Vh, fr::adjoint(gVh))));
       const auto _kval2_1 = fr::skew(fr::mm(_c13, _c11));
       const auto _kval2_2 = fr::skew(fr::mm(_c14, fr::adjoint(_c15)));
       const fr::real_t<fr_W> value = fr::maximum(fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0)), fr::largest_abs(_kval2_1)), fr::largest_abs(_kval2_2));
@@ -1234,8 +1212,7 @@ int svd_v1_vjp(const void* const* in, const index* strides, void* const* out, in
       if (fr::any_tie(_kvec1)) {
         const auto _c15 = fr::adjoint(fr::block<0, m, 0, n>(gVh));
         const auto _c17 = fr::diag(gS);
-        const auto _c18 = _c2 + fr::mm(_c0, _c15);
-        const auto _kval1_0 = fr::skew(_c18) + _c17;
+        const auto _kval1_0 = fr::skew(_c2 + fr::mm(_c0, _c15)) + _c17;
         value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0));
       }
       fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::maximum(fr::real_t<fr_W>(0), _kmax_gS), _kmax_gU), _kmax_gVh));
@@ -1243,10 +1220,8 @@ int svd_v1_vjp(const void* const* in, const index* strides, void* const* out, in
     {
       const auto _c13 = fr::adjoint(fr::block<0, m, m, m>(U));
       const auto _c14 = fr::block<0, m, m, m>(gU);
-      const auto _c15 = fr::adjoint(fr::block<0, m, 0, n>(gVh));
       const auto _c16 = fr::block<m, n, 0, n>(gVh);
-      const auto _c18 = _c2 + fr::mm(_c0, _c15);
-      const auto _kval2_0 = fr::im(fr::diagonal(_c18));
+      const auto _kval2_0 = fr::im(fr::diagonal(fr::mm(fr::adjoint(U), gU) + fr::mm(fr::block<0, m, 0, n>(Vh), fr::adjoint(fr::block<0, m, 0, n>(gVh)))));
       const auto _kval2_1 = fr::skew(fr::mm(_c13, _c14));
       const auto _kval2_2 = fr::skew(fr::mm(_c12, fr::adjoint(_c16)));
       const fr::real_t<fr_W> value = fr::maximum(fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0)), fr::largest_abs(_kval2_1)), fr::largest_abs(_kval2_2));
@@ -1305,8 +1280,7 @@ int svd_v1_vjp_without_gU(const void* const* in, const index* strides, void* con
       fr::real_t<fr_W> value = 0;
       if (fr::any_tie(_kvec1)) {
         const auto _c6 = fr::diag(gS);
-        const auto _c7 = fr::mm(Vh, _c1);
-        const auto _kval1_0 = _c6 + fr::skew(_c7);
+        const auto _kval1_0 = _c6 + fr::skew(fr::mm(Vh, _c1));
         value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0));
       }
       fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), _kmax_gS), _kmax_gVh));
@@ -1314,8 +1288,7 @@ int svd_v1_vjp_without_gU(const void* const* in, const index* strides, void* con
     {
       const auto _c4 = fr::block<m, m, 0, m>(Vh);
       const auto _c5 = fr::block<m, m, 0, m>(gVh);
-      const auto _c7 = fr::mm(Vh, _c1);
-      const auto _kval2_0 = fr::im(fr::diagonal(_c7));
+      const auto _kval2_0 = fr::im(fr::diagonal(fr::mm(Vh, fr::adjoint(gVh))));
       const auto _kval2_1 = fr::skew(fr::mm(_c4, fr::adjoint(_c5)));
       const fr::real_t<fr_W> value = fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0)), fr::largest_abs(_kval2_1));
       fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gVh));
@@ -1365,8 +1338,7 @@ int svd_v1_vjp_without_gU(const void* const* in, const index* strides, void* con
       fr::real_t<fr_W> value = 0;
       if (fr::any_tie(_kvec1)) {
         const auto _c6 = fr::diag(gS);
-        const auto _c7 = fr::mm(Vh, _c1);
-        const auto _kval1_0 = _c6 + fr::skew(_c7);
+        const auto _kval1_0 = _c6 + fr::skew(fr::mm(Vh, _c1));
         value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0));
       }
       fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), _kmax_gS), _kmax_gVh));
@@ -1374,8 +1346,7 @@ int svd_v1_vjp_without_gU(const void* const* in, const index* strides, void* con
     {
       const auto _c4 = fr::block<n, n, 0, n>(Vh);
       const auto _c5 = fr::block<n, n, 0, n>(gVh);
-      const auto _c7 = fr::mm(Vh, _c1);
-      const auto _kval2_0 = fr::im(fr::diagonal(_c7));
+      const auto _kval2_0 = fr::im(fr::diagonal(fr::mm(Vh, fr::adjoint(gVh))));
       const auto _kval2_1 = fr::skew(fr::mm(_c4, fr::adjoint(_c5)));
       const fr::real_t<fr_W> value = fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0)), fr::largest_abs(_kval2_1));
       fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gVh));
@@ -1431,17 +1402,14 @@ int svd_v1_vjp_without_gU(const void* const* in, const index* strides, void* con
       if (fr::any_tie(_kvec1)) {
         const auto _c9 = fr::adjoint(fr::block<0, m, 0, n>(gVh));
         const auto _c11 = fr::diag(gS);
-        const auto _c12 = fr::mm(_c0, _c9);
-        const auto _kval1_0 = _c11 + fr::skew(_c12);
+        const auto _kval1_0 = _c11 + fr::skew(fr::mm(_c0, _c9));
         value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0));
       }
       fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::maximum(fr::real_t<fr_W>(0), _kmax_gS), _kmax_gVh));
     }
     {
       const auto _c10 = fr::block<m, n, 0, n>(gVh);
-      const auto _c9 = fr::adjoint(fr::block<0, m, 0, n>(gVh));
-      const auto _c12 = fr::mm(_c0, _c9);
-      const auto _kval2_0 = fr::im(fr::diagonal(_c12));
+      const auto _kval2_0 = fr::im(fr::diagonal(fr::mm(fr::block<0, m, 0, n>(Vh), fr::adjoint(fr::block<0, m, 0, n>(gVh)))));
       const auto _kval2_1 = fr::skew(fr::mm(_c8, fr::adjoint(_c10)));
       const fr::real_t<fr_W> value = fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0)), fr::largest_abs(_kval2_1));
       fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gVh));
@@ -1565,7 +1533,7 @@ int svd_v1_vjp_without_gVh(const void* const* in, const index* strides, void* co
     }
     {
       const auto _c7 = fr::adjoint(_c4);
-      const auto _kval2_0 = fr::im(fr::diagonal(_c0));
+      const auto _kval2_0 = fr::im(fr::diagonal(fr::mm(fr::adjoint(U1), _g_dU1)));
       const auto _kval2_1 = fr::skew(fr::mm(_c7, _c5));
       const fr::real_t<fr_W> value = fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0)), fr::largest_abs(_kval2_1));
       fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gU));
@@ -1672,8 +1640,7 @@ int svd_v1_vjp_without_gU_gS(const void* const* in, const index* strides, void* 
     {
       fr::real_t<fr_W> value = 0;
       if (fr::any_tie(_kvec1)) {
-        const auto _c6 = fr::mm(Vh, _c1);
-        const auto _kval1_0 = fr::skew(_c6);
+        const auto _kval1_0 = fr::skew(fr::mm(Vh, _c1));
         value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0));
       }
       fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gVh));
@@ -1681,8 +1648,7 @@ int svd_v1_vjp_without_gU_gS(const void* const* in, const index* strides, void* 
     {
       const auto _c4 = fr::block<m, m, 0, m>(Vh);
       const auto _c5 = fr::block<m, m, 0, m>(gVh);
-      const auto _c6 = fr::mm(Vh, _c1);
-      const auto _kval2_0 = fr::im(fr::diagonal(_c6));
+      const auto _kval2_0 = fr::im(fr::diagonal(fr::mm(Vh, fr::adjoint(gVh))));
       const auto _kval2_1 = fr::skew(fr::mm(_c4, fr::adjoint(_c5)));
       const fr::real_t<fr_W> value = fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0)), fr::largest_abs(_kval2_1));
       fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gVh));
@@ -1726,8 +1692,7 @@ int svd_v1_vjp_without_gU_gS(const void* const* in, const index* strides, void* 
     {
       fr::real_t<fr_W> value = 0;
       if (fr::any_tie(_kvec1)) {
-        const auto _c6 = fr::mm(Vh, _c1);
-        const auto _kval1_0 = fr::skew(_c6);
+        const auto _kval1_0 = fr::skew(fr::mm(Vh, _c1));
         value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0));
       }
       fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gVh));
@@ -1735,8 +1700,7 @@ int svd_v1_vjp_without_gU_gS(const void* const* in, const index* strides, void* 
     {
       const auto _c4 = fr::block<n, n, 0, n>(Vh);
       const auto _c5 = fr::block<n, n, 0, n>(gVh);
-      const auto _c6 = fr::mm(Vh, _c1);
-      const auto _kval2_0 = fr::im(fr::diagonal(_c6));
+      const auto _kval2_0 = fr::im(fr::diagonal(fr::mm(Vh, fr::adjoint(gVh))));
       const auto _kval2_1 = fr::skew(fr::mm(_c4, fr::adjoint(_c5)));
       const fr::real_t<fr_W> value = fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0)), fr::largest_abs(_kval2_1));
       fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gVh));
@@ -1786,17 +1750,14 @@ int svd_v1_vjp_without_gU_gS(const void* const* in, const index* strides, void* 
       fr::real_t<fr_W> value = 0;
       if (fr::any_tie(_kvec1)) {
         const auto _c9 = fr::adjoint(fr::block<0, m, 0, n>(gVh));
-        const auto _c11 = fr::mm(_c0, _c9);
-        const auto _kval1_0 = fr::skew(_c11);
+        const auto _kval1_0 = fr::skew(fr::mm(_c0, _c9));
         value = fr::maximum(fr::real_t<fr_W>(0), fr::tie_residual(_kvec1, _kval1_0));
       }
       fr::report(static_cast<fr_R*>(out[1]), b, 1, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gVh));
     }
     {
       const auto _c10 = fr::block<m, n, 0, n>(gVh);
-      const auto _c9 = fr::adjoint(fr::block<0, m, 0, n>(gVh));
-      const auto _c11 = fr::mm(_c0, _c9);
-      const auto _kval2_0 = fr::im(fr::diagonal(_c11));
+      const auto _kval2_0 = fr::im(fr::diagonal(fr::mm(fr::block<0, m, 0, n>(Vh), fr::adjoint(fr::block<0, m, 0, n>(gVh)))));
       const auto _kval2_1 = fr::skew(fr::mm(_c8, fr::adjoint(_c10)));
       const fr::real_t<fr_W> value = fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0)), fr::largest_abs(_kval2_1));
       fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gVh));
@@ -2029,7 +1990,7 @@ int svd_v1_vjp_without_gS_gVh(const void* const* in, const index* strides, void*
     }
     {
       const auto _c7 = fr::adjoint(_c4);
-      const auto _kval2_0 = fr::im(fr::diagonal(_c0));
+      const auto _kval2_0 = fr::im(fr::diagonal(fr::mm(fr::adjoint(U1), _g_dU1)));
       const auto _kval2_1 = fr::skew(fr::mm(_c7, _c5));
       const fr::real_t<fr_W> value = fr::maximum(fr::maximum(fr::real_t<fr_W>(0), fr::largest_abs(_kval2_0)), fr::largest_abs(_kval2_1));
       fr::report(static_cast<fr_R*>(out[1]), b, 2, 3, value, fr::square_root(fr::epsilon<fr_W>()) * fr::maximum(fr::real_t<fr_W>(0), _kmax_gU));
