@@ -180,3 +180,43 @@ def test_a_gauge_check_of_imaginary_parts_is_left_out_for_real_input(backend, op
         gauge = [c for c in checks if c is not None and c.option == "check_gauge"]
         assert len(gauge) == (dtype == np.complex128), (backend, op, dtype)
         assert len([c for c in checks if c is None]) == (dtype == np.float64)
+
+
+@pytest.mark.parametrize("op", ["cholesky", "lu_factor", "qr"])
+def test_jax_takes_the_pivots_verdict_in_the_forward_pass(op):
+    """A pivots check reads primal values alone: the forward pass takes its verdict (a
+    residual), and the pullback only applies it: no norm of A (sqrt), no reduction of the
+    pivots, the same products as with the check off."""
+    f = getattr(fr, op)
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((4, 5, 5))
+    a = jax.numpy.asarray(a @ np.swapaxes(a, -1, -2) + 5 * np.eye(5))
+
+    def pullback(check):
+        def g(x):
+            return tuple(y for y in as_tuple(f(x, check_singular=check))
+                         if jax.numpy.issubdtype(y.dtype, jax.numpy.inexact))
+        outs, back = jax.vjp(g, a)
+        return jax.make_jaxpr(back)(outs)
+
+    def primitives(jaxpr):
+        names = []
+
+        def walk(j):
+            for eqn in j.eqns:
+                names.append(eqn.primitive.name)
+                for sub in _core.jaxprs_in_params(eqn.params):
+                    walk(sub)
+        walk(jaxpr.jaxpr)
+        return names
+
+    with strict():
+        on, off = pullback(True), pullback(False)
+    assert "sqrt" not in primitives(on) and "reduce_max" not in primitives(on), on
+    assert products(on) == products(off)
+    # the verdict is applied: a singular input's gradient is NaN
+    singular = a.at[0].set(0.0)
+    grad = jax.jit(jax.grad(lambda x: sum(jax.numpy.sum(y) for y in as_tuple(f(x))
+                                          if jax.numpy.issubdtype(y.dtype, jax.numpy.inexact))))
+    assert bool(jax.numpy.isnan(grad(singular)[0]).all())
+    assert not bool(jax.numpy.isnan(grad(singular)[1:]).any())

@@ -174,7 +174,10 @@ def _failure(check):
     """Per matrix, whether the derivative fails ``check``; None where it cannot fail.  A
     'ties' or 'zeros' check is measured (its values computed, its mask built and read) only
     where its mask has an entry somewhere in the batch: in Python for concrete arrays,
-    under lax.cond on a CPU for traced ones (_on_cpu_only_if; False where none)."""
+    under lax.cond on a CPU for traced ones (_on_cpu_only_if; False where none).  A 'failed'
+    check (_checked_jvp's) holds its verdict."""
+    if check.kind == "failed":
+        return check.values()[0]
     if check.kind not in ("ties", "zeros"):
         return _violation(check)[0]
     anywhere = _anywhere(check)
@@ -231,7 +234,10 @@ def _checked_jvp(op, results, checks, vjp_checks=None, primals=(), flags=(), opt
     checks = [c for c in checks if c is not None]
     if not _traced((*results, *primals, *(a for c in checks for a in c.against))):
         return results  # (checked by _raise_if_failed)
-    checks = _switched_on(checks)
+    # a pivots check reads primal values alone: its verdict is taken here, in the forward
+    # pass (a residual of the pullback, which then does not measure it again)
+    checks = [_Check("failed", lambda f=_violation(c)[0]: (f,), (), c.message, c.option)
+              if c.kind == "pivots" else c for c in _switched_on(checks)]
     values = [tuple(c.values()) for c in checks]
     arrays = [a for c, vs in zip(checks, values)
               for a in (*vs, *c.against, *(() if c.vector is None else (c.vector,)))]
@@ -267,12 +273,15 @@ def _checked_transpose(cotangents, *operands, op, results, shapes, vjp_checks, f
     """The cotangents of the results, NaN in the matrices whose cotangents the derivative
     does not exist for; nothing for the other operands (tangent-side check values: not
     linear inputs of the results; primal values: constants)."""
-    _, taken = _unflattened(operands[results:], shapes)
+    taken_in_jvp, taken = _unflattened(operands[results:], shapes)
     primals = operands[results + taken:]
     # a symbolic zero is None to the checks (they leave out its terms, as the rules do)
     given = iter(None if type(ct) is _ad.Zero else _cotangent_in(ct) for ct in cotangents)
     full = [next(given) if f else None for f in flags]
-    checks = [c for c in vjp_checks(*primals, *full, *options) if c is not None]
+    # the pivots check of the VJP is the JVP's, whose verdict the forward pass took
+    checks = [c for c in vjp_checks(*primals, *full, *options)
+              if c is not None and c.kind != "pivots"]
+    checks += [c for c in taken_in_jvp if c.kind == "failed"]
     failures = [(c, f) for c, f in ((c, _failure(c)) for c in checks) if f is not None]
     out = list(cotangents)
     if failures:
