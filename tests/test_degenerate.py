@@ -885,7 +885,14 @@ and off, in one process.  A check reads what the rule computes where it can (eig
 in the JVP); what it needs beyond that is computed only when it can fail.  A check of ties or
 of zero pivots reads its values on the tied or zero values alone, so at an input with none
 its products are not computed: eager code tests for them first, and traced JAX code computes
-the products under `lax.cond` on a CPU, where XLA runs one branch (tests/test_check_cost.py).
+the products under `lax.cond` on a CPU, where XLA runs one branch (tests/test_check_cost.py);
+the measure of the check (its mask, the largest entries it compares with) is under the same
+conditional.  Whether any value ties is read from the gaps between shifted copies of a column
+of at most 16 values (no k x k mask: a batch of 3 x 3 matrices pays for 2 gaps a matrix, not
+9 entries).  A gauge check whose values are imaginary parts of values in the input's field
+(svd's and eigh's) is left out for a real input, where they are zero.  A pivots check reads
+primal values alone: JAX takes its verdict in the forward pass, and the pullback (JAX's
+transposition of the JVP) only applies it, measuring neither `norm(A, 'fro')` nor the pivots.
 On a GPU traced code computes them always, as a conditional there reads its predicate on the
 host, and so it does where JAX has several CPU devices, over which a batch may be sharded (a
 predicate on the whole batch would need a collective: tests/test_jax_sharding.py).
