@@ -16,7 +16,7 @@ whose error exceeds its tolerance makes the command exit 1.
 
 Each row runs in a process of its own (``python -m factorules.tools.bench REQUEST``: the rows as
 JSON on the command line, each result as one JSON line on stdout), generated and native side
-by side in it as before; ``--quick`` runs the rows of one spec and backend in one process.
+by side in it as before; ``--quick`` runs the rows of one backend (every spec) in one process.
 A row that outlives ``--row-timeout`` is killed, and one whose process dies is reported;
 either is a line of the table, the other rows still run (those after it in a new process),
 and the command exits 1.
@@ -61,14 +61,15 @@ RESULT_TAG = "factorules-bench-row "  # the row process's result line: this tag,
 
 # -- rows, in processes of their own ------------------------------------------------------------
 
-def _request(spec_path: Path, name: str, rows: list[tuple[int, Case]], repeats: int,
-             quick: bool, timeout: float) -> dict:
-    """Everything the rows' process needs, as JSON (no pickled functions): rows of one spec
-    and backend, each with its seed."""
-    return {"spec_path": str(Path(spec_path).resolve()), "spec": name,
-            "rows": [{"backend": case.backend, "options": [list(pair) for pair in case.options],
+def _request(rows: list[tuple[int, str, Path, Case]], repeats: int, quick: bool,
+             timeout: float) -> dict:
+    """Everything the rows' process needs, as JSON (no pickled functions): rows (seed, spec
+    name, spec file, case), each with its spec and seed."""
+    return {"rows": [{"spec": name, "spec_path": str(Path(path).resolve()),
+                      "backend": case.backend, "options": [list(pair) for pair in case.options],
                       "shape": list(case.shape), "dtype": case.dtype,
-                      "direction": case.direction, "seed": seed} for seed, case in rows],
+                      "direction": case.direction, "seed": seed}
+                     for seed, name, path, case in rows],
             "repeats": repeats, "quick": quick, "timeout": timeout}
 
 
@@ -207,8 +208,7 @@ def _child(argv: list[str]) -> int:
         faulthandler.register(signal.SIGUSR1, all_threads=True)  # the parent's "where?"
     from ..compiler.render import load_checked
 
-    (checked,) = load_checked([Path(request["spec_path"])])
-    backends = {}
+    specs, harnesses = {}, {}  # spec file: its checked spec; (spec, backend): its harness
     for item in request["rows"]:
         # should the parent be gone, a hang still ends, with tracebacks on stderr
         faulthandler.dump_traceback_later(request["timeout"] + 60, exit=True)
@@ -216,10 +216,13 @@ def _child(argv: list[str]) -> int:
                     options=tuple(tuple(pair) for pair in item["options"]),
                     shape=tuple(item["shape"]), dtype=item["dtype"],
                     direction=item["direction"])
-        if case.backend not in backends:
-            backends[case.backend] = Harness(adapter_class(case.backend)(), checked)
-        backend = backends[case.backend]
-        row = run_case(request["spec"], backend, case, request["repeats"], request["quick"],
+        if item["spec_path"] not in specs:
+            (specs[item["spec_path"]],) = load_checked([Path(item["spec_path"])])
+        key = (item["spec_path"], case.backend)
+        if key not in harnesses:
+            harnesses[key] = Harness(adapter_class(case.backend)(), specs[item["spec_path"]])
+        backend = harnesses[key]
+        row = run_case(item["spec"], backend, case, request["repeats"], request["quick"],
                        seed=item["seed"])
         print(RESULT_TAG + json.dumps({"row": asdict(row),
                                        "environment": backend.adapter.environment()}),
@@ -300,21 +303,22 @@ def main(args) -> int:
     environments: dict[str, str] = {}  # backend: its footnote text, from its first row
     progress = Progress("bench", len(plan))
     finished: dict[int, Row] = {}  # plan position -> its row
-    # --quick (a smoke test, its times mean little) runs the rows of one spec and backend in
-    # one process, a process per CPU at once; timed runs give each row a process of its own
-    # and run them one at a time, so that rows do not slow each other
+    # --quick (a smoke test, its times mean little) runs the rows of one backend in one
+    # process (its framework imported once for every spec), a process per CPU at once; timed
+    # runs give each row a process of its own and run them one at a time, so that rows do not
+    # slow each other
     workers = _quick_workers() if args.quick else 1
     groups: dict = {}
     for i, (name, case) in enumerate(plan, 1):
-        key = (name, case.backend) if args.quick else i
+        key = case.backend if args.quick else i
         groups.setdefault(key, []).append((i, name, case))
 
     def run(group):
         name = group[0][1]
         if workers == 1:  # one row at a time: a terminal shows which is running
             progress.running(_text(name, group[0][2]))
-        request = _request(paths[name], name, [(i, case) for i, _, case in group], repeats,
-                           args.quick, timeout)
+        request = _request([(i, row_name, paths[row_name], case) for i, row_name, case in group],
+                           repeats, args.quick, timeout)
 
         def on_row(k, result, failure, err, seconds):
             _, name, case = group[k]
