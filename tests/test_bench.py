@@ -2,6 +2,7 @@
 derivative agrees with its reference (its table output: tests/test_progress.py).  No timing is
 asserted (these machines are noisy)."""
 import json
+import math
 import subprocess
 import sys
 
@@ -10,6 +11,7 @@ import pytest
 import ladder
 from factorules.compiler.paths import ROOT
 from factorules.compiler.spec_loader import load_spec
+from factorules.tools import bench_table
 
 SPECS = sorted((ROOT / "spec").glob("*.yaml"))
 # The specs benchmarked by default (every spec under --full, tests/ladder.py): together their
@@ -23,7 +25,7 @@ BENCHED = SPECS if ladder.FULL else [ROOT / "spec" / f"{name}.yaml"
 
 KEYS = {"spec", "backend", "options", "shape", "dtype", "direction", "generated_ms", "native_ms",
         "ratio", "native", "rel_err", "reference", "ok", "repeats", "inner", "note",
-        "generated_spread", "native_spread", "samples", "dgemm_gflops"}
+        "generated_spread", "native_spread", "samples", "native_samples", "dgemm_gflops"}
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -214,7 +216,7 @@ def test_a_ratio_needs_min_samples_and_compares_the_fastest(monkeypatch):
     """Enough samples give the ratio of the fastest of each side, spread and count kept."""
     from factorules.tools import bench_rows
 
-    def fake_time(backend, gen, nat, repeats, quick):
+    def fake_time(backend, gen, nat, repeats, quick, nat_warm_s):
         return [3.0, 2.0] + [4.0] * (repeats - 2), [1.0] * repeats, 1
 
     class Stub:
@@ -230,6 +232,36 @@ def test_a_ratio_needs_min_samples_and_compares_the_fastest(monkeypatch):
         row = bench_rows.run_case("qr", Stub(), case, repeats, False, seed=0)
         assert row.ratio == ratio and row.samples == repeats
         assert row.generated_spread == [2000.0, 4000.0, 4000.0]
+
+
+def test_a_slow_native_is_sampled_until_its_budget_and_gives_a_ratio_only_far_apart(monkeypatch):
+    """A native call of 20 s: its samples stop once they have taken NATIVE_BUDGET_S (never
+    fewer than NATIVE_MIN_SAMPLES) while the generated's go on; the ratio stands only where
+    every generated sample is below SEPARATED x the native's fastest."""
+    from factorules.tools import bench_rows
+    clock = {"gen": 0.5, "nat": 20.0}
+
+    class Adapter:
+        @staticmethod
+        def sync(x):
+            return x
+
+    class Backend:
+        adapter = Adapter()
+
+    monkeypatch.setattr(bench_rows, "_sample", lambda backend, f, inner: clock[f()])
+    monkeypatch.setattr(bench_rows, "_once", lambda backend, f: (clock[f()], f()))
+    gen_s, nat_s, inner = bench_rows._time(Backend(), lambda: "gen", lambda: "nat",
+                                           bench_rows.MIN_SAMPLES, False, 20.0)
+    assert len(gen_s) == bench_rows.MIN_SAMPLES and inner == 1
+    budgeted = max(bench_rows.NATIVE_MIN_SAMPLES, math.ceil(bench_rows.NATIVE_BUDGET_S / 20.0))
+    assert len(nat_s) == budgeted < bench_rows.MIN_SAMPLES
+    assert bench_rows._ratio(gen_s, nat_s) == 0.5 / 20.0
+    assert bench_rows._ratio([0.5] * 14 + [11.0], nat_s) is None      # spreads too close
+    assert bench_rows._ratio(gen_s, [20.0] * bench_rows.MIN_SAMPLES) == 0.5 / 20.0
+    row = bench_rows.Row("hp", "torch", "default", [4, 4], "float64", "jvp", 0.5, 20.0, 0.025,
+                         "ok", 0.0, "native", True, 15, 1, samples=15, native_samples=3)
+    assert bench_table._count(row) == "15/3"
 
 
 def test_bench_checks_times_each_row_with_the_switches_on_and_off():

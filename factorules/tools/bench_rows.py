@@ -27,6 +27,14 @@ FD_STEP = 1e-6
 MIN_SAMPLE_S = 0.05  # a timed sample repeats a fast call until it lasts about this long
 # a ratio needs this many interleaved samples of each side: fewer (--quick) give none
 MIN_SAMPLES = 15
+# A native call so slow that MIN_SAMPLES of it would outlast a row (torch's forward-mode
+# householder_product at 2048x512x512: 35 s a call) is sampled until its samples have taken
+# NATIVE_BUDGET_S, and no fewer than NATIVE_MIN_SAMPLES of them; the row then gives a ratio
+# only if the generated's slowest sample is below half the native's fastest (SEPARATED), a
+# conclusion so few samples can carry.
+NATIVE_BUDGET_S = 45.0
+NATIVE_MIN_SAMPLES = 3
+SEPARATED = 0.5
 
 
 @dataclass(frozen=True)
@@ -68,7 +76,8 @@ class Row:
     note: str = field(default="")  # native's refusal, or why the row did not finish
     generated_spread: list | None = None  # [min, median, max] of the samples, ms
     native_spread: list | None = None
-    samples: int = 0  # timed samples of each side
+    samples: int = 0  # timed samples of the generated side
+    native_samples: int = 0  # of the native side: samples, or fewer (NATIVE_BUDGET_S)
     # this machine's DGEMM rate, GFLOP/s, measured by bench's parent after the rows
     # (bench_plot.measure_dgemm_gflops), the same in every row of a run: the reference line
     # of --plot.  None: not measured (a table run, or JSON from before it was kept)
@@ -298,20 +307,35 @@ def _sample(backend, f, inner: int) -> float:
     return (time.perf_counter() - t0) / inner
 
 
-def _time(backend, gen, nat, repeats: int, quick: bool):
+def _time(backend, gen, nat, repeats: int, quick: bool, nat_warm_s: float | None = None):
     """Interleaved samples (seconds) of gen and of nat (None: no native), gen and nat
-    alternating which goes first, so that a drift in the machine's load hits both alike;
-    and the calls per sample."""
+    alternating which goes first, so that a drift in the machine's load hits both alike --
+    nat's only until they have taken NATIVE_BUDGET_S (at least NATIVE_MIN_SAMPLES); and the
+    calls per sample.  nat_warm_s: how long the native call took after its first (None: it
+    is called once more here to find out)."""
     warm = [_once(backend, gen)[0]]
     if nat is not None:
-        warm.append(_once(backend, nat)[0])
+        warm.append(_once(backend, nat)[0] if nat_warm_s is None else nat_warm_s)
     inner = _inner_count(min(warm), quick)
     times = {"gen": [], "nat": []}
-    pair = [("gen", gen)] + ([("nat", nat)] if nat is not None else [])
     for i in range(repeats):
+        pair = [("gen", gen)]
+        if nat is not None and (len(times["nat"]) < NATIVE_MIN_SAMPLES
+                                or sum(times["nat"]) * inner < NATIVE_BUDGET_S):
+            pair.append(("nat", nat))
         for key, f in (pair if i % 2 == 0 else pair[::-1]):
             times[key].append(_sample(backend, f, inner))
     return times["gen"], times["nat"] or None, inner
+
+
+def _ratio(gen_s: list, nat_s: list | None) -> float | None:
+    """generated / native of the fastest samples, where the samples can carry it: MIN_SAMPLES
+    of each side, or fewer native ones (NATIVE_BUDGET_S) far slower than every generated one."""
+    if nat_s is None or len(gen_s) < MIN_SAMPLES:
+        return None
+    if len(nat_s) < MIN_SAMPLES and max(gen_s) > SEPARATED * min(nat_s):
+        return None
+    return min(gen_s) / min(nat_s)
 
 
 def _spread(samples) -> list | None:
@@ -326,11 +350,13 @@ def run_case(spec: str, backend, case: Case, repeats: int, quick: bool, seed: in
     gen, nat, data = backend.setup(case, rng)
     _, gen_result = _once(backend, gen)         # compiles (jax) and warms up
     refusal = ""
+    nat_warm_s = None
     if nat is None:
         nat_result, native = None, "none"
     else:
         try:
-            _, nat_result = _once(backend, nat)
+            _once(backend, nat)                 # warms up
+            nat_warm_s, nat_result = _once(backend, nat)
             native = "ok"
         except Exception as err:  # noqa: BLE001 (any refusal by the framework is reported)
             nat, nat_result, native = None, None, "refuses"
@@ -344,14 +370,13 @@ def run_case(spec: str, backend, case: Case, repeats: int, quick: bool, seed: in
     # against fd the tolerance is the larger of the difference's own and the dtype's
     ok = err <= (TOLERANCE[case.dtype] if reference == "native"
                  else max(FD_TOLERANCE, TOLERANCE[case.dtype]))
-    gen_s, nat_s, inner = _time(backend, gen, nat, repeats, quick)
+    gen_s, nat_s, inner = _time(backend, gen, nat, repeats, quick, nat_warm_s)
     # the fastest sample of each: the least disturbed by the machine's other work
-    ratio = (min(gen_s) / min(nat_s) if nat_s is not None and len(gen_s) >= MIN_SAMPLES
-             else None)
+    ratio = _ratio(gen_s, nat_s)
     return Row(spec=spec, backend=case.backend, options=case.label, shape=list(case.shape),
                dtype=case.dtype, direction=case.direction, generated_ms=min(gen_s) * 1e3,
                native_ms=None if nat_s is None else min(nat_s) * 1e3,
                ratio=ratio, native=native, rel_err=err,
                reference=reference, ok=ok, repeats=repeats, inner=inner,
                note=refusal, generated_spread=_spread(gen_s), native_spread=_spread(nat_s),
-               samples=len(gen_s))
+               samples=len(gen_s), native_samples=len(nat_s or []))

@@ -1,7 +1,7 @@
 """The table and footnote of ``cli.py bench``."""
 from __future__ import annotations
 
-from .bench_rows import MIN_SAMPLES, Row
+from .bench_rows import MIN_SAMPLES, NATIVE_BUDGET_S, SEPARATED, Row
 
 
 COLUMNS = ("spec", "backend", "options", "shape", "dtype", "dir", "generated ms", "native ms", "ratio",
@@ -22,7 +22,13 @@ def _cells(r: Row) -> list[str]:
             "-" if r.ratio is None else f"{r.ratio:.2f}",
             f"{r.rel_err:.1e}" + ("" if r.ok else " FAIL"),
             r.reference + ("*" if r.native == "wrong" else ""),
-            _spread(r.generated_spread), _spread(r.native_spread), str(r.samples)]
+            _spread(r.generated_spread), _spread(r.native_spread), _count(r)]
+
+
+def _count(r: Row) -> str:
+    """n: the samples of each side, or generated/native where native's were fewer."""
+    few = r.native_samples and r.native_samples < r.samples
+    return f"{r.samples}/{r.native_samples}" if few else str(r.samples)
 
 
 def format_table(rows: list[Row]) -> str:
@@ -47,8 +53,10 @@ def footnote(rows, repeats: int, environments) -> str:
              f"ms: the fastest of n interleaved samples after a warm-up (min/med/max: their "
              f"spread), generated and native alternating which goes first; ratio: generated / "
              f"native of those fastest samples (below 1: generated is faster), given only with "
-             f"n >= {MIN_SAMPLES}; rel err: the generated derivative against native autodiff, "
-             f"or against central differences (fd) where native refuses (a vjp as the "
+             f"n >= {MIN_SAMPLES} (n = 15/3: a native call so slow that its samples stopped "
+             f"after {NATIVE_BUDGET_S:g} s, the ratio given only where every generated sample is "
+             f"below {SEPARATED:g} x native's fastest); rel err: the generated derivative "
+             f"against native autodiff, or against central differences (fd) where native refuses (a vjp as the "
              f"directional derivative <gA, dA>, relative to |gA| |dA|)."]
     if environments:
         lines.append("; ".join(environments) + ".")
