@@ -368,21 +368,39 @@ def _any_zero(check):
 
 
 def _any_entry(check):
-    """Whether the mask of a 'ties' or 'zeros' check (_mask) has an entry anywhere in the
-    batch.  Short columns compare shifted copies (_any_shifted_tie).  Longer real ones
-    need not be paired: sorted, two tie only if every gap between neighbours from one to
-    the other is at most the tolerance, so a tie is a small gap between neighbours
-    (O(k log k), not _tie_mask's O(k^2))."""
+    """Whether the mask of a 'ties' or 'zeros' check (_mask) may have an entry anywhere in
+    the batch: False where it has none, True where it has one -- or, for a long complex
+    column, where the values' projections onto a line have close neighbours, as a tie's do
+    (_projected; its values then measured, as with an entry).  Short columns compare
+    shifted copies (_any_shifted_tie).  Longer ones need not be paired
+    (_any_close_neighbours: O(k log k), not _tie_mask's O(k^2))."""
     v = check.vector
     if check.kind == "zeros":
         return _any_zero(check)
     if v.shape[-2] <= SHIFTED_TIES_MAX:
         return _any_shifted_tie(v)
-    if not xp.iscomplexobj(v):
-        s = xp.sort(v, axis=-2)
-        tol = v.shape[-2] * _np.finfo(v.dtype).eps * _matrix_max(xp.abs(v))[..., None, None]
-        return ((s[..., 1:, :] - s[..., :-1, :]) <= tol).any()
-    return _mask(check).any()
+    tol = v.shape[-2] * _np.finfo(v.real.dtype).eps * _matrix_max(xp.abs(v))[..., None, None]
+    return _any_close_neighbours(_projected(v) if xp.iscomplexobj(v) else v, tol)
+
+
+def _any_close_neighbours(p, tol):
+    """Whether two entries of the real (..., k, 1) column p are at most tol apart anywhere
+    in the batch: sorted, two are that close only if every gap between neighbours from one
+    to the other is, so it is a small gap between neighbours (O(k log k))."""
+    s = xp.sort(p, axis=-2)
+    return ((s[..., 1:, :] - s[..., :-1, :]) <= tol).any()
+
+
+# the direction (cos 1, sin 1) onto which complex values are projected (_projected): one
+# that neither the real axis nor a conjugate pair's (a + bi, a - bi) is perpendicular to
+_PROJECTION = (float(_np.cos(1.0)), float(_np.sin(1.0)))
+
+
+def _projected(v):
+    """The complex column v projected onto the line at angle 1 rad: real values at most as
+    far apart as v's, so that a tie of v (|v_i - v_j| <= tol) is one of its projections
+    (the converse need not hold: values far apart on a perpendicular)."""
+    return v.real * _PROJECTION[0] + v.imag * _PROJECTION[1]
 
 
 def _violation(check, mask=None, values=None):

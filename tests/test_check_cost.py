@@ -158,6 +158,40 @@ def test_a_short_columns_ties_by_shifted_gaps_are_those_of_its_mask(dtype):
             assert bool(got) == want, (k, pair)
 
 
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_a_long_columns_ties_are_read_from_sorted_neighbours_of_values_or_projections(backend):
+    """Longer columns need no k x k mask to pass: real ones have a tie anywhere exactly where
+    sorted neighbours are close, complex ones -- a real matrix's eigenvalues with their
+    conjugate pairs and real ones included -- only where their projections onto a line
+    are.  Close projections of values far apart (on a perpendicular) may have an entry:
+    the check is then measured, and passes."""
+    import generated.torch._runtime as torch_runtime
+    from generated.numpy import _runtime_shared as shared
+    runtime = shared if backend == "numpy" else torch_runtime
+    rng = np.random.default_rng(2)
+    k = shared.SHIFTED_TIES_MAX + 20
+    as_array = np.asarray if backend == "numpy" else torch.as_tensor
+    for kind in ("real", "complex", "eigenvalues"):
+        for tie in (None, (0, k - 1), (3, 4)):
+            if kind == "eigenvalues":
+                v = np.linalg.eigvals(rng.standard_normal((3, k, k)))[..., None]
+            else:
+                v = rng.standard_normal((3, k, 1)) + (
+                    1j * rng.standard_normal((3, k, 1)) if kind == "complex" else 0)
+            if tie is not None:
+                v[1, tie[1]] = v[1, tie[0]] * (1 + 1e-16)
+            check = shared._Check("ties", lambda: (), (), "", "check_ties", as_array(v))
+            want = bool(runtime._mask(check).any())
+            assert want == (tie is not None), (kind, tie)
+            assert bool(runtime._any_entry(check)) == want, (kind, tie)
+    # projections equal, values far apart: may have an entry, measured, no tie
+    v = np.arange(k, dtype=np.complex128)[None, :, None] * 10.0
+    v[0, 1, 0] = 3.0 * (-np.sin(1.0) + 1j * np.cos(1.0))
+    check = shared._Check("ties", lambda: (), (np.ones((1, k, k)),), "", "check_ties",
+                          as_array(v))
+    assert bool(runtime._any_entry(check)) and not bool(runtime._mask(check).any())
+
+
 @pytest.mark.parametrize("backend", ["numpy", "torch", "jax"])
 @pytest.mark.parametrize("op", ["svd", "eigh"])
 def test_a_gauge_check_of_imaginary_parts_is_left_out_for_real_input(backend, op):

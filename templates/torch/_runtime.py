@@ -17,7 +17,7 @@ import torch as _torch
 from . import _fused
 from ._runtime_shared import (
     _check, _check_array, _check_like, _cotangent_in, _cotangent_out, _host_unbatched,
-    _joined_rows, _LazyModule, _no_derivative, _row_blocked, _row_blocks, _sum_rows,
+    _joined_rows, _LazyModule, _no_derivative, _projected, _row_blocked, _row_blocks, _sum_rows,
     _unpacked, _version_tuple, _zeros_like)
 
 # SciPy, for the host fallbacks alone (their calls name _scipy.linalg): imported on first use
@@ -324,14 +324,20 @@ def _mask(check):
 
 
 def _any_entry(check):
-    """Whether the mask of a 'ties' or 'zeros' check has an entry anywhere in the batch, as
-    templates/_runtime_shared.py's _any_entry reads it (real ties from sorted neighbours)."""
+    """Whether the mask of a 'ties' or 'zeros' check may have an entry anywhere in the batch,
+    as templates/_runtime_shared.py's _any_entry reads it (ties from sorted neighbours: of
+    the values, or of complex values' projections onto a line, which a tie's are)."""
     v = check.vector
-    if check.kind == "ties" and not v.is_complex():
-        s = v.sort(dim=-2).values
-        tol = v.shape[-2] * _torch.finfo(v.dtype).eps * _matrix_max(v.abs())[..., None, None]
-        return ((s[..., 1:, :] - s[..., :-1, :]) <= tol).any()
-    return _mask(check).any()
+    if check.kind != "ties":
+        return _mask(check).any()
+    tol = v.shape[-2] * _torch.finfo(v.real.dtype).eps * _matrix_max(v.abs())[..., None, None]
+    return _any_close_neighbours(_projected(v) if v.is_complex() else v, tol)
+
+
+def _any_close_neighbours(p, tol):
+    """templates/_runtime_shared.py's, in torch operations (sort returns values and indices)."""
+    s = p.sort(dim=-2).values
+    return ((s[..., 1:, :] - s[..., :-1, :]) <= tol).any()
 
 
 def _violation(check, mask=None, values=None):
