@@ -185,7 +185,7 @@ def _vjp_rule(A, L, Q, gL, gQ, UPLO, check_ties):
 def _returned(A, outputs, UPLO, check_ties):
     """The user-facing result: outputs a variant returns empty are empty arrays, vectors
     lose the column axis the rules hold them with, hidden outputs are left out."""
-    return outputs[0][..., 0]
+    return outputs[0].squeeze(-1)
 
 
 def _differentiable(UPLO, check_ties):
@@ -222,7 +222,7 @@ def eigvalsh_jvp(A, dA, UPLO="L", check_ties=True, *, lower=None):
     _check_shapes(A)
     outputs = _primal(A, UPLO, check_ties)
     tangents = iter(_jvp_rule(A, *outputs, dA, UPLO, check_ties))
-    return _returned(A, outputs, UPLO, check_ties), next(tangents)[..., 0]
+    return _returned(A, outputs, UPLO, check_ties), next(tangents).squeeze(-1)
 
 
 def eigvalsh_vjp(A, UPLO="L", check_ties=True, *, lower=None):

@@ -328,9 +328,9 @@ def _returned(A, outputs, UPLO, check_gauge, check_ties):
     """The user-facing result: outputs a variant returns empty are empty arrays, vectors
     lose the column axis the rules hold them with, hidden outputs are left out."""
     if UPLO == "L":
-        return EighResult(outputs[0][..., 0], outputs[1])
+        return EighResult(outputs[0].squeeze(-1), outputs[1])
     if UPLO == "U":
-        return EighResult(outputs[0][..., 0], outputs[1])
+        return EighResult(outputs[0].squeeze(-1), outputs[1])
     raise AssertionError("unreachable: options were checked")
 
 
@@ -401,7 +401,7 @@ def eigh_jvp(A, dA, UPLO="L", check_gauge=True, check_ties=True, *, lower=None):
     tangents = iter(_jvp_rule(A, *outputs, dA, UPLO, check_gauge, check_ties))
     flags = _differentiable(UPLO, check_gauge, check_ties)
     shown = [
-        (next(tangents)[..., 0] if v else next(tangents)) if f else None
+        (next(tangents).squeeze(-1) if v else next(tangents)) if f else None
         for f, v in zip(flags[:2], [True, False])
     ]
     return _returned(A, outputs, UPLO, check_gauge, check_ties), EighResult(*shown)

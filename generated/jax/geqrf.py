@@ -811,7 +811,7 @@ def _returned(A, outputs, check_singular):
     """The user-facing result: outputs a variant returns empty are empty arrays, vectors
     lose the column axis the rules hold them with, hidden outputs are left out."""
     if True:
-        return GeqrfResult(outputs[0], outputs[1][..., 0])
+        return GeqrfResult(outputs[0], outputs[1].squeeze(-1))
     raise AssertionError("unreachable: options were checked")
 
 
@@ -875,7 +875,7 @@ def geqrf_jvp(A, dA, check_singular=True):
     tangents = iter(_jvp_rule(A, *outputs, dA, check_singular))
     flags = _differentiable(check_singular)
     shown = [
-        (next(tangents)[..., 0] if v else next(tangents)) if f else None
+        (next(tangents).squeeze(-1) if v else next(tangents)) if f else None
         for f, v in zip(flags[:2], [False, True])
     ]
     return _returned(A, outputs, check_singular), GeqrfResult(*shown)

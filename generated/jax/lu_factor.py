@@ -367,7 +367,7 @@ def _returned(A, outputs, pivot, check_singular):
     """The user-facing result: outputs a variant returns empty are empty arrays, vectors
     lose the column axis the rules hold them with, hidden outputs are left out."""
     if pivot is True:
-        return Lu_factorResult(outputs[0], outputs[1][..., 0])
+        return Lu_factorResult(outputs[0], outputs[1].squeeze(-1))
     raise AssertionError("unreachable: options were checked")
 
 
@@ -431,7 +431,7 @@ def lu_factor_jvp(A, dA, pivot=True, check_singular=True):
     tangents = iter(_jvp_rule(A, *outputs, dA, pivot, check_singular))
     flags = _differentiable(pivot, check_singular)
     shown = [
-        (next(tangents)[..., 0] if v else next(tangents)) if f else None
+        (next(tangents).squeeze(-1) if v else next(tangents)) if f else None
         for f, v in zip(flags[:2], [False, True, False])
     ]
     return _returned(A, outputs, pivot, check_singular), Lu_factorResult(*shown)

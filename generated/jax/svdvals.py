@@ -350,7 +350,7 @@ def _vjp_rule(A, S, U, Vh, gS, gU, gVh, check_ties, check_singular):
 def _returned(A, outputs, check_ties, check_singular):
     """The user-facing result: outputs a variant returns empty are empty arrays, vectors
     lose the column axis the rules hold them with, hidden outputs are left out."""
-    return outputs[0][..., 0]
+    return outputs[0].squeeze(-1)
 
 
 def _differentiable(check_ties, check_singular):
@@ -416,7 +416,7 @@ def svdvals_jvp(A, dA, check_ties=True, check_singular=True):
     _check_shapes(A)
     outputs = _primal(A, check_ties, check_singular)
     tangents = iter(_jvp_rule(A, *outputs, dA, check_ties, check_singular))
-    return _returned(A, outputs, check_ties, check_singular), next(tangents)[..., 0]
+    return _returned(A, outputs, check_ties, check_singular), next(tangents).squeeze(-1)
 
 
 def svdvals_vjp(A, check_ties=True, check_singular=True):

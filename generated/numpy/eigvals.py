@@ -170,7 +170,7 @@ def _vjp_rule(A, L, V, gL, gV, check_ties):
 def _returned(A, outputs, check_ties):
     """The user-facing result: outputs a variant returns empty are empty arrays, vectors
     lose the column axis the rules hold them with, hidden outputs are left out."""
-    return outputs[0][..., 0]
+    return outputs[0].squeeze(-1)
 
 
 def _differentiable(check_ties):
@@ -201,7 +201,7 @@ def eigvals_jvp(A, dA, check_ties=True):
     _check_shapes(A)
     outputs = _primal(A, check_ties)
     tangents = iter(_jvp_rule(A, *outputs, dA, check_ties))
-    return _returned(A, outputs, check_ties), next(tangents)[..., 0]
+    return _returned(A, outputs, check_ties), next(tangents).squeeze(-1)
 
 
 def eigvals_vjp(A, check_ties=True):

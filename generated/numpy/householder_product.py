@@ -279,7 +279,7 @@ def householder_product_vjp(primals):
             for f, y, g, label in zip(flags, outputs, (gQ,), ["Q"])
         ]
         grads = tuple(_cotangent_out(g) for g in _vjp_rule(A, tau, *outputs, *cotangents))
-        grads = tuple(g[..., 0] if v else g for g, v in zip(grads, [False, True]))
+        grads = tuple(g.squeeze(-1) if v else g for g, v in zip(grads, [False, True]))
         return grads
 
     return _returned(A, outputs), pullback

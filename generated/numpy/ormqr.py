@@ -1125,7 +1125,7 @@ def ormqr_vjp(primals, left=True, transpose=False):
         grads = tuple(
             _cotangent_out(g) for g in _vjp_rule(a, tau, C, *outputs, *cotangents, left, transpose)
         )
-        grads = tuple(g[..., 0] if v else g for g, v in zip(grads, [False, True, False]))
+        grads = tuple(g.squeeze(-1) if v else g for g, v in zip(grads, [False, True, False]))
         return grads
 
     return _returned(a, outputs, left, transpose), pullback

@@ -950,11 +950,11 @@ def _returned(A, outputs, mode, check_singular):
     """The user-facing result: outputs a variant returns empty are empty arrays, vectors
     lose the column axis the rules hold them with, hidden outputs are left out."""
     if mode == "reduced":
-        return Qr_pivotedResult(outputs[0], outputs[1], outputs[2][..., 0])
+        return Qr_pivotedResult(outputs[0], outputs[1], outputs[2].squeeze(-1))
     if mode == "complete":
-        return Qr_pivotedResult(outputs[0], outputs[1], outputs[2][..., 0])
+        return Qr_pivotedResult(outputs[0], outputs[1], outputs[2].squeeze(-1))
     if mode == "r":
-        return Qr_pivotedResult(_empty_like(A), outputs[1], outputs[2][..., 0])
+        return Qr_pivotedResult(_empty_like(A), outputs[1], outputs[2].squeeze(-1))
     raise AssertionError("unreachable: options were checked")
 
 
@@ -993,7 +993,7 @@ def qr_pivoted_jvp(A, dA, mode="reduced", check_singular=True):
     tangents = iter(_jvp_rule(A, *outputs, dA, mode, check_singular))
     flags = _differentiable(mode, check_singular)
     shown = [
-        (next(tangents)[..., 0] if v else next(tangents)) if f else None
+        (next(tangents).squeeze(-1) if v else next(tangents)) if f else None
         for f, v in zip(flags[:3], [False, False, True, False])
     ]
     return _returned(A, outputs, mode, check_singular), Qr_pivotedResult(*shown)

@@ -398,7 +398,7 @@ def _returned(A, outputs, check_gauge, check_ties):
     """The user-facing result: outputs a variant returns empty are empty arrays, vectors
     lose the column axis the rules hold them with, hidden outputs are left out."""
     if True:
-        return EIGResult(outputs[0][..., 0], outputs[1])
+        return EIGResult(outputs[0].squeeze(-1), outputs[1])
     raise AssertionError("unreachable: options were checked")
 
 
@@ -523,7 +523,7 @@ def eig_jvp(A, dA, check_gauge=True, check_ties=True):
     tangents = iter(_jvp_rule(A, *outputs, dA, check_gauge, check_ties))
     flags = _differentiable(check_gauge, check_ties)
     shown = [
-        (next(tangents)[..., 0] if v else next(tangents)) if f else None
+        (next(tangents).squeeze(-1) if v else next(tangents)) if f else None
         for f, v in zip(flags[:2], [True, False])
     ]
     return _returned(A, outputs, check_gauge, check_ties), EIGResult(*shown)

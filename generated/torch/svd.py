@@ -4988,9 +4988,9 @@ def _returned(A, outputs, full_matrices, check_gauge, check_ties, check_singular
     """The user-facing result: outputs a variant returns empty are empty arrays, vectors
     lose the column axis the rules hold them with, hidden outputs are left out."""
     if full_matrices is False:
-        return SVDResult(outputs[0], outputs[1][..., 0], outputs[2])
+        return SVDResult(outputs[0], outputs[1].squeeze(-1), outputs[2])
     if full_matrices is True:
-        return SVDResult(outputs[0], outputs[1][..., 0], outputs[2])
+        return SVDResult(outputs[0], outputs[1].squeeze(-1), outputs[2])
     raise AssertionError("unreachable: options were checked")
 
 
@@ -5135,7 +5135,7 @@ def svd_jvp(
     )
     flags = _differentiable(full_matrices, check_gauge, check_ties, check_singular)
     shown = [
-        (next(tangents)[..., 0] if v else next(tangents)) if f else None
+        (next(tangents).squeeze(-1) if v else next(tangents)) if f else None
         for f, v in zip(flags[:3], [False, True, False])
     ]
     return _returned(A, outputs, full_matrices, check_gauge, check_ties, check_singular), SVDResult(
