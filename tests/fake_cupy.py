@@ -93,6 +93,9 @@ class DeviceArray(NDArrayOperatorsMixin):
     def transpose(self, *axes):
         return DeviceArray(self._data.transpose(*axes))
 
+    def squeeze(self, axis=None):
+        return DeviceArray(self._data.squeeze(axis))
+
     def swapaxes(self, axis1, axis2):
         return DeviceArray(self._data.swapaxes(axis1, axis2))
 

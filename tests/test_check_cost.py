@@ -254,3 +254,43 @@ def test_jax_takes_the_pivots_verdict_in_the_forward_pass(op):
                                           if jax.numpy.issubdtype(y.dtype, jax.numpy.inexact))))
     assert bool(jax.numpy.isnan(grad(singular)[0]).all())
     assert not bool(jax.numpy.isnan(grad(singular)[1:]).any())
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.complex128, torch.float32])
+def test_torch_pairwise_inverse_of_values_that_cannot_tie_is_the_masked_one(dtype):
+    """torch's _pairwise_inv takes the reciprocals of the gaps in place where no two values of
+    the batch can tie (a read with no graph recorded): the same numbers as the masked form,
+    which it keeps at ties, and under a recorded graph (its second derivatives)."""
+    import generated.torch._runtime as runtime
+    torch.manual_seed(0)
+
+    def masked(v):
+        gaps = v.mT - v
+        tol = v.shape[-2] * torch.finfo(v.dtype).eps * v.abs().amax(dim=(-2, -1), keepdim=True)
+        tie = gaps.abs() <= tol
+        return torch.where(tie, 0, 1 / torch.where(tie, 1, gaps))
+
+    class Ops(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.names = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.names.append(str(func.overloadpacket))
+            return func(*args, **(kwargs or {}))
+
+    for shape in ((5, 1), (3, 40, 1), (2, 1, 1), (0, 4, 1)):
+        v = torch.randn(shape, dtype=dtype)
+        with Ops() as ops:
+            got = runtime._pairwise_inv(v)
+        assert torch.equal(got, masked(v)), shape
+        assert "aten.where" not in ops.names and "aten.reciprocal_" in ops.names, ops.names
+        if shape[-2] > 1 and v.numel():
+            tied = v.clone()
+            tied[..., -1, :] = tied[..., 0, :]
+            got = runtime._pairwise_inv(tied)
+            assert torch.equal(got, masked(tied)) and bool((got == 0).sum() > v.shape[-2])
+    v = torch.randn(6, 1, dtype=torch.float64, requires_grad=True)
+    F = runtime._pairwise_inv(v)
+    (g,) = torch.autograd.grad((F * F).sum(), v)  # recorded: no in-place reciprocal
+    assert torch.equal(F, masked(v)) and torch.isfinite(g).all()

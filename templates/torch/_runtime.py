@@ -252,12 +252,28 @@ def _to_field(g, x):
 
 def _pairwise_inv(v):
     """F[..., i, j] = 1 / (v_j - v_i) for a (..., n, 1) column v; 0 at ties: where
-    |v_j - v_i| <= n eps max|v| (equal up to rounding), the diagonal included."""
+    |v_j - v_i| <= n eps max|v| (equal up to rounding), the diagonal included.  Where no
+    two values of the batch can tie (_any_close_neighbours, read with no graph or vmap to
+    keep differentiable), the reciprocals of the gaps in place with a zero diagonal: two
+    passes over the n x n array where the masked form takes six."""
     gaps = v.mT - v
     size = v.abs()
     scale = size.amax(dim=(-2, -1), keepdim=True) if v.numel() else size.new_zeros(())
-    tie = gaps.abs() <= v.shape[-2] * _torch.finfo(v.dtype).eps * scale
+    tol = v.shape[-2] * _torch.finfo(v.dtype).eps * scale
+    if _untraced_constant(v) and not bool(_any_close_neighbours(
+            _projected(v) if v.is_complex() else v, tol)):
+        inverse = gaps.reciprocal_()
+        inverse.diagonal(dim1=-2, dim2=-1).zero_()
+        return inverse
+    tie = gaps.abs() <= tol
     return _torch.where(tie, 0, 1 / _torch.where(tie, 1, gaps))
+
+
+def _untraced_constant(x):
+    """Whether x is a CPU tensor that can be read (no torch.compile, no vmap: no graph break,
+    no host synchronisation) and that no derivative is taken of (no graph recorded)."""
+    return (x.device.type == "cpu" and not _torch.compiler.is_compiling() and not _batched(x)
+            and not (x.requires_grad and _torch.is_grad_enabled()))
 
 
 def _batched(x):
