@@ -141,6 +141,23 @@ def _diag(v):
     return v * _lifted(xp.eye(v.shape[-2], dtype=v.dtype), v.ndim)
 
 
+def _diagonal_skew(x):
+    """diagonal(skew(x)) of a square stack x, as (..., n, 1) columns: i im(x_jj) -- zeros for
+    a real x, made from its shape alone, so that JAX's linearization leaves a term of them
+    out of the linear map."""
+    d = xp.diagonal(x, 0, -2, -1)[..., :, None]
+    if not xp.iscomplexobj(d):
+        return xp.zeros(d.shape, d.dtype)
+    return (d - xp.conj(d)) / 2
+
+
+def _skew_diag(v):
+    """skew(diag(v)) of (..., n, 1) columns v: diag(i im(v)) -- zeros for a real v."""
+    if not xp.iscomplexobj(v):
+        return xp.zeros(v.shape[:-1] + v.shape[-2:-1], v.dtype)
+    return _diag((v - xp.conj(v)) / 2)
+
+
 def _broadcast(a, b):
     batch = _np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
     return (xp.broadcast_to(a, batch + a.shape[-2:]), xp.broadcast_to(b, batch + b.shape[-2:]),

@@ -277,3 +277,52 @@ def test_jax_eigvals_pullback_multiplies_no_matrix_as_native_jaxs():
 
     assert products(lambda a: fr.eigvals(a, check_ties=False)) == \
         products(jax.numpy.linalg.eigvals) == 0
+
+
+def test_svd_terms_of_imaginary_diagonals_vanish_for_real_input():
+    """diagonal(skew(X)) and skew(diag(v)) are i im(X_jj) and diag(i im(v)): printed through
+    the runtime, which makes zeros for real input from the shape alone, so that JAX's
+    pullback of a real svd (its JVP transposed) carries no term of them -- no more
+    diagonal scatters than jax.numpy.linalg.svd's own -- and torch's is a broadcast view;
+    for complex input they are the imaginary diagonals."""
+    import jax
+    import torch
+
+    from factorules.compiler.printers.jax import Printer as JaxPrinter
+    from factorules.compiler.printers.torch import Printer as TorchPrinter
+    from generated import jax as fr
+    from generated.numpy import _runtime_shared as shared
+    from generated.torch import _runtime as torch_runtime
+
+    x, v = NAMES["X"], sp.MatrixSymbol("v", m, 1)
+    for printer in (JaxPrinter(), TorchPrinter()):
+        assert printer.doprint(ops.Diagonal(ops.Skew(x))) == "_diagonal_skew(X)"
+        assert printer.doprint(ops.Skew(ops.Diag(v))) == "_skew_diag(v)"
+
+    def scatters(f):
+        a = jax.numpy.asarray(np.random.default_rng(0).standard_normal((5, 3, 3)))
+        out, pullback = jax.vjp(f, a)
+        count = [0]
+
+        def walk(j):
+            for eqn in j.eqns:
+                count[0] += eqn.primitive.name.startswith("scatter")
+                for sub in jax.extend.core.jaxprs_in_params(eqn.params):
+                    walk(sub)
+        walk(jax.make_jaxpr(pullback)(out).jaxpr)
+        return count[0]
+
+    off = dict(check_gauge=False, check_ties=False, check_singular=False)
+    assert scatters(lambda a: tuple(fr.svd(a, full_matrices=False, **off))) <= \
+        scatters(lambda a: tuple(jax.numpy.linalg.svd(a, full_matrices=False)))
+
+    rng = np.random.default_rng(1)
+    for a in (rng.standard_normal((2, 4, 4)),
+              rng.standard_normal((2, 4, 4)) + 1j * rng.standard_normal((2, 4, 4))):
+        d = np.diagonal(a, 0, -2, -1)[..., None].copy()
+        want_d = 1j * d.imag
+        want_s = 1j * d.imag * np.eye(4)
+        for runtime, array in ((shared, np.asarray), (torch_runtime, torch.as_tensor)):
+            assert np.array_equal(np.asarray(runtime._diagonal_skew(array(a))), want_d)
+            assert np.array_equal(np.asarray(runtime._skew_diag(array(d))), want_s)
+    assert torch_runtime._skew_diag(torch.ones(2, 4, 1)).stride()[-1] == 0  # a view

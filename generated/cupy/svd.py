@@ -31,12 +31,14 @@ from ._runtime import (
     _cotangent_in,
     _cotangent_out,
     _diag,
+    _diagonal_skew,
     _im,
     _is_complex,
     _pairwise_inv,
     _raise_if_failed,
     _re,
     _skew,
+    _skew_diag,
     _sym,
     _zeros_like,
 )
@@ -477,7 +479,7 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
             dP = _c1
             dS = _re(_cp.diagonal(dP, 0, -2, -1)[..., :, None])
             F = _pairwise_inv(S * S)
-            D = (1 / 2) * _diag((_cp.diagonal(_skew(dP), 0, -2, -1)[..., :, None] * 1 / S))
+            D = (1 / 2) * _diag((_diagonal_skew(dP) * 1 / S))
             _c2 = _cp.conj(_cp.swapaxes(dP, -1, -2))
             dU = U @ (_accumulate(F * (dP * _cp.swapaxes(S, -1, -2) + S * _c2), D))
             dVh = _cp.conj(
@@ -532,7 +534,7 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
             dS = _re(_cp.diagonal(dP, 0, -2, -1)[..., :, None])
             F = _pairwise_inv(S * S)
             _c2 = 1 / S
-            D = (1 / 2) * _diag((_cp.diagonal(_skew(dP), 0, -2, -1)[..., :, None] * _c2))
+            D = (1 / 2) * _diag((_diagonal_skew(dP) * _c2))
             _c3 = _cp.conj(_cp.swapaxes(dP, -1, -2))
             dU = _accumulate(
                 U @ (_accumulate(F * (dP * _cp.swapaxes(S, -1, -2) + S * _c3), D)),
@@ -591,7 +593,7 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
             dS = _re(_cp.diagonal(dP, 0, -2, -1)[..., :, None])
             F = _pairwise_inv(S * S)
             _c2 = 1 / S
-            D = (1 / 2) * _diag((_cp.diagonal(_skew(dP), 0, -2, -1)[..., :, None] * _c2))
+            D = (1 / 2) * _diag((_diagonal_skew(dP) * _c2))
             _c3 = _cp.conj(_cp.swapaxes(dP, -1, -2))
             dU = U @ (_accumulate(F * (dP * _cp.swapaxes(S, -1, -2) + S * _c3), D))
             _c4 = _cp.conj(_cp.swapaxes(dA, -1, -2))
@@ -647,7 +649,7 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
             dP = _c0
             dS = _re(_cp.diagonal(dP, 0, -2, -1)[..., :, None])
             F = _pairwise_inv(S * S)
-            D = (1 / 2) * _diag((_cp.diagonal(_skew(dP), 0, -2, -1)[..., :, None] * 1 / S))
+            D = (1 / 2) * _diag((_diagonal_skew(dP) * 1 / S))
             _c1 = _cp.conj(_cp.swapaxes(dP, -1, -2))
             dU = U @ (_accumulate(F * (dP * _cp.swapaxes(S, -1, -2) + S * _c1), D))
             dVh = _cp.conj(
@@ -698,7 +700,7 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
             dS = _re(_cp.diagonal(dP, 0, -2, -1)[..., :, None])
             F = _pairwise_inv(S * S)
             _c1 = 1 / S
-            D = (1 / 2) * _diag((_cp.diagonal(_skew(dP), 0, -2, -1)[..., :, None] * _c1))
+            D = (1 / 2) * _diag((_diagonal_skew(dP) * _c1))
             _c2 = _cp.conj(_cp.swapaxes(dP, -1, -2))
             dU1 = _accumulate(
                 U1 @ (_accumulate(F * (dP * _cp.swapaxes(S, -1, -2) + S * _c2), D)),
@@ -758,7 +760,7 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
             dS = _re(_cp.diagonal(dP, 0, -2, -1)[..., :, None])
             F = _pairwise_inv(S * S)
             _c2 = 1 / S
-            D = (1 / 2) * _diag((_cp.diagonal(_skew(dP), 0, -2, -1)[..., :, None] * _c2))
+            D = (1 / 2) * _diag((_diagonal_skew(dP) * _c2))
             _c3 = _cp.conj(_cp.swapaxes(dP, -1, -2))
             dU = U @ (_accumulate(F * (dP * _cp.swapaxes(S, -1, -2) + S * _c3), D))
             _c4 = _cp.conj(_cp.swapaxes(dA, -1, -2))
@@ -2669,13 +2671,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     _cp.conj(S) * _c3
                     + S * _cp.conj(_cp.swapaxes(_c3, -1, -2))
                     + _diag(_re(gS))
-                    + _skew(
-                        _diag(
-                            (
-                                _cp.conj(1 / S)
-                                * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
-                            )
-                        )
+                    + _skew_diag(
+                        _cp.conj(1 / S) * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
                 )
                 _c3 = _g_D = None
@@ -2742,13 +2739,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     _cp.conj(_cp.swapaxes(_c2, -1, -2)) * _cp.swapaxes(S, -1, -2)
                     + _c2 * _cp.swapaxes(_cp.conj(S), -1, -2)
                     + _diag(_re(gS))
-                    + _skew(
-                        _diag(
-                            (
-                                _cp.conj(1 / S)
-                                * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
-                            )
-                        )
+                    + _skew_diag(
+                        _cp.conj(1 / S) * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
                 )
                 _c2 = None
@@ -2808,13 +2800,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _g_dP = (
                     _cp.conj(S) * _c3
                     + S * _cp.conj(_cp.swapaxes(_c3, -1, -2))
-                    + _skew(
-                        _diag(
-                            (
-                                _cp.conj(1 / S)
-                                * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
-                            )
-                        )
+                    + _skew_diag(
+                        _cp.conj(1 / S) * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
                 )
                 _c3 = _g_D = None
@@ -2910,13 +2897,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _g_dP = (
                     _cp.conj(_cp.swapaxes(_c2, -1, -2)) * _cp.swapaxes(S, -1, -2)
                     + _c2 * _cp.swapaxes(_cp.conj(S), -1, -2)
-                    + _skew(
-                        _diag(
-                            (
-                                _cp.conj(1 / S)
-                                * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
-                            )
-                        )
+                    + _skew_diag(
+                        _cp.conj(1 / S) * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
                 )
                 _c2 = None
@@ -2979,8 +2961,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 + S * _cp.conj(_cp.swapaxes(_c6, -1, -2))
                 + _c8 * _cp.swapaxes(_c7, -1, -2)
                 + _diag(_re(gS))
-                + _skew(
-                    _diag((_cp.conj(1 / S) * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]))
+                + _skew_diag(
+                    _cp.conj(1 / S) * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                 )
             )
             _c6 = _c7 = _c8 = _g_D = None
@@ -3055,13 +3037,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     _cp.conj(S) * _c3
                     + S * _cp.conj(_cp.swapaxes(_c3, -1, -2))
                     + _diag(_re(gS))
-                    + _skew(
-                        _diag(
-                            (
-                                _cp.conj(1 / S)
-                                * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
-                            )
-                        )
+                    + _skew_diag(
+                        _cp.conj(1 / S) * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
                 )
                 _c3 = _g_D = None
@@ -3139,7 +3116,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     + S * _cp.conj(_cp.swapaxes(_c6, -1, -2))
                     + _c8 * _cp.swapaxes(_c7, -1, -2)
                     - _c1 * _cp.swapaxes(_c9, -1, -2)
-                    + _skew(_diag((_c9 * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])))
+                    + _skew_diag(_c9 * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])
                 )
                 _c6 = _c7 = _c8 = _g_D = None
                 gA = (_accumulate(U @ _g_dP, gU * _cp.swapaxes(_c9, -1, -2))) @ _c2
@@ -3213,7 +3190,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     + _c2 * _cp.swapaxes(_cp.conj(S), -1, -2)
                     - _c1 * _cp.swapaxes(_c3, -1, -2)
                     + _diag(_re(gS))
-                    + _skew(_diag((_c3 * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])))
+                    + _skew_diag(_c3 * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])
                 )
                 _c1 = _c2 = None
                 gA = (_accumulate(U @ _g_dP, gU * _cp.swapaxes(_c3, -1, -2))) @ _cp.conj(
@@ -3274,13 +3251,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _g_dP = (
                     _cp.conj(S) * _c3
                     + S * _cp.conj(_cp.swapaxes(_c3, -1, -2))
-                    + _skew(
-                        _diag(
-                            (
-                                _cp.conj(1 / S)
-                                * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
-                            )
-                        )
+                    + _skew_diag(
+                        _cp.conj(1 / S) * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
                 )
                 _c3 = _g_D = None
@@ -3378,7 +3350,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     _cp.conj(_cp.swapaxes(_c2, -1, -2)) * _cp.swapaxes(S, -1, -2)
                     + _c2 * _cp.swapaxes(_cp.conj(S), -1, -2)
                     - _c1 * _cp.swapaxes(_c3, -1, -2)
-                    + _skew(_diag((_c3 * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])))
+                    + _skew_diag(_c3 * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])
                 )
                 _c1 = _c2 = None
                 gA = (_accumulate(U @ _g_dP, gU * _cp.swapaxes(_c3, -1, -2))) @ _cp.conj(
@@ -3444,7 +3416,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 + _c8 * _cp.swapaxes(_c7, -1, -2)
                 - _c1 * _cp.swapaxes(_c9, -1, -2)
                 + _diag(_re(gS))
-                + _skew(_diag((_c9 * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])))
+                + _skew_diag(_c9 * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])
             )
             _c6 = _c7 = _c8 = _g_D = None
             gA = (_accumulate(U @ _g_dP, gU * _cp.swapaxes(_c9, -1, -2))) @ _c2
@@ -3520,10 +3492,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     + S * _cp.conj(_cp.swapaxes(_c3, -1, -2))
                     - _c4 * (gVh @ V)
                     + _diag(_re(gS))
-                    + _skew(
-                        _diag(
-                            (_cp.conj(_c4) * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])
-                        )
+                    + _skew_diag(
+                        _cp.conj(_c4) * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
                 )
                 _c3 = _g_D = None
@@ -3590,13 +3560,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     _cp.conj(_cp.swapaxes(_c2, -1, -2)) * _cp.swapaxes(S, -1, -2)
                     + _c2 * _cp.swapaxes(_cp.conj(S), -1, -2)
                     + _diag(_re(gS))
-                    + _skew(
-                        _diag(
-                            (
-                                _cp.conj(1 / S)
-                                * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
-                            )
-                        )
+                    + _skew_diag(
+                        _cp.conj(1 / S) * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
                 )
                 _c2 = None
@@ -3658,10 +3623,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     _cp.conj(S) * _c3
                     + S * _cp.conj(_cp.swapaxes(_c3, -1, -2))
                     - _c4 * (gVh @ V)
-                    + _skew(
-                        _diag(
-                            (_cp.conj(_c4) * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])
-                        )
+                    + _skew_diag(
+                        _cp.conj(_c4) * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
                 )
                 _c3 = _g_D = None
@@ -3757,13 +3720,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _g_dP = (
                     _cp.conj(_cp.swapaxes(_c2, -1, -2)) * _cp.swapaxes(S, -1, -2)
                     + _c2 * _cp.swapaxes(_cp.conj(S), -1, -2)
-                    + _skew(
-                        _diag(
-                            (
-                                _cp.conj(1 / S)
-                                * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
-                            )
-                        )
+                    + _skew_diag(
+                        _cp.conj(1 / S) * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
                 )
                 _c2 = None
@@ -3828,9 +3786,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 + _c8 * _cp.swapaxes(_c7, -1, -2)
                 - _c9 * (gVh @ V)
                 + _diag(_re(gS))
-                + _skew(
-                    _diag((_cp.conj(_c9) * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]))
-                )
+                + _skew_diag(_cp.conj(_c9) * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])
             )
             _c6 = _c7 = _c8 = _g_D = None
             gA = U @ (_accumulate(_g_dP @ _c2, _c9 * gVh))
@@ -3905,13 +3861,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     _cp.conj(S) * _c3
                     + S * _cp.conj(_cp.swapaxes(_c3, -1, -2))
                     + _diag(_re(gS))
-                    + _skew(
-                        _diag(
-                            (
-                                _cp.conj(1 / S)
-                                * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
-                            )
-                        )
+                    + _skew_diag(
+                        _cp.conj(1 / S) * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
                 )
                 _c3 = _g_D = None
@@ -3976,13 +3927,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     _cp.conj(_cp.swapaxes(_c1, -1, -2)) * _cp.swapaxes(S, -1, -2)
                     + _c1 * _cp.swapaxes(_cp.conj(S), -1, -2)
                     + _diag(_re(gS))
-                    + _skew(
-                        _diag(
-                            (
-                                _cp.conj(1 / S)
-                                * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
-                            )
-                        )
+                    + _skew_diag(
+                        _cp.conj(1 / S) * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
                 )
                 _c1 = None
@@ -4044,13 +3990,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _g_dP = (
                     _cp.conj(S) * _c3
                     + S * _cp.conj(_cp.swapaxes(_c3, -1, -2))
-                    + _skew(
-                        _diag(
-                            (
-                                _cp.conj(1 / S)
-                                * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
-                            )
-                        )
+                    + _skew_diag(
+                        _cp.conj(1 / S) * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
                 )
                 _c3 = _g_D = None
@@ -4149,13 +4090,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _g_dP = (
                     _cp.conj(_cp.swapaxes(_c1, -1, -2)) * _cp.swapaxes(S, -1, -2)
                     + _c1 * _cp.swapaxes(_cp.conj(S), -1, -2)
-                    + _skew(
-                        _diag(
-                            (
-                                _cp.conj(1 / S)
-                                * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
-                            )
-                        )
+                    + _skew_diag(
+                        _cp.conj(1 / S) * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
                 )
                 _c1 = None
@@ -4224,8 +4160,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 + S * _cp.conj(_cp.swapaxes(_c5, -1, -2))
                 + _c7 * _cp.swapaxes(_c6, -1, -2)
                 + _diag(_re(gS))
-                + _skew(
-                    _diag((_cp.conj(1 / S) * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]))
+                + _skew_diag(
+                    _cp.conj(1 / S) * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                 )
             )
             _c5 = _c6 = _c7 = _g_D = None
@@ -4309,13 +4245,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     _cp.conj(S) * _c3
                     + S * _cp.conj(_cp.swapaxes(_c3, -1, -2))
                     + _diag(_re(gS))
-                    + _skew(
-                        _diag(
-                            (
-                                _cp.conj(1 / S)
-                                * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
-                            )
-                        )
+                    + _skew_diag(
+                        _cp.conj(1 / S) * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
                 )
                 _c3 = _g_D = None
@@ -4394,7 +4325,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     + S * _cp.conj(_cp.swapaxes(_c5, -1, -2))
                     + _c7 * _cp.swapaxes(_c6, -1, -2)
                     - _c0 * _cp.swapaxes(_c9, -1, -2)
-                    + _skew(_diag((_c9 * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])))
+                    + _skew_diag(_c9 * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])
                 )
                 _c5 = _c6 = _c7 = _g_D = None
                 _c10 = U[..., :, n:]
@@ -4482,7 +4413,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     + _c1 * _cp.swapaxes(_cp.conj(S), -1, -2)
                     - _c0 * _cp.swapaxes(_c3, -1, -2)
                     + _diag(_re(gS))
-                    + _skew(_diag((_c3 * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])))
+                    + _skew_diag(_c3 * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])
                 )
                 _c1 = _g_D = None
                 _c4 = U[..., :, n:]
@@ -4554,13 +4485,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _g_dP = (
                     _cp.conj(S) * _c3
                     + S * _cp.conj(_cp.swapaxes(_c3, -1, -2))
-                    + _skew(
-                        _diag(
-                            (
-                                _cp.conj(1 / S)
-                                * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
-                            )
-                        )
+                    + _skew_diag(
+                        _cp.conj(1 / S) * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
                 )
                 _c3 = _g_D = None
@@ -4665,7 +4591,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     _cp.conj(_cp.swapaxes(_c1, -1, -2)) * _cp.swapaxes(S, -1, -2)
                     + _c1 * _cp.swapaxes(_cp.conj(S), -1, -2)
                     - _c0 * _cp.swapaxes(_c3, -1, -2)
-                    + _skew(_diag((_c3 * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])))
+                    + _skew_diag(_c3 * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])
                 )
                 _c1 = _g_D = None
                 _c4 = U[..., :, n:]
@@ -4746,7 +4672,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 + _c7 * _cp.swapaxes(_c6, -1, -2)
                 - _c0 * _cp.swapaxes(_c9, -1, -2)
                 + _diag(_re(gS))
-                + _skew(_diag((_c9 * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])))
+                + _skew_diag(_c9 * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])
             )
             _c5 = _c6 = _c7 = _g_D = None
             _c10 = U[..., :, n:]
@@ -4840,7 +4766,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     + S * _cp.conj(_cp.swapaxes(_c4, -1, -2))
                     - _c6 * (_c5 @ V1)
                     + _diag(_re(gS))
-                    + _skew(_diag((_c7 * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])))
+                    + _skew_diag(_c7 * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])
                 )
                 _c4 = _g_D = None
                 _c8 = Vh[..., m:, :]
@@ -4912,13 +4838,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     _cp.conj(_cp.swapaxes(_c1, -1, -2)) * _cp.swapaxes(S, -1, -2)
                     + _c1 * _cp.swapaxes(_cp.conj(S), -1, -2)
                     + _diag(_re(gS))
-                    + _skew(
-                        _diag(
-                            (
-                                _cp.conj(1 / S)
-                                * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
-                            )
-                        )
+                    + _skew_diag(
+                        _cp.conj(1 / S) * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
                 )
                 _c1 = None
@@ -4987,7 +4908,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     _cp.conj(S) * _c4
                     + S * _cp.conj(_cp.swapaxes(_c4, -1, -2))
                     - _c6 * (_c5 @ V1)
-                    + _skew(_diag((_c7 * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])))
+                    + _skew_diag(_c7 * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])
                 )
                 _c4 = _g_D = None
                 _c8 = Vh[..., m:, :]
@@ -5090,13 +5011,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _g_dP = (
                     _cp.conj(_cp.swapaxes(_c1, -1, -2)) * _cp.swapaxes(S, -1, -2)
                     + _c1 * _cp.swapaxes(_cp.conj(S), -1, -2)
-                    + _skew(
-                        _diag(
-                            (
-                                _cp.conj(1 / S)
-                                * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
-                            )
-                        )
+                    + _skew_diag(
+                        _cp.conj(1 / S) * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
                 )
                 _c1 = None
@@ -5172,7 +5088,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 + _c8 * _cp.swapaxes(_c7, -1, -2)
                 - _c10 * (_c9 @ V1)
                 + _diag(_re(gS))
-                + _skew(_diag((_c11 * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])))
+                + _skew_diag(_c11 * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])
             )
             _c6 = _c7 = _c8 = _g_D = None
             _c12 = Vh[..., m:, :]

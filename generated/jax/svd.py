@@ -33,12 +33,14 @@ from ._runtime import (
     _cotangent_out,
     _diag,
     _diag_part,
+    _diagonal_skew,
     _is_complex,
     _mm,
     _neg_mm,
     _pairwise_inv,
     _raise_if_failed,
     _skew,
+    _skew_diag,
     _sym,
     _zero_tangent,
     _zeros_like,
@@ -375,9 +377,7 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
             dP = _c1
             dS = _jnp.real(_jnp.diagonal(dP, 0, -2, -1)[..., :, None])
             F = _pairwise_inv(S * S)
-            D = (1 / 2) * _diag(
-                (_jnp.diagonal(_skew(dP), 0, -2, -1)[..., :, None] * 1 / S.astype(A.dtype))
-            )
+            D = (1 / 2) * _diag((_diagonal_skew(dP) * 1 / S.astype(A.dtype)))
             _c2 = dP.mT.conj()
             dU = _mm(
                 U,
@@ -441,9 +441,7 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
             dS = _jnp.real(_jnp.diagonal(dP, 0, -2, -1)[..., :, None])
             F = _pairwise_inv(S * S)
             _c2 = 1 / S
-            D = (1 / 2) * _diag(
-                (_jnp.diagonal(_skew(dP), 0, -2, -1)[..., :, None] * _c2.astype(A.dtype))
-            )
+            D = (1 / 2) * _diag((_diagonal_skew(dP) * _c2.astype(A.dtype)))
             _c3 = dP.mT.conj()
             dU = _mm(
                 U,
@@ -507,9 +505,7 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
             dS = _jnp.real(_jnp.diagonal(dP, 0, -2, -1)[..., :, None])
             F = _pairwise_inv(S * S)
             _c2 = 1 / S
-            D = (1 / 2) * _diag(
-                (_jnp.diagonal(_skew(dP), 0, -2, -1)[..., :, None] * _c2.astype(A.dtype))
-            )
+            D = (1 / 2) * _diag((_diagonal_skew(dP) * _c2.astype(A.dtype)))
             _c3 = dP.mT.conj()
             dU = _mm(
                 U,
@@ -573,9 +569,7 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
             dP = _c0
             dS = _jnp.real(_jnp.diagonal(dP, 0, -2, -1)[..., :, None])
             F = _pairwise_inv(S * S)
-            D = (1 / 2) * _diag(
-                (_jnp.diagonal(_skew(dP), 0, -2, -1)[..., :, None] * 1 / S.astype(A.dtype))
-            )
+            D = (1 / 2) * _diag((_diagonal_skew(dP) * 1 / S.astype(A.dtype)))
             _c1 = dP.mT.conj()
             dU = _mm(
                 U,
@@ -638,9 +632,7 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
             dS = _jnp.real(_jnp.diagonal(dP, 0, -2, -1)[..., :, None])
             F = _pairwise_inv(S * S)
             _c1 = 1 / S
-            D = (1 / 2) * _diag(
-                (_jnp.diagonal(_skew(dP), 0, -2, -1)[..., :, None] * _c1.astype(A.dtype))
-            )
+            D = (1 / 2) * _diag((_diagonal_skew(dP) * _c1.astype(A.dtype)))
             _c2 = dP.mT.conj()
             dU1 = _mm(
                 U1,
@@ -711,9 +703,7 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
             dS = _jnp.real(_jnp.diagonal(dP, 0, -2, -1)[..., :, None])
             F = _pairwise_inv(S * S)
             _c2 = 1 / S
-            D = (1 / 2) * _diag(
-                (_jnp.diagonal(_skew(dP), 0, -2, -1)[..., :, None] * _c2.astype(A.dtype))
-            )
+            D = (1 / 2) * _diag((_diagonal_skew(dP) * _c2.astype(A.dtype)))
             _c3 = dP.mT.conj()
             dU = _mm(
                 U,
@@ -2356,14 +2346,10 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     S.conj().astype(A.dtype) * _c3
                     + S.astype(A.dtype) * _c3.mT.conj()
                     + _diag(_jnp.real(gS)).astype(A.dtype)
-                    + _skew(
-                        _diag(
-                            (
-                                1
-                                / S.conj().astype(A.dtype)
-                                * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
-                            )
-                        )
+                    + _skew_diag(
+                        1
+                        / S.conj().astype(A.dtype)
+                        * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
                 )
                 gA = _mm(_mm(U, _g_dP), _c0)
@@ -2427,14 +2413,10 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     _c2.mT.conj() * _jnp.swapaxes(S.astype(A.dtype), -1, -2)
                     + _c2 * _jnp.swapaxes(S.conj().astype(A.dtype), -1, -2)
                     + _diag(_jnp.real(gS)).astype(A.dtype)
-                    + _skew(
-                        _diag(
-                            (
-                                1
-                                / S.conj().astype(A.dtype)
-                                * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
-                            )
-                        )
+                    + _skew_diag(
+                        1
+                        / S.conj().astype(A.dtype)
+                        * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
                 )
                 gA = _mm(_mm(U, _g_dP), V.mT.conj())
@@ -2492,14 +2474,10 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _g_dP = (
                     S.conj().astype(A.dtype) * _c3
                     + S.astype(A.dtype) * _c3.mT.conj()
-                    + _skew(
-                        _diag(
-                            (
-                                1
-                                / S.conj().astype(A.dtype)
-                                * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
-                            )
-                        )
+                    + _skew_diag(
+                        1
+                        / S.conj().astype(A.dtype)
+                        * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
                 )
                 gA = _mm(_mm(U, _g_dP), _c0)
@@ -2592,14 +2570,10 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _g_dP = (
                     _c2.mT.conj() * _jnp.swapaxes(S.astype(A.dtype), -1, -2)
                     + _c2 * _jnp.swapaxes(S.conj().astype(A.dtype), -1, -2)
-                    + _skew(
-                        _diag(
-                            (
-                                1
-                                / S.conj().astype(A.dtype)
-                                * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
-                            )
-                        )
+                    + _skew_diag(
+                        1
+                        / S.conj().astype(A.dtype)
+                        * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
                 )
                 gA = _mm(_mm(U, _g_dP), V.mT.conj())
@@ -2658,14 +2632,10 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 + S.astype(A.dtype) * _c6.mT.conj()
                 + _c8 * _jnp.swapaxes(_c7.astype(A.dtype), -1, -2)
                 + _diag(_jnp.real(gS)).astype(A.dtype)
-                + _skew(
-                    _diag(
-                        (
-                            1
-                            / S.conj().astype(A.dtype)
-                            * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
-                        )
-                    )
+                + _skew_diag(
+                    1
+                    / S.conj().astype(A.dtype)
+                    * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                 )
             )
             gA = _mm(_mm(U, _g_dP), _c2)
@@ -2733,14 +2703,10 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     S.conj().astype(A.dtype) * _c3
                     + S.astype(A.dtype) * _c3.mT.conj()
                     + _diag(_jnp.real(gS)).astype(A.dtype)
-                    + _skew(
-                        _diag(
-                            (
-                                1
-                                / S.conj().astype(A.dtype)
-                                * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
-                            )
-                        )
+                    + _skew_diag(
+                        1
+                        / S.conj().astype(A.dtype)
+                        * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
                 )
                 gA = _mm(U, _mm(_g_dP, _c0))
@@ -2813,13 +2779,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     + S.astype(A.dtype) * _c6.mT.conj()
                     + _c8 * _jnp.swapaxes(_c7.astype(A.dtype), -1, -2)
                     - _c1 * _jnp.swapaxes(_c9.astype(A.dtype), -1, -2)
-                    + _skew(
-                        _diag(
-                            (
-                                _c9.astype(A.dtype)
-                                * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
-                            )
-                        )
+                    + _skew_diag(
+                        _c9.astype(A.dtype) * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
                 )
                 gA = _mm(_mm(U, _g_dP) + gU * _jnp.swapaxes(_c9.astype(A.dtype), -1, -2), _c2)
@@ -2886,13 +2847,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     + _c2 * _jnp.swapaxes(S.conj().astype(A.dtype), -1, -2)
                     - _c1 * _jnp.swapaxes(_c3.astype(A.dtype), -1, -2)
                     + _diag(_jnp.real(gS)).astype(A.dtype)
-                    + _skew(
-                        _diag(
-                            (
-                                _c3.astype(A.dtype)
-                                * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
-                            )
-                        )
+                    + _skew_diag(
+                        _c3.astype(A.dtype) * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
                 )
                 gA = _mm(
@@ -2952,14 +2908,10 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _g_dP = (
                     S.conj().astype(A.dtype) * _c3
                     + S.astype(A.dtype) * _c3.mT.conj()
-                    + _skew(
-                        _diag(
-                            (
-                                1
-                                / S.conj().astype(A.dtype)
-                                * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
-                            )
-                        )
+                    + _skew_diag(
+                        1
+                        / S.conj().astype(A.dtype)
+                        * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
                 )
                 gA = _mm(U, _mm(_g_dP, _c0))
@@ -3054,13 +3006,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     _c2.mT.conj() * _jnp.swapaxes(S.astype(A.dtype), -1, -2)
                     + _c2 * _jnp.swapaxes(S.conj().astype(A.dtype), -1, -2)
                     - _c1 * _jnp.swapaxes(_c3.astype(A.dtype), -1, -2)
-                    + _skew(
-                        _diag(
-                            (
-                                _c3.astype(A.dtype)
-                                * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
-                            )
-                        )
+                    + _skew_diag(
+                        _c3.astype(A.dtype) * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
                 )
                 gA = _mm(
@@ -3123,13 +3070,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 + _c8 * _jnp.swapaxes(_c7.astype(A.dtype), -1, -2)
                 - _c1 * _jnp.swapaxes(_c9.astype(A.dtype), -1, -2)
                 + _diag(_jnp.real(gS)).astype(A.dtype)
-                + _skew(
-                    _diag(
-                        (
-                            _c9.astype(A.dtype)
-                            * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
-                        )
-                    )
+                + _skew_diag(
+                    _c9.astype(A.dtype) * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                 )
             )
             gA = _mm(gU * _jnp.swapaxes(_c9.astype(A.dtype), -1, -2) + _mm(U, _g_dP), _c2)
@@ -3199,13 +3141,9 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     + S.astype(A.dtype) * _c3.mT.conj()
                     - _c4.astype(A.dtype) * (_mm(gVh, V))
                     + _diag(_jnp.real(gS)).astype(A.dtype)
-                    + _skew(
-                        _diag(
-                            (
-                                _c4.conj().astype(A.dtype)
-                                * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
-                            )
-                        )
+                    + _skew_diag(
+                        _c4.conj().astype(A.dtype)
+                        * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
                 )
                 gA = _mm(U, _c4.astype(A.dtype) * gVh + _mm(_g_dP, _c0))
@@ -3269,14 +3207,10 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     _c2.mT.conj() * _jnp.swapaxes(S.astype(A.dtype), -1, -2)
                     + _c2 * _jnp.swapaxes(S.conj().astype(A.dtype), -1, -2)
                     + _diag(_jnp.real(gS)).astype(A.dtype)
-                    + _skew(
-                        _diag(
-                            (
-                                1
-                                / S.conj().astype(A.dtype)
-                                * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
-                            )
-                        )
+                    + _skew_diag(
+                        1
+                        / S.conj().astype(A.dtype)
+                        * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
                 )
                 gA = _mm(_mm(U, _g_dP), V.mT.conj())
@@ -3336,13 +3270,9 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     S.conj().astype(A.dtype) * _c3
                     + S.astype(A.dtype) * _c3.mT.conj()
                     - _c4.astype(A.dtype) * (_mm(gVh, V))
-                    + _skew(
-                        _diag(
-                            (
-                                _c4.conj().astype(A.dtype)
-                                * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
-                            )
-                        )
+                    + _skew_diag(
+                        _c4.conj().astype(A.dtype)
+                        * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
                 )
                 gA = _mm(U, _c4.astype(A.dtype) * gVh + _mm(_g_dP, _c0))
@@ -3435,14 +3365,10 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _g_dP = (
                     _c2.mT.conj() * _jnp.swapaxes(S.astype(A.dtype), -1, -2)
                     + _c2 * _jnp.swapaxes(S.conj().astype(A.dtype), -1, -2)
-                    + _skew(
-                        _diag(
-                            (
-                                1
-                                / S.conj().astype(A.dtype)
-                                * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
-                            )
-                        )
+                    + _skew_diag(
+                        1
+                        / S.conj().astype(A.dtype)
+                        * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
                 )
                 gA = _mm(_mm(U, _g_dP), V.mT.conj())
@@ -3503,13 +3429,9 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 + _c8 * _jnp.swapaxes(_c7.astype(A.dtype), -1, -2)
                 - _c9.astype(A.dtype) * (_mm(gVh, V))
                 + _diag(_jnp.real(gS)).astype(A.dtype)
-                + _skew(
-                    _diag(
-                        (
-                            _c9.conj().astype(A.dtype)
-                            * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
-                        )
-                    )
+                + _skew_diag(
+                    _c9.conj().astype(A.dtype)
+                    * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                 )
             )
             gA = _mm(U, _c9.astype(A.dtype) * gVh + _mm(_g_dP, _c2))
@@ -3578,14 +3500,10 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     S.conj().astype(A.dtype) * _c3
                     + S.astype(A.dtype) * _c3.mT.conj()
                     + _diag(_jnp.real(gS)).astype(A.dtype)
-                    + _skew(
-                        _diag(
-                            (
-                                1
-                                / S.conj().astype(A.dtype)
-                                * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
-                            )
-                        )
+                    + _skew_diag(
+                        1
+                        / S.conj().astype(A.dtype)
+                        * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
                 )
                 gA = _mm(_mm(U, _g_dP), _c0)
@@ -3646,14 +3564,10 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     _c1.mT.conj() * _jnp.swapaxes(S.astype(A.dtype), -1, -2)
                     + _c1 * _jnp.swapaxes(S.conj().astype(A.dtype), -1, -2)
                     + _diag(_jnp.real(gS)).astype(A.dtype)
-                    + _skew(
-                        _diag(
-                            (
-                                1
-                                / S.conj().astype(A.dtype)
-                                * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
-                            )
-                        )
+                    + _skew_diag(
+                        1
+                        / S.conj().astype(A.dtype)
+                        * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
                 )
                 gA = _mm(_mm(U, _g_dP), V.mT.conj())
@@ -3713,14 +3627,10 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _g_dP = (
                     S.conj().astype(A.dtype) * _c3
                     + S.astype(A.dtype) * _c3.mT.conj()
-                    + _skew(
-                        _diag(
-                            (
-                                1
-                                / S.conj().astype(A.dtype)
-                                * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
-                            )
-                        )
+                    + _skew_diag(
+                        1
+                        / S.conj().astype(A.dtype)
+                        * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
                 )
                 gA = _mm(_mm(U, _g_dP), _c0)
@@ -3815,14 +3725,10 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _g_dP = (
                     _c1.mT.conj() * _jnp.swapaxes(S.astype(A.dtype), -1, -2)
                     + _c1 * _jnp.swapaxes(S.conj().astype(A.dtype), -1, -2)
-                    + _skew(
-                        _diag(
-                            (
-                                1
-                                / S.conj().astype(A.dtype)
-                                * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
-                            )
-                        )
+                    + _skew_diag(
+                        1
+                        / S.conj().astype(A.dtype)
+                        * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
                 )
                 gA = _mm(_mm(U, _g_dP), V.mT.conj())
@@ -3887,14 +3793,10 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 + S.astype(A.dtype) * _c5.mT.conj()
                 + _c7 * _jnp.swapaxes(_c6.astype(A.dtype), -1, -2)
                 + _diag(_jnp.real(gS)).astype(A.dtype)
-                + _skew(
-                    _diag(
-                        (
-                            1
-                            / S.conj().astype(A.dtype)
-                            * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
-                        )
-                    )
+                + _skew_diag(
+                    1
+                    / S.conj().astype(A.dtype)
+                    * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                 )
             )
             gA = _mm(_mm(U, _g_dP), _c1)
@@ -3969,14 +3871,10 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     S.conj().astype(A.dtype) * _c3
                     + S.astype(A.dtype) * _c3.mT.conj()
                     + _diag(_jnp.real(gS)).astype(A.dtype)
-                    + _skew(
-                        _diag(
-                            (
-                                1
-                                / S.conj().astype(A.dtype)
-                                * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
-                            )
-                        )
+                    + _skew_diag(
+                        1
+                        / S.conj().astype(A.dtype)
+                        * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
                 )
                 gA = _mm(U1, _mm(_g_dP, _c0))
@@ -4049,13 +3947,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     + S.astype(A.dtype) * _c5.mT.conj()
                     + _c7 * _jnp.swapaxes(_c6.astype(A.dtype), -1, -2)
                     - _c0 * _jnp.swapaxes(_c9.astype(A.dtype), -1, -2)
-                    + _skew(
-                        _diag(
-                            (
-                                _c9.astype(A.dtype)
-                                * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
-                            )
-                        )
+                    + _skew_diag(
+                        _c9.astype(A.dtype) * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
                 )
                 _c10 = U[..., :, n:]
@@ -4135,13 +4028,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     + _c1 * _jnp.swapaxes(S.conj().astype(A.dtype), -1, -2)
                     - _c0 * _jnp.swapaxes(_c3.astype(A.dtype), -1, -2)
                     + _diag(_jnp.real(gS)).astype(A.dtype)
-                    + _skew(
-                        _diag(
-                            (
-                                _c3.astype(A.dtype)
-                                * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
-                            )
-                        )
+                    + _skew_diag(
+                        _c3.astype(A.dtype) * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
                 )
                 _c4 = U[..., :, n:]
@@ -4208,14 +4096,10 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _g_dP = (
                     S.conj().astype(A.dtype) * _c3
                     + S.astype(A.dtype) * _c3.mT.conj()
-                    + _skew(
-                        _diag(
-                            (
-                                1
-                                / S.conj().astype(A.dtype)
-                                * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
-                            )
-                        )
+                    + _skew_diag(
+                        1
+                        / S.conj().astype(A.dtype)
+                        * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
                 )
                 gA = _mm(U1, _mm(_g_dP, _c0))
@@ -4316,13 +4200,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     _c1.mT.conj() * _jnp.swapaxes(S.astype(A.dtype), -1, -2)
                     + _c1 * _jnp.swapaxes(S.conj().astype(A.dtype), -1, -2)
                     - _c0 * _jnp.swapaxes(_c3.astype(A.dtype), -1, -2)
-                    + _skew(
-                        _diag(
-                            (
-                                _c3.astype(A.dtype)
-                                * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
-                            )
-                        )
+                    + _skew_diag(
+                        _c3.astype(A.dtype) * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
                 )
                 _c4 = U[..., :, n:]
@@ -4396,13 +4275,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 + _c7 * _jnp.swapaxes(_c6.astype(A.dtype), -1, -2)
                 - _c0 * _jnp.swapaxes(_c9.astype(A.dtype), -1, -2)
                 + _diag(_jnp.real(gS)).astype(A.dtype)
-                + _skew(
-                    _diag(
-                        (
-                            _c9.astype(A.dtype)
-                            * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
-                        )
-                    )
+                + _skew_diag(
+                    _c9.astype(A.dtype) * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                 )
             )
             _c10 = U[..., :, n:]
@@ -4485,13 +4359,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     + S.astype(A.dtype) * _c4.mT.conj()
                     - _c6.astype(A.dtype) * (_mm(_c5, V1))
                     + _diag(_jnp.real(gS)).astype(A.dtype)
-                    + _skew(
-                        _diag(
-                            (
-                                _c7.astype(A.dtype)
-                                * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
-                            )
-                        )
+                    + _skew_diag(
+                        _c7.astype(A.dtype) * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
                 )
                 _c8 = Vh[..., m:, :]
@@ -4560,14 +4429,10 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     _c1.mT.conj() * _jnp.swapaxes(S.astype(A.dtype), -1, -2)
                     + _c1 * _jnp.swapaxes(S.conj().astype(A.dtype), -1, -2)
                     + _diag(_jnp.real(gS)).astype(A.dtype)
-                    + _skew(
-                        _diag(
-                            (
-                                1
-                                / S.conj().astype(A.dtype)
-                                * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
-                            )
-                        )
+                    + _skew_diag(
+                        1
+                        / S.conj().astype(A.dtype)
+                        * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
                 )
                 gA = _mm(_mm(U, _g_dP), V1.mT.conj())
@@ -4633,13 +4498,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     S.conj().astype(A.dtype) * _c4
                     + S.astype(A.dtype) * _c4.mT.conj()
                     - _c6.astype(A.dtype) * (_mm(_c5, V1))
-                    + _skew(
-                        _diag(
-                            (
-                                _c7.astype(A.dtype)
-                                * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
-                            )
-                        )
+                    + _skew_diag(
+                        _c7.astype(A.dtype) * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
                 )
                 _c8 = Vh[..., m:, :]
@@ -4739,14 +4599,10 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _g_dP = (
                     _c1.mT.conj() * _jnp.swapaxes(S.astype(A.dtype), -1, -2)
                     + _c1 * _jnp.swapaxes(S.conj().astype(A.dtype), -1, -2)
-                    + _skew(
-                        _diag(
-                            (
-                                1
-                                / S.conj().astype(A.dtype)
-                                * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
-                            )
-                        )
+                    + _skew_diag(
+                        1
+                        / S.conj().astype(A.dtype)
+                        * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
                 )
                 gA = _mm(_mm(U, _g_dP), V1.mT.conj())
@@ -4817,13 +4673,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 + _c8 * _jnp.swapaxes(_c7.astype(A.dtype), -1, -2)
                 - _c10.astype(A.dtype) * (_mm(_c9, V1))
                 + _diag(_jnp.real(gS)).astype(A.dtype)
-                + _skew(
-                    _diag(
-                        (
-                            _c11.astype(A.dtype)
-                            * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
-                        )
-                    )
+                + _skew_diag(
+                    _c11.astype(A.dtype) * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                 )
             )
             _c12 = Vh[..., m:, :]

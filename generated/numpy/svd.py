@@ -32,10 +32,12 @@ from ._runtime import (
     _cotangent_in,
     _cotangent_out,
     _diag,
+    _diagonal_skew,
     _is_complex,
     _pairwise_inv,
     _raise_if_failed,
     _skew,
+    _skew_diag,
     _sym,
     _zeros_like,
 )
@@ -401,7 +403,7 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
             dP = _c1
             dS = _np.real(_np.diagonal(dP, 0, -2, -1)[..., :, None])
             F = _pairwise_inv(S * S)
-            D = (1 / 2) * _diag((_np.diagonal(_skew(dP), 0, -2, -1)[..., :, None] * 1 / S))
+            D = (1 / 2) * _diag((_diagonal_skew(dP) * 1 / S))
             _c2 = _adjoint(dP)
             dU = U @ (_accumulate(F * (dP * _np.swapaxes(S, -1, -2) + S * _c2), D))
             dVh = _adjoint(V @ (_accumulate(F * (S * dP + _c2 * _np.swapaxes(S, -1, -2)), D, -1)))
@@ -452,7 +454,7 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
             dS = _np.real(_np.diagonal(dP, 0, -2, -1)[..., :, None])
             F = _pairwise_inv(S * S)
             _c2 = 1 / S
-            D = (1 / 2) * _diag((_np.diagonal(_skew(dP), 0, -2, -1)[..., :, None] * _c2))
+            D = (1 / 2) * _diag((_diagonal_skew(dP) * _c2))
             _c3 = _adjoint(dP)
             dU = _accumulate(
                 U @ (_accumulate(F * (dP * _np.swapaxes(S, -1, -2) + S * _c3), D)),
@@ -507,7 +509,7 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
             dS = _np.real(_np.diagonal(dP, 0, -2, -1)[..., :, None])
             F = _pairwise_inv(S * S)
             _c2 = 1 / S
-            D = (1 / 2) * _diag((_np.diagonal(_skew(dP), 0, -2, -1)[..., :, None] * _c2))
+            D = (1 / 2) * _diag((_diagonal_skew(dP) * _c2))
             _c3 = _adjoint(dP)
             dU = U @ (_accumulate(F * (dP * _np.swapaxes(S, -1, -2) + S * _c3), D))
             _c4 = _adjoint(dA)
@@ -559,7 +561,7 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
             dP = _c0
             dS = _np.real(_np.diagonal(dP, 0, -2, -1)[..., :, None])
             F = _pairwise_inv(S * S)
-            D = (1 / 2) * _diag((_np.diagonal(_skew(dP), 0, -2, -1)[..., :, None] * 1 / S))
+            D = (1 / 2) * _diag((_diagonal_skew(dP) * 1 / S))
             _c1 = _adjoint(dP)
             dU = U @ (_accumulate(F * (dP * _np.swapaxes(S, -1, -2) + S * _c1), D))
             dVh = _adjoint(V @ (_accumulate(F * (S * dP + _c1 * _np.swapaxes(S, -1, -2)), D, -1)))
@@ -606,7 +608,7 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
             dS = _np.real(_np.diagonal(dP, 0, -2, -1)[..., :, None])
             F = _pairwise_inv(S * S)
             _c1 = 1 / S
-            D = (1 / 2) * _diag((_np.diagonal(_skew(dP), 0, -2, -1)[..., :, None] * _c1))
+            D = (1 / 2) * _diag((_diagonal_skew(dP) * _c1))
             _c2 = _adjoint(dP)
             dU1 = _accumulate(
                 U1 @ (_accumulate(F * (dP * _np.swapaxes(S, -1, -2) + S * _c2), D)),
@@ -658,7 +660,7 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
             dS = _np.real(_np.diagonal(dP, 0, -2, -1)[..., :, None])
             F = _pairwise_inv(S * S)
             _c2 = 1 / S
-            D = (1 / 2) * _diag((_np.diagonal(_skew(dP), 0, -2, -1)[..., :, None] * _c2))
+            D = (1 / 2) * _diag((_diagonal_skew(dP) * _c2))
             _c3 = _adjoint(dP)
             dU = U @ (_accumulate(F * (dP * _np.swapaxes(S, -1, -2) + S * _c3), D))
             _c4 = _adjoint(dA)
@@ -2327,13 +2329,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     _np.conj(S) * _c3
                     + S * _adjoint(_c3)
                     + _diag(_np.real(gS))
-                    + _skew(
-                        _diag(
-                            (
-                                _np.conj(1 / S)
-                                * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
-                            )
-                        )
+                    + _skew_diag(
+                        _np.conj(1 / S) * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
                 )
                 _c3 = _g_D = None
@@ -2397,13 +2394,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     _adjoint(_c2) * _np.swapaxes(S, -1, -2)
                     + _c2 * _np.swapaxes(_np.conj(S), -1, -2)
                     + _diag(_np.real(gS))
-                    + _skew(
-                        _diag(
-                            (
-                                _np.conj(1 / S)
-                                * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
-                            )
-                        )
+                    + _skew_diag(
+                        _np.conj(1 / S) * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
                 )
                 _c2 = None
@@ -2463,13 +2455,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _g_dP = (
                     _np.conj(S) * _c3
                     + S * _adjoint(_c3)
-                    + _skew(
-                        _diag(
-                            (
-                                _np.conj(1 / S)
-                                * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
-                            )
-                        )
+                    + _skew_diag(
+                        _np.conj(1 / S) * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
                 )
                 _c3 = _g_D = None
@@ -2562,13 +2549,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _g_dP = (
                     _adjoint(_c2) * _np.swapaxes(S, -1, -2)
                     + _c2 * _np.swapaxes(_np.conj(S), -1, -2)
-                    + _skew(
-                        _diag(
-                            (
-                                _np.conj(1 / S)
-                                * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
-                            )
-                        )
+                    + _skew_diag(
+                        _np.conj(1 / S) * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
                 )
                 _c2 = None
@@ -2631,8 +2613,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 + S * _adjoint(_c6)
                 + _c8 * _np.swapaxes(_c7, -1, -2)
                 + _diag(_np.real(gS))
-                + _skew(
-                    _diag((_np.conj(1 / S) * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]))
+                + _skew_diag(
+                    _np.conj(1 / S) * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                 )
             )
             _c6 = _c7 = _c8 = _g_D = None
@@ -2703,13 +2685,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     _np.conj(S) * _c3
                     + S * _adjoint(_c3)
                     + _diag(_np.real(gS))
-                    + _skew(
-                        _diag(
-                            (
-                                _np.conj(1 / S)
-                                * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
-                            )
-                        )
+                    + _skew_diag(
+                        _np.conj(1 / S) * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
                 )
                 _c3 = _g_D = None
@@ -2784,7 +2761,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     + S * _adjoint(_c6)
                     + _c8 * _np.swapaxes(_c7, -1, -2)
                     - _c1 * _np.swapaxes(_c9, -1, -2)
-                    + _skew(_diag((_c9 * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])))
+                    + _skew_diag(_c9 * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])
                 )
                 _c6 = _c7 = _c8 = _g_D = None
                 gA = (_accumulate(U @ _g_dP, gU * _np.swapaxes(_c9, -1, -2))) @ _c2
@@ -2855,7 +2832,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     + _c2 * _np.swapaxes(_np.conj(S), -1, -2)
                     - _c1 * _np.swapaxes(_c3, -1, -2)
                     + _diag(_np.real(gS))
-                    + _skew(_diag((_c3 * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])))
+                    + _skew_diag(_c3 * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])
                 )
                 _c1 = _c2 = None
                 gA = (_accumulate(U @ _g_dP, gU * _np.swapaxes(_c3, -1, -2))) @ _adjoint(V)
@@ -2914,13 +2891,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _g_dP = (
                     _np.conj(S) * _c3
                     + S * _adjoint(_c3)
-                    + _skew(
-                        _diag(
-                            (
-                                _np.conj(1 / S)
-                                * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
-                            )
-                        )
+                    + _skew_diag(
+                        _np.conj(1 / S) * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
                 )
                 _c3 = _g_D = None
@@ -3015,7 +2987,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     _adjoint(_c2) * _np.swapaxes(S, -1, -2)
                     + _c2 * _np.swapaxes(_np.conj(S), -1, -2)
                     - _c1 * _np.swapaxes(_c3, -1, -2)
-                    + _skew(_diag((_c3 * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])))
+                    + _skew_diag(_c3 * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])
                 )
                 _c1 = _c2 = None
                 gA = (_accumulate(U @ _g_dP, gU * _np.swapaxes(_c3, -1, -2))) @ _adjoint(V)
@@ -3079,7 +3051,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 + _c8 * _np.swapaxes(_c7, -1, -2)
                 - _c1 * _np.swapaxes(_c9, -1, -2)
                 + _diag(_np.real(gS))
-                + _skew(_diag((_c9 * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])))
+                + _skew_diag(_c9 * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])
             )
             _c6 = _c7 = _c8 = _g_D = None
             gA = (_accumulate(U @ _g_dP, gU * _np.swapaxes(_c9, -1, -2))) @ _c2
@@ -3151,10 +3123,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     + S * _adjoint(_c3)
                     - _c4 * (gVh @ V)
                     + _diag(_np.real(gS))
-                    + _skew(
-                        _diag(
-                            (_np.conj(_c4) * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])
-                        )
+                    + _skew_diag(
+                        _np.conj(_c4) * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
                 )
                 _c3 = _g_D = None
@@ -3218,13 +3188,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     _adjoint(_c2) * _np.swapaxes(S, -1, -2)
                     + _c2 * _np.swapaxes(_np.conj(S), -1, -2)
                     + _diag(_np.real(gS))
-                    + _skew(
-                        _diag(
-                            (
-                                _np.conj(1 / S)
-                                * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
-                            )
-                        )
+                    + _skew_diag(
+                        _np.conj(1 / S) * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
                 )
                 _c2 = None
@@ -3286,10 +3251,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     _np.conj(S) * _c3
                     + S * _adjoint(_c3)
                     - _c4 * (gVh @ V)
-                    + _skew(
-                        _diag(
-                            (_np.conj(_c4) * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])
-                        )
+                    + _skew_diag(
+                        _np.conj(_c4) * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
                 )
                 _c3 = _g_D = None
@@ -3382,13 +3345,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _g_dP = (
                     _adjoint(_c2) * _np.swapaxes(S, -1, -2)
                     + _c2 * _np.swapaxes(_np.conj(S), -1, -2)
-                    + _skew(
-                        _diag(
-                            (
-                                _np.conj(1 / S)
-                                * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
-                            )
-                        )
+                    + _skew_diag(
+                        _np.conj(1 / S) * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
                 )
                 _c2 = None
@@ -3453,9 +3411,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 + _c8 * _np.swapaxes(_c7, -1, -2)
                 - _c9 * (gVh @ V)
                 + _diag(_np.real(gS))
-                + _skew(
-                    _diag((_np.conj(_c9) * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]))
-                )
+                + _skew_diag(_np.conj(_c9) * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])
             )
             _c6 = _c7 = _c8 = _g_D = None
             gA = U @ (_accumulate(_g_dP @ _c2, _c9 * gVh))
@@ -3526,13 +3482,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     _np.conj(S) * _c3
                     + S * _adjoint(_c3)
                     + _diag(_np.real(gS))
-                    + _skew(
-                        _diag(
-                            (
-                                _np.conj(1 / S)
-                                * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
-                            )
-                        )
+                    + _skew_diag(
+                        _np.conj(1 / S) * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
                 )
                 _c3 = _g_D = None
@@ -3593,13 +3544,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     _adjoint(_c1) * _np.swapaxes(S, -1, -2)
                     + _c1 * _np.swapaxes(_np.conj(S), -1, -2)
                     + _diag(_np.real(gS))
-                    + _skew(
-                        _diag(
-                            (
-                                _np.conj(1 / S)
-                                * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
-                            )
-                        )
+                    + _skew_diag(
+                        _np.conj(1 / S) * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
                 )
                 _c1 = None
@@ -3661,13 +3607,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _g_dP = (
                     _np.conj(S) * _c3
                     + S * _adjoint(_c3)
-                    + _skew(
-                        _diag(
-                            (
-                                _np.conj(1 / S)
-                                * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
-                            )
-                        )
+                    + _skew_diag(
+                        _np.conj(1 / S) * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
                 )
                 _c3 = _g_D = None
@@ -3762,13 +3703,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _g_dP = (
                     _adjoint(_c1) * _np.swapaxes(S, -1, -2)
                     + _c1 * _np.swapaxes(_np.conj(S), -1, -2)
-                    + _skew(
-                        _diag(
-                            (
-                                _np.conj(1 / S)
-                                * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
-                            )
-                        )
+                    + _skew_diag(
+                        _np.conj(1 / S) * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
                 )
                 _c1 = None
@@ -3837,8 +3773,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 + S * _adjoint(_c5)
                 + _c7 * _np.swapaxes(_c6, -1, -2)
                 + _diag(_np.real(gS))
-                + _skew(
-                    _diag((_np.conj(1 / S) * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]))
+                + _skew_diag(
+                    _np.conj(1 / S) * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                 )
             )
             _c5 = _c6 = _c7 = _g_D = None
@@ -3918,13 +3854,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     _np.conj(S) * _c3
                     + S * _adjoint(_c3)
                     + _diag(_np.real(gS))
-                    + _skew(
-                        _diag(
-                            (
-                                _np.conj(1 / S)
-                                * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
-                            )
-                        )
+                    + _skew_diag(
+                        _np.conj(1 / S) * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
                 )
                 _c3 = _g_D = None
@@ -3999,7 +3930,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     + S * _adjoint(_c5)
                     + _c7 * _np.swapaxes(_c6, -1, -2)
                     - _c0 * _np.swapaxes(_c9, -1, -2)
-                    + _skew(_diag((_c9 * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])))
+                    + _skew_diag(_c9 * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])
                 )
                 _c5 = _c6 = _c7 = _g_D = None
                 _c10 = U[..., :, n:]
@@ -4083,7 +4014,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     + _c1 * _np.swapaxes(_np.conj(S), -1, -2)
                     - _c0 * _np.swapaxes(_c3, -1, -2)
                     + _diag(_np.real(gS))
-                    + _skew(_diag((_c3 * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])))
+                    + _skew_diag(_c3 * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])
                 )
                 _c1 = _g_D = None
                 _c4 = U[..., :, n:]
@@ -4152,13 +4083,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _g_dP = (
                     _np.conj(S) * _c3
                     + S * _adjoint(_c3)
-                    + _skew(
-                        _diag(
-                            (
-                                _np.conj(1 / S)
-                                * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
-                            )
-                        )
+                    + _skew_diag(
+                        _np.conj(1 / S) * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
                 )
                 _c3 = _g_D = None
@@ -4259,7 +4185,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     _adjoint(_c1) * _np.swapaxes(S, -1, -2)
                     + _c1 * _np.swapaxes(_np.conj(S), -1, -2)
                     - _c0 * _np.swapaxes(_c3, -1, -2)
-                    + _skew(_diag((_c3 * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])))
+                    + _skew_diag(_c3 * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])
                 )
                 _c1 = _g_D = None
                 _c4 = U[..., :, n:]
@@ -4337,7 +4263,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 + _c7 * _np.swapaxes(_c6, -1, -2)
                 - _c0 * _np.swapaxes(_c9, -1, -2)
                 + _diag(_np.real(gS))
-                + _skew(_diag((_c9 * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])))
+                + _skew_diag(_c9 * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])
             )
             _c5 = _c6 = _c7 = _g_D = None
             _c10 = U[..., :, n:]
@@ -4427,7 +4353,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     + S * _adjoint(_c4)
                     - _c6 * (_c5 @ V1)
                     + _diag(_np.real(gS))
-                    + _skew(_diag((_c7 * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])))
+                    + _skew_diag(_c7 * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])
                 )
                 _c4 = _g_D = None
                 _c8 = Vh[..., m:, :]
@@ -4498,13 +4424,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     _adjoint(_c1) * _np.swapaxes(S, -1, -2)
                     + _c1 * _np.swapaxes(_np.conj(S), -1, -2)
                     + _diag(_np.real(gS))
-                    + _skew(
-                        _diag(
-                            (
-                                _np.conj(1 / S)
-                                * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
-                            )
-                        )
+                    + _skew_diag(
+                        _np.conj(1 / S) * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
                 )
                 _c1 = None
@@ -4573,7 +4494,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     _np.conj(S) * _c4
                     + S * _adjoint(_c4)
                     - _c6 * (_c5 @ V1)
-                    + _skew(_diag((_c7 * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])))
+                    + _skew_diag(_c7 * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])
                 )
                 _c4 = _g_D = None
                 _c8 = Vh[..., m:, :]
@@ -4675,13 +4596,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _g_dP = (
                     _adjoint(_c1) * _np.swapaxes(S, -1, -2)
                     + _c1 * _np.swapaxes(_np.conj(S), -1, -2)
-                    + _skew(
-                        _diag(
-                            (
-                                _np.conj(1 / S)
-                                * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
-                            )
-                        )
+                    + _skew_diag(
+                        _np.conj(1 / S) * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
                 )
                 _c1 = None
@@ -4757,7 +4673,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 + _c8 * _np.swapaxes(_c7, -1, -2)
                 - _c10 * (_c9 @ V1)
                 + _diag(_np.real(gS))
-                + _skew(_diag((_c11 * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])))
+                + _skew_diag(_c11 * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])
             )
             _c6 = _c7 = _c8 = _g_D = None
             _c12 = Vh[..., m:, :]

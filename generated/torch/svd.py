@@ -31,6 +31,7 @@ from ._runtime import (
     _columns,
     _cotangent_in,
     _cotangent_out,
+    _diagonal_skew,
     _fused_vjp,
     _im,
     _is_complex,
@@ -42,6 +43,7 @@ from ._runtime import (
     _raise_if_failed,
     _re,
     _skew,
+    _skew_diag,
     _sym,
     _zeros_like,
 )
@@ -383,9 +385,7 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
             dP = _c1
             dS = _re(dP.diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
             F = _pairwise_inv(S * S)
-            D = (1 / 2) * _torch.diag_embed(
-                (_skew(dP).diagonal(dim1=-2, dim2=-1).unsqueeze(-1) * S.reciprocal()).squeeze(-1)
-            )
+            D = (1 / 2) * _torch.diag_embed((_diagonal_skew(dP) * S.reciprocal()).squeeze(-1))
             _c2 = dP.mH
             dU = _mm_like(U, (F * (dP * S.mT + S * _c2)) + D, U)
             dVh = (_mm(V, (F * (S * dP + _c2 * S.mT)) - D)).mH
@@ -436,9 +436,7 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
             dS = _re(dP.diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
             F = _pairwise_inv(S * S)
             _c2 = S.reciprocal()
-            D = (1 / 2) * _torch.diag_embed(
-                (_skew(dP).diagonal(dim1=-2, dim2=-1).unsqueeze(-1) * _c2).squeeze(-1)
-            )
+            D = (1 / 2) * _torch.diag_embed((_diagonal_skew(dP) * _c2).squeeze(-1))
             _c3 = dP.mH
             dU = _addmm(
                 (_addmm(_mm(dA, V), U, dP, alpha=-1)) * _c2.mT, U, (F * (dP * S.mT + S * _c3)) + D
@@ -492,9 +490,7 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
             dS = _re(dP.diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
             F = _pairwise_inv(S * S)
             _c2 = S.reciprocal()
-            D = (1 / 2) * _torch.diag_embed(
-                (_skew(dP).diagonal(dim1=-2, dim2=-1).unsqueeze(-1) * _c2).squeeze(-1)
-            )
+            D = (1 / 2) * _torch.diag_embed((_diagonal_skew(dP) * _c2).squeeze(-1))
             _c3 = dP.mH
             dU = _mm_like(U, (F * (dP * S.mT + S * _c3)) + D, U)
             _c4 = dA.mH
@@ -549,9 +545,7 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
             dP = _c0
             dS = _re(dP.diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
             F = _pairwise_inv(S * S)
-            D = (1 / 2) * _torch.diag_embed(
-                (_skew(dP).diagonal(dim1=-2, dim2=-1).unsqueeze(-1) * S.reciprocal()).squeeze(-1)
-            )
+            D = (1 / 2) * _torch.diag_embed((_diagonal_skew(dP) * S.reciprocal()).squeeze(-1))
             _c1 = dP.mH
             dU = _mm_like(U, (F * (dP * S.mT + S * _c1)) + D, U)
             dVh = (_mm(V, (F * (S * dP + _c1 * S.mT)) - D)).mH
@@ -600,9 +594,7 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
             dS = _re(dP.diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
             F = _pairwise_inv(S * S)
             _c1 = S.reciprocal()
-            D = (1 / 2) * _torch.diag_embed(
-                (_skew(dP).diagonal(dim1=-2, dim2=-1).unsqueeze(-1) * _c1).squeeze(-1)
-            )
+            D = (1 / 2) * _torch.diag_embed((_diagonal_skew(dP) * _c1).squeeze(-1))
             _c2 = dP.mH
             dU1 = _addmm(
                 (_addmm(_mm(dA, V), U1, dP, alpha=-1)) * _c1.mT, U1, (F * (dP * S.mT + S * _c2)) + D
@@ -653,9 +645,7 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
             dS = _re(dP.diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
             F = _pairwise_inv(S * S)
             _c2 = S.reciprocal()
-            D = (1 / 2) * _torch.diag_embed(
-                (_skew(dP).diagonal(dim1=-2, dim2=-1).unsqueeze(-1) * _c2).squeeze(-1)
-            )
+            D = (1 / 2) * _torch.diag_embed((_diagonal_skew(dP) * _c2).squeeze(-1))
             _c3 = dP.mH
             dU = _mm_like(U, (F * (dP * S.mT + S * _c3)) + D, U)
             _c4 = dA.mH
@@ -2251,13 +2241,9 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _g_dP = _plus_diag(
                     S.conj() * _c3
                     + S * _c3.mH
-                    + _skew(
-                        _torch.diag_embed(
-                            (
-                                S.reciprocal().conj()
-                                * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
-                            ).squeeze(-1)
-                        )
+                    + _skew_diag(
+                        S.reciprocal().conj()
+                        * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
                     ),
                     _re(gS),
                 )
@@ -2317,13 +2303,9 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _g_dP = _plus_diag(
                     _c2.mH * S.mT
                     + _c2 * S.conj().mT
-                    + _skew(
-                        _torch.diag_embed(
-                            (
-                                S.reciprocal().conj()
-                                * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
-                            ).squeeze(-1)
-                        )
+                    + _skew_diag(
+                        S.reciprocal().conj()
+                        * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
                     ),
                     _re(gS),
                 )
@@ -2384,13 +2366,9 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _g_dP = (
                     S.conj() * _c3
                     + S * _c3.mH
-                    + _skew(
-                        _torch.diag_embed(
-                            (
-                                S.reciprocal().conj()
-                                * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
-                            ).squeeze(-1)
-                        )
+                    + _skew_diag(
+                        S.reciprocal().conj()
+                        * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
                     )
                 )
                 _c3 = _g_D = None
@@ -2479,13 +2457,9 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _g_dP = (
                     _c2.mH * S.mT
                     + _c2 * S.conj().mT
-                    + _skew(
-                        _torch.diag_embed(
-                            (
-                                S.reciprocal().conj()
-                                * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
-                            ).squeeze(-1)
-                        )
+                    + _skew_diag(
+                        S.reciprocal().conj()
+                        * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
                     )
                 )
                 _c2 = None
@@ -2547,13 +2521,9 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 + _c8.mH * S.mT
                 + S * _c6.mH
                 + _c8 * _c7.mT
-                + _skew(
-                    _torch.diag_embed(
-                        (
-                            S.reciprocal().conj()
-                            * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
-                        ).squeeze(-1)
-                    )
+                + _skew_diag(
+                    S.reciprocal().conj()
+                    * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
                 ),
                 _re(gS),
             )
@@ -2624,13 +2594,9 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _g_dP = _plus_diag(
                     S.conj() * _c3
                     + S * _c3.mH
-                    + _skew(
-                        _torch.diag_embed(
-                            (
-                                S.reciprocal().conj()
-                                * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
-                            ).squeeze(-1)
-                        )
+                    + _skew_diag(
+                        S.reciprocal().conj()
+                        * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
                     ),
                     _re(gS),
                 )
@@ -2702,13 +2668,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     + S * _c6.mH
                     + _c8 * _c7.mT
                     - _c1 * _c9.mT
-                    + _skew(
-                        _torch.diag_embed(
-                            (
-                                _c9 * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
-                            ).squeeze(-1)
-                        )
-                    )
+                    + _skew_diag(_c9 * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
                 )
                 _c6 = _c7 = _c8 = _g_D = None
                 gA = _mm_like(_addmm(gU * _c9.mT, U, _g_dP), _c2, A)
@@ -2776,13 +2736,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     _c2.mH * S.mT
                     + _c2 * S.conj().mT
                     - _c1 * _c3.mT
-                    + _skew(
-                        _torch.diag_embed(
-                            (
-                                _c3 * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
-                            ).squeeze(-1)
-                        )
-                    ),
+                    + _skew_diag(_c3 * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)),
                     _re(gS),
                 )
                 _c1 = _c2 = None
@@ -2842,13 +2796,9 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _g_dP = (
                     S.conj() * _c3
                     + S * _c3.mH
-                    + _skew(
-                        _torch.diag_embed(
-                            (
-                                S.reciprocal().conj()
-                                * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
-                            ).squeeze(-1)
-                        )
+                    + _skew_diag(
+                        S.reciprocal().conj()
+                        * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
                     )
                 )
                 _c3 = _g_D = None
@@ -2939,13 +2889,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     _c2.mH * S.mT
                     + _c2 * S.conj().mT
                     - _c1 * _c3.mT
-                    + _skew(
-                        _torch.diag_embed(
-                            (
-                                _c3 * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
-                            ).squeeze(-1)
-                        )
-                    )
+                    + _skew_diag(_c3 * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
                 )
                 _c1 = _c2 = None
                 gA = _mm_like(_addmm(gU * _c3.mT, U, _g_dP), V.mH, A)
@@ -3008,13 +2952,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 + S * _c6.mH
                 + _c8 * _c7.mT
                 - _c1 * _c9.mT
-                + _skew(
-                    _torch.diag_embed(
-                        (_c9 * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)).squeeze(
-                            -1
-                        )
-                    )
-                ),
+                + _skew_diag(_c9 * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)),
                 _re(gS),
             )
             _c6 = _c7 = _c8 = _g_D = None
@@ -3086,13 +3024,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     S.conj() * _c3
                     + S * _c3.mH
                     - _c4 * (_mm(gVh, V))
-                    + _skew(
-                        _torch.diag_embed(
-                            (
-                                _c4.conj()
-                                * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
-                            ).squeeze(-1)
-                        )
+                    + _skew_diag(
+                        _c4.conj() * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
                     ),
                     _re(gS),
                 )
@@ -3152,13 +3085,9 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _g_dP = _plus_diag(
                     _c2.mH * S.mT
                     + _c2 * S.conj().mT
-                    + _skew(
-                        _torch.diag_embed(
-                            (
-                                S.reciprocal().conj()
-                                * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
-                            ).squeeze(-1)
-                        )
+                    + _skew_diag(
+                        S.reciprocal().conj()
+                        * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
                     ),
                     _re(gS),
                 )
@@ -3221,13 +3150,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     S.conj() * _c3
                     + S * _c3.mH
                     - _c4 * (_mm(gVh, V))
-                    + _skew(
-                        _torch.diag_embed(
-                            (
-                                _c4.conj()
-                                * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
-                            ).squeeze(-1)
-                        )
+                    + _skew_diag(
+                        _c4.conj() * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
                     )
                 )
                 _c3 = _g_D = None
@@ -3316,13 +3240,9 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _g_dP = (
                     _c2.mH * S.mT
                     + _c2 * S.conj().mT
-                    + _skew(
-                        _torch.diag_embed(
-                            (
-                                S.reciprocal().conj()
-                                * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
-                            ).squeeze(-1)
-                        )
+                    + _skew_diag(
+                        S.reciprocal().conj()
+                        * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
                     )
                 )
                 _c2 = None
@@ -3386,12 +3306,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 + S * _c6.mH
                 + _c8 * _c7.mT
                 - _c9 * (_mm(gVh, V))
-                + _skew(
-                    _torch.diag_embed(
-                        (
-                            _c9.conj() * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
-                        ).squeeze(-1)
-                    )
+                + _skew_diag(
+                    _c9.conj() * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
                 ),
                 _re(gS),
             )
@@ -3463,13 +3379,9 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _g_dP = _plus_diag(
                     S.conj() * _c3
                     + S * _c3.mH
-                    + _skew(
-                        _torch.diag_embed(
-                            (
-                                S.reciprocal().conj()
-                                * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
-                            ).squeeze(-1)
-                        )
+                    + _skew_diag(
+                        S.reciprocal().conj()
+                        * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
                     ),
                     _re(gS),
                 )
@@ -3530,13 +3442,9 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _g_dP = _plus_diag(
                     _c1.mH * S.mT
                     + _c1 * S.conj().mT
-                    + _skew(
-                        _torch.diag_embed(
-                            (
-                                S.reciprocal().conj()
-                                * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
-                            ).squeeze(-1)
-                        )
+                    + _skew_diag(
+                        S.reciprocal().conj()
+                        * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
                     ),
                     _re(gS),
                 )
@@ -3599,13 +3507,9 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _g_dP = (
                     S.conj() * _c3
                     + S * _c3.mH
-                    + _skew(
-                        _torch.diag_embed(
-                            (
-                                S.reciprocal().conj()
-                                * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
-                            ).squeeze(-1)
-                        )
+                    + _skew_diag(
+                        S.reciprocal().conj()
+                        * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
                     )
                 )
                 _c3 = _g_D = None
@@ -3700,13 +3604,9 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _g_dP = (
                     _c1.mH * S.mT
                     + _c1 * S.conj().mT
-                    + _skew(
-                        _torch.diag_embed(
-                            (
-                                S.reciprocal().conj()
-                                * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
-                            ).squeeze(-1)
-                        )
+                    + _skew_diag(
+                        S.reciprocal().conj()
+                        * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
                     )
                 )
                 _c1 = None
@@ -3774,13 +3674,9 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 + _c7.mH * S.mT
                 + S * _c5.mH
                 + _c7 * _c6.mT
-                + _skew(
-                    _torch.diag_embed(
-                        (
-                            S.reciprocal().conj()
-                            * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
-                        ).squeeze(-1)
-                    )
+                + _skew_diag(
+                    S.reciprocal().conj()
+                    * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
                 ),
                 _re(gS),
             )
@@ -3859,13 +3755,9 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _g_dP = _plus_diag(
                     S.conj() * _c3
                     + S * _c3.mH
-                    + _skew(
-                        _torch.diag_embed(
-                            (
-                                S.reciprocal().conj()
-                                * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
-                            ).squeeze(-1)
-                        )
+                    + _skew_diag(
+                        S.reciprocal().conj()
+                        * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
                     ),
                     _re(gS),
                 )
@@ -3941,13 +3833,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     + S * _c5.mH
                     + _c7 * _c6.mT
                     - _c0 * _c9.mT
-                    + _skew(
-                        _torch.diag_embed(
-                            (
-                                _c9 * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
-                            ).squeeze(-1)
-                        )
-                    )
+                    + _skew_diag(_c9 * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
                 )
                 _c5 = _c6 = _c7 = _g_D = None
                 _c10 = U[..., :, n:]
@@ -4031,13 +3917,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     _c1.mH * S.mT
                     + _c1 * S.conj().mT
                     - _c0 * _c3.mT
-                    + _skew(
-                        _torch.diag_embed(
-                            (
-                                _c3 * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
-                            ).squeeze(-1)
-                        )
-                    ),
+                    + _skew_diag(_c3 * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)),
                     _re(gS),
                 )
                 _c1 = _g_D = None
@@ -4106,13 +3986,9 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _g_dP = (
                     S.conj() * _c3
                     + S * _c3.mH
-                    + _skew(
-                        _torch.diag_embed(
-                            (
-                                S.reciprocal().conj()
-                                * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
-                            ).squeeze(-1)
-                        )
+                    + _skew_diag(
+                        S.reciprocal().conj()
+                        * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
                     )
                 )
                 _c3 = _g_D = None
@@ -4213,13 +4089,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     _c1.mH * S.mT
                     + _c1 * S.conj().mT
                     - _c0 * _c3.mT
-                    + _skew(
-                        _torch.diag_embed(
-                            (
-                                _c3 * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
-                            ).squeeze(-1)
-                        )
-                    )
+                    + _skew_diag(_c3 * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
                 )
                 _c1 = _g_D = None
                 _c4 = U[..., :, n:]
@@ -4295,13 +4165,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 + S * _c5.mH
                 + _c7 * _c6.mT
                 - _c0 * _c9.mT
-                + _skew(
-                    _torch.diag_embed(
-                        (_c9 * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)).squeeze(
-                            -1
-                        )
-                    )
-                ),
+                + _skew_diag(_c9 * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)),
                 _re(gS),
             )
             _c5 = _c6 = _c7 = _g_D = None
@@ -4392,13 +4256,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     S.conj() * _c4
                     + S * _c4.mH
                     - _c6 * (_mm(_c5, V1))
-                    + _skew(
-                        _torch.diag_embed(
-                            (
-                                _c7 * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
-                            ).squeeze(-1)
-                        )
-                    ),
+                    + _skew_diag(_c7 * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)),
                     _re(gS),
                 )
                 _c4 = _g_D = None
@@ -4463,13 +4321,9 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _g_dP = _plus_diag(
                     _c1.mH * S.mT
                     + _c1 * S.conj().mT
-                    + _skew(
-                        _torch.diag_embed(
-                            (
-                                S.reciprocal().conj()
-                                * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
-                            ).squeeze(-1)
-                        )
+                    + _skew_diag(
+                        S.reciprocal().conj()
+                        * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
                     ),
                     _re(gS),
                 )
@@ -4539,13 +4393,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                     S.conj() * _c4
                     + S * _c4.mH
                     - _c6 * (_mm(_c5, V1))
-                    + _skew(
-                        _torch.diag_embed(
-                            (
-                                _c7 * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
-                            ).squeeze(-1)
-                        )
-                    )
+                    + _skew_diag(_c7 * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
                 )
                 _c4 = _g_D = None
                 _c8 = Vh[..., m:, :]
@@ -4641,13 +4489,9 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _g_dP = (
                     _c1.mH * S.mT
                     + _c1 * S.conj().mT
-                    + _skew(
-                        _torch.diag_embed(
-                            (
-                                S.reciprocal().conj()
-                                * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
-                            ).squeeze(-1)
-                        )
+                    + _skew_diag(
+                        S.reciprocal().conj()
+                        * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
                     )
                 )
                 _c1 = None
@@ -4722,13 +4566,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 + S * _c6.mH
                 + _c8 * _c7.mT
                 - _c10 * (_mm(_c9, V1))
-                + _skew(
-                    _torch.diag_embed(
-                        (_c11 * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)).squeeze(
-                            -1
-                        )
-                    )
-                ),
+                + _skew_diag(_c11 * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)),
                 _re(gS),
             )
             _c6 = _c7 = _c8 = _g_D = None

@@ -17,6 +17,7 @@ import numpy as _np
 
 from ._runtime_shared import (
     _is_complex,
+    _diagonal_skew, _skew_diag,
     _accumulate, _add_eye, _broadcast, _check_input, _check_tangent, _columns, _complex,
     _cotangent_in, _cotangent_out, _check, _checked_jvp, _checked_vjp, _raise_if_failed,
     _empty_like, _host_unbatched, _indices, _indices_permutation, _LazyModule, _pad, _pad_cols,
@@ -29,6 +30,7 @@ _scipy = _LazyModule("scipy", ("linalg",))
 # what the generated rules import from here
 __all__ = [
     "_is_complex",
+    "_diagonal_skew", "_skew_diag",
     "_accumulate", "_add_eye", "_unit_tril",
     "_check_input", "_check_tangent", "_columns", "_complex", "_copyltu", "_cotangent_in",
     "_check", "_checked_jvp", "_checked_vjp", "_raise_if_failed", "_cotangent_out", "_cupyx",

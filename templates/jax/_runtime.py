@@ -20,6 +20,7 @@ from jax.interpreters import mlir as _mlir
 from ._array_module import DOT_OPTIONS
 from ._runtime_shared import (
     _is_complex,
+    _diagonal_skew, _skew_diag,
     SHIFTED_TIES_MAX, _Check, _any_entry, _check, _check_input, _check_tangent, _columns,
     _complex, _complex_of, _diag, _lifted, _mask, _nan_where, _raise_on_violation, _violation,
     _indices_permutation, _pad, _pad_cols, _pad_rows, _pairwise_inv, _permute_cols,
@@ -28,6 +29,7 @@ from ._runtime_shared import (
 # what the generated rules import from here
 __all__ = [
     "_is_complex",
+    "_diagonal_skew", "_skew_diag",
     "_check_input", "_check_tangent", "_columns", "_complex", "_complex_of", "_copyltu",
     "_cotangent_in", "_check", "_checked_jvp", "_checked_vjp", "_cotangent_out", "_diag",
     "_diag_part", "_empty_like", "_eye", "_raise_if_failed",

@@ -11,6 +11,7 @@ import scipy.linalg as _sla
 
 from ._runtime_shared import (
     _is_complex,
+    _diagonal_skew, _skew_diag,
     _accumulate, _add_eye, _broadcast, _check_input, _check_tangent, _columns, _complex,
     _cotangent_in, _cotangent_out, _check, _checked_jvp, _checked_vjp, _raise_if_failed, _diag,
     _empty_like, _indices, _indices_permutation, _pad, _pad_cols, _pad_rows, _pairwise_inv,
@@ -22,6 +23,7 @@ from ._runtime_shared import (
 # what the generated rules (and sparse_qr.py) import from here
 __all__ = [
     "_is_complex",
+    "_diagonal_skew", "_skew_diag",
     "_accumulate", "_add_eye", "_unit_tril", "_joined_rows", "_put_rows", "_row_blocked",
     "_row_blocks", "_sum_rows",
     "_adjoint", "_check_input", "_check_tangent", "_columns", "_complex", "_copyltu", "_check",

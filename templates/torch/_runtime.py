@@ -31,11 +31,11 @@ __all__ = [
     "_apply", "_check", "_checked_jvp", "_checked_vjp", "_cotangent_in", "_cotangent_out",
     "_fused_vjp",
     "_raise_if_failed",
-    "_empty_like", "_host_op", "_im",
+    "_diagonal_skew", "_empty_like", "_host_op", "_im",
     "_indices", "_indices_permutation", "_laid_out_like", "_materialized", "_mm", "_mm_like", "_np",
     "_plus_diag", "_joined_rows", "_put_rows", "_row_blocked", "_row_blocks", "_sum_rows",
     "_on_host", "_pad_cols", "_pad_rows", "_pairwise_inv", "_permute_cols", "_permute_rows",
-    "_pivots_permutation", "_re", "_scipy", "_skew", "_sym", "_to_field", "_transposed",
+    "_pivots_permutation", "_re", "_scipy", "_skew", "_skew_diag", "_sym", "_to_field", "_transposed",
     "_tril_diag", "_triu_herm", "_unbatched", "_unit_tril", "_unpacked", "_version_tuple",
     "_zeros_like"]
 
@@ -209,6 +209,21 @@ def _skew(x):
 
 def _im(x):
     return x.imag if x.is_complex() else _torch.zeros_like(x)
+
+
+def _diagonal_skew(x):
+    """diagonal(skew(x)) as (..., n, 1) columns, as templates/_runtime_shared.py's: i im(x_jj),
+    zeros for a real x."""
+    d = x.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
+    return (d - d.conj()).mul_(0.5) if x.is_complex() else _torch.zeros_like(d)
+
+
+def _skew_diag(v):
+    """skew(diag(v)) of (..., n, 1) columns v: diag(i im(v)); for a real v zeros, a broadcast
+    view of v's column of them (no n x n array)."""
+    if not v.is_complex():
+        return _torch.zeros_like(v).expand(*v.shape[:-1], v.shape[-2])
+    return _torch.diag_embed((v - v.conj()).mul_(0.5).squeeze(-1))
 
 
 def _pad_rows(x, extra):

@@ -122,6 +122,12 @@ class Skew(LinearMap):
     def cotangents(self, g, is_linear):
         yield self.arg, Skew(g)  # an orthogonal projection: self-adjoint
 
+    def code(self, printer):
+        if isinstance(self.arg, Diag) and "skew_diag" in printer.OPS:
+            # diag(i im(v)): zeros for a real v, with no diagonal matrix built to subtract
+            return printer._op("skew_diag", v=printer._print(self.arg.arg))
+        return super().code(printer)
+
     def evaluate(self, value_of, evaluator):
         x = value_of(self.arg)
         return (x - arrays.adjoint(x)) * evaluator.field.scalar(sp.Rational(1, 2))

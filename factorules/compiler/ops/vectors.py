@@ -43,6 +43,10 @@ class Diagonal(OneOperand):
         return printer._function("diagonal", self.arg)
 
     def code(self, printer):
+        if getattr(self.arg, "spec_name", "") == "skew" and "diagonal_skew" in printer.OPS:
+            # i im(X_jj): zeros for a real X, which the runtime makes from X's shape alone
+            # (JAX's linearization then leaves the term out of the linear map)
+            return printer._op("diagonal_skew", x=printer._print(self.arg.arg))
         products = two_factor_products(self.arg) if printer.diagonal_of_products else None
         if products:
             # sum_k X_ik Y_ki for each term X Y: O(n^2), the product itself is O(n^3)

@@ -46,6 +46,8 @@ SHARED_OPS = {
     "copyltu": "_copyltu({x})",
     "sym": "_sym({x})",
     "skew": "_skew({x})",
+    "diagonal_skew": "_diagonal_skew({x})",
+    "skew_diag": "_skew_diag({v})",
     "pairwise_inv": "_pairwise_inv({x})",
     "scale_rows": "{v} * {x}",
     "permute_rows": "_permute_rows({p}, {x}, {transpose})",

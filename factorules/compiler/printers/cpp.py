@@ -28,6 +28,9 @@ class Printer(BatchedMatrixPrinter, CXX11CodePrinter):
         "triu": "fr::triu({x}, {offset})",
         "diagonal": "fr::diagonal({x})",
         "diag": "fr::diag({v})",
+        # the compiler drops what vanishes for a real scalar type
+        "diagonal_skew": "fr::diagonal(fr::skew({x}))",
+        "skew_diag": "fr::skew(fr::diag({v}))",
         "scale_rows": "fr::scale_rows({v}, {x})",
         "scale_cols": "fr::scale_cols({x}, {v})",
         "permute_rows": "fr::permute_rows({p}, {x}, {transpose})",

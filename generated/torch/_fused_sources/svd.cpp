@@ -45,7 +45,7 @@ int svd_v0_vjp(const void* const* in, const index* strides, void* const* out, in
     const auto _c6 = _c5 * _c4;
     const auto _c7 = fr::conj(S);
     const auto _c8 = _c5 * _c1;
-    const auto _g_dP = fr::scale_rows(_c7, _c6) + fr::scale_cols(fr::adjoint(_c8), S) + fr::scale_rows(S, fr::adjoint(_c6)) + fr::scale_cols(_c8, _c7) + fr::diag(fr::re(gS)) + fr::skew(fr::diag((fr::conj(fr::recip(S)) * fr::diagonal((1.0 / 2.0) * _g_D))));
+    const auto _g_dP = fr::scale_rows(_c7, _c6) + fr::scale_cols(fr::adjoint(_c8), S) + fr::scale_rows(S, fr::adjoint(_c6)) + fr::scale_cols(_c8, _c7) + fr::diag(fr::re(gS)) + fr::skew(fr::diag(fr::conj(fr::recip(S)) * fr::diagonal((1.0 / 2.0) * _g_D)));
     const auto gA = fr::mm(fr::mm(U, _g_dP), _c2);
     const auto _kvec0 = S;
     const auto _kvec1 = S;
@@ -110,7 +110,7 @@ int svd_v0_vjp(const void* const* in, const index* strides, void* const* out, in
     const auto _c7 = fr::conj(S);
     const auto _c8 = _c5 * _c1;
     const auto _c9 = fr::conj(fr::recip(S));
-    const auto _g_dP = fr::scale_rows(_c7, _c6) + fr::scale_cols(fr::adjoint(_c8), S) + fr::scale_rows(S, fr::adjoint(_c6)) + fr::scale_cols(_c8, _c7) - fr::scale_cols(_c1, _c9) + fr::diag(fr::re(gS)) + fr::skew(fr::diag((_c9 * fr::diagonal((1.0 / 2.0) * _g_D))));
+    const auto _g_dP = fr::scale_rows(_c7, _c6) + fr::scale_cols(fr::adjoint(_c8), S) + fr::scale_rows(S, fr::adjoint(_c6)) + fr::scale_cols(_c8, _c7) - fr::scale_cols(_c1, _c9) + fr::diag(fr::re(gS)) + fr::skew(fr::diag(_c9 * fr::diagonal((1.0 / 2.0) * _g_D)));
     const auto gA = fr::mm(fr::scale_cols(gU, _c9) + fr::mm(U, _g_dP), _c2);
     const auto _kvec0 = S;
     const auto _kvec1 = S;
@@ -175,7 +175,7 @@ int svd_v0_vjp(const void* const* in, const index* strides, void* const* out, in
     const auto _c7 = fr::conj(S);
     const auto _c8 = _c5 * _c1;
     const auto _c9 = fr::recip(S);
-    const auto _g_dP = fr::scale_rows(_c7, _c6) + fr::scale_cols(fr::adjoint(_c8), S) + fr::scale_rows(S, fr::adjoint(_c6)) + fr::scale_cols(_c8, _c7) - fr::scale_rows(_c9, (fr::mm(gVh, V))) + fr::diag(fr::re(gS)) + fr::skew(fr::diag((fr::conj(_c9) * fr::diagonal((1.0 / 2.0) * _g_D))));
+    const auto _g_dP = fr::scale_rows(_c7, _c6) + fr::scale_cols(fr::adjoint(_c8), S) + fr::scale_rows(S, fr::adjoint(_c6)) + fr::scale_cols(_c8, _c7) - fr::scale_rows(_c9, (fr::mm(gVh, V))) + fr::diag(fr::re(gS)) + fr::skew(fr::diag(fr::conj(_c9) * fr::diagonal((1.0 / 2.0) * _g_D)));
     const auto gA = fr::mm(U, fr::scale_rows(_c9, gVh) + fr::mm(_g_dP, _c2));
     const auto _kvec0 = S;
     const auto _kvec1 = S;
@@ -241,7 +241,7 @@ int svd_v0_vjp_without_gU(const void* const* in, const index* strides, void* con
     const auto _c2 = fr::mm(_c0, _c1);
     const auto _g_D = -_c2;
     const auto _c3 = fr::conj(F) * _c2;
-    const auto _g_dP = fr::scale_rows(fr::conj(S), _c3) + fr::scale_rows(S, fr::adjoint(_c3)) + fr::diag(fr::re(gS)) + fr::skew(fr::diag((fr::conj(fr::recip(S)) * fr::diagonal((1.0 / 2.0) * _g_D))));
+    const auto _g_dP = fr::scale_rows(fr::conj(S), _c3) + fr::scale_rows(S, fr::adjoint(_c3)) + fr::diag(fr::re(gS)) + fr::skew(fr::diag(fr::conj(fr::recip(S)) * fr::diagonal((1.0 / 2.0) * _g_D)));
     const auto gA = fr::mm(fr::mm(U, _g_dP), _c0);
     const auto _kvec0 = S;
     const auto _kvec1 = S;
@@ -297,7 +297,7 @@ int svd_v0_vjp_without_gU(const void* const* in, const index* strides, void* con
     const auto _c2 = fr::mm(_c0, _c1);
     const auto _g_D = -_c2;
     const auto _c3 = fr::conj(F) * _c2;
-    const auto _g_dP = fr::scale_rows(fr::conj(S), _c3) + fr::scale_rows(S, fr::adjoint(_c3)) + fr::diag(fr::re(gS)) + fr::skew(fr::diag((fr::conj(fr::recip(S)) * fr::diagonal((1.0 / 2.0) * _g_D))));
+    const auto _g_dP = fr::scale_rows(fr::conj(S), _c3) + fr::scale_rows(S, fr::adjoint(_c3)) + fr::diag(fr::re(gS)) + fr::skew(fr::diag(fr::conj(fr::recip(S)) * fr::diagonal((1.0 / 2.0) * _g_D)));
     const auto gA = fr::mm(fr::mm(U, _g_dP), _c0);
     const auto _kvec0 = S;
     const auto _kvec1 = S;
@@ -354,7 +354,7 @@ int svd_v0_vjp_without_gU(const void* const* in, const index* strides, void* con
     const auto _g_D = -_c2;
     const auto _c3 = fr::conj(F) * _c2;
     const auto _c4 = fr::recip(S);
-    const auto _g_dP = fr::scale_rows(fr::conj(S), _c3) + fr::scale_rows(S, fr::adjoint(_c3)) - fr::scale_rows(_c4, (fr::mm(gVh, V))) + fr::diag(fr::re(gS)) + fr::skew(fr::diag((fr::conj(_c4) * fr::diagonal((1.0 / 2.0) * _g_D))));
+    const auto _g_dP = fr::scale_rows(fr::conj(S), _c3) + fr::scale_rows(S, fr::adjoint(_c3)) - fr::scale_rows(_c4, (fr::mm(gVh, V))) + fr::diag(fr::re(gS)) + fr::skew(fr::diag(fr::conj(_c4) * fr::diagonal((1.0 / 2.0) * _g_D)));
     const auto gA = fr::mm(U, fr::scale_rows(_c4, gVh) + fr::mm(_g_dP, _c0));
     const auto _kvec0 = S;
     const auto _kvec1 = S;
@@ -418,7 +418,7 @@ int svd_v0_vjp_without_gVh(const void* const* in, const index* strides, void* co
     const auto _c1 = fr::mm(_c0, gU);
     const auto _g_D = _c1;
     const auto _c2 = fr::conj(F) * _c1;
-    const auto _g_dP = fr::scale_cols(fr::adjoint(_c2), S) + fr::scale_cols(_c2, fr::conj(S)) + fr::diag(fr::re(gS)) + fr::skew(fr::diag((fr::conj(fr::recip(S)) * fr::diagonal((1.0 / 2.0) * _g_D))));
+    const auto _g_dP = fr::scale_cols(fr::adjoint(_c2), S) + fr::scale_cols(_c2, fr::conj(S)) + fr::diag(fr::re(gS)) + fr::skew(fr::diag(fr::conj(fr::recip(S)) * fr::diagonal((1.0 / 2.0) * _g_D)));
     const auto gA = fr::mm(fr::mm(U, _g_dP), fr::adjoint(V));
     const auto _kvec0 = S;
     const auto _kvec1 = S;
@@ -474,7 +474,7 @@ int svd_v0_vjp_without_gVh(const void* const* in, const index* strides, void* co
     const auto _g_D = _c1;
     const auto _c2 = fr::conj(F) * _c1;
     const auto _c3 = fr::conj(fr::recip(S));
-    const auto _g_dP = fr::scale_cols(fr::adjoint(_c2), S) + fr::scale_cols(_c2, fr::conj(S)) - fr::scale_cols(_c1, _c3) + fr::diag(fr::re(gS)) + fr::skew(fr::diag((_c3 * fr::diagonal((1.0 / 2.0) * _g_D))));
+    const auto _g_dP = fr::scale_cols(fr::adjoint(_c2), S) + fr::scale_cols(_c2, fr::conj(S)) - fr::scale_cols(_c1, _c3) + fr::diag(fr::re(gS)) + fr::skew(fr::diag(_c3 * fr::diagonal((1.0 / 2.0) * _g_D)));
     const auto gA = fr::mm(fr::mm(U, _g_dP) + fr::scale_cols(gU, _c3), fr::adjoint(V));
     const auto _kvec0 = S;
     const auto _kvec1 = S;
@@ -529,7 +529,7 @@ int svd_v0_vjp_without_gVh(const void* const* in, const index* strides, void* co
     const auto _c1 = fr::mm(_c0, gU);
     const auto _g_D = _c1;
     const auto _c2 = fr::conj(F) * _c1;
-    const auto _g_dP = fr::scale_cols(fr::adjoint(_c2), S) + fr::scale_cols(_c2, fr::conj(S)) + fr::diag(fr::re(gS)) + fr::skew(fr::diag((fr::conj(fr::recip(S)) * fr::diagonal((1.0 / 2.0) * _g_D))));
+    const auto _g_dP = fr::scale_cols(fr::adjoint(_c2), S) + fr::scale_cols(_c2, fr::conj(S)) + fr::diag(fr::re(gS)) + fr::skew(fr::diag(fr::conj(fr::recip(S)) * fr::diagonal((1.0 / 2.0) * _g_D)));
     const auto gA = fr::mm(fr::mm(U, _g_dP), fr::adjoint(V));
     const auto _kvec0 = S;
     const auto _kvec1 = S;
@@ -592,7 +592,7 @@ int svd_v0_vjp_without_gU_gS(const void* const* in, const index* strides, void* 
     const auto _c2 = fr::mm(_c0, _c1);
     const auto _g_D = -_c2;
     const auto _c3 = fr::conj(F) * _c2;
-    const auto _g_dP = fr::scale_rows(fr::conj(S), _c3) + fr::scale_rows(S, fr::adjoint(_c3)) + fr::skew(fr::diag((fr::conj(fr::recip(S)) * fr::diagonal((1.0 / 2.0) * _g_D))));
+    const auto _g_dP = fr::scale_rows(fr::conj(S), _c3) + fr::scale_rows(S, fr::adjoint(_c3)) + fr::skew(fr::diag(fr::conj(fr::recip(S)) * fr::diagonal((1.0 / 2.0) * _g_D)));
     const auto gA = fr::mm(fr::mm(U, _g_dP), _c0);
     const auto _kvec0 = S;
     const auto _kvec1 = S;
@@ -642,7 +642,7 @@ int svd_v0_vjp_without_gU_gS(const void* const* in, const index* strides, void* 
     const auto _c2 = fr::mm(_c0, _c1);
     const auto _g_D = -_c2;
     const auto _c3 = fr::conj(F) * _c2;
-    const auto _g_dP = fr::scale_rows(fr::conj(S), _c3) + fr::scale_rows(S, fr::adjoint(_c3)) + fr::skew(fr::diag((fr::conj(fr::recip(S)) * fr::diagonal((1.0 / 2.0) * _g_D))));
+    const auto _g_dP = fr::scale_rows(fr::conj(S), _c3) + fr::scale_rows(S, fr::adjoint(_c3)) + fr::skew(fr::diag(fr::conj(fr::recip(S)) * fr::diagonal((1.0 / 2.0) * _g_D)));
     const auto gA = fr::mm(fr::mm(U, _g_dP), _c0);
     const auto _kvec0 = S;
     const auto _kvec1 = S;
@@ -693,7 +693,7 @@ int svd_v0_vjp_without_gU_gS(const void* const* in, const index* strides, void* 
     const auto _g_D = -_c2;
     const auto _c3 = fr::conj(F) * _c2;
     const auto _c4 = fr::recip(S);
-    const auto _g_dP = fr::scale_rows(fr::conj(S), _c3) + fr::scale_rows(S, fr::adjoint(_c3)) - fr::scale_rows(_c4, (fr::mm(gVh, V))) + fr::skew(fr::diag((fr::conj(_c4) * fr::diagonal((1.0 / 2.0) * _g_D))));
+    const auto _g_dP = fr::scale_rows(fr::conj(S), _c3) + fr::scale_rows(S, fr::adjoint(_c3)) - fr::scale_rows(_c4, (fr::mm(gVh, V))) + fr::skew(fr::diag(fr::conj(_c4) * fr::diagonal((1.0 / 2.0) * _g_D)));
     const auto gA = fr::mm(U, fr::scale_rows(_c4, gVh) + fr::mm(_g_dP, _c0));
     const auto _kvec0 = S;
     const auto _kvec1 = S;
@@ -871,7 +871,7 @@ int svd_v0_vjp_without_gS_gVh(const void* const* in, const index* strides, void*
     const auto _c1 = fr::mm(_c0, gU);
     const auto _g_D = _c1;
     const auto _c2 = fr::conj(F) * _c1;
-    const auto _g_dP = fr::scale_cols(fr::adjoint(_c2), S) + fr::scale_cols(_c2, fr::conj(S)) + fr::skew(fr::diag((fr::conj(fr::recip(S)) * fr::diagonal((1.0 / 2.0) * _g_D))));
+    const auto _g_dP = fr::scale_cols(fr::adjoint(_c2), S) + fr::scale_cols(_c2, fr::conj(S)) + fr::skew(fr::diag(fr::conj(fr::recip(S)) * fr::diagonal((1.0 / 2.0) * _g_D)));
     const auto gA = fr::mm(fr::mm(U, _g_dP), fr::adjoint(V));
     const auto _kvec0 = S;
     const auto _kvec1 = S;
@@ -921,7 +921,7 @@ int svd_v0_vjp_without_gS_gVh(const void* const* in, const index* strides, void*
     const auto _g_D = _c1;
     const auto _c2 = fr::conj(F) * _c1;
     const auto _c3 = fr::conj(fr::recip(S));
-    const auto _g_dP = fr::scale_cols(fr::adjoint(_c2), S) + fr::scale_cols(_c2, fr::conj(S)) - fr::scale_cols(_c1, _c3) + fr::skew(fr::diag((_c3 * fr::diagonal((1.0 / 2.0) * _g_D))));
+    const auto _g_dP = fr::scale_cols(fr::adjoint(_c2), S) + fr::scale_cols(_c2, fr::conj(S)) - fr::scale_cols(_c1, _c3) + fr::skew(fr::diag(_c3 * fr::diagonal((1.0 / 2.0) * _g_D)));
     const auto gA = fr::mm(fr::mm(U, _g_dP) + fr::scale_cols(gU, _c3), fr::adjoint(V));
     const auto _kvec0 = S;
     const auto _kvec1 = S;
@@ -970,7 +970,7 @@ int svd_v0_vjp_without_gS_gVh(const void* const* in, const index* strides, void*
     const auto _c1 = fr::mm(_c0, gU);
     const auto _g_D = _c1;
     const auto _c2 = fr::conj(F) * _c1;
-    const auto _g_dP = fr::scale_cols(fr::adjoint(_c2), S) + fr::scale_cols(_c2, fr::conj(S)) + fr::skew(fr::diag((fr::conj(fr::recip(S)) * fr::diagonal((1.0 / 2.0) * _g_D))));
+    const auto _g_dP = fr::scale_cols(fr::adjoint(_c2), S) + fr::scale_cols(_c2, fr::conj(S)) + fr::skew(fr::diag(fr::conj(fr::recip(S)) * fr::diagonal((1.0 / 2.0) * _g_D)));
     const auto gA = fr::mm(fr::mm(U, _g_dP), fr::adjoint(V));
     const auto _kvec0 = S;
     const auto _kvec1 = S;
@@ -1037,7 +1037,7 @@ int svd_v1_vjp(const void* const* in, const index* strides, void* const* out, in
     const auto _c5 = _c4 * _c3;
     const auto _c6 = fr::conj(S);
     const auto _c7 = _c4 * _c0;
-    const auto _g_dP = fr::scale_rows(_c6, _c5) + fr::scale_cols(fr::adjoint(_c7), S) + fr::scale_rows(S, fr::adjoint(_c5)) + fr::scale_cols(_c7, _c6) + fr::diag(fr::re(gS)) + fr::skew(fr::diag((fr::conj(fr::recip(S)) * fr::diagonal((1.0 / 2.0) * _g_D))));
+    const auto _g_dP = fr::scale_rows(_c6, _c5) + fr::scale_cols(fr::adjoint(_c7), S) + fr::scale_rows(S, fr::adjoint(_c5)) + fr::scale_cols(_c7, _c6) + fr::diag(fr::re(gS)) + fr::skew(fr::diag(fr::conj(fr::recip(S)) * fr::diagonal((1.0 / 2.0) * _g_D)));
     const auto gA = fr::mm(fr::mm(U, _g_dP), _c1);
     const auto _kvec0 = S;
     const auto _kvec1 = S;
@@ -1110,7 +1110,7 @@ int svd_v1_vjp(const void* const* in, const index* strides, void* const* out, in
     const auto _c7 = _c4 * _c0;
     const auto _c8 = fr::recip(S);
     const auto _c9 = fr::conj(_c8);
-    const auto _g_dP = fr::scale_rows(_c6, _c5) + fr::scale_cols(fr::adjoint(_c7), S) + fr::scale_rows(S, fr::adjoint(_c5)) + fr::scale_cols(_c7, _c6) - fr::scale_cols(_c0, _c9) + fr::diag(fr::re(gS)) + fr::skew(fr::diag((_c9 * fr::diagonal((1.0 / 2.0) * _g_D))));
+    const auto _g_dP = fr::scale_rows(_c6, _c5) + fr::scale_cols(fr::adjoint(_c7), S) + fr::scale_rows(S, fr::adjoint(_c5)) + fr::scale_cols(_c7, _c6) - fr::scale_cols(_c0, _c9) + fr::diag(fr::re(gS)) + fr::skew(fr::diag(_c9 * fr::diagonal((1.0 / 2.0) * _g_D)));
     const auto _c10 = fr::block<0, m, n, m>(U);
     const auto _c11 = fr::block<0, m, n, m>(gU);
     const auto _c12 = fr::adjoint(_c11);
@@ -1185,7 +1185,7 @@ int svd_v1_vjp(const void* const* in, const index* strides, void* const* out, in
     const auto _c7 = fr::conj(S);
     const auto _c8 = _c5 * _c2;
     const auto _c9 = fr::adjoint(_g_dV1);
-    const auto _g_dP = fr::scale_rows(_c7, _c6) + fr::scale_cols(fr::adjoint(_c8), S) + fr::scale_rows(S, fr::adjoint(_c6)) + fr::scale_cols(_c8, _c7) - fr::scale_rows(_c10, (fr::mm(_c9, V1))) + fr::diag(fr::re(gS)) + fr::skew(fr::diag((_c11 * fr::diagonal((1.0 / 2.0) * _g_D))));
+    const auto _g_dP = fr::scale_rows(_c7, _c6) + fr::scale_cols(fr::adjoint(_c8), S) + fr::scale_rows(S, fr::adjoint(_c6)) + fr::scale_cols(_c8, _c7) - fr::scale_rows(_c10, (fr::mm(_c9, V1))) + fr::diag(fr::re(gS)) + fr::skew(fr::diag(_c11 * fr::diagonal((1.0 / 2.0) * _g_D)));
     const auto _c12 = fr::block<m, n, 0, n>(Vh);
     const auto gA = fr::mm(U, fr::scale_rows(_c10, _c9) + fr::mm(_g_dP, _c3) - fr::scale_rows(_c11, (fr::mm(fr::mm(_c3, fr::block<0, n, m, n>(_c1)), _c12))));
     const auto _kvec0 = S;
@@ -1258,7 +1258,7 @@ int svd_v1_vjp_without_gU(const void* const* in, const index* strides, void* con
     const auto _c2 = fr::mm(_c0, _c1);
     const auto _g_D = -_c2;
     const auto _c3 = fr::conj(F) * _c2;
-    const auto _g_dP = fr::scale_rows(fr::conj(S), _c3) + fr::scale_rows(S, fr::adjoint(_c3)) + fr::diag(fr::re(gS)) + fr::skew(fr::diag((fr::conj(fr::recip(S)) * fr::diagonal((1.0 / 2.0) * _g_D))));
+    const auto _g_dP = fr::scale_rows(fr::conj(S), _c3) + fr::scale_rows(S, fr::adjoint(_c3)) + fr::diag(fr::re(gS)) + fr::skew(fr::diag(fr::conj(fr::recip(S)) * fr::diagonal((1.0 / 2.0) * _g_D)));
     const auto gA = fr::mm(fr::mm(U, _g_dP), _c0);
     const auto _kvec0 = S;
     const auto _kvec1 = S;
@@ -1316,7 +1316,7 @@ int svd_v1_vjp_without_gU(const void* const* in, const index* strides, void* con
     const auto _c2 = fr::mm(_c0, _c1);
     const auto _g_D = -_c2;
     const auto _c3 = fr::conj(F) * _c2;
-    const auto _g_dP = fr::scale_rows(fr::conj(S), _c3) + fr::scale_rows(S, fr::adjoint(_c3)) + fr::diag(fr::re(gS)) + fr::skew(fr::diag((fr::conj(fr::recip(S)) * fr::diagonal((1.0 / 2.0) * _g_D))));
+    const auto _g_dP = fr::scale_rows(fr::conj(S), _c3) + fr::scale_rows(S, fr::adjoint(_c3)) + fr::diag(fr::re(gS)) + fr::skew(fr::diag(fr::conj(fr::recip(S)) * fr::diagonal((1.0 / 2.0) * _g_D)));
     const auto gA = fr::mm(fr::mm(U1, _g_dP), _c0);
     const auto _kvec0 = S;
     const auto _kvec1 = S;
@@ -1378,7 +1378,7 @@ int svd_v1_vjp_without_gU(const void* const* in, const index* strides, void* con
     const auto _c5 = fr::adjoint(_g_dV1);
     const auto _c6 = fr::recip(S);
     const auto _c7 = fr::conj(_c6);
-    const auto _g_dP = fr::scale_rows(fr::conj(S), _c4) + fr::scale_rows(S, fr::adjoint(_c4)) - fr::scale_rows(_c6, (fr::mm(_c5, V1))) + fr::diag(fr::re(gS)) + fr::skew(fr::diag((_c7 * fr::diagonal((1.0 / 2.0) * _g_D))));
+    const auto _g_dP = fr::scale_rows(fr::conj(S), _c4) + fr::scale_rows(S, fr::adjoint(_c4)) - fr::scale_rows(_c6, (fr::mm(_c5, V1))) + fr::diag(fr::re(gS)) + fr::skew(fr::diag(_c7 * fr::diagonal((1.0 / 2.0) * _g_D)));
     const auto _c8 = fr::block<m, n, 0, n>(Vh);
     const auto gA = fr::mm(U, fr::scale_rows(_c6, _c5) + fr::mm(_g_dP, _c2) - fr::scale_rows(_c7, (fr::mm(fr::mm(_c2, fr::block<0, n, m, n>(_c1)), _c8))));
     const auto _kvec0 = S;
@@ -1443,7 +1443,7 @@ int svd_v1_vjp_without_gVh(const void* const* in, const index* strides, void* co
     const auto _c0 = fr::mm(fr::adjoint(U), gU);
     const auto _g_D = _c0;
     const auto _c1 = fr::conj(F) * _c0;
-    const auto _g_dP = fr::scale_cols(fr::adjoint(_c1), S) + fr::scale_cols(_c1, fr::conj(S)) + fr::diag(fr::re(gS)) + fr::skew(fr::diag((fr::conj(fr::recip(S)) * fr::diagonal((1.0 / 2.0) * _g_D))));
+    const auto _g_dP = fr::scale_cols(fr::adjoint(_c1), S) + fr::scale_cols(_c1, fr::conj(S)) + fr::diag(fr::re(gS)) + fr::skew(fr::diag(fr::conj(fr::recip(S)) * fr::diagonal((1.0 / 2.0) * _g_D)));
     const auto gA = fr::mm(fr::mm(U, _g_dP), fr::adjoint(V));
     const auto _kvec0 = S;
     const auto _kvec1 = S;
@@ -1502,7 +1502,7 @@ int svd_v1_vjp_without_gVh(const void* const* in, const index* strides, void* co
     const auto _c1 = fr::conj(F) * _c0;
     const auto _c2 = fr::recip(S);
     const auto _c3 = fr::conj(_c2);
-    const auto _g_dP = fr::scale_cols(fr::adjoint(_c1), S) + fr::scale_cols(_c1, fr::conj(S)) - fr::scale_cols(_c0, _c3) + fr::diag(fr::re(gS)) + fr::skew(fr::diag((_c3 * fr::diagonal((1.0 / 2.0) * _g_D))));
+    const auto _g_dP = fr::scale_cols(fr::adjoint(_c1), S) + fr::scale_cols(_c1, fr::conj(S)) - fr::scale_cols(_c0, _c3) + fr::diag(fr::re(gS)) + fr::skew(fr::diag(_c3 * fr::diagonal((1.0 / 2.0) * _g_D)));
     const auto _c4 = fr::block<0, m, n, m>(U);
     const auto _c5 = fr::block<0, m, n, m>(gU);
     const auto _c6 = fr::adjoint(_c5);
@@ -1558,7 +1558,7 @@ int svd_v1_vjp_without_gVh(const void* const* in, const index* strides, void* co
     const auto _c0 = fr::mm(fr::adjoint(U), gU);
     const auto _g_D = _c0;
     const auto _c1 = fr::conj(F) * _c0;
-    const auto _g_dP = fr::scale_cols(fr::adjoint(_c1), S) + fr::scale_cols(_c1, fr::conj(S)) + fr::diag(fr::re(gS)) + fr::skew(fr::diag((fr::conj(fr::recip(S)) * fr::diagonal((1.0 / 2.0) * _g_D))));
+    const auto _g_dP = fr::scale_cols(fr::adjoint(_c1), S) + fr::scale_cols(_c1, fr::conj(S)) + fr::diag(fr::re(gS)) + fr::skew(fr::diag(fr::conj(fr::recip(S)) * fr::diagonal((1.0 / 2.0) * _g_D)));
     const auto gA = fr::mm(fr::mm(U, _g_dP), fr::adjoint(V1));
     const auto _kvec0 = S;
     const auto _kvec1 = S;
@@ -1622,7 +1622,7 @@ int svd_v1_vjp_without_gU_gS(const void* const* in, const index* strides, void* 
     const auto _c2 = fr::mm(_c0, _c1);
     const auto _g_D = -_c2;
     const auto _c3 = fr::conj(F) * _c2;
-    const auto _g_dP = fr::scale_rows(fr::conj(S), _c3) + fr::scale_rows(S, fr::adjoint(_c3)) + fr::skew(fr::diag((fr::conj(fr::recip(S)) * fr::diagonal((1.0 / 2.0) * _g_D))));
+    const auto _g_dP = fr::scale_rows(fr::conj(S), _c3) + fr::scale_rows(S, fr::adjoint(_c3)) + fr::skew(fr::diag(fr::conj(fr::recip(S)) * fr::diagonal((1.0 / 2.0) * _g_D)));
     const auto gA = fr::mm(fr::mm(U, _g_dP), _c0);
     const auto _kvec0 = S;
     const auto _kvec1 = S;
@@ -1674,7 +1674,7 @@ int svd_v1_vjp_without_gU_gS(const void* const* in, const index* strides, void* 
     const auto _c2 = fr::mm(_c0, _c1);
     const auto _g_D = -_c2;
     const auto _c3 = fr::conj(F) * _c2;
-    const auto _g_dP = fr::scale_rows(fr::conj(S), _c3) + fr::scale_rows(S, fr::adjoint(_c3)) + fr::skew(fr::diag((fr::conj(fr::recip(S)) * fr::diagonal((1.0 / 2.0) * _g_D))));
+    const auto _g_dP = fr::scale_rows(fr::conj(S), _c3) + fr::scale_rows(S, fr::adjoint(_c3)) + fr::skew(fr::diag(fr::conj(fr::recip(S)) * fr::diagonal((1.0 / 2.0) * _g_D)));
     const auto gA = fr::mm(fr::mm(U1, _g_dP), _c0);
     const auto _kvec0 = S;
     const auto _kvec1 = S;
@@ -1730,7 +1730,7 @@ int svd_v1_vjp_without_gU_gS(const void* const* in, const index* strides, void* 
     const auto _c5 = fr::adjoint(_g_dV1);
     const auto _c6 = fr::recip(S);
     const auto _c7 = fr::conj(_c6);
-    const auto _g_dP = fr::scale_rows(fr::conj(S), _c4) + fr::scale_rows(S, fr::adjoint(_c4)) - fr::scale_rows(_c6, (fr::mm(_c5, V1))) + fr::skew(fr::diag((_c7 * fr::diagonal((1.0 / 2.0) * _g_D))));
+    const auto _g_dP = fr::scale_rows(fr::conj(S), _c4) + fr::scale_rows(S, fr::adjoint(_c4)) - fr::scale_rows(_c6, (fr::mm(_c5, V1))) + fr::skew(fr::diag(_c7 * fr::diagonal((1.0 / 2.0) * _g_D)));
     const auto _c8 = fr::block<m, n, 0, n>(Vh);
     const auto gA = fr::mm(U, fr::scale_rows(_c6, _c5) + fr::mm(_g_dP, _c2) - fr::scale_rows(_c7, (fr::mm(fr::mm(_c2, fr::block<0, n, m, n>(_c1)), _c8))));
     const auto _kvec0 = S;
@@ -1910,7 +1910,7 @@ int svd_v1_vjp_without_gS_gVh(const void* const* in, const index* strides, void*
     const auto _c0 = fr::mm(fr::adjoint(U), gU);
     const auto _g_D = _c0;
     const auto _c1 = fr::conj(F) * _c0;
-    const auto _g_dP = fr::scale_cols(fr::adjoint(_c1), S) + fr::scale_cols(_c1, fr::conj(S)) + fr::skew(fr::diag((fr::conj(fr::recip(S)) * fr::diagonal((1.0 / 2.0) * _g_D))));
+    const auto _g_dP = fr::scale_cols(fr::adjoint(_c1), S) + fr::scale_cols(_c1, fr::conj(S)) + fr::skew(fr::diag(fr::conj(fr::recip(S)) * fr::diagonal((1.0 / 2.0) * _g_D)));
     const auto gA = fr::mm(fr::mm(U, _g_dP), fr::adjoint(V));
     const auto _kvec0 = S;
     const auto _kvec1 = S;
@@ -1963,7 +1963,7 @@ int svd_v1_vjp_without_gS_gVh(const void* const* in, const index* strides, void*
     const auto _c1 = fr::conj(F) * _c0;
     const auto _c2 = fr::recip(S);
     const auto _c3 = fr::conj(_c2);
-    const auto _g_dP = fr::scale_cols(fr::adjoint(_c1), S) + fr::scale_cols(_c1, fr::conj(S)) - fr::scale_cols(_c0, _c3) + fr::skew(fr::diag((_c3 * fr::diagonal((1.0 / 2.0) * _g_D))));
+    const auto _g_dP = fr::scale_cols(fr::adjoint(_c1), S) + fr::scale_cols(_c1, fr::conj(S)) - fr::scale_cols(_c0, _c3) + fr::skew(fr::diag(_c3 * fr::diagonal((1.0 / 2.0) * _g_D)));
     const auto _c4 = fr::block<0, m, n, m>(U);
     const auto _c5 = fr::block<0, m, n, m>(gU);
     const auto _c6 = fr::adjoint(_c5);
@@ -2013,7 +2013,7 @@ int svd_v1_vjp_without_gS_gVh(const void* const* in, const index* strides, void*
     const auto _c0 = fr::mm(fr::adjoint(U), gU);
     const auto _g_D = _c0;
     const auto _c1 = fr::conj(F) * _c0;
-    const auto _g_dP = fr::scale_cols(fr::adjoint(_c1), S) + fr::scale_cols(_c1, fr::conj(S)) + fr::skew(fr::diag((fr::conj(fr::recip(S)) * fr::diagonal((1.0 / 2.0) * _g_D))));
+    const auto _g_dP = fr::scale_cols(fr::adjoint(_c1), S) + fr::scale_cols(_c1, fr::conj(S)) + fr::skew(fr::diag(fr::conj(fr::recip(S)) * fr::diagonal((1.0 / 2.0) * _g_D)));
     const auto gA = fr::mm(fr::mm(U, _g_dP), fr::adjoint(V1));
     const auto _kvec0 = S;
     const auto _kvec1 = S;
