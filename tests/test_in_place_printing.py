@@ -326,3 +326,18 @@ def test_svd_terms_of_imaginary_diagonals_vanish_for_real_input():
             assert np.array_equal(np.asarray(runtime._diagonal_skew(array(a))), want_d)
             assert np.array_equal(np.asarray(runtime._skew_diag(array(d))), want_s)
     assert torch_runtime._skew_diag(torch.ones(2, 4, 1)).stride()[-1] == 0  # a view
+
+
+def test_a_diagonal_of_products_with_numeric_coefficients_is_printed_from_the_factors():
+    """diagonal(-X V) (eig's pullback: V^H gV negated) and diagonal(2 X V - X W) are sums of
+    elementwise products with their signs and coefficients: no n x n product formed."""
+    from factorules.compiler.printers.torch import Printer
+
+    x, v, w = NAMES["X"], sp.MatrixSymbol("V", m, m), sp.MatrixSymbol("W", m, m)
+    printer = Printer(diagonal_of_products=True)
+    assert printer.doprint(ops.Diagonal(-(x * v))) == "-(X * V.mT).sum(-1).unsqueeze(-1)"
+    assert printer.doprint(ops.Diagonal(2 * x * v - x * w)) == \
+        "-(X * W.mT).sum(-1).unsqueeze(-1) + 2 * (X * V.mT).sum(-1).unsqueeze(-1)"
+    assert printer.doprint(ops.Diagonal(-x * v / 2 - x * w)) == \
+        "-(X * W.mT).sum(-1).unsqueeze(-1) - (1 / 2) * (X * V.mT).sum(-1).unsqueeze(-1)"
+    # (the values of the rules printed so: test_rules)

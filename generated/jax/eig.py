@@ -239,11 +239,14 @@ def _vjp_rule(A, L, V, gL, gV, check_gauge, check_ties):
     if True:
         if gL is None and gV is not None:
             # the rule below without the terms of gL, which are None
-            _c0 = V.mT.conj()
             _g_W = (
-                V * _jnp.swapaxes(_jnp.diagonal(_neg_mm(_c0, gV), 0, -2, -1)[..., :, None], -1, -2)
+                V
+                * _jnp.swapaxes(
+                    (-(V.mT.conj() * _jnp.swapaxes(gV, -1, -2)).sum(-1)[..., :, None]), -1, -2
+                )
                 + gV
             )
+            _c0 = V.mT.conj()
             _g_X = _pairwise_inv(L).conj() * (_mm(_c0, _g_W))
             _g_Y = _mm(_g_X, _c0)
             gA = _solve(_c0, _g_Y, left=True)
@@ -312,10 +315,14 @@ def _vjp_rule(A, L, V, gL, gV, check_gauge, check_ties):
         gV = _zeros_like(V) if gV is None else gV
 
         # spec/eig.yaml:60, G2008 Sec. 3.1, transposed (the spec gives no VJP)
-        _c0 = V.mT.conj()
         _g_W = (
-            V * _jnp.swapaxes(_jnp.diagonal(_neg_mm(_c0, gV), 0, -2, -1)[..., :, None], -1, -2) + gV
+            V
+            * _jnp.swapaxes(
+                (-(V.mT.conj() * _jnp.swapaxes(gV, -1, -2)).sum(-1)[..., :, None]), -1, -2
+            )
+            + gV
         )
+        _c0 = V.mT.conj()
         _g_X = _pairwise_inv(L).conj() * (_mm(_c0, _g_W))
         _c1 = _diag(gL)
         _g_Y = _mm(_c1 + _g_X, _c0)

@@ -244,8 +244,14 @@ def _vjp_rule(A, L, V, gL, gV, check_gauge, check_ties):
     if True:
         if gL is None and gV is not None:
             # the rule below without the terms of gL, which are None
+            _g_W = (
+                V
+                * _np.swapaxes(
+                    (-(_adjoint(V) * _np.swapaxes(gV, -1, -2)).sum(-1)[..., :, None]), -1, -2
+                )
+                + gV
+            )
             _c0 = _adjoint(V)
-            _g_W = V * _np.swapaxes(_np.diagonal(-(_c0 @ gV), 0, -2, -1)[..., :, None], -1, -2) + gV
             _g_X = _np.conj(_pairwise_inv(L)) * (_c0 @ _g_W)
             _g_W = None
             _g_Y = _g_X @ _c0
@@ -314,8 +320,14 @@ def _vjp_rule(A, L, V, gL, gV, check_gauge, check_ties):
         gV = _zeros_like(V) if gV is None else gV
 
         # spec/eig.yaml:60, G2008 Sec. 3.1, transposed (the spec gives no VJP)
+        _g_W = (
+            V
+            * _np.swapaxes(
+                (-(_adjoint(V) * _np.swapaxes(gV, -1, -2)).sum(-1)[..., :, None]), -1, -2
+            )
+            + gV
+        )
         _c0 = _adjoint(V)
-        _g_W = V * _np.swapaxes(_np.diagonal(-(_c0 @ gV), 0, -2, -1)[..., :, None], -1, -2) + gV
         _g_X = _np.conj(_pairwise_inv(L)) * (_c0 @ _g_W)
         _g_W = None
         _c1 = _diag(gL)

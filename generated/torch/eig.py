@@ -248,8 +248,8 @@ def _vjp_rule(A, L, V, gL, gV, check_gauge, check_ties):
     if True:
         if gL is None and gV is not None:
             # the rule below without the terms of gL, which are None
+            _g_W = V * (-(V.mH * gV.mT).sum(-1).unsqueeze(-1)).mT + gV
             _c0 = V.mH
-            _g_W = V * (-_mm(_c0, gV)).diagonal(dim1=-2, dim2=-1).unsqueeze(-1).mT + gV
             _g_X = _pairwise_inv(L).conj() * (_mm(_c0, _g_W))
             _g_W = None
             _g_Y = _mm(_g_X, _c0)
@@ -306,8 +306,8 @@ def _vjp_rule(A, L, V, gL, gV, check_gauge, check_ties):
         gV = _zeros_like(V) if gV is None else gV
 
         # spec/eig.yaml:60, G2008 Sec. 3.1, transposed (the spec gives no VJP)
+        _g_W = V * (-(V.mH * gV.mT).sum(-1).unsqueeze(-1)).mT + gV
         _c0 = V.mH
-        _g_W = V * (-_mm(_c0, gV)).diagonal(dim1=-2, dim2=-1).unsqueeze(-1).mT + gV
         _g_X = _pairwise_inv(L).conj() * (_mm(_c0, _g_W))
         _g_W = None
         _c1 = _torch.diag_embed(gL.squeeze(-1))

@@ -49,23 +49,34 @@ class Diagonal(OneOperand):
             return printer._op("diagonal_skew", x=printer._print(self.arg.arg))
         products = two_factor_products(self.arg) if printer.diagonal_of_products else None
         if products:
-            # sum_k X_ik Y_ki for each term X Y: O(n^2), the product itself is O(n^3)
-            return " + ".join(
-                printer._op("diagonal_of_product", a=printer._print(x), b=printer._print(y))
-                for x, y in products)
+            # sum_k X_ik Y_ki for each term c X Y: O(n^2), the product itself is O(n^3)
+            text = ""
+            for coeff, x, y in products:
+                term = printer._op("diagonal_of_product", a=printer._print(x),
+                                   b=printer._print(y))
+                sign = "-" if coeff.is_negative else "+"
+                if abs(coeff) != 1:
+                    term = f"{printer._scalar(abs(coeff))} * {term}"
+                text = (f"{text} {sign} {term}" if text else
+                        term if sign == "+" else f"-{term}")
+            return text
         return printer._op("diagonal", x=printer._operand("diagonal", self.arg))
 
 
 def two_factor_products(e):
-    """[(X, Y), ...] when e is a square product X @ Y or a sum of them, else None."""
+    """[(c, X, Y), ...] when e is a square product c X @ Y (c a number) or a sum of them,
+    else None."""
     terms = e.args if isinstance(e, sp.MatAdd) else (e,)
     products = []
     for term in terms:
-        if not (isinstance(term, sp.MatMul) and len(term.args) == 2
-                and all(isinstance(a, sp.MatrixExpr) for a in term.args)
+        if not isinstance(term, sp.MatMul):
+            return None
+        mats = [a for a in term.args if isinstance(a, sp.MatrixExpr)]
+        coeff = sp.Mul(*(a for a in term.args if not isinstance(a, sp.MatrixExpr)))
+        if not (len(mats) == 2 and coeff.is_number and coeff.is_real
                 and dims_equal(term.rows, term.cols)):
             return None
-        products.append(term.args)
+        products.append((coeff, *mats))
     return products
 
 

@@ -25,8 +25,8 @@ int eig_v0_vjp(const void* const* in, const index* strides, void* const* out, in
         static_cast<const fr_C*>(in[2]), strides + 6, b);
     const auto gV = fr::load<fr_W, n, n>(
         static_cast<const fr_C*>(in[3]), strides + 9, b);
+    const auto _g_W = fr::scale_cols(V, fr::diagonal(-fr::mm(fr::adjoint(V), gV))) + gV;
     const auto _c0 = fr::adjoint(V);
-    const auto _g_W = fr::scale_cols(V, fr::diagonal(-fr::mm(_c0, gV))) + gV;
     const auto _g_X = fr::conj(fr::pairwise_inv(L)) * (fr::mm(_c0, _g_W));
     const auto _c1 = fr::diag(gL);
     const auto _g_Y = fr::mm(_c1 + _g_X, _c0);
@@ -66,8 +66,8 @@ int eig_v0_vjp_without_gL(const void* const* in, const index* strides, void* con
         static_cast<const fr_C*>(in[1]), strides + 3, b);
     const auto gV = fr::load<fr_W, n, n>(
         static_cast<const fr_C*>(in[2]), strides + 6, b);
+    const auto _g_W = fr::scale_cols(V, fr::diagonal(-fr::mm(fr::adjoint(V), gV))) + gV;
     const auto _c0 = fr::adjoint(V);
-    const auto _g_W = fr::scale_cols(V, fr::diagonal(-fr::mm(_c0, gV))) + gV;
     const auto _g_X = fr::conj(fr::pairwise_inv(L)) * (fr::mm(_c0, _g_W));
     const auto _g_Y = fr::mm(_g_X, _c0);
     const auto gA = fr::solve<true>(_c0, _g_Y);
