@@ -17,8 +17,8 @@ import torch as _torch
 from . import _fused
 from ._runtime_shared import (
     _check, _check_array, _check_like, _cotangent_in, _cotangent_out, _host_unbatched,
-    _joined_rows, _LazyModule, _no_derivative, _projected, _row_blocked, _row_blocks, _sum_rows,
-    _unpacked, _version_tuple, _zeros_like)
+    _joined_rows, _LazyModule, _no_derivative, _projected, _row_blocked, _row_blocks,
+    _sum_rows, _unpacked, _version_tuple, _zeros_like)
 
 # SciPy, for the host fallbacks alone (their calls name _scipy.linalg): imported on first use
 _scipy = _LazyModule("scipy", ("linalg",))
