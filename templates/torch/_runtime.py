@@ -35,9 +35,9 @@ __all__ = [
     "_indices", "_indices_permutation", "_laid_out_like", "_materialized", "_mm", "_mm_like", "_np",
     "_plus_diag", "_joined_rows", "_put_rows", "_row_blocked", "_row_blocks", "_sum_rows",
     "_on_host", "_pad_cols", "_pad_rows", "_pairwise_inv", "_permute_cols", "_permute_rows",
-    "_pivots_permutation", "_re", "_scipy", "_skew", "_skew_diag", "_sym", "_to_field", "_transposed",
-    "_tril_diag", "_triu_herm", "_unbatched", "_unit_tril", "_unpacked", "_version_tuple",
-    "_zeros_like"]
+    "_pivots_permutation", "_re", "_scipy", "_skew", "_skew_diag", "_sym", "_to_field",
+    "_transposed", "_tril_diag", "_triu_herm", "_unbatched", "_unit_tril", "_unpacked",
+    "_version_tuple", "_zeros_like"]
 
 
 def _check_input(op, name, x, ndim=2):
