@@ -56,8 +56,8 @@ def footnote(rows, repeats: int, environments) -> str:
              f"n >= {MIN_SAMPLES} (n = 15/3: a native call so slow that its samples stopped "
              f"after {NATIVE_BUDGET_S:g} s, the ratio given only where every generated sample is "
              f"below {SEPARATED:g} x native's fastest); rel err: the generated derivative "
-             f"against native autodiff, or against central differences (fd) where native refuses (a vjp as the "
-             f"directional derivative <gA, dA>, relative to |gA| |dA|)."]
+             f"against native autodiff, or against central differences (fd) where native "
+             f"refuses (a vjp as the directional derivative <gA, dA>, relative to |gA| |dA|)."]
     if environments:
         lines.append("; ".join(environments) + ".")
     seen = set()
