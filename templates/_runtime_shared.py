@@ -334,12 +334,17 @@ def _frobenius(a):
     return xp.sqrt(sum(xp.einsum("...ij,...ij->...", p, p, **DOT_OPTIONS) for p in parts))
 
 
+def _tie_tolerance(v):
+    """k eps max|v| per matrix of the (..., k, 1) column v, as (..., 1, 1): two values at most
+    this far apart tie (equal up to rounding)."""
+    return v.shape[-2] * _np.finfo(v.dtype).eps * _matrix_max(xp.abs(v))[..., None, None]
+
+
 def _tie_mask(v):
     """T[..., i, j]: entries i != j of the (..., k, 1) column v that tie, |v_j - v_i| <= k eps
     max|v| (the zeros of _pairwise_inv off its diagonal)."""
     gaps = xp.abs(xp.swapaxes(v, -1, -2) - v)
-    tol = v.shape[-2] * _np.finfo(v.dtype).eps * _matrix_max(xp.abs(v))[..., None, None]
-    return (gaps <= tol) & ~_lifted(xp.eye(v.shape[-2], dtype=bool), v.ndim)
+    return (gaps <= _tie_tolerance(v)) & ~_lifted(xp.eye(v.shape[-2], dtype=bool), v.ndim)
 
 
 def _pivot_limit(a, size=None):
@@ -396,8 +401,7 @@ def _any_entry(check):
         return _any_zero(check)
     if v.shape[-2] <= SHIFTED_TIES_MAX:
         return _any_shifted_tie(v)
-    tol = v.shape[-2] * _np.finfo(v.real.dtype).eps * _matrix_max(xp.abs(v))[..., None, None]
-    return _any_close_neighbours(_projected(v) if xp.iscomplexobj(v) else v, tol)
+    return _any_close_neighbours(_projected(v) if xp.iscomplexobj(v) else v, _tie_tolerance(v))
 
 
 def _any_close_neighbours(p, tol):

@@ -272,9 +272,7 @@ def _pairwise_inv(v):
     keep differentiable), the reciprocals of the gaps in place with a zero diagonal: two
     passes over the n x n array where the masked form takes six."""
     gaps = v.mT - v
-    size = v.abs()
-    scale = size.amax(dim=(-2, -1), keepdim=True) if v.numel() else size.new_zeros(())
-    tol = v.shape[-2] * _torch.finfo(v.dtype).eps * scale
+    tol = _tie_tolerance(v)
     if _untraced_constant(v) and not bool(_any_close_neighbours(
             _projected(v) if v.is_complex() else v, tol)):
         inverse = gaps.reciprocal_()
@@ -327,11 +325,17 @@ def _is_complex(x):
     return x.is_complex()
 
 
+def _tie_tolerance(v):
+    """k eps max|v| per matrix of the (..., k, 1) column v, as (..., 1, 1): two values at most
+    this far apart tie (equal up to rounding)."""
+    return v.shape[-2] * _torch.finfo(v.dtype).eps * _matrix_max(v.abs())[..., None, None]
+
+
 def _tie_mask(v):
     """T[..., i, j]: entries i != j of the (..., k, 1) column v that tie, |v_j - v_i| <= k eps
     max|v| (the zeros of _pairwise_inv off its diagonal)."""
     gaps = (v.mT - v).abs()
-    tol = v.shape[-2] * _torch.finfo(v.dtype).eps * _matrix_max(v.abs())[..., None, None]
+    tol = _tie_tolerance(v)
     eye = _torch.eye(v.shape[-2], dtype=_torch.bool, device=v.device)
     return (gaps <= tol) & ~eye
 
@@ -361,8 +365,7 @@ def _any_entry(check):
     v = check.vector
     if check.kind != "ties":
         return _mask(check).any()
-    tol = v.shape[-2] * _torch.finfo(v.real.dtype).eps * _matrix_max(v.abs())[..., None, None]
-    return _any_close_neighbours(_projected(v) if v.is_complex() else v, tol)
+    return _any_close_neighbours(_projected(v) if v.is_complex() else v, _tie_tolerance(v))
 
 
 def _any_close_neighbours(p, tol):
