@@ -341,3 +341,21 @@ def test_a_diagonal_of_products_with_numeric_coefficients_is_printed_from_the_fa
     assert printer.doprint(ops.Diagonal(-x * v / 2 - x * w)) == \
         "-(X * W.mT).sum(-1).unsqueeze(-1) - (1 / 2) * (X * V.mT).sum(-1).unsqueeze(-1)"
     # (the values of the rules printed so: test_rules)
+
+
+def test_a_diagonal_between_two_factors_scales_the_smaller_one_at_the_case_sizes():
+    """U diag(w) B (svdvals' U diag(gS) Vh): the diagonal scales the factor with fewer
+    entries at the case's representative sizes (the n x n one of a tall case), and the one
+    before it where no sizes are given."""
+    from factorules.compiler.product_folding import ScaleCols, ScaleRows, fold_diagonal_products
+    u, b, w = NAMES["Y"], sp.MatrixSymbol("B", n, n), sp.MatrixSymbol("w", n, 1)
+    (assignment,) = Parser({"U": u, "B": b, "w": w}, DIMS).program("W = U @ diag(w) @ B")
+    product = assignment.expr
+    assert fold_diagonal_products(product) == sp.MatMul(ScaleCols(u, w), b)
+    tall = ((m, 1024), (n, 256))
+    assert fold_diagonal_products(product, tall) == sp.MatMul(u, ScaleRows(b, w))
+    wide = ((m, 16), (n, 256))
+    assert fold_diagonal_products(product, wide) == sp.MatMul(ScaleCols(u, w), b)
+    # printed: the scaling of the right factor is one operand of '@'
+    assert BACKENDS["numpy"].Printer(dtype_ref="U").doprint(
+        fold_diagonal_products(product, tall)) == "Y @ (w * B)"

@@ -16,7 +16,7 @@ import sympy as sp
 from sympy import Basic, MatrixExpr
 
 from .ops import (Conj, Diag, Embed, HStack, Re, Solve, SolveTriangular, StructuralOp, Sym,
-                  VStack, adjoint, as_flag, split_product)
+                  VStack, adjoint, as_expr, as_flag, split_product)
 
 
 class _Scale(StructuralOp):
@@ -66,7 +66,7 @@ def _diagonal(m):
     return None
 
 
-def _solves_of_diagonals_merged(mats):
+def _solves_of_diagonals_merged(mats, sizes=()):
     """Factors of a product with each solve of a diagonal right side taking in its neighbour:
     A^-1 diag(v) Y as A^-1 (diag(v) Y), Y diag(v) A^-1 as (Y diag(v)) A^-1 -- the neighbour
     scaled and solved, where it was multiplied by the solve's result (eig's VJP of its
@@ -77,22 +77,41 @@ def _solves_of_diagonals_merged(mats):
         a, b = out[i], out[i + 1]
         if isinstance(a, (Solve, SolveTriangular)) and a.left and _diagonal(a.rhs) is not None:
             out[i:i + 2] = [a.func(*((a.args[0], fold_diagonal_products(
-                sp.MatMul(a.rhs, b))) + a.args[2:]))]
+                sp.MatMul(a.rhs, b), sizes)) + a.args[2:]))]
             continue
         if isinstance(b, (Solve, SolveTriangular)) and not b.left and \
                 _diagonal(b.rhs) is not None:
             out[i:i + 2] = [b.func(*((b.args[0], fold_diagonal_products(
-                sp.MatMul(a, b.rhs))) + b.args[2:]))]
+                sp.MatMul(a, b.rhs), sizes)) + b.args[2:]))]
             i = max(i - 1, 0)
             continue
         i += 1
     return out
 
 
-def fold_diagonal_products(e):
+def _entries(m, sizes) -> int | None:
+    """The number of entries of matrix ``m`` at ``sizes`` (None where a size is not a
+    number there)."""
+    try:
+        return int(as_expr(m.rows * m.cols).subs(dict(sizes)))
+    except (TypeError, ValueError):
+        return None
+
+
+def _scales_next(before, after, sizes) -> bool:
+    """Whether a diagonal between ``before`` and ``after`` scales the rows of ``after``
+    rather than the columns of ``before``: where ``after`` has fewer entries at ``sizes``
+    (svdvals' U diag(gS) Vh of a tall A scales the n x n Vh, not the m x n U)."""
+    small, large = _entries(after, sizes), _entries(before, sizes)
+    return small is not None and large is not None and small < large
+
+
+def fold_diagonal_products(e, sizes=()):
     """``e`` with every matrix product by diag(v) (or its transpose or adjoint) written as
     ScaleCols / ScaleRows (the same value; printing only: the audit and the derivations see
-    the products)."""
+    the products).  ``sizes``: representative (dimension, value) pairs
+    (factorules/compiler/chain_sizes.py) at which a diagonal between two factors scales
+    the smaller one; none: the one before it."""
     if not isinstance(e, Basic) or not e.args:
         return e
     if isinstance(e, sp.MatMul) and any(isinstance(a, sp.MatMul) for a in e.args[:1]):
@@ -100,11 +119,11 @@ def fold_diagonal_products(e):
         # parses as (diag(tau) @ V^H) @ V): a diagonal at its end scales the whole chain's
         # product, tau * (V^H V), not the m x n factor it stands next to
         e = sp.MatMul(*e.args[0].args, *e.args[1:], evaluate=False)
-        return fold_diagonal_products(e)
-    args = [fold_diagonal_products(a) for a in e.args]
+        return fold_diagonal_products(e, sizes)
+    args = [fold_diagonal_products(a, sizes) for a in e.args]
     if isinstance(e, sp.MatMul):
         coeff, mats = split_product(e.func(*args))
-        mats = _solves_of_diagonals_merged(mats)
+        mats = _solves_of_diagonals_merged(mats, sizes)
         if len(mats) == 1:
             return mats[0] if coeff == 1 else sp.MatMul(coeff, mats[0])
         if not any(_diagonal(m) is not None for m in mats) or len(mats) < 2:
@@ -117,16 +136,19 @@ def fold_diagonal_products(e):
         while len(mats) > 1 and _diagonal(mats[-1]) is not None:
             trail.append(_diagonal(mats.pop()))
         if lead or trail:
-            inner = fold_diagonal_products(mats[0] if len(mats) == 1 else sp.MatMul(*mats))
+            inner = fold_diagonal_products(mats[0] if len(mats) == 1 else sp.MatMul(*mats),
+                                           sizes)
             for v in reversed(lead):
                 inner = ScaleRows(inner, v)
             for v in trail:
                 inner = ScaleCols(inner, v)
             return inner if coeff == 1 else sp.MatMul(coeff, inner)
         out, pending = [], []
-        for m in mats:
+        for i, m in enumerate(mats):
             v = _diagonal(m)
-            if v is not None and out:
+            following = next((x for x in mats[i + 1:] if _diagonal(x) is None), None)
+            if v is not None and out and not (
+                    following is not None and _scales_next(out[-1], following, sizes)):
                 out[-1] = ScaleCols(out[-1], v)
             elif v is not None:
                 pending.append(v)
@@ -373,10 +395,11 @@ def inline_diagonals(statements, results):
 
 
 @functools.lru_cache(maxsize=16384)
-def folded(e, permutations: frozenset):
+def folded(e, permutations: frozenset, sizes: tuple = ()):
     """The rewriting of products every statement of a rule gets before printing, the same in
     every backend (kept: each backend asks for it); ``permutations``: the names of the
-    permutation matrices (fold_permutation_products)."""
+    permutation matrices (fold_permutation_products); ``sizes``: the case's representative
+    sizes as sorted (dimension, value) pairs (fold_diagonal_products)."""
     return fold_permutation_products(
         fold_diagonal_products(factor_common_products(stack_adjacent_embeds(
-            drop_redundant_sym(e)))), permutations)
+            drop_redundant_sym(e))), sizes), permutations)

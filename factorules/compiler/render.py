@@ -8,6 +8,7 @@ Writing (atomically) and drift checks live in ``factorules.compiler.pipeline``.
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import re
 from pathlib import Path
@@ -195,9 +196,6 @@ def _variant(printer_cls, checked: CheckedSpec, cv: CheckedVariant, call: Native
     permutations = frozenset(t.name for t in cv.variant.outputs if t.structure == "permutation")
     fields = tensor_fields(spec.inputs, cv.variant.outputs)
 
-    def folded(e):
-        return folded_for_printing(e, permutations)
-
     # a rule's results, each laid out like what it is the derivative of
     tangents_of = {"d" + t.name: t.name for t in cv.differentiable_outputs}
     cotangents_of = {"g" + t.name: t.name for t in spec.inputs}
@@ -206,6 +204,8 @@ def _variant(printer_cls, checked: CheckedSpec, cv: CheckedVariant, call: Native
     for case in cv.cases:
         sizes = chain_sizes(checked, case.condition)
         large = row_blocks.large_rows(spec.row_blocks, dim_symbols, case)
+        folded = functools.partial(folded_for_printing, permutations=permutations,
+                                   sizes=tuple(sorted((sizes or {}).items(), key=str)))
         printer = printer_cls(dtype_ref=ref, sizes=sizes, fields=fields, diagonal_of_products=True)
         cond = case.condition
         always = cond.text == ALWAYS

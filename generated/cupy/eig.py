@@ -119,10 +119,13 @@ def _jvp_rule(A, L, V, dA, check_gauge, check_ties):
         Y = None
         W = V @ (_pairwise_inv(L) * X)
         X = None
-        dV = W - V * _cp.swapaxes(
-            (_cp.conj(_cp.swapaxes(V, -1, -2)) * _cp.swapaxes(W, -1, -2)).sum(-1)[..., :, None],
-            -1,
-            -2,
+        dV = W - (
+            V
+            * _cp.swapaxes(
+                (_cp.conj(_cp.swapaxes(V, -1, -2)) * _cp.swapaxes(W, -1, -2)).sum(-1)[..., :, None],
+                -1,
+                -2,
+            )
         )
         return _checked_jvp(
             "eig",
@@ -272,8 +275,7 @@ def _vjp_rule(A, L, V, gL, gV, check_gauge, check_ties):
                     -1,
                     -2,
                 )
-                + gV
-            )
+            ) + gV
             _c0 = _cp.conj(_cp.swapaxes(V, -1, -2))
             _g_X = _cp.conj(_pairwise_inv(L)) * (_c0 @ _g_W)
             _g_W = None
@@ -290,16 +292,18 @@ def _vjp_rule(A, L, V, gL, gV, check_gauge, check_ties):
                             _c0
                             @ (
                                 gV
-                                - V
-                                * _cp.swapaxes(
-                                    _re(
-                                        (
-                                            _cp.conj(_cp.swapaxes(V, -1, -2))
-                                            * _cp.swapaxes(gV, -1, -2)
-                                        ).sum(-1)[..., :, None]
-                                    ),
-                                    -1,
-                                    -2,
+                                - (
+                                    V
+                                    * _cp.swapaxes(
+                                        _re(
+                                            (
+                                                _cp.conj(_cp.swapaxes(V, -1, -2))
+                                                * _cp.swapaxes(gV, -1, -2)
+                                            ).sum(-1)[..., :, None]
+                                        ),
+                                        -1,
+                                        -2,
+                                    )
                                 )
                             ),
                         ),
@@ -357,8 +361,7 @@ def _vjp_rule(A, L, V, gL, gV, check_gauge, check_ties):
                 -1,
                 -2,
             )
-            + gV
-        )
+        ) + gV
         _c0 = _cp.conj(_cp.swapaxes(V, -1, -2))
         _g_X = _cp.conj(_pairwise_inv(L)) * (_c0 @ _g_W)
         _g_W = None
@@ -377,16 +380,18 @@ def _vjp_rule(A, L, V, gL, gV, check_gauge, check_ties):
                             _c0
                             @ (
                                 gV
-                                - V
-                                * _cp.swapaxes(
-                                    _re(
-                                        (
-                                            _cp.conj(_cp.swapaxes(V, -1, -2))
-                                            * _cp.swapaxes(gV, -1, -2)
-                                        ).sum(-1)[..., :, None]
-                                    ),
-                                    -1,
-                                    -2,
+                                - (
+                                    V
+                                    * _cp.swapaxes(
+                                        _re(
+                                            (
+                                                _cp.conj(_cp.swapaxes(V, -1, -2))
+                                                * _cp.swapaxes(gV, -1, -2)
+                                            ).sum(-1)[..., :, None]
+                                        ),
+                                        -1,
+                                        -2,
+                                    )
                                 )
                             ),
                             _c1,

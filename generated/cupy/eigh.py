@@ -268,7 +268,7 @@ def _vjp_rule(A, L, Q, gL, gQ, UPLO, check_gauge, check_ties):
             )
         if gL is not None and gQ is None:
             # the rule below without the terms of gQ, which are None
-            gA = Q * _cp.swapaxes(_re(gL), -1, -2) @ _cp.conj(_cp.swapaxes(Q, -1, -2))
+            gA = (Q * _cp.swapaxes(_re(gL), -1, -2)) @ _cp.conj(_cp.swapaxes(Q, -1, -2))
             return _checked_vjp(
                 "eigh",
                 (gA,),

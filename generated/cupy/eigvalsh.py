@@ -168,7 +168,7 @@ def _vjp_rule(A, L, Q, gL, gQ, UPLO, check_ties):
         gL = _zeros_like(L) if gL is None else gL
 
         # spec/eigvalsh.yaml:58, G2008 Sec. 3.1
-        gA = Q * _cp.swapaxes(_re(gL), -1, -2) @ _cp.conj(_cp.swapaxes(Q, -1, -2))
+        gA = (Q * _cp.swapaxes(_re(gL), -1, -2)) @ _cp.conj(_cp.swapaxes(Q, -1, -2))
         return _checked_vjp(
             "eigvalsh",
             (gA,),

@@ -479,12 +479,14 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
             dP = _c1
             dS = _re(_cp.diagonal(dP, 0, -2, -1)[..., :, None])
             F = _pairwise_inv(S * S)
-            D = (1 / 2) * _diag((_diagonal_skew(dP) * 1 / S))
+            D = (1 / 2) * _diag((_diagonal_skew(dP) * (1 / S)))
             _c2 = _cp.conj(_cp.swapaxes(dP, -1, -2))
-            dU = U @ (_accumulate(F * (dP * _cp.swapaxes(S, -1, -2) + S * _c2), D))
+            dU = U @ (_accumulate(F * ((dP * _cp.swapaxes(S, -1, -2)) + (S * _c2)), D))
             dVh = _cp.conj(
                 _cp.swapaxes(
-                    V @ (_accumulate(F * (S * dP + _c2 * _cp.swapaxes(S, -1, -2)), D, -1)), -1, -2
+                    V @ (_accumulate(F * ((S * dP) + (_c2 * _cp.swapaxes(S, -1, -2))), D, -1)),
+                    -1,
+                    -2,
                 )
             )
 
@@ -537,13 +539,15 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
             D = (1 / 2) * _diag((_diagonal_skew(dP) * _c2))
             _c3 = _cp.conj(_cp.swapaxes(dP, -1, -2))
             dU = _accumulate(
-                U @ (_accumulate(F * (dP * _cp.swapaxes(S, -1, -2) + S * _c3), D)),
-                (_accumulate(dA @ V, U @ dP, -1)) * _cp.swapaxes(_c2, -1, -2),
+                U @ (_accumulate(F * ((dP * _cp.swapaxes(S, -1, -2)) + (S * _c3)), D)),
+                ((_accumulate(dA @ V, U @ dP, -1)) * _cp.swapaxes(_c2, -1, -2)),
             )
             _c2 = None
             dVh = _cp.conj(
                 _cp.swapaxes(
-                    V @ (_accumulate(F * (S * dP + _c3 * _cp.swapaxes(S, -1, -2)), D, -1)), -1, -2
+                    V @ (_accumulate(F * ((S * dP) + (_c3 * _cp.swapaxes(S, -1, -2))), D, -1)),
+                    -1,
+                    -2,
                 )
             )
 
@@ -595,13 +599,13 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
             _c2 = 1 / S
             D = (1 / 2) * _diag((_diagonal_skew(dP) * _c2))
             _c3 = _cp.conj(_cp.swapaxes(dP, -1, -2))
-            dU = U @ (_accumulate(F * (dP * _cp.swapaxes(S, -1, -2) + S * _c3), D))
+            dU = U @ (_accumulate(F * ((dP * _cp.swapaxes(S, -1, -2)) + (S * _c3)), D))
             _c4 = _cp.conj(_cp.swapaxes(dA, -1, -2))
             dVh = _cp.conj(
                 _cp.swapaxes(
                     _accumulate(
-                        V @ (_accumulate(F * (S * dP + _c3 * _cp.swapaxes(S, -1, -2)), D, -1)),
-                        (_accumulate(_c4 @ U, V @ _c3, -1)) * _cp.swapaxes(_c2, -1, -2),
+                        V @ (_accumulate(F * ((S * dP) + (_c3 * _cp.swapaxes(S, -1, -2))), D, -1)),
+                        ((_accumulate(_c4 @ U, V @ _c3, -1)) * _cp.swapaxes(_c2, -1, -2)),
                     ),
                     -1,
                     -2,
@@ -649,12 +653,14 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
             dP = _c0
             dS = _re(_cp.diagonal(dP, 0, -2, -1)[..., :, None])
             F = _pairwise_inv(S * S)
-            D = (1 / 2) * _diag((_diagonal_skew(dP) * 1 / S))
+            D = (1 / 2) * _diag((_diagonal_skew(dP) * (1 / S)))
             _c1 = _cp.conj(_cp.swapaxes(dP, -1, -2))
-            dU = U @ (_accumulate(F * (dP * _cp.swapaxes(S, -1, -2) + S * _c1), D))
+            dU = U @ (_accumulate(F * ((dP * _cp.swapaxes(S, -1, -2)) + (S * _c1)), D))
             dVh = _cp.conj(
                 _cp.swapaxes(
-                    V @ (_accumulate(F * (S * dP + _c1 * _cp.swapaxes(S, -1, -2)), D, -1)), -1, -2
+                    V @ (_accumulate(F * ((S * dP) + (_c1 * _cp.swapaxes(S, -1, -2))), D, -1)),
+                    -1,
+                    -2,
                 )
             )
             return _checked_jvp(
@@ -703,18 +709,18 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
             D = (1 / 2) * _diag((_diagonal_skew(dP) * _c1))
             _c2 = _cp.conj(_cp.swapaxes(dP, -1, -2))
             dU1 = _accumulate(
-                U1 @ (_accumulate(F * (dP * _cp.swapaxes(S, -1, -2) + S * _c2), D)),
-                (_accumulate(dA @ V, U1 @ dP, -1)) * _cp.swapaxes(_c1, -1, -2),
+                U1 @ (_accumulate(F * ((dP * _cp.swapaxes(S, -1, -2)) + (S * _c2)), D)),
+                ((_accumulate(dA @ V, U1 @ dP, -1)) * _cp.swapaxes(_c1, -1, -2)),
             )
             _c3 = _cp.conj(_cp.swapaxes(dA, -1, -2))
             _c4 = U[..., :, n:]
-            dU = _cp.concatenate(
-                [dU1, -(U1 * _cp.swapaxes(_c1, -1, -2) @ (Vh @ (_c3 @ _c4)))], axis=-1
-            )
+            dU = _cp.concatenate([dU1, -(U1 @ ((_c1 * Vh) @ (_c3 @ _c4)))], axis=-1)
             _c1 = dU1 = None
             dVh = _cp.conj(
                 _cp.swapaxes(
-                    V @ (_accumulate(F * (S * dP + _c2 * _cp.swapaxes(S, -1, -2)), D, -1)), -1, -2
+                    V @ (_accumulate(F * ((S * dP) + (_c2 * _cp.swapaxes(S, -1, -2))), D, -1)),
+                    -1,
+                    -2,
                 )
             )
             return _checked_jvp(
@@ -762,25 +768,18 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
             _c2 = 1 / S
             D = (1 / 2) * _diag((_diagonal_skew(dP) * _c2))
             _c3 = _cp.conj(_cp.swapaxes(dP, -1, -2))
-            dU = U @ (_accumulate(F * (dP * _cp.swapaxes(S, -1, -2) + S * _c3), D))
+            dU = U @ (_accumulate(F * ((dP * _cp.swapaxes(S, -1, -2)) + (S * _c3)), D))
             _c4 = _cp.conj(_cp.swapaxes(dA, -1, -2))
             dV1 = _accumulate(
-                V1 @ (_accumulate(F * (S * dP + _c3 * _cp.swapaxes(S, -1, -2)), D, -1)),
-                (_accumulate(_c4 @ U, V1 @ _c3, -1)) * _cp.swapaxes(_c2, -1, -2),
+                V1 @ (_accumulate(F * ((S * dP) + (_c3 * _cp.swapaxes(S, -1, -2))), D, -1)),
+                ((_accumulate(_c4 @ U, V1 @ _c3, -1)) * _cp.swapaxes(_c2, -1, -2)),
             )
             D = F = _c3 = dP = None
             _c5 = Vh[..., m:, :]
             dVh = _cp.conj(
                 _cp.swapaxes(
                     _cp.concatenate(
-                        [
-                            dV1,
-                            -(
-                                V1
-                                * _cp.swapaxes(_c2, -1, -2)
-                                @ (_c0 @ (dA @ _cp.conj(_cp.swapaxes(_c5, -1, -2))))
-                            ),
-                        ],
+                        [dV1, -(V1 @ ((_c2 * _c0) @ (dA @ _cp.conj(_cp.swapaxes(_c5, -1, -2)))))],
                         axis=-1,
                     ),
                     -1,
@@ -2668,8 +2667,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c3 = _cp.conj(F) * _c2
                 F = _c2 = None
                 _g_dP = (
-                    _cp.conj(S) * _c3
-                    + S * _cp.conj(_cp.swapaxes(_c3, -1, -2))
+                    (_cp.conj(S) * _c3)
+                    + (S * _cp.conj(_cp.swapaxes(_c3, -1, -2)))
                     + _diag(_re(gS))
                     + _skew_diag(
                         _cp.conj(1 / S) * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
@@ -2736,8 +2735,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c2 = _cp.conj(F) * _c1
                 F = _c1 = None
                 _g_dP = (
-                    _cp.conj(_cp.swapaxes(_c2, -1, -2)) * _cp.swapaxes(S, -1, -2)
-                    + _c2 * _cp.swapaxes(_cp.conj(S), -1, -2)
+                    (_cp.conj(_cp.swapaxes(_c2, -1, -2)) * _cp.swapaxes(S, -1, -2))
+                    + (_c2 * _cp.swapaxes(_cp.conj(S), -1, -2))
                     + _diag(_re(gS))
                     + _skew_diag(
                         _cp.conj(1 / S) * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
@@ -2798,8 +2797,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c3 = _cp.conj(F) * _c2
                 F = _c2 = None
                 _g_dP = (
-                    _cp.conj(S) * _c3
-                    + S * _cp.conj(_cp.swapaxes(_c3, -1, -2))
+                    (_cp.conj(S) * _c3)
+                    + (S * _cp.conj(_cp.swapaxes(_c3, -1, -2)))
                     + _skew_diag(
                         _cp.conj(1 / S) * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
@@ -2853,7 +2852,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             if gU is None and gS is not None and gVh is None:
                 # the rule below without the terms of gU, gVh, which are None
                 V = _cp.conj(_cp.swapaxes(Vh, -1, -2))
-                gA = U * _cp.swapaxes(_re(gS), -1, -2) @ _cp.conj(_cp.swapaxes(V, -1, -2))
+                gA = (U * _cp.swapaxes(_re(gS), -1, -2)) @ _cp.conj(_cp.swapaxes(V, -1, -2))
 
                 def _kv0():
                     _c0 = _diag(gS)
@@ -2895,8 +2894,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c2 = _cp.conj(F) * _c1
                 F = _c1 = None
                 _g_dP = (
-                    _cp.conj(_cp.swapaxes(_c2, -1, -2)) * _cp.swapaxes(S, -1, -2)
-                    + _c2 * _cp.swapaxes(_cp.conj(S), -1, -2)
+                    (_cp.conj(_cp.swapaxes(_c2, -1, -2)) * _cp.swapaxes(S, -1, -2))
+                    + (_c2 * _cp.swapaxes(_cp.conj(S), -1, -2))
                     + _skew_diag(
                         _cp.conj(1 / S) * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
@@ -2956,10 +2955,10 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             _c8 = _c5 * _c1
             _c5 = None
             _g_dP = (
-                _c7 * _c6
-                + _cp.conj(_cp.swapaxes(_c8, -1, -2)) * _cp.swapaxes(S, -1, -2)
-                + S * _cp.conj(_cp.swapaxes(_c6, -1, -2))
-                + _c8 * _cp.swapaxes(_c7, -1, -2)
+                (_c7 * _c6)
+                + (_cp.conj(_cp.swapaxes(_c8, -1, -2)) * _cp.swapaxes(S, -1, -2))
+                + (S * _cp.conj(_cp.swapaxes(_c6, -1, -2)))
+                + (_c8 * _cp.swapaxes(_c7, -1, -2))
                 + _diag(_re(gS))
                 + _skew_diag(
                     _cp.conj(1 / S) * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
@@ -3034,8 +3033,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c3 = _cp.conj(F) * _c2
                 F = _c2 = None
                 _g_dP = (
-                    _cp.conj(S) * _c3
-                    + S * _cp.conj(_cp.swapaxes(_c3, -1, -2))
+                    (_cp.conj(S) * _c3)
+                    + (S * _cp.conj(_cp.swapaxes(_c3, -1, -2)))
                     + _diag(_re(gS))
                     + _skew_diag(
                         _cp.conj(1 / S) * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
@@ -3111,15 +3110,15 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c5 = None
                 _c9 = _cp.conj(1 / S)
                 _g_dP = (
-                    _c7 * _c6
-                    + _cp.conj(_cp.swapaxes(_c8, -1, -2)) * _cp.swapaxes(S, -1, -2)
-                    + S * _cp.conj(_cp.swapaxes(_c6, -1, -2))
-                    + _c8 * _cp.swapaxes(_c7, -1, -2)
-                    - _c1 * _cp.swapaxes(_c9, -1, -2)
+                    (_c7 * _c6)
+                    + (_cp.conj(_cp.swapaxes(_c8, -1, -2)) * _cp.swapaxes(S, -1, -2))
+                    + (S * _cp.conj(_cp.swapaxes(_c6, -1, -2)))
+                    + (_c8 * _cp.swapaxes(_c7, -1, -2))
+                    - (_c1 * _cp.swapaxes(_c9, -1, -2))
                     + _skew_diag(_c9 * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])
                 )
                 _c6 = _c7 = _c8 = _g_D = None
-                gA = (_accumulate(U @ _g_dP, gU * _cp.swapaxes(_c9, -1, -2))) @ _c2
+                gA = (_accumulate(U @ _g_dP, (gU * _cp.swapaxes(_c9, -1, -2)))) @ _c2
                 return _checked_vjp(
                     "svd",
                     (gA,),
@@ -3186,14 +3185,14 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 F = None
                 _c3 = _cp.conj(1 / S)
                 _g_dP = (
-                    _cp.conj(_cp.swapaxes(_c2, -1, -2)) * _cp.swapaxes(S, -1, -2)
-                    + _c2 * _cp.swapaxes(_cp.conj(S), -1, -2)
-                    - _c1 * _cp.swapaxes(_c3, -1, -2)
+                    (_cp.conj(_cp.swapaxes(_c2, -1, -2)) * _cp.swapaxes(S, -1, -2))
+                    + (_c2 * _cp.swapaxes(_cp.conj(S), -1, -2))
+                    - (_c1 * _cp.swapaxes(_c3, -1, -2))
                     + _diag(_re(gS))
                     + _skew_diag(_c3 * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])
                 )
                 _c1 = _c2 = None
-                gA = (_accumulate(U @ _g_dP, gU * _cp.swapaxes(_c3, -1, -2))) @ _cp.conj(
+                gA = (_accumulate(U @ _g_dP, (gU * _cp.swapaxes(_c3, -1, -2)))) @ _cp.conj(
                     _cp.swapaxes(V, -1, -2)
                 )
 
@@ -3249,8 +3248,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c3 = _cp.conj(F) * _c2
                 F = _c2 = None
                 _g_dP = (
-                    _cp.conj(S) * _c3
-                    + S * _cp.conj(_cp.swapaxes(_c3, -1, -2))
+                    (_cp.conj(S) * _c3)
+                    + (S * _cp.conj(_cp.swapaxes(_c3, -1, -2)))
                     + _skew_diag(
                         _cp.conj(1 / S) * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
@@ -3304,7 +3303,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             if gU is None and gS is not None and gVh is None:
                 # the rule below without the terms of gU, gVh, which are None
                 V = _cp.conj(_cp.swapaxes(Vh, -1, -2))
-                gA = U * _cp.swapaxes(_re(gS), -1, -2) @ _cp.conj(_cp.swapaxes(V, -1, -2))
+                gA = U @ (_re(gS) * _cp.conj(_cp.swapaxes(V, -1, -2)))
 
                 def _kv0():
                     _c0 = _diag(gS)
@@ -3347,13 +3346,13 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 F = None
                 _c3 = _cp.conj(1 / S)
                 _g_dP = (
-                    _cp.conj(_cp.swapaxes(_c2, -1, -2)) * _cp.swapaxes(S, -1, -2)
-                    + _c2 * _cp.swapaxes(_cp.conj(S), -1, -2)
-                    - _c1 * _cp.swapaxes(_c3, -1, -2)
+                    (_cp.conj(_cp.swapaxes(_c2, -1, -2)) * _cp.swapaxes(S, -1, -2))
+                    + (_c2 * _cp.swapaxes(_cp.conj(S), -1, -2))
+                    - (_c1 * _cp.swapaxes(_c3, -1, -2))
                     + _skew_diag(_c3 * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])
                 )
                 _c1 = _c2 = None
-                gA = (_accumulate(U @ _g_dP, gU * _cp.swapaxes(_c3, -1, -2))) @ _cp.conj(
+                gA = (_accumulate(U @ _g_dP, (gU * _cp.swapaxes(_c3, -1, -2)))) @ _cp.conj(
                     _cp.swapaxes(V, -1, -2)
                 )
                 return _checked_vjp(
@@ -3410,16 +3409,16 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             _c5 = None
             _c9 = _cp.conj(1 / S)
             _g_dP = (
-                _c7 * _c6
-                + _cp.conj(_cp.swapaxes(_c8, -1, -2)) * _cp.swapaxes(S, -1, -2)
-                + S * _cp.conj(_cp.swapaxes(_c6, -1, -2))
-                + _c8 * _cp.swapaxes(_c7, -1, -2)
-                - _c1 * _cp.swapaxes(_c9, -1, -2)
+                (_c7 * _c6)
+                + (_cp.conj(_cp.swapaxes(_c8, -1, -2)) * _cp.swapaxes(S, -1, -2))
+                + (S * _cp.conj(_cp.swapaxes(_c6, -1, -2)))
+                + (_c8 * _cp.swapaxes(_c7, -1, -2))
+                - (_c1 * _cp.swapaxes(_c9, -1, -2))
                 + _diag(_re(gS))
                 + _skew_diag(_c9 * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])
             )
             _c6 = _c7 = _c8 = _g_D = None
-            gA = (_accumulate(U @ _g_dP, gU * _cp.swapaxes(_c9, -1, -2))) @ _c2
+            gA = (_accumulate(U @ _g_dP, (gU * _cp.swapaxes(_c9, -1, -2)))) @ _c2
 
             def _kv0():
                 _k0 = _cp.concatenate(
@@ -3488,16 +3487,16 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 F = _c2 = None
                 _c4 = 1 / S
                 _g_dP = (
-                    _cp.conj(S) * _c3
-                    + S * _cp.conj(_cp.swapaxes(_c3, -1, -2))
-                    - _c4 * (gVh @ V)
+                    (_cp.conj(S) * _c3)
+                    + (S * _cp.conj(_cp.swapaxes(_c3, -1, -2)))
+                    - (_c4 * (gVh @ V))
                     + _diag(_re(gS))
                     + _skew_diag(
                         _cp.conj(_c4) * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
                 )
                 _c3 = _g_D = None
-                gA = U @ (_accumulate(_g_dP @ _c0, _c4 * gVh))
+                gA = U @ (_accumulate(_g_dP @ _c0, (_c4 * gVh)))
 
                 def _kv0():
                     _k0 = _accumulate(-(V @ (Vh @ _c1)), _c1)
@@ -3557,8 +3556,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c2 = _cp.conj(F) * _c1
                 F = _c1 = None
                 _g_dP = (
-                    _cp.conj(_cp.swapaxes(_c2, -1, -2)) * _cp.swapaxes(S, -1, -2)
-                    + _c2 * _cp.swapaxes(_cp.conj(S), -1, -2)
+                    (_cp.conj(_cp.swapaxes(_c2, -1, -2)) * _cp.swapaxes(S, -1, -2))
+                    + (_c2 * _cp.swapaxes(_cp.conj(S), -1, -2))
                     + _diag(_re(gS))
                     + _skew_diag(
                         _cp.conj(1 / S) * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
@@ -3620,15 +3619,15 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 F = _c2 = None
                 _c4 = 1 / S
                 _g_dP = (
-                    _cp.conj(S) * _c3
-                    + S * _cp.conj(_cp.swapaxes(_c3, -1, -2))
-                    - _c4 * (gVh @ V)
+                    (_cp.conj(S) * _c3)
+                    + (S * _cp.conj(_cp.swapaxes(_c3, -1, -2)))
+                    - (_c4 * (gVh @ V))
                     + _skew_diag(
                         _cp.conj(_c4) * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
                 )
                 _c3 = _g_D = None
-                gA = U @ (_accumulate(_g_dP @ _c0, _c4 * gVh))
+                gA = U @ (_accumulate(_g_dP @ _c0, (_c4 * gVh)))
                 return _checked_vjp(
                     "svd",
                     (gA,),
@@ -3676,7 +3675,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             if gU is None and gS is not None and gVh is None:
                 # the rule below without the terms of gU, gVh, which are None
                 V = _cp.conj(_cp.swapaxes(Vh, -1, -2))
-                gA = U * _cp.swapaxes(_re(gS), -1, -2) @ _cp.conj(_cp.swapaxes(V, -1, -2))
+                gA = (U * _cp.swapaxes(_re(gS), -1, -2)) @ _cp.conj(_cp.swapaxes(V, -1, -2))
 
                 def _kv0():
                     _c0 = _diag(gS)
@@ -3718,8 +3717,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c2 = _cp.conj(F) * _c1
                 F = _c1 = None
                 _g_dP = (
-                    _cp.conj(_cp.swapaxes(_c2, -1, -2)) * _cp.swapaxes(S, -1, -2)
-                    + _c2 * _cp.swapaxes(_cp.conj(S), -1, -2)
+                    (_cp.conj(_cp.swapaxes(_c2, -1, -2)) * _cp.swapaxes(S, -1, -2))
+                    + (_c2 * _cp.swapaxes(_cp.conj(S), -1, -2))
                     + _skew_diag(
                         _cp.conj(1 / S) * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
@@ -3780,16 +3779,16 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             _c5 = None
             _c9 = 1 / S
             _g_dP = (
-                _c7 * _c6
-                + _cp.conj(_cp.swapaxes(_c8, -1, -2)) * _cp.swapaxes(S, -1, -2)
-                + S * _cp.conj(_cp.swapaxes(_c6, -1, -2))
-                + _c8 * _cp.swapaxes(_c7, -1, -2)
-                - _c9 * (gVh @ V)
+                (_c7 * _c6)
+                + (_cp.conj(_cp.swapaxes(_c8, -1, -2)) * _cp.swapaxes(S, -1, -2))
+                + (S * _cp.conj(_cp.swapaxes(_c6, -1, -2)))
+                + (_c8 * _cp.swapaxes(_c7, -1, -2))
+                - (_c9 * (gVh @ V))
                 + _diag(_re(gS))
                 + _skew_diag(_cp.conj(_c9) * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])
             )
             _c6 = _c7 = _c8 = _g_D = None
-            gA = U @ (_accumulate(_g_dP @ _c2, _c9 * gVh))
+            gA = U @ (_accumulate(_g_dP @ _c2, (_c9 * gVh)))
 
             def _kv0():
                 _k0 = _cp.concatenate(
@@ -3858,8 +3857,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c3 = _cp.conj(F) * _c2
                 F = _c2 = None
                 _g_dP = (
-                    _cp.conj(S) * _c3
-                    + S * _cp.conj(_cp.swapaxes(_c3, -1, -2))
+                    (_cp.conj(S) * _c3)
+                    + (S * _cp.conj(_cp.swapaxes(_c3, -1, -2)))
                     + _diag(_re(gS))
                     + _skew_diag(
                         _cp.conj(1 / S) * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
@@ -3924,8 +3923,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c1 = _cp.conj(F) * _c0
                 F = _c0 = None
                 _g_dP = (
-                    _cp.conj(_cp.swapaxes(_c1, -1, -2)) * _cp.swapaxes(S, -1, -2)
-                    + _c1 * _cp.swapaxes(_cp.conj(S), -1, -2)
+                    (_cp.conj(_cp.swapaxes(_c1, -1, -2)) * _cp.swapaxes(S, -1, -2))
+                    + (_c1 * _cp.swapaxes(_cp.conj(S), -1, -2))
                     + _diag(_re(gS))
                     + _skew_diag(
                         _cp.conj(1 / S) * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
@@ -3988,8 +3987,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c3 = _cp.conj(F) * _c2
                 F = _c2 = None
                 _g_dP = (
-                    _cp.conj(S) * _c3
-                    + S * _cp.conj(_cp.swapaxes(_c3, -1, -2))
+                    (_cp.conj(S) * _c3)
+                    + (S * _cp.conj(_cp.swapaxes(_c3, -1, -2)))
                     + _skew_diag(
                         _cp.conj(1 / S) * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
@@ -4047,7 +4046,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             if gU is None and gS is not None and gVh is None:
                 # the rule below without the terms of gU, gVh, which are None
                 V = _cp.conj(_cp.swapaxes(Vh, -1, -2))
-                gA = U * _cp.swapaxes(_re(gS), -1, -2) @ _cp.conj(_cp.swapaxes(V, -1, -2))
+                gA = (U * _cp.swapaxes(_re(gS), -1, -2)) @ _cp.conj(_cp.swapaxes(V, -1, -2))
 
                 def _kv0():
                     _c0 = _diag(gS)
@@ -4088,8 +4087,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c1 = _cp.conj(F) * _c0
                 F = _c0 = None
                 _g_dP = (
-                    _cp.conj(_cp.swapaxes(_c1, -1, -2)) * _cp.swapaxes(S, -1, -2)
-                    + _c1 * _cp.swapaxes(_cp.conj(S), -1, -2)
+                    (_cp.conj(_cp.swapaxes(_c1, -1, -2)) * _cp.swapaxes(S, -1, -2))
+                    + (_c1 * _cp.swapaxes(_cp.conj(S), -1, -2))
                     + _skew_diag(
                         _cp.conj(1 / S) * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
@@ -4155,10 +4154,10 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             _c7 = _c4 * _c0
             _c4 = None
             _g_dP = (
-                _c6 * _c5
-                + _cp.conj(_cp.swapaxes(_c7, -1, -2)) * _cp.swapaxes(S, -1, -2)
-                + S * _cp.conj(_cp.swapaxes(_c5, -1, -2))
-                + _c7 * _cp.swapaxes(_c6, -1, -2)
+                (_c6 * _c5)
+                + (_cp.conj(_cp.swapaxes(_c7, -1, -2)) * _cp.swapaxes(S, -1, -2))
+                + (S * _cp.conj(_cp.swapaxes(_c5, -1, -2)))
+                + (_c7 * _cp.swapaxes(_c6, -1, -2))
                 + _diag(_re(gS))
                 + _skew_diag(
                     _cp.conj(1 / S) * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
@@ -4242,8 +4241,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c3 = _cp.conj(F) * _c2
                 F = _c2 = None
                 _g_dP = (
-                    _cp.conj(S) * _c3
-                    + S * _cp.conj(_cp.swapaxes(_c3, -1, -2))
+                    (_cp.conj(S) * _c3)
+                    + (S * _cp.conj(_cp.swapaxes(_c3, -1, -2)))
                     + _diag(_re(gS))
                     + _skew_diag(
                         _cp.conj(1 / S) * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
@@ -4320,11 +4319,11 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c8 = 1 / S
                 _c9 = _cp.conj(_c8)
                 _g_dP = (
-                    _c6 * _c5
-                    + _cp.conj(_cp.swapaxes(_c7, -1, -2)) * _cp.swapaxes(S, -1, -2)
-                    + S * _cp.conj(_cp.swapaxes(_c5, -1, -2))
-                    + _c7 * _cp.swapaxes(_c6, -1, -2)
-                    - _c0 * _cp.swapaxes(_c9, -1, -2)
+                    (_c6 * _c5)
+                    + (_cp.conj(_cp.swapaxes(_c7, -1, -2)) * _cp.swapaxes(S, -1, -2))
+                    + (S * _cp.conj(_cp.swapaxes(_c5, -1, -2)))
+                    + (_c7 * _cp.swapaxes(_c6, -1, -2))
+                    - (_c0 * _cp.swapaxes(_c9, -1, -2))
                     + _skew_diag(_c9 * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])
                 )
                 _c5 = _c6 = _c7 = _g_D = None
@@ -4332,8 +4331,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c11 = gU[..., :, n:]
                 _c12 = _cp.conj(_cp.swapaxes(_c11, -1, -2))
                 gA = _accumulate(
-                    (_accumulate(U1 @ _g_dP, _g_dU1 * _cp.swapaxes(_c9, -1, -2))) @ _c1,
-                    _c10 @ ((_c12 @ U1 * _cp.swapaxes(_c8, -1, -2)) @ Vh),
+                    (_accumulate(U1 @ _g_dP, (_g_dU1 * _cp.swapaxes(_c9, -1, -2)))) @ _c1,
+                    _c10 @ ((_c12 @ U1) @ (_c8 * Vh)),
                     -1,
                 )
 
@@ -4409,9 +4408,9 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c2 = 1 / S
                 _c3 = _cp.conj(_c2)
                 _g_dP = (
-                    _cp.conj(_cp.swapaxes(_c1, -1, -2)) * _cp.swapaxes(S, -1, -2)
-                    + _c1 * _cp.swapaxes(_cp.conj(S), -1, -2)
-                    - _c0 * _cp.swapaxes(_c3, -1, -2)
+                    (_cp.conj(_cp.swapaxes(_c1, -1, -2)) * _cp.swapaxes(S, -1, -2))
+                    + (_c1 * _cp.swapaxes(_cp.conj(S), -1, -2))
+                    - (_c0 * _cp.swapaxes(_c3, -1, -2))
                     + _diag(_re(gS))
                     + _skew_diag(_c3 * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])
                 )
@@ -4420,9 +4419,9 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c5 = gU[..., :, n:]
                 _c6 = _cp.conj(_cp.swapaxes(_c5, -1, -2))
                 gA = _accumulate(
-                    (_accumulate(U1 @ _g_dP, _g_dU1 * _cp.swapaxes(_c3, -1, -2)))
+                    (_accumulate(U1 @ _g_dP, (_g_dU1 * _cp.swapaxes(_c3, -1, -2))))
                     @ _cp.conj(_cp.swapaxes(V, -1, -2)),
-                    _c4 @ ((_c6 @ U1 * _cp.swapaxes(_c2, -1, -2)) @ Vh),
+                    _c4 @ ((_c6 @ U1) @ (_c2 * Vh)),
                     -1,
                 )
 
@@ -4483,8 +4482,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c3 = _cp.conj(F) * _c2
                 F = _c2 = None
                 _g_dP = (
-                    _cp.conj(S) * _c3
-                    + S * _cp.conj(_cp.swapaxes(_c3, -1, -2))
+                    (_cp.conj(S) * _c3)
+                    + (S * _cp.conj(_cp.swapaxes(_c3, -1, -2)))
                     + _skew_diag(
                         _cp.conj(1 / S) * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
@@ -4543,7 +4542,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 # the rule below without the terms of gU, gVh, which are None
                 V = _cp.conj(_cp.swapaxes(Vh, -1, -2))
                 U1 = U[..., :, :n]
-                gA = U1 * _cp.swapaxes(_re(gS), -1, -2) @ _cp.conj(_cp.swapaxes(V, -1, -2))
+                gA = U1 @ (_re(gS) * _cp.conj(_cp.swapaxes(V, -1, -2)))
 
                 def _kv0():
                     _c0 = _diag(gS)
@@ -4588,9 +4587,9 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c2 = 1 / S
                 _c3 = _cp.conj(_c2)
                 _g_dP = (
-                    _cp.conj(_cp.swapaxes(_c1, -1, -2)) * _cp.swapaxes(S, -1, -2)
-                    + _c1 * _cp.swapaxes(_cp.conj(S), -1, -2)
-                    - _c0 * _cp.swapaxes(_c3, -1, -2)
+                    (_cp.conj(_cp.swapaxes(_c1, -1, -2)) * _cp.swapaxes(S, -1, -2))
+                    + (_c1 * _cp.swapaxes(_cp.conj(S), -1, -2))
+                    - (_c0 * _cp.swapaxes(_c3, -1, -2))
                     + _skew_diag(_c3 * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])
                 )
                 _c1 = _g_D = None
@@ -4598,9 +4597,9 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c5 = gU[..., :, n:]
                 _c6 = _cp.conj(_cp.swapaxes(_c5, -1, -2))
                 gA = _accumulate(
-                    (_accumulate(U1 @ _g_dP, _g_dU1 * _cp.swapaxes(_c3, -1, -2)))
+                    (_accumulate(U1 @ _g_dP, (_g_dU1 * _cp.swapaxes(_c3, -1, -2))))
                     @ _cp.conj(_cp.swapaxes(V, -1, -2)),
-                    _c4 @ ((_c6 @ U1 * _cp.swapaxes(_c2, -1, -2)) @ Vh),
+                    _c4 @ ((_c6 @ U1) @ (_c2 * Vh)),
                     -1,
                 )
 
@@ -4666,11 +4665,11 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             _c8 = 1 / S
             _c9 = _cp.conj(_c8)
             _g_dP = (
-                _c6 * _c5
-                + _cp.conj(_cp.swapaxes(_c7, -1, -2)) * _cp.swapaxes(S, -1, -2)
-                + S * _cp.conj(_cp.swapaxes(_c5, -1, -2))
-                + _c7 * _cp.swapaxes(_c6, -1, -2)
-                - _c0 * _cp.swapaxes(_c9, -1, -2)
+                (_c6 * _c5)
+                + (_cp.conj(_cp.swapaxes(_c7, -1, -2)) * _cp.swapaxes(S, -1, -2))
+                + (S * _cp.conj(_cp.swapaxes(_c5, -1, -2)))
+                + (_c7 * _cp.swapaxes(_c6, -1, -2))
+                - (_c0 * _cp.swapaxes(_c9, -1, -2))
                 + _diag(_re(gS))
                 + _skew_diag(_c9 * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])
             )
@@ -4679,8 +4678,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             _c11 = gU[..., :, n:]
             _c12 = _cp.conj(_cp.swapaxes(_c11, -1, -2))
             gA = _accumulate(
-                (_accumulate(U1 @ _g_dP, _g_dU1 * _cp.swapaxes(_c9, -1, -2))) @ _c1,
-                _c10 @ ((_c12 @ U1 * _cp.swapaxes(_c8, -1, -2)) @ Vh),
+                (_accumulate(U1 @ _g_dP, (_g_dU1 * _cp.swapaxes(_c9, -1, -2)))) @ _c1,
+                _c10 @ ((_c12 @ U1) @ (_c8 * Vh)),
                 -1,
             )
 
@@ -4762,9 +4761,9 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c6 = 1 / S
                 _c7 = _cp.conj(_c6)
                 _g_dP = (
-                    _cp.conj(S) * _c4
-                    + S * _cp.conj(_cp.swapaxes(_c4, -1, -2))
-                    - _c6 * (_c5 @ V1)
+                    (_cp.conj(S) * _c4)
+                    + (S * _cp.conj(_cp.swapaxes(_c4, -1, -2)))
+                    - (_c6 * (_c5 @ V1))
                     + _diag(_re(gS))
                     + _skew_diag(_c7 * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])
                 )
@@ -4772,8 +4771,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c8 = Vh[..., m:, :]
                 gA = U @ (
                     _accumulate(
-                        _accumulate(_g_dP @ _c2, _c6 * _c5),
-                        _c7 * ((_c2 @ _c1[..., :, m:]) @ _c8),
+                        _accumulate(_g_dP @ _c2, (_c6 * _c5)),
+                        (_c7 * ((_c2 @ _c1[..., :, m:]) @ _c8)),
                         -1,
                     )
                 )
@@ -4835,8 +4834,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c1 = _cp.conj(F) * _c0
                 F = _c0 = None
                 _g_dP = (
-                    _cp.conj(_cp.swapaxes(_c1, -1, -2)) * _cp.swapaxes(S, -1, -2)
-                    + _c1 * _cp.swapaxes(_cp.conj(S), -1, -2)
+                    (_cp.conj(_cp.swapaxes(_c1, -1, -2)) * _cp.swapaxes(S, -1, -2))
+                    + (_c1 * _cp.swapaxes(_cp.conj(S), -1, -2))
                     + _diag(_re(gS))
                     + _skew_diag(
                         _cp.conj(1 / S) * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
@@ -4905,17 +4904,17 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c6 = 1 / S
                 _c7 = _cp.conj(_c6)
                 _g_dP = (
-                    _cp.conj(S) * _c4
-                    + S * _cp.conj(_cp.swapaxes(_c4, -1, -2))
-                    - _c6 * (_c5 @ V1)
+                    (_cp.conj(S) * _c4)
+                    + (S * _cp.conj(_cp.swapaxes(_c4, -1, -2)))
+                    - (_c6 * (_c5 @ V1))
                     + _skew_diag(_c7 * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])
                 )
                 _c4 = _g_D = None
                 _c8 = Vh[..., m:, :]
                 gA = U @ (
                     _accumulate(
-                        _accumulate(_g_dP @ _c2, _c6 * _c5),
-                        _c7 * ((_c2 @ _c1[..., :, m:]) @ _c8),
+                        _accumulate(_g_dP @ _c2, (_c6 * _c5)),
+                        (_c7 * ((_c2 @ _c1[..., :, m:]) @ _c8)),
                         -1,
                     )
                 )
@@ -4968,7 +4967,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             if gU is None and gS is not None and gVh is None:
                 # the rule below without the terms of gU, gVh, which are None
                 V1 = _cp.conj(_cp.swapaxes(Vh[..., :m, :], -1, -2))
-                gA = U * _cp.swapaxes(_re(gS), -1, -2) @ _cp.conj(_cp.swapaxes(V1, -1, -2))
+                gA = (U * _cp.swapaxes(_re(gS), -1, -2)) @ _cp.conj(_cp.swapaxes(V1, -1, -2))
 
                 def _kv0():
                     _c0 = _diag(gS)
@@ -5009,8 +5008,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c1 = _cp.conj(F) * _c0
                 F = _c0 = None
                 _g_dP = (
-                    _cp.conj(_cp.swapaxes(_c1, -1, -2)) * _cp.swapaxes(S, -1, -2)
-                    + _c1 * _cp.swapaxes(_cp.conj(S), -1, -2)
+                    (_cp.conj(_cp.swapaxes(_c1, -1, -2)) * _cp.swapaxes(S, -1, -2))
+                    + (_c1 * _cp.swapaxes(_cp.conj(S), -1, -2))
                     + _skew_diag(
                         _cp.conj(1 / S) * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
@@ -5082,11 +5081,11 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             _c9 = _cp.conj(_cp.swapaxes(_g_dV1, -1, -2))
             _g_dV1 = None
             _g_dP = (
-                _c7 * _c6
-                + _cp.conj(_cp.swapaxes(_c8, -1, -2)) * _cp.swapaxes(S, -1, -2)
-                + S * _cp.conj(_cp.swapaxes(_c6, -1, -2))
-                + _c8 * _cp.swapaxes(_c7, -1, -2)
-                - _c10 * (_c9 @ V1)
+                (_c7 * _c6)
+                + (_cp.conj(_cp.swapaxes(_c8, -1, -2)) * _cp.swapaxes(S, -1, -2))
+                + (S * _cp.conj(_cp.swapaxes(_c6, -1, -2)))
+                + (_c8 * _cp.swapaxes(_c7, -1, -2))
+                - (_c10 * (_c9 @ V1))
                 + _diag(_re(gS))
                 + _skew_diag(_c11 * _cp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])
             )
@@ -5094,8 +5093,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             _c12 = Vh[..., m:, :]
             gA = U @ (
                 _accumulate(
-                    _accumulate(_g_dP @ _c3, _c10 * _c9),
-                    _c11 * ((_c3 @ _c1[..., :, m:]) @ _c12),
+                    _accumulate(_g_dP @ _c3, (_c10 * _c9)),
+                    (_c11 * ((_c3 @ _c1[..., :, m:]) @ _c12)),
                     -1,
                 )
             )

@@ -294,7 +294,7 @@ def _vjp_rule(A, S, U, Vh, gS, gU, gVh, check_ties, check_singular):
             gS = _zeros_like(S) if gS is None else gS
 
             # spec/svdvals.yaml:77
-            gA = U * _cp.swapaxes(_re(gS), -1, -2) @ Vh
+            gA = U @ (_re(gS) * Vh)
 
             def _kv0():
                 _c0 = _diag(gS)
@@ -331,7 +331,7 @@ def _vjp_rule(A, S, U, Vh, gS, gU, gVh, check_ties, check_singular):
             gS = _zeros_like(S) if gS is None else gS
 
             # spec/svdvals.yaml:77
-            gA = U * _cp.swapaxes(_re(gS), -1, -2) @ Vh
+            gA = (U * _cp.swapaxes(_re(gS), -1, -2)) @ Vh
 
             def _kv0():
                 _c0 = _diag(gS)

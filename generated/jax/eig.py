@@ -121,8 +121,9 @@ def _jvp_rule(A, L, V, dA, check_gauge, check_ties):
         X = _mm(Y, V)
         dL = (Y * _jnp.swapaxes(V, -1, -2)).sum(-1)[..., :, None]
         W = _mm(V, _pairwise_inv(L) * X)
-        dV = W - V * _jnp.swapaxes(
-            (V.mT.conj() * _jnp.swapaxes(W, -1, -2)).sum(-1)[..., :, None], -1, -2
+        dV = W - (
+            V
+            * _jnp.swapaxes((V.mT.conj() * _jnp.swapaxes(W, -1, -2)).sum(-1)[..., :, None], -1, -2)
         )
         return _checked_jvp(
             "eig",
@@ -244,8 +245,7 @@ def _vjp_rule(A, L, V, gL, gV, check_gauge, check_ties):
                 * _jnp.swapaxes(
                     (-(V.mT.conj() * _jnp.swapaxes(gV, -1, -2)).sum(-1)[..., :, None]), -1, -2
                 )
-                + gV
-            )
+            ) + gV
             _c0 = V.mT.conj()
             _g_X = _pairwise_inv(L).conj() * (_mm(_c0, _g_W))
             _g_Y = _mm(_g_X, _c0)
@@ -260,17 +260,19 @@ def _vjp_rule(A, L, V, gL, gV, check_gauge, check_ties):
                             _mm(
                                 _c0,
                                 gV
-                                - V
-                                * _jnp.swapaxes(
-                                    _complex_of(
-                                        _jnp.real(
-                                            (V.mT.conj() * _jnp.swapaxes(gV, -1, -2)).sum(-1)[
-                                                ..., :, None
-                                            ]
-                                        )
-                                    ),
-                                    -1,
-                                    -2,
+                                - (
+                                    V
+                                    * _jnp.swapaxes(
+                                        _complex_of(
+                                            _jnp.real(
+                                                (V.mT.conj() * _jnp.swapaxes(gV, -1, -2)).sum(-1)[
+                                                    ..., :, None
+                                                ]
+                                            )
+                                        ),
+                                        -1,
+                                        -2,
+                                    )
                                 ),
                             ),
                         ),
@@ -320,8 +322,7 @@ def _vjp_rule(A, L, V, gL, gV, check_gauge, check_ties):
             * _jnp.swapaxes(
                 (-(V.mT.conj() * _jnp.swapaxes(gV, -1, -2)).sum(-1)[..., :, None]), -1, -2
             )
-            + gV
-        )
+        ) + gV
         _c0 = V.mT.conj()
         _g_X = _pairwise_inv(L).conj() * (_mm(_c0, _g_W))
         _c1 = _diag(gL)
@@ -337,17 +338,19 @@ def _vjp_rule(A, L, V, gL, gV, check_gauge, check_ties):
                         _mm(
                             _c0,
                             gV
-                            - V
-                            * _jnp.swapaxes(
-                                _complex_of(
-                                    _jnp.real(
-                                        (V.mT.conj() * _jnp.swapaxes(gV, -1, -2)).sum(-1)[
-                                            ..., :, None
-                                        ]
-                                    )
-                                ),
-                                -1,
-                                -2,
+                            - (
+                                V
+                                * _jnp.swapaxes(
+                                    _complex_of(
+                                        _jnp.real(
+                                            (V.mT.conj() * _jnp.swapaxes(gV, -1, -2)).sum(-1)[
+                                                ..., :, None
+                                            ]
+                                        )
+                                    ),
+                                    -1,
+                                    -2,
+                                )
                             ),
                         )
                         + _c1,

@@ -377,13 +377,13 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
             dP = _c1
             dS = _jnp.real(_jnp.diagonal(dP, 0, -2, -1)[..., :, None])
             F = _pairwise_inv(S * S)
-            D = (1 / 2) * _diag((_diagonal_skew(dP) * 1 / S.astype(A.dtype)))
+            D = (1 / 2) * _diag((_diagonal_skew(dP) * (1 / S).astype(A.dtype)))
             _c2 = dP.mT.conj()
             dU = _mm(
                 U,
                 (
                     F.astype(A.dtype)
-                    * (dP * _jnp.swapaxes(S.astype(A.dtype), -1, -2) + S.astype(A.dtype) * _c2)
+                    * ((dP * _jnp.swapaxes(S.astype(A.dtype), -1, -2)) + (S.astype(A.dtype) * _c2))
                 )
                 + D,
             )
@@ -392,7 +392,10 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
                     V,
                     (
                         F.astype(A.dtype)
-                        * (S.astype(A.dtype) * dP + _c2 * _jnp.swapaxes(S.astype(A.dtype), -1, -2))
+                        * (
+                            (S.astype(A.dtype) * dP)
+                            + (_c2 * _jnp.swapaxes(S.astype(A.dtype), -1, -2))
+                        )
                     )
                     - D,
                 )
@@ -447,16 +450,19 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
                 U,
                 (
                     F.astype(A.dtype)
-                    * (dP * _jnp.swapaxes(S.astype(A.dtype), -1, -2) + S.astype(A.dtype) * _c3)
+                    * ((dP * _jnp.swapaxes(S.astype(A.dtype), -1, -2)) + (S.astype(A.dtype) * _c3))
                 )
                 + D,
-            ) + (_mm(dA, V) + _neg_mm(U, dP)) * _jnp.swapaxes(_c2.astype(A.dtype), -1, -2)
+            ) + ((_mm(dA, V) + _neg_mm(U, dP)) * _jnp.swapaxes(_c2.astype(A.dtype), -1, -2))
             dVh = (
                 _mm(
                     V,
                     (
                         F.astype(A.dtype)
-                        * (S.astype(A.dtype) * dP + _c3 * _jnp.swapaxes(S.astype(A.dtype), -1, -2))
+                        * (
+                            (S.astype(A.dtype) * dP)
+                            + (_c3 * _jnp.swapaxes(S.astype(A.dtype), -1, -2))
+                        )
                     )
                     - D,
                 )
@@ -511,7 +517,7 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
                 U,
                 (
                     F.astype(A.dtype)
-                    * (dP * _jnp.swapaxes(S.astype(A.dtype), -1, -2) + S.astype(A.dtype) * _c3)
+                    * ((dP * _jnp.swapaxes(S.astype(A.dtype), -1, -2)) + (S.astype(A.dtype) * _c3))
                 )
                 + D,
             )
@@ -521,11 +527,14 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
                     V,
                     (
                         F.astype(A.dtype)
-                        * (S.astype(A.dtype) * dP + _c3 * _jnp.swapaxes(S.astype(A.dtype), -1, -2))
+                        * (
+                            (S.astype(A.dtype) * dP)
+                            + (_c3 * _jnp.swapaxes(S.astype(A.dtype), -1, -2))
+                        )
                     )
                     - D,
                 )
-                + (_mm(_c4, U) + _neg_mm(V, _c3)) * _jnp.swapaxes(_c2.astype(A.dtype), -1, -2)
+                + ((_mm(_c4, U) + _neg_mm(V, _c3)) * _jnp.swapaxes(_c2.astype(A.dtype), -1, -2))
             ).mT.conj()
             return _checked_jvp(
                 "svd",
@@ -569,13 +578,13 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
             dP = _c0
             dS = _jnp.real(_jnp.diagonal(dP, 0, -2, -1)[..., :, None])
             F = _pairwise_inv(S * S)
-            D = (1 / 2) * _diag((_diagonal_skew(dP) * 1 / S.astype(A.dtype)))
+            D = (1 / 2) * _diag((_diagonal_skew(dP) * (1 / S).astype(A.dtype)))
             _c1 = dP.mT.conj()
             dU = _mm(
                 U,
                 (
                     F.astype(A.dtype)
-                    * (dP * _jnp.swapaxes(S.astype(A.dtype), -1, -2) + S.astype(A.dtype) * _c1)
+                    * ((dP * _jnp.swapaxes(S.astype(A.dtype), -1, -2)) + (S.astype(A.dtype) * _c1))
                 )
                 + D,
             )
@@ -584,7 +593,10 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
                     V,
                     (
                         F.astype(A.dtype)
-                        * (S.astype(A.dtype) * dP + _c1 * _jnp.swapaxes(S.astype(A.dtype), -1, -2))
+                        * (
+                            (S.astype(A.dtype) * dP)
+                            + (_c1 * _jnp.swapaxes(S.astype(A.dtype), -1, -2))
+                        )
                     )
                     - D,
                 )
@@ -638,27 +650,24 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
                 U1,
                 (
                     F.astype(A.dtype)
-                    * (dP * _jnp.swapaxes(S.astype(A.dtype), -1, -2) + S.astype(A.dtype) * _c2)
+                    * ((dP * _jnp.swapaxes(S.astype(A.dtype), -1, -2)) + (S.astype(A.dtype) * _c2))
                 )
                 + D,
-            ) + (_mm(dA, V) + _neg_mm(U1, dP)) * _jnp.swapaxes(_c1.astype(A.dtype), -1, -2)
+            ) + ((_mm(dA, V) + _neg_mm(U1, dP)) * _jnp.swapaxes(_c1.astype(A.dtype), -1, -2))
             _c3 = dA.mT.conj()
             _c4 = U[..., :, n:]
             dU = _jnp.concatenate(
-                [
-                    dU1,
-                    _neg_mm(
-                        U1 * _jnp.swapaxes(_c1.astype(A.dtype), -1, -2), _mm(Vh, _mm(_c3, _c4))
-                    ),
-                ],
-                axis=-1,
+                [dU1, _neg_mm(U1, _mm(_c1.astype(A.dtype) * Vh, _mm(_c3, _c4)))], axis=-1
             )
             dVh = (
                 _mm(
                     V,
                     (
                         F.astype(A.dtype)
-                        * (S.astype(A.dtype) * dP + _c2 * _jnp.swapaxes(S.astype(A.dtype), -1, -2))
+                        * (
+                            (S.astype(A.dtype) * dP)
+                            + (_c2 * _jnp.swapaxes(S.astype(A.dtype), -1, -2))
+                        )
                     )
                     - D,
                 )
@@ -709,7 +718,7 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
                 U,
                 (
                     F.astype(A.dtype)
-                    * (dP * _jnp.swapaxes(S.astype(A.dtype), -1, -2) + S.astype(A.dtype) * _c3)
+                    * ((dP * _jnp.swapaxes(S.astype(A.dtype), -1, -2)) + (S.astype(A.dtype) * _c3))
                 )
                 + D,
             )
@@ -718,20 +727,13 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
                 V1,
                 (
                     F.astype(A.dtype)
-                    * (S.astype(A.dtype) * dP + _c3 * _jnp.swapaxes(S.astype(A.dtype), -1, -2))
+                    * ((S.astype(A.dtype) * dP) + (_c3 * _jnp.swapaxes(S.astype(A.dtype), -1, -2)))
                 )
                 - D,
-            ) + (_mm(_c4, U) + _neg_mm(V1, _c3)) * _jnp.swapaxes(_c2.astype(A.dtype), -1, -2)
+            ) + ((_mm(_c4, U) + _neg_mm(V1, _c3)) * _jnp.swapaxes(_c2.astype(A.dtype), -1, -2))
             _c5 = Vh[..., m:, :]
             dVh = _jnp.concatenate(
-                [
-                    dV1,
-                    _neg_mm(
-                        V1 * _jnp.swapaxes(_c2.astype(A.dtype), -1, -2),
-                        _mm(_c0, _mm(dA, _c5.mT.conj())),
-                    ),
-                ],
-                axis=-1,
+                [dV1, _neg_mm(V1, _mm(_c2.astype(A.dtype) * _c0, _mm(dA, _c5.mT.conj())))], axis=-1
             ).mT.conj()
             return _checked_jvp(
                 "svd",
@@ -2343,12 +2345,11 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _g_D = -_c2
                 _c3 = F.conj().astype(A.dtype) * _c2
                 _g_dP = (
-                    S.conj().astype(A.dtype) * _c3
-                    + S.astype(A.dtype) * _c3.mT.conj()
+                    (S.conj().astype(A.dtype) * _c3)
+                    + (S.astype(A.dtype) * _c3.mT.conj())
                     + _diag(_jnp.real(gS)).astype(A.dtype)
                     + _skew_diag(
-                        1
-                        / S.conj().astype(A.dtype)
+                        (1 / S).conj().astype(A.dtype)
                         * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
                 )
@@ -2410,12 +2411,11 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _g_D = _c1
                 _c2 = F.conj().astype(A.dtype) * _c1
                 _g_dP = (
-                    _c2.mT.conj() * _jnp.swapaxes(S.astype(A.dtype), -1, -2)
-                    + _c2 * _jnp.swapaxes(S.conj().astype(A.dtype), -1, -2)
+                    (_c2.mT.conj() * _jnp.swapaxes(S.astype(A.dtype), -1, -2))
+                    + (_c2 * _jnp.swapaxes(S.conj().astype(A.dtype), -1, -2))
                     + _diag(_jnp.real(gS)).astype(A.dtype)
                     + _skew_diag(
-                        1
-                        / S.conj().astype(A.dtype)
+                        (1 / S).conj().astype(A.dtype)
                         * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
                 )
@@ -2472,11 +2472,10 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _g_D = -_c2
                 _c3 = F.conj().astype(A.dtype) * _c2
                 _g_dP = (
-                    S.conj().astype(A.dtype) * _c3
-                    + S.astype(A.dtype) * _c3.mT.conj()
+                    (S.conj().astype(A.dtype) * _c3)
+                    + (S.astype(A.dtype) * _c3.mT.conj())
                     + _skew_diag(
-                        1
-                        / S.conj().astype(A.dtype)
+                        (1 / S).conj().astype(A.dtype)
                         * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
                 )
@@ -2568,11 +2567,10 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _g_D = _c1
                 _c2 = F.conj().astype(A.dtype) * _c1
                 _g_dP = (
-                    _c2.mT.conj() * _jnp.swapaxes(S.astype(A.dtype), -1, -2)
-                    + _c2 * _jnp.swapaxes(S.conj().astype(A.dtype), -1, -2)
+                    (_c2.mT.conj() * _jnp.swapaxes(S.astype(A.dtype), -1, -2))
+                    + (_c2 * _jnp.swapaxes(S.conj().astype(A.dtype), -1, -2))
                     + _skew_diag(
-                        1
-                        / S.conj().astype(A.dtype)
+                        (1 / S).conj().astype(A.dtype)
                         * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
                 )
@@ -2627,14 +2625,13 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             _c7 = S.conj()
             _c8 = _c5.astype(A.dtype) * _c1
             _g_dP = (
-                _c7.astype(A.dtype) * _c6
-                + _c8.mT.conj() * _jnp.swapaxes(S.astype(A.dtype), -1, -2)
-                + S.astype(A.dtype) * _c6.mT.conj()
-                + _c8 * _jnp.swapaxes(_c7.astype(A.dtype), -1, -2)
+                (_c7.astype(A.dtype) * _c6)
+                + (_c8.mT.conj() * _jnp.swapaxes(S.astype(A.dtype), -1, -2))
+                + (S.astype(A.dtype) * _c6.mT.conj())
+                + (_c8 * _jnp.swapaxes(_c7.astype(A.dtype), -1, -2))
                 + _diag(_jnp.real(gS)).astype(A.dtype)
                 + _skew_diag(
-                    1
-                    / S.conj().astype(A.dtype)
+                    (1 / S).conj().astype(A.dtype)
                     * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                 )
             )
@@ -2700,12 +2697,11 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _g_D = -_c2
                 _c3 = F.conj().astype(A.dtype) * _c2
                 _g_dP = (
-                    S.conj().astype(A.dtype) * _c3
-                    + S.astype(A.dtype) * _c3.mT.conj()
+                    (S.conj().astype(A.dtype) * _c3)
+                    + (S.astype(A.dtype) * _c3.mT.conj())
                     + _diag(_jnp.real(gS)).astype(A.dtype)
                     + _skew_diag(
-                        1
-                        / S.conj().astype(A.dtype)
+                        (1 / S).conj().astype(A.dtype)
                         * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
                 )
@@ -2772,18 +2768,18 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c6 = _c5.astype(A.dtype) * _c4
                 _c7 = S.conj()
                 _c8 = _c5.astype(A.dtype) * _c1
-                _c9 = 1 / S.conj()
+                _c9 = (1 / S).conj()
                 _g_dP = (
-                    _c7.astype(A.dtype) * _c6
-                    + _c8.mT.conj() * _jnp.swapaxes(S.astype(A.dtype), -1, -2)
-                    + S.astype(A.dtype) * _c6.mT.conj()
-                    + _c8 * _jnp.swapaxes(_c7.astype(A.dtype), -1, -2)
-                    - _c1 * _jnp.swapaxes(_c9.astype(A.dtype), -1, -2)
+                    (_c7.astype(A.dtype) * _c6)
+                    + (_c8.mT.conj() * _jnp.swapaxes(S.astype(A.dtype), -1, -2))
+                    + (S.astype(A.dtype) * _c6.mT.conj())
+                    + (_c8 * _jnp.swapaxes(_c7.astype(A.dtype), -1, -2))
+                    - (_c1 * _jnp.swapaxes(_c9.astype(A.dtype), -1, -2))
                     + _skew_diag(
                         _c9.astype(A.dtype) * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
                 )
-                gA = _mm(_mm(U, _g_dP) + gU * _jnp.swapaxes(_c9.astype(A.dtype), -1, -2), _c2)
+                gA = _mm(_mm(U, _g_dP) + (gU * _jnp.swapaxes(_c9.astype(A.dtype), -1, -2)), _c2)
                 return _checked_vjp(
                     "svd",
                     (gA,),
@@ -2841,18 +2837,18 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c1 = _mm(_c0, gU)
                 _g_D = _c1
                 _c2 = F.conj().astype(A.dtype) * _c1
-                _c3 = 1 / S.conj()
+                _c3 = (1 / S).conj()
                 _g_dP = (
-                    _c2.mT.conj() * _jnp.swapaxes(S.astype(A.dtype), -1, -2)
-                    + _c2 * _jnp.swapaxes(S.conj().astype(A.dtype), -1, -2)
-                    - _c1 * _jnp.swapaxes(_c3.astype(A.dtype), -1, -2)
+                    (_c2.mT.conj() * _jnp.swapaxes(S.astype(A.dtype), -1, -2))
+                    + (_c2 * _jnp.swapaxes(S.conj().astype(A.dtype), -1, -2))
+                    - (_c1 * _jnp.swapaxes(_c3.astype(A.dtype), -1, -2))
                     + _diag(_jnp.real(gS)).astype(A.dtype)
                     + _skew_diag(
                         _c3.astype(A.dtype) * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
                 )
                 gA = _mm(
-                    _mm(U, _g_dP) + gU * _jnp.swapaxes(_c3.astype(A.dtype), -1, -2), V.mT.conj()
+                    _mm(U, _g_dP) + (gU * _jnp.swapaxes(_c3.astype(A.dtype), -1, -2)), V.mT.conj()
                 )
 
                 def _kv0():
@@ -2906,11 +2902,10 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _g_D = -_c2
                 _c3 = F.conj().astype(A.dtype) * _c2
                 _g_dP = (
-                    S.conj().astype(A.dtype) * _c3
-                    + S.astype(A.dtype) * _c3.mT.conj()
+                    (S.conj().astype(A.dtype) * _c3)
+                    + (S.astype(A.dtype) * _c3.mT.conj())
                     + _skew_diag(
-                        1
-                        / S.conj().astype(A.dtype)
+                        (1 / S).conj().astype(A.dtype)
                         * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
                 )
@@ -2961,7 +2956,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             if gU is None and gS is not None and gVh is None:
                 # the rule below without the terms of gU, gVh, which are None
                 V = Vh.mT.conj()
-                gA = _mm(U * _jnp.swapaxes(_jnp.real(gS).astype(A.dtype), -1, -2), V.mT.conj())
+                gA = _mm(U, _jnp.real(gS).astype(A.dtype) * V.mT.conj())
 
                 def _kv0():
                     _c0 = _diag(gS)
@@ -3001,17 +2996,17 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c1 = _mm(_c0, gU)
                 _g_D = _c1
                 _c2 = F.conj().astype(A.dtype) * _c1
-                _c3 = 1 / S.conj()
+                _c3 = (1 / S).conj()
                 _g_dP = (
-                    _c2.mT.conj() * _jnp.swapaxes(S.astype(A.dtype), -1, -2)
-                    + _c2 * _jnp.swapaxes(S.conj().astype(A.dtype), -1, -2)
-                    - _c1 * _jnp.swapaxes(_c3.astype(A.dtype), -1, -2)
+                    (_c2.mT.conj() * _jnp.swapaxes(S.astype(A.dtype), -1, -2))
+                    + (_c2 * _jnp.swapaxes(S.conj().astype(A.dtype), -1, -2))
+                    - (_c1 * _jnp.swapaxes(_c3.astype(A.dtype), -1, -2))
                     + _skew_diag(
                         _c3.astype(A.dtype) * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
                 )
                 gA = _mm(
-                    _mm(U, _g_dP) + gU * _jnp.swapaxes(_c3.astype(A.dtype), -1, -2), V.mT.conj()
+                    _mm(U, _g_dP) + (gU * _jnp.swapaxes(_c3.astype(A.dtype), -1, -2)), V.mT.conj()
                 )
                 return _checked_vjp(
                     "svd",
@@ -3062,19 +3057,19 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             _c6 = _c5.astype(A.dtype) * _c4
             _c7 = S.conj()
             _c8 = _c5.astype(A.dtype) * _c1
-            _c9 = 1 / S.conj()
+            _c9 = (1 / S).conj()
             _g_dP = (
-                _c7.astype(A.dtype) * _c6
-                + _c8.mT.conj() * _jnp.swapaxes(S.astype(A.dtype), -1, -2)
-                + S.astype(A.dtype) * _c6.mT.conj()
-                + _c8 * _jnp.swapaxes(_c7.astype(A.dtype), -1, -2)
-                - _c1 * _jnp.swapaxes(_c9.astype(A.dtype), -1, -2)
+                (_c7.astype(A.dtype) * _c6)
+                + (_c8.mT.conj() * _jnp.swapaxes(S.astype(A.dtype), -1, -2))
+                + (S.astype(A.dtype) * _c6.mT.conj())
+                + (_c8 * _jnp.swapaxes(_c7.astype(A.dtype), -1, -2))
+                - (_c1 * _jnp.swapaxes(_c9.astype(A.dtype), -1, -2))
                 + _diag(_jnp.real(gS)).astype(A.dtype)
                 + _skew_diag(
                     _c9.astype(A.dtype) * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                 )
             )
-            gA = _mm(gU * _jnp.swapaxes(_c9.astype(A.dtype), -1, -2) + _mm(U, _g_dP), _c2)
+            gA = _mm((gU * _jnp.swapaxes(_c9.astype(A.dtype), -1, -2)) + _mm(U, _g_dP), _c2)
 
             def _kv0():
                 _k0 = _jnp.concatenate(
@@ -3137,16 +3132,16 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c3 = F.conj().astype(A.dtype) * _c2
                 _c4 = 1 / S
                 _g_dP = (
-                    S.conj().astype(A.dtype) * _c3
-                    + S.astype(A.dtype) * _c3.mT.conj()
-                    - _c4.astype(A.dtype) * (_mm(gVh, V))
+                    (S.conj().astype(A.dtype) * _c3)
+                    + (S.astype(A.dtype) * _c3.mT.conj())
+                    - (_c4.astype(A.dtype) * (_mm(gVh, V)))
                     + _diag(_jnp.real(gS)).astype(A.dtype)
                     + _skew_diag(
                         _c4.conj().astype(A.dtype)
                         * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
                 )
-                gA = _mm(U, _c4.astype(A.dtype) * gVh + _mm(_g_dP, _c0))
+                gA = _mm(U, (_c4.astype(A.dtype) * gVh) + _mm(_g_dP, _c0))
 
                 def _kv0():
                     _k0 = _neg_mm(V, _mm(Vh, _c1)) + _c1
@@ -3204,12 +3199,11 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _g_D = _c1
                 _c2 = F.conj().astype(A.dtype) * _c1
                 _g_dP = (
-                    _c2.mT.conj() * _jnp.swapaxes(S.astype(A.dtype), -1, -2)
-                    + _c2 * _jnp.swapaxes(S.conj().astype(A.dtype), -1, -2)
+                    (_c2.mT.conj() * _jnp.swapaxes(S.astype(A.dtype), -1, -2))
+                    + (_c2 * _jnp.swapaxes(S.conj().astype(A.dtype), -1, -2))
                     + _diag(_jnp.real(gS)).astype(A.dtype)
                     + _skew_diag(
-                        1
-                        / S.conj().astype(A.dtype)
+                        (1 / S).conj().astype(A.dtype)
                         * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
                 )
@@ -3267,15 +3261,15 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c3 = F.conj().astype(A.dtype) * _c2
                 _c4 = 1 / S
                 _g_dP = (
-                    S.conj().astype(A.dtype) * _c3
-                    + S.astype(A.dtype) * _c3.mT.conj()
-                    - _c4.astype(A.dtype) * (_mm(gVh, V))
+                    (S.conj().astype(A.dtype) * _c3)
+                    + (S.astype(A.dtype) * _c3.mT.conj())
+                    - (_c4.astype(A.dtype) * (_mm(gVh, V)))
                     + _skew_diag(
                         _c4.conj().astype(A.dtype)
                         * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
                 )
-                gA = _mm(U, _c4.astype(A.dtype) * gVh + _mm(_g_dP, _c0))
+                gA = _mm(U, (_c4.astype(A.dtype) * gVh) + _mm(_g_dP, _c0))
                 return _checked_vjp(
                     "svd",
                     (gA,),
@@ -3363,11 +3357,10 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _g_D = _c1
                 _c2 = F.conj().astype(A.dtype) * _c1
                 _g_dP = (
-                    _c2.mT.conj() * _jnp.swapaxes(S.astype(A.dtype), -1, -2)
-                    + _c2 * _jnp.swapaxes(S.conj().astype(A.dtype), -1, -2)
+                    (_c2.mT.conj() * _jnp.swapaxes(S.astype(A.dtype), -1, -2))
+                    + (_c2 * _jnp.swapaxes(S.conj().astype(A.dtype), -1, -2))
                     + _skew_diag(
-                        1
-                        / S.conj().astype(A.dtype)
+                        (1 / S).conj().astype(A.dtype)
                         * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
                 )
@@ -3423,18 +3416,18 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             _c8 = _c5.astype(A.dtype) * _c1
             _c9 = 1 / S
             _g_dP = (
-                _c7.astype(A.dtype) * _c6
-                + _c8.mT.conj() * _jnp.swapaxes(S.astype(A.dtype), -1, -2)
-                + S.astype(A.dtype) * _c6.mT.conj()
-                + _c8 * _jnp.swapaxes(_c7.astype(A.dtype), -1, -2)
-                - _c9.astype(A.dtype) * (_mm(gVh, V))
+                (_c7.astype(A.dtype) * _c6)
+                + (_c8.mT.conj() * _jnp.swapaxes(S.astype(A.dtype), -1, -2))
+                + (S.astype(A.dtype) * _c6.mT.conj())
+                + (_c8 * _jnp.swapaxes(_c7.astype(A.dtype), -1, -2))
+                - (_c9.astype(A.dtype) * (_mm(gVh, V)))
                 + _diag(_jnp.real(gS)).astype(A.dtype)
                 + _skew_diag(
                     _c9.conj().astype(A.dtype)
                     * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                 )
             )
-            gA = _mm(U, _c9.astype(A.dtype) * gVh + _mm(_g_dP, _c2))
+            gA = _mm(U, (_c9.astype(A.dtype) * gVh) + _mm(_g_dP, _c2))
 
             def _kv0():
                 _k0 = _jnp.concatenate(
@@ -3497,12 +3490,11 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _g_D = -_c2
                 _c3 = F.conj().astype(A.dtype) * _c2
                 _g_dP = (
-                    S.conj().astype(A.dtype) * _c3
-                    + S.astype(A.dtype) * _c3.mT.conj()
+                    (S.conj().astype(A.dtype) * _c3)
+                    + (S.astype(A.dtype) * _c3.mT.conj())
                     + _diag(_jnp.real(gS)).astype(A.dtype)
                     + _skew_diag(
-                        1
-                        / S.conj().astype(A.dtype)
+                        (1 / S).conj().astype(A.dtype)
                         * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
                 )
@@ -3561,12 +3553,11 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _g_D = _c0
                 _c1 = F.conj().astype(A.dtype) * _c0
                 _g_dP = (
-                    _c1.mT.conj() * _jnp.swapaxes(S.astype(A.dtype), -1, -2)
-                    + _c1 * _jnp.swapaxes(S.conj().astype(A.dtype), -1, -2)
+                    (_c1.mT.conj() * _jnp.swapaxes(S.astype(A.dtype), -1, -2))
+                    + (_c1 * _jnp.swapaxes(S.conj().astype(A.dtype), -1, -2))
                     + _diag(_jnp.real(gS)).astype(A.dtype)
                     + _skew_diag(
-                        1
-                        / S.conj().astype(A.dtype)
+                        (1 / S).conj().astype(A.dtype)
                         * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
                 )
@@ -3625,11 +3616,10 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _g_D = -_c2
                 _c3 = F.conj().astype(A.dtype) * _c2
                 _g_dP = (
-                    S.conj().astype(A.dtype) * _c3
-                    + S.astype(A.dtype) * _c3.mT.conj()
+                    (S.conj().astype(A.dtype) * _c3)
+                    + (S.astype(A.dtype) * _c3.mT.conj())
                     + _skew_diag(
-                        1
-                        / S.conj().astype(A.dtype)
+                        (1 / S).conj().astype(A.dtype)
                         * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
                 )
@@ -3723,11 +3713,10 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _g_D = _c0
                 _c1 = F.conj().astype(A.dtype) * _c0
                 _g_dP = (
-                    _c1.mT.conj() * _jnp.swapaxes(S.astype(A.dtype), -1, -2)
-                    + _c1 * _jnp.swapaxes(S.conj().astype(A.dtype), -1, -2)
+                    (_c1.mT.conj() * _jnp.swapaxes(S.astype(A.dtype), -1, -2))
+                    + (_c1 * _jnp.swapaxes(S.conj().astype(A.dtype), -1, -2))
                     + _skew_diag(
-                        1
-                        / S.conj().astype(A.dtype)
+                        (1 / S).conj().astype(A.dtype)
                         * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
                 )
@@ -3788,14 +3777,13 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             _c6 = S.conj()
             _c7 = _c4.astype(A.dtype) * _c0
             _g_dP = (
-                _c6.astype(A.dtype) * _c5
-                + _c7.mT.conj() * _jnp.swapaxes(S.astype(A.dtype), -1, -2)
-                + S.astype(A.dtype) * _c5.mT.conj()
-                + _c7 * _jnp.swapaxes(_c6.astype(A.dtype), -1, -2)
+                (_c6.astype(A.dtype) * _c5)
+                + (_c7.mT.conj() * _jnp.swapaxes(S.astype(A.dtype), -1, -2))
+                + (S.astype(A.dtype) * _c5.mT.conj())
+                + (_c7 * _jnp.swapaxes(_c6.astype(A.dtype), -1, -2))
                 + _diag(_jnp.real(gS)).astype(A.dtype)
                 + _skew_diag(
-                    1
-                    / S.conj().astype(A.dtype)
+                    (1 / S).conj().astype(A.dtype)
                     * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                 )
             )
@@ -3868,12 +3856,11 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _g_D = -_c2
                 _c3 = F.conj().astype(A.dtype) * _c2
                 _g_dP = (
-                    S.conj().astype(A.dtype) * _c3
-                    + S.astype(A.dtype) * _c3.mT.conj()
+                    (S.conj().astype(A.dtype) * _c3)
+                    + (S.astype(A.dtype) * _c3.mT.conj())
                     + _diag(_jnp.real(gS)).astype(A.dtype)
                     + _skew_diag(
-                        1
-                        / S.conj().astype(A.dtype)
+                        (1 / S).conj().astype(A.dtype)
                         * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
                 )
@@ -3942,11 +3929,11 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c8 = 1 / S
                 _c9 = _c8.conj()
                 _g_dP = (
-                    _c6.astype(A.dtype) * _c5
-                    + _c7.mT.conj() * _jnp.swapaxes(S.astype(A.dtype), -1, -2)
-                    + S.astype(A.dtype) * _c5.mT.conj()
-                    + _c7 * _jnp.swapaxes(_c6.astype(A.dtype), -1, -2)
-                    - _c0 * _jnp.swapaxes(_c9.astype(A.dtype), -1, -2)
+                    (_c6.astype(A.dtype) * _c5)
+                    + (_c7.mT.conj() * _jnp.swapaxes(S.astype(A.dtype), -1, -2))
+                    + (S.astype(A.dtype) * _c5.mT.conj())
+                    + (_c7 * _jnp.swapaxes(_c6.astype(A.dtype), -1, -2))
+                    - (_c0 * _jnp.swapaxes(_c9.astype(A.dtype), -1, -2))
                     + _skew_diag(
                         _c9.astype(A.dtype) * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
@@ -3955,10 +3942,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c11 = gU[..., :, n:]
                 _c12 = _c11.mT.conj()
                 gA = _mm(
-                    _mm(U1, _g_dP) + _g_dU1 * _jnp.swapaxes(_c9.astype(A.dtype), -1, -2), _c1
-                ) + _neg_mm(
-                    _c10, _mm(_mm(_c12, U1 * _jnp.swapaxes(_c8.astype(A.dtype), -1, -2)), Vh)
-                )
+                    _mm(U1, _g_dP) + (_g_dU1 * _jnp.swapaxes(_c9.astype(A.dtype), -1, -2)), _c1
+                ) + _neg_mm(_c10, _mm(_mm(_c12, U1), _c8.astype(A.dtype) * Vh))
 
                 def _kv0():
                     _c13 = _c10.mT.conj()
@@ -4024,9 +4009,9 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c2 = 1 / S
                 _c3 = _c2.conj()
                 _g_dP = (
-                    _c1.mT.conj() * _jnp.swapaxes(S.astype(A.dtype), -1, -2)
-                    + _c1 * _jnp.swapaxes(S.conj().astype(A.dtype), -1, -2)
-                    - _c0 * _jnp.swapaxes(_c3.astype(A.dtype), -1, -2)
+                    (_c1.mT.conj() * _jnp.swapaxes(S.astype(A.dtype), -1, -2))
+                    + (_c1 * _jnp.swapaxes(S.conj().astype(A.dtype), -1, -2))
+                    - (_c0 * _jnp.swapaxes(_c3.astype(A.dtype), -1, -2))
                     + _diag(_jnp.real(gS)).astype(A.dtype)
                     + _skew_diag(
                         _c3.astype(A.dtype) * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
@@ -4036,9 +4021,9 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c5 = gU[..., :, n:]
                 _c6 = _c5.mT.conj()
                 gA = _mm(
-                    _mm(U1, _g_dP) + _g_dU1 * _jnp.swapaxes(_c3.astype(A.dtype), -1, -2),
+                    _mm(U1, _g_dP) + (_g_dU1 * _jnp.swapaxes(_c3.astype(A.dtype), -1, -2)),
                     V.mT.conj(),
-                ) + _neg_mm(_c4, _mm(_mm(_c6, U1 * _jnp.swapaxes(_c2.astype(A.dtype), -1, -2)), Vh))
+                ) + _neg_mm(_c4, _mm(_mm(_c6, U1), _c2.astype(A.dtype) * Vh))
 
                 def _kv0():
                     _c7 = _c4.mT.conj()
@@ -4094,11 +4079,10 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _g_D = -_c2
                 _c3 = F.conj().astype(A.dtype) * _c2
                 _g_dP = (
-                    S.conj().astype(A.dtype) * _c3
-                    + S.astype(A.dtype) * _c3.mT.conj()
+                    (S.conj().astype(A.dtype) * _c3)
+                    + (S.astype(A.dtype) * _c3.mT.conj())
                     + _skew_diag(
-                        1
-                        / S.conj().astype(A.dtype)
+                        (1 / S).conj().astype(A.dtype)
                         * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
                 )
@@ -4153,7 +4137,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 # the rule below without the terms of gU, gVh, which are None
                 V = Vh.mT.conj()
                 U1 = U[..., :, :n]
-                gA = _mm(U1 * _jnp.swapaxes(_jnp.real(gS).astype(A.dtype), -1, -2), V.mT.conj())
+                gA = _mm(U1, _jnp.real(gS).astype(A.dtype) * V.mT.conj())
 
                 def _kv0():
                     _c0 = _diag(gS)
@@ -4197,9 +4181,9 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c2 = 1 / S
                 _c3 = _c2.conj()
                 _g_dP = (
-                    _c1.mT.conj() * _jnp.swapaxes(S.astype(A.dtype), -1, -2)
-                    + _c1 * _jnp.swapaxes(S.conj().astype(A.dtype), -1, -2)
-                    - _c0 * _jnp.swapaxes(_c3.astype(A.dtype), -1, -2)
+                    (_c1.mT.conj() * _jnp.swapaxes(S.astype(A.dtype), -1, -2))
+                    + (_c1 * _jnp.swapaxes(S.conj().astype(A.dtype), -1, -2))
+                    - (_c0 * _jnp.swapaxes(_c3.astype(A.dtype), -1, -2))
                     + _skew_diag(
                         _c3.astype(A.dtype) * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
@@ -4208,9 +4192,9 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c5 = gU[..., :, n:]
                 _c6 = _c5.mT.conj()
                 gA = _mm(
-                    _mm(U1, _g_dP) + _g_dU1 * _jnp.swapaxes(_c3.astype(A.dtype), -1, -2),
+                    _mm(U1, _g_dP) + (_g_dU1 * _jnp.swapaxes(_c3.astype(A.dtype), -1, -2)),
                     V.mT.conj(),
-                ) + _neg_mm(_c4, _mm(_mm(_c6, U1 * _jnp.swapaxes(_c2.astype(A.dtype), -1, -2)), Vh))
+                ) + _neg_mm(_c4, _mm(_mm(_c6, U1), _c2.astype(A.dtype) * Vh))
 
                 def _kv0():
                     _c7 = _c4.mT.conj()
@@ -4269,11 +4253,11 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             _c8 = 1 / S
             _c9 = _c8.conj()
             _g_dP = (
-                _c6.astype(A.dtype) * _c5
-                + _c7.mT.conj() * _jnp.swapaxes(S.astype(A.dtype), -1, -2)
-                + S.astype(A.dtype) * _c5.mT.conj()
-                + _c7 * _jnp.swapaxes(_c6.astype(A.dtype), -1, -2)
-                - _c0 * _jnp.swapaxes(_c9.astype(A.dtype), -1, -2)
+                (_c6.astype(A.dtype) * _c5)
+                + (_c7.mT.conj() * _jnp.swapaxes(S.astype(A.dtype), -1, -2))
+                + (S.astype(A.dtype) * _c5.mT.conj())
+                + (_c7 * _jnp.swapaxes(_c6.astype(A.dtype), -1, -2))
+                - (_c0 * _jnp.swapaxes(_c9.astype(A.dtype), -1, -2))
                 + _diag(_jnp.real(gS)).astype(A.dtype)
                 + _skew_diag(
                     _c9.astype(A.dtype) * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
@@ -4283,8 +4267,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             _c11 = gU[..., :, n:]
             _c12 = _c11.mT.conj()
             gA = _mm(
-                _g_dU1 * _jnp.swapaxes(_c9.astype(A.dtype), -1, -2) + _mm(U1, _g_dP), _c1
-            ) + _neg_mm(_c10, _mm(_mm(_c12, U1 * _jnp.swapaxes(_c8.astype(A.dtype), -1, -2)), Vh))
+                (_g_dU1 * _jnp.swapaxes(_c9.astype(A.dtype), -1, -2)) + _mm(U1, _g_dP), _c1
+            ) + _neg_mm(_c10, _mm(_mm(_c12, U1), _c8.astype(A.dtype) * Vh))
 
             def _kv0():
                 _c13 = _c10.mT.conj()
@@ -4355,9 +4339,9 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c6 = 1 / S
                 _c7 = _c6.conj()
                 _g_dP = (
-                    S.conj().astype(A.dtype) * _c4
-                    + S.astype(A.dtype) * _c4.mT.conj()
-                    - _c6.astype(A.dtype) * (_mm(_c5, V1))
+                    (S.conj().astype(A.dtype) * _c4)
+                    + (S.astype(A.dtype) * _c4.mT.conj())
+                    - (_c6.astype(A.dtype) * (_mm(_c5, V1)))
                     + _diag(_jnp.real(gS)).astype(A.dtype)
                     + _skew_diag(
                         _c7.astype(A.dtype) * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
@@ -4366,9 +4350,9 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c8 = Vh[..., m:, :]
                 gA = _mm(
                     U,
-                    _c6.astype(A.dtype) * _c5
+                    (_c6.astype(A.dtype) * _c5)
                     + _mm(_g_dP, _c2)
-                    - _c7.astype(A.dtype) * (_mm(_mm(_c2, _c1[..., :, m:]), _c8)),
+                    - (_c7.astype(A.dtype) * (_mm(_mm(_c2, _c1[..., :, m:]), _c8))),
                 )
 
                 def _kv0():
@@ -4426,12 +4410,11 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _g_D = _c0
                 _c1 = F.conj().astype(A.dtype) * _c0
                 _g_dP = (
-                    _c1.mT.conj() * _jnp.swapaxes(S.astype(A.dtype), -1, -2)
-                    + _c1 * _jnp.swapaxes(S.conj().astype(A.dtype), -1, -2)
+                    (_c1.mT.conj() * _jnp.swapaxes(S.astype(A.dtype), -1, -2))
+                    + (_c1 * _jnp.swapaxes(S.conj().astype(A.dtype), -1, -2))
                     + _diag(_jnp.real(gS)).astype(A.dtype)
                     + _skew_diag(
-                        1
-                        / S.conj().astype(A.dtype)
+                        (1 / S).conj().astype(A.dtype)
                         * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
                 )
@@ -4495,9 +4478,9 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c6 = 1 / S
                 _c7 = _c6.conj()
                 _g_dP = (
-                    S.conj().astype(A.dtype) * _c4
-                    + S.astype(A.dtype) * _c4.mT.conj()
-                    - _c6.astype(A.dtype) * (_mm(_c5, V1))
+                    (S.conj().astype(A.dtype) * _c4)
+                    + (S.astype(A.dtype) * _c4.mT.conj())
+                    - (_c6.astype(A.dtype) * (_mm(_c5, V1)))
                     + _skew_diag(
                         _c7.astype(A.dtype) * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
@@ -4505,9 +4488,9 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c8 = Vh[..., m:, :]
                 gA = _mm(
                     U,
-                    _c6.astype(A.dtype) * _c5
+                    (_c6.astype(A.dtype) * _c5)
                     + _mm(_g_dP, _c2)
-                    - _c7.astype(A.dtype) * (_mm(_mm(_c2, _c1[..., :, m:]), _c8)),
+                    - (_c7.astype(A.dtype) * (_mm(_mm(_c2, _c1[..., :, m:]), _c8))),
                 )
 
                 def _kv0():
@@ -4597,11 +4580,10 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _g_D = _c0
                 _c1 = F.conj().astype(A.dtype) * _c0
                 _g_dP = (
-                    _c1.mT.conj() * _jnp.swapaxes(S.astype(A.dtype), -1, -2)
-                    + _c1 * _jnp.swapaxes(S.conj().astype(A.dtype), -1, -2)
+                    (_c1.mT.conj() * _jnp.swapaxes(S.astype(A.dtype), -1, -2))
+                    + (_c1 * _jnp.swapaxes(S.conj().astype(A.dtype), -1, -2))
                     + _skew_diag(
-                        1
-                        / S.conj().astype(A.dtype)
+                        (1 / S).conj().astype(A.dtype)
                         * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
                 )
@@ -4667,11 +4649,11 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             _c8 = _c5.astype(A.dtype) * _c2
             _c9 = _g_dV1.mT.conj()
             _g_dP = (
-                _c7.astype(A.dtype) * _c6
-                + _c8.mT.conj() * _jnp.swapaxes(S.astype(A.dtype), -1, -2)
-                + S.astype(A.dtype) * _c6.mT.conj()
-                + _c8 * _jnp.swapaxes(_c7.astype(A.dtype), -1, -2)
-                - _c10.astype(A.dtype) * (_mm(_c9, V1))
+                (_c7.astype(A.dtype) * _c6)
+                + (_c8.mT.conj() * _jnp.swapaxes(S.astype(A.dtype), -1, -2))
+                + (S.astype(A.dtype) * _c6.mT.conj())
+                + (_c8 * _jnp.swapaxes(_c7.astype(A.dtype), -1, -2))
+                - (_c10.astype(A.dtype) * (_mm(_c9, V1)))
                 + _diag(_jnp.real(gS)).astype(A.dtype)
                 + _skew_diag(
                     _c11.astype(A.dtype) * _jnp.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
@@ -4680,9 +4662,9 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             _c12 = Vh[..., m:, :]
             gA = _mm(
                 U,
-                _c10.astype(A.dtype) * _c9
+                (_c10.astype(A.dtype) * _c9)
                 + _mm(_g_dP, _c3)
-                - _c11.astype(A.dtype) * (_mm(_mm(_c3, _c1[..., :, m:]), _c12)),
+                - (_c11.astype(A.dtype) * (_mm(_mm(_c3, _c1[..., :, m:]), _c12))),
             )
 
             def _kv0():

@@ -274,7 +274,7 @@ def _vjp_rule(A, S, U, Vh, gS, gU, gVh, check_ties, check_singular):
             gS = _zeros_like(S) if gS is None else gS
 
             # spec/svdvals.yaml:77
-            gA = _mm(U * _jnp.swapaxes(_jnp.real(gS).astype(A.dtype), -1, -2), Vh)
+            gA = _mm(U, _jnp.real(gS).astype(A.dtype) * Vh)
 
             def _kv0():
                 _c0 = _diag(gS)

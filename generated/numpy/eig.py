@@ -118,8 +118,8 @@ def _jvp_rule(A, L, V, dA, check_gauge, check_ties):
         Y = None
         W = V @ (_pairwise_inv(L) * X)
         X = None
-        dV = W - V * _np.swapaxes(
-            (_adjoint(V) * _np.swapaxes(W, -1, -2)).sum(-1)[..., :, None], -1, -2
+        dV = W - (
+            V * _np.swapaxes((_adjoint(V) * _np.swapaxes(W, -1, -2)).sum(-1)[..., :, None], -1, -2)
         )
         return _checked_jvp(
             "eig",
@@ -249,8 +249,7 @@ def _vjp_rule(A, L, V, gL, gV, check_gauge, check_ties):
                 * _np.swapaxes(
                     (-(_adjoint(V) * _np.swapaxes(gV, -1, -2)).sum(-1)[..., :, None]), -1, -2
                 )
-                + gV
-            )
+            ) + gV
             _c0 = _adjoint(V)
             _g_X = _np.conj(_pairwise_inv(L)) * (_c0 @ _g_W)
             _g_W = None
@@ -267,15 +266,17 @@ def _vjp_rule(A, L, V, gL, gV, check_gauge, check_ties):
                             _c0
                             @ (
                                 gV
-                                - V
-                                * _np.swapaxes(
-                                    _np.real(
-                                        (_adjoint(V) * _np.swapaxes(gV, -1, -2)).sum(-1)[
-                                            ..., :, None
-                                        ]
-                                    ),
-                                    -1,
-                                    -2,
+                                - (
+                                    V
+                                    * _np.swapaxes(
+                                        _np.real(
+                                            (_adjoint(V) * _np.swapaxes(gV, -1, -2)).sum(-1)[
+                                                ..., :, None
+                                            ]
+                                        ),
+                                        -1,
+                                        -2,
+                                    )
                                 )
                             ),
                         ),
@@ -325,8 +326,7 @@ def _vjp_rule(A, L, V, gL, gV, check_gauge, check_ties):
             * _np.swapaxes(
                 (-(_adjoint(V) * _np.swapaxes(gV, -1, -2)).sum(-1)[..., :, None]), -1, -2
             )
-            + gV
-        )
+        ) + gV
         _c0 = _adjoint(V)
         _g_X = _np.conj(_pairwise_inv(L)) * (_c0 @ _g_W)
         _g_W = None
@@ -345,15 +345,17 @@ def _vjp_rule(A, L, V, gL, gV, check_gauge, check_ties):
                             _c0
                             @ (
                                 gV
-                                - V
-                                * _np.swapaxes(
-                                    _np.real(
-                                        (_adjoint(V) * _np.swapaxes(gV, -1, -2)).sum(-1)[
-                                            ..., :, None
-                                        ]
-                                    ),
-                                    -1,
-                                    -2,
+                                - (
+                                    V
+                                    * _np.swapaxes(
+                                        _np.real(
+                                            (_adjoint(V) * _np.swapaxes(gV, -1, -2)).sum(-1)[
+                                                ..., :, None
+                                            ]
+                                        ),
+                                        -1,
+                                        -2,
+                                    )
                                 )
                             ),
                             _c1,

@@ -255,7 +255,7 @@ def _vjp_rule(A, L, Q, gL, gQ, UPLO, check_gauge, check_ties):
             )
         if gL is not None and gQ is None:
             # the rule below without the terms of gQ, which are None
-            gA = Q * _np.swapaxes(_np.real(gL), -1, -2) @ _adjoint(Q)
+            gA = (Q * _np.swapaxes(_np.real(gL), -1, -2)) @ _adjoint(Q)
             return _checked_vjp(
                 "eigh",
                 (gA,),

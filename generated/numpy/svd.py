@@ -403,10 +403,12 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
             dP = _c1
             dS = _np.real(_np.diagonal(dP, 0, -2, -1)[..., :, None])
             F = _pairwise_inv(S * S)
-            D = (1 / 2) * _diag((_diagonal_skew(dP) * 1 / S))
+            D = (1 / 2) * _diag((_diagonal_skew(dP) * (1 / S)))
             _c2 = _adjoint(dP)
-            dU = U @ (_accumulate(F * (dP * _np.swapaxes(S, -1, -2) + S * _c2), D))
-            dVh = _adjoint(V @ (_accumulate(F * (S * dP + _c2 * _np.swapaxes(S, -1, -2)), D, -1)))
+            dU = U @ (_accumulate(F * ((dP * _np.swapaxes(S, -1, -2)) + (S * _c2)), D))
+            dVh = _adjoint(
+                V @ (_accumulate(F * ((S * dP) + (_c2 * _np.swapaxes(S, -1, -2))), D, -1))
+            )
 
             def _kv0():
                 _c3 = _adjoint(dA)
@@ -457,11 +459,13 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
             D = (1 / 2) * _diag((_diagonal_skew(dP) * _c2))
             _c3 = _adjoint(dP)
             dU = _accumulate(
-                U @ (_accumulate(F * (dP * _np.swapaxes(S, -1, -2) + S * _c3), D)),
-                (_accumulate(dA @ V, U @ dP, -1)) * _np.swapaxes(_c2, -1, -2),
+                U @ (_accumulate(F * ((dP * _np.swapaxes(S, -1, -2)) + (S * _c3)), D)),
+                ((_accumulate(dA @ V, U @ dP, -1)) * _np.swapaxes(_c2, -1, -2)),
             )
             _c2 = None
-            dVh = _adjoint(V @ (_accumulate(F * (S * dP + _c3 * _np.swapaxes(S, -1, -2)), D, -1)))
+            dVh = _adjoint(
+                V @ (_accumulate(F * ((S * dP) + (_c3 * _np.swapaxes(S, -1, -2))), D, -1))
+            )
 
             def _kv0():
                 _c4 = _adjoint(dA)
@@ -511,12 +515,12 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
             _c2 = 1 / S
             D = (1 / 2) * _diag((_diagonal_skew(dP) * _c2))
             _c3 = _adjoint(dP)
-            dU = U @ (_accumulate(F * (dP * _np.swapaxes(S, -1, -2) + S * _c3), D))
+            dU = U @ (_accumulate(F * ((dP * _np.swapaxes(S, -1, -2)) + (S * _c3)), D))
             _c4 = _adjoint(dA)
             dVh = _adjoint(
                 _accumulate(
-                    V @ (_accumulate(F * (S * dP + _c3 * _np.swapaxes(S, -1, -2)), D, -1)),
-                    (_accumulate(_c4 @ U, V @ _c3, -1)) * _np.swapaxes(_c2, -1, -2),
+                    V @ (_accumulate(F * ((S * dP) + (_c3 * _np.swapaxes(S, -1, -2))), D, -1)),
+                    ((_accumulate(_c4 @ U, V @ _c3, -1)) * _np.swapaxes(_c2, -1, -2)),
                 )
             )
             return _checked_jvp(
@@ -561,10 +565,12 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
             dP = _c0
             dS = _np.real(_np.diagonal(dP, 0, -2, -1)[..., :, None])
             F = _pairwise_inv(S * S)
-            D = (1 / 2) * _diag((_diagonal_skew(dP) * 1 / S))
+            D = (1 / 2) * _diag((_diagonal_skew(dP) * (1 / S)))
             _c1 = _adjoint(dP)
-            dU = U @ (_accumulate(F * (dP * _np.swapaxes(S, -1, -2) + S * _c1), D))
-            dVh = _adjoint(V @ (_accumulate(F * (S * dP + _c1 * _np.swapaxes(S, -1, -2)), D, -1)))
+            dU = U @ (_accumulate(F * ((dP * _np.swapaxes(S, -1, -2)) + (S * _c1)), D))
+            dVh = _adjoint(
+                V @ (_accumulate(F * ((S * dP) + (_c1 * _np.swapaxes(S, -1, -2))), D, -1))
+            )
             return _checked_jvp(
                 "svd",
                 (dU, dS, dVh),
@@ -611,16 +617,16 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
             D = (1 / 2) * _diag((_diagonal_skew(dP) * _c1))
             _c2 = _adjoint(dP)
             dU1 = _accumulate(
-                U1 @ (_accumulate(F * (dP * _np.swapaxes(S, -1, -2) + S * _c2), D)),
-                (_accumulate(dA @ V, U1 @ dP, -1)) * _np.swapaxes(_c1, -1, -2),
+                U1 @ (_accumulate(F * ((dP * _np.swapaxes(S, -1, -2)) + (S * _c2)), D)),
+                ((_accumulate(dA @ V, U1 @ dP, -1)) * _np.swapaxes(_c1, -1, -2)),
             )
             _c3 = _adjoint(dA)
             _c4 = U[..., :, n:]
-            dU = _np.concatenate(
-                [dU1, -(U1 * _np.swapaxes(_c1, -1, -2) @ (Vh @ (_c3 @ _c4)))], axis=-1
-            )
+            dU = _np.concatenate([dU1, -(U1 @ ((_c1 * Vh) @ (_c3 @ _c4)))], axis=-1)
             _c1 = dU1 = None
-            dVh = _adjoint(V @ (_accumulate(F * (S * dP + _c2 * _np.swapaxes(S, -1, -2)), D, -1)))
+            dVh = _adjoint(
+                V @ (_accumulate(F * ((S * dP) + (_c2 * _np.swapaxes(S, -1, -2))), D, -1))
+            )
             return _checked_jvp(
                 "svd",
                 (dU, dS, dVh),
@@ -662,18 +668,16 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
             _c2 = 1 / S
             D = (1 / 2) * _diag((_diagonal_skew(dP) * _c2))
             _c3 = _adjoint(dP)
-            dU = U @ (_accumulate(F * (dP * _np.swapaxes(S, -1, -2) + S * _c3), D))
+            dU = U @ (_accumulate(F * ((dP * _np.swapaxes(S, -1, -2)) + (S * _c3)), D))
             _c4 = _adjoint(dA)
             dV1 = _accumulate(
-                V1 @ (_accumulate(F * (S * dP + _c3 * _np.swapaxes(S, -1, -2)), D, -1)),
-                (_accumulate(_c4 @ U, V1 @ _c3, -1)) * _np.swapaxes(_c2, -1, -2),
+                V1 @ (_accumulate(F * ((S * dP) + (_c3 * _np.swapaxes(S, -1, -2))), D, -1)),
+                ((_accumulate(_c4 @ U, V1 @ _c3, -1)) * _np.swapaxes(_c2, -1, -2)),
             )
             D = F = _c3 = dP = None
             _c5 = Vh[..., m:, :]
             dVh = _adjoint(
-                _np.concatenate(
-                    [dV1, -(V1 * _np.swapaxes(_c2, -1, -2) @ (_c0 @ (dA @ _adjoint(_c5))))], axis=-1
-                )
+                _np.concatenate([dV1, -(V1 @ ((_c2 * _c0) @ (dA @ _adjoint(_c5))))], axis=-1)
             )
             return _checked_jvp(
                 "svd",
@@ -2326,8 +2330,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c3 = _np.conj(F) * _c2
                 F = _c2 = None
                 _g_dP = (
-                    _np.conj(S) * _c3
-                    + S * _adjoint(_c3)
+                    (_np.conj(S) * _c3)
+                    + (S * _adjoint(_c3))
                     + _diag(_np.real(gS))
                     + _skew_diag(
                         _np.conj(1 / S) * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
@@ -2391,8 +2395,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c2 = _np.conj(F) * _c1
                 F = _c1 = None
                 _g_dP = (
-                    _adjoint(_c2) * _np.swapaxes(S, -1, -2)
-                    + _c2 * _np.swapaxes(_np.conj(S), -1, -2)
+                    (_adjoint(_c2) * _np.swapaxes(S, -1, -2))
+                    + (_c2 * _np.swapaxes(_np.conj(S), -1, -2))
                     + _diag(_np.real(gS))
                     + _skew_diag(
                         _np.conj(1 / S) * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
@@ -2453,8 +2457,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c3 = _np.conj(F) * _c2
                 F = _c2 = None
                 _g_dP = (
-                    _np.conj(S) * _c3
-                    + S * _adjoint(_c3)
+                    (_np.conj(S) * _c3)
+                    + (S * _adjoint(_c3))
                     + _skew_diag(
                         _np.conj(1 / S) * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
@@ -2505,7 +2509,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             if gU is None and gS is not None and gVh is None:
                 # the rule below without the terms of gU, gVh, which are None
                 V = _adjoint(Vh)
-                gA = U * _np.swapaxes(_np.real(gS), -1, -2) @ _adjoint(V)
+                gA = (U * _np.swapaxes(_np.real(gS), -1, -2)) @ _adjoint(V)
 
                 def _kv0():
                     _c0 = _diag(gS)
@@ -2547,8 +2551,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c2 = _np.conj(F) * _c1
                 F = _c1 = None
                 _g_dP = (
-                    _adjoint(_c2) * _np.swapaxes(S, -1, -2)
-                    + _c2 * _np.swapaxes(_np.conj(S), -1, -2)
+                    (_adjoint(_c2) * _np.swapaxes(S, -1, -2))
+                    + (_c2 * _np.swapaxes(_np.conj(S), -1, -2))
                     + _skew_diag(
                         _np.conj(1 / S) * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
@@ -2608,10 +2612,10 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             _c8 = _c5 * _c1
             _c5 = None
             _g_dP = (
-                _c7 * _c6
-                + _adjoint(_c8) * _np.swapaxes(S, -1, -2)
-                + S * _adjoint(_c6)
-                + _c8 * _np.swapaxes(_c7, -1, -2)
+                (_c7 * _c6)
+                + (_adjoint(_c8) * _np.swapaxes(S, -1, -2))
+                + (S * _adjoint(_c6))
+                + (_c8 * _np.swapaxes(_c7, -1, -2))
                 + _diag(_np.real(gS))
                 + _skew_diag(
                     _np.conj(1 / S) * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
@@ -2682,8 +2686,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c3 = _np.conj(F) * _c2
                 F = _c2 = None
                 _g_dP = (
-                    _np.conj(S) * _c3
-                    + S * _adjoint(_c3)
+                    (_np.conj(S) * _c3)
+                    + (S * _adjoint(_c3))
                     + _diag(_np.real(gS))
                     + _skew_diag(
                         _np.conj(1 / S) * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
@@ -2756,15 +2760,15 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c5 = None
                 _c9 = _np.conj(1 / S)
                 _g_dP = (
-                    _c7 * _c6
-                    + _adjoint(_c8) * _np.swapaxes(S, -1, -2)
-                    + S * _adjoint(_c6)
-                    + _c8 * _np.swapaxes(_c7, -1, -2)
-                    - _c1 * _np.swapaxes(_c9, -1, -2)
+                    (_c7 * _c6)
+                    + (_adjoint(_c8) * _np.swapaxes(S, -1, -2))
+                    + (S * _adjoint(_c6))
+                    + (_c8 * _np.swapaxes(_c7, -1, -2))
+                    - (_c1 * _np.swapaxes(_c9, -1, -2))
                     + _skew_diag(_c9 * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])
                 )
                 _c6 = _c7 = _c8 = _g_D = None
-                gA = (_accumulate(U @ _g_dP, gU * _np.swapaxes(_c9, -1, -2))) @ _c2
+                gA = (_accumulate(U @ _g_dP, (gU * _np.swapaxes(_c9, -1, -2)))) @ _c2
                 return _checked_vjp(
                     "svd",
                     (gA,),
@@ -2828,14 +2832,14 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 F = None
                 _c3 = _np.conj(1 / S)
                 _g_dP = (
-                    _adjoint(_c2) * _np.swapaxes(S, -1, -2)
-                    + _c2 * _np.swapaxes(_np.conj(S), -1, -2)
-                    - _c1 * _np.swapaxes(_c3, -1, -2)
+                    (_adjoint(_c2) * _np.swapaxes(S, -1, -2))
+                    + (_c2 * _np.swapaxes(_np.conj(S), -1, -2))
+                    - (_c1 * _np.swapaxes(_c3, -1, -2))
                     + _diag(_np.real(gS))
                     + _skew_diag(_c3 * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])
                 )
                 _c1 = _c2 = None
-                gA = (_accumulate(U @ _g_dP, gU * _np.swapaxes(_c3, -1, -2))) @ _adjoint(V)
+                gA = (_accumulate(U @ _g_dP, (gU * _np.swapaxes(_c3, -1, -2)))) @ _adjoint(V)
 
                 def _kv0():
                     _k0 = _accumulate(-(U @ (_c0 @ gU)), gU)
@@ -2889,8 +2893,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c3 = _np.conj(F) * _c2
                 F = _c2 = None
                 _g_dP = (
-                    _np.conj(S) * _c3
-                    + S * _adjoint(_c3)
+                    (_np.conj(S) * _c3)
+                    + (S * _adjoint(_c3))
                     + _skew_diag(
                         _np.conj(1 / S) * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
@@ -2941,7 +2945,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             if gU is None and gS is not None and gVh is None:
                 # the rule below without the terms of gU, gVh, which are None
                 V = _adjoint(Vh)
-                gA = U * _np.swapaxes(_np.real(gS), -1, -2) @ _adjoint(V)
+                gA = U @ (_np.real(gS) * _adjoint(V))
 
                 def _kv0():
                     _c0 = _diag(gS)
@@ -2984,13 +2988,13 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 F = None
                 _c3 = _np.conj(1 / S)
                 _g_dP = (
-                    _adjoint(_c2) * _np.swapaxes(S, -1, -2)
-                    + _c2 * _np.swapaxes(_np.conj(S), -1, -2)
-                    - _c1 * _np.swapaxes(_c3, -1, -2)
+                    (_adjoint(_c2) * _np.swapaxes(S, -1, -2))
+                    + (_c2 * _np.swapaxes(_np.conj(S), -1, -2))
+                    - (_c1 * _np.swapaxes(_c3, -1, -2))
                     + _skew_diag(_c3 * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])
                 )
                 _c1 = _c2 = None
-                gA = (_accumulate(U @ _g_dP, gU * _np.swapaxes(_c3, -1, -2))) @ _adjoint(V)
+                gA = (_accumulate(U @ _g_dP, (gU * _np.swapaxes(_c3, -1, -2)))) @ _adjoint(V)
                 return _checked_vjp(
                     "svd",
                     (gA,),
@@ -3045,16 +3049,16 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             _c5 = None
             _c9 = _np.conj(1 / S)
             _g_dP = (
-                _c7 * _c6
-                + _adjoint(_c8) * _np.swapaxes(S, -1, -2)
-                + S * _adjoint(_c6)
-                + _c8 * _np.swapaxes(_c7, -1, -2)
-                - _c1 * _np.swapaxes(_c9, -1, -2)
+                (_c7 * _c6)
+                + (_adjoint(_c8) * _np.swapaxes(S, -1, -2))
+                + (S * _adjoint(_c6))
+                + (_c8 * _np.swapaxes(_c7, -1, -2))
+                - (_c1 * _np.swapaxes(_c9, -1, -2))
                 + _diag(_np.real(gS))
                 + _skew_diag(_c9 * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])
             )
             _c6 = _c7 = _c8 = _g_D = None
-            gA = (_accumulate(U @ _g_dP, gU * _np.swapaxes(_c9, -1, -2))) @ _c2
+            gA = (_accumulate(U @ _g_dP, (gU * _np.swapaxes(_c9, -1, -2)))) @ _c2
 
             def _kv0():
                 _k0 = _np.concatenate(
@@ -3119,16 +3123,16 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 F = _c2 = None
                 _c4 = 1 / S
                 _g_dP = (
-                    _np.conj(S) * _c3
-                    + S * _adjoint(_c3)
-                    - _c4 * (gVh @ V)
+                    (_np.conj(S) * _c3)
+                    + (S * _adjoint(_c3))
+                    - (_c4 * (gVh @ V))
                     + _diag(_np.real(gS))
                     + _skew_diag(
                         _np.conj(_c4) * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
                 )
                 _c3 = _g_D = None
-                gA = U @ (_accumulate(_g_dP @ _c0, _c4 * gVh))
+                gA = U @ (_accumulate(_g_dP @ _c0, (_c4 * gVh)))
 
                 def _kv0():
                     _k0 = _accumulate(-(V @ (Vh @ _c1)), _c1)
@@ -3185,8 +3189,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c2 = _np.conj(F) * _c1
                 F = _c1 = None
                 _g_dP = (
-                    _adjoint(_c2) * _np.swapaxes(S, -1, -2)
-                    + _c2 * _np.swapaxes(_np.conj(S), -1, -2)
+                    (_adjoint(_c2) * _np.swapaxes(S, -1, -2))
+                    + (_c2 * _np.swapaxes(_np.conj(S), -1, -2))
                     + _diag(_np.real(gS))
                     + _skew_diag(
                         _np.conj(1 / S) * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
@@ -3248,15 +3252,15 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 F = _c2 = None
                 _c4 = 1 / S
                 _g_dP = (
-                    _np.conj(S) * _c3
-                    + S * _adjoint(_c3)
-                    - _c4 * (gVh @ V)
+                    (_np.conj(S) * _c3)
+                    + (S * _adjoint(_c3))
+                    - (_c4 * (gVh @ V))
                     + _skew_diag(
                         _np.conj(_c4) * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
                 )
                 _c3 = _g_D = None
-                gA = U @ (_accumulate(_g_dP @ _c0, _c4 * gVh))
+                gA = U @ (_accumulate(_g_dP @ _c0, (_c4 * gVh)))
                 return _checked_vjp(
                     "svd",
                     (gA,),
@@ -3301,7 +3305,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             if gU is None and gS is not None and gVh is None:
                 # the rule below without the terms of gU, gVh, which are None
                 V = _adjoint(Vh)
-                gA = U * _np.swapaxes(_np.real(gS), -1, -2) @ _adjoint(V)
+                gA = (U * _np.swapaxes(_np.real(gS), -1, -2)) @ _adjoint(V)
 
                 def _kv0():
                     _c0 = _diag(gS)
@@ -3343,8 +3347,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c2 = _np.conj(F) * _c1
                 F = _c1 = None
                 _g_dP = (
-                    _adjoint(_c2) * _np.swapaxes(S, -1, -2)
-                    + _c2 * _np.swapaxes(_np.conj(S), -1, -2)
+                    (_adjoint(_c2) * _np.swapaxes(S, -1, -2))
+                    + (_c2 * _np.swapaxes(_np.conj(S), -1, -2))
                     + _skew_diag(
                         _np.conj(1 / S) * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
@@ -3405,16 +3409,16 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             _c5 = None
             _c9 = 1 / S
             _g_dP = (
-                _c7 * _c6
-                + _adjoint(_c8) * _np.swapaxes(S, -1, -2)
-                + S * _adjoint(_c6)
-                + _c8 * _np.swapaxes(_c7, -1, -2)
-                - _c9 * (gVh @ V)
+                (_c7 * _c6)
+                + (_adjoint(_c8) * _np.swapaxes(S, -1, -2))
+                + (S * _adjoint(_c6))
+                + (_c8 * _np.swapaxes(_c7, -1, -2))
+                - (_c9 * (gVh @ V))
                 + _diag(_np.real(gS))
                 + _skew_diag(_np.conj(_c9) * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])
             )
             _c6 = _c7 = _c8 = _g_D = None
-            gA = U @ (_accumulate(_g_dP @ _c2, _c9 * gVh))
+            gA = U @ (_accumulate(_g_dP @ _c2, (_c9 * gVh)))
 
             def _kv0():
                 _k0 = _np.concatenate(
@@ -3479,8 +3483,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c3 = _np.conj(F) * _c2
                 F = _c2 = None
                 _g_dP = (
-                    _np.conj(S) * _c3
-                    + S * _adjoint(_c3)
+                    (_np.conj(S) * _c3)
+                    + (S * _adjoint(_c3))
                     + _diag(_np.real(gS))
                     + _skew_diag(
                         _np.conj(1 / S) * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
@@ -3541,8 +3545,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c1 = _np.conj(F) * _c0
                 F = _c0 = None
                 _g_dP = (
-                    _adjoint(_c1) * _np.swapaxes(S, -1, -2)
-                    + _c1 * _np.swapaxes(_np.conj(S), -1, -2)
+                    (_adjoint(_c1) * _np.swapaxes(S, -1, -2))
+                    + (_c1 * _np.swapaxes(_np.conj(S), -1, -2))
                     + _diag(_np.real(gS))
                     + _skew_diag(
                         _np.conj(1 / S) * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
@@ -3605,8 +3609,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c3 = _np.conj(F) * _c2
                 F = _c2 = None
                 _g_dP = (
-                    _np.conj(S) * _c3
-                    + S * _adjoint(_c3)
+                    (_np.conj(S) * _c3)
+                    + (S * _adjoint(_c3))
                     + _skew_diag(
                         _np.conj(1 / S) * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
@@ -3660,7 +3664,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             if gU is None and gS is not None and gVh is None:
                 # the rule below without the terms of gU, gVh, which are None
                 V = _adjoint(Vh)
-                gA = U * _np.swapaxes(_np.real(gS), -1, -2) @ _adjoint(V)
+                gA = (U * _np.swapaxes(_np.real(gS), -1, -2)) @ _adjoint(V)
 
                 def _kv0():
                     _c0 = _diag(gS)
@@ -3701,8 +3705,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c1 = _np.conj(F) * _c0
                 F = _c0 = None
                 _g_dP = (
-                    _adjoint(_c1) * _np.swapaxes(S, -1, -2)
-                    + _c1 * _np.swapaxes(_np.conj(S), -1, -2)
+                    (_adjoint(_c1) * _np.swapaxes(S, -1, -2))
+                    + (_c1 * _np.swapaxes(_np.conj(S), -1, -2))
                     + _skew_diag(
                         _np.conj(1 / S) * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
@@ -3768,10 +3772,10 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             _c7 = _c4 * _c0
             _c4 = None
             _g_dP = (
-                _c6 * _c5
-                + _adjoint(_c7) * _np.swapaxes(S, -1, -2)
-                + S * _adjoint(_c5)
-                + _c7 * _np.swapaxes(_c6, -1, -2)
+                (_c6 * _c5)
+                + (_adjoint(_c7) * _np.swapaxes(S, -1, -2))
+                + (S * _adjoint(_c5))
+                + (_c7 * _np.swapaxes(_c6, -1, -2))
                 + _diag(_np.real(gS))
                 + _skew_diag(
                     _np.conj(1 / S) * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
@@ -3851,8 +3855,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c3 = _np.conj(F) * _c2
                 F = _c2 = None
                 _g_dP = (
-                    _np.conj(S) * _c3
-                    + S * _adjoint(_c3)
+                    (_np.conj(S) * _c3)
+                    + (S * _adjoint(_c3))
                     + _diag(_np.real(gS))
                     + _skew_diag(
                         _np.conj(1 / S) * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
@@ -3925,11 +3929,11 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c8 = 1 / S
                 _c9 = _np.conj(_c8)
                 _g_dP = (
-                    _c6 * _c5
-                    + _adjoint(_c7) * _np.swapaxes(S, -1, -2)
-                    + S * _adjoint(_c5)
-                    + _c7 * _np.swapaxes(_c6, -1, -2)
-                    - _c0 * _np.swapaxes(_c9, -1, -2)
+                    (_c6 * _c5)
+                    + (_adjoint(_c7) * _np.swapaxes(S, -1, -2))
+                    + (S * _adjoint(_c5))
+                    + (_c7 * _np.swapaxes(_c6, -1, -2))
+                    - (_c0 * _np.swapaxes(_c9, -1, -2))
                     + _skew_diag(_c9 * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])
                 )
                 _c5 = _c6 = _c7 = _g_D = None
@@ -3937,8 +3941,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c11 = gU[..., :, n:]
                 _c12 = _adjoint(_c11)
                 gA = _accumulate(
-                    (_accumulate(U1 @ _g_dP, _g_dU1 * _np.swapaxes(_c9, -1, -2))) @ _c1,
-                    _c10 @ ((_c12 @ U1 * _np.swapaxes(_c8, -1, -2)) @ Vh),
+                    (_accumulate(U1 @ _g_dP, (_g_dU1 * _np.swapaxes(_c9, -1, -2)))) @ _c1,
+                    _c10 @ ((_c12 @ U1) @ (_c8 * Vh)),
                     -1,
                 )
 
@@ -4010,9 +4014,9 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c2 = 1 / S
                 _c3 = _np.conj(_c2)
                 _g_dP = (
-                    _adjoint(_c1) * _np.swapaxes(S, -1, -2)
-                    + _c1 * _np.swapaxes(_np.conj(S), -1, -2)
-                    - _c0 * _np.swapaxes(_c3, -1, -2)
+                    (_adjoint(_c1) * _np.swapaxes(S, -1, -2))
+                    + (_c1 * _np.swapaxes(_np.conj(S), -1, -2))
+                    - (_c0 * _np.swapaxes(_c3, -1, -2))
                     + _diag(_np.real(gS))
                     + _skew_diag(_c3 * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])
                 )
@@ -4021,8 +4025,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c5 = gU[..., :, n:]
                 _c6 = _adjoint(_c5)
                 gA = _accumulate(
-                    (_accumulate(U1 @ _g_dP, _g_dU1 * _np.swapaxes(_c3, -1, -2))) @ _adjoint(V),
-                    _c4 @ ((_c6 @ U1 * _np.swapaxes(_c2, -1, -2)) @ Vh),
+                    (_accumulate(U1 @ _g_dP, (_g_dU1 * _np.swapaxes(_c3, -1, -2)))) @ _adjoint(V),
+                    _c4 @ ((_c6 @ U1) @ (_c2 * Vh)),
                     -1,
                 )
 
@@ -4081,8 +4085,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c3 = _np.conj(F) * _c2
                 F = _c2 = None
                 _g_dP = (
-                    _np.conj(S) * _c3
-                    + S * _adjoint(_c3)
+                    (_np.conj(S) * _c3)
+                    + (S * _adjoint(_c3))
                     + _skew_diag(
                         _np.conj(1 / S) * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
@@ -4137,7 +4141,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 # the rule below without the terms of gU, gVh, which are None
                 V = _adjoint(Vh)
                 U1 = U[..., :, :n]
-                gA = U1 * _np.swapaxes(_np.real(gS), -1, -2) @ _adjoint(V)
+                gA = U1 @ (_np.real(gS) * _adjoint(V))
 
                 def _kv0():
                     _c0 = _diag(gS)
@@ -4182,9 +4186,9 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c2 = 1 / S
                 _c3 = _np.conj(_c2)
                 _g_dP = (
-                    _adjoint(_c1) * _np.swapaxes(S, -1, -2)
-                    + _c1 * _np.swapaxes(_np.conj(S), -1, -2)
-                    - _c0 * _np.swapaxes(_c3, -1, -2)
+                    (_adjoint(_c1) * _np.swapaxes(S, -1, -2))
+                    + (_c1 * _np.swapaxes(_np.conj(S), -1, -2))
+                    - (_c0 * _np.swapaxes(_c3, -1, -2))
                     + _skew_diag(_c3 * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])
                 )
                 _c1 = _g_D = None
@@ -4192,8 +4196,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c5 = gU[..., :, n:]
                 _c6 = _adjoint(_c5)
                 gA = _accumulate(
-                    (_accumulate(U1 @ _g_dP, _g_dU1 * _np.swapaxes(_c3, -1, -2))) @ _adjoint(V),
-                    _c4 @ ((_c6 @ U1 * _np.swapaxes(_c2, -1, -2)) @ Vh),
+                    (_accumulate(U1 @ _g_dP, (_g_dU1 * _np.swapaxes(_c3, -1, -2)))) @ _adjoint(V),
+                    _c4 @ ((_c6 @ U1) @ (_c2 * Vh)),
                     -1,
                 )
 
@@ -4257,11 +4261,11 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             _c8 = 1 / S
             _c9 = _np.conj(_c8)
             _g_dP = (
-                _c6 * _c5
-                + _adjoint(_c7) * _np.swapaxes(S, -1, -2)
-                + S * _adjoint(_c5)
-                + _c7 * _np.swapaxes(_c6, -1, -2)
-                - _c0 * _np.swapaxes(_c9, -1, -2)
+                (_c6 * _c5)
+                + (_adjoint(_c7) * _np.swapaxes(S, -1, -2))
+                + (S * _adjoint(_c5))
+                + (_c7 * _np.swapaxes(_c6, -1, -2))
+                - (_c0 * _np.swapaxes(_c9, -1, -2))
                 + _diag(_np.real(gS))
                 + _skew_diag(_c9 * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])
             )
@@ -4270,8 +4274,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             _c11 = gU[..., :, n:]
             _c12 = _adjoint(_c11)
             gA = _accumulate(
-                (_accumulate(U1 @ _g_dP, _g_dU1 * _np.swapaxes(_c9, -1, -2))) @ _c1,
-                _c10 @ ((_c12 @ U1 * _np.swapaxes(_c8, -1, -2)) @ Vh),
+                (_accumulate(U1 @ _g_dP, (_g_dU1 * _np.swapaxes(_c9, -1, -2)))) @ _c1,
+                _c10 @ ((_c12 @ U1) @ (_c8 * Vh)),
                 -1,
             )
 
@@ -4349,9 +4353,9 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c6 = 1 / S
                 _c7 = _np.conj(_c6)
                 _g_dP = (
-                    _np.conj(S) * _c4
-                    + S * _adjoint(_c4)
-                    - _c6 * (_c5 @ V1)
+                    (_np.conj(S) * _c4)
+                    + (S * _adjoint(_c4))
+                    - (_c6 * (_c5 @ V1))
                     + _diag(_np.real(gS))
                     + _skew_diag(_c7 * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])
                 )
@@ -4359,8 +4363,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c8 = Vh[..., m:, :]
                 gA = U @ (
                     _accumulate(
-                        _accumulate(_g_dP @ _c2, _c6 * _c5),
-                        _c7 * ((_c2 @ _c1[..., :, m:]) @ _c8),
+                        _accumulate(_g_dP @ _c2, (_c6 * _c5)),
+                        (_c7 * ((_c2 @ _c1[..., :, m:]) @ _c8)),
                         -1,
                     )
                 )
@@ -4421,8 +4425,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c1 = _np.conj(F) * _c0
                 F = _c0 = None
                 _g_dP = (
-                    _adjoint(_c1) * _np.swapaxes(S, -1, -2)
-                    + _c1 * _np.swapaxes(_np.conj(S), -1, -2)
+                    (_adjoint(_c1) * _np.swapaxes(S, -1, -2))
+                    + (_c1 * _np.swapaxes(_np.conj(S), -1, -2))
                     + _diag(_np.real(gS))
                     + _skew_diag(
                         _np.conj(1 / S) * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
@@ -4491,17 +4495,17 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c6 = 1 / S
                 _c7 = _np.conj(_c6)
                 _g_dP = (
-                    _np.conj(S) * _c4
-                    + S * _adjoint(_c4)
-                    - _c6 * (_c5 @ V1)
+                    (_np.conj(S) * _c4)
+                    + (S * _adjoint(_c4))
+                    - (_c6 * (_c5 @ V1))
                     + _skew_diag(_c7 * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])
                 )
                 _c4 = _g_D = None
                 _c8 = Vh[..., m:, :]
                 gA = U @ (
                     _accumulate(
-                        _accumulate(_g_dP @ _c2, _c6 * _c5),
-                        _c7 * ((_c2 @ _c1[..., :, m:]) @ _c8),
+                        _accumulate(_g_dP @ _c2, (_c6 * _c5)),
+                        (_c7 * ((_c2 @ _c1[..., :, m:]) @ _c8)),
                         -1,
                     )
                 )
@@ -4553,7 +4557,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             if gU is None and gS is not None and gVh is None:
                 # the rule below without the terms of gU, gVh, which are None
                 V1 = _adjoint(Vh[..., :m, :])
-                gA = U * _np.swapaxes(_np.real(gS), -1, -2) @ _adjoint(V1)
+                gA = (U * _np.swapaxes(_np.real(gS), -1, -2)) @ _adjoint(V1)
 
                 def _kv0():
                     _c0 = _diag(gS)
@@ -4594,8 +4598,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c1 = _np.conj(F) * _c0
                 F = _c0 = None
                 _g_dP = (
-                    _adjoint(_c1) * _np.swapaxes(S, -1, -2)
-                    + _c1 * _np.swapaxes(_np.conj(S), -1, -2)
+                    (_adjoint(_c1) * _np.swapaxes(S, -1, -2))
+                    + (_c1 * _np.swapaxes(_np.conj(S), -1, -2))
                     + _skew_diag(
                         _np.conj(1 / S) * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None]
                     )
@@ -4667,11 +4671,11 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             _c9 = _adjoint(_g_dV1)
             _g_dV1 = None
             _g_dP = (
-                _c7 * _c6
-                + _adjoint(_c8) * _np.swapaxes(S, -1, -2)
-                + S * _adjoint(_c6)
-                + _c8 * _np.swapaxes(_c7, -1, -2)
-                - _c10 * (_c9 @ V1)
+                (_c7 * _c6)
+                + (_adjoint(_c8) * _np.swapaxes(S, -1, -2))
+                + (S * _adjoint(_c6))
+                + (_c8 * _np.swapaxes(_c7, -1, -2))
+                - (_c10 * (_c9 @ V1))
                 + _diag(_np.real(gS))
                 + _skew_diag(_c11 * _np.diagonal((1 / 2) * _g_D, 0, -2, -1)[..., :, None])
             )
@@ -4679,8 +4683,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             _c12 = Vh[..., m:, :]
             gA = U @ (
                 _accumulate(
-                    _accumulate(_g_dP @ _c3, _c10 * _c9),
-                    _c11 * ((_c3 @ _c1[..., :, m:]) @ _c12),
+                    _accumulate(_g_dP @ _c3, (_c10 * _c9)),
+                    (_c11 * ((_c3 @ _c1[..., :, m:]) @ _c12)),
                     -1,
                 )
             )

@@ -123,7 +123,7 @@ def _jvp_rule(A, L, V, dA, check_gauge, check_ties):
         Y = None
         W = _mm(V, _pairwise_inv(L) * X)
         X = None
-        dV = W - V * (V.mH * W.mT).sum(-1).unsqueeze(-1).mT
+        dV = W - (V * (V.mH * W.mT).sum(-1).unsqueeze(-1).mT)
         return _checked_jvp(
             "eig",
             (dL, dV),
@@ -248,7 +248,7 @@ def _vjp_rule(A, L, V, gL, gV, check_gauge, check_ties):
     if True:
         if gL is None and gV is not None:
             # the rule below without the terms of gL, which are None
-            _g_W = V * (-(V.mH * gV.mT).sum(-1).unsqueeze(-1)).mT + gV
+            _g_W = (V * (-(V.mH * gV.mT).sum(-1).unsqueeze(-1)).mT) + gV
             _c0 = V.mH
             _g_X = _pairwise_inv(L).conj() * (_mm(_c0, _g_W))
             _g_W = None
@@ -261,7 +261,9 @@ def _vjp_rule(A, L, V, gL, gV, check_gauge, check_ties):
                 (
                     _check(
                         "ties",
-                        lambda: (_mm(_c0, gV - V * _re((V.mH * gV.mT).sum(-1).unsqueeze(-1)).mT),),
+                        lambda: (
+                            _mm(_c0, gV - (V * _re((V.mH * gV.mT).sum(-1).unsqueeze(-1)).mT)),
+                        ),
                         (gV,),
                         _TIES_MESSAGE,
                         "check_ties",
@@ -306,7 +308,7 @@ def _vjp_rule(A, L, V, gL, gV, check_gauge, check_ties):
         gV = _zeros_like(V) if gV is None else gV
 
         # spec/eig.yaml:60, G2008 Sec. 3.1, transposed (the spec gives no VJP)
-        _g_W = V * (-(V.mH * gV.mT).sum(-1).unsqueeze(-1)).mT + gV
+        _g_W = (V * (-(V.mH * gV.mT).sum(-1).unsqueeze(-1)).mT) + gV
         _c0 = V.mH
         _g_X = _pairwise_inv(L).conj() * (_mm(_c0, _g_W))
         _g_W = None
@@ -321,7 +323,7 @@ def _vjp_rule(A, L, V, gL, gV, check_gauge, check_ties):
                 _check(
                     "ties",
                     lambda: (
-                        _addmm(_c1, _c0, gV - V * _re((V.mH * gV.mT).sum(-1).unsqueeze(-1)).mT),
+                        _addmm(_c1, _c0, gV - (V * _re((V.mH * gV.mT).sum(-1).unsqueeze(-1)).mT)),
                     ),
                     (gL, gV),
                     _TIES_MESSAGE,

@@ -645,7 +645,7 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
                     )
                     V_top = None
                     _c1 = W.mH
-                    _g_X = gtau * _c1.triu(0)
+                    _g_X = (gtau * _c1).triu(0)
                     _g_dQ_top = -_torch.linalg.solve_triangular(
                         _c0,
                         _torch.linalg.solve_triangular(
@@ -697,7 +697,7 @@ def _vjp_rule(A, a, tau, ga, gtau, check_singular):
                 V = None
                 _c1 = W.mH
                 W = None
-                _g_X = gtau * _c1.triu(0)
+                _g_X = (gtau * _c1).triu(0)
                 _g_dQ = _torch.nn.functional.pad(
                     -_torch.linalg.solve_triangular(
                         _c0,

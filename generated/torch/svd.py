@@ -387,8 +387,8 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
             F = _pairwise_inv(S * S)
             D = (1 / 2) * _torch.diag_embed((_diagonal_skew(dP) * S.reciprocal()).squeeze(-1))
             _c2 = dP.mH
-            dU = _mm_like(U, (F * (dP * S.mT + S * _c2)) + D, U)
-            dVh = (_mm(V, (F * (S * dP + _c2 * S.mT)) - D)).mH
+            dU = _mm_like(U, (F * ((dP * S.mT) + (S * _c2))) + D, U)
+            dVh = (_mm(V, (F * ((S * dP) + (_c2 * S.mT))) - D)).mH
 
             def _kv0():
                 _c3 = dA.mH
@@ -439,10 +439,12 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
             D = (1 / 2) * _torch.diag_embed((_diagonal_skew(dP) * _c2).squeeze(-1))
             _c3 = dP.mH
             dU = _addmm(
-                (_addmm(_mm(dA, V), U, dP, alpha=-1)) * _c2.mT, U, (F * (dP * S.mT + S * _c3)) + D
+                ((_addmm(_mm(dA, V), U, dP, alpha=-1)) * _c2.mT),
+                U,
+                (F * ((dP * S.mT) + (S * _c3))) + D,
             )
             _c2 = None
-            dVh = (_mm(V, (F * (S * dP + _c3 * S.mT)) - D)).mH
+            dVh = (_mm(V, (F * ((S * dP) + (_c3 * S.mT))) - D)).mH
 
             def _kv0():
                 _c4 = dA.mH
@@ -492,13 +494,13 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
             _c2 = S.reciprocal()
             D = (1 / 2) * _torch.diag_embed((_diagonal_skew(dP) * _c2).squeeze(-1))
             _c3 = dP.mH
-            dU = _mm_like(U, (F * (dP * S.mT + S * _c3)) + D, U)
+            dU = _mm_like(U, (F * ((dP * S.mT) + (S * _c3))) + D, U)
             _c4 = dA.mH
             dVh = (
                 _addmm(
-                    (_addmm(_mm(_c4, U), V, _c3, alpha=-1)) * _c2.mT,
+                    ((_addmm(_mm(_c4, U), V, _c3, alpha=-1)) * _c2.mT),
                     V,
-                    (F * (S * dP + _c3 * S.mT)) - D,
+                    (F * ((S * dP) + (_c3 * S.mT))) - D,
                 )
             ).mH
             return _checked_jvp(
@@ -547,8 +549,8 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
             F = _pairwise_inv(S * S)
             D = (1 / 2) * _torch.diag_embed((_diagonal_skew(dP) * S.reciprocal()).squeeze(-1))
             _c1 = dP.mH
-            dU = _mm_like(U, (F * (dP * S.mT + S * _c1)) + D, U)
-            dVh = (_mm(V, (F * (S * dP + _c1 * S.mT)) - D)).mH
+            dU = _mm_like(U, (F * ((dP * S.mT) + (S * _c1))) + D, U)
+            dVh = (_mm(V, (F * ((S * dP) + (_c1 * S.mT))) - D)).mH
             return _checked_jvp(
                 "svd",
                 (dU, dS, dVh),
@@ -597,13 +599,15 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
             D = (1 / 2) * _torch.diag_embed((_diagonal_skew(dP) * _c1).squeeze(-1))
             _c2 = dP.mH
             dU1 = _addmm(
-                (_addmm(_mm(dA, V), U1, dP, alpha=-1)) * _c1.mT, U1, (F * (dP * S.mT + S * _c2)) + D
+                ((_addmm(_mm(dA, V), U1, dP, alpha=-1)) * _c1.mT),
+                U1,
+                (F * ((dP * S.mT) + (S * _c2))) + D,
             )
             _c3 = dA.mH
             _c4 = U[..., :, n:]
-            dU = _torch.cat([dU1, -_mm(U1 * _c1.mT, _mm(Vh, _mm(_c3, _c4)))], dim=-1)
+            dU = _torch.cat([dU1, -_mm(U1, _mm(_c1 * Vh, _mm(_c3, _c4)))], dim=-1)
             _c1 = dU1 = None
-            dVh = (_mm(V, (F * (S * dP + _c2 * S.mT)) - D)).mH
+            dVh = (_mm(V, (F * ((S * dP) + (_c2 * S.mT))) - D)).mH
             return _checked_jvp(
                 "svd",
                 (dU, dS, dVh),
@@ -647,16 +651,16 @@ def _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_sin
             _c2 = S.reciprocal()
             D = (1 / 2) * _torch.diag_embed((_diagonal_skew(dP) * _c2).squeeze(-1))
             _c3 = dP.mH
-            dU = _mm_like(U, (F * (dP * S.mT + S * _c3)) + D, U)
+            dU = _mm_like(U, (F * ((dP * S.mT) + (S * _c3))) + D, U)
             _c4 = dA.mH
             dV1 = _addmm(
-                (_addmm(_mm(_c4, U), V1, _c3, alpha=-1)) * _c2.mT,
+                ((_addmm(_mm(_c4, U), V1, _c3, alpha=-1)) * _c2.mT),
                 V1,
-                (F * (S * dP + _c3 * S.mT)) - D,
+                (F * ((S * dP) + (_c3 * S.mT))) - D,
             )
             D = F = _c3 = dP = None
             _c5 = Vh[..., m:, :]
-            dVh = _torch.cat([dV1, -_mm(V1 * _c2.mT, _mm(_c0, _mm(dA, _c5.mH)))], dim=-1).mH
+            dVh = _torch.cat([dV1, -_mm(V1, _mm(_c2 * _c0, _mm(dA, _c5.mH)))], dim=-1).mH
             return _checked_jvp(
                 "svd",
                 (dU, dS, dVh),
@@ -2239,8 +2243,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c3 = F.conj() * _c2
                 F = _c2 = None
                 _g_dP = _plus_diag(
-                    S.conj() * _c3
-                    + S * _c3.mH
+                    (S.conj() * _c3)
+                    + (S * _c3.mH)
                     + _skew_diag(
                         S.reciprocal().conj()
                         * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
@@ -2301,8 +2305,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c2 = F.conj() * _c1
                 F = _c1 = None
                 _g_dP = _plus_diag(
-                    _c2.mH * S.mT
-                    + _c2 * S.conj().mT
+                    (_c2.mH * S.mT)
+                    + (_c2 * S.conj().mT)
                     + _skew_diag(
                         S.reciprocal().conj()
                         * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
@@ -2364,8 +2368,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c3 = F.conj() * _c2
                 F = _c2 = None
                 _g_dP = (
-                    S.conj() * _c3
-                    + S * _c3.mH
+                    (S.conj() * _c3)
+                    + (S * _c3.mH)
                     + _skew_diag(
                         S.reciprocal().conj()
                         * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
@@ -2455,8 +2459,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c2 = F.conj() * _c1
                 F = _c1 = None
                 _g_dP = (
-                    _c2.mH * S.mT
-                    + _c2 * S.conj().mT
+                    (_c2.mH * S.mT)
+                    + (_c2 * S.conj().mT)
                     + _skew_diag(
                         S.reciprocal().conj()
                         * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
@@ -2517,10 +2521,10 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             _c8 = _c5 * _c1
             _c5 = None
             _g_dP = _plus_diag(
-                _c7 * _c6
-                + _c8.mH * S.mT
-                + S * _c6.mH
-                + _c8 * _c7.mT
+                (_c7 * _c6)
+                + (_c8.mH * S.mT)
+                + (S * _c6.mH)
+                + (_c8 * _c7.mT)
                 + _skew_diag(
                     S.reciprocal().conj()
                     * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
@@ -2592,8 +2596,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c3 = F.conj() * _c2
                 F = _c2 = None
                 _g_dP = _plus_diag(
-                    S.conj() * _c3
-                    + S * _c3.mH
+                    (S.conj() * _c3)
+                    + (S * _c3.mH)
                     + _skew_diag(
                         S.reciprocal().conj()
                         * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
@@ -2663,15 +2667,15 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c5 = None
                 _c9 = S.reciprocal().conj()
                 _g_dP = (
-                    _c7 * _c6
-                    + _c8.mH * S.mT
-                    + S * _c6.mH
-                    + _c8 * _c7.mT
-                    - _c1 * _c9.mT
+                    (_c7 * _c6)
+                    + (_c8.mH * S.mT)
+                    + (S * _c6.mH)
+                    + (_c8 * _c7.mT)
+                    - (_c1 * _c9.mT)
                     + _skew_diag(_c9 * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
                 )
                 _c6 = _c7 = _c8 = _g_D = None
-                gA = _mm_like(_addmm(gU * _c9.mT, U, _g_dP), _c2, A)
+                gA = _mm_like(_addmm((gU * _c9.mT), U, _g_dP), _c2, A)
                 return _checked_vjp(
                     "svd",
                     (gA,),
@@ -2733,14 +2737,14 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 F = None
                 _c3 = S.reciprocal().conj()
                 _g_dP = _plus_diag(
-                    _c2.mH * S.mT
-                    + _c2 * S.conj().mT
-                    - _c1 * _c3.mT
+                    (_c2.mH * S.mT)
+                    + (_c2 * S.conj().mT)
+                    - (_c1 * _c3.mT)
                     + _skew_diag(_c3 * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)),
                     _re(gS),
                 )
                 _c1 = _c2 = None
-                gA = _mm_like(_addmm(gU * _c3.mT, U, _g_dP), V.mH, A)
+                gA = _mm_like(_addmm((gU * _c3.mT), U, _g_dP), V.mH, A)
 
                 def _kv0():
                     _k0 = _addmm(gU, U, _mm(_c0, gU), alpha=-1)
@@ -2794,8 +2798,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c3 = F.conj() * _c2
                 F = _c2 = None
                 _g_dP = (
-                    S.conj() * _c3
-                    + S * _c3.mH
+                    (S.conj() * _c3)
+                    + (S * _c3.mH)
                     + _skew_diag(
                         S.reciprocal().conj()
                         * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
@@ -2843,7 +2847,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             if gU is None and gS is not None and gVh is None:
                 # the rule below without the terms of gU, gVh, which are None
                 V = Vh.mH
-                gA = _mm_like(U * _re(gS).mT, V.mH, A)
+                gA = _mm_like(U, _re(gS) * V.mH, A)
 
                 def _kv0():
                     _c0 = _torch.diag_embed(gS.squeeze(-1))
@@ -2886,13 +2890,13 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 F = None
                 _c3 = S.reciprocal().conj()
                 _g_dP = (
-                    _c2.mH * S.mT
-                    + _c2 * S.conj().mT
-                    - _c1 * _c3.mT
+                    (_c2.mH * S.mT)
+                    + (_c2 * S.conj().mT)
+                    - (_c1 * _c3.mT)
                     + _skew_diag(_c3 * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
                 )
                 _c1 = _c2 = None
-                gA = _mm_like(_addmm(gU * _c3.mT, U, _g_dP), V.mH, A)
+                gA = _mm_like(_addmm((gU * _c3.mT), U, _g_dP), V.mH, A)
                 return _checked_vjp(
                     "svd",
                     (gA,),
@@ -2947,16 +2951,16 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             _c5 = None
             _c9 = S.reciprocal().conj()
             _g_dP = _plus_diag(
-                _c7 * _c6
-                + _c8.mH * S.mT
-                + S * _c6.mH
-                + _c8 * _c7.mT
-                - _c1 * _c9.mT
+                (_c7 * _c6)
+                + (_c8.mH * S.mT)
+                + (S * _c6.mH)
+                + (_c8 * _c7.mT)
+                - (_c1 * _c9.mT)
                 + _skew_diag(_c9 * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)),
                 _re(gS),
             )
             _c6 = _c7 = _c8 = _g_D = None
-            gA = _mm_like(_addmm(gU * _c9.mT, U, _g_dP), _c2, A)
+            gA = _mm_like(_addmm((gU * _c9.mT), U, _g_dP), _c2, A)
 
             def _kv0():
                 _k0 = _torch.cat(
@@ -3021,16 +3025,16 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 F = _c2 = None
                 _c4 = S.reciprocal()
                 _g_dP = _plus_diag(
-                    S.conj() * _c3
-                    + S * _c3.mH
-                    - _c4 * (_mm(gVh, V))
+                    (S.conj() * _c3)
+                    + (S * _c3.mH)
+                    - (_c4 * (_mm(gVh, V)))
                     + _skew_diag(
                         _c4.conj() * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
                     ),
                     _re(gS),
                 )
                 _c3 = _g_D = None
-                gA = _mm_like(U, _addmm(_c4 * gVh, _g_dP, _c0), A)
+                gA = _mm_like(U, _addmm((_c4 * gVh), _g_dP, _c0), A)
 
                 def _kv0():
                     _k0 = _addmm(_c1, V, _mm(Vh, _c1), alpha=-1)
@@ -3083,8 +3087,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c2 = F.conj() * _c1
                 F = _c1 = None
                 _g_dP = _plus_diag(
-                    _c2.mH * S.mT
-                    + _c2 * S.conj().mT
+                    (_c2.mH * S.mT)
+                    + (_c2 * S.conj().mT)
                     + _skew_diag(
                         S.reciprocal().conj()
                         * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
@@ -3147,15 +3151,15 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 F = _c2 = None
                 _c4 = S.reciprocal()
                 _g_dP = (
-                    S.conj() * _c3
-                    + S * _c3.mH
-                    - _c4 * (_mm(gVh, V))
+                    (S.conj() * _c3)
+                    + (S * _c3.mH)
+                    - (_c4 * (_mm(gVh, V)))
                     + _skew_diag(
                         _c4.conj() * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
                     )
                 )
                 _c3 = _g_D = None
-                gA = _mm_like(U, _addmm(_c4 * gVh, _g_dP, _c0), A)
+                gA = _mm_like(U, _addmm((_c4 * gVh), _g_dP, _c0), A)
                 return _checked_vjp(
                     "svd",
                     (gA,),
@@ -3238,8 +3242,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c2 = F.conj() * _c1
                 F = _c1 = None
                 _g_dP = (
-                    _c2.mH * S.mT
-                    + _c2 * S.conj().mT
+                    (_c2.mH * S.mT)
+                    + (_c2 * S.conj().mT)
                     + _skew_diag(
                         S.reciprocal().conj()
                         * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
@@ -3301,18 +3305,18 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             _c5 = None
             _c9 = S.reciprocal()
             _g_dP = _plus_diag(
-                _c7 * _c6
-                + _c8.mH * S.mT
-                + S * _c6.mH
-                + _c8 * _c7.mT
-                - _c9 * (_mm(gVh, V))
+                (_c7 * _c6)
+                + (_c8.mH * S.mT)
+                + (S * _c6.mH)
+                + (_c8 * _c7.mT)
+                - (_c9 * (_mm(gVh, V)))
                 + _skew_diag(
                     _c9.conj() * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
                 ),
                 _re(gS),
             )
             _c6 = _c7 = _c8 = _g_D = None
-            gA = _mm_like(U, _addmm(_c9 * gVh, _g_dP, _c2), A)
+            gA = _mm_like(U, _addmm((_c9 * gVh), _g_dP, _c2), A)
 
             def _kv0():
                 _k0 = _torch.cat(
@@ -3377,8 +3381,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c3 = F.conj() * _c2
                 F = _c2 = None
                 _g_dP = _plus_diag(
-                    S.conj() * _c3
-                    + S * _c3.mH
+                    (S.conj() * _c3)
+                    + (S * _c3.mH)
                     + _skew_diag(
                         S.reciprocal().conj()
                         * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
@@ -3440,8 +3444,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c1 = F.conj() * _c0
                 F = _c0 = None
                 _g_dP = _plus_diag(
-                    _c1.mH * S.mT
-                    + _c1 * S.conj().mT
+                    (_c1.mH * S.mT)
+                    + (_c1 * S.conj().mT)
                     + _skew_diag(
                         S.reciprocal().conj()
                         * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
@@ -3505,8 +3509,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c3 = F.conj() * _c2
                 F = _c2 = None
                 _g_dP = (
-                    S.conj() * _c3
-                    + S * _c3.mH
+                    (S.conj() * _c3)
+                    + (S * _c3.mH)
                     + _skew_diag(
                         S.reciprocal().conj()
                         * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
@@ -3602,8 +3606,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c1 = F.conj() * _c0
                 F = _c0 = None
                 _g_dP = (
-                    _c1.mH * S.mT
-                    + _c1 * S.conj().mT
+                    (_c1.mH * S.mT)
+                    + (_c1 * S.conj().mT)
                     + _skew_diag(
                         S.reciprocal().conj()
                         * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
@@ -3670,10 +3674,10 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             _c7 = _c4 * _c0
             _c4 = None
             _g_dP = _plus_diag(
-                _c6 * _c5
-                + _c7.mH * S.mT
-                + S * _c5.mH
-                + _c7 * _c6.mT
+                (_c6 * _c5)
+                + (_c7.mH * S.mT)
+                + (S * _c5.mH)
+                + (_c7 * _c6.mT)
                 + _skew_diag(
                     S.reciprocal().conj()
                     * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
@@ -3753,8 +3757,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c3 = F.conj() * _c2
                 F = _c2 = None
                 _g_dP = _plus_diag(
-                    S.conj() * _c3
-                    + S * _c3.mH
+                    (S.conj() * _c3)
+                    + (S * _c3.mH)
                     + _skew_diag(
                         S.reciprocal().conj()
                         * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
@@ -3828,11 +3832,11 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c8 = S.reciprocal()
                 _c9 = _c8.conj()
                 _g_dP = (
-                    _c6 * _c5
-                    + _c7.mH * S.mT
-                    + S * _c5.mH
-                    + _c7 * _c6.mT
-                    - _c0 * _c9.mT
+                    (_c6 * _c5)
+                    + (_c7.mH * S.mT)
+                    + (S * _c5.mH)
+                    + (_c7 * _c6.mT)
+                    - (_c0 * _c9.mT)
                     + _skew_diag(_c9 * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
                 )
                 _c5 = _c6 = _c7 = _g_D = None
@@ -3840,9 +3844,9 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c11 = gU[..., :, n:]
                 _c12 = _c11.mH
                 gA = _addmm(
-                    _mm(_addmm(_g_dU1 * _c9.mT, U1, _g_dP), _c1),
+                    _mm(_addmm((_g_dU1 * _c9.mT), U1, _g_dP), _c1),
                     _c10,
-                    _mm(_mm(_c12, U1 * _c8.mT), Vh),
+                    _mm(_mm(_c12, U1), _c8 * Vh),
                     alpha=-1,
                 )
 
@@ -3914,9 +3918,9 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c2 = S.reciprocal()
                 _c3 = _c2.conj()
                 _g_dP = _plus_diag(
-                    _c1.mH * S.mT
-                    + _c1 * S.conj().mT
-                    - _c0 * _c3.mT
+                    (_c1.mH * S.mT)
+                    + (_c1 * S.conj().mT)
+                    - (_c0 * _c3.mT)
                     + _skew_diag(_c3 * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)),
                     _re(gS),
                 )
@@ -3925,9 +3929,9 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c5 = gU[..., :, n:]
                 _c6 = _c5.mH
                 gA = _addmm(
-                    _mm(_addmm(_g_dU1 * _c3.mT, U1, _g_dP), V.mH),
+                    _mm(_addmm((_g_dU1 * _c3.mT), U1, _g_dP), V.mH),
                     _c4,
-                    _mm(_mm(_c6, U1 * _c2.mT), Vh),
+                    _mm(_mm(_c6, U1), _c2 * Vh),
                     alpha=-1,
                 )
 
@@ -3984,8 +3988,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c3 = F.conj() * _c2
                 F = _c2 = None
                 _g_dP = (
-                    S.conj() * _c3
-                    + S * _c3.mH
+                    (S.conj() * _c3)
+                    + (S * _c3.mH)
                     + _skew_diag(
                         S.reciprocal().conj()
                         * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
@@ -4041,7 +4045,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 # the rule below without the terms of gU, gVh, which are None
                 V = Vh.mH
                 U1 = U[..., :, :n]
-                gA = _mm_like(U1 * _re(gS).mT, V.mH, A)
+                gA = _mm_like(U1, _re(gS) * V.mH, A)
 
                 def _kv0():
                     _c0 = _torch.diag_embed(gS.squeeze(-1))
@@ -4086,9 +4090,9 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c2 = S.reciprocal()
                 _c3 = _c2.conj()
                 _g_dP = (
-                    _c1.mH * S.mT
-                    + _c1 * S.conj().mT
-                    - _c0 * _c3.mT
+                    (_c1.mH * S.mT)
+                    + (_c1 * S.conj().mT)
+                    - (_c0 * _c3.mT)
                     + _skew_diag(_c3 * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
                 )
                 _c1 = _g_D = None
@@ -4096,9 +4100,9 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c5 = gU[..., :, n:]
                 _c6 = _c5.mH
                 gA = _addmm(
-                    _mm(_addmm(_g_dU1 * _c3.mT, U1, _g_dP), V.mH),
+                    _mm(_addmm((_g_dU1 * _c3.mT), U1, _g_dP), V.mH),
                     _c4,
-                    _mm(_mm(_c6, U1 * _c2.mT), Vh),
+                    _mm(_mm(_c6, U1), _c2 * Vh),
                     alpha=-1,
                 )
 
@@ -4160,11 +4164,11 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             _c8 = S.reciprocal()
             _c9 = _c8.conj()
             _g_dP = _plus_diag(
-                _c6 * _c5
-                + _c7.mH * S.mT
-                + S * _c5.mH
-                + _c7 * _c6.mT
-                - _c0 * _c9.mT
+                (_c6 * _c5)
+                + (_c7.mH * S.mT)
+                + (S * _c5.mH)
+                + (_c7 * _c6.mT)
+                - (_c0 * _c9.mT)
                 + _skew_diag(_c9 * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)),
                 _re(gS),
             )
@@ -4173,9 +4177,9 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             _c11 = gU[..., :, n:]
             _c12 = _c11.mH
             gA = _addmm(
-                _mm(_addmm(_g_dU1 * _c9.mT, U1, _g_dP), _c1),
+                _mm(_addmm((_g_dU1 * _c9.mT), U1, _g_dP), _c1),
                 _c10,
-                _mm(_mm(_c12, U1 * _c8.mT), Vh),
+                _mm(_mm(_c12, U1), _c8 * Vh),
                 alpha=-1,
             )
 
@@ -4253,9 +4257,9 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c6 = S.reciprocal()
                 _c7 = _c6.conj()
                 _g_dP = _plus_diag(
-                    S.conj() * _c4
-                    + S * _c4.mH
-                    - _c6 * (_mm(_c5, V1))
+                    (S.conj() * _c4)
+                    + (S * _c4.mH)
+                    - (_c6 * (_mm(_c5, V1)))
                     + _skew_diag(_c7 * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)),
                     _re(gS),
                 )
@@ -4263,7 +4267,7 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c8 = Vh[..., m:, :]
                 gA = _mm_like(
                     U,
-                    _addmm(_c6 * _c5 - _c7 * (_mm(_mm(_c2, _c1[..., :, m:]), _c8)), _g_dP, _c2),
+                    _addmm((_c6 * _c5) - (_c7 * (_mm(_mm(_c2, _c1[..., :, m:]), _c8))), _g_dP, _c2),
                     A,
                 )
 
@@ -4319,8 +4323,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c1 = F.conj() * _c0
                 F = _c0 = None
                 _g_dP = _plus_diag(
-                    _c1.mH * S.mT
-                    + _c1 * S.conj().mT
+                    (_c1.mH * S.mT)
+                    + (_c1 * S.conj().mT)
                     + _skew_diag(
                         S.reciprocal().conj()
                         * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
@@ -4390,16 +4394,16 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c6 = S.reciprocal()
                 _c7 = _c6.conj()
                 _g_dP = (
-                    S.conj() * _c4
-                    + S * _c4.mH
-                    - _c6 * (_mm(_c5, V1))
+                    (S.conj() * _c4)
+                    + (S * _c4.mH)
+                    - (_c6 * (_mm(_c5, V1)))
                     + _skew_diag(_c7 * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1))
                 )
                 _c4 = _g_D = None
                 _c8 = Vh[..., m:, :]
                 gA = _mm_like(
                     U,
-                    _addmm(_c6 * _c5 - _c7 * (_mm(_mm(_c2, _c1[..., :, m:]), _c8)), _g_dP, _c2),
+                    _addmm((_c6 * _c5) - (_c7 * (_mm(_mm(_c2, _c1[..., :, m:]), _c8))), _g_dP, _c2),
                     A,
                 )
 
@@ -4487,8 +4491,8 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
                 _c1 = F.conj() * _c0
                 F = _c0 = None
                 _g_dP = (
-                    _c1.mH * S.mT
-                    + _c1 * S.conj().mT
+                    (_c1.mH * S.mT)
+                    + (_c1 * S.conj().mT)
                     + _skew_diag(
                         S.reciprocal().conj()
                         * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
@@ -4561,18 +4565,20 @@ def _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, 
             _c9 = _g_dV1.mH
             _g_dV1 = None
             _g_dP = _plus_diag(
-                _c7 * _c6
-                + _c8.mH * S.mT
-                + S * _c6.mH
-                + _c8 * _c7.mT
-                - _c10 * (_mm(_c9, V1))
+                (_c7 * _c6)
+                + (_c8.mH * S.mT)
+                + (S * _c6.mH)
+                + (_c8 * _c7.mT)
+                - (_c10 * (_mm(_c9, V1)))
                 + _skew_diag(_c11 * ((1 / 2) * _g_D).diagonal(dim1=-2, dim2=-1).unsqueeze(-1)),
                 _re(gS),
             )
             _c6 = _c7 = _c8 = _g_D = None
             _c12 = Vh[..., m:, :]
             gA = _mm_like(
-                U, _addmm(_c10 * _c9 - _c11 * (_mm(_mm(_c3, _c1[..., :, m:]), _c12)), _g_dP, _c3), A
+                U,
+                _addmm((_c10 * _c9) - (_c11 * (_mm(_mm(_c3, _c1[..., :, m:]), _c12))), _g_dP, _c3),
+                A,
             )
 
             def _kv0():

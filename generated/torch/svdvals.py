@@ -301,7 +301,7 @@ def _vjp_rule(A, S, U, Vh, gS, gU, gVh, check_ties, check_singular):
             gS = _zeros_like(S) if gS is None else gS
 
             # spec/svdvals.yaml:77
-            gA = _mm_like(U * _re(gS).mT, Vh, A)
+            gA = _mm_like(U, _re(gS) * Vh, A)
 
             def _kv0():
                 _c0 = _torch.diag_embed(gS.squeeze(-1))

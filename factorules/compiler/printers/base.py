@@ -18,6 +18,22 @@ from ..fields import Field, explicit_casts, field_of
 from ..ops import Eye, StructuralOp, Tril, Triu, as_expr
 
 
+
+def _infix(text: str) -> bool:
+    """Whether printed code has a binary operator outside every bracket (``v * X``, not
+    ``f(v * X)``, ``X[..., 0]`` or C++'s ``pad<m - 1, 0>(X)``)."""
+    depth = 0
+    for i, c in enumerate(text):
+        template = c in "<>" and i > 0 and text[i - 1] != " "
+        if c in "([{" or (c == "<" and template):
+            depth += 1
+        elif c in ")]}" or (c == ">" and template and depth > 0):
+            depth -= 1
+        elif depth == 0 and c == " " and text[i + 1:i + 3] in {"* ", "@ ", "+ ", "- ", "/ "}:
+            return True
+    return False
+
+
 class PrinterError(Exception):
     """An expression this printer cannot render."""
 
@@ -175,9 +191,12 @@ class BatchedMatrixPrinter:
         return PrinterError(message)
 
     def _arg(self, e) -> str:
-        """Print an operand of '@', '*' or a postfix: parenthesised unless atomic."""
+        """Print an operand of '@', '*' or a postfix: parenthesised unless atomic (an
+        operation a table prints infix, a row scaling's ``v * X``, is not: as the right
+        operand of '@' it would bind the wrong way)."""
         text = self._print(e)
-        if isinstance(e, (MatAdd, MatMul, HadamardProduct)) or text.startswith("-"):
+        if isinstance(e, (MatAdd, MatMul, HadamardProduct)) or text.startswith("-") or \
+                _infix(text):
             return f"({text})"
         return text
 
