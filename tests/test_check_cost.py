@@ -298,3 +298,35 @@ def test_torch_pairwise_inverse_of_values_that_cannot_tie_is_the_masked_one(dtyp
     F = runtime._pairwise_inv(v)
     (g,) = torch.autograd.grad((F * F).sum(), v)  # recorded: no in-place reciprocal
     assert torch.equal(F, masked(v)) and torch.isfinite(g).all()
+
+
+@pytest.mark.parametrize("dtype", [torch.complex64, torch.complex128])
+def test_torch_largest_complex_entry_is_its_modulus_without_a_modulus_per_entry(dtype):
+    """A check's scale, the largest |entry|, of a complex tensor is read from re^2 + im^2
+    (no complex modulus of every entry); it is the largest modulus, also where that square
+    leaves the dtype's range (huge and tiny entries: the moduli), per matrix of a batch and
+    for empty matrices."""
+    from generated.torch import _runtime as rt
+    torch.manual_seed(0)
+    finfo = torch.finfo(dtype)
+    x = torch.randn(3, 5, 4, dtype=dtype)
+    exact = x.abs().amax(dim=(-2, -1))
+    assert torch.allclose(rt._abs_max(x), exact, rtol=4 * finfo.eps, atol=0)
+    for scale in (finfo.max ** 0.75, finfo.tiny ** 0.75):
+        y = x * scale
+        assert torch.equal(rt._abs_max(y), y.abs().amax(dim=(-2, -1))), scale
+    assert rt._abs_max(torch.zeros(2, 0, 3, dtype=dtype)).tolist() == [0.0, 0.0]
+    with _no_abs_of(dtype):
+        rt._abs_max(x)
+
+
+class _no_abs_of(TorchDispatchMode):
+    """Fails on an elementwise abs of a ``dtype`` tensor."""
+
+    def __init__(self, dtype):
+        super().__init__()
+        self.dtype = dtype
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        assert not (func.overloadpacket == torch.ops.aten.abs and args[0].dtype == self.dtype)
+        return func(*args, **(kwargs or {}))
