@@ -512,6 +512,21 @@ def _transposed(outputs, flags):
                  for y, f in zip(outputs, flags))
 
 
+def _native_shapes(results, call, declared):
+    """The results of a native ``call`` (text: 'qr: torch.linalg.qr(A, mode=...)'), each of
+    whose trailing shape is checked against the sizes the spec declares for it:
+    ``declared`` holds (name, sizes, 'spec/qr.yaml:61 declares Q: [m, k]') per result, in
+    order (results past them are not the spec's: LAPACK's info).  A call that returns other
+    shapes (a wrong mode, a changed signature) fails here, in one line naming it, and not
+    deep in a rule."""
+    for y, (name, sizes, where) in zip(results, declared):
+        shape = tuple(y.shape)
+        if shape[max(len(shape) - len(sizes), 0):] != tuple(sizes) or len(shape) < len(sizes):
+            raise ValueError(f"{call} returned {name} of shape {shape}, where {where} = "
+                             f"{tuple(sizes)}")
+    return results
+
+
 def _unpacked(op, name, values, count):
     """The arrays of an operation with several inputs, given as a tuple (or list)."""
     if not isinstance(values, (tuple, list)) or len(values) != count:

@@ -180,3 +180,42 @@ def test_a_bad_table_entry_is_a_spec_error(case, tmp_path):
         check_spec(load_spec(path, display_path="spec/qr.yaml"))
     assert err.value.line == line, str(err.value)
     assert words in err.value.message, str(err.value)
+
+
+def _ignoring_mode(qr):
+    """A qr whose mode keyword has no effect (a library that changed what it means): the
+    complete factors for every mode."""
+    def changed(a, mode="reduced"):
+        return qr(a, mode="complete")
+    return changed
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch", "jax"])
+def test_a_native_call_returning_other_shapes_fails_in_one_line_naming_it(backend, monkeypatch):
+    """A native call's results are checked against the shapes the spec declares, so a call
+    that returns others fails at the call, not deep in a rule."""
+    import importlib
+
+    import numpy as np
+    a = np.random.default_rng(0).standard_normal((2, 5, 3))
+    if backend == "numpy":
+        library = np.linalg
+        fr = importlib.import_module("generated.numpy")
+    elif backend == "torch":
+        import torch
+        library, a = torch.linalg, torch.from_numpy(a)
+        fr = importlib.import_module("generated.torch")
+    else:
+        import jax.numpy as jnp
+        library, a = jnp.linalg, jnp.asarray(a)
+        fr = importlib.import_module("generated.jax")
+    monkeypatch.setattr(library, "qr", _ignoring_mode(library.qr))
+    with pytest.raises(ValueError) as raised:
+        fr.qr(a, mode="reduced")
+    message = str(raised.value)
+    assert "\n" not in message
+    assert message.startswith(f"qr: {backend if backend != 'jax' else 'jax.numpy'}.linalg.qr("
+                              "A, mode='reduced') returned Q of shape (2, 5, 5), where "
+                              "spec/qr.yaml:61 declares Q: [m, k] = (5, 3)"), message
+    monkeypatch.undo()
+    assert tuple(fr.qr(a, mode="reduced")[0].shape) == (2, 5, 3)  # the real call passes

@@ -111,6 +111,8 @@ def _primal(printer_cls, checked: CheckedSpec, cv: CheckedVariant,
     if call.transposed:
         flags = [name in call.transposed for name in (returns or [t.name for t in computed])]
         native_call = f"_transposed({native_call}, {py_literal(flags)})"
+    shown = f"{spec.name}: {call.func}({', '.join(args)}{', ' if kwargs else ''}{kwargs})"
+    native_call = f"_native_shapes({native_call}, {shown!r}, {_declared_shapes(spec, cv)})"
     names = [t.name for t in cv.variant.outputs]
     # permutations built from pivots or indices (column numbers) after the call
     permutations = tuple(
@@ -144,6 +146,22 @@ def _primal(printer_cls, checked: CheckedSpec, cv: CheckedVariant,
                       if t.structure == "pivots" and call.pivots_base == 0),
         indices=tuple(i for i, t in enumerate(computed) if t.structure == "indices"),
         permutations=permutations)
+
+
+def _declared_shapes(spec: Spec, cv: CheckedVariant) -> str:
+    """Python source of what a variant's native call returns as the spec declares it
+    (_native_shapes): (name, sizes, where it is declared) per result, sizes as the names of
+    the dimensions (the primal function computes them first)."""
+    if cv.variant.primal_returns:
+        declared = [(name, shape, f"{spec.path}:{cv.variant.line} (primal.returns)")
+                    for name, shape in cv.variant.primal_returns]
+    else:
+        declared = [(t.name, t.shape, f"{spec.path}:{t.line}")
+                    for t in cv.variant.outputs if t.built_from is None]
+    return "(" + "".join(
+        f"({name!r}, ({''.join(d + ', ' for d in shape)}), "
+        f"{where + ' declares ' + name + ': [' + ', '.join(shape) + ']'!r}), "
+        for name, shape, where in declared) + ")"
 
 
 def _computed_primal(printer_cls, checked: CheckedSpec, cv: CheckedVariant) -> model.Primal:

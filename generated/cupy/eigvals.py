@@ -24,6 +24,7 @@ from ._runtime import (
     _cotangent_in,
     _cotangent_out,
     _diag,
+    _native_shapes,
     _raise_if_failed,
     _solve,
     _to_field,
@@ -49,9 +50,26 @@ def _check_shapes(A):
 
 def _primal(A, check_ties):
     """Every output of the variant, including those returned empty (rules need them)."""
+    n = A.shape[-2]
+
     if True:
         return _from_native(
-            A, _columns(_complex(_cp.linalg.eig(A), [True, True]), [True, False]), check_ties
+            A,
+            _columns(
+                _complex(
+                    _native_shapes(
+                        _cp.linalg.eig(A),
+                        'eigvals: cupy.linalg.eig(A)',
+                        (
+                            ('L', (n,), 'spec/eigvals.yaml:26 declares L: [n]'),
+                            ('V', (n, n), 'spec/eigvals.yaml:27 declares V: [n, n]'),
+                        ),
+                    ),
+                    [True, True],
+                ),
+                [True, False],
+            ),
+            check_ties,
         )
     raise AssertionError("unreachable: options were checked")
 

@@ -40,6 +40,7 @@ from ._runtime import (
     _cotangent_in,
     _cotangent_out,
     _diag,
+    _native_shapes,
     _pad,
     _raise_if_failed,
     _re,
@@ -70,12 +71,24 @@ def _check_shapes(A):
 
 def _primal(A, check_singular):
     """Every output of the variant, including those returned empty (rules need them)."""
+    m = A.shape[-2]
+    n = A.shape[-1]
+    k = min(m, n)
+    p = m - 1
+
     if True:
         return _from_native(
             A,
             _columns(
-                _transposed(
-                    _unbatched(lambda *_m: _cp.linalg.qr(*_m, mode='raw'), A), [True, False]
+                _native_shapes(
+                    _transposed(
+                        _unbatched(lambda *_m: _cp.linalg.qr(*_m, mode='raw'), A), [True, False]
+                    ),
+                    "geqrf: cupy.linalg.qr(A, mode='raw')",
+                    (
+                        ('a', (m, n), 'spec/geqrf.yaml:68 declares a: [m, n]'),
+                        ('tau', (k,), 'spec/geqrf.yaml:69 declares tau: [k]'),
+                    ),
                 ),
                 [False, True],
             ),

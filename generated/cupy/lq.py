@@ -28,6 +28,7 @@ from ._runtime import (
     _cotangent_in,
     _cotangent_out,
     _diag,
+    _native_shapes,
     _pad,
     _raise_if_failed,
     _re,
@@ -54,8 +55,19 @@ def _check_shapes(A):
 
 def _primal(A, mode, check_singular):
     """Every output of the variant, including those returned empty (rules need them)."""
+    m = A.shape[-2]
+    n = A.shape[-1]
+    k = min(m, n)
+
     if mode == "reduced":
-        Qh, Rh = _cp.linalg.qr(_cp.conj(_cp.swapaxes(A, -1, -2)), mode='reduced')
+        Qh, Rh = _native_shapes(
+            _cp.linalg.qr(_cp.conj(_cp.swapaxes(A, -1, -2)), mode='reduced'),
+            "lq: cupy.linalg.qr(_cp.conj(_cp.swapaxes(A, -1, -2)), mode='reduced')",
+            (
+                ('Qh', (n, k), 'spec/lq.yaml:40 (primal.returns) declares Qh: [n, k]'),
+                ('Rh', (k, m), 'spec/lq.yaml:40 (primal.returns) declares Rh: [k, m]'),
+            ),
+        )
         return _from_native(
             A,
             (_cp.conj(_cp.swapaxes(Rh, -1, -2)), _cp.conj(_cp.swapaxes(Qh, -1, -2))),

@@ -27,6 +27,7 @@ from ._runtime import (
     _cotangent_in,
     _cotangent_out,
     _cupyx,
+    _native_shapes,
     _permute_rows,
     _pivots_permutation,
     _raise_if_failed,
@@ -56,9 +57,23 @@ def _check_shapes(A):
 
 def _primal(A, pivot, check_singular):
     """Every output of the variant, including those returned empty (rules need them)."""
+    m = A.shape[-2]
+    n = A.shape[-1]
+    k = min(m, n)
+
     if pivot is True:
         outputs = list(
-            _columns(_unbatched(lambda *_m: _cupyx.scipy.linalg.lu_factor(*_m), A), [False, True])
+            _columns(
+                _native_shapes(
+                    _unbatched(lambda *_m: _cupyx.scipy.linalg.lu_factor(*_m), A),
+                    'lu_factor: cupyx.scipy.linalg.lu_factor(A)',
+                    (
+                        ('LU', (m, n), 'spec/lu_factor.yaml:38 declares LU: [m, n]'),
+                        ('pivots', (k,), 'spec/lu_factor.yaml:39 declares pivots: [k]'),
+                    ),
+                ),
+                [False, True],
+            )
         )
         outputs[1] = outputs[1] + 1  # the call numbers rows from 0, LAPACK from 1
         permutation0 = _pivots_permutation(outputs[1], A)

@@ -126,12 +126,13 @@ def _check_requires(a, tau, C, left, transpose):
 
 def _primal(a, tau, C, left, transpose):
     """Every output of the variant, including those returned empty (rules need them)."""
+    r = a.shape[-2]
+    p = a.shape[-1]
+    k = tau.shape[-2]
+    m = C.shape[-2]
+    n = C.shape[-1]
+
     if left is True and transpose is False:
-        r = a.shape[-2]
-        p = a.shape[-1]
-        k = tau.shape[-2]
-        m = C.shape[-2]
-        n = C.shape[-1]
         _c0 = _unit_tril(a[..., :, :k])
         _c1 = _cp.conj(_cp.swapaxes(_c0, -1, -2))
         Y = _accumulate(
@@ -148,11 +149,6 @@ def _primal(a, tau, C, left, transpose):
         )
         return (Y,)
     if left is True and transpose is True:
-        r = a.shape[-2]
-        p = a.shape[-1]
-        k = tau.shape[-2]
-        m = C.shape[-2]
-        n = C.shape[-1]
         _c0 = _unit_tril(a[..., :, :k])
         _c1 = _cp.conj(_cp.swapaxes(_c0, -1, -2))
         Y = _accumulate(
@@ -175,11 +171,6 @@ def _primal(a, tau, C, left, transpose):
         )
         return (Y,)
     if left is False and transpose is False:
-        r = a.shape[-2]
-        p = a.shape[-1]
-        k = tau.shape[-2]
-        m = C.shape[-2]
-        n = C.shape[-1]
         _c0 = _unit_tril(a[..., :, :k])
         _c1 = _cp.conj(_cp.swapaxes(_c0, -1, -2))
         Y = _accumulate(
@@ -196,11 +187,6 @@ def _primal(a, tau, C, left, transpose):
         )
         return (Y,)
     if left is False and transpose is True:
-        r = a.shape[-2]
-        p = a.shape[-1]
-        k = tau.shape[-2]
-        m = C.shape[-2]
-        n = C.shape[-1]
         _c0 = _unit_tril(a[..., :, :k])
         _c1 = _cp.conj(_cp.swapaxes(_c0, -1, -2))
         Y = _accumulate(

@@ -40,6 +40,7 @@ from ._runtime import (
     _cotangent_out,
     _diag,
     _empty_like,
+    _native_shapes,
     _pad_cols,
     _pad_rows,
     _raise_if_failed,
@@ -89,12 +90,52 @@ def _aliased(alias, value, pairs, option, current, default):
 
 def _primal(A, mode, check_singular):
     """Every output of the variant, including those returned empty (rules need them)."""
+    m = A.shape[-2]
+    n = A.shape[-1]
+    k = min(m, n)
+
     if mode == "reduced":
-        return _from_native(A, _cp.linalg.qr(A, mode='reduced'), mode, check_singular)
+        return _from_native(
+            A,
+            _native_shapes(
+                _cp.linalg.qr(A, mode='reduced'),
+                "qr: cupy.linalg.qr(A, mode='reduced')",
+                (
+                    ('Q', (m, k), 'spec/qr.yaml:61 declares Q: [m, k]'),
+                    ('R', (k, n), 'spec/qr.yaml:62 declares R: [k, n]'),
+                ),
+            ),
+            mode,
+            check_singular,
+        )
     if mode == "complete":
-        return _from_native(A, _cp.linalg.qr(A, mode='complete'), mode, check_singular)
+        return _from_native(
+            A,
+            _native_shapes(
+                _cp.linalg.qr(A, mode='complete'),
+                "qr: cupy.linalg.qr(A, mode='complete')",
+                (
+                    ('Q', (m, m), 'spec/qr.yaml:103 declares Q: [m, m]'),
+                    ('R', (m, n), 'spec/qr.yaml:104 declares R: [m, n]'),
+                ),
+            ),
+            mode,
+            check_singular,
+        )
     if mode == "r":
-        return _from_native(A, _cp.linalg.qr(A, mode='reduced'), mode, check_singular)
+        return _from_native(
+            A,
+            _native_shapes(
+                _cp.linalg.qr(A, mode='reduced'),
+                "qr: cupy.linalg.qr(A, mode='reduced')",
+                (
+                    ('Q', (m, k), 'spec/qr.yaml:146 declares Q: [m, k]'),
+                    ('R', (k, n), 'spec/qr.yaml:147 declares R: [k, n]'),
+                ),
+            ),
+            mode,
+            check_singular,
+        )
     raise AssertionError("unreachable: options were checked")
 
 

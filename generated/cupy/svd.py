@@ -34,6 +34,7 @@ from ._runtime import (
     _diagonal_skew,
     _im,
     _is_complex,
+    _native_shapes,
     _pairwise_inv,
     _raise_if_failed,
     _re,
@@ -87,10 +88,25 @@ def _aliased(alias, value, pairs, option, current, default):
 
 def _primal(A, full_matrices, check_gauge, check_ties, check_singular):
     """Every output of the variant, including those returned empty (rules need them)."""
+    m = A.shape[-2]
+    n = A.shape[-1]
+    k = min(m, n)
+
     if full_matrices is False:
         return _from_native(
             A,
-            _columns(_cp.linalg.svd(A, full_matrices=False), [False, True, False]),
+            _columns(
+                _native_shapes(
+                    _cp.linalg.svd(A, full_matrices=False),
+                    'svd: cupy.linalg.svd(A, full_matrices=False)',
+                    (
+                        ('U', (m, k), 'spec/svd.yaml:60 declares U: [m, k]'),
+                        ('S', (k,), 'spec/svd.yaml:61 declares S: [k]'),
+                        ('Vh', (k, n), 'spec/svd.yaml:62 declares Vh: [k, n]'),
+                    ),
+                ),
+                [False, True, False],
+            ),
             full_matrices,
             check_gauge,
             check_ties,
@@ -99,7 +115,18 @@ def _primal(A, full_matrices, check_gauge, check_ties, check_singular):
     if full_matrices is True:
         return _from_native(
             A,
-            _columns(_cp.linalg.svd(A, full_matrices=True), [False, True, False]),
+            _columns(
+                _native_shapes(
+                    _cp.linalg.svd(A, full_matrices=True),
+                    'svd: cupy.linalg.svd(A, full_matrices=True)',
+                    (
+                        ('U', (m, m), 'spec/svd.yaml:138 declares U: [m, m]'),
+                        ('S', (k,), 'spec/svd.yaml:139 declares S: [k]'),
+                        ('Vh', (n, n), 'spec/svd.yaml:140 declares Vh: [n, n]'),
+                    ),
+                ),
+                [False, True, False],
+            ),
             full_matrices,
             check_gauge,
             check_ties,

@@ -27,6 +27,7 @@ from ._runtime import (
     _cotangent_out,
     _diag_part,
     _mm,
+    _native_shapes,
     _raise_if_failed,
     _solve_triangular,
     _sym,
@@ -53,10 +54,30 @@ def _check_shapes(A):
 
 def _primal(A, upper, check_singular):
     """Every output of the variant, including those returned empty (rules need them)."""
+    n = A.shape[-2]
+
     if upper is False:
-        return _from_native(A, (_jax.numpy.linalg.cholesky(A),), upper, check_singular)
+        return _from_native(
+            A,
+            _native_shapes(
+                (_jax.numpy.linalg.cholesky(A),),
+                'cholesky: jax.numpy.linalg.cholesky(A)',
+                (('L', (n, n), 'spec/cholesky.yaml:37 declares L: [n, n]'),),
+            ),
+            upper,
+            check_singular,
+        )
     if upper is True:
-        return _from_native(A, (_jax.numpy.linalg.cholesky(A),), upper, check_singular)
+        return _from_native(
+            A,
+            _native_shapes(
+                (_jax.numpy.linalg.cholesky(A),),
+                'cholesky: jax.numpy.linalg.cholesky(A)',
+                (('L', (n, n), 'spec/cholesky.yaml:59 declares L: [n, n]'),),
+            ),
+            upper,
+            check_singular,
+        )
     raise AssertionError("unreachable: options were checked")
 
 

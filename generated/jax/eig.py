@@ -30,6 +30,7 @@ from ._runtime import (
     _diag,
     _diag_part,
     _mm,
+    _native_shapes,
     _neg_mm,
     _pairwise_inv,
     _raise_if_failed,
@@ -58,10 +59,25 @@ def _check_shapes(A):
 
 def _primal(A, check_gauge, check_ties):
     """Every output of the variant, including those returned empty (rules need them)."""
+    n = A.shape[-2]
+
     if True:
         return _from_native(
             A,
-            _columns(_complex(_jax.numpy.linalg.eig(A), [True, True]), [True, False]),
+            _columns(
+                _complex(
+                    _native_shapes(
+                        _jax.numpy.linalg.eig(A),
+                        'eig: jax.numpy.linalg.eig(A)',
+                        (
+                            ('L', (n,), 'spec/eig.yaml:38 declares L: [n]'),
+                            ('V', (n, n), 'spec/eig.yaml:39 declares V: [n, n]'),
+                        ),
+                    ),
+                    [True, True],
+                ),
+                [True, False],
+            ),
             check_gauge,
             check_ties,
         )

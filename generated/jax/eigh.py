@@ -32,6 +32,7 @@ from ._runtime import (
     _diag,
     _is_complex,
     _mm,
+    _native_shapes,
     _pairwise_inv,
     _raise_if_failed,
     _skew,
@@ -75,10 +76,22 @@ def _aliased(alias, value, pairs, option, current, default):
 
 def _primal(A, UPLO, check_gauge, check_ties):
     """Every output of the variant, including those returned empty (rules need them)."""
+    n = A.shape[-2]
+
     if UPLO == "L":
         return _from_native(
             A,
-            _columns(_jax.numpy.linalg.eigh(A, UPLO='L'), [True, False]),
+            _columns(
+                _native_shapes(
+                    _jax.numpy.linalg.eigh(A, UPLO='L'),
+                    "eigh: jax.numpy.linalg.eigh(A, UPLO='L')",
+                    (
+                        ('L', (n,), 'spec/eigh.yaml:56 declares L: [n]'),
+                        ('Q', (n, n), 'spec/eigh.yaml:57 declares Q: [n, n]'),
+                    ),
+                ),
+                [True, False],
+            ),
             UPLO,
             check_gauge,
             check_ties,
@@ -86,7 +99,17 @@ def _primal(A, UPLO, check_gauge, check_ties):
     if UPLO == "U":
         return _from_native(
             A,
-            _columns(_jax.numpy.linalg.eigh(A, UPLO='U'), [True, False]),
+            _columns(
+                _native_shapes(
+                    _jax.numpy.linalg.eigh(A, UPLO='U'),
+                    "eigh: jax.numpy.linalg.eigh(A, UPLO='U')",
+                    (
+                        ('L', (n,), 'spec/eigh.yaml:56 declares L: [n]'),
+                        ('Q', (n, n), 'spec/eigh.yaml:57 declares Q: [n, n]'),
+                    ),
+                ),
+                [True, False],
+            ),
             UPLO,
             check_gauge,
             check_ties,

@@ -43,6 +43,7 @@ from ._runtime import (
     _diag_part,
     _eye,
     _mm,
+    _native_shapes,
     _neg_mm,
     _pad,
     _raise_if_failed,
@@ -69,9 +70,26 @@ def _check_shapes(A):
 
 def _primal(A, check_singular):
     """Every output of the variant, including those returned empty (rules need them)."""
+    m = A.shape[-2]
+    n = A.shape[-1]
+    k = min(m, n)
+    p = m - 1
+
     if True:
         return _from_native(
-            A, _columns(_jax._src.lax.linalg.geqrf(A), [False, True]), check_singular
+            A,
+            _columns(
+                _native_shapes(
+                    _jax._src.lax.linalg.geqrf(A),
+                    'geqrf: jax._src.lax.linalg.geqrf(A)',
+                    (
+                        ('a', (m, n), 'spec/geqrf.yaml:68 declares a: [m, n]'),
+                        ('tau', (k,), 'spec/geqrf.yaml:69 declares tau: [k]'),
+                    ),
+                ),
+                [False, True],
+            ),
+            check_singular,
         )
     raise AssertionError("unreachable: options were checked")
 

@@ -28,6 +28,7 @@ from ._runtime import (
     _diag,
     _eye,
     _mm,
+    _native_shapes,
     _neg_mm,
     _pad,
     _solve_triangular,
@@ -69,8 +70,19 @@ def _check_requires(A, tau):
 
 def _primal(A, tau):
     """Every output of the variant, including those returned empty (rules need them)."""
+    m = A.shape[-2]
+    n = A.shape[-1]
+    k = tau.shape[-2]
+
     if True:
-        return _from_native(A, (_jax.lax.linalg.householder_product(A, tau[..., 0]),))
+        return _from_native(
+            A,
+            _native_shapes(
+                (_jax.lax.linalg.householder_product(A, tau[..., 0]),),
+                'householder_product: jax.lax.linalg.householder_product(A, tau[..., 0])',
+                (('Q', (m, n), 'spec/householder_product.yaml:37 declares Q: [m, n]'),),
+            ),
+        )
     raise AssertionError("unreachable: options were checked")
 
 

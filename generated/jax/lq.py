@@ -30,6 +30,7 @@ from ._runtime import (
     _cotangent_out,
     _diag_part,
     _mm,
+    _native_shapes,
     _neg_mm,
     _pad,
     _raise_if_failed,
@@ -56,8 +57,19 @@ def _check_shapes(A):
 
 def _primal(A, mode, check_singular):
     """Every output of the variant, including those returned empty (rules need them)."""
+    m = A.shape[-2]
+    n = A.shape[-1]
+    k = min(m, n)
+
     if mode == "reduced":
-        Qh, Rh = _jax.numpy.linalg.qr(A.mT.conj(), mode='reduced')
+        Qh, Rh = _native_shapes(
+            _jax.numpy.linalg.qr(A.mT.conj(), mode='reduced'),
+            "lq: jax.numpy.linalg.qr(A.mT.conj(), mode='reduced')",
+            (
+                ('Qh', (n, k), 'spec/lq.yaml:40 (primal.returns) declares Qh: [n, k]'),
+                ('Rh', (k, m), 'spec/lq.yaml:40 (primal.returns) declares Rh: [k, m]'),
+            ),
+        )
         return _from_native(A, (Rh.mT.conj(), Qh.mT.conj()), mode, check_singular)
     raise AssertionError("unreachable: options were checked")
 

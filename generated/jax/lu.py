@@ -32,6 +32,7 @@ from ._runtime import (
     _cotangent_out,
     _eye,
     _mm,
+    _native_shapes,
     _neg_mm,
     _pad,
     _permute_rows,
@@ -60,12 +61,23 @@ def _check_shapes(A):
 
 def _primal(A, pivot, check_singular):
     """Every output of the variant, including those returned empty (rules need them)."""
+    m = A.shape[-2]
+    n = A.shape[-1]
+    k = min(m, n)
+
     if pivot is True:
-        LU, pivots = _columns(_jax.scipy.linalg.lu_factor(A), [False, True])
+        LU, pivots = _columns(
+            _native_shapes(
+                _jax.scipy.linalg.lu_factor(A),
+                'lu: jax.scipy.linalg.lu_factor(A)',
+                (
+                    ('LU', (m, n), 'spec/lu.yaml:53 (primal.returns) declares LU: [m, n]'),
+                    ('pivots', (k,), 'spec/lu.yaml:53 (primal.returns) declares pivots: [k]'),
+                ),
+            ),
+            [False, True],
+        )
         pivots = pivots + 1  # the call numbers rows from 0, LAPACK from 1
-        m = A.shape[-2]
-        n = A.shape[-1]
-        k = min(m, n)
         return _from_native(
             A,
             (

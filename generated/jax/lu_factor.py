@@ -29,6 +29,7 @@ from ._runtime import (
     _cotangent_out,
     _eye,
     _mm,
+    _native_shapes,
     _neg_mm,
     _permute_rows,
     _pivots_permutation,
@@ -56,8 +57,24 @@ def _check_shapes(A):
 
 def _primal(A, pivot, check_singular):
     """Every output of the variant, including those returned empty (rules need them)."""
+    m = A.shape[-2]
+    n = A.shape[-1]
+    k = min(m, n)
+
     if pivot is True:
-        outputs = list(_columns(_jax.scipy.linalg.lu_factor(A), [False, True]))
+        outputs = list(
+            _columns(
+                _native_shapes(
+                    _jax.scipy.linalg.lu_factor(A),
+                    'lu_factor: jax.scipy.linalg.lu_factor(A)',
+                    (
+                        ('LU', (m, n), 'spec/lu_factor.yaml:38 declares LU: [m, n]'),
+                        ('pivots', (k,), 'spec/lu_factor.yaml:39 declares pivots: [k]'),
+                    ),
+                ),
+                [False, True],
+            )
+        )
         outputs[1] = outputs[1] + 1  # the call numbers rows from 0, LAPACK from 1
         permutation0 = _pivots_permutation(outputs[1], A)
         outputs.insert(2, permutation0)

@@ -28,6 +28,7 @@ from ._runtime import (
     _diag,
     _eye,
     _mm,
+    _native_shapes,
     _neg_mm,
     _pad,
     _solve_triangular,
@@ -128,31 +129,53 @@ def _check_requires(a, tau, C, left, transpose):
 
 def _primal(a, tau, C, left, transpose):
     """Every output of the variant, including those returned empty (rules need them)."""
+    r = a.shape[-2]
+    p = a.shape[-1]
+    k = tau.shape[-2]
+    m = C.shape[-2]
+    n = C.shape[-1]
+
     if left is True and transpose is False:
         return _from_native(
             a,
-            (_jax.lax.linalg.ormqr(a, tau[..., 0], C, left=True, transpose=False),),
+            _native_shapes(
+                (_jax.lax.linalg.ormqr(a, tau[..., 0], C, left=True, transpose=False),),
+                'ormqr: jax.lax.linalg.ormqr(a, tau[..., 0], C, left=True, transpose=False)',
+                (('Y', (m, n), 'spec/ormqr.yaml:49 declares Y: [m, n]'),),
+            ),
             left,
             transpose,
         )
     if left is True and transpose is True:
         return _from_native(
             a,
-            (_jax.lax.linalg.ormqr(a, tau[..., 0], C, left=True, transpose=True),),
+            _native_shapes(
+                (_jax.lax.linalg.ormqr(a, tau[..., 0], C, left=True, transpose=True),),
+                'ormqr: jax.lax.linalg.ormqr(a, tau[..., 0], C, left=True, transpose=True)',
+                (('Y', (m, n), 'spec/ormqr.yaml:70 declares Y: [m, n]'),),
+            ),
             left,
             transpose,
         )
     if left is False and transpose is False:
         return _from_native(
             a,
-            (_jax.lax.linalg.ormqr(a, tau[..., 0], C, left=False, transpose=False),),
+            _native_shapes(
+                (_jax.lax.linalg.ormqr(a, tau[..., 0], C, left=False, transpose=False),),
+                'ormqr: jax.lax.linalg.ormqr(a, tau[..., 0], C, left=False, transpose=False)',
+                (('Y', (m, n), 'spec/ormqr.yaml:91 declares Y: [m, n]'),),
+            ),
             left,
             transpose,
         )
     if left is False and transpose is True:
         return _from_native(
             a,
-            (_jax.lax.linalg.ormqr(a, tau[..., 0], C, left=False, transpose=True),),
+            _native_shapes(
+                (_jax.lax.linalg.ormqr(a, tau[..., 0], C, left=False, transpose=True),),
+                'ormqr: jax.lax.linalg.ormqr(a, tau[..., 0], C, left=False, transpose=True)',
+                (('Y', (m, n), 'spec/ormqr.yaml:112 declares Y: [m, n]'),),
+            ),
             left,
             transpose,
         )

@@ -43,6 +43,7 @@ from ._runtime import (
     _empty_like,
     _eye,
     _mm,
+    _native_shapes,
     _neg_mm,
     _pad_cols,
     _pad_rows,
@@ -92,12 +93,52 @@ def _aliased(alias, value, pairs, option, current, default):
 
 def _primal(A, mode, check_singular):
     """Every output of the variant, including those returned empty (rules need them)."""
+    m = A.shape[-2]
+    n = A.shape[-1]
+    k = min(m, n)
+
     if mode == "reduced":
-        return _from_native(A, _jax.numpy.linalg.qr(A, mode='reduced'), mode, check_singular)
+        return _from_native(
+            A,
+            _native_shapes(
+                _jax.numpy.linalg.qr(A, mode='reduced'),
+                "qr: jax.numpy.linalg.qr(A, mode='reduced')",
+                (
+                    ('Q', (m, k), 'spec/qr.yaml:61 declares Q: [m, k]'),
+                    ('R', (k, n), 'spec/qr.yaml:62 declares R: [k, n]'),
+                ),
+            ),
+            mode,
+            check_singular,
+        )
     if mode == "complete":
-        return _from_native(A, _jax.numpy.linalg.qr(A, mode='complete'), mode, check_singular)
+        return _from_native(
+            A,
+            _native_shapes(
+                _jax.numpy.linalg.qr(A, mode='complete'),
+                "qr: jax.numpy.linalg.qr(A, mode='complete')",
+                (
+                    ('Q', (m, m), 'spec/qr.yaml:103 declares Q: [m, m]'),
+                    ('R', (m, n), 'spec/qr.yaml:104 declares R: [m, n]'),
+                ),
+            ),
+            mode,
+            check_singular,
+        )
     if mode == "r":
-        return _from_native(A, _jax.numpy.linalg.qr(A, mode='reduced'), mode, check_singular)
+        return _from_native(
+            A,
+            _native_shapes(
+                _jax.numpy.linalg.qr(A, mode='reduced'),
+                "qr: jax.numpy.linalg.qr(A, mode='reduced')",
+                (
+                    ('Q', (m, k), 'spec/qr.yaml:146 declares Q: [m, k]'),
+                    ('R', (k, n), 'spec/qr.yaml:147 declares R: [k, n]'),
+                ),
+            ),
+            mode,
+            check_singular,
+        )
     raise AssertionError("unreachable: options were checked")
 
 

@@ -42,6 +42,7 @@ from ._runtime import (
     _indices,
     _indices_permutation,
     _mm,
+    _native_shapes,
     _neg_mm,
     _pad_cols,
     _pad_rows,
@@ -73,9 +74,24 @@ def _check_shapes(A):
 
 def _primal(A, mode, check_singular):
     """Every output of the variant, including those returned empty (rules need them)."""
+    m = A.shape[-2]
+    n = A.shape[-1]
+    k = min(m, n)
+
     if mode == "reduced":
         outputs = list(
-            _columns(_jax.scipy.linalg.qr(A, mode='economic', pivoting=True), [False, False, True])
+            _columns(
+                _native_shapes(
+                    _jax.scipy.linalg.qr(A, mode='economic', pivoting=True),
+                    "qr_pivoted: jax.scipy.linalg.qr(A, mode='economic', pivoting=True)",
+                    (
+                        ('Q', (m, k), 'spec/qr_pivoted.yaml:63 declares Q: [m, k]'),
+                        ('R', (k, n), 'spec/qr_pivoted.yaml:64 declares R: [k, n]'),
+                        ('P', (n,), 'spec/qr_pivoted.yaml:65 declares P: [n]'),
+                    ),
+                ),
+                [False, False, True],
+            )
         )
         outputs[2] = _indices(outputs[2], A)
         permutation0 = _indices_permutation(outputs[2], A)
@@ -83,7 +99,18 @@ def _primal(A, mode, check_singular):
         return _from_native(A, tuple(outputs), mode, check_singular)
     if mode == "complete":
         outputs = list(
-            _columns(_jax.scipy.linalg.qr(A, mode='full', pivoting=True), [False, False, True])
+            _columns(
+                _native_shapes(
+                    _jax.scipy.linalg.qr(A, mode='full', pivoting=True),
+                    "qr_pivoted: jax.scipy.linalg.qr(A, mode='full', pivoting=True)",
+                    (
+                        ('Q', (m, m), 'spec/qr_pivoted.yaml:107 declares Q: [m, m]'),
+                        ('R', (m, n), 'spec/qr_pivoted.yaml:108 declares R: [m, n]'),
+                        ('P', (n,), 'spec/qr_pivoted.yaml:109 declares P: [n]'),
+                    ),
+                ),
+                [False, False, True],
+            )
         )
         outputs[2] = _indices(outputs[2], A)
         permutation0 = _indices_permutation(outputs[2], A)
@@ -91,7 +118,18 @@ def _primal(A, mode, check_singular):
         return _from_native(A, tuple(outputs), mode, check_singular)
     if mode == "r":
         outputs = list(
-            _columns(_jax.scipy.linalg.qr(A, mode='economic', pivoting=True), [False, False, True])
+            _columns(
+                _native_shapes(
+                    _jax.scipy.linalg.qr(A, mode='economic', pivoting=True),
+                    "qr_pivoted: jax.scipy.linalg.qr(A, mode='economic', pivoting=True)",
+                    (
+                        ('Q', (m, k), 'spec/qr_pivoted.yaml:152 declares Q: [m, k]'),
+                        ('R', (k, n), 'spec/qr_pivoted.yaml:153 declares R: [k, n]'),
+                        ('P', (n,), 'spec/qr_pivoted.yaml:154 declares P: [n]'),
+                    ),
+                ),
+                [False, False, True],
+            )
         )
         outputs[2] = _indices(outputs[2], A)
         permutation0 = _indices_permutation(outputs[2], A)

@@ -28,6 +28,7 @@ from ._runtime import (
     _diag,
     _diag_part,
     _mm,
+    _native_shapes,
     _raise_if_failed,
     _sym,
     _zero_tangent,
@@ -54,8 +55,23 @@ def _check_shapes(A):
 
 def _primal(A, check_ties, check_singular):
     """Every output of the variant, including those returned empty (rules need them)."""
+    m = A.shape[-2]
+    n = A.shape[-1]
+    k = min(m, n)
+
     if True:
-        U0, S0, Vh0 = _columns(_jax.numpy.linalg.svd(A, full_matrices=False), [False, True, False])
+        U0, S0, Vh0 = _columns(
+            _native_shapes(
+                _jax.numpy.linalg.svd(A, full_matrices=False),
+                'svdvals: jax.numpy.linalg.svd(A, full_matrices=False)',
+                (
+                    ('U0', (m, k), 'spec/svdvals.yaml:39 (primal.returns) declares U0: [m, k]'),
+                    ('S0', (k,), 'spec/svdvals.yaml:39 (primal.returns) declares S0: [k]'),
+                    ('Vh0', (k, n), 'spec/svdvals.yaml:39 (primal.returns) declares Vh0: [k, n]'),
+                ),
+            ),
+            [False, True, False],
+        )
         return _from_native(A, (S0, U0, Vh0), check_ties, check_singular)
     raise AssertionError("unreachable: options were checked")
 

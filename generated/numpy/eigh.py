@@ -31,6 +31,7 @@ from ._runtime import (
     _cotangent_out,
     _diag,
     _is_complex,
+    _native_shapes,
     _pairwise_inv,
     _raise_if_failed,
     _skew,
@@ -73,13 +74,43 @@ def _aliased(alias, value, pairs, option, current, default):
 
 def _primal(A, UPLO, check_gauge, check_ties):
     """Every output of the variant, including those returned empty (rules need them)."""
+    n = A.shape[-2]
+
     if UPLO == "L":
         return _from_native(
-            A, _columns(_np.linalg.eigh(A, UPLO='L'), [True, False]), UPLO, check_gauge, check_ties
+            A,
+            _columns(
+                _native_shapes(
+                    _np.linalg.eigh(A, UPLO='L'),
+                    "eigh: numpy.linalg.eigh(A, UPLO='L')",
+                    (
+                        ('L', (n,), 'spec/eigh.yaml:56 declares L: [n]'),
+                        ('Q', (n, n), 'spec/eigh.yaml:57 declares Q: [n, n]'),
+                    ),
+                ),
+                [True, False],
+            ),
+            UPLO,
+            check_gauge,
+            check_ties,
         )
     if UPLO == "U":
         return _from_native(
-            A, _columns(_np.linalg.eigh(A, UPLO='U'), [True, False]), UPLO, check_gauge, check_ties
+            A,
+            _columns(
+                _native_shapes(
+                    _np.linalg.eigh(A, UPLO='U'),
+                    "eigh: numpy.linalg.eigh(A, UPLO='U')",
+                    (
+                        ('L', (n,), 'spec/eigh.yaml:56 declares L: [n]'),
+                        ('Q', (n, n), 'spec/eigh.yaml:57 declares Q: [n, n]'),
+                    ),
+                ),
+                [True, False],
+            ),
+            UPLO,
+            check_gauge,
+            check_ties,
         )
     raise AssertionError("unreachable: options were checked")
 

@@ -25,6 +25,7 @@ from ._runtime import (
     _cotangent_in,
     _cotangent_out,
     _diag,
+    _native_shapes,
     _raise_if_failed,
     _solve,
     _to_field,
@@ -50,9 +51,26 @@ def _check_shapes(A):
 
 def _primal(A, check_ties):
     """Every output of the variant, including those returned empty (rules need them)."""
+    n = A.shape[-2]
+
     if True:
         return _from_native(
-            A, _columns(_complex(_np.linalg.eig(A), [True, True]), [True, False]), check_ties
+            A,
+            _columns(
+                _complex(
+                    _native_shapes(
+                        _np.linalg.eig(A),
+                        'eigvals: numpy.linalg.eig(A)',
+                        (
+                            ('L', (n,), 'spec/eigvals.yaml:26 declares L: [n]'),
+                            ('V', (n, n), 'spec/eigvals.yaml:27 declares V: [n, n]'),
+                        ),
+                    ),
+                    [True, True],
+                ),
+                [True, False],
+            ),
+            check_ties,
         )
     raise AssertionError("unreachable: options were checked")
 

@@ -28,6 +28,7 @@ from ._runtime import (
     _cotangent_in,
     _cotangent_out,
     _diag,
+    _native_shapes,
     _raise_if_failed,
     _sym,
     _zeros_like,
@@ -68,13 +69,41 @@ def _aliased(alias, value, pairs, option, current, default):
 
 def _primal(A, UPLO, check_ties):
     """Every output of the variant, including those returned empty (rules need them)."""
+    n = A.shape[-2]
+
     if UPLO == "L":
         return _from_native(
-            A, _columns(_np.linalg.eigh(A, UPLO='L'), [True, False]), UPLO, check_ties
+            A,
+            _columns(
+                _native_shapes(
+                    _np.linalg.eigh(A, UPLO='L'),
+                    "eigvalsh: numpy.linalg.eigh(A, UPLO='L')",
+                    (
+                        ('L', (n,), 'spec/eigvalsh.yaml:37 declares L: [n]'),
+                        ('Q', (n, n), 'spec/eigvalsh.yaml:38 declares Q: [n, n]'),
+                    ),
+                ),
+                [True, False],
+            ),
+            UPLO,
+            check_ties,
         )
     if UPLO == "U":
         return _from_native(
-            A, _columns(_np.linalg.eigh(A, UPLO='U'), [True, False]), UPLO, check_ties
+            A,
+            _columns(
+                _native_shapes(
+                    _np.linalg.eigh(A, UPLO='U'),
+                    "eigvalsh: numpy.linalg.eigh(A, UPLO='U')",
+                    (
+                        ('L', (n,), 'spec/eigvalsh.yaml:37 declares L: [n]'),
+                        ('Q', (n, n), 'spec/eigvalsh.yaml:38 declares Q: [n, n]'),
+                    ),
+                ),
+                [True, False],
+            ),
+            UPLO,
+            check_ties,
         )
     raise AssertionError("unreachable: options were checked")
 

@@ -42,6 +42,7 @@ from ._runtime import (
     _cotangent_out,
     _diag,
     _joined_rows,
+    _native_shapes,
     _pad,
     _put_rows,
     _raise_if_failed,
@@ -72,10 +73,25 @@ def _check_shapes(A):
 
 def _primal(A, check_singular):
     """Every output of the variant, including those returned empty (rules need them)."""
+    m = A.shape[-2]
+    n = A.shape[-1]
+    k = min(m, n)
+    p = m - 1
+
     if True:
         return _from_native(
             A,
-            _columns(_transposed(_np.linalg.qr(A, mode='raw'), [True, False]), [False, True]),
+            _columns(
+                _native_shapes(
+                    _transposed(_np.linalg.qr(A, mode='raw'), [True, False]),
+                    "geqrf: numpy.linalg.qr(A, mode='raw')",
+                    (
+                        ('a', (m, n), 'spec/geqrf.yaml:68 declares a: [m, n]'),
+                        ('tau', (k,), 'spec/geqrf.yaml:69 declares tau: [k]'),
+                    ),
+                ),
+                [False, True],
+            ),
             check_singular,
         )
     raise AssertionError("unreachable: options were checked")

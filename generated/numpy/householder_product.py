@@ -67,10 +67,11 @@ def _check_requires(A, tau):
 
 def _primal(A, tau):
     """Every output of the variant, including those returned empty (rules need them)."""
+    m = A.shape[-2]
+    n = A.shape[-1]
+    k = tau.shape[-2]
+
     if True:
-        m = A.shape[-2]
-        n = A.shape[-1]
-        k = tau.shape[-2]
         _c0 = _unit_tril(A[..., :, :k])
         Q = _add_eye(
             -(

@@ -29,6 +29,7 @@ from ._runtime import (
     _cotangent_in,
     _cotangent_out,
     _diag,
+    _native_shapes,
     _pad,
     _raise_if_failed,
     _solve_triangular,
@@ -53,8 +54,19 @@ def _check_shapes(A):
 
 def _primal(A, mode, check_singular):
     """Every output of the variant, including those returned empty (rules need them)."""
+    m = A.shape[-2]
+    n = A.shape[-1]
+    k = min(m, n)
+
     if mode == "reduced":
-        Qh, Rh = _np.linalg.qr(_adjoint(A), mode='reduced')
+        Qh, Rh = _native_shapes(
+            _np.linalg.qr(_adjoint(A), mode='reduced'),
+            "lq: numpy.linalg.qr(_adjoint(A), mode='reduced')",
+            (
+                ('Qh', (n, k), 'spec/lq.yaml:40 (primal.returns) declares Qh: [n, k]'),
+                ('Rh', (k, m), 'spec/lq.yaml:40 (primal.returns) declares Rh: [k, m]'),
+            ),
+        )
         return _from_native(A, (_adjoint(Rh), _adjoint(Qh)), mode, check_singular)
     raise AssertionError("unreachable: options were checked")
 

@@ -30,6 +30,7 @@ from ._runtime import (
     _columns,
     _cotangent_in,
     _cotangent_out,
+    _native_shapes,
     _pad,
     _permute_rows,
     _pivots_permutation,
@@ -59,14 +60,23 @@ def _check_shapes(A):
 
 def _primal(A, pivot, check_singular):
     """Every output of the variant, including those returned empty (rules need them)."""
+    m = A.shape[-2]
+    n = A.shape[-1]
+    k = min(m, n)
+
     if pivot is True:
         LU, pivots = _columns(
-            _unbatched(lambda *_m: _scipy.linalg.lu_factor(*_m), A), [False, True]
+            _native_shapes(
+                _unbatched(lambda *_m: _scipy.linalg.lu_factor(*_m), A),
+                'lu: scipy.linalg.lu_factor(A)',
+                (
+                    ('LU', (m, n), 'spec/lu.yaml:53 (primal.returns) declares LU: [m, n]'),
+                    ('pivots', (k,), 'spec/lu.yaml:53 (primal.returns) declares pivots: [k]'),
+                ),
+            ),
+            [False, True],
         )
         pivots = pivots + 1  # the call numbers rows from 0, LAPACK from 1
-        m = A.shape[-2]
-        n = A.shape[-1]
-        k = min(m, n)
         return _from_native(
             A,
             (

@@ -42,6 +42,7 @@ from ._runtime import (
     _diag,
     _empty_like,
     _joined_rows,
+    _native_shapes,
     _pad_cols,
     _pad_rows,
     _put_rows,
@@ -93,12 +94,52 @@ def _aliased(alias, value, pairs, option, current, default):
 
 def _primal(A, mode, check_singular):
     """Every output of the variant, including those returned empty (rules need them)."""
+    m = A.shape[-2]
+    n = A.shape[-1]
+    k = min(m, n)
+
     if mode == "reduced":
-        return _from_native(A, _np.linalg.qr(A, mode='reduced'), mode, check_singular)
+        return _from_native(
+            A,
+            _native_shapes(
+                _np.linalg.qr(A, mode='reduced'),
+                "qr: numpy.linalg.qr(A, mode='reduced')",
+                (
+                    ('Q', (m, k), 'spec/qr.yaml:61 declares Q: [m, k]'),
+                    ('R', (k, n), 'spec/qr.yaml:62 declares R: [k, n]'),
+                ),
+            ),
+            mode,
+            check_singular,
+        )
     if mode == "complete":
-        return _from_native(A, _np.linalg.qr(A, mode='complete'), mode, check_singular)
+        return _from_native(
+            A,
+            _native_shapes(
+                _np.linalg.qr(A, mode='complete'),
+                "qr: numpy.linalg.qr(A, mode='complete')",
+                (
+                    ('Q', (m, m), 'spec/qr.yaml:103 declares Q: [m, m]'),
+                    ('R', (m, n), 'spec/qr.yaml:104 declares R: [m, n]'),
+                ),
+            ),
+            mode,
+            check_singular,
+        )
     if mode == "r":
-        return _from_native(A, _np.linalg.qr(A, mode='reduced'), mode, check_singular)
+        return _from_native(
+            A,
+            _native_shapes(
+                _np.linalg.qr(A, mode='reduced'),
+                "qr: numpy.linalg.qr(A, mode='reduced')",
+                (
+                    ('Q', (m, k), 'spec/qr.yaml:146 declares Q: [m, k]'),
+                    ('R', (k, n), 'spec/qr.yaml:147 declares R: [k, n]'),
+                ),
+            ),
+            mode,
+            check_singular,
+        )
     raise AssertionError("unreachable: options were checked")
 
 

@@ -29,6 +29,7 @@ from ._runtime import (
     _materialized,
     _mm,
     _mm_like,
+    _native_shapes,
     _raise_if_failed,
     _sym,
     _tril_diag,
@@ -54,10 +55,30 @@ def _check_shapes(A):
 
 def _primal(A, upper, check_singular):
     """Every output of the variant, including those returned empty (rules need them)."""
+    n = A.shape[-2]
+
     if upper is False:
-        return _from_native(A, (_torch.linalg.cholesky(A),), upper, check_singular)
+        return _from_native(
+            A,
+            _native_shapes(
+                (_torch.linalg.cholesky(A),),
+                'cholesky: torch.linalg.cholesky(A)',
+                (('L', (n, n), 'spec/cholesky.yaml:37 declares L: [n, n]'),),
+            ),
+            upper,
+            check_singular,
+        )
     if upper is True:
-        return _from_native(A, (_torch.linalg.cholesky(A),), upper, check_singular)
+        return _from_native(
+            A,
+            _native_shapes(
+                (_torch.linalg.cholesky(A),),
+                'cholesky: torch.linalg.cholesky(A)',
+                (('L', (n, n), 'spec/cholesky.yaml:59 declares L: [n, n]'),),
+            ),
+            upper,
+            check_singular,
+        )
     raise AssertionError("unreachable: options were checked")
 
 

@@ -30,6 +30,7 @@ from ._runtime import (
     _im,
     _laid_out_like,
     _mm,
+    _native_shapes,
     _pairwise_inv,
     _plus_diag,
     _raise_if_failed,
@@ -58,10 +59,25 @@ def _check_shapes(A):
 
 def _primal(A, check_gauge, check_ties):
     """Every output of the variant, including those returned empty (rules need them)."""
+    n = A.shape[-2]
+
     if True:
         return _from_native(
             A,
-            _columns(_complex(_torch.linalg.eig(A), [True, True]), [True, False]),
+            _columns(
+                _complex(
+                    _native_shapes(
+                        _torch.linalg.eig(A),
+                        'eig: torch.linalg.eig(A)',
+                        (
+                            ('L', (n,), 'spec/eig.yaml:38 declares L: [n]'),
+                            ('V', (n, n), 'spec/eig.yaml:39 declares V: [n, n]'),
+                        ),
+                    ),
+                    [True, True],
+                ),
+                [True, False],
+            ),
             check_gauge,
             check_ties,
         )

@@ -34,6 +34,7 @@ from ._runtime import (
     _laid_out_like,
     _mm,
     _mm_like,
+    _native_shapes,
     _pairwise_inv,
     _plus_diag,
     _raise_if_failed,
@@ -78,10 +79,22 @@ def _aliased(alias, value, pairs, option, current, default):
 
 def _primal(A, UPLO, check_gauge, check_ties):
     """Every output of the variant, including those returned empty (rules need them)."""
+    n = A.shape[-2]
+
     if UPLO == "L":
         return _from_native(
             A,
-            _columns(_torch.linalg.eigh(A, UPLO='L'), [True, False]),
+            _columns(
+                _native_shapes(
+                    _torch.linalg.eigh(A, UPLO='L'),
+                    "eigh: torch.linalg.eigh(A, UPLO='L')",
+                    (
+                        ('L', (n,), 'spec/eigh.yaml:56 declares L: [n]'),
+                        ('Q', (n, n), 'spec/eigh.yaml:57 declares Q: [n, n]'),
+                    ),
+                ),
+                [True, False],
+            ),
             UPLO,
             check_gauge,
             check_ties,
@@ -89,7 +102,17 @@ def _primal(A, UPLO, check_gauge, check_ties):
     if UPLO == "U":
         return _from_native(
             A,
-            _columns(_torch.linalg.eigh(A, UPLO='U'), [True, False]),
+            _columns(
+                _native_shapes(
+                    _torch.linalg.eigh(A, UPLO='U'),
+                    "eigh: torch.linalg.eigh(A, UPLO='U')",
+                    (
+                        ('L', (n,), 'spec/eigh.yaml:56 declares L: [n]'),
+                        ('Q', (n, n), 'spec/eigh.yaml:57 declares Q: [n, n]'),
+                    ),
+                ),
+                [True, False],
+            ),
             UPLO,
             check_gauge,
             check_ties,

@@ -26,6 +26,7 @@ from ._runtime import (
     _fused_vjp,
     _laid_out_like,
     _mm,
+    _native_shapes,
     _raise_if_failed,
     _same_dtype,
     _to_field,
@@ -53,9 +54,26 @@ def _check_shapes(A):
 
 def _primal(A, check_ties):
     """Every output of the variant, including those returned empty (rules need them)."""
+    n = A.shape[-2]
+
     if True:
         return _from_native(
-            A, _columns(_complex(_torch.linalg.eig(A), [True, True]), [True, False]), check_ties
+            A,
+            _columns(
+                _complex(
+                    _native_shapes(
+                        _torch.linalg.eig(A),
+                        'eigvals: torch.linalg.eig(A)',
+                        (
+                            ('L', (n,), 'spec/eigvals.yaml:26 declares L: [n]'),
+                            ('V', (n, n), 'spec/eigvals.yaml:27 declares V: [n, n]'),
+                        ),
+                    ),
+                    [True, True],
+                ),
+                [True, False],
+            ),
+            check_ties,
         )
     raise AssertionError("unreachable: options were checked")
 

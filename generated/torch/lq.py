@@ -33,6 +33,7 @@ from ._runtime import (
     _materialized,
     _mm,
     _mm_like,
+    _native_shapes,
     _plus_diag,
     _raise_if_failed,
     _re,
@@ -57,8 +58,19 @@ def _check_shapes(A):
 
 def _primal(A, mode, check_singular):
     """Every output of the variant, including those returned empty (rules need them)."""
+    m = A.shape[-2]
+    n = A.shape[-1]
+    k = min(m, n)
+
     if mode == "reduced":
-        Qh, Rh = _torch.linalg.qr(A.mH, mode='reduced')
+        Qh, Rh = _native_shapes(
+            _torch.linalg.qr(A.mH, mode='reduced'),
+            "lq: torch.linalg.qr(A.mH, mode='reduced')",
+            (
+                ('Qh', (n, k), 'spec/lq.yaml:40 (primal.returns) declares Qh: [n, k]'),
+                ('Rh', (k, m), 'spec/lq.yaml:40 (primal.returns) declares Rh: [k, m]'),
+            ),
+        )
         return _from_native(
             A,
             (

@@ -35,6 +35,7 @@ from ._runtime import (
     _materialized,
     _mm,
     _mm_like,
+    _native_shapes,
     _permute_rows,
     _pivots_permutation,
     _raise_if_failed,
@@ -60,11 +61,22 @@ def _check_shapes(A):
 
 def _primal(A, pivot, check_singular):
     """Every output of the variant, including those returned empty (rules need them)."""
+    m = A.shape[-2]
+    n = A.shape[-1]
+    k = min(m, n)
+
     if pivot is True:
-        LU, pivots = _columns(_torch.linalg.lu_factor_ex(A), [False, True])
-        m = A.shape[-2]
-        n = A.shape[-1]
-        k = min(m, n)
+        LU, pivots = _columns(
+            _native_shapes(
+                _torch.linalg.lu_factor_ex(A),
+                'lu: torch.linalg.lu_factor_ex(A)',
+                (
+                    ('LU', (m, n), 'spec/lu.yaml:53 (primal.returns) declares LU: [m, n]'),
+                    ('pivots', (k,), 'spec/lu.yaml:53 (primal.returns) declares pivots: [k]'),
+                ),
+            ),
+            [False, True],
+        )
         return _from_native(
             A,
             (

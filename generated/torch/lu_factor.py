@@ -30,6 +30,7 @@ from ._runtime import (
     _fused_vjp,
     _laid_out_like,
     _mm,
+    _native_shapes,
     _permute_rows,
     _pivots_permutation,
     _raise_if_failed,
@@ -55,8 +56,24 @@ def _check_shapes(A):
 
 def _primal(A, pivot, check_singular):
     """Every output of the variant, including those returned empty (rules need them)."""
+    m = A.shape[-2]
+    n = A.shape[-1]
+    k = min(m, n)
+
     if pivot is True:
-        outputs = list(_columns(_torch.linalg.lu_factor_ex(A), [False, True]))
+        outputs = list(
+            _columns(
+                _native_shapes(
+                    _torch.linalg.lu_factor_ex(A),
+                    'lu_factor: torch.linalg.lu_factor_ex(A)',
+                    (
+                        ('LU', (m, n), 'spec/lu_factor.yaml:38 declares LU: [m, n]'),
+                        ('pivots', (k,), 'spec/lu_factor.yaml:39 declares pivots: [k]'),
+                    ),
+                ),
+                [False, True],
+            )
+        )
         permutation0 = _pivots_permutation(outputs[1], A)
         outputs.insert(2, permutation0)
         return _from_native(A, tuple(outputs), pivot, check_singular)

@@ -131,12 +131,13 @@ def _check_requires(a, tau, C, left, transpose):
 
 def _primal(a, tau, C, left, transpose):
     """Every output of the variant, including those returned empty (rules need them)."""
+    r = a.shape[-2]
+    p = a.shape[-1]
+    k = tau.shape[-2]
+    m = C.shape[-2]
+    n = C.shape[-1]
+
     if left is True and transpose is False:
-        r = a.shape[-2]
-        p = a.shape[-1]
-        k = tau.shape[-2]
-        m = C.shape[-2]
-        n = C.shape[-1]
         if _row_blocked(-k + r, k):  # a tall input: a block of rows at a time
             C_top = C.narrow(-2, 0, k)
             a_top = a.narrow(-2, 0, k)
@@ -190,11 +191,6 @@ def _primal(a, tau, C, left, transpose):
         )
         return (Y,)
     if left is True and transpose is True:
-        r = a.shape[-2]
-        p = a.shape[-1]
-        k = tau.shape[-2]
-        m = C.shape[-2]
-        n = C.shape[-1]
         if _row_blocked(-k + r, k):  # a tall input: a block of rows at a time
             C_top = C.narrow(-2, 0, k)
             a_top = a.narrow(-2, 0, k)
@@ -250,11 +246,6 @@ def _primal(a, tau, C, left, transpose):
         )
         return (Y,)
     if left is False and transpose is False:
-        r = a.shape[-2]
-        p = a.shape[-1]
-        k = tau.shape[-2]
-        m = C.shape[-2]
-        n = C.shape[-1]
         _c0 = _unit_tril(a[..., :, :k])
         _c1 = _c0.mH
         Y = _materialized(
@@ -276,11 +267,6 @@ def _primal(a, tau, C, left, transpose):
         )
         return (Y,)
     if left is False and transpose is True:
-        r = a.shape[-2]
-        p = a.shape[-1]
-        k = tau.shape[-2]
-        m = C.shape[-2]
-        n = C.shape[-1]
         _c0 = _unit_tril(a[..., :, :k])
         _c1 = _c0.mH
         Y = _materialized(

@@ -45,6 +45,7 @@ from ._runtime import (
     _laid_out_like,
     _mm,
     _mm_like,
+    _native_shapes,
     _pad_cols,
     _pad_rows,
     _put_rows,
@@ -98,23 +99,103 @@ def _aliased(alias, value, pairs, option, current, default):
 def _primal_until_1_8(A, mode, check_singular):
     """Every output of the variant, including those returned empty (rules need them):
     the call of older versions, torch.qr(A, some=mode)."""
+    m = A.shape[-2]
+    n = A.shape[-1]
+    k = min(m, n)
+
     if mode == "reduced":
-        return _from_native(A, _torch.qr(A, some=True), mode, check_singular)
+        return _from_native(
+            A,
+            _native_shapes(
+                _torch.qr(A, some=True),
+                'qr: torch.qr(A, some=True)',
+                (
+                    ('Q', (m, k), 'spec/qr.yaml:61 declares Q: [m, k]'),
+                    ('R', (k, n), 'spec/qr.yaml:62 declares R: [k, n]'),
+                ),
+            ),
+            mode,
+            check_singular,
+        )
     if mode == "complete":
-        return _from_native(A, _torch.qr(A, some=False), mode, check_singular)
+        return _from_native(
+            A,
+            _native_shapes(
+                _torch.qr(A, some=False),
+                'qr: torch.qr(A, some=False)',
+                (
+                    ('Q', (m, m), 'spec/qr.yaml:103 declares Q: [m, m]'),
+                    ('R', (m, n), 'spec/qr.yaml:104 declares R: [m, n]'),
+                ),
+            ),
+            mode,
+            check_singular,
+        )
     if mode == "r":
-        return _from_native(A, _torch.qr(A, some=True), mode, check_singular)
+        return _from_native(
+            A,
+            _native_shapes(
+                _torch.qr(A, some=True),
+                'qr: torch.qr(A, some=True)',
+                (
+                    ('Q', (m, k), 'spec/qr.yaml:146 declares Q: [m, k]'),
+                    ('R', (k, n), 'spec/qr.yaml:147 declares R: [k, n]'),
+                ),
+            ),
+            mode,
+            check_singular,
+        )
     raise AssertionError("unreachable: options were checked")
 
 
 def _primal(A, mode, check_singular):
     """Every output of the variant, including those returned empty (rules need them)."""
+    m = A.shape[-2]
+    n = A.shape[-1]
+    k = min(m, n)
+
     if mode == "reduced":
-        return _from_native(A, _torch.linalg.qr(A, mode='reduced'), mode, check_singular)
+        return _from_native(
+            A,
+            _native_shapes(
+                _torch.linalg.qr(A, mode='reduced'),
+                "qr: torch.linalg.qr(A, mode='reduced')",
+                (
+                    ('Q', (m, k), 'spec/qr.yaml:61 declares Q: [m, k]'),
+                    ('R', (k, n), 'spec/qr.yaml:62 declares R: [k, n]'),
+                ),
+            ),
+            mode,
+            check_singular,
+        )
     if mode == "complete":
-        return _from_native(A, _torch.linalg.qr(A, mode='complete'), mode, check_singular)
+        return _from_native(
+            A,
+            _native_shapes(
+                _torch.linalg.qr(A, mode='complete'),
+                "qr: torch.linalg.qr(A, mode='complete')",
+                (
+                    ('Q', (m, m), 'spec/qr.yaml:103 declares Q: [m, m]'),
+                    ('R', (m, n), 'spec/qr.yaml:104 declares R: [m, n]'),
+                ),
+            ),
+            mode,
+            check_singular,
+        )
     if mode == "r":
-        return _from_native(A, _torch.linalg.qr(A, mode='reduced'), mode, check_singular)
+        return _from_native(
+            A,
+            _native_shapes(
+                _torch.linalg.qr(A, mode='reduced'),
+                "qr: torch.linalg.qr(A, mode='reduced')",
+                (
+                    ('Q', (m, k), 'spec/qr.yaml:146 declares Q: [m, k]'),
+                    ('R', (k, n), 'spec/qr.yaml:147 declares R: [k, n]'),
+                ),
+            ),
+            mode,
+            check_singular,
+        )
     raise AssertionError("unreachable: options were checked")
 
 

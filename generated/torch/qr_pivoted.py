@@ -44,6 +44,7 @@ from ._runtime import (
     _laid_out_like,
     _mm,
     _mm_like,
+    _native_shapes,
     _on_host,
     _pad_cols,
     _pad_rows,
@@ -75,11 +76,25 @@ def _check_shapes(A):
 
 def _primal(A, mode, check_singular):
     """Every output of the variant, including those returned empty (rules need them)."""
+    m = A.shape[-2]
+    n = A.shape[-1]
+    k = min(m, n)
+
     if mode == "reduced":
         outputs = list(
             _columns(
-                _on_host(
-                    lambda *_m: _scipy.linalg.qr(*_m, mode='economic', pivoting=True), (A,), False
+                _native_shapes(
+                    _on_host(
+                        lambda *_m: _scipy.linalg.qr(*_m, mode='economic', pivoting=True),
+                        (A,),
+                        False,
+                    ),
+                    "qr_pivoted: scipy.linalg.qr(A, mode='economic', pivoting=True)",
+                    (
+                        ('Q', (m, k), 'spec/qr_pivoted.yaml:63 declares Q: [m, k]'),
+                        ('R', (k, n), 'spec/qr_pivoted.yaml:64 declares R: [k, n]'),
+                        ('P', (n,), 'spec/qr_pivoted.yaml:65 declares P: [n]'),
+                    ),
                 ),
                 [False, False, True],
             )
@@ -91,8 +106,16 @@ def _primal(A, mode, check_singular):
     if mode == "complete":
         outputs = list(
             _columns(
-                _on_host(
-                    lambda *_m: _scipy.linalg.qr(*_m, mode='full', pivoting=True), (A,), False
+                _native_shapes(
+                    _on_host(
+                        lambda *_m: _scipy.linalg.qr(*_m, mode='full', pivoting=True), (A,), False
+                    ),
+                    "qr_pivoted: scipy.linalg.qr(A, mode='full', pivoting=True)",
+                    (
+                        ('Q', (m, m), 'spec/qr_pivoted.yaml:107 declares Q: [m, m]'),
+                        ('R', (m, n), 'spec/qr_pivoted.yaml:108 declares R: [m, n]'),
+                        ('P', (n,), 'spec/qr_pivoted.yaml:109 declares P: [n]'),
+                    ),
                 ),
                 [False, False, True],
             )
@@ -104,8 +127,18 @@ def _primal(A, mode, check_singular):
     if mode == "r":
         outputs = list(
             _columns(
-                _on_host(
-                    lambda *_m: _scipy.linalg.qr(*_m, mode='economic', pivoting=True), (A,), False
+                _native_shapes(
+                    _on_host(
+                        lambda *_m: _scipy.linalg.qr(*_m, mode='economic', pivoting=True),
+                        (A,),
+                        False,
+                    ),
+                    "qr_pivoted: scipy.linalg.qr(A, mode='economic', pivoting=True)",
+                    (
+                        ('Q', (m, k), 'spec/qr_pivoted.yaml:152 declares Q: [m, k]'),
+                        ('R', (k, n), 'spec/qr_pivoted.yaml:153 declares R: [k, n]'),
+                        ('P', (n,), 'spec/qr_pivoted.yaml:154 declares P: [n]'),
+                    ),
                 ),
                 [False, False, True],
             )

@@ -22,7 +22,8 @@ from ._runtime_shared import (
     _cotangent_in, _cotangent_out, _check, _checked_jvp, _checked_vjp, _raise_if_failed,
     _empty_like, _host_unbatched, _indices, _indices_permutation, _LazyModule, _pad, _pad_cols,
     _pad_rows, _permute_cols, _permute_rows, _pivots_permutation as _host_pivots, _solve,
-    _to_field, _transposed, _unbatched, _unit_tril, _unpacked, _version_tuple, _zeros_like)
+    _to_field, _transposed, _unbatched, _unit_tril, _native_shapes, _unpacked, _version_tuple,
+    _zeros_like)
 
 # SciPy, for the host fallbacks alone (their calls name _scipy.linalg): imported on first use
 _scipy = _LazyModule("scipy", ("linalg",))
@@ -37,7 +38,8 @@ __all__ = [
     "_diag", "_empty_like", "_im", "_indices", "_indices_permutation", "_np", "_on_host", "_pad",
     "_pad_cols", "_pad_rows", "_pairwise_inv", "_permute_cols", "_permute_rows",
     "_pivots_permutation", "_re", "_scipy", "_skew", "_solve", "_solve_triangular", "_sym",
-    "_to_field", "_transposed", "_tril", "_triu", "_unbatched", "_unpacked", "_version_tuple",
+    "_to_field", "_transposed", "_tril", "_triu", "_unbatched", "_native_shapes", "_unpacked",
+    "_version_tuple",
     "_zeros_like"]
 
 KERNEL_SOURCE = (_pathlib.Path(__file__).with_name("_kernels.cu")).read_text()

@@ -24,7 +24,7 @@ from ._runtime_shared import (
     SHIFTED_TIES_MAX, _Check, _any_entry, _check, _check_input, _check_tangent, _columns,
     _complex, _complex_of, _diag, _lifted, _mask, _nan_where, _raise_on_violation, _violation,
     _indices_permutation, _pad, _pad_cols, _pad_rows, _pairwise_inv, _permute_cols,
-    _permute_rows, _to_field, _unpacked, _version_tuple, _zeros_like)
+    _permute_rows, _to_field, _native_shapes, _unpacked, _version_tuple, _zeros_like)
 
 # what the generated rules import from here
 __all__ = [
@@ -35,7 +35,8 @@ __all__ = [
     "_diag_part", "_empty_like", "_eye", "_raise_if_failed",
     "_indices", "_indices_permutation", "_mm", "_neg_mm", "_pad", "_pad_cols", "_pad_rows",
     "_pairwise_inv", "_permute_cols", "_permute_rows", "_pivots_permutation", "_skew", "_solve",
-    "_solve_triangular", "_sym", "_to_field", "_transposed", "_unbatched", "_unpacked",
+    "_solve_triangular", "_sym", "_to_field", "_transposed", "_unbatched", "_native_shapes",
+    "_unpacked",
     "_version_tuple", "_zero_tangent", "_zeros_like"]
 
 

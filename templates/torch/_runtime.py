@@ -18,7 +18,7 @@ from . import _fused
 from ._runtime_shared import (
     _check, _check_array, _check_like, _cotangent_in, _cotangent_out, _host_unbatched,
     _joined_rows, _LazyModule, _no_derivative, _projected, _row_blocked, _row_blocks,
-    _sum_rows, _unpacked, _version_tuple, _zeros_like)
+    _sum_rows, _native_shapes, _unpacked, _version_tuple, _zeros_like)
 
 # SciPy, for the host fallbacks alone (their calls name _scipy.linalg): imported on first use
 _scipy = _LazyModule("scipy", ("linalg",))
@@ -36,7 +36,8 @@ __all__ = [
     "_plus_diag", "_joined_rows", "_put_rows", "_row_blocked", "_row_blocks", "_sum_rows",
     "_on_host", "_pad_cols", "_pad_rows", "_pairwise_inv", "_permute_cols", "_permute_rows",
     "_pivots_permutation", "_re", "_scipy", "_skew", "_skew_diag", "_sym", "_to_field",
-    "_transposed", "_tril_diag", "_triu_herm", "_unbatched", "_unit_tril", "_unpacked",
+    "_transposed", "_tril_diag", "_triu_herm", "_unbatched", "_unit_tril", "_native_shapes",
+    "_unpacked",
     "_version_tuple", "_zeros_like"]
 
 
