@@ -187,9 +187,18 @@ def cases(shapes=("regular",), dtypes=("f64", "c128"), batches=("b2",), small=Fa
                             "first": dict([next(iter(regular.items()))])}[s])
         for cv, (name, shape), dt, b in itertools.product(checked.variants, classes.items(),
                                                           dtypes, batches):
+            if not takes(checked, cv, shape):
+                continue
             case = Case(checked, cv, name, shape, dt, b)
             out.append(pytest.param(case, id=case.id))
     return out
+
+
+def takes(checked, cv, shape: tuple) -> bool:
+    """Whether a variant takes the primitive dimensions ``shape`` (in the order of the
+    spec's dims): its 'requires' hold there (a tall-only variant takes no wide class)."""
+    prims = [d.name for d in checked.dims if d.source is not None]
+    return sample.allowed(cv, sample.primitive_dims(checked, dict(zip(prims, shape))))
 
 
 # -- the sampled ladder (tests/ladder.py) --------------------------------------------------------

@@ -10,7 +10,7 @@ from .checked import CheckedSpec
 from .spec import ALWAYS
 
 
-def _holds(condition, sizes: dict) -> bool:
+def holds_at(condition, sizes: dict) -> bool:
     """Whether a case's condition on the sizes holds at ``sizes`` (no condition: it does)."""
     if condition is None or condition.text == ALWAYS:
         return True
@@ -40,4 +40,4 @@ def chain_sizes(checked: CheckedSpec, condition=None) -> dict | None:
         if all(v > 0 for _, v in values):
             candidates.append({symbols[k]: v for k, v in values})
     return next((c for c in candidates if all(v > 0 for v in c.values())
-                 and _holds(condition, c)), None)
+                 and holds_at(condition, c)), None)

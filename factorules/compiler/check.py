@@ -11,8 +11,8 @@ from pathlib import Path
 
 from .check_calls import check_signature_calls, delegate_call, framework_call
 from .check_dims import dimension_table
-from .check_primal import (native_variant, with_from_native, with_primal_outputs,
-                           with_requires, with_sample)
+from .check_primal import (check_benchmarks, native_variant, with_from_native,
+                           with_primal_outputs, with_requires, with_sample)
 from .check_rules import check_variant
 from .checked import CheckedSpec
 from .spec import Spec, SpecError
@@ -84,6 +84,7 @@ def check_spec(spec: Spec) -> CheckedSpec:
     for v in spec.variants:
         cv = with_primal_outputs(spec, check_variant(spec, dims, v), vdims)
         checked.append(with_requires(spec, with_sample(spec, cv, vdims), vdims))
+    check_benchmarks(spec, dims, checked)
     for sig in spec.signatures:
         if sig.compute and sig.until is None:
             lacking = [cv.variant.label for cv in checked

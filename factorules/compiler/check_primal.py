@@ -12,6 +12,7 @@ import sympy as sp
 
 from . import expr as expr_mod
 from . import ops
+from .chain_sizes import holds_at
 from .check_dims import case_condition, matrix_symbol
 from .checked import CheckedVariant
 from .spec import Case, Spec, SpecError, Text, Variant
@@ -148,3 +149,27 @@ def with_from_native(spec: Spec, cv: CheckedVariant) -> CheckedVariant:
                                    lambda text: parser.equation(f"{name} = {text}").rhs)
         out.append((name, value))
     return replace(cv, from_native=tuple(out))
+
+
+def check_benchmarks(spec: Spec, dims, checked) -> None:
+    """Each benchmark row's shapes (its own and --quick's) meet the 'requires' of the
+    variant its options select: a tall-only variant has no wide row."""
+    primitive = [d for d in dims if d.source is not None]
+    for b in spec.benchmarks:
+        cv = next((c for c in checked if dict(c.variant.when) == dict(b.options)), None)
+        if cv is None:
+            continue
+        for key, shape in (("shape", b.shape), ("quick", b.quick)):
+            if len(spec.inputs) > 1:
+                values = shape[len(shape) - len(primitive):]
+            else:
+                values = tuple(shape[d.source[1]] for d in primitive)
+            sizes = dict(zip((d.expr for d in primitive), values))
+            failed = next((c for c in cv.requires if not holds_at(c, sizes)), None)
+            if failed is not None:
+                raise SpecError(spec.path, b.line,
+                                f"benchmark {b.label} ({key} {list(shape)}): variant "
+                                f"{cv.variant.label} needs {failed.text} (sizes: "
+                                + ", ".join(f"{d.name} = {v}" for d, v in zip(primitive, values))
+                                + ")")
+

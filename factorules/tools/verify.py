@@ -201,7 +201,7 @@ def check_case(backend, reference, op, opts, xs, rng, table, key, shape_name="",
 def shapes(checked, cv) -> list[tuple[str, tuple]]:
     """(name, values of the primitive dimensions) of a variant: tall/square/wide for an
     m x n input, square for n x n, the spec's own 'shapes' (those without a zero that the
-    variant takes) for several inputs."""
+    variant takes) for several inputs; of either, those where the variant's 'requires' hold."""
     if checked.spec.shapes:
         prims = [d.name for d in checked.dims if d.source is not None]
         out = []
@@ -214,7 +214,9 @@ def shapes(checked, cv) -> list[tuple[str, tuple]]:
         return out
     prims = [d for d in checked.dims if d.source is not None]
     names = ["n=4"] if len(prims) == 1 else ["tall", "square", "wide"]
-    return [(n, SHAPES[n]) for n in names]
+    # the classes the variant takes: its 'requires' hold there (a tall-only op has no wide)
+    return [(n, SHAPES[n]) for n in names if sample.allowed(cv, sample.primitive_dims(
+        checked, {d.name: v for d, v in zip(prims, SHAPES[n])}))]
 
 
 def shape_text(checked, name: str, shape: tuple, xs) -> str:
