@@ -213,9 +213,13 @@ CASES = [
         ("jvp of mode=reduced when m < n", "block 0:-1 does not fit in m rows")),
     Bad("number-too-large", 66, "B = Q.H @ C", "B = 1e400 * Q.H @ C", 66,
         ("is not a finite number",)),
-    Bad("zeros-not-last-block", 114, "vstack(U @ R1, zeros(m - n, n))",
-        "vstack(zeros(m - n, n), U @ R1)", 114,
-        ("jvp of mode=complete when m > n", "can only be the last of two blocks")),
+    Bad("zeros-beside-only-zeros", 114, "vstack(U @ R1, zeros(m - n, n))",
+        "vstack(zeros(n, n), zeros(m - n, n))", 114,
+        ("jvp of mode=complete when m > n", "can only be a block of hstack/vstack beside a "
+         "block that is not zeros")),
+    Bad("zeros-outside-a-stack", 114, "vstack(U @ R1, zeros(m - n, n))",
+        "vstack(U @ R1, zeros(m - n, n)) + zeros(m, n)", 114,
+        ("jvp of mode=complete when m > n", "can only be a block of hstack/vstack")),
     Bad("size-left-as-min", 69, "dR = U @ R", "dR = diag(diagonal(C))", 69,
         ("the size min(m, n) is a min/max that the case condition does not settle",)),
     # -- Python code where an equation belongs

@@ -20,6 +20,7 @@ EXPRESSIONS = [
     "solve_triangular(X, Y, upper=True)", "solve_triangular(X, Y.H, upper=False, left=False)",
     "solve(X, Y)", "solve(X, Y.H, left=False)", "hstack(X, Y)", "vstack(Y.H, Y.H)",
     "Y[:, 1:n]", "eye(m) - X", "X - 2 * X @ X / 3", "-(X + X.H)",
+    "triu(Y, n - m)", "tril(Y, m - n - 1)",
 ]
 
 
@@ -53,6 +54,8 @@ def test_numpy_printer_output_evaluates_to_the_math_on_stacks():
             np.swapaxes(x, -1, -2), np.swapaxes(np.conj(np.swapaxes(y, -1, -2)), -1, -2)), -1, -2),
         "X - 2 * X @ X / 3": x - 2 * x @ x / 3, "-(X + X.H)": -(x + h),
         "Y[:, 1:n]": y[..., :, 1:4], "eye(m) - X": np.eye(3) - x,
+        # a diagonal offset that is a dimension expression: n - m = 1
+        "triu(Y, n - m)": np.triu(y, 1), "tril(Y, m - n - 1)": np.tril(y, -2),
     }
     for text, value in expected.items():
         code = BACKENDS["numpy"].Printer(dtype_ref="X").doprint(parse(text))
@@ -182,3 +185,52 @@ def test_embed_checks_its_placement():
     assert (embedded.row0, embedded.col0) == (1, 2)
     assert ops.Embed(y, n, n, 0, 0).shape == (n, n)  # fits when n >= m: not provably wrong
     assert ops.Embed(sp.ZeroMatrix(m - 3, n), m, n, 2, 0) == sp.ZeroMatrix(m, n)
+
+
+def test_a_band_with_a_symbolic_offset_evaluates_prints_and_transposes():
+    """tril/triu take a dimension expression as diagonal offset (full-mode RQ's upper
+    trapezoid triu(R, n - m)): the audit's evaluator binds it, torch and C++ print it, LaTeX
+    shows it, and the band is its own transpose whatever its offset."""
+    from factorules.audit import numeric as num
+    band = parse("triu(Y, n - m)")
+    assert isinstance(band, ops.Triu) and band.offset == n - m
+    y = np.random.default_rng(1).standard_normal((3, 5))
+    ev = num.Evaluator({m: 3, n: 5}, num.Field("float"))
+    got = np.array(ev(band, {"Y": y}), dtype=float)
+    assert np.array_equal(got, np.triu(y, 2))
+    assert BACKENDS["torch"].Printer(dtype_ref="Y").doprint(band) == "Y.triu(-m + n)"
+    from factorules.compiler.printers import cpp
+    assert cpp.Printer(dtype_ref="Y").doprint(band) == "fr::triu(Y, -m + n)"
+    from factorules.audit.latex import latex
+    assert latex(band) == r"\operatorname{triu}_{- m + n}(Y)", latex(band)
+    g = sp.MatrixSymbol("G", m, n)
+    assert list(band.cotangents(g, True)) == [(NAMES["Y"], ops.Triu(g, n - m))]
+
+
+# zero blocks anywhere in a stack, printed as padding: (text, its value from Y of m x n)
+ZERO_BLOCK_STACKS = {
+    "hstack(zeros(m, n), Y)": lambda y, m, n: np.concatenate([np.zeros_like(y), y], -1),
+    "vstack(zeros(1, n), Y, zeros(2, n))": lambda y, m, n: np.concatenate(
+        [np.zeros_like(y[..., :1, :]), y, np.zeros_like(y[..., :2, :])], -2),
+    "hstack(Y, zeros(m, 1), Y, Y)": lambda y, m, n: np.concatenate(
+        [y, np.zeros_like(y[..., :1]), y, y], -1),
+}
+
+
+@pytest.mark.parametrize("backend", list(BACKENDS))
+def test_a_zero_block_anywhere_in_a_stack_is_padding_of_a_neighbour(backend,
+                                                                     tmp_path_factory):
+    """zeros(r, c) as any block of a stack with a block that is not zeros (full-mode RQ's
+    R = [0 | R2]) prints as padding (no zero array of its own, no 0 * X that turns NaN into
+    NaN) and evaluates to the stack."""
+    env, to, back = _runtime_env(backend, tmp_path_factory)
+    y = np.random.default_rng(2).standard_normal((2, 3, 4))
+    y[0, 0, 0] = np.nan  # stays where it is: padding multiplies nothing
+    for text, value in ZERO_BLOCK_STACKS.items():
+        code = BACKENDS[backend].Printer(dtype_ref="Y").doprint(parse(text))
+        assert "zeros" not in code and "0 *" not in code, code
+        got = back(eval(code, {**env, "Y": to(y), "m": 3, "n": 4}))  # fixed test text
+        want = value(y, 3, 4).astype(got.dtype)  # JAX without x64: float32
+        np.testing.assert_array_equal(got, want, err_msg=f"{text}: {code}")
+    assert BACKENDS["numpy"].Printer(dtype_ref="Y").doprint(
+        parse("hstack(zeros(m, n), Y)")) == "_pad(Y, 0, 0, n, 0)"

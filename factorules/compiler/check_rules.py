@@ -28,18 +28,22 @@ def _parse_program(spec: Spec, text: Text, names, dims, what: str):
 
 
 def _unprintable(e, zero_ok: bool = False) -> str | None:
-    """What no backend prints: a zero block other than the last of two stacked blocks, and a
+    """What no backend prints: a zero matrix that is not a block of a stack with a block
+    that is not zero (the backends print zero blocks as padding, never as an array), and a
     size that is still a min/max once the case condition has been applied."""
     if isinstance(e, sp.ZeroMatrix) and not zero_ok:
-        return "zeros(rows, cols) can only be the last of two blocks of hstack/vstack"
+        return ("zeros(rows, cols) can only be a block of hstack/vstack beside a block that "
+                "is not zeros")
     if isinstance(e, sp.MatrixExpr):
         for size in (*e.shape, *(e.bounds if isinstance(e, ops.Block) else ())):
             if ops.as_expr(size).has(sp.Min, sp.Max):
                 shown = str(size).replace("Min(", "min(").replace("Max(", "max(")
                 return f"the size {shown} is a min/max that the case condition does not settle"
-    pair = isinstance(e, (ops.HStack, ops.VStack)) and len(e.args) == 2
-    for i, arg in enumerate(e.args):
-        problem = _unprintable(arg, pair and i == 1)
+    # a stack pads its zero blocks onto its other blocks: it needs one that is not zeros
+    padded = isinstance(e, (ops.HStack, ops.VStack)) and \
+        not all(isinstance(a, sp.ZeroMatrix) for a in e.args)
+    for arg in e.args:
+        problem = _unprintable(arg, padded)
         if problem:
             return problem
     return None

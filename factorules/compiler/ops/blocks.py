@@ -189,14 +189,43 @@ class _Stack(StructuralOp):
         return r"\begin{bmatrix} " + self._latex_separator.join(
             printer._print(b) for b in self.args) + r" \end{bmatrix}"
 
+    def _size(self, block):
+        """A block's extent along the stacking axis."""
+        return block.rows if self.axis == "rows" else block.cols
+
+    def padded(self) -> list[MatrixExpr]:
+        """The blocks with each zero block written as padding of a neighbour (an Embed of
+        the block before it, or of the first block for leading zeros): the same stack with
+        no zero array (full-mode RQ's hstack(zeros(m, n - m), R2))."""
+        pieces, lead = [], 0  # pieces: [block, zeros before it, zeros after it]
+        for b in self.args:
+            if not isinstance(b, ZeroMatrix):
+                pieces.append([b, lead if not pieces else 0, 0])
+            elif pieces:
+                pieces[-1][2] += self._size(b)
+            else:
+                lead += self._size(b)
+        if not pieces:
+            raise ShapeError(f"{self.spec_name}: every block is zero")
+        out = []
+        for b, before, after in pieces:
+            extent = self._size(b) + before + after
+            if self.axis == "rows":
+                out.append(embed(b, extent, b.cols, before, 0))
+            else:
+                out.append(embed(b, b.rows, extent, 0, before))
+        return out
+
     def code(self, printer):
         blocks = list(self.args)
         if isinstance(blocks[-1], ZeroMatrix) and len(blocks) == 2:  # zero padding
-            size = blocks[-1].rows if self.axis == "rows" else blocks[-1].cols
             return printer._op(f"pad_{self.axis}", x=printer._print(blocks[0]),
-                               extra=printer._dim(size))
+                               extra=printer._dim(self._size(blocks[-1])))
         if any(isinstance(b, ZeroMatrix) for b in blocks):
-            raise printer.cannot_print("a zero block is only supported as the last of two blocks")
+            pieces = self.padded()
+            if len(pieces) == 1:
+                return printer._print(pieces[0])
+            blocks = pieces
         return printer._op(self.spec_name, xs=", ".join(printer._print(b) for b in blocks))
 
 

@@ -7,36 +7,32 @@ Y)``; ``copyltu`` is the transpose of "the upper triangle of X + X^H".
 from __future__ import annotations
 
 import sympy as sp
-from sympy import Integer, ZeroMatrix
+from sympy import ZeroMatrix
 
 from . import arrays
 from .algebra import add
-from .base import Call, CallError, LinearMap, OneOperand
+from .base import Call, LinearMap, OneOperand, as_expr
 from .elementwise import Re, adjoint
 from .vectors import Diag, Diagonal
 
 
 class _Band(OneOperand):
-    """tril/triu: keep the entries on and below/above diagonal ``offset``."""
+    """tril/triu: keep the entries on and below/above diagonal ``offset``: an integer or a
+    dimension expression (full-mode RQ's triu(X, n - m), the upper trapezoid of a wide R)."""
 
     call = Call(1, ("offset",))
     latex_atomic = True
     lower = True  # tril: on and below the diagonal; triu: on and above
 
-    @classmethod
-    def from_call(cls, operands, args, flags):
-        if args and not args[0].is_Integer:
-            raise CallError(f"{cls.spec_name}: the diagonal offset must be an integer")
-        return cls(*operands, *args)
-
     def __new__(cls, arg, offset=0):
         if isinstance(arg, ZeroMatrix):
             return arg
-        return super().__new__(cls, arg, Integer(offset))
+        return super().__new__(cls, arg, as_expr(offset))
 
     @property
-    def offset(self) -> int:
-        return int(self.args[1])
+    def offset(self) -> sp.Expr:
+        """The diagonal offset: an Integer, or an expression of dimensions."""
+        return self.args[1]
 
     @property
     def shape(self):
@@ -49,15 +45,16 @@ class _Band(OneOperand):
         yield self.arg, type(self)(g, self.offset)  # a coordinate projection is self-adjoint
 
     def evaluate(self, value_of, evaluator):
-        return arrays.band(value_of(self.arg), self.offset, lower=self.lower)
+        return arrays.band(value_of(self.arg), evaluator.dim(self.offset), lower=self.lower)
 
     def latex(self, printer):
-        offset = str(self.offset) if self.offset else ""
+        offset = "" if self.offset == 0 else (
+            str(self.offset) if self.offset.is_Integer else printer._print(self.offset))
         return printer._function(self.spec_name, self.arg, offset)
 
     def code(self, printer):
         return printer._op(self.spec_name, x=printer._operand(self.spec_name, self.arg),
-                           offset=self.offset)
+                           offset=printer._dim(self.offset))
 
 
 class Tril(_Band):
