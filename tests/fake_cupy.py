@@ -327,6 +327,9 @@ class FakeCupy:
         def conj(a):
             return DeviceArray(np.conj(_device(a, "conj")))
 
+        def flip(a, axis=None):
+            return DeviceArray(np.flip(_device(a, "flip"), axis))
+
         def diagonal(a, offset=0, axis1=0, axis2=1):
             return DeviceArray(np.diagonal(_device(a, "diagonal"), offset, axis1, axis2))
 
@@ -490,7 +493,7 @@ class FakeCupy:
                 RawModule=RawModule, asarray=asarray, array=asarray,
                 ascontiguousarray=ascontiguousarray, empty=empty, zeros=zeros,
                 zeros_like=zeros_like, eye=eye, concatenate=concatenate, pad=pad,
-                swapaxes=swapaxes, conj=conj, conjugate=conj, diagonal=diagonal,
+                swapaxes=swapaxes, conj=conj, conjugate=conj, flip=flip, diagonal=diagonal,
                 broadcast_to=broadcast_to, result_type=result_type, asnumpy=asnumpy,
                 abs=abs_, absolute=abs_, real=real, iscomplexobj=iscomplexobj, where=where,
                 dtype=np.dtype, float32=np.float32, float64=np.float64, complex64=np.complex64,

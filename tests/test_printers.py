@@ -20,7 +20,7 @@ EXPRESSIONS = [
     "solve_triangular(X, Y, upper=True)", "solve_triangular(X, Y.H, upper=False, left=False)",
     "solve(X, Y)", "solve(X, Y.H, left=False)", "hstack(X, Y)", "vstack(Y.H, Y.H)",
     "Y[:, 1:n]", "eye(m) - X", "X - 2 * X @ X / 3", "-(X + X.H)",
-    "triu(Y, n - m)", "tril(Y, m - n - 1)",
+    "triu(Y, n - m)", "tril(Y, m - n - 1)", "flip_rows(Y)", "flip_cols(X.H) @ Y",
 ]
 
 
@@ -56,6 +56,7 @@ def test_numpy_printer_output_evaluates_to_the_math_on_stacks():
         "Y[:, 1:n]": y[..., :, 1:4], "eye(m) - X": np.eye(3) - x,
         # a diagonal offset that is a dimension expression: n - m = 1
         "triu(Y, n - m)": np.triu(y, 1), "tril(Y, m - n - 1)": np.tril(y, -2),
+        "flip_rows(Y)": y[..., ::-1, :], "flip_cols(X.H) @ Y": h[..., :, ::-1] @ y,
     }
     for text, value in expected.items():
         code = BACKENDS["numpy"].Printer(dtype_ref="X").doprint(parse(text))
@@ -234,3 +235,23 @@ def test_a_zero_block_anywhere_in_a_stack_is_padding_of_a_neighbour(backend,
         np.testing.assert_array_equal(got, want, err_msg=f"{text}: {code}")
     assert BACKENDS["numpy"].Printer(dtype_ref="Y").doprint(
         parse("hstack(zeros(m, n), Y)")) == "_pad(Y, 0, 0, n, 0)"
+
+
+@pytest.mark.parametrize("backend", list(BACKENDS))
+def test_reversals_print_evaluate_and_are_their_own_transposes(backend, tmp_path_factory):
+    """flip_rows(X) = J X and flip_cols(X) = X J (RQ as QR of flip_cols(A.H)): printed by
+    every backend, evaluated by the audit, each its own transpose (J = J^T = J^-1)."""
+    from factorules.audit import numeric as num
+    env, to, back = _runtime_env(backend, tmp_path_factory)
+    y = np.random.default_rng(3).standard_normal((2, 3, 4))
+    ev = num.Evaluator({m: 3, n: 4}, num.Field("float"))
+    g = sp.MatrixSymbol("G", m, n)
+    for text, flipped, axis in (("flip_rows(Y)", ops.FlipRows, -2),
+                                ("flip_cols(Y)", ops.FlipCols, -1)):
+        e = parse(text)
+        assert isinstance(e, flipped)
+        code = BACKENDS[backend].Printer(dtype_ref="Y").doprint(e)
+        got = back(eval(code, {**env, "Y": to(y)}))  # printed from a fixed test text
+        np.testing.assert_array_equal(got, np.flip(y, axis).astype(got.dtype))
+        assert np.array_equal(np.array(ev(e, {"Y": y[0]}), dtype=float), np.flip(y[0], axis))
+        assert list(e.cotangents(g, True)) == [(NAMES["Y"], flipped(g))]

@@ -165,6 +165,9 @@ BAD = [
     ("a-value-not-accepted", "accepts: {mode: [reduced, complete, r, raw, full, economic]}",
      "accepts: {mode: [complete, r, raw]}", "passes mode='reduced', which accepts.mode does "
                                             "not list"),
+    ("reversal-of-two-arrays", "call: \"numpy.linalg.qr(A, mode=mode)\"",
+     "call: \"numpy.linalg.qr(flip_rows(A, A), mode=mode)\"",
+     "positional arguments must be input names, optionally with .H, .T or .conj and reversed"),
     ("accepts-not-strings", "accepts: {mode: [reduced, complete, r, raw, full, economic]}",
      "accepts: {mode: reduced}", "signatures.numpy.accepts.mode must be a non-empty list"),
 ]
@@ -219,3 +222,21 @@ def test_a_native_call_returning_other_shapes_fails_in_one_line_naming_it(backen
                               "spec/qr.yaml:61 declares Q: [m, k] = (5, 3)"), message
     monkeypatch.undo()
     assert tuple(fr.qr(a, mode="reduced")[0].shape) == (2, 5, 3)  # the real call passes
+
+
+def test_a_call_may_pass_an_input_reversed():
+    """A positional argument may be an input reversed by flip_rows/flip_cols (RQ as QR of
+    flip_cols(A.H)); the generated code passes it so."""
+    from factorules.compiler.native_call import parse_native_call
+    from factorules.compiler.printers import MODULES
+    from factorules.compiler.render import load_checked
+    (checked,) = load_checked([QR])
+    entry = next(s for s in checked.spec.signatures if s.backend == "numpy" and s.until is None)
+    import dataclasses
+    entry = dataclasses.replace(entry, call="numpy.linalg.qr(flip_cols(A.H), mode=mode)")
+    call = parse_native_call(checked.spec, "numpy", entry)
+    assert call.args == ("flip_cols(A.H)",)
+    from factorules.compiler.render import _primal
+    primal = _primal(MODULES["numpy"].Printer, checked, checked.variants[0], call)
+    assert primal.call.startswith("_native_shapes(_np.linalg.qr(_np.flip(_adjoint(A), -1), "
+                                  "mode='reduced'), "), primal.call

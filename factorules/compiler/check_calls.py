@@ -7,14 +7,8 @@ from __future__ import annotations
 import ast
 
 from .check_dims import parse_python_expression
+from .native_call import INPUT_ARGUMENTS, is_input_argument
 from .spec import Spec, SpecError
-
-
-def _input_arg(node, inputs) -> bool:
-    """An input name, or one with .H / .T / .conj applied (e.g. 'A.H' for LQ through QR)."""
-    while isinstance(node, ast.Attribute) and node.attr in ("H", "T", "conj"):
-        node = node.value
-    return isinstance(node, ast.Name) and node.id in inputs
 
 
 def check_signature_calls(spec: Spec) -> None:
@@ -36,8 +30,8 @@ def check_signature_calls(spec: Spec) -> None:
             func = func.value
         if not isinstance(func, ast.Name):
             fail("the function must be a dotted name")
-        if not all(_input_arg(a, inputs) for a in node.args):
-            fail("positional arguments must be input names, optionally with .H, .T or .conj")
+        if not all(is_input_argument(a, inputs) for a in node.args):
+            fail(INPUT_ARGUMENTS)
         matrices = {t.name for v in spec.variants for t in v.outputs if not t.is_vector}
         for name in sig.transposed:
             if name not in matrices:

@@ -30,6 +30,23 @@ class NativeCall:
         return mapping.get(value, value)
 
 
+# what a call's positional argument may apply to an input besides .H, .T and .conj: the
+# reversals of the spec language (RQ as QR of flip_cols(A.H))
+REVERSALS = ("flip_rows", "flip_cols")
+INPUT_ARGUMENTS = ("positional arguments must be input names, optionally with .H, .T or .conj "
+                   "and reversed by flip_rows(...) or flip_cols(...)")
+
+
+def is_input_argument(node: ast.AST, inputs) -> bool:
+    """Whether a call's positional argument is an input, optionally with .H / .T / .conj
+    applied ('A.H' for LQ through QR) and reversed ('flip_cols(A.H)' for RQ through QR)."""
+    while (isinstance(node, ast.Attribute) and node.attr in ("H", "T", "conj")) or (
+            isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+            and node.func.id in REVERSALS and len(node.args) == 1 and not node.keywords):
+        node = node.value if isinstance(node, ast.Attribute) else node.args[0]
+    return isinstance(node, ast.Name) and node.id in inputs
+
+
 # the package whose version a call's version bounds compare, for a call root that is not
 # that package itself (cupyx is CuPy's): the backends' companion modules
 LIBRARY_OF = {module: b.framework for b in BACKENDS for module in b.companion_modules}
@@ -99,11 +116,8 @@ def parse_native_call(spec: Spec, backend: str, sig=None) -> NativeCall:
     options = {o.name for o in spec.options}
     args = []
     for a in node.args:
-        base = a
-        while isinstance(base, ast.Attribute) and base.attr in ("H", "T", "conj"):
-            base = base.value
-        if not (isinstance(base, ast.Name) and base.id in inputs):
-            fail("positional arguments must be input names, optionally with .H, .T or .conj")
+        if not is_input_argument(a, inputs):
+            fail(INPUT_ARGUMENTS)
         args.append(ast.unparse(a))
     keywords = []
     for k in node.keywords:

@@ -299,6 +299,18 @@ template <class T, index R, index C> inline Mat<T, R, C> im(const Mat<T, R, C>& 
 template <class T, index R, index C> inline Mat<T, R, C> recip(const Mat<T, R, C>& x) {
   return map(x, [](T v) { return T(1) / v; });
 }
+template <class T, index R, index C> inline Mat<T, R, C> flip_rows(const Mat<T, R, C>& x) {
+  Mat<T, R, C> z;
+  for (index i = 0; i < R; ++i)
+    for (index j = 0; j < C; ++j) z(i, j) = x(R - 1 - i, j);
+  return z;
+}
+template <class T, index R, index C> inline Mat<T, R, C> flip_cols(const Mat<T, R, C>& x) {
+  Mat<T, R, C> z;
+  for (index i = 0; i < R; ++i)
+    for (index j = 0; j < C; ++j) z(i, j) = x(i, C - 1 - j);
+  return z;
+}
 template <class T, index R, index C> inline Mat<T, R, C> tril(const Mat<T, R, C>& x, index k) {
   Mat<T, R, C> z;
   for (index i = 0; i < R; ++i)

@@ -9,7 +9,7 @@ products by diag(v) or by a permutation is in ``factorules.compiler.product_fold
     base         shape helpers, the errors, ``Call`` and ``StructuralOp``
     algebra      sums and products that stay tidy (no zero terms, no identity factors)
     arrays       array helpers of the numeric evaluation (mpmath or complex128)
-    blocks       X[r0:r1, c0:c1], embed, hstack, vstack, eye
+    blocks       X[r0:r1, c0:c1], embed, hstack, vstack, eye, flip_rows, flip_cols
     elementwise  .conj, re, im (and ``adjoint``, the simplifying X^H)
     vectors      diagonal, diag, pairwise_inv, recip
     triangular   tril, triu, copyltu, sym, skew
@@ -26,19 +26,19 @@ from .algebra import add, mul, unless_zero, zeros_like
 from .base import (Call, CallError, DeriveError, EvalError, LinearMap, OneOperand, ShapeError,
                    Size, StructuralOp, as_expr, as_flag, bound, dims_equal, fmt_shape,
                    is_vector, require_same_shape, require_square, split_product)
-from .blocks import Block, Embed, Eye, HStack, VStack, embed
+from .blocks import Block, Embed, Eye, FlipCols, FlipRows, HStack, VStack, embed
 from .elementwise import Conj, Im, Re, adjoint
 from .solves import Solve, SolveTriangular
 from .triangular import CopyLtu, Skew, Sym, Tril, Triu
 from .vectors import Diag, Diagonal, PairwiseInv, Recip, two_factor_products
 
 __all__ = [
-    "Block", "Call", "CallError", "Conj", "CopyLtu", "DeriveError", "Diag", "Diagonal",
-    "Embed", "EvalError", "Eye", "HStack", "Im", "LinearMap", "OPERATIONS", "OneOperand",
-    "PairwiseInv", "Re", "Recip", "STRUCTURAL_OPS", "ShapeError", "Size", "Skew", "Solve",
-    "SolveTriangular", "StructuralOp", "Sym", "Tril", "Triu", "VStack", "add", "adjoint",
-    "as_expr", "as_flag", "bound", "dims_equal", "embed", "fmt_shape", "is_vector", "mul",
-    "require_same_shape", "require_square", "split_product", "two_factor_products",
+    "Block", "Call", "CallError", "Conj", "CopyLtu", "DeriveError", "Diag", "Diagonal", "Embed",
+    "EvalError", "Eye", "FlipCols", "FlipRows", "HStack", "Im", "LinearMap", "OPERATIONS",
+    "OneOperand", "PairwiseInv", "Re", "Recip", "STRUCTURAL_OPS", "ShapeError", "Size", "Skew",
+    "Solve", "SolveTriangular", "StructuralOp", "Sym", "Tril", "Triu", "VStack", "add",
+    "adjoint", "as_expr", "as_flag", "bound", "dims_equal", "embed", "fmt_shape", "is_vector",
+    "mul", "require_same_shape", "require_square", "split_product", "two_factor_products",
     "unless_zero", "zeros_like",
 ]
 

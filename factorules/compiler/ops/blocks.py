@@ -1,4 +1,5 @@
-"""Blocks and stacks: ``X[r0:r1, c0:c1]``, ``embed``, ``hstack``, ``vstack`` and ``eye``.
+"""Blocks and stacks: ``X[r0:r1, c0:c1]``, ``embed``, ``hstack``, ``vstack``, ``eye`` and the
+reversals ``flip_rows``, ``flip_cols``.
 
 Bounds and sizes are symbolic (SymPy expressions of the dims, or ``Size`` atoms that
 common-subexpression elimination leaves alone).  Taking a block and embedding one are each
@@ -11,8 +12,8 @@ import sympy as sp
 from sympy import MatrixExpr, ZeroMatrix
 
 from .algebra import unless_zero, zeros_like
-from .base import (Call, DeriveError, OneOperand, ShapeError, StructuralOp, bound, dims_equal,
-                   fmt_shape, size_arg)
+from .base import (Call, DeriveError, LinearMap, OneOperand, ShapeError, StructuralOp, bound,
+                   dims_equal, fmt_shape, size_arg)
 
 
 def embed(x: MatrixExpr, rows, cols, row0, col0) -> MatrixExpr:
@@ -293,3 +294,31 @@ class Eye(StructuralOp):
 
     def code(self, printer):
         return printer._op("eye", rows=printer._dim(self.rows), cols=printer._dim(self.cols))
+
+
+class FlipRows(LinearMap):
+    """flip_rows(X) = J X: X's rows in reverse order (J the exchange matrix, ones on the
+    anti-diagonal).  RQ is QR of a reversed adjoint: A^H J = (Q^H J)(J R^H J)."""
+
+    spec_name = "flip_rows"
+    call = Call(1)
+
+    def cotangents(self, g, is_linear):
+        yield self.arg, FlipRows(g)  # J is symmetric and orthogonal: its own transpose
+
+    def evaluate(self, value_of, evaluator):
+        return value_of(self.arg)[..., ::-1, :]
+
+
+class FlipCols(LinearMap):
+    """flip_cols(X) = X J: X's columns in reverse order."""
+
+    spec_name = "flip_cols"
+    call = Call(1)
+
+    def cotangents(self, g, is_linear):
+        yield self.arg, FlipCols(g)
+
+    def evaluate(self, value_of, evaluator):
+        return value_of(self.arg)[..., :, ::-1]
+

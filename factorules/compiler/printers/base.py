@@ -106,6 +106,8 @@ def numpy_api_ops(module: str) -> dict[str, str]:
         "vstack": f"{module}.concatenate([{{xs}}], axis=-2)",
         "pad": "_pad({x}, {top}, {bottom}, {left}, {right})",
         "eye": f"{module}.eye({{rows}}, {{cols}}, dtype={{ref}}.dtype)",
+        "flip_rows": f"{module}.flip({{x}}, -2)",
+        "flip_cols": f"{module}.flip({{x}}, -1)",
     }
 
 

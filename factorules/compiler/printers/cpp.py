@@ -16,7 +16,8 @@ SCALAR = "fr_W"
 
 class Printer(BatchedMatrixPrinter, CXX11CodePrinter):
     OPS = {
-        **{key: f"fr::{key}({{x}})" for key in ("copyltu", "sym", "skew", "pairwise_inv")},
+        **{key: f"fr::{key}({{x}})" for key in ("copyltu", "sym", "skew", "pairwise_inv",
+                                                 "flip_rows", "flip_cols")},
         "mm": "fr::mm({a}, {b})",
         "adjoint": "fr::adjoint({x})",
         "transpose": "fr::transpose({x})",

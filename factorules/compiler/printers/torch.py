@@ -141,6 +141,8 @@ class Printer(BatchedMatrixPrinter, TorchPrinter):
         "vstack": "_torch.cat([{xs}], dim=-2)",
         "pad": "_torch.nn.functional.pad({x}, ({left}, {right}, {top}, {bottom}))",
         "eye": "_torch.eye({rows}, {cols}, dtype={ref}.dtype, device={ref}.device)",
+        "flip_rows": "{x}.flip(-2)",
+        "flip_cols": "{x}.flip(-1)",
         "triu_herm": "_triu_herm({x})",
         "tril_diag": "_tril_diag({x}, {scale})",
         "unit_tril": "_unit_tril({x})",
