@@ -30,7 +30,7 @@ from sympy import MatAdd, MatrixSymbol
 from ..compiler import derive
 from . import numeric as num
 from . import sample
-from ..compiler.check_dims import matrix_symbol
+from ..compiler.check_dims import matrix_symbol, structure_offset
 from ..compiler.checked import CheckedCase, CheckedSpec, CheckedVariant
 
 DPS = 50
@@ -116,7 +116,8 @@ def _residuals(cv: CheckedVariant, case: CheckedCase) -> list[derive.Residual]:
         if t.is_index:
             continue
         sym = matrix_symbol(t, cdims)
-        for r in derive.structure_equations(sym, t.structure, t.diagonal):
+        offset = structure_offset(t, cdims)
+        for r in derive.structure_equations(sym, t.structure, t.diagonal, offset):
             if not any(r.expr == known.expr for known in out):  # already a defining equation
                 out.append(r)
     return out

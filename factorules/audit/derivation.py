@@ -88,6 +88,7 @@ def page(checked: CheckedSpec, results: list[audit.Result]) -> str:
         outputs = ", ".join(f"${t.name}$ ({t.structure.replace('_', ' ')}"
                             + (" vector" if t.is_vector else "")
                             + (f", {t.order}" if t.order else "")
+                            + (f" from diagonal ${t.offset}$" if t.offset else "")
                             + (f", {t.diagonal} diagonal" if t.diagonal != "any" else "")
                             + (", not returned" if t.returned in ("empty", "hidden") else "")
                             + ")"

@@ -18,6 +18,7 @@ from sympy import MatrixSymbol
 
 from . import numeric as num
 from ..compiler import ops
+from ..compiler.check_dims import structure_offset
 
 
 class SampleError(ValueError):
@@ -54,9 +55,11 @@ def _phases(rng, k: int, complex_field: bool):
     return z / np.abs(z)
 
 
-def structured(rng, rows, cols, structure, diagonal, complex_field, f: num.Field):
+def structured(rng, rows, cols, structure, diagonal, complex_field, f: num.Field,
+               offset: int = 0):
     """A well-conditioned random matrix with the declared structure (a general one: a
-    diagonal of modulus in [1, 2] and small off-diagonal entries)."""
+    diagonal of modulus in [1, 2] and small off-diagonal entries); ``offset``: the diagonal
+    that bounds a triangular one and carries its declared diagonal (RQ's tall R: n - m)."""
     g = gaussian(rng, (rows, cols), complex_field)
     if structure == "permutation":
         return f.array(np.eye(rows)[:, rng.permutation(rows)])
@@ -85,12 +88,14 @@ def structured(rng, rows, cols, structure, diagonal, complex_field, f: num.Field
         # a general output (lu_factor's LU: both triangles of one) is drawn the same way
         g = g / math.sqrt(max(rows, cols, 1))
         if structure != "general":
-            g = np.triu(g) if structure == "upper_triangular" else np.tril(g)
+            g = np.triu(g, offset) if structure == "upper_triangular" else np.tril(g, offset)
     elif structure == "hermitian":
         g = (g + g.conj().T) / 2
     elif structure == "diagonal":
         g = np.diag(np.diag(g)) if rows == cols else np.eye(rows, cols) * g
-    k = min(rows, cols)
+    # the entries of diagonal ``offset``: (i, i + offset)
+    first = np.arange(max(0, -offset), min(rows, cols - offset))
+    k = len(first)
     magnitude = 1 + rng.uniform(size=k)
     if diagonal == "unit":
         d = np.ones(k)
@@ -104,7 +109,7 @@ def structured(rng, rows, cols, structure, diagonal, complex_field, f: num.Field
         d = None
     if d is not None:
         g = g.astype(complex if complex_field else float)
-        g[np.arange(k), np.arange(k)] = d
+        g[first, first + offset] = d
     return f.array(g)
 
 
@@ -161,7 +166,8 @@ def factorization(checked, cv, case, ev: num.Evaluator, complex_field: bool, rng
             return vector(rng, ev.dim(cdims[t.shape[0]]), t.structure, t.order,
                           complex_field, ev.field)
         rows, cols = (ev.dim(cdims[d]) for d in t.shape)
-        return structured(rng, rows, cols, t.structure, t.diagonal, complex_field, ev.field)
+        return structured(rng, rows, cols, t.structure, t.diagonal, complex_field, ev.field,
+                          ev.dim(structure_offset(t, cdims)))
 
     primal = {}
     for t in cv.variant.outputs:

@@ -10,11 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from .check_calls import check_signature_calls, delegate_call, framework_call
-from .check_dims import dimension_table
+from .check_dims import dimension_table, structure_offset
 from .check_primal import (check_benchmarks, native_variant, with_from_native,
                            with_primal_outputs, with_requires, with_sample)
 from .check_rules import check_variant
 from .checked import CheckedSpec
+from .expr import ExprError
 from .spec import Spec, SpecError
 from .spec_loader import load_spec
 
@@ -80,6 +81,12 @@ def check_spec(spec: Spec) -> CheckedSpec:
                             f"shapes.{label} must give every primitive dimension "
                             f"({', '.join(primitive)})")
     vdims = {d.name: d.expr for d in dims}
+    for v in spec.variants:
+        for t in v.outputs:
+            try:
+                structure_offset(t, vdims)
+            except ExprError as err:
+                raise SpecError(spec.path, t.line, f"outputs.{t.name}.offset: {err}") from None
     checked = []
     for v in spec.variants:
         cv = with_primal_outputs(spec, check_variant(spec, dims, v), vdims)

@@ -14,6 +14,7 @@ import keyword
 
 import sympy as sp
 
+from . import expr as expr_mod
 from . import ops
 from .checked import Condition, DimDef
 from .spec import ALWAYS, Case, Spec, SpecError, Tensor
@@ -51,6 +52,15 @@ def _dim_expr(node, known: dict[str, sp.Expr], inputs: dict[str, Tensor], fail):
             return _DIM_FUNCS[func](*args), None
     fail(f"'{ast.unparse(node)}' is not a dimension definition "
          f"(use rows(X), cols(X), min(a, b), max(a, b), +, -)")
+
+
+def structure_offset(t: Tensor, dims: dict[str, sp.Expr]) -> sp.Expr:
+    """The diagonal that bounds a triangular output's structure (its 'offset'), with the
+    dimensions' values ``dims`` (name -> expression: the variant's, or a case's); 0 for none.
+    Raises ExprError where the offset is not a dimension expression."""
+    if t.offset is None:
+        return sp.Integer(0)
+    return expr_mod.Parser({}, dims).dimension(t.offset)
 
 
 def parse_python_expression(text: str, fail, message: str) -> ast.AST:

@@ -38,10 +38,23 @@ class Residual:
 
 
 # -- structure as equations ---------------------------------------------------------------
-def structure_equations(symbol: MatrixSymbol, structure: str, diagonal: str) -> list[Residual]:
-    """The declared structure of an output as residuals that vanish (primal form)."""
+def structure_equations(symbol: MatrixSymbol, structure: str, diagonal: str,
+                        offset=0) -> list[Residual]:
+    """The declared structure of an output as residuals that vanish (primal form); ``offset``:
+    the diagonal that bounds a triangular one (an integer or a dimension expression)."""
     x, name = symbol, symbol.name
     out = []
+    if offset != 0 and structure in ("upper_triangular", "lower_triangular"):
+        # the band beyond diagonal ``offset`` vanishes; a real diagonal is that diagonal's
+        # (tril(triu(X, k), k) keeps diagonal k alone, for either sign of k)
+        if structure == "upper_triangular":
+            out.append(Residual(f"tril({name}, {offset} - 1) = 0", ops.Tril(x, offset - 1)))
+        else:
+            out.append(Residual(f"triu({name}, {offset} + 1) = 0", ops.Triu(x, offset + 1)))
+        if diagonal in ("real", "positive"):
+            out.append(Residual(f"im(tril(triu({name}, {offset}), {offset})) = 0",
+                                ops.Im(ops.Tril(ops.Triu(x, offset), offset))))
+        return out
     if structure == "orthonormal_columns":
         out.append(Residual(f"{name}.H @ {name} = I", mul(adjoint(x), x) - Identity(x.cols)))
     elif structure == "orthonormal_rows":

@@ -138,6 +138,10 @@ class Parser:
         node = self._parse(text.strip(), "eval").body
         return self._matrix(self._top(node), node)
 
+    def dimension(self, text: str) -> sp.Expr:
+        """One dimension expression (an output's structure 'offset': 'n - m')."""
+        return self._dim(self._parse(text.strip(), "eval").body)
+
     def equation(self, text: str) -> Equation:
         # the '=' outside brackets (those inside are keyword arguments)
         depth, splits = 0, []

@@ -78,6 +78,9 @@ class Tensor:
     from_pivots: str | None = None
     # a 'permutation' output computed from an 'indices' output (qr_pivoted's hidden Pi)
     from_indices: str | None = None
+    # a triangular structure's bounding diagonal (j - i = offset) as text, a dimension
+    # expression ('n - m': RQ's upper trapezoidal R); None: the main diagonal
+    offset: str | None = None
 
     @property
     def is_vector(self) -> bool:

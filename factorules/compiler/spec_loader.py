@@ -129,6 +129,15 @@ def _tensor(path, name, data, line, what) -> Tensor:
     if built["from_pivots"] is not None and built["from_indices"] is not None:
         raise SpecError(path, line, f"{what}.{name}: give from_pivots or from_indices, "
                                     f"not both")
+    offset = r.pop("offset", (str, int), required=False)
+    if offset is not None:
+        if structure not in ("upper_triangular", "lower_triangular") or what != "outputs":
+            raise SpecError(path, r.line_of("offset"), "offset is for an upper_triangular or "
+                                                       "lower_triangular output")
+        if diagonal == "unit":
+            raise SpecError(path, r.line_of("offset"), "a unit diagonal is the main one: no "
+                                                       "offset")
+        offset = str(offset)
     constant = ("permutation",) + INDEX_STRUCTURES
     if what == "inputs" and structure in constant:
         raise SpecError(path, r.line_of("structure"), f"an input cannot be a {structure}")
@@ -136,7 +145,7 @@ def _tensor(path, name, data, line, what) -> Tensor:
         raise SpecError(path, line, f"{what}.{name}: a {structure} has no diagonal or dtype")
     r.done()
     return Tensor(name, tuple(shape), line, structure, diagonal, returned, result_field, order,
-                  dtype == "complex", built["from_pivots"], built["from_indices"])
+                  dtype == "complex", built["from_pivots"], built["from_indices"], offset)
 
 
 def _tensors(path, data, line, what) -> tuple[Tensor, ...]:
