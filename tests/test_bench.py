@@ -100,9 +100,11 @@ def test_timings_are_positive_numbers_and_quick_rows_give_no_ratio(rows):
             assert r["native_ms"] > 0 and r["reference"] == "fd"
             assert (r["spec"], r["backend"], r["options"]) == ("svd", "torch",
                                                                "full_matrices=True"), r
-        else:  # no such operation (LQ; pivoted QR in torch): finite differences are the reference
+        else:  # no such operation (LQ, RQ; pivoted QR in torch): finite differences are the
+            # reference
             assert r["native"] == "none" and (r["spec"], r["backend"]) in (
-                ("lq", "torch"), ("lq", "jax"), ("qr_pivoted", "torch")), r
+                ("lq", "torch"), ("lq", "jax"), ("rq", "torch"), ("rq", "jax"),
+                ("qr_pivoted", "torch")), r
             assert r["native_ms"] is None and r["ratio"] is None and r["reference"] == "fd"
 
 

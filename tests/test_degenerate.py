@@ -312,6 +312,8 @@ CASES = [
                lambda c, d: _dependent_columns(c), (_ones_like, _ones_like)),
     Degenerate("lq", PIVOTS + "linearly dependent rows (L_kk = 0)", "check_singular",
                lambda c, d: _dependent_rows(c), (_ones_like, _ones_like)),
+    Degenerate("rq", PIVOTS + "linearly dependent rows (R_kk = 0)", "check_singular",
+               lambda c, d: _dependent_rows(c), (_ones_like, _ones_like)),
     Degenerate("cholesky", PIVOTS + "a pivot L_kk^2 near zero (A nearly singular)",
                "check_singular",
                _nearly_singular_hpd, (_ones_like,)),

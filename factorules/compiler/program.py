@@ -211,6 +211,12 @@ def _built(params, assignments, results, shared_by, sizes) -> Program:
 
     replacements = [(sym, restored(value)) for sym, value in replacements]
     reduced = [restored(e) for e in reduced]
+    # a zero block shared by two stacks stays in each: it is padding, never an array
+    zeros = {sym: value for sym, value in replacements if isinstance(value, sp.ZeroMatrix)}
+    if zeros:
+        replacements = [(sym, value.xreplace(zeros)) for sym, value in replacements
+                        if sym not in zeros]
+        reduced = [e.xreplace(zeros) for e in reduced]
     # Temporaries go right before the first statement that uses them, so each statement is
     # computed once and in order.
     ordered: list[Statement] = []

@@ -111,7 +111,7 @@ def _primal(printer_cls, checked: CheckedSpec, cv: CheckedVariant,
     if call.transposed:
         flags = [name in call.transposed for name in (returns or [t.name for t in computed])]
         native_call = f"_transposed({native_call}, {py_literal(flags)})"
-    shown = f"{spec.name}: {call.func}({', '.join(args)}{', ' if kwargs else ''}{kwargs})"
+    shown = f"{spec.name}: {call.func}({', '.join(call.args)}{', ' if kwargs else ''}{kwargs})"
     native_call = f"_native_shapes({native_call}, {shown!r}, {_declared_shapes(spec, cv)})"
     names = [t.name for t in cv.variant.outputs]
     # permutations built from pivots or indices (column numbers) after the call

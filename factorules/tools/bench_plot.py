@@ -107,6 +107,9 @@ FLOP_MODELS: dict[str, FlopModel] = {
     "qr": _one_matrix(_qr),
     "qr_pivoted": _one_matrix(_qr),  # geqp3: geqrf's count (half of it in BLAS-2)
     "lq": _one_matrix(lambda m, n, options: _qr(n, m, options)),  # the transpose's QR
+    # the reversed transpose's QR (economic: reduced, full: complete)
+    "rq": _one_matrix(lambda m, n, options: _qr(n, m, {"mode": {
+        "economic": "reduced", "full": "complete"}[options.get("mode", "full")]})),
     "geqrf": _one_matrix(lambda m, n, options: householder(m, n, min(m, n))),
     "householder_product": FlopModel(("m", "n", "k"),
                                      lambda m, n, k, options: householder(m, n, k),

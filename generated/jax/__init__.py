@@ -20,6 +20,7 @@ from .lu_factor import lu_factor, lu_factor_jvp, lu_factor_vjp
 from .ormqr import ormqr, ormqr_jvp, ormqr_vjp
 from .qr import qr, qr_jvp, qr_vjp
 from .qr_pivoted import qr_pivoted, qr_pivoted_jvp, qr_pivoted_vjp
+from .rq import rq, rq_jvp, rq_vjp
 from .svd import svd, svd_jvp, svd_vjp
 from .svdvals import svdvals, svdvals_jvp, svdvals_vjp
 from .distributed import tsqr
@@ -64,6 +65,9 @@ __all__ = [
     "qr_pivoted",
     "qr_pivoted_jvp",
     "qr_pivoted_vjp",
+    "rq",
+    "rq_jvp",
+    "rq_vjp",
     "svd",
     "svd_jvp",
     "svd_vjp",

@@ -64,7 +64,7 @@ def _primal(A, mode, check_singular):
     if mode == "reduced":
         Qh, Rh = _native_shapes(
             _jax.numpy.linalg.qr(A.mT.conj(), mode='reduced'),
-            "lq: jax.numpy.linalg.qr(A.mT.conj(), mode='reduced')",
+            "lq: jax.numpy.linalg.qr(A.H, mode='reduced')",
             (
                 ('Qh', (n, k), 'spec/lq.yaml:40 (primal.returns) declares Qh: [n, k]'),
                 ('Rh', (k, m), 'spec/lq.yaml:40 (primal.returns) declares Rh: [k, m]'),

@@ -140,7 +140,7 @@ def _primal(a, tau, C, left, transpose):
             a,
             _native_shapes(
                 (_jax.lax.linalg.ormqr(a, tau[..., 0], C, left=True, transpose=False),),
-                'ormqr: jax.lax.linalg.ormqr(a, tau[..., 0], C, left=True, transpose=False)',
+                'ormqr: jax.lax.linalg.ormqr(a, tau, C, left=True, transpose=False)',
                 (('Y', (m, n), 'spec/ormqr.yaml:49 declares Y: [m, n]'),),
             ),
             left,
@@ -151,7 +151,7 @@ def _primal(a, tau, C, left, transpose):
             a,
             _native_shapes(
                 (_jax.lax.linalg.ormqr(a, tau[..., 0], C, left=True, transpose=True),),
-                'ormqr: jax.lax.linalg.ormqr(a, tau[..., 0], C, left=True, transpose=True)',
+                'ormqr: jax.lax.linalg.ormqr(a, tau, C, left=True, transpose=True)',
                 (('Y', (m, n), 'spec/ormqr.yaml:70 declares Y: [m, n]'),),
             ),
             left,
@@ -162,7 +162,7 @@ def _primal(a, tau, C, left, transpose):
             a,
             _native_shapes(
                 (_jax.lax.linalg.ormqr(a, tau[..., 0], C, left=False, transpose=False),),
-                'ormqr: jax.lax.linalg.ormqr(a, tau[..., 0], C, left=False, transpose=False)',
+                'ormqr: jax.lax.linalg.ormqr(a, tau, C, left=False, transpose=False)',
                 (('Y', (m, n), 'spec/ormqr.yaml:91 declares Y: [m, n]'),),
             ),
             left,
@@ -173,7 +173,7 @@ def _primal(a, tau, C, left, transpose):
             a,
             _native_shapes(
                 (_jax.lax.linalg.ormqr(a, tau[..., 0], C, left=False, transpose=True),),
-                'ormqr: jax.lax.linalg.ormqr(a, tau[..., 0], C, left=False, transpose=True)',
+                'ormqr: jax.lax.linalg.ormqr(a, tau, C, left=False, transpose=True)',
                 (('Y', (m, n), 'spec/ormqr.yaml:112 declares Y: [m, n]'),),
             ),
             left,

@@ -61,7 +61,7 @@ def _primal(A, mode, check_singular):
     if mode == "reduced":
         Qh, Rh = _native_shapes(
             _np.linalg.qr(_adjoint(A), mode='reduced'),
-            "lq: numpy.linalg.qr(_adjoint(A), mode='reduced')",
+            "lq: numpy.linalg.qr(A.H, mode='reduced')",
             (
                 ('Qh', (n, k), 'spec/lq.yaml:40 (primal.returns) declares Qh: [n, k]'),
                 ('Rh', (k, m), 'spec/lq.yaml:40 (primal.returns) declares Rh: [k, m]'),

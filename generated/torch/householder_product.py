@@ -76,7 +76,7 @@ def _primal(A, tau):
             A,
             _native_shapes(
                 (_torch.linalg.householder_product(A, tau[..., 0]),),
-                'householder_product: torch.linalg.householder_product(A, tau[..., 0])',
+                'householder_product: torch.linalg.householder_product(A, tau)',
                 (('Q', (m, n), 'spec/householder_product.yaml:37 declares Q: [m, n]'),),
             ),
         )

@@ -65,7 +65,7 @@ def _primal(A, mode, check_singular):
     if mode == "reduced":
         Qh, Rh = _native_shapes(
             _torch.linalg.qr(A.mH, mode='reduced'),
-            "lq: torch.linalg.qr(A.mH, mode='reduced')",
+            "lq: torch.linalg.qr(A.H, mode='reduced')",
             (
                 ('Qh', (n, k), 'spec/lq.yaml:40 (primal.returns) declares Qh: [n, k]'),
                 ('Rh', (k, m), 'spec/lq.yaml:40 (primal.returns) declares Rh: [k, m]'),
