@@ -90,7 +90,7 @@ def page(checked: CheckedSpec, results: list[audit.Result]) -> str:
                             + (f", {t.order}" if t.order else "")
                             + (f" from diagonal ${t.offset}$" if t.offset else "")
                             + (f", {t.diagonal} diagonal" if t.diagonal != "any" else "")
-                            + (", not returned" if t.returned in ("empty", "hidden") else "")
+                            + (", not returned" if t.returned in ("empty", "hidden", "omitted") else "")
                             + ")"
                             for t in cv.variant.outputs)
         out += [f"Outputs: {outputs}.", ""]

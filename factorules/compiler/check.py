@@ -66,10 +66,17 @@ def check_spec(spec: Spec) -> CheckedSpec:
                                                f"after the others")
         if all(kinds):
             raise SpecError(spec.path, v.line, f"variant {v.label}: every output is hidden")
-        empty = [o.name for o in v.outputs if o.returned == "empty"]
+        empty = [o.name for o in v.outputs if o.returned in ("empty", "omitted")]
+        returned = [o.name for o in v.outputs if o.returned in ("value", "empty")]
+        values = [o.name for o in v.outputs if o.returned == "value"]
+        if any(o.returned == "omitted" for o in v.outputs) and \
+                not (len(values) == 1 and returned == values):
+            raise SpecError(spec.path, v.line, f"variant {v.label} omits outputs: it must "
+                                               f"return one other, alone (returns "
+                                               f"{', '.join(returned) or 'none'})")
         if empty:
             full = native_variant(spec, v)
-            if full is None or any(o.returned == "empty" for o in full.outputs):
+            if full is None or any(o.returned in ("empty", "omitted") for o in full.outputs):
                 raise SpecError(spec.path, v.line,
                                 f"variant {v.label} returns {', '.join(empty)} empty, so its "
                                 f"'native' options must select a variant that returns every "

@@ -272,7 +272,8 @@ def _variant(printer_cls, checked: CheckedSpec, cv: CheckedVariant, call: Native
                                            for name, e in cv.from_native}
     first = spec.variants[0].outputs  # whether an output is a vector: as the first variant says
     outputs = tuple(
-        model.VariantOutput(t.name, shown=t.returned != "hidden", empty=t.returned == "empty",
+        model.VariantOutput(t.name, shown=t.returned not in ("hidden", "omitted"),
+                            empty=t.returned == "empty",
                             is_vector=first[i].is_vector,
                             differentiable=t.returned == "value" and not t.constant,
                             from_native=from_native.get(t.name, t.name))
@@ -283,7 +284,9 @@ def _variant(printer_cls, checked: CheckedSpec, cv: CheckedVariant, call: Native
         # selects no variant (check_gauge) is passed on as it is
         native_options=tuple(py_literal(native.get(o.name, dict(cv.variant.when).get(o.name)))
                              if o.selects else o.name for o in spec.options),
-        converts_native=bool(from_native))
+        converts_native=bool(from_native),
+        alone=next((i for i, t in enumerate(cv.variant.outputs) if t.returned == "value"), None)
+        if any(t.returned == "omitted" for t in cv.variant.outputs) else None)
 
 
 def shape_equalities(spec: Spec) -> list[model.ShapeEquality]:

@@ -276,6 +276,9 @@ class Variant:
     # order) for the variant the framework differentiates; an option that selects no variant
     # is passed on as it is
     converts_native: bool  # its outputs are computed from the native variant's ('from_native')
+    # the place of the one output it returns, alone, where it omits the others ('omitted');
+    # None: it returns the result type
+    alone: int | None = None
 
 
 @dataclass(frozen=True)
@@ -483,6 +486,11 @@ class Module:
     @property
     def has_vector_output(self) -> bool:
         return any(o.is_vector for o in self.outputs)
+
+    @property
+    def has_alone(self) -> bool:
+        """Some variant returns one output alone, omitting the others (_tangents_returned)."""
+        return any(v.alone is not None for v in self.variants)
 
     @property
     def vector_flags(self) -> str:

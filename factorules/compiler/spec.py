@@ -68,7 +68,9 @@ class Tensor:
     structure: str | None = None
     diagonal: str | None = None  # one of DIAGONALS ('any' if not given; a vector's is 'any')
     # 'value'; 'empty': returned as an empty array, not differentiated; 'hidden': computed for
-    # the rules only, neither returned nor differentiated
+    # the rules only, neither returned nor differentiated; 'omitted': as 'empty' (the
+    # frameworks differentiate the native variant), but left out of the result, which is then
+    # the variant's one other output alone (scipy.linalg.rq(mode='r') returns R)
     returned: str = "value"
     field: str | None = None  # its name in the result's named tuple (default: its own name)
     order: str | None = None  # a vector's order as computed: 'ascending' or 'descending'

@@ -107,9 +107,9 @@ def _tensor(path, name, data, line, what) -> Tensor:
     if vector and diagonal != "any":
         raise SpecError(path, r.line_of("diagonal"), "a vector has no diagonal (use structure)")
     returned = r.pop("returned", str, default="value")
-    if returned not in ("value", "empty", "hidden"):
+    if returned not in ("value", "empty", "hidden", "omitted"):
         raise SpecError(path, r.line_of("returned"),
-                        "returned must be 'value', 'empty' or 'hidden'")
+                        "returned must be 'value', 'empty', 'hidden' or 'omitted'")
     result_field = r.pop("field", str, required=False)
     if result_field is not None:
         _check_name(path, result_field, r.line_of("field"), f"{what}.{name}.field")

@@ -66,7 +66,7 @@ CONVENTIONS = ("torch", "jax")
 
 def returned(cv) -> tuple:
     """The outputs a variant returns (its spec Tensors, hidden ones left out), in order."""
-    return tuple(t for t in cv.variant.outputs if t.returned != "hidden")
+    return tuple(t for t in cv.variant.outputs if t.returned not in ("hidden", "omitted"))
 
 
 def has_gauge_cotangent(cv) -> bool:
