@@ -68,7 +68,6 @@ CASES = [
       for mode in ("reduced", "complete", "r") for pivoting in (False, True)],
     ("qr wide", ("wide",), lambda fj, jnp: fj.qr),
     ("rq", ("wide",), lambda fj, jnp: fj.rq),
-    ("rq mode='economic' tall", ("tall",), lambda fj, jnp: lambda A: fj.rq(A, mode="economic")),
     ("qr_pivoted", ("tall",), lambda fj, jnp: fj.qr_pivoted),
     ("svd full_matrices=False", ("tall",),
      lambda fj, jnp: lambda A: fj.svd(A, full_matrices=False)),

@@ -46,7 +46,7 @@ CASES = [
      "      L: {shape: [n], structure: real, order: ascending}\n", 34,
      "hidden outputs must come after the others"),
     ("unknown-returned", "eigvalsh", "returned: hidden", "returned: secret", 37,
-     "returned must be 'value', 'empty' or 'hidden'"),
+     "returned must be 'value', 'empty', 'hidden' or 'omitted'"),
 ]
 
 

@@ -80,10 +80,12 @@ def test_a_module_imports_exactly_the_runtime_helpers_its_code_reads(backend):
 def _case_texts(spec: Spec) -> list[Text]:
     """The text of every case's JVP, then of every case's VJP (the JVP's for a VJP the spec
     derives), as the generated rules list them: once for variants with the same rules (eigh's
-    UPLO="L" and "U", written once under one test)."""
+    UPLO="L" and "U", written once under one test); variants with the same texts but other
+    outputs differentiated (rq's mode="r", whose Q is omitted) have rules of their own."""
     cases, seen = [], set()
     for v in spec.variants:
-        texts = tuple((c.jvp.line, (c.vjp or c.jvp).line) for c in v.cases)
+        texts = (tuple((c.jvp.line, (c.vjp or c.jvp).line) for c in v.cases),
+                 tuple(t.returned for t in v.outputs))
         if texts not in seen:
             seen.add(texts)
             cases += v.cases

@@ -95,15 +95,17 @@ def _texts(side: Side) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(side.spec_dir.glob("*.yaml"))}
 
 
-def render_side(side: Side, pages: bool | set = True) -> Rendered:
+def render_side(side: Side, pages: bool | set = True, files: bool = True) -> Rendered:
     """``pages``: whether to render the derivation pages, or the spec file names to render
     them for (a page is a function of its spec alone: those of specs alike on both sides
-    are alike, and are not rendered, since each reruns the audit)."""
+    are alike, and are not rendered, since each reruns the audit); ``files``: whether to
+    render the generated tree (not where both sides' specs are the same texts: nothing in it
+    can differ)."""
     from ..audit import derivation
 
     try:
         checked = load_checked(sorted(side.spec_dir.glob("*.yaml")), display_dir=SPEC_FOLDER)
-        files = render_tree(checked)
+        files = render_tree(checked) if files else {}
         if pages:
             files.update(derivation.render(
                 [c for c in checked if pages is True or Path(c.spec.path).name in pages]))
@@ -221,7 +223,7 @@ def main(args) -> int:
             changed = {name for name in set(before) | set(after)
                        if before.get(name) != after.get(name)}
             pages = set() if args.no_pages else changed
-            old = render_side(old_side, pages=pages)
+            old = render_side(old_side, pages=pages, files=bool(changed))
             # the same spec texts on both sides render the same (generation is deterministic)
             new = old if not changed else render_side(new_side, pages=pages)
         except DiffError as err:
