@@ -194,11 +194,7 @@ def cases(shapes=("regular",), dtypes=("f64", "c128"), batches=("b2",), small=Fa
     return out
 
 
-def takes(checked, cv, shape: tuple) -> bool:
-    """Whether a variant takes the primitive dimensions ``shape`` (in the order of the
-    spec's dims): its 'requires' hold there (a tall-only variant takes no wide class)."""
-    prims = [d.name for d in checked.dims if d.source is not None]
-    return sample.allowed(cv, sample.primitive_dims(checked, dict(zip(prims, shape))))
+takes = sample.takes  # whether a variant's 'requires' hold at a shape class
 
 
 # -- the sampled ladder (tests/ladder.py) --------------------------------------------------------

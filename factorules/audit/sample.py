@@ -236,6 +236,13 @@ def _compare(c, dims: dict) -> bool:
             "==": lhs == rhs}[c.op]
 
 
+def takes(checked, cv, shape: tuple[int, ...]) -> bool:
+    """Whether a variant takes the primitive dimensions ``shape`` (in the order of the
+    spec's dims): its 'requires' hold there (a tall-only variant takes no wide shape)."""
+    prims = [d.name for d in checked.dims if d.source is not None]
+    return allowed(cv, primitive_dims(checked, dict(zip(prims, shape))))
+
+
 def primitive_dims(checked, values: dict[str, int]) -> dict:
     """{dimension symbol: int} from values of the primitive dimensions by name."""
     symbols = {d.name: d.expr for d in checked.dims if d.source is not None}

@@ -215,8 +215,7 @@ def shapes(checked, cv) -> list[tuple[str, tuple]]:
     prims = [d for d in checked.dims if d.source is not None]
     names = ["n=4"] if len(prims) == 1 else ["tall", "square", "wide"]
     # the classes the variant takes: its 'requires' hold there (a tall-only op has no wide)
-    return [(n, SHAPES[n]) for n in names if sample.allowed(cv, sample.primitive_dims(
-        checked, {d.name: v for d, v in zip(prims, SHAPES[n])}))]
+    return [(n, SHAPES[n]) for n in names if sample.takes(checked, cv, SHAPES[n])]
 
 
 def shape_text(checked, name: str, shape: tuple, xs) -> str:
