@@ -175,6 +175,21 @@ def _solve(a, b, left=True):
                        -1, -2)
 
 
+def _sylvester_by_eigh(a, b, c):
+    """X with A X + X B = C, A and B Hermitian: in their eigenvector bases the equation is
+    elementwise, X = Q_A ((Q_A^H C Q_B) / (a_i + b_j)) Q_B^H (one eigensolver when A is B)."""
+    dtype = xp.result_type(a, b, c)
+    batch = _np.broadcast_shapes(a.shape[:-2], b.shape[:-2], c.shape[:-2])
+    if c.shape[-1] == 0 or c.shape[-2] == 0:
+        return xp.zeros(batch + c.shape[-2:], dtype)
+    la, qa = xp.linalg.eigh(a)
+    lb, qb = (la, qa) if b is a else xp.linalg.eigh(b)
+    mm = lambda x, y: xp.matmul(x, y, **DOT_OPTIONS)  # noqa: E731
+    inner = mm(mm(xp.conj(xp.swapaxes(qa, -1, -2)), c), qb)
+    inner = inner / (la[..., :, None] + lb[..., None, :])
+    return xp.asarray(mm(mm(qa, inner), xp.conj(xp.swapaxes(qb, -1, -2))), dtype=dtype)
+
+
 def _pad_rows(x, extra):
     return xp.concatenate([x, xp.zeros(x.shape[:-2] + (extra, x.shape[-1]), x.dtype)], -2)
 

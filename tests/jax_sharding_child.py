@@ -68,6 +68,7 @@ CASES = [
       for mode in ("reduced", "complete", "r") for pivoting in (False, True)],
     ("qr wide", ("wide",), lambda fj, jnp: fj.qr),
     ("rq", ("wide",), lambda fj, jnp: fj.rq),
+    ("polar", ("tall",), lambda fj, jnp: fj.polar),
     ("qr_pivoted", ("tall",), lambda fj, jnp: fj.qr_pivoted),
     ("svd full_matrices=False", ("tall",),
      lambda fj, jnp: lambda A: fj.svd(A, full_matrices=False)),

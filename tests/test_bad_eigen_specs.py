@@ -1,6 +1,6 @@
-"""Errors of the spec language's vector, hidden-output, gauge and pairwise_inv features:
-one edit of a frozen copy of spec/eigh.yaml (or eigvalsh.yaml: tests/fixtures/specs/) each,
-the message and its line pinned."""
+"""Errors of the spec language's vector, hidden-output, gauge, pairwise_inv and
+solve_sylvester features: one edit of a frozen copy of spec/eigh.yaml (or eigvalsh.yaml,
+polar.yaml: tests/fixtures/specs/) each, the message and its line pinned."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -47,6 +47,19 @@ CASES = [
      "hidden outputs must come after the others"),
     ("unknown-returned", "eigvalsh", "returned: hidden", "returned: secret", 37,
      "returned must be 'value', 'empty', 'hidden' or 'omitted'"),
+    # polar's checks read its hidden singular values; its rules may not (no 'framework')
+    ("rule-reads-a-hidden-output", "polar", "          dU = U @ Om\n",
+     "          dU = U @ Om + U @ diag(S) @ Om - U @ diag(S) @ Om\n", 78,
+     "the jvp of side=right when m == n reads the hidden output S: torch and JAX would "
+     "differentiate it (second derivatives) with S held constant"),
+    ("sylvester-of-a-rectangle", "polar",
+     "          dU = U @ Om + solve(P, dA - U @ X, left=False)\n",
+     "          dU = U @ Om + solve(P, dA - U @ X, left=False) + U @ solve_sylvester(U, P, X)\n",
+     89, "solve_sylvester: needs a square matrix, got mxn"),
+    ("sylvester-of-the-wrong-size", "polar",
+     "          dU = U @ Om + solve(P, dA - U @ X, left=False)\n",
+     "          dU = U @ Om + solve(P, dA - U @ X, left=False) + U @ solve_sylvester(P, P, dA)\n",
+     89, "solve_sylvester: A is nxn and B is nxn, so C must be nxn, but it is mxn"),
 ]
 
 
@@ -64,6 +77,6 @@ def test_bad_eigen_spec(case, tmp_path):
     assert str(err.value).startswith(f"spec/{name}.yaml:{line}: ")
 
 
-@pytest.mark.parametrize("name", ["eigh", "eigvalsh"])
+@pytest.mark.parametrize("name", ["eigh", "eigvalsh", "polar"])
 def test_the_unedited_specs_pass(name):
     check_spec(load_spec(SPECS / f"{name}.yaml"))

@@ -259,10 +259,11 @@ def test_the_jvp_picks_the_declared_gauge(name, case):
 
 
 def test_every_spec_and_variant_is_in_the_ladder():
-    """The cases come from spec/*.yaml: every file, every variant, every shape class (an
-    operation with several inputs: every variant in tests/test_householder.py's ladder)."""
+    """The cases come from spec/*.yaml: every file, every variant, every shape class its
+    'requires' allow (an operation with several inputs: every variant in
+    tests/test_householder.py's ladder)."""
     from factorules.compiler.paths import ROOT
-    from spec_cases import SHAPES, SPECS, ZERO_SHAPES
+    from spec_cases import SHAPES, SPECS, ZERO_SHAPES, takes
     from test_householder import REGULAR
     files = {p.stem for p in (ROOT / "spec").glob("*.yaml")}
     assert files and {c.spec.name for c in SPECS} == files
@@ -275,5 +276,7 @@ def test_every_spec_and_variant_is_in_the_ladder():
             continue
         count = sum(d.source is not None for d in checked.dims)
         for cv in checked.variants:
-            for shape_name in [*SHAPES[count], *ZERO_SHAPES[count]]:
-                assert (checked.spec.name, cv.variant.label, shape_name) in got
+            classes = {**SHAPES[count], **ZERO_SHAPES[count]}
+            for shape_name, shape in classes.items():
+                taken = (checked.spec.name, cv.variant.label, shape_name) in got
+                assert taken == takes(checked, cv, shape), (checked.spec.name, shape_name)

@@ -128,6 +128,8 @@ CASES = {
     "lq": (_wide, _linear(fr.lq, "L", "Q")),
     "lu": (_tall, _linear(fr.lu, "L", "U")),
     "lu_factor": (lambda d: _general((4, 4), d), _linear(fr.lu_factor, "LU")),
+    "polar": (_tall, _linear(fr.polar, "U", "P")),
+    "polar-left": (_wide, _linear(fr.polar, "U", "P", side="left")),
     "ormqr": (lambda d: (*_compact((5, 3), d), _random((5, 2), d, 1)), _linear(fr.ormqr)),
     "ormqr-right-transpose": (lambda d: (*_compact((4, 3), d), _random((2, 4), d, 1)),
                               _linear(fr.ormqr, left=False, transpose=True)),

@@ -154,6 +154,25 @@ def _defining(spec, texts, names, dims) -> list:
     return out
 
 
+def _no_constant_hidden(spec: Spec, variant: Variant, case, rule: Rule) -> None:
+    """A rule that reads a hidden output needs the frameworks to differentiate the operation
+    as another spec's ('framework'), which returns that output: otherwise they would
+    differentiate the rule (second derivatives) with the hidden output held constant.
+    Locally constant outputs (permutations) are constants."""
+    if spec.framework is not None:
+        return
+    hidden = {t.name for t in variant.outputs if t.returned == "hidden" and not t.constant}
+    read = {s.name for st in rule.statements for s in st.expr.atoms(sp.MatrixSymbol)}
+    for name in sorted(read & hidden):
+        text = case.jvp if rule.kind == "jvp" else case.vjp
+        raise SpecError(spec.path, text.line,
+                        f"the {rule.kind} of {variant.label} when {case.when} reads the hidden "
+                        f"output {name}: torch and JAX would differentiate it (second "
+                        f"derivatives) with {name} held constant; return {name}, or "
+                        f"differentiate the operation as another spec's that returns it "
+                        f"('framework')")
+
+
 def check_variant(spec: Spec, dims: tuple[DimDef, ...], variant: Variant) -> CheckedVariant:
     declared = {t.name for t in spec.inputs} | {t.name for t in variant.outputs}
     for t in variant.outputs:
@@ -216,11 +235,13 @@ def check_variant(spec: Spec, dims: tuple[DimDef, ...], variant: Variant) -> Che
                           for t in diff_outputs})
         vjp_results = {"g" + t.name: matrix_symbol(t, cdims, "g" + t.name) for t in spec.inputs}
         jvp = _rule(spec, variant, case, "jvp", case.jvp, jvp_names, cdims, jvp_results)
+        _no_constant_hidden(spec, variant, case, jvp)
         if case.vjp is None:
             vjp = _derived_vjp(spec, variant, case, jvp, diff_outputs, jvp_names, vjp_names,
                                vjp_results)
         else:
             vjp = _rule(spec, variant, case, "vjp", case.vjp, vjp_names, cdims, vjp_results)
+            _no_constant_hidden(spec, variant, case, vjp)
         # the run-time checks, with the case's sizes (blocks that are whole under its
         # condition are the matrix itself, as in its rules)
         checks = parse_degenerate(spec, variant, diff_outputs, cdims)

@@ -21,7 +21,7 @@ import enum
 import sympy as sp
 from sympy import HadamardProduct, MatAdd, MatMul, MatrixExpr, MatrixSymbol
 
-from .ops import Eye, HStack, Im, OneOperand, Re, Solve, SolveTriangular, VStack
+from .ops import Eye, HStack, Im, OneOperand, Re, Solve, SolveSylvester, SolveTriangular, VStack
 from .product_folding import PermuteCols, PermuteRows, ScaleCols, ScaleRows
 
 
@@ -53,7 +53,8 @@ def tensor_fields(inputs, outputs) -> dict[str, Field]:
 
 
 # Operations whose operands (all of them matrices) are brought to one field: the result's.
-_COMBINING = (MatAdd, MatMul, HadamardProduct, HStack, VStack, Solve, SolveTriangular)
+_COMBINING = (MatAdd, MatMul, HadamardProduct, HStack, VStack, Solve, SolveTriangular,
+              SolveSylvester)
 
 
 def field_of(e, fields: dict[str, Field]) -> Field:

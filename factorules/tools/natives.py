@@ -153,6 +153,16 @@ def _jax_qr_pivoted():
 
 # Native functions outside torch.linalg / jax.numpy.linalg, or wrapped to give our outputs:
 # op -> {framework: () -> function with our outputs in our order}.
+def _jax_polar():
+    # jax.scipy.linalg.polar's default method (QDWH, a while loop) has no reverse-mode
+    # derivative; method='svd' is differentiated through JAX's SVD rule
+    from jax.scipy.linalg import polar
+
+    def native(a, side="right"):
+        return polar(a, side=side, method="svd")
+    return native
+
+
 NATIVE_ELSEWHERE = {
     "qr": {"jax": _jax_qr},
     "lu": {"jax": _jax_lu},
@@ -162,6 +172,8 @@ NATIVE_ELSEWHERE = {
     "ormqr": {"torch": _torch_ormqr, "jax": _jax_ormqr},
     # torch has no pivoted QR
     "qr_pivoted": {"jax": _jax_qr_pivoted},
+    # torch has no polar decomposition
+    "polar": {"jax": _jax_polar},
 }
 
 

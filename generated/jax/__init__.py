@@ -18,6 +18,7 @@ from .lq import lq, lq_jvp, lq_vjp
 from .lu import lu, lu_jvp, lu_vjp
 from .lu_factor import lu_factor, lu_factor_jvp, lu_factor_vjp
 from .ormqr import ormqr, ormqr_jvp, ormqr_vjp
+from .polar import polar, polar_jvp, polar_vjp
 from .qr import qr, qr_jvp, qr_vjp
 from .qr_pivoted import qr_pivoted, qr_pivoted_jvp, qr_pivoted_vjp
 from .rq import rq, rq_jvp, rq_vjp
@@ -59,6 +60,9 @@ __all__ = [
     "ormqr",
     "ormqr_jvp",
     "ormqr_vjp",
+    "polar",
+    "polar_jvp",
+    "polar_vjp",
     "qr",
     "qr_jvp",
     "qr_vjp",

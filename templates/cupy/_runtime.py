@@ -22,6 +22,7 @@ from ._runtime_shared import (
     _cotangent_in, _cotangent_out, _check, _checked_jvp, _checked_vjp, _raise_if_failed,
     _empty_like, _host_unbatched, _indices, _indices_permutation, _LazyModule, _pad, _pad_cols,
     _pad_rows, _permute_cols, _permute_rows, _pivots_permutation as _host_pivots, _solve,
+    _sylvester_by_eigh as _solve_sylvester,
     _to_field, _transposed, _unbatched, _unit_tril, _native_shapes, _unpacked, _version_tuple,
     _zeros_like)
 
@@ -37,7 +38,8 @@ __all__ = [
     "_check", "_checked_jvp", "_checked_vjp", "_raise_if_failed", "_cotangent_out", "_cupyx",
     "_diag", "_empty_like", "_im", "_indices", "_indices_permutation", "_np", "_on_host", "_pad",
     "_pad_cols", "_pad_rows", "_pairwise_inv", "_permute_cols", "_permute_rows",
-    "_pivots_permutation", "_re", "_scipy", "_skew", "_solve", "_solve_triangular", "_sym",
+    "_pivots_permutation", "_re", "_scipy", "_skew", "_solve",
+    "_solve_sylvester", "_solve_triangular", "_sym",
     "_to_field", "_transposed", "_tril", "_triu", "_unbatched", "_native_shapes", "_unpacked",
     "_version_tuple",
     "_zeros_like"]

@@ -499,6 +499,30 @@ inline Mat<T, R, C> solve(const Mat<T, N, N>& a, const Mat<T, R, C>& b) {
   }
 }
 
+// X with A X + X B = C (A: R x R, B: C x C; Hermitian in the rules, any here): the R C x R C
+// system of X's row-major entries, (A X + X B)(i, j) = sum_q A(i, q) X(q, j) + X(i, q) B(q, j),
+// by solve (the array backends diagonalise A and B instead)
+template <class T, index R, index C>
+inline Mat<T, R, C> solve_sylvester(const Mat<T, R, R>& a, const Mat<T, C, C>& b,
+                                    const Mat<T, R, C>& c) {
+  if constexpr (R * C == 0) {
+    return c;
+  } else {
+    Mat<T, R * C, R * C> k{};
+    for (index i = 0; i < R; ++i)
+      for (index j = 0; j < C; ++j) {
+        for (index q = 0; q < R; ++q) k(i * C + j, q * C + j) = k(i * C + j, q * C + j) + a(i, q);
+        for (index q = 0; q < C; ++q) k(i * C + j, i * C + q) = k(i * C + j, i * C + q) + b(q, j);
+      }
+    Mat<T, R * C, 1> v;
+    for (index i = 0; i < R * C; ++i) v.a[i] = c.a[i];
+    const Mat<T, R * C, 1> x = solve<true>(k, v);
+    Mat<T, R, C> out;
+    for (index i = 0; i < R * C; ++i) out.a[i] = x.a[i];
+    return out;
+  }
+}
+
 // -- the checks of degenerate inputs (templates/_runtime_shared.py's _violation, per matrix) ----
 template <class T> inline T square_root(T x) { return std::sqrt(x); }
 template <class S, int L> inline Lanes<S, L> square_root(Lanes<S, L> x) {

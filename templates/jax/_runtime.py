@@ -35,8 +35,8 @@ __all__ = [
     "_diag_part", "_empty_like", "_eye", "_raise_if_failed",
     "_indices", "_indices_permutation", "_mm", "_neg_mm", "_pad", "_pad_cols", "_pad_rows",
     "_pairwise_inv", "_permute_cols", "_permute_rows", "_pivots_permutation", "_skew", "_solve",
-    "_solve_triangular", "_sym", "_to_field", "_transposed", "_unbatched", "_native_shapes",
-    "_unpacked",
+    "_solve_sylvester", "_solve_triangular", "_sym", "_to_field", "_transposed", "_unbatched",
+    "_native_shapes", "_unpacked",
     "_version_tuple", "_zero_tangent", "_zeros_like"]
 
 
@@ -122,6 +122,43 @@ def _solve(a, b, left=True):
     if left:
         return _jnp.linalg.solve(a, b)
     return _jnp.linalg.solve(a.mT, b.mT).mT
+
+
+def _sylvester_by_eigh(a, b, c):
+    """X with A X + X B = C, A and B Hermitian: in their eigenvector bases the equation is
+    elementwise, X = Q_A ((Q_A^H C Q_B) / (a_i + b_j)) Q_B^H (one eigensolver when A is B)."""
+    la, qa = _jnp.linalg.eigh(a)
+    lb, qb = (la, qa) if b is a else _jnp.linalg.eigh(b)
+    mm = lambda x, y: _jnp.matmul(x, y, **DOT_OPTIONS)  # noqa: E731
+    inner = mm(mm(qa.conj().mT, c), qb)
+    inner = inner / (la[..., :, None] + lb[..., None, :]).astype(inner.dtype)
+    return mm(mm(qa, inner), qb.conj().mT).astype(c.dtype)
+
+
+def _solve_sylvester(a, b, c):
+    """X with A X + X B = C for Hermitian A and B, as a linear solve whose derivatives (any
+    order, in A, B and C) JAX takes from the equation (jax.lax.custom_linear_solve: dX solves
+    A dX + dX B = dC - dA X - X dB), never through the eigensolver, whose derivative is
+    singular where A has tied eigenvalues and this solve is not.  Its transpose solves
+    A^T Y + Y B^T = G (JAX's transposes are not conjugated)."""
+    dtype = _jnp.result_type(a, b, c)
+    batch = _np.broadcast_shapes(a.shape[:-2], b.shape[:-2], c.shape[:-2])
+    c = _jnp.broadcast_to(c.astype(dtype), batch + c.shape[-2:])
+    if c.size == 0:
+        return c
+    same = b is a
+
+    def matvec(x):
+        return _jnp.matmul(a, x, **DOT_OPTIONS) + _jnp.matmul(x, b, **DOT_OPTIONS)
+
+    def solve(_, rhs):
+        return _sylvester_by_eigh(a, a if same else b, rhs)
+
+    def transpose_solve(_, rhs):
+        at = a.mT
+        return _sylvester_by_eigh(at, at if same else b.mT, rhs)
+
+    return _jax.lax.custom_linear_solve(matvec, c, solve, transpose_solve)
 
 
 def _traced(arrays):

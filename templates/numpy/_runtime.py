@@ -16,7 +16,7 @@ from ._runtime_shared import (
     _cotangent_in, _cotangent_out, _check, _checked_jvp, _checked_vjp, _raise_if_failed, _diag,
     _empty_like, _indices, _indices_permutation, _pad, _pad_cols, _pad_rows, _pairwise_inv,
     _joined_rows, _permute_cols, _permute_rows, _pivots_permutation, _row_blocked,
-    _row_blocks, _solve,
+    _row_blocks, _solve, _sylvester_by_eigh as _solve_sylvester,
     _sum_rows, _to_field, _transposed, _unbatched, _unit_tril, _native_shapes, _unpacked,
     _version_tuple,
     _zeros_like)
@@ -31,7 +31,8 @@ __all__ = [
     "_checked_jvp", "_checked_vjp", "_raise_if_failed", "_cotangent_in", "_cotangent_out", "_diag",
     "_empty_like", "_indices", "_indices_permutation", "_pad", "_pad_cols", "_pad_rows",
     "_pairwise_inv", "_permute_cols", "_permute_rows", "_pivots_permutation", "_scipy", "_skew",
-    "_solve", "_solve_triangular", "_sym", "_to_field", "_transposed", "_unbatched",
+    "_solve", "_solve_sylvester", "_solve_triangular", "_sym", "_to_field", "_transposed",
+    "_unbatched",
     "_native_shapes", "_unpacked",
     "_version_tuple", "_zeros_like"]
 

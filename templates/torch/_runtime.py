@@ -35,7 +35,8 @@ __all__ = [
     "_indices", "_indices_permutation", "_laid_out_like", "_materialized", "_mm", "_mm_like", "_np",
     "_plus_diag", "_joined_rows", "_put_rows", "_row_blocked", "_row_blocks", "_sum_rows",
     "_on_host", "_pad_cols", "_pad_rows", "_pairwise_inv", "_permute_cols", "_permute_rows",
-    "_pivots_permutation", "_re", "_scipy", "_skew", "_skew_diag", "_sym", "_to_field",
+    "_pivots_permutation", "_re", "_scipy", "_skew", "_skew_diag", "_solve_sylvester", "_sym",
+    "_to_field",
     "_transposed", "_tril_diag", "_triu_herm", "_unbatched", "_unit_tril", "_native_shapes",
     "_unpacked",
     "_version_tuple", "_zeros_like"]
@@ -281,6 +282,95 @@ def _pairwise_inv(v):
         return inverse
     tie = gaps.abs() <= tol
     return _torch.where(tie, 0, 1 / _torch.where(tie, 1, gaps))
+
+
+def _sylvester_by_eigh(a, b, c):
+    """X with A X + X B = C, A and B Hermitian: in their eigenvector bases the equation is
+    elementwise, X = Q_A ((Q_A^H C Q_B) / (a_i + b_j)) Q_B^H (one eigensolver when A is B).
+    Its derivative is not taken through here (_SylvesterFunction)."""
+    dtype = _torch.promote_types(_torch.promote_types(a.dtype, b.dtype), c.dtype)
+    if c.shape[-1] == 0 or c.shape[-2] == 0:
+        batch = _torch.broadcast_shapes(a.shape[:-2], b.shape[:-2], c.shape[:-2])
+        return c.new_zeros(batch + c.shape[-2:], dtype=dtype)
+    la, qa = _torch.linalg.eigh(a)
+    lb, qb = (la, qa) if b is a else _torch.linalg.eigh(b)
+    qa, qb, c = qa.to(dtype), qb.to(dtype), c.to(dtype)
+    inner = (qa.mH @ c @ qb) / (la.unsqueeze(-1) + lb.unsqueeze(-2))
+    return qa @ inner @ qb.mH
+
+
+def _sylvester_context(ctx, inputs, output):
+    """What _sylvester_backward needs, for both autograd.Functions."""
+    a, b, c = inputs
+    ctx.save_for_backward(a, b, output)
+    ctx.c_complex = c.is_complex()
+    ctx.set_materialize_grads(False)
+
+
+def _sylvester_backward(ctx, gx):
+    """The cotangents of A, B and C: with G = solve_sylvester(A, B, gX) (the map C -> X is
+    its own adjoint for Hermitian A and B), gC = G, gA = -G X^H, gB = -X^H G."""
+    a, b, x = ctx.saved_tensors
+    if gx is None:
+        return None, None, None
+    g = _solve_sylvester(a, b, gx)
+    ga = -(g @ x.mH) if ctx.needs_input_grad[0] else None
+    gb = -(x.mH @ g) if ctx.needs_input_grad[1] else None
+    gc = g.real if g.is_complex() and not ctx.c_complex else g  # a real C's is real
+    return _to_field(ga, a), _to_field(gb, b), gc
+
+
+class _SylvesterFunction(_torch.autograd.Function):
+    """solve_sylvester(A, B, C) differentiated by its own rule in both modes (and so to any
+    order, the rule being written with this function): dX = solve_sylvester(A, B, dC - dA X
+    - X dB).  Torch's derivative of the eigensolver would be singular where A has tied
+    eigenvalues (the polar decomposition of a matrix with orthogonal columns), this is not."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(a, b, c):
+        return _sylvester_by_eigh(a, b, c)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        _sylvester_context(ctx, inputs, output)
+        ctx.save_for_forward(*inputs[:2], output)
+
+    @staticmethod
+    def backward(ctx, gx):
+        return _sylvester_backward(ctx, gx)
+
+    @staticmethod
+    def jvp(ctx, da, db, dc):
+        a, b, x = ctx.saved_tensors
+        inner = _torch.zeros_like(x) if dc is None else dc.to(x.dtype)
+        if da is not None:
+            inner = inner - da.to(x.dtype) @ x
+        if db is not None:
+            inner = inner - x @ db.to(x.dtype)
+        return _solve_sylvester(a, b, inner)
+
+
+class _SylvesterCompiledFunction(_torch.autograd.Function):
+    """_SylvesterFunction as torch.compile traces it: without the jvp dynamo refuses."""
+
+    @staticmethod
+    def forward(a, b, c):
+        return _sylvester_by_eigh(a, b, c)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        _sylvester_context(ctx, inputs, output)
+
+    @staticmethod
+    def backward(ctx, gx):
+        return _sylvester_backward(ctx, gx)
+
+
+def _solve_sylvester(a, b, c):
+    """X with A X + X B = C for Hermitian A and B (see _SylvesterFunction)."""
+    return _apply(_SylvesterFunction, _SylvesterCompiledFunction, a, b, c)
 
 
 def _untraced_constant(x):

@@ -97,3 +97,26 @@ def solve(a, b):
             b[..., i, :] = b[..., i, :] - factor * b[..., k, :]
     return solve_triangular(a, b, upper=True, unit=False)
 
+
+
+def solve_sylvester(a, b, c):
+    """X with A X + X B = C (A r x r, B s x s, one matrix each; C r x s, may be a batch),
+    from the r s x r s system of the row-major entries of X:
+    (A X + X B)[i, j] = sum_k A[i, k] X[k, j] + sum_l X[i, l] B[l, j]."""
+    if a.ndim != 2 or b.ndim != 2:
+        raise EvalError("solve_sylvester: A and B must not be batched here")
+    r, s = a.shape[0], b.shape[0]
+    dtype = np.result_type(a.dtype, b.dtype, c.dtype)
+    k = np.zeros((r * s, r * s), dtype=dtype)
+    if dtype == object:
+        k.fill(mpmath.mpf(0))
+    for i in range(r):
+        for j in range(s):
+            for q in range(r):
+                k[i * s + j, q * s + j] += a[i, q]
+            for q in range(s):
+                k[i * s + j, i * s + q] += b[q, j]
+    if r * s == 0:
+        return np.array(c, dtype=dtype)
+    x = solve(k, np.reshape(c, c.shape[:-2] + (r * s, 1)))
+    return np.reshape(x, c.shape)

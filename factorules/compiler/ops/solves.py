@@ -1,4 +1,5 @@
-"""Linear solves: ``solve_triangular(T, B, upper=, left=, unit=)`` and ``solve(A, B, left=)``.
+"""Linear solves: ``solve_triangular(T, B, upper=, left=, unit=)``, ``solve(A, B, left=)`` and
+``solve_sylvester(A, B, C)``.
 
 With X = T^-1 B: dX = T^-1 (dB - dT X), and with X = B T^-1: dX = (dB - X dT) T^-1.  A
 triangular solve only reads one triangle of T, so only that triangle of dT enters.  A solve
@@ -139,3 +140,58 @@ class Solve(StructuralOp):
     def code(self, printer):
         return printer._op("solve", a=printer._print(self.mat), b=printer._print(self.rhs),
                            left=self.left)
+
+
+class SolveSylvester(StructuralOp):
+    """solve_sylvester(A, B, C): the X with A X + X B = C, for Hermitian A (r x r) and B
+    (s x s) with no eigenvalue of A the negative of one of B's (then X is unique).
+
+    The backends solve it in the eigenvector bases of A and B (one Hermitian eigensolver
+    each; the same one when A and B are one matrix), where the equation is elementwise:
+    X = Q_A ((Q_A^H C Q_B) / (a_i + b_j)) Q_B^H.  Differentiating A X + X B = C:
+    A dX + dX B = dC - dA X - X dB, so dX = solve_sylvester(A, B, dC - dA X - X dB).
+    Linear in C; its transpose under <X, Y> = Re tr(X^H Y) solves with A^H and B^H, which
+    are A and B: the transpose is the same solve.  The frameworks differentiate it by that
+    rule too (never through the eigensolver: its derivative is singular where A has tied
+    eigenvalues, where this solve is not).
+    """
+
+    spec_name = "solve_sylvester"
+    call = Call(3)
+
+    def __new__(cls, a, b, c):
+        require_square("solve_sylvester", a)
+        require_square("solve_sylvester", b)
+        if not (dims_equal(a.rows, c.rows) and dims_equal(b.rows, c.cols)):
+            raise ShapeError(f"solve_sylvester: A is {fmt_shape(a)} and B is {fmt_shape(b)}, "
+                             f"so C must be {a.rows}x{b.rows}, but it is {fmt_shape(c)}")
+        return super().__new__(cls, a, b, c)
+
+    a = property(lambda self: self.args[0])
+    b = property(lambda self: self.args[1])
+    rhs = property(lambda self: self.args[2])
+
+    @property
+    def shape(self):
+        return self.rhs.shape
+
+    def linearize(self, d):
+        inner = add([d(self.rhs), -mul(d(self.a), self), -mul(self, d(self.b))], self.shape)
+        return unless_zero(lambda r: SolveSylvester(self.a, self.b, r), inner, self.shape)
+
+    def cotangents(self, g, is_linear):
+        if is_linear(self.a) or is_linear(self.b):
+            raise DeriveError(f"{self}: the matrices of the Sylvester equation depend on the "
+                              f"tangents")
+        yield self.rhs, SolveSylvester(self.a, self.b, g)
+
+    def evaluate(self, value_of, evaluator):
+        return arrays.solve_sylvester(value_of(self.a), value_of(self.b), value_of(self.rhs))
+
+    def latex(self, printer):
+        return (rf"\operatorname{{sylv}}({printer._print(self.a)}, {printer._print(self.b)}, "
+                rf"{printer._print(self.rhs)})")
+
+    def code(self, printer):
+        return printer._op("solve_sylvester", a=printer._print(self.a),
+                           b=printer._print(self.b), c=printer._print(self.rhs))

@@ -65,6 +65,7 @@ SHARED_OPS = {
     "diagonal_skew": "_diagonal_skew({x})",
     "skew_diag": "_skew_diag({v})",
     "pairwise_inv": "_pairwise_inv({x})",
+    "solve_sylvester": "_solve_sylvester({a}, {b}, {c})",
     "scale_rows": "{v} * {x}",
     "permute_rows": "_permute_rows({p}, {x}, {transpose})",
     "permute_cols": "_permute_cols({p}, {x}, {transpose})",

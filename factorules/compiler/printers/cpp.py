@@ -38,6 +38,7 @@ class Printer(BatchedMatrixPrinter, CXX11CodePrinter):
         "permute_cols": "fr::permute_cols({p}, {x}, {transpose})",
         "solve_triangular": "fr::solve_triangular<{upper}, {left}, {unit}>({t}, {b})",
         "solve": "fr::solve<{left}>({a}, {b})",
+        "solve_sylvester": "fr::solve_sylvester({a}, {b}, {c})",
         "hstack": "fr::hstack({xs})",
         "vstack": "fr::vstack({xs})",
         "pad": "fr::pad<{top}, {bottom}, {left}, {right}>({x})",
