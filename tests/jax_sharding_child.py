@@ -52,6 +52,7 @@ CASES = [
     ("cholesky", ("positive",), lambda fj, jnp: fj.cholesky),
     ("eig", ("square",), lambda fj, jnp: fj.eig),
     ("eigh", ("hermitian",), lambda fj, jnp: fj.eigh),
+    ("eigh_generalized", ("hermitian", "positive"), lambda fj, jnp: fj.eigh_generalized),
     ("eigvals", ("square",), lambda fj, jnp: fj.eigvals),
     ("eigvalsh", ("hermitian",), lambda fj, jnp: fj.eigvalsh),
     ("geqrf", ("tall",), lambda fj, jnp: fj.geqrf),

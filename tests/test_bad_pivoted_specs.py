@@ -38,7 +38,7 @@ CASES = [
      "values.mode: 'reduce' is not one of its values"),
     ("host-on-numpy", "qr_pivoted", '  numpy: [{call: "scipy.linalg.qr(A, mode=mode, pivoting=True)",',
      '  numpy: [{call: "scipy.linalg.qr(A, mode=mode, pivoting=True)", host: true,',
-     "  numpy: [{call:", "signatures.numpy: host is for torch and cupy"),
+     "  numpy: [{call:", "signatures.numpy: host is for torch, jax and cupy"),
     ("host-of-a-torch-call", "qr_pivoted", TORCH,
      '  torch: [{call: "torch.linalg.qr(A, mode=mode)", host: true, batched: false,',
      "  torch: [{call:",

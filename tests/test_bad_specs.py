@@ -255,7 +255,10 @@ CASES = [
     Bad("benchmark-unknown-option", 163, "{mode: reduced}", "{pivot: reduced}", 163,
         ("benchmark.options: unknown option 'pivot'",)),
     Bad("benchmark-shape", 163, "shape: [2048, 512]", "shape: [2048]", 163,
-        ("benchmark.shape must be a list of at least two non-negative integers",)),
+        ("its shape [2048] needs at least 2 entries (batch dims first, then the input's rows "
+         "and columns)",)),
+    Bad("benchmark-shape-negative", 163, "shape: [2048, 512]", "shape: [2048, -1]", 163,
+        ("benchmark.shape must be a list of non-negative integers",)),
     # -- defining equations, case conditions, dims
     Bad("defining-equation-of-scalars", 59, '"A = Q @ R"', '"1 = 1"', 59,
         ("defining equation: both sides of an equation must be matrices",)),

@@ -260,16 +260,18 @@ def test_the_jvp_picks_the_declared_gauge(name, case):
 
 def test_every_spec_and_variant_is_in_the_ladder():
     """The cases come from spec/*.yaml: every file, every variant, every shape class its
-    'requires' allow (an operation with several inputs: every variant in
-    tests/test_householder.py's ladder)."""
+    'requires' allow (an operation with several inputs: every variant in the ladder of
+    tests/test_householder.py or tests/test_eigh_generalized.py)."""
     from factorules.compiler.paths import ROOT
     from spec_cases import SHAPES, SPECS, ZERO_SHAPES, takes
+    from test_eigh_generalized import CONFIGURATIONS
     from test_householder import REGULAR
     files = {p.stem for p in (ROOT / "spec").glob("*.yaml")}
     assert files and {c.spec.name for c in SPECS} == files
     got = {(c.op, c.cv.variant.label, c.shape_name)
            for c in (p.values[0] for p in cases(("regular", "zero")))}
-    several = {(p.values[0], p.values[1].variant.label) for p in REGULAR}
+    several = {(p.values[0], p.values[1].variant.label) for p in REGULAR} | {
+        ("eigh_generalized", label) for label, _, _ in CONFIGURATIONS}
     for checked in SPECS:
         if len(checked.spec.inputs) > 1:
             assert {(checked.spec.name, cv.variant.label) for cv in checked.variants} <= several

@@ -100,7 +100,7 @@ BACKENDS = (
             runtime_files=("__init__.py.jinja", "_runtime.py", "_array_module.py",
                            "distributed.py"),
             runtime_needs=(("distributed.py", ("qr",)),),
-            host_fallbacks=False, native_linalg="jax.numpy.linalg",
+            host_fallbacks=True, native_linalg="jax.numpy.linalg",
             adapter="factorules.tools.adapters:JaxAdapter"),
     Backend(name="cupy",
             runtime_files=("__init__.py.jinja", "_runtime.py", "_array_module.py",

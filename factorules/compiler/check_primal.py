@@ -160,6 +160,15 @@ def check_benchmarks(spec: Spec, dims, checked) -> None:
         if cv is None:
             continue
         for key, shape in (("shape", b.shape), ("quick", b.quick)):
+            least = len(primitive) if len(spec.inputs) > 1 else 2
+            if len(shape) < least:
+                raise SpecError(spec.path, b.line,
+                                f"benchmark {b.label}: its {key} {list(shape)} needs at least "
+                                f"{least} entries (batch dims first, then "
+                                + ("every primitive dimension: "
+                                   + ", ".join(d.name for d in primitive)
+                                   if len(spec.inputs) > 1 else "the input's rows and columns")
+                                + ")")
             if len(spec.inputs) > 1:
                 values = shape[len(shape) - len(primitive):]
             else:

@@ -44,8 +44,8 @@ def hanging_lines(text: str, indent: int, hang: int = 4) -> str:
 
 def string_source(text: str, formatted: bool = False) -> str:
     """Python source of the string ``text`` as adjacent literals of at most STRING_PIECE
-    characters each between the quotes (unless one word is longer), split at spaces (ruff lays adjacent literals out one a line when they
-    do not fit on one).  ``formatted``: ``text`` is an f-string's body; a piece with a
+    characters each between the quotes (unless one word is longer), split at spaces (ruff
+    lays adjacent literals out one a line when they do not fit on one).  ``formatted``: ``text`` is an f-string's body; a piece with a
     replacement field is an f-string, the others plain strings."""
     pieces: list[str] = []
     for word in re.findall(r"\s*\S+\s*|\s+", text):  # a word and the spaces after it

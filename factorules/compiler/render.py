@@ -304,7 +304,8 @@ def shape_equalities(spec: Spec) -> list[model.ShapeEquality]:
             else:
                 message = (f"{spec.name}: {x0} {shapes[x0]} and {x} {shapes[x]} must agree on "
                            f"{d}, got {{tuple({x0}.shape)}} and {{tuple({x}.shape)}}")
-            out.append(model.ShapeEquality(f"{x0}.shape[{a0}]", f"{x}.shape[{a}]", message))
+            out.append(model.ShapeEquality(f"{x0}.shape[{a0}]", f"{x}.shape[{a}]",
+                                           string_source(message, formatted=True)))
     return out
 
 

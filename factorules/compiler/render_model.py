@@ -78,7 +78,7 @@ class ShapeEquality:
 
     first: str  # Python source of the first axis' size: 'A.shape[-1]'
     other: str  # Python source of the other's: 'B.shape[-2]'
-    message: str  # the body of the f-string the ValueError reports when they differ
+    message: str  # Python source of the message the ValueError reports when they differ
 
 
 @dataclass(frozen=True)

@@ -70,6 +70,11 @@ def _signature_values(path, sr: KeyReader, options) -> tuple:
     return tuple(out)
 
 
+def _listed(names) -> str:
+    """'a, b and c'."""
+    return " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
+
+
 def _check_name(path, name, line, what) -> None:
     """Names of matrices and options become Python names in the generated code."""
     if not name.isidentifier() or keyword.iskeyword(name) or name.startswith("_") \
@@ -328,9 +333,9 @@ def _benchmark(path, data, line, options) -> Benchmark:
     shapes = []
     for key in ("shape", "quick"):
         value = r.pop(key, LineList)
-        if len(value) < 2 or not all(type(d) is int and d >= 0 for d in value):
-            raise SpecError(path, r.line_of(key), f"benchmark.{key} must be a list of at least "
-                                                  f"two non-negative integers (batch dims first)")
+        if len(value) < 1 or not all(type(d) is int and d >= 0 for d in value):
+            raise SpecError(path, r.line_of(key), f"benchmark.{key} must be a list of "
+                                                  f"non-negative integers (batch dims first)")
         shapes.append(tuple(value))
     dtype = r.pop("dtype", str)
     if dtype not in DTYPES:
@@ -402,7 +407,7 @@ def _signatures(shown: str, r: KeyReader, options) -> tuple[Signature, ...]:
             host = sr.pop("host", bool, default=False)
             if host and backend not in HOST_BACKENDS:
                 raise SpecError(shown, sr.line_of("host"), f"signatures.{backend}: host is for "
-                                                           f"{' and '.join(HOST_BACKENDS)} "
+                                                           f"{_listed(HOST_BACKENDS)} "
                                                            f"(the others run NumPy/SciPy "
                                                            f"calls as they are)")
             if host and not call.startswith(("numpy.", "scipy.")):

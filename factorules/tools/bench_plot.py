@@ -125,6 +125,13 @@ FLOP_MODELS: dict[str, FlopModel] = {
     "eigvals": _one_matrix(lambda m, n, options: 10 * n ** 3),
     "svd": _one_matrix(_tall(_svd)),
     "svdvals": _one_matrix(_tall(lambda m, n, options: 4 * m * n ** 2 - 4 * n ** 3 / 3)),
+    # the thin SVD, then U = W Vh (2mn^2) and P = V S V^H (2n^3), m >= n (left: transposed)
+    "polar": _one_matrix(_tall(lambda m, n, options: _svd(m, n, {"full_matrices": "False"})
+                               + 2 * m * n ** 2 + 2 * n ** 3)),
+    # sygvd: potrf (n^3/3), the reduction to a standard problem (sygst, n^3), eigh with
+    # vectors (9n^3) and their back-transformation (trsm, n^3); two n x n inputs
+    "eigh_generalized": FlopModel(("n",), lambda n, options: (1 / 3 + 1 + 9 + 1) * n ** 3,
+                                  lambda n: 2 * n * n),
 }
 
 

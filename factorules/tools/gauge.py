@@ -23,8 +23,9 @@ such a transformation, so anything that compares them first *aligns* them:
   rotate(gX_r, inverse=True) for the backend;
 * ``align(outputs, reference, cv)``: ``rotate(outputs, phases(outputs, reference, cv), cv)``;
   aligned to the outputs at A, those at A + h dA differ from them by h times the tangent in
-  the gauge the JVP picks (im(diagonal(C^H dC)) = 0, skew(C^H dC) = 0), so finite
-  differences compare with the JVP;
+  the gauge im(diagonal(C^H dC)) = 0, skew(C^H dC) = 0, so finite differences compare with a
+  JVP that picks it, and with any JVP once both are projected (``project_tangent``:
+  eigh_generalized's picks im(diagonal(V^H B dV)) = 0);
 * ``fix(outputs, reference, cv)``: a gauge-invariant map of the outputs in array methods
   only (sum, conj, abs, matmul; torch, JAX, NumPy; differentiable): phase blocks aligned as
   ``align`` does, rotation blocks replaced by C (C^H C_ref), the projection of C_ref onto

@@ -311,7 +311,8 @@ def cholesky(A, upper=False, check_singular=True):
     """A = L L^H with L lower triangular with a positive diagonal (upper=False), or A = U^H U with U
     upper triangular (upper=True), for a Hermitian positive-definite A.
 
-    Returns L; spec/cholesky.yaml documents the options.
+    Returns L;
+    spec/cholesky.yaml documents the options.
     """
     A = _check_input("cholesky", "A", A)
     _check_options(upper, check_singular)

@@ -376,7 +376,8 @@ def eigh(A, UPLO="L", check_gauge=True, check_ties=True, *, lower=None):
     """A = Q diag(L) Q^H for a Hermitian A: real eigenvalues L in ascending order and orthonormal
     eigenvectors Q (torch.linalg.eigh: eigenvalues, eigenvectors).
 
-    Returns a named tuple (eigenvalues, eigenvectors); spec/eigh.yaml documents the options.
+    Returns a named tuple (eigenvalues, eigenvectors);
+    spec/eigh.yaml documents the options.
     """
     if lower is not None:  # the spec's 'aliases': an old spelling of UPLO
         UPLO = _aliased("lower", lower, ((True, "L"), (False, "U")), "UPLO", UPLO, "L")

@@ -407,7 +407,8 @@ def lu_factor(A, pivot=True, check_singular=True):
     torch.linalg.lu_factor: LU holds L's strict lower part and U's upper part (A = P L U, L unit
     lower trapezoidal, U upper trapezoidal), pivots the row interchanges (1-based).
 
-    Returns a named tuple (LU, pivots); spec/lu_factor.yaml documents the options.
+    Returns a named tuple (LU, pivots);
+    spec/lu_factor.yaml documents the options.
     """
     A = _check_input("lu_factor", "A", A)
     _check_options(pivot, check_singular)

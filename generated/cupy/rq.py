@@ -1150,7 +1150,8 @@ def rq(A, mode="full", check_singular=True):
     (LAPACK gerqf + orgrq/ungrq): rq(A, mode="full" | "economic") returns (R, Q), and mode="r" R
     alone.
 
-    Returns a named tuple (R, Q); spec/rq.yaml documents the options.
+    Returns a named tuple (R, Q);
+    spec/rq.yaml documents the options.
     """
     A = _check_input("rq", "A", A)
     _check_options(mode, check_singular)

@@ -5220,7 +5220,8 @@ def svd(
     """A = U diag(S) Vh with singular values S >= 0 in descending order, U with orthonormal columns
     and Vh with orthonormal rows (torch.linalg.svd: U, S, Vh).
 
-    Returns a named tuple (U, S, Vh); spec/svd.yaml documents the options.
+    Returns a named tuple (U, S, Vh);
+    spec/svd.yaml documents the options.
     """
     if some is not None:  # the spec's 'aliases': an old spelling of full_matrices
         full_matrices = _aliased(

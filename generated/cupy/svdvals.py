@@ -401,7 +401,8 @@ def svdvals(A, check_ties=True, check_singular=True):
     """The singular values S of A in descending order (A = U diag(S) Vh; U and Vh are computed for
     the rules and not returned), like torch.linalg.svdvals.
 
-    Returns S; spec/svdvals.yaml documents the options.
+    Returns S;
+    spec/svdvals.yaml documents the options.
     """
     A = _check_input("svdvals", "A", A)
     _check_options(check_ties, check_singular)

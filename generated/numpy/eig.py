@@ -422,7 +422,8 @@ def eig(A, check_gauge=True, check_ties=True):
     """A = V diag(L) V^-1 for a diagonalizable square A: complex eigenvalues L and eigenvectors V
     with columns of norm 1 (torch.linalg.eig: eigenvalues, eigenvectors; complex for real A).
 
-    Returns a named tuple (eigenvalues, eigenvectors); spec/eig.yaml documents the options.
+    Returns a named tuple (eigenvalues, eigenvectors);
+    spec/eig.yaml documents the options.
     """
     A = _check_input("eig", "A", A)
     _check_options(check_gauge, check_ties)

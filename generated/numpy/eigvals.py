@@ -203,7 +203,8 @@ def eigvals(A, check_ties=True):
     """The complex eigenvalues L of a diagonalizable square A (A = V diag(L) V^-1; V is computed for
     the rules and not returned), like torch.linalg.eigvals.
 
-    Returns L; spec/eigvals.yaml documents the options.
+    Returns L;
+    spec/eigvals.yaml documents the options.
     """
     A = _check_input("eigvals", "A", A)
     _check_options(check_ties)

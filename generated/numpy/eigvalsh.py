@@ -231,7 +231,8 @@ def eigvalsh(A, UPLO="L", check_ties=True, *, lower=None):
     """The eigenvalues L of a Hermitian A in ascending order (A = Q diag(L) Q^H; Q is computed for
     the rules and not returned), like torch.linalg.eigvalsh.
 
-    Returns L; spec/eigvalsh.yaml documents the options.
+    Returns L;
+    spec/eigvalsh.yaml documents the options.
     """
     if lower is not None:  # the spec's 'aliases': an old spelling of UPLO
         UPLO = _aliased("lower", lower, ((True, "L"), (False, "U")), "UPLO", UPLO, "L")

@@ -1206,7 +1206,8 @@ def geqrf(A, check_singular=True):
     diagonal and the Householder vectors below it, tau their scale factors, so that A = H_1 ... H_k
     R with H_i = I - tau_i v_i v_i^H (v_i unit at i, zero above).
 
-    Returns a named tuple (a, tau); spec/geqrf.yaml documents the options.
+    Returns a named tuple (a, tau);
+    spec/geqrf.yaml documents the options.
     """
     A = _check_input("geqrf", "A", A)
     _check_options(check_singular)

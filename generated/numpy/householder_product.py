@@ -208,7 +208,8 @@ def householder_product(A, tau):
     v_i v_i^H, v_i = (0, ..., 0, 1, A[i+1:, i]), like torch.linalg.householder_product (LAPACK orgqr
     / ungqr): Q of geqrf's compact form.
 
-    Returns Q; spec/householder_product.yaml documents the options.
+    Returns Q;
+    spec/householder_product.yaml documents the options.
     """
     A = _check_input("householder_product", "A", A)
     tau = _check_input("householder_product", "tau", tau, 1)

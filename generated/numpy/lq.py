@@ -385,7 +385,8 @@ def lq(A, mode="reduced", check_singular=True):
     """A = L Q with L lower triangular (trapezoidal when m > n) with a real diagonal and Q having
     orthonormal rows.
 
-    Returns a named tuple (L, Q); spec/lq.yaml documents the options.
+    Returns a named tuple (L, Q);
+    spec/lq.yaml documents the options.
     """
     A = _check_input("lq", "A", A)
     _check_options(mode, check_singular)

@@ -556,7 +556,8 @@ def lu(A, pivot=True, check_singular=True):
     unit diagonal and U k x n upper trapezoidal (k = min(m, n)), for square and rectangular A, like
     torch.linalg.lu.
 
-    Returns a named tuple (P, L, U); spec/lu.yaml documents the options.
+    Returns a named tuple (P, L, U);
+    spec/lu.yaml documents the options.
     """
     A = _check_input("lu", "A", A)
     _check_options(pivot, check_singular)

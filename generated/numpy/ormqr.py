@@ -1012,7 +1012,8 @@ def ormqr(a, tau, C, left=True, transpose=False):
     form (a, tau), op(Q) = Q or Q^H, without forming Q, like torch.ormqr (LAPACK ormqr / unmqr):
     geqrf's Q applied to a matrix.
 
-    Returns Y; spec/ormqr.yaml documents the options.
+    Returns Y;
+    spec/ormqr.yaml documents the options.
     """
     a = _check_input("ormqr", "a", a)
     tau = _check_input("ormqr", "tau", tau, 1)

@@ -640,7 +640,8 @@ def polar(A, side="right", check_singular=True):
     m x n with orthonormal columns and P n x n Hermitian positive semidefinite (m >= n); side="left"
     gives A = P U with P m x m and U with orthonormal rows (m <= n). Returns (U, P).
 
-    Returns a named tuple (U, P); spec/polar.yaml documents the options.
+    Returns a named tuple (U, P);
+    spec/polar.yaml documents the options.
     """
     A = _check_input("polar", "A", A)
     _check_options(side, check_singular)

@@ -1099,7 +1099,8 @@ def qr(A, mode="reduced", check_singular=True, pivoting=False, *, some=None):
     """A = Q R with Q having orthonormal columns and R upper triangular with a real diagonal, as
     computed by Householder QR (LAPACK geqrf + orgqr/ungqr).
 
-    Returns a named tuple (Q, R); spec/qr.yaml documents the options.
+    Returns a named tuple (Q, R);
+    spec/qr.yaml documents the options.
     """
     if some is not None:  # the spec's 'aliases': an old spelling of mode
         mode = _aliased(

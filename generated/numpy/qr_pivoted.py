@@ -1008,7 +1008,8 @@ def qr_pivoted(A, mode="reduced", check_singular=True):
     permutation of the column numbers chosen so that |R[i, i]| does not increase, Q with orthonormal
     columns and R upper triangular with a real diagonal.
 
-    Returns a named tuple (Q, R, P); spec/qr_pivoted.yaml documents the options.
+    Returns a named tuple (Q, R, P);
+    spec/qr_pivoted.yaml documents the options.
     """
     A = _check_input("qr_pivoted", "A", A)
     _check_options(mode, check_singular)

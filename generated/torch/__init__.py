@@ -6,6 +6,7 @@ plus <op>_jvp and <op>_vjp."""
 from .cholesky import cholesky, cholesky_jvp, cholesky_vjp
 from .eig import eig, eig_jvp, eig_vjp
 from .eigh import eigh, eigh_jvp, eigh_vjp
+from .eigh_generalized import eigh_generalized, eigh_generalized_jvp, eigh_generalized_vjp
 from .eigvals import eigvals, eigvals_jvp, eigvals_vjp
 from .eigvalsh import eigvalsh, eigvalsh_jvp, eigvalsh_vjp
 from .geqrf import geqrf, geqrf_jvp, geqrf_vjp
@@ -35,6 +36,9 @@ __all__ = [
     "eigh",
     "eigh_jvp",
     "eigh_vjp",
+    "eigh_generalized",
+    "eigh_generalized_jvp",
+    "eigh_generalized_vjp",
     "eigvals",
     "eigvals_jvp",
     "eigvals_vjp",

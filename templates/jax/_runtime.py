@@ -19,6 +19,7 @@ from jax.interpreters import mlir as _mlir
 
 from ._array_module import DOT_OPTIONS
 from ._runtime_shared import (
+    _host_unbatched, _LazyModule,
     _is_complex,
     _diagonal_skew, _skew_diag,
     SHIFTED_TIES_MAX, _Check, _any_entry, _check, _check_input, _check_tangent, _columns,
@@ -26,8 +27,12 @@ from ._runtime_shared import (
     _indices_permutation, _pad, _pad_cols, _pad_rows, _pairwise_inv, _permute_cols,
     _permute_rows, _to_field, _native_shapes, _unpacked, _version_tuple, _zeros_like)
 
+# SciPy, for the host fallbacks alone (their calls name _scipy.linalg): imported on first use
+_scipy = _LazyModule("scipy", ("linalg",))
+
 # what the generated rules import from here
 __all__ = [
+    "_np", "_on_host", "_scipy",
     "_is_complex",
     "_diagonal_skew", "_skew_diag",
     "_check_input", "_check_tangent", "_columns", "_complex", "_complex_of", "_copyltu",
@@ -163,6 +168,33 @@ def _solve_sylvester(a, b, c):
 
 def _traced(arrays):
     return any(isinstance(x, _jax.core.Tracer) for x in arrays)
+
+
+def _on_host(fn, arrays, batched):
+    """``fn``, NumPy/SciPy code for a routine JAX lacks (the spec's 'host: true'), on host
+    copies of the arrays; batched=False: fn takes one matrix and is mapped over the batch
+    axes.  Concrete arrays are copied and the results moved back; traced ones (jit, vmap,
+    the rules' own transformations) go through jax.pure_callback, its result shapes those of
+    fn run once on identities of one matrix's shape (_host_results), a vmapped axis handed
+    to fn as one more batch axis."""
+    if not _traced(arrays):
+        return tuple(_jnp.asarray(y) for y in _host_results(fn, arrays, batched))
+    batch = tuple(arrays[0].shape[:-2])
+    eyes = [_np.eye(a.shape[-2], a.shape[-1], dtype=a.dtype) for a in arrays]
+    like = fn(*(e[None] for e in eyes)) if batched else fn(*eyes)
+    shapes = tuple(_jax.ShapeDtypeStruct(batch + _np.shape(y)[1 if batched else 0:],
+                                         _np.asarray(y).dtype) for y in like)
+
+    def callback(*host):
+        return tuple(_np.asarray(y, dtype=s.dtype)
+                     for y, s in zip(_host_results(fn, host, batched), shapes))
+
+    return _jax.pure_callback(callback, shapes, *arrays, vmap_method="broadcast_all")
+
+
+def _host_results(fn, arrays, batched):
+    host = [_np.asarray(a) for a in arrays]
+    return fn(*host) if batched else _host_unbatched(fn, host)
 
 
 def _on_cpu_only_if(condition, computed, otherwise):
