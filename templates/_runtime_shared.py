@@ -175,15 +175,25 @@ def _solve(a, b, left=True):
                        -1, -2)
 
 
-def _sylvester_by_eigh(a, b, c):
+def _eigenbasis(x, given, same=None):
+    """(eigenvalues, eigenvectors) of a Hermitian x: ``given`` ((values as a column,
+    vectors): the rules' eigenbasis of x), those of ``same`` (x is the other operand), or
+    computed."""
+    if given is not None:
+        return given[0][..., 0], given[1]
+    return same if same is not None else xp.linalg.eigh(x)
+
+
+def _sylvester_by_eigh(a, b, c, eig_a=None, eig_b=None):
     """X with A X + X B = C, A and B Hermitian: in their eigenvector bases the equation is
-    elementwise, X = Q_A ((Q_A^H C Q_B) / (a_i + b_j)) Q_B^H (one eigensolver when A is B)."""
+    elementwise, X = Q_A ((Q_A^H C Q_B) / (a_i + b_j)) Q_B^H (one eigensolver when A is B,
+    none where the rules hand their eigendecompositions over: eig_a, eig_b)."""
     dtype = xp.result_type(a, b, c)
     batch = _np.broadcast_shapes(a.shape[:-2], b.shape[:-2], c.shape[:-2])
     if c.shape[-1] == 0 or c.shape[-2] == 0:
         return xp.zeros(batch + c.shape[-2:], dtype)
-    la, qa = xp.linalg.eigh(a)
-    lb, qb = (la, qa) if b is a else xp.linalg.eigh(b)
+    la, qa = _eigenbasis(a, eig_a)
+    lb, qb = _eigenbasis(b, eig_b, (la, qa) if b is a else None)
     mm = lambda x, y: xp.matmul(x, y, **DOT_OPTIONS)  # noqa: E731
     inner = mm(mm(xp.conj(xp.swapaxes(qa, -1, -2)), c), qb)
     inner = inner / (la[..., :, None] + lb[..., None, :])

@@ -52,6 +52,13 @@ CASES = [
      "          dU = U @ Om + U @ diag(S) @ Om - U @ diag(S) @ Om\n", 78,
      "the jvp of side=right when m == n reads the hidden output S: torch and JAX would "
      "differentiate it (second derivatives) with S held constant"),
+    ("eigenbasis-of-the-wrong-size", "polar", "P: {shape: [n, n], structure: hermitian}",
+     "P: {shape: [n, n], structure: hermitian, eigenbasis: [S, U]}", 60,
+     "output P: eigenbasis must name a vector output of size n and a n x n output"),
+    ("eigenbasis-of-a-general-matrix", "polar",
+     "U: {shape: [m, n], structure: orthonormal_columns}",
+     "U: {shape: [m, n], structure: orthonormal_columns, eigenbasis: [S, V]}", 59,
+     "eigenbasis is for a hermitian output"),
     ("sylvester-of-a-rectangle", "polar",
      "          dU = U @ Om + solve(P, dA - U @ X, left=False)\n",
      "          dU = U @ Om + solve(P, dA - U @ X, left=False) + U @ solve_sylvester(U, P, X)\n",

@@ -203,6 +203,15 @@ def check_variant(spec: Spec, dims: tuple[DimDef, ...], variant: Variant) -> Che
             raise SpecError(spec.path, t.line, f"output {t.name}: from_indices must name an "
                                                f"indices output of the variant as long as "
                                                f"{t.name} is wide")
+        if t.eigenbasis is not None:
+            values, vectors = (next((o for o in variant.outputs if o.name == x), None)
+                               for x in t.eigenbasis)
+            size = t.shape[0]
+            if values is None or values.shape != (size,) or vectors is None \
+                    or vectors.shape != (size, size):
+                raise SpecError(spec.path, t.line, f"output {t.name}: eigenbasis must name a "
+                                                   f"vector output of size {size} and a "
+                                                   f"{size} x {size} output of the variant")
         if t.from_indices is not None and (variant.primal_returns or variant.primal_outputs):
             raise SpecError(spec.path, t.line, f"output {t.name}: from_indices needs the "
                                                f"indices from the call itself (no 'primal')")

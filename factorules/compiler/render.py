@@ -224,7 +224,9 @@ def _variant(printer_cls, checked: CheckedSpec, cv: CheckedVariant, call: Native
         large = row_blocks.large_rows(spec.row_blocks, dim_symbols, case)
         folded = functools.partial(folded_for_printing, permutations=permutations,
                                    sizes=tuple(sorted((sizes or {}).items(), key=str)))
-        printer = printer_cls(dtype_ref=ref, sizes=sizes, fields=fields, diagonal_of_products=True)
+        printer = printer_cls(dtype_ref=ref, sizes=sizes, fields=fields, diagonal_of_products=True,
+                              eigenbases={t.name: t.eigenbasis for t in cv.variant.outputs
+                                          if t.eigenbasis})
         cond = case.condition
         always = cond.text == ALWAYS
         condition = ("True" if always else

@@ -83,6 +83,10 @@ class Tensor:
     # a triangular structure's bounding diagonal (j - i = offset) as text, a dimension
     # expression ('n - m': RQ's upper trapezoidal R); None: the main diagonal
     offset: str | None = None
+    # a Hermitian output's eigendecomposition among the variant's outputs, (values, vectors):
+    # X = vectors diag(values) vectors^H (polar's P = V diag(S) V^H), which the backends'
+    # solve_sylvester with X uses instead of diagonalising X again
+    eigenbasis: tuple[str, str] | None = None
 
     @property
     def is_vector(self) -> bool:

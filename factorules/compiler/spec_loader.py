@@ -143,6 +143,15 @@ def _tensor(path, name, data, line, what) -> Tensor:
             raise SpecError(path, r.line_of("offset"), "a unit diagonal is the main one: no "
                                                        "offset")
         offset = str(offset)
+    eigenbasis = r.pop("eigenbasis", LineList, required=False)
+    if eigenbasis is not None:
+        if structure != "hermitian" or what != "outputs":
+            raise SpecError(path, r.line_of("eigenbasis"), "eigenbasis is for a hermitian "
+                                                           "output")
+        if len(eigenbasis) != 2 or not all(isinstance(x, str) for x in eigenbasis):
+            raise SpecError(path, r.line_of("eigenbasis"), "eigenbasis must name two outputs: "
+                                                           "[values, vectors]")
+        eigenbasis = tuple(eigenbasis)
     constant = ("permutation",) + INDEX_STRUCTURES
     if what == "inputs" and structure in constant:
         raise SpecError(path, r.line_of("structure"), f"an input cannot be a {structure}")
@@ -150,7 +159,8 @@ def _tensor(path, name, data, line, what) -> Tensor:
         raise SpecError(path, line, f"{what}.{name}: a {structure} has no diagonal or dtype")
     r.done()
     return Tensor(name, tuple(shape), line, structure, diagonal, returned, result_field, order,
-                  dtype == "complex", built["from_pivots"], built["from_indices"], offset)
+                  dtype == "complex", built["from_pivots"], built["from_indices"], offset,
+                  eigenbasis)
 
 
 def _tensors(path, data, line, what) -> tuple[Tensor, ...]:

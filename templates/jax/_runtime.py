@@ -129,23 +129,36 @@ def _solve(a, b, left=True):
     return _jnp.linalg.solve(a.mT, b.mT).mT
 
 
-def _sylvester_by_eigh(a, b, c):
+def _sylvester_by_eigh(a, b, c, eig_a=None, eig_b=None):
     """X with A X + X B = C, A and B Hermitian: in their eigenvector bases the equation is
-    elementwise, X = Q_A ((Q_A^H C Q_B) / (a_i + b_j)) Q_B^H (one eigensolver when A is B)."""
-    la, qa = _jnp.linalg.eigh(a)
-    lb, qb = (la, qa) if b is a else _jnp.linalg.eigh(b)
+    elementwise, X = Q_A ((Q_A^H C Q_B) / (a_i + b_j)) Q_B^H (one eigensolver when A is B,
+    none where the rules hand their eigendecompositions over: eig_a, eig_b, eigenvalues as
+    columns)."""
+    la, qa = _jnp.linalg.eigh(a) if eig_a is None else (eig_a[0][..., 0], eig_a[1])
+    if eig_b is not None:
+        lb, qb = eig_b[0][..., 0], eig_b[1]
+    else:
+        lb, qb = (la, qa) if b is a else _jnp.linalg.eigh(b)
     mm = lambda x, y: _jnp.matmul(x, y, **DOT_OPTIONS)  # noqa: E731
     inner = mm(mm(qa.conj().mT, c), qb)
     inner = inner / (la[..., :, None] + lb[..., None, :]).astype(inner.dtype)
     return mm(mm(qa, inner), qb.conj().mT).astype(c.dtype)
 
 
-def _solve_sylvester(a, b, c):
+def _conjugate_basis(basis):
+    """The eigenbasis of X^T = conj(X) from X's (X Hermitian): the same values, conjugate
+    vectors."""
+    return None if basis is None else (basis[0], basis[1].conj())
+
+
+def _solve_sylvester(a, b, c, eig_a=None, eig_b=None):
     """X with A X + X B = C for Hermitian A and B, as a linear solve whose derivatives (any
     order, in A, B and C) JAX takes from the equation (jax.lax.custom_linear_solve: dX solves
     A dX + dX B = dC - dA X - X dB), never through the eigensolver, whose derivative is
     singular where A has tied eigenvalues and this solve is not.  Its transpose solves
-    A^T Y + Y B^T = G (JAX's transposes are not conjugated)."""
+    A^T Y + Y B^T = G (JAX's transposes are not conjugated).  eig_a, eig_b: the rules'
+    (eigenvalues as a column, eigenvectors) of A and B, where they have them: constants of
+    the solve (JAX does not differentiate its solve functions)."""
     dtype = _jnp.result_type(a, b, c)
     batch = _np.broadcast_shapes(a.shape[:-2], b.shape[:-2], c.shape[:-2])
     c = _jnp.broadcast_to(c.astype(dtype), batch + c.shape[-2:])
@@ -157,11 +170,12 @@ def _solve_sylvester(a, b, c):
         return _jnp.matmul(a, x, **DOT_OPTIONS) + _jnp.matmul(x, b, **DOT_OPTIONS)
 
     def solve(_, rhs):
-        return _sylvester_by_eigh(a, a if same else b, rhs)
+        return _sylvester_by_eigh(a, a if same else b, rhs, eig_a, eig_b)
 
     def transpose_solve(_, rhs):
         at = a.mT
-        return _sylvester_by_eigh(at, at if same else b.mT, rhs)
+        return _sylvester_by_eigh(at, at if same else b.mT, rhs, _conjugate_basis(eig_a),
+                                  _conjugate_basis(eig_b))
 
     return _jax.lax.custom_linear_solve(matvec, c, solve, transpose_solve)
 

@@ -284,16 +284,20 @@ def _pairwise_inv(v):
     return _torch.where(tie, 0, 1 / _torch.where(tie, 1, gaps))
 
 
-def _sylvester_by_eigh(a, b, c):
+def _sylvester_by_eigh(a, b, c, la=None, qa=None, lb=None, qb=None):
     """X with A X + X B = C, A and B Hermitian: in their eigenvector bases the equation is
-    elementwise, X = Q_A ((Q_A^H C Q_B) / (a_i + b_j)) Q_B^H (one eigensolver when A is B).
-    Its derivative is not taken through here (_SylvesterFunction)."""
+    elementwise, X = Q_A ((Q_A^H C Q_B) / (a_i + b_j)) Q_B^H (one eigensolver when A is B,
+    none where the rules hand their eigendecompositions over: la, qa, lb, qb, eigenvalues
+    as columns).  Its derivative is not taken through here (_SylvesterFunction)."""
     dtype = _torch.promote_types(_torch.promote_types(a.dtype, b.dtype), c.dtype)
     if c.shape[-1] == 0 or c.shape[-2] == 0:
         batch = _torch.broadcast_shapes(a.shape[:-2], b.shape[:-2], c.shape[:-2])
         return c.new_zeros(batch + c.shape[-2:], dtype=dtype)
-    la, qa = _torch.linalg.eigh(a)
-    lb, qb = (la, qa) if b is a else _torch.linalg.eigh(b)
+    la, qa = _torch.linalg.eigh(a) if qa is None else (la.squeeze(-1), qa)
+    if qb is not None:
+        lb, qb = lb.squeeze(-1), qb
+    else:
+        lb, qb = (la, qa) if b is a else _torch.linalg.eigh(b)
     qa, qb, c = qa.to(dtype), qb.to(dtype), c.to(dtype)
     inner = (qa.mH @ c @ qb) / (la.unsqueeze(-1) + lb.unsqueeze(-2))
     return qa @ inner @ qb.mH
@@ -301,63 +305,74 @@ def _sylvester_by_eigh(a, b, c):
 
 def _sylvester_context(ctx, inputs, output):
     """What _sylvester_backward needs, for both autograd.Functions."""
-    a, b, c = inputs
-    ctx.save_for_backward(a, b, output)
+    a, b, c, *bases = inputs
+    ctx.save_for_backward(a, b, output, *(x for x in bases if x is not None))
+    ctx.bases = [x is not None for x in bases]
     ctx.c_complex = c.is_complex()
     ctx.set_materialize_grads(False)
 
 
+def _saved_sylvester(ctx):
+    """(A, B, X, the eigenbases given: la, qa, lb, qb or None each)."""
+    a, b, x, *given = ctx.saved_tensors
+    given = iter(given)
+    return a, b, x, [next(given) if kept else None for kept in ctx.bases]
+
+
 def _sylvester_backward(ctx, gx):
     """The cotangents of A, B and C: with G = solve_sylvester(A, B, gX) (the map C -> X is
-    its own adjoint for Hermitian A and B), gC = G, gA = -G X^H, gB = -X^H G."""
-    a, b, x = ctx.saved_tensors
+    its own adjoint for Hermitian A and B), gC = G, gA = -G X^H, gB = -X^H G; none of the
+    eigenbases (they are A's and B's, not inputs of their own)."""
     if gx is None:
-        return None, None, None
-    g = _solve_sylvester(a, b, gx)
+        return (None,) * 7
+    a, b, x, bases = _saved_sylvester(ctx)
+    g = _solve_sylvester(a, b, gx, *bases)
     ga = -(g @ x.mH) if ctx.needs_input_grad[0] else None
     gb = -(x.mH @ g) if ctx.needs_input_grad[1] else None
     gc = g.real if g.is_complex() and not ctx.c_complex else g  # a real C's is real
-    return _to_field(ga, a), _to_field(gb, b), gc
+    return _to_field(ga, a), _to_field(gb, b), gc, None, None, None, None
 
 
 class _SylvesterFunction(_torch.autograd.Function):
     """solve_sylvester(A, B, C) differentiated by its own rule in both modes (and so to any
     order, the rule being written with this function): dX = solve_sylvester(A, B, dC - dA X
     - X dB).  Torch's derivative of the eigensolver would be singular where A has tied
-    eigenvalues (the polar decomposition of a matrix with orthogonal columns), this is not."""
+    eigenvalues (the polar decomposition of a matrix with orthogonal columns), this is not.
+    The eigenbases of A and B (la, qa, lb, qb), where given, are constants: the solve is a
+    function of A, B and C alone."""
 
     generate_vmap_rule = True
 
     @staticmethod
-    def forward(a, b, c):
-        return _sylvester_by_eigh(a, b, c)
+    def forward(a, b, c, la, qa, lb, qb):
+        return _sylvester_by_eigh(a, b, c, la, qa, lb, qb)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
         _sylvester_context(ctx, inputs, output)
-        ctx.save_for_forward(*inputs[:2], output)
+        ctx.save_for_forward(*inputs[:2], output, *(x for x in inputs[3:] if x is not None))
 
     @staticmethod
     def backward(ctx, gx):
         return _sylvester_backward(ctx, gx)
 
     @staticmethod
-    def jvp(ctx, da, db, dc):
-        a, b, x = ctx.saved_tensors
+    def jvp(ctx, da, db, dc, *_):
+        a, b, x, bases = _saved_sylvester(ctx)
         inner = _torch.zeros_like(x) if dc is None else dc.to(x.dtype)
         if da is not None:
             inner = inner - da.to(x.dtype) @ x
         if db is not None:
             inner = inner - x @ db.to(x.dtype)
-        return _solve_sylvester(a, b, inner)
+        return _solve_sylvester(a, b, inner, *bases)
 
 
 class _SylvesterCompiledFunction(_torch.autograd.Function):
     """_SylvesterFunction as torch.compile traces it: without the jvp dynamo refuses."""
 
     @staticmethod
-    def forward(a, b, c):
-        return _sylvester_by_eigh(a, b, c)
+    def forward(a, b, c, la, qa, lb, qb):
+        return _sylvester_by_eigh(a, b, c, la, qa, lb, qb)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -368,9 +383,14 @@ class _SylvesterCompiledFunction(_torch.autograd.Function):
         return _sylvester_backward(ctx, gx)
 
 
-def _solve_sylvester(a, b, c):
-    """X with A X + X B = C for Hermitian A and B (see _SylvesterFunction)."""
-    return _apply(_SylvesterFunction, _SylvesterCompiledFunction, a, b, c)
+def _solve_sylvester(a, b, c, la=None, qa=None, lb=None, qb=None, *, eig_a=None, eig_b=None):
+    """X with A X + X B = C for Hermitian A and B (see _SylvesterFunction); eig_a, eig_b:
+    the rules' (eigenvalues as a column, eigenvectors) of A and B, where they have them."""
+    if eig_a is not None:
+        la, qa = eig_a
+    if eig_b is not None:
+        lb, qb = eig_b
+    return _apply(_SylvesterFunction, _SylvesterCompiledFunction, a, b, c, la, qa, lb, qb)
 
 
 def _untraced_constant(x):

@@ -193,5 +193,14 @@ class SolveSylvester(StructuralOp):
                 rf"{printer._print(self.rhs)})")
 
     def code(self, printer):
+        # where A or B is a name whose eigendecomposition the rules have (an output's
+        # 'eigenbasis'), the array backends are handed it: (values, vectors), or None
+        known = getattr(printer, "eigenbases", {})
+        bases = [f"({', '.join(known[x.name])})"
+                 if isinstance(x, sp.MatrixSymbol) and x.name in known else "None"
+                 for x in (self.a, self.b)]
+        eigenbases = "" if bases == ["None", "None"] else \
+            f", eig_a={bases[0]}, eig_b={bases[1]}"
         return printer._op("solve_sylvester", a=printer._print(self.a),
-                           b=printer._print(self.b), c=printer._print(self.rhs))
+                           b=printer._print(self.b), c=printer._print(self.rhs),
+                           eigenbases=eigenbases)

@@ -65,7 +65,7 @@ SHARED_OPS = {
     "diagonal_skew": "_diagonal_skew({x})",
     "skew_diag": "_skew_diag({v})",
     "pairwise_inv": "_pairwise_inv({x})",
-    "solve_sylvester": "_solve_sylvester({a}, {b}, {c})",
+    "solve_sylvester": "_solve_sylvester({a}, {b}, {c}{eigenbases})",
     "scale_rows": "{v} * {x}",
     "permute_rows": "_permute_rows({p}, {x}, {transpose})",
     "permute_cols": "_permute_cols({p}, {x}, {transpose})",
@@ -131,9 +131,13 @@ class BatchedMatrixPrinter:
 
     def __init__(self, dtype_ref: str = "A", settings=None, min_max_sizes: bool = False,
                  sizes: dict | None = None, diagonal_of_products: bool = False,
-                 fields: dict[str, Field] | None = None):
+                 fields: dict[str, Field] | None = None,
+                 eigenbases: dict[str, tuple[str, str]] | None = None):
         super().__init__(settings or {})
         self.dtype_ref = dtype_ref
+        # {name: (values, vectors)}: the eigendecompositions of Hermitian names the rules
+        # read (an output's 'eigenbasis'), which a Sylvester solve with them is handed
+        self.eigenbases = dict(eigenbases or {})
         # the field of each name the printed expressions read (fields.tensor_fields), and
         # of each statement printed so far (``assign``)
         self.fields = dict(fields or {})
