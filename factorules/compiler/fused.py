@@ -22,7 +22,8 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from . import render_model as model
+from . import ops, render_model as model
+from .check_dims import matrix_symbol
 from .checked import CheckedSpec
 from .derivative_checks import check_messages, derivative_checks
 from .fields import Field, tensor_fields
@@ -142,10 +143,49 @@ class KernelCheck:
     option: str  # the option that turns it off
 
 
-def _program(rule, checks, permutations):
+class _SylvesterInBases(ops.StructuralOp):
+    """solve_sylvester(A, B, C) where the variant has A's and B's eigendecompositions (their
+    outputs' 'eigenbasis'), given as operands (so that the kernel loads them): the C++
+    solve in those bases, products and an elementwise division, instead of the r c x r c
+    system.  Printing only (the rules, the audit and the derivatives know solve_sylvester)."""
+
+    def __new__(cls, rhs, la, qa, lb, qb):
+        return super().__new__(cls, rhs, la, qa, lb, qb)
+
+    @property
+    def shape(self):
+        return self.args[0].shape
+
+    def code(self, printer):
+        c, la, qa, lb, qb = (printer._print(x) for x in self.args)
+        return f"fr::solve_sylvester_in_bases({c}, {la}, {qa}, {lb}, {qb})"
+
+
+def _in_bases(expr, bases: dict, shapes: dict):
+    """``expr`` with each solve_sylvester whose A and B both have an eigenbasis solved in
+    them (_SylvesterInBases); ``shapes``: {name: (rows, cols)} of the basis names."""
+    def symbol(name):
+        return sp.MatrixSymbol(name, *shapes[name])
+
+    def replace(e):
+        if isinstance(e, ops.SolveSylvester) and all(
+                isinstance(x, sp.MatrixSymbol) and x.name in bases for x in (e.a, e.b)):
+            (la, qa), (lb, qb) = bases[e.a.name], bases[e.b.name]
+            return _SylvesterInBases(replace(e.rhs), symbol(la), symbol(qa), symbol(lb),
+                                     symbol(qb))
+        if isinstance(e, sp.MatrixExpr) and not isinstance(e, sp.MatrixSymbol) and e.args:
+            return e.func(*(replace(a) for a in e.args))
+        return e
+    return replace(expr) if bases else expr
+
+
+def _program(rule, checks, permutations, bases=None, shapes=None):
     """The rule's program with each check's vector and values as results of their own
-    (``_kvec<i>``, ``_kval<i>_<j>``), sharing its statements."""
-    statements = [Statement(s.name, folded(s.expr, permutations)) for s in rule.statements]
+    (``_kvec<i>``, ``_kval<i>_<j>``), sharing its statements; solves in the eigenbases
+    ``bases`` ({name: (values, vectors)}, of ``shapes``) where the variant has them."""
+    statements = [Statement(s.name, _in_bases(folded(s.expr, permutations), bases or {},
+                                               shapes or {}))
+                  for s in rule.statements]
     named_as = {s.expr: sp.MatrixSymbol(s.name, *s.expr.shape) for s in statements}
     extra = []
     for i, c in enumerate(checks):
@@ -263,6 +303,15 @@ def _case_checks(checked: CheckedSpec, cv, case, absent) -> tuple:
     return derivative_checks(checked.spec, cv.variant, parsed, messages)[1]
 
 
+def _basis_shapes(cv, case, bases) -> dict:
+    """{name: (rows, cols)} of the eigenbases' names under the case's sizes (values as
+    columns)."""
+    cdims = dict(case.dims)
+    names = {n for pair in bases.values() for n in pair}
+    return {t.name: matrix_symbol(t, cdims).shape for t in cv.variant.outputs
+            if t.name in names}
+
+
 @functools.lru_cache(maxsize=64)
 def kernels(checked: CheckedSpec) -> tuple[Kernel, ...]:
     """Every variant's pullbacks: the full VJP and each partial VJP its cases all have (kept:
@@ -285,7 +334,9 @@ def kernels(checked: CheckedSpec) -> tuple[Kernel, ...]:
             if len(reported) != 1:
                 raise FusedError(f"{spec.name} ({cv.variant.label}): its cases check "
                                  f"different things; one kernel reports one list of checks")
-            programs = [_program(rule, cs, permutations) for rule, cs in zip(rules, checks)]
+            bases = {t.name: t.eigenbasis for t in cv.variant.outputs if t.eigenbasis}
+            programs = [_program(rule, cs, permutations, bases, _basis_shapes(cv, case, bases))
+                        for rule, cs, case in zip(rules, checks, cv.cases)]
             order = list(rules[0].program.params)
             used = set().union(*(p.uses() for p in programs),
                                *({a for c in cs for a in c.against} for cs in checks))

@@ -163,6 +163,18 @@ def _jax_polar():
     return native
 
 
+def _torch_polar():
+    # torch has no polar decomposition: what a user writes, from torch.linalg.svd (as SciPy
+    # computes it), differentiated by torch's SVD rule
+    import torch
+
+    def native(a, side="right"):
+        w, s, vh = torch.linalg.svd(a, full_matrices=False)
+        basis = vh.mH if side == "right" else w
+        return w @ vh, (basis * s.unsqueeze(-2).to(a.dtype)) @ basis.mH
+    return native
+
+
 NATIVE_ELSEWHERE = {
     "qr": {"jax": _jax_qr},
     "lu": {"jax": _jax_lu},
@@ -172,8 +184,7 @@ NATIVE_ELSEWHERE = {
     "ormqr": {"torch": _torch_ormqr, "jax": _jax_ormqr},
     # torch has no pivoted QR
     "qr_pivoted": {"jax": _jax_qr_pivoted},
-    # torch has no polar decomposition
-    "polar": {"jax": _jax_polar},
+    "polar": {"torch": _torch_polar, "jax": _jax_polar},
 }
 
 

@@ -523,6 +523,18 @@ inline Mat<T, R, C> solve_sylvester(const Mat<T, R, R>& a, const Mat<T, C, C>& b
   }
 }
 
+// X with A X + X B = C in the eigenbases of A = QA diag(la) QA^H and B = QB diag(lb) QB^H
+// (the rules' 'eigenbasis'): X = QA ((QA^H C QB) / (la_i + lb_j)) QB^H
+template <class T, class L, index R, index C>
+inline Mat<T, R, C> solve_sylvester_in_bases(const Mat<T, R, C>& c, const Mat<L, R, 1>& la,
+                                             const Mat<T, R, R>& qa, const Mat<L, C, 1>& lb,
+                                             const Mat<T, C, C>& qb) {
+  Mat<T, R, C> inner = mm(mm(adjoint(qa), c), qb);
+  for (index i = 0; i < R; ++i)
+    for (index j = 0; j < C; ++j) inner(i, j) = inner(i, j) / T(la(i, 0) + lb(j, 0));
+  return mm(mm(qa, inner), adjoint(qb));
+}
+
 // -- the checks of degenerate inputs (templates/_runtime_shared.py's _violation, per matrix) ----
 template <class T> inline T square_root(T x) { return std::sqrt(x); }
 template <class S, int L> inline Lanes<S, L> square_root(Lanes<S, L> x) {

@@ -27,13 +27,15 @@ int polar_v0_vjp(const void* const* in, const index* strides, void* const* out, 
         static_cast<const fr_I*>(in[1]), strides + 3, b);
     const auto S = fr::load<fr_W, m, 1>(
         static_cast<const fr_R*>(in[2]), strides + 6, b);
-    const auto gU = fr::load<fr_W, m, m>(
+    const auto V = fr::load<fr_W, m, m>(
         static_cast<const fr_I*>(in[3]), strides + 9, b);
-    const auto gP = fr::load<fr_W, m, m>(
+    const auto gU = fr::load<fr_W, m, m>(
         static_cast<const fr_I*>(in[4]), strides + 12, b);
+    const auto gP = fr::load<fr_W, m, m>(
+        static_cast<const fr_I*>(in[5]), strides + 15, b);
     const auto _c0 = fr::sym(gP);
     const auto _g_Om = fr::mm(fr::adjoint(U), gU) - fr::mm(_c0, fr::adjoint(P));
-    const auto _c1 = fr::solve_sylvester(P, P, _g_Om);
+    const auto _c1 = fr::solve_sylvester_in_bases(_g_Om, S, V, S, V);
     const auto _g_X = -(fr::adjoint(_c1)) + _c1 + _c0;
     const auto gA = fr::mm(U, _g_X);
     {
@@ -52,15 +54,17 @@ int polar_v0_vjp(const void* const* in, const index* strides, void* const* out, 
         static_cast<const fr_I*>(in[1]), strides + 3, b);
     const auto S = fr::load<fr_W, n, 1>(
         static_cast<const fr_R*>(in[2]), strides + 6, b);
-    const auto gU = fr::load<fr_W, m, n>(
+    const auto V = fr::load<fr_W, n, n>(
         static_cast<const fr_I*>(in[3]), strides + 9, b);
-    const auto gP = fr::load<fr_W, n, n>(
+    const auto gU = fr::load<fr_W, m, n>(
         static_cast<const fr_I*>(in[4]), strides + 12, b);
+    const auto gP = fr::load<fr_W, n, n>(
+        static_cast<const fr_I*>(in[5]), strides + 15, b);
     const auto _c0 = fr::adjoint(U);
     const auto _c1 = fr::sym(gP);
     const auto _c2 = fr::adjoint(P);
     const auto _g_Om = fr::mm(_c0, gU) - fr::mm(_c1, _c2);
-    const auto _c3 = fr::solve_sylvester(P, P, _g_Om);
+    const auto _c3 = fr::solve_sylvester_in_bases(_g_Om, S, V, S, V);
     const auto _c4 = fr::solve<false>(_c2, gU);
     const auto _g_X = -(fr::adjoint(_c3)) - fr::mm(_c0, _c4) + _c3 + _c1;
     const auto gA = fr::mm(U, _g_X) + _c4;
@@ -89,11 +93,13 @@ int polar_v0_vjp_without_gU(const void* const* in, const index* strides, void* c
         static_cast<const fr_I*>(in[1]), strides + 3, b);
     const auto S = fr::load<fr_W, m, 1>(
         static_cast<const fr_R*>(in[2]), strides + 6, b);
-    const auto gP = fr::load<fr_W, m, m>(
+    const auto V = fr::load<fr_W, m, m>(
         static_cast<const fr_I*>(in[3]), strides + 9, b);
+    const auto gP = fr::load<fr_W, m, m>(
+        static_cast<const fr_I*>(in[4]), strides + 12, b);
     const auto _c0 = fr::sym(gP);
     const auto _g_Om = -fr::mm(_c0, fr::adjoint(P));
-    const auto _c1 = fr::solve_sylvester(P, P, _g_Om);
+    const auto _c1 = fr::solve_sylvester_in_bases(_g_Om, S, V, S, V);
     const auto _g_X = -(fr::adjoint(_c1)) + _c1 + _c0;
     const auto gA = fr::mm(U, _g_X);
     {
@@ -112,11 +118,13 @@ int polar_v0_vjp_without_gU(const void* const* in, const index* strides, void* c
         static_cast<const fr_I*>(in[1]), strides + 3, b);
     const auto S = fr::load<fr_W, n, 1>(
         static_cast<const fr_R*>(in[2]), strides + 6, b);
-    const auto gP = fr::load<fr_W, n, n>(
+    const auto V = fr::load<fr_W, n, n>(
         static_cast<const fr_I*>(in[3]), strides + 9, b);
+    const auto gP = fr::load<fr_W, n, n>(
+        static_cast<const fr_I*>(in[4]), strides + 12, b);
     const auto _c0 = fr::sym(gP);
     const auto _g_Om = -fr::mm(_c0, fr::adjoint(P));
-    const auto _c1 = fr::solve_sylvester(P, P, _g_Om);
+    const auto _c1 = fr::solve_sylvester_in_bases(_g_Om, S, V, S, V);
     const auto _g_X = -(fr::adjoint(_c1)) + _c1 + _c0;
     const auto gA = fr::mm(U, _g_X);
     {
@@ -140,14 +148,14 @@ int polar_v0_vjp_without_gP(const void* const* in, const index* strides, void* c
     constexpr index k = m;
     const auto U = fr::load<fr_W, m, m>(
         static_cast<const fr_I*>(in[0]), strides + 0, b);
-    const auto P = fr::load<fr_W, m, m>(
-        static_cast<const fr_I*>(in[1]), strides + 3, b);
     const auto S = fr::load<fr_W, m, 1>(
         static_cast<const fr_R*>(in[2]), strides + 6, b);
-    const auto gU = fr::load<fr_W, m, m>(
+    const auto V = fr::load<fr_W, m, m>(
         static_cast<const fr_I*>(in[3]), strides + 9, b);
+    const auto gU = fr::load<fr_W, m, m>(
+        static_cast<const fr_I*>(in[4]), strides + 12, b);
     const auto _g_Om = fr::mm(fr::adjoint(U), gU);
-    const auto _c0 = fr::solve_sylvester(P, P, _g_Om);
+    const auto _c0 = fr::solve_sylvester_in_bases(_g_Om, S, V, S, V);
     const auto _g_X = -(fr::adjoint(_c0)) + _c0;
     const auto gA = fr::mm(U, _g_X);
     {
@@ -166,11 +174,13 @@ int polar_v0_vjp_without_gP(const void* const* in, const index* strides, void* c
         static_cast<const fr_I*>(in[1]), strides + 3, b);
     const auto S = fr::load<fr_W, n, 1>(
         static_cast<const fr_R*>(in[2]), strides + 6, b);
-    const auto gU = fr::load<fr_W, m, n>(
+    const auto V = fr::load<fr_W, n, n>(
         static_cast<const fr_I*>(in[3]), strides + 9, b);
+    const auto gU = fr::load<fr_W, m, n>(
+        static_cast<const fr_I*>(in[4]), strides + 12, b);
     const auto _c0 = fr::adjoint(U);
     const auto _g_Om = fr::mm(_c0, gU);
-    const auto _c1 = fr::solve_sylvester(P, P, _g_Om);
+    const auto _c1 = fr::solve_sylvester_in_bases(_g_Om, S, V, S, V);
     const auto _c2 = fr::solve<false>(fr::adjoint(P), gU);
     const auto _g_X = -(fr::adjoint(_c1)) - fr::mm(_c0, _c2) + _c1;
     const auto gA = fr::mm(U, _g_X) + _c2;
@@ -199,13 +209,15 @@ int polar_v1_vjp(const void* const* in, const index* strides, void* const* out, 
         static_cast<const fr_I*>(in[1]), strides + 3, b);
     const auto S = fr::load<fr_W, m, 1>(
         static_cast<const fr_R*>(in[2]), strides + 6, b);
-    const auto gU = fr::load<fr_W, m, m>(
+    const auto V = fr::load<fr_W, m, m>(
         static_cast<const fr_I*>(in[3]), strides + 9, b);
-    const auto gP = fr::load<fr_W, m, m>(
+    const auto gU = fr::load<fr_W, m, m>(
         static_cast<const fr_I*>(in[4]), strides + 12, b);
+    const auto gP = fr::load<fr_W, m, m>(
+        static_cast<const fr_I*>(in[5]), strides + 15, b);
     const auto _c0 = fr::sym(gP);
     const auto _g_Om = fr::mm(gU, fr::adjoint(U)) - fr::mm(fr::adjoint(P), _c0);
-    const auto _c1 = fr::solve_sylvester(P, P, _g_Om);
+    const auto _c1 = fr::solve_sylvester_in_bases(_g_Om, S, V, S, V);
     const auto _g_X = -(fr::adjoint(_c1)) + _c1 + _c0;
     const auto gA = fr::mm(_g_X, U);
     {
@@ -224,15 +236,17 @@ int polar_v1_vjp(const void* const* in, const index* strides, void* const* out, 
         static_cast<const fr_I*>(in[1]), strides + 3, b);
     const auto S = fr::load<fr_W, m, 1>(
         static_cast<const fr_R*>(in[2]), strides + 6, b);
-    const auto gU = fr::load<fr_W, m, n>(
+    const auto V = fr::load<fr_W, m, m>(
         static_cast<const fr_I*>(in[3]), strides + 9, b);
-    const auto gP = fr::load<fr_W, m, m>(
+    const auto gU = fr::load<fr_W, m, n>(
         static_cast<const fr_I*>(in[4]), strides + 12, b);
+    const auto gP = fr::load<fr_W, m, m>(
+        static_cast<const fr_I*>(in[5]), strides + 15, b);
     const auto _c0 = fr::adjoint(U);
     const auto _c1 = fr::adjoint(P);
     const auto _c2 = fr::sym(gP);
     const auto _g_Om = fr::mm(gU, _c0) - fr::mm(_c1, _c2);
-    const auto _c3 = fr::solve_sylvester(P, P, _g_Om);
+    const auto _c3 = fr::solve_sylvester_in_bases(_g_Om, S, V, S, V);
     const auto _c4 = fr::solve<true>(_c1, gU);
     const auto _g_X = -(fr::adjoint(_c3)) - fr::mm(_c4, _c0) + _c3 + _c2;
     const auto gA = fr::mm(_g_X, U) + _c4;
@@ -261,11 +275,13 @@ int polar_v1_vjp_without_gU(const void* const* in, const index* strides, void* c
         static_cast<const fr_I*>(in[1]), strides + 3, b);
     const auto S = fr::load<fr_W, m, 1>(
         static_cast<const fr_R*>(in[2]), strides + 6, b);
-    const auto gP = fr::load<fr_W, m, m>(
+    const auto V = fr::load<fr_W, m, m>(
         static_cast<const fr_I*>(in[3]), strides + 9, b);
+    const auto gP = fr::load<fr_W, m, m>(
+        static_cast<const fr_I*>(in[4]), strides + 12, b);
     const auto _c0 = fr::sym(gP);
     const auto _g_Om = -fr::mm(fr::adjoint(P), _c0);
-    const auto _c1 = fr::solve_sylvester(P, P, _g_Om);
+    const auto _c1 = fr::solve_sylvester_in_bases(_g_Om, S, V, S, V);
     const auto _g_X = -(fr::adjoint(_c1)) + _c1 + _c0;
     const auto gA = fr::mm(_g_X, U);
     {
@@ -284,11 +300,13 @@ int polar_v1_vjp_without_gU(const void* const* in, const index* strides, void* c
         static_cast<const fr_I*>(in[1]), strides + 3, b);
     const auto S = fr::load<fr_W, m, 1>(
         static_cast<const fr_R*>(in[2]), strides + 6, b);
-    const auto gP = fr::load<fr_W, m, m>(
+    const auto V = fr::load<fr_W, m, m>(
         static_cast<const fr_I*>(in[3]), strides + 9, b);
+    const auto gP = fr::load<fr_W, m, m>(
+        static_cast<const fr_I*>(in[4]), strides + 12, b);
     const auto _c0 = fr::sym(gP);
     const auto _g_Om = -fr::mm(fr::adjoint(P), _c0);
-    const auto _c1 = fr::solve_sylvester(P, P, _g_Om);
+    const auto _c1 = fr::solve_sylvester_in_bases(_g_Om, S, V, S, V);
     const auto _g_X = -(fr::adjoint(_c1)) + _c1 + _c0;
     const auto gA = fr::mm(_g_X, U);
     {
@@ -312,14 +330,14 @@ int polar_v1_vjp_without_gP(const void* const* in, const index* strides, void* c
     constexpr index k = m;
     const auto U = fr::load<fr_W, m, m>(
         static_cast<const fr_I*>(in[0]), strides + 0, b);
-    const auto P = fr::load<fr_W, m, m>(
-        static_cast<const fr_I*>(in[1]), strides + 3, b);
     const auto S = fr::load<fr_W, m, 1>(
         static_cast<const fr_R*>(in[2]), strides + 6, b);
-    const auto gU = fr::load<fr_W, m, m>(
+    const auto V = fr::load<fr_W, m, m>(
         static_cast<const fr_I*>(in[3]), strides + 9, b);
+    const auto gU = fr::load<fr_W, m, m>(
+        static_cast<const fr_I*>(in[4]), strides + 12, b);
     const auto _g_Om = fr::mm(gU, fr::adjoint(U));
-    const auto _c0 = fr::solve_sylvester(P, P, _g_Om);
+    const auto _c0 = fr::solve_sylvester_in_bases(_g_Om, S, V, S, V);
     const auto _g_X = -(fr::adjoint(_c0)) + _c0;
     const auto gA = fr::mm(_g_X, U);
     {
@@ -338,11 +356,13 @@ int polar_v1_vjp_without_gP(const void* const* in, const index* strides, void* c
         static_cast<const fr_I*>(in[1]), strides + 3, b);
     const auto S = fr::load<fr_W, m, 1>(
         static_cast<const fr_R*>(in[2]), strides + 6, b);
-    const auto gU = fr::load<fr_W, m, n>(
+    const auto V = fr::load<fr_W, m, m>(
         static_cast<const fr_I*>(in[3]), strides + 9, b);
+    const auto gU = fr::load<fr_W, m, n>(
+        static_cast<const fr_I*>(in[4]), strides + 12, b);
     const auto _c0 = fr::adjoint(U);
     const auto _g_Om = fr::mm(gU, _c0);
-    const auto _c1 = fr::solve_sylvester(P, P, _g_Om);
+    const auto _c1 = fr::solve_sylvester_in_bases(_g_Om, S, V, S, V);
     const auto _c2 = fr::solve<true>(fr::adjoint(P), gU);
     const auto _g_X = -(fr::adjoint(_c1)) - fr::mm(_c2, _c0) + _c1;
     const auto gA = fr::mm(_g_X, U) + _c2;
