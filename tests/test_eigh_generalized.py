@@ -30,7 +30,7 @@ DTYPES = {"f32": np.float32, "f64": np.float64, "c64": np.complex64, "c128": np.
 TOL = {"f32": 1e-4, "f64": 1e-12, "c64": 1e-4, "c128": 1e-12}
 # (name, options, n): the configurations of this ladder (tests/test_rules.py checks that
 # every variant is one)
-CONFIGURATIONS = [(f"UPLO={uplo}", {"UPLO": uplo}, n) for uplo in ("L", "U") for n in (4, 1)]
+CONFIGURATIONS = [(f"UPLO={uplo}", {"UPLO": uplo}, n) for uplo in ("L", "U") for n in (3, 1)]
 
 
 def _draw(n, dtype, batch=(), seed=0):
@@ -198,9 +198,13 @@ def test_gradcheck_and_gradgradcheck(label, options, n, dt):
     assert torch.autograd.gradgradcheck(f, ts)
 
 
-@pytest.mark.parametrize("label,options,n", CONFIGURATIONS[::2], ids=["UPLO=L", "UPLO=U"])
-@pytest.mark.parametrize("dt", ["f64", "c128"])
-def test_jax_check_grads_to_second_order_and_jit_and_vmap(label, options, n, dt):
+@pytest.mark.parametrize("label,options,n,dt,order", [
+    (*CONFIGURATIONS[0], "c128", 2), (*CONFIGURATIONS[2], "f64", 2),
+    (*CONFIGURATIONS[0], "f64", 1), (*CONFIGURATIONS[2], "c128", 1)],
+    ids=["UPLO=L-c128-order2", "UPLO=U-f64-order2", "UPLO=L-f64", "UPLO=U-c128"])
+def test_jax_check_grads_to_second_order_and_jit_and_vmap(label, options, n, dt, order):
+    """Each UPLO to second order in one field and to first in the other (torch's
+    gradgradcheck above takes every one to second order)."""
     cv = VARIANTS[label]
     xs, dxs = _inputs(options, n, DTYPES[dt], seed=7)
     args = tuple(map(jnp.asarray, xs))
@@ -211,7 +215,7 @@ def test_jax_check_grads_to_second_order_and_jit_and_vmap(label, options, n, dt)
         return gauge.fix(tuple(outs), reference, cv)
 
     with strict():
-        check_grads(f, args, order=2, modes=("fwd", "rev"))
+        check_grads(f, args, order=order, modes=("fwd", "rev"))
         y = gj.eigh_generalized(*args, **options)
         for mapped in (jax.jit(lambda a, b: gj.eigh_generalized(a, b, **options))(*args),
                        jax.vmap(lambda a, b: gj.eigh_generalized(a, b, **options))(*args),
