@@ -200,6 +200,27 @@ def _sylvester_by_eigh(a, b, c, eig_a=None, eig_b=None):
     return xp.asarray(mm(mm(qa, inner), xp.conj(xp.swapaxes(qb, -1, -2))), dtype=dtype)
 
 
+def _tril_sylvester_by_columns(t, c, adjoint, solve_triangular):
+    """The strictly lower X with tril(X S - S X, -1) = tril(C, -1), S = triu(T) or its
+    adjoint (factorules/compiler/ops/solves.py, solve_tril_sylvester), a column at a time:
+    (S[j, j] I - S[j+1:, j+1:]) X[j+1:, j] = C[j+1:, j] - X[j+1:, :] S[:, j], from the first
+    column (S upper) or the last (S lower), with the backend's ``solve_triangular``."""
+    n = t.shape[-1]
+    dtype = xp.result_type(t, c)
+    batch = _np.broadcast_shapes(t.shape[:-2], c.shape[:-2])
+    x = xp.zeros(batch + (n, n), dtype)
+    s = xp.triu(t)
+    if adjoint:
+        s = xp.conj(xp.swapaxes(s, -1, -2))
+    for j in (range(n - 2, -1, -1) if adjoint else range(n - 1)):
+        below = slice(j + 1, n)
+        rhs = c[..., below, j:j + 1] - xp.matmul(x[..., below, :], s[..., :, j:j + 1])
+        eye = xp.eye(n - j - 1, dtype=s.dtype)
+        shifted = s[..., j:j + 1, j:j + 1] * eye - s[..., below, below]
+        x[..., below, j:j + 1] = solve_triangular(shifted, rhs, not adjoint)
+    return x
+
+
 def _pad_rows(x, extra):
     return xp.concatenate([x, xp.zeros(x.shape[:-2] + (extra, x.shape[-1]), x.dtype)], -2)
 
@@ -293,13 +314,15 @@ class _Check(_typing.NamedTuple):
     kind: str  # 'pivots': no |value| at most max(m, n) eps ||A||_F (A = against[0]);
     # 'vanish': every value at most sqrt(eps) times the largest entry of ``against``;
     # 'ties': every value scalar, to that tolerance, on each block of tied entries of ``vector``;
+    # 'tied': no two entries of ``vector`` tied (no values: no derivative exists at a tie);
     # 'zeros': every column j of the values vanishing, to that tolerance (against[1:]), where
     # vector[j] is a zero pivot (as 'pivots' measures it, A = against[0])
     values: object  # a function of no arguments giving the tested arrays (called when needed)
     against: tuple  # the first input (pivots), or the tangents or cotangents the values read
     message: str  # the spec's words for the condition
     option: str  # the option that turns the check off
-    vector: object = None  # 'ties', 'zeros': the (..., k, 1) column whose ties or zeros matter
+    vector: object = None  # 'ties', 'tied', 'zeros': the (..., k, 1) column whose ties or
+    # zeros matter
     # 'pivots', 'zeros': max(m, n) of A where against[0] is not A but an array of its norm
     # (svd's S, the spec's 'pivots.norm'); None: against[0]'s own
     size: object = None
@@ -321,6 +344,7 @@ _MEASURES = {
     "pivots": "smallest pivot {value:.2e} <= max(m, n) eps ||A||_F = {limit:.2e}",
     "ties": "residual on tied values {value:.2e} > sqrt(eps) times the largest {of} entry "
             "= {limit:.2e}",
+    "tied": "{value:.0f} pairs of values tied up to rounding",
     "zeros": "residual on zero values {value:.2e} > sqrt(eps) times the largest {of} entry "
              "= {limit:.2e}",
     "vanish": "gauge residual {value:.2e} > sqrt(eps) times the largest {of} entry "
@@ -387,7 +411,7 @@ def _zero_mask(check):
 
 def _mask(check):
     """The entries a 'ties' or 'zeros' check reads: its tie mask or zero mask."""
-    return _tie_mask(check.vector) if check.kind == "ties" else _zero_mask(check)
+    return _zero_mask(check) if check.kind == "zeros" else _tie_mask(check.vector)
 
 
 # a column of at most this many values tests its ties by shifted differences (below)
@@ -455,6 +479,10 @@ def _violation(check, mask=None, values=None):
     zero mask of a 'ties' or 'zeros' check (_mask), ``values`` its values, when already
     computed."""
     values = check.values() if values is None else values
+    if check.kind == "tied":  # any tie fails: the number of tied pairs, against 0
+        tied = _tie_mask(check.vector) if mask is None else mask
+        value = tied.astype(_np.finfo(check.vector.dtype).dtype).sum(axis=(-2, -1)) * 0.5
+        return value > 0, value, xp.zeros_like(value)
     if check.kind == "pivots":
         value = None
         for p in values:
@@ -487,7 +515,7 @@ def _raise_on_violation(op, check, of):
     """Raise the error of a failed check (eager code).  A 'ties' or 'zeros' check with no
     tied values or zero pivots computes nothing more."""
     mask = None
-    if check.kind in ("ties", "zeros"):
+    if check.kind in ("ties", "tied", "zeros"):
         if not bool(_any_entry(check)):
             return
         mask = _mask(check)

@@ -370,6 +370,9 @@ class FakeCupy:
         def tril(a, k=0):
             return DeviceArray(np.tril(_device(a, "tril"), k))
 
+        def triu(a, k=0):
+            return DeviceArray(np.triu(_device(a, "triu"), k))
+
         def einsum(subscripts, *operands):
             return DeviceArray(np.asarray(np.einsum(subscripts, *(_device(x, "einsum")
                                                                   for x in operands))))
@@ -500,7 +503,7 @@ class FakeCupy:
                 complex128=np.complex128, linalg=linalg, full=full, argmax=argmax, sort=sort,
                 sqrt=ufunc("sqrt"), maximum=ufunc("maximum"), minimum=ufunc("minimum"),
                 matmul=ufunc("matmul"), add=ufunc("add"), subtract=ufunc("subtract"),
-                tril=tril,
+                tril=tril, triu=triu,
                 einsum=einsum).items():
             setattr(cupy, name, value)
         linalg.qr, linalg.solve, linalg.cholesky = qr, solve, cholesky

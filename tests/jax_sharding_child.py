@@ -70,6 +70,7 @@ CASES = [
     ("qr wide", ("wide",), lambda fj, jnp: fj.qr),
     ("rq", ("wide",), lambda fj, jnp: fj.rq),
     ("polar", ("tall",), lambda fj, jnp: fj.polar),
+    ("schur", ("square",), lambda fj, jnp: lambda A: fj.schur(A, output="complex")),
     ("qr_pivoted", ("tall",), lambda fj, jnp: fj.qr_pivoted),
     ("svd full_matrices=False", ("tall",),
      lambda fj, jnp: lambda A: fj.svd(A, full_matrices=False)),

@@ -1,6 +1,6 @@
-"""Errors of the spec language's vector, hidden-output, gauge, pairwise_inv and
-solve_sylvester features: one edit of a frozen copy of spec/eigh.yaml (or eigvalsh.yaml,
-polar.yaml: tests/fixtures/specs/) each, the message and its line pinned."""
+"""Errors of the spec language's vector, hidden-output, gauge, pairwise_inv, ties and
+Sylvester-solve features: one edit of a frozen copy of spec/eigh.yaml (or eigvalsh.yaml,
+polar.yaml, schur.yaml: tests/fixtures/specs/) each, the message and its line pinned."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -67,6 +67,22 @@ CASES = [
      "          dU = U @ Om + solve(P, dA - U @ X, left=False)\n",
      "          dU = U @ Om + solve(P, dA - U @ X, left=False) + U @ solve_sylvester(P, P, dA)\n",
      89, "solve_sylvester: A is nxn and B is nxn, so C must be nxn, but it is mxn"),
+    ("tril-sylvester-of-a-vector", "schur", "          X = solve_tril_sylvester(T, M)\n",
+     "          X = solve_tril_sylvester(T, diagonal(M))\n", 90,
+     "solve_tril_sylvester: T is nxn, so C must be nxn, but it is nx1"),
+    ("tril-sylvester-of-a-rectangle", "schur", "          X = solve_tril_sylvester(T, M)\n",
+     "          X = solve_tril_sylvester(hstack(T, T), M)\n", 90,
+     "solve_tril_sylvester: needs a square matrix, got nx2*n"),
+    ("tril-sylvester-adjoint-not-a-flag", "schur", "          X = solve_tril_sylvester(T, M)\n",
+     "          X = solve_tril_sylvester(T, M, adjoint=maybe)\n", 90,
+     "solve_tril_sylvester: adjoint= takes True or False"),
+    # ties with neither condition: every tie fails; with one of them, an error
+    ("ties-tangent-alone", "schur", '      values: "diagonal(T)"\n',
+     '      values: "diagonal(T)"\n      tangent: "Z.H @ dA @ Z"\n', 79,
+     "ties.tangent needs ties.cotangent too (none: every tie fails"),
+    ("ties-cotangent-alone", "schur", '      values: "diagonal(T)"\n',
+     '      values: "diagonal(T)"\n      cotangent: "Z.H @ gZ"\n', 79,
+     "ties.cotangent needs ties.tangent too (none: every tie fails"),
 ]
 
 
@@ -84,6 +100,6 @@ def test_bad_eigen_spec(case, tmp_path):
     assert str(err.value).startswith(f"spec/{name}.yaml:{line}: ")
 
 
-@pytest.mark.parametrize("name", ["eigh", "eigvalsh", "polar"])
+@pytest.mark.parametrize("name", ["eigh", "eigvalsh", "polar", "schur"])
 def test_the_unedited_specs_pass(name):
     check_spec(load_spec(SPECS / f"{name}.yaml"))

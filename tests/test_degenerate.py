@@ -211,6 +211,19 @@ def _tied_general(complex_):
     return _spectrum([(1, 2, 3, 4), (1, 1, 2, 3), (0.5, 2, 3, 5)], complex_, 9)
 
 
+def _complex_pair():
+    """Real matrices, the middle one with the eigenvalues 1 +- 2i (a 2 x 2 block of real
+    Schur form, its diagonal entries equal), the others with real distinct ones."""
+    rng = _rng(11)
+    blocks = [np.diag([1.0, 2, 3, 4]), np.diag([1.0, 1, 3, 4]), np.diag([0.5, 2, 3, 5])]
+    blocks[1][0, 1], blocks[1][1, 0] = 2.0, -2.0
+    out = []
+    for b in blocks:
+        q = _unitary(rng, 4, False)
+        out.append(q @ (b + np.triu(rng.standard_normal((4, 4)), 2)) @ q.T)
+    return np.stack(out)
+
+
 def _hermitian_batch(complex_):
     return _spectrum([(1, 2, 3, 4), (1, 1.5, 3, 4), (0.5, 2, 3, 5)], complex_, 10)
 
@@ -361,6 +374,13 @@ CASES = [
                "check_ties", lambda c, d: _tied_general(c), (_nearest(1), None)),
     Degenerate("eigvals", TIES + "a repeated eigenvalue, a loss of one of the pair",
                "check_ties", lambda c, d: _tied_general(c), (_nearest(1),)),
+    Degenerate("schur", TIES + "a repeated eigenvalue, a loss of T's first diagonal entry",
+               "check_ties", lambda c, d: _tied_general(c), (_first((0, 0)), None),
+               options=(("output", "complex"),)),
+    Degenerate("schur", TIES + "a complex-conjugate pair of a real A (a 2 x 2 block of T), "
+               "a loss of T's first diagonal entry", "check_ties",
+               lambda c, d: _complex_pair(), (_first((0, 0)), None),
+               dtypes=("float32", "float64"), options=(("output", "real"),)),
     Degenerate("eigh", GAUGE + "a loss of an eigenvector's phase", "check_gauge",
                lambda c, d: _hermitian_batch(c), (None, _phase), dtypes=("complex64",
                                                                           "complex128"),
@@ -373,6 +393,10 @@ CASES = [
                "check_gauge", lambda c, d: _draw(_rng(11), (3, 6, 4), c),
                (_completion, None, None), options=(("full_matrices", True),),
                jvp_checked=False, shape="tall"),
+    Degenerate("schur", GAUGE + "a loss of a Schur vector's phase", "check_gauge",
+               lambda c, d: _hermitian_batch(c), (None, _phase), dtypes=("complex64",
+                                                                         "complex128"),
+               jvp_checked=False, options=(("output", "complex"),)),
     Degenerate("eig", GAUGE + "a loss of an eigenvector's phase", "check_gauge",
                lambda c, d: _hermitian_batch(c), (None, _phase), dtypes=("complex64",
                                                                          "complex128"),

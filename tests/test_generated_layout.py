@@ -81,11 +81,13 @@ def _case_texts(spec: Spec) -> list[Text]:
     """The text of every case's JVP, then of every case's VJP (the JVP's for a VJP the spec
     derives), as the generated rules list them: once for variants with the same rules (eigh's
     UPLO="L" and "U", written once under one test); variants with the same texts but other
-    outputs differentiated (rq's mode="r", whose Q is omitted) have rules of their own."""
+    outputs differentiated (rq's mode="r", whose Q is omitted) or outputs of other fields
+    (schur's output="complex", complex for real input, whose gauge check always runs) have
+    rules of their own."""
     cases, seen = [], set()
     for v in spec.variants:
         texts = (tuple((c.jvp.line, (c.vjp or c.jvp).line) for c in v.cases),
-                 tuple(t.returned for t in v.outputs))
+                 tuple((t.returned, t.complex_valued) for t in v.outputs))
         if texts not in seen:
             seen.add(texts)
             cases += v.cases

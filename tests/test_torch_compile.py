@@ -85,6 +85,25 @@ def _eig_loss(a):
     return _dot(w) + _sq(w, 1) + _sq(v, 2)
 
 
+def _schur_loss(output):
+    """|T|^2 weighted, T's diagonal (the eigenvalues) and Z's columns through Z diag(c) Z^H:
+    invariant to the Schur vectors' phases (Z -> Z D, T -> D^H T D)."""
+    def loss(a):
+        t, z = fr.schur(a, output=output)
+        c = _weights(z.shape[-1:], 2).to(z.dtype)
+        return (_sq(t, 1) + _dot(t.diagonal(dim1=-2, dim2=-1))
+                + _dot((z * c) @ z.mH))
+    return loss
+
+
+def _real_spectrum(n, dtype, seed=0):
+    """Q (diag(1..n) + strictly upper noise) Q^H: distinct real eigenvalues (real Schur form
+    triangular)."""
+    q = torch.linalg.qr(_random((n, n), dtype, seed))[0]
+    t = torch.diag(torch.arange(1, n + 1, dtype=torch.float64)).to(dtype)
+    return (q @ (t + _random((n, n), dtype, seed + 1).triu(1)) @ q.mH,)
+
+
 def _eigh_loss(a):
     w, v = fr.eigh(a)
     return _dot(w) + _sq(v, 1)
@@ -134,6 +153,8 @@ CASES = {
     "ormqr-right-transpose": (lambda d: (*_compact((4, 3), d), _random((2, 4), d, 1)),
                               _linear(fr.ormqr, left=False, transpose=True)),
     "qr-reduced": (_tall, _linear(fr.qr, "Q", "R")),
+    "schur": (lambda d: _real_spectrum(4, d), _schur_loss("real")),
+    "schur-complex": (lambda d: _general((4, 4), d), _schur_loss("complex")),
     "qr-reduced-wide": (_wide, _linear(fr.qr, "Q", "R")),
     "qr-complete": (_tall, _linear(fr.qr, "Q", "R", mode="complete")),
     "qr-r": (_tall, _linear(fr.qr, "R", mode="r")),

@@ -81,7 +81,11 @@ def derivative_checks(spec: Spec, variant, checks, messages: dict[str, str]):
     elif checks.pivots:  # the same check of both: the first of _jvp_checks and _vjp_checks
         jvp.append(check("pivots", checks.pivots, (scale,), "pivots", PIVOTS_OPTION))
         vjp.append(jvp[0])
-    if checks.ties is not None:
+    if checks.ties is not None and not (checks.tie_tangents or checks.tie_cotangents):
+        # no tangent keeps a derivative at a tie: every tie fails, in both rules
+        jvp.append(check("tied", (), (), "ties", TIES_OPTION, checks.ties))
+        vjp.append(jvp[-1])
+    elif checks.ties is not None:
         jvp.append(check("ties", checks.tie_tangents, read(checks.tie_tangents, "d", inputs),
                          "ties", TIES_OPTION, checks.ties))
         if checks.tie_cotangents:  # none: the cotangents given cannot tell tied values

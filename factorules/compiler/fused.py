@@ -220,7 +220,9 @@ def _verdict(i: int, check, count: int, report: str, statements, pivot_limit: st
     printed (name, code) of what only its values read, computed in the block (for ties and
     zeros only where a value ties or a pivot is zero: otherwise its value is 0)."""
     values = [f"_kval{i}_{j}" for j in range(len(check.values))]
-    if check.kind == "pivots":
+    if check.kind == "tied":  # any tie fails: the number of tied pairs, limit 0
+        value, limit = f"fr::tie_count(_kvec{i})", f"fr::real_t<{SCALAR}>(0)"
+    elif check.kind == "pivots":
         value = f"fr::real_t<{SCALAR}>(std::numeric_limits<fr::scalar_t<{SCALAR}>>::infinity())"
         for v in values:
             value = f"fr::minimum<{SCALAR}>({value}, fr::smallest_abs({v}))"
@@ -235,7 +237,7 @@ def _verdict(i: int, check, count: int, report: str, statements, pivot_limit: st
         derivatives = check.against[1:] if check.kind == "zeros" else check.against
         limit = f"fr::square_root(fr::epsilon<{SCALAR}>()) * {_largest(derivatives)}"
     computed = [f"  const auto {name} = {code};" for name, code in statements]
-    condition = {"ties": f"fr::any_tie(_kvec{i})",
+    condition = {"ties": f"fr::any_tie(_kvec{i})", "tied": f"fr::any_tie(_kvec{i})",
                  "zeros": f"fr::any_zero(_kvec{i}, {pivot_limit})"
                  }.get(check.kind)
     if condition is None:
@@ -265,7 +267,9 @@ def _case_body(printer, checked: CheckedSpec, case, program, checks, inputs,
 
     def pivot_limit(check) -> str:
         """max(m, n) eps ||A||_F: of A, or of an output of A's norm (the spec's pivots.norm,
-        A's shape giving max(m, n): A itself is not read)."""
+        A's shape giving max(m, n): A itself is not read); '' for checks against nothing."""
+        if not check.against:
+            return ""
         if not check.size_of:
             return f"fr::pivot_limit({check.against[0]})"
         rows, cols = (printer._dim(d) for d in shapes[check.size_of])

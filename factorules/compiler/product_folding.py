@@ -10,6 +10,7 @@ backend table entry, and in LaTeX as the product it stands for).
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import sympy as sp
@@ -390,7 +391,7 @@ def inline_diagonals(statements, results):
                 _diagonal(expr) is not None:
             inlined[sp.MatrixSymbol(s.name, *expr.shape)] = expr
             continue
-        out.append(s if expr is s.expr else type(s)(s.name, expr))
+        out.append(s if expr is s.expr else dataclasses.replace(s, expr=expr))
     return out
 
 

@@ -136,7 +136,10 @@ def _primal(printer_cls, checked: CheckedSpec, cv: CheckedVariant,
                                for text in printed.values()),
             expressions=tuple(expressions[name] for name in names))
     if not (any(t.is_index for t in computed) or permutations):
-        return model.Primal(_selection(cv), "direct", native_call)
+        complex_valued = [t.complex_valued for t in cv.variant.outputs]
+        return model.Primal(_selection(cv), "direct", native_call,
+                            complex_flags=py_literal(complex_valued) if any(complex_valued)
+                            else "")
     # integer pivots: those the call numbers from 0 are shifted to LAPACK's numbering; column
     # numbers (a permutation) become what users get (_indices)
     return model.Primal(

@@ -165,13 +165,14 @@ class DerivativeCheck:
     'pivots', 'ties', or the gauge's 'cotangent' (the runtime's ``_violation`` says how each
     kind is measured)."""
 
-    kind: str  # 'pivots', 'zeros' (pivots with conditions), 'ties' or 'vanish'
+    kind: str  # 'pivots', 'zeros' (pivots with conditions), 'ties', 'tied' (ties with no
+    # conditions: every tie fails) or 'vanish'
     values: tuple[str, ...]  # the printed expressions tested (sizes may be min/max)
     against: tuple[str, ...]  # what they are measured against: the first input (pivots: its
     # norm), or the tangents or cotangents the expressions read (their largest entry), or
     # both (zeros: the first input, then those)
-    vector: str  # the printed vector whose ties ('ties') or zeros ('zeros') matter; 'None'
-    # for the other kinds
+    vector: str  # the printed vector whose ties ('ties', 'tied') or zeros ('zeros') matter;
+    # 'None' for the other kinds
     message: str  # the name of the module's constant holding the spec's message (CheckMessage)
     option: str  # the option that turns the check off ('check_singular', 'check_gauge')
     function: str = ""  # the rule's nested function computing the values ('_kv0'), or ''
@@ -323,6 +324,8 @@ class Primal:
     # vectors (the list _columns takes); None when none is
     shifted_returns: tuple[str, ...] = ()  # 'returned': pivots the call numbers from 0
     computes_sizes: bool = False  # 'returned': the expressions read sizes, computed first
+    complex_flags: str = ""  # 'direct': Python source of which of the variant's outputs are
+    # complex for real input ([True, True]); '' when none is
     expressions: tuple[str, ...] = ()  # 'returned': each output's expression of the results
     result_columns: str = ""  # 'rebuilt': Python source of which of the call's results are
     # vectors (the list _columns takes)
@@ -499,12 +502,9 @@ class Module:
 
     @property
     def has_complex_output(self) -> bool:
+        """Some output is complex for real input (the cotangent of a real input is then the
+        real part of the rule's)."""
         return any(o.complex_valued for o in self.outputs)
-
-    @property
-    def complex_flags(self) -> str:
-        """Python source of which outputs are complex for real input: [True, True]."""
-        return py_literal([o.complex_valued for o in self.outputs])
 
     @property
     def library(self) -> str | None:

@@ -84,9 +84,10 @@ def _rule_body(printer, rule, source, checks, pivots, folded, like, large_rows=N
                             blocked.results if blocked else rule.program.results,
                             sizes=printer.sizes)
     results = rule.program.results
-    if not values:
-        return released(printer, model.RuleBody(source, in_order(program.statements),
-                                                tuple(results), (), pivots)), blocked
+    if not values:  # checks of the primal values alone (a 'tied' check), if any
+        return released(printer, model.RuleBody(
+            source, in_order(program.statements), tuple(results),
+            tuple(printed_check(printer, c) for c in checks), pivots)), blocked
     # a check's text names what the rule computes by its expression (svd's Vh.H where the
     # rule has V = Vh.H): the statement's name in its place, so that the two are one value
     named_as = {s.expr: sp.MatrixSymbol(s.name, *s.expr.shape) for s in statements

@@ -196,7 +196,8 @@ class Ties:
     pairwise_inv.  Each tangent (cotangent) expression is a k x k matrix that must be scalar
     on every block of tied values, M_ij = 0 and M_ii = M_jj for tied i, j (checked at run
     time, like the gauge's cotangent, against sqrt(eps) times the largest tangent or
-    cotangent entry).
+    cotangent entry).  With neither, every tie fails: no derivative exists there (schur's
+    eigenvalues on T's diagonal).
     """
 
     values: Text  # a vector of the outputs (L, S)

@@ -224,10 +224,15 @@ def _ties(path, r: KeyReader) -> Ties | None:
         return None
     tr = KeyReader(path, data, "ties", r.line_of("ties"))
     values = _text(path, tr.pop("values", str), tr.line_of("values"), "ties.values")
-    tangent = _texts(path, tr, "tangent", required=True)
-    cotangent = _texts(path, tr, "cotangent", required=True)
+    tangent = _texts(path, tr, "tangent", required=False)
+    cotangent = _texts(path, tr, "cotangent", required=False)
     message = _message(tr)
     tr.done()
+    if bool(tangent) != bool(cotangent):
+        given = "tangent" if tangent else "cotangent"
+        raise SpecError(path, tr.line_of(given), f"ties.{given} needs ties."
+                        f"{'cotangent' if tangent else 'tangent'} too (none: every tie "
+                        f"fails, no derivative existing there)")
     return Ties(values, tangent, cotangent, message, r.line_of("ties"))
 
 

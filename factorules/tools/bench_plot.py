@@ -123,6 +123,8 @@ FLOP_MODELS: dict[str, FlopModel] = {
     "eigvalsh": _one_matrix(lambda m, n, options: 4 * n ** 3 / 3),
     "eig": _one_matrix(lambda m, n, options: 25 * n ** 3),
     "eigvals": _one_matrix(lambda m, n, options: 10 * n ** 3),
+    # gees with Schur vectors: Golub & Van Loan's 25n^3 (Sec. 7.5.6), as eig's
+    "schur": _one_matrix(lambda m, n, options: 25 * n ** 3),
     "svd": _one_matrix(_tall(_svd)),
     "svdvals": _one_matrix(_tall(lambda m, n, options: 4 * m * n ** 2 - 4 * n ** 3 / 3)),
     # the thin SVD, then U = W Vh (2mn^2) and P = V S V^H (2n^3), m >= n (left: transposed)

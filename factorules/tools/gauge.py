@@ -242,10 +242,12 @@ def phases(outputs, reference, cv) -> Alignment | None:
     phase = None
     if pb:
         inner = sum(np.sum(np.conj(b.get(reference[b.index])) * b.get(outputs[b.index]), axis=-2)
-                    for b in pb)
+                    for b in _estimating(pb))
         size = np.abs(inner)
         phase = np.where(size == 0, 1, np.conj(inner) / np.where(size == 0, 1, size))
         phase = phase.astype(np.asarray(outputs[pb[0].index]).dtype)
+        if _overlapping(pb) and np.iscomplexobj(phase):
+            phase = _nearest_phase(outputs, reference, pb, phase, cv)
     rotations = []
     for b in rb:
         c, r = b.get(outputs[b.index]), b.get(reference[b.index])
@@ -320,7 +322,7 @@ def fix(outputs, reference, cv) -> tuple:
 
     if pb:
         inner = sum((get(reference[b.index], b).conj() * get(out[b.index], b)).sum(-2)
-                    for b in pb)
+                    for b in _estimating(pb))
         # conj(inner) / |inner|, the modulus as a complex value: no real operand, which
         # JAX's strict dtype promotion would refuse
         u = _conj(inner) / (inner * _conj(inner)) ** 0.5
@@ -371,7 +373,9 @@ def invariant_cotangent(outputs, cotangents, cv, convention: str = "torch") -> l
     _check(cotangents, cv, "invariant_cotangent")
     out = [_conj_if(None if g is None else np.asarray(g), convention) for g in cotangents]
     pb = [b for b in phase_blocks(cv, outputs) if out[b.index] is not None]
-    if pb and np.iscomplexobj(outputs[pb[0].index]):  # a real phase is a sign: discrete
+    if pb and np.iscomplexobj(outputs[pb[0].index]) and _overlapping(pb):
+        out = _without_phase_directions(outputs, out, pb)
+    elif pb and np.iscomplexobj(outputs[pb[0].index]):  # a real phase is a sign: discrete
         inner = sum(np.sum(np.conj(b.get(outputs[b.index])) * b.get(out[b.index]), axis=-2)
                     for b in pb)
         norms = sum(np.sum(np.abs(b.get(outputs[b.index])) ** 2, axis=-2) for b in pb)
@@ -385,6 +389,75 @@ def invariant_cotangent(outputs, cotangents, cv, convention: str = "torch") -> l
         c, g = b.get(outputs[b.index]), b.get(out[b.index])
         out[b.index] = b.put(out[b.index], (g - c @ _skew(_adjoint(c) @ g)).astype(g.dtype))
     return [_conj_if(g, convention) for g in out]
+
+
+def _overlapping(pb) -> bool:
+    """Whether two phase blocks are of one output (schur's T and T.H: T -> D^H T D)."""
+    return len({b.index for b in pb}) < len(pb)
+
+
+def _estimating(pb) -> list:
+    """The phase blocks that the unit factors are read from: those of outputs carrying one
+    block (where a block's columns carry their own factor alone: schur's Z, not T, whose
+    entry (i, j) carries conj(u_i) u_j), or all where none is."""
+    alone = [b for b in pb if sum(c.index == b.index for c in pb) == 1]
+    return alone or list(pb)
+
+
+def _phase_directions(outputs, pb) -> dict:
+    """{output index: (..., k, rows, cols)}: the gauge's direction j at ``outputs`` where phase
+    blocks overlap, the sum over the blocks of i C_j e_j^H (schur: dZ = i Z e_j e_j^H,
+    dT = i (T e_j e_j^H - e_j e_j^H T))."""
+    k = pb[0].get(outputs[pb[0].index]).shape[-1]
+    directions = {}
+    for b in pb:
+        x = np.asarray(outputs[b.index])
+        c = b.get(x)
+        d = directions.setdefault(b.index, np.zeros(x.shape[:-2] + (k,) + x.shape[-2:],
+                                                    np.complex128))
+        for j in range(k):
+            e = np.zeros(c.shape, np.complex128)
+            e[..., :, j] = 1j * c[..., :, j]
+            d[..., j, :, :] += b.put(np.zeros(x.shape, np.complex128), e)
+    return directions
+
+
+def _along(directions, values):
+    """(..., k): the coefficients c of the combination sum_j c_j d_j of the directions
+    nearest ``values`` (Re<,>): their Gram system, the directions not being orthogonal."""
+    gram = sum(np.real(np.einsum("...irc,...jrc->...ij", np.conj(d), d))
+               for d in directions.values())
+    rhs = sum(np.real(np.einsum("...irc,...rc->...i", np.conj(d), values[i]))
+              for i, d in directions.items())
+    return (np.linalg.pinv(gram) @ rhs[..., None])[..., 0]
+
+
+def _without_phase_directions(outputs, out, pb) -> list:
+    """``out`` (arrays of the returned outputs' shapes, None for zero) projected orthogonally
+    (Re<,>) off the gauge's directions at ``outputs`` where phase blocks overlap."""
+    directions = _phase_directions(outputs, pb)
+    coefficients = _along(directions, out)
+    out = list(out)
+    for i, d in directions.items():
+        step = np.einsum("...j,...jrc->...rc", coefficients, d)
+        out[i] = (out[i] - step).astype(out[i].dtype)
+    return out
+
+
+def _nearest_phase(outputs, reference, pb, phase, cv, steps: int = 4):
+    """Where phase blocks overlap, the unit factors ``phase`` (read from the blocks that
+    carry them alone) refined by Newton steps to the point of the gauge orbit of ``outputs``
+    nearest ``reference``: the difference is then orthogonal to the gauge's directions, the
+    gauge in which the rules pick their tangents (schur's); each step removes the part of
+    the difference along the directions at ``reference``."""
+    directions = _phase_directions(reference, pb)
+    alignment = Alignment(tuple(pb), phase, (), ())
+    for _ in range(steps):
+        moved = rotate(outputs, alignment, cv)
+        difference = {i: np.asarray(moved[i]) - np.asarray(reference[i]) for i in directions}
+        phase = phase * np.exp(-1j * _along(directions, difference)).astype(phase.dtype)
+        alignment = Alignment(tuple(pb), phase, (), ())
+    return phase
 
 
 def project_tangent(outputs, tangents, cv) -> list:

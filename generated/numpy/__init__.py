@@ -22,6 +22,7 @@ from .polar import polar, polar_jvp, polar_vjp
 from .qr import qr, qr_jvp, qr_vjp
 from .qr_pivoted import qr_pivoted, qr_pivoted_jvp, qr_pivoted_vjp
 from .rq import rq, rq_jvp, rq_vjp
+from .schur import schur, schur_jvp, schur_vjp
 from .svd import svd, svd_jvp, svd_vjp
 from .svdvals import svdvals, svdvals_jvp, svdvals_vjp
 from .sparse_qr import SparseQRResult, sparse_qr_r, sparse_qr_r_jvp, sparse_qr_r_vjp
@@ -75,6 +76,9 @@ __all__ = [
     "rq",
     "rq_jvp",
     "rq_vjp",
+    "schur",
+    "schur_jvp",
+    "schur_vjp",
     "svd",
     "svd_jvp",
     "svd_vjp",

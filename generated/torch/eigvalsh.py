@@ -293,17 +293,17 @@ def _native_options(UPLO, check_ties):
     raise AssertionError("unreachable: options were checked")
 
 
-def _setup_context(ctx, inputs, output):
+def _setup_context(ctx, inputs, results):
     """What backward needs, for both autograd.Functions: the options, which outputs have no
     derivative, the inputs and outputs the rules read."""
     *_, UPLO, check_ties = inputs
     ctx.options = (UPLO, check_ties)
     flags = _differentiable(UPLO, check_ties)
-    ctx.mark_non_differentiable(*(y for y, f in zip(output, flags) if not f))
+    ctx.mark_non_differentiable(*(y for y, f in zip(results, flags) if not f))
     # an output the loss does not read has a None cotangent, not zeros: the rule leaves
     # out its terms (svdvals, differentiated through svd, pays for gS alone)
     ctx.set_materialize_grads(False)
-    ctx.save_for_backward(*inputs[:1], *output)
+    ctx.save_for_backward(*inputs[:1], *results)
 
 
 def _backward(ctx, *cotangents):
@@ -330,9 +330,9 @@ class _EigvalshFunction(_torch.autograd.Function):
         return tuple(_primal(A, UPLO, check_ties))
 
     @staticmethod
-    def setup_context(ctx, inputs, output):
-        _setup_context(ctx, inputs, output)
-        ctx.save_for_forward(*inputs[:1], *output)
+    def setup_context(ctx, inputs, results):
+        _setup_context(ctx, inputs, results)
+        ctx.save_for_forward(*inputs[:1], *results)
 
     @staticmethod
     def backward(ctx, *cotangents):
@@ -359,8 +359,8 @@ class _EigvalshCompiledFunction(_torch.autograd.Function):
         return tuple(_primal(A, UPLO, check_ties))
 
     @staticmethod
-    def setup_context(ctx, inputs, output):
-        _setup_context(ctx, inputs, output)
+    def setup_context(ctx, inputs, results):
+        _setup_context(ctx, inputs, results)
 
     @staticmethod
     def backward(ctx, *cotangents):

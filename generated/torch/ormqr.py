@@ -1190,17 +1190,17 @@ def _native_options(left, transpose):
     raise AssertionError("unreachable: options were checked")
 
 
-def _setup_context(ctx, inputs, output):
+def _setup_context(ctx, inputs, results):
     """What backward needs, for both autograd.Functions: the options, which outputs have no
     derivative, the inputs and outputs the rules read."""
     *_, left, transpose = inputs
     ctx.options = (left, transpose)
     flags = _differentiable(left, transpose)
-    ctx.mark_non_differentiable(*(y for y, f in zip(output, flags) if not f))
+    ctx.mark_non_differentiable(*(y for y, f in zip(results, flags) if not f))
     # an output the loss does not read has a None cotangent, not zeros: the rule leaves
     # out its terms (svdvals, differentiated through svd, pays for gS alone)
     ctx.set_materialize_grads(False)
-    ctx.save_for_backward(*inputs[:3], *output)
+    ctx.save_for_backward(*inputs[:3], *results)
 
 
 def _backward(ctx, *cotangents):
@@ -1227,9 +1227,9 @@ class _OrmqrFunction(_torch.autograd.Function):
         return tuple(_primal(a, tau, C, left, transpose))
 
     @staticmethod
-    def setup_context(ctx, inputs, output):
-        _setup_context(ctx, inputs, output)
-        ctx.save_for_forward(*inputs[:3], *output)
+    def setup_context(ctx, inputs, results):
+        _setup_context(ctx, inputs, results)
+        ctx.save_for_forward(*inputs[:3], *results)
 
     @staticmethod
     def backward(ctx, *cotangents):
@@ -1256,8 +1256,8 @@ class _OrmqrCompiledFunction(_torch.autograd.Function):
         return tuple(_primal(a, tau, C, left, transpose))
 
     @staticmethod
-    def setup_context(ctx, inputs, output):
-        _setup_context(ctx, inputs, output)
+    def setup_context(ctx, inputs, results):
+        _setup_context(ctx, inputs, results)
 
     @staticmethod
     def backward(ctx, *cotangents):

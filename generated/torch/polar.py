@@ -754,17 +754,17 @@ def _native_options(side, check_singular):
     raise AssertionError("unreachable: options were checked")
 
 
-def _setup_context(ctx, inputs, output):
+def _setup_context(ctx, inputs, results):
     """What backward needs, for both autograd.Functions: the options, which outputs have no
     derivative, the inputs and outputs the rules read."""
     *_, side, check_singular = inputs
     ctx.options = (side, check_singular)
     flags = _differentiable(side, check_singular)
-    ctx.mark_non_differentiable(*(y for y, f in zip(output, flags) if not f))
+    ctx.mark_non_differentiable(*(y for y, f in zip(results, flags) if not f))
     # an output the loss does not read has a None cotangent, not zeros: the rule leaves
     # out its terms (svdvals, differentiated through svd, pays for gS alone)
     ctx.set_materialize_grads(False)
-    ctx.save_for_backward(*inputs[:1], *output)
+    ctx.save_for_backward(*inputs[:1], *results)
 
 
 def _backward(ctx, *cotangents):
@@ -791,9 +791,9 @@ class _PolarFunction(_torch.autograd.Function):
         return tuple(_primal(A, side, check_singular))
 
     @staticmethod
-    def setup_context(ctx, inputs, output):
-        _setup_context(ctx, inputs, output)
-        ctx.save_for_forward(*inputs[:1], *output)
+    def setup_context(ctx, inputs, results):
+        _setup_context(ctx, inputs, results)
+        ctx.save_for_forward(*inputs[:1], *results)
 
     @staticmethod
     def backward(ctx, *cotangents):
@@ -820,8 +820,8 @@ class _PolarCompiledFunction(_torch.autograd.Function):
         return tuple(_primal(A, side, check_singular))
 
     @staticmethod
-    def setup_context(ctx, inputs, output):
-        _setup_context(ctx, inputs, output)
+    def setup_context(ctx, inputs, results):
+        _setup_context(ctx, inputs, results)
 
     @staticmethod
     def backward(ctx, *cotangents):

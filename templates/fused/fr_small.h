@@ -535,6 +535,34 @@ inline Mat<T, R, C> solve_sylvester_in_bases(const Mat<T, R, C>& c, const Mat<L,
   return mm(mm(qa, inner), adjoint(qb));
 }
 
+// The strictly lower X with tril(X S - S X, -1) = tril(C, -1), S = triu(T) (Adjoint: its
+// adjoint), entry by entry: column j from the first (S upper) or the last (S lower), each
+// from its bottom (S upper) or its top (S lower), so that every X entry read is solved
+// (templates/_runtime_shared.py's _tril_sylvester_by_columns)
+template <bool Adjoint, class T, index N>
+inline Mat<T, N, N> solve_tril_sylvester(const Mat<T, N, N>& t, const Mat<T, N, N>& c) {
+  Mat<T, N, N> s{};
+  for (index i = 0; i < N; ++i)
+    for (index j = i; j < N; ++j) {
+      if constexpr (Adjoint) s(j, i) = conj_of(t(i, j));
+      else s(i, j) = t(i, j);
+    }
+  Mat<T, N, N> x{};
+  for (index q = 0; q + 1 < N; ++q) {
+    const index j = Adjoint ? N - 2 - q : q;
+    for (index p = 0; p < N - 1 - j; ++p) {
+      const index i = Adjoint ? j + 1 + p : N - 1 - p;
+      T sum = c(i, j);
+      for (index k = 0; k < N; ++k)
+        if (k != j) sum -= x(i, k) * s(k, j);
+      for (index l = j + 1; l < N; ++l)
+        if (l != i) sum += s(i, l) * x(l, j);
+      x(i, j) = sum / (s(j, j) - s(i, i));
+    }
+  }
+  return x;
+}
+
 // -- the checks of degenerate inputs (templates/_runtime_shared.py's _violation, per matrix) ----
 template <class T> inline T square_root(T x) { return std::sqrt(x); }
 template <class S, int L> inline Lanes<S, L> square_root(Lanes<S, L> x) {
@@ -579,6 +607,16 @@ template <class T, index N> inline real_t<T> tie_residual(const Mat<T, N, 1>& v,
       const R off = maximum(magnitude(m(i, j)), magnitude(m(j, j) - m(i, i)));
       out = maximum(out, where_at_most(magnitude(v(j, 0) - v(i, 0)), tol, off, R(0)));
     }
+  return out;
+}
+// the number of pairs i < j whose values tie (|v_j - v_i| <= n eps max|v|): a 'tied' check
+template <class T, index N> inline real_t<T> tie_count(const Mat<T, N, 1>& v) {
+  using R = real_t<T>;
+  const R tol = tie_tolerance(v);
+  R out = 0;
+  for (index i = 0; i < N; ++i)
+    for (index j = i + 1; j < N; ++j)
+      out = out + where_at_most(magnitude(v(j, 0) - v(i, 0)), tol, R(1), R(0));
   return out;
 }
 // the largest |M_ij| in the columns j whose pivot v_j is zero (|v_j| <= limit), 0 where none

@@ -40,7 +40,8 @@ __all__ = [
     "_diag_part", "_empty_like", "_eye", "_raise_if_failed",
     "_indices", "_indices_permutation", "_mm", "_neg_mm", "_pad", "_pad_cols", "_pad_rows",
     "_pairwise_inv", "_permute_cols", "_permute_rows", "_pivots_permutation", "_skew", "_solve",
-    "_solve_sylvester", "_solve_triangular", "_sym", "_to_field", "_transposed", "_unbatched",
+    "_solve_sylvester", "_solve_tril_sylvester", "_solve_triangular", "_sym", "_to_field",
+    "_transposed", "_unbatched",
     "_native_shapes", "_unpacked",
     "_version_tuple", "_zero_tangent", "_zeros_like"]
 
@@ -127,6 +128,25 @@ def _solve(a, b, left=True):
     if left:
         return _jnp.linalg.solve(a, b)
     return _jnp.linalg.solve(a.mT, b.mT).mT
+
+
+def _solve_tril_sylvester(t, c, adjoint=False):
+    """The strictly lower X with tril(X S - S X, -1) = tril(C, -1), S = triu(T) or T^H
+    (templates/_runtime_shared.py's _tril_sylvester_by_columns, each column set functionally:
+    JAX differentiates the loop, which is rational in T and C, to any order)."""
+    n = t.shape[-1]
+    batch = _np.broadcast_shapes(t.shape[:-2], c.shape[:-2])
+    x = _jnp.zeros(batch + (n, n), _jnp.result_type(t, c))
+    s = _jnp.triu(t)
+    if adjoint:
+        s = s.conj().mT
+    for j in (range(n - 2, -1, -1) if adjoint else range(n - 1)):
+        below = slice(j + 1, n)
+        rhs = c[..., below, j:j + 1] - _mm(x[..., below, :], s[..., :, j:j + 1])
+        eye = _jnp.eye(n - j - 1, dtype=s.dtype)[(None,) * (s.ndim - 2)]  # as s's rank
+        shifted = s[..., j:j + 1, j:j + 1] * eye - s[..., below, below]
+        x = x.at[..., below, j:j + 1].set(_solve_triangular(shifted, rhs, not adjoint))
+    return x
 
 
 def _sylvester_by_eigh(a, b, c, eig_a=None, eig_b=None):
@@ -227,7 +247,7 @@ def _anywhere(check):
     """Whether the mask of a 'ties' or 'zeros' check may have an entry anywhere in the batch
     (_any_entry; a long real column by its k x k mask: XLA's sort on a CPU costs more than
     it, not than a complex one's: eigvals' pullback at 256 x 256, 1.22 -> 1.15 x native)."""
-    if (check.kind == "ties" and check.vector.shape[-2] > SHIFTED_TIES_MAX
+    if (check.kind in ("ties", "tied") and check.vector.shape[-2] > SHIFTED_TIES_MAX
             and not _jnp.iscomplexobj(check.vector)):
         return _mask(check).any()
     return _any_entry(check)
@@ -240,7 +260,7 @@ def _lazy(check):
     products) need not be computed, as _raise_on_violation does eagerly.  A mask known here
     (concrete arrays) decides in Python; a traced one decides on a CPU under lax.cond
     (_on_cpu_only_if), the values being zeros where it has no entry."""
-    if check.kind not in ("ties", "zeros"):
+    if check.kind not in ("ties", "tied", "zeros"):
         return check
     anywhere = _anywhere(check)
     if not isinstance(anywhere, _jax.core.Tracer):
@@ -266,7 +286,7 @@ def _failure(check):
     check (_checked_jvp's) holds its verdict."""
     if check.kind == "failed":
         return check.values()[0]
-    if check.kind not in ("ties", "zeros"):
+    if check.kind not in ("ties", "tied", "zeros"):
         return _violation(check)[0]
     anywhere = _anywhere(check)
     if not isinstance(anywhere, _jax.core.Tracer):

@@ -17,6 +17,7 @@ from ._runtime_shared import (
     _empty_like, _indices, _indices_permutation, _pad, _pad_cols, _pad_rows, _pairwise_inv,
     _joined_rows, _permute_cols, _permute_rows, _pivots_permutation, _row_blocked,
     _row_blocks, _solve, _sylvester_by_eigh as _solve_sylvester,
+    _tril_sylvester_by_columns,
     _sum_rows, _to_field, _transposed, _unbatched, _unit_tril, _native_shapes, _unpacked,
     _version_tuple,
     _zeros_like)
@@ -31,7 +32,8 @@ __all__ = [
     "_checked_jvp", "_checked_vjp", "_raise_if_failed", "_cotangent_in", "_cotangent_out", "_diag",
     "_empty_like", "_indices", "_indices_permutation", "_pad", "_pad_cols", "_pad_rows",
     "_pairwise_inv", "_permute_cols", "_permute_rows", "_pivots_permutation", "_scipy", "_skew",
-    "_solve", "_solve_sylvester", "_solve_triangular", "_sym", "_to_field", "_transposed",
+    "_solve", "_solve_sylvester", "_solve_tril_sylvester", "_solve_triangular", "_sym",
+    "_to_field", "_transposed",
     "_unbatched",
     "_native_shapes", "_unpacked",
     "_version_tuple", "_zeros_like"]
@@ -66,6 +68,11 @@ def _sym(x):
 
 def _skew(x):
     return (x - _adjoint(x)) / 2
+
+
+def _solve_tril_sylvester(t, c, adjoint=False):
+    """The strictly lower X with tril(X S - S X, -1) = tril(C, -1), S = triu(T) or T^H."""
+    return _tril_sylvester_by_columns(t, c, adjoint, _solve_triangular)
 
 
 def _solve_triangular(t, b, upper, left=True, unit=False):

@@ -35,8 +35,8 @@ __all__ = [
     "_indices", "_indices_permutation", "_laid_out_like", "_materialized", "_mm", "_mm_like", "_np",
     "_plus_diag", "_joined_rows", "_put_rows", "_row_blocked", "_row_blocks", "_sum_rows",
     "_on_host", "_pad_cols", "_pad_rows", "_pairwise_inv", "_permute_cols", "_permute_rows",
-    "_pivots_permutation", "_re", "_scipy", "_skew", "_skew_diag", "_solve_sylvester", "_sym",
-    "_to_field",
+    "_pivots_permutation", "_re", "_scipy", "_skew", "_skew_diag", "_solve_sylvester",
+    "_solve_tril_sylvester", "_sym", "_to_field",
     "_transposed", "_tril_diag", "_triu_herm", "_unbatched", "_unit_tril", "_native_shapes",
     "_unpacked",
     "_version_tuple", "_zeros_like"]
@@ -393,6 +393,34 @@ def _solve_sylvester(a, b, c, la=None, qa=None, lb=None, qb=None, *, eig_a=None,
     return _apply(_SylvesterFunction, _SylvesterCompiledFunction, a, b, c, la, qa, lb, qb)
 
 
+def _solve_tril_sylvester(t, c, adjoint=False):
+    """The strictly lower X with tril(X S - S X, -1) = tril(C, -1), S = triu(T) or T^H
+    (templates/_runtime_shared.py's _tril_sylvester_by_columns), each column a new tensor
+    (nothing written in place): autograd differentiates the loop, which is rational in T and
+    C, to any order."""
+    n = t.shape[-1]
+    dtype = _torch.promote_types(t.dtype, c.dtype)
+    batch = _torch.broadcast_shapes(t.shape[:-2], c.shape[:-2])
+    s, c = t.triu().to(dtype), c.to(dtype)
+    if adjoint:
+        s = s.mH
+    columns = [c.new_zeros(batch + (n, 1))] * n
+    for j in (range(n - 2, -1, -1) if adjoint else range(n - 1)):
+        # the columns k already solved are those with S[k, j] != 0 (k < j, or k > j)
+        known = slice(j + 1, n) if adjoint else slice(0, j)
+        rhs = c[..., j + 1:, j:j + 1]
+        if known.start < known.stop:
+            solved = _torch.cat([x[..., j + 1:, :] for x in columns[known]], -1)
+            rhs = rhs - solved @ s[..., known, j:j + 1]
+        eye = _torch.eye(n - j - 1, dtype=dtype, device=s.device)
+        shifted = s[..., j:j + 1, j:j + 1] * eye - s[..., j + 1:, j + 1:]
+        solution = _torch.linalg.solve_triangular(shifted, rhs, upper=not adjoint)
+        columns[j] = _torch.cat([rhs.new_zeros(solution.shape[:-2] + (j + 1, 1)), solution], -2)
+    if n == 0:
+        return c.new_zeros(batch + (0, 0))
+    return _torch.cat([x.expand(batch + (n, 1)) for x in columns], -1)
+
+
 def _untraced_constant(x):
     """Whether x is a CPU tensor that can be read (no torch.compile, no vmap: no graph break,
     no host synchronisation) and that no derivative is taken of (no graph recorded)."""
@@ -481,7 +509,7 @@ def _zero_mask(check):
 
 def _mask(check):
     """The entries a 'ties' or 'zeros' check reads: its tie mask or zero mask."""
-    return _tie_mask(check.vector) if check.kind == "ties" else _zero_mask(check)
+    return _zero_mask(check) if check.kind == "zeros" else _tie_mask(check.vector)
 
 
 def _any_entry(check):
@@ -489,7 +517,7 @@ def _any_entry(check):
     as templates/_runtime_shared.py's _any_entry reads it (ties from sorted neighbours: of
     the values, or of complex values' projections onto a line, which a tie's are)."""
     v = check.vector
-    if check.kind != "ties":
+    if check.kind == "zeros":
         return _mask(check).any()
     return _any_close_neighbours(_projected(v) if v.is_complex() else v, _tie_tolerance(v))
 
@@ -504,6 +532,10 @@ def _violation(check, mask=None, values=None):
     """(failed, value, limit) per matrix of the batch, as templates/_runtime_shared.py's
     _violation measures them, in torch operations."""
     values = check.values() if values is None else values
+    if check.kind == "tied":  # any tie fails: the number of tied pairs, against 0
+        tied = _tie_mask(check.vector) if mask is None else mask
+        value = tied.to(check.vector.real.dtype).sum((-2, -1)) * 0.5
+        return value > 0, value, _torch.zeros_like(value)
     if check.kind == "pivots":
         value = None
         for p in values:
@@ -537,7 +569,7 @@ def _raise_on_violation(op, check, of):
     values or zero pivots computes nothing more."""
     with _torch.no_grad():
         mask = None
-        if check.kind in ("ties", "zeros"):
+        if check.kind in ("ties", "tied", "zeros"):
             if not bool(_any_entry(check)):
                 return
             mask = _mask(check)
@@ -584,7 +616,7 @@ def _passes_for_want_of_entries(check):
     vanishes, where that can be read with no host synchronisation or graph break: a CPU
     mask, outside torch.compile and vmap (torch.func's jvp and grad).  Its values (products)
     are then not computed, as in eager code."""
-    if check.kind not in ("ties", "zeros") or _torch.compiler.is_compiling():
+    if check.kind not in ("ties", "tied", "zeros") or _torch.compiler.is_compiling():
         return False
     anywhere = _any_entry(check)
     if (anywhere.device.type != "cpu" or _vmapped()

@@ -120,3 +120,38 @@ def solve_sylvester(a, b, c):
         return np.array(c, dtype=dtype)
     x = solve(k, np.reshape(c, c.shape[:-2] + (r * s, 1)))
     return np.reshape(x, c.shape)
+
+
+def solve_tril_sylvester(t, c, adjoint: bool):
+    """The strictly lower X with tril(X S - S X, -1) = tril(C, -1), S = triu(T) or its
+    adjoint (T one matrix, C may be a batch), from the system of X's strictly lower entries:
+    (X S - S X)[i, j] = sum_k X[i, k] S[k, j] - sum_k S[i, k] X[k, j]."""
+    if t.ndim != 2:
+        raise EvalError("solve_tril_sylvester: T must not be batched here")
+    s = band(t, 0, lower=False)
+    s = conj(s.T) if adjoint else s
+    n = s.shape[0]
+    dtype = np.result_type(s.dtype, c.dtype)
+    entries = [(i, j) for i in range(n) for j in range(i)]
+    at = {e: q for q, e in enumerate(entries)}
+    size = len(entries)
+    x = np.zeros(c.shape, dtype=dtype)
+    if dtype == object:
+        x.fill(mpmath.mpf(0))
+    if size == 0:
+        return x
+    k = np.zeros((size, size), dtype=dtype)
+    if dtype == object:
+        k.fill(mpmath.mpf(0))
+    for q, (i, j) in enumerate(entries):
+        for kk in range(n):
+            if (i, kk) in at:
+                k[q, at[i, kk]] += s[kk, j]
+            if (kk, j) in at:
+                k[q, at[kk, j]] -= s[i, kk]
+    rhs = np.stack([c[..., i, j] for i, j in entries], axis=-1)[..., None]
+    values = solve(k, rhs)
+    for q, (i, j) in enumerate(entries):
+        x[..., i, j] = values[..., q, 0]
+    return x
+

@@ -1,5 +1,5 @@
-"""Linear solves: ``solve_triangular(T, B, upper=, left=, unit=)``, ``solve(A, B, left=)`` and
-``solve_sylvester(A, B, C)``.
+"""Linear solves: ``solve_triangular(T, B, upper=, left=, unit=)``, ``solve(A, B, left=)``,
+``solve_sylvester(A, B, C)`` and ``solve_tril_sylvester(T, C, adjoint=)``.
 
 With X = T^-1 B: dX = T^-1 (dB - dT X), and with X = B T^-1: dX = (dB - X dT) T^-1.  A
 triangular solve only reads one triangle of T, so only that triangle of dT enters.  A solve
@@ -204,3 +204,68 @@ class SolveSylvester(StructuralOp):
         return printer._op("solve_sylvester", a=printer._print(self.a),
                            b=printer._print(self.b), c=printer._print(self.rhs),
                            eigenbases=eigenbases)
+
+
+class SolveTrilSylvester(StructuralOp):
+    """solve_tril_sylvester(T, C, adjoint=False): for T n x n upper triangular (read from its
+    upper triangle only), the strictly lower triangular X with
+
+        tril(X S - S X, -1) = tril(C, -1),    S = T (adjoint=False) or T^H (adjoint=True),
+
+    unique where T's diagonal entries are distinct.  It is the Schur form's equation: with
+    A = Z T Z^H and Om = Z^H dZ = X - X^H, the strictly lower part of Z^H dA Z = dT + Om T - T Om
+    is that of X T - T X (X^H T and T X^H are strictly upper).  Entry (i, j), i > j, reads
+    X[i, j] (S[j, j] - S[i, i]) + sum_(k != j) X[i, k] S[k, j] - sum_(k > i) S[i, k] X[k, j]
+    = C[i, j]: column j is one triangular solve once the columns k with S[k, j] != 0 are
+    known (those left of it for S = T, right of it for S = T^H).
+
+    Differentiating: tril(dX S - S dX, -1) = tril(dC - X dS + dS X, -1), so
+    dX = solve_tril_sylvester(T, dC - X dS + dS X, adjoint).  Linear in C (reading tril(C, -1));
+    under <X, Y> = Re tr(X^H Y) the adjoint of X -> tril(X S - S X, -1) on strictly lower
+    matrices is G -> tril(G S^H - S^H G, -1), so the transpose is the solve with the other
+    ``adjoint``.  The backends solve it column by column in operations their frameworks
+    differentiate (rational in T and C: every order is right).
+    """
+
+    spec_name = "solve_tril_sylvester"
+    call = Call(2, keywords=("adjoint",))
+
+    def __new__(cls, tri, rhs, adjoint=False):
+        require_square("solve_tril_sylvester", tri)
+        if not (dims_equal(tri.rows, rhs.rows) and dims_equal(tri.cols, rhs.cols)):
+            raise ShapeError(f"solve_tril_sylvester: T is {fmt_shape(tri)}, so C must be "
+                             f"{tri.rows}x{tri.rows}, but it is {fmt_shape(rhs)}")
+        return super().__new__(cls, tri, rhs, as_flag(adjoint))
+
+    tri = property(lambda self: self.args[0])
+    rhs = property(lambda self: self.args[1])
+    adjoint = property(lambda self: bool(self.args[2]))
+
+    @property
+    def shape(self):
+        return self.rhs.shape
+
+    def linearize(self, d):
+        dt = d(Triu(self.tri))
+        ds = adjoint(dt) if self.adjoint else dt
+        inner = add([d(self.rhs), -mul(self, ds), mul(ds, self)], self.shape)
+        return unless_zero(lambda r: SolveTrilSylvester(self.tri, r, self.adjoint), inner,
+                           self.shape)
+
+    def cotangents(self, g, is_linear):
+        if is_linear(self.tri):
+            raise DeriveError(f"{self}: the triangular matrix of the equation depends on the "
+                              f"tangents")
+        yield self.rhs, SolveTrilSylvester(self.tri, g, not self.adjoint)
+
+    def evaluate(self, value_of, evaluator):
+        return arrays.solve_tril_sylvester(value_of(self.tri), value_of(self.rhs),
+                                           self.adjoint)
+
+    def latex(self, printer):
+        name = r"\operatorname{sylv}_{<}" + ("^{*}" if self.adjoint else "")
+        return rf"{name}({printer._print(self.tri)}, {printer._print(self.rhs)})"
+
+    def code(self, printer):
+        return printer._op("solve_tril_sylvester", t=printer._print(self.tri),
+                           c=printer._print(self.rhs), adjoint=self.adjoint)

@@ -39,6 +39,7 @@ class Printer(BatchedMatrixPrinter, CXX11CodePrinter):
         "solve_triangular": "fr::solve_triangular<{upper}, {left}, {unit}>({t}, {b})",
         "solve": "fr::solve<{left}>({a}, {b})",
         "solve_sylvester": "fr::solve_sylvester({a}, {b}, {c})",
+        "solve_tril_sylvester": "fr::solve_tril_sylvester<{adjoint}>({t}, {c})",
         "hstack": "fr::hstack({xs})",
         "vstack": "fr::vstack({xs})",
         "pad": "fr::pad<{top}, {bottom}, {left}, {right}>({x})",
