@@ -11,6 +11,7 @@ import ast
 import functools
 import hashlib
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
@@ -513,14 +514,40 @@ def runtime_files(env: jinja2.Environment, folder: str, base: str, names: tuple[
     return files
 
 
+@dataclass(frozen=True)
+class _Named:
+    """A spec the tree lists (its package __init__ imports it by name) but whose own files
+    are not rendered (render_tree's ``only``)."""
+
+    name: str
+
+
+def related(specs: list[CheckedSpec], names: set[str]) -> set[str]:
+    """``names`` and the specs whose generated code may read theirs: those a 'delegate' or
+    'framework' call of one of them names, and those whose call names one of them."""
+    calls = {c.spec.name: {p[0] for p in (delegate_call(c.spec), framework_call(c.spec))
+                           if p is not None} for c in specs}
+    out = set(names)
+    while True:
+        grown = out | {t for n in out for t in calls.get(n, ())} | {
+            n for n, targets in calls.items() if targets & out}
+        if grown == out:
+            return out
+        out = grown
+
+
 def render_tree(specs: list[CheckedSpec], targets: dict[str, str] | None = None,
-                backends: tuple[str, ...] | None = None, package: str = GENERATED
-                ) -> dict[str, str]:
+                backends: tuple[str, ...] | None = None, package: str = GENERATED,
+                only: set[str] | None = None) -> dict[str, str]:
     """Every generated file, as {path under generated/, relative to the repository root:
     text}.  ``targets``: {backend: library version} to emit for that version's signature
     entries alone; ``backends``: the backends to render (default: all); ``package``: the
-    name the tree is imported as (its __init__'s docstring shows the import)."""
+    name the tree is imported as (its __init__'s docstring shows the import); ``only``: the
+    names of the specs whose own files (modules, fused sources) to render, the files of the
+    whole tree (package __init__s, runtimes) rendered for every spec all the same (they read
+    the others' names alone): ``cli.py diff``'s files of the specs an edit changes."""
     targets = targets or {}
+    own = (lambda name: True) if only is None else (lambda name: name in only)
     chosen = [b for b in BACKENDS if backends is None or b.name in backends]
     check_frameworks(specs)
     env = _environment()
@@ -532,14 +559,15 @@ def render_tree(specs: list[CheckedSpec], targets: dict[str, str] | None = None,
         backends=[b.name for b in chosen], package=package)
     for config in chosen:
         backend, folder = config.name, config.templates
-        modules = [module_model(backend, c, targets.get(backend)) for c in specs]
+        modules = [module_model(backend, c, targets.get(backend)) if own(c.spec.name)
+                   else _Named(c.spec.name) for c in specs]
         base = config.package_dir
         common = {"backend": backend, "specs": modules,
                   "header": header(f"templates/{folder}/", _template_hash(folder))}
         files.update(runtime_files(env, folder, base, config.runtime_files, common))
         template = env.get_template(f"{folder}/module.py.jinja")
         helpers = _defined_names(files[f"{base}/_runtime.py"])
-        for module in modules:
+        for module in (m for m in modules if not isinstance(m, _Named)):
             # the module imports the runtime's helpers its code uses: rendered once without
             # them to see which
             alone = template.render(module=module, runtime_imports=[])
@@ -547,7 +575,8 @@ def render_tree(specs: list[CheckedSpec], targets: dict[str, str] | None = None,
             files[f"{base}/{module.name}.py"] = template.render(module=module,
                                                                 runtime_imports=sorted(used))
         if config.fused:
-            files.update(fused.files(specs, f"{base}/{fused.SOURCES}", header))
+            files.update(fused.files([c for c in specs if own(c.spec.name)],
+                                     f"{base}/{fused.SOURCES}", header))
     laid_out = [path for path in files if path.endswith(".py") and (
         path.endswith("/__init__.py") or Path(path).stem in {c.spec.name for c in specs})]
     files.update(format_python({path: files[path] for path in laid_out}))

@@ -23,7 +23,7 @@ import yaml
 
 from ..compiler.paths import ROOT
 from ..compiler.native_call import parse_native_call
-from ..compiler.render import load_checked, render_tree
+from ..compiler.render import load_checked, related, render_tree
 from ..compiler.spec import BACKENDS, SpecError
 
 SPEC_FOLDER = "spec"
@@ -95,17 +95,23 @@ def _texts(side: Side) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(side.spec_dir.glob("*.yaml"))}
 
 
-def render_side(side: Side, pages: bool | set = True, files: bool = True) -> Rendered:
+def render_side(side: Side, pages: bool | set = True, files: bool | set = True) -> Rendered:
     """``pages``: whether to render the derivation pages, or the spec file names to render
     them for (a page is a function of its spec alone: those of specs alike on both sides
     are alike, and are not rendered, since each reruns the audit); ``files``: whether to
     render the generated tree (not where both sides' specs are the same texts: nothing in it
-    can differ)."""
+    can differ), or the spec file names whose own generated files to render (with those of
+    the specs their calls relate them to: render.related), the files of the whole tree
+    rendered in full (those of specs alike on both sides are alike)."""
     from ..audit import derivation
 
     try:
         checked = load_checked(sorted(side.spec_dir.glob("*.yaml")), display_dir=SPEC_FOLDER)
-        files = render_tree(checked) if files else {}
+        if files is True or not files:
+            files = render_tree(checked) if files else {}
+        else:
+            named = {c.spec.name for c in checked if Path(c.spec.path).name in files}
+            files = render_tree(checked, only=related(checked, named))
         if pages:
             files.update(derivation.render(
                 [c for c in checked if pages is True or Path(c.spec.path).name in pages]))
@@ -223,9 +229,9 @@ def main(args) -> int:
             changed = {name for name in set(before) | set(after)
                        if before.get(name) != after.get(name)}
             pages = set() if args.no_pages else changed
-            old = render_side(old_side, pages=pages, files=bool(changed))
+            old = render_side(old_side, pages=pages, files=changed)
             # the same spec texts on both sides render the same (generation is deterministic)
-            new = old if not changed else render_side(new_side, pages=pages)
+            new = old if not changed else render_side(new_side, pages=pages, files=changed)
         except DiffError as err:
             print(f"diff: {err}", file=sys.stderr)
             return 2
