@@ -134,3 +134,17 @@ def _spec_call(spec: Spec, text: str, line: int, what: str):
     if node.func.id == spec.name:
         fail(f"an operation cannot be its own {what}")
     return node.func.id, inputs, keywords
+
+
+def related(specs, names: set[str]) -> set[str]:
+    """``names`` and the specs whose generated code may read theirs: those a 'delegate' or
+    'framework' call of one of them names, and those whose call names one of them."""
+    calls = {c.spec.name: {p[0] for p in (delegate_call(c.spec), framework_call(c.spec))
+                           if p is not None} for c in specs}
+    out = set(names)
+    while True:
+        grown = out | {t for n in out for t in calls.get(n, ())} | {
+            n for n, targets in calls.items() if targets & out}
+        if grown == out:
+            return out
+        out = grown

@@ -522,20 +522,6 @@ class _Named:
     name: str
 
 
-def related(specs: list[CheckedSpec], names: set[str]) -> set[str]:
-    """``names`` and the specs whose generated code may read theirs: those a 'delegate' or
-    'framework' call of one of them names, and those whose call names one of them."""
-    calls = {c.spec.name: {p[0] for p in (delegate_call(c.spec), framework_call(c.spec))
-                           if p is not None} for c in specs}
-    out = set(names)
-    while True:
-        grown = out | {t for n in out for t in calls.get(n, ())} | {
-            n for n, targets in calls.items() if targets & out}
-        if grown == out:
-            return out
-        out = grown
-
-
 def render_tree(specs: list[CheckedSpec], targets: dict[str, str] | None = None,
                 backends: tuple[str, ...] | None = None, package: str = GENERATED,
                 only: set[str] | None = None) -> dict[str, str]:

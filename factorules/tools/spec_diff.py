@@ -23,7 +23,8 @@ import yaml
 
 from ..compiler.paths import ROOT
 from ..compiler.native_call import parse_native_call
-from ..compiler.render import load_checked, related, render_tree
+from ..compiler.check_calls import related
+from ..compiler.render import load_checked, render_tree
 from ..compiler.spec import BACKENDS, SpecError
 
 SPEC_FOLDER = "spec"
