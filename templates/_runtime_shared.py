@@ -221,6 +221,50 @@ def _tril_sylvester_by_columns(t, c, adjoint, solve_triangular):
     return x
 
 
+
+def _hessenberg_sylvester_by_columns(h, c, adjoint):
+    """solve_hessenberg_sylvester (factorules/compiler/ops/solves.py), a column at a time with
+    S = triu(H, -1): adjoint=False, the skew-Hermitian Om = X - X^H + i diag(phi) with X's
+    column j + 1 (rows j + 2:) = (C - X S + S X)[j + 2:, j] / S[j + 1, j] from the first
+    column, phi the running sum of im(C - X S + S X)[j + 1, j] / re(S[j + 1, j]); adjoint=True,
+    its transpose Y: the imaginary subdiagonal first, i (sum of im(C[l, l]), l > j) /
+    re(S[j + 1, j]) at (j + 1, j), then column j (rows j + 2:) = (C - C^H - Y S^H + S^H Y)[j + 2:,
+    j + 1] / conj(S[j + 1, j]) from the last column."""
+    n = h.shape[-1]
+    dtype = xp.result_type(h, c)
+    batch = _np.broadcast_shapes(h.shape[:-2], c.shape[:-2])
+    x = xp.zeros(batch + (n, n), dtype)
+    s = xp.triu(h, -1).astype(dtype)
+    sub = xp.diagonal(s, -1, -2, -1)  # (..., n - 1): S[j + 1, j]
+    phases = _np.dtype(dtype).kind == "c"
+    if not adjoint:
+        for j in range(n - 2):
+            rhs = c[..., :, j:j + 1] - xp.matmul(x, s[..., :, j:j + 1]) \
+                + xp.matmul(s, x[..., :, j:j + 1])
+            x[..., j + 2:, j + 1:j + 2] = rhs[..., j + 2:, :] / s[..., j + 1:j + 2, j:j + 1]
+        out = x - xp.conj(xp.swapaxes(x, -1, -2))
+        if phases and n > 1:
+            residual = c - xp.matmul(x, s) + xp.matmul(s, x)
+            steps = xp.imag(xp.diagonal(residual, -1, -2, -1)) / xp.real(sub)
+            phi = xp.concatenate([xp.zeros(steps.shape[:-1] + (1,), steps.dtype),
+                                  xp.cumsum(steps, axis=-1)], -1)
+            out = out + 1j * xp.eye(n, dtype=steps.dtype) * phi[..., None, :]
+        return out
+    g = c - xp.conj(xp.swapaxes(c, -1, -2))
+    sh = xp.conj(xp.swapaxes(s, -1, -2))
+    if phases and n > 1:
+        later = xp.flip(xp.cumsum(xp.flip(xp.imag(xp.diagonal(c, 0, -2, -1)[..., 1:]), -1),
+                                  axis=-1), -1)  # sum of im(C[l, l]) over l > j
+        eta = xp.concatenate([later / xp.real(sub),
+                              xp.zeros(later.shape[:-1] + (1,), later.dtype)], -1)
+        x = x + 1j * xp.eye(n, k=-1, dtype=eta.dtype) * eta[..., None, :]  # at (j + 1, j)
+    for j in range(n - 3, -1, -1):
+        rhs = g[..., :, j + 1:j + 2] - xp.matmul(x, sh[..., :, j + 1:j + 2]) \
+            + xp.matmul(sh, x[..., :, j + 1:j + 2])
+        x[..., j + 2:, j:j + 1] = rhs[..., j + 2:, :] / xp.conj(s[..., j + 1:j + 2, j:j + 1])
+    return x
+
+
 def _pad_rows(x, extra):
     return xp.concatenate([x, xp.zeros(x.shape[:-2] + (extra, x.shape[-1]), x.dtype)], -2)
 
@@ -565,19 +609,27 @@ def _transposed(outputs, flags):
                  for y, f in zip(outputs, flags))
 
 
-def _native_shapes(results, call, declared):
+def _native_shapes(results, call, declared, like):
     """The results of a native ``call`` (text: 'qr: torch.linalg.qr(A, mode=...)'), each of
     whose trailing shape is checked against the sizes the spec declares for it:
-    ``declared`` holds (name, sizes, 'spec/qr.yaml:61 declares Q: [m, k]') per result, in
-    order (results past them are not the spec's: LAPACK's info).  A call that returns other
-    shapes (a wrong mode, a changed signature) fails here, in one line naming it, and not
-    deep in a rule."""
-    for y, (name, sizes, where) in zip(results, declared):
+    ``declared`` holds (name, sizes, 'spec/qr.yaml:61 declares Q: [m, k]', field) per
+    result, in order (results past them are not the spec's: LAPACK's info).  A call that
+    returns other shapes (a wrong mode, a changed signature) fails here, in one line naming
+    it, and not deep in a rule.  A result of field 'input' ('real') that has another dtype
+    than ``like``, the first input (its real counterpart), is cast to it: SciPy's
+    hessenberg returns a float64 identity as Q of a matrix of at most two rows."""
+    results = tuple(results)
+    cast = []
+    for y, (name, sizes, where, field) in zip(results, declared):
         shape = tuple(y.shape)
         if shape[max(len(shape) - len(sizes), 0):] != tuple(sizes) or len(shape) < len(sizes):
             raise ValueError(f"{call} returned {name} of shape {shape}, where {where} = "
                              f"{tuple(sizes)}")
-    return results
+        if field is not None:
+            dtype = (like if field == "input" else xp.real(like[..., :0, :0])).dtype
+            y = y if y.dtype == dtype else xp.asarray(y, dtype=dtype)
+        cast.append(y)
+    return tuple(cast) + results[len(cast):]
 
 
 def _unpacked(op, name, values, count):

@@ -349,6 +349,12 @@ class FakeCupy:
         def real(a):
             return DeviceArray(np.asarray(np.real(_device(a, "real"))).copy())
 
+        def imag(a):
+            return DeviceArray(np.asarray(np.imag(_device(a, "imag"))).copy())
+
+        def cumsum(a, axis=None):
+            return DeviceArray(np.cumsum(_device(a, "cumsum"), axis=axis))
+
         def full(shape, fill_value, dtype=None):
             return DeviceArray(np.full(shape, fill_value, dtype))
 
@@ -498,7 +504,8 @@ class FakeCupy:
                 zeros_like=zeros_like, eye=eye, concatenate=concatenate, pad=pad,
                 swapaxes=swapaxes, conj=conj, conjugate=conj, flip=flip, diagonal=diagonal,
                 broadcast_to=broadcast_to, result_type=result_type, asnumpy=asnumpy,
-                abs=abs_, absolute=abs_, real=real, iscomplexobj=iscomplexobj, where=where,
+                abs=abs_, absolute=abs_, real=real, imag=imag, cumsum=cumsum,
+                iscomplexobj=iscomplexobj, where=where,
                 dtype=np.dtype, float32=np.float32, float64=np.float64, complex64=np.complex64,
                 complex128=np.complex128, linalg=linalg, full=full, argmax=argmax, sort=sort,
                 sqrt=ufunc("sqrt"), maximum=ufunc("maximum"), minimum=ufunc("minimum"),

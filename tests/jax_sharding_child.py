@@ -71,6 +71,7 @@ CASES = [
     ("rq", ("wide",), lambda fj, jnp: fj.rq),
     ("polar", ("tall",), lambda fj, jnp: fj.polar),
     ("schur", ("square",), lambda fj, jnp: lambda A: fj.schur(A, output="complex")),
+    ("hessenberg", ("square",), lambda fj, jnp: lambda A: fj.hessenberg(A, calc_q=True)),
     ("qr_pivoted", ("tall",), lambda fj, jnp: fj.qr_pivoted),
     ("svd full_matrices=False", ("tall",),
      lambda fj, jnp: lambda A: fj.svd(A, full_matrices=False)),

@@ -1,6 +1,6 @@
 """Errors of the spec language's vector, hidden-output, gauge, pairwise_inv, ties and
 Sylvester-solve features: one edit of a frozen copy of spec/eigh.yaml (or eigvalsh.yaml,
-polar.yaml, schur.yaml: tests/fixtures/specs/) each, the message and its line pinned."""
+polar.yaml, schur.yaml, hessenberg.yaml: tests/fixtures/specs/) each, the message and its line pinned."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -76,6 +76,23 @@ CASES = [
     ("tril-sylvester-adjoint-not-a-flag", "schur", "          X = solve_tril_sylvester(T, M)\n",
      "          X = solve_tril_sylvester(T, M, adjoint=maybe)\n", 90,
      "solve_tril_sylvester: adjoint= takes True or False"),
+    ("hessenberg-sylvester-of-a-vector", "hessenberg",
+     "          Om = solve_hessenberg_sylvester(H, M)\n",
+     "          Om = solve_hessenberg_sylvester(H, diagonal(M))\n", 90,
+     "solve_hessenberg_sylvester: H is nxn, so C must be nxn, but it is nx1"),
+    ("hessenberg-sylvester-of-a-rectangle", "hessenberg",
+     "          Om = solve_hessenberg_sylvester(H, M)\n",
+     "          Om = solve_hessenberg_sylvester(hstack(H, H), M)\n", 90,
+     "solve_hessenberg_sylvester: needs a square matrix, got nx2*n"),
+    ("hessenberg-sylvester-adjoint-not-a-flag", "hessenberg",
+     "          Om = solve_hessenberg_sylvester(H, M)\n",
+     "          Om = solve_hessenberg_sylvester(H, M, adjoint=maybe)\n", 90,
+     "solve_hessenberg_sylvester: adjoint= takes True or False"),
+    # pivots given along tangents need as many columns as values
+    ("pivot-tangent-of-other-columns", "hessenberg",
+     '"tril(Q.H @ dA @ Q - triu((Q.H @ dA @ Q).conj, -1), -1)[:, :n - 1]"',
+     '"tril(Q.H @ dA @ Q - triu((Q.H @ dA @ Q).conj, -1), -1)"', 74,
+     "is nxn, not of as many columns as the length of 'diagonal(H[1:, :n - 1])'"),
     # ties with neither condition: every tie fails; with one of them, an error
     ("ties-tangent-alone", "schur", '      values: "diagonal(T)"\n',
      '      values: "diagonal(T)"\n      tangent: "Z.H @ dA @ Z"\n', 79,
@@ -100,6 +117,6 @@ def test_bad_eigen_spec(case, tmp_path):
     assert str(err.value).startswith(f"spec/{name}.yaml:{line}: ")
 
 
-@pytest.mark.parametrize("name", ["eigh", "eigvalsh", "polar", "schur"])
+@pytest.mark.parametrize("name", ["eigh", "eigvalsh", "polar", "schur", "hessenberg"])
 def test_the_unedited_specs_pass(name):
     check_spec(load_spec(SPECS / f"{name}.yaml"))

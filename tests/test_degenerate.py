@@ -228,6 +228,14 @@ def _hermitian_batch(complex_):
     return _spectrum([(1, 2, 3, 4), (1, 1.5, 3, 4), (0.5, 2, 3, 5)], complex_, 10)
 
 
+def _reduced_hessenberg(complex_, n=4):
+    """A[1:, 0] = 0 in the middle matrix: its Hessenberg form has H[1, 0] = 0 (reduced: the
+    first reflector's vector is zero), where Q jumps."""
+    a = _draw(_rng(12), (3, n, n), complex_)
+    a[1, 1:, 0] = 0
+    return a
+
+
 def _ones_like(y):
     return np.ones(y.shape, y.dtype)
 
@@ -381,6 +389,9 @@ CASES = [
                "a loss of T's first diagonal entry", "check_ties",
                lambda c, d: _complex_pair(), (_first((0, 0)), None),
                dtypes=("float32", "float64"), options=(("output", "real"),)),
+    Degenerate("hessenberg", PIVOTS + "a zero subdiagonal entry of H (A's reduction splits)",
+               "check_singular", lambda c, d: _reduced_hessenberg(c), (_ones_like, _ones_like),
+               options=(("calc_q", True),)),
     Degenerate("eigh", GAUGE + "a loss of an eigenvector's phase", "check_gauge",
                lambda c, d: _hermitian_batch(c), (None, _phase), dtypes=("complex64",
                                                                           "complex128"),

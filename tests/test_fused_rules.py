@@ -169,8 +169,14 @@ def test_every_fused_pullback_equals_the_numpy_rule(build, name, label, sizes):
                                 for x in (value, limit))
                 assert np.allclose(report[:, i, 1], limit, rtol=tolerance, atol=0), \
                     (kernel.name, check.kind, dtype)
+                # a value that vanishes in exact arithmetic (the commutator of a 1 x 1 T and
+                # gT, schur's gauge check at n = 1) is rounding on both sides: of the order of
+                # eps times the entries, which a gauge or ties limit is sqrt(eps) times
+                noise = 8 * np.sqrt(np.finfo(np.dtype(dtype)).eps) * limit.max() \
+                    if check.kind != "pivots" else 0
                 assert np.allclose(report[:, i, 0], value, rtol=tolerance,
-                                   atol=tolerance * limit.max()), (kernel.name, check.kind, dtype)
+                                   atol=max(tolerance * limit.max(), noise)), \
+                    (kernel.name, check.kind, dtype)
             for g, w in zip(got, want):
                 if not np.iscomplexobj(g):  # a real input's cotangent: the real part
                     w = np.real(w)

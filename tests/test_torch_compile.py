@@ -155,6 +155,8 @@ CASES = {
     "qr-reduced": (_tall, _linear(fr.qr, "Q", "R")),
     "schur": (lambda d: _real_spectrum(4, d), _schur_loss("real")),
     "schur-complex": (lambda d: _general((4, 4), d), _schur_loss("complex")),
+    "hessenberg": (lambda d: _general((4, 4), d), _linear(fr.hessenberg, "H", "Q", calc_q=True)),
+    "hessenberg-H": (lambda d: _general((4, 4), d), _linear(fr.hessenberg)),
     "qr-reduced-wide": (_wide, _linear(fr.qr, "Q", "R")),
     "qr-complete": (_tall, _linear(fr.qr, "Q", "R", mode="complete")),
     "qr-r": (_tall, _linear(fr.qr, "R", mode="r")),

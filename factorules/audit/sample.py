@@ -103,6 +103,9 @@ def structured(rng, rows, cols, structure, diagonal, complex_field, f: num.Field
         d = magnitude
     elif diagonal == "real":
         d = magnitude * rng.choice([-1.0, 1.0], size=k)
+    elif diagonal == "spread":  # eigenvalues (schur's T): as vector() draws them
+        d = vector(rng, k, "general", None, complex_field, num.Field("float"))[:, 0]
+        d = d if complex_field else d.real
     elif structure in ("upper_triangular", "lower_triangular", "diagonal", "general"):
         d = magnitude * _phases(rng, k, complex_field)
     else:

@@ -23,7 +23,7 @@ from .derivative_checks import check_messages, derivative_checks
 from .check_dims import matrix_symbol
 from .checked import CheckedSpec, CheckedVariant
 from .expr import Parser
-from .fields import tensor_fields
+from .fields import Field, tensor_field, tensor_fields
 from .layout import docstring_text, format_python, hanging_lines, string_source
 from .native_call import LIBRARY_OF, NativeCall, current_entry, parse_native_call, version_tuple
 from .paths import GENERATED, ROOT, TEMPLATES
@@ -113,7 +113,8 @@ def _primal(printer_cls, checked: CheckedSpec, cv: CheckedVariant,
         flags = [name in call.transposed for name in (returns or [t.name for t in computed])]
         native_call = f"_transposed({native_call}, {py_literal(flags)})"
     shown = f"{spec.name}: {call.func}({', '.join(call.args)}{', ' if kwargs else ''}{kwargs})"
-    native_call = f"_native_shapes({native_call}, {shown!r}, {_declared_shapes(spec, cv)})"
+    native_call = (f"_native_shapes({native_call}, {shown!r}, {_declared_shapes(spec, cv)}, "
+                   f"{ref})")
     names = [t.name for t in cv.variant.outputs]
     # permutations built from pivots or indices (column numbers) after the call
     permutations = tuple(
@@ -154,18 +155,21 @@ def _primal(printer_cls, checked: CheckedSpec, cv: CheckedVariant,
 
 def _declared_shapes(spec: Spec, cv: CheckedVariant) -> str:
     """Python source of what a variant's native call returns as the spec declares it
-    (_native_shapes): (name, sizes, where it is declared) per result, sizes as the names of
-    the dimensions (the primal function computes them first)."""
+    (_native_shapes): (name, sizes, where it is declared, field) per result, sizes as the
+    names of the dimensions (the primal function computes them first), field 'input' or
+    'real' where the result is cast to the first input's dtype or its real counterpart
+    (SciPy's hessenberg returns a float64 identity for n <= 2), None where it is kept."""
     if cv.variant.primal_returns:
-        declared = [(name, shape, f"{spec.path}:{cv.variant.line} (primal.returns)")
+        declared = [(name, shape, f"{spec.path}:{cv.variant.line} (primal.returns)", None)
                     for name, shape in cv.variant.primal_returns]
     else:
-        declared = [(t.name, t.shape, f"{spec.path}:{t.line}")
-                    for t in cv.variant.outputs if t.built_from is None]
+        declared = [(t.name, t.shape, f"{spec.path}:{t.line}",
+                     None if t.is_index else {Field.INPUT: "input", Field.REAL: "real"}.get(
+                         tensor_field(t))) for t in cv.variant.outputs if t.built_from is None]
     return "(" + "".join(
         f"({name!r}, ({''.join(d + ', ' for d in shape)}), "
-        f"{where + ' declares ' + name + ': [' + ', '.join(shape) + ']'!r}), "
-        for name, shape, where in declared) + ")"
+        f"{where + ' declares ' + name + ': [' + ', '.join(shape) + ']'!r}, {field!r}), "
+        for name, shape, where, field in declared) + ")"
 
 
 def _computed_primal(printer_cls, checked: CheckedSpec, cv: CheckedVariant) -> model.Primal:

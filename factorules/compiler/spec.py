@@ -38,7 +38,8 @@ STRUCTURES = ("general", "orthonormal_columns", "orthonormal_rows", "unitary",
 VECTOR_STRUCTURES = ("general", "real", "positive", "pivots", "indices")
 # integer outputs: LAPACK's row interchanges (1-based), a permutation as 0-based column numbers
 INDEX_STRUCTURES = ("pivots", "indices")
-DIAGONALS = ("any", "real", "unit", "positive")
+# 'spread': any values, drawn at least 1 apart (eigenvalues on a triangular output's diagonal)
+DIAGONALS = ("any", "real", "unit", "positive", "spread")
 ORDERS = ("ascending", "descending")
 DTYPES = ("float32", "float64", "complex64", "complex128")  # a benchmark's dtypes
 

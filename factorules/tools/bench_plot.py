@@ -125,6 +125,9 @@ FLOP_MODELS: dict[str, FlopModel] = {
     "eigvals": _one_matrix(lambda m, n, options: 10 * n ** 3),
     # gees with Schur vectors: Golub & Van Loan's 25n^3 (Sec. 7.5.6), as eig's
     "schur": _one_matrix(lambda m, n, options: 25 * n ** 3),
+    # gehrd (10n^3/3) and, with calc_q, orghr (4n^3/3): Golub & Van Loan Sec. 7.4.3
+    "hessenberg": _one_matrix(lambda m, n, options: (10 + 4 * (
+        str(options.get("calc_q", False)) == "True")) * n ** 3 / 3),
     "svd": _one_matrix(_tall(_svd)),
     "svdvals": _one_matrix(_tall(lambda m, n, options: 4 * m * n ** 2 - 4 * n ** 3 / 3)),
     # the thin SVD, then U = W Vh (2mn^2) and P = V S V^H (2n^3), m >= n (left: transposed)

@@ -61,7 +61,8 @@ def _primal(A, upper, check_singular):
             _native_shapes(
                 (_cp.linalg.cholesky(A),),
                 'cholesky: cupy.linalg.cholesky(A)',
-                (('L', (n, n), 'spec/cholesky.yaml:37 declares L: [n, n]'),),
+                (('L', (n, n), 'spec/cholesky.yaml:37 declares L: [n, n]', 'input'),),
+                A,
             ),
             upper,
             check_singular,
@@ -72,7 +73,8 @@ def _primal(A, upper, check_singular):
             _native_shapes(
                 (_cp.linalg.cholesky(A),),
                 'cholesky: cupy.linalg.cholesky(A)',
-                (('L', (n, n), 'spec/cholesky.yaml:59 declares L: [n, n]'),),
+                (('L', (n, n), 'spec/cholesky.yaml:59 declares L: [n, n]', 'input'),),
+                A,
             ),
             upper,
             check_singular,

@@ -66,9 +66,10 @@ def _primal(A, check_gauge, check_ties):
                         _cp.linalg.eig(A),
                         'eig: cupy.linalg.eig(A)',
                         (
-                            ('L', (n,), 'spec/eig.yaml:38 declares L: [n]'),
-                            ('V', (n, n), 'spec/eig.yaml:39 declares V: [n, n]'),
+                            ('L', (n,), 'spec/eig.yaml:38 declares L: [n]', None),
+                            ('V', (n, n), 'spec/eig.yaml:39 declares V: [n, n]', None),
                         ),
+                        A,
                     ),
                     [True, True],
                 ),

@@ -86,9 +86,10 @@ def _primal(A, check_singular):
                     ),
                     "geqrf: cupy.linalg.qr(A, mode='raw')",
                     (
-                        ('a', (m, n), 'spec/geqrf.yaml:68 declares a: [m, n]'),
-                        ('tau', (k,), 'spec/geqrf.yaml:69 declares tau: [k]'),
+                        ('a', (m, n), 'spec/geqrf.yaml:68 declares a: [m, n]', 'input'),
+                        ('tau', (k,), 'spec/geqrf.yaml:69 declares tau: [k]', 'input'),
                     ),
+                    A,
                 ),
                 [False, True],
             ),

@@ -64,9 +64,10 @@ def _primal(A, mode, check_singular):
             _cp.linalg.qr(_cp.conj(_cp.swapaxes(A, -1, -2)), mode='reduced'),
             "lq: cupy.linalg.qr(A.H, mode='reduced')",
             (
-                ('Qh', (n, k), 'spec/lq.yaml:40 (primal.returns) declares Qh: [n, k]'),
-                ('Rh', (k, m), 'spec/lq.yaml:40 (primal.returns) declares Rh: [k, m]'),
+                ('Qh', (n, k), 'spec/lq.yaml:40 (primal.returns) declares Qh: [n, k]', None),
+                ('Rh', (k, m), 'spec/lq.yaml:40 (primal.returns) declares Rh: [k, m]', None),
             ),
+            A,
         )
         return _from_native(
             A,

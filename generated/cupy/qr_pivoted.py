@@ -88,10 +88,11 @@ def _primal(A, mode, check_singular):
                     ),
                     "qr_pivoted: scipy.linalg.qr(A, mode='economic', pivoting=True)",
                     (
-                        ('Q', (m, k), 'spec/qr_pivoted.yaml:63 declares Q: [m, k]'),
-                        ('R', (k, n), 'spec/qr_pivoted.yaml:64 declares R: [k, n]'),
-                        ('P', (n,), 'spec/qr_pivoted.yaml:65 declares P: [n]'),
+                        ('Q', (m, k), 'spec/qr_pivoted.yaml:63 declares Q: [m, k]', 'input'),
+                        ('R', (k, n), 'spec/qr_pivoted.yaml:64 declares R: [k, n]', 'input'),
+                        ('P', (n,), 'spec/qr_pivoted.yaml:65 declares P: [n]', None),
                     ),
+                    A,
                 ),
                 [False, False, True],
             )
@@ -109,10 +110,11 @@ def _primal(A, mode, check_singular):
                     ),
                     "qr_pivoted: scipy.linalg.qr(A, mode='full', pivoting=True)",
                     (
-                        ('Q', (m, m), 'spec/qr_pivoted.yaml:107 declares Q: [m, m]'),
-                        ('R', (m, n), 'spec/qr_pivoted.yaml:108 declares R: [m, n]'),
-                        ('P', (n,), 'spec/qr_pivoted.yaml:109 declares P: [n]'),
+                        ('Q', (m, m), 'spec/qr_pivoted.yaml:107 declares Q: [m, m]', 'input'),
+                        ('R', (m, n), 'spec/qr_pivoted.yaml:108 declares R: [m, n]', 'input'),
+                        ('P', (n,), 'spec/qr_pivoted.yaml:109 declares P: [n]', None),
                     ),
+                    A,
                 ),
                 [False, False, True],
             )
@@ -132,10 +134,11 @@ def _primal(A, mode, check_singular):
                     ),
                     "qr_pivoted: scipy.linalg.qr(A, mode='economic', pivoting=True)",
                     (
-                        ('Q', (m, k), 'spec/qr_pivoted.yaml:152 declares Q: [m, k]'),
-                        ('R', (k, n), 'spec/qr_pivoted.yaml:153 declares R: [k, n]'),
-                        ('P', (n,), 'spec/qr_pivoted.yaml:154 declares P: [n]'),
+                        ('Q', (m, k), 'spec/qr_pivoted.yaml:152 declares Q: [m, k]', 'input'),
+                        ('R', (k, n), 'spec/qr_pivoted.yaml:153 declares R: [k, n]', 'input'),
+                        ('P', (n,), 'spec/qr_pivoted.yaml:154 declares P: [n]', None),
                     ),
+                    A,
                 ),
                 [False, False, True],
             )

@@ -71,9 +71,10 @@ def _primal(A, mode, check_singular):
             ),
             "rq: cupy.linalg.qr(flip_rows(flip_cols(A.H)), mode='reduced')",
             (
-                ('Q1', (n, k), 'spec/rq.yaml:61 (primal.returns) declares Q1: [n, k]'),
-                ('R1', (k, m), 'spec/rq.yaml:61 (primal.returns) declares R1: [k, m]'),
+                ('Q1', (n, k), 'spec/rq.yaml:61 (primal.returns) declares Q1: [n, k]', None),
+                ('R1', (k, m), 'spec/rq.yaml:61 (primal.returns) declares R1: [k, m]', None),
             ),
+            A,
         )
         return _from_native(
             A,
@@ -91,9 +92,10 @@ def _primal(A, mode, check_singular):
             ),
             "rq: cupy.linalg.qr(flip_rows(flip_cols(A.H)), mode='complete')",
             (
-                ('Q1', (n, n), 'spec/rq.yaml:93 (primal.returns) declares Q1: [n, n]'),
-                ('R1', (n, m), 'spec/rq.yaml:93 (primal.returns) declares R1: [n, m]'),
+                ('Q1', (n, n), 'spec/rq.yaml:93 (primal.returns) declares Q1: [n, n]', None),
+                ('R1', (n, m), 'spec/rq.yaml:93 (primal.returns) declares R1: [n, m]', None),
             ),
+            A,
         )
         return _from_native(
             A,
@@ -111,9 +113,10 @@ def _primal(A, mode, check_singular):
             ),
             "rq: cupy.linalg.qr(flip_rows(flip_cols(A.H)), mode='complete')",
             (
-                ('Q1', (n, n), 'spec/rq.yaml:129 (primal.returns) declares Q1: [n, n]'),
-                ('R1', (n, m), 'spec/rq.yaml:129 (primal.returns) declares R1: [n, m]'),
+                ('Q1', (n, n), 'spec/rq.yaml:129 (primal.returns) declares Q1: [n, n]', None),
+                ('R1', (n, m), 'spec/rq.yaml:129 (primal.returns) declares R1: [n, m]', None),
             ),
+            A,
         )
         return _from_native(
             A,

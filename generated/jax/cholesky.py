@@ -62,7 +62,8 @@ def _primal(A, upper, check_singular):
             _native_shapes(
                 (_jax.numpy.linalg.cholesky(A),),
                 'cholesky: jax.numpy.linalg.cholesky(A)',
-                (('L', (n, n), 'spec/cholesky.yaml:37 declares L: [n, n]'),),
+                (('L', (n, n), 'spec/cholesky.yaml:37 declares L: [n, n]', 'input'),),
+                A,
             ),
             upper,
             check_singular,
@@ -73,7 +74,8 @@ def _primal(A, upper, check_singular):
             _native_shapes(
                 (_jax.numpy.linalg.cholesky(A),),
                 'cholesky: jax.numpy.linalg.cholesky(A)',
-                (('L', (n, n), 'spec/cholesky.yaml:59 declares L: [n, n]'),),
+                (('L', (n, n), 'spec/cholesky.yaml:59 declares L: [n, n]', 'input'),),
+                A,
             ),
             upper,
             check_singular,

@@ -83,9 +83,10 @@ def _primal(A, check_singular):
                     _jax._src.lax.linalg.geqrf(A),
                     'geqrf: jax._src.lax.linalg.geqrf(A)',
                     (
-                        ('a', (m, n), 'spec/geqrf.yaml:68 declares a: [m, n]'),
-                        ('tau', (k,), 'spec/geqrf.yaml:69 declares tau: [k]'),
+                        ('a', (m, n), 'spec/geqrf.yaml:68 declares a: [m, n]', 'input'),
+                        ('tau', (k,), 'spec/geqrf.yaml:69 declares tau: [k]', 'input'),
                     ),
+                    A,
                 ),
                 [False, True],
             ),

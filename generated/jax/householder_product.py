@@ -80,7 +80,8 @@ def _primal(A, tau):
             _native_shapes(
                 (_jax.lax.linalg.householder_product(A, tau[..., 0]),),
                 'householder_product: jax.lax.linalg.householder_product(A, tau)',
-                (('Q', (m, n), 'spec/householder_product.yaml:37 declares Q: [m, n]'),),
+                (('Q', (m, n), 'spec/householder_product.yaml:37 declares Q: [m, n]', 'input'),),
+                A,
             ),
         )
     raise AssertionError("unreachable: options were checked")

@@ -66,9 +66,10 @@ def _primal(A, mode, check_singular):
             _jax.numpy.linalg.qr(A.mT.conj(), mode='reduced'),
             "lq: jax.numpy.linalg.qr(A.H, mode='reduced')",
             (
-                ('Qh', (n, k), 'spec/lq.yaml:40 (primal.returns) declares Qh: [n, k]'),
-                ('Rh', (k, m), 'spec/lq.yaml:40 (primal.returns) declares Rh: [k, m]'),
+                ('Qh', (n, k), 'spec/lq.yaml:40 (primal.returns) declares Qh: [n, k]', None),
+                ('Rh', (k, m), 'spec/lq.yaml:40 (primal.returns) declares Rh: [k, m]', None),
             ),
+            A,
         )
         return _from_native(A, (Rh.mT.conj(), Qh.mT.conj()), mode, check_singular)
     raise AssertionError("unreachable: options were checked")

@@ -68,9 +68,10 @@ def _primal(A, pivot, check_singular):
                     _jax.scipy.linalg.lu_factor(A),
                     'lu_factor: jax.scipy.linalg.lu_factor(A)',
                     (
-                        ('LU', (m, n), 'spec/lu_factor.yaml:38 declares LU: [m, n]'),
-                        ('pivots', (k,), 'spec/lu_factor.yaml:39 declares pivots: [k]'),
+                        ('LU', (m, n), 'spec/lu_factor.yaml:38 declares LU: [m, n]', 'input'),
+                        ('pivots', (k,), 'spec/lu_factor.yaml:39 declares pivots: [k]', None),
                     ),
+                    A,
                 ),
                 [False, True],
             )

@@ -141,7 +141,8 @@ def _primal(a, tau, C, left, transpose):
             _native_shapes(
                 (_jax.lax.linalg.ormqr(a, tau[..., 0], C, left=True, transpose=False),),
                 'ormqr: jax.lax.linalg.ormqr(a, tau, C, left=True, transpose=False)',
-                (('Y', (m, n), 'spec/ormqr.yaml:49 declares Y: [m, n]'),),
+                (('Y', (m, n), 'spec/ormqr.yaml:49 declares Y: [m, n]', 'input'),),
+                a,
             ),
             left,
             transpose,
@@ -152,7 +153,8 @@ def _primal(a, tau, C, left, transpose):
             _native_shapes(
                 (_jax.lax.linalg.ormqr(a, tau[..., 0], C, left=True, transpose=True),),
                 'ormqr: jax.lax.linalg.ormqr(a, tau, C, left=True, transpose=True)',
-                (('Y', (m, n), 'spec/ormqr.yaml:70 declares Y: [m, n]'),),
+                (('Y', (m, n), 'spec/ormqr.yaml:70 declares Y: [m, n]', 'input'),),
+                a,
             ),
             left,
             transpose,
@@ -163,7 +165,8 @@ def _primal(a, tau, C, left, transpose):
             _native_shapes(
                 (_jax.lax.linalg.ormqr(a, tau[..., 0], C, left=False, transpose=False),),
                 'ormqr: jax.lax.linalg.ormqr(a, tau, C, left=False, transpose=False)',
-                (('Y', (m, n), 'spec/ormqr.yaml:91 declares Y: [m, n]'),),
+                (('Y', (m, n), 'spec/ormqr.yaml:91 declares Y: [m, n]', 'input'),),
+                a,
             ),
             left,
             transpose,
@@ -174,7 +177,8 @@ def _primal(a, tau, C, left, transpose):
             _native_shapes(
                 (_jax.lax.linalg.ormqr(a, tau[..., 0], C, left=False, transpose=True),),
                 'ormqr: jax.lax.linalg.ormqr(a, tau, C, left=False, transpose=True)',
-                (('Y', (m, n), 'spec/ormqr.yaml:112 declares Y: [m, n]'),),
+                (('Y', (m, n), 'spec/ormqr.yaml:112 declares Y: [m, n]', 'input'),),
+                a,
             ),
             left,
             transpose,

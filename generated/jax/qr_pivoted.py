@@ -85,10 +85,11 @@ def _primal(A, mode, check_singular):
                     _jax.scipy.linalg.qr(A, mode='economic', pivoting=True),
                     "qr_pivoted: jax.scipy.linalg.qr(A, mode='economic', pivoting=True)",
                     (
-                        ('Q', (m, k), 'spec/qr_pivoted.yaml:63 declares Q: [m, k]'),
-                        ('R', (k, n), 'spec/qr_pivoted.yaml:64 declares R: [k, n]'),
-                        ('P', (n,), 'spec/qr_pivoted.yaml:65 declares P: [n]'),
+                        ('Q', (m, k), 'spec/qr_pivoted.yaml:63 declares Q: [m, k]', 'input'),
+                        ('R', (k, n), 'spec/qr_pivoted.yaml:64 declares R: [k, n]', 'input'),
+                        ('P', (n,), 'spec/qr_pivoted.yaml:65 declares P: [n]', None),
                     ),
+                    A,
                 ),
                 [False, False, True],
             )
@@ -104,10 +105,11 @@ def _primal(A, mode, check_singular):
                     _jax.scipy.linalg.qr(A, mode='full', pivoting=True),
                     "qr_pivoted: jax.scipy.linalg.qr(A, mode='full', pivoting=True)",
                     (
-                        ('Q', (m, m), 'spec/qr_pivoted.yaml:107 declares Q: [m, m]'),
-                        ('R', (m, n), 'spec/qr_pivoted.yaml:108 declares R: [m, n]'),
-                        ('P', (n,), 'spec/qr_pivoted.yaml:109 declares P: [n]'),
+                        ('Q', (m, m), 'spec/qr_pivoted.yaml:107 declares Q: [m, m]', 'input'),
+                        ('R', (m, n), 'spec/qr_pivoted.yaml:108 declares R: [m, n]', 'input'),
+                        ('P', (n,), 'spec/qr_pivoted.yaml:109 declares P: [n]', None),
                     ),
+                    A,
                 ),
                 [False, False, True],
             )
@@ -123,10 +125,11 @@ def _primal(A, mode, check_singular):
                     _jax.scipy.linalg.qr(A, mode='economic', pivoting=True),
                     "qr_pivoted: jax.scipy.linalg.qr(A, mode='economic', pivoting=True)",
                     (
-                        ('Q', (m, k), 'spec/qr_pivoted.yaml:152 declares Q: [m, k]'),
-                        ('R', (k, n), 'spec/qr_pivoted.yaml:153 declares R: [k, n]'),
-                        ('P', (n,), 'spec/qr_pivoted.yaml:154 declares P: [n]'),
+                        ('Q', (m, k), 'spec/qr_pivoted.yaml:152 declares Q: [m, k]', 'input'),
+                        ('R', (k, n), 'spec/qr_pivoted.yaml:153 declares R: [k, n]', 'input'),
+                        ('P', (n,), 'spec/qr_pivoted.yaml:154 declares P: [n]', None),
                     ),
+                    A,
                 ),
                 [False, False, True],
             )

@@ -72,9 +72,10 @@ def _primal(A, mode, check_singular):
             _jax.numpy.linalg.qr(_jnp.flip(_jnp.flip(A.mT.conj(), -1), -2), mode='reduced'),
             "rq: jax.numpy.linalg.qr(flip_rows(flip_cols(A.H)), mode='reduced')",
             (
-                ('Q1', (n, k), 'spec/rq.yaml:61 (primal.returns) declares Q1: [n, k]'),
-                ('R1', (k, m), 'spec/rq.yaml:61 (primal.returns) declares R1: [k, m]'),
+                ('Q1', (n, k), 'spec/rq.yaml:61 (primal.returns) declares Q1: [n, k]', None),
+                ('R1', (k, m), 'spec/rq.yaml:61 (primal.returns) declares R1: [k, m]', None),
             ),
+            A,
         )
         return _from_native(
             A,
@@ -90,9 +91,10 @@ def _primal(A, mode, check_singular):
             _jax.numpy.linalg.qr(_jnp.flip(_jnp.flip(A.mT.conj(), -1), -2), mode='complete'),
             "rq: jax.numpy.linalg.qr(flip_rows(flip_cols(A.H)), mode='complete')",
             (
-                ('Q1', (n, n), 'spec/rq.yaml:93 (primal.returns) declares Q1: [n, n]'),
-                ('R1', (n, m), 'spec/rq.yaml:93 (primal.returns) declares R1: [n, m]'),
+                ('Q1', (n, n), 'spec/rq.yaml:93 (primal.returns) declares Q1: [n, n]', None),
+                ('R1', (n, m), 'spec/rq.yaml:93 (primal.returns) declares R1: [n, m]', None),
             ),
+            A,
         )
         return _from_native(
             A,
@@ -108,9 +110,10 @@ def _primal(A, mode, check_singular):
             _jax.numpy.linalg.qr(_jnp.flip(_jnp.flip(A.mT.conj(), -1), -2), mode='complete'),
             "rq: jax.numpy.linalg.qr(flip_rows(flip_cols(A.H)), mode='complete')",
             (
-                ('Q1', (n, n), 'spec/rq.yaml:129 (primal.returns) declares Q1: [n, n]'),
-                ('R1', (n, m), 'spec/rq.yaml:129 (primal.returns) declares R1: [n, m]'),
+                ('Q1', (n, n), 'spec/rq.yaml:129 (primal.returns) declares Q1: [n, n]', None),
+                ('R1', (n, m), 'spec/rq.yaml:129 (primal.returns) declares R1: [n, m]', None),
             ),
+            A,
         )
         return _from_native(
             A,

@@ -65,10 +65,21 @@ def _primal(A, check_ties, check_singular):
                 _jax.numpy.linalg.svd(A, full_matrices=False),
                 'svdvals: jax.numpy.linalg.svd(A, full_matrices=False)',
                 (
-                    ('U0', (m, k), 'spec/svdvals.yaml:39 (primal.returns) declares U0: [m, k]'),
-                    ('S0', (k,), 'spec/svdvals.yaml:39 (primal.returns) declares S0: [k]'),
-                    ('Vh0', (k, n), 'spec/svdvals.yaml:39 (primal.returns) declares Vh0: [k, n]'),
+                    (
+                        'U0',
+                        (m, k),
+                        'spec/svdvals.yaml:39 (primal.returns) declares U0: [m, k]',
+                        None,
+                    ),
+                    ('S0', (k,), 'spec/svdvals.yaml:39 (primal.returns) declares S0: [k]', None),
+                    (
+                        'Vh0',
+                        (k, n),
+                        'spec/svdvals.yaml:39 (primal.returns) declares Vh0: [k, n]',
+                        None,
+                    ),
                 ),
+                A,
             ),
             [False, True, False],
         )

@@ -60,7 +60,8 @@ def _primal(A, upper, check_singular):
             _native_shapes(
                 (_np.linalg.cholesky(A),),
                 'cholesky: numpy.linalg.cholesky(A)',
-                (('L', (n, n), 'spec/cholesky.yaml:37 declares L: [n, n]'),),
+                (('L', (n, n), 'spec/cholesky.yaml:37 declares L: [n, n]', 'input'),),
+                A,
             ),
             upper,
             check_singular,
@@ -71,7 +72,8 @@ def _primal(A, upper, check_singular):
             _native_shapes(
                 (_np.linalg.cholesky(A),),
                 'cholesky: numpy.linalg.cholesky(A)',
-                (('L', (n, n), 'spec/cholesky.yaml:59 declares L: [n, n]'),),
+                (('L', (n, n), 'spec/cholesky.yaml:59 declares L: [n, n]', 'input'),),
+                A,
             ),
             upper,
             check_singular,

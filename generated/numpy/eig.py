@@ -65,9 +65,10 @@ def _primal(A, check_gauge, check_ties):
                         _np.linalg.eig(A),
                         'eig: numpy.linalg.eig(A)',
                         (
-                            ('L', (n,), 'spec/eig.yaml:38 declares L: [n]'),
-                            ('V', (n, n), 'spec/eig.yaml:39 declares V: [n, n]'),
+                            ('L', (n,), 'spec/eig.yaml:38 declares L: [n]', None),
+                            ('V', (n, n), 'spec/eig.yaml:39 declares V: [n, n]', None),
                         ),
+                        A,
                     ),
                     [True, True],
                 ),

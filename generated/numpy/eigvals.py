@@ -62,9 +62,10 @@ def _primal(A, check_ties):
                         _np.linalg.eig(A),
                         'eigvals: numpy.linalg.eig(A)',
                         (
-                            ('L', (n,), 'spec/eigvals.yaml:26 declares L: [n]'),
-                            ('V', (n, n), 'spec/eigvals.yaml:27 declares V: [n, n]'),
+                            ('L', (n,), 'spec/eigvals.yaml:26 declares L: [n]', None),
+                            ('V', (n, n), 'spec/eigvals.yaml:27 declares V: [n, n]', None),
                         ),
+                        A,
                     ),
                     [True, True],
                 ),

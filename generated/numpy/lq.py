@@ -63,9 +63,10 @@ def _primal(A, mode, check_singular):
             _np.linalg.qr(_adjoint(A), mode='reduced'),
             "lq: numpy.linalg.qr(A.H, mode='reduced')",
             (
-                ('Qh', (n, k), 'spec/lq.yaml:40 (primal.returns) declares Qh: [n, k]'),
-                ('Rh', (k, m), 'spec/lq.yaml:40 (primal.returns) declares Rh: [k, m]'),
+                ('Qh', (n, k), 'spec/lq.yaml:40 (primal.returns) declares Qh: [n, k]', None),
+                ('Rh', (k, m), 'spec/lq.yaml:40 (primal.returns) declares Rh: [k, m]', None),
             ),
+            A,
         )
         return _from_native(A, (_adjoint(Rh), _adjoint(Qh)), mode, check_singular)
     raise AssertionError("unreachable: options were checked")

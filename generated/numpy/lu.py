@@ -70,9 +70,10 @@ def _primal(A, pivot, check_singular):
                 _unbatched(lambda *_m: _scipy.linalg.lu_factor(*_m), A),
                 'lu: scipy.linalg.lu_factor(A)',
                 (
-                    ('LU', (m, n), 'spec/lu.yaml:53 (primal.returns) declares LU: [m, n]'),
-                    ('pivots', (k,), 'spec/lu.yaml:53 (primal.returns) declares pivots: [k]'),
+                    ('LU', (m, n), 'spec/lu.yaml:53 (primal.returns) declares LU: [m, n]', None),
+                    ('pivots', (k,), 'spec/lu.yaml:53 (primal.returns) declares pivots: [k]', None),
                 ),
+                A,
             ),
             [False, True],
         )

@@ -67,9 +67,10 @@ def _primal(A, pivot, check_singular):
                     _unbatched(lambda *_m: _scipy.linalg.lu_factor(*_m), A),
                     'lu_factor: scipy.linalg.lu_factor(A)',
                     (
-                        ('LU', (m, n), 'spec/lu_factor.yaml:38 declares LU: [m, n]'),
-                        ('pivots', (k,), 'spec/lu_factor.yaml:39 declares pivots: [k]'),
+                        ('LU', (m, n), 'spec/lu_factor.yaml:38 declares LU: [m, n]', 'input'),
+                        ('pivots', (k,), 'spec/lu_factor.yaml:39 declares pivots: [k]', None),
                     ),
+                    A,
                 ),
                 [False, True],
             )

@@ -10,6 +10,7 @@ from .eigh_generalized import eigh_generalized, eigh_generalized_jvp, eigh_gener
 from .eigvals import eigvals, eigvals_jvp, eigvals_vjp
 from .eigvalsh import eigvalsh, eigvalsh_jvp, eigvalsh_vjp
 from .geqrf import geqrf, geqrf_jvp, geqrf_vjp
+from .hessenberg import hessenberg, hessenberg_jvp, hessenberg_vjp
 from .householder_product import (
     householder_product,
     householder_product_jvp,
@@ -49,6 +50,9 @@ __all__ = [
     "geqrf",
     "geqrf_jvp",
     "geqrf_vjp",
+    "hessenberg",
+    "hessenberg_jvp",
+    "hessenberg_vjp",
     "householder_product",
     "householder_product_jvp",
     "householder_product_vjp",

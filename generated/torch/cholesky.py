@@ -63,7 +63,8 @@ def _primal(A, upper, check_singular):
             _native_shapes(
                 (_torch.linalg.cholesky(A),),
                 'cholesky: torch.linalg.cholesky(A)',
-                (('L', (n, n), 'spec/cholesky.yaml:37 declares L: [n, n]'),),
+                (('L', (n, n), 'spec/cholesky.yaml:37 declares L: [n, n]', 'input'),),
+                A,
             ),
             upper,
             check_singular,
@@ -74,7 +75,8 @@ def _primal(A, upper, check_singular):
             _native_shapes(
                 (_torch.linalg.cholesky(A),),
                 'cholesky: torch.linalg.cholesky(A)',
-                (('L', (n, n), 'spec/cholesky.yaml:59 declares L: [n, n]'),),
+                (('L', (n, n), 'spec/cholesky.yaml:59 declares L: [n, n]', 'input'),),
+                A,
             ),
             upper,
             check_singular,

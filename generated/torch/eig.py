@@ -70,9 +70,10 @@ def _primal(A, check_gauge, check_ties):
                         _torch.linalg.eig(A),
                         'eig: torch.linalg.eig(A)',
                         (
-                            ('L', (n,), 'spec/eig.yaml:38 declares L: [n]'),
-                            ('V', (n, n), 'spec/eig.yaml:39 declares V: [n, n]'),
+                            ('L', (n,), 'spec/eig.yaml:38 declares L: [n]', None),
+                            ('V', (n, n), 'spec/eig.yaml:39 declares V: [n, n]', None),
                         ),
+                        A,
                     ),
                     [True, True],
                 ),

@@ -87,9 +87,10 @@ def _primal(A, check_singular):
                     _torch.geqrf(A),
                     'geqrf: torch.geqrf(A)',
                     (
-                        ('a', (m, n), 'spec/geqrf.yaml:68 declares a: [m, n]'),
-                        ('tau', (k,), 'spec/geqrf.yaml:69 declares tau: [k]'),
+                        ('a', (m, n), 'spec/geqrf.yaml:68 declares a: [m, n]', 'input'),
+                        ('tau', (k,), 'spec/geqrf.yaml:69 declares tau: [k]', 'input'),
                     ),
+                    A,
                 ),
                 [False, True],
             ),

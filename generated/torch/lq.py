@@ -67,9 +67,10 @@ def _primal(A, mode, check_singular):
             _torch.linalg.qr(A.mH, mode='reduced'),
             "lq: torch.linalg.qr(A.H, mode='reduced')",
             (
-                ('Qh', (n, k), 'spec/lq.yaml:40 (primal.returns) declares Qh: [n, k]'),
-                ('Rh', (k, m), 'spec/lq.yaml:40 (primal.returns) declares Rh: [k, m]'),
+                ('Qh', (n, k), 'spec/lq.yaml:40 (primal.returns) declares Qh: [n, k]', None),
+                ('Rh', (k, m), 'spec/lq.yaml:40 (primal.returns) declares Rh: [k, m]', None),
             ),
+            A,
         )
         return _from_native(
             A,

@@ -71,9 +71,10 @@ def _primal(A, pivot, check_singular):
                 _torch.linalg.lu_factor_ex(A),
                 'lu: torch.linalg.lu_factor_ex(A)',
                 (
-                    ('LU', (m, n), 'spec/lu.yaml:53 (primal.returns) declares LU: [m, n]'),
-                    ('pivots', (k,), 'spec/lu.yaml:53 (primal.returns) declares pivots: [k]'),
+                    ('LU', (m, n), 'spec/lu.yaml:53 (primal.returns) declares LU: [m, n]', None),
+                    ('pivots', (k,), 'spec/lu.yaml:53 (primal.returns) declares pivots: [k]', None),
                 ),
+                A,
             ),
             [False, True],
         )

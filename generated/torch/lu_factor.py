@@ -67,9 +67,10 @@ def _primal(A, pivot, check_singular):
                     _torch.linalg.lu_factor_ex(A),
                     'lu_factor: torch.linalg.lu_factor_ex(A)',
                     (
-                        ('LU', (m, n), 'spec/lu_factor.yaml:38 declares LU: [m, n]'),
-                        ('pivots', (k,), 'spec/lu_factor.yaml:39 declares pivots: [k]'),
+                        ('LU', (m, n), 'spec/lu_factor.yaml:38 declares LU: [m, n]', 'input'),
+                        ('pivots', (k,), 'spec/lu_factor.yaml:39 declares pivots: [k]', None),
                     ),
+                    A,
                 ),
                 [False, True],
             )

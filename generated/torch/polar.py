@@ -83,10 +83,11 @@ def _primal(A, side, check_singular):
                 _torch.linalg.svd(A, full_matrices=False),
                 'polar: torch.linalg.svd(A, full_matrices=False)',
                 (
-                    ('W', (m, k), 'spec/polar.yaml:53 (primal.returns) declares W: [m, k]'),
-                    ('S', (k,), 'spec/polar.yaml:53 (primal.returns) declares S: [k]'),
-                    ('Vh', (k, n), 'spec/polar.yaml:53 (primal.returns) declares Vh: [k, n]'),
+                    ('W', (m, k), 'spec/polar.yaml:53 (primal.returns) declares W: [m, k]', None),
+                    ('S', (k,), 'spec/polar.yaml:53 (primal.returns) declares S: [k]', None),
+                    ('Vh', (k, n), 'spec/polar.yaml:53 (primal.returns) declares Vh: [k, n]', None),
                 ),
+                A,
             ),
             [False, True, False],
         )
@@ -109,10 +110,11 @@ def _primal(A, side, check_singular):
                 _torch.linalg.svd(A, full_matrices=False),
                 'polar: torch.linalg.svd(A, full_matrices=False)',
                 (
-                    ('W', (m, k), 'spec/polar.yaml:91 (primal.returns) declares W: [m, k]'),
-                    ('S', (k,), 'spec/polar.yaml:91 (primal.returns) declares S: [k]'),
-                    ('Vh', (k, n), 'spec/polar.yaml:91 (primal.returns) declares Vh: [k, n]'),
+                    ('W', (m, k), 'spec/polar.yaml:91 (primal.returns) declares W: [m, k]', None),
+                    ('S', (k,), 'spec/polar.yaml:91 (primal.returns) declares S: [k]', None),
+                    ('Vh', (k, n), 'spec/polar.yaml:91 (primal.returns) declares Vh: [k, n]', None),
                 ),
+                A,
             ),
             [False, True, False],
         )

@@ -22,7 +22,8 @@ from ._runtime_shared import (
     _cotangent_in, _cotangent_out, _check, _checked_jvp, _checked_vjp, _raise_if_failed,
     _empty_like, _host_unbatched, _indices, _indices_permutation, _LazyModule, _pad, _pad_cols,
     _pad_rows, _permute_cols, _permute_rows, _pivots_permutation as _host_pivots, _solve,
-    _sylvester_by_eigh as _solve_sylvester, _tril_sylvester_by_columns,
+    _sylvester_by_eigh as _solve_sylvester, _hessenberg_sylvester_by_columns,
+    _tril_sylvester_by_columns,
     _to_field, _transposed, _unbatched, _unit_tril, _native_shapes, _unpacked, _version_tuple,
     _zeros_like)
 
@@ -39,7 +40,8 @@ __all__ = [
     "_diag", "_empty_like", "_im", "_indices", "_indices_permutation", "_np", "_on_host", "_pad",
     "_pad_cols", "_pad_rows", "_pairwise_inv", "_permute_cols", "_permute_rows",
     "_pivots_permutation", "_re", "_scipy", "_skew", "_solve",
-    "_solve_sylvester", "_solve_tril_sylvester", "_solve_triangular", "_sym",
+    "_solve_hessenberg_sylvester", "_solve_sylvester", "_solve_tril_sylvester",
+    "_solve_triangular", "_sym",
     "_to_field", "_transposed", "_tril", "_triu", "_unbatched", "_native_shapes", "_unpacked",
     "_version_tuple",
     "_zeros_like"]
@@ -124,6 +126,12 @@ def _diag(v):
 def _solve_tril_sylvester(t, c, adjoint=False):
     """The strictly lower X with tril(X S - S X, -1) = tril(C, -1), S = triu(T) or T^H."""
     return _tril_sylvester_by_columns(t, c, adjoint, _solve_triangular)
+
+
+def _solve_hessenberg_sylvester(h, c, adjoint=False):
+    """The skew-Hermitian Om, first row and column zero, with C - (Om S - S Om) Hessenberg
+    with a real subdiagonal, S = triu(H, -1) (adjoint=True: its transpose)."""
+    return _hessenberg_sylvester_by_columns(h, c, adjoint)
 
 
 def _solve_triangular(t, b, upper, left=True, unit=False):

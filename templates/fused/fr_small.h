@@ -563,6 +563,64 @@ inline Mat<T, N, N> solve_tril_sylvester(const Mat<T, N, N>& t, const Mat<T, N, 
   return x;
 }
 
+// solve_hessenberg_sylvester (templates/_runtime_shared.py's _hessenberg_sylvester_by_columns),
+// entry by entry with S = triu(H, -1).  Not Adjoint: the skew-Hermitian Om = X - X^H + i phi,
+// X's column j + 1 (rows j + 2:) from the columns before it, phi the running sum along the
+// subdiagonal.  Adjoint: its transpose Y, the imaginary subdiagonal, then column j (rows
+// j + 2:) from the columns after it.
+template <class T> inline T times_i(T x) {
+  if constexpr (is_complex<T>::value) return T(0, 1) * x;
+  else return T(0) * x;
+}
+template <bool Adjoint, class T, index N>
+inline Mat<T, N, N> solve_hessenberg_sylvester(const Mat<T, N, N>& h, const Mat<T, N, N>& c) {
+  Mat<T, N, N> x{};
+  if constexpr (!Adjoint) {
+    for (index j = 0; j + 2 < N; ++j)
+      for (index i = j + 2; i < N; ++i) {
+        T sum = c(i, j);
+        for (index k = 1; k <= j; ++k) sum -= x(i, k) * h(k, j);
+        for (index k = i - 1; k < N; ++k) sum += h(i, k) * x(k, j);
+        x(i, j + 1) = sum / h(j + 1, j);
+      }
+    Mat<T, N, N> out{};
+    for (index i = 0; i < N; ++i)
+      for (index j = 0; j < i; ++j) {
+        out(i, j) = x(i, j);
+        out(j, i) = -conj_of(x(i, j));
+      }
+    if constexpr (is_complex<T>::value) {
+      T phi(0);
+      for (index j = 0; j + 1 < N; ++j) {
+        T r = c(j + 1, j);  // (C - X S + S X)[j + 1, j]
+        for (index k = 1; k <= j; ++k) r -= x(j + 1, k) * h(k, j);
+        for (index k = j + 1; k < N; ++k) r += h(j + 1, k) * x(k, j);
+        phi += im_of(r) / re_of(h(j + 1, j));
+        out(j + 1, j + 1) = times_i(phi);
+      }
+    }
+    return out;
+  } else {
+    if constexpr (is_complex<T>::value) {
+      T later(0);
+      for (index j = N - 2; j >= 0; --j) {
+        later += im_of(c(j + 1, j + 1));
+        x(j + 1, j) = times_i(later / re_of(h(j + 1, j)));
+      }
+    }
+    for (index j = N - 3; j >= 0; --j)
+      for (index i = j + 2; i < N; ++i) {
+        // (C - C^H)[i, j + 1] - sum_(k > j) Y[i, k] conj(S[j + 1, k]) + (S^H Y)[i, j + 1]
+        T sum = c(i, j + 1) - conj_of(c(j + 1, i));
+        for (index k = j + 1; k < i; ++k) sum -= x(i, k) * conj_of(h(j + 1, k));
+        for (index k = j + 2; k <= std::min<index>(i + 1, N - 1); ++k)
+          sum += conj_of(h(k, i)) * x(k, j + 1);
+        x(i, j) = sum / conj_of(h(j + 1, j));
+      }
+    return x;
+  }
+}
+
 // -- the checks of degenerate inputs (templates/_runtime_shared.py's _violation, per matrix) ----
 template <class T> inline T square_root(T x) { return std::sqrt(x); }
 template <class S, int L> inline Lanes<S, L> square_root(Lanes<S, L> x) {

@@ -40,7 +40,8 @@ __all__ = [
     "_diag_part", "_empty_like", "_eye", "_raise_if_failed",
     "_indices", "_indices_permutation", "_mm", "_neg_mm", "_pad", "_pad_cols", "_pad_rows",
     "_pairwise_inv", "_permute_cols", "_permute_rows", "_pivots_permutation", "_skew", "_solve",
-    "_solve_sylvester", "_solve_tril_sylvester", "_solve_triangular", "_sym", "_to_field",
+    "_solve_hessenberg_sylvester", "_solve_sylvester", "_solve_tril_sylvester",
+    "_solve_triangular", "_sym", "_to_field",
     "_transposed", "_unbatched",
     "_native_shapes", "_unpacked",
     "_version_tuple", "_zero_tangent", "_zeros_like"]
@@ -149,6 +150,50 @@ def _solve_tril_sylvester(t, c, adjoint=False):
     return x
 
 
+
+def _solve_hessenberg_sylvester(h, c, adjoint=False):
+    """The skew-Hermitian Om, first row and column zero, with C - (Om S - S Om) Hessenberg
+    with a real subdiagonal, S = triu(H, -1) (adjoint=True: its transpose), as
+    templates/_runtime_shared.py's _hessenberg_sylvester_by_columns, each column set
+    functionally: JAX differentiates the loop, which is rational in H and C, to any order."""
+    n = h.shape[-1]
+    dtype = _jnp.result_type(h, c)
+    batch = _np.broadcast_shapes(h.shape[:-2], c.shape[:-2])
+    x = _jnp.zeros(batch + (n, n), dtype)
+    s = _jnp.triu(h, -1).astype(dtype)
+    sub = _jnp.diagonal(s, -1, -2, -1)
+    phases = _jnp.issubdtype(dtype, _jnp.complexfloating) and n > 1
+    if not adjoint:
+        for j in range(n - 2):
+            rhs = c[..., :, j:j + 1] - _mm(x, s[..., :, j:j + 1]) + _mm(s, x[..., :, j:j + 1])
+            x = x.at[..., j + 2:, j + 1:j + 2].set(rhs[..., j + 2:, :]
+                                                   / s[..., j + 1:j + 2, j:j + 1])
+        out = x - x.conj().mT
+        if phases:
+            residual = c - _mm(x, s) + _mm(s, x)
+            steps = _jnp.imag(_jnp.diagonal(residual, -1, -2, -1)) / _jnp.real(sub)
+            phi = _jnp.concatenate([_jnp.zeros(steps.shape[:-1] + (1,), steps.dtype),
+                                    _jnp.cumsum(steps, axis=-1)], -1)
+            eye = _jnp.eye(n, dtype=steps.dtype)[(None,) * (phi.ndim - 1)]  # as phi's rank
+            out = out + 1j * (eye * phi[..., None, :]).astype(dtype)
+        return out
+    g = c - c.conj().mT
+    sh = s.conj().mT
+    if phases:
+        later = _jnp.flip(_jnp.cumsum(_jnp.flip(_jnp.imag(_jnp.diagonal(c, 0, -2, -1)[..., 1:]),
+                                                -1), axis=-1), -1)
+        eta = _jnp.concatenate([later / _jnp.real(sub),
+                                _jnp.zeros(later.shape[:-1] + (1,), later.dtype)], -1)
+        below = _jnp.eye(n, k=-1, dtype=eta.dtype)[(None,) * (eta.ndim - 1)]  # (j + 1, j)
+        x = x + 1j * (below * eta[..., None, :]).astype(dtype)
+    for j in range(n - 3, -1, -1):
+        rhs = g[..., :, j + 1:j + 2] - _mm(x, sh[..., :, j + 1:j + 2]) \
+            + _mm(sh, x[..., :, j + 1:j + 2])
+        x = x.at[..., j + 2:, j:j + 1].set(rhs[..., j + 2:, :]
+                                           / s[..., j + 1:j + 2, j:j + 1].conj())
+    return x
+
+
 def _sylvester_by_eigh(a, b, c, eig_a=None, eig_b=None):
     """X with A X + X B = C, A and B Hermitian: in their eigenvector bases the equation is
     elementwise, X = Q_A ((Q_A^H C Q_B) / (a_i + b_j)) Q_B^H (one eigensolver when A is B,
@@ -216,8 +261,11 @@ def _on_host(fn, arrays, batched):
     batch = tuple(arrays[0].shape[:-2])
     eyes = [_np.eye(a.shape[-2], a.shape[-1], dtype=a.dtype) for a in arrays]
     like = fn(*(e[None] for e in eyes)) if batched else fn(*eyes)
+    # (a float64 result without x64, SciPy's identity Q of hessenberg: float32, as
+    # jnp.asarray makes it in the concrete branch)
     shapes = tuple(_jax.ShapeDtypeStruct(batch + _np.shape(y)[1 if batched else 0:],
-                                         _np.asarray(y).dtype) for y in like)
+                                         _jax.dtypes.canonicalize_dtype(_np.asarray(y).dtype))
+                   for y in like)
 
     def callback(*host):
         return tuple(_np.asarray(y, dtype=s.dtype)

@@ -17,7 +17,7 @@ from ._runtime_shared import (
     _empty_like, _indices, _indices_permutation, _pad, _pad_cols, _pad_rows, _pairwise_inv,
     _joined_rows, _permute_cols, _permute_rows, _pivots_permutation, _row_blocked,
     _row_blocks, _solve, _sylvester_by_eigh as _solve_sylvester,
-    _tril_sylvester_by_columns,
+    _hessenberg_sylvester_by_columns, _tril_sylvester_by_columns,
     _sum_rows, _to_field, _transposed, _unbatched, _unit_tril, _native_shapes, _unpacked,
     _version_tuple,
     _zeros_like)
@@ -32,7 +32,8 @@ __all__ = [
     "_checked_jvp", "_checked_vjp", "_raise_if_failed", "_cotangent_in", "_cotangent_out", "_diag",
     "_empty_like", "_indices", "_indices_permutation", "_pad", "_pad_cols", "_pad_rows",
     "_pairwise_inv", "_permute_cols", "_permute_rows", "_pivots_permutation", "_scipy", "_skew",
-    "_solve", "_solve_sylvester", "_solve_tril_sylvester", "_solve_triangular", "_sym",
+    "_solve", "_solve_hessenberg_sylvester", "_solve_sylvester", "_solve_tril_sylvester",
+    "_solve_triangular", "_sym",
     "_to_field", "_transposed",
     "_unbatched",
     "_native_shapes", "_unpacked",
@@ -73,6 +74,12 @@ def _skew(x):
 def _solve_tril_sylvester(t, c, adjoint=False):
     """The strictly lower X with tril(X S - S X, -1) = tril(C, -1), S = triu(T) or T^H."""
     return _tril_sylvester_by_columns(t, c, adjoint, _solve_triangular)
+
+
+def _solve_hessenberg_sylvester(h, c, adjoint=False):
+    """The skew-Hermitian Om, first row and column zero, with C - (Om S - S Om) Hessenberg
+    with a real subdiagonal, S = triu(H, -1) (adjoint=True: its transpose)."""
+    return _hessenberg_sylvester_by_columns(h, c, adjoint)
 
 
 def _solve_triangular(t, b, upper, left=True, unit=False):

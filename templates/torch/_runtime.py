@@ -36,7 +36,7 @@ __all__ = [
     "_plus_diag", "_joined_rows", "_put_rows", "_row_blocked", "_row_blocks", "_sum_rows",
     "_on_host", "_pad_cols", "_pad_rows", "_pairwise_inv", "_permute_cols", "_permute_rows",
     "_pivots_permutation", "_re", "_scipy", "_skew", "_skew_diag", "_solve_sylvester",
-    "_solve_tril_sylvester", "_sym", "_to_field",
+    "_solve_hessenberg_sylvester", "_solve_tril_sylvester", "_sym", "_to_field",
     "_transposed", "_tril_diag", "_triu_herm", "_unbatched", "_unit_tril", "_native_shapes",
     "_unpacked",
     "_version_tuple", "_zeros_like"]
@@ -419,6 +419,54 @@ def _solve_tril_sylvester(t, c, adjoint=False):
     if n == 0:
         return c.new_zeros(batch + (0, 0))
     return _torch.cat([x.expand(batch + (n, 1)) for x in columns], -1)
+
+
+
+def _solve_hessenberg_sylvester(h, c, adjoint=False):
+    """The skew-Hermitian Om, first row and column zero, with C - (Om S - S Om) Hessenberg
+    with a real subdiagonal, S = triu(H, -1) (adjoint=True: its transpose), as
+    templates/_runtime_shared.py's _hessenberg_sylvester_by_columns, each column a new
+    tensor (nothing written in place): autograd differentiates the loop, which is rational
+    in H and C, to any order."""
+    n = h.shape[-1]
+    dtype = _torch.promote_types(h.dtype, c.dtype)
+    batch = _torch.broadcast_shapes(h.shape[:-2], c.shape[:-2])
+    s, c = h.triu(-1).to(dtype), c.to(dtype).expand(batch + (n, n))
+    if n == 0:
+        return c.new_zeros(batch + (0, 0))
+    sub = s.diagonal(-1, -2, -1)
+    phases = dtype.is_complex and n > 1
+    zero = c.new_zeros(batch + (n, 1))
+    columns = [zero] * n
+    if not adjoint:
+        for j in range(n - 2):
+            known = _torch.cat(columns[:j + 1], -1)
+            rhs = c[..., j + 2:, j:j + 1] - known[..., j + 2:, :] @ s[..., :j + 1, j:j + 1] \
+                + s[..., j + 2:, :] @ columns[j]
+            solved = rhs / s[..., j + 1:j + 2, j:j + 1]
+            columns[j + 1] = _torch.cat([c.new_zeros(batch + (j + 2, 1)), solved], -2)
+        x = _torch.cat(columns, -1)
+        out = x - x.mH
+        if phases:
+            residual = c - x @ s + s @ x
+            steps = residual.diagonal(-1, -2, -1).imag / sub.real
+            phi = _torch.cat([steps.new_zeros(batch + (1,)), steps.cumsum(-1)], -1)
+            out = out + _torch.diag_embed(phi * 1j)
+        return out
+    g = c - c.mH
+    sh = s.mH
+    if phases:
+        diagonal = c.diagonal(0, -2, -1)[..., 1:].imag
+        later = diagonal.flip(-1).cumsum(-1).flip(-1)  # sum of im(C[l, l]) over l > j
+        subdiagonal = _torch.diag_embed(later / sub.real * 1j, -1)
+        columns = list(subdiagonal.split(1, -1))
+    for j in range(n - 3, -1, -1):
+        known = _torch.cat(columns[j + 1:], -1)
+        rhs = g[..., j + 2:, j + 1:j + 2] - known[..., j + 2:, :] @ sh[..., j + 1:, j + 1:j + 2] \
+            + sh[..., j + 2:, :] @ columns[j + 1]
+        solved = rhs / s[..., j + 1:j + 2, j:j + 1].conj()
+        columns[j] = columns[j] + _torch.cat([c.new_zeros(batch + (j + 2, 1)), solved], -2)
+    return _torch.cat(columns, -1)
 
 
 def _untraced_constant(x):

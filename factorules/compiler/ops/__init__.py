@@ -13,7 +13,8 @@ products by diag(v) or by a permutation is in ``factorules.compiler.product_fold
     elementwise  .conj, re, im (and ``adjoint``, the simplifying X^H)
     vectors      diagonal, diag, pairwise_inv, recip
     triangular   tril, triu, copyltu, sym, skew
-    solves       solve_triangular, solve, solve_sylvester, solve_tril_sylvester
+    solves       solve_triangular, solve, solve_sylvester, solve_tril_sylvester,
+                 solve_hessenberg_sylvester
 
 A new operation is a class in one family module (all of it), and one entry per backend
 table for the key its ``code`` prints (``printers/``); the spec language's function table
@@ -28,7 +29,8 @@ from .base import (Call, CallError, DeriveError, EvalError, LinearMap, OneOperan
                    is_vector, require_same_shape, require_square, split_product)
 from .blocks import Block, Embed, Eye, FlipCols, FlipRows, HStack, VStack, embed
 from .elementwise import Conj, Im, Re, adjoint
-from .solves import Solve, SolveSylvester, SolveTrilSylvester, SolveTriangular
+from .solves import (Solve, SolveHessenbergSylvester, SolveSylvester, SolveTrilSylvester,
+                     SolveTriangular)
 from .triangular import CopyLtu, Skew, Sym, Tril, Triu
 from .vectors import Diag, Diagonal, PairwiseInv, Recip, two_factor_products
 
@@ -36,7 +38,7 @@ __all__ = [
     "Block", "Call", "CallError", "Conj", "CopyLtu", "DeriveError", "Diag", "Diagonal", "Embed",
     "EvalError", "Eye", "FlipCols", "FlipRows", "HStack", "Im", "LinearMap", "OPERATIONS",
     "OneOperand", "PairwiseInv", "Re", "Recip", "STRUCTURAL_OPS", "ShapeError", "Size", "Skew",
-    "Solve", "SolveSylvester", "SolveTrilSylvester", "SolveTriangular", "StructuralOp", "Sym",
+    "Solve", "SolveHessenbergSylvester", "SolveSylvester", "SolveTrilSylvester", "SolveTriangular", "StructuralOp", "Sym",
     "Tril", "Triu", "VStack", "add", "adjoint", "as_expr", "as_flag", "bound", "dims_equal",
     "embed", "fmt_shape", "is_vector", "mul", "require_same_shape", "require_square",
     "split_product", "two_factor_products", "unless_zero", "zeros_like",

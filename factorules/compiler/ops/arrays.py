@@ -33,6 +33,9 @@ def adjoint(x):
     return conj(np.swapaxes(x, -1, -2))
 
 
+_adjoint = adjoint  # for functions whose flag is named adjoint
+
+
 def band(x, offset: int, lower: bool):
     """tril(x, offset) (``lower``) or triu(x, offset) of every matrix of the batch."""
     rows, cols = x.shape[-2:]
@@ -155,3 +158,49 @@ def solve_tril_sylvester(t, c, adjoint: bool):
         x[..., i, j] = values[..., q, 0]
     return x
 
+
+
+def _complex_values(*xs) -> bool:
+    """Whether any value is complex (mpmath's mpc; complex128 arrays always are)."""
+    return any(x.dtype != object or any(isinstance(v, mpmath.mpc) for v in x.flat) for x in xs)
+
+
+def solve_hessenberg_sylvester(h, c, adjoint: bool):
+    """solve_hessenberg_sylvester (factorules/compiler/ops/solves.py) of one H and C (may be a
+    batch), column by column with the recurrences of its docstring: adjoint=False gives the
+    skew-Hermitian Om (first row and column zero) with tril(Om S - S Om, -2) = tril(C, -2) and
+    im(subdiag(Om S - S Om)) = im(subdiag(C)), S = triu(H, -1); adjoint=True its transpose,
+    the Y (below the subdiagonal, imaginary on it) with Y S^H - S^H Y equal to skew(C) times
+    two below the diagonal and im(Y S^H - S^H Y) = im(C) on it, rows and columns 1: only."""
+    if h.ndim != 2:
+        raise EvalError("solve_hessenberg_sylvester: H must not be batched here")
+    s = band(h, -1, lower=False)
+    n = s.shape[0]
+    dtype = np.result_type(s.dtype, c.dtype)
+    zero = mpmath.mpf(0) if dtype == object else 0
+    x = np.zeros(c.shape, dtype=dtype)
+    x.fill(zero)
+    phases = _complex_values(h, c)
+    if not adjoint:
+        for j in range(n - 2):
+            rhs = c[..., :, j:j + 1] - x @ s[:, j:j + 1] + s @ x[..., :, j:j + 1]
+            x[..., j + 2:, j + 1] = rhs[..., j + 2:, 0] / s[j + 1, j]
+        out = x - _adjoint(x)
+        if phases:
+            residual = c - x @ s + s @ x
+            phi = zero
+            for j in range(n - 1):
+                phi = phi + imag(np.asarray(residual[..., j + 1, j])) / real(np.asarray(s[j + 1, j]))
+                out[..., j + 1, j + 1] = 1j * phi
+        return out
+    g = c - _adjoint(c)
+    sh = _adjoint(s)
+    if phases:
+        total = zero
+        for j in range(n - 2, -1, -1):
+            total = total + imag(np.asarray(c[..., j + 1, j + 1]))
+            x[..., j + 1, j] = 1j * total / real(np.asarray(s[j + 1, j]))
+    for j in range(n - 3, -1, -1):
+        rhs = g[..., :, j + 1:j + 2] - x @ sh[:, j + 1:j + 2] + sh @ x[..., :, j + 1:j + 2]
+        x[..., j + 2:, j] = rhs[..., j + 2:, 0] / conj(s[j + 1, j])
+    return x

@@ -1,5 +1,6 @@
 """Linear solves: ``solve_triangular(T, B, upper=, left=, unit=)``, ``solve(A, B, left=)``,
-``solve_sylvester(A, B, C)`` and ``solve_tril_sylvester(T, C, adjoint=)``.
+``solve_sylvester(A, B, C)``, ``solve_tril_sylvester(T, C, adjoint=)`` and
+``solve_hessenberg_sylvester(H, C, adjoint=)``.
 
 With X = T^-1 B: dX = T^-1 (dB - dT X), and with X = B T^-1: dX = (dB - X dT) T^-1.  A
 triangular solve only reads one triangle of T, so only that triangle of dT enters.  A solve
@@ -268,4 +269,75 @@ class SolveTrilSylvester(StructuralOp):
 
     def code(self, printer):
         return printer._op("solve_tril_sylvester", t=printer._print(self.tri),
+                           c=printer._print(self.rhs), adjoint=self.adjoint)
+
+
+class SolveHessenbergSylvester(StructuralOp):
+    """solve_hessenberg_sylvester(H, C, adjoint=False): for H n x n upper Hessenberg (read
+    from triu(H, -1) only), the skew-Hermitian Om, first row and column zero, with
+
+        tril(Om H - H Om, -2) = tril(C, -2),  im(subdiag(Om H - H Om)) = im(subdiag(C)),
+
+    unique where H's subdiagonal entries are nonzero (their real parts, for the second
+    equation).  It is the Hessenberg form's equation: with A = Q H Q^H, Q e1 = e1 and H's
+    subdiagonal real (LAPACK gehrd), Om = Q^H dQ and M = Q^H dA Q = dH + Om H - H Om, so
+    M - (Om H - H Om) is Hessenberg with a real subdiagonal.  Write Om = X - X^H + i diag(phi),
+    X strictly lower with first column zero: X^H H and H X^H are upper triangular, so entry
+    (i, j), i >= j + 2, reads (X H - H X)[i, j] = C[i, j], in which X[i, j + 1] H[j + 1, j] is
+    the one entry of column j + 1: column j + 1 from the columns before it.  The subdiagonal
+    entry (j + 1, j) gives phi[j + 1] = phi[j] + im(C - X H + H X)[j + 1, j] / re(H[j + 1, j]),
+    phi[0] = 0.  Linear over the reals (not over the complex numbers: im), under
+    <X, Y> = Re tr(X^H Y).
+
+    Differentiating: dOm = solve_hessenberg_sylvester(H, dC - Om dS + dS Om, adjoint), dS the
+    tangent of triu(H, -1) (adjoint=True: of its adjoint).  The transpose of C -> Om is the
+    solve with adjoint=True: G -> the Y, zero on and above the diagonal with an imaginary
+    subdiagonal, for which Y H^H - H^H Y has G's skew-Hermitian part away from the first row
+    and column; its transpose is the solve with adjoint=False.  The backends solve both a
+    column at a time (from the first column; from the last for adjoint=True) in operations
+    their frameworks differentiate (rational in the real and imaginary parts of H and C:
+    every order is right).
+    """
+
+    spec_name = "solve_hessenberg_sylvester"
+    call = Call(2, keywords=("adjoint",))
+
+    def __new__(cls, hess, rhs, adjoint=False):
+        require_square("solve_hessenberg_sylvester", hess)
+        if not (dims_equal(hess.rows, rhs.rows) and dims_equal(hess.cols, rhs.cols)):
+            raise ShapeError(f"solve_hessenberg_sylvester: H is {fmt_shape(hess)}, so C must "
+                             f"be {hess.rows}x{hess.rows}, but it is {fmt_shape(rhs)}")
+        return super().__new__(cls, hess, rhs, as_flag(adjoint))
+
+    hess = property(lambda self: self.args[0])
+    rhs = property(lambda self: self.args[1])
+    adjoint = property(lambda self: bool(self.args[2]))
+
+    @property
+    def shape(self):
+        return self.rhs.shape
+
+    def linearize(self, d):
+        dh = d(Triu(self.hess, -1))
+        ds = adjoint(dh) if self.adjoint else dh
+        inner = add([d(self.rhs), -mul(self, ds), mul(ds, self)], self.shape)
+        return unless_zero(lambda r: SolveHessenbergSylvester(self.hess, r, self.adjoint),
+                           inner, self.shape)
+
+    def cotangents(self, g, is_linear):
+        if is_linear(self.hess):
+            raise DeriveError(f"{self}: the Hessenberg matrix of the equation depends on the "
+                              f"tangents")
+        yield self.rhs, SolveHessenbergSylvester(self.hess, g, not self.adjoint)
+
+    def evaluate(self, value_of, evaluator):
+        return arrays.solve_hessenberg_sylvester(value_of(self.hess), value_of(self.rhs),
+                                                 self.adjoint)
+
+    def latex(self, printer):
+        name = r"\operatorname{sylv}_{H}" + ("^{*}" if self.adjoint else "")
+        return rf"{name}({printer._print(self.hess)}, {printer._print(self.rhs)})"
+
+    def code(self, printer):
+        return printer._op("solve_hessenberg_sylvester", h=printer._print(self.hess),
                            c=printer._print(self.rhs), adjoint=self.adjoint)

@@ -67,6 +67,7 @@ SHARED_OPS = {
     "pairwise_inv": "_pairwise_inv({x})",
     "solve_sylvester": "_solve_sylvester({a}, {b}, {c}{eigenbases})",
     "solve_tril_sylvester": "_solve_tril_sylvester({t}, {c}, adjoint={adjoint})",
+    "solve_hessenberg_sylvester": "_solve_hessenberg_sylvester({h}, {c}, adjoint={adjoint})",
     "scale_rows": "{v} * {x}",
     "permute_rows": "_permute_rows({p}, {x}, {transpose})",
     "permute_cols": "_permute_cols({p}, {x}, {transpose})",

@@ -40,6 +40,7 @@ class Printer(BatchedMatrixPrinter, CXX11CodePrinter):
         "solve": "fr::solve<{left}>({a}, {b})",
         "solve_sylvester": "fr::solve_sylvester({a}, {b}, {c})",
         "solve_tril_sylvester": "fr::solve_tril_sylvester<{adjoint}>({t}, {c})",
+        "solve_hessenberg_sylvester": "fr::solve_hessenberg_sylvester<{adjoint}>({h}, {c})",
         "hstack": "fr::hstack({xs})",
         "vstack": "fr::vstack({xs})",
         "pad": "fr::pad<{top}, {bottom}, {left}, {right}>({x})",
