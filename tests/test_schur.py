@@ -149,3 +149,29 @@ def test_solve_tril_sylvester_is_differentiated_by_torch_and_jax_to_second_order
     assert torch.autograd.gradgradcheck(f, inputs)
     check_grads(lambda tt, cc: jax_runtime._solve_tril_sylvester(tt, cc, True),
                 (jnp.asarray(t), jnp.asarray(c)), order=2, modes=["fwd", "rev"])
+
+
+@pytest.mark.parametrize("output", ["real", "complex"])
+def test_alignment_brings_a_schur_form_of_another_order_back_to_the_reference(output):
+    """LAPACK's order of the eigenvalues on T's diagonal is not a function of A (single and
+    double precision order some matrices differently; a deflation decision may flip between
+    A and A + h dA): gauge.align reorders (T, Z) into the reference's order (trexc), then
+    aligns the phases, so that finite differences compare with the rules' tangents."""
+    from scipy.linalg import lapack
+
+    from factorules.compiler.paths import ROOT
+    from factorules.compiler.render import load_checked
+    from factorules.tools import gauge
+    (checked,) = load_checked([ROOT / "spec" / "schur.yaml"])
+    cv = next(c for c in checked.variants if dict(c.variant.when)["output"] == output)
+    a = _real_spectrum(np.random.default_rng(9), (2,), 5, output == "complex")
+    t, z = _scipy(a, output)
+    moved_t, moved_z = t.copy(), z.copy()
+    trexc = lapack.ztrexc if np.iscomplexobj(t) else lapack.dtrexc
+    for i in range(2):  # the last eigenvalue first, in both matrices of the batch
+        moved_t[i], moved_z[i], info = trexc(t[i], z[i], 5, 1)
+        assert info == 0
+    assert not np.allclose(np.diagonal(moved_t, 0, -2, -1), np.diagonal(t, 0, -2, -1))
+    got = gauge.align([moved_t, moved_z], [t, z], cv)
+    np.testing.assert_allclose(got[0], t, atol=1e-12)
+    np.testing.assert_allclose(got[1], z, atol=1e-12)

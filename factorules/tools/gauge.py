@@ -287,8 +287,50 @@ def rotate(values, alignment: Alignment | None, cv, inverse: bool = False) -> li
 
 
 def align(outputs, reference, cv) -> list:
-    """The outputs in the gauge of ``reference``."""
+    """The outputs in the gauge of ``reference`` (and, for a Schur form, its order)."""
+    outputs = _in_reference_order(outputs, reference, cv)
     return rotate(outputs, phases(outputs, reference, cv), cv)
+
+
+def _schur_form(cv):
+    """(index of T, index of Z) among the returned outputs of a Schur form A = Z T Z^H whose
+    diagonal order is the algorithm's, not a function of A (LAPACK's gees: another
+    precision, or A + h dA near a deflation decision, may order the eigenvalues otherwise):
+    a variant that has no derivative at ties of diagonal(T) (ties without conditions), T
+    upper triangular, Z unitary; None for every other variant."""
+    ties, outs = cv.variant.ties, returned(cv)
+    if ties is None or ties.tangent or ties.cotangent:
+        return None
+    text = ties.values.text.replace(" ", "")
+    t = next((i for i, o in enumerate(outs) if text == f"diagonal({o.name})"
+              and o.structure == "upper_triangular"), None)
+    z = next((i for i, o in enumerate(outs) if o.structure == "unitary"), None)
+    return None if t is None or z is None else (t, z)
+
+
+def _in_reference_order(outputs, reference, cv) -> list:
+    """A Schur form's (T, Z) with T's diagonal moved into the order of the reference's by
+    LAPACK's trexc (unitary swaps of adjacent diagonal entries: the Schur form of the same A
+    in the reference's order), so that its gauge can be aligned; other outputs unchanged."""
+    found = _schur_form(cv)
+    if found is None:
+        return list(outputs)
+    from scipy.linalg import lapack
+    it, iz = found
+    t, z = (np.array(outputs[i]) for i in found)
+    want = np.diagonal(np.asarray(reference[it]), 0, -2, -1)
+    trexc = lapack.ztrexc if np.iscomplexobj(t) else lapack.dtrexc
+    wide = np.complex128 if np.iscomplexobj(t) else np.float64
+    for index in np.ndindex(*t.shape[:-2]):
+        tt, zz = t[index].astype(wide), z[index].astype(wide)
+        for k in range(tt.shape[-1]):
+            i = k + int(np.argmin(np.abs(np.diagonal(tt)[k:] - want[index][k])))
+            if i != k:  # 1-based: the entry at i moves to k
+                tt, zz, _ = trexc(tt, zz, i + 1, k + 1)
+        t[index], z[index] = tt, zz
+    out = list(outputs)
+    out[it], out[iz] = t, z
+    return out
 
 
 def fix(outputs, reference, cv) -> tuple:
