@@ -221,7 +221,6 @@ def _tril_sylvester_by_columns(t, c, adjoint, solve_triangular):
     return x
 
 
-
 def _hessenberg_sylvester_by_columns(h, c, adjoint):
     """solve_hessenberg_sylvester (factorules/compiler/ops/solves.py), a column at a time with
     S = triu(H, -1): adjoint=False, the skew-Hermitian Om = X - X^H + i diag(phi) with X's
