@@ -8,6 +8,8 @@
     factorules audit [NAME ...]        check every derivation in high precision (mpmath)
     factorules audit --report          ... and write docs/derivations/<name>.md
     factorules audit --mutate NAME     mutation testing: does the audit catch wrong rules?
+    factorules derive [NAME ...]       JVPs derived from the defining equations, beside the
+                                       written ones, with their agreement at 50 digits
     factorules bench [NAME]            generated vs native autodiff, as time ratios
     factorules bench --plot FILE.png   the same, drawn (ratios; GFLOP/s against DGEMM)
     factorules bench tsqr              distributed TSQR on 4 host devices vs one-device qr
@@ -168,6 +170,12 @@ def cmd_audit(args) -> int:
     return command.main(args)
 
 
+def cmd_derive(args) -> int:
+    from factorules.audit import agreement
+
+    return agreement.main(args)
+
+
 def cmd_new(args) -> int:
     import jinja2
 
@@ -279,6 +287,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "rules and report which check catches each mutant")
     p.add_argument("-v", "--verbose", action="store_true", help="print every check")
     p.set_defaults(func=cmd_audit)
+
+    p = sub.add_parser("derive", help="each case's JVP derived from its defining equation "
+                                      "(jvp: derive), beside the written one, with their "
+                                      "agreement at 50 digits")
+    p.add_argument("names", nargs="*", help="specs (default: all)")
+    p.set_defaults(func=cmd_derive)
 
     p = sub.add_parser("new", help="scaffold spec/NAME.yaml: every field, commented, working")
     p.add_argument("name", help="the operation's name (a lower-case Python identifier)")

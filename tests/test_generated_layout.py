@@ -113,8 +113,9 @@ def _line_of(path: str, fragment: str) -> int:
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_the_comment_cites_what_the_rule_text_names(backend):
     qr = (GENERATED / backend / "qr.py").read_text()
-    line = _line_of("spec/qr.yaml", "# WLL2012 Sec. 3: Q^H dA R^-1")
-    assert f"# spec/qr.yaml:{line}, WLL2012 Sec. 3\n" in qr
+    # qr's tall JVP is derived: its line, the split, and what its written_jvp cites
+    line = _line_of("spec/qr.yaml", "jvp: &tall_jvp derive")
+    assert f"# spec/qr.yaml:{line}, derived (qr split), WLL2012 Sec. 3\n" in qr
     line = _line_of("spec/qr.yaml", "# LLWX2019 eq. (7); the transpose")
     assert f"# spec/qr.yaml:{line}, LLWX2019 eq. (7)\n" in qr
     # eig's VJP is the transpose of its JVP (the spec gives none)
@@ -122,6 +123,12 @@ def test_the_comment_cites_what_the_rule_text_names(backend):
     line = _line_of("spec/eig.yaml", "# G2008 Sec. 3.1, then")
     assert f"# spec/eig.yaml:{line}, G2008 Sec. 3.1\n" in eig
     assert f"# spec/eig.yaml:{line}, G2008 Sec. 3.1, transposed (the spec gives no VJP)\n" in eig
+    # svd's VJP is the transpose of its derived JVP
+    svd = (GENERATED / backend / "svd.py").read_text()
+    lines = (ROOT / "spec" / "svd.yaml").read_text().splitlines()
+    line = lines.index('      - when: "m > n"') + 2  # the thin variant's, then its jvp line
+    assert lines[line - 1].strip() == "jvp: derive"
+    assert f"# spec/svd.yaml:{line}, derived (svd split) and transposed, T2016, WZ2019\n" in svd
 
 
 def _spec_citing(*keys: str) -> Spec:

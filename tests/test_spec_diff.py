@@ -18,34 +18,42 @@ def cli(*args):
 
 
 def test_an_edited_rule_and_call_are_named_and_diffed(tmp_path):
+    """From qr's hand-written tall JVP (its written_jvp made its jvp), one statement edited,
+    and SciPy's call, to the spec as it is: the derived JVP."""
     text = QR.read_text(encoding="utf-8")
-    assert text.count(B_LINE) == 1
-    edited = text.replace(B_LINE, B_LINE.replace("B = Q.H @ C", "B = (C.H @ Q).H")).replace(
+    derived = "jvp: &tall_jvp derive\n        written_jvp: &tall_written |"
+    assert text.count(B_LINE) == 1 and text.count(derived) == 1
+    written = text.replace(derived, "jvp: &tall_jvp |").replace(
+        "        written_jvp: *tall_written\n", "")
+    edited = written.replace(B_LINE, B_LINE.replace("B = Q.H @ C", "B = (C.H @ Q).H")).replace(
         'numpy: [{call: "numpy.linalg.qr(A, mode=mode)",',
         'numpy: [{call: "scipy.linalg.qr(A, mode=mode)", '
         'values: {mode: {reduced: economic, complete: full}},')
-    new = tmp_path / "edited.yaml"  # any file name: the spec's own name places it
-    new.write_text(edited, encoding="utf-8")
-    result = cli(str(QR), str(new))
+    old = tmp_path / "edited.yaml"  # any file name: the spec's own name places it
+    old.write_text(edited, encoding="utf-8")
+    result = cli(str(old), str(QR))
     assert result.returncode == 0, result.stderr
     out = result.stdout
     lines = out.splitlines()
-    assert lines[0] == f"diff: {QR} -> {new}"
-    assert ("spec qr: numpy calls numpy.linalg.qr(A, mode=mode) -> scipy.linalg.qr(A, mode=mode) "
-            "mode: reduced->economic, complete->full") in lines
+    assert lines[0] == f"diff: {old} -> {QR}"
+    assert ("spec qr: numpy calls scipy.linalg.qr(A, mode=mode) mode: reduced->economic, "
+            "complete->full -> numpy.linalg.qr(A, mode=mode)") in lines
     # torch's table, two entries, is as it was: no line
     # the edited statement is in the JVP shared (a YAML anchor) by three cases
     changed = [line for line in lines if line.startswith("rule ")]
     assert changed == [
-        "rule qr mode=complete [m == n] jvp: changed (written in the spec, 5 -> 5 statements)",
-        "rule qr mode=r [m >= n] jvp: changed (written in the spec, 4 -> 4 statements)",
-        "rule qr mode=reduced [m >= n] jvp: changed (written in the spec, 5 -> 5 statements)"]
+        "rule qr mode=complete [m == n] jvp: changed (derived from the defining equation, "
+        "5 -> 5 statements)",
+        "rule qr mode=r [m >= n] jvp: changed (derived from the defining equation, "
+        "4 -> 4 statements)",
+        "rule qr mode=reduced [m >= n] jvp: changed (derived from the defining equation, "
+        "5 -> 5 statements)"]
     files = {line.split(":")[0][5:] for line in lines if line.startswith("file ")}
     # the edited JVP changes the VJP derived from it: torch's fused kernels too
     assert files == {"docs/derivations/qr.md", "generated/torch/_fused_sources/qr.cpp"} | {
         f"generated/{b}/qr.py" for b in ("numpy", "torch", "jax", "cupy")}
-    assert "-            B = _mm(Q.mH, C)" in out  # torch's, as printed
-    assert "+B &= \\left(C^{H} Q\\right)^{H} \\\\" in out
+    assert "+            B = _mm(Q.mH, C)" in out  # torch's, as printed
+    assert "-B &= \\left(C^{H} Q\\right)^{H} \\\\" in out
 
 
 def test_a_revision_against_itself_changes_nothing():
@@ -93,9 +101,9 @@ def test_a_new_option_value_is_an_options_line_and_new_rules(tmp_path):
             f"{switch}") in lines
     added = sorted(line for line in lines if line.startswith("rule "))
     assert added == [
-        "rule qr mode=economic [m < n] jvp: added (written in the spec)",
+        "rule qr mode=economic [m < n] jvp: added (derived from the defining equation)",
         "rule qr mode=economic [m < n] vjp: added (written in the spec)",
-        "rule qr mode=economic [m >= n] jvp: added (written in the spec)",
+        "rule qr mode=economic [m >= n] jvp: added (derived from the defining equation)",
         "rule qr mode=economic [m >= n] vjp: added (written in the spec)"]
     assert not any("+++" in line for line in lines)  # --summary: no unified diff
 

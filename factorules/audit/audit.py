@@ -141,7 +141,7 @@ def _residual_norm(ev: num.Evaluator, e, env) -> float:
 
 
 def prepare(checked: CheckedSpec, cv: CheckedVariant, case: CheckedCase, shape: str,
-            prims: dict[str, int], field_name: str) -> Setup:
+            prims: dict[str, int], field_name: str, finite_differences: bool = True) -> Setup:
     spec = checked.spec
     seed = zlib.crc32(f"{spec.name}|{cv.variant.label}|{shape}|{field_name}".encode())
     rng = np.random.default_rng(seed)
@@ -177,7 +177,7 @@ def prepare(checked: CheckedSpec, cv: CheckedVariant, case: CheckedCase, shape: 
             setup.cotangents["g" + t.name] = mp_field.array(
                 sample.gaussian(rng, size(t), complex_field))
         try:
-            setup.fd = _finite_differences(setup, complex_field)
+            setup.fd = _finite_differences(setup, complex_field) if finite_differences else {}
         except (AuditError, num.EvalError) as err:
             setup.fd_error = str(err)
     return setup

@@ -49,6 +49,20 @@ def _residual(x: float | None) -> str:
     return "—" if x is None else ("0" if x == 0 else f"{x:.1e}")
 
 
+def _jvp_heading(case: CheckedCase) -> list[str]:
+    """What the JVP below is: as written, or derived (with the frame and split it used)."""
+    source = case.case
+    if source is None or not source.derived:
+        return ["**JVP** (as written in the spec)", ""]
+    steps = [line.lstrip("# ").strip() for line in source.jvp.text.splitlines()
+             if line.startswith("#")]
+    second = (" The spec's `written_jvp` is compared with it by `python cli.py derive`."
+              if source.written_jvp is not None else "")
+    return [f"**JVP** (`jvp: derive`: derived by the generator from the defining equation; "
+            f"{'; '.join(steps[1:]) or steps[0]}; see "
+            f"[derivation by catalogue](../derivation-by-catalogue.md)).{second}", ""]
+
+
 def _case_rows(results, cv: CheckedVariant, case: CheckedCase) -> list[str]:
     mine = [r for r in results if r.variant == cv.variant.label
             and r.case == case.condition.text]
@@ -122,7 +136,7 @@ def page(checked: CheckedSpec, results: list[audit.Result]) -> str:
             for r in residuals[len(case.defining):]:
                 lin.append(f"{latex(derive.linearize(r.expr, tangents))} &= 0")
             out += _display(lin)
-            out += ["**JVP** (as written in the spec)", ""] + _program(case.jvp.statements)
+            out += _jvp_heading(case) + _program(case.jvp.statements)
             if case.vjp.derived:
                 out += ["**VJP**: the spec gives none; this one is derived by transposing "
                         "the JVP and is the one generated.", ""]

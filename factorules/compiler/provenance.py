@@ -43,11 +43,22 @@ def _source(spec: Spec, text: Text) -> str:
     return ", ".join([f"{spec.path}:{text.line}", *citations(spec, text)])
 
 
+def _derived_source(spec: Spec, case: Case, transposed: bool = False) -> str:
+    """A derived JVP's line, the catalogue split it used, and what its second opinion (the
+    written rule) cites; ``transposed``: of the VJP that is its transpose."""
+    split = re.search(r"split '(\w+)'", case.jvp.text)
+    written = citations(spec, case.written_jvp) if case.written_jvp is not None else []
+    how = f"derived ({split.group(1) if split else 'catalogue'} split)"
+    return ", ".join([f"{spec.path}:{case.jvp.line}",
+                      how + (" and transposed" if transposed else ""), *written])
+
+
 def case_sources(spec: Spec, case: Case) -> dict[str, str]:
     """The comment text (without '#') that heads a case's generated JVP and VJP: the spec
     line of each rule's text and its citations; a VJP the spec does not give is the JVP's
     transpose (factorules.compiler.derive) and says so."""
-    jvp = _source(spec, case.jvp)
+    jvp = _derived_source(spec, case) if case.derived else _source(spec, case.jvp)
     vjp = (_source(spec, case.vjp) if case.vjp is not None
+           else _derived_source(spec, case, transposed=True) if case.derived
            else f"{jvp}, transposed (the spec gives no VJP)")
     return {"jvp": jvp, "vjp": vjp}

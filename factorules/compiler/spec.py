@@ -141,6 +141,12 @@ class Case:
     jvp: Text  # the JVP program: tangents of the outputs from those of the inputs
     vjp: Text | None  # None: derived by transposing the JVP (factorules.compiler.derive)
     defining: tuple[Text, ...] = ()  # equations that hold only under this case's condition
+    # 'jvp: derive': the JVP program was written by factorules.compiler.derive_jvp from the
+    # defining equation and the outputs' structures (jvp holds the derived text)
+    derived: bool = False
+    # a derived rule's second opinion: the JVP as written by hand ('written_jvp'), which
+    # `cli.py derive` and the tests compare with the derived one at 50 digits
+    written_jvp: Text | None = None
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from .spec import (ALWAYS, BACKENDS, DIAGONALS, DTYPES, HOST_BACKENDS, INDEX_STR
                    STRUCTURES, VECTOR_STRUCTURES, Benchmark, Case, Gauge, Option, Pivots, Reference,
                    Signature, Spec, SpecError, Tensor, Text, Ties, Variant)
 from .yaml_lines import KeyReader, LineList, LineMap, read_yaml_mapping
+from . import derive_jvp
 
 
 def _aliases(path, r: KeyReader, options, inputs, delegate) -> tuple:
@@ -328,9 +329,18 @@ def _variant(path, data, line, options) -> Variant:
         jvp = _text(path, cr.pop("jvp", str), cr.line_of("jvp"), "jvp")
         vjp_text = cr.pop("vjp", str, required=False)
         vjp = None if vjp_text is None else _text(path, vjp_text, cr.line_of("vjp"), "vjp")
+        written_text = cr.pop("written_jvp", str, required=False)
+        derived = jvp.text.strip() == derive_jvp.KEYWORD
+        if written_text is not None and not derived:
+            raise SpecError(path, cr.line_of("written_jvp"), "written_jvp is the second "
+                                                             "opinion of a derived rule: give "
+                                                             "it beside 'jvp: derive'")
+        written = (None if written_text is None
+                   else _text(path, written_text, cr.line_of("written_jvp"), "written_jvp"))
         case_defining = _defining(path, cr.pop("defining", LineList, default=LineList()))
         cr.done()
-        cases.append(Case(case_when, cr.line_of("when"), jvp, vjp, case_defining))
+        cases.append(Case(case_when, cr.line_of("when"), jvp, vjp, case_defining,
+                          derived=derived, written_jvp=written))
     if not cases:
         raise SpecError(path, r.line_of("cases"), "variant: 'cases' needs at least one case")
     r.done()
@@ -529,7 +539,7 @@ def load_spec(path: str | Path, display_path: str | None = None) -> Spec:
         br.done()
         row_blocks = (rows, below, r.line_of("row_blocks"))
     r.done()
-    return Spec(name=name, path=shown, sha256=hashlib.sha256(raw).hexdigest(), summary=summary,
+    spec = Spec(name=name, path=shown, sha256=hashlib.sha256(raw).hexdigest(), summary=summary,
                 references=tuple(references), dims=dims, inputs=inputs, options=options,
                 variants=variants, signatures=signatures, notes=notes,
                 benchmarks=benchmarks, framework=framework, delegate=delegate,
@@ -538,3 +548,4 @@ def load_spec(path: str | Path, display_path: str | None = None) -> Spec:
                 line_of={"dims": data.value_lines["dims"], **dim_lines,
                          **({"shapes": data.value_lines["shapes"]} if "shapes" in data else {}),
                          "variants": data.value_lines["variants"]})
+    return derive_jvp.derive_spec(spec)  # each 'jvp: derive' written out

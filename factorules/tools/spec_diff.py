@@ -132,7 +132,7 @@ def render_side(side: Side, pages: bool | set = True, files: bool | set = True) 
                 for rule in (case.jvp, case.vjp):
                     text = tuple(f"{s.name} = {s.expr}" for s in rule.program.statements)
                     rules[(name, cv.variant.label, case.condition.text, rule.kind)] = (
-                        text, rule.derived)
+                        text, _origin(rule, case))
     return Rendered(files, rules, options, calls)
 
 
@@ -180,12 +180,12 @@ def summary(old: Rendered, new: Rendered) -> list[str]:
             continue  # the spec line says it
         where = f"rule {name} {variant} [{case}] {kind}"
         if key not in old.rules:
-            lines.append(f"{where}: added ({_origin(new.rules[key])})")
+            lines.append(f"{where}: added ({new.rules[key][1]})")
         elif key not in new.rules:
             lines.append(f"{where}: removed")
         elif old.rules[key] != new.rules[key]:
             (before, _), (after, _) = old.rules[key], new.rules[key]
-            lines.append(f"{where}: changed ({_origin(new.rules[key])}, "
+            lines.append(f"{where}: changed ({new.rules[key][1]}, "
                          f"{len(before)} -> {len(after)} statements)")
         else:
             unchanged += 1
@@ -201,8 +201,13 @@ def summary(old: Rendered, new: Rendered) -> list[str]:
     return lines
 
 
-def _origin(rule: tuple) -> str:
-    return "derived by transposing the JVP" if rule[1] else "written in the spec"
+def _origin(rule, case) -> str:
+    """Where a checked rule comes from, in the words of the report."""
+    if rule.derived:
+        return "derived by transposing the JVP"
+    if rule.kind == "jvp" and case.case is not None and case.case.derived:
+        return "derived from the defining equation"
+    return "written in the spec"
 
 
 def unified(old: Rendered, new: Rendered) -> str:
