@@ -286,11 +286,13 @@ def _check_orthonormal_side(f: Factor, side: str) -> None:
                             f"{side} inverse (no catalogue entry)")
 
 
-def _orthonormal_times_triangular(p: _Program, f1: Factor, f2: Factor, e: str,
+def _orthonormal_times_triangular(p: _Program, f1: Factor, f2: Factor, e: str, a: str,
                                   sizes: Sizes) -> None:
     """A = F1 F2, one factor with orthonormal columns (left) or rows (right), the other
     triangular: the triangular inverse first, then the orthonormal factor's adjoint; the
-    orthonormal factor's tangent is solved from the linearized equation."""
+    orthonormal factor's tangent is solved from the linearized equation.  A trapezoidal
+    triangular factor's rest is an explicit function of the input, R2 = Q^H A2 (L2 = A2 Q^H),
+    the orthonormal factor being square then: its tangent is the product rule's."""
     split = catalogue.split_for(f1.space, f2.space)
     if split is None:
         raise DeriveFailure(f"no catalogue split of {_meaning(f1.space)} + {_meaning(f2.space)}")
@@ -317,7 +319,8 @@ def _orthonormal_times_triangular(p: _Program, f1: Factor, f2: Factor, e: str,
         p.result(d_o, f"{cr} - {o.text} @ {y}")
         dt = f"{y} @ {t1}"
         if wide:
-            dt = f"hstack({dt}, {o.adjoint_text} @ ({e}[:, {rows}:] - {d_o} @ {t.text}[:, {rows}:]))"
+            rest = f"{_block(a)}[:, {rows}:]"
+            dt = f"hstack({dt}, {d_o}.H @ {rest} + {o.adjoint_text} @ {e}[:, {rows}:])"
         p.result(f"d{t.name}", dt)
     else:  # A = T O
         tall = sizes.compare(rows, cols) == ">"
@@ -331,8 +334,14 @@ def _orthonormal_times_triangular(p: _Program, f1: Factor, f2: Factor, e: str,
         p.result(d_o, f"{cl} - {x} @ {o.text}")
         dt = f"{t1} @ {x}"
         if tall:
-            dt = f"vstack({dt}, ({e}[{cols}:, :] - {t.text}[{cols}:, :] @ {d_o}) @ {o.adjoint_text})"
+            rest = f"{_block(a)}[{cols}:, :]"
+            dt = f"vstack({dt}, {e}[{cols}:, :] @ {o.adjoint_text} + {rest} @ {d_o}.H)"
         p.result(f"d{t.name}", dt)
+
+
+def _block(x: str) -> str:
+    """Spec text that a block subscript can follow."""
+    return x if x.isidentifier() else f"({x})"
 
 
 def _orthonormal_times_hermitian(p: _Program, f1: Factor, f2: Factor, e: str,
@@ -468,13 +477,15 @@ def _derived(spec: Spec, variant, a: Tensor, eq: Text, factors: list[Factor],
              sizes: Sizes) -> str:
     factors = _whole_blocks(factors, sizes)
     _check_offsets(factors, sizes)
-    e = f"d{a.name}"
+    e, x = f"d{a.name}", a.name  # the input's tangent and the input, in the product's frame
     # permutations are locally constant: A = P B Pi^T is B = P^T A Pi, dB = P^T dA Pi
     while factors and factors[0].permutation:
-        e = f"{factors[0].name}{'' if factors[0].adjointed else '.T'} @ {e}"
+        inverse = f"{factors[0].name}{'' if factors[0].adjointed else '.T'}"
+        e, x = f"{inverse} @ {e}", f"{inverse} @ {x}"
         factors = factors[1:]
     while factors and factors[-1].permutation:
-        e = f"{e} @ {factors[-1].name}{'' if factors[-1].adjointed else '.T'}"
+        inverse = f"{factors[-1].name}{'' if factors[-1].adjointed else '.T'}"
+        e, x = f"{e} @ {inverse}", f"{x} @ {inverse}"
         factors = factors[:-1]
     if a.structure == "hermitian":
         e = f"sym({e})"
@@ -500,7 +511,7 @@ def _derived(spec: Spec, variant, a: Tensor, eq: Text, factors: list[Factor],
             raise DeriveFailure("a Hermitian factor beside a factor that is not orthonormal "
                                 "(no catalogue entry)")
         elif "skew" in spaces and spaces != ["skew", "skew"]:
-            _orthonormal_times_triangular(p, *factors, e, sizes)
+            _orthonormal_times_triangular(p, *factors, e, x, sizes)
         elif "skew" not in spaces:
             _triangular_times_triangular(p, *factors, e, sizes)
         else:

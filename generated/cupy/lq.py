@@ -173,7 +173,13 @@ def _jvp_rule(A, L, Q, dA, mode, check_singular):
             dQ = _accumulate(-(X @ Q), C)
             C = None
             dL = _cp.concatenate(
-                [_c0 @ X, (_accumulate(-(L[..., n:, :] @ dQ), dA[..., n:, :])) @ _c1], axis=-2
+                [
+                    _c0 @ X,
+                    _accumulate(
+                        dA[..., n:, :] @ _c1, A[..., n:, :] @ _cp.conj(_cp.swapaxes(dQ, -1, -2))
+                    ),
+                ],
+                axis=-2,
             )
             return _checked_jvp(
                 "lq",
@@ -362,7 +368,7 @@ def _vjp_rule(A, L, Q, gL, gQ, mode, check_singular):
 
             # spec/lq.yaml:64, derived (lq split) and transposed, RR2020 Sec. 4
             _c0 = gL[..., n:, :]
-            _g_dQ = _accumulate(-(_cp.conj(_cp.swapaxes(L[..., n:, :], -1, -2)) @ _c0 @ Q), gQ)
+            _g_dQ = _accumulate(_cp.conj(_cp.swapaxes(_c0, -1, -2)) @ A[..., n:, :], gQ)
             _c1 = _cp.conj(_cp.swapaxes(L[..., :n, :], -1, -2))
             _g_X = _accumulate(_c1 @ gL[..., :n, :], _g_dQ @ _cp.conj(_cp.swapaxes(Q, -1, -2)), -1)
             _c2 = _tril(_g_X, -1)

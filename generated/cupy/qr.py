@@ -304,7 +304,13 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
             dQ = _accumulate(-(Q @ Y), C)
             C = None
             dR = _cp.concatenate(
-                [Y @ _c0, _c1 @ (_accumulate(-(dQ @ R[..., :, m:]), dA[..., :, m:]))], axis=-1
+                [
+                    Y @ _c0,
+                    _accumulate(
+                        _cp.conj(_cp.swapaxes(dQ, -1, -2)) @ A[..., :, m:], _c1 @ dA[..., :, m:]
+                    ),
+                ],
+                axis=-1,
             )
             return _checked_jvp(
                 "qr",
@@ -397,7 +403,13 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
             dQ = _accumulate(-(Q @ Y), C)
             C = None
             dR = _cp.concatenate(
-                [Y @ _c0, _c1 @ (_accumulate(-(dQ @ R[..., :, m:]), dA[..., :, m:]))], axis=-1
+                [
+                    Y @ _c0,
+                    _accumulate(
+                        _cp.conj(_cp.swapaxes(dQ, -1, -2)) @ A[..., :, m:], _c1 @ dA[..., :, m:]
+                    ),
+                ],
+                axis=-1,
             )
             return _checked_jvp(
                 "qr",
@@ -445,7 +457,13 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
             dQ = _accumulate(-(Q @ Y), C)
             C = None
             dR = _cp.concatenate(
-                [Y @ _c0, _c1 @ (_accumulate(-(dQ @ R[..., :, m:]), dA[..., :, m:]))], axis=-1
+                [
+                    Y @ _c0,
+                    _accumulate(
+                        _cp.conj(_cp.swapaxes(dQ, -1, -2)) @ A[..., :, m:], _c1 @ dA[..., :, m:]
+                    ),
+                ],
+                axis=-1,
             )
             return _checked_jvp(
                 "qr",

@@ -314,7 +314,15 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
             dQ = _accumulate(-(Q @ Y), C)
             C = None
             dR = _cp.concatenate(
-                [Y @ _c0, _c1 @ (_accumulate(-(dQ @ R[..., :, m:]), E[..., :, m:]))], axis=-1
+                [
+                    Y @ _c0,
+                    _accumulate(
+                        _cp.conj(_cp.swapaxes(dQ, -1, -2))
+                        @ _permute_cols(Pi, A, False)[..., :, m:],
+                        _c1 @ E[..., :, m:],
+                    ),
+                ],
+                axis=-1,
             )
             return _checked_jvp(
                 "qr_pivoted",
@@ -412,7 +420,15 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
             dQ = _accumulate(-(Q @ Y), C)
             C = None
             dR = _cp.concatenate(
-                [Y @ _c0, _c1 @ (_accumulate(-(dQ @ R[..., :, m:]), E[..., :, m:]))], axis=-1
+                [
+                    Y @ _c0,
+                    _accumulate(
+                        _cp.conj(_cp.swapaxes(dQ, -1, -2))
+                        @ _permute_cols(Pi, A, False)[..., :, m:],
+                        _c1 @ E[..., :, m:],
+                    ),
+                ],
+                axis=-1,
             )
             return _checked_jvp(
                 "qr_pivoted",
@@ -463,7 +479,15 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
             dQ = _accumulate(-(Q @ Y), C)
             C = None
             dR = _cp.concatenate(
-                [Y @ _c0, _c1 @ (_accumulate(-(dQ @ R[..., :, m:]), E[..., :, m:]))], axis=-1
+                [
+                    Y @ _c0,
+                    _accumulate(
+                        _cp.conj(_cp.swapaxes(dQ, -1, -2))
+                        @ _permute_cols(Pi, A, False)[..., :, m:],
+                        _c1 @ E[..., :, m:],
+                    ),
+                ],
+                axis=-1,
             )
             return _checked_jvp(
                 "qr_pivoted",

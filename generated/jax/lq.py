@@ -160,7 +160,7 @@ def _jvp_rule(A, L, Q, dA, mode, check_singular):
             X = _jnp.tril(B + B.mT.conj(), -1) + _diag_part(_jnp.real(B)).astype(A.dtype)
             dQ = C + _neg_mm(X, Q)
             dL = _jnp.concatenate(
-                [_mm(_c0, X), _mm(dA[..., n:, :] + _neg_mm(L[..., n:, :], dQ), _c1)], axis=-2
+                [_mm(_c0, X), _mm(dA[..., n:, :], _c1) + _mm(A[..., n:, :], dQ.mT.conj())], axis=-2
             )
             return _checked_jvp(
                 "lq",
@@ -319,7 +319,7 @@ def _vjp_rule(A, L, Q, gL, gQ, mode, check_singular):
 
             # spec/lq.yaml:64, derived (lq split) and transposed, RR2020 Sec. 4
             _c0 = gL[..., n:, :]
-            _g_dQ = _neg_mm(_mm(L[..., n:, :].mT.conj(), _c0), Q) + gQ
+            _g_dQ = _mm(_c0.mT.conj(), A[..., n:, :]) + gQ
             _c1 = L[..., :n, :].mT.conj()
             _g_X = _mm(_c1, gL[..., :n, :]) + _neg_mm(_g_dQ, Q.mT.conj())
             _c2 = _jnp.tril(_g_X, -1)

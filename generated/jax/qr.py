@@ -297,7 +297,7 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
             Y = _jnp.triu(B + B.mT.conj(), 1) + _diag_part(_jnp.real(B)).astype(A.dtype)
             dQ = C + _neg_mm(Q, Y)
             dR = _jnp.concatenate(
-                [_mm(Y, _c0), _mm(_c1, dA[..., :, m:] + _neg_mm(dQ, R[..., :, m:]))], axis=-1
+                [_mm(Y, _c0), _mm(dQ.mT.conj(), A[..., :, m:]) + _mm(_c1, dA[..., :, m:])], axis=-1
             )
             return _checked_jvp(
                 "qr",
@@ -365,7 +365,7 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
             Y = _jnp.triu(B + B.mT.conj(), 1) + _diag_part(_jnp.real(B)).astype(A.dtype)
             dQ = C + _neg_mm(Q, Y)
             dR = _jnp.concatenate(
-                [_mm(Y, _c0), _mm(_c1, dA[..., :, m:] + _neg_mm(dQ, R[..., :, m:]))], axis=-1
+                [_mm(Y, _c0), _mm(dQ.mT.conj(), A[..., :, m:]) + _mm(_c1, dA[..., :, m:])], axis=-1
             )
             return _checked_jvp(
                 "qr",
@@ -403,7 +403,7 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
             Y = _jnp.triu(B + B.mT.conj(), 1) + _diag_part(_jnp.real(B)).astype(A.dtype)
             dQ = C + _neg_mm(Q, Y)
             dR = _jnp.concatenate(
-                [_mm(Y, _c0), _mm(_c1, dA[..., :, m:] + _neg_mm(dQ, R[..., :, m:]))], axis=-1
+                [_mm(Y, _c0), _mm(dQ.mT.conj(), A[..., :, m:]) + _mm(_c1, dA[..., :, m:])], axis=-1
             )
             return _checked_jvp(
                 "qr",

@@ -295,7 +295,12 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
             Y = _jnp.triu(B + B.mT.conj(), 1) + _diag_part(_jnp.real(B)).astype(A.dtype)
             dQ = C + _neg_mm(Q, Y)
             dR = _jnp.concatenate(
-                [_mm(Y, _c0), _mm(_c1, E[..., :, m:] + _neg_mm(dQ, R[..., :, m:]))], axis=-1
+                [
+                    _mm(Y, _c0),
+                    _mm(dQ.mT.conj(), _permute_cols(Pi, A, False)[..., :, m:])
+                    + _mm(_c1, E[..., :, m:]),
+                ],
+                axis=-1,
             )
             return _checked_jvp(
                 "qr_pivoted",
@@ -368,7 +373,12 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
             Y = _jnp.triu(B + B.mT.conj(), 1) + _diag_part(_jnp.real(B)).astype(A.dtype)
             dQ = C + _neg_mm(Q, Y)
             dR = _jnp.concatenate(
-                [_mm(Y, _c0), _mm(_c1, E[..., :, m:] + _neg_mm(dQ, R[..., :, m:]))], axis=-1
+                [
+                    _mm(Y, _c0),
+                    _mm(dQ.mT.conj(), _permute_cols(Pi, A, False)[..., :, m:])
+                    + _mm(_c1, E[..., :, m:]),
+                ],
+                axis=-1,
             )
             return _checked_jvp(
                 "qr_pivoted",
@@ -409,7 +419,12 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
             Y = _jnp.triu(B + B.mT.conj(), 1) + _diag_part(_jnp.real(B)).astype(A.dtype)
             dQ = C + _neg_mm(Q, Y)
             dR = _jnp.concatenate(
-                [_mm(Y, _c0), _mm(_c1, E[..., :, m:] + _neg_mm(dQ, R[..., :, m:]))], axis=-1
+                [
+                    _mm(Y, _c0),
+                    _mm(dQ.mT.conj(), _permute_cols(Pi, A, False)[..., :, m:])
+                    + _mm(_c1, E[..., :, m:]),
+                ],
+                axis=-1,
             )
             return _checked_jvp(
                 "qr_pivoted",

@@ -167,7 +167,7 @@ def _jvp_rule(A, L, Q, dA, mode, check_singular):
             dQ = _accumulate(-(X @ Q), C)
             C = None
             dL = _np.concatenate(
-                [_c0 @ X, (_accumulate(-(L[..., n:, :] @ dQ), dA[..., n:, :])) @ _c1], axis=-2
+                [_c0 @ X, _accumulate(dA[..., n:, :] @ _c1, A[..., n:, :] @ _adjoint(dQ))], axis=-2
             )
             return _checked_jvp(
                 "lq",
@@ -348,7 +348,7 @@ def _vjp_rule(A, L, Q, gL, gQ, mode, check_singular):
 
             # spec/lq.yaml:64, derived (lq split) and transposed, RR2020 Sec. 4
             _c0 = gL[..., n:, :]
-            _g_dQ = _accumulate(-(_adjoint(L[..., n:, :]) @ _c0 @ Q), gQ)
+            _g_dQ = _accumulate(_adjoint(_c0) @ A[..., n:, :], gQ)
             _c1 = _adjoint(L[..., :n, :])
             _g_X = _accumulate(_c1 @ gL[..., :n, :], _g_dQ @ _adjoint(Q), -1)
             _c2 = _np.tril(_g_X, -1)

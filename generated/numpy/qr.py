@@ -347,7 +347,7 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
             dQ = _accumulate(-(Q @ Y), C)
             C = None
             dR = _np.concatenate(
-                [Y @ _c0, _c1 @ (_accumulate(-(dQ @ R[..., :, m:]), dA[..., :, m:]))], axis=-1
+                [Y @ _c0, _accumulate(_adjoint(dQ) @ A[..., :, m:], _c1 @ dA[..., :, m:])], axis=-1
             )
             return _checked_jvp(
                 "qr",
@@ -437,7 +437,7 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
             dQ = _accumulate(-(Q @ Y), C)
             C = None
             dR = _np.concatenate(
-                [Y @ _c0, _c1 @ (_accumulate(-(dQ @ R[..., :, m:]), dA[..., :, m:]))], axis=-1
+                [Y @ _c0, _accumulate(_adjoint(dQ) @ A[..., :, m:], _c1 @ dA[..., :, m:])], axis=-1
             )
             return _checked_jvp(
                 "qr",
@@ -513,7 +513,7 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
             dQ = _accumulate(-(Q @ Y), C)
             C = None
             dR = _np.concatenate(
-                [Y @ _c0, _c1 @ (_accumulate(-(dQ @ R[..., :, m:]), dA[..., :, m:]))], axis=-1
+                [Y @ _c0, _accumulate(_adjoint(dQ) @ A[..., :, m:], _c1 @ dA[..., :, m:])], axis=-1
             )
             return _checked_jvp(
                 "qr",

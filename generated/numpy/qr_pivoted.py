@@ -307,7 +307,13 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
             dQ = _accumulate(-(Q @ Y), C)
             C = None
             dR = _np.concatenate(
-                [Y @ _c0, _c1 @ (_accumulate(-(dQ @ R[..., :, m:]), E[..., :, m:]))], axis=-1
+                [
+                    Y @ _c0,
+                    _accumulate(
+                        _adjoint(dQ) @ _permute_cols(Pi, A, False)[..., :, m:], _c1 @ E[..., :, m:]
+                    ),
+                ],
+                axis=-1,
             )
             return _checked_jvp(
                 "qr_pivoted",
@@ -402,7 +408,13 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
             dQ = _accumulate(-(Q @ Y), C)
             C = None
             dR = _np.concatenate(
-                [Y @ _c0, _c1 @ (_accumulate(-(dQ @ R[..., :, m:]), E[..., :, m:]))], axis=-1
+                [
+                    Y @ _c0,
+                    _accumulate(
+                        _adjoint(dQ) @ _permute_cols(Pi, A, False)[..., :, m:], _c1 @ E[..., :, m:]
+                    ),
+                ],
+                axis=-1,
             )
             return _checked_jvp(
                 "qr_pivoted",
@@ -453,7 +465,13 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
             dQ = _accumulate(-(Q @ Y), C)
             C = None
             dR = _np.concatenate(
-                [Y @ _c0, _c1 @ (_accumulate(-(dQ @ R[..., :, m:]), E[..., :, m:]))], axis=-1
+                [
+                    Y @ _c0,
+                    _accumulate(
+                        _adjoint(dQ) @ _permute_cols(Pi, A, False)[..., :, m:], _c1 @ E[..., :, m:]
+                    ),
+                ],
+                axis=-1,
             )
             return _checked_jvp(
                 "qr_pivoted",

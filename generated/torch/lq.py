@@ -175,7 +175,7 @@ def _jvp_rule(A, L, Q, dA, mode, check_singular):
             dQ = _addmm(C, X, Q, alpha=-1)
             C = None
             dL = _torch.cat(
-                [_mm(_c0, X), _mm(_addmm(dA[..., n:, :], L[..., n:, :], dQ, alpha=-1), _c1)], dim=-2
+                [_mm(_c0, X), _addmm(_mm(dA[..., n:, :], _c1), A[..., n:, :], dQ.mH)], dim=-2
             )
             return _checked_jvp(
                 "lq",
@@ -345,7 +345,7 @@ def _vjp_rule(A, L, Q, gL, gQ, mode, check_singular):
 
             # spec/lq.yaml:64, derived (lq split) and transposed, RR2020 Sec. 4
             _c0 = gL[..., n:, :]
-            _g_dQ = _addmm(gQ, _mm(L[..., n:, :].mH, _c0), Q, alpha=-1)
+            _g_dQ = _addmm(gQ, _c0.mH, A[..., n:, :])
             _c1 = L[..., :n, :].mH
             _g_X = _addmm(_mm(_c1, gL[..., :n, :]), _g_dQ, Q.mH, alpha=-1)
             _c2 = _g_X.tril(-1)

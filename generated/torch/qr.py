@@ -411,7 +411,7 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
             dQ = _addmm(C, Q, Y, alpha=-1)
             C = None
             dR = _torch.cat(
-                [_mm(Y, _c0), _mm(_c1, _addmm(dA[..., :, m:], dQ, R[..., :, m:], alpha=-1))], dim=-1
+                [_mm(Y, _c0), _addmm(_mm(dQ.mH, A[..., :, m:]), _c1, dA[..., :, m:])], dim=-1
             )
             return _checked_jvp(
                 "qr",
@@ -496,7 +496,7 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
             dQ = _addmm(C, Q, Y, alpha=-1)
             C = None
             dR = _torch.cat(
-                [_mm(Y, _c0), _mm(_c1, _addmm(dA[..., :, m:], dQ, R[..., :, m:], alpha=-1))], dim=-1
+                [_mm(Y, _c0), _addmm(_mm(dQ.mH, A[..., :, m:]), _c1, dA[..., :, m:])], dim=-1
             )
             return _checked_jvp(
                 "qr",
@@ -569,7 +569,7 @@ def _jvp_rule(A, Q, R, dA, mode, check_singular):
             dQ = _addmm(C, Q, Y, alpha=-1)
             C = None
             dR = _torch.cat(
-                [_mm(Y, _c0), _mm(_c1, _addmm(dA[..., :, m:], dQ, R[..., :, m:], alpha=-1))], dim=-1
+                [_mm(Y, _c0), _addmm(_mm(dQ.mH, A[..., :, m:]), _c1, dA[..., :, m:])], dim=-1
             )
             return _checked_jvp(
                 "qr",

@@ -313,7 +313,11 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
             dQ = _addmm(C, Q, Y, alpha=-1)
             C = None
             dR = _torch.cat(
-                [_mm(Y, _c0), _mm(_c1, _addmm(E[..., :, m:], dQ, R[..., :, m:], alpha=-1))], dim=-1
+                [
+                    _mm(Y, _c0),
+                    _addmm(_mm(dQ.mH, _permute_cols(Pi, A, False)[..., :, m:]), _c1, E[..., :, m:]),
+                ],
+                dim=-1,
             )
             return _checked_jvp(
                 "qr_pivoted",
@@ -403,7 +407,11 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
             dQ = _addmm(C, Q, Y, alpha=-1)
             C = None
             dR = _torch.cat(
-                [_mm(Y, _c0), _mm(_c1, _addmm(E[..., :, m:], dQ, R[..., :, m:], alpha=-1))], dim=-1
+                [
+                    _mm(Y, _c0),
+                    _addmm(_mm(dQ.mH, _permute_cols(Pi, A, False)[..., :, m:]), _c1, E[..., :, m:]),
+                ],
+                dim=-1,
             )
             return _checked_jvp(
                 "qr_pivoted",
@@ -450,7 +458,11 @@ def _jvp_rule(A, Q, R, P, Pi, dA, mode, check_singular):
             dQ = _addmm(C, Q, Y, alpha=-1)
             C = None
             dR = _torch.cat(
-                [_mm(Y, _c0), _mm(_c1, _addmm(E[..., :, m:], dQ, R[..., :, m:], alpha=-1))], dim=-1
+                [
+                    _mm(Y, _c0),
+                    _addmm(_mm(dQ.mH, _permute_cols(Pi, A, False)[..., :, m:]), _c1, E[..., :, m:]),
+                ],
+                dim=-1,
             )
             return _checked_jvp(
                 "qr_pivoted",

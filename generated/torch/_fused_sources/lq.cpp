@@ -58,7 +58,7 @@ int lq_v0_vjp(const void* const* in, const index* strides, void* const* out, ind
     const auto gQ = fr::load<fr_W, n, n>(
         static_cast<const fr_I*>(in[4]), strides + 12, b);
     const auto _c0 = fr::block<n, m, 0, n>(gL);
-    const auto _g_dQ = -(fr::mm(fr::mm(fr::adjoint(fr::block<n, m, 0, n>(L)), _c0), Q)) + gQ;
+    const auto _g_dQ = fr::mm(fr::adjoint(_c0), fr::block<n, m, 0, n>(A)) + gQ;
     const auto _c1 = fr::adjoint(fr::block<0, n, 0, n>(L));
     const auto _g_X = fr::mm(_c1, fr::block<0, n, 0, n>(gL)) - fr::mm(_g_dQ, fr::adjoint(Q));
     const auto _c2 = fr::tril(_g_X, -1);
