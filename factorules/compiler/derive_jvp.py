@@ -1,8 +1,8 @@
 """``jvp: derive``: a case's JVP program written from its defining equation and the outputs'
 structures, by the catalogue of splits (factorules/compiler/catalogue.py).
 
-The defining equation ``INPUT = F1 @ F2`` (or ``F1 @ diag(v) @ F3``, with permutations on
-the left) is read as a product of the outputs; each factor's structure gives the space its
+The defining equation ``INPUT = F1 @ F2`` (or ``F1 @ diag(v) @ F3``, with permutations at
+either end) is read as a product of the outputs; each factor's structure gives the space its
 frame tangent lies in; the catalogue entry for that pair of spaces separates them.  The
 program the derivation writes is spec text, parsed and checked like a written one, so that
 everything downstream (VJP by transposition, printers, audit, mutation testing, derivation
