@@ -29,6 +29,7 @@ from factorules.compiler.spec import Text
 from factorules.compiler.spec_loader import load_spec
 
 import ladder
+from written_rules import qr_with_written_jvps
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = sorted((ROOT / "spec").glob("*.yaml"))
@@ -116,12 +117,7 @@ def test_cli_audit_rejects_an_unknown_spec_name():
 def _qr_with(tmp_path, old, new):
     """spec/qr.yaml with its hand-written JVPs (the second opinions of its derived ones) as
     its JVPs, and the first ``old`` (in the tall rules, which come first) edited."""
-    text = (ROOT / "spec" / "qr.yaml").read_text()
-    for rule in ("tall", "wide"):
-        derived = f"jvp: &{rule}_jvp derive\n        written_jvp: &{rule}_written |"
-        assert derived in text, derived
-        text = text.replace(derived, f"jvp: &{rule}_jvp |")
-        text = text.replace(f"        written_jvp: *{rule}_written\n", "")
+    text = qr_with_written_jvps((ROOT / "spec" / "qr.yaml").read_text())
     assert old in text, old
     spec_dir = tmp_path / "spec"
     spec_dir.mkdir()
