@@ -359,14 +359,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def check_specs(spec_dir: Path) -> None:
-    """Load and check every spec, before the printers (and the frameworks they import) load.
+def check_specs(spec_dir: Path, names=None) -> None:
+    """Load and check the specs a command reads, before the printers (and the frameworks they
+    import) load: those of ``names`` (a command's spec names; a name without a file is left to
+    the command to report), or every spec.
 
     A bad spec fails here, quickly, and before any command writes anything.
     """
     from factorules.compiler.check import check_file
 
-    for path in sorted(spec_dir.glob("*.yaml")):
+    paths = sorted(spec_dir.glob("*.yaml"))
+    if names:
+        paths = [p for p in paths if p.stem in names]
+    for path in paths:
         try:
             shown = str(path.resolve().relative_to(ROOT))
         except ValueError:
@@ -388,7 +393,7 @@ def main(argv=None) -> int:
         print(f"{args.spec_dir}: no spec files (*.yaml) in this folder", file=sys.stderr)
         return 2
     try:
-        check_specs(spec_dir)
+        check_specs(spec_dir, getattr(args, "names", None))
         return args.func(args)
     except SpecError as err:
         print(err, file=sys.stderr)

@@ -243,12 +243,13 @@ def run(names=(), progress=True):
 
     ``progress``: report on stderr (factorules.tools.progress) each case as it starts (on a
     terminal) and each spec, with its counts of checks and failures, when it is done."""
-    specs = load_checked(sorted((ROOT / "spec").glob("*.yaml")))
+    paths = sorted((ROOT / "spec").glob("*.yaml"))
     if names:
-        unknown = set(names) - {c.spec.name for c in specs}
+        unknown = set(names) - {p.stem for p in paths}
         if unknown:
             raise SystemExit(f"unknown spec(s): {', '.join(sorted(unknown))}")
-        specs = [c for c in specs if c.spec.name in names]
+        paths = [p for p in paths if p.stem in names]
+    specs = load_checked(paths)
     backends, skipped = [], {}
     for entry in BACKENDS:
         adapter = adapter_class(entry)

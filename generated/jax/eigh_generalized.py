@@ -40,6 +40,7 @@ from ._runtime import (
     _scipy,
     _skew,
     _sym,
+    _traced,
     _unpacked,
     _zero_tangent,
     _zeros_like,
@@ -372,6 +373,13 @@ def _native_options(UPLO, check_gauge, check_ties):
     raise AssertionError("unreachable: options were checked")
 
 
+# The rule as one jitted function, for traced arguments (jax.grad, jax.jit, jax.vmap): eager
+# jax.grad then runs it as one compiled program (and its transpose as another), not one
+# operation at a time, each compiled for its shapes on first use.  Concrete arguments (an eager
+# jax.jvp) take _jvp_rule itself, whose checks raise there (_raise_if_failed).
+_jvp_rule_traced = _jax.jit(_jvp_rule, static_argnames=("UPLO", "check_gauge", "check_ties"))
+
+
 @_functools.partial(_jax.custom_jvp, nondiff_argnums=tuple(range(2, 5)))
 def _eigh_generalized_differentiable(A, B, UPLO, check_gauge, check_ties):
     return tuple(_primal(A, B, UPLO, check_gauge, check_ties))
@@ -382,7 +390,8 @@ def _eigh_generalized_jvp_rule(UPLO, check_gauge, check_ties, primals, tangents)
     # The primal is recomputed through the custom_jvp function itself, so that derivatives
     # of this rule (second order and up) use the spec's rule again, not jax's own.
     outputs = _eigh_generalized_differentiable(*primals, UPLO, check_gauge, check_ties)
-    rule = iter(_jvp_rule(*primals, *outputs, *tangents, UPLO, check_gauge, check_ties))
+    jvp_rule = _jvp_rule_traced if _traced((*primals, *tangents)) else _jvp_rule
+    rule = iter(jvp_rule(*primals, *outputs, *tangents, UPLO, check_gauge, check_ties))
     flags = _differentiable(UPLO, check_gauge, check_ties)
     return outputs, tuple(next(rule) if f else _zero_tangent(y) for y, f in zip(outputs, flags))
 

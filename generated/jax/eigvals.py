@@ -32,6 +32,7 @@ from ._runtime import (
     _raise_if_failed,
     _solve,
     _to_field,
+    _traced,
     _zero_tangent,
     _zeros_like,
 )
@@ -219,6 +220,13 @@ def _native_options(check_ties):
     raise AssertionError("unreachable: options were checked")
 
 
+# The rule as one jitted function, for traced arguments (jax.grad, jax.jit, jax.vmap): eager
+# jax.grad then runs it as one compiled program (and its transpose as another), not one
+# operation at a time, each compiled for its shapes on first use.  Concrete arguments (an eager
+# jax.jvp) take _jvp_rule itself, whose checks raise there (_raise_if_failed).
+_jvp_rule_traced = _jax.jit(_jvp_rule, static_argnames=("check_ties",))
+
+
 @_functools.partial(_jax.custom_jvp, nondiff_argnums=tuple(range(1, 2)))
 def _eigvals_differentiable(A, check_ties):
     return tuple(_primal(A, check_ties))
@@ -229,7 +237,8 @@ def _eigvals_jvp_rule(check_ties, primals, tangents):
     # The primal is recomputed through the custom_jvp function itself, so that derivatives
     # of this rule (second order and up) use the spec's rule again, not jax's own.
     outputs = _eigvals_differentiable(*primals, check_ties)
-    rule = iter(_jvp_rule(*primals, *outputs, *tangents, check_ties))
+    jvp_rule = _jvp_rule_traced if _traced((*primals, *tangents)) else _jvp_rule
+    rule = iter(jvp_rule(*primals, *outputs, *tangents, check_ties))
     flags = _differentiable(check_ties)
     return outputs, tuple(next(rule) if f else _zero_tangent(y) for y, f in zip(outputs, flags))
 

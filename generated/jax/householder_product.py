@@ -32,6 +32,7 @@ from ._runtime import (
     _neg_mm,
     _pad,
     _solve_triangular,
+    _traced,
     _unpacked,
     _zero_tangent,
     _zeros_like,
@@ -199,6 +200,13 @@ def _native_options():
     raise AssertionError("unreachable: options were checked")
 
 
+# The rule as one jitted function, for traced arguments (jax.grad, jax.jit, jax.vmap): eager
+# jax.grad then runs it as one compiled program (and its transpose as another), not one
+# operation at a time, each compiled for its shapes on first use.  Concrete arguments (an eager
+# jax.jvp) take _jvp_rule itself, whose checks raise there (_raise_if_failed).
+_jvp_rule_traced = _jax.jit(_jvp_rule, static_argnames=())
+
+
 @_functools.partial(_jax.custom_jvp, nondiff_argnums=tuple(range(2, 2)))
 def _householder_product_differentiable(A, tau):
     return tuple(_primal(A, tau))
@@ -209,7 +217,8 @@ def _householder_product_jvp_rule(primals, tangents):
     # The primal is recomputed through the custom_jvp function itself, so that derivatives
     # of this rule (second order and up) use the spec's rule again, not jax's own.
     outputs = _householder_product_differentiable(*primals)
-    rule = iter(_jvp_rule(*primals, *outputs, *tangents))
+    jvp_rule = _jvp_rule_traced if _traced((*primals, *tangents)) else _jvp_rule
+    rule = iter(jvp_rule(*primals, *outputs, *tangents))
     flags = _differentiable()
     return outputs, tuple(next(rule) if f else _zero_tangent(y) for y, f in zip(outputs, flags))
 

@@ -32,6 +32,7 @@ from ._runtime import (
     _neg_mm,
     _pad,
     _solve_triangular,
+    _traced,
     _unpacked,
     _zero_tangent,
     _zeros_like,
@@ -517,6 +518,13 @@ def _native_options(left, transpose):
     raise AssertionError("unreachable: options were checked")
 
 
+# The rule as one jitted function, for traced arguments (jax.grad, jax.jit, jax.vmap): eager
+# jax.grad then runs it as one compiled program (and its transpose as another), not one
+# operation at a time, each compiled for its shapes on first use.  Concrete arguments (an eager
+# jax.jvp) take _jvp_rule itself, whose checks raise there (_raise_if_failed).
+_jvp_rule_traced = _jax.jit(_jvp_rule, static_argnames=("left", "transpose"))
+
+
 @_functools.partial(_jax.custom_jvp, nondiff_argnums=tuple(range(3, 5)))
 def _ormqr_differentiable(a, tau, C, left, transpose):
     return tuple(_primal(a, tau, C, left, transpose))
@@ -527,7 +535,8 @@ def _ormqr_jvp_rule(left, transpose, primals, tangents):
     # The primal is recomputed through the custom_jvp function itself, so that derivatives
     # of this rule (second order and up) use the spec's rule again, not jax's own.
     outputs = _ormqr_differentiable(*primals, left, transpose)
-    rule = iter(_jvp_rule(*primals, *outputs, *tangents, left, transpose))
+    jvp_rule = _jvp_rule_traced if _traced((*primals, *tangents)) else _jvp_rule
+    rule = iter(jvp_rule(*primals, *outputs, *tangents, left, transpose))
     flags = _differentiable(left, transpose)
     return outputs, tuple(next(rule) if f else _zero_tangent(y) for y, f in zip(outputs, flags))
 

@@ -41,6 +41,7 @@ from ._runtime import (
     _raise_if_failed,
     _solve,
     _solve_triangular,
+    _traced,
     _zero_tangent,
     _zeros_like,
 )
@@ -968,6 +969,13 @@ def _native_options(mode, check_singular):
     raise AssertionError("unreachable: options were checked")
 
 
+# The rule as one jitted function, for traced arguments (jax.grad, jax.jit, jax.vmap): eager
+# jax.grad then runs it as one compiled program (and its transpose as another), not one
+# operation at a time, each compiled for its shapes on first use.  Concrete arguments (an eager
+# jax.jvp) take _jvp_rule itself, whose checks raise there (_raise_if_failed).
+_jvp_rule_traced = _jax.jit(_jvp_rule, static_argnames=("mode", "check_singular"))
+
+
 @_functools.partial(_jax.custom_jvp, nondiff_argnums=tuple(range(1, 3)))
 def _rq_differentiable(A, mode, check_singular):
     return tuple(_primal(A, mode, check_singular))
@@ -978,7 +986,8 @@ def _rq_jvp_rule(mode, check_singular, primals, tangents):
     # The primal is recomputed through the custom_jvp function itself, so that derivatives
     # of this rule (second order and up) use the spec's rule again, not jax's own.
     outputs = _rq_differentiable(*primals, mode, check_singular)
-    rule = iter(_jvp_rule(*primals, *outputs, *tangents, mode, check_singular))
+    jvp_rule = _jvp_rule_traced if _traced((*primals, *tangents)) else _jvp_rule
+    rule = iter(jvp_rule(*primals, *outputs, *tangents, mode, check_singular))
     flags = _differentiable(mode, check_singular)
     return outputs, tuple(next(rule) if f else _zero_tangent(y) for y, f in zip(outputs, flags))
 

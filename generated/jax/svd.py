@@ -43,6 +43,7 @@ from ._runtime import (
     _skew,
     _skew_diag,
     _sym,
+    _traced,
     _zero_tangent,
     _zeros_like,
 )
@@ -4926,6 +4927,15 @@ def _native_options(full_matrices, check_gauge, check_ties, check_singular):
     raise AssertionError("unreachable: options were checked")
 
 
+# The rule as one jitted function, for traced arguments (jax.grad, jax.jit, jax.vmap): eager
+# jax.grad then runs it as one compiled program (and its transpose as another), not one
+# operation at a time, each compiled for its shapes on first use.  Concrete arguments (an eager
+# jax.jvp) take _jvp_rule itself, whose checks raise there (_raise_if_failed).
+_jvp_rule_traced = _jax.jit(
+    _jvp_rule, static_argnames=("full_matrices", "check_gauge", "check_ties", "check_singular")
+)
+
+
 @_functools.partial(_jax.custom_jvp, nondiff_argnums=tuple(range(1, 5)))
 def _svd_differentiable(A, full_matrices, check_gauge, check_ties, check_singular):
     return tuple(_primal(A, full_matrices, check_gauge, check_ties, check_singular))
@@ -4936,8 +4946,9 @@ def _svd_jvp_rule(full_matrices, check_gauge, check_ties, check_singular, primal
     # The primal is recomputed through the custom_jvp function itself, so that derivatives
     # of this rule (second order and up) use the spec's rule again, not jax's own.
     outputs = _svd_differentiable(*primals, full_matrices, check_gauge, check_ties, check_singular)
+    jvp_rule = _jvp_rule_traced if _traced((*primals, *tangents)) else _jvp_rule
     rule = iter(
-        _jvp_rule(
+        jvp_rule(
             *primals, *outputs, *tangents, full_matrices, check_gauge, check_ties, check_singular
         )
     )

@@ -31,6 +31,7 @@ from ._runtime import (
     _native_shapes,
     _raise_if_failed,
     _sym,
+    _traced,
     _zero_tangent,
     _zeros_like,
 )
@@ -399,6 +400,13 @@ def _native_options(check_ties, check_singular):
     raise AssertionError("unreachable: options were checked")
 
 
+# The rule as one jitted function, for traced arguments (jax.grad, jax.jit, jax.vmap): eager
+# jax.grad then runs it as one compiled program (and its transpose as another), not one
+# operation at a time, each compiled for its shapes on first use.  Concrete arguments (an eager
+# jax.jvp) take _jvp_rule itself, whose checks raise there (_raise_if_failed).
+_jvp_rule_traced = _jax.jit(_jvp_rule, static_argnames=("check_ties", "check_singular"))
+
+
 @_functools.partial(_jax.custom_jvp, nondiff_argnums=tuple(range(1, 3)))
 def _svdvals_differentiable(A, check_ties, check_singular):
     return tuple(_primal(A, check_ties, check_singular))
@@ -409,7 +417,8 @@ def _svdvals_jvp_rule(check_ties, check_singular, primals, tangents):
     # The primal is recomputed through the custom_jvp function itself, so that derivatives
     # of this rule (second order and up) use the spec's rule again, not jax's own.
     outputs = _svdvals_differentiable(*primals, check_ties, check_singular)
-    rule = iter(_jvp_rule(*primals, *outputs, *tangents, check_ties, check_singular))
+    jvp_rule = _jvp_rule_traced if _traced((*primals, *tangents)) else _jvp_rule
+    rule = iter(jvp_rule(*primals, *outputs, *tangents, check_ties, check_singular))
     flags = _differentiable(check_ties, check_singular)
     return outputs, tuple(next(rule) if f else _zero_tangent(y) for y, f in zip(outputs, flags))
 
