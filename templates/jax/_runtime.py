@@ -42,7 +42,7 @@ __all__ = [
     "_pairwise_inv", "_permute_cols", "_permute_rows", "_pivots_permutation", "_skew", "_solve",
     "_solve_hessenberg_sylvester", "_solve_sylvester", "_solve_tril_sylvester",
     "_solve_triangular", "_sym", "_to_field",
-    "_transposed", "_unbatched",
+    "_traced", "_transposed", "_unbatched",
     "_native_shapes", "_unpacked",
     "_version_tuple", "_zero_tangent", "_zeros_like"]
 
