@@ -26,13 +26,12 @@ from ._runtime import (
     _cotangent_in,
     _cotangent_out,
     _diag_part,
-    _measured,
     _mm,
     _native_shapes,
     _raise_if_failed,
-    _rule_by_value,
     _solve_triangular,
     _sym,
+    _traced,
     _zero_tangent,
     _zeros_like,
 )
@@ -306,51 +305,11 @@ def _native_options(upper, check_singular):
     raise AssertionError("unreachable: options were checked")
 
 
-# Each rule compiled as a whole.  Eager JAX runs an operation at a time, compiling each for its
-# shapes on first use; these run a rule as one program.  Traced arguments (jax.grad, jit, vmap)
-# take _<kind>_rule_jitted: eager jax.grad dispatches the rule and its transpose as two
-# programs.  Concrete ones (<op>_jvp, <op>_vjp, an eager jax.jvp) take _<kind>_measured, the
-# rule and what its checks measure, and _rule_by_value raises the error of a failed check.
-_jvp_rule_jitted = _jax.jit(_jvp_rule, static_argnames=("upper", "check_singular"))
-
-
-@_functools.partial(_jax.jit, static_argnames=("upper", "check_singular"))
-def _jvp_measured(A, L, dA, upper, check_singular):
-    return _measured(
-        _jvp_rule(A, L, dA, upper, check_singular), _jvp_checks(A, L, dA, upper, check_singular)
-    )
-
-
-def _jvp_by_value(A, L, dA, upper, check_singular):
-    return _rule_by_value(
-        "cholesky",
-        "tangent",
-        _jvp_rule_jitted,
-        _jvp_measured,
-        _jvp_checks,
-        (A, L, dA, upper, check_singular),
-    )
-
-
-_vjp_rule_jitted = _jax.jit(_vjp_rule, static_argnames=("upper", "check_singular"))
-
-
-@_functools.partial(_jax.jit, static_argnames=("upper", "check_singular"))
-def _vjp_measured(A, L, gL, upper, check_singular):
-    return _measured(
-        _vjp_rule(A, L, gL, upper, check_singular), _vjp_checks(A, L, gL, upper, check_singular)
-    )
-
-
-def _vjp_by_value(A, L, gL, upper, check_singular):
-    return _rule_by_value(
-        "cholesky",
-        "cotangent",
-        _vjp_rule_jitted,
-        _vjp_measured,
-        _vjp_checks,
-        (A, L, gL, upper, check_singular),
-    )
+# The rule as one jitted function, for traced arguments (jax.grad, jax.jit, jax.vmap): eager
+# jax.grad then runs it as one compiled program (and its transpose as another), not one
+# operation at a time, each compiled for its shapes on first use.  Concrete arguments (an eager
+# jax.jvp) take _jvp_rule itself, whose checks raise there (_raise_if_failed).
+_jvp_rule_traced = _jax.jit(_jvp_rule, static_argnames=("upper", "check_singular"))
 
 
 @_functools.partial(_jax.custom_jvp, nondiff_argnums=tuple(range(1, 3)))
@@ -363,7 +322,8 @@ def _cholesky_jvp_rule(upper, check_singular, primals, tangents):
     # The primal is recomputed through the custom_jvp function itself, so that derivatives
     # of this rule (second order and up) use the spec's rule again, not jax's own.
     outputs = _cholesky_differentiable(*primals, upper, check_singular)
-    rule = iter(_jvp_by_value(*primals, *outputs, *tangents, upper, check_singular))
+    jvp_rule = _jvp_rule_traced if _traced((*primals, *tangents)) else _jvp_rule
+    rule = iter(jvp_rule(*primals, *outputs, *tangents, upper, check_singular))
     flags = _differentiable(upper, check_singular)
     return outputs, tuple(next(rule) if f else _zero_tangent(y) for y, f in zip(outputs, flags))
 
@@ -390,7 +350,7 @@ def cholesky_jvp(A, dA, upper=False, check_singular=True):
     _check_options(upper, check_singular)
     _check_shapes(A)
     outputs = _primal(A, upper, check_singular)
-    tangents = iter(_jvp_by_value(A, *outputs, dA, upper, check_singular))
+    tangents = iter(_jvp_rule(A, *outputs, dA, upper, check_singular))
     return _returned(A, outputs, upper, check_singular), next(tangents)
 
 
@@ -410,8 +370,7 @@ def cholesky_vjp(A, upper=False, check_singular=True):
             for f, y, g, label in zip(flags, outputs, (gL,), ["L"])
         ]
         grads = tuple(
-            _cotangent_out(g)
-            for g in _vjp_by_value(A, *outputs, *cotangents, upper, check_singular)
+            _cotangent_out(g) for g in _vjp_rule(A, *outputs, *cotangents, upper, check_singular)
         )
         return grads[0]
 

@@ -32,16 +32,15 @@ from ._runtime import (
     _cotangent_out,
     _diag,
     _is_complex,
-    _measured,
     _mm,
     _native_shapes,
     _on_host,
     _pairwise_inv,
     _raise_if_failed,
-    _rule_by_value,
     _scipy,
     _skew,
     _sym,
+    _traced,
     _unpacked,
     _zero_tangent,
     _zeros_like,
@@ -374,53 +373,11 @@ def _native_options(UPLO, check_gauge, check_ties):
     raise AssertionError("unreachable: options were checked")
 
 
-# Each rule compiled as a whole.  Eager JAX runs an operation at a time, compiling each for its
-# shapes on first use; these run a rule as one program.  Traced arguments (jax.grad, jit, vmap)
-# take _<kind>_rule_jitted: eager jax.grad dispatches the rule and its transpose as two
-# programs.  Concrete ones (<op>_jvp, <op>_vjp, an eager jax.jvp) take _<kind>_measured, the
-# rule and what its checks measure, and _rule_by_value raises the error of a failed check.
-_jvp_rule_jitted = _jax.jit(_jvp_rule, static_argnames=("UPLO", "check_gauge", "check_ties"))
-
-
-@_functools.partial(_jax.jit, static_argnames=("UPLO", "check_gauge", "check_ties"))
-def _jvp_measured(A, B, L, V, dA, dB, UPLO, check_gauge, check_ties):
-    return _measured(
-        _jvp_rule(A, B, L, V, dA, dB, UPLO, check_gauge, check_ties),
-        _jvp_checks(A, B, L, V, dA, dB, UPLO, check_gauge, check_ties),
-    )
-
-
-def _jvp_by_value(A, B, L, V, dA, dB, UPLO, check_gauge, check_ties):
-    return _rule_by_value(
-        "eigh_generalized",
-        "tangent",
-        _jvp_rule_jitted,
-        _jvp_measured,
-        _jvp_checks,
-        (A, B, L, V, dA, dB, UPLO, check_gauge, check_ties),
-    )
-
-
-_vjp_rule_jitted = _jax.jit(_vjp_rule, static_argnames=("UPLO", "check_gauge", "check_ties"))
-
-
-@_functools.partial(_jax.jit, static_argnames=("UPLO", "check_gauge", "check_ties"))
-def _vjp_measured(A, B, L, V, gL, gV, UPLO, check_gauge, check_ties):
-    return _measured(
-        _vjp_rule(A, B, L, V, gL, gV, UPLO, check_gauge, check_ties),
-        _vjp_checks(A, B, L, V, gL, gV, UPLO, check_gauge, check_ties),
-    )
-
-
-def _vjp_by_value(A, B, L, V, gL, gV, UPLO, check_gauge, check_ties):
-    return _rule_by_value(
-        "eigh_generalized",
-        "cotangent",
-        _vjp_rule_jitted,
-        _vjp_measured,
-        _vjp_checks,
-        (A, B, L, V, gL, gV, UPLO, check_gauge, check_ties),
-    )
+# The rule as one jitted function, for traced arguments (jax.grad, jax.jit, jax.vmap): eager
+# jax.grad then runs it as one compiled program (and its transpose as another), not one
+# operation at a time, each compiled for its shapes on first use.  Concrete arguments (an eager
+# jax.jvp) take _jvp_rule itself, whose checks raise there (_raise_if_failed).
+_jvp_rule_traced = _jax.jit(_jvp_rule, static_argnames=("UPLO", "check_gauge", "check_ties"))
 
 
 @_functools.partial(_jax.custom_jvp, nondiff_argnums=tuple(range(2, 5)))
@@ -433,7 +390,8 @@ def _eigh_generalized_jvp_rule(UPLO, check_gauge, check_ties, primals, tangents)
     # The primal is recomputed through the custom_jvp function itself, so that derivatives
     # of this rule (second order and up) use the spec's rule again, not jax's own.
     outputs = _eigh_generalized_differentiable(*primals, UPLO, check_gauge, check_ties)
-    rule = iter(_jvp_by_value(*primals, *outputs, *tangents, UPLO, check_gauge, check_ties))
+    jvp_rule = _jvp_rule_traced if _traced((*primals, *tangents)) else _jvp_rule
+    rule = iter(jvp_rule(*primals, *outputs, *tangents, UPLO, check_gauge, check_ties))
     flags = _differentiable(UPLO, check_gauge, check_ties)
     return outputs, tuple(next(rule) if f else _zero_tangent(y) for y, f in zip(outputs, flags))
 
@@ -489,7 +447,7 @@ def eigh_generalized_jvp(
     _check_options(UPLO, check_gauge, check_ties)
     _check_shapes(A, B)
     outputs = _primal(A, B, UPLO, check_gauge, check_ties)
-    tangents = iter(_jvp_by_value(A, B, *outputs, dA, dB, UPLO, check_gauge, check_ties))
+    tangents = iter(_jvp_rule(A, B, *outputs, dA, dB, UPLO, check_gauge, check_ties))
     flags = _differentiable(UPLO, check_gauge, check_ties)
     shown = [
         (next(tangents).squeeze(-1) if v else next(tangents)) if f else None
@@ -531,7 +489,7 @@ def eigh_generalized_vjp(primals, UPLO="L", check_gauge=True, check_ties=True, *
         ]
         grads = tuple(
             _cotangent_out(g)
-            for g in _vjp_by_value(A, B, *outputs, *cotangents, UPLO, check_gauge, check_ties)
+            for g in _vjp_rule(A, B, *outputs, *cotangents, UPLO, check_gauge, check_ties)
         )
         return grads
 

@@ -27,13 +27,12 @@ from ._runtime import (
     _cotangent_out,
     _diag,
     _eye,
-    _measured,
     _mm,
     _native_shapes,
     _neg_mm,
     _pad,
-    _rule_by_value,
     _solve_triangular,
+    _traced,
     _unpacked,
     _zero_tangent,
     _zeros_like,
@@ -201,42 +200,11 @@ def _native_options():
     raise AssertionError("unreachable: options were checked")
 
 
-# Each rule compiled as a whole.  Eager JAX runs an operation at a time, compiling each for its
-# shapes on first use; these run a rule as one program.  Traced arguments (jax.grad, jit, vmap)
-# take _<kind>_rule_jitted: eager jax.grad dispatches the rule and its transpose as two
-# programs.  Concrete ones (<op>_jvp, <op>_vjp, an eager jax.jvp) take _<kind>_measured, the
-# rule and what its checks measure, and _rule_by_value raises the error of a failed check.
-_jvp_rule_jitted = _jax.jit(_jvp_rule, static_argnames=())
-
-
-@_functools.partial(_jax.jit, static_argnames=())
-def _jvp_measured(A, tau, Q, dA, dtau):
-    return _measured(_jvp_rule(A, tau, Q, dA, dtau), ())
-
-
-def _jvp_by_value(A, tau, Q, dA, dtau):
-    return _rule_by_value(
-        "householder_product",
-        "tangent",
-        _jvp_rule_jitted,
-        _jvp_measured,
-        None,
-        (A, tau, Q, dA, dtau),
-    )
-
-
-_vjp_rule_jitted = _jax.jit(_vjp_rule, static_argnames=())
-
-
-@_functools.partial(_jax.jit, static_argnames=())
-def _vjp_measured(A, tau, Q, gQ):
-    return _measured(_vjp_rule(A, tau, Q, gQ), ())
-
-
-def _vjp_by_value(A, tau, Q, gQ):
-    return _rule_by_value(
-        "householder_product", "cotangent", _vjp_rule_jitted, _vjp_measured, None, (A, tau, Q, gQ)
-    )
+# The rule as one jitted function, for traced arguments (jax.grad, jax.jit, jax.vmap): eager
+# jax.grad then runs it as one compiled program (and its transpose as another), not one
+# operation at a time, each compiled for its shapes on first use.  Concrete arguments (an eager
+# jax.jvp) take _jvp_rule itself, whose checks raise there (_raise_if_failed).
+_jvp_rule_traced = _jax.jit(_jvp_rule, static_argnames=())
 
 
 @_functools.partial(_jax.custom_jvp, nondiff_argnums=tuple(range(2, 2)))
@@ -249,7 +217,8 @@ def _householder_product_jvp_rule(primals, tangents):
     # The primal is recomputed through the custom_jvp function itself, so that derivatives
     # of this rule (second order and up) use the spec's rule again, not jax's own.
     outputs = _householder_product_differentiable(*primals)
-    rule = iter(_jvp_by_value(*primals, *outputs, *tangents))
+    jvp_rule = _jvp_rule_traced if _traced((*primals, *tangents)) else _jvp_rule
+    rule = iter(jvp_rule(*primals, *outputs, *tangents))
     flags = _differentiable()
     return outputs, tuple(next(rule) if f else _zero_tangent(y) for y, f in zip(outputs, flags))
 
@@ -302,7 +271,7 @@ def householder_product_jvp(primals, tangents):
     _check_shapes(A, tau)
     _check_requires(A, tau)
     outputs = _primal(A, tau)
-    tangents = iter(_jvp_by_value(A, tau, *outputs, dA, dtau))
+    tangents = iter(_jvp_rule(A, tau, *outputs, dA, dtau))
     return _returned(A, outputs), next(tangents)
 
 
@@ -333,7 +302,7 @@ def householder_product_vjp(primals):
             else _cotangent_in(_check_tangent("householder_product", "g" + label, g, y))
             for f, y, g, label in zip(flags, outputs, (gQ,), ["Q"])
         ]
-        grads = tuple(_cotangent_out(g) for g in _vjp_by_value(A, tau, *outputs, *cotangents))
+        grads = tuple(_cotangent_out(g) for g in _vjp_rule(A, tau, *outputs, *cotangents))
         grads = tuple(g.squeeze(-1) if v else g for g, v in zip(grads, [False, True]))
         return grads
 

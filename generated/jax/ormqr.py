@@ -27,13 +27,12 @@ from ._runtime import (
     _cotangent_out,
     _diag,
     _eye,
-    _measured,
     _mm,
     _native_shapes,
     _neg_mm,
     _pad,
-    _rule_by_value,
     _solve_triangular,
+    _traced,
     _unpacked,
     _zero_tangent,
     _zeros_like,
@@ -519,47 +518,11 @@ def _native_options(left, transpose):
     raise AssertionError("unreachable: options were checked")
 
 
-# Each rule compiled as a whole.  Eager JAX runs an operation at a time, compiling each for its
-# shapes on first use; these run a rule as one program.  Traced arguments (jax.grad, jit, vmap)
-# take _<kind>_rule_jitted: eager jax.grad dispatches the rule and its transpose as two
-# programs.  Concrete ones (<op>_jvp, <op>_vjp, an eager jax.jvp) take _<kind>_measured, the
-# rule and what its checks measure, and _rule_by_value raises the error of a failed check.
-_jvp_rule_jitted = _jax.jit(_jvp_rule, static_argnames=("left", "transpose"))
-
-
-@_functools.partial(_jax.jit, static_argnames=("left", "transpose"))
-def _jvp_measured(a, tau, C, Y, da, dtau, dC, left, transpose):
-    return _measured(_jvp_rule(a, tau, C, Y, da, dtau, dC, left, transpose), ())
-
-
-def _jvp_by_value(a, tau, C, Y, da, dtau, dC, left, transpose):
-    return _rule_by_value(
-        "ormqr",
-        "tangent",
-        _jvp_rule_jitted,
-        _jvp_measured,
-        None,
-        (a, tau, C, Y, da, dtau, dC, left, transpose),
-    )
-
-
-_vjp_rule_jitted = _jax.jit(_vjp_rule, static_argnames=("left", "transpose"))
-
-
-@_functools.partial(_jax.jit, static_argnames=("left", "transpose"))
-def _vjp_measured(a, tau, C, Y, gY, left, transpose):
-    return _measured(_vjp_rule(a, tau, C, Y, gY, left, transpose), ())
-
-
-def _vjp_by_value(a, tau, C, Y, gY, left, transpose):
-    return _rule_by_value(
-        "ormqr",
-        "cotangent",
-        _vjp_rule_jitted,
-        _vjp_measured,
-        None,
-        (a, tau, C, Y, gY, left, transpose),
-    )
+# The rule as one jitted function, for traced arguments (jax.grad, jax.jit, jax.vmap): eager
+# jax.grad then runs it as one compiled program (and its transpose as another), not one
+# operation at a time, each compiled for its shapes on first use.  Concrete arguments (an eager
+# jax.jvp) take _jvp_rule itself, whose checks raise there (_raise_if_failed).
+_jvp_rule_traced = _jax.jit(_jvp_rule, static_argnames=("left", "transpose"))
 
 
 @_functools.partial(_jax.custom_jvp, nondiff_argnums=tuple(range(3, 5)))
@@ -572,7 +535,8 @@ def _ormqr_jvp_rule(left, transpose, primals, tangents):
     # The primal is recomputed through the custom_jvp function itself, so that derivatives
     # of this rule (second order and up) use the spec's rule again, not jax's own.
     outputs = _ormqr_differentiable(*primals, left, transpose)
-    rule = iter(_jvp_by_value(*primals, *outputs, *tangents, left, transpose))
+    jvp_rule = _jvp_rule_traced if _traced((*primals, *tangents)) else _jvp_rule
+    rule = iter(jvp_rule(*primals, *outputs, *tangents, left, transpose))
     flags = _differentiable(left, transpose)
     return outputs, tuple(next(rule) if f else _zero_tangent(y) for y, f in zip(outputs, flags))
 
@@ -642,7 +606,7 @@ def ormqr_jvp(primals, tangents, left=True, transpose=False):
     _check_shapes(a, tau, C)
     _check_requires(a, tau, C, left, transpose)
     outputs = _primal(a, tau, C, left, transpose)
-    tangents = iter(_jvp_by_value(a, tau, C, *outputs, da, dtau, dC, left, transpose))
+    tangents = iter(_jvp_rule(a, tau, C, *outputs, da, dtau, dC, left, transpose))
     return _returned(a, outputs, left, transpose), next(tangents)
 
 
@@ -682,8 +646,7 @@ def ormqr_vjp(primals, left=True, transpose=False):
             for f, y, g, label in zip(flags, outputs, (gY,), ["Y"])
         ]
         grads = tuple(
-            _cotangent_out(g)
-            for g in _vjp_by_value(a, tau, C, *outputs, *cotangents, left, transpose)
+            _cotangent_out(g) for g in _vjp_rule(a, tau, C, *outputs, *cotangents, left, transpose)
         )
         grads = tuple(g.squeeze(-1) if v else g for g, v in zip(grads, [False, True, False]))
         return grads

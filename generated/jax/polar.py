@@ -29,15 +29,14 @@ from ._runtime import (
     _cotangent_in,
     _cotangent_out,
     _diag,
-    _measured,
     _mm,
     _native_shapes,
     _neg_mm,
     _raise_if_failed,
-    _rule_by_value,
     _solve,
     _solve_sylvester,
     _sym,
+    _traced,
     _zero_tangent,
     _zeros_like,
 )
@@ -635,53 +634,11 @@ def _native_options(side, check_singular):
     raise AssertionError("unreachable: options were checked")
 
 
-# Each rule compiled as a whole.  Eager JAX runs an operation at a time, compiling each for its
-# shapes on first use; these run a rule as one program.  Traced arguments (jax.grad, jit, vmap)
-# take _<kind>_rule_jitted: eager jax.grad dispatches the rule and its transpose as two
-# programs.  Concrete ones (<op>_jvp, <op>_vjp, an eager jax.jvp) take _<kind>_measured, the
-# rule and what its checks measure, and _rule_by_value raises the error of a failed check.
-_jvp_rule_jitted = _jax.jit(_jvp_rule, static_argnames=("side", "check_singular"))
-
-
-@_functools.partial(_jax.jit, static_argnames=("side", "check_singular"))
-def _jvp_measured(A, U, P, S, V, dA, side, check_singular):
-    return _measured(
-        _jvp_rule(A, U, P, S, V, dA, side, check_singular),
-        _jvp_checks(A, U, P, S, V, dA, side, check_singular),
-    )
-
-
-def _jvp_by_value(A, U, P, S, V, dA, side, check_singular):
-    return _rule_by_value(
-        "polar",
-        "tangent",
-        _jvp_rule_jitted,
-        _jvp_measured,
-        _jvp_checks,
-        (A, U, P, S, V, dA, side, check_singular),
-    )
-
-
-_vjp_rule_jitted = _jax.jit(_vjp_rule, static_argnames=("side", "check_singular"))
-
-
-@_functools.partial(_jax.jit, static_argnames=("side", "check_singular"))
-def _vjp_measured(A, U, P, S, V, gU, gP, gS, gV, side, check_singular):
-    return _measured(
-        _vjp_rule(A, U, P, S, V, gU, gP, gS, gV, side, check_singular),
-        _vjp_checks(A, U, P, S, V, gU, gP, gS, gV, side, check_singular),
-    )
-
-
-def _vjp_by_value(A, U, P, S, V, gU, gP, gS, gV, side, check_singular):
-    return _rule_by_value(
-        "polar",
-        "cotangent",
-        _vjp_rule_jitted,
-        _vjp_measured,
-        _vjp_checks,
-        (A, U, P, S, V, gU, gP, gS, gV, side, check_singular),
-    )
+# The rule as one jitted function, for traced arguments (jax.grad, jax.jit, jax.vmap): eager
+# jax.grad then runs it as one compiled program (and its transpose as another), not one
+# operation at a time, each compiled for its shapes on first use.  Concrete arguments (an eager
+# jax.jvp) take _jvp_rule itself, whose checks raise there (_raise_if_failed).
+_jvp_rule_traced = _jax.jit(_jvp_rule, static_argnames=("side", "check_singular"))
 
 
 @_functools.partial(_jax.custom_jvp, nondiff_argnums=tuple(range(1, 3)))
@@ -694,7 +651,8 @@ def _polar_jvp_rule(side, check_singular, primals, tangents):
     # The primal is recomputed through the custom_jvp function itself, so that derivatives
     # of this rule (second order and up) use the spec's rule again, not jax's own.
     outputs = _polar_differentiable(*primals, side, check_singular)
-    rule = iter(_jvp_by_value(*primals, *outputs, *tangents, side, check_singular))
+    jvp_rule = _jvp_rule_traced if _traced((*primals, *tangents)) else _jvp_rule
+    rule = iter(jvp_rule(*primals, *outputs, *tangents, side, check_singular))
     flags = _differentiable(side, check_singular)
     return outputs, tuple(next(rule) if f else _zero_tangent(y) for y, f in zip(outputs, flags))
 
@@ -724,7 +682,7 @@ def polar_jvp(A, dA, side="right", check_singular=True):
     _check_shapes(A)
     _check_requires(A, side, check_singular)
     outputs = _primal(A, side, check_singular)
-    tangents = iter(_jvp_by_value(A, *outputs, dA, side, check_singular))
+    tangents = iter(_jvp_rule(A, *outputs, dA, side, check_singular))
     flags = _differentiable(side, check_singular)
     shown = [
         (next(tangents).squeeze(-1) if v else next(tangents)) if f else None
@@ -758,7 +716,7 @@ def polar_vjp(A, side="right", check_singular=True):
             )
         ]
         grads = tuple(
-            _cotangent_out(g) for g in _vjp_by_value(A, *outputs, *cotangents, side, check_singular)
+            _cotangent_out(g) for g in _vjp_rule(A, *outputs, *cotangents, side, check_singular)
         )
         return grads[0]
 

@@ -42,16 +42,15 @@ from ._runtime import (
     _diag_part,
     _empty_like,
     _eye,
-    _measured,
     _mm,
     _native_shapes,
     _neg_mm,
     _pad_cols,
     _pad_rows,
     _raise_if_failed,
-    _rule_by_value,
     _solve,
     _solve_triangular,
+    _traced,
     _zero_tangent,
     _zeros_like,
 )
@@ -876,52 +875,11 @@ def _native_options(mode, check_singular):
     raise AssertionError("unreachable: options were checked")
 
 
-# Each rule compiled as a whole.  Eager JAX runs an operation at a time, compiling each for its
-# shapes on first use; these run a rule as one program.  Traced arguments (jax.grad, jit, vmap)
-# take _<kind>_rule_jitted: eager jax.grad dispatches the rule and its transpose as two
-# programs.  Concrete ones (<op>_jvp, <op>_vjp, an eager jax.jvp) take _<kind>_measured, the
-# rule and what its checks measure, and _rule_by_value raises the error of a failed check.
-_jvp_rule_jitted = _jax.jit(_jvp_rule, static_argnames=("mode", "check_singular"))
-
-
-@_functools.partial(_jax.jit, static_argnames=("mode", "check_singular"))
-def _jvp_measured(A, Q, R, dA, mode, check_singular):
-    return _measured(
-        _jvp_rule(A, Q, R, dA, mode, check_singular), _jvp_checks(A, Q, R, dA, mode, check_singular)
-    )
-
-
-def _jvp_by_value(A, Q, R, dA, mode, check_singular):
-    return _rule_by_value(
-        "qr",
-        "tangent",
-        _jvp_rule_jitted,
-        _jvp_measured,
-        _jvp_checks,
-        (A, Q, R, dA, mode, check_singular),
-    )
-
-
-_vjp_rule_jitted = _jax.jit(_vjp_rule, static_argnames=("mode", "check_singular"))
-
-
-@_functools.partial(_jax.jit, static_argnames=("mode", "check_singular"))
-def _vjp_measured(A, Q, R, gQ, gR, mode, check_singular):
-    return _measured(
-        _vjp_rule(A, Q, R, gQ, gR, mode, check_singular),
-        _vjp_checks(A, Q, R, gQ, gR, mode, check_singular),
-    )
-
-
-def _vjp_by_value(A, Q, R, gQ, gR, mode, check_singular):
-    return _rule_by_value(
-        "qr",
-        "cotangent",
-        _vjp_rule_jitted,
-        _vjp_measured,
-        _vjp_checks,
-        (A, Q, R, gQ, gR, mode, check_singular),
-    )
+# The rule as one jitted function, for traced arguments (jax.grad, jax.jit, jax.vmap): eager
+# jax.grad then runs it as one compiled program (and its transpose as another), not one
+# operation at a time, each compiled for its shapes on first use.  Concrete arguments (an eager
+# jax.jvp) take _jvp_rule itself, whose checks raise there (_raise_if_failed).
+_jvp_rule_traced = _jax.jit(_jvp_rule, static_argnames=("mode", "check_singular"))
 
 
 @_functools.partial(_jax.custom_jvp, nondiff_argnums=tuple(range(1, 3)))
@@ -934,7 +892,8 @@ def _qr_jvp_rule(mode, check_singular, primals, tangents):
     # The primal is recomputed through the custom_jvp function itself, so that derivatives
     # of this rule (second order and up) use the spec's rule again, not jax's own.
     outputs = _qr_differentiable(*primals, mode, check_singular)
-    rule = iter(_jvp_by_value(*primals, *outputs, *tangents, mode, check_singular))
+    jvp_rule = _jvp_rule_traced if _traced((*primals, *tangents)) else _jvp_rule
+    rule = iter(jvp_rule(*primals, *outputs, *tangents, mode, check_singular))
     flags = _differentiable(mode, check_singular)
     return outputs, tuple(next(rule) if f else _zero_tangent(y) for y, f in zip(outputs, flags))
 
@@ -977,7 +936,7 @@ def qr_jvp(A, dA, mode="reduced", check_singular=True, pivoting=False, *, some=N
     _check_options(mode, check_singular)
     _check_shapes(A)
     outputs = _primal(A, mode, check_singular)
-    tangents = iter(_jvp_by_value(A, *outputs, dA, mode, check_singular))
+    tangents = iter(_jvp_rule(A, *outputs, dA, mode, check_singular))
     flags = _differentiable(mode, check_singular)
     return (
         _returned(A, outputs, mode, check_singular),
@@ -1009,7 +968,7 @@ def qr_vjp(A, mode="reduced", check_singular=True, pivoting=False, *, some=None)
             for f, y, g, label in zip(flags, outputs, (gQ, gR), ["Q", "R"])
         ]
         grads = tuple(
-            _cotangent_out(g) for g in _vjp_by_value(A, *outputs, *cotangents, mode, check_singular)
+            _cotangent_out(g) for g in _vjp_rule(A, *outputs, *cotangents, mode, check_singular)
         )
         return grads[0]
 

@@ -35,18 +35,17 @@ from ._runtime import (
     _diag,
     _eye,
     _is_complex,
-    _measured,
     _mm,
     _native_shapes,
     _neg_mm,
     _on_host,
     _raise_if_failed,
-    _rule_by_value,
     _scipy,
     _solve,
     _solve_tril_sylvester,
     _sym,
     _to_field,
+    _traced,
     _zero_tangent,
     _zeros_like,
 )
@@ -811,53 +810,11 @@ def _native_options(output, check_gauge, check_ties):
     raise AssertionError("unreachable: options were checked")
 
 
-# Each rule compiled as a whole.  Eager JAX runs an operation at a time, compiling each for its
-# shapes on first use; these run a rule as one program.  Traced arguments (jax.grad, jit, vmap)
-# take _<kind>_rule_jitted: eager jax.grad dispatches the rule and its transpose as two
-# programs.  Concrete ones (<op>_jvp, <op>_vjp, an eager jax.jvp) take _<kind>_measured, the
-# rule and what its checks measure, and _rule_by_value raises the error of a failed check.
-_jvp_rule_jitted = _jax.jit(_jvp_rule, static_argnames=("output", "check_gauge", "check_ties"))
-
-
-@_functools.partial(_jax.jit, static_argnames=("output", "check_gauge", "check_ties"))
-def _jvp_measured(A, T, Z, dA, output, check_gauge, check_ties):
-    return _measured(
-        _jvp_rule(A, T, Z, dA, output, check_gauge, check_ties),
-        _jvp_checks(A, T, Z, dA, output, check_gauge, check_ties),
-    )
-
-
-def _jvp_by_value(A, T, Z, dA, output, check_gauge, check_ties):
-    return _rule_by_value(
-        "schur",
-        "tangent",
-        _jvp_rule_jitted,
-        _jvp_measured,
-        _jvp_checks,
-        (A, T, Z, dA, output, check_gauge, check_ties),
-    )
-
-
-_vjp_rule_jitted = _jax.jit(_vjp_rule, static_argnames=("output", "check_gauge", "check_ties"))
-
-
-@_functools.partial(_jax.jit, static_argnames=("output", "check_gauge", "check_ties"))
-def _vjp_measured(A, T, Z, gT, gZ, output, check_gauge, check_ties):
-    return _measured(
-        _vjp_rule(A, T, Z, gT, gZ, output, check_gauge, check_ties),
-        _vjp_checks(A, T, Z, gT, gZ, output, check_gauge, check_ties),
-    )
-
-
-def _vjp_by_value(A, T, Z, gT, gZ, output, check_gauge, check_ties):
-    return _rule_by_value(
-        "schur",
-        "cotangent",
-        _vjp_rule_jitted,
-        _vjp_measured,
-        _vjp_checks,
-        (A, T, Z, gT, gZ, output, check_gauge, check_ties),
-    )
+# The rule as one jitted function, for traced arguments (jax.grad, jax.jit, jax.vmap): eager
+# jax.grad then runs it as one compiled program (and its transpose as another), not one
+# operation at a time, each compiled for its shapes on first use.  Concrete arguments (an eager
+# jax.jvp) take _jvp_rule itself, whose checks raise there (_raise_if_failed).
+_jvp_rule_traced = _jax.jit(_jvp_rule, static_argnames=("output", "check_gauge", "check_ties"))
 
 
 @_functools.partial(_jax.custom_jvp, nondiff_argnums=tuple(range(1, 4)))
@@ -870,7 +827,8 @@ def _schur_jvp_rule(output, check_gauge, check_ties, primals, tangents):
     # The primal is recomputed through the custom_jvp function itself, so that derivatives
     # of this rule (second order and up) use the spec's rule again, not jax's own.
     outputs = _schur_differentiable(*primals, output, check_gauge, check_ties)
-    rule = iter(_jvp_by_value(*primals, *outputs, *tangents, output, check_gauge, check_ties))
+    jvp_rule = _jvp_rule_traced if _traced((*primals, *tangents)) else _jvp_rule
+    rule = iter(jvp_rule(*primals, *outputs, *tangents, output, check_gauge, check_ties))
     flags = _differentiable(output, check_gauge, check_ties)
     return outputs, tuple(next(rule) if f else _zero_tangent(y) for y, f in zip(outputs, flags))
 
@@ -899,7 +857,7 @@ def schur_jvp(A, dA, output="real", check_gauge=True, check_ties=True):
     _check_options(output, check_gauge, check_ties)
     _check_shapes(A)
     outputs = _primal(A, output, check_gauge, check_ties)
-    tangents = iter(_jvp_by_value(A, *outputs, dA, output, check_gauge, check_ties))
+    tangents = iter(_jvp_rule(A, *outputs, dA, output, check_gauge, check_ties))
     flags = _differentiable(output, check_gauge, check_ties)
     return (
         _returned(A, outputs, output, check_gauge, check_ties),
@@ -925,7 +883,7 @@ def schur_vjp(A, output="real", check_gauge=True, check_ties=True):
         grads = tuple(
             _cotangent_out(_to_field(g, x))
             for g, x in zip(
-                _vjp_by_value(A, *outputs, *cotangents, output, check_gauge, check_ties), (A,)
+                _vjp_rule(A, *outputs, *cotangents, output, check_gauge, check_ties), (A,)
             )
         )
         return grads[0]

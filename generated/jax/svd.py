@@ -35,16 +35,15 @@ from ._runtime import (
     _diag_part,
     _diagonal_skew,
     _is_complex,
-    _measured,
     _mm,
     _native_shapes,
     _neg_mm,
     _pairwise_inv,
     _raise_if_failed,
-    _rule_by_value,
     _skew,
     _skew_diag,
     _sym,
+    _traced,
     _zero_tangent,
     _zeros_like,
 )
@@ -4928,63 +4927,13 @@ def _native_options(full_matrices, check_gauge, check_ties, check_singular):
     raise AssertionError("unreachable: options were checked")
 
 
-# Each rule compiled as a whole.  Eager JAX runs an operation at a time, compiling each for its
-# shapes on first use; these run a rule as one program.  Traced arguments (jax.grad, jit, vmap)
-# take _<kind>_rule_jitted: eager jax.grad dispatches the rule and its transpose as two
-# programs.  Concrete ones (<op>_jvp, <op>_vjp, an eager jax.jvp) take _<kind>_measured, the
-# rule and what its checks measure, and _rule_by_value raises the error of a failed check.
-_jvp_rule_jitted = _jax.jit(
+# The rule as one jitted function, for traced arguments (jax.grad, jax.jit, jax.vmap): eager
+# jax.grad then runs it as one compiled program (and its transpose as another), not one
+# operation at a time, each compiled for its shapes on first use.  Concrete arguments (an eager
+# jax.jvp) take _jvp_rule itself, whose checks raise there (_raise_if_failed).
+_jvp_rule_traced = _jax.jit(
     _jvp_rule, static_argnames=("full_matrices", "check_gauge", "check_ties", "check_singular")
 )
-
-
-@_functools.partial(
-    _jax.jit, static_argnames=("full_matrices", "check_gauge", "check_ties", "check_singular")
-)
-def _jvp_measured(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_singular):
-    return _measured(
-        _jvp_rule(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_singular),
-        _jvp_checks(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_singular),
-    )
-
-
-def _jvp_by_value(A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_singular):
-    return _rule_by_value(
-        "svd",
-        "tangent",
-        _jvp_rule_jitted,
-        _jvp_measured,
-        _jvp_checks,
-        (A, U, S, Vh, dA, full_matrices, check_gauge, check_ties, check_singular),
-    )
-
-
-_vjp_rule_jitted = _jax.jit(
-    _vjp_rule, static_argnames=("full_matrices", "check_gauge", "check_ties", "check_singular")
-)
-
-
-@_functools.partial(
-    _jax.jit, static_argnames=("full_matrices", "check_gauge", "check_ties", "check_singular")
-)
-def _vjp_measured(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, check_singular):
-    return _measured(
-        _vjp_rule(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, check_singular),
-        _vjp_checks(
-            A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, check_singular
-        ),
-    )
-
-
-def _vjp_by_value(A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, check_singular):
-    return _rule_by_value(
-        "svd",
-        "cotangent",
-        _vjp_rule_jitted,
-        _vjp_measured,
-        _vjp_checks,
-        (A, U, S, Vh, gU, gS, gVh, full_matrices, check_gauge, check_ties, check_singular),
-    )
 
 
 @_functools.partial(_jax.custom_jvp, nondiff_argnums=tuple(range(1, 5)))
@@ -4997,8 +4946,9 @@ def _svd_jvp_rule(full_matrices, check_gauge, check_ties, check_singular, primal
     # The primal is recomputed through the custom_jvp function itself, so that derivatives
     # of this rule (second order and up) use the spec's rule again, not jax's own.
     outputs = _svd_differentiable(*primals, full_matrices, check_gauge, check_ties, check_singular)
+    jvp_rule = _jvp_rule_traced if _traced((*primals, *tangents)) else _jvp_rule
     rule = iter(
-        _jvp_by_value(
+        jvp_rule(
             *primals, *outputs, *tangents, full_matrices, check_gauge, check_ties, check_singular
         )
     )
@@ -5043,7 +4993,7 @@ def svd_jvp(
     _check_shapes(A)
     outputs = _primal(A, full_matrices, check_gauge, check_ties, check_singular)
     tangents = iter(
-        _jvp_by_value(A, *outputs, dA, full_matrices, check_gauge, check_ties, check_singular)
+        _jvp_rule(A, *outputs, dA, full_matrices, check_gauge, check_ties, check_singular)
     )
     flags = _differentiable(full_matrices, check_gauge, check_ties, check_singular)
     shown = [
@@ -5082,7 +5032,7 @@ def svd_vjp(
         ]
         grads = tuple(
             _cotangent_out(g)
-            for g in _vjp_by_value(
+            for g in _vjp_rule(
                 A, *outputs, *cotangents, full_matrices, check_gauge, check_ties, check_singular
             )
         )

@@ -23,8 +23,7 @@ from ._runtime_shared import (
     _is_complex,
     _diagonal_skew, _skew_diag,
     SHIFTED_TIES_MAX, _Check, _any_entry, _check, _check_input, _check_tangent, _columns,
-    _complex, _complex_of, _diag, _lifted, _mask, _nan_where, _no_derivative,
-    _raise_on_violation, _violation,
+    _complex, _complex_of, _diag, _lifted, _mask, _nan_where, _raise_on_violation, _violation,
     _indices_permutation, _pad, _pad_cols, _pad_rows, _pairwise_inv, _permute_cols,
     _permute_rows, _to_field, _native_shapes, _unpacked, _version_tuple, _zeros_like)
 
@@ -43,7 +42,7 @@ __all__ = [
     "_pairwise_inv", "_permute_cols", "_permute_rows", "_pivots_permutation", "_skew", "_solve",
     "_solve_hessenberg_sylvester", "_solve_sylvester", "_solve_tril_sylvester",
     "_solve_triangular", "_sym", "_to_field",
-    "_measured", "_rule_by_value", "_traced", "_transposed", "_unbatched",
+    "_traced", "_transposed", "_unbatched",
     "_native_shapes", "_unpacked",
     "_version_tuple", "_zero_tangent", "_zeros_like"]
 
@@ -366,30 +365,6 @@ def _raise_if_failed(op, checks, derivatives, of="tangent"):
         return
     for check in checks:
         _raise_on_violation(op, check, of)
-
-
-def _measured(results, checks):
-    """A rule's results and, for each check switched on, its (failed, value, limit) per
-    matrix (_violation), computed in the rule's own program (_<kind>_measured)."""
-    return results, tuple(_violation(c) for c in checks if c is not None)
-
-
-def _rule_by_value(op, of, rule, measured, checks, arguments):
-    """An explicit <op>_jvp or <op>_vjp's rule on ``arguments`` (inputs, outputs, tangents or
-    cotangents, options).  Concrete: ``measured`` runs the rule and its checks as one jitted
-    program; the error of the first check (``checks``, the rule's _<kind>_checks) that
-    failed is raised from what it measured, as _raise_if_failed raises it.  Traced: ``rule``
-    itself (its results NaN where a check fails)."""
-    if _traced(arguments):
-        return rule(*arguments)
-    results, measures = measured(*arguments)
-    switched_on = [] if checks is None else [c for c in checks(*arguments) if c is not None]
-    for check, (failed, value, limit) in zip(switched_on, measures):
-        if bool(failed.any()):
-            first = int(_jnp.argmax(failed.reshape(-1)))
-            raise _no_derivative(op, check, float(value.reshape(-1)[first]),
-                                 float(limit.reshape(-1)[first]), of)
-    return results
 
 
 def _checked_vjp(op, results, checks):
