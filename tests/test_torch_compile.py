@@ -16,6 +16,7 @@ import pytest
 import torch
 
 import generated.torch as fr
+import ladder
 
 # inductor's compilation calls torch.jit.script_method, which torch 2.13 deprecates
 pytestmark = pytest.mark.filterwarnings(
@@ -222,8 +223,13 @@ def test_a_loss_and_its_gradient_are_one_graph(case):
     assert explained.graph_count == 1
 
 
-@pytest.mark.parametrize("dtype", sorted(DTYPES))
-@pytest.mark.parametrize("case", sorted(CASES))
+# every case in one dtype, the dtypes in turn (both under --full: tests/ladder.py); every
+# case compiles as one graph in float64 above
+IN_TURN = [(case, dtype) for i, case in enumerate(sorted(CASES))
+           for j, dtype in enumerate(sorted(DTYPES)) if ladder.FULL or i % len(DTYPES) == j]
+
+
+@pytest.mark.parametrize("case, dtype", IN_TURN, ids=[f"{c}-{d}" for c, d in IN_TURN])
 def test_compiled_loss_and_gradient_equal_eager(case, dtype):
     make, loss = CASES[case]
     inputs = make(DTYPES[dtype])
